@@ -1,0 +1,77 @@
+// The one error vocabulary of vppd.
+//
+// Every fallible function returns Result<T> (or Status for no value). Codes follow
+// the canonical set (abseil/gRPC) and are turned into an HTTP status and a Graph
+// error body in exactly one place: graph/errors.cc. Library failures (Boost, libcurl,
+// SQLite, OpenSSL) are converted to Error at the adapter that calls the library;
+// no exception crosses a module boundary.
+//
+//   Result<Token> t = store.GetToken(tenant, id);
+//   if (!t) return tl::unexpected(t.error());
+#pragma once
+
+#include <string>
+#include <utility>
+
+#include <tl/expected.hpp>
+
+namespace vppd {
+
+enum class Code {
+  kInvalidArgument,     // 400: the request is malformed or names something invalid.
+  kUnauthenticated,     // 401: no, bad or expired credentials.
+  kPermissionDenied,    // 403: authenticated but not allowed.
+  kNotFound,            // 404: no such object (or not visible to the caller).
+  kMethodNotAllowed,    // 405: known resource, wrong HTTP method.
+  kNotAcceptable,       // 406: the Accept header excludes every representation.
+  kAlreadyExists,       // 409: create of something that exists.
+  kFailedPrecondition,  // 409/412: the state of the object forbids the operation.
+  kPayloadTooLarge,     // 413
+  kUnsupportedMediaType,  // 415
+  kResourceExhausted,   // 429: quota or rate limit.
+  kUnimplemented,       // 501
+  kUnavailable,         // 503: transient, retry later.
+  kDeadlineExceeded,    // 504
+  kInternal,            // 500: a bug or a broken invariant.
+};
+
+// An error with a human-readable message. `target` names the offending thing
+// (a property, a query option, a path segment) when there is one. `graph_code`
+// overrides the Graph error code that graph/errors.cc derives from `code`.
+struct [[nodiscard]] Error {
+  Code code = Code::kInternal;
+  std::string message;
+  std::string target;
+  std::string graph_code;
+
+  static Error InvalidArgument(std::string msg, std::string target = {}) {
+    return {Code::kInvalidArgument, std::move(msg), std::move(target), {}};
+  }
+  static Error Unauthenticated(std::string msg) { return {Code::kUnauthenticated, std::move(msg), {}, {}}; }
+  static Error PermissionDenied(std::string msg) { return {Code::kPermissionDenied, std::move(msg), {}, {}}; }
+  static Error NotFound(std::string msg, std::string target = {}) {
+    return {Code::kNotFound, std::move(msg), std::move(target), {}};
+  }
+  static Error AlreadyExists(std::string msg) { return {Code::kAlreadyExists, std::move(msg), {}, {}}; }
+  static Error FailedPrecondition(std::string msg) { return {Code::kFailedPrecondition, std::move(msg), {}, {}}; }
+  static Error ResourceExhausted(std::string msg) { return {Code::kResourceExhausted, std::move(msg), {}, {}}; }
+  static Error Unavailable(std::string msg) { return {Code::kUnavailable, std::move(msg), {}, {}}; }
+  static Error Internal(std::string msg) { return {Code::kInternal, std::move(msg), {}, {}}; }
+
+  // Returns a copy with `graph_code` set, for errors whose Graph code is specific.
+  Error WithGraphCode(std::string gc) && {
+    graph_code = std::move(gc);
+    return std::move(*this);
+  }
+};
+
+template <class T>
+using Result = tl::expected<T, Error>;
+using Status = tl::expected<void, Error>;
+
+inline tl::unexpected<Error> Fail(Error e) { return tl::unexpected<Error>(std::move(e)); }
+
+// Short name of a code ("InvalidArgument"), for logs.
+const char* CodeName(Code code);
+
+}  // namespace vppd
