@@ -1,0 +1,308 @@
+#include "store/filter_sql.h"
+
+#include <fmt/format.h>
+
+namespace vppd::store {
+namespace {
+
+constexpr PropertyColumn kVppTokenColumns[] = {
+    {"id", "id", ColumnType::kText, false, {}},
+    {"organizationName", "organization_name", ColumnType::kText, true, {}},
+    {"vppTokenAccountType", "account_type", ColumnType::kEnum, false, {}},
+    {"appleId", "apple_id", ColumnType::kText, true, {}},
+    {"expirationDateTime", "expiration", ColumnType::kTime, false, {}},
+    {"lastSyncDateTime", "last_sync", ColumnType::kTime, false, {}},
+    {"lastModifiedDateTime", "last_modified", ColumnType::kTime, false, {}},
+    {"state", "state", ColumnType::kEnum, false, {}},
+    {"lastSyncStatus", "last_sync_status", ColumnType::kEnum, false, {}},
+    {"automaticallyUpdateApps", "automatically_update_apps", ColumnType::kBool, false, {}},
+    {"countryOrRegion", "country_or_region", ColumnType::kText, true, {}},
+    {"dataSharingConsentGranted", "data_sharing_consent", ColumnType::kBool, false, {}},
+    {"displayName", "display_name", ColumnType::kText, true, {}},
+    {"locationName", "location_name", ColumnType::kText, true, {}},
+    {"claimTokenManagementFromExternalMdm", "claim_from_external_mdm", ColumnType::kBool, false, {}},
+    {"appleDeviceAppDeliveryProtocolType", "delivery_protocol", ColumnType::kEnum, false, {}},
+    {"lastAppCount", "last_app_count", ColumnType::kInt, false, {}},
+    {"token", {}, ColumnType::kText, false, "it is stored encrypted"},
+    {"tokenActionResults", {}, ColumnType::kText, false, "it is a collection"},
+    {"roleScopeTagIds", {}, ColumnType::kText, false, "it is a collection"},
+};
+
+// What a literal or column can be compared with: text and enum members are both
+// strings; integers and doubles are both numbers.
+enum class Kind { kNull, kString, kBool, kNumber, kTime };
+
+Kind KindOf(ColumnType t) {
+  switch (t) {
+    case ColumnType::kText:
+    case ColumnType::kEnum: return Kind::kString;
+    case ColumnType::kBool: return Kind::kBool;
+    case ColumnType::kInt: return Kind::kNumber;
+    case ColumnType::kTime: return Kind::kTime;
+  }
+  return Kind::kNull;
+}
+
+const char* KindName(Kind k) {
+  switch (k) {
+    case Kind::kNull: return "null";
+    case Kind::kString: return "string";
+    case Kind::kBool: return "boolean";
+    case Kind::kNumber: return "number";
+    case Kind::kTime: return "DateTimeOffset";
+  }
+  return "?";
+}
+
+Result<const PropertyColumn*> Lookup(std::span<const PropertyColumn> columns, const std::string& property) {
+  for (const PropertyColumn& c : columns) {
+    if (c.property != property) continue;
+    if (c.column.empty()) {
+      return Fail(Error::InvalidArgument(
+          fmt::format("property '{}' cannot be used in $filter or $orderby: {}", property, c.why_not), property));
+    }
+    return &c;
+  }
+  return Fail(Error::InvalidArgument(fmt::format("unknown property '{}'", property), property));
+}
+
+// A compiled value: SQL text that yields it, and what kind it is.
+struct Operand {
+  std::string sql;
+  Kind kind;
+  std::string property;  // set when it is a property, for error targets
+};
+
+class FilterCompiler {
+ public:
+  FilterCompiler(std::span<const PropertyColumn> columns, SqlBuilder& builder)
+      : columns_(columns), builder_(builder) {}
+
+  Result<std::string> Predicate(const Expr& e, int depth) {
+    if (depth > kMaxFilterDepth) {
+      return Fail(Error::InvalidArgument(fmt::format("$filter is nested deeper than {} levels", kMaxFilterDepth)));
+    }
+    if (++nodes_ > kMaxFilterNodes) {
+      return Fail(Error::InvalidArgument(fmt::format("$filter has more than {} terms", kMaxFilterNodes)));
+    }
+    switch (e.kind) {
+      case Expr::Kind::kLiteral:
+        if (const bool* b = std::get_if<bool>(&e.literal)) return std::string(*b ? "1" : "0");
+        return Fail(Error::InvalidArgument("$filter must be a boolean expression"));
+      case Expr::Kind::kProperty: {
+        // A boolean property on its own is a predicate: `$filter=automaticallyUpdateApps`.
+        Result<Operand> o = Value(e);
+        if (!o) return Fail(o.error());
+        if (o->kind != Kind::kBool) {
+          return Fail(Error::InvalidArgument(
+              fmt::format("property '{}' is not boolean and cannot stand alone in $filter", e.property), e.property));
+        }
+        return fmt::format("coalesce({} = 1, 0)", o->sql);
+      }
+      case Expr::Kind::kOp:
+        return Operation(e, depth);
+    }
+    return Fail(Error::InvalidArgument("malformed $filter node"));
+  }
+
+ private:
+  Result<std::string> Operation(const Expr& e, int depth) {
+    const auto& c = e.children;
+    switch (e.op) {
+      case Op::kAnd:
+      case Op::kOr: {
+        if (Status s = Arity(e, 2); !s) return Fail(s.error());
+        Result<std::string> left = Predicate(c[0], depth + 1);
+        if (!left) return left;
+        Result<std::string> right = Predicate(c[1], depth + 1);
+        if (!right) return right;
+        return fmt::format("({} {} {})", *left, e.op == Op::kAnd ? "AND" : "OR", *right);
+      }
+      case Op::kNot: {
+        if (Status s = Arity(e, 1); !s) return Fail(s.error());
+        Result<std::string> inner = Predicate(c[0], depth + 1);
+        if (!inner) return inner;
+        return fmt::format("(NOT {})", *inner);
+      }
+      case Op::kEq:
+      case Op::kNe:
+      case Op::kGt:
+      case Op::kGe:
+      case Op::kLt:
+      case Op::kLe:
+        if (Status s = Arity(e, 2); !s) return Fail(s.error());
+        return Comparison(e.op, c[0], c[1]);
+      case Op::kIn:
+        return In(e);
+      case Op::kStartsWith:
+      case Op::kEndsWith:
+      case Op::kContains:
+        if (Status s = Arity(e, 2); !s) return Fail(s.error());
+        return StringFunction(e.op, c[0], c[1]);
+      case Op::kIsOf:
+        return IsOf(e);
+    }
+    return Fail(Error::InvalidArgument("unknown $filter operator"));
+  }
+
+  static Status Arity(const Expr& e, std::size_t n) {
+    if (e.children.size() != n) {
+      return Fail(Error::InvalidArgument(
+          fmt::format("malformed $filter: an operator expects {} operand(s), got {}", n, e.children.size())));
+    }
+    return {};
+  }
+
+  // A property or a literal, compiled to a column name or a parameter.
+  Result<Operand> Value(const Expr& e) {
+    if (e.kind == Expr::Kind::kProperty) {
+      Result<const PropertyColumn*> col = Lookup(columns_, e.property);
+      if (!col) return Fail(col.error());
+      return Operand{std::string((*col)->column), KindOf((*col)->type), e.property};
+    }
+    if (e.kind != Expr::Kind::kLiteral) {
+      return Fail(Error::InvalidArgument("$filter compares a property or a literal, not an expression"));
+    }
+    if (builder_.params().size() >= kMaxFilterParams) {
+      return Fail(Error::InvalidArgument(fmt::format("$filter has more than {} literals", kMaxFilterParams)));
+    }
+    return std::visit(
+        [&](const auto& v) -> Result<Operand> {
+          using T = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, std::monostate>) {
+            return Operand{"NULL", Kind::kNull, {}};
+          } else if constexpr (std::is_same_v<T, bool>) {
+            return Operand{builder_.Param(std::int64_t{v ? 1 : 0}), Kind::kBool, {}};
+          } else if constexpr (std::is_same_v<T, std::int64_t> || std::is_same_v<T, double>) {
+            return Operand{builder_.Param(v), Kind::kNumber, {}};
+          } else if constexpr (std::is_same_v<T, std::string>) {
+            return Operand{builder_.Param(v), Kind::kString, {}};
+          } else {
+            static_assert(std::is_same_v<T, DateTime>);
+            return Operand{builder_.Param(std::int64_t{v.micros}), Kind::kTime, {}};
+          }
+        },
+        e.literal);
+  }
+
+  static Status Compatible(const Operand& a, const Operand& b) {
+    if (a.kind == Kind::kNull || b.kind == Kind::kNull || a.kind == b.kind) return {};
+    const std::string& target = a.property.empty() ? b.property : a.property;
+    return Fail(Error::InvalidArgument(
+        fmt::format("cannot compare a {} with a {}", KindName(a.kind), KindName(b.kind)), target));
+  }
+
+  Result<std::string> Comparison(Op op, const Expr& lhs, const Expr& rhs) {
+    Result<Operand> a = Value(lhs);
+    if (!a) return Fail(a.error());
+    Result<Operand> b = Value(rhs);
+    if (!b) return Fail(b.error());
+    if (Status s = Compatible(*a, *b); !s) return Fail(s.error());
+    bool has_null = a->kind == Kind::kNull || b->kind == Kind::kNull;
+    // IS / IS NOT are SQLite's null-safe (two-valued) equality.
+    if (op == Op::kEq) return fmt::format("({} IS {})", a->sql, b->sql);
+    if (op == Op::kNe) return fmt::format("({} IS NOT {})", a->sql, b->sql);
+    if (has_null) return std::string("0");  // relational operators are false on null
+    const char* sql_op = op == Op::kGt ? ">" : op == Op::kGe ? ">=" : op == Op::kLt ? "<" : "<=";
+    return fmt::format("coalesce({} {} {}, 0)", a->sql, sql_op, b->sql);
+  }
+
+  Result<std::string> In(const Expr& e) {
+    if (e.children.empty()) return Fail(Error::InvalidArgument("malformed $filter: 'in' without a left operand"));
+    Result<Operand> subject = Value(e.children[0]);
+    if (!subject) return Fail(subject.error());
+    std::string list;
+    bool has_null = false;
+    for (std::size_t i = 1; i < e.children.size(); ++i) {
+      if (e.children[i].kind != Expr::Kind::kLiteral) {
+        return Fail(Error::InvalidArgument("the right side of 'in' must be a list of literals", subject->property));
+      }
+      Result<Operand> item = Value(e.children[i]);
+      if (!item) return Fail(item.error());
+      if (Status s = Compatible(*subject, *item); !s) return Fail(s.error());
+      if (item->kind == Kind::kNull) {
+        has_null = true;
+        continue;
+      }
+      if (!list.empty()) list += ", ";
+      list += item->sql;
+    }
+    // A flat IN list rather than a chain of ORs: SQLite limits expression depth
+    // (1000), and a long OR chain is that deep.
+    std::string sql = list.empty() ? "0" : fmt::format("coalesce({} IN ({}), 0)", subject->sql, list);
+    if (has_null) sql = fmt::format("({} OR {} IS NULL)", sql, subject->sql);
+    return sql;
+  }
+
+  Result<std::string> StringFunction(Op op, const Expr& lhs, const Expr& rhs) {
+    Result<Operand> haystack = Value(lhs);
+    if (!haystack) return Fail(haystack.error());
+    Result<Operand> needle = Value(rhs);
+    if (!needle) return Fail(needle.error());
+    for (const Operand* o : {&*haystack, &*needle}) {
+      if (o->kind != Kind::kString && o->kind != Kind::kNull) {
+        return Fail(Error::InvalidArgument(
+            fmt::format("string functions take strings, not a {}", KindName(o->kind)), o->property));
+      }
+    }
+    if (haystack->kind == Kind::kNull || needle->kind == Kind::kNull) return std::string("0");
+    const std::string& h = haystack->sql;
+    const std::string& n = needle->sql;
+    // instr/substr/length count characters and compare bytes exactly, so the
+    // match is case-sensitive and no character of the needle is special.
+    switch (op) {
+      case Op::kContains:
+        return fmt::format("coalesce(instr({}, {}) > 0, 0)", h, n);
+      case Op::kStartsWith:
+        return fmt::format("coalesce(substr({0}, 1, length({1})) = {1}, 0)", h, n);
+      default:  // kEndsWith
+        return fmt::format("coalesce(length({0}) >= length({1}) AND substr({0}, length({0}) - length({1}) + 1) = {1}, 0)",
+                           h, n);
+    }
+  }
+
+  Result<std::string> IsOf(const Expr& e) {
+    // vppToken has no derived types: isof is true exactly for its own type name.
+    if (e.children.size() != 1 || e.children[0].kind != Expr::Kind::kLiteral ||
+        !std::holds_alternative<std::string>(e.children[0].literal)) {
+      return Fail(Error::InvalidArgument("malformed $filter: isof expects one type name"));
+    }
+    const std::string& type = std::get<std::string>(e.children[0].literal);
+    return std::string(type == "microsoft.graph.vppToken" ? "1" : "0");
+  }
+
+  std::span<const PropertyColumn> columns_;
+  SqlBuilder& builder_;
+  int nodes_ = 0;
+};
+
+}  // namespace
+
+std::span<const PropertyColumn> VppTokenColumns() { return kVppTokenColumns; }
+
+std::string SqlBuilder::Param(sqlite::SqlValue value) {
+  params_.push_back(std::move(value));
+  return fmt::format("?{}", params_.size());
+}
+
+Result<std::string> CompileFilter(const Expr& filter, std::span<const PropertyColumn> columns, SqlBuilder& builder) {
+  FilterCompiler compiler(columns, builder);
+  return compiler.Predicate(filter, 1);
+}
+
+Result<std::string> CompileOrderBy(const std::vector<OrderKey>& keys, std::span<const PropertyColumn> columns,
+                                   std::string_view id_column) {
+  if (keys.size() > kMaxOrderKeys) {
+    return Fail(Error::InvalidArgument(fmt::format("$orderby has more than {} keys", kMaxOrderKeys)));
+  }
+  std::string sql;
+  for (const OrderKey& key : keys) {
+    Result<const PropertyColumn*> col = Lookup(columns, key.property);
+    if (!col) return Fail(col.error());
+    fmt::format_to(std::back_inserter(sql), "{}{}, ", (*col)->column, key.descending ? " DESC" : "");
+  }
+  sql += id_column;
+  return sql;
+}
+
+}  // namespace vppd::store

@@ -1,0 +1,78 @@
+// Internal to store/: compiles a store::Expr ($filter) and OrderKeys ($orderby) into
+// a SQL fragment with numbered parameters (`?2`), through a fixed table that maps
+// Graph property names to columns. No text from the query is ever pasted into SQL:
+// property names are looked up, literals become parameters.
+//
+// Semantics (OData / MS-ODATA "lifted operators"):
+// - eq/ne are null-safe: `x eq null` is IS NULL, null eq null is true, null ne 'a'
+//   is true.
+// - gt/ge/lt/le are false when either side is null.
+// - startswith/endswith/contains on a null value are false; `not` of them is true.
+//   Every leaf predicate is two-valued, so `not` always negates exactly.
+// - String comparison and the string functions are case-sensitive (BINARY), and
+//   the functions use instr/substr rather than LIKE, so `%`, `_` and `\` in the
+//   needle are ordinary characters with no escaping to get wrong.
+// - Enum properties are compared and ordered by member name (TEXT), not by the
+//   member's numeric value. Equality, `in` and the string functions are exact;
+//   gt/lt and $orderby follow the names' byte order.
+// - Booleans are 0/1, DateTimeOffset literals are INTEGER microseconds.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/error.h"
+#include "store/query.h"
+#include "store/sqlite_db.h"
+
+namespace vppd::store {
+
+enum class ColumnType { kText, kEnum, kBool, kInt, kTime };
+
+// One Graph property of an entity and where it lives. `column` empty means the
+// property exists but cannot be queried; `why_not` says why (e.g. encrypted).
+struct PropertyColumn {
+  std::string_view property;
+  std::string_view column;
+  ColumnType type;
+  bool nullable;
+  std::string_view why_not;
+};
+
+// vppToken's properties, as the vpp_tokens table stores them.
+std::span<const PropertyColumn> VppTokenColumns();
+
+// Bounds on a compiled filter, so a hostile $filter can neither overflow the stack
+// (depth), nor SQLite's expression/parameter limits, nor take long to compile.
+inline constexpr int kMaxFilterDepth = 100;
+inline constexpr int kMaxFilterNodes = 2000;
+inline constexpr int kMaxFilterParams = 1000;
+inline constexpr std::size_t kMaxOrderKeys = 32;
+
+// Builds SQL text and its parameters together. Parameters are numbered in the
+// order they are added, starting at 1.
+class SqlBuilder {
+ public:
+  // Adds a parameter and returns its placeholder ("?3").
+  std::string Param(sqlite::SqlValue value);
+  const std::vector<sqlite::SqlValue>& params() const { return params_; }
+
+ private:
+  std::vector<sqlite::SqlValue> params_;
+};
+
+// A boolean SQL expression for `filter` over `columns`, its literals added to
+// `builder`. InvalidArgument naming the problem (and the property, as target) when
+// the filter uses an unknown or unqueryable property, a literal of the wrong type,
+// a malformed node, or exceeds the bounds above.
+Result<std::string> CompileFilter(const Expr& filter, std::span<const PropertyColumn> columns, SqlBuilder& builder);
+
+// `col1 DESC, col2, id` — the keys, then `id_column` ascending as the last key so
+// pages are stable. InvalidArgument as for CompileFilter.
+Result<std::string> CompileOrderBy(const std::vector<OrderKey>& keys, std::span<const PropertyColumn> columns,
+                                   std::string_view id_column);
+
+}  // namespace vppd::store

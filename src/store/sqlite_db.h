@@ -1,0 +1,121 @@
+// Internal to store/: a small RAII layer over the SQLite C API.
+//
+// Connection owns one sqlite3 handle, its cache of prepared statements and a
+// statement deadline. Stmt is a lease on a cached statement: it resets and clears
+// its bindings when it goes out of scope, so a statement never leaks values from
+// one call into the next. Every SQLite failure becomes an Error here (MapError),
+// so no sqlite3 result code leaves this layer.
+//
+// Thread-safety: none. A Connection (and every Stmt leased from it) is used by one
+// thread at a time; SqliteStore guarantees that with its writer mutex and reader pool.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <variant>
+
+#include "base/error.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace vppd::store::sqlite {
+
+// A value bound to a numbered parameter of a dynamically built statement.
+using SqlValue = std::variant<std::monostate, std::int64_t, double, std::string>;
+
+class Connection;
+
+class Stmt {
+ public:
+  Stmt(Connection* conn, sqlite3_stmt* stmt) : conn_(conn), stmt_(stmt) {}
+  Stmt(Stmt&& other) noexcept : conn_(other.conn_), stmt_(other.stmt_) { other.stmt_ = nullptr; }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  Stmt& operator=(Stmt&&) = delete;
+  ~Stmt();
+
+  // Parameters are 1-based, as in SQLite. Text is copied (SQLITE_TRANSIENT).
+  Status Bind(int index, std::int64_t value);
+  Status Bind(int index, double value);
+  Status Bind(int index, std::string_view text);
+  Status Bind(int index, const std::optional<std::string>& text);  // nullopt binds NULL
+  Status BindBool(int index, bool value) { return Bind(index, std::int64_t{value ? 1 : 0}); }
+  Status BindNull(int index);
+  Status Bind(int index, const SqlValue& value);
+
+  // Advances: true when a row is ready, false when the statement is done.
+  Result<bool> Step();
+  // Steps to completion, ignoring rows; for INSERT/UPDATE/DELETE.
+  Status Run();
+
+  // Columns are 0-based, as in SQLite. Reading a column of the wrong storage class
+  // converts as SQLite does; the STRICT schema keeps classes exact.
+  bool IsNull(int col) const;
+  std::int64_t Int(int col) const;
+  std::string Text(int col) const;
+  std::optional<std::string> OptText(int col) const;
+
+ private:
+  Connection* conn_;
+  sqlite3_stmt* stmt_;
+};
+
+struct ConnectionOptions {
+  std::string path;
+  int busy_timeout_ms = 5000;
+  // true: PRAGMA synchronous=FULL; false: NORMAL. See SqliteOptions.
+  bool synchronous_full = true;
+  // Reader connections set query_only, so a bug cannot write through them.
+  bool query_only = false;
+};
+
+class Connection {
+ public:
+  // Opens (creating when absent) and configures the connection: WAL, foreign keys,
+  // busy timeout, defensive mode. Unavailable when the file cannot be opened.
+  static Result<std::unique_ptr<Connection>> Open(const ConnectionOptions& options);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Runs SQL without parameters or result rows: BEGIN/COMMIT, PRAGMA, DDL. Never
+  // used with values from outside the binary.
+  Status Exec(const char* sql);
+  // A statement of fixed text, prepared once and kept for the connection's life.
+  Result<Stmt> Prepare(std::string_view sql);
+  // A statement whose text depends on a query's shape ($filter/$orderby). Kept in a
+  // small bounded cache, so hostile variety cannot grow memory without limit.
+  Result<Stmt> PrepareDynamic(const std::string& sql);
+
+  // Statements that run past `deadline` are interrupted and fail with
+  // DeadlineExceeded. ClearDeadline before COMMIT/ROLLBACK, which must not be cut.
+  void SetDeadline(std::chrono::steady_clock::time_point deadline) { deadline_ = deadline; }
+  void ClearDeadline() { deadline_ = std::chrono::steady_clock::time_point::max(); }
+
+  // Turns a SQLite result code into an Error naming `what` was being done.
+  Error MapError(int rc, std::string_view what) const;
+  // The number of rows the last INSERT/UPDATE/DELETE changed.
+  std::int64_t Changes() const;
+  // The single integer a query such as `PRAGMA user_version` returns.
+  Result<std::int64_t> QueryInt(const char* sql);
+
+ private:
+  explicit Connection(sqlite3* db) : db_(db) {}
+  static int OnProgress(void* self);
+  Result<Stmt> PrepareInto(std::unordered_map<std::string, sqlite3_stmt*>& cache, const std::string& sql,
+                           bool persistent);
+
+  sqlite3* db_;
+  std::unordered_map<std::string, sqlite3_stmt*> fixed_;
+  std::unordered_map<std::string, sqlite3_stmt*> dynamic_;
+  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
+  friend class Stmt;
+};
+
+}  // namespace vppd::store::sqlite
