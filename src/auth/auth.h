@@ -1,0 +1,201 @@
+// Bearer-token verification for the Graph surface, and the dev signing key.
+//
+// A Verifier checks the `Authorization` header of each Graph request: an RS256 JWT
+// signed by one of the trusted issuers (Microsoft Entra ID v1/v2, or the dev key of a
+// `--dev` server), for the token's own tenant, for Graph's audience, not expired. It
+// turns the claims into a Caller; permission checks are the service's business.
+//
+//   Result<auth::DevKey> dev = auth::DevKey::LoadOrCreate(data_dir);
+//   auth::VerifierOptions options;
+//   options.issuers = auth::DevIssuers(*dev);          // and/or auth::EntraIssuers()
+//   Result<auth::Verifier> verifier = auth::Verifier::Create(std::move(options));
+//   ...
+//   std::string why;
+//   Result<auth::Caller> caller = verifier->Verify(req.Header("Authorization").value_or(""), &why);
+//   if (!caller) { log(why); return GraphError(caller.error()); }   // 401
+//
+// Every failure is Error{kUnauthenticated, one of Graph's three messages below,
+// graph_code "InvalidAuthenticationToken"}; the precise reason goes to `why` (and to
+// a debug log) and never contains token text or key material.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/base.h"
+#include "base/error.h"
+
+namespace vppd::auth {
+
+// Microsoft's tenant of personal accounts (MSA); tokens with this `tid` are personal.
+inline constexpr char kPersonalAccountTenantId[] = "9188040d-6c67-4c5b-b112-36a304b66dad";
+// The tenant a `--dev` server registers and `vppd dev-token` signs for by default.
+inline constexpr char kDevTenantId[] = "7d3e5f1a-9c2b-4e8d-a6f0-3b1c5d7e9f20";
+// The user (`oid`) and client application (`appid`) of dev tokens unless set.
+inline constexpr char kDevObjectId[] = "0a11ce00-5eed-4d3e-8f00-00000000d0e5";
+inline constexpr char kDevAppId[] = "de7c11e0-0000-4000-8000-000000000001";
+// Microsoft Graph's application id, one of the two audience forms of Graph tokens.
+inline constexpr char kGraphAppId[] = "00000003-0000-0000-c000-000000000000";
+// Entra ID's signing keys (the same set serves v1 and v2 tokens of every tenant).
+inline constexpr char kEntraJwksUrl[] = "https://login.microsoftonline.com/common/discovery/v2.0/keys";
+
+// Graph's messages, and the Graph error code of every verification failure.
+inline constexpr char kMessageEmpty[] = "Access token is empty.";
+inline constexpr char kMessageExpired[] = "Access token has expired or is not yet valid.";
+inline constexpr char kMessageInvalid[] = "Access token validation failure.";
+inline constexpr char kGraphCodeInvalidToken[] = "InvalidAuthenticationToken";
+
+// Longest token accepted, in bytes (Entra tokens are 1.5–4 KiB).
+inline constexpr std::size_t kMaxTokenBytes = 16 * 1024;
+
+// Who is calling, from a verified token.
+struct Caller {
+  std::string tenant_id;            // `tid`, a GUID as the token spells it.
+  std::string object_id;            // `oid`; may be empty for some app tokens.
+  std::string app_id;               // `appid` (v1) or `azp` (v2); may be empty.
+  bool personal_account = false;    // tid == kPersonalAccountTenantId.
+  bool app_only = false;            // has `roles` and no `scp`.
+  std::vector<std::string> scopes;  // `scp` split on spaces (delegated tokens).
+  std::vector<std::string> roles;   // `roles` (application permissions).
+};
+
+// Where a trusted issuer's signing keys come from: a JSON Web Key Set
+// ({"keys":[{"kty":"RSA","kid","n","e",...}]}). Only RSA keys of 2048–8192 bits whose
+// `use` (when present) is "sig" and `alg` (when present) is "RS256" are taken; other
+// keys in the set are skipped. Sources with equal names share one cached key set.
+class JwksSource {
+ public:
+  // Returns the JWKS text, or an error saying why it could not be had.
+  using Fetcher = std::function<Result<std::string>()>;
+
+  // A fixed set, e.g. DevKey::JwksJson(). Must parse when the Verifier is created.
+  static JwksSource Json(std::string jwks_json);
+  // A file (≤ 1 MiB), read when the Verifier is created (and must parse then), and
+  // read again on an unknown `kid` (at most once per refetch interval).
+  static JwksSource File(std::string path);
+  // An http(s) URL fetched with libcurl (5 s connect, 10 s total, ≤ 1 MiB, no
+  // redirects), first when the Verifier is created (a failure there is only logged),
+  // again on an unknown `kid` at most once per refetch interval, and when the set is
+  // older than a day. A failed fetch keeps the last good set.
+  static JwksSource Url(std::string url);
+  // Any fetcher, treated like a URL (tests use it to count and fail fetches).
+  static JwksSource Custom(std::string name, Fetcher fetcher);
+
+  const std::string& name() const { return name_; }
+
+ private:
+  friend class Verifier;
+  JwksSource(std::string name, Fetcher fetcher, bool fixed, bool required)
+      : name_(std::move(name)), fetcher_(std::move(fetcher)), fixed_(fixed), required_(required) {}
+  std::string name_;
+  Fetcher fetcher_;
+  bool fixed_;     // Never refetched.
+  bool required_;  // Create() fails when the first load fails.
+};
+
+// One trusted issuer. `issuer` holds `{tenantid}` exactly once, which is replaced by the
+// token's own `tid` before comparing with `iss`, e.g. "https://sts.windows.net/{tenantid}/".
+// When several issuers match a token, its `kid` is looked up in all of their key sets.
+struct TrustedIssuer {
+  std::string issuer;
+  JwksSource jwks;
+};
+
+struct VerifierOptions {
+  // `aud` (a string, or an array of which one must match) must be one of these.
+  std::vector<std::string> audiences = {"https://graph.microsoft.com", kGraphAppId};
+  // Clock skew tolerated on `exp` and `nbf`.
+  std::chrono::seconds leeway{60};
+  const Clock* clock = nullptr;  // nullptr = Clock::Real(). Must outlive the Verifier.
+  std::vector<TrustedIssuer> issuers;
+  // Verified tokens remembered (by SHA-256) until their `exp` + leeway.
+  std::size_t cache_entries = 10'000;
+  // Least time between two fetches of one key set.
+  std::chrono::seconds jwks_refetch_interval{60};
+  // A refetchable key set older than this is refetched on the next lookup.
+  std::chrono::seconds jwks_max_age{24 * 3600};
+};
+
+// Verifies bearer tokens. Thread-safe: Verify may be called from any number of threads.
+class Verifier {
+ public:
+  // Fails with InvalidArgument when there is no issuer or audience, an issuer has no
+  // or several `{tenantid}`, the leeway is negative, or a Json/File source does not
+  // give a usable key set (the message says which and why).
+  static Result<Verifier> Create(VerifierOptions options);
+
+  Verifier(Verifier&&) noexcept;
+  Verifier& operator=(Verifier&&) noexcept;
+  ~Verifier();
+
+  // `authorization` is the raw Authorization header value (empty when absent). The
+  // scheme `Bearer` is matched case-insensitively. On failure returns Unauthenticated
+  // with kMessageEmpty (no token), kMessageExpired (`exp`/`nbf` out of range with
+  // leeway; only said of tokens whose signature is good) or kMessageInvalid
+  // (everything else), and sets `*why` (when given) to the precise reason.
+  // May block on a JWKS fetch (≤ 10 s) when the token's `kid` is unknown.
+  Result<Caller> Verify(std::string_view authorization, std::string* why = nullptr) const;
+
+  // RSA signature checks performed so far (a cache hit performs none). For tests and metrics.
+  std::uint64_t signature_checks() const;
+  // Successful fetches (the initial load included) of all key sets. For tests and metrics.
+  std::uint64_t jwks_fetches() const;
+
+ private:
+  struct Impl;
+  explicit Verifier(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// What `vppd dev-token` asks for.
+struct DevTokenRequest {
+  std::string tenant_id;             // Empty = kDevTenantId. Must be a GUID.
+  std::vector<std::string> scopes;   // → `scp` (omitted when empty).
+  std::vector<std::string> roles;    // → `roles` (omitted when empty).
+  bool personal_account = false;     // tid = kPersonalAccountTenantId (tenant_id ignored).
+  std::chrono::seconds ttl{3600};    // exp = now + ttl; negative gives an expired token.
+  std::string audience = "https://graph.microsoft.com";
+  std::string object_id;             // Empty = kDevObjectId.
+  std::string app_id;                // Empty = kDevAppId.
+  bool v2 = false;                   // v2 issuer and `azp` instead of v1 issuer and `appid`.
+};
+
+// The dev signing key: RSA-2048, kept PEM (PKCS#8) in `<data_dir>/dev-signing-key.pem`,
+// created mode 0600 on first use. Its kid is the RFC 7638 thumbprint of the public key,
+// so it is stable across restarts. Copies share the key; thread-safe.
+class DevKey {
+ public:
+  static constexpr char kFileName[] = "dev-signing-key.pem";
+
+  // Loads the key, creating the directory and the key when absent (concurrent callers
+  // end up with the same key). Fails with Internal when the file cannot be read or
+  // written, or FailedPrecondition when it holds no RSA private key of ≥ 2048 bits.
+  static Result<DevKey> LoadOrCreate(const std::string& data_dir);
+
+  const std::string& kid() const;
+  // {"keys":[{"kty":"RSA","use":"sig","alg":"RS256","kid","n","e"}]} of the public key.
+  std::string JwksJson() const;
+  // A signed RS256 token shaped like an Entra access token for Graph (iss, aud, tid,
+  // oid, appid|azp, scp, roles, iat, nbf, exp, ver). Fails with InvalidArgument when
+  // tenant_id is not a GUID or a scope contains a space.
+  Result<std::string> Sign(const DevTokenRequest& request, const Clock& clock = Clock::Real()) const;
+
+ private:
+  struct Impl;
+  explicit DevKey(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
+  std::shared_ptr<const Impl> impl_;
+};
+
+// The v1 ("https://sts.windows.net/{tenantid}/") and v2
+// ("https://login.microsoftonline.com/{tenantid}/v2.0") issuers, trusted with `jwks`.
+std::vector<TrustedIssuer> EntraIssuers(JwksSource jwks = JwksSource::Url(kEntraJwksUrl));
+// The same issuers trusted with the dev key's public key: what a --dev server trusts.
+std::vector<TrustedIssuer> DevIssuers(const DevKey& key);
+
+}  // namespace vppd::auth
