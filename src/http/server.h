@@ -11,6 +11,45 @@
 //   });
 //   if (!server) ...;
 //   (*server)->RunUntilSignal();   // SIGTERM/SIGINT: stop accepting, drain, return.
+//
+// Contract, in the order a request meets it:
+//   - Connections: at most `max_connections` are served at once; one more is
+//     answered 503 (Retry-After: 1) without being read and closed. A new
+//     connection must start its first request within `read_timeout` and a
+//     keep-alive connection its next one within `idle_timeout`; otherwise it is
+//     closed silently (no request was started, so nothing is owed).
+//   - Reading: once the first byte of a request has arrived, the whole header and
+//     body must arrive within `read_timeout` → else 408. A header over
+//     `max_header_bytes` (request line included) → 431. A body over
+//     `max_body_bytes` → 413, decided from Content-Length before any body is read,
+//     or as a chunked body grows. Malformed HTTP → 400; a version other than 1.0
+//     or 1.1 → 505. Each of these closes the connection after the answer.
+//     `Expect: 100-continue` is honoured.
+//   - Handling: the handler runs synchronously on an io thread. While it runs, that
+//     thread serves nobody else: with `threads` = N, N handlers blocked at once
+//     (on SQLite, say) stall every other connection until one returns; accepting
+//     and slow clients cost no thread, only handlers do. Size `threads` for the
+//     number of handlers that may block at the same time. HEAD requests reach the
+//     handler as GET; the answer carries the GET's headers (Content-Length
+//     included) and no body. A handler that throws is answered 500 with a Graph
+//     error body (code generalException), logged, and the connection lives on.
+//   - Writing: every response carries `request-id` (the Request's fresh GUID),
+//     `client-request-id` echoed when the request had one, `Date`, `Server: vppd`
+//     (unless the handler set Server) and `Content-Length` (except 1xx and 204).
+//     The server owns Content-Length, Transfer-Encoding, Connection, Date,
+//     request-id and client-request-id: the handler's values for these are
+//     dropped, as are headers with an invalid name or a CR/LF/NUL in the value.
+//     The whole response must be written within `write_timeout`, else the
+//     connection is closed. Keep-alive: HTTP/1.1 unless `Connection: close`,
+//     HTTP/1.0 only with `Connection: keep-alive`.
+//   - Shutdown (Stop or a signal): stop accepting; idle keep-alive connections are
+//     closed at once; requests being read, handled or delayed finish and are
+//     answered with `Connection: close`; after `drain_timeout` whatever is left is
+//     closed by force (a handler still running keeps its thread until it returns,
+//     and Stop waits for that when it joins).
+//
+// Errors the server answers by itself use the Graph envelope
+// {"error":{"code","message","innerError":{"request-id","date"}}}.
 #pragma once
 
 #include <chrono>
@@ -36,7 +75,7 @@ std::optional<std::string_view> FindHeader(const std::vector<Header>& headers, s
 struct Request {
   std::string method;   // "GET", "POST", ... as sent.
   std::string target;   // Raw request-target: path and query, still percent-encoded.
-  std::vector<Header> headers;
+  std::vector<http::Header> headers;  // Qualified: the member Header() below hides the type.
   std::string body;     // At most ServerOptions::max_body_bytes.
   std::string remote;   // "ip:port" of the peer.
   // A fresh GUID per request, also sent back as the `request-id` header.
@@ -64,9 +103,11 @@ struct Response {
   }
 };
 
-// Called on one of the server's threads for each complete request. May block
-// (store access) but should not sleep; must not throw (a throw is caught, logged
-// and answered 500, as a last resort).
+// Called on one of the server's threads for each complete request, possibly on
+// several threads at once (it must be thread-safe). May block (store access) but
+// should not sleep: each blocked call holds one of the `threads` (see above); use
+// Response::delay to wait. Must not throw (a throw is caught, logged and answered
+// 500, as a last resort).
 using Handler = std::function<Response(Request&)>;
 
 struct ServerOptions {
@@ -79,21 +120,32 @@ struct ServerOptions {
   std::chrono::milliseconds read_timeout{10'000};
   // A keep-alive connection with no request for this long is closed silently.
   std::chrono::milliseconds idle_timeout{60'000};
+  // A response (header and body) must be written within this time, else the
+  // connection is closed.
+  std::chrono::milliseconds write_timeout{10'000};
   // On shutdown, in-flight requests get this long to finish.
   std::chrono::milliseconds drain_timeout{10'000};
-  std::size_t max_connections = 10'000;
+  std::size_t max_connections = 10'000;  // Served at once; one more → 503, then close.
 };
 
+// Thread-safety: port() and Stop() may be called from any thread; Stop() from a
+// handler only begins the shutdown (a thread cannot join itself) and the owner's
+// Stop() or the destructor completes it. The destructor calls Stop(); do not
+// destroy the Server from one of its handlers.
 class Server {
  public:
   // Binds and starts serving on `options.threads` threads. Fails with
-  // Unavailable when the address cannot be bound.
+  // Unavailable when the address cannot be bound (port in use, no permission),
+  // InvalidArgument when an option is out of range (threads < 1, max_connections
+  // 0, max_header_bytes 0) or the host name cannot be resolved.
   static Result<std::unique_ptr<Server>> Start(const ServerOptions& options, Handler handler);
   virtual ~Server() = default;
 
   // The port actually bound.
   virtual std::uint16_t port() const = 0;
-  // Blocks until SIGTERM or SIGINT, then shuts down gracefully and returns.
+  // Blocks until SIGTERM or SIGINT (or until Stop() is called from elsewhere),
+  // then shuts down gracefully and returns. Installs handlers for both signals
+  // while it runs and restores the default dispositions when it returns.
   virtual void RunUntilSignal() = 0;
   // Graceful shutdown from any thread: stop accepting, let in-flight requests
   // finish (up to drain_timeout), close idle connections, join threads. Idempotent.

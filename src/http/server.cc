@@ -1,0 +1,836 @@
+// Boost.Beast/Asio implementation of http::Server (see server.h for the contract).
+//
+// Shape: one io_context run by `threads` threads; an accept coroutine on its own
+// strand; one coroutine per connection on a strand of its own, so everything a
+// connection owns (socket, timers, buffer, phase) is touched from one strand only
+// and Stop() reaches it by posting onto that strand.
+//
+// Deadlines are a per-connection steady_timer that cancels the socket when it
+// fires (instead of beast::tcp_stream's timeout, which closes the socket and so
+// makes a 408 answer impossible). A generation counter discards stale expiries.
+#include "http/server.h"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <csignal>
+#include <cstdint>
+#include <exception>
+#include <limits>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include "base/base.h"
+
+namespace vppd::http {
+
+namespace {
+
+char AsciiLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (AsciiLower(a[i]) != AsciiLower(b[i])) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<std::string_view> FindHeader(const std::vector<Header>& headers, std::string_view name) {
+  for (const auto& [key, value] : headers) {
+    if (EqualsIgnoreCase(key, name)) return std::string_view(value);
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+using std::chrono::milliseconds;
+
+// After an error answer or a `Connection: close` response the client may still be
+// sending (the rest of an oversized body, a pipelined request). Closing with
+// unread bytes makes the kernel send RST, and the client can lose the answer we
+// just wrote; so we half-close and discard input for a bounded time and volume.
+constexpr milliseconds kLingerTimeout{1'000};
+constexpr std::size_t kLingerMaxBytes = 512 * 1024;
+// Connections over max_connections get a canned 503; beyond this many such
+// answers in flight, further excess connections are closed without one.
+constexpr std::size_t kMaxRejectsInFlight = 64;
+// After drain_timeout, connections are closed by force; this is how long Stop then
+// waits for their coroutines to unwind before stopping the io_context.
+constexpr milliseconds kForceCloseGrace{1'000};
+// Accept failures such as EMFILE repeat immediately; back off instead of spinning.
+constexpr milliseconds kAcceptBackoff{100};
+
+auto Ec(error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
+
+// The `Date` header text, formatted at most once per second per thread.
+const std::string& CachedHttpDate() {
+  thread_local Timestamp cached_second = -1;
+  thread_local std::string cached_text;
+  const Timestamp now = Clock::Real().Now();
+  const Timestamp second = now / 1'000'000;
+  if (second != cached_second) {
+    cached_text = FormatHttpDate(second * 1'000'000);
+    cached_second = second;
+  }
+  return cached_text;
+}
+
+std::string JsonEscape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 8);
+  for (char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          static constexpr char kHex[] = "0123456789abcdef";
+          out += "\\u00";
+          out += kHex[(c >> 4) & 0xf];
+          out += kHex[c & 0xf];
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+// The Graph error envelope, for the answers the server gives on its own
+// (limits, timeouts, malformed requests, a throwing handler).
+Response ErrorResponse(int status, std::string_view code, std::string_view message, std::string_view request_id) {
+  std::string body = "{\"error\":{\"code\":\"" + JsonEscape(code) + "\",\"message\":\"" + JsonEscape(message) +
+                     "\",\"innerError\":{\"request-id\":\"" + JsonEscape(request_id) + "\",\"date\":\"" +
+                     FormatIso8601(Clock::Real().Now() / 1'000'000 * 1'000'000) + "\"}}}";
+  return Response::Json(status, std::move(body));
+}
+
+// A header name must be an RFC 7230 token; a value must not contain CR, LF or NUL
+// (which would let a handler inject headers or split the response).
+bool IsToken(std::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f) return false;
+    if (std::string_view("\"(),/:;<=>?@[\\]{}").find(c) != std::string_view::npos) return false;
+  }
+  return true;
+}
+
+bool IsSafeValue(std::string_view value) {
+  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
+
+// Headers the server owns; a handler's versions are dropped.
+bool IsServerOwned(std::string_view name) {
+  for (std::string_view owned : {"content-length", "transfer-encoding", "connection", "date", "request-id",
+                                 "client-request-id", "keep-alive"}) {
+    if (EqualsIgnoreCase(name, owned)) return true;
+  }
+  return false;
+}
+
+std::string FormatEndpoint(const tcp::endpoint& ep) {
+  const auto address = ep.address();
+  if (address.is_v6()) return "[" + address.to_string() + "]:" + std::to_string(ep.port());
+  return address.to_string() + ":" + std::to_string(ep.port());
+}
+
+// True when the request line still in `buffer` ends in a syntactically valid
+// `HTTP/d.d` (which Beast rejected as unsupported): that deserves 505, not 400.
+bool HasWellFormedVersion(const beast::flat_buffer& buffer) {
+  const std::string_view data(static_cast<const char*>(buffer.data().data()), buffer.size());
+  const std::size_t eol = data.find("\r\n");
+  if (eol == std::string_view::npos || eol < 9) return false;
+  const std::string_view version = data.substr(eol - 9, 9);  // " HTTP/d.d"
+  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  return version.substr(0, 6) == " HTTP/" && digit(version[6]) && version[7] == '.' && digit(version[8]);
+}
+
+class Connection;
+
+// What the accept loop does with a fresh connection.
+enum class Admission { kServe, kReject, kDrop };
+
+class ServerImpl final : public Server {
+ public:
+  ServerImpl(const ServerOptions& options, Handler handler);
+  ~ServerImpl() override;
+
+  Status Listen();
+  void StartThreads();
+
+  std::uint16_t port() const override { return port_; }
+  void RunUntilSignal() override;
+  void Stop() override;
+
+  // For connections.
+  const ServerOptions& options() const { return options_; }
+  bool draining() const { return draining_.load(); }
+  Response Invoke(Request& request);
+  void Unregister(Connection* connection, bool rejected);
+
+ private:
+  asio::awaitable<void> AcceptLoop();
+  Admission Register(const std::shared_ptr<Connection>& connection);
+  // Stop accepting and ask every connection to finish; safe from any thread.
+  void BeginDrain();
+  void CloseAllConnections();
+  bool WaitForConnections(milliseconds timeout);
+  void RunIoThread();
+  bool OnServerThread() const;
+
+  const ServerOptions options_;
+  const Handler handler_;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> draining_{false};
+
+  // Live connections (served and rejected), for shutdown. Guarded by registry_mu_.
+  std::mutex registry_mu_;
+  std::condition_variable registry_cv_;
+  std::unordered_map<Connection*, std::weak_ptr<Connection>> connections_;
+  std::size_t serving_ = 0;
+  std::size_t rejecting_ = 0;
+
+  // Wakes RunUntilSignal when a signal arrives or Stop begins.
+  std::mutex wake_mu_;
+  std::condition_variable wake_cv_;
+  bool signalled_ = false;
+
+  // Serialises Stop() callers; stopped_ makes later calls return at once.
+  std::mutex stop_mu_;
+  bool stopped_ = false;
+
+  // Declared after everything coroutines touch: members are destroyed in reverse
+  // order, so the io_context (which destroys suspended coroutine frames, whose
+  // cleanup unregisters connections) goes before the registry it uses, and the
+  // acceptor goes before the io_context it belongs to.
+  asio::io_context ioc_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  tcp::acceptor acceptor_;
+  std::vector<std::thread> threads_;
+};
+
+thread_local const ServerImpl* tls_current_server = nullptr;
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(ServerImpl& server, tcp::socket socket)
+      : server_(server),
+        options_(server.options()),
+        socket_(std::move(socket)),
+        deadline_(socket_.get_executor()),
+        delay_timer_(socket_.get_executor()) {}
+
+  asio::any_io_executor executor() { return socket_.get_executor(); }
+
+  // The coroutine that serves requests until the connection closes.
+  asio::awaitable<void> Serve();
+  // Answers 503 without reading a request, then closes (over max_connections).
+  asio::awaitable<void> Reject();
+
+  // Run on the connection's strand. Drain: an idle connection closes now, a busy
+  // one after its current response. ForceClose: close now, whatever the state.
+  void Drain();
+  void ForceClose();
+
+  void set_rejected() { rejected_ = true; }
+  bool rejected() const { return rejected_; }
+
+ private:
+  enum class Phase { kIdle, kReading, kHandling, kWriting, kClosing };
+
+  // Unregisters the connection however the coroutine ends (even when its frame
+  // is destroyed unfinished by io_context shutdown).
+  struct RegistrationGuard {
+    Connection* connection;
+    ~RegistrationGuard() { connection->server_.Unregister(connection, connection->rejected_); }
+  };
+
+  void Arm(milliseconds timeout);
+  void Disarm();
+  // Reads one request into `request` (and its version/keep-alive). On failure
+  // returns the status to answer with, or 0 to close silently.
+  asio::awaitable<int> ReadRequest(Request& request, unsigned& version, bool& keep_alive);
+  asio::awaitable<bool> WriteResponse(Response response, unsigned version, bool keep_alive, bool head,
+                                      std::string_view request_id, std::string_view client_request_id);
+  asio::awaitable<void> CloseGracefully();
+
+  ServerImpl& server_;
+  const ServerOptions& options_;
+  tcp::socket socket_;
+  asio::steady_timer deadline_;
+  asio::steady_timer delay_timer_;
+  beast::flat_buffer buffer_;  // Reused across the requests of the connection.
+  std::string remote_;
+  Phase phase_ = Phase::kIdle;
+  std::uint64_t deadline_generation_ = 0;
+  bool timed_out_ = false;
+  bool drain_requested_ = false;
+  bool force_closed_ = false;
+  bool rejected_ = false;
+};
+
+// ---------------------------------------------------------------------------
+// Connection
+
+void Connection::Arm(milliseconds timeout) {
+  timed_out_ = false;
+  const std::uint64_t generation = ++deadline_generation_;
+  deadline_.expires_after(timeout);
+  deadline_.async_wait([self = shared_from_this(), generation](error_code ec) {
+    // A re-armed or disarmed deadline bumps the generation: an expiry that was
+    // already queued when that happened must not cancel the new operation.
+    if (ec || generation != self->deadline_generation_) return;
+    self->timed_out_ = true;
+    error_code ignored;
+    self->socket_.cancel(ignored);
+  });
+}
+
+void Connection::Disarm() {
+  ++deadline_generation_;
+  deadline_.cancel();
+}
+
+void Connection::Drain() {
+  drain_requested_ = true;
+  if (phase_ == Phase::kIdle || phase_ == Phase::kClosing) {
+    error_code ignored;
+    socket_.cancel(ignored);
+  }
+}
+
+void Connection::ForceClose() {
+  force_closed_ = true;
+  error_code ignored;
+  socket_.close(ignored);
+  delay_timer_.cancel();
+  Disarm();
+}
+
+asio::awaitable<int> Connection::ReadRequest(Request& request, unsigned& version, bool& keep_alive) {
+  bhttp::request_parser<bhttp::string_body> parser;
+  parser.header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
+  parser.body_limit(static_cast<std::uint64_t>(options_.max_body_bytes));
+
+  error_code ec;
+  Arm(options_.read_timeout);
+  co_await bhttp::async_read_header(socket_, buffer_, parser, Ec(ec));
+  if (!ec && !timed_out_ && !parser.is_done()) {
+    auto& header = parser.get();
+    // curl and others wait (up to a second) for this before sending a body.
+    if (header.version() == 11 && EqualsIgnoreCase(header[bhttp::field::expect], "100-continue")) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      co_await asio::async_write(socket_, asio::buffer(kContinue), Ec(ec));
+    }
+    if (!ec && !timed_out_) co_await bhttp::async_read(socket_, buffer_, parser, Ec(ec));
+  }
+  if (timed_out_) ec = beast::error::timeout;
+
+  if (ec) {
+    if (ec == beast::error::timeout) co_return parser.got_some() ? 408 : 0;
+    if (ec == bhttp::error::header_limit) co_return 431;
+    if (ec == bhttp::error::body_limit) co_return 413;
+    if (ec == bhttp::error::buffer_overflow) co_return parser.is_header_done() ? 413 : 431;
+    // The peer closed (between or in the middle of requests), or we were cancelled:
+    // nobody to answer.
+    if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message) co_return 0;
+    if (ec == bhttp::error::bad_version && HasWellFormedVersion(buffer_)) co_return 505;
+    if (ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category()) {
+      spdlog::debug("http: malformed request from {}: {}", remote_, ec.message());
+      co_return 400;
+    }
+    co_return 0;
+  }
+
+  auto message = parser.release();
+  version = message.version();  // 10 or 11: the parser rejects others.
+  keep_alive = message.keep_alive();
+  request.method = std::string(message.method_string());
+  request.target = std::string(message.target());
+  request.headers.reserve(static_cast<std::size_t>(std::distance(message.begin(), message.end())));
+  for (const auto& field : message) {
+    request.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+  }
+  request.body = std::move(message.body());
+  co_return 200;
+}
+
+asio::awaitable<bool> Connection::WriteResponse(Response response, unsigned version, bool keep_alive, bool head,
+                                                std::string_view request_id, std::string_view client_request_id) {
+  if (response.status < 100 || response.status > 999) {
+    spdlog::error("http: handler returned invalid status {} (request-id {})", response.status, request_id);
+    response = ErrorResponse(500, "generalException", "The handler produced an invalid response.", request_id);
+  }
+  bhttp::response<bhttp::string_body> message;
+  message.version(version);
+  message.result(static_cast<unsigned>(response.status));
+  bool has_server = false;
+  for (const auto& [name, value] : response.headers) {
+    if (!IsToken(name) || !IsSafeValue(value)) {
+      spdlog::warn("http: dropping unsafe response header \"{}\" (request-id {})", JsonEscape(name), request_id);
+      continue;
+    }
+    if (IsServerOwned(name)) continue;
+    if (EqualsIgnoreCase(name, "server")) has_server = true;
+    message.insert(name, value);
+  }
+  if (!has_server) message.set(bhttp::field::server, "vppd");
+  message.set(bhttp::field::date, CachedHttpDate());
+  message.set("request-id", request_id);
+  if (!client_request_id.empty()) message.set("client-request-id", client_request_id);
+  message.keep_alive(keep_alive);
+
+  // 1xx and 204 carry neither a body nor Content-Length (RFC 9110 §8.6).
+  const bool bodiless_status = response.status < 200 || response.status == 204;
+  const std::size_t full_size = bodiless_status ? 0 : response.body.size();
+  if (!bodiless_status) message.content_length(full_size);
+  // HEAD: the GET's headers, Content-Length included, and no body.
+  const bool send_body = !head && !bodiless_status;
+  std::size_t send_size = send_body ? full_size : 0;
+  if (send_body && response.truncate_body_at) send_size = std::min(send_size, *response.truncate_body_at);
+
+  error_code ec;
+  Arm(options_.write_timeout);
+  if (send_size == full_size) {
+    if (send_body) message.body() = std::move(response.body);
+    co_await bhttp::async_write(socket_, message, Ec(ec));
+  } else {
+    // Truncation fault: the header announces the whole body, only a prefix follows.
+    bhttp::response_serializer<bhttp::string_body> serializer(message);
+    co_await bhttp::async_write_header(socket_, serializer, Ec(ec));
+    if (!ec && !timed_out_) co_await asio::async_write(socket_, asio::buffer(response.body.data(), send_size), Ec(ec));
+  }
+  Disarm();
+  // Beast reports end_of_stream after writing a message that says "close".
+  co_return !timed_out_ && (!ec || ec == bhttp::error::end_of_stream);
+}
+
+asio::awaitable<void> Connection::CloseGracefully() {
+  phase_ = Phase::kClosing;
+  error_code ec;
+  socket_.shutdown(tcp::socket::shutdown_send, ec);
+  if (!ec && !force_closed_ && !drain_requested_) {
+    Arm(std::min(kLingerTimeout, options_.read_timeout));
+    std::array<char, 16 * 1024> scratch;
+    std::size_t discarded = 0;
+    while (discarded < kLingerMaxBytes) {
+      const std::size_t n = co_await socket_.async_read_some(asio::buffer(scratch), Ec(ec));
+      if (ec || timed_out_) break;
+      discarded += n;
+    }
+    Disarm();
+  }
+  socket_.close(ec);
+}
+
+asio::awaitable<void> Connection::Reject() {
+  auto self = shared_from_this();
+  RegistrationGuard guard{this};
+  const std::string request_id = NewGuid();
+  Response response = ErrorResponse(503, "serviceUnavailable", "The server has too many open connections.", request_id);
+  response.headers.emplace_back("Retry-After", "1");
+  co_await WriteResponse(std::move(response), 11, false, false, request_id, {});
+  co_await CloseGracefully();
+}
+
+asio::awaitable<void> Connection::Serve() {
+  auto self = shared_from_this();
+  RegistrationGuard guard{this};
+  error_code ec;
+  const auto peer = socket_.remote_endpoint(ec);
+  remote_ = ec ? std::string("unknown") : FormatEndpoint(peer);
+
+  bool first_request = true;
+  bool linger = false;
+  for (;;) {
+    // Wait for the first byte of a request. Nothing is owed to a client that has
+    // not started one, so a timeout here (or a drain) closes silently.
+    phase_ = Phase::kIdle;
+    if (buffer_.size() == 0) {
+      // During shutdown, a request that has already arrived is still served.
+      if ((drain_requested_ || server_.draining()) && socket_.available(ec) == 0) break;
+      // A fresh connection gets read_timeout to start its first request; a
+      // keep-alive connection idle_timeout to start the next one.
+      Arm(first_request ? options_.read_timeout : options_.idle_timeout);
+      co_await socket_.async_wait(tcp::socket::wait_read, Ec(ec));
+      Disarm();
+      if (ec || timed_out_ || force_closed_) break;
+    }
+    first_request = false;
+
+    phase_ = Phase::kReading;
+    Request request;
+    unsigned version = 11;
+    bool keep_alive = false;
+    const int read_status = co_await ReadRequest(request, version, keep_alive);
+    Disarm();
+    if (force_closed_) break;
+    request.remote = remote_;
+    request.request_id = NewGuid();
+    if (read_status != 200) {
+      if (read_status == 0) break;
+      static constexpr struct {
+        int status;
+        std::string_view code;
+        std::string_view message;
+      } kErrors[] = {
+          {400, "badRequest", "The request is not valid HTTP/1.1."},
+          {408, "requestTimeout", "The request did not arrive in time."},
+          {413, "requestEntityTooLarge", "The request body exceeds the server's limit."},
+          {431, "requestHeaderFieldsTooLarge", "The request header exceeds the server's limit."},
+          {505, "httpVersionNotSupported", "Only HTTP/1.0 and HTTP/1.1 are supported."},
+      };
+      Response response = Response::Text(read_status, "");
+      for (const auto& e : kErrors) {
+        if (e.status == read_status) response = ErrorResponse(e.status, e.code, e.message, request.request_id);
+      }
+      spdlog::debug("http: {} answered {} before the handler (request-id {})", remote_, read_status,
+                    request.request_id);
+      phase_ = Phase::kWriting;
+      co_await WriteResponse(std::move(response), version == 10 ? 10 : 11, false, false, request.request_id, {});
+      linger = true;
+      break;
+    }
+
+    // HEAD is answered as GET without the body, so handlers need not know it.
+    const bool head = request.method == "HEAD";
+    if (head) request.method = "GET";
+    const std::string client_request_id(request.Header("client-request-id").value_or(""));
+
+    phase_ = Phase::kHandling;
+    const auto started = std::chrono::steady_clock::now();
+    Response response = server_.Invoke(request);
+    if (response.delay > milliseconds::zero() && !force_closed_) {
+      delay_timer_.expires_after(response.delay);
+      co_await delay_timer_.async_wait(Ec(ec));
+    }
+    if (force_closed_) break;
+
+    // Decided after the handler and the delay: a drain may have begun meanwhile.
+    const bool truncated = response.truncate_body_at.has_value();
+    keep_alive = keep_alive && !truncated && !drain_requested_ && !server_.draining();
+    const int status = response.status;
+    phase_ = Phase::kWriting;
+    const bool written = co_await WriteResponse(std::move(response), version, keep_alive, head, request.request_id,
+                                                client_request_id);
+    spdlog::debug("http: {} {} {} → {} in {} µs (request-id {})", remote_, head ? "HEAD" : request.method,
+                  request.target, status,
+                  std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started)
+                      .count(),
+                  request.request_id);
+    if (!written) break;
+    if (!keep_alive) {
+      linger = true;
+      break;
+    }
+  }
+
+  if (linger && !force_closed_) {
+    co_await CloseGracefully();
+  } else {
+    socket_.close(ec);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// ServerImpl
+
+ServerImpl::ServerImpl(const ServerOptions& options, Handler handler)
+    : options_(options),
+      handler_(std::move(handler)),
+      ioc_(std::max(options.threads, 1)),
+      work_(asio::make_work_guard(ioc_)),
+      acceptor_(asio::make_strand(ioc_)) {}
+
+ServerImpl::~ServerImpl() {
+  Stop();
+  // If Stop() could not join (it was called from a server thread), do it now.
+  ioc_.stop();
+  for (auto& thread : threads_) {
+    if (thread.joinable() && thread.get_id() != std::this_thread::get_id()) thread.join();
+    if (thread.joinable()) thread.detach();
+  }
+}
+
+Status ServerImpl::Listen() {
+  if (options_.threads < 1) return Fail(Error::InvalidArgument("threads must be at least 1", "threads"));
+  if (options_.max_header_bytes == 0 || options_.max_header_bytes > std::numeric_limits<std::uint32_t>::max()) {
+    return Fail(Error::InvalidArgument("max_header_bytes must be between 1 and 4 GiB", "max_header_bytes"));
+  }
+  if (options_.max_connections == 0) {
+    return Fail(Error::InvalidArgument("max_connections must be at least 1", "max_connections"));
+  }
+
+  error_code ec;
+  tcp::endpoint endpoint;
+  const auto address = asio::ip::make_address(options_.host, ec);
+  if (!ec) {
+    endpoint = tcp::endpoint(address, options_.port);
+  } else {
+    // A host name ("localhost"): resolve once, at startup, and bind the first address.
+    tcp::resolver resolver(ioc_);
+    auto results = resolver.resolve(options_.host, std::to_string(options_.port), tcp::resolver::passive, ec);
+    if (ec || results.empty()) {
+      return Fail(Error::InvalidArgument("cannot resolve listen host '" + options_.host + "': " + ec.message(), "host"));
+    }
+    endpoint = results.begin()->endpoint();
+  }
+
+  const std::string where = options_.host + ":" + std::to_string(options_.port);
+  acceptor_.open(endpoint.protocol(), ec);
+  if (ec) return Fail(Error::Unavailable("cannot open a socket for " + where + ": " + ec.message()));
+  // Lets a restarted server bind while old connections sit in TIME_WAIT; it does
+  // not allow two listeners on one port on Linux.
+  acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  acceptor_.bind(endpoint, ec);
+  if (ec) return Fail(Error::Unavailable("cannot bind " + where + ": " + ec.message()));
+  acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return Fail(Error::Unavailable("cannot listen on " + where + ": " + ec.message()));
+  port_ = acceptor_.local_endpoint(ec).port();
+  if (ec) return Fail(Error::Unavailable("cannot read the bound port of " + where + ": " + ec.message()));
+  return {};
+}
+
+void ServerImpl::StartThreads() {
+  asio::co_spawn(acceptor_.get_executor(), AcceptLoop(), [](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::critical("http: accept loop failed: {}", ex.what());
+    }
+  });
+  threads_.reserve(static_cast<std::size_t>(options_.threads));
+  for (int i = 0; i < options_.threads; ++i) threads_.emplace_back([this] { RunIoThread(); });
+  spdlog::info("http: listening on {}:{} with {} thread(s)", options_.host, port_, options_.threads);
+}
+
+void ServerImpl::RunIoThread() {
+  tls_current_server = this;
+  for (;;) {
+    try {
+      ioc_.run();
+      return;
+    } catch (const std::exception& e) {
+      // Handlers and coroutines catch their own; this is the last resort.
+      spdlog::error("http: io thread caught: {}", e.what());
+    }
+  }
+}
+
+bool ServerImpl::OnServerThread() const { return tls_current_server == this; }
+
+Response ServerImpl::Invoke(Request& request) {
+  try {
+    return handler_(request);
+  } catch (const std::exception& e) {
+    spdlog::error("http: handler threw on {} {} (request-id {}): {}", request.method, request.target,
+                  request.request_id, e.what());
+  } catch (...) {
+    spdlog::error("http: handler threw a non-exception on {} {} (request-id {})", request.method, request.target,
+                  request.request_id);
+  }
+  return ErrorResponse(500, "generalException", "An unexpected error occurred while handling the request.",
+                       request.request_id);
+}
+
+Admission ServerImpl::Register(const std::shared_ptr<Connection>& connection) {
+  std::lock_guard lock(registry_mu_);
+  Admission admission = Admission::kServe;
+  if (serving_ >= options_.max_connections) {
+    if (rejecting_ >= kMaxRejectsInFlight) return Admission::kDrop;
+    admission = Admission::kReject;
+    connection->set_rejected();
+    ++rejecting_;
+  } else {
+    ++serving_;
+  }
+  connections_.emplace(connection.get(), connection);
+  return admission;
+}
+
+void ServerImpl::Unregister(Connection* connection, bool rejected) {
+  {
+    std::lock_guard lock(registry_mu_);
+    if (connections_.erase(connection) == 0) return;
+    --(rejected ? rejecting_ : serving_);
+  }
+  registry_cv_.notify_all();
+}
+
+asio::awaitable<void> ServerImpl::AcceptLoop() {
+  asio::steady_timer backoff(acceptor_.get_executor());
+  for (;;) {
+    error_code ec;
+    tcp::socket socket = co_await acceptor_.async_accept(asio::make_strand(ioc_), Ec(ec));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+      spdlog::warn("http: accept failed: {}", ec.message());
+      backoff.expires_after(kAcceptBackoff);
+      co_await backoff.async_wait(Ec(ec));
+      continue;
+    }
+    if (draining()) {
+      socket.close(ec);
+      co_return;
+    }
+    socket.set_option(tcp::no_delay(true), ec);  // Responses go out in one write; no Nagle delay.
+    auto connection = std::make_shared<Connection>(*this, std::move(socket));
+    const Admission admission = Register(connection);
+    if (admission == Admission::kDrop) continue;  // The socket closes with `connection`.
+    auto on_done = [](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        spdlog::error("http: connection failed: {}", ex.what());
+      }
+    };
+    auto executor = connection->executor();
+    if (admission == Admission::kReject) {
+      asio::co_spawn(executor, connection->Reject(), on_done);
+    } else {
+      asio::co_spawn(executor, connection->Serve(), on_done);
+    }
+  }
+}
+
+void ServerImpl::BeginDrain() {
+  if (draining_.exchange(true)) return;
+  spdlog::info("http: shutting down: no longer accepting on port {}", port_);
+  asio::post(acceptor_.get_executor(), [this] {
+    error_code ignored;
+    acceptor_.close(ignored);
+  });
+  std::vector<std::shared_ptr<Connection>> live;
+  {
+    std::lock_guard lock(registry_mu_);
+    for (auto& [raw, weak] : connections_) {
+      if (auto connection = weak.lock()) live.push_back(std::move(connection));
+    }
+  }
+  for (auto& connection : live) {
+    auto executor = connection->executor();
+    asio::post(executor, [connection = std::move(connection)] { connection->Drain(); });
+  }
+  {
+    std::lock_guard lock(wake_mu_);
+  }
+  wake_cv_.notify_all();
+}
+
+void ServerImpl::CloseAllConnections() {
+  std::vector<std::shared_ptr<Connection>> live;
+  {
+    std::lock_guard lock(registry_mu_);
+    for (auto& [raw, weak] : connections_) {
+      if (auto connection = weak.lock()) live.push_back(std::move(connection));
+    }
+  }
+  for (auto& connection : live) {
+    auto executor = connection->executor();
+    asio::post(executor, [connection = std::move(connection)] { connection->ForceClose(); });
+  }
+}
+
+bool ServerImpl::WaitForConnections(milliseconds timeout) {
+  std::unique_lock lock(registry_mu_);
+  return registry_cv_.wait_for(lock, timeout, [this] { return connections_.empty(); });
+}
+
+void ServerImpl::Stop() {
+  if (OnServerThread()) {
+    // A handler cannot wait for itself to finish or join its own thread: begin the
+    // drain and leave the waiting to the owner's Stop() or the destructor.
+    BeginDrain();
+    return;
+  }
+  std::lock_guard stop_lock(stop_mu_);
+  if (stopped_) return;
+  BeginDrain();
+  if (!WaitForConnections(options_.drain_timeout)) {
+    spdlog::warn("http: connections still busy after the {} ms drain timeout; closing them",
+                 options_.drain_timeout.count());
+    CloseAllConnections();
+    // A handler still running keeps its thread until it returns; join waits for it.
+    WaitForConnections(kForceCloseGrace);
+  }
+  work_.reset();
+  ioc_.stop();
+  for (auto& thread : threads_) {
+    if (thread.joinable()) thread.join();
+  }
+  stopped_ = true;
+  spdlog::info("http: stopped");
+}
+
+void ServerImpl::RunUntilSignal() {
+  // Registered on the calling thread before waiting, so a signal can't slip in
+  // between. Asio's handler only writes to a pipe; the completion runs on an io thread.
+  asio::signal_set signals(ioc_, SIGINT, SIGTERM);
+  signals.async_wait([this](const error_code& ec, int signal_number) {
+    if (ec) return;
+    spdlog::info("http: received signal {}", signal_number);
+    {
+      std::lock_guard lock(wake_mu_);
+      signalled_ = true;
+    }
+    wake_cv_.notify_all();
+  });
+  {
+    std::unique_lock lock(wake_mu_);
+    wake_cv_.wait(lock, [this] { return signalled_ || draining(); });
+  }
+  Stop();
+  // `signals` is destroyed here, which restores the default dispositions.
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options, Handler handler) {
+  if (!handler) return Fail(Error::InvalidArgument("a handler is required"));
+  auto server = std::make_unique<ServerImpl>(options, std::move(handler));
+  if (Status listening = server->Listen(); !listening) return Fail(listening.error());
+  server->StartThreads();
+  return std::unique_ptr<Server>(std::move(server));
+}
+
+}  // namespace vppd::http
