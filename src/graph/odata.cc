@@ -301,6 +301,7 @@ enum class TokenKind {
   kDateTime,     // 2026-01-01T00:00:00Z
   kGuid,         // 8-4-4-4-12 hex, unquoted
   kEnumLiteral,  // microsoft.graph.vppTokenState'valid' → text = type, member = valid
+  kError,        // a lexical error; always the last token, carries the error
 };
 
 struct Token {
@@ -312,12 +313,14 @@ struct Token {
   std::int64_t integer = 0;
   double decimal = 0;
   Timestamp micros = 0;
+  std::optional<Error> error;  // kError
 };
 
 // What an error message calls a token.
 std::string Describe(const Token& t, std::string_view source) {
   switch (t.kind) {
     case TokenKind::kEnd:
+    case TokenKind::kError:
       return "end of input";
     case TokenKind::kLParen:
       return "'('";
@@ -327,6 +330,9 @@ std::string Describe(const Token& t, std::string_view source) {
       return "','";
     case TokenKind::kSlash:
       return "'/'";
+    case TokenKind::kString:
+    case TokenKind::kEnumLiteral:
+      return Echo(source.substr(t.pos, t.end - t.pos));  // already quoted: 'it''s'
     default:
       return "'" + Echo(source.substr(t.pos, t.end - t.pos)) + "'";
   }
@@ -388,7 +394,11 @@ class Tokenizer {
  public:
   explicit Tokenizer(const OptionErrors& errors) : errors_(errors), s_(errors.source()) {}
 
-  Result<std::vector<Token>> Run() {
+  // The tokens up to a final kEnd, or up to a kError when the text has a lexical
+  // error. The error is left for the parser to raise when it gets there, so that
+  // errors are reported in text order: `a/any(x:...)` complains about the path
+  // before the ':' it would never accept anyway.
+  std::vector<Token> Run() {
     std::vector<Token> tokens;
     while (true) {
       while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t')) ++i_;
@@ -399,9 +409,14 @@ class Tokenizer {
         tokens.push_back(std::move(t));
         return tokens;
       }
-      auto status = Next(t);
-      if (!status) return Fail(std::move(status.error()));
+      Status status = Next(t);
       t.end = i_;
+      if (!status) {
+        t.kind = TokenKind::kError;
+        t.error = std::move(status.error());
+        tokens.push_back(std::move(t));
+        return tokens;
+      }
       tokens.push_back(std::move(t));
     }
   }
@@ -635,6 +650,7 @@ class Parser {
 
   // A token where another was expected, with a hint when it looks like a mistyped keyword.
   Error Unexpected(const Token& t, const std::string& expected) const {
+    if (t.kind == TokenKind::kError) return *t.error;
     std::string detail = "unexpected " + Describe(t, errors_.source()) + ", " + expected;
     if (t.kind == TokenKind::kIdentifier) {
       const std::string lower = AsciiLower(t.text);
@@ -765,6 +781,7 @@ class Parser {
       case TokenKind::kIdentifier:
         break;
       case TokenKind::kEnd:
+      case TokenKind::kError:
       case TokenKind::kRParen:
       case TokenKind::kComma:
       case TokenKind::kSlash:
@@ -1081,14 +1098,15 @@ class Checker {
     const bool call_left = n.children[0].kind == SyntaxNode::Kind::kCall;
     const SyntaxNode& call = n.children[call_left ? 0 : 1];
     const SyntaxNode& other = n.children[call_left ? 1 : 0];
+    // Checked first, so that `tolower(x) eq 'a'` says tolower is not supported.
+    Result<store::Expr> inner = Call(call);
+    if (!inner) return inner;
     const bool is_bool = other.kind == SyntaxNode::Kind::kLiteral &&
                          (IsWord(other.token, "true") || IsWord(other.token, "false"));
     if (!is_bool || (n.op != store::Op::kEq && n.op != store::Op::kNe)) {
       return Fail(errors_.At(n.token.pos, "the result of '" + call.token.text +
                                               "' can only be compared with true or false using 'eq' or 'ne'"));
     }
-    Result<store::Expr> inner = Call(call);
-    if (!inner) return inner;
     const bool wants_true = IsWord(other.token, "true") == (n.op == store::Op::kEq);
     if (wants_true) return inner;
     return store::Expr::Apply(store::Op::kNot, {std::move(*inner)});
@@ -1202,10 +1220,9 @@ Result<store::Expr> ParseFilter(std::string_view text, const EntityDef& entity, 
     return Fail(errors.Plain("the filter is " + std::to_string(text.size()) + " bytes long; at most " +
                              std::to_string(limits.max_filter_length) + " are allowed"));
   }
-  Result<std::vector<Token>> tokens = Tokenizer(errors).Run();
-  if (!tokens) return Fail(std::move(tokens.error()));
-  if (tokens->size() == 1) return Fail(errors.Plain("the filter is empty"));
-  Result<SyntaxNode> tree = Parser(errors, std::move(*tokens), limits.max_depth).Parse();
+  std::vector<Token> tokens = Tokenizer(errors).Run();
+  if (tokens.front().kind == TokenKind::kEnd) return Fail(errors.Plain("the filter is empty"));
+  Result<SyntaxNode> tree = Parser(errors, std::move(tokens), limits.max_depth).Parse();
   if (!tree) return Fail(std::move(tree.error()));
   Result<store::Expr> expr = Checker(errors, entity).Condition(*tree);
   if (!expr) return expr;
@@ -1227,14 +1244,13 @@ Result<std::vector<store::OrderKey>> ParseOrderBy(std::string_view text, const E
   if (text.size() > limits.max_filter_length) {
     return Fail(errors.Plain("the value is longer than " + std::to_string(limits.max_filter_length) + " bytes"));
   }
-  Result<std::vector<Token>> tokens = Tokenizer(errors).Run();
-  if (!tokens) return Fail(std::move(tokens.error()));
-  if (tokens->size() == 1) return Fail(errors.Plain("the value is empty"));
+  const std::vector<Token> t = Tokenizer(errors).Run();
+  if (t.front().kind == TokenKind::kEnd) return Fail(errors.Plain("the value is empty"));
   std::vector<store::OrderKey> keys;
   std::size_t i = 0;
-  const std::vector<Token>& t = *tokens;
   while (true) {
     const Token& name = t[i++];
+    if (name.kind == TokenKind::kError) return Fail(*name.error);
     if (name.kind != TokenKind::kIdentifier) {
       return Fail(errors.Syntax(name.pos, "unexpected " + Describe(name, text) + ", expected a property name"));
     }
@@ -1255,6 +1271,7 @@ Result<std::vector<store::OrderKey>> ParseOrderBy(std::string_view text, const E
     }
     keys.push_back(std::move(key));
     if (t[i].kind == TokenKind::kEnd) return keys;
+    if (t[i].kind == TokenKind::kError) return Fail(*t[i].error);
     if (t[i].kind != TokenKind::kComma) {
       std::string detail = "unexpected " + Describe(t[i], text) + ", expected 'asc', 'desc', ',' or the end";
       const std::string lower = t[i].kind == TokenKind::kIdentifier ? AsciiLower(t[i].text) : "";
@@ -1334,13 +1351,14 @@ Status CheckExpand(std::string_view text, const EntityDef& entity) {
 }
 
 Result<std::int64_t> ParseCountingOption(std::string_view option, std::string_view value, std::int64_t max) {
-  std::optional<std::int64_t> n = ParseNonNegative(value);
-  if (!n) {
+  const bool digits = !value.empty() && std::all_of(value.begin(), value.end(), IsDigit);
+  if (!digits) {
     return Fail(BadRequest("Invalid value '" + Echo(value) + "' for " + std::string(option) +
                                ": must be a non-negative integer.",
                            std::string(option)));
   }
-  if (*n > max) {
+  const std::optional<std::int64_t> n = ParseNonNegative(value);  // nullopt: beyond 2^53
+  if (!n || *n > max) {
     return Fail(BadRequest("Invalid value '" + Echo(value) + "' for " + std::string(option) + ": must be at most " +
                                std::to_string(max) + ".",
                            std::string(option)));
