@@ -1,0 +1,126 @@
+// apple-vpp-sim: serves the simulator on HTTP until SIGTERM/SIGINT.
+//
+// Prints exactly one line on stdout once listening —
+//   apple-vpp-sim listening on http://HOST:PORT/mdm/v2
+// — and flushes it, so a test can start the binary with --listen 127.0.0.1:0
+// and read the URL. Diagnostics go to stderr. Exit status: 0 after a signal,
+// 2 for bad flags or data, 1 when the address cannot be bound or the token file
+// cannot be written.
+#include <cstdio>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "http/server.h"
+#include "simulator.h"
+
+namespace {
+
+// "HOST:PORT" (the host may be "[v6]"). False when malformed.
+bool SplitHostPort(const std::string& text, std::string* host, std::uint16_t* port) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  std::string h = text.substr(0, colon);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  const std::string p = text.substr(colon + 1);
+  if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos) return false;
+  const unsigned long n = std::stoul(p);
+  if (n > 65535) return false;
+  *host = h;
+  *port = static_cast<std::uint16_t>(n);
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  vppd::sim::SimOptions opts;
+  std::string listen = "127.0.0.1:8086";
+  std::string token_file;
+  std::string token_expiry;
+  int threads = 2;
+  int event_delay_ms = static_cast<int>(opts.event_delay.count());
+  bool invalid_token_200 = false;
+  std::string log_level = "warn";
+
+  CLI::App app{"apple-vpp-sim: a faithful simulator of Apple's Apps and Books for Organizations API v2"};
+  app.add_option("--listen", listen, "Address to listen on, HOST:PORT (port 0 picks a free one)")->capture_default_str();
+  app.add_option("--assets", opts.assets, "Assets of the default location")->capture_default_str()->check(CLI::Range(0, 1000000));
+  app.add_option("--assignments", opts.assignments, "Assignments of the default location")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 20000000));
+  app.add_option("--page-size", opts.page_size, "Items per page of /assets, /assignments and /users")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--seed", opts.seed, "Seed of all generated data and ids")->capture_default_str();
+  app.add_option("--token-file", token_file, "Write the default location's sToken (the .vpptoken content) here");
+  app.add_option("--locations", opts.locations, "Generated locations (others get min(assets,50) / min(assignments,500))")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  app.add_option("--users-per-location", opts.users, "Licensable users per location (-1: sized from assignments)")
+      ->capture_default_str();
+  app.add_option("--data", opts.data_file, "Load locations from this JSON file instead of generating them")
+      ->check(CLI::ExistingFile);
+  app.add_option("--event-delay-ms", event_delay_ms, "Time before an async event (associate, users/...) resolves")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 600000));
+  app.add_option("--threads", threads, "HTTP server threads")->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_flag("--rate-limit", opts.rate_limit, "Enforce limits.maxRequestPerSecond per sToken (429 + 9646)");
+  app.add_option("--max-rps", opts.limits.max_request_per_second, "limits.maxRequestPerSecond")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  app.add_flag("--invalid-token-200", invalid_token_200,
+               "Answer unknown sTokens with 9622 at HTTP 200 (observed) instead of 9601 at 401 (documented)");
+  app.add_option("--history", opts.history_limit, "versionIds remembered for sinceVersionId (older ones: 9721)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000000));
+  app.add_option("--token-expiry", token_expiry, "expDate of generated sTokens (ISO-8601; default 2030-11-08T22:33:22+0000)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  opts.event_delay = std::chrono::milliseconds(event_delay_ms);
+  opts.invalid_token_http_200 = invalid_token_200;
+  if (!token_expiry.empty()) {
+    auto ts = vppd::ParseIso8601(token_expiry);
+    if (!ts) {
+      std::cerr << "apple-vpp-sim: --token-expiry: " << ts.error().message << "\n";
+      return 2;
+    }
+    opts.token_expiration = *ts;
+  }
+  vppd::http::ServerOptions server_opts;
+  if (!SplitHostPort(listen, &server_opts.host, &server_opts.port)) {
+    std::cerr << "apple-vpp-sim: --listen must be HOST:PORT, got " << listen << "\n";
+    return 2;
+  }
+  server_opts.threads = threads;
+  server_opts.max_body_bytes = 4 * 1024 * 1024;  // 1000 serials × a few assets fits easily.
+
+  auto sim = vppd::sim::Simulator::Create(opts, vppd::Clock::Real());
+  if (!sim) {
+    std::cerr << "apple-vpp-sim: " << sim.error().message << "\n";
+    return 2;
+  }
+  if (!token_file.empty()) {
+    if (auto s = vppd::WriteFileAtomic(token_file, (*sim)->DefaultSToken(), 0600); !s) {
+      std::cerr << "apple-vpp-sim: --token-file: " << s.error().message << "\n";
+      return 1;
+    }
+  }
+  vppd::sim::Simulator* handler_sim = sim->get();
+  auto server = vppd::http::Server::Start(server_opts, [handler_sim](vppd::http::Request& req) {
+    return handler_sim->Handle(req);
+  });
+  if (!server) {
+    std::cerr << "apple-vpp-sim: " << server.error().message << "\n";
+    return 1;
+  }
+  std::string shown_host = server_opts.host.find(':') != std::string::npos ? "[" + server_opts.host + "]" : server_opts.host;
+  std::printf("apple-vpp-sim listening on http://%s:%u/mdm/v2\n", shown_host.c_str(),
+              static_cast<unsigned>((*server)->port()));
+  std::fflush(stdout);
+  (*server)->RunUntilSignal();
+  return 0;
+}

@@ -1,0 +1,133 @@
+// apple-vpp-sim: a faithful, stateful simulator of Apple's Apps and Books for
+// Organizations API v2 (base path /mdm/v2), with a control API under /_sim/ and
+// a content metadata lookup at /lookup.
+//
+// The Simulator is transport-free: Handle() takes the project's plain
+// http::Request and returns an http::Response, so unit tests drive it without
+// sockets and main.cc plugs it into http::Server.
+//
+//   SimOptions opts;                     // 2 generated locations, seed 1
+//   auto sim = Simulator::Create(opts, Clock::Real());
+//   if (!sim) ...;                        // bad --data file
+//   http::Response r = (*sim)->Handle(request);
+//
+// Requests to one location serialise their writes on a shared_mutex: reads
+// (GET) share it, writes (POST, control changes, event resolution) take it
+// exclusively and briefly. Asynchronous events resolve lazily, in the order they
+// were accepted, on the first request that reaches their location after their
+// due time (accept time + event delay) — so status polls, walks and control
+// reads all observe the same deterministic sequence. Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "apple_errors.h"
+#include "base/base.h"
+#include "faults.h"
+#include "http/server.h"
+#include "model.h"
+
+namespace vppd::sim {
+
+struct SimOptions {
+  int locations = 2;                   // Generated locations (ignored with data_file).
+  std::int64_t assets = 40;            // Assets of the default location.
+  std::int64_t assignments = 400;      // Assignments of the default location.
+  std::int64_t users = -1;             // Licensable users per location; -1: sized from assignments.
+  // Other generated locations get min(assets, 50) assets and min(assignments,
+  // 500) assignments: enough to be realistic without multiplying memory.
+  std::size_t page_size = 1000;        // Items per page of assets/assignments/users.
+  std::uint64_t seed = 1;
+  std::string data_file;               // Load locations from this JSON file instead.
+  std::chrono::milliseconds event_delay{250};
+  bool rate_limit = false;             // Enforce limits.maxRequestPerSecond per sToken.
+  // Unknown sTokens: false → 9601 at HTTP 401 (Apple's table); true → 9622 at
+  // HTTP 200 (what Fleet observed from Apple).
+  bool invalid_token_http_200 = false;
+  std::size_t history_limit = 1000;    // versionIds remembered for sinceVersionId.
+  Timestamp token_expiration = 0;      // 0: 2030-11-08T22:33:22Z (Apple's example).
+  Limits limits;
+};
+
+class Simulator {
+ public:
+  // Builds the locations (generated from the seed, or loaded from
+  // options.data_file). Fails with InvalidArgument for a bad data file and with
+  // the file's error when it cannot be read. `clock` must outlive the Simulator.
+  static Result<std::unique_ptr<Simulator>> Create(SimOptions options, const Clock& clock);
+  Simulator(const Simulator&) = delete;
+  Simulator& operator=(const Simulator&) = delete;
+
+  // Answers one request. Never throws for bad input; thread-safe.
+  http::Response Handle(const http::Request& request);
+
+  // The first sToken of the first location (what --token-file writes).
+  std::string DefaultSToken() const;
+
+  struct Query;  // A decoded query string (sim_internal.h).
+
+ private:
+  Simulator(SimOptions options, const Clock& clock);
+  Status Build();  // (Re)creates locations from options_; caller holds mu_ exclusively.
+  void IndexTokens();
+
+  struct Authed {
+    Location* location = nullptr;
+    const Token* token = nullptr;
+  };
+
+  // Apple API (apple_api.cc).
+  http::Response HandleApple(const http::Request& req, std::string_view endpoint, const Query& query);
+  // Resolves the Authorization header to a location, or the Apple error to answer.
+  Result<Authed> Authenticate(const http::Request& req, AppleError* error) const;
+  http::Response ServiceConfig(const http::Request& req) const;
+  http::Response GetClientConfig(const Authed& a) const;
+  http::Response PostClientConfig(const Authed& a, std::string_view body);
+  http::Response GetAssets(const Authed& a, const Query& q) const;
+  http::Response GetAssignments(const Authed& a, const Query& q) const;
+  http::Response GetUsers(const Authed& a, const Query& q) const;
+  http::Response ManageAssets(const Authed& a, EventType type, std::string_view body);
+  http::Response ManageUsers(const Authed& a, EventType type, std::string_view body);
+  http::Response GetStatus(const Authed& a, const Query& q) const;
+  http::Response Lookup(const Query& q) const;
+
+  // Control API (control_api.cc).
+  http::Response HandleControl(const http::Request& req, std::string_view path, const Query& query);
+
+  void CountRequest(std::string_view method, std::string_view path, std::string_view location);
+
+  SimOptions options_;
+  const Clock& clock_;
+
+  mutable std::shared_mutex mu_;  // Guards everything below down to the faults.
+  std::vector<std::unique_ptr<Location>> locations_;
+  std::unordered_map<std::string, std::pair<std::size_t, std::size_t>> tokens_;  // sToken → (location, token).
+  // Settings the control API may change.
+  std::size_t page_size_;
+  Limits limits_;
+  bool invalid_token_http_200_;
+  bool rate_limit_;
+  std::chrono::milliseconds event_delay_;
+
+  FaultInjector faults_;
+  RateLimiter rate_limiter_;
+
+  std::mutex counters_mu_;
+  std::map<std::string, std::int64_t> counters_;                                  // "GET /mdm/v2/assets" → n
+  std::map<std::string, std::map<std::string, std::int64_t>> location_counters_;  // uId → path → n
+};
+
+// `2030-11-08T22:33:22+0000`: the form of Apple's tokenExpirationDate.
+std::string FormatAppleDate(Timestamp t);
+
+}  // namespace vppd::sim
