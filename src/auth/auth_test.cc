@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <condition_variable>
 #include <mutex>
 #include <cstdio>
 #include <thread>
@@ -734,6 +735,47 @@ TEST_F(AuthTest, OldKeySetIsRefreshedAfterMaxAge) {
   clock_.Advance(3600s);
   ExpectInvalid(v, Bearer(token), "is in no key set");
   EXPECT_EQ(fake.calls, 2);
+}
+
+TEST_F(AuthTest, SlowAgeRefreshDoesNotStallKnownKeys) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool slow = false, entered = false, released = false;
+  VerifierOptions options;
+  options.issuers = EntraIssuers(JwksSource::Custom("slow", [&]() -> Result<std::string> {
+    std::unique_lock<std::mutex> lock(mu);
+    if (slow) {
+      entered = true;
+      cv.notify_all();
+      cv.wait(lock, [&] { return released; });
+    }
+    return a_->Jwks();
+  }));
+  options.jwks_max_age = 3600s;
+  options.cache_entries = 0;
+  Verifier v = Make(std::move(options));
+  boost::json::object c = Claims();
+  c["exp"] = kStartSeconds + 4 * 3600;
+  const std::string token = Bearer(a_->Sign(c));
+  clock_.Advance(3600s);  // The set is now stale.
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    slow = true;
+  }
+  std::thread refresher([&] { EXPECT_TRUE(v.Verify(token).has_value()); });
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return entered; });
+  }
+  // The refresher is stuck in the fetch; this request still verifies with the old set.
+  ExpectValid(v, token);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    released = true;
+  }
+  cv.notify_all();
+  refresher.join();
+  EXPECT_EQ(v.jwks_fetches(), 2u);
 }
 
 // A one-shot-per-connection HTTP server on 127.0.0.1 that answers every request

@@ -279,9 +279,14 @@ bool KeySet::Stale() const {
   return !loaded_ || clock_.Now() - loaded_at_ >= max_age_us_;
 }
 
-bool KeySet::RefreshIfAllowed() {
+bool KeySet::RefreshIfAllowed(bool wait) {
   if (fixed_) return false;
-  std::lock_guard<std::mutex> lock(fetch_mu_);
+  std::unique_lock<std::mutex> lock(fetch_mu_, std::defer_lock);
+  if (wait) {
+    lock.lock();
+  } else if (!lock.try_lock()) {
+    return false;  // Another thread is fetching; go on with the current set.
+  }
   // Whoever waited on the lock while another thread fetched sees last_attempt_ move
   // and does not fetch again: one fetch serves every waiting request.
   if (attempted_ && clock_.Now() - last_attempt_ < refetch_interval_us_) return false;

@@ -80,7 +80,9 @@ class KeySet {
   std::shared_ptr<const PkeyPtr> Find(const std::string& kid) const;
   // Refetches if the set may be refetched now: never for a fixed source, and at
   // most once per refetch interval otherwise. Returns true when a new set was installed.
-  bool RefreshIfAllowed();
+  // With `wait` false it gives up at once when another thread is fetching (used for
+  // the age-based refresh, which must not stall requests whose key is known).
+  bool RefreshIfAllowed(bool wait = true);
   // True when a refetchable set is older than max_age (or was never loaded).
   bool Stale() const;
 

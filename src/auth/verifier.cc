@@ -313,7 +313,7 @@ Result<Caller> Verifier::Impl::VerifyToken(std::string_view token, Timestamp now
 std::shared_ptr<const internal::PkeyPtr> Verifier::Impl::FindKey(const std::vector<KeySet*>& sets,
                                                                   const std::string& kid) const {
   for (KeySet* set : sets) {
-    if (set->Stale()) set->RefreshIfAllowed();
+    if (set->Stale()) set->RefreshIfAllowed(/*wait=*/false);
   }
   for (KeySet* set : sets) {
     if (auto key = set->Find(kid)) return key;
