@@ -1,0 +1,166 @@
+#include "cli/config.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include <CLI/CLI.hpp>
+#include <toml++/toml.h>
+
+namespace vppd::cli {
+
+void AddServeOptions(CLI::App& app, Settings& s) {
+  app.add_option("--config", s.config_file, "TOML configuration file (settings below, same names)")
+      ->envname("VPPD_CONFIG");
+  app.add_option("--listen", s.listen, "Address to listen on, HOST:PORT (port 0 picks a free one)")
+      ->envname("VPPD_LISTEN")
+      ->capture_default_str();
+  app.add_option("--data-dir", s.data_dir, "Directory for the database, keys and secrets (created 0700)")
+      ->envname("VPPD_DATA_DIR")
+      ->capture_default_str();
+  app.add_option("--apple-url", s.apple_url, "Apple Apps and Books API base URL (http:// only for simulators)")
+      ->envname("VPPD_APPLE_URL")
+      ->capture_default_str();
+  app.add_flag("--dev", s.dev,
+               "Development mode: create and trust a dev signing key in the data dir, register the dev tenant")
+      ->envname("VPPD_DEV");
+  app.add_option("--threads", s.threads, "HTTP server threads")
+      ->envname("VPPD_THREADS")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  app.add_option("--log-level", s.log_level, "trace, debug, info, warn, error")
+      ->envname("VPPD_LOG_LEVEL")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  app.add_option("--graph-action-response", s.action_response,
+                 "syncLicenses answer: auto (entity at the root when SdkVersion is sent), value, entity "
+                 "[TOML graph.action_response]")
+      ->envname("VPPD_GRAPH_ACTION_RESPONSE")
+      ->check(CLI::IsMember({"auto", "value", "entity"}))
+      ->capture_default_str();
+  app.add_option("--graph-page-size", s.page_size, "Rows per page of collections [TOML graph.page_size]")
+      ->envname("VPPD_GRAPH_PAGE_SIZE")
+      ->check(CLI::Range(1, 999))
+      ->capture_default_str();
+  app.add_option("--graph-public-url", s.public_url,
+                 "Absolute base URL for @odata.context/@odata.nextLink (default: from Host) [TOML graph.public_url]")
+      ->envname("VPPD_GRAPH_PUBLIC_URL");
+  app.add_option("--auth-permission-profile", s.permission_profile,
+                 "seed (the seed page's permission table) or current (newest published tables) "
+                 "[TOML auth.permission_profile]")
+      ->envname("VPPD_AUTH_PERMISSION_PROFILE")
+      ->check(CLI::IsMember({"seed", "current"}))
+      ->capture_default_str();
+  app.add_option("--auth-jwks-file", s.jwks_file, "Trust Entra issuers with keys from this JWKS file [TOML auth.jwks_file]")
+      ->envname("VPPD_AUTH_JWKS_FILE");
+  app.add_option("--auth-jwks-url", s.jwks_url,
+                 "Trust Entra issuers with keys from this JWKS URL (default: Entra's common keys) [TOML auth.jwks_url]")
+      ->envname("VPPD_AUTH_JWKS_URL");
+  app.add_option("--auth-audience", s.audiences, "Accepted token audiences (repeatable) [TOML auth.audiences]")
+      ->envname("VPPD_AUTH_AUDIENCES")
+      ->delimiter(',');
+  app.add_option("--auth-leeway-seconds", s.leeway_seconds, "Clock skew tolerated on exp/nbf [TOML auth.leeway_seconds]")
+      ->envname("VPPD_AUTH_LEEWAY_SECONDS")
+      ->check(CLI::Range(0, 600))
+      ->capture_default_str();
+  app.add_option("--secrets-key-file", s.key_file,
+                 "AES-256 key file for sTokens at rest (default: <data-dir>/secret.key, created 0600) "
+                 "[TOML secrets.key_file]")
+      ->envname("VPPD_SECRETS_KEY_FILE");
+}
+
+namespace {
+
+template <class T>
+Status Take(const toml::node& node, const std::string& key, T& out) {
+  if (auto v = node.value<T>()) {
+    out = *v;
+    return {};
+  }
+  return Fail(Error::InvalidArgument("config: '" + key + "' has the wrong type"));
+}
+
+Status ApplyTable(const toml::table& table, const std::string& prefix, Settings& s) {
+  for (const auto& [k, node] : table) {
+    const std::string key = prefix + std::string(k.str());
+    Status st;
+    if (key == "graph" || key == "auth" || key == "secrets") {
+      if (!node.is_table()) return Fail(Error::InvalidArgument("config: '" + key + "' must be a table"));
+      st = ApplyTable(*node.as_table(), key + ".", s);
+    } else if (key == "listen") st = Take(node, key, s.listen);
+    else if (key == "data_dir") st = Take(node, key, s.data_dir);
+    else if (key == "apple_url") st = Take(node, key, s.apple_url);
+    else if (key == "dev") st = Take(node, key, s.dev);
+    else if (key == "threads") st = Take(node, key, s.threads);
+    else if (key == "log_level") st = Take(node, key, s.log_level);
+    else if (key == "graph.action_response") st = Take(node, key, s.action_response);
+    else if (key == "graph.page_size") st = Take(node, key, s.page_size);
+    else if (key == "graph.public_url") st = Take(node, key, s.public_url);
+    else if (key == "auth.permission_profile") st = Take(node, key, s.permission_profile);
+    else if (key == "auth.jwks_file") st = Take(node, key, s.jwks_file);
+    else if (key == "auth.jwks_url") st = Take(node, key, s.jwks_url);
+    else if (key == "auth.leeway_seconds") st = Take(node, key, s.leeway_seconds);
+    else if (key == "secrets.key_file") st = Take(node, key, s.key_file);
+    else if (key == "auth.audiences") {
+      const auto* arr = node.as_array();
+      if (arr == nullptr) return Fail(Error::InvalidArgument("config: 'auth.audiences' must be an array of strings"));
+      s.audiences.clear();
+      for (const auto& item : *arr) {
+        auto v = item.value<std::string>();
+        if (!v) return Fail(Error::InvalidArgument("config: 'auth.audiences' must be an array of strings"));
+        s.audiences.push_back(*v);
+      }
+    } else {
+      return Fail(Error::InvalidArgument("config: unknown setting '" + key + "'"));
+    }
+    if (!st) return st;
+  }
+  return {};
+}
+
+}  // namespace
+
+Status LoadConfigFile(int argc, char** argv, Settings& settings) {
+  std::string path;
+  if (const char* env = std::getenv("VPPD_CONFIG")) path = env;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--config") == 0 && i + 1 < argc) path = argv[i + 1];
+    if (std::strncmp(argv[i], "--config=", 9) == 0) path = argv[i] + 9;
+  }
+  if (path.empty()) return {};
+  try {
+    toml::table table = toml::parse_file(path);
+    return ApplyTable(table, "", settings);
+  } catch (const toml::parse_error& e) {
+    return Fail(Error::InvalidArgument("config: " + path + ": " + std::string(e.description())));
+  }
+}
+
+Result<std::pair<std::string, std::uint16_t>> ParseListen(const std::string& listen) {
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return Fail(Error::InvalidArgument("--listen must be HOST:PORT, not '" + listen + "'"));
+  }
+  std::string host = listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  const std::string port = listen.substr(colon + 1);
+  char* end = nullptr;
+  const long p = std::strtol(port.c_str(), &end, 10);
+  if (port.empty() || *end != '\0' || p < 0 || p > 65535) {
+    return Fail(Error::InvalidArgument("--listen port must be 0..65535, not '" + port + "'"));
+  }
+  return std::make_pair(host, static_cast<std::uint16_t>(p));
+}
+
+Status Validate(const Settings& s) {
+  if (auto l = ParseListen(s.listen); !l) return Fail(l.error());
+  if (s.apple_url.rfind("https://", 0) != 0 && s.apple_url.rfind("http://", 0) != 0) {
+    return Fail(Error::InvalidArgument("--apple-url must be an http(s) URL, not '" + s.apple_url + "'"));
+  }
+  if (s.audiences.empty()) return Fail(Error::InvalidArgument("at least one token audience is required"));
+  if (!s.jwks_file.empty() && !s.jwks_url.empty()) {
+    return Fail(Error::InvalidArgument("set either auth.jwks_file or auth.jwks_url, not both"));
+  }
+  return {};
+}
+
+}  // namespace vppd::cli

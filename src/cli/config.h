@@ -1,0 +1,55 @@
+// vppd's settings: TOML file < VPPD_* environment < command-line flags.
+//
+// Each setting is declared once in config.cc (name, TOML key, env var, flag, help),
+// so `vppd serve --help` documents every one of them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+
+namespace CLI {
+class App;
+}
+
+namespace vppd::cli {
+
+struct Settings {
+  std::string config_file;  // --config / VPPD_CONFIG
+  std::string listen = "127.0.0.1:8080";
+  std::string data_dir = "vppd-data";
+  std::string apple_url = "https://vpp.itunes.apple.com/mdm/v2";
+  bool dev = false;
+  int threads = 4;
+  std::string log_level = "info";
+  // [graph]
+  std::string action_response = "auto";
+  std::int64_t page_size = 100;
+  std::string public_url;
+  // [auth]
+  std::string permission_profile = "seed";
+  std::string jwks_file;  // trusted issuers' keys from a file instead of Entra's URL
+  std::string jwks_url;
+  std::vector<std::string> audiences = {"https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000"};
+  int leeway_seconds = 60;
+  // [secrets]
+  std::string key_file;  // empty = <data_dir>/secret.key
+};
+
+// Declares the serve settings on `app` (flags with their VPPD_* env names).
+void AddServeOptions(CLI::App& app, Settings& settings);
+
+// Reads `--config F` (or VPPD_CONFIG) from argv/env before CLI11 parses, and fills
+// `settings` from the TOML file, so flags and env (applied by CLI11 afterwards)
+// override it. Unknown keys and wrong types are errors naming the key.
+Status LoadConfigFile(int argc, char** argv, Settings& settings);
+
+// Checks values CLI11 cannot (listen address form, enum-like settings).
+Status Validate(const Settings& settings);
+
+// "host:port" → parts; InvalidArgument for anything else.
+Result<std::pair<std::string, std::uint16_t>> ParseListen(const std::string& listen);
+
+}  // namespace vppd::cli

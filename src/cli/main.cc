@@ -1,0 +1,269 @@
+// vppd: the command line. `serve` runs the Graph endpoint; `dev-token` signs
+// development tokens; `tenant` manages tenant records.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "apple/client.h"
+#include "auth/auth.h"
+#include "cli/config.h"
+#include "graph/graph.h"
+#include "http/server.h"
+#include "service/service.h"
+#include "store/store.h"
+
+namespace vppd::cli {
+namespace {
+
+int Die(const Error& e) {
+  std::fprintf(stderr, "vppd: %s\n", e.message.c_str());
+  return e.code == Code::kInvalidArgument ? 2 : 1;
+}
+
+// Creates the data dir 0700 (or checks an existing one) and opens the store in it.
+Result<std::unique_ptr<store::Store>> OpenStore(const std::string& data_dir, const std::string& key_file) {
+  std::error_code ec;
+  if (!std::filesystem::exists(data_dir, ec)) {
+    std::filesystem::create_directories(data_dir, ec);
+    if (ec) return Fail(Error::Internal("cannot create data dir " + data_dir + ": " + ec.message()));
+    ::chmod(data_dir.c_str(), 0700);
+  } else if (!std::filesystem::is_directory(data_dir, ec)) {
+    return Fail(Error::InvalidArgument("data dir " + data_dir + " is not a directory"));
+  } else {
+    struct stat st {};
+    if (::stat(data_dir.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+      spdlog::warn("data dir {} is accessible by group or others; it holds keys: chmod 700 it", data_dir);
+    }
+  }
+  auto box = SecretBox::LoadOrCreate(key_file.empty() ? data_dir + "/secret.key" : key_file);
+  if (!box) return Fail(box.error());
+  store::SqliteOptions options;
+  options.path = data_dir + "/vppd.db";
+  options.secrets = std::make_shared<const SecretBox>(std::move(*box));
+  return store::Store::OpenSqlite(options);
+}
+
+Result<auth::Verifier> MakeVerifier(const Settings& s, const auth::DevKey* dev_key) {
+  auth::VerifierOptions options;
+  options.audiences = s.audiences;
+  options.leeway = std::chrono::seconds(s.leeway_seconds);
+  if (dev_key != nullptr) {
+    options.issuers = auth::DevIssuers(*dev_key);
+  }
+  // Outside dev mode, Entra ID's issuers are trusted (their keys from a file, a URL,
+  // or Entra's published set). In dev mode only when asked for explicitly.
+  if (dev_key == nullptr || !s.jwks_file.empty() || !s.jwks_url.empty()) {
+    auto source = !s.jwks_file.empty() ? auth::JwksSource::File(s.jwks_file)
+                  : !s.jwks_url.empty() ? auth::JwksSource::Url(s.jwks_url)
+                                        : auth::JwksSource::Url(auth::kEntraJwksUrl);
+    for (auto& issuer : auth::EntraIssuers(std::move(source))) options.issuers.push_back(std::move(issuer));
+  }
+  return auth::Verifier::Create(std::move(options));
+}
+
+void PrintDevInstructions(const Settings& s, std::uint16_t port, const auth::DevKey& key) {
+  auth::DevTokenRequest req;
+  req.scopes = {"DeviceManagementServiceConfig.ReadWrite.All", "DeviceManagementApps.ReadWrite.All"};
+  req.ttl = std::chrono::hours(8);
+  auto token = key.Sign(req);
+  if (!token) return;
+  const std::string base = "http://127.0.0.1:" + std::to_string(port);
+  std::printf(
+      "\nDev mode: tenant %s is registered and licensed; this token is valid for 8 hours:\n\n"
+      "  export TOKEN=%s\n\n"
+      "Make another with: vppd dev-token --data-dir %s\n\n"
+      "Try:\n"
+      "  curl -s %s/beta/deviceAppManagement/vppTokens -H \"Authorization: Bearer $TOKEN\"\n"
+      "  curl -s -X POST %s/beta/deviceAppManagement/vppTokens -H \"Authorization: Bearer $TOKEN\" \\\n"
+      "       -H 'Content-Type: application/json' -d '{\"token\":\"<contents of your .vpptoken file>\"}'\n\n",
+      auth::kDevTenantId, token->c_str(), s.data_dir.c_str(), base.c_str(), base.c_str());
+  std::fflush(stdout);
+}
+
+int Serve(const Settings& s) {
+  if (auto ok = Validate(s); !ok) return Die(ok.error());
+  spdlog::set_level(spdlog::level::from_str(s.log_level));
+  if (s.apple_url.rfind("http://", 0) == 0) {
+    spdlog::warn("Apple API URL {} is plain http: use this only with a simulator", s.apple_url);
+  }
+  auto store = OpenStore(s.data_dir, s.key_file);
+  if (!store) return Die(store.error());
+
+  std::optional<auth::DevKey> dev_key;
+  if (s.dev) {
+    auto key = auth::DevKey::LoadOrCreate(s.data_dir);
+    if (!key) return Die(key.error());
+    dev_key = std::move(*key);
+    service::Tenants tenants(**store);
+    if (auto ok = tenants.Put(auth::kDevTenantId, "vppd dev tenant", true); !ok) return Die(ok.error());
+  }
+  auto verifier = MakeVerifier(s, dev_key ? &*dev_key : nullptr);
+  if (!verifier) return Die(verifier.error());
+
+  auto profile = service::ParsePermissionProfile(s.permission_profile);
+  if (!profile) return Die(profile.error());
+  service::VppTokens tokens(**store, {.profile = *profile, .clock = nullptr});
+
+  graph::Options graph_options;
+  graph_options.action_response = s.action_response == "value"    ? graph::ActionResponse::kValue
+                                  : s.action_response == "entity" ? graph::ActionResponse::kEntity
+                                                                  : graph::ActionResponse::kAuto;
+  graph_options.page_size = s.page_size;
+  graph_options.public_url = s.public_url;
+  graph::Api api({.verifier = &*verifier, .tokens = &tokens}, graph_options);
+
+  auto listen = ParseListen(s.listen);
+  http::ServerOptions http_options;
+  http_options.host = listen->first;
+  http_options.port = listen->second;
+  http_options.threads = s.threads;
+  auto server = http::Server::Start(http_options, [&api](http::Request& r) { return api.Handle(r); });
+  if (!server) return Die(server.error());
+
+  std::printf("vppd listening on http://%s:%u\n", http_options.host.c_str(), (*server)->port());
+  std::fflush(stdout);
+  if (dev_key) PrintDevInstructions(s, (*server)->port(), *dev_key);
+  spdlog::info("serving (data dir {}, permission profile {})", s.data_dir, s.permission_profile);
+  (*server)->RunUntilSignal();
+  spdlog::info("stopped");
+  return 0;
+}
+
+std::vector<std::string> SplitSpaces(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto j = s.find(' ', i);
+    if (j != i) out.push_back(s.substr(i, j == std::string::npos ? std::string::npos : j - i));
+    if (j == std::string::npos) break;
+    i = j + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  auto logger = spdlog::stderr_color_mt("vppd");
+  spdlog::set_default_logger(logger);
+
+  Settings settings;
+  if (auto ok = LoadConfigFile(argc, argv, settings); !ok) return Die(ok.error());
+
+  CLI::App app{"vppd: Microsoft Graph's Intune vppTokens API, self-hosted, syncing Apple VPP licenses"};
+  app.require_subcommand(1);
+
+  CLI::App* serve = app.add_subcommand("serve", "Run the Graph endpoint");
+  AddServeOptions(*serve, settings);
+
+  // dev-token
+  CLI::App* dev_token = app.add_subcommand("dev-token", "Print a JWT that a --dev server with the same data dir accepts");
+  std::string tenant, scopes, roles, audience = "https://graph.microsoft.com";
+  bool msa = false;
+  long ttl = 3600;
+  dev_token->add_option("--data-dir", settings.data_dir, "The --dev server's data dir")->capture_default_str();
+  dev_token->add_option("--tenant", tenant, "Tenant id (default: the dev tenant)");
+  dev_token->add_option("--scopes", scopes, "Delegated permissions, space-separated (scp)");
+  dev_token->add_option("--roles", roles, "Application permissions, space-separated (roles): an app-only token");
+  dev_token->add_flag("--msa", msa, "A personal Microsoft account token");
+  dev_token->add_option("--ttl", ttl, "Seconds until expiry; negative gives an expired token")->capture_default_str();
+  dev_token->add_option("--audience", audience, "aud claim")->capture_default_str();
+
+  // tenant
+  CLI::App* tenant_cmd = app.add_subcommand("tenant", "Manage tenant records");
+  tenant_cmd->require_subcommand(1);
+  tenant_cmd->add_option("--data-dir", settings.data_dir, "Data dir")->capture_default_str();
+  std::string tenant_id, tenant_name, license_state;
+  bool unlicensed = false, yes = false;
+  CLI::App* t_add = tenant_cmd->add_subcommand("add", "Add (or replace) a tenant");
+  t_add->add_option("id", tenant_id, "Tenant id (GUID)")->required();
+  t_add->add_option("--name", tenant_name, "Display name");
+  t_add->add_flag("--unlicensed", unlicensed, "Record the tenant without an active Intune license");
+  CLI::App* t_list = tenant_cmd->add_subcommand("list", "List tenants");
+  CLI::App* t_license = tenant_cmd->add_subcommand("set-license", "Set a tenant's Intune license flag");
+  t_license->add_option("id", tenant_id, "Tenant id")->required();
+  t_license->add_option("state", license_state, "on or off")->required()->check(CLI::IsMember({"on", "off"}));
+  CLI::App* t_remove = tenant_cmd->add_subcommand("remove", "Remove a tenant and all its data");
+  t_remove->add_option("id", tenant_id, "Tenant id")->required();
+  t_remove->add_flag("--yes", yes, "Do not ask for confirmation");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  if (serve->parsed()) return Serve(settings);
+
+  if (dev_token->parsed()) {
+    auto key = auth::DevKey::LoadOrCreate(settings.data_dir);
+    if (!key) return Die(key.error());
+    auth::DevTokenRequest req;
+    req.tenant_id = tenant;
+    req.scopes = SplitSpaces(scopes);
+    req.roles = SplitSpaces(roles);
+    if (scopes.empty() && roles.empty()) req.scopes = {"DeviceManagementServiceConfig.ReadWrite.All"};
+    req.personal_account = msa;
+    req.ttl = std::chrono::seconds(ttl);
+    req.audience = audience;
+    auto token = key->Sign(req);
+    if (!token) return Die(token.error());
+    std::printf("%s\n", token->c_str());
+    return 0;
+  }
+
+  if (tenant_cmd->parsed()) {
+    auto store = OpenStore(settings.data_dir, settings.key_file);
+    if (!store) return Die(store.error());
+    service::Tenants tenants(**store);
+    if (t_add->parsed()) {
+      if (auto ok = tenants.Put(tenant_id, tenant_name, !unlicensed); !ok) return Die(ok.error());
+      std::printf("tenant %s added (%s)\n", tenant_id.c_str(), unlicensed ? "unlicensed" : "licensed");
+      return 0;
+    }
+    if (t_list->parsed()) {
+      auto list = tenants.List();
+      if (!list) return Die(list.error());
+      std::printf("%-36s  %-8s  %s\n", "ID", "LICENSED", "NAME");
+      for (const auto& t : *list) {
+        std::printf("%-36s  %-8s  %s\n", t.id.c_str(), t.intune_licensed ? "yes" : "no", t.display_name.c_str());
+      }
+      return 0;
+    }
+    if (t_license->parsed()) {
+      if (auto ok = tenants.SetLicense(tenant_id, license_state == "on"); !ok) return Die(ok.error());
+      std::printf("tenant %s license %s\n", tenant_id.c_str(), license_state.c_str());
+      return 0;
+    }
+    if (t_remove->parsed()) {
+      if (!yes) {
+        if (!::isatty(STDIN_FILENO)) {
+          return Die(Error::InvalidArgument("removing a tenant deletes all its data; pass --yes to confirm"));
+        }
+        std::printf("Remove tenant %s and ALL its vppTokens, apps and licenses? Type 'yes': ", tenant_id.c_str());
+        std::fflush(stdout);
+        std::string answer;
+        std::getline(std::cin, answer);
+        if (answer != "yes") {
+          std::printf("not removed\n");
+          return 1;
+        }
+      }
+      if (auto ok = tenants.Remove(tenant_id); !ok) return Die(ok.error());
+      std::printf("tenant %s removed\n", tenant_id.c_str());
+      return 0;
+    }
+  }
+  return 0;
+}
+
+}  // namespace vppd::cli
+
+int main(int argc, char** argv) { return vppd::cli::Main(argc, argv); }

@@ -1,0 +1,422 @@
+// Routing and the handlers of the Graph surface. Each handler: parse and validate,
+// call one service function, serialise. Errors go through errors.cc.
+#include <algorithm>
+#include <cctype>
+#include <optional>
+#include <span>
+
+#include <boost/json.hpp>
+#include <boost/url.hpp>
+
+#include "auth/auth.h"
+#include "graph/errors.h"
+#include "graph/graph.h"
+#include "graph/model.h"
+#include "graph/odata.h"
+#include "service/service.h"
+
+namespace vppd::graph {
+namespace json = boost::json;
+namespace {
+
+constexpr char kJsonContentType[] =
+    "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8";
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  return out;
+}
+
+std::string_view TrimSpace(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// True when the Accept header (absent = anything) admits `media` ("application/json").
+bool Accepts(const http::Request& req, std::string_view media) {
+  const auto accept = req.Header("Accept");
+  if (!accept || TrimSpace(*accept).empty()) return true;
+  const std::string type(media.substr(0, media.find('/')));
+  std::string_view rest = *accept;
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    const auto semi = item.find(';');
+    const std::string range = Lower(TrimSpace(item.substr(0, semi)));
+    double q = 1.0;
+    if (semi != std::string_view::npos) {
+      std::string_view params = item.substr(semi + 1);
+      while (!params.empty()) {
+        const auto next = params.find(';');
+        const std::string_view p = TrimSpace(params.substr(0, next));
+        if (p.size() > 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
+          try {
+            q = std::stod(std::string(p.substr(2)));
+          } catch (...) {
+            q = 0;  // A malformed weight counts as "not acceptable" for that range.
+          }
+        }
+        params = next == std::string_view::npos ? std::string_view{} : params.substr(next + 1);
+      }
+    }
+    if (q <= 0) continue;
+    if (range == "*/*" || range == type + "/*" || range == media) return true;
+  }
+  return false;
+}
+
+bool IsJsonContentType(const http::Request& req) {
+  const auto ct = req.Header("Content-Type");
+  if (!ct) return false;
+  const std::string media = Lower(TrimSpace(ct->substr(0, ct->find(';'))));
+  return media == "application/json";
+}
+
+std::string JoinMethods(std::span<const std::string_view> methods) {
+  std::string out;
+  for (const auto& m : methods) out += (out.empty() ? "" : ", ") + std::string(m);
+  return out;
+}
+
+service::Principal ToPrincipal(const auth::Caller& c) {
+  return {c.tenant_id, c.object_id, c.app_id, c.personal_account, c.app_only, c.scopes, c.roles};
+}
+
+// A parsed request path below the version segment.
+struct Path {
+  ApiVersion version = ApiVersion::kBeta;
+  std::vector<std::string> segments;  // decoded, after the version
+};
+
+// "vppTokens('id')" → key; nullopt when the segment has no parenthesised key.
+std::optional<std::string> ParenthesisedKey(std::string_view segment, std::string_view name) {
+  if (segment.size() < name.size() + 2 || segment.substr(0, name.size()) != name || segment[name.size()] != '(' ||
+      segment.back() != ')') {
+    return std::nullopt;
+  }
+  std::string_view inner = segment.substr(name.size() + 1, segment.size() - name.size() - 2);
+  if (inner.size() >= 2 && inner.front() == '\'' && inner.back() == '\'') {
+    inner = inner.substr(1, inner.size() - 2);
+    std::string key;
+    for (std::size_t i = 0; i < inner.size(); ++i) {
+      key += inner[i];
+      if (inner[i] == '\'' && i + 1 < inner.size() && inner[i + 1] == '\'') ++i;
+    }
+    return key;
+  }
+  return std::string(inner);
+}
+
+bool IsAction(std::string_view segment, std::string_view name) {
+  return segment == name || (segment.size() == name.size() + 16 && segment.substr(0, 16) == "microsoft.graph." &&
+                             segment.substr(16) == name);
+}
+
+}  // namespace
+
+struct Api::Impl {
+  Dependencies deps;
+  Options options;
+  QueryLimits limits;
+
+  // --- response helpers -------------------------------------------------
+
+  std::string BaseUrl(const http::Request& req) const {
+    if (!options.public_url.empty()) return options.public_url;
+    std::string scheme = "http";
+    if (auto proto = req.Header("X-Forwarded-Proto"); proto && Lower(*proto) == "https") scheme = "https";
+    return scheme + "://" + std::string(req.Header("Host").value_or("localhost"));
+  }
+
+  std::string ContextUrl(const http::Request& req, ApiVersion v, std::string_view fragment) const {
+    return BaseUrl(req) + "/" + VersionSegment(v) + "/$metadata#" + std::string(fragment);
+  }
+
+  static http::Response Json(int status, const json::object& body) {
+    http::Response r;
+    r.status = status;
+    r.headers = {{"Content-Type", kJsonContentType}, {"OData-Version", "4.0"}};
+    r.body = json::serialize(body);
+    return r;
+  }
+
+  static http::Response MethodNotAllowed(const http::Request& req, std::span<const std::string_view> allowed) {
+    Error e{Code::kMethodNotAllowed,
+            "The HTTP method '" + req.method + "' is not allowed on this resource; allowed: " + JoinMethods(allowed) +
+                ".",
+            {},
+            "MethodNotAllowed"};
+    http::Response r = ErrorResponse(e, req);
+    r.headers.emplace_back("Allow", JoinMethods(allowed));
+    return r;
+  }
+
+  static Error SegmentNotFound(std::string_view segment) {
+    return Error::InvalidArgument("Resource not found for the segment '" + std::string(segment) + "'.",
+                                  std::string(segment))
+        .WithGraphCode("BadRequest");
+  }
+
+  // Parses a JSON object body; 415 for another media type, 400 for not JSON / not an object.
+  static Result<json::object> ReadJsonObject(const http::Request& req) {
+    if (!IsJsonContentType(req)) {
+      return Fail(Error{Code::kUnsupportedMediaType,
+                        "The request body must be 'application/json'" +
+                            std::string(req.Header("Content-Type") ? ", not '" +
+                                                                         std::string(*req.Header("Content-Type")) + "'."
+                                                                   : "; the Content-Type header is missing."),
+                        "Content-Type", "UnsupportedMediaType"});
+    }
+    if (TrimSpace(req.body).empty()) {
+      return Fail(Error::InvalidArgument("The request body is empty; a JSON object is required.")
+                      .WithGraphCode("BadRequest"));
+    }
+    boost::system::error_code ec;
+    json::parse_options opts;
+    opts.max_depth = 32;
+    json::value v = json::parse(req.body, ec, {}, opts);
+    if (ec) {
+      return Fail(Error::InvalidArgument("The request body is not valid JSON: " + ec.message() + ".")
+                      .WithGraphCode("BadRequest"));
+    }
+    if (!v.is_object()) {
+      return Fail(Error::InvalidArgument("The request body must be a JSON object.").WithGraphCode("BadRequest"));
+    }
+    return std::move(v.get_object());
+  }
+
+  // --- dispatch ---------------------------------------------------------
+
+  http::Response Handle(http::Request& req) const {
+    boost::system::result<boost::urls::url_view> url = boost::urls::parse_origin_form(req.target);
+    if (!url) {
+      return ErrorResponse(Error::InvalidArgument("The request target '" + req.target.substr(0, 200) +
+                                                  "' is not a valid origin-form URL.")
+                               .WithGraphCode("BadRequest"),
+                           req);
+    }
+    std::vector<std::string> segments;
+    for (auto seg : url->segments()) segments.emplace_back(seg);
+    while (!segments.empty() && segments.back().empty()) segments.pop_back();  // trailing '/'
+    const std::string query(url->encoded_query());
+
+    if (segments.size() == 1 && segments[0] == "healthz") {
+      if (req.method != "GET" && req.method != "HEAD") {
+        static constexpr std::string_view kAllowed[] = {"GET", "HEAD"};
+        return MethodNotAllowed(req, kAllowed);
+      }
+      return http::Response::Json(200, R"({"status":"ok"})");
+    }
+    if (segments.empty() || (segments[0] != "beta" && segments[0] != "v1.0")) {
+      return ErrorResponse(Error::NotFound("Invalid version: the path must start with /beta or /v1.0.",
+                                           segments.empty() ? "" : segments[0])
+                               .WithGraphCode("BadRequest"),
+                           req);
+    }
+    Path path;
+    path.version = segments[0] == "beta" ? ApiVersion::kBeta : ApiVersion::kV1;
+    path.segments.assign(segments.begin() + 1, segments.end());
+
+    // Graph authenticates before it routes.
+    std::string why;
+    auto caller = deps.verifier->Verify(req.Header("Authorization").value_or(""), &why);
+    if (!caller) return ErrorResponse(caller.error(), req);
+    const service::Principal principal = ToPrincipal(*caller);
+
+    auto result = Route(req, path, query, principal);
+    if (!result) return ErrorResponse(result.error(), req);
+    return std::move(*result);
+  }
+
+  Result<http::Response> Route(const http::Request& req, const Path& path, const std::string& query,
+                               const service::Principal& who) const {
+    const auto& s = path.segments;
+    if (s.empty()) return Fail(SegmentNotFound(""));
+    if (s[0] != "deviceAppManagement") return Fail(SegmentNotFound(s[0]));
+    if (s.size() == 1) {
+      return Fail(Error{Code::kUnimplemented,
+                        "vppd serves deviceAppManagement/vppTokens only; the deviceAppManagement singleton itself "
+                        "is not implemented.",
+                        "deviceAppManagement", "NotImplemented"});
+    }
+    // vppTokens, vppTokens('id'), vppTokens/{id}
+    std::optional<std::string> key = ParenthesisedKey(s[1], "vppTokens");
+    std::size_t next = 2;
+    if (!key) {
+      if (s[1] != "vppTokens") return Fail(SegmentNotFound(s[1]));
+      if (s.size() == 2) return TokenCollection(req, path.version, query, who);
+      if (s[2] == "$count") {
+        if (s.size() > 3) return Fail(SegmentNotFound(s[3]));
+        return TokenCount(req, path.version, query, who);
+      }
+      if (IsAction(s[2], "syncLicenseCounts") || s[2].starts_with("getLicensesForApp") ||
+          s[2].starts_with("microsoft.graph.getLicensesForApp")) {
+        return NotYet(s[2]);
+      }
+      key = s[2];
+      next = 3;
+    }
+    if (key->empty()) return Fail(SegmentNotFound(s[1]));
+    if (s.size() == next) return TokenItem(req, path.version, query, *key, who);
+    if (s.size() == next + 1 && (IsAction(s[next], "syncLicenses") || IsAction(s[next], "revokeLicenses"))) {
+      return NotYet(s[next]);
+    }
+    return Fail(SegmentNotFound(s[next]));
+  }
+
+  static Result<http::Response> NotYet(const std::string& operation) {
+    return Fail(Error{Code::kUnimplemented, "The operation '" + operation + "' is not implemented by this vppd yet.",
+                      operation, "NotImplemented"});
+  }
+
+  static Status RequireJsonAccepted(const http::Request& req) {
+    if (!Accepts(req, "application/json")) {
+      return Fail(Error{Code::kNotAcceptable,
+                        "The Accept header '" + std::string(*req.Header("Accept")) +
+                            "' excludes application/json, the only representation of this resource.",
+                        "Accept", "NotAcceptable"});
+    }
+    return {};
+  }
+
+  // --- vppTokens --------------------------------------------------------
+
+  Result<http::Response> TokenCollection(const http::Request& req, ApiVersion v, const std::string& query,
+                                         const service::Principal& who) const {
+    if (req.method == "GET") return ListTokens(req, v, query, who);
+    if (req.method == "POST") return CreateToken(req, v, who);
+    static constexpr std::string_view kAllowed[] = {"GET", "POST"};
+    return MethodNotAllowed(req, kAllowed);
+  }
+
+  Result<http::Response> ListTokens(const http::Request& req, ApiVersion v, const std::string& query,
+                                    const service::Principal& who) const {
+    if (auto ok = RequireJsonAccepted(req); !ok) return Fail(ok.error());
+    AllowedOptions allowed;
+    auto q = ParseQueryOptions(query, VppTokenEntity(v), allowed, limits);
+    if (!q) return Fail(q.error());
+    auto page = deps.tokens->List(who, q->list);
+    if (!page) return Fail(page.error());
+
+    json::object body;
+    std::string fragment = "deviceAppManagement/vppTokens";
+    if (!q->select.empty()) {
+      fragment += "(";
+      for (std::size_t i = 0; i < q->select.size(); ++i) fragment += (i ? "," : "") + q->select[i];
+      fragment += ")";
+    }
+    body["@odata.context"] = ContextUrl(req, v, fragment);
+    if (q->count) {
+      auto n = deps.tokens->Count(who, q->list.filter);
+      if (!n) return Fail(n.error());
+      body["@odata.count"] = *n;
+    }
+    const auto returned = static_cast<std::int64_t>(page->items.size());
+    if (HasNextPage(*q, returned, page->has_more)) {
+      body["@odata.nextLink"] = BaseUrl(req) + "/" + VersionSegment(v) + "/deviceAppManagement/vppTokens?" +
+                                NextLinkQuery(query, *q, q->list.skip + returned);
+    }
+    json::array values;
+    values.reserve(page->items.size());
+    for (const auto& t : page->items) {
+      json::object o;
+      WriteVppToken(t, v, q->select, o);
+      values.push_back(std::move(o));
+    }
+    body["value"] = std::move(values);
+    return Json(200, body);
+  }
+
+  Result<http::Response> TokenCount(const http::Request& req, ApiVersion v, const std::string& query,
+                                    const service::Principal& who) const {
+    if (req.method != "GET") {
+      static constexpr std::string_view kAllowed[] = {"GET"};
+      return MethodNotAllowed(req, kAllowed);
+    }
+    if (!Accepts(req, "text/plain")) {
+      return Fail(Error{Code::kNotAcceptable, "The $count segment answers text/plain, which the Accept header excludes.",
+                        "Accept", "NotAcceptable"});
+    }
+    AllowedOptions allowed;
+    allowed.orderby = allowed.top = allowed.skip = allowed.count = allowed.select = allowed.skiptoken = false;
+    auto q = ParseQueryOptions(query, VppTokenEntity(v), allowed, limits);
+    if (!q) return Fail(q.error());
+    auto n = deps.tokens->Count(who, q->list.filter);
+    if (!n) return Fail(n.error());
+    http::Response r = http::Response::Text(200, std::to_string(*n));
+    r.headers.emplace_back("OData-Version", "4.0");
+    return r;
+  }
+
+  Result<http::Response> TokenItem(const http::Request& req, ApiVersion v, const std::string& query,
+                                   const std::string& id, const service::Principal& who) const {
+    if (req.method == "GET") {
+      if (auto ok = RequireJsonAccepted(req); !ok) return Fail(ok.error());
+      auto select = ParseSelectOnly(query, VppTokenEntity(v));
+      if (!select) return Fail(select.error());
+      auto token = deps.tokens->Get(who, id);
+      if (!token) return Fail(token.error());
+      return EntityResponse(req, v, 200, *token, *select);
+    }
+    if (req.method == "PATCH") {
+      if (auto ok = RequireJsonAccepted(req); !ok) return Fail(ok.error());
+      auto body = ReadJsonObject(req);
+      if (!body) return Fail(body.error());
+      auto changes = ReadTokenChanges(*body, v);
+      if (!changes) return Fail(changes.error());
+      auto token = deps.tokens->Update(who, id, std::move(*changes));
+      if (!token) return Fail(token.error());
+      return EntityResponse(req, v, 200, *token, {});
+    }
+    if (req.method == "DELETE") {
+      if (auto ok = deps.tokens->Delete(who, id); !ok) return Fail(ok.error());
+      return http::Response{204, {}, {}, {}, {}};
+    }
+    static constexpr std::string_view kAllowed[] = {"GET", "PATCH", "DELETE"};
+    return MethodNotAllowed(req, kAllowed);
+  }
+
+  Result<http::Response> CreateToken(const http::Request& req, ApiVersion v, const service::Principal& who) const {
+    if (auto ok = RequireJsonAccepted(req); !ok) return Fail(ok.error());
+    auto body = ReadJsonObject(req);
+    if (!body) return Fail(body.error());
+    auto changes = ReadTokenChanges(*body, v);
+    if (!changes) return Fail(changes.error());
+    auto token = deps.tokens->Create(who, std::move(*changes));
+    if (!token) return Fail(token.error());
+    http::Response r = EntityResponse(req, v, 201, *token, {});
+    r.headers.emplace_back("Location",
+                           BaseUrl(req) + "/" + VersionSegment(v) + "/deviceAppManagement/vppTokens/" + token->id);
+    return r;
+  }
+
+  http::Response EntityResponse(const http::Request& req, ApiVersion v, int status, const store::VppToken& token,
+                                const std::vector<std::string>& select) const {
+    json::object body;
+    std::string fragment = "deviceAppManagement/vppTokens";
+    if (!select.empty()) {
+      fragment += "(";
+      for (std::size_t i = 0; i < select.size(); ++i) fragment += (i ? "," : "") + select[i];
+      fragment += ")";
+    }
+    body["@odata.context"] = ContextUrl(req, v, fragment + "/$entity");
+    WriteVppToken(token, v, select, body);
+    return Json(status, body);
+  }
+};
+
+Api::Api(Dependencies deps, Options options) : impl_(std::make_unique<Impl>()) {
+  impl_->deps = deps;
+  impl_->options = std::move(options);
+  impl_->limits.default_page_size = impl_->options.page_size;
+  impl_->limits.max_top = impl_->options.max_top;
+}
+
+Api::~Api() = default;
+
+http::Response Api::Handle(http::Request& request) const { return impl_->Handle(request); }
+
+}  // namespace vppd::graph

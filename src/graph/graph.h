@@ -1,0 +1,59 @@
+// The Microsoft Graph surface vppd serves: OData paths, query options, JSON, the
+// Graph error envelope, authentication of each request, and the vppToken handlers.
+//
+//   graph::Api api(deps, options);
+//   http::Server::Start(opts, [&](http::Request& r) { return api.Handle(r); });
+//
+// Handle never throws and never answers 500 for bad input: every malformed request
+// gets a Graph error naming what is wrong (errors.cc is the only place that turns an
+// Error into a status and body).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "http/server.h"
+
+namespace vppd {
+namespace auth {
+class Verifier;
+}
+namespace service {
+class VppTokens;
+}
+}  // namespace vppd
+
+namespace vppd::graph {
+
+// How syncLicenses answers (design.md): the seed's `{"value": {...}}`, the entity at
+// the root, or `auto` (the root when the request carries an SdkVersion header).
+enum class ActionResponse { kAuto, kValue, kEntity };
+
+struct Options {
+  ActionResponse action_response = ActionResponse::kAuto;
+  std::int64_t page_size = 100;  // server-driven paging of collections
+  std::int64_t max_top = 999;
+  // Absolute base for @odata.context and @odata.nextLink ("https://vppd.example.com").
+  // Empty: taken from the request's Host header (and X-Forwarded-Proto).
+  std::string public_url;
+};
+
+struct Dependencies {
+  const auth::Verifier* verifier = nullptr;
+  service::VppTokens* tokens = nullptr;
+};
+
+class Api {
+ public:
+  Api(Dependencies deps, Options options);
+  ~Api();
+  // Thread-safe; called concurrently from the server's threads.
+  http::Response Handle(http::Request& request) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vppd::graph

@@ -1,0 +1,40 @@
+// The entity model of the Graph surface (spec/graph-vpptoken.md §2–§3, §6):
+// which properties each API version exposes, their EDM types, which a client may
+// set, and the JSON form of each entity. Internal to graph/.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/json/fwd.hpp>
+
+#include "graph/odata.h"
+#include "service/service.h"
+#include "store/store.h"
+
+namespace vppd::graph {
+
+enum class ApiVersion { kBeta, kV1 };
+
+// "beta" / "v1.0".
+const char* VersionSegment(ApiVersion v);
+
+// The vppToken entity as `version` exposes it (v1.0 is a subset of beta).
+const EntityDef& VppTokenEntity(ApiVersion version);
+
+// The entity's JSON object: "@odata.type" first, then the properties in the
+// documented order. `select` (validated names) limits the properties; `id` is always
+// included. The sToken itself is write-only and rendered as null.
+void WriteVppToken(const store::VppToken& token, ApiVersion version, const std::vector<std::string>& select,
+                   boost::json::object& out);
+
+// Decodes a create/PATCH body. Every property must exist in `version` and have the
+// right JSON type (nullability, enum membership, ISO-8601 date-times, collections);
+// the first offence is an InvalidArgument naming the property. Server-managed
+// properties (the docs' examples send them all) are checked, then ignored.
+// `@odata.type`, when present, must name microsoft.graph.vppToken; other
+// annotations are ignored.
+Result<service::TokenChanges> ReadTokenChanges(const boost::json::object& body, ApiVersion version);
+
+}  // namespace vppd::graph

@@ -1,0 +1,107 @@
+// The permission table: one row per operation, for each profile.
+//
+// Sources (spec/graph-vpptoken.md §1.3): the seed page's table for syncLicenses
+// (delegated work or school account with DeviceManagementServiceConfig.ReadWrite.All;
+// personal accounts and application tokens not supported), the same era's pages for
+// the rest; and the newest published tables for the `current` profile.
+#include <algorithm>
+#include <array>
+#include <span>
+
+#include "service/service.h"
+
+namespace vppd::service {
+namespace {
+
+constexpr std::string_view kServiceConfigRead = "DeviceManagementServiceConfig.Read.All";
+constexpr std::string_view kServiceConfigWrite = "DeviceManagementServiceConfig.ReadWrite.All";
+constexpr std::string_view kAppsRead = "DeviceManagementApps.Read.All";
+constexpr std::string_view kAppsWrite = "DeviceManagementApps.ReadWrite.All";
+constexpr std::string_view kConfigurationRead = "DeviceManagementConfiguration.Read.All";
+constexpr std::string_view kConfigurationWrite = "DeviceManagementConfiguration.ReadWrite.All";
+
+struct Row {
+  Operation op;
+  bool application_supported;
+  std::span<const std::string_view> permissions;  // Any one suffices; least privileged first.
+};
+
+// --- seed profile -----------------------------------------------------------
+constexpr std::array kSeedRead = {kServiceConfigRead, kServiceConfigWrite};
+constexpr std::array kSeedWrite = {kServiceConfigWrite};
+constexpr std::array kSeedApps = {kAppsRead, kAppsWrite};
+constexpr std::array<Row, 9> kSeedTable = {{
+    {Operation::kReadTokens, false, kSeedRead},
+    {Operation::kCreateToken, false, kSeedWrite},
+    {Operation::kUpdateToken, false, kSeedWrite},
+    {Operation::kDeleteToken, false, kSeedWrite},
+    {Operation::kSyncLicenses, false, kSeedWrite},
+    {Operation::kRevokeLicenses, false, kSeedWrite},
+    {Operation::kSyncLicenseCounts, false, kSeedWrite},
+    {Operation::kGetLicensesForApp, false, kSeedRead},
+    {Operation::kReadMobileApps, false, kSeedApps},
+}};
+
+// --- current profile --------------------------------------------------------
+constexpr std::array kCurrentRead = {kAppsRead, kAppsWrite, kServiceConfigRead, kServiceConfigWrite};
+constexpr std::array kCurrentWrite = {kAppsWrite, kServiceConfigWrite};
+constexpr std::array kCurrentLicensesForApp = {kServiceConfigRead, kServiceConfigWrite, kConfigurationRead,
+                                               kConfigurationWrite};
+constexpr std::array kCurrentRevoke = {kServiceConfigWrite, kConfigurationWrite};
+constexpr std::array<Row, 9> kCurrentTable = {{
+    {Operation::kReadTokens, true, kCurrentRead},
+    {Operation::kCreateToken, true, kCurrentWrite},
+    {Operation::kUpdateToken, true, kCurrentWrite},
+    {Operation::kDeleteToken, true, kCurrentWrite},
+    {Operation::kSyncLicenses, true, kCurrentWrite},
+    {Operation::kRevokeLicenses, true, kCurrentRevoke},
+    {Operation::kSyncLicenseCounts, true, kCurrentRevoke},
+    {Operation::kGetLicensesForApp, true, kCurrentLicensesForApp},
+    {Operation::kReadMobileApps, true, kSeedApps},
+}};
+
+const Row& Lookup(Operation op, PermissionProfile profile) {
+  const auto& table = profile == PermissionProfile::kSeed ? kSeedTable : kCurrentTable;
+  return *std::find_if(table.begin(), table.end(), [op](const Row& r) { return r.op == op; });
+}
+
+std::string JoinNames(std::span<const std::string_view> names) {
+  std::string out;
+  for (const auto& n : names) {
+    if (!out.empty()) out += ", ";
+    out += n;
+  }
+  return out;
+}
+
+Error Forbidden(std::string message) { return Error::PermissionDenied(std::move(message)).WithGraphCode("Forbidden"); }
+
+}  // namespace
+
+Result<PermissionProfile> ParsePermissionProfile(std::string_view name) {
+  if (name == "seed") return PermissionProfile::kSeed;
+  if (name == "current") return PermissionProfile::kCurrent;
+  return Fail(Error::InvalidArgument("permission profile must be 'seed' or 'current', not '" + std::string(name) + "'"));
+}
+
+Status Authorize(const Principal& caller, Operation op, PermissionProfile profile) {
+  const Row& row = Lookup(op, profile);
+  if (caller.personal_account) {
+    return Fail(Forbidden("Personal Microsoft accounts are not supported for this operation."));
+  }
+  if (caller.app_only && !row.application_supported) {
+    return Fail(Forbidden(
+        "Application permissions are not supported for this operation; call it with a delegated "
+        "(work or school account) token."));
+  }
+  const auto& granted = caller.app_only ? caller.roles : caller.scopes;
+  for (const auto& needed : row.permissions) {
+    if (std::find(granted.begin(), granted.end(), needed) != granted.end()) return {};
+  }
+  return Fail(Forbidden(std::string(caller.app_only ? "Application" : "The caller") +
+                        " is not authorized to perform this operation. It must have one of the following " +
+                        (caller.app_only ? "application permissions (roles)" : "scopes") + ": " +
+                        JoinNames(row.permissions) + "."));
+}
+
+}  // namespace vppd::service

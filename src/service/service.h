@@ -1,0 +1,120 @@
+// The service layer: what vppd does, independent of HTTP and JSON.
+//
+// Handlers in graph/ parse a request into a Principal and plain values, call one
+// function here, and serialise what comes back. Everything here is unit-testable
+// without sockets; it reaches the world only through store::Store and Clock.
+//
+//   service::VppTokens tokens(store, options);
+//   Result<store::VppToken> t = tokens.Get(principal, id);   // NotFound, PermissionDenied
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/base.h"
+#include "store/store.h"
+
+namespace vppd::service {
+
+// The caller, as established by auth/ from a verified token.
+struct Principal {
+  std::string tenant_id;
+  std::string object_id;
+  std::string app_id;
+  bool personal_account = false;
+  bool app_only = false;
+  std::vector<std::string> scopes;  // delegated permissions (`scp`)
+  std::vector<std::string> roles;   // application permissions (`roles`)
+};
+
+// Every operation that needs a permission: one row each in permissions.cc.
+enum class Operation {
+  kReadTokens,         // list, get, $count
+  kCreateToken,
+  kUpdateToken,
+  kDeleteToken,
+  kSyncLicenses,
+  kRevokeLicenses,
+  kSyncLicenseCounts,
+  kGetLicensesForApp,
+  kReadMobileApps,
+};
+
+// seed: the seed page's table (delegated work/school only). current: the newest
+// published tables (adds DeviceManagementApps.*, DeviceManagementConfiguration.*
+// where listed, and application permissions). See permissions.cc.
+enum class PermissionProfile { kSeed, kCurrent };
+
+Result<PermissionProfile> ParsePermissionProfile(std::string_view name);
+
+// PermissionDenied (graph code "Forbidden") naming what is missing, or saying that
+// the account type is not supported. Pure function.
+Status Authorize(const Principal& caller, Operation op, PermissionProfile profile);
+
+// Client-settable vppToken properties present in a create or PATCH body. An absent
+// std::optional means "not sent"; an inner nullopt means "sent as null".
+struct TokenChanges {
+  std::optional<std::string> token;  // A new sToken: create, or renewal by PATCH.
+  std::optional<std::string> account_type;
+  std::optional<std::optional<std::string>> apple_id;
+  std::optional<std::optional<std::string>> country_or_region;
+  std::optional<std::optional<std::string>> display_name;
+  std::optional<bool> automatically_update_apps;
+  std::optional<bool> data_sharing_consent_granted;
+  std::optional<bool> claim_token_management_from_external_mdm;
+  std::optional<std::vector<std::string>> role_scope_tag_ids;
+  std::optional<std::string> delivery_protocol;
+};
+
+struct Options {
+  PermissionProfile profile = PermissionProfile::kSeed;
+  const Clock* clock = nullptr;  // nullptr = Clock::Real()
+};
+
+// The vppToken resource. Thread-safe (holds no mutable state of its own).
+// Every method first authorises `caller` for its operation and checks that the
+// caller's tenant is registered and has an active Intune license (PermissionDenied
+// otherwise), then works only inside that tenant: ids of other tenants are NotFound.
+class VppTokens {
+ public:
+  VppTokens(store::Store& store, Options options);
+
+  // `token` is required and decoded (apple::DecodeSToken): organizationName and
+  // expirationDateTime come from it; state is `expired` when already past, else
+  // `valid`. InvalidArgument (target "token") for a missing or malformed sToken;
+  // ResourceExhausted past the per-tenant limit.
+  Result<store::VppToken> Create(const Principal& caller, TokenChanges changes);
+  Result<store::VppToken> Get(const Principal& caller, const std::string& id);
+  Result<store::Page<store::VppToken>> List(const Principal& caller, const store::ListQuery& query);
+  Result<std::int64_t> Count(const Principal& caller, const std::optional<store::Expr>& filter);
+  // Applies the changes; a new `token` is a renewal, decoded like on create.
+  Result<store::VppToken> Update(const Principal& caller, const std::string& id, TokenChanges changes);
+  Status Delete(const Principal& caller, const std::string& id);
+
+ private:
+  Status Admit(const Principal& caller, Operation op);
+  Timestamp Now() const { return clock_->Now(); }
+
+  store::Store& store_;
+  Options options_;
+  const Clock* clock_;
+};
+
+// Tenant records, for the `vppd tenant` commands and dev mode.
+class Tenants {
+ public:
+  explicit Tenants(store::Store& store) : store_(store) {}
+  // Adds or replaces. InvalidArgument when `id` is not a GUID.
+  Status Put(const std::string& id, const std::string& display_name, bool intune_licensed);
+  Result<std::vector<store::Tenant>> List();
+  Status SetLicense(const std::string& id, bool intune_licensed);  // NotFound
+  Status Remove(const std::string& id);                            // NotFound
+
+ private:
+  store::Store& store_;
+};
+
+}  // namespace vppd::service

@@ -1,0 +1,169 @@
+"""Black-box harness: runs the real vppd (and apple-vpp-sim) binaries on 127.0.0.1.
+
+Standard library only. Binaries come from $VPPD_BIN_DIR (default build/bin).
+Every process is started on port 0 and announces its URL on the first line of
+stdout; the harness waits for it with a deadline, so a hung start fails fast.
+"""
+import base64
+import http.client
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.parse
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN_DIR = os.environ.get("VPPD_BIN_DIR", os.path.join(REPO, "build", "bin"))
+VPPD = os.path.join(BIN_DIR, "vppd")
+SIM = os.path.join(BIN_DIR, "apple-vpp-sim")
+
+DEV_TENANT = "7d3e5f1a-9c2b-4e8d-a6f0-3b1c5d7e9f20"
+WRITE_SCOPE = "DeviceManagementServiceConfig.ReadWrite.All"
+READ_SCOPE = "DeviceManagementServiceConfig.Read.All"
+
+
+def make_stoken(token="loc-token", exp="2030-11-08T22:33:22+0000", org="Contoso School"):
+    """An sToken as Apple's .vpptoken file holds it: base64 of {token, expDate, orgName}."""
+    raw = json.dumps({"token": token, "expDate": exp, "orgName": org}).encode()
+    return base64.b64encode(raw).decode()
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # lower-case names
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def error_code(self):
+        return self.json()["error"]["code"]
+
+    def error_message(self):
+        return self.json()["error"]["message"]
+
+    def __repr__(self):
+        return f"<{self.status} {self.body[:300]!r}>"
+
+
+def request(port, method, path, headers=None, body=None, timeout=10):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+            headers = dict(headers or {})
+            headers.setdefault("Content-Type", "application/json")
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        data = r.read().decode("utf-8", "replace")
+        return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+    finally:
+        conn.close()
+
+
+def _read_announcement(proc, prefix, deadline_s=15, log_path=None):
+    """Waits for the 'PREFIX http://host:port' line on stdout; returns the port."""
+    deadline = time.time() + deadline_s
+    buf = b""
+    fd = proc.stdout.fileno()
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            tail = ""
+            if log_path:
+                with open(log_path, "rb") as f:
+                    tail = f.read().decode(errors="replace")[-2000:]
+            raise RuntimeError(f"{prefix} exited with {proc.returncode}: {tail}")
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if not ready:
+            continue
+        chunk = os.read(fd, 4096)
+        buf += chunk
+        for line in buf.decode(errors="replace").splitlines():
+            if line.startswith(prefix) and "http://" in line:
+                url = line.split("http://", 1)[1].split()[0]
+                hostport = url.split("/", 1)[0]
+                return int(hostport.rsplit(":", 1)[1]), "http://" + url
+    proc.kill()
+    raise RuntimeError(f"{prefix} did not announce its address within {deadline_s}s")
+
+
+class Vppd:
+    """One vppd serve process with its own data dir."""
+
+    def __init__(self, *extra_args, data_dir=None, dev=True, env=None):
+        self.owns_dir = data_dir is None
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="vppd-test-")
+        self.extra_args = list(extra_args)
+        self.dev = dev
+        self.env = env
+        self.proc = None
+        self.port = None
+        fd, self.log_path = tempfile.mkstemp(prefix="vppd-stderr-", suffix=".log")
+        os.close(fd)
+
+    def start(self):
+        args = [VPPD, "serve", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir, "--threads", "2"]
+        if self.dev:
+            args.append("--dev")
+        args += self.extra_args
+        env = dict(os.environ)
+        env.update(self.env or {})
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, env=env)
+        try:
+            self.port, self.url = _read_announcement(self.proc, "vppd listening on", log_path=self.log_path)
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise
+        if self.proc and self.proc.stdout:
+            self.proc.stdout.close()
+        return self.proc.returncode if self.proc else None
+
+    def cleanup(self):
+        try:
+            self.stop()
+        finally:
+            if self.owns_dir:
+                shutil.rmtree(self.data_dir, ignore_errors=True)
+            if os.path.exists(self.log_path):
+                os.unlink(self.log_path)
+
+    def cli(self, *args, check=True, input=None):
+        """Runs a vppd subcommand against this data dir."""
+        r = subprocess.run([VPPD, *args], capture_output=True, text=True, timeout=30, input=input)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"vppd {' '.join(args)} failed: {r.stderr}")
+        return r
+
+    def dev_token(self, *args):
+        return self.cli("dev-token", "--data-dir", self.data_dir, *args).stdout.strip()
+
+    def request(self, method, path, token=None, headers=None, body=None):
+        h = dict(headers or {})
+        if token is not None:
+            h["Authorization"] = "Bearer " + token
+        return request(self.port, method, path, h, body)
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+
+def quote(s):
+    return urllib.parse.quote(s, safe="")
