@@ -78,16 +78,13 @@ class FilterCompiler {
   FilterCompiler(std::span<const PropertyColumn> columns, SqlBuilder& builder)
       : columns_(columns), builder_(builder) {}
 
-  Result<std::string> Predicate(const Expr& e, int depth) {
-    if (depth > kMaxFilterDepth) {
-      return Fail(Error::InvalidArgument(fmt::format("$filter is nested deeper than {} levels", kMaxFilterDepth)));
-    }
-    if (++nodes_ > kMaxFilterNodes) {
-      return Fail(Error::InvalidArgument(fmt::format("$filter has more than {} terms", kMaxFilterNodes)));
-    }
+  // `negate` carries a pending `not` down the tree (De Morgan), so `not` reaches
+  // SQL only on leaves: exact, because every leaf is two-valued.
+  Result<std::string> Predicate(const Expr& e, int depth, bool negate, int nesting) {
+    if (Status s = Visit(depth); !s) return Fail(s.error());
     switch (e.kind) {
       case Expr::Kind::kLiteral:
-        if (const bool* b = std::get_if<bool>(&e.literal)) return std::string(*b ? "1" : "0");
+        if (const bool* b = std::get_if<bool>(&e.literal)) return std::string(*b != negate ? "1" : "0");
         return Fail(Error::InvalidArgument("$filter must be a boolean expression"));
       case Expr::Kind::kProperty: {
         // A boolean property on its own is a predicate: `$filter=automaticallyUpdateApps`.
@@ -97,33 +94,98 @@ class FilterCompiler {
           return Fail(Error::InvalidArgument(
               fmt::format("property '{}' is not boolean and cannot stand alone in $filter", e.property), e.property));
         }
-        return fmt::format("coalesce({} = 1, 0)", o->sql);
+        return Negated(fmt::format("coalesce({} = 1, 0)", o->sql), negate);
       }
       case Expr::Kind::kOp:
-        return Operation(e, depth);
+        break;
     }
-    return Fail(Error::InvalidArgument("malformed $filter node"));
+    switch (e.op) {
+      case Op::kNot:
+        if (Status s = Arity(e, 1); !s) return Fail(s.error());
+        return Predicate(e.children[0], depth + 1, !negate, nesting);
+      case Op::kAnd:
+      case Op::kOr:
+        return Group(e, depth, negate, nesting);
+      default: {
+        Result<std::string> leaf = Leaf(e);
+        if (!leaf) return leaf;
+        return Negated(std::move(*leaf), negate);
+      }
+    }
   }
 
  private:
-  Result<std::string> Operation(const Expr& e, int depth) {
+  Status Visit(int depth) {
+    if (depth > kMaxFilterDepth) {
+      return Fail(Error::InvalidArgument(fmt::format("$filter is nested deeper than {} levels", kMaxFilterDepth)));
+    }
+    if (++nodes_ > kMaxFilterNodes) {
+      return Fail(Error::InvalidArgument(fmt::format("$filter has more than {} terms", kMaxFilterNodes)));
+    }
+    return {};
+  }
+
+  static std::string Negated(std::string sql, bool negate) { return negate ? "NOT " + sql : sql; }
+
+  // An and/or chain as one flat SQL group: `a and (b and c)` and `not (a or b)`
+  // inside an `and` all become `(a AND b AND c ...)`. SQLite's parser has a small
+  // fixed stack (~24 nested groups), so SQL nesting must grow only where and/or
+  // truly alternate, and that is bounded by kMaxFilterAlternations.
+  Result<std::string> Group(const Expr& e, int depth, bool negate, int nesting) {
+    if (nesting + 1 > kMaxFilterAlternations) {
+      return Fail(Error::InvalidArgument(
+          fmt::format("$filter alternates 'and'/'or' more than {} levels deep", kMaxFilterAlternations)));
+    }
+    bool is_and = (e.op == Op::kAnd) != negate;  // the operator after De Morgan
+    std::vector<Item> items;
+    if (Status s = Flatten(e, depth, negate, is_and, items); !s) return Fail(s.error());
+    std::string sql = "(";
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      Result<std::string> item = Predicate(*items[i].expr, items[i].depth, items[i].negate, nesting + 1);
+      if (!item) return item;
+      if (i > 0) sql += is_and ? " AND " : " OR ";
+      sql += *item;
+    }
+    return sql + ")";
+  }
+
+  struct Item {
+    const Expr* expr;
+    int depth;
+    bool negate;
+  };
+
+  // Collects the operands of the chain `e` belongs to. `e` is an and/or node whose
+  // effective operator (after `negate`) is `is_and`.
+  Status Flatten(const Expr& e, int depth, bool negate, bool is_and, std::vector<Item>& items) {
+    if (Status s = Arity(e, 2); !s) return s;
+    for (const Expr& child : e.children) {
+      // Look through `not`s to the operator they apply to.
+      const Expr* core = &child;
+      bool core_negate = negate;
+      int core_depth = depth + 1;
+      while (core->kind == Expr::Kind::kOp && core->op == Op::kNot && core->children.size() == 1) {
+        if (Status s = Visit(core_depth); !s) return s;
+        core = &core->children[0];
+        core_negate = !core_negate;
+        ++core_depth;
+      }
+      bool same_chain = core->kind == Expr::Kind::kOp && (core->op == Op::kAnd || core->op == Op::kOr) &&
+                        ((core->op == Op::kAnd) != core_negate) == is_and;
+      if (same_chain) {
+        if (Status s = Visit(core_depth); !s) return s;
+        if (Status s = Flatten(*core, core_depth, core_negate, is_and, items); !s) return s;
+      } else {
+        items.push_back({core, core_depth, core_negate});
+      }
+    }
+    return {};
+  }
+
+  // A comparison, `in`, string function or isof: a two-valued SQL predicate.
+  Result<std::string> Leaf(const Expr& e) {
     const auto& c = e.children;
     switch (e.op) {
-      case Op::kAnd:
-      case Op::kOr: {
-        if (Status s = Arity(e, 2); !s) return Fail(s.error());
-        Result<std::string> left = Predicate(c[0], depth + 1);
-        if (!left) return left;
-        Result<std::string> right = Predicate(c[1], depth + 1);
-        if (!right) return right;
-        return fmt::format("({} {} {})", *left, e.op == Op::kAnd ? "AND" : "OR", *right);
-      }
-      case Op::kNot: {
-        if (Status s = Arity(e, 1); !s) return Fail(s.error());
-        Result<std::string> inner = Predicate(c[0], depth + 1);
-        if (!inner) return inner;
-        return fmt::format("(NOT {})", *inner);
-      }
       case Op::kEq:
       case Op::kNe:
       case Op::kGt:
@@ -141,6 +203,10 @@ class FilterCompiler {
         return StringFunction(e.op, c[0], c[1]);
       case Op::kIsOf:
         return IsOf(e);
+      case Op::kAnd:
+      case Op::kOr:
+      case Op::kNot:
+        break;
     }
     return Fail(Error::InvalidArgument("unknown $filter operator"));
   }
@@ -287,7 +353,7 @@ std::string SqlBuilder::Param(sqlite::SqlValue value) {
 
 Result<std::string> CompileFilter(const Expr& filter, std::span<const PropertyColumn> columns, SqlBuilder& builder) {
   FilterCompiler compiler(columns, builder);
-  return compiler.Predicate(filter, 1);
+  return compiler.Predicate(filter, 1, false, 0);
 }
 
 Result<std::string> CompileOrderBy(const std::vector<OrderKey>& keys, std::span<const PropertyColumn> columns,

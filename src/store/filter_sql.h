@@ -16,6 +16,8 @@
 //   member's numeric value. Equality, `in` and the string functions are exact;
 //   gt/lt and $orderby follow the names' byte order.
 // - Booleans are 0/1, DateTimeOffset literals are INTEGER microseconds.
+// - `not` is applied by De Morgan down to the leaves, and and/or chains are
+//   flattened; both are exact because every leaf is two-valued.
 #pragma once
 
 #include <cstdint>
@@ -48,6 +50,10 @@ std::span<const PropertyColumn> VppTokenColumns();
 // Bounds on a compiled filter, so a hostile $filter can neither overflow the stack
 // (depth), nor SQLite's expression/parameter limits, nor take long to compile.
 inline constexpr int kMaxFilterDepth = 100;
+// and/or chains of any length compile flat, and `not` is pushed down to the
+// leaves, so SQL nests only where and/or alternate: `a and (b or (c and ...))`.
+// SQLite's parser stack fits about 24 such levels; real filters use a few.
+inline constexpr int kMaxFilterAlternations = 16;
 inline constexpr int kMaxFilterNodes = 2000;
 inline constexpr int kMaxFilterParams = 1000;
 inline constexpr std::size_t kMaxOrderKeys = 32;

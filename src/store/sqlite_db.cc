@@ -203,7 +203,11 @@ Error Connection::MapError(int rc, std::string_view what) const {
     case SQLITE_LOCKED:
       return Error::Unavailable("store busy, retry later: " + detail);
     case SQLITE_INTERRUPT:
-      return Error{Code::kDeadlineExceeded, "store statement timed out: " + detail, {}, {}};
+    {
+      Error timed_out = Error::Unavailable("store statement timed out: " + detail);
+      timed_out.code = Code::kDeadlineExceeded;  // no named factory for it
+      return timed_out;
+    }
     case SQLITE_FULL:
     case SQLITE_IOERR:
     case SQLITE_CANTOPEN:

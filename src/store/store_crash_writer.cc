@@ -1,0 +1,78 @@
+// store_crash_writer: a helper for store_crash_test, not a tool for users.
+//
+//   store_crash_writer DIR [--normal]
+//
+// Opens (creating) DIR/vppd.db and commits writes in a loop until killed. After
+// each commit has returned, and only then, it prints one line and flushes:
+//   c <id>          a token was created
+//   u <id> <seq>    that token's lastAppCount was set to <seq>
+// The test kills it with SIGKILL at random moments and checks that every printed
+// write is in the database. --normal opens with synchronous=NORMAL, to show that a
+// process kill loses nothing in that mode either. Exits 2 on any store error.
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "store/store.h"
+
+namespace {
+
+int Run(const std::string& dir, bool normal) {
+  using namespace vppd;
+  using namespace vppd::store;
+  SqliteOptions options;
+  options.path = dir + "/vppd.db";
+  options.secrets = std::make_shared<SecretBox>(SecretBox::FromKey(std::string(32, 'c')));
+  options.synchronous_full = !normal;
+  options.max_tokens_per_tenant = 1'000'000;  // the loop outlives the real limit
+  Result<std::unique_ptr<Store>> store = Store::OpenSqlite(options);
+  if (!store) {
+    std::fprintf(stderr, "open: %s\n", store.error().message.c_str());
+    return 2;
+  }
+  const std::string tenant = "cccccccc-cccc-cccc-cccc-cccccccccccc";
+  if (Status s = (*store)->PutTenant({tenant, "crash", true, 0}); !s) {
+    std::fprintf(stderr, "tenant: %s\n", s.error().message.c_str());
+    return 2;
+  }
+  for (std::int64_t seq = 1;; ++seq) {
+    VppToken token;
+    token.token = "crash-token-" + std::to_string(seq);
+    token.display_name = "token " + std::to_string(seq);
+    Result<VppToken> created = (*store)->CreateToken(tenant, token);
+    if (!created) {
+      std::fprintf(stderr, "create: %s\n", created.error().message.c_str());
+      return 2;
+    }
+    std::printf("c %s\n", created->id.c_str());
+    std::fflush(stdout);
+    if (seq % 3 == 0) {
+      Result<VppToken> updated = (*store)->UpdateToken(tenant, created->id, [seq](VppToken& t) -> Status {
+        t.last_app_count = static_cast<std::int32_t>(seq);
+        return {};
+      });
+      if (!updated) {
+        std::fprintf(stderr, "update: %s\n", updated.error().message.c_str());
+        return 2;
+      }
+      std::printf("u %s %lld\n", created->id.c_str(), static_cast<long long>(seq));
+      std::fflush(stdout);
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || argc > 3 || (argc == 3 && std::strcmp(argv[2], "--normal") != 0)) {
+    std::fprintf(stderr, "usage: %s DIR [--normal]\n", argv[0]);
+    return 64;
+  }
+  // stdout carries the protocol above; the store's logs go to stderr.
+  spdlog::set_default_logger(spdlog::stderr_logger_st("stderr"));
+  return Run(argv[1], argc == 3);
+}
