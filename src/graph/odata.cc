@@ -14,9 +14,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
-#include <cstring>
 #include <limits>
-#include <set>
 #include <system_error>
 #include <utility>
 
@@ -394,35 +392,37 @@ class Tokenizer {
  public:
   explicit Tokenizer(const OptionErrors& errors) : errors_(errors), s_(errors.source()) {}
 
-  // The tokens up to a final kEnd, or up to a kError when the text has a lexical
-  // error. The error is left for the parser to raise when it gets there, so that
-  // errors are reported in text order: `a/any(x:...)` complains about the path
-  // before the ':' it would never accept anyway.
-  std::vector<Token> Run() {
-    std::vector<Token> tokens;
-    while (true) {
-      while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t')) ++i_;
-      Token t;
-      t.pos = i_;
-      if (i_ == s_.size()) {
-        t.end = i_;
-        tokens.push_back(std::move(t));
-        return tokens;
-      }
-      Status status = Next(t);
-      t.end = i_;
+  // The next token; kEnd at the end (and ever after). A lexical error comes back as a
+  // kError token for the parser to raise when it gets there, so that errors are
+  // reported in text order: `a/any(x:...)` complains about the path before the ':'.
+  // Tokens are produced on demand: rejecting `((((...` stops after max_depth tokens.
+  Token Next() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t')) ++i_;
+    Token t;
+    t.pos = i_;
+    if (i_ < s_.size()) {
+      Status status = Scan(t);
       if (!status) {
         t.kind = TokenKind::kError;
         t.error = std::move(status.error());
-        tokens.push_back(std::move(t));
-        return tokens;
+        i_ = s_.size();
       }
-      tokens.push_back(std::move(t));
+    }
+    t.end = i_;
+    return t;
+  }
+
+  // All tokens up to and including the first kEnd or kError.
+  std::vector<Token> Run() {
+    std::vector<Token> tokens;
+    while (true) {
+      tokens.push_back(Next());
+      if (tokens.back().kind == TokenKind::kEnd || tokens.back().kind == TokenKind::kError) return tokens;
     }
   }
 
  private:
-  Status Next(Token& t) {
+  Status Scan(Token& t) {
     const char c = s_[i_];
     switch (c) {
       case '(':
@@ -634,8 +634,8 @@ bool IsReservedWord(const Token& t) {
 
 class Parser {
  public:
-  Parser(const OptionErrors& errors, std::vector<Token> tokens, int max_depth)
-      : errors_(errors), tokens_(std::move(tokens)), max_depth_(max_depth) {}
+  Parser(const OptionErrors& errors, int max_depth)
+      : errors_(errors), tokenizer_(errors), current_(tokenizer_.Next()), max_depth_(max_depth) {}
 
   Result<SyntaxNode> Parse() {
     Result<SyntaxNode> root = ParseOr(0);
@@ -645,8 +645,12 @@ class Parser {
   }
 
  private:
-  const Token& Peek() const { return tokens_[next_]; }
-  const Token& Take() { return tokens_[next_ < tokens_.size() - 1 ? next_++ : next_]; }
+  const Token& Peek() const { return current_; }
+  Token Take() {
+    Token taken = std::move(current_);
+    current_ = tokenizer_.Next();
+    return taken;
+  }
 
   // A token where another was expected, with a hint when it looks like a mistyped keyword.
   Error Unexpected(const Token& t, const std::string& expected) const {
@@ -746,7 +750,7 @@ class Parser {
       Result<SyntaxNode> item = ParsePrimary(depth + 1);
       if (!item) return item;
       n.children.push_back(std::move(*item));
-      const Token& t = Take();
+      Token t = Take();
       if (t.kind == TokenKind::kRParen) return n;
       if (t.kind != TokenKind::kComma) return Fail(Unexpected(t, "expected ',' or ')' in the 'in' list"));
     }
@@ -816,7 +820,7 @@ class Parser {
       Result<SyntaxNode> arg = ParsePrimary(depth + 1);
       if (!arg) return arg;
       call.children.push_back(std::move(*arg));
-      const Token& t = Take();
+      Token t = Take();
       if (t.kind == TokenKind::kRParen) return call;
       if (t.kind != TokenKind::kComma) {
         return Fail(Unexpected(t, "expected ',' or ')' in the arguments of '" + call.token.text + "'"));
@@ -834,8 +838,8 @@ class Parser {
   }
 
   const OptionErrors& errors_;
-  std::vector<Token> tokens_;  // always ends with a kEnd token
-  std::size_t next_ = 0;
+  Tokenizer tokenizer_;
+  Token current_;  // the one token of lookahead
   int max_depth_;
 };
 
@@ -901,6 +905,21 @@ constexpr std::array<std::string_view, 24> kUnsupportedFunctions = {
     "time", "totaloffsetminutes", "now", "round", "floor", "ceiling", "cast", "hassubset",
 };
 
+// store::Expr::Apply takes a vector; building it from a braced list would copy
+// every subtree (initializer lists are const), making chains quadratic. These move.
+store::Expr Apply(store::Op op, store::Expr only) {
+  std::vector<store::Expr> children;
+  children.push_back(std::move(only));
+  return store::Expr::Apply(op, std::move(children));
+}
+store::Expr Apply(store::Op op, store::Expr first, store::Expr second) {
+  std::vector<store::Expr> children;
+  children.reserve(2);
+  children.push_back(std::move(first));
+  children.push_back(std::move(second));
+  return store::Expr::Apply(op, std::move(children));
+}
+
 class Checker {
  public:
   Checker(const OptionErrors& errors, const EntityDef& entity) : errors_(errors), entity_(entity) {}
@@ -914,13 +933,13 @@ class Checker {
         if (!left) return left;
         Result<store::Expr> right = Condition(n.children[1]);
         if (!right) return right;
-        return store::Expr::Apply(n.kind == SyntaxNode::Kind::kAnd ? store::Op::kAnd : store::Op::kOr,
-                                  {std::move(*left), std::move(*right)});
+        return Apply(n.kind == SyntaxNode::Kind::kAnd ? store::Op::kAnd : store::Op::kOr, std::move(*left),
+                     std::move(*right));
       }
       case SyntaxNode::Kind::kNot: {
         Result<store::Expr> operand = Condition(n.children[0]);
         if (!operand) return operand;
-        return store::Expr::Apply(store::Op::kNot, {std::move(*operand)});
+        return Apply(store::Op::kNot, std::move(*operand));
       }
       case SyntaxNode::Kind::kCompare:
         return Compare(n);
@@ -936,7 +955,7 @@ class Checker {
           return Fail(errors_.At(n.token.pos, "property '" + n.token.text + "' is " + EdmName(**p) +
                                                   ", not a condition; compare it with a value"));
         }
-        return store::Expr::Apply(store::Op::kEq, {store::Expr::Property((*p)->name), store::Expr::Value(true)});
+        return Apply(store::Op::kEq, store::Expr::Property((*p)->name), store::Expr::Value(true));
       }
       case SyntaxNode::Kind::kLiteral:
         break;
@@ -1091,7 +1110,7 @@ class Checker {
     }
     Result<store::Literal> value = LiteralFor(**p, right->token, op);
     if (!value) return Fail(std::move(value.error()));
-    return store::Expr::Apply(op, {store::Expr::Property((*p)->name), store::Expr::Value(std::move(*value))});
+    return Apply(op, store::Expr::Property((*p)->name), store::Expr::Value(std::move(*value)));
   }
 
   Result<store::Expr> CompareCall(const SyntaxNode& n) {
@@ -1109,7 +1128,7 @@ class Checker {
     }
     const bool wants_true = IsWord(other.token, "true") == (n.op == store::Op::kEq);
     if (wants_true) return inner;
-    return store::Expr::Apply(store::Op::kNot, {std::move(*inner)});
+    return Apply(store::Op::kNot, std::move(*inner));
   }
 
   Result<store::Expr> In(const SyntaxNode& n) {
@@ -1178,7 +1197,7 @@ class Checker {
     if (needle.kind != SyntaxNode::Kind::kLiteral || needle.token.kind != TokenKind::kString) {
       return Fail(errors_.At(needle.token.pos, "the second argument of '" + name + "' must be a string in quotes"));
     }
-    return store::Expr::Apply(op, {store::Expr::Property((*p)->name), store::Expr::Value(needle.token.text)});
+    return Apply(op, store::Expr::Property((*p)->name), store::Expr::Value(needle.token.text));
   }
 
   // isof('microsoft.graph.iosVppApp') or isof(microsoft.graph.iosVppApp).
@@ -1198,7 +1217,7 @@ class Checker {
       return Fail(errors_.At(arg.token.pos, "'" + Echo(type) + "' is not a type of " + QualifiedTypeName(entity_) +
                                                 (known.empty() ? "" : " (known: " + known + ")")));
     }
-    return store::Expr::Apply(store::Op::kIsOf, {store::Expr::Value(type)});
+    return Apply(store::Op::kIsOf, store::Expr::Value(std::move(type)));
   }
 
   const OptionErrors& errors_;
@@ -1220,9 +1239,8 @@ Result<store::Expr> ParseFilter(std::string_view text, const EntityDef& entity, 
     return Fail(errors.Plain("the filter is " + std::to_string(text.size()) + " bytes long; at most " +
                              std::to_string(limits.max_filter_length) + " are allowed"));
   }
-  std::vector<Token> tokens = Tokenizer(errors).Run();
-  if (tokens.front().kind == TokenKind::kEnd) return Fail(errors.Plain("the filter is empty"));
-  Result<SyntaxNode> tree = Parser(errors, std::move(tokens), limits.max_depth).Parse();
+  if (text.find_first_not_of(" \t") == std::string_view::npos) return Fail(errors.Plain("the filter is empty"));
+  Result<SyntaxNode> tree = Parser(errors, limits.max_depth).Parse();
   if (!tree) return Fail(std::move(tree.error()));
   Result<store::Expr> expr = Checker(errors, entity).Condition(*tree);
   if (!expr) return expr;
