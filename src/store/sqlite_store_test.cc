@@ -465,6 +465,18 @@ TEST_F(StoreTest, RealLimitOf3000) {
   EXPECT_TRUE(page->has_more);
   std::printf("[ measure  ] ListTokens of 1000 of 3000 (decrypting each): %.1f ms\n",
               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+
+  // The same page cannot be read in 1 ms: the call is cut off with DeadlineExceeded
+  // (and the connection rolls back cleanly, so the next call works).
+  options_.statement_timeout_ms = 1;
+  options_.reader_connections = 1;
+  Open();
+  Result<Page<VppToken>> cut = store_->ListTokens(kTenantA, q);
+  ASSERT_FALSE(cut);
+  EXPECT_EQ(cut.error().code, Code::kDeadlineExceeded) << cut.error().message;
+  // A point lookup runs far fewer VM steps than one deadline check interval.
+  Result<VppToken> one = store_->GetToken(kTenantA, page->items[0].id);
+  EXPECT_TRUE(one) << one.error().message;
 }
 
 // --- secrets at rest ----------------------------------------------------------------

@@ -86,7 +86,8 @@ struct SqliteOptions {
   // How long a call waits for a connection or SQLite's write lock before it fails
   // with Unavailable, in milliseconds.
   int busy_timeout_ms = 5000;
-  // Longest one statement may run before it is interrupted (DeadlineExceeded), in ms.
+  // Longest the statements of one call may run before SQLite interrupts them and the
+  // call fails with DeadlineExceeded, in milliseconds (checked every ~1000 VM steps).
   int statement_timeout_ms = 10000;
   // Connections for reads, besides the one writer. WAL lets them read while the
   // writer commits.
