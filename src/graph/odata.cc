@@ -148,10 +148,26 @@ std::string QualifiedTypeName(const EntityDef& entity) { return "microsoft.graph
 bool IsQueryChar(char c) {
   if (IsIdentChar(c)) return true;
   switch (c) {
-    case '-': case '.': case '_': case '~':                                   // unreserved
-    case '!': case '$': case '&': case '\'': case '(': case ')': case '*':     // sub-delims
-    case '+': case ',': case ';': case '=':
-    case ':': case '@': case '/': case '?': case '%':
+    case '-':
+    case '.':
+    case '_':
+    case '~':  // unreserved
+    case '!':
+    case '$':
+    case '&':
+    case '\'':
+    case '(':
+    case ')':
+    case '*':  // sub-delims
+    case '+':
+    case ',':
+    case ';':
+    case '=':
+    case ':':
+    case '@':
+    case '/':
+    case '?':
+    case '%':
       return true;
     default:
       return false;
@@ -176,9 +192,8 @@ Result<std::vector<QueryParam>> SplitQuery(std::string_view raw) {
   for (std::size_t i = 0; i < raw.size(); ++i) {
     const char c = raw[i];
     if (c == '%' && i + 2 >= raw.size()) {
-      return Fail(BadRequest("Malformed query string: incomplete percent-encoding at position " +
-                                 std::to_string(i) + ".",
-                             "query"));
+      return Fail(BadRequest(
+          "Malformed query string: incomplete percent-encoding at position " + std::to_string(i) + ".", "query"));
     }
     if (c == '%' && !(IsHexDigit(raw[i + 1]) && IsHexDigit(raw[i + 2]))) {
       return Fail(BadRequest("Malformed query string: invalid percent-encoding '" + Echo(raw.substr(i, 3)) +
@@ -273,9 +288,9 @@ Result<OptionValues> CollectOptions(const std::vector<QueryParam>& params, Allow
                              std::string(CanonicalName(*id))));
     }
     if (p.value.find('\0') != std::string::npos || !IsValidUtf8(p.value)) {
-      return Fail(BadRequest("Invalid " + std::string(CanonicalName(*id)) +
-                                 ": the value contains a NUL byte or is not valid UTF-8.",
-                             std::string(CanonicalName(*id))));
+      return Fail(BadRequest(
+          "Invalid " + std::string(CanonicalName(*id)) + ": the value contains a NUL byte or is not valid UTF-8.",
+          std::string(CanonicalName(*id))));
     }
     slot = p.value;
   }
@@ -388,6 +403,17 @@ bool MatchesDateTimeAt(std::string_view s, std::size_t i) {
   return true;
 }
 
+// `YYYY-MM-DD` not followed by `T`: an Edm.Date, which no vppd property has.
+bool MatchesDateAt(std::string_view s, std::size_t i) {
+  static constexpr std::string_view kShape = "dddd-dd-dd";
+  if (s.size() - i < kShape.size()) return false;
+  for (std::size_t k = 0; k < kShape.size(); ++k) {
+    const char c = s[i + k];
+    if (kShape[k] == 'd' ? !IsDigit(c) : c != kShape[k]) return false;
+  }
+  return true;
+}
+
 class Tokenizer {
  public:
   explicit Tokenizer(const OptionErrors& errors) : errors_(errors), s_(errors.source()) {}
@@ -457,6 +483,11 @@ class Tokenizer {
       return {};
     }
     if (IsDigit(c) && MatchesDateTimeAt(s_, i_)) return DateTime(t);
+    if (IsDigit(c) && MatchesDateAt(s_, i_)) {
+      return Fail(errors_.At(i_, "Edm.Date literal '" + std::string(s_.substr(i_, 10)) +
+                                     "' is not supported; write a DateTimeOffset such as " +
+                                     std::string(s_.substr(i_, 10)) + "T00:00:00Z"));
+    }
     if (IsDigit(c) || (c == '-' && i_ + 1 < s_.size() && IsDigit(s_[i_ + 1]))) return Number(t);
     if (IsIdentStart(c)) return Identifier(t);
     // Show the whole (possibly multi-byte) character.
@@ -486,8 +517,8 @@ class Tokenizer {
 
   Status DateTime(Token& t) {
     const std::size_t start = i_;
-    while (i_ < s_.size() && (IsIdentChar(s_[i_]) || s_[i_] == ':' || s_[i_] == '.' || s_[i_] == '-' ||
-                              s_[i_] == '+')) {
+    while (i_ < s_.size() &&
+           (IsIdentChar(s_[i_]) || s_[i_] == ':' || s_[i_] == '.' || s_[i_] == '-' || s_[i_] == '+')) {
       ++i_;
     }
     const std::string_view text = s_.substr(start, i_ - start);
@@ -604,20 +635,34 @@ constexpr std::array<std::string_view, 6> kUnsupportedOperators = {"has", "add",
 
 std::string_view OpName(store::Op op) {
   switch (op) {
-    case store::Op::kEq: return "eq";
-    case store::Op::kNe: return "ne";
-    case store::Op::kGt: return "gt";
-    case store::Op::kGe: return "ge";
-    case store::Op::kLt: return "lt";
-    case store::Op::kLe: return "le";
-    case store::Op::kAnd: return "and";
-    case store::Op::kOr: return "or";
-    case store::Op::kNot: return "not";
-    case store::Op::kIn: return "in";
-    case store::Op::kStartsWith: return "startswith";
-    case store::Op::kEndsWith: return "endswith";
-    case store::Op::kContains: return "contains";
-    case store::Op::kIsOf: return "isof";
+    case store::Op::kEq:
+      return "eq";
+    case store::Op::kNe:
+      return "ne";
+    case store::Op::kGt:
+      return "gt";
+    case store::Op::kGe:
+      return "ge";
+    case store::Op::kLt:
+      return "lt";
+    case store::Op::kLe:
+      return "le";
+    case store::Op::kAnd:
+      return "and";
+    case store::Op::kOr:
+      return "or";
+    case store::Op::kNot:
+      return "not";
+    case store::Op::kIn:
+      return "in";
+    case store::Op::kStartsWith:
+      return "startswith";
+    case store::Op::kEndsWith:
+      return "endswith";
+    case store::Op::kContains:
+      return "contains";
+    case store::Op::kIsOf:
+      return "isof";
   }
   return "?";
 }
@@ -800,8 +845,8 @@ class Parser {
     }
     if (Peek().kind == TokenKind::kLParen) return ParseCallArguments(depth, std::move(n));
     if (Peek().kind == TokenKind::kSlash) {
-      return Fail(errors_.At(Peek().pos, "property paths ('" + n.token.text +
-                                             "/...') and lambda operators are not supported"));
+      return Fail(
+          errors_.At(Peek().pos, "property paths ('" + n.token.text + "/...') and lambda operators are not supported"));
     }
     n.kind = SyntaxNode::Kind::kProperty;
     return n;
@@ -850,15 +895,33 @@ class Parser {
 std::string EdmName(const PropertyDef& p) {
   std::string base;
   switch (p.type) {
-    case EdmType::kString: base = "Edm.String"; break;
-    case EdmType::kBoolean: base = "Edm.Boolean"; break;
-    case EdmType::kInt32: base = "Edm.Int32"; break;
-    case EdmType::kInt64: base = "Edm.Int64"; break;
-    case EdmType::kDouble: base = "Edm.Double"; break;
-    case EdmType::kDateTimeOffset: base = "Edm.DateTimeOffset"; break;
-    case EdmType::kGuid: base = "Edm.Guid"; break;
-    case EdmType::kEnum: base = p.enum_type; break;
-    case EdmType::kComplex: base = "a complex type"; break;
+    case EdmType::kString:
+      base = "Edm.String";
+      break;
+    case EdmType::kBoolean:
+      base = "Edm.Boolean";
+      break;
+    case EdmType::kInt32:
+      base = "Edm.Int32";
+      break;
+    case EdmType::kInt64:
+      base = "Edm.Int64";
+      break;
+    case EdmType::kDouble:
+      base = "Edm.Double";
+      break;
+    case EdmType::kDateTimeOffset:
+      base = "Edm.DateTimeOffset";
+      break;
+    case EdmType::kGuid:
+      base = "Edm.Guid";
+      break;
+    case EdmType::kEnum:
+      base = p.enum_type;
+      break;
+    case EdmType::kComplex:
+      base = "a complex type";
+      break;
   }
   return p.collection ? "Collection(" + base + ")" : base;
 }
@@ -866,20 +929,26 @@ std::string EdmName(const PropertyDef& p) {
 // The type an untyped literal would have on its own, for mismatch messages.
 std::string LiteralTypeName(const Token& t) {
   switch (t.kind) {
-    case TokenKind::kString: return "Edm.String";
+    case TokenKind::kString:
+      return "Edm.String";
     case TokenKind::kInteger:
       return t.integer >= std::numeric_limits<std::int32_t>::min() &&
                      t.integer <= std::numeric_limits<std::int32_t>::max()
                  ? "Edm.Int32"
                  : "Edm.Int64";
-    case TokenKind::kDecimal: return "Edm.Double";
-    case TokenKind::kDateTime: return "Edm.DateTimeOffset";
-    case TokenKind::kGuid: return "Edm.Guid";
-    case TokenKind::kEnumLiteral: return t.text;
+    case TokenKind::kDecimal:
+      return "Edm.Double";
+    case TokenKind::kDateTime:
+      return "Edm.DateTimeOffset";
+    case TokenKind::kGuid:
+      return "Edm.Guid";
+    case TokenKind::kEnumLiteral:
+      return t.text;
     case TokenKind::kIdentifier:
       if (t.text == "null") return "null";
       return "Edm.Boolean";
-    default: return "unknown";
+    default:
+      return "unknown";
   }
 }
 
@@ -889,20 +958,46 @@ bool IsOrdering(store::Op op) {
 
 store::Op Mirror(store::Op op) {
   switch (op) {
-    case store::Op::kGt: return store::Op::kLt;
-    case store::Op::kGe: return store::Op::kLe;
-    case store::Op::kLt: return store::Op::kGt;
-    case store::Op::kLe: return store::Op::kGe;
-    default: return op;  // eq, ne are symmetric
+    case store::Op::kGt:
+      return store::Op::kLt;
+    case store::Op::kGe:
+      return store::Op::kLe;
+    case store::Op::kLt:
+      return store::Op::kGt;
+    case store::Op::kLe:
+      return store::Op::kGe;
+    default:
+      return op;  // eq, ne are symmetric
   }
 }
 
 // OData functions that exist but that the store cannot evaluate: named as
 // "not supported" rather than "unknown", which would suggest a typo.
 constexpr std::array<std::string_view, 24> kUnsupportedFunctions = {
-    "tolower", "toupper", "trim", "length", "indexof", "substring", "concat", "matchesPattern",
-    "year", "month", "day", "hour", "minute", "second", "fractionalseconds", "date",
-    "time", "totaloffsetminutes", "now", "round", "floor", "ceiling", "cast", "hassubset",
+    "tolower",
+    "toupper",
+    "trim",
+    "length",
+    "indexof",
+    "substring",
+    "concat",
+    "matchesPattern",
+    "year",
+    "month",
+    "day",
+    "hour",
+    "minute",
+    "second",
+    "fractionalseconds",
+    "date",
+    "time",
+    "totaloffsetminutes",
+    "now",
+    "round",
+    "floor",
+    "ceiling",
+    "cast",
+    "hassubset",
 };
 
 // store::Expr::Apply takes a vector; building it from a braced list would copy
@@ -981,7 +1076,8 @@ class Checker {
                                               ") and cannot be used in $filter"));
     }
     if (p->type == EdmType::kComplex) {
-      return Fail(errors_.At(n.token.pos, "property '" + p->name + "' is of a complex type and cannot be used in $filter"));
+      return Fail(
+          errors_.At(n.token.pos, "property '" + p->name + "' is of a complex type and cannot be used in $filter"));
     }
     if (!p->filterable) {
       return Fail(errors_.At(n.token.pos, "property '" + p->name + "' cannot be used in $filter"));
@@ -1000,18 +1096,19 @@ class Checker {
   Result<store::Literal> LiteralFor(const PropertyDef& p, const Token& lit, store::Op op) {
     if (IsWord(lit, "null")) {
       if (op != store::Op::kEq && op != store::Op::kNe) {
-        return Fail(errors_.At(lit.pos, "null can only be compared with 'eq' or 'ne', not '" +
-                                            std::string(OpName(op)) + "'"));
+        return Fail(
+            errors_.At(lit.pos, "null can only be compared with 'eq' or 'ne', not '" + std::string(OpName(op)) + "'"));
       }
       return store::Literal{};
     }
     if (IsOrdering(op) && p.type == EdmType::kBoolean) {
-      return Fail(errors_.At(lit.pos, "operator '" + std::string(OpName(op)) + "' is not defined for " +
-                                          EdmName(p) + " property '" + p.name + "'"));
+      return Fail(errors_.At(lit.pos, "operator '" + std::string(OpName(op)) + "' is not defined for " + EdmName(p) +
+                                          " property '" + p.name + "'"));
     }
     if (IsOrdering(op) && p.type == EdmType::kEnum) {
-      return Fail(errors_.At(lit.pos, "operator '" + std::string(OpName(op)) + "' is not supported for enum property '" +
-                                          p.name + "' (" + p.enum_type + "); use 'eq', 'ne' or 'in'"));
+      return Fail(errors_.At(lit.pos, "operator '" + std::string(OpName(op)) +
+                                          "' is not supported for enum property '" + p.name + "' (" + p.enum_type +
+                                          "); use 'eq', 'ne' or 'in'"));
     }
     switch (p.type) {
       case EdmType::kString:
@@ -1028,8 +1125,8 @@ class Checker {
         if (lit.kind != TokenKind::kInteger) return Fail(Mismatch(p, lit));
         if (p.type == EdmType::kInt32 && (lit.integer < std::numeric_limits<std::int32_t>::min() ||
                                           lit.integer > std::numeric_limits<std::int32_t>::max())) {
-          return Fail(errors_.At(lit.pos, "integer " + lit.text + " is out of range for Edm.Int32 property '" +
-                                              p.name + "'"));
+          return Fail(
+              errors_.At(lit.pos, "integer " + lit.text + " is out of range for Edm.Int32 property '" + p.name + "'"));
         }
         return store::Literal{lit.integer};
       case EdmType::kDouble:
@@ -1038,9 +1135,10 @@ class Checker {
         return Fail(Mismatch(p, lit));
       case EdmType::kDateTimeOffset:
         if (lit.kind == TokenKind::kDateTime) return store::Literal{store::DateTime{lit.micros}};
-        return Fail(Mismatch(p, lit, lit.kind == TokenKind::kString
-                                         ? "DateTimeOffset values are written without quotes, e.g. 2026-01-01T00:00:00Z"
-                                         : ""));
+        return Fail(Mismatch(p, lit,
+                             lit.kind == TokenKind::kString
+                                 ? "DateTimeOffset values are written without quotes, e.g. 2026-01-01T00:00:00Z"
+                                 : ""));
       case EdmType::kGuid:
         // GUIDs compare case-insensitively; the store keeps them lower-case (NewGuid).
         if (lit.kind == TokenKind::kGuid) return store::Literal{AsciiLower(lit.text)};
@@ -1059,8 +1157,8 @@ class Checker {
       member = lit.text;
     } else if (lit.kind == TokenKind::kEnumLiteral) {
       if (lit.text != p.enum_type) {
-        return Fail(errors_.At(lit.pos, "type '" + Echo(lit.text) + "' does not match the type of property '" +
-                                            p.name + "' (" + p.enum_type + ")"));
+        return Fail(errors_.At(lit.pos, "type '" + Echo(lit.text) + "' does not match the type of property '" + p.name +
+                                            "' (" + p.enum_type + ")"));
       }
       member = lit.member;
     } else {
@@ -1120,8 +1218,8 @@ class Checker {
     // Checked first, so that `tolower(x) eq 'a'` says tolower is not supported.
     Result<store::Expr> inner = Call(call);
     if (!inner) return inner;
-    const bool is_bool = other.kind == SyntaxNode::Kind::kLiteral &&
-                         (IsWord(other.token, "true") || IsWord(other.token, "false"));
+    const bool is_bool =
+        other.kind == SyntaxNode::Kind::kLiteral && (IsWord(other.token, "true") || IsWord(other.token, "false"));
     if (!is_bool || (n.op != store::Op::kEq && n.op != store::Op::kNe)) {
       return Fail(errors_.At(n.token.pos, "the result of '" + call.token.text +
                                               "' can only be compared with true or false using 'eq' or 'ne'"));
@@ -1191,8 +1289,8 @@ class Checker {
     Result<const PropertyDef*> p = FilterableProperty(target);
     if (!p) return Fail(std::move(p.error()));
     if ((*p)->type != EdmType::kString) {
-      return Fail(errors_.At(target.token.pos, "function '" + name + "' needs an Edm.String property; '" +
-                                                   (*p)->name + "' is " + EdmName(**p)));
+      return Fail(errors_.At(target.token.pos, "function '" + name + "' needs an Edm.String property; '" + (*p)->name +
+                                                   "' is " + EdmName(**p)));
     }
     if (needle.kind != SyntaxNode::Kind::kLiteral || needle.token.kind != TokenKind::kString) {
       return Fail(errors_.At(needle.token.pos, "the second argument of '" + name + "' must be a string in quotes"));
@@ -1208,8 +1306,9 @@ class Checker {
     } else if (arg.kind == SyntaxNode::Kind::kProperty && arg.token.text.find('.') != std::string::npos) {
       type = arg.token.text;
     } else {
-      return Fail(errors_.At(arg.token.pos, "isof takes one type name, e.g. isof('microsoft.graph.iosVppApp'); "
-                                            "isof with a property is not supported"));
+      return Fail(errors_.At(arg.token.pos,
+                             "isof takes one type name, e.g. isof('microsoft.graph.iosVppApp'); "
+                             "isof with a property is not supported"));
     }
     if (std::find(entity_.type_names.begin(), entity_.type_names.end(), type) == entity_.type_names.end()) {
       std::string known;
@@ -1340,8 +1439,8 @@ Result<std::vector<std::string>> ParseSelect(std::string_view text, const Entity
     }
     const PropertyDef* p = entity.Find(item.name);
     if (p == nullptr) {
-      return Fail(errors.At(item.pos, "unknown property '" + Echo(item.name) + "' on type '" +
-                                          QualifiedTypeName(entity) + "'"));
+      return Fail(errors.At(item.pos,
+                            "unknown property '" + Echo(item.name) + "' on type '" + QualifiedTypeName(entity) + "'"));
     }
     if (std::find(names.begin(), names.end(), p->name) == names.end()) names.push_back(p->name);
   }
@@ -1359,8 +1458,9 @@ Status CheckExpand(std::string_view text, const EntityDef& entity) {
     // `foo($select=x)` / `foo/bar`: the name is what comes before the options or path.
     const std::string_view name = item.name.substr(0, item.name.find_first_of("(/"));
     if (entity.Find(name) != nullptr) {
-      return Fail(errors.At(item.pos, "property '" + std::string(name) + "' on type '" + QualifiedTypeName(entity) +
-                                          "' is not a navigation property; only navigation properties can be expanded"));
+      return Fail(
+          errors.At(item.pos, "property '" + std::string(name) + "' on type '" + QualifiedTypeName(entity) +
+                                  "' is not a navigation property; only navigation properties can be expanded"));
     }
     return Fail(errors.At(item.pos, "could not find a navigation property named '" + Echo(name) + "' on type '" +
                                         QualifiedTypeName(entity) + "'"));
@@ -1371,9 +1471,9 @@ Status CheckExpand(std::string_view text, const EntityDef& entity) {
 Result<std::int64_t> ParseCountingOption(std::string_view option, std::string_view value, std::int64_t max) {
   const bool digits = !value.empty() && std::all_of(value.begin(), value.end(), IsDigit);
   if (!digits) {
-    return Fail(BadRequest("Invalid value '" + Echo(value) + "' for " + std::string(option) +
-                               ": must be a non-negative integer.",
-                           std::string(option)));
+    return Fail(BadRequest(
+        "Invalid value '" + Echo(value) + "' for " + std::string(option) + ": must be a non-negative integer.",
+        std::string(option)));
   }
   const std::optional<std::int64_t> n = ParseNonNegative(value);  // nullopt: beyond 2^53
   if (!n || *n > max) {
@@ -1425,10 +1525,10 @@ struct SkipToken {
 };
 
 Result<SkipToken> ParseSkipToken(std::string_view token, const OptionValues& options) {
-  const Error invalid =
-      BadRequest("Invalid $skiptoken: the token is malformed or was not issued for these query options; "
-                 "follow @odata.nextLink exactly as returned.",
-                 "$skiptoken");
+  const Error invalid = BadRequest(
+      "Invalid $skiptoken: the token is malformed or was not issued for these query options; "
+      "follow @odata.nextLink exactly as returned.",
+      "$skiptoken");
   if (token.empty() || token.size() > kMaxSkipTokenLength) return Fail(invalid);
   Result<std::string> body = Base64UrlDecode(token);
   if (!body) return Fail(invalid);
@@ -1459,15 +1559,24 @@ Result<SkipToken> ParseSkipToken(std::string_view token, const OptionValues& opt
 
 bool IsAllowed(const AllowedOptions& a, OptionId id) {
   switch (id) {
-    case OptionId::kFilter: return a.filter;
-    case OptionId::kOrderBy: return a.orderby;
-    case OptionId::kTop: return a.top;
-    case OptionId::kSkip: return a.skip;
-    case OptionId::kCount: return a.count;
-    case OptionId::kSelect: return a.select;
-    case OptionId::kSearch: return a.search;
-    case OptionId::kExpand: return a.expand;
-    case OptionId::kSkipToken: return a.skiptoken;
+    case OptionId::kFilter:
+      return a.filter;
+    case OptionId::kOrderBy:
+      return a.orderby;
+    case OptionId::kTop:
+      return a.top;
+    case OptionId::kSkip:
+      return a.skip;
+    case OptionId::kCount:
+      return a.count;
+    case OptionId::kSelect:
+      return a.select;
+    case OptionId::kSearch:
+      return a.search;
+    case OptionId::kExpand:
+      return a.expand;
+    case OptionId::kSkipToken:
+      return a.skiptoken;
   }
   return false;
 }
@@ -1581,8 +1690,8 @@ Result<QueryOptions> ParseQueryOptions(std::string_view raw_query, const EntityD
 Result<std::vector<std::string>> ParseSelectOnly(std::string_view raw_query, const EntityDef& entity) {
   Result<std::vector<QueryParam>> params = SplitQuery(raw_query);
   if (!params) return Fail(std::move(params.error()));
-  Result<OptionValues> options = CollectOptions(
-      *params, [](OptionId id) { return id == OptionId::kSelect || id == OptionId::kExpand; });
+  Result<OptionValues> options =
+      CollectOptions(*params, [](OptionId id) { return id == OptionId::kSelect || id == OptionId::kExpand; });
   if (!options) return Fail(std::move(options.error()));
   if (const auto& v = (*options)[OptionId::kExpand]) {
     if (auto ok = CheckExpand(*v, entity); !ok) return Fail(std::move(ok.error()));

@@ -55,9 +55,9 @@ struct PropertyDef {
 };
 
 struct EntityDef {
-  std::string name;                      // "vppToken"; messages call it "microsoft.graph.vppToken"
-  std::vector<PropertyDef> properties;   // what this API version exposes
-  std::vector<std::string> type_names;   // types allowed in isof(...)/casts, e.g. "microsoft.graph.iosVppApp"
+  std::string name;                     // "vppToken"; messages call it "microsoft.graph.vppToken"
+  std::vector<PropertyDef> properties;  // what this API version exposes
+  std::vector<std::string> type_names;  // types allowed in isof(...)/casts, e.g. "microsoft.graph.iosVppApp"
   const PropertyDef* Find(std::string_view name) const;  // exact, case-sensitive (OData is)
 };
 
@@ -103,7 +103,8 @@ struct QueryOptions {
 //    above max_top; $count not 'true'/'false');
 //  - `$filter`/`$orderby`/`$select` errors naming the property, token and position, e.g.
 //    "Invalid $filter: unknown property 'dispalyName' at position 0." or
-//    "Invalid $filter: syntax error at position 14 in 'state eq valid)': unexpected ')'.";
+//    "Invalid $filter: syntax error at position 16 in 'state eq 'valid')': unexpected ')',
+//    expected 'and', 'or' or the end.";
 //  - a $skiptoken that is not one NextLinkQuery produced for these same options
 //    (tampered, or reused with another $filter/$orderby/...), or combined with $skip/$top.
 // Non-`$` parameters are ignored (Graph ignores them); the caller may read them itself.

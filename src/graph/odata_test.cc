@@ -2,11 +2,11 @@
 // tables of bad inputs → the exact message fragment, the other options, paging links.
 #include "graph/odata.h"
 
-#include <gtest/gtest.h>
-
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "base/base.h"
 
@@ -128,8 +128,7 @@ TEST(ODataFilter, GoodInputsGiveTheExpectedTree) {
        "(or (eq state 'valid') (and (eq state 'expired') (eq automaticallyUpdateApps true)))"},
       {"(state eq 'valid' or state eq 'expired') and automaticallyUpdateApps",
        "(and (or (eq state 'valid') (eq state 'expired')) (eq automaticallyUpdateApps true))"},
-      {"not state eq 'valid' and lastAppCount gt 0",
-       "(and (not (eq state 'valid')) (gt lastAppCount 0))"},
+      {"not state eq 'valid' and lastAppCount gt 0", "(and (not (eq state 'valid')) (gt lastAppCount 0))"},
       {"not (state eq 'valid' or automaticallyUpdateApps)",
        "(not (or (eq state 'valid') (eq automaticallyUpdateApps true)))"},
       {"not not automaticallyUpdateApps", "(not (not (eq automaticallyUpdateApps true)))"},
@@ -180,25 +179,30 @@ TEST(ODataFilter, BadInputsNameTheProblem) {
       // unknown properties, with the position (0-based, in characters)
       {"dispalyName eq 'x'", "Invalid $filter: unknown property 'dispalyName' at position 0."},
       // (a Cyrillic 'е': not an identifier character; positions count characters, not bytes)
-      {"displayName eq 'ü' and Statе eq 'valid'", "syntax error at position 27 in 'displayName eq 'ü' and Statе eq "
-                                                  "'valid'': unexpected character 'е'."},
+      {"displayName eq 'ü' and Statе eq 'valid'",
+       "syntax error at position 27 in 'displayName eq 'ü' and Statе eq "
+       "'valid'': unexpected character 'е'."},
       {"state eq valid", "unknown property 'valid' (string and enum values are quoted: 'valid') at position 9."},
       {"displayName eq 'é' and foo eq 1", "unknown property 'foo' at position 23."},
       // syntax: unbalanced, trailing garbage, empty
-      {"state eq", "Invalid $filter: syntax error at position 8 in 'state eq': unexpected end of input, "
-                   "expected a property, a value or '('."},
+      {"state eq",
+       "Invalid $filter: syntax error at position 8 in 'state eq': unexpected end of input, "
+       "expected a property, a value or '('."},
       {"(state eq 'valid'", "expected ')' to close the '(' at position 0."},
       {"((state eq 'valid') or (automaticallyUpdateApps)", "expected ')' to close the '(' at position 0."},
-      {"state eq 'valid')", "syntax error at position 16 in 'state eq 'valid')': unexpected ')', expected 'and', "
-                            "'or' or the end."},
+      {"state eq 'valid')",
+       "syntax error at position 16 in 'state eq 'valid')': unexpected ')', expected 'and', "
+       "'or' or the end."},
       {"state eq 'valid' foo", "unexpected 'foo', expected 'and', 'or' or the end"},
       {"state eq 'valid' and", "syntax error at position 20"},
       {"and state eq 'valid'", "unexpected 'and', expected a property, a value or '('"},
       {"()", "unexpected ')'"},
-      {"displayName eq 'unterminated", "syntax error at position 15 in 'displayName eq 'unterminated': "
-                                       "unterminated string literal."},
-      {"displayName eq 'it's'", "syntax error at position 20 in 'displayName eq 'it's'': unterminated string "
-                                "literal."},
+      {"displayName eq 'unterminated",
+       "syntax error at position 15 in 'displayName eq 'unterminated': "
+       "unterminated string literal."},
+      {"displayName eq 'it's'",
+       "syntax error at position 20 in 'displayName eq 'it's'': unterminated string "
+       "literal."},
       {"", "Invalid $filter: the filter is empty."},
       {"   ", "Invalid $filter: the filter is empty."},
       {"state EQ 'valid'", "'EQ' is not a keyword: OData keywords are lower-case, 'eq'"},
@@ -211,11 +215,13 @@ TEST(ODataFilter, BadInputsNameTheProblem) {
       {"state in 'valid'", "unexpected 'valid', expected '(' after 'in'"},
       {"state in ()", "unexpected ')', expected a property, a value or '('"},
       {"state in ('valid' 'expired')", "expected ',' or ')' in the 'in' list"},
-      {"tokenActionResults/any(a:a/actionState eq 'done')", "property paths ('tokenActionResults/...') and lambda "
-                                                             "operators are not supported at position 18."},
+      {"tokenActionResults/any(a:a/actionState eq 'done')",
+       "property paths ('tokenActionResults/...') and lambda "
+       "operators are not supported at position 18."},
       // type checking
-      {"lastAppCount eq 'x'", "type mismatch: property 'lastAppCount' is Edm.Int32 but the value 'x' is Edm.String "
-                              "at position 16."},
+      {"lastAppCount eq 'x'",
+       "type mismatch: property 'lastAppCount' is Edm.Int32 but the value 'x' is Edm.String "
+       "at position 16."},
       {"displayName eq 5", "property 'displayName' is Edm.String but the value '5' is Edm.Int32"},
       {"displayName eq true", "property 'displayName' is Edm.String but the value 'true' is Edm.Boolean"},
       {"automaticallyUpdateApps eq 1", "is Edm.Boolean but the value '1' is Edm.Int32"},
@@ -227,6 +233,9 @@ TEST(ODataFilter, BadInputsNameTheProblem) {
       {"expirationDateTime lt '2026-01-01T00:00:00Z'",
        "(DateTimeOffset values are written without quotes, e.g. 2026-01-01T00:00:00Z)"},
       {"expirationDateTime lt 2026-13-01T00:00:00Z", "invalid DateTimeOffset literal '2026-13-01T00:00:00Z'"},
+      {"expirationDateTime lt 2026-01-01",
+       "Edm.Date literal '2026-01-01' is not supported; write a DateTimeOffset "
+       "such as 2026-01-01T00:00:00Z at position 22."},
       {"expirationDateTime lt 5", "property 'expirationDateTime' is Edm.DateTimeOffset but the value '5' is Edm.Int32"},
       {"tenantId eq '9ceb2f92-2f92-9ceb-922f-eb9c922feb9c'", "(GUID values are written without quotes)"},
       {"id eq 9ceb2f92-2f92-9ceb-922f-eb9c922feb9c", "(quote it: '9ceb2f92-2f92-9ceb-922f-eb9c922feb9c')"},
@@ -240,15 +249,17 @@ TEST(ODataFilter, BadInputsNameTheProblem) {
       {"state eq 1", "property 'state' is microsoft.graph.vppTokenState but the value '1' is Edm.Int32"},
       {"state gt 'valid'", "operator 'gt' is not supported for enum property 'state'"},
       // operators that do not apply
-      {"automaticallyUpdateApps gt true", "operator 'gt' is not defined for Edm.Boolean property "
-                                          "'automaticallyUpdateApps'"},
+      {"automaticallyUpdateApps gt true",
+       "operator 'gt' is not defined for Edm.Boolean property "
+       "'automaticallyUpdateApps'"},
       {"displayName gt null", "null can only be compared with 'eq' or 'ne', not 'gt'"},
       {"state in ('valid', null)", "null is not allowed in an 'in' list; use 'eq null'"},
       {"'valid' in ('valid')", "the left side of 'in' must be a property"},
       {"state in (state)", "the items of an 'in' list must be values"},
       // properties that cannot be filtered
-      {"roleScopeTagIds eq 'x'", "property 'roleScopeTagIds' is a collection (Collection(Edm.String)) and cannot be "
-                                 "used in $filter at position 0."},
+      {"roleScopeTagIds eq 'x'",
+       "property 'roleScopeTagIds' is a collection (Collection(Edm.String)) and cannot be "
+       "used in $filter at position 0."},
       {"tokenActionResults eq null", "property 'tokenActionResults' is a collection"},
       {"token eq 'secret'", "property 'token' cannot be used in $filter at position 0."},
       {"settings eq null", "property 'settings' is of a complex type and cannot be used in $filter"},
@@ -261,8 +272,9 @@ TEST(ODataFilter, BadInputsNameTheProblem) {
       {"displayName eq 'a' or 5", "a literal ('5') is not a condition"},
       {"(displayName eq 'a') eq true", "an operand of 'eq' must be a property or a value"},
       // functions
-      {"startswith(state,'v')", "function 'startswith' needs an Edm.String property; 'state' is "
-                                "microsoft.graph.vppTokenState"},
+      {"startswith(state,'v')",
+       "function 'startswith' needs an Edm.String property; 'state' is "
+       "microsoft.graph.vppTokenState"},
       {"startswith(displayName)", "function 'startswith' takes 2 arguments, not 1 at position 0."},
       {"contains()", "function 'contains' takes 2 arguments, not 0"},
       {"startswith('x', displayName)", "the first argument of 'startswith' must be a property"},
@@ -366,13 +378,11 @@ TEST(ODataQueryString, PercentEncodingEdgeCases) {
   EXPECT_EQ(DebugString(*Parse("$filter=displayName%20eq%20'a%26b%3Dc'&$top=1")->list.filter),
             "(eq displayName 'a&b=c')");
   // The option name itself may be encoded.
-  EXPECT_EQ(DebugString(*Parse("%24filter=automaticallyUpdateApps")->list.filter),
-            "(eq automaticallyUpdateApps true)");
+  EXPECT_EQ(DebugString(*Parse("%24filter=automaticallyUpdateApps")->list.filter), "(eq automaticallyUpdateApps true)");
   // UTF-8, encoded or raw (tolerated like Graph does), and a raw '"' reaches the parser.
   EXPECT_EQ(DebugString(*Parse("$filter=displayName%20eq%20'%E6%97%A5'")->list.filter), "(eq displayName '日')");
   EXPECT_EQ(DebugString(*Parse("$filter=displayName%20eq%20'日'")->list.filter), "(eq displayName '日')");
-  EXPECT_NE(ErrorOf("$filter=displayName%20eq%20\"x\"").find("syntax error at position 15"),
-            std::string::npos);
+  EXPECT_NE(ErrorOf("$filter=displayName%20eq%20\"x\"").find("syntax error at position 15"), std::string::npos);
   // A leading '?' is tolerated.
   EXPECT_TRUE(Parse("?$top=5"));
   // Offsets sent with a raw '+' arrive as a space: say so.
@@ -541,8 +551,9 @@ TEST(ODataSelect, NamesInOrder) {
   EXPECT_EQ(Select("displayName,*"), "(all)");
   EXPECT_EQ(Select("dispalyName"),
             "ERROR: Invalid $select: unknown property 'dispalyName' on type 'microsoft.graph.vppToken' at position 0.");
-  EXPECT_EQ(Select("displayName,DisplayName"),
-            "ERROR: Invalid $select: unknown property 'DisplayName' on type 'microsoft.graph.vppToken' at position 12.");
+  EXPECT_EQ(
+      Select("displayName,DisplayName"),
+      "ERROR: Invalid $select: unknown property 'DisplayName' on type 'microsoft.graph.vppToken' at position 12.");
   EXPECT_EQ(Select("displayName,,state"), "ERROR: Invalid $select: expected a property name at position 12.");
   EXPECT_EQ(Select(""), "ERROR: Invalid $select: expected a property name at position 0.");
   EXPECT_EQ(Select("displayName,"), "ERROR: Invalid $select: expected a property name at position 12.");
@@ -720,13 +731,61 @@ namespace {
 // tree or a BadRequest, never a crash, a hang or another error code. Deterministic
 // (fixed seed) so that a failure reproduces; run it under ASan/UBSan to be useful.
 TEST(ODataRobustness, RandomInputsGiveTreesOrBadRequests) {
-  static constexpr std::string_view kPieces[] = {
-      "displayName", "state", "lastAppCount", "score", "tenantId", "expirationDateTime", "token",
-      "roleScopeTagIds", "automaticallyUpdateApps", " eq ", " ne ", " gt ", " and ", " or ", "not ", " in ",
-      "(", ")", ",", "'", "''", "'valid'", "'x'", "1", "-2", "1.5", "1e3", "null", "true", "false",
-      "2026-01-01T00:00:00Z", "9ceb2f92-2f92-9ceb-922f-eb9c922feb9c", "startswith(", "isof(",
-      "microsoft.graph.vppTokenState'valid'", "/", "%", "%2", "%zz", "%20", "%27", "%00", "%FF", "+", "&",
-      "=", "$top=", "$filter=", "é", "\x80", " ", "@", ":", ".", "-"};
+  static constexpr std::string_view kPieces[] = {"displayName",
+                                                 "state",
+                                                 "lastAppCount",
+                                                 "score",
+                                                 "tenantId",
+                                                 "expirationDateTime",
+                                                 "token",
+                                                 "roleScopeTagIds",
+                                                 "automaticallyUpdateApps",
+                                                 " eq ",
+                                                 " ne ",
+                                                 " gt ",
+                                                 " and ",
+                                                 " or ",
+                                                 "not ",
+                                                 " in ",
+                                                 "(",
+                                                 ")",
+                                                 ",",
+                                                 "'",
+                                                 "''",
+                                                 "'valid'",
+                                                 "'x'",
+                                                 "1",
+                                                 "-2",
+                                                 "1.5",
+                                                 "1e3",
+                                                 "null",
+                                                 "true",
+                                                 "false",
+                                                 "2026-01-01T00:00:00Z",
+                                                 "9ceb2f92-2f92-9ceb-922f-eb9c922feb9c",
+                                                 "startswith(",
+                                                 "isof(",
+                                                 "microsoft.graph.vppTokenState'valid'",
+                                                 "/",
+                                                 "%",
+                                                 "%2",
+                                                 "%zz",
+                                                 "%20",
+                                                 "%27",
+                                                 "%00",
+                                                 "%FF",
+                                                 "+",
+                                                 "&",
+                                                 "=",
+                                                 "$top=",
+                                                 "$filter=",
+                                                 "é",
+                                                 "\x80",
+                                                 " ",
+                                                 "@",
+                                                 ":",
+                                                 ".",
+                                                 "-"};
   std::uint64_t seed = 0x9E3779B97F4A7C15ull;
   auto next = [&seed] {
     seed ^= seed << 13;
