@@ -64,17 +64,6 @@ std::size_t CodePointOffset(std::string_view text, std::size_t byte_pos) {
   return n;
 }
 
-// Client text quoted in a message, cut to a readable length on a character boundary.
-std::string Echo(std::string_view text) {
-  std::size_t count = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (IsContinuationByte(text[i])) continue;
-    if (count == kMaxEchoCodePoints) return std::string(text.substr(0, i)) + "...";
-    ++count;
-  }
-  return std::string(text);
-}
-
 // Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF.
 bool IsValidUtf8(std::string_view s) {
   std::size_t i = 0;
@@ -109,6 +98,27 @@ bool IsValidUtf8(std::string_view s) {
     i += extra + 1;
   }
   return true;
+}
+
+// Client text quoted in a message, cut to a readable length on a character boundary.
+// Bytes of invalid UTF-8 (possible in option names and raw query text, which are not
+// validated) become '?', so that the message is always valid JSON text.
+std::string Echo(std::string_view text) {
+  std::string safe;
+  if (!IsValidUtf8(text)) {
+    safe.assign(text);
+    for (char& c : safe) {
+      if (static_cast<unsigned char>(c) >= 0x80) c = '?';
+    }
+    text = safe;
+  }
+  std::size_t count = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (IsContinuationByte(text[i])) continue;
+    if (count == kMaxEchoCodePoints) return std::string(text.substr(0, i)) + "...";
+    ++count;
+  }
+  return std::string(text);
 }
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
@@ -263,7 +273,7 @@ std::string_view CanonicalName(OptionId id) {
 }
 
 Error NotSupported(std::string_view name_as_sent) {
-  return BadRequest("Query option '" + Echo(name_as_sent) + "' is not supported.", std::string(name_as_sent));
+  return BadRequest("Query option '" + Echo(name_as_sent) + "' is not supported.", Echo(name_as_sent));
 }
 
 // The decoded values of the system options of one request, at most one each.

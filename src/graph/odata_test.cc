@@ -466,6 +466,7 @@ TEST(ODataQueryString, BadOptionValues) {
       {"$search=contoso", "Query option '$search' is not supported."},
       {"$expand=*", "Query option '$expand' is not supported."},
       {"$=1", "Query option '$' is not supported."},
+      {"$%FFx=1", "Query option '$?x' is not supported."},  // never invalid UTF-8 in a message
       {"$filter=", "Invalid $filter: the filter is empty."},
   };
   for (const auto& [raw, message] : cases) {
