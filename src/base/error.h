@@ -43,20 +43,23 @@ struct [[nodiscard]] Error {
   std::string message;
   std::string target;
   std::string graph_code;
+  // When > 0, the client may retry after this many seconds (sent as Retry-After
+  // on 429 and 503).
+  int retry_after_seconds = 0;
 
   static Error InvalidArgument(std::string msg, std::string target = {}) {
-    return {Code::kInvalidArgument, std::move(msg), std::move(target), {}};
+    return {Code::kInvalidArgument, std::move(msg), std::move(target), {}, 0};
   }
-  static Error Unauthenticated(std::string msg) { return {Code::kUnauthenticated, std::move(msg), {}, {}}; }
-  static Error PermissionDenied(std::string msg) { return {Code::kPermissionDenied, std::move(msg), {}, {}}; }
+  static Error Unauthenticated(std::string msg) { return {Code::kUnauthenticated, std::move(msg), {}, {}, 0}; }
+  static Error PermissionDenied(std::string msg) { return {Code::kPermissionDenied, std::move(msg), {}, {}, 0}; }
   static Error NotFound(std::string msg, std::string target = {}) {
-    return {Code::kNotFound, std::move(msg), std::move(target), {}};
+    return {Code::kNotFound, std::move(msg), std::move(target), {}, 0};
   }
-  static Error AlreadyExists(std::string msg) { return {Code::kAlreadyExists, std::move(msg), {}, {}}; }
-  static Error FailedPrecondition(std::string msg) { return {Code::kFailedPrecondition, std::move(msg), {}, {}}; }
-  static Error ResourceExhausted(std::string msg) { return {Code::kResourceExhausted, std::move(msg), {}, {}}; }
-  static Error Unavailable(std::string msg) { return {Code::kUnavailable, std::move(msg), {}, {}}; }
-  static Error Internal(std::string msg) { return {Code::kInternal, std::move(msg), {}, {}}; }
+  static Error AlreadyExists(std::string msg) { return {Code::kAlreadyExists, std::move(msg), {}, {}, 0}; }
+  static Error FailedPrecondition(std::string msg) { return {Code::kFailedPrecondition, std::move(msg), {}, {}, 0}; }
+  static Error ResourceExhausted(std::string msg) { return {Code::kResourceExhausted, std::move(msg), {}, {}, 0}; }
+  static Error Unavailable(std::string msg) { return {Code::kUnavailable, std::move(msg), {}, {}, 0}; }
+  static Error Internal(std::string msg) { return {Code::kInternal, std::move(msg), {}, {}, 0}; }
 
   // Returns a copy with `graph_code` set, for errors whose Graph code is specific.
   Error WithGraphCode(std::string gc) && {

@@ -62,6 +62,30 @@ void AddServeOptions(CLI::App& app, Settings& s) {
       ->envname("VPPD_AUTH_LEEWAY_SECONDS")
       ->check(CLI::Range(0, 600))
       ->capture_default_str();
+  app.add_option("--throttle-window-seconds", s.throttle_window_seconds,
+                 "Throttling window; 0 disables throttling [TOML throttle.window_seconds]")
+      ->envname("VPPD_THROTTLE_WINDOW_SECONDS")
+      ->check(CLI::Range(0, 3600))
+      ->capture_default_str();
+  app.add_option("--throttle-tenant-writes", s.throttle_tenant_writes, "Writes per window per tenant [TOML throttle.tenant_writes]")
+      ->envname("VPPD_THROTTLE_TENANT_WRITES")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--throttle-app-writes", s.throttle_app_writes,
+                 "Writes per window per application per tenant [TOML throttle.app_writes]")
+      ->envname("VPPD_THROTTLE_APP_WRITES")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--throttle-tenant-requests", s.throttle_tenant_requests,
+                 "Requests per window per tenant [TOML throttle.tenant_requests]")
+      ->envname("VPPD_THROTTLE_TENANT_REQUESTS")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--throttle-app-requests", s.throttle_app_requests,
+                 "Requests per window per application per tenant [TOML throttle.app_requests]")
+      ->envname("VPPD_THROTTLE_APP_REQUESTS")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_option("--secrets-key-file", s.key_file,
                  "AES-256 key file for sTokens at rest (default: <data-dir>/secret.key, created 0600) "
                  "[TOML secrets.key_file]")
@@ -83,7 +107,7 @@ Status ApplyTable(const toml::table& table, const std::string& prefix, Settings&
   for (const auto& [k, node] : table) {
     const std::string key = prefix + std::string(k.str());
     Status st;
-    if (key == "graph" || key == "auth" || key == "secrets") {
+    if (key == "graph" || key == "auth" || key == "secrets" || key == "throttle") {
       if (!node.is_table()) return Fail(Error::InvalidArgument("config: '" + key + "' must be a table"));
       st = ApplyTable(*node.as_table(), key + ".", s);
     } else if (key == "listen") st = Take(node, key, s.listen);
@@ -100,6 +124,11 @@ Status ApplyTable(const toml::table& table, const std::string& prefix, Settings&
     else if (key == "auth.jwks_url") st = Take(node, key, s.jwks_url);
     else if (key == "auth.leeway_seconds") st = Take(node, key, s.leeway_seconds);
     else if (key == "secrets.key_file") st = Take(node, key, s.key_file);
+    else if (key == "throttle.window_seconds") st = Take(node, key, s.throttle_window_seconds);
+    else if (key == "throttle.tenant_writes") st = Take(node, key, s.throttle_tenant_writes);
+    else if (key == "throttle.app_writes") st = Take(node, key, s.throttle_app_writes);
+    else if (key == "throttle.tenant_requests") st = Take(node, key, s.throttle_tenant_requests);
+    else if (key == "throttle.app_requests") st = Take(node, key, s.throttle_app_requests);
     else if (key == "auth.audiences") {
       const auto* arr = node.as_array();
       if (arr == nullptr) return Fail(Error::InvalidArgument("config: 'auth.audiences' must be an array of strings"));

@@ -34,6 +34,12 @@ struct Settings {
   std::string jwks_url;
   std::vector<std::string> audiences = {"https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000"};
   int leeway_seconds = 60;
+  // [throttle] (Intune's published limits; 0 disables throttling)
+  int throttle_window_seconds = 20;
+  int throttle_tenant_writes = 200;
+  int throttle_app_writes = 100;
+  int throttle_tenant_requests = 2000;
+  int throttle_app_requests = 1000;
   // [secrets]
   std::string key_file;  // empty = <data_dir>/secret.key
 };

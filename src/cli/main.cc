@@ -117,7 +117,16 @@ int Serve(const Settings& s) {
                                                                   : graph::ActionResponse::kAuto;
   graph_options.page_size = s.page_size;
   graph_options.public_url = s.public_url;
-  graph::Api api({.verifier = &*verifier, .tokens = &tokens}, graph_options);
+  std::optional<service::Throttle> throttle;
+  if (s.throttle_window_seconds > 0) {
+    throttle.emplace(service::ThrottleLimits{.window = std::chrono::seconds(s.throttle_window_seconds),
+                                             .tenant_writes = s.throttle_tenant_writes,
+                                             .app_writes = s.throttle_app_writes,
+                                             .tenant_requests = s.throttle_tenant_requests,
+                                             .app_requests = s.throttle_app_requests});
+  }
+  graph::Api api({.verifier = &*verifier, .tokens = &tokens, .throttle = throttle ? &*throttle : nullptr},
+                 graph_options);
 
   auto listen = ParseListen(s.listen);
   http::ServerOptions http_options;

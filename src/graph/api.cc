@@ -225,6 +225,12 @@ struct Api::Impl {
     auto caller = deps.verifier->Verify(req.Header("Authorization").value_or(""), &why);
     if (!caller) return ErrorResponse(caller.error(), req);
     const service::Principal principal = ToPrincipal(*caller);
+    if (deps.throttle != nullptr) {
+      const bool is_write = req.method != "GET" && req.method != "HEAD";
+      if (auto ok = deps.throttle->Admit(principal.tenant_id, principal.app_id, is_write); !ok) {
+        return ErrorResponse(ok.error(), req);
+      }
+    }
 
     auto result = Route(req, path, query, principal);
     if (!result) return ErrorResponse(result.error(), req);

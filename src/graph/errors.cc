@@ -64,6 +64,7 @@ http::Response ErrorResponse(const Error& error, const http::Request& request) {
   body["error"] = std::move(err);
   http::Response r = http::Response::Json(HttpStatus(error.code), boost::json::serialize(body));
   if (error.code == Code::kUnauthenticated) r.headers.emplace_back("WWW-Authenticate", "Bearer");
+  if (error.retry_after_seconds > 0) r.headers.emplace_back("Retry-After", std::to_string(error.retry_after_seconds));
   return r;
 }
 

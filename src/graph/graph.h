@@ -20,6 +20,7 @@ namespace auth {
 class Verifier;
 }
 namespace service {
+class Throttle;
 class VppTokens;
 }
 }  // namespace vppd
@@ -42,6 +43,7 @@ struct Options {
 struct Dependencies {
   const auth::Verifier* verifier = nullptr;
   service::VppTokens* tokens = nullptr;
+  service::Throttle* throttle = nullptr;  // nullptr: no request-rate limits
 };
 
 class Api {

@@ -8,7 +8,9 @@
 //   Result<store::VppToken> t = tokens.Get(principal, id);   // NotFound, PermissionDenied
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -115,6 +117,35 @@ class Tenants {
 
  private:
   store::Store& store_;
+};
+
+}  // namespace vppd::service
+
+namespace vppd::service {
+
+// Request-rate limits modelled on Intune's published Graph throttling: per tenant and
+// per application within a tenant, separately for writes and for all requests, over
+// a fixed window. State is in memory, per instance. Thread-safe.
+struct ThrottleLimits {
+  std::chrono::seconds window{20};
+  int tenant_writes = 200;
+  int app_writes = 100;  // per application per tenant
+  int tenant_requests = 2000;
+  int app_requests = 1000;  // per application per tenant
+};
+
+class Throttle {
+ public:
+  explicit Throttle(ThrottleLimits limits, const Clock* clock = nullptr);
+  ~Throttle();
+  // Counts one request. ResourceExhausted (graph code "TooManyRequests", with
+  // retry_after_seconds until the window resets) when a limit is exceeded; a
+  // refused request is not counted.
+  Status Admit(const std::string& tenant_id, const std::string& app_id, bool is_write);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace vppd::service

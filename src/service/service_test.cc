@@ -65,3 +65,38 @@ TEST(Permissions, ProfileNames) {
 
 }  // namespace
 }  // namespace vppd::service
+
+namespace vppd::service {
+namespace {
+
+TEST(Throttle, LimitsWritesAndRequestsPerTenantAndApp) {
+  FakeClock clock(1'000'000'000);
+  ThrottleLimits limits;
+  limits.tenant_writes = 3;
+  limits.app_writes = 2;
+  limits.tenant_requests = 5;
+  limits.app_requests = 4;
+  Throttle t(limits, &clock);
+  EXPECT_TRUE(t.Admit("T", "A", true));
+  EXPECT_TRUE(t.Admit("T", "A", true));
+  auto refused = t.Admit("T", "A", true);  // app writes 2/2
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Code::kResourceExhausted);
+  EXPECT_EQ(refused.error().graph_code, "TooManyRequests");
+  EXPECT_EQ(refused.error().retry_after_seconds, 20);
+  EXPECT_TRUE(t.Admit("T", "B", true));   // another app: tenant writes 3/3
+  EXPECT_FALSE(t.Admit("T", "C", true));  // tenant writes exhausted
+  EXPECT_TRUE(t.Admit("T", "A", false));  // reads still go: app requests 3/4 (refusals not counted)
+  EXPECT_TRUE(t.Admit("T", "A", false));  // tenant requests 5/5
+  EXPECT_FALSE(t.Admit("T", "B", false));
+  EXPECT_TRUE(t.Admit("U", "A", true));   // other tenants are not affected
+  clock.Advance(std::chrono::seconds(15));
+  auto later = t.Admit("T", "B", false);
+  ASSERT_FALSE(later);
+  EXPECT_EQ(later.error().retry_after_seconds, 5);
+  clock.Advance(std::chrono::seconds(5));  // window over
+  EXPECT_TRUE(t.Admit("T", "A", true));
+}
+
+}  // namespace
+}  // namespace vppd::service

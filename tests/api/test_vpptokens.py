@@ -453,6 +453,25 @@ class Auth(VppdTestCase):
         self.assertEqual(self.call("GET", path).json()["displayName"], "mine")
 
 
+class Throttling(VppdTestCase):
+    extra_args = ("--throttle-app-writes", "3", "--throttle-tenant-requests", "40")
+
+    def test_writes_over_the_limit_get_429_with_retry_after(self):
+        statuses = [self.call("POST", BASE, {"token": make_stoken()}).status for _ in range(4)]
+        self.assertEqual(statuses, [201, 201, 201, 429])
+        r = self.call("POST", BASE, {"token": make_stoken()})
+        self.assertGraphError(r, 429, "TooManyRequests", "writes")
+        self.assertGreaterEqual(int(r.headers["retry-after"]), 1)
+        self.assertLessEqual(int(r.headers["retry-after"]), 20)
+        # reads still pass until the request limit
+        self.assertEqual(self.call("GET", BASE).status, 200)
+        # another tenant is not throttled
+        other = "33333333-4444-4555-8666-777777777777"
+        self.vppd.cli("tenant", "--data-dir", self.vppd.data_dir, "add", other)
+        tok = self.vppd.dev_token("--tenant", other, "--scopes", WRITE_SCOPE)
+        self.assertEqual(self.vppd.request("POST", BASE, token=tok, body={"token": make_stoken()}).status, 201)
+
+
 class HttpEdge(VppdTestCase):
     def raw(self, data, read_timeout=5):
         s = socket.create_connection(("127.0.0.1", self.vppd.port), timeout=read_timeout)
