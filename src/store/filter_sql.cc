@@ -35,21 +35,30 @@ enum class Kind { kNull, kString, kBool, kNumber, kTime };
 Kind KindOf(ColumnType t) {
   switch (t) {
     case ColumnType::kText:
-    case ColumnType::kEnum: return Kind::kString;
-    case ColumnType::kBool: return Kind::kBool;
-    case ColumnType::kInt: return Kind::kNumber;
-    case ColumnType::kTime: return Kind::kTime;
+    case ColumnType::kEnum:
+      return Kind::kString;
+    case ColumnType::kBool:
+      return Kind::kBool;
+    case ColumnType::kInt:
+      return Kind::kNumber;
+    case ColumnType::kTime:
+      return Kind::kTime;
   }
   return Kind::kNull;
 }
 
 const char* KindName(Kind k) {
   switch (k) {
-    case Kind::kNull: return "null";
-    case Kind::kString: return "string";
-    case Kind::kBool: return "boolean";
-    case Kind::kNumber: return "number";
-    case Kind::kTime: return "DateTimeOffset";
+    case Kind::kNull:
+      return "null";
+    case Kind::kString:
+      return "string";
+    case Kind::kBool:
+      return "boolean";
+    case Kind::kNumber:
+      return "number";
+    case Kind::kTime:
+      return "DateTimeOffset";
   }
   return "?";
 }
@@ -75,8 +84,7 @@ struct Operand {
 
 class FilterCompiler {
  public:
-  FilterCompiler(std::span<const PropertyColumn> columns, SqlBuilder& builder)
-      : columns_(columns), builder_(builder) {}
+  FilterCompiler(std::span<const PropertyColumn> columns, SqlBuilder& builder) : columns_(columns), builder_(builder) {}
 
   // `negate` carries a pending `not` down the tree (De Morgan), so `not` reaches
   // SQL only on leaves: exact, because every leaf is two-valued.
@@ -125,7 +133,10 @@ class FilterCompiler {
     return {};
   }
 
-  static std::string Negated(std::string sql, bool negate) { return negate ? "NOT " + sql : sql; }
+  static std::string Negated(std::string sql, bool negate) {
+    if (negate) sql.insert(0, "NOT ");
+    return sql;
+  }
 
   // An and/or chain as one flat SQL group: `a and (b and c)` and `not (a or b)`
   // inside an `and` all become `(a AND b AND c ...)`. SQLite's parser has a small
@@ -254,8 +265,8 @@ class FilterCompiler {
   static Status Compatible(const Operand& a, const Operand& b) {
     if (a.kind == Kind::kNull || b.kind == Kind::kNull || a.kind == b.kind) return {};
     const std::string& target = a.property.empty() ? b.property : a.property;
-    return Fail(Error::InvalidArgument(
-        fmt::format("cannot compare a {} with a {}", KindName(a.kind), KindName(b.kind)), target));
+    return Fail(Error::InvalidArgument(fmt::format("cannot compare a {} with a {}", KindName(a.kind), KindName(b.kind)),
+                                       target));
   }
 
   Result<std::string> Comparison(Op op, const Expr& lhs, const Expr& rhs) {
@@ -307,8 +318,8 @@ class FilterCompiler {
     if (!needle) return Fail(needle.error());
     for (const Operand* o : {&*haystack, &*needle}) {
       if (o->kind != Kind::kString && o->kind != Kind::kNull) {
-        return Fail(Error::InvalidArgument(
-            fmt::format("string functions take strings, not a {}", KindName(o->kind)), o->property));
+        return Fail(Error::InvalidArgument(fmt::format("string functions take strings, not a {}", KindName(o->kind)),
+                                           o->property));
       }
     }
     if (haystack->kind == Kind::kNull || needle->kind == Kind::kNull) return std::string("0");
@@ -322,8 +333,8 @@ class FilterCompiler {
       case Op::kStartsWith:
         return fmt::format("coalesce(substr({0}, 1, length({1})) = {1}, 0)", h, n);
       default:  // kEndsWith
-        return fmt::format("coalesce(length({0}) >= length({1}) AND substr({0}, length({0}) - length({1}) + 1) = {1}, 0)",
-                           h, n);
+        return fmt::format(
+            "coalesce(length({0}) >= length({1}) AND substr({0}, length({0}) - length({1}) + 1) = {1}, 0)", h, n);
     }
   }
 

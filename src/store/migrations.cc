@@ -111,8 +111,8 @@ Status Migrate(sqlite::Connection& writer) {
     spdlog::info("store: applied schema migration {} ({})", step.version, step.description);
   }
   // PRAGMA takes no parameters; both numbers are constants of this binary.
-  std::string stamp = fmt::format("PRAGMA application_id={}; PRAGMA user_version={};", kApplicationId,
-                                  LatestSchemaVersion());
+  std::string stamp =
+      fmt::format("PRAGMA application_id={}; PRAGMA user_version={};", kApplicationId, LatestSchemaVersion());
   if (Status s = writer.Exec(stamp.c_str()); !s) return rollback(s.error());
   if (Status s = writer.Exec("COMMIT"); !s) return rollback(s.error());
   return {};

@@ -1,8 +1,7 @@
 #include "store/sqlite_db.h"
 
-#include <sqlite3.h>
-
 #include <fmt/format.h>
+#include <sqlite3.h>
 
 namespace vppd::store::sqlite {
 namespace {
@@ -202,8 +201,7 @@ Error Connection::MapError(int rc, std::string_view what) const {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
       return Error::Unavailable("store busy, retry later: " + detail);
-    case SQLITE_INTERRUPT:
-    {
+    case SQLITE_INTERRUPT: {
       Error timed_out = Error::Unavailable("store statement timed out: " + detail);
       timed_out.code = Code::kDeadlineExceeded;  // no named factory for it
       return timed_out;

@@ -5,13 +5,12 @@
 // lock up front, so a read-modify-write never fails half-way with SQLITE_BUSY),
 // reads a deferred BEGIN, which in WAL mode reads one committed snapshot without
 // waiting for the writer.
-#include <boost/json.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
 
+#include <boost/json.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -49,15 +48,54 @@ std::string TokenAssociatedData(const std::string& tenant_id, const std::string&
 
 // Parameters ?1 = tenant_id, ?2 = id, then ?3... = these, in order.
 constexpr const char* kTokenDataColumns[] = {
-    "organization_name", "account_type", "apple_id", "expiration", "last_sync", "token_sealed",
-    "last_modified", "state", "action_results", "last_sync_status", "automatically_update_apps",
-    "country_or_region", "data_sharing_consent", "display_name", "location_name", "claim_from_external_mdm",
-    "role_scope_tag_ids", "delivery_protocol", "last_app_count", "apple_uid", "apple_version_id", "created",
+    "organization_name",
+    "account_type",
+    "apple_id",
+    "expiration",
+    "last_sync",
+    "token_sealed",
+    "last_modified",
+    "state",
+    "action_results",
+    "last_sync_status",
+    "automatically_update_apps",
+    "country_or_region",
+    "data_sharing_consent",
+    "display_name",
+    "location_name",
+    "claim_from_external_mdm",
+    "role_scope_tag_ids",
+    "delivery_protocol",
+    "last_app_count",
+    "apple_uid",
+    "apple_version_id",
+    "created",
 };
 enum TokenCol : int {  // result-column indexes of kTokenSelectList
-  kId, kOrganizationName, kAccountType, kAppleId, kExpiration, kLastSync, kTokenSealed, kLastModified, kState,
-  kActionResults, kLastSyncStatus, kAutoUpdate, kCountry, kConsent, kDisplayName, kLocationName, kClaim,
-  kRoleScopeTags, kDeliveryProtocol, kLastAppCount, kAppleUid, kAppleVersionId, kCreated, kTokenColCount
+  kId,
+  kOrganizationName,
+  kAccountType,
+  kAppleId,
+  kExpiration,
+  kLastSync,
+  kTokenSealed,
+  kLastModified,
+  kState,
+  kActionResults,
+  kLastSyncStatus,
+  kAutoUpdate,
+  kCountry,
+  kConsent,
+  kDisplayName,
+  kLocationName,
+  kClaim,
+  kRoleScopeTags,
+  kDeliveryProtocol,
+  kLastAppCount,
+  kAppleUid,
+  kAppleVersionId,
+  kCreated,
+  kTokenColCount
 };
 static_assert(std::size(kTokenDataColumns) + 1 == kTokenColCount);
 
@@ -113,7 +151,8 @@ std::string ActionResultsToJson(const std::vector<TokenActionResult>& results) {
 }
 
 Error CorruptColumn(std::string_view column, const std::string& id) {
-  return Error::Internal(fmt::format("store: column {} of vpp_token {} is not valid JSON of the expected shape", column, id));
+  return Error::Internal(
+      fmt::format("store: column {} of vpp_token {} is not valid JSON of the expected shape", column, id));
 }
 
 Result<std::vector<TokenActionResult>> ActionResultsFromJson(const std::string& text, const std::string& id) {
@@ -384,8 +423,7 @@ class SqliteStore final : public Store {
       if (!found) return Fail(found.error());
       if (!*found) return Fail(TenantNotFound(tenant_id));
 
-      Result<Stmt> count = c.Prepare(
-          "SELECT count(*), coalesce(sum(id = ?2), 0) FROM vpp_tokens WHERE tenant_id = ?1");
+      Result<Stmt> count = c.Prepare("SELECT count(*), coalesce(sum(id = ?2), 0) FROM vpp_tokens WHERE tenant_id = ?1");
       if (!count) return Fail(count.error());
       if (Status s = BindAll(*count, tenant_id, token.id); !s) return Fail(s.error());
       Result<bool> row = count->Step();
@@ -501,9 +539,7 @@ class SqliteStore final : public Store {
   }
 
  private:
-  static Tenant ReadTenant(const Stmt& row) {
-    return Tenant{row.Text(0), row.Text(1), row.Int(2) != 0, row.Int(3)};
-  }
+  static Tenant ReadTenant(const Stmt& row) { return Tenant{row.Text(0), row.Text(1), row.Int(2) != 0, row.Int(3)}; }
 
   Result<VppToken> LoadToken(Connection& c, const std::string& tenant_id, const std::string& id) {
     Result<Stmt> stmt =
@@ -618,8 +654,8 @@ Result<std::unique_ptr<Store>> Store::OpenSqlite(const SqliteOptions& options) {
     if (!reader) return Fail(reader.error());
     store->AddReader(std::move(*reader));
   }
-  spdlog::info("store: opened {} (schema version {}, {} readers, synchronous={})", options.path,
-               LatestSchemaVersion(), options.reader_connections, options.synchronous_full ? "FULL" : "NORMAL");
+  spdlog::info("store: opened {} (schema version {}, {} readers, synchronous={})", options.path, LatestSchemaVersion(),
+               options.reader_connections, options.synchronous_full ? "FULL" : "NORMAL");
   return std::unique_ptr<Store>(std::move(store));
 }
 

@@ -1,4 +1,3 @@
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -12,6 +11,7 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include "store/filter_sql.h"
 #include "store/migrations.h"
@@ -21,7 +21,7 @@ namespace vppd::store {
 namespace {
 
 constexpr Timestamp kDay = 86400LL * 1000000;
-constexpr Timestamp kT0 = 1'780'000'000LL * 1000000;  // 2026-05-28
+constexpr Timestamp kT0 = 1'780'000'000LL * 1000000;    // 2026-05-28
 constexpr Timestamp kYear1 = -62135596800LL * 1000000;  // 0001-01-01T00:00:00Z
 constexpr const char* kTenantA = "11111111-1111-1111-1111-111111111111";
 constexpr const char* kTenantB = "22222222-2222-2222-2222-222222222222";
@@ -385,8 +385,7 @@ TEST_F(StoreTest, DeleteToken) {
   ASSERT_TRUE(store_->DeleteToken(kTenantA, t.id));
   EXPECT_EQ(store_->GetToken(kTenantA, t.id).error().code, Code::kNotFound);
   EXPECT_EQ(store_->DeleteToken(kTenantA, t.id).error().code, Code::kNotFound);
-  EXPECT_EQ(store_->UpdateToken(kTenantA, t.id, [](VppToken&) -> Status { return {}; }).error().code,
-            Code::kNotFound);
+  EXPECT_EQ(store_->UpdateToken(kTenantA, t.id, [](VppToken&) -> Status { return {}; }).error().code, Code::kNotFound);
 }
 
 TEST_F(StoreTest, TenantIsolationForEveryMethod) {
@@ -427,6 +426,7 @@ TEST_F(StoreTest, TokenLimitIsPerTenant) {
   options_.max_tokens_per_tenant = 5;
   Open();
   std::vector<std::string> ids;
+  ids.reserve(5);
   for (int i = 0; i < 5; ++i) ids.push_back(Create(kTenantA, FullToken()).id);
   Result<VppToken> sixth = store_->CreateToken(kTenantA, FullToken());
   ASSERT_FALSE(sixth);
@@ -630,7 +630,7 @@ TEST_F(FilterTest, ComparisonsOnStrings) {
   EXPECT_EQ(Match(Cmp(Op::kEq, P("displayName"), S("alpha"))), "t2");  // case-sensitive
   EXPECT_EQ(Match(Cmp(Op::kEq, P("displayName"), S("Alpha"))), "t1");
   EXPECT_EQ(Match(Cmp(Op::kNe, P("displayName"), S("Alpha"))), "t2,t3,t4,t5");  // null ne 'Alpha' is true
-  EXPECT_EQ(Match(Cmp(Op::kGt, P("displayName"), S("B"))), "t2,t4,t5");  // byte order, null excluded
+  EXPECT_EQ(Match(Cmp(Op::kGt, P("displayName"), S("B"))), "t2,t4,t5");         // byte order, null excluded
   EXPECT_EQ(Match(Cmp(Op::kGe, P("displayName"), S("Beta1"))), "t2,t4,t5");
   EXPECT_EQ(Match(Cmp(Op::kLt, P("displayName"), S("Beta1"))), "t1");  // 'Beta_1' > 'Beta1': '_' (0x5f) > '1'
   EXPECT_EQ(Match(Cmp(Op::kLe, P("displayName"), S("Alpha"))), "t1");
@@ -711,13 +711,12 @@ TEST_F(FilterTest, NumbersBooleansTimesEnums) {
 }
 
 TEST_F(FilterTest, LogicInAndIsOf) {
-  EXPECT_EQ(Match(Cmp(Op::kAnd, Cmp(Op::kEq, P("state"), S("valid")), Cmp(Op::kGt, P("lastAppCount"), I(5)))),
-            "t4");
+  EXPECT_EQ(Match(Cmp(Op::kAnd, Cmp(Op::kEq, P("state"), S("valid")), Cmp(Op::kGt, P("lastAppCount"), I(5)))), "t4");
   EXPECT_EQ(Match(Cmp(Op::kOr, Cmp(Op::kEq, P("state"), S("expired")), Cmp(Op::kEq, P("countryOrRegion"), S("DE")))),
             "t2,t5");
-  EXPECT_EQ(Match(Not(Cmp(Op::kOr, Cmp(Op::kEq, P("state"), S("expired")),
-                           Cmp(Op::kEq, P("countryOrRegion"), S("DE"))))),
-            "t1,t3,t4");
+  EXPECT_EQ(
+      Match(Not(Cmp(Op::kOr, Cmp(Op::kEq, P("state"), S("expired")), Cmp(Op::kEq, P("countryOrRegion"), S("DE"))))),
+      "t1,t3,t4");
   EXPECT_EQ(Match(Expr::Apply(Op::kIn, {P("state"), S("valid"), S("expired")})), "t1,t2,t4");
   EXPECT_EQ(Match(Expr::Apply(Op::kIn, {P("countryOrRegion"), S("US"), Null()})), "t1,t2,t4");
   EXPECT_EQ(Match(Not(Expr::Apply(Op::kIn, {P("countryOrRegion"), S("US"), Null()}))), "t3,t5");
@@ -904,6 +903,7 @@ TEST_F(StoreTest, ConcurrentWritersAndReaders) {
   constexpr int kIncrementsPerThread = 25;
   std::atomic<int> failures{0};
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int i = 0; i < kThreads; ++i) {
     threads.emplace_back([&, i] {
       const char* tenant = i % 2 == 0 ? kTenantA : kTenantB;

@@ -42,7 +42,7 @@ struct TokenActionResult {
   Timestamp start = 0;
   Timestamp last_updated = 0;
   bool is_revoke_result = false;
-  std::string failure_reason = "none";   // vppTokenActionFailureReason member name.
+  std::string failure_reason = "none";  // vppTokenActionFailureReason member name.
   std::int32_t failed_licenses = 0;
   std::int32_t total_licenses = 0;
 };
@@ -72,8 +72,8 @@ struct VppToken {
   std::int32_t last_app_count = 0;
 
   // Not on the Graph surface.
-  std::optional<std::string> apple_uid;        // Apple's location uId, once synced.
-  std::optional<std::string> apple_version_id; // versionId of the last full assignments walk.
+  std::optional<std::string> apple_uid;         // Apple's location uId, once synced.
+  std::optional<std::string> apple_version_id;  // versionId of the last full assignments walk.
   Timestamp created = 0;
 };
 
@@ -81,7 +81,7 @@ struct VppToken {
 inline constexpr std::int64_t kMaxTokensPerTenant = 3000;
 
 struct SqliteOptions {
-  std::string path;                  // The database file; its directory must exist.
+  std::string path;  // The database file; its directory must exist.
   std::shared_ptr<const SecretBox> secrets;
   // How long a call waits for a connection or SQLite's write lock before it fails
   // with Unavailable, in milliseconds.
@@ -124,7 +124,7 @@ class Store {
   // one (its objects and `created` are kept). created = now when 0 on insert.
   virtual Status PutTenant(const Tenant& tenant) = 0;
   virtual Result<Tenant> GetTenant(const std::string& tenant_id) = 0;  // NotFound
-  virtual Result<std::vector<Tenant>> ListTenants() = 0;  // ordered by id
+  virtual Result<std::vector<Tenant>> ListTenants() = 0;               // ordered by id
   // Removes the tenant and every object of it. NotFound when absent.
   virtual Status RemoveTenant(const std::string& tenant_id) = 0;
 
