@@ -424,19 +424,22 @@ asio::awaitable<bool> Connection::WriteResponse(Response response, unsigned vers
   if (!bodiless_status) message.content_length(full_size);
   // HEAD: the GET's headers, Content-Length included, and no body.
   const bool send_body = !head && !bodiless_status;
-  std::size_t send_size = send_body ? full_size : 0;
-  if (send_body && response.truncate_body_at) send_size = std::min(send_size, *response.truncate_body_at);
+  const bool truncating = send_body && response.truncate_body_at && *response.truncate_body_at < full_size;
 
   error_code ec;
   Arm(options_.write_timeout);
-  if (send_size == full_size) {
+  if (!truncating) {
+    // One gathered write of header and body (Beast leaves an explicitly set
+    // Content-Length alone, so HEAD keeps the GET's length with no body).
     if (send_body) message.body() = std::move(response.body);
     co_await bhttp::async_write(socket_, message, Ec(ec));
   } else {
     // Truncation fault: the header announces the whole body, only a prefix follows.
     bhttp::response_serializer<bhttp::string_body> serializer(message);
     co_await bhttp::async_write_header(socket_, serializer, Ec(ec));
-    if (!ec && !timed_out_) co_await asio::async_write(socket_, asio::buffer(response.body.data(), send_size), Ec(ec));
+    if (!ec && !timed_out_) {
+      co_await asio::async_write(socket_, asio::buffer(response.body.data(), *response.truncate_body_at), Ec(ec));
+    }
   }
   Disarm();
   // Beast reports end_of_stream after writing a message that says "close".
@@ -581,13 +584,10 @@ ServerImpl::ServerImpl(const ServerOptions& options, Handler handler)
       acceptor_(asio::make_strand(ioc_)) {}
 
 ServerImpl::~ServerImpl() {
+  // From a handler this cannot join (see server.h); the joinable threads then
+  // terminate the process loudly rather than leaving it half torn down.
+  if (OnServerThread()) spdlog::critical("http: Server destroyed from one of its own handlers");
   Stop();
-  // If Stop() could not join (it was called from a server thread), do it now.
-  ioc_.stop();
-  for (auto& thread : threads_) {
-    if (thread.joinable() && thread.get_id() != std::this_thread::get_id()) thread.join();
-    if (thread.joinable()) thread.detach();
-  }
 }
 
 Status ServerImpl::Listen() {
@@ -777,6 +777,7 @@ bool ServerImpl::WaitForConnections(milliseconds timeout) {
 }
 
 void ServerImpl::Stop() {
+  if (threads_.empty()) return;  // Never started (Listen failed).
   if (OnServerThread()) {
     // A handler cannot wait for itself to finish or join its own thread: begin the
     // drain and leave the waiting to the owner's Stop() or the destructor.

@@ -494,6 +494,27 @@ TEST_F(ServerTest, GarbageIs400AndCloses) {
   EXPECT_EQ(handler_.calls, 0);
 }
 
+// Inputs that front proxies and origin servers may frame differently (request
+// smuggling) are refused rather than guessed at.
+TEST_F(ServerTest, AmbiguousFramingIs400) {
+  Start();
+  for (std::string request : {
+           std::string("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+           std::string("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n"),
+           std::string("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"),
+           std::string("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n"),
+           std::string("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
+       }) {
+    RawClient client(port());
+    client.Send(request);
+    auto response = client.ReadResponse();
+    ASSERT_TRUE(response) << request;
+    EXPECT_EQ(response->status, 400) << request;
+    EXPECT_TRUE(client.WaitClosed()) << request;
+  }
+  EXPECT_EQ(handler_.calls, 0);
+}
+
 TEST_F(ServerTest, UnsupportedVersionIs505) {
   Start();
   RawClient client(port());
