@@ -52,7 +52,7 @@ inline constexpr char kMessageInvalid[] = "Access token validation failure.";
 inline constexpr char kGraphCodeInvalidToken[] = "InvalidAuthenticationToken";
 
 // Longest token accepted, in bytes (Entra tokens are 1.5–4 KiB).
-inline constexpr std::size_t kMaxTokenBytes = 16 * 1024;
+inline constexpr std::size_t kMaxTokenBytes = std::size_t{16} * 1024;
 
 // Who is calling, from a verified token.
 struct Caller {
@@ -155,15 +155,15 @@ class Verifier {
 
 // What `vppd dev-token` asks for.
 struct DevTokenRequest {
-  std::string tenant_id;             // Empty = kDevTenantId. Must be a GUID.
-  std::vector<std::string> scopes;   // → `scp` (omitted when empty).
-  std::vector<std::string> roles;    // → `roles` (omitted when empty).
-  bool personal_account = false;     // tid = kPersonalAccountTenantId (tenant_id ignored).
-  std::chrono::seconds ttl{3600};    // exp = now + ttl; negative gives an expired token.
+  std::string tenant_id;            // Empty = kDevTenantId. Must be a GUID.
+  std::vector<std::string> scopes;  // → `scp` (omitted when empty).
+  std::vector<std::string> roles;   // → `roles` (omitted when empty).
+  bool personal_account = false;    // tid = kPersonalAccountTenantId (tenant_id ignored).
+  std::chrono::seconds ttl{3600};   // exp = now + ttl; negative gives an expired token.
   std::string audience = "https://graph.microsoft.com";
-  std::string object_id;             // Empty = kDevObjectId.
-  std::string app_id;                // Empty = kDevAppId.
-  bool v2 = false;                   // v2 issuer and `azp` instead of v1 issuer and `appid`.
+  std::string object_id;  // Empty = kDevObjectId.
+  std::string app_id;     // Empty = kDevAppId.
+  bool v2 = false;        // v2 issuer and `azp` instead of v1 issuer and `appid`.
 };
 
 // The dev signing key: RSA-2048, kept PEM (PKCS#8) in `<data_dir>/dev-signing-key.pem`,

@@ -2,7 +2,20 @@
 // lists), JWKS sources and their fetch policy, and the verification cache.
 #include "auth/auth.h"
 
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
 #include <arpa/inet.h>
+#include <boost/json.hpp>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
@@ -10,18 +23,6 @@
 #include <openssl/pem.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <unistd.h>
-
-#include <atomic>
-#include <boost/json.hpp>
-#include <chrono>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <condition_variable>
-#include <mutex>
-#include <cstdio>
-#include <thread>
 
 #include "auth/jwks.h"
 
@@ -56,7 +57,10 @@ class Signer {
   }
   const std::string& kid() const { return kid_; }
   boost::json::object Jwk() const {
-    return {{"kty", "RSA"}, {"use", "sig"}, {"kid", kid_}, {"n", Base64UrlEncode(parts_.n)},
+    return {{"kty", "RSA"},
+            {"use", "sig"},
+            {"kid", kid_},
+            {"n", Base64UrlEncode(parts_.n)},
             {"e", Base64UrlEncode(parts_.e)}};
   }
   std::string Jwks() const { return Json(boost::json::object{{"keys", boost::json::array{Jwk()}}}); }
@@ -345,9 +349,8 @@ TEST_F(AuthTest, Hs256SignedWithThePublicKeyIsRejected) {
   // The classic alg-confusion attack: a verifier that lets the header pick the
   // algorithm would HMAC-verify with the RSA public key bytes as the secret.
   Verifier v = Make();
-  const std::string input =
-      Base64UrlEncode(Json({{"alg", "HS256"}, {"kid", a_->kid()}, {"typ", "JWT"}})) + "." +
-      Base64UrlEncode(Json(Claims()));
+  const std::string input = Base64UrlEncode(Json({{"alg", "HS256"}, {"kid", a_->kid()}, {"typ", "JWT"}})) + "." +
+                            Base64UrlEncode(Json(Claims()));
   for (const std::string& secret : {a_->PublicPem(), a_->Jwks()}) {
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int mac_len = 0;
@@ -360,8 +363,8 @@ TEST_F(AuthTest, Hs256SignedWithThePublicKeyIsRejected) {
 
 TEST_F(AuthTest, CritHeaderRejectedEvenWhenSigned) {
   Verifier v = Make();
-  const std::string token = a_->SignRaw(Json({{"alg", "RS256"}, {"kid", a_->kid()}, {"crit", {"exp"}}}),
-                                        Json(Claims()));
+  const std::string token =
+      a_->SignRaw(Json({{"alg", "RS256"}, {"kid", a_->kid()}, {"crit", {"exp"}}}), Json(Claims()));
   ExpectInvalid(v, Bearer(token), "crit");
 }
 
@@ -541,7 +544,8 @@ TEST_F(AuthTest, AppOnlyAndPersonalParsing) {
   Verifier v = Make();
   boost::json::object app = Claims();
   app.erase("scp");
-  app["roles"] = boost::json::array{"DeviceManagementApps.ReadWrite.All", "DeviceManagementServiceConfig.ReadWrite.All"};
+  app["roles"] =
+      boost::json::array{"DeviceManagementApps.ReadWrite.All", "DeviceManagementServiceConfig.ReadWrite.All"};
   Caller c = ExpectValid(v, Bearer(a_->Sign(app)));
   EXPECT_TRUE(c.app_only);
   EXPECT_TRUE(c.scopes.empty());
@@ -603,8 +607,8 @@ TEST_F(AuthTest, BadJsonOrFileSourceFailsCreate) {
   EXPECT_FALSE(create(JwksSource::Json("not json")).has_value());
   EXPECT_FALSE(create(JwksSource::Json("{\"keys\":[]}")).has_value());
   EXPECT_FALSE(create(JwksSource::Json("[]")).has_value());
-  boost::json::object small{{"kty", "RSA"}, {"kid", "k"}, {"n", Base64UrlEncode(std::string(128, '\xff'))},
-                            {"e", "AQAB"}};
+  boost::json::object small{
+      {"kty", "RSA"}, {"kid", "k"}, {"n", Base64UrlEncode(std::string(128, '\xff'))}, {"e", "AQAB"}};
   Result<Verifier> v = create(JwksSource::Json(Json(boost::json::object{{"keys", {small}}})));
   ASSERT_FALSE(v.has_value());
   EXPECT_EQ(v.error().code, Code::kInvalidArgument);
@@ -816,8 +820,9 @@ class TinyHttpServer {
         request.append(buf, static_cast<std::size_t>(n));
       }
       ++requests_;
-      const std::string response = "HTTP/1.1 " + std::to_string(status_) + " X\r\nContent-Length: " +
-                                   std::to_string(body_.size()) + "\r\nConnection: close\r\n\r\n" + body_;
+      const std::string response = "HTTP/1.1 " + std::to_string(status_) +
+                                   " X\r\nContent-Length: " + std::to_string(body_.size()) +
+                                   "\r\nConnection: close\r\n\r\n" + body_;
       for (std::size_t done = 0; done < response.size();) {
         const ssize_t n = ::send(conn, response.data() + done, response.size() - done, MSG_NOSIGNAL);
         if (n <= 0) break;

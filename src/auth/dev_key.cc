@@ -1,18 +1,19 @@
 // The dev signing key: created once per data dir, loaded on every start.
 #include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <system_error>
+#include <utility>
+
+#include <boost/json.hpp>
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
-#include <unistd.h>
-
-#include <boost/json.hpp>
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
-#include <utility>
 
 #include "auth/auth.h"
 #include "auth/jwks.h"
@@ -28,7 +29,7 @@ struct DevKey::Impl {
 namespace {
 
 constexpr int kDevKeyBits = 2048;
-constexpr std::size_t kMaxKeyFileBytes = 64 * 1024;
+constexpr std::size_t kMaxKeyFileBytes = std::size_t{64} * 1024;
 
 struct BioFree {
   void operator()(BIO* b) const { BIO_free(b); }
@@ -40,7 +41,8 @@ struct Wiped {
   ~Wiped() { OPENSSL_cleanse(text.data(), text.size()); }
 };
 
-std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
+// strerror is not thread-safe; error categories' message() is.
+std::string Errno(const std::string& what) { return what + ": " + std::generic_category().message(errno); }
 
 // Never prompt for a passphrase: the dev key is stored unencrypted; an encrypted file
 // is someone else's and fails to load instead of blocking on a terminal.
@@ -162,7 +164,7 @@ std::string DevKey::JwksJson() const {
 }
 
 Result<std::string> DevKey::Sign(const DevTokenRequest& request, const Clock& clock) const {
-  const std::string tid = request.personal_account  ? std::string(kPersonalAccountTenantId)
+  const std::string tid = request.personal_account    ? std::string(kPersonalAccountTenantId)
                           : request.tenant_id.empty() ? std::string(kDevTenantId)
                                                       : request.tenant_id;
   if (!IsGuid(tid)) return Fail(Error::InvalidArgument("tenant id is not a GUID", "tenant_id"));
@@ -178,7 +180,8 @@ Result<std::string> DevKey::Sign(const DevTokenRequest& request, const Clock& cl
   const std::int64_t now = clock.Now() / 1'000'000;
   boost::json::object claims;
   claims["aud"] = request.audience;
-  claims["iss"] = request.v2 ? "https://login.microsoftonline.com/" + tid + "/v2.0" : "https://sts.windows.net/" + tid + "/";
+  claims["iss"] =
+      request.v2 ? "https://login.microsoftonline.com/" + tid + "/v2.0" : "https://sts.windows.net/" + tid + "/";
   claims["iat"] = now;
   claims["nbf"] = now;
   claims["exp"] = now + request.ttl.count();

@@ -1,6 +1,10 @@
 // RSA keys from JWKS (OpenSSL 3 EVP/OSSL_PARAM only), the JWKS fetchers and KeySet.
 #include "auth/jwks.h"
 
+#include <mutex>
+#include <utility>
+
+#include <boost/json.hpp>
 #include <curl/curl.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -8,10 +12,6 @@
 #include <openssl/param_build.h>
 #include <openssl/sha.h>
 #include <spdlog/spdlog.h>
-
-#include <boost/json.hpp>
-#include <mutex>
-#include <utility>
 
 namespace vppd::auth::internal {
 namespace {
@@ -34,8 +34,8 @@ struct MdCtxFree {
 };
 
 BnPtr ToBn(std::string_view bytes) {
-  return BnPtr(BN_bin2bn(reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()),
-                         nullptr));
+  return BnPtr(
+      BN_bin2bn(reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()), nullptr));
 }
 
 std::string FromBn(const BIGNUM* bn) {
@@ -101,10 +101,10 @@ std::string JwkThumbprint(const RsaComponents& c) {
 bool VerifyRs256(EVP_PKEY* key, std::string_view data, std::string_view signature) {
   std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
   // EVP_DigestVerifyInit on an RSA key defaults to PKCS#1 v1.5 padding: RS256 exactly.
-  const bool ok = ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key) == 1 &&
-                  EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
-                                   signature.size(), reinterpret_cast<const unsigned char*>(data.data()),
-                                   data.size()) == 1;
+  const bool ok =
+      ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key) == 1 &&
+      EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
+                       reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1;
   if (!ok) ERR_clear_error();
   return ok;
 }
@@ -237,8 +237,8 @@ Result<std::string> HttpGet(const std::string& url) {
     return Fail(Error::Unavailable("JWKS at " + url + " is over 1 MiB"));
   }
   if (rc != CURLE_OK) {
-    return Fail(Error::Unavailable("JWKS fetch from " + url + " failed: " +
-                                   (errbuf[0] != '\0' ? std::string(errbuf) : curl_easy_strerror(rc))));
+    return Fail(Error::Unavailable("JWKS fetch from " + url +
+                                   " failed: " + (errbuf[0] != '\0' ? std::string(errbuf) : curl_easy_strerror(rc))));
   }
   long status = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);

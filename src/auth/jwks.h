@@ -104,9 +104,9 @@ class KeySet {
   Timestamp loaded_at_ = 0;             // Guarded by keys_mu_.
   bool loaded_ = false;                 // Guarded by keys_mu_.
 
-  std::mutex fetch_mu_;            // One fetch at a time.
-  Timestamp last_attempt_ = 0;     // Guarded by fetch_mu_; meaningful once attempted_.
-  bool attempted_ = false;         // Guarded by fetch_mu_.
+  std::mutex fetch_mu_;         // One fetch at a time.
+  Timestamp last_attempt_ = 0;  // Guarded by fetch_mu_; meaningful once attempted_.
+  bool attempted_ = false;      // Guarded by fetch_mu_.
   std::atomic<std::uint64_t> fetches_{0};
 };
 

@@ -6,17 +6,17 @@
 //   scheme → size → cache → 3 segments → header (alg RS256, no crit, kid) →
 //   payload claims (tid GUID, iss, exp, ...) → issuer for tid → key by kid →
 //   signature → exp/nbf with leeway → aud → Caller.
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
-#include <cctype>
 #include <atomic>
-#include <boost/json.hpp>
+#include <cctype>
 #include <cmath>
 #include <optional>
 #include <shared_mutex>
 #include <unordered_map>
 #include <utility>
+
+#include <boost/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "auth/auth.h"
 #include "auth/jwks.h"
@@ -48,7 +48,7 @@ JwksSource JwksSource::Url(std::string url) {
 }
 
 JwksSource JwksSource::Custom(std::string name, Fetcher fetcher) {
-  return JwksSource("custom:" + name, std::move(fetcher), /*fixed=*/false, /*required=*/false);
+  return JwksSource("custom:" + std::move(name), std::move(fetcher), /*fixed=*/false, /*required=*/false);
 }
 
 std::vector<TrustedIssuer> EntraIssuers(JwksSource jwks) {
@@ -77,8 +77,8 @@ Error Reject(Verdict verdict, const std::string& reason, std::string* why) {
 std::string Printable(std::string_view s) {
   std::string out;
   for (char c : s.substr(0, 40)) {
-    const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-                       c == '_' || c == '.';
+    const bool plain =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
     out += plain ? c : '?';
   }
   if (s.size() > 40) out += "...";
@@ -250,8 +250,7 @@ Result<Caller> Verifier::Impl::VerifyToken(std::string_view token, Timestamp now
   // set shared by all Entra tenants must not let tenant A's token speak for tenant B.
   std::vector<KeySet*> sets;
   for (const IssuerEntry& issuer : issuers) {
-    if (issuer.Matches(iss, caller.tenant_id) &&
-        std::find(sets.begin(), sets.end(), issuer.keys.get()) == sets.end()) {
+    if (issuer.Matches(iss, caller.tenant_id) && std::find(sets.begin(), sets.end(), issuer.keys.get()) == sets.end()) {
       sets.push_back(issuer.keys.get());
     }
   }
@@ -311,7 +310,7 @@ Result<Caller> Verifier::Impl::VerifyToken(std::string_view token, Timestamp now
 }
 
 std::shared_ptr<const internal::PkeyPtr> Verifier::Impl::FindKey(const std::vector<KeySet*>& sets,
-                                                                  const std::string& kid) const {
+                                                                 const std::string& kid) const {
   for (KeySet* set : sets) {
     if (set->Stale()) set->RefreshIfAllowed(/*wait=*/false);
   }
@@ -338,8 +337,7 @@ void Verifier::Impl::Remember(std::string key, const Caller& caller, Timestamp v
       by_expiry.reserve(cache.size());
       for (const auto& [k, entry] : cache) by_expiry.emplace_back(entry.valid_until, k);
       const std::size_t drop = std::max<std::size_t>(1, cache_capacity / 10);
-      std::nth_element(by_expiry.begin(), by_expiry.begin() + static_cast<std::ptrdiff_t>(drop - 1),
-                       by_expiry.end());
+      std::nth_element(by_expiry.begin(), by_expiry.begin() + static_cast<std::ptrdiff_t>(drop - 1), by_expiry.end());
       for (std::size_t i = 0; i < drop; ++i) cache.erase(by_expiry[i].second);
     }
   }
@@ -372,8 +370,8 @@ Result<Verifier> Verifier::Create(VerifierOptions options) {
       }
       impl->key_sets.push_back(keys);
     }
-    impl->issuers.push_back(IssuerEntry{issuer.issuer.substr(0, at),
-                                        issuer.issuer.substr(at + kTenantPlaceholder.size()), keys});
+    impl->issuers.push_back(
+        IssuerEntry{issuer.issuer.substr(0, at), issuer.issuer.substr(at + kTenantPlaceholder.size()), keys});
   }
   return Verifier(std::move(impl));
 }
