@@ -70,6 +70,35 @@ std::span<const Migration> Migrations() { return kMigrations; }
 
 std::int64_t LatestSchemaVersion() { return kMigrations[std::size(kMigrations) - 1].version; }
 
+Status CheckSchemaOwnership(sqlite::Connection& conn) {
+  Result<std::int64_t> app_id = conn.QueryInt("PRAGMA application_id");
+  if (!app_id) return Fail(app_id.error());
+  Result<std::int64_t> version = conn.QueryInt("PRAGMA user_version");
+  if (!version) return Fail(version.error());
+  if (*app_id != 0 && *app_id != kApplicationId) {
+    return Fail(Error::FailedPrecondition(
+        fmt::format("the database file belongs to another application (application_id {:#x}); vppd will not "
+                    "modify it",
+                    *app_id)));
+  }
+  if (*app_id == 0) {
+    // Not stamped by vppd yet: only an empty file may become a vppd database.
+    Result<std::int64_t> objects = conn.QueryInt("SELECT count(*) FROM sqlite_schema");
+    if (!objects) return Fail(objects.error());
+    if (*objects != 0 || *version != 0) {
+      return Fail(Error::FailedPrecondition(
+          "the database file already holds tables that are not vppd's; vppd will not modify it"));
+    }
+  }
+  if (*version > LatestSchemaVersion()) {
+    return Fail(Error::FailedPrecondition(fmt::format(
+        "the database schema is version {} but this vppd knows only up to version {}: it was written by a newer "
+        "vppd; run that version (or restore a backup) instead of downgrading",
+        *version, LatestSchemaVersion())));
+  }
+  return {};
+}
+
 Status Migrate(sqlite::Connection& writer) {
   // IMMEDIATE takes the write lock before reading the version, so two processes
   // opening a new file at once cannot both decide to run step 1.
@@ -78,24 +107,9 @@ Status Migrate(sqlite::Connection& writer) {
     (void)writer.Exec("ROLLBACK");
     return Fail(std::move(e));
   };
-
-  Result<std::int64_t> app_id = writer.QueryInt("PRAGMA application_id");
-  if (!app_id) return rollback(app_id.error());
+  if (Status s = CheckSchemaOwnership(writer); !s) return rollback(s.error());
   Result<std::int64_t> version = writer.QueryInt("PRAGMA user_version");
   if (!version) return rollback(version.error());
-
-  if (*app_id != 0 && *app_id != kApplicationId) {
-    return rollback(Error::FailedPrecondition(
-        fmt::format("the database file belongs to another application (application_id {:#x}); vppd will not "
-                    "modify it",
-                    *app_id)));
-  }
-  if (*version > LatestSchemaVersion()) {
-    return rollback(Error::FailedPrecondition(fmt::format(
-        "the database schema is version {} but this vppd knows only up to version {}: it was written by a newer "
-        "vppd; run that version (or restore a backup) instead of downgrading",
-        *version, LatestSchemaVersion())));
-  }
   if (*version == LatestSchemaVersion()) {
     if (Status s = writer.Exec("COMMIT"); !s) return rollback(s.error());
     return {};

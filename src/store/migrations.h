@@ -32,9 +32,14 @@ std::int64_t LatestSchemaVersion();
 // to migrate a SQLite file that belongs to something else.
 inline constexpr std::int64_t kApplicationId = 0x56505044;
 
+// Checks, reading only, that the file is empty or vppd's, at a version this binary
+// knows. FailedPrecondition otherwise (see Migrate).
+Status CheckSchemaOwnership(sqlite::Connection& conn);
+
 // Brings the file to LatestSchemaVersion(). FailedPrecondition when the file's
 // version is newer than this binary knows (a newer vppd wrote it; opening would
-// misread it) or when it is some other application's SQLite file; the error from
+// misread it) or when it is some other application's SQLite file (another
+// application_id, or tables without vppd's application_id); the error from
 // SQLite otherwise, with nothing changed.
 Status Migrate(sqlite::Connection& writer);
 

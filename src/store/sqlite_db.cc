@@ -121,14 +121,8 @@ Result<std::unique_ptr<Connection>> Connection::Open(const ConnectionOptions& op
   sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
   sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, nullptr);
 
-  // journal_mode=WAL is persistent in the file; asking again is cheap and makes a
-  // file created by something else WAL too. It returns the mode as a row.
-  Result<Stmt> wal = conn->Prepare("PRAGMA journal_mode=WAL");
-  if (!wal) return Fail(wal.error());
-  Result<bool> row = wal->Step();
-  if (!row) return Fail(row.error());
-  if (!*row || wal->Text(0) != "wal") {
-    return Fail(Error::Unavailable(fmt::format("database {} cannot use WAL journaling", options.path)));
+  if (options.enable_wal) {
+    if (Status s = conn->EnableWal(); !s) return Fail(s.error());
   }
   std::string pragmas = fmt::format(
       "PRAGMA foreign_keys=ON; PRAGMA synchronous={}; PRAGMA journal_size_limit=67108864;"
@@ -136,6 +130,20 @@ Result<std::unique_ptr<Connection>> Connection::Open(const ConnectionOptions& op
       options.synchronous_full ? "FULL" : "NORMAL", options.query_only ? 1 : 0);
   if (Status s = conn->Exec(pragmas.c_str()); !s) return Fail(s.error());
   return conn;
+}
+
+Status Connection::EnableWal() {
+  // journal_mode=WAL is persistent in the file; asking again is a cheap no-op. It
+  // answers with the mode now in force, which is not WAL on file systems without
+  // shared memory.
+  Result<Stmt> wal = Prepare("PRAGMA journal_mode=WAL");
+  if (!wal) return Fail(wal.error());
+  Result<bool> row = wal->Step();
+  if (!row) return Fail(row.error());
+  if (!*row || wal->Text(0) != "wal") {
+    return Fail(Error::Unavailable("the database cannot use WAL journaling on this file system"));
+  }
+  return {};
 }
 
 Connection::~Connection() {

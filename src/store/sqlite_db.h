@@ -73,6 +73,9 @@ struct ConnectionOptions {
   bool synchronous_full = true;
   // Reader connections set query_only, so a bug cannot write through them.
   bool query_only = false;
+  // Switch the file to WAL while opening. The writer opens without it, so that a
+  // file found not to be vppd's is left exactly as it was (WAL is persistent).
+  bool enable_wal = true;
 };
 
 class Connection {
@@ -83,6 +86,10 @@ class Connection {
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
+
+  // Switches the file to WAL journaling (persistent in the file). Unavailable when
+  // the file system cannot do WAL.
+  Status EnableWal();
 
   // Runs SQL without parameters or result rows: BEGIN/COMMIT, PRAGMA, DDL. Never
   // used with values from outside the binary.

@@ -642,10 +642,17 @@ Result<std::unique_ptr<Store>> Store::OpenSqlite(const SqliteOptions& options) {
   if (options.reader_connections < 1 || options.reader_connections > kMaxReaderConnections) {
     return Fail(Error::InvalidArgument(fmt::format("store: reader_connections must be 1..{}", kMaxReaderConnections)));
   }
-  sqlite::ConnectionOptions conn_options{options.path, options.busy_timeout_ms, options.synchronous_full, false};
+  sqlite::ConnectionOptions conn_options;
+  conn_options.path = options.path;
+  conn_options.busy_timeout_ms = options.busy_timeout_ms;
+  conn_options.synchronous_full = options.synchronous_full;
+  conn_options.enable_wal = false;  // not before the file is known to be vppd's
   Result<std::unique_ptr<Connection>> writer = Connection::Open(conn_options);
   if (!writer) return Fail(writer.error());
+  if (Status s = CheckSchemaOwnership(**writer); !s) return Fail(s.error());
+  if (Status s = (*writer)->EnableWal(); !s) return Fail(s.error());
   if (Status s = Migrate(**writer); !s) return Fail(s.error());
+  conn_options.enable_wal = true;
 
   auto store = std::make_unique<SqliteStore>(options, std::move(*writer));
   conn_options.query_only = true;

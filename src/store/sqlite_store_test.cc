@@ -215,6 +215,17 @@ TEST_F(StoreTest, RefusesAnotherApplicationsDatabase) {
   ASSERT_FALSE(opened);
   EXPECT_EQ(opened.error().code, Code::kFailedPrecondition);
   EXPECT_EQ(RawDb(other).Text("SELECT count(*) FROM sqlite_schema WHERE name = 'vpp_tokens'"), "0");
+  EXPECT_EQ(RawDb(other).Text("PRAGMA journal_mode"), "delete") << "a refused file is left exactly as it was";
+
+  // No application_id but tables of its own: not an empty file, not vppd's.
+  std::string unstamped = dir_.File("unstamped.db");
+  RawDb(unstamped).Exec("CREATE TABLE tenants (x TEXT);");
+  options.path = unstamped;
+  opened = Store::OpenSqlite(options);
+  ASSERT_FALSE(opened);
+  EXPECT_EQ(opened.error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(RawDb(unstamped).Text("PRAGMA journal_mode"), "delete");
+  EXPECT_EQ(RawDb(unstamped).Text("PRAGMA application_id"), "0");
 }
 
 TEST_F(StoreTest, OpenValidatesOptions) {
