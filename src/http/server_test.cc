@@ -200,6 +200,7 @@ struct EchoHandler {
       return response;
     }
     if (request.target == "/no-content") return Response{204, {}, "ignored", {}, {}};
+    if (request.target == "/huge") return Response::Text(200, std::string(32 * 1024 * 1024, 'h'));
     Response response = Response::Text(200, request.method + " " + request.target + " " + request.body);
     response.headers.emplace_back("X-Remote", request.remote);
     response.headers.emplace_back("X-Seen-Request-Id", request.request_id);
@@ -685,6 +686,50 @@ TEST_F(ServerTest, ConnectionsOverTheLimitGet503) {
   }
   ASSERT_TRUE(response);
   EXPECT_EQ(response->status, 200);
+}
+
+TEST_F(ServerTest, ClientThatNeverReadsIsCutOffAfterWriteTimeout) {
+  ServerOptions options;
+  options.max_connections = 1;
+  options.write_timeout = 300ms;
+  Start(options);
+  RawClient reader_that_never_reads(port());
+  ASSERT_TRUE(reader_that_never_reads.Send(Get("/huge")));  // 32 MiB: far more than socket buffers hold.
+  std::this_thread::sleep_for(100ms);
+  {
+    // The stuck write still holds the only slot.
+    RawClient c(port());
+    auto response = c.ReadResponse();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->status, 503);
+  }
+  // After write_timeout the connection is dropped and the slot is free again.
+  std::optional<RawResponse> response;
+  const auto started = Steady::now();
+  while (ElapsedMs(started) < 3000 && (!response || response->status != 200)) {
+    std::this_thread::sleep_for(50ms);
+    RawClient d(port());
+    d.Send(Get("/again"));
+    response = d.ReadResponse();
+  }
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+}
+
+TEST_F(ServerTest, StopLetsARequestBeingReadFinish) {
+  Start();
+  RawClient client(port());
+  ASSERT_TRUE(client.Send("POST /late HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nab"));
+  std::this_thread::sleep_for(50ms);
+  auto stopping = std::async(std::launch::async, [this] { server_->Stop(); });
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(stopping.wait_for(0ms), std::future_status::timeout);  // Waiting for us.
+  ASSERT_TRUE(client.Send("cd"));
+  auto response = client.ReadResponse();
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->body, "POST /late abcd");
+  EXPECT_EQ(response->Header("Connection"), "close");
+  EXPECT_EQ(stopping.wait_for(2s), std::future_status::ready);
 }
 
 TEST_F(ServerTest, RemoteIsThePeerAddress) {
