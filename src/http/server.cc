@@ -254,11 +254,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Connection(ServerImpl& server, tcp::socket socket)
       : server_(server),
         options_(server.options()),
+        executor_(socket.get_executor()),
         socket_(std::move(socket)),
-        deadline_(socket_.get_executor()),
-        delay_timer_(socket_.get_executor()) {}
+        deadline_(executor_),
+        delay_timer_(executor_) {}
 
-  asio::any_io_executor executor() { return socket_.get_executor(); }
+  // The connection's strand. Safe from any thread (a copy taken at construction,
+  // so other threads never touch the socket object).
+  const asio::any_io_executor& executor() const { return executor_; }
 
   // The coroutine that serves requests until the connection closes.
   asio::awaitable<void> Serve();
@@ -294,6 +297,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   ServerImpl& server_;
   const ServerOptions& options_;
+  const asio::any_io_executor executor_;
   tcp::socket socket_;
   asio::steady_timer deadline_;
   asio::steady_timer delay_timer_;
