@@ -32,7 +32,8 @@
 //     number of handlers that may block at the same time. HEAD requests reach the
 //     handler as GET; the answer carries the GET's headers (Content-Length
 //     included) and no body. A handler that throws is answered 500 with a Graph
-//     error body (code generalException), logged, and the connection lives on.
+//     error body (code generalException, a generic message: the exception text
+//     goes to the log, not to the client), and the connection lives on.
 //   - Writing: every response carries `request-id` (the Request's fresh GUID),
 //     `client-request-id` echoed when the request had one, `Date`, `Server: vppd`
 //     (unless the handler set Server) and `Content-Length` (except 1xx and 204).
