@@ -1,0 +1,647 @@
+// Unit tests of the simulator: model, generator, paging, versioning, validation,
+// events and faults, driven through Simulator::Handle without sockets.
+#include <map>
+
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+#include "apple/client.h"
+#include "generator.h"
+#include "json_writer.h"
+#include "model.h"
+#include "simulator.h"
+
+namespace vppd::sim {
+namespace {
+
+namespace json = boost::json;
+
+constexpr Timestamp kNow = 1'800'000'000LL * 1'000'000;  // 2027-01-15, before the tokens expire.
+
+class SimTest : public ::testing::Test {
+ protected:
+  void Start(SimOptions opts = {}) {
+    auto s = Simulator::Create(opts, clock_);
+    ASSERT_TRUE(s) << s.error().message;
+    sim_ = std::move(*s);
+    token_ = sim_->DefaultSToken();
+  }
+
+  http::Response Get(const std::string& target, std::optional<std::string> token = std::nullopt) {
+    http::Request r;
+    r.method = "GET";
+    r.target = target;
+    r.headers.emplace_back("Host", "sim.test");
+    r.headers.emplace_back("Authorization", "Bearer " + token.value_or(token_));
+    return sim_->Handle(r);
+  }
+  http::Response Post(const std::string& target, const std::string& body,
+                      const std::string& content_type = "application/json") {
+    http::Request r;
+    r.method = "POST";
+    r.target = target;
+    r.body = body;
+    r.headers.emplace_back("Authorization", "Bearer " + token_);
+    if (!content_type.empty()) r.headers.emplace_back("Content-Type", content_type);
+    return sim_->Handle(r);
+  }
+  static json::object Obj(const http::Response& r) {
+    boost::system::error_code ec;
+    json::value v = json::parse(r.body, ec);
+    EXPECT_FALSE(ec) << r.body;
+    return v.is_object() ? v.get_object() : json::object();
+  }
+  // By value: a range-for over a member of a temporary object would dangle.
+  static json::array Arr(const http::Response& r, const char* key) {
+    auto o = Obj(r);
+    return o.contains(key) && o[key].is_array() ? o[key].as_array() : json::array();
+  }
+  static std::int64_t ErrorNumber(const http::Response& r) {
+    auto o = Obj(r);
+    return o.contains("errorNumber") ? o["errorNumber"].as_int64() : -1;
+  }
+  json::array Locations() { return Obj(Get("/_sim/locations"))["locations"].as_array(); }
+
+  // All assignments by walking every page.
+  std::vector<json::object> Walk(const std::string& query = "") {
+    std::vector<json::object> out;
+    for (std::int64_t page = 0;;) {
+      auto o = Obj(Get("/mdm/v2/assignments?pageIndex=" + std::to_string(page) + query));
+      for (auto& a : o["assignments"].as_array()) out.push_back(a.as_object());
+      if (!o.contains("nextPageIndex")) break;
+      page = o["nextPageIndex"].as_int64();
+    }
+    return out;
+  }
+
+  FakeClock clock_{kNow};
+  std::unique_ptr<Simulator> sim_;
+  std::string token_;
+};
+
+// ---------------------------------------------------------------- JSON, paging
+
+TEST(JsonWriterTest, EscapesAndSeparates) {
+  JsonWriter w;
+  w.BeginObject();
+  w.Field("a", std::string_view("q\"\\\n\x01"));
+  w.Key("b");
+  w.BeginArray();
+  w.Int(-5);
+  w.Bool(true);
+  w.Null();
+  w.EndArray();
+  w.EndObject();
+  EXPECT_EQ(std::move(w).Take(), R"({"a":"q\"\\\n\u0001","b":[-5,true,null]})");
+}
+
+TEST(PagingTest, ComputePage) {
+  auto p = ComputePage(2500, 1000, 0);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->total_pages, 3);
+  EXPECT_EQ(p->begin, 0u);
+  EXPECT_EQ(p->end, 1000u);
+  EXPECT_TRUE(p->has_next);
+  p = ComputePage(2500, 1000, 2);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->end - p->begin, 500u);
+  EXPECT_FALSE(p->has_next);
+  EXPECT_FALSE(ComputePage(2500, 1000, 3));
+  EXPECT_FALSE(ComputePage(2500, 1000, -1));
+  p = ComputePage(0, 1000, 0);  // Empty: one empty page.
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->total_pages, 1);
+  EXPECT_EQ(p->end, 0u);
+  EXPECT_FALSE(ComputePage(0, 1000, 1));
+  p = ComputePage(3000, 1000, 2);  // Exact multiple: no trailing empty page.
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->total_pages, 3);
+  EXPECT_FALSE(p->has_next);
+}
+
+// ---------------------------------------------------------------- generator
+
+TEST(GeneratorTest, DeterministicAndConsistent) {
+  GenerateOptions g;
+  g.seed = 42;
+  g.assets = 60;
+  g.assignments = 5000;
+  g.token_expiration = kNow + 1;
+  auto a = GenerateLocation(g);
+  auto b = GenerateLocation(g);
+  ASSERT_EQ(a->uid, b->uid);
+  ASSERT_EQ(a->tokens[0].stoken, b->tokens[0].stoken);
+  ASSERT_EQ(a->assets().size(), 60u);
+  ASSERT_EQ(a->assignments().size(), 5000u);
+  ASSERT_EQ(a->version_id(), b->version_id());
+  for (std::size_t i = 0; i < a->assignments().size(); ++i) {
+    EXPECT_EQ(a->assignments()[i].asset, b->assignments()[i].asset);
+    EXPECT_EQ(a->assignments()[i].subject, b->assignments()[i].subject);
+  }
+  std::map<std::uint32_t, std::int64_t> counted;
+  bool saw_book = false, saw_unlimited = false, saw_both = false, saw_sold_out = false;
+  for (const Assignment& as : a->assignments()) {
+    ++counted[as.asset];
+    const Asset& asset = a->assets()[as.asset];
+    if (as.kind == SubjectKind::kDevice) {
+      EXPECT_TRUE(asset.device_assignable);
+    }
+  }
+  for (std::uint32_t i = 0; i < a->assets().size(); ++i) {
+    const Asset& asset = a->assets()[i];
+    EXPECT_EQ(asset.assigned_count, counted[i]) << asset.adam_id;
+    EXPECT_GE(asset.AvailableCount(), 0);
+    EXPECT_EQ(asset.AvailableCount(), asset.ReportedTotal() - asset.assigned_count);
+    if (asset.product_type == ProductType::kBook) {
+      saw_book = true;
+      EXPECT_FALSE(asset.device_assignable);
+      EXPECT_FALSE(asset.revocable);
+    }
+    saw_unlimited |= asset.unlimited;
+    saw_both |= asset.platforms == (kIOS | kMacOS);
+    saw_sold_out |= !asset.unlimited && asset.AvailableCount() == 0;
+    if (asset.unlimited) {
+      EXPECT_EQ(asset.ReportedTotal(), kUnlimitedCount);
+    }
+  }
+  EXPECT_TRUE(saw_book && saw_unlimited && saw_both && saw_sold_out);
+
+  g.seed = 43;
+  EXPECT_NE(GenerateLocation(g)->uid, a->uid);
+}
+
+TEST(GeneratorTest, TokenDecodesToItsLocation) {
+  GenerateOptions g;
+  g.token_expiration = kNow + 3'600'000'000LL;
+  auto loc = GenerateLocation(g);
+  auto info = apple::DecodeSToken(loc->tokens[0].stoken);
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(info->token, loc->tokens[0].inner);
+  EXPECT_EQ(info->org_name, loc->org_name);
+  EXPECT_EQ(info->expiration, g.token_expiration);
+}
+
+TEST(DataFileTest, LoadsAndReportsErrorsWithPaths) {
+  const char* good = R"({"locations":[{"uId":"123","name":"PS01","assets":[
+      {"adamId":"1","totalCount":3},{"adamId":"2","productType":"Book"}],
+      "users":[{"clientUserId":"u1"}],
+      "assignments":[{"adamId":"1","serialNumber":"S1"},{"adamId":"2","clientUserId":"u1"}]}]})";
+  auto locs = LoadDataJson(good, kNow + 1, 10);
+  ASSERT_TRUE(locs) << locs.error().message;
+  ASSERT_EQ(locs->size(), 1u);
+  const Location& l = *(*locs)[0];
+  EXPECT_EQ(l.uid, "123");
+  EXPECT_EQ(l.assets()[0].AvailableCount(), 2);
+  EXPECT_EQ(l.assets()[1].total_count, 1);  // No totalCount: exactly what is assigned.
+  EXPECT_EQ(l.tokens.size(), 1u);
+
+  auto bad = LoadDataJson(R"({"locations":[{"assets":[{"adamId":"1"},{"pricingParam":"STDQ"}]}]})", kNow, 10);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("locations[0].assets[1].adamId: missing"), std::string::npos)
+      << bad.error().message;
+  bad = LoadDataJson(R"({"locations":[{"assets":[{"adamId":"2","productType":"Book"}],
+      "assignments":[{"adamId":"2","serialNumber":"S"}]}]})", kNow, 10);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("not device-assignable"), std::string::npos);
+  bad = LoadDataJson(R"({"locations":[{"assets":[{"adamId":"1","totalCount":0}],
+      "assignments":[{"adamId":"1","serialNumber":"S"}]}]})", kNow, 10);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("totalCount"), std::string::npos);
+  EXPECT_FALSE(LoadDataJson("[1,2]", kNow, 10));
+  EXPECT_FALSE(LoadDataJson("{", kNow, 10));
+}
+
+// ---------------------------------------------------------------- envelope, auth
+
+TEST_F(SimTest, SameSeedGivesByteIdenticalResponses) {
+  Start();
+  auto other = Simulator::Create(SimOptions{}, clock_);
+  ASSERT_TRUE(other);
+  for (const char* target : {"/mdm/v2/assets", "/mdm/v2/assignments", "/mdm/v2/users", "/mdm/v2/client/config"}) {
+    http::Request r;
+    r.method = "GET";
+    r.target = target;
+    r.headers.emplace_back("Authorization", "Bearer " + token_);
+    EXPECT_EQ(sim_->Handle(r).body, (*other)->Handle(r).body) << target;
+  }
+}
+
+TEST_F(SimTest, AuthErrors) {
+  Start();
+  http::Request r;
+  r.method = "GET";
+  r.target = "/mdm/v2/assets";
+  auto resp = sim_->Handle(r);  // No header.
+  EXPECT_EQ(resp.status, 401);
+  EXPECT_EQ(ErrorNumber(resp), 9722);
+  r.headers.emplace_back("Authorization", "Basic abc");
+  EXPECT_EQ(ErrorNumber(sim_->Handle(r)), 9722);
+
+  resp = Get("/mdm/v2/assets", "bm9wZQ==");
+  EXPECT_EQ(resp.status, 401);
+  EXPECT_EQ(ErrorNumber(resp), 9601);
+
+  // Service config needs no token.
+  r.headers.clear();
+  r.target = "/mdm/v2/service/config";
+  EXPECT_EQ(sim_->Handle(r).status, 200);
+
+  SimOptions o;
+  o.invalid_token_http_200 = true;
+  Start(o);
+  resp = Get("/mdm/v2/assets", "bm9wZQ==");
+  EXPECT_EQ(resp.status, 200);
+  EXPECT_EQ(ErrorNumber(resp), 9622);
+}
+
+TEST_F(SimTest, ExpiredAndRevokedTokens) {
+  Start();
+  // A second token for the same location shares its uId.
+  const std::string uid(Locations()[0].as_object().at("uId").as_string());
+  auto issued = Obj(Post("/_sim/locations/" + uid + "/tokens", "{}"));
+  const std::string second(issued["sToken"].as_string());
+  EXPECT_EQ(Obj(Get("/mdm/v2/client/config", second))["uId"].as_string(), uid);
+
+  EXPECT_EQ(Post("/_sim/tokens", R"({"sToken":")" + second + R"(","state":"revoked"})").status, 200);
+  auto resp = Get("/mdm/v2/assets", second);
+  EXPECT_EQ(resp.status, 401);
+  EXPECT_EQ(ErrorNumber(resp), 9625);
+
+  // Expiry by the clock.
+  clock_.Set(1920407602LL * 1'000'000);
+  resp = Get("/mdm/v2/assets");
+  EXPECT_EQ(resp.status, 401);
+  EXPECT_EQ(ErrorNumber(resp), 9621);
+}
+
+TEST_F(SimTest, MethodContentTypeAndUnknownPath) {
+  Start();
+  auto resp = Post("/mdm/v2/assets", "{}");
+  EXPECT_EQ(resp.status, 405);
+  EXPECT_EQ(ErrorNumber(resp), 9726);
+  resp = Post("/mdm/v2/assets/associate", "{}", "text/plain");
+  EXPECT_EQ(resp.status, 415);
+  EXPECT_EQ(ErrorNumber(resp), 9727);
+  resp = Post("/mdm/v2/assets/associate", "{not json");
+  EXPECT_EQ(resp.status, 400);
+  EXPECT_EQ(ErrorNumber(resp), 9602);
+  resp = Get("/mdm/v2/nope");
+  EXPECT_EQ(resp.status, 404);
+  EXPECT_GT(ErrorNumber(resp), 0);
+}
+
+TEST_F(SimTest, EnvelopeAndMdmInfo) {
+  Start();
+  auto o = Obj(Get("/mdm/v2/assets"));
+  EXPECT_TRUE(o.contains("uId") && o.contains("tokenExpirationDate") && o.contains("versionId"));
+  EXPECT_EQ(o["tokenExpirationDate"].as_string(), "2030-11-08T22:33:22+0000");
+  EXPECT_FALSE(o.contains("mdmInfo"));
+
+  EXPECT_EQ(ErrorNumber(Post("/mdm/v2/client/config", R"({"mdmInfo":{"id":"a","name":"b"}})")), 9723);
+  EXPECT_EQ(ErrorNumber(Post("/mdm/v2/client/config", R"({"mdmInfo":{"id":")" + std::string(101, 'x') +
+                                                           R"(","name":"b","metadata":""}})")),
+            9724);
+  EXPECT_EQ(ErrorNumber(Post("/mdm/v2/client/config", R"({"mdmInfo":{"id":"a","name":")" + std::string(101, 'x') +
+                                                           R"(","metadata":""}})")),
+            9725);
+  EXPECT_EQ(ErrorNumber(Post("/mdm/v2/client/config", R"({"mdmInfo":{"id":"a","name":"b","metadata":")" +
+                                                           std::string(256, 'x') + R"("}})")),
+            9713);
+  EXPECT_EQ(ErrorNumber(Post("/mdm/v2/client/config", R"({"notificationUrl":"https://x.test/hook"})")), 9710);
+  EXPECT_EQ(ErrorNumber(Post("/mdm/v2/client/config",
+                             R"({"notificationUrl":"http://x.test/hook","notificationAuthToken":"t"})")),
+            9712);
+  EXPECT_EQ(ErrorNumber(Post("/mdm/v2/client/config", R"({"notificationUrl":"https://x.test/)" +
+                                                           std::string(600, 'p') + R"(","notificationAuthToken":"t"})")),
+            9711);
+  auto set = Post("/mdm/v2/client/config", R"({"mdmInfo":{"id":"vppd-1","name":"vppd","metadata":"m"}})");
+  ASSERT_EQ(set.status, 200) << set.body;
+  EXPECT_EQ(Obj(set)["mdmInfo"].as_object().at("id").as_string(), "vppd-1");
+  o = Obj(Get("/mdm/v2/assignments"));
+  EXPECT_EQ(o["mdmInfo"].as_object().at("name").as_string(), "vppd");
+}
+
+// ---------------------------------------------------------------- assets
+
+TEST_F(SimTest, AssetFiltersAndUnlimited) {
+  SimOptions opts;
+  opts.assets = 80;
+  opts.assignments = 2000;
+  Start(opts);
+  auto all = Obj(Get("/mdm/v2/assets"))["assets"].as_array();
+  ASSERT_EQ(all.size(), 80u);
+  std::size_t unlimited = 0, books = 0;
+  for (auto& v : all) {
+    auto& a = v.as_object();
+    if (a["totalCount"].as_int64() == kUnlimitedCount) ++unlimited;
+    if (a["productType"].as_string() == "Book") ++books;
+    EXPECT_EQ(a["availableCount"].as_int64(), a["totalCount"].as_int64() - a["assignedCount"].as_int64());
+  }
+  ASSERT_GT(unlimited, 0u);
+  auto limited = Obj(Get("/mdm/v2/assets?unlimited=false"))["assets"].as_array();
+  EXPECT_EQ(limited.size(), 80u - unlimited);
+  auto split = Obj(Get("/mdm/v2/assets?unlimited=true"));
+  EXPECT_EQ(split["assets"].as_array().size(), 80u - unlimited);
+  EXPECT_EQ(split["unlimitedAssets"].as_array().size(), unlimited);
+  EXPECT_FALSE(split["unlimitedAssets"].as_array()[0].as_object().contains("totalCount"));
+  EXPECT_EQ(Obj(Get("/mdm/v2/assets?productType=Book"))["assets"].as_array().size(), books);
+  for (auto& v : Arr(Get("/mdm/v2/assets?minAvailableCount=1&maxAssignedCount=20"), "assets")) {
+    EXPECT_GE(v.as_object().at("availableCount").as_int64(), 1);
+    EXPECT_LE(v.as_object().at("assignedCount").as_int64(), 20);
+  }
+  const std::string adam(all[3].as_object().at("adamId").as_string());
+  EXPECT_EQ(Obj(Get("/mdm/v2/assets?adamId=" + adam))["assets"].as_array().size(), 1u);
+  EXPECT_EQ(ErrorNumber(Get("/mdm/v2/assets?productType=Film")), 9602);
+  EXPECT_EQ(ErrorNumber(Get("/mdm/v2/assets?revocable=maybe")), 9602);
+  // sinceVersionId is ignored by /assets, even when garbage.
+  EXPECT_EQ(Get("/mdm/v2/assets?sinceVersionId=garbage").status, 200);
+}
+
+// ---------------------------------------------------------------- paging, versions
+
+TEST_F(SimTest, PagingFieldsAndBadIndex) {
+  SimOptions opts;
+  opts.assignments = 2500;
+  opts.page_size = 1000;
+  Start(opts);
+  auto p0 = Obj(Get("/mdm/v2/assignments"));
+  EXPECT_EQ(p0["currentPageIndex"].as_int64(), 0);
+  EXPECT_EQ(p0["nextPageIndex"].as_int64(), 1);
+  EXPECT_EQ(p0["size"].as_int64(), 1000);
+  EXPECT_EQ(p0["totalPages"].as_int64(), 3);
+  auto p2 = Obj(Get("/mdm/v2/assignments?pageIndex=2"));
+  EXPECT_EQ(p2["size"].as_int64(), 500);
+  EXPECT_FALSE(p2.contains("nextPageIndex"));
+  for (const char* bad : {"3", "-1", "x", "1.5", ""}) {
+    auto r = Get(std::string("/mdm/v2/assignments?pageIndex=") + bad);
+    EXPECT_EQ(r.status, 400) << bad;
+    EXPECT_EQ(ErrorNumber(r), 9650) << bad;
+  }
+  EXPECT_EQ(Walk().size(), 2500u);
+}
+
+TEST_F(SimTest, AssignmentFilters) {
+  SimOptions opts;
+  opts.assignments = 3000;
+  Start(opts);
+  auto all = Walk();
+  const auto& first = all[0];
+  const std::string adam(first.at("adamId").as_string());
+  for (auto& a : Walk("&adamId=" + adam)) EXPECT_EQ(a.at("adamId").as_string(), adam);
+  std::string serial, user;
+  for (auto& a : all) {
+    if (serial.empty() && a.contains("serialNumber")) serial = a.at("serialNumber").as_string();
+    if (user.empty() && a.contains("clientUserId")) user = a.at("clientUserId").as_string();
+  }
+  auto by_serial = Walk("&serialNumber=" + serial);
+  ASSERT_FALSE(by_serial.empty());
+  for (auto& a : by_serial) EXPECT_EQ(a.at("serialNumber").as_string(), serial);
+  auto by_user = Walk("&clientUserId=" + user + "&includeUserState=true");
+  ASSERT_FALSE(by_user.empty());
+  for (auto& a : by_user) EXPECT_TRUE(a.contains("userStatus"));
+  EXPECT_TRUE(Walk("&serialNumber=NOPE").empty());
+  auto active = Walk("&excludeInactiveUsers=true");
+  EXPECT_LE(active.size(), all.size());
+}
+
+TEST_F(SimTest, VersionDeltaAndHistory) {
+  SimOptions opts;
+  opts.history_limit = 3;
+  opts.event_delay = std::chrono::milliseconds(0);
+  Start(opts);
+  const std::string v1(Obj(Get("/mdm/v2/assignments"))["versionId"].as_string());
+  EXPECT_TRUE(Walk("&sinceVersionId=" + v1).empty());
+
+  // An out-of-band assignment is a write: new versionId, visible in the delta.
+  const std::string uid(Locations()[0].as_object().at("uId").as_string());
+  std::string adam;
+  for (auto& v : Arr(Get("/mdm/v2/assets?unlimited=true"), "unlimitedAssets"))
+    if (v.as_object().at("deviceAssignable").as_bool()) adam = v.as_object().at("adamId").as_string();
+  ASSERT_FALSE(adam.empty());
+  auto r = Post("/_sim/locations/" + uid + "/assignments",
+                R"({"add":[{"adamId":")" + adam + R"(","serialNumber":"NEWSERIAL001"}]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const std::string v2(Obj(Get("/mdm/v2/assignments"))["versionId"].as_string());
+  EXPECT_NE(v1, v2);
+  auto delta = Walk("&sinceVersionId=" + v1);
+  ASSERT_EQ(delta.size(), 1u);
+  EXPECT_EQ(delta[0].at("serialNumber").as_string(), "NEWSERIAL001");
+  // /assets carries the same versionId.
+  EXPECT_EQ(Obj(Get("/mdm/v2/assets"))["versionId"].as_string(), v2);
+
+  EXPECT_EQ(ErrorNumber(Get("/mdm/v2/assignments?sinceVersionId=garbage")), 9721);
+  EXPECT_EQ(ErrorNumber(Get("/mdm/v2/users?sinceVersionId=garbage")), 9721);
+  // Three more writes push v1 out of a 3-version history.
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(Post("/_sim/locations/" + uid + "/bumpVersion", "").status, 200);
+  auto old = Get("/mdm/v2/assignments?sinceVersionId=" + v1);
+  EXPECT_EQ(old.status, 400);
+  EXPECT_EQ(ErrorNumber(old), 9721);
+}
+
+// ---------------------------------------------------------------- validation
+
+TEST_F(SimTest, ManageValidation) {
+  Start();
+  auto assets = Obj(Get("/mdm/v2/assets"))["assets"].as_array();
+  std::string app, book;
+  for (auto& v : assets) {
+    auto& a = v.as_object();
+    if (a.at("productType").as_string() == "Book") book = a.at("adamId").as_string();
+    else app = a.at("adamId").as_string();
+  }
+  ASSERT_FALSE(app.empty() || book.empty());
+  auto num = [&](const std::string& path, const std::string& body) { return ErrorNumber(Post(path, body)); };
+  EXPECT_EQ(num("/mdm/v2/assets/associate", R"({"serialNumbers":["S"]})"), 9718);
+  EXPECT_EQ(num("/mdm/v2/assets/associate", R"({"assets":[{"adamId":")" + app + R"("}]})"), 9719);
+  std::string many = R"({"serialNumbers":["S"],"assets":[)";
+  for (int i = 0; i < 26; ++i) many += std::string(i ? "," : "") + R"({"adamId":")" + std::to_string(i) + R"("})";
+  EXPECT_EQ(num("/mdm/v2/assets/associate", many + "]}"), 9700);
+  std::string serials = R"({"assets":[{"adamId":")" + app + R"("}],"serialNumbers":[)";
+  for (int i = 0; i < 1001; ++i) serials += std::string(i ? "," : "") + "\"S" + std::to_string(i) + "\"";
+  EXPECT_EQ(num("/mdm/v2/assets/associate", serials + "]}"), 9702);
+  EXPECT_EQ(num("/mdm/v2/assets/associate",
+                R"({"assets":[{"adamId":")" + app + R"("},{"adamId":")" + app + R"("}],"serialNumbers":["S"]})"),
+            9703);
+  EXPECT_EQ(num("/mdm/v2/assets/associate", R"({"assets":[{"adamId":")" + app + R"("}],"clientUserIds":["u","u"]})"),
+            9704);
+  EXPECT_EQ(num("/mdm/v2/assets/associate", R"({"assets":[{"adamId":")" + app + R"("}],"serialNumbers":["S","S"]})"),
+            9705);
+  EXPECT_EQ(num("/mdm/v2/assets/associate", R"({"assets":[{"adamId":")" + book + R"("}],"serialNumbers":["S"]})"),
+            9707);
+  EXPECT_EQ(num("/mdm/v2/assets/disassociate", R"({"assets":[{"adamId":")" + book + R"("}],"clientUserIds":["u"]})"),
+            9706);
+  EXPECT_EQ(num("/mdm/v2/assets/revoke", R"({})"), 9719);
+  EXPECT_EQ(num("/mdm/v2/users/create", R"({"users":[]})"), 9720);
+  EXPECT_EQ(num("/mdm/v2/users/create", R"({"users":[{"clientUserId":"a"},{"clientUserId":"a"}]})"), 9715);
+  EXPECT_EQ(num("/mdm/v2/users/create", R"({"users":[{"clientUserId":"a","email":"not-an-email"}]})"), 9717);
+  std::string users = R"({"users":[)";
+  for (int i = 0; i < 101; ++i) users += std::string(i ? "," : "") + R"({"clientUserId":"u)" + std::to_string(i) + "\"}";
+  EXPECT_EQ(num("/mdm/v2/users/create", users + "]}"), 9714);
+  EXPECT_EQ(num("/mdm/v2/assets/associate", R"({"assets":[{"adamId":"1"}],"serialNumbers":["S"]})"), 9602);
+  EXPECT_EQ(ErrorNumber(Get("/mdm/v2/status?eventId=nope")), 9708);
+}
+
+// ---------------------------------------------------------------- events
+
+TEST_F(SimTest, AssociateResolvesAfterDelayWithPartialFailure) {
+  SimOptions opts;
+  opts.event_delay = std::chrono::milliseconds(500);
+  Start(opts);
+  // A sold-out app: available 0.
+  std::string sold_out;
+  for (auto& v : Arr(Get("/mdm/v2/assets?unlimited=false&deviceAssignable=true&maxAvailableCount=0"), "assets"))
+    sold_out = v.as_object().at("adamId").as_string();
+  ASSERT_FALSE(sold_out.empty());
+  const std::string uid(Locations()[0].as_object().at("uId").as_string());
+  ASSERT_EQ(Post("/_sim/locations/" + uid + "/purchase", R"({"adamId":")" + sold_out + R"(","count":2})").status, 200);
+  const std::string v0(Obj(Get("/mdm/v2/assets"))["versionId"].as_string());
+
+  auto ev = Post("/mdm/v2/assets/associate",
+                 R"({"assets":[{"adamId":")" + sold_out + R"("}],"serialNumbers":["A1","A2","A3"],"clientUserIds":["ghost"]})");
+  ASSERT_EQ(ev.status, 200) << ev.body;
+  const std::string id(Obj(ev)["eventId"].as_string());
+  auto st = Obj(Get("/mdm/v2/status?eventId=" + id));
+  EXPECT_EQ(st["eventStatus"].as_string(), "PENDING");
+  EXPECT_EQ(st["eventType"].as_string(), "ASSOCIATE");
+  EXPECT_EQ(st["numRequested"].as_int64(), 4);
+  EXPECT_EQ(Obj(Get("/mdm/v2/assets"))["versionId"].as_string(), v0);  // Nothing applied yet.
+
+  clock_.Advance(std::chrono::milliseconds(500));
+  st = Obj(Get("/mdm/v2/status?eventId=" + id));
+  EXPECT_EQ(st["eventStatus"].as_string(), "FAILED");
+  EXPECT_EQ(st["numCompleted"].as_int64(), 2);
+  std::map<std::int64_t, json::object> failures;
+  for (auto& f : st["failures"].as_array()) failures[f.as_object().at("errorNumber").as_int64()] = f.as_object();
+  ASSERT_TRUE(failures.count(9709));
+  ASSERT_TRUE(failures.count(9609));
+  EXPECT_EQ(failures[9709]["errorInfo"].as_object()["serialNumbers"].as_array().size(), 1u);
+  EXPECT_EQ(failures[9609]["errorInfo"].as_object()["clientUserIds"].as_array()[0].as_string(), "ghost");
+  auto asset = Obj(Get("/mdm/v2/assets?adamId=" + sold_out))["assets"].as_array()[0].as_object();
+  EXPECT_EQ(asset["availableCount"].as_int64(), 0);
+  EXPECT_NE(Obj(Get("/mdm/v2/assets"))["versionId"].as_string(), v0);
+  EXPECT_EQ(Walk("&serialNumber=A1").size(), 1u);
+
+  // Disassociate them again: COMPLETE, counts restored.
+  ev = Post("/mdm/v2/assets/disassociate", R"({"assets":[{"adamId":")" + sold_out + R"("}],"serialNumbers":["A1","A2"]})");
+  clock_.Advance(std::chrono::milliseconds(500));
+  st = Obj(Get("/mdm/v2/status?eventId=" + std::string(Obj(ev)["eventId"].as_string())));
+  EXPECT_EQ(st["eventStatus"].as_string(), "COMPLETE");
+  EXPECT_EQ(st["numCompleted"].as_int64(), 2);
+  asset = Obj(Get("/mdm/v2/assets?adamId=" + sold_out))["assets"].as_array()[0].as_object();
+  EXPECT_EQ(asset["availableCount"].as_int64(), 2);
+}
+
+TEST_F(SimTest, UserLifecycle) {
+  SimOptions opts;
+  opts.event_delay = std::chrono::milliseconds(0);
+  Start(opts);
+  const std::string v0(Obj(Get("/mdm/v2/users"))["versionId"].as_string());
+  auto ev = Obj(Post("/mdm/v2/users/create", R"({"users":[{"clientUserId":"new-1","email":"n@x.org"}]})"));
+  auto st = Obj(Get("/mdm/v2/status?eventId=" + std::string(ev["eventId"].as_string())));
+  EXPECT_EQ(st["eventStatus"].as_string(), "COMPLETE");
+  auto users = Obj(Get("/mdm/v2/users?sinceVersionId=" + v0))["users"].as_array();
+  ASSERT_EQ(users.size(), 1u);
+  EXPECT_EQ(users[0].as_object().at("status").as_string(), "Registered");
+  EXPECT_TRUE(users[0].as_object().contains("inviteCode"));
+  ev = Obj(Post("/mdm/v2/users/create", R"({"users":[{"clientUserId":"new-1"}]})"));
+  st = Obj(Get("/mdm/v2/status?eventId=" + std::string(ev["eventId"].as_string())));
+  EXPECT_EQ(st["eventStatus"].as_string(), "FAILED");
+  EXPECT_EQ(st["failures"].as_array()[0].as_object().at("errorNumber").as_int64(), 9716);
+  ev = Obj(Post("/mdm/v2/users/retire", R"({"users":[{"clientUserId":"new-1"},{"clientUserId":"ghost"}]})"));
+  st = Obj(Get("/mdm/v2/status?eventId=" + std::string(ev["eventId"].as_string())));
+  EXPECT_EQ(st["numCompleted"].as_int64(), 1);
+  EXPECT_EQ(Obj(Get("/mdm/v2/users?clientUserId=new-1"))["users"].as_array()[0].as_object().at("status").as_string(),
+            "Retired");
+  EXPECT_EQ(Obj(Get("/mdm/v2/users?retiredOnly=true&activeOnly=false"))["users"].as_array().size() > 0, true);
+}
+
+// ---------------------------------------------------------------- faults, rate limit, counters
+
+TEST_F(SimTest, CountTriggeredFaultsAndCounters) {
+  Start();
+  ASSERT_EQ(Post("/_sim/faults", R"({"path":"/mdm/v2/assignments","onRequests":[2,3],"kind":"unavailable","retryAfterSeconds":7})").status,
+            200);
+  ASSERT_EQ(Post("/_sim/faults", R"({"path":"/mdm/v2/assets","kind":"truncate","truncateAt":10,"maxHits":1})").status, 200);
+  EXPECT_EQ(Get("/mdm/v2/assignments").status, 200);
+  auto r = Get("/mdm/v2/assignments");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(ErrorNumber(r), 9729);
+  bool saw_retry = false;
+  for (auto& [k, v] : r.headers) saw_retry |= k == "Retry-After" && v == "7";
+  EXPECT_TRUE(saw_retry);
+  EXPECT_EQ(Get("/mdm/v2/assignments").status, 503);
+  EXPECT_EQ(Get("/mdm/v2/assignments").status, 200);
+  r = Get("/mdm/v2/assets");
+  ASSERT_TRUE(r.truncate_body_at);
+  EXPECT_EQ(*r.truncate_body_at, 10u);
+  EXPECT_FALSE(Get("/mdm/v2/assets").truncate_body_at);  // maxHits 1.
+  EXPECT_EQ(Post("/_sim/faults", R"({"kind":"explode"})").status, 400);
+
+  auto counters = Obj(Get("/_sim/counters"));
+  EXPECT_EQ(counters["total"].as_object().at("GET /mdm/v2/assignments").as_int64(), 4);
+}
+
+TEST_F(SimTest, RateFaultIsDeterministic) {
+  auto run = [&] {
+    Start();
+    EXPECT_EQ(Post("/_sim/faults", R"({"path":"*","rate":0.5,"kind":"apple_error_200","errorNumber":9603})").status, 200);
+    std::string pattern;
+    for (int i = 0; i < 40; ++i) pattern += ErrorNumber(Get("/mdm/v2/client/config")) == 9603 ? 'x' : '.';
+    return pattern;
+  };
+  const std::string a = run(), b = run();
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a.find('x'), std::string::npos);
+  EXPECT_NE(a.find('.'), std::string::npos);
+}
+
+TEST_F(SimTest, BumpVersionFaultMovesVersionBetweenPages) {
+  SimOptions opts;
+  opts.assignments = 2000;
+  Start(opts);
+  ASSERT_EQ(Post("/_sim/faults", R"({"path":"/mdm/v2/assignments","onRequests":[2],"kind":"bump_version"})").status, 200);
+  const std::string v0(Obj(Get("/mdm/v2/assignments"))["versionId"].as_string());
+  const std::string v1(Obj(Get("/mdm/v2/assignments?pageIndex=1"))["versionId"].as_string());
+  EXPECT_NE(v0, v1);
+  EXPECT_EQ(Walk("&sinceVersionId=" + v0).size(), 1u);
+}
+
+TEST_F(SimTest, RateLimitPerToken) {
+  SimOptions opts;
+  opts.rate_limit = true;
+  opts.limits.max_request_per_second = 3;
+  Start(opts);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Get("/mdm/v2/client/config").status, 200);
+  auto r = Get("/mdm/v2/client/config");
+  EXPECT_EQ(r.status, 429);
+  EXPECT_EQ(ErrorNumber(r), 9646);
+  clock_.Advance(std::chrono::seconds(1));
+  EXPECT_EQ(Get("/mdm/v2/client/config").status, 200);
+}
+
+TEST_F(SimTest, ResetRestoresInitialState) {
+  Start();
+  const std::string before = Get("/mdm/v2/assignments").body;
+  const std::string uid(Locations()[0].as_object().at("uId").as_string());
+  ASSERT_EQ(Post("/_sim/locations/" + uid + "/bumpVersion", "").status, 200);
+  EXPECT_NE(Get("/mdm/v2/assignments").body, before);
+  ASSERT_EQ(Post("/_sim/reset", "").status, 200);
+  EXPECT_EQ(Get("/mdm/v2/assignments").body, before);
+}
+
+TEST_F(SimTest, LookupServesMetadata) {
+  Start();
+  std::string app;
+  for (auto& v : Arr(Get("/mdm/v2/assets?productType=App"), "assets")) app = v.as_object().at("adamId").as_string();
+  auto o = Obj(Get("/lookup?version=2&id=" + app + ",999&p=mdm-lockup&caller=MDM"));
+  auto& results = o["results"].as_object();
+  ASSERT_TRUE(results.contains(app));
+  EXPECT_FALSE(results.contains("999"));
+  EXPECT_TRUE(results.at(app).as_object().contains("bundleId"));
+  auto cfg = Obj(Get("/mdm/v2/service/config"));
+  EXPECT_EQ(cfg["urls"].as_object().at("contentMetadataLookup").as_string(), "http://sim.test/lookup");
+  EXPECT_EQ(cfg["limits"].as_object().at("maxAssets").as_int64(), 25);
+}
+
+}  // namespace
+}  // namespace vppd::sim
