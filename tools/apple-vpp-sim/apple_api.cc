@@ -157,9 +157,9 @@ bool ValidNotificationUrl(std::string_view u) {
   return slash != 0 && slash != std::string_view::npos && slash + 1 < rest.size();
 }
 
-constexpr std::string_view kNotificationTypes[] = {"TEST_NOTIFICATION",       "ASSET_MANAGEMENT",   "USER_MANAGEMENT",
-                                                   "USER_ASSOCIATED",         "ASSET_COUNT",        "SUBSCRIPTION_MANAGEMENT",
-                                                   "SUBSCRIPTION_COUNT",      "UNLIMITED_ASSET"};
+constexpr std::string_view kNotificationTypes[] = {"TEST_NOTIFICATION",  "ASSET_MANAGEMENT", "USER_MANAGEMENT",
+                                                   "USER_ASSOCIATED",    "ASSET_COUNT",      "SUBSCRIPTION_MANAGEMENT",
+                                                   "SUBSCRIPTION_COUNT", "UNLIMITED_ASSET"};
 
 }  // namespace
 
@@ -169,9 +169,9 @@ Result<Simulator::Authed> Simulator::Authenticate(const http::Request& req, Appl
   auto header = req.Header("Authorization");
   constexpr std::string_view kBearer = "Bearer ";
   std::string_view value = header.value_or("");
-  if (value.size() <= kBearer.size() ||
-      !std::equal(kBearer.begin(), kBearer.end(), value.begin(),
-                  [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == std::tolower(b); })) {
+  if (value.size() <= kBearer.size() || !std::equal(kBearer.begin(), kBearer.end(), value.begin(), [](char a, char b) {
+        return std::tolower(static_cast<unsigned char>(a)) == std::tolower(b);
+      })) {
     *error = {kErrBadAuthorization, {}, {}};
     return Fail(Error::Unauthenticated("bad Authorization header"));
   }
@@ -208,7 +208,9 @@ http::Response Simulator::HandleApple(const http::Request& req, std::string_view
   const Endpoint* ep = nullptr;
   for (const Endpoint& e : kEndpoints)
     if (e.name == name) ep = &e;
-  if (!ep) return http::Response::Json(404, ErrorResponseJson({kErrInvalidArgument, "No such endpoint: /mdm/v2/" + std::string(name), {}}));
+  if (!ep)
+    return http::Response::Json(
+        404, ErrorResponseJson({kErrInvalidArgument, "No such endpoint: /mdm/v2/" + std::string(name), {}}));
   const bool is_get = req.method == "GET", is_post = req.method == "POST";
   if (!((is_get && ep->get) || (is_post && ep->post))) {
     http::Response r = AppleErrorReply(kErrUnsupportedMethod);
@@ -252,21 +254,32 @@ http::Response Simulator::HandleApple(const http::Request& req, std::string_view
   const FaultRule* shaping = nullptr;  // At most one fault decides the response.
   bool bump = false;
   for (const FaultRule& f : fired) {
-    if (f.kind == FaultKind::kLatency) delay += std::chrono::milliseconds(f.latency_ms);
-    else if (f.kind == FaultKind::kBumpVersion) bump = true;
-    else if (!shaping) shaping = &f;
+    if (f.kind == FaultKind::kLatency)
+      delay += std::chrono::milliseconds(f.latency_ms);
+    else if (f.kind == FaultKind::kBumpVersion)
+      bump = true;
+    else if (!shaping)
+      shaping = &f;
   }
   if (shaping && shaping->kind != FaultKind::kTruncate) {
     http::Response r;
     switch (shaping->kind) {
-      case FaultKind::kUnavailable: r = AppleErrorReply(kErrServiceUnavailable); break;
-      case FaultKind::kInternal: r = AppleErrorReply(kErrInternal); break;
-      case FaultKind::kTooManyRequests: r = AppleErrorReply(kErrTooManyRequests); break;
+      case FaultKind::kUnavailable:
+        r = AppleErrorReply(kErrServiceUnavailable);
+        break;
+      case FaultKind::kInternal:
+        r = AppleErrorReply(kErrInternal);
+        break;
+      case FaultKind::kTooManyRequests:
+        r = AppleErrorReply(kErrTooManyRequests);
+        break;
       case FaultKind::kMalformedJson:
         // Valid HTTP, broken JSON: a cut-off page with a stray token.
         r = http::Response::Json(200, "{\"assignments\":[{\"adamId\":\"408709785\",\"pricingParam\":<html>");
         break;
-      default: r = http::Response::Json(200, ErrorResponseJson({shaping->error_number, {}, {}})); break;
+      default:
+        r = http::Response::Json(200, ErrorResponseJson({shaping->error_number, {}, {}}));
+        break;
     }
     if (shaping->kind == FaultKind::kUnavailable || shaping->kind == FaultKind::kInternal ||
         shaping->kind == FaultKind::kTooManyRequests) {
@@ -303,8 +316,10 @@ http::Response Simulator::HandleApple(const http::Request& req, std::string_view
     const bool write = is_post;
     std::shared_lock read_lock(mu_, std::defer_lock);
     std::unique_lock write_lock(mu_, std::defer_lock);
-    if (write) write_lock.lock();
-    else read_lock.lock();
+    if (write)
+      write_lock.lock();
+    else
+      read_lock.lock();
     AppleError error;
     auto authed = Authenticate(req, &error);  // Again: the state may have changed meanwhile.
     if (!authed) {
@@ -312,22 +327,46 @@ http::Response Simulator::HandleApple(const http::Request& req, std::string_view
       if (error.number == kErrInvalidToken) r.status = 200;
     } else {
       switch (ep->op) {
-        case Op::kClientConfig: r = is_get ? GetClientConfig(*authed) : PostClientConfig(*authed, req.body); break;
-        case Op::kAssets: r = GetAssets(*authed, query); break;
-        case Op::kAssignments: r = GetAssignments(*authed, query); break;
-        case Op::kUsers: r = GetUsers(*authed, query); break;
-        case Op::kAssociate: r = ManageAssets(*authed, EventType::kAssociate, req.body); break;
-        case Op::kDisassociate: r = ManageAssets(*authed, EventType::kDisassociate, req.body); break;
-        case Op::kRevoke: r = ManageAssets(*authed, EventType::kRevoke, req.body); break;
-        case Op::kUsersCreate: r = ManageUsers(*authed, EventType::kCreate, req.body); break;
-        case Op::kUsersUpdate: r = ManageUsers(*authed, EventType::kUpdate, req.body); break;
-        case Op::kUsersRetire: r = ManageUsers(*authed, EventType::kRetire, req.body); break;
-        case Op::kStatus: r = GetStatus(*authed, query); break;
-        case Op::kServiceConfig: break;
+        case Op::kClientConfig:
+          r = is_get ? GetClientConfig(*authed) : PostClientConfig(*authed, req.body);
+          break;
+        case Op::kAssets:
+          r = GetAssets(*authed, query);
+          break;
+        case Op::kAssignments:
+          r = GetAssignments(*authed, query);
+          break;
+        case Op::kUsers:
+          r = GetUsers(*authed, query);
+          break;
+        case Op::kAssociate:
+          r = ManageAssets(*authed, EventType::kAssociate, req.body);
+          break;
+        case Op::kDisassociate:
+          r = ManageAssets(*authed, EventType::kDisassociate, req.body);
+          break;
+        case Op::kRevoke:
+          r = ManageAssets(*authed, EventType::kRevoke, req.body);
+          break;
+        case Op::kUsersCreate:
+          r = ManageUsers(*authed, EventType::kCreate, req.body);
+          break;
+        case Op::kUsersUpdate:
+          r = ManageUsers(*authed, EventType::kUpdate, req.body);
+          break;
+        case Op::kUsersRetire:
+          r = ManageUsers(*authed, EventType::kRetire, req.body);
+          break;
+        case Op::kStatus:
+          r = GetStatus(*authed, query);
+          break;
+        case Op::kServiceConfig:
+          break;
       }
     }
   }
-  if (shaping && shaping->kind == FaultKind::kTruncate) r.truncate_body_at = std::min(shaping->truncate_at, r.body.size());
+  if (shaping && shaping->kind == FaultKind::kTruncate)
+    r.truncate_body_at = std::min(shaping->truncate_at, r.body.size());
   r.delay = delay;
   return r;
 }
@@ -443,7 +482,8 @@ http::Response Simulator::PostClientConfig(const Authed& a, std::string_view bod
     auto id = field("id"), name = field("name"), metadata = field("metadata");
     if (!id || !name || !metadata || id->empty() || name->empty()) return AppleErrorReply(kErrMdmInfoIncomplete);
     if (id->size() > static_cast<std::size_t>(limits_.max_mdm_id_length)) return AppleErrorReply(kErrMdmIdTooLong);
-    if (name->size() > static_cast<std::size_t>(limits_.max_mdm_name_length)) return AppleErrorReply(kErrMdmNameTooLong);
+    if (name->size() > static_cast<std::size_t>(limits_.max_mdm_name_length))
+      return AppleErrorReply(kErrMdmNameTooLong);
     if (metadata->size() > static_cast<std::size_t>(limits_.max_mdm_metadata_length))
       return AppleErrorReply(kErrMdmMetadataTooLong);
     mdm = MdmInfo{std::move(*id), std::move(*name), std::move(*metadata)};
@@ -505,9 +545,12 @@ http::Response Simulator::GetAssets(const Authed& a, const Query& q) const {
 
   std::optional<ProductType> product_type;
   if (auto v = q.Get("productType")) {
-    if (*v == "App") product_type = ProductType::kApp;
-    else if (*v == "Book") product_type = ProductType::kBook;
-    else return AppleErrorReply(kErrInvalidArgument, "productType must be App or Book.");
+    if (*v == "App")
+      product_type = ProductType::kApp;
+    else if (*v == "Book")
+      product_type = ProductType::kBook;
+    else
+      return AppleErrorReply(kErrInvalidArgument, "productType must be App or Book.");
   }
   std::optional<std::string_view> pricing = q.Get("pricingParam");
   if (pricing && *pricing != "STDQ" && *pricing != "PLUS")
@@ -517,7 +560,8 @@ http::Response Simulator::GetAssets(const Authed& a, const Query& q) const {
   for (int i = 0; i < 3; ++i) {
     if (auto v = q.Get(flag_names[i])) {
       flags[i] = ParseBoolParam(*v);
-      if (!flags[i]) return AppleErrorReply(kErrInvalidArgument, std::string(flag_names[i]) + " must be true or false.");
+      if (!flags[i])
+        return AppleErrorReply(kErrInvalidArgument, std::string(flag_names[i]) + " must be true or false.");
     }
   }
   std::optional<std::int64_t> bounds[4];
@@ -791,7 +835,8 @@ http::Response Simulator::ManageAssets(const Authed& a, EventType type, std::str
   if (static_cast<int>(e.client_user_ids.size()) >
       (revoke ? limits_.max_revoke_client_user_ids : limits_.max_client_user_ids))
     return AppleErrorReply(kErrTooManyClientUserIds);
-  if (static_cast<int>(e.serial_numbers.size()) > (revoke ? limits_.max_revoke_serial_numbers : limits_.max_serial_numbers))
+  if (static_cast<int>(e.serial_numbers.size()) >
+      (revoke ? limits_.max_revoke_serial_numbers : limits_.max_serial_numbers))
     return AppleErrorReply(kErrTooManySerialNumbers);
 
   // Resolve assets; unknown ones are named in errorInfo (simulator's choice:
@@ -799,8 +844,10 @@ http::Response Simulator::ManageAssets(const Authed& a, EventType type, std::str
   std::vector<std::string> unknown;
   for (const auto& [adam, pricing] : requested_assets) {
     auto idx = loc.FindAsset(adam, pricing ? std::optional<std::string_view>(*pricing) : std::nullopt);
-    if (!idx) unknown.push_back(adam);
-    else e.assets.push_back(*idx);
+    if (!idx)
+      unknown.push_back(adam);
+    else
+      e.assets.push_back(*idx);
   }
   if (!unknown.empty()) {
     JsonWriter info;
@@ -880,7 +927,8 @@ http::Response Simulator::ManageUsers(const Authed& a, EventType type, std::stri
     spec.email = str("email", &bad);
     spec.managed_apple_id = str("managedAppleId", &bad);
     if (bad || !id || id->empty())
-      return AppleErrorReply(kErrInvalidArgument, "Each user needs a clientUserId string; email and managedAppleId are strings.");
+      return AppleErrorReply(kErrInvalidArgument,
+                             "Each user needs a clientUserId string; email and managedAppleId are strings.");
     if (spec.email && !ValidEmail(*spec.email)) return AppleErrorReply(kErrInvalidEmail);
     spec.client_user_id = std::move(*id);
     ids.push_back(spec.client_user_id);

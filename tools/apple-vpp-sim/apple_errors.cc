@@ -25,7 +25,9 @@ constexpr Row kRows[] = {
     {9610, 400, "License not found"},
     {9616, 400, "License already assigned"},
     {9619, 400, "License not associated"},
-    {9621, 401, "Token has expired. You need to generate a new token online using your organization's account at https://school.apple.com or https://business.apple.com."},
+    {9621, 401,
+     "Token has expired. You need to generate a new token online using your organization's account at "
+     "https://school.apple.com or https://business.apple.com."},
     {9622, 401, "Invalid authentication token"},
     {9623, 400, "Invalid APNs token"},
     {9625, 401, "The server has revoked the sToken."},

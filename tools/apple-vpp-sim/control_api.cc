@@ -61,10 +61,12 @@ json::object LocationJson(const Location& loc) {
   o["assignments"] = loc.assignments().size();
   o["users"] = loc.users().size();
   o["versionId"] = loc.version_id();
-  if (loc.mdm_info) o["mdmInfo"] = {{"id", loc.mdm_info->id}, {"name", loc.mdm_info->name}, {"metadata", loc.mdm_info->metadata}};
+  if (loc.mdm_info)
+    o["mdmInfo"] = {{"id", loc.mdm_info->id}, {"name", loc.mdm_info->name}, {"metadata", loc.mdm_info->metadata}};
   json::array tokens;
   for (const Token& t : loc.tokens)
-    tokens.push_back({{"sToken", t.stoken}, {"state", TokenStateName(t.state)}, {"expDate", FormatAppleDate(t.expiration)}});
+    tokens.push_back(
+        {{"sToken", t.stoken}, {"state", TokenStateName(t.state)}, {"expDate", FormatAppleDate(t.expiration)}});
   o["tokens"] = std::move(tokens);
   return o;
 }
@@ -227,7 +229,8 @@ http::Response Simulator::HandleControl(const http::Request& req, std::string_vi
       if (!ts) return ControlError(400, ts.error().message);
       t.expiration = *ts;
     }
-    return ControlOk(json::object{{"sToken", t.stoken}, {"state", TokenStateName(t.state)}, {"expDate", FormatAppleDate(t.expiration)}});
+    return ControlOk(json::object{
+        {"sToken", t.stoken}, {"state", TokenStateName(t.state)}, {"expDate", FormatAppleDate(t.expiration)}});
   }
 
   // ---- events: resolve everything pending now (tests that do not want to wait)

@@ -15,7 +15,8 @@ namespace {
 // with its JSON path so the user can find it in a large file.
 class Reader {
  public:
-  Reader(const json::object& obj, std::string path, std::string* error) : obj_(obj), path_(std::move(path)), error_(error) {}
+  Reader(const json::object& obj, std::string path, std::string* error)
+      : obj_(obj), path_(std::move(path)), error_(error) {}
 
   std::optional<std::string> Str(std::string_view key, bool required = false) {
     const json::value* v = obj_.if_contains(key);
@@ -130,7 +131,8 @@ void LoadLocation(const json::object& obj, const std::string& path, int index, T
     Asset asset;
     asset.adam_id = ar.Str("adamId", true).value_or("");
     asset.pricing_param = ar.Str("pricingParam").value_or("STDQ");
-    if (asset.pricing_param != "STDQ" && asset.pricing_param != "PLUS") return ar.Fail("pricingParam", "must be STDQ or PLUS");
+    if (asset.pricing_param != "STDQ" && asset.pricing_param != "PLUS")
+      return ar.Fail("pricingParam", "must be STDQ or PLUS");
     const std::string type = ar.Str("productType").value_or("App");
     if (type != "App" && type != "Book") return ar.Fail("productType", "must be App or Book");
     asset.product_type = type == "Book" ? ProductType::kBook : ProductType::kApp;
@@ -169,10 +171,14 @@ void LoadLocation(const json::object& obj, const std::string& path, int index, T
     user.invite_code = ur.Str("inviteCode").value_or("");
     user.id_hash = ur.Str("idHash").value_or("");
     const std::string status = ur.Str("status").value_or("Associated");
-    if (status == "Registered") user.status = UserStatus::kRegistered;
-    else if (status == "Associated") user.status = UserStatus::kAssociated;
-    else if (status == "Retired") user.status = UserStatus::kRetired;
-    else return ur.Fail("status", "must be Registered, Associated or Retired");
+    if (status == "Registered")
+      user.status = UserStatus::kRegistered;
+    else if (status == "Associated")
+      user.status = UserStatus::kAssociated;
+    else if (status == "Retired")
+      user.status = UserStatus::kRetired;
+    else
+      return ur.Fail("status", "must be Registered, Associated or Retired");
     loc->PutUser(std::move(user));
   });
 
@@ -185,7 +191,8 @@ void LoadLocation(const json::object& obj, const std::string& path, int index, T
     if (!error->empty()) return;
     auto asset = loc->FindAsset(adam, pricing ? std::optional<std::string_view>(*pricing) : std::nullopt);
     if (!asset) return ar.Fail("adamId", "no such asset " + adam);
-    if (user.has_value() == serial.has_value()) return ar.Fail("clientUserId", "exactly one of clientUserId and serialNumber");
+    if (user.has_value() == serial.has_value())
+      return ar.Fail("clientUserId", "exactly one of clientUserId and serialNumber");
     if (user) {
       auto u = loc->FindUser(*user);
       if (!u) return ar.Fail("clientUserId", "no such user " + *user);

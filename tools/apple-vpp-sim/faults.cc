@@ -28,13 +28,15 @@ Status ReadInt(const json::object& o, std::string_view key, std::int64_t lo, std
   const json::value* v = o.if_contains(key);
   if (!v) return {};
   std::int64_t x;
-  if (const auto* i = v->if_int64()) x = *i;
-  else if (const auto* u = v->if_uint64(); u && *u <= static_cast<std::uint64_t>(hi)) x = static_cast<std::int64_t>(*u);
-  else return Fail(Error::InvalidArgument(std::string(key) + " must be an integer", std::string(key)));
+  if (const auto* i = v->if_int64())
+    x = *i;
+  else if (const auto* u = v->if_uint64(); u && *u <= static_cast<std::uint64_t>(hi))
+    x = static_cast<std::int64_t>(*u);
+  else
+    return Fail(Error::InvalidArgument(std::string(key) + " must be an integer", std::string(key)));
   if (x < lo || x > hi)
-    return Fail(Error::InvalidArgument(std::string(key) + " must be in [" + std::to_string(lo) + ", " +
-                                           std::to_string(hi) + "]",
-                                       std::string(key)));
+    return Fail(Error::InvalidArgument(
+        std::string(key) + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]", std::string(key)));
   *out = x;
   return {};
 }
@@ -68,9 +70,10 @@ Result<FaultRule> ParseFaultRule(std::string_view text) {
   if (ec) return Fail(Error::InvalidArgument("body is not JSON: " + ec.message()));
   const json::object* o = doc.if_object();
   if (!o) return Fail(Error::InvalidArgument("body must be a JSON object"));
-  static constexpr std::string_view kKnown[] = {"path", "method", "location", "onRequests", "rate", "maxHits", "kind",
-                                                "retryAfterSeconds", "retryAfterFormat", "latencyMs", "truncateAt",
-                                                "errorNumber"};
+  static constexpr std::string_view kKnown[] = {
+      "path",       "method",     "location",          "onRequests",       "rate",
+      "maxHits",    "kind",       "retryAfterSeconds", "retryAfterFormat", "latencyMs",
+      "truncateAt", "errorNumber"};
   for (const auto& kv : *o) {
     const std::string_view key(kv.key().data(), kv.key().size());
     if (std::find(std::begin(kKnown), std::end(kKnown), key) == std::end(kKnown))
@@ -80,9 +83,11 @@ Result<FaultRule> ParseFaultRule(std::string_view text) {
   std::string kind;
   if (auto s = ReadString(*o, "kind", &kind); !s) return Fail(s.error());
   auto k = FaultKindFromName(kind);
-  if (!k) return Fail(Error::InvalidArgument("kind must be one of unavailable, internal, too_many_requests, latency, "
-                                             "truncate, malformed_json, apple_error_200, bump_version",
-                                             "kind"));
+  if (!k)
+    return Fail(
+        Error::InvalidArgument("kind must be one of unavailable, internal, too_many_requests, latency, "
+                               "truncate, malformed_json, apple_error_200, bump_version",
+                               "kind"));
   r.kind = *k;
   if (auto s = ReadString(*o, "path", &r.path); !s) return Fail(s.error());
   if (r.path.empty() || (r.path != "*" && r.path[0] != '/'))
@@ -94,8 +99,10 @@ Result<FaultRule> ParseFaultRule(std::string_view text) {
     if (!a) return Fail(Error::InvalidArgument("onRequests must be an array of positive integers", "onRequests"));
     for (const json::value& e : *a) {
       std::int64_t n = 0;
-      if (const auto* i = e.if_int64()) n = *i;
-      else if (const auto* u = e.if_uint64()) n = static_cast<std::int64_t>(std::min<std::uint64_t>(*u, INT64_MAX));
+      if (const auto* i = e.if_int64())
+        n = *i;
+      else if (const auto* u = e.if_uint64())
+        n = static_cast<std::int64_t>(std::min<std::uint64_t>(*u, INT64_MAX));
       if (n < 1) return Fail(Error::InvalidArgument("onRequests must be an array of positive integers", "onRequests"));
       r.on_requests.push_back(n);
     }

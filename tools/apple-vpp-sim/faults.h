@@ -49,19 +49,19 @@ const char* FaultKindName(FaultKind k);
 std::optional<FaultKind> FaultKindFromName(std::string_view name);
 
 struct FaultRule {
-  int id = 0;                          // Assigned by FaultInjector::Add.
-  std::string path = "*";              // Exact request path, or "*".
-  std::string method;                  // Empty: any method.
-  std::string location;                // uId; empty: any (and requests without one).
+  int id = 0;                             // Assigned by FaultInjector::Add.
+  std::string path = "*";                 // Exact request path, or "*".
+  std::string method;                     // Empty: any method.
+  std::string location;                   // uId; empty: any (and requests without one).
   std::vector<std::int64_t> on_requests;  // 1-based counts of matching requests.
-  double rate = 0;                     // Used when on_requests is empty (0..1).
-  std::int64_t max_hits = -1;          // -1: unlimited.
+  double rate = 0;                        // Used when on_requests is empty (0..1).
+  std::int64_t max_hits = -1;             // -1: unlimited.
   FaultKind kind = FaultKind::kUnavailable;
   int retry_after_seconds = 1;
   bool retry_after_http_date = false;
   int latency_ms = 0;
   std::size_t truncate_at = 16;
-  int error_number = 9603;             // For apple_error_200.
+  int error_number = 9603;  // For apple_error_200.
   // State, for GET /_sim/faults.
   std::int64_t matched = 0;
   std::int64_t hits = 0;

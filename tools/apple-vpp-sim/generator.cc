@@ -163,7 +163,8 @@ std::unique_ptr<Location> GenerateLocation(const GenerateOptions& o) {
     User u;
     u.client_user_id = GuidFrom(loc_seed ^ 0x75736572ULL, static_cast<std::uint64_t>(i));
     u.email = "user" + std::to_string(i + 1) + "@" + "org" + std::to_string(n) + ".example.com";
-    if (i % 4 == 0) u.managed_apple_id = "user" + std::to_string(i + 1) + "@appleid.org" + std::to_string(n) + ".example.com";
+    if (i % 4 == 0)
+      u.managed_apple_id = "user" + std::to_string(i + 1) + "@appleid.org" + std::to_string(n) + ".example.com";
     u.status = status;
     if (status == UserStatus::kRegistered) {
       const std::string g = GuidFrom(loc_seed ^ 0x696e76ULL, static_cast<std::uint64_t>(i));
@@ -185,9 +186,11 @@ std::unique_ptr<Location> GenerateLocation(const GenerateOptions& o) {
     loc->PutUser(make_user(user_pool + extra_registered + i, UserStatus::kRetired));
 
   if (sum_dev > 0)
-    for (std::int64_t i = 0; i < device_pool; ++i) loc->InternSerial(SerialNumber(loc_seed, static_cast<std::uint64_t>(i)));
+    for (std::int64_t i = 0; i < device_pool; ++i)
+      loc->InternSerial(SerialNumber(loc_seed, static_cast<std::uint64_t>(i)));
 
   // ---- assignments
+  loc->ReserveAssignments(static_cast<std::size_t>(n_assignments));
   for (std::size_t a = 0; a < assets.size(); ++a) {
     if (device_part[a] > 0) {
       const auto pool = static_cast<std::uint64_t>(device_pool);

@@ -29,7 +29,7 @@ struct GenerateOptions {
   std::int64_t users = -1;
   Timestamp token_expiration = 0;  // expDate of the location's first sToken.
   std::size_t history_limit = 1000;
-  std::string name;                // Empty: "Sim Location <index+1>".
+  std::string name;  // Empty: "Sim Location <index+1>".
 };
 
 // A new location; never fails (sizes are clamped to >= 0).

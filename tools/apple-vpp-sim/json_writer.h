@@ -35,10 +35,24 @@ class JsonWriter {
   JsonWriter() { out_.reserve(256); }
   explicit JsonWriter(std::size_t reserve) { out_.reserve(reserve); }
 
-  void BeginObject() { Separate(); out_.push_back('{'); first_.push_back(true); }
-  void EndObject() { out_.push_back('}'); first_.pop_back(); }
-  void BeginArray() { Separate(); out_.push_back('['); first_.push_back(true); }
-  void EndArray() { out_.push_back(']'); first_.pop_back(); }
+  void BeginObject() {
+    Separate();
+    out_.push_back('{');
+    first_.push_back(true);
+  }
+  void EndObject() {
+    out_.push_back('}');
+    first_.pop_back();
+  }
+  void BeginArray() {
+    Separate();
+    out_.push_back('[');
+    first_.push_back(true);
+  }
+  void EndArray() {
+    out_.push_back(']');
+    first_.pop_back();
+  }
 
   // Writes `"name":`; the next value call does not add a comma.
   void Key(std::string_view name) {
@@ -47,19 +61,46 @@ class JsonWriter {
     out_.push_back(':');
     after_key_ = true;
   }
-  void String(std::string_view value) { Separate(); AppendJsonString(out_, value); }
+  void String(std::string_view value) {
+    Separate();
+    AppendJsonString(out_, value);
+  }
   void Int(std::int64_t value);
-  void Bool(bool value) { Separate(); out_ += value ? "true" : "false"; }
-  void Null() { Separate(); out_ += "null"; }
+  void Bool(bool value) {
+    Separate();
+    out_ += value ? "true" : "false";
+  }
+  void Null() {
+    Separate();
+    out_ += "null";
+  }
   // Inserts already-serialised JSON (a value) verbatim.
-  void Raw(std::string_view json) { Separate(); out_ += json; }
+  void Raw(std::string_view json) {
+    Separate();
+    out_ += json;
+  }
 
   // Key + value shorthands.
-  void Field(std::string_view k, std::string_view v) { Key(k); String(v); }
-  void Field(std::string_view k, const char* v) { Key(k); String(v); }
-  void Field(std::string_view k, std::int64_t v) { Key(k); Int(v); }
-  void Field(std::string_view k, int v) { Key(k); Int(v); }
-  void Field(std::string_view k, bool v) { Key(k); Bool(v); }
+  void Field(std::string_view k, std::string_view v) {
+    Key(k);
+    String(v);
+  }
+  void Field(std::string_view k, const char* v) {
+    Key(k);
+    String(v);
+  }
+  void Field(std::string_view k, std::int64_t v) {
+    Key(k);
+    Int(v);
+  }
+  void Field(std::string_view k, int v) {
+    Key(k);
+    Int(v);
+  }
+  void Field(std::string_view k, bool v) {
+    Key(k);
+    Bool(v);
+  }
 
   std::string& buffer() { return out_; }
   std::string Take() && { return std::move(out_); }

@@ -45,8 +45,11 @@ int main(int argc, char** argv) {
   std::string log_level = "warn";
 
   CLI::App app{"apple-vpp-sim: a faithful simulator of Apple's Apps and Books for Organizations API v2"};
-  app.add_option("--listen", listen, "Address to listen on, HOST:PORT (port 0 picks a free one)")->capture_default_str();
-  app.add_option("--assets", opts.assets, "Assets of the default location")->capture_default_str()->check(CLI::Range(0, 1000000));
+  app.add_option("--listen", listen, "Address to listen on, HOST:PORT (port 0 picks a free one)")
+      ->capture_default_str();
+  app.add_option("--assets", opts.assets, "Assets of the default location")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000000));
   app.add_option("--assignments", opts.assignments, "Assignments of the default location")
       ->capture_default_str()
       ->check(CLI::Range(0, 20000000));
@@ -55,7 +58,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100000));
   app.add_option("--seed", opts.seed, "Seed of all generated data and ids")->capture_default_str();
   app.add_option("--token-file", token_file, "Write the default location's sToken (the .vpptoken content) here");
-  app.add_option("--locations", opts.locations, "Generated locations (others get min(assets,50) / min(assignments,500))")
+  app.add_option("--locations", opts.locations,
+                 "Generated locations (others get min(assets,50) / min(assignments,500))")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
   app.add_option("--users-per-location", opts.users, "Licensable users per location (-1: sized from assignments)")
@@ -75,7 +79,8 @@ int main(int argc, char** argv) {
   app.add_option("--history", opts.history_limit, "versionIds remembered for sinceVersionId (older ones: 9721)")
       ->capture_default_str()
       ->check(CLI::Range(1, 10000000));
-  app.add_option("--token-expiry", token_expiry, "expDate of generated sTokens (ISO-8601; default 2030-11-08T22:33:22+0000)");
+  app.add_option("--token-expiry", token_expiry,
+                 "expDate of generated sTokens (ISO-8601; default 2030-11-08T22:33:22+0000)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -111,13 +116,16 @@ int main(int argc, char** argv) {
   }
   vppd::sim::Simulator* handler_sim = sim->get();
   auto server = vppd::http::Server::Start(server_opts, [handler_sim](vppd::http::Request& req) {
-    return handler_sim->Handle(req);
+    vppd::http::Response resp = handler_sim->Handle(req);
+    spdlog::debug("{} {} {} -> {} ({} bytes)", req.remote, req.method, req.target, resp.status, resp.body.size());
+    return resp;
   });
   if (!server) {
     std::cerr << "apple-vpp-sim: " << server.error().message << "\n";
     return 1;
   }
-  std::string shown_host = server_opts.host.find(':') != std::string::npos ? "[" + server_opts.host + "]" : server_opts.host;
+  std::string shown_host =
+      server_opts.host.find(':') != std::string::npos ? "[" + server_opts.host + "]" : server_opts.host;
   std::printf("apple-vpp-sim listening on http://%s:%u/mdm/v2\n", shown_host.c_str(),
               static_cast<unsigned>((*server)->port()));
   std::fflush(stdout);

@@ -13,12 +13,18 @@ const char* ProductTypeName(ProductType t) { return t == ProductType::kBook ? "B
 
 const char* PlatformName(std::uint8_t bit) {
   switch (bit) {
-    case kIOS: return "iOS";
-    case kMacOS: return "macOS";
-    case kTvOS: return "tvOS";
-    case kWatchOS: return "watchOS";
-    case kVisionOS: return "visionOS";
-    default: return nullptr;
+    case kIOS:
+      return "iOS";
+    case kMacOS:
+      return "macOS";
+    case kTvOS:
+      return "tvOS";
+    case kWatchOS:
+      return "watchOS";
+    case kVisionOS:
+      return "visionOS";
+    default:
+      return nullptr;
   }
 }
 
@@ -30,19 +36,26 @@ std::uint8_t PlatformFromName(std::string_view name) {
 
 const char* UserStatusName(UserStatus s) {
   switch (s) {
-    case UserStatus::kRegistered: return "Registered";
-    case UserStatus::kAssociated: return "Associated";
-    case UserStatus::kRetired: return "Retired";
+    case UserStatus::kRegistered:
+      return "Registered";
+    case UserStatus::kAssociated:
+      return "Associated";
+    case UserStatus::kRetired:
+      return "Retired";
   }
   return "Registered";
 }
 
 const char* TokenStateName(TokenState s) {
   switch (s) {
-    case TokenState::kActive: return "active";
-    case TokenState::kExpired: return "expired";
-    case TokenState::kRevoked: return "revoked";
-    case TokenState::kInvalid: return "invalid";
+    case TokenState::kActive:
+      return "active";
+    case TokenState::kExpired:
+      return "expired";
+    case TokenState::kRevoked:
+      return "revoked";
+    case TokenState::kInvalid:
+      return "invalid";
   }
   return "active";
 }
@@ -55,28 +68,38 @@ std::optional<TokenState> TokenStateFromName(std::string_view name) {
 
 const char* EventTypeName(EventType t) {
   switch (t) {
-    case EventType::kAssociate: return "ASSOCIATE";
-    case EventType::kDisassociate: return "DISASSOCIATE";
-    case EventType::kRevoke: return "REVOKE";
-    case EventType::kCreate: return "CREATE";
-    case EventType::kUpdate: return "UPDATE";
-    case EventType::kRetire: return "RETIRE";
+    case EventType::kAssociate:
+      return "ASSOCIATE";
+    case EventType::kDisassociate:
+      return "DISASSOCIATE";
+    case EventType::kRevoke:
+      return "REVOKE";
+    case EventType::kCreate:
+      return "CREATE";
+    case EventType::kUpdate:
+      return "UPDATE";
+    case EventType::kRetire:
+      return "RETIRE";
   }
   return "ASSOCIATE";
 }
 
 const char* EventStatusName(EventStatus s) {
   switch (s) {
-    case EventStatus::kPending: return "PENDING";
-    case EventStatus::kComplete: return "COMPLETE";
-    case EventStatus::kFailed: return "FAILED";
+    case EventStatus::kPending:
+      return "PENDING";
+    case EventStatus::kComplete:
+      return "COMPLETE";
+    case EventStatus::kFailed:
+      return "FAILED";
   }
   return "PENDING";
 }
 
 std::optional<PageWindow> ComputePage(std::size_t item_count, std::size_t page_size, std::int64_t index) {
   if (page_size == 0) page_size = 1;
-  const auto total_pages = static_cast<std::int64_t>(std::max<std::size_t>(1, (item_count + page_size - 1) / page_size));
+  const auto total_pages =
+      static_cast<std::int64_t>(std::max<std::size_t>(1, (item_count + page_size - 1) / page_size));
   if (index < 0 || index >= total_pages) return std::nullopt;
   PageWindow w;
   w.total_pages = total_pages;

@@ -74,8 +74,8 @@ const char* PlatformName(std::uint8_t bit);
 std::uint8_t PlatformFromName(std::string_view name);
 
 struct Asset {
-  std::string adam_id;              // Numeric string, e.g. "408709785".
-  std::string pricing_param;        // "STDQ" | "PLUS".
+  std::string adam_id;        // Numeric string, e.g. "408709785".
+  std::string pricing_param;  // "STDQ" | "PLUS".
   ProductType product_type = ProductType::kApp;
   bool device_assignable = true;
   bool revocable = true;
@@ -107,7 +107,7 @@ struct User {
   std::string invite_code;       // Set while Registered.
   std::string id_hash;           // Set once Associated.
   UserStatus status = UserStatus::kRegistered;
-  std::uint32_t version = 0;     // Version counter of the last change.
+  std::uint32_t version = 0;  // Version counter of the last change.
 };
 
 enum class SubjectKind : std::uint8_t { kUser = 0, kDevice = 1 };
@@ -126,8 +126,8 @@ std::optional<TokenState> TokenStateFromName(std::string_view name);
 
 // One downloadable sToken of a location. Several tokens may name one location.
 struct Token {
-  std::string stoken;     // The whole base64 text, as sent in Authorization.
-  std::string inner;      // The decoded `token` field.
+  std::string stoken;  // The whole base64 text, as sent in Authorization.
+  std::string inner;   // The decoded `token` field.
   Timestamp expiration = 0;
   TokenState state = TokenState::kActive;
 };
@@ -155,14 +155,14 @@ struct Event {
   std::string id;
   EventType type = EventType::kAssociate;
   EventStatus status = EventStatus::kPending;
-  Timestamp due = 0;                      // Resolves at or after this time.
-  std::vector<std::uint32_t> assets;      // Asset indexes (associate/disassociate).
+  Timestamp due = 0;                  // Resolves at or after this time.
+  std::vector<std::uint32_t> assets;  // Asset indexes (associate/disassociate).
   std::vector<std::string> client_user_ids;
   std::vector<std::string> serial_numbers;
-  std::vector<UserSpec> users;            // users/create|update|retire.
+  std::vector<UserSpec> users;  // users/create|update|retire.
   std::int64_t num_requested = 0;
   std::int64_t num_completed = 0;
-  std::string failures_json = "[]";       // JSON array of ErrorResponse, once resolved.
+  std::string failures_json = "[]";  // JSON array of ErrorResponse, once resolved.
 };
 
 struct AssignmentFilter {
@@ -173,8 +173,7 @@ struct AssignmentFilter {
   std::optional<std::uint32_t> since_version;  // Resolved counter of sinceVersionId.
   bool exclude_inactive_users = false;         // Drop user assignments of non-Associated users.
   bool Empty() const {
-    return !adam_id && !pricing_param && !client_user_id && !serial_number && !since_version &&
-           !exclude_inactive_users;
+    return !adam_id && !pricing_param && !client_user_id && !serial_number && !since_version && !exclude_inactive_users;
   }
 };
 
@@ -238,6 +237,11 @@ class Location {
   // --- assignments. Changes are stamped with the *next* version; the caller
   // bumps the version once after a batch of changes (one write = one version).
   const std::vector<Assignment>& assignments() const { return assignments_; }
+  // Pre-sizes the assignment store (loaders that know the count).
+  void ReserveAssignments(std::size_t n) {
+    assignments_.reserve(n);
+    assignment_pos_.reserve(n);
+  }
   // False when the pair is already assigned (nothing changes).
   bool Assign(std::uint32_t asset, SubjectKind kind, std::uint32_t subject);
   // False when the pair is not assigned.

@@ -36,7 +36,7 @@ inline http::Response AppleErrorReply(int number, std::string message = {}, std:
 }
 
 // Query-parameter parsers. nullopt: the value is not of the type.
-std::optional<bool> ParseBoolParam(std::string_view v);     // true/false/1/0 (any case).
+std::optional<bool> ParseBoolParam(std::string_view v);           // true/false/1/0 (any case).
 std::optional<std::int64_t> ParseInt32Param(std::string_view v);  // A decimal int32.
 
 }  // namespace vppd::sim

@@ -200,11 +200,13 @@ TEST(DataFileTest, LoadsAndReportsErrorsWithPaths) {
   EXPECT_NE(bad.error().message.find("locations[0].assets[1].adamId: missing"), std::string::npos)
       << bad.error().message;
   bad = LoadDataJson(R"({"locations":[{"assets":[{"adamId":"2","productType":"Book"}],
-      "assignments":[{"adamId":"2","serialNumber":"S"}]}]})", kNow, 10);
+      "assignments":[{"adamId":"2","serialNumber":"S"}]}]})",
+                     kNow, 10);
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message.find("not device-assignable"), std::string::npos);
   bad = LoadDataJson(R"({"locations":[{"assets":[{"adamId":"1","totalCount":0}],
-      "assignments":[{"adamId":"1","serialNumber":"S"}]}]})", kNow, 10);
+      "assignments":[{"adamId":"1","serialNumber":"S"}]}]})",
+                     kNow, 10);
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message.find("totalCount"), std::string::npos);
   EXPECT_FALSE(LoadDataJson("[1,2]", kNow, 10));
@@ -298,21 +300,21 @@ TEST_F(SimTest, EnvelopeAndMdmInfo) {
   EXPECT_FALSE(o.contains("mdmInfo"));
 
   EXPECT_EQ(ErrorNumber(Post("/mdm/v2/client/config", R"({"mdmInfo":{"id":"a","name":"b"}})")), 9723);
-  EXPECT_EQ(ErrorNumber(Post("/mdm/v2/client/config", R"({"mdmInfo":{"id":")" + std::string(101, 'x') +
-                                                           R"(","name":"b","metadata":""}})")),
+  EXPECT_EQ(ErrorNumber(Post("/mdm/v2/client/config",
+                             R"({"mdmInfo":{"id":")" + std::string(101, 'x') + R"(","name":"b","metadata":""}})")),
             9724);
-  EXPECT_EQ(ErrorNumber(Post("/mdm/v2/client/config", R"({"mdmInfo":{"id":"a","name":")" + std::string(101, 'x') +
-                                                           R"(","metadata":""}})")),
+  EXPECT_EQ(ErrorNumber(Post("/mdm/v2/client/config",
+                             R"({"mdmInfo":{"id":"a","name":")" + std::string(101, 'x') + R"(","metadata":""}})")),
             9725);
-  EXPECT_EQ(ErrorNumber(Post("/mdm/v2/client/config", R"({"mdmInfo":{"id":"a","name":"b","metadata":")" +
-                                                           std::string(256, 'x') + R"("}})")),
+  EXPECT_EQ(ErrorNumber(Post("/mdm/v2/client/config",
+                             R"({"mdmInfo":{"id":"a","name":"b","metadata":")" + std::string(256, 'x') + R"("}})")),
             9713);
   EXPECT_EQ(ErrorNumber(Post("/mdm/v2/client/config", R"({"notificationUrl":"https://x.test/hook"})")), 9710);
   EXPECT_EQ(ErrorNumber(Post("/mdm/v2/client/config",
                              R"({"notificationUrl":"http://x.test/hook","notificationAuthToken":"t"})")),
             9712);
-  EXPECT_EQ(ErrorNumber(Post("/mdm/v2/client/config", R"({"notificationUrl":"https://x.test/)" +
-                                                           std::string(600, 'p') + R"(","notificationAuthToken":"t"})")),
+  EXPECT_EQ(ErrorNumber(Post("/mdm/v2/client/config", R"({"notificationUrl":"https://x.test/)" + std::string(600, 'p') +
+                                                          R"(","notificationAuthToken":"t"})")),
             9711);
   auto set = Post("/mdm/v2/client/config", R"({"mdmInfo":{"id":"vppd-1","name":"vppd","metadata":"m"}})");
   ASSERT_EQ(set.status, 200) << set.body;
@@ -446,8 +448,10 @@ TEST_F(SimTest, ManageValidation) {
   std::string app, book;
   for (auto& v : assets) {
     auto& a = v.as_object();
-    if (a.at("productType").as_string() == "Book") book = a.at("adamId").as_string();
-    else app = a.at("adamId").as_string();
+    if (a.at("productType").as_string() == "Book")
+      book = a.at("adamId").as_string();
+    else
+      app = a.at("adamId").as_string();
   }
   ASSERT_FALSE(app.empty() || book.empty());
   auto num = [&](const std::string& path, const std::string& body) { return ErrorNumber(Post(path, body)); };
@@ -475,7 +479,8 @@ TEST_F(SimTest, ManageValidation) {
   EXPECT_EQ(num("/mdm/v2/users/create", R"({"users":[{"clientUserId":"a"},{"clientUserId":"a"}]})"), 9715);
   EXPECT_EQ(num("/mdm/v2/users/create", R"({"users":[{"clientUserId":"a","email":"not-an-email"}]})"), 9717);
   std::string users = R"({"users":[)";
-  for (int i = 0; i < 101; ++i) users += std::string(i ? "," : "") + R"({"clientUserId":"u)" + std::to_string(i) + "\"}";
+  for (int i = 0; i < 101; ++i)
+    users += std::string(i ? "," : "") + R"({"clientUserId":"u)" + std::to_string(i) + "\"}";
   EXPECT_EQ(num("/mdm/v2/users/create", users + "]}"), 9714);
   EXPECT_EQ(num("/mdm/v2/assets/associate", R"({"assets":[{"adamId":"1"}],"serialNumbers":["S"]})"), 9602);
   EXPECT_EQ(ErrorNumber(Get("/mdm/v2/status?eventId=nope")), 9708);
@@ -496,8 +501,8 @@ TEST_F(SimTest, AssociateResolvesAfterDelayWithPartialFailure) {
   ASSERT_EQ(Post("/_sim/locations/" + uid + "/purchase", R"({"adamId":")" + sold_out + R"(","count":2})").status, 200);
   const std::string v0(Obj(Get("/mdm/v2/assets"))["versionId"].as_string());
 
-  auto ev = Post("/mdm/v2/assets/associate",
-                 R"({"assets":[{"adamId":")" + sold_out + R"("}],"serialNumbers":["A1","A2","A3"],"clientUserIds":["ghost"]})");
+  auto ev = Post("/mdm/v2/assets/associate", R"({"assets":[{"adamId":")" + sold_out +
+                                                 R"("}],"serialNumbers":["A1","A2","A3"],"clientUserIds":["ghost"]})");
   ASSERT_EQ(ev.status, 200) << ev.body;
   const std::string id(Obj(ev)["eventId"].as_string());
   auto st = Obj(Get("/mdm/v2/status?eventId=" + id));
@@ -522,7 +527,8 @@ TEST_F(SimTest, AssociateResolvesAfterDelayWithPartialFailure) {
   EXPECT_EQ(Walk("&serialNumber=A1").size(), 1u);
 
   // Disassociate them again: COMPLETE, counts restored.
-  ev = Post("/mdm/v2/assets/disassociate", R"({"assets":[{"adamId":")" + sold_out + R"("}],"serialNumbers":["A1","A2"]})");
+  ev = Post("/mdm/v2/assets/disassociate",
+            R"({"assets":[{"adamId":")" + sold_out + R"("}],"serialNumbers":["A1","A2"]})");
   clock_.Advance(std::chrono::milliseconds(500));
   st = Obj(Get("/mdm/v2/status?eventId=" + std::string(Obj(ev)["eventId"].as_string())));
   EXPECT_EQ(st["eventStatus"].as_string(), "COMPLETE");
@@ -559,9 +565,12 @@ TEST_F(SimTest, UserLifecycle) {
 
 TEST_F(SimTest, CountTriggeredFaultsAndCounters) {
   Start();
-  ASSERT_EQ(Post("/_sim/faults", R"({"path":"/mdm/v2/assignments","onRequests":[2,3],"kind":"unavailable","retryAfterSeconds":7})").status,
+  ASSERT_EQ(Post("/_sim/faults",
+                 R"({"path":"/mdm/v2/assignments","onRequests":[2,3],"kind":"unavailable","retryAfterSeconds":7})")
+                .status,
             200);
-  ASSERT_EQ(Post("/_sim/faults", R"({"path":"/mdm/v2/assets","kind":"truncate","truncateAt":10,"maxHits":1})").status, 200);
+  ASSERT_EQ(Post("/_sim/faults", R"({"path":"/mdm/v2/assets","kind":"truncate","truncateAt":10,"maxHits":1})").status,
+            200);
   EXPECT_EQ(Get("/mdm/v2/assignments").status, 200);
   auto r = Get("/mdm/v2/assignments");
   EXPECT_EQ(r.status, 503);
@@ -584,7 +593,8 @@ TEST_F(SimTest, CountTriggeredFaultsAndCounters) {
 TEST_F(SimTest, RateFaultIsDeterministic) {
   auto run = [&] {
     Start();
-    EXPECT_EQ(Post("/_sim/faults", R"({"path":"*","rate":0.5,"kind":"apple_error_200","errorNumber":9603})").status, 200);
+    EXPECT_EQ(Post("/_sim/faults", R"({"path":"*","rate":0.5,"kind":"apple_error_200","errorNumber":9603})").status,
+              200);
     std::string pattern;
     for (int i = 0; i < 40; ++i) pattern += ErrorNumber(Get("/mdm/v2/client/config")) == 9603 ? 'x' : '.';
     return pattern;
@@ -599,7 +609,8 @@ TEST_F(SimTest, BumpVersionFaultMovesVersionBetweenPages) {
   SimOptions opts;
   opts.assignments = 2000;
   Start(opts);
-  ASSERT_EQ(Post("/_sim/faults", R"({"path":"/mdm/v2/assignments","onRequests":[2],"kind":"bump_version"})").status, 200);
+  ASSERT_EQ(Post("/_sim/faults", R"({"path":"/mdm/v2/assignments","onRequests":[2],"kind":"bump_version"})").status,
+            200);
   const std::string v0(Obj(Get("/mdm/v2/assignments"))["versionId"].as_string());
   const std::string v1(Obj(Get("/mdm/v2/assignments?pageIndex=1"))["versionId"].as_string());
   EXPECT_NE(v0, v1);

@@ -130,7 +130,8 @@ http::Response Simulator::Handle(const http::Request& req) {
     std::shared_lock lock(mu_);
     return Lookup(query);
   }
-  if (path.rfind(kApplePrefix, 0) == 0) return HandleApple(req, std::string_view(path).substr(kApplePrefix.size()), query);
+  if (path.rfind(kApplePrefix, 0) == 0)
+    return HandleApple(req, std::string_view(path).substr(kApplePrefix.size()), query);
   return http::Response::Json(404, ErrorResponseJson({kErrInvalidArgument, "No such endpoint: " + path, {}}));
 }
 

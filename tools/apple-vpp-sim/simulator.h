@@ -40,22 +40,22 @@
 namespace vppd::sim {
 
 struct SimOptions {
-  int locations = 2;                   // Generated locations (ignored with data_file).
-  std::int64_t assets = 40;            // Assets of the default location.
-  std::int64_t assignments = 400;      // Assignments of the default location.
-  std::int64_t users = -1;             // Licensable users per location; -1: sized from assignments.
+  int locations = 2;               // Generated locations (ignored with data_file).
+  std::int64_t assets = 40;        // Assets of the default location.
+  std::int64_t assignments = 400;  // Assignments of the default location.
+  std::int64_t users = -1;         // Licensable users per location; -1: sized from assignments.
   // Other generated locations get min(assets, 50) assets and min(assignments,
   // 500) assignments: enough to be realistic without multiplying memory.
-  std::size_t page_size = 1000;        // Items per page of assets/assignments/users.
+  std::size_t page_size = 1000;  // Items per page of assets/assignments/users.
   std::uint64_t seed = 1;
-  std::string data_file;               // Load locations from this JSON file instead.
+  std::string data_file;  // Load locations from this JSON file instead.
   std::chrono::milliseconds event_delay{250};
-  bool rate_limit = false;             // Enforce limits.maxRequestPerSecond per sToken.
+  bool rate_limit = false;  // Enforce limits.maxRequestPerSecond per sToken.
   // Unknown sTokens: false → 9601 at HTTP 401 (Apple's table); true → 9622 at
   // HTTP 200 (what Fleet observed from Apple).
   bool invalid_token_http_200 = false;
-  std::size_t history_limit = 1000;    // versionIds remembered for sinceVersionId.
-  Timestamp token_expiration = 0;      // 0: 2030-11-08T22:33:22Z (Apple's example).
+  std::size_t history_limit = 1000;  // versionIds remembered for sinceVersionId.
+  Timestamp token_expiration = 0;    // 0: 2030-11-08T22:33:22Z (Apple's example).
   Limits limits;
 };
 
