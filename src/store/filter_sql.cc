@@ -28,6 +28,43 @@ constexpr PropertyColumn kVppTokenColumns[] = {
     {"roleScopeTagIds", {}, ColumnType::kText, false, "it is a collection"},
 };
 
+constexpr TypeRule kVppTokenTypes[] = {
+    {"microsoft.graph.vppToken", {}, {}},
+};
+
+// mobileApp's queryable properties. The mobile_apps columns that Graph shows under
+// other names (platform, adam_id, ...) are reached through isof or not at all.
+constexpr PropertyColumn kMobileAppColumns[] = {
+    {"id", "id", ColumnType::kText, false, {}},
+    {"displayName", "display_name", ColumnType::kText, false, {}},
+    {"publisher", "publisher", ColumnType::kText, false, {}},
+    {"bundleId", "bundle_id", ColumnType::kText, false, {}},
+    {"appStoreUrl", "app_store_url", ColumnType::kText, false, {}},
+    {"totalLicenseCount", "total_licenses", ColumnType::kInt, false, {}},
+    {"usedLicenseCount", "used_licenses", ColumnType::kInt, false, {}},
+    {"vppTokenId", "token_id", ColumnType::kText, false, {}},
+    {"vppTokenOrganizationName", "token_organization_name", ColumnType::kText, true, {}},
+    {"vppTokenAppleId", "token_apple_id", ColumnType::kText, true, {}},
+    {"vppTokenDisplayName", "token_display_name", ColumnType::kText, true, {}},
+    {"vppTokenAccountType", "token_account_type", ColumnType::kEnum, false, {}},
+    {"createdDateTime", "created", ColumnType::kTime, false, {}},
+    {"lastModifiedDateTime", "last_modified", ColumnType::kTime, false, {}},
+};
+
+// iosVppApp and macOsVppApp both derive from mobileApp, which derives from entity
+// (Graph CSDL). managedApp is a sibling branch of mobileApp's subtypes (managed
+// store/LOB apps), so a VPP app is never one: isof('microsoft.graph.managedApp')
+// is false, as in Graph.
+constexpr TypeRule kMobileAppTypes[] = {
+    {"microsoft.graph.iosVppApp", "platform", "iOS"},
+    {"microsoft.graph.macOsVppApp", "platform", "macOS"},
+    {"microsoft.graph.mobileApp", {}, {}},
+    {"microsoft.graph.entity", {}, {}},
+};
+
+const EntityColumns kVppTokenEntity{kVppTokenColumns, kVppTokenTypes};
+const EntityColumns kMobileAppEntity{kMobileAppColumns, kMobileAppTypes};
+
 // What a literal or column can be compared with: text and enum members are both
 // strings; integers and doubles are both numbers.
 enum class Kind { kNull, kString, kBool, kNumber, kTime };
@@ -84,7 +121,8 @@ struct Operand {
 
 class FilterCompiler {
  public:
-  FilterCompiler(std::span<const PropertyColumn> columns, SqlBuilder& builder) : columns_(columns), builder_(builder) {}
+  FilterCompiler(const EntityColumns& entity, SqlBuilder& builder)
+      : columns_(entity.properties), types_(entity.types), builder_(builder) {}
 
   // `negate` carries a pending `not` down the tree (De Morgan), so `not` reaches
   // SQL only on leaves: exact, because every leaf is two-valued.
@@ -339,16 +377,22 @@ class FilterCompiler {
   }
 
   Result<std::string> IsOf(const Expr& e) {
-    // vppToken has no derived types: isof is true exactly for its own type name.
     if (e.children.size() != 1 || e.children[0].kind != Expr::Kind::kLiteral ||
         !std::holds_alternative<std::string>(e.children[0].literal)) {
       return Fail(Error::InvalidArgument("malformed $filter: isof expects one type name"));
     }
     const std::string& type = std::get<std::string>(e.children[0].literal);
-    return std::string(type == "microsoft.graph.vppToken" ? "1" : "0");
+    for (const TypeRule& rule : types_) {
+      if (rule.type != type) continue;
+      if (rule.column.empty()) return std::string("1");
+      // The value is a constant of this binary, but it goes in as a parameter all the same.
+      return fmt::format("({} IS {})", rule.column, builder_.Param(std::string(rule.value)));
+    }
+    return std::string("0");
   }
 
   std::span<const PropertyColumn> columns_;
+  std::span<const TypeRule> types_;
   SqlBuilder& builder_;
   int nodes_ = 0;
 };
@@ -356,15 +400,21 @@ class FilterCompiler {
 }  // namespace
 
 std::span<const PropertyColumn> VppTokenColumns() { return kVppTokenColumns; }
+const EntityColumns& VppTokenEntity() { return kVppTokenEntity; }
+const EntityColumns& MobileAppEntity() { return kMobileAppEntity; }
 
 std::string SqlBuilder::Param(sqlite::SqlValue value) {
   params_.push_back(std::move(value));
   return fmt::format("?{}", params_.size());
 }
 
-Result<std::string> CompileFilter(const Expr& filter, std::span<const PropertyColumn> columns, SqlBuilder& builder) {
-  FilterCompiler compiler(columns, builder);
+Result<std::string> CompileFilter(const Expr& filter, const EntityColumns& entity, SqlBuilder& builder) {
+  FilterCompiler compiler(entity, builder);
   return compiler.Predicate(filter, 1, false, 0);
+}
+
+Result<std::string> CompileFilter(const Expr& filter, std::span<const PropertyColumn> columns, SqlBuilder& builder) {
+  return CompileFilter(filter, EntityColumns{columns, kVppTokenTypes}, builder);
 }
 
 Result<std::string> CompileOrderBy(const std::vector<OrderKey>& keys, std::span<const PropertyColumn> columns,

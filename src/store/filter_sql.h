@@ -44,8 +44,28 @@ struct PropertyColumn {
   std::string_view why_not;
 };
 
+// How `isof('microsoft.graph.X')` evaluates on an entity set whose rows may be of
+// several derived types: a row is of `type` when `column` holds `value`, or always
+// when `column` is empty (the set's own base types). A type name not listed is
+// false for every row (OData: isof of an unrelated type).
+struct TypeRule {
+  std::string_view type;  // "microsoft.graph.iosVppApp"
+  std::string_view column;
+  std::string_view value;
+};
+
+// An entity set as a table: its properties and its type rules.
+struct EntityColumns {
+  std::span<const PropertyColumn> properties;
+  std::span<const TypeRule> types;
+};
+
 // vppToken's properties, as the vpp_tokens table stores them.
 std::span<const PropertyColumn> VppTokenColumns();
+const EntityColumns& VppTokenEntity();
+// mobileApp's (iosVppApp, macOsVppApp) properties, as the mobile_apps table stores
+// them; isof tells the two apart by the platform column.
+const EntityColumns& MobileAppEntity();
 
 // Bounds on a compiled filter, so a hostile $filter can neither overflow the stack
 // (depth), nor SQLite's expression/parameter limits, nor take long to compile.
@@ -74,6 +94,8 @@ class SqlBuilder {
 // `builder`. InvalidArgument naming the problem (and the property, as target) when
 // the filter uses an unknown or unqueryable property, a literal of the wrong type,
 // a malformed node, or exceeds the bounds above.
+Result<std::string> CompileFilter(const Expr& filter, const EntityColumns& entity, SqlBuilder& builder);
+// The same for vppToken (VppTokenEntity()).
 Result<std::string> CompileFilter(const Expr& filter, std::span<const PropertyColumn> columns, SqlBuilder& builder);
 
 // `col1 DESC, col2, id` — the keys, then `id_column` ascending as the last key so

@@ -62,6 +62,101 @@ CREATE TABLE vpp_tokens (
 -- Duplicate-location detection looks tokens up by Apple's location uId.
 CREATE INDEX vpp_tokens_by_apple_uid ON vpp_tokens (tenant_id, apple_uid);
 )sql"},
+    {2, "sync: token sync columns, apps, license assignments, jobs, staging", R"sql(
+ALTER TABLE vpp_tokens ADD COLUMN last_full_walk  INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE vpp_tokens ADD COLUMN last_sync_error TEXT    NOT NULL DEFAULT '';
+-- A small integer for each token, so that each of the up to millions of assignment
+-- rows carries 1-3 bytes instead of two 36-byte GUIDs. Assigned by the store on
+-- create (max + 1); UNIQUE makes it a valid foreign-key parent.
+ALTER TABLE vpp_tokens ADD COLUMN token_key INTEGER;
+UPDATE vpp_tokens SET token_key = rowid;
+CREATE UNIQUE INDEX vpp_tokens_by_key ON vpp_tokens (token_key);
+
+-- One row per Graph mobileApp (iosVppApp / macOsVppApp) of a token. The primary key
+-- lists a tenant's apps in id order; the other indexes serve the per-token
+-- replacement (and the cascade), getLicensesForApp by bundle id, and its adamId
+-- fallback.
+CREATE TABLE mobile_apps (
+  tenant_id               TEXT    NOT NULL,
+  id                      TEXT    NOT NULL,
+  token_id                TEXT    NOT NULL,
+  platform                TEXT    NOT NULL,  -- 'iOS' | 'macOS'
+  adam_id                 TEXT    NOT NULL,
+  pricing_param           TEXT    NOT NULL,
+  product_type            TEXT    NOT NULL,
+  display_name            TEXT    NOT NULL,
+  bundle_id               TEXT    NOT NULL,
+  publisher               TEXT    NOT NULL,
+  total_licenses          INTEGER NOT NULL,
+  used_licenses           INTEGER NOT NULL,
+  device_assignable       INTEGER NOT NULL CHECK (device_assignable IN (0, 1)),
+  revocable               INTEGER NOT NULL CHECK (revocable IN (0, 1)),
+  app_store_url           TEXT    NOT NULL,
+  token_organization_name TEXT,
+  token_apple_id          TEXT,
+  token_display_name      TEXT,
+  token_account_type      TEXT    NOT NULL,
+  created                 INTEGER NOT NULL,
+  last_modified           INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, id),
+  FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
+) STRICT;
+CREATE INDEX mobile_apps_by_token ON mobile_apps (tenant_id, token_id, adam_id, pricing_param);
+CREATE INDEX mobile_apps_by_bundle_id ON mobile_apps (tenant_id, bundle_id);
+CREATE INDEX mobile_apps_by_adam_id ON mobile_apps (tenant_id, adam_id);
+
+-- Every license assignment at Apple of a token: the largest table by far (a full
+-- sync writes up to 1,000,000 rows). WITHOUT ROWID, the primary key is the table:
+-- one B-tree, no separate unique index, no rowid. It is unique per assignment,
+-- groups a token's rows together (the replacement deletes a key range), and
+-- within an app orders by (serial_number, client_user_id) as the per-app listing
+-- pages. The tenant is reached through token_key, so it is not repeated per row.
+-- Exactly one of client_user_id and serial_number is non-empty; '' (not NULL)
+-- marks the other, since primary-key columns of WITHOUT ROWID tables are NOT NULL.
+CREATE TABLE license_assignments (
+  token_key      INTEGER NOT NULL REFERENCES vpp_tokens (token_key) ON DELETE CASCADE,
+  adam_id        TEXT    NOT NULL,
+  pricing_param  TEXT    NOT NULL,
+  serial_number  TEXT    NOT NULL,
+  client_user_id TEXT    NOT NULL,
+  PRIMARY KEY (token_key, adam_id, pricing_param, serial_number, client_user_id)
+) STRICT, WITHOUT ROWID;
+
+-- Durable background work. Finished jobs are deleted, so every row is queued or
+-- running; hence the full (not partial) unique index is exactly the coalescing
+-- rule: at most one job per (token, kind). `key` is the compact handle staging
+-- rows carry.
+CREATE TABLE sync_jobs (
+  key           INTEGER PRIMARY KEY,
+  id            TEXT    NOT NULL UNIQUE,
+  tenant_id     TEXT    NOT NULL,
+  token_id      TEXT    NOT NULL,
+  kind          TEXT    NOT NULL,
+  params        TEXT    NOT NULL,
+  requested     INTEGER NOT NULL,
+  not_before    INTEGER NOT NULL,
+  attempts      INTEGER NOT NULL,
+  lease_owner   TEXT    NOT NULL,  -- '' = queued
+  lease_expires INTEGER NOT NULL,
+  FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
+) STRICT;
+CREATE UNIQUE INDEX sync_jobs_one_per_token_and_kind ON sync_jobs (tenant_id, token_id, kind);
+CREATE INDEX sync_jobs_by_requested ON sync_jobs (requested, key);
+
+-- Assignment pages of a running walk, appended page by page. Keyed by (job, seq)
+-- with seq increasing, so appends go to the end of the B-tree (sequential pages,
+-- a small WAL per page) instead of scattering into a sorted index; FinishJob sorts
+-- once when it copies them into license_assignments.
+CREATE TABLE sync_staging (
+  job_key        INTEGER NOT NULL REFERENCES sync_jobs (key) ON DELETE CASCADE,
+  seq            INTEGER NOT NULL,
+  adam_id        TEXT    NOT NULL,
+  pricing_param  TEXT    NOT NULL,
+  serial_number  TEXT    NOT NULL,
+  client_user_id TEXT    NOT NULL,
+  PRIMARY KEY (job_key, seq)
+) STRICT, WITHOUT ROWID;
+)sql"},
 };
 
 }  // namespace

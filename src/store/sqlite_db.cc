@@ -84,6 +84,8 @@ Status Stmt::Run() {
   }
 }
 
+void Stmt::Reset() { sqlite3_reset(stmt_); }
+
 bool Stmt::IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
 
 std::int64_t Stmt::Int(int col) const { return sqlite3_column_int64(stmt_, col); }

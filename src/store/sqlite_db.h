@@ -53,6 +53,9 @@ class Stmt {
   Result<bool> Step();
   // Steps to completion, ignoring rows; for INSERT/UPDATE/DELETE.
   Status Run();
+  // Rewinds the statement (keeping its bindings) so it can be bound and run
+  // again in a loop; the lease resets it anyway when it ends.
+  void Reset();
 
   // Columns are 0-based, as in SQLite. Reading a column of the wrong storage class
   // converts as SQLite does; the STRICT schema keeps classes exact.
@@ -70,7 +73,7 @@ struct ConnectionOptions {
   std::string path;
   int busy_timeout_ms = 5000;
   // true: PRAGMA synchronous=FULL; false: NORMAL. See SqliteOptions.
-  bool synchronous_full = true;
+  bool synchronous_full = false;
   // Reader connections set query_only, so a bug cannot write through them.
   bool query_only = false;
   // Switch the file to WAL while opening. The writer opens without it, so that a

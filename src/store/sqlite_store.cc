@@ -2,13 +2,22 @@
 //
 // Connections: one writer, guarded by a timed mutex, and a pool of query_only
 // readers. Every method is one transaction: writes use BEGIN IMMEDIATE (the write
-// lock up front, so a read-modify-write never fails half-way with SQLITE_BUSY),
-// reads a deferred BEGIN, which in WAL mode reads one committed snapshot without
-// waiting for the writer.
+// lock up front, so a read-modify-write never fails half-way with SQLITE_BUSY);
+// reads of several statements a deferred BEGIN, which in WAL mode reads one
+// committed snapshot without waiting for the writer; a read of one statement runs
+// in SQLite's implicit transaction (the same snapshot guarantee, two fewer steps).
+// BEGIN/COMMIT/ROLLBACK are cached prepared statements: sqlite3_exec would parse
+// them on every call, which a profile showed as ~11% of an authenticated read.
+//
+// Sync data: license_assignments rows are keyed by the token's small integer
+// token_key, staged pages by the job's integer key; see migrations.cc for why.
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <mutex>
+#include <set>
+#include <unordered_map>
 
 #include <boost/json.hpp>
 #include <fmt/format.h>
@@ -32,6 +41,8 @@ using sqlite::Stmt;
 constexpr Timestamp kGraphMinTime = -62135596800LL * 1000000;
 
 constexpr std::int64_t kMaxPageSize = 100000;
+// A job's params are a request body (revokeLicenses); Graph bodies are far smaller.
+constexpr std::size_t kMaxJobParamsBytes = 1 << 20;
 constexpr std::size_t kMaxIdLength = 256;
 constexpr int kMaxReaderConnections = 64;
 
@@ -70,15 +81,16 @@ constexpr const char* kTokenDataColumns[] = {
     "apple_uid",
     "apple_version_id",
     "created",
+    "last_full_walk",
+    "last_sync_error",
 };
-enum TokenCol : int {  // result-column indexes of kTokenSelectList
+enum TokenCol : int {  // result-column indexes of TokenSelectList(): id, then the data columns but token_sealed
   kId,
   kOrganizationName,
   kAccountType,
   kAppleId,
   kExpiration,
   kLastSync,
-  kTokenSealed,
   kLastModified,
   kState,
   kActionResults,
@@ -95,14 +107,21 @@ enum TokenCol : int {  // result-column indexes of kTokenSelectList
   kAppleUid,
   kAppleVersionId,
   kCreated,
+  kLastFullWalk,
+  kLastSyncError,
   kTokenColCount
 };
-static_assert(std::size(kTokenDataColumns) + 1 == kTokenColCount);
+// Every data column is selected except token_sealed, which only GetTokenSecret reads.
+static_assert(std::size(kTokenDataColumns) == kTokenColCount);
 
+// Reads never select token_sealed: a Graph read needs no AES-GCM open, and the
+// secret never enters memory where it is not needed.
 const std::string& TokenSelectList() {
   static const std::string list = [] {
     std::string s = "id";
-    for (const char* c : kTokenDataColumns) s += fmt::format(", {}", c);
+    for (const char* c : kTokenDataColumns) {
+      if (std::string_view(c) != "token_sealed") s += fmt::format(", {}", c);
+    }
     return s;
   }();
   return list;
@@ -116,16 +135,26 @@ const std::string& TokenInsertSql() {
       cols += fmt::format(", {}", c);
       values += fmt::format(", ?{}", n++);
     }
-    return fmt::format("INSERT INTO vpp_tokens ({}) VALUES ({})", cols, values);
+    // token_key: the next small integer (max + 1 is an index lookup).
+    return fmt::format(
+        "INSERT INTO vpp_tokens ({}, token_key) VALUES ({}, (SELECT coalesce(max(token_key), 0) + 1 FROM vpp_tokens))",
+        cols, values);
   }();
   return sql;
 }
 
+// A NULL token_sealed parameter keeps the stored ciphertext (no renewal).
 const std::string& TokenUpdateSql() {
   static const std::string sql = [] {
     std::string sets;
     int n = 3;
-    for (const char* c : kTokenDataColumns) sets += fmt::format("{}{} = ?{}", sets.empty() ? "" : ", ", c, n++);
+    for (const char* c : kTokenDataColumns) {
+      if (std::string_view(c) == "token_sealed") {
+        sets += fmt::format("{}{} = coalesce(?{}, {})", sets.empty() ? "" : ", ", c, n++, c);
+        continue;
+      }
+      sets += fmt::format("{}{} = ?{}", sets.empty() ? "" : ", ", c, n++);
+    }
     return fmt::format("UPDATE vpp_tokens SET {} WHERE tenant_id = ?1 AND id = ?2", sets);
   }();
   return sql;
@@ -212,7 +241,8 @@ Result<std::vector<std::string>> StringsFromJson(const std::string& text, const 
 
 // --- rows -----------------------------------------------------------------------
 
-Result<VppToken> ReadToken(const Stmt& row, const std::string& tenant_id, const SecretBox& secrets) {
+// A row of TokenSelectList(). `token` stays empty: see VppToken::token.
+Result<VppToken> ReadToken(const Stmt& row) {
   VppToken t;
   t.id = row.Text(kId);
   t.organization_name = row.OptText(kOrganizationName);
@@ -220,13 +250,6 @@ Result<VppToken> ReadToken(const Stmt& row, const std::string& tenant_id, const 
   t.apple_id = row.OptText(kAppleId);
   t.expiration = row.Int(kExpiration);
   t.last_sync = LastSyncFromDisk(row.Int(kLastSync));
-  Result<std::string> token = secrets.Open(row.Text(kTokenSealed), TokenAssociatedData(tenant_id, t.id));
-  if (!token) {
-    // The message names the row, never the value.
-    return Fail(Error::Internal(fmt::format(
-        "store: the sealed sToken of vpp_token {} does not open (tampered with, or sealed under another key)", t.id)));
-  }
-  t.token = std::move(*token);
   t.last_modified = row.Int(kLastModified);
   t.state = row.Text(kState);
   Result<std::vector<TokenActionResult>> results = ActionResultsFromJson(row.Text(kActionResults), t.id);
@@ -247,11 +270,15 @@ Result<VppToken> ReadToken(const Stmt& row, const std::string& tenant_id, const 
   t.apple_uid = row.OptText(kAppleUid);
   t.apple_version_id = row.OptText(kAppleVersionId);
   t.created = row.Int(kCreated);
+  t.last_full_walk = row.Int(kLastFullWalk);
+  t.last_sync_error = row.Text(kLastSyncError);
   return t;
 }
 
-// Binds ?1..?24 of TokenInsertSql/TokenUpdateSql.
-Status BindToken(Stmt& stmt, const std::string& tenant_id, const VppToken& t, const std::string& sealed) {
+// Binds ?1..?26 of TokenInsertSql/TokenUpdateSql. `sealed` nullopt binds NULL,
+// which TokenUpdateSql reads as "keep the stored ciphertext".
+Status BindToken(Stmt& stmt, const std::string& tenant_id, const VppToken& t,
+                 const std::optional<std::string>& sealed) {
   int n = 1;
   Status s;
   auto bind = [&](const auto& value) {
@@ -266,7 +293,7 @@ Status BindToken(Stmt& stmt, const std::string& tenant_id, const VppToken& t, co
   bind(t.apple_id);
   bind(std::int64_t{t.expiration});
   bind(std::int64_t{LastSyncToDisk(t.last_sync)});
-  bind(std::string_view(sealed));
+  bind(sealed);
   bind(std::int64_t{t.last_modified});
   bind(std::string_view(t.state));
   bind(std::string_view(ActionResultsToJson(t.action_results)));
@@ -283,11 +310,156 @@ Status BindToken(Stmt& stmt, const std::string& tenant_id, const VppToken& t, co
   bind(t.apple_uid);
   bind(t.apple_version_id);
   bind(std::int64_t{t.created});
+  bind(std::int64_t{t.last_full_walk});
+  bind(std::string_view(t.last_sync_error));
   return s;
 }
 
 Error TokenNotFound(const std::string& id) { return Error::NotFound(fmt::format("vppToken '{}' not found", id), id); }
 Error TenantNotFound(const std::string& id) { return Error::NotFound(fmt::format("tenant '{}' not found", id), id); }
+Error AppNotFound(const std::string& id) { return Error::NotFound(fmt::format("mobileApp '{}' not found", id), id); }
+
+// --- mobile_apps -----------------------------------------------------------------
+
+// The columns of mobile_apps after tenant_id, in the order every statement binds
+// (?2...) and reads (0...) them.
+constexpr const char* kAppColumns[] = {
+    "id",
+    "token_id",
+    "platform",
+    "adam_id",
+    "pricing_param",
+    "product_type",
+    "display_name",
+    "bundle_id",
+    "publisher",
+    "total_licenses",
+    "used_licenses",
+    "device_assignable",
+    "revocable",
+    "app_store_url",
+    "token_organization_name",
+    "token_apple_id",
+    "token_display_name",
+    "token_account_type",
+    "created",
+    "last_modified",
+};
+
+const std::string& AppSelectList() {
+  static const std::string list = [] {
+    std::string s;
+    for (const char* c : kAppColumns) s += fmt::format("{}{}", s.empty() ? "" : ", ", c);
+    return s;
+  }();
+  return list;
+}
+
+const std::string& AppInsertSql() {
+  static const std::string sql = [] {
+    std::string values = "?1";
+    for (std::size_t i = 0; i < std::size(kAppColumns); ++i) values += fmt::format(", ?{}", i + 2);
+    return fmt::format("INSERT INTO mobile_apps (tenant_id, {}) VALUES ({})", AppSelectList(), values);
+  }();
+  return sql;
+}
+
+MobileApp ReadApp(const Stmt& row) {
+  MobileApp a;
+  int n = 0;
+  a.id = row.Text(n++);
+  a.token_id = row.Text(n++);
+  a.platform = row.Text(n++);
+  a.adam_id = row.Text(n++);
+  a.pricing_param = row.Text(n++);
+  a.product_type = row.Text(n++);
+  a.display_name = row.Text(n++);
+  a.bundle_id = row.Text(n++);
+  a.publisher = row.Text(n++);
+  a.total_licenses = row.Int(n++);
+  a.used_licenses = row.Int(n++);
+  a.device_assignable = row.Int(n++) != 0;
+  a.revocable = row.Int(n++) != 0;
+  a.app_store_url = row.Text(n++);
+  a.token_organization_name = row.OptText(n++);
+  a.token_apple_id = row.OptText(n++);
+  a.token_display_name = row.OptText(n++);
+  a.token_account_type = row.Text(n++);
+  a.created = row.Int(n++);
+  a.last_modified = row.Int(n++);
+  return a;
+}
+
+Status BindApp(Stmt& stmt, const std::string& tenant_id, const MobileApp& a) {
+  int n = 1;
+  Status s;
+  auto bind = [&](const auto& value) {
+    if (s) s = stmt.Bind(n, value);
+    ++n;
+  };
+  bind(std::string_view(tenant_id));
+  bind(std::string_view(a.id));
+  bind(std::string_view(a.token_id));
+  bind(std::string_view(a.platform));
+  bind(std::string_view(a.adam_id));
+  bind(std::string_view(a.pricing_param));
+  bind(std::string_view(a.product_type));
+  bind(std::string_view(a.display_name));
+  bind(std::string_view(a.bundle_id));
+  bind(std::string_view(a.publisher));
+  bind(std::int64_t{a.total_licenses});
+  bind(std::int64_t{a.used_licenses});
+  bind(std::int64_t{a.device_assignable ? 1 : 0});
+  bind(std::int64_t{a.revocable ? 1 : 0});
+  bind(std::string_view(a.app_store_url));
+  bind(a.token_organization_name);
+  bind(a.token_apple_id);
+  bind(a.token_display_name);
+  bind(std::string_view(a.token_account_type));
+  bind(std::int64_t{a.created});
+  bind(std::int64_t{a.last_modified});
+  return s;
+}
+
+// Whether a sync changed anything Graph shows of the app (its times aside).
+bool SameAppData(const MobileApp& a, const MobileApp& b) {
+  return a.token_id == b.token_id && a.platform == b.platform && a.adam_id == b.adam_id &&
+         a.pricing_param == b.pricing_param && a.product_type == b.product_type && a.display_name == b.display_name &&
+         a.bundle_id == b.bundle_id && a.publisher == b.publisher && a.total_licenses == b.total_licenses &&
+         a.used_licenses == b.used_licenses && a.device_assignable == b.device_assignable &&
+         a.revocable == b.revocable && a.app_store_url == b.app_store_url &&
+         a.token_organization_name == b.token_organization_name && a.token_apple_id == b.token_apple_id &&
+         a.token_display_name == b.token_display_name && a.token_account_type == b.token_account_type;
+}
+
+// --- sync_jobs ------------------------------------------------------------------
+
+constexpr const char* kJobSelectList =
+    "key, id, tenant_id, token_id, kind, params, requested, not_before, attempts, lease_owner, lease_expires";
+
+SyncJob ReadJob(const Stmt& row) {
+  SyncJob j;
+  j.id = row.Text(1);
+  j.tenant_id = row.Text(2);
+  j.token_id = row.Text(3);
+  j.kind = row.Text(4);
+  j.params = row.Text(5);
+  j.requested = row.Int(6);
+  j.not_before = row.Int(7);
+  j.attempts = static_cast<int>(row.Int(8));
+  j.lease_owner = row.Text(9);
+  j.lease_expires = row.Int(10);
+  return j;
+}
+
+Error LeaseLost(const SyncJob& job, std::string_view why) {
+  return Error::FailedPrecondition(
+      fmt::format("sync job {} is no longer leased to worker '{}': {}", job.id, job.lease_owner, why));
+}
+
+// Most rows one StageAssignments call or one ForEachAssignment batch may carry: a
+// page of Apple's is 1,000; this bounds a transaction's size and memory.
+constexpr std::size_t kMaxBatchRows = 100000;
 
 // --- connections ----------------------------------------------------------------
 
@@ -369,7 +541,7 @@ class SqliteStore final : public Store {
   }
 
   Result<Tenant> GetTenant(const std::string& tenant_id) override {
-    return Read<Tenant>([&](Connection& c) -> Result<Tenant> {
+    return ReadOne<Tenant>([&](Connection& c) -> Result<Tenant> {
       Result<Stmt> stmt = c.Prepare("SELECT id, display_name, intune_licensed, created FROM tenants WHERE id = ?1");
       if (!stmt) return Fail(stmt.error());
       if (Status s = stmt->Bind(1, std::string_view(tenant_id)); !s) return Fail(s.error());
@@ -381,7 +553,7 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<Tenant>> ListTenants() override {
-    return Read<std::vector<Tenant>>([&](Connection& c) -> Result<std::vector<Tenant>> {
+    return ReadOne<std::vector<Tenant>>([&](Connection& c) -> Result<std::vector<Tenant>> {
       Result<Stmt> stmt = c.Prepare("SELECT id, display_name, intune_licensed, created FROM tenants ORDER BY id");
       if (!stmt) return Fail(stmt.error());
       std::vector<Tenant> tenants;
@@ -440,12 +612,14 @@ class SqliteStore final : public Store {
       if (!insert) return Fail(insert.error());
       if (Status s = BindToken(*insert, tenant_id, token, *sealed); !s) return Fail(s.error());
       if (Status s = insert->Run(); !s) return Fail(s.error());
-      return token;
+      VppToken created = token;
+      created.token.clear();  // sealed now; reads never carry it
+      return created;
     });
   }
 
   Result<VppToken> GetToken(const std::string& tenant_id, const std::string& id) override {
-    return Read<VppToken>([&](Connection& c) { return LoadToken(c, tenant_id, id); });
+    return ReadOne<VppToken>([&](Connection& c) { return LoadToken(c, tenant_id, id); });
   }
 
   Result<Page<VppToken>> ListTokens(const std::string& tenant_id, const ListQuery& query) override {
@@ -467,7 +641,7 @@ class SqliteStore final : public Store {
     std::string sql = fmt::format("SELECT {} FROM vpp_tokens WHERE {} ORDER BY {} LIMIT {} OFFSET {}",
                                   TokenSelectList(), where, *order, limit, offset);
 
-    return Read<Page<VppToken>>([&](Connection& c) -> Result<Page<VppToken>> {
+    return ReadOne<Page<VppToken>>([&](Connection& c) -> Result<Page<VppToken>> {
       Result<Stmt> stmt = c.PrepareDynamic(sql);
       if (!stmt) return Fail(stmt.error());
       if (Status s = BindParams(*stmt, builder); !s) return Fail(s.error());
@@ -480,7 +654,7 @@ class SqliteStore final : public Store {
           page.has_more = true;
           break;
         }
-        Result<VppToken> token = ReadToken(*stmt, tenant_id, *secrets_);
+        Result<VppToken> token = ReadToken(*stmt);
         if (!token) return Fail(token.error());
         page.items.push_back(std::move(*token));
       }
@@ -497,7 +671,7 @@ class SqliteStore final : public Store {
       where += " AND " + *compiled;
     }
     std::string sql = fmt::format("SELECT count(*) FROM vpp_tokens WHERE {}", where);
-    return Read<std::int64_t>([&](Connection& c) -> Result<std::int64_t> {
+    return ReadOne<std::int64_t>([&](Connection& c) -> Result<std::int64_t> {
       Result<Stmt> stmt = c.PrepareDynamic(sql);
       if (!stmt) return Fail(stmt.error());
       if (Status s = BindParams(*stmt, builder); !s) return Fail(s.error());
@@ -509,22 +683,7 @@ class SqliteStore final : public Store {
 
   Result<VppToken> UpdateToken(const std::string& tenant_id, const std::string& id,
                                const std::function<Status(VppToken&)>& mutate) override {
-    return Write<VppToken>([&](Connection& c) -> Result<VppToken> {
-      Result<VppToken> stored = LoadToken(c, tenant_id, id);
-      if (!stored) return stored;
-      VppToken token = *stored;
-      if (Status s = mutate(token); !s) return Fail(s.error());
-      token.id = stored->id;
-      token.created = stored->created;
-      token.last_modified = clock_.Now();
-      Result<std::string> sealed = secrets_->Seal(token.token, TokenAssociatedData(tenant_id, token.id));
-      if (!sealed) return Fail(sealed.error());
-      Result<Stmt> update = c.Prepare(TokenUpdateSql());
-      if (!update) return Fail(update.error());
-      if (Status s = BindToken(*update, tenant_id, token, *sealed); !s) return Fail(s.error());
-      if (Status s = update->Run(); !s) return Fail(s.error());
-      return token;
-    });
+    return Write<VppToken>([&](Connection& c) { return MutateToken(c, tenant_id, id, mutate); });
   }
 
   Status DeleteToken(const std::string& tenant_id, const std::string& id) override {
@@ -535,6 +694,417 @@ class SqliteStore final : public Store {
       if (Status s = stmt->Run(); !s) return s;
       if (c.Changes() == 0) return Fail(TokenNotFound(id));
       return {};
+    });
+  }
+
+  // --- apps and licenses ---
+
+  Result<Page<MobileApp>> ListApps(const std::string& tenant_id, const ListQuery& query) override {
+    if (Status s = CheckPaging(query.skip, query.limit); !s) return Fail(s.error());
+    SqlBuilder builder;
+    Result<std::string> where = AppWhere(tenant_id, query.filter, builder);
+    if (!where) return Fail(where.error());
+    Result<std::string> order = CompileOrderBy(query.order_by, MobileAppEntity().properties, "id");
+    if (!order) return Fail(order.error());
+    std::string limit = builder.Param(std::int64_t{query.limit + 1});  // one extra row tells has_more
+    std::string offset = builder.Param(std::int64_t{query.skip});
+    std::string sql = fmt::format("SELECT {} FROM mobile_apps WHERE {} ORDER BY {} LIMIT {} OFFSET {}", AppSelectList(),
+                                  *where, *order, limit, offset);
+    return ReadOne<Page<MobileApp>>([&](Connection& c) -> Result<Page<MobileApp>> {
+      Result<Stmt> stmt = c.PrepareDynamic(sql);
+      if (!stmt) return Fail(stmt.error());
+      if (Status s = BindParams(*stmt, builder); !s) return Fail(s.error());
+      Page<MobileApp> page;
+      for (;;) {
+        Result<bool> row = stmt->Step();
+        if (!row) return Fail(row.error());
+        if (!*row) break;
+        if (static_cast<std::int64_t>(page.items.size()) == query.limit) {
+          page.has_more = true;
+          break;
+        }
+        page.items.push_back(ReadApp(*stmt));
+      }
+      return page;
+    });
+  }
+
+  Result<std::int64_t> CountApps(const std::string& tenant_id, const std::optional<Expr>& filter) override {
+    SqlBuilder builder;
+    Result<std::string> where = AppWhere(tenant_id, filter, builder);
+    if (!where) return Fail(where.error());
+    std::string sql = fmt::format("SELECT count(*) FROM mobile_apps WHERE {}", *where);
+    return ReadOne<std::int64_t>([&](Connection& c) -> Result<std::int64_t> {
+      Result<Stmt> stmt = c.PrepareDynamic(sql);
+      if (!stmt) return Fail(stmt.error());
+      if (Status s = BindParams(*stmt, builder); !s) return Fail(s.error());
+      Result<bool> row = stmt->Step();
+      if (!row) return Fail(row.error());
+      return stmt->Int(0);
+    });
+  }
+
+  Result<MobileApp> GetApp(const std::string& tenant_id, const std::string& app_id) override {
+    static const std::string sql =
+        fmt::format("SELECT {} FROM mobile_apps WHERE tenant_id = ?1 AND id = ?2", AppSelectList());
+    return ReadOne<MobileApp>([&](Connection& c) -> Result<MobileApp> {
+      Result<std::vector<MobileApp>> apps = QueryApps(c, sql, tenant_id, app_id);
+      if (!apps) return Fail(apps.error());
+      if (apps->empty()) return Fail(AppNotFound(app_id));
+      return std::move(apps->front());
+    });
+  }
+
+  Result<Page<LicenseAssignment>> ListAppAssignments(const std::string& tenant_id, const std::string& app_id,
+                                                     std::int64_t skip, std::int64_t limit) override {
+    if (Status s = CheckPaging(skip, limit); !s) return Fail(s.error());
+    return Read<Page<LicenseAssignment>>([&](Connection& c) -> Result<Page<LicenseAssignment>> {
+      Result<Stmt> app = c.Prepare(
+          "SELECT t.token_key, a.adam_id, a.pricing_param FROM mobile_apps a "
+          "JOIN vpp_tokens t ON t.tenant_id = a.tenant_id AND t.id = a.token_id "
+          "WHERE a.tenant_id = ?1 AND a.id = ?2");
+      if (!app) return Fail(app.error());
+      if (Status s = BindAll(*app, tenant_id, app_id); !s) return Fail(s.error());
+      Result<bool> found = app->Step();
+      if (!found) return Fail(found.error());
+      if (!*found) return Fail(AppNotFound(app_id));
+      std::int64_t token_key = app->Int(0);
+      std::string adam_id = app->Text(1), pricing_param = app->Text(2);
+
+      // The primary key orders an app's rows by (serial_number, client_user_id).
+      Result<Stmt> rows = c.Prepare(
+          "SELECT client_user_id, serial_number FROM license_assignments "
+          "WHERE token_key = ?1 AND adam_id = ?2 AND pricing_param = ?3 "
+          "ORDER BY serial_number, client_user_id LIMIT ?4 OFFSET ?5");
+      if (!rows) return Fail(rows.error());
+      if (Status s = BindAll(*rows, token_key, adam_id, pricing_param, limit + 1, skip); !s) return Fail(s.error());
+      Page<LicenseAssignment> page;
+      for (;;) {
+        Result<bool> row = rows->Step();
+        if (!row) return Fail(row.error());
+        if (!*row) break;
+        if (static_cast<std::int64_t>(page.items.size()) == limit) {
+          page.has_more = true;
+          break;
+        }
+        page.items.push_back({adam_id, pricing_param, rows->Text(0), rows->Text(1)});
+      }
+      return page;
+    });
+  }
+
+  Status ForEachAssignment(const std::string& tenant_id, const std::string& token_id, std::size_t batch,
+                           const std::function<Status(const std::vector<LicenseAssignment>&)>& on_batch) override {
+    if (batch == 0 || batch > kMaxBatchRows) {
+      return Fail(Error::InvalidArgument(fmt::format("store: batch must be 1..{} rows", kMaxBatchRows)));
+    }
+    Result<std::int64_t> token_key =
+        ReadOne<std::int64_t>([&](Connection& c) { return TokenKey(c, tenant_id, token_id); });
+    if (!token_key) return Fail(token_key.error());
+    // Keyset pagination on the primary key: each batch is an index seek past the
+    // last row seen, so the whole walk is O(rows), where OFFSET would be O(rows²).
+    // Each batch is a read of its own and no connection is held while `on_batch`
+    // runs, so a slow consumer neither starves the reader pool nor pins the WAL.
+    std::optional<LicenseAssignment> last;
+    for (;;) {
+      Result<std::vector<LicenseAssignment>> rows =
+          ReadOne<std::vector<LicenseAssignment>>([&](Connection& c) -> Result<std::vector<LicenseAssignment>> {
+            Result<Stmt> stmt =
+                last ? c.Prepare(
+                           "SELECT adam_id, pricing_param, client_user_id, serial_number FROM license_assignments "
+                           "WHERE token_key = ?1 AND (adam_id, pricing_param, serial_number, client_user_id) > "
+                           "(?3, ?4, ?5, ?6) ORDER BY adam_id, pricing_param, serial_number, client_user_id LIMIT ?2")
+                     : c.Prepare(
+                           "SELECT adam_id, pricing_param, client_user_id, serial_number FROM license_assignments "
+                           "WHERE token_key = ?1 ORDER BY adam_id, pricing_param, serial_number, client_user_id "
+                           "LIMIT ?2");
+            if (!stmt) return Fail(stmt.error());
+            Status bound = last ? BindAll(*stmt, *token_key, batch, last->adam_id, last->pricing_param,
+                                          last->serial_number, last->client_user_id)
+                                : BindAll(*stmt, *token_key, batch);
+            if (!bound) return Fail(bound.error());
+            std::vector<LicenseAssignment> out;
+            out.reserve(batch);
+            for (;;) {
+              Result<bool> row = stmt->Step();
+              if (!row) return Fail(row.error());
+              if (!*row) return out;
+              out.push_back({stmt->Text(0), stmt->Text(1), stmt->Text(2), stmt->Text(3)});
+            }
+          });
+      if (!rows) return Fail(rows.error());
+      if (rows->empty()) return {};
+      if (Status s = on_batch(*rows); !s) return s;
+      if (rows->size() < batch) return {};
+      last = rows->back();
+    }
+  }
+
+  Result<std::vector<MobileApp>> FindAppsByBundleId(const std::string& tenant_id,
+                                                    const std::string& bundle_id) override {
+    if (bundle_id.empty()) return std::vector<MobileApp>{};  // an unknown bundle id is stored as ''
+    static const std::string by_bundle = fmt::format(
+        "SELECT {} FROM mobile_apps WHERE tenant_id = ?1 AND bundle_id = ?2 ORDER BY token_id, id", AppSelectList());
+    static const std::string by_adam = fmt::format(
+        "SELECT {} FROM mobile_apps WHERE tenant_id = ?1 AND adam_id = ?2 ORDER BY token_id, id", AppSelectList());
+    return Read<std::vector<MobileApp>>([&](Connection& c) -> Result<std::vector<MobileApp>> {
+      Result<std::vector<MobileApp>> apps = QueryApps(c, by_bundle, tenant_id, bundle_id);
+      if (!apps || !apps->empty()) return apps;
+      return QueryApps(c, by_adam, tenant_id, bundle_id);
+    });
+  }
+
+  Result<std::vector<VppToken>> FindTokensByAppleUid(const std::string& tenant_id, const std::string& uid,
+                                                     const std::string& except_token_id) override {
+    static const std::string sql =
+        fmt::format("SELECT {} FROM vpp_tokens WHERE tenant_id = ?1 AND apple_uid = ?2 AND id <> ?3 ORDER BY id",
+                    TokenSelectList());
+    return ReadOne<std::vector<VppToken>>([&](Connection& c) -> Result<std::vector<VppToken>> {
+      Result<Stmt> stmt = c.Prepare(sql);
+      if (!stmt) return Fail(stmt.error());
+      if (Status s = BindAll(*stmt, tenant_id, uid, except_token_id); !s) return Fail(s.error());
+      std::vector<VppToken> tokens;
+      for (;;) {
+        Result<bool> row = stmt->Step();
+        if (!row) return Fail(row.error());
+        if (!*row) return tokens;
+        Result<VppToken> token = ReadToken(*stmt);
+        if (!token) return Fail(token.error());
+        tokens.push_back(std::move(*token));
+      }
+    });
+  }
+
+  Result<std::string> GetTokenSecret(const std::string& tenant_id, const std::string& id) override {
+    Result<std::string> sealed = ReadOne<std::string>([&](Connection& c) -> Result<std::string> {
+      Result<Stmt> stmt = c.Prepare("SELECT token_sealed FROM vpp_tokens WHERE tenant_id = ?1 AND id = ?2");
+      if (!stmt) return Fail(stmt.error());
+      if (Status s = BindAll(*stmt, tenant_id, id); !s) return Fail(s.error());
+      Result<bool> row = stmt->Step();
+      if (!row) return Fail(row.error());
+      if (!*row) return Fail(TokenNotFound(id));
+      return stmt->Text(0);
+    });
+    if (!sealed) return sealed;
+    // Opened outside the reader lease: AES-GCM is pure CPU.
+    Result<std::string> token = secrets_->Open(*sealed, TokenAssociatedData(tenant_id, id));
+    if (!token) {
+      // The message names the row, never the value.
+      return Fail(Error::Internal(fmt::format(
+          "store: the sealed sToken of vpp_token {} does not open (tampered with, or sealed under another key)", id)));
+    }
+    return token;
+  }
+
+  // --- sync jobs ---
+
+  Result<Enqueued> EnqueueJob(const std::string& tenant_id, const std::string& token_id, const EnqueueOptions& options,
+                              const std::function<Status(VppToken&)>& mutate) override {
+    if (options.kind.empty() || options.kind.size() > kMaxIdLength) {
+      return Fail(Error::InvalidArgument("store: a job kind must be 1..256 characters", "kind"));
+    }
+    if (options.params.size() > kMaxJobParamsBytes) {
+      return Fail(Error::InvalidArgument(fmt::format("store: job params exceed {} bytes", kMaxJobParamsBytes)));
+    }
+    std::string job_id = NewGuid();
+    return Write<Enqueued>([&](Connection& c) -> Result<Enqueued> {
+      // Inside BEGIN IMMEDIATE nobody else writes between this check and the
+      // insert; the unique index on (tenant, token, kind) would refuse a second
+      // job even if that ever changed.
+      Result<Stmt> queued = c.Prepare("SELECT 1 FROM sync_jobs WHERE tenant_id = ?1 AND token_id = ?2 AND kind = ?3");
+      if (!queued) return Fail(queued.error());
+      if (Status s = BindAll(*queued, tenant_id, token_id, options.kind); !s) return Fail(s.error());
+      Result<bool> exists = queued->Step();
+      if (!exists) return Fail(exists.error());
+      if (*exists) {
+        Result<VppToken> token = LoadToken(c, tenant_id, token_id);
+        if (!token) return Fail(token.error());
+        return Enqueued{std::move(*token), false};
+      }
+      Result<VppToken> token = MutateToken(c, tenant_id, token_id, mutate);
+      if (!token) return Fail(token.error());
+      Result<Stmt> insert = c.Prepare(
+          "INSERT INTO sync_jobs (id, tenant_id, token_id, kind, params, requested, not_before, attempts, "
+          "lease_owner, lease_expires) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, '', 0)");
+      if (!insert) return Fail(insert.error());
+      if (Status s = BindAll(*insert, job_id, tenant_id, token_id, options.kind, options.params, token->last_modified,
+                             options.not_before);
+          !s) {
+        return Fail(s.error());
+      }
+      if (Status s = insert->Run(); !s) return Fail(s.error());
+      return Enqueued{std::move(*token), true};
+    });
+  }
+
+  Result<std::optional<SyncJob>> ClaimJob(const std::string& worker, Timestamp now,
+                                          std::chrono::milliseconds lease) override {
+    if (worker.empty() || worker.size() > kMaxIdLength) {
+      return Fail(Error::InvalidArgument("store: a worker name must be 1..256 characters"));
+    }
+    if (lease.count() <= 0) return Fail(Error::InvalidArgument("store: a lease must be positive"));
+    Timestamp expires = now + static_cast<Timestamp>(lease.count()) * 1000;
+    return Write<std::optional<SyncJob>>([&](Connection& c) -> Result<std::optional<SyncJob>> {
+      static const std::string pick = fmt::format(
+          "SELECT {} FROM sync_jobs j "
+          "WHERE j.not_before <= ?1 AND (j.lease_owner = '' OR j.lease_expires <= ?1) "
+          "AND NOT EXISTS (SELECT 1 FROM sync_jobs o WHERE o.tenant_id = j.tenant_id AND o.token_id = j.token_id "
+          "AND o.key <> j.key AND o.lease_owner <> '' AND o.lease_expires > ?1) "
+          "ORDER BY j.requested, j.key LIMIT 1",
+          kJobSelectList);
+      Result<Stmt> stmt = c.Prepare(pick);
+      if (!stmt) return Fail(stmt.error());
+      if (Status s = BindAll(*stmt, now); !s) return Fail(s.error());
+      Result<bool> row = stmt->Step();
+      if (!row) return Fail(row.error());
+      if (!*row) return std::optional<SyncJob>();
+      std::int64_t key = stmt->Int(0);
+      SyncJob job = ReadJob(*stmt);
+      bool taken_over = !job.lease_owner.empty();  // its worker died: its staged rows are garbage
+      job.lease_owner = worker;
+      job.lease_expires = expires;
+      job.attempts += 1;
+
+      Result<Stmt> claim =
+          c.Prepare("UPDATE sync_jobs SET lease_owner = ?2, lease_expires = ?3, attempts = ?4 WHERE key = ?1");
+      if (!claim) return Fail(claim.error());
+      if (Status s = BindAll(*claim, key, worker, expires, job.attempts); !s) return Fail(s.error());
+      if (Status s = claim->Run(); !s) return Fail(s.error());
+      if (taken_over) {
+        if (Status s = DeleteStaged(c, key); !s) return Fail(s.error());
+      }
+      return std::optional<SyncJob>(std::move(job));
+    });
+  }
+
+  Status RenewLease(const SyncJob& job, Timestamp lease_expires) override {
+    return Write<void>([&](Connection& c) -> Status {
+      Result<std::int64_t> key = CheckLease(c, job);
+      if (!key) return Fail(key.error());
+      Result<Stmt> stmt = c.Prepare("UPDATE sync_jobs SET lease_expires = ?2 WHERE key = ?1");
+      if (!stmt) return Fail(stmt.error());
+      if (Status s = BindAll(*stmt, *key, lease_expires); !s) return s;
+      return stmt->Run();
+    });
+  }
+
+  Status ReleaseJob(const SyncJob& job, Timestamp not_before) override {
+    return Write<void>([&](Connection& c) -> Status {
+      Result<std::int64_t> key = CheckLease(c, job);
+      if (!key) return Fail(key.error());
+      Result<Stmt> stmt =
+          c.Prepare("UPDATE sync_jobs SET lease_owner = '', lease_expires = 0, not_before = ?2 WHERE key = ?1");
+      if (!stmt) return Fail(stmt.error());
+      if (Status s = BindAll(*stmt, *key, not_before); !s) return s;
+      if (Status s = stmt->Run(); !s) return s;
+      return DeleteStaged(c, *key);
+    });
+  }
+
+  Result<std::int64_t> CountJobs() override {
+    return ReadOne<std::int64_t>([](Connection& c) { return c.QueryInt("SELECT count(*) FROM sync_jobs"); });
+  }
+
+  // --- snapshots ---
+
+  Status StageAssignments(const SyncJob& job, const std::vector<LicenseAssignment>& rows) override {
+    if (rows.size() > kMaxBatchRows) {
+      return Fail(Error::InvalidArgument(fmt::format("store: at most {} rows may be staged at once", kMaxBatchRows)));
+    }
+    for (const LicenseAssignment& r : rows) {
+      if (r.adam_id.empty() || r.client_user_id.empty() == r.serial_number.empty()) {
+        return Fail(Error::InvalidArgument(fmt::format(
+            "store: an assignment needs an adamId and exactly one of clientUserId and serialNumber (adamId '{}')",
+            r.adam_id)));
+      }
+    }
+    return Write<void>([&](Connection& c) -> Status {
+      Result<std::int64_t> key = CheckLease(c, job);
+      if (!key) return Fail(key.error());
+      if (rows.empty()) return {};
+      Result<Stmt> max = c.Prepare("SELECT coalesce(max(seq), 0) FROM sync_staging WHERE job_key = ?1");
+      if (!max) return Fail(max.error());
+      if (Status s = BindAll(*max, *key); !s) return s;
+      Result<bool> row = max->Step();
+      if (!row) return Fail(row.error());
+      std::int64_t seq = max->Int(0);
+      Result<Stmt> insert = c.Prepare(
+          "INSERT INTO sync_staging (job_key, seq, adam_id, pricing_param, serial_number, client_user_id) "
+          "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+      if (!insert) return Fail(insert.error());
+      for (const LicenseAssignment& r : rows) {
+        if (Status s = BindAll(*insert, *key, ++seq, r.adam_id, r.pricing_param, r.serial_number, r.client_user_id);
+            !s) {
+          return s;
+        }
+        if (Status s = insert->Run(); !s) return s;
+        // Run() steps to DONE, which resets nothing: reset before the next bind.
+        insert->Reset();
+      }
+      return {};
+    });
+  }
+
+  Status ClearStaged(const SyncJob& job) override {
+    return Write<void>([&](Connection& c) -> Status {
+      Result<std::int64_t> key = CheckLease(c, job);
+      if (!key) return Fail(key.error());
+      return DeleteStaged(c, *key);
+    });
+  }
+
+  Result<VppToken> FinishJob(const SyncJob& job, const std::optional<SyncSnapshot>& snapshot,
+                             const std::function<Status(VppToken&)>& mutate) override {
+    // nullopt from the body: the token is gone; the job's removal still commits.
+    Result<std::optional<VppToken>> finished =
+        Write<std::optional<VppToken>>([&](Connection& c) -> Result<std::optional<VppToken>> {
+          bool gone = false;
+          Result<std::int64_t> job_key = CheckLease(c, job, &gone);
+          if (!job_key) {
+            // Deleting the token cascades to its jobs, so a vanished job may mean a
+            // vanished token: that is NotFound, not a lost lease.
+            if (gone) {
+              Result<std::int64_t> token_key = TokenKey(c, job.tenant_id, job.token_id);
+              if (!token_key && token_key.error().code == Code::kNotFound) return std::optional<VppToken>();
+            }
+            return Fail(job_key.error());
+          }
+          Result<std::int64_t> token_key = TokenKey(c, job.tenant_id, job.token_id);
+          if (!token_key) {
+            if (token_key.error().code != Code::kNotFound) return Fail(token_key.error());
+            if (Status s = DeleteJob(c, *job_key); !s) return Fail(s.error());
+            return std::optional<VppToken>();
+          }
+          if (snapshot) {
+            if (Status s = ApplySnapshot(c, job, *token_key, *job_key, *snapshot); !s) return Fail(s.error());
+          }
+          Result<VppToken> token = MutateToken(c, job.tenant_id, job.token_id, mutate);
+          if (!token) return Fail(token.error());
+          if (Status s = DeleteJob(c, *job_key); !s) return Fail(s.error());
+          return std::optional<VppToken>(std::move(*token));
+        });
+    if (!finished) return Fail(finished.error());
+    if (!*finished) return Fail(TokenNotFound(job.token_id));
+    return std::move(**finished);
+  }
+
+  Result<std::vector<std::pair<std::string, std::string>>> TokensDueForSync(Timestamp before, int limit) override {
+    using Due = std::vector<std::pair<std::string, std::string>>;
+    if (limit < 0) return Fail(Error::InvalidArgument("store: limit must not be negative"));
+    return ReadOne<Due>([&](Connection& c) -> Result<Due> {
+      Result<Stmt> stmt = c.Prepare(
+          "SELECT tenant_id, id FROM vpp_tokens t WHERE state = 'valid' AND last_sync < ?1 "
+          "AND NOT EXISTS (SELECT 1 FROM sync_jobs j WHERE j.tenant_id = t.tenant_id AND j.token_id = t.id) "
+          "ORDER BY last_sync, tenant_id, id LIMIT ?2");
+      if (!stmt) return Fail(stmt.error());
+      if (Status s = BindAll(*stmt, before, limit); !s) return Fail(s.error());
+      Due due;
+      for (;;) {
+        Result<bool> row = stmt->Step();
+        if (!row) return Fail(row.error());
+        if (!*row) return due;
+        due.emplace_back(stmt->Text(0), stmt->Text(1));
+      }
     });
   }
 
@@ -549,7 +1119,215 @@ class SqliteStore final : public Store {
     Result<bool> row = stmt->Step();
     if (!row) return Fail(row.error());
     if (!*row) return Fail(TokenNotFound(id));
-    return ReadToken(*stmt, tenant_id, *secrets_);
+    return ReadToken(*stmt);
+  }
+
+  // The read-modify-write of UpdateToken, EnqueueJob and FinishJob, inside the
+  // caller's write transaction. The token is re-sealed only when `mutate` set a new
+  // plaintext; otherwise the stored ciphertext is kept (and never opened).
+  Result<VppToken> MutateToken(Connection& c, const std::string& tenant_id, const std::string& id,
+                               const std::function<Status(VppToken&)>& mutate) {
+    Result<VppToken> stored = LoadToken(c, tenant_id, id);
+    if (!stored) return stored;
+    VppToken token = *stored;
+    if (mutate) {
+      if (Status s = mutate(token); !s) return Fail(s.error());
+    }
+    token.id = stored->id;
+    token.created = stored->created;
+    token.last_modified = clock_.Now();
+    std::optional<std::string> sealed;
+    if (!token.token.empty()) {
+      Result<std::string> sealed_now = secrets_->Seal(token.token, TokenAssociatedData(tenant_id, token.id));
+      if (!sealed_now) return Fail(sealed_now.error());
+      sealed = std::move(*sealed_now);
+      token.token.clear();
+    }
+    Result<Stmt> update = c.Prepare(TokenUpdateSql());
+    if (!update) return Fail(update.error());
+    if (Status s = BindToken(*update, tenant_id, token, sealed); !s) return Fail(s.error());
+    if (Status s = update->Run(); !s) return Fail(s.error());
+    return token;
+  }
+
+  // The token's integer key (license_assignments.token_key). NotFound.
+  static Result<std::int64_t> TokenKey(Connection& c, const std::string& tenant_id, const std::string& id) {
+    Result<Stmt> stmt = c.Prepare("SELECT token_key FROM vpp_tokens WHERE tenant_id = ?1 AND id = ?2");
+    if (!stmt) return Fail(stmt.error());
+    if (Status s = BindAll(*stmt, tenant_id, id); !s) return Fail(s.error());
+    Result<bool> row = stmt->Step();
+    if (!row) return Fail(row.error());
+    if (!*row) return Fail(TokenNotFound(id));
+    if (stmt->IsNull(0)) return Fail(Error::Internal(fmt::format("store: vpp_token {} has no token_key", id)));
+    return stmt->Int(0);
+  }
+
+  // The job's integer key if `job`'s lease is still the caller's: the row exists
+  // and has the lease owner and attempt count the claim returned (attempts fences
+  // a worker that re-claims its own expired job under the same name).
+  // FailedPrecondition otherwise; `gone` is set when the row no longer exists.
+  static Result<std::int64_t> CheckLease(Connection& c, const SyncJob& job, bool* gone = nullptr) {
+    if (gone != nullptr) *gone = false;
+    Result<Stmt> stmt = c.Prepare("SELECT key, lease_owner, attempts FROM sync_jobs WHERE id = ?1");
+    if (!stmt) return Fail(stmt.error());
+    if (Status s = BindAll(*stmt, job.id); !s) return Fail(s.error());
+    Result<bool> row = stmt->Step();
+    if (!row) return Fail(row.error());
+    if (!*row) {
+      if (gone != nullptr) *gone = true;
+      return Fail(LeaseLost(job, "the job no longer exists"));
+    }
+    if (job.lease_owner.empty() || stmt->Text(1) != job.lease_owner || stmt->Int(2) != job.attempts) {
+      return Fail(LeaseLost(
+          job, stmt->Text(1).empty() ? "it was handed back" : fmt::format("worker '{}' holds it now", stmt->Text(1))));
+    }
+    return stmt->Int(0);
+  }
+
+  static Status DeleteStaged(Connection& c, std::int64_t job_key) {
+    Result<Stmt> stmt = c.Prepare("DELETE FROM sync_staging WHERE job_key = ?1");
+    if (!stmt) return Fail(stmt.error());
+    if (Status s = stmt->Bind(1, job_key); !s) return s;
+    return stmt->Run();
+  }
+
+  // Runs a fixed-text statement (with BindAll's arguments) and collects ReadApp rows.
+  template <class... Args>
+  static Result<std::vector<MobileApp>> QueryApps(Connection& c, const std::string& sql, const Args&... args) {
+    Result<Stmt> stmt = c.Prepare(sql);
+    if (!stmt) return Fail(stmt.error());
+    if (Status s = BindAll(*stmt, args...); !s) return Fail(s.error());
+    std::vector<MobileApp> apps;
+    for (;;) {
+      Result<bool> row = stmt->Step();
+      if (!row) return Fail(row.error());
+      if (!*row) return apps;
+      apps.push_back(ReadApp(*stmt));
+    }
+  }
+
+  static Status CheckPaging(std::int64_t skip, std::int64_t limit) {
+    if (skip < 0) return Fail(Error::InvalidArgument("$skip must not be negative", "$skip"));
+    if (limit < 0 || limit > kMaxPageSize) {
+      return Fail(Error::InvalidArgument(fmt::format("$top must be between 0 and {}", kMaxPageSize), "$top"));
+    }
+    return {};
+  }
+
+  // `tenant_id = ? [AND <filter>]` over mobile_apps.
+  static Result<std::string> AppWhere(const std::string& tenant_id, const std::optional<Expr>& filter,
+                                      SqlBuilder& builder) {
+    std::string where = fmt::format("tenant_id = {}", builder.Param(tenant_id));
+    if (filter) {
+      Result<std::string> compiled = CompileFilter(*filter, MobileAppEntity(), builder);
+      if (!compiled) return Fail(compiled.error());
+      where += " AND " + *compiled;
+    }
+    return where;
+  }
+
+  // Deletes a job and its staged rows (explicitly first: one range delete rather
+  // than the cascade's per-row child lookups).
+  static Status DeleteJob(Connection& c, std::int64_t job_key) {
+    if (Status s = DeleteStaged(c, job_key); !s) return s;
+    Result<Stmt> stmt = c.Prepare("DELETE FROM sync_jobs WHERE key = ?1");
+    if (!stmt) return Fail(stmt.error());
+    if (Status s = stmt->Bind(1, job_key); !s) return s;
+    return stmt->Run();
+  }
+
+  // FinishJob's snapshot, inside its transaction: the token's apps become exactly
+  // snapshot.apps, and its assignments follow snapshot.assignments.
+  Status ApplySnapshot(Connection& c, const SyncJob& job, std::int64_t token_key, std::int64_t job_key,
+                       const SyncSnapshot& snapshot) {
+    static const std::string existing_sql =
+        fmt::format("SELECT {} FROM mobile_apps WHERE tenant_id = ?1 AND token_id = ?2", AppSelectList());
+    Result<std::vector<MobileApp>> existing = QueryApps(c, existing_sql, job.tenant_id, job.token_id);
+    if (!existing) return Fail(existing.error());
+    std::unordered_map<std::string, MobileApp> before;
+    for (MobileApp& app : *existing) before.emplace(app.id, std::move(app));
+
+    Result<Stmt> clear = c.Prepare("DELETE FROM mobile_apps WHERE tenant_id = ?1 AND token_id = ?2");
+    if (!clear) return Fail(clear.error());
+    if (Status s = BindAll(*clear, job.tenant_id, job.token_id); !s) return s;
+    if (Status s = clear->Run(); !s) return s;
+
+    const Timestamp now = clock_.Now();
+    Result<Stmt> insert = c.Prepare(AppInsertSql());
+    if (!insert) return Fail(insert.error());
+    for (const MobileApp& given : snapshot.apps) {
+      MobileApp app = given;
+      app.token_id = job.token_id;  // a token's snapshot holds only its own apps
+      auto old = before.find(app.id);
+      if (old != before.end()) {
+        // The same app across syncs: createdDateTime never moves, and
+        // lastModifiedDateTime moves only when something Graph shows changed.
+        app.created = old->second.created;
+        app.last_modified = SameAppData(app, old->second) ? old->second.last_modified : now;
+      } else {
+        if (app.created == 0) app.created = now;
+        if (app.last_modified == 0) app.last_modified = now;
+      }
+      if (Status s = BindApp(*insert, job.tenant_id, app); !s) return s;
+      if (Status s = insert->Run(); !s) return s;
+      insert->Reset();
+    }
+
+    using Mode = SyncSnapshot::Assignments;
+    if (snapshot.assignments == Mode::kKeep) return {};
+    if (snapshot.assignments == Mode::kReplaceWithStaged) {
+      Result<Stmt> drop = c.Prepare("DELETE FROM license_assignments WHERE token_key = ?1");
+      if (!drop) return Fail(drop.error());
+      if (Status s = drop->Bind(1, token_key); !s) return s;
+      if (Status s = drop->Run(); !s) return s;
+    }
+    // Set-based, inside SQLite: staged rows are sorted once into primary-key order
+    // (so the B-tree is filled by appends) and duplicates (Apple's pages may
+    // repeat a row while data moves) are dropped by OR IGNORE.
+    Result<Stmt> copy = c.Prepare(
+        "INSERT OR IGNORE INTO license_assignments (token_key, adam_id, pricing_param, serial_number, client_user_id) "
+        "SELECT ?1, adam_id, pricing_param, serial_number, client_user_id FROM sync_staging WHERE job_key = ?2 "
+        "ORDER BY adam_id, pricing_param, serial_number, client_user_id");
+    if (!copy) return Fail(copy.error());
+    if (Status s = BindAll(*copy, token_key, job_key); !s) return s;
+    if (Status s = copy->Run(); !s) return s;
+    if (snapshot.assignments == Mode::kMergeStaged) return CheckMergedCounts(c, token_key, snapshot.apps);
+    return {};
+  }
+
+  // After a delta merge, every app's stored assignments must number what Apple
+  // counts (used_licenses); a difference means the delta missed something (a
+  // removal, a page) and the caller must walk everything. FailedPrecondition
+  // "delta inconsistent: ..." naming the first few differences.
+  static Status CheckMergedCounts(Connection& c, std::int64_t token_key, const std::vector<MobileApp>& apps) {
+    Result<Stmt> counts = c.Prepare(
+        "SELECT adam_id, pricing_param, count(*) FROM license_assignments WHERE token_key = ?1 "
+        "GROUP BY adam_id, pricing_param");
+    if (!counts) return Fail(counts.error());
+    if (Status s = counts->Bind(1, token_key); !s) return s;
+    std::map<std::pair<std::string, std::string>, std::int64_t> stored;
+    for (;;) {
+      Result<bool> row = counts->Step();
+      if (!row) return Fail(row.error());
+      if (!*row) break;
+      stored[{counts->Text(0), counts->Text(1)}] = counts->Int(2);
+    }
+    std::string differences;
+    int mismatches = 0;
+    std::set<std::pair<std::string, std::string>> checked;  // an asset on two platforms is one asset
+    for (const MobileApp& app : apps) {
+      if (!checked.emplace(app.adam_id, app.pricing_param).second) continue;
+      auto it = stored.find({app.adam_id, app.pricing_param});
+      std::int64_t have = it == stored.end() ? 0 : it->second;
+      if (have == app.used_licenses) continue;
+      if (++mismatches <= 5) {
+        differences += fmt::format("{}adamId {} ({}): {} stored, Apple counts {}", differences.empty() ? "" : "; ",
+                                   app.adam_id, app.pricing_param, have, app.used_licenses);
+      }
+    }
+    if (mismatches == 0) return {};
+    return Fail(Error::FailedPrecondition(
+        fmt::format("delta inconsistent: {} app(s) differ after merging: {}", mismatches, differences)));
   }
 
   // Binds ?1, ?2, ... in order. Strings by view, bools as 0/1, integers as int64.
@@ -563,7 +1341,7 @@ class SqliteStore final : public Store {
       if constexpr (std::is_same_v<T, bool>) {
         s = stmt.BindBool(n++, v);
       } else if constexpr (std::is_integral_v<T>) {
-        s = stmt.Bind(n++, std::int64_t{v});
+        s = stmt.Bind(n++, static_cast<std::int64_t>(v));
       } else {
         s = stmt.Bind(n++, std::string_view(v));
       }
@@ -580,12 +1358,17 @@ class SqliteStore final : public Store {
     return {};
   }
 
-  // Runs `body` inside one transaction on `c`: commits when it succeeds, rolls back
-  // when it fails (or throws: no exception leaves the store, and the connection is
-  // never left inside an open transaction).
+  // Runs one fixed statement such as BEGIN or COMMIT, prepared once per connection.
+  static Status RunFixed(Connection& c, const char* sql) {
+    Result<Stmt> stmt = c.Prepare(sql);
+    if (!stmt) return Fail(stmt.error());
+    return stmt->Run();
+  }
+
+  // Runs `body` with the statement deadline set, containing exceptions (no
+  // exception leaves the store).
   template <class T, class Body>
-  Result<T> InTransaction(Connection& c, const char* begin, Body&& body) {
-    if (Status s = c.Exec(begin); !s) return Fail(s.error());
+  Result<T> Guarded(Connection& c, Body&& body) {
     c.SetDeadline(std::chrono::steady_clock::now() + statement_timeout_);
     Result<T> result = Fail(Error::Internal("store: transaction body did not run"));
     try {
@@ -594,22 +1377,43 @@ class SqliteStore final : public Store {
       result = Fail(Error::Internal(fmt::format("store: exception inside a transaction: {}", e.what())));
     }
     c.ClearDeadline();
+    return result;
+  }
+
+  // Runs `body` inside one transaction on `c`: commits when it succeeds, rolls back
+  // when it fails or throws, so the connection is never left inside an open
+  // transaction.
+  template <class T, class Body>
+  Result<T> InTransaction(Connection& c, const char* begin, Body&& body) {
+    if (Status s = RunFixed(c, begin); !s) return Fail(s.error());
+    Result<T> result = Guarded<T>(c, std::forward<Body>(body));
     if (!result) {
-      (void)c.Exec("ROLLBACK");
+      (void)RunFixed(c, "ROLLBACK");
       return result;
     }
-    if (Status s = c.Exec("COMMIT"); !s) {
-      (void)c.Exec("ROLLBACK");
+    if (Status s = RunFixed(c, "COMMIT"); !s) {
+      (void)RunFixed(c, "ROLLBACK");
       return Fail(s.error());
     }
     return result;
   }
 
+  // A read of several statements: one deferred transaction, so they all see the
+  // same committed snapshot.
   template <class T, class Body>
   Result<T> Read(Body&& body) {
     Result<ReaderPool::Lease> lease = readers_.Acquire(wait_);
     if (!lease) return Fail(lease.error());
     return InTransaction<T>(lease->conn(), "BEGIN", std::forward<Body>(body));
+  }
+
+  // A read of exactly one statement: SQLite's implicit transaction already gives it
+  // one committed snapshot, for as long as the statement is stepped.
+  template <class T, class Body>
+  Result<T> ReadOne(Body&& body) {
+    Result<ReaderPool::Lease> lease = readers_.Acquire(wait_);
+    if (!lease) return Fail(lease.error());
+    return Guarded<T>(lease->conn(), std::forward<Body>(body));
   }
 
   template <class T, class Body>

@@ -139,6 +139,8 @@ VppToken FullToken() {
   t.last_app_count = 42;
   t.apple_uid = "loc-123";
   t.apple_version_id = "v9";
+  t.last_full_walk = kT0 - 2 * kDay;
+  t.last_sync_error = "apple: 503 after 5 attempts";
   return t;
 }
 
@@ -177,6 +179,8 @@ void ExpectSameToken(const VppToken& a, const VppToken& b) {
   EXPECT_EQ(a.last_app_count, b.last_app_count);
   EXPECT_EQ(a.apple_uid, b.apple_uid);
   EXPECT_EQ(a.apple_version_id, b.apple_version_id);
+  EXPECT_EQ(a.last_full_walk, b.last_full_walk);
+  EXPECT_EQ(a.last_sync_error, b.last_sync_error);
   EXPECT_EQ(a.created, b.created);
 }
 
@@ -317,7 +321,12 @@ TEST_F(StoreTest, CreateAndGetRoundTripEveryField) {
   Result<VppToken> got = store_->GetToken(kTenantA, created.id);
   ASSERT_TRUE(got) << got.error().message;
   ExpectSameToken(*got, created);
-  EXPECT_EQ(got->token, in.token);
+  // The secret contract: neither the create's answer nor a read carries the sToken.
+  EXPECT_TRUE(created.token.empty());
+  EXPECT_TRUE(got->token.empty());
+  EXPECT_EQ(*store_->GetTokenSecret(kTenantA, created.id), in.token);
+  EXPECT_EQ(store_->GetTokenSecret(kTenantA, "nope").error().code, Code::kNotFound);
+  EXPECT_EQ(store_->GetTokenSecret(kTenantB, created.id).error().code, Code::kNotFound);
 
   // Optional fields absent, never synced: come back absent and 0.
   VppToken bare;
@@ -368,7 +377,8 @@ TEST_F(StoreTest, UpdateStampsLastModifiedAndKeepsIdentity) {
   Result<VppToken> got = store_->GetToken(kTenantA, t.id);
   ASSERT_TRUE(got);
   ExpectSameToken(*got, *updated);
-  EXPECT_EQ(got->token, "a-new-sToken");
+  EXPECT_TRUE(updated->token.empty());
+  EXPECT_EQ(*store_->GetTokenSecret(kTenantA, t.id), "a-new-sToken");
   EXPECT_EQ(store_->GetToken(kTenantA, "something-else").error().code, Code::kNotFound);
 }
 
@@ -508,7 +518,7 @@ TEST_F(StoreTest, SealedTokenIsNeverOnDiskInPlaintext) {
   store_.reset();  // checkpoint into the main file, then look again
   EXPECT_EQ(ReadAll(options_.path).find("SECRET-PLAINTEXT"), std::string::npos);
   Open();
-  EXPECT_EQ(store_->GetToken(kTenantA, created.id)->token, "SECRET-PLAINTEXT-sToken-second-4d2e");
+  EXPECT_EQ(*store_->GetTokenSecret(kTenantA, created.id), "SECRET-PLAINTEXT-sToken-second-4d2e");
 }
 
 TEST_F(StoreTest, TamperedCiphertextIsAnErrorNotGarbage) {
@@ -519,11 +529,24 @@ TEST_F(StoreTest, TamperedCiphertextIsAnErrorNotGarbage) {
   sealed[sealed.size() / 2] = sealed[sealed.size() / 2] == 'A' ? 'B' : 'A';
   raw.Exec("UPDATE vpp_tokens SET token_sealed = '" + sealed + "' WHERE id = '" + t.id + "'");
 
-  Result<VppToken> got = store_->GetToken(kTenantA, t.id);
+  Result<std::string> got = store_->GetTokenSecret(kTenantA, t.id);
   ASSERT_FALSE(got);
   EXPECT_EQ(got.error().code, Code::kInternal);
   EXPECT_EQ(got.error().message.find(FullToken().token), std::string::npos);
-  EXPECT_FALSE(store_->ListTokens(kTenantA, {}));
+  // Graph reads never open the sealed column, so they are unaffected.
+  EXPECT_TRUE(store_->GetToken(kTenantA, t.id));
+  EXPECT_TRUE(store_->ListTokens(kTenantA, {}));
+  // An update that does not renew keeps the (broken) ciphertext as it is; a renewal replaces it.
+  ASSERT_TRUE(store_->UpdateToken(kTenantA, t.id, [](VppToken& x) -> Status {
+    x.display_name = "renamed";
+    return {};
+  }));
+  EXPECT_EQ(raw.Text("SELECT token_sealed FROM vpp_tokens WHERE id = '" + t.id + "'"), sealed);
+  ASSERT_TRUE(store_->UpdateToken(kTenantA, t.id, [](VppToken& x) -> Status {
+    x.token = "renewed";
+    return {};
+  }));
+  EXPECT_EQ(*store_->GetTokenSecret(kTenantA, t.id), "renewed");
 }
 
 TEST_F(StoreTest, SealedValueMovedToAnotherRowDoesNotOpen) {
@@ -534,10 +557,10 @@ TEST_F(StoreTest, SealedValueMovedToAnotherRowDoesNotOpen) {
   RawDb raw(options_.path);
   raw.Exec("UPDATE vpp_tokens SET token_sealed = (SELECT token_sealed FROM vpp_tokens WHERE id = '" + a.id +
            "') WHERE id = '" + b.id + "'");
-  Result<VppToken> got = store_->GetToken(kTenantA, b.id);
+  Result<std::string> got = store_->GetTokenSecret(kTenantA, b.id);
   ASSERT_FALSE(got);
   EXPECT_EQ(got.error().code, Code::kInternal);
-  EXPECT_TRUE(store_->GetToken(kTenantA, a.id));
+  EXPECT_TRUE(store_->GetTokenSecret(kTenantA, a.id));
 }
 
 TEST_F(StoreTest, CorruptJsonColumnIsInternal) {

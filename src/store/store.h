@@ -15,6 +15,7 @@
 // seals it with the SecretBox it was opened with before it touches disk.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -56,7 +57,10 @@ struct VppToken {
   std::optional<std::string> apple_id;
   Timestamp expiration = 0;
   Timestamp last_sync = 0;  // 0 = never (rendered as 0001-01-01T00:00:00Z).
-  std::string token;        // Plaintext sToken (sealed at rest).
+  // The plaintext sToken, only on the way in: CreateToken seals it, and UpdateToken
+  // re-seals it when `mutate` sets it (a renewal). Reads leave it empty (the Graph
+  // surface never shows it); GetTokenSecret opens it for the sync.
+  std::string token;
   Timestamp last_modified = 0;
   std::string state = "unknown";
   std::vector<TokenActionResult> action_results;
@@ -73,8 +77,78 @@ struct VppToken {
 
   // Not on the Graph surface.
   std::optional<std::string> apple_uid;         // Apple's location uId, once synced.
-  std::optional<std::string> apple_version_id;  // versionId of the last full assignments walk.
+  std::optional<std::string> apple_version_id;  // versionId of the last assignments walk (full or delta).
+  Timestamp last_full_walk = 0;                 // When the last full assignments walk was applied.
+  std::string last_sync_error;                  // Why the last sync failed (empty after a success).
   Timestamp created = 0;
+};
+
+// A VPP app as Graph shows it under /deviceAppManagement/mobileApps: one per Apple
+// asset (adamId, pricingParam) and platform (an asset on iOS and macOS gives two).
+struct MobileApp {
+  std::string id;        // Stable across syncs: sync::MobileAppId(token, adamId, pricingParam, platform).
+  std::string token_id;
+  std::string platform;  // "iOS" → #microsoft.graph.iosVppApp, "macOS" → #microsoft.graph.macOsVppApp
+  std::string adam_id;
+  std::string pricing_param;  // STDQ | PLUS
+  std::string product_type;   // App (books are not mobileApps)
+  std::string display_name;   // From Apple's metadata lookup; "App <adamId>" when unknown.
+  std::string bundle_id;      // From the metadata lookup; empty when unknown.
+  std::string publisher;      // May be empty.
+  std::int64_t total_licenses = 0;  // Apple totalCount (unlimited: 2147483647).
+  std::int64_t used_licenses = 0;   // Apple assignedCount.
+  bool device_assignable = false;
+  bool revocable = false;
+  std::string app_store_url;  // https://apps.apple.com/{country}/app/id{adamId}
+  // Copied from the token when the sync ran (Graph shows them on the app).
+  std::optional<std::string> token_organization_name, token_apple_id, token_display_name;
+  std::string token_account_type = "business";
+  Timestamp created = 0, last_modified = 0;
+};
+
+// One license assignment at Apple: an asset given to a user (client_user_id) or a
+// device (serial_number); exactly one of the two is non-empty.
+struct LicenseAssignment {
+  std::string adam_id;
+  std::string pricing_param;
+  std::string client_user_id;
+  std::string serial_number;
+  bool operator==(const LicenseAssignment&) const = default;
+};
+
+// A durable unit of background work on one token.
+struct SyncJob {
+  std::string id;            // GUID
+  std::string tenant_id;
+  std::string token_id;
+  std::string kind;          // "syncLicenses" | "syncLicenseCounts" | "revokeLicenses"
+  std::string params;        // JSON text for the kind (revokeLicenses: its body); may be empty.
+  Timestamp requested = 0;   // When accepted.
+  Timestamp not_before = 0;  // Not claimed before this time (scheduled, or handed back).
+  int attempts = 0;          // Claims so far, the current one included.
+  std::string lease_owner;   // Worker holding it; empty = queued.
+  Timestamp lease_expires = 0;
+};
+
+// What a finished sync writes, in the same transaction as the token's new state.
+struct SyncSnapshot {
+  std::vector<MobileApp> apps;  // The complete set of the token's apps (replaces the previous set).
+  enum class Assignments {
+    kKeep,               // Assignments untouched (syncLicenseCounts).
+    kReplaceWithStaged,  // The token's assignments become exactly the staged rows (a full walk).
+    // Staged rows are added to the existing set, duplicates ignored (a sinceVersionId
+    // delta). Then for every app the number of stored assignments of its (adamId,
+    // pricingParam) must equal its used_licenses; otherwise FinishJob fails with
+    // FailedPrecondition whose message contains "delta inconsistent" and writes
+    // nothing (the sync then walks everything).
+    kMergeStaged,
+  } assignments = Assignments::kKeep;
+};
+
+struct EnqueueOptions {
+  std::string kind = "syncLicenses";
+  std::string params;
+  Timestamp not_before = 0;
 };
 
 // Most tokens one tenant may hold, as Intune.
@@ -94,12 +168,13 @@ struct SqliteOptions {
   int reader_connections = 4;
   // Durability. WAL journaling means a committed transaction is in the WAL file
   // (written with write(2)) before the commit returns, so a killed process (kill -9,
-  // crash) never loses it with either setting. true (synchronous=FULL) also
-  // fsyncs the WAL at every commit, so committed writes survive power loss and OS
-  // crashes too; false (NORMAL) fsyncs only at checkpoints and may lose the last
-  // commits on power loss. vppd's writes are few (token edits, one per sync), so
-  // the default pays one fsync per write for full durability.
-  bool synchronous_full = true;
+  // crash) never loses it with either setting, and the file is never corrupted.
+  // false (synchronous=NORMAL, the default) fsyncs only at checkpoints, so an OS
+  // crash or power loss may lose the last commits (never consistency). true (FULL)
+  // also fsyncs the WAL at every commit so those survive too, at ~9 ms per commit
+  // on this class of disk: that would break the syncLicenses p99 <= 10 ms target,
+  // hence it is opt-in for deployments that need power-loss durability.
+  bool synchronous_full = false;
   // Time source for created/last_modified; nullptr means Clock::Real(). Must outlive the Store.
   const Clock* clock = nullptr;
   // The per-tenant token limit; tests lower it. Normally kMaxTokensPerTenant.
@@ -150,6 +225,80 @@ class Store {
   virtual Result<VppToken> UpdateToken(const std::string& tenant_id, const std::string& id,
                                        const std::function<Status(VppToken&)>& mutate) = 0;
   virtual Status DeleteToken(const std::string& tenant_id, const std::string& id) = 0;  // NotFound
+  // Also removes the token's apps, assignments, jobs and staged rows.
+
+  // --- apps and licenses (tenant-scoped) ------------------------------------
+  // Query properties are Graph mobileApp property names: id, displayName, publisher,
+  // bundleId, appStoreUrl, totalLicenseCount, usedLicenseCount, vppTokenId,
+  // vppTokenOrganizationName, vppTokenAppleId, vppTokenDisplayName,
+  // vppTokenAccountType, createdDateTime, lastModifiedDateTime; and
+  // isof('microsoft.graph.iosVppApp' | 'microsoft.graph.macOsVppApp' |
+  // 'microsoft.graph.mobileApp' | 'microsoft.graph.managedApp'...) on the platform.
+  virtual Result<Page<MobileApp>> ListApps(const std::string& tenant_id, const ListQuery& query) = 0;
+  virtual Result<std::int64_t> CountApps(const std::string& tenant_id, const std::optional<Expr>& filter) = 0;
+  virtual Result<MobileApp> GetApp(const std::string& tenant_id, const std::string& app_id) = 0;  // NotFound
+  // The assignments of the app's (token, adamId, pricingParam), ordered by
+  // (serial_number, client_user_id), `limit` rows from `skip` (limit+1 fetched for has_more).
+  virtual Result<Page<LicenseAssignment>> ListAppAssignments(const std::string& tenant_id, const std::string& app_id,
+                                                             std::int64_t skip, std::int64_t limit) = 0;
+  // Every assignment of a token, in batches of at most `batch` rows (memory bounded).
+  virtual Status ForEachAssignment(const std::string& tenant_id, const std::string& token_id, std::size_t batch,
+                                   const std::function<Status(const std::vector<LicenseAssignment>&)>& on_batch) = 0;
+  // The tenant's apps whose bundle id is `bundle_id` (or, when none has it, whose
+  // adamId is `bundle_id`), across tokens, ordered by token id.
+  virtual Result<std::vector<MobileApp>> FindAppsByBundleId(const std::string& tenant_id,
+                                                            const std::string& bundle_id) = 0;
+  // The tenant's tokens other than `except_token_id` whose apple_uid is `uid`.
+  virtual Result<std::vector<VppToken>> FindTokensByAppleUid(const std::string& tenant_id, const std::string& uid,
+                                                             const std::string& except_token_id) = 0;
+  // The plaintext sToken of a token (the sync needs it; nothing else does). NotFound.
+  virtual Result<std::string> GetTokenSecret(const std::string& tenant_id, const std::string& id) = 0;
+
+  // --- sync jobs: durable, coalesced -----------------------------------------
+  struct Enqueued {
+    VppToken token;
+    bool queued = false;  // false: a job of this kind was already queued or running (coalesced)
+  };
+  // One transaction: loads the token (NotFound); unless a job of options.kind is
+  // already queued or running for it, inserts one and applies `mutate` to the token
+  // (e.g. lastSyncStatus=inProgress and a pending tokenActionResults entry), stamping
+  // last_modified. If mutate fails nothing is written.
+  virtual Result<Enqueued> EnqueueJob(const std::string& tenant_id, const std::string& token_id,
+                                      const EnqueueOptions& options,
+                                      const std::function<Status(VppToken&)>& mutate) = 0;
+  // Across tenants: claims the oldest job (by requested) with not_before <= now that
+  // is queued, or running under an expired lease (its worker died), skipping tokens
+  // that have another job running under a live lease (one job per token at a time).
+  // Sets lease_owner = worker, lease_expires = now + lease, attempts += 1.
+  // nullopt when nothing is claimable.
+  virtual Result<std::optional<SyncJob>> ClaimJob(const std::string& worker, Timestamp now,
+                                                  std::chrono::milliseconds lease) = 0;
+  // Extends the lease. FailedPrecondition when the job is gone or another worker owns it.
+  virtual Status RenewLease(const SyncJob& job, Timestamp lease_expires) = 0;
+  // Hands a job back unfinished (shutdown, a store hiccup): lease cleared, not_before
+  // set, staged rows dropped. FailedPrecondition when the lease is no longer ours.
+  virtual Status ReleaseJob(const SyncJob& job, Timestamp not_before) = 0;
+  // Jobs queued or running, all tenants (metrics, tests).
+  virtual Result<std::int64_t> CountJobs() = 0;
+
+  // --- snapshots ---------------------------------------------------------------
+  // Appends rows to the job's staging area in a short transaction of its own (the
+  // sync stages page by page, so memory stays bounded). FailedPrecondition when the
+  // job's lease is no longer the caller's.
+  virtual Status StageAssignments(const SyncJob& job, const std::vector<LicenseAssignment>& rows) = 0;
+  // Drops the job's staged rows (a walk restarts).
+  virtual Status ClearStaged(const SyncJob& job) = 0;
+  // Finishes the job in ONE transaction: checks the lease is still ours
+  // (FailedPrecondition otherwise, nothing written); applies `snapshot` when given;
+  // applies `mutate` to the token and stamps last_modified; deletes the job and its
+  // staged rows. When the token was deleted meanwhile: deletes the job and staging
+  // and returns NotFound. Readers see the previous snapshot or the new one.
+  virtual Result<VppToken> FinishJob(const SyncJob& job, const std::optional<SyncSnapshot>& snapshot,
+                                     const std::function<Status(VppToken&)>& mutate) = 0;
+  // (tenant id, token id) of tokens with state 'valid', whose last_sync is before
+  // `before` and that have no job, oldest last_sync first, at most `limit`.
+  virtual Result<std::vector<std::pair<std::string, std::string>>> TokensDueForSync(Timestamp before,
+                                                                                    int limit) = 0;
 };
 
 }  // namespace vppd::store
