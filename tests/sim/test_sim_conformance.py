@@ -186,6 +186,8 @@ class AuthAndEnvelope(SimTestCase):
         self.assertEqual(self.sim.api("GET", "client/config", token=second)[1]["uId"], uid)  # duplicate location
         self.sim.control("POST", "tokens", {"sToken": second, "state": "revoked"})
         self.assertAppleError(self.sim.api("GET", "assets", token=second), 9625, 401)
+        self.sim.control("POST", "tokens", {"sToken": second, "state": "invalid"})
+        self.assertAppleError(self.sim.api("GET", "assets", token=second), 9622, 200)
         self.sim.control("POST", "tokens", {"sToken": self.sim.token, "state": "expired"})
         self.assertAppleError(self.sim.get("assets"), 9621, 401)
         self.sim.control("POST", "tokens", {"sToken": self.sim.token, "state": "active",

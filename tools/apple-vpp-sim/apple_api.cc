@@ -189,9 +189,15 @@ Result<Simulator::Authed> Simulator::Authenticate(const http::Request& req, Appl
     loc = locations_[it->second.first].get();
     token = &loc->tokens[it->second.second];
   }
-  if (!token || token->state == TokenState::kInvalid) {
+  if (!token) {
     *error = {invalid_token_http_200_ ? kErrInvalidToken : kErrLoginRequired, {}, {}};
     return Fail(Error::Unauthenticated("unknown sToken"));
+  }
+  if (token->state == TokenState::kInvalid) {
+    // A token Apple knows but no longer accepts (e.g. regenerated in Apple
+    // Business Manager): the observed answer, 9622 at HTTP 200 (spec §1, Fleet).
+    *error = {kErrInvalidToken, {}, {}};
+    return Fail(Error::Unauthenticated("invalidated sToken"));
   }
   if (token->state == TokenState::kRevoked) {
     *error = {kErrTokenRevoked, {}, {}};
