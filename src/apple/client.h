@@ -231,6 +231,7 @@ struct WalkResult : Envelope {
   // that page or any after it; the caller restarts (the data moved under it).
   bool version_changed = false;
   std::string new_version_id;  // The different versionId, when version_changed.
+  int max_in_flight = 0;       // Most page requests that were on the wire at once.
 };
 
 struct AssetFilter {

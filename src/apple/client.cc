@@ -1,0 +1,369 @@
+// apple::Client: the Apps and Books v2 endpoints over the transport (transport.h)
+// and the parsers (parse.h); the walk engine.
+#include <algorithm>
+#include <map>
+#include <mutex>
+
+#include "apple/client.h"
+#include "apple/parse.h"
+#include "apple/transport.h"
+
+namespace vppd::apple {
+
+namespace {
+
+using internal::Batch;
+using internal::HttpRequest;
+using internal::PageMeta;
+using Params = std::vector<std::pair<std::string, std::string>>;
+
+AppleError LocalError(AppleErrorKind kind, std::string message) {
+  AppleError e;
+  e.kind = kind;
+  e.error_message = std::move(message);
+  return e;
+}
+
+std::string_view Trim(std::string_view s) {
+  const auto first = s.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos) return {};
+  return s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1);
+}
+
+const char* Bool(bool b) { return b ? "true" : "false"; }
+
+// Fills `request`/`attempts` of a parse error from the request it answered.
+AppleError Located(AppleError e, const HttpRequest& req, int attempts) {
+  e.request = req.display;
+  e.attempts = attempts;
+  return e;
+}
+
+class ClientImpl final : public Client {
+ public:
+  explicit ClientImpl(ClientOptions options) : transport_(std::move(options)) {
+    base_ = transport_.options().base_url;
+    while (!base_.empty() && base_.back() == '/') base_.pop_back();
+  }
+
+  AppleResult<ServiceConfig> GetServiceConfig() override {
+    const Timestamp now = transport_.clock().Now();
+    const std::int64_t ttl = std::chrono::duration_cast<std::chrono::microseconds>(options().service_config_ttl).count();
+    {
+      std::lock_guard lock(config_mu_);
+      if (config_ && now - config_->fetched_at < ttl) return *config_;
+    }
+    HttpRequest req = Get("/service/config", {});
+    req.with_token = false;
+    auto body = Call(req);
+    if (!body) return tl::unexpected(body.error());
+    auto config = internal::ParseServiceConfig(body->first);
+    if (!config) return tl::unexpected(Located(config.error(), req, body->second));
+    config->fetched_at = now;
+    transport_.SetServiceRate(config->limits.max_request_per_second);
+    std::lock_guard lock(config_mu_);
+    config_ = *config;
+    return *config;
+  }
+
+  AppleResult<ClientConfig> GetClientConfig() override {
+    return CallAndParse(Get("/client/config", {}), internal::ParseClientConfig);
+  }
+
+  AppleResult<ClientConfig> SetClientConfig(const MdmInfo& mdm_info) override {
+    return CallAndParse(Post("/client/config", internal::ClientConfigBody(mdm_info)), internal::ParseClientConfig);
+  }
+
+  AppleResult<WalkResult> WalkAssets(const AssetFilter& f, const PageCallback<Asset>& on_page) override {
+    Params p;
+    if (f.product_type) p.emplace_back("productType", *f.product_type);
+    if (f.pricing_param) p.emplace_back("pricingParam", *f.pricing_param);
+    if (f.revocable) p.emplace_back("revocable", Bool(*f.revocable));
+    if (f.device_assignable) p.emplace_back("deviceAssignable", Bool(*f.device_assignable));
+    if (f.unlimited) p.emplace_back("unlimited", Bool(*f.unlimited));
+    if (f.min_available_count) p.emplace_back("minAvailableCount", std::to_string(*f.min_available_count));
+    if (f.max_available_count) p.emplace_back("maxAvailableCount", std::to_string(*f.max_available_count));
+    if (f.min_assigned_count) p.emplace_back("minAssignedCount", std::to_string(*f.min_assigned_count));
+    if (f.max_assigned_count) p.emplace_back("maxAssignedCount", std::to_string(*f.max_assigned_count));
+    if (f.adam_id) p.emplace_back("adamId", *f.adam_id);
+    return Walk<Asset>("/assets", p, &internal::PageParser::Assets, on_page);
+  }
+
+  AppleResult<WalkResult> WalkAssignments(const AssignmentFilter& f, const PageCallback<Assignment>& on_page) override {
+    Params p;
+    if (f.adam_id) p.emplace_back("adamId", *f.adam_id);
+    if (f.pricing_param) p.emplace_back("pricingParam", *f.pricing_param);
+    if (f.client_user_id) p.emplace_back("clientUserId", *f.client_user_id);
+    if (f.serial_number) p.emplace_back("serialNumber", *f.serial_number);
+    if (!f.since_version_id.empty()) p.emplace_back("sinceVersionId", f.since_version_id);
+    if (f.exclude_inactive_users) p.emplace_back("excludeInactiveUsers", Bool(*f.exclude_inactive_users));
+    return Walk<Assignment>("/assignments", p, &internal::PageParser::Assignments, on_page);
+  }
+
+  AppleResult<WalkResult> WalkUsers(const UserFilter& f, const PageCallback<User>& on_page) override {
+    Params p;
+    if (f.active_only) p.emplace_back("activeOnly", Bool(*f.active_only));
+    if (f.retired_only) p.emplace_back("retiredOnly", Bool(*f.retired_only));
+    if (f.client_user_id) p.emplace_back("clientUserId", *f.client_user_id);
+    if (!f.since_version_id.empty()) p.emplace_back("sinceVersionId", f.since_version_id);
+    return Walk<User>("/users", p, &internal::PageParser::Users, on_page);
+  }
+
+  AppleResult<EventResponse> Associate(const ManageAssetsRequest& request) override {
+    return CallAndParse(Post("/assets/associate", internal::ManageAssetsBody(request)), internal::ParseEventResponse);
+  }
+
+  AppleResult<EventResponse> Disassociate(const ManageAssetsRequest& request) override {
+    return CallAndParse(Post("/assets/disassociate", internal::ManageAssetsBody(request)), internal::ParseEventResponse);
+  }
+
+  AppleResult<EventResponse> Revoke(const std::vector<std::string>& client_user_ids,
+                                    const std::vector<std::string>& serial_numbers) override {
+    return CallAndParse(Post("/assets/revoke", internal::RevokeBody(client_user_ids, serial_numbers)),
+                        internal::ParseEventResponse);
+  }
+
+  AppleResult<EventStatus> GetEventStatus(const std::string& event_id) override {
+    if (event_id.empty()) return tl::unexpected(LocalError(AppleErrorKind::kInvalidArgument, "the eventId is empty"));
+    return CallAndParse(Get("/status", {{"eventId", event_id}}), internal::ParseEventStatus);
+  }
+
+  AppleResult<EventStatus> WaitForEvent(const std::string& event_id, std::chrono::milliseconds interval,
+                                        std::chrono::milliseconds max_wait) override {
+    const Timestamp start = transport_.clock().Now();
+    const std::int64_t budget = max_wait.count() * 1000;
+    for (;;) {
+      auto status = GetEventStatus(event_id);
+      if (!status || !status->Pending()) return status;
+      const Timestamp elapsed = transport_.clock().Now() - start;
+      if (elapsed + interval.count() * 1000 > budget) return status;
+      transport_.Sleep(interval);
+    }
+  }
+
+  AppleResult<std::vector<AppMetadata>> LookupMetadata(const std::vector<std::string>& adam_ids) override {
+    std::vector<AppMetadata> out;
+    if (adam_ids.empty()) return out;
+    auto config = GetServiceConfig();
+    if (!config) return tl::unexpected(config.error());
+    const std::string& url = config->urls.content_metadata_lookup;
+    const bool https = url.rfind("https://", 0) == 0;
+    const bool http = url.rfind("http://", 0) == 0;
+    if (!https && !(http && options().allow_insecure_http))
+      return tl::unexpected(LocalError(AppleErrorKind::kMalformedResponse,
+                                       "the service config's contentMetadataLookup URL is missing or not https: '" +
+                                           url.substr(0, 200) + "'"));
+    // Apple's lookup takes a comma-separated id list; 100 per request keeps
+    // the URL short of any proxy's limit.
+    constexpr std::size_t kBatch = 100;
+    for (std::size_t i = 0; i < adam_ids.size(); i += kBatch) {
+      std::string ids;
+      for (std::size_t j = i; j < std::min(adam_ids.size(), i + kBatch); ++j) {
+        if (!ids.empty()) ids.push_back(',');
+        ids += adam_ids[j];
+      }
+      HttpRequest req;
+      req.with_token = false;
+      req.url = url;
+      for (const auto& [k, v] : Params{{"version", "2"},
+                                       {"p", "mdm-lockup"},
+                                       {"caller", "MDM"},
+                                       {"platform", options().lookup_platform},
+                                       {"cc", options().lookup_country},
+                                       {"l", "en"},
+                                       {"id", ids}})
+        internal::AppendQuery(req.url, k, v);
+      req.display = "GET lookup (" + std::to_string(std::min(kBatch, adam_ids.size() - i)) + " ids)";
+      auto body = Call(req);
+      if (!body) return tl::unexpected(body.error());
+      if (auto s = internal::ParseLookup(body->first, &out); !s) return tl::unexpected(Located(s.error(), req, body->second));
+    }
+    return out;
+  }
+
+ private:
+  const ClientOptions& options() const { return transport_.options(); }
+
+  HttpRequest Get(const std::string& path, const Params& params) {
+    HttpRequest r;
+    r.url = base_ + path;
+    for (const auto& [k, v] : params) internal::AppendQuery(r.url, k, v);
+    r.display = "GET " + r.url.substr(base_.size());
+    return r;
+  }
+
+  HttpRequest Post(const std::string& path, std::string body) {
+    HttpRequest r;
+    r.post = true;
+    r.url = base_ + path;
+    r.body = std::move(body);
+    r.display = "POST " + path;
+    return r;
+  }
+
+  // One request → (body, attempts).
+  AppleResult<std::pair<std::string, int>> Call(const HttpRequest& req) {
+    Batch batch(transport_, 1);
+    batch.Submit(0, req);
+    std::vector<internal::Completion> done = batch.WaitSome();
+    internal::Completion& c = done.at(0);
+    if (!c.body) return tl::unexpected(std::move(c.body.error()));
+    return std::pair{std::move(*c.body), c.attempts};
+  }
+
+  template <class Parse>
+  auto CallAndParse(const HttpRequest& req, Parse parse) -> decltype(parse(std::string_view())) {
+    auto body = Call(req);
+    if (!body) return tl::unexpected(body.error());
+    auto parsed = parse(body->first);
+    if (!parsed) return tl::unexpected(Located(parsed.error(), req, body->second));
+    return parsed;
+  }
+
+  template <class Item>
+  using ParseFn = AppleStatus (internal::PageParser::*)(std::string_view, PageMeta*, std::vector<Item>*);
+
+  // The walk engine (contract in client.h).
+  template <class Item>
+  AppleResult<WalkResult> Walk(const std::string& path, const Params& params, ParseFn<Item> parse,
+                               const PageCallback<Item>& on_page) {
+    const int parallel = options().max_parallel_pages;
+    const int window = 2 * parallel;  // Pages fetched but not yet delivered, at most.
+    internal::PageParser parser;
+    Batch batch(transport_, parallel);
+    std::map<int, HttpRequest> requests;
+    auto submit = [&](int index) {
+      Params p = params;
+      if (index > 0) p.emplace_back("pageIndex", std::to_string(index));  // Page 0: none, as Apple's docs do.
+      HttpRequest req = Get(path, p);
+      requests[index] = req;
+      batch.Submit(index, std::move(req));
+    };
+
+    struct Parsed {
+      Page<Item> page;
+      PageMeta meta;
+    };
+    WalkResult result;
+    std::int64_t total = 0;
+    // Parses a finished page and checks the paging rules against page 0's.
+    auto parse_page = [&](internal::Completion& c) -> AppleResult<Parsed> {
+      const HttpRequest& req = requests.at(c.id);
+      if (!c.body) return tl::unexpected(std::move(c.body.error()));
+      Parsed out;
+      out.page.index = c.id;
+      if (auto s = (parser.*parse)(*c.body, &out.meta, &out.page.items); !s)
+        return tl::unexpected(Located(s.error(), req, c.attempts));
+      const PageMeta& m = out.meta;
+      const std::int64_t expected_total = c.id == 0 ? m.total : total;
+      auto broken = [&](std::string what) {
+        return tl::unexpected(Located(internal::Malformed(what), req, c.attempts));
+      };
+      if (m.current != c.id)
+        return broken("currentPageIndex " + std::to_string(m.current) + " answers pageIndex " + std::to_string(c.id));
+      if (m.total < 0 || m.total > INT32_MAX) return broken("totalPages " + std::to_string(m.total) + " is out of range");
+      if (m.total != expected_total)
+        return broken("totalPages changed from " + std::to_string(total) + " to " + std::to_string(m.total));
+      if (m.total == 0 && !out.page.items.empty()) return broken("totalPages is 0 but the page has items");
+      const bool more = c.id + 1 < m.total;
+      if (more && m.next != c.id + 1)
+        return broken("page " + std::to_string(c.id) + " of " + std::to_string(m.total) + " has nextPageIndex " +
+                      (m.next ? std::to_string(*m.next) : std::string("missing")));
+      if (!more && m.next) return broken("the last page has nextPageIndex " + std::to_string(*m.next));
+      if (m.size && *m.size != static_cast<std::int64_t>(out.page.items.size()))
+        return broken("size " + std::to_string(*m.size) + " but " + std::to_string(out.page.items.size()) + " items");
+      out.page.total_pages = static_cast<int>(m.total);
+      out.page.version_id = m.version_id;
+      return out;
+    };
+    auto deliver = [&](const Parsed& p) -> AppleStatus {
+      if (Status s = on_page(p.page); !s) {
+        AppleError e = LocalError(AppleErrorKind::kAborted, s.error().message);
+        e.request = requests.at(p.page.index).display;
+        e.cause = s.error();
+        return tl::unexpected(std::move(e));
+      }
+      ++result.pages_delivered;
+      result.items += static_cast<std::int64_t>(p.page.items.size());
+      requests.erase(p.page.index);
+      return {};
+    };
+
+    // Page 0 alone: it tells how many pages there are and which version.
+    submit(0);
+    std::vector<internal::Completion> first = batch.WaitSome();
+    auto page0 = parse_page(first.at(0));
+    if (!page0) return tl::unexpected(page0.error());
+    total = page0->meta.total;
+    static_cast<Envelope&>(result) = page0->meta.envelope;
+    result.version_id = page0->meta.version_id;
+    result.total_pages = static_cast<int>(total);
+
+    int next_submit = 1, next_deliver = 1;
+    auto fill = [&] {
+      while (next_submit < total && next_submit < next_deliver + window) submit(next_submit++);
+    };
+    fill();  // The next pages are on their way while on_page handles page 0.
+    if (auto s = deliver(*page0); !s) return tl::unexpected(s.error());
+
+    std::map<int, Parsed> ready;
+    while (next_deliver < total) {
+      fill();
+      for (internal::Completion& c : batch.WaitSome()) {
+        auto parsed = parse_page(c);
+        if (!parsed) return tl::unexpected(parsed.error());
+        if (parsed->meta.version_id != result.version_id) {
+          // The data set moved under the walk: what was delivered and what
+          // follows would mix two versions. The caller restarts.
+          result.version_changed = true;
+          result.new_version_id = parsed->meta.version_id;
+          result.max_in_flight = batch.MaxRunning();
+          return result;
+        }
+        ready.emplace(c.id, std::move(*parsed));
+      }
+      for (auto it = ready.begin(); it != ready.end() && it->first == next_deliver; it = ready.erase(it)) {
+        if (auto s = deliver(it->second); !s) return tl::unexpected(s.error());
+        ++next_deliver;
+      }
+    }
+    result.max_in_flight = batch.MaxRunning();
+    return result;
+  }
+
+  internal::Transport transport_;
+  std::string base_;
+  std::mutex config_mu_;
+  std::optional<ServiceConfig> config_;
+};
+
+}  // namespace
+
+AppleResult<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
+  auto bad = [](std::string m) { return tl::unexpected(LocalError(AppleErrorKind::kInvalidArgument, std::move(m))); };
+  options.stoken = std::string(Trim(options.stoken));  // .vpptoken files end with a newline.
+  if (options.stoken.empty()) return bad("the sToken is empty");
+  if (std::any_of(options.stoken.begin(), options.stoken.end(),
+                  [](char c) { return static_cast<unsigned char>(c) < 0x21 || c == 0x7f; }))
+    return bad("the sToken contains whitespace or control characters");
+  const std::string& url = options.base_url;
+  if (url.rfind("http://", 0) == 0) {
+    if (!options.allow_insecure_http) return bad("the Apple base URL is plain http:// (allow_insecure_http is off): " + url);
+  } else if (url.rfind("https://", 0) != 0) {
+    return bad("the Apple base URL must start with https:// (or http:// for simulators): " + url);
+  }
+  if (url.find_first_of(" \t\r\n?#") != std::string::npos) return bad("the Apple base URL has a query, fragment or space");
+  if (options.connect_timeout.count() <= 0 || options.total_timeout.count() <= 0)
+    return bad("connect_timeout and total_timeout must be positive");
+  if (options.max_parallel_pages < 1 || options.max_parallel_pages > 5)
+    return bad("max_parallel_pages must be in 1..5 (Apple allows 5 page requests in flight)");
+  if (options.max_response_bytes == 0) return bad("max_response_bytes must be positive");
+  if (options.retry.max_attempts < 1) return bad("retry.max_attempts must be at least 1");
+  if (options.retry.base_backoff.count() < 0 || options.retry.max_backoff.count() < 0 ||
+      options.retry.max_total_wait.count() < 0)
+    return bad("retry times must not be negative");
+  if (options.max_requests_per_second < 0) return bad("max_requests_per_second must not be negative");
+  return std::unique_ptr<Client>(new ClientImpl(std::move(options)));
+}
+
+}  // namespace vppd::apple
