@@ -1,0 +1,852 @@
+// The sync side of the SQLite store: apps, license assignments, the durable job
+// queue (coalescing, claims, leases) and FinishJob's snapshots, including every
+// failure path and tenant isolation of the new reads.
+#include <stdlib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <tuple>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include "store/migrations.h"
+#include "store/store.h"
+
+namespace vppd::store {
+namespace {
+
+using namespace std::chrono_literals;
+using Mode = SyncSnapshot::Assignments;
+
+constexpr Timestamp kSecond = 1000000;
+constexpr Timestamp kT0 = 1'780'000'000LL * kSecond;
+constexpr const char* kTenantA = "11111111-1111-1111-1111-111111111111";
+constexpr const char* kTenantB = "22222222-2222-2222-2222-222222222222";
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "vppd-sync-store-XXXXXX").string();
+    path_ = mkdtemp(pattern.data());
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// A raw SQLite handle on the store's file, to see what the Store API hides.
+class RawDb {
+ public:
+  explicit RawDb(const std::string& path) {
+    EXPECT_EQ(sqlite3_open(path.c_str(), &db_), SQLITE_OK);
+    sqlite3_busy_timeout(db_, 5000);
+  }
+  ~RawDb() { sqlite3_close(db_); }
+  void Exec(const std::string& sql) {
+    char* err = nullptr;
+    EXPECT_EQ(sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+    sqlite3_free(err);
+  }
+  std::int64_t Int(const std::string& sql) {
+    sqlite3_stmt* stmt = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK) << sqlite3_errmsg(db_);
+    std::int64_t out = -1;
+    if (sqlite3_step(stmt) == SQLITE_ROW) out = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    return out;
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+LicenseAssignment User(const std::string& adam, const std::string& user) { return {adam, "STDQ", user, ""}; }
+LicenseAssignment Device(const std::string& adam, const std::string& serial) { return {adam, "STDQ", "", serial}; }
+
+MobileApp App(const std::string& token_id, const std::string& adam, const std::string& platform, std::int64_t used) {
+  MobileApp a;
+  a.id = "app-" + token_id.substr(0, 8) + "-" + adam + "-" + platform;
+  a.token_id = token_id;
+  a.platform = platform;
+  a.adam_id = adam;
+  a.pricing_param = "STDQ";
+  a.product_type = "App";
+  a.display_name = "App " + adam;
+  a.bundle_id = "com.example.app" + adam;
+  a.total_licenses = 100;
+  a.used_licenses = used;
+  a.device_assignable = true;
+  a.revocable = true;
+  a.app_store_url = "https://apps.apple.com/us/app/id" + adam;
+  a.token_display_name = "Token";
+  return a;
+}
+
+Status NoChange(VppToken&) { return {}; }
+
+class SyncStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    options_.path = dir_.File("vppd.db");
+    options_.secrets = std::make_shared<SecretBox>(SecretBox::FromKey(std::string(32, 'k')));
+    options_.clock = &clock_;
+    Result<std::unique_ptr<Store>> opened = Store::OpenSqlite(options_);
+    ASSERT_TRUE(opened) << opened.error().message;
+    store_ = std::move(*opened);
+    ASSERT_TRUE(store_->PutTenant({kTenantA, "A", true, 0}));
+    ASSERT_TRUE(store_->PutTenant({kTenantB, "B", true, 0}));
+  }
+
+  VppToken Token(const std::string& tenant, const std::string& uid = "loc-1") {
+    VppToken t;
+    t.token = "sToken-" + uid;
+    t.state = "valid";
+    t.apple_uid = uid;
+    Result<VppToken> created = store_->CreateToken(tenant, t);
+    EXPECT_TRUE(created) << created.error().message;
+    return created ? *created : VppToken{};
+  }
+
+  bool Enqueue(const std::string& tenant, const std::string& token_id, const std::string& kind = "syncLicenses",
+               Timestamp not_before = 0) {
+    EnqueueOptions o;
+    o.kind = kind;
+    o.not_before = not_before;
+    Result<Store::Enqueued> e = store_->EnqueueJob(tenant, token_id, o, [](VppToken& t) -> Status {
+      t.last_sync_status = "inProgress";
+      return {};
+    });
+    EXPECT_TRUE(e) << e.error().message;
+    return e && e->queued;
+  }
+
+  SyncJob Claim(const std::string& worker, std::chrono::milliseconds lease = 60s) {
+    Result<std::optional<SyncJob>> job = store_->ClaimJob(worker, clock_.Now(), lease);
+    EXPECT_TRUE(job) << job.error().message;
+    EXPECT_TRUE(job && *job) << "nothing claimable";
+    return job && *job ? **job : SyncJob{};
+  }
+
+  std::optional<SyncJob> TryClaim(const std::string& worker) {
+    Result<std::optional<SyncJob>> job = store_->ClaimJob(worker, clock_.Now(), 60s);
+    EXPECT_TRUE(job) << job.error().message;
+    return job ? *job : std::nullopt;
+  }
+
+  // Enqueues, claims and finishes a full sync of `token` with `apps` and `rows`.
+  Result<VppToken> FullSync(const std::string& tenant, const std::string& token_id, std::vector<MobileApp> apps,
+                            const std::vector<LicenseAssignment>& rows, Mode mode = Mode::kReplaceWithStaged) {
+    Enqueue(tenant, token_id);
+    SyncJob job = Claim("w");
+    EXPECT_EQ(job.token_id, token_id);
+    EXPECT_TRUE(store_->StageAssignments(job, rows));
+    SyncSnapshot snap;
+    snap.apps = std::move(apps);
+    snap.assignments = mode;
+    return store_->FinishJob(job, snap, [](VppToken& t) -> Status {
+      t.last_sync_status = "completed";
+      return {};
+    });
+  }
+
+  std::vector<LicenseAssignment> All(const std::string& tenant, const std::string& token_id) {
+    std::vector<LicenseAssignment> all;
+    EXPECT_TRUE(store_->ForEachAssignment(tenant, token_id, 1000, [&](const auto& batch) -> Status {
+      all.insert(all.end(), batch.begin(), batch.end());
+      return {};
+    }));
+    return all;
+  }
+
+  std::int64_t Staged() { return RawDb(options_.path).Int("SELECT count(*) FROM sync_staging"); }
+
+  TempDir dir_;
+  FakeClock clock_{kT0};
+  SqliteOptions options_;
+  std::unique_ptr<Store> store_;
+};
+
+// --- schema -------------------------------------------------------------------------
+
+TEST_F(SyncStoreTest, MigratesAVersion1FileKeepingItsTokens) {
+  store_.reset();
+  std::string path = dir_.File("v1.db");
+  {
+    RawDb raw(path);
+    raw.Exec(Migrations()[0].sql);
+    raw.Exec("PRAGMA application_id=" + std::to_string(kApplicationId) + "; PRAGMA user_version=1;");
+    raw.Exec(std::string("INSERT INTO tenants VALUES ('") + kTenantA + "', 'A', 1, 0)");
+    raw.Exec(std::string("INSERT INTO vpp_tokens (tenant_id, id, account_type, expiration, last_sync, token_sealed, "
+                         "last_modified, state, action_results, last_sync_status, automatically_update_apps, "
+                         "data_sharing_consent, claim_from_external_mdm, role_scope_tag_ids, delivery_protocol, "
+                         "last_app_count, created) VALUES ('") +
+             kTenantA +
+             "', 'old', 'business', 0, 0, 'not-even-sealed', 5, 'valid', '[]', 'none', 0, 0, 0, '[]', "
+             "'default', 0, 5)");
+  }
+  options_.path = path;
+  Result<std::unique_ptr<Store>> opened = Store::OpenSqlite(options_);
+  ASSERT_TRUE(opened) << opened.error().message;
+  store_ = std::move(*opened);
+  EXPECT_EQ(RawDb(path).Int("PRAGMA user_version"), LatestSchemaVersion());
+  Result<VppToken> old = store_->GetToken(kTenantA, "old");
+  ASSERT_TRUE(old) << old.error().message;  // reads do not open the sealed column
+  EXPECT_EQ(old->last_full_walk, 0);
+  EXPECT_EQ(old->last_sync_error, "");
+  // The migrated token got a token_key: a whole sync works on it.
+  Result<VppToken> synced = FullSync(kTenantA, "old", {App("old", "1", "iOS", 1)}, {User("1", "u1")});
+  ASSERT_TRUE(synced) << synced.error().message;
+  EXPECT_EQ(All(kTenantA, "old").size(), 1u);
+  // A new token gets the next key.
+  VppToken fresh = Token(kTenantA);
+  ASSERT_TRUE(FullSync(kTenantA, fresh.id, {App(fresh.id, "1", "iOS", 2)}, {User("1", "u1"), User("1", "u2")}));
+  EXPECT_EQ(All(kTenantA, fresh.id).size(), 2u);
+  EXPECT_EQ(All(kTenantA, "old").size(), 1u);
+}
+
+// --- the secret contract ---------------------------------------------------------------
+
+TEST_F(SyncStoreTest, SecretIsOnlyReadThroughGetTokenSecretAndKeptUnlessRenewed) {
+  VppToken t = Token(kTenantA);
+  RawDb raw(options_.path);
+  auto sealed = [&] { return raw.Int("SELECT length(token_sealed) FROM vpp_tokens"); };
+  EXPECT_TRUE(store_->GetToken(kTenantA, t.id)->token.empty());
+  EXPECT_TRUE(store_->ListTokens(kTenantA, {})->items[0].token.empty());
+
+  // Enqueue and Finish without a new token keep the ciphertext byte for byte.
+  std::int64_t before = sealed();
+  ASSERT_TRUE(Enqueue(kTenantA, t.id));
+  SyncJob job = Claim("w");
+  Result<VppToken> done = store_->FinishJob(job, std::nullopt, NoChange);
+  ASSERT_TRUE(done);
+  EXPECT_TRUE(done->token.empty());
+  EXPECT_EQ(sealed(), before);
+  EXPECT_EQ(*store_->GetTokenSecret(kTenantA, t.id), "sToken-loc-1");
+
+  // A renewal through EnqueueJob re-seals; so does one through FinishJob.
+  EnqueueOptions o;
+  Result<Store::Enqueued> e = store_->EnqueueJob(kTenantA, t.id, o, [](VppToken& x) -> Status {
+    x.token = "renewed-by-enqueue";
+    return {};
+  });
+  ASSERT_TRUE(e);
+  EXPECT_TRUE(e->token.token.empty());
+  EXPECT_EQ(*store_->GetTokenSecret(kTenantA, t.id), "renewed-by-enqueue");
+  job = Claim("w");
+  ASSERT_TRUE(store_->FinishJob(job, std::nullopt, [](VppToken& x) -> Status {
+    x.token = "renewed-by-finish";
+    return {};
+  }));
+  EXPECT_EQ(*store_->GetTokenSecret(kTenantA, t.id), "renewed-by-finish");
+  EXPECT_EQ(store_->GetTokenSecret(kTenantB, t.id).error().code, Code::kNotFound);
+}
+
+// --- jobs: enqueue ---------------------------------------------------------------------
+
+TEST_F(SyncStoreTest, EnqueueCoalescesPerTokenAndKind) {
+  VppToken t = Token(kTenantA);
+  clock_.Advance(10s);
+  EXPECT_TRUE(Enqueue(kTenantA, t.id));
+  int calls = 0;
+  clock_.Advance(10s);
+  Result<Store::Enqueued> again = store_->EnqueueJob(kTenantA, t.id, {}, [&](VppToken&) -> Status {
+    ++calls;
+    return {};
+  });
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(again->queued);
+  EXPECT_EQ(calls, 0) << "a coalesced enqueue must not mutate the token";
+  EXPECT_EQ(again->token.last_sync_status, "inProgress");
+  EXPECT_EQ(again->token.last_modified, kT0 + 10 * kSecond) << "nothing written";
+  EXPECT_EQ(*store_->CountJobs(), 1);
+
+  EXPECT_TRUE(Enqueue(kTenantA, t.id, "revokeLicenses"));  // another kind: its own job
+  EXPECT_EQ(*store_->CountJobs(), 2);
+  // Still coalesced while running.
+  SyncJob running = Claim("w");
+  EXPECT_FALSE(Enqueue(kTenantA, t.id, running.kind));
+  EXPECT_EQ(*store_->CountJobs(), 2);
+  // Finished: a new one may be queued.
+  ASSERT_TRUE(store_->FinishJob(running, std::nullopt, NoChange));
+  EXPECT_TRUE(Enqueue(kTenantA, t.id, running.kind));
+}
+
+TEST_F(SyncStoreTest, EnqueueFailuresWriteNothing) {
+  VppToken t = Token(kTenantA);
+  EXPECT_EQ(store_->EnqueueJob(kTenantA, "missing", {}, NoChange).error().code, Code::kNotFound);
+  EXPECT_EQ(store_->EnqueueJob(kTenantB, t.id, {}, NoChange).error().code, Code::kNotFound);  // A's token from B
+  Result<Store::Enqueued> refused = store_->EnqueueJob(kTenantA, t.id, {}, [](VppToken& x) -> Status {
+    x.state = "invalid";
+    return Fail(Error::FailedPrecondition("token expired"));
+  });
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().message, "token expired");
+  EXPECT_EQ(*store_->CountJobs(), 0);
+  EXPECT_EQ(store_->GetToken(kTenantA, t.id)->state, "valid");
+  EnqueueOptions bad;
+  bad.kind = "";
+  EXPECT_EQ(store_->EnqueueJob(kTenantA, t.id, bad, NoChange).error().code, Code::kInvalidArgument);
+  bad.kind = "syncLicenses";
+  bad.params = std::string(2 << 20, 'x');
+  EXPECT_EQ(store_->EnqueueJob(kTenantA, t.id, bad, NoChange).error().code, Code::kInvalidArgument);
+  EXPECT_EQ(*store_->CountJobs(), 0);
+}
+
+// --- jobs: claims and leases --------------------------------------------------------------
+
+TEST_F(SyncStoreTest, ClaimTakesTheOldestDueJob) {
+  VppToken a = Token(kTenantA, "a"), b = Token(kTenantB, "b"), c = Token(kTenantA, "c");
+  EXPECT_FALSE(TryClaim("w"));                                   // empty queue
+  Enqueue(kTenantA, c.id, "syncLicenses", kT0 + 100 * kSecond);  // oldest, but scheduled later
+  clock_.Advance(1s);
+  Enqueue(kTenantB, b.id);
+  clock_.Advance(1s);
+  Enqueue(kTenantA, a.id);
+
+  SyncJob first = Claim("w1", 30s);
+  EXPECT_EQ(first.token_id, b.id);
+  EXPECT_EQ(first.tenant_id, kTenantB);
+  EXPECT_EQ(first.kind, "syncLicenses");
+  EXPECT_EQ(first.attempts, 1);
+  EXPECT_EQ(first.lease_owner, "w1");
+  EXPECT_EQ(first.lease_expires, clock_.Now() + 30 * kSecond);
+  EXPECT_EQ(first.requested, kT0 + kSecond);
+  EXPECT_EQ(Claim("w2").token_id, a.id);
+  EXPECT_FALSE(TryClaim("w3")) << "c's job is not due yet";
+  clock_.Set(kT0 + 100 * kSecond);
+  EXPECT_EQ(Claim("w3").token_id, c.id);
+  EXPECT_EQ(*store_->CountJobs(), 3);  // running jobs count too
+
+  EXPECT_EQ(store_->ClaimJob("", clock_.Now(), 1s).error().code, Code::kInvalidArgument);
+  EXPECT_EQ(store_->ClaimJob("w", clock_.Now(), 0ms).error().code, Code::kInvalidArgument);
+}
+
+TEST_F(SyncStoreTest, OneRunningJobPerToken) {
+  VppToken t = Token(kTenantA), other = Token(kTenantA, "other");
+  Enqueue(kTenantA, t.id, "syncLicenses");
+  clock_.Advance(1s);
+  Enqueue(kTenantA, t.id, "revokeLicenses");
+  clock_.Advance(1s);
+  Enqueue(kTenantA, other.id);
+  SyncJob sync = Claim("w1", 10s);
+  EXPECT_EQ(sync.kind, "syncLicenses");
+  // The revoke job is older than other's, but its token is busy.
+  EXPECT_EQ(Claim("w2").token_id, other.id);
+  EXPECT_FALSE(TryClaim("w3"));
+  ASSERT_TRUE(store_->FinishJob(sync, std::nullopt, NoChange));
+  SyncJob revoke = Claim("w3");
+  EXPECT_EQ(revoke.kind, "revokeLicenses");
+  EXPECT_EQ(revoke.token_id, t.id);
+}
+
+TEST_F(SyncStoreTest, ExpiredLeaseIsReclaimedAndTheFirstWorkerIsFencedOff) {
+  VppToken t = Token(kTenantA);
+  Enqueue(kTenantA, t.id);
+  SyncJob first = Claim("w1", 10s);
+  ASSERT_TRUE(store_->StageAssignments(first, {User("1", "u1")}));
+  ASSERT_TRUE(store_->RenewLease(first, clock_.Now() + 20 * kSecond));
+  clock_.Advance(15s);
+  EXPECT_FALSE(TryClaim("w2")) << "renewed: still live";
+  clock_.Advance(10s);
+  // The same worker name re-claiming is fenced by the attempt count as well.
+  SyncJob second = Claim("w1", 10s);
+  EXPECT_EQ(second.id, first.id);
+  EXPECT_EQ(second.attempts, 2);
+  EXPECT_EQ(Staged(), 0) << "a dead worker's staged rows are dropped on re-claim";
+  ASSERT_TRUE(store_->StageAssignments(second, {User("1", "u2")}));
+
+  auto precondition = [](const Status& s) { return !s && s.error().code == Code::kFailedPrecondition; };
+  EXPECT_TRUE(precondition(store_->RenewLease(first, clock_.Now() + 100 * kSecond)));
+  EXPECT_TRUE(precondition(store_->StageAssignments(first, {User("1", "stale")})));
+  EXPECT_TRUE(precondition(store_->ClearStaged(first)));
+  EXPECT_TRUE(precondition(store_->ReleaseJob(first, 0)));
+  SyncSnapshot snap;
+  snap.apps = {App(t.id, "1", "iOS", 1)};
+  snap.assignments = Mode::kReplaceWithStaged;
+  Result<VppToken> stale = store_->FinishJob(first, snap, [](VppToken& x) -> Status {
+    x.last_sync_status = "completed";
+    return {};
+  });
+  ASSERT_FALSE(stale);
+  EXPECT_EQ(stale.error().code, Code::kFailedPrecondition);
+  EXPECT_NE(stale.error().message.find(first.id), std::string::npos);
+
+  // Nothing the stale worker did was written.
+  EXPECT_EQ(Staged(), 1);
+  EXPECT_EQ(*store_->CountApps(kTenantA, std::nullopt), 0);
+  EXPECT_TRUE(All(kTenantA, t.id).empty());
+  EXPECT_EQ(store_->GetToken(kTenantA, t.id)->last_sync_status, "inProgress");
+  EXPECT_EQ(*store_->CountJobs(), 1);
+  EXPECT_FALSE(TryClaim("w3")) << "the second lease is live";
+
+  // The live worker's calls work.
+  ASSERT_TRUE(store_->RenewLease(second, clock_.Now() + 100 * kSecond));
+  Result<VppToken> done = store_->FinishJob(second, snap, NoChange);
+  ASSERT_TRUE(done) << done.error().message;
+  std::vector<LicenseAssignment> all = All(kTenantA, t.id);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].client_user_id, "u2");
+  EXPECT_EQ(*store_->CountJobs(), 0);
+  EXPECT_EQ(Staged(), 0);
+  // The job is gone: every lease call on it now fails.
+  EXPECT_TRUE(precondition(store_->RenewLease(second, 0)));
+  EXPECT_TRUE(precondition(store_->StageAssignments(second, {})));
+  EXPECT_EQ(store_->FinishJob(second, std::nullopt, NoChange).error().code, Code::kFailedPrecondition);
+}
+
+TEST_F(SyncStoreTest, ReleaseHandsTheJobBackForLater) {
+  VppToken t = Token(kTenantA);
+  Enqueue(kTenantA, t.id);
+  SyncJob job = Claim("w1");
+  ASSERT_TRUE(store_->StageAssignments(job, {User("1", "u1"), Device("1", "S1")}));
+  ASSERT_TRUE(store_->ReleaseJob(job, clock_.Now() + 30 * kSecond));
+  EXPECT_EQ(Staged(), 0);
+  EXPECT_EQ(*store_->CountJobs(), 1);
+  EXPECT_FALSE(TryClaim("w2")) << "not before its new not_before";
+  EXPECT_EQ(store_->ReleaseJob(job, 0).error().code, Code::kFailedPrecondition) << "released: no longer ours";
+  clock_.Advance(30s);
+  SyncJob again = Claim("w2");
+  EXPECT_EQ(again.id, job.id);
+  EXPECT_EQ(again.attempts, 2);
+  EXPECT_EQ(again.not_before, kT0 + 30 * kSecond);
+}
+
+TEST_F(SyncStoreTest, ConcurrentClaimsNeverShareAJob) {
+  constexpr int kTokens = 40;
+  for (int i = 0; i < kTokens; ++i) Enqueue(kTenantA, Token(kTenantA, "loc" + std::to_string(i)).id);
+  std::atomic<int> claimed{0}, failures{0};
+  std::vector<std::thread> workers;
+  std::mutex mu;
+  std::set<std::string> seen;
+  for (int w = 0; w < 4; ++w) {
+    workers.emplace_back([&, w] {
+      for (;;) {
+        Result<std::optional<SyncJob>> job = store_->ClaimJob("w" + std::to_string(w), kT0, 60s);
+        if (!job) {
+          ++failures;
+          return;
+        }
+        if (!*job) return;
+        std::lock_guard lock(mu);
+        if (!seen.insert((*job)->id).second) ++failures;
+        ++claimed;
+      }
+    });
+  }
+  for (std::thread& t : workers) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(claimed.load(), kTokens);
+}
+
+// --- snapshots ----------------------------------------------------------------------------
+
+TEST_F(SyncStoreTest, ReplaceMakesTheStagedRowsTheWholeSet) {
+  VppToken t = Token(kTenantA);
+  Enqueue(kTenantA, t.id);
+  SyncJob job = Claim("w");
+  // Two pages, a duplicate across them, and a walk restart in between.
+  ASSERT_TRUE(store_->StageAssignments(job, {User("9", "zz")}));
+  ASSERT_TRUE(store_->ClearStaged(job));
+  ASSERT_TRUE(store_->StageAssignments(job, {User("1", "u2"), Device("1", "S9"), User("2", "u1")}));
+  ASSERT_TRUE(store_->StageAssignments(job, {User("1", "u2"), Device("1", "S1"), User("1", "u1")}));
+  EXPECT_EQ(Staged(), 6);
+  SyncSnapshot snap;
+  snap.apps = {App(t.id, "1", "iOS", 4), App(t.id, "1", "macOS", 4), App(t.id, "2", "iOS", 1)};
+  snap.assignments = Mode::kReplaceWithStaged;
+  Result<VppToken> done = store_->FinishJob(job, snap, [&](VppToken& x) -> Status {
+    x.last_sync_status = "completed";
+    x.last_full_walk = clock_.Now();
+    x.last_app_count = 3;
+    return {};
+  });
+  ASSERT_TRUE(done) << done.error().message;
+  EXPECT_EQ(done->last_sync_status, "completed");
+  EXPECT_EQ(done->last_full_walk, kT0);
+  EXPECT_EQ(Staged(), 0);
+  EXPECT_EQ(*store_->CountJobs(), 0);
+
+  std::vector<LicenseAssignment> all = All(kTenantA, t.id);
+  std::vector<LicenseAssignment> want = {User("1", "u1"), User("1", "u2"), Device("1", "S1"), Device("1", "S9"),
+                                         User("2", "u1")};
+  EXPECT_EQ(all, want) << "ordered by (adamId, pricingParam, serialNumber, clientUserId), duplicates dropped";
+
+  // A second full sync replaces: rows absent from it are gone.
+  Result<VppToken> second = FullSync(kTenantA, t.id, {App(t.id, "2", "iOS", 2)}, {User("2", "u1"), User("2", "u7")});
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_EQ(All(kTenantA, t.id), (std::vector<LicenseAssignment>{User("2", "u1"), User("2", "u7")}));
+  EXPECT_EQ(*store_->CountApps(kTenantA, std::nullopt), 1) << "apps not in the snapshot are removed";
+}
+
+TEST_F(SyncStoreTest, AppsKeepCreatedAcrossSyncsAndLastModifiedUntilTheyChange) {
+  VppToken t = Token(kTenantA);
+  MobileApp app = App(t.id, "1", "iOS", 1);
+  app.created = app.last_modified = 0;  // the store stamps
+  ASSERT_TRUE(FullSync(kTenantA, t.id, {app}, {User("1", "u1")}));
+  Result<MobileApp> got = store_->GetApp(kTenantA, app.id);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->created, kT0);
+  EXPECT_EQ(got->last_modified, kT0);
+  EXPECT_EQ(got->token_id, t.id);
+  EXPECT_EQ(got->display_name, "App 1");
+  EXPECT_EQ(got->token_display_name, "Token");
+  EXPECT_FALSE(got->token_apple_id.has_value());
+
+  clock_.Advance(1h);
+  app.created = app.last_modified = clock_.Now();  // as the sync sets them
+  ASSERT_TRUE(FullSync(kTenantA, t.id, {app}, {User("1", "u1")}));
+  got = store_->GetApp(kTenantA, app.id);
+  EXPECT_EQ(got->created, kT0);
+  EXPECT_EQ(got->last_modified, kT0) << "nothing changed";
+
+  clock_.Advance(1h);
+  app.used_licenses = 2;
+  ASSERT_TRUE(FullSync(kTenantA, t.id, {app}, {User("1", "u1"), User("1", "u2")}));
+  got = store_->GetApp(kTenantA, app.id);
+  EXPECT_EQ(got->created, kT0);
+  EXPECT_EQ(got->last_modified, kT0 + 2 * 3600 * kSecond);
+  EXPECT_EQ(got->used_licenses, 2);
+}
+
+TEST_F(SyncStoreTest, MergeAddsStagedRowsAndChecksTheCounts) {
+  VppToken t = Token(kTenantA);
+  ASSERT_TRUE(FullSync(kTenantA, t.id, {App(t.id, "1", "iOS", 2), App(t.id, "2", "iOS", 0)},
+                       {User("1", "u1"), User("1", "u2")}));
+
+  // A consistent delta: one new row, one already known (ignored).
+  Result<VppToken> merged = FullSync(kTenantA, t.id, {App(t.id, "1", "iOS", 3), App(t.id, "2", "iOS", 0)},
+                                     {User("1", "u2"), Device("1", "S1")}, Mode::kMergeStaged);
+  ASSERT_TRUE(merged) << merged.error().message;
+  EXPECT_EQ(All(kTenantA, t.id).size(), 3u);
+
+  // An inconsistent one: Apple counts 5 for app 1, the merge leaves 4; app 2: 1 vs 0.
+  clock_.Advance(1h);
+  Enqueue(kTenantA, t.id);
+  SyncJob job = Claim("w");
+  ASSERT_TRUE(store_->StageAssignments(job, {User("1", "u9")}));
+  SyncSnapshot snap;
+  snap.apps = {App(t.id, "1", "iOS", 5), App(t.id, "1", "macOS", 5), App(t.id, "2", "iOS", 1),
+               App(t.id, "3", "iOS", 0)};
+  snap.assignments = Mode::kMergeStaged;
+  bool mutated = false;
+  Result<VppToken> bad = store_->FinishJob(job, snap, [&](VppToken& x) -> Status {
+    mutated = true;
+    x.last_sync_status = "completed";
+    return {};
+  });
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, Code::kFailedPrecondition);
+  EXPECT_NE(bad.error().message.find("delta inconsistent"), std::string::npos) << bad.error().message;
+  EXPECT_NE(bad.error().message.find("2 app(s)"), std::string::npos) << bad.error().message;
+  EXPECT_FALSE(mutated) << "the count check runs before the token is touched";
+  // Nothing written: rows, apps, token, and the job with its staging remain for a retry.
+  EXPECT_EQ(All(kTenantA, t.id).size(), 3u);
+  EXPECT_EQ(store_->GetApp(kTenantA, App(t.id, "1", "iOS", 0).id)->used_licenses, 3);
+  EXPECT_EQ(store_->GetApp(kTenantA, App(t.id, "3", "iOS", 0).id).error().code, Code::kNotFound);
+  EXPECT_EQ(store_->GetToken(kTenantA, t.id)->last_sync_status, "inProgress");
+  EXPECT_EQ(*store_->CountJobs(), 1);
+  EXPECT_EQ(Staged(), 1);
+  // The caller falls back to a full walk on the same job.
+  ASSERT_TRUE(store_->ClearStaged(job));
+  ASSERT_TRUE(store_->StageAssignments(job, {User("1", "u1"), User("2", "u1")}));
+  snap.apps = {App(t.id, "1", "iOS", 1), App(t.id, "2", "iOS", 1)};
+  snap.assignments = Mode::kReplaceWithStaged;
+  ASSERT_TRUE(store_->FinishJob(job, snap, NoChange));
+  EXPECT_EQ(All(kTenantA, t.id).size(), 2u);
+}
+
+TEST_F(SyncStoreTest, KeepLeavesAssignmentsAndReplacesApps) {
+  VppToken t = Token(kTenantA);
+  ASSERT_TRUE(FullSync(kTenantA, t.id, {App(t.id, "1", "iOS", 1)}, {User("1", "u1")}));
+  Result<VppToken> counts = FullSync(kTenantA, t.id, {App(t.id, "1", "iOS", 7)}, {User("1", "ignored")}, Mode::kKeep);
+  ASSERT_TRUE(counts) << counts.error().message;
+  EXPECT_EQ(All(kTenantA, t.id), (std::vector<LicenseAssignment>{User("1", "u1")}));
+  EXPECT_EQ(store_->GetApp(kTenantA, App(t.id, "1", "iOS", 0).id)->used_licenses, 7);
+  EXPECT_EQ(Staged(), 0) << "the job's staging goes with it";
+}
+
+TEST_F(SyncStoreTest, StageValidatesRows) {
+  VppToken t = Token(kTenantA);
+  Enqueue(kTenantA, t.id);
+  SyncJob job = Claim("w");
+  EXPECT_EQ(store_->StageAssignments(job, {{"1", "STDQ", "u", "S"}}).error().code, Code::kInvalidArgument);
+  EXPECT_EQ(store_->StageAssignments(job, {{"1", "STDQ", "", ""}}).error().code, Code::kInvalidArgument);
+  EXPECT_EQ(store_->StageAssignments(job, {{"", "STDQ", "u", ""}}).error().code, Code::kInvalidArgument);
+  EXPECT_EQ(store_->StageAssignments(job, std::vector<LicenseAssignment>(100001, User("1", "u"))).error().code,
+            Code::kInvalidArgument);
+  EXPECT_EQ(Staged(), 0);
+}
+
+TEST_F(SyncStoreTest, TokenDeletedDuringAJob) {
+  VppToken t = Token(kTenantA), kept = Token(kTenantA, "kept");
+  ASSERT_TRUE(FullSync(kTenantA, kept.id, {App(kept.id, "1", "iOS", 1)}, {User("1", "u1")}));
+  ASSERT_TRUE(FullSync(kTenantA, t.id, {App(t.id, "1", "iOS", 1)}, {User("1", "u1")}));
+  Enqueue(kTenantA, t.id);
+  SyncJob job = Claim("w");
+  ASSERT_TRUE(store_->StageAssignments(job, {User("1", "u1"), User("1", "u2")}));
+  ASSERT_TRUE(store_->DeleteToken(kTenantA, t.id));
+
+  SyncSnapshot snap;
+  snap.apps = {App(t.id, "1", "iOS", 2)};
+  snap.assignments = Mode::kReplaceWithStaged;
+  Result<VppToken> done = store_->FinishJob(job, snap, NoChange);
+  ASSERT_FALSE(done);
+  EXPECT_EQ(done.error().code, Code::kNotFound);
+  RawDb raw(options_.path);
+  EXPECT_EQ(raw.Int("SELECT count(*) FROM sync_jobs"), 0);
+  EXPECT_EQ(raw.Int("SELECT count(*) FROM sync_staging"), 0);
+  EXPECT_EQ(raw.Int("SELECT count(*) FROM mobile_apps WHERE token_id = '" + t.id + "'"), 0);
+  EXPECT_EQ(raw.Int("SELECT count(*) FROM license_assignments"), 1) << "only the other token's row";
+  EXPECT_EQ(All(kTenantA, kept.id).size(), 1u);
+  EXPECT_EQ(store_->ForEachAssignment(kTenantA, t.id, 10, [](const auto&) -> Status { return {}; }).error().code,
+            Code::kNotFound);
+}
+
+TEST_F(SyncStoreTest, RemoveTenantCascadesToEverySyncTable) {
+  VppToken a = Token(kTenantA), b = Token(kTenantB);
+  ASSERT_TRUE(FullSync(kTenantA, a.id, {App(a.id, "1", "iOS", 1)}, {User("1", "u1")}));
+  ASSERT_TRUE(FullSync(kTenantB, b.id, {App(b.id, "1", "iOS", 1)}, {User("1", "u1")}));
+  Enqueue(kTenantA, a.id);
+  ASSERT_TRUE(store_->StageAssignments(Claim("w"), {User("1", "u5")}));
+  ASSERT_TRUE(store_->RemoveTenant(kTenantA));
+  RawDb raw(options_.path);
+  EXPECT_EQ(raw.Int("SELECT count(*) FROM sync_jobs"), 0);
+  EXPECT_EQ(raw.Int("SELECT count(*) FROM sync_staging"), 0);
+  EXPECT_EQ(raw.Int("SELECT count(*) FROM mobile_apps"), 1);
+  EXPECT_EQ(raw.Int("SELECT count(*) FROM license_assignments"), 1);
+  EXPECT_EQ(All(kTenantB, b.id).size(), 1u);
+}
+
+// --- reads ------------------------------------------------------------------------------
+
+TEST_F(SyncStoreTest, ListAppsFiltersOrdersAndPages) {
+  VppToken t = Token(kTenantA);
+  std::vector<MobileApp> apps = {App(t.id, "1", "iOS", 5), App(t.id, "1", "macOS", 5), App(t.id, "2", "iOS", 0),
+                                 App(t.id, "3", "macOS", 9)};
+  apps[2].token_organization_name = "Contoso";
+  ASSERT_TRUE(FullSync(kTenantA, t.id, apps, {}, Mode::kKeep));
+  auto ids = [&](std::optional<Expr> filter, std::vector<OrderKey> order = {}) {
+    ListQuery q;
+    q.filter = std::move(filter);
+    q.order_by = std::move(order);
+    Result<Page<MobileApp>> page = store_->ListApps(kTenantA, q);
+    if (!page) return "error:" + std::string(CodeName(page.error().code));
+    std::string out;
+    for (const MobileApp& a : page->items) out += (out.empty() ? "" : ",") + a.adam_id + a.platform;
+    return out;
+  };
+  auto isof = [](const std::string& type) { return Expr::Apply(Op::kIsOf, {Expr::Value(Literal(type))}); };
+  auto eq = [](const std::string& p, Literal v) {
+    return Expr::Apply(Op::kEq, {Expr::Property(p), Expr::Value(std::move(v))});
+  };
+  std::vector<OrderKey> by_adam = {{"usedLicenseCount", true}, {"displayName", false}};
+  EXPECT_EQ(ids(std::nullopt, by_adam), "3macOS,1iOS,1macOS,2iOS");
+  EXPECT_EQ(ids(isof("microsoft.graph.iosVppApp"), by_adam), "1iOS,2iOS");
+  EXPECT_EQ(ids(isof("microsoft.graph.macOsVppApp"), by_adam), "3macOS,1macOS");
+  EXPECT_EQ(ids(isof("microsoft.graph.mobileApp"), by_adam), "3macOS,1iOS,1macOS,2iOS");
+  EXPECT_EQ(ids(isof("microsoft.graph.managedApp"), by_adam), "") << "VPP apps derive from mobileApp, not managedApp";
+  EXPECT_EQ(ids(Expr::Apply(Op::kNot, {isof("microsoft.graph.iosVppApp")}), by_adam), "3macOS,1macOS");
+  EXPECT_EQ(ids(eq("bundleId", std::string("com.example.app2"))), "2iOS");
+  EXPECT_EQ(ids(eq("vppTokenOrganizationName", std::string("Contoso"))), "2iOS");
+  EXPECT_EQ(ids(Expr::Apply(Op::kGt, {Expr::Property("usedLicenseCount"), Expr::Value(std::int64_t{4})}), by_adam),
+            "3macOS,1iOS,1macOS");
+  EXPECT_EQ(ids(eq("vppTokenId", t.id), {{"createdDateTime", false}}).size(), 23u);
+  EXPECT_EQ(ids(eq("platform", std::string("iOS"))), "error:InvalidArgument");  // not a Graph property
+  EXPECT_EQ(ids(std::nullopt, {{"nope", false}}), "error:InvalidArgument");
+  EXPECT_EQ(*store_->CountApps(kTenantA, isof("microsoft.graph.macOsVppApp")), 2);
+  EXPECT_EQ(store_->CountApps(kTenantA, eq("nope", true)).error().code, Code::kInvalidArgument);
+
+  ListQuery q;
+  q.order_by = by_adam;
+  q.limit = 3;
+  Result<Page<MobileApp>> page = store_->ListApps(kTenantA, q);
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->items.size(), 3u);
+  EXPECT_TRUE(page->has_more);
+  q.skip = 3;
+  page = store_->ListApps(kTenantA, q);
+  EXPECT_EQ(page->items.size(), 1u);
+  EXPECT_FALSE(page->has_more);
+  q.skip = -1;
+  EXPECT_EQ(store_->ListApps(kTenantA, q).error().code, Code::kInvalidArgument);
+}
+
+TEST_F(SyncStoreTest, ListAppAssignmentsPagesOneApp) {
+  VppToken t = Token(kTenantA);
+  MobileApp app1 = App(t.id, "1", "iOS", 4);
+  ASSERT_TRUE(FullSync(kTenantA, t.id, {app1, App(t.id, "2", "iOS", 1)},
+                       {User("1", "u2"), Device("1", "S2"), User("1", "u1"), Device("1", "S1"), User("2", "x")}));
+  Result<Page<LicenseAssignment>> page = store_->ListAppAssignments(kTenantA, app1.id, 0, 3);
+  ASSERT_TRUE(page) << page.error().message;
+  // Ordered by (serial_number, client_user_id): user licenses ('' serial) first.
+  EXPECT_EQ(page->items, (std::vector<LicenseAssignment>{User("1", "u1"), User("1", "u2"), Device("1", "S1")}));
+  EXPECT_TRUE(page->has_more);
+  page = store_->ListAppAssignments(kTenantA, app1.id, 3, 3);
+  EXPECT_EQ(page->items, (std::vector<LicenseAssignment>{Device("1", "S2")}));
+  EXPECT_FALSE(page->has_more);
+  EXPECT_EQ(store_->ListAppAssignments(kTenantA, "nope", 0, 3).error().code, Code::kNotFound);
+  EXPECT_EQ(store_->ListAppAssignments(kTenantA, app1.id, -1, 3).error().code, Code::kInvalidArgument);
+  EXPECT_EQ(store_->ListAppAssignments(kTenantA, app1.id, 0, 100001).error().code, Code::kInvalidArgument);
+}
+
+TEST_F(SyncStoreTest, ForEachAssignmentWalksInBoundedBatches) {
+  VppToken t = Token(kTenantA);
+  std::vector<LicenseAssignment> rows;
+  for (int i = 0; i < 2500; ++i) rows.push_back(User(std::to_string(1 + i % 3), fmt::format("user-{:05}", i)));
+  ASSERT_TRUE(FullSync(kTenantA, t.id, {}, rows));
+  std::vector<std::size_t> sizes;
+  std::vector<LicenseAssignment> all;
+  ASSERT_TRUE(store_->ForEachAssignment(kTenantA, t.id, 1000, [&](const auto& batch) -> Status {
+    sizes.push_back(batch.size());
+    all.insert(all.end(), batch.begin(), batch.end());
+    return {};
+  }));
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{1000, 1000, 500}));
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.adam_id, a.pricing_param, a.serial_number, a.client_user_id) <
+           std::tie(b.adam_id, b.pricing_param, b.serial_number, b.client_user_id);
+  });
+  EXPECT_EQ(all, rows) << "every row once, in key order";
+
+  // Exactly a multiple of the batch: one empty probe ends it, no empty callback.
+  sizes.clear();
+  ASSERT_TRUE(store_->ForEachAssignment(kTenantA, t.id, 500, [&](const auto& batch) -> Status {
+    sizes.push_back(batch.size());
+    return {};
+  }));
+  EXPECT_EQ(sizes.size(), 5u);
+
+  int calls = 0;
+  Status stopped = store_->ForEachAssignment(kTenantA, t.id, 100, [&](const auto&) -> Status {
+    ++calls;
+    return Fail(Error::Unavailable("consumer gave up"));
+  });
+  ASSERT_FALSE(stopped);
+  EXPECT_EQ(stopped.error().message, "consumer gave up");
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(store_->ForEachAssignment(kTenantA, t.id, 0, [](const auto&) -> Status { return {}; }).error().code,
+            Code::kInvalidArgument);
+  VppToken empty = Token(kTenantA, "empty");
+  calls = 0;
+  ASSERT_TRUE(store_->ForEachAssignment(kTenantA, empty.id, 10, [&](const auto&) -> Status {
+    ++calls;
+    return {};
+  }));
+  EXPECT_EQ(calls, 0);
+}
+
+TEST_F(SyncStoreTest, FindAppsByBundleIdFallsBackToAdamId) {
+  VppToken t1 = Token(kTenantA, "l1"), t2 = Token(kTenantA, "l2");
+  MobileApp unnamed = App(t2.id, "555", "iOS", 0);
+  unnamed.bundle_id = "";
+  ASSERT_TRUE(FullSync(kTenantA, t1.id, {App(t1.id, "1", "iOS", 0), App(t1.id, "1", "macOS", 0)}, {}, Mode::kKeep));
+  ASSERT_TRUE(FullSync(kTenantA, t2.id, {App(t2.id, "1", "iOS", 0), unnamed}, {}, Mode::kKeep));
+  Result<std::vector<MobileApp>> found = store_->FindAppsByBundleId(kTenantA, "com.example.app1");
+  ASSERT_TRUE(found);
+  ASSERT_EQ(found->size(), 3u);
+  std::string lower = std::min(t1.id, t2.id);
+  EXPECT_EQ((*found)[0].token_id, lower) << "ordered by token id";
+  EXPECT_TRUE(std::is_sorted(found->begin(), found->end(),
+                             [](const MobileApp& a, const MobileApp& b) { return a.token_id < b.token_id; }));
+  found = store_->FindAppsByBundleId(kTenantA, "555");
+  ASSERT_TRUE(found);
+  ASSERT_EQ(found->size(), 1u);
+  EXPECT_EQ((*found)[0].id, unnamed.id);
+  EXPECT_TRUE(store_->FindAppsByBundleId(kTenantA, "com.none")->empty());
+  EXPECT_TRUE(store_->FindAppsByBundleId(kTenantA, "")->empty()) << "'' is 'unknown', not a bundle id";
+}
+
+TEST_F(SyncStoreTest, FindTokensByAppleUid) {
+  VppToken first = Token(kTenantA, "same"), second = Token(kTenantA, "same");
+  Token(kTenantA, "different");
+  Token(kTenantB, "same");
+  Result<std::vector<VppToken>> others = store_->FindTokensByAppleUid(kTenantA, "same", second.id);
+  ASSERT_TRUE(others);
+  ASSERT_EQ(others->size(), 1u);
+  EXPECT_EQ((*others)[0].id, first.id);
+  EXPECT_TRUE((*others)[0].token.empty());
+  EXPECT_EQ(store_->FindTokensByAppleUid(kTenantA, "same", "")->size(), 2u);
+  EXPECT_TRUE(store_->FindTokensByAppleUid(kTenantA, "nowhere", "")->empty());
+}
+
+TEST_F(SyncStoreTest, TokensDueForSync) {
+  VppToken never = Token(kTenantA, "never");
+  VppToken old = Token(kTenantB, "old");
+  VppToken recent = Token(kTenantA, "recent");
+  VppToken expired = Token(kTenantA, "expired");
+  VppToken busy = Token(kTenantA, "busy");
+  auto set = [&](const VppToken& t, const std::string& tenant, Timestamp last_sync, const std::string& state) {
+    ASSERT_TRUE(store_->UpdateToken(tenant, t.id, [&](VppToken& x) -> Status {
+      x.last_sync = last_sync;
+      x.state = state;
+      return {};
+    }));
+  };
+  set(old, kTenantB, kT0 - 48 * 3600 * kSecond, "valid");
+  set(recent, kTenantA, kT0 - 60 * kSecond, "valid");
+  set(expired, kTenantA, 0, "expired");
+  set(busy, kTenantA, 0, "valid");
+  Enqueue(kTenantA, busy.id, "revokeLicenses");
+  using Due = std::vector<std::pair<std::string, std::string>>;
+  Result<Due> due = store_->TokensDueForSync(kT0 - 3600 * kSecond, 10);
+  ASSERT_TRUE(due);
+  EXPECT_EQ(*due, (Due{{kTenantA, never.id}, {kTenantB, old.id}})) << "never synced first, then the oldest";
+  EXPECT_EQ(store_->TokensDueForSync(kT0, 1)->size(), 1u);
+  EXPECT_EQ(store_->TokensDueForSync(kT0, 10)->size(), 3u);
+  EXPECT_EQ(store_->TokensDueForSync(kT0, -1).error().code, Code::kInvalidArgument);
+}
+
+TEST_F(SyncStoreTest, NewReadsAreTenantScoped) {
+  VppToken a = Token(kTenantA);
+  MobileApp app = App(a.id, "1", "iOS", 1);
+  ASSERT_TRUE(FullSync(kTenantA, a.id, {app}, {User("1", "u1")}));
+  EXPECT_TRUE(store_->ListApps(kTenantB, {})->items.empty());
+  EXPECT_EQ(*store_->CountApps(kTenantB, std::nullopt), 0);
+  EXPECT_EQ(store_->GetApp(kTenantB, app.id).error().code, Code::kNotFound);
+  EXPECT_EQ(store_->ListAppAssignments(kTenantB, app.id, 0, 10).error().code, Code::kNotFound);
+  EXPECT_EQ(store_->ForEachAssignment(kTenantB, a.id, 10, [](const auto&) -> Status { return {}; }).error().code,
+            Code::kNotFound);
+  EXPECT_TRUE(store_->FindAppsByBundleId(kTenantB, app.bundle_id)->empty());
+  EXPECT_TRUE(store_->FindAppsByBundleId(kTenantB, "1")->empty());
+  EXPECT_TRUE(store_->FindTokensByAppleUid(kTenantB, "loc-1", "")->empty());
+  EXPECT_EQ(store_->GetTokenSecret(kTenantB, a.id).error().code, Code::kNotFound);
+  // And A sees its own.
+  EXPECT_EQ(store_->GetApp(kTenantA, app.id)->id, app.id);
+  EXPECT_EQ(store_->ListAppAssignments(kTenantA, app.id, 0, 10)->items.size(), 1u);
+}
+
+// A timing of the critical path, at a tenth of the bench's size so the unit suite
+// stays quick (store_sync_bench runs the full 1,000,000).
+TEST_F(SyncStoreTest, MeasureStageAndFinish100k) {
+  VppToken t = Token(kTenantA);
+  Enqueue(kTenantA, t.id);
+  SyncJob job = Claim("w", 600s);
+  auto start = std::chrono::steady_clock::now();
+  std::vector<LicenseAssignment> page;
+  for (int p = 0; p < 100; ++p) {
+    page.clear();
+    for (int i = 0; i < 1000; ++i)
+      page.push_back(User(std::to_string(100 + (p * 7 + i) % 50), fmt::format("u{}-{}", p, i)));
+    ASSERT_TRUE(store_->StageAssignments(job, page));
+  }
+  auto staged = std::chrono::steady_clock::now();
+  SyncSnapshot snap;
+  snap.assignments = Mode::kReplaceWithStaged;
+  ASSERT_TRUE(store_->FinishJob(job, snap, NoChange));
+  auto finished = std::chrono::steady_clock::now();
+  EXPECT_EQ(RawDb(options_.path).Int("SELECT count(*) FROM license_assignments"), 100000);
+  std::printf("[ measure  ] 100 x StageAssignments(1000): %.0f ms; FinishJob(100,000 rows): %.0f ms\n",
+              std::chrono::duration<double, std::milli>(staged - start).count(),
+              std::chrono::duration<double, std::milli>(finished - staged).count());
+}
+
+}  // namespace
+}  // namespace vppd::store
