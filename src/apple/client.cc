@@ -309,7 +309,9 @@ class ClientImpl final : public Client {
     std::map<int, Parsed> ready;
     while (next_deliver < total) {
       fill();
-      for (internal::Completion& c : batch.WaitSome()) {
+      std::vector<internal::Completion> finished = batch.WaitSome();
+      fill();  // Queue what the freed window allows; WaitSome starts it next time round.
+      for (internal::Completion& c : finished) {
         auto parsed = parse_page(c);
         if (!parsed) return tl::unexpected(parsed.error());
         if (parsed->meta.version_id != result.version_id) {

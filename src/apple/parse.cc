@@ -2,6 +2,7 @@
 #include "apple/parse.h"
 
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 
 namespace vppd::apple::internal {
 
@@ -149,25 +150,6 @@ AppleStatus ReadAsset(const json::value& v, bool unlimited, Asset* a) {
   return {};
 }
 
-AppleStatus ReadAssignment(const json::value& v, Assignment* a) {
-  const json::object* o = v.if_object();
-  if (!o) return tl::unexpected(Malformed("an assignment is not an object"));
-  for (const auto& kv : *o) {
-    const std::string_view k = kv.key();
-    const json::value& x = kv.value();
-    AppleStatus s;
-    if (k == "adamId") s = ReadString(x, k, &a->adam_id);
-    else if (k == "pricingParam") s = ReadString(x, k, &a->pricing_param);
-    else if (k == "clientUserId") s = ReadString(x, k, &a->client_user_id);
-    else if (k == "serialNumber") s = ReadString(x, k, &a->serial_number);
-    if (!s) return s;
-  }
-  if (a->adam_id.empty()) return tl::unexpected(Malformed("an assignment has no adamId"));
-  if (a->client_user_id.empty() == a->serial_number.empty())
-    return tl::unexpected(Malformed("assignment of " + a->adam_id + " needs exactly one of clientUserId, serialNumber"));
-  return {};
-}
-
 AppleStatus ReadUser(const json::value& v, User* u) {
   const json::object* o = v.if_object();
   if (!o) return tl::unexpected(Malformed("a user is not an object"));
@@ -295,15 +277,6 @@ AppleStatus PageParser::Assets(std::string_view body, PageMeta* meta, std::vecto
   });
 }
 
-AppleStatus PageParser::Assignments(std::string_view body, PageMeta* meta, std::vector<Assignment>* items) {
-  auto o = state_->Parse(body);
-  if (!o) return tl::unexpected(o.error());
-  return ReadPage(**o, meta, [&](std::string_view k, const json::value& x) -> AppleStatus {
-    if (k == "assignments") return ReadItems(x, k, items, ReadAssignment);
-    return {};
-  });
-}
-
 AppleStatus PageParser::Users(std::string_view body, PageMeta* meta, std::vector<User>* items) {
   auto o = state_->Parse(body);
   if (!o) return tl::unexpected(o.error());
@@ -311,6 +284,232 @@ AppleStatus PageParser::Users(std::string_view body, PageMeta* meta, std::vector
     if (k == "users") return ReadItems(x, k, items, ReadUser);
     return {};
   });
+}
+
+// ------------------------------------------------------------------ assignments (SAX)
+
+namespace {
+
+// The /assignments hot path: a SAX handler that fills PageMeta and the
+// Assignment structs straight from Boost.JSON's basic_parser, building no DOM.
+// Measured on a 93 KB page of 1,000 assignments: 0.59 ms through the DOM
+// (~160 MB/s), 0.14 ms here (~650 MB/s) (bench/README.md "apple").
+class AssignmentsHandler {
+ public:
+  static constexpr std::size_t max_object_size = 1'000'000;
+  static constexpr std::size_t max_array_size = 10'000'000;
+  static constexpr std::size_t max_key_size = 1 << 16;
+  static constexpr std::size_t max_string_size = 1 << 20;
+
+  PageMeta* meta = nullptr;
+  std::vector<Assignment>* items = nullptr;
+  std::string error;  // Set when the shape is wrong; the parse stops.
+  bool have_current = false, have_total = false, have_version = false;
+
+  bool on_document_begin(boost::system::error_code&) { return true; }
+  bool on_document_end(boost::system::error_code&) { return true; }
+
+  bool on_object_begin(boost::system::error_code& ec) {
+    if (stack_.empty()) return Push(kTop);
+    switch (stack_.back()) {
+      case kItems: items->emplace_back(); return Push(kItem);
+      case kTop:
+        if (key_ == "mdmInfo") {
+          meta->envelope.mdm_info.emplace();
+          return Push(kMdm);
+        }
+        if (IsPagingKey()) return Fail(ec, "'" + key_ + "' is not an integer");
+        return Push(kSkip);
+      case kItem:
+        if (IsItemKey()) return Fail(ec, "'" + key_ + "' is not a string");
+        return Push(kSkip);
+      default: return Push(kSkip);
+    }
+  }
+  bool on_object_end(std::size_t, boost::system::error_code& ec) {
+    if (stack_.back() == kItem) {
+      const Assignment& a = items->back();
+      if (a.adam_id.empty()) return Fail(ec, "an assignment has no adamId");
+      if (a.client_user_id.empty() == a.serial_number.empty())
+        return Fail(ec, "assignment of " + a.adam_id + " needs exactly one of clientUserId, serialNumber");
+    }
+    stack_.pop_back();
+    return true;
+  }
+  bool on_array_begin(boost::system::error_code& ec) {
+    if (stack_.empty()) return Fail(ec, "the response is not a JSON object");
+    if (stack_.back() == kTop && key_ == "assignments") return Push(kItems);
+    if (stack_.back() == kTop && IsPagingKey()) return Fail(ec, "'" + key_ + "' is not an integer");
+    if (stack_.back() == kItems) return Fail(ec, "an assignment is not an object");
+    if (stack_.back() == kItem && IsItemKey()) return Fail(ec, "'" + key_ + "' is not a string");
+    return Push(kSkip);
+  }
+  bool on_array_end(std::size_t, boost::system::error_code&) {
+    stack_.pop_back();
+    return true;
+  }
+
+  bool on_key_part(boost::json::string_view s, std::size_t, boost::system::error_code&) {
+    part_.append(s.data(), s.size());
+    return true;
+  }
+  bool on_key(boost::json::string_view s, std::size_t, boost::system::error_code&) {
+    if (part_.empty()) {
+      key_.assign(s.data(), s.size());
+    } else {
+      key_.swap(part_.append(s.data(), s.size()));
+      part_.clear();
+    }
+    return true;
+  }
+  bool on_string_part(boost::json::string_view s, std::size_t, boost::system::error_code&) {
+    part_.append(s.data(), s.size());
+    return true;
+  }
+  bool on_string(boost::json::string_view s, std::size_t, boost::system::error_code& ec) {
+    std::string_view v(s.data(), s.size());
+    if (!part_.empty()) {
+      part_.append(v);
+      v = part_;
+    }
+    const bool ok = String(v, ec);
+    part_.clear();
+    return ok;
+  }
+  bool on_number_part(boost::json::string_view, boost::system::error_code&) { return true; }
+  bool on_int64(std::int64_t n, boost::json::string_view raw, boost::system::error_code& ec) {
+    return Integer(n, std::string_view(raw.data(), raw.size()), ec);
+  }
+  bool on_uint64(std::uint64_t n, boost::json::string_view raw, boost::system::error_code& ec) {
+    if (n > static_cast<std::uint64_t>(INT64_MAX)) return Fail(ec, "'" + key_ + "' is out of range");
+    return Integer(static_cast<std::int64_t>(n), std::string_view(raw.data(), raw.size()), ec);
+  }
+  bool on_double(double, boost::json::string_view, boost::system::error_code& ec) {
+    if (Relevant()) return Fail(ec, "'" + key_ + "' is not " + (stack_.back() == kTop ? "an integer" : "a string"));
+    return true;
+  }
+  bool on_bool(bool, boost::system::error_code& ec) { return on_double(0, {}, ec); }
+  bool on_null(boost::system::error_code&) { return true; }  // Absent and null mean the same.
+  bool on_comment_part(boost::json::string_view, boost::system::error_code&) { return true; }
+  bool on_comment(boost::json::string_view, boost::system::error_code&) { return true; }
+
+ private:
+  enum Ctx : unsigned char { kTop, kItems, kItem, kMdm, kSkip };
+
+  bool Push(Ctx c) {
+    stack_.push_back(c);
+    return true;
+  }
+  bool Fail(boost::system::error_code& ec, std::string what) {
+    error = std::move(what);
+    ec = boost::json::error::extra_data;  // Any code: `error` says what happened.
+    return false;
+  }
+  bool IsPagingKey() const {
+    return key_ == "currentPageIndex" || key_ == "nextPageIndex" || key_ == "size" || key_ == "totalPages";
+  }
+  bool IsItemKey() const {
+    return key_ == "adamId" || key_ == "pricingParam" || key_ == "clientUserId" || key_ == "serialNumber";
+  }
+  // True when a value under the current key is one this handler reads.
+  bool Relevant() const {
+    if (stack_.empty()) return true;
+    switch (stack_.back()) {
+      case kTop: return IsPagingKey() || key_ == "versionId" || key_ == "uId" || key_ == "tokenExpirationDate";
+      case kItem: return IsItemKey();
+      case kItems: return true;
+      default: return false;
+    }
+  }
+
+  bool String(std::string_view v, boost::system::error_code& ec) {
+    if (stack_.empty()) return Fail(ec, "the response is not a JSON object");
+    switch (stack_.back()) {
+      case kItem: {
+        Assignment& a = items->back();
+        if (key_ == "adamId") a.adam_id.assign(v);
+        else if (key_ == "pricingParam") a.pricing_param.assign(v);
+        else if (key_ == "clientUserId") a.client_user_id.assign(v);
+        else if (key_ == "serialNumber") a.serial_number.assign(v);
+        return true;
+      }
+      case kTop:
+        if (key_ == "versionId") {
+          meta->version_id.assign(v);
+          have_version = !v.empty();
+        } else if (key_ == "uId") {
+          meta->envelope.uid.assign(v);
+        } else if (key_ == "tokenExpirationDate") {
+          auto t = ParseIso8601(v);
+          if (!t) return Fail(ec, "'tokenExpirationDate' is not a date: " + t.error().message);
+          meta->envelope.token_expiration = *t;
+        } else if (IsPagingKey()) {
+          return Fail(ec, "'" + key_ + "' is not an integer");
+        }
+        return true;
+      case kMdm: {
+        MdmInfo& m = *meta->envelope.mdm_info;
+        if (key_ == "id") m.id.assign(v);
+        else if (key_ == "name") m.name.assign(v);
+        else if (key_ == "metadata") m.metadata.assign(v);
+        return true;
+      }
+      case kItems: return Fail(ec, "an assignment is not an object");
+      default: return true;
+    }
+  }
+
+  bool Integer(std::int64_t n, std::string_view raw, boost::system::error_code& ec) {
+    if (stack_.empty()) return Fail(ec, "the response is not a JSON object");
+    switch (stack_.back()) {
+      case kTop:
+        if (key_ == "currentPageIndex") {
+          meta->current = n;
+          have_current = true;
+        } else if (key_ == "nextPageIndex") {
+          meta->next = n;
+        } else if (key_ == "size") {
+          meta->size = n;
+        } else if (key_ == "totalPages") {
+          meta->total = n;
+          have_total = true;
+        } else if (key_ == "versionId" || key_ == "uId") {
+          return String(raw, ec);  // Ids as numbers: read their text.
+        }
+        return true;
+      case kItem:
+        if (IsItemKey()) return String(raw, ec);
+        return true;
+      case kItems: return Fail(ec, "an assignment is not an object");
+      default: return true;
+    }
+  }
+
+  std::vector<Ctx> stack_;
+  std::string key_;
+  std::string part_;
+};
+
+}  // namespace
+
+AppleStatus PageParser::Assignments(std::string_view body, PageMeta* meta, std::vector<Assignment>* items) {
+  boost::json::basic_parser<AssignmentsHandler> p{boost::json::parse_options()};
+  p.handler().meta = meta;
+  p.handler().items = items;
+  items->reserve(items->size() + 1000);  // Apple's pages hold up to ~1,000.
+  boost::system::error_code ec;
+  try {
+    p.write_some(false, body.data(), body.size(), ec);
+  } catch (const std::exception& e) {
+    return tl::unexpected(Malformed(std::string("the response could not be parsed: ") + e.what()));
+  }
+  const AssignmentsHandler& h = p.handler();
+  if (!h.error.empty()) return tl::unexpected(Malformed(h.error));
+  if (ec) return tl::unexpected(Malformed("the response is not JSON: " + ec.message()));
+  if (!h.have_current) return tl::unexpected(Malformed("the page has no currentPageIndex"));
+  if (!h.have_total) return tl::unexpected(Malformed("the page has no totalPages"));
+  if (!h.have_version) return tl::unexpected(Malformed("the page has no versionId"));
+  return {};
 }
 
 // ------------------------------------------------------------------ single answers

@@ -3,12 +3,15 @@
 // Every function fails with kMalformedResponse naming the member that is
 // missing or of the wrong type; the caller fills in `request` and `attempts`.
 //
-// Why Boost.JSON's DOM parser (reused, over a monotonic arena) and not
-// simdjson: the hot path is /assignments pages of 1,000 items (~70 KB). Parsing
-// one into the arena and converting it to Assignment structs measured ~0.25 ms
-// on this machine (≈280 MB/s end to end), i.e. about 0.25 s for a 1,000,000-item
-// walk — a small share next to the transfer itself (see bench/README.md
-// "apple"), so a second JSON library would buy little.
+// Parser choice (measured with bench/apple/run, 93 KB pages of 1,000
+// assignments, on the 2-core dev machine): Boost.JSON's DOM parser over a
+// reused arena took 0.59 ms a page (~160 MB/s, conversion included) and was the
+// larger half of a 1,000,000-assignment walk. /assignments — the hot path — is
+// therefore read by a SAX handler on boost::json::basic_parser straight into
+// Assignment structs: 0.14 ms a page (~650 MB/s). Assets and users (thousands,
+// not millions) keep the simpler DOM code. simdjson On-Demand was not adopted:
+// a new package for what is now ~0.14 s of CPU per million assignments; it is
+// the next step if the walk must get cheaper still (bench/README.md "apple").
 #pragma once
 
 #include <cstdint>

@@ -336,6 +336,14 @@ std::vector<Completion> Batch::WaitSome() {
     StartReady();
     if (running_ > 0) curl_multi_poll(session_->multi, nullptr, 0, static_cast<int>(timeout_ms), nullptr);
   }
+  // Put the freed slots back to work before the caller spends time on what
+  // finished (parsing a page): the requests go out now, and Apple prepares
+  // the next pages while this thread parses.
+  StartReady();
+  if (running_ > 0) {
+    int still = 0;
+    curl_multi_perform(session_->multi, &still);
+  }
   return std::exchange(done_, {});
 }
 
