@@ -637,6 +637,18 @@ class ProcessBehaviour(unittest.TestCase):
             finally:
                 sim.stop()
 
+    def test_bad_flags_and_data_exit_2(self):
+        with tempfile.TemporaryDirectory() as d:
+            bad = os.path.join(d, "bad.json")
+            with open(bad, "w") as f:
+                json.dump({"locations": [{"assets": [{"pricingParam": "STDQ"}]}]}, f)
+            for args in (["--assets", "-1"], ["--listen", "nonsense"], ["--data", bad]):
+                proc = subprocess.run([SIM, *args], capture_output=True, text=True, timeout=30)
+                self.assertEqual(proc.returncode, 2, (args, proc.stderr))
+                self.assertEqual(proc.stdout, "")
+            proc = subprocess.run([SIM, "--data", bad], capture_output=True, text=True, timeout=30)
+            self.assertIn("locations[0].assets[0].adamId", proc.stderr)
+
     def test_lookup(self):
         sim = Sim("--assignments", "10")
         try:

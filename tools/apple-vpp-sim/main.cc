@@ -63,7 +63,8 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
   app.add_option("--users-per-location", opts.users, "Licensable users per location (-1: sized from assignments)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(-1, 10000000));
   app.add_option("--data", opts.data_file, "Load locations from this JSON file instead of generating them")
       ->check(CLI::ExistingFile);
   app.add_option("--event-delay-ms", event_delay_ms, "Time before an async event (associate, users/...) resolves")
@@ -82,7 +83,12 @@ int main(int argc, char** argv) {
   app.add_option("--token-expiry", token_expiry,
                  "expDate of generated sTokens (ISO-8601; default 2030-11-08T22:33:22+0000)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help exits 0; every usage error exits 2, like a bad --listen or --data.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
 
   spdlog::set_level(spdlog::level::from_str(log_level));
   opts.event_delay = std::chrono::milliseconds(event_delay_ms);
