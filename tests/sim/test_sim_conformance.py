@@ -649,6 +649,29 @@ class ProcessBehaviour(unittest.TestCase):
             proc = subprocess.run([SIM, "--data", bad], capture_output=True, text=True, timeout=30)
             self.assertIn("locations[0].assets[0].adamId", proc.stderr)
 
+    def test_export_round_trips_through_data_file(self):
+        a = Sim("--seed", "5", "--assignments", "300", "--page-size", "100")
+        try:
+            uid = a.control("GET", "locations")[1]["locations"][0]["uId"]
+            status, exported = a.control("GET", "locations/%s/export" % uid)
+            self.assertEqual(status, 200)
+            with tempfile.TemporaryDirectory() as d:
+                path = os.path.join(d, "snapshot.json")
+                with open(path, "w") as f:
+                    json.dump(exported, f)
+                b = Sim("--data", path, "--page-size", "100")
+                try:
+                    self.assertEqual(a.token, b.token)  # same inner token, expDate and orgName
+                    for endpoint in ("assets", "users"):
+                        left, right = a.walk(endpoint, endpoint)[0], b.walk(endpoint, endpoint)[0]
+                        self.assertEqual(left, right, endpoint)
+                    key = lambda x: json.dumps(x, sort_keys=True)
+                    self.assertEqual(sorted(map(key, a.walk()[0])), sorted(map(key, b.walk()[0])))
+                finally:
+                    b.stop()
+        finally:
+            a.stop()
+
     def test_lookup(self):
         sim = Sim("--assignments", "10")
         try:

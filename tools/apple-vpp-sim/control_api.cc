@@ -375,6 +375,68 @@ http::Response Simulator::HandleControl(const http::Request& req, std::string_vi
     if (added + removed > 0) loc->BumpVersion();
     return ControlOk(json::object{{"added", added}, {"removed", removed}, {"versionId", loc->version_id()}});
   }
+  if (action == "export") {
+    // The location in the --data file format (README "Data file"): a snapshot a
+    // later run can load with --data.
+    if (m != "GET") return MethodNotAllowed("GET");
+    json::object o;
+    o["uId"] = loc->uid;
+    o["name"] = loc->name;
+    o["orgName"] = loc->org_name;
+    o["countryISO2ACode"] = loc->country;
+    o["defaultPlatform"] = loc->default_platform;
+    o["websiteURL"] = loc->website_url;
+    if (loc->mdm_info)
+      o["mdmInfo"] = {{"id", loc->mdm_info->id}, {"name", loc->mdm_info->name}, {"metadata", loc->mdm_info->metadata}};
+    json::array tokens;
+    for (const Token& t : loc->tokens)
+      tokens.push_back(
+          {{"token", t.inner}, {"expDate", FormatAppleDate(t.expiration)}, {"state", TokenStateName(t.state)}});
+    o["tokens"] = std::move(tokens);
+    json::array assets;
+    for (const Asset& a : loc->assets()) {
+      json::array platforms;
+      for (std::uint8_t bit = 1; bit <= kVisionOS; bit <<= 1)
+        if (a.platforms & bit) platforms.push_back(json::string(PlatformName(bit)));
+      json::object ao{{"adamId", a.adam_id},
+                      {"pricingParam", a.pricing_param},
+                      {"productType", ProductTypeName(a.product_type)},
+                      {"deviceAssignable", a.device_assignable},
+                      {"revocable", a.revocable},
+                      {"unlimited", a.unlimited},
+                      {"supportedPlatforms", std::move(platforms)},
+                      {"totalCount", a.total_count},
+                      {"retiredCount", a.retired_count},
+                      {"name", a.name},
+                      {"version", a.version}};
+      if (!a.bundle_id.empty()) ao["bundleId"] = a.bundle_id;
+      assets.push_back(std::move(ao));
+    }
+    o["assets"] = std::move(assets);
+    json::array users;
+    for (const User& u : loc->users()) {
+      json::object uo{{"clientUserId", u.client_user_id}, {"status", UserStatusName(u.status)}};
+      if (!u.email.empty()) uo["email"] = u.email;
+      if (!u.managed_apple_id.empty()) uo["managedAppleId"] = u.managed_apple_id;
+      if (!u.invite_code.empty()) uo["inviteCode"] = u.invite_code;
+      if (!u.id_hash.empty()) uo["idHash"] = u.id_hash;
+      users.push_back(std::move(uo));
+    }
+    o["users"] = std::move(users);
+    json::array assignments;
+    assignments.reserve(loc->assignments().size());
+    for (const Assignment& a : loc->assignments()) {
+      const Asset& asset = loc->assets()[a.asset];
+      json::object ao{{"adamId", asset.adam_id}, {"pricingParam", asset.pricing_param}};
+      if (a.kind == SubjectKind::kUser)
+        ao["clientUserId"] = loc->users()[a.subject].client_user_id;
+      else
+        ao["serialNumber"] = loc->serials()[a.subject];
+      assignments.push_back(std::move(ao));
+    }
+    o["assignments"] = std::move(assignments);
+    return ControlOk(json::object{{"locations", json::array{std::move(o)}}});
+  }
   if (action == "bumpVersion") {
     if (m != "POST") return MethodNotAllowed("POST");
     loc->TouchOneAssignment();
