@@ -11,9 +11,10 @@
 //   if (!sim) ...;                        // bad --data file
 //   http::Response r = (*sim)->Handle(request);
 //
-// Requests to one location serialise their writes on a shared_mutex: reads
-// (GET) share it, writes (POST, control changes, event resolution) take it
-// exclusively and briefly. Asynchronous events resolve lazily, in the order they
+// One shared_mutex guards the simulated world: reads (GET) share it, writes
+// (POST, control changes, event resolution) take it exclusively and briefly
+// (a manage request only validates and queues an event). Counters, faults and
+// the rate limiter have their own small locks. Asynchronous events resolve lazily, in the order they
 // were accepted, on the first request that reaches their location after their
 // due time (accept time + event delay) — so status polls, walks and control
 // reads all observe the same deterministic sequence. Thread-safe.
