@@ -113,8 +113,12 @@ CREATE INDEX mobile_apps_by_adam_id ON mobile_apps (tenant_id, adam_id);
 -- pages. The tenant is reached through token_key, so it is not repeated per row.
 -- Exactly one of client_user_id and serial_number is non-empty; '' (not NULL)
 -- marks the other, since primary-key columns of WITHOUT ROWID tables are NOT NULL.
+-- No foreign key, on purpose: SQLite's FK bookkeeping makes deleting a token's
+-- million rows ~4.5x slower (1.07 s vs 0.23 s measured) and checks the parent on
+-- every insert; the store deletes these rows itself wherever a token goes
+-- (DeleteToken, RemoveTenant).
 CREATE TABLE license_assignments (
-  token_key      INTEGER NOT NULL REFERENCES vpp_tokens (token_key) ON DELETE CASCADE,
+  token_key      INTEGER NOT NULL,
   adam_id        TEXT    NOT NULL,
   pricing_param  TEXT    NOT NULL,
   serial_number  TEXT    NOT NULL,
@@ -146,9 +150,12 @@ CREATE INDEX sync_jobs_by_requested ON sync_jobs (requested, key);
 -- Assignment pages of a running walk, appended page by page. Keyed by (job, seq)
 -- with seq increasing, so appends go to the end of the B-tree (sequential pages,
 -- a small WAL per page) instead of scattering into a sorted index; FinishJob sorts
--- once when it copies them into license_assignments.
+-- once when it copies them into license_assignments. No foreign key, for the same
+-- reason as license_assignments and because it would also forbid SQLite's
+-- truncate optimisation of `DELETE FROM sync_staging`; the store deletes a job's
+-- rows with the job (FinishJob, ReleaseJob, DeleteToken, RemoveTenant).
 CREATE TABLE sync_staging (
-  job_key        INTEGER NOT NULL REFERENCES sync_jobs (key) ON DELETE CASCADE,
+  job_key        INTEGER NOT NULL,
   seq            INTEGER NOT NULL,
   adam_id        TEXT    NOT NULL,
   pricing_param  TEXT    NOT NULL,

@@ -568,6 +568,16 @@ class SqliteStore final : public Store {
 
   Status RemoveTenant(const std::string& tenant_id) override {
     return Write<void>([&](Connection& c) -> Status {
+      // The bulk tables have no foreign keys (see migrations.cc): their rows go first.
+      for (const char* sql :
+           {"DELETE FROM sync_staging WHERE job_key IN (SELECT key FROM sync_jobs WHERE tenant_id = ?1)",
+            "DELETE FROM license_assignments WHERE token_key IN "
+            "(SELECT token_key FROM vpp_tokens WHERE tenant_id = ?1)"}) {
+        Result<Stmt> bulk = c.Prepare(sql);
+        if (!bulk) return Fail(bulk.error());
+        if (Status s = BindAll(*bulk, tenant_id); !s) return s;
+        if (Status s = bulk->Run(); !s) return s;
+      }
       Result<Stmt> stmt = c.Prepare("DELETE FROM tenants WHERE id = ?1");
       if (!stmt) return Fail(stmt.error());
       if (Status s = stmt->Bind(1, std::string_view(tenant_id)); !s) return s;
@@ -688,6 +698,20 @@ class SqliteStore final : public Store {
 
   Status DeleteToken(const std::string& tenant_id, const std::string& id) override {
     return Write<void>([&](Connection& c) -> Status {
+      Result<std::int64_t> token_key = TokenKey(c, tenant_id, id);
+      if (!token_key) return Fail(token_key.error());
+      // The bulk tables have no foreign keys (see migrations.cc): their rows go
+      // first; apps and jobs follow the token by cascade.
+      Result<Stmt> staged = c.Prepare(
+          "DELETE FROM sync_staging WHERE job_key IN (SELECT key FROM sync_jobs WHERE tenant_id = ?1 AND token_id = "
+          "?2)");
+      if (!staged) return Fail(staged.error());
+      if (Status s = BindAll(*staged, tenant_id, id); !s) return s;
+      if (Status s = staged->Run(); !s) return s;
+      Result<Stmt> rows = c.Prepare("DELETE FROM license_assignments WHERE token_key = ?1");
+      if (!rows) return Fail(rows.error());
+      if (Status s = BindAll(*rows, *token_key); !s) return s;
+      if (Status s = rows->Run(); !s) return s;
       Result<Stmt> stmt = c.Prepare("DELETE FROM vpp_tokens WHERE tenant_id = ?1 AND id = ?2");
       if (!stmt) return Fail(stmt.error());
       if (Status s = BindAll(*stmt, tenant_id, id); !s) return s;
@@ -1185,9 +1209,24 @@ class SqliteStore final : public Store {
   }
 
   static Status DeleteStaged(Connection& c, std::int64_t job_key) {
-    Result<Stmt> stmt = c.Prepare("DELETE FROM sync_staging WHERE job_key = ?1");
+    // Usually only one job stages at a time. Then `DELETE FROM sync_staging`
+    // without WHERE lets SQLite drop the table's pages wholesale (its truncate
+    // optimisation) instead of deleting a million rows one by one.
+    Result<Stmt> others = c.Prepare(
+        "SELECT EXISTS (SELECT 1 FROM sync_staging WHERE job_key < ?1) "
+        "OR EXISTS (SELECT 1 FROM sync_staging WHERE job_key > ?1)");
+    if (!others) return Fail(others.error());
+    if (Status s = others->Bind(1, job_key); !s) return s;
+    Result<bool> row = others->Step();
+    if (!row) return Fail(row.error());
+    bool alone = others->Int(0) == 0;
+    others->Reset();  // no open read cursor on the table while it is truncated
+    Result<Stmt> stmt =
+        alone ? c.Prepare("DELETE FROM sync_staging") : c.Prepare("DELETE FROM sync_staging WHERE job_key = ?1");
     if (!stmt) return Fail(stmt.error());
-    if (Status s = stmt->Bind(1, job_key); !s) return s;
+    if (!alone) {
+      if (Status s = stmt->Bind(1, job_key); !s) return s;
+    }
     return stmt->Run();
   }
 
@@ -1226,8 +1265,7 @@ class SqliteStore final : public Store {
     return where;
   }
 
-  // Deletes a job and its staged rows (explicitly first: one range delete rather
-  // than the cascade's per-row child lookups).
+  // Deletes a job and its staged rows (sync_staging has no foreign key).
   static Status DeleteJob(Connection& c, std::int64_t job_key) {
     if (Status s = DeleteStaged(c, job_key); !s) return s;
     Result<Stmt> stmt = c.Prepare("DELETE FROM sync_jobs WHERE key = ?1");
