@@ -88,6 +88,8 @@ TEST(StoreCrashTest, KilledWriterLosesNoCommittedWrite) {
   // id -> the lastAppCount a reported update set. A token whose update committed
   // but was not reported (killed in between) may hold either value.
   std::map<std::string, std::optional<std::int64_t>> created;
+  // id -> assignments of a reported FinishJob.
+  std::map<std::string, std::int64_t> synced;
   constexpr int kRounds = 8;
   for (int round = 0; round < kRounds; ++round) {
     // Round 0 dies almost at once (during open and migration); the rest at random
@@ -108,6 +110,10 @@ TEST(StoreCrashTest, KilledWriterLosesNoCommittedWrite) {
       words >> kind >> id;
       if (kind == "c") {
         created[id] = std::nullopt;
+      } else if (kind == "f") {
+        std::int64_t n = 0;
+        words >> n;
+        synced[id] = n;
       } else if (kind == "u") {
         std::int64_t seq = 0;
         words >> seq;
@@ -132,6 +138,15 @@ TEST(StoreCrashTest, KilledWriterLosesNoCommittedWrite) {
         EXPECT_EQ(t->last_app_count, *app_count) << "round " << round << ": committed update of " << id << " lost";
       }
     }
+    for (const auto& [id, n] : synced) {
+      std::int64_t rows = 0;
+      Status walked = (*store)->ForEachAssignment(kTenant, id, 1000, [&](const auto& batch) -> Status {
+        rows += static_cast<std::int64_t>(batch.size());
+        return {};
+      });
+      ASSERT_TRUE(walked) << walked.error().message;
+      EXPECT_EQ(rows, n) << "round " << round << ": committed FinishJob of " << id << " lost";
+    }
     Result<std::int64_t> count = (*store)->CountTokens(kTenant, std::nullopt);
     ASSERT_TRUE(count);
     EXPECT_GE(*count, static_cast<std::int64_t>(created.size()));  // at most the unreported last one more
@@ -150,6 +165,7 @@ TEST(StoreCrashTest, KilledWriterLosesNoCommittedWrite) {
                 normal ? "NORMAL" : "FULL", created.size());
   }
   EXPECT_GE(created.size(), 50u) << "too few writes to mean anything";
+  EXPECT_GE(synced.size(), 10u) << "too few finished syncs to mean anything";
   std::filesystem::remove_all(dir);
 }
 

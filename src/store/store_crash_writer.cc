@@ -6,6 +6,8 @@
 // each commit has returned, and only then, it prints one line and flushes:
 //   c <id>          a token was created
 //   u <id> <seq>    that token's lastAppCount was set to <seq>
+//   f <id> <n>      a sync job of that token finished (FinishJob, replace) with
+//                   <n> assignments staged over two pages
 // The test kills it with SIGKILL at random moments and checks that every printed
 // write is in the database. --normal opens with synchronous=NORMAL, to show that a
 // process kill loses nothing in that mode either. Exits 2 on any store error.
@@ -13,6 +15,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -60,6 +63,39 @@ int Run(const std::string& dir, bool normal) {
         return 2;
       }
       std::printf("u %s %lld\n", created->id.c_str(), static_cast<long long>(seq));
+      std::fflush(stdout);
+    }
+    if (seq % 4 == 0) {
+      // A whole sync: enqueue, claim, stage two pages, FinishJob in one transaction.
+      if (!(*store)->EnqueueJob(tenant, created->id, {}, nullptr)) return 2;
+      // A job queued by a killed earlier run is older and comes first: finish it
+      // without a snapshot and claim again.
+      auto job = (*store)->ClaimJob("crash", Clock::Real().Now(), std::chrono::minutes(5));
+      while (job && *job && (*job)->token_id != created->id) {
+        if (!(*store)->FinishJob(**job, std::nullopt, nullptr)) return 2;
+        job = (*store)->ClaimJob("crash", Clock::Real().Now(), std::chrono::minutes(5));
+      }
+      if (!job || !*job) {
+        std::fprintf(stderr, "claim failed\n");
+        return 2;
+      }
+      const std::int64_t n = 200 + seq % 300;
+      std::vector<LicenseAssignment> page;
+      for (std::int64_t i = 0; i < n; ++i) {
+        page.push_back({std::to_string(1000 + i % 7), "STDQ", "user-" + std::to_string(i), ""});
+        if (page.size() == static_cast<std::size_t>(n / 2) || i == n - 1) {
+          if (!(*store)->StageAssignments(**job, page)) return 2;
+          page.clear();
+        }
+      }
+      SyncSnapshot snapshot;
+      snapshot.assignments = SyncSnapshot::Assignments::kReplaceWithStaged;
+      auto finished = (*store)->FinishJob(**job, snapshot, nullptr);
+      if (!finished) {
+        std::fprintf(stderr, "finish: %s\n", finished.error().message.c_str());
+        return 2;
+      }
+      std::printf("f %s %lld\n", created->id.c_str(), static_cast<long long>(n));
       std::fflush(stdout);
     }
   }
