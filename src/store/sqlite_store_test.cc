@@ -484,7 +484,7 @@ TEST_F(StoreTest, RealLimitOf3000) {
   ASSERT_TRUE(page);
   EXPECT_EQ(page->items.size(), 1000u);
   EXPECT_TRUE(page->has_more);
-  std::printf("[ measure  ] ListTokens of 1000 of 3000 (decrypting each): %.1f ms\n",
+  std::printf("[ measure  ] ListTokens of 1000 of 3000 (no sToken opened): %.1f ms\n",
               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
 
   // The same page cannot be read in 1 ms: the call is cut off with DeadlineExceeded
