@@ -86,6 +86,42 @@ void AddServeOptions(CLI::App& app, Settings& s) {
       ->envname("VPPD_THROTTLE_APP_REQUESTS")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--apple-max-attempts", s.apple_max_attempts,
+                 "Attempts per Apple request (retries on 5xx, 429, transport errors) [TOML apple.max_attempts]")
+      ->envname("VPPD_APPLE_MAX_ATTEMPTS")
+      ->check(CLI::Range(1, 20))
+      ->capture_default_str();
+  app.add_option("--apple-max-retry-seconds", s.apple_max_retry_seconds,
+                 "Most waiting (backoff, Retry-After) before retries of one Apple request "
+                 "[TOML apple.max_retry_seconds]")
+      ->envname("VPPD_APPLE_MAX_RETRY_SECONDS")
+      ->check(CLI::Range(0, 3600))
+      ->capture_default_str();
+  app.add_option("--sync-workers", s.sync_workers, "Sync worker threads [TOML sync.workers]")
+      ->envname("VPPD_SYNC_WORKERS")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--sync-interval-seconds", s.sync_interval_seconds,
+                 "Every valid token is synced this often; 0 disables [TOML sync.interval_seconds]")
+      ->envname("VPPD_SYNC_INTERVAL_SECONDS")
+      ->check(CLI::Range(0, 30 * 86'400))
+      ->capture_default_str();
+  app.add_option("--sync-full-walk-days", s.sync_full_walk_days,
+                 "A full assignments walk at least this often; deltas in between [TOML sync.full_walk_days]")
+      ->envname("VPPD_SYNC_FULL_WALK_DAYS")
+      ->check(CLI::Range(0, 365))
+      ->capture_default_str();
+  app.add_option("--sync-lease-seconds", s.sync_lease_seconds,
+                 "Lease of a running sync job; a dead worker's job is taken over after it [TOML sync.lease_seconds]")
+      ->envname("VPPD_SYNC_LEASE_SECONDS")
+      ->check(CLI::Range(2, 3600))
+      ->capture_default_str();
+  app.add_option("--sync-event-poll-ms", s.sync_event_poll_ms,
+                 "Wait between polls of an Apple event (revokeLicenses); Apple asks for >= 30000 "
+                 "[TOML sync.event_poll_ms]")
+      ->envname("VPPD_SYNC_EVENT_POLL_MS")
+      ->check(CLI::Range(10, 600'000))
+      ->capture_default_str();
   app.add_option("--secrets-key-file", s.key_file,
                  "AES-256 key file for sTokens at rest (default: <data-dir>/secret.key, created 0600) "
                  "[TOML secrets.key_file]")
@@ -107,7 +143,8 @@ Status ApplyTable(const toml::table& table, const std::string& prefix, Settings&
   for (const auto& [k, node] : table) {
     const std::string key = prefix + std::string(k.str());
     Status st;
-    if (key == "graph" || key == "auth" || key == "secrets" || key == "throttle") {
+    if (key == "graph" || key == "auth" || key == "secrets" || key == "throttle" || key == "sync" ||
+        key == "apple") {
       if (!node.is_table()) return Fail(Error::InvalidArgument("config: '" + key + "' must be a table"));
       st = ApplyTable(*node.as_table(), key + ".", s);
     } else if (key == "listen") st = Take(node, key, s.listen);
@@ -124,6 +161,13 @@ Status ApplyTable(const toml::table& table, const std::string& prefix, Settings&
     else if (key == "auth.jwks_url") st = Take(node, key, s.jwks_url);
     else if (key == "auth.leeway_seconds") st = Take(node, key, s.leeway_seconds);
     else if (key == "secrets.key_file") st = Take(node, key, s.key_file);
+    else if (key == "apple.max_attempts") st = Take(node, key, s.apple_max_attempts);
+    else if (key == "apple.max_retry_seconds") st = Take(node, key, s.apple_max_retry_seconds);
+    else if (key == "sync.workers") st = Take(node, key, s.sync_workers);
+    else if (key == "sync.interval_seconds") st = Take(node, key, s.sync_interval_seconds);
+    else if (key == "sync.full_walk_days") st = Take(node, key, s.sync_full_walk_days);
+    else if (key == "sync.lease_seconds") st = Take(node, key, s.sync_lease_seconds);
+    else if (key == "sync.event_poll_ms") st = Take(node, key, s.sync_event_poll_ms);
     else if (key == "throttle.window_seconds") st = Take(node, key, s.throttle_window_seconds);
     else if (key == "throttle.tenant_writes") st = Take(node, key, s.throttle_tenant_writes);
     else if (key == "throttle.app_writes") st = Take(node, key, s.throttle_app_writes);

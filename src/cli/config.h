@@ -40,6 +40,15 @@ struct Settings {
   int throttle_app_writes = 100;
   int throttle_tenant_requests = 2000;
   int throttle_app_requests = 1000;
+  // [apple]
+  int apple_max_attempts = 5;          // per request, the first included
+  int apple_max_retry_seconds = 120;   // total waiting before retries of one request
+  // [sync]
+  int sync_workers = 2;
+  int sync_interval_seconds = 86'400;  // automatic sync of every valid token; 0 disables
+  int sync_full_walk_days = 7;         // a full assignments walk at least this often
+  int sync_lease_seconds = 30;
+  int sync_event_poll_ms = 30'000;  // Apple asks for at least 30 s between event status polls
   // [secrets]
   std::string key_file;  // empty = <data_dir>/secret.key
 };

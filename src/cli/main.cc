@@ -11,13 +11,11 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include "apple/client.h"
 #include "auth/auth.h"
 #include "cli/config.h"
-#include "graph/graph.h"
-#include "http/server.h"
+#include "cli/demo.h"
+#include "cli/runtime.h"
 #include "service/service.h"
-#include "store/store.h"
 
 namespace vppd::cli {
 namespace {
@@ -25,47 +23,6 @@ namespace {
 int Die(const Error& e) {
   std::fprintf(stderr, "vppd: %s\n", e.message.c_str());
   return e.code == Code::kInvalidArgument ? 2 : 1;
-}
-
-// Creates the data dir 0700 (or checks an existing one) and opens the store in it.
-Result<std::unique_ptr<store::Store>> OpenStore(const std::string& data_dir, const std::string& key_file) {
-  std::error_code ec;
-  if (!std::filesystem::exists(data_dir, ec)) {
-    std::filesystem::create_directories(data_dir, ec);
-    if (ec) return Fail(Error::Internal("cannot create data dir " + data_dir + ": " + ec.message()));
-    ::chmod(data_dir.c_str(), 0700);
-  } else if (!std::filesystem::is_directory(data_dir, ec)) {
-    return Fail(Error::InvalidArgument("data dir " + data_dir + " is not a directory"));
-  } else {
-    struct stat st {};
-    if (::stat(data_dir.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
-      spdlog::warn("data dir {} is accessible by group or others; it holds keys: chmod 700 it", data_dir);
-    }
-  }
-  auto box = SecretBox::LoadOrCreate(key_file.empty() ? data_dir + "/secret.key" : key_file);
-  if (!box) return Fail(box.error());
-  store::SqliteOptions options;
-  options.path = data_dir + "/vppd.db";
-  options.secrets = std::make_shared<const SecretBox>(std::move(*box));
-  return store::Store::OpenSqlite(options);
-}
-
-Result<auth::Verifier> MakeVerifier(const Settings& s, const auth::DevKey* dev_key) {
-  auth::VerifierOptions options;
-  options.audiences = s.audiences;
-  options.leeway = std::chrono::seconds(s.leeway_seconds);
-  if (dev_key != nullptr) {
-    options.issuers = auth::DevIssuers(*dev_key);
-  }
-  // Outside dev mode, Entra ID's issuers are trusted (their keys from a file, a URL,
-  // or Entra's published set). In dev mode only when asked for explicitly.
-  if (dev_key == nullptr || !s.jwks_file.empty() || !s.jwks_url.empty()) {
-    auto source = !s.jwks_file.empty() ? auth::JwksSource::File(s.jwks_file)
-                  : !s.jwks_url.empty() ? auth::JwksSource::Url(s.jwks_url)
-                                        : auth::JwksSource::Url(auth::kEntraJwksUrl);
-    for (auto& issuer : auth::EntraIssuers(std::move(source))) options.issuers.push_back(std::move(issuer));
-  }
-  return auth::Verifier::Create(std::move(options));
 }
 
 void PrintDevInstructions(const Settings& s, std::uint16_t port, const auth::DevKey& key) {
@@ -88,59 +45,17 @@ void PrintDevInstructions(const Settings& s, std::uint16_t port, const auth::Dev
 }
 
 int Serve(const Settings& s) {
-  if (auto ok = Validate(s); !ok) return Die(ok.error());
   spdlog::set_level(spdlog::level::from_str(s.log_level));
-  if (s.apple_url.rfind("http://", 0) == 0) {
-    spdlog::warn("Apple API URL {} is plain http: use this only with a simulator", s.apple_url);
-  }
-  auto store = OpenStore(s.data_dir, s.key_file);
-  if (!store) return Die(store.error());
-
-  std::optional<auth::DevKey> dev_key;
-  if (s.dev) {
-    auto key = auth::DevKey::LoadOrCreate(s.data_dir);
-    if (!key) return Die(key.error());
-    dev_key = std::move(*key);
-    service::Tenants tenants(**store);
-    if (auto ok = tenants.Put(auth::kDevTenantId, "vppd dev tenant", true); !ok) return Die(ok.error());
-  }
-  auto verifier = MakeVerifier(s, dev_key ? &*dev_key : nullptr);
-  if (!verifier) return Die(verifier.error());
-
-  auto profile = service::ParsePermissionProfile(s.permission_profile);
-  if (!profile) return Die(profile.error());
-  service::VppTokens tokens(**store, {.profile = *profile, .clock = nullptr});
-
-  graph::Options graph_options;
-  graph_options.action_response = s.action_response == "value"    ? graph::ActionResponse::kValue
-                                  : s.action_response == "entity" ? graph::ActionResponse::kEntity
-                                                                  : graph::ActionResponse::kAuto;
-  graph_options.page_size = s.page_size;
-  graph_options.public_url = s.public_url;
-  std::optional<service::Throttle> throttle;
-  if (s.throttle_window_seconds > 0) {
-    throttle.emplace(service::ThrottleLimits{.window = std::chrono::seconds(s.throttle_window_seconds),
-                                             .tenant_writes = s.throttle_tenant_writes,
-                                             .app_writes = s.throttle_app_writes,
-                                             .tenant_requests = s.throttle_tenant_requests,
-                                             .app_requests = s.throttle_app_requests});
-  }
-  graph::Api api({.verifier = &*verifier, .tokens = &tokens, .throttle = throttle ? &*throttle : nullptr},
-                 graph_options);
-
-  auto listen = ParseListen(s.listen);
-  http::ServerOptions http_options;
-  http_options.host = listen->first;
-  http_options.port = listen->second;
-  http_options.threads = s.threads;
-  auto server = http::Server::Start(http_options, [&api](http::Request& r) { return api.Handle(r); });
-  if (!server) return Die(server.error());
-
-  std::printf("vppd listening on http://%s:%u\n", http_options.host.c_str(), (*server)->port());
+  auto rt = StartRuntime(s);
+  if (!rt) return Die(rt.error());
+  const std::uint16_t port = (*rt)->server->port();
+  std::printf("vppd listening on http://%s:%u\n", ParseListen(s.listen)->first.c_str(), port);
   std::fflush(stdout);
-  if (dev_key) PrintDevInstructions(s, (*server)->port(), *dev_key);
-  spdlog::info("serving (data dir {}, permission profile {})", s.data_dir, s.permission_profile);
-  (*server)->RunUntilSignal();
+  if ((*rt)->dev_key) PrintDevInstructions(s, port, *(*rt)->dev_key);
+  spdlog::info("serving (data dir {}, permission profile {}, Apple at {})", s.data_dir, s.permission_profile,
+               s.apple_url);
+  (*rt)->server->RunUntilSignal();
+  (*rt)->Shutdown();
   spdlog::info("stopped");
   return 0;
 }
@@ -171,6 +86,16 @@ int Main(int argc, char** argv) {
 
   CLI::App* serve = app.add_subcommand("serve", "Run the Graph endpoint");
   AddServeOptions(*serve, settings);
+
+  CLI::App* demo = app.add_subcommand(
+      "demo", "Run the simulator and vppd (dev mode, SQLite) together, add the simulator's location, sync it, "
+              "and print how to call it");
+  DemoOptions demo_options;
+  AddServeOptions(*demo, settings);
+  demo->add_option("--sim-assets", demo_options.assets, "Assets of the simulated location")->capture_default_str();
+  demo->add_option("--sim-assignments", demo_options.assignments, "License assignments of the simulated location")
+      ->capture_default_str();
+  demo->add_option("--sim-seed", demo_options.seed, "Seed of the simulated data")->capture_default_str();
 
   // dev-token
   CLI::App* dev_token = app.add_subcommand("dev-token", "Print a JWT that a --dev server with the same data dir accepts");
@@ -210,6 +135,10 @@ int Main(int argc, char** argv) {
   }
 
   if (serve->parsed()) return Serve(settings);
+  if (demo->parsed()) {
+    spdlog::set_level(spdlog::level::from_str(settings.log_level));
+    return RunDemo(settings, demo_options);
+  }
 
   if (dev_token->parsed()) {
     auto key = auth::DevKey::LoadOrCreate(settings.data_dir);

@@ -240,42 +240,351 @@ struct Api::Impl {
   Result<http::Response> Route(const http::Request& req, const Path& path, const std::string& query,
                                const service::Principal& who) const {
     const auto& s = path.segments;
+    const ApiVersion v = path.version;
+    const bool beta = v == ApiVersion::kBeta;
     if (s.empty()) return Fail(SegmentNotFound(""));
     if (s[0] != "deviceAppManagement") return Fail(SegmentNotFound(s[0]));
     if (s.size() == 1) {
       return Fail(Error{Code::kUnimplemented,
-                        "vppd serves deviceAppManagement/vppTokens only; the deviceAppManagement singleton itself "
-                        "is not implemented.",
+                        "vppd serves deviceAppManagement/vppTokens and mobileApps; the deviceAppManagement "
+                        "singleton itself is not implemented.",
                         "deviceAppManagement", "NotImplemented"});
     }
+    if (s[1] == "mobileApps" || ParenthesisedKey(s[1], "mobileApps")) return RouteApps(req, path, query, who);
+
     // vppTokens, vppTokens('id'), vppTokens/{id}
     std::optional<std::string> key = ParenthesisedKey(s[1], "vppTokens");
     std::size_t next = 2;
     if (!key) {
       if (s[1] != "vppTokens") return Fail(SegmentNotFound(s[1]));
-      if (s.size() == 2) return TokenCollection(req, path.version, query, who);
+      if (s.size() == 2) return TokenCollection(req, v, query, who);
       if (s[2] == "$count") {
         if (s.size() > 3) return Fail(SegmentNotFound(s[3]));
-        return TokenCount(req, path.version, query, who);
+        return TokenCount(req, v, query, who);
       }
-      if (IsAction(s[2], "syncLicenseCounts") || s[2].starts_with("getLicensesForApp") ||
-          s[2].starts_with("microsoft.graph.getLicensesForApp")) {
-        return NotYet(s[2]);
+      if (beta && IsAction(s[2], "syncLicenseCounts")) {
+        if (s.size() > 3) return Fail(SegmentNotFound(s[3]));
+        return SyncLicenseCounts(req, who);
+      }
+      if (beta && (s[2].starts_with("getLicensesForApp") || s[2].starts_with("microsoft.graph.getLicensesForApp"))) {
+        if (s.size() > 3) return Fail(SegmentNotFound(s[3]));
+        return GetLicensesForApp(req, s[2], query, who);
       }
       key = s[2];
       next = 3;
     }
     if (key->empty()) return Fail(SegmentNotFound(s[1]));
-    if (s.size() == next) return TokenItem(req, path.version, query, *key, who);
-    if (s.size() == next + 1 && (IsAction(s[next], "syncLicenses") || IsAction(s[next], "revokeLicenses"))) {
-      return NotYet(s[next]);
+    if (s.size() == next) return TokenItem(req, v, query, *key, who);
+    if (s.size() == next + 1 && IsAction(s[next], "syncLicenses")) return SyncLicenses(req, v, *key, who);
+    if (s.size() == next + 1 && beta && IsAction(s[next], "revokeLicenses")) return RevokeLicenses(req, *key, who);
+    return Fail(SegmentNotFound(s[next]));
+  }
+
+  // --- actions and functions on vppTokens -------------------------------
+
+  Result<http::Response> SyncLicenses(const http::Request& req, ApiVersion v, const std::string& id,
+                                      const service::Principal& who) const {
+    if (req.method != "POST") {
+      static constexpr std::string_view kAllowed[] = {"POST"};
+      return MethodNotAllowed(req, kAllowed);
+    }
+    if (auto ok = RequireJsonAccepted(req); !ok) return Fail(ok.error());
+    // The seed: "this method takes no request body" — one sent anyway is ignored.
+    auto token = deps.tokens->SyncLicenses(who, id);
+    if (!token) return Fail(token.error());
+    const bool at_root = options.action_response == ActionResponse::kEntity ||
+                         (options.action_response == ActionResponse::kAuto && req.Header("SdkVersion").has_value());
+    json::object entity;
+    WriteVppToken(*token, v, {}, entity);
+    json::object body;
+    body["@odata.context"] = ContextUrl(req, v, "microsoft.graph.vppToken");
+    if (at_root) {
+      for (auto& kv : entity) body[kv.key()] = std::move(kv.value());
+    } else {
+      body["value"] = std::move(entity);  // the seed's shape
+    }
+    return Json(200, body);
+  }
+
+  Result<http::Response> RevokeLicenses(const http::Request& req, const std::string& id,
+                                        const service::Principal& who) const {
+    if (req.method != "POST") {
+      static constexpr std::string_view kAllowed[] = {"POST"};
+      return MethodNotAllowed(req, kAllowed);
+    }
+    auto body = ReadJsonObject(req);
+    if (!body) return Fail(body.error());
+    std::optional<bool> notify, untracked;
+    for (const auto& [key, value] : *body) {
+      if (key == "notifyManagedDevices") {
+        if (!value.is_bool()) return Fail(BadParameter("notifyManagedDevices", "must be true or false"));
+        notify = value.get_bool();
+      } else if (key == "revokeUntrackedLicenses") {
+        if (!value.is_bool() && !value.is_null()) {
+          return Fail(BadParameter("revokeUntrackedLicenses", "must be true, false or null"));
+        }
+        if (value.is_bool()) untracked = value.get_bool();
+      } else if (key.find('@') == std::string_view::npos) {
+        return Fail(BadParameter(std::string(key), "is not a parameter of revokeLicenses (notifyManagedDevices, "
+                                                   "revokeUntrackedLicenses)"));
+      }
+    }
+    if (!notify) return Fail(BadParameter("notifyManagedDevices", "is required"));
+    if (auto ok = deps.tokens->RevokeLicenses(who, id, *notify, untracked); !ok) return Fail(ok.error());
+    return http::Response{204, {}, {}, {}, {}};
+  }
+
+  static Error BadParameter(const std::string& name, const std::string& why) {
+    return Error::InvalidArgument("The parameter '" + name + "' " + why + ".", name).WithGraphCode("BadRequest");
+  }
+
+  Result<http::Response> SyncLicenseCounts(const http::Request& req, const service::Principal& who) const {
+    if (req.method != "POST") {
+      static constexpr std::string_view kAllowed[] = {"POST"};
+      return MethodNotAllowed(req, kAllowed);
+    }
+    if (auto ok = deps.tokens->SyncLicenseCounts(who); !ok) return Fail(ok.error());
+    return http::Response{204, {}, {}, {}, {}};
+  }
+
+  // getLicensesForApp(bundleId='x'), or with a parameter alias: (bundleId=@b)?@b='x'.
+  static Result<std::string> ParseBundleIdArgument(std::string_view segment, std::string_view query) {
+    auto bad = [&](const std::string& why) {
+      return Fail(Error::InvalidArgument("Invalid function call '" + std::string(segment.substr(0, 200)) + "': " + why +
+                                         " Use getLicensesForApp(bundleId='com.example.app').",
+                                         "bundleId")
+                      .WithGraphCode("BadRequest"));
+    };
+    const auto open = segment.find('(');
+    if (open == std::string_view::npos || segment.back() != ')') return bad("the parameter list is missing.");
+    const std::string_view name = segment.substr(0, open);
+    if (name != "getLicensesForApp" && name != "microsoft.graph.getLicensesForApp") {
+      return bad("unknown function '" + std::string(name) + "'.");
+    }
+    std::string_view args = segment.substr(open + 1, segment.size() - open - 2);
+    const auto eq = args.find('=');
+    if (eq == std::string_view::npos || TrimSpace(args.substr(0, eq)) != "bundleId") {
+      return bad("the only parameter is bundleId.");
+    }
+    std::string_view value = TrimSpace(args.substr(eq + 1));
+    std::string alias_value;
+    if (!value.empty() && value.front() == '@') {
+      // Parameter alias: its value is a query parameter of the same name.
+      const std::string alias(value);
+      auto params = boost::urls::parse_query(query);
+      bool found = false;
+      if (params) {
+        for (auto p : *params) {
+          if (p.key == alias && p.has_value) {
+            alias_value = p.value;
+            found = true;
+          }
+        }
+      }
+      if (!found) return bad("the parameter alias " + alias + " has no value in the query string.");
+      value = alias_value;
+    }
+    if (value.size() < 2 || value.front() != '\'' || value.back() != '\'') {
+      return bad("bundleId must be a string literal in single quotes.");
+    }
+    std::string out;
+    const std::string_view inner = value.substr(1, value.size() - 2);
+    for (std::size_t i = 0; i < inner.size(); ++i) {
+      if (inner[i] == '\'') {
+        if (i + 1 < inner.size() && inner[i + 1] == '\'') {
+          out += '\'';
+          ++i;
+          continue;
+        }
+        return bad("a quote inside bundleId must be doubled ('').");
+      }
+      out += inner[i];
+    }
+    if (out.empty()) return bad("bundleId is empty.");
+    return out;
+  }
+
+  Result<http::Response> GetLicensesForApp(const http::Request& req, const std::string& segment,
+                                           const std::string& query, const service::Principal& who) const {
+    if (req.method != "GET") {
+      static constexpr std::string_view kAllowed[] = {"GET"};
+      return MethodNotAllowed(req, kAllowed);
+    }
+    if (auto ok = RequireJsonAccepted(req); !ok) return Fail(ok.error());
+    auto bundle_id = ParseBundleIdArgument(segment, query);
+    if (!bundle_id) return Fail(bundle_id.error());
+    auto summaries = deps.tokens->GetLicensesForApp(who, *bundle_id);
+    if (!summaries) return Fail(summaries.error());
+    json::array values;
+    for (const auto& s : *summaries) {
+      json::object o;
+      o["@odata.type"] = "#microsoft.graph.vppTokenLicenseSummary";
+      o["vppTokenId"] = s.token_id;
+      o["appleId"] = s.apple_id ? json::value(*s.apple_id) : json::value(nullptr);
+      o["organizationName"] = s.organization_name ? json::value(*s.organization_name) : json::value(nullptr);
+      o["availableLicenseCount"] = std::min<std::int64_t>(s.available, 2147483647);
+      o["usedLicenseCount"] = std::min<std::int64_t>(s.used, 2147483647);
+      values.push_back(std::move(o));
+    }
+    json::object body;
+    body["@odata.context"] = ContextUrl(req, ApiVersion::kBeta, "Collection(microsoft.graph.vppTokenLicenseSummary)");
+    body["value"] = std::move(values);
+    return Json(200, body);
+  }
+
+  // --- mobileApps ---------------------------------------------------------
+
+  // A cast segment naming one of the VPP app types this version has; "" when not a cast.
+  static std::string CastType(std::string_view segment, ApiVersion v) {
+    if (segment == "microsoft.graph.iosVppApp") return "microsoft.graph.iosVppApp";
+    if (segment == "microsoft.graph.macOsVppApp" && v == ApiVersion::kBeta) return "microsoft.graph.macOsVppApp";
+    return "";
+  }
+
+  Result<http::Response> RouteApps(const http::Request& req, const Path& path, const std::string& query,
+                                   const service::Principal& who) const {
+    const auto& s = path.segments;
+    const ApiVersion v = path.version;
+    auto only_get = [&]() -> std::optional<http::Response> {
+      if (req.method == "GET") return std::nullopt;
+      static constexpr std::string_view kAllowed[] = {"GET"};
+      return MethodNotAllowed(req, kAllowed);
+    };
+    std::optional<std::string> key = ParenthesisedKey(s[1], "mobileApps");
+    std::size_t next = 2;
+    if (!key) {
+      std::string cast;
+      if (s.size() > 2) cast = CastType(s[2], v);
+      const std::size_t rest = cast.empty() ? 2 : 3;
+      if (s.size() == rest || (s.size() == rest + 1 && s[rest] == "$count")) {
+        if (auto r = only_get()) return std::move(*r);
+        return ListApps(req, v, query, cast, s.size() == rest + 1, who);
+      }
+      if (!cast.empty()) return Fail(SegmentNotFound(s[3]));
+      key = s[2];
+      next = 3;
+    }
+    if (auto r = only_get()) return std::move(*r);
+    if (key->empty()) return Fail(SegmentNotFound(s[1]));
+    std::string cast;
+    if (s.size() > next) {
+      cast = CastType(s[next], v);
+      if (cast.empty()) return Fail(SegmentNotFound(s[next]));
+      ++next;
+    }
+    auto app = deps.apps->Get(who, *key);
+    if (!app) return Fail(app.error());
+    if (!cast.empty() && MobileAppType(*app) != "#" + cast) {
+      return Fail(Error::NotFound("The mobileApp '" + *key + "' is not a " + cast + ".", *key)
+                      .WithGraphCode("ResourceNotFound"));
+    }
+    if (s.size() == next) {
+      if (auto ok = RequireJsonAccepted(req); !ok) return Fail(ok.error());
+      auto select = ParseSelectOnly(query, MobileAppEntity(v));
+      if (!select) return Fail(select.error());
+      json::object body;
+      body["@odata.context"] =
+          ContextUrl(req, v, "deviceAppManagement/mobileApps" + SelectFragment(*select) + "/$entity");
+      WriteMobileApp(*app, v, *select, body);
+      return Json(200, body);
+    }
+    if (s.size() == next + 1 && s[next] == "assignedLicenses" && !cast.empty() && v == ApiVersion::kBeta) {
+      return AssignedLicenses(req, *app, cast, query, who);
     }
     return Fail(SegmentNotFound(s[next]));
   }
 
-  static Result<http::Response> NotYet(const std::string& operation) {
-    return Fail(Error{Code::kUnimplemented, "The operation '" + operation + "' is not implemented by this vppd yet.",
-                      operation, "NotImplemented"});
+  Result<http::Response> ListApps(const http::Request& req, ApiVersion v, const std::string& query,
+                                  const std::string& cast, bool count_segment, const service::Principal& who) const {
+    const EntityDef& entity = MobileAppEntity(v);
+    AllowedOptions allowed;
+    if (count_segment) {
+      if (!Accepts(req, "text/plain")) {
+        return Fail(Error{Code::kNotAcceptable, "The $count segment answers text/plain, which the Accept header excludes.",
+                          "Accept", "NotAcceptable"});
+      }
+      allowed.orderby = allowed.top = allowed.skip = allowed.count = allowed.select = allowed.skiptoken = false;
+    } else if (auto ok = RequireJsonAccepted(req); !ok) {
+      return Fail(ok.error());
+    }
+    auto q = ParseQueryOptions(query, entity, allowed, limits);
+    if (!q) return Fail(q.error());
+    // A cast segment is a type filter (and v1.0 has iOS VPP apps only).
+    std::string type = cast;
+    if (type.empty() && v == ApiVersion::kV1) type = "microsoft.graph.iosVppApp";
+    if (!type.empty()) {
+      store::Expr is_type = store::Expr::Apply(store::Op::kIsOf, {store::Expr::Value(type)});
+      q->list.filter = q->list.filter ? store::Expr::Apply(store::Op::kAnd, {std::move(is_type), std::move(*q->list.filter)})
+                                      : std::move(is_type);
+    }
+    if (count_segment) {
+      auto n = deps.apps->Count(who, q->list.filter);
+      if (!n) return Fail(n.error());
+      http::Response r = http::Response::Text(200, std::to_string(*n));
+      r.headers.emplace_back("OData-Version", "4.0");
+      return r;
+    }
+    auto page = deps.apps->List(who, q->list);
+    if (!page) return Fail(page.error());
+    const std::string path = "deviceAppManagement/mobileApps" + (cast.empty() ? "" : "/" + cast);
+    json::object body;
+    body["@odata.context"] = ContextUrl(req, v, path + SelectFragment(q->select));
+    if (q->count) {
+      auto n = deps.apps->Count(who, q->list.filter);
+      if (!n) return Fail(n.error());
+      body["@odata.count"] = *n;
+    }
+    const auto returned = static_cast<std::int64_t>(page->items.size());
+    if (HasNextPage(*q, returned, page->has_more)) {
+      body["@odata.nextLink"] =
+          BaseUrl(req) + "/" + VersionSegment(v) + "/" + path + "?" + NextLinkQuery(query, *q, q->list.skip + returned);
+    }
+    json::array values;
+    for (const auto& app : page->items) {
+      json::object o;
+      WriteMobileApp(app, v, q->select, o);
+      values.push_back(std::move(o));
+    }
+    body["value"] = std::move(values);
+    return Json(200, body);
+  }
+
+  Result<http::Response> AssignedLicenses(const http::Request& req, const store::MobileApp& app, const std::string& cast,
+                                          const std::string& query, const service::Principal& who) const {
+    if (auto ok = RequireJsonAccepted(req); !ok) return Fail(ok.error());
+    static const EntityDef kLicense = [] {
+      EntityDef e;
+      e.name = "iosVppAppAssignedLicense";
+      return e;
+    }();
+    AllowedOptions allowed;
+    allowed.filter = allowed.orderby = allowed.select = allowed.count = false;
+    auto q = ParseQueryOptions(query, kLicense, allowed, limits);
+    if (!q) return Fail(q.error());
+    auto page = deps.apps->AssignedLicenses(who, app.id, q->list.skip, q->list.limit);
+    if (!page) return Fail(page.error());
+    const std::string path = "deviceAppManagement/mobileApps/" + app.id + "/" + cast + "/assignedLicenses";
+    json::object body;
+    body["@odata.context"] = ContextUrl(req, ApiVersion::kBeta, path);
+    const auto returned = static_cast<std::int64_t>(page->items.size());
+    if (HasNextPage(*q, returned, page->has_more)) {
+      body["@odata.nextLink"] = BaseUrl(req) + "/beta/" + path + "?" + NextLinkQuery(query, *q, q->list.skip + returned);
+    }
+    json::array values;
+    for (const auto& a : page->items) {
+      json::object o;
+      WriteAssignedLicense(app, a, o);
+      values.push_back(std::move(o));
+    }
+    body["value"] = std::move(values);
+    return Json(200, body);
+  }
+
+  static std::string SelectFragment(const std::vector<std::string>& select) {
+    if (select.empty()) return "";
+    std::string out = "(";
+    for (std::size_t i = 0; i < select.size(); ++i) out += (i ? "," : "") + select[i];
+    return out + ")";
   }
 
   static Status RequireJsonAccepted(const http::Request& req) {
@@ -308,13 +617,7 @@ struct Api::Impl {
     if (!page) return Fail(page.error());
 
     json::object body;
-    std::string fragment = "deviceAppManagement/vppTokens";
-    if (!q->select.empty()) {
-      fragment += "(";
-      for (std::size_t i = 0; i < q->select.size(); ++i) fragment += (i ? "," : "") + q->select[i];
-      fragment += ")";
-    }
-    body["@odata.context"] = ContextUrl(req, v, fragment);
+    body["@odata.context"] = ContextUrl(req, v, "deviceAppManagement/vppTokens" + SelectFragment(q->select));
     if (q->count) {
       auto n = deps.tokens->Count(who, q->list.filter);
       if (!n) return Fail(n.error());
@@ -402,13 +705,7 @@ struct Api::Impl {
   http::Response EntityResponse(const http::Request& req, ApiVersion v, int status, const store::VppToken& token,
                                 const std::vector<std::string>& select) const {
     json::object body;
-    std::string fragment = "deviceAppManagement/vppTokens";
-    if (!select.empty()) {
-      fragment += "(";
-      for (std::size_t i = 0; i < select.size(); ++i) fragment += (i ? "," : "") + select[i];
-      fragment += ")";
-    }
-    body["@odata.context"] = ContextUrl(req, v, fragment + "/$entity");
+    body["@odata.context"] = ContextUrl(req, v, "deviceAppManagement/vppTokens" + SelectFragment(select) + "/$entity");
     WriteVppToken(token, v, select, body);
     return Json(status, body);
   }

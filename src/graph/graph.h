@@ -20,6 +20,7 @@ namespace auth {
 class Verifier;
 }
 namespace service {
+class MobileApps;
 class Throttle;
 class VppTokens;
 }
@@ -43,6 +44,7 @@ struct Options {
 struct Dependencies {
   const auth::Verifier* verifier = nullptr;
   service::VppTokens* tokens = nullptr;
+  service::MobileApps* apps = nullptr;
   service::Throttle* throttle = nullptr;  // nullptr: no request-rate limits
 };
 

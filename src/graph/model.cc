@@ -239,6 +239,151 @@ void WriteVppToken(const store::VppToken& token, ApiVersion version, const std::
   }
 }
 
+namespace {
+
+struct AppProperty {
+  PropertyDef def;
+  bool in_v1;  // iosVppApp in v1.0
+};
+
+const std::vector<AppProperty>& AppProperties() {
+  static const std::vector<AppProperty> kProps = [] {
+    auto constant = [](std::string name, EdmType type) {
+      PropertyDef d = Prop(std::move(name), type);
+      d.filterable = false;  // not stored: the same for every VPP app
+      return d;
+    };
+    PropertyDef account = EnumProp("vppTokenAccountType", "microsoft.graph.vppTokenAccountType", kAccountTypes);
+    return std::vector<AppProperty>{
+        {Prop("id", EdmType::kString, false), true},
+        {Prop("displayName", EdmType::kString), true},
+        {constant("description", EdmType::kString), true},
+        {Prop("publisher", EdmType::kString), true},
+        {Prop("createdDateTime", EdmType::kDateTimeOffset, false), true},
+        {Prop("lastModifiedDateTime", EdmType::kDateTimeOffset, false), true},
+        {constant("isFeatured", EdmType::kBoolean), true},
+        {constant("publishingState", EdmType::kString), true},
+        {constant("isAssigned", EdmType::kBoolean), false},
+        {CollectionProp("roleScopeTagIds", EdmType::kString), false},
+        {Prop("usedLicenseCount", EdmType::kInt32, false), true},
+        {Prop("totalLicenseCount", EdmType::kInt32, false), true},
+        {Prop("appStoreUrl", EdmType::kString), true},
+        {Prop("bundleId", EdmType::kString), true},
+        {account, true},
+        {Prop("vppTokenOrganizationName", EdmType::kString), true},
+        {Prop("vppTokenAppleId", EdmType::kString), true},
+        {Prop("vppTokenId", EdmType::kString), false},
+        {Prop("vppTokenDisplayName", EdmType::kString), false},
+        {constant("licensingType", EdmType::kComplex), true},
+        {constant("applicableDeviceType", EdmType::kComplex), true},
+        {CollectionProp("revokeLicenseActionResults", EdmType::kComplex), false},
+    };
+  }();
+  return kProps;
+}
+
+EntityDef MakeAppEntity(ApiVersion version) {
+  EntityDef e;
+  e.name = "mobileApp";
+  e.type_names = {"microsoft.graph.mobileApp", "microsoft.graph.iosVppApp"};
+  if (version == ApiVersion::kBeta) e.type_names.push_back("microsoft.graph.macOsVppApp");
+  for (const auto& p : AppProperties()) {
+    if (version == ApiVersion::kV1 && !p.in_v1) continue;
+    e.properties.push_back(p.def);
+  }
+  return e;
+}
+
+bool Selected(const std::vector<std::string>& select, std::string_view name) {
+  return select.empty() || name == "id" || std::find(select.begin(), select.end(), name) != select.end();
+}
+
+}  // namespace
+
+const EntityDef& MobileAppEntity(ApiVersion version) {
+  static const EntityDef kBeta = MakeAppEntity(ApiVersion::kBeta);
+  static const EntityDef kV1 = MakeAppEntity(ApiVersion::kV1);
+  return version == ApiVersion::kBeta ? kBeta : kV1;
+}
+
+std::string MobileAppType(const store::MobileApp& app) {
+  return app.platform == "macOS" ? "#microsoft.graph.macOsVppApp" : "#microsoft.graph.iosVppApp";
+}
+
+void WriteMobileApp(const store::MobileApp& app, ApiVersion version, const std::vector<std::string>& select,
+                    json::object& out) {
+  const bool ios = app.platform != "macOS";
+  out["@odata.type"] = MobileAppType(app);
+  auto put = [&](std::string_view name, json::value v) {
+    if (Selected(select, name)) out[name] = std::move(v);
+  };
+  auto opt = [](const std::optional<std::string>& s) { return s ? json::value(*s) : json::value(nullptr); };
+  auto str_or_null = [](const std::string& s) { return s.empty() ? json::value(nullptr) : json::value(s); };
+  const bool beta = version == ApiVersion::kBeta;
+  put("id", json::string(app.id));
+  put("displayName", json::string(app.display_name));
+  put("description", nullptr);
+  put("publisher", str_or_null(app.publisher));
+  put("createdDateTime", Time(app.created));
+  put("lastModifiedDateTime", Time(app.last_modified));
+  put("isFeatured", false);
+  put("publishingState", "published");
+  if (beta) {
+    put("isAssigned", false);
+    put("roleScopeTagIds", json::array());
+  }
+  const auto clamp = [](std::int64_t n) { return std::min<std::int64_t>(n, 2147483647); };
+  put("usedLicenseCount", clamp(app.used_licenses));
+  put("totalLicenseCount", clamp(app.total_licenses));
+  put("appStoreUrl", str_or_null(app.app_store_url));
+  put("bundleId", str_or_null(app.bundle_id));
+  put("vppTokenAccountType", json::string(app.token_account_type));
+  put("vppTokenOrganizationName", opt(app.token_organization_name));
+  put("vppTokenAppleId", opt(app.token_apple_id));
+  if (beta) {
+    put("vppTokenId", json::string(app.token_id));
+    put("vppTokenDisplayName", opt(app.token_display_name));
+  }
+  // Apps can always be licensed to users; device licensing is per asset.
+  json::object licensing;
+  if (beta) {
+    licensing["supportUserLicensing"] = true;
+    licensing["supportDeviceLicensing"] = app.device_assignable;
+  }
+  licensing["supportsUserLicensing"] = true;
+  licensing["supportsDeviceLicensing"] = app.device_assignable;
+  put("licensingType", std::move(licensing));
+  if (ios) {
+    json::object devices;
+    devices["iPad"] = true;
+    devices["iPhoneAndIPod"] = true;
+    put("applicableDeviceType", std::move(devices));
+  }
+  if (beta) put("revokeLicenseActionResults", json::array());
+}
+
+void WriteAssignedLicense(const store::MobileApp& app, const store::LicenseAssignment& a, json::object& out) {
+  const bool device = !a.serial_number.empty();
+  if (app.platform == "macOS") {
+    out["@odata.type"] = "#microsoft.graph.macOsVppAppAssignedLicense";
+  } else {
+    out["@odata.type"] = device ? "#microsoft.graph.iosVppAppAssignedDeviceLicense"
+                                : "#microsoft.graph.iosVppAppAssignedUserLicense";
+  }
+  // Stable id of the assignment within the app.
+  const std::string hex = Sha256Hex(app.id + "\n" + a.client_user_id + "\n" + a.serial_number);
+  out["id"] = hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" + hex.substr(16, 4) + "-" +
+              hex.substr(20, 12);
+  out["userEmailAddress"] = nullptr;
+  out["userId"] = device ? json::value(nullptr) : json::value(a.client_user_id);
+  out["userName"] = nullptr;
+  out["userPrincipalName"] = nullptr;
+  if (device) {
+    out["deviceName"] = a.serial_number;
+    out["managedDeviceId"] = nullptr;
+  }
+}
+
 Result<service::TokenChanges> ReadTokenChanges(const json::object& body, ApiVersion version) {
   service::TokenChanges c;
   const EntityDef& entity = VppTokenEntity(version);

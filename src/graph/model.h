@@ -29,6 +29,19 @@ const EntityDef& VppTokenEntity(ApiVersion version);
 void WriteVppToken(const store::VppToken& token, ApiVersion version, const std::vector<std::string>& select,
                    boost::json::object& out);
 
+// mobileApp as the apps of VPP tokens show it (iosVppApp and macOsVppApp; v1.0 has
+// only iosVppApp, with fewer properties).
+const EntityDef& MobileAppEntity(ApiVersion version);
+// "#microsoft.graph.iosVppApp" or "#microsoft.graph.macOsVppApp".
+std::string MobileAppType(const store::MobileApp& app);
+void WriteMobileApp(const store::MobileApp& app, ApiVersion version, const std::vector<std::string>& select,
+                    boost::json::object& out);
+// An element of .../assignedLicenses: iosVppAppAssignedDeviceLicense / ...UserLicense
+// (macOsVppAppAssignedLicense on macOS), with what Apple gives: the serial number as
+// deviceName, the clientUserId as userId.
+void WriteAssignedLicense(const store::MobileApp& app, const store::LicenseAssignment& assignment,
+                          boost::json::object& out);
+
 // Decodes a create/PATCH body. Every property must exist in `version` and have the
 // right JSON type (nullability, enum membership, ISO-8601 date-times, collections);
 // the first offence is an InvalidArgument naming the property. Server-managed

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -74,6 +75,18 @@ struct TokenChanges {
 struct Options {
   PermissionProfile profile = PermissionProfile::kSeed;
   const Clock* clock = nullptr;  // nullptr = Clock::Real()
+  // Called after a job was queued (the sync engine's Wake), so it starts at once.
+  std::function<void()> on_job_queued;
+  int keep_action_results = 20;
+};
+
+// One element of getLicensesForApp: the app's licenses under one token.
+struct LicenseSummary {
+  std::string token_id;
+  std::optional<std::string> apple_id;
+  std::optional<std::string> organization_name;
+  std::int64_t available = 0;
+  std::int64_t used = 0;
 };
 
 // The vppToken resource. Thread-safe (holds no mutable state of its own).
@@ -96,14 +109,47 @@ class VppTokens {
   Result<store::VppToken> Update(const Principal& caller, const std::string& id, TokenChanges changes);
   Status Delete(const Principal& caller, const std::string& id);
 
+  // The seed's action: queues a sync of the token (durable, coalesced: while one is
+  // queued or running another request queues nothing) and returns the token as it
+  // is now — lastSyncStatus inProgress. Never waits for Apple. NotFound.
+  Result<store::VppToken> SyncLicenses(const Principal& caller, const std::string& id);
+  // Queues the revocation of the token's licenses (then a resync). NotFound.
+  Status RevokeLicenses(const Principal& caller, const std::string& id, bool notify_managed_devices,
+                        std::optional<bool> revoke_untracked_licenses);
+  // Queues a refresh of the license counts of every valid token of the tenant.
+  Status SyncLicenseCounts(const Principal& caller);
+  // Per token holding the app (by bundle id, or adamId when the bundle id is unknown).
+  Result<std::vector<LicenseSummary>> GetLicensesForApp(const Principal& caller, const std::string& bundle_id);
+
  private:
-  Status Admit(const Principal& caller, Operation op);
   Timestamp Now() const { return clock_->Now(); }
+  // Queues the sync that follows a create or a renewal; returns the token as it is then.
+  Result<store::VppToken> QueueFirstSync(const Principal& caller, store::VppToken token);
 
   store::Store& store_;
   Options options_;
   const Clock* clock_;
 };
+
+// The apps that syncs found, as Graph's mobileApps show them. Same admission rules
+// as VppTokens (permission, tenant, license).
+class MobileApps {
+ public:
+  MobileApps(store::Store& store, Options options);
+  Result<store::Page<store::MobileApp>> List(const Principal& caller, const store::ListQuery& query);
+  Result<std::int64_t> Count(const Principal& caller, const std::optional<store::Expr>& filter);
+  Result<store::MobileApp> Get(const Principal& caller, const std::string& id);  // NotFound
+  Result<store::Page<store::LicenseAssignment>> AssignedLicenses(const Principal& caller, const std::string& app_id,
+                                                                 std::int64_t skip, std::int64_t limit);
+
+ private:
+  store::Store& store_;
+  Options options_;
+};
+
+// Checks the caller's permission for `op`, then that its tenant is registered and
+// licensed for Intune (PermissionDenied otherwise).
+Status Admit(store::Store& store, const Principal& caller, Operation op, PermissionProfile profile);
 
 // Tenant records, for the `vppd tenant` commands and dev mode.
 class Tenants {

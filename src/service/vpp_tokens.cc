@@ -1,5 +1,11 @@
+#include <algorithm>
+#include <tuple>
+
+#include <boost/json.hpp>
+
 #include "apple/client.h"
 #include "service/service.h"
+#include "sync/sync.h"
 
 namespace vppd::service {
 namespace {
@@ -50,9 +56,9 @@ Error MapNotFound(Error e, const std::string& id) {
 VppTokens::VppTokens(store::Store& store, Options options)
     : store_(store), options_(options), clock_(options.clock ? options.clock : &Clock::Real()) {}
 
-Status VppTokens::Admit(const Principal& caller, Operation op) {
-  if (auto ok = Authorize(caller, op, options_.profile); !ok) return ok;
-  auto tenant = store_.GetTenant(caller.tenant_id);
+Status Admit(store::Store& store, const Principal& caller, Operation op, PermissionProfile profile) {
+  if (auto ok = Authorize(caller, op, profile); !ok) return ok;
+  auto tenant = store.GetTenant(caller.tenant_id);
   if (!tenant) {
     if (tenant.error().code != Code::kNotFound) return Fail(tenant.error());
     return Fail(Error::PermissionDenied("Tenant '" + caller.tenant_id +
@@ -70,7 +76,7 @@ Status VppTokens::Admit(const Principal& caller, Operation op) {
 }
 
 Result<store::VppToken> VppTokens::Create(const Principal& caller, TokenChanges changes) {
-  if (auto ok = Admit(caller, Operation::kCreateToken); !ok) return Fail(ok.error());
+  if (auto ok = Admit(store_, caller, Operation::kCreateToken, options_.profile); !ok) return Fail(ok.error());
   if (!changes.token || changes.token->find_first_not_of(" \t\r\n") == std::string::npos) {
     return Fail(Error::InvalidArgument(
         "The 'token' property is required: the sToken (.vpptoken file content) downloaded from Apple School "
@@ -87,28 +93,38 @@ Result<store::VppToken> VppTokens::Create(const Principal& caller, TokenChanges 
                                          " vppTokens; delete one before adding another.")
                     .WithGraphCode("BadRequest"));
   }
-  return created;
+  if (!created) return created;
+  // As Intune does, a new token is synced at once.
+  return QueueFirstSync(caller, std::move(*created));
+}
+
+Result<store::VppToken> VppTokens::QueueFirstSync(const Principal& caller, store::VppToken token) {
+  auto queued =
+      sync::RequestJob(store_, caller.tenant_id, token.id, "syncLicenses", "", Now(), options_.keep_action_results);
+  if (!queued) return token;  // the token is saved; the daily schedule or the next request syncs it
+  if (queued->queued && options_.on_job_queued) options_.on_job_queued();
+  return std::move(queued->token);
 }
 
 Result<store::VppToken> VppTokens::Get(const Principal& caller, const std::string& id) {
-  if (auto ok = Admit(caller, Operation::kReadTokens); !ok) return Fail(ok.error());
+  if (auto ok = Admit(store_, caller, Operation::kReadTokens, options_.profile); !ok) return Fail(ok.error());
   auto token = store_.GetToken(caller.tenant_id, id);
   if (!token) return Fail(MapNotFound(token.error(), id));
   return token;
 }
 
 Result<store::Page<store::VppToken>> VppTokens::List(const Principal& caller, const store::ListQuery& query) {
-  if (auto ok = Admit(caller, Operation::kReadTokens); !ok) return Fail(ok.error());
+  if (auto ok = Admit(store_, caller, Operation::kReadTokens, options_.profile); !ok) return Fail(ok.error());
   return store_.ListTokens(caller.tenant_id, query);
 }
 
 Result<std::int64_t> VppTokens::Count(const Principal& caller, const std::optional<store::Expr>& filter) {
-  if (auto ok = Admit(caller, Operation::kReadTokens); !ok) return Fail(ok.error());
+  if (auto ok = Admit(store_, caller, Operation::kReadTokens, options_.profile); !ok) return Fail(ok.error());
   return store_.CountTokens(caller.tenant_id, filter);
 }
 
 Result<store::VppToken> VppTokens::Update(const Principal& caller, const std::string& id, TokenChanges changes) {
-  if (auto ok = Admit(caller, Operation::kUpdateToken); !ok) return Fail(ok.error());
+  if (auto ok = Admit(store_, caller, Operation::kUpdateToken, options_.profile); !ok) return Fail(ok.error());
   const Timestamp now = Now();
   auto updated = store_.UpdateToken(caller.tenant_id, id, [&](store::VppToken& token) -> Status {
     if (changes.token) {
@@ -118,14 +134,116 @@ Result<store::VppToken> VppTokens::Update(const Principal& caller, const std::st
     return {};
   });
   if (!updated) return Fail(MapNotFound(updated.error(), id));
+  if (changes.token) return QueueFirstSync(caller, std::move(*updated));  // a renewal is synced at once
   return updated;
 }
 
 Status VppTokens::Delete(const Principal& caller, const std::string& id) {
-  if (auto ok = Admit(caller, Operation::kDeleteToken); !ok) return ok;
+  if (auto ok = Admit(store_, caller, Operation::kDeleteToken, options_.profile); !ok) return ok;
   auto deleted = store_.DeleteToken(caller.tenant_id, id);
   if (!deleted) return Fail(MapNotFound(deleted.error(), id));
   return {};
+}
+
+Result<store::VppToken> VppTokens::SyncLicenses(const Principal& caller, const std::string& id) {
+  if (auto ok = Admit(store_, caller, Operation::kSyncLicenses, options_.profile); !ok) return Fail(ok.error());
+  auto queued = sync::RequestJob(store_, caller.tenant_id, id, "syncLicenses", "", Now(), options_.keep_action_results);
+  if (!queued) return Fail(MapNotFound(queued.error(), id));
+  if (queued->queued && options_.on_job_queued) options_.on_job_queued();
+  return std::move(queued->token);
+}
+
+Status VppTokens::RevokeLicenses(const Principal& caller, const std::string& id, bool notify_managed_devices,
+                                 std::optional<bool> revoke_untracked_licenses) {
+  if (auto ok = Admit(store_, caller, Operation::kRevokeLicenses, options_.profile); !ok) return ok;
+  boost::json::object params;
+  params["notifyManagedDevices"] = notify_managed_devices;
+  params["revokeUntrackedLicenses"] = revoke_untracked_licenses.value_or(false);
+  auto queued = sync::RequestJob(store_, caller.tenant_id, id, "revokeLicenses", boost::json::serialize(params), Now(),
+                                 options_.keep_action_results);
+  if (!queued) return Fail(MapNotFound(queued.error(), id));
+  if (queued->queued && options_.on_job_queued) options_.on_job_queued();
+  return {};
+}
+
+Status VppTokens::SyncLicenseCounts(const Principal& caller) {
+  if (auto ok = Admit(store_, caller, Operation::kSyncLicenseCounts, options_.profile); !ok) return ok;
+  store::ListQuery query;
+  query.filter = store::Expr::Apply(store::Op::kEq, {store::Expr::Property("state"), store::Expr::Value("valid")});
+  query.limit = 500;
+  bool any = false;
+  for (;;) {
+    auto page = store_.ListTokens(caller.tenant_id, query);
+    if (!page) return Fail(page.error());
+    for (const auto& t : page->items) {
+      auto queued = sync::RequestJob(store_, caller.tenant_id, t.id, "syncLicenseCounts", "", Now(),
+                                     options_.keep_action_results);
+      if (!queued && queued.error().code != Code::kNotFound) return Fail(queued.error());
+      any = any || (queued && queued->queued);
+    }
+    if (!page->has_more) break;
+    query.skip += query.limit;
+  }
+  if (any && options_.on_job_queued) options_.on_job_queued();
+  return {};
+}
+
+Result<std::vector<LicenseSummary>> VppTokens::GetLicensesForApp(const Principal& caller, const std::string& bundle_id) {
+  if (auto ok = Admit(store_, caller, Operation::kGetLicensesForApp, options_.profile); !ok) return Fail(ok.error());
+  auto apps = store_.FindAppsByBundleId(caller.tenant_id, bundle_id);
+  if (!apps) return Fail(apps.error());
+  // An app on two platforms is one set of licenses: count each (token, asset) once.
+  std::vector<LicenseSummary> out;
+  std::vector<std::tuple<std::string, std::string, std::string>> seen;
+  for (const auto& app : *apps) {
+    const auto key = std::make_tuple(app.token_id, app.adam_id, app.pricing_param);
+    if (std::find(seen.begin(), seen.end(), key) != seen.end()) continue;
+    seen.push_back(key);
+    auto it = std::find_if(out.begin(), out.end(), [&](const LicenseSummary& s) { return s.token_id == app.token_id; });
+    if (it == out.end()) {
+      LicenseSummary s;
+      s.token_id = app.token_id;
+      s.apple_id = app.token_apple_id;
+      s.organization_name = app.token_organization_name;
+      out.push_back(std::move(s));
+      it = out.end() - 1;
+    }
+    it->used += app.used_licenses;
+    it->available += std::max<std::int64_t>(0, app.total_licenses - app.used_licenses);
+  }
+  return out;
+}
+
+MobileApps::MobileApps(store::Store& store, Options options) : store_(store), options_(std::move(options)) {}
+
+Result<store::Page<store::MobileApp>> MobileApps::List(const Principal& caller, const store::ListQuery& query) {
+  if (auto ok = Admit(store_, caller, Operation::kReadMobileApps, options_.profile); !ok) return Fail(ok.error());
+  return store_.ListApps(caller.tenant_id, query);
+}
+
+Result<std::int64_t> MobileApps::Count(const Principal& caller, const std::optional<store::Expr>& filter) {
+  if (auto ok = Admit(store_, caller, Operation::kReadMobileApps, options_.profile); !ok) return Fail(ok.error());
+  return store_.CountApps(caller.tenant_id, filter);
+}
+
+Result<store::MobileApp> MobileApps::Get(const Principal& caller, const std::string& id) {
+  if (auto ok = Admit(store_, caller, Operation::kReadMobileApps, options_.profile); !ok) return Fail(ok.error());
+  auto app = store_.GetApp(caller.tenant_id, id);
+  if (!app && app.error().code == Code::kNotFound) {
+    return Fail(Error::NotFound("The mobileApp '" + id + "' was not found.", id).WithGraphCode("ResourceNotFound"));
+  }
+  return app;
+}
+
+Result<store::Page<store::LicenseAssignment>> MobileApps::AssignedLicenses(const Principal& caller,
+                                                                          const std::string& app_id,
+                                                                          std::int64_t skip, std::int64_t limit) {
+  if (auto ok = Admit(store_, caller, Operation::kReadMobileApps, options_.profile); !ok) return Fail(ok.error());
+  auto page = store_.ListAppAssignments(caller.tenant_id, app_id, skip, limit);
+  if (!page && page.error().code == Code::kNotFound) {
+    return Fail(Error::NotFound("The mobileApp '" + app_id + "' was not found.", app_id).WithGraphCode("ResourceNotFound"));
+  }
+  return page;
 }
 
 Status Tenants::Put(const std::string& id, const std::string& display_name, bool intune_licensed) {

@@ -167,3 +167,59 @@ class Vppd:
 
 def quote(s):
     return urllib.parse.quote(s, safe="")
+
+
+class Sim:
+    """One apple-vpp-sim process; `control` talks to its /_sim/ API."""
+
+    def __init__(self, *args):
+        self.args = list(args)
+        self.proc = None
+        fd, self.log_path = tempfile.mkstemp(prefix="sim-stderr-", suffix=".log")
+        os.close(fd)
+
+    def start(self):
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([SIM, "--listen", "127.0.0.1:0", *self.args], stdout=subprocess.PIPE,
+                                         stderr=log)
+        self.port, self.url = _read_announcement(self.proc, "apple-vpp-sim listening on", log_path=self.log_path)
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        if self.proc and self.proc.stdout:
+            self.proc.stdout.close()
+
+    def cleanup(self):
+        self.stop()
+        if os.path.exists(self.log_path):
+            os.unlink(self.log_path)
+
+    def control(self, method, path, body=None):
+        r = request(self.port, method, "/_sim/" + path, body=body)
+        if r.status >= 400:
+            raise RuntimeError(f"sim {method} {path}: {r}")
+        return r.json() if r.body else None
+
+    def locations(self):
+        return self.control("GET", "locations")["locations"]
+
+    def apple(self, path, stoken):
+        """GET an Apple endpoint as a plain client would."""
+        return request(self.port, "GET", "/mdm/v2/" + path, {"Authorization": "Bearer " + stoken})
+
+    def walk(self, endpoint, stoken, key):
+        """Every item of a paged Apple endpoint."""
+        items, page = [], 0
+        while True:
+            sep = "&" if "?" in endpoint else "?"
+            body = self.apple(f"{endpoint}{sep}pageIndex={page}", stoken).json()
+            items += body.get(key, [])
+            if "nextPageIndex" not in body:
+                return items
+            page = body["nextPageIndex"]
+
+    def counters(self):
+        return self.control("GET", "counters")["total"]

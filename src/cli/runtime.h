@@ -1,0 +1,42 @@
+// A running vppd: the store, auth, services, the sync engine and the HTTP server,
+// wired together from Settings. `serve` and `demo` both start one.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "auth/auth.h"
+#include "cli/config.h"
+#include "graph/graph.h"
+#include "http/server.h"
+#include "service/service.h"
+#include "store/store.h"
+#include "sync/sync.h"
+
+namespace vppd::cli {
+
+struct Runtime {
+  Settings settings;
+  std::unique_ptr<store::Store> store;
+  std::optional<auth::DevKey> dev_key;
+  std::optional<auth::Verifier> verifier;
+  std::unique_ptr<sync::Engine> engine;
+  std::unique_ptr<service::VppTokens> tokens;
+  std::unique_ptr<service::MobileApps> apps;
+  std::optional<service::Throttle> throttle;
+  std::unique_ptr<graph::Api> api;
+  std::unique_ptr<http::Server> server;
+
+  // Stops serving (graceful), then the sync engine (running syncs finish or are handed back).
+  void Shutdown();
+  ~Runtime() { Shutdown(); }
+};
+
+// Creates the data dir 0700 (or checks an existing one) and opens the store in it.
+Result<std::unique_ptr<store::Store>> OpenStore(const std::string& data_dir, const std::string& key_file);
+
+// Opens everything and starts serving. The caller prints, waits, and shuts down.
+Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& settings);
+
+}  // namespace vppd::cli

@@ -1,0 +1,213 @@
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "sync/jobs.h"
+#include "sync/sync.h"
+#include "sync/sync_internal.h"
+
+namespace vppd::sync {
+
+Result<store::Store::Enqueued> RequestJob(store::Store& store, const std::string& tenant_id,
+                                          const std::string& token_id, const std::string& kind,
+                                          const std::string& params, Timestamp now, int keep_action_results,
+                                          Timestamp not_before) {
+  store::EnqueueOptions options;
+  options.kind = kind;
+  options.params = params;
+  options.not_before = not_before;
+  return store.EnqueueJob(tenant_id, token_id, options, [&](store::VppToken& t) -> Status {
+    if (kind == kSyncLicenses) t.last_sync_status = "inProgress";
+    auto& entry = ActionEntry(t, kind, now, keep_action_results);
+    entry.action_state = "pending";
+    entry.start = now;
+    return {};
+  });
+}
+
+struct Engine::Impl {
+  store::Store& store;
+  EngineOptions options;
+  const Clock& clock;
+
+  std::mutex mu;
+  std::condition_variable wake;
+  bool started = false;
+  std::atomic<bool> stopping{false};
+  std::vector<std::thread> threads;
+  // Jobs running now, by job id, with their lease-lost flags (the keeper renews them).
+  struct Running {
+    store::SyncJob job;
+    std::atomic<bool>* lease_lost;
+  };
+  std::map<std::string, Running> running;
+
+  // Apple clients wait through this: a shutdown wakes every waiting job at once.
+  apple::SleepFunction sleep;
+
+  Impl(store::Store& s, EngineOptions o)
+      : store(s), options(std::move(o)), clock(options.clock ? *options.clock : Clock::Real()) {
+    sleep = options.sleep ? options.sleep : apple::SleepFunction([this](std::chrono::milliseconds d) {
+      std::unique_lock lock(mu);
+      wake.wait_for(lock, d, [&] { return stopping.load(); });
+    });
+  }
+
+  Timestamp LeaseMicros() const {
+    return std::chrono::duration_cast<std::chrono::microseconds>(options.lease).count();
+  }
+
+  Status Run(const store::SyncJob& job) {
+    std::atomic<bool> lease_lost{false};
+    {
+      std::lock_guard lock(mu);
+      running.emplace(job.id, Running{job, &lease_lost});
+    }
+    JobContext ctx{store, options, clock, job, lease_lost, stopping, sleep};
+    Status result;
+    if (job.kind == kSyncLicenses) {
+      result = RunSyncLicenses(ctx);
+    } else if (job.kind == kSyncLicenseCounts) {
+      result = RunSyncLicenseCounts(ctx);
+    } else if (job.kind == kRevokeLicenses) {
+      result = RunRevokeLicenses(ctx);
+      if (result) {
+        // Revoking changed Apple's data: resync so Graph shows it.
+        if (auto again = RequestJob(store, job.tenant_id, job.token_id, kSyncLicenses, "", clock.Now(),
+                                    options.keep_action_results);
+            !again && again.error().code != Code::kNotFound) {
+          spdlog::warn("token {}: could not queue the resync after revokeLicenses: {}", job.token_id,
+                       again.error().message);
+        }
+      }
+    } else {
+      result = FinishFailed(ctx, job.kind, "", "unknown job kind '" + job.kind + "'");
+    }
+    {
+      std::lock_guard lock(mu);
+      running.erase(job.id);
+    }
+    return result;
+  }
+
+  Result<bool> RunOne(const std::string& worker) {
+    auto claimed = store.ClaimJob(worker, clock.Now(), options.lease);
+    if (!claimed) return Fail(claimed.error());
+    if (!*claimed) return false;
+    (void)Run(**claimed);  // outcomes are recorded on the token and logged
+    return true;
+  }
+
+  void WorkerLoop(int n) {
+    const std::string worker = options.installation_id.substr(0, 8) + "/" + std::to_string(::getpid()) + "/w" +
+                               std::to_string(n);
+    while (!stopping) {
+      auto ran = RunOne(worker);
+      if (!ran) spdlog::warn("sync worker {}: {}", worker, ran.error().message);
+      if (ran && *ran) continue;  // there may be more
+      std::unique_lock lock(mu);
+      wake.wait_for(lock, options.poll_interval, [&] { return stopping.load(); });
+    }
+  }
+
+  // Renews the leases of running jobs every lease/3; a job whose renewal fails has
+  // been taken by another worker (its lease expired, e.g. a long stall), so it is
+  // told to stop writing.
+  void KeeperLoop() {
+    while (!stopping) {
+      {
+        std::unique_lock lock(mu);
+        wake.wait_for(lock, options.lease / 3, [&] { return stopping.load(); });
+      }
+      std::vector<Running> now_running;
+      {
+        std::lock_guard lock(mu);
+        for (auto& [id, r] : running) now_running.push_back(r);
+      }
+      for (auto& r : now_running) {
+        if (auto ok = store.RenewLease(r.job, clock.Now() + LeaseMicros()); !ok) {
+          if (ok.error().code == Code::kFailedPrecondition) {
+            std::lock_guard lock(mu);
+            if (auto it = running.find(r.job.id); it != running.end()) *it->second.lease_lost = true;
+          }
+          spdlog::warn("job {} (token {}): lease renewal failed: {}", r.job.id, r.job.token_id, ok.error().message);
+        }
+      }
+    }
+  }
+
+  void SchedulerLoop() {
+    while (!stopping) {
+      if (auto ok = ScheduleDue(); !ok) spdlog::warn("daily sync scheduler: {}", ok.error().message);
+      std::unique_lock lock(mu);
+      wake.wait_for(lock, std::chrono::seconds(60), [&] { return stopping.load(); });
+    }
+  }
+
+  Status ScheduleDue() {
+    if (options.auto_sync_interval.count() <= 0) return {};
+    const Timestamp now = clock.Now();
+    const Timestamp interval = std::chrono::duration_cast<std::chrono::microseconds>(options.auto_sync_interval).count();
+    auto due = store.TokensDueForSync(now - interval, 100);
+    if (!due) return Fail(due.error());
+    for (const auto& [tenant, token] : *due) {
+      // Spread over the next tenth of the interval (at most an hour) so that tokens
+      // added together do not all hit Apple at once.
+      const Timestamp spread = std::min<Timestamp>(interval / 10, 3'600'000'000LL);
+      const Timestamp offset =
+          spread > 0 ? static_cast<Timestamp>(std::stoull(Sha256Hex(token).substr(0, 12), nullptr, 16) %
+                                              static_cast<unsigned long long>(spread))
+                     : 0;
+      auto queued = RequestJob(store, tenant, token, kSyncLicenses, "", now, options.keep_action_results, now + offset);
+      if (!queued && queued.error().code != Code::kNotFound) return Fail(queued.error());
+    }
+    return {};
+  }
+};
+
+Engine::Engine(store::Store& store, EngineOptions options)
+    : impl_(std::make_unique<Impl>(store, std::move(options))) {
+  if (impl_->options.installation_id.empty()) impl_->options.installation_id = NewGuid();
+}
+
+Engine::~Engine() { Stop(); }
+
+void Engine::Start() {
+  std::lock_guard lock(impl_->mu);
+  if (impl_->started) return;
+  impl_->started = true;
+  for (int i = 0; i < impl_->options.workers; ++i) impl_->threads.emplace_back([this, i] { impl_->WorkerLoop(i); });
+  impl_->threads.emplace_back([this] { impl_->KeeperLoop(); });
+  impl_->threads.emplace_back([this] { impl_->SchedulerLoop(); });
+}
+
+void Engine::Stop(std::chrono::milliseconds grace) {
+  {
+    std::lock_guard lock(impl_->mu);
+    if (!impl_->started || impl_->stopping) return;
+  }
+  // Give running jobs the grace period to finish before telling them to wrap up.
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  for (;;) {
+    {
+      std::lock_guard lock(impl_->mu);
+      if (impl_->running.empty() || std::chrono::steady_clock::now() >= deadline) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  impl_->stopping = true;  // running jobs hand themselves back at their next page
+  impl_->wake.notify_all();
+  for (auto& t : impl_->threads) t.join();
+  impl_->threads.clear();
+}
+
+void Engine::Wake() { impl_->wake.notify_one(); }
+
+Result<bool> Engine::RunOne(const std::string& worker) { return impl_->RunOne(worker); }
+
+Status Engine::ScheduleDueSyncs() { return impl_->ScheduleDue(); }
+
+}  // namespace vppd::sync

@@ -1,0 +1,40 @@
+// Internal to sync/: what each kind of job does. Each Run* function owns the job
+// from claim to FinishJob (or hands it back) and returns what went wrong only for
+// logging: every outcome a user should see is recorded on the token.
+#pragma once
+
+#include <atomic>
+#include <string>
+
+#include "store/store.h"
+#include "sync/sync.h"
+
+namespace vppd::sync {
+
+inline constexpr char kSyncLicenses[] = "syncLicenses";
+inline constexpr char kSyncLicenseCounts[] = "syncLicenseCounts";
+inline constexpr char kRevokeLicenses[] = "revokeLicenses";
+
+struct JobContext {
+  store::Store& store;
+  const EngineOptions& options;
+  const Clock& clock;
+  store::SyncJob job;
+  // Set by the lease keeper when a renewal failed: another worker owns the job now.
+  std::atomic<bool>& lease_lost;
+  // Set by Stop(): wrap up quickly (the walk stops at the next page and the job is handed back).
+  const std::atomic<bool>& stopping;
+  // Waits (retry backoff, Retry-After, event polls) that Stop() cuts short.
+  const apple::SleepFunction& sleep;
+};
+
+Status RunSyncLicenses(JobContext& ctx);
+Status RunSyncLicenseCounts(JobContext& ctx);
+Status RunRevokeLicenses(JobContext& ctx);
+
+// The token's tokenActionResults entry for this job (the newest one of its kind
+// that is not finished), created when missing; set to `state` at `now`, trimmed to
+// `keep` entries.
+store::TokenActionResult& ActionEntry(store::VppToken& token, const std::string& kind, Timestamp now, int keep);
+
+}  // namespace vppd::sync

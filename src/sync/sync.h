@@ -1,0 +1,92 @@
+// The sync engine: durable background work on vppTokens against Apple.
+//
+// Jobs are rows in the store (store::SyncJob), queued by the service in the same
+// transaction that sets `lastSyncStatus=inProgress`. Workers claim them with a
+// lease that a keeper thread renews while they run; a job whose worker (or whole
+// process) died is claimed again when its lease expires, so every accepted sync
+// completes even across `kill -9`. One job per token runs at a time.
+//
+//   sync::Engine engine(store, options);
+//   engine.Start();          // worker threads, lease keeper, daily scheduler
+//   ...                      // service::VppTokens enqueues; engine.Wake() shortens the wait
+//   engine.Stop();           // lets running jobs finish (or hands them back), joins
+//
+// The sync of one token (RunSyncLicenses in sync_licenses.cc) follows issue #5:
+// expiry check, client config and ownership (mdmInfo), duplicate locations, full or
+// incremental walks with restart on a versionId change, and one transaction that
+// swaps in the new snapshot.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "apple/client.h"
+#include "base/base.h"
+#include "store/store.h"
+
+namespace vppd::sync {
+
+// Makes the Apple client of one location (tests inject faults through the simulator,
+// or a different factory).
+using ClientFactory = std::function<apple::AppleResult<std::unique_ptr<apple::Client>>(apple::ClientOptions)>;
+
+struct EngineOptions {
+  int workers = 2;
+  std::chrono::milliseconds lease{30'000};        // renewed every lease/3 while a job runs
+  std::chrono::milliseconds poll_interval{1'000}; // idle workers look for jobs this often (other instances may queue)
+  std::string apple_url = "https://vpp.itunes.apple.com/mdm/v2";
+  // Identifies this installation at Apple (mdmInfo.id is derived from it and the tenant).
+  std::string installation_id;
+  std::chrono::hours full_walk_interval{24 * 7};  // a full assignments walk at least this often
+  std::chrono::seconds auto_sync_interval{86'400};  // every valid token synced this often; 0 disables
+  int max_walk_restarts = 3;     // versionId changed mid-walk this many times → the sync fails
+  int keep_action_results = 20;  // tokenActionResults entries kept per token
+  // Event polling for revokeLicenses (Apple asks for ≥ 30 s between polls).
+  std::chrono::milliseconds event_poll_interval{30'000};
+  std::chrono::milliseconds event_max_wait{600'000};
+  const Clock* clock = nullptr;  // nullptr = Clock::Real()
+  ClientFactory client_factory;  // empty = apple::Client::Create
+  apple::RetryPolicy retry;      // for every Apple client the engine makes
+  // How jobs wait (retries, event polls). Empty: a wait that Stop() interrupts.
+  apple::SleepFunction sleep;
+};
+
+// Queues a job of `kind` for a token, coalesced (store::Store::EnqueueJob): when a
+// job was queued, the token shows it at once — a pending tokenActionResults entry,
+// and for syncLicenses lastSyncStatus=inProgress. The service calls this for the
+// Graph actions; the engine for the daily syncs and the resync after a revoke.
+Result<store::Store::Enqueued> RequestJob(store::Store& store, const std::string& tenant_id,
+                                          const std::string& token_id, const std::string& kind,
+                                          const std::string& params, Timestamp now, int keep_action_results = 20,
+                                          Timestamp not_before = 0);
+
+// mdmInfo this installation writes for a tenant's locations.
+apple::MdmInfo OurMdmInfo(const std::string& installation_id, const std::string& tenant_id);
+
+class Engine {
+ public:
+  Engine(store::Store& store, EngineOptions options);
+  ~Engine();  // Stop()s
+
+  void Start();
+  // Stops claiming; waits for running jobs to finish (up to `grace`), hands back
+  // the rest (their leases are released so another instance or the next start
+  // takes them at once), joins the threads. Idempotent.
+  void Stop(std::chrono::milliseconds grace = std::chrono::milliseconds(10'000));
+  // A job was queued: wake an idle worker now instead of at its next poll.
+  void Wake();
+  // Claims and runs one job on the calling thread; false when none was claimable.
+  // For tests and `vppd sync --wait`.
+  Result<bool> RunOne(const std::string& worker = "inline");
+  // Queues the daily syncs that are due (the scheduler thread calls this).
+  Status ScheduleDueSyncs();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vppd::sync

@@ -1,0 +1,80 @@
+// Internal to sync/: the pieces every job kind shares.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "apple/client.h"
+#include "sync/jobs.h"
+
+namespace vppd::sync {
+
+// A stable GUID-shaped id for the app of (token, adamId, pricingParam, platform), so
+// an app keeps its id across syncs (and Graph clients can keep links to it).
+std::string MobileAppId(const std::string& token_id, const std::string& adam_id, const std::string& pricing_param,
+                        const std::string& platform);
+
+// The Apple client for the job's location, configured from the engine options.
+apple::AppleResult<std::unique_ptr<apple::Client>> MakeClient(const JobContext& ctx, const std::string& stoken);
+
+// Ends the job as failed: the token's state becomes `state` (when not empty),
+// lastSyncStatus `failed`, the job kind's action entry `failed`, and `reason` is kept
+// in last_sync_error. The job is deleted. Returns an error carrying the reason.
+Status FinishFailed(JobContext& ctx, const std::string& kind, const std::string& state, const std::string& reason);
+
+// The token is gone (NotFound) or unreadable: finish the job without touching the token.
+Status FinishWithoutSnapshot(JobContext& ctx, const store::VppToken* token, const Error& why);
+
+// Hands the job back to the queue to be retried shortly (shutdown, store trouble).
+Status ReleaseForRetry(JobContext& ctx, const Error& why);
+
+// After a store error mid-job: if the lease was lost another worker owns the job and
+// this one just stops; otherwise hand it back.
+Status ReleaseOrAbandon(JobContext& ctx, const Error& why);
+
+// Why a sync ended without a new snapshot: the token's new state (empty = unchanged)
+// and the reason kept on the token and logged.
+struct SyncFailure {
+  std::string state;
+  std::string reason;
+  std::optional<Error> store_error = std::nullopt;  // the store failed (or the token is gone): not the token's fault
+};
+
+// A token ready for work at Apple: not expired, location identified, ownership ours.
+struct Prepared {
+  store::VppToken token;
+  std::unique_ptr<apple::Client> client;
+  apple::ClientConfig config;
+};
+
+// What the walks gathered.
+struct Gathered {
+  std::vector<store::MobileApp> apps;
+  std::int64_t app_assets = 0;  // lastAppCount: App assets (an app on two platforms counts once)
+  std::string assets_version;
+  bool version_changed = false;  // versionId moved during the walk: walk again
+};
+
+SyncFailure FromAppleError(const apple::AppleError& e);
+
+// Steps 1–2 of every job kind: the token is loaded (its action entry set active), not
+// expired, its location identified (uId unchanged, not a duplicate of an older
+// token's) and managed by us (mdmInfo written when absent, or taken over when the
+// token allows it).
+tl::expected<Prepared, SyncFailure> Prepare(JobContext& ctx, const std::string& kind);
+
+// Ends the job after a failure: recorded on the token (state, lastSyncStatus,
+// action entry, reason), or — for store trouble — handed back or dropped.
+Status EndWith(JobContext& ctx, const std::string& kind, const SyncFailure& failure);
+
+// Walks every asset of the location and builds the token's apps (App assets on
+// each platform), with names and bundle ids from the metadata lookup.
+apple::AppleResult<Gathered> WalkAssets(apple::Client& client, const store::VppToken& token,
+                                        const std::string& country, Timestamp now, const std::atomic<bool>& stopping);
+
+// Lower-cased country for store URLs: the admin's countryOrRegion, else Apple's.
+std::string StoreCountry(const store::VppToken& token, const apple::ClientConfig& config);
+
+}  // namespace vppd::sync

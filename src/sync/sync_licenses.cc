@@ -1,0 +1,308 @@
+// syncLicenses: bring one token's apps, license counts and assignments in line
+// with Apple. The steps and their failure states follow issue #5 (README "Sync").
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <set>
+
+#include <spdlog/spdlog.h>
+
+#include "sync/jobs.h"
+#include "sync/sync_internal.h"
+
+namespace vppd::sync {
+
+SyncFailure FromAppleError(const apple::AppleError& e) {
+  using K = apple::AppleErrorKind;
+  switch (e.kind) {
+    case K::kTokenExpired: return {"expired", e.Describe()};
+    case K::kTokenRevoked:
+    case K::kTokenInvalid: return {"invalid", e.Describe()};
+    default: return {"", e.Describe()};
+  }
+}
+
+namespace {
+
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+// The Graph app types an asset appears as: iosVppApp for iOS-family platforms,
+// macOsVppApp for macOS; an asset on both gives both.
+std::vector<std::string> AppPlatforms(const apple::Asset& asset) {
+  bool ios = false, mac = false;
+  for (const auto& p : asset.supported_platforms) {
+    if (p == "macOS") mac = true;
+    else ios = true;  // iOS, tvOS, watchOS, visionOS are iOS-family apps in Graph
+  }
+  if (!ios && !mac) ios = true;  // Apple gave no platforms: an iOS app is the common case
+  std::vector<std::string> out;
+  if (ios) out.push_back("iOS");
+  if (mac) out.push_back("macOS");
+  return out;
+}
+
+}  // namespace
+
+std::string StoreCountry(const store::VppToken& token, const apple::ClientConfig& config) {
+  return token.country_or_region && !token.country_or_region->empty() ? Lower(*token.country_or_region)
+                                                                      : Lower(config.country_iso2a);
+}
+
+apple::AppleResult<Gathered> WalkAssets(apple::Client& client, const store::VppToken& token, const std::string& country,
+                                        Timestamp now, const std::atomic<bool>& stopping) {
+  Gathered g;
+  std::vector<apple::Asset> app_assets;
+  auto walk = client.WalkAssets({}, [&](const apple::AssetsPage& page) -> Status {
+    if (stopping) return Fail(Error::Unavailable("shutting down"));
+    for (const auto& a : page.items) {
+      if (a.product_type == "App") app_assets.push_back(a);
+    }
+    return {};
+  });
+  if (!walk) return tl::unexpected(walk.error());
+  if (walk->version_changed) {
+    g.version_changed = true;
+    return g;
+  }
+  g.assets_version = walk->version_id;
+
+  // Names and bundle ids; a failed lookup is not a failed sync: apps are listed by adamId.
+  std::map<std::string, apple::AppMetadata> meta;
+  if (!app_assets.empty()) {
+    std::vector<std::string> ids;
+    for (const auto& a : app_assets) ids.push_back(a.adam_id);
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    if (auto found = client.LookupMetadata(ids)) {
+      for (auto& m : *found) meta.emplace(m.adam_id, std::move(m));
+    } else {
+      spdlog::warn("token {}: app metadata lookup failed, apps are listed by adamId: {}", token.id,
+                   found.error().Describe());
+    }
+  }
+  std::set<std::pair<std::string, std::string>> distinct;
+  for (const auto& a : app_assets) {
+    distinct.emplace(a.adam_id, a.pricing_param);
+    const auto m = meta.find(a.adam_id);
+    for (const auto& platform : AppPlatforms(a)) {
+      store::MobileApp app;
+      app.id = MobileAppId(token.id, a.adam_id, a.pricing_param, platform);
+      app.token_id = token.id;
+      app.platform = platform;
+      app.adam_id = a.adam_id;
+      app.pricing_param = a.pricing_param;
+      app.product_type = a.product_type;
+      app.display_name = m != meta.end() && !m->second.name.empty() ? m->second.name : "App " + a.adam_id;
+      app.bundle_id = m != meta.end() ? m->second.bundle_id : "";
+      app.total_licenses = a.unlimited ? 2147483647 : a.total_count;
+      app.used_licenses = a.assigned_count;
+      app.device_assignable = a.device_assignable;
+      app.revocable = a.revocable;
+      app.app_store_url = "https://apps.apple.com/" + (country.empty() ? std::string("us") : country) + "/app/id" +
+                          a.adam_id;
+      app.token_organization_name = token.organization_name;
+      app.token_apple_id = token.apple_id;
+      app.token_display_name = token.display_name;
+      app.token_account_type = token.account_type;
+      app.created = now;
+      app.last_modified = now;
+      g.apps.push_back(std::move(app));
+    }
+  }
+  g.app_assets = static_cast<std::int64_t>(distinct.size());
+  return g;
+}
+
+namespace {
+
+store::LicenseAssignment ToRow(const apple::Assignment& a) {
+  return {a.adam_id, a.pricing_param, a.client_user_id, a.serial_number};
+}
+
+// Streams the assignments walk (full when `since` is empty) into the job's staging
+// area, page by page. A versionId change restarts nothing here: it is reported.
+apple::AppleResult<apple::WalkResult> StageAssignmentsWalk(JobContext& ctx, apple::Client& client,
+                                                           const std::string& since, Status& store_error) {
+  if (auto ok = ctx.store.ClearStaged(ctx.job); !ok) {
+    store_error = ok;
+    apple::AppleError e;
+    e.kind = apple::AppleErrorKind::kAborted;
+    e.cause = ok.error();
+    return tl::unexpected(e);
+  }
+  apple::AssignmentFilter filter;
+  filter.since_version_id = since;
+  std::vector<store::LicenseAssignment> rows;
+  return client.WalkAssignments(filter, [&](const apple::AssignmentsPage& page) -> Status {
+    if (ctx.stopping) return Fail(Error::Unavailable("shutting down"));
+    if (ctx.lease_lost) return Fail(Error::FailedPrecondition("lease lost"));
+    rows.clear();
+    rows.reserve(page.items.size());
+    for (const auto& a : page.items) rows.push_back(ToRow(a));
+    auto ok = ctx.store.StageAssignments(ctx.job, rows);
+    if (!ok) store_error = ok;
+    return ok;
+  });
+}
+
+}  // namespace
+
+tl::expected<Prepared, SyncFailure> Prepare(JobContext& ctx, const std::string& kind) {
+  const Timestamp now = ctx.clock.Now();
+  const auto& job = ctx.job;
+  auto loaded = ctx.store.GetToken(job.tenant_id, job.token_id);
+  if (!loaded) return tl::unexpected(SyncFailure{"", "", loaded.error()});
+  store::VppToken& token = *loaded;
+  // Mark the entry active so readers see the work is running.
+  (void)ctx.store.UpdateToken(job.tenant_id, job.token_id, [&](store::VppToken& t) -> Status {
+    ActionEntry(t, kind, now, ctx.options.keep_action_results).action_state = "active";
+    return {};
+  });
+  // 1. An expired token: no call to Apple.
+  if (token.expiration <= now) {
+    return tl::unexpected(SyncFailure{"expired", "the sToken expired at " + FormatIso8601(token.expiration) +
+                                                     "; download a new one from Apple School/Business Manager "
+                                                     "and renew the token"});
+  }
+  auto secret = ctx.store.GetTokenSecret(job.tenant_id, job.token_id);
+  if (!secret) return tl::unexpected(SyncFailure{"", "", secret.error()});
+  auto made = MakeClient(ctx, *secret);
+  if (!made) return tl::unexpected(FromAppleError(made.error()));
+  std::unique_ptr<apple::Client> client = std::move(*made);
+
+  // 2. Client config: the location's identity and who manages it.
+  auto fetched = client->GetClientConfig();
+  if (!fetched) return tl::unexpected(FromAppleError(fetched.error()));
+  apple::ClientConfig& config = *fetched;
+  if (token.apple_uid && !token.apple_uid->empty() && *token.apple_uid != config.uid) {
+    return tl::unexpected(SyncFailure{"invalid", "the sToken belongs to another location (Apple uId " + config.uid +
+                                                     ") than this vppToken was created for (uId " + *token.apple_uid +
+                                                     "); add it as a new vppToken instead of renewing this one"});
+  }
+  auto others = ctx.store.FindTokensByAppleUid(job.tenant_id, config.uid, job.token_id);
+  if (!others) return tl::unexpected(SyncFailure{"", "", others.error()});
+  for (const auto& other : *others) {
+    const bool other_is_older =
+        other.created < token.created || (other.created == token.created && other.id < token.id);
+    if (other_is_older) {
+      return tl::unexpected(SyncFailure{"duplicateLocationId", "vppToken " + other.id +
+                                                                   " of this tenant already manages location '" +
+                                                                   config.location_name + "' (Apple uId " +
+                                                                   config.uid + "); remove one of the two"});
+    }
+  }
+  const apple::MdmInfo ours = OurMdmInfo(ctx.options.installation_id, job.tenant_id);
+  if (!config.mdm_info || config.mdm_info->id != ours.id) {
+    if (config.mdm_info && !config.mdm_info->id.empty() && !token.claim_token_management_from_external_mdm) {
+      return tl::unexpected(SyncFailure{"assignedToExternalMDM",
+                                        "the location is managed by another MDM ('" + config.mdm_info->name +
+                                            "', id " + config.mdm_info->id +
+                                            "); set claimTokenManagementFromExternalMdm to take it over"});
+    }
+    auto set = client->SetClientConfig(ours);
+    if (!set) return tl::unexpected(FromAppleError(set.error()));
+    if (config.mdm_info) {
+      spdlog::info("token {}: took over location '{}' from MDM '{}'", job.token_id, config.location_name,
+                   config.mdm_info->name);
+    }
+  }
+  return Prepared{std::move(token), std::move(client), std::move(config)};
+}
+
+// A failure from Prepare or a job: recorded on the token, or — for store trouble — the job handed back.
+Status EndWith(JobContext& ctx, const std::string& kind, const SyncFailure& f) {
+  if (f.store_error) {
+    if (f.store_error->code == Code::kNotFound) return FinishWithoutSnapshot(ctx, nullptr, *f.store_error);
+    return ReleaseOrAbandon(ctx, *f.store_error);
+  }
+  if (ctx.stopping) return ReleaseForRetry(ctx, Error::Unavailable("shutting down"));
+  spdlog::warn("token {} (tenant {}): {} failed: {}", ctx.job.token_id, ctx.job.tenant_id, kind, f.reason);
+  return FinishFailed(ctx, kind, f.state, f.reason);
+}
+
+Status RunSyncLicenses(JobContext& ctx) {
+  const Timestamp now = ctx.clock.Now();
+  const auto& job = ctx.job;
+  const int keep = ctx.options.keep_action_results;
+  auto prepared = Prepare(ctx, kSyncLicenses);
+  if (!prepared) return EndWith(ctx, kSyncLicenses, prepared.error());
+  auto& token = prepared->token;
+  auto& client = prepared->client;
+  auto& config = prepared->config;
+  auto fail = [&](const SyncFailure& f) { return EndWith(ctx, kSyncLicenses, f); };
+
+  const std::string country = StoreCountry(token, config);
+
+  // 3. Assets, then assignments (delta when trusted), restarted when the data moves.
+  const bool delta_allowed = token.apple_version_id && !token.apple_version_id->empty() &&
+                             now - token.last_full_walk <
+                                 std::chrono::duration_cast<std::chrono::microseconds>(ctx.options.full_walk_interval)
+                                     .count();
+  bool try_delta = delta_allowed;
+  for (int attempt = 0;; ++attempt) {
+    if (attempt > ctx.options.max_walk_restarts) {
+      return fail({"", "Apple's data kept changing during the walk (versionId moved " + std::to_string(attempt) +
+                           " times); the next sync will try again"});
+    }
+    if (ctx.stopping) return ReleaseForRetry(ctx, Error::Unavailable("shutting down"));
+    auto gathered = WalkAssets(*client, token, country, now, ctx.stopping);
+    if (gathered && gathered->version_changed) continue;  // versionId moved: walk again
+    if (!gathered) {
+      if (ctx.stopping) return ReleaseForRetry(ctx, Error::Unavailable("shutting down"));
+      return fail(FromAppleError(gathered.error()));
+    }
+    Status store_error;
+    auto walk = StageAssignmentsWalk(ctx, *client, try_delta ? *token.apple_version_id : "", store_error);
+    if (!walk) {
+      if (!store_error) return ReleaseOrAbandon(ctx, store_error.error());
+      if (walk.error().kind == apple::AppleErrorKind::kVersionIdInvalid && try_delta) {
+        try_delta = false;  // Apple forgot our versionId: walk everything
+        continue;
+      }
+      if (ctx.stopping) return ReleaseForRetry(ctx, Error::Unavailable("shutting down"));
+      return fail(FromAppleError(walk.error()));
+    }
+    // A change between or during the walks: the counts and assignments would disagree.
+    if (walk->version_changed || (!try_delta && walk->version_id != gathered->assets_version)) continue;
+
+    store::SyncSnapshot snapshot;
+    snapshot.apps = std::move(gathered->apps);
+    snapshot.assignments =
+        try_delta ? store::SyncSnapshot::Assignments::kMergeStaged : store::SyncSnapshot::Assignments::kReplaceWithStaged;
+    const bool full = !try_delta;
+    const std::int64_t app_count = gathered->app_assets;
+    const std::string version = walk->version_id;
+    auto done = ctx.store.FinishJob(job, snapshot, [&](store::VppToken& t) -> Status {
+      t.apple_uid = config.uid;
+      t.apple_version_id = version;
+      if (full) t.last_full_walk = now;
+      t.location_name = config.location_name;
+      if (!t.country_or_region || t.country_or_region->empty()) t.country_or_region = Lower(config.country_iso2a);
+      t.last_app_count = static_cast<std::int32_t>(app_count);
+      t.last_sync = ctx.clock.Now();
+      t.state = "valid";
+      t.last_sync_status = "completed";
+      t.last_sync_error.clear();
+      ActionEntry(t, kSyncLicenses, ctx.clock.Now(), keep).action_state = "done";
+      return {};
+    });
+    if (done) {
+      spdlog::info("token {} (tenant {}): synced {} apps, {} assignment rows {} (versionId {})", job.token_id,
+                   job.tenant_id, app_count, walk->items, full ? "walked in full" : "merged from a delta", version);
+      return {};
+    }
+    if (done.error().code == Code::kFailedPrecondition && try_delta &&
+        done.error().message.find("delta inconsistent") != std::string::npos) {
+      spdlog::info("token {}: the delta does not add up to Apple's counts; walking everything", job.token_id);
+      try_delta = false;
+      continue;
+    }
+    if (done.error().code == Code::kNotFound) return {};  // token deleted during the sync: nothing to keep
+    return ReleaseOrAbandon(ctx, done.error());
+  }
+}
+
+}  // namespace vppd::sync
