@@ -460,6 +460,23 @@ class Auth(VppdTestCase):
         self.assertEqual(self.call("GET", path).json()["displayName"], "mine")
 
 
+class CurrentProfile(VppdTestCase):
+    extra_args = ("--auth-permission-profile", "current")
+
+    def test_application_and_apps_permissions_are_accepted(self):
+        app = self.vppd.dev_token("--roles", "DeviceManagementApps.ReadWrite.All")
+        r = self.vppd.request("POST", BASE, token=app, body={"token": make_stoken()})
+        self.assertEqual(r.status, 201, r)
+        reader = self.vppd.dev_token("--roles", "DeviceManagementApps.Read.All")
+        self.assertEqual(self.vppd.request("GET", BASE, token=reader).status, 200)
+        self.assertGraphError(self.vppd.request("DELETE", f"{BASE}/{r.json()['id']}", token=reader), 403, "Forbidden",
+                              "DeviceManagementApps.ReadWrite.All")
+        delegated = self.vppd.dev_token("--scopes", "DeviceManagementApps.ReadWrite.All")
+        self.assertEqual(self.vppd.request("GET", BASE, token=delegated).status, 200)
+        msa = self.vppd.dev_token("--msa", "--scopes", WRITE_SCOPE)
+        self.assertGraphError(self.vppd.request("GET", BASE, token=msa), 403, "Forbidden", "Personal")
+
+
 class Throttling(VppdTestCase):
     extra_args = ("--throttle-app-writes", "3", "--throttle-tenant-requests", "40")
 

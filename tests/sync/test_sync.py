@@ -428,6 +428,45 @@ class OtherActions(SyncTestCase):
             self.assertEqual(r.status, 400, (bad, r))
 
 
+class Isolation(SyncTestCase):
+    def test_another_tenant_cannot_see_or_act_on_tokens_apps_or_licenses(self):
+        _, stoken = self.new_location(assets=6, assignments=30)
+        t = self.wait_sync(self.add_token(stoken)["id"])
+        app = next(a for a in self.graph_apps(t["id"]) if a["bundleId"])
+        other = "44444444-5555-4666-8777-888888888888"
+        self.vppd.cli("tenant", "--data-dir", self.vppd.data_dir, "add", other, "--name", "Other")
+        tok = self.vppd.dev_token("--tenant", other, "--scopes", f"{WRITE_SCOPE} {APPS_SCOPE}")
+        req = lambda m, p, b=None: self.vppd.request(m, p, token=tok, body=b)  # noqa: E731
+        self.assertEqual(req("POST", f"{BASE}/{t['id']}/syncLicenses").status, 404)
+        self.assertEqual(req("POST", f"{BASE}/{t['id']}/revokeLicenses", {"notifyManagedDevices": True}).status, 404)
+        self.assertEqual(req("POST", f"{BASE}/syncLicenseCounts").status, 204)
+        self.assertEqual(req("GET", APPS).json()["value"], [])
+        self.assertEqual(req("GET", f"{APPS}/$count").body, "0")
+        self.assertEqual(req("GET", f"{APPS}/{app['id']}").status, 404)
+        self.assertEqual(req("GET", f"{APPS}/{app['id']}/microsoft.graph.iosVppApp/assignedLicenses").status, 404)
+        r = req("GET", f"{BASE}/getLicensesForApp(bundleId='{quote(app['bundleId'])}')")
+        self.assertEqual(r.json()["value"], [])
+        # nothing happened to the first tenant's token
+        after = self.call("GET", f"{BASE}/{t['id']}").json()
+        self.assertEqual(after["tokenActionResults"], t["tokenActionResults"])
+
+    def test_no_secret_reaches_the_log(self):
+        _, stoken = self.new_location(assets=4, assignments=10)
+        t = self.wait_sync(self.add_token(stoken)["id"])
+        self.call("PATCH", f"{BASE}/{t['id']}", {"token": stoken})
+        self.wait_sync(t["id"])
+        self.vppd.request("GET", BASE, token=self.token + "x")  # a forged token is logged about, not logged
+        import base64, json as _json  # noqa: E401
+        inner = _json.loads(base64.b64decode(stoken))["token"]
+        with open(os.path.join(self.vppd.data_dir, "dev-signing-key.pem")) as f:
+            key_lines = [l for l in f.read().splitlines() if l and "PRIVATE KEY" not in l]
+        log = self.vppd.log()
+        self.assertIn("synced", log, "the log is the one this vppd writes")
+        for secret in [self.token, self.token.split(".")[2], stoken, inner] + key_lines[:3]:
+            self.assertNotIn(secret, log)
+        self.assertNotIn("eyJ", log, "no JWT or sToken-like base64 JSON")
+
+
 class MobileAppsSurface(SyncTestCase):
     def test_casts_filters_items_and_licenses(self):
         _, stoken = self.new_location(assets=12, assignments=80)
