@@ -126,10 +126,17 @@ Result<std::unique_ptr<Connection>> Connection::Open(const ConnectionOptions& op
   if (options.enable_wal) {
     if (Status s = conn->EnableWal(); !s) return Fail(s.error());
   }
+  // The writer gets a 64 MiB page cache (SQLite's default is 2 MiB): a sync
+  // stages 1,000,000 rows and FinishJob sorts and copies them into a ~60 MB
+  // B-tree; with the default cache most of that work re-reads pages through
+  // the OS. Measured with store_sync_bench (1M rows): staging 2.8 → 2.2 s,
+  // FinishJob 3.8 → 2.8 s. The cache grows only as pages are used, and
+  // readers keep the default (they run short queries).
   std::string pragmas = fmt::format(
       "PRAGMA foreign_keys=ON; PRAGMA synchronous={}; PRAGMA journal_size_limit=67108864;"
-      " PRAGMA temp_store=MEMORY; PRAGMA query_only={};",
-      options.synchronous_full ? "FULL" : "NORMAL", options.query_only ? 1 : 0);
+      " PRAGMA temp_store=MEMORY; PRAGMA query_only={}; PRAGMA cache_size={};",
+      options.synchronous_full ? "FULL" : "NORMAL", options.query_only ? 1 : 0,
+      options.query_only ? -2000 : -65536);
   if (Status s = conn->Exec(pragmas.c_str()); !s) return Fail(s.error());
   return conn;
 }
