@@ -128,9 +128,12 @@ Result<std::string> SignRs256(EVP_PKEY* key, std::string_view data) {
 }
 
 std::string Sha256(std::string_view data) {
+  // Fetched once: OpenSSL 3 otherwise looks the implementation up on every call, and
+  // this hash keys the verification cache (once per Graph request).
+  static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   std::string out(SHA256_DIGEST_LENGTH, '\0');
   unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), reinterpret_cast<unsigned char*>(out.data()), &len, EVP_sha256(), nullptr);
+  EVP_Digest(data.data(), data.size(), reinterpret_cast<unsigned char*>(out.data()), &len, kSha256, nullptr);
   return out;
 }
 

@@ -219,6 +219,7 @@ Result<Timestamp> ParseIso8601(std::string_view s) {
 }
 
 std::string FormatIso8601(Timestamp t) {
+  // On every Graph response (several per entity): digits by hand, not snprintf.
   std::int64_t secs = t / kMicrosPerSecond;
   std::int64_t micros = t % kMicrosPerSecond;
   if (micros < 0) {
@@ -232,13 +233,32 @@ std::string FormatIso8601(Timestamp t) {
     --days;
   }
   const Civil c = CivilFromDays(days);
-  char buf[48];
-  int n = std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02d:%02d:%02d", static_cast<long long>(c.year), c.month,
-                        c.day, static_cast<int>(rem / 3600), static_cast<int>(rem / 60 % 60),
-                        static_cast<int>(rem % 60));
-  if (micros != 0) n += std::snprintf(buf + n, sizeof buf - n, ".%06lld", static_cast<long long>(micros));
-  buf[n++] = 'Z';
-  return std::string(buf, n);
+  if (c.year < 0 || c.year > 9999) {
+    char buf[48];
+    const int n = std::snprintf(buf, sizeof buf, "%lld-%02u-%02uT%02d:%02d:%02dZ", static_cast<long long>(c.year),
+                                c.month, c.day, static_cast<int>(rem / 3600), static_cast<int>(rem / 60 % 60),
+                                static_cast<int>(rem % 60));
+    return std::string(buf, n);
+  }
+  char buf[28] = "0000-00-00T00:00:00.000000Z";
+  auto put = [&](int pos, std::int64_t value, int width) {
+    for (int i = width - 1; i >= 0; --i) {
+      buf[pos + i] = static_cast<char>('0' + value % 10);
+      value /= 10;
+    }
+  };
+  put(0, c.year, 4);
+  put(5, c.month, 2);
+  put(8, c.day, 2);
+  put(11, rem / 3600, 2);
+  put(14, rem / 60 % 60, 2);
+  put(17, rem % 60, 2);
+  if (micros == 0) {
+    buf[19] = 'Z';
+    return std::string(buf, 20);
+  }
+  put(20, micros, 6);
+  return std::string(buf, 27);
 }
 
 std::string FormatHttpDate(Timestamp t) {
@@ -343,7 +363,8 @@ std::string RandomBytes(std::size_t n) {
 std::string Sha256Hex(std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);  // fetched once
+  EVP_Digest(data.data(), data.size(), md, &len, kSha256, nullptr);
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(len * 2);

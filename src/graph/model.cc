@@ -223,6 +223,7 @@ const EntityDef& VppTokenEntity(ApiVersion version) {
 
 void WriteVppToken(const store::VppToken& token, ApiVersion version, const std::vector<std::string>& select,
                    json::object& out) {
+  out.reserve(out.size() + TokenProperties().size() + 1);
   out["@odata.type"] = "#microsoft.graph.vppToken";
   for (const auto& p : TokenProperties()) {
     if (version == ApiVersion::kV1 && !p.in_v1) continue;
@@ -313,6 +314,7 @@ std::string MobileAppType(const store::MobileApp& app) {
 void WriteMobileApp(const store::MobileApp& app, ApiVersion version, const std::vector<std::string>& select,
                     json::object& out) {
   const bool ios = app.platform != "macOS";
+  out.reserve(out.size() + AppProperties().size() + 1);
   out["@odata.type"] = MobileAppType(app);
   auto put = [&](std::string_view name, json::value v) {
     if (Selected(select, name)) out[name] = std::move(v);

@@ -12,9 +12,11 @@
 #include <functional>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "base/base.h"
@@ -78,6 +80,7 @@ struct Options {
   // Called after a job was queued (the sync engine's Wake), so it starts at once.
   std::function<void()> on_job_queued;
   int keep_action_results = 20;
+  std::chrono::milliseconds licensed_ttl{1000};  // see Gate
 };
 
 // One element of getLicensesForApp: the app's licenses under one token.
@@ -89,7 +92,25 @@ struct LicenseSummary {
   std::int64_t used = 0;
 };
 
-// The vppToken resource. Thread-safe (holds no mutable state of its own).
+// Admission of a caller: the permission for the operation, then a registered tenant
+// with an active Intune license (PermissionDenied otherwise). A tenant found licensed
+// is remembered for `licensed_ttl`, so a read costs no tenant lookup; removing a
+// tenant or its license takes effect within that time. Thread-safe.
+class Gate {
+ public:
+  Gate(store::Store& store, const Options& options);
+  Status Admit(const Principal& caller, Operation op);
+
+ private:
+  store::Store& store_;
+  PermissionProfile profile_;
+  const Clock* clock_;
+  Timestamp ttl_micros_;
+  std::mutex mu_;
+  std::unordered_map<std::string, Timestamp> licensed_until_;
+};
+
+// The vppToken resource. Thread-safe.
 // Every method first authorises `caller` for its operation and checks that the
 // caller's tenant is registered and has an active Intune license (PermissionDenied
 // otherwise), then works only inside that tenant: ids of other tenants are NotFound.
@@ -127,6 +148,7 @@ class VppTokens {
   Result<store::VppToken> QueueFirstSync(const Principal& caller, store::VppToken token);
 
   store::Store& store_;
+  Gate gate_;
   Options options_;
   const Clock* clock_;
 };
@@ -145,11 +167,8 @@ class MobileApps {
  private:
   store::Store& store_;
   Options options_;
+  Gate gate_;
 };
-
-// Checks the caller's permission for `op`, then that its tenant is registered and
-// licensed for Intune (PermissionDenied otherwise).
-Status Admit(store::Store& store, const Principal& caller, Operation op, PermissionProfile profile);
 
 // Tenant records, for the `vppd tenant` commands and dev mode.
 class Tenants {

@@ -1,3 +1,5 @@
+#include <filesystem>
+
 #include <gtest/gtest.h>
 
 #include "service/service.h"
@@ -96,6 +98,46 @@ TEST(Throttle, LimitsWritesAndRequestsPerTenantAndApp) {
   EXPECT_EQ(later.error().retry_after_seconds, 5);
   clock.Advance(std::chrono::seconds(5));  // window over
   EXPECT_TRUE(t.Admit("T", "A", true));
+}
+
+}  // namespace
+}  // namespace vppd::service
+
+namespace vppd::service {
+namespace {
+
+TEST(Gate, RemembersLicensedTenantsForTheTtlOnly) {
+  const auto dir = std::filesystem::temp_directory_path() / ("vppd-gate-test-" + NewGuid());
+  std::filesystem::create_directories(dir);
+  FakeClock clock(1'000'000'000'000);
+  store::SqliteOptions so;
+  so.path = (dir / "vppd.db").string();
+  so.secrets = std::make_shared<const SecretBox>(SecretBox::FromKey(std::string(32, 'k')));
+  auto store = store::Store::OpenSqlite(so);
+  ASSERT_TRUE(store) << store.error().message;
+  Tenants tenants(**store);
+  const std::string tid = "7d3e5f1a-9c2b-4e8d-a6f0-3b1c5d7e9f20";
+  Options options;
+  options.clock = &clock;
+  Gate gate(**store, options);
+  const Principal caller = Delegated({"DeviceManagementServiceConfig.ReadWrite.All"});
+
+  auto unknown = gate.Admit(caller, Operation::kReadTokens);
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.error().message.find("not registered"), std::string::npos);
+  ASSERT_TRUE(tenants.Put(tid, "T", false));
+  auto unlicensed = gate.Admit(caller, Operation::kReadTokens);
+  ASSERT_FALSE(unlicensed);  // refusals are never remembered
+  EXPECT_NE(unlicensed.error().message.find("Intune license"), std::string::npos);
+  ASSERT_TRUE(tenants.SetLicense(tid, true));
+  EXPECT_TRUE(gate.Admit(caller, Operation::kReadTokens));
+  ASSERT_TRUE(tenants.SetLicense(tid, false));
+  EXPECT_TRUE(gate.Admit(caller, Operation::kReadTokens));  // remembered for the TTL
+  // Permissions are checked every time, whatever the cache says.
+  EXPECT_FALSE(gate.Admit(Delegated({}), Operation::kReadTokens));
+  clock.Advance(std::chrono::milliseconds(1001));
+  EXPECT_FALSE(gate.Admit(caller, Operation::kReadTokens));  // the license change has taken effect
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

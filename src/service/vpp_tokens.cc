@@ -54,11 +54,22 @@ Error MapNotFound(Error e, const std::string& id) {
 }  // namespace
 
 VppTokens::VppTokens(store::Store& store, Options options)
-    : store_(store), options_(options), clock_(options.clock ? options.clock : &Clock::Real()) {}
+    : store_(store), gate_(store, options), options_(options), clock_(options.clock ? options.clock : &Clock::Real()) {}
 
-Status Admit(store::Store& store, const Principal& caller, Operation op, PermissionProfile profile) {
-  if (auto ok = Authorize(caller, op, profile); !ok) return ok;
-  auto tenant = store.GetTenant(caller.tenant_id);
+Gate::Gate(store::Store& store, const Options& options)
+    : store_(store),
+      profile_(options.profile),
+      clock_(options.clock ? options.clock : &Clock::Real()),
+      ttl_micros_(std::chrono::duration_cast<std::chrono::microseconds>(options.licensed_ttl).count()) {}
+
+Status Gate::Admit(const Principal& caller, Operation op) {
+  if (auto ok = Authorize(caller, op, profile_); !ok) return ok;
+  const Timestamp now = clock_->Now();
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = licensed_until_.find(caller.tenant_id); it != licensed_until_.end() && it->second > now) return {};
+  }
+  auto tenant = store_.GetTenant(caller.tenant_id);
   if (!tenant) {
     if (tenant.error().code != Code::kNotFound) return Fail(tenant.error());
     return Fail(Error::PermissionDenied("Tenant '" + caller.tenant_id +
@@ -72,11 +83,14 @@ Status Admit(store::Store& store, const Principal& caller, Operation op, Permiss
                                         "Intune requires.")
                     .WithGraphCode("Forbidden"));
   }
+  std::lock_guard lock(mu_);
+  if (licensed_until_.size() > 100'000) licensed_until_.clear();  // bounded: callers re-check once
+  licensed_until_[caller.tenant_id] = now + ttl_micros_;
   return {};
 }
 
 Result<store::VppToken> VppTokens::Create(const Principal& caller, TokenChanges changes) {
-  if (auto ok = Admit(store_, caller, Operation::kCreateToken, options_.profile); !ok) return Fail(ok.error());
+  if (auto ok = gate_.Admit(caller, Operation::kCreateToken); !ok) return Fail(ok.error());
   if (!changes.token || changes.token->find_first_not_of(" \t\r\n") == std::string::npos) {
     return Fail(Error::InvalidArgument(
         "The 'token' property is required: the sToken (.vpptoken file content) downloaded from Apple School "
@@ -107,24 +121,24 @@ Result<store::VppToken> VppTokens::QueueFirstSync(const Principal& caller, store
 }
 
 Result<store::VppToken> VppTokens::Get(const Principal& caller, const std::string& id) {
-  if (auto ok = Admit(store_, caller, Operation::kReadTokens, options_.profile); !ok) return Fail(ok.error());
+  if (auto ok = gate_.Admit(caller, Operation::kReadTokens); !ok) return Fail(ok.error());
   auto token = store_.GetToken(caller.tenant_id, id);
   if (!token) return Fail(MapNotFound(token.error(), id));
   return token;
 }
 
 Result<store::Page<store::VppToken>> VppTokens::List(const Principal& caller, const store::ListQuery& query) {
-  if (auto ok = Admit(store_, caller, Operation::kReadTokens, options_.profile); !ok) return Fail(ok.error());
+  if (auto ok = gate_.Admit(caller, Operation::kReadTokens); !ok) return Fail(ok.error());
   return store_.ListTokens(caller.tenant_id, query);
 }
 
 Result<std::int64_t> VppTokens::Count(const Principal& caller, const std::optional<store::Expr>& filter) {
-  if (auto ok = Admit(store_, caller, Operation::kReadTokens, options_.profile); !ok) return Fail(ok.error());
+  if (auto ok = gate_.Admit(caller, Operation::kReadTokens); !ok) return Fail(ok.error());
   return store_.CountTokens(caller.tenant_id, filter);
 }
 
 Result<store::VppToken> VppTokens::Update(const Principal& caller, const std::string& id, TokenChanges changes) {
-  if (auto ok = Admit(store_, caller, Operation::kUpdateToken, options_.profile); !ok) return Fail(ok.error());
+  if (auto ok = gate_.Admit(caller, Operation::kUpdateToken); !ok) return Fail(ok.error());
   const Timestamp now = Now();
   auto updated = store_.UpdateToken(caller.tenant_id, id, [&](store::VppToken& token) -> Status {
     if (changes.token) {
@@ -139,14 +153,14 @@ Result<store::VppToken> VppTokens::Update(const Principal& caller, const std::st
 }
 
 Status VppTokens::Delete(const Principal& caller, const std::string& id) {
-  if (auto ok = Admit(store_, caller, Operation::kDeleteToken, options_.profile); !ok) return ok;
+  if (auto ok = gate_.Admit(caller, Operation::kDeleteToken); !ok) return ok;
   auto deleted = store_.DeleteToken(caller.tenant_id, id);
   if (!deleted) return Fail(MapNotFound(deleted.error(), id));
   return {};
 }
 
 Result<store::VppToken> VppTokens::SyncLicenses(const Principal& caller, const std::string& id) {
-  if (auto ok = Admit(store_, caller, Operation::kSyncLicenses, options_.profile); !ok) return Fail(ok.error());
+  if (auto ok = gate_.Admit(caller, Operation::kSyncLicenses); !ok) return Fail(ok.error());
   auto queued = sync::RequestJob(store_, caller.tenant_id, id, "syncLicenses", "", Now(), options_.keep_action_results);
   if (!queued) return Fail(MapNotFound(queued.error(), id));
   if (queued->queued && options_.on_job_queued) options_.on_job_queued();
@@ -155,7 +169,7 @@ Result<store::VppToken> VppTokens::SyncLicenses(const Principal& caller, const s
 
 Status VppTokens::RevokeLicenses(const Principal& caller, const std::string& id, bool notify_managed_devices,
                                  std::optional<bool> revoke_untracked_licenses) {
-  if (auto ok = Admit(store_, caller, Operation::kRevokeLicenses, options_.profile); !ok) return ok;
+  if (auto ok = gate_.Admit(caller, Operation::kRevokeLicenses); !ok) return ok;
   boost::json::object params;
   params["notifyManagedDevices"] = notify_managed_devices;
   params["revokeUntrackedLicenses"] = revoke_untracked_licenses.value_or(false);
@@ -167,7 +181,7 @@ Status VppTokens::RevokeLicenses(const Principal& caller, const std::string& id,
 }
 
 Status VppTokens::SyncLicenseCounts(const Principal& caller) {
-  if (auto ok = Admit(store_, caller, Operation::kSyncLicenseCounts, options_.profile); !ok) return ok;
+  if (auto ok = gate_.Admit(caller, Operation::kSyncLicenseCounts); !ok) return ok;
   store::ListQuery query;
   query.filter = store::Expr::Apply(store::Op::kEq, {store::Expr::Property("state"), store::Expr::Value("valid")});
   query.limit = 500;
@@ -189,7 +203,7 @@ Status VppTokens::SyncLicenseCounts(const Principal& caller) {
 }
 
 Result<std::vector<LicenseSummary>> VppTokens::GetLicensesForApp(const Principal& caller, const std::string& bundle_id) {
-  if (auto ok = Admit(store_, caller, Operation::kGetLicensesForApp, options_.profile); !ok) return Fail(ok.error());
+  if (auto ok = gate_.Admit(caller, Operation::kGetLicensesForApp); !ok) return Fail(ok.error());
   auto apps = store_.FindAppsByBundleId(caller.tenant_id, bundle_id);
   if (!apps) return Fail(apps.error());
   // An app on two platforms is one set of licenses: count each (token, asset) once.
@@ -214,20 +228,21 @@ Result<std::vector<LicenseSummary>> VppTokens::GetLicensesForApp(const Principal
   return out;
 }
 
-MobileApps::MobileApps(store::Store& store, Options options) : store_(store), options_(std::move(options)) {}
+MobileApps::MobileApps(store::Store& store, Options options)
+    : store_(store), options_(std::move(options)), gate_(store, options_) {}
 
 Result<store::Page<store::MobileApp>> MobileApps::List(const Principal& caller, const store::ListQuery& query) {
-  if (auto ok = Admit(store_, caller, Operation::kReadMobileApps, options_.profile); !ok) return Fail(ok.error());
+  if (auto ok = gate_.Admit(caller, Operation::kReadMobileApps); !ok) return Fail(ok.error());
   return store_.ListApps(caller.tenant_id, query);
 }
 
 Result<std::int64_t> MobileApps::Count(const Principal& caller, const std::optional<store::Expr>& filter) {
-  if (auto ok = Admit(store_, caller, Operation::kReadMobileApps, options_.profile); !ok) return Fail(ok.error());
+  if (auto ok = gate_.Admit(caller, Operation::kReadMobileApps); !ok) return Fail(ok.error());
   return store_.CountApps(caller.tenant_id, filter);
 }
 
 Result<store::MobileApp> MobileApps::Get(const Principal& caller, const std::string& id) {
-  if (auto ok = Admit(store_, caller, Operation::kReadMobileApps, options_.profile); !ok) return Fail(ok.error());
+  if (auto ok = gate_.Admit(caller, Operation::kReadMobileApps); !ok) return Fail(ok.error());
   auto app = store_.GetApp(caller.tenant_id, id);
   if (!app && app.error().code == Code::kNotFound) {
     return Fail(Error::NotFound("The mobileApp '" + id + "' was not found.", id).WithGraphCode("ResourceNotFound"));
@@ -238,7 +253,7 @@ Result<store::MobileApp> MobileApps::Get(const Principal& caller, const std::str
 Result<store::Page<store::LicenseAssignment>> MobileApps::AssignedLicenses(const Principal& caller,
                                                                           const std::string& app_id,
                                                                           std::int64_t skip, std::int64_t limit) {
-  if (auto ok = Admit(store_, caller, Operation::kReadMobileApps, options_.profile); !ok) return Fail(ok.error());
+  if (auto ok = gate_.Admit(caller, Operation::kReadMobileApps); !ok) return Fail(ok.error());
   auto page = store_.ListAppAssignments(caller.tenant_id, app_id, skip, limit);
   if (!page && page.error().code == Code::kNotFound) {
     return Fail(Error::NotFound("The mobileApp '" + app_id + "' was not found.", app_id).WithGraphCode("ResourceNotFound"));
