@@ -1,0 +1,240 @@
+// Engine tests through a real SQLite store and a fake Apple client: that Wake()
+// starts a queued job at once, and that the staging writer thread (Stager in
+// sync_licenses.cc) stages every page of a walk and survives a store failure in
+// the middle of one.
+#include <stdlib.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "sync/sync.h"
+
+namespace vppd::sync {
+namespace {
+
+constexpr const char* kTenant = "11111111-1111-1111-1111-111111111111";
+constexpr const char* kInstallation = "test-installation";
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "vppd-engine-XXXXXX").string();
+    path_ = mkdtemp(pattern.data());
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Apple for one location: `pages` pages of 1,000 assignments over 10 apps; `on_page`
+// runs before each assignments page is delivered (tests break the store there).
+class FakeApple final : public apple::Client {
+ public:
+  int pages = 25;
+  std::function<void(int)> on_page;
+
+  apple::AppleResult<apple::ServiceConfig> GetServiceConfig() override { return apple::ServiceConfig{}; }
+  apple::AppleResult<apple::ClientConfig> GetClientConfig() override {
+    apple::ClientConfig c;
+    c.uid = "loc-1";
+    c.country_iso2a = "US";
+    c.location_name = "Fake";
+    c.mdm_info = OurMdmInfo(kInstallation, kTenant);
+    return c;
+  }
+  apple::AppleResult<apple::ClientConfig> SetClientConfig(const apple::MdmInfo&) override { return GetClientConfig(); }
+  apple::AppleResult<apple::WalkResult> WalkAssets(const apple::AssetFilter&,
+                                                   const apple::PageCallback<apple::Asset>& cb) override {
+    apple::AssetsPage page;
+    page.total_pages = 1;
+    page.version_id = "v1";
+    for (int i = 0; i < 10; ++i) {
+      apple::Asset a;
+      a.adam_id = std::to_string(100 + i);
+      a.pricing_param = "STDQ";
+      a.product_type = "App";
+      a.assigned_count = pages * 100;
+      a.total_count = pages * 100;
+      page.items.push_back(a);
+    }
+    if (auto s = cb(page); !s) return tl::unexpected(Aborted(s.error()));
+    apple::WalkResult r;
+    r.version_id = "v1";
+    r.total_pages = 1;
+    return r;
+  }
+  apple::AppleResult<apple::WalkResult> WalkAssignments(const apple::AssignmentFilter&,
+                                                        const apple::PageCallback<apple::Assignment>& cb) override {
+    apple::WalkResult r;
+    r.version_id = "v1";
+    r.total_pages = pages;
+    for (int p = 0; p < pages; ++p) {
+      if (on_page) on_page(p);
+      apple::AssignmentsPage page;
+      page.index = p;
+      page.total_pages = pages;
+      page.version_id = "v1";
+      for (int i = 0; i < 1000; ++i) {
+        apple::Assignment a;
+        a.adam_id = std::to_string(100 + i % 10);
+        a.pricing_param = "STDQ";
+        a.serial_number = "S" + std::to_string(p * 1000 + i);
+        page.items.push_back(a);
+      }
+      if (auto s = cb(page); !s) return tl::unexpected(Aborted(s.error()));
+      ++r.pages_delivered;
+      r.items += 1000;
+    }
+    return r;
+  }
+  apple::AppleResult<apple::WalkResult> WalkUsers(const apple::UserFilter&,
+                                                  const apple::PageCallback<apple::User>&) override {
+    return apple::WalkResult{};
+  }
+  apple::AppleResult<apple::EventResponse> Associate(const apple::ManageAssetsRequest&) override { return Unsupported(); }
+  apple::AppleResult<apple::EventResponse> Disassociate(const apple::ManageAssetsRequest&) override {
+    return Unsupported();
+  }
+  apple::AppleResult<apple::EventResponse> Revoke(const std::vector<std::string>&,
+                                                  const std::vector<std::string>&) override {
+    return Unsupported();
+  }
+  apple::AppleResult<apple::EventStatus> GetEventStatus(const std::string&) override { return Unsupported(); }
+  apple::AppleResult<apple::EventStatus> WaitForEvent(const std::string&, std::chrono::milliseconds,
+                                                      std::chrono::milliseconds) override {
+    return Unsupported();
+  }
+  apple::AppleResult<std::vector<apple::AppMetadata>> LookupMetadata(const std::vector<std::string>&) override {
+    return std::vector<apple::AppMetadata>{};
+  }
+
+ private:
+  static apple::AppleError Aborted(const Error& cause) {
+    apple::AppleError e;
+    e.kind = apple::AppleErrorKind::kAborted;
+    e.error_message = cause.message;
+    e.cause = cause;
+    return e;
+  }
+  static tl::unexpected<apple::AppleError> Unsupported() {
+    apple::AppleError e;
+    e.kind = apple::AppleErrorKind::kInvalidArgument;
+    e.error_message = "not faked";
+    return tl::unexpected(e);
+  }
+};
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store::SqliteOptions o;
+    o.path = dir_.File("vppd.db");
+    o.secrets = std::make_shared<SecretBox>(SecretBox::FromKey(std::string(32, 'k')));
+    auto opened = store::Store::OpenSqlite(o);
+    ASSERT_TRUE(opened) << opened.error().message;
+    store_ = std::move(*opened);
+    ASSERT_TRUE(store_->PutTenant({kTenant, "T", true, 0}));
+    store::VppToken t;
+    t.token = "sToken";
+    t.state = "valid";
+    t.expiration = Clock::Real().Now() + 86'400'000'000LL;
+    auto created = store_->CreateToken(kTenant, t);
+    ASSERT_TRUE(created) << created.error().message;
+    token_id_ = created->id;
+
+    options_.installation_id = kInstallation;
+    options_.auto_sync_interval = std::chrono::seconds(0);
+    options_.client_factory = [this](apple::ClientOptions) -> apple::AppleResult<std::unique_ptr<apple::Client>> {
+      auto fake = std::make_unique<FakeApple>();
+      fake->pages = pages_;
+      fake->on_page = on_page_;
+      return std::unique_ptr<apple::Client>(std::move(fake));
+    };
+  }
+
+  void Queue(const std::string& kind = "syncLicenses") {
+    auto queued = RequestJob(*store_, kTenant, token_id_, kind, "", Clock::Real().Now());
+    ASSERT_TRUE(queued) << queued.error().message;
+  }
+
+  std::int64_t Assignments() {
+    std::int64_t n = 0;
+    auto ok = store_->ForEachAssignment(kTenant, token_id_, 10'000,
+                                        [&](const std::vector<store::LicenseAssignment>& b) -> Status {
+                                          n += static_cast<std::int64_t>(b.size());
+                                          return {};
+                                        });
+    EXPECT_TRUE(ok) << ok.error().message;
+    return n;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<store::Store> store_;
+  std::string token_id_;
+  EngineOptions options_;
+  int pages_ = 25;
+  std::function<void(int)> on_page_;
+};
+
+TEST_F(EngineTest, WakeStartsAQueuedJobWithoutWaitingForThePoll) {
+  options_.poll_interval = std::chrono::milliseconds(60'000);
+  Engine engine(*store_, options_);
+  engine.Start();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the workers found nothing and wait
+  Queue("noSuchKind");  // fails at once: the job is finished (deleted) as soon as a worker runs it
+  engine.Wake();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  std::int64_t jobs = 1;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto n = store_->CountJobs();
+    ASSERT_TRUE(n);
+    if ((jobs = *n) == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(jobs, 0) << "the job waited for the 60 s poll";
+  engine.Stop(std::chrono::milliseconds(0));
+}
+
+TEST_F(EngineTest, EveryPageOfAFullWalkIsStaged) {
+  Engine engine(*store_, options_);
+  Queue();
+  auto ran = engine.RunOne();
+  ASSERT_TRUE(ran) << ran.error().message;
+  ASSERT_TRUE(*ran);
+  auto token = store_->GetToken(kTenant, token_id_);
+  ASSERT_TRUE(token);
+  EXPECT_EQ(token->last_sync_status, "completed") << token->last_sync_error;
+  EXPECT_EQ(Assignments(), 25'000);
+}
+
+TEST_F(EngineTest, AStoreFailureWhileStagingEndsTheWalkWithoutASnapshot) {
+  // The job's lease is taken away mid-walk (as when another worker took it over):
+  // the staging thread's next write fails, the walk stops, nothing is swapped in,
+  // and the engine neither hangs nor crashes.
+  std::atomic<int> pages_fetched{0};
+  on_page_ = [&](int p) {
+    pages_fetched = p + 1;
+    if (p == 5) {
+      auto claimed = store_->ClaimJob("thief", Clock::Real().Now() + 3'600'000'000LL, std::chrono::hours(1));
+      ASSERT_TRUE(claimed && *claimed) << "the job could be re-claimed after its lease";
+    }
+  };
+  pages_ = 200;
+  Engine engine(*store_, options_);
+  Queue();
+  auto ran = engine.RunOne();
+  ASSERT_TRUE(ran) << ran.error().message;
+  EXPECT_LT(pages_fetched.load(), 200) << "the walk went on after the store failed";
+  EXPECT_EQ(Assignments(), 0) << "no snapshot from a walk whose staging failed";
+  auto token = store_->GetToken(kTenant, token_id_);
+  ASSERT_TRUE(token);
+  EXPECT_EQ(token->last_sync_status, "inProgress") << "the job belongs to the other worker now";
+}
+
+}  // namespace
+}  // namespace vppd::sync
