@@ -1158,8 +1158,10 @@ class SqliteStore final : public Store {
   static Tenant ReadTenant(const Stmt& row) { return Tenant{row.Text(0), row.Text(1), row.Int(2) != 0, row.Int(3)}; }
 
   Result<VppToken> LoadToken(Connection& c, const std::string& tenant_id, const std::string& id) {
-    Result<Stmt> stmt =
-        c.Prepare(fmt::format("SELECT {} FROM vpp_tokens WHERE tenant_id = ?1 AND id = ?2", TokenSelectList()));
+    // Built once: this is the statement of every Graph item read.
+    static const std::string sql =
+        fmt::format("SELECT {} FROM vpp_tokens WHERE tenant_id = ?1 AND id = ?2", TokenSelectList());
+    Result<Stmt> stmt = c.Prepare(sql);
     if (!stmt) return Fail(stmt.error());
     if (Status s = BindAll(*stmt, tenant_id, id); !s) return Fail(s.error());
     Result<bool> row = stmt->Step();
