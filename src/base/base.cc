@@ -218,8 +218,17 @@ Result<Timestamp> ParseIso8601(std::string_view s) {
   return secs * kMicrosPerSecond + micros;
 }
 
-std::string FormatIso8601(Timestamp t) {
-  // On every Graph response (several per entity): digits by hand, not snprintf.
+namespace {
+
+// A Timestamp split into its UTC calendar date and time of day.
+struct BrokenDown {
+  std::int64_t days;  // since 1970-01-01
+  Civil date;
+  int hour, minute, second;
+  std::int64_t micros;
+};
+
+BrokenDown BreakDown(Timestamp t) {
   std::int64_t secs = t / kMicrosPerSecond;
   std::int64_t micros = t % kMicrosPerSecond;
   if (micros < 0) {
@@ -232,14 +241,21 @@ std::string FormatIso8601(Timestamp t) {
     rem += kSecondsPerDay;
     --days;
   }
-  const Civil c = CivilFromDays(days);
-  if (c.year < 0 || c.year > 9999) {
+  return {days, CivilFromDays(days), static_cast<int>(rem / 3600), static_cast<int>(rem / 60 % 60),
+          static_cast<int>(rem % 60), micros};
+}
+
+}  // namespace
+
+std::string FormatIso8601(Timestamp t) {
+  const BrokenDown b = BreakDown(t);
+  if (b.date.year < 0 || b.date.year > 9999) {
     char buf[48];
-    const int n = std::snprintf(buf, sizeof buf, "%lld-%02u-%02uT%02d:%02d:%02dZ", static_cast<long long>(c.year),
-                                c.month, c.day, static_cast<int>(rem / 3600), static_cast<int>(rem / 60 % 60),
-                                static_cast<int>(rem % 60));
+    const int n = std::snprintf(buf, sizeof buf, "%lld-%02u-%02uT%02d:%02d:%02dZ", static_cast<long long>(b.date.year),
+                                b.date.month, b.date.day, b.hour, b.minute, b.second);
     return std::string(buf, n);
   }
+  // On every Graph response (several per entity): digits by hand, not snprintf.
   char buf[28] = "0000-00-00T00:00:00.000000Z";
   auto put = [&](int pos, std::int64_t value, int width) {
     for (int i = width - 1; i >= 0; --i) {
@@ -247,34 +263,27 @@ std::string FormatIso8601(Timestamp t) {
       value /= 10;
     }
   };
-  put(0, c.year, 4);
-  put(5, c.month, 2);
-  put(8, c.day, 2);
-  put(11, rem / 3600, 2);
-  put(14, rem / 60 % 60, 2);
-  put(17, rem % 60, 2);
-  if (micros == 0) {
+  put(0, b.date.year, 4);
+  put(5, b.date.month, 2);
+  put(8, b.date.day, 2);
+  put(11, b.hour, 2);
+  put(14, b.minute, 2);
+  put(17, b.second, 2);
+  if (b.micros == 0) {
     buf[19] = 'Z';
     return std::string(buf, 20);
   }
-  put(20, micros, 6);
+  put(20, b.micros, 6);
   return std::string(buf, 27);
 }
 
 std::string FormatHttpDate(Timestamp t) {
-  const std::int64_t secs = t / kMicrosPerSecond;
-  std::int64_t days = secs / kSecondsPerDay;
-  std::int64_t rem = secs % kSecondsPerDay;
-  if (rem < 0) {
-    rem += kSecondsPerDay;
-    --days;
-  }
-  const Civil c = CivilFromDays(days);
-  const int weekday = static_cast<int>(((days % 7) + 7) % 7);
+  const BrokenDown b = BreakDown(t);
+  const int weekday = static_cast<int>(((b.days % 7) + 7) % 7);
   char buf[40];
-  const int n = std::snprintf(buf, sizeof buf, "%s, %02u %s %04lld %02d:%02d:%02d GMT", kWeekdays[weekday], c.day,
-                              kMonths[c.month - 1], static_cast<long long>(c.year), static_cast<int>(rem / 3600),
-                              static_cast<int>(rem / 60 % 60), static_cast<int>(rem % 60));
+  const int n = std::snprintf(buf, sizeof buf, "%s, %02u %s %04lld %02d:%02d:%02d GMT", kWeekdays[weekday], b.date.day,
+                              kMonths[b.date.month - 1], static_cast<long long>(b.date.year), b.hour, b.minute,
+                              b.second);
   return std::string(buf, n);
 }
 

@@ -2,6 +2,7 @@
 // call one service function, serialise. Errors go through errors.cc.
 #include <algorithm>
 #include <cctype>
+#include <functional>
 #include <optional>
 #include <span>
 
@@ -527,26 +528,14 @@ struct Api::Impl {
     auto page = deps.apps->List(who, q->list);
     if (!page) return Fail(page.error());
     const std::string path = "deviceAppManagement/mobileApps" + (cast.empty() ? "" : "/" + cast);
-    json::object body;
-    body["@odata.context"] = ContextUrl(req, v, path + SelectFragment(q->select));
-    if (q->count) {
-      auto n = deps.apps->Count(who, q->list.filter);
-      if (!n) return Fail(n.error());
-      body["@odata.count"] = *n;
-    }
-    const auto returned = static_cast<std::int64_t>(page->items.size());
-    if (HasNextPage(*q, returned, page->has_more)) {
-      body["@odata.nextLink"] =
-          BaseUrl(req) + "/" + VersionSegment(v) + "/" + path + "?" + NextLinkQuery(query, *q, q->list.skip + returned);
-    }
     json::array values;
     for (const auto& app : page->items) {
       json::object o;
       WriteMobileApp(app, v, q->select, o);
       values.push_back(std::move(o));
     }
-    body["value"] = std::move(values);
-    return Json(200, body);
+    return CollectionPage(req, v, path, query, *q, std::move(values), page->has_more,
+                          [&] { return deps.apps->Count(who, q->list.filter); });
   }
 
   Result<http::Response> AssignedLicenses(const http::Request& req, const store::MobileApp& app, const std::string& cast,
@@ -564,17 +553,32 @@ struct Api::Impl {
     auto page = deps.apps->AssignedLicenses(who, app.id, q->list.skip, q->list.limit);
     if (!page) return Fail(page.error());
     const std::string path = "deviceAppManagement/mobileApps/" + app.id + "/" + cast + "/assignedLicenses";
-    json::object body;
-    body["@odata.context"] = ContextUrl(req, ApiVersion::kBeta, path);
-    const auto returned = static_cast<std::int64_t>(page->items.size());
-    if (HasNextPage(*q, returned, page->has_more)) {
-      body["@odata.nextLink"] = BaseUrl(req) + "/beta/" + path + "?" + NextLinkQuery(query, *q, q->list.skip + returned);
-    }
     json::array values;
     for (const auto& a : page->items) {
       json::object o;
       WriteAssignedLicense(app, a, o);
       values.push_back(std::move(o));
+    }
+    return CollectionPage(req, ApiVersion::kBeta, path, query, *q, std::move(values), page->has_more,
+                          [] { return Result<std::int64_t>(0); });  // $count is not allowed here
+  }
+
+  // The envelope of a collection page: @odata.context, @odata.count when asked
+  // (counted by `count`), @odata.nextLink when another page exists, and `values`.
+  Result<http::Response> CollectionPage(const http::Request& req, ApiVersion v, const std::string& path,
+                                        const std::string& query, const QueryOptions& q, json::array values,
+                                        bool has_more, const std::function<Result<std::int64_t>()>& count) const {
+    json::object body;
+    body["@odata.context"] = ContextUrl(req, v, path + SelectFragment(q.select));
+    if (q.count) {
+      auto n = count();
+      if (!n) return Fail(n.error());
+      body["@odata.count"] = *n;
+    }
+    const auto returned = static_cast<std::int64_t>(values.size());
+    if (HasNextPage(q, returned, has_more)) {
+      body["@odata.nextLink"] =
+          BaseUrl(req) + "/" + VersionSegment(v) + "/" + path + "?" + NextLinkQuery(query, q, q.list.skip + returned);
     }
     body["value"] = std::move(values);
     return Json(200, body);
@@ -615,19 +619,6 @@ struct Api::Impl {
     if (!q) return Fail(q.error());
     auto page = deps.tokens->List(who, q->list);
     if (!page) return Fail(page.error());
-
-    json::object body;
-    body["@odata.context"] = ContextUrl(req, v, "deviceAppManagement/vppTokens" + SelectFragment(q->select));
-    if (q->count) {
-      auto n = deps.tokens->Count(who, q->list.filter);
-      if (!n) return Fail(n.error());
-      body["@odata.count"] = *n;
-    }
-    const auto returned = static_cast<std::int64_t>(page->items.size());
-    if (HasNextPage(*q, returned, page->has_more)) {
-      body["@odata.nextLink"] = BaseUrl(req) + "/" + VersionSegment(v) + "/deviceAppManagement/vppTokens?" +
-                                NextLinkQuery(query, *q, q->list.skip + returned);
-    }
     json::array values;
     values.reserve(page->items.size());
     for (const auto& t : page->items) {
@@ -635,8 +626,8 @@ struct Api::Impl {
       WriteVppToken(t, v, q->select, o);
       values.push_back(std::move(o));
     }
-    body["value"] = std::move(values);
-    return Json(200, body);
+    return CollectionPage(req, v, "deviceAppManagement/vppTokens", query, *q, std::move(values), page->has_more,
+                          [&] { return deps.tokens->Count(who, q->list.filter); });
   }
 
   Result<http::Response> TokenCount(const http::Request& req, ApiVersion v, const std::string& query,

@@ -11,6 +11,7 @@
 // Assets that are not revocable (books) are skipped: Apple refuses them (9706).
 // notifyManagedDevices has no counterpart in Apple's v2 API (Apple sends no
 // notification for device assignments); it is accepted and recorded only.
+#include <functional>
 #include <map>
 #include <set>
 
@@ -52,6 +53,16 @@ void Submit(JobContext& ctx, apple::Client& client, std::int64_t targets,
   if (failed > 0 && tally.first_error.empty() && !status->failures.empty()) {
     tally.first_error = "Apple error " + std::to_string(status->failures[0].error_number) + ": " +
                         status->failures[0].error_message;
+  }
+}
+
+// Calls `fn` with consecutive slices of `ids` of at most `size` (≥ 1) elements: Apple
+// caps how many users or devices one call may name.
+void ForEachBatch(const std::vector<std::string>& ids, int size,
+                  const std::function<void(std::vector<std::string>)>& fn) {
+  const std::size_t step = static_cast<std::size_t>(std::max(1, size));
+  for (std::size_t i = 0; i < ids.size(); i += step) {
+    fn(std::vector<std::string>(ids.begin() + i, ids.begin() + std::min(ids.size(), i + step)));
   }
 }
 
@@ -102,22 +113,15 @@ Status RunRevokeLicenses(JobContext& ctx) {
   if (!each) return EndWith(ctx, kRevokeLicenses, {"", "", each.error()});
   for (const auto& [asset, targets] : by_asset) {
     const auto& [users, serials] = targets;
-    const std::size_t user_batch = std::max(1, limits.max_client_user_ids);
-    const std::size_t serial_batch = std::max(1, limits.max_serial_numbers);
-    for (std::size_t i = 0; i < users.size(); i += user_batch) {
+    auto disassociate = [&](std::vector<std::string> ids, bool are_users) {
       apple::ManageAssetsRequest req;
       req.assets = {{asset.first, asset.second}};
-      req.client_user_ids.assign(users.begin() + i, users.begin() + std::min(users.size(), i + user_batch));
-      Submit(ctx, client, static_cast<std::int64_t>(req.client_user_ids.size()),
-             [&] { return client.Disassociate(req); }, tally);
-    }
-    for (std::size_t i = 0; i < serials.size(); i += serial_batch) {
-      apple::ManageAssetsRequest req;
-      req.assets = {{asset.first, asset.second}};
-      req.serial_numbers.assign(serials.begin() + i, serials.begin() + std::min(serials.size(), i + serial_batch));
-      Submit(ctx, client, static_cast<std::int64_t>(req.serial_numbers.size()),
-             [&] { return client.Disassociate(req); }, tally);
-    }
+      const auto n = static_cast<std::int64_t>(ids.size());
+      (are_users ? req.client_user_ids : req.serial_numbers) = std::move(ids);
+      Submit(ctx, client, n, [&] { return client.Disassociate(req); }, tally);
+    };
+    ForEachBatch(users, limits.max_client_user_ids, [&](std::vector<std::string> ids) { disassociate(ids, true); });
+    ForEachBatch(serials, limits.max_serial_numbers, [&](std::vector<std::string> ids) { disassociate(ids, false); });
   }
 
   // Untracked: whatever Apple still holds, by user and device.
@@ -134,23 +138,15 @@ Status RunRevokeLicenses(JobContext& ctx) {
       return {};
     });
     if (!walk) return EndWith(ctx, kRevokeLicenses, FromAppleError(walk.error()));
-    const std::vector<std::string> user_list(users.begin(), users.end());
-    const std::vector<std::string> serial_list(serials.begin(), serials.end());
-    const std::size_t user_batch = std::max(1, limits.max_revoke_client_user_ids);
-    const std::size_t serial_batch = std::max(1, limits.max_revoke_serial_numbers);
     Tally untracked_tally;
-    for (std::size_t i = 0; i < user_list.size(); i += user_batch) {
-      std::vector<std::string> part(user_list.begin() + i,
-                                    user_list.begin() + std::min(user_list.size(), i + user_batch));
-      Submit(ctx, client, static_cast<std::int64_t>(part.size()), [&] { return client.Revoke(part, {}); },
+    ForEachBatch({users.begin(), users.end()}, limits.max_revoke_client_user_ids, [&](std::vector<std::string> ids) {
+      Submit(ctx, client, static_cast<std::int64_t>(ids.size()), [&] { return client.Revoke(ids, {}); },
              untracked_tally);
-    }
-    for (std::size_t i = 0; i < serial_list.size(); i += serial_batch) {
-      std::vector<std::string> part(serial_list.begin() + i,
-                                    serial_list.begin() + std::min(serial_list.size(), i + serial_batch));
-      Submit(ctx, client, static_cast<std::int64_t>(part.size()), [&] { return client.Revoke({}, part); },
+    });
+    ForEachBatch({serials.begin(), serials.end()}, limits.max_revoke_serial_numbers, [&](std::vector<std::string> ids) {
+      Submit(ctx, client, static_cast<std::int64_t>(ids.size()), [&] { return client.Revoke({}, ids); },
              untracked_tally);
-    }
+    });
     // Counted in licenses, like the tracked part: the holdings found, and as failed the
     // share of targets (users/devices) Apple could not strip.
     tally.total += holdings;

@@ -323,14 +323,7 @@ class Collections(VppdTestCase):
 
     def names_of(self, query):
         """Display names of every page of the query (following @odata.nextLink)."""
-        names, url = [], BASE + "?" + query
-        while url:
-            r = self.call("GET", url)
-            self.assertEqual(r.status, 200, r)
-            names += [t["displayName"] for t in r.json()["value"]]
-            link = r.json().get("@odata.nextLink")
-            url = link.split(str(self.vppd.port), 1)[1] if link else None
-        return names
+        return [t["displayName"] for t in self.vppd.collect(BASE + "?" + query, self.token)]
 
     def test_filter_operators(self):
         cases = {

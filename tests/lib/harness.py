@@ -160,6 +160,18 @@ class Vppd:
             h["Authorization"] = "Bearer " + token
         return request(self.port, method, path, h, body)
 
+    def collect(self, path, token):
+        """Every element of a Graph collection, following @odata.nextLink."""
+        items, url = [], path
+        while url:
+            r = self.request("GET", url, token=token)
+            if r.status != 200:
+                raise AssertionError(f"GET {url}: {r}")
+            items += r.json()["value"]
+            link = r.json().get("@odata.nextLink")
+            url = link.split(str(self.port), 1)[1] if link else None
+        return items
+
     def log(self):
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")

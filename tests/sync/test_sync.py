@@ -87,14 +87,7 @@ class SyncTestCase(unittest.TestCase):
         return r
 
     def graph_apps(self, token_id):
-        apps, url = [], APPS + "?$filter=" + quote(f"vppTokenId eq '{token_id}'") + "&$top=999"
-        while url:
-            r = self.call("GET", url)
-            self.assertEqual(r.status, 200, r)
-            apps += r.json()["value"]
-            link = r.json().get("@odata.nextLink")
-            url = link.split(str(self.vppd.port), 1)[1] if link else None
-        return apps
+        return self.vppd.collect(APPS + "?$filter=" + quote(f"vppTokenId eq '{token_id}'") + "&$top=999", self.token)
 
     def assert_matches_apple(self, token_id, stoken):
         expected = expected_apps(self.sim, stoken)
@@ -108,14 +101,7 @@ class SyncTestCase(unittest.TestCase):
         return expected
 
     def licenses_of(self, app_id, app_type):
-        out, url = [], f"{APPS}/{app_id}/microsoft.graph.{app_type}/assignedLicenses?$top=999"
-        while url:
-            r = self.call("GET", url)
-            self.assertEqual(r.status, 200, r)
-            out += r.json()["value"]
-            link = r.json().get("@odata.nextLink")
-            url = link.split(str(self.vppd.port), 1)[1] if link else None
-        return out
+        return self.vppd.collect(f"{APPS}/{app_id}/microsoft.graph.{app_type}/assignedLicenses?$top=999", self.token)
 
 
 class FirstSync(SyncTestCase):
