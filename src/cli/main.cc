@@ -1,10 +1,8 @@
 // vppd: the command line. `serve` runs the Graph endpoint; `dev-token` signs
 // development tokens; `tenant` manages tenant records.
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -72,6 +70,33 @@ std::vector<std::string> SplitSpaces(const std::string& s) {
   return out;
 }
 
+// `vppd tokens list`: one line per token, read straight from the store.
+int ListTokens(store::Store& store, const std::string& only_tenant) {
+  auto tenants = store.ListTenants();
+  if (!tenants) return Die(tenants.error());
+  std::printf("%-36s  %-36s  %-21s  %-10s  %-20s  %5s  %s\n", "TENANT", "TOKEN", "STATE", "LAST SYNC", "SYNCED AT",
+              "APPS", "NAME / LAST ERROR");
+  for (const auto& tenant : *tenants) {
+    if (!only_tenant.empty() && tenant.id != only_tenant) continue;
+    store::ListQuery query;
+    query.limit = 1000;
+    for (;;) {
+      auto page = store.ListTokens(tenant.id, query);
+      if (!page) return Die(page.error());
+      for (const auto& t : page->items) {
+        const std::string synced = t.last_sync == 0 ? "never" : FormatIso8601(t.last_sync - t.last_sync % 1'000'000);
+        std::string name = t.display_name.value_or(t.organization_name.value_or(""));
+        if (!t.last_sync_error.empty()) name += "  [" + t.last_sync_error + "]";
+        std::printf("%-36s  %-36s  %-21s  %-10s  %-20s  %5d  %s\n", tenant.id.c_str(), t.id.c_str(), t.state.c_str(),
+                    t.last_sync_status.c_str(), synced.c_str(), t.last_app_count, name.c_str());
+      }
+      if (!page->has_more) break;
+      query.skip += query.limit;
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int Main(int argc, char** argv) {
@@ -128,6 +153,15 @@ int Main(int argc, char** argv) {
   t_remove->add_option("id", tenant_id, "Tenant id")->required();
   t_remove->add_flag("--yes", yes, "Do not ask for confirmation");
 
+  // tokens
+  CLI::App* tokens_cmd = app.add_subcommand("tokens", "Inspect vppTokens (for operators)");
+  tokens_cmd->require_subcommand(1);
+  tokens_cmd->add_option("--data-dir", settings.data_dir, "Data dir")->capture_default_str();
+  CLI::App* tokens_list = tokens_cmd->add_subcommand(
+      "list", "Every token of every tenant (or of --tenant): state, last sync, apps, and why the last sync failed");
+  std::string tokens_tenant;
+  tokens_list->add_option("--tenant", tokens_tenant, "Only this tenant");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -155,6 +189,12 @@ int Main(int argc, char** argv) {
     if (!token) return Die(token.error());
     std::printf("%s\n", token->c_str());
     return 0;
+  }
+
+  if (tokens_cmd->parsed()) {
+    auto store = OpenStore(settings.data_dir, settings.key_file);
+    if (!store) return Die(store.error());
+    return ListTokens(**store, tokens_tenant);
   }
 
   if (tenant_cmd->parsed()) {

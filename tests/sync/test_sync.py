@@ -197,6 +197,11 @@ class TokenStates(SyncTestCase):
                 self.assertEqual((t["state"], t["lastSyncStatus"]), (graph_state, "failed"))
                 # A failed sync leaves the last good snapshot in place.
                 self.assertEqual(self.graph_apps(t["id"]), apps_before)
+                # The reason is kept, for operators.
+                listing = self.vppd.cli("tokens", "--data-dir", self.vppd.data_dir, "list").stdout
+                line = next(l for l in listing.splitlines() if t["id"] in l)
+                self.assertIn(graph_state, line)
+                self.assertIn({"expired": "9621", "revoked": "9625", "invalid": "9622"}[sim_state], line)
 
     def test_transient_failure_keeps_state_and_snapshot(self):
         loc, stoken = self.new_location(assets=5, assignments=20)
