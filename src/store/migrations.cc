@@ -164,6 +164,75 @@ CREATE TABLE sync_staging (
   PRIMARY KEY (job_key, seq)
 ) STRICT, WITHOUT ROWID;
 )sql"},
+    {3, "assignments written once: generations instead of staging", R"sql(
+-- A sync used to write every assignment twice: into sync_staging during the walk,
+-- then sorted into license_assignments by FinishJob (~1.8 s for 1,000,000 rows,
+-- under the write lock). Now rows are written once, straight into
+-- license_assignments, under a fresh *generation*: an integer allocated for each
+-- staging run (a job's walk; a restart gets a new one). The token row points at
+-- its current generation, readers read only that one, and a full sync's FinishJob
+-- merely repoints the token (O(1)). Generations that nothing points at any more
+-- are garbage, deleted afterwards in small transactions by the store's collector
+-- (see sqlite_store.cc) so no write holds the lock for long.
+--
+-- The registry of every generation that may still have rows:
+--   staging  rows of job `job_key`'s walk in progress; invisible to readers.
+--   current  the token's assignments (vpp_tokens.assignments_generation).
+--   garbage  replaced or abandoned; being deleted. Never becomes anything else,
+--            so the collector never races a reader or a writer for it.
+-- AUTOINCREMENT: a number is never reused, so a new generation can never meet
+-- rows a collector has not reached yet; and new generations sort last in
+-- license_assignments, where a walk's inserts become B-tree appends.
+CREATE TABLE assignment_generations (
+  generation INTEGER PRIMARY KEY AUTOINCREMENT,
+  token_key  INTEGER NOT NULL,
+  job_key    INTEGER,  -- set while staging, NULL otherwise
+  state      TEXT    NOT NULL CHECK (state IN ('staging', 'current', 'garbage')),
+  CHECK ((state = 'staging') = (job_key IS NOT NULL))
+) STRICT;
+-- A job stages into at most one generation at a time.
+CREATE UNIQUE INDEX assignment_generations_staging ON assignment_generations (job_key) WHERE state = 'staging';
+-- What the collector looks for.
+CREATE INDEX assignment_generations_garbage ON assignment_generations (generation) WHERE state = 'garbage';
+-- DeleteToken and RemoveTenant retire all of a token's generations.
+CREATE INDEX assignment_generations_by_token ON assignment_generations (token_key);
+
+-- NULL: the token has no assignments (never synced, or an empty location).
+ALTER TABLE vpp_tokens ADD COLUMN assignments_generation INTEGER;
+
+-- Existing assignment sets become their tokens' current generations. Rows of a
+-- token_key no token has (there should be none) are left behind.
+INSERT INTO assignment_generations (token_key, job_key, state)
+  SELECT token_key, NULL, 'current' FROM vpp_tokens
+  WHERE token_key IS NOT NULL AND EXISTS (SELECT 1 FROM license_assignments a WHERE a.token_key = vpp_tokens.token_key)
+  ORDER BY token_key;
+UPDATE vpp_tokens SET assignments_generation =
+  (SELECT generation FROM assignment_generations g WHERE g.token_key = vpp_tokens.token_key);
+
+-- WITHOUT ROWID as before (see migration 2): the primary key is the table. Its
+-- first column is now the generation, so a set is one contiguous key range that
+-- readers seek into and the collector deletes from the front. Within a set the
+-- order is unchanged: an app's rows by (serial_number, client_user_id).
+-- No foreign key, as before: the store keeps the registry right itself.
+CREATE TABLE license_assignments_v3 (
+  generation     INTEGER NOT NULL,
+  adam_id        TEXT    NOT NULL,
+  pricing_param  TEXT    NOT NULL,
+  serial_number  TEXT    NOT NULL,
+  client_user_id TEXT    NOT NULL,
+  PRIMARY KEY (generation, adam_id, pricing_param, serial_number, client_user_id)
+) STRICT, WITHOUT ROWID;
+INSERT INTO license_assignments_v3 (generation, adam_id, pricing_param, serial_number, client_user_id)
+  SELECT g.generation, a.adam_id, a.pricing_param, a.serial_number, a.client_user_id
+  FROM license_assignments a JOIN assignment_generations g ON g.token_key = a.token_key
+  ORDER BY 1, 2, 3, 4, 5;
+DROP TABLE license_assignments;
+ALTER TABLE license_assignments_v3 RENAME TO license_assignments;
+
+-- Staged rows of a walk in progress are dropped: its job restarts the walk (an
+-- upgrade restarts the process, so no walk survives it anyway).
+DROP TABLE sync_staging;
+)sql"},
 };
 
 }  // namespace

@@ -43,6 +43,12 @@ Status Stmt::Bind(int index, std::string_view text) {
   return {};
 }
 
+Status Stmt::BindStatic(int index, std::string_view text) {
+  int rc = sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_STATIC, SQLITE_UTF8);
+  if (rc != SQLITE_OK) return Fail(conn_->MapError(rc, "bind"));
+  return {};
+}
+
 Status Stmt::Bind(int index, const std::optional<std::string>& text) {
   if (!text) return BindNull(index);
   return Bind(index, std::string_view(*text));

@@ -44,6 +44,9 @@ class Stmt {
   Status Bind(int index, std::int64_t value);
   Status Bind(int index, double value);
   Status Bind(int index, std::string_view text);
+  // Binds without copying (SQLITE_STATIC): `text` must stay alive and unchanged
+  // until the statement is re-bound or the lease ends. For bulk inserts.
+  Status BindStatic(int index, std::string_view text);
   Status Bind(int index, const std::optional<std::string>& text);  // nullopt binds NULL
   Status BindBool(int index, bool value) { return Bind(index, std::int64_t{value ? 1 : 0}); }
   Status BindNull(int index);

@@ -179,6 +179,13 @@ struct SqliteOptions {
   const Clock* clock = nullptr;
   // The per-tenant token limit; tests lower it. Normally kMaxTokensPerTenant.
   std::int64_t max_tokens_per_tenant = kMaxTokensPerTenant;
+  // A sync writes its assignments once, as a new set the token is then pointed at;
+  // the replaced set (and one a walk abandoned: restart, hand-back, dead worker,
+  // deleted token) is deleted afterwards by a background thread of the store, a
+  // few thousand rows per short write transaction, and at open whatever a crash
+  // left. false leaves that garbage in the file (tests that look at it); readers
+  // never see it either way.
+  bool collect_garbage = true;
 };
 
 // Errors every method may return besides those listed: Unavailable when the store

@@ -167,7 +167,32 @@ class SyncStoreTest : public ::testing::Test {
     return all;
   }
 
-  std::int64_t Staged() { return RawDb(options_.path).Int("SELECT count(*) FROM sync_staging"); }
+  // Rows staged by running walks (invisible to readers until FinishJob).
+  std::int64_t Staged() {
+    return RawDb(options_.path)
+        .Int("SELECT count(*) FROM license_assignments WHERE generation IN "
+             "(SELECT generation FROM assignment_generations WHERE state = 'staging')");
+  }
+  // Every row in the table, whatever its generation.
+  std::int64_t RawRows() { return RawDb(options_.path).Int("SELECT count(*) FROM license_assignments"); }
+  std::int64_t Generations(const std::string& state) {
+    return RawDb(options_.path).Int("SELECT count(*) FROM assignment_generations WHERE state = '" + state + "'");
+  }
+  // Waits (up to 10 s) until the collector has deleted every garbage set.
+  bool WaitCollected() {
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (Generations("garbage") == 0) return true;
+      std::this_thread::sleep_for(5ms);
+    }
+    return false;
+  }
+  void Reopen() {
+    store_.reset();
+    Result<std::unique_ptr<Store>> opened = Store::OpenSqlite(options_);
+    ASSERT_TRUE(opened) << opened.error().message;
+    store_ = std::move(*opened);
+  }
 
   TempDir dir_;
   FakeClock clock_{kT0};
@@ -458,7 +483,7 @@ TEST_F(SyncStoreTest, ReplaceMakesTheStagedRowsTheWholeSet) {
   ASSERT_TRUE(store_->ClearStaged(job));
   ASSERT_TRUE(store_->StageAssignments(job, {User("1", "u2"), Device("1", "S9"), User("2", "u1")}));
   ASSERT_TRUE(store_->StageAssignments(job, {User("1", "u2"), Device("1", "S1"), User("1", "u1")}));
-  EXPECT_EQ(Staged(), 6);
+  EXPECT_EQ(Staged(), 5) << "the duplicate is dropped as it is staged";
   SyncSnapshot snap;
   snap.apps = {App(t.id, "1", "iOS", 4), App(t.id, "1", "macOS", 4), App(t.id, "2", "iOS", 1)};
   snap.assignments = Mode::kReplaceWithStaged;
@@ -602,9 +627,11 @@ TEST_F(SyncStoreTest, TokenDeletedDuringAJob) {
   EXPECT_EQ(done.error().code, Code::kNotFound);
   RawDb raw(options_.path);
   EXPECT_EQ(raw.Int("SELECT count(*) FROM sync_jobs"), 0);
-  EXPECT_EQ(raw.Int("SELECT count(*) FROM sync_staging"), 0);
+  EXPECT_EQ(Staged(), 0);
   EXPECT_EQ(raw.Int("SELECT count(*) FROM mobile_apps WHERE token_id = '" + t.id + "'"), 0);
-  EXPECT_EQ(raw.Int("SELECT count(*) FROM license_assignments"), 1) << "only the other token's row";
+  ASSERT_TRUE(WaitCollected());
+  EXPECT_EQ(RawRows(), 1) << "only the other token's row";
+  EXPECT_EQ(Generations("current"), 1);
   EXPECT_EQ(All(kTenantA, kept.id).size(), 1u);
   EXPECT_EQ(store_->ForEachAssignment(kTenantA, t.id, 10, [](const auto&) -> Status { return {}; }).error().code,
             Code::kNotFound);
@@ -619,10 +646,218 @@ TEST_F(SyncStoreTest, RemoveTenantCascadesToEverySyncTable) {
   ASSERT_TRUE(store_->RemoveTenant(kTenantA));
   RawDb raw(options_.path);
   EXPECT_EQ(raw.Int("SELECT count(*) FROM sync_jobs"), 0);
-  EXPECT_EQ(raw.Int("SELECT count(*) FROM sync_staging"), 0);
+  EXPECT_EQ(Staged(), 0);
   EXPECT_EQ(raw.Int("SELECT count(*) FROM mobile_apps"), 1);
-  EXPECT_EQ(raw.Int("SELECT count(*) FROM license_assignments"), 1);
+  ASSERT_TRUE(WaitCollected());
+  EXPECT_EQ(RawRows(), 1) << "only tenant B's row";
+  EXPECT_EQ(raw.Int("SELECT count(*) FROM assignment_generations"), 1);
   EXPECT_EQ(All(kTenantB, b.id).size(), 1u);
+}
+
+// --- generations and the collector ---------------------------------------------------------
+
+TEST_F(SyncStoreTest, AFullSyncRepointsAndTheReplacedSetIsCollected) {
+  VppToken t = Token(kTenantA), other = Token(kTenantA, "other");
+  ASSERT_TRUE(FullSync(kTenantA, other.id, {App(other.id, "1", "iOS", 1)}, {User("1", "o1")}));
+  std::vector<LicenseAssignment> first;
+  for (int i = 0; i < 12000; ++i) first.push_back(User("1", fmt::format("u{:05}", i)));  // > 2 collector batches
+  ASSERT_TRUE(FullSync(kTenantA, t.id, {App(t.id, "1", "iOS", 12000)}, first));
+  ASSERT_TRUE(WaitCollected());
+  EXPECT_EQ(RawRows(), 12001);
+  EXPECT_EQ(Generations("current"), 2);
+
+  ASSERT_TRUE(FullSync(kTenantA, t.id, {App(t.id, "1", "iOS", 2)}, {User("1", "new1"), User("1", "new2")}));
+  EXPECT_EQ(All(kTenantA, t.id), (std::vector<LicenseAssignment>{User("1", "new1"), User("1", "new2")}));
+  ASSERT_TRUE(WaitCollected()) << "the 12,000 replaced rows are deleted in the background";
+  EXPECT_EQ(RawRows(), 3) << "two of the token, one of the other";
+  EXPECT_EQ(Generations("current"), 2);
+  EXPECT_EQ(All(kTenantA, other.id), (std::vector<LicenseAssignment>{User("1", "o1")}));
+
+  // A full sync of nothing leaves the token without a set at all.
+  ASSERT_TRUE(FullSync(kTenantA, t.id, {}, {}));
+  EXPECT_TRUE(All(kTenantA, t.id).empty());
+  EXPECT_EQ(store_->ListAppAssignments(kTenantA, App(t.id, "1", "iOS", 0).id, 0, 10).error().code, Code::kNotFound);
+  ASSERT_TRUE(WaitCollected());
+  EXPECT_EQ(RawRows(), 1);
+  // And a merge into no set adopts the staged one.
+  Result<VppToken> merged = FullSync(kTenantA, t.id, {App(t.id, "1", "iOS", 1)}, {User("1", "m1")}, Mode::kMergeStaged);
+  ASSERT_TRUE(merged) << merged.error().message;
+  EXPECT_EQ(All(kTenantA, t.id), (std::vector<LicenseAssignment>{User("1", "m1")}));
+}
+
+TEST_F(SyncStoreTest, AbandonedStagingIsCollected) {
+  VppToken t = Token(kTenantA);
+  ASSERT_TRUE(FullSync(kTenantA, t.id, {App(t.id, "1", "iOS", 1)}, {User("1", "kept")}));
+  ASSERT_TRUE(WaitCollected());
+  // A walk restart, then a hand-back.
+  Enqueue(kTenantA, t.id);
+  SyncJob job = Claim("w1", 10s);
+  ASSERT_TRUE(store_->StageAssignments(job, {User("1", "a"), User("1", "b")}));
+  ASSERT_TRUE(store_->ClearStaged(job));
+  ASSERT_TRUE(store_->StageAssignments(job, {User("1", "c")}));
+  EXPECT_EQ(Staged(), 1) << "the restart started a new set";
+  ASSERT_TRUE(store_->ReleaseJob(job, 0));
+  EXPECT_EQ(Staged(), 0);
+  ASSERT_TRUE(WaitCollected());
+  EXPECT_EQ(RawRows(), 1);
+  // A worker dies while staging; its job is re-claimed after the lease.
+  SyncJob dying = Claim("w1", 10s);
+  ASSERT_TRUE(store_->StageAssignments(dying, {User("1", "d1"), User("1", "d2")}));
+  clock_.Advance(11s);
+  SyncJob again = Claim("w2", 10s);
+  EXPECT_EQ(again.id, dying.id);
+  EXPECT_EQ(Staged(), 0);
+  ASSERT_TRUE(WaitCollected());
+  EXPECT_EQ(RawRows(), 1);
+  // A job ending without a snapshot drops its set too.
+  ASSERT_TRUE(store_->StageAssignments(again, {User("1", "e")}));
+  ASSERT_TRUE(store_->FinishJob(again, std::nullopt, NoChange));
+  ASSERT_TRUE(WaitCollected());
+  EXPECT_EQ(RawRows(), 1);
+  EXPECT_EQ(All(kTenantA, t.id), (std::vector<LicenseAssignment>{User("1", "kept")}));
+}
+
+TEST_F(SyncStoreTest, ACrashedStagingRunIsCollectedAfterReopen) {
+  VppToken t = Token(kTenantA);
+  ASSERT_TRUE(FullSync(kTenantA, t.id, {App(t.id, "1", "iOS", 1)}, {User("1", "kept")}));
+  Enqueue(kTenantA, t.id);
+  SyncJob job = Claim("w", 10s);
+  ASSERT_TRUE(store_->StageAssignments(job, {User("1", "s1"), User("1", "s2")}));
+  // The process dies (the store closes without FinishJob), and what only a bug or
+  // a foreign hand could leave is there too: rows of an unknown generation, and a
+  // staging set whose job row is gone.
+  store_.reset();
+  {
+    RawDb raw(options_.path);
+    raw.Exec("INSERT INTO license_assignments VALUES (900, '1', 'STDQ', '', 'orphan1'), (900, '1', 'STDQ', '', "
+             "'orphan2')");
+    raw.Exec("INSERT INTO assignment_generations (generation, token_key, job_key, state) VALUES (901, 1, 12345, "
+             "'staging')");
+    raw.Exec("INSERT INTO license_assignments VALUES (901, '1', 'STDQ', '', 'lost')");
+  }
+  Reopen();
+  ASSERT_TRUE(WaitCollected());
+  EXPECT_EQ(RawRows(), 3) << "the current row and the live job's two staged rows";
+  EXPECT_EQ(Staged(), 2) << "the job may still be running elsewhere until its lease ends";
+  EXPECT_EQ(All(kTenantA, t.id), (std::vector<LicenseAssignment>{User("1", "kept")}));
+  clock_.Advance(11s);
+  SyncJob again = Claim("w2");
+  EXPECT_EQ(again.id, job.id);
+  ASSERT_TRUE(WaitCollected());
+  EXPECT_EQ(RawRows(), 1);
+  EXPECT_EQ(Staged(), 0);
+  // A new generation never reuses a number the collector has seen.
+  ASSERT_TRUE(store_->StageAssignments(again, {User("1", "n")}));
+  EXPECT_GT(RawDb(options_.path).Int("SELECT max(generation) FROM assignment_generations"), 901);
+}
+
+TEST_F(SyncStoreTest, ReadersSeeOnlyTheCurrentSet) {
+  options_.collect_garbage = false;  // the garbage stays, so reads must skip it
+  Reopen();
+  VppToken t = Token(kTenantA);
+  MobileApp app = App(t.id, "1", "iOS", 2);
+  ASSERT_TRUE(FullSync(kTenantA, t.id, {app}, {User("1", "old1"), User("1", "old2"), User("1", "old3")}));
+  ASSERT_TRUE(FullSync(kTenantA, t.id, {app}, {User("1", "cur1"), User("1", "cur2")}));
+  Enqueue(kTenantA, t.id);
+  SyncJob job = Claim("w");
+  ASSERT_TRUE(store_->StageAssignments(job, {User("1", "staged1"), User("1", "staged2"), User("1", "staged3")}));
+  EXPECT_EQ(RawRows(), 8) << "old (garbage) + current + staged are all in the table";
+  EXPECT_EQ(Generations("garbage"), 1);
+
+  const std::vector<LicenseAssignment> current = {User("1", "cur1"), User("1", "cur2")};
+  EXPECT_EQ(All(kTenantA, t.id), current);
+  Result<Page<LicenseAssignment>> page = store_->ListAppAssignments(kTenantA, app.id, 0, 100);
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->items, current);
+  // The merge's count check counts the current set plus the delta only, 2 + 3 = 5:
+  // neither the 3 garbage rows nor anything else.
+  SyncSnapshot snap;
+  snap.apps = {App(t.id, "1", "iOS", 4)};
+  snap.assignments = Mode::kMergeStaged;
+  Result<VppToken> bad = store_->FinishJob(job, snap, NoChange);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("5 stored, Apple counts 4"), std::string::npos) << bad.error().message;
+  snap.apps = {App(t.id, "1", "iOS", 5)};
+  ASSERT_TRUE(store_->FinishJob(job, snap, NoChange));
+  EXPECT_EQ(All(kTenantA, t.id).size(), 5u);
+  EXPECT_EQ(Generations("garbage"), 2) << "the merged delta's own set is garbage now";
+  EXPECT_EQ(Generations("staging"), 0);
+}
+
+TEST_F(SyncStoreTest, ReadersNeverSeeHalfASnapshotWhileSyncsAndTheCollectorRun) {
+  VppToken t = Token(kTenantA);
+  MobileApp app = App(t.id, "1", "iOS", 0);
+  // Sets alternate between 3,000 and 7,000 rows; a reader must see one or the other.
+  auto rows = [](int n, int round) {
+    std::vector<LicenseAssignment> out;
+    for (int i = 0; i < n; ++i) out.push_back(User("1", fmt::format("r{}-{:05}", round, i)));
+    return out;
+  };
+  ASSERT_TRUE(FullSync(kTenantA, t.id, {app}, rows(3000, 0)));
+  std::atomic<bool> done{false};
+  std::atomic<int> bad{0}, reads{0};
+  std::thread reader([&] {
+    while (!done) {
+      Result<Page<LicenseAssignment>> page = store_->ListAppAssignments(kTenantA, app.id, 0, 100000);
+      if (!page || (page->items.size() != 3000 && page->items.size() != 7000)) ++bad;
+      if (page && !page->items.empty()) {
+        // One set: every row from the same round.
+        std::string round = page->items.front().client_user_id.substr(0, page->items.front().client_user_id.find('-'));
+        for (const LicenseAssignment& a : page->items) {
+          if (a.client_user_id.rfind(round + "-", 0) != 0) {
+            ++bad;
+            break;
+          }
+        }
+      }
+      ++reads;
+    }
+  });
+  for (int round = 1; round <= 6; ++round) {
+    ASSERT_TRUE(FullSync(kTenantA, t.id, {app}, rows(round % 2 == 1 ? 7000 : 3000, round)));
+  }
+  ASSERT_TRUE(WaitCollected());
+  done = true;
+  reader.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_GT(reads.load(), 0);
+  EXPECT_EQ(RawRows(), 3000);
+}
+
+TEST_F(SyncStoreTest, MigratesAVersion2FileKeepingAssignments) {
+  store_.reset();
+  std::string path = dir_.File("v2.db");
+  {
+    RawDb raw(path);
+    raw.Exec(Migrations()[0].sql);
+    raw.Exec(Migrations()[1].sql);
+    raw.Exec("PRAGMA application_id=" + std::to_string(kApplicationId) + "; PRAGMA user_version=2;");
+    raw.Exec(std::string("INSERT INTO tenants VALUES ('") + kTenantA + "', 'A', 1, 0)");
+    for (const char* id : {"t1", "t2", "t3"}) {
+      raw.Exec(std::string("INSERT INTO vpp_tokens (tenant_id, id, account_type, expiration, last_sync, "
+                           "token_sealed, last_modified, state, action_results, last_sync_status, "
+                           "automatically_update_apps, data_sharing_consent, claim_from_external_mdm, "
+                           "role_scope_tag_ids, delivery_protocol, last_app_count, created, token_key) VALUES ('") +
+               kTenantA + "', '" + id + "', 'business', 0, 0, 'x', 5, 'valid', '[]', 'none', 0, 0, 0, '[]', " +
+               "'default', 0, 5, (SELECT coalesce(max(token_key), 0) + 1 FROM vpp_tokens))");
+    }
+    raw.Exec("INSERT INTO license_assignments VALUES (1, '1', 'STDQ', '', 'a'), (1, '1', 'STDQ', 'S1', ''), "
+             "(2, '2', 'STDQ', '', 'b'), (77, '1', 'STDQ', '', 'tokenless')");
+    raw.Exec("INSERT INTO sync_staging VALUES (5, 1, '1', 'STDQ', '', 'staged')");
+  }
+  options_.path = path;
+  Reopen();
+  EXPECT_EQ(RawDb(path).Int("PRAGMA user_version"), LatestSchemaVersion());
+  EXPECT_EQ(All(kTenantA, "t1"), (std::vector<LicenseAssignment>{{"1", "STDQ", "a", ""}, {"1", "STDQ", "", "S1"}}));
+  EXPECT_EQ(All(kTenantA, "t2"), (std::vector<LicenseAssignment>{{"2", "STDQ", "b", ""}}));
+  EXPECT_TRUE(All(kTenantA, "t3").empty());
+  EXPECT_EQ(RawRows(), 3) << "the rows of no token are not carried over";
+  EXPECT_EQ(RawDb(path).Int("SELECT count(*) FROM sqlite_schema WHERE name = 'sync_staging'"), 0);
+  // And syncs work on the migrated tokens.
+  ASSERT_TRUE(FullSync(kTenantA, "t1", {}, {User("1", "z")}));
+  EXPECT_EQ(All(kTenantA, "t1"), (std::vector<LicenseAssignment>{User("1", "z")}));
+  ASSERT_TRUE(WaitCollected());
+  EXPECT_EQ(RawRows(), 2);
 }
 
 // --- reads ------------------------------------------------------------------------------
@@ -842,7 +1077,8 @@ TEST_F(SyncStoreTest, MeasureStageAndFinish100k) {
   snap.assignments = Mode::kReplaceWithStaged;
   ASSERT_TRUE(store_->FinishJob(job, snap, NoChange));
   auto finished = std::chrono::steady_clock::now();
-  EXPECT_EQ(RawDb(options_.path).Int("SELECT count(*) FROM license_assignments"), 100000);
+  EXPECT_EQ(RawRows(), 100000);
+  EXPECT_EQ(Staged(), 0);
   std::printf("[ measure  ] 100 x StageAssignments(1000): %.0f ms; FinishJob(100,000 rows): %.0f ms\n",
               std::chrono::duration<double, std::milli>(staged - start).count(),
               std::chrono::duration<double, std::milli>(finished - staged).count());
