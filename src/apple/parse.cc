@@ -385,6 +385,8 @@ class AssignmentsHandler {
     return Integer(static_cast<std::int64_t>(n), std::string_view(raw.data(), raw.size()), ec);
   }
   bool on_double(double, boost::json::string_view, boost::system::error_code& ec) {
+    // A bare number or boolean as the whole body: there is no context to look at.
+    if (stack_.empty()) return Fail(ec, "the response is not a JSON object");
     if (Relevant()) return Fail(ec, "'" + key_ + "' is not " + (stack_.back() == kTop ? "an integer" : "a string"));
     return true;
   }

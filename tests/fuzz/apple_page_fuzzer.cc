@@ -1,0 +1,87 @@
+// Fuzzes the parsers of Apple's answers (src/apple/parse.h): every byte of an Apple
+// (or man-in-the-middle, or simulator) response is untrusted.
+//
+// Input: byte 0 picks the parser (assets, assignments, users pages; service config,
+// client config, event response, event status, lookup); the rest is the body.
+//
+// Checks: a failure carries a message; parsing the same body twice with one
+// PageParser (a walk reuses it, after failures too) gives the same answer; an
+// assignment has exactly one of clientUserId and serialNumber (client.h's contract,
+// which the sync relies on to tell user from device licenses).
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "apple/parse.h"
+#include "fuzz_check.h"
+
+using namespace vppd;
+using namespace vppd::apple;
+
+namespace {
+
+template <class T>
+void CheckStatus(const AppleResult<T>& r) {
+  if (!r) FUZZ_CHECK(!r.error().error_message.empty(), "error without a message: %s", r.error().Describe().c_str());
+}
+
+// Parses `body` twice with one parser; both answers must agree.
+template <class Item, class Parse>
+std::vector<Item> ParseTwice(Parse parse, std::string_view body) {
+  internal::PageParser parser;
+  internal::PageMeta meta1, meta2;
+  std::vector<Item> items1, items2;
+  const AppleStatus first = (parser.*parse)(body, &meta1, &items1);
+  const AppleStatus second = (parser.*parse)(body, &meta2, &items2);
+  CheckStatus(first);
+  FUZZ_CHECK(first.has_value() == second.has_value(), "a reused parser changed its verdict");
+  if (!first) return {};
+  FUZZ_CHECK(items1.size() == items2.size(), "a reused parser read %zu items, then %zu", items1.size(), items2.size());
+  FUZZ_CHECK(meta1.current == meta2.current && meta1.next == meta2.next && meta1.total == meta2.total &&
+                 meta1.version_id == meta2.version_id && meta1.envelope.uid == meta2.envelope.uid,
+             "a reused parser read other paging members");
+  return items1;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size == 0) return 0;
+  const std::string_view body(reinterpret_cast<const char*>(data + 1), size - 1);
+  switch (data[0] % 8) {
+    case 0:
+      ParseTwice<Asset>(&internal::PageParser::Assets, body);
+      break;
+    case 1:
+      for (const Assignment& a : ParseTwice<Assignment>(&internal::PageParser::Assignments, body)) {
+        FUZZ_CHECK(a.client_user_id.empty() != a.serial_number.empty(),
+                   "assignment with clientUserId '%s' and serialNumber '%s'", a.client_user_id.c_str(),
+                   a.serial_number.c_str());
+        FUZZ_CHECK(!a.adam_id.empty(), "assignment without adamId");
+      }
+      break;
+    case 2:
+      ParseTwice<User>(&internal::PageParser::Users, body);
+      break;
+    case 3:
+      CheckStatus(internal::ParseServiceConfig(body));
+      break;
+    case 4:
+      CheckStatus(internal::ParseClientConfig(body));
+      break;
+    case 5:
+      CheckStatus(internal::ParseEventResponse(body));
+      break;
+    case 6:
+      CheckStatus(internal::ParseEventStatus(body));
+      break;
+    case 7: {
+      std::vector<AppMetadata> out;
+      const AppleStatus s = internal::ParseLookup(body, &out);
+      if (!s) FUZZ_CHECK(!s.error().error_message.empty(), "lookup error without a message");
+      break;
+    }
+  }
+  return 0;
+}
