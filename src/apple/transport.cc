@@ -10,6 +10,8 @@
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "base/metrics.h"
+
 namespace vppd::apple::internal {
 
 namespace json = boost::json;
@@ -456,6 +458,22 @@ Outcome ClassifyHttp(long status, std::string_view body, bool idempotent) {
   return o;
 }
 
+// "GET /assignments" from "GET /assignments?pageIndex=3": a bounded label.
+std::string Endpoint(const HttpRequest& request) {
+  return request.display.substr(0, request.display.find('?'));
+}
+
+// Every attempt, by endpoint, HTTP status (or "transport") and Apple errorNumber.
+void CountAttempt(const HttpRequest& request, const Outcome& out) {
+  const std::string status = out.ok ? "200"
+                             : out.error.http_status > 0 ? std::to_string(out.error.http_status)
+                                                         : "transport";
+  const std::string error_number = out.ok || out.error.error_number == 0 ? "" : std::to_string(out.error.error_number);
+  metrics::Counter("vppd_apple_requests_total", "Requests to Apple (attempts), by endpoint, status and errorNumber",
+                   {{"endpoint", Endpoint(request)}, {"status", status}, {"error_number", error_number}})
+      .Inc();
+}
+
 }  // namespace
 
 void Batch::Finish(Slot& slot, int curl_code) {
@@ -478,6 +496,7 @@ void Batch::Finish(Slot& slot, int curl_code) {
     out = ClassifyHttp(status, slot.body, idempotent);
     out.retry_after = ParseRetryAfter(slot.retry_after, now);
   }
+  CountAttempt(p.request, out);
   if (out.ok) {
     // Hand the buffer over; the next transfer on this slot starts a fresh one
     // sized like this one, so large pages do not grow it step by step.
@@ -509,6 +528,8 @@ void Batch::Finish(Slot& slot, int curl_code) {
     requests_.erase(p.id);
     return;
   }
+  metrics::Counter("vppd_apple_retries_total", "Apple requests retried, by endpoint", {{"endpoint", Endpoint(p.request)}})
+      .Inc();
   spdlog::debug("apple: {} failed ({}), retry {} in {} ms", p.request.display, err.error_message, p.attempts + 1,
                 wait->count());
   p.waited += *wait;

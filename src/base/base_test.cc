@@ -1,4 +1,5 @@
 #include "base/base.h"
+#include "base/metrics.h"
 
 #include <sys/stat.h>
 
@@ -107,6 +108,33 @@ TEST(SecretBox, KeyFileIsCreated0600AndReloaded) {
   ::chmod(path.c_str(), 0644);
   EXPECT_FALSE(SecretBox::LoadOrCreate(path));  // refuses a key others can read
   std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace vppd
+
+namespace vppd {
+namespace {
+
+TEST(Metrics, RendersCountersHistogramsAndGauges) {
+  metrics::Counter("test_requests_total", "Requests", {{"route", "a"}, {"status", "200"}}).Inc();
+  metrics::Counter("test_requests_total", "Requests", {{"route", "a"}, {"status", "200"}}).Inc(2);
+  metrics::Counter("test_requests_total", "Requests", {{"route", "b\"x"}, {"status", "404"}}).Inc();
+  auto& h = metrics::Histogram("test_latency_seconds", "Latency", {{"route", "a"}});
+  h.Observe(0.003);
+  h.Observe(0.2);
+  metrics::RegisterGauge("test_queue_depth", "Jobs", [] {
+    return std::vector<std::pair<metrics::Labels, double>>{{{{"kind", "sync"}}, 4}};
+  });
+  const std::string text = metrics::Render();
+  EXPECT_NE(text.find("# TYPE test_requests_total counter\n"), std::string::npos);
+  EXPECT_NE(text.find("test_requests_total{route=\"a\",status=\"200\"} 3\n"), std::string::npos);
+  EXPECT_NE(text.find("test_requests_total{route=\"b\\\"x\",status=\"404\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("test_latency_seconds_bucket{route=\"a\",le=\"0.0025\"} 0\n"), std::string::npos);
+  EXPECT_NE(text.find("test_latency_seconds_bucket{route=\"a\",le=\"0.005\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("test_latency_seconds_bucket{route=\"a\",le=\"+Inf\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find("test_latency_seconds_count{route=\"a\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find("test_queue_depth{kind=\"sync\"} 4\n"), std::string::npos);
 }
 
 }  // namespace

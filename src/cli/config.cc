@@ -31,6 +31,9 @@ void AddServeOptions(CLI::App& app, Settings& s) {
       ->envname("VPPD_LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
+  app.add_option("--metrics", s.metrics, "Serve GET /metrics (Prometheus text; aggregate counts, no ids)")
+      ->envname("VPPD_METRICS")
+      ->capture_default_str();
   app.add_option("--graph-action-response", s.action_response,
                  "syncLicenses answer: auto (entity at the root when SdkVersion is sent), value, entity "
                  "[TOML graph.action_response]")
@@ -153,6 +156,7 @@ Status ApplyTable(const toml::table& table, const std::string& prefix, Settings&
     else if (key == "dev") st = Take(node, key, s.dev);
     else if (key == "threads") st = Take(node, key, s.threads);
     else if (key == "log_level") st = Take(node, key, s.log_level);
+    else if (key == "metrics") st = Take(node, key, s.metrics);
     else if (key == "graph.action_response") st = Take(node, key, s.action_response);
     else if (key == "graph.page_size") st = Take(node, key, s.page_size);
     else if (key == "graph.public_url") st = Take(node, key, s.public_url);

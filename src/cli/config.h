@@ -24,6 +24,7 @@ struct Settings {
   bool dev = false;
   int threads = 4;
   std::string log_level = "info";
+  bool metrics = true;  // GET /metrics
   // [graph]
   std::string action_response = "auto";
   std::int64_t page_size = 100;

@@ -3,8 +3,11 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <map>
 
 #include <spdlog/spdlog.h>
+
+#include "base/metrics.h"
 
 namespace vppd::cli {
 namespace {
@@ -37,6 +40,32 @@ Result<std::string> InstallationId(const std::string& data_dir) {
   std::string id = NewGuid();
   if (auto ok = WriteFileAtomic(path, id + "\n", 0600); !ok) return Fail(ok.error());
   return id;
+}
+
+// Gauges read from the store when /metrics is scraped.
+void RegisterStoreGauges(store::Store* store) {
+  metrics::RegisterGauge("vppd_sync_queue_depth", "Sync jobs queued or running", [store] {
+    auto n = store->CountJobs();
+    return std::vector<std::pair<metrics::Labels, double>>{{{}, n ? static_cast<double>(*n) : -1}};
+  });
+  metrics::RegisterGauge("vppd_tokens", "vppTokens by state, all tenants", [store] {
+    std::map<std::string, double> by_state;
+    for (const char* state : {"unknown", "valid", "expired", "invalid", "assignedToExternalMDM", "duplicateLocationId"}) {
+      by_state[state] = 0;
+    }
+    if (auto tenants = store->ListTenants()) {
+      for (const auto& tenant : *tenants) {
+        for (auto& [state, count] : by_state) {
+          auto n = store->CountTokens(
+              tenant.id, store::Expr::Apply(store::Op::kEq, {store::Expr::Property("state"), store::Expr::Value(state)}));
+          if (n) count += static_cast<double>(*n);
+        }
+      }
+    }
+    std::vector<std::pair<metrics::Labels, double>> out;
+    for (const auto& [state, count] : by_state) out.push_back({{{"state", state}}, count});
+    return out;
+  });
 }
 
 }  // namespace
@@ -78,6 +107,7 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   auto store = OpenStore(s.data_dir, s.key_file);
   if (!store) return Fail(store.error());
   rt->store = std::move(*store);
+  if (s.metrics) RegisterStoreGauges(rt->store.get());
 
   if (s.dev) {
     auto key = auth::DevKey::LoadOrCreate(s.data_dir);
@@ -126,6 +156,7 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
                                                                   : graph::ActionResponse::kAuto;
   graph_options.page_size = s.page_size;
   graph_options.public_url = s.public_url;
+  graph_options.metrics = s.metrics;
   rt->api = std::make_unique<graph::Api>(
       graph::Dependencies{.verifier = &*rt->verifier,
                           .tokens = rt->tokens.get(),

@@ -2,6 +2,7 @@
 // call one service function, serialise. Errors go through errors.cc.
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <span>
@@ -10,6 +11,7 @@
 #include <boost/url.hpp>
 
 #include "auth/auth.h"
+#include "base/metrics.h"
 #include "graph/errors.h"
 #include "graph/graph.h"
 #include "graph/model.h"
@@ -191,7 +193,61 @@ struct Api::Impl {
 
   // --- dispatch ---------------------------------------------------------
 
+  // Times every request and counts it by route template and status (GET /metrics).
   http::Response Handle(http::Request& req) const {
+    const auto start = std::chrono::steady_clock::now();
+    std::string route = "other";
+    http::Response response = Dispatch(req, route);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    metrics::Counter("vppd_http_requests_total", "HTTP requests by route template, method and status",
+                     {{"route", route}, {"method", KnownMethod(req.method)}, {"status", std::to_string(response.status)}})
+        .Inc();
+    metrics::Histogram("vppd_http_request_duration_seconds", "Time to answer, by route template", {{"route", route}})
+        .Observe(seconds);
+    return response;
+  }
+
+  static std::string KnownMethod(const std::string& m) {
+    for (const char* known : {"GET", "HEAD", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"}) {
+      if (m == known) return m;
+    }
+    return "other";  // labels come from small fixed sets
+  }
+
+  // The route template of a path, for metrics: ids and function arguments replaced.
+  static std::string RouteLabel(const std::vector<std::string>& s) {
+    if (s.size() == 1 && (s[0] == "healthz" || s[0] == "metrics")) return s[0];
+    if (s.size() < 2 || (s[0] != "beta" && s[0] != "v1.0")) return "other";
+    std::string out = s[0] + "/";
+    if (s.size() == 2) return s[1] == "$metadata" ? out + "$metadata" : "other";
+    if (s[1] != "deviceAppManagement") return "other";
+    const std::string& collection = s[2];
+    const bool tokens = collection == "vppTokens" || collection.starts_with("vppTokens(");
+    const bool apps = collection == "mobileApps" || collection.starts_with("mobileApps(");
+    if (!tokens && !apps) return "other";
+    out += tokens ? "vppTokens" : "mobileApps";
+    std::size_t i = 3;
+    if (collection.find('(') != std::string::npos) out += "/{id}";
+    else if (i < s.size()) {
+      const std::string& seg = s[i++];
+      if (seg == "$count") out += "/$count";
+      else if (IsAction(seg, "syncLicenseCounts")) out += "/syncLicenseCounts";
+      else if (seg.find("getLicensesForApp") != std::string::npos) out += "/getLicensesForApp";
+      else if (!CastType(seg, ApiVersion::kBeta).empty()) out += "/{cast}";
+      else out += "/{id}";
+    }
+    for (; i < s.size(); ++i) {
+      if (IsAction(s[i], "syncLicenses")) out += "/syncLicenses";
+      else if (IsAction(s[i], "revokeLicenses")) out += "/revokeLicenses";
+      else if (s[i] == "$count") out += "/$count";
+      else if (s[i] == "assignedLicenses") out += "/assignedLicenses";
+      else if (!CastType(s[i], ApiVersion::kBeta).empty()) out += "/{cast}";
+      else return "other";
+    }
+    return out;
+  }
+
+  http::Response Dispatch(http::Request& req, std::string& route) const {
     boost::system::result<boost::urls::url_view> url = boost::urls::parse_origin_form(req.target);
     if (!url) {
       return ErrorResponse(Error::InvalidArgument("The request target '" + req.target.substr(0, 200) +
@@ -203,7 +259,17 @@ struct Api::Impl {
     for (auto seg : url->segments()) segments.emplace_back(seg);
     while (!segments.empty() && segments.back().empty()) segments.pop_back();  // trailing '/'
     const std::string query(url->encoded_query());
+    route = RouteLabel(segments);
 
+    if (segments.size() == 1 && segments[0] == "metrics" && options.metrics) {
+      if (req.method != "GET" && req.method != "HEAD") {
+        static constexpr std::string_view kAllowed[] = {"GET", "HEAD"};
+        return MethodNotAllowed(req, kAllowed);
+      }
+      http::Response r = http::Response::Text(200, metrics::Render());
+      r.headers = {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"}};
+      return r;
+    }
     if (segments.size() == 1 && segments[0] == "healthz") {
       if (req.method != "GET" && req.method != "HEAD") {
         static constexpr std::string_view kAllowed[] = {"GET", "HEAD"};

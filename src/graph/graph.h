@@ -39,6 +39,8 @@ struct Options {
   // Absolute base for @odata.context and @odata.nextLink ("https://vppd.example.com").
   // Empty: taken from the request's Host header (and X-Forwarded-Proto).
   std::string public_url;
+  // Serve GET /metrics (Prometheus text; aggregate counts only, no ids or tenants).
+  bool metrics = true;
 };
 
 struct Dependencies {

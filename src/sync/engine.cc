@@ -5,6 +5,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "base/metrics.h"
+
 #include "sync/jobs.h"
 #include "sync/sync.h"
 #include "sync/sync_internal.h"
@@ -71,6 +73,7 @@ struct Engine::Impl {
       running.emplace(job.id, Running{job, &lease_lost});
     }
     JobContext ctx{store, options, clock, job, lease_lost, stopping, sleep};
+    const auto started = std::chrono::steady_clock::now();
     Status result;
     if (job.kind == kSyncLicenses) {
       result = RunSyncLicenses(ctx);
@@ -94,6 +97,15 @@ struct Engine::Impl {
       std::lock_guard lock(mu);
       running.erase(job.id);
     }
+    // What the job ended as, for GET /metrics (the token records the details).
+    const std::string outcome = result ? "completed" : lease_lost ? "lease_lost" : stopping ? "handed_back" : "failed";
+    const std::string kind = job.kind == kSyncLicenses || job.kind == kSyncLicenseCounts || job.kind == kRevokeLicenses
+                                 ? job.kind
+                                 : "other";
+    metrics::Counter("vppd_sync_jobs_total", "Sync jobs run, by kind and outcome", {{"kind", kind}, {"outcome", outcome}})
+        .Inc();
+    metrics::Histogram("vppd_sync_duration_seconds", "Time a sync job ran, by kind", {{"kind", kind}})
+        .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     return result;
   }
 

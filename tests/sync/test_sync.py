@@ -458,6 +458,38 @@ class Isolation(SyncTestCase):
         self.assertNotIn("eyJ", log, "no JWT or sToken-like base64 JSON")
 
 
+class Metrics(SyncTestCase):
+    def test_metrics_count_requests_syncs_and_apple_calls_without_ids(self):
+        loc, stoken = self.new_location(assets=4, assignments=30)
+        self.sim.control("POST", "faults", {"path": "/mdm/v2/assets", "location": loc["uId"], "kind": "unavailable",
+                                            "onRequests": [1], "retryAfterSeconds": 1})
+        t = self.wait_sync(self.add_token(stoken)["id"])
+        self.sync(t["id"])
+        self.wait_sync(t["id"])
+        r = self.vppd.request("GET", "/metrics")
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.headers["content-type"].startswith("text/plain"))
+        text = r.body
+
+        def value(series):
+            line = next((l for l in text.splitlines() if l.startswith(series + " ")), None)
+            self.assertIsNotNone(line, f"{series} missing")
+            return float(line.rsplit(" ", 1)[1])
+
+        self.assertGreaterEqual(value('vppd_http_requests_total{route="beta/vppTokens/{id}/syncLicenses",'
+                                      'method="POST",status="200"}'), 1)
+        self.assertGreaterEqual(value('vppd_http_requests_total{route="beta/vppTokens",method="POST",status="201"}'), 1)
+        self.assertGreaterEqual(value('vppd_sync_jobs_total{kind="syncLicenses",outcome="completed"}'), 2)
+        self.assertGreaterEqual(value('vppd_apple_requests_total{endpoint="GET /assets",status="503",'
+                                      'error_number="9729"}'), 1)
+        self.assertGreaterEqual(value('vppd_apple_retries_total{endpoint="GET /assets"}'), 1)
+        self.assertGreaterEqual(value('vppd_tokens{state="valid"}'), 1)
+        self.assertGreaterEqual(value("vppd_sync_queue_depth"), 0)
+        self.assertIn('vppd_http_request_duration_seconds_bucket{route="beta/vppTokens/{id}",le="+Inf"}', text)
+        self.assertNotIn(t["id"], text)
+        self.assertNotIn(loc["uId"], text)
+
+
 class MobileAppsSurface(SyncTestCase):
     def test_casts_filters_items_and_licenses(self):
         _, stoken = self.new_location(assets=12, assignments=80)
