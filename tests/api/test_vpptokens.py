@@ -554,6 +554,15 @@ class Lifecycle(unittest.TestCase):
             v.cleanup()
             shutil.rmtree(parent, ignore_errors=True)
 
+    def test_the_sample_config_is_valid(self):
+        sample = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "packaging", "vppd.toml")
+        v = Vppd("--config", sample, *NO_APPLE)  # flags override its listen address and data dir
+        try:
+            v.start()
+            self.assertEqual(v.request("GET", "/healthz").status, 200)
+        finally:
+            v.cleanup()
+
     def test_bad_config_is_refused_clearly(self):
         v = Vppd()
         try:
