@@ -8,6 +8,11 @@
 //   u <id> <seq>    that token's lastAppCount was set to <seq>
 //   f <id> <n>      a sync job of that token finished (FinishJob, replace) with
 //                   <n> assignments staged over two pages
+//   p <id> <n>      a re-sync of that token with <n> assignments is about to
+//                   finish: it may have committed without an `f` line
+// Every eighth token is synced twice (the second time after a walk restart), so
+// the first set becomes garbage that the store's collector deletes while the
+// loop goes on: kills also land inside collector batches.
 // The test kills it with SIGKILL at random moments and checks that every printed
 // write is in the database. --normal opens with synchronous=NORMAL, to show that a
 // process kill loses nothing in that mode either. Exits 2 on any store error.
@@ -23,6 +28,53 @@
 #include "store/store.h"
 
 namespace {
+
+// A whole sync of `token_id`: enqueue, claim, stage two pages of `n` rows (after
+// a restarted walk when `resync`), FinishJob(replace) in one transaction.
+bool Sync(vppd::store::Store& store, const std::string& tenant, const std::string& token_id, std::int64_t n,
+          bool resync) {
+  using namespace vppd;
+  using namespace vppd::store;
+  if (!store.EnqueueJob(tenant, token_id, {}, nullptr)) return false;
+  // A job queued by a killed earlier run is older and comes first: finish it
+  // without a snapshot and claim again.
+  auto job = store.ClaimJob("crash", Clock::Real().Now(), std::chrono::minutes(5));
+  while (job && *job && (*job)->token_id != token_id) {
+    if (!store.FinishJob(**job, std::nullopt, nullptr)) return false;
+    job = store.ClaimJob("crash", Clock::Real().Now(), std::chrono::minutes(5));
+  }
+  if (!job || !*job) {
+    std::fprintf(stderr, "claim failed\n");
+    return false;
+  }
+  if (resync) {
+    // A walk that restarts: its first rows are abandoned.
+    if (!store.StageAssignments(**job, {{"999", "STDQ", "abandoned", ""}})) return false;
+    if (!store.ClearStaged(**job)) return false;
+  }
+  std::vector<LicenseAssignment> page;
+  for (std::int64_t i = 0; i < n; ++i) {
+    page.push_back({std::to_string(1000 + i % 7), "STDQ", "user-" + std::to_string(i), ""});
+    if (page.size() == static_cast<std::size_t>(n / 2) || i == n - 1) {
+      if (!store.StageAssignments(**job, page)) return false;
+      page.clear();
+    }
+  }
+  if (resync) {
+    std::printf("p %s %lld\n", token_id.c_str(), static_cast<long long>(n));
+    std::fflush(stdout);
+  }
+  SyncSnapshot snapshot;
+  snapshot.assignments = SyncSnapshot::Assignments::kReplaceWithStaged;
+  auto finished = store.FinishJob(**job, snapshot, nullptr);
+  if (!finished) {
+    std::fprintf(stderr, "finish: %s\n", finished.error().message.c_str());
+    return false;
+  }
+  std::printf("f %s %lld\n", token_id.c_str(), static_cast<long long>(n));
+  std::fflush(stdout);
+  return true;
+}
 
 int Run(const std::string& dir, bool normal) {
   using namespace vppd;
@@ -66,37 +118,10 @@ int Run(const std::string& dir, bool normal) {
       std::fflush(stdout);
     }
     if (seq % 4 == 0) {
-      // A whole sync: enqueue, claim, stage two pages, FinishJob in one transaction.
-      if (!(*store)->EnqueueJob(tenant, created->id, {}, nullptr)) return 2;
-      // A job queued by a killed earlier run is older and comes first: finish it
-      // without a snapshot and claim again.
-      auto job = (*store)->ClaimJob("crash", Clock::Real().Now(), std::chrono::minutes(5));
-      while (job && *job && (*job)->token_id != created->id) {
-        if (!(*store)->FinishJob(**job, std::nullopt, nullptr)) return 2;
-        job = (*store)->ClaimJob("crash", Clock::Real().Now(), std::chrono::minutes(5));
-      }
-      if (!job || !*job) {
-        std::fprintf(stderr, "claim failed\n");
-        return 2;
-      }
-      const std::int64_t n = 200 + seq % 300;
-      std::vector<LicenseAssignment> page;
-      for (std::int64_t i = 0; i < n; ++i) {
-        page.push_back({std::to_string(1000 + i % 7), "STDQ", "user-" + std::to_string(i), ""});
-        if (page.size() == static_cast<std::size_t>(n / 2) || i == n - 1) {
-          if (!(*store)->StageAssignments(**job, page)) return 2;
-          page.clear();
-        }
-      }
-      SyncSnapshot snapshot;
-      snapshot.assignments = SyncSnapshot::Assignments::kReplaceWithStaged;
-      auto finished = (*store)->FinishJob(**job, snapshot, nullptr);
-      if (!finished) {
-        std::fprintf(stderr, "finish: %s\n", finished.error().message.c_str());
-        return 2;
-      }
-      std::printf("f %s %lld\n", created->id.c_str(), static_cast<long long>(n));
-      std::fflush(stdout);
+      if (!Sync(**store, tenant, created->id, 200 + seq % 300, false)) return 2;
+    }
+    if (seq % 8 == 0) {
+      if (!Sync(**store, tenant, created->id, 100 + seq % 250, true)) return 2;
     }
   }
 }

@@ -1,13 +1,19 @@
 // store_sync_bench: times the store's part of a full license sync at bench/sync's
 // size, and the Graph item read path.
 //
-//   store_sync_bench [--rows N] [--page P] [--dir D]
+//   store_sync_bench [--rows N] [--page P] [--order by-asset|shuffled] [--dir D]
 //
 // Stages N assignments (default 1,000,000) in pages of P (default 1,000), as the
 // sync streams Apple's pages, then FinishJob(kReplaceWithStaged) into an empty
 // token, then again over the existing N rows (the steady state: a re-sync), then a
-// small delta through kMergeStaged with its count check. Prints one line per
-// phase; exits 1 on any store error.
+// small delta through kMergeStaged with its count check; then times the
+// collector deleting the replaced set. Prints one line per phase; exits 1 on any
+// store error.
+//
+// --order: by-asset (the default) delivers rows grouped by asset, in random order
+// within an asset, as apple-vpp-sim's pages do; shuffled gives every row a random
+// asset, the worst case for a B-tree that is built by inserts (each row lands on
+// another leaf page, so each page's commit rewrites ~one page per row).
 #include <unistd.h>
 
 #include <chrono>
@@ -16,7 +22,10 @@
 #include <filesystem>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include <sqlite3.h>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -44,9 +53,11 @@ double Ms(Steady::time_point from, Steady::time_point to) {
 
 // Realistic shapes: 9-digit adamIds over 300 assets, 70% user licenses with
 // GUID-long clientUserIds, 30% device licenses with 12-character serials.
-LicenseAssignment Row(std::mt19937_64& rng, std::int64_t i) {
+LicenseAssignment Row(std::mt19937_64& rng, std::int64_t i, std::int64_t rows, bool by_asset) {
   LicenseAssignment a;
-  a.adam_id = std::to_string(361'000'000 + rng() % 300);
+  // by_asset: 300 runs of rows/300 consecutive rows, one asset each.
+  std::uint64_t asset = by_asset ? static_cast<std::uint64_t>(i * 300 / std::max<std::int64_t>(rows, 1)) : rng() % 300;
+  a.adam_id = std::to_string(361'000'000 + (asset * 7919) % 300);
   a.pricing_param = rng() % 10 == 0 ? "PLUS" : "STDQ";
   if (rng() % 10 < 7) {
     a.client_user_id = fmt::format("{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}", i, rng() & 0xffff, rng() & 0xfff,
@@ -60,6 +71,7 @@ LicenseAssignment Row(std::mt19937_64& rng, std::int64_t i) {
 struct Args {
   std::int64_t rows = 1'000'000;
   std::int64_t page = 1000;
+  bool by_asset = true;
   std::string dir;
 };
 
@@ -82,7 +94,9 @@ double StageAll(Store& store, const SyncJob& job, const Args& args, std::uint64_
   auto start = Steady::now();
   for (std::int64_t i = 0; i < args.rows;) {
     page.clear();
-    for (std::int64_t k = 0; k < args.page && i < args.rows; ++k, ++i) page.push_back(Row(rng, i));
+    for (std::int64_t k = 0; k < args.page && i < args.rows; ++k, ++i) {
+      page.push_back(Row(rng, i, args.rows, args.by_asset));
+    }
     CHECK_OK(store.StageAssignments(job, page));
   }
   return Ms(start, Steady::now());
@@ -110,8 +124,9 @@ int Run(const Args& args) {
   auto token = store.CreateToken(tenant, t);
   CHECK_OK(token);
 
-  std::printf("rows %lld, pages of %lld, file %s\n", static_cast<long long>(args.rows),
-              static_cast<long long>(args.page), options.path.c_str());
+  std::printf("rows %lld, pages of %lld, %s, file %s\n", static_cast<long long>(args.rows),
+              static_cast<long long>(args.page), args.by_asset ? "grouped by asset" : "shuffled",
+              options.path.c_str());
   for (int round = 0; round < 2; ++round) {
     SyncJob job = ClaimOne(store, tenant, token->id);
     double stage_ms = StageAll(store, job, args, 42 + static_cast<std::uint64_t>(round));
@@ -141,6 +156,28 @@ int Run(const Args& args) {
     CHECK_OK(store.FinishJob(job, snap, nullptr));
     std::printf("delta : StageAssignments 1 page %.1f ms; FinishJob(merge + count check) %.0f ms\n", stage_ms,
                 Ms(start, Steady::now()));
+  }
+
+  // The collector deletes the set the resync replaced (and the delta's staged
+  // set) in the background; time it through a raw connection.
+  {
+    sqlite3* raw = nullptr;
+    if (sqlite3_open_v2(options.path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+      std::fprintf(stderr, "raw open failed\n");
+      std::exit(1);
+    }
+    auto garbage = [&] {
+      sqlite3_stmt* stmt = nullptr;
+      sqlite3_prepare_v2(raw, "SELECT count(*) FROM assignment_generations WHERE state = 'garbage'", -1, &stmt,
+                         nullptr);
+      std::int64_t n = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : -1;
+      sqlite3_finalize(stmt);
+      return n;
+    };
+    auto start = Steady::now();
+    while (garbage() != 0 && Ms(start, Steady::now()) < 120000) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::printf("collector: the replaced set gone %.0f ms after the delta's FinishJob\n", Ms(start, Steady::now()));
+    sqlite3_close(raw);
   }
 
   std::int64_t rows = 0;
@@ -187,10 +224,17 @@ int main(int argc, char** argv) {
       args.rows = std::stoll(value());
     } else if (std::strcmp(argv[i], "--page") == 0) {
       args.page = std::stoll(value());
+    } else if (std::strcmp(argv[i], "--order") == 0) {
+      std::string order = value();
+      if (order != "by-asset" && order != "shuffled") {
+        std::fprintf(stderr, "--order is by-asset or shuffled\n");
+        return 64;
+      }
+      args.by_asset = order == "by-asset";
     } else if (std::strcmp(argv[i], "--dir") == 0) {
       args.dir = value();
     } else {
-      std::fprintf(stderr, "usage: %s [--rows N] [--page P] [--dir D]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--rows N] [--page P] [--order by-asset|shuffled] [--dir D]\n", argv[0]);
       return 64;
     }
   }
