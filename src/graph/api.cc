@@ -113,9 +113,22 @@ std::optional<std::string> ParenthesisedKey(std::string_view segment, std::strin
   return std::string(inner);
 }
 
-bool IsAction(std::string_view segment, std::string_view name) {
-  return segment == name || (segment.size() == name.size() + 16 && segment.substr(0, 16) == "microsoft.graph." &&
-                             segment.substr(16) == name);
+// A qualified name's local part: "microsoft.graph.x" and "graph.x" (Graph's $metadata declares
+// Alias="graph" for its namespace, and the Kiota-generated SDKs address casts and bound
+// operations alias-qualified, e.g. mobileApps/{id}/graph.iosVppApp) → "x"; nullopt when the
+// segment is not namespace-qualified.
+std::optional<std::string_view> LocalName(std::string_view segment) {
+  for (std::string_view prefix : {"microsoft.graph.", "graph."}) {
+    if (segment.size() > prefix.size() && segment.starts_with(prefix)) return segment.substr(prefix.size());
+  }
+  return std::nullopt;
+}
+
+bool IsAction(std::string_view segment, std::string_view name) { return segment == name || LocalName(segment) == name; }
+
+// getLicensesForApp(...), unqualified or namespace-qualified.
+bool IsGetLicensesForApp(std::string_view segment) {
+  return segment.starts_with("getLicensesForApp") || LocalName(segment).value_or("").starts_with("getLicensesForApp");
 }
 
 }  // namespace
@@ -333,7 +346,7 @@ struct Api::Impl {
         if (s.size() > 3) return Fail(SegmentNotFound(s[3]));
         return SyncLicenseCounts(req, who);
       }
-      if (beta && (s[2].starts_with("getLicensesForApp") || s[2].starts_with("microsoft.graph.getLicensesForApp"))) {
+      if (beta && IsGetLicensesForApp(s[2])) {
         if (s.size() > 3) return Fail(SegmentNotFound(s[3]));
         return GetLicensesForApp(req, s[2], query, who);
       }
@@ -425,7 +438,7 @@ struct Api::Impl {
     const auto open = segment.find('(');
     if (open == std::string_view::npos || segment.back() != ')') return bad("the parameter list is missing.");
     const std::string_view name = segment.substr(0, open);
-    if (name != "getLicensesForApp" && name != "microsoft.graph.getLicensesForApp") {
+    if (name != "getLicensesForApp" && LocalName(name) != "getLicensesForApp") {
       return bad("unknown function '" + std::string(name) + "'.");
     }
     std::string_view args = segment.substr(open + 1, segment.size() - open - 2);
@@ -502,9 +515,11 @@ struct Api::Impl {
   // --- mobileApps ---------------------------------------------------------
 
   // A cast segment naming one of the VPP app types this version has; "" when not a cast.
+  // Accepts the namespace alias too: the SDKs send graph.iosVppApp.
   static std::string CastType(std::string_view segment, ApiVersion v) {
-    if (segment == "microsoft.graph.iosVppApp") return "microsoft.graph.iosVppApp";
-    if (segment == "microsoft.graph.macOsVppApp" && v == ApiVersion::kBeta) return "microsoft.graph.macOsVppApp";
+    const std::optional<std::string_view> name = LocalName(segment);
+    if (name == "iosVppApp") return "microsoft.graph.iosVppApp";
+    if (name == "macOsVppApp" && v == ApiVersion::kBeta) return "microsoft.graph.macOsVppApp";
     return "";
   }
 

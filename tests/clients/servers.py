@@ -75,6 +75,8 @@ def main():
                 "SIM_URL": f"http://127.0.0.1:{sim.port}",
                 "CLIENTS_TLS_CERT": cert,
                 "CLIENTS_TLS_KEY": key,
+                # Node reads this at start-up: fetch trusts the HTTPS front's certificate.
+                "NODE_EXTRA_CA_CERTS": cert,
             })
         except Exception as e:  # noqa: BLE001 — any start failure is reported the same way
             print(f"servers.py: could not start the servers: {e}", file=sys.stderr)
