@@ -263,11 +263,23 @@ const std::vector<AppProperty>& AppProperties() {
         {Prop("createdDateTime", EdmType::kDateTimeOffset, false), true},
         {Prop("lastModifiedDateTime", EdmType::kDateTimeOffset, false), true},
         {constant("isFeatured", EdmType::kBoolean), true},
+        // Graph returns every structural property of a mobileApp; the SDKs' models expect them.
+        // Apple's API has none of these for a VPP app, so they are null (counts 0).
+        {constant("privacyInformationUrl", EdmType::kString), true},
+        {constant("informationUrl", EdmType::kString), true},
+        {constant("owner", EdmType::kString), true},
+        {constant("developer", EdmType::kString), true},
+        {constant("notes", EdmType::kString), true},
+        {constant("uploadState", EdmType::kInt32), false},
         {constant("publishingState", EdmType::kString), true},
         {constant("isAssigned", EdmType::kBoolean), false},
         {CollectionProp("roleScopeTagIds", EdmType::kString), false},
+        {constant("dependentAppCount", EdmType::kInt32), false},
+        {constant("supersedingAppCount", EdmType::kInt32), false},
+        {constant("supersededAppCount", EdmType::kInt32), false},
         {Prop("usedLicenseCount", EdmType::kInt32, false), true},
         {Prop("totalLicenseCount", EdmType::kInt32, false), true},
+        {constant("releaseDateTime", EdmType::kDateTimeOffset), true},
         {Prop("appStoreUrl", EdmType::kString), true},
         {Prop("bundleId", EdmType::kString), true},
         {account, true},
@@ -329,14 +341,25 @@ void WriteMobileApp(const store::MobileApp& app, ApiVersion version, const std::
   put("createdDateTime", Time(app.created));
   put("lastModifiedDateTime", Time(app.last_modified));
   put("isFeatured", false);
+  put("privacyInformationUrl", nullptr);
+  put("informationUrl", nullptr);
+  put("owner", nullptr);
+  put("developer", nullptr);
+  put("notes", nullptr);
+  if (beta) put("uploadState", 1);  // ready: a store app has no content to upload
   put("publishingState", "published");
   if (beta) {
     put("isAssigned", false);
     put("roleScopeTagIds", json::array());
+    // vppd keeps no app relationships (dependencies, supersedence).
+    put("dependentAppCount", 0);
+    put("supersedingAppCount", 0);
+    put("supersededAppCount", 0);
   }
   const auto clamp = [](std::int64_t n) { return std::min<std::int64_t>(n, 2147483647); };
   put("usedLicenseCount", clamp(app.used_licenses));
   put("totalLicenseCount", clamp(app.total_licenses));
+  put("releaseDateTime", nullptr);
   put("appStoreUrl", str_or_null(app.app_store_url));
   put("bundleId", str_or_null(app.bundle_id));
   put("vppTokenAccountType", json::string(app.token_account_type));
