@@ -14,6 +14,7 @@
 #include "base/metrics.h"
 #include "graph/errors.h"
 #include "graph/graph.h"
+#include "graph/metadata.h"
 #include "graph/model.h"
 #include "graph/odata.h"
 #include "service/service.h"
@@ -323,6 +324,7 @@ struct Api::Impl {
     const ApiVersion v = path.version;
     const bool beta = v == ApiVersion::kBeta;
     if (s.empty()) return Fail(SegmentNotFound(""));
+    if (s[0] == "$metadata") return MetadataResponse(req, v, std::span(s).subspan(1));
     if (s[0] != "deviceAppManagement") return Fail(SegmentNotFound(s[0]));
     if (s.size() == 1) {
       return Fail(Error{Code::kUnimplemented,
@@ -498,12 +500,7 @@ struct Api::Impl {
     json::array values;
     for (const auto& s : *summaries) {
       json::object o;
-      o["@odata.type"] = "#microsoft.graph.vppTokenLicenseSummary";
-      o["vppTokenId"] = s.token_id;
-      o["appleId"] = s.apple_id ? json::value(*s.apple_id) : json::value(nullptr);
-      o["organizationName"] = s.organization_name ? json::value(*s.organization_name) : json::value(nullptr);
-      o["availableLicenseCount"] = std::min<std::int64_t>(s.available, 2147483647);
-      o["usedLicenseCount"] = std::min<std::int64_t>(s.used, 2147483647);
+      WriteLicenseSummary(s, o);
       values.push_back(std::move(o));
     }
     json::object body;

@@ -1,6 +1,8 @@
 #include "graph/model.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <deque>
 #include <functional>
 
 #include <boost/json.hpp>
@@ -16,14 +18,21 @@ const std::vector<std::string> kTokenStatesV1 = {"unknown", "valid", "expired", 
 const std::vector<std::string> kSyncStatuses = {"none", "inProgress", "completed", "failed"};
 const std::vector<std::string> kDeliveryProtocols = {"default", "mobileDeviceManagement",
                                                      "declarativeDeviceManagement", "unknownFutureValue"};
+const std::vector<std::string> kActionStates = {"none", "pending", "canceled", "active", "done", "failed", "notSupported"};
+const std::vector<std::string> kActionFailureReasons = {"none", "appleFailure", "internalError", "expiredVppToken",
+                                                        "expiredApplePushNotificationCertificate"};
+const std::vector<std::string> kPublishingStates = {"notPublished", "processing", "published"};
 
 // A property of the vppToken entity and what this server does with it.
+// Every table below is read twice: by the JSON writers and by Schema() ($metadata), so
+// the document and the wire format cannot disagree. A row's position is its JSON order.
 struct TokenProperty {
   PropertyDef def;
   bool in_v1;            // part of the v1.0 subset (spec §6)
   bool client_settable;  // a client may set it on create/PATCH; otherwise server-managed
   // Renders the value of the property (beta semantics; v1 adjusts enums itself).
   std::function<json::value(const store::VppToken&)> get;
+  std::string complex_type = {};  // kComplex: the qualified type of the value (or of its elements)
 };
 
 PropertyDef Prop(std::string name, EdmType type, bool nullable = true) {
@@ -53,6 +62,32 @@ json::value OptString(const std::optional<std::string>& s) { return s ? json::va
 // Graph renders "never" (a non-nullable DateTimeOffset with no value) as the minimum date.
 json::value Time(Timestamp t) { return json::value(t == 0 ? "0001-01-01T00:00:00Z" : FormatIso8601(t)); }
 
+// vppTokenActionResult, and vppTokenRevokeLicensesActionResult which derives from it.
+struct ActionResultProperty {
+  PropertyDef def;
+  bool revoke_only;  // declared on vppTokenRevokeLicensesActionResult
+  std::function<json::value(const store::TokenActionResult&)> get;
+};
+
+const std::vector<ActionResultProperty>& ActionResultProperties() {
+  using R = store::TokenActionResult;
+  static const std::vector<ActionResultProperty> kProps = {
+      {Prop("actionName", EdmType::kString), false, [](const R& r) { return json::value(r.action_name); }},
+      {EnumProp("actionState", "microsoft.graph.actionState", kActionStates), false,
+       [](const R& r) { return json::value(r.action_state); }},
+      {Prop("startDateTime", EdmType::kDateTimeOffset, false), false, [](const R& r) { return Time(r.start); }},
+      {Prop("lastUpdatedDateTime", EdmType::kDateTimeOffset, false), false,
+       [](const R& r) { return Time(r.last_updated); }},
+      {EnumProp("actionFailureReason", "microsoft.graph.vppTokenActionFailureReason", kActionFailureReasons), true,
+       [](const R& r) { return json::value(r.failure_reason); }},
+      {Prop("failedLicensesCount", EdmType::kInt32, false), true,
+       [](const R& r) { return json::value(r.failed_licenses); }},
+      {Prop("totalLicensesCount", EdmType::kInt32, false), true,
+       [](const R& r) { return json::value(r.total_licenses); }},
+  };
+  return kProps;
+}
+
 json::value ActionResults(const std::vector<store::TokenActionResult>& results) {
   json::array out;
   out.reserve(results.size());
@@ -60,14 +95,9 @@ json::value ActionResults(const std::vector<store::TokenActionResult>& results) 
     json::object o;
     o["@odata.type"] = r.is_revoke_result ? "#microsoft.graph.vppTokenRevokeLicensesActionResult"
                                           : "#microsoft.graph.vppTokenActionResult";
-    o["actionName"] = r.action_name;
-    o["actionState"] = r.action_state;
-    o["startDateTime"] = Time(r.start);
-    o["lastUpdatedDateTime"] = Time(r.last_updated);
-    if (r.is_revoke_result) {
-      o["actionFailureReason"] = r.failure_reason;
-      o["failedLicensesCount"] = r.failed_licenses;
-      o["totalLicensesCount"] = r.total_licenses;
+    for (const auto& p : ActionResultProperties()) {
+      if (p.revoke_only && !r.is_revoke_result) continue;
+      o[p.def.name] = p.get(r);
     }
     out.push_back(std::move(o));
   }
@@ -99,7 +129,8 @@ const std::vector<TokenProperty>& TokenProperties() {
          [](const T& t) { return Time(t.last_modified); }},
         {EnumProp("state", "microsoft.graph.vppTokenState", kTokenStatesBeta), true, false,
          [](const T& t) { return json::value(t.state); }},
-        {results, false, false, [](const T& t) { return ActionResults(t.action_results); }},
+        {results, false, false, [](const T& t) { return ActionResults(t.action_results); },
+         "microsoft.graph.vppTokenActionResult"},
         {EnumProp("lastSyncStatus", "microsoft.graph.vppTokenSyncStatus", kSyncStatuses), true, false,
          [](const T& t) { return json::value(t.last_sync_status); }},
         {Prop("automaticallyUpdateApps", EdmType::kBoolean, false), true, true,
@@ -242,54 +273,144 @@ void WriteVppToken(const store::VppToken& token, ApiVersion version, const std::
 
 namespace {
 
+// Where an app property is declared in the mobileApp hierarchy, and so which apps show it.
+enum class AppScope {
+  kMobileApp,  // the abstract base: every app
+  kVppApp,     // declared on both iosVppApp and macOsVppApp
+  kIosOnly,    // iosVppApp only
+  kMacOnly,    // macOsVppApp only
+};
+
 struct AppProperty {
   PropertyDef def;
   bool in_v1;  // iosVppApp in v1.0
+  AppScope scope;
+  std::function<json::value(const store::MobileApp&, ApiVersion)> get;
+  std::string complex_type = {};  // kComplex: the qualified type of the value (or of its elements)
 };
 
+bool IsMac(const store::MobileApp& app) { return app.platform == "macOS"; }
+
+bool AppliesTo(AppScope scope, bool mac) {
+  return scope == AppScope::kMobileApp || scope == AppScope::kVppApp || (scope == AppScope::kMacOnly) == mac;
+}
+
+json::value StringOrNull(const std::string& s) { return s.empty() ? json::value(nullptr) : json::value(s); }
+json::value ClampInt32(std::int64_t n) { return json::value(std::min<std::int64_t>(n, 2147483647)); }
+
+// A complex value's member: vppLicensingType and iosDeviceType.
+struct ComplexMember {
+  PropertyDef def;
+  bool in_v1;
+  std::function<json::value(const store::MobileApp&)> get;
+};
+
+// Apps can always be licensed to users; device licensing is per asset. Beta also
+// carries the older spelling of the same two facts (spec §4).
+const std::vector<ComplexMember>& LicensingTypeMembers() {
+  using A = store::MobileApp;
+  static const std::vector<ComplexMember> kMembers = {
+      {Prop("supportUserLicensing", EdmType::kBoolean, false), false, [](const A&) { return json::value(true); }},
+      {Prop("supportDeviceLicensing", EdmType::kBoolean, false), false,
+       [](const A& a) { return json::value(a.device_assignable); }},
+      {Prop("supportsUserLicensing", EdmType::kBoolean, false), true, [](const A&) { return json::value(true); }},
+      {Prop("supportsDeviceLicensing", EdmType::kBoolean, false), true,
+       [](const A& a) { return json::value(a.device_assignable); }},
+  };
+  return kMembers;
+}
+
+const std::vector<ComplexMember>& IosDeviceTypeMembers() {
+  static const std::vector<ComplexMember> kMembers = {
+      {Prop("iPad", EdmType::kBoolean, false), true, [](const store::MobileApp&) { return json::value(true); }},
+      {Prop("iPhoneAndIPod", EdmType::kBoolean, false), true,
+       [](const store::MobileApp&) { return json::value(true); }},
+  };
+  return kMembers;
+}
+
+json::value ComplexValue(const std::vector<ComplexMember>& members, const store::MobileApp& app, ApiVersion version) {
+  json::object o;
+  for (const auto& m : members) {
+    if (version == ApiVersion::kV1 && !m.in_v1) continue;
+    o[m.def.name] = m.get(app);
+  }
+  return o;
+}
+
 const std::vector<AppProperty>& AppProperties() {
+  using A = store::MobileApp;
+  using V = ApiVersion;
   static const std::vector<AppProperty> kProps = [] {
-    auto constant = [](std::string name, EdmType type) {
-      PropertyDef d = Prop(std::move(name), type);
+    auto constant = [](PropertyDef d) {
       d.filterable = false;  // not stored: the same for every VPP app
       return d;
     };
     PropertyDef account = EnumProp("vppTokenAccountType", "microsoft.graph.vppTokenAccountType", kAccountTypes);
+    PropertyDef publishing =
+        constant(EnumProp("publishingState", "microsoft.graph.mobileAppPublishingState", kPublishingStates));
+    PropertyDef revoke_results = CollectionProp("revokeLicenseActionResults", EdmType::kComplex);
+    const auto empty_array = [](const A&, V) { return json::value(json::array()); };
+    const auto null_value = [](const A&, V) { return json::value(nullptr); };
+    const auto zero = [](const A&, V) { return json::value(0); };
     return std::vector<AppProperty>{
-        {Prop("id", EdmType::kString, false), true},
-        {Prop("displayName", EdmType::kString), true},
-        {constant("description", EdmType::kString), true},
-        {Prop("publisher", EdmType::kString), true},
-        {Prop("createdDateTime", EdmType::kDateTimeOffset, false), true},
-        {Prop("lastModifiedDateTime", EdmType::kDateTimeOffset, false), true},
-        {constant("isFeatured", EdmType::kBoolean), true},
+        {Prop("id", EdmType::kString, false), true, AppScope::kMobileApp,
+         [](const A& a, V) { return json::value(json::string(a.id)); }},
+        {Prop("displayName", EdmType::kString), true, AppScope::kMobileApp,
+         [](const A& a, V) { return json::value(json::string(a.display_name)); }},
+        {constant(Prop("description", EdmType::kString)), true, AppScope::kMobileApp,
+         [](const A&, V) { return json::value(nullptr); }},
+        {Prop("publisher", EdmType::kString), true, AppScope::kMobileApp,
+         [](const A& a, V) { return StringOrNull(a.publisher); }},
+        {Prop("createdDateTime", EdmType::kDateTimeOffset, false), true, AppScope::kMobileApp,
+         [](const A& a, V) { return Time(a.created); }},
+        {Prop("lastModifiedDateTime", EdmType::kDateTimeOffset, false), true, AppScope::kMobileApp,
+         [](const A& a, V) { return Time(a.last_modified); }},
+        {constant(Prop("isFeatured", EdmType::kBoolean, false)), true, AppScope::kMobileApp,
+         [](const A&, V) { return json::value(false); }},
         // Graph returns every structural property of a mobileApp; the SDKs' models expect them.
         // Apple's API has none of these for a VPP app, so they are null (counts 0).
-        {constant("privacyInformationUrl", EdmType::kString), true},
-        {constant("informationUrl", EdmType::kString), true},
-        {constant("owner", EdmType::kString), true},
-        {constant("developer", EdmType::kString), true},
-        {constant("notes", EdmType::kString), true},
-        {constant("uploadState", EdmType::kInt32), false},
-        {constant("publishingState", EdmType::kString), true},
-        {constant("isAssigned", EdmType::kBoolean), false},
-        {CollectionProp("roleScopeTagIds", EdmType::kString), false},
-        {constant("dependentAppCount", EdmType::kInt32), false},
-        {constant("supersedingAppCount", EdmType::kInt32), false},
-        {constant("supersededAppCount", EdmType::kInt32), false},
-        {Prop("usedLicenseCount", EdmType::kInt32, false), true},
-        {Prop("totalLicenseCount", EdmType::kInt32, false), true},
-        {constant("releaseDateTime", EdmType::kDateTimeOffset), true},
-        {Prop("appStoreUrl", EdmType::kString), true},
-        {Prop("bundleId", EdmType::kString), true},
-        {account, true},
-        {Prop("vppTokenOrganizationName", EdmType::kString), true},
-        {Prop("vppTokenAppleId", EdmType::kString), true},
-        {Prop("vppTokenId", EdmType::kString), false},
-        {Prop("vppTokenDisplayName", EdmType::kString), false},
-        {constant("licensingType", EdmType::kComplex), true},
-        {constant("applicableDeviceType", EdmType::kComplex), true},
-        {CollectionProp("revokeLicenseActionResults", EdmType::kComplex), false},
+        {constant(Prop("privacyInformationUrl", EdmType::kString)), true, AppScope::kMobileApp, null_value},
+        {constant(Prop("informationUrl", EdmType::kString)), true, AppScope::kMobileApp, null_value},
+        {constant(Prop("owner", EdmType::kString)), true, AppScope::kMobileApp, null_value},
+        {constant(Prop("developer", EdmType::kString)), true, AppScope::kMobileApp, null_value},
+        {constant(Prop("notes", EdmType::kString)), true, AppScope::kMobileApp, null_value},
+        // 1 = ready: a store app has no content to upload.
+        {constant(Prop("uploadState", EdmType::kInt32, false)), false, AppScope::kMobileApp,
+         [](const A&, V) { return json::value(1); }},
+        {publishing, true, AppScope::kMobileApp, [](const A&, V) { return json::value("published"); }},
+        {constant(Prop("isAssigned", EdmType::kBoolean, false)), false, AppScope::kMobileApp,
+         [](const A&, V) { return json::value(false); }},
+        {CollectionProp("roleScopeTagIds", EdmType::kString), false, AppScope::kMobileApp, empty_array},
+        // vppd keeps no app relationships (dependencies, supersedence).
+        {constant(Prop("dependentAppCount", EdmType::kInt32, false)), false, AppScope::kMobileApp, zero},
+        {constant(Prop("supersedingAppCount", EdmType::kInt32, false)), false, AppScope::kMobileApp, zero},
+        {constant(Prop("supersededAppCount", EdmType::kInt32, false)), false, AppScope::kMobileApp, zero},
+        {Prop("usedLicenseCount", EdmType::kInt32, false), true, AppScope::kVppApp,
+         [](const A& a, V) { return ClampInt32(a.used_licenses); }},
+        {Prop("totalLicenseCount", EdmType::kInt32, false), true, AppScope::kVppApp,
+         [](const A& a, V) { return ClampInt32(a.total_licenses); }},
+        {constant(Prop("releaseDateTime", EdmType::kDateTimeOffset)), true, AppScope::kVppApp, null_value},
+        {Prop("appStoreUrl", EdmType::kString), true, AppScope::kVppApp,
+         [](const A& a, V) { return StringOrNull(a.app_store_url); }},
+        {Prop("bundleId", EdmType::kString), true, AppScope::kVppApp,
+         [](const A& a, V) { return StringOrNull(a.bundle_id); }},
+        {account, true, AppScope::kVppApp, [](const A& a, V) { return json::value(json::string(a.token_account_type)); }},
+        {Prop("vppTokenOrganizationName", EdmType::kString), true, AppScope::kVppApp,
+         [](const A& a, V) { return OptString(a.token_organization_name); }},
+        {Prop("vppTokenAppleId", EdmType::kString), true, AppScope::kVppApp,
+         [](const A& a, V) { return OptString(a.token_apple_id); }},
+        {Prop("vppTokenId", EdmType::kString), false, AppScope::kVppApp,
+         [](const A& a, V) { return json::value(json::string(a.token_id)); }},
+        {Prop("vppTokenDisplayName", EdmType::kString), false, AppScope::kVppApp,
+         [](const A& a, V) { return OptString(a.token_display_name); }},
+        {constant(Prop("licensingType", EdmType::kComplex)), true, AppScope::kVppApp,
+         [](const A& a, V v) { return ComplexValue(LicensingTypeMembers(), a, v); }, "microsoft.graph.vppLicensingType"},
+        {constant(Prop("applicableDeviceType", EdmType::kComplex)), true, AppScope::kIosOnly,
+         [](const A& a, V v) { return ComplexValue(IosDeviceTypeMembers(), a, v); }, "microsoft.graph.iosDeviceType"},
+        // One name, a type per platform (spec §5.4); vppd revokes per token, so these stay empty.
+        {revoke_results, false, AppScope::kIosOnly, empty_array, "microsoft.graph.iosVppAppRevokeLicensesActionResult"},
+        {revoke_results, false, AppScope::kMacOnly, empty_array, "microsoft.graph.macOsVppAppRevokeLicensesActionResult"},
     };
   }();
   return kProps;
@@ -302,6 +423,7 @@ EntityDef MakeAppEntity(ApiVersion version) {
   if (version == ApiVersion::kBeta) e.type_names.push_back("microsoft.graph.macOsVppApp");
   for (const auto& p : AppProperties()) {
     if (version == ApiVersion::kV1 && !p.in_v1) continue;
+    if (e.Find(p.def.name) != nullptr) continue;  // declared once per platform
     e.properties.push_back(p.def);
   }
   return e;
@@ -309,6 +431,48 @@ EntityDef MakeAppEntity(ApiVersion version) {
 
 bool Selected(const std::vector<std::string>& select, std::string_view name) {
   return select.empty() || name == "id" || std::find(select.begin(), select.end(), name) != select.end();
+}
+
+// Assigned licenses: iosVppAppAssignedLicense with its device and user subtypes, and
+// macOsVppAppAssignedLicense.
+struct LicenseProperty {
+  PropertyDef def;
+  bool device_only;  // iosVppAppAssignedDeviceLicense (and vppd's macOS device licenses, see Schema())
+  std::function<json::value(const store::LicenseAssignment&)> get;
+};
+
+const std::vector<LicenseProperty>& LicenseProperties() {
+  using L = store::LicenseAssignment;
+  static const std::vector<LicenseProperty> kProps = {
+      {Prop("userEmailAddress", EdmType::kString), false, [](const L&) { return json::value(nullptr); }},
+      // Apple knows a user only by the clientUserId the MDM gave it.
+      {Prop("userId", EdmType::kString), false,
+       [](const L& a) { return a.serial_number.empty() ? json::value(a.client_user_id) : json::value(nullptr); }},
+      {Prop("userName", EdmType::kString), false, [](const L&) { return json::value(nullptr); }},
+      {Prop("userPrincipalName", EdmType::kString), false, [](const L&) { return json::value(nullptr); }},
+      // The serial number is all Apple says about a device.
+      {Prop("deviceName", EdmType::kString), true, [](const L& a) { return json::value(a.serial_number); }},
+      {Prop("managedDeviceId", EdmType::kString), true, [](const L&) { return json::value(nullptr); }},
+  };
+  return kProps;
+}
+
+// vppTokenLicenseSummary, an element of getLicensesForApp.
+struct SummaryProperty {
+  PropertyDef def;
+  std::function<json::value(const service::LicenseSummary&)> get;
+};
+
+const std::vector<SummaryProperty>& SummaryProperties() {
+  using S = service::LicenseSummary;
+  static const std::vector<SummaryProperty> kProps = {
+      {Prop("vppTokenId", EdmType::kString), [](const S& s) { return json::value(s.token_id); }},
+      {Prop("appleId", EdmType::kString), [](const S& s) { return OptString(s.apple_id); }},
+      {Prop("organizationName", EdmType::kString), [](const S& s) { return OptString(s.organization_name); }},
+      {Prop("availableLicenseCount", EdmType::kInt32, false), [](const S& s) { return ClampInt32(s.available); }},
+      {Prop("usedLicenseCount", EdmType::kInt32, false), [](const S& s) { return ClampInt32(s.used); }},
+  };
+  return kProps;
 }
 
 }  // namespace
@@ -320,76 +484,24 @@ const EntityDef& MobileAppEntity(ApiVersion version) {
 }
 
 std::string MobileAppType(const store::MobileApp& app) {
-  return app.platform == "macOS" ? "#microsoft.graph.macOsVppApp" : "#microsoft.graph.iosVppApp";
+  return IsMac(app) ? "#microsoft.graph.macOsVppApp" : "#microsoft.graph.iosVppApp";
 }
 
 void WriteMobileApp(const store::MobileApp& app, ApiVersion version, const std::vector<std::string>& select,
                     json::object& out) {
-  const bool ios = app.platform != "macOS";
+  const bool mac = IsMac(app);
   out.reserve(out.size() + AppProperties().size() + 1);
   out["@odata.type"] = MobileAppType(app);
-  auto put = [&](std::string_view name, json::value v) {
-    if (Selected(select, name)) out[name] = std::move(v);
-  };
-  auto opt = [](const std::optional<std::string>& s) { return s ? json::value(*s) : json::value(nullptr); };
-  auto str_or_null = [](const std::string& s) { return s.empty() ? json::value(nullptr) : json::value(s); };
-  const bool beta = version == ApiVersion::kBeta;
-  put("id", json::string(app.id));
-  put("displayName", json::string(app.display_name));
-  put("description", nullptr);
-  put("publisher", str_or_null(app.publisher));
-  put("createdDateTime", Time(app.created));
-  put("lastModifiedDateTime", Time(app.last_modified));
-  put("isFeatured", false);
-  put("privacyInformationUrl", nullptr);
-  put("informationUrl", nullptr);
-  put("owner", nullptr);
-  put("developer", nullptr);
-  put("notes", nullptr);
-  if (beta) put("uploadState", 1);  // ready: a store app has no content to upload
-  put("publishingState", "published");
-  if (beta) {
-    put("isAssigned", false);
-    put("roleScopeTagIds", json::array());
-    // vppd keeps no app relationships (dependencies, supersedence).
-    put("dependentAppCount", 0);
-    put("supersedingAppCount", 0);
-    put("supersededAppCount", 0);
+  for (const auto& p : AppProperties()) {
+    if (version == ApiVersion::kV1 && !p.in_v1) continue;
+    if (!AppliesTo(p.scope, mac) || !Selected(select, p.def.name)) continue;
+    out[p.def.name] = p.get(app, version);
   }
-  const auto clamp = [](std::int64_t n) { return std::min<std::int64_t>(n, 2147483647); };
-  put("usedLicenseCount", clamp(app.used_licenses));
-  put("totalLicenseCount", clamp(app.total_licenses));
-  put("releaseDateTime", nullptr);
-  put("appStoreUrl", str_or_null(app.app_store_url));
-  put("bundleId", str_or_null(app.bundle_id));
-  put("vppTokenAccountType", json::string(app.token_account_type));
-  put("vppTokenOrganizationName", opt(app.token_organization_name));
-  put("vppTokenAppleId", opt(app.token_apple_id));
-  if (beta) {
-    put("vppTokenId", json::string(app.token_id));
-    put("vppTokenDisplayName", opt(app.token_display_name));
-  }
-  // Apps can always be licensed to users; device licensing is per asset.
-  json::object licensing;
-  if (beta) {
-    licensing["supportUserLicensing"] = true;
-    licensing["supportDeviceLicensing"] = app.device_assignable;
-  }
-  licensing["supportsUserLicensing"] = true;
-  licensing["supportsDeviceLicensing"] = app.device_assignable;
-  put("licensingType", std::move(licensing));
-  if (ios) {
-    json::object devices;
-    devices["iPad"] = true;
-    devices["iPhoneAndIPod"] = true;
-    put("applicableDeviceType", std::move(devices));
-  }
-  if (beta) put("revokeLicenseActionResults", json::array());
 }
 
 void WriteAssignedLicense(const store::MobileApp& app, const store::LicenseAssignment& a, json::object& out) {
   const bool device = !a.serial_number.empty();
-  if (app.platform == "macOS") {
+  if (IsMac(app)) {
     out["@odata.type"] = "#microsoft.graph.macOsVppAppAssignedLicense";
   } else {
     out["@odata.type"] = device ? "#microsoft.graph.iosVppAppAssignedDeviceLicense"
@@ -399,14 +511,209 @@ void WriteAssignedLicense(const store::MobileApp& app, const store::LicenseAssig
   const std::string hex = Sha256Hex(app.id + "\n" + a.client_user_id + "\n" + a.serial_number);
   out["id"] = hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" + hex.substr(16, 4) + "-" +
               hex.substr(20, 12);
-  out["userEmailAddress"] = nullptr;
-  out["userId"] = device ? json::value(nullptr) : json::value(a.client_user_id);
-  out["userName"] = nullptr;
-  out["userPrincipalName"] = nullptr;
-  if (device) {
-    out["deviceName"] = a.serial_number;
-    out["managedDeviceId"] = nullptr;
+  for (const auto& p : LicenseProperties()) {
+    if (p.device_only && !device) continue;
+    out[p.def.name] = p.get(a);
   }
+}
+
+void WriteLicenseSummary(const service::LicenseSummary& summary, json::object& out) {
+  out["@odata.type"] = "#microsoft.graph.vppTokenLicenseSummary";
+  for (const auto& p : SummaryProperties()) out[p.def.name] = p.get(summary);
+}
+
+// --- the schema ------------------------------------------------------------
+
+namespace {
+
+constexpr char kNamespace[] = "microsoft.graph.";
+
+std::string EdmTypeName(const PropertyDef& def, const std::string& complex_type) {
+  std::string t;
+  switch (def.type) {
+    case EdmType::kString: t = "Edm.String"; break;
+    case EdmType::kBoolean: t = "Edm.Boolean"; break;
+    case EdmType::kInt32: t = "Edm.Int32"; break;
+    case EdmType::kInt64: t = "Edm.Int64"; break;
+    case EdmType::kDouble: t = "Edm.Double"; break;
+    case EdmType::kDateTimeOffset: t = "Edm.DateTimeOffset"; break;
+    case EdmType::kGuid: t = "Edm.Guid"; break;
+    case EdmType::kEnum: t = def.enum_type; break;
+    case EdmType::kComplex: t = complex_type; break;
+  }
+  return def.collection ? "Collection(" + t + ")" : t;
+}
+
+// Collects the types of one version; enums come from the enum properties themselves.
+class SchemaBuilder {
+ public:
+  SchemaType& Type(std::string name, bool entity, std::string base, bool is_abstract = false) {
+    SchemaType t;
+    t.name = std::move(name);
+    t.entity = entity;
+    t.base_type = std::move(base);
+    t.is_abstract = is_abstract;
+    types_.push_back(std::move(t));  // a deque: earlier references stay valid
+    return types_.back();
+  }
+
+  // A complex type no property refers to but an operation returns.
+  void KeepComplex(std::string name) { roots_.push_back(kNamespace + std::move(name)); }
+
+  void Add(SchemaType& type, const PropertyDef& def, const std::string& complex_type = {}) {
+    // The tables are constants; a row without its complex type is a programming error.
+    if (def.type == EdmType::kComplex && complex_type.empty()) std::abort();
+    type.properties.push_back({def.name, EdmTypeName(def, complex_type), def.nullable});
+    if (def.type == EdmType::kEnum) AddEnum(def);
+  }
+
+  Schema Finish() && {
+    // Entity types always; a complex type when a kept type's property refers to it,
+    // when it is the base of a kept type, or when it derives from a kept type (a value
+    // of the base may be one of it: tokenActionResults holds revoke results).
+    std::vector<bool> kept(types_.size());
+    for (std::size_t i = 0; i < types_.size(); ++i) {
+      kept[i] = types_[i].entity ||
+                std::find(roots_.begin(), roots_.end(), kNamespace + types_[i].name) != roots_.end();
+    }
+    for (bool changed = true; changed;) {
+      changed = false;
+      for (std::size_t i = 0; i < types_.size(); ++i) {
+        if (kept[i]) continue;
+        const std::string qualified = kNamespace + types_[i].name;
+        for (std::size_t j = 0; j < types_.size() && !kept[i]; ++j) {
+          if (kept[j] && (RefersTo(types_[j], qualified) || types_[i].base_type == kNamespace + types_[j].name)) {
+            kept[i] = changed = true;
+          }
+        }
+      }
+    }
+    for (std::size_t i = 0; i < types_.size(); ++i) {
+      if (kept[i]) schema_.types.push_back(std::move(types_[i]));
+    }
+    // Enums as far as the kept types use them.
+    for (auto& e : enums_) {
+      const std::string qualified = kNamespace + e.name;
+      if (std::any_of(schema_.types.begin(), schema_.types.end(),
+                      [&](const SchemaType& t) { return RefersTo(t, qualified); })) {
+        schema_.enums.push_back(std::move(e));
+      }
+    }
+    return std::move(schema_);
+  }
+
+ private:
+  void AddEnum(const PropertyDef& def) {
+    const std::string name = def.enum_type.substr(def.enum_type.rfind('.') + 1);
+    for (const auto& e : enums_) {
+      if (e.name != name) continue;
+      if (e.members != def.enum_members) std::abort();  // two rows disagree about one enum: a programming error
+      return;
+    }
+    enums_.push_back({name, def.enum_members});
+  }
+
+  // `type` has a property of type `qualified` (or a collection of it), or derives from it.
+  static bool RefersTo(const SchemaType& type, const std::string& qualified) {
+    if (type.base_type == qualified) return true;
+    for (const auto& p : type.properties) {
+      if (p.type == qualified || p.type == "Collection(" + qualified + ")") return true;
+    }
+    return false;
+  }
+
+  std::deque<SchemaType> types_;
+  std::vector<SchemaEnum> enums_;
+  std::vector<std::string> roots_;
+  Schema schema_;
+};
+
+Schema MakeSchema(ApiVersion version) {
+  const bool beta = version == ApiVersion::kBeta;
+  SchemaBuilder b;
+
+  SchemaType& entity = b.Type("entity", true, "", /*is_abstract=*/true);
+  entity.key = "id";
+  b.Add(entity, Prop("id", EdmType::kString, false));
+
+  SchemaType& dam = b.Type("deviceAppManagement", true, "microsoft.graph.entity");
+  dam.navigation = {{"vppTokens", "Collection(microsoft.graph.vppToken)"},
+                    {"mobileApps", "Collection(microsoft.graph.mobileApp)"}};
+
+  SchemaType& token = b.Type("vppToken", true, "microsoft.graph.entity");
+  for (const PropertyDef& def : VppTokenEntity(version).properties) {
+    if (def.name == "id") continue;  // from entity
+    const auto row = std::find_if(TokenProperties().begin(), TokenProperties().end(),
+                                  [&](const TokenProperty& p) { return p.def.name == def.name; });
+    b.Add(token, def, row->complex_type);
+  }
+
+  SchemaType& action = b.Type("vppTokenActionResult", false, "");
+  SchemaType& revoke = b.Type("vppTokenRevokeLicensesActionResult", false, "microsoft.graph.vppTokenActionResult");
+  for (const auto& p : ActionResultProperties()) b.Add(p.revoke_only ? revoke : action, p.def);
+
+  SchemaType& summary = b.Type("vppTokenLicenseSummary", false, "");
+  for (const auto& p : SummaryProperties()) b.Add(summary, p.def);
+  // getLicensesForApp (beta only) returns summaries; no property refers to them.
+  if (beta) b.KeepComplex("vppTokenLicenseSummary");
+
+  SchemaType& licensing = b.Type("vppLicensingType", false, "");
+  for (const auto& m : LicensingTypeMembers()) {
+    if (beta || m.in_v1) b.Add(licensing, m.def);
+  }
+  SchemaType& device_type = b.Type("iosDeviceType", false, "");
+  for (const auto& m : IosDeviceTypeMembers()) {
+    if (beta || m.in_v1) b.Add(device_type, m.def);
+  }
+  SchemaType& ios_revoke = b.Type("iosVppAppRevokeLicensesActionResult", false, "");
+  SchemaType& mac_revoke = b.Type("macOsVppAppRevokeLicensesActionResult", false, "");
+  for (SchemaType* t : {&ios_revoke, &mac_revoke}) {
+    // Graph's shape (spec §5.4): the token's revoke result plus who it was about.
+    for (const auto& p : ActionResultProperties()) {
+      b.Add(*t, p.def);
+      if (p.def.name == "lastUpdatedDateTime") {
+        b.Add(*t, Prop("userId", EdmType::kString));
+        b.Add(*t, Prop("managedDeviceId", EdmType::kString));
+      }
+    }
+  }
+
+  SchemaType& app = b.Type("mobileApp", true, "microsoft.graph.entity", /*is_abstract=*/true);
+  SchemaType& ios = b.Type("iosVppApp", true, "microsoft.graph.mobileApp");
+  SchemaType* mac = beta ? &b.Type("macOsVppApp", true, "microsoft.graph.mobileApp") : nullptr;
+  for (const auto& p : AppProperties()) {
+    if ((!beta && !p.in_v1) || p.def.name == "id") continue;
+    if (p.scope == AppScope::kMobileApp) {
+      b.Add(app, p.def, p.complex_type);
+      continue;
+    }
+    if (p.scope != AppScope::kMacOnly) b.Add(ios, p.def, p.complex_type);
+    if (mac != nullptr && p.scope != AppScope::kIosOnly) b.Add(*mac, p.def, p.complex_type);
+  }
+
+  if (beta) {
+    ios.navigation = {{"assignedLicenses", "Collection(microsoft.graph.iosVppAppAssignedLicense)"}};
+    mac->navigation = {{"assignedLicenses", "Collection(microsoft.graph.macOsVppAppAssignedLicense)"}};
+    SchemaType& ios_license = b.Type("iosVppAppAssignedLicense", true, "microsoft.graph.entity");
+    SchemaType& ios_device = b.Type("iosVppAppAssignedDeviceLicense", true, "microsoft.graph.iosVppAppAssignedLicense");
+    b.Type("iosVppAppAssignedUserLicense", true, "microsoft.graph.iosVppAppAssignedLicense");
+    // Graph's macOsVppAppAssignedLicense has no device properties, but Apple licenses
+    // Macs by serial number too; vppd shows it as on iOS rather than dropping it.
+    SchemaType& mac_license = b.Type("macOsVppAppAssignedLicense", true, "microsoft.graph.entity");
+    for (const auto& p : LicenseProperties()) {
+      b.Add(p.device_only ? ios_device : ios_license, p.def);
+      b.Add(mac_license, p.def);
+    }
+  }
+  return std::move(b).Finish();
+}
+
+}  // namespace
+
+const Schema& ModelSchema(ApiVersion version) {
+  static const Schema kBeta = MakeSchema(ApiVersion::kBeta);
+  static const Schema kV1 = MakeSchema(ApiVersion::kV1);
+  return version == ApiVersion::kBeta ? kBeta : kV1;
 }
 
 Result<service::TokenChanges> ReadTokenChanges(const json::object& body, ApiVersion version) {

@@ -42,6 +42,51 @@ void WriteMobileApp(const store::MobileApp& app, ApiVersion version, const std::
 void WriteAssignedLicense(const store::MobileApp& app, const store::LicenseAssignment& assignment,
                           boost::json::object& out);
 
+// An element of getLicensesForApp (vppTokenLicenseSummary).
+void WriteLicenseSummary(const service::LicenseSummary& summary, boost::json::object& out);
+
+// --- The schema: the writers' own tables seen as CSDL types (for $metadata) -----------
+
+struct SchemaProperty {
+  std::string name;
+  std::string type;  // qualified: "Edm.String", "microsoft.graph.vppTokenState", "Collection(Edm.String)"
+  bool nullable = true;
+};
+
+// A containment navigation property (ContainsTarget="true"), e.g. deviceAppManagement/vppTokens.
+struct SchemaNavigation {
+  std::string name;
+  std::string type;  // "Collection(microsoft.graph.vppToken)"
+};
+
+struct SchemaType {
+  std::string name;       // unqualified, in namespace microsoft.graph: "iosVppApp"
+  bool entity = true;     // EntityType; false: ComplexType
+  std::string base_type;  // qualified ("microsoft.graph.mobileApp"); empty: none
+  bool is_abstract = false;
+  std::string key;                          // the key property, declared only on `entity` ("id")
+  std::vector<SchemaProperty> properties;   // declared on this type; inherited ones are on the base
+  std::vector<SchemaNavigation> navigation;
+};
+
+struct SchemaEnum {
+  std::string name;                  // unqualified: "vppTokenState"
+  std::vector<std::string> members;  // in declared order; a member's value is its position
+};
+
+struct Schema {
+  std::vector<SchemaEnum> enums;
+  std::vector<SchemaType> types;  // bases before derived types
+};
+
+// Every type `version` serialises, built from the same property tables the writers
+// above use: the `entity` base, deviceAppManagement (vppTokens and mobileApps only),
+// vppToken, mobileApp (abstract), iosVppApp, and in beta macOsVppApp and the assigned
+// licenses; complex types and enums exactly as far as those properties refer to them
+// (plus vppTokenLicenseSummary in beta, which getLicensesForApp returns). Built once;
+// thread-safe.
+const Schema& ModelSchema(ApiVersion version);
+
 // Decodes a create/PATCH body. Every property must exist in `version` and have the
 // right JSON type (nullability, enum membership, ISO-8601 date-times, collections);
 // the first offence is an InvalidArgument naming the property. Server-managed

@@ -13,8 +13,6 @@
 // InvalidAuthenticationToken and one of Graph's three messages, and `why` says
 // something; a success has a GUID tenant and flags that agree with its claims.
 // The clock is fixed and the verified-token cache is off, so a run is deterministic.
-#include <openssl/pem.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -25,6 +23,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+
+#include <openssl/pem.h>
 
 #include "auth/auth.h"
 #include "auth/jwks.h"
@@ -95,9 +95,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const Error& e = caller.error();
     FUZZ_CHECK(e.code == Code::kUnauthenticated, "code %d", static_cast<int>(e.code));
     FUZZ_CHECK(e.graph_code == auth::kGraphCodeInvalidToken, "graph code '%s'", e.graph_code.c_str());
-    FUZZ_CHECK(e.message == auth::kMessageEmpty || e.message == auth::kMessageExpired ||
-                   e.message == auth::kMessageInvalid,
-               "message '%s'", e.message.c_str());
+    FUZZ_CHECK(
+        e.message == auth::kMessageEmpty || e.message == auth::kMessageExpired || e.message == auth::kMessageInvalid,
+        "message '%s'", e.message.c_str());
     FUZZ_CHECK(!why.empty(), "no reason given for '%s'", e.message.c_str());
     return 0;
   }

@@ -1,0 +1,202 @@
+#include "graph/metadata.h"
+
+#include <vector>
+
+#include "graph/errors.h"
+
+namespace vppd::graph {
+namespace {
+
+// A bound operation on vppTokens (spec §1.1). api.cc routes them; this is their
+// declaration. The binding parameter comes first, as CSDL requires.
+struct Parameter {
+  const char* name;
+  const char* type;
+  bool nullable = true;
+  bool unicode = true;  // Unicode="false" is what Graph declares on bundleId
+};
+
+struct Operation {
+  bool is_function;  // Function (GET, no side effects) or Action (POST)
+  const char* name;
+  bool beta_only;
+  std::vector<Parameter> parameters;
+  const char* return_type;  // nullptr: none
+};
+
+const std::vector<Operation>& Operations() {
+  static const std::vector<Operation> kOperations = {
+      {false, "syncLicenses", false, {{"bindingParameter", "microsoft.graph.vppToken"}}, "microsoft.graph.vppToken"},
+      {false,
+       "revokeLicenses",
+       true,
+       {{"bindingParameter", "microsoft.graph.vppToken"},
+        {"notifyManagedDevices", "Edm.Boolean", /*nullable=*/false},
+        {"revokeUntrackedLicenses", "Edm.Boolean"}},
+       nullptr},
+      {false, "syncLicenseCounts", true, {{"bindingParameter", "Collection(microsoft.graph.vppToken)"}}, nullptr},
+      {true,
+       "getLicensesForApp",
+       true,
+       {{"bindingParameter", "Collection(microsoft.graph.vppToken)"},
+        {"bundleId", "Edm.String", /*nullable=*/true, /*unicode=*/false}},
+       "Collection(microsoft.graph.vppTokenLicenseSummary)"},
+  };
+  return kOperations;
+}
+
+// Attribute values: the names are our own constants, but escaping keeps the document
+// well-formed whatever a future table holds.
+std::string Escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+class Writer {
+ public:
+  void Open(std::string_view tag, std::initializer_list<std::pair<std::string_view, std::string>> attrs,
+            bool empty = false) {
+    Indent();
+    out_ += '<';
+    out_ += tag;
+    for (const auto& [name, value] : attrs) {
+      if (value.empty()) continue;  // an absent optional attribute
+      out_ += ' ';
+      out_ += name;
+      out_ += "=\"" + Escape(value) + '"';
+    }
+    out_ += empty ? " />\n" : ">\n";
+    if (!empty) ++depth_;
+  }
+  void Close(std::string_view tag) {
+    --depth_;
+    Indent();
+    out_ += "</";
+    out_ += tag;
+    out_ += ">\n";
+  }
+  void Raw(std::string_view s) { out_ += s; }
+  std::string Take() && { return std::move(out_); }
+
+ private:
+  void Indent() { out_.append(static_cast<std::size_t>(depth_) * 2, ' '); }
+  std::string out_;
+  int depth_ = 0;
+};
+
+std::string BuildDocument(ApiVersion version) {
+  const Schema& schema = ModelSchema(version);
+  Writer w;
+  w.Raw("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
+  w.Open("edmx:Edmx", {{"Version", "4.0"}, {"xmlns:edmx", "http://docs.oasis-open.org/odata/ns/edmx"}});
+  w.Open("edmx:DataServices", {});
+  w.Open("Schema", {{"Namespace", "microsoft.graph"}, {"xmlns", "http://docs.oasis-open.org/odata/ns/edm"}});
+
+  for (const SchemaEnum& e : schema.enums) {
+    w.Open("EnumType", {{"Name", e.name}});
+    for (std::size_t i = 0; i < e.members.size(); ++i) {
+      w.Open("Member", {{"Name", e.members[i]}, {"Value", std::to_string(i)}}, /*empty=*/true);
+    }
+    w.Close("EnumType");
+  }
+  for (const SchemaType& t : schema.types) {
+    const char* tag = t.entity ? "EntityType" : "ComplexType";
+    const bool empty = t.key.empty() && t.properties.empty() && t.navigation.empty();
+    w.Open(tag, {{"Name", t.name}, {"BaseType", t.base_type}, {"Abstract", t.is_abstract ? "true" : ""}}, empty);
+    if (empty) continue;
+    if (!t.key.empty()) {
+      w.Open("Key", {});
+      w.Open("PropertyRef", {{"Name", t.key}}, /*empty=*/true);
+      w.Close("Key");
+    }
+    for (const SchemaProperty& p : t.properties) {
+      w.Open("Property", {{"Name", p.name}, {"Type", p.type}, {"Nullable", p.nullable ? "" : "false"}},
+             /*empty=*/true);
+    }
+    for (const SchemaNavigation& n : t.navigation) {
+      w.Open("NavigationProperty", {{"Name", n.name}, {"Type", n.type}, {"ContainsTarget", "true"}}, /*empty=*/true);
+    }
+    w.Close(tag);
+  }
+  for (const Operation& op : Operations()) {
+    if (op.beta_only && version != ApiVersion::kBeta) continue;
+    const char* tag = op.is_function ? "Function" : "Action";
+    w.Open(tag, {{"Name", op.name}, {"IsBound", "true"}});
+    for (const Parameter& p : op.parameters) {
+      w.Open("Parameter",
+             {{"Name", p.name},
+              {"Type", p.type},
+              {"Nullable", p.nullable ? "" : "false"},
+              {"Unicode", p.unicode ? "" : "false"}},
+             /*empty=*/true);
+    }
+    if (op.return_type != nullptr) w.Open("ReturnType", {{"Type", op.return_type}}, /*empty=*/true);
+    w.Close(tag);
+  }
+  w.Open("EntityContainer", {{"Name", "GraphService"}});
+  w.Open("Singleton", {{"Name", "deviceAppManagement"}, {"Type", "microsoft.graph.deviceAppManagement"}},
+         /*empty=*/true);
+  w.Close("EntityContainer");
+
+  w.Close("Schema");
+  w.Close("edmx:DataServices");
+  w.Close("edmx:Edmx");
+  return std::move(w).Take();
+}
+
+}  // namespace
+
+const std::string& MetadataDocument(ApiVersion version) {
+  static const std::string kBeta = BuildDocument(ApiVersion::kBeta);
+  static const std::string kV1 = BuildDocument(ApiVersion::kV1);
+  return version == ApiVersion::kBeta ? kBeta : kV1;
+}
+
+Result<http::Response> MetadataResponse(const http::Request& request, ApiVersion version,
+                                        std::span<const std::string> rest) {
+  if (!rest.empty()) {
+    return Fail(Error::InvalidArgument("Resource not found for the segment '" + rest.front() + "'.", rest.front())
+                    .WithGraphCode("BadRequest"));
+  }
+  if (request.method != "GET") {
+    http::Response r =
+        ErrorResponse(Error{Code::kMethodNotAllowed,
+                            "The HTTP method '" + request.method + "' is not allowed on this resource; allowed: GET.",
+                            {},
+                            "MethodNotAllowed"},
+                      request);
+    r.headers.emplace_back("Allow", "GET");
+    return r;
+  }
+  // Accept is not negotiated: the XML document is the only representation there is,
+  // and Graph sends it whatever the client asks for.
+  return http::Response{200,
+                        {{"Content-Type", "application/xml; charset=utf-8"}, {"OData-Version", "4.0"}},
+                        MetadataDocument(version),
+                        {},
+                        {}};
+}
+
+}  // namespace vppd::graph

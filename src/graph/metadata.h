@@ -1,0 +1,33 @@
+// The OData service document of the Graph surface: `GET /beta/$metadata` and
+// `GET /v1.0/$metadata`, a CSDL (OData v4 XML) document describing exactly what vppd
+// serves — namespace microsoft.graph, its enums, complex and entity types, the bound
+// operations on vppTokens, and the deviceAppManagement singleton.
+//
+// The types come from graph::ModelSchema (model.h), i.e. from the same property
+// tables the JSON writers use, so the document cannot disagree with the responses.
+// Internal to graph/; api.cc routes `$metadata` here after authenticating (Graph
+// requires a bearer token for $metadata, with any scope).
+#pragma once
+
+#include <span>
+#include <string>
+
+#include "base/error.h"
+#include "graph/model.h"
+#include "http/server.h"
+
+namespace vppd::graph {
+
+// The document for `version`: built on first use, then the same string forever.
+// Thread-safe.
+const std::string& MetadataDocument(ApiVersion version);
+
+// Answers `/{version}/$metadata` followed by the segments `rest`: 200 with the
+// document (`application/xml`, OData-Version 4.0) for GET; InvalidArgument
+// ("Resource not found for the segment ...", graph code BadRequest) when `rest` is not
+// empty; 405 with `Allow: GET` for another method (as a response, since the Allow
+// header is part of it). Query options are ignored, as Graph ignores them here.
+Result<http::Response> MetadataResponse(const http::Request& request, ApiVersion version,
+                                        std::span<const std::string> rest);
+
+}  // namespace vppd::graph
