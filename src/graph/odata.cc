@@ -1725,8 +1725,16 @@ std::string NextLinkQuery(std::string_view raw_query, const QueryOptions& curren
       const std::optional<OptionId> id = p.name.starts_with('$') ? FindOption(p.name) : std::nullopt;
       if (id == OptionId::kSkip || id == OptionId::kTop || id == OptionId::kSkipToken) continue;
       if (id) options[*id] = p.value;
-      if (!out.empty()) out += '&';
-      out += p.encoded;
+      if (!out.empty()) {
+        out += '&';
+        out += p.encoded;
+      } else if (p.encoded.starts_with('?')) {
+        // SplitQuery drops one leading '?' of a query; kept raw, this parameter's name
+        // would lose it when the link comes back, and the link would not parse alike.
+        out += "%3F" + p.encoded.substr(1);
+      } else {
+        out += p.encoded;
+      }
     }
   }
   if (!out.empty()) out += '&';
