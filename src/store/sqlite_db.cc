@@ -207,6 +207,32 @@ Result<Stmt> Connection::PrepareInto(std::unordered_map<std::string, sqlite3_stm
 
 std::int64_t Connection::Changes() const { return sqlite3_changes64(db_); }
 
+void Connection::OnWalCommit(std::function<bool(int wal_pages)> on_commit) {
+  on_wal_commit_ = std::move(on_commit);
+  sqlite3_wal_hook(
+      db_,
+      [](void* self, sqlite3* db, const char* schema, int pages) -> int {
+        if (static_cast<Connection*>(self)->on_wal_commit_(pages)) {
+          // As sqlite3WalDefaultHook does; a busy checkpoint is not the commit's failure.
+          (void)sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+        }
+        return SQLITE_OK;
+      },
+      this);
+}
+
+Status Connection::CheckpointPassive() {
+  int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  if (rc != SQLITE_OK) return Fail(MapError(rc, "checkpoint"));
+  return {};
+}
+
+std::int64_t Connection::PagesWritten() const {
+  int current = 0, highwater = 0;
+  if (sqlite3_db_status(db_, SQLITE_DBSTATUS_CACHE_WRITE, &current, &highwater, 0) != SQLITE_OK) return 0;
+  return current;
+}
+
 Result<std::int64_t> Connection::QueryInt(const char* sql) {
   Result<Stmt> stmt = Prepare(sql);
   if (!stmt) return Fail(stmt.error());

@@ -16,6 +16,7 @@
 // kCollectBatchRows, one short write transaction each, so no transaction holds the
 // write lock for long. See migration 3 in migrations.cc for the tables.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <map>
@@ -470,6 +471,12 @@ constexpr std::size_t kMaxBatchRows = 100000;
 // Rows per multi-row INSERT when staging (4 parameters each, plus the generation).
 constexpr std::size_t kInsertRowsPerStatement = 64;
 
+// A staging commit writes at most about this many pages (4 KiB each), however the
+// rows are spread: ~1 MiB, a few ms of write lock.
+constexpr std::int64_t kStagePagesPerCommit = 256;
+// ...but never fewer rows than this per commit (each has a fixed cost too).
+constexpr std::size_t kMinStageChunkRows = 200;
+
 // The collector deletes a garbage set this many rows per write transaction:
 // ~2-3 ms of write lock each (bench/README.md "sync"), short enough that a Graph
 // write waiting behind one still meets syncLicenses' 10 ms p99.
@@ -478,6 +485,12 @@ constexpr std::int64_t kCollectBatchRows = 5000;
 // that waiting writers get it (std::timed_mutex is not fair: an unlock followed at
 // once by a lock would usually win again).
 constexpr auto kCollectPause = std::chrono::milliseconds(2);
+// The WAL size (pages of 4 KiB) past which a commit wakes the checkpointer;
+// SQLite's own default for its automatic checkpoint.
+constexpr int kCheckpointWalPages = 1000;
+// ...and past which the committing writer checkpoints too (see StartCheckpointer).
+constexpr int kCheckpointWalPagesHard = 4000;
+
 // When nothing told it about garbage, the collector still looks this often.
 constexpr auto kCollectInterval = std::chrono::seconds(60);
 // After a failed batch (a busy store, a full disk) it waits this long.
@@ -547,6 +560,12 @@ class SqliteStore final : public Store {
     }
     gc_cv_.notify_all();
     if (collector_.joinable()) collector_.join();  // before the connections go
+    {
+      std::lock_guard lock(ckpt_mu_);
+      ckpt_stop_ = true;
+    }
+    ckpt_cv_.notify_all();
+    if (checkpointer_.joinable()) checkpointer_.join();
   }
 
   void AddReader(std::unique_ptr<Connection> conn) { readers_.Add(std::move(conn)); }
@@ -605,6 +624,29 @@ class SqliteStore final : public Store {
 
   // Starts the collector thread (once, after Reconcile).
   void StartCollector() { collector_ = std::thread([this] { CollectLoop(); }); }
+
+  // Moves WAL checkpoints off the request path: the writer no longer checkpoints
+  // when its commit takes the WAL past 1,000 pages (SQLite's default, ~10 ms with
+  // the fsync that synchronous=NORMAL does at a checkpoint, paid by whichever
+  // Graph request or staging commit happened to cross the line); it wakes this
+  // thread, which checkpoints PASSIVE on a connection of its own, concurrently
+  // with the writer and the readers.
+  void StartCheckpointer(std::unique_ptr<Connection> conn) {
+    checkpointer_conn_ = std::move(conn);
+    writer_->OnWalCommit([this](int wal_pages) {
+      if (wal_pages < kCheckpointWalPages) return false;
+      {
+        std::lock_guard lock(ckpt_mu_);
+        ckpt_pending_ = true;
+      }
+      ckpt_cv_.notify_one();
+      // Backpressure: should the thread fall far behind a stream of commits (a
+      // starved CPU, a walk staged back to back), the writer checkpoints itself
+      // as SQLite would, once past kCheckpointWalPagesHard.
+      return wal_pages >= kCheckpointWalPagesHard;
+    });
+    checkpointer_ = std::thread([this] { CheckpointLoop(); });
+  }
 
   // --- tenants ---
 
@@ -1162,14 +1204,39 @@ class SqliteStore final : public Store {
       return std::tie(a->adam_id, a->pricing_param, a->serial_number, a->client_user_id) <
              std::tie(b->adam_id, b->pricing_param, b->serial_number, b->client_user_id);
     });
-    return Write<void>([&](Connection& c) -> Status {
-      Result<std::int64_t> key = CheckLease(c, job);
-      if (!key) return Fail(key.error());
-      if (rows.empty()) return {};
-      Result<std::int64_t> generation = StagingGeneration(c, job, *key);
-      if (!generation) return Fail(generation.error());
-      return InsertAssignments(c, *generation, sorted);
-    });
+    if (rows.empty()) {
+      return Write<void>([&](Connection& c) -> Status {
+        Result<std::int64_t> key = CheckLease(c, job);
+        if (!key) return Fail(key.error());
+        return {};
+      });
+    }
+    // Rows are written where they stay, so how much a commit writes depends on
+    // where they land: rows grouped by asset (as Apple's pages come) fill a few
+    // B-tree pages, ~0.05 pages a row; rows spread over a large set touch one
+    // page each, and a 3,000-row commit would then write ~12 MB and hold the
+    // write lock for tens of ms. So the rows go in chunks sized from the pages
+    // per row the last commits wrote, each commit at most ~kStagePagesPerCommit
+    // pages (a few ms). Staged rows are invisible, so several commits are as
+    // good as one; on failure the caller abandons the walk (ClearStaged,
+    // ReleaseJob), whatever part was staged.
+    for (std::size_t done = 0; done < sorted.size();) {
+      const std::size_t chunk = std::min(sorted.size() - done, StageChunkRows());
+      std::vector<const LicenseAssignment*> part(sorted.begin() + static_cast<std::ptrdiff_t>(done),
+                                                 sorted.begin() + static_cast<std::ptrdiff_t>(done + chunk));
+      std::int64_t pages = 0;
+      Status staged = WriteCounted(&pages, [&](Connection& c) -> Status {
+        Result<std::int64_t> key = CheckLease(c, job);
+        if (!key) return Fail(key.error());
+        Result<std::int64_t> generation = StagingGeneration(c, job, *key);
+        if (!generation) return Fail(generation.error());
+        return InsertAssignments(c, *generation, part);
+      });
+      if (!staged) return staged;
+      NoteStagePages(pages, chunk);
+      done += chunk;
+    }
+    return {};
   }
 
   Status ClearStaged(const SyncJob& job) override {
@@ -1703,6 +1770,36 @@ class SqliteStore final : public Store {
     return Guarded<T>(lease->conn(), std::forward<Body>(body));
   }
 
+  // Write for a Status body that also reports how many pages its commit wrote.
+  template <class Body>
+  Status WriteCounted(std::int64_t* pages, Body&& body) {
+    std::unique_lock lock(writer_mu_, std::defer_lock);
+    if (!lock.try_lock_for(wait_)) {
+      return Fail(Error::Unavailable(fmt::format("store busy: the writer stayed busy for {} ms", wait_.count())));
+    }
+    const std::int64_t before = writer_->PagesWritten();
+    Status result = InTransaction<void>(*writer_, "BEGIN IMMEDIATE", std::forward<Body>(body));
+    *pages = writer_->PagesWritten() - before;
+    return result;
+  }
+
+  // Rows per staging commit, from the pages per row recent commits wrote.
+  std::size_t StageChunkRows() const {
+    const double per_row = stage_pages_per_row_.load(std::memory_order_relaxed);
+    const double rows = static_cast<double>(kStagePagesPerCommit) / std::max(per_row, 1e-3);
+    return static_cast<std::size_t>(std::clamp(rows, static_cast<double>(kMinStageChunkRows),
+                                               static_cast<double>(kMaxBatchRows)));
+  }
+
+  // Folds one commit into the estimate (a moving average, so one odd commit
+  // neither stalls nor floods the next ones).
+  void NoteStagePages(std::int64_t pages, std::size_t rows) {
+    if (rows == 0) return;
+    const double observed = static_cast<double>(pages) / static_cast<double>(rows);
+    const double old = stage_pages_per_row_.load(std::memory_order_relaxed);
+    stage_pages_per_row_.store(0.5 * old + 0.5 * observed, std::memory_order_relaxed);
+  }
+
   template <class T, class Body>
   Result<T> Write(Body&& body) {
     std::unique_lock lock(writer_mu_, std::defer_lock);
@@ -1710,6 +1807,29 @@ class SqliteStore final : public Store {
       return Fail(Error::Unavailable(fmt::format("store busy: the writer stayed busy for {} ms", wait_.count())));
     }
     return InTransaction<T>(*writer_, "BEGIN IMMEDIATE", std::forward<Body>(body));
+  }
+
+  // --- the checkpointer ---
+
+  void CheckpointLoop() {
+    std::unique_lock lock(ckpt_mu_);
+    for (;;) {
+      ckpt_cv_.wait(lock, [&] { return ckpt_stop_ || ckpt_pending_; });
+      if (ckpt_stop_) return;
+      ckpt_pending_ = false;
+      lock.unlock();
+      // A PASSIVE checkpoint copies the frames there were when it started, beside
+      // the writer; the WAL restarts from its beginning when the writer next
+      // begins with everything copied (between two commits of a walk, say).
+      // Waiting for that (RESTART) would make writers wait behind the copy:
+      // measured, up to 1.2 s when rows are scattered. So the WAL may grow past
+      // 1,000 pages while commits come back to back; it shrinks back to
+      // journal_size_limit (64 MiB) at the next restart.
+      if (Status s = checkpointer_conn_->CheckpointPassive(); !s) {
+        spdlog::warn("store: WAL checkpoint failed: {}", s.error().message);
+      }
+      lock.lock();
+    }
   }
 
   // --- the collector ---
@@ -1829,6 +1949,17 @@ class SqliteStore final : public Store {
   std::unique_ptr<Connection> writer_;  // guarded by writer_mu_
   ReaderPool readers_;
 
+  // Pages a staged row cost in recent commits (all jobs; see StageAssignments).
+  // Starts low: a first chunk of grouped rows must not be split needlessly.
+  std::atomic<double> stage_pages_per_row_{0.05};
+
+  std::unique_ptr<Connection> checkpointer_conn_;  // used by checkpointer_ only
+  std::mutex ckpt_mu_;
+  std::condition_variable ckpt_cv_;
+  bool ckpt_pending_ = false;  // guarded by ckpt_mu_
+  bool ckpt_stop_ = false;     // guarded by ckpt_mu_
+  std::thread checkpointer_;
+
   std::mutex gc_mu_;
   std::condition_variable gc_cv_;
   bool gc_pending_ = true;  // guarded by gc_mu_; true: look at once (garbage from before a restart)
@@ -1868,6 +1999,12 @@ Result<std::unique_ptr<Store>> Store::OpenSqlite(const SqliteOptions& options) {
   }
   if (Status s = store->Reconcile(); !s) return Fail(s.error());
   if (options.collect_garbage) store->StartCollector();
+  conn_options.query_only = false;  // a checkpoint writes the database file
+  Result<std::unique_ptr<Connection>> checkpointer = Connection::Open(conn_options);
+  if (!checkpointer) return Fail(checkpointer.error());
+  // It reads WAL frames and writes pages: no page cache of its own needed.
+  if (Status s = (*checkpointer)->Exec("PRAGMA cache_size=-256"); !s) return Fail(s.error());
+  store->StartCheckpointer(std::move(*checkpointer));
   spdlog::info("store: opened {} (schema version {}, {} readers, synchronous={})", options.path, LatestSchemaVersion(),
                options.reader_connections, options.synchronous_full ? "FULL" : "NORMAL");
   return std::unique_ptr<Store>(std::move(store));

@@ -16,6 +16,8 @@
 // another leaf page, so each page's commit rewrites ~one page per row).
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -127,8 +129,31 @@ int Run(const Args& args) {
   std::printf("rows %lld, pages of %lld, %s, file %s\n", static_cast<long long>(args.rows),
               static_cast<long long>(args.page), args.by_asset ? "grouped by asset" : "shuffled",
               options.path.c_str());
+  // A Graph-like write (UpdateToken of another token) every 2 ms during the
+  // resync: how long a request waits behind staging and the collector.
+  VppToken other_token;
+  other_token.token = "probe-sToken";
+  auto other = store.CreateToken(tenant, other_token);
+  CHECK_OK(other);
+  std::vector<double> probe_ms;
+  std::atomic<bool> probing{false}, stop_probe{false};
+  std::thread probe([&] {
+    while (!stop_probe) {
+      if (probing) {
+        auto t0 = Steady::now();
+        CHECK_OK(store.UpdateToken(tenant, other->id, [](VppToken& x) -> Status {
+          x.last_app_count += 1;
+          return {};
+        }));
+        probe_ms.push_back(Ms(t0, Steady::now()));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  });
+
   for (int round = 0; round < 2; ++round) {
     SyncJob job = ClaimOne(store, tenant, token->id);
+    probing = round == 1;
     double stage_ms = StageAll(store, job, args, 42 + static_cast<std::uint64_t>(round));
     SyncSnapshot snap;
     snap.assignments = SyncSnapshot::Assignments::kReplaceWithStaged;
@@ -138,9 +163,19 @@ int Run(const Args& args) {
       return {};
     }));
     double finish_ms = Ms(start, Steady::now());
+    probing = false;
     std::printf("%s sync: StageAssignments %lld pages %.0f ms (%.2f ms/page); FinishJob(replace) %.0f ms\n",
                 round == 0 ? "first " : "resync", static_cast<long long>((args.rows + args.page - 1) / args.page),
                 stage_ms, stage_ms / static_cast<double>((args.rows + args.page - 1) / args.page), finish_ms);
+  }
+
+  stop_probe = true;
+  probe.join();
+  if (!probe_ms.empty()) {
+    std::sort(probe_ms.begin(), probe_ms.end());
+    auto at = [&](double q) { return probe_ms[static_cast<std::size_t>(q * static_cast<double>(probe_ms.size() - 1))]; };
+    std::printf("UpdateToken during the resync's staging: %zu calls, p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+                probe_ms.size(), at(0.5), at(0.99), probe_ms.back());
   }
 
   // A delta of one page merged into the full set, with the per-app count check

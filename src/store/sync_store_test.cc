@@ -860,6 +860,34 @@ TEST_F(SyncStoreTest, MigratesAVersion2FileKeepingAssignments) {
   EXPECT_EQ(RawRows(), 2);
 }
 
+// The writer does not checkpoint (its commits would pay for it); the store's
+// checkpointer thread must, or the WAL would grow without bound.
+TEST_F(SyncStoreTest, TheWalStaysBoundedWithoutTheWriterCheckpointing) {
+  VppToken t = Token(kTenantA);
+  Enqueue(kTenantA, t.id);
+  SyncJob job = Claim("w", 600s);
+  std::vector<LicenseAssignment> page;
+  for (int p = 0; p < 600; ++p) {
+    page.clear();
+    for (int i = 0; i < 1000; ++i) page.push_back(User(std::to_string(p / 10), fmt::format("user-{}-{:04}", p, i)));
+    ASSERT_TRUE(store_->StageAssignments(job, page));
+  }
+  SyncSnapshot snap;
+  snap.assignments = Mode::kReplaceWithStaged;
+  ASSERT_TRUE(store_->FinishJob(job, snap, NoChange));
+  // 600,000 rows are ~17 MB of table and more than that of WAL frames (a page
+  // is written again by each commit that adds to it). Checkpoints let the WAL
+  // restart from its beginning: at ~1,000 pages (4 MB) in the background, at
+  // 4,000 (16 MB) at the latest by the writer itself.
+  std::this_thread::sleep_for(200ms);  // the last checkpoint may still run
+  std::uintmax_t wal = std::filesystem::file_size(options_.path + "-wal");
+  std::uintmax_t db = std::filesystem::file_size(options_.path);
+  std::printf("[ measure  ] database %.1f MB, WAL %.1f MB\n", static_cast<double>(db) / 1e6,
+              static_cast<double>(wal) / 1e6);
+  EXPECT_GT(db, 12u << 20) << "the rows reached the database file: something checkpointed";
+  EXPECT_LT(wal, 24u << 20) << "the WAL grew with every commit: nothing checkpoints";
+}
+
 // --- reads ------------------------------------------------------------------------------
 
 TEST_F(SyncStoreTest, ListAppsFiltersOrdersAndPages) {
