@@ -233,6 +233,24 @@ ALTER TABLE license_assignments_v3 RENAME TO license_assignments;
 -- upgrade restarts the process, so no walk survives it anyway).
 DROP TABLE sync_staging;
 )sql"},
+    {4, "assignment counts per set and app", R"sql(
+-- How many rows each assignment set holds per asset, kept by the store as it
+-- writes rows (staging, a delta's merge), so that a delta's check "does every
+-- app's count equal Apple's?" reads ~2,000 small rows instead of counting the
+-- set's 1,000,000 (~0.15 s under the write lock). A count that drifted would
+-- only make a delta look inconsistent, which a full walk (a fresh set, fresh
+-- counts) repairs. Rows of a set go with its registry row.
+CREATE TABLE assignment_counts (
+  generation    INTEGER NOT NULL,
+  adam_id       TEXT    NOT NULL,
+  pricing_param TEXT    NOT NULL,
+  rows          INTEGER NOT NULL,
+  PRIMARY KEY (generation, adam_id, pricing_param)
+) STRICT, WITHOUT ROWID;
+INSERT INTO assignment_counts (generation, adam_id, pricing_param, rows)
+  SELECT generation, adam_id, pricing_param, count(*) FROM license_assignments
+  GROUP BY generation, adam_id, pricing_param;
+)sql"},
 };
 
 }  // namespace

@@ -617,6 +617,12 @@ class SqliteStore final : public Store {
         adopt->Reset();
       }
       found += static_cast<std::int64_t>(unknown.size());
+      // Counts of sets the registry does not know (there should be none).
+      if (Status s = RunFixed(c, "DELETE FROM assignment_counts WHERE generation NOT IN "
+                                 "(SELECT generation FROM assignment_generations)");
+          !s) {
+        return s;
+      }
       if (found > 0) spdlog::warn("store: {} unaccounted assignment set(s) found at open; collecting them", found);
       return {};
     });
@@ -1460,44 +1466,56 @@ class SqliteStore final : public Store {
   }
 
   // Inserts `rows` (sorted by primary key) into `generation`, duplicates dropped
-  // (Apple's pages may repeat a row while data moves). kInsertRowsPerStatement
-  // rows per statement: one sqlite3_step inserts them all, which halves the
-  // per-row cost of the VM's statement setup and the binding calls.
+  // (Apple's pages may repeat a row while data moves), and adds what each asset
+  // really gained to assignment_counts. Up to kInsertRowsPerStatement rows per
+  // statement (one sqlite3_step inserts them all: less VM setup and binding per
+  // row); a statement never spans two assets, so its changes() is that asset's.
   static Status InsertAssignments(Connection& c, std::int64_t generation,
                                   const std::vector<const LicenseAssignment*>& rows) {
-    static const std::string many = InsertAssignmentsSql(kInsertRowsPerStatement);
-    static const std::string one = InsertAssignmentsSql(1);
-    std::size_t i = 0;
-    auto bind_rows = [&](Stmt& stmt, std::size_t count) -> Status {
-      if (Status s = stmt.Bind(1, generation); !s) return s;
-      int n = 2;
-      for (std::size_t k = 0; k < count; ++k, ++i) {
-        const LicenseAssignment& r = *rows[i];
-        for (const std::string* text : {&r.adam_id, &r.pricing_param, &r.serial_number, &r.client_user_id}) {
-          if (Status s = stmt.BindStatic(n++, *text); !s) return s;
+    static constexpr std::size_t kSizes[] = {kInsertRowsPerStatement, 16, 4, 1};
+    static const std::string sqls[] = {InsertAssignmentsSql(kSizes[0]), InsertAssignmentsSql(kSizes[1]),
+                                       InsertAssignmentsSql(kSizes[2]), InsertAssignmentsSql(kSizes[3])};
+    for (std::size_t begin = 0; begin < rows.size();) {
+      const LicenseAssignment& first = *rows[begin];
+      std::size_t end = begin;
+      while (end < rows.size() && rows[end]->adam_id == first.adam_id &&
+             rows[end]->pricing_param == first.pricing_param) {
+        ++end;
+      }
+      std::int64_t added = 0;
+      for (std::size_t k = 0; k < std::size(kSizes); ++k) {
+        if (end - begin < kSizes[k]) continue;
+        Result<Stmt> insert = c.Prepare(sqls[k]);
+        if (!insert) return Fail(insert.error());
+        while (end - begin >= kSizes[k]) {
+          if (Status s = insert->Bind(1, generation); !s) return s;
+          int n = 2;
+          for (std::size_t i = begin; i < begin + kSizes[k]; ++i) {
+            const LicenseAssignment& r = *rows[i];
+            for (const std::string* text : {&r.adam_id, &r.pricing_param, &r.serial_number, &r.client_user_id}) {
+              if (Status s = insert->BindStatic(n++, *text); !s) return s;
+            }
+          }
+          if (Status s = insert->Run(); !s) return s;
+          added += c.Changes();
+          insert->Reset();
+          begin += kSizes[k];
         }
       }
-      return {};
-    };
-    if (rows.size() >= kInsertRowsPerStatement) {
-      Result<Stmt> insert = c.Prepare(many);
-      if (!insert) return Fail(insert.error());
-      while (rows.size() - i >= kInsertRowsPerStatement) {
-        if (Status s = bind_rows(*insert, kInsertRowsPerStatement); !s) return s;
-        if (Status s = insert->Run(); !s) return s;
-        insert->Reset();
-      }
-    }
-    if (i < rows.size()) {
-      Result<Stmt> insert = c.Prepare(one);
-      if (!insert) return Fail(insert.error());
-      while (i < rows.size()) {
-        if (Status s = bind_rows(*insert, 1); !s) return s;
-        if (Status s = insert->Run(); !s) return s;
-        insert->Reset();
-      }
+      if (Status s = AddCount(c, generation, first.adam_id, first.pricing_param, added); !s) return s;
     }
     return {};
+  }
+
+  static Status AddCount(Connection& c, std::int64_t generation, const std::string& adam_id,
+                         const std::string& pricing_param, std::int64_t added) {
+    if (added == 0) return {};
+    Result<Stmt> count = c.Prepare(
+        "INSERT INTO assignment_counts (generation, adam_id, pricing_param, rows) VALUES (?1, ?2, ?3, ?4) "
+        "ON CONFLICT (generation, adam_id, pricing_param) DO UPDATE SET rows = rows + excluded.rows");
+    if (!count) return Fail(count.error());
+    if (Status s = BindAll(*count, generation, adam_id, pricing_param, added); !s) return s;
+    return count->Run();
   }
 
   static std::string InsertAssignmentsSql(std::size_t rows) {
@@ -1633,16 +1651,34 @@ class SqliteStore final : public Store {
       return {};
     }
     // A delta into an existing set: its (few) rows are copied into the current
-    // generation, already in key order, duplicates dropped by OR IGNORE; the
-    // staged set then goes with the job. Readers see the set before or after.
+    // generation asset by asset, already in key order, duplicates dropped by OR
+    // IGNORE, and what each asset gained is counted; the staged set then goes
+    // with the job. Readers see the set before or after.
     if (*staged) {
+      Result<Stmt> assets =
+          c.Prepare("SELECT adam_id, pricing_param FROM assignment_counts WHERE generation = ?1");
+      if (!assets) return Fail(assets.error());
+      if (Status s = assets->Bind(1, **staged); !s) return s;
+      std::vector<std::pair<std::string, std::string>> delta_assets;
+      for (;;) {
+        Result<bool> row = assets->Step();
+        if (!row) return Fail(row.error());
+        if (!*row) break;
+        delta_assets.emplace_back(assets->Text(0), assets->Text(1));
+      }
       Result<Stmt> copy = c.Prepare(
           "INSERT OR IGNORE INTO license_assignments (generation, adam_id, pricing_param, serial_number, "
           "client_user_id) SELECT ?1, adam_id, pricing_param, serial_number, client_user_id FROM license_assignments "
-          "WHERE generation = ?2 ORDER BY adam_id, pricing_param, serial_number, client_user_id");
+          "WHERE generation = ?2 AND adam_id = ?3 AND pricing_param = ?4 "
+          "ORDER BY adam_id, pricing_param, serial_number, client_user_id");
       if (!copy) return Fail(copy.error());
-      if (Status s = BindAll(*copy, **current, **staged); !s) return s;
-      if (Status s = copy->Run(); !s) return s;
+      for (const auto& [adam_id, pricing_param] : delta_assets) {
+        if (Status s = BindAll(*copy, **current, **staged, adam_id, pricing_param); !s) return s;
+        if (Status s = copy->Run(); !s) return s;
+        std::int64_t added = c.Changes();
+        copy->Reset();
+        if (Status s = AddCount(c, **current, adam_id, pricing_param, added); !s) return s;
+      }
     }
     return CheckMergedCounts(c, *current, snapshot.apps);
   }
@@ -1652,11 +1688,11 @@ class SqliteStore final : public Store {
   // removal, a page) and the caller must walk everything. FailedPrecondition
   // "delta inconsistent: ..." naming the first few differences.
   // `generation` is the token's set after the merge (nullopt: empty).
+  // The counts come from assignment_counts (one row per asset), not from the rows.
   static Status CheckMergedCounts(Connection& c, std::optional<std::int64_t> generation,
                                   const std::vector<MobileApp>& apps) {
-    Result<Stmt> counts = c.Prepare(
-        "SELECT adam_id, pricing_param, count(*) FROM license_assignments WHERE generation = ?1 "
-        "GROUP BY adam_id, pricing_param");
+    Result<Stmt> counts =
+        c.Prepare("SELECT adam_id, pricing_param, rows FROM assignment_counts WHERE generation = ?1");
     if (!counts) return Fail(counts.error());
     if (Status s = counts->Bind(1, generation.value_or(0)); !s) return s;  // 0: no generation has it
     std::map<std::pair<std::string, std::string>, std::int64_t> stored;
@@ -1932,10 +1968,13 @@ class SqliteStore final : public Store {
     if (Status s = BindAll(*rest, step.generation); !s) return Fail(s.error());
     if (Status s = rest->Run(); !s) return Fail(s.error());
     step.rows = c.Changes();
-    Result<Stmt> forget = c.Prepare("DELETE FROM assignment_generations WHERE generation = ?1");
-    if (!forget) return Fail(forget.error());
-    if (Status s = BindAll(*forget, step.generation); !s) return Fail(s.error());
-    if (Status s = forget->Run(); !s) return Fail(s.error());
+    for (const char* sql : {"DELETE FROM assignment_counts WHERE generation = ?1",
+                            "DELETE FROM assignment_generations WHERE generation = ?1"}) {
+      Result<Stmt> forget = c.Prepare(sql);
+      if (!forget) return Fail(forget.error());
+      if (Status s = BindAll(*forget, step.generation); !s) return Fail(s.error());
+      if (Status s = forget->Run(); !s) return Fail(s.error());
+    }
     step.generation_done = true;
     return step;
   }

@@ -178,6 +178,18 @@ class SyncStoreTest : public ::testing::Test {
   std::int64_t Generations(const std::string& state) {
     return RawDb(options_.path).Int("SELECT count(*) FROM assignment_generations WHERE state = '" + state + "'");
   }
+  // assignment_counts agrees with the rows of every set that is not garbage.
+  bool CountsMatch() {
+    RawDb raw(options_.path);
+    std::int64_t differ = raw.Int(
+        "SELECT count(*) FROM (SELECT generation, adam_id, pricing_param, count(*) AS n FROM license_assignments "
+        "WHERE generation IN (SELECT generation FROM assignment_generations WHERE state <> 'garbage') "
+        "GROUP BY 1, 2, 3) r FULL OUTER JOIN (SELECT * FROM assignment_counts WHERE generation IN "
+        "(SELECT generation FROM assignment_generations WHERE state <> 'garbage')) k "
+        "USING (generation, adam_id, pricing_param) WHERE r.n IS NOT k.rows");
+    EXPECT_EQ(differ, 0) << "assignment_counts differs from the rows";
+    return differ == 0;
+  }
   // Waits (up to 10 s) until the collector has deleted every garbage set.
   bool WaitCollected() {
     auto deadline = std::chrono::steady_clock::now() + 10s;
@@ -509,6 +521,7 @@ TEST_F(SyncStoreTest, ReplaceMakesTheStagedRowsTheWholeSet) {
   ASSERT_TRUE(second) << second.error().message;
   EXPECT_EQ(All(kTenantA, t.id), (std::vector<LicenseAssignment>{User("2", "u1"), User("2", "u7")}));
   EXPECT_EQ(*store_->CountApps(kTenantA, std::nullopt), 1) << "apps not in the snapshot are removed";
+  EXPECT_TRUE(CountsMatch());
 }
 
 TEST_F(SyncStoreTest, AppsKeepCreatedAcrossSyncsAndLastModifiedUntilTheyChange) {
@@ -550,6 +563,7 @@ TEST_F(SyncStoreTest, MergeAddsStagedRowsAndChecksTheCounts) {
   Result<VppToken> merged = FullSync(kTenantA, t.id, {App(t.id, "1", "iOS", 3), App(t.id, "2", "iOS", 0)},
                                      {User("1", "u2"), Device("1", "S1")}, Mode::kMergeStaged);
   ASSERT_TRUE(merged) << merged.error().message;
+  EXPECT_TRUE(CountsMatch()) << "the ignored duplicate is not counted";
   EXPECT_EQ(All(kTenantA, t.id).size(), 3u);
 
   // An inconsistent one: Apple counts 5 for app 1, the merge leaves 4; app 2: 1 vs 0.
@@ -780,6 +794,7 @@ TEST_F(SyncStoreTest, ReadersSeeOnlyTheCurrentSet) {
   snap.apps = {App(t.id, "1", "iOS", 5)};
   ASSERT_TRUE(store_->FinishJob(job, snap, NoChange));
   EXPECT_EQ(All(kTenantA, t.id).size(), 5u);
+  EXPECT_TRUE(CountsMatch());
   EXPECT_EQ(Generations("garbage"), 2) << "the merged delta's own set is garbage now";
   EXPECT_EQ(Generations("staging"), 0);
 }
@@ -854,10 +869,20 @@ TEST_F(SyncStoreTest, MigratesAVersion2FileKeepingAssignments) {
   EXPECT_EQ(RawRows(), 3) << "the rows of no token are not carried over";
   EXPECT_EQ(RawDb(path).Int("SELECT count(*) FROM sqlite_schema WHERE name = 'sync_staging'"), 0);
   // And syncs work on the migrated tokens.
+  EXPECT_TRUE(CountsMatch()) << "counts of the migrated sets";
+  // A delta onto a migrated set is checked against the migrated counts.
+  Result<VppToken> merged = FullSync(kTenantA, "t2", {App("t2", "2", "iOS", 2)}, {User("2", "c"), User("2", "b")},
+                                     Mode::kMergeStaged);
+  ASSERT_TRUE(merged) << merged.error().message;
   ASSERT_TRUE(FullSync(kTenantA, "t1", {}, {User("1", "z")}));
   EXPECT_EQ(All(kTenantA, "t1"), (std::vector<LicenseAssignment>{User("1", "z")}));
   ASSERT_TRUE(WaitCollected());
-  EXPECT_EQ(RawRows(), 2);
+  EXPECT_EQ(RawRows(), 3);
+  EXPECT_EQ(RawDb(path).Int("SELECT count(*) FROM assignment_counts WHERE generation NOT IN "
+                            "(SELECT generation FROM assignment_generations)"),
+            0)
+      << "the collected sets' counts went with them";
+  EXPECT_TRUE(CountsMatch());
 }
 
 // The writer does not checkpoint (its commits would pay for it); the store's
@@ -973,6 +998,7 @@ TEST_F(SyncStoreTest, ForEachAssignmentWalksInBoundedBatches) {
     return {};
   }));
   EXPECT_EQ(sizes, (std::vector<std::size_t>{1000, 1000, 500}));
+  EXPECT_TRUE(CountsMatch());
   std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
     return std::tie(a.adam_id, a.pricing_param, a.serial_number, a.client_user_id) <
            std::tie(b.adam_id, b.pricing_param, b.serial_number, b.client_user_id);
