@@ -181,8 +181,8 @@ CREATE TABLE sync_staging (
 --   garbage  replaced or abandoned; being deleted. Never becomes anything else,
 --            so the collector never races a reader or a writer for it.
 -- AUTOINCREMENT: a number is never reused, so a new generation can never meet
--- rows a collector has not reached yet; and new generations sort last in
--- license_assignments, where a walk's inserts become B-tree appends.
+-- rows a collector has not reached yet; and a new set's rows sort after every
+-- older set's in license_assignments, away from the pages readers use.
 CREATE TABLE assignment_generations (
   generation INTEGER PRIMARY KEY AUTOINCREMENT,
   token_key  INTEGER NOT NULL,

@@ -14,7 +14,11 @@
 // readers); FinishJob repoints the token at it, and the replaced generation
 // becomes garbage that a background thread (the collector) deletes in batches of
 // kCollectBatchRows, one short write transaction each, so no transaction holds the
-// write lock for long. See migration 3 in migrations.cc for the tables.
+// write lock for long. assignment_counts keeps each set's rows per asset for the
+// delta check. See migrations 3 and 4 in migrations.cc for the tables.
+//
+// WAL checkpoints run on a thread and connection of their own (the
+// checkpointer), woken by the writer's commits; see StartCheckpointer.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -588,8 +592,8 @@ class SqliteStore final : public Store {
         found += c.Changes();
       }
       // Rows of a generation the registry does not know.
-      Result<Stmt> next = c.Prepare(
-          "SELECT generation FROM license_assignments WHERE generation > ?1 ORDER BY generation LIMIT 1");
+      Result<Stmt> next =
+          c.Prepare("SELECT generation FROM license_assignments WHERE generation > ?1 ORDER BY generation LIMIT 1");
       if (!next) return Fail(next.error());
       Result<Stmt> known = c.Prepare("SELECT 1 FROM assignment_generations WHERE generation = ?1");
       if (!known) return Fail(known.error());
@@ -618,8 +622,9 @@ class SqliteStore final : public Store {
       }
       found += static_cast<std::int64_t>(unknown.size());
       // Counts of sets the registry does not know (there should be none).
-      if (Status s = RunFixed(c, "DELETE FROM assignment_counts WHERE generation NOT IN "
-                                 "(SELECT generation FROM assignment_generations)");
+      if (Status s = RunFixed(c,
+                              "DELETE FROM assignment_counts WHERE generation NOT IN "
+                              "(SELECT generation FROM assignment_generations)");
           !s) {
         return s;
       }
@@ -629,7 +634,9 @@ class SqliteStore final : public Store {
   }
 
   // Starts the collector thread (once, after Reconcile).
-  void StartCollector() { collector_ = std::thread([this] { CollectLoop(); }); }
+  void StartCollector() {
+    collector_ = std::thread([this] { CollectLoop(); });
+  }
 
   // Moves WAL checkpoints off the request path: the writer no longer checkpoints
   // when its commit takes the WAL past 1,000 pages (SQLite's default, ~10 ms with
@@ -1073,8 +1080,8 @@ class SqliteStore final : public Store {
     // taken after the call began, so the answer is one a write transaction
     // could have given. When no job is queued, the write path decides (and
     // checks again under its lock).
-    Result<std::optional<VppToken>> coalesced = Read<std::optional<VppToken>>(
-        [&](Connection& c) -> Result<std::optional<VppToken>> {
+    Result<std::optional<VppToken>> coalesced =
+        Read<std::optional<VppToken>>([&](Connection& c) -> Result<std::optional<VppToken>> {
           Result<Stmt> queued =
               c.Prepare("SELECT 1 FROM sync_jobs WHERE tenant_id = ?1 AND token_id = ?2 AND kind = ?3");
           if (!queued) return Fail(queued.error());
@@ -1418,8 +1425,8 @@ class SqliteStore final : public Store {
   // Makes `staged` (nullopt: no rows, the empty set) the token's current set.
   static Status PromoteStaged(Connection& c, std::int64_t token_key, std::optional<std::int64_t> staged) {
     if (staged) {
-      Result<Stmt> promote = c.Prepare(
-          "UPDATE assignment_generations SET state = 'current', job_key = NULL WHERE generation = ?1");
+      Result<Stmt> promote =
+          c.Prepare("UPDATE assignment_generations SET state = 'current', job_key = NULL WHERE generation = ?1");
       if (!promote) return Fail(promote.error());
       if (Status s = promote->Bind(1, *staged); !s) return s;
       if (Status s = promote->Run(); !s) return s;
@@ -1655,8 +1662,7 @@ class SqliteStore final : public Store {
     // IGNORE, and what each asset gained is counted; the staged set then goes
     // with the job. Readers see the set before or after.
     if (*staged) {
-      Result<Stmt> assets =
-          c.Prepare("SELECT adam_id, pricing_param FROM assignment_counts WHERE generation = ?1");
+      Result<Stmt> assets = c.Prepare("SELECT adam_id, pricing_param FROM assignment_counts WHERE generation = ?1");
       if (!assets) return Fail(assets.error());
       if (Status s = assets->Bind(1, **staged); !s) return s;
       std::vector<std::pair<std::string, std::string>> delta_assets;
@@ -1691,8 +1697,7 @@ class SqliteStore final : public Store {
   // The counts come from assignment_counts (one row per asset), not from the rows.
   static Status CheckMergedCounts(Connection& c, std::optional<std::int64_t> generation,
                                   const std::vector<MobileApp>& apps) {
-    Result<Stmt> counts =
-        c.Prepare("SELECT adam_id, pricing_param, rows FROM assignment_counts WHERE generation = ?1");
+    Result<Stmt> counts = c.Prepare("SELECT adam_id, pricing_param, rows FROM assignment_counts WHERE generation = ?1");
     if (!counts) return Fail(counts.error());
     if (Status s = counts->Bind(1, generation.value_or(0)); !s) return s;  // 0: no generation has it
     std::map<std::pair<std::string, std::string>, std::int64_t> stored;
@@ -1823,8 +1828,8 @@ class SqliteStore final : public Store {
   std::size_t StageChunkRows() const {
     const double per_row = stage_pages_per_row_.load(std::memory_order_relaxed);
     const double rows = static_cast<double>(kStagePagesPerCommit) / std::max(per_row, 1e-3);
-    return static_cast<std::size_t>(std::clamp(rows, static_cast<double>(kMinStageChunkRows),
-                                               static_cast<double>(kMaxBatchRows)));
+    return static_cast<std::size_t>(
+        std::clamp(rows, static_cast<double>(kMinStageChunkRows), static_cast<double>(kMaxBatchRows)));
   }
 
   // Folds one commit into the estimate (a moving average, so one odd commit
@@ -1899,8 +1904,8 @@ class SqliteStore final : public Store {
   }
 
   struct CollectStep {
-    std::int64_t generation = 0;  // 0: no garbage left
-    std::int64_t rows = 0;        // deleted by this step
+    std::int64_t generation = 0;   // 0: no garbage left
+    std::int64_t rows = 0;         // deleted by this step
     bool generation_done = false;  // the set is gone, registry row included
   };
 

@@ -9,7 +9,10 @@
 // may be called concurrently. Each method is one transaction. The SQLite store
 // has one writer connection (writes are serialised by a mutex, then SQLite's
 // BEGIN IMMEDIATE) and a pool of reader connections; thanks to WAL, readers never
-// wait for the writer and always see a committed snapshot.
+// wait for the writer and always see a committed snapshot. It also runs two
+// threads of its own, stopped when it is destroyed: one deletes replaced
+// assignment sets in small transactions (collect_garbage), one checkpoints the
+// WAL on a connection of its own so that no caller's commit pays for that.
 //
 // Secrets: VppToken::token holds the plaintext sToken in memory only; the store
 // seals it with the SecretBox it was opened with before it touches disk.

@@ -199,10 +199,10 @@ TEST(StoreCrashTest, KilledWriterLosesNoCommittedWrite) {
                         "AND g.state = 'current')"),
               0)
         << "round " << round << ": a token points at a set that is not current";
-    std::printf("[ round %d  ] %lld assignment rows, %lld sets staging\n", round,
-                static_cast<long long>(query_int("SELECT count(*) FROM license_assignments")),
-                static_cast<long long>(
-                    query_int("SELECT count(*) FROM assignment_generations WHERE state = 'staging'")));
+    std::printf(
+        "[ round %d  ] %lld assignment rows, %lld sets staging\n", round,
+        static_cast<long long>(query_int("SELECT count(*) FROM license_assignments")),
+        static_cast<long long>(query_int("SELECT count(*) FROM assignment_generations WHERE state = 'staging'")));
     sqlite3_close(db);
     store->reset();
 

@@ -27,10 +27,9 @@
 #include <thread>
 #include <vector>
 
-#include <sqlite3.h>
-
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sqlite3.h>
 
 #include "store/store.h"
 
@@ -127,8 +126,7 @@ int Run(const Args& args) {
   CHECK_OK(token);
 
   std::printf("rows %lld, pages of %lld, %s, file %s\n", static_cast<long long>(args.rows),
-              static_cast<long long>(args.page), args.by_asset ? "grouped by asset" : "shuffled",
-              options.path.c_str());
+              static_cast<long long>(args.page), args.by_asset ? "grouped by asset" : "shuffled", options.path.c_str());
   // A Graph-like write (UpdateToken of another token) every 2 ms during the
   // resync: how long a request waits behind staging and the collector.
   VppToken other_token;
@@ -173,7 +171,9 @@ int Run(const Args& args) {
   probe.join();
   if (!probe_ms.empty()) {
     std::sort(probe_ms.begin(), probe_ms.end());
-    auto at = [&](double q) { return probe_ms[static_cast<std::size_t>(q * static_cast<double>(probe_ms.size() - 1))]; };
+    auto at = [&](double q) {
+      return probe_ms[static_cast<std::size_t>(q * static_cast<double>(probe_ms.size() - 1))];
+    };
     std::printf("UpdateToken during the resync's staging: %zu calls, p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
                 probe_ms.size(), at(0.5), at(0.99), probe_ms.back());
   }
@@ -210,7 +210,8 @@ int Run(const Args& args) {
       return n;
     };
     auto start = Steady::now();
-    while (garbage() != 0 && Ms(start, Steady::now()) < 120000) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    while (garbage() != 0 && Ms(start, Steady::now()) < 120000)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     std::printf("collector: the replaced set gone %.0f ms after the delta's FinishJob\n", Ms(start, Steady::now()));
     sqlite3_close(raw);
   }

@@ -170,8 +170,9 @@ class SyncStoreTest : public ::testing::Test {
   // Rows staged by running walks (invisible to readers until FinishJob).
   std::int64_t Staged() {
     return RawDb(options_.path)
-        .Int("SELECT count(*) FROM license_assignments WHERE generation IN "
-             "(SELECT generation FROM assignment_generations WHERE state = 'staging')");
+        .Int(
+            "SELECT count(*) FROM license_assignments WHERE generation IN "
+            "(SELECT generation FROM assignment_generations WHERE state = 'staging')");
   }
   // Every row in the table, whatever its generation.
   std::int64_t RawRows() { return RawDb(options_.path).Int("SELECT count(*) FROM license_assignments"); }
@@ -743,10 +744,12 @@ TEST_F(SyncStoreTest, ACrashedStagingRunIsCollectedAfterReopen) {
   store_.reset();
   {
     RawDb raw(options_.path);
-    raw.Exec("INSERT INTO license_assignments VALUES (900, '1', 'STDQ', '', 'orphan1'), (900, '1', 'STDQ', '', "
-             "'orphan2')");
-    raw.Exec("INSERT INTO assignment_generations (generation, token_key, job_key, state) VALUES (901, 1, 12345, "
-             "'staging')");
+    raw.Exec(
+        "INSERT INTO license_assignments VALUES (900, '1', 'STDQ', '', 'orphan1'), (900, '1', 'STDQ', '', "
+        "'orphan2')");
+    raw.Exec(
+        "INSERT INTO assignment_generations (generation, token_key, job_key, state) VALUES (901, 1, 12345, "
+        "'staging')");
     raw.Exec("INSERT INTO license_assignments VALUES (901, '1', 'STDQ', '', 'lost')");
   }
   Reopen();
@@ -856,8 +859,9 @@ TEST_F(SyncStoreTest, MigratesAVersion2FileKeepingAssignments) {
                kTenantA + "', '" + id + "', 'business', 0, 0, 'x', 5, 'valid', '[]', 'none', 0, 0, 0, '[]', " +
                "'default', 0, 5, (SELECT coalesce(max(token_key), 0) + 1 FROM vpp_tokens))");
     }
-    raw.Exec("INSERT INTO license_assignments VALUES (1, '1', 'STDQ', '', 'a'), (1, '1', 'STDQ', 'S1', ''), "
-             "(2, '2', 'STDQ', '', 'b'), (77, '1', 'STDQ', '', 'tokenless')");
+    raw.Exec(
+        "INSERT INTO license_assignments VALUES (1, '1', 'STDQ', '', 'a'), (1, '1', 'STDQ', 'S1', ''), "
+        "(2, '2', 'STDQ', '', 'b'), (77, '1', 'STDQ', '', 'tokenless')");
     raw.Exec("INSERT INTO sync_staging VALUES (5, 1, '1', 'STDQ', '', 'staged')");
   }
   options_.path = path;
@@ -871,8 +875,8 @@ TEST_F(SyncStoreTest, MigratesAVersion2FileKeepingAssignments) {
   // And syncs work on the migrated tokens.
   EXPECT_TRUE(CountsMatch()) << "counts of the migrated sets";
   // A delta onto a migrated set is checked against the migrated counts.
-  Result<VppToken> merged = FullSync(kTenantA, "t2", {App("t2", "2", "iOS", 2)}, {User("2", "c"), User("2", "b")},
-                                     Mode::kMergeStaged);
+  Result<VppToken> merged =
+      FullSync(kTenantA, "t2", {App("t2", "2", "iOS", 2)}, {User("2", "c"), User("2", "b")}, Mode::kMergeStaged);
   ASSERT_TRUE(merged) << merged.error().message;
   ASSERT_TRUE(FullSync(kTenantA, "t1", {}, {User("1", "z")}));
   EXPECT_EQ(All(kTenantA, "t1"), (std::vector<LicenseAssignment>{User("1", "z")}));
