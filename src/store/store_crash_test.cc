@@ -199,6 +199,11 @@ TEST(StoreCrashTest, KilledWriterLosesNoCommittedWrite) {
                         "AND g.state = 'current')"),
               0)
         << "round " << round << ": a token points at a set that is not current";
+    EXPECT_EQ(query_int("SELECT count(*) FROM (SELECT generation, adam_id, pricing_param, count(*) AS n "
+                        "FROM license_assignments GROUP BY 1, 2, 3) r FULL OUTER JOIN assignment_counts k "
+                        "USING (generation, adam_id, pricing_param) WHERE r.n IS NOT k.rows"),
+              0)
+        << "round " << round << ": assignment_counts disagrees with the rows";
     std::printf(
         "[ round %d  ] %lld assignment rows, %lld sets staging\n", round,
         static_cast<long long>(query_int("SELECT count(*) FROM license_assignments")),
