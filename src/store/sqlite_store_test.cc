@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include "base/testing.h"
 #include "store/filter_sql.h"
 #include "store/migrations.h"
 #include "store/store.h"
@@ -28,17 +29,10 @@ constexpr const char* kTenantB = "22222222-2222-2222-2222-222222222222";
 
 // --- helpers ---------------------------------------------------------------------
 
-class TempDir {
+// Each test's database lives in a directory of its own.
+class TempDir : public testing::TempDir {
  public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "vppd-store-XXXXXX").string();
-    path_ = mkdtemp(pattern.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
+  TempDir() : testing::TempDir("vppd-store") {}
 };
 
 std::string ReadAll(const std::string& path) {

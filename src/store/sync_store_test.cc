@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include "base/testing.h"
 #include "store/migrations.h"
 #include "store/store.h"
 
@@ -30,17 +31,10 @@ constexpr Timestamp kT0 = 1'780'000'000LL * kSecond;
 constexpr const char* kTenantA = "11111111-1111-1111-1111-111111111111";
 constexpr const char* kTenantB = "22222222-2222-2222-2222-222222222222";
 
-class TempDir {
+// Each test's database lives in a directory of its own.
+class TempDir : public testing::TempDir {
  public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "vppd-sync-store-XXXXXX").string();
-    path_ = mkdtemp(pattern.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
+  TempDir() : testing::TempDir("vppd-sync-store") {}
 };
 
 // A raw SQLite handle on the store's file, to see what the Store API hides.

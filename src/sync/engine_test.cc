@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "base/testing.h"
 #include "sync/sync.h"
 
 namespace vppd::sync {
@@ -18,17 +19,10 @@ namespace {
 constexpr const char* kTenant = "11111111-1111-1111-1111-111111111111";
 constexpr const char* kInstallation = "test-installation";
 
-class TempDir {
+// Each test's database lives in a directory of its own.
+class TempDir : public testing::TempDir {
  public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "vppd-engine-XXXXXX").string();
-    path_ = mkdtemp(pattern.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
+  TempDir() : testing::TempDir("vppd-engine") {}
 };
 
 // Apple for one location: `pages` pages of 1,000 assignments over 10 apps; `on_page`
