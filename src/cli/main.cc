@@ -138,6 +138,7 @@ int Main(int argc, char** argv) {
   // tenant
   CLI::App* tenant_cmd = app.add_subcommand("tenant", "Manage tenant records");
   tenant_cmd->require_subcommand(1);
+  tenant_cmd->fallthrough();  // `vppd tenant add ID --data-dir D` as well as `vppd tenant --data-dir D add ID`
   tenant_cmd->add_option("--data-dir", settings.data_dir, "Data dir")->capture_default_str();
   std::string tenant_id, tenant_name, license_state;
   bool unlicensed = false, yes = false;
@@ -156,6 +157,7 @@ int Main(int argc, char** argv) {
   // tokens
   CLI::App* tokens_cmd = app.add_subcommand("tokens", "Inspect vppTokens (for operators)");
   tokens_cmd->require_subcommand(1);
+  tokens_cmd->fallthrough();
   tokens_cmd->add_option("--data-dir", settings.data_dir, "Data dir")->capture_default_str();
   CLI::App* tokens_list = tokens_cmd->add_subcommand(
       "list", "Every token of every tenant (or of --tenant): state, last sync, apps, and why the last sync failed");

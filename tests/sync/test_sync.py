@@ -198,7 +198,7 @@ class TokenStates(SyncTestCase):
                 # A failed sync leaves the last good snapshot in place.
                 self.assertEqual(self.graph_apps(t["id"]), apps_before)
                 # The reason is kept, for operators.
-                listing = self.vppd.cli("tokens", "--data-dir", self.vppd.data_dir, "list").stdout
+                listing = self.vppd.cli("tokens", "list", "--data-dir", self.vppd.data_dir).stdout
                 line = next(l for l in listing.splitlines() if t["id"] in l)
                 self.assertIn(graph_state, line)
                 self.assertIn({"expired": "9621", "revoked": "9625", "invalid": "9622"}[sim_state], line)
