@@ -774,10 +774,7 @@ class SqliteStore final : public Store {
   }
 
   Result<Page<VppToken>> ListTokens(const std::string& tenant_id, const ListQuery& query) override {
-    if (query.skip < 0) return Fail(Error::InvalidArgument("$skip must not be negative", "$skip"));
-    if (query.limit < 0 || query.limit > kMaxPageSize) {
-      return Fail(Error::InvalidArgument(fmt::format("$top must be between 0 and {}", kMaxPageSize), "$top"));
-    }
+    if (Status s = CheckPaging(query.skip, query.limit); !s) return Fail(s.error());
     SqlBuilder builder;
     std::string where = fmt::format("tenant_id = {}", builder.Param(tenant_id));
     if (query.filter) {
@@ -787,16 +784,24 @@ class SqliteStore final : public Store {
     }
     Result<std::string> order = CompileOrderBy(query.order_by, VppTokenColumns(), "id");
     if (!order) return Fail(order.error());
-    std::string limit = builder.Param(std::int64_t{query.limit + 1});  // one extra row tells has_more
-    std::string offset = builder.Param(std::int64_t{query.skip});
-    std::string sql = fmt::format("SELECT {} FROM vpp_tokens WHERE {} ORDER BY {} LIMIT {} OFFSET {}",
-                                  TokenSelectList(), where, *order, limit, offset);
+    return ReadPage<VppToken>(TokenSelectList(), "vpp_tokens", where, *order, query, builder,
+                              [](Stmt& row) { return ReadToken(row); });
+  }
 
-    return ReadOne<Page<VppToken>>([&](Connection& c) -> Result<Page<VppToken>> {
+  // One page of `SELECT select_list FROM table WHERE where ORDER BY order`: `query.limit`
+  // rows from `query.skip`, one more fetched to tell has_more; each row read by `read`.
+  template <class T, class ReadRow>
+  Result<Page<T>> ReadPage(const std::string& select_list, const char* table, const std::string& where,
+                           const std::string& order, const ListQuery& query, SqlBuilder& builder, ReadRow&& read) {
+    std::string limit = builder.Param(std::int64_t{query.limit + 1});
+    std::string offset = builder.Param(std::int64_t{query.skip});
+    std::string sql = fmt::format("SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT {} OFFSET {}", select_list, table,
+                                  where, order, limit, offset);
+    return ReadOne<Page<T>>([&](Connection& c) -> Result<Page<T>> {
       Result<Stmt> stmt = c.PrepareDynamic(sql);
       if (!stmt) return Fail(stmt.error());
       if (Status s = BindParams(*stmt, builder); !s) return Fail(s.error());
-      Page<VppToken> page;
+      Page<T> page;
       for (;;) {
         Result<bool> row = stmt->Step();
         if (!row) return Fail(row.error());
@@ -805,9 +810,9 @@ class SqliteStore final : public Store {
           page.has_more = true;
           break;
         }
-        Result<VppToken> token = ReadToken(*stmt);
-        if (!token) return Fail(token.error());
-        page.items.push_back(std::move(*token));
+        Result<T> item = read(*stmt);
+        if (!item) return Fail(item.error());
+        page.items.push_back(std::move(*item));
       }
       return page;
     });
@@ -863,27 +868,8 @@ class SqliteStore final : public Store {
     if (!where) return Fail(where.error());
     Result<std::string> order = CompileOrderBy(query.order_by, MobileAppEntity().properties, "id");
     if (!order) return Fail(order.error());
-    std::string limit = builder.Param(std::int64_t{query.limit + 1});  // one extra row tells has_more
-    std::string offset = builder.Param(std::int64_t{query.skip});
-    std::string sql = fmt::format("SELECT {} FROM mobile_apps WHERE {} ORDER BY {} LIMIT {} OFFSET {}", AppSelectList(),
-                                  *where, *order, limit, offset);
-    return ReadOne<Page<MobileApp>>([&](Connection& c) -> Result<Page<MobileApp>> {
-      Result<Stmt> stmt = c.PrepareDynamic(sql);
-      if (!stmt) return Fail(stmt.error());
-      if (Status s = BindParams(*stmt, builder); !s) return Fail(s.error());
-      Page<MobileApp> page;
-      for (;;) {
-        Result<bool> row = stmt->Step();
-        if (!row) return Fail(row.error());
-        if (!*row) break;
-        if (static_cast<std::int64_t>(page.items.size()) == query.limit) {
-          page.has_more = true;
-          break;
-        }
-        page.items.push_back(ReadApp(*stmt));
-      }
-      return page;
-    });
+    return ReadPage<MobileApp>(AppSelectList(), "mobile_apps", *where, *order, query, builder,
+                               [](Stmt& row) -> Result<MobileApp> { return ReadApp(row); });
   }
 
   Result<std::int64_t> CountApps(const std::string& tenant_id, const std::optional<Expr>& filter) override {
