@@ -64,11 +64,19 @@ store::TokenActionResult& ActionEntry(store::VppToken& token, const std::string&
   return *entry;
 }
 
+bool SameSToken(JobContext& ctx, const store::VppToken& current) {
+  if (ctx.loaded_expiration == 0 || current.expiration == ctx.loaded_expiration) return true;
+  ctx.superseded = true;
+  return false;
+}
+
 Status FinishFailed(JobContext& ctx, const std::string& kind, const std::string& state, const std::string& reason) {
   auto done = ctx.store.FinishJob(ctx.job, std::nullopt, [&](store::VppToken& t) -> Status {
-    if (!state.empty()) t.state = state;
-    if (kind == kSyncLicenses || kind == kSyncLicenseCounts) t.last_sync_status = "failed";
-    t.last_sync_error = reason;
+    if (SameSToken(ctx, t)) {
+      if (!state.empty()) t.state = state;
+      if (kind == kSyncLicenses || kind == kSyncLicenseCounts) t.last_sync_status = "failed";
+      t.last_sync_error = reason;
+    }
     auto& entry = ActionEntry(t, kind, ctx.clock.Now(), ctx.options.keep_action_results);
     entry.action_state = "failed";
     if (entry.is_revoke_result && entry.failure_reason == "none") {

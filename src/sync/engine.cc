@@ -93,6 +93,16 @@ struct Engine::Impl {
     } else {
       result = FinishFailed(ctx, job.kind, "", "unknown job kind '" + job.kind + "'");
     }
+    if (ctx.superseded && job.kind == kSyncLicenses) {
+      // The token got a new sToken while this job ran; its own sync request was
+      // coalesced into this job, so queue the sync it asked for now.
+      if (auto again = RequestJob(store, job.tenant_id, job.token_id, kSyncLicenses, "", clock.Now(),
+                                  options.keep_action_results);
+          !again && again.error().code != Code::kNotFound) {
+        spdlog::warn("token {}: could not queue the sync of its renewed sToken: {}", job.token_id,
+                     again.error().message);
+      }
+    }
     {
       std::lock_guard lock(mu);
       running.erase(job.id);

@@ -26,7 +26,18 @@ struct JobContext {
   const std::atomic<bool>& stopping;
   // Waits (retry backoff, Retry-After, event polls) that Stop() cuts short.
   const apple::SleepFunction& sleep;
+  // The sToken's expiration when the job loaded the token. A renewal (a new sToken,
+  // whose expDate differs) while the job runs makes the job's findings stale: its
+  // final write then leaves the token's state alone and sets `superseded`, and the
+  // engine queues a sync of the new sToken (the renewal's own request was coalesced
+  // into this job).
+  Timestamp loaded_expiration = 0;
+  bool superseded = false;
 };
+
+// True when the token in the finishing transaction still holds the sToken the job
+// started with; otherwise marks the job superseded.
+bool SameSToken(JobContext& ctx, const store::VppToken& current);
 
 Status RunSyncLicenses(JobContext& ctx);
 Status RunSyncLicenseCounts(JobContext& ctx);

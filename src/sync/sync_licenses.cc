@@ -265,6 +265,7 @@ tl::expected<Prepared, SyncFailure> Prepare(JobContext& ctx, const std::string& 
   auto loaded = ctx.store.GetToken(job.tenant_id, job.token_id);
   if (!loaded) return tl::unexpected(SyncFailure{"", "", loaded.error()});
   store::VppToken& token = *loaded;
+  ctx.loaded_expiration = token.expiration;
   // Mark the entry active so readers see the work is running.
   (void)ctx.store.UpdateToken(job.tenant_id, job.token_id, [&](store::VppToken& t) -> Status {
     ActionEntry(t, kind, now, ctx.options.keep_action_results).action_state = "active";
@@ -394,6 +395,12 @@ Status RunSyncLicenses(JobContext& ctx) {
     const std::string version = walk->version_id;
     phase = std::chrono::steady_clock::now();
     auto done = ctx.store.FinishJob(job, snapshot, [&](store::VppToken& t) -> Status {
+      if (!SameSToken(ctx, t)) {
+        // Renewed while this sync ran: the snapshot is still Apple's truth for the
+        // location, but the token's state is for the sync of the new sToken to say.
+        ActionEntry(t, kSyncLicenses, ctx.clock.Now(), keep).action_state = "done";
+        return {};
+      }
       t.apple_uid = config.uid;
       t.apple_version_id = version;
       if (full) t.last_full_walk = now;

@@ -196,6 +196,16 @@ class UpdateAndDelete(VppdTestCase):
         self.assertEqual(r.json()["organizationName"], "New Org")
         self.assertEqual(r.json()["expirationDateTime"], "2032-01-01T00:00:00Z")
         self.assertEqual(r.json()["state"], "valid")
+        # The sync queued for the expired sToken may still be running: its finding
+        # ("expired") must not overwrite the renewal, and the new sToken gets its own sync.
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            now = self.call("GET", f"{BASE}/{t['id']}").json()
+            if now["lastSyncStatus"] != "inProgress":
+                break
+            time.sleep(0.05)
+        self.assertEqual(now["state"], "valid", now)
+        self.assertEqual(now["organizationName"], "New Org")
 
     def test_patch_with_bad_token_changes_nothing(self):
         t = self.create(displayName="keep")
