@@ -212,6 +212,7 @@ class ServerImpl final : public Server {
   // Stop accepting and ask every connection to finish; safe from any thread.
   void BeginDrain();
   void CloseAllConnections();
+  void PostToEachConnection(void (*fn)(Connection&));
   bool WaitForConnections(milliseconds timeout);
   void RunIoThread();
   bool OnServerThread() const;
@@ -744,17 +745,7 @@ void ServerImpl::BeginDrain() {
     error_code ignored;
     acceptor_.close(ignored);
   });
-  std::vector<std::shared_ptr<Connection>> live;
-  {
-    std::lock_guard lock(registry_mu_);
-    for (auto& [raw, weak] : connections_) {
-      if (auto connection = weak.lock()) live.push_back(std::move(connection));
-    }
-  }
-  for (auto& connection : live) {
-    auto executor = connection->executor();
-    asio::post(executor, [connection = std::move(connection)] { connection->Drain(); });
-  }
+  PostToEachConnection([](Connection& c) { c.Drain(); });
   {
     std::lock_guard lock(wake_mu_);
   }
@@ -762,6 +753,12 @@ void ServerImpl::BeginDrain() {
 }
 
 void ServerImpl::CloseAllConnections() {
+  PostToEachConnection([](Connection& c) { c.ForceClose(); });
+}
+
+// Runs `fn` on every live connection, each on its own strand (never under the
+// registry lock, which the connections themselves take when they end).
+void ServerImpl::PostToEachConnection(void (*fn)(Connection&)) {
   std::vector<std::shared_ptr<Connection>> live;
   {
     std::lock_guard lock(registry_mu_);
@@ -771,7 +768,7 @@ void ServerImpl::CloseAllConnections() {
   }
   for (auto& connection : live) {
     auto executor = connection->executor();
-    asio::post(executor, [connection = std::move(connection)] { connection->ForceClose(); });
+    asio::post(executor, [fn, connection = std::move(connection)] { fn(*connection); });
   }
 }
 
