@@ -17,6 +17,7 @@
 #include <sqlite3.h>
 
 #include "base/testing.h"
+#include "store/raw_db_testing.h"
 #include "store/migrations.h"
 #include "store/store.h"
 
@@ -37,31 +38,7 @@ class TempDir : public testing::TempDir {
   TempDir() : testing::TempDir("vppd-sync-store") {}
 };
 
-// A raw SQLite handle on the store's file, to see what the Store API hides.
-class RawDb {
- public:
-  explicit RawDb(const std::string& path) {
-    EXPECT_EQ(sqlite3_open(path.c_str(), &db_), SQLITE_OK);
-    sqlite3_busy_timeout(db_, 5000);
-  }
-  ~RawDb() { sqlite3_close(db_); }
-  void Exec(const std::string& sql) {
-    char* err = nullptr;
-    EXPECT_EQ(sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
-    sqlite3_free(err);
-  }
-  std::int64_t Int(const std::string& sql) {
-    sqlite3_stmt* stmt = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK) << sqlite3_errmsg(db_);
-    std::int64_t out = -1;
-    if (sqlite3_step(stmt) == SQLITE_ROW) out = sqlite3_column_int64(stmt, 0);
-    sqlite3_finalize(stmt);
-    return out;
-  }
-
- private:
-  sqlite3* db_ = nullptr;
-};
+using testing::RawDb;
 
 LicenseAssignment User(const std::string& adam, const std::string& user) { return {adam, "STDQ", user, ""}; }
 LicenseAssignment Device(const std::string& adam, const std::string& serial) { return {adam, "STDQ", "", serial}; }
