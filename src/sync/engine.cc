@@ -74,6 +74,10 @@ struct Engine::Impl {
     }
     JobContext ctx{store, options, clock, job, lease_lost, stopping, sleep};
     const auto started = std::chrono::steady_clock::now();
+    // Claim and end lines bracket every run: with several instances on one store
+    // they show which worker ran what, and that no token ran twice at once.
+    spdlog::info("job {} (token {}, {}): claimed by {}, attempt {}", job.id, job.token_id, job.kind, job.lease_owner,
+                 job.attempts);
     Status result;
     if (job.kind == kSyncLicenses) {
       result = RunSyncLicenses(ctx);
@@ -112,6 +116,9 @@ struct Engine::Impl {
     const std::string kind = job.kind == kSyncLicenses || job.kind == kSyncLicenseCounts || job.kind == kRevokeLicenses
                                  ? job.kind
                                  : "other";
+    spdlog::info("job {} (token {}, {}): {} after {} ms", job.id, job.token_id, job.kind, outcome,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)
+                     .count());
     metrics::Counter("vppd_sync_jobs_total", "Sync jobs run, by kind and outcome", {{"kind", kind}, {"outcome", outcome}})
         .Inc();
     metrics::Histogram("vppd_sync_duration_seconds", "Time a sync job ran, by kind", {{"kind", kind}})

@@ -21,6 +21,11 @@ BIN_DIR = os.environ.get("VPPD_BIN_DIR", os.path.join(REPO, "build", "bin"))
 VPPD = os.path.join(BIN_DIR, "vppd")
 SIM = os.path.join(BIN_DIR, "apple-vpp-sim")
 
+# When set (scripts/test sets it from scripts/pg-cluster), every Vppd runs on a fresh
+# PostgreSQL database of this server instead of SQLite: the URL names a database the
+# harness may CREATE DATABASE from.
+PG_ADMIN_URL = os.environ.get("VPPD_TEST_DATABASE_URL", "")
+
 DEV_TENANT = "7d3e5f1a-9c2b-4e8d-a6f0-3b1c5d7e9f20"
 WRITE_SCOPE = "DeviceManagementServiceConfig.ReadWrite.All"
 READ_SCOPE = "DeviceManagementServiceConfig.Read.All"
@@ -92,15 +97,51 @@ def _read_announcement(proc, prefix, deadline_s=15, log_path=None):
     raise RuntimeError(f"{prefix} did not announce its address within {deadline_s}s")
 
 
-class Vppd:
-    """One vppd serve process with its own data dir."""
+def psql(url, sql):
+    """Runs SQL on a PostgreSQL database with psql; returns its unaligned output."""
+    r = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError(f"psql {sql!r}: {r.stderr.strip()}")
+    return r.stdout.strip()
 
-    def __init__(self, *extra_args, data_dir=None, dev=True, env=None):
+
+def database_url_for(admin_url, name):
+    """The URL of database `name` on the server of `admin_url`."""
+    parts = urllib.parse.urlsplit(admin_url)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+def create_test_database():
+    """A fresh, empty database on the test server; returns its URL."""
+    name = "vppd_test_" + os.urandom(6).hex()
+    psql(PG_ADMIN_URL, f"CREATE DATABASE {name}")
+    return database_url_for(PG_ADMIN_URL, name)
+
+
+def drop_test_database(url):
+    name = urllib.parse.urlsplit(url).path.lstrip("/")
+    psql(PG_ADMIN_URL, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+class Vppd:
+    """One vppd serve process with its own data dir.
+
+    The store is SQLite in the data dir, or, when VPPD_TEST_DATABASE_URL is set, a
+    fresh PostgreSQL database (dropped by cleanup) unless `database_url` names one
+    to share (several instances on one database).
+    """
+
+    def __init__(self, *extra_args, data_dir=None, dev=True, env=None, database_url=None):
         self.owns_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="vppd-test-")
         self.extra_args = list(extra_args)
         self.dev = dev
-        self.env = env
+        self.env = dict(env or {})
+        self.owns_database = database_url is None and bool(PG_ADMIN_URL)
+        self.database_url = database_url or (create_test_database() if PG_ADMIN_URL else None)
+        if self.database_url:
+            self.env["VPPD_DATABASE_URL"] = self.database_url
         self.proc = None
         self.port = None
         fd, self.log_path = tempfile.mkstemp(prefix="vppd-stderr-", suffix=".log")
@@ -111,16 +152,19 @@ class Vppd:
         if self.dev:
             args.append("--dev")
         args += self.extra_args
-        env = dict(os.environ)
-        env.update(self.env or {})
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, env=env)
+            self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, env=self.process_env())
         try:
             self.port, self.url = _read_announcement(self.proc, "vppd listening on", log_path=self.log_path)
         except Exception:
             self.stop()
             raise
         return self
+
+    def process_env(self):
+        env = dict(os.environ)
+        env.update(self.env)
+        return env
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
         if self.proc and self.proc.poll() is None:
@@ -141,12 +185,16 @@ class Vppd:
         finally:
             if self.owns_dir:
                 shutil.rmtree(self.data_dir, ignore_errors=True)
+            if self.owns_database:
+                drop_test_database(self.database_url)
+                self.owns_database = False
             if os.path.exists(self.log_path):
                 os.unlink(self.log_path)
 
     def cli(self, *args, check=True, input=None):
         """Runs a vppd subcommand against this data dir."""
-        r = subprocess.run([VPPD, *args], capture_output=True, text=True, timeout=30, input=input)
+        r = subprocess.run([VPPD, *args], capture_output=True, text=True, timeout=30, input=input,
+                           env=self.process_env())
         if check and r.returncode != 0:
             raise RuntimeError(f"vppd {' '.join(args)} failed: {r.stderr}")
         return r
@@ -175,6 +223,32 @@ class Vppd:
     def log(self):
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
+
+
+def expected_apps(sim, stoken):
+    """The apps Graph should show for a location, from the simulator's truth:
+    {(adamId, pricingParam, "iOS"|"macOS"): (totalCount, assignedCount)}, one per App
+    asset and platform family."""
+    out = {}
+    for a in sim.walk("assets", stoken, "assets"):
+        if a["productType"] != "App":
+            continue
+        families = {"macOS" if p == "macOS" else "iOS" for p in (a.get("supportedPlatforms") or ["iOS"])}
+        for fam in families:
+            out[(a["adamId"], a["pricingParam"], fam)] = (a["totalCount"], a["assignedCount"])
+    return out
+
+
+def graph_app_counts(apps, expected):
+    """Graph mobileApps in the shape of expected_apps() (their pricingParam is not on
+    the Graph surface, so it is taken from `expected`)."""
+    got = {}
+    for a in apps:
+        fam = "macOS" if a["@odata.type"] == "#microsoft.graph.macOsVppApp" else "iOS"
+        adam = a["appStoreUrl"].rsplit("/id", 1)[1]
+        pricing = "STDQ" if (adam, "STDQ", fam) in expected else "PLUS"
+        got[(adam, pricing, fam)] = (a["totalLicenseCount"], a["usedLicenseCount"])
+    return got
 
 
 def quote(s):

@@ -7,26 +7,11 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import Sim, Vppd, WRITE_SCOPE, quote  # noqa: E402
+from harness import Sim, Vppd, WRITE_SCOPE, expected_apps, graph_app_counts, quote  # noqa: E402
 
 BASE = "/beta/deviceAppManagement/vppTokens"
 APPS = "/beta/deviceAppManagement/mobileApps"
 APPS_SCOPE = "DeviceManagementApps.ReadWrite.All"
-
-
-def expected_apps(sim, stoken):
-    """The apps Graph should show for a location: one per App asset and platform family."""
-    out = {}
-    for a in sim.walk("assets", stoken, "assets"):
-        if a["productType"] != "App":
-            continue
-        platforms = a.get("supportedPlatforms") or ["iOS"]
-        families = set()
-        for p in platforms:
-            families.add("macOS" if p == "macOS" else "iOS")
-        for fam in families:
-            out[(a["adamId"], a["pricingParam"], fam)] = (a["totalCount"], a["assignedCount"])
-    return out
 
 
 class SyncTestCase(unittest.TestCase):
@@ -91,13 +76,7 @@ class SyncTestCase(unittest.TestCase):
 
     def assert_matches_apple(self, token_id, stoken):
         expected = expected_apps(self.sim, stoken)
-        got = {}
-        for a in self.graph_apps(token_id):
-            fam = "macOS" if a["@odata.type"] == "#microsoft.graph.macOsVppApp" else "iOS"
-            adam = a["appStoreUrl"].rsplit("/id", 1)[1]
-            got[(adam, "STDQ" if (adam, "STDQ", fam) in expected else "PLUS", fam)] = (a["totalLicenseCount"],
-                                                                                     a["usedLicenseCount"])
-        self.assertEqual(got, expected)
+        self.assertEqual(graph_app_counts(self.graph_apps(token_id), expected), expected)
         return expected
 
     def licenses_of(self, app_id, app_type):
