@@ -264,6 +264,10 @@ Params BuilderParams(const SqlBuilder& builder) {
   return p;
 }
 
+// Set by a transaction body that made garbage (see NoteGarbage); a transaction
+// runs on one thread from BEGIN to COMMIT.
+thread_local bool t_garbage_made = false;
+
 class PgStore final : public Store {
  public:
   PgStore(const PostgresOptions& options, std::unique_ptr<pg::Pool> pool)
@@ -1183,6 +1187,7 @@ class PgStore final : public Store {
         }
       }
       Result<T> result = Fail(Error::Internal("store: transaction body did not run"));
+      t_garbage_made = false;
       try {
         result = body(c);
       } catch (const std::exception& e) {
@@ -1191,7 +1196,10 @@ class PgStore final : public Store {
       if (result && begin != nullptr) {
         if (Status s = c.Simple("COMMIT"); !s) result = Fail(s.error());
       }
-      if (result) return result;
+      if (result) {
+        if (t_garbage_made) WakeCollector();
+        return result;
+      }
       const std::string sqlstate = c.last_sqlstate();
       const bool broken = c.broken();
       if (begin != nullptr && !broken) {
@@ -1227,7 +1235,13 @@ class PgStore final : public Store {
 
   // --- the collector ---
 
-  void NoteGarbage() {
+  // Called inside a transaction that made garbage: the collector is woken once
+  // that transaction has committed (Run), not before, or it could look, find
+  // nothing yet, and sleep a whole kCollectInterval. (In the SQLite store the
+  // writer lock orders the two.)
+  void NoteGarbage() { t_garbage_made = true; }
+
+  void WakeCollector() {
     {
       std::lock_guard lock(gc_mu_);
       gc_pending_ = true;

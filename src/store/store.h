@@ -89,15 +89,15 @@ struct VppToken {
 // A VPP app as Graph shows it under /deviceAppManagement/mobileApps: one per Apple
 // asset (adamId, pricingParam) and platform (an asset on iOS and macOS gives two).
 struct MobileApp {
-  std::string id;        // Stable across syncs: sync::MobileAppId(token, adamId, pricingParam, platform).
+  std::string id;  // Stable across syncs: sync::MobileAppId(token, adamId, pricingParam, platform).
   std::string token_id;
   std::string platform;  // "iOS" → #microsoft.graph.iosVppApp, "macOS" → #microsoft.graph.macOsVppApp
   std::string adam_id;
-  std::string pricing_param;  // STDQ | PLUS
-  std::string product_type;   // App (books are not mobileApps)
-  std::string display_name;   // From Apple's metadata lookup; "App <adamId>" when unknown.
-  std::string bundle_id;      // From the metadata lookup; empty when unknown.
-  std::string publisher;      // May be empty.
+  std::string pricing_param;        // STDQ | PLUS
+  std::string product_type;         // App (books are not mobileApps)
+  std::string display_name;         // From Apple's metadata lookup; "App <adamId>" when unknown.
+  std::string bundle_id;            // From the metadata lookup; empty when unknown.
+  std::string publisher;            // May be empty.
   std::int64_t total_licenses = 0;  // Apple totalCount (unlimited: 2147483647).
   std::int64_t used_licenses = 0;   // Apple assignedCount.
   bool device_assignable = false;
@@ -121,7 +121,7 @@ struct LicenseAssignment {
 
 // A durable unit of background work on one token.
 struct SyncJob {
-  std::string id;            // GUID
+  std::string id;  // GUID
   std::string tenant_id;
   std::string token_id;
   std::string kind;          // "syncLicenses" | "syncLicenseCounts" | "revokeLicenses"
@@ -351,8 +351,7 @@ class Store {
                                      const std::function<Status(VppToken&)>& mutate) = 0;
   // (tenant id, token id) of tokens with state 'valid', whose last_sync is before
   // `before` and that have no job, oldest last_sync first, at most `limit`.
-  virtual Result<std::vector<std::pair<std::string, std::string>>> TokensDueForSync(Timestamp before,
-                                                                                    int limit) = 0;
+  virtual Result<std::vector<std::pair<std::string, std::string>>> TokensDueForSync(Timestamp before, int limit) = 0;
 };
 
 }  // namespace vppd::store
