@@ -130,7 +130,7 @@ class FilterCompiler {
     if (Status s = Visit(depth); !s) return Fail(s.error());
     switch (e.kind) {
       case Expr::Kind::kLiteral:
-        if (const bool* b = std::get_if<bool>(&e.literal)) return std::string(*b != negate ? "1" : "0");
+        if (const bool* b = std::get_if<bool>(&e.literal)) return Bool(*b != negate);
         return Fail(Error::InvalidArgument("$filter must be a boolean expression"));
       case Expr::Kind::kProperty: {
         // A boolean property on its own is a predicate: `$filter=automaticallyUpdateApps`.
@@ -140,7 +140,8 @@ class FilterCompiler {
           return Fail(Error::InvalidArgument(
               fmt::format("property '{}' is not boolean and cannot stand alone in $filter", e.property), e.property));
         }
-        return Negated(fmt::format("coalesce({} = 1, 0)", o->sql), negate);
+        return Negated(pg() ? fmt::format("coalesce({}, FALSE)", o->sql) : fmt::format("coalesce({} = 1, 0)", o->sql),
+                       negate);
       }
       case Expr::Kind::kOp:
         break;
@@ -287,7 +288,7 @@ class FilterCompiler {
           if constexpr (std::is_same_v<T, std::monostate>) {
             return Operand{"NULL", Kind::kNull, {}};
           } else if constexpr (std::is_same_v<T, bool>) {
-            return Operand{builder_.Param(std::int64_t{v ? 1 : 0}), Kind::kBool, {}};
+            return Operand{builder_.BoolParam(v), Kind::kBool, {}};
           } else if constexpr (std::is_same_v<T, std::int64_t> || std::is_same_v<T, double>) {
             return Operand{builder_.Param(v), Kind::kNumber, {}};
           } else if constexpr (std::is_same_v<T, std::string>) {
@@ -314,12 +315,13 @@ class FilterCompiler {
     if (!b) return Fail(b.error());
     if (Status s = Compatible(*a, *b); !s) return Fail(s.error());
     bool has_null = a->kind == Kind::kNull || b->kind == Kind::kNull;
-    // IS / IS NOT are SQLite's null-safe (two-valued) equality.
-    if (op == Op::kEq) return fmt::format("({} IS {})", a->sql, b->sql);
-    if (op == Op::kNe) return fmt::format("({} IS NOT {})", a->sql, b->sql);
-    if (has_null) return std::string("0");  // relational operators are false on null
+    // IS / IS NOT (SQLite), IS NOT DISTINCT FROM / IS DISTINCT FROM (PostgreSQL):
+    // null-safe, two-valued equality.
+    if (op == Op::kEq) return fmt::format("({} {} {})", a->sql, pg() ? "IS NOT DISTINCT FROM" : "IS", b->sql);
+    if (op == Op::kNe) return fmt::format("({} {} {})", a->sql, pg() ? "IS DISTINCT FROM" : "IS NOT", b->sql);
+    if (has_null) return Bool(false);  // relational operators are false on null
     const char* sql_op = op == Op::kGt ? ">" : op == Op::kGe ? ">=" : op == Op::kLt ? "<" : "<=";
-    return fmt::format("coalesce({} {} {}, 0)", a->sql, sql_op, b->sql);
+    return fmt::format("coalesce({} {} {}, {})", a->sql, sql_op, b->sql, Bool(false));
   }
 
   Result<std::string> In(const Expr& e) {
@@ -344,7 +346,8 @@ class FilterCompiler {
     }
     // A flat IN list rather than a chain of ORs: SQLite limits expression depth
     // (1000), and a long OR chain is that deep.
-    std::string sql = list.empty() ? "0" : fmt::format("coalesce({} IN ({}), 0)", subject->sql, list);
+    std::string sql =
+        list.empty() ? Bool(false) : fmt::format("coalesce({} IN ({}), {})", subject->sql, list, Bool(false));
     if (has_null) sql = fmt::format("({} OR {} IS NULL)", sql, subject->sql);
     return sql;
   }
@@ -360,9 +363,21 @@ class FilterCompiler {
                                            o->property));
       }
     }
-    if (haystack->kind == Kind::kNull || needle->kind == Kind::kNull) return std::string("0");
+    if (haystack->kind == Kind::kNull || needle->kind == Kind::kNull) return Bool(false);
     const std::string& h = haystack->sql;
     const std::string& n = needle->sql;
+    if (pg()) {
+      // strpos/left/right count characters and, under COLLATE "C", `=` compares
+      // bytes: case-sensitive, and no character of the needle is special.
+      switch (op) {
+        case Op::kContains:
+          return fmt::format("coalesce(strpos({}, {}) > 0, FALSE)", h, n);
+        case Op::kStartsWith:
+          return fmt::format("coalesce(left({0}, length({1})) = {1}, FALSE)", h, n);
+        default:  // kEndsWith
+          return fmt::format("coalesce(length({0}) >= length({1}) AND right({0}, length({1})) = {1}, FALSE)", h, n);
+      }
+    }
     // instr/substr/length count characters and compare bytes exactly, so the
     // match is case-sensitive and no character of the needle is special.
     switch (op) {
@@ -384,11 +399,18 @@ class FilterCompiler {
     const std::string& type = std::get<std::string>(e.children[0].literal);
     for (const TypeRule& rule : types_) {
       if (rule.type != type) continue;
-      if (rule.column.empty()) return std::string("1");
+      if (rule.column.empty()) return Bool(true);
       // The value is a constant of this binary, but it goes in as a parameter all the same.
-      return fmt::format("({} IS {})", rule.column, builder_.Param(std::string(rule.value)));
+      return fmt::format("({} {} {})", rule.column, pg() ? "IS NOT DISTINCT FROM" : "IS",
+                         builder_.Param(std::string(rule.value)));
     }
-    return std::string("0");
+    return Bool(false);
+  }
+
+  bool pg() const { return builder_.dialect() == SqlDialect::kPostgres; }
+  std::string Bool(bool value) const {
+    if (pg()) return value ? "TRUE" : "FALSE";
+    return value ? "1" : "0";
   }
 
   std::span<const PropertyColumn> columns_;
@@ -404,8 +426,26 @@ const EntityColumns& VppTokenEntity() { return kVppTokenEntity; }
 const EntityColumns& MobileAppEntity() { return kMobileAppEntity; }
 
 std::string SqlBuilder::Param(sqlite::SqlValue value) {
+  const char* type = std::visit(
+      [](const auto& v) -> const char* {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::int64_t>) return "bigint";
+        if constexpr (std::is_same_v<T, double>) return "float8";
+        if constexpr (std::is_same_v<T, std::string>) return "text";
+        return "";
+      },
+      value);
   params_.push_back(std::move(value));
-  return fmt::format("?{}", params_.size());
+  if (dialect_ == SqlDialect::kSqlite) return fmt::format("?{}", params_.size());
+  if (std::string_view(type) == "text") return fmt::format("(${}::text COLLATE \"C\")", params_.size());
+  if (*type == '\0') return fmt::format("${}", params_.size());
+  return fmt::format("${}::{}", params_.size(), type);
+}
+
+std::string SqlBuilder::BoolParam(bool value) {
+  if (dialect_ == SqlDialect::kSqlite) return Param(std::int64_t{value ? 1 : 0});
+  params_.emplace_back(std::string(value ? "true" : "false"));
+  return fmt::format("${}::boolean", params_.size());
 }
 
 Result<std::string> CompileFilter(const Expr& filter, const EntityColumns& entity, SqlBuilder& builder) {
@@ -418,7 +458,7 @@ Result<std::string> CompileFilter(const Expr& filter, std::span<const PropertyCo
 }
 
 Result<std::string> CompileOrderBy(const std::vector<OrderKey>& keys, std::span<const PropertyColumn> columns,
-                                   std::string_view id_column) {
+                                   std::string_view id_column, SqlDialect dialect) {
   if (keys.size() > kMaxOrderKeys) {
     return Fail(Error::InvalidArgument(fmt::format("$orderby has more than {} keys", kMaxOrderKeys)));
   }
@@ -426,7 +466,9 @@ Result<std::string> CompileOrderBy(const std::vector<OrderKey>& keys, std::span<
   for (const OrderKey& key : keys) {
     Result<const PropertyColumn*> col = Lookup(columns, key.property);
     if (!col) return Fail(col.error());
-    fmt::format_to(std::back_inserter(sql), "{}{}, ", (*col)->column, key.descending ? " DESC" : "");
+    // SQLite orders nulls as the smallest value; PostgreSQL as the largest unless told.
+    const char* nulls = dialect != SqlDialect::kPostgres ? "" : key.descending ? " NULLS LAST" : " NULLS FIRST";
+    fmt::format_to(std::back_inserter(sql), "{}{}{}, ", (*col)->column, key.descending ? " DESC" : "", nulls);
   }
   sql += id_column;
   return sql;

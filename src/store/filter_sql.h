@@ -78,15 +78,28 @@ inline constexpr int kMaxFilterNodes = 2000;
 inline constexpr int kMaxFilterParams = 1000;
 inline constexpr std::size_t kMaxOrderKeys = 32;
 
+// The SQL the compiler writes for. The semantics above hold in both; the text
+// differs: SQLite's `?3`, IS, 0/1 booleans, instr/substr; PostgreSQL's typed
+// `$3::bigint` placeholders (its parameters go as text, so each says its type),
+// IS [NOT] DISTINCT FROM, TRUE/FALSE, strpos/left/right, text parameters in
+// COLLATE "C" (byte order, as SQLite's BINARY), and NULLS FIRST/LAST so nulls
+// order as in SQLite (smallest).
+enum class SqlDialect { kSqlite, kPostgres };
+
 // Builds SQL text and its parameters together. Parameters are numbered in the
 // order they are added, starting at 1.
 class SqlBuilder {
  public:
-  // Adds a parameter and returns its placeholder ("?3").
+  explicit SqlBuilder(SqlDialect dialect = SqlDialect::kSqlite) : dialect_(dialect) {}
+  // Adds a parameter and returns its placeholder ("?3", or "$3::bigint").
   std::string Param(sqlite::SqlValue value);
+  // A boolean parameter: 0/1 for SQLite, a boolean for PostgreSQL.
+  std::string BoolParam(bool value);
   const std::vector<sqlite::SqlValue>& params() const { return params_; }
+  SqlDialect dialect() const { return dialect_; }
 
  private:
+  SqlDialect dialect_;
   std::vector<sqlite::SqlValue> params_;
 };
 
@@ -101,6 +114,6 @@ Result<std::string> CompileFilter(const Expr& filter, std::span<const PropertyCo
 // `col1 DESC, col2, id` — the keys, then `id_column` ascending as the last key so
 // pages are stable. InvalidArgument as for CompileFilter.
 Result<std::string> CompileOrderBy(const std::vector<OrderKey>& keys, std::span<const PropertyColumn> columns,
-                                   std::string_view id_column);
+                                   std::string_view id_column, SqlDialect dialect = SqlDialect::kSqlite);
 
 }  // namespace vppd::store

@@ -26,13 +26,22 @@ using Literal = std::variant<std::monostate, bool, std::int64_t, double, std::st
 
 enum class Op {
   // comparisons: two children
-  kEq, kNe, kGt, kGe, kLt, kLe,
+  kEq,
+  kNe,
+  kGt,
+  kGe,
+  kLt,
+  kLe,
   // logic: kAnd/kOr two children, kNot one
-  kAnd, kOr, kNot,
+  kAnd,
+  kOr,
+  kNot,
   // kIn: child 0 the property, children 1..n literals
   kIn,
   // string functions: child 0 the property, child 1 a string literal
-  kStartsWith, kEndsWith, kContains,
+  kStartsWith,
+  kEndsWith,
+  kContains,
   // isof('microsoft.graph.X'): child 0 a string literal with the type name
   kIsOf,
 };

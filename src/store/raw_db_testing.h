@@ -2,12 +2,11 @@
 // (and tamper with) what the Store API hides on purpose.
 #pragma once
 
-#include <sqlite3.h>
-
 #include <cstdint>
 #include <string>
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 namespace vppd::testing {
 

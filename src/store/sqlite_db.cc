@@ -141,8 +141,7 @@ Result<std::unique_ptr<Connection>> Connection::Open(const ConnectionOptions& op
   std::string pragmas = fmt::format(
       "PRAGMA foreign_keys=ON; PRAGMA synchronous={}; PRAGMA journal_size_limit=67108864;"
       " PRAGMA temp_store=MEMORY; PRAGMA query_only={}; PRAGMA cache_size={};",
-      options.synchronous_full ? "FULL" : "NORMAL", options.query_only ? 1 : 0,
-      options.query_only ? -2000 : -65536);
+      options.synchronous_full ? "FULL" : "NORMAL", options.query_only ? 1 : 0, options.query_only ? -2000 : -65536);
   if (Status s = conn->Exec(pragmas.c_str()); !s) return Fail(s.error());
   return conn;
 }

@@ -38,6 +38,7 @@
 #include "store/migrations.h"
 #include "store/sqlite_db.h"
 #include "store/store.h"
+#include "store/store_common.h"
 
 namespace vppd::store {
 namespace {
@@ -46,97 +47,7 @@ namespace json = boost::json;
 using sqlite::Connection;
 using sqlite::Stmt;
 
-// 0001-01-01T00:00:00Z in microseconds: how Graph renders "never synced". The
-// store keeps lastSyncDateTime in this form on disk (VppToken::last_sync uses 0),
-// so filters and $orderby on it agree with what clients see.
-constexpr Timestamp kGraphMinTime = -62135596800LL * 1000000;
-
-constexpr std::int64_t kMaxPageSize = 100000;
-// A job's params are a request body (revokeLicenses); Graph bodies are far smaller.
-constexpr std::size_t kMaxJobParamsBytes = 1 << 20;
-constexpr std::size_t kMaxIdLength = 256;
 constexpr int kMaxReaderConnections = 64;
-
-Timestamp LastSyncToDisk(Timestamp t) { return t == 0 ? kGraphMinTime : t; }
-Timestamp LastSyncFromDisk(Timestamp t) { return t == kGraphMinTime ? 0 : t; }
-
-// The associated data a token's ciphertext is bound to: a sealed value copied to
-// another row (or tenant) fails to open instead of yielding someone else's token.
-std::string TokenAssociatedData(const std::string& tenant_id, const std::string& id) {
-  return "vpp_tokens.token:" + tenant_id + "/" + id;
-}
-
-// --- the columns of vpp_tokens, in the order every statement binds/reads them ---
-
-// Parameters ?1 = tenant_id, ?2 = id, then ?3... = these, in order.
-constexpr const char* kTokenDataColumns[] = {
-    "organization_name",
-    "account_type",
-    "apple_id",
-    "expiration",
-    "last_sync",
-    "token_sealed",
-    "last_modified",
-    "state",
-    "action_results",
-    "last_sync_status",
-    "automatically_update_apps",
-    "country_or_region",
-    "data_sharing_consent",
-    "display_name",
-    "location_name",
-    "claim_from_external_mdm",
-    "role_scope_tag_ids",
-    "delivery_protocol",
-    "last_app_count",
-    "apple_uid",
-    "apple_version_id",
-    "created",
-    "last_full_walk",
-    "last_sync_error",
-};
-enum TokenCol : int {  // result-column indexes of TokenSelectList(): id, then the data columns but token_sealed
-  kId,
-  kOrganizationName,
-  kAccountType,
-  kAppleId,
-  kExpiration,
-  kLastSync,
-  kLastModified,
-  kState,
-  kActionResults,
-  kLastSyncStatus,
-  kAutoUpdate,
-  kCountry,
-  kConsent,
-  kDisplayName,
-  kLocationName,
-  kClaim,
-  kRoleScopeTags,
-  kDeliveryProtocol,
-  kLastAppCount,
-  kAppleUid,
-  kAppleVersionId,
-  kCreated,
-  kLastFullWalk,
-  kLastSyncError,
-  kTokenColCount
-};
-// Every data column is selected except token_sealed, which only GetTokenSecret reads.
-static_assert(std::size(kTokenDataColumns) == kTokenColCount);
-
-// Reads never select token_sealed: a Graph read needs no AES-GCM open, and the
-// secret never enters memory where it is not needed.
-const std::string& TokenSelectList() {
-  static const std::string list = [] {
-    std::string s = "id";
-    for (const char* c : kTokenDataColumns) {
-      if (std::string_view(c) != "token_sealed") s += fmt::format(", {}", c);
-    }
-    return s;
-  }();
-  return list;
-}
 
 const std::string& TokenInsertSql() {
   static const std::string sql = [] {
@@ -169,85 +80,6 @@ const std::string& TokenUpdateSql() {
     return fmt::format("UPDATE vpp_tokens SET {} WHERE tenant_id = ?1 AND id = ?2", sets);
   }();
   return sql;
-}
-
-// --- JSON list columns ----------------------------------------------------------
-
-std::string ActionResultsToJson(const std::vector<TokenActionResult>& results) {
-  json::array array;
-  for (const TokenActionResult& r : results) {
-    array.push_back(json::object{
-        {"actionName", r.action_name},
-        {"actionState", r.action_state},
-        {"start", r.start},
-        {"lastUpdated", r.last_updated},
-        {"isRevokeResult", r.is_revoke_result},
-        {"failureReason", r.failure_reason},
-        {"failedLicenses", r.failed_licenses},
-        {"totalLicenses", r.total_licenses},
-    });
-  }
-  return json::serialize(array);
-}
-
-Error CorruptColumn(std::string_view column, const std::string& id) {
-  return Error::Internal(
-      fmt::format("store: column {} of vpp_token {} is not valid JSON of the expected shape", column, id));
-}
-
-Result<std::vector<TokenActionResult>> ActionResultsFromJson(const std::string& text, const std::string& id) {
-  boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
-  if (ec || !v.is_array()) return Fail(CorruptColumn("action_results", id));
-  std::vector<TokenActionResult> results;
-  for (const json::value& item : v.get_array()) {
-    const json::object* o = item.if_object();
-    if (o == nullptr) return Fail(CorruptColumn("action_results", id));
-    TokenActionResult r;
-    const json::string* name = nullptr;
-    const json::string* state = nullptr;
-    const json::string* reason = nullptr;
-    const json::value* start = o->if_contains("start");
-    const json::value* updated = o->if_contains("lastUpdated");
-    const json::value* revoke = o->if_contains("isRevokeResult");
-    const json::value* failed = o->if_contains("failedLicenses");
-    const json::value* total = o->if_contains("totalLicenses");
-    if (const json::value* x = o->if_contains("actionName")) name = x->if_string();
-    if (const json::value* x = o->if_contains("actionState")) state = x->if_string();
-    if (const json::value* x = o->if_contains("failureReason")) reason = x->if_string();
-    if (!name || !state || !reason || !start || !start->is_int64() || !updated || !updated->is_int64() || !revoke ||
-        !revoke->is_bool() || !failed || !failed->is_int64() || !total || !total->is_int64()) {
-      return Fail(CorruptColumn("action_results", id));
-    }
-    r.action_name = std::string(*name);
-    r.action_state = std::string(*state);
-    r.failure_reason = std::string(*reason);
-    r.start = start->get_int64();
-    r.last_updated = updated->get_int64();
-    r.is_revoke_result = revoke->get_bool();
-    r.failed_licenses = static_cast<std::int32_t>(failed->get_int64());
-    r.total_licenses = static_cast<std::int32_t>(total->get_int64());
-    results.push_back(std::move(r));
-  }
-  return results;
-}
-
-std::string StringsToJson(const std::vector<std::string>& strings) {
-  json::array array;
-  for (const std::string& s : strings) array.emplace_back(s);
-  return json::serialize(array);
-}
-
-Result<std::vector<std::string>> StringsFromJson(const std::string& text, const std::string& id) {
-  boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
-  if (ec || !v.is_array()) return Fail(CorruptColumn("role_scope_tag_ids", id));
-  std::vector<std::string> strings;
-  for (const json::value& item : v.get_array()) {
-    if (!item.is_string()) return Fail(CorruptColumn("role_scope_tag_ids", id));
-    strings.emplace_back(item.get_string());
-  }
-  return strings;
 }
 
 // --- rows -----------------------------------------------------------------------
@@ -326,46 +158,6 @@ Status BindToken(Stmt& stmt, const std::string& tenant_id, const VppToken& t,
   return s;
 }
 
-Error TokenNotFound(const std::string& id) { return Error::NotFound(fmt::format("vppToken '{}' not found", id), id); }
-Error TenantNotFound(const std::string& id) { return Error::NotFound(fmt::format("tenant '{}' not found", id), id); }
-Error AppNotFound(const std::string& id) { return Error::NotFound(fmt::format("mobileApp '{}' not found", id), id); }
-
-// --- mobile_apps -----------------------------------------------------------------
-
-// The columns of mobile_apps after tenant_id, in the order every statement binds
-// (?2...) and reads (0...) them.
-constexpr const char* kAppColumns[] = {
-    "id",
-    "token_id",
-    "platform",
-    "adam_id",
-    "pricing_param",
-    "product_type",
-    "display_name",
-    "bundle_id",
-    "publisher",
-    "total_licenses",
-    "used_licenses",
-    "device_assignable",
-    "revocable",
-    "app_store_url",
-    "token_organization_name",
-    "token_apple_id",
-    "token_display_name",
-    "token_account_type",
-    "created",
-    "last_modified",
-};
-
-const std::string& AppSelectList() {
-  static const std::string list = [] {
-    std::string s;
-    for (const char* c : kAppColumns) s += fmt::format("{}{}", s.empty() ? "" : ", ", c);
-    return s;
-  }();
-  return list;
-}
-
 const std::string& AppInsertSql() {
   static const std::string sql = [] {
     std::string values = "?1";
@@ -432,17 +224,6 @@ Status BindApp(Stmt& stmt, const std::string& tenant_id, const MobileApp& a) {
   return s;
 }
 
-// Whether a sync changed anything Graph shows of the app (its times aside).
-bool SameAppData(const MobileApp& a, const MobileApp& b) {
-  return a.token_id == b.token_id && a.platform == b.platform && a.adam_id == b.adam_id &&
-         a.pricing_param == b.pricing_param && a.product_type == b.product_type && a.display_name == b.display_name &&
-         a.bundle_id == b.bundle_id && a.publisher == b.publisher && a.total_licenses == b.total_licenses &&
-         a.used_licenses == b.used_licenses && a.device_assignable == b.device_assignable &&
-         a.revocable == b.revocable && a.app_store_url == b.app_store_url &&
-         a.token_organization_name == b.token_organization_name && a.token_apple_id == b.token_apple_id &&
-         a.token_display_name == b.token_display_name && a.token_account_type == b.token_account_type;
-}
-
 // --- sync_jobs ------------------------------------------------------------------
 
 constexpr const char* kJobSelectList =
@@ -462,15 +243,6 @@ SyncJob ReadJob(const Stmt& row) {
   j.lease_expires = row.Int(10);
   return j;
 }
-
-Error LeaseLost(const SyncJob& job, std::string_view why) {
-  return Error::FailedPrecondition(
-      fmt::format("sync job {} is no longer leased to worker '{}': {}", job.id, job.lease_owner, why));
-}
-
-// Most rows one StageAssignments call or one ForEachAssignment batch may carry: a
-// page of Apple's is 1,000; this bounds a transaction's size and memory.
-constexpr std::size_t kMaxBatchRows = 100000;
 
 // Rows per multi-row INSERT when staging (4 parameters each, plus the generation).
 constexpr std::size_t kInsertRowsPerStatement = 64;
@@ -1183,16 +955,7 @@ class SqliteStore final : public Store {
   // --- snapshots ---
 
   Status StageAssignments(const SyncJob& job, const std::vector<LicenseAssignment>& rows) override {
-    if (rows.size() > kMaxBatchRows) {
-      return Fail(Error::InvalidArgument(fmt::format("store: at most {} rows may be staged at once", kMaxBatchRows)));
-    }
-    for (const LicenseAssignment& r : rows) {
-      if (r.adam_id.empty() || r.client_user_id.empty() == r.serial_number.empty()) {
-        return Fail(Error::InvalidArgument(fmt::format(
-            "store: an assignment needs an adamId and exactly one of clientUserId and serialNumber (adamId '{}')",
-            r.adam_id)));
-      }
-    }
+    if (Status s = CheckStagedRows(rows); !s) return s;
     // Sorted in primary-key order before the write lock is taken: consecutive
     // inserts then land next to each other in the B-tree (mostly appends to the
     // same leaf) instead of touching a random page each.
@@ -1559,14 +1322,6 @@ class SqliteStore final : public Store {
     }
   }
 
-  static Status CheckPaging(std::int64_t skip, std::int64_t limit) {
-    if (skip < 0) return Fail(Error::InvalidArgument("$skip must not be negative", "$skip"));
-    if (limit < 0 || limit > kMaxPageSize) {
-      return Fail(Error::InvalidArgument(fmt::format("$top must be between 0 and {}", kMaxPageSize), "$top"));
-    }
-    return {};
-  }
-
   // `tenant_id = ? [AND <filter>]` over mobile_apps.
   static Result<std::string> AppWhere(const std::string& tenant_id, const std::optional<Expr>& filter,
                                       SqlBuilder& builder) {
@@ -1693,22 +1448,7 @@ class SqliteStore final : public Store {
       if (!*row) break;
       stored[{counts->Text(0), counts->Text(1)}] = counts->Int(2);
     }
-    std::string differences;
-    int mismatches = 0;
-    std::set<std::pair<std::string, std::string>> checked;  // an asset on two platforms is one asset
-    for (const MobileApp& app : apps) {
-      if (!checked.emplace(app.adam_id, app.pricing_param).second) continue;
-      auto it = stored.find({app.adam_id, app.pricing_param});
-      std::int64_t have = it == stored.end() ? 0 : it->second;
-      if (have == app.used_licenses) continue;
-      if (++mismatches <= 5) {
-        differences += fmt::format("{}adamId {} ({}): {} stored, Apple counts {}", differences.empty() ? "" : "; ",
-                                   app.adam_id, app.pricing_param, have, app.used_licenses);
-      }
-    }
-    if (mismatches == 0) return {};
-    return Fail(Error::FailedPrecondition(
-        fmt::format("delta inconsistent: {} app(s) differ after merging: {}", mismatches, differences)));
+    return CheckDeltaCounts(stored, apps);
   }
 
   // Binds ?1, ?2, ... in order. Strings by view, bools as 0/1, integers as int64.

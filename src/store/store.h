@@ -1,7 +1,7 @@
 // Store: every durable fact vppd keeps, behind one interface.
 //
-// SQLite (embedded, default) implements it here; PostgreSQL (several instances)
-// implements the same interface later without changing callers. Every operation
+// SQLite (embedded, default) and PostgreSQL (several instances on one database)
+// implement it with the same semantics; callers do not know which. Every operation
 // on tenant data takes the tenant id and scopes its SQL by it, so no caller can
 // forget tenant isolation: an id of another tenant is simply NotFound.
 //
@@ -89,15 +89,15 @@ struct VppToken {
 // A VPP app as Graph shows it under /deviceAppManagement/mobileApps: one per Apple
 // asset (adamId, pricingParam) and platform (an asset on iOS and macOS gives two).
 struct MobileApp {
-  std::string id;        // Stable across syncs: sync::MobileAppId(token, adamId, pricingParam, platform).
+  std::string id;  // Stable across syncs: sync::MobileAppId(token, adamId, pricingParam, platform).
   std::string token_id;
   std::string platform;  // "iOS" → #microsoft.graph.iosVppApp, "macOS" → #microsoft.graph.macOsVppApp
   std::string adam_id;
-  std::string pricing_param;  // STDQ | PLUS
-  std::string product_type;   // App (books are not mobileApps)
-  std::string display_name;   // From Apple's metadata lookup; "App <adamId>" when unknown.
-  std::string bundle_id;      // From the metadata lookup; empty when unknown.
-  std::string publisher;      // May be empty.
+  std::string pricing_param;        // STDQ | PLUS
+  std::string product_type;         // App (books are not mobileApps)
+  std::string display_name;         // From Apple's metadata lookup; "App <adamId>" when unknown.
+  std::string bundle_id;            // From the metadata lookup; empty when unknown.
+  std::string publisher;            // May be empty.
   std::int64_t total_licenses = 0;  // Apple totalCount (unlimited: 2147483647).
   std::int64_t used_licenses = 0;   // Apple assignedCount.
   bool device_assignable = false;
@@ -121,7 +121,7 @@ struct LicenseAssignment {
 
 // A durable unit of background work on one token.
 struct SyncJob {
-  std::string id;            // GUID
+  std::string id;  // GUID
   std::string tenant_id;
   std::string token_id;
   std::string kind;          // "syncLicenses" | "syncLicenseCounts" | "revokeLicenses"
@@ -191,6 +191,29 @@ struct SqliteOptions {
   bool collect_garbage = true;
 };
 
+// A PostgreSQL database shared by one or more vppd instances (see pg_store.cc).
+struct PostgresOptions {
+  // libpq's connection URL (postgresql://user@host:port/db?...) or key=value string.
+  // Tables live in the connection's current schema (search_path).
+  std::string url;
+  std::shared_ptr<const SecretBox> secrets;
+  // Most connections this instance opens at once (requests and syncs share them).
+  int max_connections = 8;
+  // How long a call waits for a free connection, or for a row lock another
+  // transaction holds, before it fails with Unavailable, in milliseconds.
+  int pool_wait_ms = 5000;
+  // How long opening a connection may take before it fails with Unavailable
+  // (libpq counts whole seconds, at least 2).
+  int connect_timeout_ms = 5000;
+  // Longest one statement may run before the server cancels it and the call
+  // fails with DeadlineExceeded, in milliseconds.
+  int statement_timeout_ms = 10000;
+  // As SqliteOptions.
+  const Clock* clock = nullptr;
+  std::int64_t max_tokens_per_tenant = kMaxTokensPerTenant;
+  bool collect_garbage = true;
+};
+
 // Errors every method may return besides those listed: Unavailable when the store
 // stays busy past busy_timeout_ms or the disk fails (retry later), DeadlineExceeded
 // when a statement runs past statement_timeout_ms, Internal on a corrupt file or a
@@ -202,6 +225,13 @@ class Store {
   // application's SQLite database; InvalidArgument when `secrets` is null;
   // Unavailable when the file cannot be opened.
   static Result<std::unique_ptr<Store>> OpenSqlite(const SqliteOptions& options);
+  // Connects and migrates (once, under an advisory lock, however many instances
+  // start together). FailedPrecondition when the schema is newer than this binary
+  // knows or holds another application's tables; InvalidArgument for bad options;
+  // Unavailable when the server cannot be reached. Several Stores (processes) may
+  // share one database: jobs are claimed with row locks and leases, so each runs
+  // once and a token has one running job at a time across all of them.
+  static Result<std::unique_ptr<Store>> OpenPostgres(const PostgresOptions& options);
   virtual ~Store() = default;
 
   // --- tenants -------------------------------------------------------------
@@ -321,8 +351,7 @@ class Store {
                                      const std::function<Status(VppToken&)>& mutate) = 0;
   // (tenant id, token id) of tokens with state 'valid', whose last_sync is before
   // `before` and that have no job, oldest last_sync first, at most `limit`.
-  virtual Result<std::vector<std::pair<std::string, std::string>>> TokensDueForSync(Timestamp before,
-                                                                                    int limit) = 0;
+  virtual Result<std::vector<std::pair<std::string, std::string>>> TokensDueForSync(Timestamp before, int limit) = 0;
 };
 
 }  // namespace vppd::store

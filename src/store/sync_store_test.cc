@@ -17,9 +17,10 @@
 #include <sqlite3.h>
 
 #include "base/testing.h"
-#include "store/raw_db_testing.h"
 #include "store/migrations.h"
+#include "store/raw_db_testing.h"
 #include "store/store.h"
+#include "store/store_testing.h"
 
 namespace vppd::store {
 namespace {
@@ -38,6 +39,8 @@ class TempDir : public testing::TempDir {
   TempDir() : testing::TempDir("vppd-sync-store") {}
 };
 
+using testing::Backend;
+using testing::Raw;
 using testing::RawDb;
 
 LicenseAssignment User(const std::string& adam, const std::string& user) { return {adam, "STDQ", user, ""}; }
@@ -64,13 +67,17 @@ MobileApp App(const std::string& token_id, const std::string& adam, const std::s
 
 Status NoChange(VppToken&) { return {}; }
 
-class SyncStoreTest : public ::testing::Test {
+// Every test runs on both stores (SQLite, and PostgreSQL when
+// VPPD_TEST_DATABASE_URL is set), each on a fresh database.
+class SyncStoreTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
-    options_.path = dir_.File("vppd.db");
+    VPPD_SKIP_WITHOUT_POSTGRES(GetParam());
+    db_.emplace(GetParam(), dir_.path());
+    options_.path = db_->path();
     options_.secrets = std::make_shared<SecretBox>(SecretBox::FromKey(std::string(32, 'k')));
     options_.clock = &clock_;
-    Result<std::unique_ptr<Store>> opened = Store::OpenSqlite(options_);
+    Result<std::unique_ptr<Store>> opened = db_->Open(options_);
     ASSERT_TRUE(opened) << opened.error().message;
     store_ = std::move(*opened);
     ASSERT_TRUE(store_->PutTenant({kTenantA, "A", true, 0}));
@@ -140,25 +147,25 @@ class SyncStoreTest : public ::testing::Test {
 
   // Rows staged by running walks (invisible to readers until FinishJob).
   std::int64_t Staged() {
-    return RawDb(options_.path)
-        .Int(
-            "SELECT count(*) FROM license_assignments WHERE generation IN "
-            "(SELECT generation FROM assignment_generations WHERE state = 'staging')");
+    return db_->raw().Int(
+        "SELECT count(*) FROM license_assignments WHERE generation IN "
+        "(SELECT generation FROM assignment_generations WHERE state = 'staging')");
   }
   // Every row in the table, whatever its generation.
-  std::int64_t RawRows() { return RawDb(options_.path).Int("SELECT count(*) FROM license_assignments"); }
+  std::int64_t RawRows() { return RawConn().Int("SELECT count(*) FROM license_assignments"); }
   std::int64_t Generations(const std::string& state) {
-    return RawDb(options_.path).Int("SELECT count(*) FROM assignment_generations WHERE state = '" + state + "'");
+    return RawConn().Int("SELECT count(*) FROM assignment_generations WHERE state = '" + state + "'");
   }
   // assignment_counts agrees with the rows of every set that is not garbage.
   bool CountsMatch() {
-    RawDb raw(options_.path);
+    Raw raw = RawConn();
     std::int64_t differ = raw.Int(
         "SELECT count(*) FROM (SELECT generation, adam_id, pricing_param, count(*) AS n FROM license_assignments "
         "WHERE generation IN (SELECT generation FROM assignment_generations WHERE state <> 'garbage') "
         "GROUP BY 1, 2, 3) r FULL OUTER JOIN (SELECT * FROM assignment_counts WHERE generation IN "
         "(SELECT generation FROM assignment_generations WHERE state <> 'garbage')) k "
-        "USING (generation, adam_id, pricing_param) WHERE r.n IS NOT k.rows");
+        "USING (generation, adam_id, pricing_param) WHERE r.n " +
+        std::string(pg() ? "IS DISTINCT FROM" : "IS NOT") + " k.rows");
     EXPECT_EQ(differ, 0) << "assignment_counts differs from the rows";
     return differ == 0;
   }
@@ -173,20 +180,34 @@ class SyncStoreTest : public ::testing::Test {
   }
   void Reopen() {
     store_.reset();
-    Result<std::unique_ptr<Store>> opened = Store::OpenSqlite(options_);
+    Result<std::unique_ptr<Store>> opened = db_->Open(options_);
     ASSERT_TRUE(opened) << opened.error().message;
     store_ = std::move(*opened);
   }
 
+  bool pg() const { return db_->pg(); }
+  // Raw SQL on the store's database (options_.path: some SQLite tests open another file).
+  Raw RawConn() const {
+    if (pg()) return db_->raw();
+    return Raw(std::make_unique<testing::SqliteRaw>(options_.path));
+  }
+
   TempDir dir_;
+  std::optional<testing::TestDb> db_;  // before store_: the store closes first
   FakeClock clock_{kT0};
   SqliteOptions options_;
   std::unique_ptr<Store> store_;
 };
+INSTANTIATE_TEST_SUITE_P(Store, SyncStoreTest, ::testing::Values(Backend::kSqlite, Backend::kPostgres),
+                         testing::BackendName);
+
+// Tests of SQLite's file: migrations of old files, the WAL.
+class SqliteSyncFileTest : public SyncStoreTest {};
+INSTANTIATE_TEST_SUITE_P(Store, SqliteSyncFileTest, ::testing::Values(Backend::kSqlite), testing::BackendName);
 
 // --- schema -------------------------------------------------------------------------
 
-TEST_F(SyncStoreTest, MigratesAVersion1FileKeepingItsTokens) {
+TEST_P(SqliteSyncFileTest, MigratesAVersion1FileKeepingItsTokens) {
   store_.reset();
   std::string path = dir_.File("v1.db");
   {
@@ -224,9 +245,9 @@ TEST_F(SyncStoreTest, MigratesAVersion1FileKeepingItsTokens) {
 
 // --- the secret contract ---------------------------------------------------------------
 
-TEST_F(SyncStoreTest, SecretIsOnlyReadThroughGetTokenSecretAndKeptUnlessRenewed) {
+TEST_P(SyncStoreTest, SecretIsOnlyReadThroughGetTokenSecretAndKeptUnlessRenewed) {
   VppToken t = Token(kTenantA);
-  RawDb raw(options_.path);
+  Raw raw = db_->raw();
   auto sealed = [&] { return raw.Int("SELECT length(token_sealed) FROM vpp_tokens"); };
   EXPECT_TRUE(store_->GetToken(kTenantA, t.id)->token.empty());
   EXPECT_TRUE(store_->ListTokens(kTenantA, {})->items[0].token.empty());
@@ -261,7 +282,7 @@ TEST_F(SyncStoreTest, SecretIsOnlyReadThroughGetTokenSecretAndKeptUnlessRenewed)
 
 // --- jobs: enqueue ---------------------------------------------------------------------
 
-TEST_F(SyncStoreTest, EnqueueCoalescesPerTokenAndKind) {
+TEST_P(SyncStoreTest, EnqueueCoalescesPerTokenAndKind) {
   VppToken t = Token(kTenantA);
   clock_.Advance(10s);
   EXPECT_TRUE(Enqueue(kTenantA, t.id));
@@ -289,7 +310,7 @@ TEST_F(SyncStoreTest, EnqueueCoalescesPerTokenAndKind) {
   EXPECT_TRUE(Enqueue(kTenantA, t.id, running.kind));
 }
 
-TEST_F(SyncStoreTest, EnqueueFailuresWriteNothing) {
+TEST_P(SyncStoreTest, EnqueueFailuresWriteNothing) {
   VppToken t = Token(kTenantA);
   EXPECT_EQ(store_->EnqueueJob(kTenantA, "missing", {}, NoChange).error().code, Code::kNotFound);
   EXPECT_EQ(store_->EnqueueJob(kTenantB, t.id, {}, NoChange).error().code, Code::kNotFound);  // A's token from B
@@ -312,7 +333,7 @@ TEST_F(SyncStoreTest, EnqueueFailuresWriteNothing) {
 
 // --- jobs: claims and leases --------------------------------------------------------------
 
-TEST_F(SyncStoreTest, ClaimTakesTheOldestDueJob) {
+TEST_P(SyncStoreTest, ClaimTakesTheOldestDueJob) {
   VppToken a = Token(kTenantA, "a"), b = Token(kTenantB, "b"), c = Token(kTenantA, "c");
   EXPECT_FALSE(TryClaim("w"));                                   // empty queue
   Enqueue(kTenantA, c.id, "syncLicenses", kT0 + 100 * kSecond);  // oldest, but scheduled later
@@ -339,7 +360,7 @@ TEST_F(SyncStoreTest, ClaimTakesTheOldestDueJob) {
   EXPECT_EQ(store_->ClaimJob("w", clock_.Now(), 0ms).error().code, Code::kInvalidArgument);
 }
 
-TEST_F(SyncStoreTest, OneRunningJobPerToken) {
+TEST_P(SyncStoreTest, OneRunningJobPerToken) {
   VppToken t = Token(kTenantA), other = Token(kTenantA, "other");
   Enqueue(kTenantA, t.id, "syncLicenses");
   clock_.Advance(1s);
@@ -357,7 +378,7 @@ TEST_F(SyncStoreTest, OneRunningJobPerToken) {
   EXPECT_EQ(revoke.token_id, t.id);
 }
 
-TEST_F(SyncStoreTest, ExpiredLeaseIsReclaimedAndTheFirstWorkerIsFencedOff) {
+TEST_P(SyncStoreTest, ExpiredLeaseIsReclaimedAndTheFirstWorkerIsFencedOff) {
   VppToken t = Token(kTenantA);
   Enqueue(kTenantA, t.id);
   SyncJob first = Claim("w1", 10s);
@@ -412,7 +433,7 @@ TEST_F(SyncStoreTest, ExpiredLeaseIsReclaimedAndTheFirstWorkerIsFencedOff) {
   EXPECT_EQ(store_->FinishJob(second, std::nullopt, NoChange).error().code, Code::kFailedPrecondition);
 }
 
-TEST_F(SyncStoreTest, ReleaseHandsTheJobBackForLater) {
+TEST_P(SyncStoreTest, ReleaseHandsTheJobBackForLater) {
   VppToken t = Token(kTenantA);
   Enqueue(kTenantA, t.id);
   SyncJob job = Claim("w1");
@@ -429,7 +450,7 @@ TEST_F(SyncStoreTest, ReleaseHandsTheJobBackForLater) {
   EXPECT_EQ(again.not_before, kT0 + 30 * kSecond);
 }
 
-TEST_F(SyncStoreTest, ConcurrentClaimsNeverShareAJob) {
+TEST_P(SyncStoreTest, ConcurrentClaimsNeverShareAJob) {
   constexpr int kTokens = 40;
   for (int i = 0; i < kTokens; ++i) Enqueue(kTenantA, Token(kTenantA, "loc" + std::to_string(i)).id);
   std::atomic<int> claimed{0}, failures{0};
@@ -458,7 +479,7 @@ TEST_F(SyncStoreTest, ConcurrentClaimsNeverShareAJob) {
 
 // --- snapshots ----------------------------------------------------------------------------
 
-TEST_F(SyncStoreTest, ReplaceMakesTheStagedRowsTheWholeSet) {
+TEST_P(SyncStoreTest, ReplaceMakesTheStagedRowsTheWholeSet) {
   VppToken t = Token(kTenantA);
   Enqueue(kTenantA, t.id);
   SyncJob job = Claim("w");
@@ -496,7 +517,7 @@ TEST_F(SyncStoreTest, ReplaceMakesTheStagedRowsTheWholeSet) {
   EXPECT_TRUE(CountsMatch());
 }
 
-TEST_F(SyncStoreTest, AppsKeepCreatedAcrossSyncsAndLastModifiedUntilTheyChange) {
+TEST_P(SyncStoreTest, AppsKeepCreatedAcrossSyncsAndLastModifiedUntilTheyChange) {
   VppToken t = Token(kTenantA);
   MobileApp app = App(t.id, "1", "iOS", 1);
   app.created = app.last_modified = 0;  // the store stamps
@@ -526,7 +547,7 @@ TEST_F(SyncStoreTest, AppsKeepCreatedAcrossSyncsAndLastModifiedUntilTheyChange) 
   EXPECT_EQ(got->used_licenses, 2);
 }
 
-TEST_F(SyncStoreTest, MergeAddsStagedRowsAndChecksTheCounts) {
+TEST_P(SyncStoreTest, MergeAddsStagedRowsAndChecksTheCounts) {
   VppToken t = Token(kTenantA);
   ASSERT_TRUE(FullSync(kTenantA, t.id, {App(t.id, "1", "iOS", 2), App(t.id, "2", "iOS", 0)},
                        {User("1", "u1"), User("1", "u2")}));
@@ -574,7 +595,7 @@ TEST_F(SyncStoreTest, MergeAddsStagedRowsAndChecksTheCounts) {
   EXPECT_EQ(All(kTenantA, t.id).size(), 2u);
 }
 
-TEST_F(SyncStoreTest, KeepLeavesAssignmentsAndReplacesApps) {
+TEST_P(SyncStoreTest, KeepLeavesAssignmentsAndReplacesApps) {
   VppToken t = Token(kTenantA);
   ASSERT_TRUE(FullSync(kTenantA, t.id, {App(t.id, "1", "iOS", 1)}, {User("1", "u1")}));
   Result<VppToken> counts = FullSync(kTenantA, t.id, {App(t.id, "1", "iOS", 7)}, {User("1", "ignored")}, Mode::kKeep);
@@ -584,7 +605,7 @@ TEST_F(SyncStoreTest, KeepLeavesAssignmentsAndReplacesApps) {
   EXPECT_EQ(Staged(), 0) << "the job's staging goes with it";
 }
 
-TEST_F(SyncStoreTest, StageValidatesRows) {
+TEST_P(SyncStoreTest, StageValidatesRows) {
   VppToken t = Token(kTenantA);
   Enqueue(kTenantA, t.id);
   SyncJob job = Claim("w");
@@ -596,7 +617,7 @@ TEST_F(SyncStoreTest, StageValidatesRows) {
   EXPECT_EQ(Staged(), 0);
 }
 
-TEST_F(SyncStoreTest, TokenDeletedDuringAJob) {
+TEST_P(SyncStoreTest, TokenDeletedDuringAJob) {
   VppToken t = Token(kTenantA), kept = Token(kTenantA, "kept");
   ASSERT_TRUE(FullSync(kTenantA, kept.id, {App(kept.id, "1", "iOS", 1)}, {User("1", "u1")}));
   ASSERT_TRUE(FullSync(kTenantA, t.id, {App(t.id, "1", "iOS", 1)}, {User("1", "u1")}));
@@ -611,7 +632,7 @@ TEST_F(SyncStoreTest, TokenDeletedDuringAJob) {
   Result<VppToken> done = store_->FinishJob(job, snap, NoChange);
   ASSERT_FALSE(done);
   EXPECT_EQ(done.error().code, Code::kNotFound);
-  RawDb raw(options_.path);
+  Raw raw = db_->raw();
   EXPECT_EQ(raw.Int("SELECT count(*) FROM sync_jobs"), 0);
   EXPECT_EQ(Staged(), 0);
   EXPECT_EQ(raw.Int("SELECT count(*) FROM mobile_apps WHERE token_id = '" + t.id + "'"), 0);
@@ -623,14 +644,14 @@ TEST_F(SyncStoreTest, TokenDeletedDuringAJob) {
             Code::kNotFound);
 }
 
-TEST_F(SyncStoreTest, RemoveTenantCascadesToEverySyncTable) {
+TEST_P(SyncStoreTest, RemoveTenantCascadesToEverySyncTable) {
   VppToken a = Token(kTenantA), b = Token(kTenantB);
   ASSERT_TRUE(FullSync(kTenantA, a.id, {App(a.id, "1", "iOS", 1)}, {User("1", "u1")}));
   ASSERT_TRUE(FullSync(kTenantB, b.id, {App(b.id, "1", "iOS", 1)}, {User("1", "u1")}));
   Enqueue(kTenantA, a.id);
   ASSERT_TRUE(store_->StageAssignments(Claim("w"), {User("1", "u5")}));
   ASSERT_TRUE(store_->RemoveTenant(kTenantA));
-  RawDb raw(options_.path);
+  Raw raw = db_->raw();
   EXPECT_EQ(raw.Int("SELECT count(*) FROM sync_jobs"), 0);
   EXPECT_EQ(Staged(), 0);
   EXPECT_EQ(raw.Int("SELECT count(*) FROM mobile_apps"), 1);
@@ -642,7 +663,7 @@ TEST_F(SyncStoreTest, RemoveTenantCascadesToEverySyncTable) {
 
 // --- generations and the collector ---------------------------------------------------------
 
-TEST_F(SyncStoreTest, AFullSyncRepointsAndTheReplacedSetIsCollected) {
+TEST_P(SyncStoreTest, AFullSyncRepointsAndTheReplacedSetIsCollected) {
   VppToken t = Token(kTenantA), other = Token(kTenantA, "other");
   ASSERT_TRUE(FullSync(kTenantA, other.id, {App(other.id, "1", "iOS", 1)}, {User("1", "o1")}));
   std::vector<LicenseAssignment> first;
@@ -671,7 +692,7 @@ TEST_F(SyncStoreTest, AFullSyncRepointsAndTheReplacedSetIsCollected) {
   EXPECT_EQ(All(kTenantA, t.id), (std::vector<LicenseAssignment>{User("1", "m1")}));
 }
 
-TEST_F(SyncStoreTest, AbandonedStagingIsCollected) {
+TEST_P(SyncStoreTest, AbandonedStagingIsCollected) {
   VppToken t = Token(kTenantA);
   ASSERT_TRUE(FullSync(kTenantA, t.id, {App(t.id, "1", "iOS", 1)}, {User("1", "kept")}));
   ASSERT_TRUE(WaitCollected());
@@ -703,7 +724,7 @@ TEST_F(SyncStoreTest, AbandonedStagingIsCollected) {
   EXPECT_EQ(All(kTenantA, t.id), (std::vector<LicenseAssignment>{User("1", "kept")}));
 }
 
-TEST_F(SyncStoreTest, ACrashedStagingRunIsCollectedAfterReopen) {
+TEST_P(SyncStoreTest, ACrashedStagingRunIsCollectedAfterReopen) {
   VppToken t = Token(kTenantA);
   ASSERT_TRUE(FullSync(kTenantA, t.id, {App(t.id, "1", "iOS", 1)}, {User("1", "kept")}));
   Enqueue(kTenantA, t.id);
@@ -714,7 +735,7 @@ TEST_F(SyncStoreTest, ACrashedStagingRunIsCollectedAfterReopen) {
   // staging set whose job row is gone.
   store_.reset();
   {
-    RawDb raw(options_.path);
+    Raw raw = db_->raw();
     raw.Exec(
         "INSERT INTO license_assignments VALUES (900, '1', 'STDQ', '', 'orphan1'), (900, '1', 'STDQ', '', "
         "'orphan2')");
@@ -736,10 +757,10 @@ TEST_F(SyncStoreTest, ACrashedStagingRunIsCollectedAfterReopen) {
   EXPECT_EQ(Staged(), 0);
   // A new generation never reuses a number the collector has seen.
   ASSERT_TRUE(store_->StageAssignments(again, {User("1", "n")}));
-  EXPECT_GT(RawDb(options_.path).Int("SELECT max(generation) FROM assignment_generations"), 901);
+  EXPECT_GT(db_->raw().Int("SELECT max(generation) FROM assignment_generations"), 901);
 }
 
-TEST_F(SyncStoreTest, ReadersSeeOnlyTheCurrentSet) {
+TEST_P(SyncStoreTest, ReadersSeeOnlyTheCurrentSet) {
   options_.collect_garbage = false;  // the garbage stays, so reads must skip it
   Reopen();
   VppToken t = Token(kTenantA);
@@ -773,7 +794,7 @@ TEST_F(SyncStoreTest, ReadersSeeOnlyTheCurrentSet) {
   EXPECT_EQ(Generations("staging"), 0);
 }
 
-TEST_F(SyncStoreTest, ReadersNeverSeeHalfASnapshotWhileSyncsAndTheCollectorRun) {
+TEST_P(SyncStoreTest, ReadersNeverSeeHalfASnapshotWhileSyncsAndTheCollectorRun) {
   VppToken t = Token(kTenantA);
   MobileApp app = App(t.id, "1", "iOS", 0);
   // Sets alternate between 3,000 and 7,000 rows; a reader must see one or the other.
@@ -813,7 +834,7 @@ TEST_F(SyncStoreTest, ReadersNeverSeeHalfASnapshotWhileSyncsAndTheCollectorRun) 
   EXPECT_EQ(RawRows(), 3000);
 }
 
-TEST_F(SyncStoreTest, MigratesAVersion2FileKeepingAssignments) {
+TEST_P(SqliteSyncFileTest, MigratesAVersion2FileKeepingAssignments) {
   store_.reset();
   std::string path = dir_.File("v2.db");
   {
@@ -862,7 +883,7 @@ TEST_F(SyncStoreTest, MigratesAVersion2FileKeepingAssignments) {
 
 // The writer does not checkpoint (its commits would pay for it); the store's
 // checkpointer thread must, or the WAL would grow without bound.
-TEST_F(SyncStoreTest, TheWalStaysBoundedWithoutTheWriterCheckpointing) {
+TEST_P(SqliteSyncFileTest, TheWalStaysBoundedWithoutTheWriterCheckpointing) {
   VppToken t = Token(kTenantA);
   Enqueue(kTenantA, t.id);
   SyncJob job = Claim("w", 600s);
@@ -890,7 +911,7 @@ TEST_F(SyncStoreTest, TheWalStaysBoundedWithoutTheWriterCheckpointing) {
 
 // --- reads ------------------------------------------------------------------------------
 
-TEST_F(SyncStoreTest, ListAppsFiltersOrdersAndPages) {
+TEST_P(SyncStoreTest, ListAppsFiltersOrdersAndPages) {
   VppToken t = Token(kTenantA);
   std::vector<MobileApp> apps = {App(t.id, "1", "iOS", 5), App(t.id, "1", "macOS", 5), App(t.id, "2", "iOS", 0),
                                  App(t.id, "3", "macOS", 9)};
@@ -942,7 +963,7 @@ TEST_F(SyncStoreTest, ListAppsFiltersOrdersAndPages) {
   EXPECT_EQ(store_->ListApps(kTenantA, q).error().code, Code::kInvalidArgument);
 }
 
-TEST_F(SyncStoreTest, ListAppAssignmentsPagesOneApp) {
+TEST_P(SyncStoreTest, ListAppAssignmentsPagesOneApp) {
   VppToken t = Token(kTenantA);
   MobileApp app1 = App(t.id, "1", "iOS", 4);
   ASSERT_TRUE(FullSync(kTenantA, t.id, {app1, App(t.id, "2", "iOS", 1)},
@@ -960,7 +981,7 @@ TEST_F(SyncStoreTest, ListAppAssignmentsPagesOneApp) {
   EXPECT_EQ(store_->ListAppAssignments(kTenantA, app1.id, 0, 100001).error().code, Code::kInvalidArgument);
 }
 
-TEST_F(SyncStoreTest, ForEachAssignmentWalksInBoundedBatches) {
+TEST_P(SyncStoreTest, ForEachAssignmentWalksInBoundedBatches) {
   VppToken t = Token(kTenantA);
   std::vector<LicenseAssignment> rows;
   for (int i = 0; i < 2500; ++i) rows.push_back(User(std::to_string(1 + i % 3), fmt::format("user-{:05}", i)));
@@ -1007,7 +1028,7 @@ TEST_F(SyncStoreTest, ForEachAssignmentWalksInBoundedBatches) {
   EXPECT_EQ(calls, 0);
 }
 
-TEST_F(SyncStoreTest, FindAppsByBundleIdFallsBackToAdamId) {
+TEST_P(SyncStoreTest, FindAppsByBundleIdFallsBackToAdamId) {
   VppToken t1 = Token(kTenantA, "l1"), t2 = Token(kTenantA, "l2");
   MobileApp unnamed = App(t2.id, "555", "iOS", 0);
   unnamed.bundle_id = "";
@@ -1028,7 +1049,7 @@ TEST_F(SyncStoreTest, FindAppsByBundleIdFallsBackToAdamId) {
   EXPECT_TRUE(store_->FindAppsByBundleId(kTenantA, "")->empty()) << "'' is 'unknown', not a bundle id";
 }
 
-TEST_F(SyncStoreTest, FindTokensByAppleUid) {
+TEST_P(SyncStoreTest, FindTokensByAppleUid) {
   VppToken first = Token(kTenantA, "same"), second = Token(kTenantA, "same");
   Token(kTenantA, "different");
   Token(kTenantB, "same");
@@ -1041,7 +1062,7 @@ TEST_F(SyncStoreTest, FindTokensByAppleUid) {
   EXPECT_TRUE(store_->FindTokensByAppleUid(kTenantA, "nowhere", "")->empty());
 }
 
-TEST_F(SyncStoreTest, TokensDueForSync) {
+TEST_P(SyncStoreTest, TokensDueForSync) {
   VppToken never = Token(kTenantA, "never");
   VppToken old = Token(kTenantB, "old");
   VppToken recent = Token(kTenantA, "recent");
@@ -1068,7 +1089,7 @@ TEST_F(SyncStoreTest, TokensDueForSync) {
   EXPECT_EQ(store_->TokensDueForSync(kT0, -1).error().code, Code::kInvalidArgument);
 }
 
-TEST_F(SyncStoreTest, NewReadsAreTenantScoped) {
+TEST_P(SyncStoreTest, NewReadsAreTenantScoped) {
   VppToken a = Token(kTenantA);
   MobileApp app = App(a.id, "1", "iOS", 1);
   ASSERT_TRUE(FullSync(kTenantA, a.id, {app}, {User("1", "u1")}));
@@ -1089,7 +1110,7 @@ TEST_F(SyncStoreTest, NewReadsAreTenantScoped) {
 
 // A timing of the critical path, at a tenth of the bench's size so the unit suite
 // stays quick (store_sync_bench runs the full 1,000,000).
-TEST_F(SyncStoreTest, MeasureStageAndFinish100k) {
+TEST_P(SyncStoreTest, MeasureStageAndFinish100k) {
   VppToken t = Token(kTenantA);
   Enqueue(kTenantA, t.id);
   SyncJob job = Claim("w", 600s);

@@ -1,0 +1,1368 @@
+// The PostgreSQL implementation of store::Store, for one or more vppd instances
+// sharing one database. Its semantics are the SQLite store's (sqlite_store.cc);
+// what differs is how they are kept when several processes write at once.
+//
+// Transactions: every method is one transaction on a pooled connection. Writes
+// run at READ COMMITTED and take the row locks their read-modify-write needs
+// (the token FOR UPDATE, the tenant row when counting its tokens, the job row
+// when checking a lease), so no update is lost and no check goes stale; a
+// transaction that loses a race anyway (serialization failure 40001, deadlock
+// 40P01) is retried from the start, up to kMaxAttempts times, so a `mutate`
+// callback may run more than once (each time on freshly read data). Reads of
+// several statements run at REPEATABLE READ READ ONLY (one snapshot); a read of
+// one statement runs alone (a statement always sees one snapshot).
+//
+// Lock order, to keep deadlocks (retried, but slow) rare: tenant, token, job.
+// DeleteToken and RemoveTenant delete first and retire assignment sets after,
+// so a walk staging concurrently either finished (its new set is retired too)
+// or finds its job gone.
+//
+// Jobs across instances: ClaimJob picks with FOR UPDATE SKIP LOCKED, so
+// concurrent claimers never wait for nor take the same row, then takes a
+// transaction-scoped advisory lock on the job's token and looks again for a
+// live lease on another job of that token: two instances can never both start a
+// job of one token. EnqueueJob locks the token row before it looks for a queued
+// job, so coalescing is race-free and the unique index (one job per token and
+// kind) is never hit.
+//
+// Assignment sets (generations), staging and the collector work as in the
+// SQLite store; the collector of each instance picks garbage sets with SKIP
+// LOCKED, so several collectors share the work instead of colliding.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <tuple>
+#include <unordered_map>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "store/filter_sql.h"
+#include "store/pg_db.h"
+#include "store/pg_migrations.h"
+#include "store/store.h"
+#include "store/store_common.h"
+
+namespace vppd::store {
+namespace {
+
+using pg::Connection;
+using pg::Params;
+using pg::Rows;
+
+constexpr int kMaxConnections = 256;
+// A transaction that lost a race (40001, 40P01) is tried this many times in all.
+constexpr int kMaxAttempts = 6;
+// Rows per staging transaction (one INSERT ... unnest statement each).
+constexpr std::size_t kStageChunkRows = 10000;
+// The collector deletes a garbage set this many rows per transaction.
+constexpr std::int64_t kCollectBatchRows = 5000;
+constexpr auto kCollectPause = std::chrono::milliseconds(2);
+// Without a nudge (garbage made by another instance), the collector looks this often.
+constexpr auto kCollectInterval = std::chrono::seconds(60);
+constexpr auto kCollectRetry = std::chrono::seconds(5);
+// ClaimJob looks at most this many candidates whose token is busy before it gives up.
+constexpr std::size_t kMaxClaimCandidates = 64;
+
+// --- SQL of vpp_tokens ($1 tenant_id, $2 id, then kTokenDataColumns) ----------------
+
+const std::string& TokenInsertSql() {
+  static const std::string sql = [] {
+    std::string cols = "tenant_id, id", values = "$1, $2";
+    int n = 3;
+    for (const char* c : kTokenDataColumns) {
+      cols += fmt::format(", {}", c);
+      values += fmt::format(", ${}", n++);
+    }
+    return fmt::format("INSERT INTO vpp_tokens ({}) VALUES ({})", cols, values);
+  }();
+  return sql;
+}
+
+// A NULL token_sealed parameter keeps the stored ciphertext (no renewal).
+const std::string& TokenUpdateSql() {
+  static const std::string sql = [] {
+    std::string sets;
+    int n = 3;
+    for (const char* c : kTokenDataColumns) {
+      if (std::string_view(c) == "token_sealed") {
+        sets += fmt::format("{}{} = coalesce(${}, {})", sets.empty() ? "" : ", ", c, n++, c);
+        continue;
+      }
+      sets += fmt::format("{}{} = ${}", sets.empty() ? "" : ", ", c, n++);
+    }
+    return fmt::format("UPDATE vpp_tokens SET {} WHERE tenant_id = $1 AND id = $2", sets);
+  }();
+  return sql;
+}
+
+Params TokenParams(const std::string& tenant_id, const VppToken& t, const std::optional<std::string>& sealed) {
+  Params p;
+  p.Add(tenant_id).Add(t.id).Add(t.organization_name).Add(t.account_type).Add(t.apple_id);
+  p.Add(std::int64_t{t.expiration}).Add(std::int64_t{LastSyncToDisk(t.last_sync)}).Add(sealed);
+  p.Add(std::int64_t{t.last_modified}).Add(t.state).Add(ActionResultsToJson(t.action_results));
+  p.Add(t.last_sync_status).Add(t.automatically_update_apps).Add(t.country_or_region);
+  p.Add(t.data_sharing_consent_granted).Add(t.display_name).Add(t.location_name);
+  p.Add(t.claim_token_management_from_external_mdm).Add(StringsToJson(t.role_scope_tag_ids));
+  p.Add(t.delivery_protocol).Add(std::int64_t{t.last_app_count}).Add(t.apple_uid).Add(t.apple_version_id);
+  p.Add(std::int64_t{t.created}).Add(std::int64_t{t.last_full_walk}).Add(t.last_sync_error);
+  return p;
+}
+
+// Row `i` of a TokenSelectList() result. `token` stays empty: see VppToken::token.
+Result<VppToken> ReadToken(const Rows& r, int i) {
+  VppToken t;
+  t.id = r.Text(i, kId);
+  t.organization_name = r.OptText(i, kOrganizationName);
+  t.account_type = r.Text(i, kAccountType);
+  t.apple_id = r.OptText(i, kAppleId);
+  t.expiration = r.Int(i, kExpiration);
+  t.last_sync = LastSyncFromDisk(r.Int(i, kLastSync));
+  t.last_modified = r.Int(i, kLastModified);
+  t.state = r.Text(i, kState);
+  Result<std::vector<TokenActionResult>> results = ActionResultsFromJson(r.Text(i, kActionResults), t.id);
+  if (!results) return Fail(results.error());
+  t.action_results = std::move(*results);
+  t.last_sync_status = r.Text(i, kLastSyncStatus);
+  t.automatically_update_apps = r.Bool(i, kAutoUpdate);
+  t.country_or_region = r.OptText(i, kCountry);
+  t.data_sharing_consent_granted = r.Bool(i, kConsent);
+  t.display_name = r.OptText(i, kDisplayName);
+  t.location_name = r.OptText(i, kLocationName);
+  t.claim_token_management_from_external_mdm = r.Bool(i, kClaim);
+  Result<std::vector<std::string>> tags = StringsFromJson(r.Text(i, kRoleScopeTags), t.id);
+  if (!tags) return Fail(tags.error());
+  t.role_scope_tag_ids = std::move(*tags);
+  t.delivery_protocol = r.Text(i, kDeliveryProtocol);
+  t.last_app_count = static_cast<std::int32_t>(r.Int(i, kLastAppCount));
+  t.apple_uid = r.OptText(i, kAppleUid);
+  t.apple_version_id = r.OptText(i, kAppleVersionId);
+  t.created = r.Int(i, kCreated);
+  t.last_full_walk = r.Int(i, kLastFullWalk);
+  t.last_sync_error = r.Text(i, kLastSyncError);
+  return t;
+}
+
+// --- SQL of mobile_apps ($1 tenant_id, then kAppColumns) ------------------------------
+
+const std::string& AppInsertSql() {
+  static const std::string sql = [] {
+    std::string values = "$1";
+    for (std::size_t i = 0; i < std::size(kAppColumns); ++i) values += fmt::format(", ${}", i + 2);
+    return fmt::format("INSERT INTO mobile_apps (tenant_id, {}) VALUES ({})", AppSelectList(), values);
+  }();
+  return sql;
+}
+
+MobileApp ReadApp(const Rows& r, int i) {
+  MobileApp a;
+  int n = 0;
+  a.id = r.Text(i, n++);
+  a.token_id = r.Text(i, n++);
+  a.platform = r.Text(i, n++);
+  a.adam_id = r.Text(i, n++);
+  a.pricing_param = r.Text(i, n++);
+  a.product_type = r.Text(i, n++);
+  a.display_name = r.Text(i, n++);
+  a.bundle_id = r.Text(i, n++);
+  a.publisher = r.Text(i, n++);
+  a.total_licenses = r.Int(i, n++);
+  a.used_licenses = r.Int(i, n++);
+  a.device_assignable = r.Bool(i, n++);
+  a.revocable = r.Bool(i, n++);
+  a.app_store_url = r.Text(i, n++);
+  a.token_organization_name = r.OptText(i, n++);
+  a.token_apple_id = r.OptText(i, n++);
+  a.token_display_name = r.OptText(i, n++);
+  a.token_account_type = r.Text(i, n++);
+  a.created = r.Int(i, n++);
+  a.last_modified = r.Int(i, n++);
+  return a;
+}
+
+Params AppParams(const std::string& tenant_id, const MobileApp& a) {
+  Params p;
+  p.Add(tenant_id).Add(a.id).Add(a.token_id).Add(a.platform).Add(a.adam_id).Add(a.pricing_param);
+  p.Add(a.product_type).Add(a.display_name).Add(a.bundle_id).Add(a.publisher);
+  p.Add(std::int64_t{a.total_licenses}).Add(std::int64_t{a.used_licenses}).Add(a.device_assignable);
+  p.Add(a.revocable).Add(a.app_store_url).Add(a.token_organization_name).Add(a.token_apple_id);
+  p.Add(a.token_display_name).Add(a.token_account_type).Add(std::int64_t{a.created});
+  p.Add(std::int64_t{a.last_modified});
+  return p;
+}
+
+std::vector<MobileApp> ReadApps(const Rows& r) {
+  std::vector<MobileApp> apps;
+  apps.reserve(static_cast<std::size_t>(r.size()));
+  for (int i = 0; i < r.size(); ++i) apps.push_back(ReadApp(r, i));
+  return apps;
+}
+
+// --- sync_jobs ------------------------------------------------------------------------
+
+constexpr const char* kJobSelectList =
+    "key, id, tenant_id, token_id, kind, params, requested, not_before, attempts, lease_owner, lease_expires";
+
+SyncJob ReadJob(const Rows& r, int i) {
+  SyncJob j;
+  j.id = r.Text(i, 1);
+  j.tenant_id = r.Text(i, 2);
+  j.token_id = r.Text(i, 3);
+  j.kind = r.Text(i, 4);
+  j.params = r.Text(i, 5);
+  j.requested = r.Int(i, 6);
+  j.not_before = r.Int(i, 7);
+  j.attempts = static_cast<int>(r.Int(i, 8));
+  j.lease_owner = r.Text(i, 9);
+  j.lease_expires = r.Int(i, 10);
+  return j;
+}
+
+// --- parameters -------------------------------------------------------------------------
+
+// A PostgreSQL array literal of text ('{"a","b"}'), for unnest() and ANY(): one
+// parameter instead of thousands. Elements are quoted, `"` and `\` escaped.
+std::string TextArray(const std::vector<const std::string*>& items) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ',';
+    out += '"';
+    for (char ch : *items[i]) {
+      if (ch == '"' || ch == '\\') out += '\\';
+      out += ch;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+
+std::string IntArray(const std::vector<std::int64_t>& items) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < items.size(); ++i) out += fmt::format("{}{}", i > 0 ? "," : "", items[i]);
+  return out + "}";
+}
+
+Params BuilderParams(const SqlBuilder& builder) {
+  Params p;
+  for (const sqlite::SqlValue& v : builder.params()) {
+    std::visit(
+        [&p](const auto& x) {
+          using T = std::decay_t<decltype(x)>;
+          if constexpr (std::is_same_v<T, std::monostate>) {
+            p.Add(std::nullopt);
+          } else {
+            p.Add(x);
+          }
+        },
+        v);
+  }
+  return p;
+}
+
+// Set by a transaction body that made garbage (see NoteGarbage); a transaction
+// runs on one thread from BEGIN to COMMIT.
+thread_local bool t_garbage_made = false;
+
+class PgStore final : public Store {
+ public:
+  PgStore(const PostgresOptions& options, std::unique_ptr<pg::Pool> pool)
+      : secrets_(options.secrets),
+        clock_(options.clock != nullptr ? *options.clock : Clock::Real()),
+        max_tokens_(options.max_tokens_per_tenant),
+        pool_(std::move(pool)) {}
+
+  ~PgStore() override {
+    {
+      std::lock_guard lock(gc_mu_);
+      gc_stop_ = true;
+    }
+    gc_cv_.notify_all();
+    if (collector_.joinable()) collector_.join();
+  }
+
+  void StartCollector() {
+    collector_ = std::thread([this] { CollectLoop(); });
+  }
+
+  // At open: turns whatever could be unaccounted for into garbage (see the SQLite
+  // store's Reconcile), and moves the generation numbers past every number in
+  // the tables, so a new set never meets rows of an old one.
+  Status Reconcile() {
+    return Write<void>([&](Connection& c) -> Status {
+      std::int64_t found = 0;
+      for (const char* sql : {
+               "UPDATE assignment_generations SET state = 'garbage', job_key = NULL WHERE state = 'staging' "
+               "AND NOT EXISTS (SELECT 1 FROM sync_jobs j WHERE j.key = assignment_generations.job_key)",
+               "UPDATE assignment_generations SET state = 'garbage' WHERE state = 'current' AND NOT EXISTS "
+               "(SELECT 1 FROM vpp_tokens t WHERE t.assignments_generation = assignment_generations.generation)",
+               // Rows of a generation the registry does not know: the distinct
+               // generations by a walk over the primary key (one seek each).
+               "WITH RECURSIVE gens (g) AS ("
+               "  SELECT min(generation) FROM license_assignments"
+               "  UNION ALL"
+               "  SELECT (SELECT min(generation) FROM license_assignments WHERE generation > g) FROM gens"
+               "  WHERE g IS NOT NULL) "
+               "INSERT INTO assignment_generations (generation, token_key, job_key, state) "
+               "SELECT g, 0, NULL, 'garbage' FROM gens WHERE g IS NOT NULL AND NOT EXISTS "
+               "(SELECT 1 FROM assignment_generations a WHERE a.generation = g) ON CONFLICT DO NOTHING",
+           }) {
+        Result<Rows> r = c.Exec(sql);
+        if (!r) return Fail(r.error());
+        found += r->affected();
+      }
+      Result<Rows> counts = c.Exec(
+          "DELETE FROM assignment_counts k WHERE NOT EXISTS "
+          "(SELECT 1 FROM assignment_generations g WHERE g.generation = k.generation)");
+      if (!counts) return Fail(counts.error());
+      Result<Rows> sequence = c.Exec(
+          "SELECT setval(s.seq, m.top) FROM "
+          "(SELECT pg_get_serial_sequence('assignment_generations', 'generation')::regclass AS seq) s, "
+          "(SELECT greatest((SELECT max(generation) FROM assignment_generations), "
+          "(SELECT max(generation) FROM license_assignments)) AS top) m "
+          "WHERE m.top IS NOT NULL AND m.top > coalesce(pg_sequence_last_value(s.seq), 0)");
+      if (!sequence) return Fail(sequence.error());
+      if (found > 0) spdlog::warn("store: {} unaccounted assignment set(s) found at open; collecting them", found);
+      return {};
+    });
+  }
+
+  // --- tenants ---
+
+  Status PutTenant(const Tenant& tenant) override {
+    if (tenant.id.empty() || tenant.id.size() > kMaxIdLength) {
+      return Fail(Error::InvalidArgument("tenant id must be 1..256 characters", "id"));
+    }
+    Timestamp created = tenant.created != 0 ? tenant.created : clock_.Now();
+    return Write<void>([&](Connection& c) -> Status {
+      Result<Rows> r = c.Exec(
+          "INSERT INTO tenants (id, display_name, intune_licensed, created) VALUES ($1, $2, $3, $4) "
+          "ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name, "
+          "intune_licensed = excluded.intune_licensed",
+          Params(tenant.id, tenant.display_name, tenant.intune_licensed, std::int64_t{created}));
+      if (!r) return Fail(r.error());
+      return {};
+    });
+  }
+
+  Result<Tenant> GetTenant(const std::string& tenant_id) override {
+    return ReadOne<Tenant>([&](Connection& c) -> Result<Tenant> {
+      Result<Rows> r =
+          c.Exec("SELECT id, display_name, intune_licensed, created FROM tenants WHERE id = $1", Params(tenant_id));
+      if (!r) return Fail(r.error());
+      if (r->empty()) return Fail(TenantNotFound(tenant_id));
+      return ReadTenant(*r, 0);
+    });
+  }
+
+  Result<std::vector<Tenant>> ListTenants() override {
+    return ReadOne<std::vector<Tenant>>([&](Connection& c) -> Result<std::vector<Tenant>> {
+      Result<Rows> r = c.Exec("SELECT id, display_name, intune_licensed, created FROM tenants ORDER BY id");
+      if (!r) return Fail(r.error());
+      std::vector<Tenant> tenants;
+      for (int i = 0; i < r->size(); ++i) tenants.push_back(ReadTenant(*r, i));
+      return tenants;
+    });
+  }
+
+  Status RemoveTenant(const std::string& tenant_id) override {
+    return Write<void>([&](Connection& c) -> Status {
+      // The tenant row first: no token can be created in it meanwhile.
+      Result<Rows> tenant = c.Exec("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE", Params(tenant_id));
+      if (!tenant) return Fail(tenant.error());
+      if (tenant->empty()) return Fail(TenantNotFound(tenant_id));
+      // Tokens go first (apps and jobs by cascade; a staging walk holding a job
+      // row is waited for), then every set of theirs, staged ones included,
+      // becomes garbage: see the lock order above.
+      Result<Rows> keys = c.Exec("DELETE FROM vpp_tokens WHERE tenant_id = $1 RETURNING token_key", Params(tenant_id));
+      if (!keys) return Fail(keys.error());
+      std::vector<std::int64_t> token_keys;
+      for (int i = 0; i < keys->size(); ++i) token_keys.push_back(keys->Int(i, 0));
+      if (!token_keys.empty()) {
+        Result<Rows> retired = c.Exec(
+            "UPDATE assignment_generations SET state = 'garbage', job_key = NULL WHERE state <> 'garbage' "
+            "AND token_key = ANY($1::bigint[])",
+            Params(IntArray(token_keys)));
+        if (!retired) return Fail(retired.error());
+        if (retired->affected() > 0) NoteGarbage();
+      }
+      Result<Rows> gone = c.Exec("DELETE FROM tenants WHERE id = $1", Params(tenant_id));
+      if (!gone) return Fail(gone.error());
+      return {};
+    });
+  }
+
+  // --- tokens ---
+
+  Result<VppToken> CreateToken(const std::string& tenant_id, VppToken token) override {
+    if (token.id.empty()) token.id = NewGuid();
+    if (token.id.size() > kMaxIdLength) return Fail(Error::InvalidArgument("vppToken id is too long", "id"));
+    token.created = token.last_modified = clock_.Now();
+    Result<std::string> sealed = secrets_->Seal(token.token, TokenAssociatedData(tenant_id, token.id));
+    if (!sealed) return Fail(sealed.error());
+    return Write<VppToken>([&](Connection& c) -> Result<VppToken> {
+      // Locking the tenant row serialises the creates of one tenant, so two
+      // instances cannot both see room for one more token. NO KEY UPDATE does
+      // not block the foreign-key checks of other writes.
+      Result<Rows> tenant = c.Exec("SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE", Params(tenant_id));
+      if (!tenant) return Fail(tenant.error());
+      if (tenant->empty()) return Fail(TenantNotFound(tenant_id));
+      Result<Rows> count =
+          c.Exec("SELECT count(*), count(*) FILTER (WHERE id = $2) FROM vpp_tokens WHERE tenant_id = $1",
+                 Params(tenant_id, token.id));
+      if (!count) return Fail(count.error());
+      if (count->Int(0, 1) != 0) {
+        return Fail(Error::AlreadyExists(fmt::format("a vppToken with id '{}' already exists", token.id)));
+      }
+      if (count->Int(0, 0) >= max_tokens_) {
+        return Fail(Error::ResourceExhausted(
+            fmt::format("the tenant already has {} vppTokens, the most it may have", max_tokens_)));
+      }
+      Result<Rows> insert = c.Exec(TokenInsertSql(), TokenParams(tenant_id, token, *sealed));
+      if (!insert) return Fail(insert.error());
+      VppToken created = token;
+      created.token.clear();  // sealed now; reads never carry it
+      return created;
+    });
+  }
+
+  Result<VppToken> GetToken(const std::string& tenant_id, const std::string& id) override {
+    return ReadOne<VppToken>([&](Connection& c) { return LoadToken(c, tenant_id, id, false); });
+  }
+
+  Result<Page<VppToken>> ListTokens(const std::string& tenant_id, const ListQuery& query) override {
+    if (Status s = CheckPaging(query.skip, query.limit); !s) return Fail(s.error());
+    SqlBuilder builder(SqlDialect::kPostgres);
+    std::string where = fmt::format("tenant_id = {}", builder.Param(tenant_id));
+    if (query.filter) {
+      Result<std::string> filter = CompileFilter(*query.filter, VppTokenColumns(), builder);
+      if (!filter) return Fail(filter.error());
+      where += " AND " + *filter;
+    }
+    Result<std::string> order = CompileOrderBy(query.order_by, VppTokenColumns(), "id", SqlDialect::kPostgres);
+    if (!order) return Fail(order.error());
+    return ReadPage<VppToken>(TokenSelectList(), "vpp_tokens", where, *order, query, builder,
+                              [](const Rows& r, int i) { return ReadToken(r, i); });
+  }
+
+  template <class T, class ReadRow>
+  Result<Page<T>> ReadPage(const std::string& select_list, const char* table, const std::string& where,
+                           const std::string& order, const ListQuery& query, SqlBuilder& builder, ReadRow&& read) {
+    std::string limit = builder.Param(std::int64_t{query.limit + 1});
+    std::string offset = builder.Param(std::int64_t{query.skip});
+    std::string sql = fmt::format("SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT {} OFFSET {}", select_list, table,
+                                  where, order, limit, offset);
+    Params params = BuilderParams(builder);
+    return ReadOne<Page<T>>([&](Connection& c) -> Result<Page<T>> {
+      Result<Rows> r = c.ExecDynamic(sql, params);
+      if (!r) return Fail(r.error());
+      Page<T> page;
+      for (int i = 0; i < r->size(); ++i) {
+        if (static_cast<std::int64_t>(page.items.size()) == query.limit) {
+          page.has_more = true;
+          break;
+        }
+        Result<T> item = read(*r, i);
+        if (!item) return Fail(item.error());
+        page.items.push_back(std::move(*item));
+      }
+      return page;
+    });
+  }
+
+  Result<std::int64_t> CountTokens(const std::string& tenant_id, const std::optional<Expr>& filter) override {
+    SqlBuilder builder(SqlDialect::kPostgres);
+    std::string where = fmt::format("tenant_id = {}", builder.Param(tenant_id));
+    if (filter) {
+      Result<std::string> compiled = CompileFilter(*filter, VppTokenColumns(), builder);
+      if (!compiled) return Fail(compiled.error());
+      where += " AND " + *compiled;
+    }
+    return Count(fmt::format("SELECT count(*) FROM vpp_tokens WHERE {}", where), builder);
+  }
+
+  Result<VppToken> UpdateToken(const std::string& tenant_id, const std::string& id,
+                               const std::function<Status(VppToken&)>& mutate) override {
+    return Write<VppToken>([&](Connection& c) { return MutateToken(c, tenant_id, id, mutate); });
+  }
+
+  Status DeleteToken(const std::string& tenant_id, const std::string& id) override {
+    return Write<void>([&](Connection& c) -> Status {
+      // Delete first (apps and jobs by cascade), then retire the token's sets:
+      // see the lock order above.
+      Result<Rows> r =
+          c.Exec("DELETE FROM vpp_tokens WHERE tenant_id = $1 AND id = $2 RETURNING token_key", Params(tenant_id, id));
+      if (!r) return Fail(r.error());
+      if (r->empty()) return Fail(TokenNotFound(id));
+      return RetireTokenGenerations(c, r->Int(0, 0));
+    });
+  }
+
+  // --- apps and licenses ---
+
+  Result<Page<MobileApp>> ListApps(const std::string& tenant_id, const ListQuery& query) override {
+    if (Status s = CheckPaging(query.skip, query.limit); !s) return Fail(s.error());
+    SqlBuilder builder(SqlDialect::kPostgres);
+    Result<std::string> where = AppWhere(tenant_id, query.filter, builder);
+    if (!where) return Fail(where.error());
+    Result<std::string> order =
+        CompileOrderBy(query.order_by, MobileAppEntity().properties, "id", SqlDialect::kPostgres);
+    if (!order) return Fail(order.error());
+    return ReadPage<MobileApp>(AppSelectList(), "mobile_apps", *where, *order, query, builder,
+                               [](const Rows& r, int i) -> Result<MobileApp> { return ReadApp(r, i); });
+  }
+
+  Result<std::int64_t> CountApps(const std::string& tenant_id, const std::optional<Expr>& filter) override {
+    SqlBuilder builder(SqlDialect::kPostgres);
+    Result<std::string> where = AppWhere(tenant_id, filter, builder);
+    if (!where) return Fail(where.error());
+    return Count(fmt::format("SELECT count(*) FROM mobile_apps WHERE {}", *where), builder);
+  }
+
+  Result<MobileApp> GetApp(const std::string& tenant_id, const std::string& app_id) override {
+    static const std::string sql =
+        fmt::format("SELECT {} FROM mobile_apps WHERE tenant_id = $1 AND id = $2", AppSelectList());
+    return ReadOne<MobileApp>([&](Connection& c) -> Result<MobileApp> {
+      Result<Rows> r = c.Exec(sql, Params(tenant_id, app_id));
+      if (!r) return Fail(r.error());
+      if (r->empty()) return Fail(AppNotFound(app_id));
+      return ReadApp(*r, 0);
+    });
+  }
+
+  Result<Page<LicenseAssignment>> ListAppAssignments(const std::string& tenant_id, const std::string& app_id,
+                                                     std::int64_t skip, std::int64_t limit) override {
+    if (Status s = CheckPaging(skip, limit); !s) return Fail(s.error());
+    return Read<Page<LicenseAssignment>>([&](Connection& c) -> Result<Page<LicenseAssignment>> {
+      Result<Rows> app = c.Exec(
+          "SELECT t.assignments_generation, a.adam_id, a.pricing_param FROM mobile_apps a "
+          "JOIN vpp_tokens t ON t.tenant_id = a.tenant_id AND t.id = a.token_id "
+          "WHERE a.tenant_id = $1 AND a.id = $2",
+          Params(tenant_id, app_id));
+      if (!app) return Fail(app.error());
+      if (app->empty()) return Fail(AppNotFound(app_id));
+      Page<LicenseAssignment> page;
+      if (app->IsNull(0, 0)) return page;  // the token has no assignments
+      std::int64_t generation = app->Int(0, 0);
+      std::string adam_id = app->Text(0, 1), pricing_param = app->Text(0, 2);
+      Result<Rows> rows = c.Exec(
+          "SELECT client_user_id, serial_number FROM license_assignments "
+          "WHERE generation = $1 AND adam_id = $2 AND pricing_param = $3 "
+          "ORDER BY serial_number, client_user_id LIMIT $4 OFFSET $5",
+          Params(generation, adam_id, pricing_param, std::int64_t{limit + 1}, std::int64_t{skip}));
+      if (!rows) return Fail(rows.error());
+      for (int i = 0; i < rows->size(); ++i) {
+        if (static_cast<std::int64_t>(page.items.size()) == limit) {
+          page.has_more = true;
+          break;
+        }
+        page.items.push_back({adam_id, pricing_param, rows->Text(i, 0), rows->Text(i, 1)});
+      }
+      return page;
+    });
+  }
+
+  Status ForEachAssignment(const std::string& tenant_id, const std::string& token_id, std::size_t batch,
+                           const std::function<Status(const std::vector<LicenseAssignment>&)>& on_batch) override {
+    if (batch == 0 || batch > kMaxBatchRows) {
+      return Fail(Error::InvalidArgument(fmt::format("store: batch must be 1..{} rows", kMaxBatchRows)));
+    }
+    Result<std::int64_t> token_key =
+        ReadOne<std::int64_t>([&](Connection& c) { return TokenKey(c, tenant_id, token_id, false); });
+    if (!token_key) return Fail(token_key.error());
+    // Keyset pagination, each batch a statement of its own reading the token's
+    // current set in the same snapshot (see the SQLite store).
+    static constexpr const char* kCurrent =
+        "generation = (SELECT assignments_generation FROM vpp_tokens WHERE tenant_id = $1 AND id = $2)";
+    static const std::string first_sql = fmt::format(
+        "SELECT adam_id, pricing_param, client_user_id, serial_number FROM license_assignments WHERE {} "
+        "ORDER BY adam_id, pricing_param, serial_number, client_user_id LIMIT $3",
+        kCurrent);
+    static const std::string next_sql = fmt::format(
+        "SELECT adam_id, pricing_param, client_user_id, serial_number FROM license_assignments WHERE {} "
+        "AND (adam_id, pricing_param, serial_number, client_user_id) > ($4::text, $5::text, $6::text, $7::text) "
+        "ORDER BY adam_id, pricing_param, serial_number, client_user_id LIMIT $3",
+        kCurrent);
+    std::optional<LicenseAssignment> last;
+    for (;;) {
+      Result<std::vector<LicenseAssignment>> rows =
+          ReadOne<std::vector<LicenseAssignment>>([&](Connection& c) -> Result<std::vector<LicenseAssignment>> {
+            Result<Rows> r =
+                last ? c.Exec(next_sql, Params(tenant_id, token_id, batch, last->adam_id, last->pricing_param,
+                                               last->serial_number, last->client_user_id))
+                     : c.Exec(first_sql, Params(tenant_id, token_id, batch));
+            if (!r) return Fail(r.error());
+            std::vector<LicenseAssignment> out;
+            out.reserve(static_cast<std::size_t>(r->size()));
+            for (int i = 0; i < r->size(); ++i) {
+              out.push_back({r->Text(i, 0), r->Text(i, 1), r->Text(i, 2), r->Text(i, 3)});
+            }
+            return out;
+          });
+      if (!rows) return Fail(rows.error());
+      if (rows->empty()) return {};
+      if (Status s = on_batch(*rows); !s) return s;
+      if (rows->size() < batch) return {};
+      last = rows->back();
+    }
+  }
+
+  Result<std::vector<MobileApp>> FindAppsByBundleId(const std::string& tenant_id,
+                                                    const std::string& bundle_id) override {
+    if (bundle_id.empty()) return std::vector<MobileApp>{};
+    static const std::string by_bundle = fmt::format(
+        "SELECT {} FROM mobile_apps WHERE tenant_id = $1 AND bundle_id = $2 ORDER BY token_id, id", AppSelectList());
+    static const std::string by_adam = fmt::format(
+        "SELECT {} FROM mobile_apps WHERE tenant_id = $1 AND adam_id = $2 ORDER BY token_id, id", AppSelectList());
+    return Read<std::vector<MobileApp>>([&](Connection& c) -> Result<std::vector<MobileApp>> {
+      Result<Rows> r = c.Exec(by_bundle, Params(tenant_id, bundle_id));
+      if (!r) return Fail(r.error());
+      if (!r->empty()) return ReadApps(*r);
+      r = c.Exec(by_adam, Params(tenant_id, bundle_id));
+      if (!r) return Fail(r.error());
+      return ReadApps(*r);
+    });
+  }
+
+  Result<std::vector<VppToken>> FindTokensByAppleUid(const std::string& tenant_id, const std::string& uid,
+                                                     const std::string& except_token_id) override {
+    static const std::string sql =
+        fmt::format("SELECT {} FROM vpp_tokens WHERE tenant_id = $1 AND apple_uid = $2 AND id <> $3 ORDER BY id",
+                    TokenSelectList());
+    return ReadOne<std::vector<VppToken>>([&](Connection& c) -> Result<std::vector<VppToken>> {
+      Result<Rows> r = c.Exec(sql, Params(tenant_id, uid, except_token_id));
+      if (!r) return Fail(r.error());
+      std::vector<VppToken> tokens;
+      for (int i = 0; i < r->size(); ++i) {
+        Result<VppToken> token = ReadToken(*r, i);
+        if (!token) return Fail(token.error());
+        tokens.push_back(std::move(*token));
+      }
+      return tokens;
+    });
+  }
+
+  Result<std::string> GetTokenSecret(const std::string& tenant_id, const std::string& id) override {
+    Result<std::string> sealed = ReadOne<std::string>([&](Connection& c) -> Result<std::string> {
+      Result<Rows> r =
+          c.Exec("SELECT token_sealed FROM vpp_tokens WHERE tenant_id = $1 AND id = $2", Params(tenant_id, id));
+      if (!r) return Fail(r.error());
+      if (r->empty()) return Fail(TokenNotFound(id));
+      return r->Text(0, 0);
+    });
+    if (!sealed) return sealed;
+    Result<std::string> token = secrets_->Open(*sealed, TokenAssociatedData(tenant_id, id));
+    if (!token) {
+      return Fail(Error::Internal(fmt::format(
+          "store: the sealed sToken of vpp_token {} does not open (tampered with, or sealed under another key)", id)));
+    }
+    return token;
+  }
+
+  // --- sync jobs ---
+
+  Result<Enqueued> EnqueueJob(const std::string& tenant_id, const std::string& token_id, const EnqueueOptions& options,
+                              const std::function<Status(VppToken&)>& mutate) override {
+    if (options.kind.empty() || options.kind.size() > kMaxIdLength) {
+      return Fail(Error::InvalidArgument("store: a job kind must be 1..256 characters", "kind"));
+    }
+    if (options.params.size() > kMaxJobParamsBytes) {
+      return Fail(Error::InvalidArgument(fmt::format("store: job params exceed {} bytes", kMaxJobParamsBytes)));
+    }
+    static constexpr const char* kQueued =
+        "SELECT 1 FROM sync_jobs WHERE tenant_id = $1 AND token_id = $2 AND kind = $3";
+    // Coalescing needs no lock: answered from one snapshot when a job is queued.
+    Result<std::optional<VppToken>> coalesced =
+        Read<std::optional<VppToken>>([&](Connection& c) -> Result<std::optional<VppToken>> {
+          Result<Rows> queued = c.Exec(kQueued, Params(tenant_id, token_id, options.kind));
+          if (!queued) return Fail(queued.error());
+          if (queued->empty()) return std::optional<VppToken>();
+          Result<VppToken> token = LoadToken(c, tenant_id, token_id, false);
+          if (!token) return Fail(token.error());
+          return std::optional<VppToken>(std::move(*token));
+        });
+    if (coalesced && *coalesced) return Enqueued{std::move(**coalesced), false};
+    std::string job_id = NewGuid();
+    return Write<Enqueued>([&](Connection& c) -> Result<Enqueued> {
+      // The token row lock comes before the look for a queued job: every enqueue
+      // of this token (on any instance) waits here, so the look cannot go stale.
+      Result<VppToken> locked = LoadToken(c, tenant_id, token_id, true);
+      if (!locked) return Fail(locked.error());
+      Result<Rows> queued = c.Exec(kQueued, Params(tenant_id, token_id, options.kind));
+      if (!queued) return Fail(queued.error());
+      if (!queued->empty()) return Enqueued{std::move(*locked), false};
+      Result<VppToken> token = ApplyMutate(c, tenant_id, *locked, mutate);
+      if (!token) return Fail(token.error());
+      Result<Rows> insert = c.Exec(
+          "INSERT INTO sync_jobs (id, tenant_id, token_id, kind, params, requested, not_before, attempts, "
+          "lease_owner, lease_expires) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, '', 0)",
+          Params(job_id, tenant_id, token_id, options.kind, options.params, std::int64_t{token->last_modified},
+                 std::int64_t{options.not_before}));
+      if (!insert) return Fail(insert.error());
+      return Enqueued{std::move(*token), true};
+    });
+  }
+
+  Result<std::optional<SyncJob>> ClaimJob(const std::string& worker, Timestamp now,
+                                          std::chrono::milliseconds lease) override {
+    if (worker.empty() || worker.size() > kMaxIdLength) {
+      return Fail(Error::InvalidArgument("store: a worker name must be 1..256 characters"));
+    }
+    if (lease.count() <= 0) return Fail(Error::InvalidArgument("store: a lease must be positive"));
+    Timestamp expires = now + static_cast<Timestamp>(lease.count()) * 1000;
+    return Write<std::optional<SyncJob>>([&](Connection& c) -> Result<std::optional<SyncJob>> {
+      static const std::string pick = fmt::format(
+          "SELECT {} FROM sync_jobs j "
+          "WHERE j.not_before <= $1 AND (j.lease_owner = '' OR j.lease_expires <= $1) "
+          "AND NOT EXISTS (SELECT 1 FROM sync_jobs o WHERE o.tenant_id = j.tenant_id AND o.token_id = j.token_id "
+          "AND o.key <> j.key AND o.lease_owner <> '' AND o.lease_expires > $1) "
+          "AND j.key <> ALL ($2::bigint[]) "
+          "ORDER BY j.requested, j.key LIMIT 1 FOR UPDATE OF j SKIP LOCKED",
+          kJobSelectList);
+      std::vector<std::int64_t> passed;  // candidates whose token turned out busy
+      while (passed.size() < kMaxClaimCandidates) {
+        Result<Rows> r = c.Exec(pick, Params(std::int64_t{now}, IntArray(passed)));
+        if (!r) return Fail(r.error());
+        if (r->empty()) return std::optional<SyncJob>();
+        std::int64_t key = r->Int(0, 0);
+        SyncJob job = ReadJob(*r, 0);
+        // One job per token at a time, across instances: whoever claims a job of
+        // this token holds this lock until its commit, and after taking it a fresh
+        // statement sees every claim committed before.
+        Result<Rows> mine =
+            c.Exec("SELECT pg_try_advisory_xact_lock(hashtextextended($1::text || '/' || $2::text, 1448103748))",
+                   Params(job.tenant_id, job.token_id));
+        if (!mine) return Fail(mine.error());
+        if (!mine->Bool(0, 0)) {
+          passed.push_back(key);
+          continue;
+        }
+        Result<Rows> busy = c.Exec(
+            "SELECT 1 FROM sync_jobs WHERE tenant_id = $1 AND token_id = $2 AND key <> $3 AND lease_owner <> '' "
+            "AND lease_expires > $4",
+            Params(job.tenant_id, job.token_id, key, std::int64_t{now}));
+        if (!busy) return Fail(busy.error());
+        if (!busy->empty()) {
+          passed.push_back(key);
+          continue;
+        }
+        bool taken_over = !job.lease_owner.empty();  // its worker died: its staged rows are garbage
+        job.lease_owner = worker;
+        job.lease_expires = expires;
+        job.attempts += 1;
+        Result<Rows> claim =
+            c.Exec("UPDATE sync_jobs SET lease_owner = $2, lease_expires = $3, attempts = $4 WHERE key = $1",
+                   Params(key, worker, std::int64_t{expires}, job.attempts));
+        if (!claim) return Fail(claim.error());
+        if (taken_over) {
+          if (Status s = RetireStaging(c, key); !s) return Fail(s.error());
+        }
+        return std::optional<SyncJob>(std::move(job));
+      }
+      return std::optional<SyncJob>();
+    });
+  }
+
+  Status RenewLease(const SyncJob& job, Timestamp lease_expires) override {
+    return Write<void>([&](Connection& c) -> Status {
+      Result<std::int64_t> key = CheckLease(c, job);
+      if (!key) return Fail(key.error());
+      Result<Rows> r =
+          c.Exec("UPDATE sync_jobs SET lease_expires = $2 WHERE key = $1", Params(*key, std::int64_t{lease_expires}));
+      if (!r) return Fail(r.error());
+      return {};
+    });
+  }
+
+  Status ReleaseJob(const SyncJob& job, Timestamp not_before) override {
+    return Write<void>([&](Connection& c) -> Status {
+      Result<std::int64_t> key = CheckLease(c, job);
+      if (!key) return Fail(key.error());
+      Result<Rows> r =
+          c.Exec("UPDATE sync_jobs SET lease_owner = '', lease_expires = 0, not_before = $2 WHERE key = $1",
+                 Params(*key, std::int64_t{not_before}));
+      if (!r) return Fail(r.error());
+      return RetireStaging(c, *key);
+    });
+  }
+
+  Result<std::int64_t> CountJobs() override {
+    return ReadOne<std::int64_t>([](Connection& c) -> Result<std::int64_t> {
+      Result<Rows> r = c.Exec("SELECT count(*) FROM sync_jobs");
+      if (!r) return Fail(r.error());
+      return r->Int(0, 0);
+    });
+  }
+
+  // --- snapshots ---
+
+  Status StageAssignments(const SyncJob& job, const std::vector<LicenseAssignment>& rows) override {
+    if (Status s = CheckStagedRows(rows); !s) return s;
+    // Sorted in primary-key order: the inserts then walk the index in order.
+    std::vector<const LicenseAssignment*> sorted;
+    sorted.reserve(rows.size());
+    for (const LicenseAssignment& r : rows) sorted.push_back(&r);
+    std::sort(sorted.begin(), sorted.end(), [](const LicenseAssignment* a, const LicenseAssignment* b) {
+      return std::tie(a->adam_id, a->pricing_param, a->serial_number, a->client_user_id) <
+             std::tie(b->adam_id, b->pricing_param, b->serial_number, b->client_user_id);
+    });
+    if (rows.empty()) {
+      return Write<void>([&](Connection& c) -> Status {
+        Result<std::int64_t> key = CheckLease(c, job);
+        if (!key) return Fail(key.error());
+        return {};
+      });
+    }
+    // Staged rows are invisible, so several transactions are as good as one; on
+    // failure the caller abandons the walk (ClearStaged, ReleaseJob).
+    for (std::size_t done = 0; done < sorted.size();) {
+      const std::size_t chunk = std::min(sorted.size() - done, kStageChunkRows);
+      std::vector<const LicenseAssignment*> part(sorted.begin() + static_cast<std::ptrdiff_t>(done),
+                                                 sorted.begin() + static_cast<std::ptrdiff_t>(done + chunk));
+      Status staged = Write<void>([&](Connection& c) -> Status {
+        Result<std::int64_t> key = CheckLease(c, job);
+        if (!key) return Fail(key.error());
+        Result<std::int64_t> generation = StagingGeneration(c, job, *key);
+        if (!generation) return Fail(generation.error());
+        return InsertAssignments(c, *generation, part);
+      });
+      if (!staged) return staged;
+      done += chunk;
+    }
+    return {};
+  }
+
+  Status ClearStaged(const SyncJob& job) override {
+    return Write<void>([&](Connection& c) -> Status {
+      Result<std::int64_t> key = CheckLease(c, job);
+      if (!key) return Fail(key.error());
+      return RetireStaging(c, *key);
+    });
+  }
+
+  Result<VppToken> FinishJob(const SyncJob& job, const std::optional<SyncSnapshot>& snapshot,
+                             const std::function<Status(VppToken&)>& mutate) override {
+    Result<std::optional<VppToken>> finished =
+        Write<std::optional<VppToken>>([&](Connection& c) -> Result<std::optional<VppToken>> {
+          // Token, then job (the lock order above).
+          Result<std::int64_t> token_key = TokenKey(c, job.tenant_id, job.token_id, true);
+          if (!token_key) {
+            if (token_key.error().code != Code::kNotFound) return Fail(token_key.error());
+            // The token is gone, and with it (cascade) the job and its staging.
+            Result<Rows> r = c.Exec("SELECT key FROM sync_jobs WHERE id = $1", Params(job.id));
+            if (!r) return Fail(r.error());
+            if (!r->empty()) {
+              if (Status s = DeleteJob(c, r->Int(0, 0)); !s) return Fail(s.error());
+            }
+            return std::optional<VppToken>();
+          }
+          Result<std::int64_t> job_key = CheckLease(c, job);
+          if (!job_key) return Fail(job_key.error());
+          if (snapshot) {
+            if (Status s = ApplySnapshot(c, job, *token_key, *job_key, *snapshot); !s) return Fail(s.error());
+          }
+          Result<VppToken> token = MutateToken(c, job.tenant_id, job.token_id, mutate);
+          if (!token) return Fail(token.error());
+          if (Status s = DeleteJob(c, *job_key); !s) return Fail(s.error());
+          return std::optional<VppToken>(std::move(*token));
+        });
+    if (!finished) return Fail(finished.error());
+    if (!*finished) return Fail(TokenNotFound(job.token_id));
+    return std::move(**finished);
+  }
+
+  Result<std::vector<std::pair<std::string, std::string>>> TokensDueForSync(Timestamp before, int limit) override {
+    using Due = std::vector<std::pair<std::string, std::string>>;
+    if (limit < 0) return Fail(Error::InvalidArgument("store: limit must not be negative"));
+    return ReadOne<Due>([&](Connection& c) -> Result<Due> {
+      Result<Rows> r = c.Exec(
+          "SELECT tenant_id, id FROM vpp_tokens t WHERE state = 'valid' AND last_sync < $1 "
+          "AND NOT EXISTS (SELECT 1 FROM sync_jobs j WHERE j.tenant_id = t.tenant_id AND j.token_id = t.id) "
+          "ORDER BY last_sync, tenant_id, id LIMIT $2",
+          Params(std::int64_t{before}, limit));
+      if (!r) return Fail(r.error());
+      Due due;
+      for (int i = 0; i < r->size(); ++i) due.emplace_back(r->Text(i, 0), r->Text(i, 1));
+      return due;
+    });
+  }
+
+ private:
+  static Tenant ReadTenant(const Rows& r, int i) {
+    return Tenant{r.Text(i, 0), r.Text(i, 1), r.Bool(i, 2), r.Int(i, 3)};
+  }
+
+  Result<std::int64_t> Count(const std::string& sql, const SqlBuilder& builder) {
+    Params params = BuilderParams(builder);
+    return ReadOne<std::int64_t>([&](Connection& c) -> Result<std::int64_t> {
+      Result<Rows> r = c.ExecDynamic(sql, params);
+      if (!r) return Fail(r.error());
+      return r->Int(0, 0);
+    });
+  }
+
+  // `lock`: FOR UPDATE, for a read-modify-write.
+  static Result<VppToken> LoadToken(Connection& c, const std::string& tenant_id, const std::string& id, bool lock) {
+    static const std::string plain =
+        fmt::format("SELECT {} FROM vpp_tokens WHERE tenant_id = $1 AND id = $2", TokenSelectList());
+    static const std::string locked = plain + " FOR UPDATE";
+    Result<Rows> r = c.Exec(lock ? locked : plain, Params(tenant_id, id));
+    if (!r) return Fail(r.error());
+    if (r->empty()) return Fail(TokenNotFound(id));
+    return ReadToken(*r, 0);
+  }
+
+  Result<VppToken> MutateToken(Connection& c, const std::string& tenant_id, const std::string& id,
+                               const std::function<Status(VppToken&)>& mutate) {
+    Result<VppToken> stored = LoadToken(c, tenant_id, id, true);
+    if (!stored) return stored;
+    return ApplyMutate(c, tenant_id, *stored, mutate);
+  }
+
+  // Applies `mutate` to `stored` (loaded FOR UPDATE in this transaction) and writes
+  // the result; re-seals only when `mutate` set a new plaintext.
+  Result<VppToken> ApplyMutate(Connection& c, const std::string& tenant_id, const VppToken& stored,
+                               const std::function<Status(VppToken&)>& mutate) {
+    VppToken token = stored;
+    if (mutate) {
+      if (Status s = mutate(token); !s) return Fail(s.error());
+    }
+    token.id = stored.id;
+    token.created = stored.created;
+    token.last_modified = clock_.Now();
+    std::optional<std::string> sealed;
+    if (!token.token.empty()) {
+      Result<std::string> sealed_now = secrets_->Seal(token.token, TokenAssociatedData(tenant_id, token.id));
+      if (!sealed_now) return Fail(sealed_now.error());
+      sealed = std::move(*sealed_now);
+      token.token.clear();
+    }
+    Result<Rows> r = c.Exec(TokenUpdateSql(), TokenParams(tenant_id, token, sealed));
+    if (!r) return Fail(r.error());
+    return token;
+  }
+
+  static Result<std::int64_t> TokenKey(Connection& c, const std::string& tenant_id, const std::string& id, bool lock) {
+    Result<Rows> r = c.Exec(lock ? "SELECT token_key FROM vpp_tokens WHERE tenant_id = $1 AND id = $2 FOR UPDATE"
+                                 : "SELECT token_key FROM vpp_tokens WHERE tenant_id = $1 AND id = $2",
+                            Params(tenant_id, id));
+    if (!r) return Fail(r.error());
+    if (r->empty()) return Fail(TokenNotFound(id));
+    return r->Int(0, 0);
+  }
+
+  // --- assignment generations (see the SQLite store) ---
+
+  static Result<std::optional<std::int64_t>> CurrentGeneration(Connection& c, std::int64_t token_key) {
+    Result<Rows> r = c.Exec("SELECT assignments_generation FROM vpp_tokens WHERE token_key = $1", Params(token_key));
+    if (!r) return Fail(r.error());
+    if (r->empty() || r->IsNull(0, 0)) return std::optional<std::int64_t>();
+    return std::optional<std::int64_t>(r->Int(0, 0));
+  }
+
+  static Result<std::optional<std::int64_t>> FindStagingGeneration(Connection& c, std::int64_t job_key) {
+    Result<Rows> r = c.Exec("SELECT generation FROM assignment_generations WHERE job_key = $1 AND state = 'staging'",
+                            Params(job_key));
+    if (!r) return Fail(r.error());
+    if (r->empty()) return std::optional<std::int64_t>();
+    return std::optional<std::int64_t>(r->Int(0, 0));
+  }
+
+  // The job's staging generation, allocated on its first staged row. The caller
+  // holds the job row (CheckLease), so no one else allocates one meanwhile.
+  static Result<std::int64_t> StagingGeneration(Connection& c, const SyncJob& job, std::int64_t job_key) {
+    Result<std::optional<std::int64_t>> found = FindStagingGeneration(c, job_key);
+    if (!found) return Fail(found.error());
+    if (*found) return **found;
+    Result<std::int64_t> token_key = TokenKey(c, job.tenant_id, job.token_id, false);
+    if (!token_key) return Fail(token_key.error());
+    Result<Rows> r = c.Exec(
+        "INSERT INTO assignment_generations (token_key, job_key, state) VALUES ($1, $2, 'staging') "
+        "RETURNING generation",
+        Params(*token_key, job_key));
+    if (!r) return Fail(r.error());
+    return r->Int(0, 0);
+  }
+
+  static Status PromoteStaged(Connection& c, std::int64_t token_key, std::optional<std::int64_t> staged) {
+    if (staged) {
+      Result<Rows> r = c.Exec(
+          "UPDATE assignment_generations SET state = 'current', job_key = NULL WHERE generation = $1", Params(*staged));
+      if (!r) return Fail(r.error());
+    }
+    Params p(token_key);
+    if (staged) {
+      p.Add(*staged);
+    } else {
+      p.Add(std::nullopt);
+    }
+    Result<Rows> r = c.Exec("UPDATE vpp_tokens SET assignments_generation = $2::bigint WHERE token_key = $1", p);
+    if (!r) return Fail(r.error());
+    return {};
+  }
+
+  Status RetireGeneration(Connection& c, std::int64_t generation) {
+    Result<Rows> r = c.Exec("UPDATE assignment_generations SET state = 'garbage', job_key = NULL WHERE generation = $1",
+                            Params(generation));
+    if (!r) return Fail(r.error());
+    NoteGarbage();
+    return {};
+  }
+
+  Status RetireStaging(Connection& c, std::int64_t job_key) {
+    Result<Rows> r = c.Exec(
+        "UPDATE assignment_generations SET state = 'garbage', job_key = NULL WHERE job_key = $1 AND state = 'staging'",
+        Params(job_key));
+    if (!r) return Fail(r.error());
+    if (r->affected() > 0) NoteGarbage();
+    return {};
+  }
+
+  Status RetireTokenGenerations(Connection& c, std::int64_t token_key) {
+    Result<Rows> r = c.Exec(
+        "UPDATE assignment_generations SET state = 'garbage', job_key = NULL WHERE token_key = $1 "
+        "AND state <> 'garbage'",
+        Params(token_key));
+    if (!r) return Fail(r.error());
+    if (r->affected() > 0) NoteGarbage();
+    return {};
+  }
+
+  // Inserts `rows` into `generation` in one statement (four arrays, unnested),
+  // duplicates dropped, and adds what each asset really gained to
+  // assignment_counts in the same statement.
+  static Status InsertAssignments(Connection& c, std::int64_t generation,
+                                  const std::vector<const LicenseAssignment*>& rows) {
+    std::vector<const std::string*> adam, pricing, serial, user;
+    for (auto* v : {&adam, &pricing, &serial, &user}) v->reserve(rows.size());
+    for (const LicenseAssignment* r : rows) {
+      adam.push_back(&r->adam_id);
+      pricing.push_back(&r->pricing_param);
+      serial.push_back(&r->serial_number);
+      user.push_back(&r->client_user_id);
+    }
+    Result<Rows> r = c.Exec(
+        "WITH added AS (INSERT INTO license_assignments (generation, adam_id, pricing_param, serial_number, "
+        "client_user_id) SELECT $1::bigint, a, p, s, u FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) "
+        "AS r (a, p, s, u) ON CONFLICT DO NOTHING RETURNING adam_id, pricing_param) " +
+            std::string(kAddCounts),
+        Params(generation, TextArray(adam), TextArray(pricing), TextArray(serial), TextArray(user)));
+    if (!r) return Fail(r.error());
+    return {};
+  }
+
+  // Adds the rows of CTE `added` (adam_id, pricing_param) to set $1's counts.
+  static constexpr const char* kAddCounts =
+      "INSERT INTO assignment_counts (generation, adam_id, pricing_param, rows) "
+      "SELECT $1::bigint, adam_id, pricing_param, count(*) FROM added GROUP BY adam_id, pricing_param "
+      "ON CONFLICT (generation, adam_id, pricing_param) DO UPDATE SET rows = assignment_counts.rows + excluded.rows";
+
+  // The job's key if `job`'s lease is still the caller's, with the job row locked
+  // until the transaction ends (see the SQLite store). FailedPrecondition otherwise.
+  static Result<std::int64_t> CheckLease(Connection& c, const SyncJob& job) {
+    Result<Rows> r =
+        c.Exec("SELECT key, lease_owner, attempts FROM sync_jobs WHERE id = $1 FOR UPDATE", Params(job.id));
+    if (!r) return Fail(r.error());
+    if (r->empty()) return Fail(LeaseLost(job, "the job no longer exists"));
+    std::string owner = r->Text(0, 1);
+    if (job.lease_owner.empty() || owner != job.lease_owner || r->Int(0, 2) != job.attempts) {
+      return Fail(
+          LeaseLost(job, owner.empty() ? "it was handed back" : fmt::format("worker '{}' holds it now", owner)));
+    }
+    return r->Int(0, 0);
+  }
+
+  static Result<std::string> AppWhere(const std::string& tenant_id, const std::optional<Expr>& filter,
+                                      SqlBuilder& builder) {
+    std::string where = fmt::format("tenant_id = {}", builder.Param(tenant_id));
+    if (filter) {
+      Result<std::string> compiled = CompileFilter(*filter, MobileAppEntity(), builder);
+      if (!compiled) return Fail(compiled.error());
+      where += " AND " + *compiled;
+    }
+    return where;
+  }
+
+  Status DeleteJob(Connection& c, std::int64_t job_key) {
+    if (Status s = RetireStaging(c, job_key); !s) return s;
+    Result<Rows> r = c.Exec("DELETE FROM sync_jobs WHERE key = $1", Params(job_key));
+    if (!r) return Fail(r.error());
+    return {};
+  }
+
+  Status ApplySnapshot(Connection& c, const SyncJob& job, std::int64_t token_key, std::int64_t job_key,
+                       const SyncSnapshot& snapshot) {
+    static const std::string existing_sql =
+        fmt::format("SELECT {} FROM mobile_apps WHERE tenant_id = $1 AND token_id = $2", AppSelectList());
+    Result<Rows> existing = c.Exec(existing_sql, Params(job.tenant_id, job.token_id));
+    if (!existing) return Fail(existing.error());
+    std::unordered_map<std::string, MobileApp> before;
+    for (MobileApp& app : ReadApps(*existing)) before.emplace(app.id, std::move(app));
+    Result<Rows> clear =
+        c.Exec("DELETE FROM mobile_apps WHERE tenant_id = $1 AND token_id = $2", Params(job.tenant_id, job.token_id));
+    if (!clear) return Fail(clear.error());
+
+    const Timestamp now = clock_.Now();
+    for (const MobileApp& given : snapshot.apps) {
+      MobileApp app = given;
+      app.token_id = job.token_id;
+      auto old = before.find(app.id);
+      if (old != before.end()) {
+        app.created = old->second.created;
+        app.last_modified = SameAppData(app, old->second) ? old->second.last_modified : now;
+      } else {
+        if (app.created == 0) app.created = now;
+        if (app.last_modified == 0) app.last_modified = now;
+      }
+      Result<Rows> insert = c.Exec(AppInsertSql(), AppParams(job.tenant_id, app));
+      if (!insert) return Fail(insert.error());
+    }
+
+    using Mode = SyncSnapshot::Assignments;
+    if (snapshot.assignments == Mode::kKeep) return {};
+    Result<std::optional<std::int64_t>> current = CurrentGeneration(c, token_key);
+    if (!current) return Fail(current.error());
+    Result<std::optional<std::int64_t>> staged = FindStagingGeneration(c, job_key);
+    if (!staged) return Fail(staged.error());
+    if (snapshot.assignments == Mode::kReplaceWithStaged || !*current) {
+      if (Status s = PromoteStaged(c, token_key, *staged); !s) return s;
+      if (*current) {
+        if (Status s = RetireGeneration(c, **current); !s) return s;
+      }
+      if (snapshot.assignments == Mode::kMergeStaged) return CheckMergedCounts(c, *staged, snapshot.apps);
+      return {};
+    }
+    // A delta into an existing set: its rows are copied into the current set,
+    // duplicates dropped, and what each asset gained counted, in one statement.
+    if (*staged) {
+      Result<Rows> r = c.Exec(
+          "WITH added AS (INSERT INTO license_assignments (generation, adam_id, pricing_param, serial_number, "
+          "client_user_id) SELECT $1::bigint, adam_id, pricing_param, serial_number, client_user_id "
+          "FROM license_assignments WHERE generation = $2 "
+          "ORDER BY adam_id, pricing_param, serial_number, client_user_id "
+          "ON CONFLICT DO NOTHING RETURNING adam_id, pricing_param) " +
+              std::string(kAddCounts),
+          Params(**current, **staged));
+      if (!r) return Fail(r.error());
+    }
+    return CheckMergedCounts(c, *current, snapshot.apps);
+  }
+
+  static Status CheckMergedCounts(Connection& c, std::optional<std::int64_t> generation,
+                                  const std::vector<MobileApp>& apps) {
+    Result<Rows> r = c.Exec("SELECT adam_id, pricing_param, rows FROM assignment_counts WHERE generation = $1",
+                            Params(generation.value_or(0)));
+    if (!r) return Fail(r.error());
+    std::map<std::pair<std::string, std::string>, std::int64_t> stored;
+    for (int i = 0; i < r->size(); ++i) stored[{r->Text(i, 0), r->Text(i, 1)}] = r->Int(i, 2);
+    return CheckDeltaCounts(stored, apps);
+  }
+
+  // --- transactions ---
+
+  // Runs `body` on a pooled connection: inside `begin` ... COMMIT when `begin` is
+  // given (ROLLBACK when the body fails or throws), alone otherwise. A transaction
+  // that lost a race (40001, 40P01) runs again, after a short random pause; so
+  // does one whose pooled connection turned out dead before anything ran (the
+  // server restarted since it was last used).
+  template <class T, class Body>
+  Result<T> Run(const char* begin, Body&& body) {
+    thread_local std::mt19937 rng{std::random_device{}()};  // retry jitter
+    std::uniform_int_distribution<int> jitter(1, 10);
+    for (int attempt = 1;; ++attempt) {
+      Result<pg::Pool::Lease> lease = pool_->Acquire();
+      if (!lease) return Fail(lease.error());
+      Connection& c = lease->conn();
+      if (begin != nullptr) {
+        if (Status s = c.Simple(begin); !s) {
+          if (c.broken() && attempt == 1) {
+            pool_->DropIdle();  // the others are likely as dead
+            continue;
+          }
+          return Fail(s.error());
+        }
+      }
+      Result<T> result = Fail(Error::Internal("store: transaction body did not run"));
+      t_garbage_made = false;
+      try {
+        result = body(c);
+      } catch (const std::exception& e) {
+        result = Fail(Error::Internal(fmt::format("store: exception inside a transaction: {}", e.what())));
+      }
+      if (result && begin != nullptr) {
+        if (Status s = c.Simple("COMMIT"); !s) result = Fail(s.error());
+      }
+      if (result) {
+        if (t_garbage_made) WakeCollector();
+        return result;
+      }
+      const std::string sqlstate = c.last_sqlstate();
+      const bool broken = c.broken();
+      if (begin != nullptr && !broken) {
+        if (Status s = c.Simple("ROLLBACK"); !s) c.MarkBroken();  // never reuse a connection stuck in a transaction
+      }
+      if (pg::IsRetryable(sqlstate) && attempt < kMaxAttempts) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(jitter(rng) * attempt));
+        continue;
+      }
+      // A single read is safe to repeat on a fresh connection.
+      if (begin == nullptr && broken && attempt == 1) {
+        pool_->DropIdle();
+        continue;
+      }
+      return result;
+    }
+  }
+
+  template <class T, class Body>
+  Result<T> Write(Body&& body) {
+    return Run<T>("BEGIN", std::forward<Body>(body));
+  }
+  // Several statements, one snapshot.
+  template <class T, class Body>
+  Result<T> Read(Body&& body) {
+    return Run<T>("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", std::forward<Body>(body));
+  }
+  // One statement: its own snapshot.
+  template <class T, class Body>
+  Result<T> ReadOne(Body&& body) {
+    return Run<T>(nullptr, std::forward<Body>(body));
+  }
+
+  // --- the collector ---
+
+  // Called inside a transaction that made garbage: the collector is woken once
+  // that transaction has committed (Run), not before, or it could look, find
+  // nothing yet, and sleep a whole kCollectInterval. (In the SQLite store the
+  // writer lock orders the two.)
+  void NoteGarbage() { t_garbage_made = true; }
+
+  void WakeCollector() {
+    {
+      std::lock_guard lock(gc_mu_);
+      gc_pending_ = true;
+    }
+    gc_cv_.notify_one();
+  }
+
+  void CollectLoop() {
+    std::unique_lock lock(gc_mu_);
+    for (;;) {
+      gc_cv_.wait_for(lock, kCollectInterval, [&] { return gc_stop_ || gc_pending_; });
+      if (gc_stop_) return;
+      gc_pending_ = false;
+      lock.unlock();
+      Status collected = CollectAll();
+      lock.lock();
+      if (!collected) {
+        spdlog::warn("store: collecting replaced assignment sets failed, retrying in {} s: {}",
+                     std::chrono::seconds(kCollectRetry).count(), collected.error().message);
+        if (gc_cv_.wait_for(lock, kCollectRetry, [&] { return gc_stop_; })) return;
+        gc_pending_ = true;
+      }
+    }
+  }
+
+  struct CollectStep {
+    std::int64_t generation = 0;  // 0: no garbage left (that this collector may take)
+    std::int64_t rows = 0;
+    bool generation_done = false;
+  };
+
+  Status CollectAll() {
+    std::int64_t generation = 0, rows = 0;
+    auto started = std::chrono::steady_clock::now();
+    for (;;) {
+      Result<CollectStep> step = Write<CollectStep>([&](Connection& c) { return CollectBatch(c); });
+      if (!step) return Fail(step.error());
+      if (step->generation == 0) return {};
+      if (step->generation != generation) {
+        generation = step->generation;
+        rows = 0;
+        started = std::chrono::steady_clock::now();
+      }
+      rows += step->rows;
+      if (step->generation_done) {
+        spdlog::info("store: collected assignment set {} ({} rows) in {:.3f} s", generation, rows,
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+        generation = 0;
+      }
+      std::unique_lock lock(gc_mu_);
+      if (gc_cv_.wait_for(lock, kCollectPause, [&] { return gc_stop_; })) return {};
+    }
+  }
+
+  // One batch of the oldest garbage set no other collector holds (SKIP LOCKED:
+  // the collectors of several instances share the work).
+  static Result<CollectStep> CollectBatch(Connection& c) {
+    CollectStep step;
+    Result<Rows> pick = c.Exec(
+        "SELECT generation FROM assignment_generations WHERE state = 'garbage' ORDER BY generation LIMIT 1 "
+        "FOR UPDATE SKIP LOCKED");
+    if (!pick) return Fail(pick.error());
+    if (pick->empty()) return step;
+    step.generation = pick->Int(0, 0);
+    Result<Rows> del = c.Exec(
+        "DELETE FROM license_assignments WHERE ctid = ANY (ARRAY (SELECT ctid FROM license_assignments "
+        "WHERE generation = $1 LIMIT $2))",
+        Params(step.generation, kCollectBatchRows));
+    if (!del) return Fail(del.error());
+    step.rows = del->affected();
+    if (step.rows == kCollectBatchRows) return step;
+    for (const char* sql : {"DELETE FROM assignment_counts WHERE generation = $1",
+                            "DELETE FROM assignment_generations WHERE generation = $1"}) {
+      Result<Rows> r = c.Exec(sql, Params(step.generation));
+      if (!r) return Fail(r.error());
+    }
+    step.generation_done = true;
+    return step;
+  }
+
+  std::shared_ptr<const SecretBox> secrets_;
+  const Clock& clock_;
+  const std::int64_t max_tokens_;
+  std::unique_ptr<pg::Pool> pool_;
+
+  std::mutex gc_mu_;
+  std::condition_variable gc_cv_;
+  bool gc_pending_ = true;  // guarded by gc_mu_; true: look at once
+  bool gc_stop_ = false;    // guarded by gc_mu_
+  std::thread collector_;   // last: joined by the destructor before the rest goes
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> Store::OpenPostgres(const PostgresOptions& options) {
+  if (options.secrets == nullptr) return Fail(Error::InvalidArgument("store: no SecretBox to seal sTokens with"));
+  if (options.url.empty()) return Fail(Error::InvalidArgument("store: empty PostgreSQL URL"));
+  if (options.pool_wait_ms <= 0 || options.statement_timeout_ms <= 0 || options.connect_timeout_ms <= 0) {
+    return Fail(Error::InvalidArgument("store: timeouts must be positive"));
+  }
+  if (options.max_connections < 1 || options.max_connections > kMaxConnections) {
+    return Fail(Error::InvalidArgument(fmt::format("store: max_connections must be 1..{}", kMaxConnections)));
+  }
+  pg::ConnectOptions connect;
+  connect.url = options.url;
+  connect.connect_timeout_ms = options.connect_timeout_ms;
+  connect.statement_timeout_ms = options.statement_timeout_ms;
+  connect.lock_timeout_ms = options.pool_wait_ms;
+  auto pool =
+      std::make_unique<pg::Pool>(connect, options.max_connections, std::chrono::milliseconds(options.pool_wait_ms));
+  {
+    Result<pg::Pool::Lease> lease = pool->Acquire();
+    if (!lease) return Fail(lease.error());
+    if (Status s = MigratePg(lease->conn()); !s) return Fail(s.error());
+  }
+  auto store = std::make_unique<PgStore>(options, std::move(pool));
+  if (Status s = store->Reconcile(); !s) return Fail(s.error());
+  if (options.collect_garbage) store->StartCollector();
+  spdlog::info("store: opened PostgreSQL (schema version {}, up to {} connections)", LatestPgSchemaVersion(),
+               options.max_connections);
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace vppd::store
