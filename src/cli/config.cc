@@ -8,14 +8,21 @@
 
 namespace vppd::cli {
 
+void AddStoreOptions(CLI::App& app, Settings& s) {
+  app.add_option("--data-dir", s.data_dir, "Directory for the database, keys and secrets (created 0700)")
+      ->envname("VPPD_DATA_DIR")
+      ->capture_default_str();
+  app.add_option("--database-url", s.database_url,
+                 "postgresql://USER@HOST:PORT/DB to keep everything in PostgreSQL (several instances may share "
+                 "it) instead of SQLite in the data dir [TOML store.database_url]")
+      ->envname("VPPD_DATABASE_URL");
+}
+
 void AddServeOptions(CLI::App& app, Settings& s) {
   app.add_option("--config", s.config_file, "TOML configuration file (settings below, same names)")
       ->envname("VPPD_CONFIG");
   app.add_option("--listen", s.listen, "Address to listen on, HOST:PORT (port 0 picks a free one)")
       ->envname("VPPD_LISTEN")
-      ->capture_default_str();
-  app.add_option("--data-dir", s.data_dir, "Directory for the database, keys and secrets (created 0700)")
-      ->envname("VPPD_DATA_DIR")
       ->capture_default_str();
   app.add_option("--apple-url", s.apple_url, "Apple Apps and Books API base URL (http:// only for simulators)")
       ->envname("VPPD_APPLE_URL")
@@ -125,6 +132,12 @@ void AddServeOptions(CLI::App& app, Settings& s) {
       ->envname("VPPD_SYNC_EVENT_POLL_MS")
       ->check(CLI::Range(10, 600'000))
       ->capture_default_str();
+  AddStoreOptions(app, s);
+  app.add_option("--database-pool-size", s.database_pool_size,
+                 "Most connections to PostgreSQL [TOML store.pool_size]")
+      ->envname("VPPD_DATABASE_POOL_SIZE")
+      ->check(CLI::Range(1, 500))
+      ->capture_default_str();
   app.add_option("--secrets-key-file", s.key_file,
                  "AES-256 key file for sTokens at rest (default: <data-dir>/secret.key, created 0600) "
                  "[TOML secrets.key_file]")
@@ -147,7 +160,7 @@ Status ApplyTable(const toml::table& table, const std::string& prefix, Settings&
     const std::string key = prefix + std::string(k.str());
     Status st;
     if (key == "graph" || key == "auth" || key == "secrets" || key == "throttle" || key == "sync" ||
-        key == "apple") {
+        key == "apple" || key == "store") {
       if (!node.is_table()) return Fail(Error::InvalidArgument("config: '" + key + "' must be a table"));
       st = ApplyTable(*node.as_table(), key + ".", s);
     } else if (key == "listen") st = Take(node, key, s.listen);
@@ -165,6 +178,8 @@ Status ApplyTable(const toml::table& table, const std::string& prefix, Settings&
     else if (key == "auth.jwks_url") st = Take(node, key, s.jwks_url);
     else if (key == "auth.leeway_seconds") st = Take(node, key, s.leeway_seconds);
     else if (key == "secrets.key_file") st = Take(node, key, s.key_file);
+    else if (key == "store.database_url") st = Take(node, key, s.database_url);
+    else if (key == "store.pool_size") st = Take(node, key, s.database_pool_size);
     else if (key == "apple.max_attempts") st = Take(node, key, s.apple_max_attempts);
     else if (key == "apple.max_retry_seconds") st = Take(node, key, s.apple_max_retry_seconds);
     else if (key == "sync.workers") st = Take(node, key, s.sync_workers);
@@ -234,6 +249,10 @@ Status Validate(const Settings& s) {
     return Fail(Error::InvalidArgument("--apple-url must be an http(s) URL, not '" + s.apple_url + "'"));
   }
   if (s.audiences.empty()) return Fail(Error::InvalidArgument("at least one token audience is required"));
+  if (!s.database_url.empty() && s.database_url.rfind("postgresql://", 0) != 0 &&
+      s.database_url.rfind("postgres://", 0) != 0) {
+    return Fail(Error::InvalidArgument("--database-url must be a postgresql:// URL"));
+  }
   if (!s.jwks_file.empty() && !s.jwks_url.empty()) {
     return Fail(Error::InvalidArgument("set either auth.jwks_file or auth.jwks_url, not both"));
   }

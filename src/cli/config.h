@@ -52,7 +52,15 @@ struct Settings {
   int sync_event_poll_ms = 30'000;  // Apple asks for at least 30 s between event status polls
   // [secrets]
   std::string key_file;  // empty = <data_dir>/secret.key
+  // [store] empty database_url = SQLite in <data_dir>/vppd.db; postgresql://... = that
+  // database, which several instances may share.
+  std::string database_url;
+  int database_pool_size = 16;  // most connections this instance opens to PostgreSQL
 };
+
+// Declares where the store is (--data-dir, --database-url) on `app`: serve and the
+// operator subcommands that open the store share them.
+void AddStoreOptions(CLI::App& app, Settings& settings);
 
 // Declares the serve settings on `app` (flags with their VPPD_* env names).
 void AddServeOptions(CLI::App& app, Settings& settings);

@@ -12,6 +12,7 @@
 #include "auth/auth.h"
 #include "cli/config.h"
 #include "cli/demo.h"
+#include "cli/migrate_store.h"
 #include "cli/runtime.h"
 #include "service/service.h"
 
@@ -139,7 +140,7 @@ int Main(int argc, char** argv) {
   CLI::App* tenant_cmd = app.add_subcommand("tenant", "Manage tenant records");
   tenant_cmd->require_subcommand(1);
   tenant_cmd->fallthrough();  // `vppd tenant add ID --data-dir D` as well as `vppd tenant --data-dir D add ID`
-  tenant_cmd->add_option("--data-dir", settings.data_dir, "Data dir")->capture_default_str();
+  AddStoreOptions(*tenant_cmd, settings);
   std::string tenant_id, tenant_name, license_state;
   bool unlicensed = false, yes = false;
   CLI::App* t_add = tenant_cmd->add_subcommand("add", "Add (or replace) a tenant");
@@ -158,11 +159,21 @@ int Main(int argc, char** argv) {
   CLI::App* tokens_cmd = app.add_subcommand("tokens", "Inspect vppTokens (for operators)");
   tokens_cmd->require_subcommand(1);
   tokens_cmd->fallthrough();
-  tokens_cmd->add_option("--data-dir", settings.data_dir, "Data dir")->capture_default_str();
+  AddStoreOptions(*tokens_cmd, settings);
   CLI::App* tokens_list = tokens_cmd->add_subcommand(
       "list", "Every token of every tenant (or of --tenant): state, last sync, apps, and why the last sync failed");
   std::string tokens_tenant;
   tokens_list->add_option("--tenant", tokens_tenant, "Only this tenant");
+
+  // migrate-store
+  CLI::App* migrate = app.add_subcommand(
+      "migrate-store", "Copy a deployment to another store (e.g. SQLite to PostgreSQL) and verify the copy");
+  MigrateOptions migrate_options;
+  migrate->add_option("--from", migrate_options.from, "sqlite:PATH (vppd.db or its data dir) or postgresql://...")
+      ->required();
+  migrate->add_option("--to", migrate_options.to, "postgresql://... or sqlite:PATH; must be empty")->required();
+  migrate->add_option("--secrets-key-file", migrate_options.key_file,
+                      "The sToken key both use (default: secret.key next to the SQLite database)");
 
   try {
     app.parse(argc, argv);
@@ -193,14 +204,19 @@ int Main(int argc, char** argv) {
     return 0;
   }
 
+  if (migrate->parsed()) {
+    if (auto ok = MigrateStore(migrate_options, stdout); !ok) return Die(ok.error());
+    return 0;
+  }
+
   if (tokens_cmd->parsed()) {
-    auto store = OpenStore(settings.data_dir, settings.key_file);
+    auto store = OpenStore(settings);
     if (!store) return Die(store.error());
     return ListTokens(**store, tokens_tenant);
   }
 
   if (tenant_cmd->parsed()) {
-    auto store = OpenStore(settings.data_dir, settings.key_file);
+    auto store = OpenStore(settings);
     if (!store) return Die(store.error());
     service::Tenants tenants(**store);
     if (t_add->parsed()) {

@@ -70,7 +70,8 @@ void RegisterStoreGauges(store::Store* store) {
 
 }  // namespace
 
-Result<std::unique_ptr<store::Store>> OpenStore(const std::string& data_dir, const std::string& key_file) {
+Result<std::unique_ptr<store::Store>> OpenStore(const Settings& settings) {
+  const std::string& data_dir = settings.data_dir;
   std::error_code ec;
   if (!std::filesystem::exists(data_dir, ec)) {
     std::filesystem::create_directories(data_dir, ec);
@@ -84,11 +85,19 @@ Result<std::unique_ptr<store::Store>> OpenStore(const std::string& data_dir, con
       spdlog::warn("data dir {} is accessible by group or others; it holds keys: chmod 700 it", data_dir);
     }
   }
-  auto box = SecretBox::LoadOrCreate(key_file.empty() ? data_dir + "/secret.key" : key_file);
+  auto box = SecretBox::LoadOrCreate(settings.key_file.empty() ? data_dir + "/secret.key" : settings.key_file);
   if (!box) return Fail(box.error());
+  auto secrets = std::make_shared<const SecretBox>(std::move(*box));
+  if (!settings.database_url.empty()) {
+    store::PostgresOptions options;
+    options.url = settings.database_url;
+    options.secrets = std::move(secrets);
+    options.max_connections = settings.database_pool_size;
+    return store::Store::OpenPostgres(options);
+  }
   store::SqliteOptions options;
   options.path = data_dir + "/vppd.db";
-  options.secrets = std::make_shared<const SecretBox>(std::move(*box));
+  options.secrets = std::move(secrets);
   return store::Store::OpenSqlite(options);
 }
 
@@ -104,7 +113,7 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   }
   auto rt = std::make_unique<Runtime>();
   rt->settings = s;
-  auto store = OpenStore(s.data_dir, s.key_file);
+  auto store = OpenStore(s);
   if (!store) return Fail(store.error());
   rt->store = std::move(*store);
   if (s.metrics) RegisterStoreGauges(rt->store.get());

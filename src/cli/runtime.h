@@ -33,8 +33,9 @@ struct Runtime {
   ~Runtime() { Shutdown(); }
 };
 
-// Creates the data dir 0700 (or checks an existing one) and opens the store in it.
-Result<std::unique_ptr<store::Store>> OpenStore(const std::string& data_dir, const std::string& key_file);
+// Creates the data dir 0700 (or checks an existing one: it holds the keys) and
+// opens the store: PostgreSQL at settings.database_url, else SQLite in the data dir.
+Result<std::unique_ptr<store::Store>> OpenStore(const Settings& settings);
 
 // Opens everything and starts serving. The caller prints, waits, and shuts down.
 Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& settings);

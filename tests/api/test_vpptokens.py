@@ -3,6 +3,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import socket
 import sys
 import tempfile
@@ -560,6 +561,12 @@ class Lifecycle(unittest.TestCase):
                     data = f.read()
                 self.assertNotIn(stoken.encode(), data, name)
                 self.assertNotIn(b"SECRET-LOCATION-TOKEN", data, name)
+            if v.database_url:  # the store is a PostgreSQL database: look at all of it
+                dump = subprocess.run(["pg_dump", "--data-only", "-d", v.database_url], capture_output=True,
+                                      timeout=60, check=True).stdout
+                self.assertIn(b"vpp_tokens", dump.lower().replace(b'"', b""))
+                self.assertNotIn(stoken.encode(), dump)
+                self.assertNotIn(b"SECRET-LOCATION-TOKEN", dump)
         finally:
             v.cleanup()
             shutil.rmtree(parent, ignore_errors=True)

@@ -129,17 +129,17 @@ class Vppd:
 
     The store is SQLite in the data dir, or, when VPPD_TEST_DATABASE_URL is set, a
     fresh PostgreSQL database (dropped by cleanup) unless `database_url` names one
-    to share (several instances on one database).
+    to share (several instances on one database) or `sqlite` insists on SQLite.
     """
 
-    def __init__(self, *extra_args, data_dir=None, dev=True, env=None, database_url=None):
+    def __init__(self, *extra_args, data_dir=None, dev=True, env=None, database_url=None, sqlite=False):
         self.owns_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="vppd-test-")
         self.extra_args = list(extra_args)
         self.dev = dev
         self.env = dict(env or {})
-        self.owns_database = database_url is None and bool(PG_ADMIN_URL)
-        self.database_url = database_url or (create_test_database() if PG_ADMIN_URL else None)
+        self.owns_database = database_url is None and bool(PG_ADMIN_URL) and not sqlite
+        self.database_url = database_url or (create_test_database() if self.owns_database else None)
         if self.database_url:
             self.env["VPPD_DATABASE_URL"] = self.database_url
         self.proc = None

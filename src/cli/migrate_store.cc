@@ -1,0 +1,323 @@
+#include "cli/migrate_store.h"
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "base/base.h"
+#include "store/store.h"
+
+namespace vppd::cli {
+namespace {
+
+// The copy goes through the Store interface only, so any pair of stores works
+// and each side's own invariants (sealing, generations, counts) hold. The target
+// is opened on a clock the copy sets before each write, so the timestamps a store
+// stamps (created, lastModifiedDateTime) come out as they were in the source.
+constexpr char kWorker[] = "vppd migrate-store";
+constexpr char kJobKind[] = "migrateStore";  // never left behind: each copy job is finished at once
+constexpr std::int64_t kPage = 1000;
+constexpr std::size_t kBatch = 50'000;
+
+struct Location {
+  bool sqlite = false;
+  std::string path_or_url;  // the .db file, or the postgresql:// URL
+  std::string data_dir;     // sqlite only: where secret.key is by default
+};
+
+Result<Location> ParseLocation(const std::string& text, const char* which) {
+  if (text.rfind("sqlite:", 0) == 0) {
+    std::string path = text.substr(7);
+    if (path.empty()) return Fail(Error::InvalidArgument(fmt::format("--{}: sqlite: needs a path", which)));
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) path += "/vppd.db";
+    return Location{true, path, std::filesystem::path(path).parent_path().string()};
+  }
+  if (text.rfind("postgresql://", 0) == 0 || text.rfind("postgres://", 0) == 0) return Location{false, text, {}};
+  return Fail(Error::InvalidArgument(
+      fmt::format("--{} must be sqlite:PATH or a postgresql:// URL, not '{}'", which, text.substr(0, 20))));
+}
+
+Result<std::unique_ptr<store::Store>> Open(const Location& at, std::shared_ptr<const SecretBox> secrets,
+                                           const Clock* clock, bool must_exist) {
+  if (at.sqlite) {
+    std::error_code ec;
+    if (must_exist && !std::filesystem::exists(at.path_or_url, ec)) {
+      return Fail(Error::NotFound("no SQLite database at " + at.path_or_url));
+    }
+    store::SqliteOptions options;
+    options.path = at.path_or_url;
+    options.secrets = std::move(secrets);
+    options.clock = clock;
+    return store::Store::OpenSqlite(options);
+  }
+  store::PostgresOptions options;
+  options.url = at.path_or_url;
+  options.secrets = std::move(secrets);
+  options.clock = clock;
+  return store::Store::OpenPostgres(options);
+}
+
+// Every item of a paged store list.
+template <class T, class List>
+Result<std::vector<T>> All(List&& list) {
+  std::vector<T> out;
+  store::ListQuery query;
+  query.limit = kPage;
+  for (;;) {
+    Result<store::Page<T>> page = list(query);
+    if (!page) return Fail(page.error());
+    for (auto& item : page->items) out.push_back(std::move(item));
+    if (!page->has_more) return out;
+    query.skip += kPage;
+  }
+}
+
+Result<std::vector<store::VppToken>> Tokens(store::Store& s, const std::string& tenant) {
+  return All<store::VppToken>([&](const store::ListQuery& q) { return s.ListTokens(tenant, q); });
+}
+
+Result<std::vector<store::MobileApp>> AppsOf(store::Store& s, const std::string& tenant, const std::string& token) {
+  return All<store::MobileApp>([&](store::ListQuery q) {
+    q.filter = store::Expr::Apply(store::Op::kEq, {store::Expr::Property("vppTokenId"), store::Expr::Value(token)});
+    return s.ListApps(tenant, q);
+  });
+}
+
+// --- what is compared ------------------------------------------------------------
+
+std::string Opt(const std::optional<std::string>& v) { return v ? "=" + *v : "-"; }
+
+std::string Canonical(const store::Tenant& t) {
+  return fmt::format("{}|{}|{}|{}\n", t.id, t.display_name, t.intune_licensed, t.created);
+}
+
+std::string Canonical(const store::VppToken& t, const std::string& secret) {
+  std::string out = fmt::format(
+      "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", t.id, Opt(t.organization_name),
+      t.account_type, Opt(t.apple_id), t.expiration, t.last_sync, t.last_modified, t.state, t.last_sync_status,
+      t.automatically_update_apps, Opt(t.country_or_region), t.data_sharing_consent_granted, Opt(t.display_name),
+      Opt(t.location_name), t.claim_token_management_from_external_mdm, fmt::join(t.role_scope_tag_ids, ","),
+      t.delivery_protocol, t.last_app_count, Opt(t.apple_uid), Opt(t.apple_version_id), t.last_full_walk,
+      t.last_sync_error, t.created, Sha256Hex(secret), t.action_results.size());
+  for (const auto& r : t.action_results) {
+    out += fmt::format("|{}/{}/{}/{}/{}/{}/{}/{}", r.action_name, r.action_state, r.start, r.last_updated,
+                       r.is_revoke_result, r.failure_reason, r.failed_licenses, r.total_licenses);
+  }
+  return out + "\n";
+}
+
+std::string Canonical(const store::MobileApp& a) {
+  return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}\n", a.id, a.token_id, a.platform,
+                     a.adam_id, a.pricing_param, a.product_type, a.display_name, a.bundle_id, a.publisher,
+                     a.total_licenses, a.used_licenses, a.device_assignable, a.revocable, a.app_store_url,
+                     Opt(a.token_organization_name), Opt(a.token_apple_id), Opt(a.token_display_name),
+                     a.token_account_type, a.created, a.last_modified);
+}
+
+// Counts and digests of one store's content. Lists come ordered by id from every
+// store, so their digest is of the concatenation; assignments come in an order
+// each store chooses, so theirs is a sum of per-row hashes (order-free).
+struct Inventory {
+  std::int64_t tenants = 0, tokens = 0, apps = 0, assignments = 0;
+  std::string tenants_digest, tokens_digest, apps_digest;
+  std::uint64_t assignments_digest = 0;
+
+  bool operator==(const Inventory&) const = default;
+  std::string Describe() const {
+    return fmt::format("{} tenants, {} tokens, {} apps, {} license assignments", tenants, tokens, apps, assignments);
+  }
+};
+
+std::uint64_t RowHash(const store::LicenseAssignment& a, const std::string& token_id) {
+  const std::string hex =
+      Sha256Hex(fmt::format("{}|{}|{}|{}|{}", token_id, a.adam_id, a.pricing_param, a.client_user_id, a.serial_number));
+  return std::stoull(hex.substr(0, 16), nullptr, 16);
+}
+
+Result<Inventory> Take(store::Store& s) {
+  Inventory inv;
+  std::string tenants_text, tokens_text, apps_text;
+  Result<std::vector<store::Tenant>> tenants = s.ListTenants();
+  if (!tenants) return Fail(tenants.error());
+  for (const auto& tenant : *tenants) {
+    ++inv.tenants;
+    tenants_text += Canonical(tenant);
+    Result<std::vector<store::VppToken>> tokens = Tokens(s, tenant.id);
+    if (!tokens) return Fail(tokens.error());
+    for (const auto& token : *tokens) {
+      ++inv.tokens;
+      Result<std::string> secret = s.GetTokenSecret(tenant.id, token.id);
+      if (!secret) return Fail(secret.error());
+      tokens_text += tenant.id + "/" + Canonical(token, *secret);
+      Result<std::vector<store::MobileApp>> apps = AppsOf(s, tenant.id, token.id);
+      if (!apps) return Fail(apps.error());
+      for (const auto& app : *apps) {
+        ++inv.apps;
+        apps_text += Canonical(app);
+      }
+      Status walked = s.ForEachAssignment(tenant.id, token.id, kBatch, [&](const auto& rows) -> Status {
+        for (const auto& row : rows) {
+          ++inv.assignments;
+          inv.assignments_digest += RowHash(row, token.id);
+        }
+        return {};
+      });
+      if (!walked) return Fail(walked.error());
+    }
+  }
+  inv.tenants_digest = Sha256Hex(tenants_text);
+  inv.tokens_digest = Sha256Hex(tokens_text);
+  inv.apps_digest = Sha256Hex(apps_text);
+  return inv;
+}
+
+// --- the copy ----------------------------------------------------------------------
+
+Status CopyToken(store::Store& from, store::Store& to, FakeClock& clock, const std::string& tenant,
+                 const store::VppToken& source) {
+  Result<std::string> secret = from.GetTokenSecret(tenant, source.id);
+  if (!secret) return Fail(secret.error());
+  store::VppToken copy = source;
+  copy.token = *secret;
+  clock.Set(source.created);
+  Result<store::VppToken> created = to.CreateToken(tenant, copy);
+  if (!created) return Fail(created.error());
+
+  // Apps and assignments go in the way a sync writes them: a job stages the rows
+  // and its finish swaps them in with the apps, then restores every property.
+  store::EnqueueOptions enqueue;
+  enqueue.kind = kJobKind;
+  Result<store::Store::Enqueued> queued =
+      to.EnqueueJob(tenant, source.id, enqueue, [](store::VppToken&) -> Status { return {}; });
+  if (!queued) return Fail(queued.error());
+  // The clock jumps to the source's stamps, so the lease must outlast any of them.
+  Result<std::optional<store::SyncJob>> job = to.ClaimJob(kWorker, clock.Now(), std::chrono::hours(24 * 365 * 100));
+  if (!job) return Fail(job.error());
+  if (!*job || (*job)->token_id != source.id) {
+    return Fail(Error::FailedPrecondition("the target store handed out another job: is a vppd running on it?"));
+  }
+  Status walked = from.ForEachAssignment(tenant, source.id, kBatch, [&](const auto& rows) -> Status {
+    return to.StageAssignments(**job, rows);
+  });
+  if (!walked) return Fail(walked.error());
+  Result<std::vector<store::MobileApp>> apps = AppsOf(from, tenant, source.id);
+  if (!apps) return Fail(apps.error());
+  store::SyncSnapshot snapshot;
+  snapshot.apps = std::move(*apps);
+  snapshot.assignments = store::SyncSnapshot::Assignments::kReplaceWithStaged;
+  clock.Set(source.last_modified);
+  Result<store::VppToken> finished = to.FinishJob(**job, snapshot, [&](store::VppToken& t) -> Status {
+    const Timestamp created_at = t.created;
+    t = source;
+    t.token.clear();  // keep the sealed sToken written by CreateToken
+    t.created = created_at;
+    return {};
+  });
+  if (!finished) return Fail(finished.error());
+  return {};
+}
+
+}  // namespace
+
+Status MigrateStore(const MigrateOptions& options, std::FILE* out) {
+  Result<Location> from = ParseLocation(options.from, "from");
+  if (!from) return Fail(from.error());
+  Result<Location> to = ParseLocation(options.to, "to");
+  if (!to) return Fail(to.error());
+  if (from->path_or_url == to->path_or_url) return Fail(Error::InvalidArgument("--from and --to are the same store"));
+
+  std::string key_file = options.key_file;
+  if (key_file.empty()) {
+    if (!from->sqlite && !to->sqlite) {
+      return Fail(Error::InvalidArgument("--secrets-key-file is required between two PostgreSQL databases"));
+    }
+    key_file = (from->sqlite ? from->data_dir : to->data_dir) + "/secret.key";
+  }
+  std::error_code ec;
+  if (!std::filesystem::exists(key_file, ec)) {
+    // Never create a key here: the source's sTokens are sealed with an existing one.
+    return Fail(Error::NotFound("no sToken key at " + key_file + " (give --secrets-key-file)"));
+  }
+  Result<SecretBox> box = SecretBox::LoadOrCreate(key_file);
+  if (!box) return Fail(box.error());
+  auto secrets = std::make_shared<const SecretBox>(std::move(*box));
+
+  Result<std::unique_ptr<store::Store>> source = Open(*from, secrets, nullptr, true);
+  if (!source) return Fail(source.error());
+  FakeClock clock(0);
+  Result<std::unique_ptr<store::Store>> target = Open(*to, secrets, &clock, false);
+  if (!target) return Fail(target.error());
+
+  Result<std::vector<store::Tenant>> existing = (*target)->ListTenants();
+  if (!existing) return Fail(existing.error());
+  if (!existing->empty()) {
+    return Fail(Error::FailedPrecondition(
+        fmt::format("the target store already holds {} tenant(s); migrate-store copies into an empty store only",
+                    existing->size())));
+  }
+  Result<std::int64_t> running = (*source)->CountJobs();
+  if (!running) return Fail(running.error());
+
+  Result<Inventory> before = Take(**source);
+  if (!before) return Fail(before.error());
+  std::fprintf(out, "source: %s\n", before->Describe().c_str());
+  std::fflush(out);
+
+  Result<std::vector<store::Tenant>> tenants = (*source)->ListTenants();
+  if (!tenants) return Fail(tenants.error());
+  std::int64_t copied = 0, requeued = 0;
+  for (const auto& tenant : *tenants) {
+    if (Status ok = (*target)->PutTenant(tenant); !ok) return ok;
+    Result<std::vector<store::VppToken>> tokens = Tokens(**source, tenant.id);
+    if (!tokens) return Fail(tokens.error());
+    for (const auto& token : *tokens) {
+      if (Status ok = CopyToken(**source, **target, clock, tenant.id, token); !ok) {
+        return Fail(Error{ok.error().code,
+                          fmt::format("copying vppToken {} of tenant {}: {}", token.id, tenant.id, ok.error().message),
+                          {}, {}, 0});
+      }
+      if (++copied % 100 == 0) std::fprintf(out, "copied %lld of %lld tokens\n", static_cast<long long>(copied),
+                                            static_cast<long long>(before->tokens));
+    }
+  }
+
+  Result<Inventory> after = Take(**target);
+  if (!after) return Fail(after.error());
+  if (!(*after == *before)) {
+    return Fail(Error::Internal("verification failed: the target holds " + after->Describe() + " (digests " +
+                                after->tokens_digest.substr(0, 12) + "/" + after->apps_digest.substr(0, 12) +
+                                ") where the source holds " + before->Describe() + " (digests " +
+                                before->tokens_digest.substr(0, 12) + "/" + before->apps_digest.substr(0, 12) + ")"));
+  }
+  // Syncs that were queued or running in the source start again in the target
+  // (a token shows lastSyncStatus inProgress while one is).
+  for (const auto& tenant : *tenants) {
+    Result<std::vector<store::VppToken>> tokens = Tokens(**target, tenant.id);
+    if (!tokens) return Fail(tokens.error());
+    for (const auto& token : *tokens) {
+      if (token.last_sync_status != "inProgress") continue;
+      store::EnqueueOptions enqueue;
+      clock.Set(token.last_modified);
+      Result<store::Store::Enqueued> queued =
+          (*target)->EnqueueJob(tenant.id, token.id, enqueue, [](store::VppToken&) -> Status { return {}; });
+      if (!queued) return Fail(queued.error());
+      ++requeued;
+    }
+  }
+  std::fprintf(out,
+               "target: %s\nverified: counts equal; checksums of tenants %.12s, tokens %.12s, apps %.12s, "
+               "assignments %016llx equal\n",
+               after->Describe().c_str(), after->tenants_digest.c_str(), after->tokens_digest.c_str(),
+               after->apps_digest.c_str(), static_cast<unsigned long long>(after->assignments_digest));
+  if (*running > 0) {
+    std::fprintf(out, "%lld job(s) were queued or running in the source: %lld token sync(s) queued again\n",
+                 static_cast<long long>(*running), static_cast<long long>(requeued));
+  }
+  return {};
+}
+
+}  // namespace vppd::cli

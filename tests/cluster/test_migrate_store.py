@@ -1,0 +1,133 @@
+"""`vppd migrate-store`: a SQLite deployment copied to PostgreSQL, verified, and served unchanged.
+
+Needs VPPD_TEST_DATABASE_URL (scripts/test provides a throwaway PostgreSQL server).
+"""
+import os
+import base64
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from harness import (PG_ADMIN_URL, VPPD, Sim, Vppd, WRITE_SCOPE, create_test_database,  # noqa: E402
+                     drop_test_database, psql)
+
+BASE = "/beta/deviceAppManagement/vppTokens"
+APPS = "/beta/deviceAppManagement/mobileApps"
+APPS_SCOPE = "DeviceManagementApps.ReadWrite.All"
+
+
+def migrate(*args):
+    return subprocess.run([VPPD, "migrate-store", *args], capture_output=True, text=True, timeout=300)
+
+
+class MigrateStore(unittest.TestCase):
+    def setUp(self):
+        if not PG_ADMIN_URL:
+            self.skipTest("VPPD_TEST_DATABASE_URL is not set: migrate-store is tested into PostgreSQL "
+                          "(scripts/test starts one with scripts/pg-cluster)")
+        self.sim = Sim("--locations", "3", "--assets", "15", "--assignments", "400", "--page-size", "50",
+                       "--seed", "31").start()
+        self.addCleanup(self.sim.cleanup)
+        self.source = Vppd("--apple-url", self.sim.url, "--sync-interval-seconds", "0", sqlite=True)
+        self.addCleanup(self.source.cleanup)
+        self.target_url = create_test_database()
+        self.addCleanup(drop_test_database, self.target_url)
+
+    def snapshot(self, v, token):
+        """Everything Graph shows: tokens, apps and every app's licenses."""
+        tokens = v.collect(BASE + "?$top=999", token)
+        apps = v.collect(APPS + "?$top=999", token)
+        licenses = {}
+        for a in apps:
+            cast = a["@odata.type"].split(".")[-1]
+            licenses[a["id"]] = v.collect(f"{APPS}/{a['id']}/microsoft.graph.{cast}/assignedLicenses?$top=999", token)
+        return tokens, apps, licenses
+
+    def test_sqlite_deployment_moves_to_postgresql_intact(self):
+        v = self.source.start()
+        token = v.dev_token("--scopes", f"{WRITE_SCOPE} {APPS_SCOPE}")
+        ids = []
+        for n, loc in enumerate(self.sim.locations()):
+            r = v.request("POST", BASE, token=token, body={"token": loc["tokens"][0]["sToken"],
+                                                           "displayName": f"site {n}"})
+            self.assertEqual(r.status, 201, r)
+            ids.append(r.json()["id"])
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            states = [t["lastSyncStatus"] for t in v.collect(BASE, token)]
+            if all(s == "completed" for s in states):
+                break
+            time.sleep(0.2)
+        self.assertTrue(all(s == "completed" for s in states), states)
+        # An edit after the sync: lastModifiedDateTime differs from the sync time and must survive.
+        r = v.request("PATCH", f"{BASE}/{ids[0]}", token=token, body={"displayName": "renamed"})
+        self.assertEqual(r.status, 200, r)
+        before = self.snapshot(v, token)
+        self.assertGreater(sum(len(x) for x in before[2].values()), 1000)
+        v.stop()
+
+        r = migrate("--from", f"sqlite:{v.data_dir}", "--to", self.target_url)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("verified: counts equal", r.stdout)
+        self.assertIn("source: 1 tenants, 3 tokens", r.stdout)
+
+        # The same data dir (keys, installation id) on the copy: Graph shows exactly the same.
+        on_pg = Vppd("--apple-url", self.sim.url, "--sync-interval-seconds", "0", data_dir=v.data_dir,
+                     database_url=self.target_url)
+        try:
+            on_pg.start()
+            self.assertEqual(self.snapshot(on_pg, token), before)
+            # The sToken moved sealed and opens on PostgreSQL: a sync works.
+            r = on_pg.request("POST", f"{BASE}/{ids[1]}/syncLicenses", token=token)
+            self.assertEqual(r.status, 200, r)
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                t = on_pg.request("GET", f"{BASE}/{ids[1]}", token=token).json()
+                if t["lastSyncStatus"] != "inProgress":
+                    break
+                time.sleep(0.2)
+            self.assertEqual(t["lastSyncStatus"], "completed", t)
+        finally:
+            on_pg.stop()
+
+        # Copying again into a store that holds data is refused, and nothing changes.
+        count = psql(self.target_url, "SELECT count(*) FROM vpp_tokens")
+        r = migrate("--from", f"sqlite:{v.data_dir}", "--to", self.target_url)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("already holds 1 tenant", r.stderr)
+        self.assertEqual(psql(self.target_url, "SELECT count(*) FROM vpp_tokens"), count)
+
+    def test_bad_arguments_and_a_wrong_key_fail_clearly(self):
+        v = self.source.start()
+        token = v.dev_token()
+        r = v.request("POST", BASE, token=token, body={"token": self.sim.locations()[0]["tokens"][0]["sToken"]})
+        self.assertEqual(r.status, 201, r)
+        v.stop()
+
+        r = migrate("--from", "mysql://x", "--to", self.target_url)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--from must be sqlite:PATH or a postgresql:// URL", r.stderr)
+        r = migrate("--from", "sqlite:/nonexistent/dir/vppd.db", "--to", self.target_url)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("no sToken key", r.stderr)
+
+        other_key = os.path.join(v.data_dir, "other.key")
+        with open(other_key, "w") as f:
+            f.write(base64.b64encode(os.urandom(32)).decode() + "\n")
+        os.chmod(other_key, 0o600)
+        r = migrate("--from", f"sqlite:{v.data_dir}", "--to", self.target_url, "--secrets-key-file", other_key)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertNotIn("verified", r.stdout)
+        self.assertEqual(psql(self.target_url, "SELECT count(*) FROM tenants"), "0",
+                         "a copy that cannot read the source writes nothing")
+
+        # An unreachable target: a clear error, no hang.
+        r = migrate("--from", f"sqlite:{v.data_dir}", "--to", "postgresql://nobody@127.0.0.1:1/none")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("vppd: store: cannot connect to PostgreSQL", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
