@@ -6,13 +6,14 @@
 #include <iostream>
 
 #include <CLI/CLI.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "auth/auth.h"
+#include "base/log.h"
 #include "cli/config.h"
 #include "cli/demo.h"
 #include "cli/runtime.h"
+#include "cli/sync_command.h"
 #include "service/service.h"
 
 namespace vppd::cli {
@@ -42,8 +43,15 @@ void PrintDevInstructions(const Settings& s, std::uint16_t port, const auth::Dev
   std::fflush(stdout);
 }
 
+// The process logger for `serve` (json unless asked otherwise) and `demo` (text).
+void InitLogging(const Settings& s, log::Format fallback) {
+  auto format = s.log_format.empty() ? fallback : log::ParseFormat(s.log_format).value_or(fallback);
+  log::Init(format, s.log_level);
+}
+
 int Serve(const Settings& s) {
-  spdlog::set_level(spdlog::level::from_str(s.log_level));
+  if (auto ok = Validate(s); !ok) return Die(ok.error());
+  InitLogging(s, log::Format::kJson);
   auto rt = StartRuntime(s);
   if (!rt) return Die(rt.error());
   const std::uint16_t port = (*rt)->server->port();
@@ -100,8 +108,8 @@ int ListTokens(store::Store& store, const std::string& only_tenant) {
 }  // namespace
 
 int Main(int argc, char** argv) {
-  auto logger = spdlog::stderr_color_mt("vppd");
-  spdlog::set_default_logger(logger);
+  // Operator commands log (rarely) as text; serve and demo choose below.
+  log::Init(log::Format::kText, "info");
 
   Settings settings;
   if (auto ok = LoadConfigFile(argc, argv, settings); !ok) return Die(ok.error());
@@ -164,6 +172,21 @@ int Main(int argc, char** argv) {
   std::string tokens_tenant;
   tokens_list->add_option("--tenant", tokens_tenant, "Only this tenant");
 
+  // sync
+  CLI::App* sync_cmd = app.add_subcommand(
+      "sync", "Queue a syncLicenses of a vppToken (as the Graph action does) for the vppd serving this data dir; "
+              "--wait follows it to the end");
+  SyncCommand sync_options;
+  sync_cmd->add_option("token_id", sync_options.token_id, "The vppToken's id (vppd tokens list)")->required();
+  sync_cmd->add_option("--data-dir", settings.data_dir, "Data dir")->capture_default_str();
+  sync_cmd->add_option("--tenant", sync_options.tenant_id, "Only look for the token in this tenant");
+  sync_cmd->add_flag("--wait", sync_options.wait,
+                     "Follow the sync to its end: exit 0 when it completed, 1 with the reason when it failed");
+  sync_cmd->add_option("--timeout", sync_options.timeout_seconds,
+                       "With --wait: give up after this many seconds (exit 3; the sync goes on)")
+      ->check(CLI::Range(0.0, 86'400.0))
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -172,7 +195,8 @@ int Main(int argc, char** argv) {
 
   if (serve->parsed()) return Serve(settings);
   if (demo->parsed()) {
-    spdlog::set_level(spdlog::level::from_str(settings.log_level));
+    if (auto ok = Validate(settings); !ok) return Die(ok.error());
+    InitLogging(settings, log::Format::kText);
     return RunDemo(settings, demo_options);
   }
 
@@ -191,6 +215,12 @@ int Main(int argc, char** argv) {
     if (!token) return Die(token.error());
     std::printf("%s\n", token->c_str());
     return 0;
+  }
+
+  if (sync_cmd->parsed()) {
+    sync_options.data_dir = settings.data_dir;
+    sync_options.key_file = settings.key_file;
+    return RunSyncCommand(sync_options);
   }
 
   if (tokens_cmd->parsed()) {
