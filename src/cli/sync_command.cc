@@ -18,7 +18,8 @@ namespace {
 
 constexpr char kSyncLicenses[] = "syncLicenses";
 
-int Fail(const std::string& message, int status = 1) {
+// Prints the error and returns the exit status.
+int Exit(const std::string& message, int status = 1) {
   std::fprintf(stderr, "vppd sync: %s\n", message.c_str());
   return status;
 }
@@ -26,15 +27,15 @@ int Fail(const std::string& message, int status = 1) {
 // The tenant holding `token_id` (token ids are GUIDs, unique across tenants).
 Result<std::string> FindTenant(store::Store& store, const SyncCommand& cmd) {
   auto tenants = store.ListTenants();
-  if (!tenants) return vppd::Fail(tenants.error());
+  if (!tenants) return Fail(tenants.error());
   for (const auto& tenant : *tenants) {
     if (!cmd.tenant_id.empty() && tenant.id != cmd.tenant_id) continue;
     auto token = store.GetToken(tenant.id, cmd.token_id);
     if (token) return tenant.id;
-    if (token.error().code != Code::kNotFound) return vppd::Fail(token.error());
+    if (token.error().code != Code::kNotFound) return Fail(token.error());
   }
   std::string where = cmd.tenant_id.empty() ? "in any tenant" : "in tenant " + cmd.tenant_id;
-  return vppd::Fail(Error::NotFound("no vppToken with id '" + cmd.token_id + "' " + where + " of data dir " +
+  return Fail(Error::NotFound("no vppToken with id '" + cmd.token_id + "' " + where + " of data dir " +
                                     cmd.data_dir + " (vppd tokens list shows them)"));
 }
 
@@ -81,7 +82,7 @@ Status PrintResult(store::Store& store, const std::string& tenant, const store::
   std::int64_t used = 0, total = 0;
   for (;;) {
     auto page = store.ListApps(tenant, query);
-    if (!page) return vppd::Fail(page.error());
+    if (!page) return Fail(page.error());
     for (const auto& app : page->items) {
       if (!seen.insert({app.adam_id, app.pricing_param}).second) continue;
       used += app.used_licenses;
@@ -109,15 +110,15 @@ Status PrintResult(store::Store& store, const std::string& tenant, const store::
 
 int RunSyncCommand(const SyncCommand& cmd) {
   auto opened = OpenStore(cmd.data_dir, cmd.key_file);
-  if (!opened) return Fail(opened.error().message);
+  if (!opened) return Exit(opened.error().message);
   store::Store& store = **opened;
   auto tenant = FindTenant(store, cmd);
-  if (!tenant) return Fail(tenant.error().message);
+  if (!tenant) return Exit(tenant.error().message);
 
   // Exactly what POST …/syncLicenses does (coalesced with a sync already queued).
   const Timestamp now = Clock::Real().Now();
   auto queued = sync::RequestJob(store, *tenant, cmd.token_id, kSyncLicenses, "", now);
-  if (!queued) return Fail(queued.error().message);
+  if (!queued) return Exit(queued.error().message);
   std::printf("%s syncLicenses of token %s (tenant %s)\n",
               queued->queued ? "queued" : "joined the already queued or running", cmd.token_id.c_str(),
               tenant->c_str());
@@ -132,7 +133,7 @@ int RunSyncCommand(const SyncCommand& cmd) {
   std::string last_text;
   for (;;) {
     auto jobs = store.FindJobs(*tenant, cmd.token_id);
-    if (!jobs) return Fail(jobs.error().message);
+    if (!jobs) return Exit(jobs.error().message);
     std::optional<store::SyncJob> job;
     for (auto& j : *jobs) {
       if (j.kind == kSyncLicenses) job = std::move(j);
@@ -143,16 +144,16 @@ int RunSyncCommand(const SyncCommand& cmd) {
       auto token = store.GetToken(*tenant, cmd.token_id);
       if (!token) {
         if (tty) std::printf("\n");
-        if (token.error().code == Code::kNotFound) return Fail("token " + cmd.token_id + " was deleted during the sync");
-        return Fail(token.error().message);
+        if (token.error().code == Code::kNotFound) return Exit("token " + cmd.token_id + " was deleted during the sync");
+        return Exit(token.error().message);
       }
       if (token->last_sync_status != "inProgress") {
         if (tty) std::printf("\r\033[K");
         if (token->last_sync_status == "completed") {
-          if (Status s = PrintResult(store, *tenant, *token, started); !s) return Fail(s.error().message);
+          if (Status s = PrintResult(store, *tenant, *token, started); !s) return Exit(s.error().message);
           return 0;
         }
-        return Fail("syncLicenses of token " + cmd.token_id + " " + token->last_sync_status + " (state " +
+        return Exit("syncLicenses of token " + cmd.token_id + " " + token->last_sync_status + " (state " +
                     token->state + "): " +
                     (token->last_sync_error.empty() ? std::string("no reason recorded") : token->last_sync_error));
       }
@@ -174,7 +175,7 @@ int RunSyncCommand(const SyncCommand& cmd) {
       std::string hint = job && job->lease_owner.empty()
                              ? "; the job is still queued: is a vppd serve running on this data dir?"
                              : "; the job goes on in the background";
-      return Fail("timed out after " + Elapsed(started) + " waiting for syncLicenses of token " + cmd.token_id + " (" +
+      return Exit("timed out after " + Elapsed(started) + " waiting for syncLicenses of token " + cmd.token_id + " (" +
                       Describe(job) + ")" + hint,
                   3);
     }

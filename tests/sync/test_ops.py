@@ -230,6 +230,37 @@ class SyncCommand(OpsTestCase):
         self.assertEqual((after["tokenActionResults"][-1]["actionName"], after["tokenActionResults"][-1]["actionState"]),
                          ("syncLicenses", "done"))
 
+    def test_on_a_terminal_it_draws_a_progress_bar(self):
+        import pty
+        loc, stoken = self.new_location(assets=6, assignments=300)
+        t = self.add_token(stoken)
+        self.wait_sync(t["id"])
+        self.sim.control("POST", "faults", {"path": "/mdm/v2/assignments", "location": loc["uId"],
+                                            "kind": "latency", "latencyMs": 250})
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([VPPD, "sync", t["id"], "--wait", "--data-dir", self.vppd.data_dir], stdout=slave,
+                                stderr=subprocess.PIPE)
+        os.close(slave)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        os.close(master)
+        self.assertEqual(proc.wait(60), 0, proc.stderr.read())
+        proc.stderr.close()
+        text = out.decode(errors="replace")
+        # Redrawn in place: carriage return, erase line, a bar of pages walked.
+        bars = re.findall(r"\r\x1b\[K\[([#-]{30})\] running: (\d+)/12 pages", text)
+        self.assertTrue(bars, repr(text[-800:]))
+        self.assertTrue(any("#" in bar and "-" in bar for bar, _ in bars), bars)
+        self.assertIn(f"synced token {t['id']}", text)
+        self.assertNotIn("\n1.0 s:", text, "no plain progress lines on a terminal")
+
     def test_without_wait_it_only_queues_and_a_second_request_joins_the_first(self):
         loc, stoken = self.new_location(assets=6, assignments=100)
         t = self.add_token(stoken)
