@@ -108,8 +108,9 @@ int ListTokens(store::Store& store, const std::string& only_tenant) {
 }  // namespace
 
 int Main(int argc, char** argv) {
-  // Operator commands log (rarely) as text; serve and demo choose below.
-  log::Init(log::Format::kText, "info");
+  // Operator commands (tokens, sync, tenant, dev-token) print their results on
+  // stdout; their log says only what went wrong, as text. serve and demo choose below.
+  log::Init(log::Format::kText, "warn");
 
   Settings settings;
   if (auto ok = LoadConfigFile(argc, argv, settings); !ok) return Die(ok.error());
