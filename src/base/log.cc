@@ -103,7 +103,7 @@ class JsonFormatter final : public spdlog::formatter {
   std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<JsonFormatter>(); }
 };
 
-// `2026-11-28T16:40:16.123Z info  http: listening on … request_id=…`: the message
+// `2026-11-28T16:40:16.123Z info    http: listening on … request_id=…`: the message
 // as written, then the fields as key=value (quoted when they hold spaces).
 class TextFormatter final : public spdlog::formatter {
  public:
@@ -114,7 +114,7 @@ class TextFormatter final : public spdlog::formatter {
     msg.color_range_start = dest.size();
     dest.append(level.data(), level.data() + level.size());
     msg.color_range_end = dest.size();
-    for (std::size_t pad = level.size(); pad < 6; ++pad) dest.push_back(' ');
+    for (std::size_t pad = level.size(); pad < 8; ++pad) dest.push_back(' ');  // "warning" + 1
     Append(dest, std::string_view(msg.payload.data(), msg.payload.size()));
     ForEachField(tls_context, tls_fields, [&](std::string_view key, std::string_view value, bool) {
       Append(dest, " ");

@@ -115,7 +115,7 @@ TEST(TextLines, AppendFieldsAsKeyValues) {
     ContextScope request({.request_id = "rid-2"});
     InfoFields("http: GET x 200", {Str("route", "a b"), Num("status", 200LL)});
   });
-  EXPECT_NE(out.find(" info  http: GET x 200 request_id=rid-2 route=\"a b\" status=200\n"), std::string::npos) << out;
+  EXPECT_NE(out.find(" info    http: GET x 200 request_id=rid-2 route=\"a b\" status=200\n"), std::string::npos) << out;
 }
 
 }  // namespace
