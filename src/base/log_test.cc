@@ -4,8 +4,8 @@
 
 #include <cstdio>
 #include <fstream>
-#include <sstream>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -48,8 +48,8 @@ TEST(JsonEscape, EscapesQuotesBackslashesAndControls) {
 TEST(JsonEscape, KeepsUtf8AndReplacesInvalidBytes) {
   EXPECT_EQ(JsonEscape("→ café 😀"), "→ café 😀");
   EXPECT_EQ(JsonEscape("\xff"), "\xef\xbf\xbd");
-  EXPECT_EQ(JsonEscape("a\xc3"), "a\xef\xbf\xbd");           // truncated sequence
-  EXPECT_EQ(JsonEscape("\xc0\xaf"), "\xef\xbf\xbd\xef\xbf\xbd");  // overlong '/'
+  EXPECT_EQ(JsonEscape("a\xc3"), "a\xef\xbf\xbd");                                // truncated sequence
+  EXPECT_EQ(JsonEscape("\xc0\xaf"), "\xef\xbf\xbd\xef\xbf\xbd");                  // overlong '/'
   EXPECT_EQ(JsonEscape("\xed\xa0\x80"), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");  // a surrogate
 }
 

@@ -35,8 +35,8 @@ Result<std::string> FindTenant(store::Store& store, const SyncCommand& cmd) {
     if (token.error().code != Code::kNotFound) return Fail(token.error());
   }
   std::string where = cmd.tenant_id.empty() ? "in any tenant" : "in tenant " + cmd.tenant_id;
-  return Fail(Error::NotFound("no vppToken with id '" + cmd.token_id + "' " + where + " of data dir " +
-                                    cmd.data_dir + " (vppd tokens list shows them)"));
+  return Fail(Error::NotFound("no vppToken with id '" + cmd.token_id + "' " + where + " of data dir " + cmd.data_dir +
+                              " (vppd tokens list shows them)"));
 }
 
 std::string Elapsed(std::chrono::steady_clock::time_point since) {
@@ -144,7 +144,8 @@ int RunSyncCommand(const SyncCommand& cmd) {
       auto token = store.GetToken(*tenant, cmd.token_id);
       if (!token) {
         if (tty) std::printf("\n");
-        if (token.error().code == Code::kNotFound) return Exit("token " + cmd.token_id + " was deleted during the sync");
+        if (token.error().code == Code::kNotFound)
+          return Exit("token " + cmd.token_id + " was deleted during the sync");
         return Exit(token.error().message);
       }
       if (token->last_sync_status != "inProgress") {
@@ -153,9 +154,9 @@ int RunSyncCommand(const SyncCommand& cmd) {
           if (Status s = PrintResult(store, *tenant, *token, started); !s) return Exit(s.error().message);
           return 0;
         }
-        return Exit("syncLicenses of token " + cmd.token_id + " " + token->last_sync_status + " (state " +
-                    token->state + "): " +
-                    (token->last_sync_error.empty() ? std::string("no reason recorded") : token->last_sync_error));
+        return Exit(
+            "syncLicenses of token " + cmd.token_id + " " + token->last_sync_status + " (state " + token->state +
+            "): " + (token->last_sync_error.empty() ? std::string("no reason recorded") : token->last_sync_error));
       }
     }
     const auto t = std::chrono::steady_clock::now();
