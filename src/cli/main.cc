@@ -181,6 +181,9 @@ int Main(int argc, char** argv) {
   sync_cmd->add_option("token_id", sync_options.token_id, "The vppToken's id (vppd tokens list)")->required();
   sync_cmd->add_option("--data-dir", settings.data_dir, "Data dir")->capture_default_str();
   sync_cmd->add_option("--tenant", sync_options.tenant_id, "Only look for the token in this tenant");
+  sync_cmd->add_option("--secrets-key-file", settings.key_file,
+                       "The server's sToken key file when it is not <data-dir>/secret.key")
+      ->envname("VPPD_SECRETS_KEY_FILE");
   sync_cmd->add_flag("--wait", sync_options.wait,
                      "Follow the sync to its end: exit 0 when it completed, 1 with the reason when it failed");
   sync_cmd->add_option("--timeout", sync_options.timeout_seconds,
