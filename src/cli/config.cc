@@ -38,6 +38,11 @@ void AddServeOptions(CLI::App& app, Settings& s) {
       ->envname("VPPD_LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
+  app.add_option("--log-format", s.log_format,
+                 "json (one object per line: time, level, component, message, request/job ids) or text; "
+                 "default json for serve, text for demo [TOML log.format]")
+      ->envname("VPPD_LOG_FORMAT")
+      ->check(CLI::IsMember({"json", "text"}));
   app.add_option("--metrics", s.metrics, "Serve GET /metrics (Prometheus text; aggregate counts, no ids)")
       ->envname("VPPD_METRICS")
       ->capture_default_str();
@@ -160,7 +165,7 @@ Status ApplyTable(const toml::table& table, const std::string& prefix, Settings&
     const std::string key = prefix + std::string(k.str());
     Status st;
     if (key == "graph" || key == "auth" || key == "secrets" || key == "throttle" || key == "sync" ||
-        key == "apple" || key == "store") {
+        key == "apple" || key == "store" || key == "log") {
       if (!node.is_table()) return Fail(Error::InvalidArgument("config: '" + key + "' must be a table"));
       st = ApplyTable(*node.as_table(), key + ".", s);
     } else if (key == "listen") st = Take(node, key, s.listen);
@@ -170,6 +175,8 @@ Status ApplyTable(const toml::table& table, const std::string& prefix, Settings&
     else if (key == "threads") st = Take(node, key, s.threads);
     else if (key == "log_level") st = Take(node, key, s.log_level);
     else if (key == "metrics") st = Take(node, key, s.metrics);
+    else if (key == "log.format") st = Take(node, key, s.log_format);
+    else if (key == "log.level") st = Take(node, key, s.log_level);
     else if (key == "graph.action_response") st = Take(node, key, s.action_response);
     else if (key == "graph.page_size") st = Take(node, key, s.page_size);
     else if (key == "graph.public_url") st = Take(node, key, s.public_url);
@@ -247,6 +254,14 @@ Status Validate(const Settings& s) {
   if (auto l = ParseListen(s.listen); !l) return Fail(l.error());
   if (s.apple_url.rfind("https://", 0) != 0 && s.apple_url.rfind("http://", 0) != 0) {
     return Fail(Error::InvalidArgument("--apple-url must be an http(s) URL, not '" + s.apple_url + "'"));
+  }
+  if (!s.log_format.empty() && s.log_format != "json" && s.log_format != "text") {
+    return Fail(Error::InvalidArgument("log.format must be json or text, not '" + s.log_format + "'"));
+  }
+  if (s.log_level != "trace" && s.log_level != "debug" && s.log_level != "info" && s.log_level != "warn" &&
+      s.log_level != "error") {
+    return Fail(Error::InvalidArgument("log level must be trace, debug, info, warn or error, not '" + s.log_level +
+                                       "'"));
   }
   if (s.audiences.empty()) return Fail(Error::InvalidArgument("at least one token audience is required"));
   if (!s.database_url.empty() && s.database_url.rfind("postgresql://", 0) != 0 &&

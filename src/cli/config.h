@@ -24,6 +24,9 @@ struct Settings {
   bool dev = false;
   int threads = 4;
   std::string log_level = "info";
+  // [log] format: "json" or "text"; empty = the command's default (serve: json,
+  // one object per line for a log pipeline; demo: text, for the person watching).
+  std::string log_format;
   bool metrics = true;  // GET /metrics
   // [graph]
   std::string action_response = "auto";

@@ -6,14 +6,15 @@
 #include <iostream>
 
 #include <CLI/CLI.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "auth/auth.h"
+#include "base/log.h"
 #include "cli/config.h"
 #include "cli/demo.h"
 #include "cli/migrate_store.h"
 #include "cli/runtime.h"
+#include "cli/sync_command.h"
 #include "service/service.h"
 
 namespace vppd::cli {
@@ -43,8 +44,15 @@ void PrintDevInstructions(const Settings& s, std::uint16_t port, const auth::Dev
   std::fflush(stdout);
 }
 
+// The process logger for `serve` (json unless asked otherwise) and `demo` (text).
+void InitLogging(const Settings& s, log::Format fallback) {
+  auto format = s.log_format.empty() ? fallback : log::ParseFormat(s.log_format).value_or(fallback);
+  log::Init(format, s.log_level);
+}
+
 int Serve(const Settings& s) {
-  spdlog::set_level(spdlog::level::from_str(s.log_level));
+  if (auto ok = Validate(s); !ok) return Die(ok.error());
+  InitLogging(s, log::Format::kJson);
   auto rt = StartRuntime(s);
   if (!rt) return Die(rt.error());
   const std::uint16_t port = (*rt)->server->port();
@@ -101,8 +109,9 @@ int ListTokens(store::Store& store, const std::string& only_tenant) {
 }  // namespace
 
 int Main(int argc, char** argv) {
-  auto logger = spdlog::stderr_color_mt("vppd");
-  spdlog::set_default_logger(logger);
+  // Operator commands (tokens, sync, tenant, dev-token) print their results on
+  // stdout; their log says only what went wrong, as text. serve and demo choose below.
+  log::Init(log::Format::kText, "warn");
 
   Settings settings;
   if (auto ok = LoadConfigFile(argc, argv, settings); !ok) return Die(ok.error());
@@ -175,6 +184,24 @@ int Main(int argc, char** argv) {
   migrate->add_option("--secrets-key-file", migrate_options.key_file,
                       "The sToken key both use (default: secret.key next to the SQLite database)");
 
+  // sync
+  CLI::App* sync_cmd = app.add_subcommand(
+      "sync", "Queue a syncLicenses of a vppToken (as the Graph action does) for the vppd serving this data dir; "
+              "--wait follows it to the end");
+  SyncCommand sync_options;
+  sync_cmd->add_option("token_id", sync_options.token_id, "The vppToken's id (vppd tokens list)")->required();
+  AddStoreOptions(*sync_cmd, settings);
+  sync_cmd->add_option("--tenant", sync_options.tenant_id, "Only look for the token in this tenant");
+  sync_cmd->add_option("--secrets-key-file", settings.key_file,
+                       "The server's sToken key file when it is not <data-dir>/secret.key")
+      ->envname("VPPD_SECRETS_KEY_FILE");
+  sync_cmd->add_flag("--wait", sync_options.wait,
+                     "Follow the sync to its end: exit 0 when it completed, 1 with the reason when it failed");
+  sync_cmd->add_option("--timeout", sync_options.timeout_seconds,
+                       "With --wait: give up after this many seconds (exit 3; the sync goes on)")
+      ->check(CLI::Range(0.0, 86'400.0))
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -183,7 +210,8 @@ int Main(int argc, char** argv) {
 
   if (serve->parsed()) return Serve(settings);
   if (demo->parsed()) {
-    spdlog::set_level(spdlog::level::from_str(settings.log_level));
+    if (auto ok = Validate(settings); !ok) return Die(ok.error());
+    InitLogging(settings, log::Format::kText);
     return RunDemo(settings, demo_options);
   }
 
@@ -207,6 +235,10 @@ int Main(int argc, char** argv) {
   if (migrate->parsed()) {
     if (auto ok = MigrateStore(migrate_options, stdout); !ok) return Die(ok.error());
     return 0;
+  }
+
+  if (sync_cmd->parsed()) {
+    return RunSyncCommand(sync_options, settings);
   }
 
   if (tokens_cmd->parsed()) {

@@ -11,6 +11,7 @@
 #include <boost/url.hpp>
 
 #include "auth/auth.h"
+#include "base/log.h"
 #include "base/metrics.h"
 #include "graph/errors.h"
 #include "graph/graph.h"
@@ -274,6 +275,8 @@ struct Api::Impl {
     while (!segments.empty() && segments.back().empty()) segments.pop_back();  // trailing '/'
     const std::string query(url->encoded_query());
     route = RouteLabel(segments);
+    log::Context* log_context = log::Current();  // the HTTP server's, with the request's ids
+    if (log_context != nullptr) log_context->route = route;
 
     if (segments.size() == 1 && segments[0] == "metrics" && options.metrics) {
       if (req.method != "GET" && req.method != "HEAD") {
@@ -306,6 +309,7 @@ struct Api::Impl {
     auto caller = deps.verifier->Verify(req.Header("Authorization").value_or(""), &why);
     if (!caller) return ErrorResponse(caller.error(), req);
     const service::Principal principal = ToPrincipal(*caller);
+    if (log_context != nullptr) log_context->tenant_id = principal.tenant_id;
     if (deps.throttle != nullptr) {
       const bool is_write = req.method != "GET" && req.method != "HEAD";
       if (auto ok = deps.throttle->Admit(principal.tenant_id, principal.app_id, is_write); !ok) {

@@ -45,6 +45,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/base.h"
+#include "base/log.h"
 
 namespace vppd::http {
 
@@ -249,6 +250,29 @@ class ServerImpl final : public Server {
 };
 
 thread_local const ServerImpl* tls_current_server = nullptr;
+
+// client-request-id is the client's to choose; the log keeps at most this much of it.
+constexpr std::size_t kMaxLoggedClientRequestId = 128;
+
+// The access line of one answered request, with the ambient log context's ids.
+// The route is the handler's template when it named one, else the path without
+// its query (a query may hold anything a client typed).
+void LogAccess(std::string_view method, std::string_view target, int status,
+               std::chrono::steady_clock::time_point started, bool written, const std::string& remote) {
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  const log::Context* ctx = log::Current();
+  std::string route = ctx != nullptr && !ctx->route.empty() ? ctx->route
+                                                            : std::string(target.substr(0, target.find('?')));
+  if (route.size() > 200) route.resize(200);
+  std::string message = "http: ";
+  message.append(method).append(" ").append(route).append(" ").append(std::to_string(status));
+  if (!written) message += " (not delivered: the connection failed)";
+  log::InfoFields(message, {log::Str("method", std::string(method)), log::Str("route", route),
+                            log::Num("status", static_cast<long long>(status)),
+                            log::Num("duration_ms", ms),
+                            log::Str("remote", remote)});
+}
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
@@ -530,10 +554,15 @@ asio::awaitable<void> Connection::Serve() {
       for (const auto& e : kErrors) {
         if (e.status == read_status) response = ErrorResponse(e.status, e.code, e.message, request.request_id);
       }
-      spdlog::debug("http: {} answered {} before the handler (request-id {})", remote_, read_status,
-                    request.request_id);
       phase_ = Phase::kWriting;
-      co_await WriteResponse(std::move(response), version == 10 ? 10 : 11, false, false, request.request_id, {});
+      const auto started = std::chrono::steady_clock::now();
+      const bool written =
+          co_await WriteResponse(std::move(response), version == 10 ? 10 : 11, false, false, request.request_id, {});
+      if (options_.access_log) {
+        // The request was not read whole: its method and target are not known.
+        log::ContextScope scope({.component = "http", .request_id = request.request_id});
+        LogAccess("-", "-", read_status, started, written, remote_);
+      }
       linger = true;
       break;
     }
@@ -545,7 +574,17 @@ asio::awaitable<void> Connection::Serve() {
 
     phase_ = Phase::kHandling;
     const auto started = std::chrono::steady_clock::now();
-    Response response = server_.Invoke(request);
+    // Lines the handler logs carry the request's ids; it adds what it learns
+    // (route template, tenant), which the access line below reuses.
+    log::Context log_context{.component = "http",
+                             .request_id = request.request_id,
+                             .client_request_id = client_request_id.substr(0, kMaxLoggedClientRequestId)};
+    Response response;
+    {
+      log::ContextScope scope(std::move(log_context));
+      response = server_.Invoke(request);
+      log_context = *log::Current();
+    }
     if (response.delay > milliseconds::zero() && !force_closed_) {
       delay_timer_.expires_after(response.delay);
       co_await delay_timer_.async_wait(Ec(ec));
@@ -559,11 +598,10 @@ asio::awaitable<void> Connection::Serve() {
     phase_ = Phase::kWriting;
     const bool written = co_await WriteResponse(std::move(response), version, keep_alive, head, request.request_id,
                                                 client_request_id);
-    spdlog::debug("http: {} {} {} → {} in {} µs (request-id {})", remote_, head ? "HEAD" : request.method,
-                  request.target, status,
-                  std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started)
-                      .count(),
-                  request.request_id);
+    if (options_.access_log) {
+      log::ContextScope scope(std::move(log_context));
+      LogAccess(head ? "HEAD" : request.method, request.target, status, started, written, remote_);
+    }
     if (!written) break;
     if (!keep_alive) {
       linger = true;

@@ -34,6 +34,12 @@
 //     included) and no body. A handler that throws is answered 500 with a Graph
 //     error body (code generalException, a generic message: the exception text
 //     goes to the log, not to the client), and the connection lives on.
+//   - Logging: the handler runs inside a log::ContextScope (base/log.h) holding
+//     the request's request_id and client_request_id (at most 128 characters of
+//     it), so every line it logs carries them; it may add the route template and
+//     the tenant to log::Current(). After the response is written the server logs
+//     one access line (method, that route or else the path without its query,
+//     status, duration_ms, remote) when `access_log` is on.
 //   - Writing: every response carries `request-id` (the Request's fresh GUID),
 //     `client-request-id` echoed when the request had one, `Date`, `Server: vppd`
 //     (unless the handler set Server) and `Content-Length` (except 1xx and 204).
@@ -127,6 +133,9 @@ struct ServerOptions {
   // On shutdown, in-flight requests get this long to finish.
   std::chrono::milliseconds drain_timeout{10'000};
   std::size_t max_connections = 10'000;  // Served at once; one more → 503, then close.
+  // One info line per answered request (method, route, status, duration_ms,
+  // remote, with the request's ids): see base/log.h. vppd turns it on.
+  bool access_log = false;
 };
 
 // Thread-safety: port() and Stop() may be called from any thread; Stop() from a

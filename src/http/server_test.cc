@@ -21,6 +21,7 @@
 #include <gtest/gtest.h>
 
 #include "base/base.h"
+#include "base/log.h"
 
 namespace vppd::http {
 namespace {
@@ -205,6 +206,10 @@ struct EchoHandler {
     response.headers.emplace_back("X-Remote", request.remote);
     response.headers.emplace_back("X-Seen-Request-Id", request.request_id);
     response.headers.emplace_back("X-Body-Size", std::to_string(request.body.size()));
+    if (const log::Context* context = log::Current()) {
+      response.headers.emplace_back("X-Log-Request-Id", context->request_id);
+      response.headers.emplace_back("X-Log-Client-Request-Id", context->client_request_id);
+    }
     return response;
   }
 };
@@ -243,6 +248,26 @@ TEST_F(ServerTest, GetAndPostRoundTrip) {
   ASSERT_TRUE(response);
   EXPECT_EQ(response->status, 200);
   EXPECT_EQ(response->body, "POST /items {\"a\":1}");
+}
+
+TEST_F(ServerTest, HandlerLogsCarryTheRequestIds) {
+  Start();
+  RawClient client(port());
+  ASSERT_TRUE(client.Send("GET /ids HTTP/1.1\r\nHost: x\r\nclient-request-id: c-42\r\n\r\n"));
+  auto response = client.ReadResponse();
+  ASSERT_TRUE(response);
+  ASSERT_TRUE(response->Header("request-id"));
+  EXPECT_EQ(response->Header("X-Log-Request-Id"), response->Header("request-id"));
+  EXPECT_EQ(response->Header("X-Log-Client-Request-Id"), "c-42");
+  // A long client-request-id is cut for the log (the header echo keeps it whole).
+  const std::string long_id(300, 'z');
+  ASSERT_TRUE(client.Send("GET /ids HTTP/1.1\r\nHost: x\r\nclient-request-id: " + long_id + "\r\n\r\n"));
+  response = client.ReadResponse();
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->Header("client-request-id"), long_id);
+  EXPECT_EQ(response->Header("X-Log-Client-Request-Id"), long_id.substr(0, 128));
+  // Outside a request the thread has no context.
+  EXPECT_EQ(log::Current(), nullptr);
 }
 
 TEST_F(ServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {

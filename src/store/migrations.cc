@@ -251,6 +251,14 @@ INSERT INTO assignment_counts (generation, adam_id, pricing_param, rows)
   SELECT generation, adam_id, pricing_param, count(*) FROM license_assignments
   GROUP BY generation, adam_id, pricing_param;
 )sql"},
+    {5, "sync job progress", R"sql(
+-- How far a running job has got, written by its worker with the lease renewals
+-- (not per row): `vppd sync --wait` shows it from any process. A claim starts
+-- them again at 0 (a taken-over job walks again from the start).
+ALTER TABLE sync_jobs ADD COLUMN pages_walked       INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sync_jobs ADD COLUMN pages_total        INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sync_jobs ADD COLUMN assignments_staged INTEGER NOT NULL DEFAULT 0;
+)sql"},
 };
 
 }  // namespace

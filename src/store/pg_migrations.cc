@@ -141,6 +141,13 @@ CREATE TABLE assignment_counts (
   PRIMARY KEY (generation, adam_id, pricing_param)
 );
 )sql"},
+    {2, "sync job progress", R"sql(
+-- SQLite's migration 5: how far a running job has got, stored with its lease
+-- renewals (vppd sync --wait reads it from any instance); a claim resets it.
+ALTER TABLE sync_jobs ADD COLUMN pages_walked       BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE sync_jobs ADD COLUMN pages_total        BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE sync_jobs ADD COLUMN assignments_staged BIGINT NOT NULL DEFAULT 0;
+)sql"},
 };
 
 constexpr const char* kApplication = "vppd";

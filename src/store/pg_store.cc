@@ -206,7 +206,8 @@ std::vector<MobileApp> ReadApps(const Rows& r) {
 // --- sync_jobs ------------------------------------------------------------------------
 
 constexpr const char* kJobSelectList =
-    "key, id, tenant_id, token_id, kind, params, requested, not_before, attempts, lease_owner, lease_expires";
+    "key, id, tenant_id, token_id, kind, params, requested, not_before, attempts, lease_owner, lease_expires, "
+    "pages_walked, pages_total, assignments_staged";
 
 SyncJob ReadJob(const Rows& r, int i) {
   SyncJob j;
@@ -220,6 +221,9 @@ SyncJob ReadJob(const Rows& r, int i) {
   j.attempts = static_cast<int>(r.Int(i, 8));
   j.lease_owner = r.Text(i, 9);
   j.lease_expires = r.Int(i, 10);
+  j.pages_walked = r.Int(i, 11);
+  j.pages_total = r.Int(i, 12);
+  j.assignments_staged = r.Int(i, 13);
   return j;
 }
 
@@ -754,9 +758,11 @@ class PgStore final : public Store {
         job.lease_owner = worker;
         job.lease_expires = expires;
         job.attempts += 1;
-        Result<Rows> claim =
-            c.Exec("UPDATE sync_jobs SET lease_owner = $2, lease_expires = $3, attempts = $4 WHERE key = $1",
-                   Params(key, worker, std::int64_t{expires}, job.attempts));
+        job.pages_walked = job.pages_total = job.assignments_staged = 0;
+        Result<Rows> claim = c.Exec(
+            "UPDATE sync_jobs SET lease_owner = $2, lease_expires = $3, attempts = $4, pages_walked = 0, "
+            "pages_total = 0, assignments_staged = 0 WHERE key = $1",
+            Params(key, worker, std::int64_t{expires}, job.attempts));
         if (!claim) return Fail(claim.error());
         if (taken_over) {
           if (Status s = RetireStaging(c, key); !s) return Fail(s.error());
@@ -771,10 +777,24 @@ class PgStore final : public Store {
     return Write<void>([&](Connection& c) -> Status {
       Result<std::int64_t> key = CheckLease(c, job);
       if (!key) return Fail(key.error());
-      Result<Rows> r =
-          c.Exec("UPDATE sync_jobs SET lease_expires = $2 WHERE key = $1", Params(*key, std::int64_t{lease_expires}));
+      Result<Rows> r = c.Exec(
+          "UPDATE sync_jobs SET lease_expires = $2, pages_walked = $3, pages_total = $4, assignments_staged = $5 "
+          "WHERE key = $1",
+          Params(*key, std::int64_t{lease_expires}, job.pages_walked, job.pages_total, job.assignments_staged));
       if (!r) return Fail(r.error());
       return {};
+    });
+  }
+
+  Result<std::vector<SyncJob>> FindJobs(const std::string& tenant_id, const std::string& token_id) override {
+    return ReadOne<std::vector<SyncJob>>([&](Connection& c) -> Result<std::vector<SyncJob>> {
+      static const std::string query = fmt::format(
+          "SELECT {} FROM sync_jobs WHERE tenant_id = $1 AND token_id = $2 ORDER BY requested, key", kJobSelectList);
+      Result<Rows> r = c.Exec(query, Params(tenant_id, token_id));
+      if (!r) return Fail(r.error());
+      std::vector<SyncJob> jobs;
+      for (int i = 0; i < r->size(); ++i) jobs.push_back(ReadJob(*r, i));
+      return jobs;
     });
   }
 

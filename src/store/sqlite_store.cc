@@ -227,7 +227,8 @@ Status BindApp(Stmt& stmt, const std::string& tenant_id, const MobileApp& a) {
 // --- sync_jobs ------------------------------------------------------------------
 
 constexpr const char* kJobSelectList =
-    "key, id, tenant_id, token_id, kind, params, requested, not_before, attempts, lease_owner, lease_expires";
+    "key, id, tenant_id, token_id, kind, params, requested, not_before, attempts, lease_owner, lease_expires, "
+    "pages_walked, pages_total, assignments_staged";
 
 SyncJob ReadJob(const Stmt& row) {
   SyncJob j;
@@ -241,6 +242,9 @@ SyncJob ReadJob(const Stmt& row) {
   j.attempts = static_cast<int>(row.Int(8));
   j.lease_owner = row.Text(9);
   j.lease_expires = row.Int(10);
+  j.pages_walked = row.Int(11);
+  j.pages_total = row.Int(12);
+  j.assignments_staged = row.Int(13);
   return j;
 }
 
@@ -911,9 +915,13 @@ class SqliteStore final : public Store {
       job.lease_owner = worker;
       job.lease_expires = expires;
       job.attempts += 1;
+      job.pages_walked = 0;
+      job.pages_total = 0;
+      job.assignments_staged = 0;
 
-      Result<Stmt> claim =
-          c.Prepare("UPDATE sync_jobs SET lease_owner = ?2, lease_expires = ?3, attempts = ?4 WHERE key = ?1");
+      Result<Stmt> claim = c.Prepare(
+          "UPDATE sync_jobs SET lease_owner = ?2, lease_expires = ?3, attempts = ?4, pages_walked = 0, "
+          "pages_total = 0, assignments_staged = 0 WHERE key = ?1");
       if (!claim) return Fail(claim.error());
       if (Status s = BindAll(*claim, key, worker, expires, job.attempts); !s) return Fail(s.error());
       if (Status s = claim->Run(); !s) return Fail(s.error());
@@ -928,10 +936,33 @@ class SqliteStore final : public Store {
     return Write<void>([&](Connection& c) -> Status {
       Result<std::int64_t> key = CheckLease(c, job);
       if (!key) return Fail(key.error());
-      Result<Stmt> stmt = c.Prepare("UPDATE sync_jobs SET lease_expires = ?2 WHERE key = ?1");
+      Result<Stmt> stmt = c.Prepare(
+          "UPDATE sync_jobs SET lease_expires = ?2, pages_walked = ?3, pages_total = ?4, assignments_staged = ?5 "
+          "WHERE key = ?1");
       if (!stmt) return Fail(stmt.error());
-      if (Status s = BindAll(*stmt, *key, lease_expires); !s) return s;
+      if (Status s = BindAll(*stmt, *key, lease_expires, job.pages_walked, job.pages_total, job.assignments_staged);
+          !s) {
+        return s;
+      }
       return stmt->Run();
+    });
+  }
+
+  Result<std::vector<SyncJob>> FindJobs(const std::string& tenant_id, const std::string& token_id) override {
+    return Read<std::vector<SyncJob>>([&](Connection& c) -> Result<std::vector<SyncJob>> {
+      static const std::string query = fmt::format(
+          "SELECT {} FROM sync_jobs WHERE tenant_id = ?1 AND token_id = ?2 ORDER BY requested, key", kJobSelectList);
+      Result<Stmt> stmt = c.Prepare(query);
+      if (!stmt) return Fail(stmt.error());
+      if (Status s = BindAll(*stmt, tenant_id, token_id); !s) return Fail(s.error());
+      std::vector<SyncJob> jobs;
+      for (;;) {
+        Result<bool> row = stmt->Step();
+        if (!row) return Fail(row.error());
+        if (!*row) break;
+        jobs.push_back(ReadJob(*stmt));
+      }
+      return jobs;
     });
   }
 

@@ -131,6 +131,11 @@ struct SyncJob {
   int attempts = 0;          // Claims so far, the current one included.
   std::string lease_owner;   // Worker holding it; empty = queued.
   Timestamp lease_expires = 0;
+  // Progress of the current attempt, as its worker last stored it (RenewLease);
+  // 0 when queued. Shown by `vppd sync --wait`; nothing else depends on it.
+  std::int64_t pages_walked = 0;        // Apple assignment pages walked
+  std::int64_t pages_total = 0;         // pages of the walk (Apple's totalPages); 0 = not known yet
+  std::int64_t assignments_staged = 0;  // assignment rows written to the staging set
 };
 
 // What a finished sync writes, in the same transaction as the token's new state.
@@ -312,17 +317,23 @@ class Store {
   // Across tenants: claims the oldest job (by requested) with not_before <= now that
   // is queued, or running under an expired lease (its worker died), skipping tokens
   // that have another job running under a live lease (one job per token at a time).
-  // Sets lease_owner = worker, lease_expires = now + lease, attempts += 1.
-  // nullopt when nothing is claimable.
+  // Sets lease_owner = worker, lease_expires = now + lease, attempts += 1, and the
+  // progress fields to 0. nullopt when nothing is claimable.
   virtual Result<std::optional<SyncJob>> ClaimJob(const std::string& worker, Timestamp now,
                                                   std::chrono::milliseconds lease) = 0;
-  // Extends the lease. FailedPrecondition when the job is gone or another worker owns it.
+  // Extends the lease and stores the job's progress fields (pages_walked,
+  // pages_total, assignments_staged). FailedPrecondition when the job is gone or another worker
+  // owns it.
   virtual Status RenewLease(const SyncJob& job, Timestamp lease_expires) = 0;
   // Hands a job back unfinished (shutdown, a store hiccup): lease cleared, not_before
   // set, staged rows dropped. FailedPrecondition when the lease is no longer ours.
   virtual Status ReleaseJob(const SyncJob& job, Timestamp not_before) = 0;
   // Jobs queued or running, all tenants (metrics, tests).
   virtual Result<std::int64_t> CountJobs() = 0;
+  // The token's jobs queued or running (at most one per kind), oldest first, with
+  // their stored progress; empty when none (a finished job is deleted: its outcome
+  // is on the token). A token that does not exist has none.
+  virtual Result<std::vector<SyncJob>> FindJobs(const std::string& tenant_id, const std::string& token_id) = 0;
 
   // --- snapshots ---------------------------------------------------------------
   // Appends rows to the job's staging area in a short transaction of its own (the

@@ -433,6 +433,57 @@ TEST_P(SyncStoreTest, ExpiredLeaseIsReclaimedAndTheFirstWorkerIsFencedOff) {
   EXPECT_EQ(store_->FinishJob(second, std::nullopt, NoChange).error().code, Code::kFailedPrecondition);
 }
 
+TEST_P(SyncStoreTest, FindJobsShowsTheProgressTheWorkerStoresWithItsLease) {
+  VppToken t = Token(kTenantA);
+  VppToken other = Token(kTenantA, "loc-2");
+  EXPECT_TRUE(store_->FindJobs(kTenantA, t.id)->empty());
+  Enqueue(kTenantA, t.id);
+  Enqueue(kTenantA, t.id, "syncLicenseCounts");
+  Enqueue(kTenantA, other.id);
+  Result<std::vector<SyncJob>> jobs = store_->FindJobs(kTenantA, t.id);
+  ASSERT_TRUE(jobs) << jobs.error().message;
+  ASSERT_EQ(jobs->size(), 2u);
+  EXPECT_EQ((*jobs)[0].kind, "syncLicenses");
+  EXPECT_EQ((*jobs)[1].kind, "syncLicenseCounts");
+  EXPECT_TRUE((*jobs)[0].lease_owner.empty());
+  EXPECT_EQ((*jobs)[0].pages_walked, 0);
+
+  SyncJob job = Claim("w1", 10s);
+  ASSERT_EQ(job.token_id, t.id);
+  job.pages_walked = 7;
+  job.pages_total = 40;
+  job.assignments_staged = 1750;
+  ASSERT_TRUE(store_->RenewLease(job, clock_.Now() + 10 * kSecond));
+  jobs = store_->FindJobs(kTenantA, t.id);
+  ASSERT_TRUE(jobs);
+  const SyncJob& seen = (*jobs)[0];
+  EXPECT_EQ(seen.id, job.id);
+  EXPECT_EQ(seen.lease_owner, "w1");
+  EXPECT_EQ(seen.attempts, 1);
+  EXPECT_EQ(std::tie(seen.pages_walked, seen.pages_total, seen.assignments_staged),
+            std::make_tuple(std::int64_t{7}, std::int64_t{40}, std::int64_t{1750}));
+  // Another tenant, or a token that does not exist, has no jobs.
+  EXPECT_TRUE(store_->FindJobs(kTenantB, t.id)->empty());
+  EXPECT_TRUE(store_->FindJobs(kTenantA, "no-such-token")->empty());
+
+  // A stale worker cannot publish progress; a new claim starts from 0.
+  clock_.Advance(20s);
+  SyncJob again = Claim("w2", 10s);
+  EXPECT_EQ(again.id, job.id);
+  EXPECT_EQ(again.pages_walked, 0);
+  job.pages_walked = 99;
+  EXPECT_EQ(store_->RenewLease(job, clock_.Now() + 10 * kSecond).error().code, Code::kFailedPrecondition);
+  jobs = store_->FindJobs(kTenantA, t.id);
+  EXPECT_EQ((*jobs)[0].pages_walked, 0);
+  EXPECT_EQ((*jobs)[0].lease_owner, "w2");
+
+  // Finished: gone from FindJobs.
+  ASSERT_TRUE(store_->FinishJob(again, std::nullopt, NoChange));
+  jobs = store_->FindJobs(kTenantA, t.id);
+  ASSERT_EQ(jobs->size(), 1u);
+  EXPECT_EQ((*jobs)[0].kind, "syncLicenseCounts");
+}
+
 TEST_P(SyncStoreTest, ReleaseHandsTheJobBackForLater) {
   VppToken t = Token(kTenantA);
   Enqueue(kTenantA, t.id);

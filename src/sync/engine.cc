@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "base/log.h"
 #include "base/metrics.h"
 
 #include "sync/jobs.h"
@@ -44,10 +45,13 @@ struct Engine::Impl {
   // waited on average poll_interval / 2, ~0.5 s, measured by bench/sync).
   std::uint64_t wakeups = 0;
   std::vector<std::thread> threads;
-  // Jobs running now, by job id, with their lease-lost flags (the keeper renews them).
+  // Jobs running now, by job id, with their lease-lost flags and progress (the
+  // keeper renews their leases and stores their progress).
   struct Running {
-    store::SyncJob job;
+    store::SyncJob job;  // its progress fields: what the keeper last stored
     std::atomic<bool>* lease_lost;
+    const JobProgress* progress;
+    std::chrono::steady_clock::time_point renewed;
   };
   std::map<std::string, Running> running;
 
@@ -67,12 +71,16 @@ struct Engine::Impl {
   }
 
   Status Run(const store::SyncJob& job) {
+    // Every line the job logs (Apple retries included) names the job and its token.
+    log::ContextScope log_scope(
+        {.component = "sync", .tenant_id = job.tenant_id, .job_id = job.id, .token_id = job.token_id});
     std::atomic<bool> lease_lost{false};
+    JobProgress progress;
     {
       std::lock_guard lock(mu);
-      running.emplace(job.id, Running{job, &lease_lost});
+      running.emplace(job.id, Running{job, &lease_lost, &progress, std::chrono::steady_clock::now()});
     }
-    JobContext ctx{store, options, clock, job, lease_lost, stopping, sleep};
+    JobContext ctx{store, options, clock, job, lease_lost, stopping, sleep, progress};
     const auto started = std::chrono::steady_clock::now();
     // Claim and end lines bracket every run: with several instances on one store
     // they show which worker ran what, and that no token ran twice at once.
@@ -151,27 +159,53 @@ struct Engine::Impl {
     }
   }
 
-  // Renews the leases of running jobs every lease/3; a job whose renewal fails has
-  // been taken by another worker (its lease expired, e.g. a long stall), so it is
-  // told to stop writing.
+  // Renews the leases of running jobs every lease/3, and stores a job's progress
+  // with an early renewal when it moved (at most every progress_interval). A job
+  // whose renewal fails has been taken by another worker (its lease expired, e.g.
+  // a long stall), so it is told to stop writing.
   void KeeperLoop() {
+    const auto renew_every = std::chrono::duration_cast<std::chrono::steady_clock::duration>(options.lease / 3);
+    const auto tick = std::min<std::chrono::milliseconds>(options.lease / 3, options.progress_interval);
     while (!stopping) {
       {
         std::unique_lock lock(mu);
-        wake.wait_for(lock, options.lease / 3, [&] { return stopping.load(); });
+        wake.wait_for(lock, tick, [&] { return stopping.load(); });
       }
-      std::vector<Running> now_running;
+      const auto now = std::chrono::steady_clock::now();
+      std::vector<store::SyncJob> due;
       {
         std::lock_guard lock(mu);
-        for (auto& [id, r] : running) now_running.push_back(r);
+        for (auto& [id, r] : running) {
+          const std::int64_t pages = r.progress->pages_walked.load();
+          const std::int64_t total = r.progress->pages_total.load();
+          const std::int64_t staged = r.progress->assignments_staged.load();
+          const bool moved =
+              pages != r.job.pages_walked || total != r.job.pages_total || staged != r.job.assignments_staged;
+          if (!moved && now - r.renewed < renew_every) continue;
+          store::SyncJob job = r.job;
+          job.pages_walked = pages;
+          job.pages_total = total;
+          job.assignments_staged = staged;
+          due.push_back(std::move(job));
+        }
       }
-      for (auto& r : now_running) {
-        if (auto ok = store.RenewLease(r.job, clock.Now() + LeaseMicros()); !ok) {
+      for (const auto& job : due) {
+        log::ContextScope log_scope(
+            {.component = "sync", .tenant_id = job.tenant_id, .job_id = job.id, .token_id = job.token_id});
+        if (auto ok = store.RenewLease(job, clock.Now() + LeaseMicros()); !ok) {
           if (ok.error().code == Code::kFailedPrecondition) {
             std::lock_guard lock(mu);
-            if (auto it = running.find(r.job.id); it != running.end()) *it->second.lease_lost = true;
+            if (auto it = running.find(job.id); it != running.end()) *it->second.lease_lost = true;
           }
-          spdlog::warn("job {} (token {}): lease renewal failed: {}", r.job.id, r.job.token_id, ok.error().message);
+          spdlog::warn("job {} (token {}): lease renewal failed: {}", job.id, job.token_id, ok.error().message);
+          continue;
+        }
+        std::lock_guard lock(mu);
+        if (auto it = running.find(job.id); it != running.end()) {
+          it->second.renewed = now;
+          it->second.job.pages_walked = job.pages_walked;
+          it->second.job.pages_total = job.pages_total;
+          it->second.job.assignments_staged = job.assignments_staged;
         }
       }
     }

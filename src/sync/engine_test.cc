@@ -1,9 +1,10 @@
 // Engine tests through a real SQLite store and a fake Apple client: that Wake()
 // starts a queued job at once, and that the staging writer thread (Stager in
 // sync_licenses.cc) stages every page of a walk and survives a store failure in
-// the middle of one.
+// the middle of one, and that a running job's progress reaches the store.
 #include <stdlib.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <thread>
@@ -228,6 +229,48 @@ TEST_F(EngineTest, AStoreFailureWhileStagingEndsTheWalkWithoutASnapshot) {
   auto token = store_->GetToken(kTenant, token_id_);
   ASSERT_TRUE(token);
   EXPECT_EQ(token->last_sync_status, "inProgress") << "the job belongs to the other worker now";
+}
+
+TEST_F(EngineTest, ARunningJobPublishesItsProgressThroughTheStore) {
+  // The walk stops before page 10 until the test has seen pages 0-9 in the store,
+  // stored by the lease keeper (what `vppd sync --wait` shows from another process).
+  std::atomic<bool> release{false};
+  on_page_ = [&](int p) {
+    if (p != 10) return;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!release && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  };
+  options_.progress_interval = std::chrono::milliseconds(50);
+  options_.lease = std::chrono::milliseconds(6'000);
+  Engine engine(*store_, options_);
+  Queue();
+  engine.Start();
+  store::SyncJob seen;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto jobs = store_->FindJobs(kTenant, token_id_);
+    ASSERT_TRUE(jobs) << jobs.error().message;
+    if (!jobs->empty()) seen = jobs->front();
+    if (seen.pages_walked == 10 && seen.assignments_staged == 10'000) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  release = true;
+  EXPECT_EQ(seen.kind, "syncLicenses");
+  EXPECT_FALSE(seen.lease_owner.empty());
+  EXPECT_EQ(seen.pages_walked, 10);
+  EXPECT_EQ(seen.pages_total, 25);
+  EXPECT_EQ(seen.assignments_staged, 10'000);
+  // Then it finishes: the job row is gone and the token has the whole walk.
+  const auto done_by = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < done_by && !store_->FindJobs(kTenant, token_id_)->empty()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  engine.Stop();
+  EXPECT_TRUE(store_->FindJobs(kTenant, token_id_)->empty());
+  EXPECT_EQ(store_->GetToken(kTenant, token_id_)->last_sync_status, "completed");
+  EXPECT_EQ(Assignments(), 25'000);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <string>
 
 #include "store/store.h"
@@ -14,6 +15,14 @@ namespace vppd::sync {
 inline constexpr char kSyncLicenses[] = "syncLicenses";
 inline constexpr char kSyncLicenseCounts[] = "syncLicenseCounts";
 inline constexpr char kRevokeLicenses[] = "revokeLicenses";
+
+// How far a running job has got (its current attempt): the walk counts, the lease
+// keeper stores the counts with the lease (store::SyncJob's progress fields).
+struct JobProgress {
+  std::atomic<std::int64_t> pages_walked{0};        // Apple assignment pages received
+  std::atomic<std::int64_t> pages_total{0};         // Apple's totalPages of the walk; 0 = not known yet
+  std::atomic<std::int64_t> assignments_staged{0};  // rows written to the staging set
+};
 
 struct JobContext {
   store::Store& store;
@@ -26,6 +35,7 @@ struct JobContext {
   const std::atomic<bool>& stopping;
   // Waits (retry backoff, Retry-After, event polls) that Stop() cuts short.
   const apple::SleepFunction& sleep;
+  JobProgress& progress;
   // The sToken's expiration when the job loaded the token. A renewal (a new sToken,
   // whose expDate differs) while the job runs makes the job's findings stale: its
   // final write then leaves the token's state alone and sets `superseded`, and the

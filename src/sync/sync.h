@@ -37,6 +37,9 @@ struct EngineOptions {
   int workers = 2;
   std::chrono::milliseconds lease{30'000};        // renewed every lease/3 while a job runs
   std::chrono::milliseconds poll_interval{1'000}; // idle workers look for jobs this often (other instances may queue)
+  // A running job's progress (pages walked, rows staged) is stored at most this
+  // often, and only when it moved (with a lease renewal: one small write).
+  std::chrono::milliseconds progress_interval{1'000};
   std::string apple_url = "https://vpp.itunes.apple.com/mdm/v2";
   // Identifies this installation at Apple (mdmInfo.id is derived from it and the tenant).
   std::string installation_id;

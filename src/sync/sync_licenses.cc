@@ -200,6 +200,7 @@ class Stager {
       }
       space_.notify_one();
       Status ok = ctx_.store.StageAssignments(ctx_.job, batch);
+      if (ok) ctx_.progress.assignments_staged += static_cast<std::int64_t>(batch.size());
       if (!ok) {
         std::lock_guard lock(mu_);
         error_ = ok;
@@ -240,10 +241,15 @@ apple::AppleResult<apple::WalkResult> StageAssignmentsWalk(JobContext& ctx, appl
   }
   apple::AssignmentFilter filter;
   filter.since_version_id = since;
+  ctx.progress.pages_walked = 0;  // a restarted walk counts again from the start
+  ctx.progress.pages_total = 0;
+  ctx.progress.assignments_staged = 0;
   Stager stager(ctx);
   auto walk = client.WalkAssignments(filter, [&](const apple::AssignmentsPage& page) -> Status {
     if (ctx.stopping) return Fail(Error::Unavailable("shutting down"));
     if (ctx.lease_lost) return Fail(Error::FailedPrecondition("lease lost"));
+    ++ctx.progress.pages_walked;
+    ctx.progress.pages_total = page.total_pages;
     std::vector<store::LicenseAssignment> rows;
     rows.reserve(page.items.size());
     for (const auto& a : page.items) rows.push_back(ToRow(a));

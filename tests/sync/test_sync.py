@@ -435,6 +435,12 @@ class Isolation(SyncTestCase):
         for secret in [self.token, self.token.split(".")[2], stoken, inner] + key_lines[:3]:
             self.assertNotIn(secret, log)
         self.assertNotIn("eyJ", log, "no JWT or sToken-like base64 JSON")
+        # serve logs JSON: the secrets are not hiding behind an escape either.
+        lines = [_json.loads(l) for l in log.splitlines()]
+        self.assertTrue(any(l.get("route") == "beta/vppTokens/{id}" and l.get("method") == "PATCH" for l in lines))
+        decoded = "\n".join(" ".join(str(v) for v in l.values()) for l in lines)
+        for secret in [self.token, stoken, inner]:
+            self.assertNotIn(secret, decoded)
 
 
 class Metrics(SyncTestCase):

@@ -1,0 +1,243 @@
+#include "base/log.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <ctime>
+#include <memory>
+
+#include <spdlog/formatter.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+namespace vppd::log {
+namespace {
+
+thread_local Context* tls_context = nullptr;
+// The extra fields of the line being logged by InfoFields on this thread. spdlog's
+// synchronous sinks format on the calling thread, so the formatter sees them.
+thread_local const std::vector<Field>* tls_fields = nullptr;
+
+// "word: rest" with a lower-case word → (word, rest); otherwise ("", whole).
+std::pair<std::string_view, std::string_view> SplitComponent(std::string_view message) {
+  std::size_t i = 0;
+  while (i < message.size() && i < 16 && message[i] >= 'a' && message[i] <= 'z') ++i;
+  if (i == 0 || i + 1 >= message.size() || message[i] != ':' || message[i + 1] != ' ') return {{}, message};
+  return {message.substr(0, i), message.substr(i + 2)};
+}
+
+void Append(spdlog::memory_buf_t& dest, std::string_view text) { dest.append(text.data(), text.data() + text.size()); }
+
+void AppendTime(spdlog::memory_buf_t& dest, std::chrono::system_clock::time_point time) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count();
+  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  ::gmtime_r(&seconds, &tm);
+  char buf[40];
+  const int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+  dest.append(buf, buf + n);
+}
+
+// The fields of a line, context first, in a fixed order.
+template <class Emit>
+void ForEachField(const Context* ctx, const std::vector<Field>* extra, Emit&& emit) {
+  if (ctx != nullptr) {
+    const std::pair<const char*, const std::string*> members[] = {
+        {"request_id", &ctx->request_id}, {"client_request_id", &ctx->client_request_id},
+        {"tenant_id", &ctx->tenant_id},   {"job_id", &ctx->job_id},
+        {"token_id", &ctx->token_id},
+    };
+    for (const auto& [key, value] : members) {
+      if (!value->empty()) emit(std::string_view(key), std::string_view(*value), false);
+    }
+  }
+  if (extra != nullptr) {
+    for (const auto& f : *extra) emit(std::string_view(f.key), std::string_view(f.value), f.number);
+  }
+  // The route is the context's unless the line names its own.
+  if (ctx != nullptr && !ctx->route.empty()) {
+    bool own = false;
+    if (extra != nullptr) {
+      for (const auto& f : *extra) own = own || f.key == "route";
+    }
+    if (!own) emit(std::string_view("route"), std::string_view(ctx->route), false);
+  }
+}
+
+class JsonFormatter final : public spdlog::formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+    const Context* ctx = tls_context;
+    auto [component, message] = SplitComponent(std::string_view(msg.payload.data(), msg.payload.size()));
+    if (component.empty() && ctx != nullptr) component = ctx->component;
+    Append(dest, "{\"time\":\"");
+    AppendTime(dest, msg.time);
+    Append(dest, "\",\"level\":\"");
+    Append(dest, std::string_view(spdlog::level::to_string_view(msg.level).data(),
+                                  spdlog::level::to_string_view(msg.level).size()));
+    Append(dest, "\",\"logger\":\"");
+    Append(dest, JsonEscape(std::string_view(msg.logger_name.data(), msg.logger_name.size())));
+    Append(dest, "\",\"component\":\"");
+    Append(dest, JsonEscape(component.empty() ? std::string_view("vppd") : component));
+    Append(dest, "\",\"message\":\"");
+    Append(dest, JsonEscape(message));
+    Append(dest, "\"");
+    ForEachField(ctx, tls_fields, [&](std::string_view key, std::string_view value, bool number) {
+      Append(dest, ",\"");
+      Append(dest, JsonEscape(key));
+      Append(dest, "\":");
+      if (number) {
+        Append(dest, value);
+      } else {
+        Append(dest, "\"");
+        Append(dest, JsonEscape(value));
+        Append(dest, "\"");
+      }
+    });
+    Append(dest, "}\n");
+  }
+  std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<JsonFormatter>(); }
+};
+
+// `2026-11-28T16:40:16.123Z info    http: listening on … request_id=…`: the message
+// as written, then the fields as key=value (quoted when they hold spaces).
+class TextFormatter final : public spdlog::formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+    AppendTime(dest, msg.time);
+    Append(dest, " ");
+    const auto level = spdlog::level::to_string_view(msg.level);
+    msg.color_range_start = dest.size();
+    dest.append(level.data(), level.data() + level.size());
+    msg.color_range_end = dest.size();
+    for (std::size_t pad = level.size(); pad < 8; ++pad) dest.push_back(' ');  // "warning" + 1
+    Append(dest, std::string_view(msg.payload.data(), msg.payload.size()));
+    ForEachField(tls_context, tls_fields, [&](std::string_view key, std::string_view value, bool) {
+      Append(dest, " ");
+      Append(dest, key);
+      Append(dest, "=");
+      if (value.find_first_of(" \"=") == std::string_view::npos && !value.empty()) {
+        Append(dest, value);
+      } else {
+        Append(dest, "\"");
+        Append(dest, JsonEscape(value));
+        Append(dest, "\"");
+      }
+    });
+    Append(dest, "\n");
+  }
+  std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<TextFormatter>(); }
+};
+
+}  // namespace
+
+Result<Format> ParseFormat(std::string_view name) {
+  if (name == "text") return Format::kText;
+  if (name == "json") return Format::kJson;
+  return Fail(Error::InvalidArgument("log format must be json or text, not '" + std::string(name) + "'"));
+}
+
+void Init(Format format, std::string_view level) {
+  std::shared_ptr<spdlog::sinks::sink> sink;
+  if (format == Format::kJson) {
+    sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+    sink->set_formatter(std::make_unique<JsonFormatter>());
+  } else {
+    sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+    sink->set_formatter(std::make_unique<TextFormatter>());
+  }
+  auto logger = std::make_shared<spdlog::logger>("vppd", std::move(sink));
+  logger->set_level(spdlog::level::from_str(std::string(level)));
+  spdlog::set_default_logger(std::move(logger));
+}
+
+ContextScope::ContextScope(Context context) : context_(std::move(context)), previous_(tls_context) {
+  tls_context = &context_;
+}
+
+ContextScope::~ContextScope() { tls_context = previous_; }
+
+Context* Current() { return tls_context; }
+
+void InfoFields(std::string_view message, std::vector<Field> fields) {
+  const std::vector<Field>* previous = tls_fields;
+  tls_fields = &fields;
+  spdlog::info("{}", message);
+  tls_fields = previous;
+}
+
+std::string JsonEscape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 8);
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const std::size_t n = text.size();
+  for (std::size_t i = 0; i < n;) {
+    const unsigned char c = p[i];
+    if (c < 0x80) {
+      switch (c) {
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        default:
+          if (c < 0x20 || c == 0x7f) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            out += buf;
+          } else {
+            out += static_cast<char>(c);
+          }
+      }
+      ++i;
+      continue;
+    }
+    // A well-formed UTF-8 sequence is copied; anything else becomes U+FFFD.
+    std::size_t len = 0;
+    std::uint32_t cp = 0;
+    if (c >= 0xc2 && c <= 0xdf) {
+      len = 2;
+      cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      len = 3;
+      cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      len = 4;
+      cp = c & 0x07;
+    }
+    bool ok = len > 0 && i + len <= n;
+    for (std::size_t k = 1; ok && k < len; ++k) {
+      ok = (p[i + k] & 0xc0) == 0x80;
+      cp = (cp << 6) | (p[i + k] & 0x3f);
+    }
+    // No overlong forms, surrogates or code points past U+10FFFF.
+    if (ok &&
+        ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))) {
+      ok = false;
+    }
+    if (ok) {
+      out.append(text.data() + i, len);
+      i += len;
+    } else {
+      out += "\xef\xbf\xbd";
+      ++i;
+    }
+  }
+  return out;
+}
+
+}  // namespace vppd::log

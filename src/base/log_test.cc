@@ -1,0 +1,122 @@
+#include "base/log.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
+
+#include "base/testing.h"
+
+namespace vppd::log {
+namespace {
+
+// Runs `body` with stderr going to a file and returns what it wrote.
+template <class F>
+std::string CaptureStderr(F&& body) {
+  testing::TempDir dir;
+  const std::string path = dir.path() + "/stderr";
+  std::fflush(stderr);
+  const int saved = ::dup(2);
+  FILE* file = std::fopen(path.c_str(), "w");
+  ::dup2(::fileno(file), 2);
+  body();
+  std::fflush(stderr);
+  ::dup2(saved, 2);
+  ::close(saved);
+  std::fclose(file);
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(JsonEscape, EscapesQuotesBackslashesAndControls) {
+  EXPECT_EQ(JsonEscape("plain"), "plain");
+  EXPECT_EQ(JsonEscape("a\"b\\c"), "a\\\"b\\\\c");
+  EXPECT_EQ(JsonEscape("l1\nl2\r\t"), "l1\\nl2\\r\\t");
+  EXPECT_EQ(JsonEscape(std::string("\x01\x1f\x7f", 3)), "\\u0001\\u001f\\u007f");
+  EXPECT_EQ(JsonEscape(std::string("nul\0x", 5)), "nul\\u0000x");
+}
+
+TEST(JsonEscape, KeepsUtf8AndReplacesInvalidBytes) {
+  EXPECT_EQ(JsonEscape("→ café 😀"), "→ café 😀");
+  EXPECT_EQ(JsonEscape("\xff"), "\xef\xbf\xbd");
+  EXPECT_EQ(JsonEscape("a\xc3"), "a\xef\xbf\xbd");                                // truncated sequence
+  EXPECT_EQ(JsonEscape("\xc0\xaf"), "\xef\xbf\xbd\xef\xbf\xbd");                  // overlong '/'
+  EXPECT_EQ(JsonEscape("\xed\xa0\x80"), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");  // a surrogate
+}
+
+TEST(ParseFormat, AcceptsJsonAndTextOnly) {
+  EXPECT_EQ(*ParseFormat("json"), Format::kJson);
+  EXPECT_EQ(*ParseFormat("text"), Format::kText);
+  auto bad = ParseFormat("xml");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, Code::kInvalidArgument);
+  EXPECT_NE(bad.error().message.find("'xml'"), std::string::npos);
+}
+
+TEST(JsonLines, CarryComponentContextAndFields) {
+  const std::string out = CaptureStderr([] {
+    Init(Format::kJson, "info");
+    spdlog::info("store: opened {}", "x.db");
+    {
+      ContextScope request({.component = "http", .request_id = "rid-1", .client_request_id = "c\"1"});
+      Current()->route = "beta/vppTokens/{id}";
+      Current()->tenant_id = "t-1";
+      spdlog::warn("no prefix here");
+      {
+        ContextScope job({.job_id = "j-9", .token_id = "tok-2"});
+        spdlog::info("sync: walked");
+      }
+      InfoFields("GET beta/vppTokens/{id} 200", {Str("method", "GET"), Num("status", 200LL), Num("duration_ms", 1.5)});
+    }
+    spdlog::debug("below the level");
+    spdlog::error("after the scope");
+  });
+  const std::string time_re = R"(\{"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z",)";
+  std::istringstream lines(out);
+  std::string line;
+  std::vector<std::string> got;
+  while (std::getline(lines, line)) got.push_back(line);
+  ASSERT_EQ(got.size(), 5u) << out;
+  for (const auto& l : got) {
+    EXPECT_TRUE(std::regex_search(l, std::regex("^" + time_re))) << l;
+  }
+  EXPECT_NE(got[0].find(R"("level":"info","logger":"vppd","component":"store","message":"opened x.db"})"),
+            std::string::npos)
+      << got[0];
+  EXPECT_NE(got[1].find(R"("level":"warning","logger":"vppd","component":"http","message":"no prefix here",)"
+                        R"("request_id":"rid-1","client_request_id":"c\"1","tenant_id":"t-1",)"
+                        R"("route":"beta/vppTokens/{id}"})"),
+            std::string::npos)
+      << got[1];
+  // The inner scope replaces the outer one; it does not merge with it.
+  EXPECT_NE(got[2].find(R"("component":"sync","message":"walked","job_id":"j-9","token_id":"tok-2"})"),
+            std::string::npos)
+      << got[2];
+  EXPECT_NE(got[3].find(R"("message":"GET beta/vppTokens/{id} 200","request_id":"rid-1","client_request_id":"c\"1",)"
+                        R"("tenant_id":"t-1","method":"GET","status":200,"duration_ms":1.5,)"
+                        R"("route":"beta/vppTokens/{id}"})"),
+            std::string::npos)
+      << got[3];
+  EXPECT_NE(got[4].find(R"("component":"vppd","message":"after the scope"})"), std::string::npos) << got[4];
+}
+
+TEST(TextLines, AppendFieldsAsKeyValues) {
+  const std::string out = CaptureStderr([] {
+    Init(Format::kText, "info");
+    ContextScope request({.request_id = "rid-2"});
+    InfoFields("http: GET x 200", {Str("route", "a b"), Num("status", 200LL)});
+  });
+  EXPECT_NE(out.find(" info    http: GET x 200 request_id=rid-2 route=\"a b\" status=200\n"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace vppd::log

@@ -1,0 +1,187 @@
+#include "cli/sync_command.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <optional>
+#include <set>
+#include <thread>
+#include <tuple>
+
+#include "cli/runtime.h"
+#include "store/store.h"
+#include "sync/sync.h"
+
+namespace vppd::cli {
+namespace {
+
+constexpr char kSyncLicenses[] = "syncLicenses";
+
+// Prints the error and returns the exit status.
+int Exit(const std::string& message, int status = 1) {
+  std::fprintf(stderr, "vppd sync: %s\n", message.c_str());
+  return status;
+}
+
+// The tenant holding `token_id` (token ids are GUIDs, unique across tenants).
+Result<std::string> FindTenant(store::Store& store, const SyncCommand& cmd) {
+  auto tenants = store.ListTenants();
+  if (!tenants) return Fail(tenants.error());
+  for (const auto& tenant : *tenants) {
+    if (!cmd.tenant_id.empty() && tenant.id != cmd.tenant_id) continue;
+    auto token = store.GetToken(tenant.id, cmd.token_id);
+    if (token) return tenant.id;
+    if (token.error().code != Code::kNotFound) return Fail(token.error());
+  }
+  std::string where = cmd.tenant_id.empty() ? "in any tenant" : "in tenant " + cmd.tenant_id;
+  return Fail(Error::NotFound("no vppToken with id '" + cmd.token_id + "' " + where +
+                              " of this store (vppd tokens list shows them)"));
+}
+
+std::string Elapsed(std::chrono::steady_clock::time_point since) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f s",
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count());
+  return buf;
+}
+
+// One progress report: "running (attempt 1): 12/40 pages, 3000 assignments staged".
+std::string Describe(const std::optional<store::SyncJob>& job) {
+  if (!job) return "finishing";
+  if (job->lease_owner.empty()) return job->attempts == 0 ? "queued" : "queued again (handed back)";
+  std::string out = "running";
+  if (job->attempts > 1) out += " (attempt " + std::to_string(job->attempts) + ")";
+  out += ": " + std::to_string(job->pages_walked);
+  if (job->pages_total > 0) out += "/" + std::to_string(job->pages_total);
+  out += " pages, " + std::to_string(job->assignments_staged) + " assignments staged";
+  return out;
+}
+
+// `[########------------]  12/40 pages  3000 assignments  running  4.2 s`, redrawn in place.
+void DrawBar(const std::optional<store::SyncJob>& job, std::chrono::steady_clock::time_point since) {
+  constexpr int kWidth = 30;
+  const std::int64_t done = job ? job->pages_walked : 0;
+  const std::int64_t total = job ? job->pages_total : 0;
+  const int filled = total > 0 ? static_cast<int>(kWidth * std::min(done, total) / total) : 0;
+  std::string bar(static_cast<std::size_t>(filled), '#');
+  bar.append(static_cast<std::size_t>(kWidth - filled), '-');
+  std::printf("\r\033[K[%s] %s  %s", bar.c_str(), Describe(job).c_str(), Elapsed(since).c_str());
+  std::fflush(stdout);
+}
+
+// What the token holds after a successful sync: apps, licenses in use (an app on two
+// platforms is one set of licenses) and assignment rows.
+Status PrintResult(store::Store& store, const std::string& tenant, const store::VppToken& token,
+                   std::chrono::steady_clock::time_point since) {
+  store::ListQuery query;
+  query.filter =
+      store::Expr::Apply(store::Op::kEq, {store::Expr::Property("vppTokenId"), store::Expr::Value(token.id)});
+  query.limit = 1000;
+  std::set<std::pair<std::string, std::string>> seen;
+  std::int64_t used = 0, total = 0;
+  for (;;) {
+    auto page = store.ListApps(tenant, query);
+    if (!page) return Fail(page.error());
+    for (const auto& app : page->items) {
+      if (!seen.insert({app.adam_id, app.pricing_param}).second) continue;
+      used += app.used_licenses;
+      total += app.total_licenses;
+    }
+    if (!page->has_more) break;
+    query.skip += query.limit;
+  }
+  std::int64_t assignments = 0;
+  if (Status s = store.ForEachAssignment(tenant, token.id, 10'000,
+                                         [&](const std::vector<store::LicenseAssignment>& batch) -> Status {
+                                           assignments += static_cast<std::int64_t>(batch.size());
+                                           return {};
+                                         });
+      !s) {
+    return s;
+  }
+  std::printf("synced token %s (%s) in %s: %d apps, %lld of %lld licenses used, %lld assignments\n", token.id.c_str(),
+              token.location_name.value_or("?").c_str(), Elapsed(since).c_str(), token.last_app_count,
+              static_cast<long long>(used), static_cast<long long>(total), static_cast<long long>(assignments));
+  return {};
+}
+
+}  // namespace
+
+int RunSyncCommand(const SyncCommand& cmd, const Settings& settings) {
+  auto opened = OpenStore(settings);
+  if (!opened) return Exit(opened.error().message);
+  store::Store& store = **opened;
+  auto tenant = FindTenant(store, cmd);
+  if (!tenant) return Exit(tenant.error().message);
+
+  // Exactly what POST …/syncLicenses does (coalesced with a sync already queued).
+  const Timestamp now = Clock::Real().Now();
+  auto queued = sync::RequestJob(store, *tenant, cmd.token_id, kSyncLicenses, "", now);
+  if (!queued) return Exit(queued.error().message);
+  std::printf("%s syncLicenses of token %s (tenant %s)\n",
+              queued->queued ? "queued" : "joined the already queued or running", cmd.token_id.c_str(),
+              tenant->c_str());
+  std::fflush(stdout);
+  if (!cmd.wait) return 0;
+
+  const bool tty = ::isatty(STDOUT_FILENO) == 1;
+  const auto started = std::chrono::steady_clock::now();
+  const auto deadline = started + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                      std::chrono::duration<double>(cmd.timeout_seconds));
+  auto last_line = started - std::chrono::hours(1);
+  std::string last_text;
+  for (;;) {
+    auto jobs = store.FindJobs(*tenant, cmd.token_id);
+    if (!jobs) return Exit(jobs.error().message);
+    std::optional<store::SyncJob> job;
+    for (auto& j : *jobs) {
+      if (j.kind == kSyncLicenses) job = std::move(j);
+    }
+    if (!job) {
+      // The job is gone: its outcome is on the token. (inProgress without a job is
+      // the moment between a finished sync and the resync it asked for.)
+      auto token = store.GetToken(*tenant, cmd.token_id);
+      if (!token) {
+        if (tty) std::printf("\n");
+        if (token.error().code == Code::kNotFound)
+          return Exit("token " + cmd.token_id + " was deleted during the sync");
+        return Exit(token.error().message);
+      }
+      if (token->last_sync_status != "inProgress") {
+        if (tty) std::printf("\r\033[K");
+        if (token->last_sync_status == "completed") {
+          if (Status s = PrintResult(store, *tenant, *token, started); !s) return Exit(s.error().message);
+          return 0;
+        }
+        return Exit(
+            "syncLicenses of token " + cmd.token_id + " " + token->last_sync_status + " (state " + token->state +
+            "): " + (token->last_sync_error.empty() ? std::string("no reason recorded") : token->last_sync_error));
+      }
+    }
+    const auto t = std::chrono::steady_clock::now();
+    if (tty) {
+      DrawBar(job, started);
+    } else {
+      const std::string text = Describe(job);
+      if (text != last_text || t - last_line >= std::chrono::seconds(5)) {
+        std::printf("%s: %s\n", Elapsed(started).c_str(), text.c_str());
+        std::fflush(stdout);
+        last_text = text;
+        last_line = t;
+      }
+    }
+    if (t >= deadline) {
+      if (tty) std::printf("\n");
+      std::string hint = job && job->lease_owner.empty()
+                             ? "; the job is still queued: is a vppd serve running on this data dir?"
+                             : "; the job goes on in the background";
+      return Exit("timed out after " + Elapsed(started) + " waiting for syncLicenses of token " + cmd.token_id + " (" +
+                      Describe(job) + ")" + hint,
+                  3);
+    }
+    std::this_thread::sleep_for(std::chrono::duration<double>(cmd.poll_seconds));
+  }
+}
+
+}  // namespace vppd::cli
