@@ -81,9 +81,11 @@ bool Rows::Bool(int row, int col) const {
 Result<std::unique_ptr<Connection>> Connection::Open(const ConnectOptions& options) {
   // libpq counts the connect timeout in whole seconds (at least 2).
   std::string timeout = std::to_string(std::max(2, (options.connect_timeout_ms + 999) / 1000));
-  // expand_dbname: the URL is expanded in place; the keywords after it override it.
-  const char* keys[] = {"dbname", "connect_timeout", "application_name", "client_encoding", nullptr};
-  const char* values[] = {options.url.c_str(), timeout.c_str(), "vppd", "UTF8", nullptr};
+  // expand_dbname: the URL is expanded in place, overriding the keywords before
+  // it (application_name: the URL may name the instance) and overridden by those
+  // after it.
+  const char* keys[] = {"application_name", "dbname", "connect_timeout", "client_encoding", nullptr};
+  const char* values[] = {"vppd", options.url.c_str(), timeout.c_str(), "UTF8", nullptr};
   PGconn* conn = PQconnectdbParams(keys, values, 1);
   if (conn == nullptr) return Fail(Error::Unavailable("store: out of memory connecting to PostgreSQL"));
   if (PQstatus(conn) != CONNECTION_OK) {
