@@ -363,6 +363,41 @@ TEST_F(PgStoreTest, PoolExhaustedPastTheWaitIsUnavailable) {
   EXPECT_TRUE(s->ListTenants());
 }
 
+// A transaction chosen as a deadlock's victim (40P01) is run again, so the call
+// succeeds: here FinishJob holds the token and waits for the job row, which
+// another session holds while it asks for the token.
+TEST_F(PgStoreTest, ADeadlockVictimIsRetried) {
+  std::unique_ptr<Store> s = Open(options_);
+  ASSERT_TRUE(s);
+  std::vector<std::string> tokens = Tokens(*s, 1);
+  ASSERT_TRUE(Enqueue(*s, tokens[0], "syncLicenses"));
+  Result<std::optional<SyncJob>> job = s->ClaimJob("w", kT0, 60s);
+  ASSERT_TRUE(job && *job);
+  testing::PgRaw other(db_->url());
+  other.Exec("BEGIN; SELECT * FROM sync_jobs FOR UPDATE");
+  std::atomic<int> mutates{0};
+  Result<VppToken> finished = Fail(Error::Internal("not run"));
+  std::thread finisher([&] {
+    finished = s->FinishJob(**job, std::nullopt, [&](VppToken& t) -> Status {
+      ++mutates;
+      t.last_sync_status = "completed";
+      return {};
+    });
+  });
+  std::this_thread::sleep_for(300ms);  // FinishJob now holds the token row and waits for the job row
+  // Closes the cycle. The server's deadlock check (after deadlock_timeout, 1 s)
+  // picks a victim; whichever it is, FinishJob must end well.
+  bool other_won = other.TryExec("SELECT * FROM vpp_tokens FOR UPDATE");
+  other.Exec(other_won ? "COMMIT" : "ROLLBACK");
+  finisher.join();
+  ASSERT_TRUE(finished) << finished.error().message;
+  EXPECT_EQ(finished->last_sync_status, "completed");
+  EXPECT_EQ(*s->CountJobs(), 0);
+  // A victim FinishJob failed waiting for the job row, before its mutate ran.
+  EXPECT_EQ(mutates.load(), 1);
+  std::printf("[ measure  ] deadlock victim: %s\n", other_won ? "FinishJob (retried)" : "the other session");
+}
+
 // PostgreSQL text cannot hold NUL, and libpq passes text NUL-terminated: such a
 // value is refused whole rather than cut short.
 TEST_F(PgStoreTest, TextWithNulIsInvalidArgument) {
