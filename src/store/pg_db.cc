@@ -81,9 +81,18 @@ bool Rows::Bool(int row, int col) const {
 Result<std::unique_ptr<Connection>> Connection::Open(const ConnectOptions& options) {
   // libpq counts the connect timeout in whole seconds (at least 2).
   std::string timeout = std::to_string(std::max(2, (options.connect_timeout_ms + 999) / 1000));
-  // expand_dbname: the URL is expanded in place; the keywords after it override it.
-  const char* keys[] = {"dbname", "connect_timeout", "application_name", "client_encoding", nullptr};
-  const char* values[] = {options.url.c_str(), timeout.c_str(), "vppd", "UTF8", nullptr};
+  // The server's statement_timeout cannot help when the server itself is gone
+  // (a crash, a partition): without these a read on the socket would wait
+  // forever. TCP keepalives notice an idle dead peer in ~11 s, tcp_user_timeout
+  // one that stops acknowledging what we sent.
+  std::string user_timeout = std::to_string(options.statement_timeout_ms + 5000);
+  // expand_dbname: the URL is expanded in place, overriding the keywords before
+  // it (application_name and the TCP settings: the URL may set its own) and
+  // overridden by those after it.
+  const char* keys[] = {"application_name", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+                        "tcp_user_timeout", "dbname",     "connect_timeout", "client_encoding",     nullptr};
+  const char* values[] = {"vppd",          "1",    "5",    "2", "3", user_timeout.c_str(), options.url.c_str(),
+                          timeout.c_str(), "UTF8", nullptr};
   PGconn* conn = PQconnectdbParams(keys, values, 1);
   if (conn == nullptr) return Fail(Error::Unavailable("store: out of memory connecting to PostgreSQL"));
   if (PQstatus(conn) != CONNECTION_OK) {

@@ -13,6 +13,11 @@
 // threads of its own, stopped when it is destroyed: one deletes replaced
 // assignment sets in small transactions (collect_garbage), one checkpoints the
 // WAL on a connection of its own so that no caller's commit pays for that.
+// The PostgreSQL store has a pool of connections (max_connections) shared by
+// reads and writes; writes take row locks instead of one global lock, and a
+// transaction that loses a race (serialization failure, deadlock) runs again,
+// so a `mutate` callback may be called more than once, each time on freshly
+// read data. Its collector thread works as SQLite's.
 //
 // Secrets: VppToken::token holds the plaintext sToken in memory only; the store
 // seals it with the SecretBox it was opened with before it touches disk.

@@ -1,8 +1,10 @@
 // store_crash_writer: a helper for store_crash_test, not a tool for users.
 //
 //   store_crash_writer DIR [--normal]
+//   store_crash_writer --database-url URL
 //
-// Opens (creating) DIR/vppd.db and commits writes in a loop until killed. After
+// Opens (creating) DIR/vppd.db, or the PostgreSQL store at URL, and commits
+// writes in a loop until killed. After
 // each commit has returned, and only then, it prints one line and flushes:
 //   c <id>          a token was created
 //   u <id> <seq>    that token's lastAppCount was set to <seq>
@@ -76,15 +78,28 @@ bool Sync(vppd::store::Store& store, const std::string& tenant, const std::strin
   return true;
 }
 
-int Run(const std::string& dir, bool normal) {
+// `dir` names the SQLite file's directory; `database_url`, when not empty, the
+// PostgreSQL store to use instead.
+int Run(const std::string& dir, bool normal, const std::string& database_url) {
   using namespace vppd;
   using namespace vppd::store;
-  SqliteOptions options;
-  options.path = dir + "/vppd.db";
-  options.secrets = std::make_shared<SecretBox>(SecretBox::FromKey(std::string(32, 'c')));
-  options.synchronous_full = !normal;
-  options.max_tokens_per_tenant = 1'000'000;  // the loop outlives the real limit
-  Result<std::unique_ptr<Store>> store = Store::OpenSqlite(options);
+  auto secrets = std::make_shared<SecretBox>(SecretBox::FromKey(std::string(32, 'c')));
+  constexpr std::int64_t kMaxTokens = 1'000'000;  // the loop outlives the real limit
+  Result<std::unique_ptr<Store>> store = [&] {
+    if (!database_url.empty()) {
+      PostgresOptions options;
+      options.url = database_url;
+      options.secrets = secrets;
+      options.max_tokens_per_tenant = kMaxTokens;
+      return Store::OpenPostgres(options);
+    }
+    SqliteOptions options;
+    options.path = dir + "/vppd.db";
+    options.secrets = secrets;
+    options.synchronous_full = !normal;
+    options.max_tokens_per_tenant = kMaxTokens;
+    return Store::OpenSqlite(options);
+  }();
   if (!store) {
     std::fprintf(stderr, "open: %s\n", store.error().message.c_str());
     return 2;
@@ -129,11 +144,12 @@ int Run(const std::string& dir, bool normal) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // stdout carries the protocol above; the store's logs go to stderr.
+  spdlog::set_default_logger(spdlog::stderr_logger_mt("stderr"));
+  if (argc == 3 && std::strcmp(argv[1], "--database-url") == 0) return Run("", false, argv[2]);
   if (argc < 2 || argc > 3 || (argc == 3 && std::strcmp(argv[2], "--normal") != 0)) {
-    std::fprintf(stderr, "usage: %s DIR [--normal]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s DIR [--normal] | --database-url URL\n", argv[0]);
     return 64;
   }
-  // stdout carries the protocol above; the store's logs go to stderr.
-  spdlog::set_default_logger(spdlog::stderr_logger_st("stderr"));
-  return Run(argv[1], argc == 3);
+  return Run(argv[1], argc == 3, "");
 }

@@ -89,6 +89,13 @@ class PgRaw final : public RawSql {
   PgRaw& operator=(const PgRaw&) = delete;
 
   void Exec(const std::string& sql) override { PQclear(Run(sql)); }
+  // Runs `sql` that may fail on purpose (a deadlock victim): true when it succeeded.
+  bool TryExec(const std::string& sql) {
+    PGresult* r = PQexec(conn_, sql.c_str());
+    ExecStatusType s = PQresultStatus(r);
+    PQclear(r);
+    return s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
+  }
   std::string Text(const std::string& sql) override {
     PGresult* r = Run(sql);
     std::string out;

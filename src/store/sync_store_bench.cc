@@ -2,6 +2,7 @@
 // size, and the Graph item read path.
 //
 //   store_sync_bench [--rows N] [--page P] [--order by-asset|shuffled] [--dir D]
+//                    [--database-url postgresql://...]
 //
 // Stages N assignments (default 1,000,000) in pages of P (default 1,000), as the
 // sync streams Apple's pages, then FinishJob(kReplaceWithStaged) into an empty
@@ -14,6 +15,9 @@
 // within an asset, as apple-vpp-sim's pages do; shuffled gives every row a random
 // asset, the worst case for a B-tree that is built by inserts (each row lands on
 // another leaf page, so each page's commit rewrites ~one page per row).
+//
+// --database-url: the same on the PostgreSQL store, in a schema of its own
+// (vppd_bench_PID) that is dropped at the end.
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,6 +32,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <libpq-fe.h>
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
@@ -74,6 +79,7 @@ struct Args {
   std::int64_t page = 1000;
   bool by_asset = true;
   std::string dir;
+  std::string database_url;  // empty: SQLite
 };
 
 SyncJob ClaimOne(Store& store, const std::string& tenant, const std::string& token_id) {
@@ -103,6 +109,44 @@ double StageAll(Store& store, const SyncJob& job, const Args& args, std::uint64_
   return Ms(start, Steady::now());
 }
 
+// A raw libpq session beside the store: the bench's schema, the collector's progress.
+class PgSession {
+ public:
+  PgSession() = default;
+  PgSession(const PgSession&) = delete;
+  PgSession& operator=(const PgSession&) = delete;
+  ~PgSession() {
+    if (conn_ != nullptr) PQfinish(conn_);
+  }
+  void Connect(const std::string& url) {
+    conn_ = PQconnectdb(url.c_str());
+    if (PQstatus(conn_) != CONNECTION_OK) {
+      std::fprintf(stderr, "cannot connect: %s\n", PQerrorMessage(conn_));
+      std::exit(1);
+    }
+    PQsetNoticeProcessor(
+        conn_, [](void*, const char*) {}, nullptr);
+  }
+  void Exec(const std::string& sql) { PQclear(Run(sql)); }
+  std::int64_t Int(const std::string& sql) {
+    PGresult* r = Run(sql);
+    std::int64_t v = PQntuples(r) > 0 ? std::atoll(PQgetvalue(r, 0, 0)) : -1;
+    PQclear(r);
+    return v;
+  }
+
+ private:
+  PGresult* Run(const std::string& sql) {
+    PGresult* r = PQexec(conn_, sql.c_str());
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
+      std::fprintf(stderr, "%s: %s\n", sql.c_str(), PQerrorMessage(conn_));
+      std::exit(1);
+    }
+    return r;
+  }
+  PGconn* conn_ = nullptr;
+};
+
 int Run(const Args& args) {
   std::string dir = args.dir;
   bool temporary = dir.empty();
@@ -114,7 +158,23 @@ int Run(const Args& args) {
   options.path = dir + "/vppd.db";
   options.secrets = std::make_shared<SecretBox>(SecretBox::FromKey(std::string(32, 'b')));
   options.statement_timeout_ms = 120000;  // the bench may run on a loaded machine
-  auto opened = Store::OpenSqlite(options);
+  const bool pg = !args.database_url.empty();
+  PgSession pg_session;
+  std::string schema = fmt::format("vppd_bench_{}", ::getpid());
+  if (pg) {
+    pg_session.Connect(args.database_url);
+    pg_session.Exec("DROP SCHEMA IF EXISTS " + schema + " CASCADE; CREATE SCHEMA " + schema);
+    pg_session.Exec("SET search_path = " + schema);
+  }
+  auto opened = [&] {
+    if (!pg) return Store::OpenSqlite(options);
+    PostgresOptions o;
+    o.url = fmt::format("{}{}options=-csearch_path%3D{}", args.database_url,
+                        args.database_url.find('?') == std::string::npos ? "?" : "&", schema);
+    o.secrets = options.secrets;
+    o.statement_timeout_ms = options.statement_timeout_ms;
+    return Store::OpenPostgres(o);
+  }();
   CHECK_OK(opened);
   Store& store = **opened;
   const std::string tenant = "bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb";
@@ -126,7 +186,8 @@ int Run(const Args& args) {
   CHECK_OK(token);
 
   std::printf("rows %lld, pages of %lld, %s, file %s\n", static_cast<long long>(args.rows),
-              static_cast<long long>(args.page), args.by_asset ? "grouped by asset" : "shuffled", options.path.c_str());
+              static_cast<long long>(args.page), args.by_asset ? "grouped by asset" : "shuffled",
+              pg ? ("PostgreSQL schema " + schema).c_str() : options.path.c_str());
   // A Graph-like write (UpdateToken of another token) every 2 ms during the
   // resync: how long a request waits behind staging and the collector.
   VppToken other_token;
@@ -195,7 +256,14 @@ int Run(const Args& args) {
 
   // The collector deletes the set the resync replaced (and the delta's staged
   // set) in the background; time it through a raw connection.
-  {
+  if (pg) {
+    auto start = Steady::now();
+    while (pg_session.Int("SELECT count(*) FROM assignment_generations WHERE state = 'garbage'") != 0 &&
+           Ms(start, Steady::now()) < 120000) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    std::printf("collector: the replaced set gone %.0f ms after the delta's FinishJob\n", Ms(start, Steady::now()));
+  } else {
     sqlite3* raw = nullptr;
     if (sqlite3_open_v2(options.path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
       std::fprintf(stderr, "raw open failed\n");
@@ -234,6 +302,14 @@ int Run(const Args& args) {
   }
   std::printf("GetTenant+GetToken: %.1f us per pair\n", Ms(read_start, Steady::now()) * 1000.0 / kReads);
 
+  if (pg) {
+    std::printf("license_assignments %.1f MB (with its index)\n",
+                static_cast<double>(pg_session.Int("SELECT pg_total_relation_size('license_assignments')")) / 1e6);
+    opened->reset();
+    pg_session.Exec("DROP SCHEMA " + schema + " CASCADE");
+    if (temporary) std::filesystem::remove_all(dir);
+    return 0;
+  }
   std::error_code ec;
   auto size = std::filesystem::file_size(options.path, ec);
   auto wal = std::filesystem::file_size(options.path + "-wal", ec);
@@ -269,8 +345,12 @@ int main(int argc, char** argv) {
       args.by_asset = order == "by-asset";
     } else if (std::strcmp(argv[i], "--dir") == 0) {
       args.dir = value();
+    } else if (std::strcmp(argv[i], "--database-url") == 0) {
+      args.database_url = value();
     } else {
-      std::fprintf(stderr, "usage: %s [--rows N] [--page P] [--order by-asset|shuffled] [--dir D]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--rows N] [--page P] [--order by-asset|shuffled] [--dir D] [--database-url URL]\n",
+                   argv[0]);
       return 64;
     }
   }
