@@ -916,14 +916,18 @@ class SqliteStore final : public Store {
       // Only the token's current generation: staged and garbage sets are invisible.
       std::int64_t generation = app->Int(0);
       std::string adam_id = app->Text(1), pricing_param = app->Text(2);
+      app->Reset();
+      Result<std::optional<std::int64_t>> app_key = FindAppKey(c, adam_id, pricing_param);
+      if (!app_key) return Fail(app_key.error());
+      if (!*app_key) return page;  // no set ever held a row of this app
 
       // The primary key orders an app's rows by (serial_number, client_user_id).
       Result<Stmt> rows = c.Prepare(
           "SELECT client_user_id, serial_number FROM license_assignments "
-          "WHERE generation = ?1 AND adam_id = ?2 AND pricing_param = ?3 "
-          "ORDER BY serial_number, client_user_id LIMIT ?4 OFFSET ?5");
+          "WHERE generation = ?1 AND app_key = ?2 "
+          "ORDER BY serial_number, client_user_id LIMIT ?3 OFFSET ?4");
       if (!rows) return Fail(rows.error());
-      if (Status s = BindAll(*rows, generation, adam_id, pricing_param, limit + 1, skip); !s) return Fail(s.error());
+      if (Status s = BindAll(*rows, generation, **app_key, limit + 1, skip); !s) return Fail(s.error());
       for (;;) {
         Result<bool> row = rows->Step();
         if (!row) return Fail(row.error());
@@ -957,23 +961,28 @@ class SqliteStore final : public Store {
     // deleted mid-walk ends it.
     static constexpr const char* kCurrent =
         "generation = (SELECT assignments_generation FROM vpp_tokens WHERE tenant_id = ?1 AND id = ?2)";
+    // Apps come in app_key order (the order their assets were first seen), each
+    // app's rows in key order.
     static const std::string first_sql = fmt::format(
-        "SELECT adam_id, pricing_param, client_user_id, serial_number FROM license_assignments WHERE {} "
-        "ORDER BY adam_id, pricing_param, serial_number, client_user_id LIMIT ?3",
+        "SELECT p.adam_id, p.pricing_param, a.client_user_id, a.serial_number, a.app_key "
+        "FROM license_assignments a JOIN assignment_apps p ON p.app_key = a.app_key WHERE {} "
+        "ORDER BY a.app_key, a.serial_number, a.client_user_id LIMIT ?3",
         kCurrent);
     static const std::string next_sql = fmt::format(
-        "SELECT adam_id, pricing_param, client_user_id, serial_number FROM license_assignments WHERE {} "
-        "AND (adam_id, pricing_param, serial_number, client_user_id) > (?4, ?5, ?6, ?7) "
-        "ORDER BY adam_id, pricing_param, serial_number, client_user_id LIMIT ?3",
+        "SELECT p.adam_id, p.pricing_param, a.client_user_id, a.serial_number, a.app_key "
+        "FROM license_assignments a JOIN assignment_apps p ON p.app_key = a.app_key WHERE {} "
+        "AND (a.app_key, a.serial_number, a.client_user_id) > (?4, ?5, ?6) "
+        "ORDER BY a.app_key, a.serial_number, a.client_user_id LIMIT ?3",
         kCurrent);
     std::optional<LicenseAssignment> last;
+    std::int64_t last_app_key = 0;
     for (;;) {
       Result<std::vector<LicenseAssignment>> rows =
           ReadOne<std::vector<LicenseAssignment>>([&](Connection& c) -> Result<std::vector<LicenseAssignment>> {
             Result<Stmt> stmt = c.Prepare(last ? next_sql : first_sql);
             if (!stmt) return Fail(stmt.error());
-            Status bound = last ? BindAll(*stmt, tenant_id, token_id, batch, last->adam_id, last->pricing_param,
-                                          last->serial_number, last->client_user_id)
+            Status bound = last ? BindAll(*stmt, tenant_id, token_id, batch, last_app_key, last->serial_number,
+                                          last->client_user_id)
                                 : BindAll(*stmt, tenant_id, token_id, batch);
             if (!bound) return Fail(bound.error());
             std::vector<LicenseAssignment> out;
@@ -983,6 +992,7 @@ class SqliteStore final : public Store {
               if (!row) return Fail(row.error());
               if (!*row) return out;
               out.push_back({stmt->Text(0), stmt->Text(1), stmt->Text(2), stmt->Text(3)});
+              last_app_key = stmt->Int(4);
             }
           });
       if (!rows) return Fail(rows.error());
@@ -1458,16 +1468,26 @@ class SqliteStore final : public Store {
     return {};
   }
 
-  // Inserts `rows` (sorted by primary key) into `generation`, duplicates dropped
-  // (Apple's pages may repeat a row while data moves), and adds what each asset
-  // really gained to assignment_counts. Up to kInsertRowsPerStatement rows per
-  // statement (one sqlite3_step inserts them all: less VM setup and binding per
-  // row); a statement never spans two assets, so its changes() is that asset's.
+  // Inserts `rows` (sorted by adam_id, pricing_param, serial_number,
+  // client_user_id) into `generation`, duplicates dropped (Apple's pages may
+  // repeat a row while data moves), and adds what each asset really gained to
+  // assignment_counts. Each asset's run goes under its app_key (AppKey), runs in
+  // key order: keys follow the order assets first came, so a walk in Apple's
+  // order appends at the end of its set, where SQLite's cursor is already (see
+  // migration 5). Up to kInsertRowsPerStatement rows per statement (one
+  // sqlite3_step inserts them all with one cursor: less VM setup, binding and
+  // B-tree descent per row); a statement never spans two assets, so its
+  // changes() is that asset's.
   static Status InsertAssignments(Connection& c, std::int64_t generation,
                                   const std::vector<const LicenseAssignment*>& rows) {
     static constexpr std::size_t kSizes[] = {kInsertRowsPerStatement, 16, 4, 1};
     static const std::string sqls[] = {InsertAssignmentsSql(kSizes[0]), InsertAssignmentsSql(kSizes[1]),
                                        InsertAssignmentsSql(kSizes[2]), InsertAssignmentsSql(kSizes[3])};
+    struct Run {
+      std::int64_t app_key;
+      std::size_t begin, end;
+    };
+    std::vector<Run> runs;
     for (std::size_t begin = 0; begin < rows.size();) {
       const LicenseAssignment& first = *rows[begin];
       std::size_t end = begin;
@@ -1475,19 +1495,27 @@ class SqliteStore final : public Store {
              rows[end]->pricing_param == first.pricing_param) {
         ++end;
       }
+      Result<std::int64_t> key = AppKey(c, first.adam_id, first.pricing_param);
+      if (!key) return Fail(key.error());
+      runs.push_back({*key, begin, end});
+      begin = end;
+    }
+    std::sort(runs.begin(), runs.end(), [](const Run& a, const Run& b) { return a.app_key < b.app_key; });
+    for (const Run& run : runs) {
+      std::size_t begin = run.begin;
       std::int64_t added = 0;
       for (std::size_t k = 0; k < std::size(kSizes); ++k) {
-        if (end - begin < kSizes[k]) continue;
+        if (run.end - begin < kSizes[k]) continue;
         Result<Stmt> insert = c.Prepare(sqls[k]);
         if (!insert) return Fail(insert.error());
-        while (end - begin >= kSizes[k]) {
+        while (run.end - begin >= kSizes[k]) {
           if (Status s = insert->Bind(1, generation); !s) return s;
-          int n = 2;
+          if (Status s = insert->Bind(2, run.app_key); !s) return s;
+          int n = 3;
           for (std::size_t i = begin; i < begin + kSizes[k]; ++i) {
             const LicenseAssignment& r = *rows[i];
-            for (const std::string* text : {&r.adam_id, &r.pricing_param, &r.serial_number, &r.client_user_id}) {
-              if (Status s = insert->BindStatic(n++, *text); !s) return s;
-            }
+            if (Status s = insert->BindStatic(n++, r.serial_number); !s) return s;
+            if (Status s = insert->BindStatic(n++, r.client_user_id); !s) return s;
           }
           if (Status s = insert->Run(); !s) return s;
           added += c.Changes();
@@ -1495,9 +1523,41 @@ class SqliteStore final : public Store {
           begin += kSizes[k];
         }
       }
+      const LicenseAssignment& first = *rows[run.begin];
       if (Status s = AddCount(c, generation, first.adam_id, first.pricing_param, added); !s) return s;
     }
     return {};
+  }
+
+  // The app_key of (adam_id, pricing_param), handed out (the next integer) the
+  // first time the pair is seen. Keys are never deleted or reused (migration 5).
+  static Result<std::int64_t> AppKey(Connection& c, const std::string& adam_id, const std::string& pricing_param) {
+    Result<std::optional<std::int64_t>> found = FindAppKey(c, adam_id, pricing_param);
+    if (!found) return Fail(found.error());
+    if (*found) return **found;
+    Result<Stmt> add =
+        c.Prepare("INSERT INTO assignment_apps (adam_id, pricing_param) VALUES (?1, ?2) RETURNING app_key");
+    if (!add) return Fail(add.error());
+    if (Status s = BindAll(*add, adam_id, pricing_param); !s) return Fail(s.error());
+    Result<bool> row = add->Step();
+    if (!row) return Fail(row.error());
+    if (!*row) return Fail(Error::Internal("store: no app_key returned for a new assignment app"));
+    std::int64_t key = add->Int(0);
+    if (Status s = add->Run(); !s) return Fail(s.error());  // finish the INSERT
+    return key;
+  }
+
+  // The app_key of (adam_id, pricing_param) if it has one: an app never seen has
+  // no assignments in any set.
+  static Result<std::optional<std::int64_t>> FindAppKey(Connection& c, const std::string& adam_id,
+                                                        const std::string& pricing_param) {
+    Result<Stmt> find = c.Prepare("SELECT app_key FROM assignment_apps WHERE adam_id = ?1 AND pricing_param = ?2");
+    if (!find) return Fail(find.error());
+    if (Status s = BindAll(*find, adam_id, pricing_param); !s) return Fail(s.error());
+    Result<bool> row = find->Step();
+    if (!row) return Fail(row.error());
+    if (!*row) return std::optional<std::int64_t>{};
+    return std::optional<std::int64_t>{find->Int(0)};
   }
 
   static Status AddCount(Connection& c, std::int64_t generation, const std::string& adam_id,
@@ -1513,11 +1573,10 @@ class SqliteStore final : public Store {
 
   static std::string InsertAssignmentsSql(std::size_t rows) {
     std::string sql =
-        "INSERT OR IGNORE INTO license_assignments (generation, adam_id, pricing_param, serial_number, "
-        "client_user_id) VALUES ";
+        "INSERT OR IGNORE INTO license_assignments (generation, app_key, serial_number, client_user_id) VALUES ";
     for (std::size_t k = 0; k < rows; ++k) {
-      int p = 2 + 4 * static_cast<int>(k);
-      sql += fmt::format("{}(?1, ?{}, ?{}, ?{}, ?{})", k == 0 ? "" : ", ", p, p + 1, p + 2, p + 3);
+      int p = 3 + 2 * static_cast<int>(k);
+      sql += fmt::format("{}(?1, ?2, ?{}, ?{})", k == 0 ? "" : ", ", p, p + 1);
     }
     return sql;
   }
@@ -1659,13 +1718,15 @@ class SqliteStore final : public Store {
         delta_assets.emplace_back(assets->Text(0), assets->Text(1));
       }
       Result<Stmt> copy = c.Prepare(
-          "INSERT OR IGNORE INTO license_assignments (generation, adam_id, pricing_param, serial_number, "
-          "client_user_id) SELECT ?1, adam_id, pricing_param, serial_number, client_user_id FROM license_assignments "
-          "WHERE generation = ?2 AND adam_id = ?3 AND pricing_param = ?4 "
-          "ORDER BY adam_id, pricing_param, serial_number, client_user_id");
+          "INSERT OR IGNORE INTO license_assignments (generation, app_key, serial_number, client_user_id) "
+          "SELECT ?1, app_key, serial_number, client_user_id FROM license_assignments "
+          "WHERE generation = ?2 AND app_key = ?3 ORDER BY app_key, serial_number, client_user_id");
       if (!copy) return Fail(copy.error());
       for (const auto& [adam_id, pricing_param] : delta_assets) {
-        if (Status s = BindAll(*copy, **current, **staged, adam_id, pricing_param); !s) return s;
+        // Staged rows of the asset exist, so it has a key.
+        Result<std::int64_t> app_key = AppKey(c, adam_id, pricing_param);
+        if (!app_key) return Fail(app_key.error());
+        if (Status s = BindAll(*copy, **current, **staged, *app_key); !s) return s;
         if (Status s = copy->Run(); !s) return s;
         std::int64_t added = c.Changes();
         copy->Reset();
@@ -1934,20 +1995,21 @@ class SqliteStore final : public Store {
     pick->Reset();
     // The key of the batch's last row: then one range delete on the primary key.
     Result<Stmt> edge = c.Prepare(
-        "SELECT adam_id, pricing_param, serial_number, client_user_id FROM license_assignments WHERE generation = ?1 "
-        "ORDER BY adam_id, pricing_param, serial_number, client_user_id LIMIT 1 OFFSET ?2");
+        "SELECT app_key, serial_number, client_user_id FROM license_assignments WHERE generation = ?1 "
+        "ORDER BY app_key, serial_number, client_user_id LIMIT 1 OFFSET ?2");
     if (!edge) return Fail(edge.error());
     if (Status s = BindAll(*edge, step.generation, kCollectBatchRows - 1); !s) return Fail(s.error());
     Result<bool> more = edge->Step();
     if (!more) return Fail(more.error());
     if (*more) {
-      std::string adam = edge->Text(0), pricing = edge->Text(1), serial = edge->Text(2), user = edge->Text(3);
+      const std::int64_t app_key = edge->Int(0);
+      std::string serial = edge->Text(1), user = edge->Text(2);
       edge->Reset();
       Result<Stmt> del = c.Prepare(
           "DELETE FROM license_assignments WHERE generation = ?1 "
-          "AND (adam_id, pricing_param, serial_number, client_user_id) <= (?2, ?3, ?4, ?5)");
+          "AND (app_key, serial_number, client_user_id) <= (?2, ?3, ?4)");
       if (!del) return Fail(del.error());
-      if (Status s = BindAll(*del, step.generation, adam, pricing, serial, user); !s) return Fail(s.error());
+      if (Status s = BindAll(*del, step.generation, app_key, serial, user); !s) return Fail(s.error());
       if (Status s = del->Run(); !s) return Fail(s.error());
       step.rows = c.Changes();
       return step;

@@ -200,7 +200,8 @@ TEST(StoreCrashTest, KilledWriterLosesNoCommittedWrite) {
               0)
         << "round " << round << ": a token points at a set that is not current";
     EXPECT_EQ(query_int("SELECT count(*) FROM (SELECT generation, adam_id, pricing_param, count(*) AS n "
-                        "FROM license_assignments GROUP BY 1, 2, 3) r FULL OUTER JOIN assignment_counts k "
+                        "FROM license_assignments JOIN assignment_apps USING (app_key) GROUP BY 1, 2, 3) r "
+                        "FULL OUTER JOIN assignment_counts k "
                         "USING (generation, adam_id, pricing_param) WHERE r.n IS NOT k.rows"),
               0)
         << "round " << round << ": assignment_counts disagrees with the rows";
