@@ -266,6 +266,7 @@ PageParser::PageParser() : state_(new State) {}
 PageParser::~PageParser() { delete state_; }
 
 AppleStatus PageParser::Assets(std::string_view body, PageMeta* meta, std::vector<Asset>* items) {
+  items->clear();
   auto o = state_->Parse(body);
   if (!o) return tl::unexpected(o.error());
   return ReadPage(**o, meta, [&](std::string_view k, const json::value& x) -> AppleStatus {
@@ -278,6 +279,7 @@ AppleStatus PageParser::Assets(std::string_view body, PageMeta* meta, std::vecto
 }
 
 AppleStatus PageParser::Users(std::string_view body, PageMeta* meta, std::vector<User>* items) {
+  items->clear();
   auto o = state_->Parse(body);
   if (!o) return tl::unexpected(o.error());
   return ReadPage(**o, meta, [&](std::string_view k, const json::value& x) -> AppleStatus {
@@ -303,6 +305,7 @@ class AssignmentsHandler {
 
   PageMeta* meta = nullptr;
   std::vector<Assignment>* items = nullptr;
+  std::size_t count = 0;  // Items of this page so far: (*items)[0, count).
   std::string error;  // Set when the shape is wrong; the parse stops.
   bool have_current = false, have_total = false, have_version = false;
 
@@ -312,7 +315,20 @@ class AssignmentsHandler {
   bool on_object_begin(boost::system::error_code& ec) {
     if (stack_.empty()) return Push(kTop);
     switch (stack_.back()) {
-      case kItems: items->emplace_back(); return Push(kItem);
+      case kItems:
+        // Reuse an element the vector still holds (its strings keep their
+        // buffers: no allocation for a clientUserId after a walk's first pages).
+        if (count < items->size()) {
+          Assignment& a = (*items)[count];
+          a.adam_id.clear();
+          a.pricing_param.clear();
+          a.client_user_id.clear();
+          a.serial_number.clear();
+        } else {
+          items->emplace_back();
+        }
+        ++count;
+        return Push(kItem);
       case kTop:
         if (key_ == "mdmInfo") {
           meta->envelope.mdm_info.emplace();
@@ -328,7 +344,7 @@ class AssignmentsHandler {
   }
   bool on_object_end(std::size_t, boost::system::error_code& ec) {
     if (stack_.back() == kItem) {
-      const Assignment& a = items->back();
+      const Assignment& a = (*items)[count - 1];
       if (a.adam_id.empty()) return Fail(ec, "an assignment has no adamId");
       if (a.client_user_id.empty() == a.serial_number.empty())
         return Fail(ec, "assignment of " + a.adam_id + " needs exactly one of clientUserId, serialNumber");
@@ -428,7 +444,7 @@ class AssignmentsHandler {
     if (stack_.empty()) return Fail(ec, "the response is not a JSON object");
     switch (stack_.back()) {
       case kItem: {
-        Assignment& a = items->back();
+        Assignment& a = (*items)[count - 1];
         if (key_ == "adamId") a.adam_id.assign(v);
         else if (key_ == "pricingParam") a.pricing_param.assign(v);
         else if (key_ == "clientUserId") a.client_user_id.assign(v);
@@ -498,14 +514,16 @@ AppleStatus PageParser::Assignments(std::string_view body, PageMeta* meta, std::
   boost::json::basic_parser<AssignmentsHandler> p{boost::json::parse_options()};
   p.handler().meta = meta;
   p.handler().items = items;
-  items->reserve(items->size() + 1000);  // Apple's pages hold up to ~1,000.
+  items->reserve(1000);  // Apple's pages hold up to ~1,000.
   boost::system::error_code ec;
   try {
     p.write_some(false, body.data(), body.size(), ec);
   } catch (const std::exception& e) {
+    items->clear();
     return tl::unexpected(Malformed(std::string("the response could not be parsed: ") + e.what()));
   }
   const AssignmentsHandler& h = p.handler();
+  items->resize(h.count);  // Drops elements left from a previous page.
   if (!h.error.empty()) return tl::unexpected(Malformed(h.error));
   if (ec) return tl::unexpected(Malformed("the response is not JSON: " + ec.message()));
   if (!h.have_current) return tl::unexpected(Malformed("the page has no currentPageIndex"));

@@ -46,6 +46,10 @@ class PageParser {
   PageParser(const PageParser&) = delete;
   PageParser& operator=(const PageParser&) = delete;
 
+  // Each fills `items` with the page's items, replacing what it held.
+  // Assignments reuses the elements `items` still holds (their strings keep
+  // their buffers), so a walk that hands back delivered pages' vectors stops
+  // allocating per assignment after its first pages.
   AppleStatus Assets(std::string_view body, PageMeta* meta, std::vector<Asset>* items);
   AppleStatus Assignments(std::string_view body, PageMeta* meta, std::vector<Assignment>* items);
   AppleStatus Users(std::string_view body, PageMeta* meta, std::vector<User>* items);

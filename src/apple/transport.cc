@@ -2,6 +2,7 @@
 #include "apple/transport.h"
 
 #include <curl/curl.h>
+#include <string.h>  // memmem (GNU)
 
 #include <algorithm>
 #include <cstring>
@@ -412,8 +413,12 @@ Outcome ClassifyCurl(CURLcode code, const char* detail, bool too_large, std::siz
 Outcome ClassifyHttp(long status, std::string_view body, bool idempotent) {
   Outcome o;
   // Apple has answered errors with HTTP 200: any body naming an errorNumber is
-  // an error. The substring test keeps the common case (a page) to one scan.
-  const bool mentions_error = body.find("\"errorNumber\"") != std::string_view::npos;
+  // an error. The substring test keeps the common case (a page) to one scan,
+  // with memmem: std::string_view::find stops at every '"' (memchr, then
+  // memcmp), which on a 93 KB page of assignments cost as much as parsing it
+  // (~0.1 ms; glibc's memmem ~0.01 ms; bench/README.md "apple").
+  static constexpr std::string_view kErrorKey = "\"errorNumber\"";
+  const bool mentions_error = memmem(body.data(), body.size(), kErrorKey.data(), kErrorKey.size()) != nullptr;
   int number = 0;
   std::string message, info;
   bool json_body = false;
