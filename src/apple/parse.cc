@@ -330,7 +330,7 @@ class AssignmentsHandler {
         ++count;
         return Push(kItem);
       case kTop:
-        if (key_ == "mdmInfo") {
+        if (key_id_ == Key::kMdmInfo) {
           meta->envelope.mdm_info.emplace();
           return Push(kMdm);
         }
@@ -354,7 +354,7 @@ class AssignmentsHandler {
   }
   bool on_array_begin(boost::system::error_code& ec) {
     if (stack_.empty()) return Fail(ec, "the response is not a JSON object");
-    if (stack_.back() == kTop && key_ == "assignments") return Push(kItems);
+    if (stack_.back() == kTop && key_id_ == Key::kAssignments) return Push(kItems);
     if (stack_.back() == kTop && IsPagingKey()) return Fail(ec, "'" + key_ + "' is not an integer");
     if (stack_.back() == kItems) return Fail(ec, "an assignment is not an object");
     if (stack_.back() == kItem && IsItemKey()) return Fail(ec, "'" + key_ + "' is not a string");
@@ -376,6 +376,7 @@ class AssignmentsHandler {
       key_.swap(part_.append(s.data(), s.size()));
       part_.clear();
     }
+    key_id_ = Classify(key_);
     return true;
   }
   bool on_string_part(boost::json::string_view s, std::size_t, boost::system::error_code&) {
@@ -424,16 +425,20 @@ class AssignmentsHandler {
     return false;
   }
   bool IsPagingKey() const {
-    return key_ == "currentPageIndex" || key_ == "nextPageIndex" || key_ == "size" || key_ == "totalPages";
+    return key_id_ == Key::kCurrentPageIndex || key_id_ == Key::kNextPageIndex || key_id_ == Key::kSize ||
+           key_id_ == Key::kTotalPages;
   }
   bool IsItemKey() const {
-    return key_ == "adamId" || key_ == "pricingParam" || key_ == "clientUserId" || key_ == "serialNumber";
+    return key_id_ == Key::kAdamId || key_id_ == Key::kPricingParam || key_id_ == Key::kClientUserId ||
+           key_id_ == Key::kSerialNumber;
   }
   // True when a value under the current key is one this handler reads.
   bool Relevant() const {
     if (stack_.empty()) return true;
     switch (stack_.back()) {
-      case kTop: return IsPagingKey() || key_ == "versionId" || key_ == "uId" || key_ == "tokenExpirationDate";
+      case kTop:
+        return IsPagingKey() || key_id_ == Key::kVersionId || key_id_ == Key::kUId ||
+               key_id_ == Key::kTokenExpirationDate;
       case kItem: return IsItemKey();
       case kItems: return true;
       default: return false;
@@ -445,19 +450,19 @@ class AssignmentsHandler {
     switch (stack_.back()) {
       case kItem: {
         Assignment& a = (*items)[count - 1];
-        if (key_ == "adamId") a.adam_id.assign(v);
-        else if (key_ == "pricingParam") a.pricing_param.assign(v);
-        else if (key_ == "clientUserId") a.client_user_id.assign(v);
-        else if (key_ == "serialNumber") a.serial_number.assign(v);
+        if (key_id_ == Key::kAdamId) a.adam_id.assign(v);
+        else if (key_id_ == Key::kPricingParam) a.pricing_param.assign(v);
+        else if (key_id_ == Key::kClientUserId) a.client_user_id.assign(v);
+        else if (key_id_ == Key::kSerialNumber) a.serial_number.assign(v);
         return true;
       }
       case kTop:
-        if (key_ == "versionId") {
+        if (key_id_ == Key::kVersionId) {
           meta->version_id.assign(v);
           have_version = !v.empty();
-        } else if (key_ == "uId") {
+        } else if (key_id_ == Key::kUId) {
           meta->envelope.uid.assign(v);
-        } else if (key_ == "tokenExpirationDate") {
+        } else if (key_id_ == Key::kTokenExpirationDate) {
           auto t = ParseIso8601(v);
           if (!t) return Fail(ec, "'tokenExpirationDate' is not a date: " + t.error().message);
           meta->envelope.token_expiration = *t;
@@ -467,9 +472,9 @@ class AssignmentsHandler {
         return true;
       case kMdm: {
         MdmInfo& m = *meta->envelope.mdm_info;
-        if (key_ == "id") m.id.assign(v);
-        else if (key_ == "name") m.name.assign(v);
-        else if (key_ == "metadata") m.metadata.assign(v);
+        if (key_id_ == Key::kId) m.id.assign(v);
+        else if (key_id_ == Key::kName) m.name.assign(v);
+        else if (key_id_ == Key::kMetadata) m.metadata.assign(v);
         return true;
       }
       case kItems: return Fail(ec, "an assignment is not an object");
@@ -481,17 +486,17 @@ class AssignmentsHandler {
     if (stack_.empty()) return Fail(ec, "the response is not a JSON object");
     switch (stack_.back()) {
       case kTop:
-        if (key_ == "currentPageIndex") {
+        if (key_id_ == Key::kCurrentPageIndex) {
           meta->current = n;
           have_current = true;
-        } else if (key_ == "nextPageIndex") {
+        } else if (key_id_ == Key::kNextPageIndex) {
           meta->next = n;
-        } else if (key_ == "size") {
+        } else if (key_id_ == Key::kSize) {
           meta->size = n;
-        } else if (key_ == "totalPages") {
+        } else if (key_id_ == Key::kTotalPages) {
           meta->total = n;
           have_total = true;
-        } else if (key_ == "versionId" || key_ == "uId") {
+        } else if (key_id_ == Key::kVersionId || key_id_ == Key::kUId) {
           return String(raw, ec);  // Ids as numbers: read their text.
         }
         return true;
@@ -503,8 +508,39 @@ class AssignmentsHandler {
     }
   }
 
+  // The member names this handler reads, recognised once per key (comparing
+  // the key's text at every value was the larger part of a page's parse).
+  enum class Key : unsigned char {
+    kOther, kAdamId, kPricingParam, kClientUserId, kSerialNumber, kCurrentPageIndex, kNextPageIndex, kSize,
+    kTotalPages, kVersionId, kUId, kTokenExpirationDate, kMdmInfo, kAssignments, kId, kName, kMetadata,
+  };
+  static Key Classify(std::string_view k) {
+    static constexpr std::pair<std::string_view, Key> kKeys[] = {
+        {"adamId", Key::kAdamId},
+        {"pricingParam", Key::kPricingParam},
+        {"clientUserId", Key::kClientUserId},
+        {"serialNumber", Key::kSerialNumber},
+        {"currentPageIndex", Key::kCurrentPageIndex},
+        {"nextPageIndex", Key::kNextPageIndex},
+        {"size", Key::kSize},
+        {"totalPages", Key::kTotalPages},
+        {"versionId", Key::kVersionId},
+        {"uId", Key::kUId},
+        {"tokenExpirationDate", Key::kTokenExpirationDate},
+        {"mdmInfo", Key::kMdmInfo},
+        {"assignments", Key::kAssignments},
+        {"id", Key::kId},
+        {"name", Key::kName},
+        {"metadata", Key::kMetadata},
+    };
+    for (const auto& [name, key] : kKeys)
+      if (k == name) return key;
+    return Key::kOther;
+  }
+
   std::vector<Ctx> stack_;
   std::string key_;
+  Key key_id_ = Key::kOther;
   std::string part_;
 };
 
