@@ -2,7 +2,7 @@
 // running simulator (bench/apple/run starts one with 1,000,000 assignments),
 // and the parse share of it.
 //
-//   apple_walk_bench --url http://127.0.0.1:PORT/mdm/v2 --token-file F [--repeat N]
+//   apple_walk_bench --url http://127.0.0.1:PORT/mdm/v2 --token-file F [--repeat N] [--skip-parse]
 //
 // Prints one line per measurement, `key value` pairs, for bench/apple/run.
 #include <sys/resource.h>
@@ -63,9 +63,12 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--token-file")) token_file = argv[i + 1];
     else if (!std::strcmp(argv[i], "--repeat")) repeat = std::atoi(argv[i + 1]);
   }
+  bool skip_parse = false;  // --skip-parse: only the walk(s)
+  for (int i = 1; i < argc; ++i)
+    if (!std::strcmp(argv[i], "--skip-parse")) skip_parse = true;
   auto stoken = ReadFile(token_file);
   if (url.empty() || !stoken) {
-    std::fprintf(stderr, "usage: apple_walk_bench --url URL --token-file FILE [--repeat N]\n");
+    std::fprintf(stderr, "usage: apple_walk_bench --url URL --token-file FILE [--repeat N] [--skip-parse]\n");
     return 2;
   }
   apple::ClientOptions o;
@@ -82,7 +85,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", sc.error().Describe().c_str());
     return 1;
   }
-  {
+  if (!skip_parse) {
     std::string token(*stoken);
     while (!token.empty() && (token.back() == '\n' || token.back() == ' ')) token.pop_back();
     const std::string body = FetchPage(url + "/assignments?pageIndex=1", token);
