@@ -5,17 +5,16 @@
 //   apple_walk_bench --url http://127.0.0.1:PORT/mdm/v2 --token-file F [--repeat N] [--skip-parse]
 //
 // Prints one line per measurement, `key value` pairs, for bench/apple/run.
-#include <sys/resource.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <string>
 
+#include <curl/curl.h>
+#include <sys/resource.h>
+
 #include "apple/client.h"
 #include "apple/parse.h"
-
-#include <curl/curl.h>
 
 using namespace vppd;
 using Steady = std::chrono::steady_clock;

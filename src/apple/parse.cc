@@ -511,8 +511,23 @@ class AssignmentsHandler {
   // The member names this handler reads, recognised once per key (comparing
   // the key's text at every value was the larger part of a page's parse).
   enum class Key : unsigned char {
-    kOther, kAdamId, kPricingParam, kClientUserId, kSerialNumber, kCurrentPageIndex, kNextPageIndex, kSize,
-    kTotalPages, kVersionId, kUId, kTokenExpirationDate, kMdmInfo, kAssignments, kId, kName, kMetadata,
+    kOther,
+    kAdamId,
+    kPricingParam,
+    kClientUserId,
+    kSerialNumber,
+    kCurrentPageIndex,
+    kNextPageIndex,
+    kSize,
+    kTotalPages,
+    kVersionId,
+    kUId,
+    kTokenExpirationDate,
+    kMdmInfo,
+    kAssignments,
+    kId,
+    kName,
+    kMetadata,
   };
   static Key Classify(std::string_view k) {
     static constexpr std::pair<std::string_view, Key> kKeys[] = {

@@ -1,7 +1,6 @@
 // libcurl behind apple::Client: sessions, batches, retries, rate limiting.
 #include "apple/transport.h"
 
-#include <curl/curl.h>
 #include <string.h>  // memmem (GNU)
 
 #include <algorithm>
@@ -9,6 +8,7 @@
 #include <thread>
 
 #include <boost/json.hpp>
+#include <curl/curl.h>
 #include <spdlog/spdlog.h>
 
 #include "base/metrics.h"

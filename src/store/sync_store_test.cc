@@ -155,7 +155,8 @@ class SyncStoreTest : public ::testing::Test {
     RawDb raw(options_.path);
     std::int64_t differ = raw.Int(
         "SELECT count(*) FROM (SELECT generation, adam_id, pricing_param, count(*) AS n FROM license_assignments "
-        "JOIN assignment_apps USING (app_key) WHERE generation IN (SELECT generation FROM assignment_generations WHERE state <> 'garbage') "
+        "JOIN assignment_apps USING (app_key) "
+        "WHERE generation IN (SELECT generation FROM assignment_generations WHERE state <> 'garbage') "
         "GROUP BY 1, 2, 3) r FULL OUTER JOIN (SELECT * FROM assignment_counts WHERE generation IN "
         "(SELECT generation FROM assignment_generations WHERE state <> 'garbage')) k "
         "USING (generation, adam_id, pricing_param) WHERE r.n IS NOT k.rows");
@@ -715,8 +716,7 @@ TEST_F(SyncStoreTest, ACrashedStagingRunIsCollectedAfterReopen) {
   store_.reset();
   {
     RawDb raw(options_.path);
-    raw.Exec(
-        "INSERT INTO license_assignments VALUES (900, 1, '', 'orphan1'), (900, 1, '', 'orphan2')");
+    raw.Exec("INSERT INTO license_assignments VALUES (900, 1, '', 'orphan1'), (900, 1, '', 'orphan2')");
     raw.Exec(
         "INSERT INTO assignment_generations (generation, token_key, job_key, state) VALUES (901, 1, 12345, "
         "'staging')");
