@@ -15,7 +15,9 @@
 // becomes garbage that a background thread (the collector) deletes in batches of
 // kCollectBatchRows, one short write transaction each, so no transaction holds the
 // write lock for long. assignment_counts keeps each set's rows per asset for the
-// delta check. See migrations 3 and 4 in migrations.cc for the tables.
+// delta check. Rows carry an integer app_key (assignment_apps) handed out in the
+// order assets first arrive, so a walk appends to its set. See migrations 3, 4
+// and 5 in migrations.cc for the tables.
 //
 // WAL checkpoints run on a thread and connection of their own (the
 // checkpointer), woken by the writer's commits; see StartCheckpointer.
