@@ -246,12 +246,19 @@ class ClientImpl final : public Client {
     };
     WalkResult result;
     std::int64_t total = 0;
+    // Vectors of delivered pages, handed back to the parser: their elements'
+    // strings keep their buffers, so the walk stops allocating per item.
+    std::vector<std::vector<Item>> spare;
     // Parses a finished page and checks the paging rules against page 0's.
     auto parse_page = [&](internal::Completion& c) -> AppleResult<Parsed> {
       const HttpRequest& req = requests.at(c.id);
       if (!c.body) return tl::unexpected(std::move(c.body.error()));
       Parsed out;
       out.page.index = c.id;
+      if (!spare.empty()) {
+        out.page.items = std::move(spare.back());
+        spare.pop_back();
+      }
       if (auto s = (parser.*parse)(*c.body, &out.meta, &out.page.items); !s)
         return tl::unexpected(Located(s.error(), req, c.attempts));
       const PageMeta& m = out.meta;
@@ -305,6 +312,7 @@ class ClientImpl final : public Client {
     };
     fill();  // The next pages are on their way while on_page handles page 0.
     if (auto s = deliver(*page0); !s) return tl::unexpected(s.error());
+    spare.push_back(std::move(page0->page.items));
 
     std::map<int, Parsed> ready;
     while (next_deliver < total) {
@@ -326,6 +334,7 @@ class ClientImpl final : public Client {
       }
       for (auto it = ready.begin(); it != ready.end() && it->first == next_deliver; it = ready.erase(it)) {
         if (auto s = deliver(it->second); !s) return tl::unexpected(s.error());
+        spare.push_back(std::move(it->second.page.items));
         ++next_deliver;
       }
     }

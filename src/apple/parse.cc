@@ -266,6 +266,7 @@ PageParser::PageParser() : state_(new State) {}
 PageParser::~PageParser() { delete state_; }
 
 AppleStatus PageParser::Assets(std::string_view body, PageMeta* meta, std::vector<Asset>* items) {
+  items->clear();
   auto o = state_->Parse(body);
   if (!o) return tl::unexpected(o.error());
   return ReadPage(**o, meta, [&](std::string_view k, const json::value& x) -> AppleStatus {
@@ -278,6 +279,7 @@ AppleStatus PageParser::Assets(std::string_view body, PageMeta* meta, std::vecto
 }
 
 AppleStatus PageParser::Users(std::string_view body, PageMeta* meta, std::vector<User>* items) {
+  items->clear();
   auto o = state_->Parse(body);
   if (!o) return tl::unexpected(o.error());
   return ReadPage(**o, meta, [&](std::string_view k, const json::value& x) -> AppleStatus {
@@ -303,6 +305,7 @@ class AssignmentsHandler {
 
   PageMeta* meta = nullptr;
   std::vector<Assignment>* items = nullptr;
+  std::size_t count = 0;  // Items of this page so far: (*items)[0, count).
   std::string error;  // Set when the shape is wrong; the parse stops.
   bool have_current = false, have_total = false, have_version = false;
 
@@ -312,9 +315,22 @@ class AssignmentsHandler {
   bool on_object_begin(boost::system::error_code& ec) {
     if (stack_.empty()) return Push(kTop);
     switch (stack_.back()) {
-      case kItems: items->emplace_back(); return Push(kItem);
+      case kItems:
+        // Reuse an element the vector still holds (its strings keep their
+        // buffers: no allocation for a clientUserId after a walk's first pages).
+        if (count < items->size()) {
+          Assignment& a = (*items)[count];
+          a.adam_id.clear();
+          a.pricing_param.clear();
+          a.client_user_id.clear();
+          a.serial_number.clear();
+        } else {
+          items->emplace_back();
+        }
+        ++count;
+        return Push(kItem);
       case kTop:
-        if (key_ == "mdmInfo") {
+        if (key_id_ == Key::kMdmInfo) {
           meta->envelope.mdm_info.emplace();
           return Push(kMdm);
         }
@@ -328,7 +344,7 @@ class AssignmentsHandler {
   }
   bool on_object_end(std::size_t, boost::system::error_code& ec) {
     if (stack_.back() == kItem) {
-      const Assignment& a = items->back();
+      const Assignment& a = (*items)[count - 1];
       if (a.adam_id.empty()) return Fail(ec, "an assignment has no adamId");
       if (a.client_user_id.empty() == a.serial_number.empty())
         return Fail(ec, "assignment of " + a.adam_id + " needs exactly one of clientUserId, serialNumber");
@@ -338,7 +354,7 @@ class AssignmentsHandler {
   }
   bool on_array_begin(boost::system::error_code& ec) {
     if (stack_.empty()) return Fail(ec, "the response is not a JSON object");
-    if (stack_.back() == kTop && key_ == "assignments") return Push(kItems);
+    if (stack_.back() == kTop && key_id_ == Key::kAssignments) return Push(kItems);
     if (stack_.back() == kTop && IsPagingKey()) return Fail(ec, "'" + key_ + "' is not an integer");
     if (stack_.back() == kItems) return Fail(ec, "an assignment is not an object");
     if (stack_.back() == kItem && IsItemKey()) return Fail(ec, "'" + key_ + "' is not a string");
@@ -360,6 +376,7 @@ class AssignmentsHandler {
       key_.swap(part_.append(s.data(), s.size()));
       part_.clear();
     }
+    key_id_ = Classify(key_);
     return true;
   }
   bool on_string_part(boost::json::string_view s, std::size_t, boost::system::error_code&) {
@@ -408,16 +425,20 @@ class AssignmentsHandler {
     return false;
   }
   bool IsPagingKey() const {
-    return key_ == "currentPageIndex" || key_ == "nextPageIndex" || key_ == "size" || key_ == "totalPages";
+    return key_id_ == Key::kCurrentPageIndex || key_id_ == Key::kNextPageIndex || key_id_ == Key::kSize ||
+           key_id_ == Key::kTotalPages;
   }
   bool IsItemKey() const {
-    return key_ == "adamId" || key_ == "pricingParam" || key_ == "clientUserId" || key_ == "serialNumber";
+    return key_id_ == Key::kAdamId || key_id_ == Key::kPricingParam || key_id_ == Key::kClientUserId ||
+           key_id_ == Key::kSerialNumber;
   }
   // True when a value under the current key is one this handler reads.
   bool Relevant() const {
     if (stack_.empty()) return true;
     switch (stack_.back()) {
-      case kTop: return IsPagingKey() || key_ == "versionId" || key_ == "uId" || key_ == "tokenExpirationDate";
+      case kTop:
+        return IsPagingKey() || key_id_ == Key::kVersionId || key_id_ == Key::kUId ||
+               key_id_ == Key::kTokenExpirationDate;
       case kItem: return IsItemKey();
       case kItems: return true;
       default: return false;
@@ -428,20 +449,20 @@ class AssignmentsHandler {
     if (stack_.empty()) return Fail(ec, "the response is not a JSON object");
     switch (stack_.back()) {
       case kItem: {
-        Assignment& a = items->back();
-        if (key_ == "adamId") a.adam_id.assign(v);
-        else if (key_ == "pricingParam") a.pricing_param.assign(v);
-        else if (key_ == "clientUserId") a.client_user_id.assign(v);
-        else if (key_ == "serialNumber") a.serial_number.assign(v);
+        Assignment& a = (*items)[count - 1];
+        if (key_id_ == Key::kAdamId) a.adam_id.assign(v);
+        else if (key_id_ == Key::kPricingParam) a.pricing_param.assign(v);
+        else if (key_id_ == Key::kClientUserId) a.client_user_id.assign(v);
+        else if (key_id_ == Key::kSerialNumber) a.serial_number.assign(v);
         return true;
       }
       case kTop:
-        if (key_ == "versionId") {
+        if (key_id_ == Key::kVersionId) {
           meta->version_id.assign(v);
           have_version = !v.empty();
-        } else if (key_ == "uId") {
+        } else if (key_id_ == Key::kUId) {
           meta->envelope.uid.assign(v);
-        } else if (key_ == "tokenExpirationDate") {
+        } else if (key_id_ == Key::kTokenExpirationDate) {
           auto t = ParseIso8601(v);
           if (!t) return Fail(ec, "'tokenExpirationDate' is not a date: " + t.error().message);
           meta->envelope.token_expiration = *t;
@@ -451,9 +472,9 @@ class AssignmentsHandler {
         return true;
       case kMdm: {
         MdmInfo& m = *meta->envelope.mdm_info;
-        if (key_ == "id") m.id.assign(v);
-        else if (key_ == "name") m.name.assign(v);
-        else if (key_ == "metadata") m.metadata.assign(v);
+        if (key_id_ == Key::kId) m.id.assign(v);
+        else if (key_id_ == Key::kName) m.name.assign(v);
+        else if (key_id_ == Key::kMetadata) m.metadata.assign(v);
         return true;
       }
       case kItems: return Fail(ec, "an assignment is not an object");
@@ -465,17 +486,17 @@ class AssignmentsHandler {
     if (stack_.empty()) return Fail(ec, "the response is not a JSON object");
     switch (stack_.back()) {
       case kTop:
-        if (key_ == "currentPageIndex") {
+        if (key_id_ == Key::kCurrentPageIndex) {
           meta->current = n;
           have_current = true;
-        } else if (key_ == "nextPageIndex") {
+        } else if (key_id_ == Key::kNextPageIndex) {
           meta->next = n;
-        } else if (key_ == "size") {
+        } else if (key_id_ == Key::kSize) {
           meta->size = n;
-        } else if (key_ == "totalPages") {
+        } else if (key_id_ == Key::kTotalPages) {
           meta->total = n;
           have_total = true;
-        } else if (key_ == "versionId" || key_ == "uId") {
+        } else if (key_id_ == Key::kVersionId || key_id_ == Key::kUId) {
           return String(raw, ec);  // Ids as numbers: read their text.
         }
         return true;
@@ -487,8 +508,54 @@ class AssignmentsHandler {
     }
   }
 
+  // The member names this handler reads, recognised once per key (comparing
+  // the key's text at every value was the larger part of a page's parse).
+  enum class Key : unsigned char {
+    kOther,
+    kAdamId,
+    kPricingParam,
+    kClientUserId,
+    kSerialNumber,
+    kCurrentPageIndex,
+    kNextPageIndex,
+    kSize,
+    kTotalPages,
+    kVersionId,
+    kUId,
+    kTokenExpirationDate,
+    kMdmInfo,
+    kAssignments,
+    kId,
+    kName,
+    kMetadata,
+  };
+  static Key Classify(std::string_view k) {
+    static constexpr std::pair<std::string_view, Key> kKeys[] = {
+        {"adamId", Key::kAdamId},
+        {"pricingParam", Key::kPricingParam},
+        {"clientUserId", Key::kClientUserId},
+        {"serialNumber", Key::kSerialNumber},
+        {"currentPageIndex", Key::kCurrentPageIndex},
+        {"nextPageIndex", Key::kNextPageIndex},
+        {"size", Key::kSize},
+        {"totalPages", Key::kTotalPages},
+        {"versionId", Key::kVersionId},
+        {"uId", Key::kUId},
+        {"tokenExpirationDate", Key::kTokenExpirationDate},
+        {"mdmInfo", Key::kMdmInfo},
+        {"assignments", Key::kAssignments},
+        {"id", Key::kId},
+        {"name", Key::kName},
+        {"metadata", Key::kMetadata},
+    };
+    for (const auto& [name, key] : kKeys)
+      if (k == name) return key;
+    return Key::kOther;
+  }
+
   std::vector<Ctx> stack_;
   std::string key_;
+  Key key_id_ = Key::kOther;
   std::string part_;
 };
 
@@ -498,14 +565,16 @@ AppleStatus PageParser::Assignments(std::string_view body, PageMeta* meta, std::
   boost::json::basic_parser<AssignmentsHandler> p{boost::json::parse_options()};
   p.handler().meta = meta;
   p.handler().items = items;
-  items->reserve(items->size() + 1000);  // Apple's pages hold up to ~1,000.
+  items->reserve(1000);  // Apple's pages hold up to ~1,000.
   boost::system::error_code ec;
   try {
     p.write_some(false, body.data(), body.size(), ec);
   } catch (const std::exception& e) {
+    items->clear();
     return tl::unexpected(Malformed(std::string("the response could not be parsed: ") + e.what()));
   }
   const AssignmentsHandler& h = p.handler();
+  items->resize(h.count);  // Drops elements left from a previous page.
   if (!h.error.empty()) return tl::unexpected(Malformed(h.error));
   if (ec) return tl::unexpected(Malformed("the response is not JSON: " + ec.message()));
   if (!h.have_current) return tl::unexpected(Malformed("the page has no currentPageIndex"));

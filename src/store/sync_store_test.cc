@@ -160,7 +160,8 @@ class SyncStoreTest : public ::testing::TestWithParam<Backend> {
   bool CountsMatch() {
     Raw raw = RawConn();
     std::int64_t differ = raw.Int(
-        "SELECT count(*) FROM (SELECT generation, adam_id, pricing_param, count(*) AS n FROM license_assignments "
+        "SELECT count(*) FROM (SELECT generation, adam_id, pricing_param, count(*) AS n FROM license_assignments " +
+        std::string(pg() ? "" : "JOIN assignment_apps USING (app_key) ") +
         "WHERE generation IN (SELECT generation FROM assignment_generations WHERE state <> 'garbage') "
         "GROUP BY 1, 2, 3) r FULL OUTER JOIN (SELECT * FROM assignment_counts WHERE generation IN "
         "(SELECT generation FROM assignment_generations WHERE state <> 'garbage')) k "
@@ -787,13 +788,15 @@ TEST_P(SyncStoreTest, ACrashedStagingRunIsCollectedAfterReopen) {
   store_.reset();
   {
     Raw raw = db_->raw();
-    raw.Exec(
-        "INSERT INTO license_assignments VALUES (900, '1', 'STDQ', '', 'orphan1'), (900, '1', 'STDQ', '', "
-        "'orphan2')");
+    // SQLite keys rows by an interned app number (its migration 6); PostgreSQL keeps the ids.
+    raw.Exec(pg() ? "INSERT INTO license_assignments VALUES (900, '1', 'STDQ', '', 'orphan1'), "
+                    "(900, '1', 'STDQ', '', 'orphan2')"
+                  : "INSERT INTO license_assignments VALUES (900, 1, '', 'orphan1'), (900, 1, '', 'orphan2')");
     raw.Exec(
         "INSERT INTO assignment_generations (generation, token_key, job_key, state) VALUES (901, 1, 12345, "
         "'staging')");
-    raw.Exec("INSERT INTO license_assignments VALUES (901, '1', 'STDQ', '', 'lost')");
+    raw.Exec(pg() ? "INSERT INTO license_assignments VALUES (901, '1', 'STDQ', '', 'lost')"
+                  : "INSERT INTO license_assignments VALUES (901, 1, '', 'lost')");
   }
   Reopen();
   ASSERT_TRUE(WaitCollected());
