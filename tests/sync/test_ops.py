@@ -73,8 +73,8 @@ class OpsTestCase(unittest.TestCase):
         self.fail(f"sync of {token_id} did not finish within {timeout}s")
 
     def cli_sync(self, *args, timeout=90):
-        return subprocess.run([VPPD, "sync", *args, "--data-dir", self.vppd.data_dir], capture_output=True,
-                              text=True, timeout=timeout)
+        return subprocess.run([VPPD, "sync", *args, "--data-dir", self.vppd.data_dir], env=self.vppd.process_env(),
+                              capture_output=True, text=True, timeout=timeout)
 
 
 class JsonLogs(OpsTestCase):
@@ -239,6 +239,7 @@ class SyncCommand(OpsTestCase):
                                             "kind": "latency", "latencyMs": 250})
         master, slave = pty.openpty()
         proc = subprocess.Popen([VPPD, "sync", t["id"], "--wait", "--data-dir", self.vppd.data_dir], stdout=slave,
+                                env=self.vppd.process_env(),
                                 stderr=subprocess.PIPE)
         os.close(slave)
         out = b""
@@ -301,7 +302,8 @@ class SyncCommand(OpsTestCase):
         r = self.cli_sync("not-a-guid")
         self.assertEqual(r.returncode, 1, r)
         self.assertIn("no vppToken with id 'not-a-guid'", r.stderr)
-        r = subprocess.run([VPPD, "sync", "--data-dir", self.vppd.data_dir], capture_output=True, text=True, timeout=20)
+        r = subprocess.run([VPPD, "sync", "--data-dir", self.vppd.data_dir], env=self.vppd.process_env(),
+                           capture_output=True, text=True, timeout=20)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("token_id", r.stderr)
 
