@@ -14,6 +14,7 @@
 #include "base/metrics.h"
 #include "graph/errors.h"
 #include "graph/graph.h"
+#include "graph/json_writer.h"
 #include "graph/metadata.h"
 #include "graph/model.h"
 #include "graph/odata.h"
@@ -152,13 +153,14 @@ struct Api::Impl {
     return BaseUrl(req) + "/" + VersionSegment(v) + "/$metadata#" + std::string(fragment);
   }
 
-  static http::Response Json(int status, const json::object& body) {
+  static http::Response Json(int status, std::string body) {
     http::Response r;
     r.status = status;
     r.headers = {{"Content-Type", kJsonContentType}, {"OData-Version", "4.0"}};
-    r.body = json::serialize(body);
+    r.body = std::move(body);
     return r;
   }
+  static http::Response Json(int status, const json::object& body) { return Json(status, json::serialize(body)); }
 
   static http::Response MethodNotAllowed(const http::Request& req, std::span<const std::string_view> allowed) {
     Error e{Code::kMethodNotAllowed,
@@ -376,16 +378,21 @@ struct Api::Impl {
     if (!token) return Fail(token.error());
     const bool at_root = options.action_response == ActionResponse::kEntity ||
                          (options.action_response == ActionResponse::kAuto && req.Header("SdkVersion").has_value());
-    json::object entity;
-    WriteVppToken(*token, v, {}, entity);
-    json::object body;
-    body["@odata.context"] = ContextUrl(req, v, "microsoft.graph.vppToken");
+    std::string body;
+    JsonWriter w(body);
+    w.BeginObject();
+    w.Key("@odata.context");
+    w.String(ContextUrl(req, v, "microsoft.graph.vppToken"));
     if (at_root) {
-      for (auto& kv : entity) body[kv.key()] = std::move(kv.value());
+      WriteVppTokenMembers(*token, v, {}, w);
     } else {
-      body["value"] = std::move(entity);  // the seed's shape
+      w.Key("value");  // the seed's shape
+      w.BeginObject();
+      WriteVppTokenMembers(*token, v, {}, w);
+      w.EndObject();
     }
-    return Json(200, body);
+    w.EndObject();
+    return Json(200, std::move(body));
   }
 
   Result<http::Response> RevokeLicenses(const http::Request& req, const std::string& id,
@@ -612,7 +619,7 @@ struct Api::Impl {
       WriteMobileApp(app, v, q->select, o);
       values.push_back(std::move(o));
     }
-    return CollectionPage(req, v, path, query, *q, std::move(values), page->has_more,
+    return CollectionPage(req, v, path, query, *q, json::serialize(values), values.size(), page->has_more,
                           [&] { return deps.apps->Count(who, q->list.filter); });
   }
 
@@ -637,29 +644,40 @@ struct Api::Impl {
       WriteAssignedLicense(app, a, o);
       values.push_back(std::move(o));
     }
-    return CollectionPage(req, ApiVersion::kBeta, path, query, *q, std::move(values), page->has_more,
+    return CollectionPage(req, ApiVersion::kBeta, path, query, *q, json::serialize(values), values.size(),
+                          page->has_more,
                           [] { return Result<std::int64_t>(0); });  // $count is not allowed here
   }
 
   // The envelope of a collection page: @odata.context, @odata.count when asked
-  // (counted by `count`), @odata.nextLink when another page exists, and `values`.
+  // (counted by `count`), @odata.nextLink when another page exists, and `values`
+  // (the JSON array text of the page's `returned` entities).
   Result<http::Response> CollectionPage(const http::Request& req, ApiVersion v, const std::string& path,
-                                        const std::string& query, const QueryOptions& q, json::array values,
-                                        bool has_more, const std::function<Result<std::int64_t>()>& count) const {
-    json::object body;
-    body["@odata.context"] = ContextUrl(req, v, path + SelectFragment(q.select));
+                                        const std::string& query, const QueryOptions& q, std::string_view values,
+                                        std::size_t returned_entities, bool has_more,
+                                        const std::function<Result<std::int64_t>()>& count) const {
+    std::string body;
+    body.reserve(values.size() + 256);
+    JsonWriter w(body);
+    w.BeginObject();
+    w.Key("@odata.context");
+    w.String(ContextUrl(req, v, path + SelectFragment(q.select)));
     if (q.count) {
       auto n = count();
       if (!n) return Fail(n.error());
-      body["@odata.count"] = *n;
+      w.Key("@odata.count");
+      w.Int(*n);
     }
-    const auto returned = static_cast<std::int64_t>(values.size());
+    const auto returned = static_cast<std::int64_t>(returned_entities);
     if (HasNextPage(q, returned, has_more)) {
-      body["@odata.nextLink"] =
-          BaseUrl(req) + "/" + VersionSegment(v) + "/" + path + "?" + NextLinkQuery(query, q, q.list.skip + returned);
+      w.Key("@odata.nextLink");
+      w.String(BaseUrl(req) + "/" + VersionSegment(v) + "/" + path + "?" +
+               NextLinkQuery(query, q, q.list.skip + returned));
     }
-    body["value"] = std::move(values);
-    return Json(200, body);
+    w.Key("value");
+    w.Raw(values);
+    w.EndObject();
+    return Json(200, std::move(body));
   }
 
   static std::string SelectFragment(const std::vector<std::string>& select) {
@@ -697,15 +715,18 @@ struct Api::Impl {
     if (!q) return Fail(q.error());
     auto page = deps.tokens->List(who, q->list);
     if (!page) return Fail(page.error());
-    json::array values;
-    values.reserve(page->items.size());
+    std::string values;
+    values.reserve(page->items.size() * 1024);
+    JsonWriter w(values);
+    w.BeginArray();
     for (const auto& t : page->items) {
-      json::object o;
-      WriteVppToken(t, v, q->select, o);
-      values.push_back(std::move(o));
+      w.BeginObject();
+      WriteVppTokenMembers(t, v, q->select, w);
+      w.EndObject();
     }
-    return CollectionPage(req, v, "deviceAppManagement/vppTokens", query, *q, std::move(values), page->has_more,
-                          [&] { return deps.tokens->Count(who, q->list.filter); });
+    w.EndArray();
+    return CollectionPage(req, v, "deviceAppManagement/vppTokens", query, *q, values, page->items.size(),
+                          page->has_more, [&] { return deps.tokens->Count(who, q->list.filter); });
   }
 
   Result<http::Response> TokenCount(const http::Request& req, ApiVersion v, const std::string& query,
@@ -773,10 +794,16 @@ struct Api::Impl {
 
   http::Response EntityResponse(const http::Request& req, ApiVersion v, int status, const store::VppToken& token,
                                 const std::vector<std::string>& select) const {
-    json::object body;
-    body["@odata.context"] = ContextUrl(req, v, "deviceAppManagement/vppTokens" + SelectFragment(select) + "/$entity");
-    WriteVppToken(token, v, select, body);
-    return Json(status, body);
+    // Written straight into the body: the hot path of every item read.
+    std::string body;
+    body.reserve(1536);  // a full entity with one action result is ~1.1 KB
+    JsonWriter w(body);
+    w.BeginObject();
+    w.Key("@odata.context");
+    w.String(ContextUrl(req, v, "deviceAppManagement/vppTokens" + SelectFragment(select) + "/$entity"));
+    WriteVppTokenMembers(token, v, select, w);
+    w.EndObject();
+    return Json(status, std::move(body));
   }
 };
 
