@@ -86,8 +86,9 @@ std::string JoinMethods(std::span<const std::string_view> methods) {
   return out;
 }
 
-service::Principal ToPrincipal(const auth::Caller& c) {
-  return {c.tenant_id, c.object_id, c.app_id, c.personal_account, c.app_only, c.scopes, c.roles};
+service::Principal ToPrincipal(auth::Caller&& c) {
+  return {std::move(c.tenant_id), std::move(c.object_id), std::move(c.app_id), c.personal_account, c.app_only,
+          std::move(c.scopes),    std::move(c.roles)};
 }
 
 // A parsed request path below the version segment.
@@ -301,13 +302,13 @@ struct Api::Impl {
     }
     Path path;
     path.version = segments[0] == "beta" ? ApiVersion::kBeta : ApiVersion::kV1;
-    path.segments.assign(segments.begin() + 1, segments.end());
+    path.segments.assign(std::make_move_iterator(segments.begin() + 1), std::make_move_iterator(segments.end()));
 
     // Graph authenticates before it routes.
     std::string why;
     auto caller = deps.verifier->Verify(req.Header("Authorization").value_or(""), &why);
     if (!caller) return ErrorResponse(caller.error(), req);
-    const service::Principal principal = ToPrincipal(*caller);
+    const service::Principal principal = ToPrincipal(std::move(*caller));
     if (deps.throttle != nullptr) {
       const bool is_write = req.method != "GET" && req.method != "HEAD";
       if (auto ok = deps.throttle->Admit(principal.tenant_id, principal.app_id, is_write); !ok) {
