@@ -181,7 +181,7 @@ Status Connection::Exec(const char* sql) {
   return {};
 }
 
-Result<Stmt> Connection::Prepare(std::string_view sql) { return PrepareInto(fixed_, std::string(sql), true); }
+Result<Stmt> Connection::Prepare(std::string_view sql) { return PrepareInto(fixed_, sql, true); }
 
 Result<Stmt> Connection::PrepareDynamic(const std::string& sql) {
   if (dynamic_.size() >= kMaxDynamicStatements && dynamic_.find(sql) == dynamic_.end()) {
@@ -191,13 +191,12 @@ Result<Stmt> Connection::PrepareDynamic(const std::string& sql) {
   return PrepareInto(dynamic_, sql, false);
 }
 
-Result<Stmt> Connection::PrepareInto(std::unordered_map<std::string, sqlite3_stmt*>& cache, const std::string& sql,
-                                     bool persistent) {
+Result<Stmt> Connection::PrepareInto(StmtCache& cache, std::string_view sql, bool persistent) {
   auto it = cache.find(sql);
   if (it != cache.end()) return Stmt(this, it->second);
   sqlite3_stmt* stmt = nullptr;
   const char* tail = nullptr;
-  int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()),
+  int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
                               persistent ? SQLITE_PREPARE_PERSISTENT : 0, &stmt, &tail);
   if (rc != SQLITE_OK) return Fail(MapError(rc, "prepare"));
   if (stmt == nullptr) return Fail(Error::Internal("store: empty SQL statement"));
