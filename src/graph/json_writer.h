@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -96,12 +97,27 @@ class JsonWriter {
   // \u00XX), everything else (UTF-8 included) as is: boost::json's rules.
   void AppendQuoted(std::string_view s) {
     out_ += '"';
+    const char* const p = s.data();
+    const std::size_t n = s.size();
     std::size_t run = 0;  // start of the pending unescaped run
-    for (std::size_t i = 0; i < s.size(); ++i) {
-      const auto c = static_cast<unsigned char>(s[i]);
-      if (c >= 0x20 && c != '"' && c != '\\') continue;
-      out_.append(s.data() + run, i - run);
-      run = i + 1;
+    std::size_t i = 0;
+    while (i < n) {
+      // Eight bytes at a time while none needs escaping (nearly all text).
+      if (i + 8 <= n) {
+        std::uint64_t word;
+        std::memcpy(&word, p + i, 8);
+        if (!AnyNeedsEscape(word)) {
+          i += 8;
+          continue;
+        }
+      }
+      const auto c = static_cast<unsigned char>(p[i]);
+      if (c >= 0x20 && c != '"' && c != '\\') {
+        ++i;
+        continue;
+      }
+      out_.append(p + run, i - run);
+      run = ++i;
       out_ += '\\';
       switch (c) {
         case '"': out_ += '"'; break;
@@ -119,8 +135,18 @@ class JsonWriter {
         }
       }
     }
-    out_.append(s.data() + run, s.size() - run);
+    out_.append(p + run, n - run);
     out_ += '"';
+  }
+
+  // True when one of the eight bytes of `w` is below 0x20, '"' or '\\' (the
+  // classic SWAR tests: a byte b < k sets the top bit of (b - k) & ~b).
+  static bool AnyNeedsEscape(std::uint64_t w) {
+    constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+    constexpr std::uint64_t kHigh = 0x8080808080808080ULL;
+    const auto has_zero = [](std::uint64_t v) { return (v - kOnes) & ~v & kHigh; };
+    const std::uint64_t below_space = (w - kOnes * 0x20) & ~w & kHigh;
+    return (below_space | has_zero(w ^ (kOnes * '"')) | has_zero(w ^ (kOnes * '\\'))) != 0;
   }
 
   std::string& out_;

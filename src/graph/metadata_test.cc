@@ -198,6 +198,21 @@ TEST(JsonWriterTest, MatchesBoostJsonSerialize) {
   EXPECT_EQ(text, json::serialize(expected));
 }
 
+// Every byte value at every position of a 17-byte string: the word-at-a-time scan
+// must catch each character that needs escaping wherever it falls.
+TEST(JsonWriterTest, EscapesEveryByteAtEveryPosition) {
+  for (int b = 0; b < 256; ++b) {
+    for (std::size_t at = 0; at < 17; ++at) {
+      std::string s(17, 'a');
+      s[at] = static_cast<char>(b);
+      std::string text;
+      JsonWriter w(text);
+      w.String(s);
+      ASSERT_EQ(text, json::serialize(json::string(s))) << "byte " << b << " at " << at;
+    }
+  }
+}
+
 TEST(MetadataTest, EveryEmittedTokenPropertyIsDeclared) {
   for (ApiVersion v : {ApiVersion::kBeta, ApiVersion::kV1}) {
     SCOPED_TRACE(VersionSegment(v));
