@@ -111,6 +111,13 @@ std::optional<std::string> Stmt::OptText(int col) const {
 // --- Connection -------------------------------------------------------------
 
 Result<std::unique_ptr<Connection>> Connection::Open(const ConnectionOptions& options) {
+  // SQLite counts every allocation under one process-wide mutex unless told not
+  // to (Debian's build keeps SQLITE_DEFAULT_MEMSTATUS=1), which every reader
+  // thread then contends for; vppd reads none of those statistics. Only possible
+  // before the library initialises, i.e. before the first open; if something
+  // opened a database earlier, SQLite refuses (SQLITE_MISUSE) and nothing changes.
+  static const int memstatus_off = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  (void)memstatus_off;
   sqlite3* db = nullptr;
   // NOMUTEX: the store serialises use of each connection itself, so SQLite's own
   // per-connection mutex would be pure overhead.
