@@ -170,7 +170,9 @@ bool SameBytes(std::string_view a, std::string_view b) {
     std::memcpy(&y, b.data() + i, 8);
     diff |= x ^ y;
   }
-  for (; i < a.size(); ++i) diff |= static_cast<std::uint64_t>(static_cast<unsigned char>(a[i]) ^ static_cast<unsigned char>(b[i]));
+  for (; i < a.size(); ++i) {
+    diff |= static_cast<std::uint64_t>(static_cast<unsigned char>(a[i]) ^ static_cast<unsigned char>(b[i]));
+  }
   return diff == 0;
 }
 

@@ -203,8 +203,8 @@ Result<Stmt> Connection::PrepareInto(StmtCache& cache, std::string_view sql, boo
   if (it != cache.end()) return Stmt(this, it->second);
   sqlite3_stmt* stmt = nullptr;
   const char* tail = nullptr;
-  int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
-                              persistent ? SQLITE_PREPARE_PERSISTENT : 0, &stmt, &tail);
+  int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), persistent ? SQLITE_PREPARE_PERSISTENT : 0,
+                              &stmt, &tail);
   if (rc != SQLITE_OK) return Fail(MapError(rc, "prepare"));
   if (stmt == nullptr) return Fail(Error::Internal("store: empty SQL statement"));
   cache.emplace(sql, stmt);
