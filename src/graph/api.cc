@@ -4,6 +4,7 @@
 #include <cctype>
 #include <chrono>
 #include <functional>
+#include <initializer_list>
 #include <optional>
 #include <span>
 
@@ -143,15 +144,35 @@ struct Api::Impl {
 
   // --- response helpers -------------------------------------------------
 
-  std::string BaseUrl(const http::Request& req) const {
-    if (!options.public_url.empty()) return options.public_url;
-    std::string scheme = "http";
-    if (auto proto = req.Header("X-Forwarded-Proto"); proto && Lower(*proto) == "https") scheme = "https";
-    return scheme + "://" + std::string(req.Header("Host").value_or("localhost"));
+  // Appends the base URL ("https://host") to `out`.
+  void AppendBaseUrl(std::string& out, const http::Request& req) const {
+    if (!options.public_url.empty()) {
+      out += options.public_url;
+      return;
+    }
+    const auto proto = req.Header("X-Forwarded-Proto");
+    out += proto && Lower(*proto) == "https" ? "https://" : "http://";
+    out += req.Header("Host").value_or("localhost");
   }
 
-  std::string ContextUrl(const http::Request& req, ApiVersion v, std::string_view fragment) const {
-    return BaseUrl(req) + "/" + VersionSegment(v) + "/$metadata#" + std::string(fragment);
+  std::string BaseUrl(const http::Request& req) const {
+    std::string out;
+    AppendBaseUrl(out, req);
+    return out;
+  }
+
+  // The @odata.context URL: base, version, "/$metadata#", then the fragment's pieces.
+  // Built in one string (every JSON response has one).
+  std::string ContextUrl(const http::Request& req, ApiVersion v,
+                         std::initializer_list<std::string_view> fragment) const {
+    std::string out;
+    out.reserve(128);
+    AppendBaseUrl(out, req);
+    out += '/';
+    out += VersionSegment(v);
+    out += "/$metadata#";
+    for (std::string_view piece : fragment) out += piece;
+    return out;
   }
 
   static http::Response Json(int status, std::string body) {
@@ -383,7 +404,7 @@ struct Api::Impl {
     JsonWriter w(body);
     w.BeginObject();
     w.Key("@odata.context");
-    w.String(ContextUrl(req, v, "microsoft.graph.vppToken"));
+    w.String(ContextUrl(req, v, {"microsoft.graph.vppToken"}));
     if (at_root) {
       WriteVppTokenMembers(*token, v, {}, w);
     } else {
@@ -512,7 +533,7 @@ struct Api::Impl {
       values.push_back(std::move(o));
     }
     json::object body;
-    body["@odata.context"] = ContextUrl(req, ApiVersion::kBeta, "Collection(microsoft.graph.vppTokenLicenseSummary)");
+    body["@odata.context"] = ContextUrl(req, ApiVersion::kBeta, {"Collection(microsoft.graph.vppTokenLicenseSummary)"});
     body["value"] = std::move(values);
     return Json(200, body);
   }
@@ -571,7 +592,7 @@ struct Api::Impl {
       if (!select) return Fail(select.error());
       json::object body;
       body["@odata.context"] =
-          ContextUrl(req, v, "deviceAppManagement/mobileApps" + SelectFragment(*select) + "/$entity");
+          ContextUrl(req, v, {"deviceAppManagement/mobileApps", SelectFragment(*select), "/$entity"});
       WriteMobileApp(*app, v, *select, body);
       return Json(200, body);
     }
@@ -662,7 +683,7 @@ struct Api::Impl {
     JsonWriter w(body);
     w.BeginObject();
     w.Key("@odata.context");
-    w.String(ContextUrl(req, v, path + SelectFragment(q.select)));
+    w.String(ContextUrl(req, v, {path, SelectFragment(q.select)}));
     if (q.count) {
       auto n = count();
       if (!n) return Fail(n.error());
@@ -801,7 +822,7 @@ struct Api::Impl {
     JsonWriter w(body);
     w.BeginObject();
     w.Key("@odata.context");
-    w.String(ContextUrl(req, v, "deviceAppManagement/vppTokens" + SelectFragment(select) + "/$entity"));
+    w.String(ContextUrl(req, v, {"deviceAppManagement/vppTokens", SelectFragment(select), "/$entity"}));
     WriteVppTokenMembers(token, v, select, w);
     w.EndObject();
     return Json(status, std::move(body));
