@@ -886,6 +886,46 @@ TEST_F(AuthTest, CachedTokenCostsNoRsa) {
   EXPECT_EQ(v.signature_checks(), 2u);
 }
 
+// The per-thread memo of the last verified token answers only the very same bytes,
+// for the very Verifier that verified them.
+TEST_F(AuthTest, LastTokenMemoAnswersOnlyThatTokenForThatVerifier) {
+  Verifier v = Make();
+  const std::string token = a_->Sign(Claims());
+  ExpectValid(v, Bearer(token));
+  // Same length, one signature character near the end changed: must not ride on
+  // the memo. (Not the very last: its low bits are base64 padding, which a
+  // decoder may ignore, leaving the same signature.)
+  std::string forged = token;
+  char& c = forged[forged.size() - 10];
+  c = c == 'A' ? 'B' : 'A';
+  ExpectInvalid(v, Bearer(forged), "signature");
+  std::string forged_first = token;  // And a change in the first byte.
+  forged_first[0] = forged_first[0] == 'e' ? 'f' : 'e';
+  EXPECT_FALSE(v.Verify(Bearer(forged_first)).has_value());
+  ExpectValid(v, Bearer(token));
+  ExpectValid(v, Bearer(token));
+  EXPECT_EQ(v.signature_checks(), 2u);  // the good token once, the forgery with a valid header once
+
+  // Another Verifier on this thread that trusts only B's keys: A's token was just
+  // memoised by `v`, but is not valid here.
+  VerifierOptions only_b;
+  only_b.issuers = {{"https://sts.windows.net/{tenantid}/", JwksSource::Json(b_->Jwks())}};
+  Verifier w = Make(std::move(only_b));
+  ExpectInvalid(w, Bearer(token), "is in no key set");
+  ExpectValid(v, Bearer(token));
+  EXPECT_EQ(v.signature_checks(), 2u);
+}
+
+// The memo obeys the token's expiry exactly as the cache does.
+TEST_F(AuthTest, LastTokenMemoExpiresWithTheToken) {
+  Verifier v = Make();
+  const std::string token = a_->Sign(Claims());  // exp = start + 3600, leeway 60.
+  ExpectValid(v, Bearer(token));
+  ExpectValid(v, Bearer(token));
+  clock_.Advance(3600s + 60s);
+  ExpectInvalid(v, Bearer(token), "expired", kMessageExpired);
+}
+
 TEST_F(AuthTest, CachedEntryExpiresWithTheToken) {
   Verifier v = Make();
   const std::string token = a_->Sign(Claims());  // exp = start + 3600, leeway 60.

@@ -1,6 +1,7 @@
 // RSA keys from JWKS (OpenSSL 3 EVP/OSSL_PARAM only), the JWKS fetchers and KeySet.
 #include "auth/jwks.h"
 
+#include <memory>
 #include <mutex>
 #include <utility>
 
@@ -131,9 +132,17 @@ std::string Sha256(std::string_view data) {
   // Fetched once: OpenSSL 3 otherwise looks the implementation up on every call, and
   // this hash keys the verification cache (once per Graph request).
   static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  // One digest context per thread, re-initialised per call: EVP_Digest would
+  // allocate and free a context and its provider state every time.
+  thread_local const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
   std::string out(SHA256_DIGEST_LENGTH, '\0');
   unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), reinterpret_cast<unsigned char*>(out.data()), &len, kSha256, nullptr);
+  if (ctx == nullptr || EVP_DigestInit_ex2(ctx.get(), kSha256, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &len) != 1) {
+    // Out of memory in OpenSSL: the one-shot call reports nothing either; fall back to it.
+    EVP_Digest(data.data(), data.size(), reinterpret_cast<unsigned char*>(out.data()), &len, kSha256, nullptr);
+  }
   return out;
 }
 

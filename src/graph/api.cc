@@ -4,6 +4,7 @@
 #include <cctype>
 #include <chrono>
 #include <functional>
+#include <initializer_list>
 #include <optional>
 #include <span>
 
@@ -15,6 +16,7 @@
 #include "base/metrics.h"
 #include "graph/errors.h"
 #include "graph/graph.h"
+#include "graph/json_writer.h"
 #include "graph/metadata.h"
 #include "graph/model.h"
 #include "graph/odata.h"
@@ -86,8 +88,33 @@ std::string JoinMethods(std::span<const std::string_view> methods) {
   return out;
 }
 
-service::Principal ToPrincipal(const auth::Caller& c) {
-  return {c.tenant_id, c.object_id, c.app_id, c.personal_account, c.app_only, c.scopes, c.roles};
+service::Principal ToPrincipal(auth::Caller&& c) {
+  return {std::move(c.tenant_id), std::move(c.object_id), std::move(c.app_id), c.personal_account, c.app_only,
+          std::move(c.scopes),    std::move(c.roles)};
+}
+
+// The path segments of a plain request target such as
+// "/beta/deviceAppManagement/vppTokens/{id}": no query, no percent-encoding, no
+// empty or dot segment, only letters, digits, "-._~", parentheses and quotes (what
+// the SDKs send for item reads). Split here, without Boost.URL's general parse and
+// per-segment decoding, which give the same segments for such a target (~0.5 µs of
+// a ~17 µs verified request, measured with perf). False for anything else, which
+// the general parser then decides.
+bool PlainSegments(std::string_view target, std::vector<std::string>& out) {
+  if (target.size() < 2 || target[0] != '/') return false;
+  for (char c : target) {
+    const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '/' ||
+                       c == '-' || c == '.' || c == '_' || c == '~' || c == '(' || c == ')' || c == '\'';
+    if (!plain) return false;
+  }
+  if (target.find("//") != std::string_view::npos || target.find("/.") != std::string_view::npos) return false;
+  out.reserve(6);
+  for (std::size_t start = 1;;) {
+    const std::size_t slash = target.find('/', start);
+    out.emplace_back(target.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start));
+    if (slash == std::string_view::npos) return true;
+    start = slash + 1;
+  }
 }
 
 // A parsed request path below the version segment.
@@ -142,24 +169,45 @@ struct Api::Impl {
 
   // --- response helpers -------------------------------------------------
 
+  // Appends the base URL ("https://host") to `out`.
+  void AppendBaseUrl(std::string& out, const http::Request& req) const {
+    if (!options.public_url.empty()) {
+      out += options.public_url;
+      return;
+    }
+    const auto proto = req.Header("X-Forwarded-Proto");
+    out += proto && Lower(*proto) == "https" ? "https://" : "http://";
+    out += req.Header("Host").value_or("localhost");
+  }
+
   std::string BaseUrl(const http::Request& req) const {
-    if (!options.public_url.empty()) return options.public_url;
-    std::string scheme = "http";
-    if (auto proto = req.Header("X-Forwarded-Proto"); proto && Lower(*proto) == "https") scheme = "https";
-    return scheme + "://" + std::string(req.Header("Host").value_or("localhost"));
+    std::string out;
+    AppendBaseUrl(out, req);
+    return out;
   }
 
-  std::string ContextUrl(const http::Request& req, ApiVersion v, std::string_view fragment) const {
-    return BaseUrl(req) + "/" + VersionSegment(v) + "/$metadata#" + std::string(fragment);
+  // The @odata.context URL: base, version, "/$metadata#", then the fragment's pieces.
+  // Built in one string (every JSON response has one).
+  std::string ContextUrl(const http::Request& req, ApiVersion v,
+                         std::initializer_list<std::string_view> fragment) const {
+    std::string out;
+    out.reserve(128);
+    AppendBaseUrl(out, req);
+    out += '/';
+    out += VersionSegment(v);
+    out += "/$metadata#";
+    for (std::string_view piece : fragment) out += piece;
+    return out;
   }
 
-  static http::Response Json(int status, const json::object& body) {
+  static http::Response Json(int status, std::string body) {
     http::Response r;
     r.status = status;
     r.headers = {{"Content-Type", kJsonContentType}, {"OData-Version", "4.0"}};
-    r.body = json::serialize(body);
+    r.body = std::move(body);
     return r;
   }
+  static http::Response Json(int status, const json::object& body) { return Json(status, json::serialize(body)); }
 
   static http::Response MethodNotAllowed(const http::Request& req, std::span<const std::string_view> allowed) {
     Error e{Code::kMethodNotAllowed,
@@ -263,17 +311,21 @@ struct Api::Impl {
   }
 
   http::Response Dispatch(http::Request& req, std::string& route) const {
-    boost::system::result<boost::urls::url_view> url = boost::urls::parse_origin_form(req.target);
-    if (!url) {
-      return ErrorResponse(Error::InvalidArgument("The request target '" + req.target.substr(0, 200) +
-                                                  "' is not a valid origin-form URL.")
-                               .WithGraphCode("BadRequest"),
-                           req);
-    }
     std::vector<std::string> segments;
-    for (auto seg : url->segments()) segments.emplace_back(seg);
+    std::string query;
+    if (!PlainSegments(req.target, segments)) {
+      boost::system::result<boost::urls::url_view> url = boost::urls::parse_origin_form(req.target);
+      if (!url) {
+        return ErrorResponse(Error::InvalidArgument("The request target '" + req.target.substr(0, 200) +
+                                                    "' is not a valid origin-form URL.")
+                                 .WithGraphCode("BadRequest"),
+                             req);
+      }
+      for (auto seg : url->segments()) segments.emplace_back(seg);
+      query = url->encoded_query();
+    }
     while (!segments.empty() && segments.back().empty()) segments.pop_back();  // trailing '/'
-    const std::string query(url->encoded_query());
+
     route = RouteLabel(segments);
     log::Context* log_context = log::Current();  // the HTTP server's, with the request's ids
     if (log_context != nullptr) log_context->route = route;
@@ -302,13 +354,13 @@ struct Api::Impl {
     }
     Path path;
     path.version = segments[0] == "beta" ? ApiVersion::kBeta : ApiVersion::kV1;
-    path.segments.assign(segments.begin() + 1, segments.end());
+    path.segments.assign(std::make_move_iterator(segments.begin() + 1), std::make_move_iterator(segments.end()));
 
     // Graph authenticates before it routes.
     std::string why;
     auto caller = deps.verifier->Verify(req.Header("Authorization").value_or(""), &why);
     if (!caller) return ErrorResponse(caller.error(), req);
-    const service::Principal principal = ToPrincipal(*caller);
+    const service::Principal principal = ToPrincipal(std::move(*caller));
     if (log_context != nullptr) log_context->tenant_id = principal.tenant_id;
     if (deps.throttle != nullptr) {
       const bool is_write = req.method != "GET" && req.method != "HEAD";
@@ -380,16 +432,21 @@ struct Api::Impl {
     if (!token) return Fail(token.error());
     const bool at_root = options.action_response == ActionResponse::kEntity ||
                          (options.action_response == ActionResponse::kAuto && req.Header("SdkVersion").has_value());
-    json::object entity;
-    WriteVppToken(*token, v, {}, entity);
-    json::object body;
-    body["@odata.context"] = ContextUrl(req, v, "microsoft.graph.vppToken");
+    std::string body;
+    JsonWriter w(body);
+    w.BeginObject();
+    w.Key("@odata.context");
+    w.String(ContextUrl(req, v, {"microsoft.graph.vppToken"}));
     if (at_root) {
-      for (auto& kv : entity) body[kv.key()] = std::move(kv.value());
+      WriteVppTokenMembers(*token, v, {}, w);
     } else {
-      body["value"] = std::move(entity);  // the seed's shape
+      w.Key("value");  // the seed's shape
+      w.BeginObject();
+      WriteVppTokenMembers(*token, v, {}, w);
+      w.EndObject();
     }
-    return Json(200, body);
+    w.EndObject();
+    return Json(200, std::move(body));
   }
 
   Result<http::Response> RevokeLicenses(const http::Request& req, const std::string& id,
@@ -508,7 +565,7 @@ struct Api::Impl {
       values.push_back(std::move(o));
     }
     json::object body;
-    body["@odata.context"] = ContextUrl(req, ApiVersion::kBeta, "Collection(microsoft.graph.vppTokenLicenseSummary)");
+    body["@odata.context"] = ContextUrl(req, ApiVersion::kBeta, {"Collection(microsoft.graph.vppTokenLicenseSummary)"});
     body["value"] = std::move(values);
     return Json(200, body);
   }
@@ -567,7 +624,7 @@ struct Api::Impl {
       if (!select) return Fail(select.error());
       json::object body;
       body["@odata.context"] =
-          ContextUrl(req, v, "deviceAppManagement/mobileApps" + SelectFragment(*select) + "/$entity");
+          ContextUrl(req, v, {"deviceAppManagement/mobileApps", SelectFragment(*select), "/$entity"});
       WriteMobileApp(*app, v, *select, body);
       return Json(200, body);
     }
@@ -616,7 +673,7 @@ struct Api::Impl {
       WriteMobileApp(app, v, q->select, o);
       values.push_back(std::move(o));
     }
-    return CollectionPage(req, v, path, query, *q, std::move(values), page->has_more,
+    return CollectionPage(req, v, path, query, *q, json::serialize(values), values.size(), page->has_more,
                           [&] { return deps.apps->Count(who, q->list.filter); });
   }
 
@@ -641,29 +698,40 @@ struct Api::Impl {
       WriteAssignedLicense(app, a, o);
       values.push_back(std::move(o));
     }
-    return CollectionPage(req, ApiVersion::kBeta, path, query, *q, std::move(values), page->has_more,
+    return CollectionPage(req, ApiVersion::kBeta, path, query, *q, json::serialize(values), values.size(),
+                          page->has_more,
                           [] { return Result<std::int64_t>(0); });  // $count is not allowed here
   }
 
   // The envelope of a collection page: @odata.context, @odata.count when asked
-  // (counted by `count`), @odata.nextLink when another page exists, and `values`.
+  // (counted by `count`), @odata.nextLink when another page exists, and `values`
+  // (the JSON array text of the page's `returned` entities).
   Result<http::Response> CollectionPage(const http::Request& req, ApiVersion v, const std::string& path,
-                                        const std::string& query, const QueryOptions& q, json::array values,
-                                        bool has_more, const std::function<Result<std::int64_t>()>& count) const {
-    json::object body;
-    body["@odata.context"] = ContextUrl(req, v, path + SelectFragment(q.select));
+                                        const std::string& query, const QueryOptions& q, std::string_view values,
+                                        std::size_t returned_entities, bool has_more,
+                                        const std::function<Result<std::int64_t>()>& count) const {
+    std::string body;
+    body.reserve(values.size() + 256);
+    JsonWriter w(body);
+    w.BeginObject();
+    w.Key("@odata.context");
+    w.String(ContextUrl(req, v, {path, SelectFragment(q.select)}));
     if (q.count) {
       auto n = count();
       if (!n) return Fail(n.error());
-      body["@odata.count"] = *n;
+      w.Key("@odata.count");
+      w.Int(*n);
     }
-    const auto returned = static_cast<std::int64_t>(values.size());
+    const auto returned = static_cast<std::int64_t>(returned_entities);
     if (HasNextPage(q, returned, has_more)) {
-      body["@odata.nextLink"] =
-          BaseUrl(req) + "/" + VersionSegment(v) + "/" + path + "?" + NextLinkQuery(query, q, q.list.skip + returned);
+      w.Key("@odata.nextLink");
+      w.String(BaseUrl(req) + "/" + VersionSegment(v) + "/" + path + "?" +
+               NextLinkQuery(query, q, q.list.skip + returned));
     }
-    body["value"] = std::move(values);
-    return Json(200, body);
+    w.Key("value");
+    w.Raw(values);
+    w.EndObject();
+    return Json(200, std::move(body));
   }
 
   static std::string SelectFragment(const std::vector<std::string>& select) {
@@ -701,15 +769,18 @@ struct Api::Impl {
     if (!q) return Fail(q.error());
     auto page = deps.tokens->List(who, q->list);
     if (!page) return Fail(page.error());
-    json::array values;
-    values.reserve(page->items.size());
+    std::string values;
+    values.reserve(page->items.size() * 1024);
+    JsonWriter w(values);
+    w.BeginArray();
     for (const auto& t : page->items) {
-      json::object o;
-      WriteVppToken(t, v, q->select, o);
-      values.push_back(std::move(o));
+      w.BeginObject();
+      WriteVppTokenMembers(t, v, q->select, w);
+      w.EndObject();
     }
-    return CollectionPage(req, v, "deviceAppManagement/vppTokens", query, *q, std::move(values), page->has_more,
-                          [&] { return deps.tokens->Count(who, q->list.filter); });
+    w.EndArray();
+    return CollectionPage(req, v, "deviceAppManagement/vppTokens", query, *q, values, page->items.size(),
+                          page->has_more, [&] { return deps.tokens->Count(who, q->list.filter); });
   }
 
   Result<http::Response> TokenCount(const http::Request& req, ApiVersion v, const std::string& query,
@@ -777,10 +848,16 @@ struct Api::Impl {
 
   http::Response EntityResponse(const http::Request& req, ApiVersion v, int status, const store::VppToken& token,
                                 const std::vector<std::string>& select) const {
-    json::object body;
-    body["@odata.context"] = ContextUrl(req, v, "deviceAppManagement/vppTokens" + SelectFragment(select) + "/$entity");
-    WriteVppToken(token, v, select, body);
-    return Json(status, body);
+    // Written straight into the body: the hot path of every item read.
+    std::string body;
+    body.reserve(1536);  // a full entity with one action result is ~1.1 KB
+    JsonWriter w(body);
+    w.BeginObject();
+    w.Key("@odata.context");
+    w.String(ContextUrl(req, v, {"deviceAppManagement/vppTokens", SelectFragment(select), "/$entity"}));
+    WriteVppTokenMembers(token, v, select, w);
+    w.EndObject();
+    return Json(status, std::move(body));
   }
 };
 

@@ -1,8 +1,7 @@
 #include "graph/errors.h"
 
-#include <boost/json.hpp>
-
 #include "base/base.h"
+#include "graph/json_writer.h"
 
 namespace vppd::graph {
 
@@ -49,20 +48,36 @@ const char* DefaultGraphCode(Code code) {
 }
 
 http::Response ErrorResponse(const Error& error, const http::Request& request) {
-  boost::json::object inner;
+  // Written straight into the body (no JSON tree): every 401/404 is a Graph error,
+  // so this is a hot path too.
+  std::string body;
+  body.reserve(256 + error.message.size() + error.target.size());
+  JsonWriter w(body);
+  w.BeginObject();
+  w.Key("error");
+  w.BeginObject();
+  w.Key("code");
+  w.String(error.graph_code.empty() ? std::string_view(DefaultGraphCode(error.code)) : error.graph_code);
+  w.Key("message");
+  w.String(error.message);
+  if (!error.target.empty()) {
+    w.Key("target");
+    w.String(error.target);
+  }
+  w.Key("innerError");
+  w.BeginObject();
   // Graph's innerError date has no fractional seconds.
   const Timestamp now = Clock::Real().Now();
-  inner["date"] = FormatIso8601(now - now % 1'000'000);
-  inner["request-id"] = request.request_id;
-  inner["client-request-id"] = std::string(request.Header("client-request-id").value_or(request.request_id));
-  boost::json::object err;
-  err["code"] = error.graph_code.empty() ? DefaultGraphCode(error.code) : error.graph_code;
-  err["message"] = error.message;
-  if (!error.target.empty()) err["target"] = error.target;
-  err["innerError"] = std::move(inner);
-  boost::json::object body;
-  body["error"] = std::move(err);
-  http::Response r = http::Response::Json(HttpStatus(error.code), boost::json::serialize(body));
+  w.Key("date");
+  w.String(FormatIso8601(now - now % 1'000'000));
+  w.Key("request-id");
+  w.String(request.request_id);
+  w.Key("client-request-id");
+  w.String(request.Header("client-request-id").value_or(request.request_id));
+  w.EndObject();
+  w.EndObject();
+  w.EndObject();
+  http::Response r = http::Response::Json(HttpStatus(error.code), std::move(body));
   if (error.code == Code::kUnauthenticated) r.headers.emplace_back("WWW-Authenticate", "Bearer");
   if (error.retry_after_seconds > 0) r.headers.emplace_back("Retry-After", std::to_string(error.retry_after_seconds));
   return r;

@@ -11,6 +11,7 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
+#include "graph/json_writer.h"
 #include "graph/model.h"
 
 namespace vppd::graph {
@@ -154,13 +155,80 @@ store::MobileApp App(const std::string& platform) {
   return a;
 }
 
+// The writer must print what boost::json::serialize prints for the same values.
+TEST(JsonWriterTest, MatchesBoostJsonSerialize) {
+  const std::string strings[] = {"",
+                                 "plain",
+                                 "quote \" and backslash \\",
+                                 "\b\f\n\r\t",
+                                 std::string("nul \0 and \x01 \x1f \x7f", 16),
+                                 "utf-8: \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+                                 "slash / and <script>"};
+  json::object expected;
+  json::array list;
+  std::string text;
+  JsonWriter w(text);
+  w.BeginObject();
+  for (std::size_t i = 0; i < std::size(strings); ++i) {
+    const std::string key = "k" + std::to_string(i) + strings[i];
+    expected[key] = strings[i];
+    w.Key(key);
+    w.String(strings[i]);
+  }
+  for (std::int64_t n : {std::int64_t{0}, std::int64_t{-1}, std::int64_t{2147483647}, INT64_MIN, INT64_MAX}) {
+    list.emplace_back(n);
+  }
+  list.emplace_back(true);
+  list.emplace_back(false);
+  list.emplace_back(nullptr);
+  list.emplace_back(json::object{});
+  list.emplace_back(json::array{});
+  expected["list"] = list;
+  w.Key("list");
+  w.BeginArray();
+  for (std::int64_t n : {std::int64_t{0}, std::int64_t{-1}, std::int64_t{2147483647}, INT64_MIN, INT64_MAX}) w.Int(n);
+  w.Bool(true);
+  w.Bool(false);
+  w.Null();
+  w.BeginObject();
+  w.EndObject();
+  w.Raw("[]");
+  w.EndArray();
+  w.EndObject();
+  EXPECT_EQ(text, json::serialize(expected));
+}
+
+// Every byte value at every position of a 17-byte string: the word-at-a-time scan
+// must catch each character that needs escaping wherever it falls.
+TEST(JsonWriterTest, EscapesEveryByteAtEveryPosition) {
+  for (int b = 0; b < 256; ++b) {
+    for (std::size_t at = 0; at < 17; ++at) {
+      std::string s(17, 'a');
+      s[at] = static_cast<char>(b);
+      std::string text;
+      JsonWriter w(text);
+      w.String(s);
+      ASSERT_EQ(text, json::serialize(json::string(s))) << "byte " << b << " at " << at;
+    }
+  }
+}
+
 TEST(MetadataTest, EveryEmittedTokenPropertyIsDeclared) {
   for (ApiVersion v : {ApiVersion::kBeta, ApiVersion::kV1}) {
     SCOPED_TRACE(VersionSegment(v));
     const Schema& s = ModelSchema(v);
     for (const char* state : {"valid", "duplicateLocationId", "assignedToExternalMDM"}) {
-      json::object o;
-      WriteVppToken(FullToken(state), v, {}, o);
+      // The text that goes on the wire, parsed back.
+      std::string text;
+      JsonWriter w(text);
+      w.BeginObject();
+      WriteVppTokenMembers(FullToken(state), v, {}, w);
+      w.EndObject();
+      boost::system::error_code ec;
+      json::value parsed = json::parse(text, ec);
+      ASSERT_FALSE(ec) << text;
+      ASSERT_TRUE(parsed.is_object()) << text;
+      const json::object& o = parsed.get_object();
       CheckObject(s, "microsoft.graph.vppToken", o, "vppToken", /*complete=*/true);
     }
   }

@@ -7,6 +7,8 @@
 
 #include <boost/json.hpp>
 
+#include "graph/json_writer.h"
+
 namespace vppd::graph {
 namespace json = boost::json;
 namespace {
@@ -30,8 +32,8 @@ struct TokenProperty {
   PropertyDef def;
   bool in_v1;            // part of the v1.0 subset (spec §6)
   bool client_settable;  // a client may set it on create/PATCH; otherwise server-managed
-  // Renders the value of the property (beta semantics; v1 adjusts enums itself).
-  std::function<json::value(const store::VppToken&)> get;
+  // Writes the value of the property (beta semantics; v1 adjusts enums itself).
+  void (*write)(const store::VppToken&, JsonWriter&);
   std::string complex_type = {};  // kComplex: the qualified type of the value (or of its elements)
 };
 
@@ -62,50 +64,67 @@ json::value OptString(const std::optional<std::string>& s) { return s ? json::va
 // Graph renders "never" (a non-nullable DateTimeOffset with no value) as the minimum date.
 json::value Time(Timestamp t) { return json::value(t == 0 ? "0001-01-01T00:00:00Z" : FormatIso8601(t)); }
 
+void WriteOptString(const std::optional<std::string>& s, JsonWriter& w) {
+  if (s) {
+    w.String(*s);
+  } else {
+    w.Null();
+  }
+}
+
+void WriteTime(Timestamp t, JsonWriter& w) {
+  if (t == 0) {
+    w.String("0001-01-01T00:00:00Z");
+  } else {
+    w.String(FormatIso8601(t));
+  }
+}
+
 // vppTokenActionResult, and vppTokenRevokeLicensesActionResult which derives from it.
 struct ActionResultProperty {
   PropertyDef def;
   bool revoke_only;  // declared on vppTokenRevokeLicensesActionResult
-  std::function<json::value(const store::TokenActionResult&)> get;
+  void (*write)(const store::TokenActionResult&, JsonWriter&);
 };
 
 const std::vector<ActionResultProperty>& ActionResultProperties() {
   using R = store::TokenActionResult;
+  using W = JsonWriter;
   static const std::vector<ActionResultProperty> kProps = {
-      {Prop("actionName", EdmType::kString), false, [](const R& r) { return json::value(r.action_name); }},
+      {Prop("actionName", EdmType::kString), false, [](const R& r, W& w) { w.String(r.action_name); }},
       {EnumProp("actionState", "microsoft.graph.actionState", kActionStates), false,
-       [](const R& r) { return json::value(r.action_state); }},
-      {Prop("startDateTime", EdmType::kDateTimeOffset, false), false, [](const R& r) { return Time(r.start); }},
+       [](const R& r, W& w) { w.String(r.action_state); }},
+      {Prop("startDateTime", EdmType::kDateTimeOffset, false), false, [](const R& r, W& w) { WriteTime(r.start, w); }},
       {Prop("lastUpdatedDateTime", EdmType::kDateTimeOffset, false), false,
-       [](const R& r) { return Time(r.last_updated); }},
+       [](const R& r, W& w) { WriteTime(r.last_updated, w); }},
       {EnumProp("actionFailureReason", "microsoft.graph.vppTokenActionFailureReason", kActionFailureReasons), true,
-       [](const R& r) { return json::value(r.failure_reason); }},
-      {Prop("failedLicensesCount", EdmType::kInt32, false), true,
-       [](const R& r) { return json::value(r.failed_licenses); }},
-      {Prop("totalLicensesCount", EdmType::kInt32, false), true,
-       [](const R& r) { return json::value(r.total_licenses); }},
+       [](const R& r, W& w) { w.String(r.failure_reason); }},
+      {Prop("failedLicensesCount", EdmType::kInt32, false), true, [](const R& r, W& w) { w.Int(r.failed_licenses); }},
+      {Prop("totalLicensesCount", EdmType::kInt32, false), true, [](const R& r, W& w) { w.Int(r.total_licenses); }},
   };
   return kProps;
 }
 
-json::value ActionResults(const std::vector<store::TokenActionResult>& results) {
-  json::array out;
-  out.reserve(results.size());
+void WriteActionResults(const std::vector<store::TokenActionResult>& results, JsonWriter& w) {
+  w.BeginArray();
   for (const auto& r : results) {
-    json::object o;
-    o["@odata.type"] = r.is_revoke_result ? "#microsoft.graph.vppTokenRevokeLicensesActionResult"
-                                          : "#microsoft.graph.vppTokenActionResult";
+    w.BeginObject();
+    w.Key("@odata.type");
+    w.String(r.is_revoke_result ? "#microsoft.graph.vppTokenRevokeLicensesActionResult"
+                                : "#microsoft.graph.vppTokenActionResult");
     for (const auto& p : ActionResultProperties()) {
       if (p.revoke_only && !r.is_revoke_result) continue;
-      o[p.def.name] = p.get(r);
+      w.Key(p.def.name);
+      p.write(r, w);
     }
-    out.push_back(std::move(o));
+    w.EndObject();
   }
-  return out;
+  w.EndArray();
 }
 
 const std::vector<TokenProperty>& TokenProperties() {
   using T = store::VppToken;
+  using W = JsonWriter;
   static const std::vector<TokenProperty> kProps = [] {
     PropertyDef token = Prop("token", EdmType::kString);
     token.filterable = false;  // sealed at rest; and write-only
@@ -114,47 +133,47 @@ const std::vector<TokenProperty>& TokenProperties() {
     PropertyDef id = Prop("id", EdmType::kString, false);
     // Documented order (spec §2), appleDeviceAppDeliveryProtocolType and lastAppCount last.
     return std::vector<TokenProperty>{
-        {id, true, false, [](const T& t) { return json::value(t.id); }},
+        {id, true, false, [](const T& t, W& w) { w.String(t.id); }},
         {Prop("organizationName", EdmType::kString), true, false,
-         [](const T& t) { return OptString(t.organization_name); }},
+         [](const T& t, W& w) { WriteOptString(t.organization_name, w); }},
         {EnumProp("vppTokenAccountType", "microsoft.graph.vppTokenAccountType", kAccountTypes), true, true,
-         [](const T& t) { return json::value(t.account_type); }},
-        {Prop("appleId", EdmType::kString), true, true, [](const T& t) { return OptString(t.apple_id); }},
+         [](const T& t, W& w) { w.String(t.account_type); }},
+        {Prop("appleId", EdmType::kString), true, true, [](const T& t, W& w) { WriteOptString(t.apple_id, w); }},
         {Prop("expirationDateTime", EdmType::kDateTimeOffset, false), true, false,
-         [](const T& t) { return Time(t.expiration); }},
+         [](const T& t, W& w) { WriteTime(t.expiration, w); }},
         {Prop("lastSyncDateTime", EdmType::kDateTimeOffset, false), true, false,
-         [](const T& t) { return Time(t.last_sync); }},
-        {token, true, true, [](const T&) { return json::value(nullptr); }},
+         [](const T& t, W& w) { WriteTime(t.last_sync, w); }},
+        {token, true, true, [](const T&, W& w) { w.Null(); }},
         {Prop("lastModifiedDateTime", EdmType::kDateTimeOffset, false), true, false,
-         [](const T& t) { return Time(t.last_modified); }},
+         [](const T& t, W& w) { WriteTime(t.last_modified, w); }},
         {EnumProp("state", "microsoft.graph.vppTokenState", kTokenStatesBeta), true, false,
-         [](const T& t) { return json::value(t.state); }},
-        {results, false, false, [](const T& t) { return ActionResults(t.action_results); },
+         [](const T& t, W& w) { w.String(t.state); }},
+        {results, false, false, [](const T& t, W& w) { WriteActionResults(t.action_results, w); },
          "microsoft.graph.vppTokenActionResult"},
         {EnumProp("lastSyncStatus", "microsoft.graph.vppTokenSyncStatus", kSyncStatuses), true, false,
-         [](const T& t) { return json::value(t.last_sync_status); }},
+         [](const T& t, W& w) { w.String(t.last_sync_status); }},
         {Prop("automaticallyUpdateApps", EdmType::kBoolean, false), true, true,
-         [](const T& t) { return json::value(t.automatically_update_apps); }},
+         [](const T& t, W& w) { w.Bool(t.automatically_update_apps); }},
         {Prop("countryOrRegion", EdmType::kString), true, true,
-         [](const T& t) { return OptString(t.country_or_region); }},
+         [](const T& t, W& w) { WriteOptString(t.country_or_region, w); }},
         {Prop("dataSharingConsentGranted", EdmType::kBoolean, false), false, true,
-         [](const T& t) { return json::value(t.data_sharing_consent_granted); }},
-        {Prop("displayName", EdmType::kString), false, true, [](const T& t) { return OptString(t.display_name); }},
+         [](const T& t, W& w) { w.Bool(t.data_sharing_consent_granted); }},
+        {Prop("displayName", EdmType::kString), false, true, [](const T& t, W& w) { WriteOptString(t.display_name, w); }},
         {Prop("locationName", EdmType::kString), false, false,
-         [](const T& t) { return OptString(t.location_name); }},
+         [](const T& t, W& w) { WriteOptString(t.location_name, w); }},
         {Prop("claimTokenManagementFromExternalMdm", EdmType::kBoolean, false), false, true,
-         [](const T& t) { return json::value(t.claim_token_management_from_external_mdm); }},
+         [](const T& t, W& w) { w.Bool(t.claim_token_management_from_external_mdm); }},
         {tags, false, true,
-         [](const T& t) {
-           json::array a;
-           for (const auto& s : t.role_scope_tag_ids) a.emplace_back(s);
-           return json::value(std::move(a));
+         [](const T& t, W& w) {
+           w.BeginArray();
+           for (const auto& s : t.role_scope_tag_ids) w.String(s);
+           w.EndArray();
          }},
         {EnumProp("appleDeviceAppDeliveryProtocolType", "microsoft.graph.appleDeviceDeliveryProtocol",
                   kDeliveryProtocols),
-         false, true, [](const T& t) { return json::value(t.delivery_protocol); }},
+         false, true, [](const T& t, W& w) { w.String(t.delivery_protocol); }},
         {Prop("lastAppCount", EdmType::kInt32, false), true, false,
-         [](const T& t) { return json::value(t.last_app_count); }},
+         [](const T& t, W& w) { w.Int(t.last_app_count); }},
     };
   }();
   return kProps;
@@ -252,22 +271,23 @@ const EntityDef& VppTokenEntity(ApiVersion version) {
   return version == ApiVersion::kBeta ? kBeta : kV1;
 }
 
-void WriteVppToken(const store::VppToken& token, ApiVersion version, const std::vector<std::string>& select,
-                   json::object& out) {
-  out.reserve(out.size() + TokenProperties().size() + 1);
-  out["@odata.type"] = "#microsoft.graph.vppToken";
+void WriteVppTokenMembers(const store::VppToken& token, ApiVersion version, const std::vector<std::string>& select,
+                          JsonWriter& out) {
+  out.Key("@odata.type");
+  out.String("#microsoft.graph.vppToken");
   for (const auto& p : TokenProperties()) {
     if (version == ApiVersion::kV1 && !p.in_v1) continue;
     if (!select.empty() && p.def.name != "id" &&
         std::find(select.begin(), select.end(), p.def.name) == select.end()) {
       continue;
     }
-    json::value v = p.get(token);
+    out.Key(p.def.name);
     // v1.0's vppTokenState has no duplicateLocationId; such a token is not usable there.
-    if (version == ApiVersion::kV1 && p.def.name == "state" && v.get_string() == "duplicateLocationId") {
-      v = "invalid";
+    if (version == ApiVersion::kV1 && p.def.name == "state" && token.state == "duplicateLocationId") {
+      out.String("invalid");
+      continue;
     }
-    out[p.def.name] = std::move(v);
+    p.write(token, out);
   }
 }
 

@@ -23,11 +23,15 @@ const char* VersionSegment(ApiVersion v);
 // The vppToken entity as `version` exposes it (v1.0 is a subset of beta).
 const EntityDef& VppTokenEntity(ApiVersion version);
 
-// The entity's JSON object: "@odata.type" first, then the properties in the
-// documented order. `select` (validated names) limits the properties; `id` is always
-// included. The sToken itself is write-only and rendered as null.
-void WriteVppToken(const store::VppToken& token, ApiVersion version, const std::vector<std::string>& select,
-                   boost::json::object& out);
+class JsonWriter;
+
+// The members of the entity's JSON object (the caller writes the braces, and may
+// write members of its own first, such as @odata.context): "@odata.type" first,
+// then the properties in the documented order. `select` (validated names) limits
+// the properties; `id` is always included. The sToken itself is write-only and
+// rendered as null.
+void WriteVppTokenMembers(const store::VppToken& token, ApiVersion version, const std::vector<std::string>& select,
+                          JsonWriter& out);
 
 // mobileApp as the apps of VPP tokens show it (iosVppApp and macOsVppApp; v1.0 has
 // only iosVppApp, with fewer properties).

@@ -19,6 +19,7 @@
 #include <exception>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 
@@ -200,6 +201,7 @@ class ServerImpl final : public Server {
   std::uint16_t port() const override { return port_; }
   void RunUntilSignal() override;
   void Stop() override;
+  void CatchSignals();
 
   // For connections.
   const ServerOptions& options() const { return options_; }
@@ -246,6 +248,8 @@ class ServerImpl final : public Server {
   asio::io_context ioc_;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   tcp::acceptor acceptor_;
+  // SIGTERM/SIGINT, caught from Start on (see StartThreads); reset after Stop.
+  std::optional<asio::signal_set> signals_;
   std::vector<std::thread> threads_;
 };
 
@@ -673,6 +677,9 @@ Status ServerImpl::Listen() {
 }
 
 void ServerImpl::StartThreads() {
+  // Before anyone can learn the port: a SIGTERM sent as soon as the server
+  // announces itself must drain it, not kill the process (default disposition).
+  CatchSignals();
   asio::co_spawn(acceptor_.get_executor(), AcceptLoop(), [](std::exception_ptr e) {
     if (!e) return;
     try {
@@ -842,11 +849,11 @@ void ServerImpl::Stop() {
   spdlog::info("http: stopped");
 }
 
-void ServerImpl::RunUntilSignal() {
-  // Registered on the calling thread before waiting, so a signal can't slip in
-  // between. Asio's handler only writes to a pipe; the completion runs on an io thread.
-  asio::signal_set signals(ioc_, SIGINT, SIGTERM);
-  signals.async_wait([this](const error_code& ec, int signal_number) {
+void ServerImpl::CatchSignals() {
+  // Asio's handler only writes to a pipe; the completion runs on an io thread and
+  // wakes RunUntilSignal (which may not have been called yet: it sees signalled_).
+  signals_.emplace(ioc_, SIGINT, SIGTERM);
+  signals_->async_wait([this](const error_code& ec, int signal_number) {
     if (ec) return;
     spdlog::info("http: received signal {}", signal_number);
     {
@@ -855,12 +862,15 @@ void ServerImpl::RunUntilSignal() {
     }
     wake_cv_.notify_all();
   });
+}
+
+void ServerImpl::RunUntilSignal() {
   {
     std::unique_lock lock(wake_mu_);
     wake_cv_.wait(lock, [this] { return signalled_ || draining(); });
   }
   Stop();
-  // `signals` is destroyed here, which restores the default dispositions.
+  signals_.reset();  // restores the default dispositions
 }
 
 }  // namespace

@@ -154,8 +154,9 @@ class Server {
   // The port actually bound.
   virtual std::uint16_t port() const = 0;
   // Blocks until SIGTERM or SIGINT (or until Stop() is called from elsewhere),
-  // then shuts down gracefully and returns. Installs handlers for both signals
-  // while it runs and restores the default dispositions when it returns.
+  // then shuts down gracefully and returns. The server catches both signals from
+  // Start on (one sent between Start and this call is not lost, nor does it kill
+  // the process) and restores the default dispositions when this returns.
   virtual void RunUntilSignal() = 0;
   // Graceful shutdown from any thread: stop accepting, let in-flight requests
   // finish (up to drain_timeout), close idle connections, join threads. Idempotent.

@@ -111,6 +111,13 @@ std::optional<std::string> Stmt::OptText(int col) const {
 // --- Connection -------------------------------------------------------------
 
 Result<std::unique_ptr<Connection>> Connection::Open(const ConnectionOptions& options) {
+  // SQLite counts every allocation under one process-wide mutex unless told not
+  // to (Debian's build keeps SQLITE_DEFAULT_MEMSTATUS=1), which every reader
+  // thread then contends for; vppd reads none of those statistics. Only possible
+  // before the library initialises, i.e. before the first open; if something
+  // opened a database earlier, SQLite refuses (SQLITE_MISUSE) and nothing changes.
+  static const int memstatus_off = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  (void)memstatus_off;
   sqlite3* db = nullptr;
   // NOMUTEX: the store serialises use of each connection itself, so SQLite's own
   // per-connection mutex would be pure overhead.
@@ -180,7 +187,7 @@ Status Connection::Exec(const char* sql) {
   return {};
 }
 
-Result<Stmt> Connection::Prepare(std::string_view sql) { return PrepareInto(fixed_, std::string(sql), true); }
+Result<Stmt> Connection::Prepare(std::string_view sql) { return PrepareInto(fixed_, sql, true); }
 
 Result<Stmt> Connection::PrepareDynamic(const std::string& sql) {
   if (dynamic_.size() >= kMaxDynamicStatements && dynamic_.find(sql) == dynamic_.end()) {
@@ -190,14 +197,13 @@ Result<Stmt> Connection::PrepareDynamic(const std::string& sql) {
   return PrepareInto(dynamic_, sql, false);
 }
 
-Result<Stmt> Connection::PrepareInto(std::unordered_map<std::string, sqlite3_stmt*>& cache, const std::string& sql,
-                                     bool persistent) {
+Result<Stmt> Connection::PrepareInto(StmtCache& cache, std::string_view sql, bool persistent) {
   auto it = cache.find(sql);
   if (it != cache.end()) return Stmt(this, it->second);
   sqlite3_stmt* stmt = nullptr;
   const char* tail = nullptr;
-  int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()),
-                              persistent ? SQLITE_PREPARE_PERSISTENT : 0, &stmt, &tail);
+  int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), persistent ? SQLITE_PREPARE_PERSISTENT : 0,
+                              &stmt, &tail);
   if (rc != SQLITE_OK) return Fail(MapError(rc, "prepare"));
   if (stmt == nullptr) return Fail(Error::Internal("store: empty SQL statement"));
   cache.emplace(sql, stmt);

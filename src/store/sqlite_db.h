@@ -139,12 +139,17 @@ class Connection {
  private:
   explicit Connection(sqlite3* db) : db_(db) {}
   static int OnProgress(void* self);
-  Result<Stmt> PrepareInto(std::unordered_map<std::string, sqlite3_stmt*>& cache, const std::string& sql,
-                           bool persistent);
+  // Statements by their text, found by a string_view (no copy of the SQL per lookup).
+  struct SqlHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view sql) const { return std::hash<std::string_view>{}(sql); }
+  };
+  using StmtCache = std::unordered_map<std::string, sqlite3_stmt*, SqlHash, std::equal_to<>>;
+  Result<Stmt> PrepareInto(StmtCache& cache, std::string_view sql, bool persistent);
 
   sqlite3* db_;
-  std::unordered_map<std::string, sqlite3_stmt*> fixed_;
-  std::unordered_map<std::string, sqlite3_stmt*> dynamic_;
+  StmtCache fixed_;
+  StmtCache dynamic_;
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
   std::function<bool(int)> on_wal_commit_;
   friend class Stmt;

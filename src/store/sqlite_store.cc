@@ -1125,7 +1125,9 @@ class SqliteStore final : public Store {
         fmt::format("SELECT {} FROM vpp_tokens WHERE tenant_id = ?1 AND id = ?2", TokenSelectList());
     Result<Stmt> stmt = c.Prepare(sql);
     if (!stmt) return Fail(stmt.error());
-    if (Status s = BindAll(*stmt, tenant_id, id); !s) return Fail(s.error());
+    // Not copied into SQLite: both outlive the lease, which clears the bindings.
+    if (Status s = stmt->BindStatic(1, tenant_id); !s) return Fail(s.error());
+    if (Status s = stmt->BindStatic(2, id); !s) return Fail(s.error());
     Result<bool> row = stmt->Step();
     if (!row) return Fail(row.error());
     if (!*row) return Fail(TokenNotFound(id));
