@@ -1,6 +1,7 @@
 #include "store/store_common.h"
 
 #include <set>
+#include <unordered_map>
 
 #include <boost/json.hpp>
 #include <fmt/format.h>
@@ -128,6 +129,118 @@ Error LeaseLost(const SyncJob& job, std::string_view why) {
   return Error::FailedPrecondition(
       fmt::format("sync job {} is no longer leased to worker '{}': {}", job.id, job.lease_owner, why));
 }
+std::vector<MobileApp> MergeSnapshotApps(std::vector<MobileApp> existing, const std::vector<MobileApp>& snapshot_apps,
+                                         const std::string& token_id, Timestamp now) {
+  std::unordered_map<std::string, MobileApp> before;
+  for (MobileApp& app : existing) before.emplace(app.id, std::move(app));
+  std::vector<MobileApp> apps;
+  apps.reserve(snapshot_apps.size());
+  for (const MobileApp& given : snapshot_apps) {
+    MobileApp& app = apps.emplace_back(given);
+    app.token_id = token_id;  // a token's snapshot holds only its own apps
+    auto old = before.find(app.id);
+    if (old != before.end()) {
+      // The same app across syncs: createdDateTime never moves, and
+      // lastModifiedDateTime moves only when something Graph shows changed.
+      app.created = old->second.created;
+      app.last_modified = SameAppData(app, old->second) ? old->second.last_modified : now;
+    } else {
+      if (app.created == 0) app.created = now;
+      if (app.last_modified == 0) app.last_modified = now;
+    }
+  }
+  return apps;
+}
+
+bool StampClaim(SyncJob& job, const std::string& worker, Timestamp expires) {
+  bool taken_over = !job.lease_owner.empty();  // its worker died: its staged rows are garbage
+  job.lease_owner = worker;
+  job.lease_expires = expires;
+  job.attempts += 1;
+  job.pages_walked = job.pages_total = job.assignments_staged = 0;
+  return taken_over;
+}
+
+Result<std::string> PrepareNewToken(const std::string& tenant_id, VppToken& token, const Clock& clock,
+                                    const SecretBox& secrets) {
+  if (token.id.empty()) token.id = NewGuid();
+  if (token.id.size() > kMaxIdLength) return Fail(Error::InvalidArgument("vppToken id is too long", "id"));
+  token.created = token.last_modified = clock.Now();
+  return secrets.Seal(token.token, TokenAssociatedData(tenant_id, token.id));
+}
+
+Status CheckTokenRoom(const std::string& id, bool exists, std::int64_t count, std::int64_t max_tokens) {
+  if (exists) return Fail(Error::AlreadyExists(fmt::format("a vppToken with id '{}' already exists", id)));
+  if (count >= max_tokens) {
+    return Fail(Error::ResourceExhausted(
+        fmt::format("the tenant already has {} vppTokens, the most it may have", max_tokens)));
+  }
+  return {};
+}
+
+Result<MutatedToken> MutateStoredToken(const std::string& tenant_id, const VppToken& stored,
+                                       const std::function<Status(VppToken&)>& mutate, const Clock& clock,
+                                       const SecretBox& secrets) {
+  MutatedToken out{stored, std::nullopt};
+  VppToken& token = out.token;
+  if (mutate) {
+    if (Status s = mutate(token); !s) return Fail(s.error());
+  }
+  token.id = stored.id;
+  token.created = stored.created;
+  token.last_modified = clock.Now();
+  if (!token.token.empty()) {
+    Result<std::string> sealed = secrets.Seal(token.token, TokenAssociatedData(tenant_id, token.id));
+    if (!sealed) return Fail(sealed.error());
+    out.sealed = std::move(*sealed);
+    token.token.clear();
+  }
+  return out;
+}
+
+Result<std::string> OpenTokenSecret(const std::string& tenant_id, const std::string& id, const std::string& sealed,
+                                    const SecretBox& secrets) {
+  Result<std::string> token = secrets.Open(sealed, TokenAssociatedData(tenant_id, id));
+  if (!token) {
+    // The message names the row, never the value.
+    return Fail(Error::Internal(fmt::format(
+        "store: the sealed sToken of vpp_token {} does not open (tampered with, or sealed under another key)", id)));
+  }
+  return token;
+}
+
+Status CheckTenantId(const std::string& id) {
+  if (id.empty() || id.size() > kMaxIdLength) {
+    return Fail(Error::InvalidArgument("tenant id must be 1..256 characters", "id"));
+  }
+  return {};
+}
+
+Status CheckEnqueueOptions(const EnqueueOptions& options) {
+  if (options.kind.empty() || options.kind.size() > kMaxIdLength) {
+    return Fail(Error::InvalidArgument("store: a job kind must be 1..256 characters", "kind"));
+  }
+  if (options.params.size() > kMaxJobParamsBytes) {
+    return Fail(Error::InvalidArgument(fmt::format("store: job params exceed {} bytes", kMaxJobParamsBytes)));
+  }
+  return {};
+}
+
+Status CheckClaim(const std::string& worker, std::chrono::milliseconds lease) {
+  if (worker.empty() || worker.size() > kMaxIdLength) {
+    return Fail(Error::InvalidArgument("store: a worker name must be 1..256 characters"));
+  }
+  if (lease.count() <= 0) return Fail(Error::InvalidArgument("store: a lease must be positive"));
+  return {};
+}
+
+Status CheckBatchSize(std::size_t batch) {
+  if (batch == 0 || batch > kMaxBatchRows) {
+    return Fail(Error::InvalidArgument(fmt::format("store: batch must be 1..{} rows", kMaxBatchRows)));
+  }
+  return {};
+}
+
 Status CheckPaging(std::int64_t skip, std::int64_t limit) {
   if (skip < 0) return Fail(Error::InvalidArgument("$skip must not be negative", "$skip"));
   if (limit < 0 || limit > kMaxPageSize) {
