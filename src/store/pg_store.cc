@@ -28,13 +28,11 @@
 // Assignment sets (generations), staging and the collector work as in the
 // SQLite store; the collector of each instance picks garbage sets with SKIP
 // LOCKED, so several collectors share the work instead of colliding.
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <map>
 #include <random>
 #include <thread>
-#include <tuple>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -67,31 +65,14 @@ constexpr std::size_t kMaxClaimCandidates = 64;
 
 const std::string& TokenInsertSql() {
   static const std::string sql = [] {
-    std::string cols = "tenant_id, id", values = "$1, $2";
-    int n = 3;
-    for (const char* c : kTokenDataColumns) {
-      cols += fmt::format(", {}", c);
-      values += fmt::format(", ${}", n++);
-    }
+    auto [cols, values] = TokenInsertLists('$');
     return fmt::format("INSERT INTO vpp_tokens ({}) VALUES ({})", cols, values);
   }();
   return sql;
 }
 
-// A NULL token_sealed parameter keeps the stored ciphertext (no renewal).
 const std::string& TokenUpdateSql() {
-  static const std::string sql = [] {
-    std::string sets;
-    int n = 3;
-    for (const char* c : kTokenDataColumns) {
-      if (std::string_view(c) == "token_sealed") {
-        sets += fmt::format("{}{} = coalesce(${}, {})", sets.empty() ? "" : ", ", c, n++, c);
-        continue;
-      }
-      sets += fmt::format("{}{} = ${}", sets.empty() ? "" : ", ", c, n++);
-    }
-    return fmt::format("UPDATE vpp_tokens SET {} WHERE tenant_id = $1 AND id = $2", sets);
-  }();
+  static const std::string sql = BuildTokenUpdateSql('$');
   return sql;
 }
 
@@ -116,11 +97,7 @@ Result<VppToken> ReadToken(const Rows& r, int i) { return ReadTokenRow(PgRow{r, 
 // --- SQL of mobile_apps ($1 tenant_id, then kAppColumns) ------------------------------
 
 const std::string& AppInsertSql() {
-  static const std::string sql = [] {
-    std::string values = "$1";
-    for (std::size_t i = 0; i < std::size(kAppColumns); ++i) values += fmt::format(", ${}", i + 2);
-    return fmt::format("INSERT INTO mobile_apps (tenant_id, {}) VALUES ({})", AppSelectList(), values);
-  }();
+  static const std::string sql = BuildAppInsertSql('$');
   return sql;
 }
 
@@ -352,10 +329,7 @@ class PgStore final : public Store {
   template <class T, class ReadRow>
   Result<Page<T>> ReadPage(const std::string& select_list, const char* table, const std::string& where,
                            const std::string& order, const ListQuery& query, SqlBuilder& builder, ReadRow&& read) {
-    std::string limit = builder.Param(std::int64_t{query.limit + 1});
-    std::string offset = builder.Param(std::int64_t{query.skip});
-    std::string sql = fmt::format("SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT {} OFFSET {}", select_list, table,
-                                  where, order, limit, offset);
+    const std::string sql = PageSql(select_list, table, where, order, query, builder);
     Params params = BuilderParams(builder);
     return ReadOne<Page<T>>([&](Connection& c) -> Result<Page<T>> {
       Result<Rows> r = c.ExecDynamic(sql, params);
@@ -473,28 +447,18 @@ class PgStore final : public Store {
         "AND (adam_id, pricing_param, serial_number, client_user_id) > ($4::text, $5::text, $6::text, $7::text) "
         "ORDER BY adam_id, pricing_param, serial_number, client_user_id LIMIT $3",
         kCurrent);
-    std::optional<LicenseAssignment> last;
-    for (;;) {
-      Result<std::vector<LicenseAssignment>> rows =
-          ReadOne<std::vector<LicenseAssignment>>([&](Connection& c) -> Result<std::vector<LicenseAssignment>> {
-            Result<Rows> r =
-                last ? c.Exec(next_sql, Params(tenant_id, token_id, batch, last->adam_id, last->pricing_param,
-                                               last->serial_number, last->client_user_id))
-                     : c.Exec(first_sql, Params(tenant_id, token_id, batch));
-            if (!r) return Fail(r.error());
-            std::vector<LicenseAssignment> out;
-            out.reserve(static_cast<std::size_t>(r->size()));
-            for (int i = 0; i < r->size(); ++i) {
-              out.push_back({r->Text(i, 0), r->Text(i, 1), r->Text(i, 2), r->Text(i, 3)});
-            }
-            return out;
-          });
-      if (!rows) return Fail(rows.error());
-      if (rows->empty()) return {};
-      if (Status s = on_batch(*rows); !s) return s;
-      if (rows->size() < batch) return {};
-      last = rows->back();
-    }
+    return WalkAssignments(batch, on_batch, [&](const std::optional<LicenseAssignment>& last) {
+      return ReadOne<AssignmentBatch>([&](Connection& c) -> Result<AssignmentBatch> {
+        Result<Rows> r = last ? c.Exec(next_sql, Params(tenant_id, token_id, batch, last->adam_id, last->pricing_param,
+                                                        last->serial_number, last->client_user_id))
+                              : c.Exec(first_sql, Params(tenant_id, token_id, batch));
+        if (!r) return Fail(r.error());
+        AssignmentBatch out;
+        out.reserve(static_cast<std::size_t>(r->size()));
+        for (int i = 0; i < r->size(); ++i) out.push_back({r->Text(i, 0), r->Text(i, 1), r->Text(i, 2), r->Text(i, 3)});
+        return out;
+      });
+    });
   }
 
   Result<std::vector<MobileApp>> FindAppsByBundleId(const std::string& tenant_id,
@@ -688,13 +652,7 @@ class PgStore final : public Store {
   Status StageAssignments(const SyncJob& job, const std::vector<LicenseAssignment>& rows) override {
     if (Status s = CheckStagedRows(rows); !s) return s;
     // Sorted in primary-key order: the inserts then walk the index in order.
-    std::vector<const LicenseAssignment*> sorted;
-    sorted.reserve(rows.size());
-    for (const LicenseAssignment& r : rows) sorted.push_back(&r);
-    std::sort(sorted.begin(), sorted.end(), [](const LicenseAssignment* a, const LicenseAssignment* b) {
-      return std::tie(a->adam_id, a->pricing_param, a->serial_number, a->client_user_id) <
-             std::tie(b->adam_id, b->pricing_param, b->serial_number, b->client_user_id);
-    });
+    const std::vector<const LicenseAssignment*> sorted = SortedByKey(rows);
     if (rows.empty()) {
       return Write<void>([&](Connection& c) -> Status {
         Result<std::int64_t> key = CheckLease(c, job);
@@ -702,23 +660,17 @@ class PgStore final : public Store {
         return {};
       });
     }
-    // Staged rows are invisible, so several transactions are as good as one; on
-    // failure the caller abandons the walk (ClearStaged, ReleaseJob).
-    for (std::size_t done = 0; done < sorted.size();) {
-      const std::size_t chunk = std::min(sorted.size() - done, kStageChunkRows);
-      std::vector<const LicenseAssignment*> part(sorted.begin() + static_cast<std::ptrdiff_t>(done),
-                                                 sorted.begin() + static_cast<std::ptrdiff_t>(done + chunk));
-      Status staged = Write<void>([&](Connection& c) -> Status {
-        Result<std::int64_t> key = CheckLease(c, job);
-        if (!key) return Fail(key.error());
-        Result<std::int64_t> generation = StagingGeneration(c, job, *key);
-        if (!generation) return Fail(generation.error());
-        return InsertAssignments(c, *generation, part);
-      });
-      if (!staged) return staged;
-      done += chunk;
-    }
-    return {};
+    return StageInChunks(
+        sorted, [] { return kStageChunkRows; },
+        [&](const std::vector<const LicenseAssignment*>& part) -> Status {
+          return Write<void>([&](Connection& c) -> Status {
+            Result<std::int64_t> key = CheckLease(c, job);
+            if (!key) return Fail(key.error());
+            Result<std::int64_t> generation = StagingGeneration(c, job, *key);
+            if (!generation) return Fail(generation.error());
+            return InsertAssignments(c, *generation, part);
+          });
+        });
   }
 
   Status ClearStaged(const SyncJob& job) override {

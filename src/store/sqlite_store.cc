@@ -28,8 +28,6 @@
 #include <map>
 #include <mutex>
 #include <thread>
-#include <tuple>
-#include <unordered_map>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -51,12 +49,7 @@ constexpr int kMaxReaderConnections = 64;
 
 const std::string& TokenInsertSql() {
   static const std::string sql = [] {
-    std::string cols = "tenant_id, id", values = "?1, ?2";
-    int n = 3;
-    for (const char* c : kTokenDataColumns) {
-      cols += fmt::format(", {}", c);
-      values += fmt::format(", ?{}", n++);
-    }
+    auto [cols, values] = TokenInsertLists('?');
     // token_key: the next small integer (max + 1 is an index lookup).
     return fmt::format(
         "INSERT INTO vpp_tokens ({}, token_key) VALUES ({}, (SELECT coalesce(max(token_key), 0) + 1 FROM vpp_tokens))",
@@ -65,20 +58,8 @@ const std::string& TokenInsertSql() {
   return sql;
 }
 
-// A NULL token_sealed parameter keeps the stored ciphertext (no renewal).
 const std::string& TokenUpdateSql() {
-  static const std::string sql = [] {
-    std::string sets;
-    int n = 3;
-    for (const char* c : kTokenDataColumns) {
-      if (std::string_view(c) == "token_sealed") {
-        sets += fmt::format("{}{} = coalesce(?{}, {})", sets.empty() ? "" : ", ", c, n++, c);
-        continue;
-      }
-      sets += fmt::format("{}{} = ?{}", sets.empty() ? "" : ", ", c, n++);
-    }
-    return fmt::format("UPDATE vpp_tokens SET {} WHERE tenant_id = ?1 AND id = ?2", sets);
-  }();
+  static const std::string sql = BuildTokenUpdateSql('?');
   return sql;
 }
 
@@ -127,11 +108,7 @@ Status BindToken(Stmt& stmt, const std::string& tenant_id, const VppToken& t,
 }
 
 const std::string& AppInsertSql() {
-  static const std::string sql = [] {
-    std::string values = "?1";
-    for (std::size_t i = 0; i < std::size(kAppColumns); ++i) values += fmt::format(", ?{}", i + 2);
-    return fmt::format("INSERT INTO mobile_apps (tenant_id, {}) VALUES ({})", AppSelectList(), values);
-  }();
+  static const std::string sql = BuildAppInsertSql('?');
   return sql;
 }
 
@@ -447,10 +424,7 @@ class SqliteStore final : public Store {
   template <class T, class ReadRow>
   Result<Page<T>> ReadPage(const std::string& select_list, const char* table, const std::string& where,
                            const std::string& order, const ListQuery& query, SqlBuilder& builder, ReadRow&& read) {
-    std::string limit = builder.Param(std::int64_t{query.limit + 1});
-    std::string offset = builder.Param(std::int64_t{query.skip});
-    std::string sql = fmt::format("SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT {} OFFSET {}", select_list, table,
-                                  where, order, limit, offset);
+    const std::string sql = PageSql(select_list, table, where, order, query, builder);
     return ReadOne<Page<T>>([&](Connection& c) -> Result<Page<T>> {
       Result<Stmt> stmt = c.PrepareDynamic(sql);
       if (!stmt) return Fail(stmt.error());
@@ -598,33 +572,26 @@ class SqliteStore final : public Store {
         "AND (a.app_key, a.serial_number, a.client_user_id) > (?4, ?5, ?6) "
         "ORDER BY a.app_key, a.serial_number, a.client_user_id LIMIT ?3",
         kCurrent);
-    std::optional<LicenseAssignment> last;
-    std::int64_t last_app_key = 0;
-    for (;;) {
-      Result<std::vector<LicenseAssignment>> rows =
-          ReadOne<std::vector<LicenseAssignment>>([&](Connection& c) -> Result<std::vector<LicenseAssignment>> {
-            Result<Stmt> stmt = c.Prepare(last ? next_sql : first_sql);
-            if (!stmt) return Fail(stmt.error());
-            Status bound = last ? BindAll(*stmt, tenant_id, token_id, batch, last_app_key, last->serial_number,
-                                          last->client_user_id)
-                                : BindAll(*stmt, tenant_id, token_id, batch);
-            if (!bound) return Fail(bound.error());
-            std::vector<LicenseAssignment> out;
-            out.reserve(batch);
-            for (;;) {
-              Result<bool> row = stmt->Step();
-              if (!row) return Fail(row.error());
-              if (!*row) return out;
-              out.push_back({stmt->Text(0), stmt->Text(1), stmt->Text(2), stmt->Text(3)});
-              last_app_key = stmt->Int(4);
-            }
-          });
-      if (!rows) return Fail(rows.error());
-      if (rows->empty()) return {};
-      if (Status s = on_batch(*rows); !s) return s;
-      if (rows->size() < batch) return {};
-      last = rows->back();
-    }
+    std::int64_t last_app_key = 0;  // of the last row read
+    return WalkAssignments(batch, on_batch, [&](const std::optional<LicenseAssignment>& last) {
+      return ReadOne<AssignmentBatch>([&](Connection& c) -> Result<AssignmentBatch> {
+        Result<Stmt> stmt = c.Prepare(last ? next_sql : first_sql);
+        if (!stmt) return Fail(stmt.error());
+        Status bound = last ? BindAll(*stmt, tenant_id, token_id, batch, last_app_key, last->serial_number,
+                                      last->client_user_id)
+                            : BindAll(*stmt, tenant_id, token_id, batch);
+        if (!bound) return Fail(bound.error());
+        AssignmentBatch out;
+        out.reserve(batch);
+        for (;;) {
+          Result<bool> row = stmt->Step();
+          if (!row) return Fail(row.error());
+          if (!*row) return out;
+          out.push_back({stmt->Text(0), stmt->Text(1), stmt->Text(2), stmt->Text(3)});
+          last_app_key = stmt->Int(4);
+        }
+      });
+    });
   }
 
   Result<std::vector<MobileApp>> FindAppsByBundleId(const std::string& tenant_id,
@@ -842,26 +809,21 @@ class SqliteStore final : public Store {
     // page each, and a 3,000-row commit would then write ~12 MB and hold the
     // write lock for tens of ms. So the rows go in chunks sized from the pages
     // per row the last commits wrote, each commit at most ~kStagePagesPerCommit
-    // pages (a few ms). Staged rows are invisible, so several commits are as
-    // good as one; on failure the caller abandons the walk (ClearStaged,
-    // ReleaseJob), whatever part was staged.
-    for (std::size_t done = 0; done < sorted.size();) {
-      const std::size_t chunk = std::min(sorted.size() - done, StageChunkRows());
-      std::vector<const LicenseAssignment*> part(sorted.begin() + static_cast<std::ptrdiff_t>(done),
-                                                 sorted.begin() + static_cast<std::ptrdiff_t>(done + chunk));
-      std::int64_t pages = 0;
-      Status staged = WriteCounted(&pages, [&](Connection& c) -> Status {
-        Result<std::int64_t> key = CheckLease(c, job);
-        if (!key) return Fail(key.error());
-        Result<std::int64_t> generation = StagingGeneration(c, job, *key);
-        if (!generation) return Fail(generation.error());
-        return InsertAssignments(c, *generation, part);
-      });
-      if (!staged) return staged;
-      NoteStagePages(pages, chunk);
-      done += chunk;
-    }
-    return {};
+    // pages (a few ms).
+    return StageInChunks(
+        sorted, [this] { return StageChunkRows(); },
+        [&](const std::vector<const LicenseAssignment*>& part) -> Status {
+          std::int64_t pages = 0;
+          Status staged = WriteCounted(&pages, [&](Connection& c) -> Status {
+            Result<std::int64_t> key = CheckLease(c, job);
+            if (!key) return Fail(key.error());
+            Result<std::int64_t> generation = StagingGeneration(c, job, *key);
+            if (!generation) return Fail(generation.error());
+            return InsertAssignments(c, *generation, part);
+          });
+          if (staged) NoteStagePages(pages, part.size());
+          return staged;
+        });
   }
 
   Status ClearStaged(const SyncJob& job) override {
@@ -1082,58 +1044,6 @@ class SqliteStore final : public Store {
     if (Status s = stmt->Run(); !s) return s;
     if (c.Changes() > 0) NoteGarbage();
     return {};
-  }
-
-  // `rows` in (adam_id, pricing_param, serial_number, client_user_id) order.
-  // Comparing four strings per sort step showed in profiles of the writer
-  // (memcmp); here each row's asset is ranked once (rows come grouped by asset:
-  // almost always the previous row's), and rows then compare by (asset rank,
-  // user before device, the one id set): the same order, since exactly one of
-  // serial_number and client_user_id is set (checked by the caller) and ''
-  // sorts first. store_sync_bench: memcmp 6.7 % → 4.4 % of its samples.
-  static std::vector<const LicenseAssignment*> SortedByKey(const std::vector<LicenseAssignment>& rows) {
-    struct AssetHash {
-      std::size_t operator()(const std::pair<std::string_view, std::string_view>& k) const {
-        return std::hash<std::string_view>()(k.first) * 31 + std::hash<std::string_view>()(k.second);
-      }
-    };
-    std::unordered_map<std::pair<std::string_view, std::string_view>, std::uint32_t, AssetHash> asset_of;
-    std::vector<std::pair<std::string_view, std::string_view>> assets;
-    std::vector<std::uint32_t> asset(rows.size());
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      const LicenseAssignment& r = rows[i];
-      if (i > 0 && r.adam_id == rows[i - 1].adam_id && r.pricing_param == rows[i - 1].pricing_param) {
-        asset[i] = asset[i - 1];
-        continue;
-      }
-      auto [it, added] = asset_of.try_emplace({r.adam_id, r.pricing_param}, static_cast<std::uint32_t>(assets.size()));
-      if (added) assets.push_back(it->first);
-      asset[i] = it->second;
-    }
-    std::vector<std::uint32_t> order(assets.size());
-    for (std::uint32_t a = 0; a < order.size(); ++a) order[a] = a;
-    std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) { return assets[a] < assets[b]; });
-    std::vector<std::uint32_t> rank(assets.size());
-    for (std::uint32_t k = 0; k < order.size(); ++k) rank[order[k]] = k;
-
-    struct Keyed {
-      std::uint32_t rank;
-      bool device;
-      const LicenseAssignment* row;
-    };
-    std::vector<Keyed> keyed;
-    keyed.reserve(rows.size());
-    for (std::size_t i = 0; i < rows.size(); ++i)
-      keyed.push_back({rank[asset[i]], !rows[i].serial_number.empty(), &rows[i]});
-    std::sort(keyed.begin(), keyed.end(), [](const Keyed& a, const Keyed& b) {
-      if (a.rank != b.rank) return a.rank < b.rank;
-      if (a.device != b.device) return b.device;
-      return a.device ? a.row->serial_number < b.row->serial_number : a.row->client_user_id < b.row->client_user_id;
-    });
-    std::vector<const LicenseAssignment*> sorted;
-    sorted.reserve(rows.size());
-    for (const Keyed& k : keyed) sorted.push_back(k.row);
-    return sorted;
   }
 
   // Inserts `rows` (sorted by adam_id, pricing_param, serial_number,

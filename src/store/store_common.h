@@ -101,6 +101,16 @@ static_assert(std::size(kTokenDataColumns) == kTokenColCount);
 // secret never enters memory where it is not needed.
 const std::string& TokenSelectList();
 
+// SQL text both stores build alike but for how a parameter is written: `mark`
+// is '$' (PostgreSQL: $1) or '?' (SQLite: ?1).
+
+// The column and the value list of a token INSERT: "tenant_id, id, <kTokenDataColumns>"
+// and "$1, $2, ...".
+std::pair<std::string, std::string> TokenInsertLists(char mark);
+// UPDATE of every data column of the token $2 of tenant $1. A NULL token_sealed
+// parameter keeps the stored ciphertext (no renewal).
+std::string BuildTokenUpdateSql(char mark);
+
 // --- JSON list columns ----------------------------------------------------------
 
 std::string ActionResultsToJson(const std::vector<TokenActionResult>& results);
@@ -218,6 +228,8 @@ inline constexpr const char* kAppColumns[] = {
 };
 
 const std::string& AppSelectList();
+// INSERT of an app: $1 tenant_id, then kAppColumns.
+std::string BuildAppInsertSql(char mark);
 
 // A row of AppSelectList().
 template <class Row>
@@ -294,6 +306,12 @@ Result<std::string> TenantWhere(const std::string& tenant_id, const std::optiona
   return where;
 }
 
+// The SELECT of one page of `table`: `query.limit` rows from `query.skip`, one
+// more read to tell has_more. The limit and the offset become `builder`'s next
+// parameters.
+std::string PageSql(const std::string& select_list, const char* table, const std::string& where,
+                    const std::string& order, const ListQuery& query, SqlBuilder& builder);
+
 // Adds one more row to a page of at most `limit` items, which was read with one
 // row more than that: false (and has_more set) when the page is already full.
 template <class T>
@@ -302,6 +320,14 @@ bool RoomOnPage(Page<T>& page, std::int64_t limit) {
   page.has_more = true;
   return false;
 }
+
+// ForEachAssignment's keyset walk: `read_after(last)` reads up to `batch` rows
+// after `last` (nullopt: from the start), a read of its own each, so no
+// connection is held while `on_batch` runs. The walk ends after a batch of fewer
+// rows, or at the first error.
+using AssignmentBatch = std::vector<LicenseAssignment>;
+Status WalkAssignments(std::size_t batch, const std::function<Status(const AssignmentBatch&)>& on_batch,
+                       const std::function<Result<AssignmentBatch>(const std::optional<LicenseAssignment>&)>& read_after);
 
 // --- sync_jobs -------------------------------------------------------------------
 
@@ -388,6 +414,20 @@ Status CheckPaging(std::int64_t skip, std::int64_t limit);
 // StageAssignments' checks: at most kMaxBatchRows rows, each with an adamId and
 // exactly one of clientUserId and serialNumber. InvalidArgument otherwise.
 Status CheckStagedRows(const std::vector<LicenseAssignment>& rows);
+// StageAssignments' rows, in (adam_id, pricing_param, serial_number,
+// client_user_id) order, the primary key's of license_assignments in both
+// stores: consecutive inserts then land next to each other in the index. `rows`
+// must have passed CheckStagedRows.
+std::vector<const LicenseAssignment*> SortedByKey(const std::vector<LicenseAssignment>& rows);
+
+// StageAssignments' writes: `sorted` goes to `stage`, in order, in parts of at
+// most `chunk_rows()` rows (asked again before each part). Staged rows are
+// invisible, so several transactions are as good as one; on failure (returned
+// as is, no further part staged) the caller abandons the walk (ClearStaged,
+// ReleaseJob), whatever part was staged.
+Status StageInChunks(const std::vector<const LicenseAssignment*>& sorted, const std::function<std::size_t()>& chunk_rows,
+                     const std::function<Status(const std::vector<const LicenseAssignment*>&)>& stage);
+
 // The delta check after a merge: every app's (adamId, pricingParam) must have as
 // many stored assignments (`stored`, per asset) as Apple counts (used_licenses).
 // FailedPrecondition "delta inconsistent: ..." naming the first few differences.
