@@ -1,7 +1,11 @@
 // Internal to store/: what the SQLite and PostgreSQL stores share: the columns of
-// vpp_tokens and mobile_apps in the order both bind and read them, the JSON list
-// columns, limits, and the errors whose wording callers and tests rely on. One
-// definition, so the two stores cannot drift apart.
+// vpp_tokens and mobile_apps in the order both bind and read them (and the row
+// readers and parameter writers themselves, templates over each store's row and
+// statement API), the JSON list columns, limits, the errors whose wording callers
+// and tests rely on, and the logic both run alike (a token's read-modify-write, a
+// snapshot's app merge, the order and chunks of staged rows, the keyset walk,
+// argument checks). One definition, so the two stores cannot drift apart; what
+// stays in each store is its SQL, its connection API and its locking.
 #pragma once
 
 #include <chrono>
