@@ -28,20 +28,16 @@
 // Assignment sets (generations), staging and the collector work as in the
 // SQLite store; the collector of each instance picks garbage sets with SKIP
 // LOCKED, so several collectors share the work instead of colliding.
-#include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <map>
-#include <mutex>
 #include <random>
 #include <thread>
-#include <tuple>
-#include <unordered_map>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "store/collector.h"
 #include "store/filter_sql.h"
 #include "store/pg_db.h"
 #include "store/pg_migrations.h"
@@ -60,12 +56,6 @@ constexpr int kMaxConnections = 256;
 constexpr int kMaxAttempts = 6;
 // Rows per staging transaction (one INSERT ... unnest statement each).
 constexpr std::size_t kStageChunkRows = 10000;
-// The collector deletes a garbage set this many rows per transaction.
-constexpr std::int64_t kCollectBatchRows = 5000;
-constexpr auto kCollectPause = std::chrono::milliseconds(2);
-// Without a nudge (garbage made by another instance), the collector looks this often.
-constexpr auto kCollectInterval = std::chrono::seconds(60);
-constexpr auto kCollectRetry = std::chrono::seconds(5);
 // The collector's ANALYZE after a new set (see NoteNewSet) runs at most this often.
 constexpr auto kAnalyzeInterval = std::chrono::seconds(30);
 // ClaimJob looks at most this many candidates whose token is busy before it gives up.
@@ -75,126 +65,47 @@ constexpr std::size_t kMaxClaimCandidates = 64;
 
 const std::string& TokenInsertSql() {
   static const std::string sql = [] {
-    std::string cols = "tenant_id, id", values = "$1, $2";
-    int n = 3;
-    for (const char* c : kTokenDataColumns) {
-      cols += fmt::format(", {}", c);
-      values += fmt::format(", ${}", n++);
-    }
+    auto [cols, values] = TokenInsertLists('$');
     return fmt::format("INSERT INTO vpp_tokens ({}) VALUES ({})", cols, values);
   }();
   return sql;
 }
 
-// A NULL token_sealed parameter keeps the stored ciphertext (no renewal).
 const std::string& TokenUpdateSql() {
-  static const std::string sql = [] {
-    std::string sets;
-    int n = 3;
-    for (const char* c : kTokenDataColumns) {
-      if (std::string_view(c) == "token_sealed") {
-        sets += fmt::format("{}{} = coalesce(${}, {})", sets.empty() ? "" : ", ", c, n++, c);
-        continue;
-      }
-      sets += fmt::format("{}{} = ${}", sets.empty() ? "" : ", ", c, n++);
-    }
-    return fmt::format("UPDATE vpp_tokens SET {} WHERE tenant_id = $1 AND id = $2", sets);
-  }();
+  static const std::string sql = BuildTokenUpdateSql('$');
   return sql;
 }
 
 Params TokenParams(const std::string& tenant_id, const VppToken& t, const std::optional<std::string>& sealed) {
   Params p;
-  p.Add(tenant_id).Add(t.id).Add(t.organization_name).Add(t.account_type).Add(t.apple_id);
-  p.Add(std::int64_t{t.expiration}).Add(std::int64_t{LastSyncToDisk(t.last_sync)}).Add(sealed);
-  p.Add(std::int64_t{t.last_modified}).Add(t.state).Add(ActionResultsToJson(t.action_results));
-  p.Add(t.last_sync_status).Add(t.automatically_update_apps).Add(t.country_or_region);
-  p.Add(t.data_sharing_consent_granted).Add(t.display_name).Add(t.location_name);
-  p.Add(t.claim_token_management_from_external_mdm).Add(StringsToJson(t.role_scope_tag_ids));
-  p.Add(t.delivery_protocol).Add(std::int64_t{t.last_app_count}).Add(t.apple_uid).Add(t.apple_version_id);
-  p.Add(std::int64_t{t.created}).Add(std::int64_t{t.last_full_walk}).Add(t.last_sync_error);
+  AddTokenParams(tenant_id, t, sealed, [&p](const auto& value) { p.Add(value); });
   return p;
 }
 
-// Row `i` of a TokenSelectList() result. `token` stays empty: see VppToken::token.
-Result<VppToken> ReadToken(const Rows& r, int i) {
-  VppToken t;
-  t.id = r.Text(i, kId);
-  t.organization_name = r.OptText(i, kOrganizationName);
-  t.account_type = r.Text(i, kAccountType);
-  t.apple_id = r.OptText(i, kAppleId);
-  t.expiration = r.Int(i, kExpiration);
-  t.last_sync = LastSyncFromDisk(r.Int(i, kLastSync));
-  t.last_modified = r.Int(i, kLastModified);
-  t.state = r.Text(i, kState);
-  Result<std::vector<TokenActionResult>> results = ActionResultsFromJson(r.Text(i, kActionResults), t.id);
-  if (!results) return Fail(results.error());
-  t.action_results = std::move(*results);
-  t.last_sync_status = r.Text(i, kLastSyncStatus);
-  t.automatically_update_apps = r.Bool(i, kAutoUpdate);
-  t.country_or_region = r.OptText(i, kCountry);
-  t.data_sharing_consent_granted = r.Bool(i, kConsent);
-  t.display_name = r.OptText(i, kDisplayName);
-  t.location_name = r.OptText(i, kLocationName);
-  t.claim_token_management_from_external_mdm = r.Bool(i, kClaim);
-  Result<std::vector<std::string>> tags = StringsFromJson(r.Text(i, kRoleScopeTags), t.id);
-  if (!tags) return Fail(tags.error());
-  t.role_scope_tag_ids = std::move(*tags);
-  t.delivery_protocol = r.Text(i, kDeliveryProtocol);
-  t.last_app_count = static_cast<std::int32_t>(r.Int(i, kLastAppCount));
-  t.apple_uid = r.OptText(i, kAppleUid);
-  t.apple_version_id = r.OptText(i, kAppleVersionId);
-  t.created = r.Int(i, kCreated);
-  t.last_full_walk = r.Int(i, kLastFullWalk);
-  t.last_sync_error = r.Text(i, kLastSyncError);
-  return t;
-}
+// Row `i` of `rows`, as the row readers of store_common.h take a row.
+struct PgRow {
+  const Rows& rows;
+  int i;
+  std::string Text(int col) const { return rows.Text(i, col); }
+  std::optional<std::string> OptText(int col) const { return rows.OptText(i, col); }
+  std::int64_t Int(int col) const { return rows.Int(i, col); }
+  bool Bool(int col) const { return rows.Bool(i, col); }
+};
+
+Result<VppToken> ReadToken(const Rows& r, int i) { return ReadTokenRow(PgRow{r, i}); }
 
 // --- SQL of mobile_apps ($1 tenant_id, then kAppColumns) ------------------------------
 
 const std::string& AppInsertSql() {
-  static const std::string sql = [] {
-    std::string values = "$1";
-    for (std::size_t i = 0; i < std::size(kAppColumns); ++i) values += fmt::format(", ${}", i + 2);
-    return fmt::format("INSERT INTO mobile_apps (tenant_id, {}) VALUES ({})", AppSelectList(), values);
-  }();
+  static const std::string sql = BuildAppInsertSql('$');
   return sql;
 }
 
-MobileApp ReadApp(const Rows& r, int i) {
-  MobileApp a;
-  int n = 0;
-  a.id = r.Text(i, n++);
-  a.token_id = r.Text(i, n++);
-  a.platform = r.Text(i, n++);
-  a.adam_id = r.Text(i, n++);
-  a.pricing_param = r.Text(i, n++);
-  a.product_type = r.Text(i, n++);
-  a.display_name = r.Text(i, n++);
-  a.bundle_id = r.Text(i, n++);
-  a.publisher = r.Text(i, n++);
-  a.total_licenses = r.Int(i, n++);
-  a.used_licenses = r.Int(i, n++);
-  a.device_assignable = r.Bool(i, n++);
-  a.revocable = r.Bool(i, n++);
-  a.app_store_url = r.Text(i, n++);
-  a.token_organization_name = r.OptText(i, n++);
-  a.token_apple_id = r.OptText(i, n++);
-  a.token_display_name = r.OptText(i, n++);
-  a.token_account_type = r.Text(i, n++);
-  a.created = r.Int(i, n++);
-  a.last_modified = r.Int(i, n++);
-  return a;
-}
+MobileApp ReadApp(const Rows& r, int i) { return ReadAppRow(PgRow{r, i}); }
 
 Params AppParams(const std::string& tenant_id, const MobileApp& a) {
   Params p;
-  p.Add(tenant_id).Add(a.id).Add(a.token_id).Add(a.platform).Add(a.adam_id).Add(a.pricing_param);
-  p.Add(a.product_type).Add(a.display_name).Add(a.bundle_id).Add(a.publisher);
-  p.Add(std::int64_t{a.total_licenses}).Add(std::int64_t{a.used_licenses}).Add(a.device_assignable);
-  p.Add(a.revocable).Add(a.app_store_url).Add(a.token_organization_name).Add(a.token_apple_id);
-  p.Add(a.token_display_name).Add(a.token_account_type).Add(std::int64_t{a.created});
-  p.Add(std::int64_t{a.last_modified});
+  AddAppParams(tenant_id, a, [&p](const auto& value) { p.Add(value); });
   return p;
 }
 
@@ -205,29 +116,7 @@ std::vector<MobileApp> ReadApps(const Rows& r) {
   return apps;
 }
 
-// --- sync_jobs ------------------------------------------------------------------------
-
-constexpr const char* kJobSelectList =
-    "key, id, tenant_id, token_id, kind, params, requested, not_before, attempts, lease_owner, lease_expires, "
-    "pages_walked, pages_total, assignments_staged";
-
-SyncJob ReadJob(const Rows& r, int i) {
-  SyncJob j;
-  j.id = r.Text(i, 1);
-  j.tenant_id = r.Text(i, 2);
-  j.token_id = r.Text(i, 3);
-  j.kind = r.Text(i, 4);
-  j.params = r.Text(i, 5);
-  j.requested = r.Int(i, 6);
-  j.not_before = r.Int(i, 7);
-  j.attempts = static_cast<int>(r.Int(i, 8));
-  j.lease_owner = r.Text(i, 9);
-  j.lease_expires = r.Int(i, 10);
-  j.pages_walked = r.Int(i, 11);
-  j.pages_total = r.Int(i, 12);
-  j.assignments_staged = r.Int(i, 13);
-  return j;
-}
+SyncJob ReadJob(const Rows& r, int i) { return ReadJobRow(PgRow{r, i}); }
 
 // --- parameters -------------------------------------------------------------------------
 
@@ -282,20 +171,13 @@ class PgStore final : public Store {
       : secrets_(options.secrets),
         clock_(options.clock != nullptr ? *options.clock : Clock::Real()),
         max_tokens_(options.max_tokens_per_tenant),
-        pool_(std::move(pool)) {}
+        pool_(std::move(pool)),
+        collector_([this] { return Write<CollectStep>([](Connection& c) { return CollectBatch(c); }); },
+                   [this] { return AnalyzeIfWanted(); }) {}
 
-  ~PgStore() override {
-    {
-      std::lock_guard lock(gc_mu_);
-      gc_stop_ = true;
-    }
-    gc_cv_.notify_all();
-    if (collector_.joinable()) collector_.join();
-  }
+  ~PgStore() override { collector_.Stop(); }
 
-  void StartCollector() {
-    collector_ = std::thread([this] { CollectLoop(); });
-  }
+  void StartCollector() { collector_.Start(); }
 
   // At open: turns whatever could be unaccounted for into garbage (see the SQLite
   // store's Reconcile), and moves the generation numbers past every number in
@@ -342,9 +224,7 @@ class PgStore final : public Store {
   // --- tenants ---
 
   Status PutTenant(const Tenant& tenant) override {
-    if (tenant.id.empty() || tenant.id.size() > kMaxIdLength) {
-      return Fail(Error::InvalidArgument("tenant id must be 1..256 characters", "id"));
-    }
+    if (Status s = CheckTenantId(tenant.id); !s) return s;
     Timestamp created = tenant.created != 0 ? tenant.created : clock_.Now();
     return Write<void>([&](Connection& c) -> Status {
       Result<Rows> r = c.Exec(
@@ -407,10 +287,7 @@ class PgStore final : public Store {
   // --- tokens ---
 
   Result<VppToken> CreateToken(const std::string& tenant_id, VppToken token) override {
-    if (token.id.empty()) token.id = NewGuid();
-    if (token.id.size() > kMaxIdLength) return Fail(Error::InvalidArgument("vppToken id is too long", "id"));
-    token.created = token.last_modified = clock_.Now();
-    Result<std::string> sealed = secrets_->Seal(token.token, TokenAssociatedData(tenant_id, token.id));
+    Result<std::string> sealed = PrepareNewToken(tenant_id, token, clock_, *secrets_);
     if (!sealed) return Fail(sealed.error());
     return Write<VppToken>([&](Connection& c) -> Result<VppToken> {
       // Locking the tenant row serialises the creates of one tenant, so two
@@ -423,12 +300,8 @@ class PgStore final : public Store {
           c.Exec("SELECT count(*), count(*) FILTER (WHERE id = $2) FROM vpp_tokens WHERE tenant_id = $1",
                  Params(tenant_id, token.id));
       if (!count) return Fail(count.error());
-      if (count->Int(0, 1) != 0) {
-        return Fail(Error::AlreadyExists(fmt::format("a vppToken with id '{}' already exists", token.id)));
-      }
-      if (count->Int(0, 0) >= max_tokens_) {
-        return Fail(Error::ResourceExhausted(
-            fmt::format("the tenant already has {} vppTokens, the most it may have", max_tokens_)));
+      if (Status s = CheckTokenRoom(token.id, count->Int(0, 1) != 0, count->Int(0, 0), max_tokens_); !s) {
+        return Fail(s.error());
       }
       Result<Rows> insert = c.Exec(TokenInsertSql(), TokenParams(tenant_id, token, *sealed));
       if (!insert) return Fail(insert.error());
@@ -445,35 +318,24 @@ class PgStore final : public Store {
   Result<Page<VppToken>> ListTokens(const std::string& tenant_id, const ListQuery& query) override {
     if (Status s = CheckPaging(query.skip, query.limit); !s) return Fail(s.error());
     SqlBuilder builder(SqlDialect::kPostgres);
-    std::string where = fmt::format("tenant_id = {}", builder.Param(tenant_id));
-    if (query.filter) {
-      Result<std::string> filter = CompileFilter(*query.filter, VppTokenColumns(), builder);
-      if (!filter) return Fail(filter.error());
-      where += " AND " + *filter;
-    }
+    Result<std::string> where = TenantWhere(tenant_id, query.filter, VppTokenColumns(), builder);
+    if (!where) return Fail(where.error());
     Result<std::string> order = CompileOrderBy(query.order_by, VppTokenColumns(), "id", SqlDialect::kPostgres);
     if (!order) return Fail(order.error());
-    return ReadPage<VppToken>(TokenSelectList(), "vpp_tokens", where, *order, query, builder,
+    return ReadPage<VppToken>(TokenSelectList(), "vpp_tokens", *where, *order, query, builder,
                               [](const Rows& r, int i) { return ReadToken(r, i); });
   }
 
   template <class T, class ReadRow>
   Result<Page<T>> ReadPage(const std::string& select_list, const char* table, const std::string& where,
                            const std::string& order, const ListQuery& query, SqlBuilder& builder, ReadRow&& read) {
-    std::string limit = builder.Param(std::int64_t{query.limit + 1});
-    std::string offset = builder.Param(std::int64_t{query.skip});
-    std::string sql = fmt::format("SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT {} OFFSET {}", select_list, table,
-                                  where, order, limit, offset);
+    const std::string sql = PageSql(select_list, table, where, order, query, builder);
     Params params = BuilderParams(builder);
     return ReadOne<Page<T>>([&](Connection& c) -> Result<Page<T>> {
       Result<Rows> r = c.ExecDynamic(sql, params);
       if (!r) return Fail(r.error());
       Page<T> page;
-      for (int i = 0; i < r->size(); ++i) {
-        if (static_cast<std::int64_t>(page.items.size()) == query.limit) {
-          page.has_more = true;
-          break;
-        }
+      for (int i = 0; i < r->size() && RoomOnPage(page, query.limit); ++i) {
         Result<T> item = read(*r, i);
         if (!item) return Fail(item.error());
         page.items.push_back(std::move(*item));
@@ -484,13 +346,9 @@ class PgStore final : public Store {
 
   Result<std::int64_t> CountTokens(const std::string& tenant_id, const std::optional<Expr>& filter) override {
     SqlBuilder builder(SqlDialect::kPostgres);
-    std::string where = fmt::format("tenant_id = {}", builder.Param(tenant_id));
-    if (filter) {
-      Result<std::string> compiled = CompileFilter(*filter, VppTokenColumns(), builder);
-      if (!compiled) return Fail(compiled.error());
-      where += " AND " + *compiled;
-    }
-    return Count(fmt::format("SELECT count(*) FROM vpp_tokens WHERE {}", where), builder);
+    Result<std::string> where = TenantWhere(tenant_id, filter, VppTokenColumns(), builder);
+    if (!where) return Fail(where.error());
+    return Count(fmt::format("SELECT count(*) FROM vpp_tokens WHERE {}", *where), builder);
   }
 
   Result<VppToken> UpdateToken(const std::string& tenant_id, const std::string& id,
@@ -515,7 +373,7 @@ class PgStore final : public Store {
   Result<Page<MobileApp>> ListApps(const std::string& tenant_id, const ListQuery& query) override {
     if (Status s = CheckPaging(query.skip, query.limit); !s) return Fail(s.error());
     SqlBuilder builder(SqlDialect::kPostgres);
-    Result<std::string> where = AppWhere(tenant_id, query.filter, builder);
+    Result<std::string> where = TenantWhere(tenant_id, query.filter, MobileAppEntity(), builder);
     if (!where) return Fail(where.error());
     Result<std::string> order =
         CompileOrderBy(query.order_by, MobileAppEntity().properties, "id", SqlDialect::kPostgres);
@@ -526,7 +384,7 @@ class PgStore final : public Store {
 
   Result<std::int64_t> CountApps(const std::string& tenant_id, const std::optional<Expr>& filter) override {
     SqlBuilder builder(SqlDialect::kPostgres);
-    Result<std::string> where = AppWhere(tenant_id, filter, builder);
+    Result<std::string> where = TenantWhere(tenant_id, filter, MobileAppEntity(), builder);
     if (!where) return Fail(where.error());
     return Count(fmt::format("SELECT count(*) FROM mobile_apps WHERE {}", *where), builder);
   }
@@ -563,11 +421,7 @@ class PgStore final : public Store {
           "ORDER BY serial_number, client_user_id LIMIT $4 OFFSET $5",
           Params(generation, adam_id, pricing_param, std::int64_t{limit + 1}, std::int64_t{skip}));
       if (!rows) return Fail(rows.error());
-      for (int i = 0; i < rows->size(); ++i) {
-        if (static_cast<std::int64_t>(page.items.size()) == limit) {
-          page.has_more = true;
-          break;
-        }
+      for (int i = 0; i < rows->size() && RoomOnPage(page, limit); ++i) {
         page.items.push_back({adam_id, pricing_param, rows->Text(i, 0), rows->Text(i, 1)});
       }
       return page;
@@ -576,9 +430,7 @@ class PgStore final : public Store {
 
   Status ForEachAssignment(const std::string& tenant_id, const std::string& token_id, std::size_t batch,
                            const std::function<Status(const std::vector<LicenseAssignment>&)>& on_batch) override {
-    if (batch == 0 || batch > kMaxBatchRows) {
-      return Fail(Error::InvalidArgument(fmt::format("store: batch must be 1..{} rows", kMaxBatchRows)));
-    }
+    if (Status s = CheckBatchSize(batch); !s) return s;
     Result<std::int64_t> token_key =
         ReadOne<std::int64_t>([&](Connection& c) { return TokenKey(c, tenant_id, token_id, false); });
     if (!token_key) return Fail(token_key.error());
@@ -595,28 +447,18 @@ class PgStore final : public Store {
         "AND (adam_id, pricing_param, serial_number, client_user_id) > ($4::text, $5::text, $6::text, $7::text) "
         "ORDER BY adam_id, pricing_param, serial_number, client_user_id LIMIT $3",
         kCurrent);
-    std::optional<LicenseAssignment> last;
-    for (;;) {
-      Result<std::vector<LicenseAssignment>> rows =
-          ReadOne<std::vector<LicenseAssignment>>([&](Connection& c) -> Result<std::vector<LicenseAssignment>> {
-            Result<Rows> r =
-                last ? c.Exec(next_sql, Params(tenant_id, token_id, batch, last->adam_id, last->pricing_param,
-                                               last->serial_number, last->client_user_id))
-                     : c.Exec(first_sql, Params(tenant_id, token_id, batch));
-            if (!r) return Fail(r.error());
-            std::vector<LicenseAssignment> out;
-            out.reserve(static_cast<std::size_t>(r->size()));
-            for (int i = 0; i < r->size(); ++i) {
-              out.push_back({r->Text(i, 0), r->Text(i, 1), r->Text(i, 2), r->Text(i, 3)});
-            }
-            return out;
-          });
-      if (!rows) return Fail(rows.error());
-      if (rows->empty()) return {};
-      if (Status s = on_batch(*rows); !s) return s;
-      if (rows->size() < batch) return {};
-      last = rows->back();
-    }
+    return WalkAssignments(batch, on_batch, [&](const std::optional<LicenseAssignment>& last) {
+      return ReadOne<AssignmentBatch>([&](Connection& c) -> Result<AssignmentBatch> {
+        Result<Rows> r = last ? c.Exec(next_sql, Params(tenant_id, token_id, batch, last->adam_id, last->pricing_param,
+                                                        last->serial_number, last->client_user_id))
+                              : c.Exec(first_sql, Params(tenant_id, token_id, batch));
+        if (!r) return Fail(r.error());
+        AssignmentBatch out;
+        out.reserve(static_cast<std::size_t>(r->size()));
+        for (int i = 0; i < r->size(); ++i) out.push_back({r->Text(i, 0), r->Text(i, 1), r->Text(i, 2), r->Text(i, 3)});
+        return out;
+      });
+    });
   }
 
   Result<std::vector<MobileApp>> FindAppsByBundleId(const std::string& tenant_id,
@@ -663,24 +505,14 @@ class PgStore final : public Store {
       return r->Text(0, 0);
     });
     if (!sealed) return sealed;
-    Result<std::string> token = secrets_->Open(*sealed, TokenAssociatedData(tenant_id, id));
-    if (!token) {
-      return Fail(Error::Internal(fmt::format(
-          "store: the sealed sToken of vpp_token {} does not open (tampered with, or sealed under another key)", id)));
-    }
-    return token;
+    return OpenTokenSecret(tenant_id, id, *sealed, *secrets_);
   }
 
   // --- sync jobs ---
 
   Result<Enqueued> EnqueueJob(const std::string& tenant_id, const std::string& token_id, const EnqueueOptions& options,
                               const std::function<Status(VppToken&)>& mutate) override {
-    if (options.kind.empty() || options.kind.size() > kMaxIdLength) {
-      return Fail(Error::InvalidArgument("store: a job kind must be 1..256 characters", "kind"));
-    }
-    if (options.params.size() > kMaxJobParamsBytes) {
-      return Fail(Error::InvalidArgument(fmt::format("store: job params exceed {} bytes", kMaxJobParamsBytes)));
-    }
+    if (Status s = CheckEnqueueOptions(options); !s) return Fail(s.error());
     static constexpr const char* kQueued =
         "SELECT 1 FROM sync_jobs WHERE tenant_id = $1 AND token_id = $2 AND kind = $3";
     // Coalescing needs no lock: answered from one snapshot when a job is queued.
@@ -717,10 +549,7 @@ class PgStore final : public Store {
 
   Result<std::optional<SyncJob>> ClaimJob(const std::string& worker, Timestamp now,
                                           std::chrono::milliseconds lease) override {
-    if (worker.empty() || worker.size() > kMaxIdLength) {
-      return Fail(Error::InvalidArgument("store: a worker name must be 1..256 characters"));
-    }
-    if (lease.count() <= 0) return Fail(Error::InvalidArgument("store: a lease must be positive"));
+    if (Status s = CheckClaim(worker, lease); !s) return Fail(s.error());
     Timestamp expires = now + static_cast<Timestamp>(lease.count()) * 1000;
     return Write<std::optional<SyncJob>>([&](Connection& c) -> Result<std::optional<SyncJob>> {
       static const std::string pick = fmt::format(
@@ -758,11 +587,7 @@ class PgStore final : public Store {
           passed.push_back(key);
           continue;
         }
-        bool taken_over = !job.lease_owner.empty();  // its worker died: its staged rows are garbage
-        job.lease_owner = worker;
-        job.lease_expires = expires;
-        job.attempts += 1;
-        job.pages_walked = job.pages_total = job.assignments_staged = 0;
+        const bool taken_over = StampClaim(job, worker, expires);
         Result<Rows> claim = c.Exec(
             "UPDATE sync_jobs SET lease_owner = $2, lease_expires = $3, attempts = $4, pages_walked = 0, "
             "pages_total = 0, assignments_staged = 0 WHERE key = $1",
@@ -827,13 +652,7 @@ class PgStore final : public Store {
   Status StageAssignments(const SyncJob& job, const std::vector<LicenseAssignment>& rows) override {
     if (Status s = CheckStagedRows(rows); !s) return s;
     // Sorted in primary-key order: the inserts then walk the index in order.
-    std::vector<const LicenseAssignment*> sorted;
-    sorted.reserve(rows.size());
-    for (const LicenseAssignment& r : rows) sorted.push_back(&r);
-    std::sort(sorted.begin(), sorted.end(), [](const LicenseAssignment* a, const LicenseAssignment* b) {
-      return std::tie(a->adam_id, a->pricing_param, a->serial_number, a->client_user_id) <
-             std::tie(b->adam_id, b->pricing_param, b->serial_number, b->client_user_id);
-    });
+    const std::vector<const LicenseAssignment*> sorted = SortedByKey(rows);
     if (rows.empty()) {
       return Write<void>([&](Connection& c) -> Status {
         Result<std::int64_t> key = CheckLease(c, job);
@@ -841,23 +660,17 @@ class PgStore final : public Store {
         return {};
       });
     }
-    // Staged rows are invisible, so several transactions are as good as one; on
-    // failure the caller abandons the walk (ClearStaged, ReleaseJob).
-    for (std::size_t done = 0; done < sorted.size();) {
-      const std::size_t chunk = std::min(sorted.size() - done, kStageChunkRows);
-      std::vector<const LicenseAssignment*> part(sorted.begin() + static_cast<std::ptrdiff_t>(done),
-                                                 sorted.begin() + static_cast<std::ptrdiff_t>(done + chunk));
-      Status staged = Write<void>([&](Connection& c) -> Status {
-        Result<std::int64_t> key = CheckLease(c, job);
-        if (!key) return Fail(key.error());
-        Result<std::int64_t> generation = StagingGeneration(c, job, *key);
-        if (!generation) return Fail(generation.error());
-        return InsertAssignments(c, *generation, part);
-      });
-      if (!staged) return staged;
-      done += chunk;
-    }
-    return {};
+    return StageInChunks(
+        sorted, [] { return kStageChunkRows; },
+        [&](const std::vector<const LicenseAssignment*>& part) -> Status {
+          return Write<void>([&](Connection& c) -> Status {
+            Result<std::int64_t> key = CheckLease(c, job);
+            if (!key) return Fail(key.error());
+            Result<std::int64_t> generation = StagingGeneration(c, job, *key);
+            if (!generation) return Fail(generation.error());
+            return InsertAssignments(c, *generation, part);
+          });
+        });
   }
 
   Status ClearStaged(const SyncJob& job) override {
@@ -951,23 +764,11 @@ class PgStore final : public Store {
   // the result; re-seals only when `mutate` set a new plaintext.
   Result<VppToken> ApplyMutate(Connection& c, const std::string& tenant_id, const VppToken& stored,
                                const std::function<Status(VppToken&)>& mutate) {
-    VppToken token = stored;
-    if (mutate) {
-      if (Status s = mutate(token); !s) return Fail(s.error());
-    }
-    token.id = stored.id;
-    token.created = stored.created;
-    token.last_modified = clock_.Now();
-    std::optional<std::string> sealed;
-    if (!token.token.empty()) {
-      Result<std::string> sealed_now = secrets_->Seal(token.token, TokenAssociatedData(tenant_id, token.id));
-      if (!sealed_now) return Fail(sealed_now.error());
-      sealed = std::move(*sealed_now);
-      token.token.clear();
-    }
-    Result<Rows> r = c.Exec(TokenUpdateSql(), TokenParams(tenant_id, token, sealed));
+    Result<MutatedToken> mutated = MutateStoredToken(tenant_id, stored, mutate, clock_, *secrets_);
+    if (!mutated) return Fail(mutated.error());
+    Result<Rows> r = c.Exec(TokenUpdateSql(), TokenParams(tenant_id, mutated->token, mutated->sealed));
     if (!r) return Fail(r.error());
-    return token;
+    return std::move(mutated->token);
   }
 
   static Result<std::int64_t> TokenKey(Connection& c, const std::string& tenant_id, const std::string& id, bool lock) {
@@ -1100,17 +901,6 @@ class PgStore final : public Store {
     return r->Int(0, 0);
   }
 
-  static Result<std::string> AppWhere(const std::string& tenant_id, const std::optional<Expr>& filter,
-                                      SqlBuilder& builder) {
-    std::string where = fmt::format("tenant_id = {}", builder.Param(tenant_id));
-    if (filter) {
-      Result<std::string> compiled = CompileFilter(*filter, MobileAppEntity(), builder);
-      if (!compiled) return Fail(compiled.error());
-      where += " AND " + *compiled;
-    }
-    return where;
-  }
-
   Status DeleteJob(Connection& c, std::int64_t job_key) {
     if (Status s = RetireStaging(c, job_key); !s) return s;
     Result<Rows> r = c.Exec("DELETE FROM sync_jobs WHERE key = $1", Params(job_key));
@@ -1124,24 +914,12 @@ class PgStore final : public Store {
         fmt::format("SELECT {} FROM mobile_apps WHERE tenant_id = $1 AND token_id = $2", AppSelectList());
     Result<Rows> existing = c.Exec(existing_sql, Params(job.tenant_id, job.token_id));
     if (!existing) return Fail(existing.error());
-    std::unordered_map<std::string, MobileApp> before;
-    for (MobileApp& app : ReadApps(*existing)) before.emplace(app.id, std::move(app));
+    std::vector<MobileApp> before = ReadApps(*existing);
     Result<Rows> clear =
         c.Exec("DELETE FROM mobile_apps WHERE tenant_id = $1 AND token_id = $2", Params(job.tenant_id, job.token_id));
     if (!clear) return Fail(clear.error());
 
-    const Timestamp now = clock_.Now();
-    for (const MobileApp& given : snapshot.apps) {
-      MobileApp app = given;
-      app.token_id = job.token_id;
-      auto old = before.find(app.id);
-      if (old != before.end()) {
-        app.created = old->second.created;
-        app.last_modified = SameAppData(app, old->second) ? old->second.last_modified : now;
-      } else {
-        if (app.created == 0) app.created = now;
-        if (app.last_modified == 0) app.last_modified = now;
-      }
+    for (const MobileApp& app : MergeSnapshotApps(std::move(before), snapshot.apps, job.token_id, clock_.Now())) {
       Result<Rows> insert = c.Exec(AppInsertSql(), AppParams(job.tenant_id, app));
       if (!insert) return Fail(insert.error());
     }
@@ -1224,7 +1002,7 @@ class PgStore final : public Store {
       }
       if (result) {
         if (t_set_promoted) analyze_wanted_ = true;
-        if (t_garbage_made || t_set_promoted) WakeCollector();
+        if (t_garbage_made || t_set_promoted) collector_.Wake();
         return result;
       }
       const std::string sqlstate = c.last_sqlstate();
@@ -1289,62 +1067,6 @@ class PgStore final : public Store {
     });
   }
 
-  void WakeCollector() {
-    {
-      std::lock_guard lock(gc_mu_);
-      gc_pending_ = true;
-    }
-    gc_cv_.notify_one();
-  }
-
-  void CollectLoop() {
-    std::unique_lock lock(gc_mu_);
-    for (;;) {
-      gc_cv_.wait_for(lock, kCollectInterval, [&] { return gc_stop_ || gc_pending_; });
-      if (gc_stop_) return;
-      gc_pending_ = false;
-      lock.unlock();
-      Status collected = CollectAll();
-      if (collected) collected = AnalyzeIfWanted();
-      lock.lock();
-      if (!collected) {
-        spdlog::warn("store: collecting replaced assignment sets failed, retrying in {} s: {}",
-                     std::chrono::seconds(kCollectRetry).count(), collected.error().message);
-        if (gc_cv_.wait_for(lock, kCollectRetry, [&] { return gc_stop_; })) return;
-        gc_pending_ = true;
-      }
-    }
-  }
-
-  struct CollectStep {
-    std::int64_t generation = 0;  // 0: no garbage left (that this collector may take)
-    std::int64_t rows = 0;
-    bool generation_done = false;
-  };
-
-  Status CollectAll() {
-    std::int64_t generation = 0, rows = 0;
-    auto started = std::chrono::steady_clock::now();
-    for (;;) {
-      Result<CollectStep> step = Write<CollectStep>([&](Connection& c) { return CollectBatch(c); });
-      if (!step) return Fail(step.error());
-      if (step->generation == 0) return {};
-      if (step->generation != generation) {
-        generation = step->generation;
-        rows = 0;
-        started = std::chrono::steady_clock::now();
-      }
-      rows += step->rows;
-      if (step->generation_done) {
-        spdlog::info("store: collected assignment set {} ({} rows) in {:.3f} s", generation, rows,
-                     std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-        generation = 0;
-      }
-      std::unique_lock lock(gc_mu_);
-      if (gc_cv_.wait_for(lock, kCollectPause, [&] { return gc_stop_; })) return {};
-    }
-  }
-
   // One batch of the oldest garbage set no other collector holds (SKIP LOCKED:
   // the collectors of several instances share the work).
   static Result<CollectStep> CollectBatch(Connection& c) {
@@ -1376,13 +1098,9 @@ class PgStore final : public Store {
   const std::int64_t max_tokens_;
   std::unique_ptr<pg::Pool> pool_;
 
-  std::mutex gc_mu_;
-  std::condition_variable gc_cv_;
   std::atomic<bool> analyze_wanted_{false};
   std::chrono::steady_clock::time_point last_analyze_{};  // used by the collector thread only
-  bool gc_pending_ = true;                                // guarded by gc_mu_; true: look at once
-  bool gc_stop_ = false;                                  // guarded by gc_mu_
-  std::thread collector_;                                 // last: joined by the destructor before the rest goes
+  Collector collector_;  // last: stopped by the destructor before the rest goes
 };
 
 }  // namespace

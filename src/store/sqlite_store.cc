@@ -27,15 +27,12 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
-#include <set>
 #include <thread>
-#include <tuple>
-#include <unordered_map>
 
-#include <boost/json.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "store/collector.h"
 #include "store/filter_sql.h"
 #include "store/migrations.h"
 #include "store/sqlite_db.h"
@@ -45,7 +42,6 @@
 namespace vppd::store {
 namespace {
 
-namespace json = boost::json;
 using sqlite::Connection;
 using sqlite::Stmt;
 
@@ -53,12 +49,7 @@ constexpr int kMaxReaderConnections = 64;
 
 const std::string& TokenInsertSql() {
   static const std::string sql = [] {
-    std::string cols = "tenant_id, id", values = "?1, ?2";
-    int n = 3;
-    for (const char* c : kTokenDataColumns) {
-      cols += fmt::format(", {}", c);
-      values += fmt::format(", ?{}", n++);
-    }
+    auto [cols, values] = TokenInsertLists('?');
     // token_key: the next small integer (max + 1 is an index lookup).
     return fmt::format(
         "INSERT INTO vpp_tokens ({}, token_key) VALUES ({}, (SELECT coalesce(max(token_key), 0) + 1 FROM vpp_tokens))",
@@ -67,188 +58,69 @@ const std::string& TokenInsertSql() {
   return sql;
 }
 
-// A NULL token_sealed parameter keeps the stored ciphertext (no renewal).
 const std::string& TokenUpdateSql() {
-  static const std::string sql = [] {
-    std::string sets;
-    int n = 3;
-    for (const char* c : kTokenDataColumns) {
-      if (std::string_view(c) == "token_sealed") {
-        sets += fmt::format("{}{} = coalesce(?{}, {})", sets.empty() ? "" : ", ", c, n++, c);
-        continue;
-      }
-      sets += fmt::format("{}{} = ?{}", sets.empty() ? "" : ", ", c, n++);
-    }
-    return fmt::format("UPDATE vpp_tokens SET {} WHERE tenant_id = ?1 AND id = ?2", sets);
-  }();
+  static const std::string sql = BuildTokenUpdateSql('?');
   return sql;
 }
 
 // --- rows -----------------------------------------------------------------------
 
-// A row of TokenSelectList(). `token` stays empty: see VppToken::token.
-Result<VppToken> ReadToken(const Stmt& row) {
-  VppToken t;
-  t.id = row.Text(kId);
-  t.organization_name = row.OptText(kOrganizationName);
-  t.account_type = row.Text(kAccountType);
-  t.apple_id = row.OptText(kAppleId);
-  t.expiration = row.Int(kExpiration);
-  t.last_sync = LastSyncFromDisk(row.Int(kLastSync));
-  t.last_modified = row.Int(kLastModified);
-  t.state = row.Text(kState);
-  Result<std::vector<TokenActionResult>> results = ActionResultsFromJson(row.Text(kActionResults), t.id);
-  if (!results) return Fail(results.error());
-  t.action_results = std::move(*results);
-  t.last_sync_status = row.Text(kLastSyncStatus);
-  t.automatically_update_apps = row.Int(kAutoUpdate) != 0;
-  t.country_or_region = row.OptText(kCountry);
-  t.data_sharing_consent_granted = row.Int(kConsent) != 0;
-  t.display_name = row.OptText(kDisplayName);
-  t.location_name = row.OptText(kLocationName);
-  t.claim_token_management_from_external_mdm = row.Int(kClaim) != 0;
-  Result<std::vector<std::string>> tags = StringsFromJson(row.Text(kRoleScopeTags), t.id);
-  if (!tags) return Fail(tags.error());
-  t.role_scope_tag_ids = std::move(*tags);
-  t.delivery_protocol = row.Text(kDeliveryProtocol);
-  t.last_app_count = static_cast<std::int32_t>(row.Int(kLastAppCount));
-  t.apple_uid = row.OptText(kAppleUid);
-  t.apple_version_id = row.OptText(kAppleVersionId);
-  t.created = row.Int(kCreated);
-  t.last_full_walk = row.Int(kLastFullWalk);
-  t.last_sync_error = row.Text(kLastSyncError);
-  return t;
-}
+// The current row of `stmt`, as the row readers of store_common.h take a row.
+struct StmtRow {
+  const Stmt& stmt;
+  std::string Text(int col) const { return stmt.Text(col); }
+  std::optional<std::string> OptText(int col) const { return stmt.OptText(col); }
+  std::int64_t Int(int col) const { return stmt.Int(col); }
+  bool Bool(int col) const { return stmt.Int(col) != 0; }
+};
+
+// Binds a statement's parameters ?1, ?2, ... in the order `add` is called (see
+// store_common.h), bools as 0/1; the first failure is kept.
+class StmtBinder {
+ public:
+  explicit StmtBinder(Stmt& stmt) : stmt_(stmt) {}
+  void operator()(bool value) { Bind(std::int64_t{value ? 1 : 0}); }
+  void operator()(std::int64_t value) { Bind(value); }
+  void operator()(std::string_view value) { Bind(value); }
+  void operator()(const std::optional<std::string>& value) { Bind(value); }
+  Status status() const { return status_; }
+
+ private:
+  template <class T>
+  void Bind(const T& value) {
+    if (status_) status_ = stmt_.Bind(n_, value);
+    ++n_;
+  }
+  Stmt& stmt_;
+  int n_ = 1;
+  Status status_;
+};
+
+Result<VppToken> ReadToken(const Stmt& row) { return ReadTokenRow(StmtRow{row}); }
 
 // Binds ?1..?26 of TokenInsertSql/TokenUpdateSql. `sealed` nullopt binds NULL,
 // which TokenUpdateSql reads as "keep the stored ciphertext".
 Status BindToken(Stmt& stmt, const std::string& tenant_id, const VppToken& t,
                  const std::optional<std::string>& sealed) {
-  int n = 1;
-  Status s;
-  auto bind = [&](const auto& value) {
-    if (s) s = stmt.Bind(n, value);
-    ++n;
-  };
-  auto bind_bool = [&](bool value) { bind(std::int64_t{value ? 1 : 0}); };
-  bind(std::string_view(tenant_id));
-  bind(std::string_view(t.id));
-  bind(t.organization_name);
-  bind(std::string_view(t.account_type));
-  bind(t.apple_id);
-  bind(std::int64_t{t.expiration});
-  bind(std::int64_t{LastSyncToDisk(t.last_sync)});
-  bind(sealed);
-  bind(std::int64_t{t.last_modified});
-  bind(std::string_view(t.state));
-  bind(std::string_view(ActionResultsToJson(t.action_results)));
-  bind(std::string_view(t.last_sync_status));
-  bind_bool(t.automatically_update_apps);
-  bind(t.country_or_region);
-  bind_bool(t.data_sharing_consent_granted);
-  bind(t.display_name);
-  bind(t.location_name);
-  bind_bool(t.claim_token_management_from_external_mdm);
-  bind(std::string_view(StringsToJson(t.role_scope_tag_ids)));
-  bind(std::string_view(t.delivery_protocol));
-  bind(std::int64_t{t.last_app_count});
-  bind(t.apple_uid);
-  bind(t.apple_version_id);
-  bind(std::int64_t{t.created});
-  bind(std::int64_t{t.last_full_walk});
-  bind(std::string_view(t.last_sync_error));
-  return s;
+  StmtBinder bind(stmt);
+  AddTokenParams(tenant_id, t, sealed, bind);
+  return bind.status();
 }
 
 const std::string& AppInsertSql() {
-  static const std::string sql = [] {
-    std::string values = "?1";
-    for (std::size_t i = 0; i < std::size(kAppColumns); ++i) values += fmt::format(", ?{}", i + 2);
-    return fmt::format("INSERT INTO mobile_apps (tenant_id, {}) VALUES ({})", AppSelectList(), values);
-  }();
+  static const std::string sql = BuildAppInsertSql('?');
   return sql;
 }
 
-MobileApp ReadApp(const Stmt& row) {
-  MobileApp a;
-  int n = 0;
-  a.id = row.Text(n++);
-  a.token_id = row.Text(n++);
-  a.platform = row.Text(n++);
-  a.adam_id = row.Text(n++);
-  a.pricing_param = row.Text(n++);
-  a.product_type = row.Text(n++);
-  a.display_name = row.Text(n++);
-  a.bundle_id = row.Text(n++);
-  a.publisher = row.Text(n++);
-  a.total_licenses = row.Int(n++);
-  a.used_licenses = row.Int(n++);
-  a.device_assignable = row.Int(n++) != 0;
-  a.revocable = row.Int(n++) != 0;
-  a.app_store_url = row.Text(n++);
-  a.token_organization_name = row.OptText(n++);
-  a.token_apple_id = row.OptText(n++);
-  a.token_display_name = row.OptText(n++);
-  a.token_account_type = row.Text(n++);
-  a.created = row.Int(n++);
-  a.last_modified = row.Int(n++);
-  return a;
-}
+MobileApp ReadApp(const Stmt& row) { return ReadAppRow(StmtRow{row}); }
 
 Status BindApp(Stmt& stmt, const std::string& tenant_id, const MobileApp& a) {
-  int n = 1;
-  Status s;
-  auto bind = [&](const auto& value) {
-    if (s) s = stmt.Bind(n, value);
-    ++n;
-  };
-  bind(std::string_view(tenant_id));
-  bind(std::string_view(a.id));
-  bind(std::string_view(a.token_id));
-  bind(std::string_view(a.platform));
-  bind(std::string_view(a.adam_id));
-  bind(std::string_view(a.pricing_param));
-  bind(std::string_view(a.product_type));
-  bind(std::string_view(a.display_name));
-  bind(std::string_view(a.bundle_id));
-  bind(std::string_view(a.publisher));
-  bind(std::int64_t{a.total_licenses});
-  bind(std::int64_t{a.used_licenses});
-  bind(std::int64_t{a.device_assignable ? 1 : 0});
-  bind(std::int64_t{a.revocable ? 1 : 0});
-  bind(std::string_view(a.app_store_url));
-  bind(a.token_organization_name);
-  bind(a.token_apple_id);
-  bind(a.token_display_name);
-  bind(std::string_view(a.token_account_type));
-  bind(std::int64_t{a.created});
-  bind(std::int64_t{a.last_modified});
-  return s;
+  StmtBinder bind(stmt);
+  AddAppParams(tenant_id, a, bind);
+  return bind.status();
 }
 
-// --- sync_jobs ------------------------------------------------------------------
-
-constexpr const char* kJobSelectList =
-    "key, id, tenant_id, token_id, kind, params, requested, not_before, attempts, lease_owner, lease_expires, "
-    "pages_walked, pages_total, assignments_staged";
-
-SyncJob ReadJob(const Stmt& row) {
-  SyncJob j;
-  j.id = row.Text(1);
-  j.tenant_id = row.Text(2);
-  j.token_id = row.Text(3);
-  j.kind = row.Text(4);
-  j.params = row.Text(5);
-  j.requested = row.Int(6);
-  j.not_before = row.Int(7);
-  j.attempts = static_cast<int>(row.Int(8));
-  j.lease_owner = row.Text(9);
-  j.lease_expires = row.Int(10);
-  j.pages_walked = row.Int(11);
-  j.pages_total = row.Int(12);
-  j.assignments_staged = row.Int(13);
-  return j;
-}
+SyncJob ReadJob(const Stmt& row) { return ReadJobRow(StmtRow{row}); }
 
 // Rows per multi-row INSERT when staging (4 parameters each, plus the generation).
 constexpr std::size_t kInsertRowsPerStatement = 64;
@@ -259,14 +131,6 @@ constexpr std::int64_t kStagePagesPerCommit = 256;
 // ...but never fewer rows than this per commit (each has a fixed cost too).
 constexpr std::size_t kMinStageChunkRows = 200;
 
-// The collector deletes a garbage set this many rows per write transaction:
-// ~2-3 ms of write lock each (bench/README.md "sync"), short enough that a Graph
-// write waiting behind one still meets syncLicenses' 10 ms p99.
-constexpr std::int64_t kCollectBatchRows = 5000;
-// Between two batches the collector lets go of the write lock for this long, so
-// that waiting writers get it (std::timed_mutex is not fair: an unlock followed at
-// once by a lock would usually win again).
-constexpr auto kCollectPause = std::chrono::milliseconds(2);
 // The WAL size (pages of 4 KiB) past which a commit wakes the checkpointer;
 // SQLite's own default for its automatic checkpoint.
 constexpr int kCheckpointWalPages = 1000;
@@ -274,11 +138,6 @@ constexpr int kCheckpointWalPages = 1000;
 constexpr int kCheckpointWalPagesHard = 4000;
 // How long a writer past that waits for a background checkpoint in progress.
 constexpr auto kCheckpointBackpressureWait = std::chrono::milliseconds(200);
-
-// When nothing told it about garbage, the collector still looks this often.
-constexpr auto kCollectInterval = std::chrono::seconds(60);
-// After a failed batch (a busy store, a full disk) it waits this long.
-constexpr auto kCollectRetry = std::chrono::seconds(5);
 
 // --- connections ----------------------------------------------------------------
 
@@ -335,15 +194,11 @@ class SqliteStore final : public Store {
         max_tokens_(options.max_tokens_per_tenant),
         wait_(options.busy_timeout_ms),
         statement_timeout_(options.statement_timeout_ms),
-        writer_(std::move(writer)) {}
+        writer_(std::move(writer)),
+        collector_([this] { return Write<CollectStep>([](Connection& c) { return CollectBatch(c); }); }, {}) {}
 
   ~SqliteStore() override {
-    {
-      std::lock_guard lock(gc_mu_);
-      gc_stop_ = true;
-    }
-    gc_cv_.notify_all();
-    if (collector_.joinable()) collector_.join();  // before the connections go
+    collector_.Stop();  // before the connections go
     {
       std::lock_guard lock(ckpt_mu_);
       ckpt_stop_ = true;
@@ -414,9 +269,7 @@ class SqliteStore final : public Store {
   }
 
   // Starts the collector thread (once, after Reconcile).
-  void StartCollector() {
-    collector_ = std::thread([this] { CollectLoop(); });
-  }
+  void StartCollector() { collector_.Start(); }
 
   // Moves WAL checkpoints off the request path: the writer no longer checkpoints
   // when its commit takes the WAL past 1,000 pages (SQLite's default, ~10 ms with
@@ -455,9 +308,7 @@ class SqliteStore final : public Store {
   // --- tenants ---
 
   Status PutTenant(const Tenant& tenant) override {
-    if (tenant.id.empty() || tenant.id.size() > kMaxIdLength) {
-      return Fail(Error::InvalidArgument("tenant id must be 1..256 characters", "id"));
-    }
+    if (Status s = CheckTenantId(tenant.id); !s) return s;
     Timestamp created = tenant.created != 0 ? tenant.created : clock_.Now();
     return Write<void>([&](Connection& c) -> Status {
       // Not INSERT OR REPLACE: REPLACE deletes the old row first, and the delete
@@ -523,11 +374,8 @@ class SqliteStore final : public Store {
   // --- tokens ---
 
   Result<VppToken> CreateToken(const std::string& tenant_id, VppToken token) override {
-    if (token.id.empty()) token.id = NewGuid();
-    if (token.id.size() > kMaxIdLength) return Fail(Error::InvalidArgument("vppToken id is too long", "id"));
-    token.created = token.last_modified = clock_.Now();
     // Sealing is pure CPU: done before taking the write lock.
-    Result<std::string> sealed = secrets_->Seal(token.token, TokenAssociatedData(tenant_id, token.id));
+    Result<std::string> sealed = PrepareNewToken(tenant_id, token, clock_, *secrets_);
     if (!sealed) return Fail(sealed.error());
     return Write<VppToken>([&](Connection& c) -> Result<VppToken> {
       Result<Stmt> tenant = c.Prepare("SELECT 1 FROM tenants WHERE id = ?1");
@@ -542,12 +390,8 @@ class SqliteStore final : public Store {
       if (Status s = BindAll(*count, tenant_id, token.id); !s) return Fail(s.error());
       Result<bool> row = count->Step();
       if (!row) return Fail(row.error());
-      if (count->Int(1) != 0) {
-        return Fail(Error::AlreadyExists(fmt::format("a vppToken with id '{}' already exists", token.id)));
-      }
-      if (count->Int(0) >= max_tokens_) {
-        return Fail(Error::ResourceExhausted(
-            fmt::format("the tenant already has {} vppTokens, the most it may have", max_tokens_)));
+      if (Status s = CheckTokenRoom(token.id, count->Int(1) != 0, count->Int(0), max_tokens_); !s) {
+        return Fail(s.error());
       }
 
       Result<Stmt> insert = c.Prepare(TokenInsertSql());
@@ -567,15 +411,11 @@ class SqliteStore final : public Store {
   Result<Page<VppToken>> ListTokens(const std::string& tenant_id, const ListQuery& query) override {
     if (Status s = CheckPaging(query.skip, query.limit); !s) return Fail(s.error());
     SqlBuilder builder;
-    std::string where = fmt::format("tenant_id = {}", builder.Param(tenant_id));
-    if (query.filter) {
-      Result<std::string> filter = CompileFilter(*query.filter, VppTokenColumns(), builder);
-      if (!filter) return Fail(filter.error());
-      where += " AND " + *filter;
-    }
+    Result<std::string> where = TenantWhere(tenant_id, query.filter, VppTokenColumns(), builder);
+    if (!where) return Fail(where.error());
     Result<std::string> order = CompileOrderBy(query.order_by, VppTokenColumns(), "id");
     if (!order) return Fail(order.error());
-    return ReadPage<VppToken>(TokenSelectList(), "vpp_tokens", where, *order, query, builder,
+    return ReadPage<VppToken>(TokenSelectList(), "vpp_tokens", *where, *order, query, builder,
                               [](Stmt& row) { return ReadToken(row); });
   }
 
@@ -584,10 +424,7 @@ class SqliteStore final : public Store {
   template <class T, class ReadRow>
   Result<Page<T>> ReadPage(const std::string& select_list, const char* table, const std::string& where,
                            const std::string& order, const ListQuery& query, SqlBuilder& builder, ReadRow&& read) {
-    std::string limit = builder.Param(std::int64_t{query.limit + 1});
-    std::string offset = builder.Param(std::int64_t{query.skip});
-    std::string sql = fmt::format("SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT {} OFFSET {}", select_list, table,
-                                  where, order, limit, offset);
+    const std::string sql = PageSql(select_list, table, where, order, query, builder);
     return ReadOne<Page<T>>([&](Connection& c) -> Result<Page<T>> {
       Result<Stmt> stmt = c.PrepareDynamic(sql);
       if (!stmt) return Fail(stmt.error());
@@ -596,11 +433,7 @@ class SqliteStore final : public Store {
       for (;;) {
         Result<bool> row = stmt->Step();
         if (!row) return Fail(row.error());
-        if (!*row) break;
-        if (static_cast<std::int64_t>(page.items.size()) == query.limit) {
-          page.has_more = true;
-          break;
-        }
+        if (!*row || !RoomOnPage(page, query.limit)) break;
         Result<T> item = read(*stmt);
         if (!item) return Fail(item.error());
         page.items.push_back(std::move(*item));
@@ -611,21 +444,9 @@ class SqliteStore final : public Store {
 
   Result<std::int64_t> CountTokens(const std::string& tenant_id, const std::optional<Expr>& filter) override {
     SqlBuilder builder;
-    std::string where = fmt::format("tenant_id = {}", builder.Param(tenant_id));
-    if (filter) {
-      Result<std::string> compiled = CompileFilter(*filter, VppTokenColumns(), builder);
-      if (!compiled) return Fail(compiled.error());
-      where += " AND " + *compiled;
-    }
-    std::string sql = fmt::format("SELECT count(*) FROM vpp_tokens WHERE {}", where);
-    return ReadOne<std::int64_t>([&](Connection& c) -> Result<std::int64_t> {
-      Result<Stmt> stmt = c.PrepareDynamic(sql);
-      if (!stmt) return Fail(stmt.error());
-      if (Status s = BindParams(*stmt, builder); !s) return Fail(s.error());
-      Result<bool> row = stmt->Step();
-      if (!row) return Fail(row.error());
-      return stmt->Int(0);
-    });
+    Result<std::string> where = TenantWhere(tenant_id, filter, VppTokenColumns(), builder);
+    if (!where) return Fail(where.error());
+    return Count(fmt::format("SELECT count(*) FROM vpp_tokens WHERE {}", *where), builder);
   }
 
   Result<VppToken> UpdateToken(const std::string& tenant_id, const std::string& id,
@@ -655,7 +476,7 @@ class SqliteStore final : public Store {
   Result<Page<MobileApp>> ListApps(const std::string& tenant_id, const ListQuery& query) override {
     if (Status s = CheckPaging(query.skip, query.limit); !s) return Fail(s.error());
     SqlBuilder builder;
-    Result<std::string> where = AppWhere(tenant_id, query.filter, builder);
+    Result<std::string> where = TenantWhere(tenant_id, query.filter, MobileAppEntity(), builder);
     if (!where) return Fail(where.error());
     Result<std::string> order = CompileOrderBy(query.order_by, MobileAppEntity().properties, "id");
     if (!order) return Fail(order.error());
@@ -665,17 +486,9 @@ class SqliteStore final : public Store {
 
   Result<std::int64_t> CountApps(const std::string& tenant_id, const std::optional<Expr>& filter) override {
     SqlBuilder builder;
-    Result<std::string> where = AppWhere(tenant_id, filter, builder);
+    Result<std::string> where = TenantWhere(tenant_id, filter, MobileAppEntity(), builder);
     if (!where) return Fail(where.error());
-    std::string sql = fmt::format("SELECT count(*) FROM mobile_apps WHERE {}", *where);
-    return ReadOne<std::int64_t>([&](Connection& c) -> Result<std::int64_t> {
-      Result<Stmt> stmt = c.PrepareDynamic(sql);
-      if (!stmt) return Fail(stmt.error());
-      if (Status s = BindParams(*stmt, builder); !s) return Fail(s.error());
-      Result<bool> row = stmt->Step();
-      if (!row) return Fail(row.error());
-      return stmt->Int(0);
-    });
+    return Count(fmt::format("SELECT count(*) FROM mobile_apps WHERE {}", *where), builder);
   }
 
   Result<MobileApp> GetApp(const std::string& tenant_id, const std::string& app_id) override {
@@ -722,11 +535,7 @@ class SqliteStore final : public Store {
       for (;;) {
         Result<bool> row = rows->Step();
         if (!row) return Fail(row.error());
-        if (!*row) break;
-        if (static_cast<std::int64_t>(page.items.size()) == limit) {
-          page.has_more = true;
-          break;
-        }
+        if (!*row || !RoomOnPage(page, limit)) break;
         page.items.push_back({adam_id, pricing_param, rows->Text(0), rows->Text(1)});
       }
       return page;
@@ -735,9 +544,7 @@ class SqliteStore final : public Store {
 
   Status ForEachAssignment(const std::string& tenant_id, const std::string& token_id, std::size_t batch,
                            const std::function<Status(const std::vector<LicenseAssignment>&)>& on_batch) override {
-    if (batch == 0 || batch > kMaxBatchRows) {
-      return Fail(Error::InvalidArgument(fmt::format("store: batch must be 1..{} rows", kMaxBatchRows)));
-    }
+    if (Status s = CheckBatchSize(batch); !s) return s;
     Result<std::int64_t> token_key =
         ReadOne<std::int64_t>([&](Connection& c) { return TokenKey(c, tenant_id, token_id); });
     if (!token_key) return Fail(token_key.error());
@@ -765,33 +572,26 @@ class SqliteStore final : public Store {
         "AND (a.app_key, a.serial_number, a.client_user_id) > (?4, ?5, ?6) "
         "ORDER BY a.app_key, a.serial_number, a.client_user_id LIMIT ?3",
         kCurrent);
-    std::optional<LicenseAssignment> last;
-    std::int64_t last_app_key = 0;
-    for (;;) {
-      Result<std::vector<LicenseAssignment>> rows =
-          ReadOne<std::vector<LicenseAssignment>>([&](Connection& c) -> Result<std::vector<LicenseAssignment>> {
-            Result<Stmt> stmt = c.Prepare(last ? next_sql : first_sql);
-            if (!stmt) return Fail(stmt.error());
-            Status bound = last ? BindAll(*stmt, tenant_id, token_id, batch, last_app_key, last->serial_number,
-                                          last->client_user_id)
-                                : BindAll(*stmt, tenant_id, token_id, batch);
-            if (!bound) return Fail(bound.error());
-            std::vector<LicenseAssignment> out;
-            out.reserve(batch);
-            for (;;) {
-              Result<bool> row = stmt->Step();
-              if (!row) return Fail(row.error());
-              if (!*row) return out;
-              out.push_back({stmt->Text(0), stmt->Text(1), stmt->Text(2), stmt->Text(3)});
-              last_app_key = stmt->Int(4);
-            }
-          });
-      if (!rows) return Fail(rows.error());
-      if (rows->empty()) return {};
-      if (Status s = on_batch(*rows); !s) return s;
-      if (rows->size() < batch) return {};
-      last = rows->back();
-    }
+    std::int64_t last_app_key = 0;  // of the last row read
+    return WalkAssignments(batch, on_batch, [&](const std::optional<LicenseAssignment>& last) {
+      return ReadOne<AssignmentBatch>([&](Connection& c) -> Result<AssignmentBatch> {
+        Result<Stmt> stmt = c.Prepare(last ? next_sql : first_sql);
+        if (!stmt) return Fail(stmt.error());
+        Status bound = last ? BindAll(*stmt, tenant_id, token_id, batch, last_app_key, last->serial_number,
+                                      last->client_user_id)
+                            : BindAll(*stmt, tenant_id, token_id, batch);
+        if (!bound) return Fail(bound.error());
+        AssignmentBatch out;
+        out.reserve(batch);
+        for (;;) {
+          Result<bool> row = stmt->Step();
+          if (!row) return Fail(row.error());
+          if (!*row) return out;
+          out.push_back({stmt->Text(0), stmt->Text(1), stmt->Text(2), stmt->Text(3)});
+          last_app_key = stmt->Int(4);
+        }
+      });
+    });
   }
 
   Result<std::vector<MobileApp>> FindAppsByBundleId(const std::string& tenant_id,
@@ -841,25 +641,14 @@ class SqliteStore final : public Store {
     });
     if (!sealed) return sealed;
     // Opened outside the reader lease: AES-GCM is pure CPU.
-    Result<std::string> token = secrets_->Open(*sealed, TokenAssociatedData(tenant_id, id));
-    if (!token) {
-      // The message names the row, never the value.
-      return Fail(Error::Internal(fmt::format(
-          "store: the sealed sToken of vpp_token {} does not open (tampered with, or sealed under another key)", id)));
-    }
-    return token;
+    return OpenTokenSecret(tenant_id, id, *sealed, *secrets_);
   }
 
   // --- sync jobs ---
 
   Result<Enqueued> EnqueueJob(const std::string& tenant_id, const std::string& token_id, const EnqueueOptions& options,
                               const std::function<Status(VppToken&)>& mutate) override {
-    if (options.kind.empty() || options.kind.size() > kMaxIdLength) {
-      return Fail(Error::InvalidArgument("store: a job kind must be 1..256 characters", "kind"));
-    }
-    if (options.params.size() > kMaxJobParamsBytes) {
-      return Fail(Error::InvalidArgument(fmt::format("store: job params exceed {} bytes", kMaxJobParamsBytes)));
-    }
+    if (Status s = CheckEnqueueOptions(options); !s) return Fail(s.error());
     // Coalescing needs no write: when a job of this kind is already queued or
     // running, answer from a reader's snapshot and leave the write lock to the
     // sync that may be holding it (a FinishJob swapping in 100,000 rows holds it
@@ -915,10 +704,7 @@ class SqliteStore final : public Store {
 
   Result<std::optional<SyncJob>> ClaimJob(const std::string& worker, Timestamp now,
                                           std::chrono::milliseconds lease) override {
-    if (worker.empty() || worker.size() > kMaxIdLength) {
-      return Fail(Error::InvalidArgument("store: a worker name must be 1..256 characters"));
-    }
-    if (lease.count() <= 0) return Fail(Error::InvalidArgument("store: a lease must be positive"));
+    if (Status s = CheckClaim(worker, lease); !s) return Fail(s.error());
     Timestamp expires = now + static_cast<Timestamp>(lease.count()) * 1000;
     return Write<std::optional<SyncJob>>([&](Connection& c) -> Result<std::optional<SyncJob>> {
       static const std::string pick = fmt::format(
@@ -936,13 +722,7 @@ class SqliteStore final : public Store {
       if (!*row) return std::optional<SyncJob>();
       std::int64_t key = stmt->Int(0);
       SyncJob job = ReadJob(*stmt);
-      bool taken_over = !job.lease_owner.empty();  // its worker died: its staged rows are garbage
-      job.lease_owner = worker;
-      job.lease_expires = expires;
-      job.attempts += 1;
-      job.pages_walked = 0;
-      job.pages_total = 0;
-      job.assignments_staged = 0;
+      const bool taken_over = StampClaim(job, worker, expires);
 
       Result<Stmt> claim = c.Prepare(
           "UPDATE sync_jobs SET lease_owner = ?2, lease_expires = ?3, attempts = ?4, pages_walked = 0, "
@@ -1029,26 +809,21 @@ class SqliteStore final : public Store {
     // page each, and a 3,000-row commit would then write ~12 MB and hold the
     // write lock for tens of ms. So the rows go in chunks sized from the pages
     // per row the last commits wrote, each commit at most ~kStagePagesPerCommit
-    // pages (a few ms). Staged rows are invisible, so several commits are as
-    // good as one; on failure the caller abandons the walk (ClearStaged,
-    // ReleaseJob), whatever part was staged.
-    for (std::size_t done = 0; done < sorted.size();) {
-      const std::size_t chunk = std::min(sorted.size() - done, StageChunkRows());
-      std::vector<const LicenseAssignment*> part(sorted.begin() + static_cast<std::ptrdiff_t>(done),
-                                                 sorted.begin() + static_cast<std::ptrdiff_t>(done + chunk));
-      std::int64_t pages = 0;
-      Status staged = WriteCounted(&pages, [&](Connection& c) -> Status {
-        Result<std::int64_t> key = CheckLease(c, job);
-        if (!key) return Fail(key.error());
-        Result<std::int64_t> generation = StagingGeneration(c, job, *key);
-        if (!generation) return Fail(generation.error());
-        return InsertAssignments(c, *generation, part);
-      });
-      if (!staged) return staged;
-      NoteStagePages(pages, chunk);
-      done += chunk;
-    }
-    return {};
+    // pages (a few ms).
+    return StageInChunks(
+        sorted, [this] { return StageChunkRows(); },
+        [&](const std::vector<const LicenseAssignment*>& part) -> Status {
+          std::int64_t pages = 0;
+          Status staged = WriteCounted(&pages, [&](Connection& c) -> Status {
+            Result<std::int64_t> key = CheckLease(c, job);
+            if (!key) return Fail(key.error());
+            Result<std::int64_t> generation = StagingGeneration(c, job, *key);
+            if (!generation) return Fail(generation.error());
+            return InsertAssignments(c, *generation, part);
+          });
+          if (staged) NoteStagePages(pages, part.size());
+          return staged;
+        });
   }
 
   Status ClearStaged(const SyncJob& job) override {
@@ -1119,6 +894,18 @@ class SqliteStore final : public Store {
  private:
   static Tenant ReadTenant(const Stmt& row) { return Tenant{row.Text(0), row.Text(1), row.Int(2) != 0, row.Int(3)}; }
 
+  // The count `sql` (text built at run time) returns with `builder`'s parameters.
+  Result<std::int64_t> Count(const std::string& sql, const SqlBuilder& builder) {
+    return ReadOne<std::int64_t>([&](Connection& c) -> Result<std::int64_t> {
+      Result<Stmt> stmt = c.PrepareDynamic(sql);
+      if (!stmt) return Fail(stmt.error());
+      if (Status s = BindParams(*stmt, builder); !s) return Fail(s.error());
+      Result<bool> row = stmt->Step();
+      if (!row) return Fail(row.error());
+      return stmt->Int(0);
+    });
+  }
+
   Result<VppToken> LoadToken(Connection& c, const std::string& tenant_id, const std::string& id) {
     // Built once: this is the statement of every Graph item read.
     static const std::string sql =
@@ -1141,25 +928,13 @@ class SqliteStore final : public Store {
                                const std::function<Status(VppToken&)>& mutate) {
     Result<VppToken> stored = LoadToken(c, tenant_id, id);
     if (!stored) return stored;
-    VppToken token = *stored;
-    if (mutate) {
-      if (Status s = mutate(token); !s) return Fail(s.error());
-    }
-    token.id = stored->id;
-    token.created = stored->created;
-    token.last_modified = clock_.Now();
-    std::optional<std::string> sealed;
-    if (!token.token.empty()) {
-      Result<std::string> sealed_now = secrets_->Seal(token.token, TokenAssociatedData(tenant_id, token.id));
-      if (!sealed_now) return Fail(sealed_now.error());
-      sealed = std::move(*sealed_now);
-      token.token.clear();
-    }
+    Result<MutatedToken> mutated = MutateStoredToken(tenant_id, *stored, mutate, clock_, *secrets_);
+    if (!mutated) return Fail(mutated.error());
     Result<Stmt> update = c.Prepare(TokenUpdateSql());
     if (!update) return Fail(update.error());
-    if (Status s = BindToken(*update, tenant_id, token, sealed); !s) return Fail(s.error());
+    if (Status s = BindToken(*update, tenant_id, mutated->token, mutated->sealed); !s) return Fail(s.error());
     if (Status s = update->Run(); !s) return Fail(s.error());
-    return token;
+    return std::move(mutated->token);
   }
 
   // The token's integer key (license_assignments.token_key). NotFound.
@@ -1271,58 +1046,6 @@ class SqliteStore final : public Store {
     if (Status s = stmt->Run(); !s) return s;
     if (c.Changes() > 0) NoteGarbage();
     return {};
-  }
-
-  // `rows` in (adam_id, pricing_param, serial_number, client_user_id) order.
-  // Comparing four strings per sort step showed in profiles of the writer
-  // (memcmp); here each row's asset is ranked once (rows come grouped by asset:
-  // almost always the previous row's), and rows then compare by (asset rank,
-  // user before device, the one id set): the same order, since exactly one of
-  // serial_number and client_user_id is set (checked by the caller) and ''
-  // sorts first. store_sync_bench: memcmp 6.7 % → 4.4 % of its samples.
-  static std::vector<const LicenseAssignment*> SortedByKey(const std::vector<LicenseAssignment>& rows) {
-    struct AssetHash {
-      std::size_t operator()(const std::pair<std::string_view, std::string_view>& k) const {
-        return std::hash<std::string_view>()(k.first) * 31 + std::hash<std::string_view>()(k.second);
-      }
-    };
-    std::unordered_map<std::pair<std::string_view, std::string_view>, std::uint32_t, AssetHash> asset_of;
-    std::vector<std::pair<std::string_view, std::string_view>> assets;
-    std::vector<std::uint32_t> asset(rows.size());
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      const LicenseAssignment& r = rows[i];
-      if (i > 0 && r.adam_id == rows[i - 1].adam_id && r.pricing_param == rows[i - 1].pricing_param) {
-        asset[i] = asset[i - 1];
-        continue;
-      }
-      auto [it, added] = asset_of.try_emplace({r.adam_id, r.pricing_param}, static_cast<std::uint32_t>(assets.size()));
-      if (added) assets.push_back(it->first);
-      asset[i] = it->second;
-    }
-    std::vector<std::uint32_t> order(assets.size());
-    for (std::uint32_t a = 0; a < order.size(); ++a) order[a] = a;
-    std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) { return assets[a] < assets[b]; });
-    std::vector<std::uint32_t> rank(assets.size());
-    for (std::uint32_t k = 0; k < order.size(); ++k) rank[order[k]] = k;
-
-    struct Keyed {
-      std::uint32_t rank;
-      bool device;
-      const LicenseAssignment* row;
-    };
-    std::vector<Keyed> keyed;
-    keyed.reserve(rows.size());
-    for (std::size_t i = 0; i < rows.size(); ++i)
-      keyed.push_back({rank[asset[i]], !rows[i].serial_number.empty(), &rows[i]});
-    std::sort(keyed.begin(), keyed.end(), [](const Keyed& a, const Keyed& b) {
-      if (a.rank != b.rank) return a.rank < b.rank;
-      if (a.device != b.device) return b.device;
-      return a.device ? a.row->serial_number < b.row->serial_number : a.row->client_user_id < b.row->client_user_id;
-    });
-    std::vector<const LicenseAssignment*> sorted;
-    sorted.reserve(rows.size());
-    for (const Keyed& k : keyed) sorted.push_back(k.row);
-    return sorted;
   }
 
   // Inserts `rows` (sorted by adam_id, pricing_param, serial_number,
@@ -1475,18 +1198,6 @@ class SqliteStore final : public Store {
     }
   }
 
-  // `tenant_id = ? [AND <filter>]` over mobile_apps.
-  static Result<std::string> AppWhere(const std::string& tenant_id, const std::optional<Expr>& filter,
-                                      SqlBuilder& builder) {
-    std::string where = fmt::format("tenant_id = {}", builder.Param(tenant_id));
-    if (filter) {
-      Result<std::string> compiled = CompileFilter(*filter, MobileAppEntity(), builder);
-      if (!compiled) return Fail(compiled.error());
-      where += " AND " + *compiled;
-    }
-    return where;
-  }
-
   // Deletes a job; its staged set, if any, becomes garbage.
   Status DeleteJob(Connection& c, std::int64_t job_key) {
     if (Status s = RetireStaging(c, job_key); !s) return s;
@@ -1504,8 +1215,6 @@ class SqliteStore final : public Store {
         fmt::format("SELECT {} FROM mobile_apps WHERE tenant_id = ?1 AND token_id = ?2", AppSelectList());
     Result<std::vector<MobileApp>> existing = QueryApps(c, existing_sql, job.tenant_id, job.token_id);
     if (!existing) return Fail(existing.error());
-    std::unordered_map<std::string, MobileApp> before;
-    for (MobileApp& app : *existing) before.emplace(app.id, std::move(app));
 
     Result<Stmt> clear = c.Prepare("DELETE FROM mobile_apps WHERE tenant_id = ?1 AND token_id = ?2");
     if (!clear) return Fail(clear.error());
@@ -1515,19 +1224,7 @@ class SqliteStore final : public Store {
     const Timestamp now = clock_.Now();
     Result<Stmt> insert = c.Prepare(AppInsertSql());
     if (!insert) return Fail(insert.error());
-    for (const MobileApp& given : snapshot.apps) {
-      MobileApp app = given;
-      app.token_id = job.token_id;  // a token's snapshot holds only its own apps
-      auto old = before.find(app.id);
-      if (old != before.end()) {
-        // The same app across syncs: createdDateTime never moves, and
-        // lastModifiedDateTime moves only when something Graph shows changed.
-        app.created = old->second.created;
-        app.last_modified = SameAppData(app, old->second) ? old->second.last_modified : now;
-      } else {
-        if (app.created == 0) app.created = now;
-        if (app.last_modified == 0) app.last_modified = now;
-      }
+    for (const MobileApp& app : MergeSnapshotApps(std::move(*existing), snapshot.apps, job.token_id, now)) {
       if (Status s = BindApp(*insert, job.tenant_id, app); !s) return s;
       if (Status s = insert->Run(); !s) return s;
       insert->Reset();
@@ -1761,62 +1458,7 @@ class SqliteStore final : public Store {
 
   // Tells the collector there is garbage. Called inside write transactions (which
   // may still roll back: then the collector finds nothing, which is harmless).
-  void NoteGarbage() {
-    {
-      std::lock_guard lock(gc_mu_);
-      gc_pending_ = true;
-    }
-    gc_cv_.notify_one();
-  }
-
-  void CollectLoop() {
-    std::unique_lock lock(gc_mu_);
-    for (;;) {
-      gc_cv_.wait_for(lock, kCollectInterval, [&] { return gc_stop_ || gc_pending_; });
-      if (gc_stop_) return;
-      gc_pending_ = false;
-      lock.unlock();
-      Status collected = CollectAll();
-      lock.lock();
-      if (!collected) {
-        spdlog::warn("store: collecting replaced assignment sets failed, retrying in {} s: {}",
-                     std::chrono::seconds(kCollectRetry).count(), collected.error().message);
-        if (gc_cv_.wait_for(lock, kCollectRetry, [&] { return gc_stop_; })) return;
-        gc_pending_ = true;
-      }
-    }
-  }
-
-  struct CollectStep {
-    std::int64_t generation = 0;   // 0: no garbage left
-    std::int64_t rows = 0;         // deleted by this step
-    bool generation_done = false;  // the set is gone, registry row included
-  };
-
-  // Deletes every garbage set, one batch per write transaction, until none is
-  // left or the store closes.
-  Status CollectAll() {
-    std::int64_t generation = 0, rows = 0;
-    auto started = std::chrono::steady_clock::now();
-    for (;;) {
-      Result<CollectStep> step = Write<CollectStep>([&](Connection& c) { return CollectBatch(c); });
-      if (!step) return Fail(step.error());
-      if (step->generation == 0) return {};
-      if (step->generation != generation) {
-        generation = step->generation;
-        rows = 0;
-        started = std::chrono::steady_clock::now();
-      }
-      rows += step->rows;
-      if (step->generation_done) {
-        spdlog::info("store: collected assignment set {} ({} rows) in {:.3f} s", generation, rows,
-                     std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-        generation = 0;
-      }
-      std::unique_lock lock(gc_mu_);
-      if (gc_cv_.wait_for(lock, kCollectPause, [&] { return gc_stop_; })) return {};
-    }
-  }
+  void NoteGarbage() { collector_.Wake(); }
 
   // One batch: up to kCollectBatchRows rows of the oldest garbage set, from the
   // front of its key range; the registry row goes with the last batch.
@@ -1892,11 +1534,7 @@ class SqliteStore final : public Store {
   bool writer_checkpoints_ = false;    // guarded by ckpt_mu_: past the hard limit, the writer's turn
   std::thread checkpointer_;
 
-  std::mutex gc_mu_;
-  std::condition_variable gc_cv_;
-  bool gc_pending_ = true;  // guarded by gc_mu_; true: look at once (garbage from before a restart)
-  bool gc_stop_ = false;    // guarded by gc_mu_
-  std::thread collector_;   // last: joined by the destructor before the rest goes
+  Collector collector_;  // last: stopped by the destructor before the rest goes
 };
 
 }  // namespace

@@ -1,6 +1,9 @@
 #include "store/store_common.h"
 
+#include <algorithm>
+#include <functional>
 #include <set>
+#include <unordered_map>
 
 #include <boost/json.hpp>
 #include <fmt/format.h>
@@ -22,6 +25,29 @@ const std::string& TokenSelectList() {
     return s;
   }();
   return list;
+}
+
+std::pair<std::string, std::string> TokenInsertLists(char mark) {
+  std::string cols = "tenant_id, id", values = fmt::format("{0}1, {0}2", mark);
+  int n = 3;
+  for (const char* c : kTokenDataColumns) {
+    cols += fmt::format(", {}", c);
+    values += fmt::format(", {}{}", mark, n++);
+  }
+  return {cols, values};
+}
+
+std::string BuildTokenUpdateSql(char mark) {
+  std::string sets;
+  int n = 3;
+  for (const char* c : kTokenDataColumns) {
+    if (std::string_view(c) == "token_sealed") {
+      sets += fmt::format("{}{} = coalesce({}{}, {})", sets.empty() ? "" : ", ", c, mark, n++, c);
+      continue;
+    }
+    sets += fmt::format("{}{} = {}{}", sets.empty() ? "" : ", ", c, mark, n++);
+  }
+  return fmt::format("UPDATE vpp_tokens SET {} WHERE tenant_id = {}1 AND id = {}2", sets, mark, mark);
 }
 
 std::string ActionResultsToJson(const std::vector<TokenActionResult>& results) {
@@ -124,6 +150,12 @@ const std::string& AppSelectList() {
   return list;
 }
 
+std::string BuildAppInsertSql(char mark) {
+  std::string values = fmt::format("{}1", mark);
+  for (std::size_t i = 0; i < std::size(kAppColumns); ++i) values += fmt::format(", {}{}", mark, i + 2);
+  return fmt::format("INSERT INTO mobile_apps (tenant_id, {}) VALUES ({})", AppSelectList(), values);
+}
+
 bool SameAppData(const MobileApp& a, const MobileApp& b) {
   return a.token_id == b.token_id && a.platform == b.platform && a.adam_id == b.adam_id &&
          a.pricing_param == b.pricing_param && a.product_type == b.product_type && a.display_name == b.display_name &&
@@ -138,6 +170,139 @@ Error LeaseLost(const SyncJob& job, std::string_view why) {
   return Error::FailedPrecondition(
       fmt::format("sync job {} is no longer leased to worker '{}': {}", job.id, job.lease_owner, why));
 }
+std::string PageSql(const std::string& select_list, const char* table, const std::string& where,
+                    const std::string& order, const ListQuery& query, SqlBuilder& builder) {
+  std::string limit = builder.Param(std::int64_t{query.limit + 1});
+  std::string offset = builder.Param(std::int64_t{query.skip});
+  return fmt::format("SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT {} OFFSET {}", select_list, table, where, order,
+                     limit, offset);
+}
+
+std::vector<MobileApp> MergeSnapshotApps(std::vector<MobileApp> existing, const std::vector<MobileApp>& snapshot_apps,
+                                         const std::string& token_id, Timestamp now) {
+  std::unordered_map<std::string, MobileApp> before;
+  for (MobileApp& app : existing) before.emplace(app.id, std::move(app));
+  std::vector<MobileApp> apps;
+  apps.reserve(snapshot_apps.size());
+  for (const MobileApp& given : snapshot_apps) {
+    MobileApp& app = apps.emplace_back(given);
+    app.token_id = token_id;  // a token's snapshot holds only its own apps
+    auto old = before.find(app.id);
+    if (old != before.end()) {
+      // The same app across syncs: createdDateTime never moves, and
+      // lastModifiedDateTime moves only when something Graph shows changed.
+      app.created = old->second.created;
+      app.last_modified = SameAppData(app, old->second) ? old->second.last_modified : now;
+    } else {
+      if (app.created == 0) app.created = now;
+      if (app.last_modified == 0) app.last_modified = now;
+    }
+  }
+  return apps;
+}
+
+Status WalkAssignments(std::size_t batch, const std::function<Status(const AssignmentBatch&)>& on_batch,
+                       const std::function<Result<AssignmentBatch>(const std::optional<LicenseAssignment>&)>& read_after) {
+  std::optional<LicenseAssignment> last;
+  for (;;) {
+    Result<AssignmentBatch> rows = read_after(last);
+    if (!rows) return Fail(rows.error());
+    if (rows->empty()) return {};
+    if (Status s = on_batch(*rows); !s) return s;
+    if (rows->size() < batch) return {};
+    last = rows->back();
+  }
+}
+
+bool StampClaim(SyncJob& job, const std::string& worker, Timestamp expires) {
+  bool taken_over = !job.lease_owner.empty();  // its worker died: its staged rows are garbage
+  job.lease_owner = worker;
+  job.lease_expires = expires;
+  job.attempts += 1;
+  job.pages_walked = job.pages_total = job.assignments_staged = 0;
+  return taken_over;
+}
+
+Result<std::string> PrepareNewToken(const std::string& tenant_id, VppToken& token, const Clock& clock,
+                                    const SecretBox& secrets) {
+  if (token.id.empty()) token.id = NewGuid();
+  if (token.id.size() > kMaxIdLength) return Fail(Error::InvalidArgument("vppToken id is too long", "id"));
+  token.created = token.last_modified = clock.Now();
+  return secrets.Seal(token.token, TokenAssociatedData(tenant_id, token.id));
+}
+
+Status CheckTokenRoom(const std::string& id, bool exists, std::int64_t count, std::int64_t max_tokens) {
+  if (exists) return Fail(Error::AlreadyExists(fmt::format("a vppToken with id '{}' already exists", id)));
+  if (count >= max_tokens) {
+    return Fail(Error::ResourceExhausted(
+        fmt::format("the tenant already has {} vppTokens, the most it may have", max_tokens)));
+  }
+  return {};
+}
+
+Result<MutatedToken> MutateStoredToken(const std::string& tenant_id, const VppToken& stored,
+                                       const std::function<Status(VppToken&)>& mutate, const Clock& clock,
+                                       const SecretBox& secrets) {
+  MutatedToken out{stored, std::nullopt};
+  VppToken& token = out.token;
+  if (mutate) {
+    if (Status s = mutate(token); !s) return Fail(s.error());
+  }
+  token.id = stored.id;
+  token.created = stored.created;
+  token.last_modified = clock.Now();
+  if (!token.token.empty()) {
+    Result<std::string> sealed = secrets.Seal(token.token, TokenAssociatedData(tenant_id, token.id));
+    if (!sealed) return Fail(sealed.error());
+    out.sealed = std::move(*sealed);
+    token.token.clear();
+  }
+  return out;
+}
+
+Result<std::string> OpenTokenSecret(const std::string& tenant_id, const std::string& id, const std::string& sealed,
+                                    const SecretBox& secrets) {
+  Result<std::string> token = secrets.Open(sealed, TokenAssociatedData(tenant_id, id));
+  if (!token) {
+    // The message names the row, never the value.
+    return Fail(Error::Internal(fmt::format(
+        "store: the sealed sToken of vpp_token {} does not open (tampered with, or sealed under another key)", id)));
+  }
+  return token;
+}
+
+Status CheckTenantId(const std::string& id) {
+  if (id.empty() || id.size() > kMaxIdLength) {
+    return Fail(Error::InvalidArgument("tenant id must be 1..256 characters", "id"));
+  }
+  return {};
+}
+
+Status CheckEnqueueOptions(const EnqueueOptions& options) {
+  if (options.kind.empty() || options.kind.size() > kMaxIdLength) {
+    return Fail(Error::InvalidArgument("store: a job kind must be 1..256 characters", "kind"));
+  }
+  if (options.params.size() > kMaxJobParamsBytes) {
+    return Fail(Error::InvalidArgument(fmt::format("store: job params exceed {} bytes", kMaxJobParamsBytes)));
+  }
+  return {};
+}
+
+Status CheckClaim(const std::string& worker, std::chrono::milliseconds lease) {
+  if (worker.empty() || worker.size() > kMaxIdLength) {
+    return Fail(Error::InvalidArgument("store: a worker name must be 1..256 characters"));
+  }
+  if (lease.count() <= 0) return Fail(Error::InvalidArgument("store: a lease must be positive"));
+  return {};
+}
+
+Status CheckBatchSize(std::size_t batch) {
+  if (batch == 0 || batch > kMaxBatchRows) {
+    return Fail(Error::InvalidArgument(fmt::format("store: batch must be 1..{} rows", kMaxBatchRows)));
+  }
+  return {};
+}
+
 Status CheckPaging(std::int64_t skip, std::int64_t limit) {
   if (skip < 0) return Fail(Error::InvalidArgument("$skip must not be negative", "$skip"));
   if (limit < 0 || limit > kMaxPageSize) {
@@ -156,6 +321,69 @@ Status CheckStagedRows(const std::vector<LicenseAssignment>& rows) {
           "store: an assignment needs an adamId and exactly one of clientUserId and serialNumber (adamId '{}')",
           r.adam_id)));
     }
+  }
+  return {};
+}
+
+// Comparing four strings per sort step showed in profiles of SQLite's writer
+// (memcmp); here each row's asset is ranked once (rows come grouped by asset:
+// almost always the previous row's), and rows then compare by (asset rank,
+// user before device, the one id set): the same order, since exactly one of
+// serial_number and client_user_id is set (checked by the caller) and ''
+// sorts first. store_sync_bench: memcmp 6.7 % → 4.4 % of its samples.
+std::vector<const LicenseAssignment*> SortedByKey(const std::vector<LicenseAssignment>& rows) {
+  struct AssetHash {
+    std::size_t operator()(const std::pair<std::string_view, std::string_view>& k) const {
+      return std::hash<std::string_view>()(k.first) * 31 + std::hash<std::string_view>()(k.second);
+    }
+  };
+  std::unordered_map<std::pair<std::string_view, std::string_view>, std::uint32_t, AssetHash> asset_of;
+  std::vector<std::pair<std::string_view, std::string_view>> assets;
+  std::vector<std::uint32_t> asset(rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const LicenseAssignment& r = rows[i];
+    if (i > 0 && r.adam_id == rows[i - 1].adam_id && r.pricing_param == rows[i - 1].pricing_param) {
+      asset[i] = asset[i - 1];
+      continue;
+    }
+    auto [it, added] = asset_of.try_emplace({r.adam_id, r.pricing_param}, static_cast<std::uint32_t>(assets.size()));
+    if (added) assets.push_back(it->first);
+    asset[i] = it->second;
+  }
+  std::vector<std::uint32_t> order(assets.size());
+  for (std::uint32_t a = 0; a < order.size(); ++a) order[a] = a;
+  std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) { return assets[a] < assets[b]; });
+  std::vector<std::uint32_t> rank(assets.size());
+  for (std::uint32_t k = 0; k < order.size(); ++k) rank[order[k]] = k;
+
+  struct Keyed {
+    std::uint32_t rank;
+    bool device;
+    const LicenseAssignment* row;
+  };
+  std::vector<Keyed> keyed;
+  keyed.reserve(rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    keyed.push_back({rank[asset[i]], !rows[i].serial_number.empty(), &rows[i]});
+  std::sort(keyed.begin(), keyed.end(), [](const Keyed& a, const Keyed& b) {
+    if (a.rank != b.rank) return a.rank < b.rank;
+    if (a.device != b.device) return b.device;
+    return a.device ? a.row->serial_number < b.row->serial_number : a.row->client_user_id < b.row->client_user_id;
+  });
+  std::vector<const LicenseAssignment*> sorted;
+  sorted.reserve(rows.size());
+  for (const Keyed& k : keyed) sorted.push_back(k.row);
+  return sorted;
+}
+
+Status StageInChunks(const std::vector<const LicenseAssignment*>& sorted, const std::function<std::size_t()>& chunk_rows,
+                     const std::function<Status(const std::vector<const LicenseAssignment*>&)>& stage) {
+  for (std::size_t done = 0; done < sorted.size();) {
+    const std::size_t chunk = std::min(sorted.size() - done, chunk_rows());
+    std::vector<const LicenseAssignment*> part(sorted.begin() + static_cast<std::ptrdiff_t>(done),
+                                               sorted.begin() + static_cast<std::ptrdiff_t>(done + chunk));
+    if (Status s = stage(part); !s) return s;
+    done += chunk;
   }
   return {};
 }

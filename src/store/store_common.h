@@ -1,18 +1,26 @@
 // Internal to store/: what the SQLite and PostgreSQL stores share: the columns of
-// vpp_tokens and mobile_apps in the order both bind and read them, the JSON list
-// columns, limits, and the errors whose wording callers and tests rely on. One
-// definition, so the two stores cannot drift apart.
+// vpp_tokens and mobile_apps in the order both bind and read them (and the row
+// readers and parameter writers themselves, templates over each store's row and
+// statement API), the JSON list columns, limits, the errors whose wording callers
+// and tests rely on, and the logic both run alike (a token's read-modify-write, a
+// snapshot's app merge, the order and chunks of staged rows, the keyset walk,
+// argument checks). One definition, so the two stores cannot drift apart; what
+// stays in each store is its SQL, its connection API and its locking.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "base/base.h"
+#include "store/filter_sql.h"
 #include "store/store.h"
 
 namespace vppd::store {
@@ -97,6 +105,16 @@ static_assert(std::size(kTokenDataColumns) == kTokenColCount);
 // secret never enters memory where it is not needed.
 const std::string& TokenSelectList();
 
+// SQL text both stores build alike but for how a parameter is written: `mark`
+// is '$' (PostgreSQL: $1) or '?' (SQLite: ?1).
+
+// The column and the value list of a token INSERT: "tenant_id, id, <kTokenDataColumns>"
+// and "$1, $2, ...".
+std::pair<std::string, std::string> TokenInsertLists(char mark);
+// UPDATE of every data column of the token $2 of tenant $1. A NULL token_sealed
+// parameter keeps the stored ciphertext (no renewal).
+std::string BuildTokenUpdateSql(char mark);
+
 // --- JSON list columns ----------------------------------------------------------
 
 std::string ActionResultsToJson(const std::vector<TokenActionResult>& results);
@@ -108,6 +126,83 @@ Result<std::vector<std::string>> StringsFromJson(const std::string& text, const 
 Error TokenNotFound(const std::string& id);
 Error TenantNotFound(const std::string& id);
 Error AppNotFound(const std::string& id);
+
+// --- rows, whatever the database API ------------------------------------------------
+//
+// The readers below take a store's view of one result row: `Text(col)`,
+// `OptText(col)`, `Int(col)` and `Bool(col)`. The writers hand a statement's
+// parameters, in order, to `add`, as std::string_view, const
+// std::optional<std::string>& (nullopt: NULL), std::int64_t or bool. Each store
+// adapts them to its own API; the order of the columns lives here only.
+
+// A row of TokenSelectList(). `token` stays empty: see VppToken::token.
+template <class Row>
+Result<VppToken> ReadTokenRow(const Row& row) {
+  VppToken t;
+  t.id = row.Text(kId);
+  t.organization_name = row.OptText(kOrganizationName);
+  t.account_type = row.Text(kAccountType);
+  t.apple_id = row.OptText(kAppleId);
+  t.expiration = row.Int(kExpiration);
+  t.last_sync = LastSyncFromDisk(row.Int(kLastSync));
+  t.last_modified = row.Int(kLastModified);
+  t.state = row.Text(kState);
+  Result<std::vector<TokenActionResult>> results = ActionResultsFromJson(row.Text(kActionResults), t.id);
+  if (!results) return Fail(results.error());
+  t.action_results = std::move(*results);
+  t.last_sync_status = row.Text(kLastSyncStatus);
+  t.automatically_update_apps = row.Bool(kAutoUpdate);
+  t.country_or_region = row.OptText(kCountry);
+  t.data_sharing_consent_granted = row.Bool(kConsent);
+  t.display_name = row.OptText(kDisplayName);
+  t.location_name = row.OptText(kLocationName);
+  t.claim_token_management_from_external_mdm = row.Bool(kClaim);
+  Result<std::vector<std::string>> tags = StringsFromJson(row.Text(kRoleScopeTags), t.id);
+  if (!tags) return Fail(tags.error());
+  t.role_scope_tag_ids = std::move(*tags);
+  t.delivery_protocol = row.Text(kDeliveryProtocol);
+  t.last_app_count = static_cast<std::int32_t>(row.Int(kLastAppCount));
+  t.apple_uid = row.OptText(kAppleUid);
+  t.apple_version_id = row.OptText(kAppleVersionId);
+  t.created = row.Int(kCreated);
+  t.last_full_walk = row.Int(kLastFullWalk);
+  t.last_sync_error = row.Text(kLastSyncError);
+  return t;
+}
+
+// The parameters of the token INSERT and UPDATE: tenant_id, id, then
+// kTokenDataColumns in order. `sealed` nullopt is NULL, which the UPDATE reads
+// as "keep the stored ciphertext".
+template <class Add>
+void AddTokenParams(const std::string& tenant_id, const VppToken& t, const std::optional<std::string>& sealed,
+                    Add&& add) {
+  add(std::string_view(tenant_id));
+  add(std::string_view(t.id));
+  add(t.organization_name);
+  add(std::string_view(t.account_type));
+  add(t.apple_id);
+  add(std::int64_t{t.expiration});
+  add(std::int64_t{LastSyncToDisk(t.last_sync)});
+  add(sealed);
+  add(std::int64_t{t.last_modified});
+  add(std::string_view(t.state));
+  add(std::string_view(ActionResultsToJson(t.action_results)));
+  add(std::string_view(t.last_sync_status));
+  add(t.automatically_update_apps);
+  add(t.country_or_region);
+  add(t.data_sharing_consent_granted);
+  add(t.display_name);
+  add(t.location_name);
+  add(t.claim_token_management_from_external_mdm);
+  add(std::string_view(StringsToJson(t.role_scope_tag_ids)));
+  add(std::string_view(t.delivery_protocol));
+  add(std::int64_t{t.last_app_count});
+  add(t.apple_uid);
+  add(t.apple_version_id);
+  add(std::int64_t{t.created});
+  add(std::int64_t{t.last_full_walk});
+  add(std::string_view(t.last_sync_error));
+}
 
 // --- mobile_apps -----------------------------------------------------------------
 
@@ -137,6 +232,137 @@ inline constexpr const char* kAppColumns[] = {
 };
 
 const std::string& AppSelectList();
+// INSERT of an app: $1 tenant_id, then kAppColumns.
+std::string BuildAppInsertSql(char mark);
+
+// A row of AppSelectList().
+template <class Row>
+MobileApp ReadAppRow(const Row& row) {
+  MobileApp a;
+  int n = 0;
+  a.id = row.Text(n++);
+  a.token_id = row.Text(n++);
+  a.platform = row.Text(n++);
+  a.adam_id = row.Text(n++);
+  a.pricing_param = row.Text(n++);
+  a.product_type = row.Text(n++);
+  a.display_name = row.Text(n++);
+  a.bundle_id = row.Text(n++);
+  a.publisher = row.Text(n++);
+  a.total_licenses = row.Int(n++);
+  a.used_licenses = row.Int(n++);
+  a.device_assignable = row.Bool(n++);
+  a.revocable = row.Bool(n++);
+  a.app_store_url = row.Text(n++);
+  a.token_organization_name = row.OptText(n++);
+  a.token_apple_id = row.OptText(n++);
+  a.token_display_name = row.OptText(n++);
+  a.token_account_type = row.Text(n++);
+  a.created = row.Int(n++);
+  a.last_modified = row.Int(n++);
+  return a;
+}
+
+// The parameters of the app INSERT: tenant_id, then kAppColumns in order.
+template <class Add>
+void AddAppParams(const std::string& tenant_id, const MobileApp& a, Add&& add) {
+  add(std::string_view(tenant_id));
+  add(std::string_view(a.id));
+  add(std::string_view(a.token_id));
+  add(std::string_view(a.platform));
+  add(std::string_view(a.adam_id));
+  add(std::string_view(a.pricing_param));
+  add(std::string_view(a.product_type));
+  add(std::string_view(a.display_name));
+  add(std::string_view(a.bundle_id));
+  add(std::string_view(a.publisher));
+  add(std::int64_t{a.total_licenses});
+  add(std::int64_t{a.used_licenses});
+  add(a.device_assignable);
+  add(a.revocable);
+  add(std::string_view(a.app_store_url));
+  add(a.token_organization_name);
+  add(a.token_apple_id);
+  add(a.token_display_name);
+  add(std::string_view(a.token_account_type));
+  add(std::int64_t{a.created});
+  add(std::int64_t{a.last_modified});
+}
+
+// FinishJob's apps: `snapshot_apps` as they are stored for `token_id`, given the
+// token's apps before the sync (`existing`). A token's snapshot holds only its
+// own apps. The same app across syncs keeps its createdDateTime, and its
+// lastModifiedDateTime moves (to `now`) only when something Graph shows changed;
+// a new app without times gets `now`.
+std::vector<MobileApp> MergeSnapshotApps(std::vector<MobileApp> existing, const std::vector<MobileApp>& snapshot_apps,
+                                         const std::string& token_id, Timestamp now);
+
+// `tenant_id = <param> [AND <filter>]`: the WHERE of a tenant's list or count.
+template <class Columns>
+Result<std::string> TenantWhere(const std::string& tenant_id, const std::optional<Expr>& filter,
+                                const Columns& columns, SqlBuilder& builder) {
+  std::string where = "tenant_id = " + builder.Param(tenant_id);
+  if (filter) {
+    Result<std::string> compiled = CompileFilter(*filter, columns, builder);
+    if (!compiled) return Fail(compiled.error());
+    where += " AND " + *compiled;
+  }
+  return where;
+}
+
+// The SELECT of one page of `table`: `query.limit` rows from `query.skip`, one
+// more read to tell has_more. The limit and the offset become `builder`'s next
+// parameters.
+std::string PageSql(const std::string& select_list, const char* table, const std::string& where,
+                    const std::string& order, const ListQuery& query, SqlBuilder& builder);
+
+// Adds one more row to a page of at most `limit` items, which was read with one
+// row more than that: false (and has_more set) when the page is already full.
+template <class T>
+bool RoomOnPage(Page<T>& page, std::int64_t limit) {
+  if (static_cast<std::int64_t>(page.items.size()) < limit) return true;
+  page.has_more = true;
+  return false;
+}
+
+// ForEachAssignment's keyset walk: `read_after(last)` reads up to `batch` rows
+// after `last` (nullopt: from the start), a read of its own each, so no
+// connection is held while `on_batch` runs. The walk ends after a batch of fewer
+// rows, or at the first error.
+using AssignmentBatch = std::vector<LicenseAssignment>;
+Status WalkAssignments(std::size_t batch, const std::function<Status(const AssignmentBatch&)>& on_batch,
+                       const std::function<Result<AssignmentBatch>(const std::optional<LicenseAssignment>&)>& read_after);
+
+// --- sync_jobs -------------------------------------------------------------------
+
+// Column 0 is the job's integer key; ReadJobRow reads the rest.
+constexpr const char* kJobSelectList =
+    "key, id, tenant_id, token_id, kind, params, requested, not_before, attempts, lease_owner, lease_expires, "
+    "pages_walked, pages_total, assignments_staged";
+
+template <class Row>
+SyncJob ReadJobRow(const Row& row) {
+  SyncJob j;
+  j.id = row.Text(1);
+  j.tenant_id = row.Text(2);
+  j.token_id = row.Text(3);
+  j.kind = row.Text(4);
+  j.params = row.Text(5);
+  j.requested = row.Int(6);
+  j.not_before = row.Int(7);
+  j.attempts = static_cast<int>(row.Int(8));
+  j.lease_owner = row.Text(9);
+  j.lease_expires = row.Int(10);
+  j.pages_walked = row.Int(11);
+  j.pages_total = row.Int(12);
+  j.assignments_staged = row.Int(13);
+  return j;
+}
+
+// ClaimJob's change to the job it picked: leased to `worker` until `expires`,
+// one more attempt, no progress yet. True when it takes over the lease of a
+// worker that died (whose staged rows are then garbage).
+bool StampClaim(SyncJob& job, const std::string& worker, Timestamp expires);
 
 // Whether a sync changed anything Graph shows of the app (its times aside).
 bool SameAppData(const MobileApp& a, const MobileApp& b);
@@ -147,11 +373,65 @@ Error LeaseLost(const SyncJob& job, std::string_view why);
 // page of Apple's is 1,000; this bounds a transaction's size and memory.
 constexpr std::size_t kMaxBatchRows = 100000;
 
+// --- tokens -----------------------------------------------------------------------
+
+// CreateToken's work before its transaction: a new id when `token` has none (its
+// length checked), both times stamped, and the sToken sealed (pure CPU, so before
+// any lock). Returns the ciphertext.
+Result<std::string> PrepareNewToken(const std::string& tenant_id, VppToken& token, const Clock& clock,
+                                    const SecretBox& secrets);
+// CreateToken's checks in its transaction: `exists`, a token of that id in the
+// tenant (AlreadyExists); `count`, the tenant's tokens (ResourceExhausted at
+// `max_tokens`).
+Status CheckTokenRoom(const std::string& id, bool exists, std::int64_t count, std::int64_t max_tokens);
+
+// A token after the read-modify-write of UpdateToken, EnqueueJob and FinishJob,
+// and the ciphertext to store: nullopt keeps the stored one (never opened).
+struct MutatedToken {
+  VppToken token;
+  std::optional<std::string> sealed;
+};
+// Applies `mutate` (may be empty) to a copy of `stored`, keeps its id and
+// created time, stamps last_modified, and re-seals only when `mutate` set a new
+// plaintext (which is then cleared from the token). `mutate`'s error as is.
+Result<MutatedToken> MutateStoredToken(const std::string& tenant_id, const VppToken& stored,
+                                       const std::function<Status(VppToken&)>& mutate, const Clock& clock,
+                                       const SecretBox& secrets);
+// GetTokenSecret's open of `sealed`. Internal, naming the row, never the value,
+// when it does not open (tampered with, or sealed under another key).
+Result<std::string> OpenTokenSecret(const std::string& tenant_id, const std::string& id, const std::string& sealed,
+                                    const SecretBox& secrets);
+
+// --- argument checks, the same words in both stores ---------------------------------
+
+// InvalidArgument unless 1..kMaxIdLength characters.
+Status CheckTenantId(const std::string& id);
+// EnqueueJob's: a kind of 1..kMaxIdLength characters, params of at most kMaxJobParamsBytes.
+Status CheckEnqueueOptions(const EnqueueOptions& options);
+// ClaimJob's: a worker name of 1..kMaxIdLength characters, a positive lease.
+Status CheckClaim(const std::string& worker, std::chrono::milliseconds lease);
+// ForEachAssignment's: a batch of 1..kMaxBatchRows rows.
+Status CheckBatchSize(std::size_t batch);
+
 // InvalidArgument for a negative skip or a limit outside 0..kMaxPageSize.
 Status CheckPaging(std::int64_t skip, std::int64_t limit);
 // StageAssignments' checks: at most kMaxBatchRows rows, each with an adamId and
 // exactly one of clientUserId and serialNumber. InvalidArgument otherwise.
 Status CheckStagedRows(const std::vector<LicenseAssignment>& rows);
+// StageAssignments' rows, in (adam_id, pricing_param, serial_number,
+// client_user_id) order, the primary key's of license_assignments in both
+// stores: consecutive inserts then land next to each other in the index. `rows`
+// must have passed CheckStagedRows.
+std::vector<const LicenseAssignment*> SortedByKey(const std::vector<LicenseAssignment>& rows);
+
+// StageAssignments' writes: `sorted` goes to `stage`, in order, in parts of at
+// most `chunk_rows()` rows (asked again before each part). Staged rows are
+// invisible, so several transactions are as good as one; on failure (returned
+// as is, no further part staged) the caller abandons the walk (ClearStaged,
+// ReleaseJob), whatever part was staged.
+Status StageInChunks(const std::vector<const LicenseAssignment*>& sorted, const std::function<std::size_t()>& chunk_rows,
+                     const std::function<Status(const std::vector<const LicenseAssignment*>&)>& stage);
+
 // The delta check after a merge: every app's (adamId, pricingParam) must have as
 // many stored assignments (`stored`, per asset) as Apple counts (used_licenses).
 // FailedPrecondition "delta inconsistent: ..." naming the first few differences.
