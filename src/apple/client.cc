@@ -283,6 +283,21 @@ class ClientImpl final : public Client {
       out.page.version_id = m.version_id;
       return out;
     };
+    // A page that arrived whole but does not parse, or breaks the paging rules,
+    // is fetched again like a transport failure (a GET changes nothing at Apple,
+    // and a garbled page from a front end is as transient as a 503), up to the
+    // retry policy's attempts per page. What the transport already gave up on
+    // (no body) is not fetched again.
+    std::map<int, int> refetches;
+    auto refetch = [&](const internal::Completion& c, const AppleError& e) {
+      if (!c.body || e.kind != AppleErrorKind::kMalformedResponse) return false;
+      int& n = refetches[c.id];
+      if (n + 1 >= options().retry.max_attempts) return false;
+      ++n;
+      internal::CountRefetch(requests.at(c.id));
+      submit(c.id);
+      return true;
+    };
     auto deliver = [&](const Parsed& p) -> AppleStatus {
       if (Status s = on_page(p.page); !s) {
         AppleError e = LocalError(AppleErrorKind::kAborted, s.error().message);
@@ -298,8 +313,12 @@ class ClientImpl final : public Client {
 
     // Page 0 alone: it tells how many pages there are and which version.
     submit(0);
-    std::vector<internal::Completion> first = batch.WaitSome();
-    auto page0 = parse_page(first.at(0));
+    AppleResult<Parsed> page0;
+    for (;;) {
+      std::vector<internal::Completion> first = batch.WaitSome();
+      page0 = parse_page(first.at(0));
+      if (page0 || !refetch(first.at(0), page0.error())) break;
+    }
     if (!page0) return tl::unexpected(page0.error());
     total = page0->meta.total;
     static_cast<Envelope&>(result) = page0->meta.envelope;
@@ -321,7 +340,10 @@ class ClientImpl final : public Client {
       fill();  // Queue what the freed window allows; WaitSome starts it next time round.
       for (internal::Completion& c : finished) {
         auto parsed = parse_page(c);
-        if (!parsed) return tl::unexpected(parsed.error());
+        if (!parsed) {
+          if (refetch(c, parsed.error())) continue;
+          return tl::unexpected(parsed.error());
+        }
         if (parsed->meta.version_id != result.version_id) {
           // The data set moved under the walk: what was delivered and what
           // follows would mix two versions. The caller restarts.

@@ -605,15 +605,28 @@ TEST_F(ClientTest, TruncatedBodiesAreRetriedThenMalformed) {
   EXPECT_EQ(r.error().attempts, 5);
 }
 
-TEST_F(ClientTest, MalformedJsonIsNotRetried) {
+TEST_F(ClientTest, AMalformedPageIsFetchedAgainThenTheWalkFails) {
   auto c = NewClient();
-  AddFault(R"({"path":"/mdm/v2/assignments","kind":"malformed_json","onRequests":[3]})");
+  // Once (the 3rd GET /assignments, and page 0 once too): each page is fetched
+  // again and the walk completes with every item, in order.
+  AddFault(R"({"path":"/mdm/v2/assignments","kind":"malformed_json","onRequests":[1, 3]})");
+  std::vector<Assignment> items;
+  auto ok = WalkAll(*c, {}, &items);
+  ASSERT_TRUE(ok) << ok.error().Describe();
+  EXPECT_EQ(ok->pages_delivered, 100);
+  EXPECT_EQ(static_cast<std::int64_t>(items.size()), ok->items);
+  EXPECT_EQ(Counter("GET /mdm/v2/assignments"), 102);
+
+  // Every time: the page is fetched max_attempts times (5), then the walk fails.
+  Control("DELETE", "/_sim/faults");
+  Control("DELETE", "/_sim/counters");
+  AddFault(R"({"path":"/mdm/v2/assignments","kind":"malformed_json","rate":1})");
   auto r = WalkAll(*c, {});
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().kind, AppleErrorKind::kMalformedResponse);
-  EXPECT_EQ(r.error().attempts, 1);
-  EXPECT_NE(r.error().request.find("/assignments?pageIndex="), std::string::npos) << r.error().request;
+  EXPECT_NE(r.error().request.find("/assignments"), std::string::npos) << r.error().request;
   EXPECT_EQ(r.error().ToError().code, Code::kUnavailable);
+  EXPECT_EQ(Counter("GET /mdm/v2/assignments"), 5);
 }
 
 TEST_F(ClientTest, AppleErrorsAtHttp200AreErrors) {

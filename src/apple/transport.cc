@@ -557,4 +557,10 @@ void AppendQuery(std::string& url, std::string_view key, std::string_view value)
   AppendEncoded(url, value);
 }
 
+void CountRefetch(const HttpRequest& request) {
+  metrics::Counter("vppd_apple_retries_total", "Apple requests retried, by endpoint", {{"endpoint", Endpoint(request)}})
+      .Inc();
+  spdlog::info("apple: {} answered a page that does not parse; fetching it again", request.display);
+}
+
 }  // namespace vppd::apple::internal

@@ -145,4 +145,8 @@ void AppendQuery(std::string& url, std::string_view key, std::string_view value)
 // Apple error classification (errors.cc): the kind for an errorNumber and/or an HTTP status.
 AppleErrorKind KindFor(int error_number, long http_status);
 
+// Counts (vppd_apple_retries_total) and logs a page the walk fetches again
+// because its body did not parse: a retry decided above the transport.
+void CountRefetch(const HttpRequest& request);
+
 }  // namespace vppd::apple::internal
