@@ -13,6 +13,12 @@ constexpr auto kStandard = JsonEscaping::kStandard;
 constexpr auto kSanitized = JsonEscaping::kSanitized;
 const std::string kReplacement = "\xef\xbf\xbd";  // U+FFFD
 
+std::string Replacements(int n) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += kReplacement;
+  return out;
+}
+
 std::string Bytes(std::initializer_list<unsigned char> bytes) { return std::string(bytes.begin(), bytes.end()); }
 
 TEST(JsonEscape, EscapesQuotesBackslashesAndControlsInBothModes) {
@@ -46,29 +52,28 @@ TEST(JsonEscape, StandardEqualsBoostJsonForEveryAsciiByteAndUtf8) {
 }
 
 TEST(JsonEscape, SanitizedEscapesDelAndKeepsWellFormedUtf8) {
-  EXPECT_EQ(JsonEscape("a\x7f" "b", kSanitized), "a\\u007fb");
+  EXPECT_EQ(JsonEscape("a\x7fz", kSanitized), "a\\u007fz");
   EXPECT_EQ(JsonEscape("→ café 😀", kSanitized), "→ café 😀");
   // The extremes of each length: U+0080, U+07FF, U+0800, U+FFFF, U+10000, U+10FFFF,
   // and U+D7FF / U+E000 around the surrogates.
-  const std::string edges = "\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf\xf0\x90\x80\x80\xf4\x8f\xbf\xbf\xed\x9f\xbf\xee\x80\x80";
+  const std::string edges =
+      "\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf\xf0\x90\x80\x80\xf4\x8f\xbf\xbf\xed\x9f\xbf\xee\x80\x80";
   EXPECT_EQ(JsonEscape(edges, kSanitized), edges);
 }
 
 TEST(JsonEscape, SanitizedReplacesEachInvalidByte) {
-  EXPECT_EQ(JsonEscape("\xff", kSanitized), kReplacement);
-  EXPECT_EQ(JsonEscape("\x80", kSanitized), kReplacement);                          // stray continuation
-  EXPECT_EQ(JsonEscape("a\xc3", kSanitized), "a" + kReplacement);                   // cut short at the end
-  EXPECT_EQ(JsonEscape("\xe2\x82z", kSanitized), kReplacement + kReplacement + "z");  // cut short inside
-  EXPECT_EQ(JsonEscape("\xc0\xaf", kSanitized), kReplacement + kReplacement);        // overlong '/'
-  EXPECT_EQ(JsonEscape("\xe0\x9f\xbf", kSanitized), kReplacement + kReplacement + kReplacement);  // overlong U+07FF
-  EXPECT_EQ(JsonEscape("\xf0\x8f\xbf\xbf", kSanitized), std::string() + kReplacement + kReplacement + kReplacement +
-                                                          kReplacement);  // overlong U+FFFF
-  EXPECT_EQ(JsonEscape("\xed\xa0\x80", kSanitized), kReplacement + kReplacement + kReplacement);  // a surrogate
-  EXPECT_EQ(JsonEscape("\xf4\x90\x80\x80", kSanitized), kReplacement + kReplacement + kReplacement +
-                                                          kReplacement);  // past U+10FFFF
-  EXPECT_EQ(JsonEscape("\xf5\x80", kSanitized), kReplacement + kReplacement);
+  EXPECT_EQ(JsonEscape("\xff", kSanitized), Replacements(1));
+  EXPECT_EQ(JsonEscape("\x80", kSanitized), Replacements(1));              // stray continuation
+  EXPECT_EQ(JsonEscape("a\xc3", kSanitized), "a" + Replacements(1));       // cut short at the end
+  EXPECT_EQ(JsonEscape("\xe2\x82z", kSanitized), Replacements(2) + "z");   // cut short inside
+  EXPECT_EQ(JsonEscape("\xc0\xaf", kSanitized), Replacements(2));          // overlong '/'
+  EXPECT_EQ(JsonEscape("\xe0\x9f\xbf", kSanitized), Replacements(3));      // overlong U+07FF
+  EXPECT_EQ(JsonEscape("\xf0\x8f\xbf\xbf", kSanitized), Replacements(4));  // overlong U+FFFF
+  EXPECT_EQ(JsonEscape("\xed\xa0\x80", kSanitized), Replacements(3));      // a surrogate
+  EXPECT_EQ(JsonEscape("\xf4\x90\x80\x80", kSanitized), Replacements(4));  // past U+10FFFF
+  EXPECT_EQ(JsonEscape("\xf5\x80", kSanitized), Replacements(2));          // no such lead byte
   // Escaping and replacing mix: the replacement does not swallow what follows.
-  EXPECT_EQ(JsonEscape("\xff\"\xfe\n", kSanitized), kReplacement + "\\\"" + kReplacement + "\\n");
+  EXPECT_EQ(JsonEscape("\xff\"\xfe\n", kSanitized), Replacements(1) + "\\\"" + Replacements(1) + "\\n");
 }
 
 TEST(AppendJsonString, QuotesAndAppends) {

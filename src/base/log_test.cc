@@ -48,8 +48,7 @@ TEST(JsonLines, EscapeControlsAndReplaceInvalidUtf8) {
   const std::string fffd = "\xef\xbf\xbd";
   const std::string want = R"("component":"http","message":"bad \"x)" + fffd + R"(\"\nnext","client_request_id":"c)" +
                            fffd + R"(\u007f"})" + "\n";
-  EXPECT_NE(out.find(want), std::string::npos)
-      << out;
+  EXPECT_NE(out.find(want), std::string::npos) << out;
 }
 
 TEST(ParseFormat, AcceptsJsonAndTextOnly) {
