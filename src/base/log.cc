@@ -13,6 +13,8 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "base/json_escape.h"
+
 namespace vppd::log {
 namespace {
 
@@ -30,6 +32,10 @@ std::pair<std::string_view, std::string_view> SplitComponent(std::string_view me
 }
 
 void Append(spdlog::memory_buf_t& dest, std::string_view text) { dest.append(text.data(), text.data() + text.size()); }
+
+// `text` escaped for a JSON string. Sanitized: a line stays valid UTF-8 without
+// control bytes whatever a client sent.
+std::string Escaped(std::string_view text) { return JsonEscape(text, JsonEscaping::kSanitized); }
 
 void AppendTime(spdlog::memory_buf_t& dest, std::chrono::system_clock::time_point time) {
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count();
@@ -80,21 +86,21 @@ class JsonFormatter final : public spdlog::formatter {
     Append(dest, std::string_view(spdlog::level::to_string_view(msg.level).data(),
                                   spdlog::level::to_string_view(msg.level).size()));
     Append(dest, "\",\"logger\":\"");
-    Append(dest, JsonEscape(std::string_view(msg.logger_name.data(), msg.logger_name.size())));
+    Append(dest, Escaped(std::string_view(msg.logger_name.data(), msg.logger_name.size())));
     Append(dest, "\",\"component\":\"");
-    Append(dest, JsonEscape(component.empty() ? std::string_view("vppd") : component));
+    Append(dest, Escaped(component.empty() ? std::string_view("vppd") : component));
     Append(dest, "\",\"message\":\"");
-    Append(dest, JsonEscape(message));
+    Append(dest, Escaped(message));
     Append(dest, "\"");
     ForEachField(ctx, tls_fields, [&](std::string_view key, std::string_view value, bool number) {
       Append(dest, ",\"");
-      Append(dest, JsonEscape(key));
+      Append(dest, Escaped(key));
       Append(dest, "\":");
       if (number) {
         Append(dest, value);
       } else {
         Append(dest, "\"");
-        Append(dest, JsonEscape(value));
+        Append(dest, Escaped(value));
         Append(dest, "\"");
       }
     });
@@ -124,7 +130,7 @@ class TextFormatter final : public spdlog::formatter {
         Append(dest, value);
       } else {
         Append(dest, "\"");
-        Append(dest, JsonEscape(value));
+        Append(dest, Escaped(value));
         Append(dest, "\"");
       }
     });
@@ -168,76 +174,6 @@ void InfoFields(std::string_view message, std::vector<Field> fields) {
   tls_fields = &fields;
   spdlog::info("{}", message);
   tls_fields = previous;
-}
-
-std::string JsonEscape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + 8);
-  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
-  const std::size_t n = text.size();
-  for (std::size_t i = 0; i < n;) {
-    const unsigned char c = p[i];
-    if (c < 0x80) {
-      switch (c) {
-        case '"':
-          out += "\\\"";
-          break;
-        case '\\':
-          out += "\\\\";
-          break;
-        case '\n':
-          out += "\\n";
-          break;
-        case '\r':
-          out += "\\r";
-          break;
-        case '\t':
-          out += "\\t";
-          break;
-        default:
-          if (c < 0x20 || c == 0x7f) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\u%04x", c);
-            out += buf;
-          } else {
-            out += static_cast<char>(c);
-          }
-      }
-      ++i;
-      continue;
-    }
-    // A well-formed UTF-8 sequence is copied; anything else becomes U+FFFD.
-    std::size_t len = 0;
-    std::uint32_t cp = 0;
-    if (c >= 0xc2 && c <= 0xdf) {
-      len = 2;
-      cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      len = 3;
-      cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      len = 4;
-      cp = c & 0x07;
-    }
-    bool ok = len > 0 && i + len <= n;
-    for (std::size_t k = 1; ok && k < len; ++k) {
-      ok = (p[i + k] & 0xc0) == 0x80;
-      cp = (cp << 6) | (p[i + k] & 0x3f);
-    }
-    // No overlong forms, surrogates or code points past U+10FFFF.
-    if (ok &&
-        ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))) {
-      ok = false;
-    }
-    if (ok) {
-      out.append(text.data() + i, len);
-      i += len;
-    } else {
-      out += "\xef\xbf\xbd";
-      ++i;
-    }
-  }
-  return out;
 }
 
 }  // namespace vppd::log

@@ -91,8 +91,4 @@ inline Field Num(std::string key, long long value) { return {std::move(key), std
 // Logs `message` at info with `fields` added to this line only.
 void InfoFields(std::string_view message, std::vector<Field> fields);
 
-// `text` as the contents of a JSON string (no quotes): ", \ and control characters
-// escaped, invalid UTF-8 replaced by U+FFFD. Exposed for tests.
-std::string JsonEscape(std::string_view text);
-
 }  // namespace vppd::log

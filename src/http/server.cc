@@ -46,6 +46,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/base.h"
+#include "base/json_escape.h"
 #include "base/log.h"
 
 namespace vppd::http {
@@ -108,30 +109,6 @@ const std::string& CachedHttpDate() {
     cached_second = second;
   }
   return cached_text;
-}
-
-std::string JsonEscape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + 8);
-  for (char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          static constexpr char kHex[] = "0123456789abcdef";
-          out += "\\u00";
-          out += kHex[(c >> 4) & 0xf];
-          out += kHex[c & 0xf];
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out;
 }
 
 // The Graph error envelope, for the answers the server gives on its own

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "store/pool_lease.h"
 
 struct pg_conn;
 struct pg_result;
@@ -144,20 +145,7 @@ class Connection {
 
 class Pool {
  public:
-  class Lease {
-   public:
-    Lease(Pool* pool, std::unique_ptr<Connection> conn) : pool_(pool), conn_(std::move(conn)) {}
-    Lease(Lease&& other) noexcept = default;
-    Lease& operator=(Lease&&) = delete;
-    ~Lease() {
-      if (conn_) pool_->Release(std::move(conn_));
-    }
-    Connection& conn() { return *conn_; }
-
-   private:
-    Pool* pool_;
-    std::unique_ptr<Connection> conn_;
-  };
+  using Lease = PoolLease<Pool, Connection>;
 
   Pool(ConnectOptions options, int max_size, std::chrono::milliseconds wait)
       : options_(std::move(options)), max_size_(max_size), wait_(wait) {}
@@ -169,6 +157,7 @@ class Pool {
   void DropIdle();
 
  private:
+  friend Lease;
   void Release(std::unique_ptr<Connection> conn);
 
   const ConnectOptions options_;

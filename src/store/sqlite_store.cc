@@ -35,6 +35,7 @@
 #include "store/collector.h"
 #include "store/filter_sql.h"
 #include "store/migrations.h"
+#include "store/pool_lease.h"
 #include "store/sqlite_db.h"
 #include "store/store.h"
 #include "store/store_common.h"
@@ -144,20 +145,7 @@ constexpr auto kCheckpointBackpressureWait = std::chrono::milliseconds(200);
 // Reader connections, handed out one per call.
 class ReaderPool {
  public:
-  class Lease {
-   public:
-    Lease(ReaderPool* pool, std::unique_ptr<Connection> conn) : pool_(pool), conn_(std::move(conn)) {}
-    Lease(Lease&& other) noexcept = default;
-    Lease& operator=(Lease&&) = delete;
-    ~Lease() {
-      if (conn_) pool_->Release(std::move(conn_));
-    }
-    Connection& conn() { return *conn_; }
-
-   private:
-    ReaderPool* pool_;
-    std::unique_ptr<Connection> conn_;
-  };
+  using Lease = PoolLease<ReaderPool, Connection>;
 
   void Add(std::unique_ptr<Connection> conn) { idle_.push_back(std::move(conn)); }
 
@@ -173,6 +161,7 @@ class ReaderPool {
   }
 
  private:
+  friend Lease;
   void Release(std::unique_ptr<Connection> conn) {
     {
       std::lock_guard lock(mu_);

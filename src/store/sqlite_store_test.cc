@@ -490,14 +490,31 @@ TEST_P(StoreTest, RealLimitOf3000) {
 
 // --- secrets at rest ----------------------------------------------------------------
 
-TEST_P(SqliteFileTest, SealedTokenIsNeverOnDiskInPlaintext) {
+// The secrets-at-rest tests' token: created with one sToken, then given another,
+// so that the checks (for "SECRET-PLAINTEXT" and the first one's tail) see both a
+// first seal and a re-seal.
+constexpr char kFirstSecret[] = "SECRET-PLAINTEXT-sToken-7f3a9c1e5b";
+constexpr char kSecondSecret[] = "SECRET-PLAINTEXT-sToken-second-4d2e";
+
+VppToken CreateTokenThenReplaceSecret(Store& store) {
   VppToken t = FullToken();
-  t.token = "SECRET-PLAINTEXT-sToken-7f3a9c1e5b";
-  VppToken created = Create(kTenantA, t);
-  ASSERT_TRUE(store_->UpdateToken(kTenantA, created.id, [](VppToken& x) -> Status {
-    x.token = "SECRET-PLAINTEXT-sToken-second-4d2e";
+  t.token = kFirstSecret;
+  Result<VppToken> created = store.CreateToken(kTenantA, std::move(t));
+  if (!created) {
+    ADD_FAILURE() << created.error().message;
     return {};
-  }));
+  }
+  Result<VppToken> replaced = store.UpdateToken(kTenantA, created->id, [](VppToken& x) -> Status {
+    x.token = kSecondSecret;
+    return {};
+  });
+  EXPECT_TRUE(replaced) << replaced.error().message;
+  return *created;
+}
+
+TEST_P(SqliteFileTest, SealedTokenIsNeverOnDiskInPlaintext) {
+  const VppToken created = CreateTokenThenReplaceSecret(*store_);
+  ASSERT_FALSE(HasFailure());
   std::string bytes = ReadAll(options_.path) + ReadAll(options_.path + "-wal");
   ASSERT_GT(bytes.size(), 0u);
   EXPECT_NE(bytes.find("Contoso"), std::string::npos) << "sanity: the search does see plain columns";
@@ -506,17 +523,12 @@ TEST_P(SqliteFileTest, SealedTokenIsNeverOnDiskInPlaintext) {
   store_.reset();  // checkpoint into the main file, then look again
   EXPECT_EQ(ReadAll(options_.path).find("SECRET-PLAINTEXT"), std::string::npos);
   Open();
-  EXPECT_EQ(*store_->GetTokenSecret(kTenantA, created.id), "SECRET-PLAINTEXT-sToken-second-4d2e");
+  EXPECT_EQ(*store_->GetTokenSecret(kTenantA, created.id), kSecondSecret);
 }
 
 TEST_P(StoreTest, SealedTokenIsNeverStoredInPlaintext) {
-  VppToken t = FullToken();
-  t.token = "SECRET-PLAINTEXT-sToken-7f3a9c1e5b";
-  VppToken created = Create(kTenantA, t);
-  ASSERT_TRUE(store_->UpdateToken(kTenantA, created.id, [](VppToken& x) -> Status {
-    x.token = "SECRET-PLAINTEXT-sToken-second-4d2e";
-    return {};
-  }));
+  const VppToken created = CreateTokenThenReplaceSecret(*store_);
+  ASSERT_FALSE(HasFailure());
   // Every column of every row, as text (SQLite's bytes on disk: SqliteFileTest).
   Raw raw = db_->raw();
   std::string everything = pg()
@@ -527,7 +539,7 @@ TEST_P(StoreTest, SealedTokenIsNeverStoredInPlaintext) {
   EXPECT_NE(rows.find("Contoso"), std::string::npos) << "sanity: the search does see plain columns";
   EXPECT_EQ(rows.find("SECRET-PLAINTEXT"), std::string::npos);
   EXPECT_EQ(rows.find("7f3a9c1e5b"), std::string::npos);
-  EXPECT_EQ(*store_->GetTokenSecret(kTenantA, created.id), "SECRET-PLAINTEXT-sToken-second-4d2e");
+  EXPECT_EQ(*store_->GetTokenSecret(kTenantA, created.id), kSecondSecret);
 }
 
 TEST_P(StoreTest, TamperedCiphertextIsAnErrorNotGarbage) {

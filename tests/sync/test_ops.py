@@ -12,11 +12,9 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import VPPD, Sim, Vppd, WRITE_SCOPE, quote  # noqa: E402
+from harness import VPPD, Vppd, quote  # noqa: E402
+from sim_vppd_case import BASE, SimVppdTestCase  # noqa: E402
 
-BASE = "/beta/deviceAppManagement/vppTokens"
-APPS = "/beta/deviceAppManagement/mobileApps"
-APPS_SCOPE = "DeviceManagementApps.ReadWrite.All"
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
@@ -31,46 +29,10 @@ def json_lines(text):
     return out
 
 
-class OpsTestCase(unittest.TestCase):
+class OpsTestCase(SimVppdTestCase):
     sim_args = ("--assets", "12", "--assignments", "300", "--page-size", "25", "--locations", "1", "--seed", "21")
-    vppd_args = ()
-
-    @classmethod
-    def setUpClass(cls):
-        cls.sim = Sim(*cls.sim_args).start()
-        cls.vppd = Vppd("--apple-url", cls.sim.url, "--sync-lease-seconds", "3", "--sync-interval-seconds", "0",
-                        "--throttle-window-seconds", "0", "--apple-max-attempts", "2", "--sync-full-walk-days", "0",
-                        "--apple-max-retry-seconds", "5", *cls.vppd_args).start()
-        cls.token = cls.vppd.dev_token("--scopes", f"{WRITE_SCOPE} {APPS_SCOPE}")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.vppd.cleanup()
-        cls.sim.cleanup()
-
-    def setUp(self):
-        self.sim.control("DELETE", "faults")
-
-    def call(self, method, path, body=None, headers=None, token=None):
-        return self.vppd.request(method, path, token=token or self.token, headers=headers, body=body)
-
-    def new_location(self, assets=12, assignments=300):
-        loc = self.sim.control("POST", "locations", {"assets": assets, "assignments": assignments})
-        return loc, loc["tokens"][0]["sToken"]
-
-    def add_token(self, stoken):
-        r = self.call("POST", BASE, {"token": stoken})
-        self.assertEqual(r.status, 201, r)
-        return r.json()
-
-    def wait_sync(self, token_id, timeout=40):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            t = self.call("GET", f"{BASE}/{token_id}").json()
-            if t["lastSyncStatus"] != "inProgress":
-                return t
-            time.sleep(0.1)
-        self.fail(f"sync of {token_id} did not finish within {timeout}s")
+    vppd_args = ("--sync-lease-seconds", "3", "--sync-interval-seconds", "0", "--throttle-window-seconds", "0",
+                 "--apple-max-attempts", "2", "--sync-full-walk-days", "0", "--apple-max-retry-seconds", "5")
 
     def cli_sync(self, *args, timeout=90):
         return subprocess.run([VPPD, "sync", *args, "--data-dir", self.vppd.data_dir], env=self.vppd.process_env(),

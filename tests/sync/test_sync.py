@@ -7,64 +7,17 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import Sim, Vppd, WRITE_SCOPE, expected_apps, graph_app_counts, quote  # noqa: E402
-
-BASE = "/beta/deviceAppManagement/vppTokens"
-APPS = "/beta/deviceAppManagement/mobileApps"
-APPS_SCOPE = "DeviceManagementApps.ReadWrite.All"
+from harness import WRITE_SCOPE, expected_apps, graph_app_counts, quote  # noqa: E402
+from sim_vppd_case import APPS, APPS_SCOPE, BASE, SimVppdTestCase  # noqa: E402
 
 
-class SyncTestCase(unittest.TestCase):
+class SyncTestCase(SimVppdTestCase):
     sim_args = ("--assets", "12", "--assignments", "120", "--page-size", "25", "--event-delay-ms", "100",
                 "--locations", "1", "--seed", "11")
-    vppd_args = ()
+    vppd_args = ("--sync-lease-seconds", "2", "--sync-interval-seconds", "0", "--throttle-window-seconds", "0",
+                 "--apple-max-attempts", "3", "--apple-max-retry-seconds", "10", "--sync-event-poll-ms", "150")
 
-    @classmethod
-    def setUpClass(cls):
-        cls.sim = Sim(*cls.sim_args).start()
-        cls.vppd = Vppd("--apple-url", cls.sim.url, "--sync-lease-seconds", "2", "--sync-interval-seconds", "0",
-                        "--throttle-window-seconds", "0", "--apple-max-attempts", "3",
-                        "--apple-max-retry-seconds", "10", "--sync-event-poll-ms", "150",
-                        *cls.vppd_args).start()
-        cls.token = cls.vppd.dev_token("--scopes", f"{WRITE_SCOPE} {APPS_SCOPE}")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.vppd.cleanup()
-        cls.sim.cleanup()
-
-    def setUp(self):
-        self.sim.control("DELETE", "faults")
-
-    # --- helpers ---------------------------------------------------------
-
-    def call(self, method, path, body=None, headers=None):
-        return self.vppd.request(method, path, token=self.token, headers=headers, body=body)
-
-    def new_location(self, assets=12, assignments=120, **extra):
-        body = {"assets": assets, "assignments": assignments}
-        body.update(extra)
-        loc = self.sim.control("POST", "locations", body)
-        return loc, loc["tokens"][0]["sToken"]
-
-    def add_token(self, stoken, **props):
-        body = {"token": stoken}
-        body.update(props)
-        r = self.call("POST", BASE, body)
-        self.assertEqual(r.status, 201, r)
-        self.assertEqual(r.json()["lastSyncStatus"], "inProgress", "creating a token starts a sync")
-        return r.json()
-
-    def wait_sync(self, token_id, timeout=40):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            r = self.call("GET", f"{BASE}/{token_id}")
-            self.assertEqual(r.status, 200, r)
-            t = r.json()
-            if t["lastSyncStatus"] != "inProgress":
-                return t
-            time.sleep(0.1)
-        self.fail(f"sync of {token_id} did not finish within {timeout}s")
+    # --- helpers (besides SimVppdTestCase's) ------------------------------
 
     def sync(self, token_id, **headers):
         r = self.call("POST", f"{BASE}/{token_id}/syncLicenses", headers=headers)

@@ -14,6 +14,10 @@
 //   w.EndObject();
 //   std::string body = std::move(w).Take();
 //
+// Strings go through vppd::AppendJsonString (base/json_escape.h; handlers call it
+// directly too) in its standard mode: bytes >= 0x80 are copied as they are (the
+// simulator only handles UTF-8 input it parsed itself).
+//
 // The writer inserts commas itself; it does not validate nesting (callers are
 // the simulator's own handlers). Not thread-safe; one writer per response.
 #pragma once
@@ -23,12 +27,9 @@
 #include <string_view>
 #include <vector>
 
-namespace vppd::sim {
+#include "base/json_escape.h"
 
-// Appends `text` to `out` as a JSON string literal (quotes included), escaping
-// quotes, backslashes and control characters. Bytes >= 0x80 are copied as they
-// are (the simulator only handles UTF-8 input it parsed itself).
-void AppendJsonString(std::string& out, std::string_view text);
+namespace vppd::sim {
 
 class JsonWriter {
  public:
