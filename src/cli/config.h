@@ -79,4 +79,13 @@ Status Validate(const Settings& settings);
 // "host:port" → parts; InvalidArgument for anything else.
 Result<std::pair<std::string, std::uint16_t>> ParseListen(const std::string& listen);
 
+// vppd's identity at Apple is the store's (store::Store::InstallationId), shared by
+// every instance on one database. Before it moved there it was this file in the data
+// dir; it is now only read, so that a deployment keeps its identity: its GUID is what
+// the instance proposes to a store that has none yet.
+inline constexpr const char* kInstallationIdFile = "installation-id";
+// The id to propose: the file's GUID when the file exists (FailedPrecondition when it
+// holds something else), else a new GUID.
+Result<std::string> ProposedInstallationId(const std::string& data_dir);  // in runtime.cc
+
 }  // namespace vppd::cli

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "base/base.h"
+#include "cli/config.h"
 #include "store/store.h"
 
 namespace vppd::cli {
@@ -122,13 +123,15 @@ std::string Canonical(const store::MobileApp& a) {
 // store, so their digest is of the concatenation; assignments come in an order
 // each store chooses, so theirs is a sum of per-row hashes (order-free).
 struct Inventory {
+  std::string installation_id;
   std::int64_t tenants = 0, tokens = 0, apps = 0, assignments = 0;
   std::string tenants_digest, tokens_digest, apps_digest;
   std::uint64_t assignments_digest = 0;
 
   bool operator==(const Inventory&) const = default;
   std::string Describe() const {
-    return fmt::format("{} tenants, {} tokens, {} apps, {} license assignments", tenants, tokens, apps, assignments);
+    return fmt::format("{} tenants, {} tokens, {} apps, {} license assignments (installation id {})", tenants, tokens,
+                       apps, assignments, installation_id);
   }
 };
 
@@ -141,6 +144,10 @@ std::uint64_t RowHash(const store::LicenseAssignment& a, const std::string& toke
 Result<Inventory> Take(store::Store& s) {
   Inventory inv;
   std::string tenants_text, tokens_text, apps_text;
+  // Both stores hold an id by now (MigrateStore sets it first): the proposal is not stored.
+  Result<std::string> installation = s.InstallationId(NewGuid());
+  if (!installation) return Fail(installation.error());
+  inv.installation_id = std::move(*installation);
   Result<std::vector<store::Tenant>> tenants = s.ListTenants();
   if (!tenants) return Fail(tenants.error());
   for (const auto& tenant : *tenants) {
@@ -251,6 +258,23 @@ Status MigrateStore(const MigrateOptions& options, std::FILE* out) {
   FakeClock clock(0);
   Result<std::unique_ptr<store::Store>> target = Open(*to, secrets, &clock, false);
   if (!target) return Fail(target.error());
+
+  // vppd's identity at Apple goes first: a target that is already someone else
+  // (another deployment's id) would take every location over from this one.
+  // A SQLite source that predates the id in the store still has it in its data dir.
+  Result<std::string> proposed = from->sqlite ? ProposedInstallationId(from->data_dir) : Result<std::string>(NewGuid());
+  if (!proposed) return Fail(proposed.error());
+  Result<std::string> source_id = (*source)->InstallationId(*proposed);
+  if (!source_id) return Fail(source_id.error());
+  Result<std::string> target_id = (*target)->InstallationId(*source_id);
+  if (!target_id) return Fail(target_id.error());
+  if (*target_id != *source_id) {
+    return Fail(Error::FailedPrecondition(
+        fmt::format("the target store already holds installation id {} where the source's is {}: it belongs to "
+                    "another deployment (vppd at Apple), so migrate-store will not copy into it",
+                    *target_id, *source_id)));
+  }
+  std::fprintf(out, "installation id: %s\n", source_id->c_str());
 
   Result<std::vector<store::Tenant>> existing = (*target)->ListTenants();
   if (!existing) return Fail(existing.error());

@@ -28,20 +28,6 @@ Result<auth::Verifier> MakeVerifier(const Settings& s, const auth::DevKey* dev_k
   return auth::Verifier::Create(std::move(options));
 }
 
-// This installation's identity at Apple (mdmInfo), kept in the data dir so that a
-// restart is still "us" and a second installation is someone else.
-Result<std::string> InstallationId(const std::string& data_dir) {
-  const std::string path = data_dir + "/installation-id";
-  if (auto existing = ReadFile(path, 256)) {
-    std::string id = existing->substr(0, existing->find_first_of("\r\n"));
-    if (!IsGuid(id)) return Fail(Error::FailedPrecondition(path + " does not hold a GUID"));
-    return id;
-  }
-  std::string id = NewGuid();
-  if (auto ok = WriteFileAtomic(path, id + "\n", 0600); !ok) return Fail(ok.error());
-  return id;
-}
-
 // Gauges read from the store when /metrics is scraped.
 void RegisterStoreGauges(store::Store* store) {
   metrics::RegisterGauge("vppd_sync_queue_depth", "Sync jobs queued or running", [store] {
@@ -69,6 +55,19 @@ void RegisterStoreGauges(store::Store* store) {
 }
 
 }  // namespace
+
+Result<std::string> ProposedInstallationId(const std::string& data_dir) {
+  const std::string path = data_dir + "/" + kInstallationIdFile;
+  Result<std::string> existing = ReadFile(path, 256);
+  if (!existing) {
+    std::error_code ec;
+    if (std::filesystem::exists(path, ec)) return Fail(existing.error());  // there but unreadable: say so
+    return NewGuid();
+  }
+  std::string id = existing->substr(0, existing->find_first_of("\r\n"));
+  if (!IsGuid(id)) return Fail(Error::FailedPrecondition(path + " does not hold a GUID"));
+  return id;
+}
 
 Result<std::unique_ptr<store::Store>> OpenStore(const Settings& settings) {
   const std::string& data_dir = settings.data_dir;
@@ -129,8 +128,15 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   if (!verifier) return Fail(verifier.error());
   rt->verifier.emplace(std::move(*verifier));
 
-  auto installation = InstallationId(s.data_dir);
+  // The store's id wins: every instance on one database is then one owner at Apple.
+  auto proposed = ProposedInstallationId(s.data_dir);
+  if (!proposed) return Fail(proposed.error());
+  auto installation = rt->store->InstallationId(*proposed);
   if (!installation) return Fail(installation.error());
+  if (*installation != *proposed && std::filesystem::exists(s.data_dir + "/" + kInstallationIdFile)) {
+    spdlog::warn("{}/{} holds {} but the store's installation id is {}: using the store's (the file is only read)",
+                 s.data_dir, kInstallationIdFile, *proposed, *installation);
+  }
   sync::EngineOptions engine_options;
   engine_options.workers = s.sync_workers;
   engine_options.apple_url = s.apple_url;

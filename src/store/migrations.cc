@@ -292,6 +292,15 @@ INSERT INTO license_assignments_v6 (generation, app_key, serial_number, client_u
 DROP TABLE license_assignments;
 ALTER TABLE license_assignments_v6 RENAME TO license_assignments;
 )sql"},
+    {7, "installation settings", R"sql(
+-- Facts about the installation rather than a tenant: today only its id at Apple
+-- (Store::InstallationId), which used to be a file in each instance's data dir.
+-- One row per name; a value is written once and never changed.
+CREATE TABLE vppd_settings (
+  name  TEXT NOT NULL PRIMARY KEY,
+  value TEXT NOT NULL
+) STRICT;
+)sql"},
 };
 
 }  // namespace

@@ -148,6 +148,15 @@ ALTER TABLE sync_jobs ADD COLUMN pages_walked       BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE sync_jobs ADD COLUMN pages_total        BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE sync_jobs ADD COLUMN assignments_staged BIGINT NOT NULL DEFAULT 0;
 )sql"},
+    {3, "installation settings", R"sql(
+-- SQLite's migration 7: facts about the installation, not a tenant. Today only its
+-- id at Apple (Store::InstallationId), shared by every instance on this database;
+-- written once (INSERT ... ON CONFLICT DO NOTHING), never changed.
+CREATE TABLE vppd_settings (
+  name  TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+  value TEXT COLLATE "C" NOT NULL
+);
+)sql"},
 };
 
 constexpr const char* kApplication = "vppd";

@@ -728,6 +728,24 @@ class PgStore final : public Store {
     });
   }
 
+  // --- this installation ---
+
+  Result<std::string> InstallationId(const std::string& proposed) override {
+    if (Status s = CheckProposedInstallationId(proposed); !s) return Fail(s.error());
+    // READ COMMITTED: an insert that meets another instance's uncommitted row waits
+    // for it to commit and then does nothing, and the SELECT (a new snapshot) sees
+    // that row. So instances starting together all return the first id stored.
+    return Write<std::string>([&](Connection& c) -> Result<std::string> {
+      Result<Rows> r = c.Exec("INSERT INTO vppd_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+                              Params(std::string(kInstallationIdSetting), proposed));
+      if (!r) return Fail(r.error());
+      r = c.Exec("SELECT value FROM vppd_settings WHERE name = $1", Params(std::string(kInstallationIdSetting)));
+      if (!r) return Fail(r.error());
+      if (r->empty()) return Fail(Error::Internal("store: the installation id vanished while it was written"));
+      return CheckedStoredInstallationId(r->Text(0, 0));
+    });
+  }
+
  private:
   static Tenant ReadTenant(const Rows& r, int i) {
     return Tenant{r.Text(i, 0), r.Text(i, 1), r.Bool(i, 2), r.Int(i, 3)};

@@ -880,6 +880,28 @@ class SqliteStore final : public Store {
     });
   }
 
+  // --- this installation ---
+
+  Result<std::string> InstallationId(const std::string& proposed) override {
+    if (Status s = CheckProposedInstallationId(proposed); !s) return Fail(s.error());
+    // BEGIN IMMEDIATE holds SQLite's write lock from the insert to the read, so
+    // another process opening the same file sees either no row or this one.
+    return Write<std::string>([&](Connection& c) -> Result<std::string> {
+      Result<Stmt> insert =
+          c.Prepare("INSERT INTO vppd_settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING");
+      if (!insert) return Fail(insert.error());
+      if (Status s = BindAll(*insert, std::string_view(kInstallationIdSetting), proposed); !s) return Fail(s.error());
+      if (Status s = insert->Run(); !s) return Fail(s.error());
+      Result<Stmt> select = c.Prepare("SELECT value FROM vppd_settings WHERE name = ?1");
+      if (!select) return Fail(select.error());
+      if (Status s = select->Bind(1, std::string_view(kInstallationIdSetting)); !s) return Fail(s.error());
+      Result<bool> row = select->Step();
+      if (!row) return Fail(row.error());
+      if (!*row) return Fail(Error::Internal("store: the installation id vanished while it was written"));
+      return CheckedStoredInstallationId(select->Text(0));
+    });
+  }
+
  private:
   static Tenant ReadTenant(const Stmt& row) { return Tenant{row.Text(0), row.Text(1), row.Int(2) != 0, row.Int(3)}; }
 

@@ -368,6 +368,14 @@ class Store {
   // (tenant id, token id) of tokens with state 'valid', whose last_sync is before
   // `before` and that have no job, oldest last_sync first, at most `limit`.
   virtual Result<std::vector<std::pair<std::string, std::string>>> TokensDueForSync(Timestamp before, int limit) = 0;
+
+  // --- this installation -------------------------------------------------------
+  // vppd's identity at Apple (the sync derives the mdmInfo it writes to locations
+  // from it), kept in the store so that every instance on one database is the same
+  // owner at Apple. Returns the stored id; when none is stored yet, stores `proposed`
+  // first and returns it. Atomic: instances starting together on one database all
+  // get the one id stored first. InvalidArgument when `proposed` is not a GUID.
+  virtual Result<std::string> InstallationId(const std::string& proposed) = 0;
 };
 
 }  // namespace vppd::store

@@ -271,6 +271,18 @@ Result<std::string> OpenTokenSecret(const std::string& tenant_id, const std::str
   return token;
 }
 
+Status CheckProposedInstallationId(const std::string& proposed) {
+  if (!IsGuid(proposed)) {
+    return Fail(Error::InvalidArgument("store: the proposed installation id must be a GUID", "installation_id"));
+  }
+  return {};
+}
+
+Result<std::string> CheckedStoredInstallationId(std::string stored) {
+  if (!IsGuid(stored)) return Fail(Error::Internal("store: the stored installation id is not a GUID"));
+  return stored;
+}
+
 Status CheckTenantId(const std::string& id) {
   if (id.empty() || id.size() > kMaxIdLength) {
     return Fail(Error::InvalidArgument("tenant id must be 1..256 characters", "id"));

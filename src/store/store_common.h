@@ -404,6 +404,12 @@ Result<std::string> OpenTokenSecret(const std::string& tenant_id, const std::str
 
 // --- argument checks, the same words in both stores ---------------------------------
 
+// The vppd_settings row that holds Store::InstallationId.
+inline constexpr const char* kInstallationIdSetting = "installation_id";
+// InvalidArgument unless `proposed` is a GUID (Store::InstallationId's argument).
+Status CheckProposedInstallationId(const std::string& proposed);
+// The stored value, checked: Internal when it is not a GUID (written by hand).
+Result<std::string> CheckedStoredInstallationId(std::string stored);
 // InvalidArgument unless 1..kMaxIdLength characters.
 Status CheckTenantId(const std::string& id);
 // EnqueueJob's: a kind of 1..kMaxIdLength characters, params of at most kMaxJobParamsBytes.

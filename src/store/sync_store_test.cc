@@ -1188,5 +1188,75 @@ TEST_P(SyncStoreTest, MeasureStageAndFinish100k) {
               std::chrono::duration<double, std::milli>(finished - staged).count());
 }
 
+// --- this installation ------------------------------------------------------------
+
+TEST_P(SyncStoreTest, InstallationIdIsTheFirstProposalStoredForever) {
+  const std::string first = NewGuid(), second = NewGuid();
+  Result<std::string> id = store_->InstallationId(first);
+  ASSERT_TRUE(id) << id.error().message;
+  EXPECT_EQ(*id, first);
+  id = store_->InstallationId(second);
+  ASSERT_TRUE(id) << id.error().message;
+  EXPECT_EQ(*id, first);  // a later proposal changes nothing
+  Reopen();
+  id = store_->InstallationId(NewGuid());
+  ASSERT_TRUE(id) << id.error().message;
+  EXPECT_EQ(*id, first);
+  EXPECT_EQ(RawConn().Int("SELECT count(*) FROM vppd_settings"), 1);
+  EXPECT_EQ(RawConn().Text("SELECT value FROM vppd_settings WHERE name = 'installation_id'"), first);
+}
+
+TEST_P(SyncStoreTest, InstallationIdRejectsANonGuidAndStoresNothing) {
+  for (const std::string bad : {"", "installation", "0123456789abcdef0123456789abcdef0123",
+                                "01234567-89ab-cdef-0123-456789abcdeg", "01234567-89ab-cdef-0123-456789abcdef\n"}) {
+    Result<std::string> id = store_->InstallationId(bad);
+    ASSERT_FALSE(id) << bad;
+    EXPECT_EQ(id.error().code, Code::kInvalidArgument) << bad;
+  }
+  EXPECT_EQ(RawConn().Int("SELECT count(*) FROM vppd_settings"), 0);
+  // A bad proposal is refused even when an id is stored: the caller has a bug.
+  const std::string good = NewGuid();
+  ASSERT_TRUE(store_->InstallationId(good));
+  Result<std::string> id = store_->InstallationId("nope");
+  ASSERT_FALSE(id);
+  EXPECT_EQ(id.error().code, Code::kInvalidArgument);
+  EXPECT_EQ(*store_->InstallationId(NewGuid()), good);
+}
+
+TEST_P(SyncStoreTest, InstallationIdStoredByHandThatIsNoGuidIsAnError) {
+  RawConn().Exec("INSERT INTO vppd_settings (name, value) VALUES ('installation_id', 'edited by hand')");
+  Result<std::string> id = store_->InstallationId(NewGuid());
+  ASSERT_FALSE(id);
+  EXPECT_EQ(id.error().code, Code::kInternal);
+}
+
+// Instances starting together on one database (one Store each, as processes have)
+// must all come out with the same id, or they would take locations from each other.
+TEST_P(SyncStoreTest, StoresRacingForTheInstallationIdAgree) {
+  constexpr int kStores = 6;
+  std::vector<std::unique_ptr<Store>> stores;
+  for (int i = 0; i < kStores; ++i) {
+    Result<std::unique_ptr<Store>> opened = db_->Open(options_);
+    ASSERT_TRUE(opened) << opened.error().message;
+    stores.push_back(std::move(*opened));
+  }
+  std::vector<std::string> proposed(kStores), got(kStores);
+  for (auto& p : proposed) p = NewGuid();
+  std::atomic<int> ready{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kStores; ++i) {
+    threads.emplace_back([&, i] {
+      ++ready;
+      while (ready.load() < kStores) std::this_thread::yield();  // all at once
+      Result<std::string> id = stores[static_cast<std::size_t>(i)]->InstallationId(proposed[static_cast<std::size_t>(i)]);
+      got[static_cast<std::size_t>(i)] = id ? *id : "error: " + id.error().message;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_NE(std::find(proposed.begin(), proposed.end(), got[0]), proposed.end()) << got[0];
+  for (int i = 1; i < kStores; ++i) EXPECT_EQ(got[static_cast<std::size_t>(i)], got[0]);
+  EXPECT_EQ(RawConn().Int("SELECT count(*) FROM vppd_settings"), 1);
+}
+
 }  // namespace
 }  // namespace vppd::store

@@ -66,14 +66,20 @@ class MigrateStore(unittest.TestCase):
         self.assertEqual(r.status, 200, r)
         before = self.snapshot(v, token)
         self.assertGreater(sum(len(x) for x in before[2].values()), 1000)
+        # vppd's identity at Apple: the mdmInfo its syncs wrote to every location.
+        owners = {loc["uId"]: loc.get("mdmInfo") for loc in self.sim.locations()}
+        self.assertTrue(all(m and m["id"].startswith("vppd-") for m in owners.values()), owners)
         v.stop()
 
         r = migrate("--from", f"sqlite:{v.data_dir}", "--to", self.target_url)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("verified: counts equal", r.stdout)
         self.assertIn("source: 1 tenants, 3 tokens", r.stdout)
+        installation = psql(self.target_url, "SELECT value FROM vppd_settings WHERE name = 'installation_id'")
+        self.assertIn(f"installation id: {installation}\n", r.stdout)
+        self.assertIn(f"(installation id {installation})", r.stdout.split("target:")[1])
 
-        # The same data dir (keys, installation id) on the copy: Graph shows exactly the same.
+        # The same data dir (keys) on the copy: Graph shows exactly the same.
         on_pg = Vppd("--apple-url", self.sim.url, "--sync-interval-seconds", "0", data_dir=v.data_dir,
                      database_url=self.target_url)
         try:
@@ -89,6 +95,12 @@ class MigrateStore(unittest.TestCase):
                     break
                 time.sleep(0.2)
             self.assertEqual(t["lastSyncStatus"], "completed", t)
+            self.assertEqual(t["state"], "valid", t)
+            # It synced as the same owner: had the installation id changed, the location
+            # would be another MDM's (assignedToExternalMDM) and keep the old mdmInfo.
+            for loc in self.sim.locations():
+                self.assertEqual(loc.get("mdmInfo"), owners[loc["uId"]], loc["uId"])
+            self.assertFalse(os.path.exists(os.path.join(v.data_dir, "installation-id")))
         finally:
             on_pg.stop()
 
@@ -121,7 +133,23 @@ class MigrateStore(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertNotIn("verified", r.stdout)
         self.assertEqual(psql(self.target_url, "SELECT count(*) FROM tenants"), "0",
-                         "a copy that cannot read the source writes nothing")
+                         "a copy that cannot read the source copies nothing")
+
+        # A target that is already another deployment (its own installation id) is refused
+        # before anything is copied: it would take the locations over at Apple.
+        other_url = create_test_database()
+        self.addCleanup(drop_test_database, other_url)
+        other = Vppd("--apple-url", self.sim.url, "--sync-interval-seconds", "0", database_url=other_url)
+        self.addCleanup(other.cleanup)
+        other.start()
+        other.stop()
+        other_id = psql(other_url, "SELECT value FROM vppd_settings WHERE name = 'installation_id'")
+        tokens = psql(other_url, "SELECT count(*) FROM vpp_tokens")
+        r = migrate("--from", f"sqlite:{v.data_dir}", "--to", other_url)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(f"the target store already holds installation id {other_id}", r.stderr)
+        self.assertEqual(psql(other_url, "SELECT value FROM vppd_settings WHERE name = 'installation_id'"), other_id)
+        self.assertEqual(psql(other_url, "SELECT count(*) FROM vpp_tokens"), tokens)
 
         # An unreachable target: a clear error, no hang.
         r = migrate("--from", f"sqlite:{v.data_dir}", "--to", "postgresql://nobody@127.0.0.1:1/none")
