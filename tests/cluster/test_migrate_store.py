@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import unittest
+import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from harness import (PG_ADMIN_URL, VPPD, Sim, Vppd, WRITE_SCOPE, create_test_database,  # noqa: E402
@@ -46,6 +47,11 @@ class MigrateStore(unittest.TestCase):
         return tokens, apps, licenses
 
     def test_sqlite_deployment_moves_to_postgresql_intact(self):
+        # A deployment of a version that kept its installation id in the data dir: the
+        # upgraded vppd stores that id, and the copy keeps it.
+        legacy_id = str(uuid.uuid4())
+        with open(os.path.join(self.source.data_dir, "installation-id"), "w") as f:
+            f.write(legacy_id + "\n")
         v = self.source.start()
         token = v.dev_token("--scopes", f"{WRITE_SCOPE} {APPS_SCOPE}")
         ids = []
@@ -76,6 +82,7 @@ class MigrateStore(unittest.TestCase):
         self.assertIn("verified: counts equal", r.stdout)
         self.assertIn("source: 1 tenants, 3 tokens", r.stdout)
         installation = psql(self.target_url, "SELECT value FROM vppd_settings WHERE name = 'installation_id'")
+        self.assertEqual(installation, legacy_id)
         self.assertIn(f"installation id: {installation}\n", r.stdout)
         self.assertIn(f"(installation id {installation})", r.stdout.split("target:")[1])
 
@@ -100,7 +107,8 @@ class MigrateStore(unittest.TestCase):
             # would be another MDM's (assignedToExternalMDM) and keep the old mdmInfo.
             for loc in self.sim.locations():
                 self.assertEqual(loc.get("mdmInfo"), owners[loc["uId"]], loc["uId"])
-            self.assertFalse(os.path.exists(os.path.join(v.data_dir, "installation-id")))
+            with open(os.path.join(v.data_dir, "installation-id")) as f:
+                self.assertEqual(f.read(), legacy_id + "\n", "the file is only read")
         finally:
             on_pg.stop()
 
