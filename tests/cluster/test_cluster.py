@@ -155,6 +155,10 @@ class SeveralInstancesOnOneDatabase(unittest.TestCase):
             if pending:
                 time.sleep(0.5)
         self.assertEqual(pending, [], "tokens whose sync never completed")
+        # One owner at Apple: every location carries the mdmInfo of the one installation id.
+        owners = {(loc.get("mdmInfo") or {}).get("id") for loc in self.sim.locations()}
+        self.assertEqual(len(owners), 1, owners)
+        self.assertTrue(next(iter(owners)).startswith("vppd-"), owners)
         for v in self.instances:
             self.assertEqual(v.request("GET", "/healthz").status, 200)
 
