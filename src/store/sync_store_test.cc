@@ -1248,8 +1248,9 @@ TEST_P(SyncStoreTest, StoresRacingForTheInstallationIdAgree) {
     threads.emplace_back([&, i] {
       ++ready;
       while (ready.load() < kStores) std::this_thread::yield();  // all at once
-      Result<std::string> id = stores[static_cast<std::size_t>(i)]->InstallationId(proposed[static_cast<std::size_t>(i)]);
-      got[static_cast<std::size_t>(i)] = id ? *id : "error: " + id.error().message;
+      const auto n = static_cast<std::size_t>(i);
+      Result<std::string> id = stores[n]->InstallationId(proposed[n]);
+      got[n] = id ? *id : "error: " + id.error().message;
     });
   }
   for (std::thread& t : threads) t.join();
