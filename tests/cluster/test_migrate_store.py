@@ -159,10 +159,18 @@ class MigrateStore(unittest.TestCase):
         self.assertEqual(psql(other_url, "SELECT value FROM vppd_settings WHERE name = 'installation_id'"), other_id)
         self.assertEqual(psql(other_url, "SELECT count(*) FROM vpp_tokens"), tokens)
 
-        # An unreachable target: a clear error, no hang.
-        r = migrate("--from", f"sqlite:{v.data_dir}", "--to", "postgresql://nobody@127.0.0.1:1/none")
+        # An unreachable target: a clear error, no hang, and the URL's password is not repeated.
+        r = migrate("--from", f"sqlite:{v.data_dir}", "--to", "postgresql://nobody:Hunter2Secret@127.0.0.1:1/none")
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("vppd: store: cannot connect to PostgreSQL", r.stderr)
+        self.assertNotIn("Hunter2Secret", r.stdout + r.stderr)
+        # Nor does serve repeat it when it cannot reach its database.
+        r = subprocess.run([VPPD, "serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir", v.data_dir,
+                            "--database-url", "postgresql://nobody:Hunter2Secret@127.0.0.1:1/none"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("cannot connect to PostgreSQL", r.stderr)
+        self.assertNotIn("Hunter2Secret", r.stdout + r.stderr)
 
 
 if __name__ == "__main__":
