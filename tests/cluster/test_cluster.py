@@ -15,20 +15,18 @@ import datetime
 import os
 import random
 import re
-import shutil
 import signal
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import (PG_ADMIN_URL, Sim, Vppd, WRITE_SCOPE, create_test_database, drop_test_database,  # noqa: E402
-                     expected_apps, graph_app_counts, quote)
+from harness import (PG_ADMIN_URL, Sim, WRITE_SCOPE, create_test_database, drop_test_database,  # noqa: E402
+                     expected_apps, graph_app_counts, quote, start_instances)
 
 BASE = "/beta/deviceAppManagement/vppTokens"
 APPS = "/beta/deviceAppManagement/mobileApps"
 APPS_SCOPE = "DeviceManagementApps.ReadWrite.All"
-SHARED_FILES = ("secret.key", "dev-signing-key.pem")  # not installation-id: the store shares it
 
 TOKENS = int(os.environ.get("VPPD_CLUSTER_TOKENS", "200"))
 CHAOS_SECONDS = float(os.environ.get("VPPD_CLUSTER_SECONDS", "20"))
@@ -77,14 +75,8 @@ class SeveralInstancesOnOneDatabase(unittest.TestCase):
         args = ("--apple-url", self.sim.url, "--sync-lease-seconds", "3", "--sync-interval-seconds", "0",
                 "--throttle-window-seconds", "0", "--apple-max-attempts", "4", "--apple-max-retry-seconds", "5",
                 "--sync-workers", "3")
-        self.instances = [Vppd(*args, database_url=self.database_url) for _ in range(INSTANCES)]
-        for v in self.instances:
-            self.addCleanup(v.cleanup)
-        self.instances[0].start()
-        for v in self.instances[1:]:
-            for name in SHARED_FILES:
-                shutil.copy2(os.path.join(self.instances[0].data_dir, name), os.path.join(v.data_dir, name))
-            v.start()
+        self.instances = start_instances(INSTANCES, *args, database_url=self.database_url,
+                                         on_create=lambda v: self.addCleanup(v.cleanup))
         for v in self.instances:
             # The id is only read from a data dir (an older deployment's), never written there.
             self.assertFalse(os.path.exists(os.path.join(v.data_dir, "installation-id")), v.data_dir)

@@ -251,6 +251,26 @@ def graph_app_counts(apps, expected):
     return got
 
 
+# What an operator gives every instance sharing one database: the sToken key and, in
+# --dev mode, the dev signing key (the installation id is in the database itself).
+SHARED_FILES = ("secret.key", "dev-signing-key.pem")
+
+
+def start_instances(n, *args, database_url, on_create=None):
+    """n `vppd serve` on one database; the first one's shared files copied to the others.
+    on_create(vppd) is called on each before it starts (e.g. to register its cleanup)."""
+    instances = []
+    for i in range(n):
+        v = Vppd(*args, database_url=database_url)
+        if on_create:
+            on_create(v)
+        if i > 0:
+            for name in SHARED_FILES:
+                shutil.copy2(os.path.join(instances[0].data_dir, name), os.path.join(v.data_dir, name))
+        instances.append(v.start())
+    return instances
+
+
 def quote(s):
     return urllib.parse.quote(s, safe="")
 
