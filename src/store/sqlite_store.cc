@@ -21,12 +21,18 @@
 //
 // WAL checkpoints run on a thread and connection of their own (the
 // checkpointer), woken by the writer's commits; see StartCheckpointer.
+//
+// A read anchor (sqlite::ReadAnchor) holds a snapshot of the newest commit
+// between writes, so that readers' WAL read-mark locks cost no system call:
+// renewed after each write and checkpoint (and every kAnchorRenewInterval, for
+// commits of other processes), released before each write begins.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -139,6 +145,11 @@ constexpr int kCheckpointWalPages = 1000;
 constexpr int kCheckpointWalPagesHard = 4000;
 // How long a writer past that waits for a background checkpoint in progress.
 constexpr auto kCheckpointBackpressureWait = std::chrono::milliseconds(200);
+// How often an idle store renews its read anchor. Readers see other processes'
+// commits (the CLI's) at once regardless; this bounds how long such a commit
+// costs readers their lock fcntls and how long the anchor's old snapshot keeps
+// the checkpointer from copying it.
+constexpr auto kAnchorRenewInterval = std::chrono::seconds(1);
 
 // --- connections ----------------------------------------------------------------
 
@@ -197,6 +208,14 @@ class SqliteStore final : public Store {
   }
 
   void AddReader(std::unique_ptr<Connection> conn) { readers_.Add(std::move(conn)); }
+
+  // Installs the read anchor (once, at open, before the first write) and takes
+  // its first snapshot.
+  void SetReadAnchor(std::unique_ptr<Connection> conn) {
+    std::lock_guard lock(writer_mu_);
+    anchor_.emplace(std::move(conn));
+    RenewAnchor();
+  }
 
   // Called once at open, before the collector starts: turns whatever a crash or a
   // bug could have left unaccounted for into garbage. Every state change is
@@ -279,7 +298,8 @@ class SqliteStore final : public Store {
       }
       // Backpressure: should the thread fall far behind a stream of commits (a
       // starved CPU, a walk staged back to back), the writer checkpoints itself
-      // as SQLite would, once past kCheckpointWalPagesHard. Its PASSIVE
+      // as SQLite would, once past kCheckpointWalPagesHard (in RESTART mode,
+      // waiting briefly for readers: see Connection::OnWalCommit). Its
       // checkpoint is turned away (busy) while the thread's runs, and with
       // commits back to back the thread's runs never catch up with the last
       // frame, so the WAL restarted only by chance: in sync_store_test's
@@ -1408,7 +1428,9 @@ class SqliteStore final : public Store {
       return Fail(Error::Unavailable(fmt::format("store busy: the writer stayed busy for {} ms", wait_.count())));
     }
     const std::int64_t before = writer_->PagesWritten();
+    ReleaseAnchor();
     Status result = InTransaction<void>(*writer_, "BEGIN IMMEDIATE", std::forward<Body>(body));
+    RenewAnchor();
     *pages = writer_->PagesWritten() - before;
     return result;
   }
@@ -1436,7 +1458,32 @@ class SqliteStore final : public Store {
     if (!lock.try_lock_for(wait_)) {
       return Fail(Error::Unavailable(fmt::format("store busy: the writer stayed busy for {} ms", wait_.count())));
     }
-    return InTransaction<T>(*writer_, "BEGIN IMMEDIATE", std::forward<Body>(body));
+    ReleaseAnchor();
+    Result<T> result = InTransaction<T>(*writer_, "BEGIN IMMEDIATE", std::forward<Body>(body));
+    RenewAnchor();
+    return result;
+  }
+
+  // --- the read anchor (guarded by writer_mu_) ---
+
+  // Before the writer begins: a held read mark other than 0 would keep BEGIN
+  // from restarting a fully checkpointed WAL.
+  void ReleaseAnchor() {
+    if (anchor_) anchor_->Release();
+  }
+
+  // After a commit (or a rollback, or a checkpoint): a snapshot of the newest
+  // commit, whose read mark the readers then share.
+  void RenewAnchor() {
+    if (!anchor_) return;
+    if (Status s = anchor_->Renew(); !s) spdlog::debug("store: read anchor not renewed: {}", s.error().message);
+  }
+
+  // From the checkpointer's thread; skipped while a write runs (which renews
+  // the anchor itself when it ends).
+  void TryRenewAnchor() {
+    std::unique_lock lock(writer_mu_, std::try_to_lock);
+    if (lock.owns_lock()) RenewAnchor();
   }
 
   // --- the checkpointer ---
@@ -1444,8 +1491,16 @@ class SqliteStore final : public Store {
   void CheckpointLoop() {
     std::unique_lock lock(ckpt_mu_);
     for (;;) {
-      ckpt_cv_.wait(lock, [&] { return ckpt_stop_ || (ckpt_pending_ && !writer_checkpoints_); });
+      const bool woken = ckpt_cv_.wait_for(lock, kAnchorRenewInterval,
+                                           [&] { return ckpt_stop_ || (ckpt_pending_ && !writer_checkpoints_); });
       if (ckpt_stop_) return;
+      if (!woken) {
+        // Idle for a while: follow other processes' commits, if any.
+        lock.unlock();  // the writer takes ckpt_mu_ while it holds writer_mu_
+        TryRenewAnchor();
+        lock.lock();
+        continue;
+      }
       ckpt_pending_ = false;
       ckpt_running_ = true;
       lock.unlock();
@@ -1459,6 +1514,8 @@ class SqliteStore final : public Store {
       if (Status s = checkpointer_conn_->CheckpointPassive(); !s) {
         spdlog::warn("store: WAL checkpoint failed: {}", s.error().message);
       }
+      // Everything copied, new readers take read mark 0: the anchor follows.
+      TryRenewAnchor();
       lock.lock();
       ckpt_running_ = false;
       ckpt_idle_.notify_all();
@@ -1529,6 +1586,7 @@ class SqliteStore final : public Store {
   const std::chrono::milliseconds statement_timeout_;
   std::timed_mutex writer_mu_;
   std::unique_ptr<Connection> writer_;  // guarded by writer_mu_
+  std::optional<sqlite::ReadAnchor> anchor_;  // guarded by writer_mu_; see sqlite::ReadAnchor
   ReaderPool readers_;
 
   // Pages a staged row cost in recent commits (all jobs; see StageAssignments).
@@ -1578,6 +1636,10 @@ Result<std::unique_ptr<Store>> Store::OpenSqlite(const SqliteOptions& options) {
     if (!reader) return Fail(reader.error());
     store->AddReader(std::move(*reader));
   }
+  // The anchor reads like a reader (and is query_only like one).
+  Result<std::unique_ptr<Connection>> anchor = Connection::Open(conn_options);
+  if (!anchor) return Fail(anchor.error());
+  store->SetReadAnchor(std::move(*anchor));
   if (Status s = store->Reconcile(); !s) return Fail(s.error());
   if (options.collect_garbage) store->StartCollector();
   conn_options.query_only = false;  // a checkpoint writes the database file

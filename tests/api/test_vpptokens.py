@@ -463,6 +463,25 @@ class Auth(VppdTestCase):
         self.assertGraphError(self.vppd.request("DELETE", path, token=tok), 404, "ResourceNotFound")
         self.assertEqual(self.call("GET", path).json()["displayName"], "mine")
 
+    def test_the_clis_writes_are_seen_by_the_next_request(self):
+        # vppd holds a read transaction open between its own writes (the store's
+        # read anchor); a commit by another process, here the CLI, must still be
+        # seen by the very next request, never later.
+        other = "44444444-5555-4666-8777-888888888888"
+        tok = self.vppd.dev_token("--tenant", other, "--scopes", WRITE_SCOPE)
+        for round_ in range(3):
+            self.vppd.cli("tenant", "--data-dir", self.vppd.data_dir, "add", other, "--name", f"Round {round_}")
+            r = self.vppd.request("POST", BASE, token=tok, body={"token": make_stoken(), "displayName": "r"})
+            self.assertEqual(r.status, 201, r)  # vppd's own write: its anchor moves to this commit
+            path = f"{BASE}/{r.json()['id']}"
+            self.assertEqual(self.vppd.request("GET", path, token=tok).status, 200)
+            self.vppd.cli("tenant", "--data-dir", self.vppd.data_dir, "remove", other, "--yes")
+            # The tenant may still be remembered as licensed for up to a second
+            # (service Gate), but its token is gone from the store at once.
+            gone = self.vppd.request("GET", path, token=tok)
+            self.assertIn(gone.status, (403, 404), gone)
+            self.assertIn(gone.json()["error"]["code"], ("Forbidden", "ResourceNotFound"), gone)
+
 
 class CurrentProfile(VppdTestCase):
     extra_args = ("--auth-permission-profile", "current")
