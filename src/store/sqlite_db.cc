@@ -228,7 +228,7 @@ void Connection::OnWalCommit(std::function<bool(int wal_pages)> on_commit) {
           // reader still on an older snapshot, nor lets the WAL restart while a
           // reader holds a read mark other than 0; under a steady stream of
           // reads there nearly always is one (sqlite_store_test
-          // TheWalRestartsWhileReadersRead: WAL 28-50 MB after 6,000 commits, 16
+          // TheWalRestartsWhileReadersRead: WAL 27-50 MB after 6,000 commits, 16.5
           // with RESTART). Those reads last one statement, and readers beginning
           // after the copy take mark 0, so a short wait is enough; past it the
           // checkpoint gives up (busy), as a PASSIVE one would.
