@@ -35,7 +35,15 @@ struct TokenProperty {
   // Writes the value of the property (beta semantics; v1 adjusts enums itself).
   void (*write)(const store::VppToken&, JsonWriter&);
   std::string complex_type = {};  // kComplex: the qualified type of the value (or of its elements)
+  std::string json_key = {};      // def.name as JsonWriter::QuotedKey writes it
 };
+
+// Fills in each row's json_key, once, when a property table is built.
+template <class Row>
+std::vector<Row> WithJsonKeys(std::vector<Row> rows) {
+  for (Row& row : rows) row.json_key = JsonWriter::QuotedKey(row.def.name);
+  return rows;
+}
 
 PropertyDef Prop(std::string name, EdmType type, bool nullable = true) {
   PropertyDef d;
@@ -85,12 +93,13 @@ struct ActionResultProperty {
   PropertyDef def;
   bool revoke_only;  // declared on vppTokenRevokeLicensesActionResult
   void (*write)(const store::TokenActionResult&, JsonWriter&);
+  std::string json_key = {};  // def.name as JsonWriter::QuotedKey writes it
 };
 
 const std::vector<ActionResultProperty>& ActionResultProperties() {
   using R = store::TokenActionResult;
   using W = JsonWriter;
-  static const std::vector<ActionResultProperty> kProps = {
+  static const std::vector<ActionResultProperty> kProps = WithJsonKeys(std::vector<ActionResultProperty>{
       {Prop("actionName", EdmType::kString), false, [](const R& r, W& w) { w.String(r.action_name); }},
       {EnumProp("actionState", "microsoft.graph.actionState", kActionStates), false,
        [](const R& r, W& w) { w.String(r.action_state); }},
@@ -101,7 +110,7 @@ const std::vector<ActionResultProperty>& ActionResultProperties() {
        [](const R& r, W& w) { w.String(r.failure_reason); }},
       {Prop("failedLicensesCount", EdmType::kInt32, false), true, [](const R& r, W& w) { w.Int(r.failed_licenses); }},
       {Prop("totalLicensesCount", EdmType::kInt32, false), true, [](const R& r, W& w) { w.Int(r.total_licenses); }},
-  };
+  });
   return kProps;
 }
 
@@ -109,12 +118,12 @@ void WriteActionResults(const std::vector<store::TokenActionResult>& results, Js
   w.BeginArray();
   for (const auto& r : results) {
     w.BeginObject();
-    w.Key("@odata.type");
+    w.PreparedKey(R"("@odata.type":)");
     w.String(r.is_revoke_result ? "#microsoft.graph.vppTokenRevokeLicensesActionResult"
                                 : "#microsoft.graph.vppTokenActionResult");
     for (const auto& p : ActionResultProperties()) {
       if (p.revoke_only && !r.is_revoke_result) continue;
-      w.Key(p.def.name);
+      w.PreparedKey(p.json_key);
       p.write(r, w);
     }
     w.EndObject();
@@ -132,7 +141,7 @@ const std::vector<TokenProperty>& TokenProperties() {
     PropertyDef tags = CollectionProp("roleScopeTagIds", EdmType::kString);
     PropertyDef id = Prop("id", EdmType::kString, false);
     // Documented order (spec §2), appleDeviceAppDeliveryProtocolType and lastAppCount last.
-    return std::vector<TokenProperty>{
+    return WithJsonKeys(std::vector<TokenProperty>{
         {id, true, false, [](const T& t, W& w) { w.String(t.id); }},
         {Prop("organizationName", EdmType::kString), true, false,
          [](const T& t, W& w) { WriteOptString(t.organization_name, w); }},
@@ -174,7 +183,7 @@ const std::vector<TokenProperty>& TokenProperties() {
          false, true, [](const T& t, W& w) { w.String(t.delivery_protocol); }},
         {Prop("lastAppCount", EdmType::kInt32, false), true, false,
          [](const T& t, W& w) { w.Int(t.last_app_count); }},
-    };
+    });
   }();
   return kProps;
 }
@@ -273,7 +282,7 @@ const EntityDef& VppTokenEntity(ApiVersion version) {
 
 void WriteVppTokenMembers(const store::VppToken& token, ApiVersion version, const std::vector<std::string>& select,
                           JsonWriter& out) {
-  out.Key("@odata.type");
+  out.PreparedKey(R"("@odata.type":)");
   out.String("#microsoft.graph.vppToken");
   for (const auto& p : TokenProperties()) {
     if (version == ApiVersion::kV1 && !p.in_v1) continue;
@@ -281,7 +290,7 @@ void WriteVppTokenMembers(const store::VppToken& token, ApiVersion version, cons
         std::find(select.begin(), select.end(), p.def.name) == select.end()) {
       continue;
     }
-    out.Key(p.def.name);
+    out.PreparedKey(p.json_key);
     // v1.0's vppTokenState has no duplicateLocationId; such a token is not usable there.
     if (version == ApiVersion::kV1 && p.def.name == "state" && token.state == "duplicateLocationId") {
       out.String("invalid");
