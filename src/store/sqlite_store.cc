@@ -1585,7 +1585,7 @@ class SqliteStore final : public Store {
   const std::chrono::milliseconds wait_;
   const std::chrono::milliseconds statement_timeout_;
   std::timed_mutex writer_mu_;
-  std::unique_ptr<Connection> writer_;  // guarded by writer_mu_
+  std::unique_ptr<Connection> writer_;        // guarded by writer_mu_
   std::optional<sqlite::ReadAnchor> anchor_;  // guarded by writer_mu_; see sqlite::ReadAnchor
   ReaderPool readers_;
 
