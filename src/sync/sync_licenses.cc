@@ -134,19 +134,26 @@ store::LicenseAssignment ToRow(const apple::Assignment& a) {
 
 // Hands assignment pages from the walk to a thread of its own that writes them to
 // the job's staging area, so that Apple's transfers and the parsing (the walk
-// thread) overlap with SQLite's inserts instead of taking turns: measured on a
-// 1,000,000-assignment walk, staging is the larger half of the two.
+// thread) overlap with the store's writes instead of taking turns.
 //
-// Pages queued together are staged in one StageAssignments call of up to
-// kRowsPerCall rows, which saves commits while the writer lags; each call stays
-// a few milliseconds long so that it never holds the store's write lock long
-// enough to delay a Graph request (syncLicenses p99 target: 10 ms). At most
-// kMaxQueuedRows wait in memory: the walk blocks (and stops reading Apple) when
-// the writer falls that far behind.
+// The store keeps an app's assignments as chunks, and what one StageAssignments
+// call brings for an app is one sorted run; an app staged in several calls must
+// be merged when the sync finishes. Apple's pages list assignments grouped by
+// asset, an asset's run often continuing on the next page, so the stager holds
+// back the rows of the last app of what it stages until the next page shows
+// whether that app goes on (at most kMaxHeldRows: a larger app is then staged in
+// several runs). Every app thus arrives whole when the pages are grouped; when
+// they are not, nothing is wrong, only slower to finish.
+//
+// Pages queued together are staged in one call of up to about kRowsPerCall rows
+// (plus the held app), which saves commits while the writer lags. At most
+// kMaxQueuedRows wait in the queue: the walk blocks (and stops reading Apple)
+// when the writer falls that far behind.
 class Stager {
  public:
   static constexpr std::size_t kRowsPerCall = 3000;
   static constexpr std::size_t kMaxQueuedRows = 10000;
+  static constexpr std::size_t kMaxHeldRows = 100000;
 
   explicit Stager(JobContext& ctx) : ctx_(ctx), thread_([this] { Run(); }) {}
   ~Stager() { Finish(); }
@@ -157,7 +164,9 @@ class Stager {
   // error once it has failed (nothing more is queued then).
   Status Push(std::vector<store::LicenseAssignment> rows) {
     std::unique_lock lock(mu_);
+    const auto waiting = std::chrono::steady_clock::now();
     space_.wait(lock, [&] { return queued_ < kMaxQueuedRows || !error_ || queue_.empty(); });
+    walk_waited_s_ += SecondsSince(waiting);
     if (!error_) return error_;
     queued_ += rows.size();
     queue_.push_back(std::move(rows));
@@ -177,17 +186,25 @@ class Stager {
     return error_;
   }
 
+  // After Finish: seconds the stager spent in StageAssignments, and seconds the
+  // walk waited for room in the queue (for the sync's log line).
+  double store_seconds() const { return store_s_; }
+  double walk_waited_seconds() const { return walk_waited_s_; }
+
  private:
   void Run() {
-    std::vector<store::LicenseAssignment> batch;
+    std::vector<store::LicenseAssignment> batch, held;
     for (;;) {
-      batch.clear();
+      batch = std::move(held);
+      held.clear();
+      const std::size_t carried = batch.size();
+      bool last = false;
       {
         std::unique_lock lock(mu_);
         ready_.wait(lock, [&] { return !queue_.empty() || closed_; });
-        if (queue_.empty()) return;  // closed and drained
         // Take whole pages up to kRowsPerCall rows (at least one page).
-        while (!queue_.empty() && (batch.empty() || batch.size() + queue_.front().size() <= kRowsPerCall)) {
+        while (!queue_.empty() &&
+               (batch.size() == carried || batch.size() + queue_.front().size() <= carried + kRowsPerCall)) {
           auto& page = queue_.front();
           queued_ -= page.size();
           if (batch.empty()) {
@@ -197,19 +214,53 @@ class Stager {
           }
           queue_.pop_front();
         }
+        last = closed_ && queue_.empty();
       }
       space_.notify_one();
-      Status ok = ctx_.store.StageAssignments(ctx_.job, batch);
-      if (ok) ctx_.progress.assignments_staged += static_cast<std::int64_t>(batch.size());
-      if (!ok) {
-        std::lock_guard lock(mu_);
-        error_ = ok;
-        queue_.clear();
-        queued_ = 0;
-        space_.notify_all();
-        return;
+      if (!last) HoldLastApp(batch, held);
+      if (!batch.empty()) {
+        const auto staging = std::chrono::steady_clock::now();
+        Status ok = ctx_.store.StageAssignments(ctx_.job, batch);
+        store_s_ += SecondsSince(staging);
+        if (!ok) {
+          std::lock_guard lock(mu_);
+          error_ = ok;
+          queue_.clear();
+          queued_ = 0;
+          space_.notify_all();
+          return;
+        }
+        ctx_.progress.assignments_staged += static_cast<std::int64_t>(batch.size());
       }
+      if (last) return;
     }
+  }
+
+  // Moves the rows of `batch`'s last app into `held` (they may go on in the next
+  // page), unless there are more than kMaxHeldRows of them.
+  static void HoldLastApp(std::vector<store::LicenseAssignment>& batch, std::vector<store::LicenseAssignment>& held) {
+    if (batch.empty()) return;
+    const store::LicenseAssignment& last = batch.back();
+    auto of_last_app = [&](const store::LicenseAssignment& r) {
+      return r.adam_id == last.adam_id && r.pricing_param == last.pricing_param;
+    };
+    // Grouped pages: the app's rows are the batch's tail, and no row before it is
+    // the app's. Otherwise all of its rows move, in order.
+    auto tail = batch.end();
+    while (tail != batch.begin() && of_last_app(*(tail - 1))) --tail;
+    const bool grouped = std::none_of(batch.begin(), tail, of_last_app);
+    const auto count = grouped ? static_cast<std::size_t>(batch.end() - tail)
+                               : static_cast<std::size_t>(std::count_if(batch.begin(), batch.end(), of_last_app));
+    if (count > kMaxHeldRows) return;
+    if (!grouped) {
+      // `last` would move: compare against a copy of its key.
+      const std::string adam_id = last.adam_id, pricing_param = last.pricing_param;
+      tail = std::stable_partition(batch.begin(), batch.end(), [&](const store::LicenseAssignment& r) {
+        return r.adam_id != adam_id || r.pricing_param != pricing_param;
+      });
+    }
+    held.assign(std::make_move_iterator(tail), std::make_move_iterator(batch.end()));
+    batch.erase(tail, batch.end());
   }
 
   JobContext& ctx_;
@@ -220,14 +271,21 @@ class Stager {
   std::size_t queued_ = 0;  // rows in queue_
   bool closed_ = false;
   Status error_;
+  double store_s_ = 0;        // the stager thread's
+  double walk_waited_s_ = 0;  // guarded by mu_
   std::thread thread_;  // last: started once the members above exist
 };
 
 // Streams the assignments walk (full when `since` is empty) into the job's staging
 // area, page by page (through a Stager). A versionId change restarts nothing here:
 // it is reported. When the store fails, `store_error` holds its error.
+struct StagingTimes {
+  double store_s = 0, walk_waited_s = 0;  // see Stager
+};
+
 apple::AppleResult<apple::WalkResult> StageAssignmentsWalk(JobContext& ctx, apple::Client& client,
-                                                           const std::string& since, Status& store_error) {
+                                                           const std::string& since, Status& store_error,
+                                                           StagingTimes& times) {
   auto aborted = [](const Error& cause) {
     apple::AppleError e;
     e.kind = apple::AppleErrorKind::kAborted;
@@ -256,7 +314,9 @@ apple::AppleResult<apple::WalkResult> StageAssignmentsWalk(JobContext& ctx, appl
     return stager.Push(std::move(rows));
   });
   // Every page the walk delivered is staged before the snapshot is swapped in.
-  if (Status staged = stager.Finish(); !staged) {
+  Status staged = stager.Finish();
+  times = {stager.store_seconds(), stager.walk_waited_seconds()};
+  if (!staged) {
     store_error = staged;
     return tl::unexpected(aborted(staged.error()));
   }
@@ -362,6 +422,7 @@ Status RunSyncLicenses(JobContext& ctx) {
   // where a slow sync spent its time (bench/sync).
   const auto started = std::chrono::steady_clock::now();
   double assets_s = 0, assignments_s = 0, finish_s = 0;
+  StagingTimes staging;
   for (int attempt = 0;; ++attempt) {
     if (attempt > ctx.options.max_walk_restarts) {
       return fail({"", "Apple's data kept changing during the walk (versionId moved " + std::to_string(attempt) +
@@ -378,7 +439,7 @@ Status RunSyncLicenses(JobContext& ctx) {
     }
     Status store_error;
     phase = std::chrono::steady_clock::now();
-    auto walk = StageAssignmentsWalk(ctx, *client, try_delta ? *token.apple_version_id : "", store_error);
+    auto walk = StageAssignmentsWalk(ctx, *client, try_delta ? *token.apple_version_id : "", store_error, staging);
     assignments_s = SecondsSince(phase);
     if (!walk) {
       if (!store_error) return ReleaseOrAbandon(ctx, store_error.error());
@@ -424,9 +485,9 @@ Status RunSyncLicenses(JobContext& ctx) {
     if (done) {
       spdlog::info(
           "token {} (tenant {}): synced {} apps, {} assignment rows {} (versionId {}) in {:.3f} s: assets {:.3f} s, "
-          "assignments walk {:.3f} s, snapshot swap {:.3f} s",
+          "assignments walk {:.3f} s (staging busy {:.3f} s, walk waited {:.3f} s for it), snapshot swap {:.3f} s",
           job.token_id, job.tenant_id, app_count, walk->items, full ? "walked in full" : "merged from a delta", version,
-          SecondsSince(started), assets_s, assignments_s, finish_s);
+          SecondsSince(started), assets_s, assignments_s, staging.store_s, staging.walk_waited_s, finish_s);
       return {};
     }
     if (done.error().code == Code::kFailedPrecondition && try_delta &&
