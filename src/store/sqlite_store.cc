@@ -633,8 +633,7 @@ class SqliteStore final : public Store {
       if (got->token_gone || (first && !got->generation)) return batcher.Flush();
       if (first) pinned = got->generation;
       if (got->generation != pinned) {
-        return Fail(Error::FailedPrecondition(fmt::format(
-            "the assignments of vppToken {} were replaced by a sync during the walk; walk them again", token_id)));
+        return Fail(SetReplacedDuringWalk(token_id));
       }
       if (got->chunks.empty()) return batcher.Flush();
       for (const auto& [app_key, chunk, adam_id, pricing_param, rows, data] : got->chunks) {

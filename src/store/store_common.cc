@@ -202,17 +202,9 @@ std::vector<MobileApp> MergeSnapshotApps(std::vector<MobileApp> existing, const 
   return apps;
 }
 
-Status WalkAssignments(std::size_t batch, const std::function<Status(const AssignmentBatch&)>& on_batch,
-                       const std::function<Result<AssignmentBatch>(const std::optional<LicenseAssignment>&)>& read_after) {
-  std::optional<LicenseAssignment> last;
-  for (;;) {
-    Result<AssignmentBatch> rows = read_after(last);
-    if (!rows) return Fail(rows.error());
-    if (rows->empty()) return {};
-    if (Status s = on_batch(*rows); !s) return s;
-    if (rows->size() < batch) return {};
-    last = rows->back();
-  }
+Error SetReplacedDuringWalk(const std::string& token_id) {
+  return Error::FailedPrecondition(
+      fmt::format("the assignments of vppToken {} were replaced by a sync during the walk; walk them again", token_id));
 }
 
 bool StampClaim(SyncJob& job, const std::string& worker, Timestamp expires) {

@@ -325,13 +325,9 @@ bool RoomOnPage(Page<T>& page, std::int64_t limit) {
   return false;
 }
 
-// ForEachAssignment's keyset walk: `read_after(last)` reads up to `batch` rows
-// after `last` (nullopt: from the start), a read of its own each, so no
-// connection is held while `on_batch` runs. The walk ends after a batch of fewer
-// rows, or at the first error.
 using AssignmentBatch = std::vector<LicenseAssignment>;
-Status WalkAssignments(std::size_t batch, const std::function<Status(const AssignmentBatch&)>& on_batch,
-                       const std::function<Result<AssignmentBatch>(const std::optional<LicenseAssignment>&)>& read_after);
+// ForEachAssignment's error when a sync replaced the set the walk began with.
+Error SetReplacedDuringWalk(const std::string& token_id);
 
 // --- sync_jobs -------------------------------------------------------------------
 

@@ -959,6 +959,25 @@ TEST_P(SqliteSyncFileTest, MigratesAVersion2FileKeepingAssignments) {
 
 // The writer does not checkpoint (its commits would pay for it); the store's
 // checkpointer thread must, or the WAL would grow without bound.
+// A chunk that does not decode (a damaged file, a foreign hand) is an Internal
+// error naming the set and app, never a crash or a wrong list.
+TEST_P(SqliteSyncFileTest, ACorruptChunkIsAnInternalError) {
+  VppToken t = Token(kTenantA);
+  MobileApp app = App(t.id, "1", "iOS", 2);
+  ASSERT_TRUE(FullSync(kTenantA, t.id, {app}, {User("1", "a"), Device("1", "S1")}));
+  for (const char* data : {"X'02'", "X'01'", "X'017501'", "X'0175016161'", "X'016701'", "X'017a0161'",
+                           "X'0164FFFFFFFFFF01'"}) {
+    RawConn().Exec(std::string("UPDATE assignment_chunks SET data = ") + data);
+    Result<Page<LicenseAssignment>> page = store_->ListAppAssignments(kTenantA, app.id, 0, 10);
+    ASSERT_FALSE(page) << data;
+    EXPECT_EQ(page.error().code, Code::kInternal) << data;
+    EXPECT_NE(page.error().message.find("assignment chunk"), std::string::npos) << page.error().message;
+    Status walked = store_->ForEachAssignment(kTenantA, t.id, 10, [](const auto&) -> Status { return {}; });
+    ASSERT_FALSE(walked) << data;
+    EXPECT_EQ(walked.error().code, Code::kInternal) << data;
+  }
+}
+
 TEST_P(SqliteSyncFileTest, TheWalStaysBoundedWithoutTheWriterCheckpointing) {
   VppToken t = Token(kTenantA);
   Enqueue(kTenantA, t.id);
@@ -1057,6 +1076,99 @@ TEST_P(SyncStoreTest, ListAppAssignmentsPagesOneApp) {
   EXPECT_EQ(store_->ListAppAssignments(kTenantA, "nope", 0, 3).error().code, Code::kNotFound);
   EXPECT_EQ(store_->ListAppAssignments(kTenantA, app1.id, -1, 3).error().code, Code::kInvalidArgument);
   EXPECT_EQ(store_->ListAppAssignments(kTenantA, app1.id, 0, 100001).error().code, Code::kInvalidArgument);
+}
+
+// An app's assignments read the same however they were stored: one run of
+// several chunks (SQLite, 512 a chunk), several overlapping runs (staged in
+// several calls), and further runs appended by a delta.
+TEST_P(SyncStoreTest, AnAppListsTheSameWhateverRunsItsAssignmentsCameIn) {
+  VppToken t = Token(kTenantA);
+  std::vector<LicenseAssignment> rows;
+  for (int i = 0; i < 1300; ++i) {
+    if (i % 3 == 0) rows.push_back(User("1", NewGuid()));                              // packed as 16 bytes
+    if (i % 3 == 1) rows.push_back(User("1", fmt::format("User-{:04}\xc3\xa9", i)));  // kept as text
+    if (i % 3 == 2) rows.push_back(Device("1", fmt::format("C02X{:06}", i)));
+  }
+  rows.push_back(User("1", std::string(200, 'x')));  // a length of two varint bytes
+  auto expected = [](std::vector<LicenseAssignment> v) {
+    std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) {
+      return std::tie(a.serial_number, a.client_user_id) < std::tie(b.serial_number, b.client_user_id);
+    });
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+    return v;
+  };
+  auto listed = [&](const MobileApp& app, std::int64_t skip, std::int64_t limit) {
+    Result<Page<LicenseAssignment>> page = store_->ListAppAssignments(kTenantA, app.id, skip, limit);
+    EXPECT_TRUE(page) << page.error().message;
+    return page ? page->items : std::vector<LicenseAssignment>{};
+  };
+  auto check = [&](const MobileApp& app, const std::vector<LicenseAssignment>& want) {
+    const auto n = static_cast<std::int64_t>(want.size());
+    for (auto [skip, limit] : std::vector<std::pair<std::int64_t, std::int64_t>>{
+             {0, n + 5}, {0, 100}, {500, 30}, {511, 2}, {512, 512}, {1000, 400}, {n - 1, 10}, {n, 10}}) {
+      std::vector<LicenseAssignment> slice(want.begin() + std::min(skip, n), want.begin() + std::min(skip + limit, n));
+      EXPECT_EQ(listed(app, skip, limit), slice) << "skip " << skip << " limit " << limit;
+    }
+    EXPECT_EQ(All(kTenantA, t.id).size(), want.size());
+    EXPECT_TRUE(CountsMatch());
+  };
+
+  // One call: one run.
+  MobileApp app = App(t.id, "1", "iOS", static_cast<std::int64_t>(rows.size()));
+  ASSERT_TRUE(FullSync(kTenantA, t.id, {app}, rows));
+  check(app, expected(rows));
+
+  // Three overlapping calls (every row of the middle one is in another too).
+  Enqueue(kTenantA, t.id);
+  SyncJob job = Claim("w");
+  const std::vector<LicenseAssignment> a(rows.begin(), rows.begin() + 700), b(rows.begin() + 600, rows.end()),
+      c(rows.begin() + 650, rows.begin() + 800);
+  ASSERT_TRUE(store_->StageAssignments(job, b));
+  ASSERT_TRUE(store_->StageAssignments(job, c));
+  ASSERT_TRUE(store_->StageAssignments(job, a));
+  SyncSnapshot snap;
+  snap.apps = {app};
+  snap.assignments = Mode::kReplaceWithStaged;
+  ASSERT_TRUE(store_->FinishJob(job, snap, NoChange));
+  check(app, expected(rows));
+
+  // A delta of new rows, one of them already stored (a license taken back and
+  // given again since the last walk): the set gains the new ones only.
+  std::vector<LicenseAssignment> delta = {User("1", NewGuid()), Device("1", "A-NEW-1"), rows[7]};
+  std::vector<LicenseAssignment> all = rows;
+  all.insert(all.end(), delta.begin(), delta.begin() + 2);
+  app.used_licenses = static_cast<std::int64_t>(all.size());
+  Result<VppToken> merged = FullSync(kTenantA, t.id, {app}, delta, Mode::kMergeStaged);
+  ASSERT_TRUE(merged) << merged.error().message;
+  check(app, expected(all));
+
+  // Deltas that add no duplicate stay runs of their own until there are too many.
+  for (int k = 0; k < 6; ++k) {
+    std::vector<LicenseAssignment> more = {Device("1", fmt::format("B-{}", k)), User("1", NewGuid())};
+    all.insert(all.end(), more.begin(), more.end());
+    app.used_licenses = static_cast<std::int64_t>(all.size());
+    merged = FullSync(kTenantA, t.id, {app}, more, Mode::kMergeStaged);
+    ASSERT_TRUE(merged) << merged.error().message;
+    check(app, expected(all));
+  }
+}
+
+// A walk reads the set it began with: a sync replacing it meanwhile fails the
+// walk rather than mixing two sets (or missing rows the collector deleted).
+TEST_P(SyncStoreTest, AWalkOfASetReplacedMeanwhileFails) {
+  VppToken t = Token(kTenantA);
+  ASSERT_TRUE(FullSync(kTenantA, t.id, {}, {User("1", "a"), User("2", "b"), User("3", "c")}));
+  int batches = 0;
+  Status walked = store_->ForEachAssignment(kTenantA, t.id, 1, [&](const auto&) -> Status {
+    if (++batches == 1) {
+      EXPECT_TRUE(FullSync(kTenantA, t.id, {}, {User("1", "new")}));
+    }
+    return {};
+  });
+  ASSERT_FALSE(walked);
+  EXPECT_EQ(walked.error().code, Code::kFailedPrecondition) << walked.error().message;
+  EXPECT_EQ(batches, 1);
+  EXPECT_EQ(All(kTenantA, t.id), (std::vector<LicenseAssignment>{User("1", "new")})) << "a new walk reads the new set";
 }
 
 TEST_P(SyncStoreTest, ForEachAssignmentWalksInBoundedBatches) {
