@@ -955,11 +955,15 @@ class PgStore final : public Store {
     Result<Rows> existing = c.Exec(existing_sql, Params(job.tenant_id, job.token_id));
     if (!existing) return Fail(existing.error());
     std::vector<MobileApp> before = ReadApps(*existing);
-    Result<Rows> clear =
-        c.Exec("DELETE FROM mobile_apps WHERE tenant_id = $1 AND token_id = $2", Params(job.tenant_id, job.token_id));
-    if (!clear) return Fail(clear.error());
-
-    for (const MobileApp& app : MergeSnapshotApps(std::move(before), snapshot.apps, job.token_id, clock_.Now())) {
+    const AppChanges changes = DiffSnapshotApps(std::move(before), snapshot.apps, job.token_id, clock_.Now());
+    static const std::string remove_sql = "DELETE FROM mobile_apps WHERE tenant_id = $1 AND token_id = $2 AND id = $3";
+    for (const std::string& id : changes.removed_ids) {
+      Result<Rows> removed = c.Exec(remove_sql, Params(job.tenant_id, job.token_id, id));
+      if (!removed) return Fail(removed.error());
+    }
+    for (const MobileApp& app : changes.written) {
+      Result<Rows> removed = c.Exec(remove_sql, Params(job.tenant_id, job.token_id, app.id));  // when it changed
+      if (!removed) return Fail(removed.error());
       Result<Rows> insert = c.Exec(AppInsertSql(), AppParams(job.tenant_id, app));
       if (!insert) return Fail(insert.error());
     }

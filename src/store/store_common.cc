@@ -179,27 +179,32 @@ std::string PageSql(const std::string& select_list, const char* table, const std
                      limit, offset);
 }
 
-std::vector<MobileApp> MergeSnapshotApps(std::vector<MobileApp> existing, const std::vector<MobileApp>& snapshot_apps,
-                                         const std::string& token_id, Timestamp now) {
+AppChanges DiffSnapshotApps(std::vector<MobileApp> existing, const std::vector<MobileApp>& snapshot_apps,
+                            const std::string& token_id, Timestamp now) {
   std::unordered_map<std::string, MobileApp> before;
   for (MobileApp& app : existing) before.emplace(app.id, std::move(app));
-  std::vector<MobileApp> apps;
-  apps.reserve(snapshot_apps.size());
+  AppChanges changes;
   for (const MobileApp& given : snapshot_apps) {
-    MobileApp& app = apps.emplace_back(given);
+    MobileApp app = given;
     app.token_id = token_id;  // a token's snapshot holds only its own apps
     auto old = before.find(app.id);
     if (old != before.end()) {
+      const bool same = SameAppData(app, old->second);
       // The same app across syncs: createdDateTime never moves, and
       // lastModifiedDateTime moves only when something Graph shows changed.
       app.created = old->second.created;
-      app.last_modified = SameAppData(app, old->second) ? old->second.last_modified : now;
+      app.last_modified = same ? old->second.last_modified : now;
+      before.erase(old);
+      if (same) continue;
     } else {
       if (app.created == 0) app.created = now;
       if (app.last_modified == 0) app.last_modified = now;
     }
+    changes.written.push_back(std::move(app));
   }
-  return apps;
+  for (auto& [id, app] : before) changes.removed_ids.push_back(id);
+  std::sort(changes.removed_ids.begin(), changes.removed_ids.end());
+  return changes;
 }
 
 Error SetReplacedDuringWalk(const std::string& token_id) {
