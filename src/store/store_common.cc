@@ -366,39 +366,47 @@ std::vector<const LicenseAssignment*> SortedByKey(const std::vector<LicenseAssig
   std::vector<std::uint32_t> rank(assets.size());
   for (std::uint32_t k = 0; k < order.size(); ++k) rank[order[k]] = k;
 
-  // Compared as integers first: the asset's rank and the row's kind, then the
-  // first 8 bytes of its id in byte order (zero-padded, so the integer order
-  // agrees with the strings'), and the whole ids only on a tie. A page's ids
-  // (GUIDs, serial numbers) nearly never tie on 8 bytes; string compares were
-  // most of the sort (bench/README.md "sync").
+  // Rows are bucketed by (asset rank, kind) in O(n) (a counting sort: stable,
+  // and Apple's pages are grouped by asset anyway); each bucket is then sorted
+  // by the first 8 bytes of the id as an integer (big-endian and zero-padded, so
+  // the integer order agrees with the strings'), the whole ids compared only on
+  // a tie. A page's ids (GUIDs, serial numbers) nearly never tie on 8 bytes;
+  // string compares of 32-byte records were most of the staging thread's time
+  // (bench/README.md "sync").
+  auto bucket_of = [&](std::size_t i) {
+    return std::size_t{rank[asset[i]]} * 2 + (rows[i].serial_number.empty() ? 0 : 1);
+  };
+  std::vector<std::uint32_t> starts(assets.size() * 2 + 1, 0);
+  for (std::size_t i = 0; i < rows.size(); ++i) ++starts[bucket_of(i) + 1];
+  for (std::size_t b = 1; b < starts.size(); ++b) starts[b] += starts[b - 1];
   struct Keyed {
-    std::uint64_t asset_and_kind;
     std::uint64_t prefix;
-    const std::string* id;
-    const LicenseAssignment* row;
+    std::uint32_t row;
   };
-  auto prefix_of = [](const std::string& id) {
-    unsigned char bytes[8] = {};
-    std::memcpy(bytes, id.data(), std::min<std::size_t>(8, id.size()));
-    std::uint64_t v = 0;
-    for (unsigned char b : bytes) v = v << 8 | b;
-    return v;
-  };
-  std::vector<Keyed> keyed;
-  keyed.reserve(rows.size());
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    const bool device = !rows[i].serial_number.empty();
-    const std::string& id = device ? rows[i].serial_number : rows[i].client_user_id;
-    keyed.push_back({std::uint64_t{rank[asset[i]]} << 1 | (device ? 1 : 0), prefix_of(id), &id, &rows[i]});
+  std::vector<Keyed> keyed(rows.size());
+  {
+    std::vector<std::uint32_t> next(starts.begin(), starts.end() - 1);
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const std::string& id = rows[i].serial_number.empty() ? rows[i].client_user_id : rows[i].serial_number;
+      unsigned char bytes[8] = {};
+      std::memcpy(bytes, id.data(), std::min<std::size_t>(8, id.size()));
+      std::uint64_t prefix = 0;
+      for (unsigned char byte : bytes) prefix = prefix << 8 | byte;
+      keyed[next[bucket_of(i)]++] = {prefix, static_cast<std::uint32_t>(i)};
+    }
   }
-  std::sort(keyed.begin(), keyed.end(), [](const Keyed& a, const Keyed& b) {
-    if (a.asset_and_kind != b.asset_and_kind) return a.asset_and_kind < b.asset_and_kind;
-    if (a.prefix != b.prefix) return a.prefix < b.prefix;
-    return *a.id < *b.id;
-  });
+  auto id_of = [&](std::uint32_t i) -> const std::string& {
+    return rows[i].serial_number.empty() ? rows[i].client_user_id : rows[i].serial_number;
+  };
+  for (std::size_t b = 0; b + 1 < starts.size(); ++b) {
+    std::sort(keyed.begin() + starts[b], keyed.begin() + starts[b + 1], [&](const Keyed& x, const Keyed& y) {
+      if (x.prefix != y.prefix) return x.prefix < y.prefix;
+      return id_of(x.row) < id_of(y.row);
+    });
+  }
   std::vector<const LicenseAssignment*> sorted;
   sorted.reserve(rows.size());
-  for (const Keyed& k : keyed) sorted.push_back(k.row);
+  for (const Keyed& k : keyed) sorted.push_back(&rows[k.row]);
   return sorted;
 }
 
