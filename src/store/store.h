@@ -164,6 +164,9 @@ struct EnqueueOptions {
   Timestamp not_before = 0;
 };
 
+// Most rows one StageAssignments call may carry (see StageAssignments).
+inline constexpr std::size_t kMaxStagedRowsPerCall = 100000;
+
 // Most tokens one tenant may hold, as Intune.
 inline constexpr std::int64_t kMaxTokensPerTenant = 3000;
 
@@ -350,7 +353,7 @@ class Store {
   // they will stay: FinishJob does not copy them again. Duplicates (within the
   // call or of rows this walk staged before) are gone by the time FinishJob
   // applies the set. Readers never see staged rows.
-  // InvalidArgument for more than 100,000 rows or a row without an adamId or
+  // InvalidArgument for more than kMaxStagedRowsPerCall rows or a row without an adamId or
   // without exactly one of clientUserId and serialNumber (nothing written);
   // FailedPrecondition when the job's lease is no longer the caller's.
   // Cost: SQLite keeps what one call brings for an app as one sorted run of

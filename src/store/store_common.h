@@ -373,7 +373,7 @@ Error LeaseLost(const SyncJob& job, std::string_view why);
 
 // Most rows one StageAssignments call or one ForEachAssignment batch may carry: a
 // page of Apple's is 1,000; this bounds a transaction's size and memory.
-constexpr std::size_t kMaxBatchRows = 100000;
+constexpr std::size_t kMaxBatchRows = kMaxStagedRowsPerCall;
 
 // --- tokens -----------------------------------------------------------------------
 

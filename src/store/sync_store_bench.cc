@@ -94,24 +94,21 @@ SyncJob ClaimOne(Store& store, const std::string& tenant, const std::string& tok
   return **job;
 }
 
-// Stages the rows page by page as the sync's stager does: the rows of a page's
-// last asset wait for the next page (it may go on there), so with by-asset
-// order every call brings whole assets (one run each in the SQLite store).
+// Stages the rows as the sync's stager does (sync::EngineOptions::stage_rows):
+// pages collected into calls of 50,000 rows.
 double StageAll(Store& store, const SyncJob& job, const Args& args, std::uint64_t seed) {
+  constexpr std::size_t kStageRows = 50'000;
   std::mt19937_64 rng(seed);
-  std::vector<LicenseAssignment> pending, ready;
+  std::vector<LicenseAssignment> buffer;
   auto start = Steady::now();
   for (std::int64_t i = 0; i < args.rows;) {
     for (std::int64_t k = 0; k < args.page && i < args.rows; ++k, ++i) {
-      pending.push_back(Row(rng, i, args.rows, args.by_asset));
+      buffer.push_back(Row(rng, i, args.rows, args.by_asset));
     }
-    auto tail = pending.end();
-    if (i < args.rows) {
-      while (tail != pending.begin() && (tail - 1)->adam_id == pending.back().adam_id) --tail;
+    if (buffer.size() >= kStageRows || i == args.rows) {
+      CHECK_OK(store.StageAssignments(job, buffer));
+      buffer.clear();
     }
-    ready.assign(std::make_move_iterator(pending.begin()), std::make_move_iterator(tail));
-    pending.erase(pending.begin(), tail);
-    if (!ready.empty()) CHECK_OK(store.StageAssignments(job, ready));
   }
   return Ms(start, Steady::now());
 }

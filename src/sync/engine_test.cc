@@ -244,9 +244,10 @@ TEST_F(EngineTest, ARunningJobPublishesItsProgressThroughTheStore) {
   };
   options_.progress_interval = std::chrono::milliseconds(50);
   options_.lease = std::chrono::milliseconds(6'000);
-  // Of the 10,000 rows of pages 0-9, those of the last app of a page (adamId 109,
-  // 100 a page) are held back by the stager, as it may go on in the next page.
-  constexpr std::int64_t kStagedOfTenPages = 10'000 - 10 * 100;
+  // Staged 2,500 rows at a time, page by page: at pages 2, 5 and 8 (3,000,
+  // 6,000 and 9,000 rows); page 9's rows wait for more.
+  options_.stage_rows = 2'500;
+  constexpr std::int64_t kStagedOfTenPages = 9'000;
   Engine engine(*store_, options_);
   Queue();
   engine.Start();

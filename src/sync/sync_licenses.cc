@@ -135,28 +135,26 @@ store::LicenseAssignment ToRow(const apple::Assignment& a) {
 
 // Hands assignment pages from the walk to a thread of its own that writes them to
 // the job's staging area, so that Apple's transfers and the parsing (the walk
-// thread) overlap with the store's writes instead of taking turns.
+// thread) overlap with the store's work instead of taking turns.
 //
-// The store keeps an app's assignments as chunks, and what one StageAssignments
-// call brings for an app is one sorted run; an app staged in several calls must
-// be merged when the sync finishes. Apple's pages list assignments grouped by
-// asset, an asset's run often continuing on the next page, so the stager holds
-// back the rows of the last app of what it stages until the next page shows
-// whether that app goes on (at most kMaxHeldRows: a larger app is then staged in
-// several runs). Every app thus arrives whole when the pages are grouped; when
-// they are not, nothing is wrong, only slower to finish.
+// The store keeps what one StageAssignments call brings for an app as one sorted
+// run of chunks, and merges an app's runs when the sync finishes. So the stager
+// collects pages into calls of EngineOptions::stage_rows rows: when Apple's pages
+// come grouped by asset (as apple-vpp-sim's do) an app is split only where a call
+// ends (a few apps per million rows); when they do not (Apple documents no order),
+// each app gets one run per call, not one per page (store_sync_bench --order
+// shuffled: bench/README.md "sync").
 //
-// Pages queued together are staged in one call of up to about kRowsPerCall rows
-// (plus the held app), which saves commits while the writer lags. At most
-// kMaxQueuedRows wait in the queue: the walk blocks (and stops reading Apple)
-// when the writer falls that far behind.
+// At most kMaxQueuedRows wait in the queue besides: the walk blocks (and stops
+// reading Apple) when the stager falls that far behind.
 class Stager {
  public:
-  static constexpr std::size_t kRowsPerCall = 3000;
   static constexpr std::size_t kMaxQueuedRows = 10000;
-  static constexpr std::size_t kMaxHeldRows = 100000;
 
-  explicit Stager(JobContext& ctx) : ctx_(ctx), thread_([this] { Run(); }) {}
+  explicit Stager(JobContext& ctx)
+      : ctx_(ctx),
+        stage_rows_(std::clamp<std::size_t>(ctx.options.stage_rows, 1, store::kMaxStagedRowsPerCall)),
+        thread_([this] { Run(); }) {}
   ~Stager() { Finish(); }
   Stager(const Stager&) = delete;
   Stager& operator=(const Stager&) = delete;
@@ -203,77 +201,55 @@ class Stager {
         out = static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) / 1e9;
       }
     } cpu{cpu_s_};
-    std::vector<store::LicenseAssignment> batch, held;
+    std::vector<store::LicenseAssignment> buffer;
     for (;;) {
-      batch = std::move(held);
-      held.clear();
-      const std::size_t carried = batch.size();
+      std::deque<std::vector<store::LicenseAssignment>> pages;
       bool last = false;
       {
         std::unique_lock lock(mu_);
         ready_.wait(lock, [&] { return !queue_.empty() || closed_; });
-        // Take whole pages up to kRowsPerCall rows (at least one page).
-        while (!queue_.empty() &&
-               (batch.size() == carried || batch.size() + queue_.front().size() <= carried + kRowsPerCall)) {
-          auto& page = queue_.front();
-          queued_ -= page.size();
-          if (batch.empty()) {
-            batch = std::move(page);
-          } else {
-            batch.insert(batch.end(), std::make_move_iterator(page.begin()), std::make_move_iterator(page.end()));
-          }
-          queue_.pop_front();
-        }
-        last = closed_ && queue_.empty();
+        pages.swap(queue_);
+        queued_ = 0;
+        last = closed_;
       }
       space_.notify_one();
-      if (!last) HoldLastApp(batch, held);
-      if (!batch.empty()) {
-        const auto staging = std::chrono::steady_clock::now();
-        Status ok = ctx_.store.StageAssignments(ctx_.job, batch);
-        store_s_ += SecondsSince(staging);
-        if (!ok) {
-          std::lock_guard lock(mu_);
-          error_ = ok;
-          queue_.clear();
-          queued_ = 0;
-          space_.notify_all();
-          return;
+      for (auto& page : pages) {
+        if (buffer.empty()) {
+          buffer = std::move(page);
+        } else {
+          buffer.insert(buffer.end(), std::make_move_iterator(page.begin()), std::make_move_iterator(page.end()));
         }
-        ctx_.progress.assignments_staged += static_cast<std::int64_t>(batch.size());
+        if (buffer.size() >= stage_rows_ && !Stage(buffer)) return;
       }
-      if (last) return;
+      if (last) {
+        Stage(buffer);
+        return;
+      }
     }
   }
 
-  // Moves the rows of `batch`'s last app into `held` (they may go on in the next
-  // page), unless there are more than kMaxHeldRows of them.
-  static void HoldLastApp(std::vector<store::LicenseAssignment>& batch, std::vector<store::LicenseAssignment>& held) {
-    if (batch.empty()) return;
-    const store::LicenseAssignment& last = batch.back();
-    auto of_last_app = [&](const store::LicenseAssignment& r) {
-      return r.adam_id == last.adam_id && r.pricing_param == last.pricing_param;
-    };
-    // Grouped pages: the app's rows are the batch's tail, and no row before it is
-    // the app's. Otherwise all of its rows move, in order.
-    auto tail = batch.end();
-    while (tail != batch.begin() && of_last_app(*(tail - 1))) --tail;
-    const bool grouped = std::none_of(batch.begin(), tail, of_last_app);
-    const auto count = grouped ? static_cast<std::size_t>(batch.end() - tail)
-                               : static_cast<std::size_t>(std::count_if(batch.begin(), batch.end(), of_last_app));
-    if (count > kMaxHeldRows) return;
-    if (!grouped) {
-      // `last` would move: compare against a copy of its key.
-      const std::string adam_id = last.adam_id, pricing_param = last.pricing_param;
-      tail = std::stable_partition(batch.begin(), batch.end(), [&](const store::LicenseAssignment& r) {
-        return r.adam_id != adam_id || r.pricing_param != pricing_param;
-      });
+  // Stages `buffer` (when not empty) and empties it; false (error_ set) when the
+  // store failed.
+  bool Stage(std::vector<store::LicenseAssignment>& buffer) {
+    if (buffer.empty()) return true;
+    const auto staging = std::chrono::steady_clock::now();
+    Status ok = ctx_.store.StageAssignments(ctx_.job, buffer);
+    store_s_ += SecondsSince(staging);
+    if (!ok) {
+      std::lock_guard lock(mu_);
+      error_ = ok;
+      queue_.clear();
+      queued_ = 0;
+      space_.notify_all();
+      return false;
     }
-    held.assign(std::make_move_iterator(tail), std::make_move_iterator(batch.end()));
-    batch.erase(tail, batch.end());
+    ctx_.progress.assignments_staged += static_cast<std::int64_t>(buffer.size());
+    buffer.clear();
+    return true;
   }
 
   JobContext& ctx_;
+  const std::size_t stage_rows_;
   std::mutex mu_;
   std::condition_variable ready_;  // the writer waits for rows (or the close)
   std::condition_variable space_;  // the walk waits for room in the queue
