@@ -145,12 +145,11 @@ store::LicenseAssignment ToRow(const apple::Assignment& a) {
 // each app gets one run per call, not one per page (store_sync_bench --order
 // shuffled: bench/README.md "sync").
 //
-// At most kMaxQueuedRows wait in the queue besides: the walk blocks (and stops
-// reading Apple) when the stager falls that far behind.
+// While the stager stages one call, up to another call's worth of pages may wait
+// in its queue (the walk goes on reading Apple meanwhile); past that the walk
+// blocks until the stager catches up. Memory: about two calls' rows.
 class Stager {
  public:
-  static constexpr std::size_t kMaxQueuedRows = 10000;
-
   explicit Stager(JobContext& ctx)
       : ctx_(ctx),
         stage_rows_(std::clamp<std::size_t>(ctx.options.stage_rows, 1, store::kMaxStagedRowsPerCall)),
@@ -164,7 +163,7 @@ class Stager {
   Status Push(std::vector<store::LicenseAssignment> rows) {
     std::unique_lock lock(mu_);
     const auto waiting = std::chrono::steady_clock::now();
-    space_.wait(lock, [&] { return queued_ < kMaxQueuedRows || !error_ || queue_.empty(); });
+    space_.wait(lock, [&] { return queued_ < stage_rows_ || !error_ || queue_.empty(); });
     walk_waited_s_ += SecondsSince(waiting);
     if (!error_) return error_;
     queued_ += rows.size();
