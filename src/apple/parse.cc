@@ -264,7 +264,7 @@ struct PageParser::State {
 PageParser::PageParser() : state_(new State) {}
 PageParser::~PageParser() {
   delete state_;
-  Delete(on_demand_);
+  Delete(simd_);
 }
 
 AppleStatus PageParser::Assets(std::string_view body, PageMeta* meta, std::vector<Asset>* items, std::size_t) {

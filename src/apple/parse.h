@@ -8,22 +8,25 @@
 // DOM parser over a reused arena took 0.59 ms a page and was the larger half of
 // a 1,000,000-assignment walk; a SAX handler on boost::json::basic_parser
 // straight into Assignment structs 0.11-0.14 ms. /assignments — the hot path —
-// is now read with simdjson On-Demand (parse_assignments.cc, the only file that
-// includes simdjson). Assets and users (thousands, not millions) keep the
-// simpler Boost.JSON DOM code.
+// is now read with simdjson's DOM parser (parse_assignments.cc, the only file
+// that includes simdjson): ~0.05 ms. Not simdjson On-Demand, which was tried
+// first: Debian's libsimdjson picks its SIMD kernel at run time only for the
+// parts compiled into the library (the DOM parser, On-Demand's first stage);
+// On-Demand's second stage is compiled into the caller for the baseline x86-64
+// target (simdjson's scalar "fallback"; building vppd for AVX2 would make the
+// package unportable), and took ~0.10 ms on the same page, with validation
+// left to do by hand for the members it skips. Assets and users (thousands,
+// not millions) keep the simpler Boost.JSON DOM code.
 //
-// What the /assignments reader validates, so that a malformed page fails as it
-// did under the SAX handler: simdjson's first stage checks the whole body
-// (UTF-8, strings closed, no unescaped control characters); then every member
-// is visited, also those vppd does not read (On-Demand would otherwise jump
-// over them checking only that brackets balance), nesting deeper than 32 is
-// refused (Boost.JSON's limit), and nothing may follow the object. The members
-// read must have their type: a wrong type is an error, null means absent.
-// Stricter than before, in ways no valid Apple page meets: an integer beyond
-// 64 bits or a double out of range anywhere in the page (simdjson 3.0 cannot
-// represent them; Boost.JSON read them as doubles), a non-object in the
-// `assignments` array, and a `versionId`, `uId`, `mdmInfo` or `assignments` of
-// the wrong type (the SAX handler skipped those).
+// What the /assignments reader validates: simdjson's DOM parser checks the
+// whole body as Boost.JSON did (UTF-8, escapes, numbers, literals, nothing
+// after the document), with Boost.JSON's depth limit (32); then the members
+// read must have their type (a wrong type is an error, null means absent).
+// Stricter than the SAX handler, in ways no valid Apple page meets: an integer
+// beyond 64 bits or a double out of range anywhere in the page (simdjson 3.0
+// cannot represent them; Boost.JSON read them as doubles), a non-object in the
+// `assignments` array, and a `versionId`, `uId`, `mdmInfo`, `assignments` or
+// `tokenExpirationDate` of the wrong type (the SAX handler skipped those).
 #pragma once
 
 #include <cstdint>
@@ -74,10 +77,10 @@ class PageParser {
 
  private:
   struct State;     // parse.cc: Boost.JSON, assets and users.
-  struct OnDemand;  // parse_assignments.cc: simdjson, assignments.
-  static void Delete(OnDemand* p);
+  struct Simd;   // parse_assignments.cc: simdjson, assignments.
+  static void Delete(Simd* p);
   State* state_;
-  OnDemand* on_demand_ = nullptr;  // Made at the first /assignments page.
+  Simd* simd_ = nullptr;  // Made at the first /assignments page.
 };
 
 AppleResult<ServiceConfig> ParseServiceConfig(std::string_view body);

@@ -1,10 +1,11 @@
-// /assignments pages → PageMeta and Assignment structs with simdjson On-Demand
-// (the hot path of a sync; why simdjson and what it validates: parse.h).
+// /assignments pages → PageMeta and Assignment structs with simdjson (the hot
+// path of a sync; why simdjson's DOM parser and what it validates: parse.h).
 //
 // simdjson stays in this file: its header is ~1 MB and must not reach any
 // other translation unit.
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "apple/parse.h"
@@ -18,68 +19,35 @@ static_assert(kBodyPadding >= simdjson::SIMDJSON_PADDING);
 
 namespace {
 
-namespace od = simdjson::ondemand;
+namespace dom = simdjson::dom;
 
-// Boost.JSON's default depth limit, which the SAX parser before this one
-// enforced: a deeper page is refused rather than walked recursively.
-constexpr int kMaxDepth = 32;
+// Boost.JSON's default depth limit (32 nested arrays/objects, the page's own
+// object included), which the SAX parser before this one enforced.
+constexpr std::size_t kMaxDepth = 32;
 
-// The member names read, recognised once per key.
-enum class Key : unsigned char {
-  kOther,
-  kAdamId,
-  kPricingParam,
-  kClientUserId,
-  kSerialNumber,
-  kCurrentPageIndex,
-  kNextPageIndex,
-  kSize,
-  kTotalPages,
-  kVersionId,
-  kUId,
-  kTokenExpirationDate,
-  kMdmInfo,
-  kAssignments,
-};
-
-Key TopKey(std::string_view k) {
-  static constexpr std::pair<std::string_view, Key> kKeys[] = {
-      {"assignments", Key::kAssignments},
-      {"currentPageIndex", Key::kCurrentPageIndex},
-      {"nextPageIndex", Key::kNextPageIndex},
-      {"size", Key::kSize},
-      {"totalPages", Key::kTotalPages},
-      {"versionId", Key::kVersionId},
-      {"uId", Key::kUId},
-      {"tokenExpirationDate", Key::kTokenExpirationDate},
-      {"mdmInfo", Key::kMdmInfo},
-  };
-  for (const auto& [name, key] : kKeys)
-    if (k == name) return key;
-  return Key::kOther;
+// Equality with a literal (its length known at compile time).
+template <std::size_t N>
+bool Is(std::string_view k, const char (&name)[N]) {
+  return k.size() == N - 1 && std::memcmp(k.data(), name, N - 1) == 0;
 }
 
-// An assignment's members, by length first: this runs 3-4 times per item.
-Key ItemKey(std::string_view k) {
-  switch (k.size()) {
-    case 6: return k == "adamId" ? Key::kAdamId : Key::kOther;
-    case 12:
-      if (k == "pricingParam") return Key::kPricingParam;
-      if (k == "clientUserId") return Key::kClientUserId;
-      if (k == "serialNumber") return Key::kSerialNumber;
-      return Key::kOther;
-    default: return Key::kOther;
+enum class ItemKey : unsigned char { kOther, kAdamId, kPricingParam, kClientUserId, kSerialNumber };
+
+// An assignment's member names: this runs 3-4 times per item.
+ItemKey ClassifyItemKey(std::string_view k) {
+  if (Is(k, "adamId")) return ItemKey::kAdamId;
+  if (k.size() != 12) return ItemKey::kOther;
+  switch (k[0]) {
+    case 'p': return Is(k, "pricingParam") ? ItemKey::kPricingParam : ItemKey::kOther;
+    case 'c': return Is(k, "clientUserId") ? ItemKey::kClientUserId : ItemKey::kOther;
+    case 's': return Is(k, "serialNumber") ? ItemKey::kSerialNumber : ItemKey::kOther;
+    default: return ItemKey::kOther;
   }
 }
 
-std::string_view TrimRight(std::string_view s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r'))
-    s.remove_suffix(1);
-  return s;
-}
-
-// One page's read. Every method returns false with `error` set on the first
-// problem; the page is then refused as a whole.
+// One page's read from simdjson's document (already validated as a whole:
+// only the types of the members read are left to check). Every method returns
+// false with `error` set on the first problem; the page is then refused.
 class Reader {
  public:
   Reader(PageMeta* meta, std::vector<Assignment>* items) : meta_(meta), items_(items) {}
@@ -88,25 +56,38 @@ class Reader {
   std::size_t count = 0;  // Items of this page so far: (*items_)[0, count).
   bool have_current = false, have_total = false, have_version = false;
 
-  bool Page(od::parser& parser, simdjson::padded_string_view body) {
-    od::document doc;
-    if (auto e = parser.iterate(body).get(doc)) return NotJson(e);
-    od::json_type type;
-    if (auto e = doc.type().get(type)) return NotJson(e);
-    if (type != od::json_type::object) return Fail("the response is not a JSON object");
-    od::object top;
-    if (auto e = doc.get_object().get(top)) return NotJson(e);
-    for (auto member : top) {
-      od::field f;
-      std::string_view key;
-      if (auto e = std::move(member).get(f)) return NotJson(e);
-      if (auto e = f.unescaped_key().get(key)) return NotJson(e);
-      if (!TopMember(TopKey(key), key, f.value())) return false;
+  bool Page(dom::element doc) {
+    dom::object top;
+    if (doc.get_object().get(top)) return Fail("the response is not a JSON object");
+    for (const dom::key_value_pair member : top) {
+      const std::string_view k = member.key;
+      const dom::element v = member.value;
+      bool ok = true;
+      if (Is(k, "assignments")) {
+        ok = Items(v);
+      } else if (Is(k, "currentPageIndex")) {
+        ok = Integer(v, k, &meta_->current, &have_current);
+      } else if (Is(k, "totalPages")) {
+        ok = Integer(v, k, &meta_->total, &have_total);
+      } else if (Is(k, "nextPageIndex") || Is(k, "size")) {
+        std::int64_t n = 0;
+        bool present = false;
+        ok = Integer(v, k, &n, &present);
+        if (ok && present) (k[0] == 'n' ? meta_->next : meta_->size) = n;
+      } else if (Is(k, "versionId")) {
+        bool present = false;
+        ok = Id(v, k, &meta_->version_id, &present);
+        if (ok && present) have_version = !meta_->version_id.empty();
+      } else if (Is(k, "uId")) {
+        bool present = false;
+        ok = Id(v, k, &meta_->envelope.uid, &present);
+      } else if (Is(k, "tokenExpirationDate")) {
+        ok = Date(v);
+      } else if (Is(k, "mdmInfo")) {
+        ok = Mdm(v);
+      }
+      if (!ok) return false;
     }
-    // Nothing may follow the object (On-Demand stops reading where the
-    // document's object ends; `{...}}` would otherwise pass).
-    if (auto end = doc.current_location(); end.error() != simdjson::OUT_OF_BOUNDS)
-      return Fail("the response is not JSON: content after the document");
     return true;
   }
 
@@ -115,159 +96,71 @@ class Reader {
     error = std::move(what);
     return false;
   }
-  bool NotJson(simdjson::error_code e) { return Fail(std::string("the response is not JSON: ") + simdjson::error_message(e)); }
-
-  bool TopMember(Key k, std::string_view key, od::value v) {
-    switch (k) {
-      case Key::kAssignments: return Items(v);
-      case Key::kCurrentPageIndex: return Integer(v, key, &meta_->current, &have_current);
-      case Key::kTotalPages: return Integer(v, key, &meta_->total, &have_total);
-      case Key::kNextPageIndex: {
-        std::int64_t n = 0;
-        bool present = false;
-        if (!Integer(v, key, &n, &present)) return false;
-        if (present) meta_->next = n;
-        return true;
-      }
-      case Key::kSize: {
-        std::int64_t n = 0;
-        bool present = false;
-        if (!Integer(v, key, &n, &present)) return false;
-        if (present) meta_->size = n;
-        return true;
-      }
-      case Key::kVersionId: {
-        bool present = false;
-        if (!Id(v, key, &meta_->version_id, &present)) return false;
-        if (present) have_version = !meta_->version_id.empty();
-        return true;
-      }
-      case Key::kUId: return Id(v, key, &meta_->envelope.uid, nullptr);
-      case Key::kTokenExpirationDate: {
-        std::string text;
-        bool present = false;
-        if (!String(v, key, &text, &present)) return false;
-        if (!present) return true;
-        auto t = ParseIso8601(text);
-        if (!t) return Fail("'tokenExpirationDate' is not a date: " + t.error().message);
-        meta_->envelope.token_expiration = *t;
-        return true;
-      }
-      case Key::kMdmInfo: return Mdm(v);
-      default: return Skip(v, 1);
-    }
-  }
 
   // A paging integer; null means absent (`*present` stays false).
-  bool Integer(od::value v, std::string_view key, std::int64_t* out, bool* present) {
-    od::json_type type;
-    if (auto e = v.type().get(type)) return NotJson(e);
-    if (type == od::json_type::null) return Null(v);
-    if (type != od::json_type::number) return Fail("'" + std::string(key) + "' is not an integer");
-    od::number n;
-    if (auto e = v.get_number().get(n)) return NotJson(e);
-    switch (n.get_number_type()) {
-      case od::number_type::signed_integer: *out = n.get_int64(); break;
-      case od::number_type::unsigned_integer: return Fail("'" + std::string(key) + "' is out of range");
+  bool Integer(dom::element v, std::string_view key, std::int64_t* out, bool* present) {
+    switch (v.type()) {
+      case dom::element_type::NULL_VALUE: return true;
+      case dom::element_type::INT64:
+        *out = v.get_int64().value_unsafe();
+        *present = true;
+        return true;
+      case dom::element_type::UINT64: return Fail("'" + std::string(key) + "' is out of range");
       default: return Fail("'" + std::string(key) + "' is not an integer");
     }
-    *present = true;
-    return true;
   }
 
-  // A string member; null means absent.
-  bool String(od::value v, std::string_view key, std::string* out, bool* present) {
-    od::json_type type;
-    if (auto e = v.type().get(type)) return NotJson(e);
-    if (type == od::json_type::null) return Null(v);
-    if (type != od::json_type::string) return Fail("'" + std::string(key) + "' is not a string");
-    std::string_view s;
-    if (auto e = v.get_string().get(s)) return NotJson(e);
-    out->assign(s);
-    *present = true;
-    return true;
-  }
-
-  // An id: a string, or an integer taken as its text (older services sent
-  // some ids as numbers); null means absent. `present` may be null.
-  bool Id(od::value v, std::string_view key, std::string* out, bool* present) {
-    od::json_type type;
-    if (auto e = v.type().get(type)) return NotJson(e);
-    if (type == od::json_type::string) {
-      std::string_view s;
-      if (auto e = v.get_string().get(s)) return NotJson(e);
-      out->assign(s);
-    } else if (type == od::json_type::number) {
-      // The token's text as sent (raw_json_token does not consume the value;
-      // it includes the whitespace up to the next token).
-      const std::string_view raw = v.raw_json_token();
-      od::number n;
-      if (auto e = v.get_number().get(n)) return NotJson(e);
-      if (n.get_number_type() == od::number_type::unsigned_integer)
-        return Fail("'" + std::string(key) + "' is out of range");
-      if (n.get_number_type() != od::number_type::signed_integer)
-        return Fail("'" + std::string(key) + "' is not a string");
-      out->assign(TrimRight(raw));
-    } else if (type == od::json_type::null) {
-      return Null(v);
-    } else {
-      return Fail("'" + std::string(key) + "' is not a string");
+  // An id: a string, or an integer taken as its decimal text (older services
+  // sent some ids as numbers); null means absent (`*present` stays false).
+  bool Id(dom::element v, std::string_view key, std::string* out, bool* present) {
+    switch (v.type()) {
+      case dom::element_type::STRING: out->assign(v.get_string().value_unsafe()); break;
+      case dom::element_type::INT64: *out = std::to_string(v.get_int64().value_unsafe()); break;
+      case dom::element_type::NULL_VALUE: return true;
+      case dom::element_type::UINT64: return Fail("'" + std::string(key) + "' is out of range");
+      default: return Fail("'" + std::string(key) + "' is not a string");
     }
-    if (present) *present = true;
+    *present = true;
     return true;
   }
 
-  bool Null(od::value v) {
-    bool is_null = false;
-    if (auto e = v.is_null().get(is_null)) return NotJson(e);
-    if (!is_null) return NotJson(simdjson::N_ATOM_ERROR);
+  bool Date(dom::element v) {
+    if (v.is_null()) return true;
+    std::string_view text;
+    if (v.get_string().get(text)) return Fail("'tokenExpirationDate' is not a string");
+    auto t = ParseIso8601(text);
+    if (!t) return Fail("'tokenExpirationDate' is not a date: " + t.error().message);
+    meta_->envelope.token_expiration = *t;
     return true;
   }
 
-  bool Mdm(od::value v) {
-    od::json_type type;
-    if (auto e = v.type().get(type)) return NotJson(e);
-    if (type == od::json_type::null) return Null(v);
-    if (type != od::json_type::object) return Fail("'mdmInfo' is not an object");
-    od::object o;
-    if (auto e = v.get_object().get(o)) return NotJson(e);
+  bool Mdm(dom::element v) {
+    if (v.is_null()) return true;
+    dom::object o;
+    if (v.get_object().get(o)) return Fail("'mdmInfo' is not an object");
     MdmInfo& m = meta_->envelope.mdm_info.emplace();
-    for (auto member : o) {
-      od::field f;
-      std::string_view key;
-      if (auto e = std::move(member).get(f)) return NotJson(e);
-      if (auto e = f.unescaped_key().get(key)) return NotJson(e);
-      bool ok;
-      if (key == "id") ok = Id(f.value(), "mdmInfo.id", &m.id, nullptr);
-      else if (key == "name") ok = Id(f.value(), "mdmInfo.name", &m.name, nullptr);
-      else if (key == "metadata") ok = Id(f.value(), "mdmInfo.metadata", &m.metadata, nullptr);
-      else ok = Skip(f.value(), 2);
+    for (const dom::key_value_pair member : o) {
+      bool present = false, ok = true;
+      if (Is(member.key, "id")) ok = Id(member.value, "mdmInfo.id", &m.id, &present);
+      else if (Is(member.key, "name")) ok = Id(member.value, "mdmInfo.name", &m.name, &present);
+      else if (Is(member.key, "metadata")) ok = Id(member.value, "mdmInfo.metadata", &m.metadata, &present);
       if (!ok) return false;
     }
     return true;
   }
 
-  bool Items(od::value v) {
-    od::json_type type;
-    if (auto e = v.type().get(type)) return NotJson(e);
-    if (type == od::json_type::null) return Null(v);
-    if (type != od::json_type::array) return Fail("'assignments' is not an array");
-    od::array a;
-    if (auto e = v.get_array().get(a)) return NotJson(e);
-    for (auto element : a) {
-      od::value item;
-      if (auto e = std::move(element).get(item)) return NotJson(e);
+  bool Items(dom::element v) {
+    if (v.is_null()) return true;
+    dom::array a;
+    if (v.get_array().get(a)) return Fail("'assignments' is not an array");
+    for (const dom::element item : a)
       if (!Item(item)) return false;
-    }
     return true;
   }
 
-  bool Item(od::value v) {
-    od::json_type type;
-    if (auto e = v.type().get(type)) return NotJson(e);
-    if (type != od::json_type::object) return Fail("an assignment is not an object");
-    od::object o;
-    if (auto e = v.get_object().get(o)) return NotJson(e);
+  bool Item(dom::element v) {
+    dom::object o;
+    if (v.get_object().get(o)) return Fail("an assignment is not an object");
     // Reuse an element the vector still holds (its strings keep their
     // buffers: no allocation for a clientUserId after a walk's first pages).
     if (count == items_->size()) items_->emplace_back();
@@ -276,18 +169,15 @@ class Reader {
     a.pricing_param.clear();
     a.client_user_id.clear();
     a.serial_number.clear();
-    for (auto member : o) {
-      od::field f;
-      std::string_view key;
-      if (auto e = std::move(member).get(f)) return NotJson(e);
-      if (auto e = f.unescaped_key().get(key)) return NotJson(e);
-      bool ok;
-      switch (ItemKey(key)) {
-        case Key::kAdamId: ok = Id(f.value(), key, &a.adam_id, nullptr); break;
-        case Key::kPricingParam: ok = Id(f.value(), key, &a.pricing_param, nullptr); break;
-        case Key::kClientUserId: ok = Id(f.value(), key, &a.client_user_id, nullptr); break;
-        case Key::kSerialNumber: ok = Id(f.value(), key, &a.serial_number, nullptr); break;
-        default: ok = Skip(f.value(), 3);
+    for (const dom::key_value_pair member : o) {
+      const std::string_view k = member.key;
+      bool present = false, ok = true;
+      switch (ClassifyItemKey(k)) {
+        case ItemKey::kAdamId: ok = Id(member.value, k, &a.adam_id, &present); break;
+        case ItemKey::kPricingParam: ok = Id(member.value, k, &a.pricing_param, &present); break;
+        case ItemKey::kClientUserId: ok = Id(member.value, k, &a.client_user_id, &present); break;
+        case ItemKey::kSerialNumber: ok = Id(member.value, k, &a.serial_number, &present); break;
+        case ItemKey::kOther: break;
       }
       if (!ok) return false;
     }
@@ -297,88 +187,46 @@ class Reader {
     return true;
   }
 
-  // A member vppd does not read, inside `depth` containers. On-Demand would
-  // jump over it checking only that brackets balance; this visits every value
-  // instead, so a page is valid JSON throughout or refused, as before.
-  bool Skip(od::value v, int depth) {
-    od::json_type type;
-    if (auto e = v.type().get(type)) return NotJson(e);
-    switch (type) {
-      case od::json_type::object: {
-        if (depth + 1 > kMaxDepth) return Fail("the response is not JSON: nested too deeply");
-        od::object o;
-        if (auto e = v.get_object().get(o)) return NotJson(e);
-        for (auto member : o) {
-          od::field f;
-          std::string_view key;
-          if (auto e = std::move(member).get(f)) return NotJson(e);
-          if (auto e = f.unescaped_key().get(key)) return NotJson(e);
-          if (!Skip(f.value(), depth + 1)) return false;
-        }
-        return true;
-      }
-      case od::json_type::array: {
-        if (depth + 1 > kMaxDepth) return Fail("the response is not JSON: nested too deeply");
-        od::array a;
-        if (auto e = v.get_array().get(a)) return NotJson(e);
-        for (auto element : a) {
-          od::value x;
-          if (auto e = std::move(element).get(x)) return NotJson(e);
-          if (!Skip(x, depth + 1)) return false;
-        }
-        return true;
-      }
-      case od::json_type::string: {
-        std::string_view s;
-        if (auto e = v.get_string().get(s)) return NotJson(e);
-        return true;
-      }
-      case od::json_type::number: {
-        od::number n;
-        if (auto e = v.get_number().get(n)) return NotJson(e);
-        return true;
-      }
-      case od::json_type::boolean: {
-        bool b;
-        if (auto e = v.get_bool().get(b)) return NotJson(e);
-        return true;
-      }
-      case od::json_type::null: return Null(v);
-    }
-    return NotJson(simdjson::TAPE_ERROR);
-  }
-
   PageMeta* meta_;
   std::vector<Assignment>* items_;
 };
 
 }  // namespace
 
-// The simdjson parser (its buffers are reused from page to page) and, for a
-// body without kBodyPadding spare bytes, a padded copy of it.
-struct PageParser::OnDemand {
-  od::parser parser;
+// simdjson's parser (its buffers are reused from page to page) and, for a body
+// without kBodyPadding spare bytes, a padded copy of it.
+struct PageParser::Simd {
+  dom::parser parser;
+  bool allocated = false;
   std::string copy;
 };
 
-void PageParser::Delete(OnDemand* p) { delete p; }
+void PageParser::Delete(Simd* p) { delete p; }
 
 AppleStatus PageParser::Assignments(std::string_view body, PageMeta* meta, std::vector<Assignment>* items,
                                     std::size_t spare) {
   items->reserve(1000);  // Apple's pages hold up to ~1,000.
   Reader r(meta, items);
   try {
-    if (!on_demand_) on_demand_ = new OnDemand;
-    simdjson::padded_string_view padded;
-    if (spare >= simdjson::SIMDJSON_PADDING) {
-      padded = simdjson::padded_string_view(body.data(), body.size(), body.size() + spare);
-    } else {
-      std::string& copy = on_demand_->copy;
-      copy.reserve(body.size() + simdjson::SIMDJSON_PADDING);
-      copy.assign(body);
-      padded = simdjson::padded_string_view(copy.data(), copy.size(), copy.capacity());
+    if (!simd_) simd_ = new Simd;
+    Simd& s = *simd_;
+    // The depth limit is set once; the capacity grows with larger pages.
+    if (!s.allocated) {
+      if (s.parser.allocate(std::max<std::size_t>(body.size(), 1 << 17), kMaxDepth))
+        throw std::bad_alloc();
+      s.allocated = true;
     }
-    r.Page(on_demand_->parser, padded);
+    const char* data = body.data();
+    if (spare < simdjson::SIMDJSON_PADDING) {
+      s.copy.reserve(body.size() + simdjson::SIMDJSON_PADDING);
+      s.copy.assign(body);
+      data = s.copy.data();
+    }
+    dom::element doc;
+    if (auto e = s.parser.parse(data, body.size(), /*realloc_if_needed=*/false).get(doc))
+      r.error = std::string("the response is not JSON: ") + simdjson::error_message(e);
+    else
+      r.Page(doc);
   } catch (const std::exception& e) {  // bad_alloc: never let it cross the module.
     r.error = std::string("the response could not be parsed: ") + e.what();
   }
