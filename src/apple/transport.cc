@@ -340,13 +340,18 @@ std::vector<Completion> Batch::WaitSome() {
       Finish(*slot, code);
     }
     if (!done_.empty()) break;
-    // Wake for socket activity, or when a queued request may start.
+    StartReady();
+    // Wake for socket activity, or when a queued request may start. Only a
+    // request that waits for its time (a retry's backoff, the rate limit)
+    // while a slot is free shortens the wait: one that waits for a slot waits
+    // for a transfer to end, which is socket activity. (Counting those too
+    // made every wait of a walk, whose queue is never empty, a zero-timeout
+    // poll: the walk thread spun at 100% CPU between pages.)
     std::int64_t timeout_ms = 1000;
-    if (!queue_.empty()) {
+    if (!queue_.empty() && running_ < parallel_) {
       const std::int64_t until = NextStartTime() - transport_.clock().Now();
       timeout_ms = std::clamp<std::int64_t>((until + 999) / 1000, 0, 1000);
     }
-    StartReady();
     if (running_ > 0) curl_multi_poll(session_->multi, nullptr, 0, static_cast<int>(timeout_ms), nullptr);
   }
   // Put the freed slots back to work before the caller spends time on what
