@@ -71,12 +71,11 @@ class PageParser {
   // to 64 bytes past the end, so with fewer Assignments copies the body into a
   // padded buffer first; the other two ignore it.
   AppleStatus Assets(std::string_view body, PageMeta* meta, std::vector<Asset>* items, std::size_t spare = 0);
-  AppleStatus Assignments(std::string_view body, PageMeta* meta, std::vector<Assignment>* items,
-                          std::size_t spare = 0);
+  AppleStatus Assignments(std::string_view body, PageMeta* meta, std::vector<Assignment>* items, std::size_t spare = 0);
   AppleStatus Users(std::string_view body, PageMeta* meta, std::vector<User>* items, std::size_t spare = 0);
 
  private:
-  struct State;     // parse.cc: Boost.JSON, assets and users.
+  struct State;  // parse.cc: Boost.JSON, assets and users.
   struct Simd;   // parse_assignments.cc: simdjson, assignments.
   static void Delete(Simd* p);
   State* state_;
