@@ -201,6 +201,7 @@ class Stager {
       }
     } cpu{cpu_s_};
     std::vector<store::LicenseAssignment> buffer;
+    buffer.reserve(stage_rows_ + 1000);  // a page may take it past stage_rows_; no reallocation (and moves) after
     for (;;) {
       std::deque<std::vector<store::LicenseAssignment>> pages;
       bool last = false;
@@ -213,11 +214,7 @@ class Stager {
       }
       space_.notify_one();
       for (auto& page : pages) {
-        if (buffer.empty()) {
-          buffer = std::move(page);
-        } else {
-          buffer.insert(buffer.end(), std::make_move_iterator(page.begin()), std::make_move_iterator(page.end()));
-        }
+        buffer.insert(buffer.end(), std::make_move_iterator(page.begin()), std::make_move_iterator(page.end()));
         if (buffer.size() >= stage_rows_ && !Stage(buffer)) return;
       }
       if (last) {
