@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -487,6 +488,31 @@ TEST_F(ClientTest, InFlightPagesStayWithinTheLimit) {
     EXPECT_GE(elapsed, milliseconds(200 * rounds)) << "parallel " << parallel;
     EXPECT_LT(elapsed, milliseconds(200 * rounds + 1500)) << "parallel " << parallel;
   }
+}
+
+TEST_F(ClientTest, AWalkSleepsWhileItsPagesAreOnTheWire) {
+  // Every page after the first is held 100 ms: the walk waits ~500 ms with all
+  // five slots busy and more pages queued. It must wait in poll(), not spin (a
+  // queued page waiting for a slot once made every wait a zero-timeout poll,
+  // 100% CPU): the walking thread's CPU time stays a small part of the wall time.
+  Control("POST", "/_sim/settings", R"({"pageSize":50})");  // 20 pages.
+  AddFault(R"({"path":"/mdm/v2/assignments","kind":"latency","latencyMs":100,"rate":1})");
+  auto c = NewClient();
+  auto thread_cpu = [] {
+    timespec t{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return std::chrono::seconds(t.tv_sec) + std::chrono::nanoseconds(t.tv_nsec);
+  };
+  const auto cpu_start = thread_cpu();
+  const auto start = std::chrono::steady_clock::now();
+  auto r = WalkAll(*c, {});
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  const auto cpu = thread_cpu() - cpu_start;
+  ASSERT_TRUE(r) << r.error().Describe();
+  EXPECT_EQ(r->pages_delivered, 20);
+  EXPECT_GE(elapsed, milliseconds(400));
+  EXPECT_LT(cpu * 4, elapsed) << std::chrono::duration_cast<milliseconds>(cpu).count() << " ms of CPU in "
+                              << std::chrono::duration_cast<milliseconds>(elapsed).count() << " ms";
 }
 
 // ------------------------------------------------------------------ faults and retries

@@ -2,7 +2,6 @@
 #include "apple/parse.h"
 
 #include <boost/json.hpp>
-#include <boost/json/basic_parser_impl.hpp>
 
 namespace vppd::apple::internal {
 
@@ -263,9 +262,12 @@ struct PageParser::State {
 };
 
 PageParser::PageParser() : state_(new State) {}
-PageParser::~PageParser() { delete state_; }
+PageParser::~PageParser() {
+  delete state_;
+  Delete(simd_);
+}
 
-AppleStatus PageParser::Assets(std::string_view body, PageMeta* meta, std::vector<Asset>* items) {
+AppleStatus PageParser::Assets(std::string_view body, PageMeta* meta, std::vector<Asset>* items, std::size_t) {
   items->clear();
   auto o = state_->Parse(body);
   if (!o) return tl::unexpected(o.error());
@@ -278,7 +280,7 @@ AppleStatus PageParser::Assets(std::string_view body, PageMeta* meta, std::vecto
   });
 }
 
-AppleStatus PageParser::Users(std::string_view body, PageMeta* meta, std::vector<User>* items) {
+AppleStatus PageParser::Users(std::string_view body, PageMeta* meta, std::vector<User>* items, std::size_t) {
   items->clear();
   auto o = state_->Parse(body);
   if (!o) return tl::unexpected(o.error());
@@ -288,300 +290,7 @@ AppleStatus PageParser::Users(std::string_view body, PageMeta* meta, std::vector
   });
 }
 
-// ------------------------------------------------------------------ assignments (SAX)
-
-namespace {
-
-// The /assignments hot path: a SAX handler that fills PageMeta and the
-// Assignment structs straight from Boost.JSON's basic_parser, building no DOM.
-// Measured on a 93 KB page of 1,000 assignments: 0.59 ms through the DOM
-// (~160 MB/s), 0.14 ms here (~650 MB/s) (bench/README.md "apple").
-class AssignmentsHandler {
- public:
-  static constexpr std::size_t max_object_size = 1'000'000;
-  static constexpr std::size_t max_array_size = 10'000'000;
-  static constexpr std::size_t max_key_size = 1 << 16;
-  static constexpr std::size_t max_string_size = 1 << 20;
-
-  PageMeta* meta = nullptr;
-  std::vector<Assignment>* items = nullptr;
-  std::size_t count = 0;  // Items of this page so far: (*items)[0, count).
-  std::string error;  // Set when the shape is wrong; the parse stops.
-  bool have_current = false, have_total = false, have_version = false;
-
-  bool on_document_begin(boost::system::error_code&) { return true; }
-  bool on_document_end(boost::system::error_code&) { return true; }
-
-  bool on_object_begin(boost::system::error_code& ec) {
-    if (stack_.empty()) return Push(kTop);
-    switch (stack_.back()) {
-      case kItems:
-        // Reuse an element the vector still holds (its strings keep their
-        // buffers: no allocation for a clientUserId after a walk's first pages).
-        if (count < items->size()) {
-          Assignment& a = (*items)[count];
-          a.adam_id.clear();
-          a.pricing_param.clear();
-          a.client_user_id.clear();
-          a.serial_number.clear();
-        } else {
-          items->emplace_back();
-        }
-        ++count;
-        return Push(kItem);
-      case kTop:
-        if (key_id_ == Key::kMdmInfo) {
-          meta->envelope.mdm_info.emplace();
-          return Push(kMdm);
-        }
-        if (IsPagingKey()) return Fail(ec, "'" + key_ + "' is not an integer");
-        return Push(kSkip);
-      case kItem:
-        if (IsItemKey()) return Fail(ec, "'" + key_ + "' is not a string");
-        return Push(kSkip);
-      default: return Push(kSkip);
-    }
-  }
-  bool on_object_end(std::size_t, boost::system::error_code& ec) {
-    if (stack_.back() == kItem) {
-      const Assignment& a = (*items)[count - 1];
-      if (a.adam_id.empty()) return Fail(ec, "an assignment has no adamId");
-      if (a.client_user_id.empty() == a.serial_number.empty())
-        return Fail(ec, "assignment of " + a.adam_id + " needs exactly one of clientUserId, serialNumber");
-    }
-    stack_.pop_back();
-    return true;
-  }
-  bool on_array_begin(boost::system::error_code& ec) {
-    if (stack_.empty()) return Fail(ec, "the response is not a JSON object");
-    if (stack_.back() == kTop && key_id_ == Key::kAssignments) return Push(kItems);
-    if (stack_.back() == kTop && IsPagingKey()) return Fail(ec, "'" + key_ + "' is not an integer");
-    if (stack_.back() == kItems) return Fail(ec, "an assignment is not an object");
-    if (stack_.back() == kItem && IsItemKey()) return Fail(ec, "'" + key_ + "' is not a string");
-    return Push(kSkip);
-  }
-  bool on_array_end(std::size_t, boost::system::error_code&) {
-    stack_.pop_back();
-    return true;
-  }
-
-  bool on_key_part(boost::json::string_view s, std::size_t, boost::system::error_code&) {
-    part_.append(s.data(), s.size());
-    return true;
-  }
-  bool on_key(boost::json::string_view s, std::size_t, boost::system::error_code&) {
-    if (part_.empty()) {
-      key_.assign(s.data(), s.size());
-    } else {
-      key_.swap(part_.append(s.data(), s.size()));
-      part_.clear();
-    }
-    key_id_ = Classify(key_);
-    return true;
-  }
-  bool on_string_part(boost::json::string_view s, std::size_t, boost::system::error_code&) {
-    part_.append(s.data(), s.size());
-    return true;
-  }
-  bool on_string(boost::json::string_view s, std::size_t, boost::system::error_code& ec) {
-    std::string_view v(s.data(), s.size());
-    if (!part_.empty()) {
-      part_.append(v);
-      v = part_;
-    }
-    const bool ok = String(v, ec);
-    part_.clear();
-    return ok;
-  }
-  bool on_number_part(boost::json::string_view, boost::system::error_code&) { return true; }
-  bool on_int64(std::int64_t n, boost::json::string_view raw, boost::system::error_code& ec) {
-    return Integer(n, std::string_view(raw.data(), raw.size()), ec);
-  }
-  bool on_uint64(std::uint64_t n, boost::json::string_view raw, boost::system::error_code& ec) {
-    if (n > static_cast<std::uint64_t>(INT64_MAX)) return Fail(ec, "'" + key_ + "' is out of range");
-    return Integer(static_cast<std::int64_t>(n), std::string_view(raw.data(), raw.size()), ec);
-  }
-  bool on_double(double, boost::json::string_view, boost::system::error_code& ec) {
-    // A bare number or boolean as the whole body: there is no context to look at.
-    if (stack_.empty()) return Fail(ec, "the response is not a JSON object");
-    if (Relevant()) return Fail(ec, "'" + key_ + "' is not " + (stack_.back() == kTop ? "an integer" : "a string"));
-    return true;
-  }
-  bool on_bool(bool, boost::system::error_code& ec) { return on_double(0, {}, ec); }
-  bool on_null(boost::system::error_code&) { return true; }  // Absent and null mean the same.
-  bool on_comment_part(boost::json::string_view, boost::system::error_code&) { return true; }
-  bool on_comment(boost::json::string_view, boost::system::error_code&) { return true; }
-
- private:
-  enum Ctx : unsigned char { kTop, kItems, kItem, kMdm, kSkip };
-
-  bool Push(Ctx c) {
-    stack_.push_back(c);
-    return true;
-  }
-  bool Fail(boost::system::error_code& ec, std::string what) {
-    error = std::move(what);
-    ec = boost::json::error::extra_data;  // Any code: `error` says what happened.
-    return false;
-  }
-  bool IsPagingKey() const {
-    return key_id_ == Key::kCurrentPageIndex || key_id_ == Key::kNextPageIndex || key_id_ == Key::kSize ||
-           key_id_ == Key::kTotalPages;
-  }
-  bool IsItemKey() const {
-    return key_id_ == Key::kAdamId || key_id_ == Key::kPricingParam || key_id_ == Key::kClientUserId ||
-           key_id_ == Key::kSerialNumber;
-  }
-  // True when a value under the current key is one this handler reads.
-  bool Relevant() const {
-    if (stack_.empty()) return true;
-    switch (stack_.back()) {
-      case kTop:
-        return IsPagingKey() || key_id_ == Key::kVersionId || key_id_ == Key::kUId ||
-               key_id_ == Key::kTokenExpirationDate;
-      case kItem: return IsItemKey();
-      case kItems: return true;
-      default: return false;
-    }
-  }
-
-  bool String(std::string_view v, boost::system::error_code& ec) {
-    if (stack_.empty()) return Fail(ec, "the response is not a JSON object");
-    switch (stack_.back()) {
-      case kItem: {
-        Assignment& a = (*items)[count - 1];
-        if (key_id_ == Key::kAdamId) a.adam_id.assign(v);
-        else if (key_id_ == Key::kPricingParam) a.pricing_param.assign(v);
-        else if (key_id_ == Key::kClientUserId) a.client_user_id.assign(v);
-        else if (key_id_ == Key::kSerialNumber) a.serial_number.assign(v);
-        return true;
-      }
-      case kTop:
-        if (key_id_ == Key::kVersionId) {
-          meta->version_id.assign(v);
-          have_version = !v.empty();
-        } else if (key_id_ == Key::kUId) {
-          meta->envelope.uid.assign(v);
-        } else if (key_id_ == Key::kTokenExpirationDate) {
-          auto t = ParseIso8601(v);
-          if (!t) return Fail(ec, "'tokenExpirationDate' is not a date: " + t.error().message);
-          meta->envelope.token_expiration = *t;
-        } else if (IsPagingKey()) {
-          return Fail(ec, "'" + key_ + "' is not an integer");
-        }
-        return true;
-      case kMdm: {
-        MdmInfo& m = *meta->envelope.mdm_info;
-        if (key_id_ == Key::kId) m.id.assign(v);
-        else if (key_id_ == Key::kName) m.name.assign(v);
-        else if (key_id_ == Key::kMetadata) m.metadata.assign(v);
-        return true;
-      }
-      case kItems: return Fail(ec, "an assignment is not an object");
-      default: return true;
-    }
-  }
-
-  bool Integer(std::int64_t n, std::string_view raw, boost::system::error_code& ec) {
-    if (stack_.empty()) return Fail(ec, "the response is not a JSON object");
-    switch (stack_.back()) {
-      case kTop:
-        if (key_id_ == Key::kCurrentPageIndex) {
-          meta->current = n;
-          have_current = true;
-        } else if (key_id_ == Key::kNextPageIndex) {
-          meta->next = n;
-        } else if (key_id_ == Key::kSize) {
-          meta->size = n;
-        } else if (key_id_ == Key::kTotalPages) {
-          meta->total = n;
-          have_total = true;
-        } else if (key_id_ == Key::kVersionId || key_id_ == Key::kUId) {
-          return String(raw, ec);  // Ids as numbers: read their text.
-        }
-        return true;
-      case kItem:
-        if (IsItemKey()) return String(raw, ec);
-        return true;
-      case kItems: return Fail(ec, "an assignment is not an object");
-      default: return true;
-    }
-  }
-
-  // The member names this handler reads, recognised once per key (comparing
-  // the key's text at every value was the larger part of a page's parse).
-  enum class Key : unsigned char {
-    kOther,
-    kAdamId,
-    kPricingParam,
-    kClientUserId,
-    kSerialNumber,
-    kCurrentPageIndex,
-    kNextPageIndex,
-    kSize,
-    kTotalPages,
-    kVersionId,
-    kUId,
-    kTokenExpirationDate,
-    kMdmInfo,
-    kAssignments,
-    kId,
-    kName,
-    kMetadata,
-  };
-  static Key Classify(std::string_view k) {
-    static constexpr std::pair<std::string_view, Key> kKeys[] = {
-        {"adamId", Key::kAdamId},
-        {"pricingParam", Key::kPricingParam},
-        {"clientUserId", Key::kClientUserId},
-        {"serialNumber", Key::kSerialNumber},
-        {"currentPageIndex", Key::kCurrentPageIndex},
-        {"nextPageIndex", Key::kNextPageIndex},
-        {"size", Key::kSize},
-        {"totalPages", Key::kTotalPages},
-        {"versionId", Key::kVersionId},
-        {"uId", Key::kUId},
-        {"tokenExpirationDate", Key::kTokenExpirationDate},
-        {"mdmInfo", Key::kMdmInfo},
-        {"assignments", Key::kAssignments},
-        {"id", Key::kId},
-        {"name", Key::kName},
-        {"metadata", Key::kMetadata},
-    };
-    for (const auto& [name, key] : kKeys)
-      if (k == name) return key;
-    return Key::kOther;
-  }
-
-  std::vector<Ctx> stack_;
-  std::string key_;
-  Key key_id_ = Key::kOther;
-  std::string part_;
-};
-
-}  // namespace
-
-AppleStatus PageParser::Assignments(std::string_view body, PageMeta* meta, std::vector<Assignment>* items) {
-  boost::json::basic_parser<AssignmentsHandler> p{boost::json::parse_options()};
-  p.handler().meta = meta;
-  p.handler().items = items;
-  items->reserve(1000);  // Apple's pages hold up to ~1,000.
-  boost::system::error_code ec;
-  try {
-    p.write_some(false, body.data(), body.size(), ec);
-  } catch (const std::exception& e) {
-    items->clear();
-    return tl::unexpected(Malformed(std::string("the response could not be parsed: ") + e.what()));
-  }
-  const AssignmentsHandler& h = p.handler();
-  items->resize(h.count);  // Drops elements left from a previous page.
-  if (!h.error.empty()) return tl::unexpected(Malformed(h.error));
-  if (ec) return tl::unexpected(Malformed("the response is not JSON: " + ec.message()));
-  if (!h.have_current) return tl::unexpected(Malformed("the page has no currentPageIndex"));
-  if (!h.have_total) return tl::unexpected(Malformed("the page has no totalPages"));
-  if (!h.have_version) return tl::unexpected(Malformed("the page has no versionId"));
-  return {};
-}
+// /assignments pages: parse_assignments.cc (simdjson).
 
 // ------------------------------------------------------------------ single answers
 

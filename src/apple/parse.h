@@ -4,17 +4,29 @@
 // missing or of the wrong type; the caller fills in `request` and `attempts`.
 //
 // Parser choice (measured with bench/apple/run, 93 KB pages of 1,000
-// assignments, on the 2-core dev machine): Boost.JSON's DOM parser over a
-// reused arena took 0.59 ms a page (~160 MB/s, conversion included) and was the
-// larger half of a 1,000,000-assignment walk. /assignments — the hot path — is
-// therefore read by a SAX handler on boost::json::basic_parser straight into
-// Assignment structs: 0.14 ms a page (~650 MB/s). Assets and users (thousands,
-// not millions) keep the simpler DOM code. simdjson On-Demand is not adopted
-// yet: a standalone test on the same page, filling the same structs, took
-// ~0.07-0.10 ms against this handler's ~0.11-0.15 ms (bench/README.md
-// "apple"): ~0.05 s per million assignments, for a new package, input padding
-// and On-Demand's lazier validation of the members it skips to reconcile with
-// this handler's errors.
+// assignments, on the 2-core dev machine; bench/README.md "apple"): Boost.JSON's
+// DOM parser over a reused arena took 0.59 ms a page and was the larger half of
+// a 1,000,000-assignment walk; a SAX handler on boost::json::basic_parser
+// straight into Assignment structs 0.11-0.14 ms. /assignments — the hot path —
+// is now read with simdjson's DOM parser (parse_assignments.cc, the only file
+// that includes simdjson): ~0.05 ms. Not simdjson On-Demand, which was tried
+// first: Debian's libsimdjson picks its SIMD kernel at run time only for the
+// parts compiled into the library (the DOM parser, On-Demand's first stage);
+// On-Demand's second stage is compiled into the caller for the baseline x86-64
+// target (simdjson's scalar "fallback"; building vppd for AVX2 would make the
+// package unportable), and took ~0.10 ms on the same page, with validation
+// left to do by hand for the members it skips. Assets and users (thousands,
+// not millions) keep the simpler Boost.JSON DOM code.
+//
+// What the /assignments reader validates: simdjson's DOM parser checks the
+// whole body as Boost.JSON did (UTF-8, escapes, numbers, literals, nothing
+// after the document), with Boost.JSON's depth limit (32); then the members
+// read must have their type (a wrong type is an error, null means absent).
+// Stricter than the SAX handler, in ways no valid Apple page meets: an integer
+// beyond 64 bits or a double out of range anywhere in the page (simdjson 3.0
+// cannot represent them; Boost.JSON read them as doubles), a non-object in the
+// `assignments` array, and a `versionId`, `uId`, `mdmInfo`, `assignments` or
+// `tokenExpirationDate` of the wrong type (the SAX handler skipped those).
 #pragma once
 
 #include <cstdint>
@@ -53,13 +65,21 @@ class PageParser {
   // Assignments reuses the elements `items` still holds (their strings keep
   // their buffers), so a walk that hands back delivered pages' vectors stops
   // allocating per assignment after its first pages.
-  AppleStatus Assets(std::string_view body, PageMeta* meta, std::vector<Asset>* items);
-  AppleStatus Assignments(std::string_view body, PageMeta* meta, std::vector<Assignment>* items);
-  AppleStatus Users(std::string_view body, PageMeta* meta, std::vector<User>* items);
+  //
+  // `spare`: how many bytes after the body may be read (a std::string's
+  // capacity() - size(); transport.cc leaves kBodyPadding). simdjson reads up
+  // to 64 bytes past the end, so with fewer Assignments copies the body into a
+  // padded buffer first; the other two ignore it.
+  AppleStatus Assets(std::string_view body, PageMeta* meta, std::vector<Asset>* items, std::size_t spare = 0);
+  AppleStatus Assignments(std::string_view body, PageMeta* meta, std::vector<Assignment>* items, std::size_t spare = 0);
+  AppleStatus Users(std::string_view body, PageMeta* meta, std::vector<User>* items, std::size_t spare = 0);
 
  private:
-  struct State;
+  struct State;  // parse.cc: Boost.JSON, assets and users.
+  struct Simd;   // parse_assignments.cc: simdjson, assignments.
+  static void Delete(Simd* p);
   State* state_;
+  Simd* simd_ = nullptr;  // Made at the first /assignments page.
 };
 
 AppleResult<ServiceConfig> ParseServiceConfig(std::string_view body);

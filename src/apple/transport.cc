@@ -196,6 +196,9 @@ struct Batch::Slot {
       s->too_large = true;
       return 0;  // Makes curl fail the transfer with CURLE_WRITE_ERROR.
     }
+    // Room for kBodyPadding after the body, growing geometrically.
+    if (const std::size_t need = s->body.size() + bytes + kBodyPadding; need > s->body.capacity())
+      s->body.reserve(std::max(need, 2 * s->body.capacity()));
     s->body.append(data, bytes);
     return bytes;
   }
@@ -337,13 +340,18 @@ std::vector<Completion> Batch::WaitSome() {
       Finish(*slot, code);
     }
     if (!done_.empty()) break;
-    // Wake for socket activity, or when a queued request may start.
+    StartReady();
+    // Wake for socket activity, or when a queued request may start. Only a
+    // request that waits for its time (a retry's backoff, the rate limit)
+    // while a slot is free shortens the wait: one that waits for a slot waits
+    // for a transfer to end, which is socket activity. (Counting those too
+    // made every wait of a walk, whose queue is never empty, a zero-timeout
+    // poll: the walk thread spun at 100% CPU between pages.)
     std::int64_t timeout_ms = 1000;
-    if (!queue_.empty()) {
+    if (!queue_.empty() && running_ < parallel_) {
       const std::int64_t until = NextStartTime() - transport_.clock().Now();
       timeout_ms = std::clamp<std::int64_t>((until + 999) / 1000, 0, 1000);
     }
-    StartReady();
     if (running_ > 0) curl_multi_poll(session_->multi, nullptr, 0, static_cast<int>(timeout_ms), nullptr);
   }
   // Put the freed slots back to work before the caller spends time on what
@@ -514,7 +522,7 @@ void Batch::Finish(Slot& slot, int curl_code) {
     // sized like this one, so large pages do not grow it step by step.
     const std::size_t size = slot.body.size();
     done_.push_back({p.id, std::exchange(slot.body, std::string()), p.attempts});
-    slot.body.reserve(size);
+    slot.body.reserve(size + kBodyPadding);
     requests_.erase(p.id);
     return;
   }

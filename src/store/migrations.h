@@ -21,6 +21,8 @@ struct Migration {
   std::int64_t version;     // 1, 2, 3, ... without gaps.
   const char* description;  // For the log.
   const char* sql;          // One or more statements; fixed text, never values.
+  // Work SQL cannot express (nullptr: none), run after `sql` in the same transaction.
+  Status (*then)(sqlite::Connection& writer) = nullptr;
 };
 
 // Every step, oldest first.

@@ -431,34 +431,56 @@ class PgStore final : public Store {
   Status ForEachAssignment(const std::string& tenant_id, const std::string& token_id, std::size_t batch,
                            const std::function<Status(const std::vector<LicenseAssignment>&)>& on_batch) override {
     if (Status s = CheckBatchSize(batch); !s) return s;
-    Result<std::int64_t> token_key =
-        ReadOne<std::int64_t>([&](Connection& c) { return TokenKey(c, tenant_id, token_id, false); });
-    if (!token_key) return Fail(token_key.error());
-    // Keyset pagination, each batch a statement of its own reading the token's
-    // current set in the same snapshot (see the SQLite store).
-    static constexpr const char* kCurrent =
-        "generation = (SELECT assignments_generation FROM vpp_tokens WHERE tenant_id = $1 AND id = $2)";
-    static const std::string first_sql = fmt::format(
-        "SELECT adam_id, pricing_param, client_user_id, serial_number FROM license_assignments WHERE {} "
-        "ORDER BY adam_id, pricing_param, serial_number, client_user_id LIMIT $3",
-        kCurrent);
-    static const std::string next_sql = fmt::format(
-        "SELECT adam_id, pricing_param, client_user_id, serial_number FROM license_assignments WHERE {} "
-        "AND (adam_id, pricing_param, serial_number, client_user_id) > ($4::text, $5::text, $6::text, $7::text) "
-        "ORDER BY adam_id, pricing_param, serial_number, client_user_id LIMIT $3",
-        kCurrent);
-    return WalkAssignments(batch, on_batch, [&](const std::optional<LicenseAssignment>& last) {
-      return ReadOne<AssignmentBatch>([&](Connection& c) -> Result<AssignmentBatch> {
-        Result<Rows> r = last ? c.Exec(next_sql, Params(tenant_id, token_id, batch, last->adam_id, last->pricing_param,
+    // Keyset pagination on the primary key, each batch a read of its own (one
+    // snapshot) that also checks the token still points at the set the walk
+    // began with (see Store::ForEachAssignment and the SQLite store).
+    struct Batch {
+      bool token_gone = false;
+      std::optional<std::int64_t> generation;
+      AssignmentBatch rows;
+    };
+    static const std::string token_sql =
+        "SELECT assignments_generation FROM vpp_tokens WHERE tenant_id = $1 AND id = $2";
+    static const std::string first_sql =
+        "SELECT adam_id, pricing_param, client_user_id, serial_number FROM license_assignments "
+        "WHERE generation = $1 ORDER BY adam_id, pricing_param, serial_number, client_user_id LIMIT $2";
+    static const std::string next_sql =
+        "SELECT adam_id, pricing_param, client_user_id, serial_number FROM license_assignments WHERE generation = $1 "
+        "AND (adam_id, pricing_param, serial_number, client_user_id) > ($3::text, $4::text, $5::text, $6::text) "
+        "ORDER BY adam_id, pricing_param, serial_number, client_user_id LIMIT $2";
+    std::optional<std::int64_t> pinned;
+    std::optional<LicenseAssignment> last;
+    for (bool first = true;; first = false) {
+      Result<Batch> got = Read<Batch>([&](Connection& c) -> Result<Batch> {
+        Batch out;
+        Result<Rows> token = c.Exec(token_sql, Params(tenant_id, token_id));
+        if (!token) return Fail(token.error());
+        if (token->empty()) {
+          out.token_gone = true;
+          return out;
+        }
+        if (!token->IsNull(0, 0)) out.generation = token->Int(0, 0);
+        if (!out.generation || (!first && out.generation != pinned)) return out;
+        Result<Rows> r = last ? c.Exec(next_sql, Params(*out.generation, batch, last->adam_id, last->pricing_param,
                                                         last->serial_number, last->client_user_id))
-                              : c.Exec(first_sql, Params(tenant_id, token_id, batch));
+                              : c.Exec(first_sql, Params(*out.generation, batch));
         if (!r) return Fail(r.error());
-        AssignmentBatch out;
-        out.reserve(static_cast<std::size_t>(r->size()));
-        for (int i = 0; i < r->size(); ++i) out.push_back({r->Text(i, 0), r->Text(i, 1), r->Text(i, 2), r->Text(i, 3)});
+        out.rows.reserve(static_cast<std::size_t>(r->size()));
+        for (int i = 0; i < r->size(); ++i) {
+          out.rows.push_back({r->Text(i, 0), r->Text(i, 1), r->Text(i, 2), r->Text(i, 3)});
+        }
         return out;
       });
-    });
+      if (!got) return Fail(got.error());
+      if (got->token_gone && first) return Fail(TokenNotFound(token_id));
+      if (got->token_gone || (first && !got->generation)) return {};
+      if (first) pinned = got->generation;
+      if (got->generation != pinned) return Fail(SetReplacedDuringWalk(token_id));
+      if (got->rows.empty()) return {};
+      if (Status s = on_batch(got->rows); !s) return s;
+      if (got->rows.size() < batch) return {};
+      last = got->rows.back();
+    }
   }
 
   Result<std::vector<MobileApp>> FindAppsByBundleId(const std::string& tenant_id,
@@ -933,11 +955,15 @@ class PgStore final : public Store {
     Result<Rows> existing = c.Exec(existing_sql, Params(job.tenant_id, job.token_id));
     if (!existing) return Fail(existing.error());
     std::vector<MobileApp> before = ReadApps(*existing);
-    Result<Rows> clear =
-        c.Exec("DELETE FROM mobile_apps WHERE tenant_id = $1 AND token_id = $2", Params(job.tenant_id, job.token_id));
-    if (!clear) return Fail(clear.error());
-
-    for (const MobileApp& app : MergeSnapshotApps(std::move(before), snapshot.apps, job.token_id, clock_.Now())) {
+    const AppChanges changes = DiffSnapshotApps(std::move(before), snapshot.apps, job.token_id, clock_.Now());
+    static const std::string remove_sql = "DELETE FROM mobile_apps WHERE tenant_id = $1 AND token_id = $2 AND id = $3";
+    for (const std::string& id : changes.removed_ids) {
+      Result<Rows> removed = c.Exec(remove_sql, Params(job.tenant_id, job.token_id, id));
+      if (!removed) return Fail(removed.error());
+    }
+    for (const MobileApp& app : changes.written) {
+      Result<Rows> removed = c.Exec(remove_sql, Params(job.tenant_id, job.token_id, app.id));  // when it changed
+      if (!removed) return Fail(removed.error());
       Result<Rows> insert = c.Exec(AppInsertSql(), AppParams(job.tenant_id, app));
       if (!insert) return Fail(insert.error());
     }

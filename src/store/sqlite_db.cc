@@ -52,6 +52,12 @@ Status Stmt::BindStatic(int index, std::string_view text) {
   return {};
 }
 
+Status Stmt::BindBlobStatic(int index, std::string_view bytes) {
+  int rc = sqlite3_bind_blob64(stmt_, index, bytes.data(), bytes.size(), SQLITE_STATIC);
+  if (rc != SQLITE_OK) return Fail(conn_->MapError(rc, "bind"));
+  return {};
+}
+
 Status Stmt::Bind(int index, const std::optional<std::string>& text) {
   if (!text) return BindNull(index);
   return Bind(index, std::string_view(*text));
@@ -104,6 +110,13 @@ std::string Stmt::Text(int col) const {
   int size = sqlite3_column_bytes(stmt_, col);  // after column_text, as SQLite requires
   if (text == nullptr) return {};
   return std::string(reinterpret_cast<const char*>(text), static_cast<std::size_t>(size));
+}
+
+std::string_view Stmt::Blob(int col) const {
+  const void* bytes = sqlite3_column_blob(stmt_, col);
+  int size = sqlite3_column_bytes(stmt_, col);  // after column_blob, as SQLite requires
+  if (bytes == nullptr) return {};
+  return {static_cast<const char*>(bytes), static_cast<std::size_t>(size)};
 }
 
 std::optional<std::string> Stmt::OptText(int col) const {

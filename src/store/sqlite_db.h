@@ -49,6 +49,8 @@ class Stmt {
   // until the statement is re-bound or the lease ends. For bulk inserts.
   Status BindStatic(int index, std::string_view text);
   Status Bind(int index, const std::optional<std::string>& text);  // nullopt binds NULL
+  // A blob, without copying (as BindStatic).
+  Status BindBlobStatic(int index, std::string_view bytes);
   Status BindBool(int index, bool value) { return Bind(index, std::int64_t{value ? 1 : 0}); }
   Status BindNull(int index);
   Status Bind(int index, const SqlValue& value);
@@ -67,6 +69,8 @@ class Stmt {
   std::int64_t Int(int col) const;
   std::string Text(int col) const;
   std::optional<std::string> OptText(int col) const;
+  // A blob column's bytes, valid until the next Step, Reset or column access of `col`.
+  std::string_view Blob(int col) const;
 
  private:
   Connection* conn_;

@@ -10,14 +10,14 @@
 // them on every call, which a profile showed as ~11% of an authenticated read.
 //
 // Sync data: each assignment is written once. A job's walk stages its rows
-// straight into license_assignments under a generation of its own (invisible to
-// readers); FinishJob repoints the token at it, and the replaced generation
-// becomes garbage that a background thread (the collector) deletes in batches of
-// kCollectBatchRows, one short write transaction each, so no transaction holds the
-// write lock for long. assignment_counts keeps each set's rows per asset for the
-// delta check. Rows carry an integer app_key (assignment_apps) handed out in the
-// order assets first arrive, so a walk appends to its set. See migrations 3, 4
-// and 5 in migrations.cc for the tables.
+// straight into assignment_chunks (an app's assignments as a few blobs, see
+// assignment_chunks.h) under a generation of its own (invisible to readers);
+// FinishJob repoints the token at it, and the replaced generation becomes
+// garbage that a background thread (the collector) deletes in batches of
+// kCollectBatchChunks, one short write transaction each, so no transaction holds
+// the write lock for long. assignment_counts keeps each set's rows, runs and
+// chunks per asset (the delta check, reads). Chunks carry an integer app_key
+// (assignment_apps). See migrations 3, 4, 6 and 8 in migrations.cc for the tables.
 //
 // WAL checkpoints run on a thread and connection of their own (the
 // checkpointer), woken by the writer's commits; see StartCheckpointer.
@@ -38,6 +38,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "store/assignment_chunks.h"
 #include "store/collector.h"
 #include "store/filter_sql.h"
 #include "store/migrations.h"
@@ -129,14 +130,18 @@ Status BindApp(Stmt& stmt, const std::string& tenant_id, const MobileApp& a) {
 
 SyncJob ReadJob(const Stmt& row) { return ReadJobRow(StmtRow{row}); }
 
-// Rows per multi-row INSERT when staging (4 parameters each, plus the generation).
-constexpr std::size_t kInsertRowsPerStatement = 64;
+// A staging transaction writes about this many bytes of chunks (a few ms of
+// write lock), unless one app's run alone is larger.
+constexpr std::size_t kStageBytesPerCommit = 1 << 20;
 
-// A staging commit writes at most about this many pages (4 KiB each), however the
-// rows are spread: ~1 MiB, a few ms of write lock.
-constexpr std::int64_t kStagePagesPerCommit = 256;
-// ...but never fewer rows than this per commit (each has a fixed cost too).
-constexpr std::size_t kMinStageChunkRows = 200;
+// Most runs an app's chunks may form in a current set before FinishJob merges
+// them (deltas append runs; a read of an app of several runs decodes them all).
+constexpr std::int64_t kMaxRunsPerApp = 4;
+
+// The collector deletes this many chunks per transaction: ~kCollectBatchRows
+// assignments.
+constexpr std::int64_t kCollectBatchChunks =
+    std::max<std::int64_t>(1, kCollectBatchRows / static_cast<std::int64_t>(chunks::kChunkRows));
 
 // The WAL size (pages of 4 KiB) past which a commit wakes the checkpointer;
 // SQLite's own default for its automatic checkpoint.
@@ -220,7 +225,7 @@ class SqliteStore final : public Store {
   // Called once at open, before the collector starts: turns whatever a crash or a
   // bug could have left unaccounted for into garbage. Every state change is
   // transactional, so normally this finds nothing; it costs one index seek per
-  // generation in license_assignments.
+  // generation in assignment_chunks.
   Status Reconcile() {
     return Write<void>([&](Connection& c) -> Status {
       std::int64_t found = 0;
@@ -236,7 +241,7 @@ class SqliteStore final : public Store {
       }
       // Rows of a generation the registry does not know.
       Result<Stmt> next =
-          c.Prepare("SELECT generation FROM license_assignments WHERE generation > ?1 ORDER BY generation LIMIT 1");
+          c.Prepare("SELECT generation FROM assignment_chunks WHERE generation > ?1 ORDER BY generation LIMIT 1");
       if (!next) return Fail(next.error());
       Result<Stmt> known = c.Prepare("SELECT 1 FROM assignment_generations WHERE generation = ?1");
       if (!known) return Fail(known.error());
@@ -360,7 +365,7 @@ class SqliteStore final : public Store {
 
   Status RemoveTenant(const std::string& tenant_id) override {
     return Write<void>([&](Connection& c) -> Status {
-      // license_assignments has no foreign key (see migrations.cc): the tenant's
+      // assignment_chunks has no foreign key (see migrations.cc): the tenant's
       // assignment sets, current and staged, become garbage for the collector, so
       // this transaction stays short however many rows they hold.
       Result<Stmt> retire = c.Prepare(
@@ -467,7 +472,7 @@ class SqliteStore final : public Store {
     return Write<void>([&](Connection& c) -> Status {
       Result<std::int64_t> token_key = TokenKey(c, tenant_id, id);
       if (!token_key) return Fail(token_key.error());
-      // license_assignments has no foreign key (see migrations.cc): the token's
+      // assignment_chunks has no foreign key (see migrations.cc): the token's
       // sets, current and staged, become garbage for the collector (O(1) here,
       // however many rows); apps and jobs follow the token by cascade.
       if (Status s = RetireTokenGenerations(c, *token_key); !s) return s;
@@ -534,73 +539,129 @@ class SqliteStore final : public Store {
       if (!app_key) return Fail(app_key.error());
       if (!*app_key) return page;  // no set ever held a row of this app
 
-      // The primary key orders an app's rows by (serial_number, client_user_id).
-      Result<Stmt> rows = c.Prepare(
-          "SELECT client_user_id, serial_number FROM license_assignments "
-          "WHERE generation = ?1 AND app_key = ?2 "
-          "ORDER BY serial_number, client_user_id LIMIT ?3 OFFSET ?4");
-      if (!rows) return Fail(rows.error());
-      if (Status s = BindAll(*rows, generation, **app_key, limit + 1, skip); !s) return Fail(s.error());
-      for (;;) {
-        Result<bool> row = rows->Step();
-        if (!row) return Fail(row.error());
-        if (!*row || !RoomOnPage(page, limit)) break;
-        page.items.push_back({adam_id, pricing_param, rows->Text(0), rows->Text(1)});
-      }
-      return page;
+      return ListChunkedAssignments(c, generation, **app_key, adam_id, pricing_param, skip, limit);
     });
+  }
+
+  // An app's assignments in Graph's order, `limit` from `skip` (see
+  // ListAppAssignments). An app of one run: whole chunks are skipped by their row
+  // counts and only the chunks of the page are decoded. Of several runs: all are
+  // decoded and merged.
+  static Result<Page<LicenseAssignment>> ListChunkedAssignments(Connection& c, std::int64_t generation,
+                                                                std::int64_t app_key, const std::string& adam_id,
+                                                                const std::string& pricing_param, std::int64_t skip,
+                                                                std::int64_t limit) {
+    Result<Stmt> runs =
+        c.Prepare("SELECT runs FROM assignment_counts WHERE generation = ?1 AND adam_id = ?2 AND pricing_param = ?3");
+    if (!runs) return Fail(runs.error());
+    if (Status s = BindAll(*runs, generation, adam_id, pricing_param); !s) return Fail(s.error());
+    Result<bool> counted = runs->Step();
+    if (!counted) return Fail(counted.error());
+    Page<LicenseAssignment> page;
+    if (!*counted) return page;  // the set holds no assignment of the app
+    const bool one_run = runs->Int(0) == 1;
+    runs->Reset();
+    std::vector<LicenseAssignment> rows;
+    if (!one_run) {
+      Result<std::vector<LicenseAssignment>> all = ReadAppChunks(c, generation, app_key, adam_id, pricing_param);
+      if (!all) return Fail(all.error());
+      rows = std::move(*all);
+      chunks::SortDistinct(rows);
+    } else {
+      Result<Stmt> read =
+          c.Prepare("SELECT rows, data FROM assignment_chunks WHERE generation = ?1 AND app_key = ?2 ORDER BY chunk");
+      if (!read) return Fail(read.error());
+      if (Status s = BindAll(*read, generation, app_key); !s) return Fail(s.error());
+      // `rows` then starts at the chunk holding row `skip`.
+      std::int64_t first = 0;
+      for (;;) {
+        Result<bool> row = read->Step();
+        if (!row) return Fail(row.error());
+        if (!*row || static_cast<std::int64_t>(rows.size()) > (skip - first) + limit) break;
+        const std::int64_t n = read->Int(0);
+        if (rows.empty() && first + n <= skip) {  // wholly before the page: not decoded
+          first += n;
+          continue;
+        }
+        if (Status s = chunks::Decode(read->Blob(1), n, adam_id, pricing_param, ChunkName(generation, adam_id), rows);
+            !s) {
+          return Fail(s.error());
+        }
+      }
+      skip -= first;
+    }
+    for (auto it = rows.begin() + std::min<std::int64_t>(skip, static_cast<std::int64_t>(rows.size()));
+         it != rows.end() && RoomOnPage(page, limit); ++it) {
+      page.items.push_back(std::move(*it));
+    }
+    return page;
   }
 
   Status ForEachAssignment(const std::string& tenant_id, const std::string& token_id, std::size_t batch,
                            const std::function<Status(const std::vector<LicenseAssignment>&)>& on_batch) override {
     if (Status s = CheckBatchSize(batch); !s) return s;
-    Result<std::int64_t> token_key =
-        ReadOne<std::int64_t>([&](Connection& c) { return TokenKey(c, tenant_id, token_id); });
-    if (!token_key) return Fail(token_key.error());
-    // Keyset pagination on the primary key: each batch is an index seek past the
-    // last row seen, so the whole walk is O(rows), where OFFSET would be O(rows²).
-    // Each batch is a read of its own and no connection is held while `on_batch`
-    // runs, so a slow consumer neither starves the reader pool nor pins the WAL.
-    // Each batch reads the token's current generation in the same statement (one
-    // snapshot), never a remembered one: the collector may be deleting that one
-    // by the next batch. A sync that finishes mid-walk therefore continues the
-    // walk in the new set, from the last key seen (as before generations); a token
-    // deleted mid-walk ends it.
-    static constexpr const char* kCurrent =
-        "generation = (SELECT assignments_generation FROM vpp_tokens WHERE tenant_id = ?1 AND id = ?2)";
-    // Apps come in app_key order (the order their assets were first seen), each
-    // app's rows in key order.
-    static const std::string first_sql = fmt::format(
-        "SELECT p.adam_id, p.pricing_param, a.client_user_id, a.serial_number, a.app_key "
-        "FROM license_assignments a JOIN assignment_apps p ON p.app_key = a.app_key WHERE {} "
-        "ORDER BY a.app_key, a.serial_number, a.client_user_id LIMIT ?3",
-        kCurrent);
-    static const std::string next_sql = fmt::format(
-        "SELECT p.adam_id, p.pricing_param, a.client_user_id, a.serial_number, a.app_key "
-        "FROM license_assignments a JOIN assignment_apps p ON p.app_key = a.app_key WHERE {} "
-        "AND (a.app_key, a.serial_number, a.client_user_id) > (?4, ?5, ?6) "
-        "ORDER BY a.app_key, a.serial_number, a.client_user_id LIMIT ?3",
-        kCurrent);
-    std::int64_t last_app_key = 0;  // of the last row read
-    return WalkAssignments(batch, on_batch, [&](const std::optional<LicenseAssignment>& last) {
-      return ReadOne<AssignmentBatch>([&](Connection& c) -> Result<AssignmentBatch> {
-        Result<Stmt> stmt = c.Prepare(last ? next_sql : first_sql);
-        if (!stmt) return Fail(stmt.error());
-        Status bound = last ? BindAll(*stmt, tenant_id, token_id, batch, last_app_key, last->serial_number,
-                                      last->client_user_id)
-                            : BindAll(*stmt, tenant_id, token_id, batch);
-        if (!bound) return Fail(bound.error());
-        AssignmentBatch out;
-        out.reserve(batch);
+    // Keyset pagination on (app_key, chunk): each read is an index seek past the
+    // last chunk seen, so the whole walk is O(assignments). Each read is a
+    // transaction of its own and no connection is held while `on_batch` runs, so
+    // a slow consumer neither starves the reader pool nor pins the WAL. The walk
+    // stays on the set the token had when it began: each read checks, in its
+    // snapshot, that the token still points at it (the collector deletes a
+    // replaced set), and fails with FailedPrecondition when a sync replaced it
+    // meanwhile; a token deleted mid-walk ends it.
+    struct ChunkRead {
+      bool token_gone = false;
+      std::optional<std::int64_t> generation;
+      std::vector<std::tuple<std::int64_t, std::int64_t, std::string, std::string, std::int64_t, std::string>> chunks;
+    };
+    std::optional<std::int64_t> pinned;
+    std::int64_t last_app = -1, last_chunk = -1;
+    chunks::Batcher batcher(batch, on_batch);
+    for (bool first = true;; first = false) {
+      Result<ChunkRead> got = Read<ChunkRead>([&](Connection& c) -> Result<ChunkRead> {
+        ChunkRead out;
+        Result<Stmt> token = c.Prepare(
+            "SELECT assignments_generation FROM vpp_tokens WHERE tenant_id = ?1 AND id = ?2");
+        if (!token) return Fail(token.error());
+        if (Status s = BindAll(*token, tenant_id, token_id); !s) return Fail(s.error());
+        Result<bool> row = token->Step();
+        if (!row) return Fail(row.error());
+        if (!*row) {
+          out.token_gone = true;
+          return out;
+        }
+        if (!token->IsNull(0)) out.generation = token->Int(0);
+        token->Reset();
+        if (!out.generation || (!first && out.generation != pinned)) return out;
+        Result<Stmt> next = c.Prepare(
+            "SELECT c.app_key, c.chunk, p.adam_id, p.pricing_param, c.rows, c.data FROM assignment_chunks c "
+            "JOIN assignment_apps p ON p.app_key = c.app_key "
+            "WHERE c.generation = ?1 AND (c.app_key, c.chunk) > (?2, ?3) ORDER BY c.app_key, c.chunk LIMIT ?4");
+        if (!next) return Fail(next.error());
+        const std::int64_t limit = static_cast<std::int64_t>(std::max<std::size_t>(1, batch / chunks::kChunkRows));
+        if (Status s = BindAll(*next, *out.generation, last_app, last_chunk, limit); !s) return Fail(s.error());
         for (;;) {
-          Result<bool> row = stmt->Step();
-          if (!row) return Fail(row.error());
-          if (!*row) return out;
-          out.push_back({stmt->Text(0), stmt->Text(1), stmt->Text(2), stmt->Text(3)});
-          last_app_key = stmt->Int(4);
+          Result<bool> more = next->Step();
+          if (!more) return Fail(more.error());
+          if (!*more) return out;
+          const std::string_view data = next->Blob(5);
+          out.chunks.emplace_back(next->Int(0), next->Int(1), next->Text(2), next->Text(3), next->Int(4),
+                                  std::string(data));
         }
       });
-    });
+      if (!got) return Fail(got.error());
+      if (got->token_gone && first) return Fail(TokenNotFound(token_id));
+      if (got->token_gone || (first && !got->generation)) return batcher.Flush();
+      if (first) pinned = got->generation;
+      if (got->generation != pinned) {
+        return Fail(SetReplacedDuringWalk(token_id));
+      }
+      if (got->chunks.empty()) return batcher.Flush();
+      for (const auto& [app_key, chunk, adam_id, pricing_param, rows, data] : got->chunks) {
+        if (Status s = batcher.Add(data, rows, adam_id, pricing_param, ChunkName(*pinned, adam_id)); !s) return s;
+        last_app = app_key;
+        last_chunk = chunk;
+      }
+    }
   }
 
   Result<std::vector<MobileApp>> FindAppsByBundleId(const std::string& tenant_id,
@@ -801,38 +862,34 @@ class SqliteStore final : public Store {
 
   Status StageAssignments(const SyncJob& job, const std::vector<LicenseAssignment>& rows) override {
     if (Status s = CheckStagedRows(rows); !s) return s;
-    // Sorted in primary-key order before the write lock is taken: consecutive
-    // inserts then land next to each other in the B-tree (mostly appends to the
-    // same leaf) instead of touching a random page each.
+    // Sorted, grouped by app and encoded before the write lock is taken; the
+    // transaction then only appends a few blobs per app.
     const std::vector<const LicenseAssignment*> sorted = SortedByKey(rows);
-    if (rows.empty()) {
-      return Write<void>([&](Connection& c) -> Status {
+    const std::vector<chunks::AppRun> runs = chunks::EncodeByApp(sorted);
+    // Apps go in transactions of about kStageBytesPerCommit (an app's run is
+    // never split: a run is what keeps its chunks readable in order), so that a
+    // Graph write waiting behind one waits a few ms at most.
+    std::size_t begin = 0;
+    do {
+      std::size_t end = begin, bytes = 0;
+      while (end < runs.size() && (end == begin || bytes + runs[end].bytes <= kStageBytesPerCommit)) {
+        bytes += runs[end++].bytes;
+      }
+      Status staged = Write<void>([&](Connection& c) -> Status {
         Result<std::int64_t> key = CheckLease(c, job);
         if (!key) return Fail(key.error());
+        if (begin == end) return {};  // no rows: the lease check alone
+        Result<std::int64_t> generation = StagingGeneration(c, job, *key);
+        if (!generation) return Fail(generation.error());
+        for (std::size_t i = begin; i < end; ++i) {
+          if (Status s = AppendRun(c, *generation, runs[i]); !s) return s;
+        }
         return {};
       });
-    }
-    // Rows are written where they stay, so how much a commit writes depends on
-    // where they land: rows grouped by asset (as Apple's pages come) fill a few
-    // B-tree pages, ~0.05 pages a row; rows spread over a large set touch one
-    // page each, and a 3,000-row commit would then write ~12 MB and hold the
-    // write lock for tens of ms. So the rows go in chunks sized from the pages
-    // per row the last commits wrote, each commit at most ~kStagePagesPerCommit
-    // pages (a few ms).
-    return StageInChunks(
-        sorted, [this] { return StageChunkRows(); },
-        [&](const std::vector<const LicenseAssignment*>& part) -> Status {
-          std::int64_t pages = 0;
-          Status staged = WriteCounted(&pages, [&](Connection& c) -> Status {
-            Result<std::int64_t> key = CheckLease(c, job);
-            if (!key) return Fail(key.error());
-            Result<std::int64_t> generation = StagingGeneration(c, job, *key);
-            if (!generation) return Fail(generation.error());
-            return InsertAssignments(c, *generation, part);
-          });
-          if (staged) NoteStagePages(pages, part.size());
-          return staged;
-        });
+      if (!staged) return staged;
+      begin = end;
+    } while (begin < runs.size());
+    return {};
   }
 
   Status ClearStaged(const SyncJob& job) override {
@@ -847,6 +904,9 @@ class SqliteStore final : public Store {
 
   Result<VppToken> FinishJob(const SyncJob& job, const std::optional<SyncSnapshot>& snapshot,
                              const std::function<Status(VppToken&)>& mutate) override {
+    if (snapshot && snapshot->assignments != SyncSnapshot::Assignments::kKeep) {
+      if (Status s = MergeStagedRuns(job); !s) return Fail(s.error());
+    }
     // nullopt from the body: the token is gone; the job's removal still commits.
     Result<std::optional<VppToken>> finished =
         Write<std::optional<VppToken>>([&](Connection& c) -> Result<std::optional<VppToken>> {
@@ -878,6 +938,31 @@ class SqliteStore final : public Store {
     if (!finished) return Fail(finished.error());
     if (!*finished) return Fail(TokenNotFound(job.token_id));
     return std::move(**finished);
+  }
+
+  // FinishJob's first part: the staged apps that came in several runs are merged
+  // (duplicates dropped), one app per write transaction, before the transaction
+  // that swaps the set in, so that neither holds the write lock (nor grows the
+  // WAL) for long. The staged set is invisible to readers meanwhile. Stops
+  // quietly when the lease is lost or nothing is staged: FinishJob's own
+  // transaction then says so, or has nothing to merge.
+  Status MergeStagedRuns(const SyncJob& job) {
+    for (;;) {
+      Result<bool> merged = Write<bool>([&](Connection& c) -> Result<bool> {
+        Result<std::int64_t> job_key = CheckLease(c, job);
+        if (!job_key) return false;
+        Result<std::optional<std::int64_t>> staged = FindStagingGeneration(c, *job_key);
+        if (!staged) return Fail(staged.error());
+        if (!*staged) return false;
+        Result<std::vector<std::pair<std::string, std::string>>> split = AppsOfManyRuns(c, **staged, 1, 1);
+        if (!split) return Fail(split.error());
+        if (split->empty()) return false;
+        if (Status s = MergeRuns(c, **staged, split->front().first, split->front().second); !s) return Fail(s.error());
+        return true;
+      });
+      if (!merged) return Fail(merged.error());
+      if (!*merged) return {};
+    }
   }
 
   Result<std::vector<std::pair<std::string, std::string>>> TokensDueForSync(Timestamp before, int limit) override {
@@ -968,7 +1053,7 @@ class SqliteStore final : public Store {
     return std::move(mutated->token);
   }
 
-  // The token's integer key (license_assignments.token_key). NotFound.
+  // The token's integer key (assignment_generations.token_key). NotFound.
   static Result<std::int64_t> TokenKey(Connection& c, const std::string& tenant_id, const std::string& id) {
     Result<Stmt> stmt = c.Prepare("SELECT token_key FROM vpp_tokens WHERE tenant_id = ?1 AND id = ?2");
     if (!stmt) return Fail(stmt.error());
@@ -1079,65 +1164,127 @@ class SqliteStore final : public Store {
     return {};
   }
 
-  // Inserts `rows` (sorted by adam_id, pricing_param, serial_number,
-  // client_user_id) into `generation`, duplicates dropped (Apple's pages may
-  // repeat a row while data moves), and adds what each asset really gained to
-  // assignment_counts. Each asset's run goes under its app_key (AppKey), runs in
-  // key order: keys follow the order assets first came, so a walk in Apple's
-  // order appends at the end of its set, where SQLite's cursor is already (see
-  // migration 6). Up to kInsertRowsPerStatement rows per statement (one
-  // sqlite3_step inserts them all with one cursor: less VM setup, binding and
-  // B-tree descent per row); a statement never spans two assets, so its
-  // changes() is that asset's.
-  static Status InsertAssignments(Connection& c, std::int64_t generation,
-                                  const std::vector<const LicenseAssignment*>& rows) {
-    static constexpr std::size_t kSizes[] = {kInsertRowsPerStatement, 16, 4, 1};
-    static const std::string sqls[] = {InsertAssignmentsSql(kSizes[0]), InsertAssignmentsSql(kSizes[1]),
-                                       InsertAssignmentsSql(kSizes[2]), InsertAssignmentsSql(kSizes[3])};
-    struct Run {
-      std::int64_t app_key;
-      std::size_t begin, end;
-    };
-    std::vector<Run> runs;
-    for (std::size_t begin = 0; begin < rows.size();) {
-      const LicenseAssignment& first = *rows[begin];
-      std::size_t end = begin;
-      while (end < rows.size() && rows[end]->adam_id == first.adam_id &&
-             rows[end]->pricing_param == first.pricing_param) {
-        ++end;
-      }
-      Result<std::int64_t> key = AppKey(c, first.adam_id, first.pricing_param);
-      if (!key) return Fail(key.error());
-      runs.push_back({*key, begin, end});
-      begin = end;
+  // Appends `run` to its app's chunks in `generation` and counts it in
+  // assignment_counts (rows, one more run, its chunks).
+  static Status AppendRun(Connection& c, std::int64_t generation, const chunks::AppRun& run) {
+    Result<std::int64_t> app_key = AppKey(c, *run.adam_id, *run.pricing_param);
+    if (!app_key) return Fail(app_key.error());
+    const auto added = static_cast<std::int64_t>(run.chunks.size());
+    Result<std::int64_t> first =
+        AddToCounts(c, generation, *run.adam_id, *run.pricing_param, run.rows, /*runs=*/1, added);
+    if (!first) return Fail(first.error());
+    return InsertChunks(c, generation, *app_key, *first, run.chunks);
+  }
+
+  // Adds to the (generation, app)'s counts, creating them; returns the app's
+  // chunk count before the addition (the number of its first new chunk).
+  static Result<std::int64_t> AddToCounts(Connection& c, std::int64_t generation, const std::string& adam_id,
+                                          const std::string& pricing_param, std::int64_t rows, std::int64_t runs,
+                                          std::int64_t chunk_count) {
+    Result<Stmt> count = c.Prepare(
+        "INSERT INTO assignment_counts (generation, adam_id, pricing_param, rows, runs, chunks) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (generation, adam_id, pricing_param) DO UPDATE SET "
+        "rows = rows + excluded.rows, runs = runs + excluded.runs, chunks = chunks + excluded.chunks "
+        "RETURNING chunks");
+    if (!count) return Fail(count.error());
+    if (Status s = BindAll(*count, generation, adam_id, pricing_param, rows, runs, chunk_count); !s) {
+      return Fail(s.error());
     }
-    std::sort(runs.begin(), runs.end(), [](const Run& a, const Run& b) { return a.app_key < b.app_key; });
-    for (const Run& run : runs) {
-      std::size_t begin = run.begin;
-      std::int64_t added = 0;
-      for (std::size_t k = 0; k < std::size(kSizes); ++k) {
-        if (run.end - begin < kSizes[k]) continue;
-        Result<Stmt> insert = c.Prepare(sqls[k]);
-        if (!insert) return Fail(insert.error());
-        while (run.end - begin >= kSizes[k]) {
-          if (Status s = insert->Bind(1, generation); !s) return s;
-          if (Status s = insert->Bind(2, run.app_key); !s) return s;
-          int n = 3;
-          for (std::size_t i = begin; i < begin + kSizes[k]; ++i) {
-            const LicenseAssignment& r = *rows[i];
-            if (Status s = insert->BindStatic(n++, r.serial_number); !s) return s;
-            if (Status s = insert->BindStatic(n++, r.client_user_id); !s) return s;
-          }
-          if (Status s = insert->Run(); !s) return s;
-          added += c.Changes();
-          insert->Reset();
-          begin += kSizes[k];
-        }
-      }
-      const LicenseAssignment& first = *rows[run.begin];
-      if (Status s = AddCount(c, generation, first.adam_id, first.pricing_param, added); !s) return s;
+    Result<bool> row = count->Step();
+    if (!row) return Fail(row.error());
+    if (!*row) return Fail(Error::Internal("store: no chunk count returned for an assignment set"));
+    const std::int64_t total = count->Int(0);
+    if (Status s = count->Run(); !s) return Fail(s.error());  // finish the upsert
+    return total - chunk_count;
+  }
+
+  static Status InsertChunks(Connection& c, std::int64_t generation, std::int64_t app_key, std::int64_t first,
+                             const std::vector<chunks::Chunk>& pieces) {
+    Result<Stmt> insert =
+        c.Prepare("INSERT INTO assignment_chunks (generation, app_key, chunk, rows, data) VALUES (?1, ?2, ?3, ?4, ?5)");
+    if (!insert) return Fail(insert.error());
+    for (const chunks::Chunk& piece : pieces) {
+      if (Status s = BindAll(*insert, generation, app_key, first++, piece.rows); !s) return s;
+      if (Status s = insert->BindBlobStatic(5, piece.data); !s) return s;
+      if (Status s = insert->Run(); !s) return s;
+      insert->Reset();
     }
     return {};
+  }
+
+  // Every assignment of the app in `generation`, decoded, in chunk order (sorted
+  // when the app's chunks are one run).
+  static Result<std::vector<LicenseAssignment>> ReadAppChunks(Connection& c, std::int64_t generation,
+                                                              std::int64_t app_key, const std::string& adam_id,
+                                                              const std::string& pricing_param) {
+    Result<Stmt> read =
+        c.Prepare("SELECT rows, data FROM assignment_chunks WHERE generation = ?1 AND app_key = ?2 ORDER BY chunk");
+    if (!read) return Fail(read.error());
+    if (Status s = BindAll(*read, generation, app_key); !s) return Fail(s.error());
+    std::vector<LicenseAssignment> rows;
+    for (;;) {
+      Result<bool> row = read->Step();
+      if (!row) return Fail(row.error());
+      if (!*row) return rows;
+      if (Status s = chunks::Decode(read->Blob(1), read->Int(0), adam_id, pricing_param,
+                                    ChunkName(generation, adam_id), rows);
+          !s) {
+        return Fail(s.error());
+      }
+    }
+  }
+
+  static std::string ChunkName(std::int64_t generation, const std::string& adam_id) {
+    return fmt::format("set {} app {}", generation, adam_id);
+  }
+
+  // Rewrites the app's chunks in `generation` as one run: its runs merged,
+  // duplicates dropped, the counts exact. O(the app's assignments).
+  static Status MergeRuns(Connection& c, std::int64_t generation, const std::string& adam_id,
+                          const std::string& pricing_param) {
+    Result<std::int64_t> app_key = AppKey(c, adam_id, pricing_param);
+    if (!app_key) return Fail(app_key.error());
+    Result<std::vector<LicenseAssignment>> rows = ReadAppChunks(c, generation, *app_key, adam_id, pricing_param);
+    if (!rows) return Fail(rows.error());
+    chunks::SortDistinct(*rows);
+    std::vector<const LicenseAssignment*> run;
+    run.reserve(rows->size());
+    for (const auto& r : *rows) run.push_back(&r);
+    const std::vector<chunks::Chunk> pieces = chunks::EncodeRun(run);
+    Result<Stmt> clear = c.Prepare("DELETE FROM assignment_chunks WHERE generation = ?1 AND app_key = ?2");
+    if (!clear) return Fail(clear.error());
+    if (Status s = BindAll(*clear, generation, *app_key); !s) return s;
+    if (Status s = clear->Run(); !s) return s;
+    if (Status s = InsertChunks(c, generation, *app_key, 0, pieces); !s) return s;
+    Result<Stmt> count = c.Prepare(
+        "UPDATE assignment_counts SET rows = ?4, runs = 1, chunks = ?5 "
+        "WHERE generation = ?1 AND adam_id = ?2 AND pricing_param = ?3");
+    if (!count) return Fail(count.error());
+    if (Status s = BindAll(*count, generation, adam_id, pricing_param, static_cast<std::int64_t>(rows->size()),
+                           static_cast<std::int64_t>(pieces.size()));
+        !s) {
+      return s;
+    }
+    return count->Run();
+  }
+
+  // The (adam_id, pricing_param) of the apps of `generation` whose chunks are
+  // more than `max_runs` runs (at most `limit` of them; -1: all).
+  static Result<std::vector<std::pair<std::string, std::string>>> AppsOfManyRuns(Connection& c,
+                                                                                 std::int64_t generation,
+                                                                                 std::int64_t max_runs,
+                                                                                 std::int64_t limit = -1) {
+    Result<Stmt> find = c.Prepare(
+        "SELECT adam_id, pricing_param FROM assignment_counts WHERE generation = ?1 AND runs > ?2 LIMIT ?3");
+    if (!find) return Fail(find.error());
+    if (Status s = BindAll(*find, generation, max_runs, limit); !s) return Fail(s.error());
+    std::vector<std::pair<std::string, std::string>> apps;
+    for (;;) {
+      Result<bool> row = find->Step();
+      if (!row) return Fail(row.error());
+      if (!*row) return apps;
+      apps.emplace_back(find->Text(0), find->Text(1));
+    }
   }
 
   // The app_key of (adam_id, pricing_param), handed out (the next integer) the
@@ -1169,27 +1316,6 @@ class SqliteStore final : public Store {
     if (!row) return Fail(row.error());
     if (!*row) return std::optional<std::int64_t>{};
     return std::optional<std::int64_t>{find->Int(0)};
-  }
-
-  static Status AddCount(Connection& c, std::int64_t generation, const std::string& adam_id,
-                         const std::string& pricing_param, std::int64_t added) {
-    if (added == 0) return {};
-    Result<Stmt> count = c.Prepare(
-        "INSERT INTO assignment_counts (generation, adam_id, pricing_param, rows) VALUES (?1, ?2, ?3, ?4) "
-        "ON CONFLICT (generation, adam_id, pricing_param) DO UPDATE SET rows = rows + excluded.rows");
-    if (!count) return Fail(count.error());
-    if (Status s = BindAll(*count, generation, adam_id, pricing_param, added); !s) return s;
-    return count->Run();
-  }
-
-  static std::string InsertAssignmentsSql(std::size_t rows) {
-    std::string sql =
-        "INSERT OR IGNORE INTO license_assignments (generation, app_key, serial_number, client_user_id) VALUES ";
-    for (std::size_t k = 0; k < rows; ++k) {
-      int p = 3 + 2 * static_cast<int>(k);
-      sql += fmt::format("{}(?1, ?2, ?{}, ?{})", k == 0 ? "" : ", ", p, p + 1);
-    }
-    return sql;
   }
 
   // The job's integer key if `job`'s lease is still the caller's: the row exists
@@ -1247,15 +1373,22 @@ class SqliteStore final : public Store {
     Result<std::vector<MobileApp>> existing = QueryApps(c, existing_sql, job.tenant_id, job.token_id);
     if (!existing) return Fail(existing.error());
 
-    Result<Stmt> clear = c.Prepare("DELETE FROM mobile_apps WHERE tenant_id = ?1 AND token_id = ?2");
-    if (!clear) return Fail(clear.error());
-    if (Status s = BindAll(*clear, job.tenant_id, job.token_id); !s) return s;
-    if (Status s = clear->Run(); !s) return s;
-
-    const Timestamp now = clock_.Now();
+    const AppChanges changes = DiffSnapshotApps(std::move(*existing), snapshot.apps, job.token_id, clock_.Now());
+    Result<Stmt> remove = c.Prepare("DELETE FROM mobile_apps WHERE tenant_id = ?1 AND token_id = ?2 AND id = ?3");
+    if (!remove) return Fail(remove.error());
+    auto remove_app = [&](const std::string& id) -> Status {
+      if (Status s = BindAll(*remove, job.tenant_id, job.token_id, id); !s) return s;
+      if (Status s = remove->Run(); !s) return s;
+      remove->Reset();
+      return {};
+    };
+    for (const std::string& id : changes.removed_ids) {
+      if (Status s = remove_app(id); !s) return s;
+    }
     Result<Stmt> insert = c.Prepare(AppInsertSql());
     if (!insert) return Fail(insert.error());
-    for (const MobileApp& app : MergeSnapshotApps(std::move(*existing), snapshot.apps, job.token_id, now)) {
+    for (const MobileApp& app : changes.written) {
+      if (Status s = remove_app(app.id); !s) return s;  // when it changed
       if (Status s = BindApp(*insert, job.tenant_id, app); !s) return s;
       if (Status s = insert->Run(); !s) return s;
       insert->Reset();
@@ -1270,8 +1403,18 @@ class SqliteStore final : public Store {
     if (!staged) return Fail(staged.error());
     // Repointing is O(1) whatever the sizes: the staged set becomes the token's
     // and the replaced one garbage. A merge into a token without assignments is
-    // the same move.
+    // the same move. A walk staged as whole apps has one run per app; an app
+    // that came in several (a walk not grouped by app, an app larger than the
+    // sync buffers) is merged first, so that a current set never holds a
+    // duplicate and its counts are exact.
     if (snapshot.assignments == Mode::kReplaceWithStaged || !*current) {
+      if (*staged) {
+        Result<std::vector<std::pair<std::string, std::string>>> split = AppsOfManyRuns(c, **staged, 1);
+        if (!split) return Fail(split.error());
+        for (const auto& [adam_id, pricing_param] : *split) {
+          if (Status s = MergeRuns(c, **staged, adam_id, pricing_param); !s) return s;
+        }
+      }
       if (Status s = PromoteStaged(c, token_key, *staged); !s) return s;
       if (*current) {
         if (Status s = RetireGeneration(c, **current); !s) return s;
@@ -1279,35 +1422,60 @@ class SqliteStore final : public Store {
       if (snapshot.assignments == Mode::kMergeStaged) return CheckMergedCounts(c, *staged, snapshot.apps);
       return {};
     }
-    // A delta into an existing set: its (few) rows are copied into the current
-    // generation asset by asset, already in key order, duplicates dropped by OR
-    // IGNORE, and what each asset gained is counted; the staged set then goes
-    // with the job. Readers see the set before or after.
+    // A delta into an existing set: the staged chunks of each app move into the
+    // current set as further runs of the app (no copy, no decoding), and its
+    // counts add up. No row is compared with the set, yet the delta check then
+    // proves there is no duplicate: every assignment Apple has is in the set or
+    // in the delta, so the runs' total equals Apple's count only when nothing
+    // was removed and no delta row was already there (CheckMergedCounts).
+    // An app of more than kMaxRunsPerApp runs is merged into one, so reads stay
+    // cheap after many deltas. Readers see the set before or after.
     if (*staged) {
-      Result<Stmt> assets = c.Prepare("SELECT adam_id, pricing_param FROM assignment_counts WHERE generation = ?1");
-      if (!assets) return Fail(assets.error());
-      if (Status s = assets->Bind(1, **staged); !s) return s;
-      std::vector<std::pair<std::string, std::string>> delta_assets;
+      Result<Stmt> staged_apps =
+          c.Prepare("SELECT adam_id, pricing_param, rows, runs, chunks FROM assignment_counts WHERE generation = ?1");
+      if (!staged_apps) return Fail(staged_apps.error());
+      if (Status s = staged_apps->Bind(1, **staged); !s) return s;
+      struct StagedApp {
+        std::string adam_id, pricing_param;
+        std::int64_t rows, runs, chunks;
+      };
+      std::vector<StagedApp> delta;
       for (;;) {
-        Result<bool> row = assets->Step();
+        Result<bool> row = staged_apps->Step();
         if (!row) return Fail(row.error());
         if (!*row) break;
-        delta_assets.emplace_back(assets->Text(0), assets->Text(1));
+        delta.push_back({staged_apps->Text(0), staged_apps->Text(1), staged_apps->Int(2), staged_apps->Int(3),
+                         staged_apps->Int(4)});
       }
-      Result<Stmt> copy = c.Prepare(
-          "INSERT OR IGNORE INTO license_assignments (generation, app_key, serial_number, client_user_id) "
-          "SELECT ?1, app_key, serial_number, client_user_id FROM license_assignments "
-          "WHERE generation = ?2 AND app_key = ?3 ORDER BY app_key, serial_number, client_user_id");
-      if (!copy) return Fail(copy.error());
-      for (const auto& [adam_id, pricing_param] : delta_assets) {
-        // Staged rows of the asset exist, so it has a key.
-        Result<std::int64_t> app_key = AppKey(c, adam_id, pricing_param);
+      Result<Stmt> move = c.Prepare(
+          "UPDATE assignment_chunks SET generation = ?1, chunk = chunk + ?4 WHERE generation = ?2 AND app_key = ?3");
+      if (!move) return Fail(move.error());
+      for (const StagedApp& app : delta) {
+        // Staged chunks of the app exist, so it has a key.
+        Result<std::int64_t> app_key = AppKey(c, app.adam_id, app.pricing_param);
         if (!app_key) return Fail(app_key.error());
-        if (Status s = BindAll(*copy, **current, **staged, *app_key); !s) return s;
-        if (Status s = copy->Run(); !s) return s;
-        std::int64_t added = c.Changes();
-        copy->Reset();
-        if (Status s = AddCount(c, **current, adam_id, pricing_param, added); !s) return s;
+        Result<std::int64_t> first = AddToCounts(c, **current, app.adam_id, app.pricing_param, app.rows, app.runs,
+                                                 app.chunks);
+        if (!first) return Fail(first.error());
+        if (Status s = BindAll(*move, **current, **staged, *app_key, *first); !s) return s;
+        if (Status s = move->Run(); !s) return s;
+        move->Reset();
+      }
+      Result<std::vector<std::pair<std::string, std::string>>> split =
+          AppsOfManyRuns(c, **current, kMaxRunsPerApp);
+      if (!split) return Fail(split.error());
+      for (const auto& [adam_id, pricing_param] : *split) {
+        if (Status s = MergeRuns(c, **current, adam_id, pricing_param); !s) return s;
+      }
+      // An app with more stored than Apple counts may hold a delta row that was
+      // already there (an assignment removed and made again since the last
+      // walk): its runs are merged, duplicates dropped, before the check decides.
+      Result<std::map<std::pair<std::string, std::string>, std::int64_t>> stored = StoredCounts(c, **current);
+      if (!stored) return Fail(stored.error());
+      for (const MobileApp& app : snapshot.apps) {
+        auto it = stored->find({app.adam_id, app.pricing_param});
+        if (it == stored->end() || it->second <= app.used_licenses) continue;
+        if (Status s = MergeRuns(c, **current, app.adam_id, app.pricing_param); !s) return s;
       }
     }
     return CheckMergedCounts(c, *current, snapshot.apps);
@@ -1321,17 +1489,25 @@ class SqliteStore final : public Store {
   // The counts come from assignment_counts (one row per asset), not from the rows.
   static Status CheckMergedCounts(Connection& c, std::optional<std::int64_t> generation,
                                   const std::vector<MobileApp>& apps) {
+    // 0: no generation has it
+    Result<std::map<std::pair<std::string, std::string>, std::int64_t>> stored = StoredCounts(c, generation.value_or(0));
+    if (!stored) return Fail(stored.error());
+    return CheckDeltaCounts(*stored, apps);
+  }
+
+  // Assignments per (adam_id, pricing_param) of a set, from assignment_counts.
+  static Result<std::map<std::pair<std::string, std::string>, std::int64_t>> StoredCounts(Connection& c,
+                                                                                           std::int64_t generation) {
     Result<Stmt> counts = c.Prepare("SELECT adam_id, pricing_param, rows FROM assignment_counts WHERE generation = ?1");
     if (!counts) return Fail(counts.error());
-    if (Status s = counts->Bind(1, generation.value_or(0)); !s) return s;  // 0: no generation has it
+    if (Status s = counts->Bind(1, generation); !s) return Fail(s.error());
     std::map<std::pair<std::string, std::string>, std::int64_t> stored;
     for (;;) {
       Result<bool> row = counts->Step();
       if (!row) return Fail(row.error());
-      if (!*row) break;
+      if (!*row) return stored;
       stored[{counts->Text(0), counts->Text(1)}] = counts->Int(2);
     }
-    return CheckDeltaCounts(stored, apps);
   }
 
   // Binds ?1, ?2, ... in order. Strings by view, bools as 0/1, integers as int64.
@@ -1418,38 +1594,6 @@ class SqliteStore final : public Store {
     Result<ReaderPool::Lease> lease = readers_.Acquire(wait_);
     if (!lease) return Fail(lease.error());
     return Guarded<T>(lease->conn(), std::forward<Body>(body));
-  }
-
-  // Write for a Status body that also reports how many pages its commit wrote.
-  template <class Body>
-  Status WriteCounted(std::int64_t* pages, Body&& body) {
-    std::unique_lock lock(writer_mu_, std::defer_lock);
-    if (!lock.try_lock_for(wait_)) {
-      return Fail(Error::Unavailable(fmt::format("store busy: the writer stayed busy for {} ms", wait_.count())));
-    }
-    const std::int64_t before = writer_->PagesWritten();
-    ReleaseAnchor();
-    Status result = InTransaction<void>(*writer_, "BEGIN IMMEDIATE", std::forward<Body>(body));
-    RenewAnchor();
-    *pages = writer_->PagesWritten() - before;
-    return result;
-  }
-
-  // Rows per staging commit, from the pages per row recent commits wrote.
-  std::size_t StageChunkRows() const {
-    const double per_row = stage_pages_per_row_.load(std::memory_order_relaxed);
-    const double rows = static_cast<double>(kStagePagesPerCommit) / std::max(per_row, 1e-3);
-    return static_cast<std::size_t>(
-        std::clamp(rows, static_cast<double>(kMinStageChunkRows), static_cast<double>(kMaxBatchRows)));
-  }
-
-  // Folds one commit into the estimate (a moving average, so one odd commit
-  // neither stalls nor floods the next ones).
-  void NoteStagePages(std::int64_t pages, std::size_t rows) {
-    if (rows == 0) return;
-    const double observed = static_cast<double>(pages) / static_cast<double>(rows);
-    const double old = stage_pages_per_row_.load(std::memory_order_relaxed);
-    stage_pages_per_row_.store(0.5 * old + 0.5 * observed, std::memory_order_relaxed);
   }
 
   template <class T, class Body>
@@ -1540,34 +1684,34 @@ class SqliteStore final : public Store {
     if (!*found) return step;
     step.generation = pick->Int(0);
     pick->Reset();
-    // The key of the batch's last row: then one range delete on the primary key.
+    // The key of the batch's last chunk: then one range delete on the primary key.
     Result<Stmt> edge = c.Prepare(
-        "SELECT app_key, serial_number, client_user_id FROM license_assignments WHERE generation = ?1 "
-        "ORDER BY app_key, serial_number, client_user_id LIMIT 1 OFFSET ?2");
+        "SELECT app_key, chunk FROM assignment_chunks WHERE generation = ?1 "
+        "ORDER BY app_key, chunk LIMIT 1 OFFSET ?2");
     if (!edge) return Fail(edge.error());
-    if (Status s = BindAll(*edge, step.generation, kCollectBatchRows - 1); !s) return Fail(s.error());
+    if (Status s = BindAll(*edge, step.generation, kCollectBatchChunks - 1); !s) return Fail(s.error());
     Result<bool> more = edge->Step();
     if (!more) return Fail(more.error());
     if (*more) {
-      const std::int64_t app_key = edge->Int(0);
-      std::string serial = edge->Text(1), user = edge->Text(2);
+      const std::int64_t app_key = edge->Int(0), chunk = edge->Int(1);
       edge->Reset();
       Result<Stmt> del = c.Prepare(
-          "DELETE FROM license_assignments WHERE generation = ?1 "
-          "AND (app_key, serial_number, client_user_id) <= (?2, ?3, ?4)");
+          "DELETE FROM assignment_chunks WHERE generation = ?1 AND (app_key, chunk) <= (?2, ?3) RETURNING rows");
       if (!del) return Fail(del.error());
-      if (Status s = BindAll(*del, step.generation, app_key, serial, user); !s) return Fail(s.error());
-      if (Status s = del->Run(); !s) return Fail(s.error());
-      step.rows = c.Changes();
+      if (Status s = BindAll(*del, step.generation, app_key, chunk); !s) return Fail(s.error());
+      Result<std::int64_t> rows = SumRows(*del);
+      if (!rows) return Fail(rows.error());
+      step.rows = *rows;
       return step;
     }
     edge->Reset();
     // Fewer than a batch left: the rest, and the set's registry row.
-    Result<Stmt> rest = c.Prepare("DELETE FROM license_assignments WHERE generation = ?1");
+    Result<Stmt> rest = c.Prepare("DELETE FROM assignment_chunks WHERE generation = ?1 RETURNING rows");
     if (!rest) return Fail(rest.error());
     if (Status s = BindAll(*rest, step.generation); !s) return Fail(s.error());
-    if (Status s = rest->Run(); !s) return Fail(s.error());
-    step.rows = c.Changes();
+    Result<std::int64_t> rows = SumRows(*rest);
+    if (!rows) return Fail(rows.error());
+    step.rows = *rows;
     for (const char* sql : {"DELETE FROM assignment_counts WHERE generation = ?1",
                             "DELETE FROM assignment_generations WHERE generation = ?1"}) {
       Result<Stmt> forget = c.Prepare(sql);
@@ -1579,6 +1723,17 @@ class SqliteStore final : public Store {
     return step;
   }
 
+  // Steps a DELETE ... RETURNING rows to its end; the sum of the rows.
+  static Result<std::int64_t> SumRows(Stmt& del) {
+    std::int64_t sum = 0;
+    for (;;) {
+      Result<bool> row = del.Step();
+      if (!row) return Fail(row.error());
+      if (!*row) return sum;
+      sum += del.Int(0);
+    }
+  }
+
   std::shared_ptr<const SecretBox> secrets_;
   const Clock& clock_;
   const std::int64_t max_tokens_;
@@ -1588,10 +1743,6 @@ class SqliteStore final : public Store {
   std::unique_ptr<Connection> writer_;        // guarded by writer_mu_
   std::optional<sqlite::ReadAnchor> anchor_;  // guarded by writer_mu_; see sqlite::ReadAnchor
   ReaderPool readers_;
-
-  // Pages a staged row cost in recent commits (all jobs; see StageAssignments).
-  // Starts low: a first chunk of grouped rows must not be split needlessly.
-  std::atomic<double> stage_pages_per_row_{0.05};
 
   std::unique_ptr<Connection> checkpointer_conn_;  // used by checkpointer_ only
   std::mutex ckpt_mu_;

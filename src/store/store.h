@@ -164,6 +164,9 @@ struct EnqueueOptions {
   Timestamp not_before = 0;
 };
 
+// Most rows one StageAssignments call may carry (see StageAssignments).
+inline constexpr std::size_t kMaxStagedRowsPerCall = 100000;
+
 // Most tokens one tenant may hold, as Intune.
 inline constexpr std::int64_t kMaxTokensPerTenant = 3000;
 
@@ -294,7 +297,11 @@ class Store {
   // (serial_number, client_user_id), `limit` rows from `skip` (limit+1 fetched for has_more).
   virtual Result<Page<LicenseAssignment>> ListAppAssignments(const std::string& tenant_id, const std::string& app_id,
                                                              std::int64_t skip, std::int64_t limit) = 0;
-  // Every assignment of a token, in batches of at most `batch` rows (memory bounded).
+  // Every assignment of a token, in batches of at most `batch` rows (memory bounded),
+  // in no promised order. The walk reads the set the token had when it began;
+  // FailedPrecondition when a sync replaces that set before the walk ends (walk
+  // again), and the walk just ends when the token is deleted meanwhile. NotFound
+  // when the token does not exist.
   virtual Status ForEachAssignment(const std::string& tenant_id, const std::string& token_id, std::size_t batch,
                                    const std::function<Status(const std::vector<LicenseAssignment>&)>& on_batch) = 0;
   // The tenant's apps whose bundle id is `bundle_id` (or, when none has it, whose
@@ -341,16 +348,18 @@ class Store {
   virtual Result<std::vector<SyncJob>> FindJobs(const std::string& tenant_id, const std::string& token_id) = 0;
 
   // --- snapshots ---------------------------------------------------------------
-  // Appends rows to the job's staging area in a short transaction of its own (the
+  // Appends rows to the job's staging area in short transactions of its own (the
   // sync stages page by page, so memory stays bounded). Rows are written where
-  // they will stay: FinishJob does not copy them again. Duplicates of rows
-  // already staged by this walk are dropped here. Readers never see staged rows.
-  // InvalidArgument for more than 100,000 rows or a row without an adamId or
+  // they will stay: FinishJob does not copy them again. Duplicates (within the
+  // call or of rows this walk staged before) are gone by the time FinishJob
+  // applies the set. Readers never see staged rows.
+  // InvalidArgument for more than kMaxStagedRowsPerCall rows or a row without an adamId or
   // without exactly one of clientUserId and serialNumber (nothing written);
   // FailedPrecondition when the job's lease is no longer the caller's.
-  // Cost: ~1-3 µs a row when rows come grouped by asset, as Apple's pages do; up
-  // to ~10x that when every row of a page belongs to another asset (each lands
-  // on another B-tree page; bench/README.md "sync").
+  // Cost: SQLite keeps what one call brings for an app as one sorted run of
+  // chunks (store/assignment_chunks.h), ~0.3 µs a row; an app staged in several
+  // calls costs FinishJob a merge of its runs, so callers should hand over whole
+  // apps where they can (the sync does). PostgreSQL writes a row per assignment.
   virtual Status StageAssignments(const SyncJob& job, const std::vector<LicenseAssignment>& rows) = 0;
   // Drops the job's staged rows (a walk restarts). O(1): they are collected later.
   virtual Status ClearStaged(const SyncJob& job) = 0;
@@ -360,9 +369,11 @@ class Store {
   // staged rows. When the token was deleted meanwhile: deletes the job and staging
   // and returns NotFound. Readers see the previous snapshot or the new one.
   // Cost: kReplaceWithStaged repoints the token at the staged set, O(1) whatever
-  // its size (the replaced set is collected in the background); kMergeStaged
-  // copies the staged rows and counts the token's set per app (O(set), ~0.2 s for
-  // 1,000,000 rows); both also rewrite the token's apps.
+  // its size (the replaced set is collected in the background), after merging
+  // the runs of apps staged in several calls (SQLite; in transactions of their
+  // own, before the swap); kMergeStaged adds the staged rows to the token's set
+  // (SQLite: moves the delta's chunks, O(delta); PostgreSQL: copies rows) and
+  // checks the counts per app; both also rewrite the token's apps.
   virtual Result<VppToken> FinishJob(const SyncJob& job, const std::optional<SyncSnapshot>& snapshot,
                                      const std::function<Status(VppToken&)>& mutate) = 0;
   // (tenant id, token id) of tokens with state 'valid', whose last_sync is before

@@ -1,6 +1,7 @@
 #include "store/store_common.h"
 
 #include <algorithm>
+#include <cstring>
 #include <functional>
 #include <set>
 #include <unordered_map>
@@ -178,40 +179,37 @@ std::string PageSql(const std::string& select_list, const char* table, const std
                      limit, offset);
 }
 
-std::vector<MobileApp> MergeSnapshotApps(std::vector<MobileApp> existing, const std::vector<MobileApp>& snapshot_apps,
-                                         const std::string& token_id, Timestamp now) {
+AppChanges DiffSnapshotApps(std::vector<MobileApp> existing, const std::vector<MobileApp>& snapshot_apps,
+                            const std::string& token_id, Timestamp now) {
   std::unordered_map<std::string, MobileApp> before;
   for (MobileApp& app : existing) before.emplace(app.id, std::move(app));
-  std::vector<MobileApp> apps;
-  apps.reserve(snapshot_apps.size());
+  AppChanges changes;
   for (const MobileApp& given : snapshot_apps) {
-    MobileApp& app = apps.emplace_back(given);
+    MobileApp app = given;
     app.token_id = token_id;  // a token's snapshot holds only its own apps
     auto old = before.find(app.id);
     if (old != before.end()) {
+      const bool same = SameAppData(app, old->second);
       // The same app across syncs: createdDateTime never moves, and
       // lastModifiedDateTime moves only when something Graph shows changed.
       app.created = old->second.created;
-      app.last_modified = SameAppData(app, old->second) ? old->second.last_modified : now;
+      app.last_modified = same ? old->second.last_modified : now;
+      before.erase(old);
+      if (same) continue;
     } else {
       if (app.created == 0) app.created = now;
       if (app.last_modified == 0) app.last_modified = now;
     }
+    changes.written.push_back(std::move(app));
   }
-  return apps;
+  for (auto& [id, app] : before) changes.removed_ids.push_back(id);
+  std::sort(changes.removed_ids.begin(), changes.removed_ids.end());
+  return changes;
 }
 
-Status WalkAssignments(std::size_t batch, const std::function<Status(const AssignmentBatch&)>& on_batch,
-                       const std::function<Result<AssignmentBatch>(const std::optional<LicenseAssignment>&)>& read_after) {
-  std::optional<LicenseAssignment> last;
-  for (;;) {
-    Result<AssignmentBatch> rows = read_after(last);
-    if (!rows) return Fail(rows.error());
-    if (rows->empty()) return {};
-    if (Status s = on_batch(*rows); !s) return s;
-    if (rows->size() < batch) return {};
-    last = rows->back();
-  }
+Error SetReplacedDuringWalk(const std::string& token_id) {
+  return Error::FailedPrecondition(
+      fmt::format("the assignments of vppToken {} were replaced by a sync during the walk; walk them again", token_id));
 }
 
 bool StampClaim(SyncJob& job, const std::string& worker, Timestamp expires) {
@@ -368,23 +366,47 @@ std::vector<const LicenseAssignment*> SortedByKey(const std::vector<LicenseAssig
   std::vector<std::uint32_t> rank(assets.size());
   for (std::uint32_t k = 0; k < order.size(); ++k) rank[order[k]] = k;
 
-  struct Keyed {
-    std::uint32_t rank;
-    bool device;
-    const LicenseAssignment* row;
+  // Rows are bucketed by (asset rank, kind) in O(n) (a counting sort: stable,
+  // and Apple's pages are grouped by asset anyway); each bucket is then sorted
+  // by the first 8 bytes of the id as an integer (big-endian and zero-padded, so
+  // the integer order agrees with the strings'), the whole ids compared only on
+  // a tie. A page's ids (GUIDs, serial numbers) nearly never tie on 8 bytes;
+  // string compares of 32-byte records were most of the staging thread's time
+  // (bench/README.md "sync").
+  auto bucket_of = [&](std::size_t i) {
+    return std::size_t{rank[asset[i]]} * 2 + (rows[i].serial_number.empty() ? 0 : 1);
   };
-  std::vector<Keyed> keyed;
-  keyed.reserve(rows.size());
-  for (std::size_t i = 0; i < rows.size(); ++i)
-    keyed.push_back({rank[asset[i]], !rows[i].serial_number.empty(), &rows[i]});
-  std::sort(keyed.begin(), keyed.end(), [](const Keyed& a, const Keyed& b) {
-    if (a.rank != b.rank) return a.rank < b.rank;
-    if (a.device != b.device) return b.device;
-    return a.device ? a.row->serial_number < b.row->serial_number : a.row->client_user_id < b.row->client_user_id;
-  });
+  std::vector<std::uint32_t> starts(assets.size() * 2 + 1, 0);
+  for (std::size_t i = 0; i < rows.size(); ++i) ++starts[bucket_of(i) + 1];
+  for (std::size_t b = 1; b < starts.size(); ++b) starts[b] += starts[b - 1];
+  struct Keyed {
+    std::uint64_t prefix;
+    std::uint32_t row;
+  };
+  std::vector<Keyed> keyed(rows.size());
+  {
+    std::vector<std::uint32_t> next(starts.begin(), starts.end() - 1);
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const std::string& id = rows[i].serial_number.empty() ? rows[i].client_user_id : rows[i].serial_number;
+      unsigned char bytes[8] = {};
+      std::memcpy(bytes, id.data(), std::min<std::size_t>(8, id.size()));
+      std::uint64_t prefix = 0;
+      for (unsigned char byte : bytes) prefix = prefix << 8 | byte;
+      keyed[next[bucket_of(i)]++] = {prefix, static_cast<std::uint32_t>(i)};
+    }
+  }
+  auto id_of = [&](std::uint32_t i) -> const std::string& {
+    return rows[i].serial_number.empty() ? rows[i].client_user_id : rows[i].serial_number;
+  };
+  for (std::size_t b = 0; b + 1 < starts.size(); ++b) {
+    std::sort(keyed.begin() + starts[b], keyed.begin() + starts[b + 1], [&](const Keyed& x, const Keyed& y) {
+      if (x.prefix != y.prefix) return x.prefix < y.prefix;
+      return id_of(x.row) < id_of(y.row);
+    });
+  }
   std::vector<const LicenseAssignment*> sorted;
   sorted.reserve(rows.size());
-  for (const Keyed& k : keyed) sorted.push_back(k.row);
+  for (const Keyed& k : keyed) sorted.push_back(&rows[k.row]);
   return sorted;
 }
 

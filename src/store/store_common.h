@@ -289,13 +289,19 @@ void AddAppParams(const std::string& tenant_id, const MobileApp& a, Add&& add) {
   add(std::int64_t{a.last_modified});
 }
 
-// FinishJob's apps: `snapshot_apps` as they are stored for `token_id`, given the
-// token's apps before the sync (`existing`). A token's snapshot holds only its
-// own apps. The same app across syncs keeps its createdDateTime, and its
-// lastModifiedDateTime moves (to `now`) only when something Graph shows changed;
-// a new app without times gets `now`.
-std::vector<MobileApp> MergeSnapshotApps(std::vector<MobileApp> existing, const std::vector<MobileApp>& snapshot_apps,
-                                         const std::string& token_id, Timestamp now);
+// FinishJob's apps: what to write so that the token's apps become
+// `snapshot_apps`, given its apps before the sync (`existing`). A token's
+// snapshot holds only its own apps. The same app across syncs keeps its
+// createdDateTime, and its lastModifiedDateTime moves (to `now`) only when
+// something Graph shows changed; a new app without times gets `now`. An app
+// that did not change is not written again: a sync that changed a few counts
+// rewrites a few rows, not thousands.
+struct AppChanges {
+  std::vector<MobileApp> written;        // new or changed: replace the stored row (by id), or insert
+  std::vector<std::string> removed_ids;  // stored apps of the token the snapshot no longer has
+};
+AppChanges DiffSnapshotApps(std::vector<MobileApp> existing, const std::vector<MobileApp>& snapshot_apps,
+                            const std::string& token_id, Timestamp now);
 
 // `tenant_id = <param> [AND <filter>]`: the WHERE of a tenant's list or count.
 template <class Columns>
@@ -325,13 +331,9 @@ bool RoomOnPage(Page<T>& page, std::int64_t limit) {
   return false;
 }
 
-// ForEachAssignment's keyset walk: `read_after(last)` reads up to `batch` rows
-// after `last` (nullopt: from the start), a read of its own each, so no
-// connection is held while `on_batch` runs. The walk ends after a batch of fewer
-// rows, or at the first error.
 using AssignmentBatch = std::vector<LicenseAssignment>;
-Status WalkAssignments(std::size_t batch, const std::function<Status(const AssignmentBatch&)>& on_batch,
-                       const std::function<Result<AssignmentBatch>(const std::optional<LicenseAssignment>&)>& read_after);
+// ForEachAssignment's error when a sync replaced the set the walk began with.
+Error SetReplacedDuringWalk(const std::string& token_id);
 
 // --- sync_jobs -------------------------------------------------------------------
 
@@ -371,7 +373,7 @@ Error LeaseLost(const SyncJob& job, std::string_view why);
 
 // Most rows one StageAssignments call or one ForEachAssignment batch may carry: a
 // page of Apple's is 1,000; this bounds a transaction's size and memory.
-constexpr std::size_t kMaxBatchRows = 100000;
+constexpr std::size_t kMaxBatchRows = kMaxStagedRowsPerCall;
 
 // --- tokens -----------------------------------------------------------------------
 

@@ -94,17 +94,21 @@ SyncJob ClaimOne(Store& store, const std::string& tenant, const std::string& tok
   return **job;
 }
 
+// Stages the rows as the sync's stager does (sync::EngineOptions::stage_rows):
+// pages collected into calls of 50,000 rows.
 double StageAll(Store& store, const SyncJob& job, const Args& args, std::uint64_t seed) {
+  constexpr std::size_t kStageRows = 50'000;
   std::mt19937_64 rng(seed);
-  std::vector<LicenseAssignment> page;
-  page.reserve(static_cast<std::size_t>(args.page));
+  std::vector<LicenseAssignment> buffer;
   auto start = Steady::now();
   for (std::int64_t i = 0; i < args.rows;) {
-    page.clear();
     for (std::int64_t k = 0; k < args.page && i < args.rows; ++k, ++i) {
-      page.push_back(Row(rng, i, args.rows, args.by_asset));
+      buffer.push_back(Row(rng, i, args.rows, args.by_asset));
     }
-    CHECK_OK(store.StageAssignments(job, page));
+    if (buffer.size() >= kStageRows || i == args.rows) {
+      CHECK_OK(store.StageAssignments(job, buffer));
+      buffer.clear();
+    }
   }
   return Ms(start, Steady::now());
 }

@@ -145,14 +145,19 @@ class SyncStoreTest : public ::testing::TestWithParam<Backend> {
     return all;
   }
 
-  // Rows staged by running walks (invisible to readers until FinishJob).
+  // Assignments staged by running walks (invisible to readers until FinishJob).
+  // SQLite keeps them as chunks of an app's rows (its migration 8), PostgreSQL as rows.
   std::int64_t Staged() {
-    return db_->raw().Int(
-        "SELECT count(*) FROM license_assignments WHERE generation IN "
-        "(SELECT generation FROM assignment_generations WHERE state = 'staging')");
+    return db_->raw().Int(std::string(pg() ? "SELECT count(*) FROM license_assignments"
+                                           : "SELECT coalesce(sum(rows), 0) FROM assignment_chunks") +
+                          " WHERE generation IN (SELECT generation FROM assignment_generations WHERE state = "
+                          "'staging')");
   }
-  // Every row in the table, whatever its generation.
-  std::int64_t RawRows() { return RawConn().Int("SELECT count(*) FROM license_assignments"); }
+  // Every assignment stored, whatever its generation.
+  std::int64_t RawRows() {
+    return RawConn().Int(pg() ? "SELECT count(*) FROM license_assignments"
+                              : "SELECT coalesce(sum(rows), 0) FROM assignment_chunks");
+  }
   std::int64_t Generations(const std::string& state) {
     return RawConn().Int("SELECT count(*) FROM assignment_generations WHERE state = '" + state + "'");
   }
@@ -160,14 +165,27 @@ class SyncStoreTest : public ::testing::TestWithParam<Backend> {
   bool CountsMatch() {
     Raw raw = RawConn();
     std::int64_t differ = raw.Int(
-        "SELECT count(*) FROM (SELECT generation, adam_id, pricing_param, count(*) AS n FROM license_assignments " +
-        std::string(pg() ? "" : "JOIN assignment_apps USING (app_key) ") +
+        std::string(pg() ? "SELECT count(*) FROM (SELECT generation, adam_id, pricing_param, count(*) AS n "
+                           "FROM license_assignments "
+                         : "SELECT count(*) FROM (SELECT generation, adam_id, pricing_param, sum(rows) AS n "
+                           "FROM assignment_chunks JOIN assignment_apps USING (app_key) ") +
         "WHERE generation IN (SELECT generation FROM assignment_generations WHERE state <> 'garbage') "
         "GROUP BY 1, 2, 3) r FULL OUTER JOIN (SELECT * FROM assignment_counts WHERE generation IN "
         "(SELECT generation FROM assignment_generations WHERE state <> 'garbage')) k "
         "USING (generation, adam_id, pricing_param) WHERE r.n " +
         std::string(pg() ? "IS DISTINCT FROM" : "IS NOT") + " k.rows");
     EXPECT_EQ(differ, 0) << "assignment_counts differs from the rows";
+    if (!pg()) {
+      // ...and from the chunks: how many there are, numbered 0..n-1 per set and app.
+      std::int64_t chunks_differ = raw.Int(
+          "SELECT count(*) FROM (SELECT generation, adam_id, pricing_param, count(*) AS n, max(chunk) AS top "
+          "FROM assignment_chunks JOIN assignment_apps USING (app_key) "
+          "WHERE generation IN (SELECT generation FROM assignment_generations WHERE state <> 'garbage') "
+          "GROUP BY 1, 2, 3) r JOIN assignment_counts k USING (generation, adam_id, pricing_param) "
+          "WHERE r.n <> k.chunks OR r.top <> k.chunks - 1");
+      EXPECT_EQ(chunks_differ, 0) << "assignment_counts.chunks differs from the chunks";
+      differ += chunks_differ;
+    }
     return differ == 0;
   }
   // Waits (up to 10 s) until the collector has deleted every garbage set.
@@ -540,7 +558,9 @@ TEST_P(SyncStoreTest, ReplaceMakesTheStagedRowsTheWholeSet) {
   ASSERT_TRUE(store_->ClearStaged(job));
   ASSERT_TRUE(store_->StageAssignments(job, {User("1", "u2"), Device("1", "S9"), User("2", "u1")}));
   ASSERT_TRUE(store_->StageAssignments(job, {User("1", "u2"), Device("1", "S1"), User("1", "u1")}));
-  EXPECT_EQ(Staged(), 5) << "the duplicate is dropped as it is staged";
+  // PostgreSQL drops the duplicate as it is staged; SQLite stages each call's rows
+  // of an app as one run and drops it when FinishJob merges the app's runs.
+  EXPECT_EQ(Staged(), pg() ? 5 : 6);
   SyncSnapshot snap;
   snap.apps = {App(t.id, "1", "iOS", 4), App(t.id, "1", "macOS", 4), App(t.id, "2", "iOS", 1)};
   snap.assignments = Mode::kReplaceWithStaged;
@@ -788,15 +808,17 @@ TEST_P(SyncStoreTest, ACrashedStagingRunIsCollectedAfterReopen) {
   store_.reset();
   {
     Raw raw = db_->raw();
-    // SQLite keys rows by an interned app number (its migration 6); PostgreSQL keeps the ids.
+    // SQLite keeps an app's rows as chunks under an interned app number (its
+    // migrations 6 and 8; the blob: format 1, then 'u', length and text per
+    // client user id); PostgreSQL keeps rows with the ids.
     raw.Exec(pg() ? "INSERT INTO license_assignments VALUES (900, '1', 'STDQ', '', 'orphan1'), "
                     "(900, '1', 'STDQ', '', 'orphan2')"
-                  : "INSERT INTO license_assignments VALUES (900, 1, '', 'orphan1'), (900, 1, '', 'orphan2')");
+                  : "INSERT INTO assignment_chunks VALUES (900, 1, 0, 2, X'0175076F727068616E3175076F727068616E32')");
     raw.Exec(
         "INSERT INTO assignment_generations (generation, token_key, job_key, state) VALUES (901, 1, 12345, "
         "'staging')");
     raw.Exec(pg() ? "INSERT INTO license_assignments VALUES (901, '1', 'STDQ', '', 'lost')"
-                  : "INSERT INTO license_assignments VALUES (901, 1, '', 'lost')");
+                  : "INSERT INTO assignment_chunks VALUES (901, 1, 0, 1, X'0175046C6F7374')");
   }
   Reopen();
   ASSERT_TRUE(WaitCollected());
@@ -937,6 +959,25 @@ TEST_P(SqliteSyncFileTest, MigratesAVersion2FileKeepingAssignments) {
 
 // The writer does not checkpoint (its commits would pay for it); the store's
 // checkpointer thread must, or the WAL would grow without bound.
+// A chunk that does not decode (a damaged file, a foreign hand) is an Internal
+// error naming the set and app, never a crash or a wrong list.
+TEST_P(SqliteSyncFileTest, ACorruptChunkIsAnInternalError) {
+  VppToken t = Token(kTenantA);
+  MobileApp app = App(t.id, "1", "iOS", 2);
+  ASSERT_TRUE(FullSync(kTenantA, t.id, {app}, {User("1", "a"), Device("1", "S1")}));
+  for (const char* data : {"X'02'", "X'01'", "X'017501'", "X'0175016161'", "X'016701'", "X'017a0161'",
+                           "X'0164FFFFFFFFFF01'"}) {
+    RawConn().Exec(std::string("UPDATE assignment_chunks SET data = ") + data);
+    Result<Page<LicenseAssignment>> page = store_->ListAppAssignments(kTenantA, app.id, 0, 10);
+    ASSERT_FALSE(page) << data;
+    EXPECT_EQ(page.error().code, Code::kInternal) << data;
+    EXPECT_NE(page.error().message.find("assignment chunk"), std::string::npos) << page.error().message;
+    Status walked = store_->ForEachAssignment(kTenantA, t.id, 10, [](const auto&) -> Status { return {}; });
+    ASSERT_FALSE(walked) << data;
+    EXPECT_EQ(walked.error().code, Code::kInternal) << data;
+  }
+}
+
 TEST_P(SqliteSyncFileTest, TheWalStaysBoundedWithoutTheWriterCheckpointing) {
   VppToken t = Token(kTenantA);
   Enqueue(kTenantA, t.id);
@@ -944,14 +985,16 @@ TEST_P(SqliteSyncFileTest, TheWalStaysBoundedWithoutTheWriterCheckpointing) {
   std::vector<LicenseAssignment> page;
   for (int p = 0; p < 600; ++p) {
     page.clear();
-    for (int i = 0; i < 1000; ++i) page.push_back(User(std::to_string(p / 10), fmt::format("user-{}-{:04}", p, i)));
+    for (int i = 0; i < 1000; ++i) {
+      page.push_back(User(std::to_string(p / 10), fmt::format("user-{:04}-{:04}-of-the-wal-test", p, i)));
+    }
     ASSERT_TRUE(store_->StageAssignments(job, page));
   }
   SyncSnapshot snap;
   snap.assignments = Mode::kReplaceWithStaged;
   ASSERT_TRUE(store_->FinishJob(job, snap, NoChange));
-  // 600,000 rows are ~17 MB of table and more than that of WAL frames (a page
-  // is written again by each commit that adds to it). Checkpoints let the WAL
+  // 600,000 rows are ~19 MB of table (SQLite: chunks of ~32 bytes a row) and
+  // more than that of WAL frames. Checkpoints let the WAL
   // restart from its beginning: at ~1,000 pages (4 MB) in the background, at
   // 4,000 (16 MB) at the latest by the writer itself.
   std::this_thread::sleep_for(200ms);  // the last checkpoint may still run
@@ -1033,6 +1076,99 @@ TEST_P(SyncStoreTest, ListAppAssignmentsPagesOneApp) {
   EXPECT_EQ(store_->ListAppAssignments(kTenantA, "nope", 0, 3).error().code, Code::kNotFound);
   EXPECT_EQ(store_->ListAppAssignments(kTenantA, app1.id, -1, 3).error().code, Code::kInvalidArgument);
   EXPECT_EQ(store_->ListAppAssignments(kTenantA, app1.id, 0, 100001).error().code, Code::kInvalidArgument);
+}
+
+// An app's assignments read the same however they were stored: one run of
+// several chunks (SQLite, 512 a chunk), several overlapping runs (staged in
+// several calls), and further runs appended by a delta.
+TEST_P(SyncStoreTest, AnAppListsTheSameWhateverRunsItsAssignmentsCameIn) {
+  VppToken t = Token(kTenantA);
+  std::vector<LicenseAssignment> rows;
+  for (int i = 0; i < 1300; ++i) {
+    if (i % 3 == 0) rows.push_back(User("1", NewGuid()));                              // packed as 16 bytes
+    if (i % 3 == 1) rows.push_back(User("1", fmt::format("User-{:04}\xc3\xa9", i)));  // kept as text
+    if (i % 3 == 2) rows.push_back(Device("1", fmt::format("C02X{:06}", i)));
+  }
+  rows.push_back(User("1", std::string(200, 'x')));  // a length of two varint bytes
+  auto expected = [](std::vector<LicenseAssignment> v) {
+    std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) {
+      return std::tie(a.serial_number, a.client_user_id) < std::tie(b.serial_number, b.client_user_id);
+    });
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+    return v;
+  };
+  auto listed = [&](const MobileApp& app, std::int64_t skip, std::int64_t limit) {
+    Result<Page<LicenseAssignment>> page = store_->ListAppAssignments(kTenantA, app.id, skip, limit);
+    EXPECT_TRUE(page) << page.error().message;
+    return page ? page->items : std::vector<LicenseAssignment>{};
+  };
+  auto check = [&](const MobileApp& app, const std::vector<LicenseAssignment>& want) {
+    const auto n = static_cast<std::int64_t>(want.size());
+    for (auto [skip, limit] : std::vector<std::pair<std::int64_t, std::int64_t>>{
+             {0, n + 5}, {0, 100}, {500, 30}, {511, 2}, {512, 512}, {1000, 400}, {n - 1, 10}, {n, 10}}) {
+      std::vector<LicenseAssignment> slice(want.begin() + std::min(skip, n), want.begin() + std::min(skip + limit, n));
+      EXPECT_EQ(listed(app, skip, limit), slice) << "skip " << skip << " limit " << limit;
+    }
+    EXPECT_EQ(All(kTenantA, t.id).size(), want.size());
+    EXPECT_TRUE(CountsMatch());
+  };
+
+  // One call: one run.
+  MobileApp app = App(t.id, "1", "iOS", static_cast<std::int64_t>(rows.size()));
+  ASSERT_TRUE(FullSync(kTenantA, t.id, {app}, rows));
+  check(app, expected(rows));
+
+  // Three overlapping calls (every row of the middle one is in another too).
+  Enqueue(kTenantA, t.id);
+  SyncJob job = Claim("w");
+  const std::vector<LicenseAssignment> a(rows.begin(), rows.begin() + 700), b(rows.begin() + 600, rows.end()),
+      c(rows.begin() + 650, rows.begin() + 800);
+  ASSERT_TRUE(store_->StageAssignments(job, b));
+  ASSERT_TRUE(store_->StageAssignments(job, c));
+  ASSERT_TRUE(store_->StageAssignments(job, a));
+  SyncSnapshot snap;
+  snap.apps = {app};
+  snap.assignments = Mode::kReplaceWithStaged;
+  ASSERT_TRUE(store_->FinishJob(job, snap, NoChange));
+  check(app, expected(rows));
+
+  // A delta of new rows, one of them already stored (a license taken back and
+  // given again since the last walk): the set gains the new ones only.
+  std::vector<LicenseAssignment> delta = {User("1", NewGuid()), Device("1", "A-NEW-1"), rows[7]};
+  std::vector<LicenseAssignment> all = rows;
+  all.insert(all.end(), delta.begin(), delta.begin() + 2);
+  app.used_licenses = static_cast<std::int64_t>(all.size());
+  Result<VppToken> merged = FullSync(kTenantA, t.id, {app}, delta, Mode::kMergeStaged);
+  ASSERT_TRUE(merged) << merged.error().message;
+  check(app, expected(all));
+
+  // Deltas that add no duplicate stay runs of their own until there are too many.
+  for (int k = 0; k < 6; ++k) {
+    std::vector<LicenseAssignment> more = {Device("1", fmt::format("B-{}", k)), User("1", NewGuid())};
+    all.insert(all.end(), more.begin(), more.end());
+    app.used_licenses = static_cast<std::int64_t>(all.size());
+    merged = FullSync(kTenantA, t.id, {app}, more, Mode::kMergeStaged);
+    ASSERT_TRUE(merged) << merged.error().message;
+    check(app, expected(all));
+  }
+}
+
+// A walk reads the set it began with: a sync replacing it meanwhile fails the
+// walk rather than mixing two sets (or missing rows the collector deleted).
+TEST_P(SyncStoreTest, AWalkOfASetReplacedMeanwhileFails) {
+  VppToken t = Token(kTenantA);
+  ASSERT_TRUE(FullSync(kTenantA, t.id, {}, {User("1", "a"), User("2", "b"), User("3", "c")}));
+  int batches = 0;
+  Status walked = store_->ForEachAssignment(kTenantA, t.id, 1, [&](const auto&) -> Status {
+    if (++batches == 1) {
+      EXPECT_TRUE(FullSync(kTenantA, t.id, {}, {User("1", "new")}));
+    }
+    return {};
+  });
+  ASSERT_FALSE(walked);
+  EXPECT_EQ(walked.error().code, Code::kFailedPrecondition) << walked.error().message;
+  EXPECT_EQ(batches, 1);
+  EXPECT_EQ(All(kTenantA, t.id), (std::vector<LicenseAssignment>{User("1", "new")})) << "a new walk reads the new set";
 }
 
 TEST_P(SyncStoreTest, ForEachAssignmentWalksInBoundedBatches) {

@@ -244,6 +244,10 @@ TEST_F(EngineTest, ARunningJobPublishesItsProgressThroughTheStore) {
   };
   options_.progress_interval = std::chrono::milliseconds(50);
   options_.lease = std::chrono::milliseconds(6'000);
+  // Staged 2,500 rows at a time, page by page: at pages 2, 5 and 8 (3,000,
+  // 6,000 and 9,000 rows); page 9's rows wait for more.
+  options_.stage_rows = 2'500;
+  constexpr std::int64_t kStagedOfTenPages = 9'000;
   Engine engine(*store_, options_);
   Queue();
   engine.Start();
@@ -253,7 +257,7 @@ TEST_F(EngineTest, ARunningJobPublishesItsProgressThroughTheStore) {
     auto jobs = store_->FindJobs(kTenant, token_id_);
     ASSERT_TRUE(jobs) << jobs.error().message;
     if (!jobs->empty()) seen = jobs->front();
-    if (seen.pages_walked == 10 && seen.assignments_staged == 10'000) break;
+    if (seen.pages_walked == 10 && seen.assignments_staged == kStagedOfTenPages) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   release = true;
@@ -261,7 +265,7 @@ TEST_F(EngineTest, ARunningJobPublishesItsProgressThroughTheStore) {
   EXPECT_FALSE(seen.lease_owner.empty());
   EXPECT_EQ(seen.pages_walked, 10);
   EXPECT_EQ(seen.pages_total, 25);
-  EXPECT_EQ(seen.assignments_staged, 10'000);
+  EXPECT_EQ(seen.assignments_staged, kStagedOfTenPages);
   // Then it finishes: the job row is gone and the token has the whole walk.
   const auto done_by = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (std::chrono::steady_clock::now() < done_by && !store_->FindJobs(kTenant, token_id_)->empty()) {

@@ -46,6 +46,12 @@ struct EngineOptions {
   std::chrono::hours full_walk_interval{24 * 7};  // a full assignments walk at least this often
   std::chrono::seconds auto_sync_interval{86'400};  // every valid token synced this often; 0 disables
   int max_walk_restarts = 3;     // versionId changed mid-walk this many times → the sync fails
+  // A walk's assignments are staged this many at a time (at most 100,000): the
+  // store keeps what one call brings for an app as one sorted run, and merges an
+  // app's runs when the sync finishes, so larger calls mean fewer runs (and less
+  // to merge when Apple's pages are not grouped by asset) at the cost of memory
+  // (~170 bytes a row) and of the last call's wait after the walk's last page.
+  std::size_t stage_rows = 50'000;
   int keep_action_results = 20;  // tokenActionResults entries kept per token
   // Event polling for revokeLicenses (Apple asks for ≥ 30 s between polls).
   std::chrono::milliseconds event_poll_interval{30'000};

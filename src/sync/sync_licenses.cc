@@ -4,6 +4,7 @@
 #include <cctype>
 #include <chrono>
 #include <condition_variable>
+#include <ctime>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -134,21 +135,25 @@ store::LicenseAssignment ToRow(const apple::Assignment& a) {
 
 // Hands assignment pages from the walk to a thread of its own that writes them to
 // the job's staging area, so that Apple's transfers and the parsing (the walk
-// thread) overlap with SQLite's inserts instead of taking turns: measured on a
-// 1,000,000-assignment walk, staging is the larger half of the two.
+// thread) overlap with the store's work instead of taking turns.
 //
-// Pages queued together are staged in one StageAssignments call of up to
-// kRowsPerCall rows, which saves commits while the writer lags; each call stays
-// a few milliseconds long so that it never holds the store's write lock long
-// enough to delay a Graph request (syncLicenses p99 target: 10 ms). At most
-// kMaxQueuedRows wait in memory: the walk blocks (and stops reading Apple) when
-// the writer falls that far behind.
+// The store keeps what one StageAssignments call brings for an app as one sorted
+// run of chunks, and merges an app's runs when the sync finishes. So the stager
+// collects pages into calls of EngineOptions::stage_rows rows: when Apple's pages
+// come grouped by asset (as apple-vpp-sim's do) an app is split only where a call
+// ends (a few apps per million rows); when they do not (Apple documents no order),
+// each app gets one run per call, not one per page (store_sync_bench --order
+// shuffled: bench/README.md "sync").
+//
+// While the stager stages one call, up to another call's worth of pages may wait
+// in its queue (the walk goes on reading Apple meanwhile); past that the walk
+// blocks until the stager catches up. Memory: about two calls' rows.
 class Stager {
  public:
-  static constexpr std::size_t kRowsPerCall = 3000;
-  static constexpr std::size_t kMaxQueuedRows = 10000;
-
-  explicit Stager(JobContext& ctx) : ctx_(ctx), thread_([this] { Run(); }) {}
+  explicit Stager(JobContext& ctx)
+      : ctx_(ctx),
+        stage_rows_(std::clamp<std::size_t>(ctx.options.stage_rows, 1, store::kMaxStagedRowsPerCall)),
+        thread_([this] { Run(); }) {}
   ~Stager() { Finish(); }
   Stager(const Stager&) = delete;
   Stager& operator=(const Stager&) = delete;
@@ -157,7 +162,9 @@ class Stager {
   // error once it has failed (nothing more is queued then).
   Status Push(std::vector<store::LicenseAssignment> rows) {
     std::unique_lock lock(mu_);
-    space_.wait(lock, [&] { return queued_ < kMaxQueuedRows || !error_ || queue_.empty(); });
+    const auto waiting = std::chrono::steady_clock::now();
+    space_.wait(lock, [&] { return queued_ < stage_rows_ || !error_ || queue_.empty(); });
+    walk_waited_s_ += SecondsSince(waiting);
     if (!error_) return error_;
     queued_ += rows.size();
     queue_.push_back(std::move(rows));
@@ -177,42 +184,68 @@ class Stager {
     return error_;
   }
 
+  // After Finish: seconds the stager spent in StageAssignments, and seconds the
+  // walk waited for room in the queue (for the sync's log line).
+  double store_seconds() const { return store_s_; }
+  double cpu_seconds() const { return cpu_s_; }
+  double walk_waited_seconds() const { return walk_waited_s_; }
+
  private:
   void Run() {
-    std::vector<store::LicenseAssignment> batch;
+    struct CpuClock {  // the thread's CPU time at the end, however Run returns
+      double& out;
+      ~CpuClock() {
+        timespec t{};
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+        out = static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) / 1e9;
+      }
+    } cpu{cpu_s_};
+    std::vector<store::LicenseAssignment> buffer;
+    buffer.reserve(stage_rows_ + 1000);  // a page may take it past stage_rows_; no reallocation (and moves) after
     for (;;) {
-      batch.clear();
+      std::deque<std::vector<store::LicenseAssignment>> pages;
+      bool last = false;
       {
         std::unique_lock lock(mu_);
         ready_.wait(lock, [&] { return !queue_.empty() || closed_; });
-        if (queue_.empty()) return;  // closed and drained
-        // Take whole pages up to kRowsPerCall rows (at least one page).
-        while (!queue_.empty() && (batch.empty() || batch.size() + queue_.front().size() <= kRowsPerCall)) {
-          auto& page = queue_.front();
-          queued_ -= page.size();
-          if (batch.empty()) {
-            batch = std::move(page);
-          } else {
-            batch.insert(batch.end(), std::make_move_iterator(page.begin()), std::make_move_iterator(page.end()));
-          }
-          queue_.pop_front();
-        }
+        pages.swap(queue_);
+        queued_ = 0;
+        last = closed_;
       }
       space_.notify_one();
-      Status ok = ctx_.store.StageAssignments(ctx_.job, batch);
-      if (ok) ctx_.progress.assignments_staged += static_cast<std::int64_t>(batch.size());
-      if (!ok) {
-        std::lock_guard lock(mu_);
-        error_ = ok;
-        queue_.clear();
-        queued_ = 0;
-        space_.notify_all();
+      for (auto& page : pages) {
+        buffer.insert(buffer.end(), std::make_move_iterator(page.begin()), std::make_move_iterator(page.end()));
+        if (buffer.size() >= stage_rows_ && !Stage(buffer)) return;
+      }
+      if (last) {
+        Stage(buffer);
         return;
       }
     }
   }
 
+  // Stages `buffer` (when not empty) and empties it; false (error_ set) when the
+  // store failed.
+  bool Stage(std::vector<store::LicenseAssignment>& buffer) {
+    if (buffer.empty()) return true;
+    const auto staging = std::chrono::steady_clock::now();
+    Status ok = ctx_.store.StageAssignments(ctx_.job, buffer);
+    store_s_ += SecondsSince(staging);
+    if (!ok) {
+      std::lock_guard lock(mu_);
+      error_ = ok;
+      queue_.clear();
+      queued_ = 0;
+      space_.notify_all();
+      return false;
+    }
+    ctx_.progress.assignments_staged += static_cast<std::int64_t>(buffer.size());
+    buffer.clear();
+    return true;
+  }
+
   JobContext& ctx_;
+  const std::size_t stage_rows_;
   std::mutex mu_;
   std::condition_variable ready_;  // the writer waits for rows (or the close)
   std::condition_variable space_;  // the walk waits for room in the queue
@@ -220,14 +253,22 @@ class Stager {
   std::size_t queued_ = 0;  // rows in queue_
   bool closed_ = false;
   Status error_;
+  double store_s_ = 0;        // the stager thread's
+  double cpu_s_ = 0;          // CPU time of the stager thread, set when it ends
+  double walk_waited_s_ = 0;  // guarded by mu_
   std::thread thread_;  // last: started once the members above exist
 };
 
 // Streams the assignments walk (full when `since` is empty) into the job's staging
 // area, page by page (through a Stager). A versionId change restarts nothing here:
 // it is reported. When the store fails, `store_error` holds its error.
+struct StagingTimes {
+  double store_s = 0, cpu_s = 0, walk_waited_s = 0;  // see Stager
+};
+
 apple::AppleResult<apple::WalkResult> StageAssignmentsWalk(JobContext& ctx, apple::Client& client,
-                                                           const std::string& since, Status& store_error) {
+                                                           const std::string& since, Status& store_error,
+                                                           StagingTimes& times) {
   auto aborted = [](const Error& cause) {
     apple::AppleError e;
     e.kind = apple::AppleErrorKind::kAborted;
@@ -256,7 +297,9 @@ apple::AppleResult<apple::WalkResult> StageAssignmentsWalk(JobContext& ctx, appl
     return stager.Push(std::move(rows));
   });
   // Every page the walk delivered is staged before the snapshot is swapped in.
-  if (Status staged = stager.Finish(); !staged) {
+  Status staged = stager.Finish();
+  times = {stager.store_seconds(), stager.cpu_seconds(), stager.walk_waited_seconds()};
+  if (!staged) {
     store_error = staged;
     return tl::unexpected(aborted(staged.error()));
   }
@@ -362,6 +405,7 @@ Status RunSyncLicenses(JobContext& ctx) {
   // where a slow sync spent its time (bench/sync).
   const auto started = std::chrono::steady_clock::now();
   double assets_s = 0, assignments_s = 0, finish_s = 0;
+  StagingTimes staging;
   for (int attempt = 0;; ++attempt) {
     if (attempt > ctx.options.max_walk_restarts) {
       return fail({"", "Apple's data kept changing during the walk (versionId moved " + std::to_string(attempt) +
@@ -378,7 +422,7 @@ Status RunSyncLicenses(JobContext& ctx) {
     }
     Status store_error;
     phase = std::chrono::steady_clock::now();
-    auto walk = StageAssignmentsWalk(ctx, *client, try_delta ? *token.apple_version_id : "", store_error);
+    auto walk = StageAssignmentsWalk(ctx, *client, try_delta ? *token.apple_version_id : "", store_error, staging);
     assignments_s = SecondsSince(phase);
     if (!walk) {
       if (!store_error) return ReleaseOrAbandon(ctx, store_error.error());
@@ -424,9 +468,11 @@ Status RunSyncLicenses(JobContext& ctx) {
     if (done) {
       spdlog::info(
           "token {} (tenant {}): synced {} apps, {} assignment rows {} (versionId {}) in {:.3f} s: assets {:.3f} s, "
-          "assignments walk {:.3f} s, snapshot swap {:.3f} s",
+          "assignments walk {:.3f} s (staging busy {:.3f} s, {:.3f} s of CPU; walk waited {:.3f} s for it), snapshot "
+          "swap {:.3f} s",
           job.token_id, job.tenant_id, app_count, walk->items, full ? "walked in full" : "merged from a delta", version,
-          SecondsSince(started), assets_s, assignments_s, finish_s);
+          SecondsSince(started), assets_s, assignments_s, staging.store_s, staging.cpu_s, staging.walk_waited_s,
+          finish_s);
       return {};
     }
     if (done.error().code == Code::kFailedPrecondition && try_delta &&

@@ -7,13 +7,21 @@
 // Checks: a failure carries a message; parsing the same body twice with one
 // PageParser (a walk reuses it, after failures too) gives the same answer; an
 // assignment has exactly one of clientUserId and serialNumber (client.h's contract,
-// which the sync relies on to tell user from device licenses).
+// which the sync relies on to tell user from device licenses); an /assignments page
+// that is accepted is JSON to Boost.JSON too (the simdjson reader must not validate
+// less than a full parse). Pages are parsed once unpadded (copied to a padded
+// buffer) and once with spare capacity (in place), as the walk hands them over.
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
+#include <boost/json.hpp>
+
 #include "apple/parse.h"
+#include "apple/transport.h"
 #include "fuzz_check.h"
 
 using namespace vppd;
@@ -26,22 +34,38 @@ void CheckStatus(const AppleResult<T>& r) {
   if (!r) FUZZ_CHECK(!r.error().error_message.empty(), "error without a message: %s", r.error().Describe().c_str());
 }
 
-// Parses `body` twice with one parser; both answers must agree.
+// Parses `body` twice with one parser, first as it is (no spare bytes after
+// it: the /assignments parser copies it into a padded buffer), then from a
+// string with spare capacity as the transport hands bodies over (parsed in
+// place); both answers must agree.
+// Empty when the body was refused.
 template <class Item, class Parse>
-std::vector<Item> ParseTwice(Parse parse, std::string_view body) {
+std::optional<std::vector<Item>> ParseTwice(Parse parse, std::string_view body) {
   internal::PageParser parser;
   internal::PageMeta meta1, meta2;
   std::vector<Item> items1, items2;
-  const AppleStatus first = (parser.*parse)(body, &meta1, &items1);
-  const AppleStatus second = (parser.*parse)(body, &meta2, &items2);
+  std::string padded(body);
+  padded.reserve(body.size() + internal::kBodyPadding);
+  const AppleStatus first = (parser.*parse)(body, &meta1, &items1, 0);
+  const AppleStatus second = (parser.*parse)(padded, &meta2, &items2, padded.capacity() - padded.size());
   CheckStatus(first);
   FUZZ_CHECK(first.has_value() == second.has_value(), "a reused parser changed its verdict");
-  if (!first) return {};
+  if (!first) return std::nullopt;
   FUZZ_CHECK(items1.size() == items2.size(), "a reused parser read %zu items, then %zu", items1.size(), items2.size());
   FUZZ_CHECK(meta1.current == meta2.current && meta1.next == meta2.next && meta1.total == meta2.total &&
                  meta1.version_id == meta2.version_id && meta1.envelope.uid == meta2.envelope.uid,
              "a reused parser read other paging members");
   return items1;
+}
+
+// simdjson On-Demand validates less than a full parse unless every value is
+// visited (parse.h): a page the /assignments parser accepts must be JSON that
+// Boost.JSON (full validation, depth <= 32) accepts too.
+void AcceptedIsJson(std::string_view body) {
+  boost::system::error_code ec;
+  const boost::json::value v = boost::json::parse(boost::json::string_view(body.data(), body.size()), ec);
+  FUZZ_CHECK(!ec, "an accepted /assignments page is not JSON to Boost.JSON: %s", ec.message().c_str());
+  FUZZ_CHECK(v.is_object(), "an accepted /assignments page is not an object");
 }
 
 }  // namespace
@@ -53,14 +77,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case 0:
       ParseTwice<Asset>(&internal::PageParser::Assets, body);
       break;
-    case 1:
-      for (const Assignment& a : ParseTwice<Assignment>(&internal::PageParser::Assignments, body)) {
+    case 1: {
+      const auto items = ParseTwice<Assignment>(&internal::PageParser::Assignments, body);
+      if (!items) break;
+      AcceptedIsJson(body);
+      for (const Assignment& a : *items) {
         FUZZ_CHECK(a.client_user_id.empty() != a.serial_number.empty(),
                    "assignment with clientUserId '%s' and serialNumber '%s'", a.client_user_id.c_str(),
                    a.serial_number.c_str());
         FUZZ_CHECK(!a.adam_id.empty(), "assignment without adamId");
       }
       break;
+    }
     case 2:
       ParseTwice<User>(&internal::PageParser::Users, body);
       break;

@@ -1,0 +1,205 @@
+// The /assignments page parser (parse_assignments.cc, simdjson) on its own:
+// what it reads, and that it refuses every malformed page the Boost.JSON SAX
+// handler before it refused (parse.h), bodies with and without spare padding.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "apple/parse.h"
+#include "apple/transport.h"
+
+namespace vppd::apple::internal {
+namespace {
+
+constexpr const char* kTail = R"("currentPageIndex":0,"totalPages":1,"versionId":"v1")";
+
+std::string PageOf(const std::string& assignments) { return R"({"assignments":)" + assignments + "," + kTail + "}"; }
+
+struct Parsed {
+  AppleStatus status;
+  PageMeta meta;
+  std::vector<Assignment> items;
+};
+
+// Parses `body` with a fresh parser, as given (no spare bytes: copied) and
+// from a string with spare capacity (parsed in place); both must agree.
+Parsed Parse(const std::string& body) {
+  Parsed copied, in_place;
+  PageParser p1, p2;
+  copied.status = p1.Assignments(body, &copied.meta, &copied.items, 0);
+  std::string padded = body;
+  padded.reserve(body.size() + kBodyPadding);
+  in_place.status = p2.Assignments(padded, &in_place.meta, &in_place.items, padded.capacity() - padded.size());
+  EXPECT_EQ(copied.status.has_value(), in_place.status.has_value()) << body;
+  if (!copied.status && !in_place.status) {
+    EXPECT_EQ(copied.status.error().error_message, in_place.status.error().error_message);
+  }
+  EXPECT_EQ(copied.items.size(), in_place.items.size());
+  return copied;
+}
+
+// The error message, or "" when the page was accepted.
+std::string ErrorOf(const std::string& body) {
+  Parsed p = Parse(body);
+  if (p.status) return "";
+  EXPECT_EQ(p.status.error().kind, AppleErrorKind::kMalformedResponse);
+  return p.status.error().error_message;
+}
+
+TEST(AssignmentsPage, ReadsEveryMemberItUses) {
+  const std::string body = R"({"assignments":[
+      {"adamId":"408709785","pricingParam":"STDQ","clientUserId":"u-1","extra":{"x":[1,2.5,true,null]}},
+      {"adamId":408709786,"pricingParam":"PLUS","serialNumber":"C02X"}],
+    "currentPageIndex":3,"nextPageIndex":4,"size":2,"totalPages":9,"versionId":"ver-7",
+    "uId":"2049022643841071","tokenExpirationDate":"2030-11-08T22:33:22+0000",
+    "mdmInfo":{"id":"m1","name":"vppd","metadata":"meta"},"somethingNew":[{}]})";
+  Parsed p = Parse(body);
+  ASSERT_TRUE(p.status) << p.status.error().Describe();
+  ASSERT_EQ(p.items.size(), 2u);
+  EXPECT_EQ(p.items[0].adam_id, "408709785");
+  EXPECT_EQ(p.items[0].pricing_param, "STDQ");
+  EXPECT_EQ(p.items[0].client_user_id, "u-1");
+  EXPECT_EQ(p.items[0].serial_number, "");
+  EXPECT_EQ(p.items[1].adam_id, "408709786");  // An id sent as a number: its decimal text.
+  EXPECT_EQ(p.items[1].serial_number, "C02X");
+  EXPECT_EQ(p.meta.current, 3);
+  EXPECT_EQ(p.meta.next, 4);
+  EXPECT_EQ(p.meta.size, 2);
+  EXPECT_EQ(p.meta.total, 9);
+  EXPECT_EQ(p.meta.version_id, "ver-7");
+  EXPECT_EQ(p.meta.envelope.uid, "2049022643841071");
+  EXPECT_EQ(p.meta.envelope.token_expiration, *ParseIso8601("2030-11-08T22:33:22Z"));
+  ASSERT_TRUE(p.meta.envelope.mdm_info);
+  EXPECT_EQ(p.meta.envelope.mdm_info->name, "vppd");
+}
+
+TEST(AssignmentsPage, EscapesAreDecodedInNamesAndValues) {
+  Parsed p = Parse(PageOf(R"([{"adam\u0049d":"1\u00e9","clientUserId":"a\"b\\c"}])"));
+  ASSERT_TRUE(p.status) << p.status.error().Describe();
+  ASSERT_EQ(p.items.size(), 1u);
+  EXPECT_EQ(p.items[0].adam_id, "1\xc3\xa9");
+  EXPECT_EQ(p.items[0].client_user_id, "a\"b\\c");
+}
+
+TEST(AssignmentsPage, NullMeansAbsent) {
+  Parsed p = Parse(R"({"assignments":null,"nextPageIndex":null,"mdmInfo":null,"uId":null,)"
+                   R"("tokenExpirationDate":null,)" + std::string(kTail) + "}");
+  ASSERT_TRUE(p.status) << p.status.error().Describe();
+  EXPECT_TRUE(p.items.empty());
+  EXPECT_FALSE(p.meta.next);
+  EXPECT_FALSE(p.meta.envelope.mdm_info);
+  EXPECT_EQ(ErrorOf(R"({"assignments":[],"currentPageIndex":null,"totalPages":1,"versionId":"v"})"),
+            "the page has no currentPageIndex");
+}
+
+TEST(AssignmentsPage, ReusedVectorsAreRefilled) {
+  PageParser parser;
+  PageMeta meta;
+  std::vector<Assignment> items;
+  ASSERT_TRUE(parser.Assignments(PageOf(R"([{"adamId":"1","serialNumber":"S1"},{"adamId":"2","clientUserId":"U"}])"),
+                                 &meta, &items));
+  ASSERT_EQ(items.size(), 2u);
+  ASSERT_TRUE(parser.Assignments(PageOf(R"([{"adamId":"3","clientUserId":"V"}])"), &meta, &items));
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_EQ(items[0].adam_id, "3");
+  EXPECT_EQ(items[0].client_user_id, "V");
+  EXPECT_EQ(items[0].serial_number, "");  // Not left over from the previous page.
+  EXPECT_FALSE(parser.Assignments("{", &meta, &items));
+  EXPECT_TRUE(items.empty());
+}
+
+TEST(AssignmentsPage, MalformedJsonAnywhereIsRefused) {
+  const std::string ok_item = R"({"adamId":"1","serialNumber":"S"})";
+  const std::string deep32 = std::string(31, '[') + std::string(31, ']');  // With the page's object: 32 levels.
+  const std::string deep33 = std::string(32, '[') + std::string(32, ']');
+  EXPECT_EQ(ErrorOf(PageOf("[" + ok_item + "]")), "");
+  EXPECT_EQ(ErrorOf(R"({"x":)" + deep32 + "," + kTail + "}"), "");
+  for (const std::string& body : {
+           std::string(""),
+           std::string("   "),
+           PageOf("[" + ok_item + "]") + " x",                               // Something after the document.
+           PageOf("[" + ok_item + "]") + "}",
+           PageOf("[" + ok_item + "]").substr(0, 40),                        // Truncated.
+           PageOf("[" + ok_item + "]").substr(0, 20),                        // Truncated in a string.
+           R"({"unread":{"deep":tru},)" + std::string(kTail) + "}",          // Members not read are checked too.
+           R"({"unread":[1,2,],)" + std::string(kTail) + "}",
+           R"({"unread":"\q",)" + std::string(kTail) + "}",
+           R"({"unread":01,)" + std::string(kTail) + "}",
+           R"({"unread":"a)" "\x01" R"(b",)" + std::string(kTail) + "}",  // Raw control character.
+           R"({"unread":"\xff",)" + std::string(kTail) + "}",                // Not UTF-8.
+           R"({"x":)" + deep33 + "," + kTail + "}",                          // Deeper than Boost.JSON's 32.
+           PageOf(R"([{"adamId":"1","serialNumber":"S",}])"),
+       }) {
+    const std::string error = ErrorOf(body);
+    EXPECT_NE(error.find("not JSON"), std::string::npos) << body << " → " << error;
+  }
+}
+
+TEST(AssignmentsPage, WrongShapesSayWhatIsWrong) {
+  struct Case {
+    std::string body;
+    const char* says;
+  } cases[] = {
+      {"[1]", "not a JSON object"},
+      {"true", "not a JSON object"},
+      {"1e309", "not JSON"},  // simdjson cannot represent it: refused before its shape is looked at.
+      {"1.5", "not a JSON object"},
+      {R"("text")", "not a JSON object"},
+      {PageOf("{}"), "'assignments' is not an array"},
+      {PageOf("[1]"), "an assignment is not an object"},
+      {PageOf("[null]"), "an assignment is not an object"},
+      {PageOf("[[]]"), "an assignment is not an object"},
+      {PageOf(R"([{"adamId":"1"}])"), "needs exactly one of clientUserId, serialNumber"},
+      {PageOf(R"([{"adamId":"1","clientUserId":"u","serialNumber":"s"}])"), "needs exactly one"},
+      {PageOf(R"([{"serialNumber":"s"}])"), "an assignment has no adamId"},
+      {PageOf(R"([{"adamId":1.5,"serialNumber":"s"}])"), "'adamId' is not a string"},
+      {PageOf(R"([{"adamId":true,"serialNumber":"s"}])"), "'adamId' is not a string"},
+      {PageOf(R"([{"adamId":{},"serialNumber":"s"}])"), "'adamId' is not a string"},
+      {PageOf(R"([{"adamId":"1","serialNumber":["s"]}])"), "'serialNumber' is not a string"},
+      {PageOf(R"([{"adamId":9223372036854775808,"serialNumber":"s"}])"), "'adamId' is out of range"},
+      {R"({"currentPageIndex":"0","totalPages":1,"versionId":"v"})", "'currentPageIndex' is not an integer"},
+      {R"({"currentPageIndex":0.5,"totalPages":1,"versionId":"v"})", "'currentPageIndex' is not an integer"},
+      {R"({"currentPageIndex":0,"totalPages":{},"versionId":"v"})", "'totalPages' is not an integer"},
+      {R"({"currentPageIndex":0,"totalPages":18446744073709551615,"versionId":"v"})", "'totalPages' is out of range"},
+      {R"({"currentPageIndex":0,"totalPages":1,"versionId":"v","nextPageIndex":[]})", "'nextPageIndex' is not"},
+      {R"({"currentPageIndex":0,"totalPages":1,"versionId":"v","size":true})", "'size' is not an integer"},
+      {R"({"currentPageIndex":0,"totalPages":1,"versionId":{}})", "'versionId' is not a string"},
+      {R"({"currentPageIndex":0,"totalPages":1,"versionId":""})", "no versionId"},
+      {R"({"currentPageIndex":0,"totalPages":1})", "no versionId"},
+      {R"({"totalPages":1,"versionId":"v"})", "no currentPageIndex"},
+      {R"({"currentPageIndex":0,"versionId":"v"})", "no totalPages"},
+      {R"({"uId":[],)" + std::string(kTail) + "}", "'uId' is not a string"},
+      {R"({"mdmInfo":"x",)" + std::string(kTail) + "}", "'mdmInfo' is not an object"},
+      {R"({"mdmInfo":{"name":false},)" + std::string(kTail) + "}", "'mdmInfo.name' is not a string"},
+      {R"({"tokenExpirationDate":5,)" + std::string(kTail) + "}", "'tokenExpirationDate' is not a string"},
+      {R"({"tokenExpirationDate":"soon",)" + std::string(kTail) + "}", "'tokenExpirationDate' is not a date"},
+  };
+  for (const Case& c : cases) {
+    const std::string error = ErrorOf(c.body);
+    EXPECT_NE(error.find(c.says), std::string::npos) << c.body << " → '" << error << "', expected '" << c.says << "'";
+  }
+}
+
+TEST(AssignmentsPage, LargePagesGrowTheParser) {
+  // Larger than the parser's first allocation (128 KiB), after a small page.
+  std::string items = "[";
+  for (int i = 0; i < 3000; ++i)
+    items += std::string(i ? "," : "") + R"({"adamId":")" + std::to_string(i) +
+             R"(","pricingParam":"STDQ","clientUserId":"00000000-0000-0000-0000-)" + std::to_string(100000000000 + i) +
+             R"("})";
+  items += "]";
+  PageParser parser;
+  PageMeta meta;
+  std::vector<Assignment> out;
+  ASSERT_TRUE(parser.Assignments(PageOf("[]"), &meta, &out));
+  const std::string body = PageOf(items);
+  ASSERT_GT(body.size(), 1u << 17);
+  auto s = parser.Assignments(body, &meta, &out);
+  ASSERT_TRUE(s) << s.error().Describe();
+  ASSERT_EQ(out.size(), 3000u);
+  EXPECT_EQ(out[2999].adam_id, "2999");
+}
+
+}  // namespace
+}  // namespace vppd::apple::internal
