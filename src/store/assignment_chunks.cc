@@ -72,50 +72,68 @@ void PutText(char tag, std::string_view text, std::string& out) {
   out.append(text);
 }
 
-void PutOne(const LicenseAssignment& row, std::string& out) {
-  if (!row.serial_number.empty()) return PutText(kSerial, row.serial_number, out);
+void PutOne(bool device, std::string_view id, std::string& out) {
+  if (device) return PutText(kSerial, id, out);
   unsigned char guid[16];
-  if (PackGuid(row.client_user_id, guid)) {
+  if (PackGuid(id, guid)) {
     out.push_back(kGuidUser);
     out.append(reinterpret_cast<const char*>(guid), sizeof guid);
     return;
   }
-  PutText(kTextUser, row.client_user_id, out);
+  PutText(kTextUser, id, out);
+}
+
+void PutOne(const LicenseAssignment& row, std::string& out) {
+  const bool device = !row.serial_number.empty();
+  PutOne(device, device ? row.serial_number : row.client_user_id, out);
+}
+
+// Cuts the `n` rows that `put(i, out)` appends into chunks of kChunkRows.
+template <class Put>
+std::vector<Chunk> EncodeRows(std::size_t n, Put&& put) {
+  std::vector<Chunk> out;
+  for (std::size_t begin = 0; begin < n; begin += kChunkRows) {
+    const std::size_t end = std::min(n, begin + kChunkRows);
+    Chunk& chunk = out.emplace_back();
+    chunk.rows = static_cast<std::int64_t>(end - begin);
+    chunk.data.reserve(1 + (end - begin) * 18);
+    chunk.data.push_back(kVersion);
+    for (std::size_t i = begin; i < end; ++i) put(i, chunk.data);
+  }
+  return out;
 }
 
 }  // namespace
 
 std::vector<Chunk> EncodeRun(const std::vector<const LicenseAssignment*>& rows) {
-  std::vector<Chunk> out;
-  for (std::size_t begin = 0; begin < rows.size(); begin += kChunkRows) {
-    const std::size_t end = std::min(rows.size(), begin + kChunkRows);
-    Chunk& chunk = out.emplace_back();
-    chunk.rows = static_cast<std::int64_t>(end - begin);
-    chunk.data.reserve(1 + (end - begin) * 18);
-    chunk.data.push_back(kVersion);
-    for (std::size_t i = begin; i < end; ++i) PutOne(*rows[i], chunk.data);
-  }
-  return out;
+  return EncodeRows(rows.size(), [&](std::size_t i, std::string& out) { PutOne(*rows[i], out); });
 }
 
-std::vector<AppRun> EncodeByApp(const std::vector<const LicenseAssignment*>& sorted) {
+std::vector<AppRun> EncodeByApp(const StagedAssignments& batch, const std::vector<std::uint32_t>& sorted) {
+  const auto& rows = batch.rows();
   std::vector<AppRun> out;
-  std::vector<const LicenseAssignment*> run;
+  std::vector<std::uint32_t> run;
   for (std::size_t begin = 0; begin < sorted.size();) {
-    const LicenseAssignment& first = *sorted[begin];
+    const std::uint32_t app = rows[sorted[begin]].app;
     run.clear();
     std::size_t end = begin;
-    for (; end < sorted.size() && sorted[end]->adam_id == first.adam_id &&
-           sorted[end]->pricing_param == first.pricing_param;
-         ++end) {
-      if (run.empty() || !KeyEqual(*run.back(), *sorted[end])) run.push_back(sorted[end]);
+    for (; end < sorted.size() && rows[sorted[end]].app == app; ++end) {
+      const auto& row = rows[sorted[end]];
+      if (!run.empty()) {
+        const auto& prev = rows[run.back()];
+        if (prev.kind == row.kind && batch.id(prev) == batch.id(row)) continue;  // a duplicate
+      }
+      run.push_back(sorted[end]);
     }
-    AppRun& app = out.emplace_back();
-    app.adam_id = &first.adam_id;
-    app.pricing_param = &first.pricing_param;
-    app.rows = static_cast<std::int64_t>(run.size());
-    app.chunks = EncodeRun(run);
-    for (const Chunk& chunk : app.chunks) app.bytes += chunk.data.size();
+    AppRun& app_run = out.emplace_back();
+    app_run.adam_id = &batch.apps()[app].first;
+    app_run.pricing_param = &batch.apps()[app].second;
+    app_run.rows = static_cast<std::int64_t>(run.size());
+    app_run.chunks = EncodeRows(run.size(), [&](std::size_t i, std::string& data) {
+      const auto& row = rows[run[i]];
+      PutOne(row.kind == StagedAssignments::kDevice, batch.id(row), data);
+    });
+    for (const Chunk& chunk : app_run.chunks) app_run.bytes += chunk.data.size();
     begin = end;
   }
   return out;

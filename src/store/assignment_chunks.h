@@ -66,10 +66,9 @@ struct AppRun {
   std::vector<Chunk> chunks;
 };
 
-// The runs of `sorted` (in (adam_id, pricing_param, serial_number,
-// client_user_id) order, as SortedByKey returns), one per app, duplicates
-// dropped.
-std::vector<AppRun> EncodeByApp(const std::vector<const LicenseAssignment*>& sorted);
+// The runs of `batch`'s rows, one per app, duplicates dropped; `sorted` is the
+// order of SortedRows(batch).
+std::vector<AppRun> EncodeByApp(const StagedAssignments& batch, const std::vector<std::uint32_t>& sorted);
 
 // Appends the `rows` assignments of `data` to `out`, with adam_id and
 // pricing_param set. Internal naming `what` when the blob is not a well-formed

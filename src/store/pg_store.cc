@@ -671,8 +671,13 @@ class PgStore final : public Store {
 
   // --- snapshots ---
 
-  Status StageAssignments(const SyncJob& job, const std::vector<LicenseAssignment>& rows) override {
-    if (Status s = CheckStagedRows(rows); !s) return s;
+  using Store::StageAssignments;
+  Status StageAssignments(const SyncJob& job, const StagedAssignments& batch) override {
+    if (Status s = CheckStagedRows(batch); !s) return s;
+    // This store writes a row per assignment, from structs.
+    std::vector<LicenseAssignment> rows;
+    rows.reserve(batch.size());
+    for (std::size_t i = 0; i < batch.size(); ++i) rows.push_back(batch.At(i));
     // Sorted in primary-key order: the inserts then walk the index in order.
     const std::vector<const LicenseAssignment*> sorted = SortedByKey(rows);
     if (rows.empty()) {

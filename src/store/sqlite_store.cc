@@ -860,12 +860,12 @@ class SqliteStore final : public Store {
 
   // --- snapshots ---
 
-  Status StageAssignments(const SyncJob& job, const std::vector<LicenseAssignment>& rows) override {
+  using Store::StageAssignments;
+  Status StageAssignments(const SyncJob& job, const StagedAssignments& rows) override {
     if (Status s = CheckStagedRows(rows); !s) return s;
     // Sorted, grouped by app and encoded before the write lock is taken; the
     // transaction then only appends a few blobs per app.
-    const std::vector<const LicenseAssignment*> sorted = SortedByKey(rows);
-    const std::vector<chunks::AppRun> runs = chunks::EncodeByApp(sorted);
+    const std::vector<chunks::AppRun> runs = chunks::EncodeByApp(rows, SortedRows(rows));
     // Apps go in transactions of about kStageBytesPerCommit (an app's run is
     // never split: a run is what keeps its chunks readable in order), so that a
     // Graph write waiting behind one waits a few ms at most.

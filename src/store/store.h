@@ -26,9 +26,12 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/base.h"
@@ -122,6 +125,49 @@ struct LicenseAssignment {
   std::string client_user_id;
   std::string serial_number;
   bool operator==(const LicenseAssignment&) const = default;
+};
+
+// Assignments to stage (Store::StageAssignments), kept compactly: every id in one
+// string and a 16-byte record per row, the apps once each. A sync stages
+// millions of rows; as LicenseAssignments each would cost an allocation (a
+// client user id is longer than a short string) and a free on another thread.
+class StagedAssignments {
+ public:
+  struct Row {
+    std::uint32_t app;     // index into apps()
+    std::uint32_t offset;  // of the id in the ids string
+    std::uint32_t length;
+    std::uint32_t kind;    // kUser (the id is a clientUserId), kDevice (a serialNumber), kInvalid
+  };
+  enum : std::uint32_t { kUser = 0, kDevice = 1, kInvalid = 2 };
+
+  // Appends a row. A row without an adamId, or without exactly one of
+  // client_user_id and serial_number, is kept as kInvalid: StageAssignments
+  // rejects the whole batch, naming it.
+  void Add(std::string_view adam_id, std::string_view pricing_param, std::string_view client_user_id,
+           std::string_view serial_number);
+  void Add(const LicenseAssignment& row) { Add(row.adam_id, row.pricing_param, row.client_user_id, row.serial_number); }
+  void Append(const StagedAssignments& other);
+  void Clear();
+  void Reserve(std::size_t rows, std::size_t id_bytes);
+
+  std::size_t size() const { return rows_.size(); }
+  bool empty() const { return rows_.empty(); }
+  const std::vector<Row>& rows() const { return rows_; }
+  // (adamId, pricingParam) of each app, in the order first added.
+  const std::vector<std::pair<std::string, std::string>>& apps() const { return apps_; }
+  std::string_view id(const Row& row) const { return std::string_view(ids_).substr(row.offset, row.length); }
+  LicenseAssignment At(std::size_t i) const;
+
+ private:
+  std::uint32_t AppIndex(std::string_view adam_id, std::string_view pricing_param);
+
+  std::vector<Row> rows_;
+  std::string ids_;
+  std::vector<std::pair<std::string, std::string>> apps_;
+  std::map<std::string, std::uint32_t, std::less<>> app_index_;  // by AppKey
+  std::string key_;                                              // AppIndex's lookup key, reused
+  std::uint32_t last_app_ = 0;                                   // rows come grouped by app: checked first
 };
 
 // A durable unit of background work on one token.
@@ -360,7 +406,9 @@ class Store {
   // chunks (store/assignment_chunks.h), ~0.3 µs a row; an app staged in several
   // calls costs FinishJob a merge of its runs, so callers should hand over whole
   // apps where they can (the sync does). PostgreSQL writes a row per assignment.
-  virtual Status StageAssignments(const SyncJob& job, const std::vector<LicenseAssignment>& rows) = 0;
+  virtual Status StageAssignments(const SyncJob& job, const StagedAssignments& rows) = 0;
+  // The same for rows as structs (tests, tools): converted, then staged.
+  Status StageAssignments(const SyncJob& job, const std::vector<LicenseAssignment>& rows);
   // Drops the job's staged rows (a walk restarts). O(1): they are collected later.
   virtual Status ClearStaged(const SyncJob& job) = 0;
   // Finishes the job in ONE transaction: checks the lease is still ours

@@ -335,6 +335,142 @@ Status CheckStagedRows(const std::vector<LicenseAssignment>& rows) {
   return {};
 }
 
+Status CheckStagedRows(const StagedAssignments& rows) {
+  if (rows.size() > kMaxBatchRows) {
+    return Fail(Error::InvalidArgument(fmt::format("store: at most {} rows may be staged at once", kMaxBatchRows)));
+  }
+  for (const StagedAssignments::Row& r : rows.rows()) {
+    if (r.kind == StagedAssignments::kInvalid) {
+      return Fail(Error::InvalidArgument(fmt::format(
+          "store: an assignment needs an adamId and exactly one of clientUserId and serialNumber (adamId '{}')",
+          rows.apps()[r.app].first)));
+    }
+  }
+  return {};
+}
+
+namespace {
+
+// The first 8 bytes of `id` as a big-endian integer, zero-padded: integers
+// order as the strings do (ties aside).
+std::uint64_t IdPrefix(std::string_view id) {
+  unsigned char bytes[8] = {};
+  std::memcpy(bytes, id.data(), std::min<std::size_t>(8, id.size()));
+  std::uint64_t prefix = 0;
+  for (unsigned char byte : bytes) prefix = prefix << 8 | byte;
+  return prefix;
+}
+
+}  // namespace
+
+std::vector<std::uint32_t> SortedRows(const StagedAssignments& batch) {
+  // Apps ranked once; rows bucketed by (app rank, kind) in O(n) (a counting
+  // sort, stable); each bucket sorted by 8-byte id prefixes as integers, whole
+  // ids compared only on a tie (rare: GUIDs, serial numbers). User rows (no
+  // serial number) sort before device rows, as '' sorts first.
+  const auto& apps = batch.apps();
+  std::vector<std::uint32_t> order(apps.size());
+  for (std::uint32_t a = 0; a < order.size(); ++a) order[a] = a;
+  std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) { return apps[a] < apps[b]; });
+  std::vector<std::uint32_t> rank(apps.size());
+  for (std::uint32_t k = 0; k < order.size(); ++k) rank[order[k]] = k;
+
+  const auto& rows = batch.rows();
+  auto bucket_of = [&](const StagedAssignments::Row& r) { return std::size_t{rank[r.app]} * 2 + r.kind; };
+  std::vector<std::uint32_t> starts(apps.size() * 2 + 1, 0);
+  for (const auto& r : rows) ++starts[bucket_of(r) + 1];
+  for (std::size_t b = 1; b < starts.size(); ++b) starts[b] += starts[b - 1];
+  struct Keyed {
+    std::uint64_t prefix;
+    std::uint32_t row;
+  };
+  std::vector<Keyed> keyed(rows.size());
+  {
+    std::vector<std::uint32_t> next(starts.begin(), starts.end() - 1);
+    for (std::uint32_t i = 0; i < rows.size(); ++i) {
+      keyed[next[bucket_of(rows[i])]++] = {IdPrefix(batch.id(rows[i])), i};
+    }
+  }
+  for (std::size_t b = 0; b + 1 < starts.size(); ++b) {
+    std::sort(keyed.begin() + starts[b], keyed.begin() + starts[b + 1], [&](const Keyed& x, const Keyed& y) {
+      if (x.prefix != y.prefix) return x.prefix < y.prefix;
+      return batch.id(rows[x.row]) < batch.id(rows[y.row]);
+    });
+  }
+  std::vector<std::uint32_t> sorted(rows.size());
+  for (std::size_t k = 0; k < keyed.size(); ++k) sorted[k] = keyed[k].row;
+  return sorted;
+}
+
+// --- StagedAssignments ----------------------------------------------------------------
+
+std::uint32_t StagedAssignments::AppIndex(std::string_view adam_id, std::string_view pricing_param) {
+  if (!apps_.empty() && apps_[last_app_].first == adam_id && apps_[last_app_].second == pricing_param) {
+    return last_app_;
+  }
+  key_ = fmt::format("{}:{}{}", adam_id.size(), adam_id, pricing_param);
+  auto it = app_index_.find(key_);
+  if (it == app_index_.end()) {
+    it = app_index_.emplace(key_, static_cast<std::uint32_t>(apps_.size())).first;
+    apps_.emplace_back(adam_id, pricing_param);
+  }
+  return last_app_ = it->second;
+}
+
+void StagedAssignments::Add(std::string_view adam_id, std::string_view pricing_param, std::string_view client_user_id,
+                            std::string_view serial_number) {
+  Row row;
+  row.app = AppIndex(adam_id, pricing_param);
+  const bool user = !client_user_id.empty(), device = !serial_number.empty();
+  row.kind = adam_id.empty() || user == device ? kInvalid : device ? kDevice : kUser;
+  const std::string_view id = device ? serial_number : client_user_id;
+  row.offset = static_cast<std::uint32_t>(ids_.size());
+  row.length = static_cast<std::uint32_t>(id.size());
+  ids_.append(id);
+  rows_.push_back(row);
+}
+
+void StagedAssignments::Append(const StagedAssignments& other) {
+  std::vector<std::uint32_t> app_map(other.apps_.size());
+  for (std::size_t a = 0; a < other.apps_.size(); ++a) {
+    app_map[a] = AppIndex(other.apps_[a].first, other.apps_[a].second);
+  }
+  const auto base = static_cast<std::uint32_t>(ids_.size());
+  ids_.append(other.ids_);
+  rows_.reserve(rows_.size() + other.rows_.size());
+  for (Row row : other.rows_) {
+    row.app = app_map[row.app];
+    row.offset += base;
+    rows_.push_back(row);
+  }
+}
+
+void StagedAssignments::Clear() {
+  rows_.clear();
+  ids_.clear();
+  apps_.clear();
+  app_index_.clear();
+  last_app_ = 0;
+}
+
+void StagedAssignments::Reserve(std::size_t rows, std::size_t id_bytes) {
+  rows_.reserve(rows);
+  ids_.reserve(id_bytes);
+}
+
+LicenseAssignment StagedAssignments::At(std::size_t i) const {
+  const Row& row = rows_[i];
+  LicenseAssignment a{apps_[row.app].first, apps_[row.app].second, "", ""};
+  (row.kind == kDevice ? a.serial_number : a.client_user_id) = std::string(id(row));
+  return a;
+}
+
+Status Store::StageAssignments(const SyncJob& job, const std::vector<LicenseAssignment>& rows) {
+  StagedAssignments batch;
+  for (const LicenseAssignment& row : rows) batch.Add(row);
+  return StageAssignments(job, batch);
+}
+
 // Comparing four strings per sort step showed in profiles of SQLite's writer
 // (memcmp); here each row's asset is ranked once (rows come grouped by asset:
 // almost always the previous row's), and rows then compare by (asset rank,

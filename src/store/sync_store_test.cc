@@ -448,7 +448,7 @@ TEST_P(SyncStoreTest, ExpiredLeaseIsReclaimedAndTheFirstWorkerIsFencedOff) {
   EXPECT_EQ(Staged(), 0);
   // The job is gone: every lease call on it now fails.
   EXPECT_TRUE(precondition(store_->RenewLease(second, 0)));
-  EXPECT_TRUE(precondition(store_->StageAssignments(second, {})));
+  EXPECT_TRUE(precondition(store_->StageAssignments(second, std::vector<LicenseAssignment>{})));
   EXPECT_EQ(store_->FinishJob(second, std::nullopt, NoChange).error().code, Code::kFailedPrecondition);
 }
 

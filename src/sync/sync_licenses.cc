@@ -129,10 +129,6 @@ apple::AppleResult<Gathered> WalkAssets(apple::Client& client, const store::VppT
 
 namespace {
 
-store::LicenseAssignment ToRow(const apple::Assignment& a) {
-  return {a.adam_id, a.pricing_param, a.client_user_id, a.serial_number};
-}
-
 // Hands assignment pages from the walk to a thread of its own that writes them to
 // the job's staging area, so that Apple's transfers and the parsing (the walk
 // thread) overlap with the store's work instead of taking turns.
@@ -160,7 +156,7 @@ class Stager {
 
   // Queues one page's rows; blocks while the queue is full. Returns the writer's
   // error once it has failed (nothing more is queued then).
-  Status Push(std::vector<store::LicenseAssignment> rows) {
+  Status Push(store::StagedAssignments rows) {
     std::unique_lock lock(mu_);
     const auto waiting = std::chrono::steady_clock::now();
     space_.wait(lock, [&] { return queued_ < stage_rows_ || !error_ || queue_.empty(); });
@@ -200,10 +196,11 @@ class Stager {
         out = static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) / 1e9;
       }
     } cpu{cpu_s_};
-    std::vector<store::LicenseAssignment> buffer;
-    buffer.reserve(stage_rows_ + 1000);  // a page may take it past stage_rows_; no reallocation (and moves) after
+    store::StagedAssignments buffer;
+    // A page may take it past stage_rows_; ~40 bytes an id. No reallocation after.
+    buffer.Reserve(stage_rows_ + 1000, (stage_rows_ + 1000) * 40);
     for (;;) {
-      std::deque<std::vector<store::LicenseAssignment>> pages;
+      std::deque<store::StagedAssignments> pages;
       bool last = false;
       {
         std::unique_lock lock(mu_);
@@ -214,7 +211,7 @@ class Stager {
       }
       space_.notify_one();
       for (auto& page : pages) {
-        buffer.insert(buffer.end(), std::make_move_iterator(page.begin()), std::make_move_iterator(page.end()));
+        buffer.Append(page);
         if (buffer.size() >= stage_rows_ && !Stage(buffer)) return;
       }
       if (last) {
@@ -226,7 +223,7 @@ class Stager {
 
   // Stages `buffer` (when not empty) and empties it; false (error_ set) when the
   // store failed.
-  bool Stage(std::vector<store::LicenseAssignment>& buffer) {
+  bool Stage(store::StagedAssignments& buffer) {
     if (buffer.empty()) return true;
     const auto staging = std::chrono::steady_clock::now();
     Status ok = ctx_.store.StageAssignments(ctx_.job, buffer);
@@ -240,7 +237,7 @@ class Stager {
       return false;
     }
     ctx_.progress.assignments_staged += static_cast<std::int64_t>(buffer.size());
-    buffer.clear();
+    buffer.Clear();
     return true;
   }
 
@@ -249,7 +246,7 @@ class Stager {
   std::mutex mu_;
   std::condition_variable ready_;  // the writer waits for rows (or the close)
   std::condition_variable space_;  // the walk waits for room in the queue
-  std::deque<std::vector<store::LicenseAssignment>> queue_;
+  std::deque<store::StagedAssignments> queue_;
   std::size_t queued_ = 0;  // rows in queue_
   bool closed_ = false;
   Status error_;
@@ -291,9 +288,9 @@ apple::AppleResult<apple::WalkResult> StageAssignmentsWalk(JobContext& ctx, appl
     if (ctx.lease_lost) return Fail(Error::FailedPrecondition("lease lost"));
     ++ctx.progress.pages_walked;
     ctx.progress.pages_total = page.total_pages;
-    std::vector<store::LicenseAssignment> rows;
-    rows.reserve(page.items.size());
-    for (const auto& a : page.items) rows.push_back(ToRow(a));
+    store::StagedAssignments rows;
+    rows.Reserve(page.items.size(), page.items.size() * 40);
+    for (const auto& a : page.items) rows.Add(a.adam_id, a.pricing_param, a.client_user_id, a.serial_number);
     return stager.Push(std::move(rows));
   });
   // Every page the walk delivered is staged before the snapshot is swapped in.
