@@ -121,6 +121,12 @@ void AddServeOptions(CLI::App& app, Settings& s) {
       ->envname("VPPD_SYNC_INTERVAL_SECONDS")
       ->check(CLI::Range(0, 30 * 86'400))
       ->capture_default_str();
+  app.add_option("--sync-app-metadata-ttl-seconds", s.sync_app_metadata_ttl_seconds,
+                 "App names and bundle ids from Apple's lookup are reused this long, for every token; 0 looks "
+                 "them up at every sync [TOML sync.app_metadata_ttl_seconds]")
+      ->envname("VPPD_SYNC_APP_METADATA_TTL_SECONDS")
+      ->check(CLI::Range(0, 30 * 86'400))
+      ->capture_default_str();
   app.add_option("--sync-full-walk-days", s.sync_full_walk_days,
                  "A full assignments walk at least this often; deltas in between [TOML sync.full_walk_days]")
       ->envname("VPPD_SYNC_FULL_WALK_DAYS")
@@ -192,6 +198,7 @@ Status ApplyTable(const toml::table& table, const std::string& prefix, Settings&
     else if (key == "sync.workers") st = Take(node, key, s.sync_workers);
     else if (key == "sync.interval_seconds") st = Take(node, key, s.sync_interval_seconds);
     else if (key == "sync.full_walk_days") st = Take(node, key, s.sync_full_walk_days);
+    else if (key == "sync.app_metadata_ttl_seconds") st = Take(node, key, s.sync_app_metadata_ttl_seconds);
     else if (key == "sync.lease_seconds") st = Take(node, key, s.sync_lease_seconds);
     else if (key == "sync.event_poll_ms") st = Take(node, key, s.sync_event_poll_ms);
     else if (key == "throttle.window_seconds") st = Take(node, key, s.throttle_window_seconds);

@@ -51,6 +51,7 @@ struct Settings {
   int sync_workers = 2;
   int sync_interval_seconds = 86'400;  // automatic sync of every valid token; 0 disables
   int sync_full_walk_days = 7;         // a full assignments walk at least this often
+  int sync_app_metadata_ttl_seconds = 86'400;  // app names and bundle ids reused this long; 0: every sync
   int sync_lease_seconds = 30;
   int sync_event_poll_ms = 30'000;  // Apple asks for at least 30 s between event status polls
   // [secrets]

@@ -142,6 +142,7 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   engine_options.apple_url = s.apple_url;
   engine_options.installation_id = *installation;
   engine_options.auto_sync_interval = std::chrono::seconds(s.sync_interval_seconds);
+  engine_options.metadata_ttl = std::chrono::seconds(s.sync_app_metadata_ttl_seconds);
   engine_options.full_walk_interval = std::chrono::hours(24 * s.sync_full_walk_days);
   engine_options.lease = std::chrono::seconds(s.sync_lease_seconds);
   engine_options.event_poll_interval = std::chrono::milliseconds(s.sync_event_poll_ms);

@@ -111,4 +111,32 @@ Status ReleaseOrAbandon(JobContext& ctx, const Error& why) {
   return ReleaseForRetry(ctx, why);
 }
 
+MetadataCache::MetadataCache(std::chrono::seconds ttl, std::size_t max_entries)
+    : ttl_us_(std::chrono::duration_cast<std::chrono::microseconds>(ttl).count()), max_entries_(max_entries) {}
+
+std::vector<apple::AppMetadata> MetadataCache::Find(const std::vector<std::string>& ids, Timestamp now,
+                                                    std::vector<std::string>& missing) const {
+  std::vector<apple::AppMetadata> found;
+  std::lock_guard lock(mu_);
+  for (const std::string& id : ids) {
+    auto it = entries_.find(id);
+    if (it != entries_.end() && now - it->second.fetched < ttl_us_) {
+      found.push_back(it->second.metadata);
+    } else {
+      missing.push_back(id);
+    }
+  }
+  return found;
+}
+
+void MetadataCache::Remember(const std::vector<apple::AppMetadata>& found, Timestamp now) {
+  if (ttl_us_ <= 0) return;
+  std::lock_guard lock(mu_);
+  if (entries_.size() + found.size() > max_entries_) {
+    std::erase_if(entries_, [&](const auto& e) { return now - e.second.fetched >= ttl_us_; });
+    if (entries_.size() + found.size() > max_entries_) entries_.clear();  // bounded, whatever comes
+  }
+  for (const apple::AppMetadata& m : found) entries_[m.adam_id] = Entry{m, now};
+}
+
 }  // namespace vppd::sync

@@ -35,6 +35,7 @@ struct Engine::Impl {
   store::Store& store;
   EngineOptions options;
   const Clock& clock;
+  MetadataCache metadata{options.metadata_ttl};  // after options
 
   std::mutex mu;
   std::condition_variable wake;
@@ -80,7 +81,7 @@ struct Engine::Impl {
       std::lock_guard lock(mu);
       running.emplace(job.id, Running{job, &lease_lost, &progress, std::chrono::steady_clock::now()});
     }
-    JobContext ctx{store, options, clock, job, lease_lost, stopping, sleep, progress};
+    JobContext ctx{store, options, clock, job, lease_lost, stopping, sleep, progress, metadata};
     const auto started = std::chrono::steady_clock::now();
     // Claim and end lines bracket every run: with several instances on one store
     // they show which worker ran what, and that no token ran twice at once.

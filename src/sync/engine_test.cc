@@ -104,9 +104,17 @@ class FakeApple final : public apple::Client {
                                                       std::chrono::milliseconds) override {
     return Unsupported();
   }
-  apple::AppleResult<std::vector<apple::AppMetadata>> LookupMetadata(const std::vector<std::string>&) override {
-    return std::vector<apple::AppMetadata>{};
+  // Knows every app but 108 and 109; records what it was asked.
+  apple::AppleResult<std::vector<apple::AppMetadata>> LookupMetadata(const std::vector<std::string>& ids) override {
+    std::vector<apple::AppMetadata> found;
+    for (const std::string& id : ids) {
+      if (lookups != nullptr) lookups->push_back(id);
+      if (id == "108" || id == "109") continue;
+      found.push_back({id, "com.example.app" + id, "App named " + id, "iosSoftware", "1.0", {}});
+    }
+    return found;
   }
+  std::vector<std::string>* lookups = nullptr;
 
  private:
   static apple::AppleError Aborted(const Error& cause) {
@@ -148,6 +156,7 @@ class EngineTest : public ::testing::Test {
       auto fake = std::make_unique<FakeApple>();
       fake->pages = pages_;
       fake->on_page = on_page_;
+      fake->lookups = &lookups_;
       return std::unique_ptr<apple::Client>(std::move(fake));
     };
   }
@@ -174,6 +183,7 @@ class EngineTest : public ::testing::Test {
   EngineOptions options_;
   int pages_ = 25;
   std::function<void(int)> on_page_;
+  std::vector<std::string> lookups_;  // every id the fake's metadata lookup was asked, in order
 };
 
 TEST_F(EngineTest, WakeStartsAQueuedJobWithoutWaitingForThePoll) {
@@ -205,6 +215,50 @@ TEST_F(EngineTest, EveryPageOfAFullWalkIsStaged) {
   ASSERT_TRUE(token);
   EXPECT_EQ(token->last_sync_status, "completed") << token->last_sync_error;
   EXPECT_EQ(Assignments(), 25'000);
+}
+
+// App names come from Apple's lookup once per metadata_ttl, for every token;
+// an id the lookup did not answer is asked again at the next sync.
+TEST_F(EngineTest, AppMetadataIsLookedUpOncePerTtl) {
+  pages_ = 1;
+  auto sync_once = [&] {
+    Engine engine(*store_, options_);
+    Queue();
+    auto ran = engine.RunOne();
+    ASSERT_TRUE(ran && *ran);
+  };
+  const std::vector<std::string> all = {"100", "101", "102", "103", "104", "105", "106", "107", "108", "109"};
+  sync_once();
+  EXPECT_EQ(lookups_, all);
+  auto apps = store_->FindAppsByBundleId(kTenant, "com.example.app103");
+  ASSERT_TRUE(apps && apps->size() == 1);
+  EXPECT_EQ(apps->front().display_name, "App named 103");
+
+  // The engine keeps the cache: a second engine (a restart) asks again; the same
+  // engine does not, but for the two ids Apple did not answer.
+  Engine engine(*store_, options_);
+  for (int round = 0; round < 2; ++round) {
+    lookups_.clear();
+    Queue();
+    auto ran = engine.RunOne();
+    ASSERT_TRUE(ran && *ran);
+    const std::vector<std::string> unanswered = {"108", "109"};
+    EXPECT_EQ(lookups_, round == 0 ? all : unanswered) << "round " << round;
+  }
+  apps = store_->FindAppsByBundleId(kTenant, "com.example.app103");
+  ASSERT_TRUE(apps && apps->size() == 1) << "names from the cache are stored as before";
+  EXPECT_EQ(apps->front().display_name, "App named 103");
+
+  // metadata_ttl 0: every sync looks every app up.
+  options_.metadata_ttl = std::chrono::seconds(0);
+  Engine uncached(*store_, options_);
+  for (int round = 0; round < 2; ++round) {
+    lookups_.clear();
+    Queue();
+    auto ran = uncached.RunOne();
+    ASSERT_TRUE(ran && *ran);
+    EXPECT_EQ(lookups_, all) << "round " << round;
+  }
 }
 
 TEST_F(EngineTest, AStoreFailureWhileStagingEndsTheWalkWithoutASnapshot) {

@@ -53,6 +53,9 @@ struct EngineOptions {
   // (~170 bytes a row) and of the last call's wait after the walk's last page.
   std::size_t stage_rows = 50'000;
   int keep_action_results = 20;  // tokenActionResults entries kept per token
+  // App names and bundle ids from Apple's lookup are reused this long (all
+  // tokens); 0 looks them up at every sync.
+  std::chrono::seconds metadata_ttl{86'400};
   // Event polling for revokeLicenses (Apple asks for ≥ 30 s between polls).
   std::chrono::milliseconds event_poll_interval{30'000};
   std::chrono::milliseconds event_max_wait{600'000};

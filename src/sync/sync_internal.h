@@ -70,9 +70,10 @@ tl::expected<Prepared, SyncFailure> Prepare(JobContext& ctx, const std::string& 
 Status EndWith(JobContext& ctx, const std::string& kind, const SyncFailure& failure);
 
 // Walks every asset of the location and builds the token's apps (App assets on
-// each platform), with names and bundle ids from the metadata lookup.
-apple::AppleResult<Gathered> WalkAssets(apple::Client& client, const store::VppToken& token,
-                                        const std::string& country, Timestamp now, const std::atomic<bool>& stopping);
+// each platform), with names and bundle ids from the metadata lookup (through
+// ctx.metadata).
+apple::AppleResult<Gathered> WalkAssets(JobContext& ctx, apple::Client& client, const store::VppToken& token,
+                                        const std::string& country, Timestamp now);
 
 // Lower-cased country for store URLs: the admin's countryOrRegion, else Apple's.
 std::string StoreCountry(const store::VppToken& token, const apple::ClientConfig& config);

@@ -16,7 +16,7 @@ Status RunSyncLicenseCounts(JobContext& ctx) {
       return EndWith(ctx, kSyncLicenseCounts,
                      {"", "Apple's data kept changing during the assets walk; the next refresh will try again", {}});
     }
-    auto gathered = WalkAssets(*prepared->client, prepared->token, country, now, ctx.stopping);
+    auto gathered = WalkAssets(ctx, *prepared->client, prepared->token, country, now);
     if (gathered && gathered->version_changed) continue;
     if (!gathered) return EndWith(ctx, kSyncLicenseCounts, FromAppleError(gathered.error()));
     store::SyncSnapshot snapshot;

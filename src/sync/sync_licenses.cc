@@ -62,8 +62,9 @@ std::string StoreCountry(const store::VppToken& token, const apple::ClientConfig
                                                                       : Lower(config.country_iso2a);
 }
 
-apple::AppleResult<Gathered> WalkAssets(apple::Client& client, const store::VppToken& token, const std::string& country,
-                                        Timestamp now, const std::atomic<bool>& stopping) {
+apple::AppleResult<Gathered> WalkAssets(JobContext& ctx, apple::Client& client, const store::VppToken& token,
+                                        const std::string& country, Timestamp now) {
+  const std::atomic<bool>& stopping = ctx.stopping;
   Gathered g;
   std::vector<apple::Asset> app_assets;
   auto walk = client.WalkAssets({}, [&](const apple::AssetsPage& page) -> Status {
@@ -87,11 +88,16 @@ apple::AppleResult<Gathered> WalkAssets(apple::Client& client, const store::VppT
     for (const auto& a : app_assets) ids.push_back(a.adam_id);
     std::sort(ids.begin(), ids.end());
     ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-    if (auto found = client.LookupMetadata(ids)) {
-      for (auto& m : *found) meta.emplace(m.adam_id, std::move(m));
-    } else {
-      spdlog::warn("token {}: app metadata lookup failed, apps are listed by adamId: {}", token.id,
-                   found.error().Describe());
+    std::vector<std::string> missing;
+    for (auto& m : ctx.metadata.Find(ids, now, missing)) meta.emplace(m.adam_id, std::move(m));
+    if (!missing.empty()) {
+      if (auto found = client.LookupMetadata(missing)) {
+        ctx.metadata.Remember(*found, now);
+        for (auto& m : *found) meta.emplace(m.adam_id, std::move(m));
+      } else {
+        spdlog::warn("token {}: app metadata lookup failed, apps are listed by adamId: {}", token.id,
+                     found.error().Describe());
+      }
     }
   }
   std::set<std::pair<std::string, std::string>> distinct;
@@ -410,7 +416,7 @@ Status RunSyncLicenses(JobContext& ctx) {
     }
     if (ctx.stopping) return ReleaseForRetry(ctx, Error::Unavailable("shutting down"));
     auto phase = std::chrono::steady_clock::now();
-    auto gathered = WalkAssets(*client, token, country, now, ctx.stopping);
+    auto gathered = WalkAssets(ctx, *client, token, country, now);
     assets_s = SecondsSince(phase);
     if (gathered && gathered->version_changed) continue;  // versionId moved: walk again
     if (!gathered) {
