@@ -967,8 +967,6 @@ class PgStore final : public Store {
       if (!removed) return Fail(removed.error());
     }
     for (const MobileApp& app : changes.written) {
-      Result<Rows> removed = c.Exec(remove_sql, Params(job.tenant_id, job.token_id, app.id));  // when it changed
-      if (!removed) return Fail(removed.error());
       Result<Rows> insert = c.Exec(AppInsertSql(), AppParams(job.tenant_id, app));
       if (!insert) return Fail(insert.error());
     }

@@ -1376,19 +1376,14 @@ class SqliteStore final : public Store {
     const AppChanges changes = DiffSnapshotApps(std::move(*existing), snapshot.apps, job.token_id, clock_.Now());
     Result<Stmt> remove = c.Prepare("DELETE FROM mobile_apps WHERE tenant_id = ?1 AND token_id = ?2 AND id = ?3");
     if (!remove) return Fail(remove.error());
-    auto remove_app = [&](const std::string& id) -> Status {
+    for (const std::string& id : changes.removed_ids) {
       if (Status s = BindAll(*remove, job.tenant_id, job.token_id, id); !s) return s;
       if (Status s = remove->Run(); !s) return s;
       remove->Reset();
-      return {};
-    };
-    for (const std::string& id : changes.removed_ids) {
-      if (Status s = remove_app(id); !s) return s;
     }
     Result<Stmt> insert = c.Prepare(AppInsertSql());
     if (!insert) return Fail(insert.error());
     for (const MobileApp& app : changes.written) {
-      if (Status s = remove_app(app.id); !s) return s;  // when it changed
       if (Status s = BindApp(*insert, job.tenant_id, app); !s) return s;
       if (Status s = insert->Run(); !s) return s;
       insert->Reset();

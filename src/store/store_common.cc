@@ -196,6 +196,7 @@ AppChanges DiffSnapshotApps(std::vector<MobileApp> existing, const std::vector<M
       app.last_modified = same ? old->second.last_modified : now;
       before.erase(old);
       if (same) continue;
+      changes.removed_ids.push_back(app.id);  // the stored row goes, the new one comes
     } else {
       if (app.created == 0) app.created = now;
       if (app.last_modified == 0) app.last_modified = now;

@@ -297,8 +297,8 @@ void AddAppParams(const std::string& tenant_id, const MobileApp& a, Add&& add) {
 // that did not change is not written again: a sync that changed a few counts
 // rewrites a few rows, not thousands.
 struct AppChanges {
-  std::vector<MobileApp> written;        // new or changed: replace the stored row (by id), or insert
-  std::vector<std::string> removed_ids;  // stored apps of the token the snapshot no longer has
+  std::vector<MobileApp> written;        // new or changed, to insert
+  std::vector<std::string> removed_ids;  // rows to delete first: of the changed apps, and of apps gone
 };
 AppChanges DiffSnapshotApps(std::vector<MobileApp> existing, const std::vector<MobileApp>& snapshot_apps,
                             const std::string& token_id, Timestamp now);
