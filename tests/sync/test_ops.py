@@ -170,9 +170,10 @@ class SyncCommand(OpsTestCase):
         t = self.add_token(stoken)
         self.wait_sync(t["id"])
         before = len(self.call("GET", f"{BASE}/{t['id']}").json()["tokenActionResults"])
-        # Slow Apple down so the walk is seen in progress (~0.3 s a page).
+        # Slow Apple down so the walk is seen in progress: 0.8 s a page, 5 pages at a
+        # time, ~3.2 s for the 12, against a progress write and a printed line a second.
         self.sim.control("POST", "faults", {"path": "/mdm/v2/assignments", "location": loc["uId"],
-                                            "kind": "latency", "latencyMs": 300})
+                                            "kind": "latency", "latencyMs": 800})
         r = self.cli_sync(t["id"], "--wait", "--timeout", "60")
         self.assertEqual(r.returncode, 0, r)
         apps, used, total, assignments = self.expected_counts(stoken)
@@ -197,8 +198,10 @@ class SyncCommand(OpsTestCase):
         loc, stoken = self.new_location(assets=6, assignments=300)
         t = self.add_token(stoken)
         self.wait_sync(t["id"])
+        # Slow pages (~3.2 s for the walk's 12, 5 at a time), so that the walk spans
+        # several of the worker's progress writes (one a second).
         self.sim.control("POST", "faults", {"path": "/mdm/v2/assignments", "location": loc["uId"],
-                                            "kind": "latency", "latencyMs": 250})
+                                            "kind": "latency", "latencyMs": 800})
         master, slave = pty.openpty()
         proc = subprocess.Popen([VPPD, "sync", t["id"], "--wait", "--data-dir", self.vppd.data_dir], stdout=slave,
                                 env=self.vppd.process_env(),
