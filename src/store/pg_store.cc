@@ -674,12 +674,14 @@ class PgStore final : public Store {
   using Store::StageAssignments;
   Status StageAssignments(const SyncJob& job, const StagedAssignments& batch) override {
     if (Status s = CheckStagedRows(batch); !s) return s;
-    // This store writes a row per assignment, from structs.
+    // This store writes a row per assignment, from structs, in primary-key order:
+    // the inserts then walk the index in order.
     std::vector<LicenseAssignment> rows;
     rows.reserve(batch.size());
-    for (std::size_t i = 0; i < batch.size(); ++i) rows.push_back(batch.At(i));
-    // Sorted in primary-key order: the inserts then walk the index in order.
-    const std::vector<const LicenseAssignment*> sorted = SortedByKey(rows);
+    for (std::uint32_t i : SortedRows(batch)) rows.push_back(batch.At(i));
+    std::vector<const LicenseAssignment*> sorted;
+    sorted.reserve(rows.size());
+    for (const LicenseAssignment& row : rows) sorted.push_back(&row);
     if (rows.empty()) {
       return Write<void>([&](Connection& c) -> Status {
         Result<std::int64_t> key = CheckLease(c, job);

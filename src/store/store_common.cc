@@ -322,20 +322,6 @@ Status CheckPaging(std::int64_t skip, std::int64_t limit) {
   return {};
 }
 
-Status CheckStagedRows(const std::vector<LicenseAssignment>& rows) {
-  if (rows.size() > kMaxBatchRows) {
-    return Fail(Error::InvalidArgument(fmt::format("store: at most {} rows may be staged at once", kMaxBatchRows)));
-  }
-  for (const LicenseAssignment& r : rows) {
-    if (r.adam_id.empty() || r.client_user_id.empty() == r.serial_number.empty()) {
-      return Fail(Error::InvalidArgument(fmt::format(
-          "store: an assignment needs an adamId and exactly one of clientUserId and serialNumber (adamId '{}')",
-          r.adam_id)));
-    }
-  }
-  return {};
-}
-
 Status CheckStagedRows(const StagedAssignments& rows) {
   if (rows.size() > kMaxBatchRows) {
     return Fail(Error::InvalidArgument(fmt::format("store: at most {} rows may be staged at once", kMaxBatchRows)));
@@ -470,81 +456,6 @@ Status Store::StageAssignments(const SyncJob& job, const std::vector<LicenseAssi
   StagedAssignments batch;
   for (const LicenseAssignment& row : rows) batch.Add(row);
   return StageAssignments(job, batch);
-}
-
-// Comparing four strings per sort step showed in profiles of SQLite's writer
-// (memcmp); here each row's asset is ranked once (rows come grouped by asset:
-// almost always the previous row's), and rows then compare by (asset rank,
-// user before device, the one id set): the same order, since exactly one of
-// serial_number and client_user_id is set (checked by the caller) and ''
-// sorts first. store_sync_bench: memcmp 6.7 % → 4.4 % of its samples.
-std::vector<const LicenseAssignment*> SortedByKey(const std::vector<LicenseAssignment>& rows) {
-  struct AssetHash {
-    std::size_t operator()(const std::pair<std::string_view, std::string_view>& k) const {
-      return std::hash<std::string_view>()(k.first) * 31 + std::hash<std::string_view>()(k.second);
-    }
-  };
-  std::unordered_map<std::pair<std::string_view, std::string_view>, std::uint32_t, AssetHash> asset_of;
-  std::vector<std::pair<std::string_view, std::string_view>> assets;
-  std::vector<std::uint32_t> asset(rows.size());
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    const LicenseAssignment& r = rows[i];
-    if (i > 0 && r.adam_id == rows[i - 1].adam_id && r.pricing_param == rows[i - 1].pricing_param) {
-      asset[i] = asset[i - 1];
-      continue;
-    }
-    auto [it, added] = asset_of.try_emplace({r.adam_id, r.pricing_param}, static_cast<std::uint32_t>(assets.size()));
-    if (added) assets.push_back(it->first);
-    asset[i] = it->second;
-  }
-  std::vector<std::uint32_t> order(assets.size());
-  for (std::uint32_t a = 0; a < order.size(); ++a) order[a] = a;
-  std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) { return assets[a] < assets[b]; });
-  std::vector<std::uint32_t> rank(assets.size());
-  for (std::uint32_t k = 0; k < order.size(); ++k) rank[order[k]] = k;
-
-  // Rows are bucketed by (asset rank, kind) in O(n) (a counting sort: stable,
-  // and Apple's pages are grouped by asset anyway); each bucket is then sorted
-  // by the first 8 bytes of the id as an integer (big-endian and zero-padded, so
-  // the integer order agrees with the strings'), the whole ids compared only on
-  // a tie. A page's ids (GUIDs, serial numbers) nearly never tie on 8 bytes;
-  // string compares of 32-byte records were most of the staging thread's time
-  // (bench/README.md "sync").
-  auto bucket_of = [&](std::size_t i) {
-    return std::size_t{rank[asset[i]]} * 2 + (rows[i].serial_number.empty() ? 0 : 1);
-  };
-  std::vector<std::uint32_t> starts(assets.size() * 2 + 1, 0);
-  for (std::size_t i = 0; i < rows.size(); ++i) ++starts[bucket_of(i) + 1];
-  for (std::size_t b = 1; b < starts.size(); ++b) starts[b] += starts[b - 1];
-  struct Keyed {
-    std::uint64_t prefix;
-    std::uint32_t row;
-  };
-  std::vector<Keyed> keyed(rows.size());
-  {
-    std::vector<std::uint32_t> next(starts.begin(), starts.end() - 1);
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      const std::string& id = rows[i].serial_number.empty() ? rows[i].client_user_id : rows[i].serial_number;
-      unsigned char bytes[8] = {};
-      std::memcpy(bytes, id.data(), std::min<std::size_t>(8, id.size()));
-      std::uint64_t prefix = 0;
-      for (unsigned char byte : bytes) prefix = prefix << 8 | byte;
-      keyed[next[bucket_of(i)]++] = {prefix, static_cast<std::uint32_t>(i)};
-    }
-  }
-  auto id_of = [&](std::uint32_t i) -> const std::string& {
-    return rows[i].serial_number.empty() ? rows[i].client_user_id : rows[i].serial_number;
-  };
-  for (std::size_t b = 0; b + 1 < starts.size(); ++b) {
-    std::sort(keyed.begin() + starts[b], keyed.begin() + starts[b + 1], [&](const Keyed& x, const Keyed& y) {
-      if (x.prefix != y.prefix) return x.prefix < y.prefix;
-      return id_of(x.row) < id_of(y.row);
-    });
-  }
-  std::vector<const LicenseAssignment*> sorted;
-  sorted.reserve(rows.size());
-  for (const Keyed& k : keyed) sorted.push_back(&rows[k.row]);
-  return sorted;
 }
 
 Status StageInChunks(const std::vector<const LicenseAssignment*>& sorted, const std::function<std::size_t()>& chunk_rows,

@@ -425,17 +425,10 @@ Status CheckBatchSize(std::size_t batch);
 Status CheckPaging(std::int64_t skip, std::int64_t limit);
 // StageAssignments' checks: at most kMaxBatchRows rows, each with an adamId and
 // exactly one of clientUserId and serialNumber. InvalidArgument otherwise.
-Status CheckStagedRows(const std::vector<LicenseAssignment>& rows);
 Status CheckStagedRows(const StagedAssignments& rows);
 // The rows of `rows` in (adam_id, pricing_param, serial_number, client_user_id)
 // order, as indices; `rows` must have passed CheckStagedRows.
 std::vector<std::uint32_t> SortedRows(const StagedAssignments& rows);
-// StageAssignments' rows, in (adam_id, pricing_param, serial_number,
-// client_user_id) order, the primary key's of license_assignments in both
-// stores: consecutive inserts then land next to each other in the index. `rows`
-// must have passed CheckStagedRows.
-std::vector<const LicenseAssignment*> SortedByKey(const std::vector<LicenseAssignment>& rows);
-
 // StageAssignments' writes: `sorted` goes to `stage`, in order, in parts of at
 // most `chunk_rows()` rows (asked again before each part). Staged rows are
 // invisible, so several transactions are as good as one; on failure (returned
