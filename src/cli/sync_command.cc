@@ -91,15 +91,20 @@ Status PrintResult(store::Store& store, const std::string& tenant, const store::
     if (!page->has_more) break;
     query.skip += query.limit;
   }
+  // A walk fails when another sync replaces the set it reads (FailedPrecondition):
+  // count the new set then.
   std::int64_t assignments = 0;
-  if (Status s = store.ForEachAssignment(tenant, token.id, 10'000,
-                                         [&](const std::vector<store::LicenseAssignment>& batch) -> Status {
-                                           assignments += static_cast<std::int64_t>(batch.size());
-                                           return {};
-                                         });
-      !s) {
-    return s;
+  Status counted;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    assignments = 0;
+    counted = store.ForEachAssignment(tenant, token.id, 10'000,
+                                      [&](const std::vector<store::LicenseAssignment>& batch) -> Status {
+                                        assignments += static_cast<std::int64_t>(batch.size());
+                                        return {};
+                                      });
+    if (counted || counted.error().code != Code::kFailedPrecondition) break;
   }
+  if (!counted) return counted;
   std::printf("synced token %s (%s) in %s: %d apps, %lld of %lld licenses used, %lld assignments\n", token.id.c_str(),
               token.location_name.value_or("?").c_str(), Elapsed(since).c_str(), token.last_app_count,
               static_cast<long long>(used), static_cast<long long>(total), static_cast<long long>(assignments));
