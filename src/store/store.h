@@ -165,7 +165,7 @@ class StagedAssignments {
   std::vector<Row> rows_;
   std::string ids_;
   std::vector<std::pair<std::string, std::string>> apps_;
-  std::map<std::string, std::uint32_t, std::less<>> app_index_;  // by AppKey
+  std::map<std::string, std::uint32_t, std::less<>> app_index_;  // by "<adamId length>:<adamId><pricingParam>"
   std::string key_;                                              // AppIndex's lookup key, reused
   std::uint32_t last_app_ = 0;                                   // rows come grouped by app: checked first
 };
@@ -421,7 +421,7 @@ class Store {
   // the runs of apps staged in several calls (SQLite; in transactions of their
   // own, before the swap); kMergeStaged adds the staged rows to the token's set
   // (SQLite: moves the delta's chunks, O(delta); PostgreSQL: copies rows) and
-  // checks the counts per app; both also rewrite the token's apps.
+  // checks the counts per app; both also write the token's apps that changed.
   virtual Result<VppToken> FinishJob(const SyncJob& job, const std::optional<SyncSnapshot>& snapshot,
                                      const std::function<Status(VppToken&)>& mutate) = 0;
   // (tenant id, token id) of tokens with state 'valid', whose last_sync is before
