@@ -28,9 +28,9 @@ struct CollectStep {
   bool generation_done = false;  // the set is gone, registry row included
 };
 
-// The collector deletes a garbage set this many rows per write transaction: in
-// SQLite ~2-3 ms of write lock each (bench/README.md "sync"), short enough that a
-// Graph write waiting behind one still meets syncLicenses' 10 ms p99.
+// The collector deletes a garbage set about this many assignments per write
+// transaction (PostgreSQL: rows; SQLite: the chunks holding them), short enough
+// that a Graph write waiting behind one still meets syncLicenses' 10 ms p99.
 constexpr std::int64_t kCollectBatchRows = 5000;
 
 class Collector {
