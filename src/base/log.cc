@@ -37,6 +37,13 @@ void Append(spdlog::memory_buf_t& dest, std::string_view text) { dest.append(tex
 // control bytes whatever a client sent.
 std::string Escaped(std::string_view text) { return JsonEscape(text, JsonEscaping::kSanitized); }
 
+// `"text"`, escaped.
+void AppendQuoted(spdlog::memory_buf_t& dest, std::string_view text) {
+  Append(dest, "\"");
+  Append(dest, Escaped(text));
+  Append(dest, "\"");
+}
+
 void AppendTime(spdlog::memory_buf_t& dest, std::chrono::system_clock::time_point time) {
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count();
   const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
@@ -99,9 +106,7 @@ class JsonFormatter final : public spdlog::formatter {
       if (number) {
         Append(dest, value);
       } else {
-        Append(dest, "\"");
-        Append(dest, Escaped(value));
-        Append(dest, "\"");
+        AppendQuoted(dest, value);
       }
     });
     Append(dest, "}\n");
@@ -129,9 +134,7 @@ class TextFormatter final : public spdlog::formatter {
       if (value.find_first_of(" \"=") == std::string_view::npos && !value.empty()) {
         Append(dest, value);
       } else {
-        Append(dest, "\"");
-        Append(dest, Escaped(value));
-        Append(dest, "\"");
+        AppendQuoted(dest, value);
       }
     });
     Append(dest, "\n");

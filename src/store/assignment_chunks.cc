@@ -25,13 +25,15 @@ struct HexTable {
 };
 constexpr HexTable kHex;
 
-// The 16 bytes of a lowercase canonical GUID (8-4-4-4-12); false for anything else.
+// Where the 32 hex digits of a canonical GUID (8-4-4-4-12) are in its text.
+constexpr unsigned char kDigitAt[32] = {0,  1,  2,  3,  4,  5,  6,  7,  9,  10, 11, 12, 14, 15, 16, 17,
+                                        19, 20, 21, 22, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35};
+
+// The 16 bytes of a lowercase canonical GUID; false for anything else.
 bool PackGuid(std::string_view text, unsigned char out[16]) {
   if (text.size() != kGuidLength || text[8] != '-' || text[13] != '-' || text[18] != '-' || text[23] != '-') {
     return false;
   }
-  static constexpr unsigned char kDigitAt[32] = {0,  1,  2,  3,  4,  5,  6,  7,  9,  10, 11, 12, 14, 15, 16, 17,
-                                                 19, 20, 21, 22, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35};
   int bad = 0;
   for (int k = 0; k < 16; ++k) {
     const int hi = kHex.value[static_cast<unsigned char>(text[kDigitAt[2 * k]])];
@@ -42,21 +44,12 @@ bool PackGuid(std::string_view text, unsigned char out[16]) {
   return bad >= 0;
 }
 
-bool IsDashAt(std::size_t i) { return i == 8 || i == 13 || i == 18 || i == 23; }
-
 void UnpackGuid(const unsigned char* in, std::string& out) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.resize(kGuidLength);
-  int k = 0;
-  for (std::size_t i = 0; i < kGuidLength;) {
-    if (IsDashAt(i)) {
-      out[i++] = '-';
-      continue;
-    }
-    out[i] = kHex[in[k] >> 4];
-    out[i + 1] = kHex[in[k] & 0xf];
-    ++k;
-    i += 2;
+  static constexpr char kDigits[] = "0123456789abcdef";
+  out.assign(kGuidLength, '-');
+  for (int k = 0; k < 16; ++k) {
+    out[kDigitAt[2 * k]] = kDigits[in[k] >> 4];
+    out[kDigitAt[2 * k + 1]] = kDigits[in[k] & 0xf];
   }
 }
 

@@ -31,6 +31,7 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <span>
 #include <random>
 #include <thread>
 
@@ -437,7 +438,7 @@ class PgStore final : public Store {
     struct Batch {
       bool token_gone = false;
       std::optional<std::int64_t> generation;
-      AssignmentBatch rows;
+      std::vector<LicenseAssignment> rows;
     };
     static const std::string token_sql =
         "SELECT assignments_generation FROM vpp_tokens WHERE tenant_id = $1 AND id = $2";
@@ -674,14 +675,11 @@ class PgStore final : public Store {
   using Store::StageAssignments;
   Status StageAssignments(const SyncJob& job, const StagedAssignments& batch) override {
     if (Status s = CheckStagedRows(batch); !s) return s;
-    // This store writes a row per assignment, from structs, in primary-key order:
-    // the inserts then walk the index in order.
+    // This store writes a row per assignment, in primary-key order: the inserts
+    // then walk the index in order.
     std::vector<LicenseAssignment> rows;
     rows.reserve(batch.size());
     for (std::uint32_t i : SortedRows(batch)) rows.push_back(batch.At(i));
-    std::vector<const LicenseAssignment*> sorted;
-    sorted.reserve(rows.size());
-    for (const LicenseAssignment& row : rows) sorted.push_back(&row);
     if (rows.empty()) {
       return Write<void>([&](Connection& c) -> Status {
         Result<std::int64_t> key = CheckLease(c, job);
@@ -689,17 +687,21 @@ class PgStore final : public Store {
         return {};
       });
     }
-    return StageInChunks(
-        sorted, [] { return kStageChunkRows; },
-        [&](const std::vector<const LicenseAssignment*>& part) -> Status {
-          return Write<void>([&](Connection& c) -> Status {
-            Result<std::int64_t> key = CheckLease(c, job);
-            if (!key) return Fail(key.error());
-            Result<std::int64_t> generation = StagingGeneration(c, job, *key);
-            if (!generation) return Fail(generation.error());
-            return InsertAssignments(c, *generation, part);
-          });
-        });
+    // A transaction per kStageChunkRows rows: staged rows are invisible, so
+    // several transactions are as good as one; on a failure (returned, nothing
+    // more staged) the caller abandons the walk, whatever part was staged.
+    for (std::size_t done = 0; done < rows.size(); done += kStageChunkRows) {
+      const std::span<const LicenseAssignment> part(rows.data() + done, std::min(kStageChunkRows, rows.size() - done));
+      Status staged = Write<void>([&](Connection& c) -> Status {
+        Result<std::int64_t> key = CheckLease(c, job);
+        if (!key) return Fail(key.error());
+        Result<std::int64_t> generation = StagingGeneration(c, job, *key);
+        if (!generation) return Fail(generation.error());
+        return InsertAssignments(c, *generation, part);
+      });
+      if (!staged) return staged;
+    }
+    return {};
   }
 
   Status ClearStaged(const SyncJob& job) override {
@@ -907,15 +909,14 @@ class PgStore final : public Store {
   // Inserts `rows` into `generation` in one statement (four arrays, unnested),
   // duplicates dropped, and adds what each asset really gained to
   // assignment_counts in the same statement.
-  static Status InsertAssignments(Connection& c, std::int64_t generation,
-                                  const std::vector<const LicenseAssignment*>& rows) {
+  static Status InsertAssignments(Connection& c, std::int64_t generation, std::span<const LicenseAssignment> rows) {
     std::vector<const std::string*> adam, pricing, serial, user;
     for (auto* v : {&adam, &pricing, &serial, &user}) v->reserve(rows.size());
-    for (const LicenseAssignment* r : rows) {
-      adam.push_back(&r->adam_id);
-      pricing.push_back(&r->pricing_param);
-      serial.push_back(&r->serial_number);
-      user.push_back(&r->client_user_id);
+    for (const LicenseAssignment& r : rows) {
+      adam.push_back(&r.adam_id);
+      pricing.push_back(&r.pricing_param);
+      serial.push_back(&r.serial_number);
+      user.push_back(&r.client_user_id);
     }
     Result<Rows> r = c.Exec(
         "WITH added AS (INSERT INTO license_assignments (generation, adam_id, pricing_param, serial_number, "

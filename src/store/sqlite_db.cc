@@ -261,12 +261,6 @@ Status Connection::CheckpointPassive() {
   return {};
 }
 
-std::int64_t Connection::PagesWritten() const {
-  int current = 0, highwater = 0;
-  if (sqlite3_db_status(db_, SQLITE_DBSTATUS_CACHE_WRITE, &current, &highwater, 0) != SQLITE_OK) return 0;
-  return current;
-}
-
 Result<std::int64_t> Connection::QueryInt(const char* sql) {
   Result<Stmt> stmt = Prepare(sql);
   if (!stmt) return Fail(stmt.error());

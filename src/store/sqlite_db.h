@@ -120,9 +120,6 @@ class Connection {
   Error MapError(int rc, std::string_view what) const;
   // The number of rows the last INSERT/UPDATE/DELETE changed.
   std::int64_t Changes() const;
-  // Pages this connection has written to the database or WAL file so far
-  // (SQLITE_DBSTATUS_CACHE_WRITE): the difference across a commit is its size.
-  std::int64_t PagesWritten() const;
 
   // Calls `on_commit(wal_pages)` after each commit of this connection with the
   // WAL's size in pages, from the committing thread, and turns off SQLite's

@@ -458,18 +458,6 @@ Status Store::StageAssignments(const SyncJob& job, const std::vector<LicenseAssi
   return StageAssignments(job, batch);
 }
 
-Status StageInChunks(const std::vector<const LicenseAssignment*>& sorted, const std::function<std::size_t()>& chunk_rows,
-                     const std::function<Status(const std::vector<const LicenseAssignment*>&)>& stage) {
-  for (std::size_t done = 0; done < sorted.size();) {
-    const std::size_t chunk = std::min(sorted.size() - done, chunk_rows());
-    std::vector<const LicenseAssignment*> part(sorted.begin() + static_cast<std::ptrdiff_t>(done),
-                                               sorted.begin() + static_cast<std::ptrdiff_t>(done + chunk));
-    if (Status s = stage(part); !s) return s;
-    done += chunk;
-  }
-  return {};
-}
-
 Status CheckDeltaCounts(const std::map<std::pair<std::string, std::string>, std::int64_t>& stored,
                         const std::vector<MobileApp>& apps) {
   std::string differences;

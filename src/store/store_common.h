@@ -331,7 +331,6 @@ bool RoomOnPage(Page<T>& page, std::int64_t limit) {
   return false;
 }
 
-using AssignmentBatch = std::vector<LicenseAssignment>;
 // ForEachAssignment's error when a sync replaced the set the walk began with.
 Error SetReplacedDuringWalk(const std::string& token_id);
 
@@ -429,14 +428,6 @@ Status CheckStagedRows(const StagedAssignments& rows);
 // The rows of `rows` in (adam_id, pricing_param, serial_number, client_user_id)
 // order, as indices; `rows` must have passed CheckStagedRows.
 std::vector<std::uint32_t> SortedRows(const StagedAssignments& rows);
-// StageAssignments' writes: `sorted` goes to `stage`, in order, in parts of at
-// most `chunk_rows()` rows (asked again before each part). Staged rows are
-// invisible, so several transactions are as good as one; on failure (returned
-// as is, no further part staged) the caller abandons the walk (ClearStaged,
-// ReleaseJob), whatever part was staged.
-Status StageInChunks(const std::vector<const LicenseAssignment*>& sorted, const std::function<std::size_t()>& chunk_rows,
-                     const std::function<Status(const std::vector<const LicenseAssignment*>&)>& stage);
-
 // The delta check after a merge: every app's (adamId, pricingParam) must have as
 // many stored assignments (`stored`, per asset) as Apple counts (used_licenses).
 // FailedPrecondition "delta inconsistent: ..." naming the first few differences.

@@ -50,7 +50,8 @@ struct EngineOptions {
   // store keeps what one call brings for an app as one sorted run, and merges an
   // app's runs when the sync finishes, so larger calls mean fewer runs (and less
   // to merge when Apple's pages are not grouped by asset) at the cost of memory
-  // (~170 bytes a row) and of the last call's wait after the walk's last page.
+  // (~50 bytes a row, twice: one call staging, the next queued) and of the last
+  // call's wait after the walk's last page.
   std::size_t stage_rows = 50'000;
   int keep_action_results = 20;  // tokenActionResults entries kept per token
   // App names and bundle ids from Apple's lookup are reused this long (all

@@ -64,11 +64,10 @@ std::string StoreCountry(const store::VppToken& token, const apple::ClientConfig
 
 apple::AppleResult<Gathered> WalkAssets(JobContext& ctx, apple::Client& client, const store::VppToken& token,
                                         const std::string& country, Timestamp now) {
-  const std::atomic<bool>& stopping = ctx.stopping;
   Gathered g;
   std::vector<apple::Asset> app_assets;
   auto walk = client.WalkAssets({}, [&](const apple::AssetsPage& page) -> Status {
-    if (stopping) return Fail(Error::Unavailable("shutting down"));
+    if (ctx.stopping) return Fail(Error::Unavailable("shutting down"));
     for (const auto& a : page.items) {
       if (a.product_type == "App") app_assets.push_back(a);
     }
