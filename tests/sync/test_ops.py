@@ -165,15 +165,21 @@ class SyncCommand(OpsTestCase):
         assignments = len(self.sim.walk("assignments", stoken, "assignments"))
         return len(apps), used, total, assignments
 
-    def test_queue_and_wait_reports_progress_and_the_simulator_s_counts(self):
-        loc, stoken = self.new_location(assets=12, assignments=300)  # 12 pages of 25 assignments
+    def synced_token_with_slow_pages(self, assets, assignments, latency_ms):
+        """A new location's token, synced once; then each /assignments page takes latency_ms."""
+        loc, stoken = self.new_location(assets=assets, assignments=assignments)
         t = self.add_token(stoken)
         self.wait_sync(t["id"])
-        before = len(self.call("GET", f"{BASE}/{t['id']}").json()["tokenActionResults"])
-        # Slow Apple down so the walk is seen in progress: 0.8 s a page, 5 pages at a
-        # time, ~3.2 s for the 12, against a progress write and a printed line a second.
         self.sim.control("POST", "faults", {"path": "/mdm/v2/assignments", "location": loc["uId"],
-                                            "kind": "latency", "latencyMs": 800})
+                                            "kind": "latency", "latencyMs": latency_ms})
+        return loc, stoken, t
+
+    def test_queue_and_wait_reports_progress_and_the_simulator_s_counts(self):
+        # 12 pages of 25 assignments, slowed so the walk is seen in progress: 0.8 s a
+        # page, 5 at a time, ~3.2 s for the 12, against a progress write and a
+        # printed line a second.
+        loc, stoken, t = self.synced_token_with_slow_pages(12, 300, 800)
+        before = len(self.call("GET", f"{BASE}/{t['id']}").json()["tokenActionResults"])
         r = self.cli_sync(t["id"], "--wait", "--timeout", "60")
         self.assertEqual(r.returncode, 0, r)
         apps, used, total, assignments = self.expected_counts(stoken)
@@ -195,13 +201,9 @@ class SyncCommand(OpsTestCase):
 
     def test_on_a_terminal_it_draws_a_progress_bar(self):
         import pty
-        loc, stoken = self.new_location(assets=6, assignments=300)
-        t = self.add_token(stoken)
-        self.wait_sync(t["id"])
         # Slow pages (~3.2 s for the walk's 12, 5 at a time), so that the walk spans
         # several of the worker's progress writes (one a second).
-        self.sim.control("POST", "faults", {"path": "/mdm/v2/assignments", "location": loc["uId"],
-                                            "kind": "latency", "latencyMs": 800})
+        _, _, t = self.synced_token_with_slow_pages(6, 300, 800)
         master, slave = pty.openpty()
         proc = subprocess.Popen([VPPD, "sync", t["id"], "--wait", "--data-dir", self.vppd.data_dir], stdout=slave,
                                 env=self.vppd.process_env(),
@@ -228,11 +230,7 @@ class SyncCommand(OpsTestCase):
         self.assertNotIn("\n1.0 s:", text, "no plain progress lines on a terminal")
 
     def test_without_wait_it_only_queues_and_a_second_request_joins_the_first(self):
-        loc, stoken = self.new_location(assets=6, assignments=100)
-        t = self.add_token(stoken)
-        self.wait_sync(t["id"])
-        self.sim.control("POST", "faults", {"path": "/mdm/v2/assignments", "location": loc["uId"],
-                                            "kind": "latency", "latencyMs": 400})
+        _, _, t = self.synced_token_with_slow_pages(6, 100, 400)
         r = self.cli_sync(t["id"])
         self.assertEqual(r.returncode, 0, r)
         self.assertIn("queued syncLicenses", r.stdout)
