@@ -88,9 +88,7 @@ int main(int argc, char** argv) {
   if (!skip_parse) {
     std::string token(*stoken);
     while (!token.empty() && (token.back() == '\n' || token.back() == ' ')) token.pop_back();
-    // With the spare capacity the transport leaves, as a walk parses it (in place).
-    std::string body = FetchPage(url + "/assignments?pageIndex=1", token);
-    body.reserve(body.size() + apple::internal::kBodyPadding);
+    const std::string body = FetchPage(url + "/assignments?pageIndex=1", token);
     apple::internal::PageParser parser;
     constexpr int kRounds = 200;
     std::size_t n = 0;
@@ -100,7 +98,7 @@ int main(int argc, char** argv) {
     std::vector<apple::Assignment> items;
     for (int i = 0; i < kRounds; ++i) {
       apple::internal::PageMeta meta;
-      if (auto s = parser.Assignments(body, &meta, &items, body.capacity() - body.size()); !s) {
+      if (auto s = parser.Assignments(body, &meta, &items); !s) {
         std::fprintf(stderr, "parse: %s\n", s.error().Describe().c_str());
         return 1;
       }

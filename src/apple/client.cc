@@ -221,7 +221,7 @@ class ClientImpl final : public Client {
   }
 
   template <class Item>
-  using ParseFn = AppleStatus (internal::PageParser::*)(std::string_view, PageMeta*, std::vector<Item>*, std::size_t);
+  using ParseFn = AppleStatus (internal::PageParser::*)(std::string_view, PageMeta*, std::vector<Item>*);
 
   // The walk engine (contract in client.h).
   template <class Item>
@@ -259,8 +259,7 @@ class ClientImpl final : public Client {
         out.page.items = std::move(spare.back());
         spare.pop_back();
       }
-      // The transport leaves spare capacity after the body (kBodyPadding): parsed in place.
-      if (auto s = (parser.*parse)(*c.body, &out.meta, &out.page.items, c.body->capacity() - c.body->size()); !s)
+      if (auto s = (parser.*parse)(*c.body, &out.meta, &out.page.items); !s)
         return tl::unexpected(Located(s.error(), req, c.attempts));
       const PageMeta& m = out.meta;
       const std::int64_t expected_total = c.id == 0 ? m.total : total;

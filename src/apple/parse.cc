@@ -262,12 +262,9 @@ struct PageParser::State {
 };
 
 PageParser::PageParser() : state_(new State) {}
-PageParser::~PageParser() {
-  delete state_;
-  Delete(simd_);
-}
+PageParser::~PageParser() { delete state_; }
 
-AppleStatus PageParser::Assets(std::string_view body, PageMeta* meta, std::vector<Asset>* items, std::size_t) {
+AppleStatus PageParser::Assets(std::string_view body, PageMeta* meta, std::vector<Asset>* items) {
   items->clear();
   auto o = state_->Parse(body);
   if (!o) return tl::unexpected(o.error());
@@ -280,7 +277,7 @@ AppleStatus PageParser::Assets(std::string_view body, PageMeta* meta, std::vecto
   });
 }
 
-AppleStatus PageParser::Users(std::string_view body, PageMeta* meta, std::vector<User>* items, std::size_t) {
+AppleStatus PageParser::Users(std::string_view body, PageMeta* meta, std::vector<User>* items) {
   items->clear();
   auto o = state_->Parse(body);
   if (!o) return tl::unexpected(o.error());
@@ -290,7 +287,7 @@ AppleStatus PageParser::Users(std::string_view body, PageMeta* meta, std::vector
   });
 }
 
-// /assignments pages: parse_assignments.cc (simdjson).
+// /assignments pages: parse_assignments.cc.
 
 // ------------------------------------------------------------------ single answers
 

@@ -1,29 +1,35 @@
-// /assignments pages → PageMeta and Assignment structs with simdjson (the hot
-// path of a sync; why simdjson's DOM parser and what it validates: parse.h).
-//
-// simdjson stays in this file: its header is ~1 MB and must not reach any
-// other translation unit.
-#include <simdjson.h>
-
-#include <algorithm>
+// /assignments pages → PageMeta and Assignment structs: a strict JSON reader
+// made for this one page shape, in a single pass over the body (the hot path
+// of a sync; why not a general parser, and what it validates: parse.h).
+#include <array>
+#include <charconv>
 #include <cstring>
+#include <limits>
+#include <string>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "apple/parse.h"
-#include "apple/transport.h"
 
 namespace vppd::apple::internal {
 
-// transport.cc leaves kBodyPadding spare bytes after every body so that pages
-// are parsed in place, not copied.
-static_assert(kBodyPadding >= simdjson::SIMDJSON_PADDING);
-
 namespace {
 
-namespace dom = simdjson::dom;
-
 // Boost.JSON's default depth limit (32 nested arrays/objects, the page's own
-// object included), which the SAX parser before this one enforced.
-constexpr std::size_t kMaxDepth = 32;
+// object included), which every earlier /assignments parser enforced.
+constexpr int kMaxDepth = 32;
+
+// Bytes that end the fast scan of a string: its closing quote, an escape, a
+// control character (refused) and any non-ASCII byte (checked as UTF-8).
+constexpr std::array<bool, 256> kStringStop = [] {
+  std::array<bool, 256> stop{};
+  for (int c = 0; c < 256; ++c) stop[c] = c == '"' || c == '\\' || c < 0x20 || c >= 0x80;
+  return stop;
+}();
+
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
 // Equality with a literal (its length known at compile time).
 template <std::size_t N>
@@ -45,122 +51,105 @@ ItemKey ClassifyItemKey(std::string_view k) {
   }
 }
 
-// One page's read from simdjson's document (already validated as a whole:
-// only the types of the members read are left to check). Every method returns
-// false with `error` set on the first problem; the page is then refused.
-class Reader {
- public:
-  Reader(PageMeta* meta, std::vector<Assignment>* items) : meta_(meta), items_(items) {}
+// A value as the members read need it; containers and booleans are kOther.
+struct Scalar {
+  enum Kind : unsigned char { kOther, kNull, kString, kInt, kBeyondInt64 } kind = kOther;
+  std::string_view text;  // kString: into the body, or into the scanner's scratch (escapes).
+  std::int64_t integer = 0;
+};
 
-  std::string error;
+// Reads one page. Two kinds of problem: a syntax error (the body is not JSON)
+// stops the scan at once; a shape error (a member of the wrong type) is kept
+// — the first one — while the scan goes on, so that a body that is not JSON
+// further on says so, as a full parse before the reading would have.
+class Scanner {
+ public:
+  Scanner(std::string_view body, PageMeta* meta, std::vector<Assignment>* items)
+      : begin_(body.data()), p_(body.data()), end_(body.data() + body.size()), meta_(meta), items_(items) {}
+
+  std::string syntax_error, shape_error;
   std::size_t count = 0;  // Items of this page so far: (*items_)[0, count).
   bool have_current = false, have_total = false, have_version = false;
 
-  bool Page(dom::element doc) {
-    dom::object top;
-    if (doc.get_object().get(top)) return Fail("the response is not a JSON object");
-    for (const dom::key_value_pair member : top) {
-      const std::string_view k = member.key;
-      const dom::element v = member.value;
-      bool ok = true;
-      if (Is(k, "assignments")) {
-        ok = Items(v);
-      } else if (Is(k, "currentPageIndex")) {
-        ok = Integer(v, k, &meta_->current, &have_current);
-      } else if (Is(k, "totalPages")) {
-        ok = Integer(v, k, &meta_->total, &have_total);
-      } else if (Is(k, "nextPageIndex") || Is(k, "size")) {
-        std::int64_t n = 0;
-        bool present = false;
-        ok = Integer(v, k, &n, &present);
-        if (ok && present) (k[0] == 'n' ? meta_->next : meta_->size) = n;
-      } else if (Is(k, "versionId")) {
-        bool present = false;
-        ok = Id(v, k, &meta_->version_id, &present);
-        if (ok && present) have_version = !meta_->version_id.empty();
-      } else if (Is(k, "uId")) {
-        bool present = false;
-        ok = Id(v, k, &meta_->envelope.uid, &present);
-      } else if (Is(k, "tokenExpirationDate")) {
-        ok = Date(v);
-      } else if (Is(k, "mdmInfo")) {
-        ok = Mdm(v);
-      }
-      if (!ok) return false;
+  void Page() {
+    Ws();
+    if (p_ == end_) {
+      Syntax("the body is empty");
+      return;
     }
-    return true;
+    bool ok;
+    if (*p_ == '{') {
+      ok = Object(1, [this](std::string_view key) { return PageMember(key); });
+    } else {
+      Scalar ignored;
+      ok = Value(0, &ignored);
+      Shape("the response is not a JSON object");
+    }
+    if (!ok) return;
+    Ws();
+    if (p_ != end_) Syntax("content after the document");
   }
 
  private:
-  bool Fail(std::string what) {
-    error = std::move(what);
-    return false;
-  }
+  // ------------------------------------------------------------ the page's members
 
-  // A paging integer; null means absent (`*present` stays false).
-  bool Integer(dom::element v, std::string_view key, std::int64_t* out, bool* present) {
-    switch (v.type()) {
-      case dom::element_type::NULL_VALUE: return true;
-      case dom::element_type::INT64:
-        *out = v.get_int64().value_unsafe();
-        *present = true;
-        return true;
-      case dom::element_type::UINT64: return Fail("'" + std::string(key) + "' is out of range");
-      default: return Fail("'" + std::string(key) + "' is not an integer");
+  bool PageMember(std::string_view key) {
+    Scalar v;
+    if (Is(key, "assignments")) {
+      if (p_ != end_ && *p_ == '[') return Array(2, [this] { return Item(); });
+      if (!Value(1, &v)) return false;
+      if (v.kind != Scalar::kNull) Shape("'assignments' is not an array");
+      return true;
     }
-  }
-
-  // An id: a string, or an integer taken as its decimal text (older services
-  // sent some ids as numbers); null means absent (`*present` stays false).
-  bool Id(dom::element v, std::string_view key, std::string* out, bool* present) {
-    switch (v.type()) {
-      case dom::element_type::STRING: out->assign(v.get_string().value_unsafe()); break;
-      case dom::element_type::INT64: *out = std::to_string(v.get_int64().value_unsafe()); break;
-      case dom::element_type::NULL_VALUE: return true;
-      case dom::element_type::UINT64: return Fail("'" + std::string(key) + "' is out of range");
-      default: return Fail("'" + std::string(key) + "' is not a string");
+    if (Is(key, "mdmInfo")) {
+      if (p_ != end_ && *p_ == '{') {
+        MdmInfo& m = meta_->envelope.mdm_info.emplace();
+        return Object(2, [this, &m](std::string_view k) { return MdmMember(k, m); });
+      }
+      if (!Value(1, &v)) return false;
+      if (v.kind != Scalar::kNull) Shape("'mdmInfo' is not an object");
+      return true;
     }
-    *present = true;
-    return true;
-  }
-
-  bool Date(dom::element v) {
-    if (v.is_null()) return true;
-    std::string_view text;
-    if (v.get_string().get(text)) return Fail("'tokenExpirationDate' is not a string");
-    auto t = ParseIso8601(text);
-    if (!t) return Fail("'tokenExpirationDate' is not a date: " + t.error().message);
-    meta_->envelope.token_expiration = *t;
-    return true;
-  }
-
-  bool Mdm(dom::element v) {
-    if (v.is_null()) return true;
-    dom::object o;
-    if (v.get_object().get(o)) return Fail("'mdmInfo' is not an object");
-    MdmInfo& m = meta_->envelope.mdm_info.emplace();
-    for (const dom::key_value_pair member : o) {
-      bool present = false, ok = true;
-      if (Is(member.key, "id")) ok = Id(member.value, "mdmInfo.id", &m.id, &present);
-      else if (Is(member.key, "name")) ok = Id(member.value, "mdmInfo.name", &m.name, &present);
-      else if (Is(member.key, "metadata")) ok = Id(member.value, "mdmInfo.metadata", &m.metadata, &present);
-      if (!ok) return false;
+    if (!Value(1, &v)) return false;
+    bool present = false;
+    if (Is(key, "currentPageIndex")) {
+      Integer(v, "currentPageIndex", &meta_->current, &have_current);
+    } else if (Is(key, "totalPages")) {
+      Integer(v, "totalPages", &meta_->total, &have_total);
+    } else if (Is(key, "nextPageIndex") || Is(key, "size")) {
+      std::int64_t n = 0;
+      Integer(v, key[0] == 'n' ? "nextPageIndex" : "size", &n, &present);
+      if (present) (key[0] == 'n' ? meta_->next : meta_->size) = n;
+    } else if (Is(key, "versionId")) {
+      Id(v, "versionId", &meta_->version_id, &present);
+      if (present) have_version = !meta_->version_id.empty();
+    } else if (Is(key, "uId")) {
+      Id(v, "uId", &meta_->envelope.uid, &present);
+    } else if (Is(key, "tokenExpirationDate")) {
+      Date(v);
     }
     return true;
   }
 
-  bool Items(dom::element v) {
-    if (v.is_null()) return true;
-    dom::array a;
-    if (v.get_array().get(a)) return Fail("'assignments' is not an array");
-    for (const dom::element item : a)
-      if (!Item(item)) return false;
+  bool MdmMember(std::string_view key, MdmInfo& m) {
+    // The name is looked at before the value is read: an escaped name lives in
+    // scratch_, which the value may overwrite.
+    std::string* out = Is(key, "id") ? &m.id : Is(key, "name") ? &m.name : Is(key, "metadata") ? &m.metadata : nullptr;
+    const char* name = out == &m.id ? "mdmInfo.id" : out == &m.name ? "mdmInfo.name" : "mdmInfo.metadata";
+    Scalar v;
+    if (!Value(2, &v)) return false;
+    bool present = false;
+    if (out) Id(v, name, out, &present);
     return true;
   }
 
-  bool Item(dom::element v) {
-    dom::object o;
-    if (v.get_object().get(o)) return Fail("an assignment is not an object");
+  bool Item() {
+    if (p_ == end_ || *p_ != '{') {
+      Scalar ignored;
+      if (!Value(2, &ignored)) return false;
+      Shape("an assignment is not an object");
+      return true;
+    }
     // Reuse an element the vector still holds (its strings keep their
     // buffers: no allocation for a clientUserId after a walk's first pages).
     if (count == items_->size()) items_->emplace_back();
@@ -169,72 +158,430 @@ class Reader {
     a.pricing_param.clear();
     a.client_user_id.clear();
     a.serial_number.clear();
-    for (const dom::key_value_pair member : o) {
-      const std::string_view k = member.key;
-      bool present = false, ok = true;
-      switch (ClassifyItemKey(k)) {
-        case ItemKey::kAdamId: ok = Id(member.value, k, &a.adam_id, &present); break;
-        case ItemKey::kPricingParam: ok = Id(member.value, k, &a.pricing_param, &present); break;
-        case ItemKey::kClientUserId: ok = Id(member.value, k, &a.client_user_id, &present); break;
-        case ItemKey::kSerialNumber: ok = Id(member.value, k, &a.serial_number, &present); break;
+    const bool ok = Object<kItemNames>(3, [this, &a](std::string_view key) {
+      const ItemKey k = ClassifyItemKey(key);
+      Scalar v;
+      if (!Value(3, &v)) return false;
+      bool present = false;
+      switch (k) {
+        case ItemKey::kAdamId: Id(v, "adamId", &a.adam_id, &present); break;
+        case ItemKey::kPricingParam: Id(v, "pricingParam", &a.pricing_param, &present); break;
+        case ItemKey::kClientUserId: Id(v, "clientUserId", &a.client_user_id, &present); break;
+        case ItemKey::kSerialNumber: Id(v, "serialNumber", &a.serial_number, &present); break;
         case ItemKey::kOther: break;
       }
-      if (!ok) return false;
-    }
-    if (a.adam_id.empty()) return Fail("an assignment has no adamId");
-    if (a.client_user_id.empty() == a.serial_number.empty())
-      return Fail("assignment of " + a.adam_id + " needs exactly one of clientUserId, serialNumber");
+      return true;
+    });
+    if (!ok) return false;
+    if (a.adam_id.empty()) Shape("an assignment has no adamId");
+    else if (a.client_user_id.empty() == a.serial_number.empty())
+      Shape("assignment of " + a.adam_id + " needs exactly one of clientUserId, serialNumber");
     return true;
   }
 
+  // A paging integer; null means absent (`*present` stays false).
+  void Integer(const Scalar& v, std::string_view key, std::int64_t* out, bool* present) {
+    switch (v.kind) {
+      case Scalar::kNull: return;
+      case Scalar::kInt:
+        *out = v.integer;
+        *present = true;
+        return;
+      case Scalar::kBeyondInt64: Shape("'" + std::string(key) + "' is out of range"); return;
+      default: Shape("'" + std::string(key) + "' is not an integer"); return;
+    }
+  }
+
+  // An id: a string, or an integer taken as its decimal text (older services
+  // sent some ids as numbers); null means absent (`*present` stays false).
+  void Id(const Scalar& v, std::string_view key, std::string* out, bool* present) {
+    switch (v.kind) {
+      case Scalar::kString: out->assign(v.text); break;
+      case Scalar::kInt: *out = std::to_string(v.integer); break;
+      case Scalar::kNull: return;
+      case Scalar::kBeyondInt64: Shape("'" + std::string(key) + "' is out of range"); return;
+      default: Shape("'" + std::string(key) + "' is not a string"); return;
+    }
+    *present = true;
+  }
+
+  void Date(const Scalar& v) {
+    if (v.kind == Scalar::kNull) return;
+    if (v.kind != Scalar::kString) return Shape("'tokenExpirationDate' is not a string");
+    auto t = ParseIso8601(v.text);
+    if (!t) return Shape("'tokenExpirationDate' is not a date: " + t.error().message);
+    meta_->envelope.token_expiration = *t;
+  }
+
+  // ------------------------------------------------------------ JSON (RFC 8259)
+
+  void Shape(std::string what) {
+    if (shape_error.empty()) shape_error = std::move(what);
+  }
+  bool Syntax(std::string_view what) {
+    syntax_error = std::string(what) + " at byte " + std::to_string(p_ - begin_);
+    return false;
+  }
+
+  void Ws() {
+    while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+  }
+
+  // An assignment's member names, matched with their quotes straight from the
+  // body (a third of a page's strings are these names). A name spelled
+  // otherwise (an escape in it, another member) takes the general path.
+  bool ItemName(std::string_view* name) {
+    const std::ptrdiff_t left = end_ - p_;
+    if (left >= 8 && std::memcmp(p_, "\"adamId\"", 8) == 0) {
+      *name = std::string_view(p_ + 1, 6);
+      p_ += 8;
+      return true;
+    }
+    if (left < 14 || p_[13] != '"') return false;
+    for (const char* quoted : {"\"pricingParam\"", "\"clientUserId\"", "\"serialNumber\"", }) {
+      if (std::memcmp(p_, quoted, 14) == 0) {
+        *name = std::string_view(p_ + 1, 12);
+        p_ += 14;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // An object at `depth` (the page's own is 1); `on_member(name)` reads the
+  // member's value, starting at it. kItemNames: an assignment's (ItemName).
+  static constexpr bool kItemNames = true;
+  template <bool kNames = false, class OnMember>
+  bool Object(int depth, OnMember on_member) {
+    if (depth > kMaxDepth) return Syntax("nested deeper than 32");
+    ++p_;  // '{'
+    Ws();
+    if (p_ != end_ && *p_ == '}') {
+      ++p_;
+      return true;
+    }
+    for (;;) {
+      if (p_ == end_ || *p_ != '"') return Syntax("expected a member name");
+      std::string_view key;
+      if (!(kNames && ItemName(&key)) && !String(&key)) return false;
+      Ws();
+      if (p_ == end_ || *p_ != ':') return Syntax("expected ':'");
+      ++p_;
+      Ws();
+      if (!on_member(key)) return false;
+      Ws();
+      if (p_ == end_) return Syntax("unterminated object");
+      if (*p_ == '}') {
+        ++p_;
+        return true;
+      }
+      if (*p_ != ',') return Syntax("expected ',' or '}'");
+      ++p_;
+      Ws();
+    }
+  }
+
+  // An array at `depth`; `on_element()` reads one element, starting at it.
+  template <class OnElement>
+  bool Array(int depth, OnElement on_element) {
+    if (depth > kMaxDepth) return Syntax("nested deeper than 32");
+    ++p_;  // '['
+    Ws();
+    if (p_ != end_ && *p_ == ']') {
+      ++p_;
+      return true;
+    }
+    for (;;) {
+      if (!on_element()) return false;
+      Ws();
+      if (p_ == end_) return Syntax("unterminated array");
+      if (*p_ == ']') {
+        ++p_;
+        return true;
+      }
+      if (*p_ != ',') return Syntax("expected ',' or ']'");
+      ++p_;
+      Ws();
+    }
+  }
+
+  // Any value, inside a container at `depth`; what the members read need of it
+  // goes to `out`.
+  bool Value(int depth, Scalar* out) {
+    if (p_ == end_) return Syntax("expected a value");
+    switch (*p_) {
+      case '"': out->kind = Scalar::kString; return String(&out->text);
+      case '{': out->kind = Scalar::kOther; return Object(depth + 1, [this, depth](std::string_view) {
+          Scalar ignored;
+          return Value(depth + 1, &ignored);
+        });
+      case '[': out->kind = Scalar::kOther; return Array(depth + 1, [this, depth] {
+          Scalar ignored;
+          return Value(depth + 1, &ignored);
+        });
+      case 't': out->kind = Scalar::kOther; return Literal("true");
+      case 'f': out->kind = Scalar::kOther; return Literal("false");
+      case 'n': out->kind = Scalar::kNull; return Literal("null");
+      default: return Number(out);
+    }
+  }
+
+  template <std::size_t N>
+  bool Literal(const char (&word)[N]) {
+    if (static_cast<std::size_t>(end_ - p_) < N - 1 || std::memcmp(p_, word, N - 1) != 0)
+      return Syntax("not a value");
+    p_ += N - 1;
+    return true;
+  }
+
+  // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?. An integer is read as
+  // int64 (kBeyondInt64 up to 2^64 - 1); an integer beyond 64 bits or a number
+  // whose magnitude overflows a double is refused, as simdjson did before.
+  bool Number(Scalar* out) {
+    const char* start = p_;
+    const bool negative = *p_ == '-';
+    if (negative) ++p_;
+    if (p_ == end_ || !IsDigit(*p_)) return Syntax("not a value");
+    const char* digits = p_;
+    if (*p_ == '0') ++p_;
+    else
+      while (p_ != end_ && IsDigit(*p_)) ++p_;
+    const char* digits_end = p_;
+    bool integer = true;
+    if (p_ != end_ && *p_ == '.') {
+      integer = false;
+      ++p_;
+      if (p_ == end_ || !IsDigit(*p_)) return Syntax("a digit must follow '.'");
+      while (p_ != end_ && IsDigit(*p_)) ++p_;
+    }
+    if (p_ != end_ && (*p_ == 'e' || *p_ == 'E')) {
+      integer = false;
+      ++p_;
+      if (p_ != end_ && (*p_ == '+' || *p_ == '-')) ++p_;
+      if (p_ == end_ || !IsDigit(*p_)) return Syntax("a digit must follow the exponent");
+      while (p_ != end_ && IsDigit(*p_)) ++p_;
+    }
+    out->kind = Scalar::kOther;
+    if (!integer) {
+      double d = 0;
+      const auto r = std::from_chars(start, p_, d);
+      // Out of range is an overflow (refused) or an underflow (a zero, fine).
+      if (r.ec == std::errc::result_out_of_range && Overflows(digits, digits_end))
+        return Syntax("number out of range");
+      return true;
+    }
+    std::uint64_t magnitude = 0;
+    if (std::from_chars(digits, digits_end, magnitude).ec != std::errc()) return Syntax("integer beyond 64 bits");
+    constexpr auto kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    if (negative) {
+      if (magnitude > kMax + 1) return Syntax("integer beyond 64 bits");
+      out->kind = Scalar::kInt;
+      out->integer = magnitude == kMax + 1 ? std::numeric_limits<std::int64_t>::min()
+                                           : -static_cast<std::int64_t>(magnitude);
+    } else if (magnitude > kMax) {
+      out->kind = Scalar::kBeyondInt64;
+    } else {
+      out->kind = Scalar::kInt;
+      out->integer = static_cast<std::int64_t>(magnitude);
+    }
+    return true;
+  }
+
+  // For a number from_chars found out of range: whether it is too large (not
+  // too small). [digits, digits_end) is its integer part; p_ is its end.
+  bool Overflows(const char* digits, const char* digits_end) const {
+    std::int64_t scale = 0;  // Decimal exponent of the first significant digit.
+    const char* first = digits;
+    while (first != digits_end && *first == '0') ++first;
+    if (first != digits_end) {
+      scale = digits_end - first - 1;
+    } else {
+      const char* q = digits_end;
+      if (q != p_ && *q == '.') ++q;
+      std::int64_t zeros = 0;
+      while (q != p_ && *q == '0') ++q, ++zeros;
+      scale = -zeros - 1;
+    }
+    const char* e = digits_end;
+    while (e != p_ && *e != 'e' && *e != 'E') ++e;
+    if (e != p_) {
+      ++e;
+      const bool minus = *e == '-';
+      if (*e == '+' || *e == '-') ++e;
+      std::int64_t exponent = 0;
+      for (; e != p_ && exponent < 100000; ++e) exponent = exponent * 10 + (*e - '0');
+      scale += minus ? -exponent : exponent;
+    }
+    return scale > 0;
+  }
+
+  // A string starting at its '"'; `*out` views the body when it has no escape,
+  // else scratch_ (valid until the next escaped string).
+  bool String(std::string_view* out) {
+    const char* start = ++p_;
+    for (;;) {
+      p_ = ScanToStop(p_);
+      if (p_ == end_) return Syntax("unterminated string");
+      const auto c = static_cast<unsigned char>(*p_);
+      if (c == '"') {
+        *out = std::string_view(start, static_cast<std::size_t>(p_ - start));
+        ++p_;
+        return true;
+      }
+      if (c == '\\') return EscapedString(start, out);
+      if (c < 0x20) return Syntax("control character in a string");
+      if (!Utf8Sequence()) return false;
+    }
+  }
+
+  // The first byte at or after `p` that kStringStop names, or end_.
+  const char* ScanToStop(const char* p) const {
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
+    // Bit i set: byte i of the 16 at q stops the scan. Signed compare: bytes
+    // >= 0x80 are negative, so "< 0x20" takes them too.
+    auto stops = [&](const char* q) -> std::uint64_t {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+      const __m128i stop =
+          _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)), _mm_cmplt_epi8(v, space));
+      return static_cast<std::uint32_t>(_mm_movemask_epi8(stop));
+    };
+    while (end_ - p >= 16) {
+      if (const std::uint64_t mask = stops(p)) return p + __builtin_ctzll(mask);
+      p += 16;
+    }
+#endif
+    while (p != end_ && !kStringStop[static_cast<unsigned char>(*p)]) ++p;
+    return p;
+  }
+
+  // One UTF-8 sequence at p_ (its lead byte is >= 0x80), RFC 3629: no overlong
+  // forms, no surrogates, nothing above U+10FFFF.
+  bool Utf8Sequence() {
+    const auto* s = reinterpret_cast<const unsigned char*>(p_);
+    const std::ptrdiff_t left = end_ - p_;
+    auto cont = [&](std::ptrdiff_t i, unsigned char lo = 0x80, unsigned char hi = 0xbf) {
+      return i < left && s[i] >= lo && s[i] <= hi;
+    };
+    int length = 0;
+    const unsigned char c = s[0];
+    if (c >= 0xc2 && c <= 0xdf) length = cont(1) ? 2 : 0;
+    else if (c == 0xe0) length = cont(1, 0xa0) && cont(2) ? 3 : 0;
+    else if (c == 0xed) length = cont(1, 0x80, 0x9f) && cont(2) ? 3 : 0;
+    else if (c >= 0xe1 && c <= 0xef) length = cont(1) && cont(2) ? 3 : 0;
+    else if (c == 0xf0) length = cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
+    else if (c >= 0xf1 && c <= 0xf3) length = cont(1) && cont(2) && cont(3) ? 4 : 0;
+    else if (c == 0xf4) length = cont(1, 0x80, 0x8f) && cont(2) && cont(3) ? 4 : 0;
+    if (length == 0) return Syntax("invalid UTF-8 in a string");
+    p_ += length;
+    return true;
+  }
+
+  // The rest of a string from its first escape (p_ at the '\'), decoded into scratch_.
+  bool EscapedString(const char* start, std::string_view* out) {
+    scratch_.assign(start, p_);
+    for (;;) {
+      const char* run = p_;
+      p_ = ScanToStop(p_);
+      scratch_.append(run, p_);
+      if (p_ == end_) return Syntax("unterminated string");
+      const auto c = static_cast<unsigned char>(*p_);
+      if (c == '"') {
+        ++p_;
+        *out = scratch_;
+        return true;
+      }
+      if (c < 0x20) return Syntax("control character in a string");
+      if (c >= 0x80) {
+        const char* seq = p_;
+        if (!Utf8Sequence()) return false;
+        scratch_.append(seq, p_);
+        continue;
+      }
+      // A backslash.
+      if (++p_ == end_) return Syntax("unterminated string");
+      switch (*p_++) {
+        case '"': scratch_ += '"'; break;
+        case '\\': scratch_ += '\\'; break;
+        case '/': scratch_ += '/'; break;
+        case 'b': scratch_ += '\b'; break;
+        case 'f': scratch_ += '\f'; break;
+        case 'n': scratch_ += '\n'; break;
+        case 'r': scratch_ += '\r'; break;
+        case 't': scratch_ += '\t'; break;
+        case 'u':
+          if (!UnicodeEscape()) return false;
+          break;
+        default: --p_; return Syntax("invalid escape in a string");
+      }
+    }
+  }
+
+  // After "\u": four hex digits, a surrogate pair as two escapes; appended as UTF-8.
+  bool UnicodeEscape() {
+    std::uint32_t code = 0;
+    if (!Hex4(&code)) return false;
+    if (code >= 0xdc00 && code <= 0xdfff) return Syntax("unpaired surrogate in a string");
+    if (code >= 0xd800 && code <= 0xdbff) {
+      std::uint32_t low = 0;
+      if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') return Syntax("unpaired surrogate in a string");
+      p_ += 2;
+      if (!Hex4(&low)) return false;
+      if (low < 0xdc00 || low > 0xdfff) return Syntax("unpaired surrogate in a string");
+      code = 0x10000 + ((code - 0xd800) << 10) + (low - 0xdc00);
+    }
+    if (code < 0x80) {
+      scratch_ += static_cast<char>(code);
+    } else if (code < 0x800) {
+      scratch_ += static_cast<char>(0xc0 | code >> 6);
+      scratch_ += static_cast<char>(0x80 | (code & 0x3f));
+    } else if (code < 0x10000) {
+      scratch_ += static_cast<char>(0xe0 | code >> 12);
+      scratch_ += static_cast<char>(0x80 | (code >> 6 & 0x3f));
+      scratch_ += static_cast<char>(0x80 | (code & 0x3f));
+    } else {
+      scratch_ += static_cast<char>(0xf0 | code >> 18);
+      scratch_ += static_cast<char>(0x80 | (code >> 12 & 0x3f));
+      scratch_ += static_cast<char>(0x80 | (code >> 6 & 0x3f));
+      scratch_ += static_cast<char>(0x80 | (code & 0x3f));
+    }
+    return true;
+  }
+
+  bool Hex4(std::uint32_t* code) {
+    if (end_ - p_ < 4) return Syntax("truncated \\u escape");
+    for (int i = 0; i < 4; ++i, ++p_) {
+      const char c = *p_;
+      const int digit = IsDigit(c) ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+      if (digit < 0) return Syntax("invalid \\u escape");
+      *code = *code << 4 | static_cast<std::uint32_t>(digit);
+    }
+    return true;
+  }
+
+  const char* begin_;
+  const char* p_;
+  const char* end_;
   PageMeta* meta_;
   std::vector<Assignment>* items_;
+  std::string scratch_;
 };
 
 }  // namespace
 
-// simdjson's parser (its buffers are reused from page to page) and, for a body
-// without kBodyPadding spare bytes, a padded copy of it.
-struct PageParser::Simd {
-  dom::parser parser;
-  bool allocated = false;
-  std::string copy;
-};
-
-void PageParser::Delete(Simd* p) { delete p; }
-
-AppleStatus PageParser::Assignments(std::string_view body, PageMeta* meta, std::vector<Assignment>* items,
-                                    std::size_t spare) {
-  items->reserve(1000);  // Apple's pages hold up to ~1,000.
-  Reader r(meta, items);
+AppleStatus PageParser::Assignments(std::string_view body, PageMeta* meta, std::vector<Assignment>* items) {
+  Scanner s(body, meta, items);
   try {
-    if (!simd_) simd_ = new Simd;
-    Simd& s = *simd_;
-    // The depth limit is set once; the capacity grows with larger pages.
-    if (!s.allocated) {
-      if (s.parser.allocate(std::max<std::size_t>(body.size(), 1 << 17), kMaxDepth))
-        throw std::bad_alloc();
-      s.allocated = true;
-    }
-    const char* data = body.data();
-    if (spare < simdjson::SIMDJSON_PADDING) {
-      s.copy.reserve(body.size() + simdjson::SIMDJSON_PADDING);
-      s.copy.assign(body);
-      data = s.copy.data();
-    }
-    dom::element doc;
-    if (auto e = s.parser.parse(data, body.size(), /*realloc_if_needed=*/false).get(doc))
-      r.error = std::string("the response is not JSON: ") + simdjson::error_message(e);
-    else
-      r.Page(doc);
+    s.Page();
   } catch (const std::exception& e) {  // bad_alloc: never let it cross the module.
-    r.error = std::string("the response could not be parsed: ") + e.what();
+    s.syntax_error = std::string("could not be read: ") + e.what();
   }
-  items->resize(r.count);  // Drops elements left from a previous page.
-  if (!r.error.empty()) return tl::unexpected(Malformed(std::move(r.error)));
-  if (!r.have_current) return tl::unexpected(Malformed("the page has no currentPageIndex"));
-  if (!r.have_total) return tl::unexpected(Malformed("the page has no totalPages"));
-  if (!r.have_version) return tl::unexpected(Malformed("the page has no versionId"));
+  items->resize(s.count);  // Drops elements left from a previous page.
+  if (!s.syntax_error.empty()) return tl::unexpected(Malformed("the response is not JSON: " + s.syntax_error));
+  if (!s.shape_error.empty()) return tl::unexpected(Malformed(std::move(s.shape_error)));
+  if (!s.have_current) return tl::unexpected(Malformed("the page has no currentPageIndex"));
+  if (!s.have_total) return tl::unexpected(Malformed("the page has no totalPages"));
+  if (!s.have_version) return tl::unexpected(Malformed("the page has no versionId"));
   return {};
 }
 

@@ -196,8 +196,8 @@ struct Batch::Slot {
       s->too_large = true;
       return 0;  // Makes curl fail the transfer with CURLE_WRITE_ERROR.
     }
-    // Room for kBodyPadding after the body, growing geometrically.
-    if (const std::size_t need = s->body.size() + bytes + kBodyPadding; need > s->body.capacity())
+    // Growing geometrically.
+    if (const std::size_t need = s->body.size() + bytes; need > s->body.capacity())
       s->body.reserve(std::max(need, 2 * s->body.capacity()));
     s->body.append(data, bytes);
     return bytes;
@@ -522,7 +522,7 @@ void Batch::Finish(Slot& slot, int curl_code) {
     // sized like this one, so large pages do not grow it step by step.
     const std::size_t size = slot.body.size();
     done_.push_back({p.id, std::exchange(slot.body, std::string()), p.attempts});
-    slot.body.reserve(size + kBodyPadding);
+    slot.body.reserve(size);
     requests_.erase(p.id);
     return;
   }

@@ -39,12 +39,6 @@ struct HttpRequest {
   bool with_token = true;  // false: no Authorization header (service config, lookup).
 };
 
-// Spare capacity the transport keeps after every body it receives: the
-// /assignments parser (simdjson, which reads up to 64 bytes past a document)
-// then parses the page in place instead of copying it (it checks the spare
-// bytes it is given, and copies a body that has fewer).
-inline constexpr std::size_t kBodyPadding = 64;
-
 // What a finished request gave: the 2xx body with no Apple error in it, or the
 // final error after the retries. `attempts` counts requests made.
 struct Completion {
