@@ -259,8 +259,9 @@ class ClientImpl final : public Client {
         out.page.items = std::move(spare.back());
         spare.pop_back();
       }
-      if (auto s = (parser.*parse)(*c.body, &out.meta, &out.page.items); !s)
-        return tl::unexpected(Located(s.error(), req, c.attempts));
+      const AppleStatus s = (parser.*parse)(*c.body, &out.meta, &out.page.items);
+      batch.Recycle(std::move(*c.body));  // Read into items: the buffer takes the next page.
+      if (!s) return tl::unexpected(Located(s.error(), req, c.attempts));
       const PageMeta& m = out.meta;
       const std::int64_t expected_total = c.id == 0 ? m.total : total;
       auto broken = [&](std::string what) {

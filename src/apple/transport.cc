@@ -245,6 +245,13 @@ void Batch::Submit(int id, HttpRequest request) {
   queue_.push_back(id);
 }
 
+void Batch::Recycle(std::string body) {
+  // As many as there are slots: one for each transfer's next body.
+  if (spare_bodies_.size() >= slots_.size()) return;
+  body.clear();
+  spare_bodies_.push_back(std::move(body));
+}
+
 void Batch::StartReady() {
   const ClientOptions& o = transport_.options();
   for (auto& slot_ptr : slots_) {
@@ -518,11 +525,17 @@ void Batch::Finish(Slot& slot, int curl_code) {
   }
   CountAttempt(p.request, out);
   if (out.ok) {
-    // Hand the buffer over; the next transfer on this slot starts a fresh one
-    // sized like this one, so large pages do not grow it step by step.
+    // Hand the buffer over; the next transfer on this slot receives into a
+    // recycled one, or a fresh one, at least as large as this body, so large
+    // pages do not grow it step by step.
     const std::size_t size = slot.body.size();
-    done_.push_back({p.id, std::exchange(slot.body, std::string()), p.attempts});
-    slot.body.reserve(size);
+    std::string next;
+    if (!spare_bodies_.empty()) {
+      next = std::move(spare_bodies_.back());
+      spare_bodies_.pop_back();
+    }
+    next.reserve(size);
+    done_.push_back({p.id, std::exchange(slot.body, std::move(next)), p.attempts});
     requests_.erase(p.id);
     return;
   }
