@@ -93,15 +93,35 @@ class Scanner {
  private:
   // ------------------------------------------------------------ the page's members
 
-  bool PageMember(std::string_view key) {
+  enum class PageKey : unsigned char {
+    kOther, kAssignments, kMdmInfo, kCurrent, kTotal, kNext, kSize, kVersionId, kUid, kExpiration
+  };
+
+  static PageKey ClassifyPageKey(std::string_view k) {
+    if (Is(k, "assignments")) return PageKey::kAssignments;
+    if (Is(k, "mdmInfo")) return PageKey::kMdmInfo;
+    if (Is(k, "currentPageIndex")) return PageKey::kCurrent;
+    if (Is(k, "totalPages")) return PageKey::kTotal;
+    if (Is(k, "nextPageIndex")) return PageKey::kNext;
+    if (Is(k, "size")) return PageKey::kSize;
+    if (Is(k, "versionId")) return PageKey::kVersionId;
+    if (Is(k, "uId")) return PageKey::kUid;
+    if (Is(k, "tokenExpirationDate")) return PageKey::kExpiration;
+    return PageKey::kOther;
+  }
+
+  bool PageMember(std::string_view name) {
+    // The name is classified before the value is read: an escaped name lives
+    // in scratch_, which the value may overwrite.
+    const PageKey key = ClassifyPageKey(name);
     Scalar v;
-    if (Is(key, "assignments")) {
+    if (key == PageKey::kAssignments) {
       if (p_ != end_ && *p_ == '[') return Array(2, [this] { return Item(); });
       if (!Value(1, &v)) return false;
       if (v.kind != Scalar::kNull) Shape("'assignments' is not an array");
       return true;
     }
-    if (Is(key, "mdmInfo")) {
+    if (key == PageKey::kMdmInfo) {
       if (p_ != end_ && *p_ == '{') {
         MdmInfo& m = meta_->envelope.mdm_info.emplace();
         return Object(2, [this, &m](std::string_view k) { return MdmMember(k, m); });
@@ -112,21 +132,25 @@ class Scanner {
     }
     if (!Value(1, &v)) return false;
     bool present = false;
-    if (Is(key, "currentPageIndex")) {
-      Integer(v, "currentPageIndex", &meta_->current, &have_current);
-    } else if (Is(key, "totalPages")) {
-      Integer(v, "totalPages", &meta_->total, &have_total);
-    } else if (Is(key, "nextPageIndex") || Is(key, "size")) {
-      std::int64_t n = 0;
-      Integer(v, key[0] == 'n' ? "nextPageIndex" : "size", &n, &present);
-      if (present) (key[0] == 'n' ? meta_->next : meta_->size) = n;
-    } else if (Is(key, "versionId")) {
-      Id(v, "versionId", &meta_->version_id, &present);
-      if (present) have_version = !meta_->version_id.empty();
-    } else if (Is(key, "uId")) {
-      Id(v, "uId", &meta_->envelope.uid, &present);
-    } else if (Is(key, "tokenExpirationDate")) {
-      Date(v);
+    std::int64_t n = 0;
+    switch (key) {
+      case PageKey::kCurrent: Integer(v, "currentPageIndex", &meta_->current, &have_current); break;
+      case PageKey::kTotal: Integer(v, "totalPages", &meta_->total, &have_total); break;
+      case PageKey::kNext:
+        Integer(v, "nextPageIndex", &n, &present);
+        if (present) meta_->next = n;
+        break;
+      case PageKey::kSize:
+        Integer(v, "size", &n, &present);
+        if (present) meta_->size = n;
+        break;
+      case PageKey::kVersionId:
+        Id(v, "versionId", &meta_->version_id, &present);
+        if (present) have_version = !meta_->version_id.empty();
+        break;
+      case PageKey::kUid: Id(v, "uId", &meta_->envelope.uid, &present); break;
+      case PageKey::kExpiration: Date(v); break;
+      default: break;
     }
     return true;
   }

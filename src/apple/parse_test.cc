@@ -73,6 +73,16 @@ TEST(AssignmentsPage, EscapesAreDecodedInNamesAndValues) {
   ASSERT_EQ(p.items.size(), 1u);
   EXPECT_EQ(p.items[0].adam_id, "1\xc3\xa9");
   EXPECT_EQ(p.items[0].client_user_id, "a\"b\\c");
+  // Escaped page members with escaped values: each name is read before its value replaces it.
+  Parsed q = Parse(R"({"assignments":[],"currentPageInde\u0078":0,"totalPage\u0073":1,"versio\u006eId":"v\u0031",)"
+                   R"("mdm\u0049nfo":{"n\u0061me":"\u0076ppd"},"u\u0049d":"\u0032"})");
+  ASSERT_TRUE(q.status) << q.status.error().Describe();
+  EXPECT_EQ(q.meta.version_id, "v1");
+  EXPECT_EQ(q.meta.total, 1);
+  EXPECT_EQ(q.meta.envelope.uid, "2");
+  ASSERT_TRUE(q.meta.envelope.mdm_info);
+  EXPECT_EQ(q.meta.envelope.mdm_info->name, "vppd");
+  EXPECT_EQ(ErrorOf(R"({"siz\u0065":"\u0031",)" + std::string(kTail) + "}"), "'size' is not an integer");
 }
 
 TEST(AssignmentsPage, NullMeansAbsent) {
