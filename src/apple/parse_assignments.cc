@@ -262,14 +262,13 @@ class Scanner {
       return true;
     }
     if (left < 14 || p_[13] != '"') return false;
-    for (const char* quoted : {"\"pricingParam\"", "\"clientUserId\"", "\"serialNumber\"", }) {
-      if (std::memcmp(p_, quoted, 14) == 0) {
-        *name = std::string_view(p_ + 1, 12);
-        p_ += 14;
-        return true;
-      }
-    }
-    return false;
+    // Literal operands: the compiler compares in registers, no memcmp call.
+    const bool known = std::memcmp(p_, "\"pricingParam\"", 14) == 0 || std::memcmp(p_, "\"clientUserId\"", 14) == 0 ||
+                       std::memcmp(p_, "\"serialNumber\"", 14) == 0;
+    if (!known) return false;
+    *name = std::string_view(p_ + 1, 12);
+    p_ += 14;
+    return true;
   }
 
   // An object at `depth` (the page's own is 1); `on_member(name)` reads the
