@@ -137,7 +137,7 @@ class StagedAssignments {
     std::uint32_t app;     // index into apps()
     std::uint32_t offset;  // of the id in the ids string
     std::uint32_t length;
-    std::uint32_t kind;    // kUser (the id is a clientUserId), kDevice (a serialNumber), kInvalid
+    std::uint32_t kind;  // kUser (the id is a clientUserId), kDevice (a serialNumber), kInvalid
   };
   enum : std::uint32_t { kUser = 0, kDevice = 1, kInvalid = 2 };
 
@@ -152,6 +152,7 @@ class StagedAssignments {
   void Reserve(std::size_t rows, std::size_t id_bytes);
 
   std::size_t size() const { return rows_.size(); }
+  std::size_t id_bytes() const { return ids_.size(); }  // of all ids together
   bool empty() const { return rows_.empty(); }
   const std::vector<Row>& rows() const { return rows_; }
   // (adamId, pricingParam) of each app, in the order first added.

@@ -9,6 +9,8 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
+#include "store/assignment_chunks.h"
+
 namespace vppd::store {
 
 namespace json = boost::json;
@@ -233,8 +235,8 @@ Result<std::string> PrepareNewToken(const std::string& tenant_id, VppToken& toke
 Status CheckTokenRoom(const std::string& id, bool exists, std::int64_t count, std::int64_t max_tokens) {
   if (exists) return Fail(Error::AlreadyExists(fmt::format("a vppToken with id '{}' already exists", id)));
   if (count >= max_tokens) {
-    return Fail(Error::ResourceExhausted(
-        fmt::format("the tenant already has {} vppTokens, the most it may have", max_tokens)));
+    return Fail(
+        Error::ResourceExhausted(fmt::format("the tenant already has {} vppTokens, the most it may have", max_tokens)));
   }
   return {};
 }
@@ -336,56 +338,12 @@ Status CheckStagedRows(const StagedAssignments& rows) {
   return {};
 }
 
-namespace {
-
-// The first 8 bytes of `id` as a big-endian integer, zero-padded: integers
-// order as the strings do (ties aside).
-std::uint64_t IdPrefix(std::string_view id) {
-  unsigned char bytes[8] = {};
-  std::memcpy(bytes, id.data(), std::min<std::size_t>(8, id.size()));
-  std::uint64_t prefix = 0;
-  for (unsigned char byte : bytes) prefix = prefix << 8 | byte;
-  return prefix;
-}
-
-}  // namespace
-
 std::vector<std::uint32_t> SortedRows(const StagedAssignments& batch) {
-  // Apps ranked once; rows bucketed by (app rank, kind) in O(n) (a counting
-  // sort, stable); each bucket sorted by 8-byte id prefixes as integers, whole
-  // ids compared only on a tie (rare: GUIDs, serial numbers). User rows (no
-  // serial number) sort before device rows, as '' sorts first.
-  const auto& apps = batch.apps();
-  std::vector<std::uint32_t> order(apps.size());
-  for (std::uint32_t a = 0; a < order.size(); ++a) order[a] = a;
-  std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) { return apps[a] < apps[b]; });
-  std::vector<std::uint32_t> rank(apps.size());
-  for (std::uint32_t k = 0; k < order.size(); ++k) rank[order[k]] = k;
-
-  const auto& rows = batch.rows();
-  auto bucket_of = [&](const StagedAssignments::Row& r) { return std::size_t{rank[r.app]} * 2 + r.kind; };
-  std::vector<std::uint32_t> starts(apps.size() * 2 + 1, 0);
-  for (const auto& r : rows) ++starts[bucket_of(r) + 1];
-  for (std::size_t b = 1; b < starts.size(); ++b) starts[b] += starts[b - 1];
-  struct Keyed {
-    std::uint64_t prefix;
-    std::uint32_t row;
-  };
-  std::vector<Keyed> keyed(rows.size());
-  {
-    std::vector<std::uint32_t> next(starts.begin(), starts.end() - 1);
-    for (std::uint32_t i = 0; i < rows.size(); ++i) {
-      keyed[next[bucket_of(rows[i])]++] = {IdPrefix(batch.id(rows[i])), i};
-    }
-  }
-  for (std::size_t b = 0; b + 1 < starts.size(); ++b) {
-    std::sort(keyed.begin() + starts[b], keyed.begin() + starts[b + 1], [&](const Keyed& x, const Keyed& y) {
-      if (x.prefix != y.prefix) return x.prefix < y.prefix;
-      return batch.id(rows[x.row]) < batch.id(rows[y.row]);
-    });
-  }
-  std::vector<std::uint32_t> sorted(rows.size());
-  for (std::size_t k = 0; k < keyed.size(); ++k) sorted[k] = keyed[k].row;
+  chunks::StagingOrder order;
+  order.Sort(batch, /*distinct=*/false);
+  std::vector<std::uint32_t> sorted;
+  sorted.reserve(order.rows().size());
+  for (const chunks::StagingOrder::Row& r : order.rows()) sorted.push_back(r.row);
   return sorted;
 }
 
