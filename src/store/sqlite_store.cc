@@ -619,8 +619,8 @@ class SqliteStore final : public Store {
     for (bool first = true;; first = false) {
       Result<ChunkRead> got = Read<ChunkRead>([&](Connection& c) -> Result<ChunkRead> {
         ChunkRead out;
-        Result<Stmt> token =
-            c.Prepare("SELECT assignments_generation FROM vpp_tokens WHERE tenant_id = ?1 AND id = ?2");
+        Result<Stmt> token = c.Prepare(
+            "SELECT assignments_generation FROM vpp_tokens WHERE tenant_id = ?1 AND id = ?2");
         if (!token) return Fail(token.error());
         if (Status s = BindAll(*token, tenant_id, token_id); !s) return Fail(s.error());
         Result<bool> row = token->Step();
@@ -1231,8 +1231,8 @@ class SqliteStore final : public Store {
       Result<bool> row = read->Step();
       if (!row) return Fail(row.error());
       if (!*row) return rows;
-      if (Status s =
-              chunks::Decode(read->Blob(1), read->Int(0), adam_id, pricing_param, ChunkName(generation, adam_id), rows);
+      if (Status s = chunks::Decode(read->Blob(1), read->Int(0), adam_id, pricing_param,
+                                    ChunkName(generation, adam_id), rows);
           !s) {
         return Fail(s.error());
       }
@@ -1275,11 +1275,12 @@ class SqliteStore final : public Store {
 
   // The (adam_id, pricing_param) of the apps of `generation` whose chunks are
   // more than `max_runs` runs (at most `limit` of them; -1: all).
-  static Result<std::vector<std::pair<std::string, std::string>>> AppsOfManyRuns(Connection& c, std::int64_t generation,
+  static Result<std::vector<std::pair<std::string, std::string>>> AppsOfManyRuns(Connection& c,
+                                                                                 std::int64_t generation,
                                                                                  std::int64_t max_runs,
                                                                                  std::int64_t limit = -1) {
-    Result<Stmt> find =
-        c.Prepare("SELECT adam_id, pricing_param FROM assignment_counts WHERE generation = ?1 AND runs > ?2 LIMIT ?3");
+    Result<Stmt> find = c.Prepare(
+        "SELECT adam_id, pricing_param FROM assignment_counts WHERE generation = ?1 AND runs > ?2 LIMIT ?3");
     if (!find) return Fail(find.error());
     if (Status s = BindAll(*find, generation, max_runs, limit); !s) return Fail(s.error());
     std::vector<std::pair<std::string, std::string>> apps;
@@ -1453,14 +1454,15 @@ class SqliteStore final : public Store {
         // Staged chunks of the app exist, so it has a key.
         Result<std::int64_t> app_key = AppKey(c, app.adam_id, app.pricing_param);
         if (!app_key) return Fail(app_key.error());
-        Result<std::int64_t> first =
-            AddToCounts(c, **current, app.adam_id, app.pricing_param, app.rows, app.runs, app.chunks);
+        Result<std::int64_t> first = AddToCounts(c, **current, app.adam_id, app.pricing_param, app.rows, app.runs,
+                                                 app.chunks);
         if (!first) return Fail(first.error());
         if (Status s = BindAll(*move, **current, **staged, *app_key, *first); !s) return s;
         if (Status s = move->Run(); !s) return s;
         move->Reset();
       }
-      Result<std::vector<std::pair<std::string, std::string>>> split = AppsOfManyRuns(c, **current, kMaxRunsPerApp);
+      Result<std::vector<std::pair<std::string, std::string>>> split =
+          AppsOfManyRuns(c, **current, kMaxRunsPerApp);
       if (!split) return Fail(split.error());
       for (const auto& [adam_id, pricing_param] : *split) {
         if (Status s = MergeRuns(c, **current, adam_id, pricing_param); !s) return s;
@@ -1488,15 +1490,14 @@ class SqliteStore final : public Store {
   static Status CheckMergedCounts(Connection& c, std::optional<std::int64_t> generation,
                                   const std::vector<MobileApp>& apps) {
     // 0: no generation has it
-    Result<std::map<std::pair<std::string, std::string>, std::int64_t>> stored =
-        StoredCounts(c, generation.value_or(0));
+    Result<std::map<std::pair<std::string, std::string>, std::int64_t>> stored = StoredCounts(c, generation.value_or(0));
     if (!stored) return Fail(stored.error());
     return CheckDeltaCounts(*stored, apps);
   }
 
   // Assignments per (adam_id, pricing_param) of a set, from assignment_counts.
   static Result<std::map<std::pair<std::string, std::string>, std::int64_t>> StoredCounts(Connection& c,
-                                                                                          std::int64_t generation) {
+                                                                                           std::int64_t generation) {
     Result<Stmt> counts = c.Prepare("SELECT adam_id, pricing_param, rows FROM assignment_counts WHERE generation = ?1");
     if (!counts) return Fail(counts.error());
     if (Status s = counts->Bind(1, generation); !s) return Fail(s.error());
