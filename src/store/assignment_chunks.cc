@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <memory>
 
 #include <fmt/format.h>
 
@@ -73,16 +74,39 @@ bool PackGuid(std::string_view text, std::uint64_t& hi, std::uint64_t& lo) {
   return ok;
 }
 
-void PutBigEndian(std::uint64_t v, std::string& out) {
-  char bytes[8];
-  for (int k = 7; k >= 0; --k, v >>= 8) bytes[k] = static_cast<char>(v & 0xff);
-  out.append(bytes, sizeof bytes);
+std::uint64_t BigEndian(std::uint64_t v) {
+  if constexpr (std::endian::native == std::endian::little) v = __builtin_bswap64(v);
+  return v;
+}
+
+// The Write* functions write one row at `p`, which has room (StagingEncoder
+// makes it), and return where it ends; the Put* ones append to a string.
+constexpr std::size_t kGuidRowBytes = 17;
+
+char* WriteGuid(std::uint64_t hi, std::uint64_t lo, char* p) {
+  *p = kGuidUser;
+  const std::uint64_t bytes[2] = {BigEndian(hi), BigEndian(lo)};
+  std::memcpy(p + 1, bytes, sizeof bytes);
+  return p + kGuidRowBytes;
+}
+
+char* WriteText(char tag, std::string_view text, char* p) {
+  *p++ = tag;
+  for (std::size_t n = text.size();; n >>= 7) {  // varint length
+    if (n < 0x80) {
+      *p++ = static_cast<char>(n);
+      break;
+    }
+    *p++ = static_cast<char>((n & 0x7f) | 0x80);
+  }
+  std::memcpy(p, text.data(), text.size());
+  return p + text.size();
 }
 
 void PutGuid(std::uint64_t hi, std::uint64_t lo, std::string& out) {
-  out.push_back(kGuidUser);
-  PutBigEndian(hi, out);
-  PutBigEndian(lo, out);
+  char row[kGuidRowBytes];
+  WriteGuid(hi, lo, row);
+  out.append(row, sizeof row);
 }
 
 void UnpackGuid(const unsigned char* in, std::string& out) {
@@ -307,31 +331,35 @@ const std::vector<AppRun>& StagingEncoder::Encode(const StagedAssignments& batch
   const auto& rows = batch.rows();
   const auto& ordered = order_.rows();
   // Room for the most the rows can take (a version byte a chunk; a tag, a
-  // varint length of at most 5 bytes and the id a row): the views into bytes_
-  // stay valid as it grows.
-  std::size_t most = 0;
+  // varint length of at most 5 bytes and the id a row), so that rows are
+  // written through a pointer, and the views into the buffer stay valid.
+  std::size_t most = ordered.size() * 6 + batch.id_bytes();
   for (const StagingOrder::App& app : order_.apps()) most += (app.end - app.begin + kChunkRows - 1) / kChunkRows;
-  bytes_.clear();
-  bytes_.reserve(most + ordered.size() * 6 + batch.id_bytes());
+  most = std::max(most, ordered.size() * kGuidRowBytes);
+  if (most > capacity_) {
+    capacity_ = std::max(most, capacity_ * 2);
+    bytes_ = std::make_unique_for_overwrite<char[]>(capacity_);
+  }
   chunks_.clear();
   runs_.clear();
+  char* p = bytes_.get();
   for (const StagingOrder::App& app : order_.apps()) {
     const std::size_t first_chunk = chunks_.size();
     for (std::uint32_t begin = app.begin; begin < app.end; begin += kChunkRows) {
       const std::uint32_t end = std::min<std::uint32_t>(app.end, begin + kChunkRows);
-      const std::size_t start = bytes_.size();
-      bytes_.push_back(kVersion);
+      char* const start = p;
+      *p++ = kVersion;
       for (std::uint32_t i = begin; i < end; ++i) {
         // Straight from the sort keys: a GUID is written as the bytes it was sorted by.
         const OrderedRow& r = ordered[i];
         if (r.guid()) {
-          PutGuid(r.hi, r.lo, bytes_);
+          p = WriteGuid(r.hi, r.lo, p);
           continue;
         }
         const StagedAssignments::Row& row = rows[r.row];
-        PutText(row.kind == StagedAssignments::kDevice ? kSerial : kTextUser, batch.id(row), bytes_);
+        p = WriteText(row.kind == StagedAssignments::kDevice ? kSerial : kTextUser, batch.id(row), p);
       }
-      chunks_.push_back({end - begin, std::string_view(bytes_).substr(start)});
+      chunks_.push_back({end - begin, std::string_view(start, static_cast<std::size_t>(p - start))});
     }
     AppRun& run = runs_.emplace_back();
     run.adam_id = &batch.apps()[app.app].first;

@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -132,7 +133,8 @@ class StagingEncoder {
 
  private:
   StagingOrder order_;
-  std::string bytes_;  // every chunk, back to back
+  std::unique_ptr<char[]> bytes_;  // every chunk, back to back
+  std::size_t capacity_ = 0;       // of bytes_
   std::vector<ChunkView> chunks_;
   std::vector<AppRun> runs_;
 };
