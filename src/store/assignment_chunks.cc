@@ -49,13 +49,11 @@ inline std::uint64_t Load8(const char* p) {
   return x;
 }
 
-// 4 digits: padded with 4 '0's after them (read from the text itself: each
-// load reads only the GUID's bytes, and no copy stalls a load).
 inline std::uint64_t Load4(const char* p) {
   std::uint32_t x = 0;
   std::memcpy(&x, p, sizeof x);
   if constexpr (std::endian::native == std::endian::big) x = __builtin_bswap32(x);
-  return x | kBytes(0x30) << 32;
+  return x;
 }
 
 // The 16 bytes of a lowercase canonical GUID as two big-endian integers (so
@@ -65,12 +63,14 @@ bool PackGuid(std::string_view text, std::uint64_t& hi, std::uint64_t& lo) {
   if (text.size() != kGuidLength || text[8] != '-' || text[13] != '-' || text[18] != '-' || text[23] != '-') {
     return false;
   }
-  const char* p = text.data();  // 8-4-4-4-12 digits at 0, 9, 14, 19, 24
-  std::uint64_t a = 0, b = 0, c = 0, d = 0, e = 0, f = 0;
-  const bool ok = HexValue8(Load8(p), a) & HexValue8(Load4(p + 9), b) & HexValue8(Load4(p + 14), c) &
-                  HexValue8(Load4(p + 19), d) & HexValue8(Load8(p + 24), e) & HexValue8(Load4(p + 32), f);
-  hi = a << 32 | b | c >> 16;  // b, c, d and f: 4 digits and 4 '0's, so their value << 16
-  lo = d << 32 | e << 16 | f >> 16;
+  // 8-4-4-4-12 digits at 0, 9, 14, 19 and 24: read as four words of 8 digits
+  // (the groups of 4 in pairs), straight from the text.
+  const char* p = text.data();
+  std::uint64_t a = 0, bc = 0, df = 0, e = 0;
+  const bool ok = HexValue8(Load8(p), a) & HexValue8(Load4(p + 9) | Load4(p + 14) << 32, bc) &
+                  HexValue8(Load4(p + 19) | Load4(p + 32) << 32, df) & HexValue8(Load8(p + 24), e);
+  hi = a << 32 | bc;
+  lo = (df >> 16) << 48 | e << 16 | (df & 0xffff);
   return ok;
 }
 
