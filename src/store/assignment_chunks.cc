@@ -211,15 +211,20 @@ void InsertionSort(OrderedRow* first, OrderedRow* last, const KeyOrder& less) {
   }
 }
 
-// Sorts [first, last) by `less`, using as many rows of `scratch`: a most
-// significant digit radix sort on the highest bits in which the keys differ
-// (the bits above are common to all: random GUIDs and serial numbers spread
-// evenly over the digits whatever prefix they share), about log2(n) bits at a
-// time so that each digit gets a row or two; short ranges by insertion. Each
-// level consumes the bits it sorted on, so the depth is at most 128 / 4.
-void RadixSort(OrderedRow* first, OrderedRow* last, OrderedRow* scratch, const KeyOrder& less) {
+// Sorts the rows [first, last) by `less` into `out` (as many rows; the input
+// is clobbered): a most significant digit radix sort on the highest bits in
+// which the keys differ (the bits above are common to all: random GUIDs and
+// serial numbers spread evenly over the digits whatever prefix they share),
+// about log2(n) bits at a time so that each digit gets a row or two; short
+// ranges by insertion. Each level consumes the bits it sorted on, so the depth
+// is at most 128 / 4. The rows move once per level, and once more only where a
+// digit holds more than kInsertionSortRows.
+void RadixSortInto(OrderedRow* first, OrderedRow* last, OrderedRow* out, const KeyOrder& less) {
   const std::ptrdiff_t n = last - first;
-  if (n <= kInsertionSortRows) return InsertionSort(first, last, less);
+  if (n <= kInsertionSortRows) {
+    std::copy(first, last, out);
+    return InsertionSort(out, out + n, less);
+  }
   std::uint64_t hi_min = first->hi, hi_max = first->hi, lo_min = first->lo, lo_max = first->lo;
   for (const OrderedRow* r = first + 1; r < last; ++r) {
     hi_min = std::min(hi_min, r->hi);
@@ -229,7 +234,8 @@ void RadixSort(OrderedRow* first, OrderedRow* last, OrderedRow* scratch, const K
   }
   const bool on_hi = hi_min != hi_max;  // else every hi is the same: lo decides
   if (!on_hi && lo_min == lo_max) {
-    if (less.text) std::sort(first, last, less);  // equal keys: the whole ids decide
+    std::copy(first, last, out);
+    if (less.text) std::sort(out, out + n, less);  // equal keys: the whole ids decide
     return;
   }
   const std::uint64_t differ = on_hi ? hi_min ^ hi_max : lo_min ^ lo_max;
@@ -244,13 +250,24 @@ void RadixSort(OrderedRow* first, OrderedRow* last, OrderedRow* scratch, const K
   std::fill(ends, ends + digits + 1, 0);
   for (const OrderedRow* r = first; r < last; ++r) ++ends[digit(*r) + 1];
   for (std::size_t d = 1; d <= digits; ++d) ends[d] += ends[d - 1];
-  for (const OrderedRow* r = first; r < last; ++r) scratch[ends[digit(*r)]++] = *r;  // ends[d]: the end of digit d
-  std::copy(scratch, scratch + n, first);
+  for (const OrderedRow* r = first; r < last; ++r) out[ends[digit(*r)]++] = *r;  // ends[d]: the end of digit d
   std::uint32_t begin = 0;
   for (std::size_t d = 0; d < digits; ++d) {
-    if (ends[d] - begin > 1) RadixSort(first + begin, first + ends[d], scratch + begin, less);
+    const std::uint32_t size = ends[d] - begin;
+    if (size > kInsertionSortRows) {
+      RadixSortInto(out + begin, out + ends[d], first + begin, less);
+      std::copy(first + begin, first + ends[d], out + begin);
+    } else if (size > 1) {
+      InsertionSort(out + begin, out + ends[d], less);
+    }
     begin = ends[d];
   }
+}
+
+// A user id shaped like a canonical GUID (its length and dashes): almost
+// always one. PackGuid decides.
+bool GuidShaped(std::string_view id) {
+  return id.size() == kGuidLength && id[8] == '-' && id[13] == '-' && id[18] == '-' && id[23] == '-';
 }
 
 }  // namespace
@@ -265,32 +282,53 @@ void StagingOrder::Sort(const StagedAssignments& batch, bool distinct) {
   ranks_.resize(apps.size());
   for (std::uint32_t k = 0; k < by_rank_.size(); ++k) ranks_[by_rank_[k]] = k;
 
-  // Each row's key and bucket, counted per bucket; then the rows bucketed (a
-  // counting sort: stable, O(n)).
-  starts_.assign(apps.size() * kIdClasses + 1, 0);
+  // The rows bucketed by (app, kind of id), a counting sort (stable, O(n)):
+  // each row's bucket counted, then its key written straight into its
+  // bucket's place. A GUID-shaped user id is taken for a GUID; should one not
+  // pack (a non-digit in it: practically never), the rows are bucketed again,
+  // each GUID packed twice.
+  auto bucket_rows = [&](bool exact) {
+    starts_.assign(apps.size() * kIdClasses + 1, 0);
+    bucket_of_.resize(rows.size());
+    for (std::uint32_t i = 0; i < rows.size(); ++i) {
+      const StagedAssignments::Row& row = rows[i];
+      std::uint32_t id_class = kSerial;
+      if (row.kind != StagedAssignments::kDevice) {
+        std::uint64_t hi = 0, lo = 0;
+        const std::string_view id = batch.id(row);
+        id_class = (exact ? PackGuid(id, hi, lo) : GuidShaped(id)) ? kGuidUser : kTextUser;
+      }
+      bucket_of_[i] = ranks_[row.app] * kIdClasses + id_class;
+      ++starts_[bucket_of_[i] + 1];
+    }
+    for (std::size_t b = 1; b < starts_.size(); ++b) starts_[b] += starts_[b - 1];
+    buckets_.resize(rows.size());
+    for (std::uint32_t i = 0; i < rows.size(); ++i) {
+      const std::uint32_t b = bucket_of_[i];
+      OrderedRow& key = buckets_[starts_[b]++];  // starts_[b]: in the end, the end of b
+      key.row = i;
+      key.bucket = b;
+      const std::string_view id = batch.id(rows[i]);
+      if (b % kIdClasses != kGuidUser) {
+        TextKey(id, key.hi, key.lo);
+      } else if (!PackGuid(id, key.hi, key.lo)) {
+        return false;
+      }
+    }
+    return true;
+  };
+  if (!bucket_rows(/*exact=*/false)) bucket_rows(/*exact=*/true);
+
+  // Each bucket sorted into the same place of rows_.
   rows_.resize(rows.size());
-  for (std::uint32_t i = 0; i < rows.size(); ++i) {
-    const StagedAssignments::Row& row = rows[i];
-    const std::string_view id = batch.id(row);
-    OrderedRow& key = rows_[i];
-    key.row = i;
-    std::uint32_t id_class = kSerial;
-    if (row.kind != StagedAssignments::kDevice) id_class = PackGuid(id, key.hi, key.lo) ? kGuidUser : kTextUser;
-    if (id_class != kGuidUser) TextKey(id, key.hi, key.lo);
-    key.bucket = ranks_[row.app] * kIdClasses + id_class;
-    ++starts_[key.bucket + 1];
-  }
-  for (std::size_t b = 1; b < starts_.size(); ++b) starts_[b] += starts_[b - 1];
-  buckets_.resize(rows.size());
-  for (const OrderedRow& key : rows_) buckets_[starts_[key.bucket]++] = key;  // starts_[b]: now the end of b
-  auto bucket = [&](std::size_t b) {
-    return std::pair<OrderedRow*, OrderedRow*>(buckets_.data() + (b == 0 ? 0 : starts_[b - 1]),
-                                               buckets_.data() + starts_[b]);
+  auto bucket = [&](std::vector<OrderedRow>& in, std::size_t b) {
+    return std::pair<OrderedRow*, OrderedRow*>(in.data() + (b == 0 ? 0 : starts_[b - 1]), in.data() + starts_[b]);
   };
   for (std::size_t b = 0; b + 1 < starts_.size(); ++b) {
-    auto [first, last] = bucket(b);
-    RadixSort(first, last, rows_.data() + (first - buckets_.data()), KeyOrder{batch, b % kIdClasses != kGuidUser});
+    auto [first, last] = bucket(buckets_, b);
+    RadixSortInto(first, last, bucket(rows_, b).first, KeyOrder{batch, b % kIdClasses != kGuidUser});
   }
+  rows_.swap(buckets_);  // buckets_: the sorted buckets
 
   // The result, app by app: its GUID and other user ids merged by text, then
   // its serial numbers; a row the same as the one before it of its bucket
@@ -305,9 +343,9 @@ void StagingOrder::Sort(const StagedAssignments& batch, bool distinct) {
   };
   for (std::uint32_t rank = 0; rank < by_rank_.size(); ++rank) {
     const auto begin = static_cast<std::uint32_t>(rows_.size());
-    auto [g, g_end] = bucket(std::size_t{rank} * kIdClasses + kGuidUser);
-    auto [t, t_end] = bucket(std::size_t{rank} * kIdClasses + kTextUser);
-    auto [s, s_end] = bucket(std::size_t{rank} * kIdClasses + kSerial);
+    auto [g, g_end] = bucket(buckets_, std::size_t{rank} * kIdClasses + kGuidUser);
+    auto [t, t_end] = bucket(buckets_, std::size_t{rank} * kIdClasses + kTextUser);
+    auto [s, s_end] = bucket(buckets_, std::size_t{rank} * kIdClasses + kSerial);
     const OrderedRow* previous_guid = nullptr;
     const OrderedRow* previous_text = nullptr;
     while (g < g_end && t < t_end) {  // a GUID and another id are never the same id

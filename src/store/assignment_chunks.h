@@ -98,10 +98,10 @@ class StagingOrder {
   const std::vector<App>& apps() const { return apps_; }
 
  private:
-  std::vector<Row> rows_;     // the keys in batch order, then the radix sort's scratch, then the result
-  std::vector<Row> buckets_;  // the keys bucketed, then sorted in their buckets
+  std::vector<Row> rows_;     // the result (the buckets sorted, until swapped with buckets_)
+  std::vector<Row> buckets_;  // the keys bucketed (then the sorted buckets)
   std::vector<App> apps_;
-  std::vector<std::uint32_t> by_rank_, ranks_, starts_;
+  std::vector<std::uint32_t> by_rank_, ranks_, starts_, bucket_of_;
 };
 
 // A chunk of a StageAssignments call: a view into the StagingEncoder that made it.
