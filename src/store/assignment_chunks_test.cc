@@ -272,5 +272,43 @@ TEST(StagingEncoderTest, CutsRunsIntoChunksAndIsReusable) {
   }
 }
 
+// StagedAssignments keeps each (adamId, pricingParam) once, whatever order rows
+// and pages bring them in; Append maps a page's apps onto the batch's.
+TEST(StagedAssignmentsTest, AppsAreKeptOnceThroughAddAppendAndClear) {
+  std::mt19937_64 rng(7);
+  StagedAssignments batch;
+  std::vector<LicenseAssignment> expected;
+  for (int round = 0; round < 2; ++round) {
+    for (int p = 0; p < 30; ++p) {
+      StagedAssignments page;
+      for (int i = 0; i < 200; ++i) {
+        // Pairs that a concatenated key would confuse: ("1", "2STDQ") and ("12", "STDQ").
+        const int a = static_cast<int>(rng() % 700);
+        LicenseAssignment row =
+            rng() % 2 ? User(std::to_string(a), RandomGuid(rng), a % 3 ? "STDQ" : "PLUS")
+                      : Device(std::to_string(a / 10), "S" + std::to_string(i), std::to_string(a % 10) + "STDQ");
+        page.Add(row);
+        expected.push_back(row);
+      }
+      batch.Append(page);
+    }
+    ASSERT_EQ(batch.size(), expected.size());
+    for (std::size_t i = 0; i < expected.size(); ++i) EXPECT_EQ(batch.At(i), expected[i]) << i;
+    std::vector<std::pair<std::string, std::string>> apps = batch.apps();
+    std::sort(apps.begin(), apps.end());
+    EXPECT_EQ(std::adjacent_find(apps.begin(), apps.end()), apps.end()) << "an app kept twice";
+    std::vector<std::pair<std::string, std::string>> distinct;
+    for (const auto& row : expected) distinct.emplace_back(row.adam_id, row.pricing_param);
+    std::sort(distinct.begin(), distinct.end());
+    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+    EXPECT_EQ(apps, distinct);
+    ExpectLikeReference(expected);
+    batch.Clear();
+    expected.clear();
+    EXPECT_TRUE(batch.empty());
+    EXPECT_TRUE(batch.apps().empty());
+  }
+}
+
 }  // namespace
 }  // namespace vppd::store::chunks

@@ -349,17 +349,42 @@ std::vector<std::uint32_t> SortedRows(const StagedAssignments& batch) {
 
 // --- StagedAssignments ----------------------------------------------------------------
 
+namespace {
+
+std::size_t AppHash(std::string_view adam_id, std::string_view pricing_param) {
+  const std::size_t h = std::hash<std::string_view>{}(adam_id);
+  return h ^ (std::hash<std::string_view>{}(pricing_param) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+}
+
+}  // namespace
+
 std::uint32_t StagedAssignments::AppIndex(std::string_view adam_id, std::string_view pricing_param) {
   if (!apps_.empty() && apps_[last_app_].first == adam_id && apps_[last_app_].second == pricing_param) {
     return last_app_;
   }
-  key_ = fmt::format("{}:{}{}", adam_id.size(), adam_id, pricing_param);
-  auto it = app_index_.find(key_);
-  if (it == app_index_.end()) {
-    it = app_index_.emplace(key_, static_cast<std::uint32_t>(apps_.size())).first;
-    apps_.emplace_back(adam_id, pricing_param);
+  if ((apps_.size() + 1) * 2 > app_slots_.size()) GrowAppSlots();
+  const std::size_t mask = app_slots_.size() - 1;
+  for (std::size_t s = AppHash(adam_id, pricing_param) & mask;; s = (s + 1) & mask) {
+    const std::uint32_t slot = app_slots_[s];
+    if (slot == 0) {
+      apps_.emplace_back(adam_id, pricing_param);
+      app_slots_[s] = static_cast<std::uint32_t>(apps_.size());
+      return last_app_ = static_cast<std::uint32_t>(apps_.size() - 1);
+    }
+    const auto& app = apps_[slot - 1];
+    if (app.first == adam_id && app.second == pricing_param) return last_app_ = slot - 1;
   }
-  return last_app_ = it->second;
+}
+
+void StagedAssignments::GrowAppSlots() {
+  std::size_t size = 16;
+  while ((apps_.size() + 1) * 2 > size) size *= 2;
+  app_slots_.assign(size, 0);
+  for (std::size_t a = 0; a < apps_.size(); ++a) {
+    std::size_t s = AppHash(apps_[a].first, apps_[a].second) & (size - 1);
+    while (app_slots_[s] != 0) s = (s + 1) & (size - 1);
+    app_slots_[s] = static_cast<std::uint32_t>(a + 1);
+  }
 }
 
 void StagedAssignments::Add(std::string_view adam_id, std::string_view pricing_param, std::string_view client_user_id,
@@ -394,7 +419,7 @@ void StagedAssignments::Clear() {
   rows_.clear();
   ids_.clear();
   apps_.clear();
-  app_index_.clear();
+  std::fill(app_slots_.begin(), app_slots_.end(), 0);
   last_app_ = 0;
 }
 
