@@ -178,10 +178,22 @@ std::uint64_t LoadBigEndian(const char* p) {
 // order as the ids do, except that ids equal in their first 16 bytes (or that
 // differ only by trailing zero bytes) tie.
 void TextKey(std::string_view id, std::uint64_t& hi, std::uint64_t& lo) {
-  char bytes[16] = {};
-  std::memcpy(bytes, id.data(), std::min(sizeof bytes, id.size()));
-  hi = LoadBigEndian(bytes);
-  lo = LoadBigEndian(bytes + 8);
+  // Loaded from the id itself when it is 8 bytes or longer (serial numbers are
+  // 12): a copy into a padded buffer would stall each load behind the copy.
+  const char* p = id.data();
+  const std::size_t n = id.size();
+  if (n >= 16) {
+    hi = LoadBigEndian(p);
+    lo = LoadBigEndian(p + 8);
+  } else if (n >= 8) {
+    hi = LoadBigEndian(p);
+    lo = n == 8 ? 0 : LoadBigEndian(p + n - 8) << (8 * (16 - n));  // bytes 8..n-1, then zeros
+  } else {
+    char bytes[8] = {};
+    std::memcpy(bytes, p, n);
+    hi = LoadBigEndian(bytes);
+    lo = 0;
+  }
 }
 
 // The order of one bucket's rows: by key; on a tie, by the whole ids when the
@@ -292,9 +304,15 @@ void StagingOrder::Sort(const StagedAssignments& batch, bool distinct) {
   // bucket's place. A GUID-shaped user id is taken for a GUID; should one not
   // pack (a non-digit in it: practically never), the rows are bucketed again,
   // each GUID packed twice.
+  // Rows mostly come in long runs of one bucket (Apple's pages grouped by
+  // asset): the counts and write positions of the current run stay in
+  // registers, not incremented in memory row after row (a chain of dependent
+  // loads and stores).
+  constexpr std::uint32_t kNoBucket = ~std::uint32_t{0};
   auto bucket_rows = [&](bool exact) {
     starts_.assign(apps.size() * kIdClasses + 1, 0);
     bucket_of_.resize(rows.size());
+    std::uint32_t run_bucket = kNoBucket, run_rows = 0;
     for (std::uint32_t i = 0; i < rows.size(); ++i) {
       const StagedAssignments::Row& row = rows[i];
       std::uint32_t id_class = kSerial;
@@ -303,14 +321,29 @@ void StagingOrder::Sort(const StagedAssignments& batch, bool distinct) {
         const std::string_view id = batch.id(row);
         id_class = (exact ? PackGuid(id, hi, lo) : GuidShaped(id)) ? kGuidUser : kTextUser;
       }
-      bucket_of_[i] = ranks_[row.app] * kIdClasses + id_class;
-      ++starts_[bucket_of_[i] + 1];
+      const std::uint32_t b = ranks_[row.app] * kIdClasses + id_class;
+      bucket_of_[i] = b;
+      if (b != run_bucket) {
+        if (run_bucket != kNoBucket) starts_[run_bucket + 1] += run_rows;
+        run_bucket = b;
+        run_rows = 0;
+      }
+      ++run_rows;
     }
+    if (run_bucket != kNoBucket) starts_[run_bucket + 1] += run_rows;
     for (std::size_t b = 1; b < starts_.size(); ++b) starts_[b] += starts_[b - 1];
     buckets_.resize(rows.size());
+    // starts_[b]: the next free place of bucket b; in the end, the end of b.
+    run_bucket = kNoBucket;
+    OrderedRow* next = nullptr;
     for (std::uint32_t i = 0; i < rows.size(); ++i) {
       const std::uint32_t b = bucket_of_[i];
-      OrderedRow& key = buckets_[starts_[b]++];  // starts_[b]: in the end, the end of b
+      if (b != run_bucket) {
+        if (run_bucket != kNoBucket) starts_[run_bucket] = static_cast<std::uint32_t>(next - buckets_.data());
+        run_bucket = b;
+        next = buckets_.data() + starts_[b];
+      }
+      OrderedRow& key = *next++;
       key.row = i;
       key.bucket = b;
       const std::string_view id = batch.id(rows[i]);
@@ -320,6 +353,7 @@ void StagingOrder::Sort(const StagedAssignments& batch, bool distinct) {
         return false;
       }
     }
+    if (run_bucket != kNoBucket) starts_[run_bucket] = static_cast<std::uint32_t>(next - buckets_.data());
     return true;
   };
   if (!bucket_rows(/*exact=*/false)) bucket_rows(/*exact=*/true);

@@ -163,6 +163,16 @@ TEST(StagingOrderTest, TextIdsThatTieOnTheirFirst16Bytes) {
   for (int i = 0; i < 200; ++i) {
     rows.push_back(Device("1", std::string(kMaxIdLength - 1, 'S') + static_cast<char>('A' + rng() % 26)));
   }
+  // Every length around the key's 8 and 16 bytes, ids prefixes of each other.
+  for (std::size_t n = 1; n <= 24; ++n) {
+    for (char last : {'a', 'b', '\0', '\xff'}) {
+      rows.push_back(Device("2", std::string(n - 1, 'a') + last));
+      rows.push_back(User("2", std::string(n - 1, 'a') + last));
+      std::string random(n, ' ');
+      for (char& c : random) c = static_cast<char>('a' + rng() % 3);
+      rows.push_back(Device("2", random));
+    }
+  }
   rows.push_back(User("1", std::string("ab")));
   rows.push_back(User("1", std::string("ab\0", 3)));
   rows.push_back(User("1", std::string("ab\0\0", 4)));
