@@ -865,7 +865,10 @@ class SqliteStore final : public Store {
     if (Status s = CheckStagedRows(rows); !s) return s;
     // Sorted, grouped by app and encoded before the write lock is taken; the
     // transaction then only appends a few blobs per app.
-    const std::vector<chunks::AppRun> runs = chunks::EncodeByApp(rows, SortedRows(rows));
+    // One encoder per thread, its buffers kept between calls (see
+    // StagingEncoder): a sync's stager stages all of its rows on one thread.
+    thread_local chunks::StagingEncoder encoder;
+    const std::vector<chunks::AppRun>& runs = encoder.Encode(rows);
     // Apps go in transactions of about kStageBytesPerCommit (an app's run is
     // never split: a run is what keeps its chunks readable in order), so that a
     // Graph write waiting behind one waits a few ms at most.
@@ -1198,12 +1201,14 @@ class SqliteStore final : public Store {
     return total - chunk_count;
   }
 
+  // `pieces`: chunks::Chunk or chunks::ChunkView.
+  template <class Pieces>
   static Status InsertChunks(Connection& c, std::int64_t generation, std::int64_t app_key, std::int64_t first,
-                             const std::vector<chunks::Chunk>& pieces) {
+                             const Pieces& pieces) {
     Result<Stmt> insert =
         c.Prepare("INSERT INTO assignment_chunks (generation, app_key, chunk, rows, data) VALUES (?1, ?2, ?3, ?4, ?5)");
     if (!insert) return Fail(insert.error());
-    for (const chunks::Chunk& piece : pieces) {
+    for (const auto& piece : pieces) {
       if (Status s = BindAll(*insert, generation, app_key, first++, piece.rows); !s) return s;
       if (Status s = insert->BindBlobStatic(5, piece.data); !s) return s;
       if (Status s = insert->Run(); !s) return s;

@@ -9,6 +9,8 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
+#include "store/assignment_chunks.h"
+
 namespace vppd::store {
 
 namespace json = boost::json;
@@ -233,8 +235,8 @@ Result<std::string> PrepareNewToken(const std::string& tenant_id, VppToken& toke
 Status CheckTokenRoom(const std::string& id, bool exists, std::int64_t count, std::int64_t max_tokens) {
   if (exists) return Fail(Error::AlreadyExists(fmt::format("a vppToken with id '{}' already exists", id)));
   if (count >= max_tokens) {
-    return Fail(Error::ResourceExhausted(
-        fmt::format("the tenant already has {} vppTokens, the most it may have", max_tokens)));
+    return Fail(
+        Error::ResourceExhausted(fmt::format("the tenant already has {} vppTokens, the most it may have", max_tokens)));
   }
   return {};
 }
@@ -336,72 +338,53 @@ Status CheckStagedRows(const StagedAssignments& rows) {
   return {};
 }
 
-namespace {
-
-// The first 8 bytes of `id` as a big-endian integer, zero-padded: integers
-// order as the strings do (ties aside).
-std::uint64_t IdPrefix(std::string_view id) {
-  unsigned char bytes[8] = {};
-  std::memcpy(bytes, id.data(), std::min<std::size_t>(8, id.size()));
-  std::uint64_t prefix = 0;
-  for (unsigned char byte : bytes) prefix = prefix << 8 | byte;
-  return prefix;
-}
-
-}  // namespace
-
 std::vector<std::uint32_t> SortedRows(const StagedAssignments& batch) {
-  // Apps ranked once; rows bucketed by (app rank, kind) in O(n) (a counting
-  // sort, stable); each bucket sorted by 8-byte id prefixes as integers, whole
-  // ids compared only on a tie (rare: GUIDs, serial numbers). User rows (no
-  // serial number) sort before device rows, as '' sorts first.
-  const auto& apps = batch.apps();
-  std::vector<std::uint32_t> order(apps.size());
-  for (std::uint32_t a = 0; a < order.size(); ++a) order[a] = a;
-  std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) { return apps[a] < apps[b]; });
-  std::vector<std::uint32_t> rank(apps.size());
-  for (std::uint32_t k = 0; k < order.size(); ++k) rank[order[k]] = k;
-
-  const auto& rows = batch.rows();
-  auto bucket_of = [&](const StagedAssignments::Row& r) { return std::size_t{rank[r.app]} * 2 + r.kind; };
-  std::vector<std::uint32_t> starts(apps.size() * 2 + 1, 0);
-  for (const auto& r : rows) ++starts[bucket_of(r) + 1];
-  for (std::size_t b = 1; b < starts.size(); ++b) starts[b] += starts[b - 1];
-  struct Keyed {
-    std::uint64_t prefix;
-    std::uint32_t row;
-  };
-  std::vector<Keyed> keyed(rows.size());
-  {
-    std::vector<std::uint32_t> next(starts.begin(), starts.end() - 1);
-    for (std::uint32_t i = 0; i < rows.size(); ++i) {
-      keyed[next[bucket_of(rows[i])]++] = {IdPrefix(batch.id(rows[i])), i};
-    }
-  }
-  for (std::size_t b = 0; b + 1 < starts.size(); ++b) {
-    std::sort(keyed.begin() + starts[b], keyed.begin() + starts[b + 1], [&](const Keyed& x, const Keyed& y) {
-      if (x.prefix != y.prefix) return x.prefix < y.prefix;
-      return batch.id(rows[x.row]) < batch.id(rows[y.row]);
-    });
-  }
-  std::vector<std::uint32_t> sorted(rows.size());
-  for (std::size_t k = 0; k < keyed.size(); ++k) sorted[k] = keyed[k].row;
+  chunks::StagingOrder order;
+  order.Sort(batch, /*distinct=*/false);
+  std::vector<std::uint32_t> sorted;
+  sorted.reserve(order.rows().size());
+  for (const chunks::StagingOrder::Row& r : order.rows()) sorted.push_back(r.row);
   return sorted;
 }
 
 // --- StagedAssignments ----------------------------------------------------------------
 
+namespace {
+
+std::size_t AppHash(std::string_view adam_id, std::string_view pricing_param) {
+  const std::size_t h = std::hash<std::string_view>{}(adam_id);
+  return h ^ (std::hash<std::string_view>{}(pricing_param) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+}
+
+}  // namespace
+
 std::uint32_t StagedAssignments::AppIndex(std::string_view adam_id, std::string_view pricing_param) {
   if (!apps_.empty() && apps_[last_app_].first == adam_id && apps_[last_app_].second == pricing_param) {
     return last_app_;
   }
-  key_ = fmt::format("{}:{}{}", adam_id.size(), adam_id, pricing_param);
-  auto it = app_index_.find(key_);
-  if (it == app_index_.end()) {
-    it = app_index_.emplace(key_, static_cast<std::uint32_t>(apps_.size())).first;
-    apps_.emplace_back(adam_id, pricing_param);
+  if ((apps_.size() + 1) * 2 > app_slots_.size()) GrowAppSlots();
+  const std::size_t mask = app_slots_.size() - 1;
+  for (std::size_t s = AppHash(adam_id, pricing_param) & mask;; s = (s + 1) & mask) {
+    const std::uint32_t slot = app_slots_[s];
+    if (slot == 0) {
+      apps_.emplace_back(adam_id, pricing_param);
+      app_slots_[s] = static_cast<std::uint32_t>(apps_.size());
+      return last_app_ = static_cast<std::uint32_t>(apps_.size() - 1);
+    }
+    const auto& app = apps_[slot - 1];
+    if (app.first == adam_id && app.second == pricing_param) return last_app_ = slot - 1;
   }
-  return last_app_ = it->second;
+}
+
+void StagedAssignments::GrowAppSlots() {
+  std::size_t size = 16;
+  while ((apps_.size() + 1) * 2 > size) size *= 2;
+  app_slots_.assign(size, 0);
+  for (std::size_t a = 0; a < apps_.size(); ++a) {
+    std::size_t s = AppHash(apps_[a].first, apps_[a].second) & (size - 1);
+    while (app_slots_[s] != 0) s = (s + 1) & (size - 1);
+    app_slots_[s] = static_cast<std::uint32_t>(a + 1);
+  }
 }
 
 void StagedAssignments::Add(std::string_view adam_id, std::string_view pricing_param, std::string_view client_user_id,
@@ -424,11 +407,13 @@ void StagedAssignments::Append(const StagedAssignments& other) {
   }
   const auto base = static_cast<std::uint32_t>(ids_.size());
   ids_.append(other.ids_);
-  rows_.reserve(rows_.size() + other.rows_.size());
-  for (Row row : other.rows_) {
-    row.app = app_map[row.app];
-    row.offset += base;
-    rows_.push_back(row);
+  // Copied whole, then renumbered in place: two tight loops (the stager
+  // appends every row of a sync).
+  const std::size_t first = rows_.size();
+  rows_.insert(rows_.end(), other.rows_.begin(), other.rows_.end());
+  for (auto row = rows_.begin() + static_cast<std::ptrdiff_t>(first); row != rows_.end(); ++row) {
+    row->app = app_map[row->app];
+    row->offset += base;
   }
 }
 
@@ -436,7 +421,7 @@ void StagedAssignments::Clear() {
   rows_.clear();
   ids_.clear();
   apps_.clear();
-  app_index_.clear();
+  std::fill(app_slots_.begin(), app_slots_.end(), 0);
   last_app_ = 0;
 }
 

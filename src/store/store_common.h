@@ -426,7 +426,8 @@ Status CheckPaging(std::int64_t skip, std::int64_t limit);
 // exactly one of clientUserId and serialNumber. InvalidArgument otherwise.
 Status CheckStagedRows(const StagedAssignments& rows);
 // The rows of `rows` in (adam_id, pricing_param, serial_number, client_user_id)
-// order, as indices; `rows` must have passed CheckStagedRows.
+// order (chunks::StagingOrder), duplicates kept, as indices; `rows` must have
+// passed CheckStagedRows.
 std::vector<std::uint32_t> SortedRows(const StagedAssignments& rows);
 // The delta check after a merge: every app's (adamId, pricingParam) must have as
 // many stored assignments (`stored`, per asset) as Apple counts (used_licenses).
