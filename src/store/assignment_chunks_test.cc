@@ -320,5 +320,34 @@ TEST(StagedAssignmentsTest, AppsAreKeptOnceThroughAddAppendAndClear) {
   }
 }
 
+// Ids of every length up to 24 bytes that differ in one byte only (first,
+// middle, last): each is its own app, on the fast path (the previous row's
+// app) and through the table alike.
+TEST(StagedAssignmentsTest, AppsDifferingInOneByteAreToldApart) {
+  StagedAssignments batch;
+  std::vector<std::pair<std::string, std::string>> expected;
+  for (std::size_t n = 1; n <= 24; ++n) {
+    const std::string base(n, '7');
+    for (std::size_t at : {std::size_t{0}, n / 2, n - 1}) {
+      std::string other = base;
+      other[at] = '8';
+      for (const std::string& pricing : {std::string("STDQ"), std::string("STDR")}) {
+        for (const std::string& adam : {base, other}) {
+          batch.Add(adam, pricing, "u-" + adam, "");  // Alternating: the fast path sees a different app each row.
+          batch.Add(adam, pricing, "v-" + adam, "");  // Then the same one.
+          if (std::find(expected.begin(), expected.end(), std::pair(adam, pricing)) == expected.end())
+            expected.emplace_back(adam, pricing);
+        }
+      }
+    }
+  }
+  EXPECT_EQ(batch.apps(), expected);
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const auto& app = batch.apps()[batch.rows()[i].app];
+    EXPECT_EQ(batch.At(i).adam_id, app.first);
+    EXPECT_EQ(batch.At(i).client_user_id.substr(2), app.first) << i;
+  }
+}
+
 }  // namespace
 }  // namespace vppd::store::chunks
