@@ -363,7 +363,7 @@ namespace {
 // a == b without a call to memcmp for ids of up to 16 bytes (adamIds, STDQ):
 // AppIndex compares two per row, a million times a sync, where the call was
 // most of the cost.
-bool SameText(std::string_view a, std::string_view b) {
+[[gnu::always_inline]] inline bool SameText(std::string_view a, std::string_view b) {
   const std::size_t n = a.size();
   if (n != b.size()) return false;
   if (n >= 8 && n <= 16) {  // Two 8-byte words, overlapping when n < 16.
