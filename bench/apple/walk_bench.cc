@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <string>
 
 #include <curl/curl.h>
@@ -94,11 +95,13 @@ int main(int argc, char** argv) {
     std::size_t n = 0;
     const auto start = Steady::now();
     // One vector for all rounds, as a walk hands delivered pages' vectors back
-    // to the parser (their strings keep their buffers).
-    std::vector<apple::Assignment> items;
+    // to the parser.
+    std::vector<apple::AssignmentRef> items;
+    std::deque<std::string> decoded;
     for (int i = 0; i < kRounds; ++i) {
       apple::internal::PageMeta meta;
-      if (auto s = parser.Assignments(body, &meta, &items); !s) {
+      decoded.clear();
+      if (auto s = parser.Assignments(body, &meta, &items, &decoded); !s) {
         std::fprintf(stderr, "parse: %s\n", s.error().Describe().c_str());
         return 1;
       }

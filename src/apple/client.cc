@@ -1,8 +1,10 @@
 // apple::Client: the Apps and Books v2 endpoints over the transport (transport.h)
 // and the parsers (parse.h); the walk engine.
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <mutex>
+#include <type_traits>
 
 #include "apple/client.h"
 #include "apple/parse.h"
@@ -89,7 +91,7 @@ class ClientImpl final : public Client {
     return Walk<Asset>("/assets", p, &internal::PageParser::Assets, on_page);
   }
 
-  AppleResult<WalkResult> WalkAssignments(const AssignmentFilter& f, const PageCallback<Assignment>& on_page) override {
+  AppleResult<WalkResult> WalkAssignments(const AssignmentFilter& f, const PageCallback<AssignmentRef>& on_page) override {
     Params p;
     if (f.adam_id) p.emplace_back("adamId", *f.adam_id);
     if (f.pricing_param) p.emplace_back("pricingParam", *f.pricing_param);
@@ -97,7 +99,7 @@ class ClientImpl final : public Client {
     if (f.serial_number) p.emplace_back("serialNumber", *f.serial_number);
     if (!f.since_version_id.empty()) p.emplace_back("sinceVersionId", f.since_version_id);
     if (f.exclude_inactive_users) p.emplace_back("excludeInactiveUsers", Bool(*f.exclude_inactive_users));
-    return Walk<Assignment>("/assignments", p, &internal::PageParser::Assignments, on_page);
+    return Walk<AssignmentRef>("/assignments", p, &internal::PageParser::Assignments, on_page);
   }
 
   AppleResult<WalkResult> WalkUsers(const UserFilter& f, const PageCallback<User>& on_page) override {
@@ -220,8 +222,13 @@ class ClientImpl final : public Client {
     return parsed;
   }
 
+  // Assets and users are read into structs of their own; assignments are views
+  // of their page's body and of the strings the reader decoded.
   template <class Item>
-  using ParseFn = AppleStatus (internal::PageParser::*)(std::string_view, PageMeta*, std::vector<Item>*);
+  using ParseFn = std::conditional_t<
+      std::is_same_v<Item, AssignmentRef>,
+      AppleStatus (internal::PageParser::*)(std::string_view, PageMeta*, std::vector<Item>*, std::deque<std::string>*),
+      AppleStatus (internal::PageParser::*)(std::string_view, PageMeta*, std::vector<Item>*)>;
 
   // The walk engine (contract in client.h).
   template <class Item>
@@ -243,11 +250,17 @@ class ClientImpl final : public Client {
     struct Parsed {
       Page<Item> page;
       PageMeta meta;
+      // What the items of an assignments page view, kept until it is delivered
+      // (pages wait in `ready` for the ones before them). The body in a
+      // unique_ptr: a moved std::string may move its bytes (a short one does).
+      std::unique_ptr<std::string> body;
+      std::deque<std::string> decoded;
     };
     WalkResult result;
     std::int64_t total = 0;
-    // Vectors of delivered pages, handed back to the parser: their elements'
-    // strings keep their buffers, so the walk stops allocating per item.
+    // Vectors of delivered pages, handed back to the parser: the walk stops
+    // allocating per page (and, for assets and users, per item: their elements'
+    // strings keep their buffers).
     std::vector<std::vector<Item>> spare;
     // Parses a finished page and checks the paging rules against page 0's.
     auto parse_page = [&](internal::Completion& c) -> AppleResult<Parsed> {
@@ -259,8 +272,14 @@ class ClientImpl final : public Client {
         out.page.items = std::move(spare.back());
         spare.pop_back();
       }
-      const AppleStatus s = (parser.*parse)(*c.body, &out.meta, &out.page.items);
-      batch.Recycle(std::move(*c.body));  // Read into items: the buffer takes the next page.
+      AppleStatus s;
+      if constexpr (std::is_same_v<Item, AssignmentRef>) {
+        out.body = std::make_unique<std::string>(std::move(*c.body));
+        s = (parser.*parse)(*out.body, &out.meta, &out.page.items, &out.decoded);
+      } else {
+        s = (parser.*parse)(*c.body, &out.meta, &out.page.items);
+        batch.Recycle(std::move(*c.body));  // Read into items: the buffer takes the next page.
+      }
       if (!s) return tl::unexpected(Located(s.error(), req, c.attempts));
       const PageMeta& m = out.meta;
       const std::int64_t expected_total = c.id == 0 ? m.total : total;
@@ -299,6 +318,11 @@ class ClientImpl final : public Client {
       submit(c.id);
       return true;
     };
+    // A delivered page's vector goes back to the parser, its body to the transport.
+    auto retire = [&](Parsed& p) {
+      spare.push_back(std::move(p.page.items));
+      if (p.body) batch.Recycle(std::move(*p.body));
+    };
     auto deliver = [&](const Parsed& p) -> AppleStatus {
       if (Status s = on_page(p.page); !s) {
         AppleError e = LocalError(AppleErrorKind::kAborted, s.error().message);
@@ -332,7 +356,7 @@ class ClientImpl final : public Client {
     };
     fill();  // The next pages are on their way while on_page handles page 0.
     if (auto s = deliver(*page0); !s) return tl::unexpected(s.error());
-    spare.push_back(std::move(page0->page.items));
+    retire(*page0);
 
     std::map<int, Parsed> ready;
     while (next_deliver < total) {
@@ -357,7 +381,7 @@ class ClientImpl final : public Client {
       }
       for (auto it = ready.begin(); it != ready.end() && it->first == next_deliver; it = ready.erase(it)) {
         if (auto s = deliver(it->second); !s) return tl::unexpected(s.error());
-        spare.push_back(std::move(it->second.page.items));
+        retire(it->second);
         ++next_deliver;
       }
     }

@@ -48,7 +48,7 @@ std::string EncodeSToken(std::string_view token, Timestamp expiration, std::stri
 //   AssignmentFilter f;
 //   f.since_version_id = stored_version;             // Empty: a full walk.
 //   auto walk = (*client)->WalkAssignments(f, [&](const AssignmentsPage& page) -> Status {
-//     for (const Assignment& a : page.items) ...;
+//     for (const AssignmentRef& a : page.items) ...;   // Views: copy what you keep.
 //     return {};
 //   });
 //   if (!walk && walk.error().kind == AppleErrorKind::kVersionIdInvalid) ...;  // Do a full walk.
@@ -204,6 +204,20 @@ struct Assignment {
   std::string serial_number;
 };
 
+// An assignment as a walk delivers it: views into the page's own buffers, valid
+// only during on_page (a million of them a sync are read once and staged, so
+// the walk does not copy them into strings first). Own() for one to keep.
+struct AssignmentRef {
+  std::string_view adam_id;
+  std::string_view pricing_param;
+  std::string_view client_user_id;  // Exactly one of client_user_id and serial_number is set.
+  std::string_view serial_number;
+
+  Assignment Own() const {
+    return {std::string(adam_id), std::string(pricing_param), std::string(client_user_id), std::string(serial_number)};
+  }
+};
+
 struct User {
   std::string client_user_id;
   std::string email, id_hash, invite_code, managed_apple_id;
@@ -219,7 +233,7 @@ struct Page {
   std::vector<Item> items;
 };
 using AssetsPage = Page<Asset>;
-using AssignmentsPage = Page<Assignment>;
+using AssignmentsPage = Page<AssignmentRef>;
 using UsersPage = Page<User>;
 
 struct WalkResult : Envelope {
@@ -337,7 +351,7 @@ class Client {
   // the walk successfully with version_changed (that page is not delivered).
   virtual AppleResult<WalkResult> WalkAssets(const AssetFilter& filter, const PageCallback<Asset>& on_page) = 0;
   virtual AppleResult<WalkResult> WalkAssignments(const AssignmentFilter& filter,
-                                                  const PageCallback<Assignment>& on_page) = 0;
+                                                  const PageCallback<AssignmentRef>& on_page) = 0;
   virtual AppleResult<WalkResult> WalkUsers(const UserFilter& filter, const PageCallback<User>& on_page) = 0;
 
   // POST /assets/associate | /assets/disassociate → the event to poll. POSTs are

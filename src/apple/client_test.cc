@@ -186,7 +186,8 @@ class ClientTest : public ::testing::Test {
     int expected = 0;
     return c.WalkAssignments(f, [&](const AssignmentsPage& p) -> Status {
       EXPECT_EQ(p.index, expected++);
-      if (out) out->insert(out->end(), p.items.begin(), p.items.end());
+      if (out)
+        for (const AssignmentRef& a : p.items) out->push_back(a.Own());
       return {};
     });
   }

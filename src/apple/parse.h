@@ -29,6 +29,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -61,11 +62,12 @@ class PageParser {
   PageParser& operator=(const PageParser&) = delete;
 
   // Each fills `items` with the page's items, replacing what it held.
-  // Assignments reuses the elements `items` still holds (their strings keep
-  // their buffers), so a walk that hands back delivered pages' vectors stops
-  // allocating per assignment after its first pages.
   AppleStatus Assets(std::string_view body, PageMeta* meta, std::vector<Asset>* items);
-  AppleStatus Assignments(std::string_view body, PageMeta* meta, std::vector<Assignment>* items);
+  // The items view `body` and, for the ids that are not in it as they read
+  // (escaped, or sent as numbers), `decoded`, which the call appends to (a
+  // deque: its strings stay where they are). Both must outlive the items.
+  AppleStatus Assignments(std::string_view body, PageMeta* meta, std::vector<AssignmentRef>* items,
+                          std::deque<std::string>* decoded);
   AppleStatus Users(std::string_view body, PageMeta* meta, std::vector<User>* items);
 
  private:

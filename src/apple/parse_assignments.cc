@@ -64,8 +64,9 @@ struct Scalar {
 // further on says so, as a full parse before the reading would have.
 class Scanner {
  public:
-  Scanner(std::string_view body, PageMeta* meta, std::vector<Assignment>* items)
-      : begin_(body.data()), p_(body.data()), end_(body.data() + body.size()), meta_(meta), items_(items) {}
+  Scanner(std::string_view body, PageMeta* meta, std::vector<AssignmentRef>* items, std::deque<std::string>* decoded)
+      : begin_(body.data()), p_(body.data()), end_(body.data() + body.size()), meta_(meta), items_(items),
+        decoded_(decoded) {}
 
   std::string syntax_error, shape_error;
   std::size_t count = 0;  // Items of this page so far: (*items_)[0, count).
@@ -174,24 +175,18 @@ class Scanner {
       Shape("an assignment is not an object");
       return true;
     }
-    // Reuse an element the vector still holds (its strings keep their
-    // buffers: no allocation for a clientUserId after a walk's first pages).
     if (count == items_->size()) items_->emplace_back();
-    Assignment& a = (*items_)[count++];
-    a.adam_id.clear();
-    a.pricing_param.clear();
-    a.client_user_id.clear();
-    a.serial_number.clear();
+    AssignmentRef& a = (*items_)[count++];
+    a = {};
     const bool ok = Object<kItemNames>(3, [this, &a](std::string_view key) {
       const ItemKey k = ClassifyItemKey(key);
       Scalar v;
       if (!Value(3, &v)) return false;
-      bool present = false;
       switch (k) {
-        case ItemKey::kAdamId: Id(v, "adamId", &a.adam_id, &present); break;
-        case ItemKey::kPricingParam: Id(v, "pricingParam", &a.pricing_param, &present); break;
-        case ItemKey::kClientUserId: Id(v, "clientUserId", &a.client_user_id, &present); break;
-        case ItemKey::kSerialNumber: Id(v, "serialNumber", &a.serial_number, &present); break;
+        case ItemKey::kAdamId: IdView(v, "adamId", &a.adam_id); break;
+        case ItemKey::kPricingParam: IdView(v, "pricingParam", &a.pricing_param); break;
+        case ItemKey::kClientUserId: IdView(v, "clientUserId", &a.client_user_id); break;
+        case ItemKey::kSerialNumber: IdView(v, "serialNumber", &a.serial_number); break;
         case ItemKey::kOther: break;
       }
       return true;
@@ -199,7 +194,7 @@ class Scanner {
     if (!ok) return false;
     if (a.adam_id.empty()) Shape("an assignment has no adamId");
     else if (a.client_user_id.empty() == a.serial_number.empty())
-      Shape("assignment of " + a.adam_id + " needs exactly one of clientUserId, serialNumber");
+      Shape("assignment of " + std::string(a.adam_id) + " needs exactly one of clientUserId, serialNumber");
     return true;
   }
 
@@ -227,6 +222,20 @@ class Scanner {
       default: Shape("'" + std::string(key) + "' is not a string"); return;
     }
     *present = true;
+  }
+
+  // Id for an assignment: a view of the body where the id stands in it as
+  // read, else of a string kept in decoded_ (escapes, numbers).
+  void IdView(const Scalar& v, std::string_view key, std::string_view* out) {
+    switch (v.kind) {
+      case Scalar::kString:
+        *out = v.text.data() >= begin_ && v.text.data() < end_ ? v.text : decoded_->emplace_back(v.text);
+        return;
+      case Scalar::kInt: *out = decoded_->emplace_back(std::to_string(v.integer)); return;
+      case Scalar::kNull: return;  // Absent: as with Id, a member named twice keeps what it had.
+      case Scalar::kBeyondInt64: return Shape("'" + std::string(key) + "' is out of range");
+      default: return Shape("'" + std::string(key) + "' is not a string");
+    }
   }
 
   void Date(const Scalar& v) {
@@ -586,14 +595,16 @@ class Scanner {
   const char* p_;
   const char* end_;
   PageMeta* meta_;
-  std::vector<Assignment>* items_;
+  std::vector<AssignmentRef>* items_;
+  std::deque<std::string>* decoded_;
   std::string scratch_;
 };
 
 }  // namespace
 
-AppleStatus PageParser::Assignments(std::string_view body, PageMeta* meta, std::vector<Assignment>* items) {
-  Scanner s(body, meta, items);
+AppleStatus PageParser::Assignments(std::string_view body, PageMeta* meta, std::vector<AssignmentRef>* items,
+                                    std::deque<std::string>* decoded) {
+  Scanner s(body, meta, items, decoded);
   try {
     s.Page();
   } catch (const std::exception& e) {  // bad_alloc: never let it cross the module.

@@ -4,7 +4,9 @@
 // mutated at random.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
+#include <deque>
 #include <random>
 #include <string>
 #include <vector>
@@ -21,14 +23,27 @@ std::string PageOf(const std::string& assignments) { return R"({"assignments":)"
 struct Parsed {
   AppleStatus status;
   PageMeta meta;
-  std::vector<Assignment> items;
+  std::vector<Assignment> items;  // Own() of what the reader delivered.
 };
 
-// Parses `body` with a fresh parser.
+// Parses `body` with a fresh parser. The views the reader delivers are checked
+// to point into `body` or into its decoded strings, then copied.
 Parsed Parse(const std::string& body) {
   Parsed p;
   PageParser parser;
-  p.status = parser.Assignments(body, &p.meta, &p.items);
+  std::vector<AssignmentRef> refs;
+  std::deque<std::string> decoded;
+  p.status = parser.Assignments(body, &p.meta, &refs, &decoded);
+  auto kept = [&](std::string_view v) {
+    if (v.empty()) return true;
+    if (v.data() >= body.data() && v.data() + v.size() <= body.data() + body.size()) return true;
+    return std::any_of(decoded.begin(), decoded.end(), [&](const std::string& d) { return v.data() == d.data(); });
+  };
+  for (const AssignmentRef& a : refs) {
+    EXPECT_TRUE(kept(a.adam_id) && kept(a.pricing_param) && kept(a.client_user_id) && kept(a.serial_number))
+        << "a view outside the body and the decoded strings";
+    p.items.push_back(a.Own());
+  }
   return p;
 }
 
@@ -99,17 +114,30 @@ TEST(AssignmentsPage, NullMeansAbsent) {
 TEST(AssignmentsPage, ReusedVectorsAreRefilled) {
   PageParser parser;
   PageMeta meta;
-  std::vector<Assignment> items;
-  ASSERT_TRUE(parser.Assignments(PageOf(R"([{"adamId":"1","serialNumber":"S1"},{"adamId":"2","clientUserId":"U"}])"),
-                                 &meta, &items));
+  std::vector<AssignmentRef> items;
+  std::deque<std::string> decoded;
+  const std::string first = PageOf(R"([{"adamId":"1","serialNumber":"S1"},{"adamId":2,"clientUserId":"U"}])");
+  ASSERT_TRUE(parser.Assignments(first, &meta, &items, &decoded));
   ASSERT_EQ(items.size(), 2u);
-  ASSERT_TRUE(parser.Assignments(PageOf(R"([{"adamId":"3","clientUserId":"V"}])"), &meta, &items));
+  EXPECT_EQ(items[1].adam_id, "2");  // A number: its text, decoded.
+  EXPECT_EQ(decoded.size(), 1u);
+  const std::string second = PageOf(R"([{"adamId":"3","clientUserId":"V"}])");
+  ASSERT_TRUE(parser.Assignments(second, &meta, &items, &decoded));
   ASSERT_EQ(items.size(), 1u);
   EXPECT_EQ(items[0].adam_id, "3");
   EXPECT_EQ(items[0].client_user_id, "V");
   EXPECT_EQ(items[0].serial_number, "");  // Not left over from the previous page.
-  EXPECT_FALSE(parser.Assignments("{", &meta, &items));
+  EXPECT_FALSE(parser.Assignments("{", &meta, &items, &decoded));
   EXPECT_TRUE(items.empty());
+}
+
+// A member named twice: the last value wins, and null keeps the earlier one
+// (null means absent), for owned members and views alike.
+TEST(AssignmentsPage, AMemberNamedTwiceKeepsTheLastValue) {
+  Parsed p = Parse(PageOf(R"([{"adamId":"1","adamId":"2","serialNumber":"S","serialNumber":null}])"));
+  ASSERT_TRUE(p.status) << p.status.error().Describe();
+  EXPECT_EQ(p.items.at(0).adam_id, "2");
+  EXPECT_EQ(p.items.at(0).serial_number, "S");
 }
 
 TEST(AssignmentsPage, MalformedJsonAnywhereIsRefused) {
@@ -323,11 +351,12 @@ TEST(AssignmentsPage, LargePagesGrowTheParser) {
   items += "]";
   PageParser parser;
   PageMeta meta;
-  std::vector<Assignment> out;
-  ASSERT_TRUE(parser.Assignments(PageOf("[]"), &meta, &out));
+  std::vector<AssignmentRef> out;
+  std::deque<std::string> decoded;
+  ASSERT_TRUE(parser.Assignments(PageOf("[]"), &meta, &out, &decoded));
   const std::string body = PageOf(items);
   ASSERT_GT(body.size(), 1u << 17);
-  auto s = parser.Assignments(body, &meta, &out);
+  auto s = parser.Assignments(body, &meta, &out, &decoded);
   ASSERT_TRUE(s) << s.error().Describe();
   ASSERT_EQ(out.size(), 3000u);
   EXPECT_EQ(out[2999].adam_id, "2999");

@@ -64,7 +64,7 @@ class FakeApple final : public apple::Client {
     return r;
   }
   apple::AppleResult<apple::WalkResult> WalkAssignments(const apple::AssignmentFilter&,
-                                                        const apple::PageCallback<apple::Assignment>& cb) override {
+                                                        const apple::PageCallback<apple::AssignmentRef>& cb) override {
     apple::WalkResult r;
     r.version_id = "v1";
     r.total_pages = pages;
@@ -74,12 +74,13 @@ class FakeApple final : public apple::Client {
       page.index = p;
       page.total_pages = pages;
       page.version_id = "v1";
+      std::vector<apple::Assignment> owned(1000);  // What the page's views view.
       for (int i = 0; i < 1000; ++i) {
-        apple::Assignment a;
+        apple::Assignment& a = owned[i];
         a.adam_id = std::to_string(100 + i % 10);
         a.pricing_param = "STDQ";
         a.serial_number = "S" + std::to_string(p * 1000 + i);
-        page.items.push_back(a);
+        page.items.push_back({a.adam_id, a.pricing_param, a.client_user_id, a.serial_number});
       }
       if (auto s = cb(page); !s) return tl::unexpected(Aborted(s.error()));
       ++r.pages_delivered;

@@ -130,10 +130,10 @@ Status RunRevokeLicenses(JobContext& ctx) {
     std::int64_t holdings = 0;
     auto walk = client.WalkAssignments({}, [&](const apple::AssignmentsPage& page) -> Status {
       for (const auto& a : page.items) {
-        if (!revocable.contains({a.adam_id, a.pricing_param})) continue;
+        if (!revocable.contains({std::string(a.adam_id), std::string(a.pricing_param)})) continue;
         ++holdings;
-        if (!a.client_user_id.empty()) users.insert(a.client_user_id);
-        else serials.insert(a.serial_number);
+        if (!a.client_user_id.empty()) users.emplace(a.client_user_id);
+        else serials.emplace(a.serial_number);
       }
       return {};
     });
