@@ -349,5 +349,42 @@ TEST(StagedAssignmentsTest, AppsDifferingInOneByteAreToldApart) {
   }
 }
 
+// MoveTailTo: the tail's rows go to the other batch as they were (kinds, an
+// invalid one included, ids, apps), the rest stays, and both go on taking rows.
+TEST(StagedAssignmentsTest, MoveTailToSplitsABatchWhereAsked) {
+  std::mt19937_64 rng(11);
+  for (std::size_t from : {std::size_t{0}, std::size_t{1}, std::size_t{57}, std::size_t{99}, std::size_t{100},
+                           std::size_t{500}}) {
+    StagedAssignments batch, out;
+    std::vector<LicenseAssignment> rows;
+    out.Add(User("999", RandomGuid(rng), "STDQ"));  // `out` already holds a row and an app.
+    for (int i = 0; i < 100; ++i) {
+      rows.push_back(i % 3 ? User(std::to_string(i / 7), RandomGuid(rng), "STDQ")
+                           : Device(std::to_string(i / 7), "S" + std::to_string(i), "PLUS"));
+      batch.Add(rows.back());
+    }
+    batch.Add("7", "STDQ", "user", "serial");  // kInvalid: both ids.
+    const std::size_t total = batch.size();
+    batch.MoveTailTo(from, out);
+    const std::size_t kept = std::min(from, total);
+    ASSERT_EQ(batch.size(), kept);
+    ASSERT_EQ(out.size(), 1 + total - kept);
+    for (std::size_t i = 0; i < kept && i < rows.size(); ++i) EXPECT_EQ(batch.At(i), rows[i]) << i;
+    for (std::size_t i = kept; i < rows.size(); ++i) EXPECT_EQ(out.At(1 + i - kept), rows[i]) << i;
+    if (kept < total) {
+      EXPECT_EQ(out.rows().back().kind, StagedAssignments::kInvalid);
+    }
+    EXPECT_EQ(batch.id_bytes() + out.id_bytes(), [&] {
+      std::size_t n = out.At(0).client_user_id.size() + 6;  // the invalid row keeps its "serial"
+      for (const auto& r : rows) n += r.client_user_id.size() + r.serial_number.size();
+      return n;
+    }());
+    batch.Add(User("1", "after", "STDQ"));  // Both still take rows.
+    EXPECT_EQ(batch.At(batch.size() - 1), User("1", "after", "STDQ"));
+    out.Append(batch);
+    EXPECT_EQ(out.At(out.size() - 1), User("1", "after", "STDQ"));
+  }
+}
+
 }  // namespace
 }  // namespace vppd::store::chunks

@@ -148,6 +148,10 @@ class StagedAssignments {
            std::string_view serial_number);
   void Add(const LicenseAssignment& row) { Add(row.adam_id, row.pricing_param, row.client_user_id, row.serial_number); }
   void Append(const StagedAssignments& other);
+  // Moves rows [from, size()) to the end of `out`, in order and as they are
+  // (kinds included), leaving this batch with the rows before `from`. Its
+  // apps() may then name an app no row uses: staging skips those.
+  void MoveTailTo(std::size_t from, StagedAssignments& out);
   void Clear();
   void Reserve(std::size_t rows, std::size_t id_bytes);
 

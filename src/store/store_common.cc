@@ -443,6 +443,26 @@ void StagedAssignments::Append(const StagedAssignments& other) {
   }
 }
 
+void StagedAssignments::MoveTailTo(std::size_t from, StagedAssignments& out) {
+  if (from >= rows_.size()) return;
+  std::uint32_t app_here = rows_[from].app, app_there = out.AppIndex(apps_[app_here].first, apps_[app_here].second);
+  for (std::size_t i = from; i < rows_.size(); ++i) {
+    Row row = rows_[i];
+    if (row.app != app_here) {
+      app_here = row.app;
+      app_there = out.AppIndex(apps_[app_here].first, apps_[app_here].second);
+    }
+    const std::string_view text = id(row);
+    row.app = app_there;
+    row.offset = static_cast<std::uint32_t>(out.ids_.size());
+    out.ids_.append(text);
+    out.rows_.push_back(row);
+  }
+  // Add and Append write ids in row order: the tail's ids end the string.
+  ids_.resize(rows_[from].offset);
+  rows_.resize(from);
+}
+
 void StagedAssignments::Clear() {
   rows_.clear();
   ids_.clear();

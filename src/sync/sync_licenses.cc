@@ -224,13 +224,30 @@ class Stager {
       space_.notify_one();
       for (auto& page : pages) {
         buffer.Append(page);
-        if (buffer.size() >= stage_rows_ && !Stage(buffer)) return;
+        if (buffer.size() >= stage_rows_ && !StageFull(buffer)) return;
       }
       if (last) {
         Stage(buffer);
         return;
       }
     }
+  }
+
+  // Stages a full buffer but for its trailing app's rows, which open the next
+  // call (unless they are half a call or more). Apple's pages come grouped by
+  // asset in practice, so an app then lands in one call: one run, nothing for
+  // FinishJob to merge (~0.5 ms an app, ~20 apps a 1,000,000-row sync, on the
+  // sync's serial tail). False (error_ set) when the store failed.
+  bool StageFull(store::StagedAssignments& buffer) {
+    const auto& rows = buffer.rows();
+    std::size_t cut = rows.size();
+    while (cut > 0 && rows[cut - 1].app == rows.back().app) --cut;
+    if (cut == 0 || rows.size() - cut >= stage_rows_ / 2) return Stage(buffer);
+    carry_.Clear();
+    buffer.MoveTailTo(cut, carry_);
+    if (!Stage(buffer)) return false;
+    buffer.Append(carry_);
+    return true;
   }
 
   // Stages `buffer` (when not empty) and empties it; false (error_ set) when the
@@ -260,6 +277,7 @@ class Stager {
   std::condition_variable space_;  // the walk waits for room in the queue
   std::deque<store::StagedAssignments> queue_;
   std::size_t queued_ = 0;  // rows in queue_
+  store::StagedAssignments carry_;  // StageFull's trailing app, between two calls
   std::size_t wake_at_ = 1;  // queued rows that make a call with the stager's buffer: Push wakes it then
   bool closed_ = false;
   Status error_;
