@@ -1,6 +1,7 @@
 // Internal to sync/: the pieces every job kind shares.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -55,6 +56,11 @@ struct Gathered {
   std::int64_t app_assets = 0;  // lastAppCount: App assets (an app on two platforms counts once)
   std::string assets_version;
   bool version_changed = false;  // versionId moved during the walk: walk again
+  // Between WalkAssetsOnly and BuildApps: the App assets, and the names and
+  // bundle ids known for them (from the cache, then the lookup).
+  std::vector<apple::Asset> app_asset_list;
+  std::map<std::string, apple::AppMetadata> names;
+  std::vector<std::string> unnamed;  // adamIds the cache did not know
 };
 
 SyncFailure FromAppleError(const apple::AppleError& e);
@@ -71,9 +77,19 @@ Status EndWith(JobContext& ctx, const std::string& kind, const SyncFailure& fail
 
 // Walks every asset of the location and builds the token's apps (App assets on
 // each platform), with names and bundle ids from the metadata lookup (through
-// ctx.metadata).
+// ctx.metadata): WalkAssetsOnly, LookUpNames and BuildApps in a row.
 apple::AppleResult<Gathered> WalkAssets(JobContext& ctx, apple::Client& client, const store::VppToken& token,
                                         const std::string& country, Timestamp now);
+
+// The parts, for a sync that looks names up while it walks the assignments (the
+// lookup is another Apple service than the location's API, so it does not
+// count against the location's 5 page requests in flight).
+// The walk, and the names the cache knows.
+apple::AppleResult<Gathered> WalkAssetsOnly(JobContext& ctx, apple::Client& client, Timestamp now);
+// Asks Apple for the names the cache did not know (remembered there); a failed
+// lookup is not a failed sync: those apps are listed by adamId.
+void LookUpNames(JobContext& ctx, apple::Client& client, const store::VppToken& token, Gathered& g, Timestamp now);
+void BuildApps(const store::VppToken& token, const std::string& country, Timestamp now, Gathered& g);
 
 // Lower-cased country for store URLs: the admin's countryOrRegion, else Apple's.
 std::string StoreCountry(const store::VppToken& token, const apple::ClientConfig& config);
