@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -198,7 +199,18 @@ struct Engine::Impl {
             std::lock_guard lock(mu);
             if (auto it = running.find(job.id); it != running.end()) *it->second.lease_lost = true;
           }
-          spdlog::warn("job {} (token {}): lease renewal failed: {}", job.id, job.token_id, ok.error().message);
+          // A job whose row is gone ended between the look at `running` and the
+          // renewal (its row goes as it finishes), or its token was deleted: the
+          // usual end of a job, not a lease another worker took.
+          auto rows = store.FindJobs(job.tenant_id, job.token_id);
+          const bool gone = rows && std::none_of(rows->begin(), rows->end(),
+                                                 [&](const store::SyncJob& j) { return j.id == job.id; });
+          if (gone) {
+            spdlog::info("job {} (token {}): ended (or its token was deleted) as its lease was renewed", job.id,
+                         job.token_id);
+          } else {
+            spdlog::warn("job {} (token {}): lease renewal failed: {}", job.id, job.token_id, ok.error().message);
+          }
           continue;
         }
         std::lock_guard lock(mu);
