@@ -211,31 +211,39 @@ class Scanner {
     }
   }
 
-  // An id: a string, or an integer taken as its decimal text (older services
-  // sent some ids as numbers); null means absent (`*present` stays false).
-  void Id(const Scalar& v, std::string_view key, std::string* out, bool* present) {
+  // An id's text: a string, or an integer's decimal text (older services sent
+  // some ids as numbers) in number_, until the next id. False for null (absent:
+  // a member named twice keeps what it had) and for another type (a shape error).
+  bool IdText(const Scalar& v, std::string_view key, std::string_view* text) {
     switch (v.kind) {
-      case Scalar::kString: out->assign(v.text); break;
-      case Scalar::kInt: *out = std::to_string(v.integer); break;
-      case Scalar::kNull: return;
-      case Scalar::kBeyondInt64: Shape("'" + std::string(key) + "' is out of range"); return;
-      default: Shape("'" + std::string(key) + "' is not a string"); return;
+      case Scalar::kString: *text = v.text; return true;
+      case Scalar::kInt:
+        number_ = std::to_string(v.integer);
+        *text = number_;
+        return true;
+      case Scalar::kNull: return false;
+      case Scalar::kBeyondInt64: Shape("'" + std::string(key) + "' is out of range"); return false;
+      default: Shape("'" + std::string(key) + "' is not a string"); return false;
     }
+  }
+
+  // An id of the page (versionId, uId, mdmInfo's), copied; `*present` once read.
+  void Id(const Scalar& v, std::string_view key, std::string* out, bool* present) {
+    std::string_view text;
+    if (!IdText(v, key, &text)) return;
+    out->assign(text);
     *present = true;
   }
 
-  // Id for an assignment: a view of the body where the id stands in it as
-  // read, else of a string kept in decoded_ (escapes, numbers).
+  // An assignment's id: a view of the body where the id stands in it as read,
+  // else of a string kept in decoded_ (escapes, numbers).
   void IdView(const Scalar& v, std::string_view key, std::string_view* out) {
-    switch (v.kind) {
-      case Scalar::kString:
-        *out = v.text.data() >= begin_ && v.text.data() < end_ ? v.text : decoded_->emplace_back(v.text);
-        return;
-      case Scalar::kInt: *out = decoded_->emplace_back(std::to_string(v.integer)); return;
-      case Scalar::kNull: return;  // Absent: as with Id, a member named twice keeps what it had.
-      case Scalar::kBeyondInt64: return Shape("'" + std::string(key) + "' is out of range");
-      default: return Shape("'" + std::string(key) + "' is not a string");
+    if (v.kind == Scalar::kString && v.text.data() >= begin_ && v.text.data() < end_) {
+      *out = v.text;  // The common case (a string without escapes), kept off IdText.
+      return;
     }
+    std::string_view text;
+    if (IdText(v, key, &text)) *out = decoded_->emplace_back(text);
   }
 
   void Date(const Scalar& v) {
@@ -470,16 +478,13 @@ class Scanner {
   const char* ScanToStop(const char* p) const {
 #if defined(__SSE2__)
     const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
-    // Bit i set: byte i of the 16 at q stops the scan. Signed compare: bytes
-    // >= 0x80 are negative, so "< 0x20" takes them too.
-    auto stops = [&](const char* q) -> std::uint64_t {
-      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+    // Bit i of the mask set: byte i of the 16 at p stops the scan. Signed
+    // compare: bytes >= 0x80 are negative, so "< 0x20" takes them too.
+    while (end_ - p >= 16) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
       const __m128i stop =
           _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)), _mm_cmplt_epi8(v, space));
-      return static_cast<std::uint32_t>(_mm_movemask_epi8(stop));
-    };
-    while (end_ - p >= 16) {
-      if (const std::uint64_t mask = stops(p)) return p + __builtin_ctzll(mask);
+      if (const auto mask = static_cast<unsigned>(_mm_movemask_epi8(stop))) return p + __builtin_ctz(mask);
       p += 16;
     }
 #endif
@@ -598,6 +603,7 @@ class Scanner {
   std::vector<AssignmentRef>* items_;
   std::deque<std::string>* decoded_;
   std::string scratch_;
+  std::string number_;  // IdText's
 };
 
 }  // namespace
@@ -605,12 +611,14 @@ class Scanner {
 AppleStatus PageParser::Assignments(std::string_view body, PageMeta* meta, std::vector<AssignmentRef>* items,
                                     std::deque<std::string>* decoded) {
   Scanner s(body, meta, items, decoded);
+  std::string failed;
   try {
     s.Page();
   } catch (const std::exception& e) {  // bad_alloc: never let it cross the module.
-    s.syntax_error = std::string("could not be read: ") + e.what();
+    failed = std::string("the response could not be parsed: ") + e.what();
   }
   items->resize(s.count);  // Drops elements left from a previous page.
+  if (!failed.empty()) return tl::unexpected(Malformed(std::move(failed)));
   if (!s.syntax_error.empty()) return tl::unexpected(Malformed("the response is not JSON: " + s.syntax_error));
   if (!s.shape_error.empty()) return tl::unexpected(Malformed(std::move(s.shape_error)));
   if (!s.have_current) return tl::unexpected(Malformed("the page has no currentPageIndex"));
