@@ -3,19 +3,12 @@
 // Every function fails with kMalformedResponse naming the member that is
 // missing or of the wrong type; the caller fills in `request` and `attempts`.
 //
-// Parser choice (measured with bench/apple/run, 93 KB pages of 1,000
-// assignments, on the 2-core dev machine; bench/README.md "apple"): Boost.JSON's
-// DOM parser over a reused arena took 0.59 ms a page and was the larger half of
-// a 1,000,000-assignment walk; a SAX handler on boost::json::basic_parser
-// straight into Assignment structs 0.11-0.14 ms; simdjson's DOM parser 0.058 ms
-// (0.027 ms to build its tape, as much again to read the tape into structs);
-// simdjson On-Demand 0.08-0.10 ms (Debian's library compiles On-Demand for
-// the baseline x86-64 target: its scalar "fallback"). /assignments — the hot
-// path — is now read by a strict JSON reader made for this page
-// (parse_assignments.cc): one pass over the body straight into the structs,
-// SSE2 for the scan of strings, the assignment's member names matched as
-// literals, the assignments delivered as views of the body: 0.037 ms. Assets and users (thousands, not millions) keep the
-// simpler Boost.JSON DOM code.
+// Two readers. /assignments pages — millions of rows in a large location, the
+// hot path of a sync — are read by a strict JSON reader made for that one page
+// shape (parse_assignments.cc): one pass over the body, assignments delivered
+// as views of it. Everything else (assets, users, config, events: thousands of
+// items, not millions) is read with Boost.JSON's DOM. Why, with the figures of
+// every parser tried: bench/README.md, "apple".
 //
 // What the /assignments reader validates: all of RFC 8259, as Boost.JSON does
 // (UTF-8 without overlongs or surrogates, escapes and \u surrogate pairs,
@@ -24,7 +17,7 @@
 // their type (a wrong type is an error, null means absent). A syntax error
 // anywhere wins over a wrong type. Stricter than Boost.JSON only where no
 // valid Apple page goes: an integer beyond 64 bits or a double that overflows
-// anywhere in the page is refused (as simdjson did before). The fuzzer
+// anywhere in the page is refused. The fuzzer
 // (tests/fuzz, apple_page) holds it to Boost.JSON's verdict both ways.
 #pragma once
 
