@@ -104,8 +104,8 @@ struct AppleError {
 };
 
 template <class T>
-using AppleResult = tl::expected<T, AppleError>;
-using AppleStatus = tl::expected<void, AppleError>;
+using AppleResult = Expected<T, AppleError>;
+using AppleStatus = Expected<void, AppleError>;
 
 // ---------------------------------------------------------------- options
 

@@ -68,9 +68,23 @@ struct [[nodiscard]] Error {
   }
 };
 
+// tl::expected that may not be dropped: a call whose Result or Status is ignored
+// does not compile (-Werror=unused-result). Write `(void)call();` where ignoring
+// a failure is the intent, with a comment saying why.
+template <class T, class E>
+class [[nodiscard]] Expected : public tl::expected<T, E> {
+  using Base = tl::expected<T, E>;
+
+ public:
+  using Base::Base;
+  Expected() = default;
+  Expected(const Base& other) : Base(other) {}    // NOLINT(google-explicit-constructor)
+  Expected(Base&& other) : Base(std::move(other)) {}  // NOLINT(google-explicit-constructor)
+};
+
 template <class T>
-using Result = tl::expected<T, Error>;
-using Status = tl::expected<void, Error>;
+using Result = Expected<T, Error>;
+using Status = Expected<void, Error>;
 
 inline tl::unexpected<Error> Fail(Error e) { return tl::unexpected<Error>(std::move(e)); }
 

@@ -204,7 +204,9 @@ class Stager {
       : ctx_(ctx),
         stage_rows_(std::clamp<std::size_t>(ctx.options.stage_rows, 1, store::kMaxStagedRowsPerCall)),
         thread_([this] { Run(); }) {}
-  ~Stager() { Finish(); }
+  // On an early return the walk has already failed; the stager's own error, if
+  // any, adds nothing to that one.
+  ~Stager() { (void)Finish(); }
   Stager(const Stager&) = delete;
   Stager& operator=(const Stager&) = delete;
 
