@@ -273,8 +273,8 @@ Status SetSetting(const SettingSpec& spec, std::string_view text, Settings& s) {
 // 3. The sources: flags (CLI11), the environment, the TOML file.
 
 void AddSettingOption(CLI::App& app, Settings& s, const SettingSpec& spec) {
-  std::string help(spec.help);
-  if (spec.name.find('.') != std::string_view::npos) help += " [TOML " + std::string(spec.name) + "]";
+  const std::string help = std::string(spec.help) + " [env " + std::string(spec.env) + ", TOML " +
+                           std::string(spec.name) + "]";
   const std::string flag(spec.flag);
   CLI::Option* option = nullptr;
   if (spec.is_flag) {
@@ -295,8 +295,16 @@ void AddSettingOption(CLI::App& app, Settings& s, const SettingSpec& spec) {
         },
         help);
   }
-  if (!spec.is_flag) {
-    if (const std::string d = DefaultText(spec); !d.empty()) option->default_str(d);
+  if (spec.is_flag) return;
+  if (const std::string d = DefaultText(spec); !d.empty()) option->default_str(d);
+  if (std::holds_alternative<int Settings::*>(spec.field)) {
+    option->type_name("INT " + std::to_string(spec.min) + ".." + (spec.max == INT_MAX ? "" : std::to_string(spec.max)));
+  } else if (std::holds_alternative<bool Settings::*>(spec.field)) {
+    option->type_name("BOOL");
+  } else if (!spec.choices.empty()) {
+    std::string names;
+    for (std::string_view c : spec.choices) names += (names.empty() ? "" : "|") + std::string(c);
+    option->type_name(names);
   }
 }
 
