@@ -258,6 +258,16 @@ TEST(SettingsTest, EveryFlagEnvAndTomlKeyInUseStillExists) {
   }
 }
 
+// The sample configuration that packaging/ ships sets every setting: it must load.
+TEST(SettingsTest, ThePackagedSampleConfigurationLoads) {
+  Settings s;
+  std::string config = std::string(VPPD_SOURCE_DIR) + "/packaging/vppd.toml";
+  std::vector<char*> argv = {const_cast<char*>("vppd"), const_cast<char*>("--config"), config.data()};
+  auto ok = LoadConfigFile(3, argv.data(), s, [](const char*) -> const char* { return nullptr; });
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_TRUE(Validate(s));
+}
+
 TEST(SettingsTest, ValidateChecksWhatOneEntryCannot) {
   Settings s;
   EXPECT_TRUE(Validate(s));

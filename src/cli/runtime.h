@@ -33,8 +33,9 @@ struct Runtime {
   ~Runtime() { Shutdown(); }
 };
 
-// Creates the data dir 0700 (or checks an existing one: it holds the keys) and
-// opens the store: PostgreSQL at settings.database_url, else SQLite in the data dir.
+// For serve and demo: creates the data dir 0700 (or checks an existing one: it holds
+// the keys) and opens the store, creating it when new: PostgreSQL at
+// settings.database_url, else SQLite in the data dir.
 Result<std::unique_ptr<store::Store>> OpenStore(const Settings& settings);
 
 // For the operator commands (tokens, tenant, sync): opens the store only when it is

@@ -201,7 +201,8 @@ int RunSyncCommand(const SyncCommand& cmd, const Settings& settings) {
           std::fprintf(stderr, "vppd sync: no worker has claimed the job yet (a vppd serve on this %s does within "
                        "a second or two)\n", where);
         } else {
-          std::fprintf(stderr, "vppd sync: no worker has claimed the job after %s: is a vppd serve running on this %s?\n",
+          std::fprintf(stderr,
+                       "vppd sync: no worker has claimed the job after %s: is a vppd serve running on this %s?\n",
                        Elapsed(unclaimed_since).c_str(), where);
         }
         std::fflush(stderr);
