@@ -35,8 +35,14 @@ std::pair<std::string_view, std::string_view> SplitComponent(std::string_view me
 void Append(spdlog::memory_buf_t& dest, std::string_view text) { dest.append(text.data(), text.data() + text.size()); }
 
 // `text` escaped for a JSON string. Sanitized: a line stays valid UTF-8 without
-// control bytes whatever a client sent.
-std::string Escaped(std::string_view text) { return JsonEscape(text, JsonEscaping::kSanitized); }
+// control bytes whatever a client sent; and the C1 controls JSON allows raw
+// (U+0080..U+009F, CSI U+009B among them, all 0xc2-led) as \u0080..\u009f, for
+// whoever tails the log on a terminal.
+std::string Escaped(std::string_view text) {
+  std::string out = JsonEscape(text, JsonEscaping::kSanitized);
+  if (out.find('\xc2') != std::string::npos) out = TerminalSafe(out);
+  return out;
+}
 
 // `"text"`, escaped.
 void AppendQuoted(spdlog::memory_buf_t& dest, std::string_view text) {

@@ -137,5 +137,17 @@ TEST(TextLines, EscapeEveryControlCharacter) {
   EXPECT_EQ(out.find("\xc2\x9b"), std::string::npos) << out;
 }
 
+// The JSON line gives the same text back, but never a raw C1 control.
+TEST(JsonLines, EscapeC1ControlsToo) {
+  const std::string out = CaptureStderr([] {
+    Init(Format::kJson, "info");
+    ContextScope request({.request_id = "r\xc2\x9b" "1m"});
+    spdlog::info("http: a\xc2\x9b" "2J b\xc2\xa0" "c");
+  });
+  EXPECT_NE(out.find(R"("message":"a\u009b2J b)" "\xc2\xa0" R"(c","request_id":"r\u009b1m")"), std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("\xc2\x9b"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace vppd::log
