@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/json_escape.h"
+#include "base/terminal_text.h"
 
 namespace vppd::log {
 namespace {
@@ -34,8 +35,14 @@ std::pair<std::string_view, std::string_view> SplitComponent(std::string_view me
 void Append(spdlog::memory_buf_t& dest, std::string_view text) { dest.append(text.data(), text.data() + text.size()); }
 
 // `text` escaped for a JSON string. Sanitized: a line stays valid UTF-8 without
-// control bytes whatever a client sent.
-std::string Escaped(std::string_view text) { return JsonEscape(text, JsonEscaping::kSanitized); }
+// control bytes whatever a client sent; and the C1 controls JSON allows raw
+// (U+0080..U+009F, CSI U+009B among them, all 0xc2-led) as \u0080..\u009f, for
+// whoever tails the log on a terminal.
+std::string Escaped(std::string_view text) {
+  std::string out = JsonEscape(text, JsonEscaping::kSanitized);
+  if (out.find('\xc2') != std::string::npos) out = TerminalSafe(out);
+  return out;
+}
 
 // `"text"`, escaped.
 void AppendQuoted(spdlog::memory_buf_t& dest, std::string_view text) {
@@ -126,15 +133,21 @@ class TextFormatter final : public spdlog::formatter {
     dest.append(level.data(), level.data() + level.size());
     msg.color_range_end = dest.size();
     for (std::size_t pad = level.size(); pad < 8; ++pad) dest.push_back(' ');  // "warning" + 1
-    Append(dest, std::string_view(msg.payload.data(), msg.payload.size()));
+    // Read on a terminal: no control character (C0, DEL, C1 such as CSI U+009B)
+    // reaches it from a message or a field, whoever wrote them (base/terminal_text.h).
+    Append(dest, TerminalSafe(std::string_view(msg.payload.data(), msg.payload.size())));
     ForEachField(tls_context, tls_fields, [&](std::string_view key, std::string_view value, bool) {
       Append(dest, " ");
-      Append(dest, key);
+      Append(dest, TerminalSafe(key));
       Append(dest, "=");
       if (value.find_first_of(" \"=") == std::string_view::npos && !value.empty()) {
-        Append(dest, value);
+        Append(dest, TerminalSafe(value));
       } else {
-        AppendQuoted(dest, value);
+        // JSON-escaped already (C0, DEL, broken UTF-8); the C1 controls JSON allows
+        // raw become \u0080..\u009f, which is their JSON escape too.
+        Append(dest, "\"");
+        Append(dest, TerminalSafe(Escaped(value)));
+        Append(dest, "\"");
       }
     });
     Append(dest, "\n");

@@ -116,5 +116,38 @@ TEST(TextLines, AppendFieldsAsKeyValues) {
   EXPECT_NE(out.find(" info    http: GET x 200 request_id=rid-2 route=\"a b\" status=200\n"), std::string::npos) << out;
 }
 
+// What a client sends (a path, a client-request-id) reaches the text log: no
+// control character may reach the terminal reading it, the one-byte CSI U+009B
+// included, in the message or in a field, quoted or not.
+TEST(TextLines, EscapeEveryControlCharacter) {
+  const std::string out = CaptureStderr([] {
+    Init(Format::kText, "info");
+    ContextScope request({.request_id = "rid\x1b[2J", .client_request_id = "c \xc2\x9b" "31m"});
+    InfoFields("http: GET /a\nforged line \xc2\x9b" "2J\x07 200",
+               {Str("route", "x\xc2\x9b" "1m"), Str("path", "a b\xc2\x9b" "K\x7f")});
+  });
+  EXPECT_NE(out.find(" info    http: GET /a\\nforged line \\u009b2J\\x07 200 request_id=rid\\x1b[2J "
+                     "client_request_id=\"c \\u009b31m\" route=x\\u009b1m path=\"a b\\u009bK\\u007f\"\n"),
+            std::string::npos)
+      << out;
+  for (const char c : out.substr(0, out.size() - 1)) {
+    const auto b = static_cast<unsigned char>(c);
+    EXPECT_TRUE(b >= 0x20 && b != 0x7f) << "control byte " << int(b) << " in " << out;
+  }
+  EXPECT_EQ(out.find("\xc2\x9b"), std::string::npos) << out;
+}
+
+// The JSON line gives the same text back, but never a raw C1 control.
+TEST(JsonLines, EscapeC1ControlsToo) {
+  const std::string out = CaptureStderr([] {
+    Init(Format::kJson, "info");
+    ContextScope request({.request_id = "r\xc2\x9b" "1m"});
+    spdlog::info("http: a\xc2\x9b" "2J b\xc2\xa0" "c");
+  });
+  EXPECT_NE(out.find(R"("message":"a\u009b2J b)" "\xc2\xa0" R"(c","request_id":"r\u009b1m")"), std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("\xc2\x9b"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace vppd::log

@@ -1,233 +1,363 @@
 #include "cli/config.h"
 
-#include <cstdlib>
+#include <algorithm>
+#include <charconv>
+#include <climits>
 #include <cstring>
+#include <optional>
+#include <type_traits>
 
 #include <CLI/CLI.hpp>
 #include <toml++/toml.h>
 
 namespace vppd::cli {
 
-void AddStoreOptions(CLI::App& app, Settings& s) {
-  app.add_option("--data-dir", s.data_dir, "Directory for the database, keys and secrets (created 0700)")
-      ->envname("VPPD_DATA_DIR")
-      ->capture_default_str();
-  app.add_option("--database-url", s.database_url,
-                 "postgresql://USER@HOST:PORT/DB to keep everything in PostgreSQL (several instances may share "
-                 "it) instead of SQLite in the data dir [TOML store.database_url]")
-      ->envname("VPPD_DATABASE_URL");
+// ---------------------------------------------------------------------------
+// 1. The table: every setting, once.
+
+const std::vector<SettingSpec>& SettingTable() {
+  using S = Settings;
+  static const std::vector<SettingSpec> table = {
+      {.name = "listen", .flag = "--listen", .env = "VPPD_LISTEN",
+       .help = "Address to listen on, HOST:PORT (port 0 picks a free one)", .field = &S::listen},
+      {.name = "apple_url", .flag = "--apple-url", .env = "VPPD_APPLE_URL",
+       .help = "Apple Apps and Books API base URL (http:// only for simulators)", .field = &S::apple_url},
+      {.name = "dev", .flag = "--dev", .env = "VPPD_DEV",
+       .help = "Development mode: create and trust a dev signing key in the data dir, register the dev tenant",
+       .field = &S::dev, .is_flag = true},
+      {.name = "threads", .flag = "--threads", .env = "VPPD_THREADS", .help = "HTTP server threads",
+       .field = &S::threads, .min = 1, .max = 256},
+      {.name = "log.level", .flag = "--log-level", .env = "VPPD_LOG_LEVEL", .help = "trace, debug, info, warn, error",
+       .field = &S::log_level, .choices = {"trace", "debug", "info", "warn", "error"}, .alias = "log_level"},
+      {.name = "log.format", .flag = "--log-format", .env = "VPPD_LOG_FORMAT",
+       .help = "json (one object per line: time, level, component, message, request/job ids) or text; "
+               "default json for serve, text for demo",
+       .field = &S::log_format, .choices = {"json", "text"}},
+      {.name = "metrics", .flag = "--metrics", .env = "VPPD_METRICS",
+       .help = "Serve GET /metrics (Prometheus text; aggregate counts, no ids)", .field = &S::metrics},
+      {.name = "graph.action_response", .flag = "--graph-action-response", .env = "VPPD_GRAPH_ACTION_RESPONSE",
+       .help = "syncLicenses answer: auto (entity at the root when SdkVersion is sent), value, entity",
+       .field = &S::action_response, .choices = {"auto", "value", "entity"}},
+      {.name = "graph.page_size", .flag = "--graph-page-size", .env = "VPPD_GRAPH_PAGE_SIZE",
+       .help = "Rows per page of collections", .field = &S::page_size, .min = 1, .max = 999},
+      {.name = "graph.public_url", .flag = "--graph-public-url", .env = "VPPD_GRAPH_PUBLIC_URL",
+       .help = "Absolute base URL for @odata.context/@odata.nextLink (default: from Host)", .field = &S::public_url},
+      {.name = "auth.permission_profile", .flag = "--auth-permission-profile", .env = "VPPD_AUTH_PERMISSION_PROFILE",
+       .help = "seed (the seed page's permission table) or current (newest published tables)",
+       .field = &S::permission_profile, .choices = {"seed", "current"}},
+      {.name = "auth.jwks_file", .flag = "--auth-jwks-file", .env = "VPPD_AUTH_JWKS_FILE",
+       .help = "Trust Entra issuers with keys from this JWKS file", .field = &S::jwks_file},
+      {.name = "auth.jwks_url", .flag = "--auth-jwks-url", .env = "VPPD_AUTH_JWKS_URL",
+       .help = "Trust Entra issuers with keys from this JWKS URL (default: Entra's common keys)",
+       .field = &S::jwks_url},
+      {.name = "auth.audiences", .flag = "--auth-audience", .env = "VPPD_AUTH_AUDIENCES",
+       .help = "Accepted token audiences (repeatable; comma-separated in the environment)", .field = &S::audiences},
+      {.name = "auth.leeway_seconds", .flag = "--auth-leeway-seconds", .env = "VPPD_AUTH_LEEWAY_SECONDS",
+       .help = "Clock skew tolerated on exp/nbf", .field = &S::leeway_seconds, .min = 0, .max = 600},
+      {.name = "throttle.window_seconds", .flag = "--throttle-window-seconds", .env = "VPPD_THROTTLE_WINDOW_SECONDS",
+       .help = "Throttling window; 0 disables throttling", .field = &S::throttle_window_seconds, .min = 0,
+       .max = 3600},
+      {.name = "throttle.tenant_writes", .flag = "--throttle-tenant-writes", .env = "VPPD_THROTTLE_TENANT_WRITES",
+       .help = "Writes per window per tenant", .field = &S::throttle_tenant_writes, .min = 1, .max = INT_MAX},
+      {.name = "throttle.app_writes", .flag = "--throttle-app-writes", .env = "VPPD_THROTTLE_APP_WRITES",
+       .help = "Writes per window per application per tenant", .field = &S::throttle_app_writes, .min = 1,
+       .max = INT_MAX},
+      {.name = "throttle.tenant_requests", .flag = "--throttle-tenant-requests", .env = "VPPD_THROTTLE_TENANT_REQUESTS",
+       .help = "Requests per window per tenant", .field = &S::throttle_tenant_requests, .min = 1, .max = INT_MAX},
+      {.name = "throttle.app_requests", .flag = "--throttle-app-requests", .env = "VPPD_THROTTLE_APP_REQUESTS",
+       .help = "Requests per window per application per tenant", .field = &S::throttle_app_requests, .min = 1,
+       .max = INT_MAX},
+      {.name = "apple.max_attempts", .flag = "--apple-max-attempts", .env = "VPPD_APPLE_MAX_ATTEMPTS",
+       .help = "Attempts per Apple request (retries on 5xx, 429, transport errors)", .field = &S::apple_max_attempts,
+       .min = 1, .max = 20},
+      {.name = "apple.max_retry_seconds", .flag = "--apple-max-retry-seconds", .env = "VPPD_APPLE_MAX_RETRY_SECONDS",
+       .help = "Most waiting (backoff, Retry-After) before retries of one Apple request",
+       .field = &S::apple_max_retry_seconds, .min = 0, .max = 3600},
+      {.name = "sync.workers", .flag = "--sync-workers", .env = "VPPD_SYNC_WORKERS", .help = "Sync worker threads",
+       .field = &S::sync_workers, .min = 1, .max = 64},
+      {.name = "sync.interval_seconds", .flag = "--sync-interval-seconds", .env = "VPPD_SYNC_INTERVAL_SECONDS",
+       .help = "Every valid token is synced this often; 0 disables", .field = &S::sync_interval_seconds, .min = 0,
+       .max = 30 * 86'400},
+      {.name = "sync.app_metadata_ttl_seconds", .flag = "--sync-app-metadata-ttl-seconds",
+       .env = "VPPD_SYNC_APP_METADATA_TTL_SECONDS",
+       .help = "App names and bundle ids from Apple's lookup are reused this long, for every token; 0 looks them up "
+               "at every sync",
+       .field = &S::sync_app_metadata_ttl_seconds, .min = 0, .max = 30 * 86'400},
+      {.name = "sync.full_walk_days", .flag = "--sync-full-walk-days", .env = "VPPD_SYNC_FULL_WALK_DAYS",
+       .help = "A full assignments walk at least this often; deltas in between", .field = &S::sync_full_walk_days,
+       .min = 0, .max = 365},
+      {.name = "sync.lease_seconds", .flag = "--sync-lease-seconds", .env = "VPPD_SYNC_LEASE_SECONDS",
+       .help = "Lease of a running sync job; a dead worker's job is taken over after it",
+       .field = &S::sync_lease_seconds, .min = 2, .max = 3600},
+      {.name = "sync.event_poll_ms", .flag = "--sync-event-poll-ms", .env = "VPPD_SYNC_EVENT_POLL_MS",
+       .help = "Wait between polls of an Apple event (revokeLicenses); Apple asks for >= 30000",
+       .field = &S::sync_event_poll_ms, .min = 10, .max = 600'000},
+      {.name = "data_dir", .flag = "--data-dir", .env = "VPPD_DATA_DIR",
+       .help = "Directory for the database, keys and secrets (serve and demo create it, 0700)", .field = &S::data_dir,
+       .store = true},
+      {.name = "store.database_url", .flag = "--database-url", .env = "VPPD_DATABASE_URL",
+       .help = "postgresql://USER@HOST:PORT/DB to keep everything in PostgreSQL (several instances may share it) "
+               "instead of SQLite in the data dir",
+       .field = &S::database_url, .store = true},
+      {.name = "store.pool_size", .flag = "--database-pool-size", .env = "VPPD_DATABASE_POOL_SIZE",
+       .help = "Most connections to PostgreSQL", .field = &S::database_pool_size, .min = 1, .max = 500},
+      {.name = "secrets.key_file", .flag = "--secrets-key-file", .env = "VPPD_SECRETS_KEY_FILE",
+       .help = "AES-256 key file for sTokens at rest (default: <data-dir>/secret.key; serve creates it 0600)",
+       .field = &S::key_file, .store = true},
+  };
+  return table;
 }
 
-void AddServeOptions(CLI::App& app, Settings& s) {
-  app.add_option("--config", s.config_file, "TOML configuration file (settings below, same names)")
+const SettingSpec* FindSetting(std::string_view name) {
+  for (const SettingSpec& spec : SettingTable()) {
+    if (spec.name == name || (!spec.alias.empty() && spec.alias == name)) return &spec;
+  }
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------
+// 2. Checking and setting a value: the one place that says what a setting accepts.
+
+namespace {
+
+std::string Quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
+
+Error Refused(const SettingSpec& spec, const std::string& what) {
+  const std::string name(spec.name);
+  if (std::holds_alternative<int Settings::*>(spec.field)) {
+    return Error::InvalidArgument(name + " must be an integer from " + std::to_string(spec.min) + " to " +
+                                  std::to_string(spec.max) + ", not " + what);
+  }
+  if (std::holds_alternative<bool Settings::*>(spec.field)) {
+    return Error::InvalidArgument(name + " must be true or false, not " + what);
+  }
+  if (!spec.choices.empty()) {
+    std::string list;
+    for (std::size_t i = 0; i < spec.choices.size(); ++i) {
+      if (i > 0) list += i + 1 == spec.choices.size() ? " or " : ", ";
+      list += spec.choices[i];
+    }
+    return Error::InvalidArgument(name + " must be " + list + ", not " + what);
+  }
+  if (std::holds_alternative<std::vector<std::string> Settings::*>(spec.field)) {
+    return Error::InvalidArgument(name + " must be a list of strings, not " + what);
+  }
+  return Error::InvalidArgument(name + " must be a string, not " + what);
+}
+
+Status SetInt(const SettingSpec& spec, std::int64_t value, std::string_view text, Settings& s) {
+  if (value < spec.min || value > spec.max) return Fail(Refused(spec, Quoted(text)));
+  s.*std::get<int Settings::*>(spec.field) = static_cast<int>(value);
+  return {};
+}
+
+Status SetString(const SettingSpec& spec, std::string value, Settings& s) {
+  if (!spec.choices.empty() &&
+      std::find(spec.choices.begin(), spec.choices.end(), std::string_view(value)) == spec.choices.end()) {
+    return Fail(Refused(spec, Quoted(value)));
+  }
+  s.*std::get<std::string Settings::*>(spec.field) = std::move(value);
+  return {};
+}
+
+Status SetList(const SettingSpec& spec, std::vector<std::string> items, Settings& s) {
+  for (const std::string& item : items) {
+    if (item.empty()) return Fail(Refused(spec, "an empty entry"));
+  }
+  s.*std::get<std::vector<std::string> Settings::*>(spec.field) = std::move(items);
+  return {};
+}
+
+std::optional<bool> ParseBool(std::string_view text) {
+  for (const char* yes : {"true", "1", "yes", "on"}) {
+    if (text == yes) return true;
+  }
+  for (const char* no : {"false", "0", "no", "off"}) {
+    if (text == no) return false;
+  }
+  return std::nullopt;
+}
+
+std::string TypeName(const toml::node& node) {
+  if (node.is_string()) return "a string";
+  if (node.is_integer()) return "an integer";
+  if (node.is_floating_point()) return "a float";
+  if (node.is_boolean()) return "a boolean";
+  if (node.is_array()) return "an array";
+  if (node.is_table()) return "a table";
+  return "a date or time";
+}
+
+// A TOML value, with the same checks as text.
+Status SetFromToml(const SettingSpec& spec, const toml::node& node, Settings& s) {
+  if (std::holds_alternative<int Settings::*>(spec.field)) {
+    auto v = node.value_exact<std::int64_t>();
+    if (!v) return Fail(Refused(spec, TypeName(node)));
+    return SetInt(spec, *v, std::to_string(*v), s);
+  }
+  if (std::holds_alternative<bool Settings::*>(spec.field)) {
+    auto v = node.value_exact<bool>();
+    if (!v) return Fail(Refused(spec, TypeName(node)));
+    s.*std::get<bool Settings::*>(spec.field) = *v;
+    return {};
+  }
+  if (std::holds_alternative<std::vector<std::string> Settings::*>(spec.field)) {
+    const toml::array* array = node.as_array();
+    if (array == nullptr) return Fail(Refused(spec, "a single value"));
+    std::vector<std::string> items;
+    for (const toml::node& item : *array) {
+      auto v = item.value_exact<std::string>();
+      if (!v) return Fail(Refused(spec, "an array holding something else"));
+      items.push_back(*v);
+    }
+    return SetList(spec, std::move(items), s);
+  }
+  auto v = node.value_exact<std::string>();
+  if (!v) return Fail(Refused(spec, TypeName(node)));
+  return SetString(spec, std::move(*v), s);
+}
+
+// What `--help` shows as the default.
+std::string DefaultText(const SettingSpec& spec) {
+  static const Settings defaults;
+  return std::visit(
+      [](auto field) -> std::string {
+        const auto& value = defaults.*field;
+        using T = std::decay_t<decltype(value)>;
+        if constexpr (std::is_same_v<T, std::string>) {
+          return value;
+        } else if constexpr (std::is_same_v<T, int>) {
+          return std::to_string(value);
+        } else if constexpr (std::is_same_v<T, bool>) {
+          return value ? "true" : "false";
+        } else {
+          std::string out;
+          for (const auto& item : value) out += (out.empty() ? "" : ",") + item;
+          return out;
+        }
+      },
+      spec.field);
+}
+
+}  // namespace
+
+Status SetSetting(const SettingSpec& spec, std::string_view text, Settings& s) {
+  if (std::holds_alternative<int Settings::*>(spec.field)) {
+    std::int64_t value = 0;
+    const char* end = text.data() + text.size();
+    auto [ptr, ec] = std::from_chars(text.data(), end, value);
+    if (text.empty() || ec != std::errc() || ptr != end) return Fail(Refused(spec, Quoted(text)));
+    return SetInt(spec, value, text, s);
+  }
+  if (std::holds_alternative<bool Settings::*>(spec.field)) {
+    auto value = ParseBool(text);
+    if (!value) return Fail(Refused(spec, Quoted(text)));
+    s.*std::get<bool Settings::*>(spec.field) = *value;
+    return {};
+  }
+  if (std::holds_alternative<std::vector<std::string> Settings::*>(spec.field)) {
+    std::vector<std::string> items;
+    std::size_t i = 0;
+    for (;;) {
+      const std::size_t comma = text.find(',', i);
+      items.emplace_back(text.substr(i, comma == std::string_view::npos ? std::string_view::npos : comma - i));
+      if (comma == std::string_view::npos) break;
+      i = comma + 1;
+    }
+    return SetList(spec, std::move(items), s);
+  }
+  return SetString(spec, std::string(text), s);
+}
+
+// ---------------------------------------------------------------------------
+// 3. The sources: flags (CLI11), the environment, the TOML file.
+
+void AddSettingOption(CLI::App& app, Settings& s, const SettingSpec& spec) {
+  const std::string help = std::string(spec.help) + " [env " + std::string(spec.env) + ", TOML " +
+                           std::string(spec.name) + "]";
+  const std::string flag(spec.flag);
+  CLI::Option* option = nullptr;
+  if (spec.is_flag) {
+    option = app.add_flag(flag, s.*std::get<bool Settings::*>(spec.field), help);
+  } else if (std::holds_alternative<std::vector<std::string> Settings::*>(spec.field)) {
+    option = app.add_option_function<std::vector<std::string>>(
+                    flag,
+                    [&s, &spec, flag](const std::vector<std::string>& items) {
+                      if (auto ok = SetList(spec, items, s); !ok) throw CLI::ValidationError(flag, ok.error().message);
+                    },
+                    help)
+                 ->delimiter(',');
+  } else {
+    option = app.add_option_function<std::string>(
+        flag,
+        [&s, &spec, flag](const std::string& text) {
+          if (auto ok = SetSetting(spec, text, s); !ok) throw CLI::ValidationError(flag, ok.error().message);
+        },
+        help);
+  }
+  if (spec.is_flag) return;
+  if (const std::string d = DefaultText(spec); !d.empty()) option->default_str(d);
+  if (std::holds_alternative<int Settings::*>(spec.field)) {
+    option->type_name("INT " + std::to_string(spec.min) + ".." + (spec.max == INT_MAX ? "" : std::to_string(spec.max)));
+  } else if (std::holds_alternative<bool Settings::*>(spec.field)) {
+    option->type_name("BOOL");
+  } else if (!spec.choices.empty()) {
+    std::string names;
+    for (std::string_view c : spec.choices) names += (names.empty() ? "" : "|") + std::string(c);
+    option->type_name(names);
+  }
+}
+
+void AddStoreOptions(CLI::App& app, Settings& s) {
+  for (const SettingSpec& spec : SettingTable()) {
+    if (spec.store) AddSettingOption(app, s, spec);
+  }
+}
+
+void AddServeOptions(CLI::App& app, Settings& s, std::initializer_list<std::string_view> except) {
+  // Read before CLI11 parses (LoadConfigFile); declared so that CLI11 accepts it.
+  app.add_option("--config", s.config_file, "TOML configuration file (the settings below, by their TOML names)")
       ->envname("VPPD_CONFIG");
-  app.add_option("--listen", s.listen, "Address to listen on, HOST:PORT (port 0 picks a free one)")
-      ->envname("VPPD_LISTEN")
-      ->capture_default_str();
-  app.add_option("--apple-url", s.apple_url, "Apple Apps and Books API base URL (http:// only for simulators)")
-      ->envname("VPPD_APPLE_URL")
-      ->capture_default_str();
-  app.add_flag("--dev", s.dev,
-               "Development mode: create and trust a dev signing key in the data dir, register the dev tenant")
-      ->envname("VPPD_DEV");
-  app.add_option("--threads", s.threads, "HTTP server threads")
-      ->envname("VPPD_THREADS")
-      ->check(CLI::Range(1, 256))
-      ->capture_default_str();
-  app.add_option("--log-level", s.log_level, "trace, debug, info, warn, error")
-      ->envname("VPPD_LOG_LEVEL")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
-      ->capture_default_str();
-  app.add_option("--log-format", s.log_format,
-                 "json (one object per line: time, level, component, message, request/job ids) or text; "
-                 "default json for serve, text for demo [TOML log.format]")
-      ->envname("VPPD_LOG_FORMAT")
-      ->check(CLI::IsMember({"json", "text"}));
-  app.add_option("--metrics", s.metrics, "Serve GET /metrics (Prometheus text; aggregate counts, no ids)")
-      ->envname("VPPD_METRICS")
-      ->capture_default_str();
-  app.add_option("--graph-action-response", s.action_response,
-                 "syncLicenses answer: auto (entity at the root when SdkVersion is sent), value, entity "
-                 "[TOML graph.action_response]")
-      ->envname("VPPD_GRAPH_ACTION_RESPONSE")
-      ->check(CLI::IsMember({"auto", "value", "entity"}))
-      ->capture_default_str();
-  app.add_option("--graph-page-size", s.page_size, "Rows per page of collections [TOML graph.page_size]")
-      ->envname("VPPD_GRAPH_PAGE_SIZE")
-      ->check(CLI::Range(1, 999))
-      ->capture_default_str();
-  app.add_option("--graph-public-url", s.public_url,
-                 "Absolute base URL for @odata.context/@odata.nextLink (default: from Host) [TOML graph.public_url]")
-      ->envname("VPPD_GRAPH_PUBLIC_URL");
-  app.add_option("--auth-permission-profile", s.permission_profile,
-                 "seed (the seed page's permission table) or current (newest published tables) "
-                 "[TOML auth.permission_profile]")
-      ->envname("VPPD_AUTH_PERMISSION_PROFILE")
-      ->check(CLI::IsMember({"seed", "current"}))
-      ->capture_default_str();
-  app.add_option("--auth-jwks-file", s.jwks_file, "Trust Entra issuers with keys from this JWKS file [TOML auth.jwks_file]")
-      ->envname("VPPD_AUTH_JWKS_FILE");
-  app.add_option("--auth-jwks-url", s.jwks_url,
-                 "Trust Entra issuers with keys from this JWKS URL (default: Entra's common keys) [TOML auth.jwks_url]")
-      ->envname("VPPD_AUTH_JWKS_URL");
-  app.add_option("--auth-audience", s.audiences, "Accepted token audiences (repeatable) [TOML auth.audiences]")
-      ->envname("VPPD_AUTH_AUDIENCES")
-      ->delimiter(',');
-  app.add_option("--auth-leeway-seconds", s.leeway_seconds, "Clock skew tolerated on exp/nbf [TOML auth.leeway_seconds]")
-      ->envname("VPPD_AUTH_LEEWAY_SECONDS")
-      ->check(CLI::Range(0, 600))
-      ->capture_default_str();
-  app.add_option("--throttle-window-seconds", s.throttle_window_seconds,
-                 "Throttling window; 0 disables throttling [TOML throttle.window_seconds]")
-      ->envname("VPPD_THROTTLE_WINDOW_SECONDS")
-      ->check(CLI::Range(0, 3600))
-      ->capture_default_str();
-  app.add_option("--throttle-tenant-writes", s.throttle_tenant_writes, "Writes per window per tenant [TOML throttle.tenant_writes]")
-      ->envname("VPPD_THROTTLE_TENANT_WRITES")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--throttle-app-writes", s.throttle_app_writes,
-                 "Writes per window per application per tenant [TOML throttle.app_writes]")
-      ->envname("VPPD_THROTTLE_APP_WRITES")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--throttle-tenant-requests", s.throttle_tenant_requests,
-                 "Requests per window per tenant [TOML throttle.tenant_requests]")
-      ->envname("VPPD_THROTTLE_TENANT_REQUESTS")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--throttle-app-requests", s.throttle_app_requests,
-                 "Requests per window per application per tenant [TOML throttle.app_requests]")
-      ->envname("VPPD_THROTTLE_APP_REQUESTS")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--apple-max-attempts", s.apple_max_attempts,
-                 "Attempts per Apple request (retries on 5xx, 429, transport errors) [TOML apple.max_attempts]")
-      ->envname("VPPD_APPLE_MAX_ATTEMPTS")
-      ->check(CLI::Range(1, 20))
-      ->capture_default_str();
-  app.add_option("--apple-max-retry-seconds", s.apple_max_retry_seconds,
-                 "Most waiting (backoff, Retry-After) before retries of one Apple request "
-                 "[TOML apple.max_retry_seconds]")
-      ->envname("VPPD_APPLE_MAX_RETRY_SECONDS")
-      ->check(CLI::Range(0, 3600))
-      ->capture_default_str();
-  app.add_option("--sync-workers", s.sync_workers, "Sync worker threads [TOML sync.workers]")
-      ->envname("VPPD_SYNC_WORKERS")
-      ->check(CLI::Range(1, 64))
-      ->capture_default_str();
-  app.add_option("--sync-interval-seconds", s.sync_interval_seconds,
-                 "Every valid token is synced this often; 0 disables [TOML sync.interval_seconds]")
-      ->envname("VPPD_SYNC_INTERVAL_SECONDS")
-      ->check(CLI::Range(0, 30 * 86'400))
-      ->capture_default_str();
-  app.add_option("--sync-app-metadata-ttl-seconds", s.sync_app_metadata_ttl_seconds,
-                 "App names and bundle ids from Apple's lookup are reused this long, for every token; 0 looks "
-                 "them up at every sync [TOML sync.app_metadata_ttl_seconds]")
-      ->envname("VPPD_SYNC_APP_METADATA_TTL_SECONDS")
-      ->check(CLI::Range(0, 30 * 86'400))
-      ->capture_default_str();
-  app.add_option("--sync-full-walk-days", s.sync_full_walk_days,
-                 "A full assignments walk at least this often; deltas in between [TOML sync.full_walk_days]")
-      ->envname("VPPD_SYNC_FULL_WALK_DAYS")
-      ->check(CLI::Range(0, 365))
-      ->capture_default_str();
-  app.add_option("--sync-lease-seconds", s.sync_lease_seconds,
-                 "Lease of a running sync job; a dead worker's job is taken over after it [TOML sync.lease_seconds]")
-      ->envname("VPPD_SYNC_LEASE_SECONDS")
-      ->check(CLI::Range(2, 3600))
-      ->capture_default_str();
-  app.add_option("--sync-event-poll-ms", s.sync_event_poll_ms,
-                 "Wait between polls of an Apple event (revokeLicenses); Apple asks for >= 30000 "
-                 "[TOML sync.event_poll_ms]")
-      ->envname("VPPD_SYNC_EVENT_POLL_MS")
-      ->check(CLI::Range(10, 600'000))
-      ->capture_default_str();
-  AddStoreOptions(app, s);
-  app.add_option("--database-pool-size", s.database_pool_size,
-                 "Most connections to PostgreSQL [TOML store.pool_size]")
-      ->envname("VPPD_DATABASE_POOL_SIZE")
-      ->check(CLI::Range(1, 500))
-      ->capture_default_str();
-  app.add_option("--secrets-key-file", s.key_file,
-                 "AES-256 key file for sTokens at rest (default: <data-dir>/secret.key, created 0600) "
-                 "[TOML secrets.key_file]")
-      ->envname("VPPD_SECRETS_KEY_FILE");
+  for (const SettingSpec& spec : SettingTable()) {
+    if (std::find(except.begin(), except.end(), spec.name) == except.end()) AddSettingOption(app, s, spec);
+  }
+}
+
+Status ApplyEnvironment(Settings& s, const EnvLookup& env) {
+  for (const SettingSpec& spec : SettingTable()) {
+    const char* value = env(std::string(spec.env).c_str());
+    if (value == nullptr) continue;
+    if (auto ok = SetSetting(spec, value, s); !ok) {
+      return Fail(Error::InvalidArgument(std::string(spec.env) + ": " + ok.error().message));
+    }
+  }
+  return {};
 }
 
 namespace {
 
-template <class T>
-Status Take(const toml::node& node, const std::string& key, T& out) {
-  if (auto v = node.value<T>()) {
-    out = *v;
-    return {};
-  }
-  return Fail(Error::InvalidArgument("config: '" + key + "' has the wrong type"));
-}
-
 Status ApplyTable(const toml::table& table, const std::string& prefix, Settings& s) {
   for (const auto& [k, node] : table) {
     const std::string key = prefix + std::string(k.str());
-    Status st;
-    if (key == "graph" || key == "auth" || key == "secrets" || key == "throttle" || key == "sync" ||
-        key == "apple" || key == "store" || key == "log") {
-      if (!node.is_table()) return Fail(Error::InvalidArgument("config: '" + key + "' must be a table"));
-      st = ApplyTable(*node.as_table(), key + ".", s);
-    } else if (key == "listen") st = Take(node, key, s.listen);
-    else if (key == "data_dir") st = Take(node, key, s.data_dir);
-    else if (key == "apple_url") st = Take(node, key, s.apple_url);
-    else if (key == "dev") st = Take(node, key, s.dev);
-    else if (key == "threads") st = Take(node, key, s.threads);
-    else if (key == "log_level") st = Take(node, key, s.log_level);
-    else if (key == "metrics") st = Take(node, key, s.metrics);
-    else if (key == "log.format") st = Take(node, key, s.log_format);
-    else if (key == "log.level") st = Take(node, key, s.log_level);
-    else if (key == "graph.action_response") st = Take(node, key, s.action_response);
-    else if (key == "graph.page_size") st = Take(node, key, s.page_size);
-    else if (key == "graph.public_url") st = Take(node, key, s.public_url);
-    else if (key == "auth.permission_profile") st = Take(node, key, s.permission_profile);
-    else if (key == "auth.jwks_file") st = Take(node, key, s.jwks_file);
-    else if (key == "auth.jwks_url") st = Take(node, key, s.jwks_url);
-    else if (key == "auth.leeway_seconds") st = Take(node, key, s.leeway_seconds);
-    else if (key == "secrets.key_file") st = Take(node, key, s.key_file);
-    else if (key == "store.database_url") st = Take(node, key, s.database_url);
-    else if (key == "store.pool_size") st = Take(node, key, s.database_pool_size);
-    else if (key == "apple.max_attempts") st = Take(node, key, s.apple_max_attempts);
-    else if (key == "apple.max_retry_seconds") st = Take(node, key, s.apple_max_retry_seconds);
-    else if (key == "sync.workers") st = Take(node, key, s.sync_workers);
-    else if (key == "sync.interval_seconds") st = Take(node, key, s.sync_interval_seconds);
-    else if (key == "sync.full_walk_days") st = Take(node, key, s.sync_full_walk_days);
-    else if (key == "sync.app_metadata_ttl_seconds") st = Take(node, key, s.sync_app_metadata_ttl_seconds);
-    else if (key == "sync.lease_seconds") st = Take(node, key, s.sync_lease_seconds);
-    else if (key == "sync.event_poll_ms") st = Take(node, key, s.sync_event_poll_ms);
-    else if (key == "throttle.window_seconds") st = Take(node, key, s.throttle_window_seconds);
-    else if (key == "throttle.tenant_writes") st = Take(node, key, s.throttle_tenant_writes);
-    else if (key == "throttle.app_writes") st = Take(node, key, s.throttle_app_writes);
-    else if (key == "throttle.tenant_requests") st = Take(node, key, s.throttle_tenant_requests);
-    else if (key == "throttle.app_requests") st = Take(node, key, s.throttle_app_requests);
-    else if (key == "auth.audiences") {
-      const auto* arr = node.as_array();
-      if (arr == nullptr) return Fail(Error::InvalidArgument("config: 'auth.audiences' must be an array of strings"));
-      s.audiences.clear();
-      for (const auto& item : *arr) {
-        auto v = item.value<std::string>();
-        if (!v) return Fail(Error::InvalidArgument("config: 'auth.audiences' must be an array of strings"));
-        s.audiences.push_back(*v);
-      }
-    } else {
-      return Fail(Error::InvalidArgument("config: unknown setting '" + key + "'"));
+    if (const SettingSpec* spec = FindSetting(key)) {
+      if (auto ok = SetFromToml(*spec, node, s); !ok) return ok;
+      continue;
     }
-    if (!st) return st;
+    const bool is_section = std::any_of(SettingTable().begin(), SettingTable().end(), [&](const SettingSpec& spec) {
+      return spec.name.rfind(key + ".", 0) == 0;
+    });
+    if (!is_section) return Fail(Error::InvalidArgument("unknown setting '" + key + "'"));
+    if (!node.is_table()) return Fail(Error::InvalidArgument("'" + key + "' must be a table"));
+    if (auto ok = ApplyTable(*node.as_table(), key + ".", s); !ok) return ok;
   }
   return {};
 }
 
 }  // namespace
 
-Status LoadConfigFile(int argc, char** argv, Settings& settings) {
+Status LoadConfigFile(int argc, char** argv, Settings& settings, const EnvLookup& env) {
   std::string path;
-  if (const char* env = std::getenv("VPPD_CONFIG")) path = env;
+  if (const char* from_env = env("VPPD_CONFIG")) path = from_env;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--config") == 0 && i + 1 < argc) path = argv[i + 1];
     if (std::strncmp(argv[i], "--config=", 9) == 0) path = argv[i] + 9;
@@ -235,11 +365,17 @@ Status LoadConfigFile(int argc, char** argv, Settings& settings) {
   if (path.empty()) return {};
   try {
     toml::table table = toml::parse_file(path);
-    return ApplyTable(table, "", settings);
+    if (auto ok = ApplyTable(table, "", settings); !ok) {
+      return Fail(Error::InvalidArgument(path + ": " + ok.error().message));
+    }
+    return {};
   } catch (const toml::parse_error& e) {
-    return Fail(Error::InvalidArgument("config: " + path + ": " + std::string(e.description())));
+    return Fail(Error::InvalidArgument(path + ": " + std::string(e.description())));
   }
 }
+
+// ---------------------------------------------------------------------------
+// 4. What one entry cannot check.
 
 Result<std::pair<std::string, std::uint16_t>> ParseListen(const std::string& listen) {
   const auto colon = listen.rfind(':');
@@ -261,14 +397,6 @@ Status Validate(const Settings& s) {
   if (auto l = ParseListen(s.listen); !l) return Fail(l.error());
   if (s.apple_url.rfind("https://", 0) != 0 && s.apple_url.rfind("http://", 0) != 0) {
     return Fail(Error::InvalidArgument("--apple-url must be an http(s) URL, not '" + s.apple_url + "'"));
-  }
-  if (!s.log_format.empty() && s.log_format != "json" && s.log_format != "text") {
-    return Fail(Error::InvalidArgument("log.format must be json or text, not '" + s.log_format + "'"));
-  }
-  if (s.log_level != "trace" && s.log_level != "debug" && s.log_level != "info" && s.log_level != "warn" &&
-      s.log_level != "error") {
-    return Fail(Error::InvalidArgument("log level must be trace, debug, info, warn or error, not '" + s.log_level +
-                                       "'"));
   }
   if (s.audiences.empty()) return Fail(Error::InvalidArgument("at least one token audience is required"));
   if (!s.database_url.empty() && s.database_url.rfind("postgresql://", 0) != 0 &&

@@ -1,11 +1,32 @@
-// vppd's settings: TOML file < VPPD_* environment < command-line flags.
+// vppd's settings: defaults < TOML file < VPPD_* environment < command-line flags.
 //
-// Each setting is declared once in config.cc (name, TOML key, env var, flag, help),
-// so `vppd serve --help` documents every one of them.
+// Every setting is declared once, in SettingTable() (config.cc): its name (the
+// TOML key), flag, environment variable, help, and the values it accepts. The
+// TOML reader, the environment reader and CLI11 all go through that entry, so a
+// value is refused with the same message wherever it comes from; only the prefix
+// says where:
+//
+//   --sync-workers: sync.workers must be an integer from 1 to 64, not '0'
+//   VPPD_SYNC_WORKERS: sync.workers must be an integer from 1 to 64, not '0'
+//   vppd.toml: sync.workers must be an integer from 1 to 64, not '0'
+//
+// Usage (what `vppd serve` does):
+//
+//   Settings s;
+//   CLI::App app;
+//   AddServeOptions(app, s);
+//   if (auto ok = LoadConfigFile(argc, argv, s); !ok) ...;   // TOML
+//   if (auto ok = ApplyEnvironment(s); !ok) ...;             // VPPD_*
+//   app.parse(argc, argv);  // flags; a bad one throws CLI::ValidationError
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
+#include <functional>
+#include <initializer_list>
 #include <string>
+#include <string_view>
+#include <variant>
 #include <vector>
 
 #include "base/error.h"
@@ -30,7 +51,7 @@ struct Settings {
   bool metrics = true;  // GET /metrics
   // [graph]
   std::string action_response = "auto";
-  std::int64_t page_size = 100;
+  int page_size = 100;
   std::string public_url;
   // [auth]
   std::string permission_profile = "seed";
@@ -62,19 +83,59 @@ struct Settings {
   int database_pool_size = 16;  // most connections this instance opens to PostgreSQL
 };
 
-// Declares where the store is (--data-dir, --database-url) on `app`: serve and the
-// operator subcommands that open the store share them.
+// One setting. `name` is its TOML key ("sync.workers") and the name messages use.
+struct SettingSpec {
+  using Field = std::variant<std::string Settings::*, int Settings::*, bool Settings::*,
+                             std::vector<std::string> Settings::*>;
+  // (`{}` initializers: the table's designated initializers name only some members.)
+  std::string_view name{};
+  std::string_view flag{};  // "--sync-workers"
+  std::string_view env{};   // "VPPD_SYNC_WORKERS"
+  std::string_view help{};
+  Field field{};
+  std::int64_t min = 0, max = 0;            // int settings: the accepted range
+  std::vector<std::string_view> choices{};  // string settings: the accepted values; empty = any
+  std::string_view alias{};                 // another TOML key for the same setting (older spelling)
+  bool is_flag = false;                   // bool given as `--dev` (no value on the command line)
+  bool store = false;                     // where the store is, its key: the operator commands take it too
+};
+
+// Every setting, in the order `vppd serve --help` lists them.
+const std::vector<SettingSpec>& SettingTable();
+// The entry whose name (or alias) is `name`; nullptr when there is none.
+const SettingSpec* FindSetting(std::string_view name);
+
+// Sets one setting from text (a flag's or an environment variable's value; a list
+// setting splits it at commas). InvalidArgument, with the message above (no
+// prefix), when the value is not accepted; `settings` is then unchanged.
+Status SetSetting(const SettingSpec& spec, std::string_view text, Settings& settings);
+
+// Declares one setting's flag on `app`; a value it refuses throws
+// CLI::ValidationError("--flag: <message>") from app.parse().
+void AddSettingOption(CLI::App& app, Settings& settings, const SettingSpec& spec);
+
+// Declares where the store is and its key (--data-dir, --database-url,
+// --secrets-key-file) on `app`: serve and the operator commands share them.
 void AddStoreOptions(CLI::App& app, Settings& settings);
 
-// Declares the serve settings on `app` (flags with their VPPD_* env names).
-void AddServeOptions(CLI::App& app, Settings& settings);
+// Declares every setting's flag on `app` (and --config), for serve and demo; not
+// those named in `except` (demo sets apple_url and dev itself).
+void AddServeOptions(CLI::App& app, Settings& settings, std::initializer_list<std::string_view> except = {});
+
+// getenv, or a test's stand-in.
+using EnvLookup = std::function<const char*(const char*)>;
 
 // Reads `--config F` (or VPPD_CONFIG) from argv/env before CLI11 parses, and fills
-// `settings` from the TOML file, so flags and env (applied by CLI11 afterwards)
-// override it. Unknown keys and wrong types are errors naming the key.
-Status LoadConfigFile(int argc, char** argv, Settings& settings);
+// `settings` from the TOML file, so env and flags (applied afterwards) override it.
+// Unknown keys, wrong types and refused values are InvalidArgument, "F: <message>".
+Status LoadConfigFile(int argc, char** argv, Settings& settings, const EnvLookup& env = std::getenv);
 
-// Checks values CLI11 cannot (listen address form, enum-like settings).
+// Applies every setting's VPPD_* variable that is set (after the TOML file, before
+// the flags). A refused value is InvalidArgument, "VPPD_X: <message>".
+Status ApplyEnvironment(Settings& settings, const EnvLookup& env = std::getenv);
+
+// Checks what one setting's entry cannot: forms (listen address, URLs) and
+// settings that exclude each other.
 Status Validate(const Settings& settings);
 
 // "host:port" → parts; InvalidArgument for anything else.

@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "base/terminal_text.h"
 #include "cli/runtime.h"
 #include "simulator.h"
 
@@ -14,7 +15,7 @@ namespace {
 constexpr char kDemoName[] = "vppd demo location";
 
 int Die(const Error& e) {
-  std::fprintf(stderr, "vppd demo: %s\n", e.message.c_str());
+  std::fprintf(stderr, "vppd demo: %s\n", TerminalSafe(e.message).c_str());
   return 1;
 }
 
@@ -29,13 +30,20 @@ int RunDemo(Settings s, const DemoOptions& options) {
   sim_options.seed = options.seed;
   auto simulator = sim::Simulator::Create(sim_options, Clock::Real());
   if (!simulator) return Die(simulator.error());
+  auto sim_listen = ParseListen(options.sim_listen);
+  if (!sim_listen) return Die(sim_listen.error());
   http::ServerOptions sim_http;
-  sim_http.port = 0;
+  sim_http.host = sim_listen->first;
+  sim_http.port = sim_listen->second;
   sim_http.threads = 1;
   sim::Simulator* sim = simulator->get();
   auto sim_server = http::Server::Start(sim_http, [sim](http::Request& r) { return sim->Handle(r); });
   if (!sim_server) return Die(sim_server.error());
-  const std::string sim_base = "http://127.0.0.1:" + std::to_string((*sim_server)->port());
+  // vppd calls it on the address it listens on (a wildcard address is reached on loopback).
+  std::string sim_host = sim_listen->first;
+  if (sim_host == "0.0.0.0" || sim_host == "::" || sim_host.empty()) sim_host = "127.0.0.1";
+  if (sim_host.find(':') != std::string::npos) sim_host = "[" + sim_host + "]";
+  const std::string sim_base = "http://" + sim_host + ":" + std::to_string((*sim_server)->port());
 
   // 2. vppd, dev mode, against it.
   s.dev = true;
@@ -75,15 +83,23 @@ int RunDemo(Settings s, const DemoOptions& options) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   std::printf("  lastSyncStatus=%s state=%s apps=%d location='%s'%s%s\n", token->last_sync_status.c_str(),
-              token->state.c_str(), token->last_app_count, token->location_name.value_or("").c_str(),
-              token->last_sync_error.empty() ? "" : " error: ", token->last_sync_error.c_str());
+              token->state.c_str(), token->last_app_count, TerminalSafe(token->location_name.value_or("")).c_str(),
+              token->last_sync_error.empty() ? "" : " error: ", TerminalSafe(token->last_sync_error).c_str());
 
-  std::string bundle_hint = "com.example.app";
-  store::ListQuery one_app;
-  one_app.limit = 1;
-  if (auto apps = (*rt)->apps->List(admin, one_app); apps && !apps->items.empty() &&
-                                                     !apps->items.front().bundle_id.empty()) {
-    bundle_hint = apps->items.front().bundle_id;
+  // An iOS app of the token for $APP (the walk-through reads its assignedLicenses
+  // through the iosVppApp cast), and its bundle id for getLicensesForApp.
+  std::string app_id, bundle_hint = "com.example.app";
+  store::ListQuery ios_apps;
+  ios_apps.filter =
+      store::Expr::Apply(store::Op::kEq, {store::Expr::Property("vppTokenId"), store::Expr::Value(token->id)});
+  ios_apps.limit = 200;
+  if (auto apps = (*rt)->apps->List(admin, ios_apps); apps) {
+    for (const auto& app : apps->items) {
+      if (app.platform != "iOS" || app.bundle_id.empty()) continue;
+      app_id = app.id;
+      bundle_hint = app.bundle_id;
+      break;
+    }
   }
   auth::DevTokenRequest req;
   req.scopes = admin.scopes;
@@ -92,7 +108,8 @@ int RunDemo(Settings s, const DemoOptions& options) {
   if (!jwt) return Die(jwt.error());
   const std::string t = "vppTokens/" + token->id;
   std::printf(
-      "\nA dev token (tenant %s, 8 hours):\n\n  export TOKEN=%s\n\n"
+      "\nA dev token (tenant %s, 8 hours), the demo's vppToken and one of its apps:\n\n"
+      "  export TOKEN=%s\n  export ID=%s\n  export APP=%s\n  V=%s/beta/deviceAppManagement\n\n"
       "The seed's request — sync the token's licenses:\n"
       "  curl -s -X POST %s/beta/deviceAppManagement/%s/syncLicenses -H \"Authorization: Bearer $TOKEN\"\n\n"
       "Read it back, and what the sync found:\n"
@@ -102,8 +119,8 @@ int RunDemo(Settings s, const DemoOptions& options) {
       "  curl -s \"%s/beta/deviceAppManagement/vppTokens/getLicensesForApp(bundleId='%s')\" "
       "-H \"Authorization: Bearer $TOKEN\"\n\n"
       "Ctrl-C stops both.\n",
-      auth::kDevTenantId, jwt->c_str(), base.c_str(), t.c_str(), base.c_str(), t.c_str(), base.c_str(), base.c_str(),
-      bundle_hint.c_str());
+      auth::kDevTenantId, jwt->c_str(), token->id.c_str(), app_id.c_str(), base.c_str(), base.c_str(), t.c_str(),
+      base.c_str(), t.c_str(), base.c_str(), base.c_str(), TerminalSafe(bundle_hint).c_str());
   std::fflush(stdout);
   (*rt)->server->RunUntilSignal();
   (*rt)->Shutdown();

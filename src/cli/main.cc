@@ -3,13 +3,16 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
 #include "auth/auth.h"
+#include "base/json_escape.h"
 #include "base/log.h"
+#include "base/terminal_text.h"
 #include "cli/config.h"
 #include "cli/demo.h"
 #include "cli/migrate_store.h"
@@ -21,7 +24,7 @@ namespace vppd::cli {
 namespace {
 
 int Die(const Error& e) {
-  std::fprintf(stderr, "vppd: %s\n", e.message.c_str());
+  std::fprintf(stderr, "vppd: %s\n", TerminalSafe(e.message).c_str());
   return e.code == Code::kInvalidArgument ? 2 : 1;
 }
 
@@ -79,12 +82,84 @@ std::vector<std::string> SplitSpaces(const std::string& s) {
   return out;
 }
 
-// `vppd tokens list`: one line per token, read straight from the store.
-int ListTokens(store::Store& store, const std::string& only_tenant) {
+// How `vppd tokens list` prints.
+enum class ListFormat { kTable, kJson, kCsv };
+
+// One token as `vppd tokens list` shows it; the texts as stored (printing escapes them).
+struct TokenRow {
+  std::string tenant, id, state, last_sync_status, synced, expires, name, organization, error;
+  int apps = 0;
+};
+
+// A CSV field (RFC 4180): control characters escaped like everywhere else, quoted
+// when it holds a comma, a quote or edge spaces; a leading = + - @ gets a ' so that
+// a spreadsheet does not run it as a formula.
+std::string CsvField(const std::string& value) {
+  std::string text = TerminalSafe(value);
+  if (!text.empty() && (text[0] == '=' || text[0] == '+' || text[0] == '-' || text[0] == '@')) text.insert(0, "'");
+  if (text.find_first_of(",\"") == std::string::npos && (text.empty() || (text.front() != ' ' && text.back() != ' '))) {
+    return text;
+  }
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+// A JSON string for the operator's terminal or pipe: JSON's escapes, and the C1
+// controls JSON allows raw as \u0080..\u009f too.
+std::string JsonField(const std::string& value) {
+  std::string out = "\"";
+  out += TerminalSafe(JsonEscape(value, JsonEscaping::kSanitized));
+  return out + "\"";
+}
+
+void PrintTokens(const std::vector<TokenRow>& rows, ListFormat format) {
+  if (format == ListFormat::kJson) {
+    std::printf("[");
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const TokenRow& r = rows[i];
+      const auto opt = [](const std::string& v) { return v.empty() ? std::string("null") : JsonField(v); };
+      std::printf("%s\n  {\"tenantId\":%s,\"id\":%s,\"displayName\":%s,\"organizationName\":%s,\"state\":%s,"
+                  "\"lastSyncStatus\":%s,\"lastSyncDateTime\":%s,\"expirationDateTime\":%s,\"lastAppCount\":%d,"
+                  "\"lastSyncError\":%s}",
+                  i == 0 ? "" : ",", JsonField(r.tenant).c_str(), JsonField(r.id).c_str(), opt(r.name).c_str(),
+                  opt(r.organization).c_str(), JsonField(r.state).c_str(), JsonField(r.last_sync_status).c_str(),
+                  opt(r.synced).c_str(), opt(r.expires).c_str(), r.apps, opt(r.error).c_str());
+    }
+    std::printf("%s]\n", rows.empty() ? "" : "\n");
+    return;
+  }
+  if (format == ListFormat::kCsv) {
+    std::printf("tenant,token,state,last_sync,synced_at,expires,apps,name,organization,last_error\n");
+    for (const TokenRow& r : rows) {
+      std::printf("%s,%s,%s,%s,%s,%s,%d,%s,%s,%s\n", CsvField(r.tenant).c_str(), CsvField(r.id).c_str(),
+                  CsvField(r.state).c_str(), CsvField(r.last_sync_status).c_str(), CsvField(r.synced).c_str(),
+                  CsvField(r.expires).c_str(), r.apps, CsvField(r.name).c_str(), CsvField(r.organization).c_str(),
+                  CsvField(r.error).c_str());
+    }
+    return;
+  }
+  std::printf("%-36s  %-36s  %-21s  %-10s  %-20s  %-20s  %5s  %s\n", "TENANT", "TOKEN", "STATE", "LAST SYNC",
+              "SYNCED AT", "EXPIRES", "APPS", "NAME / LAST ERROR");
+  for (const TokenRow& r : rows) {
+    std::string name = r.name.empty() ? r.organization : r.name;
+    if (!r.error.empty()) name += "  [" + r.error + "]";
+    std::printf("%-36s  %-36s  %-21s  %-10s  %-20s  %-20s  %5d  %s\n", TerminalSafe(r.tenant).c_str(),
+                TerminalSafe(r.id).c_str(), TerminalSafe(r.state).c_str(), TerminalSafe(r.last_sync_status).c_str(),
+                r.synced.empty() ? "never" : r.synced.c_str(), r.expires.empty() ? "unknown" : r.expires.c_str(),
+                r.apps, TerminalSafe(name).c_str());
+  }
+}
+
+// `vppd tokens list`: one line (or object, or record) per token, read straight from the store.
+int ListTokens(store::Store& store, const std::string& only_tenant, ListFormat format) {
   auto tenants = store.ListTenants();
   if (!tenants) return Die(tenants.error());
-  std::printf("%-36s  %-36s  %-21s  %-10s  %-20s  %5s  %s\n", "TENANT", "TOKEN", "STATE", "LAST SYNC", "SYNCED AT",
-              "APPS", "NAME / LAST ERROR");
+  std::vector<TokenRow> rows;
+  const auto seconds = [](Timestamp t) { return t == 0 ? std::string() : FormatIso8601(t - t % 1'000'000); };
   for (const auto& tenant : *tenants) {
     if (!only_tenant.empty() && tenant.id != only_tenant) continue;
     store::ListQuery query;
@@ -93,16 +168,22 @@ int ListTokens(store::Store& store, const std::string& only_tenant) {
       auto page = store.ListTokens(tenant.id, query);
       if (!page) return Die(page.error());
       for (const auto& t : page->items) {
-        const std::string synced = t.last_sync == 0 ? "never" : FormatIso8601(t.last_sync - t.last_sync % 1'000'000);
-        std::string name = t.display_name.value_or(t.organization_name.value_or(""));
-        if (!t.last_sync_error.empty()) name += "  [" + t.last_sync_error + "]";
-        std::printf("%-36s  %-36s  %-21s  %-10s  %-20s  %5d  %s\n", tenant.id.c_str(), t.id.c_str(), t.state.c_str(),
-                    t.last_sync_status.c_str(), synced.c_str(), t.last_app_count, name.c_str());
+        rows.push_back({.tenant = tenant.id,
+                        .id = t.id,
+                        .state = t.state,
+                        .last_sync_status = t.last_sync_status,
+                        .synced = seconds(t.last_sync),
+                        .expires = seconds(t.expiration),
+                        .name = t.display_name.value_or(""),
+                        .organization = t.organization_name.value_or(""),
+                        .error = t.last_sync_error,
+                        .apps = t.last_app_count});
       }
       if (!page->has_more) break;
       query.skip += query.limit;
     }
   }
+  PrintTokens(rows, format);
   return 0;
 }
 
@@ -115,6 +196,7 @@ int Main(int argc, char** argv) {
 
   Settings settings;
   if (auto ok = LoadConfigFile(argc, argv, settings); !ok) return Die(ok.error());
+  if (auto ok = ApplyEnvironment(settings); !ok) return Die(ok.error());
 
   CLI::App app{"vppd: Microsoft Graph's Intune vppTokens API, self-hosted, syncing Apple VPP licenses"};
   app.require_subcommand(1);
@@ -126,7 +208,9 @@ int Main(int argc, char** argv) {
       "demo", "Run the simulator and vppd (dev mode, SQLite) together, add the simulator's location, sync it, "
               "and print how to call it");
   DemoOptions demo_options;
-  AddServeOptions(*demo, settings);
+  AddServeOptions(*demo, settings, {"apple_url", "dev"});  // the demo's Apple is its simulator; always dev mode
+  demo->add_option("--sim-listen", demo_options.sim_listen, "Address of the simulator, HOST:PORT (port 0 picks one)")
+      ->capture_default_str();
   demo->add_option("--sim-assets", demo_options.assets, "Assets of the simulated location")->capture_default_str();
   demo->add_option("--sim-assignments", demo_options.assignments, "License assignments of the simulated location")
       ->capture_default_str();
@@ -137,7 +221,7 @@ int Main(int argc, char** argv) {
   std::string tenant, scopes, roles, audience = "https://graph.microsoft.com";
   bool msa = false;
   long ttl = 3600;
-  dev_token->add_option("--data-dir", settings.data_dir, "The --dev server's data dir")->capture_default_str();
+  AddSettingOption(*dev_token, settings, *FindSetting("data_dir"));
   dev_token->add_option("--tenant", tenant, "Tenant id (default: the dev tenant)");
   dev_token->add_option("--scopes", scopes, "Delegated permissions, space-separated (scp)");
   dev_token->add_option("--roles", roles, "Application permissions, space-separated (roles): an app-only token");
@@ -172,7 +256,11 @@ int Main(int argc, char** argv) {
   CLI::App* tokens_list = tokens_cmd->add_subcommand(
       "list", "Every token of every tenant (or of --tenant): state, last sync, apps, and why the last sync failed");
   std::string tokens_tenant;
+  bool tokens_json = false, tokens_csv = false;
   tokens_list->add_option("--tenant", tokens_tenant, "Only this tenant");
+  CLI::Option* json_flag = tokens_list->add_flag(
+      "--json", tokens_json, "A JSON array, one object per token (Graph's property names, tenantId and lastSyncError)");
+  tokens_list->add_flag("--csv", tokens_csv, "CSV with a header line")->excludes(json_flag);
 
   // migrate-store
   CLI::App* migrate = app.add_subcommand(
@@ -192,9 +280,6 @@ int Main(int argc, char** argv) {
   sync_cmd->add_option("token_id", sync_options.token_id, "The vppToken's id (vppd tokens list)")->required();
   AddStoreOptions(*sync_cmd, settings);
   sync_cmd->add_option("--tenant", sync_options.tenant_id, "Only look for the token in this tenant");
-  sync_cmd->add_option("--secrets-key-file", settings.key_file,
-                       "The server's sToken key file when it is not <data-dir>/secret.key")
-      ->envname("VPPD_SECRETS_KEY_FILE");
   sync_cmd->add_flag("--wait", sync_options.wait,
                      "Follow the sync to its end: exit 0 when it completed, 1 with the reason when it failed");
   sync_cmd->add_option("--timeout", sync_options.timeout_seconds,
@@ -204,6 +289,9 @@ int Main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+  } catch (const CLI::ValidationError& e) {
+    // A value the settings table refused: the same message and status as from TOML or env.
+    return Die(Error::InvalidArgument(e.what()));
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
@@ -211,11 +299,21 @@ int Main(int argc, char** argv) {
   if (serve->parsed()) return Serve(settings);
   if (demo->parsed()) {
     if (auto ok = Validate(settings); !ok) return Die(ok.error());
+    if (auto ok = ParseListen(demo_options.sim_listen); !ok) {
+      return Die(Error::InvalidArgument("--sim-listen must be HOST:PORT, not '" + demo_options.sim_listen + "'"));
+    }
     InitLogging(settings, log::Format::kText);
     return RunDemo(settings, demo_options);
   }
 
   if (dev_token->parsed()) {
+    // Only a --dev server's key: a key made here would be one no server trusts.
+    const std::string key_file = settings.data_dir + "/" + auth::DevKey::kFileName;
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(key_file, ec)) {
+      return Die(Error::NotFound("no dev signing key at '" + key_file + "': `vppd serve --dev --data-dir " +
+                                 settings.data_dir + "` (or vppd demo) creates it"));
+    }
     auto key = auth::DevKey::LoadOrCreate(settings.data_dir);
     if (!key) return Die(key.error());
     auth::DevTokenRequest req;
@@ -242,18 +340,19 @@ int Main(int argc, char** argv) {
   }
 
   if (tokens_cmd->parsed()) {
-    auto store = OpenStore(settings);
+    auto store = OpenExistingStore(settings);
     if (!store) return Die(store.error());
-    return ListTokens(**store, tokens_tenant);
+    return ListTokens(**store, tokens_tenant,
+                      tokens_json ? ListFormat::kJson : tokens_csv ? ListFormat::kCsv : ListFormat::kTable);
   }
 
   if (tenant_cmd->parsed()) {
-    auto store = OpenStore(settings);
+    auto store = OpenExistingStore(settings);
     if (!store) return Die(store.error());
     service::Tenants tenants(**store);
     if (t_add->parsed()) {
       if (auto ok = tenants.Put(tenant_id, tenant_name, !unlicensed); !ok) return Die(ok.error());
-      std::printf("tenant %s added (%s)\n", tenant_id.c_str(), unlicensed ? "unlicensed" : "licensed");
+      std::printf("tenant %s added (%s)\n", TerminalSafe(tenant_id).c_str(), unlicensed ? "unlicensed" : "licensed");
       return 0;
     }
     if (t_list->parsed()) {
@@ -261,13 +360,14 @@ int Main(int argc, char** argv) {
       if (!list) return Die(list.error());
       std::printf("%-36s  %-8s  %s\n", "ID", "LICENSED", "NAME");
       for (const auto& t : *list) {
-        std::printf("%-36s  %-8s  %s\n", t.id.c_str(), t.intune_licensed ? "yes" : "no", t.display_name.c_str());
+        std::printf("%-36s  %-8s  %s\n", TerminalSafe(t.id).c_str(), t.intune_licensed ? "yes" : "no",
+                    TerminalSafe(t.display_name).c_str());
       }
       return 0;
     }
     if (t_license->parsed()) {
       if (auto ok = tenants.SetLicense(tenant_id, license_state == "on"); !ok) return Die(ok.error());
-      std::printf("tenant %s license %s\n", tenant_id.c_str(), license_state.c_str());
+      std::printf("tenant %s license %s\n", TerminalSafe(tenant_id).c_str(), license_state.c_str());
       return 0;
     }
     if (t_remove->parsed()) {
@@ -275,7 +375,8 @@ int Main(int argc, char** argv) {
         if (!::isatty(STDIN_FILENO)) {
           return Die(Error::InvalidArgument("removing a tenant deletes all its data; pass --yes to confirm"));
         }
-        std::printf("Remove tenant %s and ALL its vppTokens, apps and licenses? Type 'yes': ", tenant_id.c_str());
+        std::printf("Remove tenant %s and ALL its vppTokens, apps and licenses? Type 'yes': ",
+                    TerminalSafe(tenant_id).c_str());
         std::fflush(stdout);
         std::string answer;
         std::getline(std::cin, answer);
@@ -285,7 +386,7 @@ int Main(int argc, char** argv) {
         }
       }
       if (auto ok = tenants.Remove(tenant_id); !ok) return Die(ok.error());
-      std::printf("tenant %s removed\n", tenant_id.c_str());
+      std::printf("tenant %s removed\n", TerminalSafe(tenant_id).c_str());
       return 0;
     }
   }

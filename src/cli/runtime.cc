@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 
+#include <libpq-fe.h>
 #include <spdlog/spdlog.h>
 
 #include "base/metrics.h"
@@ -69,6 +70,77 @@ Result<std::string> ProposedInstallationId(const std::string& data_dir) {
   return id;
 }
 
+namespace {
+
+// The store, opened; the data dir and key file exist (the callers see to it).
+Result<std::unique_ptr<store::Store>> Open(const Settings& settings) {
+  const std::string& data_dir = settings.data_dir;
+  auto box = SecretBox::LoadOrCreate(settings.key_file.empty() ? data_dir + "/secret.key" : settings.key_file);
+  if (!box) return Fail(box.error());
+  auto secrets = std::make_shared<const SecretBox>(std::move(*box));
+  if (!settings.database_url.empty()) {
+    store::PostgresOptions options;
+    options.url = settings.database_url;
+    options.secrets = std::move(secrets);
+    options.max_connections = settings.database_pool_size;
+    return store::Store::OpenPostgres(options);
+  }
+  store::SqliteOptions options;
+  options.path = data_dir + "/vppd.db";
+  options.secrets = std::move(secrets);
+  return store::Store::OpenSqlite(options);
+}
+
+}  // namespace
+
+// Whether the PostgreSQL database at `url` holds a vppd store (its tenants table),
+// asked before the store is opened, since opening one creates its schema. A
+// connection that fails is left to the store to report (with its retries and words).
+Result<bool> PostgresHoldsAStore(const std::string& url) {
+  PGconn* conn = PQconnectdb(url.c_str());
+  if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
+    PQfinish(conn);
+    return true;
+  }
+  PGresult* result = PQexec(conn, "SELECT to_regclass('tenants') IS NOT NULL");
+  const bool ok = PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1;
+  const bool holds = ok && std::string_view(PQgetvalue(result, 0, 0)) == "t";
+  const std::string error = ok ? "" : PQresultErrorMessage(result);
+  PQclear(result);
+  PQfinish(conn);
+  if (!ok) return Fail(Error::Unavailable("cannot look for a vppd store in the database: " + error));
+  return holds;
+}
+
+Result<std::unique_ptr<store::Store>> OpenExistingStore(const Settings& settings) {
+  const std::string& dir = settings.data_dir;
+  const std::string where = " (vppd serve or vppd demo creates it; --data-dir or --database-url says where it is)";
+  std::error_code ec;
+  if (settings.database_url.empty()) {
+    if (!std::filesystem::is_directory(dir, ec)) {
+      return Fail(Error::NotFound("no vppd data dir at '" + dir + "': looked for '" + dir + "/vppd.db'" + where));
+    }
+    if (!std::filesystem::is_regular_file(dir + "/vppd.db", ec)) {
+      return Fail(Error::NotFound("no vppd store in '" + dir + "': looked for '" + dir + "/vppd.db'" + where));
+    }
+  }
+  if (!settings.database_url.empty()) {
+    // The URL may hold a password: the message names the setting, not the URL.
+    auto holds = PostgresHoldsAStore(settings.database_url);
+    if (!holds) return Fail(holds.error());
+    if (!*holds) {
+      return Fail(Error::NotFound("the PostgreSQL database of --database-url holds no vppd store: looked for its "
+                                  "tenants table" + where));
+    }
+  }
+  const std::string key = settings.key_file.empty() ? dir + "/secret.key" : settings.key_file;
+  if (!std::filesystem::is_regular_file(key, ec)) {
+    return Fail(Error::NotFound("no sToken key at '" + key + "': the store's key is needed to open it (the " +
+                                "server's --secrets-key-file, or secret.key in its --data-dir)"));
+  }
+  return Open(settings);
+}
+
 Result<std::unique_ptr<store::Store>> OpenStore(const Settings& settings) {
   const std::string& data_dir = settings.data_dir;
   std::error_code ec;
@@ -84,20 +156,7 @@ Result<std::unique_ptr<store::Store>> OpenStore(const Settings& settings) {
       spdlog::warn("data dir {} is accessible by group or others; it holds keys: chmod 700 it", data_dir);
     }
   }
-  auto box = SecretBox::LoadOrCreate(settings.key_file.empty() ? data_dir + "/secret.key" : settings.key_file);
-  if (!box) return Fail(box.error());
-  auto secrets = std::make_shared<const SecretBox>(std::move(*box));
-  if (!settings.database_url.empty()) {
-    store::PostgresOptions options;
-    options.url = settings.database_url;
-    options.secrets = std::move(secrets);
-    options.max_connections = settings.database_pool_size;
-    return store::Store::OpenPostgres(options);
-  }
-  store::SqliteOptions options;
-  options.path = data_dir + "/vppd.db";
-  options.secrets = std::move(secrets);
-  return store::Store::OpenSqlite(options);
+  return Open(settings);
 }
 
 void Runtime::Shutdown() {

@@ -33,9 +33,16 @@ struct Runtime {
   ~Runtime() { Shutdown(); }
 };
 
-// Creates the data dir 0700 (or checks an existing one: it holds the keys) and
-// opens the store: PostgreSQL at settings.database_url, else SQLite in the data dir.
+// For serve and demo: creates the data dir 0700 (or checks an existing one: it holds
+// the keys) and opens the store, creating it when new: PostgreSQL at
+// settings.database_url, else SQLite in the data dir.
 Result<std::unique_ptr<store::Store>> OpenStore(const Settings& settings);
+
+// For the operator commands (tokens, tenant, sync): opens the store only when it is
+// there, creating nothing. NotFound, saying what it looked for, when the data dir,
+// its vppd.db (SQLite) or the sToken key file is missing; a PostgreSQL database
+// that does not exist fails to connect (Unavailable, naming it).
+Result<std::unique_ptr<store::Store>> OpenExistingStore(const Settings& settings);
 
 // Opens everything and starts serving. The caller prints, waits, and shuts down.
 Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& settings);

@@ -9,6 +9,7 @@
 #include <thread>
 #include <tuple>
 
+#include "base/terminal_text.h"
 #include "cli/runtime.h"
 #include "store/store.h"
 #include "sync/sync.h"
@@ -17,10 +18,16 @@ namespace vppd::cli {
 namespace {
 
 constexpr char kSyncLicenses[] = "syncLicenses";
+// Apple's "unlimited" (an asset without a licence count), as Graph's totalLicenseCount
+// shows it: Int32's maximum. Never added to a total.
+constexpr std::int64_t kUnlimitedLicenses = 2'147'483'647;
+// With --wait: how long a queued job may wait for a worker before we say again
+// that none has claimed it.
+constexpr auto kUnclaimedReminder = std::chrono::seconds(5);
 
 // Prints the error and returns the exit status.
 int Exit(const std::string& message, int status = 1) {
-  std::fprintf(stderr, "vppd sync: %s\n", message.c_str());
+  std::fprintf(stderr, "vppd sync: %s\n", TerminalSafe(message).c_str());
   return status;
 }
 
@@ -79,12 +86,17 @@ Status PrintResult(store::Store& store, const std::string& tenant, const store::
       store::Expr::Apply(store::Op::kEq, {store::Expr::Property("vppTokenId"), store::Expr::Value(token.id)});
   query.limit = 1000;
   std::set<std::pair<std::string, std::string>> seen;
-  std::int64_t used = 0, total = 0;
+  std::int64_t used = 0, total = 0, unlimited_apps = 0, unlimited_used = 0;
   for (;;) {
     auto page = store.ListApps(tenant, query);
     if (!page) return Fail(page.error());
     for (const auto& app : page->items) {
       if (!seen.insert({app.adam_id, app.pricing_param}).second) continue;
+      if (app.total_licenses >= kUnlimitedLicenses) {
+        ++unlimited_apps;
+        unlimited_used += app.used_licenses;
+        continue;
+      }
       used += app.used_licenses;
       total += app.total_licenses;
     }
@@ -105,16 +117,24 @@ Status PrintResult(store::Store& store, const std::string& tenant, const store::
     if (counted || counted.error().code != Code::kFailedPrecondition) break;
   }
   if (!counted) return counted;
-  std::printf("synced token %s (%s) in %s: %d apps, %lld of %lld licenses used, %lld assignments\n", token.id.c_str(),
-              token.location_name.value_or("?").c_str(), Elapsed(since).c_str(), token.last_app_count,
-              static_cast<long long>(used), static_cast<long long>(total), static_cast<long long>(assignments));
+  // "2223 of 4060 licenses used, and 17 of unlimited on 2 apps": unlimited apps
+  // have no count to add up.
+  std::string unlimited;
+  if (unlimited_apps > 0) {
+    unlimited = ", and " + std::to_string(unlimited_used) + " of unlimited on " + std::to_string(unlimited_apps) +
+                (unlimited_apps == 1 ? " app" : " apps");
+  }
+  std::printf("synced token %s (%s) in %s: %d apps, %lld of %lld licenses used%s, %lld assignments\n",
+              TerminalSafe(token.id).c_str(), TerminalSafe(token.location_name.value_or("?")).c_str(),
+              Elapsed(since).c_str(), token.last_app_count, static_cast<long long>(used),
+              static_cast<long long>(total), unlimited.c_str(), static_cast<long long>(assignments));
   return {};
 }
 
 }  // namespace
 
 int RunSyncCommand(const SyncCommand& cmd, const Settings& settings) {
-  auto opened = OpenStore(settings);
+  auto opened = OpenExistingStore(settings);
   if (!opened) return Exit(opened.error().message);
   store::Store& store = **opened;
   auto tenant = FindTenant(store, cmd);
@@ -125,8 +145,8 @@ int RunSyncCommand(const SyncCommand& cmd, const Settings& settings) {
   auto queued = sync::RequestJob(store, *tenant, cmd.token_id, kSyncLicenses, "", now);
   if (!queued) return Exit(queued.error().message);
   std::printf("%s syncLicenses of token %s (tenant %s)\n",
-              queued->queued ? "queued" : "joined the already queued or running", cmd.token_id.c_str(),
-              tenant->c_str());
+              queued->queued ? "queued" : "joined the already queued or running", TerminalSafe(cmd.token_id).c_str(),
+              TerminalSafe(*tenant).c_str());
   std::fflush(stdout);
   if (!cmd.wait) return 0;
 
@@ -136,6 +156,10 @@ int RunSyncCommand(const SyncCommand& cmd, const Settings& settings) {
                                       std::chrono::duration<double>(cmd.timeout_seconds));
   auto last_line = started - std::chrono::hours(1);
   std::string last_text;
+  // Since when the job has waited for a worker (none running on this store, or all
+  // busy), and when we last said so.
+  bool unclaimed = false, told = false;
+  std::chrono::steady_clock::time_point unclaimed_since{}, told_at{};
   for (;;) {
     auto jobs = store.FindJobs(*tenant, cmd.token_id);
     if (!jobs) return Exit(jobs.error().message);
@@ -165,6 +189,29 @@ int RunSyncCommand(const SyncCommand& cmd, const Settings& settings) {
       }
     }
     const auto t = std::chrono::steady_clock::now();
+    if (job && job->lease_owner.empty()) {
+      if (!unclaimed) unclaimed_since = t;
+      unclaimed = true;
+      // At once, then after every few seconds without a worker: a `vppd sync --wait`
+      // without a server would otherwise wait its whole --timeout in silence.
+      if (!told || t - told_at >= kUnclaimedReminder) {
+        if (tty) std::printf("\r\033[K");
+        const char* where = settings.database_url.empty() ? "data dir" : "database";
+        if (!told) {
+          std::fprintf(stderr, "vppd sync: no worker has claimed the job yet (a vppd serve on this %s does within "
+                       "a second or two)\n", where);
+        } else {
+          std::fprintf(stderr,
+                       "vppd sync: no worker has claimed the job after %s: is a vppd serve running on this %s?\n",
+                       Elapsed(unclaimed_since).c_str(), where);
+        }
+        std::fflush(stderr);
+        told = true;
+        told_at = t;
+      }
+    } else {
+      unclaimed = told = false;
+    }
     if (tty) {
       DrawBar(job, started);
     } else {

@@ -187,12 +187,48 @@ class EngineTest : public ::testing::Test {
   std::vector<std::string> lookups_;  // every id the fake's metadata lookup was asked, in order
 };
 
+// A clock the test moves while the engine's threads read it; counts the reads.
+// With auto syncs off, only a worker looking for a job reads it (to claim with).
+class SharedFakeClock final : public Clock {
+ public:
+  explicit SharedFakeClock(Timestamp start) : now_(start) {}
+  Timestamp Now() const override {
+    ++reads_;
+    return now_.load();
+  }
+  void Set(Timestamp t) { now_ = t; }
+  int reads() const { return reads_.load(); }
+
+ private:
+  std::atomic<Timestamp> now_;
+  mutable std::atomic<int> reads_{0};
+};
+
+// The job becomes claimable only after every worker has looked and gone to wait
+// for its 60 s poll, so nothing but Wake() can start it within the 5 s: without
+// Wake() (or with a Wake() that does nothing) this test fails, however loaded the
+// machine is.
 TEST_F(EngineTest, WakeStartsAQueuedJobWithoutWaitingForThePoll) {
+  const Timestamp t0 = Clock::Real().Now();
+  constexpr Timestamp kHour = 3'600'000'000LL;
+  SharedFakeClock clock(t0);
+  options_.clock = &clock;
+  options_.workers = 2;
   options_.poll_interval = std::chrono::milliseconds(60'000);
+  // Fails at once: the job is finished (deleted) as soon as a worker runs it. Not
+  // claimable before t0 + 1 h.
+  auto queued = RequestJob(*store_, kTenant, token_id_, "noSuchKind", "", t0, 20, t0 + kHour);
+  ASSERT_TRUE(queued) << queued.error().message;
   Engine engine(*store_, options_);
   engine.Start();
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the workers found nothing and wait
-  Queue("noSuchKind");  // fails at once: the job is finished (deleted) as soon as a worker runs it
+  // Each worker reads the clock once to look for a job (at t0: nothing claimable),
+  // then waits. However long the threads take to get there, the test waits for it.
+  const auto started = std::chrono::steady_clock::now();
+  while (clock.reads() < options_.workers) {
+    ASSERT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(60)) << "the workers never looked";
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  clock.Set(t0 + 2 * kHour);  // the job is due now, but every worker has looked already
   engine.Wake();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   std::int64_t jobs = 1;
@@ -203,6 +239,7 @@ TEST_F(EngineTest, WakeStartsAQueuedJobWithoutWaitingForThePoll) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_EQ(jobs, 0) << "the job waited for the 60 s poll";
+  EXPECT_GE(clock.reads(), options_.workers + 1) << "no worker looked again";
   engine.Stop(std::chrono::milliseconds(0));
 }
 

@@ -79,6 +79,19 @@ Result<store::Store::Enqueued> RequestJob(store::Store& store, const std::string
 // mdmInfo this installation writes for a tenant's locations.
 apple::MdmInfo OurMdmInfo(const std::string& installation_id, const std::string& tenant_id);
 
+// Thread-safety: Start() runs `workers` worker threads, a lease keeper and the
+// daily scheduler, all owned by the Engine and joined by Stop(). Wake() may be
+// called from any thread at any time, concurrently with anything (the service calls
+// it from HTTP handler threads): it takes the engine's mutex for an increment and
+// never waits for I/O. RunOne() and ScheduleDueSyncs() may be called from any
+// thread, also while the workers run: the store's claim gives each job to one
+// worker at a time, across threads and processes alike. Start() and Stop() are for
+// the owner's thread; both are idempotent, and an Engine that was stopped does not
+// start again. Stop() blocks (up to `grace`, then until running jobs hand
+// themselves back at their next page); never call it from a job, which runs on one
+// of the threads it joins. The destructor calls Stop(). The store, and the clock,
+// client factory and sleep function of the options, must outlive the Engine and be
+// thread-safe: jobs on different workers call them at once.
 class Engine {
  public:
   Engine(store::Store& store, EngineOptions options);

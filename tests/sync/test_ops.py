@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from harness import VPPD, Vppd, quote  # noqa: E402
 from sim_vppd_case import BASE, SimVppdTestCase  # noqa: E402
 
+UNLIMITED = 2147483647  # Apple's unlimited assets: totalLicenseCount as Graph shows it
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
@@ -158,12 +159,20 @@ class TextLogsAndConfig(unittest.TestCase):
 
 class SyncCommand(OpsTestCase):
     def expected_counts(self, stoken):
+        """(apps, used, total, assignments, unlimited) as `vppd sync --wait` should count them: Apple's
+        unlimited apps (totalCount 2147483647) are not added to the totals but said apart."""
         assets = self.sim.walk("assets", stoken, "assets")
         apps = [a for a in assets if a["productType"] == "App"]
-        used = sum(a["assignedCount"] for a in apps)
-        total = sum(a["totalCount"] for a in apps)
+        limited = [a for a in apps if a["totalCount"] != UNLIMITED]
+        unlimited = [a for a in apps if a["totalCount"] == UNLIMITED]
+        used = sum(a["assignedCount"] for a in limited)
+        total = sum(a["totalCount"] for a in limited)
         assignments = len(self.sim.walk("assignments", stoken, "assignments"))
-        return len(apps), used, total, assignments
+        said = ""
+        if unlimited:
+            said = (f", and {sum(a['assignedCount'] for a in unlimited)} of unlimited on {len(unlimited)} "
+                    f"app{'' if len(unlimited) == 1 else 's'}")
+        return len(apps), used, total, assignments, said
 
     def synced_token_with_slow_pages(self, assets, assignments, latency_ms):
         """A new location's token, synced once; then each /assignments page takes latency_ms."""
@@ -182,10 +191,10 @@ class SyncCommand(OpsTestCase):
         before = len(self.call("GET", f"{BASE}/{t['id']}").json()["tokenActionResults"])
         r = self.cli_sync(t["id"], "--wait", "--timeout", "60")
         self.assertEqual(r.returncode, 0, r)
-        apps, used, total, assignments = self.expected_counts(stoken)
+        apps, used, total, assignments, unlimited = self.expected_counts(stoken)
         self.assertIn(f"queued syncLicenses of token {t['id']}", r.stdout)
         self.assertIn(f"synced token {t['id']} ({loc['name']})", r.stdout)
-        self.assertIn(f": {apps} apps, {used} of {total} licenses used, {assignments} assignments", r.stdout)
+        self.assertIn(f": {apps} apps, {used} of {total} licenses used{unlimited}, {assignments} assignments", r.stdout)
         # Progress lines (stdout is not a terminal): the running walk's pages, durably published.
         progress = re.findall(r"running(?: \(attempt \d+\))?: (\d+)/(\d+) pages, (\d+) assignments staged", r.stdout)
         self.assertTrue(progress, r.stdout)
@@ -198,6 +207,19 @@ class SyncCommand(OpsTestCase):
         self.assertEqual(len(after["tokenActionResults"]), before + 1)
         self.assertEqual((after["tokenActionResults"][-1]["actionName"], after["tokenActionResults"][-1]["actionState"]),
                          ("syncLicenses", "done"))
+
+    def test_unlimited_apps_are_not_summed_into_the_total(self):
+        # 40 assets: the simulator makes about one app in ten unlimited (this seed: several).
+        loc, stoken = self.new_location(assets=40, assignments=200)
+        t = self.add_token(stoken)
+        self.wait_sync(t["id"])
+        apps, used, total, assignments, unlimited = self.expected_counts(stoken)
+        self.assertTrue(unlimited, "the location has an unlimited app")
+        r = self.cli_sync(t["id"], "--wait", "--timeout", "60")
+        self.assertEqual(r.returncode, 0, r)
+        self.assertIn(f": {apps} apps, {used} of {total} licenses used{unlimited}, {assignments} assignments", r.stdout)
+        self.assertNotIn(str(UNLIMITED), r.stdout)
+        self.assertLess(total, UNLIMITED)
 
     def test_on_a_terminal_it_draws_a_progress_bar(self):
         import pty
