@@ -151,6 +151,16 @@ std::string FormatEndpoint(const tcp::endpoint& ep) {
   return address.to_string() + ":" + std::to_string(ep.port());
 }
 
+// The peer's IP address as the per-address cap counts it: an IPv4 client of a
+// dual-stack listener is the same client as on an IPv4 listener.
+std::string PeerAddress(const tcp::endpoint& ep) {
+  const auto address = ep.address();
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    return asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6()).to_string();
+  }
+  return address.to_string();
+}
+
 // True when the request line still in `buffer` ends in a syntactically valid
 // `HTTP/d.d` (which Beast rejected as unsupported): that deserves 505, not 400.
 bool HasWellFormedVersion(const beast::flat_buffer& buffer) {
@@ -162,10 +172,50 @@ bool HasWellFormedVersion(const beast::flat_buffer& buffer) {
   return version.substr(0, 6) == " HTTP/" && digit(version[6]) && version[7] == '.' && digit(version[8]);
 }
 
+// RFC 9112 §6.1 and §6.3 on a request's Transfer-Encoding, which Beast alone
+// frames loosely: when chunked is not the final coding it reads no body at all,
+// and the body's bytes would then run as the next request (a smuggling
+// primitive). Returns 0 when the framing is sound (no Transfer-Encoding, or
+// exactly `chunked`), else the status to answer before closing: 400 when the body
+// length cannot be known (chunked not last, or given twice; an empty coding list;
+// Transfer-Encoding in HTTP/1.0; Transfer-Encoding with Content-Length), 501 for
+// a coding before chunked, which the server does not decode.
+int TransferEncodingStatus(const bhttp::header<true>& header) {
+  std::vector<std::string> codings;
+  bool present = false;
+  for (const auto& field : header) {
+    if (field.name() != bhttp::field::transfer_encoding) continue;
+    present = true;
+    const std::string_view value = field.value();
+    for (std::size_t pos = 0; pos <= value.size();) {
+      std::size_t end = value.find(',', pos);
+      if (end == std::string_view::npos) end = value.size();
+      std::string_view coding = value.substr(pos, end - pos);
+      coding = coding.substr(0, coding.find(';'));  // Parameters do not change the coding.
+      while (!coding.empty() && (coding.front() == ' ' || coding.front() == '\t')) coding.remove_prefix(1);
+      while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t')) coding.remove_suffix(1);
+      if (!coding.empty()) {
+        std::string lower(coding);
+        for (char& c : lower) c = AsciiLower(c);
+        codings.push_back(std::move(lower));
+      }
+      pos = end + 1;
+    }
+  }
+  if (!present) return 0;
+  if (header.version() != 11 || codings.empty() || codings.back() != "chunked") return 400;
+  if (header.find(bhttp::field::content_length) != header.end()) return 400;
+  for (std::size_t i = 0; i + 1 < codings.size(); ++i) {
+    if (codings[i] == "chunked") return 400;
+  }
+  return codings.size() == 1 ? 0 : 501;
+}
+
 class Connection;
 
 // What the accept loop does with a fresh connection.
-enum class Admission { kServe, kReject, kDrop };
+// kReject: over max_connections; kRejectAddress: over max_connections_per_address.
+enum class Admission { kServe, kReject, kRejectAddress, kDrop };
 
 class ServerImpl final : public Server {
  public:
@@ -208,6 +258,9 @@ class ServerImpl final : public Server {
   std::unordered_map<Connection*, std::weak_ptr<Connection>> connections_;
   std::size_t serving_ = 0;
   std::size_t rejecting_ = 0;
+  // Connections served per peer address (no entry at zero), against
+  // max_connections_per_address.
+  std::unordered_map<std::string, std::size_t> serving_by_address_;
 
   // Wakes RunUntilSignal when a signal arrives or Stop begins.
   std::mutex wake_mu_;
@@ -257,8 +310,9 @@ void LogAccess(std::string_view method, std::string_view target, int status,
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(ServerImpl& server, tcp::socket socket)
+  Connection(ServerImpl& server, tcp::socket socket, std::string address)
       : server_(server),
+        address_(std::move(address)),
         options_(server.options()),
         executor_(socket.get_executor()),
         socket_(std::move(socket)),
@@ -271,8 +325,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // The coroutine that serves requests until the connection closes.
   asio::awaitable<void> Serve();
-  // Answers 503 without reading a request, then closes (over max_connections).
-  asio::awaitable<void> Reject();
+  // Answers 503 without reading a request, then closes (over max_connections, or
+  // over max_connections_per_address when `per_address`).
+  asio::awaitable<void> Reject(bool per_address);
 
   // Run on the connection's strand. Drain: an idle connection closes now, a busy
   // one after its current response. ForceClose: close now, whatever the state.
@@ -281,6 +336,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void set_rejected() { rejected_ = true; }
   bool rejected() const { return rejected_; }
+  // The peer's IP address, as the per-address cap counts it.
+  const std::string& address() const { return address_; }
 
  private:
   enum class Phase { kIdle, kReading, kHandling, kWriting, kClosing };
@@ -302,6 +359,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::awaitable<void> CloseGracefully();
 
   ServerImpl& server_;
+  const std::string address_;
   const ServerOptions& options_;
   const asio::any_io_executor executor_;
   tcp::socket socket_;
@@ -363,6 +421,12 @@ asio::awaitable<int> Connection::ReadRequest(Request& request, unsigned& version
   error_code ec;
   Arm(options_.read_timeout);
   co_await bhttp::async_read_header(socket_, buffer_, parser, Ec(ec));
+  if (!ec && !timed_out_) {
+    if (const int status = TransferEncodingStatus(parser.get()); status != 0) {
+      spdlog::debug("http: request from {} with an unusable Transfer-Encoding: {}", remote_, status);
+      co_return status;
+    }
+  }
   if (!ec && !timed_out_ && !parser.is_done()) {
     auto& header = parser.get();
     // curl and others wait (up to a second) for this before sending a body.
@@ -474,11 +538,14 @@ asio::awaitable<void> Connection::CloseGracefully() {
   socket_.close(ec);
 }
 
-asio::awaitable<void> Connection::Reject() {
+asio::awaitable<void> Connection::Reject(bool per_address) {
   auto self = shared_from_this();
   RegistrationGuard guard{this};
   const std::string request_id = NewGuid();
-  Response response = ErrorResponse(503, "serviceUnavailable", "The server has too many open connections.", request_id);
+  Response response = ErrorResponse(503, "serviceUnavailable",
+                                    per_address ? "Too many open connections from this address."
+                                                : "The server has too many open connections.",
+                                    request_id);
   response.headers.emplace_back("Retry-After", "1");
   co_await WriteResponse(std::move(response), 11, false, false, request_id, {});
   co_await CloseGracefully();
@@ -529,6 +596,7 @@ asio::awaitable<void> Connection::Serve() {
           {408, "requestTimeout", "The request did not arrive in time."},
           {413, "requestEntityTooLarge", "The request body exceeds the server's limit."},
           {431, "requestHeaderFieldsTooLarge", "The request header exceeds the server's limit."},
+          {501, "notImplemented", "Transfer codings other than chunked are not supported."},
           {505, "httpVersionNotSupported", "Only HTTP/1.0 and HTTP/1.1 are supported."},
       };
       Response response = Response::Text(read_status, "");
@@ -702,13 +770,17 @@ Response ServerImpl::Invoke(Request& request) {
 Admission ServerImpl::Register(const std::shared_ptr<Connection>& connection) {
   std::lock_guard lock(registry_mu_);
   Admission admission = Admission::kServe;
-  if (serving_ >= options_.max_connections) {
+  const auto from_address = serving_by_address_.find(connection->address());
+  const bool over_address = options_.max_connections_per_address > 0 && from_address != serving_by_address_.end() &&
+                            from_address->second >= options_.max_connections_per_address;
+  if (serving_ >= options_.max_connections || over_address) {
     if (rejecting_ >= kMaxRejectsInFlight) return Admission::kDrop;
-    admission = Admission::kReject;
+    admission = over_address ? Admission::kRejectAddress : Admission::kReject;
     connection->set_rejected();
     ++rejecting_;
   } else {
     ++serving_;
+    ++serving_by_address_[connection->address()];
   }
   connections_.emplace(connection.get(), connection);
   return admission;
@@ -719,6 +791,10 @@ void ServerImpl::Unregister(Connection* connection, bool rejected) {
     std::lock_guard lock(registry_mu_);
     if (connections_.erase(connection) == 0) return;
     --(rejected ? rejecting_ : serving_);
+    if (!rejected) {
+      auto it = serving_by_address_.find(connection->address());
+      if (it != serving_by_address_.end() && --it->second == 0) serving_by_address_.erase(it);
+    }
   }
   registry_cv_.notify_all();
 }
@@ -740,7 +816,8 @@ asio::awaitable<void> ServerImpl::AcceptLoop() {
       co_return;
     }
     socket.set_option(tcp::no_delay(true), ec);  // Responses go out in one write; no Nagle delay.
-    auto connection = std::make_shared<Connection>(*this, std::move(socket));
+    const tcp::endpoint peer = socket.remote_endpoint(ec);
+    auto connection = std::make_shared<Connection>(*this, std::move(socket), ec ? std::string() : PeerAddress(peer));
     const Admission admission = Register(connection);
     if (admission == Admission::kDrop) continue;  // The socket closes with `connection`.
     auto on_done = [](std::exception_ptr e) {
@@ -752,8 +829,8 @@ asio::awaitable<void> ServerImpl::AcceptLoop() {
       }
     };
     auto executor = connection->executor();
-    if (admission == Admission::kReject) {
-      asio::co_spawn(executor, connection->Reject(), on_done);
+    if (admission != Admission::kServe) {
+      asio::co_spawn(executor, connection->Reject(admission == Admission::kRejectAddress), on_done);
     } else {
       asio::co_spawn(executor, connection->Serve(), on_done);
     }

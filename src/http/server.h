@@ -13,8 +13,10 @@
 //   (*server)->RunUntilSignal();   // SIGTERM/SIGINT: stop accepting, drain, return.
 //
 // Contract, in the order a request meets it:
-//   - Connections: at most `max_connections` are served at once; one more is
-//     answered 503 (Retry-After: 1) without being read and closed. A new
+//   - Connections: at most `max_connections` are served at once, and at most
+//     `max_connections_per_address` from one peer IP address (idle keep-alive
+//     connections count: they hold a slot); one more is answered 503
+//     (Retry-After: 1) without being read and closed. A new
 //     connection must start its first request within `read_timeout` and a
 //     keep-alive connection its next one within `idle_timeout`; otherwise it is
 //     closed silently (no request was started, so nothing is owed).
@@ -23,7 +25,10 @@
 //     `max_header_bytes` (request line included) → 431. A body over
 //     `max_body_bytes` → 413, decided from Content-Length before any body is read,
 //     or as a chunked body grows. Malformed HTTP → 400; a version other than 1.0
-//     or 1.1 → 505. Each of these closes the connection after the answer.
+//     or 1.1 → 505. A Transfer-Encoding whose last coding is not `chunked` (or
+//     that names chunked twice, comes with Content-Length, or is sent in
+//     HTTP/1.0) → 400 (RFC 9112 §6.3); a coding before chunked → 501. Each of
+//     these closes the connection after the answer.
 //     `Expect: 100-continue` is honoured.
 //   - Handling: the handler runs synchronously on an io thread. While it runs, that
 //     thread serves nobody else: with `threads` = N, N handlers blocked at once
@@ -133,6 +138,9 @@ struct ServerOptions {
   // On shutdown, in-flight requests get this long to finish.
   std::chrono::milliseconds drain_timeout{10'000};
   std::size_t max_connections = 10'000;  // Served at once; one more → 503, then close.
+  // Served at once from one peer IP address, idle keep-alive connections included;
+  // one more → 503, then close. 0: no cap.
+  std::size_t max_connections_per_address = 256;
   // One info line per answered request (method, route, status, duration_ms,
   // remote, with the request's ids): see base/log.h. vppd turns it on.
   bool access_log = false;

@@ -184,5 +184,67 @@ class SlowJwks(unittest.TestCase):
         self.assertEqual(self.jwks.count(), 2)
 
 
+class Hardening(unittest.TestCase):
+    """Items 2, 3, 5 on one dev-mode vppd."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.data_dir = tempfile.mkdtemp(prefix="vppd-harden-")
+        os.chmod(cls.data_dir, 0o755)  # as an admin or systemd might have made it
+        old_umask = os.umask(0o022)
+        try:
+            cls.vppd = Vppd(*NO_APPLE, "--throttle-window-seconds", "0", data_dir=cls.data_dir).start()
+        finally:
+            os.umask(old_umask)
+        cls.token = cls.vppd.dev_token()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.vppd.cleanup()
+        shutil.rmtree(cls.data_dir, ignore_errors=True)
+
+    def connect(self):
+        return socket.create_connection(("127.0.0.1", self.vppd.port), timeout=10)
+
+    def read_all(self, s):
+        data = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except (ConnectionResetError, socket.timeout):
+                break
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+    # ---- item 3: request smuggling
+
+    def test_transfer_encoding_not_ending_in_chunked_is_400_and_close(self):
+        smuggled = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        for codings in (b"gzip", b"xchunked", b"chunked, identity", b"identity"):
+            s = self.connect()
+            try:
+                s.sendall(b"POST " + BASE.encode() + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                          self.token.encode() + b"\r\nTransfer-Encoding: " + codings + b"\r\n\r\n" + smuggled)
+                data = self.read_all(s)
+            finally:
+                s.close()
+            self.assertTrue(data.startswith(b"HTTP/1.1 400"), (codings, data[:200]))
+            self.assertEqual(len(STATUS_LINE.findall(data)), 1, (codings, data))  # the body did not run as a request
+            self.assertIn(b"Connection: close", data)
+
+    def test_transfer_encoding_with_content_length_is_400_and_close(self):
+        s = self.connect()
+        try:
+            s.sendall(b"POST " + BASE.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = self.read_all(s)
+        finally:
+            s.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 400"), data[:200])
+        self.assertEqual(len(STATUS_LINE.findall(data)), 1, data)
+
+
 if __name__ == "__main__":
     unittest.main()
