@@ -245,6 +245,20 @@ class Hardening(unittest.TestCase):
         self.assertTrue(data.startswith(b"HTTP/1.1 400"), data[:200])
         self.assertEqual(len(STATUS_LINE.findall(data)), 1, data)
 
+    # ---- item 5: file modes
+
+    def test_database_files_and_data_dir_are_owner_only(self):
+        r = self.vppd.request("GET", BASE, token=self.token)  # the store has been written
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(os.stat(self.data_dir).st_mode & 0o777, 0o700)
+        self.assertIn("made it owner-only", self.vppd.log())
+        if self.vppd.database_url:
+            return  # the database is PostgreSQL's business
+        for name in ("vppd.db", "vppd.db-wal", "vppd.db-shm"):
+            path = os.path.join(self.data_dir, name)
+            self.assertTrue(os.path.exists(path), path)
+            self.assertEqual(os.stat(path).st_mode & 0o777, 0o600, name)
+
 
 if __name__ == "__main__":
     unittest.main()
