@@ -12,11 +12,12 @@
 //   ...
 //   std::string why;
 //   Result<auth::Caller> caller = verifier->Verify(req.Header("Authorization").value_or(""), &why);
-//   if (!caller) { log(why); return GraphError(caller.error()); }   // 401
+//   if (!caller) return GraphError(caller.error());   // 401; `why` is logged already
 //
 // Every failure is Error{kUnauthenticated, one of Graph's three messages below,
-// graph_code "InvalidAuthenticationToken"}; the precise reason goes to `why` (and to
-// a debug log) and never contains token text or key material.
+// graph_code "InvalidAuthenticationToken"}; the precise reason goes to `why` and to
+// an info log line ("auth: bearer token rejected (401): <reason>", with the ids of
+// the request being handled), and never contains token text or key material.
 #pragma once
 
 #include <chrono>

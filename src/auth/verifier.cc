@@ -66,8 +66,10 @@ constexpr std::string_view kTenantPlaceholder = "{tenantid}";
 enum class Verdict { kEmpty, kExpired, kInvalid };
 
 Error Reject(Verdict verdict, const std::string& reason, std::string* why) {
-  // Reasons are built from fixed text and sanitised short values, never token text.
-  spdlog::debug("auth: bearer token rejected: {}", reason);
+  // Every rejection is a 401, and the client only gets Graph's generic message: the
+  // operator learns why here. Reasons are built from fixed text and sanitised short
+  // values, never token text.
+  spdlog::info("auth: bearer token rejected (401): {}", reason);
   if (why != nullptr) *why = reason;
   const char* message = verdict == Verdict::kEmpty     ? kMessageEmpty
                         : verdict == Verdict::kExpired ? kMessageExpired

@@ -259,6 +259,41 @@ class Hardening(unittest.TestCase):
             self.assertTrue(os.path.exists(path), path)
             self.assertEqual(os.stat(path).st_mode & 0o777, 0o600, name)
 
+    # ---- item 2: why a 401, in the log
+
+    def test_each_401_logs_its_reason_and_never_the_token(self):
+        header, payload, signature = self.token.split(".")
+        unknown_kid = b64url(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "no-such-key"}).encode())
+        flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
+        cases = [
+            (None, "no Authorization header"),
+            (self.vppd.dev_token("--ttl", "-600"), "token has expired"),
+            (self.vppd.dev_token("--audience", "https://example.com"), "aud is missing or not an accepted audience"),
+            (unknown_kid + "." + payload + "." + signature, "is in no key set"),
+            (header + "." + payload + "." + flipped, "signature does not verify"),
+        ]
+        for token, reason in cases:
+            r = self.vppd.request("GET", BASE, token=token)
+            self.assertEqual(r.status, 401, r)
+            self.assertIn(r.error_message(), GRAPH_401_MESSAGES)  # the client gets Graph's generic message
+            request_id = r.headers["request-id"]
+            deadline = time.time() + 5
+            while True:
+                lines = [json.loads(line) for line in self.vppd.log().splitlines() if line.startswith("{")]
+                mine = [line for line in lines if line.get("request_id") == request_id and
+                        line.get("component") == "auth"]
+                if mine or time.time() > deadline:
+                    break
+                time.sleep(0.05)
+            self.assertEqual(len(mine), 1, (reason, mine))
+            self.assertEqual(mine[0]["level"], "info")
+            self.assertIn(reason, mine[0]["message"])
+        log = self.vppd.log()
+        for token, _ in cases:
+            if token:
+                self.assertNotIn(token.split(".")[2][:40], log)
+                self.assertNotIn(token.split(".")[1][:40], log)
+
 
 if __name__ == "__main__":
     unittest.main()
