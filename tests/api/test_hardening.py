@@ -4,6 +4,7 @@ Each test names the item it covers. The tokens of the JWKS tests are signed here
 (openssl's command line for RSA) with keys that a JWKS server in this process serves.
 """
 import base64
+import http.client
 import http.server
 import json
 import os
@@ -258,6 +259,36 @@ class Hardening(unittest.TestCase):
             path = os.path.join(self.data_dir, name)
             self.assertTrue(os.path.exists(path), path)
             self.assertEqual(os.stat(path).st_mode & 0o777, 0o600, name)
+
+    # ---- item 7: Host and X-Forwarded-* are not a client's to choose
+
+    def test_invalid_host_is_400(self):
+        for host in ("evil.example/x", 'a"b', "example.com:99999", "user@example.com"):
+            r = self.vppd.request("GET", BASE, token=self.token, headers={"Host": host})
+            self.assertEqual(r.status, 400, (host, r))
+            self.assertNotIn(host, r.body)
+        r = self.vppd.request("GET", BASE, token=self.token, headers={"Host": "vppd.example.com:8443"})
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.json()["@odata.context"].startswith("http://vppd.example.com:8443/beta/"), r)
+
+    def get_from(self, source, headers):
+        conn = http.client.HTTPConnection("127.0.0.1", self.vppd.port, timeout=10, source_address=(source, 0))
+        try:
+            conn.request("GET", BASE, headers={"Authorization": "Bearer " + self.token, **headers})
+            r = conn.getresponse()
+            return r.status, json.loads(r.read())
+        finally:
+            conn.close()
+
+    def test_forwarded_headers_from_an_untrusted_peer_are_ignored(self):
+        # By default only a proxy on this machine (127.0.0.1, ::1) is believed.
+        forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}
+        status, body = self.get_from("127.0.0.2", forwarded)
+        self.assertEqual(status, 200, body)
+        self.assertTrue(body["@odata.context"].startswith(f"http://127.0.0.1:{self.vppd.port}/beta/"), body)
+        status, body = self.get_from("127.0.0.1", forwarded)
+        self.assertEqual(status, 200, body)
+        self.assertTrue(body["@odata.context"].startswith("https://"), body)
 
     # ---- item 2: why a 401, in the log
 
