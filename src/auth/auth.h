@@ -12,11 +12,12 @@
 //   ...
 //   std::string why;
 //   Result<auth::Caller> caller = verifier->Verify(req.Header("Authorization").value_or(""), &why);
-//   if (!caller) { log(why); return GraphError(caller.error()); }   // 401
+//   if (!caller) return GraphError(caller.error());   // 401; `why` is logged already
 //
 // Every failure is Error{kUnauthenticated, one of Graph's three messages below,
-// graph_code "InvalidAuthenticationToken"}; the precise reason goes to `why` (and to
-// a debug log) and never contains token text or key material.
+// graph_code "InvalidAuthenticationToken"}; the precise reason goes to `why` and to
+// an info log line ("auth: bearer token rejected (401): <reason>", with the ids of
+// the request being handled), and never contains token text or key material.
 #pragma once
 
 #include <chrono>
@@ -77,12 +78,12 @@ class JwksSource {
   // A fixed set, e.g. DevKey::JwksJson(). Must parse when the Verifier is created.
   static JwksSource Json(std::string jwks_json);
   // A file (≤ 1 MiB), read when the Verifier is created (and must parse then), and
-  // read again on an unknown `kid` (at most once per refetch interval).
+  // read again in the background on an unknown `kid` (at most once per refetch interval).
   static JwksSource File(std::string path);
   // An http(s) URL fetched with libcurl (5 s connect, 10 s total, ≤ 1 MiB, no
   // redirects), first when the Verifier is created (a failure there is only logged),
-  // again on an unknown `kid` at most once per refetch interval, and when the set is
-  // older than a day. A failed fetch keeps the last good set.
+  // then in the background on an unknown `kid` at most once per refetch interval, and
+  // when the set is older than a day. A failed fetch keeps the last good set.
   static JwksSource Url(std::string url);
   // Any fetcher, treated like a URL (tests use it to count and fail fetches).
   static JwksSource Custom(std::string name, Fetcher fetcher);
@@ -116,9 +117,11 @@ struct VerifierOptions {
   std::vector<TrustedIssuer> issuers;
   // Verified tokens remembered (by SHA-256) until their `exp` + leeway.
   std::size_t cache_entries = 10'000;
-  // Least time between two fetches of one key set.
+  // Least time between two fetches of one key set (the load at creation counts).
+  // Refetches run on a thread of the key set, one at a time.
   std::chrono::seconds jwks_refetch_interval{60};
-  // A refetchable key set older than this is refetched on the next lookup.
+  // A refetchable key set older than this is refetched (in the background) on the
+  // next lookup, and used meanwhile.
   std::chrono::seconds jwks_max_age{24 * 3600};
 };
 
@@ -139,13 +142,17 @@ class Verifier {
   // with kMessageEmpty (no token), kMessageExpired (`exp`/`nbf` out of range with
   // leeway; only said of tokens whose signature is good) or kMessageInvalid
   // (everything else), and sets `*why` (when given) to the precise reason.
-  // May block on a JWKS fetch (≤ 10 s) when the token's `kid` is unknown.
+  // Never waits for a JWKS fetch: a token whose `kid` is in no cached key set is
+  // refused at once, and a refetch is queued in the background (rate-limited), so
+  // a retry after a key rotation succeeds once the new set is in.
   Result<Caller> Verify(std::string_view authorization, std::string* why = nullptr) const;
 
   // RSA signature checks performed so far (a cache hit performs none). For tests and metrics.
   std::uint64_t signature_checks() const;
   // Successful fetches (the initial load included) of all key sets. For tests and metrics.
   std::uint64_t jwks_fetches() const;
+  // Blocks until no key set has a fetch queued or running. For tests.
+  void WaitForKeyFetches() const;
 
  private:
   struct Impl;

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -668,6 +669,7 @@ TEST_F(AuthTest, UnknownKidRefetchesAtMostOncePerInterval) {
 
   // Key rotation not yet published: B's kid is unknown; one refetch, then none for a minute.
   ExpectInvalid(v, Bearer(b_->Sign(Claims())), "is in no key set");
+  v.WaitForKeyFetches();
   EXPECT_EQ(fake.calls, 2);
   ExpectInvalid(v, Bearer(b_->Sign(Claims())), "is in no key set");
   clock_.Advance(59s);
@@ -683,6 +685,10 @@ TEST_F(AuthTest, UnknownKidRefetchesAtMostOncePerInterval) {
   boost::json::object c = Claims();
   c["exp"] = kStartSeconds + 7200;
   c["nbf"] = kStartSeconds + 120;
+  // The request that shows the new kid is answered from the cached set (no wait for
+  // the fetch); the fetch it queued lets the retry through.
+  ExpectInvalid(v, Bearer(b_->Sign(c)), "is in no key set");
+  v.WaitForKeyFetches();
   ExpectValid(v, Bearer(b_->Sign(c)));
   EXPECT_EQ(fake.calls, 3);
   EXPECT_EQ(v.jwks_fetches(), 3u);  // Successful fetches: creation, the refetch without B, the one with B.
@@ -694,6 +700,7 @@ TEST_F(AuthTest, UnknownKidRefetchesAtMostOncePerInterval) {
   }
   clock_.Advance(61s);
   ExpectInvalid(v, Bearer(a_->Sign(c, "rotated-away")), "is in no key set");
+  v.WaitForKeyFetches();
   EXPECT_EQ(fake.calls, 4);
   ExpectValid(v, Bearer(a_->Sign(c)));
   ExpectValid(v, Bearer(b_->Sign(Claims(kOtherTenant))));
@@ -715,6 +722,8 @@ TEST_F(AuthTest, UnreachableSourceAtStartIsRetriedLater) {
     fake.jwks = a_->Jwks();
   }
   clock_.Advance(60s);
+  ExpectInvalid(v, Bearer(a_->Sign(Claims())), "is in no key set");
+  v.WaitForKeyFetches();
   ExpectValid(v, Bearer(a_->Sign(Claims())));
   EXPECT_EQ(fake.calls, 2);
 }
@@ -737,6 +746,10 @@ TEST_F(AuthTest, OldKeySetIsRefreshedAfterMaxAge) {
     fake.jwks = b_->Jwks();  // A's key was revoked.
   }
   clock_.Advance(3600s);
+  // The first lookup after max_age queues the refresh and is answered from the old
+  // set or the new one, whichever is in at that instant; after the refresh, A is gone.
+  (void)v.Verify(Bearer(token));
+  v.WaitForKeyFetches();
   ExpectInvalid(v, Bearer(token), "is in no key set");
   EXPECT_EQ(fake.calls, 2);
 }
@@ -779,7 +792,76 @@ TEST_F(AuthTest, SlowAgeRefreshDoesNotStallKnownKeys) {
   }
   cv.notify_all();
   refresher.join();
+  v.WaitForKeyFetches();
   EXPECT_EQ(v.jwks_fetches(), 2u);
+}
+
+// A JWKS endpoint that hangs (the fetch is held until the test releases it) costs a
+// request nothing: unknown kids are refused at once while the one refetch hangs,
+// known kids verify, a flood queues no second fetch, and the new key is picked up
+// once the fetch completes.
+TEST_F(AuthTest, HungJwksFetchNeverStallsVerify) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool slow = false, entered = false, released = false;
+  std::string jwks = a_->Jwks();
+  std::atomic<int> calls{0};
+  VerifierOptions options;
+  options.issuers = EntraIssuers(JwksSource::Custom("hung", [&]() -> Result<std::string> {
+    ++calls;
+    std::unique_lock<std::mutex> lock(mu);
+    if (slow) {
+      entered = true;
+      cv.notify_all();
+      cv.wait(lock, [&] { return released; });
+    }
+    return jwks;
+  }));
+  options.cache_entries = 0;
+  Verifier v = Make(std::move(options));
+  auto release = [&] {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      released = true;
+    }
+    cv.notify_all();
+  };
+  // Verify on another thread, so that a Verify that waits for the fetch fails the
+  // test instead of hanging it.
+  auto verify_promptly = [&](const std::string& authorization) {
+    auto result = std::async(std::launch::async, [&v, authorization] { return v.Verify(authorization); });
+    if (result.wait_for(5s) != std::future_status::ready) {
+      ADD_FAILURE() << "Verify waited for the JWKS fetch";
+      release();
+    }
+    return result.get();
+  };
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    slow = true;
+    jwks = Json(boost::json::object{{"keys", {a_->Jwk(), b_->Jwk()}}});  // B is published now.
+  }
+  clock_.Advance(60s);
+  const std::string known = Bearer(a_->Sign(Claims()));
+  const std::string rotated = Bearer(b_->Sign(Claims()));
+  EXPECT_FALSE(verify_promptly(rotated).has_value());
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, 10s, [&] { return entered; }));  // The refetch runs, and hangs.
+  }
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_FALSE(verify_promptly(Bearer(b_->Sign(Claims(), "flood-" + std::to_string(i)))).has_value());
+    EXPECT_TRUE(verify_promptly(known).has_value());
+  }
+  EXPECT_EQ(calls, 2);  // Creation, and the one refetch in flight: the flood queued nothing.
+  release();
+  v.WaitForKeyFetches();
+  EXPECT_TRUE(verify_promptly(rotated).has_value());
+  // Rate-limited: within the interval, another unknown kid queues no fetch.
+  clock_.Advance(59s);
+  EXPECT_FALSE(verify_promptly(Bearer(b_->Sign(Claims(), "late"))).has_value());
+  v.WaitForKeyFetches();
+  EXPECT_EQ(calls, 2);
 }
 
 // A one-shot-per-connection HTTP server on 127.0.0.1 that answers every request

@@ -269,9 +269,29 @@ KeySet::KeySet(std::string name, JwksSource::Fetcher fetcher, bool fixed, const 
       refetch_interval_us_(std::chrono::duration_cast<std::chrono::microseconds>(refetch_interval).count()),
       max_age_us_(std::chrono::duration_cast<std::chrono::microseconds>(max_age).count()) {}
 
+KeySet::~KeySet() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (refresher_.joinable()) refresher_.join();
+}
+
 Status KeySet::Load() {
-  std::lock_guard<std::mutex> lock(fetch_mu_);
-  return FetchAndInstall();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    attempted_ = true;
+    last_attempt_ = clock_.Now();
+    in_flight_ = true;
+  }
+  Status status = FetchAndInstall();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    in_flight_ = false;
+  }
+  cv_.notify_all();
+  return status;
 }
 
 std::shared_ptr<const PkeyPtr> KeySet::Find(const std::string& kid) const {
@@ -291,23 +311,47 @@ bool KeySet::Stale() const {
   return !loaded_ || clock_.Now() - loaded_at_ >= max_age_us_;
 }
 
-bool KeySet::RefreshIfAllowed(bool wait) {
+bool KeySet::RequestRefresh() {
   if (fixed_) return false;
-  std::unique_lock<std::mutex> lock(fetch_mu_, std::defer_lock);
-  if (wait) {
-    lock.lock();
-  } else if (!lock.try_lock()) {
-    return false;  // Another thread is fetching; go on with the current set.
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ || queued_ || in_flight_) return false;
+    // The attempt is stamped here rather than when the fetch starts, so that a flood
+    // of unknown kids queues exactly one fetch per interval.
+    const Timestamp now = clock_.Now();
+    if (attempted_ && now - last_attempt_ < refetch_interval_us_) return false;
+    attempted_ = true;
+    last_attempt_ = now;
+    queued_ = true;
+    if (!refresher_.joinable()) refresher_ = std::thread([this] { RefreshLoop(); });
   }
-  // Whoever waited on the lock while another thread fetched sees last_attempt_ move
-  // and does not fetch again: one fetch serves every waiting request.
-  if (attempted_ && clock_.Now() - last_attempt_ < refetch_interval_us_) return false;
-  return FetchAndInstall().has_value();
+  cv_.notify_all();
+  return true;
+}
+
+void KeySet::WaitIdle() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return !queued_ && !in_flight_; });
+}
+
+void KeySet::RefreshLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    cv_.wait(lock, [this] { return stopping_ || queued_; });
+    if (stopping_) break;
+    queued_ = false;
+    in_flight_ = true;
+    lock.unlock();
+    (void)FetchAndInstall();  // Logs its own failure; the last good set stays.
+    lock.lock();
+    in_flight_ = false;
+    cv_.notify_all();
+  }
+  queued_ = false;
+  cv_.notify_all();  // Nobody waits for a fetch that will not run.
 }
 
 Status KeySet::FetchAndInstall() {
-  attempted_ = true;
-  last_attempt_ = clock_.Now();
   Result<std::string> text = fetcher_();
   if (!text) {
     spdlog::warn("auth: JWKS {}: {}; keeping the last good key set", name_, text.error().message);

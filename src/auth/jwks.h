@@ -4,12 +4,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 
 #include <openssl/evp.h>
@@ -67,30 +69,38 @@ Result<KeyMap> ParseJwks(std::string_view text, int* skipped = nullptr);
 Result<std::string> HttpGet(const std::string& url);
 
 // The keys of one JwksSource, with the fetch policy: a fixed source is loaded once; a
-// refetchable one is fetched again on demand at most once per `refetch_interval`, and
-// the last good set is kept when a fetch fails. Thread-safe.
+// refetchable one is fetched again on request, by a background thread of its own, at
+// most once per `refetch_interval` (counted from the start of the last attempt, the
+// load at creation included) and never two at a time; the last good set is kept when
+// a fetch fails. Requests never wait for a fetch. Thread-safe.
 class KeySet {
  public:
   KeySet(std::string name, JwksSource::Fetcher fetcher, bool fixed, const Clock& clock,
          std::chrono::seconds refetch_interval, std::chrono::seconds max_age);
+  // Stops the background thread; waits for a fetch in flight (≤ the fetcher's timeout).
+  ~KeySet();
+  KeySet(const KeySet&) = delete;
+  KeySet& operator=(const KeySet&) = delete;
 
-  // Fetches and installs the set now (ignores the rate limit). Used at creation.
+  // Fetches and installs the set now, on the calling thread. Used at creation.
   Status Load();
   // The key with `kid`, or nullptr. Never fetches.
   std::shared_ptr<const PkeyPtr> Find(const std::string& kid) const;
-  // Refetches if the set may be refetched now: never for a fixed source, and at
-  // most once per refetch interval otherwise. Returns true when a new set was installed.
-  // With `wait` false it gives up at once when another thread is fetching (used for
-  // the age-based refresh, which must not stall requests whose key is known).
-  bool RefreshIfAllowed(bool wait = true);
+  // Queues a background fetch if one may start now: never for a fixed source, not
+  // while one is queued or running, and at most once per refetch interval. Returns
+  // at once; true when a fetch was queued.
+  bool RequestRefresh();
   // True when a refetchable set is older than max_age (or was never loaded).
   bool Stale() const;
+  // Blocks until no fetch is queued or running. For tests.
+  void WaitIdle();
 
   const std::string& name() const { return name_; }
   std::uint64_t fetches() const { return fetches_.load(std::memory_order_relaxed); }
 
  private:
-  Status FetchAndInstall();  // Caller holds fetch_mu_.
+  void RefreshLoop();
+  Status FetchAndInstall();  // Runs without mu_; only one runs at a time (in_flight_).
 
   const std::string name_;
   const JwksSource::Fetcher fetcher_;
@@ -104,9 +114,14 @@ class KeySet {
   Timestamp loaded_at_ = 0;             // Guarded by keys_mu_.
   bool loaded_ = false;                 // Guarded by keys_mu_.
 
-  std::mutex fetch_mu_;         // One fetch at a time.
-  Timestamp last_attempt_ = 0;  // Guarded by fetch_mu_; meaningful once attempted_.
-  bool attempted_ = false;      // Guarded by fetch_mu_.
+  std::mutex mu_;  // Guards the fetch state below.
+  std::condition_variable cv_;
+  bool queued_ = false;         // A fetch is asked for and not yet started.
+  bool in_flight_ = false;      // A fetch is running.
+  bool stopping_ = false;       // The destructor runs.
+  Timestamp last_attempt_ = 0;  // Meaningful once attempted_.
+  bool attempted_ = false;
+  std::thread refresher_;  // Started by the first RequestRefresh.
   std::atomic<std::uint64_t> fetches_{0};
 };
 

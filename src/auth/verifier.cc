@@ -66,8 +66,10 @@ constexpr std::string_view kTenantPlaceholder = "{tenantid}";
 enum class Verdict { kEmpty, kExpired, kInvalid };
 
 Error Reject(Verdict verdict, const std::string& reason, std::string* why) {
-  // Reasons are built from fixed text and sanitised short values, never token text.
-  spdlog::debug("auth: bearer token rejected: {}", reason);
+  // Every rejection is a 401, and the client only gets Graph's generic message: the
+  // operator learns why here. Reasons are built from fixed text and sanitised short
+  // values, never token text.
+  spdlog::info("auth: bearer token rejected (401): {}", reason);
   if (why != nullptr) *why = reason;
   const char* message = verdict == Verdict::kEmpty     ? kMessageEmpty
                         : verdict == Verdict::kExpired ? kMessageExpired
@@ -365,18 +367,17 @@ Result<Caller> Verifier::Impl::VerifyToken(std::string_view token, Timestamp now
 
 std::shared_ptr<const internal::PkeyPtr> Verifier::Impl::FindKey(const std::vector<KeySet*>& sets,
                                                                  const std::string& kid) const {
+  // Key sets are fetched on their own threads, never on this one: a slow or hung
+  // JWKS endpoint must not hold the HTTP threads (an unknown kid costs no one a wait).
   for (KeySet* set : sets) {
-    if (set->Stale()) set->RefreshIfAllowed(/*wait=*/false);
+    if (set->Stale()) set->RequestRefresh();
   }
   for (KeySet* set : sets) {
     if (auto key = set->Find(kid)) return key;
   }
-  // An unknown kid is how a key rotation shows up: refetch (rate-limited) and retry.
-  for (KeySet* set : sets) {
-    if (set->RefreshIfAllowed()) {
-      if (auto key = set->Find(kid)) return key;
-    }
-  }
+  // An unknown kid is how a key rotation shows up: ask for a refetch (rate-limited)
+  // and answer this request from what is cached; a retry finds the new key.
+  for (KeySet* set : sets) set->RequestRefresh();
   return nullptr;
 }
 
@@ -440,6 +441,10 @@ Result<Caller> Verifier::Verify(std::string_view authorization, std::string* why
 }
 
 std::uint64_t Verifier::signature_checks() const { return impl_->signature_checks.load(std::memory_order_relaxed); }
+
+void Verifier::WaitForKeyFetches() const {
+  for (const auto& set : impl_->key_sets) set->WaitIdle();
+}
 
 std::uint64_t Verifier::jwks_fetches() const {
   std::uint64_t total = 0;

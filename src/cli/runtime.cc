@@ -153,7 +153,13 @@ Result<std::unique_ptr<store::Store>> OpenStore(const Settings& settings) {
   } else {
     struct stat st {};
     if (::stat(data_dir.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
-      spdlog::warn("data dir {} is accessible by group or others; it holds keys: chmod 700 it", data_dir);
+      // It holds the keys and the database: owner-only, as when vppd creates it.
+      if (::chmod(data_dir.c_str(), st.st_mode & 0700) != 0) {
+        return Fail(Error::FailedPrecondition("data dir " + data_dir +
+                                              " is accessible by group or others and cannot be made owner-only"));
+      }
+      spdlog::warn("data dir {} was accessible by group or others; it holds keys: made it owner-only (mode {:o})",
+                   data_dir, st.st_mode & 0700);
     }
   }
   return Open(settings);

@@ -151,6 +151,16 @@ std::string FormatEndpoint(const tcp::endpoint& ep) {
   return address.to_string() + ":" + std::to_string(ep.port());
 }
 
+// The peer's IP address as the per-address cap counts it: an IPv4 client of a
+// dual-stack listener is the same client as on an IPv4 listener.
+std::string PeerAddress(const tcp::endpoint& ep) {
+  const auto address = ep.address();
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    return asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6()).to_string();
+  }
+  return address.to_string();
+}
+
 // True when the request line still in `buffer` ends in a syntactically valid
 // `HTTP/d.d` (which Beast rejected as unsupported): that deserves 505, not 400.
 bool HasWellFormedVersion(const beast::flat_buffer& buffer) {
@@ -162,10 +172,149 @@ bool HasWellFormedVersion(const beast::flat_buffer& buffer) {
   return version.substr(0, 6) == " HTTP/" && digit(version[6]) && version[7] == '.' && digit(version[8]);
 }
 
+// RFC 9112 §6.1 and §6.3 on a request's Transfer-Encoding, which Beast alone
+// frames loosely: when chunked is not the final coding it reads no body at all,
+// and the body's bytes would then run as the next request (a smuggling
+// primitive). Returns 0 when the framing is sound (no Transfer-Encoding, or
+// exactly `chunked`), else the status to answer before closing: 400 when the body
+// length cannot be known (chunked not last, or given twice; an empty coding list;
+// Transfer-Encoding in HTTP/1.0; Transfer-Encoding with Content-Length), 501 for
+// a coding before chunked, which the server does not decode.
+int TransferEncodingStatus(const bhttp::header<true>& header) {
+  std::vector<std::string> codings;
+  bool present = false;
+  for (const auto& field : header) {
+    if (field.name() != bhttp::field::transfer_encoding) continue;
+    present = true;
+    const std::string_view value = field.value();
+    for (std::size_t pos = 0; pos <= value.size();) {
+      std::size_t end = value.find(',', pos);
+      if (end == std::string_view::npos) end = value.size();
+      std::string_view coding = value.substr(pos, end - pos);
+      coding = coding.substr(0, coding.find(';'));  // Parameters do not change the coding.
+      while (!coding.empty() && (coding.front() == ' ' || coding.front() == '\t')) coding.remove_prefix(1);
+      while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t')) coding.remove_suffix(1);
+      if (!coding.empty()) {
+        std::string lower(coding);
+        for (char& c : lower) c = AsciiLower(c);
+        codings.push_back(std::move(lower));
+      }
+      pos = end + 1;
+    }
+  }
+  if (!present) return 0;
+  if (header.version() != 11 || codings.empty() || codings.back() != "chunked") return 400;
+  if (header.find(bhttp::field::content_length) != header.end()) return 400;
+  for (std::size_t i = 0; i + 1 < codings.size(); ++i) {
+    if (codings[i] == "chunked") return 400;
+  }
+  return codings.size() == 1 ? 0 : 501;
+}
+
+// An IP address block ("10.0.0.0/8", "::1"), for the trusted proxies.
+struct AddressBlock {
+  std::array<unsigned char, 16> bytes{};
+  std::size_t size = 0;  // 4 or 16.
+  unsigned prefix = 0;   // Leading bits that must match.
+
+  static std::optional<AddressBlock> Parse(std::string_view text) {
+    const std::size_t slash = text.find('/');
+    error_code ec;
+    const auto address = asio::ip::make_address(std::string(text.substr(0, slash)), ec);
+    if (ec) return std::nullopt;
+    AddressBlock block = Of(address);
+    if (slash != std::string_view::npos) {
+      const std::string_view bits = text.substr(slash + 1);
+      unsigned prefix = 0;
+      if (bits.empty() || bits.size() > 3 || bits.find_first_not_of("0123456789") != std::string_view::npos) {
+        return std::nullopt;
+      }
+      for (char c : bits) prefix = prefix * 10 + static_cast<unsigned>(c - '0');
+      if (prefix > block.size * 8) return std::nullopt;
+      block.prefix = prefix;
+    }
+    return block;
+  }
+  static AddressBlock Of(const asio::ip::address& address) {
+    AddressBlock block;
+    if (address.is_v4()) {
+      const auto b = address.to_v4().to_bytes();
+      std::copy(b.begin(), b.end(), block.bytes.begin());
+      block.size = 4;
+    } else {
+      const auto b = address.to_v6().to_bytes();
+      std::copy(b.begin(), b.end(), block.bytes.begin());
+      block.size = 16;
+    }
+    block.prefix = static_cast<unsigned>(block.size * 8);
+    return block;
+  }
+  bool Contains(const AddressBlock& address) const {
+    if (address.size != size) return false;
+    const unsigned whole = prefix / 8;
+    if (!std::equal(bytes.begin(), bytes.begin() + whole, address.bytes.begin())) return false;
+    const unsigned rest = prefix % 8;
+    if (rest == 0) return true;
+    const auto mask = static_cast<unsigned char>(0xff << (8 - rest));
+    return (bytes[whole] & mask) == (address.bytes[whole] & mask);
+  }
+};
+
+// True for `host[:port]` as it may appear in a URL we build from it: a DNS name
+// (letters, digits, '-', '_', dots), an IPv4 address, or an IPv6 address in
+// brackets; the port 1–5 digits, at most 65535. At most 255 characters.
+bool IsValidHostPort(std::string_view text) {
+  if (text.empty() || text.size() > 255) return false;
+  std::string_view host = text;
+  std::string_view port;
+  if (text.front() == '[') {
+    const std::size_t close = text.find(']');
+    if (close == std::string_view::npos) return false;
+    error_code ec;
+    asio::ip::make_address_v6(std::string(text.substr(1, close - 1)), ec);
+    if (ec) return false;
+    host = {};
+    if (close + 1 < text.size()) {
+      if (text[close + 1] != ':') return false;
+      port = text.substr(close + 2);
+      if (port.empty()) return false;
+    }
+  } else if (const std::size_t colon = text.rfind(':'); colon != std::string_view::npos) {
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (port.empty()) return false;
+  }
+  if (!port.empty()) {
+    if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos) return false;
+    unsigned long n = 0;
+    for (char c : port) n = n * 10 + static_cast<unsigned long>(c - '0');
+    if (n > 65535) return false;
+  }
+  if (text.front() == '[') return true;
+  if (host.empty() || host.front() == '.' || host.front() == '-') return false;
+  for (char c : host) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                    c == '_' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// The last element of a comma-separated forwarding header (the one the nearest
+// proxy added), trimmed.
+std::string_view LastListElement(std::string_view value) {
+  const std::size_t comma = value.rfind(',');
+  if (comma != std::string_view::npos) value.remove_prefix(comma + 1);
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  return value;
+}
+
 class Connection;
 
 // What the accept loop does with a fresh connection.
-enum class Admission { kServe, kReject, kDrop };
+// kReject: over max_connections; kRejectAddress: over max_connections_per_address.
+enum class Admission { kServe, kReject, kRejectAddress, kDrop };
 
 class ServerImpl final : public Server {
  public:
@@ -185,6 +334,11 @@ class ServerImpl final : public Server {
   bool draining() const { return draining_.load(); }
   Response Invoke(Request& request);
   void Unregister(Connection* connection, bool rejected);
+  // Sets request.scheme and request.host (see Request), and removes forwarding
+  // headers that `peer_address` is not trusted to send. Returns nullptr, or the
+  // message of the 400 to answer when the Host (or a trusted proxy's
+  // X-Forwarded-Host/-Proto) is not valid, or Host is missing or repeated in HTTP/1.1.
+  const char* ResolveOrigin(Request& request, const std::string& peer_address, unsigned version) const;
 
  private:
   asio::awaitable<void> AcceptLoop();
@@ -200,6 +354,7 @@ class ServerImpl final : public Server {
   const ServerOptions options_;
   const Handler handler_;
   std::uint16_t port_ = 0;
+  std::vector<AddressBlock> trusted_proxies_;  // Parsed from options_ by Listen().
   std::atomic<bool> draining_{false};
 
   // Live connections (served and rejected), for shutdown. Guarded by registry_mu_.
@@ -208,6 +363,9 @@ class ServerImpl final : public Server {
   std::unordered_map<Connection*, std::weak_ptr<Connection>> connections_;
   std::size_t serving_ = 0;
   std::size_t rejecting_ = 0;
+  // Connections served per peer address (no entry at zero), against
+  // max_connections_per_address.
+  std::unordered_map<std::string, std::size_t> serving_by_address_;
 
   // Wakes RunUntilSignal when a signal arrives or Stop begins.
   std::mutex wake_mu_;
@@ -257,8 +415,9 @@ void LogAccess(std::string_view method, std::string_view target, int status,
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(ServerImpl& server, tcp::socket socket)
+  Connection(ServerImpl& server, tcp::socket socket, std::string address)
       : server_(server),
+        address_(std::move(address)),
         options_(server.options()),
         executor_(socket.get_executor()),
         socket_(std::move(socket)),
@@ -271,8 +430,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // The coroutine that serves requests until the connection closes.
   asio::awaitable<void> Serve();
-  // Answers 503 without reading a request, then closes (over max_connections).
-  asio::awaitable<void> Reject();
+  // Answers 503 without reading a request, then closes (over max_connections, or
+  // over max_connections_per_address when `per_address`).
+  asio::awaitable<void> Reject(bool per_address);
 
   // Run on the connection's strand. Drain: an idle connection closes now, a busy
   // one after its current response. ForceClose: close now, whatever the state.
@@ -281,6 +441,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void set_rejected() { rejected_ = true; }
   bool rejected() const { return rejected_; }
+  // The peer's IP address, as the per-address cap counts it.
+  const std::string& address() const { return address_; }
 
  private:
   enum class Phase { kIdle, kReading, kHandling, kWriting, kClosing };
@@ -302,6 +464,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::awaitable<void> CloseGracefully();
 
   ServerImpl& server_;
+  const std::string address_;
   const ServerOptions& options_;
   const asio::any_io_executor executor_;
   tcp::socket socket_;
@@ -363,6 +526,12 @@ asio::awaitable<int> Connection::ReadRequest(Request& request, unsigned& version
   error_code ec;
   Arm(options_.read_timeout);
   co_await bhttp::async_read_header(socket_, buffer_, parser, Ec(ec));
+  if (!ec && !timed_out_) {
+    if (const int status = TransferEncodingStatus(parser.get()); status != 0) {
+      spdlog::debug("http: request from {} with an unusable Transfer-Encoding: {}", remote_, status);
+      co_return status;
+    }
+  }
   if (!ec && !timed_out_ && !parser.is_done()) {
     auto& header = parser.get();
     // curl and others wait (up to a second) for this before sending a body.
@@ -474,11 +643,14 @@ asio::awaitable<void> Connection::CloseGracefully() {
   socket_.close(ec);
 }
 
-asio::awaitable<void> Connection::Reject() {
+asio::awaitable<void> Connection::Reject(bool per_address) {
   auto self = shared_from_this();
   RegistrationGuard guard{this};
   const std::string request_id = NewGuid();
-  Response response = ErrorResponse(503, "serviceUnavailable", "The server has too many open connections.", request_id);
+  Response response = ErrorResponse(503, "serviceUnavailable",
+                                    per_address ? "Too many open connections from this address."
+                                                : "The server has too many open connections.",
+                                    request_id);
   response.headers.emplace_back("Retry-After", "1");
   co_await WriteResponse(std::move(response), 11, false, false, request_id, {});
   co_await CloseGracefully();
@@ -513,11 +685,18 @@ asio::awaitable<void> Connection::Serve() {
     Request request;
     unsigned version = 11;
     bool keep_alive = false;
-    const int read_status = co_await ReadRequest(request, version, keep_alive);
+    int read_status = co_await ReadRequest(request, version, keep_alive);
     Disarm();
     if (force_closed_) break;
     request.remote = remote_;
     request.request_id = NewGuid();
+    std::string_view bad_request_message = "The request is not valid HTTP/1.1.";
+    if (read_status == 200) {
+      if (const char* problem = server_.ResolveOrigin(request, address_, version)) {
+        read_status = 400;
+        bad_request_message = problem;
+      }
+    }
     if (read_status != 200) {
       if (read_status == 0) break;
       static constexpr struct {
@@ -529,11 +708,15 @@ asio::awaitable<void> Connection::Serve() {
           {408, "requestTimeout", "The request did not arrive in time."},
           {413, "requestEntityTooLarge", "The request body exceeds the server's limit."},
           {431, "requestHeaderFieldsTooLarge", "The request header exceeds the server's limit."},
+          {501, "notImplemented", "Transfer codings other than chunked are not supported."},
           {505, "httpVersionNotSupported", "Only HTTP/1.0 and HTTP/1.1 are supported."},
       };
       Response response = Response::Text(read_status, "");
       for (const auto& e : kErrors) {
-        if (e.status == read_status) response = ErrorResponse(e.status, e.code, e.message, request.request_id);
+        if (e.status == read_status) {
+          response = ErrorResponse(e.status, e.code, e.status == 400 ? bad_request_message : e.message,
+                                   request.request_id);
+        }
       }
       phase_ = Phase::kWriting;
       const auto started = std::chrono::steady_clock::now();
@@ -622,6 +805,14 @@ Status ServerImpl::Listen() {
   if (options_.max_connections == 0) {
     return Fail(Error::InvalidArgument("max_connections must be at least 1", "max_connections"));
   }
+  for (const std::string& entry : options_.trusted_proxies) {
+    std::optional<AddressBlock> block = AddressBlock::Parse(entry);
+    if (!block) {
+      return Fail(Error::InvalidArgument("trusted proxy '" + entry + "' is not an IP address or CIDR block",
+                                         "trusted_proxies"));
+    }
+    trusted_proxies_.push_back(*block);
+  }
 
   error_code ec;
   tcp::endpoint endpoint;
@@ -699,16 +890,68 @@ Response ServerImpl::Invoke(Request& request) {
                        request.request_id);
 }
 
+const char* ServerImpl::ResolveOrigin(Request& request, const std::string& peer_address, unsigned version) const {
+  bool trusted = false;
+  if (!trusted_proxies_.empty()) {
+    error_code ec;
+    const auto address = asio::ip::make_address(peer_address, ec);
+    if (!ec) {
+      const AddressBlock peer = AddressBlock::Of(address);
+      trusted = std::any_of(trusted_proxies_.begin(), trusted_proxies_.end(),
+                            [&](const AddressBlock& block) { return block.Contains(peer); });
+    }
+  }
+  std::optional<std::string_view> host;
+  int hosts = 0;
+  for (const auto& [name, value] : request.headers) {
+    if (EqualsIgnoreCase(name, "host")) {
+      ++hosts;
+      host = value;
+    }
+  }
+  if (hosts > 1) return "The request has more than one Host header.";
+  if (host && !IsValidHostPort(*host)) return "The Host header is not a valid host[:port].";
+  if (!host && version == 11) return "The request has no Host header.";
+  request.scheme = "http";
+  request.host = std::string(host.value_or(""));
+  if (!trusted) {
+    // Nobody but a trusted proxy may say what the client addressed: handlers that
+    // read these headers directly must not see a client's own.
+    std::erase_if(request.headers, [](const http::Header& h) {
+      return EqualsIgnoreCase(h.first, "x-forwarded-proto") || EqualsIgnoreCase(h.first, "x-forwarded-host") ||
+             EqualsIgnoreCase(h.first, "x-forwarded-port") || EqualsIgnoreCase(h.first, "x-forwarded-for") ||
+             EqualsIgnoreCase(h.first, "forwarded");
+    });
+    return nullptr;
+  }
+  if (const auto proto = request.Header("X-Forwarded-Proto")) {
+    std::string scheme(LastListElement(*proto));
+    for (char& c : scheme) c = AsciiLower(c);
+    if (scheme != "http" && scheme != "https") return "X-Forwarded-Proto is not http or https.";
+    request.scheme = std::move(scheme);
+  }
+  if (const auto forwarded_host = request.Header("X-Forwarded-Host")) {
+    const std::string_view value = LastListElement(*forwarded_host);
+    if (!IsValidHostPort(value)) return "X-Forwarded-Host is not a valid host[:port].";
+    request.host = std::string(value);
+  }
+  return nullptr;
+}
+
 Admission ServerImpl::Register(const std::shared_ptr<Connection>& connection) {
   std::lock_guard lock(registry_mu_);
   Admission admission = Admission::kServe;
-  if (serving_ >= options_.max_connections) {
+  const auto from_address = serving_by_address_.find(connection->address());
+  const bool over_address = options_.max_connections_per_address > 0 && from_address != serving_by_address_.end() &&
+                            from_address->second >= options_.max_connections_per_address;
+  if (serving_ >= options_.max_connections || over_address) {
     if (rejecting_ >= kMaxRejectsInFlight) return Admission::kDrop;
-    admission = Admission::kReject;
+    admission = over_address ? Admission::kRejectAddress : Admission::kReject;
     connection->set_rejected();
     ++rejecting_;
   } else {
     ++serving_;
+    ++serving_by_address_[connection->address()];
   }
   connections_.emplace(connection.get(), connection);
   return admission;
@@ -719,6 +962,10 @@ void ServerImpl::Unregister(Connection* connection, bool rejected) {
     std::lock_guard lock(registry_mu_);
     if (connections_.erase(connection) == 0) return;
     --(rejected ? rejecting_ : serving_);
+    if (!rejected) {
+      auto it = serving_by_address_.find(connection->address());
+      if (it != serving_by_address_.end() && --it->second == 0) serving_by_address_.erase(it);
+    }
   }
   registry_cv_.notify_all();
 }
@@ -740,7 +987,8 @@ asio::awaitable<void> ServerImpl::AcceptLoop() {
       co_return;
     }
     socket.set_option(tcp::no_delay(true), ec);  // Responses go out in one write; no Nagle delay.
-    auto connection = std::make_shared<Connection>(*this, std::move(socket));
+    const tcp::endpoint peer = socket.remote_endpoint(ec);
+    auto connection = std::make_shared<Connection>(*this, std::move(socket), ec ? std::string() : PeerAddress(peer));
     const Admission admission = Register(connection);
     if (admission == Admission::kDrop) continue;  // The socket closes with `connection`.
     auto on_done = [](std::exception_ptr e) {
@@ -752,8 +1000,8 @@ asio::awaitable<void> ServerImpl::AcceptLoop() {
       }
     };
     auto executor = connection->executor();
-    if (admission == Admission::kReject) {
-      asio::co_spawn(executor, connection->Reject(), on_done);
+    if (admission != Admission::kServe) {
+      asio::co_spawn(executor, connection->Reject(admission == Admission::kRejectAddress), on_done);
     } else {
       asio::co_spawn(executor, connection->Serve(), on_done);
     }

@@ -13,8 +13,10 @@
 //   (*server)->RunUntilSignal();   // SIGTERM/SIGINT: stop accepting, drain, return.
 //
 // Contract, in the order a request meets it:
-//   - Connections: at most `max_connections` are served at once; one more is
-//     answered 503 (Retry-After: 1) without being read and closed. A new
+//   - Connections: at most `max_connections` are served at once, and at most
+//     `max_connections_per_address` from one peer IP address (idle keep-alive
+//     connections count: they hold a slot); one more is answered 503
+//     (Retry-After: 1) without being read and closed. A new
 //     connection must start its first request within `read_timeout` and a
 //     keep-alive connection its next one within `idle_timeout`; otherwise it is
 //     closed silently (no request was started, so nothing is owed).
@@ -23,7 +25,13 @@
 //     `max_header_bytes` (request line included) → 431. A body over
 //     `max_body_bytes` → 413, decided from Content-Length before any body is read,
 //     or as a chunked body grows. Malformed HTTP → 400; a version other than 1.0
-//     or 1.1 → 505. Each of these closes the connection after the answer.
+//     or 1.1 → 505. A Host that is not a valid host[:port] (DNS name, IPv4, or
+//     [IPv6]; a port ≤ 65535), several Host headers, or none in HTTP/1.1 → 400;
+//     so is a trusted proxy's (see trusted_proxies) invalid X-Forwarded-Host or
+//     an X-Forwarded-Proto other than http/https. A Transfer-Encoding whose last coding is not `chunked` (or
+//     that names chunked twice, comes with Content-Length, or is sent in
+//     HTTP/1.0) → 400 (RFC 9112 §6.3); a coding before chunked → 501. Each of
+//     these closes the connection after the answer.
 //     `Expect: 100-continue` is honoured.
 //   - Handling: the handler runs synchronously on an io thread. While it runs, that
 //     thread serves nobody else: with `threads` = N, N handlers blocked at once
@@ -85,6 +93,12 @@ struct Request {
   std::vector<http::Header> headers;  // Qualified: the member Header() below hides the type.
   std::string body;     // At most ServerOptions::max_body_bytes.
   std::string remote;   // "ip:port" of the peer.
+  // What the client addressed, for URLs built from the request: "http", or
+  // "https" when a trusted proxy says so in X-Forwarded-Proto; and host[:port]
+  // from the Host header, or a trusted proxy's X-Forwarded-Host. Both validated
+  // (see the contract above). `host` is empty only for HTTP/1.0 without Host.
+  std::string scheme;
+  std::string host;
   // A fresh GUID per request, also sent back as the `request-id` header.
   std::string request_id;
 
@@ -133,6 +147,17 @@ struct ServerOptions {
   // On shutdown, in-flight requests get this long to finish.
   std::chrono::milliseconds drain_timeout{10'000};
   std::size_t max_connections = 10'000;  // Served at once; one more → 503, then close.
+  // Served at once from one peer IP address, idle keep-alive connections included;
+  // one more → 503, then close. 0: no cap.
+  std::size_t max_connections_per_address = 256;
+  // Peers (IP addresses or CIDR blocks: "10.0.0.0/8", "::1") whose
+  // X-Forwarded-Proto and X-Forwarded-Host are believed (the last element of
+  // each, the one the nearest proxy added). From any other peer, X-Forwarded-*
+  // and Forwarded are removed before the handler sees the request. An entry that
+  // is not an address or block fails Start. The default trusts a proxy on the
+  // same machine (127.0.0.1 and ::1 exactly, as ASP.NET Core's forwarded-headers
+  // middleware does); {} trusts nobody.
+  std::vector<std::string> trusted_proxies = {"127.0.0.1", "::1"};
   // One info line per answered request (method, route, status, duration_ms,
   // remote, with the request's ids): see base/log.h. vppd turns it on.
   bool access_log = false;

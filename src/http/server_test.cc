@@ -15,8 +15,11 @@
 #include <chrono>
 #include <cstring>
 #include <future>
+#include <memory>
+#include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -46,7 +49,8 @@ struct RawResponse {
 // test instead of hanging it.
 class RawClient {
  public:
-  explicit RawClient(std::uint16_t port, std::chrono::milliseconds timeout = 5s) {
+  // `source`: the local IPv4 address to connect from (any 127.x.y.z is local).
+  explicit RawClient(std::uint16_t port, std::chrono::milliseconds timeout = 5s, const char* source = nullptr) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     timeval tv{};
     tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
@@ -55,6 +59,12 @@ class RawClient {
     ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     int one = 1;
     ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (source != nullptr) {
+      sockaddr_in local{};
+      local.sin_family = AF_INET;
+      ::inet_pton(AF_INET, source, &local.sin_addr);
+      ::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof local);
+    }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);
@@ -206,6 +216,12 @@ struct EchoHandler {
     response.headers.emplace_back("X-Remote", request.remote);
     response.headers.emplace_back("X-Seen-Request-Id", request.request_id);
     response.headers.emplace_back("X-Body-Size", std::to_string(request.body.size()));
+    response.headers.emplace_back("X-Origin", request.scheme + "://" + request.host);
+    std::string forwarded;
+    for (const auto& [name, value] : request.headers) {
+      if (name.rfind("X-Forwarded-", 0) == 0 || name == "Forwarded") forwarded += name + "=" + value + ";";
+    }
+    response.headers.emplace_back("X-Forwarded-Seen", forwarded.empty() ? "none" : forwarded);
     if (const log::Context* context = log::Current()) {
       response.headers.emplace_back("X-Log-Request-Id", context->request_id);
       response.headers.emplace_back("X-Log-Client-Request-Id", context->client_request_id);
@@ -541,6 +557,55 @@ TEST_F(ServerTest, AmbiguousFramingIs400) {
   EXPECT_EQ(handler_.calls, 0);
 }
 
+// RFC 9112 §6.3: a Transfer-Encoding whose final coding is not chunked leaves the
+// body length unknown. Read as bodiless, the body would run as a second request
+// (here a GET that the handler would count): it must be 400 and close instead.
+TEST_F(ServerTest, TransferEncodingNotEndingInChunkedIs400AndCloses) {
+  Start();
+  const std::string smuggled = Get("/smuggled");
+  for (std::string codings : {
+           std::string("Transfer-Encoding: gzip\r\n"),
+           std::string("Transfer-Encoding: xchunked\r\n"),
+           std::string("Transfer-Encoding: chunked, identity\r\n"),
+           std::string("Transfer-Encoding: identity\r\n"),
+           std::string("Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n"),  // One list: gzip is last.
+           std::string("Transfer-Encoding: chunked, chunked\r\n"),
+           std::string("Transfer-Encoding: ,\r\n"),
+       }) {
+    RawClient client(port());
+    ASSERT_TRUE(client.Send("POST /first HTTP/1.1\r\nHost: t\r\n" + codings + "\r\n" + smuggled));
+    auto response = client.ReadResponse();
+    ASSERT_TRUE(response) << codings;
+    EXPECT_EQ(response->status, 400) << codings;
+    EXPECT_NE(response->body.find("badRequest"), std::string::npos) << response->body;
+    EXPECT_TRUE(client.WaitClosed()) << codings;
+  }
+  {
+    RawClient client(port());  // HTTP/1.0 has no Transfer-Encoding (RFC 9112 §6.1).
+    ASSERT_TRUE(client.Send("POST /first HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled));
+    auto response = client.ReadResponse();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->status, 400);
+    EXPECT_TRUE(client.WaitClosed());
+  }
+  {
+    RawClient client(port());  // A coding we would have to decode: 501.
+    ASSERT_TRUE(client.Send("POST /first HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"));
+    auto response = client.ReadResponse();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->status, 501);
+    EXPECT_TRUE(client.WaitClosed());
+  }
+  EXPECT_EQ(handler_.calls, 0);
+  // Plain chunked, in any case and with a parameter-free list of one, still works.
+  RawClient client(port());
+  ASSERT_TRUE(client.Send("POST /ok HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: Chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"));
+  auto response = client.ReadResponse();
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(response->body, "POST /ok abc");
+}
+
 TEST_F(ServerTest, UnsupportedVersionIs505) {
   Start();
   RawClient client(port());
@@ -713,6 +778,51 @@ TEST_F(ServerTest, ConnectionsOverTheLimitGet503) {
   EXPECT_EQ(response->status, 200);
 }
 
+// One address holding its share of slots with idle keep-alive connections gets
+// 503 for one more, and another address is served as usual.
+TEST_F(ServerTest, ConnectionsOverThePerAddressCapGet503OthersAreServed) {
+  ServerOptions options;
+  options.max_connections_per_address = 3;
+  Start(options);
+  std::vector<std::unique_ptr<RawClient>> idle;
+  for (int i = 0; i < 3; ++i) {
+    idle.push_back(std::make_unique<RawClient>(port()));
+    ASSERT_TRUE(idle.back()->Send(Get("/")));
+    ASSERT_TRUE(idle.back()->ReadResponse());  // Now idle, kept alive.
+  }
+  {
+    RawClient over(port());
+    auto response = over.ReadResponse();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->status, 503);
+    EXPECT_EQ(response->Header("Retry-After"), "1");
+    EXPECT_NE(response->body.find("\"code\":\"serviceUnavailable\""), std::string::npos) << response->body;
+    EXPECT_NE(response->body.find("from this address"), std::string::npos) << response->body;
+    EXPECT_TRUE(over.WaitClosed());
+  }
+  for (int i = 0; i < 3; ++i) {
+    RawClient other(port(), 5s, "127.0.0.2");
+    ASSERT_TRUE(other.connected());
+    ASSERT_TRUE(other.Send(Get("/other")));
+    auto response = other.ReadResponse();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->status, 200);
+  }
+  // The idle connections still work, and one closing frees its address's slot.
+  ASSERT_TRUE(idle.front()->Send(Get("/still")));
+  ASSERT_TRUE(idle.front()->ReadResponse());
+  idle.pop_back();
+  std::optional<RawResponse> response;
+  for (int attempt = 0; attempt < 50 && (!response || response->status != 200); ++attempt) {
+    std::this_thread::sleep_for(20ms);
+    RawClient again(port());
+    again.Send(Get("/again"));
+    response = again.ReadResponse();
+  }
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+}
+
 TEST_F(ServerTest, ClientThatNeverReadsIsCutOffAfterWriteTimeout) {
   ServerOptions options;
   options.max_connections = 1;
@@ -766,6 +876,113 @@ TEST_F(ServerTest, RemoteIsThePeerAddress) {
   EXPECT_EQ(response->Header("X-Remote"), "127.0.0.1:" + std::to_string(client.local_port()));
 }
 
+// The Host header ends up in URLs handlers build: it must be a host[:port].
+TEST_F(ServerTest, InvalidOrMissingHostIs400) {
+  Start();
+  for (std::string request : {
+           std::string("GET / HTTP/1.1\r\nHost: evil.example/x?\r\n\r\n"),
+           std::string("GET / HTTP/1.1\r\nHost: a\"b\r\n\r\n"),
+           std::string("GET / HTTP/1.1\r\nHost: example.com:99999\r\n\r\n"),
+           std::string("GET / HTTP/1.1\r\nHost: example.com:\r\n\r\n"),
+           std::string("GET / HTTP/1.1\r\nHost: [not-v6]:80\r\n\r\n"),
+           std::string("GET / HTTP/1.1\r\nHost: user@example.com\r\n\r\n"),
+           std::string("GET / HTTP/1.1\r\nHost: \r\n\r\n"),
+           std::string("GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n"),
+           std::string("GET / HTTP/1.1\r\n\r\n"),
+       }) {
+    RawClient client(port());
+    ASSERT_TRUE(client.Send(request));
+    auto response = client.ReadResponse();
+    ASSERT_TRUE(response) << request;
+    EXPECT_EQ(response->status, 400) << request;
+    EXPECT_NE(response->body.find("Host"), std::string::npos) << response->body;
+    EXPECT_TRUE(client.WaitClosed()) << request;
+  }
+  EXPECT_EQ(handler_.calls, 0);
+  for (const auto& [host, origin] : std::vector<std::pair<std::string, std::string>>{
+           {"vppd.example.com", "http://vppd.example.com"},
+           {"vppd.example.com:8443", "http://vppd.example.com:8443"},
+           {"127.0.0.1:8080", "http://127.0.0.1:8080"},
+           {"[::1]:8080", "http://[::1]:8080"},
+           {"[::1]", "http://[::1]"},
+       }) {
+    RawClient client(port());
+    ASSERT_TRUE(client.Send("GET / HTTP/1.1\r\nHost: " + host + "\r\n\r\n"));
+    auto response = client.ReadResponse();
+    ASSERT_TRUE(response) << host;
+    EXPECT_EQ(response->status, 200) << host;
+    EXPECT_EQ(response->Header("X-Origin"), origin);
+  }
+  RawClient old(port());  // HTTP/1.0 needs no Host.
+  ASSERT_TRUE(old.Send("GET / HTTP/1.0\r\n\r\n"));
+  auto response = old.ReadResponse();
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(response->Header("X-Origin"), "http://");
+}
+
+// Forwarding headers are a client's word unless a trusted proxy sends them.
+TEST_F(ServerTest, ForwardedHeadersAreBelievedOnlyFromTrustedProxies) {
+  const std::string forwarded =
+      "GET / HTTP/1.1\r\nHost: internal:8080\r\nX-Forwarded-Proto: https\r\n"
+      "X-Forwarded-Host: spoofed.example, vppd.example.com\r\nX-Forwarded-For: 10.1.2.3\r\n"
+      "Forwarded: for=10.1.2.3\r\n\r\n";
+  {
+    ServerOptions nobody;
+    nobody.trusted_proxies = {};  // Nobody's forwarding headers count.
+    Start(nobody);
+    RawClient client(port());
+    ASSERT_TRUE(client.Send(forwarded));
+    auto response = client.ReadResponse();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->status, 200);
+    EXPECT_EQ(response->Header("X-Origin"), "http://internal:8080");
+    EXPECT_EQ(response->Header("X-Forwarded-Seen"), "none");
+  }
+  {
+    Start();  // The default: a proxy on this machine (127.0.0.1, ::1), and no one else.
+    RawClient local_proxy(port());
+    ASSERT_TRUE(local_proxy.Send(forwarded));
+    auto response = local_proxy.ReadResponse();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->Header("X-Origin"), "https://vppd.example.com");
+    RawClient other(port(), 5s, "127.0.0.2");
+    ASSERT_TRUE(other.Send(forwarded));
+    response = other.ReadResponse();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->Header("X-Origin"), "http://internal:8080");
+    EXPECT_EQ(response->Header("X-Forwarded-Seen"), "none");
+  }
+  ServerOptions options;
+  options.trusted_proxies = {"10.0.0.0/8", "127.0.0.1/32", "::1"};
+  Start(options);
+  {
+    RawClient proxy(port());
+    ASSERT_TRUE(proxy.Send(forwarded));
+    auto response = proxy.ReadResponse();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->status, 200);
+    EXPECT_EQ(response->Header("X-Origin"), "https://vppd.example.com");  // The nearest proxy's word.
+    EXPECT_NE(response->Header("X-Forwarded-Seen"), "none");
+  }
+  {
+    RawClient other(port(), 5s, "127.0.0.2");  // Not in the list.
+    ASSERT_TRUE(other.Send(forwarded));
+    auto response = other.ReadResponse();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->Header("X-Origin"), "http://internal:8080");
+    EXPECT_EQ(response->Header("X-Forwarded-Seen"), "none");
+  }
+  for (std::string bad : {std::string("X-Forwarded-Proto: gopher\r\n"),
+                          std::string("X-Forwarded-Host: evil.example/path\r\n")}) {
+    RawClient proxy(port());
+    ASSERT_TRUE(proxy.Send("GET / HTTP/1.1\r\nHost: internal\r\n" + bad + "\r\n"));
+    auto response = proxy.ReadResponse();
+    ASSERT_TRUE(response) << bad;
+    EXPECT_EQ(response->status, 400) << bad;
+  }
+}
+
 TEST(ServerStartTest, BusyPortFailsWithUnavailable) {
   auto first = Server::Start({}, [](Request&) { return Response::Text(200, "1"); });
   ASSERT_TRUE(first);
@@ -775,6 +992,16 @@ TEST(ServerStartTest, BusyPortFailsWithUnavailable) {
   ASSERT_FALSE(second);
   EXPECT_EQ(second.error().code, Code::kUnavailable);
   EXPECT_NE(second.error().message.find(std::to_string(options.port)), std::string::npos);
+}
+
+TEST(ServerStartTest, InvalidTrustedProxyFailsWithInvalidArgument) {
+  for (std::string entry : {"proxy.example", "10.0.0.0/33", "::1/129", "10.0.0.1/", "10.0.0.0/8x"}) {
+    ServerOptions options;
+    options.trusted_proxies = {entry};
+    auto server = Server::Start(options, [](Request&) { return Response::Text(200, "1"); });
+    ASSERT_FALSE(server) << entry;
+    EXPECT_EQ(server.error().code, Code::kInvalidArgument) << entry;
+  }
 }
 
 TEST(ServerStartTest, InvalidOptionsFailWithInvalidArgument) {

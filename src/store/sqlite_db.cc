@@ -1,5 +1,7 @@
 #include "store/sqlite_db.h"
 
+#include <sys/stat.h>
+
 #include <fmt/format.h>
 #include <sqlite3.h>
 
@@ -145,6 +147,18 @@ Result<std::unique_ptr<Connection>> Connection::Open(const ConnectionOptions& op
     return Fail(Error::Unavailable(fmt::format("cannot open database {}: {}", options.path, msg)));
   }
   std::unique_ptr<Connection> conn(new Connection(db));
+  // The database holds every tenant's data: owner-only, whatever the umask. SQLite
+  // creates the -wal and -shm files with the database file's mode, so narrowing
+  // that file here, before the first write (the WAL pragma below), covers them;
+  // files an older version left 0644 are narrowed too.
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    const std::string file = options.path + suffix;
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) == 0) continue;
+    if (::chmod(file.c_str(), st.st_mode & 0700) != 0) {
+      return Fail(Error::Unavailable(fmt::format("cannot make database file {} owner-only (mode 0600)", file)));
+    }
+  }
   sqlite3_busy_timeout(db, options.busy_timeout_ms);
   conn->busy_timeout_ms_ = options.busy_timeout_ms;
   sqlite3_progress_handler(db, kProgressInterval, &Connection::OnProgress, conn.get());

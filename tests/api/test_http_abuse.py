@@ -36,16 +36,43 @@ class Abuse(unittest.TestCase):
         self.assertEqual(r.status, 200, r)
         return time.time() - start
 
-    def connect(self):
-        return socket.create_connection(("127.0.0.1", self.vppd.port), timeout=10)
+    def connect(self, source="127.0.0.1"):
+        return socket.create_connection(("127.0.0.1", self.vppd.port), timeout=10, source_address=(source, 0))
 
     def test_a_thousand_idle_connections_do_not_block_others(self):
-        idle = [self.connect() for _ in range(1000)]
+        # From another address: one address may hold at most 256 connections (the
+        # rest are answered 503 and closed), and that does not touch anyone else.
+        idle = [self.connect("127.0.0.2") for _ in range(1000)]
         try:
             for _ in range(20):
                 self.assertLess(self.good_request_time(), 1.0)
         finally:
             for s in idle:
+                s.close()
+
+    def test_one_address_at_its_connection_cap_does_not_stop_another(self):
+        held = []
+        try:
+            deadline = time.time() + 10  # the server may still be closing another test's sockets
+            while len(held) < 256:  # vppd's per-address cap
+                s = self.connect("127.0.0.2")
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                answer = s.recv(65536)
+                if answer.startswith(b"HTTP/1.1 503") and time.time() < deadline:
+                    s.close()
+                    time.sleep(0.05)
+                    continue
+                self.assertTrue(answer.startswith(b"HTTP/1.1 200"), answer[:100])  # then idle, kept alive
+                held.append(s)
+            over = self.connect("127.0.0.2")
+            held.append(over)
+            answer = over.recv(65536)
+            self.assertTrue(answer.startswith(b"HTTP/1.1 503"), answer[:100])
+            self.assertIn(b'"code":"serviceUnavailable"', answer)
+            for _ in range(20):
+                self.assertLess(self.good_request_time(), 1.0)
+        finally:
+            for s in held:
                 s.close()
 
     def test_slow_header_clients_do_not_block_others(self):

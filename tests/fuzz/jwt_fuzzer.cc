@@ -25,6 +25,7 @@
 #include <string_view>
 
 #include <openssl/pem.h>
+#include <spdlog/spdlog.h>
 
 #include "auth/auth.h"
 #include "auth/jwks.h"
@@ -49,6 +50,8 @@ std::string ReadAll(const std::filesystem::path& path) {
 
 // Created once per process: an RSA key takes far longer to make than a run.
 Fixture* MakeFixture() {
+  // Every rejected token is logged at info (the operator's "why"); not per input here.
+  spdlog::set_level(spdlog::level::warn);
   auto* f = new Fixture;
   char dir_template[] = "/tmp/vppd-fuzz-jwt-XXXXXX";
   const char* dir = mkdtemp(dir_template);

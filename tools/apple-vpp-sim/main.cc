@@ -4,8 +4,11 @@
 //   apple-vpp-sim listening on http://HOST:PORT/mdm/v2
 // — and flushes it, so a test can start the binary with --listen 127.0.0.1:0
 // and read the URL. Diagnostics go to stderr. Exit status: 0 after a signal,
-// 2 for bad flags or data, 1 when the address cannot be bound or the token file
-// cannot be written.
+// 2 for bad flags or data (and for a non-loopback --listen without
+// --control-token: the control API hands out every sToken), 1 when the address
+// cannot be bound or the token file cannot be written.
+#include <arpa/inet.h>
+
 #include <cstdio>
 #include <iostream>
 
@@ -30,6 +33,19 @@ bool SplitHostPort(const std::string& text, std::string* host, std::uint16_t* po
   *host = h;
   *port = static_cast<std::uint16_t>(n);
   return true;
+}
+
+// True for an address only this machine can reach: 127.0.0.0/8, ::1 (also
+// bracketed or IPv4-mapped) and "localhost". Any other name or address, the
+// wildcards 0.0.0.0 and :: included, may be reachable from elsewhere.
+bool IsLoopback(const std::string& host) {
+  if (host == "localhost") return true;
+  in_addr v4{};
+  if (::inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, host.c_str(), &v6) != 1) return false;
+  if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+  return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
 }
 
 }  // namespace
@@ -83,6 +99,9 @@ int main(int argc, char** argv) {
   app.add_option("--token-expiry", token_expiry,
                  "expDate of generated sTokens (ISO-8601; default 2030-11-08T22:33:22+0000)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")->capture_default_str();
+  app.add_option("--control-token", opts.control_token,
+                 "Require 'Authorization: Bearer T' on /_sim/* (needed to listen on a non-loopback address)")
+      ->envname("APPLE_VPP_SIM_CONTROL_TOKEN");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -104,6 +123,18 @@ int main(int argc, char** argv) {
   vppd::http::ServerOptions server_opts;
   if (!SplitHostPort(listen, &server_opts.host, &server_opts.port)) {
     std::cerr << "apple-vpp-sim: --listen must be HOST:PORT, got " << listen << "\n";
+    return 2;
+  }
+  if (!IsLoopback(server_opts.host) && opts.control_token.empty()) {
+    std::cerr << "apple-vpp-sim: REFUSING to listen on " << listen
+              << " without --control-token: that address may be reachable from other machines, and the\n"
+                 "control API (/_sim/*) serves every simulated sToken and rewrites the simulated world.\n"
+                 "Listen on 127.0.0.1 (or ::1), or set --control-token T (or APPLE_VPP_SIM_CONTROL_TOKEN)\n"
+                 "and send 'Authorization: Bearer T' with every /_sim/* request.\n";
+    return 2;
+  }
+  if (!opts.control_token.empty() && opts.control_token.size() < 16) {
+    std::cerr << "apple-vpp-sim: --control-token must be at least 16 characters\n";
     return 2;
   }
   server_opts.threads = threads;

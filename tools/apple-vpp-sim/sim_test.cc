@@ -258,6 +258,39 @@ TEST_F(SimTest, AuthErrors) {
   EXPECT_EQ(ErrorNumber(resp), 9622);
 }
 
+// With a control token, /_sim/* needs it as a Bearer token (the control API hands
+// out every sToken); Apple's endpoints are unaffected. Without one, as before.
+TEST_F(SimTest, ControlTokenGuardsTheControlApi) {
+  Start();
+  EXPECT_EQ(Get("/_sim/locations", "anything").status, 200);
+  SimOptions o;
+  o.control_token = "control-0123456789";
+  Start(o);
+  for (const char* target : {"/_sim/locations", "/_sim/counters", "/_sim", "/_sim/faults"}) {
+    http::Request r;
+    r.method = "GET";
+    r.target = target;
+    http::Response resp = sim_->Handle(r);  // No header.
+    EXPECT_EQ(resp.status, 401) << target;
+    EXPECT_EQ(resp.body.find("stoken"), std::string::npos) << resp.body;
+    EXPECT_EQ(Get(target, token_).status, 401) << target;  // An sToken is not the control token.
+    EXPECT_EQ(Get(target, "control-0123456788").status, 401) << target;
+    EXPECT_EQ(Get(target, "control-01234567890").status, 401) << target;
+    r.headers.emplace_back("Authorization", "Basic control-0123456789");
+    EXPECT_EQ(sim_->Handle(r).status, 401) << target;
+  }
+  http::Response listed = Get("/_sim/locations", "control-0123456789");
+  EXPECT_EQ(listed.status, 200);
+  EXPECT_NE(listed.body.find(token_), std::string::npos);
+  http::Request del;
+  del.method = "DELETE";
+  del.target = "/_sim/counters";
+  EXPECT_EQ(sim_->Handle(del).status, 401);
+  del.headers.emplace_back("Authorization", "Bearer control-0123456789");
+  EXPECT_EQ(sim_->Handle(del).status, 200);
+  EXPECT_EQ(Get("/mdm/v2/assets").status, 200);  // Apple's API takes sTokens as before.
+}
+
 TEST_F(SimTest, ExpiredAndRevokedTokens) {
   Start();
   // A second token for the same location shares its uId.

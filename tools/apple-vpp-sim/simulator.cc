@@ -108,6 +108,20 @@ void Simulator::CountRequest(std::string_view method, std::string_view path, std
   }
 }
 
+bool Simulator::ControlAuthorized(const http::Request& req) const {
+  const std::string& expected = options_.control_token;
+  if (expected.empty()) return true;
+  const std::string_view header = req.Header("Authorization").value_or("");
+  constexpr std::string_view kScheme = "Bearer ";
+  if (header.size() != kScheme.size() + expected.size() || header.substr(0, kScheme.size()) != kScheme) return false;
+  // In time that depends on the length only (the length of the token is no secret).
+  unsigned char diff = 0;
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    diff |= static_cast<unsigned char>(header[kScheme.size() + i] ^ expected[i]);
+  }
+  return diff == 0;
+}
+
 http::Response Simulator::Handle(const http::Request& req) {
   auto url = boost::urls::parse_origin_form(req.target);
   if (!url) {
@@ -120,7 +134,15 @@ http::Response Simulator::Handle(const http::Request& req) {
   CountRequest(req.method, path, {});
 
   constexpr std::string_view kApplePrefix = "/mdm/v2/";
-  if (path == "/_sim" || path.rfind("/_sim/", 0) == 0) return HandleControl(req, path, query);
+  if (path == "/_sim" || path.rfind("/_sim/", 0) == 0) {
+    if (!ControlAuthorized(req)) {
+      http::Response r = http::Response::Json(
+          401, R"({"error":"the control API needs Authorization: Bearer <the --control-token>"})");
+      r.headers.emplace_back("WWW-Authenticate", "Bearer");
+      return r;
+    }
+    return HandleControl(req, path, query);
+  }
   if (path == "/lookup") {
     if (req.method != "GET") {
       http::Response r = AppleErrorReply(kErrUnsupportedMethod);

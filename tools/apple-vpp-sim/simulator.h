@@ -58,6 +58,10 @@ struct SimOptions {
   std::size_t history_limit = 1000;  // versionIds remembered for sinceVersionId.
   Timestamp token_expiration = 0;    // 0: 2030-11-08T22:33:22Z (Apple's example).
   Limits limits;
+  // Non-empty: every /_sim/* request must carry `Authorization: Bearer <this>`,
+  // else 401 (the control API hands out every sToken). Empty: no check, which
+  // main.cc allows only on a loopback address.
+  std::string control_token;
 };
 
 class Simulator {
@@ -104,6 +108,8 @@ class Simulator {
 
   // Control API (control_api.cc).
   http::Response HandleControl(const http::Request& req, std::string_view path, const Query& query);
+  // True when no control token is set, or the request carries it as a Bearer token.
+  bool ControlAuthorized(const http::Request& req) const;
 
   void CountRequest(std::string_view method, std::string_view path, std::string_view location);
 
