@@ -49,6 +49,9 @@ struct Settings {
   // one object per line for a log pipeline; demo: text, for the person watching).
   std::string log_format;
   bool metrics = true;  // GET /metrics
+  // [http]
+  int max_connections_per_address = 256;  // 0: no cap
+  std::vector<std::string> trusted_proxies = {"127.0.0.1", "::1"};
   // [graph]
   std::string action_response = "auto";
   int page_size = 100;
@@ -59,6 +62,7 @@ struct Settings {
   std::string jwks_url;
   std::vector<std::string> audiences = {"https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000"};
   int leeway_seconds = 60;
+  int jwks_refetch_seconds = 60;  // most one key-set fetch this often (an unknown kid asks for one)
   // [throttle] (Intune's published limits; 0 disables throttling)
   int throttle_window_seconds = 20;
   int throttle_tenant_writes = 200;

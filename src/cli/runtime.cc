@@ -17,6 +17,7 @@ Result<auth::Verifier> MakeVerifier(const Settings& s, const auth::DevKey* dev_k
   auth::VerifierOptions options;
   options.audiences = s.audiences;
   options.leeway = std::chrono::seconds(s.leeway_seconds);
+  options.jwks_refetch_interval = std::chrono::seconds(s.jwks_refetch_seconds);
   if (dev_key != nullptr) options.issuers = auth::DevIssuers(*dev_key);
   // Outside dev mode, Entra ID's issuers are trusted (their keys from a file, a URL,
   // or Entra's published set). In dev mode only when asked for explicitly.
@@ -250,6 +251,8 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   http_options.host = listen->first;
   http_options.port = listen->second;
   http_options.threads = s.threads;
+  http_options.max_connections_per_address = static_cast<std::size_t>(s.max_connections_per_address);
+  http_options.trusted_proxies = s.trusted_proxies;
   http_options.access_log = true;
   graph::Api* api = rt->api.get();
   auto server = http::Server::Start(http_options, [api](http::Request& r) { return api->Handle(r); });
