@@ -199,14 +199,16 @@ class PgStore final : public SqlStore {
   // meets rows of an old one.
   Status Reconcile();
 
+  // SKIP LOCKED and an advisory lock per token (see the file comment).
   Result<std::optional<SyncJob>> ClaimJob(const std::string& worker, Timestamp now,
                                           std::chrono::milliseconds lease) override;
-  Result<Page<LicenseAssignment>> ListAppAssignments(const std::string& tenant_id, const std::string& app_id,
-                                                     std::int64_t skip, std::int64_t limit) override;
-  Status ForEachAssignment(const std::string& tenant_id, const std::string& token_id, std::size_t batch,
-                           const std::function<Status(const std::vector<LicenseAssignment>&)>& on_batch) override;
+  // A row per assignment: staged by unnest, read by keyset or OFFSET.
   using Store::StageAssignments;
   Status StageAssignments(const SyncJob& job, const StagedAssignments& batch) override;
+  Status ForEachAssignment(const std::string& tenant_id, const std::string& token_id, std::size_t batch,
+                           const std::function<Status(const std::vector<LicenseAssignment>&)>& on_batch) override;
+  Result<Page<LicenseAssignment>> ListAppAssignments(const std::string& tenant_id, const std::string& app_id,
+                                                     std::int64_t skip, std::int64_t limit) override;
 
  protected:
   Status RunTx(TxKind kind, const std::function<Status(Tx&)>& body) override;
@@ -471,18 +473,9 @@ Result<Page<LicenseAssignment>> PgStore::ListAppAssignments(const std::string& t
 }
 
 Status PgStore::ForEachAssignment(const std::string& tenant_id, const std::string& token_id, std::size_t batch,
-                         const std::function<Status(const std::vector<LicenseAssignment>&)>& on_batch) {
+                                  const std::function<Status(const std::vector<LicenseAssignment>&)>& on_batch) {
   if (Status s = CheckBatchSize(batch); !s) return s;
-  // Keyset pagination on the primary key, each batch a read of its own (one
-  // snapshot) that also checks the token still points at the set the walk
-  // began with (see Store::ForEachAssignment and the SQLite store).
-  struct Batch {
-    bool token_gone = false;
-    std::optional<std::int64_t> generation;
-    std::vector<LicenseAssignment> rows;
-  };
-  static const std::string token_sql =
-      "SELECT assignments_generation FROM vpp_tokens WHERE tenant_id = $1 AND id = $2";
+  // Keyset pagination on the primary key (see WalkStep).
   static const std::string first_sql =
       "SELECT adam_id, pricing_param, client_user_id, serial_number FROM license_assignments "
       "WHERE generation = $1 ORDER BY adam_id, pricing_param, serial_number, client_user_id LIMIT $2";
@@ -492,37 +485,24 @@ Status PgStore::ForEachAssignment(const std::string& tenant_id, const std::strin
       "ORDER BY adam_id, pricing_param, serial_number, client_user_id LIMIT $2";
   std::optional<std::int64_t> pinned;
   std::optional<LicenseAssignment> last;
-  for (bool first = true;; first = false) {
-    Result<Batch> got = InTx<Batch>(TxKind::kRead, [&](Tx& tx) -> Result<Batch> {
+  std::vector<LicenseAssignment> rows;
+  for (;;) {
+    Result<bool> more = WalkStep(tenant_id, token_id, pinned, [&](Tx& tx, std::int64_t generation) -> Status {
       Connection& c = Native(tx);
-      Batch out;
-      Result<Rows> token = c.Exec(token_sql, Params(tenant_id, token_id));
-      if (!token) return Fail(token.error());
-      if (token->empty()) {
-        out.token_gone = true;
-        return out;
-      }
-      if (!token->IsNull(0, 0)) out.generation = token->Int(0, 0);
-      if (!out.generation || (!first && out.generation != pinned)) return out;
-      Result<Rows> r = last ? c.Exec(next_sql, Params(*out.generation, batch, last->adam_id, last->pricing_param,
+      Result<Rows> r = last ? c.Exec(next_sql, Params(generation, batch, last->adam_id, last->pricing_param,
                                                       last->serial_number, last->client_user_id))
-                            : c.Exec(first_sql, Params(*out.generation, batch));
+                            : c.Exec(first_sql, Params(generation, batch));
       if (!r) return Fail(r.error());
-      out.rows.reserve(static_cast<std::size_t>(r->size()));
-      for (int i = 0; i < r->size(); ++i) {
-        out.rows.push_back({r->Text(i, 0), r->Text(i, 1), r->Text(i, 2), r->Text(i, 3)});
-      }
-      return out;
+      rows.clear();
+      rows.reserve(static_cast<std::size_t>(r->size()));
+      for (int i = 0; i < r->size(); ++i) rows.push_back({r->Text(i, 0), r->Text(i, 1), r->Text(i, 2), r->Text(i, 3)});
+      return {};
     });
-    if (!got) return Fail(got.error());
-    if (got->token_gone && first) return Fail(TokenNotFound(token_id));
-    if (got->token_gone || (first && !got->generation)) return {};
-    if (first) pinned = got->generation;
-    if (got->generation != pinned) return Fail(SetReplacedDuringWalk(token_id));
-    if (got->rows.empty()) return {};
-    if (Status s = on_batch(got->rows); !s) return s;
-    if (got->rows.size() < batch) return {};
-    last = got->rows.back();
+    if (!more) return Fail(more.error());
+    if (!*more || rows.empty()) return {};
+    if (Status s = on_batch(rows); !s) return s;
+    if (rows.size() < batch) return {};
+    last = rows.back();
   }
 }
 

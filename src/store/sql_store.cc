@@ -379,6 +379,36 @@ Result<std::vector<MobileApp>> SqlStore::FindAppsByBundleId(const std::string& t
   });
 }
 
+Result<bool> SqlStore::WalkStep(const std::string& tenant_id, const std::string& token_id,
+                               std::optional<std::int64_t>& pinned,
+                               const std::function<Status(Tx&, std::int64_t)>& read_batch) {
+  struct Seen {
+    bool token_gone = false;
+    std::optional<std::int64_t> generation;
+  };
+  const bool first = !pinned;
+  Result<Seen> seen = InTx<Seen>(TxKind::kRead, [&](Tx& tx) -> Result<Seen> {
+    Seen out;
+    Result<bool> row = tx.QueryRow("SELECT assignments_generation FROM vpp_tokens WHERE tenant_id = ?1 AND id = ?2",
+                                   {tenant_id, token_id});
+    if (!row) return Fail(row.error());
+    if (!*row) {
+      out.token_gone = true;
+      return out;
+    }
+    if (!tx.IsNull(0)) out.generation = tx.Int(0);
+    if (!out.generation || (!first && out.generation != pinned)) return out;
+    if (Status s = read_batch(tx, *out.generation); !s) return Fail(s.error());
+    return out;
+  });
+  if (!seen) return Fail(seen.error());
+  if (seen->token_gone && first) return Fail(TokenNotFound(token_id));
+  if (seen->token_gone || (first && !seen->generation)) return false;
+  if (first) pinned = seen->generation;
+  if (seen->generation != pinned) return Fail(SetReplacedDuringWalk(token_id));
+  return true;
+}
+
 // --- 5. jobs -----------------------------------------------------------------------------
 
 Result<Store::Enqueued> SqlStore::EnqueueJob(const std::string& tenant_id, const std::string& token_id,

@@ -238,6 +238,18 @@ class SqlStore : public Store {
                                                                                        std::int64_t generation);
   // The token's integer key (assignment_generations.token_key). NotFound.
   Result<std::int64_t> TokenKey(Tx& tx, const std::string& tenant_id, const std::string& id, bool lock);
+  // One step of ForEachAssignment's walk, as a read transaction of its own (so
+  // no connection is held while the caller hands a batch on): checks, in its
+  // snapshot, that the token still points at the set the walk began with
+  // (`pinned`, set by the first step; the collector deletes a replaced set),
+  // then calls `read_batch(tx, generation)` to read the rows after the
+  // caller's cursor. `read_batch` may run more than once (a retried
+  // transaction): it replaces what it read before. True when it ran; false when
+  // the walk is over (the token has no set, or was deleted mid-walk). NotFound
+  // when the token does not exist at the first step; FailedPrecondition when a
+  // sync replaced the set.
+  Result<bool> WalkStep(const std::string& tenant_id, const std::string& token_id, std::optional<std::int64_t>& pinned,
+                        const std::function<Status(Tx&, std::int64_t)>& read_batch);
   // A set's name in errors about its data.
   static std::string SetName(std::int64_t generation, const std::string& adam_id);
 

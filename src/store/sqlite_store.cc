@@ -5,7 +5,6 @@
 #include "store/sqlite_store.h"
 
 #include <algorithm>
-#include <tuple>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -226,69 +225,48 @@ Result<Page<LicenseAssignment>> SqliteStore::ListChunkedAssignments(Connection& 
 }
 
 Status SqliteStore::ForEachAssignment(const std::string& tenant_id, const std::string& token_id, std::size_t batch,
-                         const std::function<Status(const std::vector<LicenseAssignment>&)>& on_batch) {
+                                      const std::function<Status(const std::vector<LicenseAssignment>&)>& on_batch) {
   if (Status s = CheckBatchSize(batch); !s) return s;
   // Keyset pagination on (app_key, chunk): each read is an index seek past the
-  // last chunk seen, so the whole walk is O(assignments). Each read is a
-  // transaction of its own and no connection is held while `on_batch` runs, so
-  // a slow consumer neither starves the reader pool nor pins the WAL. The walk
-  // stays on the set the token had when it began: each read checks, in its
-  // snapshot, that the token still points at it (the collector deletes a
-  // replaced set), and fails with FailedPrecondition when a sync replaced it
-  // meanwhile; a token deleted mid-walk ends it.
-  struct ChunkRead {
-    bool token_gone = false;
-    std::optional<std::int64_t> generation;
-    std::vector<std::tuple<std::int64_t, std::int64_t, std::string, std::string, std::int64_t, std::string>> chunks;
+  // last chunk seen, so the whole walk is O(assignments); see WalkStep.
+  struct Chunk {
+    std::int64_t app_key, chunk;
+    std::string adam_id, pricing_param;
+    std::int64_t rows;
+    std::string data;
   };
+  std::vector<Chunk> got;
   std::optional<std::int64_t> pinned;
   std::int64_t last_app = -1, last_chunk = -1;
+  const std::int64_t limit = static_cast<std::int64_t>(std::max<std::size_t>(1, batch / chunks::kChunkRows));
   chunks::Batcher batcher(batch, on_batch);
-  for (bool first = true;; first = false) {
-    Result<ChunkRead> got = InTx<ChunkRead>(TxKind::kRead, [&](Tx& tx) -> Result<ChunkRead> {
-      Connection& c = Native(tx);
-      ChunkRead out;
-      Result<Stmt> token = c.Prepare(
-          "SELECT assignments_generation FROM vpp_tokens WHERE tenant_id = ?1 AND id = ?2");
-      if (!token) return Fail(token.error());
-      if (Status s = BindAll(*token, tenant_id, token_id); !s) return Fail(s.error());
-      Result<bool> row = token->Step();
-      if (!row) return Fail(row.error());
-      if (!*row) {
-        out.token_gone = true;
-        return out;
-      }
-      if (!token->IsNull(0)) out.generation = token->Int(0);
-      token->Reset();
-      if (!out.generation || (!first && out.generation != pinned)) return out;
-      Result<Stmt> next = c.Prepare(
+  for (;;) {
+    Result<bool> more = WalkStep(tenant_id, token_id, pinned, [&](Tx& tx, std::int64_t generation) -> Status {
+      got.clear();
+      Result<Stmt> next = Native(tx).Prepare(
           "SELECT c.app_key, c.chunk, p.adam_id, p.pricing_param, c.rows, c.data FROM assignment_chunks c "
           "JOIN assignment_apps p ON p.app_key = c.app_key "
           "WHERE c.generation = ?1 AND (c.app_key, c.chunk) > (?2, ?3) ORDER BY c.app_key, c.chunk LIMIT ?4");
       if (!next) return Fail(next.error());
-      const std::int64_t limit = static_cast<std::int64_t>(std::max<std::size_t>(1, batch / chunks::kChunkRows));
-      if (Status s = BindAll(*next, *out.generation, last_app, last_chunk, limit); !s) return Fail(s.error());
+      if (Status s = BindAll(*next, generation, last_app, last_chunk, limit); !s) return s;
       for (;;) {
-        Result<bool> more = next->Step();
-        if (!more) return Fail(more.error());
-        if (!*more) return out;
-        const std::string_view data = next->Blob(5);
-        out.chunks.emplace_back(next->Int(0), next->Int(1), next->Text(2), next->Text(3), next->Int(4),
-                                std::string(data));
+        Result<bool> row = next->Step();
+        if (!row) return Fail(row.error());
+        if (!*row) return {};
+        got.push_back({next->Int(0), next->Int(1), next->Text(2), next->Text(3), next->Int(4),
+                       std::string(next->Blob(5))});
       }
     });
-    if (!got) return Fail(got.error());
-    if (got->token_gone && first) return Fail(TokenNotFound(token_id));
-    if (got->token_gone || (first && !got->generation)) return batcher.Flush();
-    if (first) pinned = got->generation;
-    if (got->generation != pinned) {
-      return Fail(SetReplacedDuringWalk(token_id));
-    }
-    if (got->chunks.empty()) return batcher.Flush();
-    for (const auto& [app_key, chunk, adam_id, pricing_param, rows, data] : got->chunks) {
-      if (Status s = batcher.Add(data, rows, adam_id, pricing_param, SetName(*pinned, adam_id)); !s) return s;
-      last_app = app_key;
-      last_chunk = chunk;
+    if (!more) return Fail(more.error());
+    if (!*more || got.empty()) return batcher.Flush();
+    for (const Chunk& chunk : got) {
+      if (Status s = batcher.Add(chunk.data, chunk.rows, chunk.adam_id, chunk.pricing_param,
+                                 SetName(*pinned, chunk.adam_id));
+          !s) {
+        return s;
+      }
+      last_app = chunk.app_key;
+      last_chunk = chunk.chunk;
     }
   }
 }
