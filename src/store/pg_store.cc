@@ -194,10 +194,6 @@ class PgStore final : public SqlStore {
   ~PgStore() override { collector_.Stop(); }
 
   void StartCollector() { collector_.Start(); }
-  // At open: turns whatever could be unaccounted for into garbage, and moves
-  // the generation numbers past every number in the tables, so a new set never
-  // meets rows of an old one.
-  Status Reconcile();
 
   // SKIP LOCKED and an advisory lock per token (see the file comment).
   Result<std::optional<SyncJob>> ClaimJob(const std::string& worker, Timestamp now,
@@ -224,6 +220,9 @@ class PgStore final : public SqlStore {
   // ANALYZE itself after such a commit, at most every kAnalyzeInterval.
   void NoteNewSet() override { t_set_promoted = true; }
   Status MergeDelta(Tx& tx, std::int64_t current, std::int64_t staged, const std::vector<MobileApp>& apps) override;
+  // Also moves the generation numbers past every number in the tables, so a
+  // new set never meets rows of an old one.
+  Result<std::int64_t> AdoptUnknownSets(Tx& tx) override;
 
  private:
   static Connection& Native(Tx& tx) { return static_cast<PgTx&>(tx).conn(); }
@@ -238,44 +237,32 @@ class PgStore final : public SqlStore {
   Collector collector_;  // last: stopped by the destructor before the rest goes
 };
 
-Status PgStore::Reconcile() {
-  return InTx<void>(TxKind::kWrite, [&](Tx& tx) -> Status {
-    Connection& c = Native(tx);
-    std::int64_t found = 0;
-    for (const char* sql : {
-             "UPDATE assignment_generations SET state = 'garbage', job_key = NULL WHERE state = 'staging' "
-             "AND NOT EXISTS (SELECT 1 FROM sync_jobs j WHERE j.key = assignment_generations.job_key)",
-             "UPDATE assignment_generations SET state = 'garbage' WHERE state = 'current' AND NOT EXISTS "
-             "(SELECT 1 FROM vpp_tokens t WHERE t.assignments_generation = assignment_generations.generation)",
-             // Rows of a generation the registry does not know: the distinct
-             // generations by a walk over the primary key (one seek each).
-             "WITH RECURSIVE gens (g) AS ("
-             "  SELECT min(generation) FROM license_assignments"
-             "  UNION ALL"
-             "  SELECT (SELECT min(generation) FROM license_assignments WHERE generation > g) FROM gens"
-             "  WHERE g IS NOT NULL) "
-             "INSERT INTO assignment_generations (generation, token_key, job_key, state) "
-             "SELECT g, 0, NULL, 'garbage' FROM gens WHERE g IS NOT NULL AND NOT EXISTS "
-             "(SELECT 1 FROM assignment_generations a WHERE a.generation = g) ON CONFLICT DO NOTHING",
-         }) {
-      Result<Rows> r = c.Exec(sql);
-      if (!r) return Fail(r.error());
-      found += r->affected();
-    }
-    Result<Rows> counts = c.Exec(
-        "DELETE FROM assignment_counts k WHERE NOT EXISTS "
-        "(SELECT 1 FROM assignment_generations g WHERE g.generation = k.generation)");
-    if (!counts) return Fail(counts.error());
-    Result<Rows> sequence = c.Exec(
-        "SELECT setval(s.seq, m.top) FROM "
-        "(SELECT pg_get_serial_sequence('assignment_generations', 'generation')::regclass AS seq) s, "
-        "(SELECT greatest((SELECT max(generation) FROM assignment_generations), "
-        "(SELECT max(generation) FROM license_assignments)) AS top) m "
-        "WHERE m.top IS NOT NULL AND m.top > coalesce(pg_sequence_last_value(s.seq), 0)");
-    if (!sequence) return Fail(sequence.error());
-    if (found > 0) spdlog::warn("store: {} unaccounted assignment set(s) found at open; collecting them", found);
-    return {};
-  });
+Result<std::int64_t> PgStore::AdoptUnknownSets(Tx& tx) {
+  // The distinct generations of license_assignments by a walk over the primary
+  // key (one seek each).
+  if (Status s = tx.Exec(
+          "WITH RECURSIVE gens (g) AS ("
+          "  SELECT min(generation) FROM license_assignments"
+          "  UNION ALL"
+          "  SELECT (SELECT min(generation) FROM license_assignments WHERE generation > g) FROM gens"
+          "  WHERE g IS NOT NULL) "
+          "INSERT INTO assignment_generations (generation, token_key, job_key, state) "
+          "SELECT g, 0, NULL, 'garbage' FROM gens WHERE g IS NOT NULL AND NOT EXISTS "
+          "(SELECT 1 FROM assignment_generations a WHERE a.generation = g) ON CONFLICT DO NOTHING");
+      !s) {
+    return Fail(s.error());
+  }
+  const std::int64_t adopted = tx.Changes();
+  if (Status s = tx.Exec(
+          "SELECT setval(s.seq, m.top) FROM "
+          "(SELECT pg_get_serial_sequence('assignment_generations', 'generation')::regclass AS seq) s, "
+          "(SELECT greatest((SELECT max(generation) FROM assignment_generations), "
+          "(SELECT max(generation) FROM license_assignments)) AS top) m "
+          "WHERE m.top IS NOT NULL AND m.top > coalesce(pg_sequence_last_value(s.seq), 0)");
+      !s) {
+    return Fail(s.error());
+  }
+  return adopted;
 }
 
 // --- transactions ---------------------------------------------------------------------
@@ -549,13 +536,12 @@ Result<CollectStep> PgStore::CollectBatch(Connection& c) {
 }  // namespace
 
 Result<std::unique_ptr<Store>> Store::OpenPostgres(const PostgresOptions& options) {
-  if (options.secrets == nullptr) return Fail(Error::InvalidArgument("store: no SecretBox to seal sTokens with"));
-  if (options.url.empty()) return Fail(Error::InvalidArgument("store: empty PostgreSQL URL"));
-  if (options.pool_wait_ms <= 0 || options.statement_timeout_ms <= 0 || options.connect_timeout_ms <= 0) {
-    return Fail(Error::InvalidArgument("store: timeouts must be positive"));
-  }
-  if (options.max_connections < 1 || options.max_connections > kMaxConnections) {
-    return Fail(Error::InvalidArgument(fmt::format("store: max_connections must be 1..{}", kMaxConnections)));
+  if (Status s = CheckOpenOptions(
+          options.secrets.get(), options.url, "PostgreSQL URL",
+          {options.pool_wait_ms, options.statement_timeout_ms, options.connect_timeout_ms}, "max_connections",
+          options.max_connections, kMaxConnections);
+      !s) {
+    return Fail(s.error());
   }
   pg::ConnectOptions connect;
   connect.url = options.url;

@@ -19,6 +19,7 @@
 #include "store/sql_store.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "store/store_common.h"
 
@@ -780,6 +781,33 @@ Status SqlStore::RetireTokenGenerations(Tx& tx, std::int64_t token_key) {
   }
   if (tx.Changes() > 0) NoteGarbage();
   return {};
+}
+
+Status SqlStore::Reconcile() {
+  return InTx<void>(TxKind::kWrite, [&](Tx& tx) -> Status {
+    std::int64_t found = 0;
+    // A staging set whose job is gone; a 'current' set no token points at.
+    for (const char* sql : {
+             "UPDATE assignment_generations SET state = 'garbage', job_key = NULL WHERE state = 'staging' "
+             "AND job_key NOT IN (SELECT key FROM sync_jobs)",
+             "UPDATE assignment_generations SET state = 'garbage' WHERE state = 'current' AND generation NOT IN "
+             "(SELECT assignments_generation FROM vpp_tokens WHERE assignments_generation IS NOT NULL)",
+         }) {
+      if (Status s = tx.Exec(sql); !s) return s;
+      found += tx.Changes();
+    }
+    Result<std::int64_t> adopted = AdoptUnknownSets(tx);
+    if (!adopted) return Fail(adopted.error());
+    found += *adopted;
+    // Counts of sets the registry does not know (there should be none).
+    if (Status s = tx.Exec(
+            "DELETE FROM assignment_counts WHERE generation NOT IN (SELECT generation FROM assignment_generations)");
+        !s) {
+      return s;
+    }
+    if (found > 0) spdlog::warn("store: {} unaccounted assignment set(s) found at open; collecting them", found);
+    return {};
+  });
 }
 
 // --- 8. this installation ------------------------------------------------------------------

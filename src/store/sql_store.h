@@ -140,6 +140,11 @@ class SqlStore : public Store {
   SqlStore(Dialect dialect, std::shared_ptr<const SecretBox> secrets, const Clock* clock,
            std::int64_t max_tokens_per_tenant);
 
+  // Called once at open, before the collector starts: turns whatever a crash or
+  // a bug could have left unaccounted for into garbage. Every state change is
+  // transactional, so normally this finds nothing.
+  Status Reconcile();
+
   // --- Store, written once ------------------------------------------------------
   Status PutTenant(const Tenant& tenant) override;
   Result<Tenant> GetTenant(const std::string& tenant_id) override;
@@ -196,6 +201,10 @@ class SqlStore : public Store {
   // duplicates dropped, and counts them in assignment_counts.
   virtual Status MergeDelta(Tx& tx, std::int64_t current, std::int64_t staged,
                             const std::vector<MobileApp>& apps) = 0;
+
+  // Inside Reconcile: registers the sets that have rows but no registry row as
+  // garbage; returns how many.
+  virtual Result<std::int64_t> AdoptUnknownSets(Tx& tx) = 0;
 
   // --- shared helpers a backend uses inside its own transactions ----------------------
 

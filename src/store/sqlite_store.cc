@@ -67,61 +67,38 @@ Status SqliteStore::RunTx(TxKind kind, const std::function<Status(Tx&)>& body) {
   });
 }
 
-// Every state change is transactional, so normally this finds nothing; it
-// costs one index seek per generation in assignment_chunks.
-Status SqliteStore::Reconcile() {
-  return InTx<void>(TxKind::kWrite, [&](Tx& tx) -> Status {
-    Connection& c = Native(tx);
-    std::int64_t found = 0;
-    // A staging set whose job is gone; a 'current' set no token points at.
-    for (const char* sql : {
-             "UPDATE assignment_generations SET state = 'garbage', job_key = NULL WHERE state = 'staging' "
-             "AND job_key NOT IN (SELECT key FROM sync_jobs)",
-             "UPDATE assignment_generations SET state = 'garbage' WHERE state = 'current' AND generation NOT IN "
-             "(SELECT assignments_generation FROM vpp_tokens WHERE assignments_generation IS NOT NULL)",
-         }) {
-      if (Status s = tx.Exec(sql); !s) return s;
-      found += tx.Changes();
-    }
-    // Rows of a generation the registry does not know.
-    Result<Stmt> next =
-        c.Prepare("SELECT generation FROM assignment_chunks WHERE generation > ?1 ORDER BY generation LIMIT 1");
-    if (!next) return Fail(next.error());
-    Result<Stmt> known = c.Prepare("SELECT 1 FROM assignment_generations WHERE generation = ?1");
-    if (!known) return Fail(known.error());
-    Result<Stmt> adopt = c.Prepare(
-        "INSERT INTO assignment_generations (generation, token_key, job_key, state) VALUES (?1, 0, NULL, "
-        "'garbage')");
-    if (!adopt) return Fail(adopt.error());
-    std::vector<std::int64_t> unknown;
-    for (std::int64_t after = 0;;) {
-      if (Status s = next->Bind(1, after); !s) return s;
-      Result<bool> row = next->Step();
-      if (!row) return Fail(row.error());
-      if (!*row) break;
-      after = next->Int(0);
-      next->Reset();
-      if (Status s = known->Bind(1, after); !s) return s;
-      Result<bool> is_known = known->Step();
-      if (!is_known) return Fail(is_known.error());
-      known->Reset();
-      if (!*is_known) unknown.push_back(after);
-    }
-    for (std::int64_t generation : unknown) {
-      if (Status s = adopt->Bind(1, generation); !s) return s;
-      if (Status s = adopt->Run(); !s) return s;
-      adopt->Reset();
-    }
-    found += static_cast<std::int64_t>(unknown.size());
-    // Counts of sets the registry does not know (there should be none).
-    if (Status s = tx.Exec(
-            "DELETE FROM assignment_counts WHERE generation NOT IN (SELECT generation FROM assignment_generations)");
-        !s) {
-      return s;
-    }
-    if (found > 0) spdlog::warn("store: {} unaccounted assignment set(s) found at open; collecting them", found);
-    return {};
-  });
+// Costs one index seek per generation in assignment_chunks.
+Result<std::int64_t> SqliteStore::AdoptUnknownSets(Tx& tx) {
+  Connection& c = Native(tx);
+  Result<Stmt> next =
+      c.Prepare("SELECT generation FROM assignment_chunks WHERE generation > ?1 ORDER BY generation LIMIT 1");
+  if (!next) return Fail(next.error());
+  Result<Stmt> known = c.Prepare("SELECT 1 FROM assignment_generations WHERE generation = ?1");
+  if (!known) return Fail(known.error());
+  Result<Stmt> adopt = c.Prepare(
+      "INSERT INTO assignment_generations (generation, token_key, job_key, state) VALUES (?1, 0, NULL, "
+      "'garbage')");
+  if (!adopt) return Fail(adopt.error());
+  std::vector<std::int64_t> unknown;
+  for (std::int64_t after = 0;;) {
+    if (Status s = next->Bind(1, after); !s) return Fail(s.error());
+    Result<bool> row = next->Step();
+    if (!row) return Fail(row.error());
+    if (!*row) break;
+    after = next->Int(0);
+    next->Reset();
+    if (Status s = known->Bind(1, after); !s) return Fail(s.error());
+    Result<bool> is_known = known->Step();
+    if (!is_known) return Fail(is_known.error());
+    known->Reset();
+    if (!*is_known) unknown.push_back(after);
+  }
+  for (std::int64_t generation : unknown) {
+    if (Status s = adopt->Bind(1, generation); !s) return Fail(s.error());
+    if (Status s = adopt->Run(); !s) return Fail(s.error());
+    adopt->Reset();
+  }
+  return static_cast<std::int64_t>(unknown.size());
 }
 
 // --- jobs ------------------------------------------------------------------------------
@@ -327,13 +304,11 @@ Result<CollectStep> SqliteStore::CollectBatch(Connection& c) {
 // --- open ----------------------------------------------------------------------------------
 
 Result<std::unique_ptr<Store>> Store::OpenSqlite(const SqliteOptions& options) {
-  if (options.secrets == nullptr) return Fail(Error::InvalidArgument("store: no SecretBox to seal sTokens with"));
-  if (options.path.empty()) return Fail(Error::InvalidArgument("store: empty database path"));
-  if (options.busy_timeout_ms <= 0 || options.statement_timeout_ms <= 0) {
-    return Fail(Error::InvalidArgument("store: timeouts must be positive"));
-  }
-  if (options.reader_connections < 1 || options.reader_connections > kMaxReaderConnections) {
-    return Fail(Error::InvalidArgument(fmt::format("store: reader_connections must be 1..{}", kMaxReaderConnections)));
+  if (Status s = CheckOpenOptions(options.secrets.get(), options.path, "database path",
+                                  {options.busy_timeout_ms, options.statement_timeout_ms}, "reader_connections",
+                                  options.reader_connections, kMaxReaderConnections);
+      !s) {
+    return Fail(s.error());
   }
   sqlite::ConnectionOptions conn_options;
   conn_options.path = options.path;

@@ -36,9 +36,6 @@ class SqliteStore final : public SqlStore {
   ~SqliteStore() override;
 
   SqliteConnections& connections() { return conns_; }
-  // At open, before the collector starts: turns whatever a crash or a bug could
-  // have left unaccounted for into garbage.
-  Status Reconcile();
   void StartCollector() { collector_.Start(); }
 
   Result<std::optional<SyncJob>> ClaimJob(const std::string& worker, Timestamp now,
@@ -53,6 +50,7 @@ class SqliteStore final : public SqlStore {
  protected:
   Status RunTx(TxKind kind, const std::function<Status(Tx&)>& body) override;
   void NoteGarbage() override { collector_.Wake(); }
+  Result<std::int64_t> AdoptUnknownSets(Tx& tx) override;
   Status BeforeFinish(const SyncJob& job) override;
   Status PrepareStagedSet(Tx& tx, std::int64_t staged) override;
   Status MergeDelta(Tx& tx, std::int64_t current, std::int64_t staged, const std::vector<MobileApp>& apps) override;
