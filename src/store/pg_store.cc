@@ -198,13 +198,11 @@ class PgStore final : public SqlStore {
   // SKIP LOCKED and an advisory lock per token (see the file comment).
   Result<std::optional<SyncJob>> ClaimJob(const std::string& worker, Timestamp now,
                                           std::chrono::milliseconds lease) override;
-  // A row per assignment: staged by unnest, read by keyset or OFFSET.
+  // A row per assignment: staged by unnest, walked by keyset.
   using Store::StageAssignments;
   Status StageAssignments(const SyncJob& job, const StagedAssignments& batch) override;
   Status ForEachAssignment(const std::string& tenant_id, const std::string& token_id, std::size_t batch,
                            const std::function<Status(const std::vector<LicenseAssignment>&)>& on_batch) override;
-  Result<Page<LicenseAssignment>> ListAppAssignments(const std::string& tenant_id, const std::string& app_id,
-                                                     std::int64_t skip, std::int64_t limit) override;
 
  protected:
   Status RunTx(TxKind kind, const std::function<Status(Tx&)>& body) override;
@@ -223,6 +221,9 @@ class PgStore final : public SqlStore {
   // Also moves the generation numbers past every number in the tables, so a
   // new set never meets rows of an old one.
   Result<std::int64_t> AdoptUnknownSets(Tx& tx) override;
+  Result<Page<LicenseAssignment>> ReadAppAssignments(Tx& tx, std::int64_t generation, const std::string& adam_id,
+                                                     const std::string& pricing_param, std::int64_t skip,
+                                                     std::int64_t limit) override;
 
  private:
   static Connection& Native(Tx& tx) { return static_cast<PgTx&>(tx).conn(); }
@@ -430,33 +431,25 @@ Status PgStore::MergeDelta(Tx& tx, std::int64_t current, std::int64_t staged, co
   return tx.Exec(sql, {current, staged});
 }
 
-Result<Page<LicenseAssignment>> PgStore::ListAppAssignments(const std::string& tenant_id, const std::string& app_id,
-                                                   std::int64_t skip, std::int64_t limit) {
-  if (Status s = CheckPaging(skip, limit); !s) return Fail(s.error());
-  return InTx<Page<LicenseAssignment>>(TxKind::kRead, [&](Tx& tx) -> Result<Page<LicenseAssignment>> {
-    Connection& c = Native(tx);
-    Result<Rows> app = c.Exec(
-        "SELECT t.assignments_generation, a.adam_id, a.pricing_param FROM mobile_apps a "
-        "JOIN vpp_tokens t ON t.tenant_id = a.tenant_id AND t.id = a.token_id "
-        "WHERE a.tenant_id = $1 AND a.id = $2",
-        Params(tenant_id, app_id));
-    if (!app) return Fail(app.error());
-    if (app->empty()) return Fail(AppNotFound(app_id));
-    Page<LicenseAssignment> page;
-    if (app->IsNull(0, 0)) return page;  // the token has no assignments
-    std::int64_t generation = app->Int(0, 0);
-    std::string adam_id = app->Text(0, 1), pricing_param = app->Text(0, 2);
-    Result<Rows> rows = c.Exec(
-        "SELECT client_user_id, serial_number FROM license_assignments "
-        "WHERE generation = $1 AND adam_id = $2 AND pricing_param = $3 "
-        "ORDER BY serial_number, client_user_id LIMIT $4 OFFSET $5",
-        Params(generation, adam_id, pricing_param, std::int64_t{limit + 1}, std::int64_t{skip}));
-    if (!rows) return Fail(rows.error());
-    for (int i = 0; i < rows->size() && RoomOnPage(page, limit); ++i) {
-      page.items.push_back({adam_id, pricing_param, rows->Text(i, 0), rows->Text(i, 1)});
-    }
-    return page;
-  });
+// A page by OFFSET over the rows of the asset, in primary-key order.
+Result<Page<LicenseAssignment>> PgStore::ReadAppAssignments(Tx& tx, std::int64_t generation,
+                                                            const std::string& adam_id,
+                                                            const std::string& pricing_param, std::int64_t skip,
+                                                            std::int64_t limit) {
+  if (Status s = tx.Query("SELECT client_user_id, serial_number FROM license_assignments "
+                          "WHERE generation = ?1 AND adam_id = ?2 AND pricing_param = ?3 "
+                          "ORDER BY serial_number, client_user_id LIMIT ?4 OFFSET ?5",
+                          {generation, adam_id, pricing_param, limit + 1, skip});
+      !s) {
+    return Fail(s.error());
+  }
+  Page<LicenseAssignment> page;
+  for (;;) {
+    Result<bool> row = tx.Next();
+    if (!row) return Fail(row.error());
+    if (!*row || !RoomOnPage(page, limit)) return page;
+    page.items.push_back({adam_id, pricing_param, tx.Text(0), tx.Text(1)});
+  }
 }
 
 Status PgStore::ForEachAssignment(const std::string& tenant_id, const std::string& token_id, std::size_t batch,

@@ -366,6 +366,26 @@ Result<MobileApp> SqlStore::GetApp(const std::string& tenant_id, const std::stri
   });
 }
 
+Result<Page<LicenseAssignment>> SqlStore::ListAppAssignments(const std::string& tenant_id,
+                                                             const std::string& app_id, std::int64_t skip,
+                                                             std::int64_t limit) {
+  if (Status s = CheckPaging(skip, limit); !s) return Fail(s.error());
+  return InTx<Page<LicenseAssignment>>(TxKind::kRead, [&](Tx& tx) -> Result<Page<LicenseAssignment>> {
+    Result<bool> found = tx.QueryRow(
+        "SELECT t.assignments_generation, a.adam_id, a.pricing_param FROM mobile_apps a "
+        "JOIN vpp_tokens t ON t.tenant_id = a.tenant_id AND t.id = a.token_id "
+        "WHERE a.tenant_id = ?1 AND a.id = ?2",
+        {tenant_id, app_id});
+    if (!found) return Fail(found.error());
+    if (!*found) return Fail(AppNotFound(app_id));
+    if (tx.IsNull(0)) return Page<LicenseAssignment>();  // the token has no assignments
+    // Only the token's current generation: staged and garbage sets are invisible.
+    const std::int64_t generation = tx.Int(0);
+    const std::string adam_id = tx.Text(1), pricing_param = tx.Text(2);
+    return ReadAppAssignments(tx, generation, adam_id, pricing_param, skip, limit);
+  });
+}
+
 Result<std::vector<MobileApp>> SqlStore::FindAppsByBundleId(const std::string& tenant_id,
                                                             const std::string& bundle_id) {
   if (bundle_id.empty()) return std::vector<MobileApp>{};  // an unknown bundle id is stored as ''

@@ -160,6 +160,8 @@ class SqlStore : public Store {
   Result<Page<MobileApp>> ListApps(const std::string& tenant_id, const ListQuery& query) override;
   Result<std::int64_t> CountApps(const std::string& tenant_id, const std::optional<Expr>& filter) override;
   Result<MobileApp> GetApp(const std::string& tenant_id, const std::string& app_id) override;
+  Result<Page<LicenseAssignment>> ListAppAssignments(const std::string& tenant_id, const std::string& app_id,
+                                                     std::int64_t skip, std::int64_t limit) override;
   Result<std::vector<MobileApp>> FindAppsByBundleId(const std::string& tenant_id,
                                                     const std::string& bundle_id) override;
   Result<std::vector<VppToken>> FindTokensByAppleUid(const std::string& tenant_id, const std::string& uid,
@@ -176,7 +178,7 @@ class SqlStore : public Store {
                              const std::function<Status(VppToken&)>& mutate) override;
   Result<std::vector<std::pair<std::string, std::string>>> TokensDueForSync(Timestamp before, int limit) override;
   Result<std::string> InstallationId(const std::string& proposed) override;
-  // Left to the backend: ClaimJob, StageAssignments, ListAppAssignments, ForEachAssignment.
+  // Left to the backend: ClaimJob, StageAssignments, ForEachAssignment.
 
  protected:
   // --- what a backend provides -----------------------------------------------------
@@ -202,6 +204,13 @@ class SqlStore : public Store {
   virtual Status MergeDelta(Tx& tx, std::int64_t current, std::int64_t staged,
                             const std::vector<MobileApp>& apps) = 0;
 
+  // Inside ListAppAssignments' read: the assignments of (adam_id,
+  // pricing_param) in set `generation`, ordered by (serial_number,
+  // client_user_id), `limit` from `skip`.
+  virtual Result<Page<LicenseAssignment>> ReadAppAssignments(Tx& tx, std::int64_t generation,
+                                                             const std::string& adam_id,
+                                                             const std::string& pricing_param, std::int64_t skip,
+                                                             std::int64_t limit) = 0;
   // Inside Reconcile: registers the sets that have rows but no registry row as
   // garbage; returns how many.
   virtual Result<std::int64_t> AdoptUnknownSets(Tx& tx) = 0;

@@ -119,32 +119,15 @@ Result<std::optional<SyncJob>> SqliteStore::ClaimJob(const std::string& worker, 
 
 // --- reads of assignments ------------------------------------------------------------------
 
-Result<Page<LicenseAssignment>> SqliteStore::ListAppAssignments(const std::string& tenant_id, const std::string& app_id,
-                                                   std::int64_t skip, std::int64_t limit) {
-  if (Status s = CheckPaging(skip, limit); !s) return Fail(s.error());
-  return InTx<Page<LicenseAssignment>>(TxKind::kRead, [&](Tx& tx) -> Result<Page<LicenseAssignment>> {
-    Connection& c = Native(tx);
-    Result<Stmt> app = c.Prepare(
-        "SELECT t.assignments_generation, a.adam_id, a.pricing_param FROM mobile_apps a "
-        "JOIN vpp_tokens t ON t.tenant_id = a.tenant_id AND t.id = a.token_id "
-        "WHERE a.tenant_id = ?1 AND a.id = ?2");
-    if (!app) return Fail(app.error());
-    if (Status s = BindAll(*app, tenant_id, app_id); !s) return Fail(s.error());
-    Result<bool> found = app->Step();
-    if (!found) return Fail(found.error());
-    if (!*found) return Fail(AppNotFound(app_id));
-    Page<LicenseAssignment> page;
-    if (app->IsNull(0)) return page;  // the token has no assignments
-    // Only the token's current generation: staged and garbage sets are invisible.
-    std::int64_t generation = app->Int(0);
-    std::string adam_id = app->Text(1), pricing_param = app->Text(2);
-    app->Reset();
-    Result<std::optional<std::int64_t>> app_key = FindAppKey(c, adam_id, pricing_param);
-    if (!app_key) return Fail(app_key.error());
-    if (!*app_key) return page;  // no set ever held a row of this app
-
-    return ListChunkedAssignments(c, generation, **app_key, adam_id, pricing_param, skip, limit);
-  });
+Result<Page<LicenseAssignment>> SqliteStore::ReadAppAssignments(Tx& tx, std::int64_t generation,
+                                                                const std::string& adam_id,
+                                                                const std::string& pricing_param, std::int64_t skip,
+                                                                std::int64_t limit) {
+  Connection& c = Native(tx);
+  Result<std::optional<std::int64_t>> app_key = FindAppKey(c, adam_id, pricing_param);
+  if (!app_key) return Fail(app_key.error());
+  if (!*app_key) return Page<LicenseAssignment>();  // no set ever held a row of this app
+  return ListChunkedAssignments(c, generation, **app_key, adam_id, pricing_param, skip, limit);
 }
 
 // An app's assignments in Graph's order, `limit` from `skip` (see

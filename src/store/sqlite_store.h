@@ -40,8 +40,6 @@ class SqliteStore final : public SqlStore {
 
   Result<std::optional<SyncJob>> ClaimJob(const std::string& worker, Timestamp now,
                                           std::chrono::milliseconds lease) override;
-  Result<Page<LicenseAssignment>> ListAppAssignments(const std::string& tenant_id, const std::string& app_id,
-                                                     std::int64_t skip, std::int64_t limit) override;
   Status ForEachAssignment(const std::string& tenant_id, const std::string& token_id, std::size_t batch,
                            const std::function<Status(const std::vector<LicenseAssignment>&)>& on_batch) override;
   using Store::StageAssignments;
@@ -51,6 +49,9 @@ class SqliteStore final : public SqlStore {
   Status RunTx(TxKind kind, const std::function<Status(Tx&)>& body) override;
   void NoteGarbage() override { collector_.Wake(); }
   Result<std::int64_t> AdoptUnknownSets(Tx& tx) override;
+  Result<Page<LicenseAssignment>> ReadAppAssignments(Tx& tx, std::int64_t generation, const std::string& adam_id,
+                                                     const std::string& pricing_param, std::int64_t skip,
+                                                     std::int64_t limit) override;
   Status BeforeFinish(const SyncJob& job) override;
   Status PrepareStagedSet(Tx& tx, std::int64_t staged) override;
   Status MergeDelta(Tx& tx, std::int64_t current, std::int64_t staged, const std::vector<MobileApp>& apps) override;
