@@ -536,11 +536,10 @@ Result<std::unique_ptr<Store>> Store::OpenPostgres(const PostgresOptions& option
       !s) {
     return Fail(s.error());
   }
-  pg::ConnectOptions connect;
-  connect.url = options.url;
-  connect.connect_timeout_ms = options.connect_timeout_ms;
-  connect.statement_timeout_ms = options.statement_timeout_ms;
-  connect.lock_timeout_ms = options.pool_wait_ms;
+  const pg::ConnectOptions connect{.url = options.url,
+                                   .connect_timeout_ms = options.connect_timeout_ms,
+                                   .statement_timeout_ms = options.statement_timeout_ms,
+                                   .lock_timeout_ms = options.pool_wait_ms};
   auto pool =
       std::make_unique<pg::Pool>(connect, options.max_connections, std::chrono::milliseconds(options.pool_wait_ms));
   {
