@@ -213,9 +213,9 @@ class PgStore final : public SqlStore {
   // Called inside a transaction that made a staged set current. The planner's
   // statistics of license_assignments predate a bulk load until autovacuum's
   // next ANALYZE (up to a minute or more): meanwhile it takes a token's set for a
-  // few rows and sorts where it should walk the index (measured: a 10,000-row
-  // ForEachAssignment batch 78 ms instead of 5 ms). So the collector thread runs
-  // ANALYZE itself after such a commit, at most every kAnalyzeInterval.
+  // few rows and sorts where it should walk the index (bench/README.md, sync).
+  // So the collector thread runs ANALYZE itself after such a commit, at most
+  // every kAnalyzeInterval.
   void NoteNewSet() override { t_set_promoted = true; }
   Status MergeDelta(Tx& tx, std::int64_t current, std::int64_t staged, const std::vector<MobileApp>& apps) override;
   // Also moves the generation numbers past every number in the tables, so a
