@@ -223,14 +223,16 @@ class SqlStore : public Store {
     if constexpr (std::is_void_v<T>) {
       return RunTx(kind, std::forward<Body>(body));
     } else {
-      std::optional<Result<T>> out;
+      // One object returned (NRVO), so a row read is moved once, as it would
+      // be without the transaction around it.
+      Result<T> out = Fail(Error{});
       Status s = RunTx(kind, [&](Tx& tx) -> Status {
-        out.emplace(body(tx));
-        if (!*out) return Fail(out->error());
+        out = body(tx);
+        if (!out) return Fail(out.error());
         return {};
       });
-      if (!s) return Fail(s.error());
-      return std::move(**out);
+      if (!s) out = Fail(std::move(s.error()));
+      return out;
     }
   }
 
