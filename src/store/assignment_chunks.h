@@ -1,9 +1,8 @@
 // Internal to store/: license assignments kept as chunks, not as rows.
 //
 // A location can hold millions of assignments, and a full sync rewrites all of
-// them. One row (and one B-tree entry) per assignment cost ~0.8 us each to
-// stage in SQLite, which made a 1,000,000-assignment sync four times its
-// download. The assignments of one app of one set (generation) are therefore
+// them. One row (and one B-tree entry) per assignment made staging in SQLite
+// the largest part of a sync (bench/README.md, sync). The assignments of one app of one set (generation) are therefore
 // kept as a few *chunks*: blobs of up to kChunkRows assignments in a compact
 // binary form, one table row each (assignment_chunks, SQLite migration 8).
 //

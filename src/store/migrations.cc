@@ -176,7 +176,7 @@ CREATE INDEX mobile_apps_by_adam_id ON mobile_apps (tenant_id, adam_id);
 -- Exactly one of client_user_id and serial_number is non-empty; '' (not NULL)
 -- marks the other, since primary-key columns of WITHOUT ROWID tables are NOT NULL.
 -- No foreign key, on purpose: SQLite's FK bookkeeping makes deleting a token's
--- million rows ~4.5x slower (1.07 s vs 0.23 s measured) and checks the parent on
+-- million rows several times slower (bench/README.md) and checks the parent on
 -- every insert; the store deletes these rows itself wherever a token goes
 -- (DeleteToken, RemoveTenant).
 CREATE TABLE license_assignments (
@@ -228,8 +228,8 @@ CREATE TABLE sync_staging (
 )sql"},
     {3, "assignments written once: generations instead of staging", R"sql(
 -- A sync used to write every assignment twice: into sync_staging during the walk,
--- then sorted into license_assignments by FinishJob (~1.8 s for 1,000,000 rows,
--- under the write lock). Now rows are written once, straight into
+-- then sorted into license_assignments by FinishJob (seconds for 1,000,000
+-- rows, under the write lock). Now rows are written once, straight into
 -- license_assignments, under a fresh *generation*: an integer allocated for each
 -- staging run (a job's walk; a restart gets a new one). The token row points at
 -- its current generation, readers read only that one, and a full sync's FinishJob
@@ -299,7 +299,7 @@ DROP TABLE sync_staging;
 -- How many rows each assignment set holds per asset, kept by the store as it
 -- writes rows (staging, a delta's merge), so that a delta's check "does every
 -- app's count equal Apple's?" reads ~2,000 small rows instead of counting the
--- set's 1,000,000 (~0.15 s under the write lock). A count that drifted would
+-- set's 1,000,000 (under the write lock). A count that drifted would
 -- only make a delta look inconsistent, which a full walk (a fresh set, fresh
 -- counts) repairs. Rows of a set go with its registry row.
 CREATE TABLE assignment_counts (
@@ -322,7 +322,7 @@ ALTER TABLE sync_jobs ADD COLUMN pages_total        INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE sync_jobs ADD COLUMN assignments_staged INTEGER NOT NULL DEFAULT 0;
 )sql"},
     {6, "assignments keyed by an interned app number", R"sql(
--- Staging 1,000,000 assignments cost ~1.7 us a row, most of it B-tree work:
+-- Staging cost most of its time in B-tree work (bench/README.md, sync):
 -- Apple's pages come grouped by asset but in no adamId order, so each asset's
 -- rows went to another place inside the new set, every insert a descent from
 -- the root. Rows now carry an integer app_key, handed out in the order assets
@@ -364,8 +364,8 @@ CREATE TABLE vppd_settings (
 ) STRICT;
 )sql"},
     {8, "assignments kept as chunks of an app's assignments", R"sql(
--- One row per assignment cost ~0.8 us each to stage, four times a sync's
--- download for 1,000,000 assignments. An app's assignments in a set are now a
+-- One row per assignment made staging the largest part of a sync
+-- (bench/README.md, sync). An app's assignments in a set are now a
 -- few chunks: blobs of up to 512 assignments each in the binary form of
 -- store/assignment_chunks.h, in (serial_number, client_user_id) order within a
 -- run (what one staging call brought for the app). A rowid table: the blobs

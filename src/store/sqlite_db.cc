@@ -170,18 +170,11 @@ Result<std::unique_ptr<Connection>> Connection::Open(const ConnectionOptions& op
   if (options.enable_wal) {
     if (Status s = conn->EnableWal(); !s) return Fail(s.error());
   }
-  // Every connection keeps SQLite's default page cache (2 MiB). The writer's
-  // was 64 MiB while every assignment was a B-tree row that FinishJob sorted
-  // and copied (store_sync_bench, 1M rows: staging 2.8 → 2.2 s, FinishJob
-  // 3.8 → 2.8 s). Since assignments are chunks, a sync appends ~17 MB of blobs
-  // that nothing reads back through this cache but the merges of apps staged in
-  // several runs, and the cache grew with every page written: on the sync's
-  // stager thread, whose malloc arena grows a page at a time (an mprotect and a
-  // page fault each), through the first four syncs of the process. With 2 MiB:
-  // the stager's CPU per 1,000,000 assignments 0.111-0.121 → 0.094-0.108 s
-  // (bench/sync), vppd's peak RSS 55 → 38 MB; FinishJob's merges of
-  // store_sync_bench --order shuffled unchanged (0.68-0.84 s against
-  // 0.70-0.89 s with 8 MiB, alternated).
+  // Every connection keeps SQLite's default page cache (2 MiB). A sync appends
+  // blobs of chunks that nothing reads back through this cache but the merges
+  // of apps staged in several runs, and a larger cache grew with every page
+  // written, on the sync's stager thread (a malloc arena growing a page at a
+  // time). The measurements, 64 and 8 MiB against 2: bench/README.md, sync.
   std::string pragmas = fmt::format(
       "PRAGMA foreign_keys=ON; PRAGMA synchronous={}; PRAGMA journal_size_limit=67108864;"
       " PRAGMA temp_store=MEMORY; PRAGMA query_only={}; PRAGMA cache_size=-2000;",

@@ -165,9 +165,8 @@ class Connection {
 // Why: a WAL read transaction takes a shared lock on one of the read-mark
 // bytes of the `-shm` file and drops it at its end. SQLite's unix VFS counts
 // these locks per process: it calls fcntl only when no other connection of
-// the process holds that byte, so a lone reader pays two fcntls per read
-// (~2.9 µs with the statement's begin/reset around them, a tenth of a Graph
-// read). A reader picks the read mark that equals the newest commit, so while
+// the process holds that byte, so a lone reader pays two fcntls per read (a
+// tenth of a Graph read: bench/README.md, api). A reader picks the read mark that equals the newest commit, so while
 // this connection holds a snapshot of the newest commit, every reader that
 // begins after it shares its mark and its lock: the lock and unlock become
 // counter updates. Readers still run SQLite's full protocol and always see

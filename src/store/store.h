@@ -175,7 +175,7 @@ class StagedAssignments {
   // AppIndex's hash table (open addressing, linear probing): app index + 1 per
   // slot, 0 for a free one; a power of two, at most half full. Appending a
   // page of rows over every app (Apple documents no order) looks up hundreds
-  // of apps a page: a std::map keyed by a formatted string cost ~0.2 us each.
+  // of apps a page, so a lookup must cost no allocation (bench/README.md, sync).
   std::vector<std::uint32_t> app_slots_;
   std::uint32_t last_app_ = 0;  // rows come grouped by app: checked first
 };
@@ -243,9 +243,10 @@ struct SqliteOptions {
   // crash) never loses it with either setting, and the file is never corrupted.
   // false (synchronous=NORMAL, the default) fsyncs only at checkpoints, so an OS
   // crash or power loss may lose the last commits (never consistency). true (FULL)
-  // also fsyncs the WAL at every commit so those survive too, at ~9 ms per commit
-  // on this class of disk: that would break the syncLicenses p99 <= 10 ms target,
-  // hence it is opt-in for deployments that need power-loss durability.
+  // also fsyncs the WAL at every commit so those survive too, at the cost of an
+  // fsync per commit (milliseconds on common disks, which would break the
+  // syncLicenses p99 <= 10 ms target: bench/README.md), hence it is opt-in for
+  // deployments that need power-loss durability.
   bool synchronous_full = false;
   // Time source for created/last_modified; nullptr means Clock::Real(). Must outlive the Store.
   const Clock* clock = nullptr;
@@ -413,7 +414,7 @@ class Store {
   // without exactly one of clientUserId and serialNumber (nothing written);
   // FailedPrecondition when the job's lease is no longer the caller's.
   // Cost: SQLite keeps what one call brings for an app as one sorted run of
-  // chunks (store/assignment_chunks.h), ~0.3 µs a row; an app staged in several
+  // chunks (store/assignment_chunks.h); an app staged in several
   // calls costs FinishJob a merge of its runs, so callers should hand over whole
   // apps where they can (the sync does). PostgreSQL writes a row per assignment.
   virtual Status StageAssignments(const SyncJob& job, const StagedAssignments& rows) = 0;

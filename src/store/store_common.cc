@@ -316,6 +316,20 @@ Status CheckBatchSize(std::size_t batch) {
   return {};
 }
 
+Status CheckOpenOptions(const SecretBox* secrets, std::string_view location, std::string_view what,
+                        std::initializer_list<int> timeouts_ms, std::string_view connections_name, int connections,
+                        int max_connections) {
+  if (secrets == nullptr) return Fail(Error::InvalidArgument("store: no SecretBox to seal sTokens with"));
+  if (location.empty()) return Fail(Error::InvalidArgument(fmt::format("store: empty {}", what)));
+  for (int timeout : timeouts_ms) {
+    if (timeout <= 0) return Fail(Error::InvalidArgument("store: timeouts must be positive"));
+  }
+  if (connections < 1 || connections > max_connections) {
+    return Fail(Error::InvalidArgument(fmt::format("store: {} must be 1..{}", connections_name, max_connections)));
+  }
+  return {};
+}
+
 Status CheckPaging(std::int64_t skip, std::int64_t limit) {
   if (skip < 0) return Fail(Error::InvalidArgument("$skip must not be negative", "$skip"));
   if (limit < 0 || limit > kMaxPageSize) {

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <optional>
 #include <string>
@@ -420,6 +421,12 @@ Status CheckClaim(const std::string& worker, std::chrono::milliseconds lease);
 // ForEachAssignment's: a batch of 1..kMaxBatchRows rows.
 Status CheckBatchSize(std::size_t batch);
 
+// Open's checks of what both stores' options have: InvalidArgument for no
+// SecretBox, an empty `location` (`what`: "database path", "PostgreSQL URL"), a
+// timeout <= 0, or `connections` outside 1..`max_connections`.
+Status CheckOpenOptions(const SecretBox* secrets, std::string_view location, std::string_view what,
+                        std::initializer_list<int> timeouts_ms, std::string_view connections_name, int connections,
+                        int max_connections);
 // InvalidArgument for a negative skip or a limit outside 0..kMaxPageSize.
 Status CheckPaging(std::int64_t skip, std::int64_t limit);
 // StageAssignments' checks: at most kMaxBatchRows rows, each with an adamId and

@@ -1,0 +1,307 @@
+// Internal to store/: the Store both databases share, written once against a
+// small transaction interface.
+//
+// SqlStore implements every Store method whose SQL and logic are the same on
+// SQLite and PostgreSQL: tenants, tokens, apps, the job queue and leases, the
+// assignment sets' registry (generations) and FinishJob's snapshot swap. A
+// backend (SqliteStore, PgStore) derives from it and brings
+//   - RunTx: how a transaction runs (SQLite: the writer's mutex and BEGIN
+//     IMMEDIATE, or a pooled reader; PostgreSQL: a pooled connection, retried
+//     when it loses a race, so a body may run more than once);
+//   - a Tx per transaction: runs a statement and reads its rows;
+//   - what only it does: how assignments are staged, read and merged, how a
+//     job is picked (ClaimJob), its collector's batch and its open.
+// Adding a table or a column is one migration per backend (migrations.cc,
+// pg_migrations.cc) and one change here.
+//
+// Shared SQL is written with SQLite's placeholders (?1, ?2, ...); a PostgreSQL
+// Tx rewrites them to $1, $2, ... Where the two databases need different words
+// for the same thing (a row lock), the text comes from Dialect().
+//
+//   return InTx<VppToken>(TxKind::kWrite, [&](Tx& tx) -> Result<VppToken> {
+//     if (Status s = tx.Query("SELECT ... WHERE id = ?1", {id}); !s) return Fail(s.error());
+//     Result<bool> row = tx.Next();
+//     ...
+//   });
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "store/filter_sql.h"
+#include "store/store.h"
+
+namespace vppd::store {
+
+// One statement parameter: NULL, an integer, a bool (SQLite: 0/1) or text. Text
+// is a view: the statement copies it when bound, unless it is Borrowed.
+class SqlArg {
+ public:
+  enum class Kind { kNull, kInt, kBool, kText };
+  SqlArg(std::nullopt_t) {}  // NOLINT: implicit, as all of these
+  SqlArg(int v) : kind_(Kind::kInt), int_(v) {}
+  SqlArg(long v) : kind_(Kind::kInt), int_(v) {}
+  SqlArg(long long v) : kind_(Kind::kInt), int_(v) {}
+  SqlArg(unsigned long v) : kind_(Kind::kInt), int_(static_cast<std::int64_t>(v)) {}
+  SqlArg(bool v) : kind_(Kind::kBool), int_(v ? 1 : 0) {}
+  SqlArg(std::string_view v) : kind_(Kind::kText), text_(v) {}
+  SqlArg(const std::string& v) : kind_(Kind::kText), text_(v) {}
+  SqlArg(const char* v) : kind_(Kind::kText), text_(v) {}
+  SqlArg(const std::optional<std::string>& v) {
+    if (v) *this = SqlArg(std::string_view(*v));
+  }
+  // Text the statement may keep a pointer to instead of a copy: it must stay
+  // alive and unchanged until the statement's rows have been read (SQLite's
+  // SQLITE_STATIC). For the hot read path.
+  static SqlArg Borrowed(std::string_view v) {
+    SqlArg arg(v);
+    arg.borrowed_ = true;
+    return arg;
+  }
+
+  Kind kind() const { return kind_; }
+  std::int64_t integer() const { return int_; }  // kInt; kBool as 0/1
+  std::string_view text() const { return text_; }
+  bool borrowed() const { return borrowed_; }
+
+ private:
+  Kind kind_ = Kind::kNull;
+  std::int64_t int_ = 0;
+  std::string_view text_;
+  bool borrowed_ = false;
+};
+
+// One transaction's statements, on one connection, one result at a time:
+// Query runs a statement and makes its rows current (a new Query ends the
+// previous result, so read what you need first); Next steps to a row, whose
+// columns (0-based) the readers return. Failures are Errors, never exceptions.
+// A Tx lives for one RunTx body and is used by one thread.
+class Tx {
+ public:
+  using Args = std::initializer_list<SqlArg>;
+  virtual ~Tx() = default;
+
+  // A statement of fixed text (prepared once per connection and cached).
+  virtual Status QueryArgs(std::string_view sql, std::span<const SqlArg> args) = 0;
+  Status Query(std::string_view sql, Args args = {}) { return QueryArgs(sql, {args.begin(), args.size()}); }
+  // A statement whose text depends on a query's shape: `builder`'s dialect and
+  // parameters (a bounded cache on SQLite; parsed each time on PostgreSQL).
+  virtual Status QueryBuilt(const std::string& sql, const SqlBuilder& builder) = 0;
+  // true: a row is current; false: the result is done.
+  virtual Result<bool> Next() = 0;
+  virtual bool IsNull(int col) const = 0;
+  virtual std::int64_t Int(int col) const = 0;  // 0 for NULL
+  virtual std::string Text(int col) const = 0;
+  virtual std::optional<std::string> OptText(int col) const = 0;
+  virtual bool Bool(int col) const = 0;
+  // Rows the last INSERT/UPDATE/DELETE changed (after its result is done).
+  virtual std::int64_t Changes() const = 0;
+
+  // Query, then every row stepped over: for INSERT/UPDATE/DELETE.
+  Status ExecArgs(std::string_view sql, std::span<const SqlArg> args);
+  Status Exec(std::string_view sql, Args args = {}) { return ExecArgs(sql, {args.begin(), args.size()}); }
+  // Query, then its first row: false when there is none.
+  Result<bool> QueryRow(std::string_view sql, Args args = {});
+};
+
+// How the body of a transaction is run (see RunTx).
+enum class TxKind {
+  kReadOne,  // one statement: its own snapshot, no BEGIN
+  kRead,     // several statements, one snapshot
+  kWrite,    // a read-modify-write
+};
+
+class SqlStore : public Store {
+ public:
+  // The text a dialect needs for the same thing.
+  struct Dialect {
+    SqlDialect sql;
+    // Appended to a SELECT whose rows the transaction will write: PostgreSQL's
+    // row lock; "" on SQLite, whose writer holds the only write lock anyway.
+    const char* for_update;
+    // The same for a tenant row whose tokens are counted (PostgreSQL: NO KEY
+    // UPDATE, which does not block the foreign-key checks of other writes).
+    const char* for_tenant_update;
+    // CreateToken's INSERT (its token_key comes from the database).
+    std::string token_insert_sql;
+  };
+
+  // `secrets` and `clock` as in SqliteOptions/PostgresOptions.
+  SqlStore(Dialect dialect, std::shared_ptr<const SecretBox> secrets, const Clock* clock,
+           std::int64_t max_tokens_per_tenant);
+
+  // Called once at open, before the collector starts: turns whatever a crash or
+  // a bug could have left unaccounted for into garbage. Every state change is
+  // transactional, so normally this finds nothing.
+  Status Reconcile();
+
+  // --- Store, written once ------------------------------------------------------
+  Status PutTenant(const Tenant& tenant) override;
+  Result<Tenant> GetTenant(const std::string& tenant_id) override;
+  Result<std::vector<Tenant>> ListTenants() override;
+  Status RemoveTenant(const std::string& tenant_id) override;
+  Result<VppToken> CreateToken(const std::string& tenant_id, VppToken token) override;
+  Result<VppToken> GetToken(const std::string& tenant_id, const std::string& id) override;
+  Result<Page<VppToken>> ListTokens(const std::string& tenant_id, const ListQuery& query) override;
+  Result<std::int64_t> CountTokens(const std::string& tenant_id, const std::optional<Expr>& filter) override;
+  Result<VppToken> UpdateToken(const std::string& tenant_id, const std::string& id,
+                               const std::function<Status(VppToken&)>& mutate) override;
+  Status DeleteToken(const std::string& tenant_id, const std::string& id) override;
+  Result<Page<MobileApp>> ListApps(const std::string& tenant_id, const ListQuery& query) override;
+  Result<std::int64_t> CountApps(const std::string& tenant_id, const std::optional<Expr>& filter) override;
+  Result<MobileApp> GetApp(const std::string& tenant_id, const std::string& app_id) override;
+  Result<Page<LicenseAssignment>> ListAppAssignments(const std::string& tenant_id, const std::string& app_id,
+                                                     std::int64_t skip, std::int64_t limit) override;
+  Result<std::vector<MobileApp>> FindAppsByBundleId(const std::string& tenant_id,
+                                                    const std::string& bundle_id) override;
+  Result<std::vector<VppToken>> FindTokensByAppleUid(const std::string& tenant_id, const std::string& uid,
+                                                     const std::string& except_token_id) override;
+  Result<std::string> GetTokenSecret(const std::string& tenant_id, const std::string& id) override;
+  Result<Enqueued> EnqueueJob(const std::string& tenant_id, const std::string& token_id, const EnqueueOptions& options,
+                              const std::function<Status(VppToken&)>& mutate) override;
+  Status RenewLease(const SyncJob& job, Timestamp lease_expires) override;
+  Status ReleaseJob(const SyncJob& job, Timestamp not_before) override;
+  Result<std::int64_t> CountJobs() override;
+  Result<std::vector<SyncJob>> FindJobs(const std::string& tenant_id, const std::string& token_id) override;
+  Status ClearStaged(const SyncJob& job) override;
+  Result<VppToken> FinishJob(const SyncJob& job, const std::optional<SyncSnapshot>& snapshot,
+                             const std::function<Status(VppToken&)>& mutate) override;
+  Result<std::vector<std::pair<std::string, std::string>>> TokensDueForSync(Timestamp before, int limit) override;
+  Result<std::string> InstallationId(const std::string& proposed) override;
+  // Left to the backend: ClaimJob, StageAssignments, ForEachAssignment.
+
+ protected:
+  // --- what a backend provides -----------------------------------------------------
+
+  // Runs `body` as one transaction of `kind` with a Tx of the backend's: commits
+  // when it succeeds, rolls back when it fails (its error is returned) or throws
+  // (Internal). May run `body` again (PostgreSQL, a lost race). Unavailable when
+  // no connection frees up in time.
+  virtual Status RunTx(TxKind kind, const std::function<Status(Tx&)>& body) = 0;
+  // A transaction made garbage for the collector: wake it once it has committed.
+  virtual void NoteGarbage() = 0;
+  // A transaction made a staged set current (PostgreSQL refreshes its statistics).
+  virtual void NoteNewSet() {}
+  // FinishJob's work on the staged set before its own transaction (SQLite
+  // merges the runs of apps staged in several calls). Quietly does nothing when
+  // the lease is lost: FinishJob's transaction says so.
+  virtual Status BeforeFinish(const SyncJob& /*job*/) { return {}; }
+  // Inside FinishJob, before `staged` replaces the token's set: the set must then
+  // hold no duplicate and exact counts.
+  virtual Status PrepareStagedSet(Tx& /*tx*/, std::int64_t /*staged*/) { return {}; }
+  // Inside FinishJob: adds the rows of set `staged` to set `current` (a delta),
+  // duplicates dropped, and counts them in assignment_counts.
+  virtual Status MergeDelta(Tx& tx, std::int64_t current, std::int64_t staged,
+                            const std::vector<MobileApp>& apps) = 0;
+
+  // Inside ListAppAssignments' read: the assignments of (adam_id,
+  // pricing_param) in set `generation`, ordered by (serial_number,
+  // client_user_id), `limit` from `skip`.
+  virtual Result<Page<LicenseAssignment>> ReadAppAssignments(Tx& tx, std::int64_t generation,
+                                                             const std::string& adam_id,
+                                                             const std::string& pricing_param, std::int64_t skip,
+                                                             std::int64_t limit) = 0;
+  // Inside Reconcile: registers the sets that have rows but no registry row as
+  // garbage; returns how many.
+  virtual Result<std::int64_t> AdoptUnknownSets(Tx& tx) = 0;
+
+  // --- shared helpers a backend uses inside its own transactions ----------------------
+
+  // `body`'s result as a transaction of `kind` (see RunTx).
+  template <class T, class Body>
+  Result<T> InTx(TxKind kind, Body&& body) {
+    if constexpr (std::is_void_v<T>) {
+      return RunTx(kind, std::forward<Body>(body));
+    } else {
+      // One object returned (NRVO), so a row read is moved once, as it would
+      // be without the transaction around it.
+      Result<T> out = Fail(Error{});
+      Status s = RunTx(kind, [&](Tx& tx) -> Status {
+        out = body(tx);
+        if (!out) return Fail(out.error());
+        return {};
+      });
+      if (!s) out = Fail(std::move(s.error()));
+      return out;
+    }
+  }
+
+  // The job's integer key if `job`'s lease is still the caller's: the row exists
+  // and has the lease owner and attempt count the claim returned (attempts fences
+  // a worker that re-claims its own expired job under the same name); the row is
+  // locked until the transaction ends. FailedPrecondition otherwise.
+  Result<std::int64_t> CheckLease(Tx& tx, const SyncJob& job);
+  // ClaimJob's write once a backend has picked job `key` (read by ReadJobRow):
+  // leased to `worker` until `expires`; a dead worker's staged set retired.
+  Result<std::optional<SyncJob>> ClaimPicked(Tx& tx, std::int64_t key, SyncJob job, const std::string& worker,
+                                             Timestamp expires);
+  // ClaimJob's pick: the oldest claimable job whose token runs no other job,
+  // `extra` (" AND ...", may be "") added to its conditions, `suffix` after its
+  // LIMIT; ?1 is now. Columns as kJobSelectList.
+  std::string JobPickSql(std::string_view extra, std::string_view suffix) const;
+  // The job's staging set, allocated on its first staged row (the caller holds
+  // the job row: CheckLease).
+  Result<std::int64_t> StagingGeneration(Tx& tx, const SyncJob& job, std::int64_t job_key);
+  Result<std::optional<std::int64_t>> FindStagingGeneration(Tx& tx, std::int64_t job_key);
+  // Assignments per (adam_id, pricing_param) of a set, from assignment_counts.
+  static Result<std::map<std::pair<std::string, std::string>, std::int64_t>> StoredCounts(Tx& tx,
+                                                                                       std::int64_t generation);
+  // The token's integer key (assignment_generations.token_key). NotFound.
+  Result<std::int64_t> TokenKey(Tx& tx, const std::string& tenant_id, const std::string& id, bool lock);
+  // One step of ForEachAssignment's walk, as a read transaction of its own (so
+  // no connection is held while the caller hands a batch on): checks, in its
+  // snapshot, that the token still points at the set the walk began with
+  // (`pinned`, set by the first step; the collector deletes a replaced set),
+  // then calls `read_batch(tx, generation)` to read the rows after the
+  // caller's cursor. `read_batch` may run more than once (a retried
+  // transaction): it replaces what it read before. True when it ran; false when
+  // the walk is over (the token has no set, or was deleted mid-walk). NotFound
+  // when the token does not exist at the first step; FailedPrecondition when a
+  // sync replaced the set.
+  Result<bool> WalkStep(const std::string& tenant_id, const std::string& token_id, std::optional<std::int64_t>& pinned,
+                        const std::function<Status(Tx&, std::int64_t)>& read_batch);
+  // A set's name in errors about its data.
+  static std::string SetName(std::int64_t generation, const std::string& adam_id);
+
+  const Dialect& dialect() const { return dialect_; }
+  const Clock& clock() const { return clock_; }
+
+ private:
+  Result<VppToken> LoadToken(Tx& tx, const std::string& tenant_id, const std::string& id, bool lock);
+  Result<VppToken> MutateToken(Tx& tx, const std::string& tenant_id, const std::string& id,
+                               const std::function<Status(VppToken&)>& mutate);
+  Result<VppToken> ApplyMutate(Tx& tx, const std::string& tenant_id, const VppToken& stored,
+                               const std::function<Status(VppToken&)>& mutate);
+  Result<std::vector<MobileApp>> QueryApps(Tx& tx, const std::string& sql, Tx::Args args);
+  template <class T, class ReadRow>
+  Result<Page<T>> ReadPage(const std::string& sql, const SqlBuilder& builder, std::int64_t limit, ReadRow&& read);
+  Result<std::int64_t> Count(const std::string& sql, const SqlBuilder& builder);
+  Status DeleteJob(Tx& tx, std::int64_t job_key);
+  Status ApplySnapshot(Tx& tx, const SyncJob& job, std::int64_t token_key, std::int64_t job_key,
+                       const SyncSnapshot& snapshot);
+  Status CheckMergedCounts(Tx& tx, std::optional<std::int64_t> generation, const std::vector<MobileApp>& apps);
+  Result<std::optional<std::int64_t>> CurrentGeneration(Tx& tx, std::int64_t token_key);
+  Status PromoteStaged(Tx& tx, std::int64_t token_key, std::optional<std::int64_t> staged);
+  Status RetireGeneration(Tx& tx, std::int64_t generation);
+  Status RetireStaging(Tx& tx, std::int64_t job_key);
+  Status RetireTokenGenerations(Tx& tx, std::int64_t token_key);
+
+  const Dialect dialect_;
+  const std::shared_ptr<const SecretBox> secrets_;
+  const Clock& clock_;
+  const std::int64_t max_tokens_;
+  // Fixed statements whose text depends on the dialect, built once.
+  const std::string load_token_sql_, load_token_locked_sql_;
+};
+
+}  // namespace vppd::store
