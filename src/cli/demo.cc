@@ -54,8 +54,8 @@ int RunDemo(Settings s, const DemoOptions& options) {
   changes.token = sim->DefaultSToken();
   changes.display_name = std::optional<std::string>(kDemoName);
   store::ListQuery existing_query;
-  existing_query.filter =
-      store::Expr::Apply(store::Op::kEq, {store::Expr::Property("displayName"), store::Expr::Value(kDemoName)});
+  existing_query.filter = store::Expr::Apply(
+      store::Op::kEq, {store::Expr::Of(store::Column::kTokenDisplayName), store::Expr::Value(kDemoName)});
   auto existing = (*rt)->tokens->List(admin, existing_query);
   if (!existing) return Die(existing.error());
   auto token = existing->items.empty() ? (*rt)->tokens->Create(admin, changes)

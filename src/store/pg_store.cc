@@ -319,9 +319,9 @@ class PgStore final : public Store {
   Result<Page<VppToken>> ListTokens(const std::string& tenant_id, const ListQuery& query) override {
     if (Status s = CheckPaging(query.skip, query.limit); !s) return Fail(s.error());
     SqlBuilder builder(SqlDialect::kPostgres);
-    Result<std::string> where = TenantWhere(tenant_id, query.filter, VppTokenColumns(), builder);
+    Result<std::string> where = TenantWhere(tenant_id, query.filter, Table::kVppTokens, builder);
     if (!where) return Fail(where.error());
-    Result<std::string> order = CompileOrderBy(query.order_by, VppTokenColumns(), "id", SqlDialect::kPostgres);
+    Result<std::string> order = CompileOrderBy(query.order_by, Table::kVppTokens, "id", SqlDialect::kPostgres);
     if (!order) return Fail(order.error());
     return ReadPage<VppToken>(TokenSelectList(), "vpp_tokens", *where, *order, query, builder,
                               [](const Rows& r, int i) { return ReadToken(r, i); });
@@ -347,7 +347,7 @@ class PgStore final : public Store {
 
   Result<std::int64_t> CountTokens(const std::string& tenant_id, const std::optional<Expr>& filter) override {
     SqlBuilder builder(SqlDialect::kPostgres);
-    Result<std::string> where = TenantWhere(tenant_id, filter, VppTokenColumns(), builder);
+    Result<std::string> where = TenantWhere(tenant_id, filter, Table::kVppTokens, builder);
     if (!where) return Fail(where.error());
     return Count(fmt::format("SELECT count(*) FROM vpp_tokens WHERE {}", *where), builder);
   }
@@ -374,10 +374,9 @@ class PgStore final : public Store {
   Result<Page<MobileApp>> ListApps(const std::string& tenant_id, const ListQuery& query) override {
     if (Status s = CheckPaging(query.skip, query.limit); !s) return Fail(s.error());
     SqlBuilder builder(SqlDialect::kPostgres);
-    Result<std::string> where = TenantWhere(tenant_id, query.filter, MobileAppEntity(), builder);
+    Result<std::string> where = TenantWhere(tenant_id, query.filter, Table::kMobileApps, builder);
     if (!where) return Fail(where.error());
-    Result<std::string> order =
-        CompileOrderBy(query.order_by, MobileAppEntity().properties, "id", SqlDialect::kPostgres);
+    Result<std::string> order = CompileOrderBy(query.order_by, Table::kMobileApps, "id", SqlDialect::kPostgres);
     if (!order) return Fail(order.error());
     return ReadPage<MobileApp>(AppSelectList(), "mobile_apps", *where, *order, query, builder,
                                [](const Rows& r, int i) -> Result<MobileApp> { return ReadApp(r, i); });
@@ -385,7 +384,7 @@ class PgStore final : public Store {
 
   Result<std::int64_t> CountApps(const std::string& tenant_id, const std::optional<Expr>& filter) override {
     SqlBuilder builder(SqlDialect::kPostgres);
-    Result<std::string> where = TenantWhere(tenant_id, filter, MobileAppEntity(), builder);
+    Result<std::string> where = TenantWhere(tenant_id, filter, Table::kMobileApps, builder);
     if (!where) return Fail(where.error());
     return Count(fmt::format("SELECT count(*) FROM mobile_apps WHERE {}", *where), builder);
   }

@@ -425,9 +425,9 @@ class SqliteStore final : public Store {
   Result<Page<VppToken>> ListTokens(const std::string& tenant_id, const ListQuery& query) override {
     if (Status s = CheckPaging(query.skip, query.limit); !s) return Fail(s.error());
     SqlBuilder builder;
-    Result<std::string> where = TenantWhere(tenant_id, query.filter, VppTokenColumns(), builder);
+    Result<std::string> where = TenantWhere(tenant_id, query.filter, Table::kVppTokens, builder);
     if (!where) return Fail(where.error());
-    Result<std::string> order = CompileOrderBy(query.order_by, VppTokenColumns(), "id");
+    Result<std::string> order = CompileOrderBy(query.order_by, Table::kVppTokens, "id");
     if (!order) return Fail(order.error());
     return ReadPage<VppToken>(TokenSelectList(), "vpp_tokens", *where, *order, query, builder,
                               [](Stmt& row) { return ReadToken(row); });
@@ -458,7 +458,7 @@ class SqliteStore final : public Store {
 
   Result<std::int64_t> CountTokens(const std::string& tenant_id, const std::optional<Expr>& filter) override {
     SqlBuilder builder;
-    Result<std::string> where = TenantWhere(tenant_id, filter, VppTokenColumns(), builder);
+    Result<std::string> where = TenantWhere(tenant_id, filter, Table::kVppTokens, builder);
     if (!where) return Fail(where.error());
     return Count(fmt::format("SELECT count(*) FROM vpp_tokens WHERE {}", *where), builder);
   }
@@ -490,9 +490,9 @@ class SqliteStore final : public Store {
   Result<Page<MobileApp>> ListApps(const std::string& tenant_id, const ListQuery& query) override {
     if (Status s = CheckPaging(query.skip, query.limit); !s) return Fail(s.error());
     SqlBuilder builder;
-    Result<std::string> where = TenantWhere(tenant_id, query.filter, MobileAppEntity(), builder);
+    Result<std::string> where = TenantWhere(tenant_id, query.filter, Table::kMobileApps, builder);
     if (!where) return Fail(where.error());
-    Result<std::string> order = CompileOrderBy(query.order_by, MobileAppEntity().properties, "id");
+    Result<std::string> order = CompileOrderBy(query.order_by, Table::kMobileApps, "id");
     if (!order) return Fail(order.error());
     return ReadPage<MobileApp>(AppSelectList(), "mobile_apps", *where, *order, query, builder,
                                [](Stmt& row) -> Result<MobileApp> { return ReadApp(row); });
@@ -500,7 +500,7 @@ class SqliteStore final : public Store {
 
   Result<std::int64_t> CountApps(const std::string& tenant_id, const std::optional<Expr>& filter) override {
     SqlBuilder builder;
-    Result<std::string> where = TenantWhere(tenant_id, filter, MobileAppEntity(), builder);
+    Result<std::string> where = TenantWhere(tenant_id, filter, Table::kMobileApps, builder);
     if (!where) return Fail(where.error());
     return Count(fmt::format("SELECT count(*) FROM mobile_apps WHERE {}", *where), builder);
   }
