@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -292,6 +293,52 @@ TEST_P(StoreTest, RemoveTenantCascadesToItsTokensOnly) {
   // A tenant that comes back starts empty.
   ASSERT_TRUE(store_->PutTenant({kTenantA, "Again", true, 0}));
   EXPECT_EQ(*store_->CountTokens(kTenantA, std::nullopt), 0);
+}
+
+// --- the query columns ----------------------------------------------------------------
+
+// The store's table of query columns (store/query.h) is the schema's: each column
+// exists in its table, with the declared type and nullability the table says.
+TEST_P(StoreTest, QueryColumnsAreTheSchemasColumns) {
+  Raw raw = db_->raw();
+  for (Table table : {Table::kVppTokens, Table::kMobileApps}) {
+    const std::string name = table == Table::kVppTokens ? "vpp_tokens" : "mobile_apps";
+    for (const ColumnInfo& c : QueryColumns(table)) {
+      SCOPED_TRACE(name + "." + std::string(c.name));
+      EXPECT_EQ(&Describe(c.id), &c);
+      std::string type, nullable;
+      if (pg()) {
+        const std::string where = fmt::format(
+            "FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = '{}' AND "
+            "column_name = '{}'",
+            name, c.name);
+        type = raw.Text("SELECT data_type " + where);
+        nullable = raw.Text("SELECT CASE is_nullable WHEN 'YES' THEN 'null' ELSE 'not null' END " + where);
+      } else {
+        const std::string where = fmt::format("FROM pragma_table_info('{}') WHERE name = '{}'", name, c.name);
+        type = raw.Text("SELECT lower(type) " + where);
+        nullable = raw.Text("SELECT CASE \"notnull\" WHEN 0 THEN 'null' ELSE 'not null' END " + where);
+      }
+      ASSERT_FALSE(type.empty()) << "no such column";
+      // The primary key is NOT NULL in fact, whatever SQLite's table_info says of it.
+      if (c.name != "id") {
+        EXPECT_EQ(nullable, c.nullable ? "null" : "not null");
+      }
+      switch (c.type) {
+        case ColumnType::kText:
+        case ColumnType::kEnum:
+          EXPECT_EQ(type, "text");
+          break;
+        case ColumnType::kBool:
+          EXPECT_EQ(type, pg() ? "boolean" : "integer");
+          break;
+        case ColumnType::kInt:
+        case ColumnType::kTime:
+          EXPECT_EQ(type, pg() ? "bigint" : "integer");
+          break;
+      }
+    }
+  }
 }
 
 // --- tokens: CRUD ------------------------------------------------------------------
