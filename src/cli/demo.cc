@@ -62,8 +62,8 @@ int RunDemo(Settings s, const DemoOptions& options) {
   changes.token = sim->DefaultSToken();
   changes.display_name = std::optional<std::string>(kDemoName);
   store::ListQuery existing_query;
-  existing_query.filter =
-      store::Expr::Apply(store::Op::kEq, {store::Expr::Property("displayName"), store::Expr::Value(kDemoName)});
+  existing_query.filter = store::Expr::Apply(
+      store::Op::kEq, {store::Expr::Of(store::Column::kTokenDisplayName), store::Expr::Value(kDemoName)});
   auto existing = (*rt)->tokens->List(admin, existing_query);
   if (!existing) return Die(existing.error());
   auto token = existing->items.empty() ? (*rt)->tokens->Create(admin, changes)
@@ -90,8 +90,10 @@ int RunDemo(Settings s, const DemoOptions& options) {
   // through the iosVppApp cast), and its bundle id for getLicensesForApp.
   std::string app_id, bundle_hint = "com.example.app";
   store::ListQuery ios_apps;
-  ios_apps.filter =
-      store::Expr::Apply(store::Op::kEq, {store::Expr::Property("vppTokenId"), store::Expr::Value(token->id)});
+  ios_apps.filter = store::Expr::Apply(
+      store::Op::kAnd,
+      {store::Expr::Apply(store::Op::kEq, {store::Expr::Of(store::Column::kAppTokenId), store::Expr::Value(token->id)}),
+       store::Expr::Apply(store::Op::kEq, {store::Expr::Of(store::Column::kAppPlatform), store::Expr::Value("iOS")})});
   ios_apps.limit = 200;
   if (auto apps = (*rt)->apps->List(admin, ios_apps); apps) {
     for (const auto& app : apps->items) {

@@ -83,7 +83,8 @@ Result<std::vector<store::VppToken>> Tokens(store::Store& s, const std::string& 
 
 Result<std::vector<store::MobileApp>> AppsOf(store::Store& s, const std::string& tenant, const std::string& token) {
   return All<store::MobileApp>([&](store::ListQuery q) {
-    q.filter = store::Expr::Apply(store::Op::kEq, {store::Expr::Property("vppTokenId"), store::Expr::Value(token)});
+    q.filter =
+        store::Expr::Apply(store::Op::kEq, {store::Expr::Of(store::Column::kAppTokenId), store::Expr::Value(token)});
     return s.ListApps(tenant, q);
   });
 }

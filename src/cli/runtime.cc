@@ -45,7 +45,8 @@ void RegisterStoreGauges(store::Store* store) {
       for (const auto& tenant : *tenants) {
         for (auto& [state, count] : by_state) {
           auto n = store->CountTokens(
-              tenant.id, store::Expr::Apply(store::Op::kEq, {store::Expr::Property("state"), store::Expr::Value(state)}));
+              tenant.id, store::Expr::Apply(store::Op::kEq,
+                                            {store::Expr::Of(store::Column::kTokenState), store::Expr::Value(state)}));
           if (n) count += static_cast<double>(*n);
         }
       }

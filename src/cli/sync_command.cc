@@ -83,7 +83,7 @@ Status PrintResult(store::Store& store, const std::string& tenant, const store::
                    std::chrono::steady_clock::time_point since) {
   store::ListQuery query;
   query.filter =
-      store::Expr::Apply(store::Op::kEq, {store::Expr::Property("vppTokenId"), store::Expr::Value(token.id)});
+      store::Expr::Apply(store::Op::kEq, {store::Expr::Of(store::Column::kAppTokenId), store::Expr::Value(token.id)});
   query.limit = 1000;
   std::set<std::pair<std::string, std::string>> seen;
   std::int64_t used = 0, total = 0, unlimited_apps = 0, unlimited_used = 0;

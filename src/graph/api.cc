@@ -20,6 +20,7 @@
 #include "graph/metadata.h"
 #include "graph/model.h"
 #include "graph/odata.h"
+#include "graph/store_mapping.h"
 #include "service/service.h"
 
 namespace vppd::graph {
@@ -653,9 +654,7 @@ struct Api::Impl {
     std::string type = cast;
     if (type.empty() && v == ApiVersion::kV1) type = "microsoft.graph.iosVppApp";
     if (!type.empty()) {
-      store::Expr is_type = store::Expr::Apply(store::Op::kIsOf, {store::Expr::Value(type)});
-      q->list.filter = q->list.filter ? store::Expr::Apply(store::Op::kAnd, {std::move(is_type), std::move(*q->list.filter)})
-                                      : std::move(is_type);
+      if (auto ok = RestrictToType(*q, entity, type); !ok) return Fail(ok.error());
     }
     if (count_segment) {
       auto n = deps.apps->Count(who, q->list.filter);

@@ -8,6 +8,7 @@
 #include <boost/json.hpp>
 
 #include "graph/json_writer.h"
+#include "graph/store_mapping.h"
 
 namespace vppd::graph {
 namespace json = boost::json;
@@ -67,10 +68,16 @@ PropertyDef CollectionProp(std::string name, EdmType type) {
   return d;
 }
 
+// The property as the store keeps it: in `column`, which $filter/$orderby then use.
+PropertyDef Stored(PropertyDef d, store::Column column) {
+  d.column = column;
+  return d;
+}
+
 json::value OptString(const std::optional<std::string>& s) { return s ? json::value(*s) : json::value(nullptr); }
 
 // Graph renders "never" (a non-nullable DateTimeOffset with no value) as the minimum date.
-json::value Time(Timestamp t) { return json::value(t == 0 ? "0001-01-01T00:00:00Z" : FormatIso8601(t)); }
+json::value Time(Timestamp t) { return json::value(t == 0 ? kGraphNeverText : FormatIso8601(t)); }
 
 void WriteOptString(const std::optional<std::string>& s, JsonWriter& w) {
   if (s) {
@@ -82,7 +89,7 @@ void WriteOptString(const std::optional<std::string>& s, JsonWriter& w) {
 
 void WriteTime(Timestamp t, JsonWriter& w) {
   if (t == 0) {
-    w.String("0001-01-01T00:00:00Z");
+    w.String(kGraphNeverText);
   } else {
     w.String(FormatIso8601(t));
   }
@@ -132,6 +139,7 @@ void WriteActionResults(const std::vector<store::TokenActionResult>& results, Js
 }
 
 const std::vector<TokenProperty>& TokenProperties() {
+  using C = store::Column;
   using T = store::VppToken;
   using W = JsonWriter;
   static const std::vector<TokenProperty> kProps = [] {
@@ -142,46 +150,51 @@ const std::vector<TokenProperty>& TokenProperties() {
     PropertyDef id = Prop("id", EdmType::kString, false);
     // Documented order (spec §2), appleDeviceAppDeliveryProtocolType and lastAppCount last.
     return WithJsonKeys(std::vector<TokenProperty>{
-        {id, true, false, [](const T& t, W& w) { w.String(t.id); }},
-        {Prop("organizationName", EdmType::kString), true, false,
+        {Stored(id, C::kTokenId), true, false, [](const T& t, W& w) { w.String(t.id); }},
+        {Stored(Prop("organizationName", EdmType::kString), C::kTokenOrganizationName), true, false,
          [](const T& t, W& w) { WriteOptString(t.organization_name, w); }},
-        {EnumProp("vppTokenAccountType", "microsoft.graph.vppTokenAccountType", kAccountTypes), true, true,
-         [](const T& t, W& w) { w.String(t.account_type); }},
-        {Prop("appleId", EdmType::kString), true, true, [](const T& t, W& w) { WriteOptString(t.apple_id, w); }},
-        {Prop("expirationDateTime", EdmType::kDateTimeOffset, false), true, false,
+        {Stored(EnumProp("vppTokenAccountType", "microsoft.graph.vppTokenAccountType", kAccountTypes),
+                C::kTokenAccountType),
+         true, true, [](const T& t, W& w) { w.String(t.account_type); }},
+        {Stored(Prop("appleId", EdmType::kString), C::kTokenAppleId), true, true,
+         [](const T& t, W& w) { WriteOptString(t.apple_id, w); }},
+        {Stored(Prop("expirationDateTime", EdmType::kDateTimeOffset, false), C::kTokenExpiration), true, false,
          [](const T& t, W& w) { WriteTime(t.expiration, w); }},
-        {Prop("lastSyncDateTime", EdmType::kDateTimeOffset, false), true, false,
+        {Stored(Prop("lastSyncDateTime", EdmType::kDateTimeOffset, false), C::kTokenLastSync), true, false,
          [](const T& t, W& w) { WriteTime(t.last_sync, w); }},
         {token, true, true, [](const T&, W& w) { w.Null(); }},
-        {Prop("lastModifiedDateTime", EdmType::kDateTimeOffset, false), true, false,
+        {Stored(Prop("lastModifiedDateTime", EdmType::kDateTimeOffset, false), C::kTokenLastModified), true, false,
          [](const T& t, W& w) { WriteTime(t.last_modified, w); }},
-        {EnumProp("state", "microsoft.graph.vppTokenState", kTokenStatesBeta), true, false,
+        {Stored(EnumProp("state", "microsoft.graph.vppTokenState", kTokenStatesBeta), C::kTokenState), true, false,
          [](const T& t, W& w) { w.String(t.state); }},
         {results, false, false, [](const T& t, W& w) { WriteActionResults(t.action_results, w); },
          "microsoft.graph.vppTokenActionResult"},
-        {EnumProp("lastSyncStatus", "microsoft.graph.vppTokenSyncStatus", kSyncStatuses), true, false,
-         [](const T& t, W& w) { w.String(t.last_sync_status); }},
-        {Prop("automaticallyUpdateApps", EdmType::kBoolean, false), true, true,
-         [](const T& t, W& w) { w.Bool(t.automatically_update_apps); }},
-        {Prop("countryOrRegion", EdmType::kString), true, true,
+        {Stored(EnumProp("lastSyncStatus", "microsoft.graph.vppTokenSyncStatus", kSyncStatuses),
+                C::kTokenLastSyncStatus),
+         true, false, [](const T& t, W& w) { w.String(t.last_sync_status); }},
+        {Stored(Prop("automaticallyUpdateApps", EdmType::kBoolean, false), C::kTokenAutomaticallyUpdateApps), true,
+         true, [](const T& t, W& w) { w.Bool(t.automatically_update_apps); }},
+        {Stored(Prop("countryOrRegion", EdmType::kString), C::kTokenCountryOrRegion), true, true,
          [](const T& t, W& w) { WriteOptString(t.country_or_region, w); }},
-        {Prop("dataSharingConsentGranted", EdmType::kBoolean, false), false, true,
+        {Stored(Prop("dataSharingConsentGranted", EdmType::kBoolean, false), C::kTokenDataSharingConsent), false, true,
          [](const T& t, W& w) { w.Bool(t.data_sharing_consent_granted); }},
-        {Prop("displayName", EdmType::kString), false, true, [](const T& t, W& w) { WriteOptString(t.display_name, w); }},
-        {Prop("locationName", EdmType::kString), false, false,
+        {Stored(Prop("displayName", EdmType::kString), C::kTokenDisplayName), false, true,
+         [](const T& t, W& w) { WriteOptString(t.display_name, w); }},
+        {Stored(Prop("locationName", EdmType::kString), C::kTokenLocationName), false, false,
          [](const T& t, W& w) { WriteOptString(t.location_name, w); }},
-        {Prop("claimTokenManagementFromExternalMdm", EdmType::kBoolean, false), false, true,
-         [](const T& t, W& w) { w.Bool(t.claim_token_management_from_external_mdm); }},
+        {Stored(Prop("claimTokenManagementFromExternalMdm", EdmType::kBoolean, false), C::kTokenClaimFromExternalMdm),
+         false, true, [](const T& t, W& w) { w.Bool(t.claim_token_management_from_external_mdm); }},
         {tags, false, true,
          [](const T& t, W& w) {
            w.BeginArray();
            for (const auto& s : t.role_scope_tag_ids) w.String(s);
            w.EndArray();
          }},
-        {EnumProp("appleDeviceAppDeliveryProtocolType", "microsoft.graph.appleDeviceDeliveryProtocol",
-                  kDeliveryProtocols),
+        {Stored(EnumProp("appleDeviceAppDeliveryProtocolType", "microsoft.graph.appleDeviceDeliveryProtocol",
+                         kDeliveryProtocols),
+                C::kTokenDeliveryProtocol),
          false, true, [](const T& t, W& w) { w.String(t.delivery_protocol); }},
-        {Prop("lastAppCount", EdmType::kInt32, false), true, false,
+        {Stored(Prop("lastAppCount", EdmType::kInt32, false), C::kTokenLastAppCount), true, false,
          [](const T& t, W& w) { w.Int(t.last_app_count); }},
     });
   }();
@@ -191,7 +204,8 @@ const std::vector<TokenProperty>& TokenProperties() {
 EntityDef MakeEntity(ApiVersion version) {
   EntityDef e;
   e.name = "vppToken";
-  e.type_names = {"microsoft.graph.vppToken"};
+  e.types = {{"microsoft.graph.vppToken", std::nullopt, {}}};
+  e.table = store::Table::kVppTokens;
   for (const auto& p : TokenProperties()) {
     if (version == ApiVersion::kV1 && !p.in_v1) continue;
     PropertyDef def = p.def;
@@ -368,6 +382,7 @@ json::value ComplexValue(const std::vector<ComplexMember>& members, const store:
 }
 
 const std::vector<AppProperty>& AppProperties() {
+  using C = store::Column;
   using A = store::MobileApp;
   using V = ApiVersion;
   static const std::vector<AppProperty> kProps = [] {
@@ -375,7 +390,8 @@ const std::vector<AppProperty>& AppProperties() {
       d.filterable = false;  // not stored: the same for every VPP app
       return d;
     };
-    PropertyDef account = EnumProp("vppTokenAccountType", "microsoft.graph.vppTokenAccountType", kAccountTypes);
+    PropertyDef account = Stored(EnumProp("vppTokenAccountType", "microsoft.graph.vppTokenAccountType", kAccountTypes),
+                                 C::kAppTokenAccountType);
     PropertyDef publishing =
         constant(EnumProp("publishingState", "microsoft.graph.mobileAppPublishingState", kPublishingStates));
     PropertyDef revoke_results = CollectionProp("revokeLicenseActionResults", EdmType::kComplex);
@@ -383,18 +399,18 @@ const std::vector<AppProperty>& AppProperties() {
     const auto null_value = [](const A&, V) { return json::value(nullptr); };
     const auto zero = [](const A&, V) { return json::value(0); };
     return std::vector<AppProperty>{
-        {Prop("id", EdmType::kString, false), true, AppScope::kMobileApp,
+        {Stored(Prop("id", EdmType::kString, false), C::kAppId), true, AppScope::kMobileApp,
          [](const A& a, V) { return json::value(json::string(a.id)); }},
-        {Prop("displayName", EdmType::kString), true, AppScope::kMobileApp,
+        {Stored(Prop("displayName", EdmType::kString), C::kAppDisplayName), true, AppScope::kMobileApp,
          [](const A& a, V) { return json::value(json::string(a.display_name)); }},
         {constant(Prop("description", EdmType::kString)), true, AppScope::kMobileApp,
          [](const A&, V) { return json::value(nullptr); }},
-        {Prop("publisher", EdmType::kString), true, AppScope::kMobileApp,
+        {Stored(Prop("publisher", EdmType::kString), C::kAppPublisher), true, AppScope::kMobileApp,
          [](const A& a, V) { return StringOrNull(a.publisher); }},
-        {Prop("createdDateTime", EdmType::kDateTimeOffset, false), true, AppScope::kMobileApp,
+        {Stored(Prop("createdDateTime", EdmType::kDateTimeOffset, false), C::kAppCreated), true, AppScope::kMobileApp,
          [](const A& a, V) { return Time(a.created); }},
-        {Prop("lastModifiedDateTime", EdmType::kDateTimeOffset, false), true, AppScope::kMobileApp,
-         [](const A& a, V) { return Time(a.last_modified); }},
+        {Stored(Prop("lastModifiedDateTime", EdmType::kDateTimeOffset, false), C::kAppLastModified), true,
+         AppScope::kMobileApp, [](const A& a, V) { return Time(a.last_modified); }},
         {constant(Prop("isFeatured", EdmType::kBoolean, false)), true, AppScope::kMobileApp,
          [](const A&, V) { return json::value(false); }},
         // Graph returns every structural property of a mobileApp; the SDKs' models expect them.
@@ -415,31 +431,34 @@ const std::vector<AppProperty>& AppProperties() {
         {constant(Prop("dependentAppCount", EdmType::kInt32, false)), false, AppScope::kMobileApp, zero},
         {constant(Prop("supersedingAppCount", EdmType::kInt32, false)), false, AppScope::kMobileApp, zero},
         {constant(Prop("supersededAppCount", EdmType::kInt32, false)), false, AppScope::kMobileApp, zero},
-        {Prop("usedLicenseCount", EdmType::kInt32, false), true, AppScope::kVppApp,
+        {Stored(Prop("usedLicenseCount", EdmType::kInt32, false), C::kAppUsedLicenses), true, AppScope::kVppApp,
          [](const A& a, V) { return ClampInt32(a.used_licenses); }},
-        {Prop("totalLicenseCount", EdmType::kInt32, false), true, AppScope::kVppApp,
+        {Stored(Prop("totalLicenseCount", EdmType::kInt32, false), C::kAppTotalLicenses), true, AppScope::kVppApp,
          [](const A& a, V) { return ClampInt32(a.total_licenses); }},
         {constant(Prop("releaseDateTime", EdmType::kDateTimeOffset)), true, AppScope::kVppApp, null_value},
-        {Prop("appStoreUrl", EdmType::kString), true, AppScope::kVppApp,
+        {Stored(Prop("appStoreUrl", EdmType::kString), C::kAppStoreUrl), true, AppScope::kVppApp,
          [](const A& a, V) { return StringOrNull(a.app_store_url); }},
-        {Prop("bundleId", EdmType::kString), true, AppScope::kVppApp,
+        {Stored(Prop("bundleId", EdmType::kString), C::kAppBundleId), true, AppScope::kVppApp,
          [](const A& a, V) { return StringOrNull(a.bundle_id); }},
-        {account, true, AppScope::kVppApp, [](const A& a, V) { return json::value(json::string(a.token_account_type)); }},
-        {Prop("vppTokenOrganizationName", EdmType::kString), true, AppScope::kVppApp,
-         [](const A& a, V) { return OptString(a.token_organization_name); }},
-        {Prop("vppTokenAppleId", EdmType::kString), true, AppScope::kVppApp,
+        {account, true, AppScope::kVppApp,
+         [](const A& a, V) { return json::value(json::string(a.token_account_type)); }},
+        {Stored(Prop("vppTokenOrganizationName", EdmType::kString), C::kAppTokenOrganizationName), true,
+         AppScope::kVppApp, [](const A& a, V) { return OptString(a.token_organization_name); }},
+        {Stored(Prop("vppTokenAppleId", EdmType::kString), C::kAppTokenAppleId), true, AppScope::kVppApp,
          [](const A& a, V) { return OptString(a.token_apple_id); }},
-        {Prop("vppTokenId", EdmType::kString), false, AppScope::kVppApp,
+        {Stored(Prop("vppTokenId", EdmType::kString), C::kAppTokenId), false, AppScope::kVppApp,
          [](const A& a, V) { return json::value(json::string(a.token_id)); }},
-        {Prop("vppTokenDisplayName", EdmType::kString), false, AppScope::kVppApp,
+        {Stored(Prop("vppTokenDisplayName", EdmType::kString), C::kAppTokenDisplayName), false, AppScope::kVppApp,
          [](const A& a, V) { return OptString(a.token_display_name); }},
         {constant(Prop("licensingType", EdmType::kComplex)), true, AppScope::kVppApp,
-         [](const A& a, V v) { return ComplexValue(LicensingTypeMembers(), a, v); }, "microsoft.graph.vppLicensingType"},
+         [](const A& a, V v) { return ComplexValue(LicensingTypeMembers(), a, v); },
+         "microsoft.graph.vppLicensingType"},
         {constant(Prop("applicableDeviceType", EdmType::kComplex)), true, AppScope::kIosOnly,
          [](const A& a, V v) { return ComplexValue(IosDeviceTypeMembers(), a, v); }, "microsoft.graph.iosDeviceType"},
         // One name, a type per platform (spec §5.4); vppd revokes per token, so these stay empty.
         {revoke_results, false, AppScope::kIosOnly, empty_array, "microsoft.graph.iosVppAppRevokeLicensesActionResult"},
-        {revoke_results, false, AppScope::kMacOnly, empty_array, "microsoft.graph.macOsVppAppRevokeLicensesActionResult"},
+        {revoke_results, false, AppScope::kMacOnly, empty_array,
+         "microsoft.graph.macOsVppAppRevokeLicensesActionResult"},
     };
   }();
   return kProps;
@@ -448,8 +467,13 @@ const std::vector<AppProperty>& AppProperties() {
 EntityDef MakeAppEntity(ApiVersion version) {
   EntityDef e;
   e.name = "mobileApp";
-  e.type_names = {"microsoft.graph.mobileApp", "microsoft.graph.iosVppApp"};
-  if (version == ApiVersion::kBeta) e.type_names.push_back("microsoft.graph.macOsVppApp");
+  e.table = store::Table::kMobileApps;
+  // The platform column tells the two VPP app types apart; every app is a mobileApp.
+  e.types = {{"microsoft.graph.mobileApp", std::nullopt, {}},
+             {"microsoft.graph.iosVppApp", store::Column::kAppPlatform, "iOS"}};
+  if (version == ApiVersion::kBeta) {
+    e.types.push_back({"microsoft.graph.macOsVppApp", store::Column::kAppPlatform, "macOS"});
+  }
   for (const auto& p : AppProperties()) {
     if (version == ApiVersion::kV1 && !p.in_v1) continue;
     if (e.Find(p.def.name) != nullptr) continue;  // declared once per platform

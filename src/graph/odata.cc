@@ -1,14 +1,16 @@
-// OData query options → store::ListQuery. See odata.h for the contract.
+// OData query options → Graph's terms (Expr, OrderKey) → store::ListQuery. See odata.h
+// for the contract.
 //
 // Layout of this file, in the order a request flows through it:
 //   1. small helpers: errors, echoing client text, UTF-8, integers;
 //   2. the query string: tolerant escaping, splitting and decoding with Boost.URL;
 //   3. the $filter tokenizer;
 //   4. the $filter parser (syntax only → SyntaxNode tree with positions);
-//   5. the $filter checker (SyntaxNode → store::Expr, against the EntityDef);
+//   5. the $filter checker (SyntaxNode → Expr, against the EntityDef);
 //   6. $orderby, $select, $expand, $top/$skip/$count;
 //   7. $skiptoken and next links;
-//   8. the public entry points and DebugString.
+//   8. the public entry points (which hand the result to graph/store_mapping.h for
+//      the store's terms) and DebugString.
 #include "graph/odata.h"
 
 #include <algorithm>
@@ -23,8 +25,16 @@
 #include <boost/url/parse_query.hpp>
 
 #include "base/base.h"
+#include "graph/store_mapping.h"
 
 namespace vppd::graph {
+
+const TypeDef* EntityDef::FindType(std::string_view type_name) const {
+  for (const TypeDef& t : types) {
+    if (t.name == type_name) return &t;
+  }
+  return nullptr;
+}
 
 const PropertyDef* EntityDef::Find(std::string_view property_name) const {
   for (const PropertyDef& p : properties) {
@@ -623,55 +633,55 @@ struct SyntaxNode {
   enum class Kind { kProperty, kLiteral, kCompare, kAnd, kOr, kNot, kIn, kCall };
   Kind kind = Kind::kLiteral;
   Token token;  // kProperty: the name; kLiteral: the literal; kCall: the function name; else the operator
-  store::Op op = store::Op::kEq;  // kCompare
+  Op op = Op::kEq;  // kCompare
   std::vector<SyntaxNode> children;
 };
 
 struct ComparisonName {
   std::string_view name;
-  store::Op op;
+  Op op;
 };
 constexpr std::array<ComparisonName, 6> kComparisons = {{
-    {"eq", store::Op::kEq},
-    {"ne", store::Op::kNe},
-    {"gt", store::Op::kGt},
-    {"ge", store::Op::kGe},
-    {"lt", store::Op::kLt},
-    {"le", store::Op::kLe},
+    {"eq", Op::kEq},
+    {"ne", Op::kNe},
+    {"gt", Op::kGt},
+    {"ge", Op::kGe},
+    {"lt", Op::kLt},
+    {"le", Op::kLe},
 }};
 
 // Operators of OData that vppd's store cannot evaluate.
 constexpr std::array<std::string_view, 6> kUnsupportedOperators = {"has", "add", "sub", "mul", "div", "mod"};
 
-std::string_view OpName(store::Op op) {
+std::string_view OpName(Op op) {
   switch (op) {
-    case store::Op::kEq:
+    case Op::kEq:
       return "eq";
-    case store::Op::kNe:
+    case Op::kNe:
       return "ne";
-    case store::Op::kGt:
+    case Op::kGt:
       return "gt";
-    case store::Op::kGe:
+    case Op::kGe:
       return "ge";
-    case store::Op::kLt:
+    case Op::kLt:
       return "lt";
-    case store::Op::kLe:
+    case Op::kLe:
       return "le";
-    case store::Op::kAnd:
+    case Op::kAnd:
       return "and";
-    case store::Op::kOr:
+    case Op::kOr:
       return "or";
-    case store::Op::kNot:
+    case Op::kNot:
       return "not";
-    case store::Op::kIn:
+    case Op::kIn:
       return "in";
-    case store::Op::kStartsWith:
+    case Op::kStartsWith:
       return "startswith";
-    case store::Op::kEndsWith:
+    case Op::kEndsWith:
       return "endswith";
-    case store::Op::kContains:
+    case Op::kContains:
       return "contains";
-    case store::Op::kIsOf:
+    case Op::kIsOf:
       return "isof";
   }
   return "?";
@@ -899,7 +909,7 @@ class Parser {
 };
 
 // ---------------------------------------------------------------------------
-// 5. $filter checker: syntax tree → store::Expr, typed against the entity.
+// 5. $filter checker: syntax tree → Expr, typed against the entity.
 // ---------------------------------------------------------------------------
 
 std::string EdmName(const PropertyDef& p) {
@@ -962,20 +972,18 @@ std::string LiteralTypeName(const Token& t) {
   }
 }
 
-bool IsOrdering(store::Op op) {
-  return op == store::Op::kGt || op == store::Op::kGe || op == store::Op::kLt || op == store::Op::kLe;
-}
+bool IsOrdering(Op op) { return op == Op::kGt || op == Op::kGe || op == Op::kLt || op == Op::kLe; }
 
-store::Op Mirror(store::Op op) {
+Op Mirror(Op op) {
   switch (op) {
-    case store::Op::kGt:
-      return store::Op::kLt;
-    case store::Op::kGe:
-      return store::Op::kLe;
-    case store::Op::kLt:
-      return store::Op::kGt;
-    case store::Op::kLe:
-      return store::Op::kGe;
+    case Op::kGt:
+      return Op::kLt;
+    case Op::kGe:
+      return Op::kLe;
+    case Op::kLt:
+      return Op::kGt;
+    case Op::kLe:
+      return Op::kGe;
     default:
       return op;  // eq, ne are symmetric
   }
@@ -1010,19 +1018,19 @@ constexpr std::array<std::string_view, 24> kUnsupportedFunctions = {
     "hassubset",
 };
 
-// store::Expr::Apply takes a vector; building it from a braced list would copy
+// Expr::Apply takes a vector; building it from a braced list would copy
 // every subtree (initializer lists are const), making chains quadratic. These move.
-store::Expr Apply(store::Op op, store::Expr only) {
-  std::vector<store::Expr> children;
+Expr Apply(Op op, Expr only) {
+  std::vector<Expr> children;
   children.push_back(std::move(only));
-  return store::Expr::Apply(op, std::move(children));
+  return Expr::Apply(op, std::move(children));
 }
-store::Expr Apply(store::Op op, store::Expr first, store::Expr second) {
-  std::vector<store::Expr> children;
+Expr Apply(Op op, Expr first, Expr second) {
+  std::vector<Expr> children;
   children.reserve(2);
   children.push_back(std::move(first));
   children.push_back(std::move(second));
-  return store::Expr::Apply(op, std::move(children));
+  return Expr::Apply(op, std::move(children));
 }
 
 class Checker {
@@ -1030,21 +1038,20 @@ class Checker {
   Checker(const OptionErrors& errors, const EntityDef& entity) : errors_(errors), entity_(entity) {}
 
   // A node in boolean position: the filter itself, operands of and/or/not.
-  Result<store::Expr> Condition(const SyntaxNode& n) {
+  Result<Expr> Condition(const SyntaxNode& n) {
     switch (n.kind) {
       case SyntaxNode::Kind::kAnd:
       case SyntaxNode::Kind::kOr: {
-        Result<store::Expr> left = Condition(n.children[0]);
+        Result<Expr> left = Condition(n.children[0]);
         if (!left) return left;
-        Result<store::Expr> right = Condition(n.children[1]);
+        Result<Expr> right = Condition(n.children[1]);
         if (!right) return right;
-        return Apply(n.kind == SyntaxNode::Kind::kAnd ? store::Op::kAnd : store::Op::kOr, std::move(*left),
-                     std::move(*right));
+        return Apply(n.kind == SyntaxNode::Kind::kAnd ? Op::kAnd : Op::kOr, std::move(*left), std::move(*right));
       }
       case SyntaxNode::Kind::kNot: {
-        Result<store::Expr> operand = Condition(n.children[0]);
+        Result<Expr> operand = Condition(n.children[0]);
         if (!operand) return operand;
-        return Apply(store::Op::kNot, std::move(*operand));
+        return Apply(Op::kNot, std::move(*operand));
       }
       case SyntaxNode::Kind::kCompare:
         return Compare(n);
@@ -1060,7 +1067,7 @@ class Checker {
           return Fail(errors_.At(n.token.pos, "property '" + n.token.text + "' is " + EdmName(**p) +
                                                   ", not a condition; compare it with a value"));
         }
-        return Apply(store::Op::kEq, store::Expr::Property((*p)->name), store::Expr::Value(true));
+        return Apply(Op::kEq, Expr::Property((*p)->name), Expr::Value(true));
       }
       case SyntaxNode::Kind::kLiteral:
         break;
@@ -1103,9 +1110,9 @@ class Checker {
   }
 
   // Converts literal `lit`, compared with `p` by `op`, to the store's literal.
-  Result<store::Literal> LiteralFor(const PropertyDef& p, const Token& lit, store::Op op) {
+  Result<store::Literal> LiteralFor(const PropertyDef& p, const Token& lit, Op op) {
     if (IsWord(lit, "null")) {
-      if (op != store::Op::kEq && op != store::Op::kNe) {
+      if (op != Op::kEq && op != Op::kNe) {
         return Fail(
             errors_.At(lit.pos, "null can only be compared with 'eq' or 'ne', not '" + std::string(OpName(op)) + "'"));
       }
@@ -1186,10 +1193,10 @@ class Checker {
     return Fail(errors_.At(n.token.pos, "an operand of '" + std::string(op) + "' must be a property or a value"));
   }
 
-  Result<store::Expr> Compare(const SyntaxNode& n) {
+  Result<Expr> Compare(const SyntaxNode& n) {
     const SyntaxNode* left = &n.children[0];
     const SyntaxNode* right = &n.children[1];
-    store::Op op = n.op;
+    Op op = n.op;
     // `startswith(displayName,'a') eq true`: a boolean function compared with a boolean.
     if (left->kind == SyntaxNode::Kind::kCall || right->kind == SyntaxNode::Kind::kCall) {
       return CompareCall(n);
@@ -1218,37 +1225,37 @@ class Checker {
     }
     Result<store::Literal> value = LiteralFor(**p, right->token, op);
     if (!value) return Fail(std::move(value.error()));
-    return Apply(op, store::Expr::Property((*p)->name), store::Expr::Value(std::move(*value)));
+    return Apply(op, Expr::Property((*p)->name), Expr::Value(std::move(*value)));
   }
 
-  Result<store::Expr> CompareCall(const SyntaxNode& n) {
+  Result<Expr> CompareCall(const SyntaxNode& n) {
     const bool call_left = n.children[0].kind == SyntaxNode::Kind::kCall;
     const SyntaxNode& call = n.children[call_left ? 0 : 1];
     const SyntaxNode& other = n.children[call_left ? 1 : 0];
     // Checked first, so that `tolower(x) eq 'a'` says tolower is not supported.
-    Result<store::Expr> inner = Call(call);
+    Result<Expr> inner = Call(call);
     if (!inner) return inner;
     const bool is_bool =
         other.kind == SyntaxNode::Kind::kLiteral && (IsWord(other.token, "true") || IsWord(other.token, "false"));
-    if (!is_bool || (n.op != store::Op::kEq && n.op != store::Op::kNe)) {
+    if (!is_bool || (n.op != Op::kEq && n.op != Op::kNe)) {
       return Fail(errors_.At(n.token.pos, "the result of '" + call.token.text +
                                               "' can only be compared with true or false using 'eq' or 'ne'"));
     }
-    const bool wants_true = IsWord(other.token, "true") == (n.op == store::Op::kEq);
+    const bool wants_true = IsWord(other.token, "true") == (n.op == Op::kEq);
     if (wants_true) return inner;
-    return Apply(store::Op::kNot, std::move(*inner));
+    return Apply(Op::kNot, std::move(*inner));
   }
 
-  Result<store::Expr> In(const SyntaxNode& n) {
+  Result<Expr> In(const SyntaxNode& n) {
     const SyntaxNode& left = n.children[0];
     if (left.kind != SyntaxNode::Kind::kProperty) {
       return Fail(errors_.At(left.token.pos, "the left side of 'in' must be a property"));
     }
     Result<const PropertyDef*> p = FilterableProperty(left);
     if (!p) return Fail(std::move(p.error()));
-    std::vector<store::Expr> children;
+    std::vector<Expr> children;
     children.reserve(n.children.size());
-    children.push_back(store::Expr::Property((*p)->name));
+    children.push_back(Expr::Property((*p)->name));
     for (std::size_t i = 1; i < n.children.size(); ++i) {
       const SyntaxNode& item = n.children[i];
       if (item.kind != SyntaxNode::Kind::kLiteral) {
@@ -1257,14 +1264,14 @@ class Checker {
       if (IsWord(item.token, "null")) {
         return Fail(errors_.At(item.token.pos, "null is not allowed in an 'in' list; use 'eq null'"));
       }
-      Result<store::Literal> value = LiteralFor(**p, item.token, store::Op::kEq);
+      Result<store::Literal> value = LiteralFor(**p, item.token, Op::kEq);
       if (!value) return Fail(std::move(value.error()));
-      children.push_back(store::Expr::Value(std::move(*value)));
+      children.push_back(Expr::Value(std::move(*value)));
     }
-    return store::Expr::Apply(store::Op::kIn, std::move(children));
+    return Expr::Apply(Op::kIn, std::move(children));
   }
 
-  Result<store::Expr> Call(const SyntaxNode& n) {
+  Result<Expr> Call(const SyntaxNode& n) {
     const std::string& name = n.token.text;
     const std::size_t argc = n.children.size();
     auto arity = [&](std::size_t want) -> Status {
@@ -1273,13 +1280,13 @@ class Checker {
                                               (want == 1 ? " argument" : " arguments") + ", not " +
                                               std::to_string(argc)));
     };
-    store::Op op = store::Op::kContains;
+    Op op = Op::kContains;
     if (name == "startswith") {
-      op = store::Op::kStartsWith;
+      op = Op::kStartsWith;
     } else if (name == "endswith") {
-      op = store::Op::kEndsWith;
+      op = Op::kEndsWith;
     } else if (name == "contains") {
-      op = store::Op::kContains;
+      op = Op::kContains;
     } else if (name == "isof") {
       if (auto ok = arity(1); !ok) return Fail(std::move(ok.error()));
       return IsOf(n.children[0]);
@@ -1305,11 +1312,11 @@ class Checker {
     if (needle.kind != SyntaxNode::Kind::kLiteral || needle.token.kind != TokenKind::kString) {
       return Fail(errors_.At(needle.token.pos, "the second argument of '" + name + "' must be a string in quotes"));
     }
-    return Apply(op, store::Expr::Property((*p)->name), store::Expr::Value(needle.token.text));
+    return Apply(op, Expr::Property((*p)->name), Expr::Value(needle.token.text));
   }
 
   // isof('microsoft.graph.iosVppApp') or isof(microsoft.graph.iosVppApp).
-  Result<store::Expr> IsOf(const SyntaxNode& arg) {
+  Result<Expr> IsOf(const SyntaxNode& arg) {
     std::string type;
     if (arg.kind == SyntaxNode::Kind::kLiteral && arg.token.kind == TokenKind::kString) {
       type = arg.token.text;
@@ -1320,13 +1327,13 @@ class Checker {
                              "isof takes one type name, e.g. isof('microsoft.graph.iosVppApp'); "
                              "isof with a property is not supported"));
     }
-    if (std::find(entity_.type_names.begin(), entity_.type_names.end(), type) == entity_.type_names.end()) {
+    if (entity_.FindType(type) == nullptr) {
       std::string known;
-      for (const std::string& t : entity_.type_names) known += (known.empty() ? "" : ", ") + t;
+      for (const TypeDef& t : entity_.types) known += (known.empty() ? "" : ", ") + t.name;
       return Fail(errors_.At(arg.token.pos, "'" + Echo(type) + "' is not a type of " + QualifiedTypeName(entity_) +
                                                 (known.empty() ? "" : " (known: " + known + ")")));
     }
-    return Apply(store::Op::kIsOf, store::Expr::Value(std::move(type)));
+    return Apply(Op::kIsOf, Expr::Value(std::move(type)));
   }
 
   const OptionErrors& errors_;
@@ -1334,15 +1341,15 @@ class Checker {
 };
 
 // The most and/or/not nodes on one path from the root: the nesting the store walks.
-int LogicalDepth(const store::Expr& e) {
-  if (e.kind != store::Expr::Kind::kOp) return 0;
-  if (e.op != store::Op::kAnd && e.op != store::Op::kOr && e.op != store::Op::kNot) return 0;
+int LogicalDepth(const Expr& e) {
+  if (e.kind != Expr::Kind::kOp) return 0;
+  if (e.op != Op::kAnd && e.op != Op::kOr && e.op != Op::kNot) return 0;
   int deepest = 0;
-  for (const store::Expr& c : e.children) deepest = std::max(deepest, LogicalDepth(c));
+  for (const Expr& c : e.children) deepest = std::max(deepest, LogicalDepth(c));
   return deepest + 1;
 }
 
-Result<store::Expr> ParseFilter(std::string_view text, const EntityDef& entity, const QueryLimits& limits) {
+Result<Expr> ParseFilter(std::string_view text, const EntityDef& entity, const QueryLimits& limits) {
   const OptionErrors errors("$filter", text);
   if (text.size() > limits.max_filter_length) {
     return Fail(errors.Plain("the filter is " + std::to_string(text.size()) + " bytes long; at most " +
@@ -1351,7 +1358,7 @@ Result<store::Expr> ParseFilter(std::string_view text, const EntityDef& entity, 
   if (text.find_first_not_of(" \t") == std::string_view::npos) return Fail(errors.Plain("the filter is empty"));
   Result<SyntaxNode> tree = Parser(errors, limits.max_depth).Parse();
   if (!tree) return Fail(std::move(tree.error()));
-  Result<store::Expr> expr = Checker(errors, entity).Condition(*tree);
+  Result<Expr> expr = Checker(errors, entity).Condition(*tree);
   if (!expr) return expr;
   // The parser bounded the nesting the client wrote; this bounds what the store will
   // walk (the and/or chains add a few levels), with the same message.
@@ -1365,15 +1372,14 @@ Result<store::Expr> ParseFilter(std::string_view text, const EntityDef& entity, 
 // 6. $orderby, $select, $expand, $top, $skip, $count
 // ---------------------------------------------------------------------------
 
-Result<std::vector<store::OrderKey>> ParseOrderBy(std::string_view text, const EntityDef& entity,
-                                                  const QueryLimits& limits) {
+Result<std::vector<OrderKey>> ParseOrderBy(std::string_view text, const EntityDef& entity, const QueryLimits& limits) {
   const OptionErrors errors("$orderby", text);
   if (text.size() > limits.max_filter_length) {
     return Fail(errors.Plain("the value is longer than " + std::to_string(limits.max_filter_length) + " bytes"));
   }
   const std::vector<Token> t = Tokenizer(errors).Run();
   if (t.front().kind == TokenKind::kEnd) return Fail(errors.Plain("the value is empty"));
-  std::vector<store::OrderKey> keys;
+  std::vector<OrderKey> keys;
   std::size_t i = 0;
   while (true) {
     const Token& name = t[i++];
@@ -1386,12 +1392,12 @@ Result<std::vector<store::OrderKey>> ParseOrderBy(std::string_view text, const E
     if (p->collection || p->type == EdmType::kComplex || !p->filterable) {
       return Fail(errors.At(name.pos, "property '" + p->name + "' (" + EdmName(*p) + ") cannot be used in $orderby"));
     }
-    for (const store::OrderKey& k : keys) {
+    for (const OrderKey& k : keys) {
       if (k.property == p->name) {
         return Fail(errors.At(name.pos, "property '" + p->name + "' appears more than once"));
       }
     }
-    store::OrderKey key{p->name, false};
+    OrderKey key{p->name, false};
     if (IsWord(t[i], "asc") || IsWord(t[i], "desc")) {
       key.descending = t[i].text == "desc";
       ++i;
@@ -1599,12 +1605,12 @@ void AppendDouble(std::string& out, double v) {
   if (s.find_first_of(".eEn") == std::string_view::npos) out += ".0";  // 'n': nan, inf
 }
 
-void AppendDebug(std::string& out, const store::Expr& e) {
+void AppendDebug(std::string& out, const Expr& e) {
   switch (e.kind) {
-    case store::Expr::Kind::kProperty:
+    case Expr::Kind::kProperty:
       out += e.property;
       return;
-    case store::Expr::Kind::kLiteral:
+    case Expr::Kind::kLiteral:
       if (std::holds_alternative<std::monostate>(e.literal)) {
         out += "null";
       } else if (const bool* b = std::get_if<bool>(&e.literal)) {
@@ -1624,10 +1630,10 @@ void AppendDebug(std::string& out, const store::Expr& e) {
         out += FormatIso8601(t->micros);
       }
       return;
-    case store::Expr::Kind::kOp:
+    case Expr::Kind::kOp:
       out += '(';
       out += OpName(e.op);
-      for (const store::Expr& c : e.children) {
+      for (const Expr& c : e.children) {
         out += ' ';
         AppendDebug(out, c);
       }
@@ -1638,8 +1644,8 @@ void AppendDebug(std::string& out, const store::Expr& e) {
 
 }  // namespace
 
-Result<QueryOptions> ParseQueryOptions(std::string_view raw_query, const EntityDef& entity,
-                                       const AllowedOptions& allowed, const QueryLimits& limits) {
+Result<QueryOptions> ParseGraphQueryOptions(std::string_view raw_query, const EntityDef& entity,
+                                            const AllowedOptions& allowed, const QueryLimits& limits) {
   Result<std::vector<QueryParam>> params = SplitQuery(raw_query);
   if (!params) return Fail(std::move(params.error()));
   Result<OptionValues> options = CollectOptions(*params, [&](OptionId id) { return IsAllowed(allowed, id); });
@@ -1649,14 +1655,14 @@ Result<QueryOptions> ParseQueryOptions(std::string_view raw_query, const EntityD
   QueryOptions out;
   out.list.limit = limits.default_page_size;
   if (const auto& v = o[OptionId::kFilter]) {
-    Result<store::Expr> filter = ParseFilter(*v, entity, limits);
+    Result<Expr> filter = ParseFilter(*v, entity, limits);
     if (!filter) return Fail(std::move(filter.error()));
-    out.list.filter = std::move(*filter);
+    out.filter = std::move(*filter);
   }
   if (const auto& v = o[OptionId::kOrderBy]) {
-    Result<std::vector<store::OrderKey>> keys = ParseOrderBy(*v, entity, limits);
+    Result<std::vector<OrderKey>> keys = ParseOrderBy(*v, entity, limits);
     if (!keys) return Fail(std::move(keys.error()));
-    out.list.order_by = std::move(*keys);
+    out.order_by = std::move(*keys);
   }
   if (const auto& v = o[OptionId::kSelect]) {
     Result<std::vector<std::string>> names = ParseSelect(*v, entity, limits);
@@ -1695,6 +1701,21 @@ Result<QueryOptions> ParseQueryOptions(std::string_view raw_query, const EntityD
   }
   if (out.top) out.list.limit = std::min(*out.top, limits.default_page_size);
   return out;
+}
+
+Result<QueryOptions> ParseQueryOptions(std::string_view raw_query, const EntityDef& entity,
+                                       const AllowedOptions& allowed, const QueryLimits& limits) {
+  Result<QueryOptions> q = ParseGraphQueryOptions(raw_query, entity, allowed, limits);
+  if (!q) return q;
+  if (q->filter) {
+    Result<store::Expr> filter = ToStoreFilter(*q->filter, entity);
+    if (!filter) return Fail(std::move(filter.error()));
+    q->list.filter = std::move(*filter);
+  }
+  Result<std::vector<store::OrderKey>> order = ToStoreOrder(q->order_by, entity);
+  if (!order) return Fail(std::move(order.error()));
+  q->list.order_by = std::move(*order);
+  return q;
 }
 
 Result<std::vector<std::string>> ParseSelectOnly(std::string_view raw_query, const EntityDef& entity) {
@@ -1747,7 +1768,7 @@ bool HasNextPage(const QueryOptions& current, std::int64_t returned, bool store_
   return !current.top || *current.top - returned > 0;
 }
 
-std::string DebugString(const store::Expr& expr) {
+std::string DebugString(const Expr& expr) {
   std::string out;
   AppendDebug(out, expr);
   return out;

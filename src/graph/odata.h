@@ -3,9 +3,11 @@
 //
 // The raw query string of a request is split and percent-decoded with Boost.URL, and
 // each option is parsed by a hand-written tokenizer and recursive-descent parser into
-// the store's query model (store/query.h), checked against an EntityDef: every
-// property name, every literal's type, every enum member. Nothing the client sends is
-// ever pasted into SQL; the store only sees typed Expr trees.
+// a typed tree in Graph's terms (Expr, OrderKey below), checked against an EntityDef:
+// every property name, every literal's type, every enum member. The tree is then
+// translated into the store's query model (store/query.h: columns, not Graph names)
+// through the EntityDef's mapping (graph/store_mapping.h). Nothing the client sends
+// is ever pasted into SQL; the store only sees typed trees over its own columns.
 //
 //   graph::QueryLimits limits;
 //   auto q = graph::ParseQueryOptions(request_query, VppTokenEntity(), {}, limits);
@@ -52,13 +54,86 @@ struct PropertyDef {
   std::vector<std::string> enum_members;  // kEnum: member names in declared order
   std::string enum_type;                  // kEnum: "microsoft.graph.vppTokenState"
   bool filterable = true;                 // false e.g. for the encrypted sToken
+  // The store column that holds it: set for every property that $filter/$orderby may
+  // use (filterable, not a collection nor complex), and only for those.
+  std::optional<store::Column> column;
+};
+
+// A type allowed in isof(...) and casts, and which of the store's rows are of it.
+struct TypeDef {
+  std::string name;  // "microsoft.graph.iosVppApp"
+  // Rows of this type are those whose `column` holds `value` (platform = 'iOS'); no
+  // column: every row of the entity set.
+  std::optional<store::Column> column;
+  std::string value;
 };
 
 struct EntityDef {
   std::string name;                     // "vppToken"; messages call it "microsoft.graph.vppToken"
   std::vector<PropertyDef> properties;  // what this API version exposes
-  std::vector<std::string> type_names;  // types allowed in isof(...)/casts, e.g. "microsoft.graph.iosVppApp"
+  std::vector<TypeDef> types;           // types allowed in isof(...)/casts; rows of another type: none
+  store::Table table = store::Table::kVppTokens;         // where the store keeps the entity set
   const PropertyDef* Find(std::string_view name) const;  // exact, case-sensitive (OData is)
+  const TypeDef* FindType(std::string_view name) const;  // exact
+};
+
+// $filter in Graph's terms: property names, and isof with a type name. Literals are
+// the store's (typed values carry no vocabulary).
+enum class Op {
+  // comparisons: two children, the property first
+  kEq,
+  kNe,
+  kGt,
+  kGe,
+  kLt,
+  kLe,
+  // logic: kAnd/kOr two children, kNot one
+  kAnd,
+  kOr,
+  kNot,
+  // kIn: child 0 the property, children 1..n literals
+  kIn,
+  // string functions: child 0 the property, child 1 a string literal
+  kStartsWith,
+  kEndsWith,
+  kContains,
+  // isof('microsoft.graph.X'): child 0 a string literal with the type name
+  kIsOf,
+};
+
+struct Expr {
+  enum class Kind { kProperty, kLiteral, kOp };
+  Kind kind = Kind::kLiteral;
+  std::string property;    // kProperty: the Graph property name ("displayName")
+  store::Literal literal;  // kLiteral
+  Op op = Op::kEq;         // kOp
+  std::vector<Expr> children;
+
+  static Expr Property(std::string name) {
+    Expr e;
+    e.kind = Kind::kProperty;
+    e.property = std::move(name);
+    return e;
+  }
+  static Expr Value(store::Literal v) {
+    Expr e;
+    e.kind = Kind::kLiteral;
+    e.literal = std::move(v);
+    return e;
+  }
+  static Expr Apply(Op op, std::vector<Expr> children) {
+    Expr e;
+    e.kind = Kind::kOp;
+    e.op = op;
+    e.children = std::move(children);
+    return e;
+  }
+};
+
+// A $orderby key in Graph's terms.
+struct OrderKey {
+  std::string property;
+  bool descending = false;
 };
 
 struct QueryLimits {
@@ -75,8 +150,12 @@ struct AllowedOptions {
 };
 
 struct QueryOptions {
-  // filter, order_by (without the id tie-breaker: the store appends it), skip (from $skip
-  // or the $skiptoken), limit (= min(top remaining, default_page_size)).
+  // $filter and $orderby in Graph's terms, as checked against the EntityDef.
+  std::optional<Expr> filter;
+  std::vector<OrderKey> order_by;
+  // What the store is asked: filter and order_by above in the store's columns (the
+  // order without the id tie-breaker: the store appends it), skip (from $skip or the
+  // $skiptoken), limit (= min(top remaining, default_page_size)).
   store::ListQuery list;
   // $top as given; after a $skiptoken, the part of the original $top still to be
   // returned from list.skip onwards. Absent = no client limit.
@@ -108,8 +187,16 @@ struct QueryOptions {
 //  - a $skiptoken that is not one NextLinkQuery produced for these same options
 //    (tampered, or reused with another $filter/$orderby/...), or combined with $skip/$top.
 // Non-`$` parameters are ignored (Graph ignores them); the caller may read them itself.
+// The filter and order are translated into `list` as ToStoreFilter/ToStoreOrder do
+// (graph/store_mapping.h); Internal if the entity maps a usable property nowhere.
 Result<QueryOptions> ParseQueryOptions(std::string_view raw_query, const EntityDef& entity,
                                        const AllowedOptions& allowed, const QueryLimits& limits);
+
+// ParseQueryOptions in Graph's terms only: `filter` and `order_by` are set, `list`
+// holds skip and limit but no filter or order. For entities without a store mapping
+// (the grammar's own tests); the same errors otherwise.
+Result<QueryOptions> ParseGraphQueryOptions(std::string_view raw_query, const EntityDef& entity,
+                                            const AllowedOptions& allowed, const QueryLimits& limits);
 
 // Options for a single-entity GET: only $select, and $expand, which is checked as Graph
 // checks it: `*` expands nothing and is accepted; a name that is not a navigation
@@ -135,6 +222,6 @@ bool HasNextPage(const QueryOptions& current, std::int64_t returned, bool store_
 // A compact S-expression of a filter tree, for tests and logs:
 // `(and (eq state 'valid') (not (startswith displayName 'it''s')))`. Doubles always
 // show a '.' or exponent (`2.0`), date-times print as ISO-8601, null as `null`.
-std::string DebugString(const store::Expr& expr);
+std::string DebugString(const Expr& expr);
 
 }  // namespace vppd::graph

@@ -48,7 +48,7 @@ const EntityDef& TestEntity() {
     add("bytes", EdmType::kInt64);
     add("tenantId", EdmType::kGuid);
     add("settings", EdmType::kComplex);
-    e.type_names = {"microsoft.graph.vppToken", "microsoft.graph.iosVppApp"};
+    e.types = {{"microsoft.graph.vppToken", std::nullopt, {}}, {"microsoft.graph.iosVppApp", std::nullopt, {}}};
     return e;
   }();
   return entity;
@@ -73,15 +73,15 @@ std::string Encode(std::string_view s) {
 }
 
 Result<QueryOptions> Parse(std::string_view raw, const QueryLimits& limits = {}, const AllowedOptions& allowed = {}) {
-  return ParseQueryOptions(raw, TestEntity(), allowed, limits);
+  return ParseGraphQueryOptions(raw, TestEntity(), allowed, limits);
 }
 
 // The filter's tree, or "ERROR: message".
 std::string Filter(std::string_view filter, const QueryLimits& limits = {}) {
   Result<QueryOptions> q = Parse("$filter=" + Encode(filter), limits);
   if (!q) return "ERROR: " + q.error().message;
-  if (!q->list.filter) return "ERROR: no filter";
-  return DebugString(*q->list.filter);
+  if (!q->filter) return "ERROR: no filter";
+  return DebugString(*q->filter);
 }
 
 std::string ErrorOf(std::string_view raw, const QueryLimits& limits = {}, const AllowedOptions& allowed = {}) {
@@ -342,8 +342,7 @@ TEST(ODataFilter, LongChainsBecomeShallowTrees) {
   ASSERT_TRUE(q) << q.error().message;
   // 150 terms → ceil(log2(150)) = 8 levels of `or` (left-assoc would be 149).
   int depth = 0;
-  for (const store::Expr* e = &*q->list.filter; e->kind == store::Expr::Kind::kOp && e->op == store::Op::kOr;
-       e = &e->children[0]) {
+  for (const Expr* e = &*q->filter; e->kind == Expr::Kind::kOp && e->op == Op::kOr; e = &e->children[0]) {
     ++depth;
   }
   EXPECT_EQ(depth, 8);
@@ -372,16 +371,15 @@ TEST(ODataFilter, LongMessagesQuoteATruncatedFilter) {
 
 TEST(ODataQueryString, PercentEncodingEdgeCases) {
   // '+' is a space, %2B a plus; SDKs send %20 and %27.
-  EXPECT_EQ(DebugString(*Parse("$filter=displayName+eq+'a+b'")->list.filter), "(eq displayName 'a b')");
-  EXPECT_EQ(DebugString(*Parse("$filter=displayName%20eq%20%27a%2Bb%27")->list.filter), "(eq displayName 'a+b')");
+  EXPECT_EQ(DebugString(*Parse("$filter=displayName+eq+'a+b'")->filter), "(eq displayName 'a b')");
+  EXPECT_EQ(DebugString(*Parse("$filter=displayName%20eq%20%27a%2Bb%27")->filter), "(eq displayName 'a+b')");
   // An encoded '&' or '=' stays inside the value.
-  EXPECT_EQ(DebugString(*Parse("$filter=displayName%20eq%20'a%26b%3Dc'&$top=1")->list.filter),
-            "(eq displayName 'a&b=c')");
+  EXPECT_EQ(DebugString(*Parse("$filter=displayName%20eq%20'a%26b%3Dc'&$top=1")->filter), "(eq displayName 'a&b=c')");
   // The option name itself may be encoded.
-  EXPECT_EQ(DebugString(*Parse("%24filter=automaticallyUpdateApps")->list.filter), "(eq automaticallyUpdateApps true)");
+  EXPECT_EQ(DebugString(*Parse("%24filter=automaticallyUpdateApps")->filter), "(eq automaticallyUpdateApps true)");
   // UTF-8, encoded or raw (tolerated like Graph does), and a raw '"' reaches the parser.
-  EXPECT_EQ(DebugString(*Parse("$filter=displayName%20eq%20'%E6%97%A5'")->list.filter), "(eq displayName '日')");
-  EXPECT_EQ(DebugString(*Parse("$filter=displayName%20eq%20'日'")->list.filter), "(eq displayName '日')");
+  EXPECT_EQ(DebugString(*Parse("$filter=displayName%20eq%20'%E6%97%A5'")->filter), "(eq displayName '日')");
+  EXPECT_EQ(DebugString(*Parse("$filter=displayName%20eq%20'日'")->filter), "(eq displayName '日')");
   EXPECT_NE(ErrorOf("$filter=displayName%20eq%20\"x\"").find("syntax error at position 15"), std::string::npos);
   // A leading '?' is tolerated.
   EXPECT_TRUE(Parse("?$top=5"));
@@ -409,8 +407,8 @@ TEST(ODataQueryString, PercentEncodingEdgeCases) {
 TEST(ODataQueryString, OptionsAndDefaults) {
   Result<QueryOptions> q = Parse("");
   ASSERT_TRUE(q);
-  EXPECT_FALSE(q->list.filter);
-  EXPECT_TRUE(q->list.order_by.empty());
+  EXPECT_FALSE(q->filter);
+  EXPECT_TRUE(q->order_by.empty());
   EXPECT_EQ(q->list.skip, 0);
   EXPECT_EQ(q->list.limit, 100);
   EXPECT_FALSE(q->top);
@@ -436,7 +434,7 @@ TEST(ODataQueryString, OptionsAndDefaults) {
   q = Parse("$TOP=7&$Filter=automaticallyUpdateApps");
   ASSERT_TRUE(q) << q.error().message;
   EXPECT_EQ(q->top, 7);
-  EXPECT_TRUE(q->list.filter);
+  EXPECT_TRUE(q->filter);
 }
 
 TEST(ODataQueryString, BadOptionValues) {
@@ -507,7 +505,7 @@ std::string OrderBy(std::string_view value) {
   Result<QueryOptions> q = Parse("$orderby=" + Encode(value));
   if (!q) return "ERROR: " + q.error().message;
   std::string out;
-  for (const store::OrderKey& k : q->list.order_by) {
+  for (const OrderKey& k : q->order_by) {
     out += (out.empty() ? "" : ",") + k.property + (k.descending ? " desc" : " asc");
   }
   return out;
@@ -614,7 +612,7 @@ TEST(ODataPaging, NextLinksWalkTheTopAcrossPages) {
   EXPECT_EQ(p2->top, 150);
   EXPECT_EQ(p2->list.limit, 100);
   EXPECT_TRUE(p2->count);
-  EXPECT_EQ(DebugString(*p2->list.filter), "(eq state 'valid')");
+  EXPECT_EQ(DebugString(*p2->filter), "(eq state 'valid')");
   ASSERT_TRUE(HasNextPage(*p2, 100, true));
 
   const std::string third = NextLinkQuery(second, *p2, 200);
@@ -643,8 +641,8 @@ TEST(ODataPaging, WithoutTopAndWithSkip) {
   EXPECT_EQ(p2->list.skip, 110);
   EXPECT_FALSE(p2->top);
   EXPECT_EQ(p2->list.limit, 100);
-  ASSERT_EQ(p2->list.order_by.size(), 1u);
-  EXPECT_TRUE(p2->list.order_by[0].descending);
+  ASSERT_EQ(p2->order_by.size(), 1u);
+  EXPECT_TRUE(p2->order_by[0].descending);
   // An empty query still gets a valid link.
   Result<QueryOptions> bare = Parse("");
   const std::string link = NextLinkQuery("", *bare, 100);
@@ -712,13 +710,11 @@ TEST(ODataPaging, TamperedOrMisusedTokensAreRejected) {
 // ---------------------------------------------------------------------------
 
 TEST(ODataDebugString, PrintsEveryLiteralKind) {
-  using store::Expr;
   const Expr e = Expr::Apply(
-      store::Op::kAnd,
-      {Expr::Apply(store::Op::kIn, {Expr::Property("p"), Expr::Value(std::int64_t{-3}), Expr::Value(2.0),
-                                    Expr::Value(0.5), Expr::Value(std::string("it's")), Expr::Value(true),
-                                    Expr::Value(store::Literal{}), Expr::Value(store::DateTime{1'000'001})}),
-       Expr::Apply(store::Op::kIsOf, {Expr::Value(std::string("t"))})});
+      Op::kAnd, {Expr::Apply(Op::kIn, {Expr::Property("p"), Expr::Value(std::int64_t{-3}), Expr::Value(2.0),
+                                       Expr::Value(0.5), Expr::Value(std::string("it's")), Expr::Value(true),
+                                       Expr::Value(store::Literal{}), Expr::Value(store::DateTime{1'000'001})}),
+                 Expr::Apply(Op::kIsOf, {Expr::Value(std::string("t"))})});
   EXPECT_EQ(DebugString(e), "(and (in p -3 2.0 0.5 'it''s' true null 1970-01-01T00:00:01.000001Z) (isof 't'))");
 }
 
@@ -802,8 +798,8 @@ TEST(ODataRobustness, RandomInputsGiveTreesOrBadRequests) {
     Result<QueryOptions> q = Parse(raw);
     if (q) {
       ++parsed;
-      if (q->list.filter) {
-        EXPECT_FALSE(DebugString(*q->list.filter).empty());
+      if (q->filter) {
+        EXPECT_FALSE(DebugString(*q->filter).empty());
       }
     } else {
       EXPECT_EQ(q.error().code, Code::kInvalidArgument) << raw;

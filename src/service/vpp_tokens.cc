@@ -183,7 +183,8 @@ Status VppTokens::RevokeLicenses(const Principal& caller, const std::string& id,
 Status VppTokens::SyncLicenseCounts(const Principal& caller) {
   if (auto ok = gate_.Admit(caller, Operation::kSyncLicenseCounts); !ok) return ok;
   store::ListQuery query;
-  query.filter = store::Expr::Apply(store::Op::kEq, {store::Expr::Property("state"), store::Expr::Value("valid")});
+  query.filter =
+      store::Expr::Apply(store::Op::kEq, {store::Expr::Of(store::Column::kTokenState), store::Expr::Value("valid")});
   query.limit = 500;
   bool any = false;
   for (;;) {

@@ -5,65 +5,45 @@
 namespace vppd::store {
 namespace {
 
-constexpr PropertyColumn kVppTokenColumns[] = {
-    {"id", "id", ColumnType::kText, false, {}},
-    {"organizationName", "organization_name", ColumnType::kText, true, {}},
-    {"vppTokenAccountType", "account_type", ColumnType::kEnum, false, {}},
-    {"appleId", "apple_id", ColumnType::kText, true, {}},
-    {"expirationDateTime", "expiration", ColumnType::kTime, false, {}},
-    {"lastSyncDateTime", "last_sync", ColumnType::kTime, false, {}},
-    {"lastModifiedDateTime", "last_modified", ColumnType::kTime, false, {}},
-    {"state", "state", ColumnType::kEnum, false, {}},
-    {"lastSyncStatus", "last_sync_status", ColumnType::kEnum, false, {}},
-    {"automaticallyUpdateApps", "automatically_update_apps", ColumnType::kBool, false, {}},
-    {"countryOrRegion", "country_or_region", ColumnType::kText, true, {}},
-    {"dataSharingConsentGranted", "data_sharing_consent", ColumnType::kBool, false, {}},
-    {"displayName", "display_name", ColumnType::kText, true, {}},
-    {"locationName", "location_name", ColumnType::kText, true, {}},
-    {"claimTokenManagementFromExternalMdm", "claim_from_external_mdm", ColumnType::kBool, false, {}},
-    {"appleDeviceAppDeliveryProtocolType", "delivery_protocol", ColumnType::kEnum, false, {}},
-    {"lastAppCount", "last_app_count", ColumnType::kInt, false, {}},
-    {"token", {}, ColumnType::kText, false, "it is stored encrypted"},
-    {"tokenActionResults", {}, ColumnType::kText, false, "it is a collection"},
-    {"roleScopeTagIds", {}, ColumnType::kText, false, "it is a collection"},
+// The store's one table of the columns a query may name: per table, each Column
+// once, in the enum's order (checked below), so that Describe is an index.
+constexpr ColumnInfo kTokenColumns[] = {
+    {Column::kTokenId, Table::kVppTokens, "id", ColumnType::kText, false},
+    {Column::kTokenOrganizationName, Table::kVppTokens, "organization_name", ColumnType::kText, true},
+    {Column::kTokenAccountType, Table::kVppTokens, "account_type", ColumnType::kEnum, false},
+    {Column::kTokenAppleId, Table::kVppTokens, "apple_id", ColumnType::kText, true},
+    {Column::kTokenExpiration, Table::kVppTokens, "expiration", ColumnType::kTime, false},
+    {Column::kTokenLastSync, Table::kVppTokens, "last_sync", ColumnType::kTime, false},
+    {Column::kTokenLastModified, Table::kVppTokens, "last_modified", ColumnType::kTime, false},
+    {Column::kTokenState, Table::kVppTokens, "state", ColumnType::kEnum, false},
+    {Column::kTokenLastSyncStatus, Table::kVppTokens, "last_sync_status", ColumnType::kEnum, false},
+    {Column::kTokenAutomaticallyUpdateApps, Table::kVppTokens, "automatically_update_apps", ColumnType::kBool, false},
+    {Column::kTokenCountryOrRegion, Table::kVppTokens, "country_or_region", ColumnType::kText, true},
+    {Column::kTokenDataSharingConsent, Table::kVppTokens, "data_sharing_consent", ColumnType::kBool, false},
+    {Column::kTokenDisplayName, Table::kVppTokens, "display_name", ColumnType::kText, true},
+    {Column::kTokenLocationName, Table::kVppTokens, "location_name", ColumnType::kText, true},
+    {Column::kTokenClaimFromExternalMdm, Table::kVppTokens, "claim_from_external_mdm", ColumnType::kBool, false},
+    {Column::kTokenDeliveryProtocol, Table::kVppTokens, "delivery_protocol", ColumnType::kEnum, false},
+    {Column::kTokenLastAppCount, Table::kVppTokens, "last_app_count", ColumnType::kInt, false},
 };
 
-constexpr TypeRule kVppTokenTypes[] = {
-    {"microsoft.graph.vppToken", {}, {}},
+constexpr ColumnInfo kAppColumns[] = {
+    {Column::kAppId, Table::kMobileApps, "id", ColumnType::kText, false},
+    {Column::kAppPlatform, Table::kMobileApps, "platform", ColumnType::kText, false},
+    {Column::kAppDisplayName, Table::kMobileApps, "display_name", ColumnType::kText, false},
+    {Column::kAppPublisher, Table::kMobileApps, "publisher", ColumnType::kText, false},
+    {Column::kAppBundleId, Table::kMobileApps, "bundle_id", ColumnType::kText, false},
+    {Column::kAppStoreUrl, Table::kMobileApps, "app_store_url", ColumnType::kText, false},
+    {Column::kAppTotalLicenses, Table::kMobileApps, "total_licenses", ColumnType::kInt, false},
+    {Column::kAppUsedLicenses, Table::kMobileApps, "used_licenses", ColumnType::kInt, false},
+    {Column::kAppTokenId, Table::kMobileApps, "token_id", ColumnType::kText, false},
+    {Column::kAppTokenOrganizationName, Table::kMobileApps, "token_organization_name", ColumnType::kText, true},
+    {Column::kAppTokenAppleId, Table::kMobileApps, "token_apple_id", ColumnType::kText, true},
+    {Column::kAppTokenDisplayName, Table::kMobileApps, "token_display_name", ColumnType::kText, true},
+    {Column::kAppTokenAccountType, Table::kMobileApps, "token_account_type", ColumnType::kEnum, false},
+    {Column::kAppCreated, Table::kMobileApps, "created", ColumnType::kTime, false},
+    {Column::kAppLastModified, Table::kMobileApps, "last_modified", ColumnType::kTime, false},
 };
-
-// mobileApp's queryable properties. The mobile_apps columns that Graph shows under
-// other names (platform, adam_id, ...) are reached through isof or not at all.
-constexpr PropertyColumn kMobileAppColumns[] = {
-    {"id", "id", ColumnType::kText, false, {}},
-    {"displayName", "display_name", ColumnType::kText, false, {}},
-    {"publisher", "publisher", ColumnType::kText, false, {}},
-    {"bundleId", "bundle_id", ColumnType::kText, false, {}},
-    {"appStoreUrl", "app_store_url", ColumnType::kText, false, {}},
-    {"totalLicenseCount", "total_licenses", ColumnType::kInt, false, {}},
-    {"usedLicenseCount", "used_licenses", ColumnType::kInt, false, {}},
-    {"vppTokenId", "token_id", ColumnType::kText, false, {}},
-    {"vppTokenOrganizationName", "token_organization_name", ColumnType::kText, true, {}},
-    {"vppTokenAppleId", "token_apple_id", ColumnType::kText, true, {}},
-    {"vppTokenDisplayName", "token_display_name", ColumnType::kText, true, {}},
-    {"vppTokenAccountType", "token_account_type", ColumnType::kEnum, false, {}},
-    {"createdDateTime", "created", ColumnType::kTime, false, {}},
-    {"lastModifiedDateTime", "last_modified", ColumnType::kTime, false, {}},
-};
-
-// iosVppApp and macOsVppApp both derive from mobileApp, which derives from entity
-// (Graph CSDL). managedApp is a sibling branch of mobileApp's subtypes (managed
-// store/LOB apps), so a VPP app is never one: isof('microsoft.graph.managedApp')
-// is false, as in Graph.
-constexpr TypeRule kMobileAppTypes[] = {
-    {"microsoft.graph.iosVppApp", "platform", "iOS"},
-    {"microsoft.graph.macOsVppApp", "platform", "macOS"},
-    {"microsoft.graph.mobileApp", {}, {}},
-    {"microsoft.graph.entity", {}, {}},
-};
-
-const EntityColumns kVppTokenEntity{kVppTokenColumns, kVppTokenTypes};
-const EntityColumns kMobileAppEntity{kMobileAppColumns, kMobileAppTypes};
 
 // What a literal or column can be compared with: text and enum members are both
 // strings; integers and doubles are both numbers.
@@ -100,29 +80,43 @@ const char* KindName(Kind k) {
   return "?";
 }
 
-Result<const PropertyColumn*> Lookup(std::span<const PropertyColumn> columns, const std::string& property) {
-  for (const PropertyColumn& c : columns) {
-    if (c.property != property) continue;
-    if (c.column.empty()) {
-      return Fail(Error::InvalidArgument(
-          fmt::format("property '{}' cannot be used in $filter or $orderby: {}", property, c.why_not), property));
-    }
-    return &c;
+constexpr bool InEnumOrder() {
+  std::size_t i = 0;
+  for (const ColumnInfo& c : kTokenColumns) {
+    if (static_cast<std::size_t>(c.id) != i++ || c.table != Table::kVppTokens) return false;
   }
-  return Fail(Error::InvalidArgument(fmt::format("unknown property '{}'", property), property));
+  for (const ColumnInfo& c : kAppColumns) {
+    if (static_cast<std::size_t>(c.id) != i++ || c.table != Table::kMobileApps) return false;
+  }
+  return i == static_cast<std::size_t>(Column::kAppLastModified) + 1;
+}
+static_assert(InEnumOrder(), "kTokenColumns then kAppColumns list every Column once, in the enum's order");
+
+const char* TableName(Table table) { return table == Table::kVppTokens ? "vpp_tokens" : "mobile_apps"; }
+
+Result<const ColumnInfo*> Lookup(Table table, Column column) {
+  if (static_cast<std::size_t>(column) >= std::size(kTokenColumns) + std::size(kAppColumns)) {
+    return Fail(Error::InvalidArgument(fmt::format("unknown column #{}", static_cast<int>(column))));
+  }
+  const ColumnInfo& c = Describe(column);
+  if (c.table != table) {
+    return Fail(Error::InvalidArgument(
+        fmt::format("column '{}' of {} is not a column of {}", c.name, TableName(c.table), TableName(table)),
+        std::string(c.name)));
+  }
+  return &c;
 }
 
 // A compiled value: SQL text that yields it, and what kind it is.
 struct Operand {
   std::string sql;
   Kind kind;
-  std::string property;  // set when it is a property, for error targets
+  std::string column;  // set when it is a column, for error targets
 };
 
 class FilterCompiler {
  public:
-  FilterCompiler(const EntityColumns& entity, SqlBuilder& builder)
-      : columns_(entity.properties), types_(entity.types), builder_(builder) {}
+  FilterCompiler(Table table, SqlBuilder& builder) : table_(table), builder_(builder) {}
 
   // `negate` carries a pending `not` down the tree (De Morgan), so `not` reaches
   // SQL only on leaves: exact, because every leaf is two-valued.
@@ -132,13 +126,13 @@ class FilterCompiler {
       case Expr::Kind::kLiteral:
         if (const bool* b = std::get_if<bool>(&e.literal)) return Bool(*b != negate);
         return Fail(Error::InvalidArgument("$filter must be a boolean expression"));
-      case Expr::Kind::kProperty: {
-        // A boolean property on its own is a predicate: `$filter=automaticallyUpdateApps`.
+      case Expr::Kind::kColumn: {
+        // A boolean column on its own is a predicate.
         Result<Operand> o = Value(e);
         if (!o) return Fail(o.error());
         if (o->kind != Kind::kBool) {
           return Fail(Error::InvalidArgument(
-              fmt::format("property '{}' is not boolean and cannot stand alone in $filter", e.property), e.property));
+              fmt::format("column '{}' is not boolean and cannot stand alone in $filter", o->column), o->column));
         }
         return Negated(pg() ? fmt::format("coalesce({}, FALSE)", o->sql) : fmt::format("coalesce({} = 1, 0)", o->sql),
                        negate);
@@ -232,7 +226,7 @@ class FilterCompiler {
     return {};
   }
 
-  // A comparison, `in`, string function or isof: a two-valued SQL predicate.
+  // A comparison, `in` or string function: a two-valued SQL predicate.
   Result<std::string> Leaf(const Expr& e) {
     const auto& c = e.children;
     switch (e.op) {
@@ -251,8 +245,6 @@ class FilterCompiler {
       case Op::kContains:
         if (Status s = Arity(e, 2); !s) return Fail(s.error());
         return StringFunction(e.op, c[0], c[1]);
-      case Op::kIsOf:
-        return IsOf(e);
       case Op::kAnd:
       case Op::kOr:
       case Op::kNot:
@@ -269,15 +261,16 @@ class FilterCompiler {
     return {};
   }
 
-  // A property or a literal, compiled to a column name or a parameter.
+  // A column or a literal, compiled to a column name or a parameter.
   Result<Operand> Value(const Expr& e) {
-    if (e.kind == Expr::Kind::kProperty) {
-      Result<const PropertyColumn*> col = Lookup(columns_, e.property);
+    if (e.kind == Expr::Kind::kColumn) {
+      Result<const ColumnInfo*> col = Lookup(table_, e.column);
       if (!col) return Fail(col.error());
-      return Operand{std::string((*col)->column), KindOf((*col)->type), e.property};
+      std::string name((*col)->name);
+      return Operand{name, KindOf((*col)->type), name};
     }
     if (e.kind != Expr::Kind::kLiteral) {
-      return Fail(Error::InvalidArgument("$filter compares a property or a literal, not an expression"));
+      return Fail(Error::InvalidArgument("$filter compares a column or a literal, not an expression"));
     }
     if (builder_.params().size() >= kMaxFilterParams) {
       return Fail(Error::InvalidArgument(fmt::format("$filter has more than {} literals", kMaxFilterParams)));
@@ -303,7 +296,7 @@ class FilterCompiler {
 
   static Status Compatible(const Operand& a, const Operand& b) {
     if (a.kind == Kind::kNull || b.kind == Kind::kNull || a.kind == b.kind) return {};
-    const std::string& target = a.property.empty() ? b.property : a.property;
+    const std::string& target = a.column.empty() ? b.column : a.column;
     return Fail(Error::InvalidArgument(fmt::format("cannot compare a {} with a {}", KindName(a.kind), KindName(b.kind)),
                                        target));
   }
@@ -332,7 +325,7 @@ class FilterCompiler {
     bool has_null = false;
     for (std::size_t i = 1; i < e.children.size(); ++i) {
       if (e.children[i].kind != Expr::Kind::kLiteral) {
-        return Fail(Error::InvalidArgument("the right side of 'in' must be a list of literals", subject->property));
+        return Fail(Error::InvalidArgument("the right side of 'in' must be a list of literals", subject->column));
       }
       Result<Operand> item = Value(e.children[i]);
       if (!item) return Fail(item.error());
@@ -360,7 +353,7 @@ class FilterCompiler {
     for (const Operand* o : {&*haystack, &*needle}) {
       if (o->kind != Kind::kString && o->kind != Kind::kNull) {
         return Fail(Error::InvalidArgument(fmt::format("string functions take strings, not a {}", KindName(o->kind)),
-                                           o->property));
+                                           o->column));
       }
     }
     if (haystack->kind == Kind::kNull || needle->kind == Kind::kNull) return Bool(false);
@@ -391,39 +384,28 @@ class FilterCompiler {
     }
   }
 
-  Result<std::string> IsOf(const Expr& e) {
-    if (e.children.size() != 1 || e.children[0].kind != Expr::Kind::kLiteral ||
-        !std::holds_alternative<std::string>(e.children[0].literal)) {
-      return Fail(Error::InvalidArgument("malformed $filter: isof expects one type name"));
-    }
-    const std::string& type = std::get<std::string>(e.children[0].literal);
-    for (const TypeRule& rule : types_) {
-      if (rule.type != type) continue;
-      if (rule.column.empty()) return Bool(true);
-      // The value is a constant of this binary, but it goes in as a parameter all the same.
-      return fmt::format("({} {} {})", rule.column, pg() ? "IS NOT DISTINCT FROM" : "IS",
-                         builder_.Param(std::string(rule.value)));
-    }
-    return Bool(false);
-  }
-
   bool pg() const { return builder_.dialect() == SqlDialect::kPostgres; }
   std::string Bool(bool value) const {
     if (pg()) return value ? "TRUE" : "FALSE";
     return value ? "1" : "0";
   }
 
-  std::span<const PropertyColumn> columns_;
-  std::span<const TypeRule> types_;
+  Table table_;
   SqlBuilder& builder_;
   int nodes_ = 0;
 };
 
 }  // namespace
 
-std::span<const PropertyColumn> VppTokenColumns() { return kVppTokenColumns; }
-const EntityColumns& VppTokenEntity() { return kVppTokenEntity; }
-const EntityColumns& MobileAppEntity() { return kMobileAppEntity; }
+std::span<const ColumnInfo> QueryColumns(Table table) {
+  if (table == Table::kVppTokens) return kTokenColumns;
+  return kAppColumns;
+}
+
+const ColumnInfo& Describe(Column column) {
+  const auto i = static_cast<std::size_t>(column);
+  return i < std::size(kTokenColumns) ? kTokenColumns[i] : kAppColumns[i - std::size(kTokenColumns)];
+}
 
 std::string SqlBuilder::Param(sqlite::SqlValue value) {
   const char* type = std::visit(
@@ -448,27 +430,23 @@ std::string SqlBuilder::BoolParam(bool value) {
   return fmt::format("${}::boolean", params_.size());
 }
 
-Result<std::string> CompileFilter(const Expr& filter, const EntityColumns& entity, SqlBuilder& builder) {
-  FilterCompiler compiler(entity, builder);
+Result<std::string> CompileFilter(const Expr& filter, Table table, SqlBuilder& builder) {
+  FilterCompiler compiler(table, builder);
   return compiler.Predicate(filter, 1, false, 0);
 }
 
-Result<std::string> CompileFilter(const Expr& filter, std::span<const PropertyColumn> columns, SqlBuilder& builder) {
-  return CompileFilter(filter, EntityColumns{columns, kVppTokenTypes}, builder);
-}
-
-Result<std::string> CompileOrderBy(const std::vector<OrderKey>& keys, std::span<const PropertyColumn> columns,
-                                   std::string_view id_column, SqlDialect dialect) {
+Result<std::string> CompileOrderBy(const std::vector<OrderKey>& keys, Table table, std::string_view id_column,
+                                   SqlDialect dialect) {
   if (keys.size() > kMaxOrderKeys) {
     return Fail(Error::InvalidArgument(fmt::format("$orderby has more than {} keys", kMaxOrderKeys)));
   }
   std::string sql;
   for (const OrderKey& key : keys) {
-    Result<const PropertyColumn*> col = Lookup(columns, key.property);
+    Result<const ColumnInfo*> col = Lookup(table, key.column);
     if (!col) return Fail(col.error());
     // SQLite orders nulls as the smallest value; PostgreSQL as the largest unless told.
     const char* nulls = dialect != SqlDialect::kPostgres ? "" : key.descending ? " NULLS LAST" : " NULLS FIRST";
-    fmt::format_to(std::back_inserter(sql), "{}{}{}, ", (*col)->column, key.descending ? " DESC" : "", nulls);
+    fmt::format_to(std::back_inserter(sql), "{}{}{}, ", (*col)->name, key.descending ? " DESC" : "", nulls);
   }
   sql += id_column;
   return sql;

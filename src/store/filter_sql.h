@@ -1,9 +1,9 @@
-// Internal to store/: compiles a store::Expr ($filter) and OrderKeys ($orderby) into
-// a SQL fragment with numbered parameters (`?2`), through a fixed table that maps
-// Graph property names to columns. No text from the query is ever pasted into SQL:
-// property names are looked up, literals become parameters.
+// Internal to store/: compiles a store::Expr (a filter) and OrderKeys into a SQL
+// fragment with numbered parameters (`?2`), through the store's column table
+// (QueryColumns in store/query.h). No text from the query is ever pasted into SQL:
+// columns are looked up, literals become parameters.
 //
-// Semantics (OData / MS-ODATA "lifted operators"):
+// Semantics (those of OData's "lifted operators", which graph/ translates into this):
 // - eq/ne are null-safe: `x eq null` is IS NULL, null eq null is true, null ne 'a'
 //   is true.
 // - gt/ge/lt/le are false when either side is null.
@@ -12,7 +12,7 @@
 // - String comparison and the string functions are case-sensitive (BINARY), and
 //   the functions use instr/substr rather than LIKE, so `%`, `_` and `\` in the
 //   needle are ordinary characters with no escaping to get wrong.
-// - Enum properties are compared and ordered by member name (TEXT), not by the
+// - Enum columns are compared and ordered by member name (TEXT), not by the
 //   member's numeric value. Equality, `in` and the string functions are exact;
 //   gt/lt and $orderby follow the names' byte order.
 // - Booleans are 0/1, DateTimeOffset literals are INTEGER microseconds.
@@ -21,7 +21,6 @@
 #pragma once
 
 #include <cstdint>
-#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,41 +30,6 @@
 #include "store/sqlite_db.h"
 
 namespace vppd::store {
-
-enum class ColumnType { kText, kEnum, kBool, kInt, kTime };
-
-// One Graph property of an entity and where it lives. `column` empty means the
-// property exists but cannot be queried; `why_not` says why (e.g. encrypted).
-struct PropertyColumn {
-  std::string_view property;
-  std::string_view column;
-  ColumnType type;
-  bool nullable;
-  std::string_view why_not;
-};
-
-// How `isof('microsoft.graph.X')` evaluates on an entity set whose rows may be of
-// several derived types: a row is of `type` when `column` holds `value`, or always
-// when `column` is empty (the set's own base types). A type name not listed is
-// false for every row (OData: isof of an unrelated type).
-struct TypeRule {
-  std::string_view type;  // "microsoft.graph.iosVppApp"
-  std::string_view column;
-  std::string_view value;
-};
-
-// An entity set as a table: its properties and its type rules.
-struct EntityColumns {
-  std::span<const PropertyColumn> properties;
-  std::span<const TypeRule> types;
-};
-
-// vppToken's properties, as the vpp_tokens table stores them.
-std::span<const PropertyColumn> VppTokenColumns();
-const EntityColumns& VppTokenEntity();
-// mobileApp's (iosVppApp, macOsVppApp) properties, as the mobile_apps table stores
-// them; isof tells the two apart by the platform column.
-const EntityColumns& MobileAppEntity();
 
 // Bounds on a compiled filter, so a hostile $filter can neither overflow the stack
 // (depth), nor SQLite's expression/parameter limits, nor take long to compile.
@@ -103,17 +67,15 @@ class SqlBuilder {
   std::vector<sqlite::SqlValue> params_;
 };
 
-// A boolean SQL expression for `filter` over `columns`, its literals added to
-// `builder`. InvalidArgument naming the problem (and the property, as target) when
-// the filter uses an unknown or unqueryable property, a literal of the wrong type,
+// A boolean SQL expression for `filter` over `table`, its literals added to
+// `builder`. InvalidArgument naming the problem (and the column, as target) when the
+// filter names a column of another table, compares a literal of the wrong type, has
 // a malformed node, or exceeds the bounds above.
-Result<std::string> CompileFilter(const Expr& filter, const EntityColumns& entity, SqlBuilder& builder);
-// The same for vppToken (VppTokenEntity()).
-Result<std::string> CompileFilter(const Expr& filter, std::span<const PropertyColumn> columns, SqlBuilder& builder);
+Result<std::string> CompileFilter(const Expr& filter, Table table, SqlBuilder& builder);
 
 // `col1 DESC, col2, id` — the keys, then `id_column` ascending as the last key so
 // pages are stable. InvalidArgument as for CompileFilter.
-Result<std::string> CompileOrderBy(const std::vector<OrderKey>& keys, std::span<const PropertyColumn> columns,
-                                   std::string_view id_column, SqlDialect dialect = SqlDialect::kSqlite);
+Result<std::string> CompileOrderBy(const std::vector<OrderKey>& keys, Table table, std::string_view id_column,
+                                   SqlDialect dialect = SqlDialect::kSqlite);
 
 }  // namespace vppd::store

@@ -186,9 +186,9 @@ Result<VppToken> SqlStore::GetToken(const std::string& tenant_id, const std::str
 Result<Page<VppToken>> SqlStore::ListTokens(const std::string& tenant_id, const ListQuery& query) {
   if (Status s = CheckPaging(query.skip, query.limit); !s) return Fail(s.error());
   SqlBuilder builder(dialect_.sql);
-  Result<std::string> where = TenantWhere(tenant_id, query.filter, VppTokenColumns(), builder);
+  Result<std::string> where = TenantWhere(tenant_id, query.filter, Table::kVppTokens, builder);
   if (!where) return Fail(where.error());
-  Result<std::string> order = CompileOrderBy(query.order_by, VppTokenColumns(), "id", dialect_.sql);
+  Result<std::string> order = CompileOrderBy(query.order_by, Table::kVppTokens, "id", dialect_.sql);
   if (!order) return Fail(order.error());
   const std::string sql = PageSql(TokenSelectList(), "vpp_tokens", *where, *order, query, builder);
   return ReadPage<VppToken>(sql, builder, query.limit, [](const Tx& row) { return ReadTokenRow(row); });
@@ -223,7 +223,7 @@ Result<std::int64_t> SqlStore::Count(const std::string& sql, const SqlBuilder& b
 
 Result<std::int64_t> SqlStore::CountTokens(const std::string& tenant_id, const std::optional<Expr>& filter) {
   SqlBuilder builder(dialect_.sql);
-  Result<std::string> where = TenantWhere(tenant_id, filter, VppTokenColumns(), builder);
+  Result<std::string> where = TenantWhere(tenant_id, filter, Table::kVppTokens, builder);
   if (!where) return Fail(where.error());
   return Count(fmt::format("SELECT count(*) FROM vpp_tokens WHERE {}", *where), builder);
 }
@@ -327,9 +327,9 @@ Result<std::string> SqlStore::GetTokenSecret(const std::string& tenant_id, const
 Result<Page<MobileApp>> SqlStore::ListApps(const std::string& tenant_id, const ListQuery& query) {
   if (Status s = CheckPaging(query.skip, query.limit); !s) return Fail(s.error());
   SqlBuilder builder(dialect_.sql);
-  Result<std::string> where = TenantWhere(tenant_id, query.filter, MobileAppEntity(), builder);
+  Result<std::string> where = TenantWhere(tenant_id, query.filter, Table::kMobileApps, builder);
   if (!where) return Fail(where.error());
-  Result<std::string> order = CompileOrderBy(query.order_by, MobileAppEntity().properties, "id", dialect_.sql);
+  Result<std::string> order = CompileOrderBy(query.order_by, Table::kMobileApps, "id", dialect_.sql);
   if (!order) return Fail(order.error());
   const std::string sql = PageSql(AppSelectList(), "mobile_apps", *where, *order, query, builder);
   return ReadPage<MobileApp>(sql, builder, query.limit,
@@ -338,7 +338,7 @@ Result<Page<MobileApp>> SqlStore::ListApps(const std::string& tenant_id, const L
 
 Result<std::int64_t> SqlStore::CountApps(const std::string& tenant_id, const std::optional<Expr>& filter) {
   SqlBuilder builder(dialect_.sql);
-  Result<std::string> where = TenantWhere(tenant_id, filter, MobileAppEntity(), builder);
+  Result<std::string> where = TenantWhere(tenant_id, filter, Table::kMobileApps, builder);
   if (!where) return Fail(where.error());
   return Count(fmt::format("SELECT count(*) FROM mobile_apps WHERE {}", *where), builder);
 }

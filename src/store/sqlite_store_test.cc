@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -24,8 +25,7 @@ namespace vppd::store {
 namespace {
 
 constexpr Timestamp kDay = 86400LL * 1000000;
-constexpr Timestamp kT0 = 1'780'000'000LL * 1000000;    // 2026-05-28
-constexpr Timestamp kYear1 = -62135596800LL * 1000000;  // 0001-01-01T00:00:00Z
+constexpr Timestamp kT0 = 1'780'000'000LL * 1000000;  // 2026-05-28
 constexpr const char* kTenantA = "11111111-1111-1111-1111-111111111111";
 constexpr const char* kTenantB = "22222222-2222-2222-2222-222222222222";
 
@@ -46,7 +46,7 @@ using testing::Backend;
 using testing::Raw;
 using testing::RawDb;
 
-Expr P(std::string name) { return Expr::Property(std::move(name)); }
+Expr P(Column c) { return Expr::Of(c); }
 Expr L(Literal v) { return Expr::Value(std::move(v)); }
 Expr S(std::string s) { return Expr::Value(Literal(std::move(s))); }
 Expr I(std::int64_t v) { return Expr::Value(Literal(v)); }
@@ -295,6 +295,52 @@ TEST_P(StoreTest, RemoveTenantCascadesToItsTokensOnly) {
   EXPECT_EQ(*store_->CountTokens(kTenantA, std::nullopt), 0);
 }
 
+// --- the query columns ----------------------------------------------------------------
+
+// The store's table of query columns (store/query.h) is the schema's: each column
+// exists in its table, with the declared type and nullability the table says.
+TEST_P(StoreTest, QueryColumnsAreTheSchemasColumns) {
+  Raw raw = db_->raw();
+  for (Table table : {Table::kVppTokens, Table::kMobileApps}) {
+    const std::string name = table == Table::kVppTokens ? "vpp_tokens" : "mobile_apps";
+    for (const ColumnInfo& c : QueryColumns(table)) {
+      SCOPED_TRACE(name + "." + std::string(c.name));
+      EXPECT_EQ(&Describe(c.id), &c);
+      std::string type, nullable;
+      if (pg()) {
+        const std::string where = fmt::format(
+            "FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = '{}' AND "
+            "column_name = '{}'",
+            name, c.name);
+        type = raw.Text("SELECT data_type " + where);
+        nullable = raw.Text("SELECT CASE is_nullable WHEN 'YES' THEN 'null' ELSE 'not null' END " + where);
+      } else {
+        const std::string where = fmt::format("FROM pragma_table_info('{}') WHERE name = '{}'", name, c.name);
+        type = raw.Text("SELECT lower(type) " + where);
+        nullable = raw.Text("SELECT CASE \"notnull\" WHEN 0 THEN 'null' ELSE 'not null' END " + where);
+      }
+      ASSERT_FALSE(type.empty()) << "no such column";
+      // The primary key is NOT NULL in fact, whatever SQLite's table_info says of it.
+      if (c.name != "id") {
+        EXPECT_EQ(nullable, c.nullable ? "null" : "not null");
+      }
+      switch (c.type) {
+        case ColumnType::kText:
+        case ColumnType::kEnum:
+          EXPECT_EQ(type, "text");
+          break;
+        case ColumnType::kBool:
+          EXPECT_EQ(type, pg() ? "boolean" : "integer");
+          break;
+        case ColumnType::kInt:
+        case ColumnType::kTime:
+          EXPECT_EQ(type, pg() ? "bigint" : "integer");
+          break;
+      }
+    }
+  }
+}
+
 // --- tokens: CRUD ------------------------------------------------------------------
 
 TEST_P(StoreTest, CreateAndGetRoundTripEveryField) {
@@ -414,10 +460,10 @@ TEST_P(StoreTest, TenantIsolationForEveryMethod) {
   EXPECT_NE(page->items[0].id, a.id);
   // Even a filter naming A's token id sees nothing from B's side.
   ListQuery by_id;
-  by_id.filter = Cmp(Op::kEq, P("id"), S(a.id));
+  by_id.filter = Cmp(Op::kEq, P(Column::kTokenId), S(a.id));
   EXPECT_TRUE(store_->ListTokens(kTenantB, by_id)->items.empty());
   EXPECT_EQ(*store_->CountTokens(kTenantB, by_id.filter), 0);
-  by_id.filter = Cmp(Op::kOr, Cmp(Op::kEq, P("id"), S(a.id)), L(true));
+  by_id.filter = Cmp(Op::kOr, Cmp(Op::kEq, P(Column::kTokenId), S(a.id)), L(true));
   EXPECT_EQ(*store_->CountTokens(kTenantB, by_id.filter), 1);  // `or true` cannot widen the tenant scope
   EXPECT_EQ(*store_->CountTokens(kTenantA, std::nullopt), 1);
   EXPECT_EQ(*store_->CountTokens("no-such-tenant", std::nullopt), 0);
@@ -464,7 +510,7 @@ TEST_P(StoreTest, RealLimitOf3000) {
   start = std::chrono::steady_clock::now();
   ListQuery q;
   q.limit = 1000;
-  q.order_by = {{"displayName", false}};
+  q.order_by = {{Column::kTokenDisplayName, false}};
   Result<Page<VppToken>> page = store_->ListTokens(kTenantA, q);
   ASSERT_TRUE(page);
   EXPECT_EQ(page->items.size(), 1000u);
@@ -770,107 +816,109 @@ INSTANTIATE_TEST_SUITE_P(Store, FilterTest, ::testing::Values(Backend::kSqlite, 
                          testing::BackendName);
 
 TEST_P(FilterTest, ComparisonsOnStrings) {
-  EXPECT_EQ(Match(Cmp(Op::kEq, P("displayName"), S("alpha"))), "t2");  // case-sensitive
-  EXPECT_EQ(Match(Cmp(Op::kEq, P("displayName"), S("Alpha"))), "t1");
-  EXPECT_EQ(Match(Cmp(Op::kNe, P("displayName"), S("Alpha"))), "t2,t3,t4,t5");  // null ne 'Alpha' is true
-  EXPECT_EQ(Match(Cmp(Op::kGt, P("displayName"), S("B"))), "t2,t4,t5");         // byte order, null excluded
-  EXPECT_EQ(Match(Cmp(Op::kGe, P("displayName"), S("Beta1"))), "t2,t4,t5");
-  EXPECT_EQ(Match(Cmp(Op::kLt, P("displayName"), S("Beta1"))), "t1");  // 'Beta_1' > 'Beta1': '_' (0x5f) > '1'
-  EXPECT_EQ(Match(Cmp(Op::kLe, P("displayName"), S("Alpha"))), "t1");
-  EXPECT_EQ(Match(Cmp(Op::kEq, S("Alpha"), P("displayName"))), "t1");  // literal on the left
+  EXPECT_EQ(Match(Cmp(Op::kEq, P(Column::kTokenDisplayName), S("alpha"))), "t2");  // case-sensitive
+  EXPECT_EQ(Match(Cmp(Op::kEq, P(Column::kTokenDisplayName), S("Alpha"))), "t1");
+  EXPECT_EQ(Match(Cmp(Op::kNe, P(Column::kTokenDisplayName), S("Alpha"))), "t2,t3,t4,t5");  // null ne 'Alpha' is true
+  EXPECT_EQ(Match(Cmp(Op::kGt, P(Column::kTokenDisplayName), S("B"))), "t2,t4,t5");         // byte order, null excluded
+  EXPECT_EQ(Match(Cmp(Op::kGe, P(Column::kTokenDisplayName), S("Beta1"))), "t2,t4,t5");
+  EXPECT_EQ(Match(Cmp(Op::kLt, P(Column::kTokenDisplayName), S("Beta1"))),
+            "t1");  // 'Beta_1' > 'Beta1': '_' (0x5f) > '1'
+  EXPECT_EQ(Match(Cmp(Op::kLe, P(Column::kTokenDisplayName), S("Alpha"))), "t1");
+  EXPECT_EQ(Match(Cmp(Op::kEq, S("Alpha"), P(Column::kTokenDisplayName))), "t1");  // literal on the left
 }
 
 TEST_P(FilterTest, NullSemantics) {
-  EXPECT_EQ(Match(Cmp(Op::kEq, P("displayName"), Null())), "t3");
-  EXPECT_EQ(Match(Cmp(Op::kNe, P("displayName"), Null())), "t1,t2,t4,t5");
-  EXPECT_EQ(Match(Cmp(Op::kEq, Null(), P("organizationName"))), "t2");
+  EXPECT_EQ(Match(Cmp(Op::kEq, P(Column::kTokenDisplayName), Null())), "t3");
+  EXPECT_EQ(Match(Cmp(Op::kNe, P(Column::kTokenDisplayName), Null())), "t1,t2,t4,t5");
+  EXPECT_EQ(Match(Cmp(Op::kEq, Null(), P(Column::kTokenOrganizationName))), "t2");
   EXPECT_EQ(Match(Cmp(Op::kEq, Null(), Null())), "t1,t2,t3,t4,t5");  // null eq null
   EXPECT_EQ(Match(Cmp(Op::kNe, Null(), Null())), "");
-  EXPECT_EQ(Match(Cmp(Op::kGt, P("displayName"), Null())), "");  // relational with null is false
-  EXPECT_EQ(Match(Cmp(Op::kLe, P("displayName"), Null())), "");
-  EXPECT_EQ(Match(Not(Cmp(Op::kGt, P("displayName"), S("B")))), "t1,t3");  // not of a null-false is true
+  EXPECT_EQ(Match(Cmp(Op::kGt, P(Column::kTokenDisplayName), Null())), "");  // relational with null is false
+  EXPECT_EQ(Match(Cmp(Op::kLe, P(Column::kTokenDisplayName), Null())), "");
+  EXPECT_EQ(Match(Not(Cmp(Op::kGt, P(Column::kTokenDisplayName), S("B")))), "t1,t3");  // not of a null-false is true
   // property vs property: null eq null is true (t2: no organization, no country).
-  EXPECT_EQ(Match(Cmp(Op::kEq, P("organizationName"), P("countryOrRegion"))), "t2");
-  EXPECT_EQ(Match(Cmp(Op::kNe, P("organizationName"), P("countryOrRegion"))), "t1,t3,t4,t5");
+  EXPECT_EQ(Match(Cmp(Op::kEq, P(Column::kTokenOrganizationName), P(Column::kTokenCountryOrRegion))), "t2");
+  EXPECT_EQ(Match(Cmp(Op::kNe, P(Column::kTokenOrganizationName), P(Column::kTokenCountryOrRegion))), "t1,t3,t4,t5");
   // A non-nullable property is never null.
-  EXPECT_EQ(Match(Cmp(Op::kEq, P("lastAppCount"), Null())), "");
+  EXPECT_EQ(Match(Cmp(Op::kEq, P(Column::kTokenLastAppCount), Null())), "");
 }
 
 TEST_P(FilterTest, StringFunctionsAreExactAndCaseSensitive) {
-  EXPECT_EQ(Match(Cmp(Op::kContains, P("locationName"), S("50%_off"))), "t1");  // not t2
-  EXPECT_EQ(Match(Cmp(Op::kContains, P("displayName"), S("_"))), "t4");
-  EXPECT_EQ(Match(Cmp(Op::kContains, P("locationName"), S("%"))), "t1,t4");
-  EXPECT_EQ(Match(Cmp(Op::kContains, P("locationName"), S("\\"))), "t3");
-  EXPECT_EQ(Match(Cmp(Op::kStartsWith, P("displayName"), S("Beta_"))), "t4");
-  EXPECT_EQ(Match(Cmp(Op::kStartsWith, P("displayName"), S("A"))), "t1");
-  EXPECT_EQ(Match(Cmp(Op::kStartsWith, P("displayName"), S("Alpha and more"))), "");
-  EXPECT_EQ(Match(Cmp(Op::kEndsWith, P("locationName"), S("%"))), "t4");
-  EXPECT_EQ(Match(Cmp(Op::kEndsWith, P("locationName"), S("OFF"))), "");
-  EXPECT_EQ(Match(Cmp(Op::kEndsWith, P("locationName"), S("off"))), "t2");
-  EXPECT_EQ(Match(Cmp(Op::kEndsWith, P("displayName"), S("1"))), "t4,t5");
-  EXPECT_EQ(Match(Cmp(Op::kContains, P("organizationName"), S("Contoso"))), "t1,t4");
+  EXPECT_EQ(Match(Cmp(Op::kContains, P(Column::kTokenLocationName), S("50%_off"))), "t1");  // not t2
+  EXPECT_EQ(Match(Cmp(Op::kContains, P(Column::kTokenDisplayName), S("_"))), "t4");
+  EXPECT_EQ(Match(Cmp(Op::kContains, P(Column::kTokenLocationName), S("%"))), "t1,t4");
+  EXPECT_EQ(Match(Cmp(Op::kContains, P(Column::kTokenLocationName), S("\\"))), "t3");
+  EXPECT_EQ(Match(Cmp(Op::kStartsWith, P(Column::kTokenDisplayName), S("Beta_"))), "t4");
+  EXPECT_EQ(Match(Cmp(Op::kStartsWith, P(Column::kTokenDisplayName), S("A"))), "t1");
+  EXPECT_EQ(Match(Cmp(Op::kStartsWith, P(Column::kTokenDisplayName), S("Alpha and more"))), "");
+  EXPECT_EQ(Match(Cmp(Op::kEndsWith, P(Column::kTokenLocationName), S("%"))), "t4");
+  EXPECT_EQ(Match(Cmp(Op::kEndsWith, P(Column::kTokenLocationName), S("OFF"))), "");
+  EXPECT_EQ(Match(Cmp(Op::kEndsWith, P(Column::kTokenLocationName), S("off"))), "t2");
+  EXPECT_EQ(Match(Cmp(Op::kEndsWith, P(Column::kTokenDisplayName), S("1"))), "t4,t5");
+  EXPECT_EQ(Match(Cmp(Op::kContains, P(Column::kTokenOrganizationName), S("Contoso"))), "t1,t4");
   // The empty needle matches every non-null value.
-  EXPECT_EQ(Match(Cmp(Op::kStartsWith, P("displayName"), S(""))), "t1,t2,t4,t5");
-  EXPECT_EQ(Match(Cmp(Op::kEndsWith, P("displayName"), S(""))), "t1,t2,t4,t5");
-  EXPECT_EQ(Match(Cmp(Op::kContains, P("displayName"), S(""))), "t1,t2,t4,t5");
+  EXPECT_EQ(Match(Cmp(Op::kStartsWith, P(Column::kTokenDisplayName), S(""))), "t1,t2,t4,t5");
+  EXPECT_EQ(Match(Cmp(Op::kEndsWith, P(Column::kTokenDisplayName), S(""))), "t1,t2,t4,t5");
+  EXPECT_EQ(Match(Cmp(Op::kContains, P(Column::kTokenDisplayName), S(""))), "t1,t2,t4,t5");
   // On null: false, so `not` is true.
-  EXPECT_EQ(Match(Not(Cmp(Op::kContains, P("countryOrRegion"), S("U")))), "t2,t3,t5");
-  EXPECT_EQ(Match(Cmp(Op::kContains, P("countryOrRegion"), Null())), "");
+  EXPECT_EQ(Match(Not(Cmp(Op::kContains, P(Column::kTokenCountryOrRegion), S("U")))), "t2,t3,t5");
+  EXPECT_EQ(Match(Cmp(Op::kContains, P(Column::kTokenCountryOrRegion), Null())), "");
   // On an enum, by member name.
-  EXPECT_EQ(Match(Cmp(Op::kStartsWith, P("state"), S("in"))), "t3");
+  EXPECT_EQ(Match(Cmp(Op::kStartsWith, P(Column::kTokenState), S("in"))), "t3");
 }
 
 TEST_P(FilterTest, NumbersBooleansTimesEnums) {
-  EXPECT_EQ(Match(Cmp(Op::kEq, P("lastAppCount"), I(12))), "t2,t5");
-  EXPECT_EQ(Match(Cmp(Op::kGt, P("lastAppCount"), I(5))), "t2,t4,t5");
-  EXPECT_EQ(Match(Cmp(Op::kGe, P("lastAppCount"), I(5))), "t1,t2,t4,t5");
-  EXPECT_EQ(Match(Cmp(Op::kLt, P("lastAppCount"), I(5))), "t3");
-  EXPECT_EQ(Match(Cmp(Op::kLe, P("lastAppCount"), I(0))), "t3");
-  EXPECT_EQ(Match(Cmp(Op::kGt, P("lastAppCount"), L(6.5))), "t2,t4,t5");
+  EXPECT_EQ(Match(Cmp(Op::kEq, P(Column::kTokenLastAppCount), I(12))), "t2,t5");
+  EXPECT_EQ(Match(Cmp(Op::kGt, P(Column::kTokenLastAppCount), I(5))), "t2,t4,t5");
+  EXPECT_EQ(Match(Cmp(Op::kGe, P(Column::kTokenLastAppCount), I(5))), "t1,t2,t4,t5");
+  EXPECT_EQ(Match(Cmp(Op::kLt, P(Column::kTokenLastAppCount), I(5))), "t3");
+  EXPECT_EQ(Match(Cmp(Op::kLe, P(Column::kTokenLastAppCount), I(0))), "t3");
+  EXPECT_EQ(Match(Cmp(Op::kGt, P(Column::kTokenLastAppCount), L(6.5))), "t2,t4,t5");
 
-  EXPECT_EQ(Match(Cmp(Op::kEq, P("automaticallyUpdateApps"), L(true))), "t1");
-  EXPECT_EQ(Match(Cmp(Op::kNe, P("automaticallyUpdateApps"), L(true))), "t2,t3,t4,t5");
-  EXPECT_EQ(Match(P("automaticallyUpdateApps")), "t1");
-  EXPECT_EQ(Match(Not(P("automaticallyUpdateApps"))), "t2,t3,t4,t5");
-  EXPECT_EQ(Match(Cmp(Op::kEq, P("dataSharingConsentGranted"), L(true))), "t2");
-  EXPECT_EQ(Match(Cmp(Op::kEq, P("claimTokenManagementFromExternalMdm"), L(false))), "t1,t2,t3,t4,t5");
+  EXPECT_EQ(Match(Cmp(Op::kEq, P(Column::kTokenAutomaticallyUpdateApps), L(true))), "t1");
+  EXPECT_EQ(Match(Cmp(Op::kNe, P(Column::kTokenAutomaticallyUpdateApps), L(true))), "t2,t3,t4,t5");
+  EXPECT_EQ(Match(P(Column::kTokenAutomaticallyUpdateApps)), "t1");
+  EXPECT_EQ(Match(Not(P(Column::kTokenAutomaticallyUpdateApps))), "t2,t3,t4,t5");
+  EXPECT_EQ(Match(Cmp(Op::kEq, P(Column::kTokenDataSharingConsent), L(true))), "t2");
+  EXPECT_EQ(Match(Cmp(Op::kEq, P(Column::kTokenClaimFromExternalMdm), L(false))), "t1,t2,t3,t4,t5");
   EXPECT_EQ(Match(L(true)), "t1,t2,t3,t4,t5");
   EXPECT_EQ(Match(L(false)), "");
 
-  EXPECT_EQ(Match(Cmp(Op::kLt, P("expirationDateTime"), L(DateTime{kT0}))), "t3");
-  EXPECT_EQ(Match(Cmp(Op::kGe, P("expirationDateTime"), L(DateTime{kT0 + 3 * kDay}))), "t4,t5");
-  EXPECT_EQ(Match(Cmp(Op::kEq, P("lastSyncDateTime"), L(DateTime{kT0}))), "t2");
-  EXPECT_EQ(Match(Cmp(Op::kGt, P("lastSyncDateTime"), L(DateTime{kT0}))), "t3");
-  // "never synced" is 0001-01-01T00:00:00Z, as Graph renders it.
-  EXPECT_EQ(Match(Cmp(Op::kEq, P("lastSyncDateTime"), L(DateTime{kYear1}))), "t1,t4,t5");
-  EXPECT_EQ(Match(Cmp(Op::kLt, P("lastSyncDateTime"), L(DateTime{-kDay}))), "t1,t4,t5");
-  EXPECT_EQ(Match(Cmp(Op::kGt, P("lastModifiedDateTime"), L(DateTime{kT0 + 3'000'000}))), "t4,t5");
+  EXPECT_EQ(Match(Cmp(Op::kLt, P(Column::kTokenExpiration), L(DateTime{kT0}))), "t3");
+  EXPECT_EQ(Match(Cmp(Op::kGe, P(Column::kTokenExpiration), L(DateTime{kT0 + 3 * kDay}))), "t4,t5");
+  EXPECT_EQ(Match(Cmp(Op::kEq, P(Column::kTokenLastSync), L(DateTime{kT0}))), "t2");
+  EXPECT_EQ(Match(Cmp(Op::kGt, P(Column::kTokenLastSync), L(DateTime{kT0}))), "t3");
+  // Never synced is kNeverSynced, the earliest time: before every other.
+  EXPECT_EQ(Match(Cmp(Op::kEq, P(Column::kTokenLastSync), L(DateTime{kNeverSynced}))), "t1,t4,t5");
+  EXPECT_EQ(Match(Cmp(Op::kLt, P(Column::kTokenLastSync), L(DateTime{-kDay}))), "t1,t4,t5");
+  EXPECT_EQ(Match(Cmp(Op::kGt, P(Column::kTokenLastModified), L(DateTime{kT0 + 3'000'000}))), "t4,t5");
 
-  EXPECT_EQ(Match(Cmp(Op::kEq, P("vppTokenAccountType"), S("education"))), "t2");
-  EXPECT_EQ(Match(Cmp(Op::kNe, P("state"), S("valid"))), "t2,t3,t5");
-  EXPECT_EQ(Match(Cmp(Op::kEq, P("lastSyncStatus"), S("none"))), "t1,t2,t3,t4,t5");
-  EXPECT_EQ(Match(Cmp(Op::kEq, P("appleDeviceAppDeliveryProtocolType"), S("default"))), "t1,t2,t3,t4,t5");
-  EXPECT_EQ(Match(Cmp(Op::kEq, P("appleId"), S("t3"))), "t3");
+  EXPECT_EQ(Match(Cmp(Op::kEq, P(Column::kTokenAccountType), S("education"))), "t2");
+  EXPECT_EQ(Match(Cmp(Op::kNe, P(Column::kTokenState), S("valid"))), "t2,t3,t5");
+  EXPECT_EQ(Match(Cmp(Op::kEq, P(Column::kTokenLastSyncStatus), S("none"))), "t1,t2,t3,t4,t5");
+  EXPECT_EQ(Match(Cmp(Op::kEq, P(Column::kTokenDeliveryProtocol), S("default"))), "t1,t2,t3,t4,t5");
+  EXPECT_EQ(Match(Cmp(Op::kEq, P(Column::kTokenAppleId), S("t3"))), "t3");
 }
 
-TEST_P(FilterTest, LogicInAndIsOf) {
-  EXPECT_EQ(Match(Cmp(Op::kAnd, Cmp(Op::kEq, P("state"), S("valid")), Cmp(Op::kGt, P("lastAppCount"), I(5)))), "t4");
-  EXPECT_EQ(Match(Cmp(Op::kOr, Cmp(Op::kEq, P("state"), S("expired")), Cmp(Op::kEq, P("countryOrRegion"), S("DE")))),
+TEST_P(FilterTest, LogicAndIn) {
+  EXPECT_EQ(Match(Cmp(Op::kAnd, Cmp(Op::kEq, P(Column::kTokenState), S("valid")),
+                      Cmp(Op::kGt, P(Column::kTokenLastAppCount), I(5)))),
+            "t4");
+  EXPECT_EQ(Match(Cmp(Op::kOr, Cmp(Op::kEq, P(Column::kTokenState), S("expired")),
+                      Cmp(Op::kEq, P(Column::kTokenCountryOrRegion), S("DE")))),
             "t2,t5");
-  EXPECT_EQ(
-      Match(Not(Cmp(Op::kOr, Cmp(Op::kEq, P("state"), S("expired")), Cmp(Op::kEq, P("countryOrRegion"), S("DE"))))),
-      "t1,t3,t4");
-  EXPECT_EQ(Match(Expr::Apply(Op::kIn, {P("state"), S("valid"), S("expired")})), "t1,t2,t4");
-  EXPECT_EQ(Match(Expr::Apply(Op::kIn, {P("countryOrRegion"), S("US"), Null()})), "t1,t2,t4");
-  EXPECT_EQ(Match(Not(Expr::Apply(Op::kIn, {P("countryOrRegion"), S("US"), Null()}))), "t3,t5");
-  EXPECT_EQ(Match(Not(Expr::Apply(Op::kIn, {P("countryOrRegion"), S("US")}))), "t2,t3,t5");
-  EXPECT_EQ(Match(Expr::Apply(Op::kIn, {P("lastAppCount"), I(12), I(7)})), "t2,t4,t5");
-  EXPECT_EQ(Match(Expr::Apply(Op::kIn, {P("lastAppCount")})), "");
-  EXPECT_EQ(Match(Expr::Apply(Op::kIsOf, {S("microsoft.graph.vppToken")})), "t1,t2,t3,t4,t5");
-  EXPECT_EQ(Match(Expr::Apply(Op::kIsOf, {S("microsoft.graph.user")})), "");
+  EXPECT_EQ(Match(Not(Cmp(Op::kOr, Cmp(Op::kEq, P(Column::kTokenState), S("expired")),
+                          Cmp(Op::kEq, P(Column::kTokenCountryOrRegion), S("DE"))))),
+            "t1,t3,t4");
+  EXPECT_EQ(Match(Expr::Apply(Op::kIn, {P(Column::kTokenState), S("valid"), S("expired")})), "t1,t2,t4");
+  EXPECT_EQ(Match(Expr::Apply(Op::kIn, {P(Column::kTokenCountryOrRegion), S("US"), Null()})), "t1,t2,t4");
+  EXPECT_EQ(Match(Not(Expr::Apply(Op::kIn, {P(Column::kTokenCountryOrRegion), S("US"), Null()}))), "t3,t5");
+  EXPECT_EQ(Match(Not(Expr::Apply(Op::kIn, {P(Column::kTokenCountryOrRegion), S("US")}))), "t2,t3,t5");
+  EXPECT_EQ(Match(Expr::Apply(Op::kIn, {P(Column::kTokenLastAppCount), I(12), I(7)})), "t2,t4,t5");
+  EXPECT_EQ(Match(Expr::Apply(Op::kIn, {P(Column::kTokenLastAppCount)})), "");
 
   // A long `in` list stays flat (no deep OR chain): 900 literals are fine.
-  std::vector<Expr> many = {P("lastAppCount")};
+  std::vector<Expr> many = {P(Column::kTokenLastAppCount)};
   for (int i = 100; i < 1000; ++i) many.push_back(I(i));
   many.push_back(I(7));
   EXPECT_EQ(Match(Expr::Apply(Op::kIn, many)), "t4");
@@ -878,36 +926,36 @@ TEST_P(FilterTest, LogicInAndIsOf) {
 
 TEST_P(FilterTest, InvalidFiltersAreInvalidArgument) {
   const std::string kBad = "error:InvalidArgument";
-  EXPECT_EQ(Match(Cmp(Op::kEq, P("token"), S("s-t1"))), kBad);  // encrypted, not filterable
-  EXPECT_EQ(Match(Cmp(Op::kEq, P("roleScopeTagIds"), S("0"))), kBad);
-  EXPECT_EQ(Match(Cmp(Op::kEq, P("noSuchProperty"), S("x"))), kBad);
-  EXPECT_EQ(Match(Cmp(Op::kEq, P("displayName"), I(5))), kBad);
-  EXPECT_EQ(Match(Cmp(Op::kEq, P("lastAppCount"), S("5"))), kBad);
-  EXPECT_EQ(Match(Cmp(Op::kEq, P("expirationDateTime"), I(5))), kBad);
-  EXPECT_EQ(Match(Cmp(Op::kEq, P("displayName"), P("lastAppCount"))), kBad);
-  EXPECT_EQ(Match(Cmp(Op::kContains, P("lastAppCount"), S("1"))), kBad);
-  EXPECT_EQ(Match(Expr::Apply(Op::kIn, {P("state"), P("state")})), kBad);
-  EXPECT_EQ(Match(P("displayName")), kBad);  // not boolean
+  EXPECT_EQ(Match(Cmp(Op::kEq, P(Column::kAppPlatform), S("iOS"))), kBad);  // a column of mobile_apps
+  EXPECT_EQ(Match(Cmp(Op::kStartsWith, P(Column::kAppBundleId), S("com."))), kBad);
+  EXPECT_EQ(Match(Cmp(Op::kEq, P(static_cast<Column>(1000)), S("x"))), kBad);  // no such column
+  EXPECT_EQ(Match(Cmp(Op::kEq, P(Column::kTokenDisplayName), I(5))), kBad);
+  EXPECT_EQ(Match(Cmp(Op::kEq, P(Column::kTokenLastAppCount), S("5"))), kBad);
+  EXPECT_EQ(Match(Cmp(Op::kEq, P(Column::kTokenExpiration), I(5))), kBad);
+  EXPECT_EQ(Match(Cmp(Op::kEq, P(Column::kTokenDisplayName), P(Column::kTokenLastAppCount))), kBad);
+  EXPECT_EQ(Match(Cmp(Op::kContains, P(Column::kTokenLastAppCount), S("1"))), kBad);
+  EXPECT_EQ(Match(Expr::Apply(Op::kIn, {P(Column::kTokenState), P(Column::kTokenState)})), kBad);
+  EXPECT_EQ(Match(P(Column::kTokenDisplayName)), kBad);  // not boolean
   EXPECT_EQ(Match(S("x")), kBad);
   EXPECT_EQ(Match(Expr::Apply(Op::kAnd, {L(true)})), kBad);
-  EXPECT_EQ(Match(Cmp(Op::kEq, Cmp(Op::kEq, P("state"), S("valid")), L(true))), kBad);
+  EXPECT_EQ(Match(Cmp(Op::kEq, Cmp(Op::kEq, P(Column::kTokenState), S("valid")), L(true))), kBad);
 
   ListQuery q;
-  q.filter = Cmp(Op::kEq, P("token"), S("x"));
+  q.filter = Cmp(Op::kEq, P(Column::kAppPlatform), S("x"));
   Result<Page<VppToken>> r = store_->ListTokens(kTenantA, q);
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().target, "token");
+  EXPECT_EQ(r.error().target, "platform");
 
   // Too many literals.
-  std::vector<Expr> many = {P("lastAppCount")};
+  std::vector<Expr> many = {P(Column::kTokenLastAppCount)};
   for (int i = 0; i < kMaxFilterParams + 5; ++i) many.push_back(I(i));
   EXPECT_EQ(Match(Expr::Apply(Op::kIn, many)), kBad);
 }
 
 TEST_P(FilterTest, NotIsPushedDownExactly) {
-  Expr valid = Cmp(Op::kEq, P("state"), S("valid"));
-  Expr big = Cmp(Op::kGt, P("lastAppCount"), I(5));
-  Expr has_name = Cmp(Op::kGt, P("displayName"), S("B"));  // false on null
+  Expr valid = Cmp(Op::kEq, P(Column::kTokenState), S("valid"));
+  Expr big = Cmp(Op::kGt, P(Column::kTokenLastAppCount), I(5));
+  Expr has_name = Cmp(Op::kGt, P(Column::kTokenDisplayName), S("B"));  // false on null
   // not (a and b) == not a or not b
   EXPECT_EQ(Match(Not(Cmp(Op::kAnd, valid, big))), "t1,t2,t3,t5");
   EXPECT_EQ(Match(Cmp(Op::kOr, Not(valid), Not(big))), "t1,t2,t3,t5");
@@ -915,24 +963,27 @@ TEST_P(FilterTest, NotIsPushedDownExactly) {
   EXPECT_EQ(Match(Not(Cmp(Op::kOr, has_name, L(false)))), "t1,t3");
   EXPECT_EQ(Match(Not(Cmp(Op::kAnd, has_name, L(true)))), "t1,t3");
   // and (x, not (or y z)) flattens into one AND group; same answer either way.
-  EXPECT_EQ(Match(Cmp(Op::kAnd, valid, Not(Cmp(Op::kOr, big, Cmp(Op::kEq, P("displayName"), Null()))))), "t1");
+  EXPECT_EQ(Match(Cmp(Op::kAnd, valid, Not(Cmp(Op::kOr, big, Cmp(Op::kEq, P(Column::kTokenDisplayName), Null()))))),
+            "t1");
 }
 
 TEST_P(FilterTest, LongChainsFlattenButAlternationIsBounded) {
   // `a and b and ... ` as a parser builds it: a left-deep binary tree, 90 levels.
-  Expr chain = Cmp(Op::kNe, P("lastAppCount"), I(1000));
-  for (int i = 0; i < 90; ++i) chain = Cmp(Op::kAnd, std::move(chain), Cmp(Op::kNe, P("lastAppCount"), I(1000 + i)));
+  Expr chain = Cmp(Op::kNe, P(Column::kTokenLastAppCount), I(1000));
+  for (int i = 0; i < 90; ++i)
+    chain = Cmp(Op::kAnd, std::move(chain), Cmp(Op::kNe, P(Column::kTokenLastAppCount), I(1000 + i)));
   EXPECT_EQ(Match(chain), "t1,t2,t3,t4,t5");
-  Expr ors = Cmp(Op::kEq, P("lastAppCount"), I(7));
-  for (int i = 0; i < 90; ++i) ors = Cmp(Op::kOr, Cmp(Op::kEq, P("lastAppCount"), I(1000 + i)), std::move(ors));
+  Expr ors = Cmp(Op::kEq, P(Column::kTokenLastAppCount), I(7));
+  for (int i = 0; i < 90; ++i)
+    ors = Cmp(Op::kOr, Cmp(Op::kEq, P(Column::kTokenLastAppCount), I(1000 + i)), std::move(ors));
   EXPECT_EQ(Match(ors), "t4");
 
   // The bulkiest leaves SQL-wise: a negated endswith and a negated `in` with null.
   auto alternating = [](int levels) {
-    Expr e = Cmp(Op::kEq, P("state"), S("valid"));
+    Expr e = Cmp(Op::kEq, P(Column::kTokenState), S("valid"));
     for (int i = 0; i < levels; ++i) {
-      Expr leaf = i % 3 == 0 ? Not(Expr::Apply(Op::kIn, {P("countryOrRegion"), S("US"), Null()}))
-                             : Not(Cmp(Op::kEndsWith, P("locationName"), S("zzz")));
+      Expr leaf = i % 3 == 0 ? Not(Expr::Apply(Op::kIn, {P(Column::kTokenCountryOrRegion), S("US"), Null()}))
+                             : Not(Cmp(Op::kEndsWith, P(Column::kTokenLocationName), S("zzz")));
       e = Cmp(i % 2 == 0 ? Op::kOr : Op::kAnd, std::move(leaf), std::move(e));
     }
     return e;
@@ -944,7 +995,7 @@ TEST_P(FilterTest, LongChainsFlattenButAlternationIsBounded) {
 
 TEST_P(FilterTest, DepthLimit) {
   auto nested = [](int nots) {
-    Expr e = Cmp(Op::kEq, P("state"), S("valid"));
+    Expr e = Cmp(Op::kEq, P(Column::kTokenState), S("valid"));
     for (int i = 0; i < nots; ++i) e = Not(std::move(e));
     return e;
   };
@@ -963,23 +1014,23 @@ std::string Labels(const Page<VppToken>& page) {
 
 TEST_P(FilterTest, OrderByMultipleKeysAscDesc) {
   ListQuery q;
-  q.order_by = {{"lastAppCount", true}, {"displayName", false}};
+  q.order_by = {{Column::kTokenLastAppCount, true}, {Column::kTokenDisplayName, false}};
   EXPECT_EQ(Labels(*store_->ListTokens(kTenantA, q)), "t5,t2,t4,t1,t3");  // 'Beta1' < 'alpha' in BINARY
-  q.order_by = {{"lastAppCount", true}, {"displayName", true}};
+  q.order_by = {{Column::kTokenLastAppCount, true}, {Column::kTokenDisplayName, true}};
   EXPECT_EQ(Labels(*store_->ListTokens(kTenantA, q)), "t2,t5,t4,t1,t3");
-  q.order_by = {{"expirationDateTime", false}};
+  q.order_by = {{Column::kTokenExpiration, false}};
   EXPECT_EQ(Labels(*store_->ListTokens(kTenantA, q)), "t3,t1,t2,t4,t5");
-  q.order_by = {{"displayName", false}};  // null first, then byte order
+  q.order_by = {{Column::kTokenDisplayName, false}};  // null first, then byte order
   EXPECT_EQ(Labels(*store_->ListTokens(kTenantA, q)), "t3,t1,t5,t4,t2");
-  q.order_by = {{"token", false}};
+  q.order_by = {{Column::kAppDisplayName, false}};  // a column of mobile_apps
   EXPECT_EQ(store_->ListTokens(kTenantA, q).error().code, Code::kInvalidArgument);
-  q.order_by = {{"nope", true}};
+  q.order_by = {{static_cast<Column>(1000), true}};
   EXPECT_EQ(store_->ListTokens(kTenantA, q).error().code, Code::kInvalidArgument);
 }
 
 TEST_P(FilterTest, TiesAreBrokenById) {
   ListQuery q;
-  q.order_by = {{"state", false}};
+  q.order_by = {{Column::kTokenState, false}};
   Result<Page<VppToken>> page = store_->ListTokens(kTenantA, q);
   ASSERT_TRUE(page);
   // assignedToExternalMDM, expired, invalid, valid, valid — the two valid ones by id.
@@ -997,7 +1048,7 @@ TEST_P(FilterTest, TiesAreBrokenById) {
 
 TEST_P(FilterTest, PagingSetsHasMore) {
   ListQuery q;
-  q.order_by = {{"expirationDateTime", false}};
+  q.order_by = {{Column::kTokenExpiration, false}};
   q.limit = 2;
   std::string seen;
   for (int skip = 0; skip < 6; skip += 2) {
@@ -1026,7 +1077,7 @@ TEST_P(FilterTest, PagingSetsHasMore) {
   EXPECT_EQ(store_->ListTokens(kTenantA, q).error().code, Code::kInvalidArgument);
   // Filter and paging together.
   q.limit = 1;
-  q.filter = Cmp(Op::kEq, P("organizationName"), S("Contoso"));
+  q.filter = Cmp(Op::kEq, P(Column::kTokenOrganizationName), S("Contoso"));
   Result<Page<VppToken>> first = store_->ListTokens(kTenantA, q);
   ASSERT_TRUE(first);
   EXPECT_EQ(Labels(*first), "t1");
@@ -1058,7 +1109,7 @@ TEST_P(StoreTest, ConcurrentWritersAndReaders) {
         });
         if (!u) ++failures;
         ListQuery q;
-        q.filter = Cmp(Op::kEq, P("state"), S("valid"));
+        q.filter = Cmp(Op::kEq, P(Column::kTokenState), S("valid"));
         q.limit = 50;
         Result<Page<VppToken>> page = store_->ListTokens(tenant, q);
         if (!page) ++failures;

@@ -67,7 +67,7 @@ struct VppToken {
   std::string account_type = "business";
   std::optional<std::string> apple_id;
   Timestamp expiration = 0;
-  Timestamp last_sync = 0;  // 0 = never (rendered as 0001-01-01T00:00:00Z).
+  Timestamp last_sync = 0;  // 0 = never (the column holds kNeverSynced, store/query.h).
   // The plaintext sToken, only on the way in: CreateToken seals it, and UpdateToken
   // re-seals it when `mutate` sets it (a renewal). Reads leave it empty (the Graph
   // surface never shows it); GetTokenSecret opens it for the sync.
@@ -319,12 +319,12 @@ class Store {
   // AlreadyExists when the tenant already has a token with the given id.
   virtual Result<VppToken> CreateToken(const std::string& tenant_id, VppToken token) = 0;
   virtual Result<VppToken> GetToken(const std::string& tenant_id, const std::string& id) = 0;  // NotFound
-  // Properties named in the query are Graph vppToken property names; an unknown
-  // one is InvalidArgument (the caller validates first, so it is a bug), as are
-  // `token` (encrypted), the collections, a literal of the wrong type, a filter
-  // nested deeper than 100 levels, skip < 0 or limit outside 0..100000. Null
-  // semantics and ordering are OData's (see store/filter_sql.h); enums order by
-  // member name. Items are ordered by order_by, then id.
+  // The query names columns of vpp_tokens (store/query.h); a column of another
+  // table is InvalidArgument (the caller validates first, so it is a bug), as are
+  // a literal of the wrong type, a filter nested deeper than 100 levels, skip < 0
+  // or limit outside 0..100000. Null semantics and ordering are OData's (see
+  // store/filter_sql.h); enums order by member name. Items are ordered by
+  // order_by, then id.
   virtual Result<Page<VppToken>> ListTokens(const std::string& tenant_id, const ListQuery& query) = 0;
   virtual Result<std::int64_t> CountTokens(const std::string& tenant_id, const std::optional<Expr>& filter) = 0;
   // Read-modify-write in one transaction: loads the token, calls `mutate`, and
@@ -341,12 +341,8 @@ class Store {
   // the call is O(apps + jobs), not O(assignments).
 
   // --- apps and licenses (tenant-scoped) ------------------------------------
-  // Query properties are Graph mobileApp property names: id, displayName, publisher,
-  // bundleId, appStoreUrl, totalLicenseCount, usedLicenseCount, vppTokenId,
-  // vppTokenOrganizationName, vppTokenAppleId, vppTokenDisplayName,
-  // vppTokenAccountType, createdDateTime, lastModifiedDateTime; and
-  // isof('microsoft.graph.iosVppApp' | 'microsoft.graph.macOsVppApp' |
-  // 'microsoft.graph.mobileApp' | 'microsoft.graph.managedApp'...) on the platform.
+  // The query names columns of mobile_apps (store/query.h), the platform among
+  // them; otherwise as ListTokens.
   virtual Result<Page<MobileApp>> ListApps(const std::string& tenant_id, const ListQuery& query) = 0;
   virtual Result<std::int64_t> CountApps(const std::string& tenant_id, const std::optional<Expr>& filter) = 0;
   virtual Result<MobileApp> GetApp(const std::string& tenant_id, const std::string& app_id) = 0;  // NotFound

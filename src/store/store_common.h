@@ -26,18 +26,14 @@
 
 namespace vppd::store {
 
-// 0001-01-01T00:00:00Z in microseconds: how Graph renders "never synced". The
-// store keeps lastSyncDateTime in this form on disk (VppToken::last_sync uses 0),
-// so filters and $orderby on it agree with what clients see.
-constexpr Timestamp kGraphMinTime = -62135596800LL * 1000000;
-
 constexpr std::int64_t kMaxPageSize = 100000;
 // A job's params are a request body (revokeLicenses); Graph bodies are far smaller.
 constexpr std::size_t kMaxJobParamsBytes = 1 << 20;
 constexpr std::size_t kMaxIdLength = 256;
 
-inline Timestamp LastSyncToDisk(Timestamp t) { return t == 0 ? kGraphMinTime : t; }
-inline Timestamp LastSyncFromDisk(Timestamp t) { return t == kGraphMinTime ? 0 : t; }
+// VppToken::last_sync (0 = never) and the last_sync column (kNeverSynced = never).
+inline Timestamp LastSyncToDisk(Timestamp t) { return t == 0 ? kNeverSynced : t; }
+inline Timestamp LastSyncFromDisk(Timestamp t) { return t == kNeverSynced ? 0 : t; }
 
 // The associated data a token's ciphertext is bound to: a sealed value copied to
 // another row (or tenant) fails to open instead of yielding someone else's token.

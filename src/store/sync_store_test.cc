@@ -1024,26 +1024,23 @@ TEST_P(SyncStoreTest, ListAppsFiltersOrdersAndPages) {
     for (const MobileApp& a : page->items) out += (out.empty() ? "" : ",") + a.adam_id + a.platform;
     return out;
   };
-  auto isof = [](const std::string& type) { return Expr::Apply(Op::kIsOf, {Expr::Value(Literal(type))}); };
-  auto eq = [](const std::string& p, Literal v) {
-    return Expr::Apply(Op::kEq, {Expr::Property(p), Expr::Value(std::move(v))});
-  };
-  std::vector<OrderKey> by_adam = {{"usedLicenseCount", true}, {"displayName", false}};
+  auto eq = [](Column c, Literal v) { return Expr::Apply(Op::kEq, {Expr::Of(c), Expr::Value(std::move(v))}); };
+  auto platform = [&](const std::string& p) { return eq(Column::kAppPlatform, p); };
+  std::vector<OrderKey> by_adam = {{Column::kAppUsedLicenses, true}, {Column::kAppDisplayName, false}};
   EXPECT_EQ(ids(std::nullopt, by_adam), "3macOS,1iOS,1macOS,2iOS");
-  EXPECT_EQ(ids(isof("microsoft.graph.iosVppApp"), by_adam), "1iOS,2iOS");
-  EXPECT_EQ(ids(isof("microsoft.graph.macOsVppApp"), by_adam), "3macOS,1macOS");
-  EXPECT_EQ(ids(isof("microsoft.graph.mobileApp"), by_adam), "3macOS,1iOS,1macOS,2iOS");
-  EXPECT_EQ(ids(isof("microsoft.graph.managedApp"), by_adam), "") << "VPP apps derive from mobileApp, not managedApp";
-  EXPECT_EQ(ids(Expr::Apply(Op::kNot, {isof("microsoft.graph.iosVppApp")}), by_adam), "3macOS,1macOS");
-  EXPECT_EQ(ids(eq("bundleId", std::string("com.example.app2"))), "2iOS");
-  EXPECT_EQ(ids(eq("vppTokenOrganizationName", std::string("Contoso"))), "2iOS");
-  EXPECT_EQ(ids(Expr::Apply(Op::kGt, {Expr::Property("usedLicenseCount"), Expr::Value(std::int64_t{4})}), by_adam),
+  EXPECT_EQ(ids(platform("iOS"), by_adam), "1iOS,2iOS");
+  EXPECT_EQ(ids(platform("macOS"), by_adam), "3macOS,1macOS");
+  EXPECT_EQ(ids(Expr::Apply(Op::kNot, {platform("iOS")}), by_adam), "3macOS,1macOS");
+  EXPECT_EQ(ids(eq(Column::kAppBundleId, std::string("com.example.app2"))), "2iOS");
+  EXPECT_EQ(ids(eq(Column::kAppTokenOrganizationName, std::string("Contoso"))), "2iOS");
+  EXPECT_EQ(ids(Expr::Apply(Op::kGt, {Expr::Of(Column::kAppUsedLicenses), Expr::Value(std::int64_t{4})}), by_adam),
             "3macOS,1iOS,1macOS");
-  EXPECT_EQ(ids(eq("vppTokenId", t.id), {{"createdDateTime", false}}).size(), 23u);
-  EXPECT_EQ(ids(eq("platform", std::string("iOS"))), "error:InvalidArgument");  // not a Graph property
-  EXPECT_EQ(ids(std::nullopt, {{"nope", false}}), "error:InvalidArgument");
-  EXPECT_EQ(*store_->CountApps(kTenantA, isof("microsoft.graph.macOsVppApp")), 2);
-  EXPECT_EQ(store_->CountApps(kTenantA, eq("nope", true)).error().code, Code::kInvalidArgument);
+  EXPECT_EQ(ids(eq(Column::kAppTokenId, t.id), {{Column::kAppCreated, false}}).size(), 23u);
+  EXPECT_EQ(ids(eq(Column::kTokenState, std::string("valid"))), "error:InvalidArgument");  // a vpp_tokens column
+  EXPECT_EQ(ids(std::nullopt, {{Column::kTokenLastAppCount, false}}), "error:InvalidArgument");
+  EXPECT_EQ(*store_->CountApps(kTenantA, platform("macOS")), 2);
+  EXPECT_EQ(store_->CountApps(kTenantA, eq(Column::kTokenAutomaticallyUpdateApps, true)).error().code,
+            Code::kInvalidArgument);
 
   ListQuery q;
   q.order_by = by_adam;

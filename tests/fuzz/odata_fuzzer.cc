@@ -35,7 +35,7 @@ void CheckError(const Error& e) {
   FUZZ_CHECK(!e.message.empty(), "empty message");
 }
 
-std::string OrderString(const store::ListQuery& q) {
+std::string OrderString(const QueryOptions& q) {
   std::string out;
   for (const auto& k : q.order_by) out += k.property + (k.descending ? " desc," : " asc,");
   return out;
@@ -75,10 +75,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(std::count(q->select.begin(), q->select.end(), q->select[i]) == 1, "duplicate '%s'",
                q->select[i].c_str());
   }
-  for (const auto& key : q->list.order_by) {
+  for (const auto& key : q->order_by) {
     FUZZ_CHECK(entity.Find(key.property) != nullptr, "$orderby of unknown '%s'", key.property.c_str());
   }
-  const std::string filter = q->list.filter ? DebugString(*q->list.filter) : "";
+  const std::string filter = q->filter ? DebugString(*q->filter) : "";
 
   // Paging: the link for the page after this one must be accepted as it stands.
   const std::int64_t returned = q->list.limit;
@@ -94,8 +94,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     } else {
       FUZZ_CHECK(!again->top, "next link invented a $top");
     }
-    FUZZ_CHECK((again->list.filter ? DebugString(*again->list.filter) : "") == filter, "filter changed");
-    FUZZ_CHECK(OrderString(again->list) == OrderString(q->list), "orderby changed");
+    FUZZ_CHECK((again->filter ? DebugString(*again->filter) : "") == filter, "filter changed");
+    FUZZ_CHECK(OrderString(*again) == OrderString(*q), "orderby changed");
     FUZZ_CHECK(again->select == q->select, "select changed");
     FUZZ_CHECK(again->count == q->count, "count changed");
     FUZZ_CHECK(again->search == q->search, "search changed");

@@ -1,0 +1,263 @@
+// The Graph model against the store's columns: every property $filter/$orderby may
+// use maps onto a store column of a compatible type, every store column is reached
+// by the model, the properties are those $metadata declares (and the JSON writers
+// write: both read the same tables), and queries in Graph's terms become queries
+// over the store's columns (graph/store_mapping.h).
+#include "graph/model.h"
+
+#include <algorithm>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "graph/odata.h"
+#include "graph/store_mapping.h"
+#include "store/query.h"
+
+namespace vppd::graph {
+namespace {
+
+const ApiVersion kVersions[] = {ApiVersion::kBeta, ApiVersion::kV1};
+
+bool Usable(const PropertyDef& p) { return p.filterable && !p.collection && p.type != EdmType::kComplex; }
+
+// Which store column types hold a value of each EDM type.
+bool Compatible(EdmType edm, store::ColumnType column) {
+  switch (edm) {
+    case EdmType::kString:
+    case EdmType::kGuid:
+      return column == store::ColumnType::kText;
+    case EdmType::kEnum:
+      return column == store::ColumnType::kEnum;
+    case EdmType::kBoolean:
+      return column == store::ColumnType::kBool;
+    case EdmType::kInt32:
+    case EdmType::kInt64:
+      return column == store::ColumnType::kInt;
+    case EdmType::kDateTimeOffset:
+      return column == store::ColumnType::kTime;
+    case EdmType::kDouble:
+    case EdmType::kComplex:
+      return false;
+  }
+  return false;
+}
+
+std::vector<const EntityDef*> Entities(ApiVersion v) { return {&VppTokenEntity(v), &MobileAppEntity(v)}; }
+
+// Store columns that no Graph property or type reaches, and why. None today: a
+// column added for the store's own use goes here, with its reason.
+const std::set<store::Column> kInternalColumns = {};
+
+TEST(ModelToStore, EveryUsablePropertyMapsToAColumnOfACompatibleType) {
+  for (ApiVersion v : kVersions) {
+    for (const EntityDef* e : Entities(v)) {
+      std::set<store::Column> used;
+      for (const PropertyDef& p : e->properties) {
+        SCOPED_TRACE(e->name + "." + p.name + " in " + VersionSegment(v));
+        ASSERT_EQ(p.column.has_value(), Usable(p)) << "a property $filter/$orderby may use has a column, and only it";
+        if (!p.column) continue;
+        const store::ColumnInfo& c = store::Describe(*p.column);
+        EXPECT_EQ(c.table, e->table);
+        EXPECT_TRUE(Compatible(p.type, c.type)) << "store column " << c.name;
+        // A Graph property that may not be null must not read a column that may be.
+        if (c.nullable) {
+          EXPECT_TRUE(p.nullable) << "store column " << c.name << " is nullable";
+        }
+        EXPECT_TRUE(used.insert(*p.column).second) << "two properties on one column " << c.name;
+      }
+      for (const TypeDef& t : e->types) {
+        SCOPED_TRACE(e->name + " type " + t.name);
+        if (!t.column) continue;
+        const store::ColumnInfo& c = store::Describe(*t.column);
+        EXPECT_EQ(c.table, e->table);
+        EXPECT_TRUE(c.type == store::ColumnType::kText || c.type == store::ColumnType::kEnum) << c.name;
+        EXPECT_FALSE(t.value.empty());
+      }
+    }
+  }
+}
+
+TEST(ModelToStore, EveryStoreColumnIsReachedFromGraphOrListedAsInternal) {
+  for (store::Table table : {store::Table::kVppTokens, store::Table::kMobileApps}) {
+    std::set<store::Column> reached;
+    for (ApiVersion v : kVersions) {
+      for (const EntityDef* e : Entities(v)) {
+        if (e->table != table) continue;
+        for (const PropertyDef& p : e->properties) {
+          if (p.column) reached.insert(*p.column);
+        }
+        for (const TypeDef& t : e->types) {
+          if (t.column) reached.insert(*t.column);
+        }
+      }
+    }
+    for (const store::ColumnInfo& c : store::QueryColumns(table)) {
+      EXPECT_TRUE(reached.count(c.id) + kInternalColumns.count(c.id) == 1)
+          << "store column " << c.name << ": reached by no Graph property or type, and not listed as internal";
+    }
+  }
+}
+
+// The EntityDefs that queries are checked against hold exactly the properties that
+// $metadata declares for the entity set's types (the JSON writers use the same tables).
+TEST(ModelToStore, EntityPropertiesAreTheSchemasProperties) {
+  for (ApiVersion v : kVersions) {
+    const Schema& schema = ModelSchema(v);
+    auto declared = [&](std::vector<std::string> type_names) {
+      std::set<std::string> names;
+      for (const SchemaType& t : schema.types) {
+        if (std::find(type_names.begin(), type_names.end(), t.name) == type_names.end()) continue;
+        for (const SchemaProperty& p : t.properties) names.insert(p.name);
+      }
+      return names;
+    };
+    auto names = [](const EntityDef& e) {
+      std::set<std::string> out;
+      for (const PropertyDef& p : e.properties) out.insert(p.name);
+      return out;
+    };
+    SCOPED_TRACE(VersionSegment(v));
+    EXPECT_EQ(names(VppTokenEntity(v)), declared({"entity", "vppToken"}));
+    EXPECT_EQ(names(MobileAppEntity(v)), declared({"entity", "mobileApp", "iosVppApp", "macOsVppApp"}));
+    for (const TypeDef& t : MobileAppEntity(v).types) {
+      const std::string name = t.name.substr(t.name.rfind('.') + 1);
+      EXPECT_TRUE(
+          std::any_of(schema.types.begin(), schema.types.end(), [&](const SchemaType& s) { return s.name == name; }))
+          << t.name << " is not a type of $metadata";
+    }
+  }
+}
+
+// --- the translation ----------------------------------------------------------------
+
+// `(eq last_sync 2026-…)`: the store's tree, with the store's column names.
+std::string Show(const store::Expr& e) {
+  switch (e.kind) {
+    case store::Expr::Kind::kColumn:
+      return std::string(store::Describe(e.column).name);
+    case store::Expr::Kind::kLiteral:
+      if (const bool* b = std::get_if<bool>(&e.literal)) return *b ? "true" : "false";
+      if (const std::string* s = std::get_if<std::string>(&e.literal)) return "'" + *s + "'";
+      if (const std::int64_t* i = std::get_if<std::int64_t>(&e.literal)) return std::to_string(*i);
+      if (const store::DateTime* t = std::get_if<store::DateTime>(&e.literal)) {
+        return t->micros == store::kNeverSynced ? "never" : FormatIso8601(t->micros);
+      }
+      return "null";
+    case store::Expr::Kind::kOp:
+      break;
+  }
+  static const char* const kOps[] = {"eq", "ne",  "gt", "ge",         "lt",       "le",      "and",
+                                     "or", "not", "in", "startswith", "endswith", "contains"};
+  std::string out = std::string("(") + kOps[static_cast<int>(e.op)];
+  for (const store::Expr& c : e.children) out += " " + Show(c);
+  return out + ")";
+}
+
+std::string StoreFilter(const std::string& filter, ApiVersion v = ApiVersion::kBeta, bool apps = false) {
+  const EntityDef& entity = apps ? MobileAppEntity(v) : VppTokenEntity(v);
+  Result<QueryOptions> q = ParseQueryOptions("$filter=" + filter, entity, {}, {});
+  if (!q) return "ERROR: " + q.error().message;
+  return q->list.filter ? Show(*q->list.filter) : "";
+}
+
+std::string StoreOrder(const std::string& order, bool apps = false) {
+  const EntityDef& entity = apps ? MobileAppEntity(ApiVersion::kBeta) : VppTokenEntity(ApiVersion::kBeta);
+  Result<QueryOptions> q = ParseQueryOptions("$orderby=" + order, entity, {}, {});
+  if (!q) return "ERROR: " + q.error().message;
+  std::string out;
+  for (const store::OrderKey& k : q->list.order_by) {
+    out += (out.empty() ? "" : ",") + std::string(store::Describe(k.column).name) + (k.descending ? " desc" : "");
+  }
+  return out;
+}
+
+TEST(GraphToStore, PropertiesBecomeColumns) {
+  EXPECT_EQ(StoreFilter("displayName eq 'x' and lastAppCount gt 3"),
+            "(and (eq display_name 'x') (gt last_app_count 3))");
+  EXPECT_EQ(StoreFilter("automaticallyUpdateApps"), "(eq automatically_update_apps true)");
+  EXPECT_EQ(StoreFilter("not startswith(locationName, 'a')"), "(not (startswith location_name 'a'))");
+  EXPECT_EQ(StoreFilter("state in ('valid', 'expired')"), "(in state 'valid' 'expired')");
+  EXPECT_EQ(StoreFilter("vppTokenId eq 'abc' and vppTokenAccountType eq 'education'", ApiVersion::kBeta, true),
+            "(and (eq token_id 'abc') (eq token_account_type 'education'))");
+  EXPECT_EQ(StoreFilter("createdDateTime lt 2026-01-02T03:04:05Z", ApiVersion::kBeta, true),
+            "(lt created 2026-01-02T03:04:05Z)");
+  EXPECT_EQ(StoreOrder("lastAppCount desc,displayName"), "last_app_count desc,display_name");
+  EXPECT_EQ(StoreOrder("vppTokenDisplayName,usedLicenseCount desc", true), "token_display_name,used_licenses desc");
+}
+
+TEST(GraphToStore, GraphsNeverIsTheStoresNever) {
+  EXPECT_EQ(StoreFilter("lastSyncDateTime eq 0001-01-01T00:00:00Z"), "(eq last_sync never)");
+  EXPECT_EQ(StoreFilter("0001-01-01T00:00:00Z eq lastSyncDateTime"), "(eq last_sync never)");
+  EXPECT_EQ(StoreFilter("lastSyncDateTime in (0001-01-01T00:00:00Z, 2026-01-01T00:00:00Z)"),
+            "(in last_sync never 2026-01-01T00:00:00Z)");
+  EXPECT_EQ(StoreFilter("lastSyncDateTime gt 2026-01-01T00:00:00Z"), "(gt last_sync 2026-01-01T00:00:00Z)");
+  // Rendering: a token never synced shows Graph's date.
+  EXPECT_STREQ(kGraphNeverText, "0001-01-01T00:00:00Z");
+  EXPECT_EQ(FormatIso8601(kGraphNever), kGraphNeverText);
+}
+
+TEST(GraphToStore, TypesBecomeStorePredicates) {
+  EXPECT_EQ(StoreFilter("isof('microsoft.graph.iosVppApp')", ApiVersion::kBeta, true), "(eq platform 'iOS')");
+  EXPECT_EQ(StoreFilter("isof(microsoft.graph.macOsVppApp)", ApiVersion::kBeta, true), "(eq platform 'macOS')");
+  EXPECT_EQ(StoreFilter("not isof('microsoft.graph.iosVppApp')", ApiVersion::kBeta, true), "(not (eq platform 'iOS'))");
+  EXPECT_EQ(StoreFilter("isof('microsoft.graph.mobileApp')", ApiVersion::kBeta, true), "true");
+  EXPECT_EQ(StoreFilter("isof('microsoft.graph.vppToken')"), "true");
+  // A type the entity set does not hold selects no row (reached through a cast).
+  Expr other = Expr::Apply(Op::kIsOf, {Expr::Value(std::string("microsoft.graph.managedApp"))});
+  Result<store::Expr> none = ToStoreFilter(other, MobileAppEntity(ApiVersion::kBeta));
+  ASSERT_TRUE(none);
+  EXPECT_EQ(Show(*none), "false");
+}
+
+TEST(GraphToStore, RestrictToTypeAddsTheTypeToBothTrees) {
+  const EntityDef& apps = MobileAppEntity(ApiVersion::kV1);
+  Result<QueryOptions> q = ParseQueryOptions("$filter=bundleId eq 'b'", apps, {}, {});
+  ASSERT_TRUE(q);
+  ASSERT_TRUE(RestrictToType(*q, apps, "microsoft.graph.iosVppApp"));
+  EXPECT_EQ(DebugString(*q->filter), "(and (isof 'microsoft.graph.iosVppApp') (eq bundleId 'b'))");
+  EXPECT_EQ(Show(*q->list.filter), "(and (eq platform 'iOS') (eq bundle_id 'b'))");
+
+  Result<QueryOptions> all = ParseQueryOptions("", apps, {}, {});
+  ASSERT_TRUE(all);
+  ASSERT_TRUE(RestrictToType(*all, apps, "microsoft.graph.iosVppApp"));
+  EXPECT_EQ(Show(*all->list.filter), "(eq platform 'iOS')");
+}
+
+// Errors that name a Graph property come from the parser, before any translation,
+// with Graph's wording and code.
+TEST(GraphToStore, ErrorsNameTheGraphProperty) {
+  EXPECT_EQ(StoreFilter("last_sync eq null"), "ERROR: Invalid $filter: unknown property 'last_sync' at position 0.");
+  EXPECT_EQ(StoreFilter("token eq 'x'"),
+            "ERROR: Invalid $filter: property 'token' cannot be used in $filter at position 0.");
+  EXPECT_EQ(StoreFilter("platform eq 'iOS'", ApiVersion::kBeta, true),
+            "ERROR: Invalid $filter: unknown property 'platform' at position 0.");
+  Result<QueryOptions> q = ParseQueryOptions("$orderby=roleScopeTagIds", VppTokenEntity(ApiVersion::kBeta), {}, {});
+  ASSERT_FALSE(q);
+  EXPECT_EQ(q.error().code, Code::kInvalidArgument);
+  EXPECT_EQ(q.error().graph_code, "BadRequest");
+  EXPECT_EQ(q.error().target, "$orderby");
+}
+
+// A model that lets a property into $filter without saying where the store keeps it
+// is a bug: Internal, naming the property, never a query without that condition.
+TEST(GraphToStore, APropertyWithoutAColumnIsAnInternalError) {
+  EntityDef e = VppTokenEntity(ApiVersion::kBeta);
+  for (PropertyDef& p : e.properties) {
+    if (p.name == "displayName") p.column.reset();
+  }
+  Result<QueryOptions> q = ParseQueryOptions("$filter=state eq 'valid' or displayName eq 'x'", e, {}, {});
+  ASSERT_FALSE(q);
+  EXPECT_EQ(q.error().code, Code::kInternal);
+  EXPECT_EQ(q.error().target, "displayName");
+  q = ParseQueryOptions("$orderby=displayName", e, {}, {});
+  ASSERT_FALSE(q);
+  EXPECT_EQ(q.error().code, Code::kInternal);
+  // In Graph's terms alone, the same query is fine.
+  EXPECT_TRUE(ParseGraphQueryOptions("$filter=displayName eq 'x'&$orderby=displayName", e, {}, {}));
+}
+
+}  // namespace
+}  // namespace vppd::graph
