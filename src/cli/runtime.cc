@@ -186,6 +186,7 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   http_options.port = listen->second;
   http_options.threads = s.threads;
   http_options.access_log = true;
+  http_options.error_writer = graph::ServerErrorResponse;  // the server's own errors in Graph's envelope
   graph::Api* api = rt->api.get();
   auto server = http::Server::Start(http_options, [api](http::Request& r) { return api->Handle(r); });
   if (!server) return Fail(server.error());
