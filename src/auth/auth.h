@@ -31,6 +31,7 @@
 
 #include "base/base.h"
 #include "base/error.h"
+#include "base/principal.h"
 
 namespace vppd::auth {
 
@@ -55,16 +56,8 @@ inline constexpr char kGraphCodeInvalidToken[] = "InvalidAuthenticationToken";
 // Longest token accepted, in bytes (Entra tokens are 1.5–4 KiB).
 inline constexpr std::size_t kMaxTokenBytes = std::size_t{16} * 1024;
 
-// Who is calling, from a verified token.
-struct Caller {
-  std::string tenant_id;            // `tid`, a GUID as the token spells it.
-  std::string object_id;            // `oid`; may be empty for some app tokens.
-  std::string app_id;               // `appid` (v1) or `azp` (v2); may be empty.
-  bool personal_account = false;    // tid == kPersonalAccountTenantId.
-  bool app_only = false;            // has `roles` and no `scp`.
-  std::vector<std::string> scopes;  // `scp` split on spaces (delegated tokens).
-  std::vector<std::string> roles;   // `roles` (application permissions).
-};
+// Who is calling, from a verified token: the Principal every layer shares.
+using Caller = Principal;
 
 // Where a trusted issuer's signing keys come from: a JSON Web Key Set
 // ({"keys":[{"kty":"RSA","kid","n","e",...}]}). Only RSA keys of 2048–8192 bits whose

@@ -36,8 +36,10 @@ enum class Code {
 };
 
 // An error with a human-readable message. `target` names the offending thing
-// (a property, a query option, a path segment) when there is one. `graph_code`
-// overrides the Graph error code that graph/errors.cc derives from `code`.
+// (a property, a query option, a path segment) when there is one. Code says what
+// went wrong; graph/errors.cc maps it to an HTTP status and a Graph error code.
+// `graph_code` is for graph/ only: it overrides that mapping for the few answers
+// whose Graph code is not the code's own (the layers below never set it).
 struct [[nodiscard]] Error {
   Code code = Code::kInternal;
   std::string message;
@@ -61,7 +63,7 @@ struct [[nodiscard]] Error {
   static Error Unavailable(std::string msg) { return {Code::kUnavailable, std::move(msg), {}, {}, 0}; }
   static Error Internal(std::string msg) { return {Code::kInternal, std::move(msg), {}, {}, 0}; }
 
-  // Returns a copy with `graph_code` set, for errors whose Graph code is specific.
+  // Returns a copy with `graph_code` set, for graph/'s errors whose Graph code is specific.
   Error WithGraphCode(std::string gc) && {
     graph_code = std::move(gc);
     return std::move(*this);

@@ -255,6 +255,7 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   http_options.max_connections_per_address = static_cast<std::size_t>(s.max_connections_per_address);
   http_options.trusted_proxies = s.trusted_proxies;
   http_options.access_log = true;
+  http_options.error_writer = graph::ServerErrorResponse;  // the server's own errors in Graph's envelope
   graph::Api* api = rt->api.get();
   auto server = http::Server::Start(http_options, [api](http::Request& r) { return api->Handle(r); });
   if (!server) return Fail(server.error());

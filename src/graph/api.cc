@@ -1,5 +1,7 @@
-// Routing and the handlers of the Graph surface. Each handler: parse and validate,
-// call one service function, serialise. Errors go through errors.cc.
+// Routing and the handlers of the Graph surface. One table (Api::Impl::Table) lists
+// every route with its methods, handler and permission; it drives dispatch, the
+// metrics/log route label and 405's Allow. Each handler: parse and validate, call
+// one service function, serialise. Errors go through errors.cc.
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -83,17 +85,6 @@ bool IsJsonContentType(const http::Request& req) {
   return media == "application/json";
 }
 
-std::string JoinMethods(std::span<const std::string_view> methods) {
-  std::string out;
-  for (const auto& m : methods) out += (out.empty() ? "" : ", ") + std::string(m);
-  return out;
-}
-
-service::Principal ToPrincipal(auth::Caller&& c) {
-  return {std::move(c.tenant_id), std::move(c.object_id), std::move(c.app_id), c.personal_account, c.app_only,
-          std::move(c.scopes),    std::move(c.roles)};
-}
-
 // The path segments of a plain request target such as
 // "/beta/deviceAppManagement/vppTokens/{id}": no query, no percent-encoding, no
 // empty or dot segment, only letters, digits, "-._~", parentheses and quotes (what
@@ -117,12 +108,6 @@ bool PlainSegments(std::string_view target, std::vector<std::string>& out) {
     start = slash + 1;
   }
 }
-
-// A parsed request path below the version segment.
-struct Path {
-  ApiVersion version = ApiVersion::kBeta;
-  std::vector<std::string> segments;  // decoded, after the version
-};
 
 // "vppTokens('id')" → key; nullopt when the segment has no parenthesised key.
 std::optional<std::string> ParenthesisedKey(std::string_view segment, std::string_view name) {
@@ -156,9 +141,166 @@ std::optional<std::string_view> LocalName(std::string_view segment) {
 
 bool IsAction(std::string_view segment, std::string_view name) { return segment == name || LocalName(segment) == name; }
 
-// getLicensesForApp(...), unqualified or namespace-qualified.
-bool IsGetLicensesForApp(std::string_view segment) {
-  return segment.starts_with("getLicensesForApp") || LocalName(segment).value_or("").starts_with("getLicensesForApp");
+// True when `segment` calls the function `name` (unqualified or namespace-qualified),
+// with or without its parenthesised arguments: "getLicensesForApp(bundleId='x')".
+bool IsFunctionCall(std::string_view segment, std::string_view name) {
+  const std::string_view local = LocalName(segment).value_or(segment);
+  return local.starts_with(name) && (local.size() == name.size() || local[name.size()] == '(');
+}
+
+// True when `segment` is "name(key)" or "name('key')" with a key that is not empty
+// (key syntax in parentheses, as the SDKs send for item reads).
+bool HasParenthesisedKey(std::string_view segment, std::string_view name) {
+  if (segment.size() < name.size() + 3 || !segment.starts_with(name) || segment[name.size()] != '(' ||
+      segment.back() != ')') {
+    return false;
+  }
+  return segment.substr(name.size() + 1, segment.size() - name.size() - 2) != "''";
+}
+
+// HTTP methods as bits: a route's methods, and the Allow header of a 405.
+enum MethodBit : unsigned {
+  kGet = 1,
+  kHead = 2,
+  kPost = 4,
+  kPut = 8,
+  kPatch = 16,
+  kDelete = 32,
+  kOtherMethod = 1u << 31,  // any method not named here
+  kAnyMethod = ~0u,         // every method, named or not
+};
+
+constexpr std::pair<MethodBit, std::string_view> kMethodNames[] = {
+    {kGet, "GET"}, {kHead, "HEAD"}, {kPost, "POST"}, {kPut, "PUT"}, {kPatch, "PATCH"}, {kDelete, "DELETE"}};
+
+// The bit of a method; kOtherMethod for one not in kMethodNames.
+unsigned BitOf(std::string_view method) {
+  for (const auto& [bit, name] : kMethodNames) {
+    if (method == name) return bit;
+  }
+  return kOtherMethod;
+}
+
+// "GET, PATCH, DELETE", in kMethodNames' order.
+std::string JoinMethods(unsigned methods) {
+  std::string out;
+  for (const auto& [bit, name] : kMethodNames) {
+    if ((methods & bit) == 0) continue;
+    if (!out.empty()) out += ", ";
+    out += name;
+  }
+  return out;
+}
+
+// One segment of a route template (see kRoutes).
+struct Step {
+  enum Kind { kLiteral, kKey, kCast, kOperation, kFunction };
+  Kind kind = kLiteral;
+  std::string_view text;  // the literal, or the operation's or function's name
+};
+
+// "deviceAppManagement/vppTokens/{id}/graph.syncLicenses" → its steps. Templates are
+// string literals, so the steps' views stay valid.
+std::vector<Step> ParseTemplate(std::string_view path) {
+  std::vector<Step> steps;
+  while (!path.empty()) {
+    const auto slash = path.find('/');
+    std::string_view text = path.substr(0, slash);
+    path = slash == std::string_view::npos ? std::string_view{} : path.substr(slash + 1);
+    Step step{Step::kLiteral, text};
+    if (text == "{id}") {
+      step.kind = Step::kKey;
+    } else if (text == "{cast}") {
+      step.kind = Step::kCast;
+    } else if (text.starts_with("graph.") && text.ends_with("(...)")) {
+      step = {Step::kFunction, text.substr(6, text.size() - 6 - 5)};
+    } else if (text.starts_with("graph.")) {
+      step = {Step::kOperation, text.substr(6)};
+    }
+    steps.push_back(step);
+  }
+  return steps;
+}
+
+// The metrics and log label of a template below a version: ids, casts and function
+// arguments as placeholders, operations unqualified; deviceAppManagement's routes
+// without that first segment ("vppTokens/{id}/syncLicenses"), as the labels have
+// always read (dashboards and log queries use them).
+std::string TemplateLabel(const std::vector<Step>& steps) {
+  std::string out;
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    if (i == 0 && steps.size() > 1 && steps[0].text == "deviceAppManagement") continue;
+    if (!out.empty()) out += '/';
+    switch (steps[i].kind) {
+      case Step::kKey: out += "{id}"; break;
+      case Step::kCast: out += "{cast}"; break;
+      default: out += steps[i].text;
+    }
+  }
+  return out;
+}
+
+// A cast segment naming one of the VPP app types `v` has ("microsoft.graph.iosVppApp");
+// "" when not a cast. Accepts the namespace alias too: the SDKs send graph.iosVppApp.
+std::string_view CastType(std::string_view segment, ApiVersion v) {
+  const std::optional<std::string_view> name = LocalName(segment);
+  if (name == "iosVppApp") return "microsoft.graph.iosVppApp";
+  if (name == "macOsVppApp" && v == ApiVersion::kBeta) return "microsoft.graph.macOsVppApp";
+  return "";
+}
+
+// What a path's segments bound to a template's placeholders.
+struct Captures {
+  std::size_t key = 0;                 // the segment holding {id}
+  std::string_view key_in_parentheses;  // "vppTokens" for "vppTokens('x')"; empty: the whole segment
+  bool has_key = false;
+  std::string_view cast;      // the qualified type of {cast}
+  std::string_view function;  // the function-call segment, arguments included
+};
+
+// Matches `segments` against `steps`, segment by segment, without allocating. True
+// when every segment matched; else `reached` is how many segments did.
+bool MatchSteps(std::span<const Step> steps, std::span<const std::string> segments, ApiVersion v,
+                Captures& captures, std::size_t& reached) {
+  std::size_t p = 0;
+  for (std::size_t k = 0; k < steps.size(); ++k, ++p) {
+    reached = p;
+    if (p == segments.size()) return false;
+    const std::string_view segment = segments[p];
+    const Step& step = steps[k];
+    switch (step.kind) {
+      case Step::kLiteral:
+        if (segment == step.text) break;
+        // "vppTokens('x')" stands for the two segments "vppTokens/x".
+        if (k + 1 < steps.size() && steps[k + 1].kind == Step::kKey && HasParenthesisedKey(segment, step.text)) {
+          captures.key = p;
+          captures.key_in_parentheses = step.text;
+          captures.has_key = true;
+          ++k;
+          break;
+        }
+        return false;
+      case Step::kKey:
+        if (segment.empty()) return false;
+        captures.key = p;
+        captures.key_in_parentheses = {};
+        captures.has_key = true;
+        break;
+      case Step::kCast:
+        captures.cast = CastType(segment, v);
+        if (captures.cast.empty()) return false;
+        break;
+      case Step::kOperation:
+        if (!IsAction(segment, step.text)) return false;
+        break;
+      case Step::kFunction:
+        if (!IsFunctionCall(segment, step.text)) return false;
+        captures.function = segment;
+        break;
+    }
+  }
+  reached = p;
+  return p == segments.size();
 }
 
 }  // namespace
@@ -210,12 +352,12 @@ struct Api::Impl {
   }
   static http::Response Json(int status, const json::object& body) { return Json(status, json::serialize(body)); }
 
-  static http::Response MethodNotAllowed(const http::Request& req, std::span<const std::string_view> allowed) {
+  static http::Response MethodNotAllowed(const http::Request& req, unsigned allowed) {
     Error e{Code::kMethodNotAllowed,
             "The HTTP method '" + req.method + "' is not allowed on this resource; allowed: " + JoinMethods(allowed) +
                 ".",
             {},
-            "MethodNotAllowed"};
+            {}};
     http::Response r = ErrorResponse(e, req);
     r.headers.emplace_back("Allow", JoinMethods(allowed));
     return r;
@@ -223,8 +365,7 @@ struct Api::Impl {
 
   static Error SegmentNotFound(std::string_view segment) {
     return Error::InvalidArgument("Resource not found for the segment '" + std::string(segment) + "'.",
-                                  std::string(segment))
-        .WithGraphCode("BadRequest");
+                                  std::string(segment));
   }
 
   // Parses a JSON object body; 415 for another media type, 400 for not JSON / not an object.
@@ -235,27 +376,64 @@ struct Api::Impl {
                             std::string(req.Header("Content-Type") ? ", not '" +
                                                                          std::string(*req.Header("Content-Type")) + "'."
                                                                    : "; the Content-Type header is missing."),
-                        "Content-Type", "UnsupportedMediaType"});
+                        "Content-Type", {}});
     }
     if (TrimSpace(req.body).empty()) {
-      return Fail(Error::InvalidArgument("The request body is empty; a JSON object is required.")
-                      .WithGraphCode("BadRequest"));
+      return Fail(Error::InvalidArgument("The request body is empty; a JSON object is required."));
     }
     boost::system::error_code ec;
     json::parse_options opts;
     opts.max_depth = 32;
     json::value v = json::parse(req.body, ec, {}, opts);
     if (ec) {
-      return Fail(Error::InvalidArgument("The request body is not valid JSON: " + ec.message() + ".")
-                      .WithGraphCode("BadRequest"));
+      return Fail(Error::InvalidArgument("The request body is not valid JSON: " + ec.message() + "."));
     }
     if (!v.is_object()) {
-      return Fail(Error::InvalidArgument("The request body must be a JSON object.").WithGraphCode("BadRequest"));
+      return Fail(Error::InvalidArgument("The request body must be a JSON object."));
     }
     return std::move(v.get_object());
   }
 
   // --- dispatch ---------------------------------------------------------
+
+  // What a route's handler is given: the request, and what routing and
+  // authentication found.
+  struct Call {
+    const http::Request& req;
+    ApiVersion version;
+    const std::string& query;    // still percent-encoded
+    const Principal& who;        // empty on the unversioned routes, which are anonymous
+    std::string id;              // the {id} key, decoded
+    std::string_view cast;       // the qualified type of {cast}
+    std::string_view function;   // the function-call segment, arguments included
+  };
+  using Handler = Result<http::Response> (Impl::*)(const Call&) const;
+
+  enum RouteFlag : unsigned {
+    kBetaOnly = 1,     // not served under /v1.0
+    kUnversioned = 2,  // outside /beta and /v1.0, and anonymous: /healthz, /metrics
+    kIfMetrics = 4,    // served only when Options::metrics is on
+  };
+
+  // One row of the route table (Table() below).
+  struct Route {
+    std::string_view path;  // the template
+    unsigned methods;       // MethodBits
+    Handler handler;
+    // Checked (service::Authorize) before the handler runs; nullopt: any
+    // authenticated caller. The service checks it again, with the tenant's license.
+    std::optional<service::Operation> permission;
+    unsigned flags = 0;  // RouteFlags
+  };
+
+  // A row made ready for matching, once.
+  struct CompiledRoute {
+    const Route* route;
+    std::vector<Step> steps;
+    std::string labels[2];  // the metrics label under each ApiVersion
+    std::size_t group;      // the index of the first row with the same template
+  };
+  static const std::vector<CompiledRoute>& Table();
 
   // Times every request and counts it by route template and status (GET /metrics).
   http::Response Handle(http::Request& req) const {
@@ -278,158 +456,26 @@ struct Api::Impl {
     return "other";  // labels come from small fixed sets
   }
 
-  // The route template of a path, for metrics: ids and function arguments replaced.
-  static std::string RouteLabel(const std::vector<std::string>& s) {
-    if (s.size() == 1 && (s[0] == "healthz" || s[0] == "metrics")) return s[0];
-    if (s.size() < 2 || (s[0] != "beta" && s[0] != "v1.0")) return "other";
-    std::string out = s[0] + "/";
-    if (s.size() == 2) return s[1] == "$metadata" ? out + "$metadata" : "other";
-    if (s[1] != "deviceAppManagement") return "other";
-    const std::string& collection = s[2];
-    const bool tokens = collection == "vppTokens" || collection.starts_with("vppTokens(");
-    const bool apps = collection == "mobileApps" || collection.starts_with("mobileApps(");
-    if (!tokens && !apps) return "other";
-    out += tokens ? "vppTokens" : "mobileApps";
-    std::size_t i = 3;
-    if (collection.find('(') != std::string::npos) out += "/{id}";
-    else if (i < s.size()) {
-      const std::string& seg = s[i++];
-      if (seg == "$count") out += "/$count";
-      else if (IsAction(seg, "syncLicenseCounts")) out += "/syncLicenseCounts";
-      else if (seg.find("getLicensesForApp") != std::string::npos) out += "/getLicensesForApp";
-      else if (!CastType(seg, ApiVersion::kBeta).empty()) out += "/{cast}";
-      else out += "/{id}";
-    }
-    for (; i < s.size(); ++i) {
-      if (IsAction(s[i], "syncLicenses")) out += "/syncLicenses";
-      else if (IsAction(s[i], "revokeLicenses")) out += "/revokeLicenses";
-      else if (s[i] == "$count") out += "/$count";
-      else if (s[i] == "assignedLicenses") out += "/assignedLicenses";
-      else if (!CastType(s[i], ApiVersion::kBeta).empty()) out += "/{cast}";
-      else return "other";
-    }
-    return out;
+  bool Serves(const CompiledRoute& r, bool versioned, ApiVersion v) const {
+    const unsigned flags = r.route->flags;
+    if (((flags & kUnversioned) != 0) == versioned) return false;
+    if ((flags & kBetaOnly) != 0 && v != ApiVersion::kBeta) return false;
+    return (flags & kIfMetrics) == 0 || options.metrics;
   }
 
-  http::Response Dispatch(http::Request& req, std::string& route) const {
-    std::vector<std::string> segments;
-    std::string query;
-    if (!PlainSegments(req.target, segments)) {
-      boost::system::result<boost::urls::url_view> url = boost::urls::parse_origin_form(req.target);
-      if (!url) {
-        return ErrorResponse(Error::InvalidArgument("The request target '" + req.target.substr(0, 200) +
-                                                    "' is not a valid origin-form URL.")
-                                 .WithGraphCode("BadRequest"),
-                             req);
-      }
-      for (auto seg : url->segments()) segments.emplace_back(seg);
-      query = url->encoded_query();
-    }
-    while (!segments.empty() && segments.back().empty()) segments.pop_back();  // trailing '/'
-
-    route = RouteLabel(segments);
-    log::Context* log_context = log::Current();  // the HTTP server's, with the request's ids
-    if (log_context != nullptr) log_context->route = route;
-
-    if (segments.size() == 1 && segments[0] == "metrics" && options.metrics) {
-      if (req.method != "GET" && req.method != "HEAD") {
-        static constexpr std::string_view kAllowed[] = {"GET", "HEAD"};
-        return MethodNotAllowed(req, kAllowed);
-      }
-      http::Response r = http::Response::Text(200, metrics::Render());
-      r.headers = {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"}};
-      return r;
-    }
-    if (segments.size() == 1 && segments[0] == "healthz") {
-      if (req.method != "GET" && req.method != "HEAD") {
-        static constexpr std::string_view kAllowed[] = {"GET", "HEAD"};
-        return MethodNotAllowed(req, kAllowed);
-      }
-      return http::Response::Json(200, R"({"status":"ok"})");
-    }
-    if (segments.empty() || (segments[0] != "beta" && segments[0] != "v1.0")) {
-      return ErrorResponse(Error::NotFound("Invalid version: the path must start with /beta or /v1.0.",
-                                           segments.empty() ? "" : segments[0])
-                               .WithGraphCode("BadRequest"),
-                           req);
-    }
-    Path path;
-    path.version = segments[0] == "beta" ? ApiVersion::kBeta : ApiVersion::kV1;
-    path.segments.assign(std::make_move_iterator(segments.begin() + 1), std::make_move_iterator(segments.end()));
-
-    // Graph authenticates before it routes.
-    std::string why;
-    auto caller = deps.verifier->Verify(req.Header("Authorization").value_or(""), &why);
-    if (!caller) return ErrorResponse(caller.error(), req);
-    const service::Principal principal = ToPrincipal(std::move(*caller));
-    if (log_context != nullptr) log_context->tenant_id = principal.tenant_id;
-    if (deps.throttle != nullptr) {
-      const bool is_write = req.method != "GET" && req.method != "HEAD";
-      if (auto ok = deps.throttle->Admit(principal.tenant_id, principal.app_id, is_write); !ok) {
-        return ErrorResponse(ok.error(), req);
-      }
-    }
-
-    auto result = Route(req, path, query, principal);
-    if (!result) return ErrorResponse(result.error(), req);
-    return std::move(*result);
-  }
-
-  Result<http::Response> Route(const http::Request& req, const Path& path, const std::string& query,
-                               const service::Principal& who) const {
-    const auto& s = path.segments;
-    const ApiVersion v = path.version;
-    const bool beta = v == ApiVersion::kBeta;
-    if (s.empty()) return Fail(SegmentNotFound(""));
-    if (s[0] == "$metadata") return MetadataResponse(req, v, std::span(s).subspan(1));
-    if (s[0] != "deviceAppManagement") return Fail(SegmentNotFound(s[0]));
-    if (s.size() == 1) {
-      return Fail(Error{Code::kUnimplemented,
-                        "vppd serves deviceAppManagement/vppTokens and mobileApps; the deviceAppManagement "
-                        "singleton itself is not implemented.",
-                        "deviceAppManagement", "NotImplemented"});
-    }
-    if (s[1] == "mobileApps" || ParenthesisedKey(s[1], "mobileApps")) return RouteApps(req, path, query, who);
-
-    // vppTokens, vppTokens('id'), vppTokens/{id}
-    std::optional<std::string> key = ParenthesisedKey(s[1], "vppTokens");
-    std::size_t next = 2;
-    if (!key) {
-      if (s[1] != "vppTokens") return Fail(SegmentNotFound(s[1]));
-      if (s.size() == 2) return TokenCollection(req, v, query, who);
-      if (s[2] == "$count") {
-        if (s.size() > 3) return Fail(SegmentNotFound(s[3]));
-        return TokenCount(req, v, query, who);
-      }
-      if (beta && IsAction(s[2], "syncLicenseCounts")) {
-        if (s.size() > 3) return Fail(SegmentNotFound(s[3]));
-        return SyncLicenseCounts(req, who);
-      }
-      if (beta && IsGetLicensesForApp(s[2])) {
-        if (s.size() > 3) return Fail(SegmentNotFound(s[3]));
-        return GetLicensesForApp(req, s[2], query, who);
-      }
-      key = s[2];
-      next = 3;
-    }
-    if (key->empty()) return Fail(SegmentNotFound(s[1]));
-    if (s.size() == next) return TokenItem(req, v, query, *key, who);
-    if (s.size() == next + 1 && IsAction(s[next], "syncLicenses")) return SyncLicenses(req, v, *key, who);
-    if (s.size() == next + 1 && beta && IsAction(s[next], "revokeLicenses")) return RevokeLicenses(req, *key, who);
-    return Fail(SegmentNotFound(s[next]));
-  }
+  // Splits the target, matches it against the table (which also names the route for
+  // metrics and logs), authenticates, throttles, checks the method and the
+  // permission, and calls the route's handler.
+  http::Response Dispatch(http::Request& req, std::string& route) const;
 
   // --- actions and functions on vppTokens -------------------------------
 
-  Result<http::Response> SyncLicenses(const http::Request& req, ApiVersion v, const std::string& id,
-                                      const service::Principal& who) const {
-    if (req.method != "POST") {
-      static constexpr std::string_view kAllowed[] = {"POST"};
-      return MethodNotAllowed(req, kAllowed);
-    }
+  Result<http::Response> SyncLicenses(const Call& c) const {
+    const http::Request& req = c.req;
+    const ApiVersion v = c.version;
     if (auto ok = RequireJsonAccepted(req); !ok) return Fail(ok.error());
     // The seed: "this method takes no request body" — one sent anyway is ignored.
-    auto token = deps.tokens->SyncLicenses(who, id);
+    auto token = deps.tokens->SyncLicenses(c.who, c.id);
     if (!token) return Fail(token.error());
     const bool at_root = options.action_response == ActionResponse::kEntity ||
                          (options.action_response == ActionResponse::kAuto && req.Header("SdkVersion").has_value());
@@ -450,13 +496,8 @@ struct Api::Impl {
     return Json(200, std::move(body));
   }
 
-  Result<http::Response> RevokeLicenses(const http::Request& req, const std::string& id,
-                                        const service::Principal& who) const {
-    if (req.method != "POST") {
-      static constexpr std::string_view kAllowed[] = {"POST"};
-      return MethodNotAllowed(req, kAllowed);
-    }
-    auto body = ReadJsonObject(req);
+  Result<http::Response> RevokeLicenses(const Call& c) const {
+    auto body = ReadJsonObject(c.req);
     if (!body) return Fail(body.error());
     std::optional<bool> notify, untracked;
     for (const auto& [key, value] : *body) {
@@ -474,20 +515,16 @@ struct Api::Impl {
       }
     }
     if (!notify) return Fail(BadParameter("notifyManagedDevices", "is required"));
-    if (auto ok = deps.tokens->RevokeLicenses(who, id, *notify, untracked); !ok) return Fail(ok.error());
+    if (auto ok = deps.tokens->RevokeLicenses(c.who, c.id, *notify, untracked); !ok) return Fail(ok.error());
     return http::Response{204, {}, {}, {}, {}};
   }
 
   static Error BadParameter(const std::string& name, const std::string& why) {
-    return Error::InvalidArgument("The parameter '" + name + "' " + why + ".", name).WithGraphCode("BadRequest");
+    return Error::InvalidArgument("The parameter '" + name + "' " + why + ".", name);
   }
 
-  Result<http::Response> SyncLicenseCounts(const http::Request& req, const service::Principal& who) const {
-    if (req.method != "POST") {
-      static constexpr std::string_view kAllowed[] = {"POST"};
-      return MethodNotAllowed(req, kAllowed);
-    }
-    if (auto ok = deps.tokens->SyncLicenseCounts(who); !ok) return Fail(ok.error());
+  Result<http::Response> SyncLicenseCounts(const Call& c) const {
+    if (auto ok = deps.tokens->SyncLicenseCounts(c.who); !ok) return Fail(ok.error());
     return http::Response{204, {}, {}, {}, {}};
   }
 
@@ -496,8 +533,7 @@ struct Api::Impl {
     auto bad = [&](const std::string& why) {
       return Fail(Error::InvalidArgument("Invalid function call '" + std::string(segment.substr(0, 200)) + "': " + why +
                                          " Use getLicensesForApp(bundleId='com.example.app').",
-                                         "bundleId")
-                      .WithGraphCode("BadRequest"));
+                                         "bundleId"));
     };
     const auto open = segment.find('(');
     if (open == std::string_view::npos || segment.back() != ')') return bad("the parameter list is missing.");
@@ -548,16 +584,12 @@ struct Api::Impl {
     return out;
   }
 
-  Result<http::Response> GetLicensesForApp(const http::Request& req, const std::string& segment,
-                                           const std::string& query, const service::Principal& who) const {
-    if (req.method != "GET") {
-      static constexpr std::string_view kAllowed[] = {"GET"};
-      return MethodNotAllowed(req, kAllowed);
-    }
+  Result<http::Response> GetLicensesForApp(const Call& c) const {
+    const http::Request& req = c.req;
     if (auto ok = RequireJsonAccepted(req); !ok) return Fail(ok.error());
-    auto bundle_id = ParseBundleIdArgument(segment, query);
+    auto bundle_id = ParseBundleIdArgument(c.function, c.query);
     if (!bundle_id) return Fail(bundle_id.error());
-    auto summaries = deps.tokens->GetLicensesForApp(who, *bundle_id);
+    auto summaries = deps.tokens->GetLicensesForApp(c.who, *bundle_id);
     if (!summaries) return Fail(summaries.error());
     json::array values;
     for (const auto& s : *summaries) {
@@ -573,76 +605,43 @@ struct Api::Impl {
 
   // --- mobileApps ---------------------------------------------------------
 
-  // A cast segment naming one of the VPP app types this version has; "" when not a cast.
-  // Accepts the namespace alias too: the SDKs send graph.iosVppApp.
-  static std::string CastType(std::string_view segment, ApiVersion v) {
-    const std::optional<std::string_view> name = LocalName(segment);
-    if (name == "iosVppApp") return "microsoft.graph.iosVppApp";
-    if (name == "macOsVppApp" && v == ApiVersion::kBeta) return "microsoft.graph.macOsVppApp";
-    return "";
+  Result<http::Response> ListApps(const Call& c) const { return AppCollection(c, false); }
+  Result<http::Response> CountApps(const Call& c) const { return AppCollection(c, true); }
+
+  // The app {id}, which must be of the type {cast} when the route has one. NotFound.
+  Result<store::MobileApp> FindApp(const Call& c) const {
+    auto app = deps.apps->Get(c.who, c.id);
+    if (!app) return app;
+    if (!c.cast.empty() && MobileAppType(*app) != "#" + std::string(c.cast)) {
+      return Fail(Error::NotFound("The mobileApp '" + c.id + "' is not a " + std::string(c.cast) + ".", c.id));
+    }
+    return app;
   }
 
-  Result<http::Response> RouteApps(const http::Request& req, const Path& path, const std::string& query,
-                                   const service::Principal& who) const {
-    const auto& s = path.segments;
-    const ApiVersion v = path.version;
-    auto only_get = [&]() -> std::optional<http::Response> {
-      if (req.method == "GET") return std::nullopt;
-      static constexpr std::string_view kAllowed[] = {"GET"};
-      return MethodNotAllowed(req, kAllowed);
-    };
-    std::optional<std::string> key = ParenthesisedKey(s[1], "mobileApps");
-    std::size_t next = 2;
-    if (!key) {
-      std::string cast;
-      if (s.size() > 2) cast = CastType(s[2], v);
-      const std::size_t rest = cast.empty() ? 2 : 3;
-      if (s.size() == rest || (s.size() == rest + 1 && s[rest] == "$count")) {
-        if (auto r = only_get()) return std::move(*r);
-        return ListApps(req, v, query, cast, s.size() == rest + 1, who);
-      }
-      if (!cast.empty()) return Fail(SegmentNotFound(s[3]));
-      key = s[2];
-      next = 3;
-    }
-    if (auto r = only_get()) return std::move(*r);
-    if (key->empty()) return Fail(SegmentNotFound(s[1]));
-    std::string cast;
-    if (s.size() > next) {
-      cast = CastType(s[next], v);
-      if (cast.empty()) return Fail(SegmentNotFound(s[next]));
-      ++next;
-    }
-    auto app = deps.apps->Get(who, *key);
+  Result<http::Response> GetApp(const Call& c) const {
+    auto app = FindApp(c);
     if (!app) return Fail(app.error());
-    if (!cast.empty() && MobileAppType(*app) != "#" + cast) {
-      return Fail(Error::NotFound("The mobileApp '" + *key + "' is not a " + cast + ".", *key)
-                      .WithGraphCode("ResourceNotFound"));
-    }
-    if (s.size() == next) {
-      if (auto ok = RequireJsonAccepted(req); !ok) return Fail(ok.error());
-      auto select = ParseSelectOnly(query, MobileAppEntity(v));
-      if (!select) return Fail(select.error());
-      json::object body;
-      body["@odata.context"] =
-          ContextUrl(req, v, {"deviceAppManagement/mobileApps", SelectFragment(*select), "/$entity"});
-      WriteMobileApp(*app, v, *select, body);
-      return Json(200, body);
-    }
-    if (s.size() == next + 1 && s[next] == "assignedLicenses" && !cast.empty() && v == ApiVersion::kBeta) {
-      return AssignedLicenses(req, *app, cast, query, who);
-    }
-    return Fail(SegmentNotFound(s[next]));
+    if (auto ok = RequireJsonAccepted(c.req); !ok) return Fail(ok.error());
+    auto select = ParseSelectOnly(c.query, MobileAppEntity(c.version));
+    if (!select) return Fail(select.error());
+    json::object body;
+    body["@odata.context"] =
+        ContextUrl(c.req, c.version, {"deviceAppManagement/mobileApps", SelectFragment(*select), "/$entity"});
+    WriteMobileApp(*app, c.version, *select, body);
+    return Json(200, body);
   }
 
-  Result<http::Response> ListApps(const http::Request& req, ApiVersion v, const std::string& query,
-                                  const std::string& cast, bool count_segment, const service::Principal& who) const {
+  Result<http::Response> AppCollection(const Call& c, bool count_segment) const {
+    const http::Request& req = c.req;
+    const ApiVersion v = c.version;
+    const std::string& query = c.query;
+    const Principal& who = c.who;
     const EntityDef& entity = MobileAppEntity(v);
     AllowedOptions allowed;
     if (count_segment) {
       if (!Accepts(req, "text/plain")) {
         return Fail(Error{Code::kNotAcceptable, "The $count segment answers text/plain, which the Accept header excludes.",
-                          "Accept", "NotAcceptable"});
+                          "Accept", {}});
       }
       allowed.orderby = allowed.top = allowed.skip = allowed.count = allowed.select = allowed.skiptoken = false;
     } else if (auto ok = RequireJsonAccepted(req); !ok) {
@@ -651,7 +650,7 @@ struct Api::Impl {
     auto q = ParseQueryOptions(query, entity, allowed, limits);
     if (!q) return Fail(q.error());
     // A cast segment is a type filter (and v1.0 has iOS VPP apps only).
-    std::string type = cast;
+    std::string type(c.cast);
     if (type.empty() && v == ApiVersion::kV1) type = "microsoft.graph.iosVppApp";
     if (!type.empty()) {
       if (auto ok = RestrictToType(*q, entity, type); !ok) return Fail(ok.error());
@@ -665,7 +664,7 @@ struct Api::Impl {
     }
     auto page = deps.apps->List(who, q->list);
     if (!page) return Fail(page.error());
-    const std::string path = "deviceAppManagement/mobileApps" + (cast.empty() ? "" : "/" + cast);
+    const std::string path = "deviceAppManagement/mobileApps" + (c.cast.empty() ? "" : "/" + std::string(c.cast));
     json::array values;
     for (const auto& app : page->items) {
       json::object o;
@@ -676,8 +675,12 @@ struct Api::Impl {
                           [&] { return deps.apps->Count(who, q->list.filter); });
   }
 
-  Result<http::Response> AssignedLicenses(const http::Request& req, const store::MobileApp& app, const std::string& cast,
-                                          const std::string& query, const service::Principal& who) const {
+  Result<http::Response> AssignedLicenses(const Call& c) const {
+    auto found = FindApp(c);
+    if (!found) return Fail(found.error());
+    const store::MobileApp& app = *found;
+    const http::Request& req = c.req;
+    const std::string& query = c.query;
     if (auto ok = RequireJsonAccepted(req); !ok) return Fail(ok.error());
     static const EntityDef kLicense = [] {
       EntityDef e;
@@ -688,9 +691,9 @@ struct Api::Impl {
     allowed.filter = allowed.orderby = allowed.select = allowed.count = false;
     auto q = ParseQueryOptions(query, kLicense, allowed, limits);
     if (!q) return Fail(q.error());
-    auto page = deps.apps->AssignedLicenses(who, app.id, q->list.skip, q->list.limit);
+    auto page = deps.apps->AssignedLicenses(c.who, app.id, q->list.skip, q->list.limit);
     if (!page) return Fail(page.error());
-    const std::string path = "deviceAppManagement/mobileApps/" + app.id + "/" + cast + "/assignedLicenses";
+    const std::string path = "deviceAppManagement/mobileApps/" + app.id + "/" + std::string(c.cast) + "/assignedLicenses";
     json::array values;
     for (const auto& a : page->items) {
       json::object o;
@@ -745,28 +748,21 @@ struct Api::Impl {
       return Fail(Error{Code::kNotAcceptable,
                         "The Accept header '" + std::string(*req.Header("Accept")) +
                             "' excludes application/json, the only representation of this resource.",
-                        "Accept", "NotAcceptable"});
+                        "Accept", {}});
     }
     return {};
   }
 
   // --- vppTokens --------------------------------------------------------
 
-  Result<http::Response> TokenCollection(const http::Request& req, ApiVersion v, const std::string& query,
-                                         const service::Principal& who) const {
-    if (req.method == "GET") return ListTokens(req, v, query, who);
-    if (req.method == "POST") return CreateToken(req, v, who);
-    static constexpr std::string_view kAllowed[] = {"GET", "POST"};
-    return MethodNotAllowed(req, kAllowed);
-  }
-
-  Result<http::Response> ListTokens(const http::Request& req, ApiVersion v, const std::string& query,
-                                    const service::Principal& who) const {
+  Result<http::Response> ListTokens(const Call& c) const {
+    const http::Request& req = c.req;
+    const ApiVersion v = c.version;
     if (auto ok = RequireJsonAccepted(req); !ok) return Fail(ok.error());
     AllowedOptions allowed;
-    auto q = ParseQueryOptions(query, VppTokenEntity(v), allowed, limits);
+    auto q = ParseQueryOptions(c.query, VppTokenEntity(v), allowed, limits);
     if (!q) return Fail(q.error());
-    auto page = deps.tokens->List(who, q->list);
+    auto page = deps.tokens->List(c.who, q->list);
     if (!page) return Fail(page.error());
     std::string values;
     values.reserve(page->items.size() * 1024);
@@ -778,66 +774,60 @@ struct Api::Impl {
       w.EndObject();
     }
     w.EndArray();
-    return CollectionPage(req, v, "deviceAppManagement/vppTokens", query, *q, values, page->items.size(),
-                          page->has_more, [&] { return deps.tokens->Count(who, q->list.filter); });
+    return CollectionPage(req, v, "deviceAppManagement/vppTokens", c.query, *q, values, page->items.size(),
+                          page->has_more, [&] { return deps.tokens->Count(c.who, q->list.filter); });
   }
 
-  Result<http::Response> TokenCount(const http::Request& req, ApiVersion v, const std::string& query,
-                                    const service::Principal& who) const {
-    if (req.method != "GET") {
-      static constexpr std::string_view kAllowed[] = {"GET"};
-      return MethodNotAllowed(req, kAllowed);
-    }
-    if (!Accepts(req, "text/plain")) {
+  Result<http::Response> CountTokens(const Call& c) const {
+    if (!Accepts(c.req, "text/plain")) {
       return Fail(Error{Code::kNotAcceptable, "The $count segment answers text/plain, which the Accept header excludes.",
-                        "Accept", "NotAcceptable"});
+                        "Accept", {}});
     }
     AllowedOptions allowed;
     allowed.orderby = allowed.top = allowed.skip = allowed.count = allowed.select = allowed.skiptoken = false;
-    auto q = ParseQueryOptions(query, VppTokenEntity(v), allowed, limits);
+    auto q = ParseQueryOptions(c.query, VppTokenEntity(c.version), allowed, limits);
     if (!q) return Fail(q.error());
-    auto n = deps.tokens->Count(who, q->list.filter);
+    auto n = deps.tokens->Count(c.who, q->list.filter);
     if (!n) return Fail(n.error());
     http::Response r = http::Response::Text(200, std::to_string(*n));
     r.headers.emplace_back("OData-Version", "4.0");
     return r;
   }
 
-  Result<http::Response> TokenItem(const http::Request& req, ApiVersion v, const std::string& query,
-                                   const std::string& id, const service::Principal& who) const {
-    if (req.method == "GET") {
-      if (auto ok = RequireJsonAccepted(req); !ok) return Fail(ok.error());
-      auto select = ParseSelectOnly(query, VppTokenEntity(v));
-      if (!select) return Fail(select.error());
-      auto token = deps.tokens->Get(who, id);
-      if (!token) return Fail(token.error());
-      return EntityResponse(req, v, 200, *token, *select);
-    }
-    if (req.method == "PATCH") {
-      if (auto ok = RequireJsonAccepted(req); !ok) return Fail(ok.error());
-      auto body = ReadJsonObject(req);
-      if (!body) return Fail(body.error());
-      auto changes = ReadTokenChanges(*body, v);
-      if (!changes) return Fail(changes.error());
-      auto token = deps.tokens->Update(who, id, std::move(*changes));
-      if (!token) return Fail(token.error());
-      return EntityResponse(req, v, 200, *token, {});
-    }
-    if (req.method == "DELETE") {
-      if (auto ok = deps.tokens->Delete(who, id); !ok) return Fail(ok.error());
-      return http::Response{204, {}, {}, {}, {}};
-    }
-    static constexpr std::string_view kAllowed[] = {"GET", "PATCH", "DELETE"};
-    return MethodNotAllowed(req, kAllowed);
+  Result<http::Response> GetToken(const Call& c) const {
+    if (auto ok = RequireJsonAccepted(c.req); !ok) return Fail(ok.error());
+    auto select = ParseSelectOnly(c.query, VppTokenEntity(c.version));
+    if (!select) return Fail(select.error());
+    auto token = deps.tokens->Get(c.who, c.id);
+    if (!token) return Fail(token.error());
+    return EntityResponse(c.req, c.version, 200, *token, *select);
   }
 
-  Result<http::Response> CreateToken(const http::Request& req, ApiVersion v, const service::Principal& who) const {
+  Result<http::Response> UpdateToken(const Call& c) const {
+    if (auto ok = RequireJsonAccepted(c.req); !ok) return Fail(ok.error());
+    auto body = ReadJsonObject(c.req);
+    if (!body) return Fail(body.error());
+    auto changes = ReadTokenChanges(*body, c.version);
+    if (!changes) return Fail(changes.error());
+    auto token = deps.tokens->Update(c.who, c.id, std::move(*changes));
+    if (!token) return Fail(token.error());
+    return EntityResponse(c.req, c.version, 200, *token, {});
+  }
+
+  Result<http::Response> DeleteToken(const Call& c) const {
+    if (auto ok = deps.tokens->Delete(c.who, c.id); !ok) return Fail(ok.error());
+    return http::Response{204, {}, {}, {}, {}};
+  }
+
+  Result<http::Response> CreateToken(const Call& c) const {
+    const http::Request& req = c.req;
+    const ApiVersion v = c.version;
     if (auto ok = RequireJsonAccepted(req); !ok) return Fail(ok.error());
     auto body = ReadJsonObject(req);
     if (!body) return Fail(body.error());
     auto changes = ReadTokenChanges(*body, v);
     if (!changes) return Fail(changes.error());
-    auto token = deps.tokens->Create(who, std::move(*changes));
+    auto token = deps.tokens->Create(c.who, std::move(*changes));
     if (!token) return Fail(token.error());
     http::Response r = EntityResponse(req, v, 201, *token, {});
     r.headers.emplace_back("Location",
@@ -858,7 +848,193 @@ struct Api::Impl {
     w.EndObject();
     return Json(status, std::move(body));
   }
+
+  // --- the rest of the surface ------------------------------------------
+
+  Result<http::Response> Healthz(const Call&) const { return http::Response::Json(200, R"({"status":"ok"})"); }
+
+  Result<http::Response> Metrics(const Call&) const {
+    http::Response r = http::Response::Text(200, metrics::Render());
+    r.headers = {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"}};
+    return r;
+  }
+
+  Result<http::Response> Metadata(const Call& c) const { return MetadataResponse(c.req, c.version, {}); }
+
+  Result<http::Response> DeviceAppManagement(const Call&) const {
+    return Fail(Error{Code::kUnimplemented,
+                      "vppd serves deviceAppManagement/vppTokens and mobileApps; the deviceAppManagement "
+                      "singleton itself is not implemented.",
+                      "deviceAppManagement", {}});
+  }
 };
+
+// The Graph surface (and the two unversioned endpoints): one row per route and
+// method. A path below /beta or /v1.0 is matched against the templates in this
+// order, segment by segment; the first template that matches decides, so a literal
+// comes before {id} in the same place. Its rows give the methods: another method is
+// 405 with Allow. A path that no template matches is 400 "Resource not found for the
+// segment" naming the first segment no template took, whatever the method.
+//
+// Template segments: a literal; {id}, any non-empty segment, or a key in parentheses
+// on the literal before it ("vppTokens('x')" stands for "vppTokens/x"); {cast}, a
+// derived type the version has ("microsoft.graph.iosVppApp" or "graph.iosVppApp");
+// graph.name, a bound action or function without parameters, unqualified or
+// namespace-qualified; graph.name(...), a function call with its arguments (the
+// handler parses them from Call::function).
+const std::vector<Api::Impl::CompiledRoute>& Api::Impl::Table() {
+  using Op = service::Operation;
+  using I = Impl;
+  static constexpr unsigned kAll = kAnyMethod;
+  static const Route kRoutes[] = {
+      {"healthz", kGet | kHead, &I::Healthz, {}, kUnversioned},
+      {"metrics", kGet | kHead, &I::Metrics, {}, kUnversioned | kIfMetrics},
+      {"$metadata", kGet, &I::Metadata, {}},
+      {"deviceAppManagement", kAll, &I::DeviceAppManagement, {}},
+      {"deviceAppManagement/vppTokens", kGet, &I::ListTokens, Op::kReadTokens},
+      {"deviceAppManagement/vppTokens", kPost, &I::CreateToken, Op::kCreateToken},
+      {"deviceAppManagement/vppTokens/$count", kGet, &I::CountTokens, Op::kReadTokens},
+      {"deviceAppManagement/vppTokens/graph.syncLicenseCounts", kPost, &I::SyncLicenseCounts, Op::kSyncLicenseCounts,
+       kBetaOnly},
+      {"deviceAppManagement/vppTokens/graph.getLicensesForApp(...)", kGet, &I::GetLicensesForApp,
+       Op::kGetLicensesForApp, kBetaOnly},
+      {"deviceAppManagement/vppTokens/{id}", kGet, &I::GetToken, Op::kReadTokens},
+      {"deviceAppManagement/vppTokens/{id}", kPatch, &I::UpdateToken, Op::kUpdateToken},
+      {"deviceAppManagement/vppTokens/{id}", kDelete, &I::DeleteToken, Op::kDeleteToken},
+      {"deviceAppManagement/vppTokens/{id}/graph.syncLicenses", kPost, &I::SyncLicenses, Op::kSyncLicenses},
+      {"deviceAppManagement/vppTokens/{id}/graph.revokeLicenses", kPost, &I::RevokeLicenses, Op::kRevokeLicenses,
+       kBetaOnly},
+      {"deviceAppManagement/mobileApps", kGet, &I::ListApps, Op::kReadMobileApps},
+      {"deviceAppManagement/mobileApps/$count", kGet, &I::CountApps, Op::kReadMobileApps},
+      {"deviceAppManagement/mobileApps/{cast}", kGet, &I::ListApps, Op::kReadMobileApps},
+      {"deviceAppManagement/mobileApps/{cast}/$count", kGet, &I::CountApps, Op::kReadMobileApps},
+      {"deviceAppManagement/mobileApps/{id}", kGet, &I::GetApp, Op::kReadMobileApps},
+      {"deviceAppManagement/mobileApps/{id}/{cast}", kGet, &I::GetApp, Op::kReadMobileApps},
+      {"deviceAppManagement/mobileApps/{id}/{cast}/assignedLicenses", kGet, &I::AssignedLicenses, Op::kReadMobileApps,
+       kBetaOnly},
+  };
+  static const std::vector<CompiledRoute> table = [] {
+    std::vector<CompiledRoute> out;
+    for (const Route& route : kRoutes) {
+      CompiledRoute r{&route, ParseTemplate(route.path), {}, out.size()};
+      for (const CompiledRoute& earlier : out) {
+        if (earlier.route->path == route.path) {
+          r.group = earlier.group;
+          break;
+        }
+      }
+      if ((route.flags & kUnversioned) != 0) {
+        r.labels[0] = r.labels[1] = std::string(route.path);
+      } else {
+        const std::string label = TemplateLabel(r.steps);
+        for (ApiVersion v : {ApiVersion::kBeta, ApiVersion::kV1}) {
+          r.labels[static_cast<int>(v)] = std::string(VersionSegment(v)) + "/" + label;
+        }
+      }
+      out.push_back(std::move(r));
+    }
+    return out;
+  }();
+  return table;
+}
+
+http::Response Api::Impl::Dispatch(http::Request& req, std::string& route) const {
+  std::vector<std::string> segments;
+  std::string query;
+  if (!PlainSegments(req.target, segments)) {
+    boost::system::result<boost::urls::url_view> url = boost::urls::parse_origin_form(req.target);
+    if (!url) {
+      return ErrorResponse(Error::InvalidArgument("The request target '" + req.target.substr(0, 200) +
+                                                  "' is not a valid origin-form URL."),
+                           req);
+    }
+    for (auto seg : url->segments()) segments.emplace_back(seg);
+    query = url->encoded_query();
+  }
+  while (!segments.empty() && segments.back().empty()) segments.pop_back();  // trailing '/'
+
+  const bool versioned = !segments.empty() && (segments[0] == "beta" || segments[0] == "v1.0");
+  const ApiVersion v = versioned && segments[0] == "v1.0" ? ApiVersion::kV1 : ApiVersion::kBeta;
+  const std::span<std::string> path = versioned ? std::span(segments).subspan(1) : std::span(segments);
+
+  // The first template that matches decides; its rows give the methods.
+  const unsigned method = BitOf(req.method);
+  const CompiledRoute* matched = nullptr;
+  const CompiledRoute* chosen = nullptr;
+  unsigned allowed = 0;
+  Captures captures;
+  std::size_t furthest = 0;  // segments matched by the template that went furthest, when none matched
+  for (const CompiledRoute& r : Table()) {
+    if (!Serves(r, versioned, v)) continue;
+    if (matched == nullptr) {
+      std::size_t reached = 0;
+      captures = {};
+      if (!MatchSteps(r.steps, path, v, captures, reached)) {
+        furthest = std::max(furthest, reached);
+        continue;
+      }
+      matched = &r;
+    } else if (r.group != matched->group) {
+      continue;
+    }
+    allowed |= r.route->methods;
+    if (chosen == nullptr && (r.route->methods & method) != 0) chosen = &r;
+  }
+
+  if (matched != nullptr) route = matched->labels[static_cast<int>(v)];
+  log::Context* log_context = log::Current();  // the HTTP server's, with the request's ids
+  if (log_context != nullptr) log_context->route = route;
+
+  if (!versioned) {
+    if (matched == nullptr) {
+      return ErrorResponse(Error::NotFound("Invalid version: the path must start with /beta or /v1.0.",
+                                           segments.empty() ? "" : segments[0])
+                               .WithGraphCode("BadRequest"),
+                           req);
+    }
+    if (chosen == nullptr) return MethodNotAllowed(req, allowed);
+    static const Principal kAnonymous;
+    auto result = (this->*chosen->route->handler)(Call{req, v, query, kAnonymous, {}, {}, {}});
+    if (!result) return ErrorResponse(result.error(), req);
+    return std::move(*result);
+  }
+
+  // Graph authenticates before it routes.
+  std::string why;
+  auto caller = deps.verifier->Verify(req.Header("Authorization").value_or(""), &why);
+  if (!caller) return ErrorResponse(caller.error(), req);
+  const Principal& principal = *caller;
+  if (log_context != nullptr) log_context->tenant_id = principal.tenant_id;
+  if (deps.throttle != nullptr) {
+    const bool is_write = req.method != "GET" && req.method != "HEAD";
+    if (auto ok = deps.throttle->Admit(principal.tenant_id, principal.app_id, is_write); !ok) {
+      return ErrorResponse(ok.error(), req);
+    }
+  }
+
+  if (matched == nullptr) {
+    const std::string_view unknown = furthest < path.size() ? std::string_view(path[furthest])
+                                     : path.empty()          ? std::string_view()
+                                                             : std::string_view(path.back());
+    return ErrorResponse(SegmentNotFound(unknown), req);
+  }
+  if (chosen == nullptr) return MethodNotAllowed(req, allowed);
+  if (const auto& permission = chosen->route->permission) {
+    if (auto ok = service::Authorize(principal, *permission, deps.tokens->permission_profile()); !ok) {
+      return ErrorResponse(ok.error(), req);
+    }
+  }
+
+  Call call{req, v, query, principal, {}, captures.cast, captures.function};
+  if (captures.has_key) {
+    std::string& segment = path[captures.key];
+    call.id = captures.key_in_parentheses.empty() ? std::move(segment)
+                                                  : *ParenthesisedKey(segment, captures.key_in_parentheses);
+  }
+  auto result = (this->*chosen->route->handler)(call);
+  if (!result) return ErrorResponse(result.error(), req);
+  return std::move(*result);
+}
 
 Api::Api(Dependencies deps, Options options) : impl_(std::make_unique<Impl>()) {
   impl_->deps = deps;

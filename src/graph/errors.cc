@@ -47,22 +47,25 @@ const char* DefaultGraphCode(Code code) {
   return "InternalServerError";
 }
 
-http::Response ErrorResponse(const Error& error, const http::Request& request) {
-  // Written straight into the body (no JSON tree), with the member names already
-  // quoted: every 401/404 is a Graph error, so this is a hot path too.
+namespace {
+
+// The envelope itself, written straight into the body (no JSON tree), with the member
+// names already quoted: every 401/404 is a Graph error, so this is a hot path too.
+http::Response Envelope(int status, std::string_view code, std::string_view message, std::string_view target,
+                        const http::Request& request) {
   std::string body;
-  body.reserve(256 + error.message.size() + error.target.size());
+  body.reserve(256 + message.size() + target.size());
   JsonWriter w(body);
   w.BeginObject();
   w.PreparedKey(R"("error":)");
   w.BeginObject();
   w.PreparedKey(R"("code":)");
-  w.String(error.graph_code.empty() ? std::string_view(DefaultGraphCode(error.code)) : error.graph_code);
+  w.String(code);
   w.PreparedKey(R"("message":)");
-  w.String(error.message);
-  if (!error.target.empty()) {
+  w.String(message);
+  if (!target.empty()) {
     w.PreparedKey(R"("target":)");
-    w.String(error.target);
+    w.String(target);
   }
   w.PreparedKey(R"("innerError":)");
   w.BeginObject();
@@ -77,10 +80,23 @@ http::Response ErrorResponse(const Error& error, const http::Request& request) {
   w.EndObject();
   w.EndObject();
   w.EndObject();
-  http::Response r = http::Response::Json(HttpStatus(error.code), std::move(body));
+  return http::Response::Json(status, std::move(body));
+}
+
+}  // namespace
+
+http::Response ErrorResponse(const Error& error, const http::Request& request) {
+  http::Response r =
+      Envelope(HttpStatus(error.code),
+               error.graph_code.empty() ? std::string_view(DefaultGraphCode(error.code)) : error.graph_code,
+               error.message, error.target, request);
   if (error.code == Code::kUnauthenticated) r.headers.emplace_back("WWW-Authenticate", "Bearer");
   if (error.retry_after_seconds > 0) r.headers.emplace_back("Retry-After", std::to_string(error.retry_after_seconds));
   return r;
+}
+
+http::Response ServerErrorResponse(const http::ServerError& error, const http::Request& request) {
+  return Envelope(error.status, error.code, error.message, {}, request);
 }
 
 }  // namespace vppd::graph

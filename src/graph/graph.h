@@ -2,6 +2,8 @@
 // Graph error envelope, authentication of each request, and the vppToken handlers.
 //
 //   graph::Api api(deps, options);
+//   http::ServerOptions opts;
+//   opts.error_writer = graph::ServerErrorResponse;   // the server's own errors, in Graph's envelope
 //   http::Server::Start(opts, [&](http::Request& r) { return api.Handle(r); });
 //
 // Handle never throws and never answers 500 for bad input: every malformed request
@@ -49,6 +51,12 @@ struct Dependencies {
   service::MobileApps* apps = nullptr;
   service::Throttle* throttle = nullptr;  // nullptr: no request-rate limits
 };
+
+// Graph's error envelope {"error":{"code","message","innerError":{"date","request-id",
+// "client-request-id"}}} for an answer the HTTP server gives on its own (limits,
+// timeouts, malformed requests, a throwing handler, overload): set it as
+// http::ServerOptions::error_writer. Thread-safe; never throws but for bad_alloc.
+http::Response ServerErrorResponse(const http::ServerError& error, const http::Request& request);
 
 class Api {
  public:

@@ -111,13 +111,10 @@ const std::string& CachedHttpDate() {
   return cached_text;
 }
 
-// The Graph error envelope, for the answers the server gives on its own
-// (limits, timeouts, malformed requests, a throwing handler).
-Response ErrorResponse(int status, std::string_view code, std::string_view message, std::string_view request_id) {
-  std::string body = "{\"error\":{\"code\":\"" + JsonEscape(code) + "\",\"message\":\"" + JsonEscape(message) +
-                     "\",\"innerError\":{\"request-id\":\"" + JsonEscape(request_id) + "\",\"date\":\"" +
-                     FormatIso8601(Clock::Real().Now() / 1'000'000 * 1'000'000) + "\"}}}";
-  return Response::Json(status, std::move(body));
+// The text answer for one of the server's own errors when no error writer is set
+// (or it threw): "requestTimeout: The request did not arrive in time."
+Response PlainErrorResponse(const ServerError& error) {
+  return Response::Text(error.status, std::string(error.code) + ": " + std::string(error.message) + "\n");
 }
 
 // A header name must be an RFC 7230 token; a value must not contain CR, LF or NUL
@@ -333,6 +330,8 @@ class ServerImpl final : public Server {
   const ServerOptions& options() const { return options_; }
   bool draining() const { return draining_.load(); }
   Response Invoke(Request& request);
+  // The answer to one of the server's own errors, through options().error_writer.
+  Response ErrorAnswer(const ServerError& error, const Request& request) const;
   void Unregister(Connection* connection, bool rejected);
   // Sets request.scheme and request.host (see Request), and removes forwarding
   // headers that `peer_address` is not trusted to send. Returns nullptr, or the
@@ -521,7 +520,10 @@ void Connection::ForceClose() {
 asio::awaitable<int> Connection::ReadRequest(Request& request, unsigned& version, bool& keep_alive) {
   bhttp::request_parser<bhttp::string_body> parser;
   parser.header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
-  parser.body_limit(static_cast<std::uint64_t>(options_.max_body_bytes));
+  // The body limit is checked against Content-Length once the whole header is here
+  // (so that the 413 knows the request's headers: its client-request-id), then
+  // enforced while the body is read (a chunked body as it grows).
+  parser.body_limit(boost::none);
 
   error_code ec;
   Arm(options_.read_timeout);
@@ -531,6 +533,9 @@ asio::awaitable<int> Connection::ReadRequest(Request& request, unsigned& version
       spdlog::debug("http: request from {} with an unusable Transfer-Encoding: {}", remote_, status);
       co_return status;
     }
+    const auto length = parser.content_length();
+    if (length && *length > options_.max_body_bytes) ec = bhttp::error::body_limit;
+    parser.body_limit(static_cast<std::uint64_t>(options_.max_body_bytes));
   }
   if (!ec && !timed_out_ && !parser.is_done()) {
     auto& header = parser.get();
@@ -544,6 +549,12 @@ asio::awaitable<int> Connection::ReadRequest(Request& request, unsigned& version
   if (timed_out_) ec = beast::error::timeout;
 
   if (ec) {
+    if (parser.is_header_done()) {
+      // The header arrived whole: the error answer can echo its client-request-id.
+      for (const auto& field : parser.get()) {
+        request.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+      }
+    }
     if (ec == beast::error::timeout) co_return parser.got_some() ? 408 : 0;
     if (ec == bhttp::error::header_limit) co_return 431;
     if (ec == bhttp::error::body_limit) co_return 413;
@@ -576,7 +587,10 @@ asio::awaitable<bool> Connection::WriteResponse(Response response, unsigned vers
                                                 std::string_view request_id, std::string_view client_request_id) {
   if (response.status < 100 || response.status > 999) {
     spdlog::error("http: handler returned invalid status {} (request-id {})", response.status, request_id);
-    response = ErrorResponse(500, "generalException", "The handler produced an invalid response.", request_id);
+    Request known;
+    known.request_id = std::string(request_id);
+    if (!client_request_id.empty()) known.headers.emplace_back("client-request-id", std::string(client_request_id));
+    response = server_.ErrorAnswer({500, "generalException", "The handler produced an invalid response."}, known);
   }
   bhttp::response<bhttp::string_body> message;
   message.version(version);
@@ -646,13 +660,14 @@ asio::awaitable<void> Connection::CloseGracefully() {
 asio::awaitable<void> Connection::Reject(bool per_address) {
   auto self = shared_from_this();
   RegistrationGuard guard{this};
-  const std::string request_id = NewGuid();
-  Response response = ErrorResponse(503, "serviceUnavailable",
-                                    per_address ? "Too many open connections from this address."
-                                                : "The server has too many open connections.",
-                                    request_id);
+  Request request;  // Not read: only its id is known.
+  request.request_id = NewGuid();
+  Response response = server_.ErrorAnswer({503, "serviceUnavailable",
+                                           per_address ? "Too many open connections from this address."
+                                                       : "The server has too many open connections."},
+                                          request);
   response.headers.emplace_back("Retry-After", "1");
-  co_await WriteResponse(std::move(response), 11, false, false, request_id, {});
+  co_await WriteResponse(std::move(response), 11, false, false, request.request_id, {});
   co_await CloseGracefully();
 }
 
@@ -714,14 +729,16 @@ asio::awaitable<void> Connection::Serve() {
       Response response = Response::Text(read_status, "");
       for (const auto& e : kErrors) {
         if (e.status == read_status) {
-          response = ErrorResponse(e.status, e.code, e.status == 400 ? bad_request_message : e.message,
-                                   request.request_id);
+          response = server_.ErrorAnswer({e.status, e.code, e.status == 400 ? bad_request_message : e.message},
+                                         request);
         }
       }
+      // Known when the header arrived whole (a body too large or too slow).
+      const std::string client_request_id(request.Header("client-request-id").value_or(""));
       phase_ = Phase::kWriting;
       const auto started = std::chrono::steady_clock::now();
-      const bool written =
-          co_await WriteResponse(std::move(response), version == 10 ? 10 : 11, false, false, request.request_id, {});
+      const bool written = co_await WriteResponse(std::move(response), version == 10 ? 10 : 11, false, false,
+                                                  request.request_id, client_request_id);
       if (options_.access_log) {
         // The request was not read whole: its method and target are not known.
         log::ContextScope scope({.component = "http", .request_id = request.request_id});
@@ -886,8 +903,21 @@ Response ServerImpl::Invoke(Request& request) {
     spdlog::error("http: handler threw a non-exception on {} {} (request-id {})", request.method, request.target,
                   request.request_id);
   }
-  return ErrorResponse(500, "generalException", "An unexpected error occurred while handling the request.",
-                       request.request_id);
+  return ErrorAnswer({500, "generalException", "An unexpected error occurred while handling the request."}, request);
+}
+
+Response ServerImpl::ErrorAnswer(const ServerError& error, const Request& request) const {
+  if (!options_.error_writer) return PlainErrorResponse(error);
+  try {
+    Response response = options_.error_writer(error, request);
+    response.status = error.status;
+    return response;
+  } catch (const std::exception& e) {
+    spdlog::error("http: error writer threw (request-id {}): {}", request.request_id, e.what());
+  } catch (...) {
+    spdlog::error("http: error writer threw a non-exception (request-id {})", request.request_id);
+  }
+  return PlainErrorResponse(error);
 }
 
 const char* ServerImpl::ResolveOrigin(Request& request, const std::string& peer_address, unsigned version) const {

@@ -39,8 +39,8 @@
 //     and slow clients cost no thread, only handlers do. Size `threads` for the
 //     number of handlers that may block at the same time. HEAD requests reach the
 //     handler as GET; the answer carries the GET's headers (Content-Length
-//     included) and no body. A handler that throws is answered 500 with a Graph
-//     error body (code generalException, a generic message: the exception text
+//     included) and no body. A handler that throws is answered 500 through the
+//     error writer (code generalException, a generic message: the exception text
 //     goes to the log, not to the client), and the connection lives on.
 //   - Logging: the handler runs inside a log::ContextScope (base/log.h) holding
 //     the request's request_id and client_request_id (at most 128 characters of
@@ -63,8 +63,10 @@
 //     closed by force (a handler still running keeps its thread until it returns,
 //     and Stop waits for that when it joins).
 //
-// Errors the server answers by itself use the Graph envelope
-// {"error":{"code","message","innerError":{"request-id","date"}}}.
+// Errors the server answers by itself (400, 408, 413, 431, 505, 500 for a throwing
+// handler, 503 over max_connections) are written by ServerOptions::error_writer,
+// so that they read like the handler's own errors (vppd sets graph's envelope);
+// without one they are text/plain with the message.
 #pragma once
 
 #include <chrono>
@@ -131,6 +133,21 @@ struct Response {
 // 500, as a last resort).
 using Handler = std::function<Response(Request&)>;
 
+// One of the answers the server gives on its own: the status, a short code naming
+// what went wrong ("requestTimeout") and a message for the client.
+struct ServerError {
+  int status = 500;
+  std::string_view code;
+  std::string_view message;
+};
+
+// Writes the response of a ServerError. `request` holds what is known of the
+// request: always request_id; the headers (client-request-id among them) once the
+// header was read; nothing more for a 503 over max_connections. Called on the
+// server's threads, possibly at once; must not throw (a throw falls back to the
+// text answer). The server still owns the headers listed under "Writing".
+using ErrorWriter = std::function<Response(const ServerError& error, const Request& request)>;
+
 struct ServerOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;  // 0: pick a free port (see Server::port()).
@@ -161,6 +178,8 @@ struct ServerOptions {
   // One info line per answered request (method, route, status, duration_ms,
   // remote, with the request's ids): see base/log.h. vppd turns it on.
   bool access_log = false;
+  // The body of the server's own error answers (see ServerError); unset: text/plain.
+  ErrorWriter error_writer;
 };
 
 // Thread-safety: port() and Stop() may be called from any thread; Stop() from a

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -734,9 +735,9 @@ TEST_F(ServerTest, HandlerThrowIs500AndTheConnectionSurvives) {
     auto response = client.ReadResponse();
     ASSERT_TRUE(response);
     EXPECT_EQ(response->status, 500);
-    EXPECT_EQ(response->Header("Content-Type"), "application/json");
-    EXPECT_EQ(response->body.rfind("{\"error\":{\"code\":\"generalException\",\"message\":\"", 0), 0u) << response->body;
-    EXPECT_NE(response->body.find(std::string(response->Header("request-id").value_or("?"))), std::string::npos);
+    // No error writer in these options: the server's own text answer.
+    EXPECT_EQ(response->Header("Content-Type"), "text/plain; charset=utf-8");
+    EXPECT_EQ(response->body.rfind("generalException: ", 0), 0u) << response->body;
     EXPECT_EQ(response->body.find("boom"), std::string::npos);  // Internals stay in the log.
   }
   ASSERT_TRUE(client.Send(Get("/ok")));
@@ -821,6 +822,95 @@ TEST_F(ServerTest, ConnectionsOverThePerAddressCapGet503OthersAreServed) {
   }
   ASSERT_TRUE(response);
   EXPECT_EQ(response->status, 200);
+}
+
+// The server's own answers go through the error writer, with what is known of the
+// request: its id always, its headers (client-request-id) once the header was read.
+TEST_F(ServerTest, ErrorWriterWritesEveryAnswerTheServerGivesOnItsOwn) {
+  struct Seen {
+    int status;
+    std::string code;
+    std::string request_id;
+    std::string client_request_id;
+  };
+  std::mutex mu;
+  std::vector<Seen> seen;
+  ServerOptions options;
+  options.max_connections = 2;
+  options.read_timeout = 300ms;
+  options.error_writer = [&](const ServerError& error, const Request& request) {
+    std::lock_guard lock(mu);
+    seen.push_back({error.status, std::string(error.code), request.request_id,
+                    std::string(request.Header("client-request-id").value_or("-"))});
+    Response r = Response::Json(999, "{\"written\":\"" + std::string(error.code) + "\"}");  // status is the server's
+    r.headers.emplace_back("X-Writer", "yes");
+    return r;
+  };
+  Start(options);
+  auto expect_written = [&](const std::optional<RawResponse>& response, int status, std::string_view code,
+                            std::string_view client_request_id) {
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->status, status);
+    EXPECT_EQ(response->Header("X-Writer"), "yes");
+    EXPECT_EQ(response->body, "{\"written\":\"" + std::string(code) + "\"}");
+    std::lock_guard lock(mu);
+    ASSERT_FALSE(seen.empty());
+    EXPECT_EQ(seen.back().status, status);
+    EXPECT_EQ(seen.back().code, code);
+    EXPECT_EQ(seen.back().request_id, response->Header("request-id").value_or("?"));
+    EXPECT_EQ(seen.back().client_request_id, client_request_id);
+  };
+  {
+    RawClient client(port());
+    ASSERT_TRUE(client.Send("POST /up HTTP/1.1\r\nHost: t\r\nclient-request-id: c-413\r\nContent-Length: 1048577\r\n\r\n"));
+    auto response = client.ReadResponse();
+    expect_written(response, 413, "requestEntityTooLarge", "c-413");
+    EXPECT_EQ(response->Header("client-request-id"), "c-413");
+  }
+  {
+    RawClient client(port());
+    ASSERT_TRUE(client.Send("POST /slow HTTP/1.1\r\nHost: t\r\nclient-request-id: c-408\r\nContent-Length: 10\r\n\r\nab"));
+    expect_written(client.ReadResponse(), 408, "requestTimeout", "c-408");
+  }
+  {
+    RawClient client(port());
+    ASSERT_TRUE(client.Send(Get("/big", "X-Big: " + std::string(17 * 1024, 'a') + "\r\n")));
+    expect_written(client.ReadResponse(), 431, "requestHeaderFieldsTooLarge", "-");
+  }
+  {
+    RawClient client(port());
+    ASSERT_TRUE(client.Send("\x01\x02\x03 nonsense\r\n\r\n"));
+    expect_written(client.ReadResponse(), 400, "badRequest", "-");
+  }
+  {
+    RawClient client(port());
+    ASSERT_TRUE(client.Send(Get("/throw", "client-request-id: c-500\r\n")));
+    expect_written(client.ReadResponse(), 500, "generalException", "c-500");
+  }
+  {
+    RawClient a(port());
+    RawClient b(port());
+    for (RawClient* c : {&a, &b}) {
+      ASSERT_TRUE(c->Send(Get("/")));
+      ASSERT_TRUE(c->ReadResponse());
+    }
+    RawClient over(port());
+    auto response = over.ReadResponse();
+    expect_written(response, 503, "serviceUnavailable", "-");
+    EXPECT_EQ(response->Header("Retry-After"), "1");
+  }
+}
+
+TEST_F(ServerTest, AThrowingErrorWriterFallsBackToText) {
+  ServerOptions options;
+  options.error_writer = [](const ServerError&, const Request&) -> Response { throw std::runtime_error("writer"); };
+  Start(options);
+  RawClient client(port());
+  ASSERT_TRUE(client.Send(Get("/throw")));
+  auto response = client.ReadResponse();
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 500);
+  EXPECT_EQ(response->body.rfind("generalException: ", 0), 0u) << response->body;
 }
 
 TEST_F(ServerTest, ClientThatNeverReadsIsCutOffAfterWriteTimeout) {

@@ -74,7 +74,7 @@ std::string JoinNames(std::span<const std::string_view> names) {
   return out;
 }
 
-Error Forbidden(std::string message) { return Error::PermissionDenied(std::move(message)).WithGraphCode("Forbidden"); }
+Error Forbidden(std::string message) { return Error::PermissionDenied(std::move(message)); }
 
 }  // namespace
 

@@ -20,20 +20,13 @@
 #include <vector>
 
 #include "base/base.h"
+#include "base/principal.h"
 #include "store/store.h"
 
 namespace vppd::service {
 
-// The caller, as established by auth/ from a verified token.
-struct Principal {
-  std::string tenant_id;
-  std::string object_id;
-  std::string app_id;
-  bool personal_account = false;
-  bool app_only = false;
-  std::vector<std::string> scopes;  // delegated permissions (`scp`)
-  std::vector<std::string> roles;   // application permissions (`roles`)
-};
+// The caller, as auth/ established it from a verified token (base/principal.h).
+using Principal = vppd::Principal;
 
 // Every operation that needs a permission: one row each in permissions.cc.
 enum class Operation {
@@ -55,7 +48,7 @@ enum class PermissionProfile { kSeed, kCurrent };
 
 Result<PermissionProfile> ParsePermissionProfile(std::string_view name);
 
-// PermissionDenied (graph code "Forbidden") naming what is missing, or saying that
+// PermissionDenied naming what is missing, or saying that
 // the account type is not supported. Pure function.
 Status Authorize(const Principal& caller, Operation op, PermissionProfile profile);
 
@@ -142,6 +135,10 @@ class VppTokens {
   // Per token holding the app (by bundle id, or adamId when the bundle id is unknown).
   Result<std::vector<LicenseSummary>> GetLicensesForApp(const Principal& caller, const std::string& bundle_id);
 
+  // The permission table every method checks with (for callers that check a
+  // permission before they call, as graph/ does when it routes).
+  PermissionProfile permission_profile() const { return options_.profile; }
+
  private:
   Timestamp Now() const { return clock_->Now(); }
   // Queues the sync that follows a create or a renewal; returns the token as it is then.
@@ -203,8 +200,8 @@ class Throttle {
  public:
   explicit Throttle(ThrottleLimits limits, const Clock* clock = nullptr);
   ~Throttle();
-  // Counts one request. ResourceExhausted (graph code "TooManyRequests", with
-  // retry_after_seconds until the window resets) when a limit is exceeded; a
+  // Counts one request. ResourceExhausted (with retry_after_seconds until the
+  // window resets) when a limit is exceeded; a
   // refused request is not counted.
   Status Admit(const std::string& tenant_id, const std::string& app_id, bool is_write);
 

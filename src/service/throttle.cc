@@ -56,8 +56,7 @@ Status Throttle::Admit(const std::string& tenant_id, const std::string& app_id, 
   if (full != nullptr) {
     const Timestamp reset = full->start + impl_->Span() - now;
     Error e = Error::ResourceExhausted(std::string("Too many ") + which + " in " +
-                                       std::to_string(l.window.count()) + " seconds; retry after the Retry-After delay.")
-                  .WithGraphCode("TooManyRequests");
+                                       std::to_string(l.window.count()) + " seconds; retry after the Retry-After delay.");
     e.retry_after_seconds = static_cast<int>((reset + 999'999) / 1'000'000);
     if (e.retry_after_seconds < 1) e.retry_after_seconds = 1;
     return Fail(std::move(e));

@@ -43,7 +43,7 @@ void ApplySettings(const TokenChanges& c, store::VppToken& t) {
 }
 
 Error TokenNotFound(const std::string& id) {
-  return Error::NotFound("The vppToken '" + id + "' was not found.", id).WithGraphCode("ResourceNotFound");
+  return Error::NotFound("The vppToken '" + id + "' was not found.", id);
 }
 
 // Store NotFound for a token becomes Graph's message; other errors pass through.
@@ -74,14 +74,12 @@ Status Gate::Admit(const Principal& caller, Operation op) {
     if (tenant.error().code != Code::kNotFound) return Fail(tenant.error());
     return Fail(Error::PermissionDenied("Tenant '" + caller.tenant_id +
                                         "' is not registered with this service; an administrator adds it with "
-                                        "'vppd tenant add'.")
-                    .WithGraphCode("Forbidden"));
+                                        "'vppd tenant add'."));
   }
   if (!tenant->intune_licensed) {
     return Fail(Error::PermissionDenied("Tenant '" + caller.tenant_id +
                                         "' does not have an active Intune license, which Microsoft Graph API for "
-                                        "Intune requires.")
-                    .WithGraphCode("Forbidden"));
+                                        "Intune requires."));
   }
   std::lock_guard lock(mu_);
   if (licensed_until_.size() > 100'000) licensed_until_.clear();  // bounded: callers re-check once
@@ -104,8 +102,7 @@ Result<store::VppToken> VppTokens::Create(const Principal& caller, TokenChanges 
   auto created = store_.CreateToken(caller.tenant_id, std::move(token));
   if (!created && created.error().code == Code::kResourceExhausted) {
     return Fail(Error::ResourceExhausted("A tenant can hold at most " + std::to_string(store::kMaxTokensPerTenant) +
-                                         " vppTokens; delete one before adding another.")
-                    .WithGraphCode("BadRequest"));
+                                         " vppTokens; delete one before adding another."));
   }
   if (!created) return created;
   // As Intune does, a new token is synced at once.
@@ -246,7 +243,7 @@ Result<store::MobileApp> MobileApps::Get(const Principal& caller, const std::str
   if (auto ok = gate_.Admit(caller, Operation::kReadMobileApps); !ok) return Fail(ok.error());
   auto app = store_.GetApp(caller.tenant_id, id);
   if (!app && app.error().code == Code::kNotFound) {
-    return Fail(Error::NotFound("The mobileApp '" + id + "' was not found.", id).WithGraphCode("ResourceNotFound"));
+    return Fail(Error::NotFound("The mobileApp '" + id + "' was not found.", id));
   }
   return app;
 }
@@ -257,7 +254,7 @@ Result<store::Page<store::LicenseAssignment>> MobileApps::AssignedLicenses(const
   if (auto ok = gate_.Admit(caller, Operation::kReadMobileApps); !ok) return Fail(ok.error());
   auto page = store_.ListAppAssignments(caller.tenant_id, app_id, skip, limit);
   if (!page && page.error().code == Code::kNotFound) {
-    return Fail(Error::NotFound("The mobileApp '" + app_id + "' was not found.", app_id).WithGraphCode("ResourceNotFound"));
+    return Fail(Error::NotFound("The mobileApp '" + app_id + "' was not found.", app_id));
   }
   return page;
 }
