@@ -13,7 +13,7 @@
 // reading chunks in order and skipping whole chunks by their row counts; an app
 // of several runs (a walk that was not grouped by app, an app of more rows than
 // the sync buffers, deltas appended to a set) is read by decoding all of its
-// chunks and merging them. See sqlite_store.cc for when runs are merged.
+// chunks and merging them. See sqlite_staging.cc for when runs are merged.
 //
 // Format of a chunk: a version byte (1), then per assignment a tag byte and its
 // identifier: 'g' + 16 bytes for a client user id that is a lowercase GUID in

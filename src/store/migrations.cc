@@ -235,7 +235,7 @@ CREATE TABLE sync_staging (
 -- its current generation, readers read only that one, and a full sync's FinishJob
 -- merely repoints the token (O(1)). Generations that nothing points at any more
 -- are garbage, deleted afterwards in small transactions by the store's collector
--- (see sqlite_store.cc) so no write holds the lock for long.
+-- (see sqlite_store.cc, the collector) so no write holds the lock for long.
 --
 -- The registry of every generation that may still have rows:
 --   staging  rows of job `job_key`'s walk in progress; invisible to readers.

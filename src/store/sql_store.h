@@ -225,7 +225,7 @@ class SqlStore : public Store {
     } else {
       // One object returned (NRVO), so a row read is moved once, as it would
       // be without the transaction around it.
-      Result<T> out = Fail(Error{});
+      Result<T> out(tl::unexpect, Error{});
       Status s = RunTx(kind, [&](Tx& tx) -> Status {
         out = body(tx);
         if (!out) return Fail(out.error());

@@ -143,7 +143,7 @@ void SqliteConnections::SetReadAnchor(std::unique_ptr<Connection> conn) {
 // exception leaves the store).
 Status SqliteConnections::Guarded(Connection& c, const std::function<Status(Connection&)>& body) {
   c.SetDeadline(std::chrono::steady_clock::now() + statement_timeout_);
-  Status result = Fail(Error::Internal("store: transaction body did not run"));
+  Status result;
   try {
     result = body(c);
   } catch (const std::exception& e) {

@@ -1,6 +1,6 @@
-// The SQLite store (see sqlite_store.h): its open, what a crash may leave
-// (Reconcile), the collector's batch, ClaimJob, and reads of assignments kept
-// as chunks. Staging is in sqlite_staging.cc, the connections in
+// The SQLite store (see sqlite_store.h): its open, the sets a crash may leave
+// unregistered (AdoptUnknownSets), the collector's batch, ClaimJob, and reads
+// of assignments kept as chunks. Staging is in sqlite_staging.cc, the connections in
 // sqlite_connections.cc, everything SQL both databases share in sql_store.cc.
 #include "store/sqlite_store.h"
 

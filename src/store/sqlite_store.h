@@ -11,8 +11,9 @@
 // per asset (the delta check, reads). Chunks carry an integer app_key
 // (assignment_apps). See migrations 3, 4, 6 and 8 in migrations.cc.
 //
-// Files: sqlite_store.cc (open, reconcile, the collector, ClaimJob, reads of
-// assignments), sqlite_staging.cc (staging, merging runs, a delta's move).
+// Files: sqlite_store.cc (open, sets a crash left unregistered, the
+// collector, ClaimJob, reads of assignments), sqlite_staging.cc (staging,
+// merging runs, a delta's move).
 #pragma once
 
 #include <cstdint>
