@@ -44,7 +44,7 @@
 
 namespace vppd::graph {
 
-enum class EdmType { kString, kBoolean, kInt32, kInt64, kDouble, kDateTimeOffset, kGuid, kEnum, kComplex };
+enum class EdmType { kString, kBoolean, kInt32, kInt64, kDouble, kDateTimeOffset, kGuid, kBinary, kEnum, kComplex };
 
 struct PropertyDef {
   std::string name;  // "displayName"
@@ -59,19 +59,32 @@ struct PropertyDef {
   std::optional<store::Column> column;
 };
 
-// A type allowed in isof(...) and casts, and which of the store's rows are of it.
+// A type allowed in isof(...), casts and derived-type paths (`T/property`), and which
+// of the store's rows are of it.
 struct TypeDef {
   std::string name;  // "microsoft.graph.iosVppApp"
   // Rows of this type are those whose `column` holds `value` (platform = 'iOS'); no
   // column: every row of the entity set.
   std::optional<store::Column> column;
   std::string value;
+  // False: a type of Graph's schema derived from the entity's that vppd holds no rows
+  // of (microsoft.graph.iosStoreApp): isof(T) and `T/p` are valid and match nothing.
+  bool held = true;
+  // The properties a derived-type path `T/p` may name. A held type: names of the
+  // EntityDef's properties declared on T (or inherited); empty = all of them. A type
+  // not held: what Graph declares on T beyond the entity's own properties (only for
+  // type-checking the comparison, which matches nothing).
+  std::vector<std::string> property_names;
+  std::vector<PropertyDef> foreign_properties;
 };
 
 struct EntityDef {
   std::string name;                     // "vppToken"; messages call it "microsoft.graph.vppToken"
   std::vector<PropertyDef> properties;  // what this API version exposes
   std::vector<TypeDef> types;           // types allowed in isof(...)/casts; rows of another type: none
+  // Navigation properties a collection's $expand may name; vppd expands each to an
+  // empty collection ("assignments" of mobileApps, until assignments are stored).
+  std::vector<std::string> expandable;
   store::Table table = store::Table::kVppTokens;         // where the store keeps the entity set
   const PropertyDef* Find(std::string_view name) const;  // exact, case-sensitive (OData is)
   const TypeDef* FindType(std::string_view name) const;  // exact
@@ -141,6 +154,9 @@ struct QueryLimits {
   std::int64_t max_top = 999;            // largest accepted $top
   std::size_t max_filter_length = 4096;  // bytes of a decoded $filter (also caps $orderby/$select)
   int max_depth = 64;                    // nesting of parentheses and `not` in $filter
+  // The client's `Prefer: odata.maxpagesize=N` (see ParseMaxPageSize): pages hold at
+  // most min(N, default_page_size) rows. Absent: no preference.
+  std::optional<std::int64_t> preferred_page_size;
 };
 
 // Which options the endpoint accepts (others → 400 "not supported" naming the option).
@@ -162,6 +178,12 @@ struct QueryOptions {
   std::optional<std::int64_t> top;
   std::vector<std::string> select;  // validated property names, in the order given, no duplicates; empty = all
   bool count = false;               // $count=true
+  // $expand as given: names from EntityDef::expandable, in the order given, no
+  // duplicates (`*` names them all). Only when AllowedOptions::expand.
+  std::vector<std::string> expand;
+  // Set when limits.preferred_page_size was given: the page size applied,
+  // min(N, default_page_size), to answer in `Preference-Applied: odata.maxpagesize=...`.
+  std::optional<std::int64_t> applied_page_size;
   // $search as given (decoded), only when AllowedOptions::search; the caller interprets it.
   std::optional<std::string> search;
   // For server-driven paging: the `$skiptoken` to put in @odata.nextLink for the next
@@ -191,6 +213,12 @@ struct QueryOptions {
 // (graph/store_mapping.h); Internal if the entity maps a usable property nowhere.
 Result<QueryOptions> ParseQueryOptions(std::string_view raw_query, const EntityDef& entity,
                                        const AllowedOptions& allowed, const QueryLimits& limits);
+
+// The N of an `odata.maxpagesize=N` preference in the value of a `Prefer` header
+// (RFC 7240: comma-separated preferences, names case-insensitive, parameters after
+// ';' ignored), when N is a positive integer; nullopt otherwise (no such preference,
+// or a value that is not one: a preference the server cannot honour is ignored).
+std::optional<std::int64_t> ParseMaxPageSize(std::string_view prefer_header);
 
 // ParseQueryOptions in Graph's terms only: `filter` and `order_by` are set, `list`
 // holds skip and limit but no filter or order. For entities without a store mapping
