@@ -247,6 +247,20 @@ TEST(MetadataTest, EveryEmittedAppPropertyIsDeclared) {
   }
 }
 
+TEST(MetadataTest, LargeIconIsNullAndAssignmentsExpandEmpty) {
+  for (ApiVersion v : {ApiVersion::kBeta, ApiVersion::kV1}) {
+    json::object o;
+    WriteMobileApp(App("iOS"), v, {}, o);
+    ASSERT_TRUE(o.contains("largeIcon"));
+    EXPECT_TRUE(o.at("largeIcon").is_null());
+    EXPECT_FALSE(o.contains("assignments"));
+    json::object expanded;
+    WriteMobileApp(App("macOS"), v, {"displayName"}, expanded, {"assignments"});
+    EXPECT_EQ(json::serialize(expanded.at("assignments")), "[]");
+    EXPECT_EQ(expanded.size(), 4u);  // @odata.type, id, displayName, assignments
+  }
+}
+
 TEST(MetadataTest, LicensesAndSummariesAreDeclared) {
   const Schema& s = ModelSchema(ApiVersion::kBeta);
   for (const char* platform : {"iOS", "macOS"}) {
@@ -356,6 +370,10 @@ TEST(MetadataTest, DocumentIsWellFormedAndComplete) {
           R"x(<Property Name="state" Type="microsoft.graph.vppTokenState" Nullable="false" />)x",
           R"x(<Property Name="tokenActionResults" Type="Collection(microsoft.graph.vppTokenActionResult)" />)x",
           R"x(<Property Name="roleScopeTagIds" Type="Collection(Edm.String)" />)x",
+          // Graph's mobileApp.largeIcon, null for a VPP app.
+          R"x(<Property Name="largeIcon" Type="microsoft.graph.mimeContent" />)x",
+          R"x(<ComplexType Name="mimeContent">)x",
+          R"x(<Property Name="value" Type="Edm.Binary" />)x",
           R"x(<NavigationProperty Name="vppTokens" Type="Collection(microsoft.graph.vppToken)" ContainsTarget="true" />)x",
           R"x(<NavigationProperty Name="mobileApps" Type="Collection(microsoft.graph.mobileApp)" ContainsTarget="true" />)x",
           R"x(<NavigationProperty Name="assignedLicenses" Type="Collection(microsoft.graph.iosVppAppAssignedLicense)" ContainsTarget="true" />)x",
