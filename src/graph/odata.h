@@ -1,5 +1,6 @@
 // OData v4 system query options for Graph collections: `$filter`, `$orderby`, `$top`,
-// `$skip`, `$count`, `$select`, `$skiptoken` (and the rejection of `$search`/`$expand`).
+// `$skip`, `$count`, `$select`, `$skiptoken`, `$expand` of the entity's expandable
+// navigation properties, and the `odata.maxpagesize` preference (ParseMaxPageSize).
 //
 // The raw query string of a request is split and percent-decoded with Boost.URL, and
 // each option is parsed by a hand-written tokenizer and recursive-descent parser into
@@ -26,6 +27,10 @@
 //   not_expr  := 'not' not_expr | cmp_expr
 //   cmp_expr  := primary [ ('eq'|'ne'|'gt'|'ge'|'lt'|'le') primary | 'in' '(' primary (',' primary)* ')' ]
 //   primary   := '(' or_expr ')' | literal | property | function '(' [primary (',' primary)*] ')'
+//   property  := name | qualified_type '/' name   (a derived-type path: `microsoft.graph.iosVppApp/vppTokenId`)
+// A derived-type path names a property Graph declares on that type (TypeDef); the
+// comparison then holds for rows of that type only: `isof(T) and (...)`. On a type the
+// entity holds no rows of, it holds for none. `$orderby` takes the same paths.
 // Note that `not` binds looser than comparisons: `not state eq 'valid'` is
 // `not (state eq 'valid')`, which is what people mean when they write it.
 //
@@ -202,12 +207,14 @@ struct QueryOptions {
 //  - a repeated option: "Query option '$top' is specified more than once.";
 //  - "Invalid value 'x' for $top: must be a non-negative integer." (also $skip; $top
 //    above max_top; $count not 'true'/'false');
-//  - `$filter`/`$orderby`/`$select` errors naming the property, token and position, e.g.
+//  - `$filter`/`$orderby`/`$select`/`$expand` errors naming the property, token and position, e.g.
 //    "Invalid $filter: unknown property 'dispalyName' at position 0." or
 //    "Invalid $filter: syntax error at position 16 in 'state eq 'valid')': unexpected ')',
 //    expected 'and', 'or' or the end.";
 //  - a $skiptoken that is not one NextLinkQuery produced for these same options
 //    (tampered, or reused with another $filter/$orderby/...), or combined with $skip/$top.
+// An empty (or blank) `$orderby` is ignored, as Graph ignores it.
+// `limits.preferred_page_size` caps the page (list.limit) and sets applied_page_size.
 // Non-`$` parameters are ignored (Graph ignores them); the caller may read them itself.
 // The filter and order are translated into `list` as ToStoreFilter/ToStoreOrder do
 // (graph/store_mapping.h); Internal if the entity maps a usable property nowhere.
@@ -229,9 +236,9 @@ Result<QueryOptions> ParseGraphQueryOptions(std::string_view raw_query, const En
 // Options for a single-entity GET: only $select, and $expand, which is checked as Graph
 // checks it: `*` expands nothing and is accepted; a name that is not a navigation
 // property is rejected ("Invalid $expand: property 'displayName' on type
-// 'microsoft.graph.vppToken' is not a navigation property..."). EntityDef has no
-// navigation properties, so every named $expand is a 400. Other `$`-options → 400
-// "not supported"; errors as for ParseQueryOptions.
+// 'microsoft.graph.vppToken' is not a navigation property..."). A single entity's
+// writers expand nothing, so every named $expand is a 400 here, `expandable` ones
+// included. Other `$`-options → 400 "not supported"; errors as for ParseQueryOptions.
 Result<std::vector<std::string>> ParseSelectOnly(std::string_view raw_query, const EntityDef& entity);
 
 // The query string for the next page: the original options (their encoded text kept
