@@ -240,8 +240,11 @@ TEST(MetadataTest, EveryEmittedAppPropertyIsDeclared) {
     const Schema& s = ModelSchema(v);
     for (const char* platform : {"iOS", "macOS"}) {
       if (v == ApiVersion::kV1 && std::string(platform) == "macOS") continue;  // v1.0 lists iOS apps only
+      // Every property, including those written only when selected (largeIcon).
+      std::vector<std::string> all;
+      for (const PropertyDef& p : MobileAppEntity(v).properties) all.push_back(p.name);
       json::object o;
-      WriteMobileApp(App(platform), v, {}, o);
+      WriteMobileApp(App(platform), v, all, o);
       CheckObject(s, "microsoft.graph.mobileApp", o, platform, /*complete=*/true);
     }
   }
@@ -249,11 +252,18 @@ TEST(MetadataTest, EveryEmittedAppPropertyIsDeclared) {
 
 TEST(MetadataTest, LargeIconIsNullAndAssignmentsExpandEmpty) {
   for (ApiVersion v : {ApiVersion::kBeta, ApiVersion::kV1}) {
+    // Listed without the icon, as Graph lists apps; null when selected.
     json::object o;
     WriteMobileApp(App("iOS"), v, {}, o);
-    ASSERT_TRUE(o.contains("largeIcon"));
-    EXPECT_TRUE(o.at("largeIcon").is_null());
+    EXPECT_FALSE(o.contains("largeIcon"));
     EXPECT_FALSE(o.contains("assignments"));
+    json::object selected;
+    WriteMobileApp(App("iOS"), v, {"largeIcon"}, selected);
+    ASSERT_TRUE(selected.contains("largeIcon"));
+    EXPECT_TRUE(selected.at("largeIcon").is_null());
+    if (v == ApiVersion::kBeta) {
+      EXPECT_EQ(o.at("appleDeviceAppDeliveryProtocolType"), "default");
+    }
     json::object expanded;
     WriteMobileApp(App("macOS"), v, {"displayName"}, expanded, {"assignments"});
     EXPECT_EQ(json::serialize(expanded.at("assignments")), "[]");

@@ -340,6 +340,7 @@ struct AppProperty {
   AppScope scope;
   std::function<json::value(const store::MobileApp&, ApiVersion)> get;
   std::string complex_type = {};  // kComplex: the qualified type of the value (or of its elements)
+  bool only_when_selected = false;  // written only when $select names it, as Graph does for icons
 };
 
 bool IsMac(const store::MobileApp& app) { return app.platform == "macOS"; }
@@ -424,9 +425,10 @@ const std::vector<AppProperty>& AppProperties() {
         {constant(Prop("isFeatured", EdmType::kBoolean, false)), true, AppScope::kMobileApp,
          [](const A&, V) { return json::value(false); }},
         // Apple's API gives an artwork URL at most, not the icon's bytes: no icon, as in
-        // Graph for an app whose icon was never uploaded.
+        // Graph for an app whose icon was never uploaded. Graph lists apps without their
+        // icons; it is written when $select asks for it.
         {constant(Prop("largeIcon", EdmType::kComplex)), true, AppScope::kMobileApp, null_value,
-         "microsoft.graph.mimeContent"},
+         "microsoft.graph.mimeContent", /*only_when_selected=*/true},
         // Graph returns every structural property of a mobileApp; the SDKs' models expect them.
         // Apple's API has none of these for a VPP app, so they are null (counts 0).
         {constant(Prop("privacyInformationUrl", EdmType::kString)), true, AppScope::kMobileApp, null_value},
@@ -464,6 +466,11 @@ const std::vector<AppProperty>& AppProperties() {
          [](const A& a, V) { return json::value(json::string(a.token_id)); }},
         {Stored(Prop("vppTokenDisplayName", EdmType::kString), C::kAppTokenDisplayName), false, AppScope::kVppApp,
          [](const A& a, V) { return OptString(a.token_display_name); }},
+        // Beta's current schema has it on both VPP apps. The store keeps the token's
+        // protocol, not the app's: the enum's default member, as Graph gives an app with none set.
+        {constant(EnumProp("appleDeviceAppDeliveryProtocolType", "microsoft.graph.appleDeviceDeliveryProtocol",
+                           kDeliveryProtocols)),
+         false, AppScope::kVppApp, [](const A&, V) { return json::value("default"); }},
         {constant(Prop("licensingType", EdmType::kComplex)), true, AppScope::kVppApp,
          [](const A& a, V v) { return ComplexValue(LicensingTypeMembers(), a, v); },
          "microsoft.graph.vppLicensingType"},
@@ -607,6 +614,7 @@ void WriteMobileApp(const store::MobileApp& app, ApiVersion version, const std::
   for (const auto& p : AppProperties()) {
     if (version == ApiVersion::kV1 && !p.in_v1) continue;
     if (!AppliesTo(p.scope, mac) || !Selected(select, p.def.name)) continue;
+    if (p.only_when_selected && std::find(select.begin(), select.end(), p.def.name) == select.end()) continue;
     out[p.def.name] = p.get(app, version);
   }
   for (const std::string& name : expand) out[name] = json::array();

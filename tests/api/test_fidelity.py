@@ -150,6 +150,24 @@ class Fidelity(SimVppdTestCase):
                 r = self.get(path, Accept="*/*")
                 self.assertEqual(r.status, 400, r)
 
+    # --- 6. every property of Graph's beta schema ----------------------------
+
+    def test_apps_carry_graphs_current_properties(self):
+        for a in self.all_apps:
+            self.assertEqual(a["appleDeviceAppDeliveryProtocolType"], "default", a)
+            self.assertNotIn("largeIcon", a)  # Graph lists apps without their icons
+        got = self.values(APPS + "?$select=largeIcon,displayName")
+        self.assertTrue(got)
+        self.assertTrue(all(a["largeIcon"] is None for a in got), got[:2])
+        r = self.get(f"{APPS}/{self.all_apps[0]['id']}?$select=largeIcon")
+        self.assertEqual(r.status, 200, r)
+        self.assertIsNone(r.json()["largeIcon"])
+        # And $metadata declares them.
+        r = self.get("/beta/$metadata", Accept="application/xml")
+        self.assertIn('<Property Name="largeIcon" Type="microsoft.graph.mimeContent" />', r.body)
+        self.assertIn('<Property Name="appleDeviceAppDeliveryProtocolType" '
+                      'Type="microsoft.graph.appleDeviceDeliveryProtocol" Nullable="false" />', r.body)
+
     # --- 5. Prefer: odata.maxpagesize ---------------------------------------
 
     def test_maxpagesize_is_honoured_and_applied(self):
