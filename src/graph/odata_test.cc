@@ -343,7 +343,8 @@ TEST(ODataFilter, DerivedTypePathsHoldForRowsOfTheTypeOnly) {
 
 TEST(ODataFilter, BadDerivedTypePathsNameTheProblem) {
   EXPECT_EQ(Filter("microsoft.graph.nosuch/displayName eq 'a'"),
-            "ERROR: Invalid $filter: 'microsoft.graph.nosuch' is not a type of microsoft.graph.vppToken at position 0.");
+            "ERROR: Invalid $filter: 'microsoft.graph.nosuch' is not a type of microsoft.graph.vppToken at "
+            "position 0.");
   EXPECT_EQ(Filter("microsoft.graph.iosVppApp/lastAppCount eq 1"),
             "ERROR: Invalid $filter: unknown property 'lastAppCount' on type 'microsoft.graph.iosVppApp' at "
             "position 26.");
@@ -669,9 +670,11 @@ TEST(ODataOrderBy, DerivedTypePaths) {
   EXPECT_EQ(OrderBy("microsoft.graph.managedApp/appAvailability,displayName"), "displayName asc");
   EXPECT_EQ(OrderBy("microsoft.graph.managedApp/displayName"), "");
   EXPECT_EQ(OrderBy("microsoft.graph.nosuch/displayName"),
-            "ERROR: Invalid $orderby: 'microsoft.graph.nosuch' is not a type of microsoft.graph.vppToken at position 0.");
+            "ERROR: Invalid $orderby: 'microsoft.graph.nosuch' is not a type of microsoft.graph.vppToken at "
+            "position 0.");
   EXPECT_EQ(OrderBy("microsoft.graph.iosVppApp/lastAppCount"),
-            "ERROR: Invalid $orderby: unknown property 'lastAppCount' on type 'microsoft.graph.iosVppApp' at position 26.");
+            "ERROR: Invalid $orderby: unknown property 'lastAppCount' on type 'microsoft.graph.iosVppApp' at "
+            "position 26.");
   EXPECT_EQ(OrderBy("microsoft.graph.managedApp/version"),
             "ERROR: Invalid $orderby: unknown property 'version' on type 'microsoft.graph.managedApp' at position 27.");
   EXPECT_NE(OrderBy("microsoft.graph.iosVppApp/roleScopeTagIds").find("cannot be used in $orderby"),

@@ -81,7 +81,8 @@ class Fidelity(SimVppdTestCase):
             with self.subTest(filter=f):
                 self.assertEqual(self.values(APPS + "?$filter=" + quote(f)), [])
         # ... and combines like any condition.
-        got = self.values(APPS + "?$top=999&$filter=" + quote("not (microsoft.graph.managedApp/appAvailability eq null)"))
+        got = self.values(APPS + "?$top=999&$filter=" +
+                          quote("not (microsoft.graph.managedApp/appAvailability eq null)"))
         self.assertEqual(self.ids(got), self.ids(self.all_apps))
 
     def test_a_bad_derived_type_path_is_400(self):
