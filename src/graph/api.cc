@@ -638,6 +638,7 @@ struct Api::Impl {
     const Principal& who = c.who;
     const EntityDef& entity = MobileAppEntity(v);
     AllowedOptions allowed;
+    allowed.expand = !count_segment;
     if (count_segment) {
       if (!Accepts(req, "text/plain")) {
         return Fail(Error{Code::kNotAcceptable, "The $count segment answers text/plain, which the Accept header excludes.",
@@ -647,7 +648,7 @@ struct Api::Impl {
     } else if (auto ok = RequireJsonAccepted(req); !ok) {
       return Fail(ok.error());
     }
-    auto q = ParseQueryOptions(query, entity, allowed, limits);
+    auto q = ParseQueryOptions(query, entity, allowed, RequestLimits(req));
     if (!q) return Fail(q.error());
     // A cast segment is a type filter (and v1.0 has iOS VPP apps only).
     std::string type(c.cast);
@@ -668,7 +669,7 @@ struct Api::Impl {
     json::array values;
     for (const auto& app : page->items) {
       json::object o;
-      WriteMobileApp(app, v, q->select, o);
+      WriteMobileApp(app, v, q->select, o, q->expand);
       values.push_back(std::move(o));
     }
     return CollectionPage(req, v, path, query, *q, json::serialize(values), values.size(), page->has_more,
@@ -689,7 +690,7 @@ struct Api::Impl {
     }();
     AllowedOptions allowed;
     allowed.filter = allowed.orderby = allowed.select = allowed.count = false;
-    auto q = ParseQueryOptions(query, kLicense, allowed, limits);
+    auto q = ParseQueryOptions(query, kLicense, allowed, RequestLimits(req));
     if (!q) return Fail(q.error());
     auto page = deps.apps->AssignedLicenses(c.who, app.id, q->list.skip, q->list.limit);
     if (!page) return Fail(page.error());
@@ -733,7 +734,18 @@ struct Api::Impl {
     w.Key("value");
     w.Raw(values);
     w.EndObject();
-    return Json(200, std::move(body));
+    http::Response r = Json(200, std::move(body));
+    if (q.applied_page_size) {
+      r.headers.emplace_back("Preference-Applied", "odata.maxpagesize=" + std::to_string(*q.applied_page_size));
+    }
+    return r;
+  }
+
+  // The limits of one request: the server's, with the client's `Prefer: odata.maxpagesize=N`.
+  QueryLimits RequestLimits(const http::Request& req) const {
+    QueryLimits l = limits;
+    if (auto prefer = req.Header("Prefer")) l.preferred_page_size = ParseMaxPageSize(*prefer);
+    return l;
   }
 
   static std::string SelectFragment(const std::vector<std::string>& select) {
@@ -760,7 +772,7 @@ struct Api::Impl {
     const ApiVersion v = c.version;
     if (auto ok = RequireJsonAccepted(req); !ok) return Fail(ok.error());
     AllowedOptions allowed;
-    auto q = ParseQueryOptions(c.query, VppTokenEntity(v), allowed, limits);
+    auto q = ParseQueryOptions(c.query, VppTokenEntity(v), allowed, RequestLimits(req));
     if (!q) return Fail(q.error());
     auto page = deps.tokens->List(c.who, q->list);
     if (!page) return Fail(page.error());

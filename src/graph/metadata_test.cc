@@ -240,10 +240,34 @@ TEST(MetadataTest, EveryEmittedAppPropertyIsDeclared) {
     const Schema& s = ModelSchema(v);
     for (const char* platform : {"iOS", "macOS"}) {
       if (v == ApiVersion::kV1 && std::string(platform) == "macOS") continue;  // v1.0 lists iOS apps only
+      // Every property, including those written only when selected (largeIcon).
+      std::vector<std::string> all;
+      for (const PropertyDef& p : MobileAppEntity(v).properties) all.push_back(p.name);
       json::object o;
-      WriteMobileApp(App(platform), v, {}, o);
+      WriteMobileApp(App(platform), v, all, o);
       CheckObject(s, "microsoft.graph.mobileApp", o, platform, /*complete=*/true);
     }
+  }
+}
+
+TEST(MetadataTest, LargeIconIsNullAndAssignmentsExpandEmpty) {
+  for (ApiVersion v : {ApiVersion::kBeta, ApiVersion::kV1}) {
+    // Listed without the icon, as Graph lists apps; null when selected.
+    json::object o;
+    WriteMobileApp(App("iOS"), v, {}, o);
+    EXPECT_FALSE(o.contains("largeIcon"));
+    EXPECT_FALSE(o.contains("assignments"));
+    json::object selected;
+    WriteMobileApp(App("iOS"), v, {"largeIcon"}, selected);
+    ASSERT_TRUE(selected.contains("largeIcon"));
+    EXPECT_TRUE(selected.at("largeIcon").is_null());
+    if (v == ApiVersion::kBeta) {
+      EXPECT_EQ(o.at("appleDeviceAppDeliveryProtocolType"), "default");
+    }
+    json::object expanded;
+    WriteMobileApp(App("macOS"), v, {"displayName"}, expanded, {"assignments"});
+    EXPECT_EQ(json::serialize(expanded.at("assignments")), "[]");
+    EXPECT_EQ(expanded.size(), 4u);  // @odata.type, id, displayName, assignments
   }
 }
 
@@ -356,6 +380,10 @@ TEST(MetadataTest, DocumentIsWellFormedAndComplete) {
           R"x(<Property Name="state" Type="microsoft.graph.vppTokenState" Nullable="false" />)x",
           R"x(<Property Name="tokenActionResults" Type="Collection(microsoft.graph.vppTokenActionResult)" />)x",
           R"x(<Property Name="roleScopeTagIds" Type="Collection(Edm.String)" />)x",
+          // Graph's mobileApp.largeIcon, null for a VPP app.
+          R"x(<Property Name="largeIcon" Type="microsoft.graph.mimeContent" />)x",
+          R"x(<ComplexType Name="mimeContent">)x",
+          R"x(<Property Name="value" Type="Edm.Binary" />)x",
           R"x(<NavigationProperty Name="vppTokens" Type="Collection(microsoft.graph.vppToken)" ContainsTarget="true" />)x",
           R"x(<NavigationProperty Name="mobileApps" Type="Collection(microsoft.graph.mobileApp)" ContainsTarget="true" />)x",
           R"x(<NavigationProperty Name="assignedLicenses" Type="Collection(microsoft.graph.iosVppAppAssignedLicense)" ContainsTarget="true" />)x",

@@ -68,6 +68,15 @@ PropertyDef CollectionProp(std::string name, EdmType type) {
   return d;
 }
 
+// A type whose rows the store holds: those whose `column` holds `value` (no column: all).
+TypeDef HeldType(std::string name, std::optional<store::Column> column, std::string value) {
+  TypeDef t;
+  t.name = std::move(name);
+  t.column = column;
+  t.value = std::move(value);
+  return t;
+}
+
 // The property as the store keeps it: in `column`, which $filter/$orderby then use.
 PropertyDef Stored(PropertyDef d, store::Column column) {
   d.column = column;
@@ -204,7 +213,7 @@ const std::vector<TokenProperty>& TokenProperties() {
 EntityDef MakeEntity(ApiVersion version) {
   EntityDef e;
   e.name = "vppToken";
-  e.types = {{"microsoft.graph.vppToken", std::nullopt, {}}};
+  e.types = {HeldType("microsoft.graph.vppToken", std::nullopt, {})};
   e.table = store::Table::kVppTokens;
   for (const auto& p : TokenProperties()) {
     if (version == ApiVersion::kV1 && !p.in_v1) continue;
@@ -240,6 +249,7 @@ Status CheckValue(const PropertyDef& def, const json::value& v) {
   switch (def.type) {
     case EdmType::kString:
     case EdmType::kGuid:
+    case EdmType::kBinary:
       if (!v.is_string()) return Fail(BadProperty(def.name, "expected a string."));
       return {};
     case EdmType::kBoolean:
@@ -330,6 +340,7 @@ struct AppProperty {
   AppScope scope;
   std::function<json::value(const store::MobileApp&, ApiVersion)> get;
   std::string complex_type = {};  // kComplex: the qualified type of the value (or of its elements)
+  bool only_when_selected = false;  // written only when $select names it, as Graph does for icons
 };
 
 bool IsMac(const store::MobileApp& app) { return app.platform == "macOS"; }
@@ -413,6 +424,11 @@ const std::vector<AppProperty>& AppProperties() {
          AppScope::kMobileApp, [](const A& a, V) { return Time(a.last_modified); }},
         {constant(Prop("isFeatured", EdmType::kBoolean, false)), true, AppScope::kMobileApp,
          [](const A&, V) { return json::value(false); }},
+        // Apple's API gives an artwork URL at most, not the icon's bytes: no icon, as in
+        // Graph for an app whose icon was never uploaded. Graph lists apps without their
+        // icons; it is written when $select asks for it.
+        {constant(Prop("largeIcon", EdmType::kComplex)), true, AppScope::kMobileApp, null_value,
+         "microsoft.graph.mimeContent", /*only_when_selected=*/true},
         // Graph returns every structural property of a mobileApp; the SDKs' models expect them.
         // Apple's API has none of these for a VPP app, so they are null (counts 0).
         {constant(Prop("privacyInformationUrl", EdmType::kString)), true, AppScope::kMobileApp, null_value},
@@ -450,6 +466,11 @@ const std::vector<AppProperty>& AppProperties() {
          [](const A& a, V) { return json::value(json::string(a.token_id)); }},
         {Stored(Prop("vppTokenDisplayName", EdmType::kString), C::kAppTokenDisplayName), false, AppScope::kVppApp,
          [](const A& a, V) { return OptString(a.token_display_name); }},
+        // Beta's current schema has it on both VPP apps. The store keeps the token's
+        // protocol, not the app's: the enum's default member, as Graph gives an app with none set.
+        {constant(EnumProp("appleDeviceAppDeliveryProtocolType", "microsoft.graph.appleDeviceDeliveryProtocol",
+                           kDeliveryProtocols)),
+         false, AppScope::kVppApp, [](const A&, V) { return json::value("default"); }},
         {constant(Prop("licensingType", EdmType::kComplex)), true, AppScope::kVppApp,
          [](const A& a, V v) { return ComplexValue(LicensingTypeMembers(), a, v); },
          "microsoft.graph.vppLicensingType"},
@@ -464,21 +485,66 @@ const std::vector<AppProperty>& AppProperties() {
   return kProps;
 }
 
+// The types of Graph's mobileApp hierarchy that vppd holds no rows of (all but the VPP
+// apps), as the CSDL of each version declares them (msgraph-metadata, 2026-08; beta as
+// its generated SDK models list them).
+const std::vector<std::string>& ForeignAppTypes(ApiVersion version) {
+  static const std::vector<std::string> kV1 = {
+      "androidLobApp", "androidStoreApp", "iosLobApp", "iosStoreApp", "iosiPadOSWebClip", "macOSDmgApp",
+      "macOSLobApp", "macOSMicrosoftDefenderApp", "macOSMicrosoftEdgeApp", "macOSOfficeSuiteApp",
+      "managedAndroidLobApp", "managedAndroidStoreApp", "managedApp", "managedIOSLobApp", "managedIOSStoreApp",
+      "managedMobileLobApp", "microsoftStoreForBusinessApp", "mobileLobApp", "webApp", "win32LobApp", "windowsAppX",
+      "windowsMicrosoftEdgeApp", "windowsMobileMSI", "windowsUniversalAppX", "windowsWebApp"};
+  static const std::vector<std::string> kBeta = {
+      "androidForWorkApp", "androidLobApp", "androidManagedStoreApp", "androidManagedStoreWebApp", "androidStoreApp",
+      "iosiPadOSWebClip", "iosLobApp", "iosStoreApp", "macOSDmgApp", "macOSLobApp", "macOSMicrosoftDefenderApp",
+      "macOSMicrosoftEdgeApp", "macOSOfficeSuiteApp", "macOSPkgApp", "macOSWebClip", "managedAndroidLobApp",
+      "managedAndroidStoreApp", "managedApp", "managedIOSLobApp", "managedIOSStoreApp", "managedMobileLobApp",
+      "microsoftStoreForBusinessApp", "mobileLobApp", "officeSuiteApp", "webApp", "win32CatalogApp", "win32LobApp",
+      "windowsAppX", "windowsMicrosoftEdgeApp", "windowsMobileMSI", "windowsPhone81AppX", "windowsPhone81AppXBundle",
+      "windowsPhone81StoreApp", "windowsPhoneXAP", "windowsStoreApp", "windowsUniversalAppX", "windowsWebApp",
+      "winGetApp"};
+  return version == ApiVersion::kBeta ? kBeta : kV1;
+}
+
 EntityDef MakeAppEntity(ApiVersion version) {
   EntityDef e;
   e.name = "mobileApp";
   e.table = store::Table::kMobileApps;
   // The platform column tells the two VPP app types apart; every app is a mobileApp.
-  e.types = {{"microsoft.graph.mobileApp", std::nullopt, {}},
-             {"microsoft.graph.iosVppApp", store::Column::kAppPlatform, "iOS"}};
+  e.types = {HeldType("microsoft.graph.mobileApp", std::nullopt, {}),
+             HeldType("microsoft.graph.iosVppApp", store::Column::kAppPlatform, "iOS")};
   if (version == ApiVersion::kBeta) {
-    e.types.push_back({"microsoft.graph.macOsVppApp", store::Column::kAppPlatform, "macOS"});
+    e.types.push_back(HeldType("microsoft.graph.macOsVppApp", store::Column::kAppPlatform, "macOS"));
   }
   for (const auto& p : AppProperties()) {
     if (version == ApiVersion::kV1 && !p.in_v1) continue;
+    // What a derived-type path on each VPP app type may name.
+    for (TypeDef& t : e.types) {
+      if (!t.column) continue;
+      const bool mac = t.value == "macOS";
+      if (AppliesTo(p.scope, mac) &&
+          std::find(t.property_names.begin(), t.property_names.end(), p.def.name) == t.property_names.end()) {
+        t.property_names.push_back(p.def.name);
+      }
+    }
     if (e.Find(p.def.name) != nullptr) continue;  // declared once per platform
     e.properties.push_back(p.def);
   }
+  // The rest of Graph's mobileApp hierarchy: valid in isof() and paths, never a row here.
+  for (const std::string& name : ForeignAppTypes(version)) {
+    TypeDef t;
+    t.name = "microsoft.graph." + name;
+    t.held = false;
+    if (name.starts_with("managed")) {
+      // Declared on managedApp (abstract), inherited by the managed* types.
+      t.foreign_properties = {EnumProp("appAvailability", "microsoft.graph.managedAppAvailability",
+                                       {"global", "lineOfBusiness"}),
+                              Prop("version", EdmType::kString)};
+    }
+    e.types.push_back(std::move(t));
+  }
+  e.expandable = {"assignments"};
   return e;
 }
 
@@ -541,15 +607,17 @@ std::string MobileAppType(const store::MobileApp& app) {
 }
 
 void WriteMobileApp(const store::MobileApp& app, ApiVersion version, const std::vector<std::string>& select,
-                    json::object& out) {
+                    json::object& out, const std::vector<std::string>& expand) {
   const bool mac = IsMac(app);
   out.reserve(out.size() + AppProperties().size() + 1);
   out["@odata.type"] = MobileAppType(app);
   for (const auto& p : AppProperties()) {
     if (version == ApiVersion::kV1 && !p.in_v1) continue;
     if (!AppliesTo(p.scope, mac) || !Selected(select, p.def.name)) continue;
+    if (p.only_when_selected && std::find(select.begin(), select.end(), p.def.name) == select.end()) continue;
     out[p.def.name] = p.get(app, version);
   }
+  for (const std::string& name : expand) out[name] = json::array();
 }
 
 void WriteAssignedLicense(const store::MobileApp& app, const store::LicenseAssignment& a, json::object& out) {
@@ -591,6 +659,7 @@ std::string EdmTypeName(const PropertyDef& def, const std::string& complex_type)
     case EdmType::kDouble: t = "Edm.Double"; break;
     case EdmType::kDateTimeOffset: t = "Edm.DateTimeOffset"; break;
     case EdmType::kGuid: t = "Edm.Guid"; break;
+    case EdmType::kBinary: t = "Edm.Binary"; break;
     case EdmType::kEnum: t = def.enum_type; break;
     case EdmType::kComplex: t = complex_type; break;
   }
@@ -709,6 +778,10 @@ Schema MakeSchema(ApiVersion version) {
   for (const auto& p : SummaryProperties()) b.Add(summary, p.def);
   // getLicensesForApp (beta only) returns summaries; no property refers to them.
   if (beta) b.KeepComplex("vppTokenLicenseSummary");
+
+  SchemaType& mime = b.Type("mimeContent", false, "");
+  b.Add(mime, Prop("type", EdmType::kString));
+  b.Add(mime, Prop("value", EdmType::kBinary));
 
   SchemaType& licensing = b.Type("vppLicensingType", false, "");
   for (const auto& m : LicensingTypeMembers()) {

@@ -38,8 +38,10 @@ void WriteVppTokenMembers(const store::VppToken& token, ApiVersion version, cons
 const EntityDef& MobileAppEntity(ApiVersion version);
 // "#microsoft.graph.iosVppApp" or "#microsoft.graph.macOsVppApp".
 std::string MobileAppType(const store::MobileApp& app);
+// `expand`: names from MobileAppEntity().expandable; each is written as an empty
+// collection ("assignments": []), as vppd stores no app assignments yet.
 void WriteMobileApp(const store::MobileApp& app, ApiVersion version, const std::vector<std::string>& select,
-                    boost::json::object& out);
+                    boost::json::object& out, const std::vector<std::string>& expand = {});
 // An element of .../assignedLicenses: iosVppAppAssignedDeviceLicense / ...UserLicense
 // (macOsVppAppAssignedLicense on macOS), with what Apple gives: the serial number as
 // deviceName, the clientUserId as userId.

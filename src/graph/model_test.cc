@@ -6,6 +6,8 @@
 #include "graph/model.h"
 
 #include <algorithm>
+#include <fstream>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -39,6 +41,7 @@ bool Compatible(EdmType edm, store::ColumnType column) {
     case EdmType::kDateTimeOffset:
       return column == store::ColumnType::kTime;
     case EdmType::kDouble:
+    case EdmType::kBinary:
     case EdmType::kComplex:
       return false;
   }
@@ -123,11 +126,83 @@ TEST(ModelToStore, EntityPropertiesAreTheSchemasProperties) {
     EXPECT_EQ(names(VppTokenEntity(v)), declared({"entity", "vppToken"}));
     EXPECT_EQ(names(MobileAppEntity(v)), declared({"entity", "mobileApp", "iosVppApp", "macOsVppApp"}));
     for (const TypeDef& t : MobileAppEntity(v).types) {
+      if (!t.held) continue;  // Graph's other mobileApp types: valid in queries, never served
       const std::string name = t.name.substr(t.name.rfind('.') + 1);
       EXPECT_TRUE(
           std::any_of(schema.types.begin(), schema.types.end(), [&](const SchemaType& s) { return s.name == name; }))
           << t.name << " is not a type of $metadata";
     }
+  }
+}
+
+// --- the schema against Graph's ----------------------------------------------------
+
+// name -> qualified type of every structural property of `type`, inherited ones included.
+using PropertyTypes = std::map<std::string, std::string>;
+
+// The <EntityType>s of a CSDL fixture (testdata/), read with just enough XML: one
+// element per line, attributes in double quotes, the alias `graph.` for microsoft.graph.
+std::map<std::string, std::pair<std::string, PropertyTypes>> CsdlEntityTypes(const std::string& path) {
+  std::ifstream in(path);
+  EXPECT_TRUE(in) << "cannot read " << path;
+  auto attribute = [](const std::string& line, const std::string& name) {
+    const std::size_t at = line.find(" " + name + "=\"");
+    if (at == std::string::npos) return std::string();
+    const std::size_t start = at + name.size() + 3;
+    std::string value = line.substr(start, line.find('"', start) - start);
+    for (std::size_t p; (p = value.find("graph.")) != std::string::npos && (p == 0 || value[p - 1] == '(');) {
+      value.replace(p, 6, "microsoft.graph.");
+    }
+    return value;
+  };
+  std::map<std::string, std::pair<std::string, PropertyTypes>> types;
+  std::string current;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("<EntityType ") != std::string::npos) {
+      current = attribute(line, "Name");
+      std::string base = attribute(line, "BaseType");
+      types[current].first = base.empty() ? "" : base.substr(base.rfind('.') + 1);
+    } else if (line.find("</EntityType>") != std::string::npos) {
+      current.clear();
+    } else if (!current.empty() && line.find("<Property ") != std::string::npos) {
+      types[current].second[attribute(line, "Name")] = attribute(line, "Type");
+    }
+  }
+  return types;
+}
+
+PropertyTypes Flatten(const std::string& name, const std::map<std::string, std::pair<std::string, PropertyTypes>>& t) {
+  PropertyTypes out;
+  for (std::string n = name; !n.empty();) {
+    const auto it = t.find(n);
+    if (it == t.end()) break;
+    out.insert(it->second.second.begin(), it->second.second.end());
+    n = it->second.first;
+  }
+  return out;
+}
+
+std::map<std::string, std::pair<std::string, PropertyTypes>> ModelEntityTypes(ApiVersion v) {
+  std::map<std::string, std::pair<std::string, PropertyTypes>> types;
+  for (const SchemaType& t : ModelSchema(v).types) {
+    if (!t.entity) continue;
+    auto& [base, props] = types[t.name];
+    base = t.base_type.empty() ? "" : t.base_type.substr(t.base_type.rfind('.') + 1);
+    for (const SchemaProperty& p : t.properties) props[p.name] = p.type;
+  }
+  return types;
+}
+
+// Apps carry every structural property Graph's beta schema gives iosVppApp and
+// macOsVppApp (and their bases), with Graph's types, and nothing Graph does not have.
+TEST(GraphSchema, VppAppsCarryEveryPropertyOfGraph) {
+  const auto graph = CsdlEntityTypes(std::string(VPPD_GRAPH_TESTDATA) + "/graph_vpp_apps_beta.xml");
+  const auto model = ModelEntityTypes(ApiVersion::kBeta);
+  for (const char* type : {"iosVppApp", "macOsVppApp", "mobileApp", "entity"}) {
+    SCOPED_TRACE(type);
+    const PropertyTypes want = Flatten(type, graph);
+    ASSERT_FALSE(want.empty());
+    EXPECT_EQ(Flatten(type, model), want);
   }
 }
 
@@ -210,6 +285,37 @@ TEST(GraphToStore, TypesBecomeStorePredicates) {
   Result<store::Expr> none = ToStoreFilter(other, MobileAppEntity(ApiVersion::kBeta));
   ASSERT_TRUE(none);
   EXPECT_EQ(Show(*none), "false");
+}
+
+TEST(GraphToStore, DerivedTypePathsAndTypesNotHeld) {
+  const auto apps = [](const std::string& filter) { return StoreFilter(filter, ApiVersion::kBeta, true); };
+  EXPECT_EQ(apps("microsoft.graph.iosVppApp/vppTokenId eq 'x'"), "(and (eq platform 'iOS') (eq token_id 'x'))");
+  EXPECT_EQ(apps("microsoft.graph.macOsVppApp/bundleId ne null"), "(and (eq platform 'macOS') (ne bundle_id null))");
+  EXPECT_EQ(apps("microsoft.graph.mobileApp/displayName eq 'a'"), "(and true (eq display_name 'a'))");
+  // Graph declares applicableDeviceType on iosVppApp only, and it is complex.
+  EXPECT_NE(apps("microsoft.graph.macOsVppApp/applicableDeviceType eq null").find("unknown property"),
+            std::string::npos);
+  // Types of Graph's schema that vppd holds no rows of: valid, and no row matches.
+  EXPECT_EQ(apps("microsoft.graph.managedApp/appAvailability eq null"), "false");
+  EXPECT_EQ(apps("microsoft.graph.managedIOSStoreApp/version eq '1'"), "false");
+  EXPECT_EQ(apps("isof('microsoft.graph.iosStoreApp')"), "false");
+  EXPECT_EQ(apps("not isof('microsoft.graph.win32LobApp')"), "(not false)");
+  EXPECT_NE(apps("microsoft.graph.iosStoreApp/appAvailability eq null").find("unknown property"), std::string::npos);
+  // Not a type of Graph's schema (or not a mobileApp): still a 400.
+  EXPECT_NE(apps("isof('microsoft.graph.nosuchApp')").find("is not a type of microsoft.graph.mobileApp"),
+            std::string::npos);
+  EXPECT_NE(apps("isof('microsoft.graph.vppToken')").find("is not a type"), std::string::npos);
+  EXPECT_EQ(StoreFilter("isof('microsoft.graph.iosVppApp')", ApiVersion::kV1, true), "(eq platform 'iOS')");
+  EXPECT_EQ(StoreFilter("isof('microsoft.graph.iosStoreApp')", ApiVersion::kV1, true), "false");
+  EXPECT_EQ(StoreOrder("microsoft.graph.iosVppApp/vppTokenId desc,microsoft.graph.managedApp/version", true),
+            "token_id desc");
+}
+
+TEST(GraphToStore, OnlyAssignmentsExpandOnMobileApps) {
+  for (ApiVersion v : kVersions) {
+    EXPECT_EQ(MobileAppEntity(v).expandable, std::vector<std::string>{"assignments"});
+    EXPECT_TRUE(VppTokenEntity(v).expandable.empty());
+  }
 }
 
 TEST(GraphToStore, RestrictToTypeAddsTheTypeToBothTrees) {

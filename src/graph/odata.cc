@@ -634,6 +634,10 @@ struct SyntaxNode {
   Kind kind = Kind::kLiteral;
   Token token;  // kProperty: the name; kLiteral: the literal; kCall: the function name; else the operator
   Op op = Op::kEq;  // kCompare
+  // kProperty of a derived-type path `microsoft.graph.iosVppApp/vppTokenId`: the type,
+  // and its position (token is then the property after the '/').
+  std::string cast;
+  std::size_t cast_pos = 0;
   std::vector<SyntaxNode> children;
 };
 
@@ -864,6 +868,24 @@ class Parser {
       return n;
     }
     if (Peek().kind == TokenKind::kLParen) return ParseCallArguments(depth, std::move(n));
+    if (Peek().kind == TokenKind::kSlash && n.token.text.find('.') != std::string::npos) {
+      // A derived-type path: a qualified type name, '/', a property name.
+      Take();  // '/'
+      if (Peek().kind != TokenKind::kIdentifier || Peek().text.find('.') != std::string::npos ||
+          IsReservedWord(Peek())) {
+        return Fail(Unexpected(Peek(), "expected a property name after '" + n.token.text + "/'"));
+      }
+      SyntaxNode p;
+      p.kind = SyntaxNode::Kind::kProperty;
+      p.cast = std::move(n.token.text);
+      p.cast_pos = n.token.pos;
+      p.token = Take();
+      if (Peek().kind == TokenKind::kSlash || Peek().kind == TokenKind::kLParen) {
+        return Fail(errors_.At(Peek().pos, "property paths ('" + p.token.text +
+                                               "/...') and lambda operators are not supported"));
+      }
+      return p;
+    }
     if (Peek().kind == TokenKind::kSlash) {
       return Fail(
           errors_.At(Peek().pos, "property paths ('" + n.token.text + "/...') and lambda operators are not supported"));
@@ -935,6 +957,9 @@ std::string EdmName(const PropertyDef& p) {
       break;
     case EdmType::kGuid:
       base = "Edm.Guid";
+      break;
+    case EdmType::kBinary:
+      base = "Edm.Binary";
       break;
     case EdmType::kEnum:
       base = p.enum_type;
@@ -1079,6 +1104,7 @@ class Checker {
  private:
   // The property a node names, which must exist and be usable in $filter.
   Result<const PropertyDef*> FilterableProperty(const SyntaxNode& n, const PropertyDef* other = nullptr) {
+    if (!n.cast.empty()) return DerivedProperty(n);
     const PropertyDef* p = entity_.Find(n.token.text);
     if (p == nullptr) {
       std::string detail = "unknown property '" + Echo(n.token.text) + "'";
@@ -1088,18 +1114,56 @@ class Checker {
       }
       return Fail(errors_.At(n.token.pos, detail));
     }
+    return Usable(p, n.token.pos);
+  }
+
+  // `T/p`: p as Graph declares it on T, a type of the entity's (TypeDef).
+  Result<const PropertyDef*> DerivedProperty(const SyntaxNode& n) {
+    const TypeDef* type = entity_.FindType(n.cast);
+    if (type == nullptr) {
+      return Fail(errors_.At(n.cast_pos, "'" + Echo(n.cast) + "' is not a type of " + QualifiedTypeName(entity_)));
+    }
+    const std::string& name = n.token.text;
+    const PropertyDef* p = nullptr;
+    if (!type->held || type->property_names.empty() ||
+        std::find(type->property_names.begin(), type->property_names.end(), name) != type->property_names.end()) {
+      p = entity_.Find(name);
+    }
+    if (p == nullptr && !type->held) {
+      for (const PropertyDef& f : type->foreign_properties) {
+        if (f.name == name) p = &f;
+      }
+    }
+    if (p == nullptr) {
+      return Fail(errors_.At(n.token.pos, "unknown property '" + Echo(name) + "' on type '" + type->name + "'"));
+    }
+    return Usable(p, n.token.pos);
+  }
+
+  // `p` may be compared in $filter: a single value of a primitive or enum type.
+  Result<const PropertyDef*> Usable(const PropertyDef* p, std::size_t pos) {
     if (p->collection) {
-      return Fail(errors_.At(n.token.pos, "property '" + p->name + "' is a collection (" + EdmName(*p) +
+      return Fail(errors_.At(pos, "property '" + p->name + "' is a collection (" + EdmName(*p) +
                                               ") and cannot be used in $filter"));
     }
     if (p->type == EdmType::kComplex) {
       return Fail(
-          errors_.At(n.token.pos, "property '" + p->name + "' is of a complex type and cannot be used in $filter"));
+          errors_.At(pos, "property '" + p->name + "' is of a complex type and cannot be used in $filter"));
     }
     if (!p->filterable) {
-      return Fail(errors_.At(n.token.pos, "property '" + p->name + "' cannot be used in $filter"));
+      return Fail(errors_.At(pos, "property '" + p->name + "' cannot be used in $filter"));
     }
     return p;
+  }
+
+  // A comparison on the derived-type path `prop` holds for rows of its type only (as
+  // Graph's Intune service answers): `isof(T) and (e)`; for a type vppd holds no rows
+  // of, for none.
+  Expr Narrow(const SyntaxNode& prop, Expr e) const {
+    if (prop.cast.empty()) return e;
+    Expr is = Apply(Op::kIsOf, Expr::Value(prop.cast));
+    if (!entity_.FindType(prop.cast)->held) return is;
+    return Apply(Op::kAnd, std::move(is), std::move(e));
   }
 
   Error Mismatch(const PropertyDef& p, const Token& lit, const std::string& hint = {}) const {
@@ -1162,6 +1226,7 @@ class Checker {
         return Fail(Mismatch(p, lit, lit.kind == TokenKind::kString ? "GUID values are written without quotes" : ""));
       case EdmType::kEnum:
         return EnumLiteral(p, lit);
+      case EdmType::kBinary:  // no binary literals: binary-x'..' is not parsed
       case EdmType::kComplex:
         break;  // rejected by FilterableProperty
     }
@@ -1225,7 +1290,7 @@ class Checker {
     }
     Result<store::Literal> value = LiteralFor(**p, right->token, op);
     if (!value) return Fail(std::move(value.error()));
-    return Apply(op, Expr::Property((*p)->name), Expr::Value(std::move(*value)));
+    return Narrow(*left, Apply(op, Expr::Property((*p)->name), Expr::Value(std::move(*value))));
   }
 
   Result<Expr> CompareCall(const SyntaxNode& n) {
@@ -1268,7 +1333,7 @@ class Checker {
       if (!value) return Fail(std::move(value.error()));
       children.push_back(Expr::Value(std::move(*value)));
     }
-    return Expr::Apply(Op::kIn, std::move(children));
+    return Narrow(left, Expr::Apply(Op::kIn, std::move(children)));
   }
 
   Result<Expr> Call(const SyntaxNode& n) {
@@ -1312,7 +1377,7 @@ class Checker {
     if (needle.kind != SyntaxNode::Kind::kLiteral || needle.token.kind != TokenKind::kString) {
       return Fail(errors_.At(needle.token.pos, "the second argument of '" + name + "' must be a string in quotes"));
     }
-    return Apply(op, Expr::Property((*p)->name), Expr::Value(needle.token.text));
+    return Narrow(target, Apply(op, Expr::Property((*p)->name), Expr::Value(needle.token.text)));
   }
 
   // isof('microsoft.graph.iosVppApp') or isof(microsoft.graph.iosVppApp).
@@ -1329,7 +1394,9 @@ class Checker {
     }
     if (entity_.FindType(type) == nullptr) {
       std::string known;
-      for (const TypeDef& t : entity_.types) known += (known.empty() ? "" : ", ") + t.name;
+      for (const TypeDef& t : entity_.types) {
+        if (t.held) known += (known.empty() ? "" : ", ") + t.name;
+      }
       return Fail(errors_.At(arg.token.pos, "'" + Echo(type) + "' is not a type of " + QualifiedTypeName(entity_) +
                                                 (known.empty() ? "" : " (known: " + known + ")")));
     }
@@ -1378,17 +1445,43 @@ Result<std::vector<OrderKey>> ParseOrderBy(std::string_view text, const EntityDe
     return Fail(errors.Plain("the value is longer than " + std::to_string(limits.max_filter_length) + " bytes"));
   }
   const std::vector<Token> t = Tokenizer(errors).Run();
-  if (t.front().kind == TokenKind::kEnd) return Fail(errors.Plain("the value is empty"));
   std::vector<OrderKey> keys;
+  // An empty (or blank) $orderby orders by nothing, as Graph ignores it.
+  if (t.front().kind == TokenKind::kEnd) return keys;
   std::size_t i = 0;
   while (true) {
+    const TypeDef* cast = nullptr;
+    if (t[i].kind == TokenKind::kIdentifier && t[i].text.find('.') != std::string::npos &&
+        t[i + 1].kind == TokenKind::kSlash) {
+      // A derived-type path `T/p`: T must be a type of the entity.
+      cast = entity.FindType(t[i].text);
+      if (cast == nullptr) {
+        return Fail(errors.At(t[i].pos, "'" + Echo(t[i].text) + "' is not a type of " + QualifiedTypeName(entity)));
+      }
+      i += 2;
+    }
     const Token& name = t[i++];
     if (name.kind == TokenKind::kError) return Fail(*name.error);
-    if (name.kind != TokenKind::kIdentifier) {
+    if (name.kind != TokenKind::kIdentifier || (cast != nullptr && name.text.find('.') != std::string::npos)) {
       return Fail(errors.Syntax(name.pos, "unexpected " + Describe(name, text) + ", expected a property name"));
     }
     const PropertyDef* p = entity.Find(name.text);
-    if (p == nullptr) return Fail(errors.At(name.pos, "unknown property '" + Echo(name.text) + "'"));
+    if (cast != nullptr && !cast->property_names.empty() &&
+        std::find(cast->property_names.begin(), cast->property_names.end(), name.text) == cast->property_names.end()) {
+      p = nullptr;
+    }
+    // On a type vppd holds no rows of, every row's value is null: the key orders nothing.
+    bool ignored = false;
+    if (p == nullptr && cast != nullptr && !cast->held) {
+      for (const PropertyDef& f : cast->foreign_properties) {
+        if (f.name == name.text) p = &f;
+      }
+    }
+    if (cast != nullptr && !cast->held) ignored = true;
+    if (p == nullptr) {
+      return Fail(errors.At(name.pos, "unknown property '" + Echo(name.text) + "'" +
+                                          (cast != nullptr ? " on type '" + cast->name + "'" : "")));
+    }
     if (p->collection || p->type == EdmType::kComplex || !p->filterable) {
       return Fail(errors.At(name.pos, "property '" + p->name + "' (" + EdmName(*p) + ") cannot be used in $orderby"));
     }
@@ -1402,7 +1495,7 @@ Result<std::vector<OrderKey>> ParseOrderBy(std::string_view text, const EntityDe
       key.descending = t[i].text == "desc";
       ++i;
     }
-    keys.push_back(std::move(key));
+    if (!ignored) keys.push_back(std::move(key));
     if (t[i].kind == TokenKind::kEnd) return keys;
     if (t[i].kind == TokenKind::kError) return Fail(*t[i].error);
     if (t[i].kind != TokenKind::kComma) {
@@ -1464,15 +1557,31 @@ Result<std::vector<std::string>> ParseSelect(std::string_view text, const Entity
   return names;
 }
 
-// vppd's entities have no navigation properties, so the only valid $expand is `*`,
-// which expands nothing (as OData defines it). The messages follow Microsoft.OData's.
-Status CheckExpand(std::string_view text, const EntityDef& entity) {
+// The navigation properties vppd expands are the entity's `expandable` ones, each to
+// an empty collection; `*` names them all. Any other name is rejected, with
+// Microsoft.OData's messages. Returns the names, in the order given, no duplicates.
+Result<std::vector<std::string>> ParseExpand(std::string_view text, const EntityDef& entity) {
   const OptionErrors errors("$expand", text);
+  std::vector<std::string> names;
   for (const ListItem& item : SplitList(text)) {
-    if (item.name == "*") continue;
+    if (item.name == "*") {
+      for (const std::string& n : entity.expandable) {
+        if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+      }
+      continue;
+    }
     if (item.name.empty()) return Fail(errors.At(item.pos, "expected a navigation property name"));
+    const auto known = std::find(entity.expandable.begin(), entity.expandable.end(), item.name);
+    if (known != entity.expandable.end()) {
+      if (std::find(names.begin(), names.end(), *known) == names.end()) names.push_back(*known);
+      continue;
+    }
     // `foo($select=x)` / `foo/bar`: the name is what comes before the options or path.
     const std::string_view name = item.name.substr(0, item.name.find_first_of("(/"));
+    if (std::find(entity.expandable.begin(), entity.expandable.end(), name) != entity.expandable.end()) {
+      return Fail(errors.At(item.pos + name.size(), "options and paths of an expanded navigation property ('" +
+                                                        Echo(item.name) + "') are not supported"));
+    }
     if (entity.Find(name) != nullptr) {
       return Fail(
           errors.At(item.pos, "property '" + std::string(name) + "' on type '" + QualifiedTypeName(entity) +
@@ -1481,7 +1590,7 @@ Status CheckExpand(std::string_view text, const EntityDef& entity) {
     return Fail(errors.At(item.pos, "could not find a navigation property named '" + Echo(name) + "' on type '" +
                                         QualifiedTypeName(entity) + "'"));
   }
-  return {};
+  return names;
 }
 
 Result<std::int64_t> ParseCountingOption(std::string_view option, std::string_view value, std::int64_t max) {
@@ -1670,7 +1779,9 @@ Result<QueryOptions> ParseGraphQueryOptions(std::string_view raw_query, const En
     out.select = std::move(*names);
   }
   if (const auto& v = o[OptionId::kExpand]) {
-    if (auto ok = CheckExpand(*v, entity); !ok) return Fail(std::move(ok.error()));
+    Result<std::vector<std::string>> names = ParseExpand(*v, entity);
+    if (!names) return Fail(std::move(names.error()));
+    out.expand = std::move(*names);
   }
   if (const auto& v = o[OptionId::kSearch]) out.search = *v;
   if (const auto& v = o[OptionId::kCount]) {
@@ -1699,7 +1810,12 @@ Result<QueryOptions> ParseGraphQueryOptions(std::string_view raw_query, const En
     out.list.skip = token->offset;
     out.top = token->top;
   }
-  if (out.top) out.list.limit = std::min(*out.top, limits.default_page_size);
+  std::int64_t page_size = limits.default_page_size;
+  if (limits.preferred_page_size) {
+    page_size = std::min(*limits.preferred_page_size, page_size);
+    out.applied_page_size = page_size;
+  }
+  out.list.limit = out.top ? std::min(*out.top, page_size) : page_size;
   return out;
 }
 
@@ -1725,7 +1841,12 @@ Result<std::vector<std::string>> ParseSelectOnly(std::string_view raw_query, con
       CollectOptions(*params, [](OptionId id) { return id == OptionId::kSelect || id == OptionId::kExpand; });
   if (!options) return Fail(std::move(options.error()));
   if (const auto& v = (*options)[OptionId::kExpand]) {
-    if (auto ok = CheckExpand(*v, entity); !ok) return Fail(std::move(ok.error()));
+    // A single entity's writers expand nothing yet: only `*` (which then names nothing) passes.
+    EntityDef without_navigation;
+    without_navigation.name = entity.name;
+    without_navigation.properties = entity.properties;
+    Result<std::vector<std::string>> names = ParseExpand(*v, entity.expandable.empty() ? entity : without_navigation);
+    if (!names) return Fail(std::move(names.error()));
   }
   if (const auto& v = (*options)[OptionId::kSelect]) return ParseSelect(*v, entity, QueryLimits{});
   return std::vector<std::string>{};
@@ -1761,6 +1882,26 @@ std::string NextLinkQuery(std::string_view raw_query, const QueryOptions& curren
   if (!out.empty()) out += '&';
   out += "$skiptoken=" + MakeSkipToken(next_offset, remaining, options);
   return out;
+}
+
+std::optional<std::int64_t> ParseMaxPageSize(std::string_view prefer_header) {
+  for (const ListItem& item : SplitList(prefer_header)) {
+    std::string_view pref = item.name.substr(0, item.name.find(';'));
+    while (!pref.empty() && (pref.back() == ' ' || pref.back() == '\t')) pref.remove_suffix(1);
+    const std::size_t eq = pref.find('=');
+    if (eq == std::string_view::npos) continue;
+    std::string_view name = pref.substr(0, eq);
+    std::string_view value = pref.substr(eq + 1);
+    while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
+    if (AsciiLower(name) != "odata.maxpagesize" && AsciiLower(name) != "maxpagesize") continue;
+    const bool digits = !value.empty() && value.size() <= 15 && std::all_of(value.begin(), value.end(), IsDigit);
+    const std::optional<std::int64_t> n = digits ? ParseNonNegative(value) : std::nullopt;
+    // RFC 7240: the first occurrence of a preference counts.
+    return n && *n > 0 ? n : std::nullopt;
+  }
+  return std::nullopt;
 }
 
 bool HasNextPage(const QueryOptions& current, std::int64_t returned, bool store_has_more) {

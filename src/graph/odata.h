@@ -1,5 +1,6 @@
 // OData v4 system query options for Graph collections: `$filter`, `$orderby`, `$top`,
-// `$skip`, `$count`, `$select`, `$skiptoken` (and the rejection of `$search`/`$expand`).
+// `$skip`, `$count`, `$select`, `$skiptoken`, `$expand` of the entity's expandable
+// navigation properties, and the `odata.maxpagesize` preference (ParseMaxPageSize).
 //
 // The raw query string of a request is split and percent-decoded with Boost.URL, and
 // each option is parsed by a hand-written tokenizer and recursive-descent parser into
@@ -26,6 +27,10 @@
 //   not_expr  := 'not' not_expr | cmp_expr
 //   cmp_expr  := primary [ ('eq'|'ne'|'gt'|'ge'|'lt'|'le') primary | 'in' '(' primary (',' primary)* ')' ]
 //   primary   := '(' or_expr ')' | literal | property | function '(' [primary (',' primary)*] ')'
+//   property  := name | qualified_type '/' name   (a derived-type path: `microsoft.graph.iosVppApp/vppTokenId`)
+// A derived-type path names a property Graph declares on that type (TypeDef); the
+// comparison then holds for rows of that type only: `isof(T) and (...)`. On a type the
+// entity holds no rows of, it holds for none. `$orderby` takes the same paths.
 // Note that `not` binds looser than comparisons: `not state eq 'valid'` is
 // `not (state eq 'valid')`, which is what people mean when they write it.
 //
@@ -44,7 +49,7 @@
 
 namespace vppd::graph {
 
-enum class EdmType { kString, kBoolean, kInt32, kInt64, kDouble, kDateTimeOffset, kGuid, kEnum, kComplex };
+enum class EdmType { kString, kBoolean, kInt32, kInt64, kDouble, kDateTimeOffset, kGuid, kBinary, kEnum, kComplex };
 
 struct PropertyDef {
   std::string name;  // "displayName"
@@ -59,19 +64,32 @@ struct PropertyDef {
   std::optional<store::Column> column;
 };
 
-// A type allowed in isof(...) and casts, and which of the store's rows are of it.
+// A type allowed in isof(...), casts and derived-type paths (`T/property`), and which
+// of the store's rows are of it.
 struct TypeDef {
   std::string name;  // "microsoft.graph.iosVppApp"
   // Rows of this type are those whose `column` holds `value` (platform = 'iOS'); no
   // column: every row of the entity set.
   std::optional<store::Column> column;
   std::string value;
+  // False: a type of Graph's schema derived from the entity's that vppd holds no rows
+  // of (microsoft.graph.iosStoreApp): isof(T) and `T/p` are valid and match nothing.
+  bool held = true;
+  // The properties a derived-type path `T/p` may name. A held type: names of the
+  // EntityDef's properties declared on T (or inherited); empty = all of them. A type
+  // not held: what Graph declares on T beyond the entity's own properties (only for
+  // type-checking the comparison, which matches nothing).
+  std::vector<std::string> property_names;
+  std::vector<PropertyDef> foreign_properties;
 };
 
 struct EntityDef {
   std::string name;                     // "vppToken"; messages call it "microsoft.graph.vppToken"
   std::vector<PropertyDef> properties;  // what this API version exposes
   std::vector<TypeDef> types;           // types allowed in isof(...)/casts; rows of another type: none
+  // Navigation properties a collection's $expand may name; vppd expands each to an
+  // empty collection ("assignments" of mobileApps, until assignments are stored).
+  std::vector<std::string> expandable;
   store::Table table = store::Table::kVppTokens;         // where the store keeps the entity set
   const PropertyDef* Find(std::string_view name) const;  // exact, case-sensitive (OData is)
   const TypeDef* FindType(std::string_view name) const;  // exact
@@ -141,6 +159,9 @@ struct QueryLimits {
   std::int64_t max_top = 999;            // largest accepted $top
   std::size_t max_filter_length = 4096;  // bytes of a decoded $filter (also caps $orderby/$select)
   int max_depth = 64;                    // nesting of parentheses and `not` in $filter
+  // The client's `Prefer: odata.maxpagesize=N` (see ParseMaxPageSize): pages hold at
+  // most min(N, default_page_size) rows. Absent: no preference.
+  std::optional<std::int64_t> preferred_page_size;
 };
 
 // Which options the endpoint accepts (others → 400 "not supported" naming the option).
@@ -162,6 +183,12 @@ struct QueryOptions {
   std::optional<std::int64_t> top;
   std::vector<std::string> select;  // validated property names, in the order given, no duplicates; empty = all
   bool count = false;               // $count=true
+  // $expand as given: names from EntityDef::expandable, in the order given, no
+  // duplicates (`*` names them all). Only when AllowedOptions::expand.
+  std::vector<std::string> expand;
+  // Set when limits.preferred_page_size was given: the page size applied,
+  // min(N, default_page_size), to answer in `Preference-Applied: odata.maxpagesize=...`.
+  std::optional<std::int64_t> applied_page_size;
   // $search as given (decoded), only when AllowedOptions::search; the caller interprets it.
   std::optional<std::string> search;
   // For server-driven paging: the `$skiptoken` to put in @odata.nextLink for the next
@@ -180,17 +207,25 @@ struct QueryOptions {
 //  - a repeated option: "Query option '$top' is specified more than once.";
 //  - "Invalid value 'x' for $top: must be a non-negative integer." (also $skip; $top
 //    above max_top; $count not 'true'/'false');
-//  - `$filter`/`$orderby`/`$select` errors naming the property, token and position, e.g.
+//  - `$filter`/`$orderby`/`$select`/`$expand` errors naming the property, token and position, e.g.
 //    "Invalid $filter: unknown property 'dispalyName' at position 0." or
 //    "Invalid $filter: syntax error at position 16 in 'state eq 'valid')': unexpected ')',
 //    expected 'and', 'or' or the end.";
 //  - a $skiptoken that is not one NextLinkQuery produced for these same options
 //    (tampered, or reused with another $filter/$orderby/...), or combined with $skip/$top.
+// An empty (or blank) `$orderby` is ignored, as Graph ignores it.
+// `limits.preferred_page_size` caps the page (list.limit) and sets applied_page_size.
 // Non-`$` parameters are ignored (Graph ignores them); the caller may read them itself.
 // The filter and order are translated into `list` as ToStoreFilter/ToStoreOrder do
 // (graph/store_mapping.h); Internal if the entity maps a usable property nowhere.
 Result<QueryOptions> ParseQueryOptions(std::string_view raw_query, const EntityDef& entity,
                                        const AllowedOptions& allowed, const QueryLimits& limits);
+
+// The N of an `odata.maxpagesize=N` preference in the value of a `Prefer` header
+// (RFC 7240: comma-separated preferences, names case-insensitive, parameters after
+// ';' ignored), when N is a positive integer; nullopt otherwise (no such preference,
+// or a value that is not one: a preference the server cannot honour is ignored).
+std::optional<std::int64_t> ParseMaxPageSize(std::string_view prefer_header);
 
 // ParseQueryOptions in Graph's terms only: `filter` and `order_by` are set, `list`
 // holds skip and limit but no filter or order. For entities without a store mapping
@@ -201,9 +236,9 @@ Result<QueryOptions> ParseGraphQueryOptions(std::string_view raw_query, const En
 // Options for a single-entity GET: only $select, and $expand, which is checked as Graph
 // checks it: `*` expands nothing and is accepted; a name that is not a navigation
 // property is rejected ("Invalid $expand: property 'displayName' on type
-// 'microsoft.graph.vppToken' is not a navigation property..."). EntityDef has no
-// navigation properties, so every named $expand is a 400. Other `$`-options → 400
-// "not supported"; errors as for ParseQueryOptions.
+// 'microsoft.graph.vppToken' is not a navigation property..."). A single entity's
+// writers expand nothing, so every named $expand is a 400 here, `expandable` ones
+// included. Other `$`-options → 400 "not supported"; errors as for ParseQueryOptions.
 Result<std::vector<std::string>> ParseSelectOnly(std::string_view raw_query, const EntityDef& entity);
 
 // The query string for the next page: the original options (their encoded text kept

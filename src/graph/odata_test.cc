@@ -48,7 +48,24 @@ const EntityDef& TestEntity() {
     add("bytes", EdmType::kInt64);
     add("tenantId", EdmType::kGuid);
     add("settings", EdmType::kComplex);
-    e.types = {{"microsoft.graph.vppToken", std::nullopt, {}}, {"microsoft.graph.iosVppApp", std::nullopt, {}}};
+    TypeDef base;
+    base.name = "microsoft.graph.vppToken";
+    // A held derived type that declares some of the properties, and one vppd holds no rows of.
+    TypeDef derived;
+    derived.name = "microsoft.graph.iosVppApp";
+    derived.property_names = {"displayName", "state", "roleScopeTagIds"};
+    TypeDef foreign;
+    foreign.name = "microsoft.graph.managedApp";
+    foreign.held = false;
+    PropertyDef availability;
+    availability.name = "appAvailability";
+    availability.type = EdmType::kEnum;
+    availability.nullable = false;
+    availability.enum_type = "microsoft.graph.managedAppAvailability";
+    availability.enum_members = {"global", "lineOfBusiness"};
+    foreign.foreign_properties = {availability};
+    e.types = {base, derived, foreign};
+    e.expandable = {"assignments", "categories"};
     return e;
   }();
   return entity;
@@ -307,6 +324,51 @@ TEST(ODataFilter, ErrorsAreBadRequestsTargetingTheOption) {
   EXPECT_EQ(q.error().target, "$filter");
 }
 
+TEST(ODataFilter, DerivedTypePathsHoldForRowsOfTheTypeOnly) {
+  EXPECT_EQ(Filter("microsoft.graph.iosVppApp/displayName eq 'a'"),
+            "(and (isof 'microsoft.graph.iosVppApp') (eq displayName 'a'))");
+  EXPECT_EQ(Filter("'a' ne microsoft.graph.iosVppApp/displayName"),
+            "(and (isof 'microsoft.graph.iosVppApp') (ne displayName 'a'))");
+  EXPECT_EQ(Filter("microsoft.graph.iosVppApp/state in ('valid')"),
+            "(and (isof 'microsoft.graph.iosVppApp') (in state 'valid'))");
+  EXPECT_EQ(Filter("startswith(microsoft.graph.iosVppApp/displayName,'a')"),
+            "(and (isof 'microsoft.graph.iosVppApp') (startswith displayName 'a'))");
+  EXPECT_EQ(Filter("microsoft.graph.vppToken/lastAppCount gt 1 or displayName eq null"),
+            "(or (and (isof 'microsoft.graph.vppToken') (gt lastAppCount 1)) (eq displayName null))");
+  // A type vppd holds no rows of: checked as Graph declares it, then it matches nothing.
+  EXPECT_EQ(Filter("microsoft.graph.managedApp/appAvailability eq null"), "(isof 'microsoft.graph.managedApp')");
+  EXPECT_EQ(Filter("microsoft.graph.managedApp/appAvailability ne 'global'"), "(isof 'microsoft.graph.managedApp')");
+  EXPECT_EQ(Filter("microsoft.graph.managedApp/displayName eq 'x'"), "(isof 'microsoft.graph.managedApp')");
+}
+
+TEST(ODataFilter, BadDerivedTypePathsNameTheProblem) {
+  EXPECT_EQ(Filter("microsoft.graph.nosuch/displayName eq 'a'"),
+            "ERROR: Invalid $filter: 'microsoft.graph.nosuch' is not a type of microsoft.graph.vppToken at "
+            "position 0.");
+  EXPECT_EQ(Filter("microsoft.graph.iosVppApp/lastAppCount eq 1"),
+            "ERROR: Invalid $filter: unknown property 'lastAppCount' on type 'microsoft.graph.iosVppApp' at "
+            "position 26.");
+  EXPECT_EQ(Filter("microsoft.graph.managedApp/version eq '1'"),
+            "ERROR: Invalid $filter: unknown property 'version' on type 'microsoft.graph.managedApp' at position 27.");
+  EXPECT_NE(Filter("microsoft.graph.managedApp/appAvailability eq 'nowhere'").find("is not a member"),
+            std::string::npos);
+  EXPECT_NE(Filter("microsoft.graph.iosVppApp/roleScopeTagIds eq null").find("is a collection"), std::string::npos);
+  EXPECT_NE(Filter("microsoft.graph.iosVppApp/ eq 1").find("expected a property name after"), std::string::npos);
+  EXPECT_NE(Filter("microsoft.graph.iosVppApp/displayName/x eq 1").find("property paths"), std::string::npos);
+  EXPECT_NE(Filter("microsoft.graph.iosVppApp/microsoft.graph.x eq 1").find("expected a property name"),
+            std::string::npos);
+  // A path that starts with a property, not a type, is still not supported.
+  EXPECT_NE(Filter("displayName/x eq 1").find("property paths ('displayName/...')"), std::string::npos);
+}
+
+TEST(ODataFilter, IsOfATypeNotHeldIsValid) {
+  EXPECT_EQ(Filter("isof('microsoft.graph.managedApp')"), "(isof 'microsoft.graph.managedApp')");
+  // The message lists only the types that have rows.
+  EXPECT_EQ(Filter("isof('microsoft.graph.nosuch')"),
+            "ERROR: Invalid $filter: 'microsoft.graph.nosuch' is not a type of microsoft.graph.vppToken (known: "
+            "microsoft.graph.vppToken, microsoft.graph.iosVppApp) at position 5.");
+}
+
 TEST(ODataFilter, NestingIsBoundedWithoutDeepRecursion) {
   QueryLimits roomy;
   roomy.max_filter_length = 1 << 20;
@@ -492,9 +554,74 @@ TEST(ODataQueryString, AllowedOptionsPerEndpoint) {
   AllowedOptions with_expand;
   with_expand.expand = true;
   EXPECT_TRUE(Parse("$expand=*", {}, with_expand));
+  EXPECT_EQ(ErrorOf("$expand=assignments"), "Query option '$expand' is not supported.");
   EXPECT_EQ(ErrorOf("$expand=displayName", {}, with_expand),
             "Invalid $expand: property 'displayName' on type 'microsoft.graph.vppToken' is not a navigation "
             "property; only navigation properties can be expanded at position 0.");
+}
+
+TEST(ODataExpand, ExpandableNavigationPropertiesAreNamed) {
+  AllowedOptions with_expand;
+  with_expand.expand = true;
+  auto expand = [&](std::string_view value) -> std::string {
+    Result<QueryOptions> q = Parse("$expand=" + Encode(value), {}, with_expand);
+    if (!q) return "ERROR: " + q.error().message;
+    std::string out;
+    for (const std::string& n : q->expand) out += (out.empty() ? "" : ",") + n;
+    return out;
+  };
+  EXPECT_EQ(expand("assignments"), "assignments");
+  EXPECT_EQ(expand("categories, assignments,assignments"), "categories,assignments");
+  EXPECT_EQ(expand("*"), "assignments,categories");
+  EXPECT_EQ(expand("assignments($select=id)"),
+            "ERROR: Invalid $expand: options and paths of an expanded navigation property ('assignments($select=id)') "
+            "are not supported at position 11.");
+  EXPECT_EQ(expand("relationships"),
+            "ERROR: Invalid $expand: could not find a navigation property named 'relationships' on type "
+            "'microsoft.graph.vppToken' at position 0.");
+  EXPECT_NE(expand("displayName").find("is not a navigation property"), std::string::npos);
+  EXPECT_NE(expand("assignments,").find("expected a navigation property name"), std::string::npos);
+  // A single entity's GET expands nothing yet: naming one is a 400 there.
+  EXPECT_TRUE(ParseSelectOnly("$expand=*", TestEntity()));
+  EXPECT_FALSE(ParseSelectOnly("$expand=assignments", TestEntity()));
+}
+
+TEST(ODataPaging, MaxPageSizePreference) {
+  EXPECT_EQ(ParseMaxPageSize("odata.maxpagesize=5"), 5);
+  EXPECT_EQ(ParseMaxPageSize("return=minimal, odata.maxpagesize=7"), 7);
+  EXPECT_EQ(ParseMaxPageSize("ODATA.MaxPageSize = \"3\" ; x=y"), 3);
+  EXPECT_EQ(ParseMaxPageSize("maxpagesize=4"), 4);
+  EXPECT_EQ(ParseMaxPageSize("odata.maxpagesize=2,odata.maxpagesize=9"), 2);  // the first counts
+  EXPECT_EQ(ParseMaxPageSize(""), std::nullopt);
+  EXPECT_EQ(ParseMaxPageSize("odata.maxpagesize"), std::nullopt);
+  EXPECT_EQ(ParseMaxPageSize("odata.maxpagesize=0"), std::nullopt);
+  EXPECT_EQ(ParseMaxPageSize("odata.maxpagesize=-1"), std::nullopt);
+  EXPECT_EQ(ParseMaxPageSize("odata.maxpagesize=1e3"), std::nullopt);
+  EXPECT_EQ(ParseMaxPageSize("odata.maxpagesize=99999999999999999999"), std::nullopt);
+  EXPECT_EQ(ParseMaxPageSize("odata.maxpagesize=abc, odata.maxpagesize=5"), std::nullopt);
+  EXPECT_EQ(ParseMaxPageSize("respond-async, wait=10"), std::nullopt);
+
+  QueryLimits limits;
+  limits.default_page_size = 100;
+  Result<QueryOptions> q = Parse("", limits);
+  ASSERT_TRUE(q);
+  EXPECT_EQ(q->list.limit, 100);
+  EXPECT_EQ(q->applied_page_size, std::nullopt);
+  limits.preferred_page_size = 3;
+  q = Parse("", limits);
+  ASSERT_TRUE(q);
+  EXPECT_EQ(q->list.limit, 3);
+  EXPECT_EQ(q->applied_page_size, 3);
+  q = Parse("$top=2", limits);
+  EXPECT_EQ(q->list.limit, 2);
+  q = Parse("$top=10", limits);
+  EXPECT_EQ(q->list.limit, 3);
+  EXPECT_TRUE(HasNextPage(*q, 3, true));
+  // Above the server's page size: the server's applies, and is what Preference-Applied says.
+  limits.preferred_page_size = 500;
+  q = Parse("", limits);
+  EXPECT_EQ(q->list.limit, 100);
+  EXPECT_EQ(q->applied_page_size, 100);
 }
 
 // ---------------------------------------------------------------------------
@@ -531,7 +658,28 @@ TEST(ODataOrderBy, KeysInOrder) {
   EXPECT_NE(OrderBy("displayName,").find("unexpected end of input, expected a property name"), std::string::npos);
   EXPECT_NE(OrderBy(",displayName").find("unexpected ',', expected a property name"), std::string::npos);
   EXPECT_NE(OrderBy("'displayName'").find("expected a property name"), std::string::npos);
-  EXPECT_EQ(OrderBy(""), "ERROR: Invalid $orderby: the value is empty.");
+  // Empty: ignored, as Graph ignores it.
+  EXPECT_EQ(OrderBy(""), "");
+  EXPECT_EQ(OrderBy("  "), "");
+  EXPECT_TRUE(Parse("$orderby="));
+}
+
+TEST(ODataOrderBy, DerivedTypePaths) {
+  EXPECT_EQ(OrderBy("microsoft.graph.iosVppApp/displayName desc,state"), "displayName desc,state asc");
+  // A type with no rows here: every value is null, so the key orders nothing.
+  EXPECT_EQ(OrderBy("microsoft.graph.managedApp/appAvailability,displayName"), "displayName asc");
+  EXPECT_EQ(OrderBy("microsoft.graph.managedApp/displayName"), "");
+  EXPECT_EQ(OrderBy("microsoft.graph.nosuch/displayName"),
+            "ERROR: Invalid $orderby: 'microsoft.graph.nosuch' is not a type of microsoft.graph.vppToken at "
+            "position 0.");
+  EXPECT_EQ(OrderBy("microsoft.graph.iosVppApp/lastAppCount"),
+            "ERROR: Invalid $orderby: unknown property 'lastAppCount' on type 'microsoft.graph.iosVppApp' at "
+            "position 26.");
+  EXPECT_EQ(OrderBy("microsoft.graph.managedApp/version"),
+            "ERROR: Invalid $orderby: unknown property 'version' on type 'microsoft.graph.managedApp' at position 27.");
+  EXPECT_NE(OrderBy("microsoft.graph.iosVppApp/roleScopeTagIds").find("cannot be used in $orderby"),
+            std::string::npos);
+  EXPECT_NE(OrderBy("microsoft.graph.iosVppApp/").find("expected a property name"), std::string::npos);
 }
 
 std::string Select(std::string_view value) {

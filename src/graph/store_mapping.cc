@@ -64,7 +64,7 @@ store::Op ToStoreOp(Op op) {
 store::Expr TypePredicate(const Expr& e, const EntityDef& entity) {
   const std::string* name = e.children.size() == 1 ? std::get_if<std::string>(&e.children[0].literal) : nullptr;
   const TypeDef* type = name != nullptr ? entity.FindType(*name) : nullptr;
-  if (type == nullptr) return store::Expr::Value(false);
+  if (type == nullptr || !type->held) return store::Expr::Value(false);
   if (!type->column) return store::Expr::Value(true);
   return store::Expr::Apply(store::Op::kEq, {store::Expr::Of(*type->column), store::Expr::Value(type->value)});
 }
