@@ -211,6 +211,105 @@ int TransferEncodingStatus(const bhttp::header<true>& header) {
   return codings.size() == 1 ? 0 : 501;
 }
 
+// An IP address block ("10.0.0.0/8", "::1"), for the trusted proxies.
+struct AddressBlock {
+  std::array<unsigned char, 16> bytes{};
+  std::size_t size = 0;  // 4 or 16.
+  unsigned prefix = 0;   // Leading bits that must match.
+
+  static std::optional<AddressBlock> Parse(std::string_view text) {
+    const std::size_t slash = text.find('/');
+    error_code ec;
+    const auto address = asio::ip::make_address(std::string(text.substr(0, slash)), ec);
+    if (ec) return std::nullopt;
+    AddressBlock block = Of(address);
+    if (slash != std::string_view::npos) {
+      const std::string_view bits = text.substr(slash + 1);
+      unsigned prefix = 0;
+      if (bits.empty() || bits.size() > 3 || bits.find_first_not_of("0123456789") != std::string_view::npos) {
+        return std::nullopt;
+      }
+      for (char c : bits) prefix = prefix * 10 + static_cast<unsigned>(c - '0');
+      if (prefix > block.size * 8) return std::nullopt;
+      block.prefix = prefix;
+    }
+    return block;
+  }
+  static AddressBlock Of(const asio::ip::address& address) {
+    AddressBlock block;
+    if (address.is_v4()) {
+      const auto b = address.to_v4().to_bytes();
+      std::copy(b.begin(), b.end(), block.bytes.begin());
+      block.size = 4;
+    } else {
+      const auto b = address.to_v6().to_bytes();
+      std::copy(b.begin(), b.end(), block.bytes.begin());
+      block.size = 16;
+    }
+    block.prefix = static_cast<unsigned>(block.size * 8);
+    return block;
+  }
+  bool Contains(const AddressBlock& address) const {
+    if (address.size != size) return false;
+    const unsigned whole = prefix / 8;
+    if (!std::equal(bytes.begin(), bytes.begin() + whole, address.bytes.begin())) return false;
+    const unsigned rest = prefix % 8;
+    if (rest == 0) return true;
+    const auto mask = static_cast<unsigned char>(0xff << (8 - rest));
+    return (bytes[whole] & mask) == (address.bytes[whole] & mask);
+  }
+};
+
+// True for `host[:port]` as it may appear in a URL we build from it: a DNS name
+// (letters, digits, '-', '_', dots), an IPv4 address, or an IPv6 address in
+// brackets; the port 1–5 digits, at most 65535. At most 255 characters.
+bool IsValidHostPort(std::string_view text) {
+  if (text.empty() || text.size() > 255) return false;
+  std::string_view host = text;
+  std::string_view port;
+  if (text.front() == '[') {
+    const std::size_t close = text.find(']');
+    if (close == std::string_view::npos) return false;
+    error_code ec;
+    asio::ip::make_address_v6(std::string(text.substr(1, close - 1)), ec);
+    if (ec) return false;
+    host = {};
+    if (close + 1 < text.size()) {
+      if (text[close + 1] != ':') return false;
+      port = text.substr(close + 2);
+      if (port.empty()) return false;
+    }
+  } else if (const std::size_t colon = text.rfind(':'); colon != std::string_view::npos) {
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (port.empty()) return false;
+  }
+  if (!port.empty()) {
+    if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos) return false;
+    unsigned long n = 0;
+    for (char c : port) n = n * 10 + static_cast<unsigned long>(c - '0');
+    if (n > 65535) return false;
+  }
+  if (text.front() == '[') return true;
+  if (host.empty() || host.front() == '.' || host.front() == '-') return false;
+  for (char c : host) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                    c == '_' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// The last element of a comma-separated forwarding header (the one the nearest
+// proxy added), trimmed.
+std::string_view LastListElement(std::string_view value) {
+  const std::size_t comma = value.rfind(',');
+  if (comma != std::string_view::npos) value.remove_prefix(comma + 1);
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  return value;
+}
+
 class Connection;
 
 // What the accept loop does with a fresh connection.
@@ -235,6 +334,11 @@ class ServerImpl final : public Server {
   bool draining() const { return draining_.load(); }
   Response Invoke(Request& request);
   void Unregister(Connection* connection, bool rejected);
+  // Sets request.scheme and request.host (see Request), and removes forwarding
+  // headers that `peer_address` is not trusted to send. Returns nullptr, or the
+  // message of the 400 to answer when the Host (or a trusted proxy's
+  // X-Forwarded-Host/-Proto) is not valid, or Host is missing or repeated in HTTP/1.1.
+  const char* ResolveOrigin(Request& request, const std::string& peer_address, unsigned version) const;
 
  private:
   asio::awaitable<void> AcceptLoop();
@@ -250,6 +354,7 @@ class ServerImpl final : public Server {
   const ServerOptions options_;
   const Handler handler_;
   std::uint16_t port_ = 0;
+  std::vector<AddressBlock> trusted_proxies_;  // Parsed from options_ by Listen().
   std::atomic<bool> draining_{false};
 
   // Live connections (served and rejected), for shutdown. Guarded by registry_mu_.
@@ -580,11 +685,18 @@ asio::awaitable<void> Connection::Serve() {
     Request request;
     unsigned version = 11;
     bool keep_alive = false;
-    const int read_status = co_await ReadRequest(request, version, keep_alive);
+    int read_status = co_await ReadRequest(request, version, keep_alive);
     Disarm();
     if (force_closed_) break;
     request.remote = remote_;
     request.request_id = NewGuid();
+    std::string_view bad_request_message = "The request is not valid HTTP/1.1.";
+    if (read_status == 200) {
+      if (const char* problem = server_.ResolveOrigin(request, address_, version)) {
+        read_status = 400;
+        bad_request_message = problem;
+      }
+    }
     if (read_status != 200) {
       if (read_status == 0) break;
       static constexpr struct {
@@ -601,7 +713,10 @@ asio::awaitable<void> Connection::Serve() {
       };
       Response response = Response::Text(read_status, "");
       for (const auto& e : kErrors) {
-        if (e.status == read_status) response = ErrorResponse(e.status, e.code, e.message, request.request_id);
+        if (e.status == read_status) {
+          response = ErrorResponse(e.status, e.code, e.status == 400 ? bad_request_message : e.message,
+                                   request.request_id);
+        }
       }
       phase_ = Phase::kWriting;
       const auto started = std::chrono::steady_clock::now();
@@ -690,6 +805,14 @@ Status ServerImpl::Listen() {
   if (options_.max_connections == 0) {
     return Fail(Error::InvalidArgument("max_connections must be at least 1", "max_connections"));
   }
+  for (const std::string& entry : options_.trusted_proxies) {
+    std::optional<AddressBlock> block = AddressBlock::Parse(entry);
+    if (!block) {
+      return Fail(Error::InvalidArgument("trusted proxy '" + entry + "' is not an IP address or CIDR block",
+                                         "trusted_proxies"));
+    }
+    trusted_proxies_.push_back(*block);
+  }
 
   error_code ec;
   tcp::endpoint endpoint;
@@ -765,6 +888,54 @@ Response ServerImpl::Invoke(Request& request) {
   }
   return ErrorResponse(500, "generalException", "An unexpected error occurred while handling the request.",
                        request.request_id);
+}
+
+const char* ServerImpl::ResolveOrigin(Request& request, const std::string& peer_address, unsigned version) const {
+  bool trusted = false;
+  if (!trusted_proxies_.empty()) {
+    error_code ec;
+    const auto address = asio::ip::make_address(peer_address, ec);
+    if (!ec) {
+      const AddressBlock peer = AddressBlock::Of(address);
+      trusted = std::any_of(trusted_proxies_.begin(), trusted_proxies_.end(),
+                            [&](const AddressBlock& block) { return block.Contains(peer); });
+    }
+  }
+  std::optional<std::string_view> host;
+  int hosts = 0;
+  for (const auto& [name, value] : request.headers) {
+    if (EqualsIgnoreCase(name, "host")) {
+      ++hosts;
+      host = value;
+    }
+  }
+  if (hosts > 1) return "The request has more than one Host header.";
+  if (host && !IsValidHostPort(*host)) return "The Host header is not a valid host[:port].";
+  if (!host && version == 11) return "The request has no Host header.";
+  request.scheme = "http";
+  request.host = std::string(host.value_or(""));
+  if (!trusted) {
+    // Nobody but a trusted proxy may say what the client addressed: handlers that
+    // read these headers directly must not see a client's own.
+    std::erase_if(request.headers, [](const http::Header& h) {
+      return EqualsIgnoreCase(h.first, "x-forwarded-proto") || EqualsIgnoreCase(h.first, "x-forwarded-host") ||
+             EqualsIgnoreCase(h.first, "x-forwarded-port") || EqualsIgnoreCase(h.first, "x-forwarded-for") ||
+             EqualsIgnoreCase(h.first, "forwarded");
+    });
+    return nullptr;
+  }
+  if (const auto proto = request.Header("X-Forwarded-Proto")) {
+    std::string scheme(LastListElement(*proto));
+    for (char& c : scheme) c = AsciiLower(c);
+    if (scheme != "http" && scheme != "https") return "X-Forwarded-Proto is not http or https.";
+    request.scheme = std::move(scheme);
+  }
+  if (const auto forwarded_host = request.Header("X-Forwarded-Host")) {
+    const std::string_view value = LastListElement(*forwarded_host);
+    if (!IsValidHostPort(value)) return "X-Forwarded-Host is not a valid host[:port].";
+    request.host = std::string(value);
+  }
+  return nullptr;
 }
 
 Admission ServerImpl::Register(const std::shared_ptr<Connection>& connection) {

@@ -25,7 +25,10 @@
 //     `max_header_bytes` (request line included) → 431. A body over
 //     `max_body_bytes` → 413, decided from Content-Length before any body is read,
 //     or as a chunked body grows. Malformed HTTP → 400; a version other than 1.0
-//     or 1.1 → 505. A Transfer-Encoding whose last coding is not `chunked` (or
+//     or 1.1 → 505. A Host that is not a valid host[:port] (DNS name, IPv4, or
+//     [IPv6]; a port ≤ 65535), several Host headers, or none in HTTP/1.1 → 400;
+//     so is a trusted proxy's (see trusted_proxies) invalid X-Forwarded-Host or
+//     an X-Forwarded-Proto other than http/https. A Transfer-Encoding whose last coding is not `chunked` (or
 //     that names chunked twice, comes with Content-Length, or is sent in
 //     HTTP/1.0) → 400 (RFC 9112 §6.3); a coding before chunked → 501. Each of
 //     these closes the connection after the answer.
@@ -90,6 +93,12 @@ struct Request {
   std::vector<http::Header> headers;  // Qualified: the member Header() below hides the type.
   std::string body;     // At most ServerOptions::max_body_bytes.
   std::string remote;   // "ip:port" of the peer.
+  // What the client addressed, for URLs built from the request: "http", or
+  // "https" when a trusted proxy says so in X-Forwarded-Proto; and host[:port]
+  // from the Host header, or a trusted proxy's X-Forwarded-Host. Both validated
+  // (see the contract above). `host` is empty only for HTTP/1.0 without Host.
+  std::string scheme;
+  std::string host;
   // A fresh GUID per request, also sent back as the `request-id` header.
   std::string request_id;
 
@@ -141,6 +150,12 @@ struct ServerOptions {
   // Served at once from one peer IP address, idle keep-alive connections included;
   // one more → 503, then close. 0: no cap.
   std::size_t max_connections_per_address = 256;
+  // Peers (IP addresses or CIDR blocks: "10.0.0.0/8", "::1") whose
+  // X-Forwarded-Proto and X-Forwarded-Host are believed (the last element of
+  // each, the one the nearest proxy added). From any other peer, X-Forwarded-*
+  // and Forwarded are removed before the handler sees the request. An entry that
+  // is not an address or block fails Start.
+  std::vector<std::string> trusted_proxies;
   // One info line per answered request (method, route, status, duration_ms,
   // remote, with the request's ids): see base/log.h. vppd turns it on.
   bool access_log = false;

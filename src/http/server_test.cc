@@ -216,6 +216,12 @@ struct EchoHandler {
     response.headers.emplace_back("X-Remote", request.remote);
     response.headers.emplace_back("X-Seen-Request-Id", request.request_id);
     response.headers.emplace_back("X-Body-Size", std::to_string(request.body.size()));
+    response.headers.emplace_back("X-Origin", request.scheme + "://" + request.host);
+    std::string forwarded;
+    for (const auto& [name, value] : request.headers) {
+      if (name.rfind("X-Forwarded-", 0) == 0 || name == "Forwarded") forwarded += name + "=" + value + ";";
+    }
+    response.headers.emplace_back("X-Forwarded-Seen", forwarded.empty() ? "none" : forwarded);
     if (const log::Context* context = log::Current()) {
       response.headers.emplace_back("X-Log-Request-Id", context->request_id);
       response.headers.emplace_back("X-Log-Client-Request-Id", context->client_request_id);
@@ -870,6 +876,97 @@ TEST_F(ServerTest, RemoteIsThePeerAddress) {
   EXPECT_EQ(response->Header("X-Remote"), "127.0.0.1:" + std::to_string(client.local_port()));
 }
 
+// The Host header ends up in URLs handlers build: it must be a host[:port].
+TEST_F(ServerTest, InvalidOrMissingHostIs400) {
+  Start();
+  for (std::string request : {
+           std::string("GET / HTTP/1.1\r\nHost: evil.example/x?\r\n\r\n"),
+           std::string("GET / HTTP/1.1\r\nHost: a\"b\r\n\r\n"),
+           std::string("GET / HTTP/1.1\r\nHost: example.com:99999\r\n\r\n"),
+           std::string("GET / HTTP/1.1\r\nHost: example.com:\r\n\r\n"),
+           std::string("GET / HTTP/1.1\r\nHost: [not-v6]:80\r\n\r\n"),
+           std::string("GET / HTTP/1.1\r\nHost: user@example.com\r\n\r\n"),
+           std::string("GET / HTTP/1.1\r\nHost: \r\n\r\n"),
+           std::string("GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n"),
+           std::string("GET / HTTP/1.1\r\n\r\n"),
+       }) {
+    RawClient client(port());
+    ASSERT_TRUE(client.Send(request));
+    auto response = client.ReadResponse();
+    ASSERT_TRUE(response) << request;
+    EXPECT_EQ(response->status, 400) << request;
+    EXPECT_NE(response->body.find("Host"), std::string::npos) << response->body;
+    EXPECT_TRUE(client.WaitClosed()) << request;
+  }
+  EXPECT_EQ(handler_.calls, 0);
+  for (const auto& [host, origin] : std::vector<std::pair<std::string, std::string>>{
+           {"vppd.example.com", "http://vppd.example.com"},
+           {"vppd.example.com:8443", "http://vppd.example.com:8443"},
+           {"127.0.0.1:8080", "http://127.0.0.1:8080"},
+           {"[::1]:8080", "http://[::1]:8080"},
+           {"[::1]", "http://[::1]"},
+       }) {
+    RawClient client(port());
+    ASSERT_TRUE(client.Send("GET / HTTP/1.1\r\nHost: " + host + "\r\n\r\n"));
+    auto response = client.ReadResponse();
+    ASSERT_TRUE(response) << host;
+    EXPECT_EQ(response->status, 200) << host;
+    EXPECT_EQ(response->Header("X-Origin"), origin);
+  }
+  RawClient old(port());  // HTTP/1.0 needs no Host.
+  ASSERT_TRUE(old.Send("GET / HTTP/1.0\r\n\r\n"));
+  auto response = old.ReadResponse();
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(response->Header("X-Origin"), "http://");
+}
+
+// Forwarding headers are a client's word unless a trusted proxy sends them.
+TEST_F(ServerTest, ForwardedHeadersAreBelievedOnlyFromTrustedProxies) {
+  const std::string forwarded =
+      "GET / HTTP/1.1\r\nHost: internal:8080\r\nX-Forwarded-Proto: https\r\n"
+      "X-Forwarded-Host: spoofed.example, vppd.example.com\r\nX-Forwarded-For: 10.1.2.3\r\n"
+      "Forwarded: for=10.1.2.3\r\n\r\n";
+  {
+    Start();  // No trusted proxies: nobody's forwarding headers count.
+    RawClient client(port());
+    ASSERT_TRUE(client.Send(forwarded));
+    auto response = client.ReadResponse();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->status, 200);
+    EXPECT_EQ(response->Header("X-Origin"), "http://internal:8080");
+    EXPECT_EQ(response->Header("X-Forwarded-Seen"), "none");
+  }
+  ServerOptions options;
+  options.trusted_proxies = {"10.0.0.0/8", "127.0.0.1/32", "::1"};
+  Start(options);
+  {
+    RawClient proxy(port());
+    ASSERT_TRUE(proxy.Send(forwarded));
+    auto response = proxy.ReadResponse();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->status, 200);
+    EXPECT_EQ(response->Header("X-Origin"), "https://vppd.example.com");  // The nearest proxy's word.
+    EXPECT_NE(response->Header("X-Forwarded-Seen"), "none");
+  }
+  {
+    RawClient other(port(), 5s, "127.0.0.2");  // Not in the list.
+    ASSERT_TRUE(other.Send(forwarded));
+    auto response = other.ReadResponse();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->Header("X-Origin"), "http://internal:8080");
+    EXPECT_EQ(response->Header("X-Forwarded-Seen"), "none");
+  }
+  for (std::string bad : {std::string("X-Forwarded-Proto: gopher\r\n"),
+                          std::string("X-Forwarded-Host: evil.example/path\r\n")}) {
+    RawClient proxy(port());
+    ASSERT_TRUE(proxy.Send("GET / HTTP/1.1\r\nHost: internal\r\n" + bad + "\r\n"));
+    auto response = proxy.ReadResponse();
+    ASSERT_TRUE(response) << bad;
+    EXPECT_EQ(response->status, 400) << bad;
+  }
+}
+
 TEST(ServerStartTest, BusyPortFailsWithUnavailable) {
   auto first = Server::Start({}, [](Request&) { return Response::Text(200, "1"); });
   ASSERT_TRUE(first);
@@ -879,6 +976,16 @@ TEST(ServerStartTest, BusyPortFailsWithUnavailable) {
   ASSERT_FALSE(second);
   EXPECT_EQ(second.error().code, Code::kUnavailable);
   EXPECT_NE(second.error().message.find(std::to_string(options.port)), std::string::npos);
+}
+
+TEST(ServerStartTest, InvalidTrustedProxyFailsWithInvalidArgument) {
+  for (std::string entry : {"proxy.example", "10.0.0.0/33", "::1/129", "10.0.0.1/", "10.0.0.0/8x"}) {
+    ServerOptions options;
+    options.trusted_proxies = {entry};
+    auto server = Server::Start(options, [](Request&) { return Response::Text(200, "1"); });
+    ASSERT_FALSE(server) << entry;
+    EXPECT_EQ(server.error().code, Code::kInvalidArgument) << entry;
+  }
 }
 
 TEST(ServerStartTest, InvalidOptionsFailWithInvalidArgument) {

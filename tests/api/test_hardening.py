@@ -259,6 +259,24 @@ class Hardening(unittest.TestCase):
             self.assertTrue(os.path.exists(path), path)
             self.assertEqual(os.stat(path).st_mode & 0o777, 0o600, name)
 
+    # ---- item 7: Host and X-Forwarded-* are not a client's to choose
+
+    def test_invalid_host_is_400(self):
+        for host in ("evil.example/x", 'a"b', "example.com:99999", "user@example.com"):
+            r = self.vppd.request("GET", BASE, token=self.token, headers={"Host": host})
+            self.assertEqual(r.status, 400, (host, r))
+            self.assertNotIn(host, r.body)
+        r = self.vppd.request("GET", BASE, token=self.token, headers={"Host": "vppd.example.com:8443"})
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.json()["@odata.context"].startswith("http://vppd.example.com:8443/beta/"), r)
+
+    def test_forwarded_headers_from_an_untrusted_peer_are_ignored(self):
+        r = self.vppd.request("GET", BASE, token=self.token,
+                              headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"})
+        self.assertEqual(r.status, 200, r)
+        context = r.json()["@odata.context"]
+        self.assertTrue(context.startswith(f"http://127.0.0.1:{self.vppd.port}/beta/"), context)
+
     # ---- item 2: why a 401, in the log
 
     def test_each_401_logs_its_reason_and_never_the_token(self):
