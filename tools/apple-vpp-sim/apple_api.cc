@@ -255,12 +255,16 @@ http::Response Simulator::HandleApple(const http::Request& req, std::string_view
     r.headers.emplace_back("Retry-After", "1");
     return r;
   }
-  const std::vector<FaultRule> fired = faults_.Match(req.method, full_path, uid);
+  const bool creates_event = is_post && ep->op != Op::kClientConfig;
+  const std::vector<FaultRule> fired = faults_.Match(req.method, full_path, uid, creates_event);
   std::chrono::milliseconds delay{0};
   const FaultRule* shaping = nullptr;  // At most one fault decides the response.
   bool bump = false;
+  std::vector<FaultRule> event_faults;  // Shape the event this request creates.
   for (const FaultRule& f : fired) {
-    if (f.kind == FaultKind::kLatency)
+    if (IsEventFault(f.kind))
+      event_faults.push_back(f);
+    else if (f.kind == FaultKind::kLatency)
       delay += std::chrono::milliseconds(f.latency_ms);
     else if (f.kind == FaultKind::kBumpVersion)
       bump = true;
@@ -303,7 +307,7 @@ http::Response Simulator::HandleApple(const http::Request& req, std::string_view
     std::unique_lock lock(mu_);
     AppleError ignored;
     if (auto authed = Authenticate(req, &ignored)) {
-      authed->location->ResolveDue(now);
+      OnEventsResolved(*authed->location, authed->location->ResolveDue(now));
       if (bump) {
         authed->location->TouchOneAssignment();
         authed->location->BumpVersion();
@@ -346,22 +350,22 @@ http::Response Simulator::HandleApple(const http::Request& req, std::string_view
           r = GetUsers(*authed, query);
           break;
         case Op::kAssociate:
-          r = ManageAssets(*authed, EventType::kAssociate, req.body);
+          r = ManageAssets(*authed, EventType::kAssociate, req.body, event_faults);
           break;
         case Op::kDisassociate:
-          r = ManageAssets(*authed, EventType::kDisassociate, req.body);
+          r = ManageAssets(*authed, EventType::kDisassociate, req.body, event_faults);
           break;
         case Op::kRevoke:
-          r = ManageAssets(*authed, EventType::kRevoke, req.body);
+          r = ManageAssets(*authed, EventType::kRevoke, req.body, event_faults);
           break;
         case Op::kUsersCreate:
-          r = ManageUsers(*authed, EventType::kCreate, req.body);
+          r = ManageUsers(*authed, EventType::kCreate, req.body, event_faults);
           break;
         case Op::kUsersUpdate:
-          r = ManageUsers(*authed, EventType::kUpdate, req.body);
+          r = ManageUsers(*authed, EventType::kUpdate, req.body, event_faults);
           break;
         case Op::kUsersRetire:
-          r = ManageUsers(*authed, EventType::kRetire, req.body);
+          r = ManageUsers(*authed, EventType::kRetire, req.body, event_faults);
           break;
         case Op::kStatus:
           r = GetStatus(*authed, query);
@@ -799,7 +803,31 @@ http::Response Simulator::GetStatus(const Authed& a, const Query& q) const {
 
 // ------------------------------------------------------------------ writes
 
-http::Response Simulator::ManageAssets(const Authed& a, EventType type, std::string_view body) {
+namespace {
+
+// Applies the event kinds of fault rules to an event about to be queued.
+void ApplyEventFaults(const std::vector<FaultRule>& faults, Event& e) {
+  for (const FaultRule& f : faults) {
+    switch (f.kind) {
+      case FaultKind::kEventFailure:
+        e.forced_failures.push_back({f.error_number, f.serial_numbers, f.client_user_ids});
+        break;
+      case FaultKind::kSlowEvent:
+        e.due += f.delay_ms * 1000;
+        break;
+      case FaultKind::kHoldEvent:
+        e.held = true;
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+}  // namespace
+
+http::Response Simulator::ManageAssets(const Authed& a, EventType type, std::string_view body,
+                                       const std::vector<FaultRule>& event_faults) {
   Location& loc = *a.location;
   boost::system::error_code ec;
   json::value doc = json::parse(json::string_view(body.data(), body.size()), ec);
@@ -888,6 +916,7 @@ http::Response Simulator::ManageAssets(const Authed& a, EventType type, std::str
   const auto subjects = static_cast<std::int64_t>(e.client_user_ids.size() + e.serial_numbers.size());
   e.num_requested = revoke ? subjects : static_cast<std::int64_t>(e.assets.size()) * subjects;
   e.due = clock_.Now() + std::chrono::duration_cast<std::chrono::microseconds>(event_delay_).count();
+  ApplyEventFaults(event_faults, e);
   const Event& added = loc.AddEvent(std::move(e));
   JsonWriter w(256);
   w.BeginObject();
@@ -897,7 +926,8 @@ http::Response Simulator::ManageAssets(const Authed& a, EventType type, std::str
   return Ok(std::move(w).Take());
 }
 
-http::Response Simulator::ManageUsers(const Authed& a, EventType type, std::string_view body) {
+http::Response Simulator::ManageUsers(const Authed& a, EventType type, std::string_view body,
+                                      const std::vector<FaultRule>& event_faults) {
   Location& loc = *a.location;
   boost::system::error_code ec;
   json::value doc = json::parse(json::string_view(body.data(), body.size()), ec);
@@ -943,6 +973,7 @@ http::Response Simulator::ManageUsers(const Authed& a, EventType type, std::stri
   if (HasDuplicates(ids)) return AppleErrorReply(kErrDuplicateUsers);
   e.num_requested = static_cast<std::int64_t>(e.users.size());
   e.due = clock_.Now() + std::chrono::duration_cast<std::chrono::microseconds>(event_delay_).count();
+  ApplyEventFaults(event_faults, e);
   const Event& added = loc.AddEvent(std::move(e));
   JsonWriter w(256);
   w.BeginObject();

@@ -233,12 +233,33 @@ http::Response Simulator::HandleControl(const http::Request& req, std::string_vi
         {"sToken", t.stoken}, {"state", TokenStateName(t.state)}, {"expDate", FormatAppleDate(t.expiration)}});
   }
 
-  // ---- events: resolve everything pending now (tests that do not want to wait)
+  // ---- events: resolve everything pending now (tests that do not want to wait),
+  //      held events included; or, with {"eventId"}, release just that one.
   if (path == "/_sim/events/resolve") {
     if (m != "POST") return MethodNotAllowed("POST");
+    std::optional<std::string> event_id;
+    if (!req.body.empty()) {
+      auto in = ParseObject(req.body);
+      if (!in) return ControlError(400, in.error().message);
+      event_id = StringMember(*in, "eventId");
+      if (in->contains("eventId") && !event_id) return ControlError(400, "eventId must be a string");
+    }
     std::unique_lock lock(mu_);
-    for (auto& loc : locations_) loc->ResolveDue(INT64_MAX);
-    return ControlOk(json::object{{"resolved", true}});
+    json::array resolved;
+    for (auto& loc : locations_) {
+      if (event_id) {
+        if (loc->ResolveEvent(*event_id)) {
+          resolved.push_back(json::string(*event_id));
+          OnEventsResolved(*loc, {*event_id});
+        }
+        continue;
+      }
+      auto ids = loc->ResolveAll();
+      for (const auto& id : ids) resolved.push_back(json::string(id));
+      OnEventsResolved(*loc, ids);
+    }
+    if (event_id && resolved.empty()) return ControlError(404, "no pending event with that eventId");
+    return ControlOk(json::object{{"resolved", true}, {"eventIds", std::move(resolved)}});
   }
 
   // ---- locations

@@ -578,6 +578,177 @@ TEST_F(SimTest, AssociateResolvesAfterDelayWithPartialFailure) {
   EXPECT_EQ(asset["availableCount"].as_int64(), 2);
 }
 
+// Licensing against a sold-out app that the tests buy licenses for.
+class LicensingTest : public SimTest {
+ protected:
+  void SetUp() override {
+    SimOptions opts;
+    opts.event_delay = std::chrono::milliseconds(100);
+    Start(opts);
+    uid_ = std::string(Locations()[0].as_object().at("uId").as_string());
+    for (auto& v : Arr(Get("/mdm/v2/assets?unlimited=false&deviceAssignable=true&maxAvailableCount=0"), "assets"))
+      app_ = std::string(v.as_object().at("adamId").as_string());
+    ASSERT_FALSE(app_.empty());
+  }
+  void Buy(std::int64_t n) {
+    ASSERT_EQ(Post("/_sim/locations/" + uid_ + "/purchase",
+                   R"({"adamId":")" + app_ + R"(","count":)" + std::to_string(n) + "}")
+                  .status,
+              200);
+  }
+  std::string Associate(const std::string& subjects, const char* op = "associate") {
+    auto r = Post(std::string("/mdm/v2/assets/") + op, R"({"assets":[{"adamId":")" + app_ + R"("}],)" + subjects + "}");
+    EXPECT_EQ(r.status, 200) << r.body;
+    return std::string(Obj(r)["eventId"].as_string());
+  }
+  json::object Status(const std::string& id) { return Obj(Get("/mdm/v2/status?eventId=" + id)); }
+  // errorNumber → errorInfo of a resolved event's failures.
+  std::map<std::int64_t, json::object> Failures(const std::string& id) {
+    std::map<std::int64_t, json::object> out;
+    auto st = Status(id);
+    if (!st.contains("failures")) return out;
+    for (auto& f : st["failures"].as_array())
+      out[f.as_object().at("errorNumber").as_int64()] = f.as_object().at("errorInfo").as_object();
+    return out;
+  }
+  static std::vector<std::string> Strings(const json::value& v) {
+    std::vector<std::string> out;
+    for (auto& s : v.as_array()) out.emplace_back(s.as_string());
+    return out;
+  }
+  std::string uid_, app_;
+};
+
+TEST_F(LicensingTest, EventFailureRuleFailsChosenSerialsAndUsers) {
+  Buy(10);
+  ASSERT_EQ(Post("/_sim/faults", R"({"path":"/mdm/v2/assets/associate","kind":"event_failure",)"
+                                 R"("errorNumber":9616,"serialNumbers":["S2"],"clientUserIds":["ghost-user"]})")
+                .status,
+            200);
+  ASSERT_EQ(Post("/_sim/faults", R"({"path":"*","kind":"event_failure","errorNumber":9628,"serialNumbers":["S3"]})")
+                .status,
+            200);
+  // Reads do not use up event rules.
+  Get("/mdm/v2/assets");
+  const std::string id = Associate(R"("serialNumbers":["S1","S2","S3","S4"])");
+  clock_.Advance(std::chrono::milliseconds(100));
+  auto st = Status(id);
+  EXPECT_EQ(st["eventStatus"].as_string(), "FAILED");
+  EXPECT_EQ(st["numRequested"].as_int64(), 4);
+  EXPECT_EQ(st["numCompleted"].as_int64(), 2);
+  auto failures = Failures(id);
+  ASSERT_EQ(failures.size(), 2u);
+  EXPECT_EQ(Strings(failures[9616]["serialNumbers"]), std::vector<std::string>{"S2"});
+  EXPECT_EQ(Strings(failures[9628]["serialNumbers"]), std::vector<std::string>{"S3"});
+  EXPECT_EQ(failures[9616]["assets"].as_array()[0].as_object().at("adamId").as_string(), app_);
+  // The failed serials got nothing; the others did.
+  EXPECT_EQ(Walk("&adamId=" + app_ + "&serialNumber=S1").size(), 1u);
+  EXPECT_EQ(Walk("&adamId=" + app_ + "&serialNumber=S2").size(), 0u);
+  EXPECT_EQ(Walk("&adamId=" + app_ + "&serialNumber=S3").size(), 0u);
+  EXPECT_EQ(Walk("&adamId=" + app_ + "&serialNumber=S4").size(), 1u);
+
+  // Disassociate is not matched by the first rule's path; the "*" rule still fails S3 there.
+  const std::string dis = Associate(R"("serialNumbers":["S1","S3"])", "disassociate");
+  clock_.Advance(std::chrono::milliseconds(100));
+  auto f = Failures(dis);
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(Strings(f[9628]["serialNumbers"]), std::vector<std::string>{"S3"});
+  EXPECT_EQ(Walk("&adamId=" + app_ + "&serialNumber=S1").size(), 0u);
+  auto rules = Obj(Get("/_sim/faults"))["faults"].as_array();
+  EXPECT_EQ(rules[0].as_object().at("hits").as_int64(), 1);
+  EXPECT_EQ(rules[1].as_object().at("hits").as_int64(), 2);
+}
+
+TEST_F(LicensingTest, EventFailureForUsersAndWholeEvents) {
+  Buy(10);
+  std::string user;
+  for (auto& u : Arr(Get("/mdm/v2/users?activeOnly=true"), "users"))
+    if (u.as_object().at("status").as_string() == "Associated") user = std::string(u.as_object().at("clientUserId").as_string());
+  ASSERT_FALSE(user.empty());
+  // No subjects listed: every subject of the (first) matching event fails.
+  ASSERT_EQ(Post("/_sim/faults", R"({"path":"/mdm/v2/assets/associate","kind":"event_failure","errorNumber":9610,)"
+                                 R"("onRequests":[1]})")
+                .status,
+            200);
+  std::string id = Associate(R"("clientUserIds":[")" + user + R"("],"serialNumbers":["X1"])");
+  clock_.Advance(std::chrono::milliseconds(100));
+  auto st = Status(id);
+  EXPECT_EQ(st["numCompleted"].as_int64(), 0);
+  auto f = Failures(id);
+  EXPECT_EQ(Strings(f[9610]["clientUserIds"]), std::vector<std::string>{user});
+  EXPECT_EQ(Strings(f[9610]["serialNumbers"]), std::vector<std::string>{"X1"});
+  // The rule fired once: the retry succeeds.
+  id = Associate(R"("clientUserIds":[")" + user + R"("],"serialNumbers":["X1"])");
+  clock_.Advance(std::chrono::milliseconds(100));
+  EXPECT_EQ(Status(id)["eventStatus"].as_string(), "COMPLETE");
+  EXPECT_EQ(Status(id)["numCompleted"].as_int64(), 2);
+  // Bad rules are refused.
+  EXPECT_EQ(Post("/_sim/faults", R"({"kind":"event_failure","serialNumbers":"S1"})").status, 400);
+  EXPECT_EQ(Post("/_sim/faults", R"({"kind":"slow_event","delayMs":-1})").status, 400);
+}
+
+TEST_F(LicensingTest, NotEnoughLicensesIsExactInRequestOrderAndRetrySucceedsAfterPurchase) {
+  Buy(3);
+  const std::string id = Associate(R"("serialNumbers":["C3","A1","B2","Z9","M5"])");
+  clock_.Advance(std::chrono::milliseconds(100));
+  auto st = Status(id);
+  EXPECT_EQ(st["eventStatus"].as_string(), "FAILED");
+  EXPECT_EQ(st["numCompleted"].as_int64(), 3);
+  auto f = Failures(id);
+  ASSERT_EQ(f.size(), 1u);
+  // The first three in request order got one; the rest are named in request order.
+  EXPECT_EQ(Strings(f[9709]["serialNumbers"]), (std::vector<std::string>{"Z9", "M5"}));
+  for (const char* sn : {"C3", "A1", "B2"}) EXPECT_EQ(Walk("&adamId=" + app_ + "&serialNumber=" + sn).size(), 1u) << sn;
+  auto asset = Obj(Get("/mdm/v2/assets?adamId=" + app_))["assets"].as_array()[0].as_object();
+  EXPECT_EQ(asset["availableCount"].as_int64(), 0);
+
+  const std::size_t before = Walk("&adamId=" + app_).size();
+  Buy(2);
+  const std::string retry = Associate(R"("serialNumbers":["Z9","A1","M5","B2","C3"])");
+  clock_.Advance(std::chrono::milliseconds(100));
+  st = Status(retry);
+  EXPECT_EQ(st["eventStatus"].as_string(), "COMPLETE");
+  EXPECT_EQ(st["numCompleted"].as_int64(), 5);
+  EXPECT_EQ(Walk("&adamId=" + app_).size(), before + 2);
+}
+
+TEST_F(LicensingTest, SlowAndHeldEventsStayPendingWhileOthersComplete) {
+  Buy(10);
+  ASSERT_EQ(Post("/_sim/faults",
+                 R"({"path":"/mdm/v2/assets/associate","kind":"slow_event","delayMs":5000,"onRequests":[1]})")
+                .status,
+            200);
+  ASSERT_EQ(Post("/_sim/faults", R"({"path":"/mdm/v2/assets/associate","kind":"hold_event","onRequests":[2]})").status,
+            200);
+  const std::string slow = Associate(R"("serialNumbers":["P1"])");
+  const std::string held = Associate(R"("serialNumbers":["P2"])");
+  const std::string normal = Associate(R"("serialNumbers":["P3"])");
+  clock_.Advance(std::chrono::milliseconds(100));
+  EXPECT_EQ(Status(normal)["eventStatus"].as_string(), "COMPLETE");
+  EXPECT_EQ(Status(slow)["eventStatus"].as_string(), "PENDING");
+  EXPECT_EQ(Status(held)["eventStatus"].as_string(), "PENDING");
+  clock_.Advance(std::chrono::milliseconds(5000));
+  EXPECT_EQ(Status(slow)["eventStatus"].as_string(), "COMPLETE");
+  EXPECT_EQ(Status(held)["eventStatus"].as_string(), "PENDING");
+  clock_.Advance(std::chrono::hours(1));
+  EXPECT_EQ(Status(held)["eventStatus"].as_string(), "PENDING");
+  // Releasing an unknown id is 404; the held one resolves on its own release.
+  EXPECT_EQ(Post("/_sim/events/resolve", R"({"eventId":"nope"})").status, 404);
+  auto r = Post("/_sim/events/resolve", R"({"eventId":")" + held + R"("})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Status(held)["eventStatus"].as_string(), "COMPLETE");
+  EXPECT_EQ(Walk("&adamId=" + app_ + "&serialNumber=P2").size(), 1u);
+  // A held event is also resolved by the plain resolve-all.
+  const std::string held2 = Associate(R"("serialNumbers":["P4"])");
+  ASSERT_EQ(Post("/_sim/faults", R"({"path":"/mdm/v2/assets/associate","kind":"hold_event"})").status, 200);
+  const std::string held3 = Associate(R"("serialNumbers":["P5"])");
+  clock_.Advance(std::chrono::milliseconds(100));
+  EXPECT_EQ(Status(held2)["eventStatus"].as_string(), "COMPLETE");
+  EXPECT_EQ(Status(held3)["eventStatus"].as_string(), "PENDING");
+  EXPECT_EQ(Post("/_sim/events/resolve", "").status, 200);
+  EXPECT_EQ(Status(held3)["eventStatus"].as_string(), "COMPLETE");
+}
+
 TEST_F(SimTest, UserLifecycle) {
   SimOptions opts;
   opts.event_delay = std::chrono::milliseconds(0);

@@ -108,6 +108,14 @@ void Simulator::CountRequest(std::string_view method, std::string_view path, std
   }
 }
 
+void Simulator::OnEventsResolved(Location& loc, const std::vector<std::string>& ids) {
+  for (const std::string& id : ids) {
+    Event* e = loc.MutableEvent(id);
+    if (!e) continue;
+    std::vector<EventOutcome>().swap(e->outcomes);
+  }
+}
+
 bool Simulator::ControlAuthorized(const http::Request& req) const {
   const std::string& expected = options_.control_token;
   if (expected.empty()) return true;

@@ -101,8 +101,11 @@ class Simulator {
   http::Response GetAssets(const Authed& a, const Query& q) const;
   http::Response GetAssignments(const Authed& a, const Query& q) const;
   http::Response GetUsers(const Authed& a, const Query& q) const;
-  http::Response ManageAssets(const Authed& a, EventType type, std::string_view body);
-  http::Response ManageUsers(const Authed& a, EventType type, std::string_view body);
+  // `event_faults`: the fired fault rules of event kinds (faults.h), applied to the new event.
+  http::Response ManageAssets(const Authed& a, EventType type, std::string_view body,
+                              const std::vector<FaultRule>& event_faults);
+  http::Response ManageUsers(const Authed& a, EventType type, std::string_view body,
+                             const std::vector<FaultRule>& event_faults);
   http::Response GetStatus(const Authed& a, const Query& q) const;
   http::Response Lookup(const Query& q) const;
 
@@ -112,6 +115,9 @@ class Simulator {
   bool ControlAuthorized(const http::Request& req) const;
 
   void CountRequest(std::string_view method, std::string_view path, std::string_view location);
+  // After events of `loc` resolved (ids in order): notifies, then drops their
+  // outcomes. Caller holds mu_ exclusively.
+  void OnEventsResolved(Location& loc, const std::vector<std::string>& ids);
 
   SimOptions options_;
   const Clock& clock_;
