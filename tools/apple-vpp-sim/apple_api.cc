@@ -148,15 +148,6 @@ bool ValidEmail(std::string_view e) {
   return std::none_of(e.begin(), e.end(), [](char c) { return static_cast<unsigned char>(c) <= ' '; });
 }
 
-// "https://host/path": scheme https, a host, and a path after it (9712).
-bool ValidNotificationUrl(std::string_view u) {
-  constexpr std::string_view kScheme = "https://";
-  if (u.rfind(kScheme, 0) != 0) return false;
-  const std::string_view rest = u.substr(kScheme.size());
-  const auto slash = rest.find('/');
-  return slash != 0 && slash != std::string_view::npos && slash + 1 < rest.size();
-}
-
 constexpr std::string_view kNotificationTypes[] = {"TEST_NOTIFICATION",  "ASSET_MANAGEMENT", "USER_MANAGEMENT",
                                                    "USER_ASSOCIATED",    "ASSET_COUNT",      "SUBSCRIPTION_MANAGEMENT",
                                                    "SUBSCRIPTION_COUNT", "UNLIMITED_ASSET"};
@@ -543,6 +534,8 @@ http::Response Simulator::PostClientConfig(const Authed& a, std::string_view bod
     loc.notification_auth_token = std::move(*auth);
   }
   if (types) loc.notification_types = std::move(*types);
+  // Apple sends a TEST_NOTIFICATION when the notification settings are configured.
+  if (url && !clearing) Notify(loc, "TEST_NOTIFICATION", "{}");
   return GetClientConfig(a);
 }
 
