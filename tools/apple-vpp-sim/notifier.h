@@ -125,8 +125,8 @@ class Notifier {
 
   std::vector<DeliveryRecord> Deliveries() const;
   std::size_t Queued() const;
-  // Clears the log (and with `everything`, the queue, faults and retry scale given).
   void ClearLog();
+  // Back to the start: empty log and queue, no fault rules, `retry_scale`.
   void Reset(double retry_scale);
 
  private:
