@@ -104,7 +104,7 @@ struct DeliveryRecord {
 class Notifier {
  public:
   static constexpr std::size_t kMaxQueued = 10000;
-  static constexpr std::size_t kMaxLog = 100000;
+  static constexpr std::size_t kMaxLog = 20000;  // Oldest records go first (bodies can be ~10 KB).
   static constexpr std::chrono::milliseconds kAttemptTimeout{5000};
   static constexpr int kMaxAttempts = 3;
 
