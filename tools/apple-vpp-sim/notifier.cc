@@ -215,7 +215,7 @@ std::vector<DeliveryRecord> Notifier::Deliveries() const {
 
 std::size_t Notifier::Queued() const {
   std::lock_guard lock(mu_);
-  return queue_.size() + reorder_held_.size();
+  return queue_.size();  // A notification held for reordering waits there too (its timeout copy).
 }
 
 void Notifier::ClearLog() {
@@ -264,7 +264,7 @@ void Notifier::Enqueue(OutgoingNotification n) {
   Pending p;
   p.n = std::move(n);
   p.due = std::chrono::steady_clock::now();
-  if (queue_.size() + reorder_held_.size() >= kMaxQueued) {
+  if (queue_.size() >= kMaxQueued) {
     Record(p, "overflow", 0, "queue full");
     return;
   }

@@ -1186,6 +1186,22 @@ TEST_F(NotificationTest, DeliveryFaults) {
   EXPECT_EQ(faults[0].as_object().at("matched").as_int64(), 6);
 }
 
+TEST_F(NotificationTest, ReorderedNotificationWithoutSuccessorGoesAfterTwoSeconds) {
+  Subscribe(R"(["ASSET_COUNT"])");
+  ASSERT_EQ(Post("/_sim/notificationFaults", R"({"kind":"reorder"})").status, 200);
+  const auto start = std::chrono::steady_clock::now();
+  Buy(1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_TRUE(Sent().empty());
+  EXPECT_EQ(Obj(Get("/_sim/notifications"))["queued"].as_int64(), 1);
+  ASSERT_TRUE(WaitSent(1));
+  EXPECT_GE(Sent()[0].at - start, std::chrono::milliseconds(1900));
+  auto d = WaitDeliveries(1);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].as_object().at("outcome").as_string(), "delivered");
+  EXPECT_EQ(d[0].as_object().at("faults").as_array()[0].as_string(), "reorder");
+}
+
 TEST_F(NotificationTest, RateFaultsAndIdsAreDeterministic) {
   auto run = [this] {
     EXPECT_EQ(Post("/_sim/reset", "").status, 200);
