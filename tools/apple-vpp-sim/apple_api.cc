@@ -148,15 +148,6 @@ bool ValidEmail(std::string_view e) {
   return std::none_of(e.begin(), e.end(), [](char c) { return static_cast<unsigned char>(c) <= ' '; });
 }
 
-// "https://host/path": scheme https, a host, and a path after it (9712).
-bool ValidNotificationUrl(std::string_view u) {
-  constexpr std::string_view kScheme = "https://";
-  if (u.rfind(kScheme, 0) != 0) return false;
-  const std::string_view rest = u.substr(kScheme.size());
-  const auto slash = rest.find('/');
-  return slash != 0 && slash != std::string_view::npos && slash + 1 < rest.size();
-}
-
 constexpr std::string_view kNotificationTypes[] = {"TEST_NOTIFICATION",  "ASSET_MANAGEMENT", "USER_MANAGEMENT",
                                                    "USER_ASSOCIATED",    "ASSET_COUNT",      "SUBSCRIPTION_MANAGEMENT",
                                                    "SUBSCRIPTION_COUNT", "UNLIMITED_ASSET"};
@@ -255,12 +246,16 @@ http::Response Simulator::HandleApple(const http::Request& req, std::string_view
     r.headers.emplace_back("Retry-After", "1");
     return r;
   }
-  const std::vector<FaultRule> fired = faults_.Match(req.method, full_path, uid);
+  const bool creates_event = is_post && ep->op != Op::kClientConfig;
+  const std::vector<FaultRule> fired = faults_.Match(req.method, full_path, uid, creates_event);
   std::chrono::milliseconds delay{0};
   const FaultRule* shaping = nullptr;  // At most one fault decides the response.
   bool bump = false;
+  std::vector<FaultRule> event_faults;  // Shape the event this request creates.
   for (const FaultRule& f : fired) {
-    if (f.kind == FaultKind::kLatency)
+    if (IsEventFault(f.kind))
+      event_faults.push_back(f);
+    else if (f.kind == FaultKind::kLatency)
       delay += std::chrono::milliseconds(f.latency_ms);
     else if (f.kind == FaultKind::kBumpVersion)
       bump = true;
@@ -303,7 +298,7 @@ http::Response Simulator::HandleApple(const http::Request& req, std::string_view
     std::unique_lock lock(mu_);
     AppleError ignored;
     if (auto authed = Authenticate(req, &ignored)) {
-      authed->location->ResolveDue(now);
+      OnEventsResolved(*authed->location, authed->location->ResolveDue(now));
       if (bump) {
         authed->location->TouchOneAssignment();
         authed->location->BumpVersion();
@@ -346,22 +341,22 @@ http::Response Simulator::HandleApple(const http::Request& req, std::string_view
           r = GetUsers(*authed, query);
           break;
         case Op::kAssociate:
-          r = ManageAssets(*authed, EventType::kAssociate, req.body);
+          r = ManageAssets(*authed, EventType::kAssociate, req.body, event_faults);
           break;
         case Op::kDisassociate:
-          r = ManageAssets(*authed, EventType::kDisassociate, req.body);
+          r = ManageAssets(*authed, EventType::kDisassociate, req.body, event_faults);
           break;
         case Op::kRevoke:
-          r = ManageAssets(*authed, EventType::kRevoke, req.body);
+          r = ManageAssets(*authed, EventType::kRevoke, req.body, event_faults);
           break;
         case Op::kUsersCreate:
-          r = ManageUsers(*authed, EventType::kCreate, req.body);
+          r = ManageUsers(*authed, EventType::kCreate, req.body, event_faults);
           break;
         case Op::kUsersUpdate:
-          r = ManageUsers(*authed, EventType::kUpdate, req.body);
+          r = ManageUsers(*authed, EventType::kUpdate, req.body, event_faults);
           break;
         case Op::kUsersRetire:
-          r = ManageUsers(*authed, EventType::kRetire, req.body);
+          r = ManageUsers(*authed, EventType::kRetire, req.body, event_faults);
           break;
         case Op::kStatus:
           r = GetStatus(*authed, query);
@@ -539,6 +534,8 @@ http::Response Simulator::PostClientConfig(const Authed& a, std::string_view bod
     loc.notification_auth_token = std::move(*auth);
   }
   if (types) loc.notification_types = std::move(*types);
+  // Apple sends a TEST_NOTIFICATION when the notification settings are configured.
+  if (url && !clearing) Notify(loc, "TEST_NOTIFICATION", "{}");
   return GetClientConfig(a);
 }
 
@@ -799,7 +796,31 @@ http::Response Simulator::GetStatus(const Authed& a, const Query& q) const {
 
 // ------------------------------------------------------------------ writes
 
-http::Response Simulator::ManageAssets(const Authed& a, EventType type, std::string_view body) {
+namespace {
+
+// Applies the event kinds of fault rules to an event about to be queued.
+void ApplyEventFaults(const std::vector<FaultRule>& faults, Event& e) {
+  for (const FaultRule& f : faults) {
+    switch (f.kind) {
+      case FaultKind::kEventFailure:
+        e.forced_failures.push_back({f.error_number, f.serial_numbers, f.client_user_ids});
+        break;
+      case FaultKind::kSlowEvent:
+        e.due += f.delay_ms * 1000;
+        break;
+      case FaultKind::kHoldEvent:
+        e.held = true;
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+}  // namespace
+
+http::Response Simulator::ManageAssets(const Authed& a, EventType type, std::string_view body,
+                                       const std::vector<FaultRule>& event_faults) {
   Location& loc = *a.location;
   boost::system::error_code ec;
   json::value doc = json::parse(json::string_view(body.data(), body.size()), ec);
@@ -888,6 +909,7 @@ http::Response Simulator::ManageAssets(const Authed& a, EventType type, std::str
   const auto subjects = static_cast<std::int64_t>(e.client_user_ids.size() + e.serial_numbers.size());
   e.num_requested = revoke ? subjects : static_cast<std::int64_t>(e.assets.size()) * subjects;
   e.due = clock_.Now() + std::chrono::duration_cast<std::chrono::microseconds>(event_delay_).count();
+  ApplyEventFaults(event_faults, e);
   const Event& added = loc.AddEvent(std::move(e));
   JsonWriter w(256);
   w.BeginObject();
@@ -897,7 +919,8 @@ http::Response Simulator::ManageAssets(const Authed& a, EventType type, std::str
   return Ok(std::move(w).Take());
 }
 
-http::Response Simulator::ManageUsers(const Authed& a, EventType type, std::string_view body) {
+http::Response Simulator::ManageUsers(const Authed& a, EventType type, std::string_view body,
+                                      const std::vector<FaultRule>& event_faults) {
   Location& loc = *a.location;
   boost::system::error_code ec;
   json::value doc = json::parse(json::string_view(body.data(), body.size()), ec);
@@ -943,6 +966,7 @@ http::Response Simulator::ManageUsers(const Authed& a, EventType type, std::stri
   if (HasDuplicates(ids)) return AppleErrorReply(kErrDuplicateUsers);
   e.num_requested = static_cast<std::int64_t>(e.users.size());
   e.due = clock_.Now() + std::chrono::duration_cast<std::chrono::microseconds>(event_delay_).count();
+  ApplyEventFaults(event_faults, e);
   const Event& added = loc.AddEvent(std::move(e));
   JsonWriter w(256);
   w.BeginObject();

@@ -133,6 +133,58 @@ http::Response Simulator::HandleControl(const http::Request& req, std::string_vi
     return ControlOk(json::object{{"removed", *id}});
   }
 
+  // ---- notifications: the delivery log and faults on deliveries
+  if (path == "/_sim/notifications") {
+    if (m == "DELETE") {
+      notifier_->ClearLog();
+      return ControlOk(json::object{{"cleared", true}});
+    }
+    if (m != "GET") return MethodNotAllowed("GET, DELETE");
+    json::array out;
+    for (const DeliveryRecord& d : notifier_->Deliveries()) {
+      boost::system::error_code ec;
+      json::value sent = json::parse(d.body, ec);
+      json::array faults;
+      for (const auto& f : d.faults) faults.push_back(json::string(f));
+      json::object o{{"notificationId", d.notification_id},
+                     {"notificationType", d.type},
+                     {"uId", d.uid},
+                     {"url", d.url},
+                     {"attempt", d.attempt},
+                     {"outcome", d.outcome},
+                     {"status", d.status},
+                     {"duplicate", d.duplicate},
+                     {"wrongBearer", d.wrong_bearer},
+                     {"faults", std::move(faults)},
+                     {"at", FormatAppleDate(d.at)},
+                     {"body", ec ? json::value(nullptr) : std::move(sent)}};
+      if (!d.error.empty()) o["error"] = d.error;
+      out.push_back(std::move(o));
+    }
+    return ControlOk(json::object{{"deliveries", std::move(out)}, {"queued", notifier_->Queued()}});
+  }
+  if (path == "/_sim/notificationFaults") {
+    if (m == "GET") {
+      json::array rules;
+      for (const auto& r : notifier_->Faults()) rules.push_back(json::parse(NotificationFaultRuleJson(r)));
+      return ControlOk(json::object{{"faults", std::move(rules)}});
+    }
+    if (m == "DELETE") {
+      for (const auto& r : notifier_->Faults()) notifier_->RemoveFault(r.id);
+      return ControlOk(json::object{{"cleared", true}});
+    }
+    if (m != "POST") return MethodNotAllowed("GET, POST, DELETE");
+    auto rule = ParseNotificationFaultRule(req.body);
+    if (!rule) return ControlError(400, rule.error().message);
+    return ControlOk(json::object{{"id", notifier_->AddFault(std::move(*rule))}});
+  }
+  if (path.rfind("/_sim/notificationFaults/", 0) == 0) {
+    if (m != "DELETE") return MethodNotAllowed("DELETE");
+    auto id = ParseInt32Param(path.substr(std::string_view("/_sim/notificationFaults/").size()));
+    if (!id || !notifier_->RemoveFault(static_cast<int>(*id))) return ControlError(404, "no such fault rule");
+    return ControlOk(json::object{{"removed", *id}});
+  }
+
   // ---- settings
   if (path == "/_sim/settings") {
     std::unique_lock lock(mu_);
@@ -144,6 +196,11 @@ http::Response Simulator::HandleControl(const http::Request& req, std::string_vi
       if (auto v = IntMember(in, "eventDelayMs")) {
         if (*v < 0 || *v > 600000) return ControlError(400, "eventDelayMs must be in [0, 600000]");
         event_delay_ = std::chrono::milliseconds(*v);
+      }
+      if (const json::value* v = in.if_contains("notificationRetryScale")) {
+        if (!v->is_number() || v->to_number<double>() < 0 || v->to_number<double>() > 1000)
+          return ControlError(400, "notificationRetryScale must be a number in [0, 1000]");
+        notifier_->SetRetryScale(v->to_number<double>());
       }
       if (const json::value* v = in.if_contains("rateLimit")) {
         if (!v->is_bool()) return ControlError(400, "rateLimit must be true or false");
@@ -187,7 +244,8 @@ http::Response Simulator::HandleControl(const http::Request& req, std::string_vi
                                   {"eventDelayMs", event_delay_.count()},
                                   {"rateLimit", rate_limit_},
                                   {"invalidTokenReply", invalid_token_http_200_ ? "9622" : "9601"},
-                                  {"maxRequestPerSecond", limits_.max_request_per_second}});
+                                  {"maxRequestPerSecond", limits_.max_request_per_second},
+                                  {"notificationRetryScale", notifier_->retry_scale()}});
   }
 
   // ---- reset
@@ -202,6 +260,8 @@ http::Response Simulator::HandleControl(const http::Request& req, std::string_vi
     event_delay_ = options_.event_delay;
     faults_.Clear();
     rate_limiter_.Clear();
+    notifier_->Reset(options_.notification_retry_scale);
+    notification_counter_ = 0;
     std::lock_guard clock(counters_mu_);
     counters_.clear();
     location_counters_.clear();
@@ -233,12 +293,33 @@ http::Response Simulator::HandleControl(const http::Request& req, std::string_vi
         {"sToken", t.stoken}, {"state", TokenStateName(t.state)}, {"expDate", FormatAppleDate(t.expiration)}});
   }
 
-  // ---- events: resolve everything pending now (tests that do not want to wait)
+  // ---- events: resolve everything pending now (tests that do not want to wait),
+  //      held events included; or, with {"eventId"}, release just that one.
   if (path == "/_sim/events/resolve") {
     if (m != "POST") return MethodNotAllowed("POST");
+    std::optional<std::string> event_id;
+    if (!req.body.empty()) {
+      auto in = ParseObject(req.body);
+      if (!in) return ControlError(400, in.error().message);
+      event_id = StringMember(*in, "eventId");
+      if (in->contains("eventId") && !event_id) return ControlError(400, "eventId must be a string");
+    }
     std::unique_lock lock(mu_);
-    for (auto& loc : locations_) loc->ResolveDue(INT64_MAX);
-    return ControlOk(json::object{{"resolved", true}});
+    json::array resolved;
+    for (auto& loc : locations_) {
+      if (event_id) {
+        if (loc->ResolveEvent(*event_id)) {
+          resolved.push_back(json::string(*event_id));
+          OnEventsResolved(*loc, {*event_id});
+        }
+        continue;
+      }
+      auto ids = loc->ResolveAll();
+      for (const auto& id : ids) resolved.push_back(json::string(id));
+      OnEventsResolved(*loc, ids);
+    }
+    if (event_id && resolved.empty()) return ControlError(404, "no pending event with that eventId");
+    return ControlOk(json::object{{"resolved", true}, {"eventIds", std::move(resolved)}});
   }
 
   // ---- locations
@@ -318,6 +399,7 @@ http::Response Simulator::HandleControl(const http::Request& req, std::string_vi
     if (auto s = loc->ChangeTotal(*idx, action == "purchase" ? *count : -*count); !s)
       return ControlError(409, s.error().message);
     const Asset& as = loc->assets()[*idx];
+    NotifyAssetCount(*loc, as, action == "purchase" ? *count : -*count);
     return ControlOk(json::object{{"adamId", as.adam_id},
                                   {"pricingParam", as.pricing_param},
                                   {"totalCount", as.ReportedTotal()},
@@ -436,6 +518,32 @@ http::Response Simulator::HandleControl(const http::Request& req, std::string_vi
     }
     o["assignments"] = std::move(assignments);
     return ControlOk(json::object{{"locations", json::array{std::move(o)}}});
+  }
+  if (action == "acceptInvitation") {
+    // The people behind Registered users accept their invitations:
+    // {"clientUserIds": [...]} → Associated, an idHash, USER_ASSOCIATED.
+    if (m != "POST") return MethodNotAllowed("POST");
+    const json::value* v = in.if_contains("clientUserIds");
+    if (!v || !v->is_array() || v->get_array().empty())
+      return ControlError(400, "clientUserIds must be a non-empty array of strings");
+    std::vector<std::string> ids;
+    for (const json::value& e : v->get_array()) {
+      if (!e.is_string()) return ControlError(400, "clientUserIds must be a non-empty array of strings");
+      ids.emplace_back(e.get_string().data(), e.get_string().size());
+    }
+    auto accepted = AcceptInvitations(*loc, ids);
+    if (!accepted) {
+      const Code c = accepted.error().code;
+      return ControlError(c == Code::kNotFound ? 404 : c == Code::kFailedPrecondition ? 409 : 400,
+                          accepted.error().message);
+    }
+    return ControlOk(json::object{{"associatedUsers", json::parse(*accepted)}, {"versionId", loc->version_id()}});
+  }
+  if (action == "testNotification") {
+    if (m != "POST") return MethodNotAllowed("POST");
+    if (loc->notification_url.empty()) return ControlError(409, "the location has no notificationUrl");
+    Notify(*loc, "TEST_NOTIFICATION", "{}");
+    return ControlOk(json::object{{"sent", true}});
   }
   if (action == "bumpVersion") {
     if (m != "POST") return MethodNotAllowed("POST");

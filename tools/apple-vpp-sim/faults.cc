@@ -21,7 +21,25 @@ constexpr std::pair<FaultKind, const char*> kKinds[] = {
     {FaultKind::kMalformedJson, "malformed_json"},
     {FaultKind::kAppleError200, "apple_error_200"},
     {FaultKind::kBumpVersion, "bump_version"},
+    {FaultKind::kEventFailure, "event_failure"},
+    {FaultKind::kSlowEvent, "slow_event"},
+    {FaultKind::kHoldEvent, "hold_event"},
 };
+
+// Reads an optional array of strings.
+Status ReadStrings(const json::object& o, std::string_view key, std::vector<std::string>* out) {
+  const json::value* v = o.if_contains(key);
+  if (!v) return {};
+  const json::array* a = v->if_array();
+  if (!a) return Fail(Error::InvalidArgument(std::string(key) + " must be an array of strings", std::string(key)));
+  for (const json::value& e : *a) {
+    const json::string* s = e.if_string();
+    if (!s || s->empty())
+      return Fail(Error::InvalidArgument(std::string(key) + " must be an array of strings", std::string(key)));
+    out->emplace_back(s->data(), s->size());
+  }
+  return {};
+}
 
 // Reads an integer member within [lo, hi].
 Status ReadInt(const json::object& o, std::string_view key, std::int64_t lo, std::int64_t hi, std::int64_t* out) {
@@ -58,6 +76,10 @@ const char* FaultKindName(FaultKind k) {
   return "unavailable";
 }
 
+bool IsEventFault(FaultKind k) {
+  return k == FaultKind::kEventFailure || k == FaultKind::kSlowEvent || k == FaultKind::kHoldEvent;
+}
+
 std::optional<FaultKind> FaultKindFromName(std::string_view name) {
   for (const auto& [kind, n] : kKinds)
     if (name == n) return kind;
@@ -73,7 +95,7 @@ Result<FaultRule> ParseFaultRule(std::string_view text) {
   static constexpr std::string_view kKnown[] = {
       "path",       "method",     "location",          "onRequests",       "rate",
       "maxHits",    "kind",       "retryAfterSeconds", "retryAfterFormat", "latencyMs",
-      "truncateAt", "errorNumber"};
+      "truncateAt", "errorNumber", "serialNumbers",     "clientUserIds",    "delayMs"};
   for (const auto& kv : *o) {
     const std::string_view key(kv.key().data(), kv.key().size());
     if (std::find(std::begin(kKnown), std::end(kKnown), key) == std::end(kKnown))
@@ -86,7 +108,8 @@ Result<FaultRule> ParseFaultRule(std::string_view text) {
   if (!k)
     return Fail(
         Error::InvalidArgument("kind must be one of unavailable, internal, too_many_requests, latency, "
-                               "truncate, malformed_json, apple_error_200, bump_version",
+                               "truncate, malformed_json, apple_error_200, bump_version, event_failure, slow_event, "
+                               "hold_event",
                                "kind"));
   r.kind = *k;
   if (auto s = ReadString(*o, "path", &r.path); !s) return Fail(s.error());
@@ -131,9 +154,15 @@ Result<FaultRule> ParseFaultRule(std::string_view text) {
   x = static_cast<std::int64_t>(r.truncate_at);
   if (auto s = ReadInt(*o, "truncateAt", 0, 1 << 30, &x); !s) return Fail(s.error());
   r.truncate_at = static_cast<std::size_t>(x);
+  if (r.kind == FaultKind::kEventFailure) r.error_number = 9610;  // License not found (spec §6.6).
   x = r.error_number;
   if (auto s = ReadInt(*o, "errorNumber", 1, 99999, &x); !s) return Fail(s.error());
   r.error_number = static_cast<int>(x);
+  if (auto s = ReadStrings(*o, "serialNumbers", &r.serial_numbers); !s) return Fail(s.error());
+  if (auto s = ReadStrings(*o, "clientUserIds", &r.client_user_ids); !s) return Fail(s.error());
+  x = r.delay_ms;
+  if (auto s = ReadInt(*o, "delayMs", 0, 86'400'000, &x); !s) return Fail(s.error());
+  r.delay_ms = x;
   return r;
 }
 
@@ -160,6 +189,17 @@ std::string FaultRuleJson(const FaultRule& r) {
   w.Field("latencyMs", r.latency_ms);
   w.Field("truncateAt", static_cast<std::int64_t>(r.truncate_at));
   w.Field("errorNumber", r.error_number);
+  if (r.kind == FaultKind::kEventFailure) {
+    w.Key("serialNumbers");
+    w.BeginArray();
+    for (const auto& sn : r.serial_numbers) w.String(sn);
+    w.EndArray();
+    w.Key("clientUserIds");
+    w.BeginArray();
+    for (const auto& cu : r.client_user_ids) w.String(cu);
+    w.EndArray();
+  }
+  if (r.kind == FaultKind::kSlowEvent) w.Field("delayMs", r.delay_ms);
   w.Field("matched", r.matched);
   w.Field("hits", r.hits);
   w.EndObject();
@@ -196,10 +236,12 @@ std::vector<FaultRule> FaultInjector::List() const {
   return out;
 }
 
-std::vector<FaultRule> FaultInjector::Match(std::string_view method, std::string_view path, std::string_view location) {
+std::vector<FaultRule> FaultInjector::Match(std::string_view method, std::string_view path, std::string_view location,
+                                            bool creates_event) {
   std::lock_guard lock(mu_);
   std::vector<FaultRule> fired;
   for (auto& [id, r] : rules_) {
+    if (IsEventFault(r.kind) && !creates_event) continue;
     if (r.path != "*" && r.path != path) continue;
     if (!r.method.empty() && r.method != method) continue;
     if (!r.location.empty() && r.location != location) continue;

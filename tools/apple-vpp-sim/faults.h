@@ -16,6 +16,13 @@
 //   apple_error_200    HTTP 200 with ErrorResponse `errorNumber` (observed Apple behaviour)
 //   bump_version       an out-of-band write before the request is served (versionId moves
 //                      between the pages of a walk)
+// Event kinds act on the event a manage request (assets/associate|disassociate|revoke,
+// users/create|update|retire) creates, not on the HTTP answer; they match only
+// such requests (so a "*" rule is not used up by reads):
+//   event_failure      the listed `serialNumbers` / `clientUserIds` (none listed: every
+//                      subject) fail inside the event with `errorNumber`; the rest completes
+//   slow_event         the event resolves `delayMs` later than the event delay
+//   hold_event         the event stays PENDING until POST /_sim/events/resolve releases it
 // Retry-After is `retryAfterSeconds` (default 1) as delta-seconds, or as an
 // IMF-fixdate that far in the future when `retryAfterFormat` is "http-date".
 //
@@ -44,7 +51,12 @@ enum class FaultKind : std::uint8_t {
   kMalformedJson,
   kAppleError200,
   kBumpVersion,
+  kEventFailure,
+  kSlowEvent,
+  kHoldEvent,
 };
+// True for the kinds that shape an event rather than the HTTP answer.
+bool IsEventFault(FaultKind k);
 const char* FaultKindName(FaultKind k);
 std::optional<FaultKind> FaultKindFromName(std::string_view name);
 
@@ -61,7 +73,10 @@ struct FaultRule {
   bool retry_after_http_date = false;
   int latency_ms = 0;
   std::size_t truncate_at = 16;
-  int error_number = 9603;  // For apple_error_200.
+  int error_number = 9603;  // For apple_error_200 and event_failure (default 9610 there).
+  std::vector<std::string> serial_numbers;   // event_failure: subjects that fail.
+  std::vector<std::string> client_user_ids;  // event_failure: subjects that fail.
+  std::int64_t delay_ms = 0;                 // slow_event.
   // State, for GET /_sim/faults.
   std::int64_t matched = 0;
   std::int64_t hits = 0;
@@ -81,8 +96,10 @@ class FaultInjector {
   void Clear();
   std::vector<FaultRule> List() const;
   // Counts the request against every matching rule and returns the rules that
-  // fire for it, in id order.
-  std::vector<FaultRule> Match(std::string_view method, std::string_view path, std::string_view location);
+  // fire for it, in id order. Rules of event kinds (IsEventFault) match only
+  // when `creates_event` (a manage request) and are neither counted nor fired otherwise.
+  std::vector<FaultRule> Match(std::string_view method, std::string_view path, std::string_view location,
+                               bool creates_event = false);
 
  private:
   mutable std::mutex mu_;

@@ -102,6 +102,10 @@ int main(int argc, char** argv) {
   app.add_option("--control-token", opts.control_token,
                  "Require 'Authorization: Bearer T' on /_sim/* (needed to listen on a non-loopback address)")
       ->envname("APPLE_VPP_SIM_CONTROL_TOKEN");
+  app.add_option("--notification-retry-scale", opts.notification_retry_scale,
+                 "Multiplies Apple's gaps between notification delivery attempts (60 s, 180 s); 0.001 for tests")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1000.0));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -111,6 +115,7 @@ int main(int argc, char** argv) {
 
   spdlog::set_level(spdlog::level::from_str(log_level));
   opts.event_delay = std::chrono::milliseconds(event_delay_ms);
+  opts.background_events = true;  // Notifications of events go out without a request to trigger them.
   opts.invalid_token_http_200 = invalid_token_200;
   if (!token_expiry.empty()) {
     auto ts = vppd::ParseIso8601(token_expiry);

@@ -352,37 +352,76 @@ const Event* Location::FindEvent(std::string_view id) const {
   return it == events_.end() ? nullptr : &it->second;
 }
 
-std::optional<Timestamp> Location::NextDue() const {
-  if (pending_.empty()) return std::nullopt;
-  auto it = events_.find(pending_.front());
-  return it == events_.end() ? std::nullopt : std::optional<Timestamp>(it->second.due);
+Event* Location::MutableEvent(std::string_view id) {
+  auto it = events_.find(id);
+  return it == events_.end() ? nullptr : &it->second;
 }
 
-void Location::ResolveDue(Timestamp now) {
-  while (!pending_.empty()) {
-    auto it = events_.find(pending_.front());
-    if (it == events_.end()) {
-      pending_.pop_front();
+std::optional<Timestamp> Location::NextDue() const {
+  std::optional<Timestamp> next;
+  for (const std::string& id : pending_) {
+    auto it = events_.find(id);
+    if (it == events_.end() || it->second.held) continue;
+    if (!next || it->second.due < *next) next = it->second.due;
+  }
+  return next;
+}
+
+std::vector<std::string> Location::ResolvePending(Timestamp now, bool include_held) {
+  std::vector<std::string> resolved;
+  std::deque<std::string> still;
+  for (std::string& id : pending_) {
+    auto it = events_.find(id);
+    if (it == events_.end()) continue;
+    if (!include_held && (it->second.held || it->second.due > now)) {
+      still.push_back(std::move(id));
       continue;
     }
-    if (it->second.due > now) break;
-    pending_.pop_front();
     Resolve(it->second);
+    resolved.push_back(std::move(id));
   }
+  pending_ = std::move(still);
+  return resolved;
+}
+
+std::vector<std::string> Location::ResolveDue(Timestamp now) {
+  if (pending_.empty()) return {};
+  return ResolvePending(now, false);
+}
+
+std::vector<std::string> Location::ResolveAll() { return ResolvePending(0, true); }
+
+bool Location::ResolveEvent(std::string_view id) {
+  auto pos = std::find(pending_.begin(), pending_.end(), id);
+  if (pos == pending_.end()) return false;
+  pending_.erase(pos);
+  auto it = events_.find(id);
+  if (it == events_.end()) return false;
+  Resolve(it->second);
+  return true;
+}
+
+bool ForcedFailure::Covers(std::string_view client_user_id, std::string_view serial_number) const {
+  if (serial_numbers.empty() && client_user_ids.empty()) return true;
+  if (!serial_number.empty())
+    return std::find(serial_numbers.begin(), serial_numbers.end(), serial_number) != serial_numbers.end();
+  return std::find(client_user_ids.begin(), client_user_ids.end(), client_user_id) != client_user_ids.end();
 }
 
 namespace {
 
 // Failures of one event grouped by error number, each an ErrorResponse whose
 // errorInfo lists the assets, clientUserIds and serialNumbers concerned (the
-// shape of Apple's FAILED example: one 9609 naming "client-4").
+// shape of Apple's FAILED example: one 9609 naming "client-4"). Groups are in
+// ascending error number; within a group, names keep request order (Apple does
+// not say; request order lets a client match them to its request).
 class FailureSet {
  public:
   void Add(int number, const Asset* asset, std::string_view user, std::string_view serial) {
     Group& g = groups_[number];
-    if (asset) g.assets.insert({asset->adam_id, asset->pricing_param});
-    if (!user.empty()) g.users.insert(std::string(user));
-    if (!serial.empty()) g.serials.insert(std::string(serial));
+    if (asset) AddOnce(g.assets, std::pair<std::string, std::string>(asset->adam_id, asset->pricing_param));
+    if (!user.empty()) AddOnce(g.users, std::string(user));
+    if (!serial.empty()) AddOnce(g.serials, std::string(serial));
   }
   bool empty() const { return groups_.empty(); }
   std::string Json() const {
@@ -422,10 +461,22 @@ class FailureSet {
   }
 
  private:
+  template <class T>
+  struct Ordered {  // Insertion order, no duplicates.
+    std::vector<T> items;
+    std::set<T> seen;
+    bool empty() const { return items.empty(); }
+    typename std::vector<T>::const_iterator begin() const { return items.begin(); }
+    typename std::vector<T>::const_iterator end() const { return items.end(); }
+  };
+  template <class T>
+  static void AddOnce(Ordered<T>& o, T value) {
+    if (o.seen.insert(value).second) o.items.push_back(std::move(value));
+  }
   struct Group {
-    std::set<std::pair<std::string, std::string>> assets;
-    std::set<std::string> users;
-    std::set<std::string> serials;
+    Ordered<std::pair<std::string, std::string>> assets;
+    Ordered<std::string> users;
+    Ordered<std::string> serials;
   };
   std::map<int, Group> groups_;
 };
@@ -441,6 +492,16 @@ void Location::Resolve(Event& e) {
   FailureSet failures;
   std::int64_t requested = 0, completed = 0;
   bool changed = false;
+  e.outcomes.clear();
+  // The error number a fault rule forces on this subject, or 0.
+  auto forced = [&e](std::string_view user, std::string_view serial) {
+    for (const ForcedFailure& f : e.forced_failures)
+      if (f.Covers(user, serial)) return f.error_number;
+    return 0;
+  };
+  auto outcome = [&e](std::uint32_t asset, std::string_view user, std::string_view serial, int error) {
+    e.outcomes.push_back({asset, std::string(user), std::string(serial), error});
+  };
 
   switch (e.type) {
     case EventType::kAssociate:
@@ -448,43 +509,35 @@ void Location::Resolve(Event& e) {
       const bool associate = e.type == EventType::kAssociate;
       for (std::uint32_t asset_idx : e.assets) {
         const Asset& asset = assets_[asset_idx];
+        // One subject: its failure number, or 0 once done.
+        auto apply = [&](SubjectKind kind, std::uint32_t subject) -> int {
+          if (!associate) {
+            changed |= Unassign(asset_idx, kind, subject);
+            return 0;  // Disassociating an unassigned pair is a no-op.
+          }
+          if (IsAssigned(asset_idx, kind, subject)) return 0;  // Already holds a license.
+          if (asset.AvailableCount() <= 0) return kErrNotEnoughLicenses;
+          changed |= Assign(asset_idx, kind, subject);
+          return 0;
+        };
         for (const std::string& cu : e.client_user_ids) {
           ++requested;
-          auto user = FindUser(cu);
-          if (!Usable(user, users_)) {
-            failures.Add(kErrUserNotFound, nullptr, cu, {});
-            continue;
+          int error = forced(cu, {});
+          if (!error) {
+            auto user = FindUser(cu);
+            error = Usable(user, users_) ? apply(SubjectKind::kUser, *user) : kErrUserNotFound;
           }
-          if (associate) {
-            if (IsAssigned(asset_idx, SubjectKind::kUser, *user)) {
-              ++completed;  // Already holds a license: nothing to do.
-            } else if (asset.AvailableCount() <= 0) {
-              failures.Add(kErrNotEnoughLicenses, &asset, cu, {});
-            } else {
-              changed |= Assign(asset_idx, SubjectKind::kUser, *user);
-              ++completed;
-            }
-          } else {
-            changed |= Unassign(asset_idx, SubjectKind::kUser, *user);
-            ++completed;  // Disassociating an unassigned pair is a no-op.
-          }
+          if (error) failures.Add(error, error == kErrUserNotFound ? nullptr : &asset, cu, {});
+          completed += error == 0;
+          outcome(asset_idx, cu, {}, error);
         }
         for (const std::string& sn : e.serial_numbers) {
           ++requested;
-          const std::uint32_t serial = InternSerial(sn);
-          if (associate) {
-            if (IsAssigned(asset_idx, SubjectKind::kDevice, serial)) {
-              ++completed;
-            } else if (asset.AvailableCount() <= 0) {
-              failures.Add(kErrNotEnoughLicenses, &asset, {}, sn);
-            } else {
-              changed |= Assign(asset_idx, SubjectKind::kDevice, serial);
-              ++completed;
-            }
-          } else {
-            changed |= Unassign(asset_idx, SubjectKind::kDevice, serial);
-            ++completed;
-          }
+          int error = forced({}, sn);
+          if (!error) error = apply(SubjectKind::kDevice, InternSerial(sn));
+          if (error) failures.Add(error, &asset, {}, sn);
+          completed += error == 0;
+          outcome(asset_idx, {}, sn, error);
         }
       }
       break;
@@ -494,9 +547,12 @@ void Location::Resolve(Event& e) {
       std::set<std::uint32_t> users, serials;
       for (const std::string& cu : e.client_user_ids) {
         ++requested;
+        int error = forced(cu, {});
         auto user = FindUser(cu);
-        if (!Usable(user, users_)) {
-          failures.Add(kErrUserNotFound, nullptr, cu, {});
+        if (!error && !Usable(user, users_)) error = kErrUserNotFound;
+        if (error) {
+          failures.Add(error, nullptr, cu, {});
+          outcome(EventOutcome::kNoAsset, cu, {}, error);
           continue;
         }
         users.insert(*user);
@@ -504,14 +560,21 @@ void Location::Resolve(Event& e) {
       }
       for (const std::string& sn : e.serial_numbers) {
         ++requested;
+        if (int error = forced({}, sn)) {
+          failures.Add(error, nullptr, {}, sn);
+          outcome(EventOutcome::kNoAsset, {}, sn, error);
+          continue;
+        }
         if (auto s = FindSerial(sn)) serials.insert(*s);
         ++completed;
       }
       for (std::size_t i = assignments_.size(); i-- > 0;) {
-        const Assignment& a = assignments_[i];
+        const Assignment a = assignments_[i];
         if (!assets_[a.asset].revocable) continue;
-        const auto& set = a.kind == SubjectKind::kUser ? users : serials;
-        if (set.count(a.subject)) {
+        const bool user = a.kind == SubjectKind::kUser;
+        if ((user ? users : serials).count(a.subject)) {
+          outcome(a.asset, user ? std::string_view(users_[a.subject].client_user_id) : std::string_view(),
+                  user ? std::string_view() : std::string_view(serials_[a.subject]), 0);
           RemoveAt(i);
           changed = true;
         }
@@ -524,11 +587,15 @@ void Location::Resolve(Event& e) {
       for (const UserSpec& spec : e.users) {
         ++requested;
         auto idx = FindUser(spec.client_user_id);
+        int error = forced(spec.client_user_id, {});
+        if (!error && e.type == EventType::kCreate && Usable(idx, users_)) error = kErrUserExists;
+        if (!error && e.type != EventType::kCreate && !Usable(idx, users_)) error = kErrUserNotFound;
+        outcome(EventOutcome::kNoAsset, spec.client_user_id, {}, error);
+        if (error) {
+          failures.Add(error, nullptr, spec.client_user_id, {});
+          continue;
+        }
         if (e.type == EventType::kCreate) {
-          if (Usable(idx, users_)) {
-            failures.Add(kErrUserExists, nullptr, spec.client_user_id, {});
-            continue;
-          }
           User u;
           u.client_user_id = spec.client_user_id;
           u.email = spec.email.value_or("");
@@ -539,9 +606,6 @@ void Location::Resolve(Event& e) {
           for (char c : g)
             if (c != '-') u.invite_code.push_back(c);
           PutUser(std::move(u));
-        } else if (!Usable(idx, users_)) {
-          failures.Add(kErrUserNotFound, nullptr, spec.client_user_id, {});
-          continue;
         } else if (e.type == EventType::kUpdate) {
           User& u = users_[*idx];
           if (spec.email) u.email = *spec.email;

@@ -149,6 +149,26 @@ struct UserSpec {
   std::optional<std::string> managed_apple_id;
 };
 
+// A failure that a fault rule (kind event_failure) forces on chosen subjects of
+// an event: they fail with `error_number` and keep their state; the rest of the
+// event proceeds.
+struct ForcedFailure {
+  int error_number = 0;
+  std::vector<std::string> serial_numbers;   // Both lists empty: every subject.
+  std::vector<std::string> client_user_ids;
+  bool Covers(std::string_view client_user_id, std::string_view serial_number) const;
+};
+
+// What a resolved event did to one subject (and asset), in request order: the
+// material of the ASSET_MANAGEMENT and USER_MANAGEMENT notifications.
+struct EventOutcome {
+  static constexpr std::uint32_t kNoAsset = UINT32_MAX;
+  std::uint32_t asset = kNoAsset;  // Asset index; kNoAsset for user events and failed revokes.
+  std::string client_user_id;      // One of these two is set.
+  std::string serial_number;
+  int error_number = 0;  // 0: done.
+};
+
 // An asynchronous request (associate, disassociate, revoke, users/*). Its effect
 // is applied when it resolves, not when it is accepted.
 struct Event {
@@ -163,6 +183,9 @@ struct Event {
   std::int64_t num_requested = 0;
   std::int64_t num_completed = 0;
   std::string failures_json = "[]";  // JSON array of ErrorResponse, once resolved.
+  std::vector<ForcedFailure> forced_failures;  // From event_failure fault rules.
+  bool held = false;                           // hold_event: only ResolveEvent/ResolveAll resolve it.
+  std::vector<EventOutcome> outcomes;          // Filled on resolution; the owner may clear it.
 };
 
 struct AssignmentFilter {
@@ -268,10 +291,17 @@ class Location {
   // Registers a pending event and returns its new id.
   const Event& AddEvent(Event event);
   const Event* FindEvent(std::string_view id) const;
-  // The due time of the oldest pending event, or nullopt.
+  // The earliest due time of the pending events that are not held, or nullopt.
   std::optional<Timestamp> NextDue() const;
-  // Applies every pending event due at or before `now`, in the order accepted.
-  void ResolveDue(Timestamp now);
+  // Applies every pending event that is due at or before `now` and not held,
+  // in the order accepted; a later event may thus resolve before a slow or held
+  // one. Returns the ids resolved, in order.
+  std::vector<std::string> ResolveDue(Timestamp now);
+  // Applies every pending event, held ones included, in the order accepted.
+  std::vector<std::string> ResolveAll();
+  // Applies one pending event now (held or not). False when `id` is not pending.
+  bool ResolveEvent(std::string_view id);
+  Event* MutableEvent(std::string_view id);
 
  private:
   static std::uint64_t PairKey(std::uint32_t asset, SubjectKind kind, std::uint32_t subject) {
@@ -297,6 +327,8 @@ class Location {
   std::deque<std::string> version_order_;
 
   std::map<std::string, Event, std::less<>> events_;
+  std::vector<std::string> ResolvePending(Timestamp now, bool include_held);
+
   std::deque<std::string> pending_;      // Ids of PENDING events, oldest first.
   std::deque<std::string> event_order_;  // All ids, oldest first, for eviction.
   std::uint64_t event_counter_ = 0;

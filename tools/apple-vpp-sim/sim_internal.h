@@ -39,4 +39,9 @@ inline http::Response AppleErrorReply(int number, std::string message = {}, std:
 std::optional<bool> ParseBoolParam(std::string_view v);           // true/false/1/0 (any case).
 std::optional<std::int64_t> ParseInt32Param(std::string_view v);  // A decimal int32.
 
+// A notificationUrl the simulator accepts (9712 otherwise): `https://host/path`,
+// as Apple demands, or `http://` to a loopback host (the simulator's deviation,
+// so tests can receive). notifications.cc.
+bool ValidNotificationUrl(std::string_view url);
+
 }  // namespace vppd::sim

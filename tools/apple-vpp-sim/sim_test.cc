@@ -1,7 +1,11 @@
 // Unit tests of the simulator: model, generator, paging, versioning, validation,
 // events and faults, driven through Simulator::Handle without sockets.
+#include <algorithm>
 #include <atomic>
+#include <deque>
 #include <map>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include <boost/json.hpp>
@@ -578,6 +582,177 @@ TEST_F(SimTest, AssociateResolvesAfterDelayWithPartialFailure) {
   EXPECT_EQ(asset["availableCount"].as_int64(), 2);
 }
 
+// Licensing against a sold-out app that the tests buy licenses for.
+class LicensingTest : public SimTest {
+ protected:
+  void SetUp() override {
+    SimOptions opts;
+    opts.event_delay = std::chrono::milliseconds(100);
+    Start(opts);
+    uid_ = std::string(Locations()[0].as_object().at("uId").as_string());
+    for (auto& v : Arr(Get("/mdm/v2/assets?unlimited=false&deviceAssignable=true&maxAvailableCount=0"), "assets"))
+      app_ = std::string(v.as_object().at("adamId").as_string());
+    ASSERT_FALSE(app_.empty());
+  }
+  void Buy(std::int64_t n) {
+    ASSERT_EQ(Post("/_sim/locations/" + uid_ + "/purchase",
+                   R"({"adamId":")" + app_ + R"(","count":)" + std::to_string(n) + "}")
+                  .status,
+              200);
+  }
+  std::string Associate(const std::string& subjects, const char* op = "associate") {
+    auto r = Post(std::string("/mdm/v2/assets/") + op, R"({"assets":[{"adamId":")" + app_ + R"("}],)" + subjects + "}");
+    EXPECT_EQ(r.status, 200) << r.body;
+    return std::string(Obj(r)["eventId"].as_string());
+  }
+  json::object Status(const std::string& id) { return Obj(Get("/mdm/v2/status?eventId=" + id)); }
+  // errorNumber → errorInfo of a resolved event's failures.
+  std::map<std::int64_t, json::object> Failures(const std::string& id) {
+    std::map<std::int64_t, json::object> out;
+    auto st = Status(id);
+    if (!st.contains("failures")) return out;
+    for (auto& f : st["failures"].as_array())
+      out[f.as_object().at("errorNumber").as_int64()] = f.as_object().at("errorInfo").as_object();
+    return out;
+  }
+  static std::vector<std::string> Strings(const json::value& v) {
+    std::vector<std::string> out;
+    for (auto& s : v.as_array()) out.emplace_back(s.as_string());
+    return out;
+  }
+  std::string uid_, app_;
+};
+
+TEST_F(LicensingTest, EventFailureRuleFailsChosenSerialsAndUsers) {
+  Buy(10);
+  ASSERT_EQ(Post("/_sim/faults", R"({"path":"/mdm/v2/assets/associate","kind":"event_failure",)"
+                                 R"("errorNumber":9616,"serialNumbers":["S2"],"clientUserIds":["ghost-user"]})")
+                .status,
+            200);
+  ASSERT_EQ(Post("/_sim/faults", R"({"path":"*","kind":"event_failure","errorNumber":9628,"serialNumbers":["S3"]})")
+                .status,
+            200);
+  // Reads do not use up event rules.
+  Get("/mdm/v2/assets");
+  const std::string id = Associate(R"("serialNumbers":["S1","S2","S3","S4"])");
+  clock_.Advance(std::chrono::milliseconds(100));
+  auto st = Status(id);
+  EXPECT_EQ(st["eventStatus"].as_string(), "FAILED");
+  EXPECT_EQ(st["numRequested"].as_int64(), 4);
+  EXPECT_EQ(st["numCompleted"].as_int64(), 2);
+  auto failures = Failures(id);
+  ASSERT_EQ(failures.size(), 2u);
+  EXPECT_EQ(Strings(failures[9616]["serialNumbers"]), std::vector<std::string>{"S2"});
+  EXPECT_EQ(Strings(failures[9628]["serialNumbers"]), std::vector<std::string>{"S3"});
+  EXPECT_EQ(failures[9616]["assets"].as_array()[0].as_object().at("adamId").as_string(), app_);
+  // The failed serials got nothing; the others did.
+  EXPECT_EQ(Walk("&adamId=" + app_ + "&serialNumber=S1").size(), 1u);
+  EXPECT_EQ(Walk("&adamId=" + app_ + "&serialNumber=S2").size(), 0u);
+  EXPECT_EQ(Walk("&adamId=" + app_ + "&serialNumber=S3").size(), 0u);
+  EXPECT_EQ(Walk("&adamId=" + app_ + "&serialNumber=S4").size(), 1u);
+
+  // Disassociate is not matched by the first rule's path; the "*" rule still fails S3 there.
+  const std::string dis = Associate(R"("serialNumbers":["S1","S3"])", "disassociate");
+  clock_.Advance(std::chrono::milliseconds(100));
+  auto f = Failures(dis);
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(Strings(f[9628]["serialNumbers"]), std::vector<std::string>{"S3"});
+  EXPECT_EQ(Walk("&adamId=" + app_ + "&serialNumber=S1").size(), 0u);
+  auto rules = Obj(Get("/_sim/faults"))["faults"].as_array();
+  EXPECT_EQ(rules[0].as_object().at("hits").as_int64(), 1);
+  EXPECT_EQ(rules[1].as_object().at("hits").as_int64(), 2);
+}
+
+TEST_F(LicensingTest, EventFailureForUsersAndWholeEvents) {
+  Buy(10);
+  std::string user;
+  for (auto& u : Arr(Get("/mdm/v2/users?activeOnly=true"), "users"))
+    if (u.as_object().at("status").as_string() == "Associated") user = std::string(u.as_object().at("clientUserId").as_string());
+  ASSERT_FALSE(user.empty());
+  // No subjects listed: every subject of the (first) matching event fails.
+  ASSERT_EQ(Post("/_sim/faults", R"({"path":"/mdm/v2/assets/associate","kind":"event_failure","errorNumber":9610,)"
+                                 R"("onRequests":[1]})")
+                .status,
+            200);
+  std::string id = Associate(R"("clientUserIds":[")" + user + R"("],"serialNumbers":["X1"])");
+  clock_.Advance(std::chrono::milliseconds(100));
+  auto st = Status(id);
+  EXPECT_EQ(st["numCompleted"].as_int64(), 0);
+  auto f = Failures(id);
+  EXPECT_EQ(Strings(f[9610]["clientUserIds"]), std::vector<std::string>{user});
+  EXPECT_EQ(Strings(f[9610]["serialNumbers"]), std::vector<std::string>{"X1"});
+  // The rule fired once: the retry succeeds.
+  id = Associate(R"("clientUserIds":[")" + user + R"("],"serialNumbers":["X1"])");
+  clock_.Advance(std::chrono::milliseconds(100));
+  EXPECT_EQ(Status(id)["eventStatus"].as_string(), "COMPLETE");
+  EXPECT_EQ(Status(id)["numCompleted"].as_int64(), 2);
+  // Bad rules are refused.
+  EXPECT_EQ(Post("/_sim/faults", R"({"kind":"event_failure","serialNumbers":"S1"})").status, 400);
+  EXPECT_EQ(Post("/_sim/faults", R"({"kind":"slow_event","delayMs":-1})").status, 400);
+}
+
+TEST_F(LicensingTest, NotEnoughLicensesIsExactInRequestOrderAndRetrySucceedsAfterPurchase) {
+  Buy(3);
+  const std::string id = Associate(R"("serialNumbers":["C3","A1","B2","Z9","M5"])");
+  clock_.Advance(std::chrono::milliseconds(100));
+  auto st = Status(id);
+  EXPECT_EQ(st["eventStatus"].as_string(), "FAILED");
+  EXPECT_EQ(st["numCompleted"].as_int64(), 3);
+  auto f = Failures(id);
+  ASSERT_EQ(f.size(), 1u);
+  // The first three in request order got one; the rest are named in request order.
+  EXPECT_EQ(Strings(f[9709]["serialNumbers"]), (std::vector<std::string>{"Z9", "M5"}));
+  for (const char* sn : {"C3", "A1", "B2"}) EXPECT_EQ(Walk("&adamId=" + app_ + "&serialNumber=" + sn).size(), 1u) << sn;
+  auto asset = Obj(Get("/mdm/v2/assets?adamId=" + app_))["assets"].as_array()[0].as_object();
+  EXPECT_EQ(asset["availableCount"].as_int64(), 0);
+
+  const std::size_t before = Walk("&adamId=" + app_).size();
+  Buy(2);
+  const std::string retry = Associate(R"("serialNumbers":["Z9","A1","M5","B2","C3"])");
+  clock_.Advance(std::chrono::milliseconds(100));
+  st = Status(retry);
+  EXPECT_EQ(st["eventStatus"].as_string(), "COMPLETE");
+  EXPECT_EQ(st["numCompleted"].as_int64(), 5);
+  EXPECT_EQ(Walk("&adamId=" + app_).size(), before + 2);
+}
+
+TEST_F(LicensingTest, SlowAndHeldEventsStayPendingWhileOthersComplete) {
+  Buy(10);
+  ASSERT_EQ(Post("/_sim/faults",
+                 R"({"path":"/mdm/v2/assets/associate","kind":"slow_event","delayMs":5000,"onRequests":[1]})")
+                .status,
+            200);
+  ASSERT_EQ(Post("/_sim/faults", R"({"path":"/mdm/v2/assets/associate","kind":"hold_event","onRequests":[2]})").status,
+            200);
+  const std::string slow = Associate(R"("serialNumbers":["P1"])");
+  const std::string held = Associate(R"("serialNumbers":["P2"])");
+  const std::string normal = Associate(R"("serialNumbers":["P3"])");
+  clock_.Advance(std::chrono::milliseconds(100));
+  EXPECT_EQ(Status(normal)["eventStatus"].as_string(), "COMPLETE");
+  EXPECT_EQ(Status(slow)["eventStatus"].as_string(), "PENDING");
+  EXPECT_EQ(Status(held)["eventStatus"].as_string(), "PENDING");
+  clock_.Advance(std::chrono::milliseconds(5000));
+  EXPECT_EQ(Status(slow)["eventStatus"].as_string(), "COMPLETE");
+  EXPECT_EQ(Status(held)["eventStatus"].as_string(), "PENDING");
+  clock_.Advance(std::chrono::hours(1));
+  EXPECT_EQ(Status(held)["eventStatus"].as_string(), "PENDING");
+  // Releasing an unknown id is 404; the held one resolves on its own release.
+  EXPECT_EQ(Post("/_sim/events/resolve", R"({"eventId":"nope"})").status, 404);
+  auto r = Post("/_sim/events/resolve", R"({"eventId":")" + held + R"("})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Status(held)["eventStatus"].as_string(), "COMPLETE");
+  EXPECT_EQ(Walk("&adamId=" + app_ + "&serialNumber=P2").size(), 1u);
+  // A held event is also resolved by the plain resolve-all.
+  const std::string held2 = Associate(R"("serialNumbers":["P4"])");
+  ASSERT_EQ(Post("/_sim/faults", R"({"path":"/mdm/v2/assets/associate","kind":"hold_event"})").status, 200);
+  const std::string held3 = Associate(R"("serialNumbers":["P5"])");
+  clock_.Advance(std::chrono::milliseconds(100));
+  EXPECT_EQ(Status(held2)["eventStatus"].as_string(), "COMPLETE");
+  EXPECT_EQ(Status(held3)["eventStatus"].as_string(), "PENDING");
+  EXPECT_EQ(Post("/_sim/events/resolve", "").status, 200);
+  EXPECT_EQ(Status(held3)["eventStatus"].as_string(), "COMPLETE");
+}
+
 TEST_F(SimTest, UserLifecycle) {
   SimOptions opts;
   opts.event_delay = std::chrono::milliseconds(0);
@@ -736,6 +911,324 @@ TEST_F(SimTest, ConcurrentReadersAndWriters) {
   EXPECT_EQ(Post("/_sim/events/resolve", "").status, 200);
   EXPECT_EQ(Walk("&adamId=" + app).size() >= 40u, true);
 }
+
+
+// ---------------------------------------------------------------- notifications
+
+// Records every POST and answers from a script (then 200). Thread-safe.
+class FakeSender final : public NotificationSender {
+ public:
+  struct Sent {
+    std::string url, bearer;
+    json::object body;
+    std::chrono::steady_clock::time_point at;
+  };
+  struct Shared {
+    std::mutex mu;
+    std::vector<Sent> sent;
+    std::deque<int> script;  // Statuses to answer, in order; 0: a transport error.
+  };
+  explicit FakeSender(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
+  Result<int> Post(const std::string& url, const std::string& bearer, const std::string& body,
+                   std::chrono::milliseconds) override {
+    std::lock_guard lock(shared_->mu);
+    shared_->sent.push_back({url, bearer, json::parse(body).as_object(), std::chrono::steady_clock::now()});
+    if (shared_->script.empty()) return 200;
+    const int status = shared_->script.front();
+    shared_->script.pop_front();
+    if (status == 0) return Fail(Error::Unavailable("connection refused"));
+    return status;
+  }
+
+ private:
+  std::shared_ptr<Shared> shared_;
+};
+
+class NotificationTest : public SimTest {
+ protected:
+  void SetUp() override {
+    SimOptions opts;
+    opts.event_delay = std::chrono::milliseconds(100);
+    opts.notification_retry_scale = 0.001;  // Retries after 60 ms and 180 ms more.
+    auto shared = shared_;
+    opts.notification_sender = [shared] { return std::make_unique<FakeSender>(shared); };
+    Start(opts);
+    uid_ = std::string(Locations()[0].as_object().at("uId").as_string());
+    for (auto& v : Arr(Get("/mdm/v2/assets?unlimited=false&deviceAssignable=true&maxAvailableCount=0"), "assets"))
+      app_ = std::string(v.as_object().at("adamId").as_string());
+    ASSERT_FALSE(app_.empty());
+  }
+  void Subscribe(const std::string& types = R"(["ASSET_MANAGEMENT","ASSET_COUNT","USER_MANAGEMENT","USER_ASSOCIATED"])") {
+    auto r = Post("/mdm/v2/client/config", R"({"notificationUrl":"http://127.0.0.1:9/hook","notificationAuthToken":"secret-1",)"
+                                           R"("notificationTypes":)" + types + "}");
+    ASSERT_EQ(r.status, 200) << r.body;
+    ASSERT_TRUE(WaitSent(1));  // The TEST_NOTIFICATION.
+    ASSERT_EQ(WaitDeliveries(1).size(), 1u);
+    http::Request clear;
+    clear.method = "DELETE";
+    clear.target = "/_sim/notifications";
+    ASSERT_EQ(sim_->Handle(clear).status, 200);
+    std::lock_guard lock(shared_->mu);
+    shared_->sent.clear();
+  }
+  // Waits (real time, up to 5 s) until at least n POSTs were made.
+  bool WaitSent(std::size_t n) {
+    for (int i = 0; i < 500; ++i) {
+      {
+        std::lock_guard lock(shared_->mu);
+        if (shared_->sent.size() >= n) return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+  std::vector<FakeSender::Sent> Sent() {
+    std::lock_guard lock(shared_->mu);
+    return shared_->sent;
+  }
+  json::array Deliveries() { return Obj(Get("/_sim/notifications"))["deliveries"].as_array(); }
+  // Waits until the delivery log has n records.
+  json::array WaitDeliveries(std::size_t n) {
+    json::array d;
+    for (int i = 0; i < 500 && (d = Deliveries()).size() < n; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return d;
+  }
+  void Buy(std::int64_t n) {
+    ASSERT_EQ(Post("/_sim/locations/" + uid_ + "/purchase",
+                   R"({"adamId":")" + app_ + R"(","count":)" + std::to_string(n) + "}")
+                  .status,
+              200);
+  }
+  std::string Serials(int from, int to) {
+    std::string out = "[";
+    for (int i = from; i < to; ++i) out += (i > from ? ",\"N" : "\"N") + std::to_string(i) + "\"";
+    return out + "]";
+  }
+
+  std::shared_ptr<FakeSender::Shared> shared_ = std::make_shared<FakeSender::Shared>();
+  std::string uid_, app_;
+};
+
+TEST_F(NotificationTest, HttpOnlyForLoopbackAndATestNotificationOnConfiguration) {
+  for (const char* url : {"http://example.com/hook", "http://127.0.0.1.example.com/hook", "http://10.0.0.1/hook",
+                          "http://user@127.0.0.1/hook", "http://127.0.0.1/", "ftp://127.0.0.1/hook"}) {
+    auto r = Post("/mdm/v2/client/config",
+                  std::string(R"({"notificationUrl":")") + url + R"(","notificationAuthToken":"t"})");
+    EXPECT_EQ(ErrorNumber(r), 9712) << url;
+  }
+  for (const char* url : {"http://127.0.0.1:8080/hook", "http://localhost/a/b", "http://[::1]:9/x",
+                          "https://mdm.example.com/apple"}) {
+    auto r = Post("/mdm/v2/client/config",
+                  std::string(R"({"notificationUrl":")") + url + R"(","notificationAuthToken":"tok"})");
+    EXPECT_EQ(r.status, 200) << url << r.body;
+  }
+  ASSERT_TRUE(WaitSent(4));
+  auto sent = Sent();
+  EXPECT_EQ(sent[0].url, "http://127.0.0.1:8080/hook");
+  EXPECT_EQ(sent[0].bearer, "tok");
+  EXPECT_EQ(sent[0].body["notificationType"].as_string(), "TEST_NOTIFICATION");
+  EXPECT_EQ(sent[0].body["uId"].as_string(), uid_);
+  EXPECT_TRUE(sent[0].body["notification"].as_object().empty());
+  EXPECT_EQ(sent[0].body["notificationId"].as_string().size(), 36u);
+  EXPECT_EQ(Post("/_sim/locations/" + uid_ + "/testNotification", "").status, 200);
+  ASSERT_TRUE(WaitSent(5));
+}
+
+TEST_F(NotificationTest, AssetManagementSplitsAt100AndReportsFailures) {
+  Subscribe(R"(["ASSET_MANAGEMENT"])");
+  Buy(120);
+  ASSERT_EQ(Post("/_sim/faults", R"({"path":"/mdm/v2/assets/associate","kind":"event_failure","errorNumber":9616,)"
+                                 R"("serialNumbers":["N5"]})")
+                .status,
+            200);
+  auto ev = Post("/mdm/v2/assets/associate", R"({"assets":[{"adamId":")" + app_ + R"("}],"serialNumbers":)" +
+                                                 Serials(0, 150) + "}");
+  ASSERT_EQ(ev.status, 200);
+  const std::string id(Obj(ev)["eventId"].as_string());
+  clock_.Advance(std::chrono::milliseconds(100));
+  ASSERT_EQ(Obj(Get("/mdm/v2/status?eventId=" + id))["eventStatus"].as_string(), "FAILED");
+  // 150 tried, 120 served: SUCCESS 100 + 20, FAILURE 9616 (N5), FAILURE 9709 (the last 29).
+  ASSERT_TRUE(WaitSent(4));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  auto sent = Sent();
+  ASSERT_EQ(sent.size(), 4u);
+  std::vector<std::pair<std::string, std::size_t>> shape;
+  std::set<std::string> ids;
+  for (auto& s : sent) {
+    EXPECT_EQ(s.body["notificationType"].as_string(), "ASSET_MANAGEMENT");
+    EXPECT_EQ(s.bearer, "secret-1");
+    ids.insert(std::string(s.body["notificationId"].as_string()));
+    auto& n = s.body["notification"].as_object();
+    EXPECT_EQ(n.at("eventId").as_string(), id);
+    EXPECT_EQ(n.at("type").as_string(), "ASSOCIATE");
+    const auto& a = n.at("assignments").as_array();
+    EXPECT_LE(a.size(), 100u);
+    EXPECT_EQ(a[0].as_object().at("adamId").as_string(), app_);
+    std::string tag(n.at("result").as_string());
+    if (n.contains("error")) tag += std::to_string(n.at("error").as_object().at("errorNumber").as_int64());
+    shape.emplace_back(tag, a.size());
+  }
+  EXPECT_EQ(ids.size(), 4u);
+  EXPECT_EQ(shape, (std::vector<std::pair<std::string, std::size_t>>{
+                       {"SUCCESS", 100}, {"SUCCESS", 20}, {"FAILURE9616", 1}, {"FAILURE9709", 29}}));
+  auto failure = sent[2].body["notification"].as_object();
+  EXPECT_EQ(failure["assignments"].as_array()[0].as_object().at("serialNumber").as_string(), "N5");
+  EXPECT_EQ(failure["error"].as_object().at("errorInfo").as_object().at("serialNumbers").as_array()[0].as_string(),
+            "N5");
+}
+
+TEST_F(NotificationTest, AssetCountUsersAndSubscriptionFilter) {
+  Subscribe(R"(["ASSET_COUNT","USER_ASSOCIATED","USER_MANAGEMENT"])");
+  Buy(7);
+  ASSERT_EQ(Post("/_sim/locations/" + uid_ + "/refund", R"({"adamId":")" + app_ + R"(","count":2})").status, 200);
+  ASSERT_TRUE(WaitSent(2));
+  auto sent = Sent();
+  EXPECT_EQ(sent[0].body["notificationType"].as_string(), "ASSET_COUNT");
+  EXPECT_EQ(sent[0].body["notification"].as_object().at("countDelta").as_int64(), 7);
+  EXPECT_EQ(sent[0].body["notification"].as_object().at("adamId").as_string(), app_);
+  EXPECT_TRUE(sent[0].body["notification"].as_object().contains("pricingParam"));
+  EXPECT_EQ(sent[1].body["notification"].as_object().at("countDelta").as_int64(), -2);
+  // Not subscribed to ASSET_MANAGEMENT: an associate sends nothing.
+  Post("/mdm/v2/assets/associate", R"({"assets":[{"adamId":")" + app_ + R"("}],"serialNumbers":["Q1"]})");
+  clock_.Advance(std::chrono::milliseconds(100));
+  Get("/mdm/v2/assets");
+  // A new user, then the person accepts the invitation.
+  Post("/mdm/v2/users/create", R"({"users":[{"clientUserId":"inv-1","email":"i@x.org"}]})");
+  clock_.Advance(std::chrono::milliseconds(100));
+  Get("/mdm/v2/users");
+  ASSERT_TRUE(WaitSent(3));
+  sent = Sent();
+  EXPECT_EQ(sent[2].body["notificationType"].as_string(), "USER_MANAGEMENT");
+  auto um = sent[2].body["notification"].as_object();
+  EXPECT_EQ(um["type"].as_string(), "CREATE");
+  EXPECT_EQ(um["result"].as_string(), "SUCCESS");
+  EXPECT_EQ(um["users"].as_array()[0].as_object().at("status").as_string(), "Registered");
+  EXPECT_EQ(Post("/_sim/locations/" + uid_ + "/acceptInvitation", R"({"clientUserIds":["nobody"]})").status, 404);
+  auto r = Post("/_sim/locations/" + uid_ + "/acceptInvitation", R"({"clientUserIds":["inv-1"]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Post("/_sim/locations/" + uid_ + "/acceptInvitation", R"({"clientUserIds":["inv-1"]})").status, 409);
+  ASSERT_TRUE(WaitSent(4));
+  sent = Sent();
+  ASSERT_EQ(sent.size(), 4u);
+  EXPECT_EQ(sent[3].body["notificationType"].as_string(), "USER_ASSOCIATED");
+  auto au = sent[3].body["notification"].as_object()["associatedUsers"].as_array()[0].as_object();
+  EXPECT_EQ(au["clientUserId"].as_string(), "inv-1");
+  EXPECT_EQ(au["status"].as_string(), "Associated");
+  EXPECT_EQ(au["idHash"].as_string().size(), 32u);
+  EXPECT_EQ(au["inviteCode"].as_string().size(), 32u);
+  auto user = Arr(Get("/mdm/v2/users?clientUserId=inv-1"), "users")[0].as_object();
+  EXPECT_EQ(user["status"].as_string(), "Associated");
+}
+
+TEST_F(NotificationTest, RetriesUpToThreeAttemptsAndStopsOn2xx) {
+  Subscribe(R"(["ASSET_COUNT"])");
+  {
+    std::lock_guard lock(shared_->mu);
+    shared_->script = {500, 0, 204, 503, 503, 503};
+  }
+  Buy(1);  // 500, refused, 204: delivered on the third attempt.
+  auto d = WaitDeliveries(3);
+  ASSERT_EQ(d.size(), 3u);
+  EXPECT_EQ(d[0].as_object().at("outcome").as_string(), "failed");
+  EXPECT_EQ(d[0].as_object().at("status").as_int64(), 500);
+  EXPECT_EQ(d[1].as_object().at("outcome").as_string(), "failed");
+  EXPECT_TRUE(d[1].as_object().contains("error"));
+  EXPECT_EQ(d[2].as_object().at("outcome").as_string(), "delivered");
+  EXPECT_EQ(d[2].as_object().at("attempt").as_int64(), 3);
+  auto sent = Sent();
+  ASSERT_EQ(sent.size(), 3u);
+  // Apple's gaps (60 s, then 180 s) scaled by 0.001.
+  EXPECT_GE(sent[1].at - sent[0].at, std::chrono::milliseconds(55));
+  EXPECT_GE(sent[2].at - sent[1].at, std::chrono::milliseconds(170));
+  EXPECT_EQ(sent[0].body["notificationId"], sent[2].body["notificationId"]);
+  Buy(1);  // 503 three times: given up after the third attempt.
+  d = WaitDeliveries(6);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  d = Deliveries();
+  ASSERT_EQ(d.size(), 6u);
+  EXPECT_EQ(d[5].as_object().at("attempt").as_int64(), 3);
+  EXPECT_EQ(d[5].as_object().at("outcome").as_string(), "failed");
+  EXPECT_EQ(Sent().size(), 6u);
+}
+
+TEST_F(NotificationTest, DeliveryFaults) {
+  Subscribe(R"(["ASSET_COUNT"])");
+  auto rule = [&](const std::string& body) {
+    auto r = Post("/_sim/notificationFaults", body);
+    EXPECT_EQ(r.status, 200) << r.body;
+  };
+  rule(R"({"kind":"drop","onNotifications":[1]})");
+  rule(R"({"kind":"duplicate","onNotifications":[2]})");
+  rule(R"({"kind":"wrong_bearer","onNotifications":[3]})");
+  rule(R"({"kind":"delay","delayMs":300,"onNotifications":[4]})");
+  rule(R"({"kind":"reorder","onNotifications":[5]})");
+  EXPECT_EQ(Post("/_sim/notificationFaults", R"({"kind":"explode"})").status, 400);
+  EXPECT_EQ(Post("/_sim/notificationFaults", R"({"kind":"drop","bogus":1})").status, 400);
+  for (int i = 1; i <= 6; ++i) Buy(i);  // countDelta tells the notifications apart.
+  ASSERT_TRUE(WaitSent(6));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto sent = Sent();
+  std::vector<std::int64_t> deltas;
+  for (auto& s : sent) deltas.push_back(s.body["notification"].as_object().at("countDelta").as_int64());
+  // 1 dropped; 2 twice; 3 with a wrong bearer; 5 held until 6 went; 4 delayed past them all.
+  EXPECT_EQ(deltas, (std::vector<std::int64_t>{2, 2, 3, 6, 5, 4}));
+  EXPECT_EQ(sent[0].body["notificationId"], sent[1].body["notificationId"]);
+  EXPECT_EQ(sent[2].bearer, "not-secret-1");
+  EXPECT_EQ(sent[3].bearer, "secret-1");
+  auto d = Deliveries();
+  EXPECT_EQ(d[0].as_object().at("outcome").as_string(), "dropped");
+  EXPECT_TRUE(d[2].as_object().at("duplicate").as_bool());
+  EXPECT_TRUE(d[3].as_object().at("wrongBearer").as_bool());
+  auto faults = Obj(Get("/_sim/notificationFaults"))["faults"].as_array();
+  ASSERT_EQ(faults.size(), 5u);
+  EXPECT_EQ(faults[0].as_object().at("hits").as_int64(), 1);
+  EXPECT_EQ(faults[0].as_object().at("matched").as_int64(), 6);
+}
+
+TEST_F(NotificationTest, ReorderedNotificationWithoutSuccessorGoesAfterTwoSeconds) {
+  Subscribe(R"(["ASSET_COUNT"])");
+  ASSERT_EQ(Post("/_sim/notificationFaults", R"({"kind":"reorder"})").status, 200);
+  const auto start = std::chrono::steady_clock::now();
+  Buy(1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_TRUE(Sent().empty());
+  EXPECT_EQ(Obj(Get("/_sim/notifications"))["queued"].as_int64(), 1);
+  ASSERT_TRUE(WaitSent(1));
+  EXPECT_GE(Sent()[0].at - start, std::chrono::milliseconds(1900));
+  auto d = WaitDeliveries(1);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].as_object().at("outcome").as_string(), "delivered");
+  EXPECT_EQ(d[0].as_object().at("faults").as_array()[0].as_string(), "reorder");
+}
+
+TEST_F(NotificationTest, RateFaultsAndIdsAreDeterministic) {
+  auto run = [this] {
+    EXPECT_EQ(Post("/_sim/reset", "").status, 200);
+    {
+      std::lock_guard lock(shared_->mu);
+      shared_->sent.clear();
+    }
+    Subscribe(R"(["ASSET_COUNT"])");
+    EXPECT_EQ(Post("/_sim/notificationFaults", R"({"kind":"drop","rate":0.5})").status, 200);
+    for (int i = 1; i <= 12; ++i) Buy(i);
+    WaitDeliveries(12);
+    std::vector<std::string> out;
+    for (auto& d : Deliveries()) {
+      auto o = d.as_object();
+      out.push_back(std::string(o.at("notificationId").as_string()) + " " + std::string(o.at("outcome").as_string()));
+    }
+    std::sort(out.begin(), out.end());  // Drops are logged at once, deliveries when made.
+    return out;
+  };
+  auto first = run();
+  auto second = run();
+  EXPECT_EQ(first.size(), 12u);
+  EXPECT_EQ(first, second);
+  EXPECT_NE(std::count_if(first.begin(), first.end(), [](auto& s) { return s.ends_with("dropped"); }), 0);
+  EXPECT_NE(std::count_if(first.begin(), first.end(), [](auto& s) { return s.ends_with("delivered"); }), 0);
+}
+
 
 }  // namespace
 }  // namespace vppd::sim

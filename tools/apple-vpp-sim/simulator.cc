@@ -49,12 +49,30 @@ Simulator::Simulator(SimOptions options, const Clock& clock)
       event_delay_(options_.event_delay),
       faults_(options_.seed) {
   if (options_.token_expiration == 0) options_.token_expiration = 1920407602LL * 1'000'000;  // 2030-11-08T22:33:22Z
+  notifier_ = std::make_unique<Notifier>(
+      options_.seed, options_.notification_sender ? options_.notification_sender() : CurlSender(),
+      options_.notification_retry_scale);
+}
+
+Simulator::~Simulator() {
+  {
+    std::lock_guard lock(pump_mu_);
+    pump_stop_ = true;
+  }
+  pump_cv_.notify_all();
+  if (pump_.joinable()) pump_.join();
 }
 
 Result<std::unique_ptr<Simulator>> Simulator::Create(SimOptions options, const Clock& clock) {
   std::unique_ptr<Simulator> sim(new Simulator(std::move(options), clock));
-  std::unique_lock lock(sim->mu_);
-  if (auto s = sim->Build(); !s) return Fail(s.error());
+  {
+    std::unique_lock lock(sim->mu_);
+    if (auto s = sim->Build(); !s) return Fail(s.error());
+  }
+  if (sim->options_.background_events) {
+    Simulator* raw = sim.get();
+    sim->pump_ = std::thread([raw] { raw->PumpEvents(); });
+  }
   return sim;
 }
 

@@ -21,13 +21,16 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -37,6 +40,7 @@
 #include "faults.h"
 #include "http/server.h"
 #include "model.h"
+#include "notifier.h"
 
 namespace vppd::sim {
 
@@ -62,6 +66,16 @@ struct SimOptions {
   // else 401 (the control API hands out every sToken). Empty: no check, which
   // main.cc allows only on a loopback address.
   std::string control_token;
+  // Notifications (notifier.h): gaps between delivery attempts are Apple's
+  // (60 s, 180 s) times this; 0.001 makes them 60 ms and 180 ms for tests.
+  double notification_retry_scale = 1.0;
+  // Makes the sender of notifications; empty: libcurl.
+  std::function<std::unique_ptr<NotificationSender>()> notification_sender;
+  // Resolve due events of locations that subscribed to notifications on a
+  // background thread (every 10 ms), so their notifications go out without a
+  // request to trigger them. Off: events resolve only lazily (unit tests with
+  // a fake clock).
+  bool background_events = false;
 };
 
 class Simulator {
@@ -72,6 +86,7 @@ class Simulator {
   static Result<std::unique_ptr<Simulator>> Create(SimOptions options, const Clock& clock);
   Simulator(const Simulator&) = delete;
   Simulator& operator=(const Simulator&) = delete;
+  ~Simulator();
 
   // Answers one request. Never throws for bad input; thread-safe.
   http::Response Handle(const http::Request& request);
@@ -101,8 +116,11 @@ class Simulator {
   http::Response GetAssets(const Authed& a, const Query& q) const;
   http::Response GetAssignments(const Authed& a, const Query& q) const;
   http::Response GetUsers(const Authed& a, const Query& q) const;
-  http::Response ManageAssets(const Authed& a, EventType type, std::string_view body);
-  http::Response ManageUsers(const Authed& a, EventType type, std::string_view body);
+  // `event_faults`: the fired fault rules of event kinds (faults.h), applied to the new event.
+  http::Response ManageAssets(const Authed& a, EventType type, std::string_view body,
+                              const std::vector<FaultRule>& event_faults);
+  http::Response ManageUsers(const Authed& a, EventType type, std::string_view body,
+                             const std::vector<FaultRule>& event_faults);
   http::Response GetStatus(const Authed& a, const Query& q) const;
   http::Response Lookup(const Query& q) const;
 
@@ -112,6 +130,20 @@ class Simulator {
   bool ControlAuthorized(const http::Request& req) const;
 
   void CountRequest(std::string_view method, std::string_view path, std::string_view location);
+  // After events of `loc` resolved (ids in order): notifies, then drops their
+  // outcomes. Caller holds mu_ exclusively.
+  void OnEventsResolved(Location& loc, const std::vector<std::string>& ids);
+
+  // Notifications (notifications.cc). Caller holds mu_ exclusively.
+  // Sends `notification` (a JSON object) as `type` when `loc` has a URL and
+  // subscribed to the type (TEST_NOTIFICATION: whenever it has a URL).
+  void Notify(const Location& loc, std::string_view type, std::string notification);
+  void NotifyEvent(const Location& loc, const Event& e);
+  void NotifyAssetCount(const Location& loc, const Asset& asset, std::int64_t delta);
+  // The person behind each Registered user accepts the invitation: Associated,
+  // an idHash, a new version, one USER_ASSOCIATED (per 100 users).
+  Result<std::string> AcceptInvitations(Location& loc, const std::vector<std::string>& client_user_ids);
+  void PumpEvents();  // The background_events thread.
 
   SimOptions options_;
   const Clock& clock_;
@@ -128,6 +160,14 @@ class Simulator {
 
   FaultInjector faults_;
   RateLimiter rate_limiter_;
+
+  std::uint64_t notification_counter_ = 0;  // Guarded by mu_: derives notificationIds.
+  std::unique_ptr<Notifier> notifier_;
+
+  std::mutex pump_mu_;
+  std::condition_variable pump_cv_;
+  bool pump_stop_ = false;
+  std::thread pump_;
 
   std::mutex counters_mu_;
   std::map<std::string, std::int64_t> counters_;                                  // "GET /mdm/v2/assets" → n
