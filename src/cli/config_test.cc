@@ -234,7 +234,8 @@ TEST(SettingsTest, EveryFlagEnvAndTomlKeyInUseStillExists) {
       "--throttle-tenant-writes", "--throttle-app-writes", "--throttle-tenant-requests", "--throttle-app-requests",
       "--apple-max-attempts", "--apple-max-retry-seconds", "--sync-workers", "--sync-interval-seconds",
       "--sync-app-metadata-ttl-seconds", "--sync-full-walk-days", "--sync-lease-seconds", "--sync-event-poll-ms",
-      "--database-url", "--database-pool-size", "--secrets-key-file"};
+      "--database-url", "--database-pool-size", "--secrets-key-file", "--max-connections-per-address",
+      "--trusted-proxies", "--auth-jwks-refetch-seconds"};
   const std::set<std::string> keys = {
       "listen", "data_dir", "apple_url", "dev", "threads", "log_level", "metrics", "log.format", "log.level",
       "graph.action_response", "graph.page_size", "graph.public_url", "auth.permission_profile", "auth.jwks_file",
@@ -242,7 +243,8 @@ TEST(SettingsTest, EveryFlagEnvAndTomlKeyInUseStillExists) {
       "store.pool_size", "apple.max_attempts", "apple.max_retry_seconds", "sync.workers", "sync.interval_seconds",
       "sync.full_walk_days", "sync.app_metadata_ttl_seconds", "sync.lease_seconds", "sync.event_poll_ms",
       "throttle.window_seconds", "throttle.tenant_writes", "throttle.app_writes", "throttle.tenant_requests",
-      "throttle.app_requests"};
+      "throttle.app_requests", "http.max_connections_per_address", "http.trusted_proxies",
+      "auth.jwks_refetch_seconds"};
   std::set<std::string> table_flags, table_envs, table_names;
   for (const SettingSpec& spec : SettingTable()) {
     EXPECT_TRUE(table_flags.insert(std::string(spec.flag)).second) << spec.flag << " twice";
