@@ -234,7 +234,8 @@ TEST(SettingsTest, EveryFlagEnvAndTomlKeyInUseStillExists) {
       "--throttle-tenant-writes", "--throttle-app-writes", "--throttle-tenant-requests", "--throttle-app-requests",
       "--apple-max-attempts", "--apple-max-retry-seconds", "--sync-workers", "--sync-interval-seconds",
       "--sync-app-metadata-ttl-seconds", "--sync-full-walk-days", "--sync-lease-seconds", "--sync-event-poll-ms",
-      "--database-url", "--database-pool-size", "--secrets-key-file"};
+      "--database-url", "--database-pool-size", "--secrets-key-file", "--auth-jwks-refetch-seconds",
+      "--max-connections-per-address", "--trusted-proxies"};
   const std::set<std::string> keys = {
       "listen", "data_dir", "apple_url", "dev", "threads", "log_level", "metrics", "log.format", "log.level",
       "graph.action_response", "graph.page_size", "graph.public_url", "auth.permission_profile", "auth.jwks_file",
