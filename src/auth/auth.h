@@ -3,7 +3,7 @@
 // A Verifier checks the `Authorization` header of each Graph request: an RS256 JWT
 // signed by one of the trusted issuers (Microsoft Entra ID v1/v2, or the dev key of a
 // `--dev` server), for the token's own tenant, for Graph's audience, not expired. It
-// turns the claims into a Caller; permission checks are the service's business.
+// turns the claims into a Principal; permission checks are the service's business.
 //
 //   Result<auth::DevKey> dev = auth::DevKey::LoadOrCreate(data_dir);
 //   auth::VerifierOptions options;
@@ -11,11 +11,11 @@
 //   Result<auth::Verifier> verifier = auth::Verifier::Create(std::move(options));
 //   ...
 //   std::string why;
-//   Result<auth::Caller> caller = verifier->Verify(req.Header("Authorization").value_or(""), &why);
+//   Result<Principal> caller = verifier->Verify(req.Header("Authorization").value_or(""), &why);
 //   if (!caller) return GraphError(caller.error());   // 401; `why` is logged already
 //
-// Every failure is Error{kUnauthenticated, one of Graph's three messages below,
-// graph_code "InvalidAuthenticationToken"}; the precise reason goes to `why` and to
+// Every failure is Error{kUnauthenticated, one of Graph's three messages below} (graph/
+// answers it with Graph's code InvalidAuthenticationToken); the precise reason goes to `why` and to
 // an info log line ("auth: bearer token rejected (401): <reason>", with the ids of
 // the request being handled), and never contains token text or key material.
 #pragma once
@@ -47,17 +47,13 @@ inline constexpr char kGraphAppId[] = "00000003-0000-0000-c000-000000000000";
 // Entra ID's signing keys (the same set serves v1 and v2 tokens of every tenant).
 inline constexpr char kEntraJwksUrl[] = "https://login.microsoftonline.com/common/discovery/v2.0/keys";
 
-// Graph's messages, and the Graph error code of every verification failure.
+// Graph's messages for the verification failures.
 inline constexpr char kMessageEmpty[] = "Access token is empty.";
 inline constexpr char kMessageExpired[] = "Access token has expired or is not yet valid.";
 inline constexpr char kMessageInvalid[] = "Access token validation failure.";
-inline constexpr char kGraphCodeInvalidToken[] = "InvalidAuthenticationToken";
 
 // Longest token accepted, in bytes (Entra tokens are 1.5–4 KiB).
 inline constexpr std::size_t kMaxTokenBytes = std::size_t{16} * 1024;
-
-// Who is calling, from a verified token: the Principal every layer shares.
-using Caller = Principal;
 
 // Where a trusted issuer's signing keys come from: a JSON Web Key Set
 // ({"keys":[{"kty":"RSA","kid","n","e",...}]}). Only RSA keys of 2048–8192 bits whose
@@ -138,7 +134,7 @@ class Verifier {
   // Never waits for a JWKS fetch: a token whose `kid` is in no cached key set is
   // refused at once, and a refetch is queued in the background (rate-limited), so
   // a retry after a key rotation succeeds once the new set is in.
-  Result<Caller> Verify(std::string_view authorization, std::string* why = nullptr) const;
+  Result<Principal> Verify(std::string_view authorization, std::string* why = nullptr) const;
 
   // RSA signature checks performed so far (a cache hit performs none). For tests and metrics.
   std::uint64_t signature_checks() const;

@@ -5,7 +5,7 @@
 // "expired" is only ever said of a token we actually issued):
 //   scheme → size → cache → 3 segments → header (alg RS256, no crit, kid) →
 //   payload claims (tid GUID, iss, exp, ...) → issuer for tid → key by kid →
-//   signature → exp/nbf with leeway → aud → Caller.
+//   signature → exp/nbf with leeway → aud → Principal.
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -74,7 +74,7 @@ Error Reject(Verdict verdict, const std::string& reason, std::string* why) {
   const char* message = verdict == Verdict::kEmpty     ? kMessageEmpty
                         : verdict == Verdict::kExpired ? kMessageExpired
                                                        : kMessageInvalid;
-  return Error{Code::kUnauthenticated, message, {}, kGraphCodeInvalidToken};
+  return Error::Unauthenticated(message);
 }
 
 // A short, log-safe rendering of an attacker-controlled value (alg, kid).
@@ -155,7 +155,7 @@ struct IssuerEntry {
 };
 
 struct CacheEntry {
-  Caller caller;
+  Principal caller;
   Timestamp valid_until = 0;  // exp + leeway, microseconds.
 };
 
@@ -191,7 +191,7 @@ std::atomic<std::uint64_t> next_verifier_id{1};
 struct LastVerified {
   std::uint64_t verifier = 0;  // 0: empty
   std::string token;
-  Caller caller;
+  Principal caller;
   Timestamp valid_until = 0;
 };
 thread_local LastVerified tls_last_verified;
@@ -211,13 +211,13 @@ struct Verifier::Impl {
   mutable std::unordered_map<std::string, CacheEntry> cache;  // Key: raw SHA-256 of the token.
   mutable std::atomic<std::uint64_t> signature_checks{0};
 
-  Result<Caller> Verify(std::string_view authorization, std::string* why) const;
-  Result<Caller> VerifyToken(std::string_view token, Timestamp now, Timestamp* valid_until, std::string* why) const;
+  Result<Principal> Verify(std::string_view authorization, std::string* why) const;
+  Result<Principal> VerifyToken(std::string_view token, Timestamp now, Timestamp* valid_until, std::string* why) const;
   std::shared_ptr<const internal::PkeyPtr> FindKey(const std::vector<KeySet*>& sets, const std::string& kid) const;
-  void Remember(std::string key, const Caller& caller, Timestamp valid_until, Timestamp now) const;
+  void Remember(std::string key, const Principal& caller, Timestamp valid_until, Timestamp now) const;
 };
 
-Result<Caller> Verifier::Impl::Verify(std::string_view authorization, std::string* why) const {
+Result<Principal> Verifier::Impl::Verify(std::string_view authorization, std::string* why) const {
   std::string_view value = Trim(authorization);
   if (value.empty()) return Fail(Reject(Verdict::kEmpty, "no Authorization header", why));
   const std::size_t space = value.find_first_of(" \t");
@@ -234,7 +234,7 @@ Result<Caller> Verifier::Impl::Verify(std::string_view authorization, std::strin
   const Timestamp now = clock->Now();
   std::string cache_key;
   LastVerified& last = tls_last_verified;
-  auto memo = [&](const Caller& caller, Timestamp valid_until) {
+  auto memo = [&](const Principal& caller, Timestamp valid_until) {
     last.verifier = id;
     last.token.assign(token);
     last.caller = caller;
@@ -252,7 +252,7 @@ Result<Caller> Verifier::Impl::Verify(std::string_view authorization, std::strin
   }
 
   Timestamp valid_until = 0;
-  Result<Caller> caller = VerifyToken(token, now, &valid_until, why);
+  Result<Principal> caller = VerifyToken(token, now, &valid_until, why);
   if (caller && cache_capacity > 0) {
     memo(*caller, valid_until);
     Remember(std::move(cache_key), *caller, valid_until, now);
@@ -260,7 +260,7 @@ Result<Caller> Verifier::Impl::Verify(std::string_view authorization, std::strin
   return caller;
 }
 
-Result<Caller> Verifier::Impl::VerifyToken(std::string_view token, Timestamp now, Timestamp* valid_until,
+Result<Principal> Verifier::Impl::VerifyToken(std::string_view token, Timestamp now, Timestamp* valid_until,
                                            std::string* why) const {
   auto invalid = [why](const std::string& reason) { return Fail(Reject(Verdict::kInvalid, reason, why)); };
 
@@ -287,7 +287,7 @@ Result<Caller> Verifier::Impl::VerifyToken(std::string_view token, Timestamp now
 
   std::optional<boost::json::object> claims = DecodeObject(token.substr(dot1 + 1, dot2 - dot1 - 1));
   if (!claims) return invalid("payload is not base64url of a JSON object");
-  Caller caller;
+  Principal caller;
   if (!OptionalString(*claims, "tid", &caller.tenant_id) || !IsGuid(caller.tenant_id)) {
     return invalid("tid is missing or not a GUID");
   }
@@ -381,7 +381,7 @@ std::shared_ptr<const internal::PkeyPtr> Verifier::Impl::FindKey(const std::vect
   return nullptr;
 }
 
-void Verifier::Impl::Remember(std::string key, const Caller& caller, Timestamp valid_until, Timestamp now) const {
+void Verifier::Impl::Remember(std::string key, const Principal& caller, Timestamp valid_until, Timestamp now) const {
   std::unique_lock<std::shared_mutex> lock(cache_mu);
   if (cache.size() >= cache_capacity && cache.find(key) == cache.end()) {
     std::erase_if(cache, [now](const auto& entry) { return now >= entry.second.valid_until; });
@@ -436,7 +436,7 @@ Verifier::Verifier(Verifier&&) noexcept = default;
 Verifier& Verifier::operator=(Verifier&&) noexcept = default;
 Verifier::~Verifier() = default;
 
-Result<Caller> Verifier::Verify(std::string_view authorization, std::string* why) const {
+Result<Principal> Verifier::Verify(std::string_view authorization, std::string* why) const {
   return impl_->Verify(authorization, why);
 }
 

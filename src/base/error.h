@@ -38,8 +38,9 @@ enum class Code {
 // An error with a human-readable message. `target` names the offending thing
 // (a property, a query option, a path segment) when there is one. Code says what
 // went wrong; graph/errors.cc maps it to an HTTP status and a Graph error code.
-// `graph_code` is for graph/ only: it overrides that mapping for the few answers
-// whose Graph code is not the code's own (the layers below never set it).
+// `graph_code` is for graph/ only: it overrides that mapping for an answer whose
+// Graph code is not the code's own — the 404 of a path outside /beta and /v1.0, which
+// Graph codes "BadRequest". The layers below never set it.
 struct [[nodiscard]] Error {
   Code code = Code::kInternal;
   std::string message;

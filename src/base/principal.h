@@ -1,6 +1,6 @@
 // Who is calling: the one description of a caller that every layer shares.
 //
-// auth/ makes it from a verified bearer token (auth::Caller is this type), graph/
+// auth/ makes it from a verified bearer token (auth::Verifier::Verify), graph/
 // passes it on untouched, and service/ decides with it what the caller may do
 // (service::Principal is this type too). Plain data, no behaviour.
 #pragma once

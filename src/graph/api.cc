@@ -312,15 +312,17 @@ struct Api::Impl {
 
   // --- response helpers -------------------------------------------------
 
-  // Appends the base URL ("https://host") to `out`.
+  // Appends the base URL ("https://host") to `out`: --graph-public-url when set, else the
+  // origin the HTTP layer validated (Request::scheme and ::host, which believe
+  // X-Forwarded-* only from a trusted proxy). Never the raw Host or X-Forwarded-* headers.
   void AppendBaseUrl(std::string& out, const http::Request& req) const {
     if (!options.public_url.empty()) {
       out += options.public_url;
       return;
     }
-    const auto proto = req.Header("X-Forwarded-Proto");
-    out += proto && Lower(*proto) == "https" ? "https://" : "http://";
-    out += req.Header("Host").value_or("localhost");
+    out += req.scheme.empty() ? std::string_view("http") : std::string_view(req.scheme);
+    out += "://";
+    out += req.host.empty() ? std::string_view("localhost") : std::string_view(req.host);  // HTTP/1.0 without Host
   }
 
   std::string BaseUrl(const http::Request& req) const {
@@ -402,7 +404,7 @@ struct Api::Impl {
     const http::Request& req;
     ApiVersion version;
     const std::string& query;    // still percent-encoded
-    const Principal& who;        // empty on the unversioned routes, which are anonymous
+    const Principal& who;        // empty on the anonymous routes (kUnversioned, kAnonymous)
     std::string id;              // the {id} key, decoded
     std::string_view cast;       // the qualified type of {cast}
     std::string_view function;   // the function-call segment, arguments included
@@ -413,6 +415,10 @@ struct Api::Impl {
     kBetaOnly = 1,     // not served under /v1.0
     kUnversioned = 2,  // outside /beta and /v1.0, and anonymous: /healthz, /metrics
     kIfMetrics = 4,    // served only when Options::metrics is on
+    // Served without authentication, as Graph serves it: the Authorization header is not
+    // read, so a missing, expired or forged token gets the same answer. Only for routes
+    // that show no tenant data ($metadata).
+    kAnonymous = 8,
   };
 
   // One row of the route table (Table() below).
@@ -467,6 +473,15 @@ struct Api::Impl {
   // metrics and logs), authenticates, throttles, checks the method and the
   // permission, and calls the route's handler.
   http::Response Dispatch(http::Request& req, std::string& route) const;
+
+  // Calls an unauthenticated route's handler (kUnversioned, kAnonymous) with an empty Principal.
+  http::Response CallAnonymous(const CompiledRoute& r, const http::Request& req, ApiVersion v,
+                               const std::string& query) const {
+    static const Principal kNobody;
+    auto result = (this->*r.route->handler)(Call{req, v, query, kNobody, {}, {}, {}});
+    if (!result) return ErrorResponse(result.error(), req);
+    return std::move(*result);
+  }
 
   // --- actions and functions on vppTokens -------------------------------
 
@@ -528,23 +543,27 @@ struct Api::Impl {
     return http::Response{204, {}, {}, {}, {}};
   }
 
-  // getLicensesForApp(bundleId='x'), or with a parameter alias: (bundleId=@b)?@b='x'.
-  static Result<std::string> ParseBundleIdArgument(std::string_view segment, std::string_view query) {
+  // The one string parameter of a function call: "getLicensesForApp(bundleId='x')", or with a
+  // parameter alias, "(bundleId=@b)?@b='x'". `example` is a well-formed call, for the message.
+  static Result<std::string> ParseStringArgument(std::string_view segment, std::string_view query,
+                                                 std::string_view function, std::string_view parameter,
+                                                 std::string_view example) {
+    const std::string param(parameter);
     auto bad = [&](const std::string& why) {
       return Fail(Error::InvalidArgument("Invalid function call '" + std::string(segment.substr(0, 200)) + "': " + why +
-                                         " Use getLicensesForApp(bundleId='com.example.app').",
-                                         "bundleId"));
+                                             " Use " + std::string(example) + ".",
+                                         param));
     };
     const auto open = segment.find('(');
     if (open == std::string_view::npos || segment.back() != ')') return bad("the parameter list is missing.");
     const std::string_view name = segment.substr(0, open);
-    if (name != "getLicensesForApp" && LocalName(name) != "getLicensesForApp") {
+    if (name != function && LocalName(name) != function) {
       return bad("unknown function '" + std::string(name) + "'.");
     }
     std::string_view args = segment.substr(open + 1, segment.size() - open - 2);
     const auto eq = args.find('=');
-    if (eq == std::string_view::npos || TrimSpace(args.substr(0, eq)) != "bundleId") {
-      return bad("the only parameter is bundleId.");
+    if (eq == std::string_view::npos || TrimSpace(args.substr(0, eq)) != parameter) {
+      return bad("the only parameter is " + param + ".");
     }
     std::string_view value = TrimSpace(args.substr(eq + 1));
     std::string alias_value;
@@ -565,7 +584,7 @@ struct Api::Impl {
       value = alias_value;
     }
     if (value.size() < 2 || value.front() != '\'' || value.back() != '\'') {
-      return bad("bundleId must be a string literal in single quotes.");
+      return bad(param + " must be a string literal in single quotes.");
     }
     std::string out;
     const std::string_view inner = value.substr(1, value.size() - 2);
@@ -576,18 +595,19 @@ struct Api::Impl {
           ++i;
           continue;
         }
-        return bad("a quote inside bundleId must be doubled ('').");
+        return bad("a quote inside " + param + " must be doubled ('').");
       }
       out += inner[i];
     }
-    if (out.empty()) return bad("bundleId is empty.");
+    if (out.empty()) return bad(param + " is empty.");
     return out;
   }
 
   Result<http::Response> GetLicensesForApp(const Call& c) const {
     const http::Request& req = c.req;
     if (auto ok = RequireJsonAccepted(req); !ok) return Fail(ok.error());
-    auto bundle_id = ParseBundleIdArgument(c.function, c.query);
+    auto bundle_id = ParseStringArgument(c.function, c.query, "getLicensesForApp", "bundleId",
+                                         "getLicensesForApp(bundleId='com.example.app')");
     if (!bundle_id) return Fail(bundle_id.error());
     auto summaries = deps.tokens->GetLicensesForApp(c.who, *bundle_id);
     if (!summaries) return Fail(summaries.error());
@@ -601,6 +621,35 @@ struct Api::Impl {
     body["@odata.context"] = ContextUrl(req, ApiVersion::kBeta, {"Collection(microsoft.graph.vppTokenLicenseSummary)"});
     body["value"] = std::move(values);
     return Json(200, body);
+  }
+
+  // --- depOnboardingSettings ----------------------------------------------
+
+  // GET deviceManagement/depOnboardingSettings/getExpiringVppTokenCount(expiringBeforeDateTime='…'):
+  // a function bound to the depOnboardingSetting collection (beta CSDL). Its one parameter is
+  // an Edm.String holding an ISO-8601 date-time, so it is quoted; it answers Edm.Int32 as
+  // {"@odata.context":"…/$metadata#Edm.Int32","value":n}.
+  Result<http::Response> GetExpiringVppTokenCount(const Call& c) const {
+    if (auto ok = RequireJsonAccepted(c.req); !ok) return Fail(ok.error());
+    auto text = ParseStringArgument(c.function, c.query, "getExpiringVppTokenCount", "expiringBeforeDateTime",
+                                    "getExpiringVppTokenCount(expiringBeforeDateTime='2027-01-01T00:00:00Z')");
+    if (!text) return Fail(text.error());
+    auto before = ParseIso8601(*text);
+    if (!before) {
+      return Fail(BadParameter("expiringBeforeDateTime", "must be an ISO-8601 date-time such as "
+                                                         "'2027-01-01T00:00:00Z', not '" + text->substr(0, 100) + "'"));
+    }
+    auto n = deps.tokens->CountExpiringBefore(c.who, *before);
+    if (!n) return Fail(n.error());
+    std::string body;
+    JsonWriter w(body);
+    w.BeginObject();
+    w.Key("@odata.context");
+    w.String(ContextUrl(c.req, ApiVersion::kBeta, {"Edm.Int32"}));
+    w.Key("value");
+    w.Int(*n);
+    w.EndObject();
+    return Json(200, std::move(body));
   }
 
   // --- mobileApps ---------------------------------------------------------
@@ -640,10 +689,7 @@ struct Api::Impl {
     AllowedOptions allowed;
     allowed.expand = !count_segment;
     if (count_segment) {
-      if (!Accepts(req, "text/plain")) {
-        return Fail(Error{Code::kNotAcceptable, "The $count segment answers text/plain, which the Accept header excludes.",
-                          "Accept", {}});
-      }
+      if (auto ok = RequireCountAccepted(req); !ok) return Fail(ok.error());
       allowed.orderby = allowed.top = allowed.skip = allowed.count = allowed.select = allowed.skiptoken = false;
     } else if (auto ok = RequireJsonAccepted(req); !ok) {
       return Fail(ok.error());
@@ -765,6 +811,18 @@ struct Api::Impl {
     return {};
   }
 
+  // A $count segment answers text/plain, as Graph does, also to the Accept: application/json
+  // that Graph's own clients send; 406 only for an Accept that admits neither (nor */*).
+  static Status RequireCountAccepted(const http::Request& req) {
+    if (!Accepts(req, "text/plain") && !Accepts(req, "application/json")) {
+      return Fail(Error{Code::kNotAcceptable,
+                        "The $count segment answers text/plain; the Accept header '" +
+                            std::string(*req.Header("Accept")) + "' admits neither text/plain nor application/json.",
+                        "Accept", {}});
+    }
+    return {};
+  }
+
   // --- vppTokens --------------------------------------------------------
 
   Result<http::Response> ListTokens(const Call& c) const {
@@ -791,10 +849,7 @@ struct Api::Impl {
   }
 
   Result<http::Response> CountTokens(const Call& c) const {
-    if (!Accepts(c.req, "text/plain")) {
-      return Fail(Error{Code::kNotAcceptable, "The $count segment answers text/plain, which the Accept header excludes.",
-                        "Accept", {}});
-    }
+    if (auto ok = RequireCountAccepted(c.req); !ok) return Fail(ok.error());
     AllowedOptions allowed;
     allowed.orderby = allowed.top = allowed.skip = allowed.count = allowed.select = allowed.skiptoken = false;
     auto q = ParseQueryOptions(c.query, VppTokenEntity(c.version), allowed, limits);
@@ -901,7 +956,7 @@ const std::vector<Api::Impl::CompiledRoute>& Api::Impl::Table() {
   static const Route kRoutes[] = {
       {"healthz", kGet | kHead, &I::Healthz, {}, kUnversioned},
       {"metrics", kGet | kHead, &I::Metrics, {}, kUnversioned | kIfMetrics},
-      {"$metadata", kGet, &I::Metadata, {}},
+      {"$metadata", kGet, &I::Metadata, {}, kAnonymous},
       {"deviceAppManagement", kAll, &I::DeviceAppManagement, {}},
       {"deviceAppManagement/vppTokens", kGet, &I::ListTokens, Op::kReadTokens},
       {"deviceAppManagement/vppTokens", kPost, &I::CreateToken, Op::kCreateToken},
@@ -916,6 +971,8 @@ const std::vector<Api::Impl::CompiledRoute>& Api::Impl::Table() {
       {"deviceAppManagement/vppTokens/{id}/graph.syncLicenses", kPost, &I::SyncLicenses, Op::kSyncLicenses},
       {"deviceAppManagement/vppTokens/{id}/graph.revokeLicenses", kPost, &I::RevokeLicenses, Op::kRevokeLicenses,
        kBetaOnly},
+      {"deviceManagement/depOnboardingSettings/graph.getExpiringVppTokenCount(...)", kGet,
+       &I::GetExpiringVppTokenCount, Op::kGetExpiringVppTokenCount, kBetaOnly},
       {"deviceAppManagement/mobileApps", kGet, &I::ListApps, Op::kReadMobileApps},
       {"deviceAppManagement/mobileApps/$count", kGet, &I::CountApps, Op::kReadMobileApps},
       {"deviceAppManagement/mobileApps/{cast}", kGet, &I::ListApps, Op::kReadMobileApps},
@@ -1005,11 +1062,11 @@ http::Response Api::Impl::Dispatch(http::Request& req, std::string& route) const
                            req);
     }
     if (chosen == nullptr) return MethodNotAllowed(req, allowed);
-    static const Principal kAnonymous;
-    auto result = (this->*chosen->route->handler)(Call{req, v, query, kAnonymous, {}, {}, {}});
-    if (!result) return ErrorResponse(result.error(), req);
-    return std::move(*result);
+    return CallAnonymous(*chosen, req, v, query);
   }
+  // An anonymous route (kAnonymous) is answered before authentication; another method on
+  // it is 405 only for an authenticated caller, like every other route.
+  if (chosen != nullptr && (chosen->route->flags & kAnonymous) != 0) return CallAnonymous(*chosen, req, v, query);
 
   // Graph authenticates before it routes.
   std::string why;
@@ -1051,6 +1108,8 @@ http::Response Api::Impl::Dispatch(http::Request& req, std::string& route) const
 Api::Api(Dependencies deps, Options options) : impl_(std::make_unique<Impl>()) {
   impl_->deps = deps;
   impl_->options = std::move(options);
+  // "https://graph.example.com/" and "https://graph.example.com" give the same links.
+  while (impl_->options.public_url.ends_with('/')) impl_->options.public_url.pop_back();
   impl_->limits.default_page_size = impl_->options.page_size;
   impl_->limits.max_top = impl_->options.max_top;
 }

@@ -39,7 +39,8 @@ struct Options {
   std::int64_t page_size = 100;  // server-driven paging of collections
   std::int64_t max_top = 999;
   // Absolute base for @odata.context and @odata.nextLink ("https://vppd.example.com").
-  // Empty: taken from the request's Host header (and X-Forwarded-Proto).
+  // Empty: the request's validated origin, http::Request::scheme and ::host (X-Forwarded-*
+  // believed only from the server's trusted proxies).
   std::string public_url;
   // Serve GET /metrics (Prometheus text; aggregate counts only, no ids or tenants).
   bool metrics = true;

@@ -30,7 +30,7 @@ struct Row {
 constexpr std::array kSeedRead = {kServiceConfigRead, kServiceConfigWrite};
 constexpr std::array kSeedWrite = {kServiceConfigWrite};
 constexpr std::array kSeedApps = {kAppsRead, kAppsWrite};
-constexpr std::array<Row, 9> kSeedTable = {{
+constexpr std::array<Row, 10> kSeedTable = {{
     {Operation::kReadTokens, false, kSeedRead},
     {Operation::kCreateToken, false, kSeedWrite},
     {Operation::kUpdateToken, false, kSeedWrite},
@@ -40,6 +40,7 @@ constexpr std::array<Row, 9> kSeedTable = {{
     {Operation::kSyncLicenseCounts, false, kSeedWrite},
     {Operation::kGetLicensesForApp, false, kSeedRead},
     {Operation::kReadMobileApps, false, kSeedApps},
+    {Operation::kGetExpiringVppTokenCount, false, kSeedRead},
 }};
 
 // --- current profile --------------------------------------------------------
@@ -48,7 +49,7 @@ constexpr std::array kCurrentWrite = {kAppsWrite, kServiceConfigWrite};
 constexpr std::array kCurrentLicensesForApp = {kServiceConfigRead, kServiceConfigWrite, kConfigurationRead,
                                                kConfigurationWrite};
 constexpr std::array kCurrentRevoke = {kServiceConfigWrite, kConfigurationWrite};
-constexpr std::array<Row, 9> kCurrentTable = {{
+constexpr std::array<Row, 10> kCurrentTable = {{
     {Operation::kReadTokens, true, kCurrentRead},
     {Operation::kCreateToken, true, kCurrentWrite},
     {Operation::kUpdateToken, true, kCurrentWrite},
@@ -58,6 +59,8 @@ constexpr std::array<Row, 9> kCurrentTable = {{
     {Operation::kSyncLicenseCounts, true, kCurrentRevoke},
     {Operation::kGetLicensesForApp, true, kCurrentLicensesForApp},
     {Operation::kReadMobileApps, true, kSeedApps},
+    // getExpiringVppTokenCount's page: the same four as getLicensesForApp, application too.
+    {Operation::kGetExpiringVppTokenCount, true, kCurrentLicensesForApp},
 }};
 
 const Row& Lookup(Operation op, PermissionProfile profile) {

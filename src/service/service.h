@@ -39,6 +39,7 @@ enum class Operation {
   kSyncLicenseCounts,
   kGetLicensesForApp,
   kReadMobileApps,
+  kGetExpiringVppTokenCount,  // depOnboardingSettings/getExpiringVppTokenCount
 };
 
 // seed: the seed page's table (delegated work/school only). current: the newest
@@ -119,6 +120,9 @@ class VppTokens {
   Result<store::VppToken> Get(const Principal& caller, const std::string& id);
   Result<store::Page<store::VppToken>> List(const Principal& caller, const store::ListQuery& query);
   Result<std::int64_t> Count(const Principal& caller, const std::optional<store::Expr>& filter);
+  // Graph's getExpiringVppTokenCount: how many of the caller's tokens expire strictly
+  // before `before` (already expired ones included).
+  Result<std::int64_t> CountExpiringBefore(const Principal& caller, Timestamp before);
   // Applies the changes; a new `token` is a renewal, decoded like on create.
   Result<store::VppToken> Update(const Principal& caller, const std::string& id, TokenChanges changes);
   Status Delete(const Principal& caller, const std::string& id);

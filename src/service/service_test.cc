@@ -60,6 +60,22 @@ TEST(Permissions, CurrentProfileAddsAppsAndApplicationPermissions) {
   EXPECT_FALSE(Authorize(mixed, Operation::kReadTokens, kCurrent));
 }
 
+TEST(Permissions, GetExpiringVppTokenCount) {
+  // Its page: DeviceManagementServiceConfig.Read.All/ReadWrite.All and
+  // DeviceManagementConfiguration.Read.All/ReadWrite.All, delegated and application.
+  const auto op = Operation::kGetExpiringVppTokenCount;
+  EXPECT_TRUE(Authorize(Delegated({"DeviceManagementServiceConfig.Read.All"}), op, PermissionProfile::kSeed));
+  EXPECT_TRUE(Authorize(Delegated({"DeviceManagementServiceConfig.ReadWrite.All"}), op, PermissionProfile::kSeed));
+  EXPECT_FALSE(Authorize(Delegated({"DeviceManagementApps.ReadWrite.All"}), op, PermissionProfile::kSeed));
+  EXPECT_FALSE(Authorize(AppOnly({"DeviceManagementServiceConfig.Read.All"}), op, PermissionProfile::kSeed));
+  for (const char* scope : {"DeviceManagementServiceConfig.Read.All", "DeviceManagementServiceConfig.ReadWrite.All",
+                            "DeviceManagementConfiguration.Read.All", "DeviceManagementConfiguration.ReadWrite.All"}) {
+    EXPECT_TRUE(Authorize(Delegated({scope}), op, PermissionProfile::kCurrent)) << scope;
+    EXPECT_TRUE(Authorize(AppOnly({scope}), op, PermissionProfile::kCurrent)) << scope;
+  }
+  EXPECT_FALSE(Authorize(Delegated({"DeviceManagementApps.ReadWrite.All"}), op, PermissionProfile::kCurrent));
+}
+
 TEST(Permissions, ProfileNames) {
   EXPECT_EQ(*ParsePermissionProfile("seed"), PermissionProfile::kSeed);
   EXPECT_EQ(*ParsePermissionProfile("current"), PermissionProfile::kCurrent);
@@ -138,6 +154,62 @@ TEST(Gate, RemembersLicensedTenantsForTheTtlOnly) {
   EXPECT_FALSE(gate.Admit(Delegated({}), Operation::kReadTokens));
   clock.Advance(std::chrono::milliseconds(1001));
   EXPECT_FALSE(gate.Admit(caller, Operation::kReadTokens));  // the license change has taken effect
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace vppd::service
+
+namespace vppd::service {
+namespace {
+
+TEST(VppTokens, CountExpiringBeforeCountsTheCallersTokensThatExpireStrictlyBefore) {
+  const auto dir = std::filesystem::temp_directory_path() / ("vppd-expiring-test-" + NewGuid());
+  std::filesystem::create_directories(dir);
+  FakeClock clock(*ParseIso8601("2026-12-01T00:00:00Z"));
+  store::SqliteOptions so;
+  so.path = (dir / "vppd.db").string();
+  so.secrets = std::make_shared<const SecretBox>(SecretBox::FromKey(std::string(32, 'k')));
+  auto store = store::Store::OpenSqlite(so);
+  ASSERT_TRUE(store) << store.error().message;
+  Tenants tenants(**store);
+  const Principal caller = Delegated({"DeviceManagementServiceConfig.ReadWrite.All"});
+  Principal other = caller;
+  other.tenant_id = "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d";
+  ASSERT_TRUE(tenants.Put(caller.tenant_id, "T", true));
+  ASSERT_TRUE(tenants.Put(other.tenant_id, "U", true));
+  Options options;
+  options.clock = &clock;
+  VppTokens tokens(**store, options);
+  auto add = [&](const Principal& who, const std::string& location, const std::string& exp) {
+    TokenChanges c;
+    c.token = Base64Encode(R"({"token":")" + location + R"(","expDate":")" + exp + R"(","orgName":"Org"})");
+    auto t = tokens.Create(who, std::move(c));
+    ASSERT_TRUE(t) << t.error().message;
+  };
+  add(caller, "a", "2026-03-01T00:00:00+0000");  // already expired
+  add(caller, "b", "2027-06-30T12:00:00+0000");
+  add(caller, "c", "2030-11-08T22:33:22+0000");
+  add(other, "d", "2026-06-01T00:00:00+0000");  // another tenant's: never counted
+
+  auto count = [&](const Principal& who, const char* before) -> std::int64_t {
+    auto n = tokens.CountExpiringBefore(who, *ParseIso8601(before));
+    EXPECT_TRUE(n) << n.error().message;
+    return n ? *n : -1;
+  };
+  EXPECT_EQ(count(caller, "2020-01-01T00:00:00Z"), 0);
+  EXPECT_EQ(count(caller, "2026-03-01T00:00:00Z"), 0);  // strictly before
+  EXPECT_EQ(count(caller, "2026-03-01T00:00:00.000001Z"), 1);
+  EXPECT_EQ(count(caller, "2028-01-01T00:00:00Z"), 2);
+  EXPECT_EQ(count(caller, "2031-01-01T00:00:00Z"), 3);
+  EXPECT_EQ(count(other, "2031-01-01T00:00:00Z"), 1);
+  // The permission and the tenant's license are checked.
+  auto refused = tokens.CountExpiringBefore(Delegated({"DeviceManagementApps.ReadWrite.All"}), 0);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Code::kPermissionDenied);
+  ASSERT_TRUE(tenants.SetLicense(caller.tenant_id, false));
+  clock.Advance(std::chrono::seconds(2));  // past the Gate's memory of the license
+  EXPECT_FALSE(tokens.CountExpiringBefore(caller, 0));
   std::filesystem::remove_all(dir);
 }
 

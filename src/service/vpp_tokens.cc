@@ -134,6 +134,14 @@ Result<std::int64_t> VppTokens::Count(const Principal& caller, const std::option
   return store_.CountTokens(caller.tenant_id, filter);
 }
 
+Result<std::int64_t> VppTokens::CountExpiringBefore(const Principal& caller, Timestamp before) {
+  if (auto ok = gate_.Admit(caller, Operation::kGetExpiringVppTokenCount); !ok) return Fail(ok.error());
+  using store::Expr;
+  return store_.CountTokens(caller.tenant_id,
+                            Expr::Apply(store::Op::kLt, {Expr::Of(store::Column::kTokenExpiration),
+                                                         Expr::Value(store::DateTime{before})}));
+}
+
 Result<store::VppToken> VppTokens::Update(const Principal& caller, const std::string& id, TokenChanges changes) {
   if (auto ok = gate_.Admit(caller, Operation::kUpdateToken); !ok) return Fail(ok.error());
   const Timestamp now = Now();
