@@ -85,6 +85,10 @@ struct VppToken {
   std::vector<std::string> role_scope_tag_ids;
   std::string delivery_protocol = "default";  // appleDeviceAppDeliveryProtocolType
   std::int32_t last_app_count = 0;
+  // The entity's version, for its ETag: 1 when created, one more on every write
+  // (every write changes lastModifiedDateTime, so every write is one Graph sees).
+  // Set by the store; what `mutate` sets is ignored.
+  std::int64_t row_version = 0;
 
   // Not on the Graph surface.
   std::optional<std::string> apple_uid;         // Apple's location uId, once synced.

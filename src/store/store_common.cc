@@ -229,6 +229,7 @@ Result<std::string> PrepareNewToken(const std::string& tenant_id, VppToken& toke
   if (token.id.empty()) token.id = NewGuid();
   if (token.id.size() > kMaxIdLength) return Fail(Error::InvalidArgument("vppToken id is too long", "id"));
   token.created = token.last_modified = clock.Now();
+  token.row_version = 1;
   return secrets.Seal(token.token, TokenAssociatedData(tenant_id, token.id));
 }
 
@@ -252,6 +253,7 @@ Result<MutatedToken> MutateStoredToken(const std::string& tenant_id, const VppTo
   token.id = stored.id;
   token.created = stored.created;
   token.last_modified = clock.Now();
+  token.row_version = stored.row_version + 1;  // `stored` is locked: no other writer in between
   if (!token.token.empty()) {
     Result<std::string> sealed = secrets.Seal(token.token, TokenAssociatedData(tenant_id, token.id));
     if (!sealed) return Fail(sealed.error());

@@ -67,6 +67,7 @@ inline constexpr const char* kTokenDataColumns[] = {
     "created",
     "last_full_walk",
     "last_sync_error",
+    "row_version",
 };
 enum TokenCol : int {  // result-column indexes of TokenSelectList(): id, then the data columns but token_sealed
   kId,
@@ -93,6 +94,7 @@ enum TokenCol : int {  // result-column indexes of TokenSelectList(): id, then t
   kCreated,
   kLastFullWalk,
   kLastSyncError,
+  kRowVersion,
   kTokenColCount
 };
 // Every data column is selected except token_sealed, which only GetTokenSecret reads.
@@ -164,6 +166,7 @@ Result<VppToken> ReadTokenRow(const Row& row) {
   t.created = row.Int(kCreated);
   t.last_full_walk = row.Int(kLastFullWalk);
   t.last_sync_error = row.Text(kLastSyncError);
+  t.row_version = row.Int(kRowVersion);
   return t;
 }
 
@@ -199,6 +202,7 @@ void AddTokenParams(const std::string& tenant_id, const VppToken& t, const std::
   add(std::int64_t{t.created});
   add(std::int64_t{t.last_full_walk});
   add(std::string_view(t.last_sync_error));
+  add(std::int64_t{t.row_version});
 }
 
 // --- mobile_apps -----------------------------------------------------------------

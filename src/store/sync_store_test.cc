@@ -1249,6 +1249,41 @@ TEST_P(SyncStoreTest, FindTokensByAppleUid) {
   EXPECT_TRUE(store_->FindTokensByAppleUid(kTenantA, "nowhere", "")->empty());
 }
 
+// The row version (ETags): 1 on create, one more per write of the row, whichever
+// path writes it (UpdateToken, EnqueueJob, FinishJob); reads and failed writes
+// leave it; what a mutate sets is ignored.
+TEST_P(SyncStoreTest, EveryWriteOfATokenAddsOneToItsRowVersion) {
+  VppToken t = Token(kTenantA);
+  EXPECT_EQ(t.row_version, 1);
+  EXPECT_EQ(store_->GetToken(kTenantA, t.id)->row_version, 1);
+  Result<VppToken> updated = store_->UpdateToken(kTenantA, t.id, [](VppToken& x) -> Status {
+    x.display_name = "renamed";
+    x.row_version = 100;  // ignored
+    return {};
+  });
+  ASSERT_TRUE(updated) << updated.error().message;
+  EXPECT_EQ(updated->row_version, 2);
+  EXPECT_EQ(store_->GetToken(kTenantA, t.id)->row_version, 2);
+  EXPECT_EQ(store_->ListTokens(kTenantA, {})->items[0].row_version, 2);
+  EXPECT_EQ(store_->UpdateToken(kTenantA, t.id, [](VppToken&) -> Status { return Fail(Error::InvalidArgument("no")); })
+                .error()
+                .code,
+            Code::kInvalidArgument);
+  EXPECT_EQ(store_->GetToken(kTenantA, t.id)->row_version, 2) << "a failed write changes nothing";
+  ASSERT_TRUE(Enqueue(kTenantA, t.id));
+  EXPECT_EQ(store_->GetToken(kTenantA, t.id)->row_version, 3);
+  SyncJob job = Claim("w");
+  Result<VppToken> finished = store_->FinishJob(job, std::nullopt, [](VppToken& x) -> Status {
+    x.last_sync_status = "completed";
+    return {};
+  });
+  ASSERT_TRUE(finished) << finished.error().message;
+  EXPECT_EQ(finished->row_version, 4);
+  EXPECT_EQ(store_->GetToken(kTenantA, t.id)->row_version, 4);
+  // Versions are per token.
+  EXPECT_EQ(Token(kTenantA, "other").row_version, 1);
+}
+
 TEST_P(SyncStoreTest, TokensDueForSync) {
   VppToken never = Token(kTenantA, "never");
   VppToken old = Token(kTenantB, "old");
