@@ -75,7 +75,9 @@ SqlStore::SqlStore(Dialect dialect, std::shared_ptr<const SecretBox> secrets, co
       clock_(clock != nullptr ? *clock : Clock::Real()),
       max_tokens_(max_tokens_per_tenant),
       load_token_sql_(fmt::format("SELECT {} FROM vpp_tokens WHERE tenant_id = ?1 AND id = ?2", TokenSelectList())),
-      load_token_locked_sql_(load_token_sql_ + dialect_.for_update) {}
+      load_token_locked_sql_(load_token_sql_ + dialect_.for_update),
+      lock_token_version_sql_(std::string("SELECT row_version FROM vpp_tokens WHERE tenant_id = ?1 AND id = ?2") +
+                              dialect_.for_update) {}
 
 std::string SqlStore::SetName(std::int64_t generation, const std::string& adam_id) {
   return fmt::format("set {} app {}", generation, adam_id);
@@ -229,12 +231,21 @@ Result<std::int64_t> SqlStore::CountTokens(const std::string& tenant_id, const s
 }
 
 Result<VppToken> SqlStore::UpdateToken(const std::string& tenant_id, const std::string& id,
-                                       const std::function<Status(VppToken&)>& mutate) {
-  return InTx<VppToken>(TxKind::kWrite, [&](Tx& tx) { return MutateToken(tx, tenant_id, id, mutate); });
+                                       const std::function<Status(VppToken&)>& mutate,
+                                       std::optional<std::int64_t> if_version) {
+  return InTx<VppToken>(TxKind::kWrite, [&](Tx& tx) { return MutateToken(tx, tenant_id, id, mutate, if_version); });
 }
 
-Status SqlStore::DeleteToken(const std::string& tenant_id, const std::string& id) {
+Status SqlStore::DeleteToken(const std::string& tenant_id, const std::string& id,
+                             std::optional<std::int64_t> if_version) {
   return InTx<void>(TxKind::kWrite, [&](Tx& tx) -> Status {
+    if (if_version) {
+      // The row locked until the DELETE: no write can change its version in between.
+      Result<bool> row = tx.QueryRow(lock_token_version_sql_, {tenant_id, id});
+      if (!row) return Fail(row.error());
+      if (!*row) return Fail(TokenNotFound(id));
+      if (Status s = CheckTokenVersion(id, tx.Int(0), if_version); !s) return s;
+    }
     // Delete first (apps and jobs by cascade), then the token's sets, current and
     // staged, become garbage for the collector (O(1) here, however many rows).
     Result<bool> row = tx.QueryRow("DELETE FROM vpp_tokens WHERE tenant_id = ?1 AND id = ?2 RETURNING token_key",
@@ -258,11 +269,14 @@ Result<VppToken> SqlStore::LoadToken(Tx& tx, const std::string& tenant_id, const
 }
 
 // The read-modify-write of UpdateToken, EnqueueJob and FinishJob, inside the
-// caller's write transaction.
+// caller's write transaction; conditional on the token's version when
+// `if_version` is set (checked under the row lock LoadToken takes).
 Result<VppToken> SqlStore::MutateToken(Tx& tx, const std::string& tenant_id, const std::string& id,
-                                       const std::function<Status(VppToken&)>& mutate) {
+                                       const std::function<Status(VppToken&)>& mutate,
+                                       std::optional<std::int64_t> if_version) {
   Result<VppToken> stored = LoadToken(tx, tenant_id, id, true);
   if (!stored) return stored;
+  if (Status s = CheckTokenVersion(id, stored->row_version, if_version); !s) return Fail(s.error());
   return ApplyMutate(tx, tenant_id, *stored, mutate);
 }
 

@@ -154,9 +154,13 @@ class SqlStore : public Store {
   Result<VppToken> GetToken(const std::string& tenant_id, const std::string& id) override;
   Result<Page<VppToken>> ListTokens(const std::string& tenant_id, const ListQuery& query) override;
   Result<std::int64_t> CountTokens(const std::string& tenant_id, const std::optional<Expr>& filter) override;
+  using Store::DeleteToken;
+  using Store::UpdateToken;
   Result<VppToken> UpdateToken(const std::string& tenant_id, const std::string& id,
-                               const std::function<Status(VppToken&)>& mutate) override;
-  Status DeleteToken(const std::string& tenant_id, const std::string& id) override;
+                               const std::function<Status(VppToken&)>& mutate,
+                               std::optional<std::int64_t> if_version) override;
+  Status DeleteToken(const std::string& tenant_id, const std::string& id,
+                     std::optional<std::int64_t> if_version) override;
   Result<Page<MobileApp>> ListApps(const std::string& tenant_id, const ListQuery& query) override;
   Result<std::int64_t> CountApps(const std::string& tenant_id, const std::optional<Expr>& filter) override;
   Result<MobileApp> GetApp(const std::string& tenant_id, const std::string& app_id) override;
@@ -279,7 +283,8 @@ class SqlStore : public Store {
  private:
   Result<VppToken> LoadToken(Tx& tx, const std::string& tenant_id, const std::string& id, bool lock);
   Result<VppToken> MutateToken(Tx& tx, const std::string& tenant_id, const std::string& id,
-                               const std::function<Status(VppToken&)>& mutate);
+                               const std::function<Status(VppToken&)>& mutate,
+                               std::optional<std::int64_t> if_version = std::nullopt);
   Result<VppToken> ApplyMutate(Tx& tx, const std::string& tenant_id, const VppToken& stored,
                                const std::function<Status(VppToken&)>& mutate);
   Result<std::vector<MobileApp>> QueryApps(Tx& tx, const std::string& sql, Tx::Args args);
@@ -301,7 +306,7 @@ class SqlStore : public Store {
   const Clock& clock_;
   const std::int64_t max_tokens_;
   // Fixed statements whose text depends on the dialect, built once.
-  const std::string load_token_sql_, load_token_locked_sql_;
+  const std::string load_token_sql_, load_token_locked_sql_, lock_token_version_sql_;
 };
 
 }  // namespace vppd::store

@@ -144,6 +144,12 @@ Error TokenNotFound(const std::string& id) { return Error::NotFound(fmt::format(
 Error TenantNotFound(const std::string& id) { return Error::NotFound(fmt::format("tenant '{}' not found", id), id); }
 Error AppNotFound(const std::string& id) { return Error::NotFound(fmt::format("mobileApp '{}' not found", id), id); }
 
+Status CheckTokenVersion(const std::string& id, std::int64_t stored, std::optional<std::int64_t> if_version) {
+  if (!if_version || *if_version == stored) return {};
+  return Fail(Error::FailedPrecondition(fmt::format(
+      "the vppToken '{}' was changed since version {} (it is at version {}): read it again", id, *if_version, stored)));
+}
+
 const std::string& AppSelectList() {
   static const std::string list = [] {
     std::string s;
