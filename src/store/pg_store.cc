@@ -25,7 +25,6 @@
 // instance picks garbage sets with SKIP LOCKED, so several collectors share the
 // work instead of colliding.
 #include <atomic>
-#include <cctype>
 #include <chrono>
 #include <random>
 #include <span>
@@ -45,6 +44,7 @@ namespace {
 
 using pg::Connection;
 using pg::Params;
+using pg::PgPlaceholders;
 using pg::Rows;
 
 constexpr int kMaxConnections = 256;
@@ -85,19 +85,6 @@ std::string IntArray(const std::vector<std::int64_t>& items) {
   std::string out = "{";
   for (std::size_t i = 0; i < items.size(); ++i) out += fmt::format("{}{}", i > 0 ? "," : "", items[i]);
   return out + "}";
-}
-
-// SQLite's placeholders (?1) as PostgreSQL's ($1), outside quoted literals.
-std::string PgPlaceholders(std::string_view sql) {
-  std::string out(sql);
-  bool quoted = false;
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    if (out[i] == '\'') quoted = !quoted;
-    if (!quoted && out[i] == '?' && i + 1 < out.size() && std::isdigit(static_cast<unsigned char>(out[i + 1]))) {
-      out[i] = '$';
-    }
-  }
-  return out;
 }
 
 // Set by a transaction body that made garbage (see NoteGarbage); a transaction
