@@ -146,6 +146,10 @@ class PgTx final : public Tx {
   std::optional<std::string> OptText(int col) const override { return rows_->OptText(row_, col); }
   bool Bool(int col) const override { return rows_->Bool(row_, col); }
   std::int64_t Changes() const override { return rows_ ? rows_->affected() : 0; }
+  // PgTx is final: the readers' column reads are direct calls.
+  Tenant TenantRow() const override { return ReadTenantRow(*this); }
+  Result<VppToken> TokenRow() const override { return ReadTokenRow(*this); }
+  MobileApp AppRow() const override { return ReadAppRow(*this); }
 
   Connection& conn() { return conn_; }
 
@@ -192,7 +196,7 @@ class PgStore final : public SqlStore {
                            const std::function<Status(const std::vector<LicenseAssignment>&)>& on_batch) override;
 
  protected:
-  Status RunTx(TxKind kind, const std::function<Status(Tx&)>& body) override;
+  Status RunTx(TxKind kind, FunctionRef<Status(Tx&)> body) override;
   // The collector is woken once the transaction has committed (RunTx), not
   // before, or it could look, find nothing yet, and sleep a whole
   // kCollectInterval. (In the SQLite store the writer lock orders the two.)
@@ -260,7 +264,7 @@ Result<std::int64_t> PgStore::AdoptUnknownSets(Tx& tx) {
 // that lost a race (40001, 40P01) runs again, after a short random pause; so
 // does one whose pooled connection turned out dead before anything ran (the
 // server restarted since it was last used).
-Status PgStore::RunTx(TxKind kind, const std::function<Status(Tx&)>& body) {
+Status PgStore::RunTx(TxKind kind, FunctionRef<Status(Tx&)> body) {
   const char* begin = kind == TxKind::kWrite  ? "BEGIN"
                       : kind == TxKind::kRead ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
                                               : nullptr;  // kReadOne: one statement, its own snapshot

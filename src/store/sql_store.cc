@@ -43,8 +43,6 @@ Result<bool> Tx::QueryRow(std::string_view sql, Args args) {
 
 namespace {
 
-Tenant ReadTenant(const Tx& row) { return Tenant{row.Text(0), row.Text(1), row.Bool(2), row.Int(3)}; }
-
 // Runs `sql` with the values AddTokenParams/AddAppParams hand over. Their text
 // may be temporaries (the JSON columns): copied first.
 template <class AddParams>
@@ -105,7 +103,7 @@ Result<Tenant> SqlStore::GetTenant(const std::string& tenant_id) {
         tx.QueryRow("SELECT id, display_name, intune_licensed, created FROM tenants WHERE id = ?1", {tenant_id});
     if (!row) return Fail(row.error());
     if (!*row) return Fail(TenantNotFound(tenant_id));
-    return ReadTenant(tx);
+    return tx.TenantRow();
   });
 }
 
@@ -119,7 +117,7 @@ Result<std::vector<Tenant>> SqlStore::ListTenants() {
       Result<bool> row = tx.Next();
       if (!row) return Fail(row.error());
       if (!*row) return tenants;
-      tenants.push_back(ReadTenant(tx));
+      tenants.push_back(tx.TenantRow());
     }
   });
 }
@@ -193,7 +191,7 @@ Result<Page<VppToken>> SqlStore::ListTokens(const std::string& tenant_id, const 
   Result<std::string> order = CompileOrderBy(query.order_by, Table::kVppTokens, "id", dialect_.sql);
   if (!order) return Fail(order.error());
   const std::string sql = PageSql(TokenSelectList(), "vpp_tokens", *where, *order, query, builder);
-  return ReadPage<VppToken>(sql, builder, query.limit, [](const Tx& row) { return ReadTokenRow(row); });
+  return ReadPage<VppToken>(sql, builder, query.limit, [](const Tx& row) { return row.TokenRow(); });
 }
 
 // One page of the rows of `sql` (PageSql: limit + 1 rows), each read by `read`.
@@ -265,7 +263,7 @@ Result<VppToken> SqlStore::LoadToken(Tx& tx, const std::string& tenant_id, const
                                  {SqlArg::Borrowed(tenant_id), SqlArg::Borrowed(id)});
   if (!row) return Fail(row.error());
   if (!*row) return Fail(TokenNotFound(id));
-  return ReadTokenRow(tx);
+  return tx.TokenRow();
 }
 
 // The read-modify-write of UpdateToken, EnqueueJob and FinishJob, inside the
@@ -316,7 +314,7 @@ Result<std::vector<VppToken>> SqlStore::FindTokensByAppleUid(const std::string& 
       Result<bool> row = tx.Next();
       if (!row) return Fail(row.error());
       if (!*row) return tokens;
-      Result<VppToken> token = ReadTokenRow(tx);
+      Result<VppToken> token = tx.TokenRow();
       if (!token) return Fail(token.error());
       tokens.push_back(std::move(*token));
     }
@@ -347,7 +345,7 @@ Result<Page<MobileApp>> SqlStore::ListApps(const std::string& tenant_id, const L
   if (!order) return Fail(order.error());
   const std::string sql = PageSql(AppSelectList(), "mobile_apps", *where, *order, query, builder);
   return ReadPage<MobileApp>(sql, builder, query.limit,
-                             [](const Tx& row) -> Result<MobileApp> { return ReadAppRow(row); });
+                             [](const Tx& row) -> Result<MobileApp> { return row.AppRow(); });
 }
 
 Result<std::int64_t> SqlStore::CountApps(const std::string& tenant_id, const std::optional<Expr>& filter) {
@@ -357,7 +355,7 @@ Result<std::int64_t> SqlStore::CountApps(const std::string& tenant_id, const std
   return Count(fmt::format("SELECT count(*) FROM mobile_apps WHERE {}", *where), builder);
 }
 
-// Runs a fixed-text statement and collects ReadAppRow rows.
+// Runs a fixed-text statement and collects its rows (AppRow).
 Result<std::vector<MobileApp>> SqlStore::QueryApps(Tx& tx, const std::string& sql, Tx::Args args) {
   if (Status s = tx.Query(sql, args); !s) return Fail(s.error());
   std::vector<MobileApp> apps;
@@ -365,7 +363,7 @@ Result<std::vector<MobileApp>> SqlStore::QueryApps(Tx& tx, const std::string& sq
     Result<bool> row = tx.Next();
     if (!row) return Fail(row.error());
     if (!*row) return apps;
-    apps.push_back(ReadAppRow(tx));
+    apps.push_back(tx.AppRow());
   }
 }
 
@@ -416,7 +414,7 @@ Result<std::vector<MobileApp>> SqlStore::FindAppsByBundleId(const std::string& t
 
 Result<bool> SqlStore::WalkStep(const std::string& tenant_id, const std::string& token_id,
                                std::optional<std::int64_t>& pinned,
-                               const std::function<Status(Tx&, std::int64_t)>& read_batch) {
+                               FunctionRef<Status(Tx&, std::int64_t)> read_batch) {
   struct Seen {
     bool token_gone = false;
     std::optional<std::int64_t> generation;

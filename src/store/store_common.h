@@ -137,6 +137,12 @@ Error AppNotFound(const std::string& id);
 // std::optional<std::string>& (nullopt: NULL), std::int64_t or bool. Each store
 // adapts them to its own API; the order of the columns lives here only.
 
+// A row of "id, display_name, intune_licensed, created" from tenants.
+template <class Row>
+Tenant ReadTenantRow(const Row& row) {
+  return Tenant{row.Text(0), row.Text(1), row.Bool(2), row.Int(3)};
+}
+
 // A row of TokenSelectList(). `token` stays empty: see VppToken::token.
 template <class Row>
 Result<VppToken> ReadTokenRow(const Row& row) {
