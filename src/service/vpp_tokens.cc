@@ -142,24 +142,26 @@ Result<std::int64_t> VppTokens::CountExpiringBefore(const Principal& caller, Tim
                                                          Expr::Value(store::DateTime{before})}));
 }
 
-Result<store::VppToken> VppTokens::Update(const Principal& caller, const std::string& id, TokenChanges changes) {
+Result<store::VppToken> VppTokens::Update(const Principal& caller, const std::string& id, TokenChanges changes,
+                                          std::optional<std::int64_t> if_version) {
   if (auto ok = gate_.Admit(caller, Operation::kUpdateToken); !ok) return Fail(ok.error());
   const Timestamp now = Now();
-  auto updated = store_.UpdateToken(caller.tenant_id, id, [&](store::VppToken& token) -> Status {
+  auto apply = [&](store::VppToken& token) -> Status {
     if (changes.token) {
       if (auto ok = ApplySToken(*changes.token, now, token); !ok) return ok;
     }
     ApplySettings(changes, token);
     return {};
-  });
+  };
+  auto updated = store_.UpdateToken(caller.tenant_id, id, apply, if_version);
   if (!updated) return Fail(MapNotFound(updated.error(), id));
   if (changes.token) return QueueFirstSync(caller, std::move(*updated));  // a renewal is synced at once
   return updated;
 }
 
-Status VppTokens::Delete(const Principal& caller, const std::string& id) {
+Status VppTokens::Delete(const Principal& caller, const std::string& id, std::optional<std::int64_t> if_version) {
   if (auto ok = gate_.Admit(caller, Operation::kDeleteToken); !ok) return ok;
-  auto deleted = store_.DeleteToken(caller.tenant_id, id);
+  auto deleted = store_.DeleteToken(caller.tenant_id, id, if_version);
   if (!deleted) return Fail(MapNotFound(deleted.error(), id));
   return {};
 }

@@ -388,6 +388,11 @@ ALTER TABLE assignment_counts ADD COLUMN chunks INTEGER NOT NULL DEFAULT 0;
 -- and drops that table.
 )sql",
      ChunkAssignmentRows},
+    {9, "vppToken row versions", R"sql(
+-- The version of a token's row, for its ETag (VppToken::row_version): every
+-- write of the row adds one. Rows written before start at 1.
+ALTER TABLE vpp_tokens ADD COLUMN row_version INTEGER NOT NULL DEFAULT 1;
+)sql"},
 };
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "store/pg_db.h"
 
+#include <cctype>
 #include <charconv>
 #include <cstdlib>
 
@@ -244,6 +245,31 @@ void Pool::DropIdle() {
     dropped.swap(idle_);
   }
   cv_.notify_all();
+}
+
+std::string PgPlaceholders(std::string_view sql) {
+  std::string out(sql);
+  // Where the text from `i` on stops being SQL to rewrite: the end of a literal,
+  // identifier or comment (out.size() when it never ends).
+  auto skip_to = [&out](std::size_t i, std::string_view end) {
+    std::size_t at = out.find(end, i);
+    return at == std::string::npos ? out.size() : at + end.size() - 1;
+  };
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const char ch = out[i];
+    const char next = i + 1 < out.size() ? out[i + 1] : '\0';
+    if (ch == '\'' || ch == '"') {
+      // To the closing quote; a doubled quote inside closes and reopens, the same.
+      i = skip_to(i + 1, std::string_view(&ch, 1));
+    } else if (ch == '-' && next == '-') {
+      i = skip_to(i + 2, "\n");
+    } else if (ch == '/' && next == '*') {
+      i = skip_to(i + 2, "*/");
+    } else if (ch == '?' && std::isdigit(static_cast<unsigned char>(next))) {
+      out[i] = '$';
+    }
+  }
+  return out;
 }
 
 }  // namespace vppd::store::pg

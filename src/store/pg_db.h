@@ -169,6 +169,14 @@ class Pool {
   int open_ = 0;                                   // guarded by mu_: idle + leased
 };
 
+// The shared SQL's placeholders (SQLite's ?1, ?2, ...) as PostgreSQL's ($1, $2,
+// ...). Left alone: a `?` not followed by a digit (jsonb's operators), and
+// whatever is inside a '...' literal (a doubled '' included), a "..." quoted
+// identifier, a -- comment (to the end of the line) or a /* ... */ comment (not
+// nested). Not understood, so never to be used in shared SQL: E'...' strings
+// (a backslash-escaped quote) and $$...$$ dollar quoting.
+std::string PgPlaceholders(std::string_view sql);
+
 // SQLSTATEs the transaction helper retries: the transaction lost a race and
 // nothing of it was written.
 inline bool IsRetryable(std::string_view sqlstate) { return sqlstate == "40001" || sqlstate == "40P01"; }

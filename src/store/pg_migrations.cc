@@ -157,6 +157,11 @@ CREATE TABLE vppd_settings (
   value TEXT COLLATE "C" NOT NULL
 );
 )sql"},
+    {4, "vppToken row versions", R"sql(
+-- SQLite's migration 9: the version of a token's row, for its ETag
+-- (VppToken::row_version); every write of the row adds one.
+ALTER TABLE vpp_tokens ADD COLUMN row_version BIGINT NOT NULL DEFAULT 1;
+)sql"},
 };
 
 constexpr const char* kApplication = "vppd";

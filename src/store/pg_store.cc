@@ -25,7 +25,6 @@
 // instance picks garbage sets with SKIP LOCKED, so several collectors share the
 // work instead of colliding.
 #include <atomic>
-#include <cctype>
 #include <chrono>
 #include <random>
 #include <span>
@@ -45,6 +44,7 @@ namespace {
 
 using pg::Connection;
 using pg::Params;
+using pg::PgPlaceholders;
 using pg::Rows;
 
 constexpr int kMaxConnections = 256;
@@ -85,19 +85,6 @@ std::string IntArray(const std::vector<std::int64_t>& items) {
   std::string out = "{";
   for (std::size_t i = 0; i < items.size(); ++i) out += fmt::format("{}{}", i > 0 ? "," : "", items[i]);
   return out + "}";
-}
-
-// SQLite's placeholders (?1) as PostgreSQL's ($1), outside quoted literals.
-std::string PgPlaceholders(std::string_view sql) {
-  std::string out(sql);
-  bool quoted = false;
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    if (out[i] == '\'') quoted = !quoted;
-    if (!quoted && out[i] == '?' && i + 1 < out.size() && std::isdigit(static_cast<unsigned char>(out[i + 1]))) {
-      out[i] = '$';
-    }
-  }
-  return out;
 }
 
 // Set by a transaction body that made garbage (see NoteGarbage); a transaction
@@ -159,6 +146,10 @@ class PgTx final : public Tx {
   std::optional<std::string> OptText(int col) const override { return rows_->OptText(row_, col); }
   bool Bool(int col) const override { return rows_->Bool(row_, col); }
   std::int64_t Changes() const override { return rows_ ? rows_->affected() : 0; }
+  // PgTx is final: the readers' column reads are direct calls.
+  Tenant TenantRow() const override { return ReadTenantRow(*this); }
+  Result<VppToken> TokenRow() const override { return ReadTokenRow(*this); }
+  MobileApp AppRow() const override { return ReadAppRow(*this); }
 
   Connection& conn() { return conn_; }
 
@@ -205,7 +196,7 @@ class PgStore final : public SqlStore {
                            const std::function<Status(const std::vector<LicenseAssignment>&)>& on_batch) override;
 
  protected:
-  Status RunTx(TxKind kind, const std::function<Status(Tx&)>& body) override;
+  Status RunTx(TxKind kind, FunctionRef<Status(Tx&)> body) override;
   // The collector is woken once the transaction has committed (RunTx), not
   // before, or it could look, find nothing yet, and sleep a whole
   // kCollectInterval. (In the SQLite store the writer lock orders the two.)
@@ -273,7 +264,7 @@ Result<std::int64_t> PgStore::AdoptUnknownSets(Tx& tx) {
 // that lost a race (40001, 40P01) runs again, after a short random pause; so
 // does one whose pooled connection turned out dead before anything ran (the
 // server restarted since it was last used).
-Status PgStore::RunTx(TxKind kind, const std::function<Status(Tx&)>& body) {
+Status PgStore::RunTx(TxKind kind, FunctionRef<Status(Tx&)> body) {
   const char* begin = kind == TxKind::kWrite  ? "BEGIN"
                       : kind == TxKind::kRead ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
                                               : nullptr;  // kReadOne: one statement, its own snapshot

@@ -43,8 +43,6 @@ Result<bool> Tx::QueryRow(std::string_view sql, Args args) {
 
 namespace {
 
-Tenant ReadTenant(const Tx& row) { return Tenant{row.Text(0), row.Text(1), row.Bool(2), row.Int(3)}; }
-
 // Runs `sql` with the values AddTokenParams/AddAppParams hand over. Their text
 // may be temporaries (the JSON columns): copied first.
 template <class AddParams>
@@ -75,7 +73,9 @@ SqlStore::SqlStore(Dialect dialect, std::shared_ptr<const SecretBox> secrets, co
       clock_(clock != nullptr ? *clock : Clock::Real()),
       max_tokens_(max_tokens_per_tenant),
       load_token_sql_(fmt::format("SELECT {} FROM vpp_tokens WHERE tenant_id = ?1 AND id = ?2", TokenSelectList())),
-      load_token_locked_sql_(load_token_sql_ + dialect_.for_update) {}
+      load_token_locked_sql_(load_token_sql_ + dialect_.for_update),
+      lock_token_version_sql_(std::string("SELECT row_version FROM vpp_tokens WHERE tenant_id = ?1 AND id = ?2") +
+                              dialect_.for_update) {}
 
 std::string SqlStore::SetName(std::int64_t generation, const std::string& adam_id) {
   return fmt::format("set {} app {}", generation, adam_id);
@@ -103,7 +103,7 @@ Result<Tenant> SqlStore::GetTenant(const std::string& tenant_id) {
         tx.QueryRow("SELECT id, display_name, intune_licensed, created FROM tenants WHERE id = ?1", {tenant_id});
     if (!row) return Fail(row.error());
     if (!*row) return Fail(TenantNotFound(tenant_id));
-    return ReadTenant(tx);
+    return tx.TenantRow();
   });
 }
 
@@ -117,7 +117,7 @@ Result<std::vector<Tenant>> SqlStore::ListTenants() {
       Result<bool> row = tx.Next();
       if (!row) return Fail(row.error());
       if (!*row) return tenants;
-      tenants.push_back(ReadTenant(tx));
+      tenants.push_back(tx.TenantRow());
     }
   });
 }
@@ -191,7 +191,7 @@ Result<Page<VppToken>> SqlStore::ListTokens(const std::string& tenant_id, const 
   Result<std::string> order = CompileOrderBy(query.order_by, Table::kVppTokens, "id", dialect_.sql);
   if (!order) return Fail(order.error());
   const std::string sql = PageSql(TokenSelectList(), "vpp_tokens", *where, *order, query, builder);
-  return ReadPage<VppToken>(sql, builder, query.limit, [](const Tx& row) { return ReadTokenRow(row); });
+  return ReadPage<VppToken>(sql, builder, query.limit, [](const Tx& row) { return row.TokenRow(); });
 }
 
 // One page of the rows of `sql` (PageSql: limit + 1 rows), each read by `read`.
@@ -229,12 +229,21 @@ Result<std::int64_t> SqlStore::CountTokens(const std::string& tenant_id, const s
 }
 
 Result<VppToken> SqlStore::UpdateToken(const std::string& tenant_id, const std::string& id,
-                                       const std::function<Status(VppToken&)>& mutate) {
-  return InTx<VppToken>(TxKind::kWrite, [&](Tx& tx) { return MutateToken(tx, tenant_id, id, mutate); });
+                                       const std::function<Status(VppToken&)>& mutate,
+                                       std::optional<std::int64_t> if_version) {
+  return InTx<VppToken>(TxKind::kWrite, [&](Tx& tx) { return MutateToken(tx, tenant_id, id, mutate, if_version); });
 }
 
-Status SqlStore::DeleteToken(const std::string& tenant_id, const std::string& id) {
+Status SqlStore::DeleteToken(const std::string& tenant_id, const std::string& id,
+                             std::optional<std::int64_t> if_version) {
   return InTx<void>(TxKind::kWrite, [&](Tx& tx) -> Status {
+    if (if_version) {
+      // The row locked until the DELETE: no write can change its version in between.
+      Result<bool> row = tx.QueryRow(lock_token_version_sql_, {tenant_id, id});
+      if (!row) return Fail(row.error());
+      if (!*row) return Fail(TokenNotFound(id));
+      if (Status s = CheckTokenVersion(id, tx.Int(0), if_version); !s) return s;
+    }
     // Delete first (apps and jobs by cascade), then the token's sets, current and
     // staged, become garbage for the collector (O(1) here, however many rows).
     Result<bool> row = tx.QueryRow("DELETE FROM vpp_tokens WHERE tenant_id = ?1 AND id = ?2 RETURNING token_key",
@@ -254,15 +263,18 @@ Result<VppToken> SqlStore::LoadToken(Tx& tx, const std::string& tenant_id, const
                                  {SqlArg::Borrowed(tenant_id), SqlArg::Borrowed(id)});
   if (!row) return Fail(row.error());
   if (!*row) return Fail(TokenNotFound(id));
-  return ReadTokenRow(tx);
+  return tx.TokenRow();
 }
 
 // The read-modify-write of UpdateToken, EnqueueJob and FinishJob, inside the
-// caller's write transaction.
+// caller's write transaction; conditional on the token's version when
+// `if_version` is set (checked under the row lock LoadToken takes).
 Result<VppToken> SqlStore::MutateToken(Tx& tx, const std::string& tenant_id, const std::string& id,
-                                       const std::function<Status(VppToken&)>& mutate) {
+                                       const std::function<Status(VppToken&)>& mutate,
+                                       std::optional<std::int64_t> if_version) {
   Result<VppToken> stored = LoadToken(tx, tenant_id, id, true);
   if (!stored) return stored;
+  if (Status s = CheckTokenVersion(id, stored->row_version, if_version); !s) return Fail(s.error());
   return ApplyMutate(tx, tenant_id, *stored, mutate);
 }
 
@@ -302,7 +314,7 @@ Result<std::vector<VppToken>> SqlStore::FindTokensByAppleUid(const std::string& 
       Result<bool> row = tx.Next();
       if (!row) return Fail(row.error());
       if (!*row) return tokens;
-      Result<VppToken> token = ReadTokenRow(tx);
+      Result<VppToken> token = tx.TokenRow();
       if (!token) return Fail(token.error());
       tokens.push_back(std::move(*token));
     }
@@ -333,7 +345,7 @@ Result<Page<MobileApp>> SqlStore::ListApps(const std::string& tenant_id, const L
   if (!order) return Fail(order.error());
   const std::string sql = PageSql(AppSelectList(), "mobile_apps", *where, *order, query, builder);
   return ReadPage<MobileApp>(sql, builder, query.limit,
-                             [](const Tx& row) -> Result<MobileApp> { return ReadAppRow(row); });
+                             [](const Tx& row) -> Result<MobileApp> { return row.AppRow(); });
 }
 
 Result<std::int64_t> SqlStore::CountApps(const std::string& tenant_id, const std::optional<Expr>& filter) {
@@ -343,7 +355,7 @@ Result<std::int64_t> SqlStore::CountApps(const std::string& tenant_id, const std
   return Count(fmt::format("SELECT count(*) FROM mobile_apps WHERE {}", *where), builder);
 }
 
-// Runs a fixed-text statement and collects ReadAppRow rows.
+// Runs a fixed-text statement and collects its rows (AppRow).
 Result<std::vector<MobileApp>> SqlStore::QueryApps(Tx& tx, const std::string& sql, Tx::Args args) {
   if (Status s = tx.Query(sql, args); !s) return Fail(s.error());
   std::vector<MobileApp> apps;
@@ -351,7 +363,7 @@ Result<std::vector<MobileApp>> SqlStore::QueryApps(Tx& tx, const std::string& sq
     Result<bool> row = tx.Next();
     if (!row) return Fail(row.error());
     if (!*row) return apps;
-    apps.push_back(ReadAppRow(tx));
+    apps.push_back(tx.AppRow());
   }
 }
 
@@ -402,7 +414,7 @@ Result<std::vector<MobileApp>> SqlStore::FindAppsByBundleId(const std::string& t
 
 Result<bool> SqlStore::WalkStep(const std::string& tenant_id, const std::string& token_id,
                                std::optional<std::int64_t>& pinned,
-                               const std::function<Status(Tx&, std::int64_t)>& read_batch) {
+                               FunctionRef<Status(Tx&, std::int64_t)> read_batch) {
   struct Seen {
     bool token_gone = false;
     std::optional<std::int64_t> generation;

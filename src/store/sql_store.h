@@ -38,6 +38,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/function_ref.h"
 #include "store/filter_sql.h"
 #include "store/store.h"
 
@@ -106,6 +107,13 @@ class Tx {
   virtual bool Bool(int col) const = 0;
   // Rows the last INSERT/UPDATE/DELETE changed (after its result is done).
   virtual std::int64_t Changes() const = 0;
+  // The current row as a whole, in one virtual call (the backend's column reads
+  // are direct calls inside it: a token is 25 columns), as store_common.h's
+  // readers read it: of "id, display_name, intune_licensed, created", of
+  // TokenSelectList() and of AppSelectList().
+  virtual Tenant TenantRow() const = 0;
+  virtual Result<VppToken> TokenRow() const = 0;
+  virtual MobileApp AppRow() const = 0;
 
   // Query, then every row stepped over: for INSERT/UPDATE/DELETE.
   Status ExecArgs(std::string_view sql, std::span<const SqlArg> args);
@@ -154,9 +162,13 @@ class SqlStore : public Store {
   Result<VppToken> GetToken(const std::string& tenant_id, const std::string& id) override;
   Result<Page<VppToken>> ListTokens(const std::string& tenant_id, const ListQuery& query) override;
   Result<std::int64_t> CountTokens(const std::string& tenant_id, const std::optional<Expr>& filter) override;
+  using Store::DeleteToken;
+  using Store::UpdateToken;
   Result<VppToken> UpdateToken(const std::string& tenant_id, const std::string& id,
-                               const std::function<Status(VppToken&)>& mutate) override;
-  Status DeleteToken(const std::string& tenant_id, const std::string& id) override;
+                               const std::function<Status(VppToken&)>& mutate,
+                               std::optional<std::int64_t> if_version) override;
+  Status DeleteToken(const std::string& tenant_id, const std::string& id,
+                     std::optional<std::int64_t> if_version) override;
   Result<Page<MobileApp>> ListApps(const std::string& tenant_id, const ListQuery& query) override;
   Result<std::int64_t> CountApps(const std::string& tenant_id, const std::optional<Expr>& filter) override;
   Result<MobileApp> GetApp(const std::string& tenant_id, const std::string& app_id) override;
@@ -187,7 +199,7 @@ class SqlStore : public Store {
   // when it succeeds, rolls back when it fails (its error is returned) or throws
   // (Internal). May run `body` again (PostgreSQL, a lost race). Unavailable when
   // no connection frees up in time.
-  virtual Status RunTx(TxKind kind, const std::function<Status(Tx&)>& body) = 0;
+  virtual Status RunTx(TxKind kind, FunctionRef<Status(Tx&)> body) = 0;
   // A transaction made garbage for the collector: wake it once it has committed.
   virtual void NoteGarbage() = 0;
   // A transaction made a staged set current (PostgreSQL refreshes its statistics).
@@ -269,7 +281,7 @@ class SqlStore : public Store {
   // when the token does not exist at the first step; FailedPrecondition when a
   // sync replaced the set.
   Result<bool> WalkStep(const std::string& tenant_id, const std::string& token_id, std::optional<std::int64_t>& pinned,
-                        const std::function<Status(Tx&, std::int64_t)>& read_batch);
+                        FunctionRef<Status(Tx&, std::int64_t)> read_batch);
   // A set's name in errors about its data.
   static std::string SetName(std::int64_t generation, const std::string& adam_id);
 
@@ -279,7 +291,8 @@ class SqlStore : public Store {
  private:
   Result<VppToken> LoadToken(Tx& tx, const std::string& tenant_id, const std::string& id, bool lock);
   Result<VppToken> MutateToken(Tx& tx, const std::string& tenant_id, const std::string& id,
-                               const std::function<Status(VppToken&)>& mutate);
+                               const std::function<Status(VppToken&)>& mutate,
+                               std::optional<std::int64_t> if_version = std::nullopt);
   Result<VppToken> ApplyMutate(Tx& tx, const std::string& tenant_id, const VppToken& stored,
                                const std::function<Status(VppToken&)>& mutate);
   Result<std::vector<MobileApp>> QueryApps(Tx& tx, const std::string& sql, Tx::Args args);
@@ -301,7 +314,7 @@ class SqlStore : public Store {
   const Clock& clock_;
   const std::int64_t max_tokens_;
   // Fixed statements whose text depends on the dialect, built once.
-  const std::string load_token_sql_, load_token_locked_sql_;
+  const std::string load_token_sql_, load_token_locked_sql_, lock_token_version_sql_;
 };
 
 }  // namespace vppd::store

@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "store/store_common.h"
+
 namespace vppd::store {
 
 using sqlite::Connection;
@@ -73,6 +75,11 @@ Status SqliteTx::QueryBuilt(const std::string& sql, const SqlBuilder& builder) {
   return {};
 }
 
+// SqliteTx is final: the readers' column reads are direct calls, inlined.
+Tenant SqliteTx::TenantRow() const { return ReadTenantRow(*this); }
+Result<VppToken> SqliteTx::TokenRow() const { return ReadTokenRow(*this); }
+MobileApp SqliteTx::AppRow() const { return ReadAppRow(*this); }
+
 Result<bool> SqliteTx::Next() {
   if (!stmt_) return Fail(Error::Internal("store: Next without a statement"));
   return stmt_->Step();
@@ -141,7 +148,7 @@ void SqliteConnections::SetReadAnchor(std::unique_ptr<Connection> conn) {
 
 // Runs `body` with the statement deadline set, containing exceptions (no
 // exception leaves the store).
-Status SqliteConnections::Guarded(Connection& c, const std::function<Status(Connection&)>& body) {
+Status SqliteConnections::Guarded(Connection& c, FunctionRef<Status(Connection&)> body) {
   c.SetDeadline(std::chrono::steady_clock::now() + statement_timeout_);
   Status result;
   try {
@@ -154,7 +161,7 @@ Status SqliteConnections::Guarded(Connection& c, const std::function<Status(Conn
 }
 
 Status SqliteConnections::InTransaction(Connection& c, const char* begin,
-                                        const std::function<Status(Connection&)>& body) {
+                                        FunctionRef<Status(Connection&)> body) {
   if (Status s = RunFixed(c, begin); !s) return s;
   Status result = Guarded(c, body);
   if (!result) {
@@ -168,7 +175,7 @@ Status SqliteConnections::InTransaction(Connection& c, const char* begin,
   return result;
 }
 
-Status SqliteConnections::Run(TxKind kind, const std::function<Status(Connection&)>& body) {
+Status SqliteConnections::Run(TxKind kind, FunctionRef<Status(Connection&)> body) {
   if (kind != TxKind::kWrite) {
     Result<ReaderPool::Lease> lease = readers_->Acquire(wait_);
     if (!lease) return Fail(lease.error());

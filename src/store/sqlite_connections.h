@@ -52,6 +52,9 @@ class SqliteTx final : public Tx {
   std::optional<std::string> OptText(int col) const override { return stmt_->OptText(col); }
   bool Bool(int col) const override { return stmt_->Int(col) != 0; }
   std::int64_t Changes() const override { return conn_.Changes(); }
+  Tenant TenantRow() const override;
+  Result<VppToken> TokenRow() const override;
+  MobileApp AppRow() const override;
 
   // The connection, for the SQLite store's own statements; ends the current result.
   sqlite::Connection& conn() {
@@ -86,14 +89,14 @@ class SqliteConnections {
   // is never left inside an open transaction. Unavailable when no reader or the
   // write lock frees up within `wait`; statements past the statement timeout
   // fail with DeadlineExceeded.
-  Status Run(TxKind kind, const std::function<Status(sqlite::Connection&)>& body);
+  Status Run(TxKind kind, FunctionRef<Status(sqlite::Connection&)> body);
 
  private:
   class ReaderPool;
 
-  Status Guarded(sqlite::Connection& c, const std::function<Status(sqlite::Connection&)>& body);
+  Status Guarded(sqlite::Connection& c, FunctionRef<Status(sqlite::Connection&)> body);
   Status InTransaction(sqlite::Connection& c, const char* begin,
-                       const std::function<Status(sqlite::Connection&)>& body);
+                       FunctionRef<Status(sqlite::Connection&)> body);
   void ReleaseAnchor();
   void RenewAnchor();
   void TryRenewAnchor();

@@ -60,7 +60,7 @@ SqliteStore::SqliteStore(const SqliteOptions& options, std::unique_ptr<Connectio
 
 SqliteStore::~SqliteStore() { collector_.Stop(); }  // before the connections go
 
-Status SqliteStore::RunTx(TxKind kind, const std::function<Status(Tx&)>& body) {
+Status SqliteStore::RunTx(TxKind kind, FunctionRef<Status(Tx&)> body) {
   return conns_.Run(kind, [&](Connection& c) -> Status {
     SqliteTx tx(c);
     return body(tx);

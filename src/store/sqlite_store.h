@@ -47,7 +47,7 @@ class SqliteStore final : public SqlStore {
   Status StageAssignments(const SyncJob& job, const StagedAssignments& rows) override;
 
  protected:
-  Status RunTx(TxKind kind, const std::function<Status(Tx&)>& body) override;
+  Status RunTx(TxKind kind, FunctionRef<Status(Tx&)> body) override;
   void NoteGarbage() override { collector_.Wake(); }
   Result<std::int64_t> AdoptUnknownSets(Tx& tx) override;
   Result<Page<LicenseAssignment>> ReadAppAssignments(Tx& tx, std::int64_t generation, const std::string& adam_id,

@@ -85,6 +85,10 @@ struct VppToken {
   std::vector<std::string> role_scope_tag_ids;
   std::string delivery_protocol = "default";  // appleDeviceAppDeliveryProtocolType
   std::int32_t last_app_count = 0;
+  // The entity's version, for its ETag: 1 when created, one more on every write
+  // (every write changes lastModifiedDateTime, so every write is one Graph sees).
+  // Set by the store; what `mutate` sets is ignored.
+  std::int64_t row_version = 0;
 
   // Not on the Graph surface.
   std::optional<std::string> apple_uid;         // Apple's location uId, once synced.
@@ -332,9 +336,23 @@ class Store {
   // is returned with nothing written. NotFound when absent. `id` and `created`
   // keep their stored values whatever `mutate` does. `mutate` runs while the
   // store's write lock is held: it must be quick and must not call the Store.
+  // With `if_version` (the version of an If-Match ETag): a conditional write,
+  // FailedPrecondition with nothing written unless the stored row_version is
+  // `if_version`, checked in the write's own transaction, under its row lock
+  // (no other write can come in between). NotFound comes first.
   virtual Result<VppToken> UpdateToken(const std::string& tenant_id, const std::string& id,
-                                       const std::function<Status(VppToken&)>& mutate) = 0;
-  virtual Status DeleteToken(const std::string& tenant_id, const std::string& id) = 0;  // NotFound
+                                       const std::function<Status(VppToken&)>& mutate,
+                                       std::optional<std::int64_t> if_version) = 0;
+  Result<VppToken> UpdateToken(const std::string& tenant_id, const std::string& id,
+                               const std::function<Status(VppToken&)>& mutate) {
+    return UpdateToken(tenant_id, id, mutate, std::nullopt);
+  }
+  // NotFound; with `if_version`, FailedPrecondition as UpdateToken's.
+  virtual Status DeleteToken(const std::string& tenant_id, const std::string& id,
+                             std::optional<std::int64_t> if_version) = 0;
+  Status DeleteToken(const std::string& tenant_id, const std::string& id) {
+    return DeleteToken(tenant_id, id, std::nullopt);
+  }
   // Also removes the token's apps, assignments, jobs and staged rows. The
   // assignments vanish from every read at once; their rows are deleted afterwards
   // by the store's background collector (see SqliteOptions::collect_garbage), so

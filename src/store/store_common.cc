@@ -144,6 +144,12 @@ Error TokenNotFound(const std::string& id) { return Error::NotFound(fmt::format(
 Error TenantNotFound(const std::string& id) { return Error::NotFound(fmt::format("tenant '{}' not found", id), id); }
 Error AppNotFound(const std::string& id) { return Error::NotFound(fmt::format("mobileApp '{}' not found", id), id); }
 
+Status CheckTokenVersion(const std::string& id, std::int64_t stored, std::optional<std::int64_t> if_version) {
+  if (!if_version || *if_version == stored) return {};
+  return Fail(Error::FailedPrecondition(fmt::format(
+      "the vppToken '{}' was changed since version {} (it is at version {}): read it again", id, *if_version, stored)));
+}
+
 const std::string& AppSelectList() {
   static const std::string list = [] {
     std::string s;
@@ -229,6 +235,7 @@ Result<std::string> PrepareNewToken(const std::string& tenant_id, VppToken& toke
   if (token.id.empty()) token.id = NewGuid();
   if (token.id.size() > kMaxIdLength) return Fail(Error::InvalidArgument("vppToken id is too long", "id"));
   token.created = token.last_modified = clock.Now();
+  token.row_version = 1;
   return secrets.Seal(token.token, TokenAssociatedData(tenant_id, token.id));
 }
 
@@ -252,6 +259,7 @@ Result<MutatedToken> MutateStoredToken(const std::string& tenant_id, const VppTo
   token.id = stored.id;
   token.created = stored.created;
   token.last_modified = clock.Now();
+  token.row_version = stored.row_version + 1;  // `stored` is locked: no other writer in between
   if (!token.token.empty()) {
     Result<std::string> sealed = secrets.Seal(token.token, TokenAssociatedData(tenant_id, token.id));
     if (!sealed) return Fail(sealed.error());

@@ -67,6 +67,7 @@ inline constexpr const char* kTokenDataColumns[] = {
     "created",
     "last_full_walk",
     "last_sync_error",
+    "row_version",
 };
 enum TokenCol : int {  // result-column indexes of TokenSelectList(): id, then the data columns but token_sealed
   kId,
@@ -93,6 +94,7 @@ enum TokenCol : int {  // result-column indexes of TokenSelectList(): id, then t
   kCreated,
   kLastFullWalk,
   kLastSyncError,
+  kRowVersion,
   kTokenColCount
 };
 // Every data column is selected except token_sealed, which only GetTokenSecret reads.
@@ -121,6 +123,9 @@ std::string StringsToJson(const std::vector<std::string>& strings);
 Result<std::vector<std::string>> StringsFromJson(const std::string& text, const std::string& id);
 
 Error TokenNotFound(const std::string& id);
+// A conditional write's check: FailedPrecondition when `if_version` is set and is
+// not `stored` (the token's row_version, read under the write's row lock).
+Status CheckTokenVersion(const std::string& id, std::int64_t stored, std::optional<std::int64_t> if_version);
 Error TenantNotFound(const std::string& id);
 Error AppNotFound(const std::string& id);
 
@@ -131,6 +136,12 @@ Error AppNotFound(const std::string& id);
 // parameters, in order, to `add`, as std::string_view, const
 // std::optional<std::string>& (nullopt: NULL), std::int64_t or bool. Each store
 // adapts them to its own API; the order of the columns lives here only.
+
+// A row of "id, display_name, intune_licensed, created" from tenants.
+template <class Row>
+Tenant ReadTenantRow(const Row& row) {
+  return Tenant{row.Text(0), row.Text(1), row.Bool(2), row.Int(3)};
+}
 
 // A row of TokenSelectList(). `token` stays empty: see VppToken::token.
 template <class Row>
@@ -164,6 +175,7 @@ Result<VppToken> ReadTokenRow(const Row& row) {
   t.created = row.Int(kCreated);
   t.last_full_walk = row.Int(kLastFullWalk);
   t.last_sync_error = row.Text(kLastSyncError);
+  t.row_version = row.Int(kRowVersion);
   return t;
 }
 
@@ -199,6 +211,7 @@ void AddTokenParams(const std::string& tenant_id, const VppToken& t, const std::
   add(std::int64_t{t.created});
   add(std::int64_t{t.last_full_walk});
   add(std::string_view(t.last_sync_error));
+  add(std::int64_t{t.row_version});
 }
 
 // --- mobile_apps -----------------------------------------------------------------

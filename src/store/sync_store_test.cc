@@ -1249,6 +1249,140 @@ TEST_P(SyncStoreTest, FindTokensByAppleUid) {
   EXPECT_TRUE(store_->FindTokensByAppleUid(kTenantA, "nowhere", "")->empty());
 }
 
+// The row version (ETags): 1 on create, one more per write of the row, whichever
+// path writes it (UpdateToken, EnqueueJob, FinishJob); reads and failed writes
+// leave it; what a mutate sets is ignored.
+TEST_P(SyncStoreTest, EveryWriteOfATokenAddsOneToItsRowVersion) {
+  VppToken t = Token(kTenantA);
+  EXPECT_EQ(t.row_version, 1);
+  EXPECT_EQ(store_->GetToken(kTenantA, t.id)->row_version, 1);
+  Result<VppToken> updated = store_->UpdateToken(kTenantA, t.id, [](VppToken& x) -> Status {
+    x.display_name = "renamed";
+    x.row_version = 100;  // ignored
+    return {};
+  });
+  ASSERT_TRUE(updated) << updated.error().message;
+  EXPECT_EQ(updated->row_version, 2);
+  EXPECT_EQ(store_->GetToken(kTenantA, t.id)->row_version, 2);
+  EXPECT_EQ(store_->ListTokens(kTenantA, {})->items[0].row_version, 2);
+  EXPECT_EQ(store_->UpdateToken(kTenantA, t.id, [](VppToken&) -> Status { return Fail(Error::InvalidArgument("no")); })
+                .error()
+                .code,
+            Code::kInvalidArgument);
+  EXPECT_EQ(store_->GetToken(kTenantA, t.id)->row_version, 2) << "a failed write changes nothing";
+  ASSERT_TRUE(Enqueue(kTenantA, t.id));
+  EXPECT_EQ(store_->GetToken(kTenantA, t.id)->row_version, 3);
+  SyncJob job = Claim("w");
+  Result<VppToken> finished = store_->FinishJob(job, std::nullopt, [](VppToken& x) -> Status {
+    x.last_sync_status = "completed";
+    return {};
+  });
+  ASSERT_TRUE(finished) << finished.error().message;
+  EXPECT_EQ(finished->row_version, 4);
+  EXPECT_EQ(store_->GetToken(kTenantA, t.id)->row_version, 4);
+  // Versions are per token.
+  EXPECT_EQ(Token(kTenantA, "other").row_version, 1);
+}
+
+// If-Match: UpdateToken and DeleteToken given a version write only when the
+// token is still at it; otherwise FailedPrecondition and nothing written (the
+// mutate is not even called). NotFound before the version.
+TEST_P(SyncStoreTest, ConditionalWritesFailOnAStaleVersion) {
+  VppToken t = Token(kTenantA);
+  auto rename = [](const std::string& name) {
+    return [name](VppToken& x) -> Status {
+      x.display_name = name;
+      return {};
+    };
+  };
+  Result<VppToken> v2 = store_->UpdateToken(kTenantA, t.id, rename("second"), 1);
+  ASSERT_TRUE(v2) << v2.error().message;
+  EXPECT_EQ(v2->row_version, 2);
+  bool called = false;
+  Result<VppToken> stale = store_->UpdateToken(
+      kTenantA, t.id,
+      [&](VppToken& x) -> Status {
+        called = true;
+        x.display_name = "lost";
+        return {};
+      },
+      1);
+  ASSERT_FALSE(stale);
+  EXPECT_EQ(stale.error().code, Code::kFailedPrecondition);
+  EXPECT_NE(stale.error().message.find("was changed since version 1"), std::string::npos) << stale.error().message;
+  EXPECT_FALSE(called);
+  EXPECT_EQ(store_->UpdateToken(kTenantA, t.id, rename("future"), 3).error().code, Code::kFailedPrecondition);
+  Result<VppToken> now = store_->GetToken(kTenantA, t.id);
+  EXPECT_EQ(now->display_name, "second");
+  EXPECT_EQ(now->row_version, 2);
+  EXPECT_EQ(store_->UpdateToken(kTenantA, "absent", rename("x"), 1).error().code, Code::kNotFound);
+  EXPECT_EQ(store_->UpdateToken(kTenantB, t.id, rename("x"), 2).error().code, Code::kNotFound) << "tenant-scoped";
+
+  Status stale_delete = store_->DeleteToken(kTenantA, t.id, 1);
+  ASSERT_FALSE(stale_delete);
+  EXPECT_EQ(stale_delete.error().code, Code::kFailedPrecondition);
+  EXPECT_TRUE(store_->GetToken(kTenantA, t.id)) << "a stale delete deletes nothing";
+  EXPECT_EQ(store_->DeleteToken(kTenantA, "absent", 1).error().code, Code::kNotFound);
+  EXPECT_EQ(store_->DeleteToken(kTenantB, t.id, 2).error().code, Code::kNotFound);
+  ASSERT_TRUE(store_->DeleteToken(kTenantA, t.id, 2));
+  EXPECT_EQ(store_->GetToken(kTenantA, t.id).error().code, Code::kNotFound);
+  EXPECT_EQ(store_->DeleteToken(kTenantA, t.id, 2).error().code, Code::kNotFound);
+}
+
+// Writers that all read version v and then write "if still v" at once: exactly
+// one wins, whichever instance or connection it runs on (PostgreSQL: one
+// connection each); the check is made under the row lock, so no write comes in
+// between. A mutate that sleeps widens the window a check outside the
+// transaction would lose in.
+TEST_P(SyncStoreTest, ConcurrentConditionalWritersOneWins) {
+  constexpr int kWriters = 6;
+  for (int round = 0; round < 3; ++round) {
+    VppToken t = Token(kTenantA, "race" + std::to_string(round));
+    const std::int64_t v = store_->GetToken(kTenantA, t.id)->row_version;
+    std::atomic<int> ready{0}, won{0}, stale{0}, other{0};
+    std::vector<std::thread> writers;
+    for (int w = 0; w < kWriters; ++w) {
+      writers.emplace_back([&, w] {
+        ++ready;
+        while (ready.load() < kWriters) std::this_thread::yield();
+        Status s;
+        if (round == 2 && w % 2 == 1) {
+          s = store_->DeleteToken(kTenantA, t.id, v);  // deletes race the updates too
+        } else {
+          Result<VppToken> r = store_->UpdateToken(
+              kTenantA, t.id,
+              [&](VppToken& x) -> Status {
+                std::this_thread::sleep_for(2ms);
+                x.display_name = "writer" + std::to_string(w);
+                return {};
+              },
+              v);
+          if (!r) s = Fail(r.error());
+        }
+        if (s) {
+          ++won;
+        } else if (s.error().code == Code::kFailedPrecondition || s.error().code == Code::kNotFound) {
+          ++stale;  // NotFound: a delete won
+        } else {
+          ++other;
+          ADD_FAILURE() << s.error().message;
+        }
+      });
+    }
+    for (std::thread& th : writers) th.join();
+    EXPECT_EQ(won.load(), 1) << "round " << round;
+    EXPECT_EQ(stale.load(), kWriters - 1) << "round " << round;
+    EXPECT_EQ(other.load(), 0);
+    Result<VppToken> after = store_->GetToken(kTenantA, t.id);
+    if (after) {
+      EXPECT_EQ(after->row_version, v + 1) << "one write, not several";
+    } else {
+      EXPECT_EQ(after.error().code, Code::kNotFound);
+      EXPECT_EQ(round, 2);
+    }
+  }
+}
+
 TEST_P(SyncStoreTest, TokensDueForSync) {
   VppToken never = Token(kTenantA, "never");
   VppToken old = Token(kTenantB, "old");
