@@ -177,8 +177,7 @@ const std::string& MetadataDocument(ApiVersion version) {
 Result<http::Response> MetadataResponse(const http::Request& request, ApiVersion version,
                                         std::span<const std::string> rest) {
   if (!rest.empty()) {
-    return Fail(Error::InvalidArgument("Resource not found for the segment '" + rest.front() + "'.", rest.front())
-                    .WithGraphCode("BadRequest"));
+    return Fail(Error::InvalidArgument("Resource not found for the segment '" + rest.front() + "'.", rest.front()));
   }
   if (request.method != "GET") {
     http::Response r =

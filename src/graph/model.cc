@@ -225,7 +225,7 @@ EntityDef MakeEntity(ApiVersion version) {
 }
 
 Error BadProperty(const std::string& name, const std::string& why) {
-  return Error::InvalidArgument("Invalid value for property '" + name + "': " + why, name).WithGraphCode("BadRequest");
+  return Error::InvalidArgument("Invalid value for property '" + name + "': " + why, name);
 }
 
 // Checks one JSON value against a property definition.
@@ -850,8 +850,7 @@ Result<service::TokenChanges> ReadTokenChanges(const json::object& body, ApiVers
     if (key == "@odata.type") {
       if (!value.is_string() ||
           (value.get_string() != "#microsoft.graph.vppToken" && value.get_string() != "microsoft.graph.vppToken")) {
-        return Fail(Error::InvalidArgument("'@odata.type' must be '#microsoft.graph.vppToken'.", "@odata.type")
-                        .WithGraphCode("BadRequest"));
+        return Fail(Error::InvalidArgument("'@odata.type' must be '#microsoft.graph.vppToken'.", "@odata.type"));
       }
       continue;
     }
@@ -861,8 +860,7 @@ Result<service::TokenChanges> ReadTokenChanges(const json::object& body, ApiVers
     if (def == nullptr) {
       return Fail(Error::InvalidArgument("Property '" + key + "' does not exist on type 'microsoft.graph.vppToken'" +
                                              (version == ApiVersion::kV1 ? " in v1.0." : "."),
-                                         key)
-                      .WithGraphCode("BadRequest"));
+                                         key));
     }
     if (auto ok = CheckValue(*def, value); !ok) return Fail(ok.error());
     const auto it = std::find_if(TokenProperties().begin(), TokenProperties().end(),

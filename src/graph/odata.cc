@@ -58,7 +58,7 @@ constexpr std::size_t kMaxEchoCodePoints = 200;
 constexpr std::size_t kMaxSkipTokenLength = 256;
 
 Error BadRequest(std::string message, std::string target) {
-  return Error::InvalidArgument(std::move(message), std::move(target)).WithGraphCode("BadRequest");
+  return Error::InvalidArgument(std::move(message), std::move(target));
 }
 
 bool IsContinuationByte(char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
