@@ -60,9 +60,12 @@ int main(int argc, char** argv) {
   std::string url, token_file;
   int repeat = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--url")) url = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--token-file")) token_file = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--repeat")) repeat = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--url"))
+      url = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--token-file"))
+      token_file = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--repeat"))
+      repeat = std::atoi(argv[i + 1]);
   }
   bool skip_parse = false;  // --skip-parse: only the walk(s)
   for (int i = 1; i < argc; ++i)

@@ -1,12 +1,13 @@
 // apple::Client: the Apps and Books v2 endpoints over the transport (transport.h)
 // and the parsers (parse.h); the walk engine.
+#include "apple/client.h"
+
 #include <algorithm>
 #include <deque>
 #include <map>
 #include <mutex>
 #include <type_traits>
 
-#include "apple/client.h"
 #include "apple/parse.h"
 #include "apple/transport.h"
 
@@ -50,7 +51,8 @@ class ClientImpl final : public Client {
 
   AppleResult<ServiceConfig> GetServiceConfig() override {
     const Timestamp now = transport_.clock().Now();
-    const std::int64_t ttl = std::chrono::duration_cast<std::chrono::microseconds>(options().service_config_ttl).count();
+    const std::int64_t ttl =
+        std::chrono::duration_cast<std::chrono::microseconds>(options().service_config_ttl).count();
     {
       std::lock_guard lock(config_mu_);
       if (config_ && now - config_->fetched_at < ttl) return *config_;
@@ -91,7 +93,8 @@ class ClientImpl final : public Client {
     return Walk<Asset>("/assets", p, &internal::PageParser::Assets, on_page);
   }
 
-  AppleResult<WalkResult> WalkAssignments(const AssignmentFilter& f, const PageCallback<AssignmentRef>& on_page) override {
+  AppleResult<WalkResult> WalkAssignments(const AssignmentFilter& f,
+                                          const PageCallback<AssignmentRef>& on_page) override {
     Params p;
     if (f.adam_id) p.emplace_back("adamId", *f.adam_id);
     if (f.pricing_param) p.emplace_back("pricingParam", *f.pricing_param);
@@ -116,7 +119,8 @@ class ClientImpl final : public Client {
   }
 
   AppleResult<EventResponse> Disassociate(const ManageAssetsRequest& request) override {
-    return CallAndParse(Post("/assets/disassociate", internal::ManageAssetsBody(request)), internal::ParseEventResponse);
+    return CallAndParse(Post("/assets/disassociate", internal::ManageAssetsBody(request)),
+                        internal::ParseEventResponse);
   }
 
   AppleResult<EventResponse> Revoke(const std::vector<std::string>& client_user_ids,
@@ -152,9 +156,9 @@ class ClientImpl final : public Client {
     const bool https = url.rfind("https://", 0) == 0;
     const bool http = url.rfind("http://", 0) == 0;
     if (!https && !(http && options().allow_insecure_http))
-      return tl::unexpected(LocalError(AppleErrorKind::kMalformedResponse,
-                                       "the service config's contentMetadataLookup URL is missing or not https: '" +
-                                           url.substr(0, 200) + "'"));
+      return tl::unexpected(LocalError(
+          AppleErrorKind::kMalformedResponse,
+          "the service config's contentMetadataLookup URL is missing or not https: '" + url.substr(0, 200) + "'"));
     // Apple's lookup takes a comma-separated id list; 100 per request keeps
     // the URL short of any proxy's limit.
     constexpr std::size_t kBatch = 100;
@@ -178,7 +182,8 @@ class ClientImpl final : public Client {
       req.display = "GET lookup (" + std::to_string(std::min(kBatch, adam_ids.size() - i)) + " ids)";
       auto body = Call(req);
       if (!body) return tl::unexpected(body.error());
-      if (auto s = internal::ParseLookup(body->first, &out); !s) return tl::unexpected(Located(s.error(), req, body->second));
+      if (auto s = internal::ParseLookup(body->first, &out); !s)
+        return tl::unexpected(Located(s.error(), req, body->second));
     }
     return out;
   }
@@ -225,10 +230,11 @@ class ClientImpl final : public Client {
   // Assets and users are read into structs of their own; assignments are views
   // of their page's body and of the strings the reader decoded.
   template <class Item>
-  using ParseFn = std::conditional_t<
-      std::is_same_v<Item, AssignmentRef>,
-      AppleStatus (internal::PageParser::*)(std::string_view, PageMeta*, std::vector<Item>*, std::deque<std::string>*),
-      AppleStatus (internal::PageParser::*)(std::string_view, PageMeta*, std::vector<Item>*)>;
+  using ParseFn =
+      std::conditional_t<std::is_same_v<Item, AssignmentRef>,
+                         AppleStatus (internal::PageParser::*)(std::string_view, PageMeta*, std::vector<Item>*,
+                                                               std::deque<std::string>*),
+                         AppleStatus (internal::PageParser::*)(std::string_view, PageMeta*, std::vector<Item>*)>;
 
   // The walk engine (contract in client.h).
   template <class Item>
@@ -288,7 +294,8 @@ class ClientImpl final : public Client {
       };
       if (m.current != c.id)
         return broken("currentPageIndex " + std::to_string(m.current) + " answers pageIndex " + std::to_string(c.id));
-      if (m.total < 0 || m.total > INT32_MAX) return broken("totalPages " + std::to_string(m.total) + " is out of range");
+      if (m.total < 0 || m.total > INT32_MAX)
+        return broken("totalPages " + std::to_string(m.total) + " is out of range");
       if (m.total != expected_total)
         return broken("totalPages changed from " + std::to_string(total) + " to " + std::to_string(m.total));
       if (m.total == 0 && !out.page.items.empty()) return broken("totalPages is 0 but the page has items");
@@ -406,11 +413,13 @@ AppleResult<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
     return bad("the sToken contains whitespace or control characters");
   const std::string& url = options.base_url;
   if (url.rfind("http://", 0) == 0) {
-    if (!options.allow_insecure_http) return bad("the Apple base URL is plain http:// (allow_insecure_http is off): " + url);
+    if (!options.allow_insecure_http)
+      return bad("the Apple base URL is plain http:// (allow_insecure_http is off): " + url);
   } else if (url.rfind("https://", 0) != 0) {
     return bad("the Apple base URL must start with https:// (or http:// for simulators): " + url);
   }
-  if (url.find_first_of(" \t\r\n?#") != std::string::npos) return bad("the Apple base URL has a query, fragment or space");
+  if (url.find_first_of(" \t\r\n?#") != std::string::npos)
+    return bad("the Apple base URL has a query, fragment or space");
   if (options.connect_timeout.count() <= 0 || options.total_timeout.count() <= 0)
     return bad("connect_timeout and total_timeout must be positive");
   if (options.max_parallel_pages < 1 || options.max_parallel_pages > 5)

@@ -89,7 +89,7 @@ struct AppleError {
   // Retry-After of the last answer (0 when none): a rate-limited or unavailable
   // caller may reschedule after it.
   std::chrono::seconds retry_after{0};
-  std::string error_info;     // Apple's `errorInfo` as compact JSON, when present.
+  std::string error_info;      // Apple's `errorInfo` as compact JSON, when present.
   std::optional<Error> cause;  // kAborted: the callback's error.
 
   // "Apple GET /assets?pageIndex=0: HTTP 401, errorNumber 9621 (Token has expired…), after 1 attempt".
@@ -124,21 +124,21 @@ using SleepFunction = std::function<void(std::chrono::milliseconds)>;
 
 struct ClientOptions {
   std::string base_url = "https://vpp.itunes.apple.com/mdm/v2";  // No trailing slash needed.
-  bool allow_insecure_http = false;  // Needed for an http:// base_url (simulators).
-  std::string stoken;                // The whole base64 .vpptoken text. Required.
-  std::chrono::milliseconds connect_timeout{10'000};  // Per attempt.
-  std::chrono::milliseconds total_timeout{60'000};    // Per attempt, connect to last byte.
-  std::size_t max_response_bytes = 64u << 20;         // Larger bodies: kMalformedResponse.
-  int max_parallel_pages = 5;        // Page requests in flight during a walk (Apple's limit: 5).
+  bool allow_insecure_http = false;                              // Needed for an http:// base_url (simulators).
+  std::string stoken;                                            // The whole base64 .vpptoken text. Required.
+  std::chrono::milliseconds connect_timeout{10'000};             // Per attempt.
+  std::chrono::milliseconds total_timeout{60'000};               // Per attempt, connect to last byte.
+  std::size_t max_response_bytes = 64u << 20;                    // Larger bodies: kMalformedResponse.
+  int max_parallel_pages = 5;  // Page requests in flight during a walk (Apple's limit: 5).
   RetryPolicy retry;
-  const Clock* clock = nullptr;      // nullptr: Clock::Real(). Must outlive the Client.
-  SleepFunction sleep;               // Empty: std::this_thread::sleep_for.
+  const Clock* clock = nullptr;  // nullptr: Clock::Real(). Must outlive the Client.
+  SleepFunction sleep;           // Empty: std::this_thread::sleep_for.
   std::string user_agent = "vppd/0.1";
   // Requests per second for this location (token bucket, burst of one second).
   // 0: the service configuration's limits.maxRequestPerSecond once read, 15 before.
   double max_requests_per_second = 0;
   std::chrono::seconds service_config_ttl{300};  // Apple: re-read about every 5 minutes.
-  std::uint64_t jitter_seed = 0;     // 0: seeded from the random device.
+  std::uint64_t jitter_seed = 0;                 // 0: seeded from the random device.
   // Lookup parameters for LookupMetadata (Apple's MZStorePlatform lookup).
   std::string lookup_platform = "enterprisestore";
   std::string lookup_country = "us";  // Lower-case ISO country; the location's countryISO2ACode fits.
@@ -172,8 +172,8 @@ struct ServiceConfig {
 
 // The fields every authenticated answer carries.
 struct Envelope {
-  std::string uid;                     // Apple's unique library id (duplicate-location detection).
-  std::optional<MdmInfo> mdm_info;     // Present once some MDM set it.
+  std::string uid;                            // Apple's unique library id (duplicate-location detection).
+  std::optional<MdmInfo> mdm_info;            // Present once some MDM set it.
   std::optional<Timestamp> token_expiration;  // tokenExpirationDate.
 };
 
@@ -193,7 +193,7 @@ struct Asset {
   std::int64_t assigned_count = 0, available_count = 0, retired_count = 0, total_count = 0;
   bool device_assignable = false;
   bool revocable = false;
-  bool unlimited = false;  // From unlimitedAssets (no available/retired/total counts).
+  bool unlimited = false;                        // From unlimitedAssets (no available/retired/total counts).
   std::vector<std::string> supported_platforms;  // iOS, macOS, tvOS, watchOS, visionOS.
 };
 
@@ -237,10 +237,10 @@ using AssignmentsPage = Page<AssignmentRef>;
 using UsersPage = Page<User>;
 
 struct WalkResult : Envelope {
-  std::string version_id;    // Page 0's: store it for the next sinceVersionId.
-  int total_pages = 0;       // From page 0.
-  int pages_delivered = 0;   // Pages passed to on_page.
-  std::int64_t items = 0;    // Items passed to on_page.
+  std::string version_id;   // Page 0's: store it for the next sinceVersionId.
+  int total_pages = 0;      // From page 0.
+  int pages_delivered = 0;  // Pages passed to on_page.
+  std::int64_t items = 0;   // Items passed to on_page.
   // A later page carried another versionId: the walk stopped without delivering
   // that page or any after it; the caller restarts (the data moved under it).
   bool version_changed = false;
@@ -307,8 +307,8 @@ struct AppMetadata {
   std::string adam_id;
   std::string bundle_id;  // Empty for books.
   std::string name;
-  std::string kind;       // iosSoftware | macSoftware | ebook | ...
-  std::string version;    // offers[0].version.display, when present.
+  std::string kind;     // iosSoftware | macSoftware | ebook | ...
+  std::string version;  // offers[0].version.display, when present.
   std::vector<std::string> supported_platforms;
 };
 

@@ -4,11 +4,10 @@
 // settings back to the command line's) and drives faults through /_sim/faults.
 // Retries are checked through a fake sleep that records every wait and moves a
 // FakeClock, so no test waits for a backoff in real time.
-#include <curl/curl.h>
+#include "apple/client.h"
+
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,9 +21,10 @@
 #include <vector>
 
 #include <boost/json.hpp>
+#include <curl/curl.h>
 #include <gtest/gtest.h>
-
-#include "apple/client.h"
+#include <sys/prctl.h>
+#include <sys/wait.h>
 
 namespace vppd::apple {
 namespace {
@@ -691,7 +691,8 @@ TEST_F(ClientTest, PostsAreRetriedOnlyWhenAppleCannotHaveActed) {
   EXPECT_EQ(r.error().http_status, 500);
   EXPECT_EQ(r.error().attempts, 1);
 
-  AddFault(R"({"path":"/mdm/v2/assets/associate","kind":"unavailable","onRequests":[1]})");  // Rules count from when they are added.
+  AddFault(R"({"path":"/mdm/v2/assets/associate","kind":"unavailable","onRequests":[1]})");  // Rules count from when
+                                                                                             // they are added.
   auto r2 = c->Associate(req);  // 503 → retried; then Apple validates the (bogus) asset.
   ASSERT_FALSE(r2);
   EXPECT_EQ(r2.error().kind, AppleErrorKind::kValidation);

@@ -8,17 +8,28 @@ namespace vppd::apple {
 
 const char* AppleErrorKindName(AppleErrorKind kind) {
   switch (kind) {
-    case AppleErrorKind::kTokenExpired: return "TokenExpired";
-    case AppleErrorKind::kTokenRevoked: return "TokenRevoked";
-    case AppleErrorKind::kTokenInvalid: return "TokenInvalid";
-    case AppleErrorKind::kRateLimited: return "RateLimited";
-    case AppleErrorKind::kUnavailable: return "Unavailable";
-    case AppleErrorKind::kValidation: return "Validation";
-    case AppleErrorKind::kVersionIdInvalid: return "VersionIdInvalid";
-    case AppleErrorKind::kTransport: return "Transport";
-    case AppleErrorKind::kMalformedResponse: return "MalformedResponse";
-    case AppleErrorKind::kAborted: return "Aborted";
-    case AppleErrorKind::kInvalidArgument: return "InvalidArgument";
+    case AppleErrorKind::kTokenExpired:
+      return "TokenExpired";
+    case AppleErrorKind::kTokenRevoked:
+      return "TokenRevoked";
+    case AppleErrorKind::kTokenInvalid:
+      return "TokenInvalid";
+    case AppleErrorKind::kRateLimited:
+      return "RateLimited";
+    case AppleErrorKind::kUnavailable:
+      return "Unavailable";
+    case AppleErrorKind::kValidation:
+      return "Validation";
+    case AppleErrorKind::kVersionIdInvalid:
+      return "VersionIdInvalid";
+    case AppleErrorKind::kTransport:
+      return "Transport";
+    case AppleErrorKind::kMalformedResponse:
+      return "MalformedResponse";
+    case AppleErrorKind::kAborted:
+      return "Aborted";
+    case AppleErrorKind::kInvalidArgument:
+      return "InvalidArgument";
   }
   return "Unknown";
 }
@@ -53,15 +64,19 @@ Error AppleError::ToError() const {
     case AppleErrorKind::kTokenExpired:
     case AppleErrorKind::kTokenRevoked:
     case AppleErrorKind::kTokenInvalid:
-    case AppleErrorKind::kVersionIdInvalid: return Error::FailedPrecondition(std::move(msg));
-    case AppleErrorKind::kRateLimited: return Error::ResourceExhausted(std::move(msg));
+    case AppleErrorKind::kVersionIdInvalid:
+      return Error::FailedPrecondition(std::move(msg));
+    case AppleErrorKind::kRateLimited:
+      return Error::ResourceExhausted(std::move(msg));
     case AppleErrorKind::kValidation:
-    case AppleErrorKind::kInvalidArgument: return Error::InvalidArgument(std::move(msg));
+    case AppleErrorKind::kInvalidArgument:
+      return Error::InvalidArgument(std::move(msg));
     case AppleErrorKind::kTransport:
       if (error_message.rfind("timed out", 0) == 0) return Error{Code::kDeadlineExceeded, std::move(msg), {}, {}};
       return Error::Unavailable(std::move(msg));
     case AppleErrorKind::kUnavailable:
-    case AppleErrorKind::kMalformedResponse: return Error::Unavailable(std::move(msg));
+    case AppleErrorKind::kMalformedResponse:
+      return Error::Unavailable(std::move(msg));
     case AppleErrorKind::kAborted:
       if (cause) return *cause;
       return Error::Internal(std::move(msg));
@@ -73,16 +88,23 @@ namespace internal {
 
 AppleErrorKind KindFor(int error_number, long http_status) {
   switch (error_number) {
-    case 9621: return AppleErrorKind::kTokenExpired;
-    case 9625: return AppleErrorKind::kTokenRevoked;
+    case 9621:
+      return AppleErrorKind::kTokenExpired;
+    case 9625:
+      return AppleErrorKind::kTokenRevoked;
     case 9601:
     case 9622:
-    case 9722: return AppleErrorKind::kTokenInvalid;
-    case 9646: return AppleErrorKind::kRateLimited;
+    case 9722:
+      return AppleErrorKind::kTokenInvalid;
+    case 9646:
+      return AppleErrorKind::kRateLimited;
     case 9603:  // "Internal error": Apple's list says resend.
-    case 9729: return AppleErrorKind::kUnavailable;
-    case 9721: return AppleErrorKind::kVersionIdInvalid;
-    default: break;
+    case 9729:
+      return AppleErrorKind::kUnavailable;
+    case 9721:
+      return AppleErrorKind::kVersionIdInvalid;
+    default:
+      break;
   }
   if (http_status == 429) return AppleErrorKind::kRateLimited;
   if (http_status >= 500) return AppleErrorKind::kUnavailable;

@@ -84,9 +84,12 @@ AppleStatus ReadMdmInfo(const json::value& v, std::optional<MdmInfo>* out) {
   for (const auto& kv : *o) {
     const std::string_view k = kv.key();
     AppleStatus s;
-    if (k == "id") s = ReadString(kv.value(), "mdmInfo.id", &m.id);
-    else if (k == "name") s = ReadString(kv.value(), "mdmInfo.name", &m.name);
-    else if (k == "metadata") s = ReadString(kv.value(), "mdmInfo.metadata", &m.metadata);
+    if (k == "id")
+      s = ReadString(kv.value(), "mdmInfo.id", &m.id);
+    else if (k == "name")
+      s = ReadString(kv.value(), "mdmInfo.name", &m.name);
+    else if (k == "metadata")
+      s = ReadString(kv.value(), "mdmInfo.metadata", &m.metadata);
     if (!s) return s;
   }
   *out = std::move(m);
@@ -133,16 +136,26 @@ AppleStatus ReadAsset(const json::value& v, bool unlimited, Asset* a) {
     const std::string_view k = kv.key();
     const json::value& x = kv.value();
     AppleStatus s;
-    if (k == "adamId") s = ReadString(x, k, &a->adam_id);
-    else if (k == "pricingParam") s = ReadString(x, k, &a->pricing_param);
-    else if (k == "productType") s = ReadString(x, k, &a->product_type);
-    else if (k == "assignedCount") s = ReadInt(x, k, &a->assigned_count);
-    else if (k == "availableCount") s = ReadInt(x, k, &a->available_count);
-    else if (k == "retiredCount") s = ReadInt(x, k, &a->retired_count);
-    else if (k == "totalCount") s = ReadInt(x, k, &a->total_count);
-    else if (k == "deviceAssignable") s = ReadBool(x, k, &a->device_assignable);
-    else if (k == "revocable") s = ReadBool(x, k, &a->revocable);
-    else if (k == "supportedPlatforms") s = ReadStrings(x, k, &a->supported_platforms);
+    if (k == "adamId")
+      s = ReadString(x, k, &a->adam_id);
+    else if (k == "pricingParam")
+      s = ReadString(x, k, &a->pricing_param);
+    else if (k == "productType")
+      s = ReadString(x, k, &a->product_type);
+    else if (k == "assignedCount")
+      s = ReadInt(x, k, &a->assigned_count);
+    else if (k == "availableCount")
+      s = ReadInt(x, k, &a->available_count);
+    else if (k == "retiredCount")
+      s = ReadInt(x, k, &a->retired_count);
+    else if (k == "totalCount")
+      s = ReadInt(x, k, &a->total_count);
+    else if (k == "deviceAssignable")
+      s = ReadBool(x, k, &a->device_assignable);
+    else if (k == "revocable")
+      s = ReadBool(x, k, &a->revocable);
+    else if (k == "supportedPlatforms")
+      s = ReadStrings(x, k, &a->supported_platforms);
     if (!s) return s;
   }
   if (a->adam_id.empty()) return tl::unexpected(Malformed("an asset has no adamId"));
@@ -156,12 +169,18 @@ AppleStatus ReadUser(const json::value& v, User* u) {
     const std::string_view k = kv.key();
     const json::value& x = kv.value();
     AppleStatus s;
-    if (k == "clientUserId") s = ReadString(x, k, &u->client_user_id);
-    else if (k == "email") s = ReadString(x, k, &u->email);
-    else if (k == "idHash") s = ReadString(x, k, &u->id_hash);
-    else if (k == "inviteCode") s = ReadString(x, k, &u->invite_code);
-    else if (k == "managedAppleId") s = ReadString(x, k, &u->managed_apple_id);
-    else if (k == "status") s = ReadString(x, k, &u->status);
+    if (k == "clientUserId")
+      s = ReadString(x, k, &u->client_user_id);
+    else if (k == "email")
+      s = ReadString(x, k, &u->email);
+    else if (k == "idHash")
+      s = ReadString(x, k, &u->id_hash);
+    else if (k == "inviteCode")
+      s = ReadString(x, k, &u->invite_code);
+    else if (k == "managedAppleId")
+      s = ReadString(x, k, &u->managed_apple_id);
+    else if (k == "status")
+      s = ReadString(x, k, &u->status);
     if (!s) return s;
   }
   if (u->client_user_id.empty()) return tl::unexpected(Malformed("a user has no clientUserId"));
@@ -355,12 +374,18 @@ AppleResult<ClientConfig> ParseClientConfig(std::string_view body) {
     if (!env) return tl::unexpected(env.error());
     if (*env) continue;
     AppleStatus s;
-    if (k == "countryISO2ACode") s = ReadString(x, k, &c.country_iso2a);
-    else if (k == "defaultPlatform") s = ReadString(x, k, &c.default_platform);
-    else if (k == "locationName") s = ReadString(x, k, &c.location_name);
-    else if (k == "websiteURL") s = ReadString(x, k, &c.website_url);
-    else if (k == "notificationUrl") s = ReadString(x, k, &c.notification_url);
-    else if (k == "subscribedNotificationTypes") s = ReadStrings(x, k, &c.subscribed_notification_types);
+    if (k == "countryISO2ACode")
+      s = ReadString(x, k, &c.country_iso2a);
+    else if (k == "defaultPlatform")
+      s = ReadString(x, k, &c.default_platform);
+    else if (k == "locationName")
+      s = ReadString(x, k, &c.location_name);
+    else if (k == "websiteURL")
+      s = ReadString(x, k, &c.website_url);
+    else if (k == "notificationUrl")
+      s = ReadString(x, k, &c.notification_url);
+    else if (k == "subscribedNotificationTypes")
+      s = ReadStrings(x, k, &c.subscribed_notification_types);
     if (!s) return tl::unexpected(s.error());
   }
   if (c.uid.empty()) return tl::unexpected(Malformed("the client config has no uId"));
@@ -392,10 +417,14 @@ AppleResult<EventStatus> ParseEventStatus(std::string_view body) {
     if (!env) return tl::unexpected(env.error());
     if (*env) continue;
     AppleStatus s;
-    if (k == "eventStatus") s = ReadString(x, k, &r.event_status);
-    else if (k == "eventType") s = ReadString(x, k, &r.event_type);
-    else if (k == "numRequested") s = ReadInt(x, k, &r.num_requested);
-    else if (k == "numCompleted") s = ReadInt(x, k, &r.num_completed);
+    if (k == "eventStatus")
+      s = ReadString(x, k, &r.event_status);
+    else if (k == "eventType")
+      s = ReadString(x, k, &r.event_type);
+    else if (k == "numRequested")
+      s = ReadInt(x, k, &r.num_requested);
+    else if (k == "numCompleted")
+      s = ReadInt(x, k, &r.num_completed);
     else if (k == "failures" && !x.is_null()) {
       const json::array* a = x.if_array();
       if (!a) return tl::unexpected(Malformed("'failures' is not an array"));
@@ -410,16 +439,19 @@ AppleResult<EventStatus> ParseEventStatus(std::string_view body) {
         if (const json::value* info = fo->if_contains("errorInfo"); info && info->is_object()) {
           const json::object& io = info->get_object();
           if (const json::value* u = io.if_contains("clientUserIds"))
-            if (auto t = ReadStrings(*u, "errorInfo.clientUserIds", &f.client_user_ids); !t) return tl::unexpected(t.error());
+            if (auto t = ReadStrings(*u, "errorInfo.clientUserIds", &f.client_user_ids); !t)
+              return tl::unexpected(t.error());
           if (const json::value* sn = io.if_contains("serialNumbers"))
-            if (auto t = ReadStrings(*sn, "errorInfo.serialNumbers", &f.serial_numbers); !t) return tl::unexpected(t.error());
+            if (auto t = ReadStrings(*sn, "errorInfo.serialNumbers", &f.serial_numbers); !t)
+              return tl::unexpected(t.error());
           if (const json::value* as = io.if_contains("assets"); as && as->is_array()) {
             for (const json::value& av : as->get_array()) {
               const json::object* ao = av.if_object();
               if (!ao) continue;
               AssetRef ref;
               if (const json::value* id = ao->if_contains("adamId")) (void)ReadString(*id, "adamId", &ref.adam_id);
-              if (const json::value* pp = ao->if_contains("pricingParam")) (void)ReadString(*pp, "pricingParam", &ref.pricing_param);
+              if (const json::value* pp = ao->if_contains("pricingParam"))
+                (void)ReadString(*pp, "pricingParam", &ref.pricing_param);
               f.assets.push_back(std::move(ref));
             }
           }
@@ -449,16 +481,21 @@ AppleStatus ParseLookup(std::string_view body, std::vector<AppMetadata>* out) {
       const std::string_view k = f.key();
       const json::value& x = f.value();
       AppleStatus s;
-      if (k == "bundleId") s = ReadString(x, k, &m.bundle_id);
-      else if (k == "name") s = ReadString(x, k, &m.name);
-      else if (k == "kind") s = ReadString(x, k, &m.kind);
-      else if (k == "supportedPlatforms") s = ReadStrings(x, k, &m.supported_platforms);
+      if (k == "bundleId")
+        s = ReadString(x, k, &m.bundle_id);
+      else if (k == "name")
+        s = ReadString(x, k, &m.name);
+      else if (k == "kind")
+        s = ReadString(x, k, &m.kind);
+      else if (k == "supportedPlatforms")
+        s = ReadStrings(x, k, &m.supported_platforms);
       else if (k == "offers" && x.is_array() && !x.get_array().empty()) {
         // offers[0].version.display: the current version, where Apple gives one.
         const json::object* offer = x.get_array()[0].if_object();
         const json::value* ver = offer ? offer->if_contains("version") : nullptr;
         const json::object* vo = ver ? ver->if_object() : nullptr;
-        if (const json::value* d = vo ? vo->if_contains("display") : nullptr) s = ReadString(*d, "version.display", &m.version);
+        if (const json::value* d = vo ? vo->if_contains("display") : nullptr)
+          s = ReadString(*d, "version.display", &m.version);
       }
       if (!s) return s;
     }
@@ -500,7 +537,8 @@ std::string ManageAssetsBody(const ManageAssetsRequest& request) {
   return json::serialize(o);
 }
 
-std::string RevokeBody(const std::vector<std::string>& client_user_ids, const std::vector<std::string>& serial_numbers) {
+std::string RevokeBody(const std::vector<std::string>& client_user_ids,
+                       const std::vector<std::string>& serial_numbers) {
   json::object o;
   PutStrings(o, "clientUserIds", client_user_ids);
   PutStrings(o, "serialNumbers", serial_numbers);

@@ -44,10 +44,14 @@ ItemKey ClassifyItemKey(std::string_view k) {
   if (Is(k, "adamId")) return ItemKey::kAdamId;
   if (k.size() != 12) return ItemKey::kOther;
   switch (k[0]) {
-    case 'p': return Is(k, "pricingParam") ? ItemKey::kPricingParam : ItemKey::kOther;
-    case 'c': return Is(k, "clientUserId") ? ItemKey::kClientUserId : ItemKey::kOther;
-    case 's': return Is(k, "serialNumber") ? ItemKey::kSerialNumber : ItemKey::kOther;
-    default: return ItemKey::kOther;
+    case 'p':
+      return Is(k, "pricingParam") ? ItemKey::kPricingParam : ItemKey::kOther;
+    case 'c':
+      return Is(k, "clientUserId") ? ItemKey::kClientUserId : ItemKey::kOther;
+    case 's':
+      return Is(k, "serialNumber") ? ItemKey::kSerialNumber : ItemKey::kOther;
+    default:
+      return ItemKey::kOther;
   }
 }
 
@@ -65,7 +69,11 @@ struct Scalar {
 class Scanner {
  public:
   Scanner(std::string_view body, PageMeta* meta, std::vector<AssignmentRef>* items, std::deque<std::string>* decoded)
-      : begin_(body.data()), p_(body.data()), end_(body.data() + body.size()), meta_(meta), items_(items),
+      : begin_(body.data()),
+        p_(body.data()),
+        end_(body.data() + body.size()),
+        meta_(meta),
+        items_(items),
         decoded_(decoded) {}
 
   std::string syntax_error, shape_error;
@@ -95,7 +103,16 @@ class Scanner {
   // ------------------------------------------------------------ the page's members
 
   enum class PageKey : unsigned char {
-    kOther, kAssignments, kMdmInfo, kCurrent, kTotal, kNext, kSize, kVersionId, kUid, kExpiration
+    kOther,
+    kAssignments,
+    kMdmInfo,
+    kCurrent,
+    kTotal,
+    kNext,
+    kSize,
+    kVersionId,
+    kUid,
+    kExpiration
   };
 
   static PageKey ClassifyPageKey(std::string_view k) {
@@ -135,8 +152,12 @@ class Scanner {
     bool present = false;
     std::int64_t n = 0;
     switch (key) {
-      case PageKey::kCurrent: Integer(v, "currentPageIndex", &meta_->current, &have_current); break;
-      case PageKey::kTotal: Integer(v, "totalPages", &meta_->total, &have_total); break;
+      case PageKey::kCurrent:
+        Integer(v, "currentPageIndex", &meta_->current, &have_current);
+        break;
+      case PageKey::kTotal:
+        Integer(v, "totalPages", &meta_->total, &have_total);
+        break;
       case PageKey::kNext:
         Integer(v, "nextPageIndex", &n, &present);
         if (present) meta_->next = n;
@@ -149,9 +170,14 @@ class Scanner {
         Id(v, "versionId", &meta_->version_id, &present);
         if (present) have_version = !meta_->version_id.empty();
         break;
-      case PageKey::kUid: Id(v, "uId", &meta_->envelope.uid, &present); break;
-      case PageKey::kExpiration: Date(v); break;
-      default: break;
+      case PageKey::kUid:
+        Id(v, "uId", &meta_->envelope.uid, &present);
+        break;
+      case PageKey::kExpiration:
+        Date(v);
+        break;
+      default:
+        break;
     }
     return true;
   }
@@ -183,16 +209,26 @@ class Scanner {
       Scalar v;
       if (!Value(3, &v)) return false;
       switch (k) {
-        case ItemKey::kAdamId: IdView(v, "adamId", &a.adam_id); break;
-        case ItemKey::kPricingParam: IdView(v, "pricingParam", &a.pricing_param); break;
-        case ItemKey::kClientUserId: IdView(v, "clientUserId", &a.client_user_id); break;
-        case ItemKey::kSerialNumber: IdView(v, "serialNumber", &a.serial_number); break;
-        case ItemKey::kOther: break;
+        case ItemKey::kAdamId:
+          IdView(v, "adamId", &a.adam_id);
+          break;
+        case ItemKey::kPricingParam:
+          IdView(v, "pricingParam", &a.pricing_param);
+          break;
+        case ItemKey::kClientUserId:
+          IdView(v, "clientUserId", &a.client_user_id);
+          break;
+        case ItemKey::kSerialNumber:
+          IdView(v, "serialNumber", &a.serial_number);
+          break;
+        case ItemKey::kOther:
+          break;
       }
       return true;
     });
     if (!ok) return false;
-    if (a.adam_id.empty()) Shape("an assignment has no adamId");
+    if (a.adam_id.empty())
+      Shape("an assignment has no adamId");
     else if (a.client_user_id.empty() == a.serial_number.empty())
       Shape("assignment of " + std::string(a.adam_id) + " needs exactly one of clientUserId, serialNumber");
     return true;
@@ -201,13 +237,18 @@ class Scanner {
   // A paging integer; null means absent (`*present` stays false).
   void Integer(const Scalar& v, std::string_view key, std::int64_t* out, bool* present) {
     switch (v.kind) {
-      case Scalar::kNull: return;
+      case Scalar::kNull:
+        return;
       case Scalar::kInt:
         *out = v.integer;
         *present = true;
         return;
-      case Scalar::kBeyondInt64: Shape("'" + std::string(key) + "' is out of range"); return;
-      default: Shape("'" + std::string(key) + "' is not an integer"); return;
+      case Scalar::kBeyondInt64:
+        Shape("'" + std::string(key) + "' is out of range");
+        return;
+      default:
+        Shape("'" + std::string(key) + "' is not an integer");
+        return;
     }
   }
 
@@ -216,14 +257,21 @@ class Scanner {
   // a member named twice keeps what it had) and for another type (a shape error).
   bool IdText(const Scalar& v, std::string_view key, std::string_view* text) {
     switch (v.kind) {
-      case Scalar::kString: *text = v.text; return true;
+      case Scalar::kString:
+        *text = v.text;
+        return true;
       case Scalar::kInt:
         number_ = std::to_string(v.integer);
         *text = number_;
         return true;
-      case Scalar::kNull: return false;
-      case Scalar::kBeyondInt64: Shape("'" + std::string(key) + "' is out of range"); return false;
-      default: Shape("'" + std::string(key) + "' is not a string"); return false;
+      case Scalar::kNull:
+        return false;
+      case Scalar::kBeyondInt64:
+        Shape("'" + std::string(key) + "' is out of range");
+        return false;
+      default:
+        Shape("'" + std::string(key) + "' is not a string");
+        return false;
     }
   }
 
@@ -350,26 +398,38 @@ class Scanner {
   bool Value(int depth, Scalar* out) {
     if (p_ == end_) return Syntax("expected a value");
     switch (*p_) {
-      case '"': out->kind = Scalar::kString; return String(&out->text);
-      case '{': out->kind = Scalar::kOther; return Object(depth + 1, [this, depth](std::string_view) {
+      case '"':
+        out->kind = Scalar::kString;
+        return String(&out->text);
+      case '{':
+        out->kind = Scalar::kOther;
+        return Object(depth + 1, [this, depth](std::string_view) {
           Scalar ignored;
           return Value(depth + 1, &ignored);
         });
-      case '[': out->kind = Scalar::kOther; return Array(depth + 1, [this, depth] {
+      case '[':
+        out->kind = Scalar::kOther;
+        return Array(depth + 1, [this, depth] {
           Scalar ignored;
           return Value(depth + 1, &ignored);
         });
-      case 't': out->kind = Scalar::kOther; return Literal("true");
-      case 'f': out->kind = Scalar::kOther; return Literal("false");
-      case 'n': out->kind = Scalar::kNull; return Literal("null");
-      default: return Number(out);
+      case 't':
+        out->kind = Scalar::kOther;
+        return Literal("true");
+      case 'f':
+        out->kind = Scalar::kOther;
+        return Literal("false");
+      case 'n':
+        out->kind = Scalar::kNull;
+        return Literal("null");
+      default:
+        return Number(out);
     }
   }
 
   template <std::size_t N>
   bool Literal(const char (&word)[N]) {
-    if (static_cast<std::size_t>(end_ - p_) < N - 1 || std::memcmp(p_, word, N - 1) != 0)
-      return Syntax("not a value");
+    if (static_cast<std::size_t>(end_ - p_) < N - 1 || std::memcmp(p_, word, N - 1) != 0) return Syntax("not a value");
     p_ += N - 1;
     return true;
   }
@@ -383,7 +443,8 @@ class Scanner {
     if (negative) ++p_;
     if (p_ == end_ || !IsDigit(*p_)) return Syntax("not a value");
     const char* digits = p_;
-    if (*p_ == '0') ++p_;
+    if (*p_ == '0')
+      ++p_;
     else
       while (p_ != end_ && IsDigit(*p_)) ++p_;
     const char* digits_end = p_;
@@ -406,8 +467,7 @@ class Scanner {
       double d = 0;
       const auto r = std::from_chars(start, p_, d);
       // Out of range is an overflow (refused) or an underflow (a zero, fine).
-      if (r.ec == std::errc::result_out_of_range && Overflows(digits, digits_end))
-        return Syntax("number out of range");
+      if (r.ec == std::errc::result_out_of_range && Overflows(digits, digits_end)) return Syntax("number out of range");
       return true;
     }
     std::uint64_t magnitude = 0;
@@ -416,8 +476,8 @@ class Scanner {
     if (negative) {
       if (magnitude > kMax + 1) return Syntax("integer beyond 64 bits");
       out->kind = Scalar::kInt;
-      out->integer = magnitude == kMax + 1 ? std::numeric_limits<std::int64_t>::min()
-                                           : -static_cast<std::int64_t>(magnitude);
+      out->integer =
+          magnitude == kMax + 1 ? std::numeric_limits<std::int64_t>::min() : -static_cast<std::int64_t>(magnitude);
     } else if (magnitude > kMax) {
       out->kind = Scalar::kBeyondInt64;
     } else {
@@ -502,13 +562,20 @@ class Scanner {
     };
     int length = 0;
     const unsigned char c = s[0];
-    if (c >= 0xc2 && c <= 0xdf) length = cont(1) ? 2 : 0;
-    else if (c == 0xe0) length = cont(1, 0xa0) && cont(2) ? 3 : 0;
-    else if (c == 0xed) length = cont(1, 0x80, 0x9f) && cont(2) ? 3 : 0;
-    else if (c >= 0xe1 && c <= 0xef) length = cont(1) && cont(2) ? 3 : 0;
-    else if (c == 0xf0) length = cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
-    else if (c >= 0xf1 && c <= 0xf3) length = cont(1) && cont(2) && cont(3) ? 4 : 0;
-    else if (c == 0xf4) length = cont(1, 0x80, 0x8f) && cont(2) && cont(3) ? 4 : 0;
+    if (c >= 0xc2 && c <= 0xdf)
+      length = cont(1) ? 2 : 0;
+    else if (c == 0xe0)
+      length = cont(1, 0xa0) && cont(2) ? 3 : 0;
+    else if (c == 0xed)
+      length = cont(1, 0x80, 0x9f) && cont(2) ? 3 : 0;
+    else if (c >= 0xe1 && c <= 0xef)
+      length = cont(1) && cont(2) ? 3 : 0;
+    else if (c == 0xf0)
+      length = cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
+    else if (c >= 0xf1 && c <= 0xf3)
+      length = cont(1) && cont(2) && cont(3) ? 4 : 0;
+    else if (c == 0xf4)
+      length = cont(1, 0x80, 0x8f) && cont(2) && cont(3) ? 4 : 0;
     if (length == 0) return Syntax("invalid UTF-8 in a string");
     p_ += length;
     return true;
@@ -538,18 +605,36 @@ class Scanner {
       // A backslash.
       if (++p_ == end_) return Syntax("unterminated string");
       switch (*p_++) {
-        case '"': scratch_ += '"'; break;
-        case '\\': scratch_ += '\\'; break;
-        case '/': scratch_ += '/'; break;
-        case 'b': scratch_ += '\b'; break;
-        case 'f': scratch_ += '\f'; break;
-        case 'n': scratch_ += '\n'; break;
-        case 'r': scratch_ += '\r'; break;
-        case 't': scratch_ += '\t'; break;
+        case '"':
+          scratch_ += '"';
+          break;
+        case '\\':
+          scratch_ += '\\';
+          break;
+        case '/':
+          scratch_ += '/';
+          break;
+        case 'b':
+          scratch_ += '\b';
+          break;
+        case 'f':
+          scratch_ += '\f';
+          break;
+        case 'n':
+          scratch_ += '\n';
+          break;
+        case 'r':
+          scratch_ += '\r';
+          break;
+        case 't':
+          scratch_ += '\t';
+          break;
         case 'u':
           if (!UnicodeEscape()) return false;
           break;
-        default: --p_; return Syntax("invalid escape in a string");
+        default:
+          --p_;
+          return Syntax("invalid escape in a string");
       }
     }
   }
@@ -589,7 +674,10 @@ class Scanner {
     if (end_ - p_ < 4) return Syntax("truncated \\u escape");
     for (int i = 0; i < 4; ++i, ++p_) {
       const char c = *p_;
-      const int digit = IsDigit(c) ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+      const int digit = IsDigit(c)             ? c - '0'
+                        : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                        : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                               : -1;
       if (digit < 0) return Syntax("invalid \\u escape");
       *code = *code << 4 | static_cast<std::uint32_t>(digit);
     }

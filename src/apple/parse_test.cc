@@ -2,16 +2,16 @@
 // reads, that it refuses every malformed page the parsers before it refused
 // (parse.h), and that its verdict on JSON agrees with Boost.JSON's on pages
 // mutated at random.
-#include <gtest/gtest.h>
+#include "apple/parse.h"
 
 #include <algorithm>
-#include <boost/json.hpp>
 #include <deque>
 #include <random>
 #include <string>
 #include <vector>
 
-#include "apple/parse.h"
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
 
 namespace vppd::apple::internal {
 namespace {
@@ -102,7 +102,8 @@ TEST(AssignmentsPage, EscapesAreDecodedInNamesAndValues) {
 
 TEST(AssignmentsPage, NullMeansAbsent) {
   Parsed p = Parse(R"({"assignments":null,"nextPageIndex":null,"mdmInfo":null,"uId":null,)"
-                   R"("tokenExpirationDate":null,)" + std::string(kTail) + "}");
+                   R"("tokenExpirationDate":null,)" +
+                   std::string(kTail) + "}");
   ASSERT_TRUE(p.status) << p.status.error().Describe();
   EXPECT_TRUE(p.items.empty());
   EXPECT_FALSE(p.meta.next);
@@ -149,17 +150,20 @@ TEST(AssignmentsPage, MalformedJsonAnywhereIsRefused) {
   for (const std::string& body : {
            std::string(""),
            std::string("   "),
-           PageOf("[" + ok_item + "]") + " x",                               // Something after the document.
+           PageOf("[" + ok_item + "]") + " x",  // Something after the document.
            PageOf("[" + ok_item + "]") + "}",
-           PageOf("[" + ok_item + "]").substr(0, 40),                        // Truncated.
-           PageOf("[" + ok_item + "]").substr(0, 20),                        // Truncated in a string.
-           R"({"unread":{"deep":tru},)" + std::string(kTail) + "}",          // Members not read are checked too.
+           PageOf("[" + ok_item + "]").substr(0, 40),                // Truncated.
+           PageOf("[" + ok_item + "]").substr(0, 20),                // Truncated in a string.
+           R"({"unread":{"deep":tru},)" + std::string(kTail) + "}",  // Members not read are checked too.
            R"({"unread":[1,2,],)" + std::string(kTail) + "}",
            R"({"unread":"\q",)" + std::string(kTail) + "}",
            R"({"unread":01,)" + std::string(kTail) + "}",
-           R"({"unread":"a)" "\x01" R"(b",)" + std::string(kTail) + "}",  // Raw control character.
-           R"({"unread":"\xff",)" + std::string(kTail) + "}",                // Not UTF-8.
-           R"({"x":)" + deep33 + "," + kTail + "}",                          // Deeper than Boost.JSON's 32.
+           R"({"unread":"a)"
+           "\x01"
+           R"(b",)" +
+               std::string(kTail) + "}",                       // Raw control character.
+           R"({"unread":"\xff",)" + std::string(kTail) + "}",  // Not UTF-8.
+           R"({"x":)" + deep33 + "," + kTail + "}",            // Deeper than Boost.JSON's 32.
            PageOf(R"([{"adamId":"1","serialNumber":"S",}])"),
        }) {
     const std::string error = ErrorOf(body);
@@ -224,10 +228,10 @@ TEST(AssignmentsPage, StringsAreCheckedAndDecodedAsRfc8259Says) {
   // Long enough for the 16-byte scan to find the escape and the non-ASCII byte past its first step.
   EXPECT_EQ(user_of("\"0123456789abcdef0123\\\"\xc3\xa9\""), "0123456789abcdef0123\"\xc3\xa9");
   for (const char* bad : {
-           R"("\ud83d")",           // A high surrogate alone.
-           R"("\ude00x")",          // A low surrogate alone.
-           R"("\ud83d\u0041")",     // A high surrogate and no low one.
-           R"("\u12")",             // Truncated escape.
+           R"("\ud83d")",        // A high surrogate alone.
+           R"("\ude00x")",       // A low surrogate alone.
+           R"("\ud83d\u0041")",  // A high surrogate and no low one.
+           R"("\u12")",          // Truncated escape.
            R"("\u12g4")",
            "\"\xc0\xaf\"",          // Overlong '/'.
            "\"\xe0\x80\xaf\"",      // Overlong, 3 bytes.
@@ -260,8 +264,9 @@ TEST(AssignmentsPage, NumbersAreReadAsJsonSaysAndIdsKeepTheirDigits) {
 }
 
 TEST(AssignmentsPage, WhitespaceAndMemberOrderAreFree) {
-  Parsed p = Parse(" \n{ \"versionId\" : \"v\" ,\t\"assignments\"\r: [ { \"serialNumber\" :\"S\" , \"adamId\": \"7\" } ] ,"
-                   " \"totalPages\":1, \"currentPageIndex\" :0 }\n ");
+  Parsed p = Parse(
+      " \n{ \"versionId\" : \"v\" ,\t\"assignments\"\r: [ { \"serialNumber\" :\"S\" , \"adamId\": \"7\" } ] ,"
+      " \"totalPages\":1, \"currentPageIndex\" :0 }\n ");
   ASSERT_TRUE(p.status) << p.status.error().Describe();
   ASSERT_EQ(p.items.size(), 1u);
   EXPECT_EQ(p.items[0].adam_id, "7");
@@ -304,7 +309,8 @@ void ExpectReadAsBoostJsonReadsIt(const std::string& body, const Parsed& p) {
 TEST(AssignmentsPage, AgreesWithBoostJsonOnDamagedPages) {
   std::string items = "[";
   for (int i = 0; i < 20; ++i) {
-    items += std::string(i ? "," : "") + R"({"adamId":")" + std::to_string(400000000 + i) + R"(","pricingParam":"STDQ",)";
+    items +=
+        std::string(i ? "," : "") + R"({"adamId":")" + std::to_string(400000000 + i) + R"(","pricingParam":"STDQ",)";
     items += i % 3 ? R"("clientUserId":"4d07591c-81e0-726c-fcd0-9142112c70b)" + std::to_string(i % 10) + "\"}"
                    : R"("serialNumber":"C39Y7E9G76E)" + std::to_string(i % 10) + "\"}";
   }
@@ -321,10 +327,18 @@ TEST(AssignmentsPage, AgreesWithBoostJsonOnDamagedPages) {
     for (int e = 0; e < edits && !body.empty(); ++e) {
       const std::size_t at = rng() % body.size();
       switch (rng() % 4) {
-        case 0: body[at] = alphabet[rng() % alphabet.size()]; break;
-        case 1: body.erase(at, 1); break;
-        case 2: body.insert(at, 1, body[at]); break;
-        case 3: body.resize(at); break;
+        case 0:
+          body[at] = alphabet[rng() % alphabet.size()];
+          break;
+        case 1:
+          body.erase(at, 1);
+          break;
+        case 2:
+          body.insert(at, 1, body[at]);
+          break;
+        case 3:
+          body.resize(at);
+          break;
       }
     }
     boost::system::error_code ec;

@@ -15,7 +15,8 @@ Result<std::string> RequiredString(const boost::json::object& obj, const char* f
   const auto* v = obj.if_contains(field);
   if (v == nullptr) return Fail(Error::InvalidArgument(std::string("the sToken has no '") + field + "' field"));
   if (!v->is_string()) return Fail(Error::InvalidArgument(std::string("the sToken's '") + field + "' is not a string"));
-  if (v->get_string().empty()) return Fail(Error::InvalidArgument(std::string("the sToken's '") + field + "' is empty"));
+  if (v->get_string().empty())
+    return Fail(Error::InvalidArgument(std::string("the sToken's '") + field + "' is empty"));
   return std::string(v->get_string());
 }
 

@@ -9,7 +9,8 @@ std::string B64(std::string_view json) { return Base64Encode(json); }
 
 TEST(SToken, DecodesAppleFileWithEveryDateForm) {
   for (const char* exp : {"2030-11-08T22:33:22+0000", "2030-11-08T23:33:22+01:00", "2030-11-08T22:33:22Z"}) {
-    auto info = DecodeSToken(B64(std::string(R"({"token":"abc==","expDate":")") + exp + R"(","orgName":"Org"})") + "\n");
+    auto info =
+        DecodeSToken(B64(std::string(R"({"token":"abc==","expDate":")") + exp + R"(","orgName":"Org"})") + "\n");
     ASSERT_TRUE(info) << info.error().message;
     EXPECT_EQ(info->token, "abc==");
     EXPECT_EQ(info->org_name, "Org");

@@ -74,7 +74,8 @@ bool IEquals(std::string_view a, std::string_view b) {
 
 std::string_view TrimWs(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -275,7 +276,8 @@ void Batch::StartReady() {
     slot.error[0] = '\0';
     curl_slist_free_all(slot.headers);
     slot.headers = curl_slist_append(nullptr, "Accept: application/json");
-    if (p.request.with_token) slot.headers = curl_slist_append(slot.headers, ("Authorization: Bearer " + o.stoken).c_str());
+    if (p.request.with_token)
+      slot.headers = curl_slist_append(slot.headers, ("Authorization: Bearer " + o.stoken).c_str());
     if (p.request.post) {
       slot.headers = curl_slist_append(slot.headers, "Content-Type: application/json");
       slot.headers = curl_slist_append(slot.headers, "Expect:");  // No 100-continue round trip.
@@ -304,7 +306,7 @@ void Batch::StartReady() {
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, kReceiveBufferBytes);
     curl_easy_setopt(e, CURLOPT_USERAGENT, o.user_agent.c_str());
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");  // Whatever libcurl can decode.
-    curl_easy_setopt(e, CURLOPT_VERBOSE, 0L);            // Verbose output would print the sToken.
+    curl_easy_setopt(e, CURLOPT_VERBOSE, 0L);          // Verbose output would print the sToken.
     if (p.request.post) {
       curl_easy_setopt(e, CURLOPT_POST, 1L);
       curl_easy_setopt(e, CURLOPT_POSTFIELDS, p.request.body.data());
@@ -451,12 +453,16 @@ Outcome ClassifyHttp(long status, std::string_view body, bool idempotent) {
       json_body = true;
       const json::object& obj = v.get_object();
       if (const json::value* n = obj.if_contains("errorNumber")) {
-        if (n->is_int64()) number = static_cast<int>(n->get_int64());
-        else if (n->is_uint64()) number = static_cast<int>(n->get_uint64());
-        else if (n->is_string()) number = std::atoi(n->get_string().c_str());
+        if (n->is_int64())
+          number = static_cast<int>(n->get_int64());
+        else if (n->is_uint64())
+          number = static_cast<int>(n->get_uint64());
+        else if (n->is_string())
+          number = std::atoi(n->get_string().c_str());
         if (number == 0) number = -1;  // Present but unreadable: still an error.
       }
-      if (const json::value* m = obj.if_contains("errorMessage"); m && m->is_string()) message = m->get_string().c_str();
+      if (const json::value* m = obj.if_contains("errorMessage"); m && m->is_string())
+        message = m->get_string().c_str();
       if (const json::value* i = obj.if_contains("errorInfo"); i && !i->is_null()) info = json::serialize(*i);
     }
   }
@@ -486,13 +492,11 @@ Outcome ClassifyHttp(long status, std::string_view body, bool idempotent) {
 }
 
 // "GET /assignments" from "GET /assignments?pageIndex=3": a bounded label.
-std::string Endpoint(const HttpRequest& request) {
-  return request.display.substr(0, request.display.find('?'));
-}
+std::string Endpoint(const HttpRequest& request) { return request.display.substr(0, request.display.find('?')); }
 
 // Every attempt, by endpoint, HTTP status (or "transport") and Apple errorNumber.
 void CountAttempt(const HttpRequest& request, const Outcome& out) {
-  const std::string status = out.ok ? "200"
+  const std::string status = out.ok                      ? "200"
                              : out.error.http_status > 0 ? std::to_string(out.error.http_status)
                                                          : "transport";
   const std::string error_number = out.ok || out.error.error_number == 0 ? "" : std::to_string(out.error.error_number);
@@ -561,7 +565,8 @@ void Batch::Finish(Slot& slot, int curl_code) {
     requests_.erase(p.id);
     return;
   }
-  metrics::Counter("vppd_apple_retries_total", "Apple requests retried, by endpoint", {{"endpoint", Endpoint(p.request)}})
+  metrics::Counter("vppd_apple_retries_total", "Apple requests retried, by endpoint",
+                   {{"endpoint", Endpoint(p.request)}})
       .Inc();
   spdlog::debug("apple: {} failed ({}), retry {} in {} ms", p.request.display, err.error_message, p.attempts + 1,
                 wait->count());

@@ -15,9 +15,9 @@
 //   while (batch.Active()) for (Completion& c : batch.WaitSome()) ...;
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <atomic>
 #include <deque>
 #include <map>
 #include <memory>
@@ -33,9 +33,9 @@ namespace vppd::apple::internal {
 
 struct HttpRequest {
   bool post = false;
-  std::string url;      // Absolute.
-  std::string display;  // "GET /assignments?pageIndex=3", for errors (never the sToken).
-  std::string body;     // POST only; sent as application/json.
+  std::string url;         // Absolute.
+  std::string display;     // "GET /assignments?pageIndex=3", for errors (never the sToken).
+  std::string body;        // POST only; sent as application/json.
   bool with_token = true;  // false: no Authorization header (service config, lookup).
 };
 
@@ -135,8 +135,8 @@ class Batch {
   std::unique_ptr<Session> session_;
   int parallel_;
   std::map<int, std::unique_ptr<Pending>> requests_;  // By id.
-  std::vector<std::unique_ptr<Slot>> slots_;  // `parallel_` of them, one easy handle each.
-  std::deque<int> queue_;  // Waiting ids: retries first, then in submission order.
+  std::vector<std::unique_ptr<Slot>> slots_;          // `parallel_` of them, one easy handle each.
+  std::deque<int> queue_;                             // Waiting ids: retries first, then in submission order.
   Timestamp rate_blocked_until_ = 0;
   std::vector<Completion> done_;
   std::vector<std::string> spare_bodies_;  // From Recycle.

@@ -261,7 +261,7 @@ Result<Principal> Verifier::Impl::Verify(std::string_view authorization, std::st
 }
 
 Result<Principal> Verifier::Impl::VerifyToken(std::string_view token, Timestamp now, Timestamp* valid_until,
-                                           std::string* why) const {
+                                              std::string* why) const {
   auto invalid = [why](const std::string& reason) { return Fail(Reject(Verdict::kInvalid, reason, why)); };
 
   const std::size_t dot1 = token.find('.');

@@ -1,7 +1,6 @@
 #include "base/base.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +14,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <sys/stat.h>
 
 namespace vppd {
 namespace {
@@ -22,8 +22,7 @@ namespace {
 class RealClock final : public Clock {
  public:
   Timestamp Now() const override {
-    return std::chrono::duration_cast<std::chrono::microseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
         .count();
   }
 };
@@ -89,8 +88,7 @@ bool Expect(std::string_view s, std::size_t& pos, char c) {
 }
 
 constexpr const char* kWeekdays[] = {"Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"};  // 1970-01-01 was a Thursday.
-constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
 constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 constexpr char kB64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -142,12 +140,18 @@ Result<std::string> Decode64(std::string_view in, bool url) {
   for (std::size_t i = 0; i < end; ++i) {
     const char c = in[i];
     int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == (url ? '-' : '+')) v = 62;
-    else if (c == (url ? '_' : '/')) v = 63;
-    else return Fail(Error::InvalidArgument("invalid base64 character at offset " + std::to_string(i)));
+    if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      v = c - '0' + 52;
+    else if (c == (url ? '-' : '+'))
+      v = 62;
+    else if (c == (url ? '_' : '/'))
+      v = 63;
+    else
+      return Fail(Error::InvalidArgument("invalid base64 character at offset " + std::to_string(i)));
     acc = (acc << 6) | static_cast<unsigned>(v);
     bits += 6;
     if (bits >= 8) {
@@ -171,8 +175,8 @@ Result<Timestamp> ParseIso8601(std::string_view s) {
   };
   std::size_t pos = 0;
   int year, month, day, hour, minute, second = 0;
-  if (!ReadDigits(s, pos, 4, year) || !Expect(s, pos, '-') || !ReadDigits(s, pos, 2, month) ||
-      !Expect(s, pos, '-') || !ReadDigits(s, pos, 2, day)) {
+  if (!ReadDigits(s, pos, 4, year) || !Expect(s, pos, '-') || !ReadDigits(s, pos, 2, month) || !Expect(s, pos, '-') ||
+      !ReadDigits(s, pos, 2, day)) {
     return bad("expected YYYY-MM-DD");
   }
   if (!Expect(s, pos, 'T') && !Expect(s, pos, 't')) return bad("expected 'T' after the date");
@@ -241,8 +245,12 @@ BrokenDown BreakDown(Timestamp t) {
     rem += kSecondsPerDay;
     --days;
   }
-  return {days, CivilFromDays(days), static_cast<int>(rem / 3600), static_cast<int>(rem / 60 % 60),
-          static_cast<int>(rem % 60), micros};
+  return {days,
+          CivilFromDays(days),
+          static_cast<int>(rem / 3600),
+          static_cast<int>(rem / 60 % 60),
+          static_cast<int>(rem % 60),
+          micros};
 }
 
 }  // namespace
@@ -281,9 +289,9 @@ std::string FormatHttpDate(Timestamp t) {
   const BrokenDown b = BreakDown(t);
   const int weekday = static_cast<int>(((b.days % 7) + 7) % 7);
   char buf[40];
-  const int n = std::snprintf(buf, sizeof buf, "%s, %02u %s %04lld %02d:%02d:%02d GMT", kWeekdays[weekday], b.date.day,
-                              kMonths[b.date.month - 1], static_cast<long long>(b.date.year), b.hour, b.minute,
-                              b.second);
+  const int n =
+      std::snprintf(buf, sizeof buf, "%s, %02u %s %04lld %02d:%02d:%02d GMT", kWeekdays[weekday], b.date.day,
+                    kMonths[b.date.month - 1], static_cast<long long>(b.date.year), b.hour, b.minute, b.second);
   return std::string(buf, n);
 }
 
@@ -301,8 +309,8 @@ Result<Timestamp> ParseHttpDate(std::string_view s) {
   }
   pos += 3;
   if (month == 0 || !Expect(s, pos, ' ') || !ReadDigits(s, pos, 4, year) || !Expect(s, pos, ' ') ||
-      !ReadDigits(s, pos, 2, hour) || !Expect(s, pos, ':') || !ReadDigits(s, pos, 2, minute) ||
-      !Expect(s, pos, ':') || !ReadDigits(s, pos, 2, second)) {
+      !ReadDigits(s, pos, 2, hour) || !Expect(s, pos, ':') || !ReadDigits(s, pos, 2, minute) || !Expect(s, pos, ':') ||
+      !ReadDigits(s, pos, 2, second)) {
     return bad();
   }
   if (day < 1 || static_cast<unsigned>(day) > DaysInMonth(year, month) || hour > 23 || minute > 59 || second > 60) {

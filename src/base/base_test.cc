@@ -1,11 +1,11 @@
 #include "base/base.h"
-#include "base/metrics.h"
-
-#include <sys/stat.h>
 
 #include <filesystem>
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include "base/metrics.h"
 
 namespace vppd {
 namespace {
@@ -66,7 +66,7 @@ TEST(Base64, RoundTripsAndRejects) {
   EXPECT_EQ(Base64Encode("foobar"), "Zm9vYmFy");
   EXPECT_EQ(Base64Encode("fo"), "Zm8=");
   EXPECT_EQ(*Base64Decode("Zm8"), "fo");  // unpadded accepted
-  EXPECT_FALSE(Base64Decode("Zm8=="));     // wrong padding
+  EXPECT_FALSE(Base64Decode("Zm8=="));    // wrong padding
   EXPECT_FALSE(Base64Decode("Z"));
   EXPECT_FALSE(Base64Decode("Zm9v YmFy"));
   EXPECT_FALSE(Base64Decode("Zm-v"));
@@ -99,7 +99,7 @@ TEST(SecretBox, KeyFileIsCreated0600AndReloaded) {
   const std::string path = (dir / "secret.key").string();
   auto first = SecretBox::LoadOrCreate(path);
   ASSERT_TRUE(first);
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   auto second = SecretBox::LoadOrCreate(path);

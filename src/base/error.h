@@ -18,21 +18,21 @@
 namespace vppd {
 
 enum class Code {
-  kInvalidArgument,     // 400: the request is malformed or names something invalid.
-  kUnauthenticated,     // 401: no, bad or expired credentials.
-  kPermissionDenied,    // 403: authenticated but not allowed.
-  kNotFound,            // 404: no such object (or not visible to the caller).
-  kMethodNotAllowed,    // 405: known resource, wrong HTTP method.
-  kNotAcceptable,       // 406: the Accept header excludes every representation.
-  kAlreadyExists,       // 409: create of something that exists.
-  kFailedPrecondition,  // 409/412: the state of the object forbids the operation.
-  kPayloadTooLarge,     // 413
+  kInvalidArgument,       // 400: the request is malformed or names something invalid.
+  kUnauthenticated,       // 401: no, bad or expired credentials.
+  kPermissionDenied,      // 403: authenticated but not allowed.
+  kNotFound,              // 404: no such object (or not visible to the caller).
+  kMethodNotAllowed,      // 405: known resource, wrong HTTP method.
+  kNotAcceptable,         // 406: the Accept header excludes every representation.
+  kAlreadyExists,         // 409: create of something that exists.
+  kFailedPrecondition,    // 409/412: the state of the object forbids the operation.
+  kPayloadTooLarge,       // 413
   kUnsupportedMediaType,  // 415
-  kResourceExhausted,   // 429: quota or rate limit.
-  kUnimplemented,       // 501
-  kUnavailable,         // 503: transient, retry later.
-  kDeadlineExceeded,    // 504
-  kInternal,            // 500: a bug or a broken invariant.
+  kResourceExhausted,     // 429: quota or rate limit.
+  kUnimplemented,         // 501
+  kUnavailable,           // 503: transient, retry later.
+  kDeadlineExceeded,      // 504
+  kInternal,              // 500: a bug or a broken invariant.
 };
 
 // An error with a human-readable message. `target` names the offending thing
@@ -81,7 +81,7 @@ class [[nodiscard]] Expected : public tl::expected<T, E> {
  public:
   using Base::Base;
   Expected() = default;
-  Expected(const Base& other) : Base(other) {}    // NOLINT(google-explicit-constructor)
+  Expected(const Base& other) : Base(other) {}        // NOLINT(google-explicit-constructor)
   Expected(Base&& other) : Base(std::move(other)) {}  // NOLINT(google-explicit-constructor)
 };
 

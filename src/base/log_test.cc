@@ -122,9 +122,18 @@ TEST(TextLines, AppendFieldsAsKeyValues) {
 TEST(TextLines, EscapeEveryControlCharacter) {
   const std::string out = CaptureStderr([] {
     Init(Format::kText, "info");
-    ContextScope request({.request_id = "rid\x1b[2J", .client_request_id = "c \xc2\x9b" "31m"});
-    InfoFields("http: GET /a\nforged line \xc2\x9b" "2J\x07 200",
-               {Str("route", "x\xc2\x9b" "1m"), Str("path", "a b\xc2\x9b" "K\x7f")});
+    ContextScope request({.request_id = "rid\x1b[2J",
+                          .client_request_id = "c \xc2\x9b"
+                                               "31m"});
+    InfoFields(
+        "http: GET /a\nforged line \xc2\x9b"
+        "2J\x07 200",
+        {Str("route",
+             "x\xc2\x9b"
+             "1m"),
+         Str("path",
+             "a b\xc2\x9b"
+             "K\x7f")});
   });
   EXPECT_NE(out.find(" info    http: GET /a\\nforged line \\u009b2J\\x07 200 request_id=rid\\x1b[2J "
                      "client_request_id=\"c \\u009b31m\" route=x\\u009b1m path=\"a b\\u009bK\\u007f\"\n"),
@@ -141,10 +150,17 @@ TEST(TextLines, EscapeEveryControlCharacter) {
 TEST(JsonLines, EscapeC1ControlsToo) {
   const std::string out = CaptureStderr([] {
     Init(Format::kJson, "info");
-    ContextScope request({.request_id = "r\xc2\x9b" "1m"});
-    spdlog::info("http: a\xc2\x9b" "2J b\xc2\xa0" "c");
+    ContextScope request({.request_id = "r\xc2\x9b"
+                                        "1m"});
+    spdlog::info(
+        "http: a\xc2\x9b"
+        "2J b\xc2\xa0"
+        "c");
   });
-  EXPECT_NE(out.find(R"("message":"a\u009b2J b)" "\xc2\xa0" R"(c","request_id":"r\u009b1m")"), std::string::npos)
+  EXPECT_NE(out.find(R"("message":"a\u009b2J b)"
+                     "\xc2\xa0"
+                     R"(c","request_id":"r\u009b1m")"),
+            std::string::npos)
       << out;
   EXPECT_EQ(out.find("\xc2\x9b"), std::string::npos) << out;
 }

@@ -33,8 +33,8 @@ class CounterCell {
 // Latency buckets in seconds: 0.5 ms … 60 s.
 class HistogramCell {
  public:
-  static constexpr double kBounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                       0.1,    0.25,  0.5,    1,     2.5,  5,     10, 30, 60};
+  static constexpr double kBounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                       0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
   static constexpr std::size_t kBuckets = sizeof(kBounds) / sizeof(kBounds[0]);
   void Observe(double seconds);
   std::uint64_t bucket(std::size_t i) const { return buckets_[i].load(std::memory_order_relaxed); }

@@ -1,8 +1,7 @@
-#include <sys/stat.h>
-
 #include <memory>
 
 #include <openssl/evp.h>
+#include <sys/stat.h>
 
 #include "base/base.h"
 
@@ -26,10 +25,10 @@ Result<SecretBox> SecretBox::LoadOrCreate(const std::string& key_path) {
     if (!key || key->size() != kKeyBytes) {
       return Fail(Error::FailedPrecondition("secret key file " + key_path + " is not a base64 32-byte key"));
     }
-    struct stat st{};
+    struct stat st {};
     if (::stat(key_path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
-      return Fail(Error::FailedPrecondition("secret key file " + key_path +
-                                            " is readable by group or others; chmod 600 it"));
+      return Fail(
+          Error::FailedPrecondition("secret key file " + key_path + " is readable by group or others; chmod 600 it"));
     }
     return SecretBox(std::move(*key));
   }

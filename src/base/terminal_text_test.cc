@@ -19,15 +19,19 @@ TEST(TerminalSafe, EscapesC0AndDel) {
 }
 
 TEST(TerminalSafe, EscapesC1IncludingTheOneCharacterCsi) {
-  EXPECT_EQ(TerminalSafe("\xc2\x9b" "31mred"), "\\u009b31mred");
+  EXPECT_EQ(TerminalSafe("\xc2\x9b"
+                         "31mred"),
+            "\\u009b31mred");
   EXPECT_EQ(TerminalSafe("\xc2\x80\xc2\x9d\xc2\x9f"), "\\u0080\\u009d\\u009f");
 }
 
 TEST(TerminalSafe, EscapesBytesThatAreNotUtf8) {
-  EXPECT_EQ(TerminalSafe("\x9b" "2J"), "\\x9b2J");                // a lone C1 byte
-  EXPECT_EQ(TerminalSafe("\xc0\x8a"), "\\xc0\\x8a");              // overlong newline
-  EXPECT_EQ(TerminalSafe("\xed\xa0\x80"), "\\xed\\xa0\\x80");     // a surrogate
-  EXPECT_EQ(TerminalSafe("\xe2\x82"), "\\xe2\\x82");              // cut short
+  EXPECT_EQ(TerminalSafe("\x9b"
+                         "2J"),
+            "\\x9b2J");                                                 // a lone C1 byte
+  EXPECT_EQ(TerminalSafe("\xc0\x8a"), "\\xc0\\x8a");                    // overlong newline
+  EXPECT_EQ(TerminalSafe("\xed\xa0\x80"), "\\xed\\xa0\\x80");           // a surrogate
+  EXPECT_EQ(TerminalSafe("\xe2\x82"), "\\xe2\\x82");                    // cut short
   EXPECT_EQ(TerminalSafe("\xf4\x90\x80\x80"), "\\xf4\\x90\\x80\\x80");  // past U+10FFFF
 }
 

@@ -70,12 +70,12 @@ struct Settings {
   int throttle_tenant_requests = 2000;
   int throttle_app_requests = 1000;
   // [apple]
-  int apple_max_attempts = 5;          // per request, the first included
-  int apple_max_retry_seconds = 120;   // total waiting before retries of one request
+  int apple_max_attempts = 5;         // per request, the first included
+  int apple_max_retry_seconds = 120;  // total waiting before retries of one request
   // [sync]
   int sync_workers = 2;
-  int sync_interval_seconds = 86'400;  // automatic sync of every valid token; 0 disables
-  int sync_full_walk_days = 7;         // a full assignments walk at least this often
+  int sync_interval_seconds = 86'400;          // automatic sync of every valid token; 0 disables
+  int sync_full_walk_days = 7;                 // a full assignments walk at least this often
   int sync_app_metadata_ttl_seconds = 86'400;  // app names and bundle ids reused this long; 0: every sync
   int sync_lease_seconds = 30;
   int sync_event_poll_ms = 30'000;  // Apple asks for at least 30 s between event status polls
@@ -89,8 +89,8 @@ struct Settings {
 
 // One setting. `name` is its TOML key ("sync.workers") and the name messages use.
 struct SettingSpec {
-  using Field = std::variant<std::string Settings::*, int Settings::*, bool Settings::*,
-                             std::vector<std::string> Settings::*>;
+  using Field =
+      std::variant<std::string Settings::*, int Settings::*, bool Settings::*, std::vector<std::string> Settings::*>;
   // (`{}` initializers: the table's designated initializers name only some members.)
   std::string_view name{};
   std::string_view flag{};  // "--sync-workers"
@@ -100,8 +100,8 @@ struct SettingSpec {
   std::int64_t min = 0, max = 0;            // int settings: the accepted range
   std::vector<std::string_view> choices{};  // string settings: the accepted values; empty = any
   std::string_view alias{};                 // another TOML key for the same setting (older spelling)
-  bool is_flag = false;                   // bool given as `--dev` (no value on the command line)
-  bool store = false;                     // where the store is, its key: the operator commands take it too
+  bool is_flag = false;                     // bool given as `--dev` (no value on the command line)
+  bool store = false;                       // where the store is, its key: the operator commands take it too
 };
 
 // Every setting, in the order `vppd serve --help` lists them.

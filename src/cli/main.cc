@@ -122,12 +122,13 @@ void PrintTokens(const std::vector<TokenRow>& rows, ListFormat format) {
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const TokenRow& r = rows[i];
       const auto opt = [](const std::string& v) { return v.empty() ? std::string("null") : JsonField(v); };
-      std::printf("%s\n  {\"tenantId\":%s,\"id\":%s,\"displayName\":%s,\"organizationName\":%s,\"state\":%s,"
-                  "\"lastSyncStatus\":%s,\"lastSyncDateTime\":%s,\"expirationDateTime\":%s,\"lastAppCount\":%d,"
-                  "\"lastSyncError\":%s}",
-                  i == 0 ? "" : ",", JsonField(r.tenant).c_str(), JsonField(r.id).c_str(), opt(r.name).c_str(),
-                  opt(r.organization).c_str(), JsonField(r.state).c_str(), JsonField(r.last_sync_status).c_str(),
-                  opt(r.synced).c_str(), opt(r.expires).c_str(), r.apps, opt(r.error).c_str());
+      std::printf(
+          "%s\n  {\"tenantId\":%s,\"id\":%s,\"displayName\":%s,\"organizationName\":%s,\"state\":%s,"
+          "\"lastSyncStatus\":%s,\"lastSyncDateTime\":%s,\"expirationDateTime\":%s,\"lastAppCount\":%d,"
+          "\"lastSyncError\":%s}",
+          i == 0 ? "" : ",", JsonField(r.tenant).c_str(), JsonField(r.id).c_str(), opt(r.name).c_str(),
+          opt(r.organization).c_str(), JsonField(r.state).c_str(), JsonField(r.last_sync_status).c_str(),
+          opt(r.synced).c_str(), opt(r.expires).c_str(), r.apps, opt(r.error).c_str());
     }
     std::printf("%s]\n", rows.empty() ? "" : "\n");
     return;
@@ -205,8 +206,9 @@ int Main(int argc, char** argv) {
   AddServeOptions(*serve, settings);
 
   CLI::App* demo = app.add_subcommand(
-      "demo", "Run the simulator and vppd (dev mode, SQLite) together, add the simulator's location, sync it, "
-              "and print how to call it");
+      "demo",
+      "Run the simulator and vppd (dev mode, SQLite) together, add the simulator's location, sync it, "
+      "and print how to call it");
   DemoOptions demo_options;
   AddServeOptions(*demo, settings, {"apple_url", "dev"});  // the demo's Apple is its simulator; always dev mode
   demo->add_option("--sim-listen", demo_options.sim_listen, "Address of the simulator, HOST:PORT (port 0 picks one)")
@@ -217,7 +219,8 @@ int Main(int argc, char** argv) {
   demo->add_option("--sim-seed", demo_options.seed, "Seed of the simulated data")->capture_default_str();
 
   // dev-token
-  CLI::App* dev_token = app.add_subcommand("dev-token", "Print a JWT that a --dev server with the same data dir accepts");
+  CLI::App* dev_token =
+      app.add_subcommand("dev-token", "Print a JWT that a --dev server with the same data dir accepts");
   std::string tenant, scopes, roles, audience = "https://graph.microsoft.com";
   bool msa = false;
   long ttl = 3600;
@@ -274,16 +277,18 @@ int Main(int argc, char** argv) {
 
   // sync
   CLI::App* sync_cmd = app.add_subcommand(
-      "sync", "Queue a syncLicenses of a vppToken (as the Graph action does) for the vppd serving this data dir; "
-              "--wait follows it to the end");
+      "sync",
+      "Queue a syncLicenses of a vppToken (as the Graph action does) for the vppd serving this data dir; "
+      "--wait follows it to the end");
   SyncCommand sync_options;
   sync_cmd->add_option("token_id", sync_options.token_id, "The vppToken's id (vppd tokens list)")->required();
   AddStoreOptions(*sync_cmd, settings);
   sync_cmd->add_option("--tenant", sync_options.tenant_id, "Only look for the token in this tenant");
   sync_cmd->add_flag("--wait", sync_options.wait,
                      "Follow the sync to its end: exit 0 when it completed, 1 with the reason when it failed");
-  sync_cmd->add_option("--timeout", sync_options.timeout_seconds,
-                       "With --wait: give up after this many seconds (exit 3; the sync goes on)")
+  sync_cmd
+      ->add_option("--timeout", sync_options.timeout_seconds,
+                   "With --wait: give up after this many seconds (exit 3; the sync goes on)")
       ->check(CLI::Range(0.0, 86'400.0))
       ->capture_default_str();
 
@@ -343,7 +348,9 @@ int Main(int argc, char** argv) {
     auto store = OpenExistingStore(settings);
     if (!store) return Die(store.error());
     return ListTokens(**store, tokens_tenant,
-                      tokens_json ? ListFormat::kJson : tokens_csv ? ListFormat::kCsv : ListFormat::kTable);
+                      tokens_json  ? ListFormat::kJson
+                      : tokens_csv ? ListFormat::kCsv
+                                   : ListFormat::kTable);
   }
 
   if (tenant_cmd->parsed()) {

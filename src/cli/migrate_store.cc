@@ -208,9 +208,8 @@ Status CopyToken(store::Store& from, store::Store& to, FakeClock& clock, const s
   if (!*job || (*job)->token_id != source.id) {
     return Fail(Error::FailedPrecondition("the target store handed out another job: is a vppd running on it?"));
   }
-  Status walked = from.ForEachAssignment(tenant, source.id, kBatch, [&](const auto& rows) -> Status {
-    return to.StageAssignments(**job, rows);
-  });
+  Status walked = from.ForEachAssignment(tenant, source.id, kBatch,
+                                         [&](const auto& rows) -> Status { return to.StageAssignments(**job, rows); });
   if (!walked) return Fail(walked.error());
   Result<std::vector<store::MobileApp>> apps = AppsOf(from, tenant, source.id);
   if (!apps) return Fail(apps.error());
@@ -303,10 +302,13 @@ Status MigrateStore(const MigrateOptions& options, std::FILE* out) {
       if (Status ok = CopyToken(**source, **target, clock, tenant.id, token); !ok) {
         return Fail(Error{ok.error().code,
                           fmt::format("copying vppToken {} of tenant {}: {}", token.id, tenant.id, ok.error().message),
-                          {}, {}, 0});
+                          {},
+                          {},
+                          0});
       }
-      if (++copied % 100 == 0) std::fprintf(out, "copied %lld of %lld tokens\n", static_cast<long long>(copied),
-                                            static_cast<long long>(before->tokens));
+      if (++copied % 100 == 0)
+        std::fprintf(out, "copied %lld of %lld tokens\n", static_cast<long long>(copied),
+                     static_cast<long long>(before->tokens));
     }
   }
 

@@ -1,12 +1,11 @@
 #include "cli/runtime.h"
 
-#include <sys/stat.h>
-
 #include <filesystem>
 #include <map>
 
 #include <libpq-fe.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include "base/metrics.h"
 
@@ -38,7 +37,8 @@ void RegisterStoreGauges(store::Store* store) {
   });
   metrics::RegisterGauge("vppd_tokens", "vppTokens by state, all tenants", [store] {
     std::map<std::string, double> by_state;
-    for (const char* state : {"unknown", "valid", "expired", "invalid", "assignedToExternalMDM", "duplicateLocationId"}) {
+    for (const char* state :
+         {"unknown", "valid", "expired", "invalid", "assignedToExternalMDM", "duplicateLocationId"}) {
       by_state[state] = 0;
     }
     if (auto tenants = store->ListTenants()) {
@@ -131,8 +131,10 @@ Result<std::unique_ptr<store::Store>> OpenExistingStore(const Settings& settings
     auto holds = PostgresHoldsAStore(settings.database_url);
     if (!holds) return Fail(holds.error());
     if (!*holds) {
-      return Fail(Error::NotFound("the PostgreSQL database of --database-url holds no vppd store: looked for its "
-                                  "tenants table" + where));
+      return Fail(
+          Error::NotFound("the PostgreSQL database of --database-url holds no vppd store: looked for its "
+                          "tenants table" +
+                          where));
     }
   }
   const std::string key = settings.key_file.empty() ? dir + "/secret.key" : settings.key_file;
@@ -240,12 +242,11 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   graph_options.page_size = s.page_size;
   graph_options.public_url = s.public_url;
   graph_options.metrics = s.metrics;
-  rt->api = std::make_unique<graph::Api>(
-      graph::Dependencies{.verifier = &*rt->verifier,
-                          .tokens = rt->tokens.get(),
-                          .apps = rt->apps.get(),
-                          .throttle = rt->throttle ? &*rt->throttle : nullptr},
-      graph_options);
+  rt->api = std::make_unique<graph::Api>(graph::Dependencies{.verifier = &*rt->verifier,
+                                                             .tokens = rt->tokens.get(),
+                                                             .apps = rt->apps.get(),
+                                                             .throttle = rt->throttle ? &*rt->throttle : nullptr},
+                                         graph_options);
 
   auto listen = ParseListen(s.listen);
   http::ServerOptions http_options;

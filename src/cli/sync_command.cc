@@ -126,8 +126,8 @@ Status PrintResult(store::Store& store, const std::string& tenant, const store::
   }
   std::printf("synced token %s (%s) in %s: %d apps, %lld of %lld licenses used%s, %lld assignments\n",
               TerminalSafe(token.id).c_str(), TerminalSafe(token.location_name.value_or("?")).c_str(),
-              Elapsed(since).c_str(), token.last_app_count, static_cast<long long>(used),
-              static_cast<long long>(total), unlimited.c_str(), static_cast<long long>(assignments));
+              Elapsed(since).c_str(), token.last_app_count, static_cast<long long>(used), static_cast<long long>(total),
+              unlimited.c_str(), static_cast<long long>(assignments));
   return {};
 }
 
@@ -198,8 +198,10 @@ int RunSyncCommand(const SyncCommand& cmd, const Settings& settings) {
         if (tty) std::printf("\r\033[K");
         const char* where = settings.database_url.empty() ? "data dir" : "database";
         if (!told) {
-          std::fprintf(stderr, "vppd sync: no worker has claimed the job yet (a vppd serve on this %s does within "
-                       "a second or two)\n", where);
+          std::fprintf(stderr,
+                       "vppd sync: no worker has claimed the job yet (a vppd serve on this %s does within "
+                       "a second or two)\n",
+                       where);
         } else {
           std::fprintf(stderr,
                        "vppd sync: no worker has claimed the job after %s: is a vppd serve running on this %s?\n",

@@ -232,9 +232,14 @@ std::string TemplateLabel(const std::vector<Step>& steps) {
     if (i == 0 && steps.size() > 1 && steps[0].text == "deviceAppManagement") continue;
     if (!out.empty()) out += '/';
     switch (steps[i].kind) {
-      case Step::kKey: out += "{id}"; break;
-      case Step::kCast: out += "{cast}"; break;
-      default: out += steps[i].text;
+      case Step::kKey:
+        out += "{id}";
+        break;
+      case Step::kCast:
+        out += "{cast}";
+        break;
+      default:
+        out += steps[i].text;
     }
   }
   return out;
@@ -251,7 +256,7 @@ std::string_view CastType(std::string_view segment, ApiVersion v) {
 
 // What a path's segments bound to a template's placeholders.
 struct Captures {
-  std::size_t key = 0;                 // the segment holding {id}
+  std::size_t key = 0;                  // the segment holding {id}
   std::string_view key_in_parentheses;  // "vppTokens" for "vppTokens('x')"; empty: the whole segment
   bool has_key = false;
   std::string_view cast;      // the qualified type of {cast}
@@ -260,8 +265,8 @@ struct Captures {
 
 // Matches `segments` against `steps`, segment by segment, without allocating. True
 // when every segment matched; else `reached` is how many segments did.
-bool MatchSteps(std::span<const Step> steps, std::span<const std::string> segments, ApiVersion v,
-                Captures& captures, std::size_t& reached) {
+bool MatchSteps(std::span<const Step> steps, std::span<const std::string> segments, ApiVersion v, Captures& captures,
+                std::size_t& reached) {
   std::size_t p = 0;
   for (std::size_t k = 0; k < steps.size(); ++k, ++p) {
     reached = p;
@@ -355,11 +360,11 @@ struct Api::Impl {
   static http::Response Json(int status, const json::object& body) { return Json(status, json::serialize(body)); }
 
   static http::Response MethodNotAllowed(const http::Request& req, unsigned allowed) {
-    Error e{Code::kMethodNotAllowed,
-            "The HTTP method '" + req.method + "' is not allowed on this resource; allowed: " + JoinMethods(allowed) +
-                ".",
-            {},
-            {}};
+    Error e{
+        Code::kMethodNotAllowed,
+        "The HTTP method '" + req.method + "' is not allowed on this resource; allowed: " + JoinMethods(allowed) + ".",
+        {},
+        {}};
     http::Response r = ErrorResponse(e, req);
     r.headers.emplace_back("Allow", JoinMethods(allowed));
     return r;
@@ -373,12 +378,13 @@ struct Api::Impl {
   // Parses a JSON object body; 415 for another media type, 400 for not JSON / not an object.
   static Result<json::object> ReadJsonObject(const http::Request& req) {
     if (!IsJsonContentType(req)) {
-      return Fail(Error{Code::kUnsupportedMediaType,
-                        "The request body must be 'application/json'" +
-                            std::string(req.Header("Content-Type") ? ", not '" +
-                                                                         std::string(*req.Header("Content-Type")) + "'."
-                                                                   : "; the Content-Type header is missing."),
-                        "Content-Type", {}});
+      return Fail(
+          Error{Code::kUnsupportedMediaType,
+                "The request body must be 'application/json'" +
+                    std::string(req.Header("Content-Type") ? ", not '" + std::string(*req.Header("Content-Type")) + "'."
+                                                           : "; the Content-Type header is missing."),
+                "Content-Type",
+                {}});
     }
     if (TrimSpace(req.body).empty()) {
       return Fail(Error::InvalidArgument("The request body is empty; a JSON object is required."));
@@ -403,11 +409,11 @@ struct Api::Impl {
   struct Call {
     const http::Request& req;
     ApiVersion version;
-    const std::string& query;    // still percent-encoded
-    const Principal& who;        // empty on the anonymous routes (kUnversioned, kAnonymous)
-    std::string id;              // the {id} key, decoded
-    std::string_view cast;       // the qualified type of {cast}
-    std::string_view function;   // the function-call segment, arguments included
+    const std::string& query;   // still percent-encoded
+    const Principal& who;       // empty on the anonymous routes (kUnversioned, kAnonymous)
+    std::string id;             // the {id} key, decoded
+    std::string_view cast;      // the qualified type of {cast}
+    std::string_view function;  // the function-call segment, arguments included
   };
   using Handler = Result<http::Response> (Impl::*)(const Call&) const;
 
@@ -447,8 +453,9 @@ struct Api::Impl {
     std::string route = "other";
     http::Response response = Dispatch(req, route);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    metrics::Counter("vppd_http_requests_total", "HTTP requests by route template, method and status",
-                     {{"route", route}, {"method", KnownMethod(req.method)}, {"status", std::to_string(response.status)}})
+    metrics::Counter(
+        "vppd_http_requests_total", "HTTP requests by route template, method and status",
+        {{"route", route}, {"method", KnownMethod(req.method)}, {"status", std::to_string(response.status)}})
         .Inc();
     metrics::Histogram("vppd_http_request_duration_seconds", "Time to answer, by route template", {{"route", route}})
         .Observe(seconds);
@@ -525,8 +532,9 @@ struct Api::Impl {
         }
         if (value.is_bool()) untracked = value.get_bool();
       } else if (key.find('@') == std::string_view::npos) {
-        return Fail(BadParameter(std::string(key), "is not a parameter of revokeLicenses (notifyManagedDevices, "
-                                                   "revokeUntrackedLicenses)"));
+        return Fail(BadParameter(std::string(key),
+                                 "is not a parameter of revokeLicenses (notifyManagedDevices, "
+                                 "revokeUntrackedLicenses)"));
       }
     }
     if (!notify) return Fail(BadParameter("notifyManagedDevices", "is required"));
@@ -636,8 +644,10 @@ struct Api::Impl {
     if (!text) return Fail(text.error());
     auto before = ParseIso8601(*text);
     if (!before) {
-      return Fail(BadParameter("expiringBeforeDateTime", "must be an ISO-8601 date-time such as "
-                                                         "'2027-01-01T00:00:00Z', not '" + text->substr(0, 100) + "'"));
+      return Fail(BadParameter("expiringBeforeDateTime",
+                               "must be an ISO-8601 date-time such as "
+                               "'2027-01-01T00:00:00Z', not '" +
+                                   text->substr(0, 100) + "'"));
     }
     auto n = deps.tokens->CountExpiringBefore(c.who, *before);
     if (!n) return Fail(n.error());
@@ -740,7 +750,8 @@ struct Api::Impl {
     if (!q) return Fail(q.error());
     auto page = deps.apps->AssignedLicenses(c.who, app.id, q->list.skip, q->list.limit);
     if (!page) return Fail(page.error());
-    const std::string path = "deviceAppManagement/mobileApps/" + app.id + "/" + std::string(c.cast) + "/assignedLicenses";
+    const std::string path =
+        "deviceAppManagement/mobileApps/" + app.id + "/" + std::string(c.cast) + "/assignedLicenses";
     json::array values;
     for (const auto& a : page->items) {
       json::object o;
@@ -748,8 +759,7 @@ struct Api::Impl {
       values.push_back(std::move(o));
     }
     return CollectionPage(req, ApiVersion::kBeta, path, query, *q, json::serialize(values), values.size(),
-                          page->has_more,
-                          [] { return Result<std::int64_t>(0); });  // $count is not allowed here
+                          page->has_more, [] { return Result<std::int64_t>(0); });  // $count is not allowed here
   }
 
   // The envelope of a collection page: @odata.context, @odata.count when asked
@@ -806,7 +816,8 @@ struct Api::Impl {
       return Fail(Error{Code::kNotAcceptable,
                         "The Accept header '" + std::string(*req.Header("Accept")) +
                             "' excludes application/json, the only representation of this resource.",
-                        "Accept", {}});
+                        "Accept",
+                        {}});
     }
     return {};
   }
@@ -818,7 +829,8 @@ struct Api::Impl {
       return Fail(Error{Code::kNotAcceptable,
                         "The $count segment answers text/plain; the Accept header '" +
                             std::string(*req.Header("Accept")) + "' admits neither text/plain nor application/json.",
-                        "Accept", {}});
+                        "Accept",
+                        {}});
     }
     return {};
   }
@@ -932,7 +944,8 @@ struct Api::Impl {
     return Fail(Error{Code::kUnimplemented,
                       "vppd serves deviceAppManagement/vppTokens and mobileApps; the deviceAppManagement "
                       "singleton itself is not implemented.",
-                      "deviceAppManagement", {}});
+                      "deviceAppManagement",
+                      {}});
   }
 };
 
@@ -971,8 +984,8 @@ const std::vector<Api::Impl::CompiledRoute>& Api::Impl::Table() {
       {"deviceAppManagement/vppTokens/{id}/graph.syncLicenses", kPost, &I::SyncLicenses, Op::kSyncLicenses},
       {"deviceAppManagement/vppTokens/{id}/graph.revokeLicenses", kPost, &I::RevokeLicenses, Op::kRevokeLicenses,
        kBetaOnly},
-      {"deviceManagement/depOnboardingSettings/graph.getExpiringVppTokenCount(...)", kGet,
-       &I::GetExpiringVppTokenCount, Op::kGetExpiringVppTokenCount, kBetaOnly},
+      {"deviceManagement/depOnboardingSettings/graph.getExpiringVppTokenCount(...)", kGet, &I::GetExpiringVppTokenCount,
+       Op::kGetExpiringVppTokenCount, kBetaOnly},
       {"deviceAppManagement/mobileApps", kGet, &I::ListApps, Op::kReadMobileApps},
       {"deviceAppManagement/mobileApps/$count", kGet, &I::CountApps, Op::kReadMobileApps},
       {"deviceAppManagement/mobileApps/{cast}", kGet, &I::ListApps, Op::kReadMobileApps},
@@ -1083,8 +1096,8 @@ http::Response Api::Impl::Dispatch(http::Request& req, std::string& route) const
 
   if (matched == nullptr) {
     const std::string_view unknown = furthest < path.size() ? std::string_view(path[furthest])
-                                     : path.empty()          ? std::string_view()
-                                                             : std::string_view(path.back());
+                                     : path.empty()         ? std::string_view()
+                                                            : std::string_view(path.back());
     return ErrorResponse(SegmentNotFound(unknown), req);
   }
   if (chosen == nullptr) return MethodNotAllowed(req, allowed);

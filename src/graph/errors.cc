@@ -7,42 +7,72 @@ namespace vppd::graph {
 
 int HttpStatus(Code code) {
   switch (code) {
-    case Code::kInvalidArgument: return 400;
-    case Code::kUnauthenticated: return 401;
-    case Code::kPermissionDenied: return 403;
-    case Code::kNotFound: return 404;
-    case Code::kMethodNotAllowed: return 405;
-    case Code::kNotAcceptable: return 406;
-    case Code::kAlreadyExists: return 409;
-    case Code::kFailedPrecondition: return 409;
-    case Code::kPayloadTooLarge: return 413;
-    case Code::kUnsupportedMediaType: return 415;
-    case Code::kResourceExhausted: return 429;
-    case Code::kUnimplemented: return 501;
-    case Code::kUnavailable: return 503;
-    case Code::kDeadlineExceeded: return 504;
-    case Code::kInternal: return 500;
+    case Code::kInvalidArgument:
+      return 400;
+    case Code::kUnauthenticated:
+      return 401;
+    case Code::kPermissionDenied:
+      return 403;
+    case Code::kNotFound:
+      return 404;
+    case Code::kMethodNotAllowed:
+      return 405;
+    case Code::kNotAcceptable:
+      return 406;
+    case Code::kAlreadyExists:
+      return 409;
+    case Code::kFailedPrecondition:
+      return 409;
+    case Code::kPayloadTooLarge:
+      return 413;
+    case Code::kUnsupportedMediaType:
+      return 415;
+    case Code::kResourceExhausted:
+      return 429;
+    case Code::kUnimplemented:
+      return 501;
+    case Code::kUnavailable:
+      return 503;
+    case Code::kDeadlineExceeded:
+      return 504;
+    case Code::kInternal:
+      return 500;
   }
   return 500;
 }
 
 const char* DefaultGraphCode(Code code) {
   switch (code) {
-    case Code::kInvalidArgument: return "BadRequest";
-    case Code::kUnauthenticated: return "InvalidAuthenticationToken";
-    case Code::kPermissionDenied: return "Forbidden";
-    case Code::kNotFound: return "ResourceNotFound";
-    case Code::kMethodNotAllowed: return "MethodNotAllowed";
-    case Code::kNotAcceptable: return "NotAcceptable";
-    case Code::kAlreadyExists: return "Conflict";
-    case Code::kFailedPrecondition: return "Conflict";
-    case Code::kPayloadTooLarge: return "RequestEntityTooLarge";
-    case Code::kUnsupportedMediaType: return "UnsupportedMediaType";
-    case Code::kResourceExhausted: return "TooManyRequests";
-    case Code::kUnimplemented: return "NotImplemented";
-    case Code::kUnavailable: return "ServiceUnavailable";
-    case Code::kDeadlineExceeded: return "GatewayTimeout";
-    case Code::kInternal: return "InternalServerError";
+    case Code::kInvalidArgument:
+      return "BadRequest";
+    case Code::kUnauthenticated:
+      return "InvalidAuthenticationToken";
+    case Code::kPermissionDenied:
+      return "Forbidden";
+    case Code::kNotFound:
+      return "ResourceNotFound";
+    case Code::kMethodNotAllowed:
+      return "MethodNotAllowed";
+    case Code::kNotAcceptable:
+      return "NotAcceptable";
+    case Code::kAlreadyExists:
+      return "Conflict";
+    case Code::kFailedPrecondition:
+      return "Conflict";
+    case Code::kPayloadTooLarge:
+      return "RequestEntityTooLarge";
+    case Code::kUnsupportedMediaType:
+      return "UnsupportedMediaType";
+    case Code::kResourceExhausted:
+      return "TooManyRequests";
+    case Code::kUnimplemented:
+      return "NotImplemented";
+    case Code::kUnavailable:
+      return "ServiceUnavailable";
+    case Code::kDeadlineExceeded:
+      return "GatewayTimeout";
+    case Code::kInternal:
+      return "InternalServerError";
   }
   return "InternalServerError";
 }

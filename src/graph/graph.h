@@ -25,7 +25,7 @@ namespace service {
 class MobileApps;
 class Throttle;
 class VppTokens;
-}
+}  // namespace service
 }  // namespace vppd
 
 namespace vppd::graph {

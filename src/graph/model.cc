@@ -15,13 +15,14 @@ namespace json = boost::json;
 namespace {
 
 const std::vector<std::string> kAccountTypes = {"business", "education"};
-const std::vector<std::string> kTokenStatesBeta = {"unknown", "valid", "expired", "invalid", "assignedToExternalMDM",
-                                                   "duplicateLocationId"};
+const std::vector<std::string> kTokenStatesBeta = {
+    "unknown", "valid", "expired", "invalid", "assignedToExternalMDM", "duplicateLocationId"};
 const std::vector<std::string> kTokenStatesV1 = {"unknown", "valid", "expired", "invalid", "assignedToExternalMDM"};
 const std::vector<std::string> kSyncStatuses = {"none", "inProgress", "completed", "failed"};
-const std::vector<std::string> kDeliveryProtocols = {"default", "mobileDeviceManagement",
-                                                     "declarativeDeviceManagement", "unknownFutureValue"};
-const std::vector<std::string> kActionStates = {"none", "pending", "canceled", "active", "done", "failed", "notSupported"};
+const std::vector<std::string> kDeliveryProtocols = {"default", "mobileDeviceManagement", "declarativeDeviceManagement",
+                                                     "unknownFutureValue"};
+const std::vector<std::string> kActionStates = {"none", "pending", "canceled",    "active",
+                                                "done", "failed",  "notSupported"};
 const std::vector<std::string> kActionFailureReasons = {"none", "appleFailure", "internalError", "expiredVppToken",
                                                         "expiredApplePushNotificationCertificate"};
 const std::vector<std::string> kPublishingStates = {"notPublished", "processing", "published"};
@@ -277,8 +278,8 @@ Status CheckValue(const PropertyDef& def, const json::value& v) {
       if (std::find(def.enum_members.begin(), def.enum_members.end(), s) == def.enum_members.end()) {
         std::string members;
         for (const auto& m : def.enum_members) members += (members.empty() ? "" : ", ") + m;
-        return Fail(BadProperty(def.name, "'" + std::string(s) + "' is not a member of " + def.enum_type + " (" +
-                                              members + ")."));
+        return Fail(BadProperty(
+            def.name, "'" + std::string(s) + "' is not a member of " + def.enum_type + " (" + members + ")."));
       }
       return {};
     }
@@ -310,8 +311,7 @@ void WriteVppTokenMembers(const store::VppToken& token, ApiVersion version, cons
   out.String("#microsoft.graph.vppToken");
   for (const auto& p : TokenProperties()) {
     if (version == ApiVersion::kV1 && !p.in_v1) continue;
-    if (!select.empty() && p.def.name != "id" &&
-        std::find(select.begin(), select.end(), p.def.name) == select.end()) {
+    if (!select.empty() && p.def.name != "id" && std::find(select.begin(), select.end(), p.def.name) == select.end()) {
       continue;
     }
     out.PreparedKey(p.json_key);
@@ -339,7 +339,7 @@ struct AppProperty {
   bool in_v1;  // iosVppApp in v1.0
   AppScope scope;
   std::function<json::value(const store::MobileApp&, ApiVersion)> get;
-  std::string complex_type = {};  // kComplex: the qualified type of the value (or of its elements)
+  std::string complex_type = {};    // kComplex: the qualified type of the value (or of its elements)
   bool only_when_selected = false;  // written only when $select names it, as Graph does for icons
 };
 
@@ -489,21 +489,69 @@ const std::vector<AppProperty>& AppProperties() {
 // apps), as the CSDL of each version declares them (msgraph-metadata, 2026-08; beta as
 // its generated SDK models list them).
 const std::vector<std::string>& ForeignAppTypes(ApiVersion version) {
-  static const std::vector<std::string> kV1 = {
-      "androidLobApp", "androidStoreApp", "iosLobApp", "iosStoreApp", "iosiPadOSWebClip", "macOSDmgApp",
-      "macOSLobApp", "macOSMicrosoftDefenderApp", "macOSMicrosoftEdgeApp", "macOSOfficeSuiteApp",
-      "managedAndroidLobApp", "managedAndroidStoreApp", "managedApp", "managedIOSLobApp", "managedIOSStoreApp",
-      "managedMobileLobApp", "microsoftStoreForBusinessApp", "mobileLobApp", "webApp", "win32LobApp", "windowsAppX",
-      "windowsMicrosoftEdgeApp", "windowsMobileMSI", "windowsUniversalAppX", "windowsWebApp"};
-  static const std::vector<std::string> kBeta = {
-      "androidForWorkApp", "androidLobApp", "androidManagedStoreApp", "androidManagedStoreWebApp", "androidStoreApp",
-      "iosiPadOSWebClip", "iosLobApp", "iosStoreApp", "macOSDmgApp", "macOSLobApp", "macOSMicrosoftDefenderApp",
-      "macOSMicrosoftEdgeApp", "macOSOfficeSuiteApp", "macOSPkgApp", "macOSWebClip", "managedAndroidLobApp",
-      "managedAndroidStoreApp", "managedApp", "managedIOSLobApp", "managedIOSStoreApp", "managedMobileLobApp",
-      "microsoftStoreForBusinessApp", "mobileLobApp", "officeSuiteApp", "webApp", "win32CatalogApp", "win32LobApp",
-      "windowsAppX", "windowsMicrosoftEdgeApp", "windowsMobileMSI", "windowsPhone81AppX", "windowsPhone81AppXBundle",
-      "windowsPhone81StoreApp", "windowsPhoneXAP", "windowsStoreApp", "windowsUniversalAppX", "windowsWebApp",
-      "winGetApp"};
+  static const std::vector<std::string> kV1 = {"androidLobApp",
+                                               "androidStoreApp",
+                                               "iosLobApp",
+                                               "iosStoreApp",
+                                               "iosiPadOSWebClip",
+                                               "macOSDmgApp",
+                                               "macOSLobApp",
+                                               "macOSMicrosoftDefenderApp",
+                                               "macOSMicrosoftEdgeApp",
+                                               "macOSOfficeSuiteApp",
+                                               "managedAndroidLobApp",
+                                               "managedAndroidStoreApp",
+                                               "managedApp",
+                                               "managedIOSLobApp",
+                                               "managedIOSStoreApp",
+                                               "managedMobileLobApp",
+                                               "microsoftStoreForBusinessApp",
+                                               "mobileLobApp",
+                                               "webApp",
+                                               "win32LobApp",
+                                               "windowsAppX",
+                                               "windowsMicrosoftEdgeApp",
+                                               "windowsMobileMSI",
+                                               "windowsUniversalAppX",
+                                               "windowsWebApp"};
+  static const std::vector<std::string> kBeta = {"androidForWorkApp",
+                                                 "androidLobApp",
+                                                 "androidManagedStoreApp",
+                                                 "androidManagedStoreWebApp",
+                                                 "androidStoreApp",
+                                                 "iosiPadOSWebClip",
+                                                 "iosLobApp",
+                                                 "iosStoreApp",
+                                                 "macOSDmgApp",
+                                                 "macOSLobApp",
+                                                 "macOSMicrosoftDefenderApp",
+                                                 "macOSMicrosoftEdgeApp",
+                                                 "macOSOfficeSuiteApp",
+                                                 "macOSPkgApp",
+                                                 "macOSWebClip",
+                                                 "managedAndroidLobApp",
+                                                 "managedAndroidStoreApp",
+                                                 "managedApp",
+                                                 "managedIOSLobApp",
+                                                 "managedIOSStoreApp",
+                                                 "managedMobileLobApp",
+                                                 "microsoftStoreForBusinessApp",
+                                                 "mobileLobApp",
+                                                 "officeSuiteApp",
+                                                 "webApp",
+                                                 "win32CatalogApp",
+                                                 "win32LobApp",
+                                                 "windowsAppX",
+                                                 "windowsMicrosoftEdgeApp",
+                                                 "windowsMobileMSI",
+                                                 "windowsPhone81AppX",
+                                                 "windowsPhone81AppXBundle",
+                                                 "windowsPhone81StoreApp",
+                                                 "windowsPhoneXAP",
+                                                 "windowsStoreApp",
+                                                 "windowsUniversalAppX",
+                                                 "windowsWebApp",
+                                                 "winGetApp"};
   return version == ApiVersion::kBeta ? kBeta : kV1;
 }
 
@@ -538,9 +586,9 @@ EntityDef MakeAppEntity(ApiVersion version) {
     t.held = false;
     if (name.starts_with("managed")) {
       // Declared on managedApp (abstract), inherited by the managed* types.
-      t.foreign_properties = {EnumProp("appAvailability", "microsoft.graph.managedAppAvailability",
-                                       {"global", "lineOfBusiness"}),
-                              Prop("version", EdmType::kString)};
+      t.foreign_properties = {
+          EnumProp("appAvailability", "microsoft.graph.managedAppAvailability", {"global", "lineOfBusiness"}),
+          Prop("version", EdmType::kString)};
     }
     e.types.push_back(std::move(t));
   }
@@ -625,8 +673,8 @@ void WriteAssignedLicense(const store::MobileApp& app, const store::LicenseAssig
   if (IsMac(app)) {
     out["@odata.type"] = "#microsoft.graph.macOsVppAppAssignedLicense";
   } else {
-    out["@odata.type"] = device ? "#microsoft.graph.iosVppAppAssignedDeviceLicense"
-                                : "#microsoft.graph.iosVppAppAssignedUserLicense";
+    out["@odata.type"] =
+        device ? "#microsoft.graph.iosVppAppAssignedDeviceLicense" : "#microsoft.graph.iosVppAppAssignedUserLicense";
   }
   // Stable id of the assignment within the app.
   const std::string hex = Sha256Hex(app.id + "\n" + a.client_user_id + "\n" + a.serial_number);
@@ -652,16 +700,36 @@ constexpr char kNamespace[] = "microsoft.graph.";
 std::string EdmTypeName(const PropertyDef& def, const std::string& complex_type) {
   std::string t;
   switch (def.type) {
-    case EdmType::kString: t = "Edm.String"; break;
-    case EdmType::kBoolean: t = "Edm.Boolean"; break;
-    case EdmType::kInt32: t = "Edm.Int32"; break;
-    case EdmType::kInt64: t = "Edm.Int64"; break;
-    case EdmType::kDouble: t = "Edm.Double"; break;
-    case EdmType::kDateTimeOffset: t = "Edm.DateTimeOffset"; break;
-    case EdmType::kGuid: t = "Edm.Guid"; break;
-    case EdmType::kBinary: t = "Edm.Binary"; break;
-    case EdmType::kEnum: t = def.enum_type; break;
-    case EdmType::kComplex: t = complex_type; break;
+    case EdmType::kString:
+      t = "Edm.String";
+      break;
+    case EdmType::kBoolean:
+      t = "Edm.Boolean";
+      break;
+    case EdmType::kInt32:
+      t = "Edm.Int32";
+      break;
+    case EdmType::kInt64:
+      t = "Edm.Int64";
+      break;
+    case EdmType::kDouble:
+      t = "Edm.Double";
+      break;
+    case EdmType::kDateTimeOffset:
+      t = "Edm.DateTimeOffset";
+      break;
+    case EdmType::kGuid:
+      t = "Edm.Guid";
+      break;
+    case EdmType::kBinary:
+      t = "Edm.Binary";
+      break;
+    case EdmType::kEnum:
+      t = def.enum_type;
+      break;
+    case EdmType::kComplex:
+      t = complex_type;
+      break;
   }
   return def.collection ? "Collection(" + t + ")" : t;
 }
@@ -695,8 +763,8 @@ class SchemaBuilder {
     // of the base may be one of it: tokenActionResults holds revoke results).
     std::vector<bool> kept(types_.size());
     for (std::size_t i = 0; i < types_.size(); ++i) {
-      kept[i] = types_[i].entity ||
-                std::find(roots_.begin(), roots_.end(), kNamespace + types_[i].name) != roots_.end();
+      kept[i] =
+          types_[i].entity || std::find(roots_.begin(), roots_.end(), kNamespace + types_[i].name) != roots_.end();
     }
     for (bool changed = true; changed;) {
       changed = false;

@@ -70,8 +70,8 @@ struct SchemaType {
   bool entity = true;     // EntityType; false: ComplexType
   std::string base_type;  // qualified ("microsoft.graph.mobileApp"); empty: none
   bool is_abstract = false;
-  std::string key;                          // the key property, declared only on `entity` ("id")
-  std::vector<SchemaProperty> properties;   // declared on this type; inherited ones are on the base
+  std::string key;                         // the key property, declared only on `entity` ("id")
+  std::vector<SchemaProperty> properties;  // declared on this type; inherited ones are on the base
   std::vector<SchemaNavigation> navigation;
 };
 

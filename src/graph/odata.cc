@@ -632,7 +632,7 @@ class Tokenizer {
 struct SyntaxNode {
   enum class Kind { kProperty, kLiteral, kCompare, kAnd, kOr, kNot, kIn, kCall };
   Kind kind = Kind::kLiteral;
-  Token token;  // kProperty: the name; kLiteral: the literal; kCall: the function name; else the operator
+  Token token;      // kProperty: the name; kLiteral: the literal; kCall: the function name; else the operator
   Op op = Op::kEq;  // kCompare
   // kProperty of a derived-type path `microsoft.graph.iosVppApp/vppTokenId`: the type,
   // and its position (token is then the property after the '/').
@@ -881,8 +881,8 @@ class Parser {
       p.cast_pos = n.token.pos;
       p.token = Take();
       if (Peek().kind == TokenKind::kSlash || Peek().kind == TokenKind::kLParen) {
-        return Fail(errors_.At(Peek().pos, "property paths ('" + p.token.text +
-                                               "/...') and lambda operators are not supported"));
+        return Fail(errors_.At(Peek().pos,
+                               "property paths ('" + p.token.text + "/...') and lambda operators are not supported"));
       }
       return p;
     }
@@ -1143,12 +1143,11 @@ class Checker {
   // `p` may be compared in $filter: a single value of a primitive or enum type.
   Result<const PropertyDef*> Usable(const PropertyDef* p, std::size_t pos) {
     if (p->collection) {
-      return Fail(errors_.At(pos, "property '" + p->name + "' is a collection (" + EdmName(*p) +
-                                              ") and cannot be used in $filter"));
+      return Fail(errors_.At(
+          pos, "property '" + p->name + "' is a collection (" + EdmName(*p) + ") and cannot be used in $filter"));
     }
     if (p->type == EdmType::kComplex) {
-      return Fail(
-          errors_.At(pos, "property '" + p->name + "' is of a complex type and cannot be used in $filter"));
+      return Fail(errors_.At(pos, "property '" + p->name + "' is of a complex type and cannot be used in $filter"));
     }
     if (!p->filterable) {
       return Fail(errors_.At(pos, "property '" + p->name + "' cannot be used in $filter"));

@@ -677,8 +677,7 @@ TEST(ODataOrderBy, DerivedTypePaths) {
             "position 26.");
   EXPECT_EQ(OrderBy("microsoft.graph.managedApp/version"),
             "ERROR: Invalid $orderby: unknown property 'version' on type 'microsoft.graph.managedApp' at position 27.");
-  EXPECT_NE(OrderBy("microsoft.graph.iosVppApp/roleScopeTagIds").find("cannot be used in $orderby"),
-            std::string::npos);
+  EXPECT_NE(OrderBy("microsoft.graph.iosVppApp/roleScopeTagIds").find("cannot be used in $orderby"), std::string::npos);
   EXPECT_NE(OrderBy("microsoft.graph.iosVppApp/").find("expected a property name"), std::string::npos);
 }
 

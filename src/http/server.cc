@@ -135,8 +135,8 @@ bool IsSafeValue(std::string_view value) {
 
 // Headers the server owns; a handler's versions are dropped.
 bool IsServerOwned(std::string_view name) {
-  for (std::string_view owned : {"content-length", "transfer-encoding", "connection", "date", "request-id",
-                                 "client-request-id", "keep-alive"}) {
+  for (std::string_view owned :
+       {"content-length", "transfer-encoding", "connection", "date", "request-id", "client-request-id", "keep-alive"}) {
     if (EqualsIgnoreCase(name, owned)) return true;
   }
   return false;
@@ -290,8 +290,8 @@ bool IsValidHostPort(std::string_view text) {
   if (text.front() == '[') return true;
   if (host.empty() || host.front() == '.' || host.front() == '-') return false;
   for (char c : host) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-                    c == '_' || c == '.';
+    const bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
     if (!ok) return false;
   }
   return true;
@@ -397,18 +397,16 @@ constexpr std::size_t kMaxLoggedClientRequestId = 128;
 // its query (a query may hold anything a client typed).
 void LogAccess(std::string_view method, std::string_view target, int status,
                std::chrono::steady_clock::time_point started, bool written, const std::string& remote) {
-  const double ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   const log::Context* ctx = log::Current();
-  std::string route = ctx != nullptr && !ctx->route.empty() ? ctx->route
-                                                            : std::string(target.substr(0, target.find('?')));
+  std::string route =
+      ctx != nullptr && !ctx->route.empty() ? ctx->route : std::string(target.substr(0, target.find('?')));
   if (route.size() > 200) route.resize(200);
   std::string message = "http: ";
   message.append(method).append(" ").append(route).append(" ").append(std::to_string(status));
   if (!written) message += " (not delivered: the connection failed)";
   log::InfoFields(message, {log::Str("method", std::string(method)), log::Str("route", route),
-                            log::Num("status", static_cast<long long>(status)),
-                            log::Num("duration_ms", ms),
+                            log::Num("status", static_cast<long long>(status)), log::Num("duration_ms", ms),
                             log::Str("remote", remote)});
 }
 
@@ -662,10 +660,10 @@ asio::awaitable<void> Connection::Reject(bool per_address) {
   RegistrationGuard guard{this};
   Request request;  // Not read: only its id is known.
   request.request_id = NewGuid();
-  Response response = server_.ErrorAnswer({503, "serviceUnavailable",
-                                           per_address ? "Too many open connections from this address."
-                                                       : "The server has too many open connections."},
-                                          request);
+  Response response = server_.ErrorAnswer(
+      {503, "serviceUnavailable",
+       per_address ? "Too many open connections from this address." : "The server has too many open connections."},
+      request);
   response.headers.emplace_back("Retry-After", "1");
   co_await WriteResponse(std::move(response), 11, false, false, request.request_id, {});
   co_await CloseGracefully();
@@ -729,8 +727,8 @@ asio::awaitable<void> Connection::Serve() {
       Response response = Response::Text(read_status, "");
       for (const auto& e : kErrors) {
         if (e.status == read_status) {
-          response = server_.ErrorAnswer({e.status, e.code, e.status == 400 ? bad_request_message : e.message},
-                                         request);
+          response =
+              server_.ErrorAnswer({e.status, e.code, e.status == 400 ? bad_request_message : e.message}, request);
         }
       }
       // Known when the header arrived whole (a body too large or too slow).
@@ -777,8 +775,8 @@ asio::awaitable<void> Connection::Serve() {
     keep_alive = keep_alive && !truncated && !drain_requested_ && !server_.draining();
     const int status = response.status;
     phase_ = Phase::kWriting;
-    const bool written = co_await WriteResponse(std::move(response), version, keep_alive, head, request.request_id,
-                                                client_request_id);
+    const bool written =
+        co_await WriteResponse(std::move(response), version, keep_alive, head, request.request_id, client_request_id);
     if (options_.access_log) {
       log::ContextScope scope(std::move(log_context));
       LogAccess(head ? "HEAD" : request.method, request.target, status, started, written, remote_);
@@ -841,7 +839,8 @@ Status ServerImpl::Listen() {
     tcp::resolver resolver(ioc_);
     auto results = resolver.resolve(options_.host, std::to_string(options_.port), tcp::resolver::passive, ec);
     if (ec || results.empty()) {
-      return Fail(Error::InvalidArgument("cannot resolve listen host '" + options_.host + "': " + ec.message(), "host"));
+      return Fail(
+          Error::InvalidArgument("cannot resolve listen host '" + options_.host + "': " + ec.message(), "host"));
     }
     endpoint = results.begin()->endpoint();
   }
@@ -1046,9 +1045,7 @@ void ServerImpl::BeginDrain() {
     acceptor_.close(ignored);
   });
   PostToEachConnection([](Connection& c) { c.Drain(); });
-  {
-    std::lock_guard lock(wake_mu_);
-  }
+  { std::lock_guard lock(wake_mu_); }
   wake_cv_.notify_all();
 }
 

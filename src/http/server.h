@@ -90,11 +90,11 @@ using Header = std::pair<std::string, std::string>;
 std::optional<std::string_view> FindHeader(const std::vector<Header>& headers, std::string_view name);
 
 struct Request {
-  std::string method;   // "GET", "POST", ... as sent.
-  std::string target;   // Raw request-target: path and query, still percent-encoded.
+  std::string method;                 // "GET", "POST", ... as sent.
+  std::string target;                 // Raw request-target: path and query, still percent-encoded.
   std::vector<http::Header> headers;  // Qualified: the member Header() below hides the type.
-  std::string body;     // At most ServerOptions::max_body_bytes.
-  std::string remote;   // "ip:port" of the peer.
+  std::string body;                   // At most ServerOptions::max_body_bytes.
+  std::string remote;                 // "ip:port" of the peer.
   // What the client addressed, for URLs built from the request: "http", or
   // "https" when a trusted proxy says so in X-Forwarded-Proto; and host[:port]
   // from the Host header, or a trusted proxy's X-Forwarded-Host. Both validated

@@ -2,12 +2,8 @@
 // tiny POSIX-socket client so each test sends exactly the bytes it means to.
 #include "http/server.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -22,7 +18,11 @@
 #include <thread>
 #include <vector>
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include "base/base.h"
 #include "base/log.h"
@@ -115,7 +115,8 @@ class RawClient {
       while (line_end != std::string::npos) {
         const std::size_t start = line_end + 2;
         line_end = header.find("\r\n", start);
-        const std::string line = header.substr(start, line_end == std::string::npos ? std::string::npos : line_end - start);
+        const std::string line =
+            header.substr(start, line_end == std::string::npos ? std::string::npos : line_end - start);
         const std::size_t colon = line.find(':');
         if (colon == std::string::npos) continue;
         std::string value = line.substr(colon + 1);
@@ -525,8 +526,9 @@ TEST_F(ServerTest, ChunkedBodyOverLimitIs413) {
 
 TEST_F(ServerTest, GarbageIs400AndCloses) {
   Start();
-  for (std::string garbage : {std::string("\x01\x02\x03 nonsense\r\n\r\n"), std::string("GET / HTTP/1.1\r\nBad Header\r\n\r\n"),
-                              std::string("POST / HTTP/1.1\r\nContent-Length: abc\r\n\r\n")}) {
+  for (std::string garbage :
+       {std::string("\x01\x02\x03 nonsense\r\n\r\n"), std::string("GET / HTTP/1.1\r\nBad Header\r\n\r\n"),
+        std::string("POST / HTTP/1.1\r\nContent-Length: abc\r\n\r\n")}) {
     RawClient client(port());
     ASSERT_TRUE(client.Send(garbage));
     auto response = client.ReadResponse();
@@ -542,8 +544,10 @@ TEST_F(ServerTest, GarbageIs400AndCloses) {
 TEST_F(ServerTest, AmbiguousFramingIs400) {
   Start();
   for (std::string request : {
-           std::string("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
-           std::string("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n"),
+           std::string(
+               "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+           std::string(
+               "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n"),
            std::string("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"),
            std::string("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n"),
            std::string("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
@@ -862,14 +866,16 @@ TEST_F(ServerTest, ErrorWriterWritesEveryAnswerTheServerGivesOnItsOwn) {
   };
   {
     RawClient client(port());
-    ASSERT_TRUE(client.Send("POST /up HTTP/1.1\r\nHost: t\r\nclient-request-id: c-413\r\nContent-Length: 1048577\r\n\r\n"));
+    ASSERT_TRUE(
+        client.Send("POST /up HTTP/1.1\r\nHost: t\r\nclient-request-id: c-413\r\nContent-Length: 1048577\r\n\r\n"));
     auto response = client.ReadResponse();
     expect_written(response, 413, "requestEntityTooLarge", "c-413");
     EXPECT_EQ(response->Header("client-request-id"), "c-413");
   }
   {
     RawClient client(port());
-    ASSERT_TRUE(client.Send("POST /slow HTTP/1.1\r\nHost: t\r\nclient-request-id: c-408\r\nContent-Length: 10\r\n\r\nab"));
+    ASSERT_TRUE(
+        client.Send("POST /slow HTTP/1.1\r\nHost: t\r\nclient-request-id: c-408\r\nContent-Length: 10\r\n\r\nab"));
     expect_written(client.ReadResponse(), 408, "requestTimeout", "c-408");
   }
   {
@@ -1063,8 +1069,8 @@ TEST_F(ServerTest, ForwardedHeadersAreBelievedOnlyFromTrustedProxies) {
     EXPECT_EQ(response->Header("X-Origin"), "http://internal:8080");
     EXPECT_EQ(response->Header("X-Forwarded-Seen"), "none");
   }
-  for (std::string bad : {std::string("X-Forwarded-Proto: gopher\r\n"),
-                          std::string("X-Forwarded-Host: evil.example/path\r\n")}) {
+  for (std::string bad :
+       {std::string("X-Forwarded-Proto: gopher\r\n"), std::string("X-Forwarded-Host: evil.example/path\r\n")}) {
     RawClient proxy(port());
     ASSERT_TRUE(proxy.Send("GET / HTTP/1.1\r\nHost: internal\r\n" + bad + "\r\n"));
     auto response = proxy.ReadResponse();

@@ -84,7 +84,8 @@ Error Forbidden(std::string message) { return Error::PermissionDenied(std::move(
 Result<PermissionProfile> ParsePermissionProfile(std::string_view name) {
   if (name == "seed") return PermissionProfile::kSeed;
   if (name == "current") return PermissionProfile::kCurrent;
-  return Fail(Error::InvalidArgument("permission profile must be 'seed' or 'current', not '" + std::string(name) + "'"));
+  return Fail(
+      Error::InvalidArgument("permission profile must be 'seed' or 'current', not '" + std::string(name) + "'"));
 }
 
 Status Authorize(const Principal& caller, Operation op, PermissionProfile profile) {
@@ -93,9 +94,9 @@ Status Authorize(const Principal& caller, Operation op, PermissionProfile profil
     return Fail(Forbidden("Personal Microsoft accounts are not supported for this operation."));
   }
   if (caller.app_only && !row.application_supported) {
-    return Fail(Forbidden(
-        "Application permissions are not supported for this operation; call it with a delegated "
-        "(work or school account) token."));
+    return Fail(
+        Forbidden("Application permissions are not supported for this operation; call it with a delegated "
+                  "(work or school account) token."));
   }
   const auto& granted = caller.app_only ? caller.roles : caller.scopes;
   for (const auto& needed : row.permissions) {

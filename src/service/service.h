@@ -9,8 +9,8 @@
 #pragma once
 
 #include <chrono>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -30,7 +30,7 @@ using Principal = vppd::Principal;
 
 // Every operation that needs a permission: one row each in permissions.cc.
 enum class Operation {
-  kReadTokens,         // list, get, $count
+  kReadTokens,  // list, get, $count
   kCreateToken,
   kUpdateToken,
   kDeleteToken,

@@ -1,8 +1,8 @@
+#include "service/service.h"
+
 #include <filesystem>
 
 #include <gtest/gtest.h>
-
-#include "service/service.h"
 
 namespace vppd::service {
 namespace {
@@ -51,8 +51,10 @@ TEST(Permissions, CurrentProfileAddsAppsAndApplicationPermissions) {
   EXPECT_TRUE(Authorize(AppOnly({"DeviceManagementServiceConfig.ReadWrite.All"}), Operation::kCreateToken, kCurrent));
   EXPECT_TRUE(Authorize(AppOnly({"DeviceManagementApps.Read.All"}), Operation::kReadTokens, kCurrent));
   EXPECT_FALSE(Authorize(AppOnly({"DeviceManagementApps.Read.All"}), Operation::kDeleteToken, kCurrent));
-  EXPECT_TRUE(Authorize(Delegated({"DeviceManagementConfiguration.Read.All"}), Operation::kGetLicensesForApp, kCurrent));
-  EXPECT_TRUE(Authorize(Delegated({"DeviceManagementConfiguration.ReadWrite.All"}), Operation::kRevokeLicenses, kCurrent));
+  EXPECT_TRUE(
+      Authorize(Delegated({"DeviceManagementConfiguration.Read.All"}), Operation::kGetLicensesForApp, kCurrent));
+  EXPECT_TRUE(
+      Authorize(Delegated({"DeviceManagementConfiguration.ReadWrite.All"}), Operation::kRevokeLicenses, kCurrent));
   EXPECT_FALSE(Authorize(Delegated({"DeviceManagementApps.ReadWrite.All"}), Operation::kRevokeLicenses, kCurrent));
   // Scopes in an app-only token's `scp` do not count as roles, and vice versa.
   Principal mixed = AppOnly({});
@@ -108,7 +110,7 @@ TEST(Throttle, LimitsWritesAndRequestsPerTenantAndApp) {
   EXPECT_TRUE(t.Admit("T", "A", false));  // reads still go: app requests 3/4 (refusals not counted)
   EXPECT_TRUE(t.Admit("T", "A", false));  // tenant requests 5/5
   EXPECT_FALSE(t.Admit("T", "B", false));
-  EXPECT_TRUE(t.Admit("U", "A", true));   // other tenants are not affected
+  EXPECT_TRUE(t.Admit("U", "A", true));  // other tenants are not affected
   clock.Advance(std::chrono::seconds(15));
   auto later = t.Admit("T", "B", false);
   ASSERT_FALSE(later);

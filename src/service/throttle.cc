@@ -49,14 +49,18 @@ Status Throttle::Admit(const std::string& tenant_id, const std::string& app_id, 
   const auto& l = impl_->limits;
   const char* which = nullptr;
   const Impl::Window* full = nullptr;
-  if (tenant.requests >= l.tenant_requests) which = "requests for this tenant", full = &tenant;
-  else if (app.requests >= l.app_requests) which = "requests for this application in this tenant", full = &app;
-  else if (is_write && tenant.writes >= l.tenant_writes) which = "writes for this tenant", full = &tenant;
-  else if (is_write && app.writes >= l.app_writes) which = "writes for this application in this tenant", full = &app;
+  if (tenant.requests >= l.tenant_requests)
+    which = "requests for this tenant", full = &tenant;
+  else if (app.requests >= l.app_requests)
+    which = "requests for this application in this tenant", full = &app;
+  else if (is_write && tenant.writes >= l.tenant_writes)
+    which = "writes for this tenant", full = &tenant;
+  else if (is_write && app.writes >= l.app_writes)
+    which = "writes for this application in this tenant", full = &app;
   if (full != nullptr) {
     const Timestamp reset = full->start + impl_->Span() - now;
-    Error e = Error::ResourceExhausted(std::string("Too many ") + which + " in " +
-                                       std::to_string(l.window.count()) + " seconds; retry after the Retry-After delay.");
+    Error e = Error::ResourceExhausted(std::string("Too many ") + which + " in " + std::to_string(l.window.count()) +
+                                       " seconds; retry after the Retry-After delay.");
     e.retry_after_seconds = static_cast<int>((reset + 999'999) / 1'000'000);
     if (e.retry_after_seconds < 1) e.retry_after_seconds = 1;
     return Fail(std::move(e));

@@ -42,9 +42,7 @@ void ApplySettings(const TokenChanges& c, store::VppToken& t) {
   if (c.delivery_protocol) t.delivery_protocol = *c.delivery_protocol;
 }
 
-Error TokenNotFound(const std::string& id) {
-  return Error::NotFound("The vppToken '" + id + "' was not found.", id);
-}
+Error TokenNotFound(const std::string& id) { return Error::NotFound("The vppToken '" + id + "' was not found.", id); }
 
 // Store NotFound for a token becomes Graph's message; other errors pass through.
 Error MapNotFound(Error e, const std::string& id) {
@@ -137,9 +135,8 @@ Result<std::int64_t> VppTokens::Count(const Principal& caller, const std::option
 Result<std::int64_t> VppTokens::CountExpiringBefore(const Principal& caller, Timestamp before) {
   if (auto ok = gate_.Admit(caller, Operation::kGetExpiringVppTokenCount); !ok) return Fail(ok.error());
   using store::Expr;
-  return store_.CountTokens(caller.tenant_id,
-                            Expr::Apply(store::Op::kLt, {Expr::Of(store::Column::kTokenExpiration),
-                                                         Expr::Value(store::DateTime{before})}));
+  return store_.CountTokens(caller.tenant_id, Expr::Apply(store::Op::kLt, {Expr::Of(store::Column::kTokenExpiration),
+                                                                           Expr::Value(store::DateTime{before})}));
 }
 
 Result<store::VppToken> VppTokens::Update(const Principal& caller, const std::string& id, TokenChanges changes,
@@ -210,7 +207,8 @@ Status VppTokens::SyncLicenseCounts(const Principal& caller) {
   return {};
 }
 
-Result<std::vector<LicenseSummary>> VppTokens::GetLicensesForApp(const Principal& caller, const std::string& bundle_id) {
+Result<std::vector<LicenseSummary>> VppTokens::GetLicensesForApp(const Principal& caller,
+                                                                 const std::string& bundle_id) {
   if (auto ok = gate_.Admit(caller, Operation::kGetLicensesForApp); !ok) return Fail(ok.error());
   auto apps = store_.FindAppsByBundleId(caller.tenant_id, bundle_id);
   if (!apps) return Fail(apps.error());
@@ -259,8 +257,8 @@ Result<store::MobileApp> MobileApps::Get(const Principal& caller, const std::str
 }
 
 Result<store::Page<store::LicenseAssignment>> MobileApps::AssignedLicenses(const Principal& caller,
-                                                                          const std::string& app_id,
-                                                                          std::int64_t skip, std::int64_t limit) {
+                                                                           const std::string& app_id, std::int64_t skip,
+                                                                           std::int64_t limit) {
   if (auto ok = gate_.Admit(caller, Operation::kReadMobileApps); !ok) return Fail(ok.error());
   auto page = store_.ListAppAssignments(caller.tenant_id, app_id, skip, limit);
   if (!page && page.error().code == Code::kNotFound) {

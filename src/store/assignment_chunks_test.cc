@@ -353,8 +353,8 @@ TEST(StagedAssignmentsTest, AppsDifferingInOneByteAreToldApart) {
 // invalid one included, ids, apps), the rest stays, and both go on taking rows.
 TEST(StagedAssignmentsTest, MoveTailToSplitsABatchWhereAsked) {
   std::mt19937_64 rng(11);
-  for (std::size_t from : {std::size_t{0}, std::size_t{1}, std::size_t{57}, std::size_t{99}, std::size_t{100},
-                           std::size_t{500}}) {
+  for (std::size_t from :
+       {std::size_t{0}, std::size_t{1}, std::size_t{57}, std::size_t{99}, std::size_t{100}, std::size_t{500}}) {
     StagedAssignments batch, out;
     std::vector<LicenseAssignment> rows;
     out.Add(User("999", RandomGuid(rng), "STDQ"));  // `out` already holds a row and an app.

@@ -179,8 +179,9 @@ class PgStore final : public SqlStore {
       : SqlStore(PgDialect(), options.secrets, options.clock, options.max_tokens_per_tenant),
         pool_(std::move(pool)),
         pick_job_sql_(JobPickSql(" AND j.key <> ALL (?2::bigint[])", " FOR UPDATE OF j SKIP LOCKED")),
-        collector_([this] { return InTx<CollectStep>(TxKind::kWrite, [](Tx& tx) { return CollectBatch(Native(tx)); }); },
-                   [this] { return AnalyzeIfWanted(); }) {}
+        collector_(
+            [this] { return InTx<CollectStep>(TxKind::kWrite, [](Tx& tx) { return CollectBatch(Native(tx)); }); },
+            [this] { return AnalyzeIfWanted(); }) {}
 
   ~PgStore() override { collector_.Stop(); }
 
@@ -226,31 +227,29 @@ class PgStore final : public SqlStore {
   const std::string pick_job_sql_;
   std::atomic<bool> analyze_wanted_{false};
   std::chrono::steady_clock::time_point last_analyze_{};  // used by the collector thread only
-  Collector collector_;  // last: stopped by the destructor before the rest goes
+  Collector collector_;                                   // last: stopped by the destructor before the rest goes
 };
 
 Result<std::int64_t> PgStore::AdoptUnknownSets(Tx& tx) {
   // The distinct generations of license_assignments by a walk over the primary
   // key (one seek each).
-  if (Status s = tx.Exec(
-          "WITH RECURSIVE gens (g) AS ("
-          "  SELECT min(generation) FROM license_assignments"
-          "  UNION ALL"
-          "  SELECT (SELECT min(generation) FROM license_assignments WHERE generation > g) FROM gens"
-          "  WHERE g IS NOT NULL) "
-          "INSERT INTO assignment_generations (generation, token_key, job_key, state) "
-          "SELECT g, 0, NULL, 'garbage' FROM gens WHERE g IS NOT NULL AND NOT EXISTS "
-          "(SELECT 1 FROM assignment_generations a WHERE a.generation = g) ON CONFLICT DO NOTHING");
+  if (Status s = tx.Exec("WITH RECURSIVE gens (g) AS ("
+                         "  SELECT min(generation) FROM license_assignments"
+                         "  UNION ALL"
+                         "  SELECT (SELECT min(generation) FROM license_assignments WHERE generation > g) FROM gens"
+                         "  WHERE g IS NOT NULL) "
+                         "INSERT INTO assignment_generations (generation, token_key, job_key, state) "
+                         "SELECT g, 0, NULL, 'garbage' FROM gens WHERE g IS NOT NULL AND NOT EXISTS "
+                         "(SELECT 1 FROM assignment_generations a WHERE a.generation = g) ON CONFLICT DO NOTHING");
       !s) {
     return Fail(s.error());
   }
   const std::int64_t adopted = tx.Changes();
-  if (Status s = tx.Exec(
-          "SELECT setval(s.seq, m.top) FROM "
-          "(SELECT pg_get_serial_sequence('assignment_generations', 'generation')::regclass AS seq) s, "
-          "(SELECT greatest((SELECT max(generation) FROM assignment_generations), "
-          "(SELECT max(generation) FROM license_assignments)) AS top) m "
-          "WHERE m.top IS NOT NULL AND m.top > coalesce(pg_sequence_last_value(s.seq), 0)");
+  if (Status s = tx.Exec("SELECT setval(s.seq, m.top) FROM "
+                         "(SELECT pg_get_serial_sequence('assignment_generations', 'generation')::regclass AS seq) s, "
+                         "(SELECT greatest((SELECT max(generation) FROM assignment_generations), "
+                         "(SELECT max(generation) FROM license_assignments)) AS top) m "
+                         "WHERE m.top IS NOT NULL AND m.top > coalesce(pg_sequence_last_value(s.seq), 0)");
       !s) {
     return Fail(s.error());
   }
@@ -318,7 +317,6 @@ Status PgStore::RunTx(TxKind kind, FunctionRef<Status(Tx&)> body) {
   }
 }
 
-
 // --- jobs ---------------------------------------------------------------------------------
 
 Result<std::optional<SyncJob>> PgStore::ClaimJob(const std::string& worker, Timestamp now,
@@ -336,9 +334,9 @@ Result<std::optional<SyncJob>> PgStore::ClaimJob(const std::string& worker, Time
       // One job per token at a time, across instances: whoever claims a job of
       // this token holds this lock until its commit, and after taking it a fresh
       // statement sees every claim committed before.
-      Result<bool> locked = tx.QueryRow(
-          "SELECT pg_try_advisory_xact_lock(hashtextextended(?1::text || '/' || ?2::text, 1448103748))",
-          {job.tenant_id, job.token_id});
+      Result<bool> locked =
+          tx.QueryRow("SELECT pg_try_advisory_xact_lock(hashtextextended(?1::text || '/' || ?2::text, 1448103748))",
+                      {job.tenant_id, job.token_id});
       if (!locked) return Fail(locked.error());
       if (!tx.Bool(0)) {
         passed.push_back(key);
@@ -423,8 +421,7 @@ Status PgStore::MergeDelta(Tx& tx, std::int64_t current, std::int64_t staged, co
 }
 
 // A page by OFFSET over the rows of the asset, in primary-key order.
-Result<Page<LicenseAssignment>> PgStore::ReadAppAssignments(Tx& tx, std::int64_t generation,
-                                                            const std::string& adam_id,
+Result<Page<LicenseAssignment>> PgStore::ReadAppAssignments(Tx& tx, std::int64_t generation, const std::string& adam_id,
                                                             const std::string& pricing_param, std::int64_t skip,
                                                             std::int64_t limit) {
   if (Status s = tx.Query("SELECT client_user_id, serial_number FROM license_assignments "
@@ -520,10 +517,9 @@ Result<CollectStep> PgStore::CollectBatch(Connection& c) {
 }  // namespace
 
 Result<std::unique_ptr<Store>> Store::OpenPostgres(const PostgresOptions& options) {
-  if (Status s = CheckOpenOptions(
-          options.secrets.get(), options.url, "PostgreSQL URL",
-          {options.pool_wait_ms, options.statement_timeout_ms, options.connect_timeout_ms}, "max_connections",
-          options.max_connections, kMaxConnections);
+  if (Status s = CheckOpenOptions(options.secrets.get(), options.url, "PostgreSQL URL",
+                                  {options.pool_wait_ms, options.statement_timeout_ms, options.connect_timeout_ms},
+                                  "max_connections", options.max_connections, kMaxConnections);
       !s) {
     return Fail(s.error());
   }
@@ -547,4 +543,3 @@ Result<std::unique_ptr<Store>> Store::OpenPostgres(const PostgresOptions& option
 }
 
 }  // namespace vppd::store
-

@@ -246,8 +246,8 @@ Status SqlStore::DeleteToken(const std::string& tenant_id, const std::string& id
     }
     // Delete first (apps and jobs by cascade), then the token's sets, current and
     // staged, become garbage for the collector (O(1) here, however many rows).
-    Result<bool> row = tx.QueryRow("DELETE FROM vpp_tokens WHERE tenant_id = ?1 AND id = ?2 RETURNING token_key",
-                                   {tenant_id, id});
+    Result<bool> row =
+        tx.QueryRow("DELETE FROM vpp_tokens WHERE tenant_id = ?1 AND id = ?2 RETURNING token_key", {tenant_id, id});
     if (!row) return Fail(row.error());
     if (!*row) return Fail(TokenNotFound(id));
     const std::int64_t token_key = tx.Int(0);
@@ -259,8 +259,8 @@ Status SqlStore::DeleteToken(const std::string& tenant_id, const std::string& id
 // The token row (`lock`: for a read-modify-write). Its strings are the caller's
 // and outlive the row: bound without a copy, as this is every Graph item read.
 Result<VppToken> SqlStore::LoadToken(Tx& tx, const std::string& tenant_id, const std::string& id, bool lock) {
-  Result<bool> row = tx.QueryRow(lock ? load_token_locked_sql_ : load_token_sql_,
-                                 {SqlArg::Borrowed(tenant_id), SqlArg::Borrowed(id)});
+  Result<bool> row =
+      tx.QueryRow(lock ? load_token_locked_sql_ : load_token_sql_, {SqlArg::Borrowed(tenant_id), SqlArg::Borrowed(id)});
   if (!row) return Fail(row.error());
   if (!*row) return Fail(TokenNotFound(id));
   return tx.TokenRow();
@@ -378,9 +378,8 @@ Result<MobileApp> SqlStore::GetApp(const std::string& tenant_id, const std::stri
   });
 }
 
-Result<Page<LicenseAssignment>> SqlStore::ListAppAssignments(const std::string& tenant_id,
-                                                             const std::string& app_id, std::int64_t skip,
-                                                             std::int64_t limit) {
+Result<Page<LicenseAssignment>> SqlStore::ListAppAssignments(const std::string& tenant_id, const std::string& app_id,
+                                                             std::int64_t skip, std::int64_t limit) {
   if (Status s = CheckPaging(skip, limit); !s) return Fail(s.error());
   return InTx<Page<LicenseAssignment>>(TxKind::kRead, [&](Tx& tx) -> Result<Page<LicenseAssignment>> {
     Result<bool> found = tx.QueryRow(
@@ -413,8 +412,8 @@ Result<std::vector<MobileApp>> SqlStore::FindAppsByBundleId(const std::string& t
 }
 
 Result<bool> SqlStore::WalkStep(const std::string& tenant_id, const std::string& token_id,
-                               std::optional<std::int64_t>& pinned,
-                               FunctionRef<Status(Tx&, std::int64_t)> read_batch) {
+                                std::optional<std::int64_t>& pinned,
+                                FunctionRef<Status(Tx&, std::int64_t)> read_batch) {
   struct Seen {
     bool token_gone = false;
     std::optional<std::int64_t> generation;
@@ -476,10 +475,10 @@ Result<Store::Enqueued> SqlStore::EnqueueJob(const std::string& tenant_id, const
     if (*queued) return Enqueued{std::move(*locked), false};
     Result<VppToken> token = ApplyMutate(tx, tenant_id, *locked, mutate);
     if (!token) return Fail(token.error());
-    if (Status s = tx.Exec("INSERT INTO sync_jobs (id, tenant_id, token_id, kind, params, requested, not_before, "
-                           "attempts, lease_owner, lease_expires) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, '', 0)",
-                           {job_id, tenant_id, token_id, options.kind, options.params, token->last_modified,
-                            options.not_before});
+    if (Status s = tx.Exec(
+            "INSERT INTO sync_jobs (id, tenant_id, token_id, kind, params, requested, not_before, "
+            "attempts, lease_owner, lease_expires) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, '', 0)",
+            {job_id, tenant_id, token_id, options.kind, options.params, token->last_modified, options.not_before});
         !s) {
       return Fail(s.error());
     }
@@ -497,13 +496,12 @@ std::string SqlStore::JobPickSql(std::string_view extra, std::string_view suffix
       kJobSelectList, extra, suffix);
 }
 
-Result<std::optional<SyncJob>> SqlStore::ClaimPicked(Tx& tx, std::int64_t key, SyncJob job,
-                                                     const std::string& worker, Timestamp expires) {
+Result<std::optional<SyncJob>> SqlStore::ClaimPicked(Tx& tx, std::int64_t key, SyncJob job, const std::string& worker,
+                                                     Timestamp expires) {
   const bool taken_over = StampClaim(job, worker, expires);
-  if (Status s = tx.Exec(
-          "UPDATE sync_jobs SET lease_owner = ?2, lease_expires = ?3, attempts = ?4, pages_walked = 0, "
-          "pages_total = 0, assignments_staged = 0 WHERE key = ?1",
-          {key, worker, expires, job.attempts});
+  if (Status s = tx.Exec("UPDATE sync_jobs SET lease_owner = ?2, lease_expires = ?3, attempts = ?4, pages_walked = 0, "
+                         "pages_total = 0, assignments_staged = 0 WHERE key = ?1",
+                         {key, worker, expires, job.attempts});
       !s) {
     return Fail(s.error());
   }
@@ -702,19 +700,17 @@ Status SqlStore::ApplySnapshot(Tx& tx, const SyncJob& job, std::int64_t token_ke
 // removal, a page) and the caller must walk everything. `generation` is the
 // token's set after the merge (nullopt: empty). The counts come from
 // assignment_counts (one row per asset), not from the rows.
-Status SqlStore::CheckMergedCounts(Tx& tx, std::optional<std::int64_t> generation,
-                                   const std::vector<MobileApp>& apps) {
+Status SqlStore::CheckMergedCounts(Tx& tx, std::optional<std::int64_t> generation, const std::vector<MobileApp>& apps) {
   // 0: no generation has it
-  Result<std::map<std::pair<std::string, std::string>, std::int64_t>> stored =
-      StoredCounts(tx, generation.value_or(0));
+  Result<std::map<std::pair<std::string, std::string>, std::int64_t>> stored = StoredCounts(tx, generation.value_or(0));
   if (!stored) return Fail(stored.error());
   return CheckDeltaCounts(*stored, apps);
 }
 
 Result<std::map<std::pair<std::string, std::string>, std::int64_t>> SqlStore::StoredCounts(Tx& tx,
-                                                                                       std::int64_t generation) {
-  if (Status s = tx.Query("SELECT adam_id, pricing_param, rows FROM assignment_counts WHERE generation = ?1",
-                          {generation});
+                                                                                           std::int64_t generation) {
+  if (Status s =
+          tx.Query("SELECT adam_id, pricing_param, rows FROM assignment_counts WHERE generation = ?1", {generation});
       !s) {
     return Fail(s.error());
   }
@@ -741,8 +737,8 @@ Result<std::optional<std::int64_t>> SqlStore::CurrentGeneration(Tx& tx, std::int
 
 // The generation job `job_key` is staging into; nullopt before its first row.
 Result<std::optional<std::int64_t>> SqlStore::FindStagingGeneration(Tx& tx, std::int64_t job_key) {
-  Result<bool> row = tx.QueryRow(
-      "SELECT generation FROM assignment_generations WHERE job_key = ?1 AND state = 'staging'", {job_key});
+  Result<bool> row =
+      tx.QueryRow("SELECT generation FROM assignment_generations WHERE job_key = ?1 AND state = 'staging'", {job_key});
   if (!row) return Fail(row.error());
   if (!*row) return std::optional<std::int64_t>();
   return std::optional<std::int64_t>(tx.Int(0));
@@ -768,8 +764,8 @@ Result<std::int64_t> SqlStore::StagingGeneration(Tx& tx, const SyncJob& job, std
 // Makes `staged` (nullopt: no rows, the empty set) the token's current set.
 Status SqlStore::PromoteStaged(Tx& tx, std::int64_t token_key, std::optional<std::int64_t> staged) {
   if (staged) {
-    if (Status s = tx.Exec(
-            "UPDATE assignment_generations SET state = 'current', job_key = NULL WHERE generation = ?1", {*staged});
+    if (Status s = tx.Exec("UPDATE assignment_generations SET state = 'current', job_key = NULL WHERE generation = ?1",
+                           {*staged});
         !s) {
       return s;
     }
@@ -792,9 +788,9 @@ Status SqlStore::RetireGeneration(Tx& tx, std::int64_t generation) {
 // The job's staged set, if any, becomes garbage (a walk restart, a hand-back, a
 // dead worker's job re-claimed, the job's end).
 Status SqlStore::RetireStaging(Tx& tx, std::int64_t job_key) {
-  if (Status s = tx.Exec(
-          "UPDATE assignment_generations SET state = 'garbage', job_key = NULL WHERE job_key = ?1 AND state = 'staging'",
-          {job_key});
+  if (Status s = tx.Exec("UPDATE assignment_generations SET state = 'garbage', job_key = NULL WHERE job_key = ?1 AND "
+                         "state = 'staging'",
+                         {job_key});
       !s) {
     return s;
   }
@@ -804,10 +800,9 @@ Status SqlStore::RetireStaging(Tx& tx, std::int64_t job_key) {
 
 // Every set of the token, current and staged, becomes garbage (the token goes).
 Status SqlStore::RetireTokenGenerations(Tx& tx, std::int64_t token_key) {
-  if (Status s = tx.Exec(
-          "UPDATE assignment_generations SET state = 'garbage', job_key = NULL WHERE token_key = ?1 "
-          "AND state <> 'garbage'",
-          {token_key});
+  if (Status s = tx.Exec("UPDATE assignment_generations SET state = 'garbage', job_key = NULL WHERE token_key = ?1 "
+                         "AND state <> 'garbage'",
+                         {token_key});
       !s) {
     return s;
   }

@@ -213,8 +213,7 @@ class SqlStore : public Store {
   virtual Status PrepareStagedSet(Tx& /*tx*/, std::int64_t /*staged*/) { return {}; }
   // Inside FinishJob: adds the rows of set `staged` to set `current` (a delta),
   // duplicates dropped, and counts them in assignment_counts.
-  virtual Status MergeDelta(Tx& tx, std::int64_t current, std::int64_t staged,
-                            const std::vector<MobileApp>& apps) = 0;
+  virtual Status MergeDelta(Tx& tx, std::int64_t current, std::int64_t staged, const std::vector<MobileApp>& apps) = 0;
 
   // Inside ListAppAssignments' read: the assignments of (adam_id,
   // pricing_param) in set `generation`, ordered by (serial_number,
@@ -267,7 +266,7 @@ class SqlStore : public Store {
   Result<std::optional<std::int64_t>> FindStagingGeneration(Tx& tx, std::int64_t job_key);
   // Assignments per (adam_id, pricing_param) of a set, from assignment_counts.
   static Result<std::map<std::pair<std::string, std::string>, std::int64_t>> StoredCounts(Tx& tx,
-                                                                                       std::int64_t generation);
+                                                                                          std::int64_t generation);
   // The token's integer key (assignment_generations.token_key). NotFound.
   Result<std::int64_t> TokenKey(Tx& tx, const std::string& tenant_id, const std::string& id, bool lock);
   // One step of ForEachAssignment's walk, as a read transaction of its own (so

@@ -160,8 +160,7 @@ Status SqliteConnections::Guarded(Connection& c, FunctionRef<Status(Connection&)
   return result;
 }
 
-Status SqliteConnections::InTransaction(Connection& c, const char* begin,
-                                        FunctionRef<Status(Connection&)> body) {
+Status SqliteConnections::InTransaction(Connection& c, const char* begin, FunctionRef<Status(Connection&)> body) {
   if (Status s = RunFixed(c, begin); !s) return s;
   Status result = Guarded(c, body);
   if (!result) {

@@ -95,8 +95,7 @@ class SqliteConnections {
   class ReaderPool;
 
   Status Guarded(sqlite::Connection& c, FunctionRef<Status(sqlite::Connection&)> body);
-  Status InTransaction(sqlite::Connection& c, const char* begin,
-                       FunctionRef<Status(sqlite::Connection&)> body);
+  Status InTransaction(sqlite::Connection& c, const char* begin, FunctionRef<Status(sqlite::Connection&)> body);
   void ReleaseAnchor();
   void RenewAnchor();
   void TryRenewAnchor();
@@ -105,8 +104,8 @@ class SqliteConnections {
   const std::chrono::milliseconds wait_;
   const std::chrono::milliseconds statement_timeout_;
   std::timed_mutex writer_mu_;
-  std::unique_ptr<sqlite::Connection> writer_;        // guarded by writer_mu_
-  std::optional<sqlite::ReadAnchor> anchor_;          // guarded by writer_mu_; see sqlite::ReadAnchor
+  std::unique_ptr<sqlite::Connection> writer_;  // guarded by writer_mu_
+  std::optional<sqlite::ReadAnchor> anchor_;    // guarded by writer_mu_; see sqlite::ReadAnchor
   std::unique_ptr<ReaderPool> readers_;
 
   std::unique_ptr<sqlite::Connection> checkpointer_conn_;  // used by checkpointer_ only

@@ -1,9 +1,8 @@
 #include "store/sqlite_db.h"
 
-#include <sys/stat.h>
-
 #include <fmt/format.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 namespace vppd::store::sqlite {
 namespace {

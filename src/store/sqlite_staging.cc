@@ -27,7 +27,7 @@ constexpr std::int64_t kMaxRunsPerApp = 4;
 // `pieces`: chunks::Chunk or chunks::ChunkView.
 template <class Pieces>
 Status InsertChunks(Connection& c, std::int64_t generation, std::int64_t app_key, std::int64_t first,
-                           const Pieces& pieces) {
+                    const Pieces& pieces) {
   Result<Stmt> insert =
       c.Prepare("INSERT INTO assignment_chunks (generation, app_key, chunk, rows, data) VALUES (?1, ?2, ?3, ?4, ?5)");
   if (!insert) return Fail(insert.error());
@@ -77,7 +77,6 @@ Status SqliteStore::StageAssignments(const SyncJob& job, const StagedAssignments
   return {};
 }
 
-
 // FinishJob's first part (BeforeFinish): the staged apps that came in several runs are merged
 // (duplicates dropped), one app per write transaction, before the transaction
 // that swaps the set in, so that neither holds the write lock (nor grows the
@@ -103,7 +102,6 @@ Status SqliteStore::BeforeFinish(const SyncJob& job) {
     if (!*merged) return {};
   }
 }
-
 
 // A walk staged as whole apps has one run per app; an app that came in several
 // (a walk not grouped by app, an app larger than the sync buffers) is merged
@@ -141,8 +139,8 @@ Status SqliteStore::MergeDelta(Tx& tx, std::int64_t current, std::int64_t staged
     Result<bool> row = staged_apps->Step();
     if (!row) return Fail(row.error());
     if (!*row) break;
-    delta.push_back({staged_apps->Text(0), staged_apps->Text(1), staged_apps->Int(2), staged_apps->Int(3),
-                     staged_apps->Int(4)});
+    delta.push_back(
+        {staged_apps->Text(0), staged_apps->Text(1), staged_apps->Int(2), staged_apps->Int(3), staged_apps->Int(4)});
   }
   Result<Stmt> move = c.Prepare(
       "UPDATE assignment_chunks SET generation = ?1, chunk = chunk + ?4 WHERE generation = ?2 AND app_key = ?3");
@@ -151,15 +149,14 @@ Status SqliteStore::MergeDelta(Tx& tx, std::int64_t current, std::int64_t staged
     // Staged chunks of the app exist, so it has a key.
     Result<std::int64_t> app_key = AppKey(c, app.adam_id, app.pricing_param);
     if (!app_key) return Fail(app_key.error());
-    Result<std::int64_t> first = AddToCounts(c, current, app.adam_id, app.pricing_param, app.rows, app.runs,
-                                             app.chunks);
+    Result<std::int64_t> first =
+        AddToCounts(c, current, app.adam_id, app.pricing_param, app.rows, app.runs, app.chunks);
     if (!first) return Fail(first.error());
     if (Status s = BindAll(*move, current, staged, *app_key, *first); !s) return s;
     if (Status s = move->Run(); !s) return s;
     move->Reset();
   }
-  Result<AppList> split =
-      AppsOfManyRuns(c, current, kMaxRunsPerApp);
+  Result<AppList> split = AppsOfManyRuns(c, current, kMaxRunsPerApp);
   if (!split) return Fail(split.error());
   for (const auto& [adam_id, pricing_param] : *split) {
     if (Status s = MergeRuns(c, current, adam_id, pricing_param); !s) return s;
@@ -192,8 +189,8 @@ Status SqliteStore::AppendRun(Connection& c, std::int64_t generation, const chun
 // Adds to the (generation, app)'s counts, creating them; returns the app's
 // chunk count before the addition (the number of its first new chunk).
 Result<std::int64_t> SqliteStore::AddToCounts(Connection& c, std::int64_t generation, const std::string& adam_id,
-                                        const std::string& pricing_param, std::int64_t rows, std::int64_t runs,
-                                        std::int64_t chunk_count) {
+                                              const std::string& pricing_param, std::int64_t rows, std::int64_t runs,
+                                              std::int64_t chunk_count) {
   Result<Stmt> count = c.Prepare(
       "INSERT INTO assignment_counts (generation, adam_id, pricing_param, rows, runs, chunks) "
       "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (generation, adam_id, pricing_param) DO UPDATE SET "
@@ -214,8 +211,8 @@ Result<std::int64_t> SqliteStore::AddToCounts(Connection& c, std::int64_t genera
 // Every assignment of the app in `generation`, decoded, in chunk order (sorted
 // when the app's chunks are one run).
 Result<std::vector<LicenseAssignment>> SqliteStore::ReadAppChunks(Connection& c, std::int64_t generation,
-                                                            std::int64_t app_key, const std::string& adam_id,
-                                                            const std::string& pricing_param) {
+                                                                  std::int64_t app_key, const std::string& adam_id,
+                                                                  const std::string& pricing_param) {
   Result<Stmt> read =
       c.Prepare("SELECT rows, data FROM assignment_chunks WHERE generation = ?1 AND app_key = ?2 ORDER BY chunk");
   if (!read) return Fail(read.error());
@@ -225,8 +222,8 @@ Result<std::vector<LicenseAssignment>> SqliteStore::ReadAppChunks(Connection& c,
     Result<bool> row = read->Step();
     if (!row) return Fail(row.error());
     if (!*row) return rows;
-    if (Status s = chunks::Decode(read->Blob(1), read->Int(0), adam_id, pricing_param,
-                                  SetName(generation, adam_id), rows);
+    if (Status s =
+            chunks::Decode(read->Blob(1), read->Int(0), adam_id, pricing_param, SetName(generation, adam_id), rows);
         !s) {
       return Fail(s.error());
     }
@@ -236,7 +233,7 @@ Result<std::vector<LicenseAssignment>> SqliteStore::ReadAppChunks(Connection& c,
 // Rewrites the app's chunks in `generation` as one run: its runs merged,
 // duplicates dropped, the counts exact. O(the app's assignments).
 Status SqliteStore::MergeRuns(Connection& c, std::int64_t generation, const std::string& adam_id,
-                        const std::string& pricing_param) {
+                              const std::string& pricing_param) {
   Result<std::int64_t> app_key = AppKey(c, adam_id, pricing_param);
   if (!app_key) return Fail(app_key.error());
   Result<std::vector<LicenseAssignment>> rows = ReadAppChunks(c, generation, *app_key, adam_id, pricing_param);
@@ -265,10 +262,10 @@ Status SqliteStore::MergeRuns(Connection& c, std::int64_t generation, const std:
 
 // The (adam_id, pricing_param) of the apps of `generation` whose chunks are
 // more than `max_runs` runs (at most `limit` of them; -1: all).
-Result<SqliteStore::AppList> SqliteStore::AppsOfManyRuns(Connection& c, std::int64_t generation,
-                                                         std::int64_t max_runs, std::int64_t limit) {
-  Result<Stmt> find = c.Prepare(
-      "SELECT adam_id, pricing_param FROM assignment_counts WHERE generation = ?1 AND runs > ?2 LIMIT ?3");
+Result<SqliteStore::AppList> SqliteStore::AppsOfManyRuns(Connection& c, std::int64_t generation, std::int64_t max_runs,
+                                                         std::int64_t limit) {
+  Result<Stmt> find =
+      c.Prepare("SELECT adam_id, pricing_param FROM assignment_counts WHERE generation = ?1 AND runs > ?2 LIMIT ?3");
   if (!find) return Fail(find.error());
   if (Status s = BindAll(*find, generation, max_runs, limit); !s) return Fail(s.error());
   std::vector<std::pair<std::string, std::string>> apps;
@@ -301,7 +298,7 @@ Result<std::int64_t> SqliteStore::AppKey(Connection& c, const std::string& adam_
 // The app_key of (adam_id, pricing_param) if it has one: an app never seen has
 // no assignments in any set.
 Result<std::optional<std::int64_t>> SqliteStore::FindAppKey(Connection& c, const std::string& adam_id,
-                                                      const std::string& pricing_param) {
+                                                            const std::string& pricing_param) {
   Result<Stmt> find = c.Prepare("SELECT app_key FROM assignment_apps WHERE adam_id = ?1 AND pricing_param = ?2");
   if (!find) return Fail(find.error());
   if (Status s = BindAll(*find, adam_id, pricing_param); !s) return Fail(s.error());

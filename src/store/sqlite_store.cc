@@ -30,11 +30,10 @@ SqlStore::Dialect SqliteDialect() {
   auto [cols, values] = TokenInsertLists('?');
   // token_key: the next small integer (max + 1 is an index lookup; the writer
   // holds the only write lock).
-  return SqlStore::Dialect{
-      SqlDialect::kSqlite, "", "",
-      fmt::format("INSERT INTO vpp_tokens ({}, token_key) VALUES ({}, "
-                  "(SELECT coalesce(max(token_key), 0) + 1 FROM vpp_tokens))",
-                  cols, values)};
+  return SqlStore::Dialect{SqlDialect::kSqlite, "", "",
+                           fmt::format("INSERT INTO vpp_tokens ({}, token_key) VALUES ({}, "
+                                       "(SELECT coalesce(max(token_key), 0) + 1 FROM vpp_tokens))",
+                                       cols, values)};
 }
 
 // Steps a DELETE ... RETURNING rows to its end; the sum of the rows.
@@ -135,9 +134,9 @@ Result<Page<LicenseAssignment>> SqliteStore::ReadAppAssignments(Tx& tx, std::int
 // counts and only the chunks of the page are decoded. Of several runs: all are
 // decoded and merged.
 Result<Page<LicenseAssignment>> SqliteStore::ListChunkedAssignments(Connection& c, std::int64_t generation,
-                                                              std::int64_t app_key, const std::string& adam_id,
-                                                              const std::string& pricing_param, std::int64_t skip,
-                                                              std::int64_t limit) {
+                                                                    std::int64_t app_key, const std::string& adam_id,
+                                                                    const std::string& pricing_param, std::int64_t skip,
+                                                                    std::int64_t limit) {
   Result<Stmt> runs =
       c.Prepare("SELECT runs FROM assignment_counts WHERE generation = ?1 AND adam_id = ?2 AND pricing_param = ?3");
   if (!runs) return Fail(runs.error());
@@ -170,8 +169,7 @@ Result<Page<LicenseAssignment>> SqliteStore::ListChunkedAssignments(Connection& 
         first += n;
         continue;
       }
-      if (Status s = chunks::Decode(read->Blob(1), n, adam_id, pricing_param, SetName(generation, adam_id), rows);
-          !s) {
+      if (Status s = chunks::Decode(read->Blob(1), n, adam_id, pricing_param, SetName(generation, adam_id), rows); !s) {
         return Fail(s.error());
       }
     }
@@ -213,15 +211,15 @@ Status SqliteStore::ForEachAssignment(const std::string& tenant_id, const std::s
         Result<bool> row = next->Step();
         if (!row) return Fail(row.error());
         if (!*row) return {};
-        got.push_back({next->Int(0), next->Int(1), next->Text(2), next->Text(3), next->Int(4),
-                       std::string(next->Blob(5))});
+        got.push_back(
+            {next->Int(0), next->Int(1), next->Text(2), next->Text(3), next->Int(4), std::string(next->Blob(5))});
       }
     });
     if (!more) return Fail(more.error());
     if (!*more || got.empty()) return batcher.Flush();
     for (const Chunk& chunk : got) {
-      if (Status s = batcher.Add(chunk.data, chunk.rows, chunk.adam_id, chunk.pricing_param,
-                                 SetName(*pinned, chunk.adam_id));
+      if (Status s =
+              batcher.Add(chunk.data, chunk.rows, chunk.adam_id, chunk.pricing_param, SetName(*pinned, chunk.adam_id));
           !s) {
         return s;
       }
@@ -330,4 +328,3 @@ Result<std::unique_ptr<Store>> Store::OpenSqlite(const SqliteOptions& options) {
 }
 
 }  // namespace vppd::store
-

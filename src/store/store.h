@@ -141,7 +141,7 @@ class StagedAssignments {
     std::uint32_t app;     // index into apps()
     std::uint32_t offset;  // of the id in the ids string
     std::uint32_t length;
-    std::uint32_t kind;    // kUser (the id is a clientUserId), kDevice (a serialNumber), kInvalid
+    std::uint32_t kind;  // kUser (the id is a clientUserId), kDevice (a serialNumber), kInvalid
   };
   enum : std::uint32_t { kUser = 0, kDevice = 1, kInvalid = 2 };
 

@@ -315,8 +315,8 @@ AppChanges DiffSnapshotApps(std::vector<MobileApp> existing, const std::vector<M
 
 // `tenant_id = <param> [AND <filter>]`: the WHERE of a tenant's list or count.
 template <class Columns>
-Result<std::string> TenantWhere(const std::string& tenant_id, const std::optional<Expr>& filter,
-                                const Columns& columns, SqlBuilder& builder) {
+Result<std::string> TenantWhere(const std::string& tenant_id, const std::optional<Expr>& filter, const Columns& columns,
+                                SqlBuilder& builder) {
   std::string where = "tenant_id = " + builder.Param(tenant_id);
   if (filter) {
     Result<std::string> compiled = CompileFilter(*filter, columns, builder);

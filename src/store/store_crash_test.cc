@@ -212,7 +212,8 @@ TEST_P(StoreCrashTest, KilledWriterLosesNoCommittedWrite) {
     // SQLite keeps an app's rows as chunks (its migration 8), PostgreSQL as rows.
     const std::string assignments = pg ? "license_assignments" : "assignment_chunks";
     const std::string counted = pg ? "count(*)" : "sum(rows)";
-    EXPECT_EQ(query_int("SELECT count(*) FROM " + assignments + " WHERE generation NOT IN "
+    EXPECT_EQ(query_int("SELECT count(*) FROM " + assignments +
+                        " WHERE generation NOT IN "
                         "(SELECT assignments_generation FROM vpp_tokens WHERE assignments_generation IS NOT NULL) "
                         "AND generation NOT IN (SELECT generation FROM assignment_generations WHERE state = "
                         "'staging' AND job_key IN (SELECT key FROM sync_jobs))"),
@@ -223,8 +224,8 @@ TEST_P(StoreCrashTest, KilledWriterLosesNoCommittedWrite) {
                         "AND g.state = 'current')"),
               0)
         << "round " << round << ": a token points at a set that is not current";
-    EXPECT_EQ(query_int("SELECT count(*) FROM (SELECT generation, adam_id, pricing_param, " + counted +
-                        " AS n FROM " + assignments + " " + std::string(pg ? "" : "JOIN assignment_apps USING (app_key) ") +
+    EXPECT_EQ(query_int("SELECT count(*) FROM (SELECT generation, adam_id, pricing_param, " + counted + " AS n FROM " +
+                        assignments + " " + std::string(pg ? "" : "JOIN assignment_apps USING (app_key) ") +
                         "GROUP BY 1, 2, 3) r FULL OUTER JOIN assignment_counts k "
                         "USING (generation, adam_id, pricing_param) WHERE r.n " +
                         std::string(pg ? "IS DISTINCT FROM" : "IS NOT") + " k.rows"),

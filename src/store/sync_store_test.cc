@@ -164,16 +164,16 @@ class SyncStoreTest : public ::testing::TestWithParam<Backend> {
   // assignment_counts agrees with the rows of every set that is not garbage.
   bool CountsMatch() {
     Raw raw = RawConn();
-    std::int64_t differ = raw.Int(
-        std::string(pg() ? "SELECT count(*) FROM (SELECT generation, adam_id, pricing_param, count(*) AS n "
-                           "FROM license_assignments "
-                         : "SELECT count(*) FROM (SELECT generation, adam_id, pricing_param, sum(rows) AS n "
-                           "FROM assignment_chunks JOIN assignment_apps USING (app_key) ") +
-        "WHERE generation IN (SELECT generation FROM assignment_generations WHERE state <> 'garbage') "
-        "GROUP BY 1, 2, 3) r FULL OUTER JOIN (SELECT * FROM assignment_counts WHERE generation IN "
-        "(SELECT generation FROM assignment_generations WHERE state <> 'garbage')) k "
-        "USING (generation, adam_id, pricing_param) WHERE r.n " +
-        std::string(pg() ? "IS DISTINCT FROM" : "IS NOT") + " k.rows");
+    std::int64_t differ =
+        raw.Int(std::string(pg() ? "SELECT count(*) FROM (SELECT generation, adam_id, pricing_param, count(*) AS n "
+                                   "FROM license_assignments "
+                                 : "SELECT count(*) FROM (SELECT generation, adam_id, pricing_param, sum(rows) AS n "
+                                   "FROM assignment_chunks JOIN assignment_apps USING (app_key) ") +
+                "WHERE generation IN (SELECT generation FROM assignment_generations WHERE state <> 'garbage') "
+                "GROUP BY 1, 2, 3) r FULL OUTER JOIN (SELECT * FROM assignment_counts WHERE generation IN "
+                "(SELECT generation FROM assignment_generations WHERE state <> 'garbage')) k "
+                "USING (generation, adam_id, pricing_param) WHERE r.n " +
+                std::string(pg() ? "IS DISTINCT FROM" : "IS NOT") + " k.rows");
     EXPECT_EQ(differ, 0) << "assignment_counts differs from the rows";
     if (!pg()) {
       // ...and from the chunks: how many there are, numbered 0..n-1 per set and app.
@@ -965,8 +965,8 @@ TEST_P(SqliteSyncFileTest, ACorruptChunkIsAnInternalError) {
   VppToken t = Token(kTenantA);
   MobileApp app = App(t.id, "1", "iOS", 2);
   ASSERT_TRUE(FullSync(kTenantA, t.id, {app}, {User("1", "a"), Device("1", "S1")}));
-  for (const char* data : {"X'02'", "X'01'", "X'017501'", "X'0175016161'", "X'016701'", "X'017a0161'",
-                           "X'0164FFFFFFFFFF01'"}) {
+  for (const char* data :
+       {"X'02'", "X'01'", "X'017501'", "X'0175016161'", "X'016701'", "X'017a0161'", "X'0164FFFFFFFFFF01'"}) {
     RawConn().Exec(std::string("UPDATE assignment_chunks SET data = ") + data);
     Result<Page<LicenseAssignment>> page = store_->ListAppAssignments(kTenantA, app.id, 0, 10);
     ASSERT_FALSE(page) << data;
@@ -1082,7 +1082,7 @@ TEST_P(SyncStoreTest, AnAppListsTheSameWhateverRunsItsAssignmentsCameIn) {
   VppToken t = Token(kTenantA);
   std::vector<LicenseAssignment> rows;
   for (int i = 0; i < 1300; ++i) {
-    if (i % 3 == 0) rows.push_back(User("1", NewGuid()));                              // packed as 16 bytes
+    if (i % 3 == 0) rows.push_back(User("1", NewGuid()));                             // packed as 16 bytes
     if (i % 3 == 1) rows.push_back(User("1", fmt::format("User-{:04}\xc3\xa9", i)));  // kept as text
     if (i % 3 == 2) rows.push_back(Device("1", fmt::format("C02X{:06}", i)));
   }

@@ -11,7 +11,7 @@ std::string MobileAppId(const std::string& token_id, const std::string& adam_id,
   // The first 16 bytes of SHA-256 of the identity, shaped as an RFC 4122 name-based id.
   std::string hex = Sha256Hex("vppd-mobile-app\n" + token_id + "\n" + adam_id + "\n" + pricing_param + "\n" + platform);
   hex.resize(32);
-  hex[12] = '5';                                             // version nibble
+  hex[12] = '5';                                                    // version nibble
   hex[16] = "89ab"[std::stoi(hex.substr(16, 1), nullptr, 16) & 3];  // variant bits
   return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" + hex.substr(16, 4) + "-" +
          hex.substr(20, 12);

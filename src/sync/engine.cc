@@ -8,7 +8,6 @@
 
 #include "base/log.h"
 #include "base/metrics.h"
-
 #include "sync/jobs.h"
 #include "sync/sync.h"
 #include "sync/sync_internal.h"
@@ -68,9 +67,7 @@ struct Engine::Impl {
     });
   }
 
-  Timestamp LeaseMicros() const {
-    return std::chrono::duration_cast<std::chrono::microseconds>(options.lease).count();
-  }
+  Timestamp LeaseMicros() const { return std::chrono::duration_cast<std::chrono::microseconds>(options.lease).count(); }
 
   Status Run(const store::SyncJob& job) {
     // Every line the job logs (Apple retries included) names the job and its token.
@@ -123,13 +120,13 @@ struct Engine::Impl {
     }
     // What the job ended as, for GET /metrics (the token records the details).
     const std::string outcome = result ? "completed" : lease_lost ? "lease_lost" : stopping ? "handed_back" : "failed";
-    const std::string kind = job.kind == kSyncLicenses || job.kind == kSyncLicenseCounts || job.kind == kRevokeLicenses
-                                 ? job.kind
-                                 : "other";
-    spdlog::info("job {} (token {}, {}): {} after {} ms", job.id, job.token_id, job.kind, outcome,
-                 std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)
-                     .count());
-    metrics::Counter("vppd_sync_jobs_total", "Sync jobs run, by kind and outcome", {{"kind", kind}, {"outcome", outcome}})
+    const std::string kind =
+        job.kind == kSyncLicenses || job.kind == kSyncLicenseCounts || job.kind == kRevokeLicenses ? job.kind : "other";
+    spdlog::info(
+        "job {} (token {}, {}): {} after {} ms", job.id, job.token_id, job.kind, outcome,
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
+    metrics::Counter("vppd_sync_jobs_total", "Sync jobs run, by kind and outcome",
+                     {{"kind", kind}, {"outcome", outcome}})
         .Inc();
     metrics::Histogram("vppd_sync_duration_seconds", "Time a sync job ran, by kind", {{"kind", kind}})
         .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
@@ -145,8 +142,8 @@ struct Engine::Impl {
   }
 
   void WorkerLoop(int n) {
-    const std::string worker = options.installation_id.substr(0, 8) + "/" + std::to_string(::getpid()) + "/w" +
-                               std::to_string(n);
+    const std::string worker =
+        options.installation_id.substr(0, 8) + "/" + std::to_string(::getpid()) + "/w" + std::to_string(n);
     while (!stopping) {
       std::uint64_t seen = 0;  // read before looking for work, so a Wake() during the look is not lost
       {
@@ -203,8 +200,8 @@ struct Engine::Impl {
           // renewal (its row goes as it finishes), or its token was deleted: the
           // usual end of a job, not a lease another worker took.
           auto rows = store.FindJobs(job.tenant_id, job.token_id);
-          const bool gone = rows && std::none_of(rows->begin(), rows->end(),
-                                                 [&](const store::SyncJob& j) { return j.id == job.id; });
+          const bool gone =
+              rows && std::none_of(rows->begin(), rows->end(), [&](const store::SyncJob& j) { return j.id == job.id; });
           if (gone) {
             spdlog::info("job {} (token {}): ended (or its token was deleted) as its lease was renewed", job.id,
                          job.token_id);
@@ -235,17 +232,18 @@ struct Engine::Impl {
   Status ScheduleDue() {
     if (options.auto_sync_interval.count() <= 0) return {};
     const Timestamp now = clock.Now();
-    const Timestamp interval = std::chrono::duration_cast<std::chrono::microseconds>(options.auto_sync_interval).count();
+    const Timestamp interval =
+        std::chrono::duration_cast<std::chrono::microseconds>(options.auto_sync_interval).count();
     auto due = store.TokensDueForSync(now - interval, 100);
     if (!due) return Fail(due.error());
     for (const auto& [tenant, token] : *due) {
       // Spread over the next tenth of the interval (at most an hour) so that tokens
       // added together do not all hit Apple at once.
       const Timestamp spread = std::min<Timestamp>(interval / 10, 3'600'000'000LL);
-      const Timestamp offset =
-          spread > 0 ? static_cast<Timestamp>(std::stoull(Sha256Hex(token).substr(0, 12), nullptr, 16) %
-                                              static_cast<unsigned long long>(spread))
-                     : 0;
+      const Timestamp offset = spread > 0
+                                   ? static_cast<Timestamp>(std::stoull(Sha256Hex(token).substr(0, 12), nullptr, 16) %
+                                                            static_cast<unsigned long long>(spread))
+                                   : 0;
       auto queued = RequestJob(store, tenant, token, kSyncLicenses, "", now, options.keep_action_results, now + offset);
       if (!queued && queued.error().code != Code::kNotFound) return Fail(queued.error());
     }
@@ -253,8 +251,7 @@ struct Engine::Impl {
   }
 };
 
-Engine::Engine(store::Store& store, EngineOptions options)
-    : impl_(std::make_unique<Impl>(store, std::move(options))) {
+Engine::Engine(store::Store& store, EngineOptions options) : impl_(std::make_unique<Impl>(store, std::move(options))) {
   if (impl_->options.installation_id.empty()) impl_->options.installation_id = NewGuid();
 }
 

@@ -92,7 +92,9 @@ class FakeApple final : public apple::Client {
                                                   const apple::PageCallback<apple::User>&) override {
     return apple::WalkResult{};
   }
-  apple::AppleResult<apple::EventResponse> Associate(const apple::ManageAssetsRequest&) override { return Unsupported(); }
+  apple::AppleResult<apple::EventResponse> Associate(const apple::ManageAssetsRequest&) override {
+    return Unsupported();
+  }
   apple::AppleResult<apple::EventResponse> Disassociate(const apple::ManageAssetsRequest&) override {
     return Unsupported();
   }

@@ -51,8 +51,8 @@ void Submit(JobContext& ctx, apple::Client& client, std::int64_t targets,
   const std::int64_t failed = std::max<std::int64_t>(0, status->num_requested - status->num_completed);
   tally.failed += std::min(failed, targets);
   if (failed > 0 && tally.first_error.empty() && !status->failures.empty()) {
-    tally.first_error = "Apple error " + std::to_string(status->failures[0].error_number) + ": " +
-                        status->failures[0].error_message;
+    tally.first_error =
+        "Apple error " + std::to_string(status->failures[0].error_number) + ": " + status->failures[0].error_message;
   }
 }
 
@@ -100,16 +100,18 @@ Status RunRevokeLicenses(JobContext& ctx) {
   Tally tally;
   // Tracked: disassociate per asset, in batches within Apple's limits.
   std::map<std::pair<std::string, std::string>, std::pair<std::vector<std::string>, std::vector<std::string>>> by_asset;
-  auto each = ctx.store.ForEachAssignment(
-      ctx.job.tenant_id, ctx.job.token_id, 10'000, [&](const std::vector<store::LicenseAssignment>& rows) -> Status {
-        for (const auto& r : rows) {
-          if (!revocable.contains({r.adam_id, r.pricing_param})) continue;
-          auto& targets = by_asset[{r.adam_id, r.pricing_param}];
-          if (!r.client_user_id.empty()) targets.first.push_back(r.client_user_id);
-          else targets.second.push_back(r.serial_number);
-        }
-        return {};
-      });
+  auto each = ctx.store.ForEachAssignment(ctx.job.tenant_id, ctx.job.token_id, 10'000,
+                                          [&](const std::vector<store::LicenseAssignment>& rows) -> Status {
+                                            for (const auto& r : rows) {
+                                              if (!revocable.contains({r.adam_id, r.pricing_param})) continue;
+                                              auto& targets = by_asset[{r.adam_id, r.pricing_param}];
+                                              if (!r.client_user_id.empty())
+                                                targets.first.push_back(r.client_user_id);
+                                              else
+                                                targets.second.push_back(r.serial_number);
+                                            }
+                                            return {};
+                                          });
   if (!each) return EndWith(ctx, kRevokeLicenses, {"", "", each.error()});
   for (const auto& [asset, targets] : by_asset) {
     const auto& [users, serials] = targets;
@@ -118,7 +120,8 @@ Status RunRevokeLicenses(JobContext& ctx) {
       req.assets = {{asset.first, asset.second}};
       const auto n = static_cast<std::int64_t>(ids.size());
       (are_users ? req.client_user_ids : req.serial_numbers) = std::move(ids);
-      Submit(ctx, client, n, [&] { return client.Disassociate(req); }, tally);
+      Submit(
+          ctx, client, n, [&] { return client.Disassociate(req); }, tally);
     };
     ForEachBatch(users, limits.max_client_user_ids, [&](std::vector<std::string> ids) { disassociate(ids, true); });
     ForEachBatch(serials, limits.max_serial_numbers, [&](std::vector<std::string> ids) { disassociate(ids, false); });
@@ -132,20 +135,22 @@ Status RunRevokeLicenses(JobContext& ctx) {
       for (const auto& a : page.items) {
         if (!revocable.contains({std::string(a.adam_id), std::string(a.pricing_param)})) continue;
         ++holdings;
-        if (!a.client_user_id.empty()) users.emplace(a.client_user_id);
-        else serials.emplace(a.serial_number);
+        if (!a.client_user_id.empty())
+          users.emplace(a.client_user_id);
+        else
+          serials.emplace(a.serial_number);
       }
       return {};
     });
     if (!walk) return EndWith(ctx, kRevokeLicenses, FromAppleError(walk.error()));
     Tally untracked_tally;
     ForEachBatch({users.begin(), users.end()}, limits.max_revoke_client_user_ids, [&](std::vector<std::string> ids) {
-      Submit(ctx, client, static_cast<std::int64_t>(ids.size()), [&] { return client.Revoke(ids, {}); },
-             untracked_tally);
+      Submit(
+          ctx, client, static_cast<std::int64_t>(ids.size()), [&] { return client.Revoke(ids, {}); }, untracked_tally);
     });
     ForEachBatch({serials.begin(), serials.end()}, limits.max_revoke_serial_numbers, [&](std::vector<std::string> ids) {
-      Submit(ctx, client, static_cast<std::int64_t>(ids.size()), [&] { return client.Revoke({}, ids); },
-             untracked_tally);
+      Submit(
+          ctx, client, static_cast<std::int64_t>(ids.size()), [&] { return client.Revoke({}, ids); }, untracked_tally);
     });
     // Counted in licenses, like the tracked part: the holdings found, and as failed the
     // share of targets (users/devices) Apple could not strip.

@@ -35,17 +35,17 @@ using ClientFactory = std::function<apple::AppleResult<std::unique_ptr<apple::Cl
 
 struct EngineOptions {
   int workers = 2;
-  std::chrono::milliseconds lease{30'000};        // renewed every lease/3 while a job runs
-  std::chrono::milliseconds poll_interval{1'000}; // idle workers look for jobs this often (other instances may queue)
+  std::chrono::milliseconds lease{30'000};         // renewed every lease/3 while a job runs
+  std::chrono::milliseconds poll_interval{1'000};  // idle workers look for jobs this often (other instances may queue)
   // A running job's progress (pages walked, rows staged) is stored at most this
   // often, and only when it moved (with a lease renewal: one small write).
   std::chrono::milliseconds progress_interval{1'000};
   std::string apple_url = "https://vpp.itunes.apple.com/mdm/v2";
   // Identifies this installation at Apple (mdmInfo.id is derived from it and the tenant).
   std::string installation_id;
-  std::chrono::hours full_walk_interval{24 * 7};  // a full assignments walk at least this often
+  std::chrono::hours full_walk_interval{24 * 7};    // a full assignments walk at least this often
   std::chrono::seconds auto_sync_interval{86'400};  // every valid token synced this often; 0 disables
-  int max_walk_restarts = 3;     // versionId changed mid-walk this many times → the sync fails
+  int max_walk_restarts = 3;                        // versionId changed mid-walk this many times → the sync fails
   // A walk's assignments are staged this many at a time (at most 100,000): the
   // store keeps what one call brings for an app as one sorted run, and merges an
   // app's runs when the sync finishes, so larger calls mean fewer runs (and less

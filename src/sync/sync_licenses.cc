@@ -6,11 +6,11 @@
 #include <condition_variable>
 #include <ctime>
 #include <deque>
+#include <map>
 #include <mutex>
+#include <set>
 #include <system_error>
 #include <thread>
-#include <map>
-#include <set>
 
 #include <spdlog/spdlog.h>
 
@@ -22,10 +22,13 @@ namespace vppd::sync {
 SyncFailure FromAppleError(const apple::AppleError& e) {
   using K = apple::AppleErrorKind;
   switch (e.kind) {
-    case K::kTokenExpired: return {"expired", e.Describe()};
+    case K::kTokenExpired:
+      return {"expired", e.Describe()};
     case K::kTokenRevoked:
-    case K::kTokenInvalid: return {"invalid", e.Describe()};
-    default: return {"", e.Describe()};
+    case K::kTokenInvalid:
+      return {"invalid", e.Describe()};
+    default:
+      return {"", e.Describe()};
   }
 }
 
@@ -46,8 +49,10 @@ std::string Lower(std::string s) {
 std::vector<std::string> AppPlatforms(const apple::Asset& asset) {
   bool ios = false, mac = false;
   for (const auto& p : asset.supported_platforms) {
-    if (p == "macOS") mac = true;
-    else ios = true;  // iOS, tvOS, watchOS, visionOS are iOS-family apps in Graph
+    if (p == "macOS")
+      mac = true;
+    else
+      ios = true;  // iOS, tvOS, watchOS, visionOS are iOS-family apps in Graph
   }
   if (!ios && !mac) ios = true;  // Apple gave no platforms: an iOS app is the common case
   std::vector<std::string> out;
@@ -128,8 +133,8 @@ void BuildApps(const store::VppToken& token, const std::string& country, Timesta
       app.used_licenses = a.assigned_count;
       app.device_assignable = a.device_assignable;
       app.revocable = a.revocable;
-      app.app_store_url = "https://apps.apple.com/" + (country.empty() ? std::string("us") : country) + "/app/id" +
-                          a.adam_id;
+      app.app_store_url =
+          "https://apps.apple.com/" + (country.empty() ? std::string("us") : country) + "/app/id" + a.adam_id;
       app.token_organization_name = token.organization_name;
       app.token_apple_id = token.apple_id;
       app.token_display_name = token.display_name;
@@ -169,8 +174,10 @@ class NameLookup {
   NameLookup& operator=(const NameLookup&) = delete;
 
   void Wait() {
-    if (thread_.joinable()) thread_.join();
-    else LookUpNames(ctx_, client_, token_, g_, now_);  // No-op once the names are in.
+    if (thread_.joinable())
+      thread_.join();
+    else
+      LookUpNames(ctx_, client_, token_, g_, now_);  // No-op once the names are in.
   }
 
  private:
@@ -327,15 +334,15 @@ class Stager {
   std::condition_variable ready_;  // the writer waits for rows (or the close)
   std::condition_variable space_;  // the walk waits for room in the queue
   std::deque<store::StagedAssignments> queue_;
-  std::size_t queued_ = 0;  // rows in queue_
+  std::size_t queued_ = 0;          // rows in queue_
   store::StagedAssignments carry_;  // StageFull's trailing app, between two calls
-  std::size_t wake_at_ = 1;  // queued rows that make a call with the stager's buffer: Push wakes it then
+  std::size_t wake_at_ = 1;         // queued rows that make a call with the stager's buffer: Push wakes it then
   bool closed_ = false;
   Status error_;
   double store_s_ = 0;        // the stager thread's
   double cpu_s_ = 0;          // CPU time of the stager thread, set when it ends
   double walk_waited_s_ = 0;  // guarded by mu_
-  std::thread thread_;  // last: started once the members above exist
+  std::thread thread_;        // last: started once the members above exist
 };
 
 // Streams the assignments walk (full when `since` is empty) into the job's staging
@@ -426,19 +433,18 @@ tl::expected<Prepared, SyncFailure> Prepare(JobContext& ctx, const std::string& 
     const bool other_is_older =
         other.created < token.created || (other.created == token.created && other.id < token.id);
     if (other_is_older) {
-      return tl::unexpected(SyncFailure{"duplicateLocationId", "vppToken " + other.id +
-                                                                   " of this tenant already manages location '" +
-                                                                   config.location_name + "' (Apple uId " +
-                                                                   config.uid + "); remove one of the two"});
+      return tl::unexpected(SyncFailure{
+          "duplicateLocationId", "vppToken " + other.id + " of this tenant already manages location '" +
+                                     config.location_name + "' (Apple uId " + config.uid + "); remove one of the two"});
     }
   }
   const apple::MdmInfo ours = OurMdmInfo(ctx.options.installation_id, job.tenant_id);
   if (!config.mdm_info || config.mdm_info->id != ours.id) {
     if (config.mdm_info && !config.mdm_info->id.empty() && !token.claim_token_management_from_external_mdm) {
-      return tl::unexpected(SyncFailure{"assignedToExternalMDM",
-                                        "the location is managed by another MDM ('" + config.mdm_info->name +
-                                            "', id " + config.mdm_info->id +
-                                            "); set claimTokenManagementFromExternalMdm to take it over"});
+      return tl::unexpected(
+          SyncFailure{"assignedToExternalMDM", "the location is managed by another MDM ('" + config.mdm_info->name +
+                                                   "', id " + config.mdm_info->id +
+                                                   "); set claimTokenManagementFromExternalMdm to take it over"});
     }
     auto set = client->SetClientConfig(ours);
     if (!set) return tl::unexpected(FromAppleError(set.error()));
@@ -475,10 +481,10 @@ Status RunSyncLicenses(JobContext& ctx) {
   const std::string country = StoreCountry(token, config);
 
   // 3. Assets, then assignments (delta when trusted), restarted when the data moves.
-  const bool delta_allowed = token.apple_version_id && !token.apple_version_id->empty() &&
-                             now - token.last_full_walk <
-                                 std::chrono::duration_cast<std::chrono::microseconds>(ctx.options.full_walk_interval)
-                                     .count();
+  const bool delta_allowed =
+      token.apple_version_id && !token.apple_version_id->empty() &&
+      now - token.last_full_walk <
+          std::chrono::duration_cast<std::chrono::microseconds>(ctx.options.full_walk_interval).count();
   bool try_delta = delta_allowed;
   // Phase timings of the last attempt (seconds), logged with the result: they say
   // where a slow sync spent its time (bench/sync).
@@ -520,8 +526,8 @@ Status RunSyncLicenses(JobContext& ctx) {
     BuildApps(token, country, now, *gathered);
     store::SyncSnapshot snapshot;
     snapshot.apps = std::move(gathered->apps);
-    snapshot.assignments =
-        try_delta ? store::SyncSnapshot::Assignments::kMergeStaged : store::SyncSnapshot::Assignments::kReplaceWithStaged;
+    snapshot.assignments = try_delta ? store::SyncSnapshot::Assignments::kMergeStaged
+                                     : store::SyncSnapshot::Assignments::kReplaceWithStaged;
     const bool full = !try_delta;
     const std::int64_t app_count = gathered->app_assets;
     const std::string version = walk->version_id;

@@ -534,7 +534,9 @@ http::Response Simulator::HandleControl(const http::Request& req, std::string_vi
     auto accepted = AcceptInvitations(*loc, ids);
     if (!accepted) {
       const Code c = accepted.error().code;
-      return ControlError(c == Code::kNotFound ? 404 : c == Code::kFailedPrecondition ? 409 : 400,
+      return ControlError(c == Code::kNotFound             ? 404
+                          : c == Code::kFailedPrecondition ? 409
+                                                           : 400,
                           accepted.error().message);
     }
     return ControlOk(json::object{{"associatedUsers", json::parse(*accepted)}, {"versionId", loc->version_id()}});

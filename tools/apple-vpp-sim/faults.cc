@@ -93,8 +93,8 @@ Result<FaultRule> ParseFaultRule(std::string_view text) {
   const json::object* o = doc.if_object();
   if (!o) return Fail(Error::InvalidArgument("body must be a JSON object"));
   static constexpr std::string_view kKnown[] = {
-      "path",       "method",     "location",          "onRequests",       "rate",
-      "maxHits",    "kind",       "retryAfterSeconds", "retryAfterFormat", "latencyMs",
+      "path",       "method",      "location",          "onRequests",       "rate",
+      "maxHits",    "kind",        "retryAfterSeconds", "retryAfterFormat", "latencyMs",
       "truncateAt", "errorNumber", "serialNumbers",     "clientUserIds",    "delayMs"};
   for (const auto& kv : *o) {
     const std::string_view key(kv.key().data(), kv.key().size());

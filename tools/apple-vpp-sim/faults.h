@@ -73,7 +73,7 @@ struct FaultRule {
   bool retry_after_http_date = false;
   int latency_ms = 0;
   std::size_t truncate_at = 16;
-  int error_number = 9603;  // For apple_error_200 and event_failure (default 9610 there).
+  int error_number = 9603;                   // For apple_error_200 and event_failure (default 9610 there).
   std::vector<std::string> serial_numbers;   // event_failure: subjects that fail.
   std::vector<std::string> client_user_ids;  // event_failure: subjects that fail.
   std::int64_t delay_ms = 0;                 // slow_event.

@@ -7,12 +7,11 @@
 // 2 for bad flags or data (and for a non-loopback --listen without
 // --control-token: the control API hands out every sToken), 1 when the address
 // cannot be bound or the token file cannot be written.
-#include <arpa/inet.h>
-
 #include <cstdio>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
+#include <arpa/inet.h>
 #include <spdlog/spdlog.h>
 
 #include "http/server.h"

@@ -154,7 +154,7 @@ struct UserSpec {
 // event proceeds.
 struct ForcedFailure {
   int error_number = 0;
-  std::vector<std::string> serial_numbers;   // Both lists empty: every subject.
+  std::vector<std::string> serial_numbers;  // Both lists empty: every subject.
   std::vector<std::string> client_user_ids;
   bool Covers(std::string_view client_user_id, std::string_view serial_number) const;
 };
@@ -182,7 +182,7 @@ struct Event {
   std::vector<UserSpec> users;  // users/create|update|retire.
   std::int64_t num_requested = 0;
   std::int64_t num_completed = 0;
-  std::string failures_json = "[]";  // JSON array of ErrorResponse, once resolved.
+  std::string failures_json = "[]";            // JSON array of ErrorResponse, once resolved.
   std::vector<ForcedFailure> forced_failures;  // From event_failure fault rules.
   bool held = false;                           // hold_event: only ResolveEvent/ResolveAll resolve it.
   std::vector<EventOutcome> outcomes;          // Filled on resolution; the owner may clear it.

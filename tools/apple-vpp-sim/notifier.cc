@@ -274,10 +274,9 @@ void Notifier::Enqueue(OutgoingNotification n) {
     if (!r.location.empty() && r.location != p.n.uid) continue;
     ++r.matched;
     if (r.max_hits >= 0 && r.hits >= r.max_hits) continue;
-    const bool fire = r.on_notifications.empty()
-                          ? rngs_.at(id).Chance(r.rate)
-                          : std::find(r.on_notifications.begin(), r.on_notifications.end(), r.matched) !=
-                                r.on_notifications.end();
+    const bool fire = r.on_notifications.empty() ? rngs_.at(id).Chance(r.rate)
+                                                 : std::find(r.on_notifications.begin(), r.on_notifications.end(),
+                                                             r.matched) != r.on_notifications.end();
     if (!fire) continue;
     ++r.hits;
     p.faults.push_back(KindName(r.kind));
@@ -320,9 +319,9 @@ void Notifier::Enqueue(OutgoingNotification n) {
     released->due = std::max(released->due - kReorderWait, p.due);
     // Drop the timeout copy still in the queue.
     const std::string id = released->n.id;
-    queue_.erase(std::remove_if(queue_.begin(), queue_.end(),
-                                [&](const Pending& q) { return q.reorder_hold && q.n.id == id; }),
-                 queue_.end());
+    queue_.erase(
+        std::remove_if(queue_.begin(), queue_.end(), [&](const Pending& q) { return q.reorder_hold && q.n.id == id; }),
+        queue_.end());
     Schedule(std::move(*released));
   }
   lock.unlock();

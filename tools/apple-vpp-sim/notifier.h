@@ -70,8 +70,8 @@ enum class NotificationFaultKind : std::uint8_t { kDrop, kDuplicate, kDelay, kRe
 
 struct NotificationFaultRule {
   int id = 0;
-  std::string type;      // notificationType; empty: any.
-  std::string location;  // uId; empty: any.
+  std::string type;                            // notificationType; empty: any.
+  std::string location;                        // uId; empty: any.
   std::vector<std::int64_t> on_notifications;  // 1-based counts of matching notifications.
   double rate = 1;                             // Used when on_notifications is empty.
   std::int64_t max_hits = -1;
@@ -134,7 +134,7 @@ class Notifier {
     OutgoingNotification n;
     int attempt = 1;
     std::chrono::steady_clock::time_point due;
-    bool duplicate = false;     // The extra copy of a duplicate fault.
+    bool duplicate = false;  // The extra copy of a duplicate fault.
     bool wrong_bearer = false;
     bool duplicate_after = false;  // Send a copy once delivered.
     bool reorder_hold = false;     // Waiting for the next notification of its location.
@@ -142,7 +142,7 @@ class Notifier {
   };
 
   void Run();
-  void Schedule(Pending p);  // mu_ held.
+  void Schedule(Pending p);                                                           // mu_ held.
   void Record(const Pending& p, std::string outcome, int status, std::string error);  // mu_ held.
 
   std::unique_ptr<NotificationSender> sender_;
@@ -152,7 +152,7 @@ class Notifier {
   std::condition_variable cv_;
   bool stop_ = false;
   double retry_scale_;
-  std::deque<Pending> queue_;  // Sorted by due time (stable).
+  std::deque<Pending> queue_;                    // Sorted by due time (stable).
   std::map<std::string, Pending> reorder_held_;  // uId → held notification.
   std::deque<DeliveryRecord> log_;
   int next_fault_id_ = 1;

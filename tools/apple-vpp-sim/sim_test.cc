@@ -629,9 +629,9 @@ TEST_F(LicensingTest, EventFailureRuleFailsChosenSerialsAndUsers) {
                                  R"("errorNumber":9616,"serialNumbers":["S2"],"clientUserIds":["ghost-user"]})")
                 .status,
             200);
-  ASSERT_EQ(Post("/_sim/faults", R"({"path":"*","kind":"event_failure","errorNumber":9628,"serialNumbers":["S3"]})")
-                .status,
-            200);
+  ASSERT_EQ(
+      Post("/_sim/faults", R"({"path":"*","kind":"event_failure","errorNumber":9628,"serialNumbers":["S3"]})").status,
+      200);
   // Reads do not use up event rules.
   Get("/mdm/v2/assets");
   const std::string id = Associate(R"("serialNumbers":["S1","S2","S3","S4"])");
@@ -667,7 +667,8 @@ TEST_F(LicensingTest, EventFailureForUsersAndWholeEvents) {
   Buy(10);
   std::string user;
   for (auto& u : Arr(Get("/mdm/v2/users?activeOnly=true"), "users"))
-    if (u.as_object().at("status").as_string() == "Associated") user = std::string(u.as_object().at("clientUserId").as_string());
+    if (u.as_object().at("status").as_string() == "Associated")
+      user = std::string(u.as_object().at("clientUserId").as_string());
   ASSERT_FALSE(user.empty());
   // No subjects listed: every subject of the (first) matching event fails.
   ASSERT_EQ(Post("/_sim/faults", R"({"path":"/mdm/v2/assets/associate","kind":"event_failure","errorNumber":9610,)"
@@ -718,10 +719,10 @@ TEST_F(LicensingTest, NotEnoughLicensesIsExactInRequestOrderAndRetrySucceedsAfte
 
 TEST_F(LicensingTest, SlowAndHeldEventsStayPendingWhileOthersComplete) {
   Buy(10);
-  ASSERT_EQ(Post("/_sim/faults",
-                 R"({"path":"/mdm/v2/assets/associate","kind":"slow_event","delayMs":5000,"onRequests":[1]})")
-                .status,
-            200);
+  ASSERT_EQ(
+      Post("/_sim/faults", R"({"path":"/mdm/v2/assets/associate","kind":"slow_event","delayMs":5000,"onRequests":[1]})")
+          .status,
+      200);
   ASSERT_EQ(Post("/_sim/faults", R"({"path":"/mdm/v2/assets/associate","kind":"hold_event","onRequests":[2]})").status,
             200);
   const std::string slow = Associate(R"("serialNumbers":["P1"])");
@@ -912,7 +913,6 @@ TEST_F(SimTest, ConcurrentReadersAndWriters) {
   EXPECT_EQ(Walk("&adamId=" + app).size() >= 40u, true);
 }
 
-
 // ---------------------------------------------------------------- notifications
 
 // Records every POST and answers from a script (then 200). Thread-safe.
@@ -958,9 +958,12 @@ class NotificationTest : public SimTest {
       app_ = std::string(v.as_object().at("adamId").as_string());
     ASSERT_FALSE(app_.empty());
   }
-  void Subscribe(const std::string& types = R"(["ASSET_MANAGEMENT","ASSET_COUNT","USER_MANAGEMENT","USER_ASSOCIATED"])") {
-    auto r = Post("/mdm/v2/client/config", R"({"notificationUrl":"http://127.0.0.1:9/hook","notificationAuthToken":"secret-1",)"
-                                           R"("notificationTypes":)" + types + "}");
+  void Subscribe(
+      const std::string& types = R"(["ASSET_MANAGEMENT","ASSET_COUNT","USER_MANAGEMENT","USER_ASSOCIATED"])") {
+    auto r = Post("/mdm/v2/client/config",
+                  R"({"notificationUrl":"http://127.0.0.1:9/hook","notificationAuthToken":"secret-1",)"
+                  R"("notificationTypes":)" +
+                      types + "}");
     ASSERT_EQ(r.status, 200) << r.body;
     ASSERT_TRUE(WaitSent(1));  // The TEST_NOTIFICATION.
     ASSERT_EQ(WaitDeliveries(1).size(), 1u);
@@ -1017,8 +1020,8 @@ TEST_F(NotificationTest, HttpOnlyForLoopbackAndATestNotificationOnConfiguration)
                   std::string(R"({"notificationUrl":")") + url + R"(","notificationAuthToken":"t"})");
     EXPECT_EQ(ErrorNumber(r), 9712) << url;
   }
-  for (const char* url : {"http://127.0.0.1:8080/hook", "http://localhost/a/b", "http://[::1]:9/x",
-                          "https://mdm.example.com/apple"}) {
+  for (const char* url :
+       {"http://127.0.0.1:8080/hook", "http://localhost/a/b", "http://[::1]:9/x", "https://mdm.example.com/apple"}) {
     auto r = Post("/mdm/v2/client/config",
                   std::string(R"({"notificationUrl":")") + url + R"(","notificationAuthToken":"tok"})");
     EXPECT_EQ(r.status, 200) << url << r.body;
@@ -1042,8 +1045,8 @@ TEST_F(NotificationTest, AssetManagementSplitsAt100AndReportsFailures) {
                                  R"("serialNumbers":["N5"]})")
                 .status,
             200);
-  auto ev = Post("/mdm/v2/assets/associate", R"({"assets":[{"adamId":")" + app_ + R"("}],"serialNumbers":)" +
-                                                 Serials(0, 150) + "}");
+  auto ev = Post("/mdm/v2/assets/associate",
+                 R"({"assets":[{"adamId":")" + app_ + R"("}],"serialNumbers":)" + Serials(0, 150) + "}");
   ASSERT_EQ(ev.status, 200);
   const std::string id(Obj(ev)["eventId"].as_string());
   clock_.Advance(std::chrono::milliseconds(100));
@@ -1228,7 +1231,6 @@ TEST_F(NotificationTest, RateFaultsAndIdsAreDeterministic) {
   EXPECT_NE(std::count_if(first.begin(), first.end(), [](auto& s) { return s.ends_with("dropped"); }), 0);
   EXPECT_NE(std::count_if(first.begin(), first.end(), [](auto& s) { return s.ends_with("delivered"); }), 0);
 }
-
 
 }  // namespace
 }  // namespace vppd::sim

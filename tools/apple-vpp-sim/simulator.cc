@@ -49,9 +49,9 @@ Simulator::Simulator(SimOptions options, const Clock& clock)
       event_delay_(options_.event_delay),
       faults_(options_.seed) {
   if (options_.token_expiration == 0) options_.token_expiration = 1920407602LL * 1'000'000;  // 2030-11-08T22:33:22Z
-  notifier_ = std::make_unique<Notifier>(
-      options_.seed, options_.notification_sender ? options_.notification_sender() : CurlSender(),
-      options_.notification_retry_scale);
+  notifier_ = std::make_unique<Notifier>(options_.seed,
+                                         options_.notification_sender ? options_.notification_sender() : CurlSender(),
+                                         options_.notification_retry_scale);
 }
 
 Simulator::~Simulator() {
@@ -154,8 +154,8 @@ http::Response Simulator::Handle(const http::Request& req) {
   constexpr std::string_view kApplePrefix = "/mdm/v2/";
   if (path == "/_sim" || path.rfind("/_sim/", 0) == 0) {
     if (!ControlAuthorized(req)) {
-      http::Response r = http::Response::Json(
-          401, R"({"error":"the control API needs Authorization: Bearer <the --control-token>"})");
+      http::Response r =
+          http::Response::Json(401, R"({"error":"the control API needs Authorization: Bearer <the --control-token>"})");
       r.headers.emplace_back("WWW-Authenticate", "Bearer");
       return r;
     }
