@@ -320,7 +320,7 @@ TEST(ODataFilter, ErrorsAreBadRequestsTargetingTheOption) {
   Result<QueryOptions> q = Parse("$filter=" + Encode("nope eq 1"));
   ASSERT_FALSE(q);
   EXPECT_EQ(q.error().code, Code::kInvalidArgument);
-  EXPECT_EQ(q.error().graph_code, "BadRequest");
+  EXPECT_TRUE(q.error().graph_code.empty());  // errors.cc: BadRequest
   EXPECT_EQ(q.error().target, "$filter");
 }
 
@@ -535,7 +535,8 @@ TEST(ODataQueryString, BadOptionValues) {
   Result<QueryOptions> q = Parse("$top=-1");
   ASSERT_FALSE(q);
   EXPECT_EQ(q.error().target, "$top");
-  EXPECT_EQ(q.error().graph_code, "BadRequest");
+  EXPECT_EQ(q.error().code, Code::kInvalidArgument);
+  EXPECT_TRUE(q.error().graph_code.empty());  // errors.cc: BadRequest
   EXPECT_EQ(Parse("$nope=1").error().target, "$nope");
 }
 
@@ -950,7 +951,7 @@ TEST(ODataRobustness, RandomInputsGiveTreesOrBadRequests) {
       }
     } else {
       EXPECT_EQ(q.error().code, Code::kInvalidArgument) << raw;
-      EXPECT_EQ(q.error().graph_code, "BadRequest") << raw;
+      EXPECT_TRUE(q.error().graph_code.empty()) << raw;  // errors.cc: BadRequest
       EXPECT_FALSE(q.error().message.empty()) << raw;
     }
   }
