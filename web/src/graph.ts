@@ -1,0 +1,160 @@
+// The console's only way to the server: Microsoft Graph's public routes under /beta, with
+// the bearer token held in memory by auth.ts. Nothing here is private to the console;
+// every call is one a script could make with curl.
+
+export const GRAPH = '/beta/deviceAppManagement';
+
+// Apple's "unlimited" licence count, as Graph's totalLicenseCount shows it (Int32's maximum).
+export const UNLIMITED = 2147483647;
+
+export interface ActionResult {
+  '@odata.type'?: string;
+  actionName: string;
+  actionState: string; // none pending canceled active done failed notSupported
+  startDateTime: string;
+  lastUpdatedDateTime: string;
+  actionFailureReason?: string;
+  failedLicensesCount?: number;
+  totalLicensesCount?: number;
+}
+
+export interface VppToken {
+  id: string;
+  organizationName: string | null;
+  displayName: string | null;
+  locationName: string | null;
+  appleId: string | null;
+  vppTokenAccountType: string;
+  countryOrRegion: string | null;
+  expirationDateTime: string;
+  lastSyncDateTime: string;
+  lastModifiedDateTime: string;
+  state: string; // unknown valid expired invalid assignedToExternalMDM duplicateLocationId
+  lastSyncStatus: string; // none inProgress completed failed
+  lastAppCount?: number;
+  tokenActionResults: ActionResult[];
+}
+
+export interface MobileApp {
+  '@odata.type': string;
+  id: string;
+  displayName: string;
+  bundleId?: string;
+  vppTokenId?: string;
+  vppTokenOrganizationName?: string;
+  totalLicenseCount?: number;
+  usedLicenseCount?: number;
+}
+
+// A Graph error, with the envelope's code and message when the server sent one.
+export class GraphError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+// Graph's "never" (0001-01-01T00:00:00Z): a date that was not set.
+export function isNever(iso: string | null | undefined): boolean {
+  return !iso || iso.startsWith('0001-01-01');
+}
+
+export class Graph {
+  constructor(
+    private readonly bearer: () => string | null,
+    private readonly onUnauthorized: () => void,
+  ) {}
+
+  private async call(method: string, url: string, body?: unknown): Promise<Response> {
+    const token = this.bearer();
+    const headers: Record<string, string> = { Accept: 'application/json' };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    const response = await fetch(url, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: 'no-store',
+      credentials: 'omit',
+    });
+    if (!response.ok) {
+      let code = `HTTP ${response.status}`;
+      let message = response.statusText || code;
+      try {
+        const envelope = await response.json();
+        code = envelope?.error?.code ?? code;
+        message = envelope?.error?.message ?? message;
+      } catch {
+        // not Graph's envelope: keep the status line
+      }
+      if (response.status === 401) this.onUnauthorized();
+      throw new GraphError(response.status, code, message);
+    }
+    return response;
+  }
+
+  async get<T>(url: string): Promise<T> {
+    return (await this.call('GET', url)).json();
+  }
+
+  // Every page of a collection, following @odata.nextLink.
+  async list<T>(url: string): Promise<T[]> {
+    const items: T[] = [];
+    let next: string | undefined = url;
+    for (let pages = 0; next && pages < 1000; ++pages) {
+      const page: { value: T[]; '@odata.nextLink'?: string } = await this.get(next);
+      items.push(...page.value);
+      // nextLink is absolute (the server's public URL); follow only our own origin's path.
+      next = page['@odata.nextLink'] ? sameOriginPath(page['@odata.nextLink']) : undefined;
+    }
+    return items;
+  }
+
+  tokens(): Promise<VppToken[]> {
+    return this.list<VppToken>(`${GRAPH}/vppTokens`);
+  }
+
+  token(id: string): Promise<VppToken> {
+    return this.get<VppToken>(`${GRAPH}/vppTokens/${encodeURIComponent(id)}`);
+  }
+
+  async createToken(sToken: string): Promise<VppToken> {
+    return (await this.call('POST', `${GRAPH}/vppTokens`, { token: sToken })).json();
+  }
+
+  async renewToken(id: string, sToken: string): Promise<void> {
+    await this.call('PATCH', `${GRAPH}/vppTokens/${encodeURIComponent(id)}`, { token: sToken });
+  }
+
+  async deleteToken(id: string): Promise<void> {
+    await this.call('DELETE', `${GRAPH}/vppTokens/${encodeURIComponent(id)}`);
+  }
+
+  async syncLicenses(id: string): Promise<void> {
+    await this.call('POST', `${GRAPH}/vppTokens/${encodeURIComponent(id)}/syncLicenses`);
+  }
+
+  apps(): Promise<MobileApp[]> {
+    return this.list<MobileApp>(`${GRAPH}/mobileApps`);
+  }
+}
+
+function sameOriginPath(link: string): string {
+  const url = new URL(link, window.location.href);
+  return url.pathname + url.search;
+}
+
+// The text of a .vpptoken file as Graph's `token` property takes it: the file is already
+// base64 (of Apple's JSON); a file holding the JSON itself is encoded here.
+export function sTokenFromFile(text: string): string {
+  const trimmed = text.trim();
+  if (trimmed.startsWith('{')) {
+    let binary = '';
+    for (const byte of new TextEncoder().encode(trimmed)) binary += String.fromCharCode(byte);
+    return btoa(binary);
+  }
+  return trimmed.replace(/\s+/g, '');
+}

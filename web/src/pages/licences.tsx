@@ -1,0 +1,234 @@
+// Licences: per app (each platform's mobileApp), purchased / in use / available as a bar;
+// sorting, filtering, and a CSV of what is shown.
+import { useEffect, useMemo, useState } from 'preact/hooks';
+import { download, toCsv } from '../format';
+import { Graph, MobileApp, UNLIMITED, VppToken } from '../graph';
+import { tokenName } from './tokens';
+
+type SortKey = 'name' | 'purchased' | 'used' | 'available' | 'usage';
+
+interface Row {
+  id: string;
+  name: string;
+  bundleId: string;
+  platform: string; // iOS / macOS
+  tokenId: string;
+  token: string;
+  purchased: number; // UNLIMITED for Apple's unlimited
+  used: number;
+}
+
+const unlimited = (r: Row) => r.purchased >= UNLIMITED;
+const available = (r: Row) => (unlimited(r) ? Infinity : Math.max(0, r.purchased - r.used));
+const usage = (r: Row) => (unlimited(r) ? 0 : r.purchased > 0 ? r.used / r.purchased : r.used > 0 ? Infinity : 0);
+
+function toRow(app: MobileApp, tokens: Map<string, VppToken>): Row {
+  const token = app.vppTokenId ? tokens.get(app.vppTokenId) : undefined;
+  return {
+    id: app.id,
+    name: app.displayName,
+    bundleId: app.bundleId ?? '',
+    platform: app['@odata.type'] === '#microsoft.graph.macOsVppApp' ? 'macOS' : 'iOS',
+    tokenId: app.vppTokenId ?? '',
+    token: token ? tokenName(token) : (app.vppTokenOrganizationName ?? ''),
+    purchased: app.totalLicenseCount ?? 0,
+    used: app.usedLicenseCount ?? 0,
+  };
+}
+
+const kColumns: { key: SortKey; label: string }[] = [
+  { key: 'name', label: 'App' },
+  { key: 'purchased', label: 'Purchased' },
+  { key: 'used', label: 'In use' },
+  { key: 'available', label: 'Available' },
+  { key: 'usage', label: 'Usage' },
+];
+
+function compare(key: SortKey): (a: Row, b: Row) => number {
+  switch (key) {
+    case 'name':
+      return (a, b) => a.name.localeCompare(b.name) || a.platform.localeCompare(b.platform);
+    case 'purchased':
+      return (a, b) => a.purchased - b.purchased;
+    case 'used':
+      return (a, b) => a.used - b.used;
+    case 'available':
+      return (a, b) => (available(a) === available(b) ? 0 : available(a) < available(b) ? -1 : 1);
+    case 'usage':
+      return (a, b) => (usage(a) === usage(b) ? 0 : usage(a) < usage(b) ? -1 : 1);
+  }
+}
+
+function Bar({ row }: { row: Row }) {
+  if (unlimited(row)) return <span class="bar-text">unlimited · {row.used} in use</span>;
+  const share = row.purchased > 0 ? Math.min(1, row.used / row.purchased) : row.used > 0 ? 1 : 0;
+  const tone = share >= 1 ? 'bad' : share >= 0.9 ? 'warn' : 'ok';
+  const label = `${row.used} of ${row.purchased} in use, ${available(row)} available`;
+  return (
+    <span class="bar-wrap">
+      <meter
+        class={`bar ${tone}`}
+        min={0}
+        max={Math.max(1, row.purchased)}
+        low={Math.max(1, row.purchased) * 0.9}
+        high={Math.max(1, row.purchased) * 0.99}
+        optimum={0}
+        value={Math.min(row.used, Math.max(1, row.purchased))}
+        aria-label={label}
+        title={label}
+      />
+      <span class="bar-text">{Math.round(share * 100)}%</span>
+    </span>
+  );
+}
+
+export function LicencesPage({ graph }: { graph: Graph }) {
+  const [rows, setRows] = useState<Row[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [filter, setFilter] = useState('');
+  const [tokenFilter, setTokenFilter] = useState('');
+  const [platform, setPlatform] = useState('');
+  const [sort, setSort] = useState<{ key: SortKey; descending: boolean }>({ key: 'usage', descending: true });
+  const [tokens, setTokens] = useState<VppToken[]>([]);
+
+  useEffect(() => {
+    (async () => {
+      const [tokenList, apps] = await Promise.all([graph.tokens(), graph.apps()]);
+      const byId = new Map(tokenList.map((t) => [t.id, t]));
+      setTokens(tokenList);
+      setRows(apps.map((a) => toRow(a, byId)));
+    })().catch((e: Error) => setError(e.message));
+  }, [graph]);
+
+  const shown = useMemo(() => {
+    if (!rows) return [];
+    const needle = filter.trim().toLowerCase();
+    const out = rows.filter(
+      (r) =>
+        (!needle || r.name.toLowerCase().includes(needle) || r.bundleId.toLowerCase().includes(needle)) &&
+        (!tokenFilter || r.tokenId === tokenFilter) &&
+        (!platform || r.platform === platform),
+    );
+    const cmp = compare(sort.key);
+    out.sort((a, b) => (sort.descending ? -cmp(a, b) : cmp(a, b)) || a.id.localeCompare(b.id));
+    return out;
+  }, [rows, filter, tokenFilter, platform, sort]);
+
+  const exportCsv = () => {
+    const csv = toCsv(
+      ['id', 'displayName', 'bundleId', 'platform', 'vppTokenId', 'totalLicenseCount', 'usedLicenseCount', 'available'],
+      shown.map((r) => [
+        r.id,
+        r.name,
+        r.bundleId,
+        r.platform,
+        r.tokenId,
+        r.purchased,
+        r.used,
+        unlimited(r) ? 'unlimited' : available(r),
+      ]),
+    );
+    download(`vppd-licences-${new Date().toISOString().slice(0, 10)}.csv`, csv);
+  };
+
+  const totals = shown.reduce(
+    (acc, r) => (unlimited(r) ? acc : { purchased: acc.purchased + r.purchased, used: acc.used + r.used }),
+    { purchased: 0, used: 0 },
+  );
+
+  return (
+    <>
+      {error && (
+        <p role="alert" class="error">
+          {error}
+        </p>
+      )}
+      <form class="filters" onSubmit={(e) => e.preventDefault()} role="search" aria-label="Filter apps">
+        <label>
+          Search
+          <input type="search" value={filter} placeholder="name or bundle id" onInput={(e) => setFilter(e.currentTarget.value)} />
+        </label>
+        <label>
+          Token
+          <select value={tokenFilter} onChange={(e) => setTokenFilter(e.currentTarget.value)}>
+            <option value="">All tokens</option>
+            {tokens.map((t) => (
+              <option key={t.id} value={t.id}>
+                {tokenName(t)}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Platform
+          <select value={platform} onChange={(e) => setPlatform(e.currentTarget.value)}>
+            <option value="">iOS and macOS</option>
+            <option value="iOS">iOS</option>
+            <option value="macOS">macOS</option>
+          </select>
+        </label>
+        <button type="button" onClick={exportCsv} disabled={!rows}>
+          Export CSV
+        </button>
+      </form>
+      <p class="summary" aria-live="polite">
+        {rows === null
+          ? 'Loading apps…'
+          : `${shown.length} of ${rows.length} apps · ${totals.used} of ${totals.purchased} counted licences in use`}
+      </p>
+      {rows && (
+        <div class="table-wrap">
+          <table class="licences">
+            <caption class="visually-hidden">Licences per app, sorted by {sort.key}</caption>
+            <thead>
+              <tr>
+                {kColumns.map((c) => (
+                  <th
+                    scope="col"
+                    key={c.key}
+                    aria-sort={sort.key === c.key ? (sort.descending ? 'descending' : 'ascending') : undefined}
+                  >
+                    <button
+                      class="sort"
+                      onClick={() =>
+                        setSort((s) => ({ key: c.key, descending: s.key === c.key ? !s.descending : c.key !== 'name' }))
+                      }
+                    >
+                      {c.label}
+                      <span aria-hidden="true">{sort.key === c.key ? (sort.descending ? ' ▼' : ' ▲') : ''}</span>
+                    </button>
+                  </th>
+                ))}
+              </tr>
+            </thead>
+            <tbody>
+              {shown.map((r) => (
+                <tr key={r.id} data-app-id={r.id}>
+                  <th scope="row" data-label="App">
+                    {r.name} <span class="platform">{r.platform}</span>
+                    <br />
+                    <small>
+                      {r.bundleId} · {r.token}
+                    </small>
+                  </th>
+                  <td data-label="Purchased" class="num">
+                    {unlimited(r) ? 'unlimited' : r.purchased}
+                  </td>
+                  <td data-label="In use" class="num">
+                    {r.used}
+                  </td>
+                  <td data-label="Available" class="num">
+                    {unlimited(r) ? 'unlimited' : available(r)}
+                  </td>
+                  <td data-label="Usage">
+                    <Bar row={r} />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </>
+  );
+}
