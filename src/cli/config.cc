@@ -244,6 +244,22 @@ const std::vector<SettingSpec>& SettingTable() {
        .help = "AES-256 key file for sTokens at rest (default: <data-dir>/secret.key; serve creates it 0600)",
        .field = &S::key_file,
        .store = true},
+      {.name = "console.oidc_issuer",
+       .flag = "--console-oidc-issuer",
+       .env = "VPPD_CONSOLE_OIDC_ISSUER",
+       .help = "OIDC issuer the web console signs in at (authorization code + PKCE; endpoints from its "
+               "/.well-known/openid-configuration)",
+       .field = &S::console_oidc_issuer},
+      {.name = "console.oidc_client_id",
+       .flag = "--console-oidc-client-id",
+       .env = "VPPD_CONSOLE_OIDC_CLIENT_ID",
+       .help = "The web console's client id at that issuer (a public client; redirect URI: vppd's URL with /)",
+       .field = &S::console_oidc_client_id},
+      {.name = "console.oidc_scopes",
+       .flag = "--console-oidc-scopes",
+       .env = "VPPD_CONSOLE_OIDC_SCOPES",
+       .help = "Scopes the console asks for, space-separated (Entra: api://<vppd app id>/<permission>)",
+       .field = &S::console_oidc_scopes},
   };
   return table;
 }

@@ -85,6 +85,12 @@ struct Settings {
   // database, which several instances may share.
   std::string database_url;
   int database_pool_size = 16;  // most connections this instance opens to PostgreSQL
+  // [console] OIDC sign-in of the web console outside --dev (authorization code + PKCE);
+  // offered when both issuer and client id are set.
+  std::string console_oidc_issuer;
+  std::string console_oidc_client_id;
+  std::string console_oidc_scopes =
+      "openid DeviceManagementServiceConfig.ReadWrite.All DeviceManagementApps.ReadWrite.All";
 };
 
 // One setting. `name` is its TOML key ("sync.workers") and the name messages use.

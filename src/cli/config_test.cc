@@ -261,7 +261,10 @@ TEST(SettingsTest, EveryFlagEnvAndTomlKeyInUseStillExists) {
                                        "--secrets-key-file",
                                        "--max-connections-per-address",
                                        "--trusted-proxies",
-                                       "--auth-jwks-refetch-seconds"};
+                                       "--auth-jwks-refetch-seconds",
+                                       "--console-oidc-issuer",
+                                       "--console-oidc-client-id",
+                                       "--console-oidc-scopes"};
   const std::set<std::string> keys = {"listen",
                                       "data_dir",
                                       "apple_url",
@@ -297,7 +300,10 @@ TEST(SettingsTest, EveryFlagEnvAndTomlKeyInUseStillExists) {
                                       "throttle.app_requests",
                                       "http.max_connections_per_address",
                                       "http.trusted_proxies",
-                                      "auth.jwks_refetch_seconds"};
+                                      "auth.jwks_refetch_seconds",
+                                      "console.oidc_issuer",
+                                      "console.oidc_client_id",
+                                      "console.oidc_scopes"};
   std::set<std::string> table_flags, table_envs, table_names;
   for (const SettingSpec& spec : SettingTable()) {
     EXPECT_TRUE(table_flags.insert(std::string(spec.flag)).second) << spec.flag << " twice";

@@ -109,6 +109,7 @@ int RunDemo(Settings s, const DemoOptions& options) {
   auto jwt = (*rt)->dev_key->Sign(req);
   if (!jwt) return Die(jwt.error());
   const std::string t = "vppTokens/" + token->id;
+  std::printf("\nConsole: %s/  (in a browser on this machine; one click signs in with the dev key)\n", base.c_str());
   std::printf(
       "\nA dev token (tenant %s, 8 hours), the demo's vppToken and one of its apps:\n\n"
       "  export TOKEN=%s\n  export ID=%s\n  export APP=%s\n  V=%s/beta/deviceAppManagement\n\n"

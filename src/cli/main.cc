@@ -36,6 +36,7 @@ void PrintDevInstructions(const Settings& s, std::uint16_t port, const auth::Dev
   if (!token) return;
   const std::string base = "http://127.0.0.1:" + std::to_string(port);
   std::printf(
+      "\nConsole: %s/  (in a browser on this machine; one click signs in with the dev key)\n"
       "\nDev mode: tenant %s is registered and licensed; this token is valid for 8 hours:\n\n"
       "  export TOKEN=%s\n\n"
       "Make another with: vppd dev-token --data-dir %s\n\n"
@@ -43,7 +44,7 @@ void PrintDevInstructions(const Settings& s, std::uint16_t port, const auth::Dev
       "  curl -s %s/beta/deviceAppManagement/vppTokens -H \"Authorization: Bearer $TOKEN\"\n"
       "  curl -s -X POST %s/beta/deviceAppManagement/vppTokens -H \"Authorization: Bearer $TOKEN\" \\\n"
       "       -H 'Content-Type: application/json' -d '{\"token\":\"<contents of your .vpptoken file>\"}'\n\n",
-      auth::kDevTenantId, token->c_str(), s.data_dir.c_str(), base.c_str(), base.c_str());
+      base.c_str(), auth::kDevTenantId, token->c_str(), s.data_dir.c_str(), base.c_str(), base.c_str());
   std::fflush(stdout);
 }
 

@@ -242,10 +242,13 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   graph_options.page_size = s.page_size;
   graph_options.public_url = s.public_url;
   graph_options.metrics = s.metrics;
+  graph_options.console_oidc = {
+      .issuer = s.console_oidc_issuer, .client_id = s.console_oidc_client_id, .scopes = s.console_oidc_scopes};
   rt->api = std::make_unique<graph::Api>(graph::Dependencies{.verifier = &*rt->verifier,
                                                              .tokens = rt->tokens.get(),
                                                              .apps = rt->apps.get(),
-                                                             .throttle = rt->throttle ? &*rt->throttle : nullptr},
+                                                             .throttle = rt->throttle ? &*rt->throttle : nullptr,
+                                                             .dev_key = rt->dev_key ? &*rt->dev_key : nullptr},
                                          graph_options);
 
   auto listen = ParseListen(s.listen);

@@ -19,8 +19,9 @@
 
 namespace vppd {
 namespace auth {
+class DevKey;
 class Verifier;
-}
+}  // namespace auth
 namespace service {
 class MobileApps;
 class Throttle;
@@ -34,6 +35,14 @@ namespace vppd::graph {
 // the root, or `auto` (the root when the request carries an SdkVersion header).
 enum class ActionResponse { kAuto, kValue, kEntity };
 
+// The console's sign-in outside --dev (console.h): OAuth 2.0 authorization code with PKCE
+// at `issuer`, offered when issuer and client_id are both set.
+struct ConsoleOidc {
+  std::string issuer;     // "https://login.microsoftonline.com/{tenant}/v2.0"
+  std::string client_id;  // the console's registration: a public client (SPA), redirect URI "<vppd URL>/"
+  std::string scopes = "openid DeviceManagementServiceConfig.ReadWrite.All DeviceManagementApps.ReadWrite.All";
+};
+
 struct Options {
   ActionResponse action_response = ActionResponse::kAuto;
   std::int64_t page_size = 100;  // server-driven paging of collections
@@ -44,6 +53,7 @@ struct Options {
   std::string public_url;
   // Serve GET /metrics (Prometheus text; aggregate counts only, no ids or tenants).
   bool metrics = true;
+  ConsoleOidc console_oidc;
 };
 
 struct Dependencies {
@@ -51,6 +61,9 @@ struct Dependencies {
   service::VppTokens* tokens = nullptr;
   service::MobileApps* apps = nullptr;
   service::Throttle* throttle = nullptr;  // nullptr: no request-rate limits
+  // A --dev server's signing key: the console's POST /console/dev-token signs with it
+  // (loopback callers only). nullptr: that route is not served.
+  const auth::DevKey* dev_key = nullptr;
 };
 
 // Graph's error envelope {"error":{"code","message","innerError":{"date","request-id",

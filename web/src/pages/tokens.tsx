@@ -315,7 +315,8 @@ export function TokensPage({ graph }: { graph: Graph }) {
                         )}
                       </div>
                     </td>
-                    <td data-label="Actions" class="actions">
+                    <td data-label="Actions">
+                      <div class="actions">
                       <button onClick={() => sync(t)} disabled={busy} aria-label={`Sync ${tokenName(t)}`}>
                         Sync
                       </button>
@@ -332,6 +333,7 @@ export function TokensPage({ graph }: { graph: Graph }) {
                       <button class="danger" onClick={() => setDeleting(t)} aria-label={`Delete ${tokenName(t)}`}>
                         Delete
                       </button>
+                      </div>
                     </td>
                   </tr>
                 );
