@@ -168,6 +168,7 @@ export function TokensPage({ graph }: { graph: Graph }) {
     try {
       const list = await graph.tokens();
       if (alive.current) setTokens(list);
+      performance.mark('vppd-console-tokens'); // bench/console: the Tokens page has its data
       setError(null);
     } catch (e) {
       if (alive.current) setError((e as Error).message);
