@@ -406,6 +406,7 @@ bool Api::Impl::Serves(const CompiledRoute& r, bool versioned, ApiVersion v) con
   const unsigned flags = r.route->flags;
   if (((flags & kUnversioned) != 0) == versioned) return false;
   if ((flags & kBetaOnly) != 0 && v != ApiVersion::kBeta) return false;
+  if ((flags & kIfDev) != 0 && deps.dev_key == nullptr) return false;
   return (flags & kIfMetrics) == 0 || options.metrics;
 }
 
@@ -593,6 +594,12 @@ const std::vector<Api::Impl::CompiledRoute>& Api::Impl::Table() {
   static const Route kRoutes[] = {
       {"healthz", kGet | kHead, &I::Healthz, {}, kUnversioned},
       {"metrics", kGet | kHead, &I::Metrics, {}, kUnversioned | kIfMetrics},
+      // The console (console.cc): its files at "/" and "/assets/", and what it needs before sign-in.
+      {"", kGet | kHead, &I::ConsoleFile, {}, kUnversioned},
+      {"index.html", kGet | kHead, &I::ConsoleFile, {}, kUnversioned},
+      {"assets/{id}", kGet | kHead, &I::ConsoleFile, {}, kUnversioned},
+      {"console/config.json", kGet | kHead, &I::ConsoleConfig, {}, kUnversioned},
+      {"console/dev-token", kPost, &I::ConsoleDevToken, {}, kUnversioned | kIfDev},
       {"$metadata", kGet, &I::Metadata, {}, kAnonymous},
       {"deviceAppManagement", kAll, &I::DeviceAppManagement, {}},
       {"deviceAppManagement/vppTokens", kGet, &I::ListTokens, Op::kReadTokens},
@@ -634,7 +641,7 @@ const std::vector<Api::Impl::CompiledRoute>& Api::Impl::Table() {
         }
       }
       if ((route.flags & kUnversioned) != 0) {
-        r.labels[0] = r.labels[1] = std::string(route.path);
+        r.labels[0] = r.labels[1] = route.path.empty() ? "/" : std::string(route.path);
       } else {
         const std::string label = TemplateLabel(r.steps);
         for (ApiVersion v : {ApiVersion::kBeta, ApiVersion::kV1}) {

@@ -77,6 +77,7 @@ struct Api::Impl {
     // read, so a missing, expired or forged token gets the same answer. Only for routes
     // that show no tenant data ($metadata).
     kAnonymous = 8,
+    kIfDev = 16,  // served only by a --dev server (Dependencies::dev_key set)
   };
 
   // One row of the route table (api.cc, Table()).
@@ -161,6 +162,12 @@ struct Api::Impl {
   Result<http::Response> Metrics(const Call&) const;
   Result<http::Response> Metadata(const Call& c) const;
   Result<http::Response> DeviceAppManagement(const Call&) const;
+
+  // --- the console's files and sign-in helpers (console.cc) --------------
+
+  Result<http::Response> ConsoleFile(const Call& c) const;
+  Result<http::Response> ConsoleConfig(const Call& c) const;
+  Result<http::Response> ConsoleDevToken(const Call& c) const;
 
   // --- vppTokens and their actions (vpp_tokens.cc) ------------------------
 

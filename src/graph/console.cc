@@ -1,11 +1,13 @@
-// The console's files and its two sign-in helpers (console.h). The files themselves
-// come from the generated console_assets.cc.
+// The console's files and its two sign-in helpers (console.h), and their handlers in
+// Api's route table (api.cc lists them). The files themselves come from the generated
+// console_assets.cc.
 #include "graph/console.h"
 
 #include <chrono>
 
 #include "auth/auth.h"
 #include "base/json_escape.h"
+#include "graph/api_impl.h"
 #include "graph/errors.h"
 
 namespace vppd::graph::console {
@@ -159,3 +161,28 @@ http::Response DevToken(const http::Request& req, const Options& options) {
 }
 
 }  // namespace vppd::graph::console
+
+namespace vppd::graph {
+
+namespace {
+console::Options ConsoleOptions(const Dependencies& deps, const Options& options) {
+  return {.dev_key = deps.dev_key, .oidc = options.console_oidc};
+}
+}  // namespace
+
+Result<http::Response> Api::Impl::ConsoleFile(const Call& c) const {
+  const std::string_view target = c.req.target;
+  const std::string_view path = target.substr(0, target.find('?'));
+  if (auto file = console::ServeFile(c.req, path, ConsoleOptions(deps, options))) return std::move(*file);
+  return Fail(Error::NotFound("The console has no file '" + std::string(path.substr(0, 200)) + "'."));
+}
+
+Result<http::Response> Api::Impl::ConsoleConfig(const Call&) const {
+  return console::Config(ConsoleOptions(deps, options));
+}
+
+Result<http::Response> Api::Impl::ConsoleDevToken(const Call& c) const {
+  return console::DevToken(c.req, ConsoleOptions(deps, options));
+}
+
+}  // namespace vppd::graph

@@ -2,7 +2,7 @@
 // failure reason; Sync with live progress; add, renew and delete.
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { daysUntil, formatDate, relative, stateInfo } from '../format';
-import { Graph, isNever, sTokenFromFile, VppToken } from '../graph';
+import { ActionResult, Graph, isNever, sTokenFromFile, VppToken } from '../graph';
 
 const kExpirySoonDays = 30;
 const kPollMs = 500;
@@ -12,9 +12,19 @@ export function tokenName(t: VppToken): string {
   return t.displayName || t.organizationName || t.locationName || t.id;
 }
 
-// The token's syncLicenses entry in tokenActionResults (the worker's progress, as Graph shows it).
+// The latest entry of an action in tokenActionResults, which keeps a history (oldest first)
+// with several entries per action name.
+function latestEntry(t: VppToken, actionName: string): ActionResult | undefined {
+  let latest: ActionResult | undefined;
+  for (const r of t.tokenActionResults) {
+    if (r.actionName === actionName && (!latest || r.startDateTime >= latest.startDateTime)) latest = r;
+  }
+  return latest;
+}
+
+// The token's latest syncLicenses entry: the worker's progress, as Graph shows it.
 function syncEntry(t: VppToken) {
-  return t.tokenActionResults.find((r) => r.actionName === 'syncLicenses');
+  return latestEntry(t, 'syncLicenses');
 }
 
 function syncRunning(t: VppToken): boolean {
@@ -25,11 +35,14 @@ function syncRunning(t: VppToken): boolean {
 // Why the last sync failed, or why the token cannot sync, in words; '' when all is well.
 function failureReason(t: VppToken): string {
   const info = stateInfo(t.state);
-  const failedAction = t.tokenActionResults.find((r) => r.actionState === 'failed');
   const parts: string[] = [];
   if (t.lastSyncStatus === 'failed') parts.push('The last sync failed.');
-  if (failedAction?.actionFailureReason && failedAction.actionFailureReason !== 'none')
-    parts.push(`${failedAction.actionName}: ${failedAction.actionFailureReason}.`);
+  const names = new Set(t.tokenActionResults.map((r) => r.actionName));
+  for (const name of names) {
+    const last = latestEntry(t, name);
+    if (last?.actionState === 'failed' && last.actionFailureReason && last.actionFailureReason !== 'none')
+      parts.push(`${name}: ${last.actionFailureReason}.`);
+  }
   if (t.state !== 'valid' && info.advice) parts.push(info.advice);
   return parts.join(' ');
 }
@@ -192,8 +205,8 @@ export function TokensPage({ graph }: { graph: Graph }) {
         const now = await graph.token(t.id);
         const elapsed = Date.now() - started;
         const entry = syncEntry(now);
+        setTokens((list) => list && list.map((x) => (x.id === now.id ? now : x)));
         if (!syncRunning(now)) {
-          setTokens((list) => list && list.map((x) => (x.id === now.id ? now : x)));
           const ok = now.lastSyncStatus === 'completed' && entry?.actionState !== 'failed';
           setOne(t.id, {
             phase: ok ? 'done' : 'failed',

@@ -1,0 +1,359 @@
+// The console in a real browser: Debian's chromium driven by playwright-core (no browser
+// download), against `vppd demo` (servers.py). The tests run in order on one page, as a
+// person would: sign in, look at the tokens, sync, upload, licences and CSV, activity,
+// delete. Screenshots of each page go to build/console-screenshots/.
+import assert from "node:assert/strict";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const shots = process.env.CONSOLE_SCREENSHOTS ?? path.join(here, "..", "..", "..", "build", "console-screenshots");
+const base = process.env.VPPD_URL;
+const simUrl = process.env.SIM_URL;
+const graph = `${base}/beta/deviceAppManagement`;
+const kDemoName = "vppd demo location";
+const kExpiredOrg = "Expired Console School";
+
+async function api(method, url, body) {
+  const response = await fetch(url.startsWith("http") ? url : `${graph}/${url}`, {
+    method,
+    headers: {
+      Authorization: `Bearer ${process.env.VPPD_TOKEN}`,
+      ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(15_000),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${method} ${url}: ${response.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+async function all(url) {
+  const items = [];
+  for (let next = url; next; ) {
+    const page = await api("GET", next);
+    items.push(...page.value);
+    next = page["@odata.nextLink"];
+  }
+  return items;
+}
+
+// Waits until the token's sync (queued on create, renew and syncLicenses) has finished.
+async function settled(id) {
+  for (let i = 0; i < 600; ++i) {
+    const token = await api("GET", `vppTokens/${id}`);
+    const entry = token.tokenActionResults.find((r) => r.actionName === "syncLicenses");
+    if (token.lastSyncStatus !== "inProgress" && !["pending", "active"].includes(entry?.actionState)) return token;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`the sync of token ${id} did not finish within 2 minutes`);
+}
+
+// An sToken as Apple's .vpptoken file holds it: base64 of {token, expDate, orgName}.
+function sToken(token, expDate, orgName) {
+  return Buffer.from(JSON.stringify({ token, expDate, orgName })).toString("base64");
+}
+
+// RFC 4180, as the console writes it.
+function parseCsv(text) {
+  const rows = [];
+  let row = [];
+  let field = "";
+  let quoted = false;
+  for (let i = 0; i < text.length; ++i) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') {
+        field += '"';
+        ++i;
+      } else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ",") {
+      row.push(field);
+      field = "";
+    } else if (c === "\r" && text[i + 1] === "\n") {
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = "";
+      ++i;
+    } else field += c;
+  }
+  if (field || row.length) rows.push([...row, field]);
+  return rows;
+}
+
+let browser;
+let context;
+let page;
+const cspViolations = [];
+const pageErrors = [];
+
+async function shot(name) {
+  await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+}
+
+async function tokenRow(name) {
+  return page.locator("tr[data-token-id]").filter({ has: page.locator("th strong", { hasText: name }) });
+}
+
+before(async () => {
+  mkdirSync(shots, { recursive: true });
+  // An expired token: Apple's file says it expired in 2020 (vppd decodes state=expired).
+  const expired = await api("POST", "vppTokens", {
+    token: sToken("expired-console", "2020-01-01T00:00:00+0000", kExpiredOrg),
+  });
+  await settled(expired.id); // its first sync fails at once: the sToken has expired
+  browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", headless: true });
+  context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
+  page = await context.newPage();
+  page.on("console", (m) => {
+    if (/Content.Security.Policy/i.test(m.text())) cspViolations.push(m.text());
+  });
+  page.on("pageerror", (e) => pageErrors.push(String(e)));
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+test("vppd demo prints the console's URL", () => {
+  assert.match(process.env.DEMO_OUTPUT, new RegExp(`Console: ${base.replace(/[.]/g, "\\.")}/`));
+});
+
+test("signs in with the dev key in one click", async () => {
+  await page.goto(`${base}/`);
+  await shot("signin");
+  await page.getByRole("button", { name: "Sign in with the dev key" }).click();
+  await page.getByRole("heading", { level: 1, name: "Tokens" }).waitFor();
+  // The bearer token stays in memory.
+  const stored = await page.evaluate(() => localStorage.length + sessionStorage.length + document.cookie.length);
+  assert.equal(stored, 0, "nothing in localStorage, sessionStorage or cookies");
+});
+
+test("shows the demo's tokens with their state, expiry and last sync", async () => {
+  const row = await tokenRow(kDemoName);
+  await row.waitFor();
+  assert.equal(await row.locator(".badge").getAttribute("data-state"), "valid");
+  assert.match(await row.locator('td[data-label="Last sync"]').innerText(), /completed/);
+  const tokens = await all("vppTokens");
+  assert.equal(await page.locator("tr[data-token-id]").count(), tokens.length, "one row per Graph token");
+  await shot("tokens");
+});
+
+test("flags an expired token", async () => {
+  const row = await tokenRow(kExpiredOrg);
+  await row.waitFor();
+  assert.equal(await row.locator(".badge").getAttribute("data-state"), "expired");
+  assert.equal(await row.locator(".expiry.expired").count(), 1, "the expiry is highlighted as expired");
+  assert.match(await row.innerText(), /Download a new \.vpptoken/);
+});
+
+test("Sync shows the worker's progress and completes", async () => {
+  const [demo] = (await all("vppTokens")).filter((t) => t.displayName === kDemoName);
+  const before = demo.lastSyncDateTime;
+  // Apple answers the sync's first call (client/config) 2 s late, so the running phase lasts
+  // long enough to see.
+  const fault = await (
+    await fetch(`${simUrl}/_sim/faults`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ path: "/mdm/v2/client/config", kind: "latency", latencyMs: 2000, maxHits: 1 }),
+    })
+  ).json();
+  const row = await tokenRow(kDemoName);
+  await row.getByRole("button", { name: `Sync ${kDemoName}` }).click();
+  const progress = row.locator('[data-testid="sync-progress"]');
+  // The phase follows the token's syncLicenses entry: pending (queued), active (running), done.
+  await progress.locator(".phase.running").waitFor({ timeout: 30_000 });
+  assert.match(await progress.innerText(), /Running · [\d.]+ s/);
+  assert.equal(await progress.locator("progress").count(), 1, "a progress bar while it runs");
+  assert.ok(await row.getByRole("button", { name: `Sync ${kDemoName}` }).isDisabled(), "no second Sync meanwhile");
+  await shot("tokens-sync-running");
+  await progress.locator(".phase.done").waitFor({ timeout: 120_000 });
+  await fetch(`${simUrl}/_sim/faults/${fault.id}`, { method: "DELETE" });
+  assert.match(await progress.innerText(), /Synced in [\d.]+ s: \d+ apps\./);
+  const now = await api("GET", `vppTokens/${demo.id}`);
+  assert.equal(now.lastSyncStatus, "completed");
+  assert.ok(now.lastSyncDateTime > before, `lastSyncDateTime moved (${before} → ${now.lastSyncDateTime})`);
+  await shot("tokens-synced");
+});
+
+test("Sync of the expired token fails and says what to do", async () => {
+  const row = await tokenRow(kExpiredOrg);
+  await row.getByRole("button", { name: `Sync ${kExpiredOrg}` }).click();
+  const progress = row.locator('[data-testid="sync-progress"]');
+  await progress.locator(".phase.failed").waitFor({ timeout: 60_000 });
+  assert.match(await progress.innerText(), /Sync failed after [\d.]+ s\. .*Download a new \.vpptoken/);
+});
+
+test("uploads a .vpptoken file, which becomes a token and syncs", async () => {
+  // The demo's simulator has a second location that no token uses yet.
+  const { locations } = await (await fetch(`${simUrl}/_sim/locations`)).json();
+  const known = new Set((await all("vppTokens")).map((t) => t.locationName));
+  const spare = locations.find((l) => !known.has(l.name));
+  assert.ok(spare, "a location of the simulator without a token");
+  const file = path.join(tmpdir(), `console-${process.pid}.vpptoken`);
+  writeFileSync(file, spare.tokens[0].sToken);
+  const beforeIds = new Set((await all("vppTokens")).map((t) => t.id));
+  await page.getByLabel(".vpptoken file", { exact: true }).setInputFiles(file);
+  await page.getByRole("button", { name: "Upload" }).click();
+  await page.getByRole("status").filter({ hasText: /^Added / }).waitFor();
+  const tokens = await all("vppTokens");
+  assert.equal(tokens.length, beforeIds.size + 1);
+  const added = tokens.find((t) => !beforeIds.has(t.id));
+  assert.equal(added.organizationName, spare.orgName, "decoded from the uploaded file");
+  await page.locator(`tr[data-token-id="${added.id}"]`).waitFor();
+  assert.equal((await settled(added.id)).lastSyncStatus, "completed", "the uploaded token synced");
+});
+
+test("lists licences per app as bars, and the CSV export matches the Graph API", async () => {
+  await page.getByRole("link", { name: "Licences" }).click();
+  await page.getByRole("heading", { level: 1, name: "Licences" }).waitFor();
+  await page.locator("tr[data-app-id]").first().waitFor();
+  const apps = await all("mobileApps");
+  assert.equal(await page.locator("tr[data-app-id]").count(), apps.length, "one row per mobileApp");
+  assert.ok((await page.locator("meter.bar").count()) > 0, "usage bars");
+  await shot("licences");
+
+  // Sorting by name, ascending, is reflected in aria-sort.
+  await page.getByRole("button", { name: /^App/ }).click();
+  assert.equal(await page.locator('th[aria-sort="ascending"]').count(), 1);
+
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    page.getByRole("button", { name: "Export CSV" }).click(),
+  ]);
+  const csv = parseCsv(readFileSync(await download.path(), "utf8"));
+  const [header, ...rows] = csv;
+  assert.deepEqual(header, [
+    "id",
+    "displayName",
+    "bundleId",
+    "platform",
+    "vppTokenId",
+    "totalLicenseCount",
+    "usedLicenseCount",
+    "available",
+  ]);
+  assert.equal(rows.length, apps.length, "every app is in the CSV");
+  const byId = new Map(apps.map((a) => [a.id, a]));
+  for (const [id, displayName, bundleId, platform, vppTokenId, total, used, available] of rows) {
+    const app = byId.get(id);
+    assert.ok(app, `app ${id} of the CSV is in Graph`);
+    assert.equal(displayName.replace(/^'/, ""), app.displayName);
+    assert.equal(bundleId, app.bundleId ?? "");
+    assert.equal(platform, app["@odata.type"] === "#microsoft.graph.macOsVppApp" ? "macOS" : "iOS");
+    assert.equal(vppTokenId, app.vppTokenId);
+    assert.equal(Number(total), app.totalLicenseCount);
+    assert.equal(Number(used), app.usedLicenseCount);
+    const expected =
+      app.totalLicenseCount === 2147483647
+        ? "unlimited"
+        : String(Math.max(0, app.totalLicenseCount - app.usedLicenseCount));
+    assert.equal(available, expected);
+  }
+
+  // Filtering narrows the table.
+  const sample = apps.find((a) => a.bundleId);
+  await page.getByLabel("Search").fill(sample.bundleId);
+  const expected = apps.filter(
+    (a) =>
+      (a.bundleId ?? "").toLowerCase().includes(sample.bundleId.toLowerCase()) ||
+      a.displayName.toLowerCase().includes(sample.bundleId.toLowerCase()),
+  ).length;
+  assert.equal(await page.locator("tr[data-app-id]").count(), expected);
+  await page.getByLabel("Search").fill("");
+});
+
+test("Activity lists the tokenActionResults history", async () => {
+  await page.getByRole("link", { name: "Activity" }).click();
+  await page.getByRole("heading", { level: 1, name: "Activity" }).waitFor();
+  const tokens = await all("vppTokens");
+  const entries = tokens.reduce((n, t) => n + t.tokenActionResults.length, 0);
+  await page.locator("table.activity tbody tr").first().waitFor();
+  assert.equal(await page.locator("table.activity tbody tr").count(), entries);
+  assert.ok((await page.locator("table.activity tbody tr", { hasText: "syncLicenses" }).count()) > 0);
+  await shot("activity");
+});
+
+test("is usable by keyboard", async () => {
+  // Navigation: Tab moves along the links, Enter follows one.
+  await page.getByRole("link", { name: "Tokens" }).focus();
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), "Licences");
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { level: 1, name: "Licences" }).waitFor();
+  // A column header sorts from the keyboard.
+  await page.getByRole("button", { name: /^Purchased/ }).focus();
+  await page.keyboard.press("Enter");
+  assert.equal(await page.locator('th[aria-sort="descending"]').innerText(), "Purchased ▼");
+  // The skip link shows when focused and takes focus to the content.
+  await page.locator("a.skip").focus();
+  const box = await page.locator("a.skip").boundingBox();
+  assert.ok(box && box.x >= 0 && box.y >= 0, "the focused skip link is on screen");
+  await page.keyboard.press("Enter");
+  assert.equal(await page.evaluate(() => document.activeElement?.id), "main");
+  await page.getByRole("link", { name: "Tokens" }).focus();
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { level: 1, name: "Tokens" }).waitFor();
+});
+
+test("renews a token from a .vpptoken file", async () => {
+  const [expired] = (await all("vppTokens")).filter((t) => t.organizationName === kExpiredOrg);
+  const file = path.join(tmpdir(), `console-renew-${process.pid}.vpptoken`);
+  writeFileSync(file, sToken("expired-console", "2031-06-30T00:00:00+0000", kExpiredOrg) + "\n");
+  const row = page.locator(`tr[data-token-id="${expired.id}"]`);
+  await row.getByLabel(`Renew ${kExpiredOrg} with a .vpptoken file`).setInputFiles(file);
+  await page.getByRole("status").filter({ hasText: `Renewed ${kExpiredOrg}` }).waitFor();
+  const renewed = await api("GET", `vppTokens/${expired.id}`);
+  assert.equal(renewed.expirationDateTime, "2031-06-30T00:00:00Z", "PATCH carried the new sToken");
+  await row.locator(".expiry:not(.expired)").waitFor();
+  await settled(expired.id);
+});
+
+test("deletes a token only after confirmation", async () => {
+  const [expired] = (await all("vppTokens")).filter((t) => t.organizationName === kExpiredOrg);
+  const row = page.locator(`tr[data-token-id="${expired.id}"]`);
+  await row.getByRole("button", { name: /^Delete / }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.waitFor();
+  await shot("delete-confirmation");
+  await dialog.getByRole("button", { name: "Cancel" }).click();
+  await dialog.waitFor({ state: "hidden" });
+  assert.equal((await api("GET", `vppTokens/${expired.id}`)).id, expired.id, "Cancel keeps the token");
+
+  await row.getByRole("button", { name: /^Delete / }).click();
+  await dialog.getByRole("button", { name: "Delete token" }).click();
+  await row.waitFor({ state: "detached" });
+  const response = await fetch(`${graph}/vppTokens/${expired.id}`, {
+    headers: { Authorization: `Bearer ${process.env.VPPD_TOKEN}` },
+  });
+  assert.equal(response.status, 404, "deleted in Graph");
+});
+
+test("fits a phone's width", async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  for (const [hash, name] of [
+    ["#/tokens", "phone-tokens"],
+    ["#/licences", "phone-licences"],
+  ]) {
+    await page.evaluate((h) => (window.location.hash = h), hash);
+    await page.locator("tbody tr").first().waitFor();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `${name}: no horizontal scrolling (${overflow}px too wide)`);
+    await shot(name);
+  }
+  await page.setViewportSize({ width: 1280, height: 800 });
+});
+
+test("the strict Content-Security-Policy held: no violation, no script error", () => {
+  assert.deepEqual(cspViolations, []);
+  assert.deepEqual(pageErrors, []);
+});
