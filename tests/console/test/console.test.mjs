@@ -338,6 +338,24 @@ test("deletes a token only after confirmation", async () => {
   assert.equal(response.status, 404, "deleted in Graph");
 });
 
+test("every control on every page has an accessible name", async () => {
+  for (const hash of ["#/tokens", "#/licences", "#/activity"]) {
+    await page.evaluate((h) => (window.location.hash = h), hash);
+    await page.locator("tbody tr").first().waitFor();
+    const unnamed = await page.evaluate(() =>
+      [...document.querySelectorAll("a, button, input, select, textarea, meter, progress")]
+        .filter((el) => {
+          const labelled = el.labels && [...el.labels].some((l) => l.textContent.trim());
+          return !(labelled || el.getAttribute("aria-label") || el.textContent.trim() || el.title);
+        })
+        .map((el) => el.outerHTML.slice(0, 120)),
+    );
+    assert.deepEqual(unnamed, [], `${hash}: controls without a name`);
+    assert.equal(await page.locator("h1").count(), 1, `${hash}: one h1`);
+    assert.equal(await page.locator("main").count(), 1, `${hash}: one main landmark`);
+  }
+});
+
 test("fits a phone's width", async () => {
   await page.setViewportSize({ width: 390, height: 844 });
   for (const [hash, name] of [
