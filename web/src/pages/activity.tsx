@@ -8,6 +8,12 @@ interface Entry extends ActionResult {
   token: VppToken;
 }
 
+// "1.2 s", "3 min 4 s" between two ISO date-times.
+function duration(from: string, to: string): string {
+  const seconds = Math.max(0, (new Date(to).getTime() - new Date(from).getTime()) / 1000);
+  return seconds < 60 ? `${seconds.toFixed(1)} s` : `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+}
+
 const kTones: Record<string, string> = { done: 'ok', failed: 'bad', active: 'warn', pending: 'warn' };
 
 export function ActivityPage({ graph }: { graph: Graph }) {
@@ -83,6 +89,9 @@ export function ActivityPage({ graph }: { graph: Graph }) {
                   </td>
                   <td data-label="Details">
                     started {formatDate(e.startDateTime)}
+                    {!isNever(e.startDateTime) && !isNever(e.lastUpdatedDateTime) && (
+                      <> · took {duration(e.startDateTime, e.lastUpdatedDateTime)}</>
+                    )}
                     {e.actionFailureReason && e.actionFailureReason !== 'none' && <> · {e.actionFailureReason}</>}
                     {e.totalLicensesCount !== undefined && (
                       <>
