@@ -65,15 +65,17 @@ await browser.close();
 const sorted = (key) => results.map((r) => r[key]).sort((a, b) => a - b);
 const median = (key) => Math.round(sorted(key)[Math.floor(results.length / 2)]);
 const max = (key) => Math.round(sorted(key)[results.length - 1]);
+const p90 = (key) => Math.round(sorted(key)[Math.min(results.length - 1, Math.ceil(results.length * 0.9) - 1)]);
 const first = results[0];
 console.log(`files of the first load: ${first.files.join(" ")}`);
 console.log(`bytes sent by vppd: ${first.bytes} (gzip -9 of the same: ${first.gzipped}); budget ${budget.bytes} compressed`);
 console.log(`rounds: ${rounds}, each a fresh browser context (empty cache)`);
 for (const key of ["responseEnd", "domContentLoaded", "load", "interactive", "tokensShown"]) {
-  console.log(`${key.padEnd(17)} median ${String(median(key)).padStart(5)} ms   max ${String(max(key)).padStart(5)} ms`);
+  const cells = [["median", median(key)], ["p90", p90(key)], ["max", max(key)]];
+  console.log(`${key.padEnd(17)} ${cells.map(([n, v]) => `${n} ${String(v).padStart(5)} ms`).join("   ")}`);
 }
 const ok = first.bytes <= budget.bytes && median("interactive") <= budget.interactiveMs;
 console.log(
-  `verdict: ${ok ? "met" : "NOT met"} (≤ ${budget.bytes} bytes: ${first.bytes}; interactive ≤ ${budget.interactiveMs} ms: median ${median("interactive")} ms, max ${max("interactive")} ms)`,
+  `verdict: ${ok ? "met" : "NOT met"} (≤ ${budget.bytes} bytes: ${first.bytes}; interactive ≤ ${budget.interactiveMs} ms: median ${median("interactive")} ms, p90 ${p90("interactive")} ms, max ${max("interactive")} ms)`,
 );
 process.exit(ok ? 0 : 1);
