@@ -155,6 +155,22 @@ test("flags an expired token", async () => {
   assert.match(await row.innerText(), /Download a new \.vpptoken/);
 });
 
+test("highlights a token that expires within 30 days", async () => {
+  const soon = new Date(Date.now() + 10 * 24 * 3600 * 1000).toISOString().replace(/\.\d+Z$/, "+0000");
+  const created = await api("POST", "vppTokens", { token: sToken("soon-console", soon, "Soon Console School") });
+  await settled(created.id);
+  await page.getByRole("button", { name: "Refresh" }).click();
+  const row = page.locator(`tr[data-token-id="${created.id}"]`);
+  await row.waitFor();
+  assert.equal(await row.locator(".expiry.soon").count(), 1);
+  assert.match(await row.locator(".expiry").innerText(), /expires soon: in (9|10) days/);
+  // A token 4 years away is not highlighted.
+  assert.equal(await (await tokenRow(kDemoName)).locator(".expiry.soon, .expiry.expired").count(), 0);
+  await api("DELETE", `vppTokens/${created.id}`);
+  await page.getByRole("button", { name: "Refresh" }).click();
+  await row.waitFor({ state: "detached" });
+});
+
 test("Sync shows the worker's progress and completes", async () => {
   const [demo] = (await all("vppTokens")).filter((t) => t.displayName === kDemoName);
   const before = demo.lastSyncDateTime;
