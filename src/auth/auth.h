@@ -141,8 +141,8 @@ struct VerifierOptions {
 class Verifier {
  public:
   // Fails with InvalidArgument when there is no issuer or audience, an issuer has
-  // several `{tenantid}`, a fixed tenant is not a GUID, a claim name is empty, the leeway is negative, or a Json/File source does not
-  // give a usable key set (the message says which and why).
+  // several `{tenantid}`, a fixed tenant is not a GUID, a claim name is empty, the leeway is negative, or a Json/File
+  // source does not give a usable key set (the message says which and why).
   static Result<Verifier> Create(VerifierOptions options);
 
   Verifier(Verifier&&) noexcept;

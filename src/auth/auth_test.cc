@@ -1040,7 +1040,8 @@ TEST_F(AuthTest, ForeignIssuerAppOnlyAndNamespacedClaims) {
   // A namespaced claim holding dots is found as it is, before any path is tried.
   VerifierOptions options;
   options.audiences = {"api://vppd"};
-  options.issuers = {{kForeignIssuer, JwksSource::Json(b_->Jwks()),
+  options.issuers = {{kForeignIssuer,
+                      JwksSource::Json(b_->Jwks()),
                       {.scopes = "scope", .roles = "https://vppd.example/roles", .tenant = "org.tenant"}}};
   Verifier v = Make(std::move(options));
   boost::json::object f = ForeignClaims();

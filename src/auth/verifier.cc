@@ -182,8 +182,8 @@ bool NameList(const boost::json::value* v, std::vector<std::string>* out) {
 }
 
 struct IssuerEntry {
-  std::string prefix;     // Pattern before {tenantid}, or the whole issuer.
-  std::string suffix;     // Pattern after {tenantid}.
+  std::string prefix;       // Pattern before {tenantid}, or the whole issuer.
+  std::string suffix;       // Pattern after {tenantid}.
   bool per_tenant = false;  // The pattern holds {tenantid}.
   ClaimNames claims;
   std::shared_ptr<KeySet> keys;
