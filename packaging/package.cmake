@@ -28,6 +28,7 @@ set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "Microsoft Graph's Intune vppTokens API, s
 set(CPACK_PACKAGE_CONTACT "vppd maintainers <vppd@localhost>")
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)  # vppd_0.1.0_amd64.deb
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
+set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)  # Depends: from the libraries the binary links
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "passwd")  # useradd, in postinst
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA

@@ -94,7 +94,8 @@ class InstalledPackage(unittest.TestCase):
 
     def test_1_files_user_and_modes(self):
         self.assertTrue(os.access("/usr/bin/vppd", os.X_OK))
-        unit = open("/lib/systemd/system/vppd.service").read()
+        with open("/lib/systemd/system/vppd.service") as f:
+            unit = f.read()
         self.assertIn("ExecStart=/usr/bin/vppd serve --config /etc/vppd/vppd.toml\n", unit)
         self.assertIn("User=vppd\n", unit)
         user = pwd.getpwnam("vppd")
@@ -107,7 +108,8 @@ class InstalledPackage(unittest.TestCase):
         st = os.stat(CONFIG)
         self.assertEqual(stat.S_IMODE(st.st_mode), 0o640)
         self.assertEqual((st.st_uid, st.st_gid), (0, user.pw_gid))
-        self.assertIn(f'data_dir = "{DATA}"', open(CONFIG).read())
+        with open(CONFIG) as f:
+            self.assertIn(f'data_dir = "{DATA}"', f.read())
         self.assertIn(CONFIG, run("dpkg-query", "-W", "-f=${Conffiles}", "vppd").stdout)
         self.assertTrue(os.path.exists("/usr/share/vppd/prometheus/vppd-alerts.yml"))
         self.assertTrue(os.path.exists("/usr/share/doc/vppd/README.packaging.md"))
