@@ -112,8 +112,8 @@ struct ClaimNames {
 // once, which is replaced by the token's own tenant first, e.g.
 // "https://sts.windows.net/{tenantid}/" (then one key set serves many tenants, and a
 // token only speaks for the tenant in its own `iss`). When several issuers match a
-// token, its `kid` is looked up in all of their key sets, and the first one's `claims`
-// are read.
+// token, its `kid` is looked up in their key sets in order, and the issuer whose keys
+// have it says how the token is read (its tenant, its `claims`).
 struct TrustedIssuer {
   std::string issuer;
   JwksSource jwks;

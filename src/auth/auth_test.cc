@@ -1064,6 +1064,23 @@ TEST_F(AuthTest, ForeignIssuerWithAFixedTenant) {
   EXPECT_EQ(ExpectValid(v, Bearer(b_->Sign(f))).tenant_id, kOtherTenant);
 }
 
+TEST_F(AuthTest, TheIssuerWhoseKeySignedSaysHowToReadTheToken) {
+  // One `iss`, two key sets read differently: each token is read as its signer's issuer says.
+  VerifierOptions options;
+  options.audiences = {"api://vppd"};
+  options.issuers = {{kForeignIssuer, JwksSource::Json(a_->Jwks()), {.scopes = "scope", .fixed_tenant = kTenant}},
+                     {kForeignIssuer, JwksSource::Json(b_->Jwks()), {.scopes = "scp", .fixed_tenant = kOtherTenant}}};
+  Verifier v = Make(std::move(options));
+  boost::json::object f = ForeignClaims();
+  f["scp"] = "DeviceManagementApps.Read.All";
+  Principal by_a = ExpectValid(v, Bearer(a_->Sign(f)));
+  EXPECT_EQ(by_a.tenant_id, kTenant);
+  EXPECT_EQ(by_a.scopes, (std::vector<std::string>{"openid", "DeviceManagementServiceConfig.ReadWrite.All"}));
+  Principal by_b = ExpectValid(v, Bearer(b_->Sign(f)));
+  EXPECT_EQ(by_b.tenant_id, kOtherTenant);
+  EXPECT_EQ(by_b.scopes, (std::vector<std::string>{"DeviceManagementApps.Read.All"}));
+}
+
 // A discovery document for `issuer` whose keys are at `jwks_uri`.
 std::string Discovery(const std::string& issuer, const std::string& jwks_uri) {
   return Json(boost::json::object{{"issuer", issuer},

@@ -270,7 +270,9 @@ struct Verifier::Impl {
 
   Result<Principal> Verify(std::string_view authorization, std::string* why) const;
   Result<Principal> VerifyToken(std::string_view token, Timestamp now, Timestamp* valid_until, std::string* why) const;
-  std::shared_ptr<const internal::PkeyPtr> FindKey(const std::vector<KeySet*>& sets, const std::string& kid) const;
+  // The key `kid` from the first of `sets` that has it, and that set's index (in `*which`).
+  std::shared_ptr<const internal::PkeyPtr> FindKey(const std::vector<KeySet*>& sets, const std::string& kid,
+                                                   std::size_t* which) const;
   void Remember(std::string key, const Principal& caller, Timestamp valid_until, Timestamp now) const;
 };
 
@@ -358,8 +360,9 @@ Result<Principal> Verifier::Impl::VerifyToken(std::string_view token, Timestamp 
 
   // The issuer must be a trusted one instantiated for the token's own tenant: a key
   // set shared by all Entra tenants must not let tenant A's token speak for tenant B.
+  // The issuer whose keys sign the token says how to read it (its tenant, its claims).
   std::vector<KeySet*> sets;
-  const IssuerEntry* first = nullptr;
+  std::vector<std::pair<const IssuerEntry*, std::string>> matched;  // parallel to `sets`: the first of each
   const std::string* missing_tenant = nullptr;  // the tenant claim of an issuer of `iss` that found none
   for (const IssuerEntry& issuer : issuers) {
     std::string tenant = issuer.Tenant(*claims);
@@ -368,18 +371,20 @@ Result<Principal> Verifier::Impl::VerifyToken(std::string_view token, Timestamp 
       continue;
     }
     if (!issuer.Matches(iss, tenant)) continue;
-    if (first == nullptr) {
-      first = &issuer;
-      caller.tenant_id = std::move(tenant);
+    if (std::find(sets.begin(), sets.end(), issuer.keys.get()) == sets.end()) {
+      sets.push_back(issuer.keys.get());
+      matched.emplace_back(&issuer, std::move(tenant));
     }
-    if (std::find(sets.begin(), sets.end(), issuer.keys.get()) == sets.end()) sets.push_back(issuer.keys.get());
   }
   if (sets.empty()) {
     if (missing_tenant != nullptr) return invalid(*missing_tenant + " is missing or not a GUID");
     return invalid("iss is not a trusted issuer for the token's tenant");
   }
-  std::shared_ptr<const internal::PkeyPtr> key = FindKey(sets, kid);
+  std::size_t which = 0;
+  std::shared_ptr<const internal::PkeyPtr> key = FindKey(sets, kid, &which);
   if (!key) return invalid("kid " + Printable(kid) + " is in no key set of the matching issuers");
+  const IssuerEntry& signer = *matched[which].first;
+  caller.tenant_id = std::move(matched[which].second);
 
   Result<std::string> signature = Base64UrlDecode(token.substr(dot2 + 1));
   if (!signature) return invalid("signature is not base64url");
@@ -410,7 +415,7 @@ Result<Principal> Verifier::Impl::VerifyToken(std::string_view token, Timestamp 
   std::string azp;
   if (!OptionalString(*claims, "azp", &azp)) return invalid("azp is not a string");
   if (caller.app_id.empty()) caller.app_id = std::move(azp);
-  const ClaimNames& names = first->claims;
+  const ClaimNames& names = signer.claims;
   if (!NameList(FindClaim(*claims, names.scopes), &caller.scopes)) {
     return invalid(names.scopes + " is not a string or an array of strings");
   }
@@ -424,14 +429,17 @@ Result<Principal> Verifier::Impl::VerifyToken(std::string_view token, Timestamp 
 }
 
 std::shared_ptr<const internal::PkeyPtr> Verifier::Impl::FindKey(const std::vector<KeySet*>& sets,
-                                                                 const std::string& kid) const {
+                                                                 const std::string& kid, std::size_t* which) const {
   // Key sets are fetched on their own threads, never on this one: a slow or hung
   // JWKS endpoint must not hold the HTTP threads (an unknown kid costs no one a wait).
   for (KeySet* set : sets) {
     if (set->Stale()) set->RequestRefresh();
   }
-  for (KeySet* set : sets) {
-    if (auto key = set->Find(kid)) return key;
+  for (std::size_t i = 0; i < sets.size(); ++i) {
+    if (auto key = sets[i]->Find(kid)) {
+      *which = i;
+      return key;
+    }
   }
   // An unknown kid is how a key rotation shows up: ask for a refetch (rate-limited)
   // and answer this request from what is cached; a retry finds the new key.
