@@ -18,7 +18,9 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ops"))
 from harness import REPO, VPPD, Vppd, _read_announcement, request  # noqa: E402
+from test_production import DiscoveryServer, RsaKey  # noqa: E402  (an OpenID provider on 127.0.0.1)
 
 WRITE_SCOPE = "DeviceManagementServiceConfig.ReadWrite.All"
 
@@ -212,6 +214,26 @@ class ProductionConsoleTest(unittest.TestCase):
             "scopes": "openid api://vppd/DeviceManagementServiceConfig.ReadWrite.All"}})
         csp = request(self.vppd.port, "GET", "/").headers["content-security-policy"]
         self.assertIn("connect-src 'self' https://login.example.com;", csp)
+
+
+class ConsoleIssuerDefaultTest(unittest.TestCase):
+    """With --auth-issuer, the console signs in at that issuer unless told otherwise."""
+
+    def test_the_console_uses_auth_issuer(self):
+        with tempfile.TemporaryDirectory() as keys:
+            idp = DiscoveryServer([RsaKey(keys, "console-default")])
+            vppd = Vppd("--auth-issuer", idp.url, "--console-oidc-client-id", "console-app", dev=False)
+            try:
+                vppd.start()
+                oidc = request(vppd.port, "GET", "/console/config.json").json()["oidc"]
+                self.assertEqual(oidc["issuer"], idp.url)
+                self.assertEqual(oidc["clientId"], "console-app")
+                origin = idp.url.split("/realms/")[0]
+                csp = request(vppd.port, "GET", "/").headers["content-security-policy"]
+                self.assertIn(f"connect-src 'self' {origin};", csp)
+            finally:
+                vppd.cleanup()
+                idp.close()
 
 
 class EmbeddingTest(unittest.TestCase):
