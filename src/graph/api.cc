@@ -573,7 +573,7 @@ http::Response Api::Impl::CountResponse(std::int64_t n) {
   return r;
 }
 
-// The Graph surface (and the two unversioned endpoints): one row per route and
+// The Graph surface (and the unversioned endpoints: /healthz, /metrics, the console): one row per route and
 // method. A path below /beta or /v1.0 is matched against the templates in this
 // order, segment by segment; the first template that matches decides, so a literal
 // comes before {id} in the same place. Its rows give the methods: another method is

@@ -71,7 +71,7 @@ struct Api::Impl {
 
   enum RouteFlag : unsigned {
     kBetaOnly = 1,     // not served under /v1.0
-    kUnversioned = 2,  // outside /beta and /v1.0, and anonymous: /healthz, /metrics
+    kUnversioned = 2,  // outside /beta and /v1.0, and anonymous: /healthz, /metrics, the console
     kIfMetrics = 4,    // served only when Options::metrics is on
     // Served without authentication, as Graph serves it: the Authorization header is not
     // read, so a missing, expired or forged token gets the same answer. Only for routes
