@@ -46,6 +46,23 @@ export interface MobileApp {
   usedLicenseCount?: number;
 }
 
+// A mobileAppAssignment (issue 15): who should hold an app's licences.
+export interface AppAssignment {
+  id: string;
+  intent: string; // required available uninstall availableWithoutEnrollment
+  target: { '@odata.type': string; groupId?: string };
+  settings?: { '@odata.type'?: string; useDeviceLicensing?: boolean } | null;
+}
+
+// One licence Apple holds for an app: a user's (userId: the clientUserId) or a device's
+// (deviceName: its serial number).
+export interface AssignedLicense {
+  '@odata.type': string;
+  id: string;
+  userId?: string | null;
+  deviceName?: string | null;
+}
+
 // A Graph error, with the envelope's code and message when the server sent one.
 export class GraphError extends Error {
   constructor(
@@ -139,6 +156,15 @@ export class Graph {
 
   apps(): Promise<MobileApp[]> {
     return this.list<MobileApp>(`${GRAPH}/mobileApps`);
+  }
+
+  appAssignments(appId: string): Promise<AppAssignment[]> {
+    return this.list<AppAssignment>(`${GRAPH}/mobileApps/${encodeURIComponent(appId)}/assignments`);
+  }
+
+  assignedLicenses(app: MobileApp): Promise<AssignedLicense[]> {
+    const cast = app['@odata.type'].replace(/^#/, '');
+    return this.list<AssignedLicense>(`${GRAPH}/mobileApps/${encodeURIComponent(app.id)}/${cast}/assignedLicenses`);
   }
 }
 

@@ -1,10 +1,11 @@
 // The console's shell: configuration, sign-in, navigation between the pages (#/tokens,
-// #/licences, #/activity), and one Graph client for all of them.
+// #/licences, #/assignments, #/activity), and one Graph client for all of them.
 import { render } from 'preact';
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import * as auth from './auth';
 import { Graph } from './graph';
 import { ActivityPage } from './pages/activity';
+import { AssignmentsPage } from './pages/assignments';
 import { LicencesPage } from './pages/licences';
 import { TokensPage } from './pages/tokens';
 import './style.css';
@@ -12,6 +13,7 @@ import './style.css';
 const kPages = [
   { hash: '#/tokens', title: 'Tokens' },
   { hash: '#/licences', title: 'Licences' },
+  { hash: '#/assignments', title: 'Assignments' },
   { hash: '#/activity', title: 'Activity' },
 ] as const;
 
@@ -119,6 +121,7 @@ function Shell({ onSignOut }: { onSignOut: () => void }) {
         </h1>
         {hash === '#/tokens' && <TokensPage graph={graph} />}
         {hash === '#/licences' && <LicencesPage graph={graph} />}
+        {hash === '#/assignments' && <AssignmentsPage graph={graph} />}
         {hash === '#/activity' && <ActivityPage graph={graph} />}
       </main>
     </>
