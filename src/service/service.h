@@ -174,6 +174,37 @@ class MobileApps {
   Gate gate_;
 };
 
+// The hook for changes that may change who should hold a device licence: an
+// assignment created, changed or deleted, a group's membership, a device or
+// managed device created, changed or deleted. Callers call it after their change
+// committed; it queues a reconcile job (durable, coalesced per token; a job
+// already running runs once more, so the change is always seen) and never waits
+// for Apple. It reports nothing back: a failure to queue is logged, and the next
+// change, sync or `vppd reconcile` queues again. Thread-safe.
+class ReconcileTrigger {
+ public:
+  virtual ~ReconcileTrigger() = default;
+  // The change concerns one token's apps (an assignment of one of its apps).
+  virtual void TokenNeedsReconcile(const std::string& tenant_id, const std::string& token_id) = 0;
+  // The change may concern any app of the tenant (membership, devices): every
+  // token of the tenant is reconciled.
+  virtual void TenantNeedsReconcile(const std::string& tenant_id) = 0;
+};
+
+// The ReconcileTrigger of a running vppd: sync::RequestReconcile per token, then
+// Options::on_job_queued (the engine's Wake).
+class QueueingReconcileTrigger final : public ReconcileTrigger {
+ public:
+  QueueingReconcileTrigger(store::Store& store, Options options);
+  void TokenNeedsReconcile(const std::string& tenant_id, const std::string& token_id) override;
+  void TenantNeedsReconcile(const std::string& tenant_id) override;
+
+ private:
+  store::Store& store_;
+  Options options_;
+  const Clock* clock_;
+};
+
 // Tenant records, for the `vppd tenant` commands and dev mode.
 class Tenants {
  public:

@@ -393,6 +393,57 @@ ALTER TABLE assignment_counts ADD COLUMN chunks INTEGER NOT NULL DEFAULT 0;
 -- write of the row adds one. Rows written before start at 1.
 ALTER TABLE vpp_tokens ADD COLUMN row_version INTEGER NOT NULL DEFAULT 1;
 )sql"},
+    {12, "device licences vppd hands out, Apple events in flight, jobs that run again", R"sql(
+-- A job asked for again while it runs (EnqueueOptions::run_again) is queued
+-- once more when it finishes instead of being deleted.
+ALTER TABLE sync_jobs ADD COLUMN rerun INTEGER NOT NULL DEFAULT 0 CHECK (rerun IN (0, 1));
+
+-- The licences the reconcile job granted, is granting, could not grant or is
+-- taking back, per token, asset and device (store::DeviceLicense). Apple's own
+-- view stays in the assignment sets of the last sync; this is what vppd did.
+CREATE TABLE device_licenses (
+  tenant_id     TEXT    NOT NULL,
+  token_id      TEXT    NOT NULL,
+  adam_id       TEXT    NOT NULL,
+  pricing_param TEXT    NOT NULL,
+  serial_number TEXT    NOT NULL,
+  state         TEXT    NOT NULL,  -- pending | granted | failed | reclaimPending | released
+  error_code    TEXT    NOT NULL,
+  error_message TEXT    NOT NULL,
+  event_id      TEXT    NOT NULL,  -- the event that last changed it ('' = none)
+  cause         TEXT    NOT NULL,
+  updated       INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, token_id, adam_id, pricing_param, serial_number),
+  FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
+) STRICT;
+CREATE INDEX device_licenses_by_event ON device_licenses (tenant_id, token_id, event_id);
+
+-- Associate/disassociate events Apple accepted that have not been seen to end.
+CREATE TABLE apple_events (
+  tenant_id     TEXT    NOT NULL,
+  token_id      TEXT    NOT NULL,
+  event_id      TEXT    NOT NULL,
+  kind          TEXT    NOT NULL,  -- associate | disassociate
+  adam_id       TEXT    NOT NULL,
+  pricing_param TEXT    NOT NULL,
+  serials       INTEGER NOT NULL,
+  submitted     INTEGER NOT NULL,
+  next_poll     INTEGER NOT NULL,
+  polls         INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, token_id, event_id),
+  FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
+) STRICT;
+
+-- The last reconciliation's report per token (JSON), for `vppd tokens list`.
+CREATE TABLE reconcile_reports (
+  tenant_id TEXT    NOT NULL,
+  token_id  TEXT    NOT NULL,
+  report    TEXT    NOT NULL,
+  updated   INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, token_id),
+  FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
+) STRICT;
+)sql"},
 };
 
 }  // namespace

@@ -162,6 +162,48 @@ CREATE TABLE vppd_settings (
 -- (VppToken::row_version); every write of the row adds one.
 ALTER TABLE vpp_tokens ADD COLUMN row_version BIGINT NOT NULL DEFAULT 1;
 )sql"},
+    {7, "device licences vppd hands out, Apple events in flight, jobs that run again", R"sql(
+-- SQLite's migration 12 (see migrations.cc).
+ALTER TABLE sync_jobs ADD COLUMN rerun BOOLEAN NOT NULL DEFAULT FALSE;
+CREATE TABLE device_licenses (
+  tenant_id     TEXT COLLATE "C" NOT NULL,
+  token_id      TEXT COLLATE "C" NOT NULL,
+  adam_id       TEXT COLLATE "C" NOT NULL,
+  pricing_param TEXT COLLATE "C" NOT NULL,
+  serial_number TEXT COLLATE "C" NOT NULL,
+  state         TEXT COLLATE "C" NOT NULL,
+  error_code    TEXT COLLATE "C" NOT NULL,
+  error_message TEXT    NOT NULL,
+  event_id      TEXT COLLATE "C" NOT NULL,
+  cause         TEXT COLLATE "C" NOT NULL,
+  updated       BIGINT  NOT NULL,
+  PRIMARY KEY (tenant_id, token_id, adam_id, pricing_param, serial_number),
+  FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
+);
+CREATE INDEX device_licenses_by_event ON device_licenses (tenant_id, token_id, event_id);
+CREATE TABLE apple_events (
+  tenant_id     TEXT COLLATE "C" NOT NULL,
+  token_id      TEXT COLLATE "C" NOT NULL,
+  event_id      TEXT COLLATE "C" NOT NULL,
+  kind          TEXT COLLATE "C" NOT NULL,
+  adam_id       TEXT COLLATE "C" NOT NULL,
+  pricing_param TEXT COLLATE "C" NOT NULL,
+  serials       BIGINT  NOT NULL,
+  submitted     BIGINT  NOT NULL,
+  next_poll     BIGINT  NOT NULL,
+  polls         BIGINT  NOT NULL,
+  PRIMARY KEY (tenant_id, token_id, event_id),
+  FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
+);
+CREATE TABLE reconcile_reports (
+  tenant_id TEXT COLLATE "C" NOT NULL,
+  token_id  TEXT COLLATE "C" NOT NULL,
+  report    TEXT    NOT NULL,
+  updated   BIGINT  NOT NULL,
+  PRIMARY KEY (tenant_id, token_id),
+  FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
+);
+)sql"},
 };
 
 constexpr const char* kApplication = "vppd";

@@ -190,6 +190,24 @@ class SqlStore : public Store {
                              const std::function<Status(VppToken&)>& mutate) override;
   Result<std::vector<std::pair<std::string, std::string>>> TokensDueForSync(Timestamp before, int limit) override;
   Result<std::string> InstallationId(const std::string& proposed) override;
+  // reconcile_sql.cc
+  Result<std::vector<DeviceLicense>> ListDeviceLicenses(const std::string& tenant_id,
+                                                        const std::string& token_id) override;
+  Status PutDeviceLicenses(const std::string& tenant_id, const std::string& token_id,
+                           const std::vector<DeviceLicense>& rows, const std::vector<DeviceLicense>& remove) override;
+  Status RecordAppleEvent(const std::string& tenant_id, const std::string& token_id, const AppleEvent& event,
+                          const std::vector<std::string>& serials, const std::string& cause) override;
+  Result<std::vector<AppleEvent>> ListAppleEvents(const std::string& tenant_id, const std::string& token_id) override;
+  Status DeferAppleEvent(const std::string& tenant_id, const std::string& token_id, const std::string& event_id,
+                         Timestamp next_poll) override;
+  Status CompleteAppleEvent(const std::string& tenant_id, const std::string& token_id, const std::string& event_id,
+                            const AppleEventOutcome& outcome) override;
+  Result<std::vector<DeviceLicenseState>> DeviceLicenseStates(const std::string& tenant_id,
+                                                              const std::string& app_id) override;
+  Status PutReconcileReport(const std::string& tenant_id, const std::string& token_id,
+                            const std::string& report_json) override;
+  Result<std::pair<std::string, Timestamp>> GetReconcileReport(const std::string& tenant_id,
+                                                               const std::string& token_id) override;
   // Left to the backend: ClaimJob, StageAssignments, ForEachAssignment.
 
  protected:

@@ -203,6 +203,64 @@ struct SyncJob {
   std::int64_t assignments_staged = 0;  // assignment rows written to the staging set
 };
 
+// --- device licences vppd hands out (the reconcile job) -------------------------
+
+// One licence of an asset on a device that vppd granted, is granting, could not
+// grant, or is taking back, per (token, adamId, pricingParam, serial number).
+struct DeviceLicense {
+  std::string adam_id;
+  std::string pricing_param;
+  std::string serial_number;
+  // pending: associate submitted (event in flight); granted: Apple completed it;
+  // failed: not granted (error_code: Apple's error number, or "9709" with
+  // "not enough licences" when vppd held it back itself); reclaimPending:
+  // disassociate submitted; released: Apple completed the disassociate (kept
+  // until a sync no longer shows the licence, so counts stay right).
+  std::string state;
+  std::string error_code;
+  std::string error_message;
+  std::string event_id;  // the Apple event that last changed it (in flight when pending/reclaimPending)
+  std::string cause;     // why: "assigned", "leftScope", "deviceDeleted", "uninstall", "unassigned", ...
+  Timestamp updated = 0;
+  bool operator==(const DeviceLicense&) const = default;
+};
+
+// A device licence as Graph's deviceStatuses shows it (per app).
+struct DeviceLicenseState {
+  std::string serial_number, state /* pending|granted|failed|reclaimPending */, error_code, error_message;
+  Timestamp updated = 0;
+};
+
+// An associate or disassociate Apple accepted and vppd has not seen finish.
+struct AppleEvent {
+  std::string event_id;
+  std::string kind;  // "associate" | "disassociate"
+  std::string adam_id;
+  std::string pricing_param;
+  std::int64_t serials = 0;  // how many serial numbers it names
+  Timestamp submitted = 0;
+  Timestamp next_poll = 0;  // not polled (GET /status) before this
+  std::int64_t polls = 0;
+};
+
+// How an Apple event ended (from GET /status or an ASSET_MANAGEMENT notification).
+struct AppleEventOutcome {
+  struct Failure {
+    std::string serial_number;
+    int error_number = 0;
+    std::string error_message;
+  };
+  // Serials that failed, with Apple's error; every other serial of the event
+  // succeeded. Apple's "already assigned" (9616) on an associate and "not
+  // associated" (9619) on a disassociate are successes: the licence is where it
+  // should be.
+  std::vector<Failure> failures;
+  // The event failed as a whole without naming serials (every serial failed).
+  std::optional<Failure> all_failed;
+  // Gave up on it (pending too long): its serials are as if never submitted.
+  bool abandoned = false;
+};
+
 // What a finished sync writes, in the same transaction as the token's new state.
 struct SyncSnapshot {
   std::vector<MobileApp> apps;  // The complete set of the token's apps (replaces the previous set).
@@ -222,6 +280,12 @@ struct EnqueueOptions {
   std::string kind = "syncLicenses";
   std::string params;
   Timestamp not_before = 0;
+  // A change the job must see (reconcile): when a job of this kind is already
+  // queued it runs no later than not_before (its not_before is lowered); when one
+  // is running, it runs once more after it finishes (FinishJob queues it again
+  // instead of deleting it, ReleaseJob makes it due at once). Without it a queued
+  // or running job simply absorbs the request.
+  bool run_again = false;
 };
 
 // Most rows one StageAssignments call may carry (see StageAssignments).
@@ -452,6 +516,45 @@ class Store {
   // (tenant id, token id) of tokens with state 'valid', whose last_sync is before
   // `before` and that have no job, oldest last_sync first, at most `limit`.
   virtual Result<std::vector<std::pair<std::string, std::string>>> TokensDueForSync(Timestamp before, int limit) = 0;
+
+  // --- device licences (reconcile) ----------------------------------------------
+  // Every device licence row of the token (released ones included), ordered by
+  // (adam_id, pricing_param, serial_number). A token that does not exist has none.
+  virtual Result<std::vector<DeviceLicense>> ListDeviceLicenses(const std::string& tenant_id,
+                                                                const std::string& token_id) = 0;
+  // Upserts these rows of the token and deletes the serials in `remove` (by
+  // adamId, pricingParam, serial), in one transaction. NotFound when the token is gone.
+  virtual Status PutDeviceLicenses(const std::string& tenant_id, const std::string& token_id,
+                                   const std::vector<DeviceLicense>& rows,
+                                   const std::vector<DeviceLicense>& remove) = 0;
+  // An event Apple accepted: records it and, in the same transaction, sets its
+  // serials' rows (upserted) to pending (associate) or reclaimPending
+  // (disassociate) with its event id and `cause`. NotFound when the token is gone.
+  virtual Status RecordAppleEvent(const std::string& tenant_id, const std::string& token_id, const AppleEvent& event,
+                                  const std::vector<std::string>& serials, const std::string& cause) = 0;
+  // The token's events in flight, ordered by (next_poll, event_id).
+  virtual Result<std::vector<AppleEvent>> ListAppleEvents(const std::string& tenant_id,
+                                                          const std::string& token_id) = 0;
+  // A poll found it still pending: the next poll not before `next_poll`. NotFound.
+  virtual Status DeferAppleEvent(const std::string& tenant_id, const std::string& token_id,
+                                 const std::string& event_id, Timestamp next_poll) = 0;
+  // The event ended (polled, or a notification said so: issue 16 calls this):
+  // its serials' rows move on — associate: granted, or failed with the error;
+  // disassociate: released, or back to granted with the error (the reclaim is
+  // tried again) — and the event is forgotten, in one transaction. NotFound when
+  // the event is not in flight (already completed, or unknown).
+  virtual Status CompleteAppleEvent(const std::string& tenant_id, const std::string& token_id,
+                                    const std::string& event_id, const AppleEventOutcome& outcome) = 0;
+  // The device licences of an app (its token, adamId and pricingParam), released
+  // ones left out, ordered by serial number. NotFound when the app does not exist.
+  virtual Result<std::vector<DeviceLicenseState>> DeviceLicenseStates(const std::string& tenant_id,
+                                                                      const std::string& app_id) = 0;
+  // The last reconciliation's report of a token (JSON text, see sync/reconcile.cc),
+  // and when it was written; an empty text when the token was never reconciled.
+  virtual Status PutReconcileReport(const std::string& tenant_id, const std::string& token_id,
+                                    const std::string& report_json) = 0;
+  virtual Result<std::pair<std::string, Timestamp>> GetReconcileReport(const std::string& tenant_id,
+                                                                       const std::string& token_id) = 0;
 
   // --- this installation -------------------------------------------------------
   // vppd's identity at Apple (the sync derives the mdmInfo it writes to locations

@@ -31,6 +31,16 @@ Result<store::Store::Enqueued> RequestJob(store::Store& store, const std::string
   });
 }
 
+Result<store::Store::Enqueued> RequestReconcile(store::Store& store, const std::string& tenant_id,
+                                                const std::string& token_id, Timestamp now, bool force) {
+  store::EnqueueOptions options;
+  options.kind = kReconcile;
+  options.params = force ? R"({"force":true})" : "";
+  options.not_before = now;
+  options.run_again = true;
+  return store.EnqueueJob(tenant_id, token_id, options, [](store::VppToken&) -> Status { return {}; });
+}
+
 struct Engine::Impl {
   store::Store& store;
   EngineOptions options;
@@ -101,6 +111,8 @@ struct Engine::Impl {
                        again.error().message);
         }
       }
+    } else if (job.kind == kReconcile) {
+      result = RunReconcile(ctx);
     } else {
       result = FinishFailed(ctx, job.kind, "", "unknown job kind '" + job.kind + "'");
     }
@@ -121,7 +133,10 @@ struct Engine::Impl {
     // What the job ended as, for GET /metrics (the token records the details).
     const std::string outcome = result ? "completed" : lease_lost ? "lease_lost" : stopping ? "handed_back" : "failed";
     const std::string kind =
-        job.kind == kSyncLicenses || job.kind == kSyncLicenseCounts || job.kind == kRevokeLicenses ? job.kind : "other";
+        job.kind == kSyncLicenses || job.kind == kSyncLicenseCounts || job.kind == kRevokeLicenses ||
+                job.kind == kReconcile
+            ? job.kind
+            : "other";
     spdlog::info(
         "job {} (token {}, {}): {} after {} ms", job.id, job.token_id, job.kind, outcome,
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
