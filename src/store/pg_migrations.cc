@@ -162,6 +162,25 @@ CREATE TABLE vppd_settings (
 -- (VppToken::row_version); every write of the row adds one.
 ALTER TABLE vpp_tokens ADD COLUMN row_version BIGINT NOT NULL DEFAULT 1;
 )sql"},
+    {6, "app assignments", R"sql(
+-- SQLite's migration 11: one row per mobileAppAssignment, going with its app.
+CREATE TABLE app_assignments (
+  tenant_id            TEXT COLLATE "C" NOT NULL,
+  id                   TEXT COLLATE "C" NOT NULL,
+  app_id               TEXT COLLATE "C" NOT NULL,
+  intent               TEXT COLLATE "C" NOT NULL,
+  target_type          TEXT COLLATE "C" NOT NULL,
+  group_id             TEXT COLLATE "C",
+  settings             TEXT    NOT NULL,
+  use_device_licensing BOOLEAN NOT NULL,
+  created              BIGINT  NOT NULL,
+  last_modified        BIGINT  NOT NULL,
+  PRIMARY KEY (tenant_id, id),
+  FOREIGN KEY (tenant_id, app_id) REFERENCES mobile_apps (tenant_id, id) ON DELETE CASCADE
+);
+CREATE INDEX app_assignments_by_app ON app_assignments (tenant_id, app_id, id);
+CREATE INDEX app_assignments_by_group ON app_assignments (tenant_id, group_id);
+)sql"},
 };
 
 constexpr const char* kApplication = "vppd";
