@@ -478,6 +478,32 @@ CREATE TABLE managed_devices (
 CREATE INDEX managed_devices_by_aad_id ON managed_devices (tenant_id, azure_ad_device_id);
 CREATE INDEX managed_devices_by_serial ON managed_devices (tenant_id, serial_number);
 )sql"},
+    {11, "app assignments", R"sql(
+-- One row per mobileAppAssignment (store::AppAssignment): an app given to a
+-- target with an intent. It belongs to its app and goes with it (a sync that no
+-- longer finds the app, its token deleted, the tenant removed). group_id is NULL
+-- for the all-devices and all-users targets; settings is the settings object as
+-- Graph shows it, JSON; use_device_licensing is its useDeviceLicensing, kept as
+-- a column for the reconcile job. The key is (tenant_id, id), as every id here.
+CREATE TABLE app_assignments (
+  tenant_id            TEXT    NOT NULL,
+  id                   TEXT    NOT NULL,
+  app_id               TEXT    NOT NULL,
+  intent               TEXT    NOT NULL,
+  target_type          TEXT    NOT NULL,
+  group_id             TEXT,
+  settings             TEXT    NOT NULL,
+  use_device_licensing INTEGER NOT NULL CHECK (use_device_licensing IN (0, 1)),
+  created              INTEGER NOT NULL,
+  last_modified        INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, id),
+  FOREIGN KEY (tenant_id, app_id) REFERENCES mobile_apps (tenant_id, id) ON DELETE CASCADE
+) STRICT;
+-- An app's assignments (and the cascade from mobile_apps); the apps a group's
+-- change concerns.
+CREATE INDEX app_assignments_by_app ON app_assignments (tenant_id, app_id, id);
+CREATE INDEX app_assignments_by_group ON app_assignments (tenant_id, group_id);
+)sql"},
     {12, "device licences vppd hands out, Apple events in flight, jobs that run again", R"sql(
 -- A job asked for again while it runs (EnqueueOptions::run_again) is queued
 -- once more when it finishes instead of being deleted.

@@ -240,6 +240,25 @@ CREATE TABLE managed_devices (
 CREATE INDEX managed_devices_by_aad_id ON managed_devices (tenant_id, azure_ad_device_id);
 CREATE INDEX managed_devices_by_serial ON managed_devices (tenant_id, serial_number);
 )sql"},
+    {6, "app assignments", R"sql(
+-- SQLite's migration 11: one row per mobileAppAssignment, going with its app.
+CREATE TABLE app_assignments (
+  tenant_id            TEXT COLLATE "C" NOT NULL,
+  id                   TEXT COLLATE "C" NOT NULL,
+  app_id               TEXT COLLATE "C" NOT NULL,
+  intent               TEXT COLLATE "C" NOT NULL,
+  target_type          TEXT COLLATE "C" NOT NULL,
+  group_id             TEXT COLLATE "C",
+  settings             TEXT    NOT NULL,
+  use_device_licensing BOOLEAN NOT NULL,
+  created              BIGINT  NOT NULL,
+  last_modified        BIGINT  NOT NULL,
+  PRIMARY KEY (tenant_id, id),
+  FOREIGN KEY (tenant_id, app_id) REFERENCES mobile_apps (tenant_id, id) ON DELETE CASCADE
+);
+CREATE INDEX app_assignments_by_app ON app_assignments (tenant_id, app_id, id);
+CREATE INDEX app_assignments_by_group ON app_assignments (tenant_id, group_id);
+)sql"},
     {7, "device licences vppd hands out, Apple events in flight, jobs that run again", R"sql(
 -- SQLite's migration 12 (see migrations.cc).
 ALTER TABLE sync_jobs ADD COLUMN rerun BOOLEAN NOT NULL DEFAULT FALSE;

@@ -704,9 +704,9 @@ Status SqlStore::ApplySnapshot(Tx& tx, const SyncJob& job, std::int64_t token_ke
       return s;
     }
   }
-  static const std::string insert_sql = BuildAppInsertSql('?');
+  static const std::string upsert_sql = BuildAppUpsertSql('?');
   for (const MobileApp& app : changes.written) {
-    if (Status s = ExecWithParams(tx, insert_sql, [&](auto&& add) { AddAppParams(job.tenant_id, app, add); }); !s) {
+    if (Status s = ExecWithParams(tx, upsert_sql, [&](auto&& add) { AddAppParams(job.tenant_id, app, add); }); !s) {
       return s;
     }
   }

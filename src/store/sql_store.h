@@ -179,6 +179,23 @@ class SqlStore : public Store {
   Result<std::vector<VppToken>> FindTokensByAppleUid(const std::string& tenant_id, const std::string& uid,
                                                      const std::string& except_token_id) override;
   Result<std::string> GetTokenSecret(const std::string& tenant_id, const std::string& id) override;
+  // App assignments (assignments_sql.cc).
+  Result<AppAssignment> CreateAppAssignment(const std::string& tenant_id, AppAssignment assignment) override;
+  Result<AppAssignment> GetAppAssignment(const std::string& tenant_id, const std::string& app_id,
+                                         const std::string& id) override;
+  Result<std::vector<AppAssignment>> ListAssignmentsOfApp(const std::string& tenant_id,
+                                                          const std::string& app_id) override;
+  Result<std::vector<AppAssignment>> ListAssignmentsOfApps(const std::string& tenant_id,
+                                                           const std::vector<std::string>& app_ids) override;
+  Result<std::vector<AppAssignment>> ListAssignmentsOfToken(const std::string& tenant_id,
+                                                            const std::string& token_id) override;
+  Result<bool> IsAppAssigned(const std::string& tenant_id, const std::string& app_id) override;
+  Result<AppAssignment> UpdateAppAssignment(const std::string& tenant_id, const std::string& app_id,
+                                            const std::string& id,
+                                            const std::function<Status(AppAssignment&)>& mutate) override;
+  Status DeleteAppAssignment(const std::string& tenant_id, const std::string& app_id, const std::string& id) override;
+  Result<std::vector<AppAssignment>> ReplaceAppAssignments(const std::string& tenant_id, const std::string& app_id,
+                                                           std::vector<AppAssignment> assignments) override;
   Result<Enqueued> EnqueueJob(const std::string& tenant_id, const std::string& token_id, const EnqueueOptions& options,
                               const std::function<Status(VppToken&)>& mutate) override;
   Status RenewLease(const SyncJob& job, Timestamp lease_expires) override;
@@ -376,6 +393,9 @@ class SqlStore : public Store {
   Result<VppToken> ApplyMutate(Tx& tx, const std::string& tenant_id, const VppToken& stored,
                                const std::function<Status(VppToken&)>& mutate);
   Result<std::vector<MobileApp>> QueryApps(Tx& tx, const std::string& sql, Tx::Args args);
+  // App assignments' helpers (assignments_sql.cc).
+  Status CheckAppExists(Tx& tx, const std::string& tenant_id, const std::string& app_id);
+  Status InsertAppAssignment(Tx& tx, const std::string& tenant_id, AppAssignment& assignment, Timestamp now);
   template <class T, class ReadRow>
   Result<Page<T>> ReadPage(const std::string& sql, const SqlBuilder& builder, std::int64_t limit, ReadRow&& read);
   Result<std::int64_t> Count(const std::string& sql, const SqlBuilder& builder);

@@ -265,6 +265,23 @@ class StagedAssignments {
   std::uint32_t last_app_ = 0;  // rows come grouped by app: checked first
 };
 
+// One mobileAppAssignment: an app given to a target (a group, the exclusion of a
+// group, all devices, all licensed users) with an install intent. The strings
+// hold what Graph names them, as the contract between graph/, service/ and sync/
+// has it; the store checks only that they are not empty.
+struct AppAssignment {
+  std::string id;  // GUID, assigned by the store on create when empty.
+  std::string app_id;
+  std::string intent;       // required | available | uninstall | availableWithoutEnrollment
+  std::string target_type;  // "#microsoft.graph.groupAssignmentTarget", "...exclusionGroupAssignmentTarget",
+                            // "...allDevicesAssignmentTarget", "...allLicensedUsersAssignmentTarget"
+  std::optional<std::string> group_id;  // the group targets' group; nullopt for all devices / all users
+  std::string settings_json = "{}";     // the settings object as Graph shows it ("{}" when none)
+  bool use_device_licensing = false;    // the settings' useDeviceLicensing, kept apart for the reconcile job
+  Timestamp created = 0, last_modified = 0;
+  bool operator==(const AppAssignment&) const = default;
+};
+
 // A durable unit of background work on one token.
 struct SyncJob {
   std::string id;  // GUID
@@ -529,6 +546,52 @@ class Store {
                                                              const std::string& except_token_id) = 0;
   // The plaintext sToken of a token (the sync needs it; nothing else does). NotFound.
   virtual Result<std::string> GetTokenSecret(const std::string& tenant_id, const std::string& id) = 0;
+
+  // --- app assignments (mobileAppAssignment; tenant-scoped) ---------------------
+  // An app's assignments go with it: deleting the app (a sync that no longer finds
+  // it, its token deleted, the tenant removed) deletes them. Lists are ordered by
+  // (app_id, id).
+  //
+  // Inserts the assignment of assignment.app_id, assigning id (when empty),
+  // created and last_modified. NotFound when the app does not exist;
+  // AlreadyExists when the tenant has an assignment with that id; InvalidArgument
+  // when app_id, intent or target_type is empty.
+  virtual Result<AppAssignment> CreateAppAssignment(const std::string& tenant_id, AppAssignment assignment) = 0;
+  // NotFound when the app, or an assignment `id` of that app, does not exist.
+  virtual Result<AppAssignment> GetAppAssignment(const std::string& tenant_id, const std::string& app_id,
+                                                 const std::string& id) = 0;
+  // The app's assignments; NotFound when the app does not exist.
+  virtual Result<std::vector<AppAssignment>> ListAssignmentsOfApp(const std::string& tenant_id,
+                                                                  const std::string& app_id) = 0;
+  // The assignments of any of `app_ids` (a page of apps, for $expand and
+  // isAssigned), one read; ids of no app have none.
+  virtual Result<std::vector<AppAssignment>> ListAssignmentsOfApps(const std::string& tenant_id,
+                                                                   const std::vector<std::string>& app_ids) = 0;
+  // Every assignment of every app of the token: what the reconcile job reads. A
+  // token that does not exist has none.
+  virtual Result<std::vector<AppAssignment>> ListAssignmentsOfToken(const std::string& tenant_id,
+                                                                    const std::string& token_id) = 0;
+  // Whether the app has any assignment (Graph's isAssigned). NotFound when the
+  // app does not exist.
+  virtual Result<bool> IsAppAssigned(const std::string& tenant_id, const std::string& app_id) = 0;
+  // Read-modify-write in one transaction, as UpdateToken: `mutate` sees the stored
+  // assignment; id, app_id and created keep their stored values, last_modified is
+  // stamped. NotFound as GetAppAssignment; `mutate`'s error is returned with
+  // nothing written; InvalidArgument as CreateAppAssignment.
+  virtual Result<AppAssignment> UpdateAppAssignment(const std::string& tenant_id, const std::string& app_id,
+                                                    const std::string& id,
+                                                    const std::function<Status(AppAssignment&)>& mutate) = 0;
+  // NotFound as GetAppAssignment.
+  virtual Status DeleteAppAssignment(const std::string& tenant_id, const std::string& app_id,
+                                     const std::string& id) = 0;
+  // Graph's assign action: the app's assignments become exactly `assignments`
+  // (their app_id is set to `app_id`; ids, created and last_modified as
+  // CreateAppAssignment's), in one transaction: on any failure (NotFound for the
+  // app, AlreadyExists for an id given twice or held by another app,
+  // InvalidArgument) nothing is written. Returns them as stored.
+  virtual Result<std::vector<AppAssignment>> ReplaceAppAssignments(const std::string& tenant_id,
+                                                                   const std::string& app_id,
+                                                                   std::vector<AppAssignment> assignments) = 0;
 
   // --- sync jobs: durable, coalesced -----------------------------------------
   struct Enqueued {
