@@ -215,6 +215,8 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   engine_options.full_walk_interval = std::chrono::hours(24 * s.sync_full_walk_days);
   engine_options.lease = std::chrono::seconds(s.sync_lease_seconds);
   engine_options.event_poll_interval = std::chrono::milliseconds(s.sync_event_poll_ms);
+  engine_options.reconcile.reclaim = s.assign_reclaim != "never";
+  engine_options.reconcile.max_reclaim_fraction = s.assign_max_reclaim_fraction;
   engine_options.retry.max_attempts = s.apple_max_attempts;
   engine_options.retry.max_total_wait = std::chrono::seconds(s.apple_max_retry_seconds);
   rt->engine = std::make_unique<sync::Engine>(*rt->store, engine_options);
@@ -227,6 +229,7 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   service_options.on_job_queued = [engine] { engine->Wake(); };
   rt->tokens = std::make_unique<service::VppTokens>(*rt->store, service_options);
   rt->apps = std::make_unique<service::MobileApps>(*rt->store, service_options);
+  rt->reconciles = std::make_unique<service::QueueingReconcileTrigger>(*rt->store, service_options);
   if (s.throttle_window_seconds > 0) {
     rt->throttle.emplace(service::ThrottleLimits{.window = std::chrono::seconds(s.throttle_window_seconds),
                                                  .tenant_writes = s.throttle_tenant_writes,

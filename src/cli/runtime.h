@@ -24,6 +24,8 @@ struct Runtime {
   std::unique_ptr<sync::Engine> engine;
   std::unique_ptr<service::VppTokens> tokens;
   std::unique_ptr<service::MobileApps> apps;
+  // Queues reconciles for the directory's and the assignments' changes (service::ReconcileTrigger).
+  std::unique_ptr<service::QueueingReconcileTrigger> reconciles;
   std::optional<service::Throttle> throttle;
   std::unique_ptr<graph::Api> api;
   std::unique_ptr<http::Server> server;

@@ -116,6 +116,24 @@ struct Engine::Impl {
     } else {
       result = FinishFailed(ctx, job.kind, "", "unknown job kind '" + job.kind + "'");
     }
+    if (result && (job.kind == kSyncLicenses || job.kind == kSyncLicenseCounts)) {
+      // New counts (licences bought or freed) may serve devices that waited: a
+      // reconcile, when the token has assignments or Apple events to follow.
+      auto assignments = store.ListAssignmentsOfToken(job.tenant_id, job.token_id);
+      auto events = store.ListAppleEvents(job.tenant_id, job.token_id);
+      if ((assignments && !assignments->empty()) || (events && !events->empty())) {
+        if (auto queued = RequestReconcile(store, job.tenant_id, job.token_id, clock.Now()); queued) {
+          {
+            std::lock_guard lock(mu);
+            ++wakeups;
+          }
+          wake.notify_all();
+        } else if (queued.error().code != Code::kNotFound) {
+          spdlog::warn("token {}: could not queue the reconcile after {}: {}", job.token_id, job.kind,
+                       queued.error().message);
+        }
+      }
+    }
     if (ctx.superseded && job.kind == kSyncLicenses) {
       // The token got a new sToken while this job ran; its own sync request was
       // coalesced into this job, so queue the sync it asked for now.

@@ -28,8 +28,8 @@ AssetPlan PlanAsset(const AssetInput& in, const ReconcileOptions& options, bool 
     if (row.state == "released") {
       if (at_sync) {
         ++available;  // Apple's count still has it: freed since
-      } else {
-        plan.remove.push_back(row);
+      } else if (in.last_sync > row.updated) {
+        plan.remove.push_back(row);  // a sync since has seen it gone: nothing left to account for
         continue;
       }
     } else if (row.state == "failed" && at_sync) {
@@ -39,6 +39,7 @@ AssetPlan PlanAsset(const AssetInput& in, const ReconcileOptions& options, bool 
       --available;  // vppd holds (or is getting) one the last sync did not count
     }
     if (row.state == "granted") ++plan.granted;
+    if ((row.state == "reclaimPending" || row.state == "released") && row.cause == "leftScope") ++plan.reclaimed;
     rows.emplace(serial, &row);
   }
   plan.available = unlimited ? kUnlimitedCount : std::max<std::int64_t>(0, available);
@@ -97,9 +98,15 @@ AssetPlan PlanAsset(const AssetInput& in, const ReconcileOptions& options, bool 
       directory.push_back(serial);
     }
   }
-  const auto cap = force ? static_cast<std::int64_t>(directory.size())
-                         : std::max<std::int64_t>(kReclaimFloor, static_cast<std::int64_t>(std::floor(
-                                                                     options.max_reclaim_fraction * plan.granted)));
+  // The cap is shared by the passes until a sync has seen the reclaims (their
+  // rows stay until then): the job's own follow-up passes (event polls) must not
+  // each take another share.
+  const std::int64_t base = plan.granted + plan.reclaimed;
+  const auto cap =
+      force ? static_cast<std::int64_t>(directory.size())
+            : std::max<std::int64_t>(0, std::max<std::int64_t>(kReclaimFloor, static_cast<std::int64_t>(std::floor(
+                                                                                 options.max_reclaim_fraction * base))) -
+                                            plan.reclaimed);
   const auto take = std::min<std::int64_t>(cap, static_cast<std::int64_t>(directory.size()));
   plan.reclaim_directory.assign(directory.begin(), directory.begin() + take);
   plan.held_back = static_cast<std::int64_t>(directory.size()) - take;

@@ -20,8 +20,9 @@
 //    disassociated, unless reclaim is off. Explicit acts (an uninstall intent
 //    targeting the device, or no assignment left that includes anyone) are not
 //    capped; directory changes (left every including group, deleted) are capped
-//    per pass at max(kReclaimFloor, fraction × licences vppd granted for the
-//    asset), unless forced; the rest is held back and reported.
+//    at max(kReclaimFloor, fraction × licences vppd granted for the asset) until
+//    a sync has seen them (so the job's follow-up passes share one budget),
+//    unless forced; the rest is held back and reported.
 #pragma once
 
 #include <cstdint>
@@ -71,6 +72,7 @@ struct AssetPlan {
   std::int64_t kept = 0;                        // not wanted, kept because reclaim is off
   std::int64_t untracked = 0;                   // Apple's holders vppd never granted, not wanted
   std::int64_t granted = 0;                     // rows granted before this plan
+  std::int64_t reclaimed = 0;                   // directory reclaims since the last sync (in flight or done)
   bool Empty() const { return associate.empty() && reclaim_explicit.empty() && reclaim_directory.empty(); }
 };
 

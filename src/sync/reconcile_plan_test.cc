@@ -118,6 +118,27 @@ TEST(PlanAsset, ADeviceThatLeftScopeIsReclaimedWithinTheCap) {
   EXPECT_EQ(lifted.reclaim_directory.size(), 20u);
 }
 
+TEST(PlanAsset, ReclaimsSinceTheLastSyncUseUpTheCap) {
+  AssetInput in = Input({}, 100, 0);
+  for (int i = 0; i < 30; ++i) {
+    store::DeviceLicense r = Row("S" + std::to_string(100 + i), i < 10 ? "released" : "granted", 100);
+    if (i < 10) r.cause = "leftScope";
+    if (i >= 20) in.wanted.push_back(r.serial_number);
+    Add(in, r);
+  }
+  // 10 of max(10, 0.2 × 30) already reclaimed since the sync: nothing more.
+  AssetPlan plan = PlanAsset(in, {}, false);
+  EXPECT_TRUE(plan.reclaim_directory.empty());
+  EXPECT_EQ(plan.held_back, 10);
+  EXPECT_TRUE(plan.remove.empty()) << "released after the last sync: kept until a sync sees them gone";
+  // A sync that no longer shows them starts a new budget.
+  in.last_sync = 200;
+  for (int i = 10; i < 30; ++i) in.held_at_sync.insert("S" + std::to_string(100 + i));
+  plan = PlanAsset(in, {}, false);
+  EXPECT_EQ(plan.reclaim_directory.size(), 10u);
+  EXPECT_EQ(plan.remove.size(), 10u) << "the released rows: the sync saw them gone";
+}
+
 TEST(PlanAsset, TheFloorLetsSmallAppsReclaim) {
   AssetInput in = Input({"A"}, 100, 0);
   for (const char* s : {"A", "B", "C", "D"}) Add(in, Row(s, "granted", 100));
