@@ -393,6 +393,91 @@ ALTER TABLE assignment_counts ADD COLUMN chunks INTEGER NOT NULL DEFAULT 0;
 -- write of the row adds one. Rows written before start at 1.
 ALTER TABLE vpp_tokens ADD COLUMN row_version INTEGER NOT NULL DEFAULT 1;
 )sql"},
+    {10, "the directory: users, groups, members, devices, managed devices", R"sql(
+-- A minimal Entra directory and Intune's managed devices, tenant-scoped: what
+-- app assignments target. Ids are GUID text; times microseconds as elsewhere.
+-- A userPrincipalName is unique per tenant, case-insensitively.
+CREATE TABLE users (
+  tenant_id           TEXT    NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+  id                  TEXT    NOT NULL,
+  user_principal_name TEXT    NOT NULL,
+  display_name        TEXT,
+  mail                TEXT,
+  given_name          TEXT,
+  surname             TEXT,
+  job_title           TEXT,
+  account_enabled     INTEGER NOT NULL CHECK (account_enabled IN (0, 1)),
+  created             INTEGER NOT NULL,
+  last_modified       INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, id)
+) STRICT;
+CREATE UNIQUE INDEX users_by_upn ON users (tenant_id, lower(user_principal_name));
+
+CREATE TABLE groups (
+  tenant_id        TEXT    NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+  id               TEXT    NOT NULL,
+  display_name     TEXT    NOT NULL,
+  description      TEXT,
+  mail_nickname    TEXT,
+  mail_enabled     INTEGER NOT NULL CHECK (mail_enabled IN (0, 1)),
+  security_enabled INTEGER NOT NULL CHECK (security_enabled IN (0, 1)),
+  group_types      TEXT    NOT NULL,  -- JSON array of strings
+  created          INTEGER NOT NULL,
+  last_modified    INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, id)
+) STRICT;
+CREATE INDEX groups_by_name ON groups (tenant_id, display_name);
+
+-- member_kind says which table member_id is in ('user', 'device', 'group').
+-- seq increases tenant-wide with every membership added: the order of
+-- "earliest membership first". Deleting a group, user or device deletes its rows
+-- (the store does; member_id has no foreign key, being one of three tables').
+CREATE TABLE group_members (
+  tenant_id   TEXT    NOT NULL,
+  group_id    TEXT    NOT NULL,
+  member_id   TEXT    NOT NULL,
+  member_kind TEXT    NOT NULL CHECK (member_kind IN ('user', 'device', 'group')),
+  seq         INTEGER NOT NULL,
+  added       INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, group_id, member_id),
+  FOREIGN KEY (tenant_id, group_id) REFERENCES groups (tenant_id, id) ON DELETE CASCADE
+) STRICT;
+CREATE INDEX group_members_by_member ON group_members (tenant_id, member_id);
+CREATE INDEX group_members_by_seq ON group_members (tenant_id, seq);
+
+-- Entra devices; device_id is the id a managed device's azure_ad_device_id names.
+CREATE TABLE devices (
+  tenant_id                TEXT    NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+  id                       TEXT    NOT NULL,
+  device_id                TEXT    NOT NULL,
+  display_name             TEXT,
+  operating_system         TEXT,
+  operating_system_version TEXT,
+  account_enabled          INTEGER NOT NULL CHECK (account_enabled IN (0, 1)),
+  created                  INTEGER NOT NULL,
+  last_modified            INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, id)
+) STRICT;
+CREATE UNIQUE INDEX devices_by_device_id ON devices (tenant_id, device_id);
+
+CREATE TABLE managed_devices (
+  tenant_id           TEXT    NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+  id                  TEXT    NOT NULL,
+  serial_number       TEXT,
+  device_name         TEXT,
+  azure_ad_device_id  TEXT,
+  user_id             TEXT,
+  user_principal_name TEXT,
+  operating_system    TEXT,
+  os_version          TEXT,
+  model               TEXT,
+  created             INTEGER NOT NULL,
+  last_modified       INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, id)
+) STRICT;
+CREATE INDEX managed_devices_by_aad_id ON managed_devices (tenant_id, azure_ad_device_id);
+CREATE INDEX managed_devices_by_serial ON managed_devices (tenant_id, serial_number);
+)sql"},
     {11, "app assignments", R"sql(
 -- One row per mobileAppAssignment (store::AppAssignment): an app given to a
 -- target with an intent. It belongs to its app and goes with it (a sync that no

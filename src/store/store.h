@@ -121,6 +121,87 @@ struct MobileApp {
   Timestamp created = 0, last_modified = 0;
 };
 
+// --- the directory (users, groups, Entra devices, Intune managed devices) ---------
+//
+// The store's own names; graph/ maps Graph's properties onto them. Ids are GUID
+// text, assigned by the store on create when empty.
+
+struct User {
+  std::string id;
+  std::string user_principal_name;  // unique per tenant, case-insensitively
+  std::optional<std::string> display_name, mail, given_name, surname, job_title;
+  bool account_enabled = true;
+  Timestamp created = 0, last_modified = 0;
+};
+
+struct Group {
+  std::string id;
+  std::string display_name;
+  std::optional<std::string> description, mail_nickname;
+  bool mail_enabled = false;
+  bool security_enabled = true;
+  std::vector<std::string> group_types;  // "Unified", "DynamicMembership"
+  Timestamp created = 0, last_modified = 0;
+};
+
+// An Entra device object. `device_id` (unique per tenant) is the id a managed
+// device's azure_ad_device_id names.
+struct Device {
+  std::string id;
+  std::string device_id;
+  std::optional<std::string> display_name, operating_system, operating_system_version;
+  bool account_enabled = true;
+  Timestamp created = 0, last_modified = 0;
+};
+
+// An Intune managed device. It is in a group when the group holds (directly or
+// through nested groups) the Device whose device_id is its azure_ad_device_id.
+struct ManagedDevice {
+  std::string id;
+  std::optional<std::string> serial_number, device_name, azure_ad_device_id, user_id, user_principal_name,
+      operating_system, os_version, model;
+  Timestamp created = 0, last_modified = 0;
+};
+
+enum class MemberKind { kUser, kDevice, kGroup };
+std::string_view MemberKindName(MemberKind kind);  // "user", "device", "group"
+
+// A direct member of a group, with its object (the one of `kind` is set).
+struct GroupMember {
+  std::string member_id;
+  MemberKind kind = MemberKind::kUser;
+  std::int64_t seq = 0;  // increases tenant-wide with every membership added
+  Timestamp added = 0;
+  std::optional<User> user;
+  std::optional<Device> device;
+  std::optional<Group> group;
+};
+
+// A managed device reached through a group (DeviceMembersOf), or by serial number.
+struct GroupDevice {
+  std::string managed_device_id, serial_number, device_name, user_id;
+  std::int64_t seq = 0;  // its earliest membership seq in the groups asked about
+};
+
+// Rows of a bulk import (Store::Import*). Re-importing the same rows updates
+// what the first import created instead of adding to it; the key of each kind is
+// said by its function.
+struct ImportedDevice {
+  Device device;                // keyed by device_id (required)
+  std::optional<ManagedDevice> managed;  // keyed by serial_number (required when set); its
+                                         // azure_ad_device_id is set to device.device_id
+};
+struct ImportedGroup {
+  Group group;  // keyed by id when set, else by display_name
+  // When set, the group's direct members become exactly these: each an object id
+  // (user, device or group), a userPrincipalName or a device's device_id.
+  std::optional<std::vector<std::string>> members;
+};
+struct ImportCounts {
+  std::int64_t created = 0, updated = 0;
+  std::int64_t members_added = 0, members_removed = 0;
+};
+
 // One license assignment at Apple: an asset given to a user (client_user_id) or a
 // device (serial_number); exactly one of the two is non-empty.
 struct LicenseAssignment {
@@ -515,6 +596,91 @@ class Store {
   // (tenant id, token id) of tokens with state 'valid', whose last_sync is before
   // `before` and that have no job, oldest last_sync first, at most `limit`.
   virtual Result<std::vector<std::pair<std::string, std::string>>> TokensDueForSync(Timestamp before, int limit) = 0;
+
+  // --- the directory (tenant-scoped) ----------------------------------------------
+  // Create: assigns id (when empty), created and last_modified; NotFound when the
+  // tenant does not exist; AlreadyExists for an id already taken, a
+  // userPrincipalName taken (case-insensitively) or a device_id taken.
+  // Get/Update/Delete: NotFound (naming the id) when absent in this tenant.
+  // Update is UpdateToken's read-modify-write: `mutate` runs under the write lock,
+  // id and created keep their stored values, last_modified is stamped; the same
+  // uniqueness as Create. Delete also removes the object's memberships (a group:
+  // its members' rows and its rows in other groups).
+  // List/Count: the query names columns of its table (store/query.h), otherwise
+  // as ListTokens.
+  virtual Result<User> CreateUser(const std::string& tenant_id, User user) = 0;
+  virtual Result<User> GetUser(const std::string& tenant_id, const std::string& id) = 0;
+  virtual Result<Page<User>> ListUsers(const std::string& tenant_id, const ListQuery& query) = 0;
+  virtual Result<std::int64_t> CountUsers(const std::string& tenant_id, const std::optional<Expr>& filter) = 0;
+  virtual Result<User> UpdateUser(const std::string& tenant_id, const std::string& id,
+                                  const std::function<Status(User&)>& mutate) = 0;
+  virtual Status DeleteUser(const std::string& tenant_id, const std::string& id) = 0;
+
+  virtual Result<Group> CreateGroup(const std::string& tenant_id, Group group) = 0;
+  virtual Result<Group> GetGroup(const std::string& tenant_id, const std::string& id) = 0;
+  virtual Result<Page<Group>> ListGroups(const std::string& tenant_id, const ListQuery& query) = 0;
+  virtual Result<std::int64_t> CountGroups(const std::string& tenant_id, const std::optional<Expr>& filter) = 0;
+  virtual Result<Group> UpdateGroup(const std::string& tenant_id, const std::string& id,
+                                    const std::function<Status(Group&)>& mutate) = 0;
+  virtual Status DeleteGroup(const std::string& tenant_id, const std::string& id) = 0;
+  virtual Result<bool> GroupExists(const std::string& tenant_id, const std::string& group_id) = 0;
+
+  virtual Result<Device> CreateDevice(const std::string& tenant_id, Device device) = 0;
+  virtual Result<Device> GetDevice(const std::string& tenant_id, const std::string& id) = 0;
+  virtual Result<Page<Device>> ListDevices(const std::string& tenant_id, const ListQuery& query) = 0;
+  virtual Result<std::int64_t> CountDevices(const std::string& tenant_id, const std::optional<Expr>& filter) = 0;
+  virtual Result<Device> UpdateDevice(const std::string& tenant_id, const std::string& id,
+                                      const std::function<Status(Device&)>& mutate) = 0;
+  virtual Status DeleteDevice(const std::string& tenant_id, const std::string& id) = 0;
+
+  virtual Result<ManagedDevice> CreateManagedDevice(const std::string& tenant_id, ManagedDevice device) = 0;
+  virtual Result<ManagedDevice> GetManagedDevice(const std::string& tenant_id, const std::string& id) = 0;
+  virtual Result<Page<ManagedDevice>> ListManagedDevices(const std::string& tenant_id, const ListQuery& query) = 0;
+  virtual Result<std::int64_t> CountManagedDevices(const std::string& tenant_id,
+                                                   const std::optional<Expr>& filter) = 0;
+  virtual Result<ManagedDevice> UpdateManagedDevice(const std::string& tenant_id, const std::string& id,
+                                                    const std::function<Status(ManagedDevice&)>& mutate) = 0;
+  virtual Status DeleteManagedDevice(const std::string& tenant_id, const std::string& id) = 0;
+
+  // Adds the object `member_id` (a user, device or group of the tenant, looked up
+  // in that order) to the group. NotFound naming the group, or the member, when
+  // absent; AlreadyExists when it is a member already; InvalidArgument for the
+  // group itself. Cycles through other groups are allowed.
+  virtual Result<GroupMember> AddGroupMember(const std::string& tenant_id, const std::string& group_id,
+                                             const std::string& member_id) = 0;
+  // NotFound naming the group, or the member when it is not a direct member.
+  virtual Status RemoveGroupMember(const std::string& tenant_id, const std::string& group_id,
+                                   const std::string& member_id) = 0;
+  // The group's direct members, earliest membership first (seq), `limit` from
+  // `skip`, each with its object. NotFound naming the group.
+  virtual Result<Page<GroupMember>> ListGroupMembers(const std::string& tenant_id, const std::string& group_id,
+                                                     std::int64_t skip, std::int64_t limit) = 0;
+  virtual Result<std::int64_t> CountGroupMembers(const std::string& tenant_id, const std::string& group_id) = 0;
+
+  // Managed devices with a serial number that are members of any of `group_ids`,
+  // directly or through nested groups (cycles allowed), each once, ordered by
+  // (seq, managed_device_id). Unknown groups contribute none.
+  virtual Result<std::vector<GroupDevice>> DeviceMembersOf(const std::string& tenant_id,
+                                                           const std::vector<std::string>& group_ids) = 0;
+  // Every managed device with a serial number (seq = 0), ordered by id.
+  virtual Result<std::vector<GroupDevice>> AllManagedDevices(const std::string& tenant_id) = 0;
+  // The managed devices whose serial number is one of `serials`, ordered by
+  // (serial_number, id) (a serial re-enrolled may have several).
+  virtual Result<std::vector<GroupDevice>> ManagedDevicesBySerial(const std::string& tenant_id,
+                                                                  const std::vector<std::string>& serials) = 0;
+
+  // Bulk import, each call ONE transaction (all rows or none), in time linear in
+  // the rows (SQLite: prepared statements reused; PostgreSQL: a few statements
+  // per chunk of rows, by unnest). Re-importing updates instead of duplicating:
+  // users are keyed by userPrincipalName (case-insensitively), devices by
+  // device_id and managed devices by serial_number, groups by id when given, else
+  // by display_name. InvalidArgument naming the row (0-based index in `rows`,
+  // as target) when rows repeat a key or a group's member cannot be resolved;
+  // NotFound when the tenant does not exist. Times are stamped by the store.
+  virtual Result<ImportCounts> ImportUsers(const std::string& tenant_id, const std::vector<User>& rows) = 0;
+  virtual Result<ImportCounts> ImportDevices(const std::string& tenant_id,
+                                             const std::vector<ImportedDevice>& rows) = 0;
+  virtual Result<ImportCounts> ImportGroups(const std::string& tenant_id, const std::vector<ImportedGroup>& rows) = 0;
 
   // --- this installation -------------------------------------------------------
   // vppd's identity at Apple (the sync derives the mdmInfo it writes to locations
