@@ -24,6 +24,7 @@ struct Runtime {
   std::unique_ptr<sync::Engine> engine;
   std::unique_ptr<service::VppTokens> tokens;
   std::unique_ptr<service::MobileApps> apps;
+  std::unique_ptr<service::AppAssignments> assignments;
   std::optional<service::Throttle> throttle;
   std::unique_ptr<graph::Api> api;
   std::unique_ptr<http::Server> server;

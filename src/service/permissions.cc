@@ -30,7 +30,8 @@ struct Row {
 constexpr std::array kSeedRead = {kServiceConfigRead, kServiceConfigWrite};
 constexpr std::array kSeedWrite = {kServiceConfigWrite};
 constexpr std::array kSeedApps = {kAppsRead, kAppsWrite};
-constexpr std::array<Row, 10> kSeedTable = {{
+constexpr std::array kSeedAppsWrite = {kAppsWrite};
+constexpr std::array<Row, 14> kSeedTable = {{
     {Operation::kReadTokens, false, kSeedRead},
     {Operation::kCreateToken, false, kSeedWrite},
     {Operation::kUpdateToken, false, kSeedWrite},
@@ -41,6 +42,12 @@ constexpr std::array<Row, 10> kSeedTable = {{
     {Operation::kGetLicensesForApp, false, kSeedRead},
     {Operation::kReadMobileApps, false, kSeedApps},
     {Operation::kGetExpiringVppTokenCount, false, kSeedRead},
+    // The mobileAppAssignment pages of the same era (spec/graph-assignments.md §1, §3):
+    // delegated only.
+    {Operation::kReadAppAssignments, false, kSeedApps},
+    {Operation::kWriteAppAssignments, false, kSeedAppsWrite},
+    {Operation::kAssignApp, false, kSeedAppsWrite},
+    {Operation::kReadAppInstallStatuses, false, kSeedApps},
 }};
 
 // --- current profile --------------------------------------------------------
@@ -49,7 +56,9 @@ constexpr std::array kCurrentWrite = {kAppsWrite, kServiceConfigWrite};
 constexpr std::array kCurrentLicensesForApp = {kServiceConfigRead, kServiceConfigWrite, kConfigurationRead,
                                                kConfigurationWrite};
 constexpr std::array kCurrentRevoke = {kServiceConfigWrite, kConfigurationWrite};
-constexpr std::array<Row, 10> kCurrentTable = {{
+// The 2024 apps page for assign: DeviceManagementConfiguration.ReadWrite.All, then AppsRW.
+constexpr std::array kCurrentAssign = {kConfigurationWrite, kAppsWrite};
+constexpr std::array<Row, 14> kCurrentTable = {{
     {Operation::kReadTokens, true, kCurrentRead},
     {Operation::kCreateToken, true, kCurrentWrite},
     {Operation::kUpdateToken, true, kCurrentWrite},
@@ -61,6 +70,10 @@ constexpr std::array<Row, 10> kCurrentTable = {{
     {Operation::kReadMobileApps, true, kSeedApps},
     // getExpiringVppTokenCount's page: the same four as getLicensesForApp, application too.
     {Operation::kGetExpiringVppTokenCount, true, kCurrentLicensesForApp},
+    {Operation::kReadAppAssignments, true, kSeedApps},
+    {Operation::kWriteAppAssignments, true, kSeedAppsWrite},
+    {Operation::kAssignApp, true, kCurrentAssign},
+    {Operation::kReadAppInstallStatuses, true, kSeedApps},
 }};
 
 const Row& Lookup(Operation op, PermissionProfile profile) {

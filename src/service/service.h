@@ -40,6 +40,10 @@ enum class Operation {
   kGetLicensesForApp,
   kReadMobileApps,
   kGetExpiringVppTokenCount,  // depOnboardingSettings/getExpiringVppTokenCount
+  kReadAppAssignments,        // mobileApps/{id}/assignments (list, get), $expand=assignments
+  kWriteAppAssignments,       // mobileApps/{id}/assignments (create, PATCH, delete)
+  kAssignApp,                 // mobileApps/{id}/assign
+  kReadAppInstallStatuses,    // mobileApps/{id}/deviceStatuses
 };
 
 // seed: the seed page's table (delegated work/school only). current: the newest
@@ -172,6 +176,115 @@ class MobileApps {
   store::Store& store_;
   Options options_;
   Gate gate_;
+};
+
+// What a change that may alter who should hold a licence calls once it has
+// committed, so that the reconcile job runs (the reconcile part of vppd queues
+// it). Implementations must be quick and thread-safe; they must not fail the
+// change (a lost call is made up by the next periodic reconcile).
+class ReconcileTrigger {
+ public:
+  virtual ~ReconcileTrigger() = default;
+  virtual void TokenNeedsReconcile(const std::string& tenant_id, const std::string& token_id) = 0;
+  virtual void TenantNeedsReconcile(const std::string& tenant_id) = 0;
+};
+
+// A mobileAppAssignment's target as a request gives it. `type` is the @odata.type
+// as sent ("#microsoft.graph.groupAssignmentTarget"; the '#' is optional).
+struct AssignmentTarget {
+  std::string type;
+  std::optional<std::string> group_id;     // groupId (group and exclusion-group targets)
+  std::optional<std::string> filter_id;    // deviceAndAppManagementAssignmentFilterId
+  std::optional<std::string> filter_type;  // deviceAndAppManagementAssignmentFilterType
+};
+
+// A mobileAppAssignment's settings as a request gives them: `type` as for the
+// target; an absent or null property is nullopt (Graph: null = the default).
+struct AssignmentSettings {
+  std::string type;  // "#microsoft.graph.iosVppAppAssignmentSettings" | "...macOsVppAppAssignmentSettings"
+  std::optional<bool> use_device_licensing;
+  std::optional<std::string> vpn_configuration_id;  // iOS only
+  std::optional<bool> uninstall_on_device_removal;
+  std::optional<bool> is_removable;  // iOS only
+  std::optional<bool> prevent_managed_app_backup;
+  std::optional<bool> prevent_auto_app_update;
+};
+
+// The client-settable properties of a mobileAppAssignment in a create, PATCH or
+// assign body; an absent optional means "not sent".
+struct AssignmentChanges {
+  std::optional<std::string> intent;  // installIntent member name
+  std::optional<AssignmentTarget> target;
+  std::optional<std::optional<AssignmentSettings>> settings;  // inner nullopt: sent as null
+};
+
+// Where one device stands with an app's licence (a row of deviceStatuses).
+struct DeviceInstallStatus {
+  std::string managed_device_id, device_name, serial_number, user_id, user_principal_name;
+  // resultantAppState member: "pendingInstall", "installed" (the licence is
+  // granted: vppd does not install apps), "failed", "notInstalled", "unknown".
+  std::string install_state = "unknown";
+  std::int32_t error_code = 0;  // Apple's error number, or 0
+  std::string error_message;    // why it failed ("not enough licences", Apple's message)
+  Timestamp updated = 0;        // when the state was last recorded; 0 = never
+};
+
+// A device licence of an app as assignedLicenses shows it: the serial number
+// Apple holds, with the managed device that has it when the directory knows one.
+struct DeviceLicenseHolder {
+  std::string serial_number;
+  std::optional<std::string> managed_device_id, device_name, user_id, user_principal_name;
+};
+
+// The assignments of VPP apps (mobileAppAssignment) and where their licences
+// stand. Same admission rules as VppTokens. Every committed change calls the
+// trigger (when given) for the app's token. Validation (InvalidArgument naming
+// the property, as target, unless said otherwise):
+//   - intent: required on create, one of required, available, uninstall,
+//     availableWithoutEnrollment;
+//   - target: required on create; @odata.type one of groupAssignmentTarget,
+//     exclusionGroupAssignmentTarget, allDevicesAssignmentTarget,
+//     allLicensedUsersAssignmentTarget; the group targets need groupId, of a group
+//     that exists (NotFound naming it), and the others take none; assignment
+//     filters are not supported (a filter id, or a filter type other than none);
+//     an app has at most one assignment per target (the same group, all devices,
+//     all licensed users);
+//   - settings: optional (null: none); iosVppAppAssignmentSettings for an
+//     iosVppApp, macOsVppAppAssignmentSettings for a macOsVppApp, whose
+//     properties only (macOS has no vpnConfigurationId or isRemovable);
+//     useDeviceLicensing only for an app Apple lets be assigned to devices;
+//   - the app: NotFound when the tenant has no such mobileApp.
+// A failure writes nothing.
+class AppAssignments {
+ public:
+  AppAssignments(store::Store& store, Options options, ReconcileTrigger* trigger);
+
+  Result<std::vector<store::AppAssignment>> List(const Principal& caller, const std::string& app_id);
+  Result<store::AppAssignment> Get(const Principal& caller, const std::string& app_id, const std::string& id);
+  // The assignments of a page of apps (for $expand=assignments and isAssigned),
+  // ordered by (app_id, id); unknown ids have none.
+  Result<std::vector<store::AppAssignment>> OfApps(const Principal& caller, const std::vector<std::string>& app_ids);
+  Result<store::AppAssignment> Create(const Principal& caller, const std::string& app_id, AssignmentChanges changes);
+  // The sent properties replace the stored ones (settings as a whole); the
+  // result is validated as a whole.
+  Result<store::AppAssignment> Update(const Principal& caller, const std::string& app_id, const std::string& id,
+                                      AssignmentChanges changes);
+  Status Delete(const Principal& caller, const std::string& app_id, const std::string& id);
+  // Graph's assign action: the app's assignments become exactly these, each
+  // validated as a create (InvalidArgument's target says which: "mobileAppAssignments[2].intent").
+  Status Assign(const Principal& caller, const std::string& app_id, std::vector<AssignmentChanges> assignments);
+
+ private:
+  Result<store::AppAssignment> Build(const std::string& tenant_id, const store::MobileApp& app,
+                                     const store::AppAssignment& base, const AssignmentChanges& changes,
+                                     const std::string& where);
+  Result<store::MobileApp> FindApp(const std::string& tenant_id, const std::string& app_id);
+  void Changed(const std::string& tenant_id, const store::MobileApp& app);
+
+  store::Store& store_;
+  Options options_;
+  Gate gate_;
+  ReconcileTrigger* trigger_;
 };
 
 // Tenant records, for the `vppd tenant` commands and dev mode.
