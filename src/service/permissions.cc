@@ -19,12 +19,50 @@ constexpr std::string_view kAppsRead = "DeviceManagementApps.Read.All";
 constexpr std::string_view kAppsWrite = "DeviceManagementApps.ReadWrite.All";
 constexpr std::string_view kConfigurationRead = "DeviceManagementConfiguration.Read.All";
 constexpr std::string_view kConfigurationWrite = "DeviceManagementConfiguration.ReadWrite.All";
+constexpr std::string_view kDirectoryRead = "Directory.Read.All";
+constexpr std::string_view kDirectoryWrite = "Directory.ReadWrite.All";
+constexpr std::string_view kUserRead = "User.Read.All";
+constexpr std::string_view kUserWrite = "User.ReadWrite.All";
+constexpr std::string_view kGroupRead = "Group.Read.All";
+constexpr std::string_view kGroupWrite = "Group.ReadWrite.All";
+constexpr std::string_view kGroupMemberRead = "GroupMember.Read.All";
+constexpr std::string_view kGroupMemberWrite = "GroupMember.ReadWrite.All";
+constexpr std::string_view kDeviceRead = "Device.Read.All";
+constexpr std::string_view kDeviceWrite = "Device.ReadWrite.All";
+constexpr std::string_view kManagedDevicesRead = "DeviceManagementManagedDevices.Read.All";
+constexpr std::string_view kManagedDevicesWrite = "DeviceManagementManagedDevices.ReadWrite.All";
 
 struct Row {
   Operation op;
   bool application_supported;
   std::span<const std::string_view> permissions;  // Any one suffices; least privileged first.
 };
+
+// --- the directory, the same in both profiles (Graph's pages for users, groups,
+// group members, devices and managedDevices; the seed page says nothing of them) ---
+constexpr std::array kUsersRead = {kUserRead, kUserWrite, kDirectoryRead, kDirectoryWrite};
+constexpr std::array kUsersWrite = {kUserWrite, kDirectoryWrite};
+constexpr std::array kGroupsRead = {kGroupRead, kGroupWrite, kDirectoryRead, kDirectoryWrite};
+constexpr std::array kGroupsWrite = {kGroupWrite, kDirectoryWrite};
+constexpr std::array kMembersRead = {kGroupMemberRead, kGroupRead, kGroupMemberWrite,
+                                     kGroupWrite,      kDirectoryRead, kDirectoryWrite};
+constexpr std::array kMembersWrite = {kGroupMemberWrite, kGroupWrite, kDirectoryWrite};
+constexpr std::array kDevicesRead = {kDeviceRead, kDeviceWrite, kDirectoryRead, kDirectoryWrite};
+constexpr std::array kDevicesWrite = {kDeviceWrite, kDirectoryWrite};
+constexpr std::array kManagedRead = {kManagedDevicesRead, kManagedDevicesWrite};
+constexpr std::array kManagedWrite = {kManagedDevicesWrite};
+constexpr std::array<Row, 10> kDirectoryTable = {{
+    {Operation::kReadUsers, true, kUsersRead},
+    {Operation::kWriteUsers, true, kUsersWrite},
+    {Operation::kReadGroups, true, kGroupsRead},
+    {Operation::kWriteGroups, true, kGroupsWrite},
+    {Operation::kReadGroupMembers, true, kMembersRead},
+    {Operation::kWriteGroupMembers, true, kMembersWrite},
+    {Operation::kReadDevices, true, kDevicesRead},
+    {Operation::kWriteDevices, true, kDevicesWrite},
+    {Operation::kReadManagedDevices, true, kManagedRead},
+    {Operation::kWriteManagedDevices, true, kManagedWrite},
+}};
 
 // --- seed profile -----------------------------------------------------------
 constexpr std::array kSeedRead = {kServiceConfigRead, kServiceConfigWrite};
@@ -78,7 +116,9 @@ constexpr std::array<Row, 14> kCurrentTable = {{
 
 const Row& Lookup(Operation op, PermissionProfile profile) {
   const auto& table = profile == PermissionProfile::kSeed ? kSeedTable : kCurrentTable;
-  return *std::find_if(table.begin(), table.end(), [op](const Row& r) { return r.op == op; });
+  const auto is_op = [op](const Row& r) { return r.op == op; };
+  if (auto it = std::find_if(table.begin(), table.end(), is_op); it != table.end()) return *it;
+  return *std::find_if(kDirectoryTable.begin(), kDirectoryTable.end(), is_op);
 }
 
 std::string JoinNames(std::span<const std::string_view> names) {

@@ -40,6 +40,17 @@ enum class Operation {
   kGetLicensesForApp,
   kReadMobileApps,
   kGetExpiringVppTokenCount,  // depOnboardingSettings/getExpiringVppTokenCount
+  // The directory (directory.cc): read is list, get, $count; write is create, update, delete.
+  kReadUsers,
+  kWriteUsers,
+  kReadGroups,
+  kWriteGroups,
+  kReadGroupMembers,
+  kWriteGroupMembers,
+  kReadDevices,
+  kWriteDevices,
+  kReadManagedDevices,
+  kWriteManagedDevices,
   kReadAppAssignments,        // mobileApps/{id}/assignments (list, get), $expand=assignments
   kWriteAppAssignments,       // mobileApps/{id}/assignments (create, PATCH, delete)
   kAssignApp,                 // mobileApps/{id}/assign
@@ -178,15 +189,111 @@ class MobileApps {
   Gate gate_;
 };
 
-// What a change that may alter who should hold a licence calls once it has
-// committed, so that the reconcile job runs (the reconcile part of vppd queues
-// it). Implementations must be quick and thread-safe; they must not fail the
-// change (a lost call is made up by the next periodic reconcile).
+// What a change that may move licences tells the reconcile job (sync/): a token's
+// assignments, or a tenant's directory, changed after a committed write. Called
+// on the writer's thread; must be quick and must not fail the write.
 class ReconcileTrigger {
  public:
   virtual ~ReconcileTrigger() = default;
   virtual void TokenNeedsReconcile(const std::string& tenant_id, const std::string& token_id) = 0;
   virtual void TenantNeedsReconcile(const std::string& tenant_id) = 0;
+};
+
+// Client-settable directory properties of a create or PATCH body (absent: not
+// sent; an inner nullopt: sent as null), in the store's terms.
+struct UserChanges {
+  std::optional<std::string> user_principal_name, display_name;
+  std::optional<std::optional<std::string>> mail, given_name, surname, job_title;
+  std::optional<bool> account_enabled;
+};
+struct GroupChanges {
+  std::optional<std::string> display_name;
+  std::optional<std::optional<std::string>> description, mail_nickname;
+  std::optional<bool> mail_enabled, security_enabled;
+  std::optional<std::vector<std::string>> group_types;
+};
+struct DeviceChanges {
+  std::optional<std::string> device_id;
+  std::optional<std::optional<std::string>> display_name, operating_system, operating_system_version;
+  std::optional<bool> account_enabled;
+};
+struct ManagedDeviceChanges {
+  std::optional<std::optional<std::string>> serial_number, device_name, azure_ad_device_id, user_id,
+      user_principal_name, operating_system, os_version, model;
+};
+
+// Longest values the directory takes, in characters (Unicode code points), as
+// Entra documents them where it does; InvalidArgument naming the property past them.
+inline constexpr std::size_t kMaxDisplayName = 256;
+inline constexpr std::size_t kMaxUserPrincipalName = 113;
+inline constexpr std::size_t kMaxMail = 254;
+inline constexpr std::size_t kMaxPersonName = 64;  // givenName, surname
+inline constexpr std::size_t kMaxJobTitle = 128;
+inline constexpr std::size_t kMaxGroupDescription = 1024;
+inline constexpr std::size_t kMaxMailNickname = 64;
+inline constexpr std::size_t kMaxDeviceText = 256;  // operatingSystem, model, ...
+
+// The minimal directory: users, groups and their members, Entra devices and Intune
+// managed devices. Same admission rules as VppTokens (permission, tenant, licence);
+// ids of another tenant are NotFound. Thread-safe.
+//
+// Errors: InvalidArgument (target: the property) for a missing required property,
+// one too long or malformed, a userPrincipalName or deviceId another object has,
+// and a member added twice ("One or more added object references already exist
+// ..."); NotFound naming the id for an unknown object, group or member.
+// After each committed change to membership, devices or managed devices it calls
+// `reconcile` (may be null) with TenantNeedsReconcile.
+class Directory {
+ public:
+  Directory(store::Store& store, Options options, ReconcileTrigger* reconcile = nullptr);
+
+  // Create needs userPrincipalName and displayName.
+  Result<store::User> CreateUser(const Principal& caller, const UserChanges& changes);
+  Result<store::User> GetUser(const Principal& caller, const std::string& id);
+  Result<store::Page<store::User>> ListUsers(const Principal& caller, const store::ListQuery& query);
+  Result<std::int64_t> CountUsers(const Principal& caller, const std::optional<store::Expr>& filter);
+  Result<store::User> UpdateUser(const Principal& caller, const std::string& id, const UserChanges& changes);
+  Status DeleteUser(const Principal& caller, const std::string& id);
+
+  // Create needs displayName, mailNickname, mailEnabled and securityEnabled (as Graph).
+  Result<store::Group> CreateGroup(const Principal& caller, const GroupChanges& changes);
+  Result<store::Group> GetGroup(const Principal& caller, const std::string& id);
+  Result<store::Page<store::Group>> ListGroups(const Principal& caller, const store::ListQuery& query);
+  Result<std::int64_t> CountGroups(const Principal& caller, const std::optional<store::Expr>& filter);
+  Result<store::Group> UpdateGroup(const Principal& caller, const std::string& id, const GroupChanges& changes);
+  Status DeleteGroup(const Principal& caller, const std::string& id);
+  Result<store::GroupMember> AddMember(const Principal& caller, const std::string& group_id,
+                                       const std::string& member_id);
+  Status RemoveMember(const Principal& caller, const std::string& group_id, const std::string& member_id);
+  Result<store::Page<store::GroupMember>> ListMembers(const Principal& caller, const std::string& group_id,
+                                                      std::int64_t skip, std::int64_t limit);
+  Result<std::int64_t> CountMembers(const Principal& caller, const std::string& group_id);
+
+  // Create needs deviceId (a GUID, kept lower-case) and displayName.
+  Result<store::Device> CreateDevice(const Principal& caller, const DeviceChanges& changes);
+  Result<store::Device> GetDevice(const Principal& caller, const std::string& id);
+  Result<store::Page<store::Device>> ListDevices(const Principal& caller, const store::ListQuery& query);
+  Result<std::int64_t> CountDevices(const Principal& caller, const std::optional<store::Expr>& filter);
+  Result<store::Device> UpdateDevice(const Principal& caller, const std::string& id, const DeviceChanges& changes);
+  Status DeleteDevice(const Principal& caller, const std::string& id);
+
+  // azureADDeviceId and userId, when set, must be GUIDs (kept lower-case).
+  Result<store::ManagedDevice> CreateManagedDevice(const Principal& caller, const ManagedDeviceChanges& changes);
+  Result<store::ManagedDevice> GetManagedDevice(const Principal& caller, const std::string& id);
+  Result<store::Page<store::ManagedDevice>> ListManagedDevices(const Principal& caller,
+                                                               const store::ListQuery& query);
+  Result<std::int64_t> CountManagedDevices(const Principal& caller, const std::optional<store::Expr>& filter);
+  Result<store::ManagedDevice> UpdateManagedDevice(const Principal& caller, const std::string& id,
+                                                   const ManagedDeviceChanges& changes);
+  Status DeleteManagedDevice(const Principal& caller, const std::string& id);
+
+ private:
+  void DirectoryChanged(const Principal& caller);
+
+  store::Store& store_;
+  Options options_;
+  Gate gate_;
+  ReconcileTrigger* reconcile_;
 };
 
 // A mobileAppAssignment's target as a request gives it. `type` is the @odata.type
