@@ -230,6 +230,7 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   rt->tokens = std::make_unique<service::VppTokens>(*rt->store, service_options);
   rt->apps = std::make_unique<service::MobileApps>(*rt->store, service_options);
   rt->reconciles = std::make_unique<service::QueueingReconcileTrigger>(*rt->store, service_options);
+  rt->assignments = std::make_unique<service::AppAssignments>(*rt->store, service_options, rt->reconciles.get());
   if (s.throttle_window_seconds > 0) {
     rt->throttle.emplace(service::ThrottleLimits{.window = std::chrono::seconds(s.throttle_window_seconds),
                                                  .tenant_writes = s.throttle_tenant_writes,
@@ -248,6 +249,7 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   rt->api = std::make_unique<graph::Api>(graph::Dependencies{.verifier = &*rt->verifier,
                                                              .tokens = rt->tokens.get(),
                                                              .apps = rt->apps.get(),
+                                                             .assignments = rt->assignments.get(),
                                                              .throttle = rt->throttle ? &*rt->throttle : nullptr},
                                          graph_options);
 

@@ -24,6 +24,7 @@ struct Runtime {
   std::unique_ptr<sync::Engine> engine;
   std::unique_ptr<service::VppTokens> tokens;
   std::unique_ptr<service::MobileApps> apps;
+  std::unique_ptr<service::AppAssignments> assignments;
   // Queues reconciles for the directory's and the assignments' changes (service::ReconcileTrigger).
   std::unique_ptr<service::QueueingReconcileTrigger> reconciles;
   std::optional<service::Throttle> throttle;

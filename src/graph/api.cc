@@ -618,6 +618,14 @@ const std::vector<Api::Impl::CompiledRoute>& Api::Impl::Table() {
       {"deviceAppManagement/mobileApps/{id}/{cast}", kGet, &I::GetApp, Op::kReadMobileApps},
       {"deviceAppManagement/mobileApps/{id}/{cast}/assignedLicenses", kGet, &I::AssignedLicenses, Op::kReadMobileApps,
        kBetaOnly},
+      {"deviceAppManagement/mobileApps/{id}/assignments", kGet, &I::ListAssignments, Op::kReadAppAssignments},
+      {"deviceAppManagement/mobileApps/{id}/assignments", kPost, &I::CreateAssignment, Op::kWriteAppAssignments},
+      {"deviceAppManagement/mobileApps/{id}/assignments/{id}", kGet, &I::GetAssignment, Op::kReadAppAssignments},
+      {"deviceAppManagement/mobileApps/{id}/assignments/{id}", kPatch, &I::UpdateAssignment, Op::kWriteAppAssignments},
+      {"deviceAppManagement/mobileApps/{id}/assignments/{id}", kDelete, &I::DeleteAssignment,
+       Op::kWriteAppAssignments},
+      {"deviceAppManagement/mobileApps/{id}/graph.assign", kPost, &I::AssignApp, Op::kAssignApp},
+      {"deviceAppManagement/mobileApps/{id}/{cast}/graph.assign", kPost, &I::AssignApp, Op::kAssignApp},
   };
   static const std::vector<CompiledRoute> table = [] {
     std::vector<CompiledRoute> out;

@@ -187,6 +187,15 @@ struct Api::Impl {
   Result<http::Response> AppCollection(const Call& c, bool count_segment) const;
   // The app {id}, which must be of the type {cast} when the route has one. NotFound.
   Result<store::MobileApp> FindApp(const Call& c) const;
+
+  // --- mobileAppAssignments, assign, deviceStatuses (assignments.cc) ------
+
+  Result<http::Response> ListAssignments(const Call& c) const;
+  Result<http::Response> GetAssignment(const Call& c) const;
+  Result<http::Response> CreateAssignment(const Call& c) const;
+  Result<http::Response> UpdateAssignment(const Call& c) const;
+  Result<http::Response> DeleteAssignment(const Call& c) const;
+  Result<http::Response> AssignApp(const Call& c) const;
 };
 
 }  // namespace vppd::graph

@@ -22,6 +22,7 @@ namespace auth {
 class Verifier;
 }
 namespace service {
+class AppAssignments;
 class MobileApps;
 class Throttle;
 class VppTokens;
@@ -50,6 +51,7 @@ struct Dependencies {
   const auth::Verifier* verifier = nullptr;
   service::VppTokens* tokens = nullptr;
   service::MobileApps* apps = nullptr;
+  service::AppAssignments* assignments = nullptr;
   service::Throttle* throttle = nullptr;  // nullptr: no request-rate limits
 };
 
