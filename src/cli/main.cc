@@ -17,6 +17,7 @@
 #include "cli/demo.h"
 #include "cli/migrate_store.h"
 #include "cli/runtime.h"
+#include "cli/import.h"
 #include "cli/sync_command.h"
 #include "service/service.h"
 
@@ -292,6 +293,17 @@ int Main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 86'400.0))
       ->capture_default_str();
 
+  // import
+  CLI::App* import_cmd = app.add_subcommand(
+      "import", "Import devices, users or groups from a CSV file into the directory (one transaction; README.md)");
+  ImportCommand import_options;
+  import_cmd->add_option("kind", import_options.kind, "devices, users or groups")
+      ->required()
+      ->check(CLI::IsMember({"devices", "users", "groups"}));
+  import_cmd->add_option("file", import_options.file, "The CSV file; its first line names the columns")->required();
+  AddStoreOptions(*import_cmd, settings);
+  import_cmd->add_option("--tenant", import_options.tenant_id, "The tenant (default: the store's only tenant)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ValidationError& e) {
@@ -338,6 +350,12 @@ int Main(int argc, char** argv) {
   if (migrate->parsed()) {
     if (auto ok = MigrateStore(migrate_options, stdout); !ok) return Die(ok.error());
     return 0;
+  }
+
+  if (import_cmd->parsed()) {
+    auto store = OpenExistingStore(settings);
+    if (!store) return Die(store.error());
+    return RunImport(import_options, **store, stdout, stderr);
   }
 
   if (sync_cmd->parsed()) {

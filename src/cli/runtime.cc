@@ -227,6 +227,7 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   service_options.on_job_queued = [engine] { engine->Wake(); };
   rt->tokens = std::make_unique<service::VppTokens>(*rt->store, service_options);
   rt->apps = std::make_unique<service::MobileApps>(*rt->store, service_options);
+  rt->directory = std::make_unique<service::Directory>(*rt->store, service_options, rt->reconcile_trigger);
   if (s.throttle_window_seconds > 0) {
     rt->throttle.emplace(service::ThrottleLimits{.window = std::chrono::seconds(s.throttle_window_seconds),
                                                  .tenant_writes = s.throttle_tenant_writes,
@@ -245,7 +246,8 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   rt->api = std::make_unique<graph::Api>(graph::Dependencies{.verifier = &*rt->verifier,
                                                              .tokens = rt->tokens.get(),
                                                              .apps = rt->apps.get(),
-                                                             .throttle = rt->throttle ? &*rt->throttle : nullptr},
+                                                             .throttle = rt->throttle ? &*rt->throttle : nullptr,
+                                                             .directory = rt->directory.get()},
                                          graph_options);
 
   auto listen = ParseListen(s.listen);

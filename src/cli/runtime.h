@@ -24,6 +24,9 @@ struct Runtime {
   std::unique_ptr<sync::Engine> engine;
   std::unique_ptr<service::VppTokens> tokens;
   std::unique_ptr<service::MobileApps> apps;
+  // The reconcile job's hook for directory changes; null until the reconcile engine sets one.
+  service::ReconcileTrigger* reconcile_trigger = nullptr;
+  std::unique_ptr<service::Directory> directory;
   std::optional<service::Throttle> throttle;
   std::unique_ptr<graph::Api> api;
   std::unique_ptr<http::Server> server;

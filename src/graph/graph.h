@@ -22,6 +22,7 @@ namespace auth {
 class Verifier;
 }
 namespace service {
+class Directory;
 class MobileApps;
 class Throttle;
 class VppTokens;
@@ -51,6 +52,7 @@ struct Dependencies {
   service::VppTokens* tokens = nullptr;
   service::MobileApps* apps = nullptr;
   service::Throttle* throttle = nullptr;  // nullptr: no request-rate limits
+  service::Directory* directory = nullptr;  // users, groups, devices, managedDevices
 };
 
 // Graph's error envelope {"error":{"code","message","innerError":{"date","request-id",
