@@ -353,7 +353,9 @@ int Main(int argc, char** argv) {
   }
 
   if (import_cmd->parsed()) {
-    auto store = OpenExistingStore(settings);
+    // A file is one transaction, which may outlast the store's default statement timeout.
+    constexpr int kImportTimeoutMs = 30 * 60 * 1000;
+    auto store = OpenExistingStore(settings, kImportTimeoutMs);
     if (!store) return Die(store.error());
     return RunImport(import_options, **store, stdout, stderr);
   }

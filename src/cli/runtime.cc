@@ -75,7 +75,8 @@ Result<std::string> ProposedInstallationId(const std::string& data_dir) {
 namespace {
 
 // The store, opened; the data dir and key file exist (the callers see to it).
-Result<std::unique_ptr<store::Store>> Open(const Settings& settings) {
+// `statement_timeout_ms` > 0 replaces the store's default.
+Result<std::unique_ptr<store::Store>> Open(const Settings& settings, int statement_timeout_ms = 0) {
   const std::string& data_dir = settings.data_dir;
   auto box = SecretBox::LoadOrCreate(settings.key_file.empty() ? data_dir + "/secret.key" : settings.key_file);
   if (!box) return Fail(box.error());
@@ -85,11 +86,13 @@ Result<std::unique_ptr<store::Store>> Open(const Settings& settings) {
     options.url = settings.database_url;
     options.secrets = std::move(secrets);
     options.max_connections = settings.database_pool_size;
+    if (statement_timeout_ms > 0) options.statement_timeout_ms = statement_timeout_ms;
     return store::Store::OpenPostgres(options);
   }
   store::SqliteOptions options;
   options.path = data_dir + "/vppd.db";
   options.secrets = std::move(secrets);
+  if (statement_timeout_ms > 0) options.statement_timeout_ms = statement_timeout_ms;
   return store::Store::OpenSqlite(options);
 }
 
@@ -114,7 +117,7 @@ Result<bool> PostgresHoldsAStore(const std::string& url) {
   return holds;
 }
 
-Result<std::unique_ptr<store::Store>> OpenExistingStore(const Settings& settings) {
+Result<std::unique_ptr<store::Store>> OpenExistingStore(const Settings& settings, int statement_timeout_ms) {
   const std::string& dir = settings.data_dir;
   const std::string where = " (vppd serve or vppd demo creates it; --data-dir or --database-url says where it is)";
   std::error_code ec;
@@ -142,7 +145,7 @@ Result<std::unique_ptr<store::Store>> OpenExistingStore(const Settings& settings
     return Fail(Error::NotFound("no sToken key at '" + key + "': the store's key is needed to open it (the " +
                                 "server's --secrets-key-file, or secret.key in its --data-dir)"));
   }
-  return Open(settings);
+  return Open(settings, statement_timeout_ms);
 }
 
 Result<std::unique_ptr<store::Store>> OpenStore(const Settings& settings) {

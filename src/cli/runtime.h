@@ -45,7 +45,9 @@ Result<std::unique_ptr<store::Store>> OpenStore(const Settings& settings);
 // there, creating nothing. NotFound, saying what it looked for, when the data dir,
 // its vppd.db (SQLite) or the sToken key file is missing; a PostgreSQL database
 // that does not exist fails to connect (Unavailable, naming it).
-Result<std::unique_ptr<store::Store>> OpenExistingStore(const Settings& settings);
+// `statement_timeout_ms` > 0: statements may run that long (a bulk import's one
+// transaction) instead of the store's default.
+Result<std::unique_ptr<store::Store>> OpenExistingStore(const Settings& settings, int statement_timeout_ms = 0);
 
 // Opens everything and starts serving. The caller prints, waits, and shuts down.
 Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& settings);
