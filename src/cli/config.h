@@ -63,6 +63,11 @@ struct Settings {
   std::vector<std::string> audiences = {"https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000"};
   int leeway_seconds = 60;
   int jwks_refetch_seconds = 60;  // most one key-set fetch this often (an unknown kid asks for one)
+  std::string issuer;             // any OpenID Connect issuer (discovery) instead of Entra ID's
+  std::string scopes_claim = "scp";
+  std::string roles_claim = "roles";
+  std::string tenant_claim = "tid";
+  std::string tenant_id;  // every token of the trusted issuer is of this tenant (tenant_claim unread)
   // [throttle] (Intune's published limits; 0 disables throttling)
   int throttle_window_seconds = 20;
   int throttle_tenant_writes = 200;
@@ -82,6 +87,8 @@ struct Settings {
   // [assign] (the reconcile job that hands out device licences)
   std::string assign_reclaim = "always";  // always | never (Intune's behaviour: nothing is taken back)
   double assign_max_reclaim_fraction = 0.2;  // directory-caused reclaims per pass and app, at least 10
+  // [alerts] what /metrics counts as needing attention
+  int alerts_app_usage_percent = 90;  // an app with this share of its licences in use
   // [secrets]
   std::string key_file;  // empty = <data_dir>/secret.key
   // [store] empty database_url = SQLite in <data_dir>/vppd.db; postgresql://... = that

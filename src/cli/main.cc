@@ -13,11 +13,13 @@
 #include "base/json_escape.h"
 #include "base/log.h"
 #include "base/terminal_text.h"
+#include "cli/backup.h"
 #include "cli/config.h"
 #include "cli/demo.h"
 #include "cli/migrate_store.h"
 #include "cli/runtime.h"
 #include "cli/reconcile_command.h"
+#include "cli/import.h"
 #include "cli/sync_command.h"
 #include "service/service.h"
 
@@ -282,6 +284,15 @@ int Main(int argc, char** argv) {
   migrate->add_option("--secrets-key-file", migrate_options.key_file,
                       "The sToken key both use (default: secret.key next to the SQLite database)");
 
+  // backup
+  CLI::App* backup = app.add_subcommand(
+      "backup", "Copy the SQLite store to DEST while vppd serves (a consistent copy; PostgreSQL: use pg_dump)");
+  std::string backup_dest;
+  backup->add_option("dest", backup_dest, "The backup file to write; must not exist")->required();
+  backup->add_option("--config", settings.config_file, "TOML configuration file (for data_dir)")
+      ->envname("VPPD_CONFIG");
+  AddStoreOptions(*backup, settings);
+
   // sync
   CLI::App* sync_cmd = app.add_subcommand(
       "sync",
@@ -318,6 +329,16 @@ int Main(int argc, char** argv) {
                    "With --wait: give up after this many seconds (exit 3; the reconcile goes on)")
       ->check(CLI::Range(0.0, 86'400.0))
       ->capture_default_str();
+  // import
+  CLI::App* import_cmd = app.add_subcommand(
+      "import", "Import devices, users or groups from a CSV file into the directory (one transaction; README.md)");
+  ImportCommand import_options;
+  import_cmd->add_option("kind", import_options.kind, "devices, users or groups")
+      ->required()
+      ->check(CLI::IsMember({"devices", "users", "groups"}));
+  import_cmd->add_option("file", import_options.file, "The CSV file; its first line names the columns")->required();
+  AddStoreOptions(*import_cmd, settings);
+  import_cmd->add_option("--tenant", import_options.tenant_id, "The tenant (default: the store's only tenant)");
 
   try {
     app.parse(argc, argv);
@@ -364,6 +385,19 @@ int Main(int argc, char** argv) {
 
   if (migrate->parsed()) {
     if (auto ok = MigrateStore(migrate_options, stdout); !ok) return Die(ok.error());
+    return 0;
+  }
+
+  if (import_cmd->parsed()) {
+    // A file is one transaction, which may outlast the store's default statement timeout.
+    constexpr int kImportTimeoutMs = 30 * 60 * 1000;
+    auto store = OpenExistingStore(settings, kImportTimeoutMs);
+    if (!store) return Die(store.error());
+    return RunImport(import_options, **store, stdout, stderr);
+  }
+
+  if (backup->parsed()) {
+    if (auto ok = Backup(settings, backup_dest, stdout); !ok) return Die(ok.error());
     return 0;
   }
 

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "base/metrics.h"
+#include "cli/alert_gauges.h"
 
 namespace vppd::cli {
 namespace {
@@ -18,13 +19,28 @@ Result<auth::Verifier> MakeVerifier(const Settings& s, const auth::DevKey* dev_k
   options.leeway = std::chrono::seconds(s.leeway_seconds);
   options.jwks_refetch_interval = std::chrono::seconds(s.jwks_refetch_seconds);
   if (dev_key != nullptr) options.issuers = auth::DevIssuers(*dev_key);
-  // Outside dev mode, Entra ID's issuers are trusted (their keys from a file, a URL,
-  // or Entra's published set). In dev mode only when asked for explicitly.
-  if (dev_key == nullptr || !s.jwks_file.empty() || !s.jwks_url.empty()) {
+  const auth::ClaimNames claims{
+      .scopes = s.scopes_claim, .roles = s.roles_claim, .tenant = s.tenant_claim, .fixed_tenant = s.tenant_id};
+  if (!s.issuer.empty()) {
+    // Any OpenID Connect provider, instead of Entra ID's issuers; its discovery
+    // document must be readable now (systemd restarts vppd until it is).
+    auto issuer = auth::DiscoverIssuer(s.issuer, claims);
+    if (!issuer) {
+      Error e = issuer.error();
+      e.message = "auth.issuer: " + e.message;
+      return Fail(std::move(e));
+    }
+    options.issuers.push_back(std::move(*issuer));
+  } else if (dev_key == nullptr || !s.jwks_file.empty() || !s.jwks_url.empty()) {
+    // Outside dev mode, Entra ID's issuers are trusted (their keys from a file, a URL,
+    // or Entra's published set). In dev mode only when asked for explicitly.
     auto source = !s.jwks_file.empty()  ? auth::JwksSource::File(s.jwks_file)
                   : !s.jwks_url.empty() ? auth::JwksSource::Url(s.jwks_url)
                                         : auth::JwksSource::Url(auth::kEntraJwksUrl);
-    for (auto& issuer : auth::EntraIssuers(std::move(source))) options.issuers.push_back(std::move(issuer));
+    for (auto& issuer : auth::EntraIssuers(std::move(source))) {
+      issuer.claims = claims;
+      options.issuers.push_back(std::move(issuer));
+    }
   }
   return auth::Verifier::Create(std::move(options));
 }
@@ -75,7 +91,8 @@ Result<std::string> ProposedInstallationId(const std::string& data_dir) {
 namespace {
 
 // The store, opened; the data dir and key file exist (the callers see to it).
-Result<std::unique_ptr<store::Store>> Open(const Settings& settings) {
+// `statement_timeout_ms` > 0 replaces the store's default.
+Result<std::unique_ptr<store::Store>> Open(const Settings& settings, int statement_timeout_ms = 0) {
   const std::string& data_dir = settings.data_dir;
   auto box = SecretBox::LoadOrCreate(settings.key_file.empty() ? data_dir + "/secret.key" : settings.key_file);
   if (!box) return Fail(box.error());
@@ -85,11 +102,13 @@ Result<std::unique_ptr<store::Store>> Open(const Settings& settings) {
     options.url = settings.database_url;
     options.secrets = std::move(secrets);
     options.max_connections = settings.database_pool_size;
+    if (statement_timeout_ms > 0) options.statement_timeout_ms = statement_timeout_ms;
     return store::Store::OpenPostgres(options);
   }
   store::SqliteOptions options;
   options.path = data_dir + "/vppd.db";
   options.secrets = std::move(secrets);
+  if (statement_timeout_ms > 0) options.statement_timeout_ms = statement_timeout_ms;
   return store::Store::OpenSqlite(options);
 }
 
@@ -114,7 +133,7 @@ Result<bool> PostgresHoldsAStore(const std::string& url) {
   return holds;
 }
 
-Result<std::unique_ptr<store::Store>> OpenExistingStore(const Settings& settings) {
+Result<std::unique_ptr<store::Store>> OpenExistingStore(const Settings& settings, int statement_timeout_ms) {
   const std::string& dir = settings.data_dir;
   const std::string where = " (vppd serve or vppd demo creates it; --data-dir or --database-url says where it is)";
   std::error_code ec;
@@ -142,7 +161,7 @@ Result<std::unique_ptr<store::Store>> OpenExistingStore(const Settings& settings
     return Fail(Error::NotFound("no sToken key at '" + key + "': the store's key is needed to open it (the " +
                                 "server's --secrets-key-file, or secret.key in its --data-dir)"));
   }
-  return Open(settings);
+  return Open(settings, statement_timeout_ms);
 }
 
 Result<std::unique_ptr<store::Store>> OpenStore(const Settings& settings) {
@@ -184,7 +203,10 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   auto store = OpenStore(s);
   if (!store) return Fail(store.error());
   rt->store = std::move(*store);
-  if (s.metrics) RegisterStoreGauges(rt->store.get());
+  if (s.metrics) {
+    RegisterStoreGauges(rt->store.get());
+    RegisterAlertGauges(rt->store.get(), {.app_usage_percent = s.alerts_app_usage_percent});
+  }
 
   if (s.dev) {
     auto key = auth::DevKey::LoadOrCreate(s.data_dir);
@@ -231,6 +253,8 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   rt->apps = std::make_unique<service::MobileApps>(*rt->store, service_options);
   rt->reconciles = std::make_unique<service::QueueingReconcileTrigger>(*rt->store, service_options);
   rt->assignments = std::make_unique<service::AppAssignments>(*rt->store, service_options, rt->reconciles.get());
+  rt->reconcile_trigger = rt->reconciles.get();
+  rt->directory = std::make_unique<service::Directory>(*rt->store, service_options, rt->reconcile_trigger);
   if (s.throttle_window_seconds > 0) {
     rt->throttle.emplace(service::ThrottleLimits{.window = std::chrono::seconds(s.throttle_window_seconds),
                                                  .tenant_writes = s.throttle_tenant_writes,
@@ -250,7 +274,8 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
                                                              .tokens = rt->tokens.get(),
                                                              .apps = rt->apps.get(),
                                                              .assignments = rt->assignments.get(),
-                                                             .throttle = rt->throttle ? &*rt->throttle : nullptr},
+                                                             .throttle = rt->throttle ? &*rt->throttle : nullptr,
+                                                             .directory = rt->directory.get()},
                                          graph_options);
 
   auto listen = ParseListen(s.listen);

@@ -120,7 +120,8 @@ struct Api::Impl {
   void AppendBaseUrl(std::string& out, const http::Request& req) const;
   std::string BaseUrl(const http::Request& req) const;
   // The @odata.context URL: base, version, "/$metadata#", then the fragment's pieces.
-  std::string ContextUrl(const http::Request& req, ApiVersion v, std::initializer_list<std::string_view> fragment) const;
+  std::string ContextUrl(const http::Request& req, ApiVersion v,
+                         std::initializer_list<std::string_view> fragment) const;
   // "(a,b)" for a $select, "" for none: the context URL's select fragment.
   static std::string SelectFragment(const std::vector<std::string>& select);
 
@@ -196,6 +197,38 @@ struct Api::Impl {
   Result<http::Response> UpdateAssignment(const Call& c) const;
   Result<http::Response> DeleteAssignment(const Call& c) const;
   Result<http::Response> AssignApp(const Call& c) const;
+  // --- the directory (directory.cc) ----------------------------------------
+
+  Result<http::Response> ListUsers(const Call& c) const;
+  Result<http::Response> CountUsers(const Call& c) const;
+  Result<http::Response> GetUser(const Call& c) const;
+  Result<http::Response> CreateUser(const Call& c) const;
+  Result<http::Response> UpdateUser(const Call& c) const;
+  Result<http::Response> DeleteUser(const Call& c) const;
+  Result<http::Response> ListGroups(const Call& c) const;
+  Result<http::Response> CountGroups(const Call& c) const;
+  Result<http::Response> GetGroup(const Call& c) const;
+  Result<http::Response> CreateGroup(const Call& c) const;
+  Result<http::Response> UpdateGroup(const Call& c) const;
+  Result<http::Response> DeleteGroup(const Call& c) const;
+  Result<http::Response> ListMembers(const Call& c) const;
+  Result<http::Response> CountMembers(const Call& c) const;
+  Result<http::Response> AddMember(const Call& c) const;     // POST .../members/$ref {"@odata.id": ...}
+  Result<http::Response> RemoveMember(const Call& c) const;  // DELETE .../members/{id}/$ref
+  Result<http::Response> ListDevices(const Call& c) const;
+  Result<http::Response> CountDevices(const Call& c) const;
+  Result<http::Response> GetDevice(const Call& c) const;
+  Result<http::Response> CreateDevice(const Call& c) const;
+  Result<http::Response> UpdateDevice(const Call& c) const;
+  Result<http::Response> DeleteDevice(const Call& c) const;
+  Result<http::Response> ListManagedDevices(const Call& c) const;
+  Result<http::Response> CountManagedDevices(const Call& c) const;
+  Result<http::Response> GetManagedDevice(const Call& c) const;
+  Result<http::Response> CreateManagedDevice(const Call& c) const;
+  Result<http::Response> UpdateManagedDevice(const Call& c) const;
+  Result<http::Response> DeleteManagedDevice(const Call& c) const;
+  // JSON batching: up to 20 requests, each run through Handle with the caller's Authorization.
+  Result<http::Response> Batch(const Call& c) const;
 };
 
 }  // namespace vppd::graph

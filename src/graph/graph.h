@@ -23,6 +23,7 @@ class Verifier;
 }
 namespace service {
 class AppAssignments;
+class Directory;
 class MobileApps;
 class Throttle;
 class VppTokens;
@@ -53,6 +54,7 @@ struct Dependencies {
   service::MobileApps* apps = nullptr;
   service::AppAssignments* assignments = nullptr;
   service::Throttle* throttle = nullptr;  // nullptr: no request-rate limits
+  service::Directory* directory = nullptr;  // users, groups, devices, managedDevices
 };
 
 // Graph's error envelope {"error":{"code","message","innerError":{"date","request-id",

@@ -752,17 +752,48 @@ Status ReadKeys(Tx& tx, const char* sql, const std::string& tenant_id,
   }
 }
 
-// The rows of an import's write, with the text their SqlArgs view.
+// Rows an import writes per BulkWrite: memory stays bounded however large the file.
+constexpr std::size_t kBulkChunkRows = 10000;
+
+// The rows of an import's write: the entities, and the SqlArgs that view them.
+template <class T>
 struct BulkRows {
+  std::deque<T> entities;
   Scratch scratch;
   std::vector<std::vector<SqlArg>> rows;
-  template <class T>
-  void Add(const std::string& tenant_id, const T& entity) {
+  const T& Add(const std::string& tenant_id, T entity) {
+    const T& kept = entities.emplace_back(std::move(entity));
     std::vector<SqlArg>& args = rows.emplace_back();
     args.reserve(12);
     args.emplace_back(tenant_id);
-    Entity<T>::Write(entity, scratch, args);
+    Entity<T>::Write(kept, scratch, args);
+    return kept;
   }
+  bool Full() const { return rows.size() >= kBulkChunkRows; }
+  void Clear() {
+    rows.clear();
+    scratch.clear();
+    entities.clear();
+  }
+};
+
+// SQLite: an import's inserts land all over several B-trees (random GUID keys), which
+// thrash the writer's 2 MB page cache; for the transaction it may use 64 MB (the
+// size sqlite_db.cc opens it with is restored after). Nothing on PostgreSQL.
+class WideCache {
+ public:
+  WideCache(Tx& tx, SqlDialect dialect) : tx_(tx), on_(dialect == SqlDialect::kSqlite) {
+    if (on_) (void)tx_.Exec("PRAGMA cache_size=-65536");
+  }
+  ~WideCache() {
+    if (on_) (void)tx_.Exec("PRAGMA cache_size=-2000");
+  }
+  WideCache(const WideCache&) = delete;
+  WideCache& operator=(const WideCache&) = delete;
+
+ private:
+  Tx& tx_;
+  bool on_;
 };
 
 }  // namespace
@@ -779,8 +810,9 @@ Result<ImportCounts> SqlStore::ImportUsers(const std::string& tenant_id, const s
     }
     ImportCounts counts;
     std::unordered_set<std::string> seen;
-    std::deque<User> users;  // the rows as written (BulkRows views them)
-    BulkRows bulk;
+    WideCache cache(tx, dialect_.sql);
+    BulkRows<User> bulk;
+    const BulkInsert& upsert = EntitySql<User>::Get().upsert;
     for (std::size_t i = 0; i < rows.size(); ++i) {
       User user = rows[i];
       if (user.user_principal_name.empty()) return Fail(BadRow(i, "userPrincipalName is required"));
@@ -798,9 +830,13 @@ Result<ImportCounts> SqlStore::ImportUsers(const std::string& tenant_id, const s
         ++counts.created;
       }
       user.last_modified = now;
-      bulk.Add(tenant_id, users.emplace_back(std::move(user)));
+      bulk.Add(tenant_id, std::move(user));
+      if (bulk.Full()) {
+        if (Status s = BulkWrite(tx, upsert, bulk.rows); !s) return Fail(s.error());
+        bulk.Clear();
+      }
     }
-    if (Status s = BulkWrite(tx, EntitySql<User>::Get().upsert, bulk.rows); !s) return Fail(s.error());
+    if (Status s = BulkWrite(tx, upsert, bulk.rows); !s) return Fail(s.error());
     return counts;
   });
 }
@@ -825,9 +861,18 @@ Result<ImportCounts> SqlStore::ImportDevices(const std::string& tenant_id, const
     }
     ImportCounts counts;
     std::unordered_set<std::string> seen_devices, seen_serials;
-    std::deque<Device> devices;
-    std::deque<ManagedDevice> managed;
-    BulkRows device_rows, managed_rows;
+    WideCache cache(tx, dialect_.sql);
+    BulkRows<Device> device_rows;
+    BulkRows<ManagedDevice> managed_rows;
+    const BulkInsert& device_upsert = EntitySql<Device>::Get().upsert;
+    const BulkInsert& managed_upsert = EntitySql<ManagedDevice>::Get().upsert;
+    auto flush = [&]() -> Status {
+      if (Status s = BulkWrite(tx, device_upsert, device_rows.rows); !s) return s;
+      if (Status s = BulkWrite(tx, managed_upsert, managed_rows.rows); !s) return s;
+      device_rows.Clear();
+      managed_rows.Clear();
+      return {};
+    };
     for (std::size_t i = 0; i < rows.size(); ++i) {
       Device device = rows[i].device;
       if (device.device_id.empty()) return Fail(BadRow(i, "deviceId is required"));
@@ -844,7 +889,10 @@ Result<ImportCounts> SqlStore::ImportDevices(const std::string& tenant_id, const
         ++counts.created;
       }
       device.last_modified = now;
-      device_rows.Add(tenant_id, devices.emplace_back(std::move(device)));
+      device_rows.Add(tenant_id, std::move(device));
+      if (device_rows.Full()) {
+        if (Status s = flush(); !s) return Fail(s.error());
+      }
       if (!rows[i].managed) continue;
       ManagedDevice m = *rows[i].managed;
       if (!m.serial_number || m.serial_number->empty()) return Fail(BadRow(i, "serialNumber is required"));
@@ -862,12 +910,9 @@ Result<ImportCounts> SqlStore::ImportDevices(const std::string& tenant_id, const
         ++counts.created;
       }
       m.last_modified = now;
-      managed_rows.Add(tenant_id, managed.emplace_back(std::move(m)));
+      managed_rows.Add(tenant_id, std::move(m));
     }
-    if (Status s = BulkWrite(tx, EntitySql<Device>::Get().upsert, device_rows.rows); !s) return Fail(s.error());
-    if (Status s = BulkWrite(tx, EntitySql<ManagedDevice>::Get().upsert, managed_rows.rows); !s) {
-      return Fail(s.error());
-    }
+    if (Status s = flush(); !s) return Fail(s.error());
     return counts;
   });
 }
@@ -891,8 +936,9 @@ Result<ImportCounts> SqlStore::ImportGroups(const std::string& tenant_id, const 
     }
     ImportCounts counts;
     std::unordered_set<std::string> seen;
-    std::deque<Group> groups;
-    BulkRows bulk;
+    WideCache cache(tx, dialect_.sql);
+    BulkRows<Group> bulk;  // not chunked: the members below need every group
+    const std::deque<Group>& groups = bulk.entities;
     for (std::size_t i = 0; i < rows.size(); ++i) {
       Group group = rows[i].group;
       if (group.display_name.empty()) return Fail(BadRow(i, "displayName is required"));
@@ -916,7 +962,7 @@ Result<ImportCounts> SqlStore::ImportGroups(const std::string& tenant_id, const 
       }
       if (!seen.insert(group.id).second) return Fail(BadRow(i, fmt::format("group '{}' appears twice", group.id)));
       group.last_modified = now;
-      bulk.Add(tenant_id, groups.emplace_back(std::move(group)));
+      bulk.Add(tenant_id, std::move(group));
     }
     if (Status s = BulkWrite(tx, EntitySql<Group>::Get().upsert, bulk.rows); !s) return Fail(s.error());
 
@@ -968,7 +1014,8 @@ Result<ImportCounts> SqlStore::ImportGroups(const std::string& tenant_id, const 
                                       {"seq", BulkType::kInt},
                                       {"added", BulkType::kInt}},
                                      ""};
-    BulkRows added;
+    Scratch added_text;
+    std::vector<std::vector<SqlArg>> added;
     std::vector<std::pair<std::string, std::string>> removed;
     for (std::size_t i = 0; i < rows.size(); ++i) {
       if (!rows[i].members) continue;
@@ -983,10 +1030,10 @@ Result<ImportCounts> SqlStore::ImportGroups(const std::string& tenant_id, const 
         if (!wanted.insert(member_id).second) continue;
         std::set<std::string>& have = current[group.id];
         if (have.count(member_id) > 0) continue;
-        std::vector<SqlArg>& args = added.rows.emplace_back();
+        std::vector<SqlArg>& args = added.emplace_back();
         args = {SqlArg(tenant_id),
                 SqlArg(std::string_view(group.id)),
-                SqlArg(Keep(added.scratch, member_id)),
+                SqlArg(Keep(added_text, member_id)),
                 SqlArg(MemberKindName(kind)),
                 SqlArg((*seq)++),
                 SqlArg(now)};
@@ -1004,7 +1051,7 @@ Result<ImportCounts> SqlStore::ImportGroups(const std::string& tenant_id, const 
       }
       ++counts.members_removed;
     }
-    if (Status s = BulkWrite(tx, member_spec, added.rows); !s) return Fail(s.error());
+    if (Status s = BulkWrite(tx, member_spec, added); !s) return Fail(s.error());
     return counts;
   });
 }
