@@ -392,6 +392,7 @@ class AppAssignments {
   Options options_;
   Gate gate_;
   ReconcileTrigger* trigger_;
+};
 
 // The ReconcileTrigger of a running vppd: sync::RequestReconcile per token, then
 // Options::on_job_queued (the engine's Wake).
