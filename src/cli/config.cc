@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <charconv>
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <type_traits>
@@ -248,6 +250,21 @@ const std::vector<SettingSpec>& SettingTable() {
        .field = &S::sync_event_poll_ms,
        .min = 10,
        .max = 600'000},
+      {.name = "assign.reclaim",
+       .flag = "--assign-reclaim",
+       .env = "VPPD_ASSIGN_RECLAIM",
+       .help = "always: take device licences back from devices no assignment wants any more; never: leave them "
+               "(Intune's behaviour)",
+       .field = &S::assign_reclaim,
+       .choices = {"always", "never"}},
+      {.name = "assign.max_reclaim_fraction",
+       .flag = "--assign-max-reclaim-fraction",
+       .env = "VPPD_ASSIGN_MAX_RECLAIM_FRACTION",
+       .help = "Licences reclaimed per pass and app because of directory changes, at most this share of those vppd "
+               "granted (at least 10); beyond needs vppd reconcile --force. 1 lifts the cap",
+       .field = &S::assign_max_reclaim_fraction,
+       .min = 0,
+       .max = 1},
       {.name = "alerts.app_usage_percent",
        .flag = "--alerts-app-usage-percent",
        .env = "VPPD_ALERTS_APP_USAGE_PERCENT",
@@ -324,6 +341,10 @@ Error Refused(const SettingSpec& spec, const std::string& what) {
   if (std::holds_alternative<bool Settings::*>(spec.field)) {
     return Error::InvalidArgument(name + " must be true or false, not " + what);
   }
+  if (std::holds_alternative<double Settings::*>(spec.field)) {
+    return Error::InvalidArgument(name + " must be a number from " + std::to_string(spec.min) + " to " +
+                                  std::to_string(spec.max) + ", not " + what);
+  }
   if (!spec.choices.empty()) {
     std::string list;
     for (std::size_t i = 0; i < spec.choices.size(); ++i) {
@@ -341,6 +362,14 @@ Error Refused(const SettingSpec& spec, const std::string& what) {
 Status SetInt(const SettingSpec& spec, std::int64_t value, std::string_view text, Settings& s) {
   if (value < spec.min || value > spec.max) return Fail(Refused(spec, Quoted(text)));
   s.*std::get<int Settings::*>(spec.field) = static_cast<int>(value);
+  return {};
+}
+
+Status SetDouble(const SettingSpec& spec, double value, std::string_view text, Settings& s) {
+  if (!(value >= static_cast<double>(spec.min) && value <= static_cast<double>(spec.max))) {
+    return Fail(Refused(spec, Quoted(text)));
+  }
+  s.*std::get<double Settings::*>(spec.field) = value;
   return {};
 }
 
@@ -388,6 +417,16 @@ Status SetFromToml(const SettingSpec& spec, const toml::node& node, Settings& s)
     if (!v) return Fail(Refused(spec, TypeName(node)));
     return SetInt(spec, *v, std::to_string(*v), s);
   }
+  if (std::holds_alternative<double Settings::*>(spec.field)) {
+    std::optional<double> v = node.value_exact<double>();
+    if (!v) {
+      if (auto i = node.value_exact<std::int64_t>()) v = static_cast<double>(*i);
+    }
+    if (!v) return Fail(Refused(spec, TypeName(node)));
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", *v);
+    return SetDouble(spec, *v, text, s);
+  }
   if (std::holds_alternative<bool Settings::*>(spec.field)) {
     auto v = node.value_exact<bool>();
     if (!v) return Fail(Refused(spec, TypeName(node)));
@@ -423,6 +462,10 @@ std::string DefaultText(const SettingSpec& spec) {
           return std::to_string(value);
         } else if constexpr (std::is_same_v<T, bool>) {
           return value ? "true" : "false";
+        } else if constexpr (std::is_same_v<T, double>) {
+          char buf[32];
+          std::snprintf(buf, sizeof buf, "%g", value);
+          return buf;
         } else {
           std::string out;
           for (const auto& item : value) out += (out.empty() ? "" : ",") + item;
@@ -441,6 +484,13 @@ Status SetSetting(const SettingSpec& spec, std::string_view text, Settings& s) {
     auto [ptr, ec] = std::from_chars(text.data(), end, value);
     if (text.empty() || ec != std::errc() || ptr != end) return Fail(Refused(spec, Quoted(text)));
     return SetInt(spec, value, text, s);
+  }
+  if (std::holds_alternative<double Settings::*>(spec.field)) {
+    const std::string copy(text);
+    char* end = nullptr;
+    const double value = copy.empty() ? 0 : std::strtod(copy.c_str(), &end);
+    if (copy.empty() || end != copy.c_str() + copy.size()) return Fail(Refused(spec, Quoted(text)));
+    return SetDouble(spec, value, text, s);
   }
   if (std::holds_alternative<bool Settings::*>(spec.field)) {
     auto value = ParseBool(text);
@@ -492,6 +542,8 @@ void AddSettingOption(CLI::App& app, Settings& s, const SettingSpec& spec) {
   if (const std::string d = DefaultText(spec); !d.empty()) option->default_str(d);
   if (std::holds_alternative<int Settings::*>(spec.field)) {
     option->type_name("INT " + std::to_string(spec.min) + ".." + (spec.max == INT_MAX ? "" : std::to_string(spec.max)));
+  } else if (std::holds_alternative<double Settings::*>(spec.field)) {
+    option->type_name("NUMBER " + std::to_string(spec.min) + ".." + std::to_string(spec.max));
   } else if (std::holds_alternative<bool Settings::*>(spec.field)) {
     option->type_name("BOOL");
   } else if (!spec.choices.empty()) {

@@ -84,6 +84,9 @@ struct Settings {
   int sync_app_metadata_ttl_seconds = 86'400;  // app names and bundle ids reused this long; 0: every sync
   int sync_lease_seconds = 30;
   int sync_event_poll_ms = 30'000;  // Apple asks for at least 30 s between event status polls
+  // [assign] (the reconcile job that hands out device licences)
+  std::string assign_reclaim = "always";  // always | never (Intune's behaviour: nothing is taken back)
+  double assign_max_reclaim_fraction = 0.2;  // directory-caused reclaims per pass and app, at least 10
   // [alerts] what /metrics counts as needing attention
   int alerts_app_usage_percent = 90;  // an app with this share of its licences in use
   // [secrets]
@@ -102,15 +105,15 @@ struct Settings {
 
 // One setting. `name` is its TOML key ("sync.workers") and the name messages use.
 struct SettingSpec {
-  using Field =
-      std::variant<std::string Settings::*, int Settings::*, bool Settings::*, std::vector<std::string> Settings::*>;
+  using Field = std::variant<std::string Settings::*, int Settings::*, bool Settings::*,
+                             std::vector<std::string> Settings::*, double Settings::*>;
   // (`{}` initializers: the table's designated initializers name only some members.)
   std::string_view name{};
   std::string_view flag{};  // "--sync-workers"
   std::string_view env{};   // "VPPD_SYNC_WORKERS"
   std::string_view help{};
   Field field{};
-  std::int64_t min = 0, max = 0;            // int settings: the accepted range
+  std::int64_t min = 0, max = 0;            // int and number (double) settings: the accepted range
   std::vector<std::string_view> choices{};  // string settings: the accepted values; empty = any
   std::string_view alias{};                 // another TOML key for the same setting (older spelling)
   bool is_flag = false;                     // bool given as `--dev` (no value on the command line)

@@ -125,6 +125,9 @@ TEST(SettingsTest, EveryOutOfRangeValueIsRefusedIdenticallyByFlagEnvAndToml) {
     if (std::holds_alternative<int Settings::*>(spec.field)) {
       bad.push_back(std::to_string(spec.min - 1));
       if (spec.max < INT_MAX) bad.push_back(std::to_string(spec.max + 1));
+    } else if (std::holds_alternative<double Settings::*>(spec.field)) {
+      bad.push_back("-0.5");
+      bad.push_back(std::to_string(spec.max) + ".5");
     } else if (!spec.choices.empty()) {
       bad.push_back("bogus");
     }
@@ -140,6 +143,32 @@ TEST(SettingsTest, EveryOutOfRangeValueIsRefusedIdenticallyByFlagEnvAndToml) {
     }
   }
   EXPECT_GE(checked, 25);
+}
+
+TEST(SettingsTest, AFractionIsANumberFromAnySource) {
+  Sources src;
+  src.toml = "[assign]\nmax_reclaim_fraction = 0.5\nreclaim = \"never\"\n";
+  auto s = src.Load({});
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->assign_max_reclaim_fraction, 0.5);
+  EXPECT_EQ(s->assign_reclaim, "never");
+  src.toml = "[assign]\nmax_reclaim_fraction = 1\n";  // an integer is a number too
+  s = src.Load({});
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->assign_max_reclaim_fraction, 1.0);
+  src.toml = "";
+  src.env["VPPD_ASSIGN_MAX_RECLAIM_FRACTION"] = "0.25";
+  s = src.Load({});
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->assign_max_reclaim_fraction, 0.25);
+  s = src.Load({"--assign-max-reclaim-fraction", "0"});
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->assign_max_reclaim_fraction, 0.0);
+  s = src.Load({"--assign-max-reclaim-fraction", "a lot"});
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("assign.max_reclaim_fraction must be a number from 0 to 1, not 'a lot'"),
+            std::string::npos)
+      << s.error().message;
 }
 
 TEST(SettingsTest, TheRangeEndsAreAccepted) {
@@ -262,6 +291,8 @@ TEST(SettingsTest, EveryFlagEnvAndTomlKeyInUseStillExists) {
                                        "--max-connections-per-address",
                                        "--trusted-proxies",
                                        "--auth-jwks-refetch-seconds",
+                                       "--assign-reclaim",
+                                       "--assign-max-reclaim-fraction",
                                        "--auth-issuer",
                                        "--auth-scopes-claim",
                                        "--auth-roles-claim",
@@ -307,6 +338,8 @@ TEST(SettingsTest, EveryFlagEnvAndTomlKeyInUseStillExists) {
                                       "http.max_connections_per_address",
                                       "http.trusted_proxies",
                                       "auth.jwks_refetch_seconds",
+                                      "assign.reclaim",
+                                      "assign.max_reclaim_fraction",
                                       "auth.issuer",
                                       "auth.scopes_claim",
                                       "auth.roles_claim",

@@ -18,6 +18,8 @@
 #include "cli/demo.h"
 #include "cli/migrate_store.h"
 #include "cli/runtime.h"
+#include "cli/reconcile_command.h"
+#include "cli/import.h"
 #include "cli/sync_command.h"
 #include "service/service.h"
 
@@ -91,6 +93,7 @@ enum class ListFormat { kTable, kJson, kCsv };
 struct TokenRow {
   std::string tenant, id, state, last_sync_status, synced, expires, name, organization, error;
   int apps = 0;
+  std::string reconcile;  // the last reconciliation's report (JSON), empty when never reconciled
 };
 
 // A CSV field (RFC 4180): control characters escaped like everywhere else, quoted
@@ -127,21 +130,22 @@ void PrintTokens(const std::vector<TokenRow>& rows, ListFormat format) {
       std::printf(
           "%s\n  {\"tenantId\":%s,\"id\":%s,\"displayName\":%s,\"organizationName\":%s,\"state\":%s,"
           "\"lastSyncStatus\":%s,\"lastSyncDateTime\":%s,\"expirationDateTime\":%s,\"lastAppCount\":%d,"
-          "\"lastSyncError\":%s}",
+          "\"lastSyncError\":%s,\"lastReconcile\":%s}",
           i == 0 ? "" : ",", JsonField(r.tenant).c_str(), JsonField(r.id).c_str(), opt(r.name).c_str(),
           opt(r.organization).c_str(), JsonField(r.state).c_str(), JsonField(r.last_sync_status).c_str(),
-          opt(r.synced).c_str(), opt(r.expires).c_str(), r.apps, opt(r.error).c_str());
+          opt(r.synced).c_str(), opt(r.expires).c_str(), r.apps, opt(r.error).c_str(),
+          r.reconcile.empty() ? "null" : TerminalSafe(r.reconcile).c_str());
     }
     std::printf("%s]\n", rows.empty() ? "" : "\n");
     return;
   }
   if (format == ListFormat::kCsv) {
-    std::printf("tenant,token,state,last_sync,synced_at,expires,apps,name,organization,last_error\n");
+    std::printf("tenant,token,state,last_sync,synced_at,expires,apps,name,organization,last_error,licences\n");
     for (const TokenRow& r : rows) {
-      std::printf("%s,%s,%s,%s,%s,%s,%d,%s,%s,%s\n", CsvField(r.tenant).c_str(), CsvField(r.id).c_str(),
+      std::printf("%s,%s,%s,%s,%s,%s,%d,%s,%s,%s,%s\n", CsvField(r.tenant).c_str(), CsvField(r.id).c_str(),
                   CsvField(r.state).c_str(), CsvField(r.last_sync_status).c_str(), CsvField(r.synced).c_str(),
                   CsvField(r.expires).c_str(), r.apps, CsvField(r.name).c_str(), CsvField(r.organization).c_str(),
-                  CsvField(r.error).c_str());
+                  CsvField(r.error).c_str(), CsvField(DescribeReconcileReport(r.reconcile)).c_str());
     }
     return;
   }
@@ -150,6 +154,7 @@ void PrintTokens(const std::vector<TokenRow>& rows, ListFormat format) {
   for (const TokenRow& r : rows) {
     std::string name = r.name.empty() ? r.organization : r.name;
     if (!r.error.empty()) name += "  [" + r.error + "]";
+    if (!r.reconcile.empty()) name += "  {device licences: " + DescribeReconcileReport(r.reconcile) + "}";
     std::printf("%-36s  %-36s  %-21s  %-10s  %-20s  %-20s  %5d  %s\n", TerminalSafe(r.tenant).c_str(),
                 TerminalSafe(r.id).c_str(), TerminalSafe(r.state).c_str(), TerminalSafe(r.last_sync_status).c_str(),
                 r.synced.empty() ? "never" : r.synced.c_str(), r.expires.empty() ? "unknown" : r.expires.c_str(),
@@ -180,7 +185,10 @@ int ListTokens(store::Store& store, const std::string& only_tenant, ListFormat f
                         .name = t.display_name.value_or(""),
                         .organization = t.organization_name.value_or(""),
                         .error = t.last_sync_error,
-                        .apps = t.last_app_count});
+                        .apps = t.last_app_count,
+                        .reconcile = ""});
+        auto report = store.GetReconcileReport(tenant.id, t.id);
+        if (report) rows.back().reconcile = report->first;
       }
       if (!page->has_more) break;
       query.skip += query.limit;
@@ -303,6 +311,36 @@ int Main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 86'400.0))
       ->capture_default_str();
 
+  // reconcile
+  CLI::App* reconcile_cmd = app.add_subcommand(
+      "reconcile",
+      "Hand out and take back a vppToken's device licences now, as its app assignments and the directory say, for "
+      "the vppd serving this data dir; --wait follows it to the end");
+  ReconcileCommand reconcile_options;
+  reconcile_cmd->add_option("token_id", reconcile_options.token_id, "The vppToken's id (vppd tokens list)")
+      ->required();
+  AddStoreOptions(*reconcile_cmd, settings);
+  reconcile_cmd->add_option("--tenant", reconcile_options.tenant_id, "Only look for the token in this tenant");
+  reconcile_cmd->add_flag("--force", reconcile_options.force,
+                          "Reclaim beyond assign.max_reclaim_fraction in this pass (what a safety cap held back)");
+  reconcile_cmd->add_flag("--wait", reconcile_options.wait,
+                          "Follow the pass (and Apple's events) to its end and print what the token's devices hold");
+  reconcile_cmd
+      ->add_option("--timeout", reconcile_options.timeout_seconds,
+                   "With --wait: give up after this many seconds (exit 3; the reconcile goes on)")
+      ->check(CLI::Range(0.0, 86'400.0))
+      ->capture_default_str();
+  // import
+  CLI::App* import_cmd = app.add_subcommand(
+      "import", "Import devices, users or groups from a CSV file into the directory (one transaction; README.md)");
+  ImportCommand import_options;
+  import_cmd->add_option("kind", import_options.kind, "devices, users or groups")
+      ->required()
+      ->check(CLI::IsMember({"devices", "users", "groups"}));
+  import_cmd->add_option("file", import_options.file, "The CSV file; its first line names the columns")->required();
+  AddStoreOptions(*import_cmd, settings);
+  import_cmd->add_option("--tenant", import_options.tenant_id, "The tenant (default: the store's only tenant)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ValidationError& e) {
@@ -351,6 +389,14 @@ int Main(int argc, char** argv) {
     return 0;
   }
 
+  if (import_cmd->parsed()) {
+    // A file is one transaction, which may outlast the store's default statement timeout.
+    constexpr int kImportTimeoutMs = 30 * 60 * 1000;
+    auto store = OpenExistingStore(settings, kImportTimeoutMs);
+    if (!store) return Die(store.error());
+    return RunImport(import_options, **store, stdout, stderr);
+  }
+
   if (backup->parsed()) {
     if (auto ok = Backup(settings, backup_dest, stdout); !ok) return Die(ok.error());
     return 0;
@@ -358,6 +404,9 @@ int Main(int argc, char** argv) {
 
   if (sync_cmd->parsed()) {
     return RunSyncCommand(sync_options, settings);
+  }
+  if (reconcile_cmd->parsed()) {
+    return RunReconcileCommand(reconcile_options, settings);
   }
 
   if (tokens_cmd->parsed()) {

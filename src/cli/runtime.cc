@@ -91,7 +91,8 @@ Result<std::string> ProposedInstallationId(const std::string& data_dir) {
 namespace {
 
 // The store, opened; the data dir and key file exist (the callers see to it).
-Result<std::unique_ptr<store::Store>> Open(const Settings& settings) {
+// `statement_timeout_ms` > 0 replaces the store's default.
+Result<std::unique_ptr<store::Store>> Open(const Settings& settings, int statement_timeout_ms = 0) {
   const std::string& data_dir = settings.data_dir;
   auto box = SecretBox::LoadOrCreate(settings.key_file.empty() ? data_dir + "/secret.key" : settings.key_file);
   if (!box) return Fail(box.error());
@@ -101,11 +102,13 @@ Result<std::unique_ptr<store::Store>> Open(const Settings& settings) {
     options.url = settings.database_url;
     options.secrets = std::move(secrets);
     options.max_connections = settings.database_pool_size;
+    if (statement_timeout_ms > 0) options.statement_timeout_ms = statement_timeout_ms;
     return store::Store::OpenPostgres(options);
   }
   store::SqliteOptions options;
   options.path = data_dir + "/vppd.db";
   options.secrets = std::move(secrets);
+  if (statement_timeout_ms > 0) options.statement_timeout_ms = statement_timeout_ms;
   return store::Store::OpenSqlite(options);
 }
 
@@ -130,7 +133,7 @@ Result<bool> PostgresHoldsAStore(const std::string& url) {
   return holds;
 }
 
-Result<std::unique_ptr<store::Store>> OpenExistingStore(const Settings& settings) {
+Result<std::unique_ptr<store::Store>> OpenExistingStore(const Settings& settings, int statement_timeout_ms) {
   const std::string& dir = settings.data_dir;
   const std::string where = " (vppd serve or vppd demo creates it; --data-dir or --database-url says where it is)";
   std::error_code ec;
@@ -158,7 +161,7 @@ Result<std::unique_ptr<store::Store>> OpenExistingStore(const Settings& settings
     return Fail(Error::NotFound("no sToken key at '" + key + "': the store's key is needed to open it (the " +
                                 "server's --secrets-key-file, or secret.key in its --data-dir)"));
   }
-  return Open(settings);
+  return Open(settings, statement_timeout_ms);
 }
 
 Result<std::unique_ptr<store::Store>> OpenStore(const Settings& settings) {
@@ -234,6 +237,8 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   engine_options.full_walk_interval = std::chrono::hours(24 * s.sync_full_walk_days);
   engine_options.lease = std::chrono::seconds(s.sync_lease_seconds);
   engine_options.event_poll_interval = std::chrono::milliseconds(s.sync_event_poll_ms);
+  engine_options.reconcile.reclaim = s.assign_reclaim != "never";
+  engine_options.reconcile.max_reclaim_fraction = s.assign_max_reclaim_fraction;
   engine_options.retry.max_attempts = s.apple_max_attempts;
   engine_options.retry.max_total_wait = std::chrono::seconds(s.apple_max_retry_seconds);
   rt->engine = std::make_unique<sync::Engine>(*rt->store, engine_options);
@@ -246,6 +251,10 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   service_options.on_job_queued = [engine] { engine->Wake(); };
   rt->tokens = std::make_unique<service::VppTokens>(*rt->store, service_options);
   rt->apps = std::make_unique<service::MobileApps>(*rt->store, service_options);
+  rt->reconciles = std::make_unique<service::QueueingReconcileTrigger>(*rt->store, service_options);
+  rt->assignments = std::make_unique<service::AppAssignments>(*rt->store, service_options, rt->reconciles.get());
+  rt->reconcile_trigger = rt->reconciles.get();
+  rt->directory = std::make_unique<service::Directory>(*rt->store, service_options, rt->reconcile_trigger);
   if (s.throttle_window_seconds > 0) {
     rt->throttle.emplace(service::ThrottleLimits{.window = std::chrono::seconds(s.throttle_window_seconds),
                                                  .tenant_writes = s.throttle_tenant_writes,
@@ -268,7 +277,9 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   rt->api = std::make_unique<graph::Api>(graph::Dependencies{.verifier = &*rt->verifier,
                                                              .tokens = rt->tokens.get(),
                                                              .apps = rt->apps.get(),
+                                                             .assignments = rt->assignments.get(),
                                                              .throttle = rt->throttle ? &*rt->throttle : nullptr,
+                                                             .directory = rt->directory.get(),
                                                              .dev_key = rt->dev_key ? &*rt->dev_key : nullptr},
                                          graph_options);
 

@@ -24,6 +24,12 @@ struct Runtime {
   std::unique_ptr<sync::Engine> engine;
   std::unique_ptr<service::VppTokens> tokens;
   std::unique_ptr<service::MobileApps> apps;
+  std::unique_ptr<service::AppAssignments> assignments;
+  // Queues reconciles for the directory's and the assignments' changes (service::ReconcileTrigger).
+  std::unique_ptr<service::QueueingReconcileTrigger> reconciles;
+  // The reconcile job's hook for directory changes; null until the reconcile engine sets one.
+  service::ReconcileTrigger* reconcile_trigger = nullptr;
+  std::unique_ptr<service::Directory> directory;
   std::optional<service::Throttle> throttle;
   std::unique_ptr<graph::Api> api;
   std::unique_ptr<http::Server> server;
@@ -42,7 +48,9 @@ Result<std::unique_ptr<store::Store>> OpenStore(const Settings& settings);
 // there, creating nothing. NotFound, saying what it looked for, when the data dir,
 // its vppd.db (SQLite) or the sToken key file is missing; a PostgreSQL database
 // that does not exist fails to connect (Unavailable, naming it).
-Result<std::unique_ptr<store::Store>> OpenExistingStore(const Settings& settings);
+// `statement_timeout_ms` > 0: statements may run that long (a bulk import's one
+// transaction) instead of the store's default.
+Result<std::unique_ptr<store::Store>> OpenExistingStore(const Settings& settings, int statement_timeout_ms = 0);
 
 // Opens everything and starts serving. The caller prints, waits, and shuts down.
 Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& settings);

@@ -195,6 +195,47 @@ struct Api::Impl {
   Result<http::Response> AppCollection(const Call& c, bool count_segment) const;
   // The app {id}, which must be of the type {cast} when the route has one. NotFound.
   Result<store::MobileApp> FindApp(const Call& c) const;
+
+  // --- mobileAppAssignments, assign, deviceStatuses (assignments.cc) ------
+
+  Result<http::Response> ListAssignments(const Call& c) const;
+  Result<http::Response> GetAssignment(const Call& c) const;
+  Result<http::Response> CreateAssignment(const Call& c) const;
+  Result<http::Response> UpdateAssignment(const Call& c) const;
+  Result<http::Response> DeleteAssignment(const Call& c) const;
+  Result<http::Response> AssignApp(const Call& c) const;
+  // --- the directory (directory.cc) ----------------------------------------
+
+  Result<http::Response> ListUsers(const Call& c) const;
+  Result<http::Response> CountUsers(const Call& c) const;
+  Result<http::Response> GetUser(const Call& c) const;
+  Result<http::Response> CreateUser(const Call& c) const;
+  Result<http::Response> UpdateUser(const Call& c) const;
+  Result<http::Response> DeleteUser(const Call& c) const;
+  Result<http::Response> ListGroups(const Call& c) const;
+  Result<http::Response> CountGroups(const Call& c) const;
+  Result<http::Response> GetGroup(const Call& c) const;
+  Result<http::Response> CreateGroup(const Call& c) const;
+  Result<http::Response> UpdateGroup(const Call& c) const;
+  Result<http::Response> DeleteGroup(const Call& c) const;
+  Result<http::Response> ListMembers(const Call& c) const;
+  Result<http::Response> CountMembers(const Call& c) const;
+  Result<http::Response> AddMember(const Call& c) const;     // POST .../members/$ref {"@odata.id": ...}
+  Result<http::Response> RemoveMember(const Call& c) const;  // DELETE .../members/{id}/$ref
+  Result<http::Response> ListDevices(const Call& c) const;
+  Result<http::Response> CountDevices(const Call& c) const;
+  Result<http::Response> GetDevice(const Call& c) const;
+  Result<http::Response> CreateDevice(const Call& c) const;
+  Result<http::Response> UpdateDevice(const Call& c) const;
+  Result<http::Response> DeleteDevice(const Call& c) const;
+  Result<http::Response> ListManagedDevices(const Call& c) const;
+  Result<http::Response> CountManagedDevices(const Call& c) const;
+  Result<http::Response> GetManagedDevice(const Call& c) const;
+  Result<http::Response> CreateManagedDevice(const Call& c) const;
+  Result<http::Response> UpdateManagedDevice(const Call& c) const;
+  Result<http::Response> DeleteManagedDevice(const Call& c) const;
+  // JSON batching: up to 20 requests, each run through Handle with the caller's Authorization.
+  Result<http::Response> Batch(const Call& c) const;
 };
 
 }  // namespace vppd::graph

@@ -23,6 +23,8 @@ class DevKey;
 class Verifier;
 }  // namespace auth
 namespace service {
+class AppAssignments;
+class Directory;
 class MobileApps;
 class Throttle;
 class VppTokens;
@@ -60,7 +62,9 @@ struct Dependencies {
   const auth::Verifier* verifier = nullptr;
   service::VppTokens* tokens = nullptr;
   service::MobileApps* apps = nullptr;
+  service::AppAssignments* assignments = nullptr;
   service::Throttle* throttle = nullptr;  // nullptr: no request-rate limits
+  service::Directory* directory = nullptr;  // users, groups, devices, managedDevices
   // A --dev server's signing key: the console's POST /console/dev-token signs with it
   // (loopback callers only). nullptr: that route is not served.
   const auth::DevKey* dev_key = nullptr;

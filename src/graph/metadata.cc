@@ -1,5 +1,6 @@
 #include "graph/metadata.h"
 
+#include <cstring>
 #include <vector>
 
 #include "graph/errors.h"
@@ -121,7 +122,11 @@ std::string BuildDocument(ApiVersion version) {
     }
     w.Close("EnumType");
   }
-  for (const SchemaType& t : schema.types) {
+  std::vector<const SchemaType*> types;
+  for (const SchemaType& t : schema.types) types.push_back(&t);
+  for (const SchemaType& t : DirectorySchemaTypes()) types.push_back(&t);
+  for (const SchemaType* type : types) {
+    const SchemaType& t = *type;
     const char* tag = t.entity ? "EntityType" : "ComplexType";
     const bool empty = t.key.empty() && t.properties.empty() && t.navigation.empty();
     w.Open(tag, {{"Name", t.name}, {"BaseType", t.base_type}, {"Abstract", t.is_abstract ? "true" : ""}}, empty);
@@ -158,6 +163,11 @@ std::string BuildDocument(ApiVersion version) {
   w.Open("EntityContainer", {{"Name", "GraphService"}});
   w.Open("Singleton", {{"Name", "deviceAppManagement"}, {"Type", "microsoft.graph.deviceAppManagement"}},
          /*empty=*/true);
+  w.Open("Singleton", {{"Name", "deviceManagement"}, {"Type", "microsoft.graph.deviceManagement"}}, /*empty=*/true);
+  for (const char* set : {"users", "groups", "devices"}) {
+    const std::string type = std::string("microsoft.graph.") + std::string(set, std::strlen(set) - 1);
+    w.Open("EntitySet", {{"Name", set}, {"EntityType", type}}, /*empty=*/true);
+  }
   w.Close("EntityContainer");
 
   w.Close("Schema");

@@ -11,6 +11,7 @@
 
 #include <span>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
 #include "graph/model.h"
@@ -27,6 +28,10 @@ const std::string& MetadataDocument(ApiVersion version);
 // ("Resource not found for the segment ...", graph code BadRequest) when `rest` is not
 // empty; 405 with `Allow: GET` for another method (as a response, since the Allow
 // header is part of it). Query options are ignored, as Graph ignores them here.
+// The directory's types (directory.cc): directoryObject, user, group, device,
+// managedDevice and deviceManagement, for the $metadata document.
+const std::vector<SchemaType>& DirectorySchemaTypes();
+
 Result<http::Response> MetadataResponse(const http::Request& request, ApiVersion version,
                                         std::span<const std::string> rest);
 

@@ -1,6 +1,9 @@
 // The mobileApps handlers: the collection of a tenant's VPP apps (with derived-type
 // casts), one app, and its assignedLicenses.
+#include <algorithm>
+#include <span>
 #include <string>
+#include <vector>
 
 #include <boost/json.hpp>
 
@@ -30,12 +33,17 @@ Result<http::Response> Api::Impl::GetApp(const Call& c) const {
   auto app = FindApp(c);
   if (!app) return Fail(app.error());
   if (auto ok = RequireJsonAccepted(c.req); !ok) return Fail(ok.error());
-  auto select = ParseSelectOnly(c.query, MobileAppEntity(c.version));
-  if (!select) return Fail(select.error());
+  AllowedOptions allowed;  // $select and $expand
+  allowed.filter = allowed.orderby = allowed.top = allowed.skip = allowed.count = allowed.skiptoken = false;
+  allowed.expand = true;
+  auto q = ParseQueryOptions(c.query, MobileAppEntity(c.version), allowed, RequestLimits(c.req));
+  if (!q) return Fail(q.error());
+  auto assignments = deps.assignments->List(c.who, app->id);  // isAssigned, and $expand=assignments
+  if (!assignments) return Fail(assignments.error());
   json::object body;
   body["@odata.context"] =
-      ContextUrl(c.req, c.version, {"deviceAppManagement/mobileApps", SelectFragment(*select), "/$entity"});
-  WriteMobileApp(*app, c.version, *select, body);
+      ContextUrl(c.req, c.version, {"deviceAppManagement/mobileApps", SelectFragment(q->select), "/$entity"});
+  WriteMobileApp(*app, c.version, q->select, body, q->expand, *assignments);
   return Json(200, body);
 }
 
@@ -71,10 +79,19 @@ Result<http::Response> Api::Impl::AppCollection(const Call& c, bool count_segmen
   auto page = deps.apps->List(who, q->list);
   if (!page) return Fail(page.error());
   const std::string path = "deviceAppManagement/mobileApps" + (c.cast.empty() ? "" : "/" + std::string(c.cast));
+  // The page's assignments in one read (isAssigned, $expand=assignments), in app order.
+  std::vector<std::string> ids;
+  for (const auto& app : page->items) ids.push_back(app.id);
+  auto assignments = deps.assignments->OfApps(who, ids);
+  if (!assignments) return Fail(assignments.error());
   json::array values;
   for (const auto& app : page->items) {
+    const auto first = std::lower_bound(assignments->begin(), assignments->end(), app.id,
+                                        [](const store::AppAssignment& a, const std::string& id) { return a.app_id < id; });
+    auto last = first;
+    while (last != assignments->end() && last->app_id == app.id) ++last;
     json::object o;
-    WriteMobileApp(app, v, q->select, o, q->expand);
+    WriteMobileApp(app, v, q->select, o, q->expand, std::span<const store::AppAssignment>(first, last));
     values.push_back(std::move(o));
   }
   return CollectionPage(req, v, path, query, *q, json::serialize(values), values.size(), page->has_more,

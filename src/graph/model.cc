@@ -440,6 +440,7 @@ const std::vector<AppProperty>& AppProperties() {
         {constant(Prop("uploadState", EdmType::kInt32, false)), false, AppScope::kMobileApp,
          [](const A&, V) { return json::value(1); }},
         {publishing, true, AppScope::kMobileApp, [](const A&, V) { return json::value("published"); }},
+        // Written from the app's assignments (WriteMobileApp); not a column, so not filterable.
         {constant(Prop("isAssigned", EdmType::kBoolean, false)), false, AppScope::kMobileApp,
          [](const A&, V) { return json::value(false); }},
         {CollectionProp("roleScopeTagIds", EdmType::kString), false, AppScope::kMobileApp, empty_array},
@@ -655,7 +656,8 @@ std::string MobileAppType(const store::MobileApp& app) {
 }
 
 void WriteMobileApp(const store::MobileApp& app, ApiVersion version, const std::vector<std::string>& select,
-                    json::object& out, const std::vector<std::string>& expand) {
+                    json::object& out, const std::vector<std::string>& expand,
+                    std::span<const store::AppAssignment> assignments) {
   const bool mac = IsMac(app);
   out.reserve(out.size() + AppProperties().size() + 1);
   out["@odata.type"] = MobileAppType(app);
@@ -663,9 +665,18 @@ void WriteMobileApp(const store::MobileApp& app, ApiVersion version, const std::
     if (version == ApiVersion::kV1 && !p.in_v1) continue;
     if (!AppliesTo(p.scope, mac) || !Selected(select, p.def.name)) continue;
     if (p.only_when_selected && std::find(select.begin(), select.end(), p.def.name) == select.end()) continue;
-    out[p.def.name] = p.get(app, version);
+    // isAssigned is not a column of the app: it is whether the app has assignments.
+    out[p.def.name] = p.def.name == "isAssigned" ? json::value(!assignments.empty()) : p.get(app, version);
   }
-  for (const std::string& name : expand) out[name] = json::array();
+  for (const std::string& name : expand) {  // "assignments", the one expandable
+    json::array list;
+    for (const store::AppAssignment& a : assignments) {
+      json::object o;
+      WriteAppAssignment(a, version, o);
+      list.push_back(std::move(o));
+    }
+    out[name] = std::move(list);
+  }
 }
 
 void WriteAssignedLicense(const store::MobileApp& app, const store::LicenseAssignment& a, json::object& out) {

@@ -3,6 +3,7 @@
 // set, and the JSON form of each entity. Internal to graph/.
 #pragma once
 
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,10 +39,15 @@ void WriteVppTokenMembers(const store::VppToken& token, ApiVersion version, cons
 const EntityDef& MobileAppEntity(ApiVersion version);
 // "#microsoft.graph.iosVppApp" or "#microsoft.graph.macOsVppApp".
 std::string MobileAppType(const store::MobileApp& app);
-// `expand`: names from MobileAppEntity().expandable; each is written as an empty
-// collection ("assignments": []), as vppd stores no app assignments yet.
+// `assignments`: the app's assignments (they give isAssigned), written as the
+// "assignments" collection when `expand` (names from MobileAppEntity().expandable)
+// names it.
 void WriteMobileApp(const store::MobileApp& app, ApiVersion version, const std::vector<std::string>& select,
-                    boost::json::object& out, const std::vector<std::string>& expand = {});
+                    boost::json::object& out, const std::vector<std::string>& expand = {},
+                    std::span<const store::AppAssignment> assignments = {});
+// A mobileAppAssignment (assignments.cc): its target and settings as Graph shows
+// them; beta adds source ("direct") and sourceId.
+void WriteAppAssignment(const store::AppAssignment& assignment, ApiVersion version, boost::json::object& out);
 // An element of .../assignedLicenses: iosVppAppAssignedDeviceLicense / ...UserLicense
 // (macOsVppAppAssignedLicense on macOS), with what Apple gives: the serial number as
 // deviceName, the clientUserId as userId.

@@ -19,6 +19,18 @@ constexpr std::string_view kAppsRead = "DeviceManagementApps.Read.All";
 constexpr std::string_view kAppsWrite = "DeviceManagementApps.ReadWrite.All";
 constexpr std::string_view kConfigurationRead = "DeviceManagementConfiguration.Read.All";
 constexpr std::string_view kConfigurationWrite = "DeviceManagementConfiguration.ReadWrite.All";
+constexpr std::string_view kDirectoryRead = "Directory.Read.All";
+constexpr std::string_view kDirectoryWrite = "Directory.ReadWrite.All";
+constexpr std::string_view kUserRead = "User.Read.All";
+constexpr std::string_view kUserWrite = "User.ReadWrite.All";
+constexpr std::string_view kGroupRead = "Group.Read.All";
+constexpr std::string_view kGroupWrite = "Group.ReadWrite.All";
+constexpr std::string_view kGroupMemberRead = "GroupMember.Read.All";
+constexpr std::string_view kGroupMemberWrite = "GroupMember.ReadWrite.All";
+constexpr std::string_view kDeviceRead = "Device.Read.All";
+constexpr std::string_view kDeviceWrite = "Device.ReadWrite.All";
+constexpr std::string_view kManagedDevicesRead = "DeviceManagementManagedDevices.Read.All";
+constexpr std::string_view kManagedDevicesWrite = "DeviceManagementManagedDevices.ReadWrite.All";
 
 struct Row {
   Operation op;
@@ -26,11 +38,38 @@ struct Row {
   std::span<const std::string_view> permissions;  // Any one suffices; least privileged first.
 };
 
+// --- the directory, the same in both profiles (Graph's pages for users, groups,
+// group members, devices and managedDevices; the seed page says nothing of them) ---
+constexpr std::array kUsersRead = {kUserRead, kUserWrite, kDirectoryRead, kDirectoryWrite};
+constexpr std::array kUsersWrite = {kUserWrite, kDirectoryWrite};
+constexpr std::array kGroupsRead = {kGroupRead, kGroupWrite, kDirectoryRead, kDirectoryWrite};
+constexpr std::array kGroupsWrite = {kGroupWrite, kDirectoryWrite};
+constexpr std::array kMembersRead = {kGroupMemberRead, kGroupRead, kGroupMemberWrite,
+                                     kGroupWrite,      kDirectoryRead, kDirectoryWrite};
+constexpr std::array kMembersWrite = {kGroupMemberWrite, kGroupWrite, kDirectoryWrite};
+constexpr std::array kDevicesRead = {kDeviceRead, kDeviceWrite, kDirectoryRead, kDirectoryWrite};
+constexpr std::array kDevicesWrite = {kDeviceWrite, kDirectoryWrite};
+constexpr std::array kManagedRead = {kManagedDevicesRead, kManagedDevicesWrite};
+constexpr std::array kManagedWrite = {kManagedDevicesWrite};
+constexpr std::array<Row, 10> kDirectoryTable = {{
+    {Operation::kReadUsers, true, kUsersRead},
+    {Operation::kWriteUsers, true, kUsersWrite},
+    {Operation::kReadGroups, true, kGroupsRead},
+    {Operation::kWriteGroups, true, kGroupsWrite},
+    {Operation::kReadGroupMembers, true, kMembersRead},
+    {Operation::kWriteGroupMembers, true, kMembersWrite},
+    {Operation::kReadDevices, true, kDevicesRead},
+    {Operation::kWriteDevices, true, kDevicesWrite},
+    {Operation::kReadManagedDevices, true, kManagedRead},
+    {Operation::kWriteManagedDevices, true, kManagedWrite},
+}};
+
 // --- seed profile -----------------------------------------------------------
 constexpr std::array kSeedRead = {kServiceConfigRead, kServiceConfigWrite};
 constexpr std::array kSeedWrite = {kServiceConfigWrite};
 constexpr std::array kSeedApps = {kAppsRead, kAppsWrite};
-constexpr std::array<Row, 10> kSeedTable = {{
+constexpr std::array kSeedAppsWrite = {kAppsWrite};
+constexpr std::array<Row, 14> kSeedTable = {{
     {Operation::kReadTokens, false, kSeedRead},
     {Operation::kCreateToken, false, kSeedWrite},
     {Operation::kUpdateToken, false, kSeedWrite},
@@ -41,6 +80,12 @@ constexpr std::array<Row, 10> kSeedTable = {{
     {Operation::kGetLicensesForApp, false, kSeedRead},
     {Operation::kReadMobileApps, false, kSeedApps},
     {Operation::kGetExpiringVppTokenCount, false, kSeedRead},
+    // The mobileAppAssignment pages of the same era (spec/graph-assignments.md §1, §3):
+    // delegated only.
+    {Operation::kReadAppAssignments, false, kSeedApps},
+    {Operation::kWriteAppAssignments, false, kSeedAppsWrite},
+    {Operation::kAssignApp, false, kSeedAppsWrite},
+    {Operation::kReadAppInstallStatuses, false, kSeedApps},
 }};
 
 // --- current profile --------------------------------------------------------
@@ -49,7 +94,9 @@ constexpr std::array kCurrentWrite = {kAppsWrite, kServiceConfigWrite};
 constexpr std::array kCurrentLicensesForApp = {kServiceConfigRead, kServiceConfigWrite, kConfigurationRead,
                                                kConfigurationWrite};
 constexpr std::array kCurrentRevoke = {kServiceConfigWrite, kConfigurationWrite};
-constexpr std::array<Row, 10> kCurrentTable = {{
+// The 2024 apps page for assign: DeviceManagementConfiguration.ReadWrite.All, then AppsRW.
+constexpr std::array kCurrentAssign = {kConfigurationWrite, kAppsWrite};
+constexpr std::array<Row, 14> kCurrentTable = {{
     {Operation::kReadTokens, true, kCurrentRead},
     {Operation::kCreateToken, true, kCurrentWrite},
     {Operation::kUpdateToken, true, kCurrentWrite},
@@ -61,11 +108,17 @@ constexpr std::array<Row, 10> kCurrentTable = {{
     {Operation::kReadMobileApps, true, kSeedApps},
     // getExpiringVppTokenCount's page: the same four as getLicensesForApp, application too.
     {Operation::kGetExpiringVppTokenCount, true, kCurrentLicensesForApp},
+    {Operation::kReadAppAssignments, true, kSeedApps},
+    {Operation::kWriteAppAssignments, true, kSeedAppsWrite},
+    {Operation::kAssignApp, true, kCurrentAssign},
+    {Operation::kReadAppInstallStatuses, true, kSeedApps},
 }};
 
 const Row& Lookup(Operation op, PermissionProfile profile) {
   const auto& table = profile == PermissionProfile::kSeed ? kSeedTable : kCurrentTable;
-  return *std::find_if(table.begin(), table.end(), [op](const Row& r) { return r.op == op; });
+  const auto is_op = [op](const Row& r) { return r.op == op; };
+  if (auto it = std::find_if(table.begin(), table.end(), is_op); it != table.end()) return *it;
+  return *std::find_if(kDirectoryTable.begin(), kDirectoryTable.end(), is_op);
 }
 
 std::string JoinNames(std::span<const std::string_view> names) {

@@ -40,6 +40,21 @@ enum class Operation {
   kGetLicensesForApp,
   kReadMobileApps,
   kGetExpiringVppTokenCount,  // depOnboardingSettings/getExpiringVppTokenCount
+  // The directory (directory.cc): read is list, get, $count; write is create, update, delete.
+  kReadUsers,
+  kWriteUsers,
+  kReadGroups,
+  kWriteGroups,
+  kReadGroupMembers,
+  kWriteGroupMembers,
+  kReadDevices,
+  kWriteDevices,
+  kReadManagedDevices,
+  kWriteManagedDevices,
+  kReadAppAssignments,        // mobileApps/{id}/assignments (list, get), $expand=assignments
+  kWriteAppAssignments,       // mobileApps/{id}/assignments (create, PATCH, delete)
+  kAssignApp,                 // mobileApps/{id}/assign
+  kReadAppInstallStatuses,    // mobileApps/{id}/deviceStatuses
 };
 
 // seed: the seed page's table (delegated work/school only). current: the newest
@@ -172,6 +187,225 @@ class MobileApps {
   store::Store& store_;
   Options options_;
   Gate gate_;
+};
+
+// What a change that may move licences tells the reconcile job (sync/): a token's
+// assignments, or a tenant's directory, changed after a committed write. Called
+// on the writer's thread; must be quick and must not fail the write.
+class ReconcileTrigger {
+ public:
+  virtual ~ReconcileTrigger() = default;
+  virtual void TokenNeedsReconcile(const std::string& tenant_id, const std::string& token_id) = 0;
+  virtual void TenantNeedsReconcile(const std::string& tenant_id) = 0;
+};
+
+// Client-settable directory properties of a create or PATCH body (absent: not
+// sent; an inner nullopt: sent as null), in the store's terms.
+struct UserChanges {
+  std::optional<std::string> user_principal_name, display_name;
+  std::optional<std::optional<std::string>> mail, given_name, surname, job_title;
+  std::optional<bool> account_enabled;
+};
+struct GroupChanges {
+  std::optional<std::string> display_name;
+  std::optional<std::optional<std::string>> description, mail_nickname;
+  std::optional<bool> mail_enabled, security_enabled;
+  std::optional<std::vector<std::string>> group_types;
+};
+struct DeviceChanges {
+  std::optional<std::string> device_id;
+  std::optional<std::optional<std::string>> display_name, operating_system, operating_system_version;
+  std::optional<bool> account_enabled;
+};
+struct ManagedDeviceChanges {
+  std::optional<std::optional<std::string>> serial_number, device_name, azure_ad_device_id, user_id,
+      user_principal_name, operating_system, os_version, model;
+};
+
+// Longest values the directory takes, in characters (Unicode code points), as
+// Entra documents them where it does; InvalidArgument naming the property past them.
+inline constexpr std::size_t kMaxDisplayName = 256;
+inline constexpr std::size_t kMaxUserPrincipalName = 113;
+inline constexpr std::size_t kMaxMail = 254;
+inline constexpr std::size_t kMaxPersonName = 64;  // givenName, surname
+inline constexpr std::size_t kMaxJobTitle = 128;
+inline constexpr std::size_t kMaxGroupDescription = 1024;
+inline constexpr std::size_t kMaxMailNickname = 64;
+inline constexpr std::size_t kMaxDeviceText = 256;  // operatingSystem, model, ...
+
+// The minimal directory: users, groups and their members, Entra devices and Intune
+// managed devices. Same admission rules as VppTokens (permission, tenant, licence);
+// ids of another tenant are NotFound. Thread-safe.
+//
+// Errors: InvalidArgument (target: the property) for a missing required property,
+// one too long or malformed, a userPrincipalName or deviceId another object has,
+// and a member added twice ("One or more added object references already exist
+// ..."); NotFound naming the id for an unknown object, group or member.
+// After each committed change to membership, devices or managed devices it calls
+// `reconcile` (may be null) with TenantNeedsReconcile.
+class Directory {
+ public:
+  Directory(store::Store& store, Options options, ReconcileTrigger* reconcile = nullptr);
+
+  // Create needs userPrincipalName and displayName.
+  Result<store::User> CreateUser(const Principal& caller, const UserChanges& changes);
+  Result<store::User> GetUser(const Principal& caller, const std::string& id);
+  Result<store::Page<store::User>> ListUsers(const Principal& caller, const store::ListQuery& query);
+  Result<std::int64_t> CountUsers(const Principal& caller, const std::optional<store::Expr>& filter);
+  Result<store::User> UpdateUser(const Principal& caller, const std::string& id, const UserChanges& changes);
+  Status DeleteUser(const Principal& caller, const std::string& id);
+
+  // Create needs displayName, mailNickname, mailEnabled and securityEnabled (as Graph).
+  Result<store::Group> CreateGroup(const Principal& caller, const GroupChanges& changes);
+  Result<store::Group> GetGroup(const Principal& caller, const std::string& id);
+  Result<store::Page<store::Group>> ListGroups(const Principal& caller, const store::ListQuery& query);
+  Result<std::int64_t> CountGroups(const Principal& caller, const std::optional<store::Expr>& filter);
+  Result<store::Group> UpdateGroup(const Principal& caller, const std::string& id, const GroupChanges& changes);
+  Status DeleteGroup(const Principal& caller, const std::string& id);
+  Result<store::GroupMember> AddMember(const Principal& caller, const std::string& group_id,
+                                       const std::string& member_id);
+  Status RemoveMember(const Principal& caller, const std::string& group_id, const std::string& member_id);
+  Result<store::Page<store::GroupMember>> ListMembers(const Principal& caller, const std::string& group_id,
+                                                      std::int64_t skip, std::int64_t limit);
+  Result<std::int64_t> CountMembers(const Principal& caller, const std::string& group_id);
+
+  // Create needs deviceId (a GUID, kept lower-case) and displayName.
+  Result<store::Device> CreateDevice(const Principal& caller, const DeviceChanges& changes);
+  Result<store::Device> GetDevice(const Principal& caller, const std::string& id);
+  Result<store::Page<store::Device>> ListDevices(const Principal& caller, const store::ListQuery& query);
+  Result<std::int64_t> CountDevices(const Principal& caller, const std::optional<store::Expr>& filter);
+  Result<store::Device> UpdateDevice(const Principal& caller, const std::string& id, const DeviceChanges& changes);
+  Status DeleteDevice(const Principal& caller, const std::string& id);
+
+  // azureADDeviceId and userId, when set, must be GUIDs (kept lower-case).
+  Result<store::ManagedDevice> CreateManagedDevice(const Principal& caller, const ManagedDeviceChanges& changes);
+  Result<store::ManagedDevice> GetManagedDevice(const Principal& caller, const std::string& id);
+  Result<store::Page<store::ManagedDevice>> ListManagedDevices(const Principal& caller,
+                                                               const store::ListQuery& query);
+  Result<std::int64_t> CountManagedDevices(const Principal& caller, const std::optional<store::Expr>& filter);
+  Result<store::ManagedDevice> UpdateManagedDevice(const Principal& caller, const std::string& id,
+                                                   const ManagedDeviceChanges& changes);
+  Status DeleteManagedDevice(const Principal& caller, const std::string& id);
+
+ private:
+  void DirectoryChanged(const Principal& caller);
+
+  store::Store& store_;
+  Options options_;
+  Gate gate_;
+  ReconcileTrigger* reconcile_;
+};
+
+// A mobileAppAssignment's target as a request gives it. `type` is the @odata.type
+// as sent ("#microsoft.graph.groupAssignmentTarget"; the '#' is optional).
+struct AssignmentTarget {
+  std::string type;
+  std::optional<std::string> group_id;     // groupId (group and exclusion-group targets)
+  std::optional<std::string> filter_id;    // deviceAndAppManagementAssignmentFilterId
+  std::optional<std::string> filter_type;  // deviceAndAppManagementAssignmentFilterType
+};
+
+// A mobileAppAssignment's settings as a request gives them: `type` as for the
+// target; an absent or null property is nullopt (Graph: null = the default).
+struct AssignmentSettings {
+  std::string type;  // "#microsoft.graph.iosVppAppAssignmentSettings" | "...macOsVppAppAssignmentSettings"
+  std::optional<bool> use_device_licensing;
+  std::optional<std::string> vpn_configuration_id;  // iOS only
+  std::optional<bool> uninstall_on_device_removal;
+  std::optional<bool> is_removable;  // iOS only
+  std::optional<bool> prevent_managed_app_backup;
+  std::optional<bool> prevent_auto_app_update;
+};
+
+// The client-settable properties of a mobileAppAssignment in a create, PATCH or
+// assign body; an absent optional means "not sent".
+struct AssignmentChanges {
+  std::optional<std::string> intent;  // installIntent member name
+  std::optional<AssignmentTarget> target;
+  std::optional<std::optional<AssignmentSettings>> settings;  // inner nullopt: sent as null
+};
+
+// Where one device stands with an app's licence (a row of deviceStatuses).
+struct DeviceInstallStatus {
+  std::string managed_device_id, device_name, serial_number, user_id, user_principal_name;
+  // resultantAppState member: "pendingInstall", "installed" (the licence is
+  // granted: vppd does not install apps), "failed", "notInstalled", "unknown".
+  std::string install_state = "unknown";
+  std::int32_t error_code = 0;  // Apple's error number, or 0
+  std::string error_message;    // why it failed ("not enough licences", Apple's message)
+  Timestamp updated = 0;        // when the state was last recorded; 0 = never
+};
+
+// A device licence of an app as assignedLicenses shows it: the serial number
+// Apple holds, with the managed device that has it when the directory knows one.
+struct DeviceLicenseHolder {
+  std::string serial_number;
+  std::optional<std::string> managed_device_id, device_name, user_id, user_principal_name;
+};
+
+// The assignments of VPP apps (mobileAppAssignment) and where their licences
+// stand. Same admission rules as VppTokens. Every committed change calls the
+// trigger (when given) for the app's token. Validation (InvalidArgument naming
+// the property, as target, unless said otherwise):
+//   - intent: required on create, one of required, available, uninstall,
+//     availableWithoutEnrollment;
+//   - target: required on create; @odata.type one of groupAssignmentTarget,
+//     exclusionGroupAssignmentTarget, allDevicesAssignmentTarget,
+//     allLicensedUsersAssignmentTarget; the group targets need groupId, of a group
+//     that exists (NotFound naming it), and the others take none; assignment
+//     filters are not supported (a filter id, or a filter type other than none);
+//     an app has at most one assignment per target (the same group, all devices,
+//     all licensed users);
+//   - settings: optional (null: none); iosVppAppAssignmentSettings for an
+//     iosVppApp, macOsVppAppAssignmentSettings for a macOsVppApp, whose
+//     properties only (macOS has no vpnConfigurationId or isRemovable);
+//     useDeviceLicensing only for an app Apple lets be assigned to devices;
+//   - the app: NotFound when the tenant has no such mobileApp.
+// A failure writes nothing.
+class AppAssignments {
+ public:
+  AppAssignments(store::Store& store, Options options, ReconcileTrigger* trigger);
+
+  Result<std::vector<store::AppAssignment>> List(const Principal& caller, const std::string& app_id);
+  Result<store::AppAssignment> Get(const Principal& caller, const std::string& app_id, const std::string& id);
+  // The assignments of a page of apps (for $expand=assignments and isAssigned),
+  // ordered by (app_id, id); unknown ids have none.
+  Result<std::vector<store::AppAssignment>> OfApps(const Principal& caller, const std::vector<std::string>& app_ids);
+  Result<store::AppAssignment> Create(const Principal& caller, const std::string& app_id, AssignmentChanges changes);
+  // The sent properties replace the stored ones (settings as a whole); the
+  // result is validated as a whole.
+  Result<store::AppAssignment> Update(const Principal& caller, const std::string& app_id, const std::string& id,
+                                      AssignmentChanges changes);
+  Status Delete(const Principal& caller, const std::string& app_id, const std::string& id);
+  // Graph's assign action: the app's assignments become exactly these, each
+  // validated as a create (InvalidArgument's target says which: "mobileAppAssignments[2].intent").
+  Status Assign(const Principal& caller, const std::string& app_id, std::vector<AssignmentChanges> assignments);
+
+ private:
+  Result<store::AppAssignment> Build(const std::string& tenant_id, const store::MobileApp& app,
+                                     const store::AppAssignment& base, const AssignmentChanges& changes,
+                                     const std::string& where);
+  Result<store::MobileApp> FindApp(const std::string& tenant_id, const std::string& app_id);
+  void Changed(const std::string& tenant_id, const store::MobileApp& app);
+
+  store::Store& store_;
+  Options options_;
+  Gate gate_;
+  ReconcileTrigger* trigger_;
+};
+
+// The ReconcileTrigger of a running vppd: sync::RequestReconcile per token, then
+// Options::on_job_queued (the engine's Wake).
+class QueueingReconcileTrigger final : public ReconcileTrigger {
+ public:
+  QueueingReconcileTrigger(store::Store& store, Options options);
+  void TokenNeedsReconcile(const std::string& tenant_id, const std::string& token_id) override;
+  void TenantNeedsReconcile(const std::string& tenant_id) override;
+
+ private:
+  store::Store& store_;
+  Options options_;
+  const Clock* clock_;
 };
 
 // Tenant records, for the `vppd tenant` commands and dev mode.

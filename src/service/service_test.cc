@@ -217,3 +217,103 @@ TEST(VppTokens, CountExpiringBeforeCountsTheCallersTokensThatExpireStrictlyBefor
 
 }  // namespace
 }  // namespace vppd::service
+
+namespace vppd::service {
+namespace {
+
+// Counts the reconcile hook's calls.
+struct CountingTrigger final : ReconcileTrigger {
+  void TokenNeedsReconcile(const std::string&, const std::string&) override { ++token_calls; }
+  void TenantNeedsReconcile(const std::string& tenant) override { tenants.push_back(tenant); }
+  int token_calls = 0;
+  std::vector<std::string> tenants;
+};
+
+TEST(Directory, ChecksValuesMapsErrorsAndTriggersReconcileAfterDeviceAndMembershipChanges) {
+  const auto dir = std::filesystem::temp_directory_path() / ("vppd-directory-test-" + NewGuid());
+  std::filesystem::create_directories(dir);
+  store::SqliteOptions so;
+  so.path = (dir / "vppd.db").string();
+  so.secrets = std::make_shared<const SecretBox>(SecretBox::FromKey(std::string(32, 'k')));
+  auto store = store::Store::OpenSqlite(so);
+  ASSERT_TRUE(store) << store.error().message;
+  const Principal caller = Delegated({"User.ReadWrite.All", "Group.ReadWrite.All", "Device.ReadWrite.All",
+                                      "DeviceManagementManagedDevices.ReadWrite.All"});
+  ASSERT_TRUE(Tenants(**store).Put(caller.tenant_id, "T", true));
+  CountingTrigger trigger;
+  Directory directory(**store, Options{}, &trigger);
+
+  // Users: required, limits, the UPN's uniqueness in Graph's words; no reconcile.
+  UserChanges user;
+  user.user_principal_name = "ana@x.com";
+  auto missing = directory.CreateUser(caller, user);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().target, "displayName");
+  user.display_name = std::string(257, 'a');
+  EXPECT_EQ(directory.CreateUser(caller, user).error().target, "displayName");
+  user.display_name = std::string(256, 'a');
+  auto ana = directory.CreateUser(caller, user);
+  ASSERT_TRUE(ana) << ana.error().message;
+  user.user_principal_name = "ANA@x.com";
+  auto dup = directory.CreateUser(caller, user);
+  ASSERT_FALSE(dup);
+  EXPECT_EQ(dup.error().code, Code::kInvalidArgument);
+  EXPECT_EQ(dup.error().target, "userPrincipalName");
+  EXPECT_TRUE(trigger.tenants.empty());
+
+  // A device's deviceId is a GUID, kept lower-case; creating one triggers a reconcile.
+  DeviceChanges device;
+  device.device_id = "not-a-guid";
+  device.display_name = std::optional<std::string>("ipad");
+  EXPECT_EQ(directory.CreateDevice(caller, device).error().target, "deviceId");
+  device.device_id = "A1B2C3D4-0000-4000-8000-00000000000A";
+  auto ipad = directory.CreateDevice(caller, device);
+  ASSERT_TRUE(ipad) << ipad.error().message;
+  EXPECT_EQ(ipad->device_id, "a1b2c3d4-0000-4000-8000-00000000000a");
+  EXPECT_EQ(trigger.tenants.size(), 1u);
+
+  // Members: twice is Graph's 400, unknown ids are 404s naming them; each change triggers.
+  GroupChanges group;
+  group.display_name = "iPads";
+  group.mail_nickname = std::optional<std::string>("ipads");
+  group.mail_enabled = false;
+  auto no_security = directory.CreateGroup(caller, group);
+  ASSERT_FALSE(no_security);
+  EXPECT_EQ(no_security.error().target, "securityEnabled");
+  group.security_enabled = true;
+  auto ipads = directory.CreateGroup(caller, group);
+  ASSERT_TRUE(ipads) << ipads.error().message;
+  Principal members_writer = Delegated({"GroupMember.ReadWrite.All"});
+  ASSERT_TRUE(directory.AddMember(members_writer, ipads->id, ipad->id));
+  EXPECT_EQ(trigger.tenants.size(), 2u);
+  auto twice = directory.AddMember(members_writer, ipads->id, ipad->id);
+  ASSERT_FALSE(twice);
+  EXPECT_EQ(twice.error().code, Code::kInvalidArgument);
+  EXPECT_EQ(twice.error().message,
+            "One or more added object references already exist for the following modified properties: 'members'.");
+  auto unknown = directory.AddMember(members_writer, ipads->id, "b0b0b0b0-0000-4000-8000-000000000000");
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code, Code::kNotFound);
+  EXPECT_NE(unknown.error().message.find("b0b0b0b0-0000-4000-8000-000000000000"), std::string::npos);
+  EXPECT_EQ(trigger.tenants.size(), 2u);  // failures trigger nothing
+  ASSERT_TRUE(directory.RemoveMember(members_writer, ipads->id, ipad->id));
+  EXPECT_EQ(trigger.tenants.size(), 3u);
+  EXPECT_EQ(directory.RemoveMember(members_writer, ipads->id, ipad->id).error().code, Code::kNotFound);
+  // Without the permission, nothing happens.
+  EXPECT_EQ(directory.AddMember(Delegated({"Group.Read.All"}), ipads->id, ipad->id).error().code,
+            Code::kPermissionDenied);
+
+  ManagedDeviceChanges managed;
+  managed.serial_number = std::optional<std::string>("SER1");
+  managed.azure_ad_device_id = std::optional<std::string>("nope");
+  EXPECT_EQ(directory.CreateManagedDevice(caller, managed).error().target, "azureADDeviceId");
+  managed.azure_ad_device_id = std::optional<std::string>(ipad->device_id);
+  ASSERT_TRUE(directory.CreateManagedDevice(caller, managed));
+  EXPECT_EQ(trigger.tenants.size(), 4u);
+  EXPECT_EQ(trigger.tenants.back(), caller.tenant_id);
+  EXPECT_EQ(trigger.token_calls, 0);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace vppd::service

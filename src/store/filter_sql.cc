@@ -45,6 +45,58 @@ constexpr ColumnInfo kAppColumns[] = {
     {Column::kAppLastModified, Table::kMobileApps, "last_modified", ColumnType::kTime, false},
 };
 
+constexpr ColumnInfo kUserColumns[] = {
+    {Column::kUserId, Table::kUsers, "id", ColumnType::kText, false},
+    {Column::kUserPrincipalName, Table::kUsers, "user_principal_name", ColumnType::kText, false},
+    {Column::kUserDisplayName, Table::kUsers, "display_name", ColumnType::kText, true},
+    {Column::kUserMail, Table::kUsers, "mail", ColumnType::kText, true},
+    {Column::kUserGivenName, Table::kUsers, "given_name", ColumnType::kText, true},
+    {Column::kUserSurname, Table::kUsers, "surname", ColumnType::kText, true},
+    {Column::kUserJobTitle, Table::kUsers, "job_title", ColumnType::kText, true},
+    {Column::kUserAccountEnabled, Table::kUsers, "account_enabled", ColumnType::kBool, false},
+    {Column::kUserCreated, Table::kUsers, "created", ColumnType::kTime, false},
+};
+
+constexpr ColumnInfo kGroupColumns[] = {
+    {Column::kGroupId, Table::kGroups, "id", ColumnType::kText, false},
+    {Column::kGroupDisplayName, Table::kGroups, "display_name", ColumnType::kText, false},
+    {Column::kGroupDescription, Table::kGroups, "description", ColumnType::kText, true},
+    {Column::kGroupMailNickname, Table::kGroups, "mail_nickname", ColumnType::kText, true},
+    {Column::kGroupMailEnabled, Table::kGroups, "mail_enabled", ColumnType::kBool, false},
+    {Column::kGroupSecurityEnabled, Table::kGroups, "security_enabled", ColumnType::kBool, false},
+    {Column::kGroupCreated, Table::kGroups, "created", ColumnType::kTime, false},
+};
+
+constexpr ColumnInfo kDeviceColumns[] = {
+    {Column::kDeviceId, Table::kDevices, "id", ColumnType::kText, false},
+    {Column::kDeviceDeviceId, Table::kDevices, "device_id", ColumnType::kText, false},
+    {Column::kDeviceDisplayName, Table::kDevices, "display_name", ColumnType::kText, true},
+    {Column::kDeviceOperatingSystem, Table::kDevices, "operating_system", ColumnType::kText, true},
+    {Column::kDeviceOperatingSystemVersion, Table::kDevices, "operating_system_version", ColumnType::kText, true},
+    {Column::kDeviceAccountEnabled, Table::kDevices, "account_enabled", ColumnType::kBool, false},
+    {Column::kDeviceCreated, Table::kDevices, "created", ColumnType::kTime, false},
+};
+
+constexpr ColumnInfo kManagedDeviceColumns[] = {
+    {Column::kManagedDeviceId, Table::kManagedDevices, "id", ColumnType::kText, false},
+    {Column::kManagedDeviceSerialNumber, Table::kManagedDevices, "serial_number", ColumnType::kText, true},
+    {Column::kManagedDeviceName, Table::kManagedDevices, "device_name", ColumnType::kText, true},
+    {Column::kManagedDeviceAzureAdDeviceId, Table::kManagedDevices, "azure_ad_device_id", ColumnType::kText, true},
+    {Column::kManagedDeviceUserId, Table::kManagedDevices, "user_id", ColumnType::kText, true},
+    {Column::kManagedDeviceUserPrincipalName, Table::kManagedDevices, "user_principal_name", ColumnType::kText, true},
+    {Column::kManagedDeviceOperatingSystem, Table::kManagedDevices, "operating_system", ColumnType::kText, true},
+    {Column::kManagedDeviceOsVersion, Table::kManagedDevices, "os_version", ColumnType::kText, true},
+    {Column::kManagedDeviceModel, Table::kManagedDevices, "model", ColumnType::kText, true},
+    {Column::kManagedDeviceCreated, Table::kManagedDevices, "created", ColumnType::kTime, false},
+    {Column::kManagedDeviceLastModified, Table::kManagedDevices, "last_modified", ColumnType::kTime, false},
+};
+
+// Every table's columns, in Table's order; together every Column once, in the
+// enum's order.
+constexpr std::span<const ColumnInfo> kTables[] = {kTokenColumns,  kAppColumns,    kUserColumns,
+                                                   kGroupColumns,  kDeviceColumns, kManagedDeviceColumns};
+constexpr std::size_t kColumnCount = static_cast<std::size_t>(Column::kManagedDeviceLastModified) + 1;
+
 // What a literal or column can be compared with: text and enum members are both
 // strings; integers and doubles are both numbers.
 enum class Kind { kNull, kString, kBool, kNumber, kTime };
@@ -82,20 +134,35 @@ const char* KindName(Kind k) {
 
 constexpr bool InEnumOrder() {
   std::size_t i = 0;
-  for (const ColumnInfo& c : kTokenColumns) {
-    if (static_cast<std::size_t>(c.id) != i++ || c.table != Table::kVppTokens) return false;
+  for (std::size_t t = 0; t < std::size(kTables); ++t) {
+    for (const ColumnInfo& c : kTables[t]) {
+      if (static_cast<std::size_t>(c.id) != i++ || static_cast<std::size_t>(c.table) != t) return false;
+    }
   }
-  for (const ColumnInfo& c : kAppColumns) {
-    if (static_cast<std::size_t>(c.id) != i++ || c.table != Table::kMobileApps) return false;
-  }
-  return i == static_cast<std::size_t>(Column::kAppLastModified) + 1;
+  return i == kColumnCount;
 }
-static_assert(InEnumOrder(), "kTokenColumns then kAppColumns list every Column once, in the enum's order");
+static_assert(InEnumOrder(), "kTables list every Column once, in the enum's order, each under its Table");
 
-const char* TableName(Table table) { return table == Table::kVppTokens ? "vpp_tokens" : "mobile_apps"; }
+const char* TableName(Table table) {
+  switch (table) {
+    case Table::kVppTokens:
+      return "vpp_tokens";
+    case Table::kMobileApps:
+      return "mobile_apps";
+    case Table::kUsers:
+      return "users";
+    case Table::kGroups:
+      return "groups";
+    case Table::kDevices:
+      return "devices";
+    case Table::kManagedDevices:
+      return "managed_devices";
+  }
+  return "?";
+}
 
 Result<const ColumnInfo*> Lookup(Table table, Column column) {
-  if (static_cast<std::size_t>(column) >= std::size(kTokenColumns) + std::size(kAppColumns)) {
+  if (static_cast<std::size_t>(column) >= kColumnCount) {
     return Fail(Error::InvalidArgument(fmt::format("unknown column #{}", static_cast<int>(column))));
   }
   const ColumnInfo& c = Describe(column);
@@ -397,14 +464,15 @@ class FilterCompiler {
 
 }  // namespace
 
-std::span<const ColumnInfo> QueryColumns(Table table) {
-  if (table == Table::kVppTokens) return kTokenColumns;
-  return kAppColumns;
-}
+std::span<const ColumnInfo> QueryColumns(Table table) { return kTables[static_cast<std::size_t>(table)]; }
 
 const ColumnInfo& Describe(Column column) {
-  const auto i = static_cast<std::size_t>(column);
-  return i < std::size(kTokenColumns) ? kTokenColumns[i] : kAppColumns[i - std::size(kTokenColumns)];
+  std::size_t i = static_cast<std::size_t>(column);
+  for (std::span<const ColumnInfo> columns : kTables) {
+    if (i < columns.size()) return columns[i];
+    i -= columns.size();
+  }
+  return kTokenColumns[0];  // not an enumerator: the contract excludes it
 }
 
 std::string SqlBuilder::Param(sqlite::SqlValue value) {

@@ -393,6 +393,168 @@ ALTER TABLE assignment_counts ADD COLUMN chunks INTEGER NOT NULL DEFAULT 0;
 -- write of the row adds one. Rows written before start at 1.
 ALTER TABLE vpp_tokens ADD COLUMN row_version INTEGER NOT NULL DEFAULT 1;
 )sql"},
+    {10, "the directory: users, groups, members, devices, managed devices", R"sql(
+-- A minimal Entra directory and Intune's managed devices, tenant-scoped: what
+-- app assignments target. Ids are GUID text; times microseconds as elsewhere.
+-- A userPrincipalName is unique per tenant, case-insensitively.
+CREATE TABLE users (
+  tenant_id           TEXT    NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+  id                  TEXT    NOT NULL,
+  user_principal_name TEXT    NOT NULL,
+  display_name        TEXT,
+  mail                TEXT,
+  given_name          TEXT,
+  surname             TEXT,
+  job_title           TEXT,
+  account_enabled     INTEGER NOT NULL CHECK (account_enabled IN (0, 1)),
+  created             INTEGER NOT NULL,
+  last_modified       INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, id)
+) STRICT;
+CREATE UNIQUE INDEX users_by_upn ON users (tenant_id, lower(user_principal_name));
+
+CREATE TABLE groups (
+  tenant_id        TEXT    NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+  id               TEXT    NOT NULL,
+  display_name     TEXT    NOT NULL,
+  description      TEXT,
+  mail_nickname    TEXT,
+  mail_enabled     INTEGER NOT NULL CHECK (mail_enabled IN (0, 1)),
+  security_enabled INTEGER NOT NULL CHECK (security_enabled IN (0, 1)),
+  group_types      TEXT    NOT NULL,  -- JSON array of strings
+  created          INTEGER NOT NULL,
+  last_modified    INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, id)
+) STRICT;
+CREATE INDEX groups_by_name ON groups (tenant_id, display_name);
+
+-- member_kind says which table member_id is in ('user', 'device', 'group').
+-- seq increases tenant-wide with every membership added: the order of
+-- "earliest membership first". Deleting a group, user or device deletes its rows
+-- (the store does; member_id has no foreign key, being one of three tables').
+CREATE TABLE group_members (
+  tenant_id   TEXT    NOT NULL,
+  group_id    TEXT    NOT NULL,
+  member_id   TEXT    NOT NULL,
+  member_kind TEXT    NOT NULL CHECK (member_kind IN ('user', 'device', 'group')),
+  seq         INTEGER NOT NULL,
+  added       INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, group_id, member_id),
+  FOREIGN KEY (tenant_id, group_id) REFERENCES groups (tenant_id, id) ON DELETE CASCADE
+) STRICT;
+CREATE INDEX group_members_by_member ON group_members (tenant_id, member_id);
+CREATE INDEX group_members_by_seq ON group_members (tenant_id, seq);
+
+-- Entra devices; device_id is the id a managed device's azure_ad_device_id names.
+CREATE TABLE devices (
+  tenant_id                TEXT    NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+  id                       TEXT    NOT NULL,
+  device_id                TEXT    NOT NULL,
+  display_name             TEXT,
+  operating_system         TEXT,
+  operating_system_version TEXT,
+  account_enabled          INTEGER NOT NULL CHECK (account_enabled IN (0, 1)),
+  created                  INTEGER NOT NULL,
+  last_modified            INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, id)
+) STRICT;
+CREATE UNIQUE INDEX devices_by_device_id ON devices (tenant_id, device_id);
+
+CREATE TABLE managed_devices (
+  tenant_id           TEXT    NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+  id                  TEXT    NOT NULL,
+  serial_number       TEXT,
+  device_name         TEXT,
+  azure_ad_device_id  TEXT,
+  user_id             TEXT,
+  user_principal_name TEXT,
+  operating_system    TEXT,
+  os_version          TEXT,
+  model               TEXT,
+  created             INTEGER NOT NULL,
+  last_modified       INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, id)
+) STRICT;
+CREATE INDEX managed_devices_by_aad_id ON managed_devices (tenant_id, azure_ad_device_id);
+CREATE INDEX managed_devices_by_serial ON managed_devices (tenant_id, serial_number);
+)sql"},
+    {11, "app assignments", R"sql(
+-- One row per mobileAppAssignment (store::AppAssignment): an app given to a
+-- target with an intent. It belongs to its app and goes with it (a sync that no
+-- longer finds the app, its token deleted, the tenant removed). group_id is NULL
+-- for the all-devices and all-users targets; settings is the settings object as
+-- Graph shows it, JSON; use_device_licensing is its useDeviceLicensing, kept as
+-- a column for the reconcile job. The key is (tenant_id, id), as every id here.
+CREATE TABLE app_assignments (
+  tenant_id            TEXT    NOT NULL,
+  id                   TEXT    NOT NULL,
+  app_id               TEXT    NOT NULL,
+  intent               TEXT    NOT NULL,
+  target_type          TEXT    NOT NULL,
+  group_id             TEXT,
+  settings             TEXT    NOT NULL,
+  use_device_licensing INTEGER NOT NULL CHECK (use_device_licensing IN (0, 1)),
+  created              INTEGER NOT NULL,
+  last_modified        INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, id),
+  FOREIGN KEY (tenant_id, app_id) REFERENCES mobile_apps (tenant_id, id) ON DELETE CASCADE
+) STRICT;
+-- An app's assignments (and the cascade from mobile_apps); the apps a group's
+-- change concerns.
+CREATE INDEX app_assignments_by_app ON app_assignments (tenant_id, app_id, id);
+CREATE INDEX app_assignments_by_group ON app_assignments (tenant_id, group_id);
+)sql"},
+    {12, "device licences vppd hands out, Apple events in flight, jobs that run again", R"sql(
+-- A job asked for again while it runs (EnqueueOptions::run_again) is queued
+-- once more when it finishes instead of being deleted.
+ALTER TABLE sync_jobs ADD COLUMN rerun INTEGER NOT NULL DEFAULT 0 CHECK (rerun IN (0, 1));
+
+-- The licences the reconcile job granted, is granting, could not grant or is
+-- taking back, per token, asset and device (store::DeviceLicense). Apple's own
+-- view stays in the assignment sets of the last sync; this is what vppd did.
+CREATE TABLE device_licenses (
+  tenant_id     TEXT    NOT NULL,
+  token_id      TEXT    NOT NULL,
+  adam_id       TEXT    NOT NULL,
+  pricing_param TEXT    NOT NULL,
+  serial_number TEXT    NOT NULL,
+  state         TEXT    NOT NULL,  -- pending | granted | failed | reclaimPending | released
+  error_code    TEXT    NOT NULL,
+  error_message TEXT    NOT NULL,
+  event_id      TEXT    NOT NULL,  -- the event that last changed it ('' = none)
+  cause         TEXT    NOT NULL,
+  updated       INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, token_id, adam_id, pricing_param, serial_number),
+  FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
+) STRICT;
+CREATE INDEX device_licenses_by_event ON device_licenses (tenant_id, token_id, event_id);
+
+-- Associate/disassociate events Apple accepted that have not been seen to end.
+CREATE TABLE apple_events (
+  tenant_id     TEXT    NOT NULL,
+  token_id      TEXT    NOT NULL,
+  event_id      TEXT    NOT NULL,
+  kind          TEXT    NOT NULL,  -- associate | disassociate
+  adam_id       TEXT    NOT NULL,
+  pricing_param TEXT    NOT NULL,
+  serials       INTEGER NOT NULL,
+  submitted     INTEGER NOT NULL,
+  next_poll     INTEGER NOT NULL,
+  polls         INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, token_id, event_id),
+  FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
+) STRICT;
+
+-- The last reconciliation's report per token (JSON), for `vppd tokens list`.
+CREATE TABLE reconcile_reports (
+  tenant_id TEXT    NOT NULL,
+  token_id  TEXT    NOT NULL,
+  report    TEXT    NOT NULL,
+  updated   INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, token_id),
+  FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
+) STRICT;
+)sql"},
 };
 
 }  // namespace

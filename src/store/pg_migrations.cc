@@ -162,6 +162,145 @@ CREATE TABLE vppd_settings (
 -- (VppToken::row_version); every write of the row adds one.
 ALTER TABLE vpp_tokens ADD COLUMN row_version BIGINT NOT NULL DEFAULT 1;
 )sql"},
+    {5, "the directory: users, groups, members, devices, managed devices", R"sql(
+-- SQLite's migration 10: the directory (see migrations.cc).
+CREATE TABLE users (
+  tenant_id           TEXT COLLATE "C" NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+  id                  TEXT COLLATE "C" NOT NULL,
+  user_principal_name TEXT COLLATE "C" NOT NULL,
+  display_name        TEXT COLLATE "C",
+  mail                TEXT COLLATE "C",
+  given_name          TEXT COLLATE "C",
+  surname             TEXT COLLATE "C",
+  job_title           TEXT COLLATE "C",
+  account_enabled     BOOLEAN NOT NULL,
+  created             BIGINT  NOT NULL,
+  last_modified       BIGINT  NOT NULL,
+  PRIMARY KEY (tenant_id, id)
+);
+CREATE UNIQUE INDEX users_by_upn ON users (tenant_id, lower(user_principal_name));
+
+CREATE TABLE groups (
+  tenant_id        TEXT COLLATE "C" NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+  id               TEXT COLLATE "C" NOT NULL,
+  display_name     TEXT COLLATE "C" NOT NULL,
+  description      TEXT COLLATE "C",
+  mail_nickname    TEXT COLLATE "C",
+  mail_enabled     BOOLEAN NOT NULL,
+  security_enabled BOOLEAN NOT NULL,
+  group_types      TEXT    NOT NULL,  -- JSON array of strings
+  created          BIGINT  NOT NULL,
+  last_modified    BIGINT  NOT NULL,
+  PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX groups_by_name ON groups (tenant_id, display_name);
+
+CREATE TABLE group_members (
+  tenant_id   TEXT COLLATE "C" NOT NULL,
+  group_id    TEXT COLLATE "C" NOT NULL,
+  member_id   TEXT COLLATE "C" NOT NULL,
+  member_kind TEXT COLLATE "C" NOT NULL CHECK (member_kind IN ('user', 'device', 'group')),
+  seq         BIGINT NOT NULL,
+  added       BIGINT NOT NULL,
+  PRIMARY KEY (tenant_id, group_id, member_id),
+  FOREIGN KEY (tenant_id, group_id) REFERENCES groups (tenant_id, id) ON DELETE CASCADE
+);
+CREATE INDEX group_members_by_member ON group_members (tenant_id, member_id);
+CREATE INDEX group_members_by_seq ON group_members (tenant_id, seq);
+
+CREATE TABLE devices (
+  tenant_id                TEXT COLLATE "C" NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+  id                       TEXT COLLATE "C" NOT NULL,
+  device_id                TEXT COLLATE "C" NOT NULL,
+  display_name             TEXT COLLATE "C",
+  operating_system         TEXT COLLATE "C",
+  operating_system_version TEXT COLLATE "C",
+  account_enabled          BOOLEAN NOT NULL,
+  created                  BIGINT  NOT NULL,
+  last_modified            BIGINT  NOT NULL,
+  PRIMARY KEY (tenant_id, id)
+);
+CREATE UNIQUE INDEX devices_by_device_id ON devices (tenant_id, device_id);
+
+CREATE TABLE managed_devices (
+  tenant_id           TEXT COLLATE "C" NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+  id                  TEXT COLLATE "C" NOT NULL,
+  serial_number       TEXT COLLATE "C",
+  device_name         TEXT COLLATE "C",
+  azure_ad_device_id  TEXT COLLATE "C",
+  user_id             TEXT COLLATE "C",
+  user_principal_name TEXT COLLATE "C",
+  operating_system    TEXT COLLATE "C",
+  os_version          TEXT COLLATE "C",
+  model               TEXT COLLATE "C",
+  created             BIGINT NOT NULL,
+  last_modified       BIGINT NOT NULL,
+  PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX managed_devices_by_aad_id ON managed_devices (tenant_id, azure_ad_device_id);
+CREATE INDEX managed_devices_by_serial ON managed_devices (tenant_id, serial_number);
+)sql"},
+    {6, "app assignments", R"sql(
+-- SQLite's migration 11: one row per mobileAppAssignment, going with its app.
+CREATE TABLE app_assignments (
+  tenant_id            TEXT COLLATE "C" NOT NULL,
+  id                   TEXT COLLATE "C" NOT NULL,
+  app_id               TEXT COLLATE "C" NOT NULL,
+  intent               TEXT COLLATE "C" NOT NULL,
+  target_type          TEXT COLLATE "C" NOT NULL,
+  group_id             TEXT COLLATE "C",
+  settings             TEXT    NOT NULL,
+  use_device_licensing BOOLEAN NOT NULL,
+  created              BIGINT  NOT NULL,
+  last_modified        BIGINT  NOT NULL,
+  PRIMARY KEY (tenant_id, id),
+  FOREIGN KEY (tenant_id, app_id) REFERENCES mobile_apps (tenant_id, id) ON DELETE CASCADE
+);
+CREATE INDEX app_assignments_by_app ON app_assignments (tenant_id, app_id, id);
+CREATE INDEX app_assignments_by_group ON app_assignments (tenant_id, group_id);
+)sql"},
+    {7, "device licences vppd hands out, Apple events in flight, jobs that run again", R"sql(
+-- SQLite's migration 12 (see migrations.cc).
+ALTER TABLE sync_jobs ADD COLUMN rerun BOOLEAN NOT NULL DEFAULT FALSE;
+CREATE TABLE device_licenses (
+  tenant_id     TEXT COLLATE "C" NOT NULL,
+  token_id      TEXT COLLATE "C" NOT NULL,
+  adam_id       TEXT COLLATE "C" NOT NULL,
+  pricing_param TEXT COLLATE "C" NOT NULL,
+  serial_number TEXT COLLATE "C" NOT NULL,
+  state         TEXT COLLATE "C" NOT NULL,
+  error_code    TEXT COLLATE "C" NOT NULL,
+  error_message TEXT    NOT NULL,
+  event_id      TEXT COLLATE "C" NOT NULL,
+  cause         TEXT COLLATE "C" NOT NULL,
+  updated       BIGINT  NOT NULL,
+  PRIMARY KEY (tenant_id, token_id, adam_id, pricing_param, serial_number),
+  FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
+);
+CREATE INDEX device_licenses_by_event ON device_licenses (tenant_id, token_id, event_id);
+CREATE TABLE apple_events (
+  tenant_id     TEXT COLLATE "C" NOT NULL,
+  token_id      TEXT COLLATE "C" NOT NULL,
+  event_id      TEXT COLLATE "C" NOT NULL,
+  kind          TEXT COLLATE "C" NOT NULL,
+  adam_id       TEXT COLLATE "C" NOT NULL,
+  pricing_param TEXT COLLATE "C" NOT NULL,
+  serials       BIGINT  NOT NULL,
+  submitted     BIGINT  NOT NULL,
+  next_poll     BIGINT  NOT NULL,
+  polls         BIGINT  NOT NULL,
+  PRIMARY KEY (tenant_id, token_id, event_id),
+  FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
+);
+CREATE TABLE reconcile_reports (
+  tenant_id TEXT COLLATE "C" NOT NULL,
+  token_id  TEXT COLLATE "C" NOT NULL,
+  report    TEXT    NOT NULL,
+  updated   BIGINT  NOT NULL,
+  PRIMARY KEY (tenant_id, token_id),
+  FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
+);
+)sql"},
 };
 
 constexpr const char* kApplication = "vppd";

@@ -216,6 +216,8 @@ class PgStore final : public SqlStore {
   Result<Page<LicenseAssignment>> ReadAppAssignments(Tx& tx, std::int64_t generation, const std::string& adam_id,
                                                      const std::string& pricing_param, std::int64_t skip,
                                                      std::int64_t limit) override;
+  // An import's rows by unnest: one INSERT per kStageChunkRows rows, one array per column.
+  Status BulkWrite(Tx& tx, const BulkInsert& spec, const std::vector<std::vector<SqlArg>>& rows) override;
 
  private:
   static Connection& Native(Tx& tx) { return static_cast<PgTx&>(tx).conn(); }
@@ -405,6 +407,57 @@ Status PgStore::InsertAssignments(Tx& tx, std::int64_t generation, std::span<con
       "AS r (a, p, s, u) ON CONFLICT DO NOTHING RETURNING adam_id, pricing_param) " +
       std::string(kAddCounts);
   return tx.Exec(sql, {generation, TextArray(adam), TextArray(pricing), TextArray(serial), TextArray(user)});
+}
+
+Status PgStore::BulkWrite(Tx& tx, const BulkInsert& spec, const std::vector<std::vector<SqlArg>>& rows) {
+  if (rows.empty()) return {};
+  std::string names, arrays, aliases;
+  for (std::size_t c = 0; c < spec.columns.size(); ++c) {
+    const char* type = spec.columns[c].second == BulkType::kText  ? "text"
+                       : spec.columns[c].second == BulkType::kInt ? "bigint"
+                                                                  : "boolean";
+    const char* sep = c > 0 ? ", " : "";
+    fmt::format_to(std::back_inserter(names), "{}{}", sep, spec.columns[c].first);
+    fmt::format_to(std::back_inserter(arrays), "{}?{}::{}[]", sep, c + 1, type);
+    fmt::format_to(std::back_inserter(aliases), "{}c{}", sep, c);
+  }
+  const std::string sql = fmt::format("INSERT INTO {} ({}) SELECT {} FROM unnest({}) AS r ({}){}", spec.table, names,
+                                      aliases, arrays, aliases, spec.conflict);
+  // One array literal per column: elements quoted (`"` and `\` escaped), NULL bare.
+  for (std::size_t from = 0; from < rows.size(); from += kStageChunkRows) {
+    const std::size_t to = std::min(rows.size(), from + kStageChunkRows);
+    std::vector<std::string> literals(spec.columns.size(), "{");
+    for (std::size_t r = from; r < to; ++r) {
+      for (std::size_t c = 0; c < spec.columns.size(); ++c) {
+        std::string& out = literals[c];
+        if (r > from) out += ',';
+        const SqlArg& arg = rows[r][c];
+        switch (arg.kind()) {
+          case SqlArg::Kind::kNull:
+            out += "NULL";
+            break;
+          case SqlArg::Kind::kInt:
+            out += std::to_string(arg.integer());
+            break;
+          case SqlArg::Kind::kBool:
+            out += arg.integer() != 0 ? "t" : "f";
+            break;
+          case SqlArg::Kind::kText:
+            out += '"';
+            for (char ch : arg.text()) {
+              if (ch == '"' || ch == '\\') out += '\\';
+              out += ch;
+            }
+            out += '"';
+            break;
+        }
+      }
+    }
+    std::vector<SqlArg> args;
+    for (std::string& literal : literals) args.emplace_back(std::string_view(literal += '}'));
+    if (Status s = tx.ExecArgs(sql, args); !s) return s;
+  }
+  return {};
 }
 
 // A delta into an existing set: its rows are copied into the current set,

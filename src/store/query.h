@@ -21,9 +21,9 @@ namespace vppd::store {
 // --- the columns ----------------------------------------------------------------
 
 // The tables a query runs over.
-enum class Table { kVppTokens, kMobileApps };
+enum class Table { kVppTokens, kMobileApps, kUsers, kGroups, kDevices, kManagedDevices };
 
-// Every column of vpp_tokens and mobile_apps that a query may name. Columns a query
+// Every column of the tables above that a query may name. Columns a query
 // cannot name (the sealed sToken, the JSON lists, Apple's ids and cursors) are not
 // here; ColumnInfo::name is the SQL name.
 enum class Column {
@@ -61,6 +61,44 @@ enum class Column {
   kAppTokenAccountType,
   kAppCreated,
   kAppLastModified,
+  // users
+  kUserId,
+  kUserPrincipalName,
+  kUserDisplayName,
+  kUserMail,
+  kUserGivenName,
+  kUserSurname,
+  kUserJobTitle,
+  kUserAccountEnabled,
+  kUserCreated,
+  // groups
+  kGroupId,
+  kGroupDisplayName,
+  kGroupDescription,
+  kGroupMailNickname,
+  kGroupMailEnabled,
+  kGroupSecurityEnabled,
+  kGroupCreated,
+  // devices (Entra)
+  kDeviceId,
+  kDeviceDeviceId,
+  kDeviceDisplayName,
+  kDeviceOperatingSystem,
+  kDeviceOperatingSystemVersion,
+  kDeviceAccountEnabled,
+  kDeviceCreated,
+  // managed_devices (Intune)
+  kManagedDeviceId,
+  kManagedDeviceSerialNumber,
+  kManagedDeviceName,
+  kManagedDeviceAzureAdDeviceId,
+  kManagedDeviceUserId,
+  kManagedDeviceUserPrincipalName,
+  kManagedDeviceOperatingSystem,
+  kManagedDeviceOsVersion,
+  kManagedDeviceModel,
+  kManagedDeviceCreated,
+  kManagedDeviceLastModified,
 };
 
 // kText: a string. kEnum: the name of a member of a fixed set, held as text

@@ -447,7 +447,18 @@ Result<Store::Enqueued> SqlStore::EnqueueJob(const std::string& tenant_id, const
                                              const EnqueueOptions& options,
                                              const std::function<Status(VppToken&)>& mutate) {
   if (Status s = CheckEnqueueOptions(options); !s) return Fail(s.error());
-  static constexpr const char* kQueued = "SELECT 1 FROM sync_jobs WHERE tenant_id = ?1 AND token_id = ?2 AND kind = ?3";
+  static constexpr const char* kQueued =
+      "SELECT key, lease_owner, not_before, rerun, params FROM sync_jobs WHERE tenant_id = ?1 AND token_id = ?2 AND "
+      "kind = ?3";
+  // With run_again, a queued job that is due later than asked, or a running one
+  // not yet marked to run again, or one with other params than asked (not
+  // empty), needs the write path.
+  auto absorbed = [&](Tx& tx) {
+    if (!options.run_again) return true;
+    if (!options.params.empty() && tx.Text(4) != options.params) return false;
+    if (tx.Text(1).empty()) return tx.Int(2) <= options.not_before;
+    return tx.Bool(3);
+  };
   // Coalescing needs no write: when a job of this kind is already queued or
   // running, answer from one snapshot and leave the write lock to the sync that
   // may be holding it (syncLicenses p99 target 10 ms, bench/README.md). The
@@ -457,7 +468,7 @@ Result<Store::Enqueued> SqlStore::EnqueueJob(const std::string& tenant_id, const
       InTx<std::optional<VppToken>>(TxKind::kRead, [&](Tx& tx) -> Result<std::optional<VppToken>> {
         Result<bool> queued = tx.QueryRow(kQueued, {tenant_id, token_id, options.kind});
         if (!queued) return Fail(queued.error());
-        if (!*queued) return std::optional<VppToken>();
+        if (!*queued || !absorbed(tx)) return std::optional<VppToken>();
         Result<VppToken> token = LoadToken(tx, tenant_id, token_id, false);
         if (!token) return Fail(token.error());
         return std::optional<VppToken>(std::move(*token));
@@ -472,7 +483,23 @@ Result<Store::Enqueued> SqlStore::EnqueueJob(const std::string& tenant_id, const
     if (!locked) return Fail(locked.error());
     Result<bool> queued = tx.QueryRow(kQueued, {tenant_id, token_id, options.kind});
     if (!queued) return Fail(queued.error());
-    if (*queued) return Enqueued{std::move(*locked), false};
+    if (*queued) {
+      if (!absorbed(tx)) {
+        const std::int64_t key = tx.Int(0);
+        const bool running = !tx.Text(1).empty();
+        // The params asked for last win (the run they ask for has not read them yet).
+        const std::string params = options.params.empty() ? tx.Text(4) : options.params;
+        if (Status s = running ? tx.Exec("UPDATE sync_jobs SET rerun = ?2, params = ?3 WHERE key = ?1",
+                                         {key, true, params})
+                               : tx.Exec("UPDATE sync_jobs SET not_before = CASE WHEN not_before > ?2 THEN ?2 ELSE not_before END, "
+                                         "params = ?3 WHERE key = ?1",
+                                         {key, options.not_before, params});
+            !s) {
+          return Fail(s.error());
+        }
+      }
+      return Enqueued{std::move(*locked), false};
+    }
     Result<VppToken> token = ApplyMutate(tx, tenant_id, *locked, mutate);
     if (!token) return Fail(token.error());
     if (Status s = tx.Exec(
@@ -499,9 +526,10 @@ std::string SqlStore::JobPickSql(std::string_view extra, std::string_view suffix
 Result<std::optional<SyncJob>> SqlStore::ClaimPicked(Tx& tx, std::int64_t key, SyncJob job, const std::string& worker,
                                                      Timestamp expires) {
   const bool taken_over = StampClaim(job, worker, expires);
+  // A request to run again is answered by this run, which reads after the claim.
   if (Status s = tx.Exec("UPDATE sync_jobs SET lease_owner = ?2, lease_expires = ?3, attempts = ?4, pages_walked = 0, "
-                         "pages_total = 0, assignments_staged = 0 WHERE key = ?1",
-                         {key, worker, expires, job.attempts});
+                         "pages_total = 0, assignments_staged = 0, rerun = ?5 WHERE key = ?1",
+                         {key, worker, expires, job.attempts, false});
       !s) {
     return Fail(s.error());
   }
@@ -538,8 +566,10 @@ Status SqlStore::ReleaseJob(const SyncJob& job, Timestamp not_before) {
   return InTx<void>(TxKind::kWrite, [&](Tx& tx) -> Status {
     Result<std::int64_t> key = CheckLease(tx, job);
     if (!key) return Fail(key.error());
-    if (Status s = tx.Exec("UPDATE sync_jobs SET lease_owner = '', lease_expires = 0, not_before = ?2 WHERE key = ?1",
-                           {*key, not_before});
+    // Asked to run again meanwhile: due at once.
+    if (Status s = tx.Exec("UPDATE sync_jobs SET lease_owner = '', lease_expires = 0, "
+                           "not_before = CASE WHEN rerun THEN 0 ELSE CAST(?2 AS BIGINT) END, rerun = ?3 WHERE key = ?1",
+                           {*key, not_before, false});
         !s) {
       return s;
     }
@@ -637,6 +667,19 @@ Result<VppToken> SqlStore::FinishJob(const SyncJob& job, const std::optional<Syn
         }
         Result<VppToken> token = MutateToken(tx, job.tenant_id, job.token_id, mutate);
         if (!token) return Fail(token.error());
+        // Asked to run again while it ran (EnqueueOptions::run_again): queued once more.
+        Result<bool> again = tx.QueryRow("SELECT rerun FROM sync_jobs WHERE key = ?1", {*job_key});
+        if (!again) return Fail(again.error());
+        if (*again && tx.Bool(0)) {
+          if (Status s = RetireStaging(tx, *job_key); !s) return Fail(s.error());
+          if (Status s = tx.Exec("UPDATE sync_jobs SET lease_owner = '', lease_expires = 0, not_before = 0, "
+                                 "rerun = ?2 WHERE key = ?1",
+                                 {*job_key, false});
+              !s) {
+            return Fail(s.error());
+          }
+          return std::optional<VppToken>(std::move(*token));
+        }
         if (Status s = DeleteJob(tx, *job_key); !s) return Fail(s.error());
         return std::optional<VppToken>(std::move(*token));
       });
@@ -661,9 +704,9 @@ Status SqlStore::ApplySnapshot(Tx& tx, const SyncJob& job, std::int64_t token_ke
       return s;
     }
   }
-  static const std::string insert_sql = BuildAppInsertSql('?');
+  static const std::string upsert_sql = BuildAppUpsertSql('?');
   for (const MobileApp& app : changes.written) {
-    if (Status s = ExecWithParams(tx, insert_sql, [&](auto&& add) { AddAppParams(job.tenant_id, app, add); }); !s) {
+    if (Status s = ExecWithParams(tx, upsert_sql, [&](auto&& add) { AddAppParams(job.tenant_id, app, add); }); !s) {
       return s;
     }
   }

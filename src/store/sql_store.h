@@ -179,6 +179,23 @@ class SqlStore : public Store {
   Result<std::vector<VppToken>> FindTokensByAppleUid(const std::string& tenant_id, const std::string& uid,
                                                      const std::string& except_token_id) override;
   Result<std::string> GetTokenSecret(const std::string& tenant_id, const std::string& id) override;
+  // App assignments (assignments_sql.cc).
+  Result<AppAssignment> CreateAppAssignment(const std::string& tenant_id, AppAssignment assignment) override;
+  Result<AppAssignment> GetAppAssignment(const std::string& tenant_id, const std::string& app_id,
+                                         const std::string& id) override;
+  Result<std::vector<AppAssignment>> ListAssignmentsOfApp(const std::string& tenant_id,
+                                                          const std::string& app_id) override;
+  Result<std::vector<AppAssignment>> ListAssignmentsOfApps(const std::string& tenant_id,
+                                                           const std::vector<std::string>& app_ids) override;
+  Result<std::vector<AppAssignment>> ListAssignmentsOfToken(const std::string& tenant_id,
+                                                            const std::string& token_id) override;
+  Result<bool> IsAppAssigned(const std::string& tenant_id, const std::string& app_id) override;
+  Result<AppAssignment> UpdateAppAssignment(const std::string& tenant_id, const std::string& app_id,
+                                            const std::string& id,
+                                            const std::function<Status(AppAssignment&)>& mutate) override;
+  Status DeleteAppAssignment(const std::string& tenant_id, const std::string& app_id, const std::string& id) override;
+  Result<std::vector<AppAssignment>> ReplaceAppAssignments(const std::string& tenant_id, const std::string& app_id,
+                                                           std::vector<AppAssignment> assignments) override;
   Result<Enqueued> EnqueueJob(const std::string& tenant_id, const std::string& token_id, const EnqueueOptions& options,
                               const std::function<Status(VppToken&)>& mutate) override;
   Status RenewLease(const SyncJob& job, Timestamp lease_expires) override;
@@ -190,7 +207,83 @@ class SqlStore : public Store {
                              const std::function<Status(VppToken&)>& mutate) override;
   Result<std::vector<std::pair<std::string, std::string>>> TokensDueForSync(Timestamp before, int limit) override;
   Result<std::string> InstallationId(const std::string& proposed) override;
+  // reconcile_sql.cc
+  Result<std::vector<DeviceLicense>> ListDeviceLicenses(const std::string& tenant_id,
+                                                        const std::string& token_id) override;
+  Status PutDeviceLicenses(const std::string& tenant_id, const std::string& token_id,
+                           const std::vector<DeviceLicense>& rows, const std::vector<DeviceLicense>& remove) override;
+  Status RecordAppleEvent(const std::string& tenant_id, const std::string& token_id, const AppleEvent& event,
+                          const std::vector<std::string>& serials, const std::string& cause) override;
+  Result<std::vector<AppleEvent>> ListAppleEvents(const std::string& tenant_id, const std::string& token_id) override;
+  Status DeferAppleEvent(const std::string& tenant_id, const std::string& token_id, const std::string& event_id,
+                         Timestamp next_poll) override;
+  Status CompleteAppleEvent(const std::string& tenant_id, const std::string& token_id, const std::string& event_id,
+                            const AppleEventOutcome& outcome) override;
+  Result<std::vector<DeviceLicenseState>> DeviceLicenseStates(const std::string& tenant_id,
+                                                              const std::string& app_id) override;
+  Status PutReconcileReport(const std::string& tenant_id, const std::string& token_id,
+                            const std::string& report_json) override;
+  Result<std::pair<std::string, Timestamp>> GetReconcileReport(const std::string& tenant_id,
+                                                               const std::string& token_id) override;
   // Left to the backend: ClaimJob, StageAssignments, ForEachAssignment.
+
+  // --- the directory (directory_sql.cc) ------------------------------------------
+  Result<User> CreateUser(const std::string& tenant_id, User user) override;
+  Result<User> GetUser(const std::string& tenant_id, const std::string& id) override;
+  Result<Page<User>> ListUsers(const std::string& tenant_id, const ListQuery& query) override;
+  Result<std::int64_t> CountUsers(const std::string& tenant_id, const std::optional<Expr>& filter) override;
+  Result<User> UpdateUser(const std::string& tenant_id, const std::string& id,
+                          const std::function<Status(User&)>& mutate) override;
+  Status DeleteUser(const std::string& tenant_id, const std::string& id) override;
+  Result<Group> CreateGroup(const std::string& tenant_id, Group group) override;
+  Result<Group> GetGroup(const std::string& tenant_id, const std::string& id) override;
+  Result<Page<Group>> ListGroups(const std::string& tenant_id, const ListQuery& query) override;
+  Result<std::int64_t> CountGroups(const std::string& tenant_id, const std::optional<Expr>& filter) override;
+  Result<Group> UpdateGroup(const std::string& tenant_id, const std::string& id,
+                            const std::function<Status(Group&)>& mutate) override;
+  Status DeleteGroup(const std::string& tenant_id, const std::string& id) override;
+  Result<bool> GroupExists(const std::string& tenant_id, const std::string& group_id) override;
+  Result<Device> CreateDevice(const std::string& tenant_id, Device device) override;
+  Result<Device> GetDevice(const std::string& tenant_id, const std::string& id) override;
+  Result<Page<Device>> ListDevices(const std::string& tenant_id, const ListQuery& query) override;
+  Result<std::int64_t> CountDevices(const std::string& tenant_id, const std::optional<Expr>& filter) override;
+  Result<Device> UpdateDevice(const std::string& tenant_id, const std::string& id,
+                              const std::function<Status(Device&)>& mutate) override;
+  Status DeleteDevice(const std::string& tenant_id, const std::string& id) override;
+  Result<ManagedDevice> CreateManagedDevice(const std::string& tenant_id, ManagedDevice device) override;
+  Result<ManagedDevice> GetManagedDevice(const std::string& tenant_id, const std::string& id) override;
+  Result<Page<ManagedDevice>> ListManagedDevices(const std::string& tenant_id, const ListQuery& query) override;
+  Result<std::int64_t> CountManagedDevices(const std::string& tenant_id, const std::optional<Expr>& filter) override;
+  Result<ManagedDevice> UpdateManagedDevice(const std::string& tenant_id, const std::string& id,
+                                            const std::function<Status(ManagedDevice&)>& mutate) override;
+  Status DeleteManagedDevice(const std::string& tenant_id, const std::string& id) override;
+  Result<GroupMember> AddGroupMember(const std::string& tenant_id, const std::string& group_id,
+                                     const std::string& member_id) override;
+  Status RemoveGroupMember(const std::string& tenant_id, const std::string& group_id,
+                           const std::string& member_id) override;
+  Result<Page<GroupMember>> ListGroupMembers(const std::string& tenant_id, const std::string& group_id,
+                                             std::int64_t skip, std::int64_t limit) override;
+  Result<std::int64_t> CountGroupMembers(const std::string& tenant_id, const std::string& group_id) override;
+  Result<std::vector<GroupDevice>> DeviceMembersOf(const std::string& tenant_id,
+                                                   const std::vector<std::string>& group_ids) override;
+  Result<std::vector<GroupDevice>> AllManagedDevices(const std::string& tenant_id) override;
+  Result<std::vector<GroupDevice>> ManagedDevicesBySerial(const std::string& tenant_id,
+                                                          const std::vector<std::string>& serials) override;
+  Result<ImportCounts> ImportUsers(const std::string& tenant_id, const std::vector<User>& rows) override;
+  Result<ImportCounts> ImportDevices(const std::string& tenant_id, const std::vector<ImportedDevice>& rows) override;
+  Result<ImportCounts> ImportGroups(const std::string& tenant_id, const std::vector<ImportedGroup>& rows) override;
+
+  // One INSERT per row of a bulk write (an import): `columns` of `table` take
+  // the row's values in order; `conflict` (may be "") follows the VALUES. The
+  // type of each column says how PostgreSQL's unnest reads it.
+  enum class BulkType { kText, kInt, kBool };
+  struct BulkInsert {
+    std::string table;
+    std::vector<std::pair<std::string, BulkType>> columns;
+    std::string conflict;
+  };
+  // The INSERT of one row of `spec` ("INSERT INTO t (a, b) VALUES (?1, ?2) <conflict>").
+  static std::string BulkRowSql(const BulkInsert& spec);
 
  protected:
   // --- what a backend provides -----------------------------------------------------
@@ -222,6 +315,11 @@ class SqlStore : public Store {
                                                              const std::string& adam_id,
                                                              const std::string& pricing_param, std::int64_t skip,
                                                              std::int64_t limit) = 0;
+  // Inside an import's transaction: inserts `rows` (each as many values as
+  // spec.columns) as `spec` says. Here: one cached statement run per row
+  // (SQLite's prepared statement reused); PostgreSQL overrides it with a
+  // statement per chunk of rows (unnest of one array per column).
+  virtual Status BulkWrite(Tx& tx, const BulkInsert& spec, const std::vector<std::vector<SqlArg>>& rows);
   // Inside Reconcile: registers the sets that have rows but no registry row as
   // garbage; returns how many.
   virtual Result<std::int64_t> AdoptUnknownSets(Tx& tx) = 0;
@@ -295,6 +393,9 @@ class SqlStore : public Store {
   Result<VppToken> ApplyMutate(Tx& tx, const std::string& tenant_id, const VppToken& stored,
                                const std::function<Status(VppToken&)>& mutate);
   Result<std::vector<MobileApp>> QueryApps(Tx& tx, const std::string& sql, Tx::Args args);
+  // App assignments' helpers (assignments_sql.cc).
+  Status CheckAppExists(Tx& tx, const std::string& tenant_id, const std::string& app_id);
+  Status InsertAppAssignment(Tx& tx, const std::string& tenant_id, AppAssignment& assignment, Timestamp now);
   template <class T, class ReadRow>
   Result<Page<T>> ReadPage(const std::string& sql, const SqlBuilder& builder, std::int64_t limit, ReadRow&& read);
   Result<std::int64_t> Count(const std::string& sql, const SqlBuilder& builder);
@@ -307,6 +408,23 @@ class SqlStore : public Store {
   Status RetireGeneration(Tx& tx, std::int64_t generation);
   Status RetireStaging(Tx& tx, std::int64_t job_key);
   Status RetireTokenGenerations(Tx& tx, std::int64_t token_key);
+
+  // directory_sql.cc's generic parts, per entity type (User, Group, Device, ManagedDevice).
+  template <class T>
+  Result<T> CreateEntity(const std::string& tenant_id, T entity);
+  template <class T>
+  Result<T> GetEntity(const std::string& tenant_id, const std::string& id);
+  template <class T>
+  Result<Page<T>> ListEntities(const std::string& tenant_id, const ListQuery& query);
+  template <class T>
+  Result<std::int64_t> CountEntities(const std::string& tenant_id, const std::optional<Expr>& filter);
+  template <class T>
+  Result<T> UpdateEntity(const std::string& tenant_id, const std::string& id, const std::function<Status(T&)>& mutate);
+  template <class T>
+  Status DeleteEntity(const std::string& tenant_id, const std::string& id);
+  // The SQL text of a JSON array parameter's values as a one-column subquery.
+  std::string JsonValues(int param) const;
+  Result<std::vector<GroupDevice>> QueryGroupDevices(const std::string& sql, Tx::Args args);
 
   const Dialect dialect_;
   const std::shared_ptr<const SecretBox> secrets_;

@@ -121,6 +121,87 @@ struct MobileApp {
   Timestamp created = 0, last_modified = 0;
 };
 
+// --- the directory (users, groups, Entra devices, Intune managed devices) ---------
+//
+// The store's own names; graph/ maps Graph's properties onto them. Ids are GUID
+// text, assigned by the store on create when empty.
+
+struct User {
+  std::string id;
+  std::string user_principal_name;  // unique per tenant, case-insensitively
+  std::optional<std::string> display_name, mail, given_name, surname, job_title;
+  bool account_enabled = true;
+  Timestamp created = 0, last_modified = 0;
+};
+
+struct Group {
+  std::string id;
+  std::string display_name;
+  std::optional<std::string> description, mail_nickname;
+  bool mail_enabled = false;
+  bool security_enabled = true;
+  std::vector<std::string> group_types;  // "Unified", "DynamicMembership"
+  Timestamp created = 0, last_modified = 0;
+};
+
+// An Entra device object. `device_id` (unique per tenant) is the id a managed
+// device's azure_ad_device_id names.
+struct Device {
+  std::string id;
+  std::string device_id;
+  std::optional<std::string> display_name, operating_system, operating_system_version;
+  bool account_enabled = true;
+  Timestamp created = 0, last_modified = 0;
+};
+
+// An Intune managed device. It is in a group when the group holds (directly or
+// through nested groups) the Device whose device_id is its azure_ad_device_id.
+struct ManagedDevice {
+  std::string id;
+  std::optional<std::string> serial_number, device_name, azure_ad_device_id, user_id, user_principal_name,
+      operating_system, os_version, model;
+  Timestamp created = 0, last_modified = 0;
+};
+
+enum class MemberKind { kUser, kDevice, kGroup };
+std::string_view MemberKindName(MemberKind kind);  // "user", "device", "group"
+
+// A direct member of a group, with its object (the one of `kind` is set).
+struct GroupMember {
+  std::string member_id;
+  MemberKind kind = MemberKind::kUser;
+  std::int64_t seq = 0;  // increases tenant-wide with every membership added
+  Timestamp added = 0;
+  std::optional<User> user;
+  std::optional<Device> device;
+  std::optional<Group> group;
+};
+
+// A managed device reached through a group (DeviceMembersOf), or by serial number.
+struct GroupDevice {
+  std::string managed_device_id, serial_number, device_name, user_id;
+  std::int64_t seq = 0;  // its earliest membership seq in the groups asked about
+};
+
+// Rows of a bulk import (Store::Import*). Re-importing the same rows updates
+// what the first import created instead of adding to it; the key of each kind is
+// said by its function.
+struct ImportedDevice {
+  Device device;                // keyed by device_id (required)
+  std::optional<ManagedDevice> managed;  // keyed by serial_number (required when set); its
+                                         // azure_ad_device_id is set to device.device_id
+};
+struct ImportedGroup {
+  Group group;  // keyed by id when set, else by display_name
+  // When set, the group's direct members become exactly these: each an object id
+  // (user, device or group), a userPrincipalName or a device's device_id.
+  std::optional<std::vector<std::string>> members;
+};
+struct ImportCounts {
+  std::int64_t created = 0, updated = 0;
+  std::int64_t members_added = 0, members_removed = 0;
+};
+
 // One license assignment at Apple: an asset given to a user (client_user_id) or a
 // device (serial_number); exactly one of the two is non-empty.
 struct LicenseAssignment {
@@ -184,6 +265,23 @@ class StagedAssignments {
   std::uint32_t last_app_ = 0;  // rows come grouped by app: checked first
 };
 
+// One mobileAppAssignment: an app given to a target (a group, the exclusion of a
+// group, all devices, all licensed users) with an install intent. The strings
+// hold what Graph names them, as the contract between graph/, service/ and sync/
+// has it; the store checks only that they are not empty.
+struct AppAssignment {
+  std::string id;  // GUID, assigned by the store on create when empty.
+  std::string app_id;
+  std::string intent;       // required | available | uninstall | availableWithoutEnrollment
+  std::string target_type;  // "#microsoft.graph.groupAssignmentTarget", "...exclusionGroupAssignmentTarget",
+                            // "...allDevicesAssignmentTarget", "...allLicensedUsersAssignmentTarget"
+  std::optional<std::string> group_id;  // the group targets' group; nullopt for all devices / all users
+  std::string settings_json = "{}";     // the settings object as Graph shows it ("{}" when none)
+  bool use_device_licensing = false;    // the settings' useDeviceLicensing, kept apart for the reconcile job
+  Timestamp created = 0, last_modified = 0;
+  bool operator==(const AppAssignment&) const = default;
+};
+
 // A durable unit of background work on one token.
 struct SyncJob {
   std::string id;  // GUID
@@ -201,6 +299,64 @@ struct SyncJob {
   std::int64_t pages_walked = 0;        // Apple assignment pages walked
   std::int64_t pages_total = 0;         // pages of the walk (Apple's totalPages); 0 = not known yet
   std::int64_t assignments_staged = 0;  // assignment rows written to the staging set
+};
+
+// --- device licences vppd hands out (the reconcile job) -------------------------
+
+// One licence of an asset on a device that vppd granted, is granting, could not
+// grant, or is taking back, per (token, adamId, pricingParam, serial number).
+struct DeviceLicense {
+  std::string adam_id;
+  std::string pricing_param;
+  std::string serial_number;
+  // pending: associate submitted (event in flight); granted: Apple completed it;
+  // failed: not granted (error_code: Apple's error number, or "9709" with
+  // "not enough licences" when vppd held it back itself); reclaimPending:
+  // disassociate submitted; released: Apple completed the disassociate (kept
+  // until a sync no longer shows the licence, so counts stay right).
+  std::string state;
+  std::string error_code;
+  std::string error_message;
+  std::string event_id;  // the Apple event that last changed it (in flight when pending/reclaimPending)
+  std::string cause;     // why: "assigned", "leftScope", "deviceDeleted", "uninstall", "unassigned", ...
+  Timestamp updated = 0;
+  bool operator==(const DeviceLicense&) const = default;
+};
+
+// A device licence as Graph's deviceStatuses shows it (per app).
+struct DeviceLicenseState {
+  std::string serial_number, state /* pending|granted|failed|reclaimPending */, error_code, error_message;
+  Timestamp updated = 0;
+};
+
+// An associate or disassociate Apple accepted and vppd has not seen finish.
+struct AppleEvent {
+  std::string event_id;
+  std::string kind;  // "associate" | "disassociate"
+  std::string adam_id;
+  std::string pricing_param;
+  std::int64_t serials = 0;  // how many serial numbers it names
+  Timestamp submitted = 0;
+  Timestamp next_poll = 0;  // not polled (GET /status) before this
+  std::int64_t polls = 0;
+};
+
+// How an Apple event ended (from GET /status or an ASSET_MANAGEMENT notification).
+struct AppleEventOutcome {
+  struct Failure {
+    std::string serial_number;
+    int error_number = 0;
+    std::string error_message;
+  };
+  // Serials that failed, with Apple's error; every other serial of the event
+  // succeeded. Apple's "already assigned" (9616) on an associate and "not
+  // associated" (9619) on a disassociate are successes: the licence is where it
+  // should be.
+  std::vector<Failure> failures;
+  // The event failed as a whole without naming serials (every serial failed).
+  std::optional<Failure> all_failed;
+  // Gave up on it (pending too long): its serials are as if never submitted.
+  bool abandoned = false;
 };
 
 // What a finished sync writes, in the same transaction as the token's new state.
@@ -222,6 +378,12 @@ struct EnqueueOptions {
   std::string kind = "syncLicenses";
   std::string params;
   Timestamp not_before = 0;
+  // A change the job must see (reconcile): when a job of this kind is already
+  // queued it runs no later than not_before (its not_before is lowered); when one
+  // is running, it runs once more after it finishes (FinishJob queues it again
+  // instead of deleting it, ReleaseJob makes it due at once). Without it a queued
+  // or running job simply absorbs the request.
+  bool run_again = false;
 };
 
 // Most rows one StageAssignments call may carry (see StageAssignments).
@@ -385,6 +547,52 @@ class Store {
   // The plaintext sToken of a token (the sync needs it; nothing else does). NotFound.
   virtual Result<std::string> GetTokenSecret(const std::string& tenant_id, const std::string& id) = 0;
 
+  // --- app assignments (mobileAppAssignment; tenant-scoped) ---------------------
+  // An app's assignments go with it: deleting the app (a sync that no longer finds
+  // it, its token deleted, the tenant removed) deletes them. Lists are ordered by
+  // (app_id, id).
+  //
+  // Inserts the assignment of assignment.app_id, assigning id (when empty),
+  // created and last_modified. NotFound when the app does not exist;
+  // AlreadyExists when the tenant has an assignment with that id; InvalidArgument
+  // when app_id, intent or target_type is empty.
+  virtual Result<AppAssignment> CreateAppAssignment(const std::string& tenant_id, AppAssignment assignment) = 0;
+  // NotFound when the app, or an assignment `id` of that app, does not exist.
+  virtual Result<AppAssignment> GetAppAssignment(const std::string& tenant_id, const std::string& app_id,
+                                                 const std::string& id) = 0;
+  // The app's assignments; NotFound when the app does not exist.
+  virtual Result<std::vector<AppAssignment>> ListAssignmentsOfApp(const std::string& tenant_id,
+                                                                  const std::string& app_id) = 0;
+  // The assignments of any of `app_ids` (a page of apps, for $expand and
+  // isAssigned), one read; ids of no app have none.
+  virtual Result<std::vector<AppAssignment>> ListAssignmentsOfApps(const std::string& tenant_id,
+                                                                   const std::vector<std::string>& app_ids) = 0;
+  // Every assignment of every app of the token: what the reconcile job reads. A
+  // token that does not exist has none.
+  virtual Result<std::vector<AppAssignment>> ListAssignmentsOfToken(const std::string& tenant_id,
+                                                                    const std::string& token_id) = 0;
+  // Whether the app has any assignment (Graph's isAssigned). NotFound when the
+  // app does not exist.
+  virtual Result<bool> IsAppAssigned(const std::string& tenant_id, const std::string& app_id) = 0;
+  // Read-modify-write in one transaction, as UpdateToken: `mutate` sees the stored
+  // assignment; id, app_id and created keep their stored values, last_modified is
+  // stamped. NotFound as GetAppAssignment; `mutate`'s error is returned with
+  // nothing written; InvalidArgument as CreateAppAssignment.
+  virtual Result<AppAssignment> UpdateAppAssignment(const std::string& tenant_id, const std::string& app_id,
+                                                    const std::string& id,
+                                                    const std::function<Status(AppAssignment&)>& mutate) = 0;
+  // NotFound as GetAppAssignment.
+  virtual Status DeleteAppAssignment(const std::string& tenant_id, const std::string& app_id,
+                                     const std::string& id) = 0;
+  // Graph's assign action: the app's assignments become exactly `assignments`
+  // (their app_id is set to `app_id`; ids, created and last_modified as
+  // CreateAppAssignment's), in one transaction: on any failure (NotFound for the
+  // app, AlreadyExists for an id given twice or held by another app,
+  // InvalidArgument) nothing is written. Returns them as stored.
+  virtual Result<std::vector<AppAssignment>> ReplaceAppAssignments(const std::string& tenant_id,
+                                                                   const std::string& app_id,
+                                                                   std::vector<AppAssignment> assignments) = 0;
+
   // --- sync jobs: durable, coalesced -----------------------------------------
   struct Enqueued {
     VppToken token;
@@ -452,6 +660,130 @@ class Store {
   // (tenant id, token id) of tokens with state 'valid', whose last_sync is before
   // `before` and that have no job, oldest last_sync first, at most `limit`.
   virtual Result<std::vector<std::pair<std::string, std::string>>> TokensDueForSync(Timestamp before, int limit) = 0;
+
+  // --- the directory (tenant-scoped) ----------------------------------------------
+  // Create: assigns id (when empty), created and last_modified; NotFound when the
+  // tenant does not exist; AlreadyExists for an id already taken, a
+  // userPrincipalName taken (case-insensitively) or a device_id taken.
+  // Get/Update/Delete: NotFound (naming the id) when absent in this tenant.
+  // Update is UpdateToken's read-modify-write: `mutate` runs under the write lock,
+  // id and created keep their stored values, last_modified is stamped; the same
+  // uniqueness as Create. Delete also removes the object's memberships (a group:
+  // its members' rows and its rows in other groups).
+  // List/Count: the query names columns of its table (store/query.h), otherwise
+  // as ListTokens.
+  virtual Result<User> CreateUser(const std::string& tenant_id, User user) = 0;
+  virtual Result<User> GetUser(const std::string& tenant_id, const std::string& id) = 0;
+  virtual Result<Page<User>> ListUsers(const std::string& tenant_id, const ListQuery& query) = 0;
+  virtual Result<std::int64_t> CountUsers(const std::string& tenant_id, const std::optional<Expr>& filter) = 0;
+  virtual Result<User> UpdateUser(const std::string& tenant_id, const std::string& id,
+                                  const std::function<Status(User&)>& mutate) = 0;
+  virtual Status DeleteUser(const std::string& tenant_id, const std::string& id) = 0;
+
+  virtual Result<Group> CreateGroup(const std::string& tenant_id, Group group) = 0;
+  virtual Result<Group> GetGroup(const std::string& tenant_id, const std::string& id) = 0;
+  virtual Result<Page<Group>> ListGroups(const std::string& tenant_id, const ListQuery& query) = 0;
+  virtual Result<std::int64_t> CountGroups(const std::string& tenant_id, const std::optional<Expr>& filter) = 0;
+  virtual Result<Group> UpdateGroup(const std::string& tenant_id, const std::string& id,
+                                    const std::function<Status(Group&)>& mutate) = 0;
+  virtual Status DeleteGroup(const std::string& tenant_id, const std::string& id) = 0;
+  virtual Result<bool> GroupExists(const std::string& tenant_id, const std::string& group_id) = 0;
+
+  virtual Result<Device> CreateDevice(const std::string& tenant_id, Device device) = 0;
+  virtual Result<Device> GetDevice(const std::string& tenant_id, const std::string& id) = 0;
+  virtual Result<Page<Device>> ListDevices(const std::string& tenant_id, const ListQuery& query) = 0;
+  virtual Result<std::int64_t> CountDevices(const std::string& tenant_id, const std::optional<Expr>& filter) = 0;
+  virtual Result<Device> UpdateDevice(const std::string& tenant_id, const std::string& id,
+                                      const std::function<Status(Device&)>& mutate) = 0;
+  virtual Status DeleteDevice(const std::string& tenant_id, const std::string& id) = 0;
+
+  virtual Result<ManagedDevice> CreateManagedDevice(const std::string& tenant_id, ManagedDevice device) = 0;
+  virtual Result<ManagedDevice> GetManagedDevice(const std::string& tenant_id, const std::string& id) = 0;
+  virtual Result<Page<ManagedDevice>> ListManagedDevices(const std::string& tenant_id, const ListQuery& query) = 0;
+  virtual Result<std::int64_t> CountManagedDevices(const std::string& tenant_id,
+                                                   const std::optional<Expr>& filter) = 0;
+  virtual Result<ManagedDevice> UpdateManagedDevice(const std::string& tenant_id, const std::string& id,
+                                                    const std::function<Status(ManagedDevice&)>& mutate) = 0;
+  virtual Status DeleteManagedDevice(const std::string& tenant_id, const std::string& id) = 0;
+
+  // Adds the object `member_id` (a user, device or group of the tenant, looked up
+  // in that order) to the group. NotFound naming the group, or the member, when
+  // absent; AlreadyExists when it is a member already; InvalidArgument for the
+  // group itself. Cycles through other groups are allowed.
+  virtual Result<GroupMember> AddGroupMember(const std::string& tenant_id, const std::string& group_id,
+                                             const std::string& member_id) = 0;
+  // NotFound naming the group, or the member when it is not a direct member.
+  virtual Status RemoveGroupMember(const std::string& tenant_id, const std::string& group_id,
+                                   const std::string& member_id) = 0;
+  // The group's direct members, earliest membership first (seq), `limit` from
+  // `skip`, each with its object. NotFound naming the group.
+  virtual Result<Page<GroupMember>> ListGroupMembers(const std::string& tenant_id, const std::string& group_id,
+                                                     std::int64_t skip, std::int64_t limit) = 0;
+  virtual Result<std::int64_t> CountGroupMembers(const std::string& tenant_id, const std::string& group_id) = 0;
+
+  // Managed devices with a serial number that are members of any of `group_ids`,
+  // directly or through nested groups (cycles allowed), each once, ordered by
+  // (seq, managed_device_id). Unknown groups contribute none.
+  virtual Result<std::vector<GroupDevice>> DeviceMembersOf(const std::string& tenant_id,
+                                                           const std::vector<std::string>& group_ids) = 0;
+  // Every managed device with a serial number (seq = 0), ordered by id.
+  virtual Result<std::vector<GroupDevice>> AllManagedDevices(const std::string& tenant_id) = 0;
+  // The managed devices whose serial number is one of `serials`, ordered by
+  // (serial_number, id) (a serial re-enrolled may have several).
+  virtual Result<std::vector<GroupDevice>> ManagedDevicesBySerial(const std::string& tenant_id,
+                                                                  const std::vector<std::string>& serials) = 0;
+
+  // Bulk import, each call ONE transaction (all rows or none), in time linear in
+  // the rows (SQLite: prepared statements reused; PostgreSQL: a few statements
+  // per chunk of rows, by unnest). Re-importing updates instead of duplicating:
+  // users are keyed by userPrincipalName (case-insensitively), devices by
+  // device_id and managed devices by serial_number, groups by id when given, else
+  // by display_name. InvalidArgument naming the row (0-based index in `rows`,
+  // as target) when rows repeat a key or a group's member cannot be resolved;
+  // NotFound when the tenant does not exist. Times are stamped by the store.
+  virtual Result<ImportCounts> ImportUsers(const std::string& tenant_id, const std::vector<User>& rows) = 0;
+  virtual Result<ImportCounts> ImportDevices(const std::string& tenant_id,
+                                             const std::vector<ImportedDevice>& rows) = 0;
+  virtual Result<ImportCounts> ImportGroups(const std::string& tenant_id, const std::vector<ImportedGroup>& rows) = 0;
+
+  // --- device licences (reconcile) ----------------------------------------------
+  // Every device licence row of the token (released ones included), ordered by
+  // (adam_id, pricing_param, serial_number). A token that does not exist has none.
+  virtual Result<std::vector<DeviceLicense>> ListDeviceLicenses(const std::string& tenant_id,
+                                                                const std::string& token_id) = 0;
+  // Upserts these rows of the token and deletes the serials in `remove` (by
+  // adamId, pricingParam, serial), in one transaction. NotFound when the token is gone.
+  virtual Status PutDeviceLicenses(const std::string& tenant_id, const std::string& token_id,
+                                   const std::vector<DeviceLicense>& rows,
+                                   const std::vector<DeviceLicense>& remove) = 0;
+  // An event Apple accepted: records it and, in the same transaction, sets its
+  // serials' rows (upserted) to pending (associate) or reclaimPending
+  // (disassociate) with its event id and `cause`. NotFound when the token is gone.
+  virtual Status RecordAppleEvent(const std::string& tenant_id, const std::string& token_id, const AppleEvent& event,
+                                  const std::vector<std::string>& serials, const std::string& cause) = 0;
+  // The token's events in flight, ordered by (next_poll, event_id).
+  virtual Result<std::vector<AppleEvent>> ListAppleEvents(const std::string& tenant_id,
+                                                          const std::string& token_id) = 0;
+  // A poll found it still pending: the next poll not before `next_poll`. NotFound.
+  virtual Status DeferAppleEvent(const std::string& tenant_id, const std::string& token_id,
+                                 const std::string& event_id, Timestamp next_poll) = 0;
+  // The event ended (polled, or a notification said so: issue 16 calls this):
+  // its serials' rows move on — associate: granted, or failed with the error;
+  // disassociate: released, or back to granted with the error (the reclaim is
+  // tried again) — and the event is forgotten, in one transaction. NotFound when
+  // the event is not in flight (already completed, or unknown).
+  virtual Status CompleteAppleEvent(const std::string& tenant_id, const std::string& token_id,
+                                    const std::string& event_id, const AppleEventOutcome& outcome) = 0;
+  // The device licences of an app (its token, adamId and pricingParam), released
+  // ones left out, ordered by serial number. NotFound when the app does not exist.
+  virtual Result<std::vector<DeviceLicenseState>> DeviceLicenseStates(const std::string& tenant_id,
+                                                                      const std::string& app_id) = 0;
+  // The last reconciliation's report of a token (JSON text, see sync/reconcile.cc),
+  // and when it was written; an empty text when the token was never reconciled.
+  virtual Status PutReconcileReport(const std::string& tenant_id, const std::string& token_id,
+                                    const std::string& report_json) = 0;
+  virtual Result<std::pair<std::string, Timestamp>> GetReconcileReport(const std::string& tenant_id,
+                                                                       const std::string& token_id) = 0;
 
   // --- this installation -------------------------------------------------------
   // vppd's identity at Apple (the sync derives the mdmInfo it writes to locations

@@ -159,10 +159,16 @@ const std::string& AppSelectList() {
   return list;
 }
 
-std::string BuildAppInsertSql(char mark) {
+std::string BuildAppUpsertSql(char mark) {
   std::string values = fmt::format("{}1", mark);
   for (std::size_t i = 0; i < std::size(kAppColumns); ++i) values += fmt::format(", {}{}", mark, i + 2);
-  return fmt::format("INSERT INTO mobile_apps (tenant_id, {}) VALUES ({})", AppSelectList(), values);
+  std::string updates;
+  for (const char* c : kAppColumns) {
+    if (std::string_view(c) == "id") continue;
+    updates += fmt::format("{}{} = excluded.{}", updates.empty() ? "" : ", ", c, c);
+  }
+  return fmt::format("INSERT INTO mobile_apps (tenant_id, {}) VALUES ({}) ON CONFLICT (tenant_id, id) DO UPDATE SET {}",
+                     AppSelectList(), values, updates);
 }
 
 bool SameAppData(const MobileApp& a, const MobileApp& b) {
@@ -203,8 +209,7 @@ AppChanges DiffSnapshotApps(std::vector<MobileApp> existing, const std::vector<M
       app.created = old->second.created;
       app.last_modified = same ? old->second.last_modified : now;
       before.erase(old);
-      if (same) continue;
-      changes.removed_ids.push_back(app.id);  // the stored row goes, the new one comes
+      if (same) continue;  // otherwise written over the stored row (an upsert), which keeps its assignments
     } else {
       if (app.created == 0) app.created = now;
       if (app.last_modified == 0) app.last_modified = now;

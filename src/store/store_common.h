@@ -242,8 +242,10 @@ inline constexpr const char* kAppColumns[] = {
 };
 
 const std::string& AppSelectList();
-// INSERT of an app: $1 tenant_id, then kAppColumns.
-std::string BuildAppInsertSql(char mark);
+// INSERT of an app, or UPDATE of every column of its stored row when the
+// tenant has an app with its id (the row stays: its app assignments, which
+// reference it, stay with it): $1 tenant_id, then kAppColumns.
+std::string BuildAppUpsertSql(char mark);
 
 // A row of AppSelectList().
 template <class Row>
@@ -307,8 +309,8 @@ void AddAppParams(const std::string& tenant_id, const MobileApp& a, Add&& add) {
 // that did not change is not written again: a sync that changed a few counts
 // rewrites a few rows, not thousands.
 struct AppChanges {
-  std::vector<MobileApp> written;        // new or changed, to insert
-  std::vector<std::string> removed_ids;  // rows to delete first: of the changed apps, and of apps gone
+  std::vector<MobileApp> written;        // new or changed, to upsert (BuildAppUpsertSql)
+  std::vector<std::string> removed_ids;  // apps gone, to delete (their assignments go with them)
 };
 AppChanges DiffSnapshotApps(std::vector<MobileApp> existing, const std::vector<MobileApp>& snapshot_apps,
                             const std::string& token_id, Timestamp now);

@@ -31,6 +31,16 @@ Result<store::Store::Enqueued> RequestJob(store::Store& store, const std::string
   });
 }
 
+Result<store::Store::Enqueued> RequestReconcile(store::Store& store, const std::string& tenant_id,
+                                                const std::string& token_id, Timestamp now, bool force) {
+  store::EnqueueOptions options;
+  options.kind = kReconcile;
+  options.params = force ? R"({"force":true})" : "";
+  options.not_before = now;
+  options.run_again = true;
+  return store.EnqueueJob(tenant_id, token_id, options, [](store::VppToken&) -> Status { return {}; });
+}
+
 struct Engine::Impl {
   store::Store& store;
   EngineOptions options;
@@ -101,8 +111,28 @@ struct Engine::Impl {
                        again.error().message);
         }
       }
+    } else if (job.kind == kReconcile) {
+      result = RunReconcile(ctx);
     } else {
       result = FinishFailed(ctx, job.kind, "", "unknown job kind '" + job.kind + "'");
+    }
+    if (result && (job.kind == kSyncLicenses || job.kind == kSyncLicenseCounts)) {
+      // New counts (licences bought or freed) may serve devices that waited: a
+      // reconcile, when the token has assignments or Apple events to follow.
+      auto assignments = store.ListAssignmentsOfToken(job.tenant_id, job.token_id);
+      auto events = store.ListAppleEvents(job.tenant_id, job.token_id);
+      if ((assignments && !assignments->empty()) || (events && !events->empty())) {
+        if (auto queued = RequestReconcile(store, job.tenant_id, job.token_id, clock.Now()); queued) {
+          {
+            std::lock_guard lock(mu);
+            ++wakeups;
+          }
+          wake.notify_all();
+        } else if (queued.error().code != Code::kNotFound) {
+          spdlog::warn("token {}: could not queue the reconcile after {}: {}", job.token_id, job.kind,
+                       queued.error().message);
+        }
+      }
     }
     if (ctx.superseded && job.kind == kSyncLicenses) {
       // The token got a new sToken while this job ran; its own sync request was
@@ -121,7 +151,10 @@ struct Engine::Impl {
     // What the job ended as, for GET /metrics (the token records the details).
     const std::string outcome = result ? "completed" : lease_lost ? "lease_lost" : stopping ? "handed_back" : "failed";
     const std::string kind =
-        job.kind == kSyncLicenses || job.kind == kSyncLicenseCounts || job.kind == kRevokeLicenses ? job.kind : "other";
+        job.kind == kSyncLicenses || job.kind == kSyncLicenseCounts || job.kind == kRevokeLicenses ||
+                job.kind == kReconcile
+            ? job.kind
+            : "other";
     spdlog::info(
         "job {} (token {}, {}): {} after {} ms", job.id, job.token_id, job.kind, outcome,
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());

@@ -19,6 +19,8 @@ namespace vppd::sync {
 inline constexpr char kSyncLicenses[] = "syncLicenses";
 inline constexpr char kSyncLicenseCounts[] = "syncLicenseCounts";
 inline constexpr char kRevokeLicenses[] = "revokeLicenses";
+inline constexpr char kReconcile[] = "reconcile";  // its tokenActionResults entry: kReconcileAction
+inline constexpr char kReconcileAction[] = "reconcileLicenses";
 
 // How far a running job has got (its current attempt): the walk counts, the lease
 // keeper stores the counts with the lease (store::SyncJob's progress fields).
@@ -81,6 +83,7 @@ bool SameSToken(JobContext& ctx, const store::VppToken& current);
 Status RunSyncLicenses(JobContext& ctx);
 Status RunSyncLicenseCounts(JobContext& ctx);
 Status RunRevokeLicenses(JobContext& ctx);
+Status RunReconcile(JobContext& ctx);  // reconcile.cc
 
 // The token's tokenActionResults entry for this job (the newest one of its kind
 // that is not finished), created when missing; set to `state` at `now`, trimmed to

@@ -33,6 +33,16 @@ namespace vppd::sync {
 // or a different factory).
 using ClientFactory = std::function<apple::AppleResult<std::unique_ptr<apple::Client>>(apple::ClientOptions)>;
 
+// What the reconcile job does besides Apple's limits (EngineOptions::reconcile).
+struct ReconcileOptions {
+  bool reclaim = true;  // assign.reclaim: always (true) | never (false)
+  // assign.max_reclaim_fraction: reclaims caused by directory changes in one pass,
+  // per app, at most this share of the licences vppd granted for it (at least
+  // kReclaimFloor); beyond needs a forced run.
+  double max_reclaim_fraction = 0.2;
+};
+inline constexpr std::int64_t kReclaimFloor = 10;
+
 struct EngineOptions {
   int workers = 2;
   std::chrono::milliseconds lease{30'000};         // renewed every lease/3 while a job runs
@@ -60,6 +70,7 @@ struct EngineOptions {
   // Event polling for revokeLicenses (Apple asks for ≥ 30 s between polls).
   std::chrono::milliseconds event_poll_interval{30'000};
   std::chrono::milliseconds event_max_wait{600'000};
+  ReconcileOptions reconcile;
   const Clock* clock = nullptr;  // nullptr = Clock::Real()
   ClientFactory client_factory;  // empty = apple::Client::Create
   apple::RetryPolicy retry;      // for every Apple client the engine makes
@@ -75,6 +86,15 @@ Result<store::Store::Enqueued> RequestJob(store::Store& store, const std::string
                                           const std::string& token_id, const std::string& kind,
                                           const std::string& params, Timestamp now, int keep_action_results = 20,
                                           Timestamp not_before = 0);
+
+// Queues a reconcile of the token's device licences (sync/reconcile.cc): coalesced
+// with one already queued (which then runs no later than now), and when one is
+// running it runs once more afterwards, so a change committed before this call is
+// always seen. `force` lifts the reclaim safety cap for that run. Writes nothing on
+// the token (its reconcileLicenses entry is written when the job ends). NotFound.
+Result<store::Store::Enqueued> RequestReconcile(store::Store& store, const std::string& tenant_id,
+                                                const std::string& token_id, Timestamp now, bool force = false);
+
 
 // mdmInfo this installation writes for a tenant's locations.
 apple::MdmInfo OurMdmInfo(const std::string& installation_id, const std::string& tenant_id);

@@ -186,7 +186,8 @@ class Items(unittest.TestCase):
         self.assertEqual(r.headers["allow"], "GET")
         r = self.expiring("'2028-01-01T00:00:00Z'", version="v1.0")
         self.assertEqual(r.status, 400, r)
-        self.assertEqual(r.error_message(), "Resource not found for the segment 'deviceManagement'.")
+        # v1.0 has deviceManagement (its managedDevices) but no depOnboardingSettings.
+        self.assertEqual(r.error_message(), "Resource not found for the segment 'depOnboardingSettings'.")
         r = self.vppd.request("GET", f"{DEP}/some-id/getExpiringVppTokenCount(expiringBeforeDateTime='2028-01-01Z')",
                               token=self.token)
         self.assertEqual(r.status, 400, r)

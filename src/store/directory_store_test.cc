@@ -1,0 +1,432 @@
+// The directory's store (directory_sql.cc) on SQLite and, when
+// VPPD_TEST_DATABASE_URL is set, PostgreSQL: users, groups, members, devices,
+// managed devices, devices through nested groups, and the bulk imports.
+#include <algorithm>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "base/testing.h"
+#include "store/store.h"
+#include "store/store_testing.h"
+
+namespace vppd::store {
+namespace {
+
+constexpr Timestamp kT0 = 1'780'000'000LL * 1000000;
+constexpr const char* kTenantA = "11111111-1111-1111-1111-111111111111";
+constexpr const char* kTenantB = "22222222-2222-2222-2222-222222222222";
+
+using testing::Backend;
+
+class DirectoryStoreTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    VPPD_SKIP_WITHOUT_POSTGRES(GetParam());
+    db_.emplace(GetParam(), dir_.path());
+    SqliteOptions options;
+    options.path = db_->path();
+    options.secrets = std::make_shared<SecretBox>(SecretBox::FromKey(std::string(32, 'k')));
+    options.clock = &clock_;
+    Result<std::unique_ptr<Store>> opened = db_->Open(options);
+    ASSERT_TRUE(opened) << opened.error().message;
+    store_ = std::move(*opened);
+    ASSERT_TRUE(store_->PutTenant({kTenantA, "Tenant A", true, 0}));
+    ASSERT_TRUE(store_->PutTenant({kTenantB, "Tenant B", true, 0}));
+  }
+
+  User NewUser(const std::string& upn) {
+    User u;
+    u.user_principal_name = upn;
+    u.display_name = upn.substr(0, upn.find('@'));
+    Result<User> created = store_->CreateUser(kTenantA, u);
+    EXPECT_TRUE(created) << created.error().message;
+    return created ? *created : User{};
+  }
+  Group NewGroup(const std::string& name, const char* tenant = kTenantA) {
+    Group g;
+    g.display_name = name;
+    Result<Group> created = store_->CreateGroup(tenant, g);
+    EXPECT_TRUE(created) << created.error().message;
+    return created ? *created : Group{};
+  }
+  // An Entra device and the managed device enrolled as it (serial may be empty: none).
+  std::pair<Device, ManagedDevice> NewDevice(const std::string& name, const std::string& serial) {
+    Device d;
+    d.device_id = NewGuid();
+    d.display_name = name;
+    Result<Device> device = store_->CreateDevice(kTenantA, d);
+    EXPECT_TRUE(device) << device.error().message;
+    ManagedDevice m;
+    m.device_name = name;
+    if (!serial.empty()) m.serial_number = serial;
+    m.azure_ad_device_id = d.device_id;
+    Result<ManagedDevice> managed = store_->CreateManagedDevice(kTenantA, m);
+    EXPECT_TRUE(managed) << managed.error().message;
+    return {device ? *device : Device{}, managed ? *managed : ManagedDevice{}};
+  }
+  void Add(const std::string& group, const std::string& member) {
+    Result<GroupMember> added = store_->AddGroupMember(kTenantA, group, member);
+    ASSERT_TRUE(added) << added.error().message;
+  }
+  std::vector<std::string> Serials(const Result<std::vector<GroupDevice>>& devices) {
+    EXPECT_TRUE(devices) << devices.error().message;
+    std::vector<std::string> out;
+    if (devices) {
+      for (const GroupDevice& d : *devices) out.push_back(d.serial_number);
+    }
+    return out;
+  }
+
+  testing::TempDir dir_{"vppd-dir-store"};
+  std::optional<testing::TestDb> db_;
+  FakeClock clock_{kT0};
+  std::unique_ptr<Store> store_;
+};
+
+TEST_P(DirectoryStoreTest, UsersCreateGetUpdateDeleteAndUniqueUpn) {
+  User alice = NewUser("alice@contoso.com");
+  EXPECT_FALSE(alice.id.empty());
+  EXPECT_EQ(alice.created, kT0);
+  Result<User> got = store_->GetUser(kTenantA, alice.id);
+  ASSERT_TRUE(got) << got.error().message;
+  EXPECT_EQ(got->user_principal_name, "alice@contoso.com");
+  EXPECT_EQ(got->display_name, "alice");
+  EXPECT_TRUE(got->account_enabled);
+  EXPECT_EQ(got->mail, std::nullopt);
+
+  // The same UPN in another case is taken; in another tenant it is not.
+  User dup;
+  dup.user_principal_name = "ALICE@contoso.com";
+  Result<User> again = store_->CreateUser(kTenantA, dup);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, Code::kAlreadyExists);
+  EXPECT_TRUE(store_->CreateUser(kTenantB, dup));
+  // Another tenant's id is NotFound.
+  EXPECT_EQ(store_->GetUser(kTenantB, alice.id).error().code, Code::kNotFound);
+  EXPECT_EQ(store_->DeleteUser(kTenantB, alice.id).error().code, Code::kNotFound);
+
+  clock_.Advance(std::chrono::seconds(5));
+  Result<User> updated = store_->UpdateUser(kTenantA, alice.id, [](User& u) -> Status {
+    u.job_title = "Teacher";
+    u.id = "ignored";
+    return {};
+  });
+  ASSERT_TRUE(updated) << updated.error().message;
+  EXPECT_EQ(updated->id, alice.id);
+  EXPECT_EQ(updated->created, kT0);
+  EXPECT_GT(updated->last_modified, kT0);
+  EXPECT_EQ(store_->GetUser(kTenantA, alice.id)->job_title, "Teacher");
+  // An update may not take another user's UPN, and writes nothing then.
+  User bob = NewUser("bob@contoso.com");
+  Result<User> clash = store_->UpdateUser(kTenantA, bob.id, [](User& u) -> Status {
+    u.user_principal_name = "Alice@Contoso.com";
+    return {};
+  });
+  ASSERT_FALSE(clash);
+  EXPECT_EQ(clash.error().code, Code::kAlreadyExists);
+  EXPECT_EQ(store_->GetUser(kTenantA, bob.id)->user_principal_name, "bob@contoso.com");
+
+  ASSERT_TRUE(store_->DeleteUser(kTenantA, alice.id));
+  EXPECT_EQ(store_->GetUser(kTenantA, alice.id).error().code, Code::kNotFound);
+  EXPECT_EQ(store_->DeleteUser(kTenantA, alice.id).error().code, Code::kNotFound);
+  EXPECT_EQ(store_->UpdateUser(kTenantA, alice.id, [](User&) -> Status { return {}; }).error().code,
+            Code::kNotFound);
+}
+
+TEST_P(DirectoryStoreTest, ListsTakeFilterOrderPagingAndCount) {
+  for (const char* upn : {"carol@x.com", "alice@x.com", "bob@x.com"}) NewUser(upn);
+  ListQuery q;
+  q.order_by = {{Column::kUserPrincipalName, false}};
+  q.limit = 2;
+  Result<Page<User>> page = store_->ListUsers(kTenantA, q);
+  ASSERT_TRUE(page) << page.error().message;
+  ASSERT_EQ(page->items.size(), 2u);
+  EXPECT_EQ(page->items[0].user_principal_name, "alice@x.com");
+  EXPECT_EQ(page->items[1].user_principal_name, "bob@x.com");
+  EXPECT_TRUE(page->has_more);
+  q.skip = 2;
+  page = store_->ListUsers(kTenantA, q);
+  ASSERT_TRUE(page);
+  ASSERT_EQ(page->items.size(), 1u);
+  EXPECT_FALSE(page->has_more);
+
+  Expr filter = Expr::Apply(Op::kStartsWith, {Expr::Of(Column::kUserDisplayName), Expr::Value(std::string("b"))});
+  q = {};
+  q.filter = filter;
+  page = store_->ListUsers(kTenantA, q);
+  ASSERT_TRUE(page);
+  ASSERT_EQ(page->items.size(), 1u);
+  EXPECT_EQ(page->items[0].user_principal_name, "bob@x.com");
+  EXPECT_EQ(*store_->CountUsers(kTenantA, filter), 1);
+  EXPECT_EQ(*store_->CountUsers(kTenantA, std::nullopt), 3);
+  EXPECT_EQ(*store_->CountUsers(kTenantB, std::nullopt), 0);
+  // A column of another table is refused.
+  q.filter = Expr::Apply(Op::kEq, {Expr::Of(Column::kGroupDisplayName), Expr::Value(std::string("b"))});
+  EXPECT_EQ(store_->ListUsers(kTenantA, q).error().code, Code::kInvalidArgument);
+
+  auto [d1, m1] = NewDevice("ipad-1", "SER1");
+  NewDevice("ipad-2", "SER2");
+  q = {};
+  q.filter = Expr::Apply(Op::kEq, {Expr::Of(Column::kManagedDeviceSerialNumber), Expr::Value(std::string("SER1"))});
+  Result<Page<ManagedDevice>> managed = store_->ListManagedDevices(kTenantA, q);
+  ASSERT_TRUE(managed) << managed.error().message;
+  ASSERT_EQ(managed->items.size(), 1u);
+  EXPECT_EQ(managed->items[0].id, m1.id);
+  EXPECT_EQ(managed->items[0].azure_ad_device_id, d1.device_id);
+  q.filter = Expr::Apply(Op::kEq, {Expr::Of(Column::kDeviceDisplayName), Expr::Value(std::string("ipad-2"))});
+  EXPECT_EQ(store_->ListDevices(kTenantA, q)->items.size(), 1u);
+  EXPECT_EQ(*store_->CountGroups(kTenantA, std::nullopt), 0);
+}
+
+TEST_P(DirectoryStoreTest, DeviceIdIsUniquePerTenant) {
+  auto [d, m] = NewDevice("ipad", "SER");
+  Device dup;
+  dup.device_id = d.device_id;
+  EXPECT_EQ(store_->CreateDevice(kTenantA, dup).error().code, Code::kAlreadyExists);
+  EXPECT_TRUE(store_->CreateDevice(kTenantB, dup));
+  Result<ManagedDevice> renamed = store_->UpdateManagedDevice(kTenantA, m.id, [](ManagedDevice& x) -> Status {
+    x.device_name = "renamed";
+    return {};
+  });
+  ASSERT_TRUE(renamed);
+  EXPECT_EQ(store_->GetManagedDevice(kTenantA, m.id)->device_name, "renamed");
+  EXPECT_EQ(store_->GetManagedDevice(kTenantB, m.id).error().code, Code::kNotFound);
+  ASSERT_TRUE(store_->DeleteManagedDevice(kTenantA, m.id));
+  EXPECT_EQ(store_->GetManagedDevice(kTenantA, m.id).error().code, Code::kNotFound);
+}
+
+TEST_P(DirectoryStoreTest, MembersAddListRemove) {
+  Group g = NewGroup("iPads");
+  User alice = NewUser("alice@x.com");
+  auto [d, m] = NewDevice("ipad", "SER");
+  Group nested = NewGroup("nested");
+  Add(g.id, alice.id);
+  Add(g.id, d.id);
+  Add(g.id, nested.id);
+
+  Result<GroupMember> twice = store_->AddGroupMember(kTenantA, g.id, alice.id);
+  ASSERT_FALSE(twice);
+  EXPECT_EQ(twice.error().code, Code::kAlreadyExists);
+  Result<GroupMember> unknown = store_->AddGroupMember(kTenantA, g.id, "no-such-object");
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code, Code::kNotFound);
+  EXPECT_EQ(unknown.error().target, "no-such-object");
+  Result<GroupMember> no_group = store_->AddGroupMember(kTenantA, "no-such-group", alice.id);
+  ASSERT_FALSE(no_group);
+  EXPECT_EQ(no_group.error().code, Code::kNotFound);
+  EXPECT_EQ(no_group.error().target, "no-such-group");
+  EXPECT_EQ(store_->AddGroupMember(kTenantA, g.id, g.id).error().code, Code::kInvalidArgument);
+  // Another tenant sees neither the group nor the member.
+  Group other = NewGroup("other", kTenantB);
+  EXPECT_EQ(store_->AddGroupMember(kTenantB, other.id, alice.id).error().code, Code::kNotFound);
+  EXPECT_EQ(store_->ListGroupMembers(kTenantB, g.id, 0, 10).error().code, Code::kNotFound);
+
+  Result<Page<GroupMember>> members = store_->ListGroupMembers(kTenantA, g.id, 0, 10);
+  ASSERT_TRUE(members) << members.error().message;
+  ASSERT_EQ(members->items.size(), 3u);
+  EXPECT_EQ(members->items[0].kind, MemberKind::kUser);
+  ASSERT_TRUE(members->items[0].user);
+  EXPECT_EQ(members->items[0].user->user_principal_name, "alice@x.com");
+  EXPECT_EQ(members->items[1].kind, MemberKind::kDevice);
+  ASSERT_TRUE(members->items[1].device);
+  EXPECT_EQ(members->items[1].device->device_id, d.device_id);
+  EXPECT_EQ(members->items[2].kind, MemberKind::kGroup);
+  ASSERT_TRUE(members->items[2].group);
+  EXPECT_LT(members->items[0].seq, members->items[1].seq);
+  EXPECT_LT(members->items[1].seq, members->items[2].seq);
+  Result<Page<GroupMember>> second = store_->ListGroupMembers(kTenantA, g.id, 1, 1);
+  ASSERT_TRUE(second);
+  ASSERT_EQ(second->items.size(), 1u);
+  EXPECT_EQ(second->items[0].member_id, d.id);
+  EXPECT_TRUE(second->has_more);
+  EXPECT_EQ(*store_->CountGroupMembers(kTenantA, g.id), 3);
+
+  ASSERT_TRUE(store_->RemoveGroupMember(kTenantA, g.id, alice.id));
+  EXPECT_EQ(store_->RemoveGroupMember(kTenantA, g.id, alice.id).error().code, Code::kNotFound);
+  // Deleting a member's object removes its memberships; deleting a group, its own.
+  ASSERT_TRUE(store_->DeleteDevice(kTenantA, d.id));
+  ASSERT_TRUE(store_->DeleteGroup(kTenantA, nested.id));
+  EXPECT_EQ(*store_->CountGroupMembers(kTenantA, g.id), 0);
+  EXPECT_TRUE(*store_->GroupExists(kTenantA, g.id));
+  EXPECT_FALSE(*store_->GroupExists(kTenantB, g.id));
+  ASSERT_TRUE(store_->DeleteGroup(kTenantA, g.id));
+  EXPECT_FALSE(*store_->GroupExists(kTenantA, g.id));
+}
+
+TEST_P(DirectoryStoreTest, DeviceMembersOfFollowsNestedGroupsAndCycles) {
+  Group top = NewGroup("top"), mid = NewGroup("mid"), leaf = NewGroup("leaf"), apart = NewGroup("apart");
+  auto [d1, m1] = NewDevice("one", "S1");
+  auto [d2, m2] = NewDevice("two", "S2");
+  auto [d3, m3] = NewDevice("three", "S3");
+  auto [d4, m4] = NewDevice("no-serial", "");
+  auto [d5, m5] = NewDevice("apart", "S5");
+  User u = NewUser("u@x.com");
+  Add(leaf.id, d3.id);  // earliest membership
+  Add(top.id, d2.id);
+  Add(top.id, mid.id);
+  Add(mid.id, leaf.id);
+  Add(leaf.id, top.id);  // a cycle
+  Add(mid.id, d1.id);
+  Add(mid.id, d4.id);
+  Add(top.id, u.id);
+  Add(apart.id, d5.id);
+  Add(leaf.id, d2.id);  // a second way to d2: its earliest seq counts
+
+  EXPECT_EQ(Serials(store_->DeviceMembersOf(kTenantA, {top.id})), (std::vector<std::string>{"S3", "S2", "S1"}));
+  EXPECT_EQ(Serials(store_->DeviceMembersOf(kTenantA, {leaf.id})), (std::vector<std::string>{"S3", "S2", "S1"}));
+  EXPECT_EQ(Serials(store_->DeviceMembersOf(kTenantA, {apart.id, "unknown"})), (std::vector<std::string>{"S5"}));
+  EXPECT_TRUE(Serials(store_->DeviceMembersOf(kTenantA, {"unknown"})).empty());
+  EXPECT_TRUE(Serials(store_->DeviceMembersOf(kTenantB, {top.id})).empty());
+  Result<std::vector<GroupDevice>> got = store_->DeviceMembersOf(kTenantA, {mid.id, apart.id});
+  ASSERT_TRUE(got);
+  ASSERT_EQ(got->size(), 4u);
+  const GroupDevice& first = got->front();
+  EXPECT_EQ(first.managed_device_id, m3.id);
+  EXPECT_EQ(first.device_name, "three");
+  EXPECT_GT(first.seq, 0);
+
+  EXPECT_EQ(Serials(store_->AllManagedDevices(kTenantA)).size(), 4u);  // not the one without a serial
+  std::vector<std::string> by_serial = Serials(store_->ManagedDevicesBySerial(kTenantA, {"S2", "S1", "nope"}));
+  EXPECT_EQ(by_serial, (std::vector<std::string>{"S1", "S2"}));
+  EXPECT_TRUE(Serials(store_->ManagedDevicesBySerial(kTenantB, {"S1"})).empty());
+
+  // Leaving the group: gone from the set.
+  ASSERT_TRUE(store_->RemoveGroupMember(kTenantA, mid.id, d1.id));
+  EXPECT_EQ(Serials(store_->DeviceMembersOf(kTenantA, {top.id})), (std::vector<std::string>{"S3", "S2"}));
+}
+
+TEST_P(DirectoryStoreTest, ImportDevicesCreatesBothAndUpdatesOnReimport) {
+  std::vector<ImportedDevice> rows;
+  for (int i = 0; i < 50; ++i) {
+    ImportedDevice row;
+    row.device.device_id = fmt::format("00000000-0000-0000-0000-{:012}", i);
+    row.device.display_name = fmt::format("ipad-{}", i);
+    row.managed.emplace();
+    row.managed->serial_number = fmt::format("SER{}", i);
+    row.managed->model = "iPad";
+    rows.push_back(row);
+  }
+  Result<ImportCounts> first = store_->ImportDevices(kTenantA, rows);
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_EQ(first->created, 100);
+  EXPECT_EQ(*store_->CountDevices(kTenantA, std::nullopt), 50);
+  EXPECT_EQ(*store_->CountManagedDevices(kTenantA, std::nullopt), 50);
+
+  ListQuery q;
+  q.filter = Expr::Apply(Op::kEq, {Expr::Of(Column::kManagedDeviceSerialNumber), Expr::Value(std::string("SER7"))});
+  Result<Page<ManagedDevice>> seven = store_->ListManagedDevices(kTenantA, q);
+  ASSERT_TRUE(seven);
+  ASSERT_EQ(seven->items.size(), 1u);
+  EXPECT_EQ(seven->items[0].azure_ad_device_id, "00000000-0000-0000-0000-000000000007");
+  EXPECT_EQ(seven->items[0].model, "iPad");
+
+  rows[7].managed->model = "iPad Pro";
+  clock_.Advance(std::chrono::seconds(1));
+  Result<ImportCounts> again = store_->ImportDevices(kTenantA, rows);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->created, 0);
+  EXPECT_EQ(again->updated, 100);
+  EXPECT_EQ(*store_->CountManagedDevices(kTenantA, std::nullopt), 50);
+  Result<ManagedDevice> after = store_->GetManagedDevice(kTenantA, seven->items[0].id);
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->model, "iPad Pro");
+  EXPECT_EQ(after->created, kT0);
+
+  // A bad row (a repeated serial) imports nothing, and names the row.
+  std::vector<ImportedDevice> bad = rows;
+  bad.push_back(rows[0]);
+  bad.back().device.device_id = "another";
+  bad[3].device.display_name = "would change";
+  Result<ImportCounts> refused = store_->ImportDevices(kTenantA, bad);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Code::kInvalidArgument);
+  EXPECT_EQ(refused.error().target, "50");
+  EXPECT_EQ(*store_->CountDevices(kTenantA, std::nullopt), 50);
+  q.filter = Expr::Apply(Op::kEq, {Expr::Of(Column::kDeviceDisplayName), Expr::Value(std::string("would change"))});
+  EXPECT_EQ(*store_->CountDevices(kTenantA, q.filter), 0);
+  EXPECT_EQ(store_->ImportDevices("no-such-tenant", rows).error().code, Code::kNotFound);
+}
+
+TEST_P(DirectoryStoreTest, ImportUsersAndGroupsWithMembers) {
+  std::vector<User> users(3);
+  users[0].user_principal_name = "a@x.com";
+  users[1].user_principal_name = "b@x.com";
+  users[2].user_principal_name = "c@x.com";
+  ASSERT_TRUE(store_->ImportUsers(kTenantA, users));
+  users[1].user_principal_name = "B@X.com";  // the same user, another case
+  users[1].job_title = "Head";
+  Result<ImportCounts> again = store_->ImportUsers(kTenantA, users);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->updated, 3);
+  EXPECT_EQ(*store_->CountUsers(kTenantA, std::nullopt), 3);
+  users.push_back(users[0]);
+  EXPECT_EQ(store_->ImportUsers(kTenantA, users).error().target, "3");
+
+  ImportedDevice device;
+  device.device.device_id = "dev-1";
+  device.managed.emplace();
+  device.managed->serial_number = "S1";
+  ASSERT_TRUE(store_->ImportDevices(kTenantA, {device}));
+
+  std::vector<ImportedGroup> groups(2);
+  groups[0].group.display_name = "Class 1";
+  groups[0].members = std::vector<std::string>{"a@x.com", "dev-1"};
+  groups[1].group.display_name = "School";
+  groups[1].members = std::vector<std::string>{"Class 1"};  // not an id, UPN or deviceId
+  Result<ImportCounts> refused = store_->ImportGroups(kTenantA, groups);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().target, "1");
+  EXPECT_EQ(*store_->CountGroups(kTenantA, std::nullopt), 0);
+
+  groups[1].members = std::vector<std::string>{};
+  Result<ImportCounts> imported = store_->ImportGroups(kTenantA, groups);
+  ASSERT_TRUE(imported) << imported.error().message;
+  EXPECT_EQ(imported->created, 2);
+  EXPECT_EQ(imported->members_added, 2);
+  Result<Page<Group>> listed = store_->ListGroups(kTenantA, ListQuery{});
+  ASSERT_TRUE(listed);
+  std::string class_id;
+  for (const Group& g : listed->items) {
+    if (g.display_name == "Class 1") class_id = g.id;
+  }
+  ASSERT_FALSE(class_id.empty());
+  EXPECT_EQ(Serials(store_->DeviceMembersOf(kTenantA, {class_id})), (std::vector<std::string>{"S1"}));
+
+  // Re-imported by name with other members: replaced, the group kept.
+  groups[0].members = std::vector<std::string>{"B@x.com"};
+  groups[1].members.reset();  // no members column: untouched
+  imported = store_->ImportGroups(kTenantA, groups);
+  ASSERT_TRUE(imported) << imported.error().message;
+  EXPECT_EQ(imported->updated, 2);
+  EXPECT_EQ(imported->members_added, 1);
+  EXPECT_EQ(imported->members_removed, 2);
+  EXPECT_EQ(*store_->CountGroups(kTenantA, std::nullopt), 2);
+  Result<Page<GroupMember>> members = store_->ListGroupMembers(kTenantA, class_id, 0, 10);
+  ASSERT_TRUE(members);
+  ASSERT_EQ(members->items.size(), 1u);
+  ASSERT_TRUE(members->items[0].user);
+  EXPECT_EQ(members->items[0].user->job_title, "Head");
+}
+
+TEST_P(DirectoryStoreTest, RemovingTheTenantRemovesItsDirectory) {
+  Group g = NewGroup("g");
+  User u = NewUser("u@x.com");
+  Add(g.id, u.id);
+  NewDevice("d", "S");
+  ASSERT_TRUE(store_->RemoveTenant(kTenantA));
+  ASSERT_TRUE(store_->PutTenant({kTenantA, "Tenant A", true, 0}));
+  EXPECT_EQ(*store_->CountUsers(kTenantA, std::nullopt), 0);
+  EXPECT_EQ(*store_->CountGroups(kTenantA, std::nullopt), 0);
+  EXPECT_EQ(*store_->CountManagedDevices(kTenantA, std::nullopt), 0);
+  EXPECT_EQ(db_->raw().Int("SELECT count(*) FROM group_members"), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Store, DirectoryStoreTest, ::testing::Values(Backend::kSqlite, Backend::kPostgres),
+                         testing::BackendName);
+
+}  // namespace
+}  // namespace vppd::store

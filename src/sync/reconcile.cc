@@ -1,0 +1,499 @@
+// reconcile: make Apple's device licences of a token match its apps' assignments.
+//
+// One pass (a claim of the token's "reconcile" job):
+//  1. Read, from the store only: the token's app assignments, the directory's
+//     devices they reach, vppd's licence rows, the Apple events in flight, and
+//     Apple's device licences and counts as the last sync saw them.
+//  2. Poll the events that are due (GET /status, at most every
+//     EngineOptions::event_poll_interval each; Apple asks for >= 30 s) and settle
+//     their serials; an event still pending after event_max_wait is given up
+//     (its serials are decided again).
+//  3. Decide per asset (PlanAsset, reconcile_plan.h) and send the associations
+//     and disassociations in chunks of the service configuration's
+//     maxSerialNumbers, one asset per request; each accepted event is recorded
+//     with its serials in one transaction.
+//  4. With events in flight the job is handed back to the queue until the first
+//     is due for a poll (a change meanwhile makes it due at once); otherwise it
+//     finishes. Either way the pass's report is stored (reconcile_reports) and
+//     the token's reconcileLicenses entry says how it stands.
+// Nothing to poll and nothing to change: no Apple call at all, so a second pass
+// in a row costs only the store reads. A kill -9 anywhere loses nothing: the job
+// is durable, events are recorded as soon as Apple accepted them, and a request
+// whose event was not recorded is sent again (Apple counts associating a held
+// licence, or disassociating a missing one, as done).
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include <boost/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "sync/reconcile_plan.h"
+#include "sync/sync_internal.h"
+
+namespace vppd::sync {
+namespace {
+
+constexpr char kGroupTarget[] = "#microsoft.graph.groupAssignmentTarget";
+constexpr char kExclusionTarget[] = "#microsoft.graph.exclusionGroupAssignmentTarget";
+constexpr char kAllDevicesTarget[] = "#microsoft.graph.allDevicesAssignmentTarget";
+constexpr char kAllUsersTarget[] = "#microsoft.graph.allLicensedUsersAssignmentTarget";
+
+using AssetKey = std::pair<std::string, std::string>;  // (adamId, pricingParam)
+
+Timestamp Micros(std::chrono::milliseconds d) { return d.count() * 1000; }
+
+// What an asset's assignments ask for.
+struct AssetTargets {
+  std::vector<std::string> include_groups, exclude_groups, uninstall_groups;
+  bool all_devices = false, all_users = false, uninstall_all_devices = false;
+  bool assigned = false;  // some assignment includes devices with device licensing
+  bool device_assignable = true;
+  std::int64_t total = 0, used = 0;
+};
+
+struct Read {
+  std::map<AssetKey, AssetInput> assets;
+  std::vector<std::string> not_device_assignable;  // adamIds assigned with device licensing that Apple refuses
+  bool in_scope = false;                            // anything to look at: assignments, rows or events
+};
+
+// Step 1: everything the decisions need, from the store.
+Result<Read> ReadInputs(JobContext& ctx, const store::VppToken& token) {
+  const std::string& tenant = ctx.job.tenant_id;
+  Read read;
+  auto assignments = ctx.store.ListAssignmentsOfToken(tenant, token.id);
+  if (!assignments) return Fail(assignments.error());
+  auto rows = ctx.store.ListDeviceLicenses(tenant, token.id);
+  if (!rows) return Fail(rows.error());
+  read.in_scope = !assignments->empty() || !rows->empty();
+  if (!read.in_scope) return read;
+
+  // The token's apps: which asset each is, and Apple's counts.
+  std::map<std::string, store::MobileApp> apps;
+  store::ListQuery query;
+  query.filter =
+      store::Expr::Apply(store::Op::kEq, {store::Expr::Of(store::Column::kAppTokenId), store::Expr::Value(token.id)});
+  query.limit = 1000;
+  for (;;) {
+    auto page = ctx.store.ListApps(tenant, query);
+    if (!page) return Fail(page.error());
+    for (auto& app : page->items) apps.emplace(app.id, std::move(app));
+    if (!page->has_more) break;
+    query.skip += query.limit;
+  }
+  std::map<AssetKey, AssetTargets> targets;
+  for (const auto& [id, app] : apps) {
+    AssetTargets& t = targets[{app.adam_id, app.pricing_param}];
+    t.total = app.total_licenses;
+    t.used = app.used_licenses;
+    t.device_assignable = app.device_assignable;
+  }
+  std::set<AssetKey> wanted_assets;  // assets some assignment concerns
+  for (const store::AppAssignment& a : *assignments) {
+    auto app = apps.find(a.app_id);
+    if (app == apps.end()) continue;
+    const AssetKey key{app->second.adam_id, app->second.pricing_param};
+    AssetTargets& t = targets[key];
+    const bool include = (a.intent == "required" || a.intent == "available") && a.use_device_licensing;
+    if (a.target_type == kExclusionTarget && a.group_id) {
+      t.exclude_groups.push_back(*a.group_id);
+    } else if (a.intent == "uninstall") {
+      if (a.target_type == kAllDevicesTarget || a.target_type == kAllUsersTarget) {
+        t.uninstall_all_devices = true;
+      } else if (a.group_id) {
+        t.uninstall_groups.push_back(*a.group_id);
+      }
+      wanted_assets.insert(key);
+    } else if (include) {
+      t.assigned = true;
+      if (a.target_type == kGroupTarget && a.group_id) t.include_groups.push_back(*a.group_id);
+      if (a.target_type == kAllDevicesTarget) t.all_devices = true;
+      if (a.target_type == kAllUsersTarget) t.all_users = true;
+      wanted_assets.insert(key);
+    }
+  }
+  for (const store::DeviceLicense& r : *rows) wanted_assets.insert({r.adam_id, r.pricing_param});
+
+  // The devices they reach (all managed devices read once, if any target needs them).
+  std::optional<std::vector<store::GroupDevice>> all_devices;
+  auto all = [&]() -> Result<const std::vector<store::GroupDevice>*> {
+    if (!all_devices) {
+      auto got = ctx.store.AllManagedDevices(tenant);
+      if (!got) return Fail(got.error());
+      all_devices = std::move(*got);
+    }
+    return &*all_devices;
+  };
+  auto serials_of = [&](const std::vector<std::string>& groups) -> Result<std::set<std::string>> {
+    std::set<std::string> out;
+    if (groups.empty()) return out;
+    auto members = ctx.store.DeviceMembersOf(tenant, groups);
+    if (!members) return Fail(members.error());
+    for (const auto& d : *members) out.insert(d.serial_number);
+    return out;
+  };
+  for (const AssetKey& key : wanted_assets) {
+    AssetTargets& t = targets[key];
+    AssetInput& in = read.assets[key];
+    in.adam_id = key.first;
+    in.pricing_param = key.second;
+    in.assigned = t.assigned;
+    in.total = t.total;
+    in.used = t.used;
+    in.last_sync = token.last_sync;
+    if (t.assigned && !t.device_assignable) {
+      // Apple refuses device licences of this asset (9707): nothing to hand out.
+      read.not_device_assignable.push_back(key.first);
+      in.assigned = false;
+    }
+    if (in.assigned) {
+      std::vector<store::GroupDevice> included;
+      if (!t.include_groups.empty()) {
+        auto members = ctx.store.DeviceMembersOf(tenant, t.include_groups);
+        if (!members) return Fail(members.error());
+        included = std::move(*members);
+      }
+      if (t.all_devices || t.all_users) {
+        auto every = all();
+        if (!every) return Fail(every.error());
+        for (const auto& d : **every) {
+          if (t.all_devices || !d.user_id.empty()) included.push_back(d);
+        }
+        std::stable_sort(included.begin(), included.end(), [](const auto& a, const auto& b) {
+          return std::tie(a.seq, a.managed_device_id) < std::tie(b.seq, b.managed_device_id);
+        });
+      }
+      auto excluded = serials_of(t.exclude_groups);
+      if (!excluded) return Fail(excluded.error());
+      for (const auto& d : included) {
+        if (!d.serial_number.empty() && !excluded->contains(d.serial_number)) in.wanted.push_back(d.serial_number);
+      }
+    }
+    auto uninstall = serials_of(t.uninstall_groups);
+    if (!uninstall) return Fail(uninstall.error());
+    in.uninstall = std::move(*uninstall);
+    if (t.uninstall_all_devices) {
+      auto every = all();
+      if (!every) return Fail(every.error());
+      for (const auto& d : **every) in.uninstall.insert(d.serial_number);
+    }
+  }
+  for (store::DeviceLicense& r : *rows) {
+    auto it = read.assets.find({r.adam_id, r.pricing_param});
+    if (it != read.assets.end()) it->second.rows.emplace(r.serial_number, std::move(r));
+  }
+
+  // Apple's device licences of these assets at the last sync.
+  if (!read.assets.empty()) {
+    Status walked;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      for (auto& [key, in] : read.assets) in.held_at_sync.clear();
+      walked = ctx.store.ForEachAssignment(tenant, token.id, 10'000,
+                                           [&](const std::vector<store::LicenseAssignment>& batch) -> Status {
+                                             for (const auto& a : batch) {
+                                               if (a.serial_number.empty()) continue;
+                                               auto it = read.assets.find({a.adam_id, a.pricing_param});
+                                               if (it != read.assets.end()) it->second.held_at_sync.insert(a.serial_number);
+                                             }
+                                             return {};
+                                           });
+      // A sync replaced the set while we read it: read the new one.
+      if (walked || walked.error().code != Code::kFailedPrecondition) break;
+    }
+    if (!walked && walked.error().code != Code::kNotFound) return Fail(walked.error());
+  }
+  return read;
+}
+
+// What one pass did and found, for the report and the logs.
+struct Report {
+  std::int64_t associated = 0, disassociated = 0, events_completed = 0, events_abandoned = 0;
+  std::int64_t wanted = 0, holding = 0, not_enough = 0, held_back = 0, kept = 0, untracked = 0;
+  std::int64_t granted = 0, pending = 0, failed = 0, reclaim_pending = 0, events_in_flight = 0;
+  std::vector<std::string> not_device_assignable;
+  struct HeldBack {
+    std::string adam_id, pricing_param;
+    std::int64_t count = 0;
+  };
+  std::vector<HeldBack> held_back_by_asset;
+  std::string error;  // why the pass stopped early, if it did
+  bool forced = false;
+
+  std::string Json(Timestamp now) const {
+    boost::json::object o;
+    o["reconciled"] = FormatIso8601(now);
+    o["forced"] = forced;
+    o["associated"] = associated;
+    o["disassociated"] = disassociated;
+    o["eventsCompleted"] = events_completed;
+    o["eventsAbandoned"] = events_abandoned;
+    o["eventsInFlight"] = events_in_flight;
+    o["wanted"] = wanted;
+    o["holding"] = holding;
+    o["granted"] = granted;
+    o["pending"] = pending;
+    o["failed"] = failed;
+    o["notEnoughLicenses"] = not_enough;
+    o["reclaimPending"] = reclaim_pending;
+    o["heldBack"] = held_back;
+    o["keptByReclaimNever"] = kept;
+    o["untracked"] = untracked;
+    boost::json::array held;
+    for (const auto& h : held_back_by_asset) {
+      held.push_back({{"adamId", h.adam_id}, {"pricingParam", h.pricing_param}, {"count", h.count}});
+    }
+    o["heldBackByApp"] = std::move(held);
+    boost::json::array refused;
+    for (const auto& a : not_device_assignable) refused.push_back(boost::json::value(a));
+    o["notDeviceAssignable"] = std::move(refused);
+    if (!error.empty()) o["error"] = error;
+    return boost::json::serialize(o);
+  }
+};
+
+bool Forced(const std::string& params) {
+  boost::system::error_code ec;
+  auto v = boost::json::parse(params, ec);
+  if (ec || !v.is_object()) return false;
+  const auto* f = v.get_object().if_contains("force");
+  return f != nullptr && f->is_bool() && f->get_bool();
+}
+
+// Apple could not be reached or refused the token: the pass stops.
+struct Stop {
+  apple::AppleError error;
+};
+
+// Step 2: polls the due events and settles what ended.
+std::optional<Stop> PollEvents(JobContext& ctx, apple::Client& client, Report& report) {
+  auto events = ctx.store.ListAppleEvents(ctx.job.tenant_id, ctx.job.token_id);
+  if (!events) return std::nullopt;  // the store's trouble shows at the next write
+  const Timestamp now = ctx.clock.Now();
+  for (const store::AppleEvent& e : *events) {
+    if (e.next_poll > now || ctx.stopping) continue;
+    auto status = client.GetEventStatus(e.event_id);
+    store::AppleEventOutcome outcome;
+    if (!status) {
+      if (status.error().error_number != 9708) return Stop{status.error()};
+      outcome.abandoned = true;  // Apple does not know it (any more): decide again
+    } else if (status->Pending()) {
+      if (now - e.submitted < Micros(ctx.options.event_max_wait)) {
+        (void)ctx.store.DeferAppleEvent(ctx.job.tenant_id, ctx.job.token_id, e.event_id,
+                                        now + Micros(ctx.options.event_poll_interval));
+        continue;
+      }
+      outcome.abandoned = true;  // Apple: still pending after 10 minutes, send it again
+    } else {
+      for (const apple::EventFailure& f : status->failures) {
+        if (f.serial_numbers.empty()) {
+          if (status->num_completed == 0) outcome.all_failed = {"", f.error_number, f.error_message};
+          continue;
+        }
+        for (const std::string& serial : f.serial_numbers) {
+          outcome.failures.push_back({serial, f.error_number, f.error_message});
+        }
+      }
+    }
+    auto done = ctx.store.CompleteAppleEvent(ctx.job.tenant_id, ctx.job.token_id, e.event_id, outcome);
+    if (done) ++(outcome.abandoned ? report.events_abandoned : report.events_completed);
+  }
+  return std::nullopt;
+}
+
+// Step 3: sends `serials` of one asset to Apple in chunks and records each event.
+std::optional<Stop> Send(JobContext& ctx, apple::Client& client, const apple::ServiceConfig::Limits& limits,
+                         const AssetKey& asset, const std::vector<std::string>& serials, bool associate,
+                         const std::string& cause) {
+  const std::size_t step = static_cast<std::size_t>(std::max(1, limits.max_serial_numbers));
+  for (std::size_t i = 0; i < serials.size() && !ctx.stopping; i += step) {
+    std::vector<std::string> chunk(serials.begin() + static_cast<std::ptrdiff_t>(i),
+                                   serials.begin() + static_cast<std::ptrdiff_t>(std::min(serials.size(), i + step)));
+    apple::ManageAssetsRequest req;
+    req.assets = {{asset.first, asset.second}};
+    req.serial_numbers = chunk;
+    auto event = associate ? client.Associate(req) : client.Disassociate(req);
+    const Timestamp now = ctx.clock.Now();
+    if (!event) {
+      if (event.error().kind != apple::AppleErrorKind::kValidation) return Stop{event.error()};
+      // Apple refused these outright (e.g. 9707 not device-assignable): recorded per serial.
+      std::vector<store::DeviceLicense> rows;
+      for (const std::string& serial : chunk) {
+        store::DeviceLicense r;
+        r.adam_id = asset.first;
+        r.pricing_param = asset.second;
+        r.serial_number = serial;
+        r.state = associate ? "failed" : "granted";
+        r.error_code = std::to_string(event.error().error_number);
+        r.error_message = (associate ? "" : "reclaim failed: ") + event.error().error_message;
+        r.cause = cause;
+        rows.push_back(std::move(r));
+      }
+      (void)ctx.store.PutDeviceLicenses(ctx.job.tenant_id, ctx.job.token_id, rows, {});
+      continue;
+    }
+    store::AppleEvent recorded;
+    recorded.event_id = event->event_id;
+    recorded.kind = associate ? "associate" : "disassociate";
+    recorded.adam_id = asset.first;
+    recorded.pricing_param = asset.second;
+    recorded.submitted = now;
+    recorded.next_poll = now + Micros(ctx.options.event_poll_interval);
+    if (auto ok = ctx.store.RecordAppleEvent(ctx.job.tenant_id, ctx.job.token_id, recorded, chunk, cause); !ok) {
+      spdlog::warn("token {}: Apple event {} ({} serials) accepted but not recorded: {}; the next pass sends it again",
+                   ctx.job.token_id, event->event_id, chunk.size(), ok.error().message);
+    }
+  }
+  return std::nullopt;
+}
+
+// The report's totals from the rows as they are now.
+void CountRows(JobContext& ctx, Report& report) {
+  auto rows = ctx.store.ListDeviceLicenses(ctx.job.tenant_id, ctx.job.token_id);
+  if (rows) {
+    for (const auto& r : *rows) {
+      if (r.state == "granted") ++report.granted;
+      if (r.state == "pending") ++report.pending;
+      if (r.state == "failed") ++report.failed;
+      if (r.state == "reclaimPending") ++report.reclaim_pending;
+    }
+  }
+  auto events = ctx.store.ListAppleEvents(ctx.job.tenant_id, ctx.job.token_id);
+  if (events) report.events_in_flight = static_cast<std::int64_t>(events->size());
+}
+
+}  // namespace
+
+Status RunReconcile(JobContext& ctx) {
+  const auto& job = ctx.job;
+  auto token = ctx.store.GetToken(job.tenant_id, job.token_id);
+  if (!token) {
+    if (token.error().code == Code::kNotFound) return FinishWithoutSnapshot(ctx, nullptr, token.error());
+    return ReleaseOrAbandon(ctx, token.error());
+  }
+  Report report;
+  report.forced = Forced(job.params);
+  auto read = ReadInputs(ctx, *token);
+  if (!read) return ReleaseOrAbandon(ctx, read.error());
+  auto events = ctx.store.ListAppleEvents(job.tenant_id, job.token_id);
+  if (!events) return ReleaseOrAbandon(ctx, events.error());
+  if (!read->in_scope && events->empty()) {
+    // Nothing assigned with device licensing, nothing granted: leave the token alone.
+    auto done = ctx.store.FinishJob(job, std::nullopt, [](store::VppToken&) -> Status { return {}; });
+    if (!done && done.error().code != Code::kNotFound) return ReleaseOrAbandon(ctx, done.error());
+    return {};
+  }
+
+  const Timestamp now = ctx.clock.Now();
+  std::map<AssetKey, AssetPlan> plans;
+  auto plan_all = [&](const Read& r) {
+    plans.clear();
+    for (const auto& [key, in] : r.assets) plans.emplace(key, PlanAsset(in, ctx.options.reconcile, report.forced));
+  };
+  plan_all(*read);
+  const bool due = std::any_of(events->begin(), events->end(), [&](const auto& e) { return e.next_poll <= now; });
+  const bool work = std::any_of(plans.begin(), plans.end(), [](const auto& p) { return !p.second.Empty(); });
+
+  std::optional<Stop> stopped;
+  if (due || work) {
+    auto prepared = Prepare(ctx, kReconcileAction);
+    if (!prepared) return EndWith(ctx, kReconcileAction, prepared.error());
+    apple::Client& client = *prepared->client;
+    if (due) {
+      stopped = PollEvents(ctx, client, report);
+      if (!stopped && (report.events_completed > 0 || report.events_abandoned > 0)) {
+        // Settled events change what is held: decide on fresh rows.
+        read = ReadInputs(ctx, *token);
+        if (!read) return ReleaseOrAbandon(ctx, read.error());
+        plan_all(*read);
+      }
+    }
+    if (!stopped) {
+      auto service = client.GetServiceConfig();
+      if (!service) {
+        stopped = Stop{service.error()};
+      } else {
+        for (const auto& [key, plan] : plans) {
+          if (stopped || ctx.stopping) break;
+          // Reclaims first: the licences they free serve waiting devices on the next pass.
+          stopped = Send(ctx, client, service->limits, key, plan.reclaim_explicit, false,
+                         read->assets.at(key).assigned ? "uninstall" : "unassigned");
+          if (!stopped) stopped = Send(ctx, client, service->limits, key, plan.reclaim_directory, false, "leftScope");
+          if (!stopped) stopped = Send(ctx, client, service->limits, key, plan.associate, true, "assigned");
+        }
+      }
+    }
+  }
+  // The rows the plans settle locally (failed: not enough licences; forgotten ones).
+  for (const auto& [key, plan] : plans) {
+    if (plan.put.empty() && plan.remove.empty()) continue;
+    if (auto ok = ctx.store.PutDeviceLicenses(job.tenant_id, job.token_id, plan.put, plan.remove); !ok) {
+      if (ok.error().code == Code::kNotFound) return FinishWithoutSnapshot(ctx, nullptr, ok.error());
+      return ReleaseOrAbandon(ctx, ok.error());
+    }
+  }
+  for (const auto& [key, plan] : plans) {
+    report.associated += static_cast<std::int64_t>(plan.associate.size());
+    report.disassociated += static_cast<std::int64_t>(plan.reclaim_explicit.size() + plan.reclaim_directory.size());
+    report.wanted += plan.wanted;
+    report.holding += plan.holding;
+    report.not_enough += plan.not_enough;
+    report.held_back += plan.held_back;
+    report.kept += plan.kept;
+    report.untracked += plan.untracked;
+    if (plan.held_back > 0) report.held_back_by_asset.push_back({key.first, key.second, plan.held_back});
+  }
+  report.not_device_assignable = read->not_device_assignable;
+  CountRows(ctx, report);
+  if (ctx.stopping) return ReleaseForRetry(ctx, Error::Unavailable("shutting down"));
+  if (stopped) {
+    report.error = stopped->error.Describe();
+    (void)ctx.store.PutReconcileReport(job.tenant_id, job.token_id, report.Json(ctx.clock.Now()));
+    // The token itself (expired, revoked, another MDM): recorded on it, as a sync does.
+    SyncFailure failure = FromAppleError(stopped->error);
+    if (!failure.state.empty()) return EndWith(ctx, kReconcileAction, failure);
+    // Apple busy or unreachable: try again later (Retry-After when Apple gave one).
+    const Timestamp wait = std::max<Timestamp>(stopped->error.retry_after.count() * 1'000'000, 30'000'000);
+    spdlog::warn("token {} (tenant {}): reconcile stopped: {}; again in {} s", job.token_id, job.tenant_id,
+                 report.error, wait / 1'000'000);
+    if (auto ok = ctx.store.ReleaseJob(job, ctx.clock.Now() + wait); !ok) return ReleaseOrAbandon(ctx, ok.error());
+    return Fail(Error::Unavailable(report.error));
+  }
+  (void)ctx.store.PutReconcileReport(job.tenant_id, job.token_id, report.Json(ctx.clock.Now()));
+  spdlog::info(
+      "token {} (tenant {}): reconcile: {} associations and {} disassociations sent, {} events settled, {} in "
+      "flight; {} of {} wanted devices hold a licence, {} without (not enough licences), {} reclaims held back, "
+      "{} untracked",
+      job.token_id, job.tenant_id, report.associated, report.disassociated, report.events_completed,
+      report.events_in_flight, report.holding, report.wanted, report.not_enough, report.held_back, report.untracked);
+  const int keep = ctx.options.keep_action_results;
+  auto mark = [&](store::VppToken& t, const std::string& state) {
+    auto& entry = ActionEntry(t, kReconcileAction, ctx.clock.Now(), keep);
+    entry.action_state = state;
+    entry.total_licenses = static_cast<std::int32_t>(report.wanted);
+    entry.failed_licenses = static_cast<std::int32_t>(report.failed);
+  };
+  if (report.events_in_flight > 0) {
+    // Come back when the first event is due for a poll (sooner if something changes).
+    auto in_flight = ctx.store.ListAppleEvents(job.tenant_id, job.token_id);
+    Timestamp next = ctx.clock.Now() + Micros(ctx.options.event_poll_interval);
+    if (in_flight) {
+      for (const auto& e : *in_flight) next = std::min(next, e.next_poll);
+    }
+    (void)ctx.store.UpdateToken(job.tenant_id, job.token_id, [&](store::VppToken& t) -> Status {
+      mark(t, "active");
+      return {};
+    });
+    if (auto ok = ctx.store.ReleaseJob(job, next); !ok) return ReleaseOrAbandon(ctx, ok.error());
+    return {};
+  }
+  const bool failed = report.failed > 0 || report.held_back > 0;
+  auto done = ctx.store.FinishJob(job, std::nullopt, [&](store::VppToken& t) -> Status {
+    mark(t, failed ? "failed" : "done");
+    return {};
+  });
+  if (!done && done.error().code != Code::kNotFound) return ReleaseOrAbandon(ctx, done.error());
+  return {};
+}
+
+}  // namespace vppd::sync
