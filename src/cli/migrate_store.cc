@@ -1,5 +1,7 @@
 #include "cli/migrate_store.h"
 
+#include <algorithm>
+
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -120,19 +122,154 @@ std::string Canonical(const store::MobileApp& a) {
                      a.token_account_type, a.created, a.last_modified);
 }
 
+// --- the directory -------------------------------------------------------------------
+
+struct DirectoryContent {
+  std::vector<store::User> users;
+  std::vector<store::Group> groups;
+  std::vector<store::Device> devices;
+  std::vector<store::ManagedDevice> managed;
+  // Per group (in `groups`' order), its direct members, earliest membership first.
+  std::vector<std::vector<store::GroupMember>> members;
+};
+
+Result<DirectoryContent> ReadDirectory(store::Store& s, const std::string& tenant) {
+  DirectoryContent d;
+  auto users = All<store::User>([&](const store::ListQuery& q) { return s.ListUsers(tenant, q); });
+  if (!users) return Fail(users.error());
+  auto groups = All<store::Group>([&](const store::ListQuery& q) { return s.ListGroups(tenant, q); });
+  if (!groups) return Fail(groups.error());
+  auto devices = All<store::Device>([&](const store::ListQuery& q) { return s.ListDevices(tenant, q); });
+  if (!devices) return Fail(devices.error());
+  auto managed = All<store::ManagedDevice>([&](const store::ListQuery& q) { return s.ListManagedDevices(tenant, q); });
+  if (!managed) return Fail(managed.error());
+  d.users = std::move(*users);
+  d.groups = std::move(*groups);
+  d.devices = std::move(*devices);
+  d.managed = std::move(*managed);
+  for (const store::Group& g : d.groups) {
+    std::vector<store::GroupMember> members;
+    for (std::int64_t skip = 0;; skip += kPage) {
+      auto page = s.ListGroupMembers(tenant, g.id, skip, kPage);
+      if (!page) return Fail(page.error());
+      for (auto& m : page->items) members.push_back(std::move(m));
+      if (!page->has_more) break;
+    }
+    d.members.push_back(std::move(members));
+  }
+  return d;
+}
+
+// The directory as text to digest: every property, and each group's members in order
+// (the order is what counts of seq: the copy renumbers it).
+std::string Canonical(const DirectoryContent& d) {
+  std::string out;
+  for (const auto& u : d.users) {
+    out += fmt::format("u|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}\n", u.id, u.user_principal_name, Opt(u.display_name),
+                       Opt(u.mail), Opt(u.given_name), Opt(u.surname), Opt(u.job_title), u.account_enabled, u.created,
+                       u.last_modified);
+  }
+  for (std::size_t i = 0; i < d.groups.size(); ++i) {
+    const auto& g = d.groups[i];
+    out += fmt::format("g|{}|{}|{}|{}|{}|{}|{}|{}|{}", g.id, g.display_name, Opt(g.description), Opt(g.mail_nickname),
+                       g.mail_enabled, g.security_enabled, fmt::join(g.group_types, ","), g.created, g.last_modified);
+    for (const auto& m : d.members[i]) out += fmt::format("|{}/{}/{}", m.member_id, store::MemberKindName(m.kind), m.added);
+    out += "\n";
+  }
+  for (const auto& v : d.devices) {
+    out += fmt::format("d|{}|{}|{}|{}|{}|{}|{}|{}\n", v.id, v.device_id, Opt(v.display_name), Opt(v.operating_system),
+                       Opt(v.operating_system_version), v.account_enabled, v.created, v.last_modified);
+  }
+  for (const auto& m : d.managed) {
+    out += fmt::format("m|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}\n", m.id, Opt(m.serial_number), Opt(m.device_name),
+                       Opt(m.azure_ad_device_id), Opt(m.user_id), Opt(m.user_principal_name), Opt(m.operating_system),
+                       Opt(m.os_version), Opt(m.model), m.created, m.last_modified);
+  }
+  return out;
+}
+
+// Copies a tenant's directory with its times: each object created at its `created`,
+// rewritten at its `last_modified`; memberships added in their order at their `added`.
+Status CopyDirectory(store::Store& from, store::Store& to, FakeClock& clock, const std::string& tenant) {
+  Result<DirectoryContent> d = ReadDirectory(from, tenant);
+  if (!d) return Fail(d.error());
+  auto copy = [&](const auto& item, auto create, auto update) -> Status {
+    clock.Set(item.created);
+    auto created = create(item);
+    if (!created) return Fail(created.error());
+    if (item.last_modified != item.created) {
+      clock.Set(item.last_modified);
+      auto touched = update(item.id);
+      if (!touched) return Fail(touched.error());
+    }
+    return {};
+  };
+  for (const auto& u : d->users) {
+    if (Status s = copy(
+            u, [&](const store::User& x) { return to.CreateUser(tenant, x); },
+            [&](const std::string& id) { return to.UpdateUser(tenant, id, [](store::User&) -> Status { return {}; }); });
+        !s) {
+      return s;
+    }
+  }
+  for (const auto& g : d->groups) {
+    if (Status s = copy(
+            g, [&](const store::Group& x) { return to.CreateGroup(tenant, x); },
+            [&](const std::string& id) { return to.UpdateGroup(tenant, id, [](store::Group&) -> Status { return {}; }); });
+        !s) {
+      return s;
+    }
+  }
+  for (const auto& v : d->devices) {
+    if (Status s = copy(
+            v, [&](const store::Device& x) { return to.CreateDevice(tenant, x); },
+            [&](const std::string& id) {
+              return to.UpdateDevice(tenant, id, [](store::Device&) -> Status { return {}; });
+            });
+        !s) {
+      return s;
+    }
+  }
+  for (const auto& m : d->managed) {
+    if (Status s = copy(
+            m, [&](const store::ManagedDevice& x) { return to.CreateManagedDevice(tenant, x); },
+            [&](const std::string& id) {
+              return to.UpdateManagedDevice(tenant, id, [](store::ManagedDevice&) -> Status { return {}; });
+            });
+        !s) {
+      return s;
+    }
+  }
+  // Memberships tenant-wide in their order (seq), so "earliest membership first" holds in the copy.
+  std::vector<std::pair<const store::GroupMember*, const std::string*>> memberships;
+  for (std::size_t i = 0; i < d->groups.size(); ++i) {
+    for (const auto& m : d->members[i]) memberships.emplace_back(&m, &d->groups[i].id);
+  }
+  std::sort(memberships.begin(), memberships.end(), [](const auto& a, const auto& b) { return a.first->seq < b.first->seq; });
+  for (const auto& [member, group_id] : memberships) {
+    clock.Set(member->added);
+    auto added = to.AddGroupMember(tenant, *group_id, member->member_id);
+    if (!added) return Fail(added.error());
+  }
+  return {};
+}
+
 // Counts and digests of one store's content. Lists come ordered by id from every
 // store, so their digest is of the concatenation; assignments come in an order
 // each store chooses, so theirs is a sum of per-row hashes (order-free).
 struct Inventory {
   std::string installation_id;
   std::int64_t tenants = 0, tokens = 0, apps = 0, assignments = 0;
-  std::string tenants_digest, tokens_digest, apps_digest;
+  std::int64_t directory_objects = 0, memberships = 0;  // users, groups, devices, managed devices; members
+  std::string tenants_digest, tokens_digest, apps_digest, directory_digest;
   std::uint64_t assignments_digest = 0;
 
   bool operator==(const Inventory&) const = default;
   std::string Describe() const {
-    return fmt::format("{} tenants, {} tokens, {} apps, {} license assignments (installation id {})", tenants, tokens,
-                       apps, assignments, installation_id);
+    return fmt::format(
+        "{} tenants, {} tokens, {} apps, {} license assignments, {} directory objects, {} memberships "
+        "(installation id {})",
+        tenants, tokens, apps, assignments, directory_objects, memberships, installation_id);
   }
 };
 
@@ -177,6 +314,16 @@ Result<Inventory> Take(store::Store& s) {
       if (!walked) return Fail(walked.error());
     }
   }
+  std::string directory_text;
+  for (const auto& tenant : *tenants) {
+    Result<DirectoryContent> d = ReadDirectory(s, tenant.id);
+    if (!d) return Fail(d.error());
+    inv.directory_objects += static_cast<std::int64_t>(d->users.size() + d->groups.size() + d->devices.size() +
+                                                       d->managed.size());
+    for (const auto& m : d->members) inv.memberships += static_cast<std::int64_t>(m.size());
+    directory_text += tenant.id + "\n" + Canonical(*d);
+  }
+  inv.directory_digest = Sha256Hex(directory_text);
   inv.tenants_digest = Sha256Hex(tenants_text);
   inv.tokens_digest = Sha256Hex(tokens_text);
   inv.apps_digest = Sha256Hex(apps_text);
@@ -296,6 +443,13 @@ Status MigrateStore(const MigrateOptions& options, std::FILE* out) {
   std::int64_t copied = 0, requeued = 0;
   for (const auto& tenant : *tenants) {
     if (Status ok = (*target)->PutTenant(tenant); !ok) return ok;
+    if (Status ok = CopyDirectory(**source, **target, clock, tenant.id); !ok) {
+      return Fail(Error{ok.error().code,
+                        fmt::format("copying the directory of tenant {}: {}", tenant.id, ok.error().message),
+                        {},
+                        {},
+                        0});
+    }
     Result<std::vector<store::VppToken>> tokens = Tokens(**source, tenant.id);
     if (!tokens) return Fail(tokens.error());
     for (const auto& token : *tokens) {

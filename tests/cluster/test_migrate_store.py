@@ -17,6 +17,8 @@ from harness import (PG_ADMIN_URL, VPPD, Sim, Vppd, WRITE_SCOPE, create_test_dat
 BASE = "/beta/deviceAppManagement/vppTokens"
 APPS = "/beta/deviceAppManagement/mobileApps"
 APPS_SCOPE = "DeviceManagementApps.ReadWrite.All"
+DIRECTORY_SCOPES = ("User.ReadWrite.All Group.ReadWrite.All GroupMember.ReadWrite.All Device.ReadWrite.All "
+                    "DeviceManagementManagedDevices.ReadWrite.All")
 
 
 def migrate(*args):
@@ -44,7 +46,11 @@ class MigrateStore(unittest.TestCase):
         for a in apps:
             cast = a["@odata.type"].split(".")[-1]
             licenses[a["id"]] = v.collect(f"{APPS}/{a['id']}/microsoft.graph.{cast}/assignedLicenses?$top=999", token)
-        return tokens, apps, licenses
+        directory = {path: v.collect(f"/v1.0/{path}?$top=999", token)
+                     for path in ("users", "groups", "devices", "deviceManagement/managedDevices")}
+        for g in directory["groups"]:
+            directory[g["id"]] = v.collect(f"/v1.0/groups/{g['id']}/members?$top=999", token)
+        return tokens, apps, licenses, directory
 
     def test_sqlite_deployment_moves_to_postgresql_intact(self):
         # A deployment of a version that kept its installation id in the data dir: the
@@ -53,7 +59,7 @@ class MigrateStore(unittest.TestCase):
         with open(os.path.join(self.source.data_dir, "installation-id"), "w") as f:
             f.write(legacy_id + "\n")
         v = self.source.start()
-        token = v.dev_token("--scopes", f"{WRITE_SCOPE} {APPS_SCOPE}")
+        token = v.dev_token("--scopes", f"{WRITE_SCOPE} {APPS_SCOPE} {DIRECTORY_SCOPES}")
         ids = []
         for n, loc in enumerate(self.sim.locations()):
             r = v.request("POST", BASE, token=token, body={"token": loc["tokens"][0]["sToken"],
@@ -70,6 +76,29 @@ class MigrateStore(unittest.TestCase):
         # An edit after the sync: lastModifiedDateTime differs from the sync time and must survive.
         r = v.request("PATCH", f"{BASE}/{ids[0]}", token=token, body={"displayName": "renamed"})
         self.assertEqual(r.status, 200, r)
+        # A directory: a user, a device and its managed device, two groups (one nested) with
+        # members in a known order, one object edited after its creation.
+        made = {}
+        for path, body in (("users", {"userPrincipalName": "ana@x.com", "displayName": "Ana"}),
+                           ("devices", {"deviceId": str(uuid.uuid4()), "displayName": "ipad"}),
+                           ("groups", {"displayName": "A", "mailNickname": "a", "mailEnabled": False,
+                                       "securityEnabled": True}),
+                           ("groups", {"displayName": "B", "mailNickname": "b", "mailEnabled": False,
+                                       "securityEnabled": True})):
+            r = v.request("POST", f"/v1.0/{path}", token=token, body=body)
+            self.assertEqual(r.status, 201, r)
+            made.setdefault(path, []).append(r.json())
+        r = v.request("POST", "/v1.0/deviceManagement/managedDevices", token=token,
+                      body={"serialNumber": "SER1", "azureADDeviceId": made["devices"][0]["deviceId"]})
+        self.assertEqual(r.status, 201, r)
+        a, b = made["groups"]
+        for group, member in ((a, made["devices"][0]), (a, made["users"][0]), (b, a)):
+            r = v.request("POST", f"/v1.0/groups/{group['id']}/members/$ref", token=token,
+                          body={"@odata.id": f"https://graph.microsoft.com/v1.0/directoryObjects/{member['id']}"})
+            self.assertEqual(r.status, 204, r)
+        time.sleep(0.01)
+        r = v.request("PATCH", f"/v1.0/users/{made['users'][0]['id']}", token=token, body={"jobTitle": "Head"})
+        self.assertEqual(r.status, 204, r)
         before = self.snapshot(v, token)
         self.assertGreater(sum(len(x) for x in before[2].values()), 1000)
         # vppd's identity at Apple: the mdmInfo its syncs wrote to every location.
