@@ -14,6 +14,7 @@
 #include <boost/url.hpp>
 
 #include "auth/auth.h"
+#include "graph/apple_notifications.h"
 #include "base/log.h"
 #include "base/metrics.h"
 #include "graph/errors.h"
@@ -483,9 +484,9 @@ struct Api::Impl {
 
   // Calls an unauthenticated route's handler (kUnversioned, kAnonymous) with an empty Principal.
   http::Response CallAnonymous(const CompiledRoute& r, const http::Request& req, ApiVersion v,
-                               const std::string& query) const {
+                               const std::string& query, std::string id = {}) const {
     static const Principal kNobody;
-    auto result = (this->*r.route->handler)(Call{req, v, query, kNobody, {}, {}, {}});
+    auto result = (this->*r.route->handler)(Call{req, v, query, kNobody, std::move(id), {}, {}});
     if (!result) return ErrorResponse(result.error(), req);
     return std::move(*result);
   }
@@ -932,6 +933,11 @@ struct Api::Impl {
 
   Result<http::Response> Healthz(const Call&) const { return http::Response::Json(200, R"({"status":"ok"})"); }
 
+  // Apple's notifications: outside Graph's auth (Apple sends its own bearer, which the receiver checks).
+  Result<http::Response> AppleNotification(const Call& c) const {
+    return AppleNotificationResponse(deps.notifications, c.req, c.id);
+  }
+
   Result<http::Response> Metrics(const Call&) const {
     http::Response r = http::Response::Text(200, metrics::Render());
     r.headers = {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"}};
@@ -969,6 +975,7 @@ const std::vector<Api::Impl::CompiledRoute>& Api::Impl::Table() {
   static const Route kRoutes[] = {
       {"healthz", kGet | kHead, &I::Healthz, {}, kUnversioned},
       {"metrics", kGet | kHead, &I::Metrics, {}, kUnversioned | kIfMetrics},
+      {"apple/notifications/{id}", kPost, &I::AppleNotification, {}, kUnversioned},
       {"$metadata", kGet, &I::Metadata, {}, kAnonymous},
       {"deviceAppManagement", kAll, &I::DeviceAppManagement, {}},
       {"deviceAppManagement/vppTokens", kGet, &I::ListTokens, Op::kReadTokens},
@@ -1075,7 +1082,7 @@ http::Response Api::Impl::Dispatch(http::Request& req, std::string& route) const
                            req);
     }
     if (chosen == nullptr) return MethodNotAllowed(req, allowed);
-    return CallAnonymous(*chosen, req, v, query);
+    return CallAnonymous(*chosen, req, v, query, captures.has_key ? path[captures.key] : std::string());
   }
   // An anonymous route (kAnonymous) is answered before authentication; another method on
   // it is 405 only for an authenticated caller, like every other route.

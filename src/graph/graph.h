@@ -23,6 +23,7 @@ class Verifier;
 }
 namespace service {
 class MobileApps;
+class NotificationReceiver;
 class Throttle;
 class VppTokens;
 }  // namespace service
@@ -51,6 +52,8 @@ struct Dependencies {
   service::VppTokens* tokens = nullptr;
   service::MobileApps* apps = nullptr;
   service::Throttle* throttle = nullptr;  // nullptr: no request-rate limits
+  // POST /apple/notifications/{key}; nullptr: the route answers 404.
+  service::NotificationReceiver* notifications = nullptr;
 };
 
 // Graph's error envelope {"error":{"code","message","innerError":{"date","request-id",

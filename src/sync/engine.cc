@@ -221,19 +221,32 @@ struct Engine::Impl {
     }
   }
 
+  // The interval of the scheduled syncs: the incremental one (hourly) when it is
+  // shorter than the daily one, or the only one set; 0 when both are off. Every
+  // scheduled sync is a syncLicenses, incremental unless a full walk is due.
+  std::chrono::seconds SyncInterval() const {
+    const auto daily = options.auto_sync_interval, incremental = options.incremental_interval;
+    if (incremental.count() <= 0) return daily.count() > 0 ? daily : std::chrono::seconds(0);
+    if (daily.count() <= 0) return incremental;
+    return std::min(daily, incremental);
+  }
+
   void SchedulerLoop() {
+    // A short interval (tests, benchmarks) is looked at four times per interval.
+    const std::chrono::milliseconds period = std::clamp<std::chrono::milliseconds>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(SyncInterval()) / 4, std::chrono::milliseconds(100),
+        std::chrono::milliseconds(60'000));
     while (!stopping) {
-      if (auto ok = ScheduleDue(); !ok) spdlog::warn("daily sync scheduler: {}", ok.error().message);
+      if (auto ok = ScheduleDue(); !ok) spdlog::warn("sync scheduler: {}", ok.error().message);
       std::unique_lock lock(mu);
-      wake.wait_for(lock, std::chrono::seconds(60), [&] { return stopping.load(); });
+      wake.wait_for(lock, period, [&] { return stopping.load(); });
     }
   }
 
   Status ScheduleDue() {
-    if (options.auto_sync_interval.count() <= 0) return {};
+    if (SyncInterval().count() <= 0) return {};
     const Timestamp now = clock.Now();
-    const Timestamp interval =
-        std::chrono::duration_cast<std::chrono::microseconds>(options.auto_sync_interval).count();
+    const Timestamp interval = std::chrono::duration_cast<std::chrono::microseconds>(SyncInterval()).count();
     auto due = store.TokensDueForSync(now - interval, 100);
     if (!due) return Fail(due.error());
     for (const auto& [tenant, token] : *due) {
