@@ -281,12 +281,14 @@ class Notifications(NotificationsCase):
         self.assertEqual(r.status, 401, r)
         self.assertEqual(self.app_totals(token_id)[adam], total + 1)
         # A count that does not fit (more refunded than held) is not applied: a sync is queued instead.
+        synced = self.call("GET", f"{BASE}/{token_id}").json()["lastSyncDateTime"]
         r = self.post(path, envelope("z-1", notification={"adamId": adam, "countDelta": -(total + 10)}), bearer)
         self.assertEqual(r.status, 200, r)
-        wait_for("the resync", lambda: self.call("GET", f"{BASE}/{token_id}").json()["lastSyncDateTime"] !=
-                 "0001-01-01T00:00:00Z" and self.sim.counters().get("GET /mdm/v2/assets", 0) > 0, timeout=15)
-        wait_for("the resync done", lambda: self.call("GET", f"{BASE}/{token_id}").json()["lastSyncStatus"]
-                 == "completed", timeout=15)
+
+        def resynced():
+            t = self.call("GET", f"{BASE}/{token_id}").json()
+            return t["lastSyncStatus"] == "completed" and t["lastSyncDateTime"] != synced
+        wait_for("the resync", resynced, timeout=15)
         self.assertEqual(self.app_totals(token_id)[adam], total, "Apple's count, not the bogus delta")
 
 
