@@ -67,6 +67,17 @@ const std::vector<SettingSpec>& SettingTable() {
        .field = &S::max_connections_per_address,
        .min = 0,
        .max = 100'000},
+      {.name = "http.tls_cert_file",
+       .flag = "--tls-cert",
+       .env = "VPPD_TLS_CERT",
+       .help = "Serve HTTPS with this PEM certificate chain (and --tls-key); without both, plain HTTP for a "
+               "TLS-terminating proxy in front",
+       .field = &S::tls_cert_file},
+      {.name = "http.tls_key_file",
+       .flag = "--tls-key",
+       .env = "VPPD_TLS_KEY",
+       .help = "The PEM private key of --tls-cert",
+       .field = &S::tls_key_file},
       {.name = "http.trusted_proxies",
        .flag = "--trusted-proxies",
        .env = "VPPD_TRUSTED_PROXIES",
@@ -597,6 +608,9 @@ Status Validate(const Settings& s) {
     return Fail(Error::InvalidArgument("--database-url must be a postgresql:// URL"));
   }
   if (auto ok = ValidateNotificationUrl(s.apple_notification_url); !ok) return ok;
+  if (s.tls_cert_file.empty() != s.tls_key_file.empty()) {
+    return Fail(Error::InvalidArgument("--tls-cert and --tls-key go together: set both or neither"));
+  }
   if (!s.jwks_file.empty() && !s.jwks_url.empty()) {
     return Fail(Error::InvalidArgument("set either auth.jwks_file or auth.jwks_url, not both"));
   }

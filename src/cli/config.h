@@ -51,6 +51,8 @@ struct Settings {
   bool metrics = true;  // GET /metrics
   // [http]
   int max_connections_per_address = 256;  // 0: no cap
+  std::string tls_cert_file;  // PEM certificate chain: serve HTTPS (with tls_key_file)
+  std::string tls_key_file;   // PEM private key
   std::vector<std::string> trusted_proxies = {"127.0.0.1", "::1"};
   // [graph]
   std::string action_response = "auto";

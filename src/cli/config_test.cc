@@ -261,7 +261,11 @@ TEST(SettingsTest, EveryFlagEnvAndTomlKeyInUseStillExists) {
                                        "--secrets-key-file",
                                        "--max-connections-per-address",
                                        "--trusted-proxies",
-                                       "--auth-jwks-refetch-seconds"};
+                                       "--auth-jwks-refetch-seconds",
+                                       "--apple-notification-url",
+                                       "--sync-incremental-interval-seconds",
+                                       "--tls-cert",
+                                       "--tls-key"};
   const std::set<std::string> keys = {"listen",
                                       "data_dir",
                                       "apple_url",
@@ -297,7 +301,11 @@ TEST(SettingsTest, EveryFlagEnvAndTomlKeyInUseStillExists) {
                                       "throttle.app_requests",
                                       "http.max_connections_per_address",
                                       "http.trusted_proxies",
-                                      "auth.jwks_refetch_seconds"};
+                                      "auth.jwks_refetch_seconds",
+                                      "apple.notification_url",
+                                      "sync.incremental_interval_seconds",
+                                      "http.tls_cert_file",
+                                      "http.tls_key_file"};
   std::set<std::string> table_flags, table_envs, table_names;
   for (const SettingSpec& spec : SettingTable()) {
     EXPECT_TRUE(table_flags.insert(std::string(spec.flag)).second) << spec.flag << " twice";

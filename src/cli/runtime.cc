@@ -286,6 +286,8 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   http_options.threads = s.threads;
   http_options.max_connections_per_address = static_cast<std::size_t>(s.max_connections_per_address);
   http_options.trusted_proxies = s.trusted_proxies;
+  http_options.tls_cert_file = s.tls_cert_file;
+  http_options.tls_key_file = s.tls_key_file;
   http_options.access_log = true;
   http_options.error_writer = graph::ServerErrorResponse;  // the server's own errors in Graph's envelope
   graph::Api* api = rt->api.get();

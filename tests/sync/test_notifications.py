@@ -21,14 +21,18 @@ import http.server
 import itertools
 import json
 import os
+import shutil
 import socket
+import ssl
+import subprocess
+import tempfile
 import sys
 import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import PG_ADMIN_URL, Sim, Vppd, WRITE_SCOPE, create_test_database, drop_test_database, quote, request, \
+from harness import PG_ADMIN_URL, VPPD, Sim, Vppd, WRITE_SCOPE, create_test_database, drop_test_database, quote, request, \
     start_instances  # noqa: E402
 from sim_vppd_case import APPS, APPS_SCOPE, BASE  # noqa: E402
 
@@ -327,6 +331,149 @@ class TwoInstancesOnPostgres(NotificationsCase):
         delivered = [d for d in self.deliveries() if d["notificationType"] == "ASSET_COUNT"]
         self.assertEqual(len(delivered), 10, "five purchases, each delivered twice")
         self.assertTrue(all(d["status"] == 200 for d in delivered), delivered)
+
+
+class Registration(unittest.TestCase):
+    """When vppd registers: never over another MDM, after a takeover, again after a restart with another URL."""
+
+    def setUp(self):
+        self.sim = Sim("--assets", "6", "--assignments", "20", "--locations", "1", "--seed", "17",
+                       "--notification-retry-scale", "0.01").start()
+        self.proxies = [Proxy(), Proxy()]
+        self.vppds = []
+
+    def tearDown(self):
+        for v in reversed(self.vppds):
+            v.cleanup()
+        for p in self.proxies:
+            p.stop()
+        self.sim.cleanup()
+
+    def start(self, proxy, previous=None):
+        args = ("--apple-url", self.sim.url, "--apple-notification-url", proxy.url, "--sync-interval-seconds", "0",
+                "--sync-incremental-interval-seconds", "0", "--throttle-window-seconds", "0")
+        v = Vppd(*args, data_dir=previous.data_dir if previous else None,
+                 database_url=previous.database_url if previous else None).start()
+        self.vppds.append(v)
+        proxy.backends = [v.port]
+        return v
+
+    def test_never_over_another_mdm_then_after_a_takeover_and_a_new_url(self):
+        v = self.start(self.proxies[0])
+        token = v.dev_token("--scopes", WRITE_SCOPE)
+        loc = self.sim.control("POST", "locations", {"assets": 4, "assignments": 10})
+        stoken = loc["tokens"][0]["sToken"]
+        self.sim.control("POST", f"locations/{loc['uId']}/mdmInfo", {"id": "other", "name": "Other MDM",
+                                                                     "metadata": ""})
+        r = v.request("POST", BASE, token=token, body={"token": stoken})
+        self.assertEqual(r.status, 201, r)
+        tid = r.json()["id"]
+        state = wait_for("the sync", lambda: (lambda t: t["lastSyncStatus"] != "inProgress" and t)(
+            v.request("GET", f"{BASE}/{tid}", token=token).json()), timeout=30)
+        self.assertEqual(state["state"], "assignedToExternalMDM")
+        self.assertNotIn("notificationUrl", self.sim.apple("client/config", stoken).json(),
+                         "another MDM's location: nothing registered")
+        # The admin takes it over: the sync registers.
+        r = v.request("PATCH", f"{BASE}/{tid}", token=token, body={"claimTokenManagementFromExternalMdm": True})
+        self.assertIn(r.status, (200, 204), r)
+        r = v.request("POST", f"{BASE}/{tid}/syncLicenses", token=token)
+        self.assertEqual(r.status, 200, r)
+        wait_for("the takeover's registration", lambda: self.sim.apple("client/config", stoken).json().get(
+            "notificationUrl", "").startswith(self.proxies[0].url + "/apple/notifications/"), timeout=30)
+        first = self.sim.apple("client/config", stoken).json()
+        # Restarted with another public URL: every token's sync is queued and registers again.
+        v.stop()
+        v2 = self.start(self.proxies[1], previous=v)
+        wait_for("the new URL registered", lambda: self.sim.apple("client/config", stoken).json().get(
+            "notificationUrl", "").startswith(self.proxies[1].url + "/apple/notifications/"), timeout=30)
+        second = self.sim.apple("client/config", stoken).json()
+        self.assertEqual(first["notificationUrl"].rsplit("/", 1)[1], second["notificationUrl"].rsplit("/", 1)[1],
+                         "the location keeps its key")
+        self.assertNotEqual(first["notificationAuthToken"], second["notificationAuthToken"], "the bearer rotated")
+        self.assertIn("1 token(s) to register", v2.log())
+        # Both bearers work for now (Apple may be retrying with the old one); a third does not.
+        path = second["notificationUrl"][len(self.proxies[1].url):]
+        for n, (bearer, status) in enumerate(((second["notificationAuthToken"], 200),
+                                              (first["notificationAuthToken"], 200), ("guess", 401))):
+            r = request(v2.port, "POST", path, {"Authorization": "Bearer " + bearer},
+                        json.dumps({"notification": {}, "notificationId": f"t-{n}",
+                                    "notificationType": "TEST_NOTIFICATION", "uId": loc["uId"]}))
+            self.assertEqual(r.status, status, r)
+        # Restarted with the same URL: nothing to register again.
+        v2.stop()
+        v3 = self.start(self.proxies[1], previous=v)
+        time.sleep(1)
+        self.assertNotIn("token(s) to register", v3.log())
+        self.assertEqual(self.sim.apple("client/config", stoken).json()["notificationAuthToken"],
+                         second["notificationAuthToken"])
+
+
+class TlsServing(unittest.TestCase):
+    """--tls-cert/--tls-key: vppd serves HTTPS itself (Beast over OpenSSL), the receiver included."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="vppd-tls-")
+        self.cert, self.key = os.path.join(self.dir, "cert.pem"), os.path.join(self.dir, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", self.key, "-out",
+                        self.cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                       check=True, capture_output=True)
+        data = os.path.join(self.dir, "data")
+        self.log = open(os.path.join(self.dir, "stderr.log"), "wb")
+        self.proc = subprocess.Popen([VPPD, "serve", "--listen", "127.0.0.1:0", "--data-dir", data, "--dev",
+                                      "--tls-cert", self.cert, "--tls-key", self.key], stdout=subprocess.PIPE,
+                                     stderr=self.log, env={k: v for k, v in os.environ.items()
+                                                           if k != "VPPD_DATABASE_URL"})
+        line = self.proc.stdout.readline().decode()
+        self.assertTrue(line.startswith("vppd listening on https://127.0.0.1:"), line)
+        self.port = int(line.split("https://127.0.0.1:", 1)[1].split()[0])
+        self.data = data
+
+    def tearDown(self):
+        self.proc.terminate()
+        self.proc.wait(15)
+        self.proc.stdout.close()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def https(self, method, path, headers=None, body=None):
+        ctx = ssl.create_default_context(cafile=self.cert)
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=10)
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        out = (r.status, r.read().decode())
+        conn.close()
+        return out
+
+    def test_https_is_served_and_plain_http_is_not(self):
+        self.assertEqual(self.https("GET", "/healthz")[0], 200)
+        status, body = self.https("POST", "/apple/notifications/0123456789abcdef0123456789abcdef",
+                                  {"Authorization": "Bearer x", "Content-Type": "application/json"}, "{}")
+        self.assertEqual(status, 401, body)
+        token = subprocess.run([VPPD, "dev-token", "--data-dir", self.data], capture_output=True, text=True,
+                               check=True).stdout.strip()
+        status, body = self.https("GET", "/beta/deviceAppManagement/vppTokens", {"Authorization": "Bearer " + token})
+        self.assertEqual(status, 200, body)
+        self.assertTrue(json.loads(body)["@odata.context"].startswith(f"https://127.0.0.1:{self.port}/"), body)
+        # Plain HTTP to the TLS port gets no HTTP answer.
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            try:
+                answer = s.recv(1024)
+            except OSError:
+                answer = b""
+        self.assertFalse(answer.startswith(b"HTTP/"), answer)
+        # A client that does not trust the certificate cannot talk to it.
+        with self.assertRaises(ssl.SSLError):
+            conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=ssl.create_default_context(),
+                                               timeout=10)
+            conn.request("GET", "/healthz")
+
+    def test_a_bad_certificate_or_half_a_pair_is_refused_at_start(self):
+        for args in (["--tls-cert", self.cert], ["--tls-cert", self.key, "--tls-key", self.key]):
+            r = subprocess.run([VPPD, "serve", "--listen", "127.0.0.1:0", "--data-dir", self.data, "--dev", *args],
+                               capture_output=True, text=True, timeout=30)
+            self.assertNotEqual(r.returncode, 0, r.stderr)
+            self.assertIn("tls", r.stderr.lower())
 
 
 if __name__ == "__main__":
