@@ -1,9 +1,10 @@
 // Bearer-token verification for the Graph surface, and the dev signing key.
 //
 // A Verifier checks the `Authorization` header of each Graph request: an RS256 JWT
-// signed by one of the trusted issuers (Microsoft Entra ID v1/v2, or the dev key of a
-// `--dev` server), for the token's own tenant, for Graph's audience, not expired. It
-// turns the claims into a Principal; permission checks are the service's business.
+// signed by one of the trusted issuers (Microsoft Entra ID v1/v2, any OpenID Connect
+// provider found by DiscoverIssuer, or the dev key of a `--dev` server), for the
+// token's own tenant, for an accepted audience, not expired. It turns the claims into
+// a Principal (which claims: ClaimNames); permission checks are the service's business.
 //
 //   Result<auth::DevKey> dev = auth::DevKey::LoadOrCreate(data_dir);
 //   auth::VerifierOptions options;
@@ -89,12 +90,34 @@ class JwksSource {
   bool required_;  // Create() fails when the first load fails.
 };
 
-// One trusted issuer. `issuer` holds `{tenantid}` exactly once, which is replaced by the
-// token's own `tid` before comparing with `iss`, e.g. "https://sts.windows.net/{tenantid}/".
-// When several issuers match a token, its `kid` is looked up in all of their key sets.
+// Where an issuer's tokens carry the caller's permissions and tenant. Each is the name of a
+// claim or, when no top-level claim has the whole name, a path through nested objects
+// with dots: "realm_access.roles" (Keycloak), while "https://example.com/roles" (a
+// namespaced claim) is found as it is. Entra ID's names are the defaults.
+struct ClaimNames {
+  // Delegated permissions: a space-separated string (Entra's `scp`, OAuth's `scope`) or
+  // an array of strings (Okta's `scp`).
+  std::string scopes = "scp";
+  // Application permissions (app roles): an array of strings or a space-separated string.
+  std::string roles = "roles";
+  // The tenant, a GUID (Entra's `tid`).
+  std::string tenant = "tid";
+  // When set (a GUID), every token of the issuer is of this tenant and `tenant` is not
+  // read: for a provider that has no tenants (a Keycloak realm, an Authentik instance)
+  // serving one organisation.
+  std::string fixed_tenant{};
+};
+
+// One trusted issuer. `issuer` is compared with a token's `iss`; it may hold `{tenantid}`
+// once, which is replaced by the token's own tenant first, e.g.
+// "https://sts.windows.net/{tenantid}/" (then one key set serves many tenants, and a
+// token only speaks for the tenant in its own `iss`). When several issuers match a
+// token, its `kid` is looked up in their key sets in order, and the issuer whose keys
+// have it says how the token is read (its tenant, its `claims`).
 struct TrustedIssuer {
   std::string issuer;
   JwksSource jwks;
+  ClaimNames claims = {};
 };
 
 struct VerifierOptions {
@@ -117,9 +140,9 @@ struct VerifierOptions {
 // Verifies bearer tokens. Thread-safe: Verify may be called from any number of threads.
 class Verifier {
  public:
-  // Fails with InvalidArgument when there is no issuer or audience, an issuer has no
-  // or several `{tenantid}`, the leeway is negative, or a Json/File source does not
-  // give a usable key set (the message says which and why).
+  // Fails with InvalidArgument when there is no issuer or audience, an issuer has
+  // several `{tenantid}`, a fixed tenant is not a GUID, a claim name is empty, the leeway is negative, or a Json/File
+  // source does not give a usable key set (the message says which and why).
   static Result<Verifier> Create(VerifierOptions options);
 
   Verifier(Verifier&&) noexcept;
@@ -193,5 +216,27 @@ class DevKey {
 std::vector<TrustedIssuer> EntraIssuers(JwksSource jwks = JwksSource::Url(kEntraJwksUrl));
 // The same issuers trusted with the dev key's public key: what a --dev server trusts.
 std::vector<TrustedIssuer> DevIssuers(const DevKey& key);
+
+// Fetches a URL's body (the discovery document); HttpGet's limits in production.
+using UrlFetcher = std::function<Result<std::string>(const std::string& url)>;
+
+// Any OpenID Connect provider, through its discovery document (OpenID Connect Discovery
+// 1.0): GETs `<issuer_url>/.well-known/openid-configuration` (5 s connect, 10 s total,
+// ≤ 1 MiB, no redirects) and returns the issuer it names, trusted with the keys at its
+// `jwks_uri` (a JwksSource::Url: fetched off the request threads, refetched on an
+// unknown `kid`), reading `claims`.
+//
+//   auto issuer = auth::DiscoverIssuer("https://idp.example.com/realms/vppd", claims);
+//   // Keycloak: {issuer "https://idp.example.com/realms/vppd", keys of .../certs}
+//
+// The document's `issuer` must be `issuer_url` (OIDC Discovery §4.3; a trailing slash
+// aside), or hold `{tenantid}` on the same scheme and host (Entra ID's multi-tenant
+// documents: "https://login.microsoftonline.com/common/v2.0" names
+// "https://login.microsoftonline.com/{tenantid}/v2.0"). `issuer_url` and `jwks_uri` must
+// be https://, or http:// to a loopback address (127.0.0.1, ::1, localhost: tests).
+// Fails with Unavailable when the document cannot be fetched, InvalidArgument when a
+// URL is refused or the document is not JSON with string `issuer` and `jwks_uri` (or
+// its issuer is another); the message names the URL and the reason.
+Result<TrustedIssuer> DiscoverIssuer(const std::string& issuer_url, ClaimNames claims, const UrlFetcher& get = {});
 
 }  // namespace vppd::auth

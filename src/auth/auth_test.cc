@@ -535,10 +535,17 @@ TEST_F(AuthTest, ClaimTypesAreChecked) {
     ExpectInvalid(v, Bearer(a_->Sign(c)), std::string(claim) + " is not a string");
   }
   boost::json::object c = Claims();
-  c["roles"] = "DeviceManagementApps.ReadWrite.All";
-  ExpectInvalid(v, Bearer(a_->Sign(c)), "roles is not an array");
+  c["roles"] = boost::json::object{{"a", "b"}};
+  ExpectInvalid(v, Bearer(a_->Sign(c)), "roles is not a string or an array of strings");
   c["roles"] = boost::json::array{"ok", 1};
-  ExpectInvalid(v, Bearer(a_->Sign(c)), "roles holds a non-string");
+  ExpectInvalid(v, Bearer(a_->Sign(c)), "roles is not a string or an array of strings");
+  c["roles"] = "DeviceManagementApps.ReadWrite.All Other";  // A string is a space-separated list.
+  EXPECT_EQ(ExpectValid(v, Bearer(a_->Sign(c))).roles,
+            (std::vector<std::string>{"DeviceManagementApps.ReadWrite.All", "Other"}));
+  c = Claims();
+  c["scp"] = boost::json::array{"DeviceManagementServiceConfig.ReadWrite.All"};  // Okta-style array.
+  EXPECT_EQ(ExpectValid(v, Bearer(a_->Sign(c))).scopes,
+            (std::vector<std::string>{"DeviceManagementServiceConfig.ReadWrite.All"}));
 }
 
 TEST_F(AuthTest, AppOnlyAndPersonalParsing) {
@@ -620,9 +627,15 @@ TEST_F(AuthTest, BadJsonOrFileSourceFailsCreate) {
 TEST_F(AuthTest, CreateValidatesOptions) {
   VerifierOptions none;
   EXPECT_EQ(Verifier::Create(std::move(none)).error().code, Code::kInvalidArgument);
-  VerifierOptions no_placeholder;
-  no_placeholder.issuers = {{"https://sts.windows.net/" + std::string(kTenant) + "/", JwksSource::Json(a_->Jwks())}};
-  EXPECT_FALSE(Verifier::Create(std::move(no_placeholder)).has_value());
+  VerifierOptions empty_issuer;
+  empty_issuer.issuers = {{"", JwksSource::Json(a_->Jwks())}};
+  EXPECT_FALSE(Verifier::Create(std::move(empty_issuer)).has_value());
+  VerifierOptions bad_fixed_tenant;
+  bad_fixed_tenant.issuers = {{"https://idp.example", JwksSource::Json(a_->Jwks()), {.fixed_tenant = "contoso"}}};
+  EXPECT_FALSE(Verifier::Create(std::move(bad_fixed_tenant)).has_value());
+  VerifierOptions empty_claim;
+  empty_claim.issuers = {{"https://idp.example", JwksSource::Json(a_->Jwks()), {.scopes = ""}}};
+  EXPECT_FALSE(Verifier::Create(std::move(empty_claim)).has_value());
   VerifierOptions twice;
   twice.issuers = {{"https://x/{tenantid}/{tenantid}", JwksSource::Json(a_->Jwks())}};
   EXPECT_FALSE(Verifier::Create(std::move(twice)).has_value());
@@ -951,6 +964,200 @@ TEST_F(AuthTest, HttpGetFailures) {
   EXPECT_EQ(refused.error().code, Code::kUnavailable);
   Result<std::string> scheme = internal::HttpGet("file:///etc/passwd");
   EXPECT_FALSE(scheme.has_value());
+}
+
+// ---- another OpenID Connect issuer (claims where Keycloak or Authentik put them) -------
+
+constexpr char kForeignIssuer[] = "https://idp.example/realms/vppd";
+
+// A Keycloak-shaped access token of kForeignIssuer: `scope`, realm roles, the tenant in
+// a custom nested claim, no `tid`.
+boost::json::object ForeignClaims() {
+  return {{"aud", "api://vppd"},
+          {"iss", kForeignIssuer},
+          {"sub", "f:1234"},
+          {"azp", "vppd-console"},
+          {"scope", "openid DeviceManagementServiceConfig.ReadWrite.All"},
+          {"realm_access", boost::json::object{{"roles", boost::json::array{"DeviceManagementApps.ReadWrite.All"}}}},
+          {"org", boost::json::object{{"tenant", kTenant}}},
+          {"iat", kStartSeconds},
+          {"exp", kStartSeconds + 3600}};
+}
+
+ClaimNames KeycloakNames() { return {.scopes = "scope", .roles = "realm_access.roles", .tenant = "org.tenant"}; }
+
+TEST_F(AuthTest, ForeignIssuerWithItsOwnClaims) {
+  // Entra's issuers with A's keys, the foreign one with B's.
+  VerifierOptions options;
+  options.audiences = {"api://vppd"};
+  options.issuers = EntraIssuers(JwksSource::Json(a_->Jwks()));
+  options.issuers.push_back({kForeignIssuer, JwksSource::Json(b_->Jwks()), KeycloakNames()});
+  Verifier v = Make(std::move(options));
+
+  Principal c = ExpectValid(v, Bearer(b_->Sign(ForeignClaims())));
+  EXPECT_EQ(c.tenant_id, kTenant);
+  EXPECT_EQ(c.scopes, (std::vector<std::string>{"openid", "DeviceManagementServiceConfig.ReadWrite.All"}));
+  EXPECT_EQ(c.roles, (std::vector<std::string>{"DeviceManagementApps.ReadWrite.All"}));
+  EXPECT_EQ(c.app_id, "vppd-console");
+  EXPECT_FALSE(c.app_only);
+
+  // Each issuer's keys sign only its own tokens.
+  ExpectInvalid(v, Bearer(a_->Sign(ForeignClaims())), "is in no key set");
+  boost::json::object entra = Claims();
+  entra["aud"] = "api://vppd";
+  ExpectValid(v, Bearer(a_->Sign(entra)));
+  ExpectInvalid(v, Bearer(b_->Sign(entra)), "is in no key set");
+
+  // The issuer is compared exactly.
+  boost::json::object f = ForeignClaims();
+  f["iss"] = std::string(kForeignIssuer) + "/";
+  ExpectInvalid(v, Bearer(b_->Sign(f)), "not a trusted issuer");
+  f["iss"] = "https://idp.example/realms/other";
+  ExpectInvalid(v, Bearer(b_->Sign(f)), "not a trusted issuer");
+
+  // The tenant claim is the configured one: `tid` is not read for this issuer.
+  f = ForeignClaims();
+  f.erase("org");
+  f["tid"] = kTenant;
+  ExpectInvalid(v, Bearer(b_->Sign(f)), "org.tenant is missing or not a GUID");
+  f["org"] = boost::json::object{{"tenant", "contoso"}};
+  ExpectInvalid(v, Bearer(b_->Sign(f)), "org.tenant is missing or not a GUID");
+
+  // Claims of the wrong shape are refused; absent ones are empty lists.
+  f = ForeignClaims();
+  f["scope"] = 7;
+  ExpectInvalid(v, Bearer(b_->Sign(f)), "scope is not a string or an array of strings");
+  f = ForeignClaims();
+  f["realm_access"] = "DeviceManagementApps.ReadWrite.All";  // Not an object: no roles there.
+  f.erase("scope");
+  c = ExpectValid(v, Bearer(b_->Sign(f)));
+  EXPECT_TRUE(c.roles.empty());
+  EXPECT_TRUE(c.scopes.empty());
+  EXPECT_FALSE(c.app_only);
+}
+
+TEST_F(AuthTest, ForeignIssuerAppOnlyAndNamespacedClaims) {
+  // A namespaced claim holding dots is found as it is, before any path is tried.
+  VerifierOptions options;
+  options.audiences = {"api://vppd"};
+  options.issuers = {{kForeignIssuer,
+                      JwksSource::Json(b_->Jwks()),
+                      {.scopes = "scope", .roles = "https://vppd.example/roles", .tenant = "org.tenant"}}};
+  Verifier v = Make(std::move(options));
+  boost::json::object f = ForeignClaims();
+  f.erase("scope");
+  f["https://vppd.example/roles"] = boost::json::array{"DeviceManagementServiceConfig.ReadWrite.All"};
+  Principal c = ExpectValid(v, Bearer(b_->Sign(f)));
+  EXPECT_TRUE(c.app_only);
+  EXPECT_EQ(c.roles, (std::vector<std::string>{"DeviceManagementServiceConfig.ReadWrite.All"}));
+}
+
+TEST_F(AuthTest, ForeignIssuerWithAFixedTenant) {
+  VerifierOptions options;
+  options.audiences = {"api://vppd"};
+  options.issuers = {{kForeignIssuer, JwksSource::Json(b_->Jwks()), {.scopes = "scope", .fixed_tenant = kOtherTenant}}};
+  Verifier v = Make(std::move(options));
+  boost::json::object f = ForeignClaims();
+  f.erase("org");
+  EXPECT_EQ(ExpectValid(v, Bearer(b_->Sign(f))).tenant_id, kOtherTenant);
+  f["tid"] = kTenant;  // A tenant claim cannot move the caller to another tenant.
+  EXPECT_EQ(ExpectValid(v, Bearer(b_->Sign(f))).tenant_id, kOtherTenant);
+}
+
+TEST_F(AuthTest, TheIssuerWhoseKeySignedSaysHowToReadTheToken) {
+  // One `iss`, two key sets read differently: each token is read as its signer's issuer says.
+  VerifierOptions options;
+  options.audiences = {"api://vppd"};
+  options.issuers = {{kForeignIssuer, JwksSource::Json(a_->Jwks()), {.scopes = "scope", .fixed_tenant = kTenant}},
+                     {kForeignIssuer, JwksSource::Json(b_->Jwks()), {.scopes = "scp", .fixed_tenant = kOtherTenant}}};
+  Verifier v = Make(std::move(options));
+  boost::json::object f = ForeignClaims();
+  f["scp"] = "DeviceManagementApps.Read.All";
+  Principal by_a = ExpectValid(v, Bearer(a_->Sign(f)));
+  EXPECT_EQ(by_a.tenant_id, kTenant);
+  EXPECT_EQ(by_a.scopes, (std::vector<std::string>{"openid", "DeviceManagementServiceConfig.ReadWrite.All"}));
+  Principal by_b = ExpectValid(v, Bearer(b_->Sign(f)));
+  EXPECT_EQ(by_b.tenant_id, kOtherTenant);
+  EXPECT_EQ(by_b.scopes, (std::vector<std::string>{"DeviceManagementApps.Read.All"}));
+}
+
+// A discovery document for `issuer` whose keys are at `jwks_uri`.
+std::string Discovery(const std::string& issuer, const std::string& jwks_uri) {
+  return Json(boost::json::object{{"issuer", issuer},
+                                  {"jwks_uri", jwks_uri},
+                                  {"authorization_endpoint", issuer + "/protocol/openid-connect/auth"},
+                                  {"id_token_signing_alg_values_supported", boost::json::array{"RS256"}}});
+}
+
+TEST_F(AuthTest, DiscoveredIssuerVerifiesItsTokens) {
+  TinyHttpServer keys(200, b_->Jwks());
+  std::vector<std::string> asked;
+  UrlFetcher get = [&](const std::string& url) -> Result<std::string> {
+    asked.push_back(url);
+    return Discovery(kForeignIssuer, keys.Url());
+  };
+  Result<TrustedIssuer> issuer = DiscoverIssuer(std::string(kForeignIssuer) + "/", KeycloakNames(), get);
+  ASSERT_TRUE(issuer.has_value()) << issuer.error().message;
+  EXPECT_EQ(asked, (std::vector<std::string>{std::string(kForeignIssuer) + "/.well-known/openid-configuration"}));
+  EXPECT_EQ(issuer->issuer, kForeignIssuer);
+  EXPECT_EQ(issuer->claims.roles, "realm_access.roles");
+
+  VerifierOptions options;
+  options.audiences = {"api://vppd"};
+  options.issuers = {std::move(*issuer)};
+  Verifier v = Make(std::move(options));
+  EXPECT_EQ(ExpectValid(v, Bearer(b_->Sign(ForeignClaims()))).tenant_id, kTenant);
+  ExpectInvalid(v, Bearer(a_->Sign(ForeignClaims())), "is in no key set");
+  EXPECT_EQ(keys.requests(), 1);
+}
+
+TEST_F(AuthTest, DiscoveryOfEntraMultiTenantDocument) {
+  // Entra's "common" document names its issuer with {tenantid}; that is the pattern trusted.
+  UrlFetcher get = [](const std::string&) -> Result<std::string> {
+    return Discovery("https://login.microsoftonline.com/{tenantid}/v2.0",
+                     "https://login.microsoftonline.com/common/discovery/v2.0/keys");
+  };
+  Result<TrustedIssuer> issuer = DiscoverIssuer("https://login.microsoftonline.com/common/v2.0", {}, get);
+  ASSERT_TRUE(issuer.has_value()) << issuer.error().message;
+  EXPECT_EQ(issuer->issuer, "https://login.microsoftonline.com/{tenantid}/v2.0");
+  EXPECT_EQ(issuer->jwks.name(), "url:https://login.microsoftonline.com/common/discovery/v2.0/keys");
+}
+
+TEST_F(AuthTest, DiscoveryFailures) {
+  int calls = 0;
+  auto serving = [&calls](std::string body) {
+    return [&calls, body](const std::string&) -> Result<std::string> {
+      ++calls;
+      return body;
+    };
+  };
+  auto fails = [](const Result<TrustedIssuer>& r, Code code, const std::string& part) {
+    ASSERT_FALSE(r.has_value()) << "discovered " << r->issuer;
+    EXPECT_EQ(r.error().code, code);
+    EXPECT_NE(r.error().message.find(part), std::string::npos) << r.error().message;
+  };
+  // URLs refused before anything is fetched: plain http to another machine, not a URL.
+  fails(DiscoverIssuer("http://idp.example/realms/vppd", {}, serving("{}")), Code::kInvalidArgument, "must be https");
+  fails(DiscoverIssuer("idp.example", {}, serving("{}")), Code::kInvalidArgument, "not an absolute URL");
+  EXPECT_EQ(calls, 0);
+  // The fetch fails: its error, as it is.
+  fails(DiscoverIssuer(kForeignIssuer, {},
+                       [](const std::string&) -> Result<std::string> { return Fail(Error::Unavailable("down")); }),
+        Code::kUnavailable, "down");
+  fails(DiscoverIssuer("http://127.0.0.1:1/realms/vppd", {}), Code::kUnavailable, "OpenID configuration fetch from");
+  // Documents that are not one, or not this issuer's.
+  fails(DiscoverIssuer(kForeignIssuer, {}, serving("<html>")), Code::kInvalidArgument, "not a JSON object");
+  fails(DiscoverIssuer(kForeignIssuer, {}, serving(R"({"issuer":"https://idp.example/realms/vppd"})")),
+        Code::kInvalidArgument, "no jwks_uri");
+  fails(DiscoverIssuer(kForeignIssuer, {}, serving(R"({"jwks_uri":"https://idp.example/certs"})")),
+        Code::kInvalidArgument, "no issuer");
+  fails(DiscoverIssuer(kForeignIssuer, {}, serving(Discovery("https://evil.example/realms/vppd", "https://x/keys"))),
+        Code::kInvalidArgument, "names the issuer 'https://evil.example/realms/vppd'");
+  fails(DiscoverIssuer(kForeignIssuer, {},
+                       serving(Discovery("https://evil.example/{tenantid}/v2.0", "https://evil.example/keys"))),
+        Code::kInvalidArgument, "names the issuer");
+  fails(DiscoverIssuer(kForeignIssuer, {}, serving(Discovery(kForeignIssuer, "http://idp.example/certs"))),
+        Code::kInvalidArgument, "jwks_uri 'http://idp.example/certs' must be https");
 }
 
 // ---- the verification cache --------------------------------------------------------

@@ -224,7 +224,7 @@ std::size_t WriteBody(char* ptr, std::size_t size, std::size_t nmemb, void* user
 
 }  // namespace
 
-Result<std::string> HttpGet(const std::string& url) {
+Result<std::string> HttpGet(const std::string& url, std::string_view what) {
   static std::once_flag curl_init;
   std::call_once(curl_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 
@@ -246,16 +246,17 @@ Result<std::string> HttpGet(const std::string& url) {
   curl_easy_setopt(c, CURLOPT_USERAGENT, "vppd");
   const CURLcode rc = curl_easy_perform(c);
   if (body.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
-    return Fail(Error::Unavailable("JWKS at " + url + " is over 1 MiB"));
+    return Fail(Error::Unavailable(std::string(what) + " at " + url + " is over 1 MiB"));
   }
   if (rc != CURLE_OK) {
-    return Fail(Error::Unavailable("JWKS fetch from " + url +
+    return Fail(Error::Unavailable(std::string(what) + " fetch from " + url +
                                    " failed: " + (errbuf[0] != '\0' ? std::string(errbuf) : curl_easy_strerror(rc))));
   }
   long status = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
   if (status != 200) {
-    return Fail(Error::Unavailable("JWKS fetch from " + url + " answered HTTP " + std::to_string(status)));
+    return Fail(
+        Error::Unavailable(std::string(what) + " fetch from " + url + " answered HTTP " + std::to_string(status)));
   }
   return std::move(body.data);
 }

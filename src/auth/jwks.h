@@ -65,8 +65,9 @@ using KeyMap = std::unordered_map<std::string, std::shared_ptr<const PkeyPtr>>;
 Result<KeyMap> ParseJwks(std::string_view text, int* skipped = nullptr);
 
 // GET `url` with libcurl: connect ≤ 5 s, whole transfer ≤ 10 s, body ≤ kMaxJwksBytes,
-// http/https only, no redirects. Fails with Unavailable saying what went wrong.
-Result<std::string> HttpGet(const std::string& url);
+// http/https only, no redirects. Fails with Unavailable saying what went wrong;
+// `what` names the document in the message ("JWKS", "OpenID configuration").
+Result<std::string> HttpGet(const std::string& url, std::string_view what = "JWKS");
 
 // The keys of one JwksSource, with the fetch policy: a fixed source is loaded once; a
 // refetchable one is fetched again on request, by a background thread of its own, at

@@ -4,8 +4,8 @@
 // that names a trusted issuer and a known key, time and audience last so that
 // "expired" is only ever said of a token we actually issued):
 //   scheme → size → cache → 3 segments → header (alg RS256, no crit, kid) →
-//   payload claims (tid GUID, iss, exp, ...) → issuer for tid → key by kid →
-//   signature → exp/nbf with leeway → aud → Principal.
+//   payload claims (iss, exp, ...) → issuers for iss and the tenant each reads →
+//   key by kid → signature → exp/nbf with leeway → aud → Principal.
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -143,12 +143,69 @@ bool OptionalString(const boost::json::object& claims, std::string_view name, st
   return true;
 }
 
+// A claim by name, or by a dotted path through nested objects when no top-level
+// claim has the whole name (ClaimNames). nullptr when absent.
+const boost::json::value* FindClaim(const boost::json::object& claims, std::string_view name) {
+  if (const boost::json::value* v = claims.if_contains(name)) return v;
+  const boost::json::object* at = &claims;
+  for (;;) {
+    const std::size_t dot = name.find('.');
+    const boost::json::value* v = at->if_contains(name.substr(0, dot));
+    if (v == nullptr || dot == std::string_view::npos) return v;
+    at = v->if_object();
+    if (at == nullptr) return nullptr;
+    name.remove_prefix(dot + 1);
+  }
+}
+
+// A list of names: a space-separated string or an array of strings. Absent: empty.
+// False when it is something else.
+bool NameList(const boost::json::value* v, std::vector<std::string>* out) {
+  if (v == nullptr) return true;
+  if (const boost::json::string* s = v->if_string()) {
+    const std::string_view text(*s);
+    for (std::size_t pos = 0; pos < text.size();) {
+      const std::size_t end = std::min(text.find(' ', pos), text.size());
+      if (end > pos) out->emplace_back(text.substr(pos, end - pos));
+      pos = end + 1;
+    }
+    return true;
+  }
+  const boost::json::array* list = v->if_array();
+  if (list == nullptr) return false;
+  for (const boost::json::value& item : *list) {
+    const boost::json::string* s = item.if_string();
+    if (s == nullptr) return false;
+    out->emplace_back(s->data(), s->size());
+  }
+  return true;
+}
+
 struct IssuerEntry {
-  std::string prefix;  // Pattern before {tenantid}.
-  std::string suffix;  // Pattern after {tenantid}.
+  std::string prefix;       // Pattern before {tenantid}, or the whole issuer.
+  std::string suffix;       // Pattern after {tenantid}.
+  bool per_tenant = false;  // The pattern holds {tenantid}.
+  ClaimNames claims;
   std::shared_ptr<KeySet> keys;
 
+  // The token's tenant as this issuer's tokens carry it; empty when it is missing or
+  // not a GUID.
+  std::string Tenant(const boost::json::object& token_claims) const {
+    if (!claims.fixed_tenant.empty()) return claims.fixed_tenant;
+    const boost::json::value* v = FindClaim(token_claims, claims.tenant);
+    const boost::json::string* s = v != nullptr ? v->if_string() : nullptr;
+    if (s == nullptr || !IsGuid(std::string_view(*s))) return {};
+    return std::string(*s);
+  }
+
+  // Whether `iss` is this issuer's for some tenant.
+  bool Names(std::string_view iss) const {
+    if (!per_tenant) return iss == prefix;
+    return iss.size() > prefix.size() + suffix.size() && iss.starts_with(prefix) && iss.ends_with(suffix);
+  }
+
   bool Matches(std::string_view iss, std::string_view tid) const {
+    if (!per_tenant) return iss == prefix;
     return iss.size() == prefix.size() + tid.size() + suffix.size() && iss.starts_with(prefix) &&
            iss.ends_with(suffix) && iss.substr(prefix.size(), tid.size()) == tid;
   }
@@ -213,7 +270,9 @@ struct Verifier::Impl {
 
   Result<Principal> Verify(std::string_view authorization, std::string* why) const;
   Result<Principal> VerifyToken(std::string_view token, Timestamp now, Timestamp* valid_until, std::string* why) const;
-  std::shared_ptr<const internal::PkeyPtr> FindKey(const std::vector<KeySet*>& sets, const std::string& kid) const;
+  // The key `kid` from the first of `sets` that has it, and that set's index (in `*which`).
+  std::shared_ptr<const internal::PkeyPtr> FindKey(const std::vector<KeySet*>& sets, const std::string& kid,
+                                                   std::size_t* which) const;
   void Remember(std::string key, const Principal& caller, Timestamp valid_until, Timestamp now) const;
 };
 
@@ -288,9 +347,6 @@ Result<Principal> Verifier::Impl::VerifyToken(std::string_view token, Timestamp 
   std::optional<boost::json::object> claims = DecodeObject(token.substr(dot1 + 1, dot2 - dot1 - 1));
   if (!claims) return invalid("payload is not base64url of a JSON object");
   Principal caller;
-  if (!OptionalString(*claims, "tid", &caller.tenant_id) || !IsGuid(caller.tenant_id)) {
-    return invalid("tid is missing or not a GUID");
-  }
   std::string iss;
   if (!OptionalString(*claims, "iss", &iss) || iss.empty()) return invalid("iss is missing");
   const boost::json::value* exp_value = claims->if_contains("exp");
@@ -304,15 +360,31 @@ Result<Principal> Verifier::Impl::VerifyToken(std::string_view token, Timestamp 
 
   // The issuer must be a trusted one instantiated for the token's own tenant: a key
   // set shared by all Entra tenants must not let tenant A's token speak for tenant B.
+  // The issuer whose keys sign the token says how to read it (its tenant, its claims).
   std::vector<KeySet*> sets;
+  std::vector<std::pair<const IssuerEntry*, std::string>> matched;  // parallel to `sets`: the first of each
+  const std::string* missing_tenant = nullptr;  // the tenant claim of an issuer of `iss` that found none
   for (const IssuerEntry& issuer : issuers) {
-    if (issuer.Matches(iss, caller.tenant_id) && std::find(sets.begin(), sets.end(), issuer.keys.get()) == sets.end()) {
+    std::string tenant = issuer.Tenant(*claims);
+    if (tenant.empty()) {
+      if (missing_tenant == nullptr && issuer.Names(iss)) missing_tenant = &issuer.claims.tenant;
+      continue;
+    }
+    if (!issuer.Matches(iss, tenant)) continue;
+    if (std::find(sets.begin(), sets.end(), issuer.keys.get()) == sets.end()) {
       sets.push_back(issuer.keys.get());
+      matched.emplace_back(&issuer, std::move(tenant));
     }
   }
-  if (sets.empty()) return invalid("iss is not a trusted issuer for the token's tid");
-  std::shared_ptr<const internal::PkeyPtr> key = FindKey(sets, kid);
+  if (sets.empty()) {
+    if (missing_tenant != nullptr) return invalid(*missing_tenant + " is missing or not a GUID");
+    return invalid("iss is not a trusted issuer for the token's tenant");
+  }
+  std::size_t which = 0;
+  std::shared_ptr<const internal::PkeyPtr> key = FindKey(sets, kid, &which);
   if (!key) return invalid("kid " + Printable(kid) + " is in no key set of the matching issuers");
+  const IssuerEntry& signer = *matched[which].first;
+  caller.tenant_id = std::move(matched[which].second);
 
   Result<std::string> signature = Base64UrlDecode(token.substr(dot2 + 1));
   if (!signature) return invalid("signature is not base64url");
@@ -343,21 +415,12 @@ Result<Principal> Verifier::Impl::VerifyToken(std::string_view token, Timestamp 
   std::string azp;
   if (!OptionalString(*claims, "azp", &azp)) return invalid("azp is not a string");
   if (caller.app_id.empty()) caller.app_id = std::move(azp);
-  std::string scp;
-  if (!OptionalString(*claims, "scp", &scp)) return invalid("scp is not a string");
-  for (std::size_t pos = 0; pos < scp.size();) {
-    const std::size_t end = std::min(scp.find(' ', pos), scp.size());
-    if (end > pos) caller.scopes.emplace_back(scp.substr(pos, end - pos));
-    pos = end + 1;
+  const ClaimNames& names = signer.claims;
+  if (!NameList(FindClaim(*claims, names.scopes), &caller.scopes)) {
+    return invalid(names.scopes + " is not a string or an array of strings");
   }
-  if (const boost::json::value* roles = claims->if_contains("roles")) {
-    const boost::json::array* list = roles->if_array();
-    if (list == nullptr) return invalid("roles is not an array");
-    for (const boost::json::value& role : *list) {
-      const boost::json::string* s = role.if_string();
-      if (s == nullptr) return invalid("roles holds a non-string");
-      caller.roles.emplace_back(s->data(), s->size());
-    }
+  if (!NameList(FindClaim(*claims, names.roles), &caller.roles)) {
+    return invalid(names.roles + " is not a string or an array of strings");
   }
   caller.app_only = !caller.roles.empty() && caller.scopes.empty();
   caller.personal_account = EqualsIgnoreCase(caller.tenant_id, kPersonalAccountTenantId);
@@ -366,14 +429,17 @@ Result<Principal> Verifier::Impl::VerifyToken(std::string_view token, Timestamp 
 }
 
 std::shared_ptr<const internal::PkeyPtr> Verifier::Impl::FindKey(const std::vector<KeySet*>& sets,
-                                                                 const std::string& kid) const {
+                                                                 const std::string& kid, std::size_t* which) const {
   // Key sets are fetched on their own threads, never on this one: a slow or hung
   // JWKS endpoint must not hold the HTTP threads (an unknown kid costs no one a wait).
   for (KeySet* set : sets) {
     if (set->Stale()) set->RequestRefresh();
   }
-  for (KeySet* set : sets) {
-    if (auto key = set->Find(kid)) return key;
+  for (std::size_t i = 0; i < sets.size(); ++i) {
+    if (auto key = sets[i]->Find(kid)) {
+      *which = i;
+      return key;
+    }
   }
   // An unknown kid is how a key rotation shows up: ask for a refetch (rate-limited)
   // and answer this request from what is cached; a retry finds the new key.
@@ -412,8 +478,17 @@ Result<Verifier> Verifier::Create(VerifierOptions options) {
   std::unordered_map<std::string, std::shared_ptr<KeySet>> by_name;
   for (TrustedIssuer& issuer : options.issuers) {
     const std::size_t at = issuer.issuer.find(kTenantPlaceholder);
-    if (at == std::string::npos || issuer.issuer.find(kTenantPlaceholder, at + 1) != std::string::npos) {
-      return Fail(Error::InvalidArgument("issuer \"" + issuer.issuer + "\" must contain {tenantid} exactly once"));
+    if (issuer.issuer.empty() ||
+        (at != std::string::npos && issuer.issuer.find(kTenantPlaceholder, at + 1) != std::string::npos)) {
+      return Fail(Error::InvalidArgument("issuer \"" + issuer.issuer + "\" must be set, with {tenantid} at most once"));
+    }
+    const ClaimNames& names = issuer.claims;
+    if (names.scopes.empty() || names.roles.empty() || (names.tenant.empty() && names.fixed_tenant.empty())) {
+      return Fail(Error::InvalidArgument("issuer \"" + issuer.issuer + "\": a claim name is empty"));
+    }
+    if (!names.fixed_tenant.empty() && !IsGuid(names.fixed_tenant)) {
+      return Fail(Error::InvalidArgument("issuer \"" + issuer.issuer + "\": fixed tenant \"" + names.fixed_tenant +
+                                         "\" is not a GUID"));
     }
     std::shared_ptr<KeySet>& keys = by_name[issuer.jwks.name_];
     if (!keys) {
@@ -425,8 +500,10 @@ Result<Verifier> Verifier::Create(VerifierOptions options) {
       }
       impl->key_sets.push_back(keys);
     }
-    impl->issuers.push_back(
-        IssuerEntry{issuer.issuer.substr(0, at), issuer.issuer.substr(at + kTenantPlaceholder.size()), keys});
+    const bool per_tenant = at != std::string::npos;
+    impl->issuers.push_back(IssuerEntry{per_tenant ? issuer.issuer.substr(0, at) : issuer.issuer,
+                                        per_tenant ? issuer.issuer.substr(at + kTenantPlaceholder.size()) : "",
+                                        per_tenant, issuer.claims, keys});
   }
   return Verifier(std::move(impl));
 }

@@ -10,6 +10,8 @@
 #include <CLI/CLI.hpp>
 #include <toml++/toml.h>
 
+#include "base/base.h"
+
 namespace vppd::cli {
 
 // ---------------------------------------------------------------------------
@@ -137,6 +139,34 @@ const std::vector<SettingSpec>& SettingTable() {
        .field = &S::jwks_refetch_seconds,
        .min = 1,
        .max = 86'400},
+      {.name = "auth.issuer",
+       .flag = "--auth-issuer",
+       .env = "VPPD_AUTH_ISSUER",
+       .help = "Trust this OpenID Connect issuer instead of Entra ID: its keys from jwks_uri of "
+               "ISSUER/.well-known/openid-configuration (https://, or http:// to this machine)",
+       .field = &S::issuer},
+      {.name = "auth.scopes_claim",
+       .flag = "--auth-scopes-claim",
+       .env = "VPPD_AUTH_SCOPES_CLAIM",
+       .help = "Claim holding delegated permissions, space-separated or an array (Entra scp, OAuth scope); "
+               "a.b reads b inside a",
+       .field = &S::scopes_claim},
+      {.name = "auth.roles_claim",
+       .flag = "--auth-roles-claim",
+       .env = "VPPD_AUTH_ROLES_CLAIM",
+       .help = "Claim holding application permissions (app roles), e.g. realm_access.roles (Keycloak)",
+       .field = &S::roles_claim},
+      {.name = "auth.tenant_claim",
+       .flag = "--auth-tenant-claim",
+       .env = "VPPD_AUTH_TENANT_CLAIM",
+       .help = "Claim holding the tenant id, a GUID (Entra tid)",
+       .field = &S::tenant_claim},
+      {.name = "auth.tenant_id",
+       .flag = "--auth-tenant-id",
+       .env = "VPPD_AUTH_TENANT_ID",
+       .help = "Every token of the trusted issuer is of this tenant (a GUID; auth.tenant_claim is then not read): "
+               "for a provider without tenants",
+       .field = &S::tenant_id},
       {.name = "throttle.window_seconds",
        .flag = "--throttle-window-seconds",
        .env = "VPPD_THROTTLE_WINDOW_SECONDS",
@@ -243,6 +273,13 @@ const std::vector<SettingSpec>& SettingTable() {
        .field = &S::sync_event_poll_ms,
        .min = 10,
        .max = 600'000},
+      {.name = "alerts.app_usage_percent",
+       .flag = "--alerts-app-usage-percent",
+       .env = "VPPD_ALERTS_APP_USAGE_PERCENT",
+       .help = "GET /metrics counts the apps with at least this share of their licences in use",
+       .field = &S::alerts_app_usage_percent,
+       .min = 1,
+       .max = 100},
       {.name = "data_dir",
        .flag = "--data-dir",
        .env = "VPPD_DATA_DIR",
@@ -613,6 +650,19 @@ Status Validate(const Settings& s) {
   }
   if (!s.jwks_file.empty() && !s.jwks_url.empty()) {
     return Fail(Error::InvalidArgument("set either auth.jwks_file or auth.jwks_url, not both"));
+  }
+  if (!s.issuer.empty() && (!s.jwks_file.empty() || !s.jwks_url.empty())) {
+    return Fail(Error::InvalidArgument(
+        "auth.issuer finds its keys itself (jwks_uri of its discovery document): set auth.jwks_file or "
+        "auth.jwks_url only without it"));
+  }
+  for (const std::string* claim : {&s.scopes_claim, &s.roles_claim, &s.tenant_claim}) {
+    if (claim->empty()) {
+      return Fail(Error::InvalidArgument("auth.scopes_claim, roles_claim and tenant_claim must not be empty"));
+    }
+  }
+  if (!s.tenant_id.empty() && !IsGuid(s.tenant_id)) {
+    return Fail(Error::InvalidArgument("auth.tenant_id must be a GUID, not '" + s.tenant_id + "'"));
   }
   return {};
 }

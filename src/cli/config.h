@@ -65,6 +65,11 @@ struct Settings {
   std::vector<std::string> audiences = {"https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000"};
   int leeway_seconds = 60;
   int jwks_refetch_seconds = 60;  // most one key-set fetch this often (an unknown kid asks for one)
+  std::string issuer;             // any OpenID Connect issuer (discovery) instead of Entra ID's
+  std::string scopes_claim = "scp";
+  std::string roles_claim = "roles";
+  std::string tenant_claim = "tid";
+  std::string tenant_id;  // every token of the trusted issuer is of this tenant (tenant_claim unread)
   // [throttle] (Intune's published limits; 0 disables throttling)
   int throttle_window_seconds = 20;
   int throttle_tenant_writes = 200;
@@ -85,6 +90,8 @@ struct Settings {
   int sync_app_metadata_ttl_seconds = 86'400;  // app names and bundle ids reused this long; 0: every sync
   int sync_lease_seconds = 30;
   int sync_event_poll_ms = 30'000;  // Apple asks for at least 30 s between event status polls
+  // [alerts] what /metrics counts as needing attention
+  int alerts_app_usage_percent = 90;  // an app with this share of its licences in use
   // [secrets]
   std::string key_file;  // empty = <data_dir>/secret.key
   // [store] empty database_url = SQLite in <data_dir>/vppd.db; postgresql://... = that

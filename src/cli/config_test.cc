@@ -265,7 +265,13 @@ TEST(SettingsTest, EveryFlagEnvAndTomlKeyInUseStillExists) {
                                        "--apple-notification-url",
                                        "--sync-incremental-interval-seconds",
                                        "--tls-cert",
-                                       "--tls-key"};
+                                       "--tls-key",
+                                       "--auth-issuer",
+                                       "--auth-scopes-claim",
+                                       "--auth-roles-claim",
+                                       "--auth-tenant-claim",
+                                       "--auth-tenant-id",
+                                       "--alerts-app-usage-percent"};
   const std::set<std::string> keys = {"listen",
                                       "data_dir",
                                       "apple_url",
@@ -305,7 +311,13 @@ TEST(SettingsTest, EveryFlagEnvAndTomlKeyInUseStillExists) {
                                       "apple.notification_url",
                                       "sync.incremental_interval_seconds",
                                       "http.tls_cert_file",
-                                      "http.tls_key_file"};
+                                      "http.tls_key_file",
+                                      "auth.issuer",
+                                      "auth.scopes_claim",
+                                      "auth.roles_claim",
+                                      "auth.tenant_claim",
+                                      "auth.tenant_id",
+                                      "alerts.app_usage_percent"};
   std::set<std::string> table_flags, table_envs, table_names;
   for (const SettingSpec& spec : SettingTable()) {
     EXPECT_TRUE(table_flags.insert(std::string(spec.flag)).second) << spec.flag << " twice";
@@ -340,6 +352,37 @@ TEST(SettingsTest, ValidateChecksWhatOneEntryCannot) {
   s.jwks_file = "a";
   s.jwks_url = "b";
   EXPECT_FALSE(Validate(s));
+  s = Settings{};
+  s.issuer = "https://idp.example/realms/vppd";
+  EXPECT_TRUE(Validate(s));
+  s.jwks_url = "https://idp.example/keys";  // the issuer's keys come from its discovery document
+  EXPECT_FALSE(Validate(s));
+  s = Settings{};
+  s.tenant_id = "contoso";
+  EXPECT_FALSE(Validate(s));
+  s.tenant_id = "11111111-2222-4333-8444-555555555555";
+  EXPECT_TRUE(Validate(s));
+  s.roles_claim = "";
+  EXPECT_FALSE(Validate(s));
+}
+
+// Another OpenID Connect provider, set up as an operator would in vppd.toml.
+TEST(SettingsTest, AnotherIssuerAndItsClaimsFromEachSource) {
+  Sources src;
+  src.toml =
+      "[auth]\nissuer = \"https://idp.example/realms/vppd\"\nscopes_claim = \"scope\"\n"
+      "roles_claim = \"realm_access.roles\"\n[alerts]\napp_usage_percent = 80\n";
+  src.env["VPPD_AUTH_TENANT_CLAIM"] = "org.tenant";
+  auto s = src.Load({"--auth-tenant-id", "11111111-2222-4333-8444-555555555555"});
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->issuer, "https://idp.example/realms/vppd");
+  EXPECT_EQ(s->scopes_claim, "scope");
+  EXPECT_EQ(s->roles_claim, "realm_access.roles");
+  EXPECT_EQ(s->tenant_claim, "org.tenant");
+  EXPECT_EQ(s->tenant_id, "11111111-2222-4333-8444-555555555555");
+  EXPECT_EQ(s->alerts_app_usage_percent, 80);
+  EXPECT_EQ(Settings{}.alerts_app_usage_percent, 90);
+  EXPECT_EQ(Settings{}.scopes_claim, "scp");
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include "base/json_escape.h"
 #include "base/log.h"
 #include "base/terminal_text.h"
+#include "cli/backup.h"
 #include "cli/config.h"
 #include "cli/demo.h"
 #include "cli/migrate_store.h"
@@ -276,6 +277,15 @@ int Main(int argc, char** argv) {
   migrate->add_option("--secrets-key-file", migrate_options.key_file,
                       "The sToken key both use (default: secret.key next to the SQLite database)");
 
+  // backup
+  CLI::App* backup = app.add_subcommand(
+      "backup", "Copy the SQLite store to DEST while vppd serves (a consistent copy; PostgreSQL: use pg_dump)");
+  std::string backup_dest;
+  backup->add_option("dest", backup_dest, "The backup file to write; must not exist")->required();
+  backup->add_option("--config", settings.config_file, "TOML configuration file (for data_dir)")
+      ->envname("VPPD_CONFIG");
+  AddStoreOptions(*backup, settings);
+
   // sync
   CLI::App* sync_cmd = app.add_subcommand(
       "sync",
@@ -338,6 +348,11 @@ int Main(int argc, char** argv) {
 
   if (migrate->parsed()) {
     if (auto ok = MigrateStore(migrate_options, stdout); !ok) return Die(ok.error());
+    return 0;
+  }
+
+  if (backup->parsed()) {
+    if (auto ok = Backup(settings, backup_dest, stdout); !ok) return Die(ok.error());
     return 0;
   }
 

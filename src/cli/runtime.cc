@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "base/metrics.h"
+#include "cli/alert_gauges.h"
 
 namespace vppd::cli {
 namespace {
@@ -18,13 +19,28 @@ Result<auth::Verifier> MakeVerifier(const Settings& s, const auth::DevKey* dev_k
   options.leeway = std::chrono::seconds(s.leeway_seconds);
   options.jwks_refetch_interval = std::chrono::seconds(s.jwks_refetch_seconds);
   if (dev_key != nullptr) options.issuers = auth::DevIssuers(*dev_key);
-  // Outside dev mode, Entra ID's issuers are trusted (their keys from a file, a URL,
-  // or Entra's published set). In dev mode only when asked for explicitly.
-  if (dev_key == nullptr || !s.jwks_file.empty() || !s.jwks_url.empty()) {
+  const auth::ClaimNames claims{
+      .scopes = s.scopes_claim, .roles = s.roles_claim, .tenant = s.tenant_claim, .fixed_tenant = s.tenant_id};
+  if (!s.issuer.empty()) {
+    // Any OpenID Connect provider, instead of Entra ID's issuers; its discovery
+    // document must be readable now (systemd restarts vppd until it is).
+    auto issuer = auth::DiscoverIssuer(s.issuer, claims);
+    if (!issuer) {
+      Error e = issuer.error();
+      e.message = "auth.issuer: " + e.message;
+      return Fail(std::move(e));
+    }
+    options.issuers.push_back(std::move(*issuer));
+  } else if (dev_key == nullptr || !s.jwks_file.empty() || !s.jwks_url.empty()) {
+    // Outside dev mode, Entra ID's issuers are trusted (their keys from a file, a URL,
+    // or Entra's published set). In dev mode only when asked for explicitly.
     auto source = !s.jwks_file.empty()  ? auth::JwksSource::File(s.jwks_file)
                   : !s.jwks_url.empty() ? auth::JwksSource::Url(s.jwks_url)
                                         : auth::JwksSource::Url(auth::kEntraJwksUrl);
-    for (auto& issuer : auth::EntraIssuers(std::move(source))) options.issuers.push_back(std::move(issuer));
+    for (auto& issuer : auth::EntraIssuers(std::move(source))) {
+      issuer.claims = claims;
+      options.issuers.push_back(std::move(issuer));
+    }
   }
   return auth::Verifier::Create(std::move(options));
 }
@@ -199,7 +215,10 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   auto store = OpenStore(s);
   if (!store) return Fail(store.error());
   rt->store = std::move(*store);
-  if (s.metrics) RegisterStoreGauges(rt->store.get());
+  if (s.metrics) {
+    RegisterStoreGauges(rt->store.get());
+    RegisterAlertGauges(rt->store.get(), {.app_usage_percent = s.alerts_app_usage_percent});
+  }
 
   if (s.dev) {
     auto key = auth::DevKey::LoadOrCreate(s.data_dir);

@@ -121,7 +121,8 @@ struct Api::Impl {
   void AppendBaseUrl(std::string& out, const http::Request& req) const;
   std::string BaseUrl(const http::Request& req) const;
   // The @odata.context URL: base, version, "/$metadata#", then the fragment's pieces.
-  std::string ContextUrl(const http::Request& req, ApiVersion v, std::initializer_list<std::string_view> fragment) const;
+  std::string ContextUrl(const http::Request& req, ApiVersion v,
+                         std::initializer_list<std::string_view> fragment) const;
   // "(a,b)" for a $select, "" for none: the context URL's select fragment.
   static std::string SelectFragment(const std::vector<std::string>& select);
 

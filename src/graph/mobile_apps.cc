@@ -99,16 +99,15 @@ Result<http::Response> Api::Impl::AssignedLicenses(const Call& c) const {
   if (!q) return Fail(q.error());
   auto page = deps.apps->AssignedLicenses(c.who, app.id, q->list.skip, q->list.limit);
   if (!page) return Fail(page.error());
-  const std::string path =
-      "deviceAppManagement/mobileApps/" + app.id + "/" + std::string(c.cast) + "/assignedLicenses";
+  const std::string path = "deviceAppManagement/mobileApps/" + app.id + "/" + std::string(c.cast) + "/assignedLicenses";
   json::array values;
   for (const auto& a : page->items) {
     json::object o;
     WriteAssignedLicense(app, a, o);
     values.push_back(std::move(o));
   }
-  return CollectionPage(req, ApiVersion::kBeta, path, query, *q, json::serialize(values), values.size(),
-                        page->has_more, [] { return Result<std::int64_t>(0); });  // $count is not allowed here
+  return CollectionPage(req, ApiVersion::kBeta, path, query, *q, json::serialize(values), values.size(), page->has_more,
+                        [] { return Result<std::int64_t>(0); });  // $count is not allowed here
 }
 
 }  // namespace vppd::graph

@@ -194,8 +194,8 @@ Result<http::Response> Api::Impl::CreateToken(const Call& c) const {
   return r;
 }
 
-http::Response Api::Impl::TokenResponse(const http::Request& req, ApiVersion v, int status, const store::VppToken& token,
-                              const std::vector<std::string>& select) const {
+http::Response Api::Impl::TokenResponse(const http::Request& req, ApiVersion v, int status,
+                                        const store::VppToken& token, const std::vector<std::string>& select) const {
   // Written straight into the body: the hot path of every item read.
   std::string body;
   body.reserve(1536);  // a full entity with one action result is ~1.1 KB
