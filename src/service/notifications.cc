@@ -73,7 +73,10 @@ Result<Receipt> NotificationReceiver::Receive(const std::string& location_key, s
   n.token_id = endpoint->token_id;
   n.notification_id = parsed->notification_id;
   n.type = parsed->type;
-  n.body = std::move(parsed->body);
+  // The envelope as Apple sent it (checked above): parsing it again gives the same
+  // notification, which re-serialising would not promise (a number beyond 64 bits
+  // is a double, and its digits need not survive a round trip).
+  n.body = std::string(body);
   n.received = clock_->Now();
   n.state = "pending";
   auto recorded = store_.RecordNotification(n);
@@ -134,11 +137,8 @@ struct NotificationApplier::Impl {
     log::ContextScope scope({.component = "notify", .tenant_id = n.tenant_id, .token_id = n.token_id});
     const Timestamp now = clock.Now();
     if (n.type == "ASSET_COUNT") {
-      // The body was checked when it was received; parse it again through the
-      // envelope's parser to get the same fields.
-      auto parsed = ParseNotification(R"({"notificationId":"x","notificationType":"ASSET_COUNT","uId":"x",)"
-                                      R"("notification":)" +
-                                      n.body + "}");
+      // The envelope as received, checked then: parsed again, it gives the same fields.
+      auto parsed = ParseNotification(n.body);
       if (!parsed) {
         auto ended = store.FinishNotification(n, "resync", now);
         if (!ended) return Fail(ended.error());

@@ -424,7 +424,7 @@ CREATE TABLE apple_notifications (
   token_id        TEXT    NOT NULL,
   notification_id TEXT    NOT NULL,
   type            TEXT    NOT NULL,
-  body            TEXT    NOT NULL,  -- the `notification` member as received (JSON)
+  body            TEXT    NOT NULL,  -- the envelope as received (JSON)
   received        INTEGER NOT NULL,
   state           TEXT    NOT NULL,  -- pending | applied | covered | resync | recorded
   handled         INTEGER NOT NULL,  -- 0 while pending

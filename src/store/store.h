@@ -241,7 +241,7 @@ struct AppleNotification {
   std::string token_id;
   std::string notification_id;  // Apple's; unique per token
   std::string type;             // ASSET_COUNT, ASSET_MANAGEMENT, USER_MANAGEMENT, USER_ASSOCIATED, TEST_NOTIFICATION
-  std::string body;             // the envelope's `notification` member, compact JSON
+  std::string body;             // the envelope as received (JSON; the applier parses it again)
   Timestamp received = 0;
   // pending (queued for an applier), applied, covered (a sync that finished
   // after it arrived holds its change), resync (inconsistent: a sync was queued
