@@ -78,6 +78,12 @@ class ClientImpl final : public Client {
     return CallAndParse(Post("/client/config", internal::ClientConfigBody(mdm_info)), internal::ParseClientConfig);
   }
 
+  AppleResult<ClientConfig> RegisterNotifications(const MdmInfo& mdm_info,
+                                                  const NotificationSettings& notifications) override {
+    return CallAndParse(Post("/client/config", internal::ClientConfigBody(mdm_info, &notifications)),
+                        internal::ParseClientConfig);
+  }
+
   AppleResult<WalkResult> WalkAssets(const AssetFilter& f, const PageCallback<Asset>& on_page) override {
     Params p;
     if (f.product_type) p.emplace_back("productType", *f.product_type);

@@ -183,7 +183,17 @@ struct ClientConfig : Envelope {
   std::string location_name;
   std::string website_url;
   std::string notification_url;
+  // The shared secret Apple sends back with notifications. A secret: never log it.
+  std::string notification_auth_token;
   std::vector<std::string> subscribed_notification_types;
+};
+
+// Where and what Apple notifies (client/config notificationUrl,
+// notificationAuthToken, notificationTypes; Apple's "Subscribing to notifications").
+struct NotificationSettings {
+  std::string url;         // https://… (Apple answers 9712 otherwise; its length limit is 9711)
+  std::string auth_token;  // Sent back as `Authorization: Bearer <auth_token>`. A secret.
+  std::vector<std::string> types;  // The complete set: ASSET_COUNT, ASSET_MANAGEMENT, …
 };
 
 struct Asset {
@@ -338,6 +348,20 @@ class Client {
   // location. Returns the configuration Apple answers with (its mdm_info is ours
   // on success). Apple's 9723–9725/9713 (missing or too-long fields) → kValidation.
   virtual AppleResult<ClientConfig> SetClientConfig(const MdmInfo& mdm_info) = 0;
+  // POST /client/config with mdmInfo and the notification settings: registers
+  // where Apple sends this location's notifications (and keeps ownership). The
+  // auth token is sent in the body only and never logged. Apple's 9710–9712 and
+  // 9728 (no token, URL too long, not HTTPS, unreachable) → kValidation. A client
+  // that does not implement it (test fakes) answers kInvalidArgument.
+  virtual AppleResult<ClientConfig> RegisterNotifications(const MdmInfo& mdm_info,
+                                                          const NotificationSettings& notifications) {
+    (void)mdm_info;
+    (void)notifications;
+    AppleError e;
+    e.kind = AppleErrorKind::kInvalidArgument;
+    e.error_message = "this Apple client does not register notifications";
+    return tl::unexpected(e);
+  }
 
   // Walks. Page 0 first (totalPages, versionId), then pages 1..n-1 with at most
   // max_parallel_pages requests in flight; on_page is called on the calling

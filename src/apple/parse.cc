@@ -384,6 +384,8 @@ AppleResult<ClientConfig> ParseClientConfig(std::string_view body) {
       s = ReadString(x, k, &c.website_url);
     else if (k == "notificationUrl")
       s = ReadString(x, k, &c.notification_url);
+    else if (k == "notificationAuthToken")
+      s = ReadString(x, k, &c.notification_auth_token);
     else if (k == "subscribedNotificationTypes")
       s = ReadStrings(x, k, &c.subscribed_notification_types);
     if (!s) return tl::unexpected(s.error());
@@ -506,9 +508,16 @@ AppleStatus ParseLookup(std::string_view body, std::vector<AppMetadata>* out) {
 
 // ------------------------------------------------------------------ bodies
 
-std::string ClientConfigBody(const MdmInfo& mdm) {
+std::string ClientConfigBody(const MdmInfo& mdm, const NotificationSettings* notifications) {
   json::object o;
   o["mdmInfo"] = {{"id", mdm.id}, {"name", mdm.name}, {"metadata", mdm.metadata}};
+  if (notifications != nullptr) {
+    o["notificationUrl"] = notifications->url;
+    o["notificationAuthToken"] = notifications->auth_token;
+    json::array types;
+    for (const auto& t : notifications->types) types.emplace_back(t);
+    o["notificationTypes"] = std::move(types);
+  }
   return json::serialize(o);
 }
 

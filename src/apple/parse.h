@@ -76,7 +76,8 @@ AppleResult<EventStatus> ParseEventStatus(std::string_view body);
 AppleStatus ParseLookup(std::string_view body, std::vector<AppMetadata>* out);
 
 // {"mdmInfo":{...}} and the ManageAssets/Revoke bodies.
-std::string ClientConfigBody(const MdmInfo& mdm);
+// With `notifications`: also notificationUrl, notificationAuthToken and notificationTypes.
+std::string ClientConfigBody(const MdmInfo& mdm, const NotificationSettings* notifications = nullptr);
 std::string ManageAssetsBody(const ManageAssetsRequest& request);
 std::string RevokeBody(const std::vector<std::string>& client_user_ids, const std::vector<std::string>& serial_numbers);
 

@@ -71,6 +71,17 @@ const std::vector<SettingSpec>& SettingTable() {
        .field = &S::max_connections_per_address,
        .min = 0,
        .max = 100'000},
+      {.name = "http.tls_cert_file",
+       .flag = "--tls-cert",
+       .env = "VPPD_TLS_CERT",
+       .help = "Serve HTTPS with this PEM certificate chain (and --tls-key); without both, plain HTTP for a "
+               "TLS-terminating proxy in front",
+       .field = &S::tls_cert_file},
+      {.name = "http.tls_key_file",
+       .flag = "--tls-key",
+       .env = "VPPD_TLS_KEY",
+       .help = "The PEM private key of --tls-cert",
+       .field = &S::tls_key_file},
       {.name = "http.trusted_proxies",
        .flag = "--trusted-proxies",
        .env = "VPPD_TRUSTED_PROXIES",
@@ -207,6 +218,12 @@ const std::vector<SettingSpec>& SettingTable() {
        .field = &S::apple_max_retry_seconds,
        .min = 0,
        .max = 3600},
+      {.name = "apple.notification_url",
+       .flag = "--apple-notification-url",
+       .env = "VPPD_APPLE_NOTIFICATION_URL",
+       .help = "vppd's public base URL for Apple's notifications (https://; http:// only for a loopback host): each "
+               "location registers <URL>/apple/notifications/<key> in Apple's client/config",
+       .field = &S::apple_notification_url},
       {.name = "sync.workers",
        .flag = "--sync-workers",
        .env = "VPPD_SYNC_WORKERS",
@@ -227,6 +244,14 @@ const std::vector<SettingSpec>& SettingTable() {
        .help = "App names and bundle ids from Apple's lookup are reused this long, for every token; 0 looks them up "
                "at every sync",
        .field = &S::sync_app_metadata_ttl_seconds,
+       .min = 0,
+       .max = 30 * 86'400},
+      {.name = "sync.incremental_interval_seconds",
+       .flag = "--sync-incremental-interval-seconds",
+       .env = "VPPD_SYNC_INCREMENTAL_INTERVAL_SECONDS",
+       .help = "Every valid token gets an incremental sync (sinceVersionId) this often, bounding freshness when a "
+               "notification is lost; 0 disables",
+       .field = &S::sync_incremental_interval_seconds,
        .min = 0,
        .max = 30 * 86'400},
       {.name = "sync.full_walk_days",
@@ -637,6 +662,46 @@ Result<std::pair<std::string, std::uint16_t>> ParseListen(const std::string& lis
   return std::make_pair(host, static_cast<std::uint16_t>(p));
 }
 
+bool IsLoopbackHost(std::string_view host) {
+  if (host == "localhost" || host == "[::1]") return true;
+  // 127.0.0.0/8, written as four decimal octets.
+  if (!host.starts_with("127.")) return false;
+  int dots = 0;
+  for (char c : host) {
+    if (c == '.') {
+      ++dots;
+    } else if (c < '0' || c > '9') {
+      return false;
+    }
+  }
+  return dots == 3;
+}
+
+Status ValidateNotificationUrl(std::string_view url) {
+  if (url.empty()) return {};
+  auto bad = [&](std::string_view why) {
+    return Fail(Error::InvalidArgument("apple.notification_url " + std::string(why) + ", not '" + std::string(url) +
+                                       "'"));
+  };
+  const bool https = url.starts_with("https://");
+  if (!https && !url.starts_with("http://")) return bad("must be an https:// URL");
+  const std::string_view rest = url.substr(https ? 8 : 7);
+  const std::string_view authority = rest.substr(0, rest.find('/'));
+  if (authority.empty()) return bad("must name a host");
+  if (url.find_first_of("?#@ ") != std::string_view::npos) {
+    return bad("must be a base URL without user, query or fragment");
+  }
+  std::string_view host = authority;
+  if (host.starts_with('[')) {
+    host = host.substr(0, host.find(']') + 1);
+  } else {
+    host = host.substr(0, host.find(':'));
+  }
+  if (!https && !IsLoopbackHost(host)) return bad("must be https:// (http:// only for a loopback host)");
+  if (url.size() > 400) return bad("is too long (Apple takes notification URLs of at most 512 characters)");
+  return {};
+}
+
 Status Validate(const Settings& s) {
   if (auto l = ParseListen(s.listen); !l) return Fail(l.error());
   if (s.apple_url.rfind("https://", 0) != 0 && s.apple_url.rfind("http://", 0) != 0) {
@@ -646,6 +711,10 @@ Status Validate(const Settings& s) {
   if (!s.database_url.empty() && s.database_url.rfind("postgresql://", 0) != 0 &&
       s.database_url.rfind("postgres://", 0) != 0) {
     return Fail(Error::InvalidArgument("--database-url must be a postgresql:// URL"));
+  }
+  if (auto ok = ValidateNotificationUrl(s.apple_notification_url); !ok) return ok;
+  if (s.tls_cert_file.empty() != s.tls_key_file.empty()) {
+    return Fail(Error::InvalidArgument("--tls-cert and --tls-key go together: set both or neither"));
   }
   if (!s.jwks_file.empty() && !s.jwks_url.empty()) {
     return Fail(Error::InvalidArgument("set either auth.jwks_file or auth.jwks_url, not both"));

@@ -51,6 +51,8 @@ struct Settings {
   bool metrics = true;  // GET /metrics
   // [http]
   int max_connections_per_address = 256;  // 0: no cap
+  std::string tls_cert_file;  // PEM certificate chain: serve HTTPS (with tls_key_file)
+  std::string tls_key_file;   // PEM private key
   std::vector<std::string> trusted_proxies = {"127.0.0.1", "::1"};
   // [graph]
   std::string action_response = "auto";
@@ -77,9 +79,13 @@ struct Settings {
   // [apple]
   int apple_max_attempts = 5;         // per request, the first included
   int apple_max_retry_seconds = 120;  // total waiting before retries of one request
+  // vppd's public base URL for Apple's notifications (https://; http:// only on a
+  // loopback host); empty: none registered.
+  std::string apple_notification_url;
   // [sync]
   int sync_workers = 2;
   int sync_interval_seconds = 86'400;          // automatic sync of every valid token; 0 disables
+  int sync_incremental_interval_seconds = 3'600;  // incremental sync of every valid token; 0 disables
   int sync_full_walk_days = 7;                 // a full assignments walk at least this often
   int sync_app_metadata_ttl_seconds = 86'400;  // app names and bundle ids reused this long; 0: every sync
   int sync_lease_seconds = 30;
@@ -157,6 +163,10 @@ Status ApplyEnvironment(Settings& settings, const EnvLookup& env = std::getenv);
 // Checks what one setting's entry cannot: forms (listen address, URLs) and
 // settings that exclude each other.
 Status Validate(const Settings& settings);
+
+// apple.notification_url: empty, or https://HOST[:PORT][/PATH], or http:// with a
+// loopback host (127.0.0.0/8, [::1], localhost). InvalidArgument otherwise.
+Status ValidateNotificationUrl(std::string_view url);
 
 // "host:port" → parts; InvalidArgument for anything else.
 Result<std::pair<std::string, std::uint16_t>> ParseListen(const std::string& listen);

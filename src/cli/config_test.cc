@@ -293,6 +293,10 @@ TEST(SettingsTest, EveryFlagEnvAndTomlKeyInUseStillExists) {
                                        "--auth-jwks-refetch-seconds",
                                        "--assign-reclaim",
                                        "--assign-max-reclaim-fraction",
+                                       "--apple-notification-url",
+                                       "--sync-incremental-interval-seconds",
+                                       "--tls-cert",
+                                       "--tls-key",
                                        "--auth-issuer",
                                        "--auth-scopes-claim",
                                        "--auth-roles-claim",
@@ -340,6 +344,10 @@ TEST(SettingsTest, EveryFlagEnvAndTomlKeyInUseStillExists) {
                                       "auth.jwks_refetch_seconds",
                                       "assign.reclaim",
                                       "assign.max_reclaim_fraction",
+                                      "apple.notification_url",
+                                      "sync.incremental_interval_seconds",
+                                      "http.tls_cert_file",
+                                      "http.tls_key_file",
                                       "auth.issuer",
                                       "auth.scopes_claim",
                                       "auth.roles_claim",
@@ -414,6 +422,26 @@ TEST(SettingsTest, AnotherIssuerAndItsClaimsFromEachSource) {
   EXPECT_EQ(s->alerts_app_usage_percent, 80);
   EXPECT_EQ(Settings{}.alerts_app_usage_percent, 90);
   EXPECT_EQ(Settings{}.scopes_claim, "scp");
+}
+
+}  // namespace
+}  // namespace vppd::cli
+
+namespace vppd::cli {
+namespace {
+
+TEST(NotificationUrl, HttpsOrLoopbackHttpOnly) {
+  for (const char* ok : {"", "https://vppd.example.com", "https://vppd.example.com:8443/base/", "http://127.0.0.1:8080",
+                         "http://127.1.2.3", "http://localhost:9000/x", "http://[::1]:8080"}) {
+    EXPECT_TRUE(ValidateNotificationUrl(ok)) << ok;
+  }
+  for (const char* bad : {"ftp://x", "vppd.example.com", "https://", "http://vppd.example.com", "http://10.0.0.1:80",
+                          "http://127.0.0.1.evil.example", "https://u:p@vppd.example.com", "https://x/?q=1",
+                          "https://x/#f"}) {
+    auto r = ValidateNotificationUrl(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().message.find("apple.notification_url"), std::string::npos) << r.error().message;
+  }
 }
 
 }  // namespace

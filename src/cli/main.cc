@@ -63,7 +63,8 @@ int Serve(const Settings& s) {
   auto rt = StartRuntime(s);
   if (!rt) return Die(rt.error());
   const std::uint16_t port = (*rt)->server->port();
-  std::printf("vppd listening on http://%s:%u\n", ParseListen(s.listen)->first.c_str(), port);
+  std::printf("vppd listening on %s://%s:%u\n", s.tls_cert_file.empty() ? "http" : "https",
+              ParseListen(s.listen)->first.c_str(), port);
   std::fflush(stdout);
   if ((*rt)->dev_key) PrintDevInstructions(s, port, *(*rt)->dev_key);
   spdlog::info("serving (data dir {}, permission profile {}, Apple at {})", s.data_dir, s.permission_profile,

@@ -51,6 +51,15 @@ void RegisterStoreGauges(store::Store* store) {
     auto n = store->CountJobs();
     return std::vector<std::pair<metrics::Labels, double>>{{{}, n ? static_cast<double>(*n) : -1}};
   });
+  metrics::RegisterGauge("vppd_license_counts_age_seconds",
+                         "Seconds since the newest licence count was written (a sync or an ASSET_COUNT notification)",
+                         [store] {
+                           auto newest = store->NewestAppChange();
+                           const double age = newest && *newest > 0
+                                                  ? static_cast<double>(Clock::Real().Now() - *newest) / 1e6
+                                                  : -1;
+                           return std::vector<std::pair<metrics::Labels, double>>{{{}, age}};
+                         });
   metrics::RegisterGauge("vppd_tokens", "vppTokens by state, all tenants", [store] {
     std::map<std::string, double> by_state;
     for (const char* state :
@@ -190,6 +199,7 @@ Result<std::unique_ptr<store::Store>> OpenStore(const Settings& settings) {
 
 void Runtime::Shutdown() {
   if (server) server->Stop();
+  if (notification_applier) notification_applier->Stop();
   if (engine) engine->Stop();
 }
 
@@ -197,6 +207,11 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   if (auto ok = Validate(s); !ok) return Fail(ok.error());
   if (s.apple_url.rfind("http://", 0) == 0) {
     spdlog::warn("Apple API URL {} is plain http: use this only with a simulator", s.apple_url);
+  }
+  if (s.apple_notification_url.rfind("http://", 0) == 0) {
+    spdlog::warn("apple.notification_url {} is plain http (loopback): Apple itself accepts only https; use this only "
+                 "with a simulator",
+                 s.apple_notification_url);
   }
   auto rt = std::make_unique<Runtime>();
   rt->settings = s;
@@ -241,7 +256,16 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   engine_options.reconcile.max_reclaim_fraction = s.assign_max_reclaim_fraction;
   engine_options.retry.max_attempts = s.apple_max_attempts;
   engine_options.retry.max_total_wait = std::chrono::seconds(s.apple_max_retry_seconds);
+  engine_options.incremental_interval = std::chrono::seconds(s.sync_incremental_interval_seconds);
+  engine_options.notification_url = s.apple_notification_url;
   rt->engine = std::make_unique<sync::Engine>(*rt->store, engine_options);
+  // A new URL or other types: every location registers again with its next sync, queued now.
+  if (auto queued = sync::QueueNotificationRegistrations(*rt->store, engine_options); !queued) {
+    spdlog::warn("could not queue the syncs that register notifications: {}", queued.error().message);
+  } else if (*queued > 0) {
+    spdlog::info("notifications: {} token(s) to register at {}; their syncs are queued", *queued,
+                 s.apple_notification_url);
+  }
 
   auto profile = service::ParsePermissionProfile(s.permission_profile);
   if (!profile) return Fail(profile.error());
@@ -263,6 +287,12 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
                                                  .app_requests = s.throttle_app_requests});
   }
 
+  service::NotificationOptions notification_options;
+  rt->notification_applier = std::make_unique<service::NotificationApplier>(*rt->store, notification_options);
+  service::NotificationApplier* applier = rt->notification_applier.get();
+  notification_options.on_recorded = [applier] { applier->Wake(); };
+  rt->notification_receiver = std::make_unique<service::NotificationReceiver>(*rt->store, notification_options);
+
   graph::Options graph_options;
   graph_options.action_response = s.action_response == "value"    ? graph::ActionResponse::kValue
                                   : s.action_response == "entity" ? graph::ActionResponse::kEntity
@@ -280,7 +310,8 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
                                                              .assignments = rt->assignments.get(),
                                                              .throttle = rt->throttle ? &*rt->throttle : nullptr,
                                                              .directory = rt->directory.get(),
-                                                             .dev_key = rt->dev_key ? &*rt->dev_key : nullptr},
+                                                             .dev_key = rt->dev_key ? &*rt->dev_key : nullptr,
+                                                             .notifications = rt->notification_receiver.get()},
                                          graph_options);
 
   auto listen = ParseListen(s.listen);
@@ -290,6 +321,8 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   http_options.threads = s.threads;
   http_options.max_connections_per_address = static_cast<std::size_t>(s.max_connections_per_address);
   http_options.trusted_proxies = s.trusted_proxies;
+  http_options.tls_cert_file = s.tls_cert_file;
+  http_options.tls_key_file = s.tls_key_file;
   http_options.access_log = true;
   http_options.error_writer = graph::ServerErrorResponse;  // the server's own errors in Graph's envelope
   graph::Api* api = rt->api.get();
@@ -297,6 +330,7 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   if (!server) return Fail(server.error());
   rt->server = std::move(*server);
   rt->engine->Start();
+  rt->notification_applier->Start();
   return rt;
 }
 

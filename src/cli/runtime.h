@@ -31,10 +31,13 @@ struct Runtime {
   service::ReconcileTrigger* reconcile_trigger = nullptr;
   std::unique_ptr<service::Directory> directory;
   std::optional<service::Throttle> throttle;
+  std::unique_ptr<service::NotificationApplier> notification_applier;
+  std::unique_ptr<service::NotificationReceiver> notification_receiver;
   std::unique_ptr<graph::Api> api;
   std::unique_ptr<http::Server> server;
 
-  // Stops serving (graceful), then the sync engine (running syncs finish or are handed back).
+  // Stops serving (graceful), then the notification applier and the sync engine
+  // (running syncs finish or are handed back).
   void Shutdown();
   ~Runtime() { Shutdown(); }
 };

@@ -411,9 +411,11 @@ bool Api::Impl::Serves(const CompiledRoute& r, bool versioned, ApiVersion v) con
 }
 
 http::Response Api::Impl::CallAnonymous(const CompiledRoute& r, const http::Request& req, ApiVersion v,
-                                        const std::string& query) const {
+                                        const std::string& query, std::string id) const {
   static const Principal kNobody;
-  auto result = (this->*r.route->handler)(Call{req, v, query, kNobody, {}, {}, {}});
+  Call call{req, v, query, kNobody, {}, {}, {}};
+  call.ids[0] = std::move(id);
+  auto result = (this->*r.route->handler)(call);
   if (!result) return ErrorResponse(result.error(), req);
   return std::move(*result);
 }
@@ -600,6 +602,7 @@ const std::vector<Api::Impl::CompiledRoute>& Api::Impl::Table() {
       {"assets/{id}", kGet | kHead, &I::ConsoleFile, {}, kUnversioned},
       {"console/config.json", kGet | kHead, &I::ConsoleConfig, {}, kUnversioned},
       {"console/dev-token", kPost, &I::ConsoleDevToken, {}, kUnversioned | kIfDev},
+      {"apple/notifications/{id}", kPost, &I::AppleNotification, {}, kUnversioned},
       {"$metadata", kGet, &I::Metadata, {}, kAnonymous},
       {"deviceAppManagement", kAll, &I::DeviceAppManagement, {}},
       {"deviceAppManagement/vppTokens", kGet, &I::ListTokens, Op::kReadTokens},
@@ -747,7 +750,8 @@ http::Response Api::Impl::Dispatch(http::Request& req, std::string& route) const
                            req);
     }
     if (chosen == nullptr) return MethodNotAllowed(req, allowed);
-    return CallAnonymous(*chosen, req, v, query);
+    return CallAnonymous(*chosen, req, v, query,
+                         captures.key_count > 0 ? path[captures.keys[0].segment] : std::string());
   }
   // An anonymous route (kAnonymous) is answered before authentication; another method on
   // it is 405 only for an authenticated caller, like every other route.

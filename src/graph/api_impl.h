@@ -109,9 +109,10 @@ struct Api::Impl {
   // permission, and calls the route's handler.
   http::Response Dispatch(http::Request& req, std::string& route) const;
   bool Serves(const CompiledRoute& r, bool versioned, ApiVersion v) const;
-  // Calls an unauthenticated route's handler (kUnversioned, kAnonymous) with an empty Principal.
+  // Calls an unauthenticated route's handler (kUnversioned, kAnonymous) with an empty Principal
+  // (and the route's first key, when it has one: apple/notifications/{id}).
   http::Response CallAnonymous(const CompiledRoute& r, const http::Request& req, ApiVersion v,
-                               const std::string& query) const;
+                               const std::string& query, std::string id = {}) const;
 
   // --- what handlers share (api.cc) ---------------------------------------
 
@@ -169,6 +170,11 @@ struct Api::Impl {
   Result<http::Response> ConsoleFile(const Call& c) const;
   Result<http::Response> ConsoleConfig(const Call& c) const;
   Result<http::Response> ConsoleDevToken(const Call& c) const;
+  // --- Apple's notifications (apple_notifications.cc) ----------------------
+
+  // POST /apple/notifications/{id}: outside Graph's auth (Apple sends its own bearer, which
+  // service::NotificationReceiver checks).
+  Result<http::Response> AppleNotification(const Call& c) const;
 
   // --- vppTokens and their actions (vpp_tokens.cc) ------------------------
 

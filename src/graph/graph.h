@@ -26,6 +26,7 @@ namespace service {
 class AppAssignments;
 class Directory;
 class MobileApps;
+class NotificationReceiver;
 class Throttle;
 class VppTokens;
 }  // namespace service
@@ -68,6 +69,8 @@ struct Dependencies {
   // A --dev server's signing key: the console's POST /console/dev-token signs with it
   // (loopback callers only). nullptr: that route is not served.
   const auth::DevKey* dev_key = nullptr;
+  // POST /apple/notifications/{key}; nullptr: the route answers 404.
+  service::NotificationReceiver* notifications = nullptr;
 };
 
 // Graph's error envelope {"error":{"code","message","innerError":{"date","request-id",

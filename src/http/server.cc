@@ -30,6 +30,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -328,6 +329,8 @@ class ServerImpl final : public Server {
 
   // For connections.
   const ServerOptions& options() const { return options_; }
+  // The TLS context when the options name a certificate; null otherwise.
+  asio::ssl::context* tls_context() { return tls_.get(); }
   bool draining() const { return draining_.load(); }
   Response Invoke(Request& request);
   // The answer to one of the server's own errors, through options().error_writer.
@@ -382,6 +385,7 @@ class ServerImpl final : public Server {
   asio::io_context ioc_;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   tcp::acceptor acceptor_;
+  std::unique_ptr<asio::ssl::context> tls_;  // with tls_cert_file: every connection speaks TLS
   // SIGTERM/SIGINT, caught from Start on (see StartThreads); reset after Stop.
   std::optional<asio::signal_set> signals_;
   std::vector<std::thread> threads_;
@@ -419,7 +423,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
         executor_(socket.get_executor()),
         socket_(std::move(socket)),
         deadline_(executor_),
-        delay_timer_(executor_) {}
+        delay_timer_(executor_) {
+    if (asio::ssl::context* tls = server.tls_context()) {
+      tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, *tls);
+    }
+  }
 
   // The connection's strand. Safe from any thread (a copy taken at construction,
   // so other threads never touch the socket object).
@@ -459,12 +467,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::awaitable<bool> WriteResponse(Response response, unsigned version, bool keep_alive, bool head,
                                       std::string_view request_id, std::string_view client_request_id);
   asio::awaitable<void> CloseGracefully();
-
   ServerImpl& server_;
   const std::string address_;
   const ServerOptions& options_;
   const asio::any_io_executor executor_;
   tcp::socket socket_;
+  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;  // null without TLS
   asio::steady_timer deadline_;
   asio::steady_timer delay_timer_;
   beast::flat_buffer buffer_;  // Reused across the requests of the connection.
@@ -525,7 +533,11 @@ asio::awaitable<int> Connection::ReadRequest(Request& request, unsigned& version
 
   error_code ec;
   Arm(options_.read_timeout);
-  co_await bhttp::async_read_header(socket_, buffer_, parser, Ec(ec));
+  if (tls_) {
+    co_await bhttp::async_read_header(*tls_, buffer_, parser, Ec(ec));
+  } else {
+    co_await bhttp::async_read_header(socket_, buffer_, parser, Ec(ec));
+  }
   if (!ec && !timed_out_) {
     if (const int status = TransferEncodingStatus(parser.get()); status != 0) {
       spdlog::debug("http: request from {} with an unusable Transfer-Encoding: {}", remote_, status);
@@ -540,9 +552,19 @@ asio::awaitable<int> Connection::ReadRequest(Request& request, unsigned& version
     // curl and others wait (up to a second) for this before sending a body.
     if (header.version() == 11 && EqualsIgnoreCase(header[bhttp::field::expect], "100-continue")) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      co_await asio::async_write(socket_, asio::buffer(kContinue), Ec(ec));
+      if (tls_) {
+        co_await asio::async_write(*tls_, asio::buffer(kContinue), Ec(ec));
+      } else {
+        co_await asio::async_write(socket_, asio::buffer(kContinue), Ec(ec));
+      }
     }
-    if (!ec && !timed_out_) co_await bhttp::async_read(socket_, buffer_, parser, Ec(ec));
+    if (!ec && !timed_out_) {
+      if (tls_) {
+        co_await bhttp::async_read(*tls_, buffer_, parser, Ec(ec));
+      } else {
+        co_await bhttp::async_read(socket_, buffer_, parser, Ec(ec));
+      }
+    }
   }
   if (timed_out_) ec = beast::error::timeout;
 
@@ -623,13 +645,24 @@ asio::awaitable<bool> Connection::WriteResponse(Response response, unsigned vers
     // One gathered write of header and body (Beast leaves an explicitly set
     // Content-Length alone, so HEAD keeps the GET's length with no body).
     if (send_body) message.body() = std::move(response.body);
-    co_await bhttp::async_write(socket_, message, Ec(ec));
+    if (tls_) {
+      co_await bhttp::async_write(*tls_, message, Ec(ec));
+    } else {
+      co_await bhttp::async_write(socket_, message, Ec(ec));
+    }
   } else {
     // Truncation fault: the header announces the whole body, only a prefix follows.
     bhttp::response_serializer<bhttp::string_body> serializer(message);
-    co_await bhttp::async_write_header(socket_, serializer, Ec(ec));
-    if (!ec && !timed_out_) {
-      co_await asio::async_write(socket_, asio::buffer(response.body.data(), *response.truncate_body_at), Ec(ec));
+    if (tls_) {
+      co_await bhttp::async_write_header(*tls_, serializer, Ec(ec));
+      if (!ec && !timed_out_) {
+        co_await asio::async_write(*tls_, asio::buffer(response.body.data(), *response.truncate_body_at), Ec(ec));
+      }
+    } else {
+      co_await bhttp::async_write_header(socket_, serializer, Ec(ec));
+      if (!ec && !timed_out_) {
+        co_await asio::async_write(socket_, asio::buffer(response.body.data(), *response.truncate_body_at), Ec(ec));
+      }
     }
   }
   Disarm();
@@ -640,6 +673,14 @@ asio::awaitable<bool> Connection::WriteResponse(Response response, unsigned vers
 asio::awaitable<void> Connection::CloseGracefully() {
   phase_ = Phase::kClosing;
   error_code ec;
+  if (tls_ && !force_closed_) {
+    // TLS's close_notify, within the linger time; then the socket as without TLS.
+    Arm(std::min(kLingerTimeout, options_.read_timeout));
+    co_await tls_->async_shutdown(Ec(ec));
+    Disarm();
+    socket_.close(ec);
+    co_return;
+  }
   socket_.shutdown(tcp::socket::shutdown_send, ec);
   if (!ec && !force_closed_ && !drain_requested_) {
     Arm(std::min(kLingerTimeout, options_.read_timeout));
@@ -675,6 +716,18 @@ asio::awaitable<void> Connection::Serve() {
   error_code ec;
   const auto peer = socket_.remote_endpoint(ec);
   remote_ = ec ? std::string("unknown") : FormatEndpoint(peer);
+  if (tls_) {
+    // The handshake gets read_timeout, as a first request would; a failed one
+    // (plain HTTP to a TLS port, an untrusted client) closes silently.
+    Arm(options_.read_timeout);
+    co_await tls_->async_handshake(asio::ssl::stream_base::server, Ec(ec));
+    Disarm();
+    if (ec || timed_out_ || force_closed_) {
+      spdlog::debug("http: TLS handshake with {} failed: {}", remote_, timed_out_ ? "timeout" : ec.message());
+      socket_.close(ec);
+      co_return;
+    }
+  }
 
   bool first_request = true;
   bool linger = false;
@@ -688,7 +741,14 @@ asio::awaitable<void> Connection::Serve() {
       // A fresh connection gets read_timeout to start its first request; a
       // keep-alive connection idle_timeout to start the next one.
       Arm(first_request ? options_.read_timeout : options_.idle_timeout);
-      co_await socket_.async_wait(tcp::socket::wait_read, Ec(ec));
+      if (tls_) {
+        // The socket's readiness says nothing here: the handshake may already have
+        // taken the request's first record off it. Read the first bytes instead.
+        const std::size_t n = co_await tls_->async_read_some(buffer_.prepare(16 * 1024), Ec(ec));
+        buffer_.commit(n);
+      } else {
+        co_await socket_.async_wait(tcp::socket::wait_read, Ec(ec));
+      }
       Disarm();
       if (ec || timed_out_ || force_closed_) break;
     }
@@ -814,6 +874,29 @@ ServerImpl::~ServerImpl() {
 
 Status ServerImpl::Listen() {
   if (options_.threads < 1) return Fail(Error::InvalidArgument("threads must be at least 1", "threads"));
+  if (options_.tls_cert_file.empty() != options_.tls_key_file.empty()) {
+    return Fail(Error::InvalidArgument("TLS needs both a certificate and a key file", "tls"));
+  }
+  if (!options_.tls_cert_file.empty()) {
+    // TLS 1.2 and 1.3 only, OpenSSL's default ciphers for them.
+    tls_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+    tls_->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                      asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 |
+                      asio::ssl::context::single_dh_use);
+    error_code ec;
+    tls_->use_certificate_chain_file(options_.tls_cert_file, ec);
+    if (ec) {
+      return Fail(Error::InvalidArgument("cannot load the TLS certificate chain " + options_.tls_cert_file + ": " +
+                                         ec.message(),
+                                         "tls_cert_file"));
+    }
+    tls_->use_private_key_file(options_.tls_key_file, asio::ssl::context::pem, ec);
+    if (ec) {
+      // The message names the file, never its content.
+      return Fail(Error::InvalidArgument(
+          "cannot load the TLS private key " + options_.tls_key_file + ": " + ec.message(), "tls_key_file"));
+    }
+  }
   if (options_.max_header_bytes == 0 || options_.max_header_bytes > std::numeric_limits<std::uint32_t>::max()) {
     return Fail(Error::InvalidArgument("max_header_bytes must be between 1 and 4 GiB", "max_header_bytes"));
   }
@@ -941,7 +1024,7 @@ const char* ServerImpl::ResolveOrigin(Request& request, const std::string& peer_
   if (hosts > 1) return "The request has more than one Host header.";
   if (host && !IsValidHostPort(*host)) return "The Host header is not a valid host[:port].";
   if (!host && version == 11) return "The request has no Host header.";
-  request.scheme = "http";
+  request.scheme = options_.tls_cert_file.empty() ? "http" : "https";
   request.host = std::string(host.value_or(""));
   if (!trusted) {
     // Nobody but a trusted proxy may say what the client addressed: handlers that

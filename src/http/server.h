@@ -175,6 +175,13 @@ struct ServerOptions {
   // same machine (127.0.0.1 and ::1 exactly, as ASP.NET Core's forwarded-headers
   // middleware does); {} trusts nobody.
   std::vector<std::string> trusted_proxies = {"127.0.0.1", "::1"};
+  // TLS (Beast over OpenSSL): PEM files of the certificate chain and its private
+  // key. Both set: every connection must complete a TLS 1.2+ handshake within
+  // read_timeout (else it is closed silently) and Request::scheme is "https".
+  // Both empty: plain HTTP (run behind a TLS-terminating proxy). One without the
+  // other, or a file that does not load, fails Start with InvalidArgument.
+  std::string tls_cert_file;
+  std::string tls_key_file;
   // One info line per answered request (method, route, status, duration_ms,
   // remote, with the request's ids): see base/log.h. vppd turns it on.
   bool access_log = false;

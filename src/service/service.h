@@ -452,3 +452,105 @@ class Throttle {
 };
 
 }  // namespace vppd::service
+
+namespace vppd::service {
+
+// ---------------------------------------------------------------------------
+// Apple's notifications (issue 16; notifications.cc).
+//
+// Apple POSTs {"notification": {...}, "notificationId", "notificationType", "uId"}
+// with `Authorization: Bearer <notificationAuthToken>` to the notificationUrl the
+// sync registered for the location (sync::EnsureNotificationRegistration). The
+// receiver checks and records; an applier thread does the work after the answer.
+//
+//   NotificationReceiver receiver(store, options);
+//   Result<Receipt> r = receiver.Receive(location_key, authorization_header, body);
+//   // 2xx only on success: the notification is in the store (or was already).
+
+// The notification types vppd subscribes to and handles (TEST_NOTIFICATION is sent whatever one subscribes to).
+inline constexpr const char* kNotificationTypes[] = {"ASSET_COUNT", "ASSET_MANAGEMENT", "USER_MANAGEMENT",
+                                                     "USER_ASSOCIATED", "TEST_NOTIFICATION"};
+
+// Apple's envelope, checked.
+struct ParsedNotification {
+  std::string notification_id;
+  std::string type;  // one of kNotificationTypes
+  std::string uid;   // the location's uId
+  std::string body;  // the `notification` member, compact JSON
+  // ASSET_COUNT only.
+  std::string adam_id;
+  std::string pricing_param;  // STDQ when Apple leaves it out
+  std::int64_t count_delta = 0;
+};
+
+// Most bytes of a notification's body: Apple sends at most 100 elements (an
+// ASSET_MANAGEMENT of 100 assignments is ~15 KB).
+inline constexpr std::size_t kMaxNotificationBytes = 256 * 1024;
+
+// Parses Apple's envelope. InvalidArgument, saying what is wrong, for a body that
+// is not a JSON object (or nested deeper than 16), a member missing or of the wrong
+// type (notificationId, notificationType and uId: non-empty strings of at most 256
+// characters; uId may be a number; notification: an object), a type not in
+// kNotificationTypes, or an ASSET_COUNT without adamId (string or integer) or
+// countDelta (an integer within ±2,147,483,647). Pure; never throws.
+Result<ParsedNotification> ParseNotification(std::string_view body);
+
+// True when `authorization` is "Bearer <token>" and SHA-256(token) is the
+// endpoint's auth_hash, or its previous_auth_hash before previous_valid_until.
+// Hashes before it compares, and compares in constant time.
+bool BearerMatches(std::string_view authorization, const store::NotificationEndpoint& endpoint, Timestamp now);
+
+struct NotificationOptions {
+  const Clock* clock = nullptr;  // nullptr = Clock::Real()
+  std::size_t max_body_bytes = kMaxNotificationBytes;
+  // Recorded notifications are kept this long (the de-duplication window; Apple
+  // retries for up to 5 minutes), then deleted.
+  std::chrono::hours retention{24 * 7};
+  std::function<void()> on_recorded;  // wakes the applier
+  int keep_action_results = 20;
+};
+
+enum class Receipt {
+  kRecorded,   // new: queued for the applier
+  kDuplicate,  // its notificationId was recorded before: nothing done again
+};
+
+// Thread-safe.
+class NotificationReceiver {
+ public:
+  NotificationReceiver(store::Store& store, NotificationOptions options);
+  // PayloadTooLarge over max_body_bytes; Unauthenticated for a location key
+  // that names no endpoint or a bearer that does not match (the same answer for
+  // both); InvalidArgument as ParseNotification; PermissionDenied for a uId
+  // that is not the location's; Unavailable when the store fails (Apple retries).
+  // Logs each refusal with its reason, never the bearer or the body.
+  Result<Receipt> Receive(const std::string& location_key, std::string_view authorization, std::string_view body);
+
+ private:
+  store::Store& store_;
+  NotificationOptions options_;
+  const Clock* clock_;
+};
+
+// Works through the recorded notifications (store state 'pending'), on a thread
+// of its own, woken by Wake() and every second (another instance may have
+// recorded some): ASSET_COUNT moves the app's counts (store::ApplyAssetCount; an
+// inconsistent one queues a syncLicenses), TEST_NOTIFICATION is done,
+// ASSET_MANAGEMENT and USER_* are kept as recorded. Deletes notifications older
+// than the retention. Thread-safe; Stop() joins, the destructor calls it.
+class NotificationApplier {
+ public:
+  NotificationApplier(store::Store& store, NotificationOptions options);
+  ~NotificationApplier();
+  void Start();
+  void Stop();
+  void Wake();
+  // One round on the calling thread: how many notifications it ended.
+  Result<int> RunOnce();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vppd::service

@@ -555,6 +555,47 @@ CREATE TABLE reconcile_reports (
   FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
 ) STRICT;
 )sql"},
+    {13, "Apple's notifications: endpoints and received notifications", R"sql(
+-- Where Apple sends a token's notifications (issue 16): client/config's
+-- notificationUrl ends in /apple/notifications/{location_key}, a random key that
+-- names no tenant or token. Only a SHA-256 (hex) of the notificationAuthToken is
+-- kept; the one before a rotation is still accepted until previous_valid_until
+-- (Apple may be retrying a delivery made with it). `registration` is the URL base
+-- and types it was registered with: a change of either registers again.
+CREATE TABLE notification_endpoints (
+  tenant_id            TEXT    NOT NULL,
+  token_id             TEXT    NOT NULL,
+  location_key         TEXT    NOT NULL UNIQUE,
+  apple_uid            TEXT    NOT NULL,
+  auth_hash            TEXT    NOT NULL,
+  previous_auth_hash   TEXT    NOT NULL,  -- '' when none
+  previous_valid_until INTEGER NOT NULL,
+  stoken_expiration    INTEGER NOT NULL,  -- the sToken it was registered for: a renewal rotates
+  registration         TEXT    NOT NULL,
+  rotated              INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, token_id),
+  FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
+) STRICT;
+
+-- Every notification accepted (answered 2xx), once per (token, notificationId):
+-- the primary key is the de-duplication across restarts and instances, and the
+-- rows in state 'pending' are the queue the appliers work through after the
+-- answer. Rows are deleted `retention` after they were received.
+CREATE TABLE apple_notifications (
+  tenant_id       TEXT    NOT NULL,
+  token_id        TEXT    NOT NULL,
+  notification_id TEXT    NOT NULL,
+  type            TEXT    NOT NULL,
+  body            TEXT    NOT NULL,  -- the envelope as received (JSON)
+  received        INTEGER NOT NULL,
+  state           TEXT    NOT NULL,  -- pending | applied | covered | resync | recorded
+  handled         INTEGER NOT NULL,  -- 0 while pending
+  PRIMARY KEY (tenant_id, token_id, notification_id),
+  FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
+) STRICT;
+CREATE INDEX apple_notifications_pending ON apple_notifications (received) WHERE state = 'pending';
+CREATE INDEX apple_notifications_by_received ON apple_notifications (received);
+)sql"},
 };
 
 }  // namespace

@@ -301,6 +301,37 @@ CREATE TABLE reconcile_reports (
   FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
 );
 )sql"},
+    {8, "Apple's notifications: endpoints and received notifications", R"sql(
+-- SQLite's migration 13 (numbered 8 here: 5-7 are SQLite's 10-12).
+CREATE TABLE notification_endpoints (
+  tenant_id            TEXT COLLATE "C" NOT NULL,
+  token_id             TEXT COLLATE "C" NOT NULL,
+  location_key         TEXT COLLATE "C" NOT NULL UNIQUE,
+  apple_uid            TEXT COLLATE "C" NOT NULL,
+  auth_hash            TEXT COLLATE "C" NOT NULL,
+  previous_auth_hash   TEXT COLLATE "C" NOT NULL,
+  previous_valid_until BIGINT NOT NULL,
+  stoken_expiration    BIGINT NOT NULL,
+  registration         TEXT COLLATE "C" NOT NULL,
+  rotated              BIGINT NOT NULL,
+  PRIMARY KEY (tenant_id, token_id),
+  FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
+);
+CREATE TABLE apple_notifications (
+  tenant_id       TEXT COLLATE "C" NOT NULL,
+  token_id        TEXT COLLATE "C" NOT NULL,
+  notification_id TEXT COLLATE "C" NOT NULL,
+  type            TEXT COLLATE "C" NOT NULL,
+  body            TEXT NOT NULL,
+  received        BIGINT NOT NULL,
+  state           TEXT COLLATE "C" NOT NULL,
+  handled         BIGINT NOT NULL,
+  PRIMARY KEY (tenant_id, token_id, notification_id),
+  FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
+);
+CREATE INDEX apple_notifications_pending ON apple_notifications (received) WHERE state = 'pending';
+CREATE INDEX apple_notifications_by_received ON apple_notifications (received);
+)sql"},
 };
 
 constexpr const char* kApplication = "vppd";

@@ -225,6 +225,20 @@ class SqlStore : public Store {
                             const std::string& report_json) override;
   Result<std::pair<std::string, Timestamp>> GetReconcileReport(const std::string& tenant_id,
                                                                const std::string& token_id) override;
+  // notifications_sql.cc
+  Result<std::optional<NotificationEndpoint>> GetNotificationEndpoint(const std::string& tenant_id,
+                                                                      const std::string& token_id) override;
+  Result<NotificationEndpoint> FindNotificationEndpoint(const std::string& location_key) override;
+  Result<NotificationEndpoint> RotateNotificationEndpoint(const NotificationEndpoint& next) override;
+  Result<std::vector<std::pair<std::string, std::string>>> TokensToRegister(const std::string& registration,
+                                                                            int limit) override;
+  Result<bool> RecordNotification(const AppleNotification& n) override;
+  Result<std::vector<AppleNotification>> PendingNotifications(int limit) override;
+  Result<bool> FinishNotification(const AppleNotification& n, const std::string& state, Timestamp now) override;
+  Result<CountChange> ApplyAssetCount(const AppleNotification& n, const std::string& adam_id,
+                                      const std::string& pricing_param, std::int64_t delta, Timestamp now) override;
+  Result<std::int64_t> DeleteNotificationsBefore(Timestamp before) override;
+  Result<Timestamp> NewestAppChange() override;
   // Left to the backend: ClaimJob, StageAssignments, ForEachAssignment.
 
   // --- the directory (directory_sql.cc) ------------------------------------------

@@ -374,6 +374,47 @@ struct SyncSnapshot {
   } assignments = Assignments::kKeep;
 };
 
+// Where Apple sends a token's notifications (client/config notificationUrl), and
+// the hash of the bearer Apple sends with them (notificationAuthToken).
+struct NotificationEndpoint {
+  std::string tenant_id;
+  std::string token_id;
+  std::string location_key;  // the notificationUrl's last segment: random, names no tenant or token
+  std::string apple_uid;     // the location's uId when registered: a notification's uId must be it
+  std::string auth_hash;     // SHA-256 (hex) of the notificationAuthToken registered last
+  // The hash before the last rotation, accepted until previous_valid_until
+  // (Apple may still be retrying a delivery made with it); "" when none.
+  std::string previous_auth_hash;
+  Timestamp previous_valid_until = 0;
+  Timestamp stoken_expiration = 0;  // the sToken it was registered for (a renewal rotates)
+  std::string registration;         // URL base and types registered (a change registers again)
+  Timestamp rotated = 0;
+};
+
+// A notification from Apple, recorded once it was accepted.
+struct AppleNotification {
+  std::string tenant_id;
+  std::string token_id;
+  std::string notification_id;  // Apple's; unique per token
+  std::string type;             // ASSET_COUNT, ASSET_MANAGEMENT, USER_MANAGEMENT, USER_ASSOCIATED, TEST_NOTIFICATION
+  std::string body;             // the envelope as received (JSON; the applier parses it again)
+  Timestamp received = 0;
+  // pending (queued for an applier), applied, covered (a sync that finished
+  // after it arrived holds its change), resync (inconsistent: a sync was queued
+  // instead), recorded (kept, nothing to apply yet).
+  std::string state = "pending";
+  Timestamp handled = 0;  // 0 while pending
+};
+
+// What ApplyAssetCount did.
+enum class CountChange {
+  kApplied,         // the app's total moved by the delta (unlimited apps: unchanged)
+  kCovered,         // a sync that finished after the notification arrived holds the change: nothing moved
+  kInconsistent,    // unknown asset, or a total below zero or below the licences used: nothing moved
+  kDeferred,        // a sync of the token runs now: nothing written, try again after it
+  kAlreadyHandled,  // not pending any more (another applier, another instance)
+};
+
 struct EnqueueOptions {
   std::string kind = "syncLicenses";
   std::string params;
@@ -784,6 +825,44 @@ class Store {
                                     const std::string& report_json) = 0;
   virtual Result<std::pair<std::string, Timestamp>> GetReconcileReport(const std::string& tenant_id,
                                                                        const std::string& token_id) = 0;
+  // --- Apple's notifications (notifications_sql.cc) ---------------------------------
+  // The token's endpoint; nullopt when none was made.
+  virtual Result<std::optional<NotificationEndpoint>> GetNotificationEndpoint(const std::string& tenant_id,
+                                                                              const std::string& token_id) = 0;
+  // Across tenants, by the key of its URL. NotFound.
+  virtual Result<NotificationEndpoint> FindNotificationEndpoint(const std::string& location_key) = 0;
+  // Creates the token's endpoint from `next`, or rotates the existing one: its
+  // location_key stays, its auth_hash becomes previous_auth_hash (valid until
+  // next.previous_valid_until), and auth_hash, apple_uid, stoken_expiration,
+  // registration and rotated are next's. Returns the endpoint as stored.
+  // NotFound when the token does not exist; InvalidArgument for an empty key or hash.
+  virtual Result<NotificationEndpoint> RotateNotificationEndpoint(const NotificationEndpoint& next) = 0;
+  // (tenant id, token id) of valid tokens without an endpoint or whose endpoint's
+  // registration is not `registration`, at most `limit`.
+  virtual Result<std::vector<std::pair<std::string, std::string>>> TokensToRegister(const std::string& registration,
+                                                                                    int limit) = 0;
+  // Records a notification (state pending unless n.state says otherwise). false,
+  // nothing written, when (tenant, token, notification id) was recorded before:
+  // a duplicate. NotFound when the token does not exist.
+  virtual Result<bool> RecordNotification(const AppleNotification& n) = 0;
+  // Pending notifications of every tenant, oldest first, at most `limit`.
+  virtual Result<std::vector<AppleNotification>> PendingNotifications(int limit) = 0;
+  // Ends a pending notification as `state`; false when it was no longer pending.
+  virtual Result<bool> FinishNotification(const AppleNotification& n, const std::string& state, Timestamp now) = 0;
+  // ASSET_COUNT, in one transaction: unless a syncLicenses/syncLicenseCounts of
+  // the token runs now (kDeferred) or the notification is no longer pending,
+  // moves total_licenses of the token's apps of (adam_id, pricing_param) by
+  // `delta` and ends the notification as applied — or, when the sync that
+  // finished last finished after n.received, as covered; when no app has that
+  // asset or the total would go below zero or below used_licenses, as resync,
+  // nothing moved (the caller queues a sync).
+  virtual Result<CountChange> ApplyAssetCount(const AppleNotification& n, const std::string& adam_id,
+                                              const std::string& pricing_param, std::int64_t delta,
+                                              Timestamp now) = 0;
+  // Deletes notifications received before `before` that are not pending; returns how many.
+  virtual Result<std::int64_t> DeleteNotificationsBefore(Timestamp before) = 0;
+  // The newest last_modified of any app (a sync or a count change wrote it); 0 when there is none.
+  virtual Result<Timestamp> NewestAppChange() = 0;
 
   // --- this installation -------------------------------------------------------
   // vppd's identity at Apple (the sync derives the mdmInfo it writes to locations

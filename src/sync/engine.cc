@@ -254,25 +254,46 @@ struct Engine::Impl {
     }
   }
 
+  // The interval of the scheduled syncs: the incremental one (hourly) when it is
+  // shorter than the daily one, or the only one set; 0 when both are off. Every
+  // scheduled sync is a syncLicenses, incremental unless a full walk is due.
+  std::chrono::seconds SyncInterval() const {
+    const auto daily = options.auto_sync_interval, incremental = options.incremental_interval;
+    if (incremental.count() <= 0) return daily.count() > 0 ? daily : std::chrono::seconds(0);
+    if (daily.count() <= 0) return incremental;
+    return std::min(daily, incremental);
+  }
+
+  // How often the scheduler looks for due tokens: every minute, and four times
+  // per interval for a short one (tests, benchmarks).
+  std::chrono::milliseconds SchedulerPeriod() const {
+    return std::clamp<std::chrono::milliseconds>(std::chrono::duration_cast<std::chrono::milliseconds>(SyncInterval()) /
+                                                     4,
+                                                 std::chrono::milliseconds(100), std::chrono::milliseconds(60'000));
+  }
+
   void SchedulerLoop() {
+    const std::chrono::milliseconds period = SchedulerPeriod();
     while (!stopping) {
-      if (auto ok = ScheduleDue(); !ok) spdlog::warn("daily sync scheduler: {}", ok.error().message);
+      if (auto ok = ScheduleDue(); !ok) spdlog::warn("sync scheduler: {}", ok.error().message);
       std::unique_lock lock(mu);
-      wake.wait_for(lock, std::chrono::seconds(60), [&] { return stopping.load(); });
+      wake.wait_for(lock, period, [&] { return stopping.load(); });
     }
   }
 
   Status ScheduleDue() {
-    if (options.auto_sync_interval.count() <= 0) return {};
+    if (SyncInterval().count() <= 0) return {};
     const Timestamp now = clock.Now();
-    const Timestamp interval =
-        std::chrono::duration_cast<std::chrono::microseconds>(options.auto_sync_interval).count();
-    auto due = store.TokensDueForSync(now - interval, 100);
+    const Timestamp interval = std::chrono::duration_cast<std::chrono::microseconds>(SyncInterval()).count();
+    // Spread over a tenth of the interval (at most an hour) so that tokens added
+    // together do not all hit Apple at once. A token is taken up that much (and
+    // the scheduler's period) before its interval is over, so that its sync
+    // starts within the interval: freshness without notifications is bounded by it.
+    const Timestamp spread = std::min<Timestamp>(interval / 10, 3'600'000'000LL);
+    const Timestamp lead = spread + std::chrono::duration_cast<std::chrono::microseconds>(SchedulerPeriod()).count();
+    auto due = store.TokensDueForSync(now - std::max(interval - lead, interval / 2), 100);
     if (!due) return Fail(due.error());
     for (const auto& [tenant, token] : *due) {
-      // Spread over the next tenth of the interval (at most an hour) so that tokens
-      // added together do not all hit Apple at once.
-      const Timestamp spread = std::min<Timestamp>(interval / 10, 3'600'000'000LL);
       const Timestamp offset = spread > 0
                                    ? static_cast<Timestamp>(std::stoull(Sha256Hex(token).substr(0, 12), nullptr, 16) %
                                                             static_cast<unsigned long long>(spread))

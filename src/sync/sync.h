@@ -22,6 +22,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "apple/client.h"
 #include "base/base.h"
@@ -71,6 +72,16 @@ struct EngineOptions {
   std::chrono::milliseconds event_poll_interval{30'000};
   std::chrono::milliseconds event_max_wait{600'000};
   ReconcileOptions reconcile;
+  // A syncLicenses (incremental: assets and the assignments changed since the
+  // last versionId) of every valid token this often, so that what a lost
+  // notification would have said shows within it; 0 (here) disables, vppd serve
+  // sets sync.incremental_interval_seconds (hourly). The daily auto_sync_interval stays.
+  std::chrono::seconds incremental_interval{0};
+  // Apple's notifications (issue 16): vppd's public base URL ("https://vppd.example.com");
+  // each location registers <notification_url>/apple/notifications/<key>. Empty: none registered.
+  std::string notification_url;
+  std::vector<std::string> notification_types = {"ASSET_COUNT", "ASSET_MANAGEMENT", "USER_MANAGEMENT",
+                                                 "USER_ASSOCIATED"};
   const Clock* clock = nullptr;  // nullptr = Clock::Real()
   ClientFactory client_factory;  // empty = apple::Client::Create
   apple::RetryPolicy retry;      // for every Apple client the engine makes
@@ -95,6 +106,15 @@ Result<store::Store::Enqueued> RequestJob(store::Store& store, const std::string
 Result<store::Store::Enqueued> RequestReconcile(store::Store& store, const std::string& tenant_id,
                                                 const std::string& token_id, Timestamp now, bool force = false);
 
+// What a location's notification registration depends on (the URL base and the
+// types): an endpoint registered with another value is registered again.
+std::string NotificationRegistration(const EngineOptions& options);
+// The notificationUrl of the endpoint whose key is `location_key`.
+std::string NotificationUrl(const std::string& base_url, const std::string& location_key);
+// At startup: queues a syncLicenses of every valid token whose endpoint is
+// missing or was registered with another URL or other types (the sync
+// registers it). Does nothing without options.notification_url. Returns how many.
+Result<int> QueueNotificationRegistrations(store::Store& store, const EngineOptions& options);
 
 // mdmInfo this installation writes for a tenant's locations.
 apple::MdmInfo OurMdmInfo(const std::string& installation_id, const std::string& tenant_id);

@@ -65,6 +65,15 @@ struct Gathered {
 
 SyncFailure FromAppleError(const apple::AppleError& e);
 
+// Registers the location's notification endpoint at Apple (client/config) when
+// options.notification_url is set and Apple does not hold this endpoint's URL,
+// a bearer whose hash is the stored one and the wanted types — or the token was
+// renewed (a new sToken rotates the bearer). Only for a location vppd owns (Prepare
+// calls it once ownership is ours). A failure is logged, not the sync's: the next
+// sync tries again. (notification_registration.cc)
+void EnsureNotificationRegistration(JobContext& ctx, apple::Client& client, const store::VppToken& token,
+                                    const apple::ClientConfig& config);
+
 // Steps 1–2 of every job kind: the token is loaded (its action entry set active), not
 // expired, its location identified (uId unchanged, not a duplicate of an older
 // token's) and managed by us (mdmInfo written when absent, or taken over when the

@@ -453,6 +453,7 @@ tl::expected<Prepared, SyncFailure> Prepare(JobContext& ctx, const std::string& 
                    config.mdm_info->name);
     }
   }
+  EnsureNotificationRegistration(ctx, *client, token, config);
   return Prepared{std::move(token), std::move(client), std::move(config)};
 }
 

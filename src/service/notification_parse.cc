@@ -1,0 +1,148 @@
+// Apple's notifications (issue 16): the envelope's parser and the bearer check.
+// Pure functions of their input, free of the store and of HTTP: the fuzz target
+// (tests/fuzz/notification_fuzzer.cc) builds this file alone.
+//
+// Layout: 1. parsing  2. the bearer.
+#include <algorithm>
+#include <cctype>
+#include <limits>
+
+#include <boost/json.hpp>
+
+#include "service/service.h"
+
+namespace vppd::service {
+namespace json = boost::json;
+namespace {
+
+bool KnownType(std::string_view type) {
+  return std::any_of(std::begin(kNotificationTypes), std::end(kNotificationTypes),
+                     [&](const char* t) { return type == t; });
+}
+
+constexpr std::size_t kMaxIdLength = 256;
+constexpr std::int64_t kMaxCountDelta = 2147483647;
+
+// A required string member of at most kMaxIdLength characters; `allow_number`
+// takes an integer too (Apple's ids are strings, but a uId reads like a number).
+Result<std::string> IdMember(const json::object& o, std::string_view key, bool allow_number) {
+  const json::value* v = o.if_contains(key);
+  if (v == nullptr) return Fail(Error::InvalidArgument("'" + std::string(key) + "' is missing", std::string(key)));
+  std::string out;
+  if (const json::string* s = v->if_string()) {
+    out.assign(s->data(), s->size());
+  } else if (allow_number && (v->is_int64() || v->is_uint64())) {
+    out = json::serialize(*v);
+  } else {
+    return Fail(Error::InvalidArgument("'" + std::string(key) + "' must be a string", std::string(key)));
+  }
+  if (out.empty() || out.size() > kMaxIdLength) {
+    return Fail(Error::InvalidArgument("'" + std::string(key) + "' must hold 1 to 256 characters", std::string(key)));
+  }
+  return out;
+}
+
+Status ParseAssetCount(const json::object& n, ParsedNotification& out) {
+  auto adam = IdMember(n, "adamId", true);
+  if (!adam) return Fail(Error::InvalidArgument("ASSET_COUNT: " + adam.error().message, "notification.adamId"));
+  out.adam_id = std::move(*adam);
+  out.pricing_param = "STDQ";
+  if (const json::value* p = n.if_contains("pricingParam"); p != nullptr && !p->is_null()) {
+    const json::string* s = p->if_string();
+    if (s == nullptr || (*s != "STDQ" && *s != "PLUS")) {
+      return Fail(
+          Error::InvalidArgument("ASSET_COUNT: 'pricingParam' must be STDQ or PLUS", "notification.pricingParam"));
+    }
+    out.pricing_param.assign(s->data(), s->size());
+  }
+  const json::value* d = n.if_contains("countDelta");
+  std::int64_t delta = 0;
+  if (d != nullptr && d->is_int64()) {
+    delta = d->get_int64();
+  } else if (d != nullptr && d->is_uint64()) {
+    delta = std::numeric_limits<std::int64_t>::max();  // out of range below
+  } else {
+    return Fail(Error::InvalidArgument(
+        d == nullptr ? "ASSET_COUNT: 'countDelta' is missing" : "ASSET_COUNT: 'countDelta' must be an integer",
+        "notification.countDelta"));
+  }
+  if (delta < -kMaxCountDelta || delta > kMaxCountDelta) {
+    return Fail(Error::InvalidArgument("ASSET_COUNT: 'countDelta' is out of range", "notification.countDelta"));
+  }
+  out.count_delta = delta;
+  return {};
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// 1. Parsing
+
+Result<ParsedNotification> ParseNotification(std::string_view body) {
+  boost::system::error_code ec;
+  json::parse_options opts;
+  opts.max_depth = 16;
+  json::value doc = json::parse(json::string_view(body.data(), body.size()), ec, {}, opts);
+  if (ec) return Fail(Error::InvalidArgument("the body is not valid JSON: " + ec.message()));
+  const json::object* o = doc.if_object();
+  if (o == nullptr) return Fail(Error::InvalidArgument("the body must be a JSON object"));
+  ParsedNotification out;
+  auto id = IdMember(*o, "notificationId", false);
+  if (!id) return Fail(id.error());
+  out.notification_id = std::move(*id);
+  auto type = IdMember(*o, "notificationType", false);
+  if (!type) return Fail(type.error());
+  if (!KnownType(*type)) {
+    return Fail(Error::InvalidArgument("notificationType '" + type->substr(0, 64) + "' is not one vppd handles",
+                                       "notificationType"));
+  }
+  out.type = std::move(*type);
+  auto uid = IdMember(*o, "uId", true);
+  if (!uid) return Fail(uid.error());
+  out.uid = std::move(*uid);
+  const json::value* n = o->if_contains("notification");
+  if (n == nullptr) return Fail(Error::InvalidArgument("'notification' is missing", "notification"));
+  const json::object* no = n->if_object();
+  if (no == nullptr) return Fail(Error::InvalidArgument("'notification' must be an object", "notification"));
+  if (out.type == "ASSET_COUNT") {
+    if (Status s = ParseAssetCount(*no, out); !s) return Fail(s.error());
+  }
+  out.body = json::serialize(*no);
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// 2. The bearer
+
+namespace {
+
+// Equal strings, in time that depends on their lengths only (both are
+// SHA-256 hex digests here, always 64 characters).
+bool SameDigest(std::string_view a, std::string_view b) {
+  if (a.size() != b.size() || a.empty()) return false;
+  unsigned char diff = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+}  // namespace
+
+bool BearerMatches(std::string_view authorization, const store::NotificationEndpoint& endpoint, Timestamp now) {
+  constexpr std::string_view kScheme = "Bearer ";
+  if (authorization.size() <= kScheme.size() || authorization.size() > 1024) return false;
+  // The scheme is case-insensitive (RFC 9110 §11.1).
+  for (std::size_t i = 0; i < kScheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(authorization[i])) !=
+        std::tolower(static_cast<unsigned char>(kScheme[i]))) {
+      return false;
+    }
+  }
+  const std::string digest = Sha256Hex(authorization.substr(kScheme.size()));
+  // Both compared, whatever the first gave: the time does not say which matched.
+  const bool current = SameDigest(digest, endpoint.auth_hash);
+  const bool previous =
+      SameDigest(digest, endpoint.previous_auth_hash) && now < endpoint.previous_valid_until;
+  return current || previous;
+}
+
+}  // namespace vppd::service

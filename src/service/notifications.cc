@@ -1,0 +1,256 @@
+// Apple's notifications (issue 16): the receiver that records, and the applier
+// that does the work after the answer. The parser and the bearer check are in
+// notification_parse.cc (the fuzz target builds that file alone).
+//
+// Layout: 3. the receiver  4. the applier.
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "base/log.h"
+#include "base/metrics.h"
+#include "service/service.h"
+#include "sync/sync.h"
+
+namespace vppd::service {
+namespace {
+
+bool KnownType(std::string_view type) {
+  return std::any_of(std::begin(kNotificationTypes), std::end(kNotificationTypes),
+                     [&](const char* t) { return type == t; });
+}
+
+// The label of a type in metrics: one of a small fixed set.
+std::string TypeLabel(std::string_view type) { return KnownType(type) ? std::string(type) : "unknown"; }
+
+void CountReceived(std::string_view type, const char* outcome) {
+  metrics::Counter("vppd_apple_notifications_total", "Apple notifications received, by type and outcome",
+                   {{"type", TypeLabel(type)}, {"outcome", outcome}})
+      .Inc();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// 3. The receiver
+
+NotificationReceiver::NotificationReceiver(store::Store& store, NotificationOptions options)
+    : store_(store), options_(std::move(options)), clock_(options_.clock ? options_.clock : &Clock::Real()) {}
+
+Result<Receipt> NotificationReceiver::Receive(const std::string& location_key, std::string_view authorization,
+                                              std::string_view body) {
+  auto refuse = [&](std::string_view type, const char* outcome, Error e) -> Result<Receipt> {
+    CountReceived(type, outcome);
+    spdlog::warn("apple notification refused ({}): {}", outcome, e.message);
+    return Fail(std::move(e));
+  };
+  if (body.size() > options_.max_body_bytes) {
+    return refuse("", "too_large",
+                  Error{Code::kPayloadTooLarge,
+                        "the body holds " + std::to_string(body.size()) + " bytes; a notification holds at most " +
+                            std::to_string(options_.max_body_bytes),
+                        {},
+                        {}});
+  }
+  const Error unauthenticated = Error::Unauthenticated("no notification endpoint has this key and bearer");
+  auto endpoint = store_.FindNotificationEndpoint(location_key);
+  if (!endpoint) {
+    if (endpoint.error().code == Code::kNotFound) return refuse("", "unauthorized", unauthenticated);
+    return refuse("", "unavailable", Error::Unavailable("the store failed: " + endpoint.error().message));
+  }
+  if (!BearerMatches(authorization, *endpoint, clock_->Now())) return refuse("", "unauthorized", unauthenticated);
+  auto parsed = ParseNotification(body);
+  if (!parsed) return refuse("", "bad_request", parsed.error());
+  if (parsed->uid != endpoint->apple_uid) {
+    return refuse(parsed->type, "wrong_location",
+                  Error::PermissionDenied("uId '" + parsed->uid + "' is not the uId of this endpoint's location"));
+  }
+  store::AppleNotification n;
+  n.tenant_id = endpoint->tenant_id;
+  n.token_id = endpoint->token_id;
+  n.notification_id = parsed->notification_id;
+  n.type = parsed->type;
+  // The envelope as Apple sent it (checked above): parsing it again gives the same
+  // notification, which re-serialising would not promise (a number beyond 64 bits
+  // is a double, and its digits need not survive a round trip).
+  n.body = std::string(body);
+  n.received = clock_->Now();
+  n.state = "pending";
+  auto recorded = store_.RecordNotification(n);
+  if (!recorded) {
+    if (recorded.error().code == Code::kNotFound) {
+      return refuse(n.type, "unauthorized", unauthenticated);  // the token went with its endpoint
+    }
+    return refuse(n.type, "unavailable", Error::Unavailable("the store failed: " + recorded.error().message));
+  }
+  if (!*recorded) {
+    CountReceived(n.type, "duplicate");
+    spdlog::info("apple notification {} ({}) for token {}: a duplicate, already recorded", n.notification_id, n.type,
+                 n.token_id);
+    return Receipt::kDuplicate;
+  }
+  CountReceived(n.type, "recorded");
+  spdlog::info("apple notification {} ({}) for token {} recorded", n.notification_id, n.type, n.token_id);
+  if (options_.on_recorded) options_.on_recorded();
+  return Receipt::kRecorded;
+}
+
+// ---------------------------------------------------------------------------
+// 4. The applier
+
+struct NotificationApplier::Impl {
+  store::Store& store;
+  NotificationOptions options;
+  const Clock& clock;
+  std::mutex mu;
+  std::condition_variable wake;
+  std::uint64_t wakeups = 0;
+  bool started = false;
+  bool stopping = false;
+  std::thread thread;
+  Timestamp next_cleanup = 0;
+
+  Impl(store::Store& s, NotificationOptions o)
+      : store(s), options(std::move(o)), clock(options.clock ? *options.clock : Clock::Real()) {}
+
+  static void CountApplied(const std::string& type, const char* outcome) {
+    metrics::Counter("vppd_apple_notifications_applied_total", "Apple notifications worked off, by type and outcome",
+                     {{"type", TypeLabel(type)}, {"outcome", outcome}})
+        .Inc();
+  }
+
+  // Queues the syncLicenses that replaces a notification vppd could not apply.
+  void QueueSync(const store::AppleNotification& n) {
+    auto queued = sync::RequestJob(store, n.tenant_id, n.token_id, "syncLicenses", "", clock.Now(),
+                                   options.keep_action_results);
+    if (!queued && queued.error().code != Code::kNotFound) {
+      spdlog::warn("token {}: could not queue a sync for notification {}: {}", n.token_id, n.notification_id,
+                   queued.error().message);
+    }
+  }
+
+  // True when the notification ended (or another applier ended it).
+  Result<bool> Apply(const store::AppleNotification& n) {
+    log::ContextScope scope({.component = "notify", .tenant_id = n.tenant_id, .token_id = n.token_id});
+    const Timestamp now = clock.Now();
+    if (n.type == "ASSET_COUNT") {
+      // The envelope as received, checked then: parsed again, it gives the same fields.
+      auto parsed = ParseNotification(n.body);
+      if (!parsed) {
+        auto ended = store.FinishNotification(n, "resync", now);
+        if (!ended) return Fail(ended.error());
+        QueueSync(n);
+        CountApplied(n.type, "resync");
+        return true;
+      }
+      auto change = store.ApplyAssetCount(n, parsed->adam_id, parsed->pricing_param, parsed->count_delta, now);
+      if (!change) return Fail(change.error());
+      switch (*change) {
+        case store::CountChange::kApplied:
+          CountApplied(n.type, "applied");
+          spdlog::info("notification {}: app {} ({}) total moved by {}", n.notification_id, parsed->adam_id,
+                       parsed->pricing_param, parsed->count_delta);
+          return true;
+        case store::CountChange::kCovered:
+          CountApplied(n.type, "covered");
+          return true;
+        case store::CountChange::kInconsistent:
+          CountApplied(n.type, "resync");
+          spdlog::info("notification {}: app {} ({}) by {} does not fit the stored counts; syncing instead",
+                       n.notification_id, parsed->adam_id, parsed->pricing_param, parsed->count_delta);
+          QueueSync(n);
+          return true;
+        case store::CountChange::kDeferred:
+          return false;
+        case store::CountChange::kAlreadyHandled:
+          return true;
+      }
+      return true;
+    }
+    // TEST_NOTIFICATION needs nothing; ASSET_MANAGEMENT waits for the reconcile job
+    // that tracks its events, USER_* for user licensing: kept as recorded.
+    const char* state = n.type == "TEST_NOTIFICATION" ? "applied" : "recorded";
+    auto ended = store.FinishNotification(n, state, now);
+    if (!ended) return Fail(ended.error());
+    if (*ended) CountApplied(n.type, state);
+    return true;
+  }
+
+  Result<int> RunOnce() {
+    auto pending = store.PendingNotifications(100);
+    if (!pending) return Fail(pending.error());
+    int ended = 0;
+    for (const auto& n : *pending) {
+      auto done = Apply(n);
+      if (!done) {
+        spdlog::warn("notification {} (token {}): not applied yet: {}", n.notification_id, n.token_id,
+                     done.error().message);
+        continue;
+      }
+      if (*done) ++ended;
+    }
+    const Timestamp now = clock.Now();
+    if (now >= next_cleanup) {
+      next_cleanup = now + 600'000'000LL;  // every 10 minutes
+      const Timestamp retention =
+          std::chrono::duration_cast<std::chrono::microseconds>(options.retention).count();
+      if (auto gone = store.DeleteNotificationsBefore(now - retention); !gone) {
+        spdlog::warn("deleting old notifications failed: {}", gone.error().message);
+      } else if (*gone > 0) {
+        spdlog::info("deleted {} notifications older than {} h", *gone, options.retention.count());
+      }
+    }
+    return ended;
+  }
+
+  void Loop() {
+    while (true) {
+      std::uint64_t seen = 0;
+      {
+        std::lock_guard lock(mu);
+        if (stopping) return;
+        seen = wakeups;
+      }
+      if (auto ran = RunOnce(); !ran) spdlog::warn("notification applier: {}", ran.error().message);
+      std::unique_lock lock(mu);
+      wake.wait_for(lock, std::chrono::seconds(1), [&] { return stopping || wakeups != seen; });
+    }
+  }
+};
+
+NotificationApplier::NotificationApplier(store::Store& store, NotificationOptions options)
+    : impl_(std::make_unique<Impl>(store, std::move(options))) {}
+
+NotificationApplier::~NotificationApplier() { Stop(); }
+
+void NotificationApplier::Start() {
+  std::lock_guard lock(impl_->mu);
+  if (impl_->started) return;
+  impl_->started = true;
+  impl_->thread = std::thread([this] { impl_->Loop(); });
+}
+
+void NotificationApplier::Stop() {
+  {
+    std::lock_guard lock(impl_->mu);
+    if (!impl_->started || impl_->stopping) return;
+    impl_->stopping = true;
+  }
+  impl_->wake.notify_all();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+void NotificationApplier::Wake() {
+  {
+    std::lock_guard lock(impl_->mu);
+    ++impl_->wakeups;
+  }
+  impl_->wake.notify_all();
+}
+
+Result<int> NotificationApplier::RunOnce() { return impl_->RunOnce(); }
+
+}  // namespace vppd::service
