@@ -22,6 +22,7 @@ struct Operation {
   bool beta_only;
   std::vector<Parameter> parameters;
   const char* return_type;  // nullptr: none
+  bool return_nullable = true;
 };
 
 const std::vector<Operation>& Operations() {
@@ -41,9 +42,26 @@ const std::vector<Operation>& Operations() {
        {{"bindingParameter", "Collection(microsoft.graph.vppToken)"},
         {"bundleId", "Edm.String", /*nullable=*/true, /*unicode=*/false}},
        "Collection(microsoft.graph.vppTokenLicenseSummary)"},
+      // Bound to the depOnboardingSettings collection, not to vppTokens, as Graph binds it.
+      {true,
+       "getExpiringVppTokenCount",
+       true,
+       {{"bindingParameter", "Collection(microsoft.graph.depOnboardingSetting)"},
+        {"expiringBeforeDateTime", "Edm.String", /*nullable=*/true, /*unicode=*/false}},
+       "Edm.Int32",
+       /*return_nullable=*/false},
   };
   return kOperations;
 }
+
+// What beta declares only so that getExpiringVppTokenCount has its binding type and a
+// path from the container to it (/deviceManagement/depOnboardingSettings): vppd serves
+// none of these entities' properties, so none are declared.
+constexpr const char* kDeviceManagementTypes = R"xml(    <EntityType Name="depOnboardingSetting" BaseType="microsoft.graph.entity" />
+    <EntityType Name="deviceManagement" BaseType="microsoft.graph.entity">
+      <NavigationProperty Name="depOnboardingSettings" Type="Collection(microsoft.graph.depOnboardingSetting)" ContainsTarget="true" />
+    </EntityType>
+)xml";
 
 // Attribute values: the names are our own constants, but escaping keeps the document
 // well-formed whatever a future table holds.
@@ -140,6 +158,7 @@ std::string BuildDocument(ApiVersion version) {
     }
     w.Close(tag);
   }
+  if (version == ApiVersion::kBeta) w.Raw(kDeviceManagementTypes);
   for (const Operation& op : Operations()) {
     if (op.beta_only && version != ApiVersion::kBeta) continue;
     const char* tag = op.is_function ? "Function" : "Action";
@@ -152,12 +171,18 @@ std::string BuildDocument(ApiVersion version) {
               {"Unicode", p.unicode ? "" : "false"}},
              /*empty=*/true);
     }
-    if (op.return_type != nullptr) w.Open("ReturnType", {{"Type", op.return_type}}, /*empty=*/true);
+    if (op.return_type != nullptr) {
+      w.Open("ReturnType", {{"Type", op.return_type}, {"Nullable", op.return_nullable ? "" : "false"}},
+             /*empty=*/true);
+    }
     w.Close(tag);
   }
   w.Open("EntityContainer", {{"Name", "GraphService"}});
   w.Open("Singleton", {{"Name", "deviceAppManagement"}, {"Type", "microsoft.graph.deviceAppManagement"}},
          /*empty=*/true);
+  if (version == ApiVersion::kBeta) {
+    w.Open("Singleton", {{"Name", "deviceManagement"}, {"Type", "microsoft.graph.deviceManagement"}}, /*empty=*/true);
+  }
   w.Close("EntityContainer");
 
   w.Close("Schema");

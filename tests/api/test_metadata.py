@@ -238,7 +238,10 @@ class MetadataTest(unittest.TestCase):
                     "vppTokens": ("Collection(microsoft.graph.vppToken)", "true"),
                     "mobileApps": ("Collection(microsoft.graph.mobileApp)", "true")})
                 singletons = [(s.get("Name"), s.get("Type")) for s in doc.container.findall(f"{EDM}Singleton")]
-                self.assertEqual(singletons, [("deviceAppManagement", "microsoft.graph.deviceAppManagement")])
+                # beta: deviceManagement too, the path to getExpiringVppTokenCount's binding.
+                self.assertEqual(singletons, [("deviceAppManagement", "microsoft.graph.deviceAppManagement")] +
+                                 ([("deviceManagement", "microsoft.graph.deviceManagement")]
+                                  if version == "beta" else []))
                 # Every type a property, base or navigation names is declared.
                 for tname, t in doc.types.items():
                     refs = [ty for ty, _ in t["properties"].values()] + [ty for ty, _ in t["navigation"].values()]
@@ -285,6 +288,12 @@ class MetadataTest(unittest.TestCase):
                          ("Function", "true", [("bindingParameter", "Collection(microsoft.graph.vppToken)", True),
                                                ("bundleId", "Edm.String", True)],
                           "Collection(microsoft.graph.vppTokenLicenseSummary)"))
+        self.assertEqual(beta.operations["getExpiringVppTokenCount"],
+                         ("Function", "true",
+                          [("bindingParameter", "Collection(microsoft.graph.depOnboardingSetting)", True),
+                           ("expiringBeforeDateTime", "Edm.String", True)], "Edm.Int32"))
+        self.assertEqual(beta.types["deviceManagement"]["navigation"]["depOnboardingSettings"],
+                         ("Collection(microsoft.graph.depOnboardingSetting)", "true"))
         self.assertEqual(set(self.docs["v1.0"].operations), {"syncLicenses"})
 
     def test_every_emitted_property_is_declared(self):
