@@ -1,14 +1,16 @@
-// Routing and the handlers of the Graph surface. One table (Api::Impl::Table) lists
-// every route with its methods, handler and permission; it drives dispatch, the
-// metrics/log route label and 405's Allow. Each handler: parse and validate, call
-// one service function, serialise. Errors go through errors.cc.
+// Routing of the Graph surface, and what its handlers share. One table
+// (Api::Impl::Table) lists every route with its methods, handler and permission; it
+// drives dispatch, the metrics/log route label and 405's Allow. The handlers live in
+// a file per part of the surface (api_impl.h lists them).
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <chrono>
 #include <functional>
 #include <initializer_list>
 #include <optional>
 #include <span>
+#include <stdexcept>
 
 #include <boost/json.hpp>
 #include <boost/url.hpp>
@@ -16,6 +18,7 @@
 #include "auth/auth.h"
 #include "base/log.h"
 #include "base/metrics.h"
+#include "graph/api_impl.h"
 #include "graph/errors.h"
 #include "graph/graph.h"
 #include "graph/json_writer.h"
@@ -29,9 +32,6 @@ namespace vppd::graph {
 namespace json = boost::json;
 namespace {
 
-constexpr char kJsonContentType[] =
-    "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8";
-
 std::string Lower(std::string_view s) {
   std::string out(s);
   std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -42,40 +42,6 @@ std::string_view TrimSpace(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
-}
-
-// True when the Accept header (absent = anything) admits `media` ("application/json").
-bool Accepts(const http::Request& req, std::string_view media) {
-  const auto accept = req.Header("Accept");
-  if (!accept || TrimSpace(*accept).empty()) return true;
-  const std::string type(media.substr(0, media.find('/')));
-  std::string_view rest = *accept;
-  while (!rest.empty()) {
-    const auto comma = rest.find(',');
-    std::string_view item = rest.substr(0, comma);
-    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-    const auto semi = item.find(';');
-    const std::string range = Lower(TrimSpace(item.substr(0, semi)));
-    double q = 1.0;
-    if (semi != std::string_view::npos) {
-      std::string_view params = item.substr(semi + 1);
-      while (!params.empty()) {
-        const auto next = params.find(';');
-        const std::string_view p = TrimSpace(params.substr(0, next));
-        if (p.size() > 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
-          try {
-            q = std::stod(std::string(p.substr(2)));
-          } catch (...) {
-            q = 0;  // A malformed weight counts as "not acceptable" for that range.
-          }
-        }
-        params = next == std::string_view::npos ? std::string_view{} : params.substr(next + 1);
-      }
-    }
-    if (q <= 0) continue;
-    if (range == "*/*" || range == type + "/*" || range == media) return true;
-  }
-  return false;
 }
 
 bool IsJsonContentType(const http::Request& req) {
@@ -192,13 +158,6 @@ std::string JoinMethods(unsigned methods) {
   return out;
 }
 
-// One segment of a route template (see kRoutes).
-struct Step {
-  enum Kind { kLiteral, kKey, kCast, kOperation, kFunction };
-  Kind kind = kLiteral;
-  std::string_view text;  // the literal, or the operation's or function's name
-};
-
 // "deviceAppManagement/vppTokens/{id}/graph.syncLicenses" → its steps. Templates are
 // string literals, so the steps' views stay valid.
 std::vector<Step> ParseTemplate(std::string_view path) {
@@ -256,9 +215,12 @@ std::string_view CastType(std::string_view segment, ApiVersion v) {
 
 // What a path's segments bound to a template's placeholders.
 struct Captures {
-  std::size_t key = 0;                  // the segment holding {id}
-  std::string_view key_in_parentheses;  // "vppTokens" for "vppTokens('x')"; empty: the whole segment
-  bool has_key = false;
+  struct Key {
+    std::size_t segment = 0;          // the path segment holding it
+    std::string_view in_parentheses;  // "vppTokens" for "vppTokens('x')"; empty: the whole segment
+  };
+  std::array<Key, kMaxRouteKeys> keys;
+  std::size_t key_count = 0;
   std::string_view cast;      // the qualified type of {cast}
   std::string_view function;  // the function-call segment, arguments included
 };
@@ -278,18 +240,14 @@ bool MatchSteps(std::span<const Step> steps, std::span<const std::string> segmen
         if (segment == step.text) break;
         // "vppTokens('x')" stands for the two segments "vppTokens/x".
         if (k + 1 < steps.size() && steps[k + 1].kind == Step::kKey && HasParenthesisedKey(segment, step.text)) {
-          captures.key = p;
-          captures.key_in_parentheses = step.text;
-          captures.has_key = true;
+          captures.keys[captures.key_count++] = {p, step.text};
           ++k;
           break;
         }
         return false;
       case Step::kKey:
         if (segment.empty()) return false;
-        captures.key = p;
-        captures.key_in_parentheses = {};
-        captures.has_key = true;
+        captures.keys[captures.key_count++] = {p, {}};
         break;
       case Step::kCast:
         captures.cast = CastType(segment, v);
@@ -308,646 +266,311 @@ bool MatchSteps(std::span<const Step> steps, std::span<const std::string> segmen
   return p == segments.size();
 }
 
+std::string KnownMethod(const std::string& m) {
+  for (const char* known : {"GET", "HEAD", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"}) {
+    if (m == known) return m;
+  }
+  return "other";  // labels come from small fixed sets
+}
+
 }  // namespace
 
-struct Api::Impl {
-  Dependencies deps;
-  Options options;
-  QueryLimits limits;
-
-  // --- response helpers -------------------------------------------------
-
-  // Appends the base URL ("https://host") to `out`: --graph-public-url when set, else the
-  // origin the HTTP layer validated (Request::scheme and ::host, which believe
-  // X-Forwarded-* only from a trusted proxy). Never the raw Host or X-Forwarded-* headers.
-  void AppendBaseUrl(std::string& out, const http::Request& req) const {
-    if (!options.public_url.empty()) {
-      out += options.public_url;
-      return;
-    }
-    out += req.scheme.empty() ? std::string_view("http") : std::string_view(req.scheme);
-    out += "://";
-    out += req.host.empty() ? std::string_view("localhost") : std::string_view(req.host);  // HTTP/1.0 without Host
-  }
-
-  std::string BaseUrl(const http::Request& req) const {
-    std::string out;
-    AppendBaseUrl(out, req);
-    return out;
-  }
-
-  // The @odata.context URL: base, version, "/$metadata#", then the fragment's pieces.
-  // Built in one string (every JSON response has one).
-  std::string ContextUrl(const http::Request& req, ApiVersion v,
-                         std::initializer_list<std::string_view> fragment) const {
-    std::string out;
-    out.reserve(128);
-    AppendBaseUrl(out, req);
-    out += '/';
-    out += VersionSegment(v);
-    out += "/$metadata#";
-    for (std::string_view piece : fragment) out += piece;
-    return out;
-  }
-
-  static http::Response Json(int status, std::string body) {
-    http::Response r;
-    r.status = status;
-    r.headers = {{"Content-Type", kJsonContentType}, {"OData-Version", "4.0"}};
-    r.body = std::move(body);
-    return r;
-  }
-  static http::Response Json(int status, const json::object& body) { return Json(status, json::serialize(body)); }
-
-  static http::Response MethodNotAllowed(const http::Request& req, unsigned allowed) {
-    Error e{
-        Code::kMethodNotAllowed,
-        "The HTTP method '" + req.method + "' is not allowed on this resource; allowed: " + JoinMethods(allowed) + ".",
-        {},
-        {}};
-    http::Response r = ErrorResponse(e, req);
-    r.headers.emplace_back("Allow", JoinMethods(allowed));
-    return r;
-  }
-
-  static Error SegmentNotFound(std::string_view segment) {
-    return Error::InvalidArgument("Resource not found for the segment '" + std::string(segment) + "'.",
-                                  std::string(segment));
-  }
-
-  // Parses a JSON object body; 415 for another media type, 400 for not JSON / not an object.
-  static Result<json::object> ReadJsonObject(const http::Request& req) {
-    if (!IsJsonContentType(req)) {
-      return Fail(
-          Error{Code::kUnsupportedMediaType,
-                "The request body must be 'application/json'" +
-                    std::string(req.Header("Content-Type") ? ", not '" + std::string(*req.Header("Content-Type")) + "'."
-                                                           : "; the Content-Type header is missing."),
-                "Content-Type",
-                {}});
-    }
-    if (TrimSpace(req.body).empty()) {
-      return Fail(Error::InvalidArgument("The request body is empty; a JSON object is required."));
-    }
-    boost::system::error_code ec;
-    json::parse_options opts;
-    opts.max_depth = 32;
-    json::value v = json::parse(req.body, ec, {}, opts);
-    if (ec) {
-      return Fail(Error::InvalidArgument("The request body is not valid JSON: " + ec.message() + "."));
-    }
-    if (!v.is_object()) {
-      return Fail(Error::InvalidArgument("The request body must be a JSON object."));
-    }
-    return std::move(v.get_object());
-  }
-
-  // --- dispatch ---------------------------------------------------------
-
-  // What a route's handler is given: the request, and what routing and
-  // authentication found.
-  struct Call {
-    const http::Request& req;
-    ApiVersion version;
-    const std::string& query;   // still percent-encoded
-    const Principal& who;       // empty on the anonymous routes (kUnversioned, kAnonymous)
-    std::string id;             // the {id} key, decoded
-    std::string_view cast;      // the qualified type of {cast}
-    std::string_view function;  // the function-call segment, arguments included
-  };
-  using Handler = Result<http::Response> (Impl::*)(const Call&) const;
-
-  enum RouteFlag : unsigned {
-    kBetaOnly = 1,     // not served under /v1.0
-    kUnversioned = 2,  // outside /beta and /v1.0, and anonymous: /healthz, /metrics
-    kIfMetrics = 4,    // served only when Options::metrics is on
-    // Served without authentication, as Graph serves it: the Authorization header is not
-    // read, so a missing, expired or forged token gets the same answer. Only for routes
-    // that show no tenant data ($metadata).
-    kAnonymous = 8,
-  };
-
-  // One row of the route table (Table() below).
-  struct Route {
-    std::string_view path;  // the template
-    unsigned methods;       // MethodBits
-    Handler handler;
-    // Checked (service::Authorize) before the handler runs; nullopt: any
-    // authenticated caller. The service checks it again, with the tenant's license.
-    std::optional<service::Operation> permission;
-    unsigned flags = 0;  // RouteFlags
-  };
-
-  // A row made ready for matching, once.
-  struct CompiledRoute {
-    const Route* route;
-    std::vector<Step> steps;
-    std::string labels[2];  // the metrics label under each ApiVersion
-    std::size_t group;      // the index of the first row with the same template
-  };
-  static const std::vector<CompiledRoute>& Table();
-
-  // Times every request and counts it by route template and status (GET /metrics).
-  http::Response Handle(http::Request& req) const {
-    const auto start = std::chrono::steady_clock::now();
-    std::string route = "other";
-    http::Response response = Dispatch(req, route);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    metrics::Counter(
-        "vppd_http_requests_total", "HTTP requests by route template, method and status",
-        {{"route", route}, {"method", KnownMethod(req.method)}, {"status", std::to_string(response.status)}})
-        .Inc();
-    metrics::Histogram("vppd_http_request_duration_seconds", "Time to answer, by route template", {{"route", route}})
-        .Observe(seconds);
-    return response;
-  }
-
-  static std::string KnownMethod(const std::string& m) {
-    for (const char* known : {"GET", "HEAD", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"}) {
-      if (m == known) return m;
-    }
-    return "other";  // labels come from small fixed sets
-  }
-
-  bool Serves(const CompiledRoute& r, bool versioned, ApiVersion v) const {
-    const unsigned flags = r.route->flags;
-    if (((flags & kUnversioned) != 0) == versioned) return false;
-    if ((flags & kBetaOnly) != 0 && v != ApiVersion::kBeta) return false;
-    return (flags & kIfMetrics) == 0 || options.metrics;
-  }
-
-  // Splits the target, matches it against the table (which also names the route for
-  // metrics and logs), authenticates, throttles, checks the method and the
-  // permission, and calls the route's handler.
-  http::Response Dispatch(http::Request& req, std::string& route) const;
-
-  // Calls an unauthenticated route's handler (kUnversioned, kAnonymous) with an empty Principal.
-  http::Response CallAnonymous(const CompiledRoute& r, const http::Request& req, ApiVersion v,
-                               const std::string& query) const {
-    static const Principal kNobody;
-    auto result = (this->*r.route->handler)(Call{req, v, query, kNobody, {}, {}, {}});
-    if (!result) return ErrorResponse(result.error(), req);
-    return std::move(*result);
-  }
-
-  // --- actions and functions on vppTokens -------------------------------
-
-  Result<http::Response> SyncLicenses(const Call& c) const {
-    const http::Request& req = c.req;
-    const ApiVersion v = c.version;
-    if (auto ok = RequireJsonAccepted(req); !ok) return Fail(ok.error());
-    // The seed: "this method takes no request body" — one sent anyway is ignored.
-    auto token = deps.tokens->SyncLicenses(c.who, c.id);
-    if (!token) return Fail(token.error());
-    const bool at_root = options.action_response == ActionResponse::kEntity ||
-                         (options.action_response == ActionResponse::kAuto && req.Header("SdkVersion").has_value());
-    std::string body;
-    JsonWriter w(body);
-    w.BeginObject();
-    w.Key("@odata.context");
-    w.String(ContextUrl(req, v, {"microsoft.graph.vppToken"}));
-    if (at_root) {
-      WriteVppTokenMembers(*token, v, {}, w);
-    } else {
-      w.Key("value");  // the seed's shape
-      w.BeginObject();
-      WriteVppTokenMembers(*token, v, {}, w);
-      w.EndObject();
-    }
-    w.EndObject();
-    return Json(200, std::move(body));
-  }
-
-  Result<http::Response> RevokeLicenses(const Call& c) const {
-    auto body = ReadJsonObject(c.req);
-    if (!body) return Fail(body.error());
-    std::optional<bool> notify, untracked;
-    for (const auto& [key, value] : *body) {
-      if (key == "notifyManagedDevices") {
-        if (!value.is_bool()) return Fail(BadParameter("notifyManagedDevices", "must be true or false"));
-        notify = value.get_bool();
-      } else if (key == "revokeUntrackedLicenses") {
-        if (!value.is_bool() && !value.is_null()) {
-          return Fail(BadParameter("revokeUntrackedLicenses", "must be true, false or null"));
-        }
-        if (value.is_bool()) untracked = value.get_bool();
-      } else if (key.find('@') == std::string_view::npos) {
-        return Fail(BadParameter(std::string(key),
-                                 "is not a parameter of revokeLicenses (notifyManagedDevices, "
-                                 "revokeUntrackedLicenses)"));
-      }
-    }
-    if (!notify) return Fail(BadParameter("notifyManagedDevices", "is required"));
-    if (auto ok = deps.tokens->RevokeLicenses(c.who, c.id, *notify, untracked); !ok) return Fail(ok.error());
-    return http::Response{204, {}, {}, {}, {}};
-  }
-
-  static Error BadParameter(const std::string& name, const std::string& why) {
-    return Error::InvalidArgument("The parameter '" + name + "' " + why + ".", name);
-  }
-
-  Result<http::Response> SyncLicenseCounts(const Call& c) const {
-    if (auto ok = deps.tokens->SyncLicenseCounts(c.who); !ok) return Fail(ok.error());
-    return http::Response{204, {}, {}, {}, {}};
-  }
-
-  // The one string parameter of a function call: "getLicensesForApp(bundleId='x')", or with a
-  // parameter alias, "(bundleId=@b)?@b='x'". `example` is a well-formed call, for the message.
-  static Result<std::string> ParseStringArgument(std::string_view segment, std::string_view query,
-                                                 std::string_view function, std::string_view parameter,
-                                                 std::string_view example) {
-    const std::string param(parameter);
-    auto bad = [&](const std::string& why) {
-      return Fail(Error::InvalidArgument("Invalid function call '" + std::string(segment.substr(0, 200)) + "': " + why +
-                                             " Use " + std::string(example) + ".",
-                                         param));
-    };
-    const auto open = segment.find('(');
-    if (open == std::string_view::npos || segment.back() != ')') return bad("the parameter list is missing.");
-    const std::string_view name = segment.substr(0, open);
-    if (name != function && LocalName(name) != function) {
-      return bad("unknown function '" + std::string(name) + "'.");
-    }
-    std::string_view args = segment.substr(open + 1, segment.size() - open - 2);
-    const auto eq = args.find('=');
-    if (eq == std::string_view::npos || TrimSpace(args.substr(0, eq)) != parameter) {
-      return bad("the only parameter is " + param + ".");
-    }
-    std::string_view value = TrimSpace(args.substr(eq + 1));
-    std::string alias_value;
-    if (!value.empty() && value.front() == '@') {
-      // Parameter alias: its value is a query parameter of the same name.
-      const std::string alias(value);
-      auto params = boost::urls::parse_query(query);
-      bool found = false;
-      if (params) {
-        for (auto p : *params) {
-          if (p.key == alias && p.has_value) {
-            alias_value = p.value;
-            found = true;
+// True when the Accept header (absent = anything) admits `media` ("application/json").
+bool Accepts(const http::Request& req, std::string_view media) {
+  const auto accept = req.Header("Accept");
+  if (!accept || TrimSpace(*accept).empty()) return true;
+  const std::string type(media.substr(0, media.find('/')));
+  std::string_view rest = *accept;
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    const auto semi = item.find(';');
+    const std::string range = Lower(TrimSpace(item.substr(0, semi)));
+    double q = 1.0;
+    if (semi != std::string_view::npos) {
+      std::string_view params = item.substr(semi + 1);
+      while (!params.empty()) {
+        const auto next = params.find(';');
+        const std::string_view p = TrimSpace(params.substr(0, next));
+        if (p.size() > 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
+          try {
+            q = std::stod(std::string(p.substr(2)));
+          } catch (...) {
+            q = 0;  // A malformed weight counts as "not acceptable" for that range.
           }
         }
+        params = next == std::string_view::npos ? std::string_view{} : params.substr(next + 1);
       }
-      if (!found) return bad("the parameter alias " + alias + " has no value in the query string.");
-      value = alias_value;
     }
-    if (value.size() < 2 || value.front() != '\'' || value.back() != '\'') {
-      return bad(param + " must be a string literal in single quotes.");
-    }
-    std::string out;
-    const std::string_view inner = value.substr(1, value.size() - 2);
-    for (std::size_t i = 0; i < inner.size(); ++i) {
-      if (inner[i] == '\'') {
-        if (i + 1 < inner.size() && inner[i + 1] == '\'') {
-          out += '\'';
-          ++i;
-          continue;
+    if (q <= 0) continue;
+    if (range == "*/*" || range == type + "/*" || range == media) return true;
+  }
+  return false;
+}
+
+void Api::Impl::AppendBaseUrl(std::string& out, const http::Request& req) const {
+  if (!options.public_url.empty()) {
+    out += options.public_url;
+    return;
+  }
+  out += req.scheme.empty() ? std::string_view("http") : std::string_view(req.scheme);
+  out += "://";
+  out += req.host.empty() ? std::string_view("localhost") : std::string_view(req.host);  // HTTP/1.0 without Host
+}
+
+std::string Api::Impl::BaseUrl(const http::Request& req) const {
+  std::string out;
+  AppendBaseUrl(out, req);
+  return out;
+}
+
+std::string Api::Impl::ContextUrl(const http::Request& req, ApiVersion v,
+                                  std::initializer_list<std::string_view> fragment) const {
+  std::string out;
+  out.reserve(128);
+  AppendBaseUrl(out, req);
+  out += '/';
+  out += VersionSegment(v);
+  out += "/$metadata#";
+  for (std::string_view piece : fragment) out += piece;
+  return out;
+}
+
+http::Response Api::Impl::Json(int status, std::string body) {
+  http::Response r;
+  r.status = status;
+  r.headers = {{"Content-Type", kJsonContentType}, {"OData-Version", "4.0"}};
+  r.body = std::move(body);
+  return r;
+}
+
+http::Response Api::Impl::Json(int status, const json::object& body) { return Json(status, json::serialize(body)); }
+
+http::Response Api::Impl::MethodNotAllowed(const http::Request& req, unsigned allowed) {
+  Error e{
+      Code::kMethodNotAllowed,
+      "The HTTP method '" + req.method + "' is not allowed on this resource; allowed: " + JoinMethods(allowed) + ".",
+      {},
+      {}};
+  http::Response r = ErrorResponse(e, req);
+  r.headers.emplace_back("Allow", JoinMethods(allowed));
+  return r;
+}
+
+Error Api::Impl::SegmentNotFound(std::string_view segment) {
+  return Error::InvalidArgument("Resource not found for the segment '" + std::string(segment) + "'.",
+                                std::string(segment));
+}
+
+Result<json::object> Api::Impl::ReadJsonObject(const http::Request& req) {
+  if (!IsJsonContentType(req)) {
+    return Fail(
+        Error{Code::kUnsupportedMediaType,
+              "The request body must be 'application/json'" +
+                  std::string(req.Header("Content-Type") ? ", not '" + std::string(*req.Header("Content-Type")) + "'."
+                                                         : "; the Content-Type header is missing."),
+              "Content-Type",
+              {}});
+  }
+  if (TrimSpace(req.body).empty()) {
+    return Fail(Error::InvalidArgument("The request body is empty; a JSON object is required."));
+  }
+  boost::system::error_code ec;
+  json::parse_options opts;
+  opts.max_depth = 32;
+  json::value v = json::parse(req.body, ec, {}, opts);
+  if (ec) {
+    return Fail(Error::InvalidArgument("The request body is not valid JSON: " + ec.message() + "."));
+  }
+  if (!v.is_object()) {
+    return Fail(Error::InvalidArgument("The request body must be a JSON object."));
+  }
+  return std::move(v.get_object());
+}
+
+http::Response Api::Impl::Handle(http::Request& req) const {
+  const auto start = std::chrono::steady_clock::now();
+  std::string route = "other";
+  http::Response response = Dispatch(req, route);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  metrics::Counter("vppd_http_requests_total", "HTTP requests by route template, method and status",
+                   {{"route", route}, {"method", KnownMethod(req.method)}, {"status", std::to_string(response.status)}})
+      .Inc();
+  metrics::Histogram("vppd_http_request_duration_seconds", "Time to answer, by route template", {{"route", route}})
+      .Observe(seconds);
+  return response;
+}
+
+bool Api::Impl::Serves(const CompiledRoute& r, bool versioned, ApiVersion v) const {
+  const unsigned flags = r.route->flags;
+  if (((flags & kUnversioned) != 0) == versioned) return false;
+  if ((flags & kBetaOnly) != 0 && v != ApiVersion::kBeta) return false;
+  return (flags & kIfMetrics) == 0 || options.metrics;
+}
+
+http::Response Api::Impl::CallAnonymous(const CompiledRoute& r, const http::Request& req, ApiVersion v,
+                                        const std::string& query) const {
+  static const Principal kNobody;
+  auto result = (this->*r.route->handler)(Call{req, v, query, kNobody, {}, {}, {}});
+  if (!result) return ErrorResponse(result.error(), req);
+  return std::move(*result);
+}
+
+Error Api::Impl::BadParameter(const std::string& name, const std::string& why) {
+  return Error::InvalidArgument("The parameter '" + name + "' " + why + ".", name);
+}
+
+Result<std::string> Api::Impl::ParseStringArgument(std::string_view segment, std::string_view query,
+                                                   std::string_view function, std::string_view parameter,
+                                                   std::string_view example) {
+  const std::string param(parameter);
+  auto bad = [&](const std::string& why) {
+    return Fail(Error::InvalidArgument("Invalid function call '" + std::string(segment.substr(0, 200)) + "': " + why +
+                                           " Use " + std::string(example) + ".",
+                                       param));
+  };
+  const auto open = segment.find('(');
+  if (open == std::string_view::npos || segment.back() != ')') return bad("the parameter list is missing.");
+  const std::string_view name = segment.substr(0, open);
+  if (name != function && LocalName(name) != function) {
+    return bad("unknown function '" + std::string(name) + "'.");
+  }
+  std::string_view args = segment.substr(open + 1, segment.size() - open - 2);
+  const auto eq = args.find('=');
+  if (eq == std::string_view::npos || TrimSpace(args.substr(0, eq)) != parameter) {
+    return bad("the only parameter is " + param + ".");
+  }
+  std::string_view value = TrimSpace(args.substr(eq + 1));
+  std::string alias_value;
+  if (!value.empty() && value.front() == '@') {
+    // Parameter alias: its value is a query parameter of the same name.
+    const std::string alias(value);
+    auto params = boost::urls::parse_query(query);
+    bool found = false;
+    if (params) {
+      for (auto p : *params) {
+        if (p.key == alias && p.has_value) {
+          alias_value = p.value;
+          found = true;
         }
-        return bad("a quote inside " + param + " must be doubled ('').");
       }
-      out += inner[i];
     }
-    if (out.empty()) return bad(param + " is empty.");
-    return out;
+    if (!found) return bad("the parameter alias " + alias + " has no value in the query string.");
+    value = alias_value;
   }
-
-  Result<http::Response> GetLicensesForApp(const Call& c) const {
-    const http::Request& req = c.req;
-    if (auto ok = RequireJsonAccepted(req); !ok) return Fail(ok.error());
-    auto bundle_id = ParseStringArgument(c.function, c.query, "getLicensesForApp", "bundleId",
-                                         "getLicensesForApp(bundleId='com.example.app')");
-    if (!bundle_id) return Fail(bundle_id.error());
-    auto summaries = deps.tokens->GetLicensesForApp(c.who, *bundle_id);
-    if (!summaries) return Fail(summaries.error());
-    json::array values;
-    for (const auto& s : *summaries) {
-      json::object o;
-      WriteLicenseSummary(s, o);
-      values.push_back(std::move(o));
-    }
-    json::object body;
-    body["@odata.context"] = ContextUrl(req, ApiVersion::kBeta, {"Collection(microsoft.graph.vppTokenLicenseSummary)"});
-    body["value"] = std::move(values);
-    return Json(200, body);
+  if (value.size() < 2 || value.front() != '\'' || value.back() != '\'') {
+    return bad(param + " must be a string literal in single quotes.");
   }
-
-  // --- depOnboardingSettings ----------------------------------------------
-
-  // GET deviceManagement/depOnboardingSettings/getExpiringVppTokenCount(expiringBeforeDateTime='…'):
-  // a function bound to the depOnboardingSetting collection (beta CSDL). Its one parameter is
-  // an Edm.String holding an ISO-8601 date-time, so it is quoted; it answers Edm.Int32 as
-  // {"@odata.context":"…/$metadata#Edm.Int32","value":n}.
-  Result<http::Response> GetExpiringVppTokenCount(const Call& c) const {
-    if (auto ok = RequireJsonAccepted(c.req); !ok) return Fail(ok.error());
-    auto text = ParseStringArgument(c.function, c.query, "getExpiringVppTokenCount", "expiringBeforeDateTime",
-                                    "getExpiringVppTokenCount(expiringBeforeDateTime='2027-01-01T00:00:00Z')");
-    if (!text) return Fail(text.error());
-    auto before = ParseIso8601(*text);
-    if (!before) {
-      return Fail(BadParameter("expiringBeforeDateTime",
-                               "must be an ISO-8601 date-time such as "
-                               "'2027-01-01T00:00:00Z', not '" +
-                                   text->substr(0, 100) + "'"));
+  std::string out;
+  const std::string_view inner = value.substr(1, value.size() - 2);
+  for (std::size_t i = 0; i < inner.size(); ++i) {
+    if (inner[i] == '\'') {
+      if (i + 1 < inner.size() && inner[i + 1] == '\'') {
+        out += '\'';
+        ++i;
+        continue;
+      }
+      return bad("a quote inside " + param + " must be doubled ('').");
     }
-    auto n = deps.tokens->CountExpiringBefore(c.who, *before);
+    out += inner[i];
+  }
+  if (out.empty()) return bad(param + " is empty.");
+  return out;
+}
+
+Result<http::Response> Api::Impl::CollectionPage(const http::Request& req, ApiVersion v, const std::string& path,
+                                                 const std::string& query, const QueryOptions& q,
+                                                 std::string_view values, std::size_t returned_entities, bool has_more,
+                                                 const std::function<Result<std::int64_t>()>& count) const {
+  std::string body;
+  body.reserve(values.size() + 256);
+  JsonWriter w(body);
+  w.BeginObject();
+  w.Key("@odata.context");
+  w.String(ContextUrl(req, v, {path, SelectFragment(q.select)}));
+  if (q.count) {
+    auto n = count();
     if (!n) return Fail(n.error());
-    std::string body;
-    JsonWriter w(body);
-    w.BeginObject();
-    w.Key("@odata.context");
-    w.String(ContextUrl(c.req, ApiVersion::kBeta, {"Edm.Int32"}));
-    w.Key("value");
+    w.Key("@odata.count");
     w.Int(*n);
-    w.EndObject();
-    return Json(200, std::move(body));
   }
-
-  // --- mobileApps ---------------------------------------------------------
-
-  Result<http::Response> ListApps(const Call& c) const { return AppCollection(c, false); }
-  Result<http::Response> CountApps(const Call& c) const { return AppCollection(c, true); }
-
-  // The app {id}, which must be of the type {cast} when the route has one. NotFound.
-  Result<store::MobileApp> FindApp(const Call& c) const {
-    auto app = deps.apps->Get(c.who, c.id);
-    if (!app) return app;
-    if (!c.cast.empty() && MobileAppType(*app) != "#" + std::string(c.cast)) {
-      return Fail(Error::NotFound("The mobileApp '" + c.id + "' is not a " + std::string(c.cast) + ".", c.id));
-    }
-    return app;
+  const auto returned = static_cast<std::int64_t>(returned_entities);
+  if (HasNextPage(q, returned, has_more)) {
+    w.Key("@odata.nextLink");
+    w.String(BaseUrl(req) + "/" + VersionSegment(v) + "/" + path + "?" +
+             NextLinkQuery(query, q, q.list.skip + returned));
   }
-
-  Result<http::Response> GetApp(const Call& c) const {
-    auto app = FindApp(c);
-    if (!app) return Fail(app.error());
-    if (auto ok = RequireJsonAccepted(c.req); !ok) return Fail(ok.error());
-    auto select = ParseSelectOnly(c.query, MobileAppEntity(c.version));
-    if (!select) return Fail(select.error());
-    json::object body;
-    body["@odata.context"] =
-        ContextUrl(c.req, c.version, {"deviceAppManagement/mobileApps", SelectFragment(*select), "/$entity"});
-    WriteMobileApp(*app, c.version, *select, body);
-    return Json(200, body);
+  w.Key("value");
+  w.Raw(values);
+  w.EndObject();
+  http::Response r = Json(200, std::move(body));
+  if (q.applied_page_size) {
+    r.headers.emplace_back("Preference-Applied", "odata.maxpagesize=" + std::to_string(*q.applied_page_size));
   }
+  return r;
+}
 
-  Result<http::Response> AppCollection(const Call& c, bool count_segment) const {
-    const http::Request& req = c.req;
-    const ApiVersion v = c.version;
-    const std::string& query = c.query;
-    const Principal& who = c.who;
-    const EntityDef& entity = MobileAppEntity(v);
-    AllowedOptions allowed;
-    allowed.expand = !count_segment;
-    if (count_segment) {
-      if (auto ok = RequireCountAccepted(req); !ok) return Fail(ok.error());
-      allowed.orderby = allowed.top = allowed.skip = allowed.count = allowed.select = allowed.skiptoken = false;
-    } else if (auto ok = RequireJsonAccepted(req); !ok) {
-      return Fail(ok.error());
-    }
-    auto q = ParseQueryOptions(query, entity, allowed, RequestLimits(req));
-    if (!q) return Fail(q.error());
-    // A cast segment is a type filter (and v1.0 has iOS VPP apps only).
-    std::string type(c.cast);
-    if (type.empty() && v == ApiVersion::kV1) type = "microsoft.graph.iosVppApp";
-    if (!type.empty()) {
-      if (auto ok = RestrictToType(*q, entity, type); !ok) return Fail(ok.error());
-    }
-    if (count_segment) {
-      auto n = deps.apps->Count(who, q->list.filter);
-      if (!n) return Fail(n.error());
-      http::Response r = http::Response::Text(200, std::to_string(*n));
-      r.headers.emplace_back("OData-Version", "4.0");
-      return r;
-    }
-    auto page = deps.apps->List(who, q->list);
-    if (!page) return Fail(page.error());
-    const std::string path = "deviceAppManagement/mobileApps" + (c.cast.empty() ? "" : "/" + std::string(c.cast));
-    json::array values;
-    for (const auto& app : page->items) {
-      json::object o;
-      WriteMobileApp(app, v, q->select, o, q->expand);
-      values.push_back(std::move(o));
-    }
-    return CollectionPage(req, v, path, query, *q, json::serialize(values), values.size(), page->has_more,
-                          [&] { return deps.apps->Count(who, q->list.filter); });
-  }
+QueryLimits Api::Impl::RequestLimits(const http::Request& req) const {
+  QueryLimits l = limits;
+  if (auto prefer = req.Header("Prefer")) l.preferred_page_size = ParseMaxPageSize(*prefer);
+  return l;
+}
 
-  Result<http::Response> AssignedLicenses(const Call& c) const {
-    auto found = FindApp(c);
-    if (!found) return Fail(found.error());
-    const store::MobileApp& app = *found;
-    const http::Request& req = c.req;
-    const std::string& query = c.query;
-    if (auto ok = RequireJsonAccepted(req); !ok) return Fail(ok.error());
-    static const EntityDef kLicense = [] {
-      EntityDef e;
-      e.name = "iosVppAppAssignedLicense";
-      return e;
-    }();
-    AllowedOptions allowed;
-    allowed.filter = allowed.orderby = allowed.select = allowed.count = false;
-    auto q = ParseQueryOptions(query, kLicense, allowed, RequestLimits(req));
-    if (!q) return Fail(q.error());
-    auto page = deps.apps->AssignedLicenses(c.who, app.id, q->list.skip, q->list.limit);
-    if (!page) return Fail(page.error());
-    const std::string path =
-        "deviceAppManagement/mobileApps/" + app.id + "/" + std::string(c.cast) + "/assignedLicenses";
-    json::array values;
-    for (const auto& a : page->items) {
-      json::object o;
-      WriteAssignedLicense(app, a, o);
-      values.push_back(std::move(o));
-    }
-    return CollectionPage(req, ApiVersion::kBeta, path, query, *q, json::serialize(values), values.size(),
-                          page->has_more, [] { return Result<std::int64_t>(0); });  // $count is not allowed here
-  }
+std::string Api::Impl::SelectFragment(const std::vector<std::string>& select) {
+  if (select.empty()) return "";
+  std::string out = "(";
+  for (std::size_t i = 0; i < select.size(); ++i) out += (i ? "," : "") + select[i];
+  return out + ")";
+}
 
-  // The envelope of a collection page: @odata.context, @odata.count when asked
-  // (counted by `count`), @odata.nextLink when another page exists, and `values`
-  // (the JSON array text of the page's `returned` entities).
-  Result<http::Response> CollectionPage(const http::Request& req, ApiVersion v, const std::string& path,
-                                        const std::string& query, const QueryOptions& q, std::string_view values,
-                                        std::size_t returned_entities, bool has_more,
-                                        const std::function<Result<std::int64_t>()>& count) const {
-    std::string body;
-    body.reserve(values.size() + 256);
-    JsonWriter w(body);
-    w.BeginObject();
-    w.Key("@odata.context");
-    w.String(ContextUrl(req, v, {path, SelectFragment(q.select)}));
-    if (q.count) {
-      auto n = count();
-      if (!n) return Fail(n.error());
-      w.Key("@odata.count");
-      w.Int(*n);
-    }
-    const auto returned = static_cast<std::int64_t>(returned_entities);
-    if (HasNextPage(q, returned, has_more)) {
-      w.Key("@odata.nextLink");
-      w.String(BaseUrl(req) + "/" + VersionSegment(v) + "/" + path + "?" +
-               NextLinkQuery(query, q, q.list.skip + returned));
-    }
-    w.Key("value");
-    w.Raw(values);
-    w.EndObject();
-    http::Response r = Json(200, std::move(body));
-    if (q.applied_page_size) {
-      r.headers.emplace_back("Preference-Applied", "odata.maxpagesize=" + std::to_string(*q.applied_page_size));
-    }
-    return r;
-  }
-
-  // The limits of one request: the server's, with the client's `Prefer: odata.maxpagesize=N`.
-  QueryLimits RequestLimits(const http::Request& req) const {
-    QueryLimits l = limits;
-    if (auto prefer = req.Header("Prefer")) l.preferred_page_size = ParseMaxPageSize(*prefer);
-    return l;
-  }
-
-  static std::string SelectFragment(const std::vector<std::string>& select) {
-    if (select.empty()) return "";
-    std::string out = "(";
-    for (std::size_t i = 0; i < select.size(); ++i) out += (i ? "," : "") + select[i];
-    return out + ")";
-  }
-
-  static Status RequireJsonAccepted(const http::Request& req) {
-    if (!Accepts(req, "application/json")) {
-      return Fail(Error{Code::kNotAcceptable,
-                        "The Accept header '" + std::string(*req.Header("Accept")) +
-                            "' excludes application/json, the only representation of this resource.",
-                        "Accept",
-                        {}});
-    }
-    return {};
-  }
-
-  // A $count segment answers text/plain, as Graph does, also to the Accept: application/json
-  // that Graph's own clients send; 406 only for an Accept that admits neither (nor */*).
-  static Status RequireCountAccepted(const http::Request& req) {
-    if (!Accepts(req, "text/plain") && !Accepts(req, "application/json")) {
-      return Fail(Error{Code::kNotAcceptable,
-                        "The $count segment answers text/plain; the Accept header '" +
-                            std::string(*req.Header("Accept")) + "' admits neither text/plain nor application/json.",
-                        "Accept",
-                        {}});
-    }
-    return {};
-  }
-
-  // --- vppTokens --------------------------------------------------------
-
-  Result<http::Response> ListTokens(const Call& c) const {
-    const http::Request& req = c.req;
-    const ApiVersion v = c.version;
-    if (auto ok = RequireJsonAccepted(req); !ok) return Fail(ok.error());
-    AllowedOptions allowed;
-    auto q = ParseQueryOptions(c.query, VppTokenEntity(v), allowed, RequestLimits(req));
-    if (!q) return Fail(q.error());
-    auto page = deps.tokens->List(c.who, q->list);
-    if (!page) return Fail(page.error());
-    std::string values;
-    values.reserve(page->items.size() * 1024);
-    JsonWriter w(values);
-    w.BeginArray();
-    for (const auto& t : page->items) {
-      w.BeginObject();
-      WriteVppTokenMembers(t, v, q->select, w);
-      w.EndObject();
-    }
-    w.EndArray();
-    return CollectionPage(req, v, "deviceAppManagement/vppTokens", c.query, *q, values, page->items.size(),
-                          page->has_more, [&] { return deps.tokens->Count(c.who, q->list.filter); });
-  }
-
-  Result<http::Response> CountTokens(const Call& c) const {
-    if (auto ok = RequireCountAccepted(c.req); !ok) return Fail(ok.error());
-    AllowedOptions allowed;
-    allowed.orderby = allowed.top = allowed.skip = allowed.count = allowed.select = allowed.skiptoken = false;
-    auto q = ParseQueryOptions(c.query, VppTokenEntity(c.version), allowed, limits);
-    if (!q) return Fail(q.error());
-    auto n = deps.tokens->Count(c.who, q->list.filter);
-    if (!n) return Fail(n.error());
-    http::Response r = http::Response::Text(200, std::to_string(*n));
-    r.headers.emplace_back("OData-Version", "4.0");
-    return r;
-  }
-
-  Result<http::Response> GetToken(const Call& c) const {
-    if (auto ok = RequireJsonAccepted(c.req); !ok) return Fail(ok.error());
-    auto select = ParseSelectOnly(c.query, VppTokenEntity(c.version));
-    if (!select) return Fail(select.error());
-    auto token = deps.tokens->Get(c.who, c.id);
-    if (!token) return Fail(token.error());
-    return EntityResponse(c.req, c.version, 200, *token, *select);
-  }
-
-  Result<http::Response> UpdateToken(const Call& c) const {
-    if (auto ok = RequireJsonAccepted(c.req); !ok) return Fail(ok.error());
-    auto body = ReadJsonObject(c.req);
-    if (!body) return Fail(body.error());
-    auto changes = ReadTokenChanges(*body, c.version);
-    if (!changes) return Fail(changes.error());
-    auto token = deps.tokens->Update(c.who, c.id, std::move(*changes));
-    if (!token) return Fail(token.error());
-    return EntityResponse(c.req, c.version, 200, *token, {});
-  }
-
-  Result<http::Response> DeleteToken(const Call& c) const {
-    if (auto ok = deps.tokens->Delete(c.who, c.id); !ok) return Fail(ok.error());
-    return http::Response{204, {}, {}, {}, {}};
-  }
-
-  Result<http::Response> CreateToken(const Call& c) const {
-    const http::Request& req = c.req;
-    const ApiVersion v = c.version;
-    if (auto ok = RequireJsonAccepted(req); !ok) return Fail(ok.error());
-    auto body = ReadJsonObject(req);
-    if (!body) return Fail(body.error());
-    auto changes = ReadTokenChanges(*body, v);
-    if (!changes) return Fail(changes.error());
-    auto token = deps.tokens->Create(c.who, std::move(*changes));
-    if (!token) return Fail(token.error());
-    http::Response r = EntityResponse(req, v, 201, *token, {});
-    r.headers.emplace_back("Location",
-                           BaseUrl(req) + "/" + VersionSegment(v) + "/deviceAppManagement/vppTokens/" + token->id);
-    return r;
-  }
-
-  http::Response EntityResponse(const http::Request& req, ApiVersion v, int status, const store::VppToken& token,
-                                const std::vector<std::string>& select) const {
-    // Written straight into the body: the hot path of every item read.
-    std::string body;
-    body.reserve(1536);  // a full entity with one action result is ~1.1 KB
-    JsonWriter w(body);
-    w.BeginObject();
-    w.Key("@odata.context");
-    w.String(ContextUrl(req, v, {"deviceAppManagement/vppTokens", SelectFragment(select), "/$entity"}));
-    WriteVppTokenMembers(token, v, select, w);
-    w.EndObject();
-    return Json(status, std::move(body));
-  }
-
-  // --- the rest of the surface ------------------------------------------
-
-  Result<http::Response> Healthz(const Call&) const { return http::Response::Json(200, R"({"status":"ok"})"); }
-
-  Result<http::Response> Metrics(const Call&) const {
-    http::Response r = http::Response::Text(200, metrics::Render());
-    r.headers = {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"}};
-    return r;
-  }
-
-  Result<http::Response> Metadata(const Call& c) const { return MetadataResponse(c.req, c.version, {}); }
-
-  Result<http::Response> DeviceAppManagement(const Call&) const {
-    return Fail(Error{Code::kUnimplemented,
-                      "vppd serves deviceAppManagement/vppTokens and mobileApps; the deviceAppManagement "
-                      "singleton itself is not implemented.",
-                      "deviceAppManagement",
+Status Api::Impl::RequireJsonAccepted(const http::Request& req) {
+  if (!Accepts(req, "application/json")) {
+    return Fail(Error{Code::kNotAcceptable,
+                      "The Accept header '" + std::string(*req.Header("Accept")) +
+                          "' excludes application/json, the only representation of this resource.",
+                      "Accept",
                       {}});
   }
-};
+  return {};
+}
+
+Status Api::Impl::RequireCountAccepted(const http::Request& req) {
+  if (!Accepts(req, "text/plain") && !Accepts(req, "application/json")) {
+    return Fail(Error{Code::kNotAcceptable,
+                      "The $count segment answers text/plain; the Accept header '" +
+                          std::string(*req.Header("Accept")) + "' admits neither text/plain nor application/json.",
+                      "Accept",
+                      {}});
+  }
+  return {};
+}
+
+Result<http::Response> Api::Impl::Healthz(const Call&) const { return http::Response::Json(200, R"({"status":"ok"})"); }
+
+Result<http::Response> Api::Impl::Metrics(const Call&) const {
+  http::Response r = http::Response::Text(200, metrics::Render());
+  r.headers = {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"}};
+  return r;
+}
+
+Result<http::Response> Api::Impl::Metadata(const Call& c) const { return MetadataResponse(c.req, c.version, {}); }
+
+Result<http::Response> Api::Impl::DeviceAppManagement(const Call&) const {
+  return Fail(Error{Code::kUnimplemented,
+                    "vppd serves deviceAppManagement/vppTokens and mobileApps; the deviceAppManagement "
+                    "singleton itself is not implemented.",
+                    "deviceAppManagement",
+                    {}});
+}
+
+http::Response Api::Impl::NoContent() { return http::Response{204, {}, {}, {}, {}}; }
+
+http::Response Api::Impl::CountResponse(std::int64_t n) {
+  http::Response r = http::Response::Text(200, std::to_string(n));
+  r.headers.emplace_back("OData-Version", "4.0");
+  return r;
+}
 
 // The Graph surface (and the two unversioned endpoints): one row per route and
 // method. A path below /beta or /v1.0 is matched against the templates in this
@@ -957,7 +580,8 @@ struct Api::Impl {
 // segment" naming the first segment no template took, whatever the method.
 //
 // Template segments: a literal; {id}, any non-empty segment, or a key in parentheses
-// on the literal before it ("vppTokens('x')" stands for "vppTokens/x"); {cast}, a
+// on the literal before it ("vppTokens('x')" stands for "vppTokens/x"), up to
+// kMaxRouteKeys of them in a template (the handler finds them in Call::ids, in order); {cast}, a
 // derived type the version has ("microsoft.graph.iosVppApp" or "graph.iosVppApp");
 // graph.name, a bound action or function without parameters, unqualified or
 // namespace-qualified; graph.name(...), a function call with its arguments (the
@@ -999,6 +623,10 @@ const std::vector<Api::Impl::CompiledRoute>& Api::Impl::Table() {
     std::vector<CompiledRoute> out;
     for (const Route& route : kRoutes) {
       CompiledRoute r{&route, ParseTemplate(route.path), {}, out.size()};
+      if (std::count_if(r.steps.begin(), r.steps.end(), [](const Step& s) { return s.kind == Step::kKey; }) >
+          static_cast<std::ptrdiff_t>(kMaxRouteKeys)) {
+        throw std::logic_error("route template with more than kMaxRouteKeys keys: " + std::string(route.path));
+      }
       for (const CompiledRoute& earlier : out) {
         if (earlier.route->path == route.path) {
           r.group = earlier.group;
@@ -1108,10 +736,10 @@ http::Response Api::Impl::Dispatch(http::Request& req, std::string& route) const
   }
 
   Call call{req, v, query, principal, {}, captures.cast, captures.function};
-  if (captures.has_key) {
-    std::string& segment = path[captures.key];
-    call.id = captures.key_in_parentheses.empty() ? std::move(segment)
-                                                  : *ParenthesisedKey(segment, captures.key_in_parentheses);
+  for (std::size_t k = 0; k < captures.key_count; ++k) {
+    const Captures::Key& key = captures.keys[k];
+    std::string& segment = path[key.segment];
+    call.ids[k] = key.in_parentheses.empty() ? std::move(segment) : *ParenthesisedKey(segment, key.in_parentheses);
   }
   auto result = (this->*chosen->route->handler)(call);
   if (!result) return ErrorResponse(result.error(), req);

@@ -4,13 +4,12 @@ Graph error envelope on the answers the HTTP server gives on its own."""
 import json
 import os
 import re
-import socket
 import sys
 import unittest
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import READ_SCOPE, WRITE_SCOPE, Vppd, make_stoken  # noqa: E402
+from harness import READ_SCOPE, WRITE_SCOPE, Vppd, make_stoken, raw_exchange  # noqa: E402
 
 BASE = "/beta/deviceAppManagement/vppTokens"
 APPS = "/beta/deviceAppManagement/mobileApps"
@@ -205,20 +204,7 @@ class ServerErrorEnvelope(unittest.TestCase):
 
     def raw(self, data):
         """Sends `data`, reads until the server closes; returns (status, headers, body)."""
-        s = socket.create_connection(("127.0.0.1", self.vppd.port), timeout=5)
-        try:
-            s.sendall(data)
-            out = b""
-            while True:
-                try:
-                    chunk = s.recv(65536)
-                except socket.timeout:
-                    break
-                if not chunk:
-                    break
-                out += chunk
-        finally:
-            s.close()
+        out = raw_exchange(self.vppd.port, data)
         head, _, body = out.partition(b"\r\n\r\n")
         lines = head.decode().split("\r\n")
         headers = {}

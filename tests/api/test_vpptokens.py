@@ -4,14 +4,13 @@ import os
 import re
 import shutil
 import subprocess
-import socket
 import sys
 import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import DEV_TENANT, READ_SCOPE, WRITE_SCOPE, Vppd, make_stoken, quote, request  # noqa: E402
+from harness import DEV_TENANT, READ_SCOPE, WRITE_SCOPE, Vppd, make_stoken, quote, raw_exchange, request  # noqa: E402
 
 BASE = "/beta/deviceAppManagement/vppTokens"
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -526,21 +525,7 @@ class Throttling(VppdTestCase):
 
 class HttpEdge(VppdTestCase):
     def raw(self, data, read_timeout=5):
-        s = socket.create_connection(("127.0.0.1", self.vppd.port), timeout=read_timeout)
-        try:
-            s.sendall(data)
-            out = b""
-            while True:
-                try:
-                    chunk = s.recv(65536)
-                except socket.timeout:
-                    break
-                if not chunk:
-                    break
-                out += chunk
-            return out
-        finally:
-            s.close()
+        return raw_exchange(self.vppd.port, data, read_timeout)
 
     def test_limits(self):
         big_header = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (17 * 1024) + b"\r\n\r\n"

@@ -11,6 +11,7 @@ import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -69,6 +70,27 @@ def request(port, method, path, headers=None, body=None, timeout=10):
         return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
     finally:
         conn.close()
+
+
+def raw_exchange(port, data, read_timeout=5):
+    """Sends the bytes `data` on a new connection and returns every byte the server sends
+    until it closes the connection or is silent for `read_timeout` seconds: for requests
+    that http.client will not send (malformed, pipelined, oversized)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=read_timeout)
+    try:
+        s.sendall(data)
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+    finally:
+        s.close()
 
 
 def _read_announcement(proc, prefix, deadline_s=15, log_path=None):

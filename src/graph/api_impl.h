@@ -1,0 +1,192 @@
+// Internal to graph/: Api's state, the route table's types, and what handlers share.
+//
+// Routing lives in api.cc; each part of the Graph surface has its handlers in its own
+// file (vpp_tokens.cc, mobile_apps.cc, ...) as members of Api::Impl, declared below and
+// listed in api.cc's route table. A handler parses and validates, calls one service
+// function, and serialises; it returns an Error for errors.cc to answer.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/json/object.hpp>
+
+#include "base/base.h"
+#include "base/principal.h"
+#include "graph/graph.h"
+#include "graph/model.h"
+#include "graph/odata.h"
+#include "service/service.h"
+
+namespace vppd::store {
+struct MobileApp;
+struct VppToken;
+}  // namespace vppd::store
+
+namespace vppd::graph {
+
+inline constexpr char kJsonContentType[] =
+    "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8";
+
+// True when the Accept header (absent = anything) admits `media` ("application/json").
+bool Accepts(const http::Request& req, std::string_view media);
+
+// The most keys ({id}) one route template holds: groups/{id}/members/{id}/$ref.
+inline constexpr std::size_t kMaxRouteKeys = 3;
+
+// One segment of a route template (see api.cc's route table).
+struct Step {
+  enum Kind { kLiteral, kKey, kCast, kOperation, kFunction };
+  Kind kind = kLiteral;
+  std::string_view text;  // the literal, or the operation's or function's name
+};
+
+struct Api::Impl {
+  Dependencies deps;
+  Options options;
+  QueryLimits limits;
+
+  // What a route's handler is given: the request, and what routing and
+  // authentication found.
+  struct Call {
+    const http::Request& req;
+    ApiVersion version;
+    const std::string& query;  // still percent-encoded
+    const Principal& who;      // empty on the anonymous routes (kUnversioned, kAnonymous)
+    // The template's {id} keys, decoded, in path order; the ones it does not have are empty.
+    std::array<std::string, kMaxRouteKeys> ids;
+    std::string_view cast;      // the qualified type of {cast}
+    std::string_view function;  // the function-call segment, arguments included
+
+    // The first key: the entity the path names ("vppTokens/{id}").
+    const std::string& id() const { return ids[0]; }
+  };
+  using Handler = Result<http::Response> (Impl::*)(const Call&) const;
+
+  enum RouteFlag : unsigned {
+    kBetaOnly = 1,     // not served under /v1.0
+    kUnversioned = 2,  // outside /beta and /v1.0, and anonymous: /healthz, /metrics
+    kIfMetrics = 4,    // served only when Options::metrics is on
+    // Served without authentication, as Graph serves it: the Authorization header is not
+    // read, so a missing, expired or forged token gets the same answer. Only for routes
+    // that show no tenant data ($metadata).
+    kAnonymous = 8,
+  };
+
+  // One row of the route table (api.cc, Table()).
+  struct Route {
+    std::string_view path;  // the template
+    unsigned methods;       // MethodBits (api.cc)
+    Handler handler;
+    // Checked (service::Authorize) before the handler runs; nullopt: any
+    // authenticated caller. The service checks it again, with the tenant's license.
+    std::optional<service::Operation> permission;
+    unsigned flags = 0;  // RouteFlags
+  };
+
+  // A row made ready for matching, once.
+  struct CompiledRoute {
+    const Route* route;
+    std::vector<Step> steps;
+    std::string labels[2];  // the metrics label under each ApiVersion
+    std::size_t group;      // the index of the first row with the same template
+  };
+  static const std::vector<CompiledRoute>& Table();
+
+  // --- dispatch (api.cc) --------------------------------------------------
+
+  // Times every request and counts it by route template and status (GET /metrics).
+  http::Response Handle(http::Request& req) const;
+  // Splits the target, matches it against the table (which also names the route for
+  // metrics and logs), authenticates, throttles, checks the method and the
+  // permission, and calls the route's handler.
+  http::Response Dispatch(http::Request& req, std::string& route) const;
+  bool Serves(const CompiledRoute& r, bool versioned, ApiVersion v) const;
+  // Calls an unauthenticated route's handler (kUnversioned, kAnonymous) with an empty Principal.
+  http::Response CallAnonymous(const CompiledRoute& r, const http::Request& req, ApiVersion v,
+                               const std::string& query) const;
+
+  // --- what handlers share (api.cc) ---------------------------------------
+
+  // Appends the base URL ("https://host") to `out`: --graph-public-url when set, else the
+  // origin the HTTP layer validated (Request::scheme and ::host, which believe
+  // X-Forwarded-* only from a trusted proxy). Never the raw Host or X-Forwarded-* headers.
+  void AppendBaseUrl(std::string& out, const http::Request& req) const;
+  std::string BaseUrl(const http::Request& req) const;
+  // The @odata.context URL: base, version, "/$metadata#", then the fragment's pieces.
+  std::string ContextUrl(const http::Request& req, ApiVersion v, std::initializer_list<std::string_view> fragment) const;
+  // "(a,b)" for a $select, "" for none: the context URL's select fragment.
+  static std::string SelectFragment(const std::vector<std::string>& select);
+
+  static http::Response Json(int status, std::string body);
+  static http::Response Json(int status, const boost::json::object& body);
+  static http::Response NoContent();
+  static http::Response MethodNotAllowed(const http::Request& req, unsigned allowed);
+  static Error SegmentNotFound(std::string_view segment);
+  static Error BadParameter(const std::string& name, const std::string& why);
+  // Parses a JSON object body; 415 for another media type, 400 for not JSON / not an object.
+  static Result<boost::json::object> ReadJsonObject(const http::Request& req);
+  // 406 unless Accept admits application/json.
+  static Status RequireJsonAccepted(const http::Request& req);
+  // A $count segment answers text/plain, as Graph does, also to the Accept: application/json
+  // that Graph's own clients send; 406 only for an Accept that admits neither (nor */*).
+  static Status RequireCountAccepted(const http::Request& req);
+  // A $count segment's answer.
+  static http::Response CountResponse(std::int64_t n);
+  // The one string parameter of a function call: "getLicensesForApp(bundleId='x')", or with a
+  // parameter alias, "(bundleId=@b)?@b='x'". `example` is a well-formed call, for the message.
+  static Result<std::string> ParseStringArgument(std::string_view segment, std::string_view query,
+                                                 std::string_view function, std::string_view parameter,
+                                                 std::string_view example);
+
+  // The limits of one request: the server's, with the client's `Prefer: odata.maxpagesize=N`.
+  QueryLimits RequestLimits(const http::Request& req) const;
+  // The envelope of a collection page: @odata.context, @odata.count when asked
+  // (counted by `count`), @odata.nextLink when another page exists, and `values`
+  // (the JSON array text of the page's `returned_entities` entities).
+  Result<http::Response> CollectionPage(const http::Request& req, ApiVersion v, const std::string& path,
+                                        const std::string& query, const QueryOptions& q, std::string_view values,
+                                        std::size_t returned_entities, bool has_more,
+                                        const std::function<Result<std::int64_t>()>& count) const;
+
+  // --- unversioned and metadata (api.cc) ----------------------------------
+
+  Result<http::Response> Healthz(const Call&) const;
+  Result<http::Response> Metrics(const Call&) const;
+  Result<http::Response> Metadata(const Call& c) const;
+  Result<http::Response> DeviceAppManagement(const Call&) const;
+
+  // --- vppTokens and their actions (vpp_tokens.cc) ------------------------
+
+  Result<http::Response> ListTokens(const Call& c) const;
+  Result<http::Response> CountTokens(const Call& c) const;
+  Result<http::Response> GetToken(const Call& c) const;
+  Result<http::Response> CreateToken(const Call& c) const;
+  Result<http::Response> UpdateToken(const Call& c) const;
+  Result<http::Response> DeleteToken(const Call& c) const;
+  Result<http::Response> SyncLicenses(const Call& c) const;
+  Result<http::Response> RevokeLicenses(const Call& c) const;
+  Result<http::Response> SyncLicenseCounts(const Call& c) const;
+  Result<http::Response> GetLicensesForApp(const Call& c) const;
+  Result<http::Response> GetExpiringVppTokenCount(const Call& c) const;
+  http::Response TokenResponse(const http::Request& req, ApiVersion v, int status, const store::VppToken& token,
+                               const std::vector<std::string>& select) const;
+
+  // --- mobileApps (mobile_apps.cc) ----------------------------------------
+
+  Result<http::Response> ListApps(const Call& c) const;
+  Result<http::Response> CountApps(const Call& c) const;
+  Result<http::Response> GetApp(const Call& c) const;
+  Result<http::Response> AssignedLicenses(const Call& c) const;
+  Result<http::Response> AppCollection(const Call& c, bool count_segment) const;
+  // The app {id}, which must be of the type {cast} when the route has one. NotFound.
+  Result<store::MobileApp> FindApp(const Call& c) const;
+};
+
+}  // namespace vppd::graph

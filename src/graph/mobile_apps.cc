@@ -1,0 +1,114 @@
+// The mobileApps handlers: the collection of a tenant's VPP apps (with derived-type
+// casts), one app, and its assignedLicenses.
+#include <string>
+
+#include <boost/json.hpp>
+
+#include "graph/api_impl.h"
+#include "graph/model.h"
+#include "graph/odata.h"
+#include "graph/store_mapping.h"
+#include "store/store.h"
+
+namespace vppd::graph {
+namespace json = boost::json;
+
+Result<http::Response> Api::Impl::ListApps(const Call& c) const { return AppCollection(c, false); }
+
+Result<http::Response> Api::Impl::CountApps(const Call& c) const { return AppCollection(c, true); }
+
+Result<store::MobileApp> Api::Impl::FindApp(const Call& c) const {
+  auto app = deps.apps->Get(c.who, c.id());
+  if (!app) return app;
+  if (!c.cast.empty() && MobileAppType(*app) != "#" + std::string(c.cast)) {
+    return Fail(Error::NotFound("The mobileApp '" + c.id() + "' is not a " + std::string(c.cast) + ".", c.id()));
+  }
+  return app;
+}
+
+Result<http::Response> Api::Impl::GetApp(const Call& c) const {
+  auto app = FindApp(c);
+  if (!app) return Fail(app.error());
+  if (auto ok = RequireJsonAccepted(c.req); !ok) return Fail(ok.error());
+  auto select = ParseSelectOnly(c.query, MobileAppEntity(c.version));
+  if (!select) return Fail(select.error());
+  json::object body;
+  body["@odata.context"] =
+      ContextUrl(c.req, c.version, {"deviceAppManagement/mobileApps", SelectFragment(*select), "/$entity"});
+  WriteMobileApp(*app, c.version, *select, body);
+  return Json(200, body);
+}
+
+Result<http::Response> Api::Impl::AppCollection(const Call& c, bool count_segment) const {
+  const http::Request& req = c.req;
+  const ApiVersion v = c.version;
+  const std::string& query = c.query;
+  const Principal& who = c.who;
+  const EntityDef& entity = MobileAppEntity(v);
+  AllowedOptions allowed;
+  allowed.expand = !count_segment;
+  if (count_segment) {
+    if (auto ok = RequireCountAccepted(req); !ok) return Fail(ok.error());
+    allowed.orderby = allowed.top = allowed.skip = allowed.count = allowed.select = allowed.skiptoken = false;
+  } else if (auto ok = RequireJsonAccepted(req); !ok) {
+    return Fail(ok.error());
+  }
+  auto q = ParseQueryOptions(query, entity, allowed, RequestLimits(req));
+  if (!q) return Fail(q.error());
+  // A cast segment is a type filter (and v1.0 has iOS VPP apps only).
+  std::string type(c.cast);
+  if (type.empty() && v == ApiVersion::kV1) type = "microsoft.graph.iosVppApp";
+  if (!type.empty()) {
+    if (auto ok = RestrictToType(*q, entity, type); !ok) return Fail(ok.error());
+  }
+  if (count_segment) {
+    auto n = deps.apps->Count(who, q->list.filter);
+    if (!n) return Fail(n.error());
+    http::Response r = http::Response::Text(200, std::to_string(*n));
+    r.headers.emplace_back("OData-Version", "4.0");
+    return r;
+  }
+  auto page = deps.apps->List(who, q->list);
+  if (!page) return Fail(page.error());
+  const std::string path = "deviceAppManagement/mobileApps" + (c.cast.empty() ? "" : "/" + std::string(c.cast));
+  json::array values;
+  for (const auto& app : page->items) {
+    json::object o;
+    WriteMobileApp(app, v, q->select, o, q->expand);
+    values.push_back(std::move(o));
+  }
+  return CollectionPage(req, v, path, query, *q, json::serialize(values), values.size(), page->has_more,
+                        [&] { return deps.apps->Count(who, q->list.filter); });
+}
+
+Result<http::Response> Api::Impl::AssignedLicenses(const Call& c) const {
+  auto found = FindApp(c);
+  if (!found) return Fail(found.error());
+  const store::MobileApp& app = *found;
+  const http::Request& req = c.req;
+  const std::string& query = c.query;
+  if (auto ok = RequireJsonAccepted(req); !ok) return Fail(ok.error());
+  static const EntityDef kLicense = [] {
+    EntityDef e;
+    e.name = "iosVppAppAssignedLicense";
+    return e;
+  }();
+  AllowedOptions allowed;
+  allowed.filter = allowed.orderby = allowed.select = allowed.count = false;
+  auto q = ParseQueryOptions(query, kLicense, allowed, RequestLimits(req));
+  if (!q) return Fail(q.error());
+  auto page = deps.apps->AssignedLicenses(c.who, app.id, q->list.skip, q->list.limit);
+  if (!page) return Fail(page.error());
+  const std::string path =
+      "deviceAppManagement/mobileApps/" + app.id + "/" + std::string(c.cast) + "/assignedLicenses";
+  json::array values;
+  for (const auto& a : page->items) {
+    json::object o;
+    WriteAssignedLicense(app, a, o);
+    values.push_back(std::move(o));
+  }
+  return CollectionPage(req, ApiVersion::kBeta, path, query, *q, json::serialize(values), values.size(),
+                        page->has_more, [] { return Result<std::int64_t>(0); });  // $count is not allowed here
+}
+
+}  // namespace vppd::graph
