@@ -20,6 +20,8 @@ const char* CodeName(Code code) {
       return "AlreadyExists";
     case Code::kFailedPrecondition:
       return "FailedPrecondition";
+    case Code::kAborted:
+      return "Aborted";
     case Code::kPayloadTooLarge:
       return "PayloadTooLarge";
     case Code::kUnsupportedMediaType:

@@ -25,7 +25,8 @@ enum class Code {
   kMethodNotAllowed,      // 405: known resource, wrong HTTP method.
   kNotAcceptable,         // 406: the Accept header excludes every representation.
   kAlreadyExists,         // 409: create of something that exists.
-  kFailedPrecondition,    // 409/412: the state of the object forbids the operation.
+  kFailedPrecondition,    // 409: the state of the object forbids the operation.
+  kAborted,               // 412: a conditional write's expected version (If-Match) no longer holds.
   kPayloadTooLarge,       // 413
   kUnsupportedMediaType,  // 415
   kResourceExhausted,     // 429: quota or rate limit.
@@ -60,6 +61,7 @@ struct [[nodiscard]] Error {
   }
   static Error AlreadyExists(std::string msg) { return {Code::kAlreadyExists, std::move(msg), {}, {}, 0}; }
   static Error FailedPrecondition(std::string msg) { return {Code::kFailedPrecondition, std::move(msg), {}, {}, 0}; }
+  static Error Aborted(std::string msg) { return {Code::kAborted, std::move(msg), {}, {}, 0}; }
   static Error ResourceExhausted(std::string msg) { return {Code::kResourceExhausted, std::move(msg), {}, {}, 0}; }
   static Error Unavailable(std::string msg) { return {Code::kUnavailable, std::move(msg), {}, {}, 0}; }
   static Error Internal(std::string msg) { return {Code::kInternal, std::move(msg), {}, {}, 0}; }

@@ -6,6 +6,7 @@
 #include <array>
 #include <cctype>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <initializer_list>
 #include <optional>
@@ -340,6 +341,7 @@ std::string Api::Impl::ContextUrl(const http::Request& req, ApiVersion v,
 http::Response Api::Impl::Json(int status, std::string body) {
   http::Response r;
   r.status = status;
+  r.headers.reserve(3);  // room for one more (a single vppToken's ETag) without reallocating
   r.headers = {{"Content-Type", kJsonContentType}, {"OData-Version", "4.0"}};
   r.body = std::move(body);
   return r;
@@ -680,6 +682,10 @@ const std::vector<Api::Impl::CompiledRoute>& Api::Impl::Table() {
           break;
         }
       }
+      // Dispatch tries each template once and stops after the rows of the one that matched.
+      if (r.group != out.size() && out.back().group != r.group) {
+        throw std::logic_error("the rows of a route template must be adjacent: " + std::string(route.path));
+      }
       if ((route.flags & kUnversioned) != 0) {
         r.labels[0] = r.labels[1] = route.path.empty() ? "/" : std::string(route.path);
       } else {
@@ -714,25 +720,27 @@ http::Response Api::Impl::Dispatch(http::Request& req, std::string& route) const
   const ApiVersion v = versioned && segments[0] == "v1.0" ? ApiVersion::kV1 : ApiVersion::kBeta;
   const std::span<std::string> path = versioned ? std::span(segments).subspan(1) : std::span(segments);
 
-  // The first template that matches decides; its rows give the methods.
+  // The first template that matches decides; its rows (adjacent in the table) give the methods.
   const unsigned method = BitOf(req.method);
   const CompiledRoute* matched = nullptr;
   const CompiledRoute* chosen = nullptr;
   unsigned allowed = 0;
   Captures captures;
   std::size_t furthest = 0;  // segments matched by the template that went furthest, when none matched
+  std::size_t failed_group = SIZE_MAX;  // the template the last row tried did not match
   for (const CompiledRoute& r : Table()) {
+    if (matched != nullptr && r.group != matched->group) break;
     if (!Serves(r, versioned, v)) continue;
     if (matched == nullptr) {
+      if (r.group == failed_group) continue;  // another method of a template that did not match
       std::size_t reached = 0;
       captures = {};
       if (!MatchSteps(r.steps, path, v, captures, reached)) {
         furthest = std::max(furthest, reached);
+        failed_group = r.group;
         continue;
       }
       matched = &r;
-    } else if (r.group != matched->group) {
-      continue;
     }
     allowed |= r.route->methods;
     if (chosen == nullptr && (r.route->methods & method) != 0) chosen = &r;

@@ -189,8 +189,13 @@ struct Api::Impl {
   Result<http::Response> SyncLicenseCounts(const Call& c) const;
   Result<http::Response> GetLicensesForApp(const Call& c) const;
   Result<http::Response> GetExpiringVppTokenCount(const Call& c) const;
+  // A single token: its JSON, and its ETag as a header too.
   http::Response TokenResponse(const http::Request& req, ApiVersion v, int status, const store::VppToken& token,
                                const std::vector<std::string>& select) const;
+  // The row_version an If-Match asks a write of the token {id} to find (graph/etag.h);
+  // nullopt: no If-Match, or `*`. InvalidArgument for an If-Match that is not an
+  // entity-tag list; Aborted when it names no version the token is at; NotFound.
+  Result<std::optional<std::int64_t>> ExpectedTokenVersion(const Call& c) const;
 
   // --- mobileApps (mobile_apps.cc) ----------------------------------------
 

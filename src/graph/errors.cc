@@ -23,6 +23,8 @@ int HttpStatus(Code code) {
       return 409;
     case Code::kFailedPrecondition:
       return 409;
+    case Code::kAborted:
+      return 412;
     case Code::kPayloadTooLarge:
       return 413;
     case Code::kUnsupportedMediaType:
@@ -59,6 +61,8 @@ const char* DefaultGraphCode(Code code) {
       return "Conflict";
     case Code::kFailedPrecondition:
       return "Conflict";
+    case Code::kAborted:
+      return "PreconditionFailed";
     case Code::kPayloadTooLarge:
       return "RequestEntityTooLarge";
     case Code::kUnsupportedMediaType:

@@ -35,6 +35,7 @@ TEST(Errors, EveryCodeHasOneStatusAndGraphCode) {
       {Code::kNotAcceptable, 406, "NotAcceptable"},
       {Code::kAlreadyExists, 409, "Conflict"},
       {Code::kFailedPrecondition, 409, "Conflict"},
+      {Code::kAborted, 412, "PreconditionFailed"},
       {Code::kPayloadTooLarge, 413, "RequestEntityTooLarge"},
       {Code::kUnsupportedMediaType, 415, "UnsupportedMediaType"},
       {Code::kResourceExhausted, 429, "TooManyRequests"},

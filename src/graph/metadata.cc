@@ -23,6 +23,7 @@ struct Operation {
   bool beta_only;
   std::vector<Parameter> parameters;
   const char* return_type;  // nullptr: none
+  bool return_nullable = true;
 };
 
 const std::vector<Operation>& Operations() {
@@ -42,9 +43,24 @@ const std::vector<Operation>& Operations() {
        {{"bindingParameter", "Collection(microsoft.graph.vppToken)"},
         {"bundleId", "Edm.String", /*nullable=*/true, /*unicode=*/false}},
        "Collection(microsoft.graph.vppTokenLicenseSummary)"},
+      // Bound to the depOnboardingSettings collection, not to vppTokens, as Graph binds it.
+      {true,
+       "getExpiringVppTokenCount",
+       true,
+       {{"bindingParameter", "Collection(microsoft.graph.depOnboardingSetting)"},
+        {"expiringBeforeDateTime", "Edm.String", /*nullable=*/true, /*unicode=*/false}},
+       "Edm.Int32",
+       /*return_nullable=*/false},
   };
   return kOperations;
 }
+
+// What beta declares only so that getExpiringVppTokenCount has its binding type and a
+// path from the container to it (/deviceManagement/depOnboardingSettings): vppd serves
+// none of depOnboardingSetting's properties, so none are declared.
+constexpr const char* kDepOnboardingSettingType =
+    R"xml(    <EntityType Name="depOnboardingSetting" BaseType="microsoft.graph.entity" />
+)xml";
 
 // Attribute values: the names are our own constants, but escaping keeps the document
 // well-formed whatever a future table holds.
@@ -124,7 +140,18 @@ std::string BuildDocument(ApiVersion version) {
   }
   std::vector<const SchemaType*> types;
   for (const SchemaType& t : schema.types) types.push_back(&t);
-  for (const SchemaType& t : DirectorySchemaTypes()) types.push_back(&t);
+  // deviceManagement (the directory's, holding managedDevices) leads in beta to
+  // depOnboardingSettings too.
+  SchemaType management;
+  for (const SchemaType& t : DirectorySchemaTypes()) {
+    if (version == ApiVersion::kBeta && t.name == "deviceManagement") {
+      management = t;
+      management.navigation.push_back({"depOnboardingSettings", "Collection(microsoft.graph.depOnboardingSetting)"});
+      types.push_back(&management);
+    } else {
+      types.push_back(&t);
+    }
+  }
   for (const SchemaType* type : types) {
     const SchemaType& t = *type;
     const char* tag = t.entity ? "EntityType" : "ComplexType";
@@ -145,6 +172,7 @@ std::string BuildDocument(ApiVersion version) {
     }
     w.Close(tag);
   }
+  if (version == ApiVersion::kBeta) w.Raw(kDepOnboardingSettingType);
   for (const Operation& op : Operations()) {
     if (op.beta_only && version != ApiVersion::kBeta) continue;
     const char* tag = op.is_function ? "Function" : "Action";
@@ -157,7 +185,10 @@ std::string BuildDocument(ApiVersion version) {
               {"Unicode", p.unicode ? "" : "false"}},
              /*empty=*/true);
     }
-    if (op.return_type != nullptr) w.Open("ReturnType", {{"Type", op.return_type}}, /*empty=*/true);
+    if (op.return_type != nullptr) {
+      w.Open("ReturnType", {{"Type", op.return_type}, {"Nullable", op.return_nullable ? "" : "false"}},
+             /*empty=*/true);
+    }
     w.Close(tag);
   }
   w.Open("EntityContainer", {{"Name", "GraphService"}});

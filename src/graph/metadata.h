@@ -1,12 +1,13 @@
 // The OData service document of the Graph surface: `GET /beta/$metadata` and
 // `GET /v1.0/$metadata`, a CSDL (OData v4 XML) document describing exactly what vppd
 // serves — namespace microsoft.graph, its enums, complex and entity types, the bound
-// operations on vppTokens, and the deviceAppManagement singleton.
+// operations on vppTokens, the deviceAppManagement singleton, and (beta) the function
+// getExpiringVppTokenCount with the deviceManagement singleton that leads to it.
 //
 // The types come from graph::ModelSchema (model.h), i.e. from the same property
 // tables the JSON writers use, so the document cannot disagree with the responses.
-// Internal to graph/; api.cc routes `$metadata` here after authenticating (Graph
-// requires a bearer token for $metadata, with any scope).
+// Internal to graph/; api.cc routes `$metadata` here without authenticating, as
+// Graph serves it (the document holds no tenant data).
 #pragma once
 
 #include <span>

@@ -5,8 +5,11 @@
 #include "graph/metadata.h"
 
 #include <algorithm>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
@@ -404,6 +407,54 @@ TEST(MetadataTest, DocumentIsWellFormedAndComplete) {
     }
   }
   Elements(MetadataDocument(ApiVersion::kV1));
+}
+
+// The element `<tag Name="name" ...>...</tag>` of a CSDL text, each line trimmed, with
+// the alias `graph.` written out; "" when absent.
+std::string CsdlElement(const std::string& xml, const std::string& tag, const std::string& name) {
+  const std::size_t start = xml.find("<" + tag + " Name=\"" + name + "\"");
+  if (start == std::string::npos) return "";
+  const std::string close = "</" + tag + ">";
+  const std::size_t end = xml.find(close, start);
+  if (end == std::string::npos) return "";
+  std::istringstream in(xml.substr(start, end + close.size() - start));
+  std::string out;
+  for (std::string line; std::getline(in, line);) {
+    line.erase(0, line.find_first_not_of(' '));
+    for (const char* before : {"\"graph.", "(graph."}) {
+      for (std::size_t p = 0; (p = line.find(before, p)) != std::string::npos; p += 17) {
+        line.replace(p + 1, 6, "microsoft.graph.");
+      }
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
+// getExpiringVppTokenCount is declared in beta as Graph's beta CSDL declares it (the
+// fixture holds Graph's declaration), bound to the depOnboardingSettings collection,
+// with a path to that collection from the container; v1.0 declares none of it.
+TEST(MetadataTest, ExpiringVppTokenCountIsDeclaredAsGraphDeclaresIt) {
+  std::ifstream in(std::string(VPPD_GRAPH_TESTDATA) + "/graph_vpp_apps_beta.xml");
+  ASSERT_TRUE(in);
+  const std::string graph((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string want = CsdlElement(graph, "Function", "getExpiringVppTokenCount");
+  ASSERT_FALSE(want.empty());
+  const std::string& beta = MetadataDocument(ApiVersion::kBeta);
+  EXPECT_EQ(CsdlElement(beta, "Function", "getExpiringVppTokenCount"), want);
+  for (const char* needle : {
+           R"x(<EntityType Name="depOnboardingSetting" BaseType="microsoft.graph.entity" />)x",
+           R"x(<EntityType Name="deviceManagement" BaseType="microsoft.graph.entity">)x",
+           R"x(<NavigationProperty Name="depOnboardingSettings" Type="Collection(microsoft.graph.depOnboardingSetting)" ContainsTarget="true" />)x",
+           R"x(<Singleton Name="deviceManagement" Type="microsoft.graph.deviceManagement" />)x",
+       }) {
+    EXPECT_NE(beta.find(needle), std::string::npos) << needle;
+  }
+  Elements(beta);
+  const std::string& v1 = MetadataDocument(ApiVersion::kV1);
+  for (const char* beta_only : {"getExpiringVppTokenCount", "depOnboardingSetting", "deviceManagement\""}) {
+    EXPECT_EQ(v1.find(beta_only), std::string::npos) << beta_only;
+  }
 }
 
 TEST(MetadataTest, Response) {

@@ -7,6 +7,7 @@
 
 #include <boost/json.hpp>
 
+#include "graph/etag.h"
 #include "graph/json_writer.h"
 #include "graph/store_mapping.h"
 
@@ -309,6 +310,8 @@ void WriteVppTokenMembers(const store::VppToken& token, ApiVersion version, cons
                           JsonWriter& out) {
   out.PreparedKey(R"("@odata.type":)");
   out.String("#microsoft.graph.vppToken");
+  out.PreparedKey(R"("@odata.etag":)");  // control information: whatever $select names
+  out.String(VppTokenETag(token.row_version));
   for (const auto& p : TokenProperties()) {
     if (version == ApiVersion::kV1 && !p.in_v1) continue;
     if (!select.empty() && p.def.name != "id" && std::find(select.begin(), select.end(), p.def.name) == select.end()) {

@@ -27,8 +27,8 @@ const EntityDef& VppTokenEntity(ApiVersion version);
 class JsonWriter;
 
 // The members of the entity's JSON object (the caller writes the braces, and may
-// write members of its own first, such as @odata.context): "@odata.type" first,
-// then the properties in the documented order. `select` (validated names) limits
+// write members of its own first, such as @odata.context): "@odata.type" and
+// "@odata.etag" (graph/etag.h) first, then the properties in the documented order. `select` (validated names) limits
 // the properties; `id` is always included. The sToken itself is write-only and
 // rendered as null.
 void WriteVppTokenMembers(const store::VppToken& token, ApiVersion version, const std::vector<std::string>& select,

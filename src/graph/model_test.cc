@@ -206,6 +206,17 @@ TEST(GraphSchema, VppAppsCarryEveryPropertyOfGraph) {
   }
 }
 
+// Tokens carry every structural property Graph's beta schema gives vppToken, with
+// Graph's types. One more: lastAppCount, which Graph's documentation shows in its
+// vppToken examples but its schema does not declare.
+TEST(GraphSchema, VppTokenCarriesEveryPropertyOfGraph) {
+  const auto graph = CsdlEntityTypes(std::string(VPPD_GRAPH_TESTDATA) + "/graph_vpp_apps_beta.xml");
+  PropertyTypes want = Flatten("vppToken", graph);
+  ASSERT_FALSE(want.empty());
+  want["lastAppCount"] = "Edm.Int32";
+  EXPECT_EQ(Flatten("vppToken", ModelEntityTypes(ApiVersion::kBeta)), want);
+}
+
 // --- the translation ----------------------------------------------------------------
 
 // `(eq last_sync 2026-…)`: the store's tree, with the store's column names.

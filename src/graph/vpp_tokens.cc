@@ -1,11 +1,13 @@
 // The vppToken handlers: the resource, its actions (syncLicenses, revokeLicenses,
 // syncLicenseCounts) and functions (getLicensesForApp, getExpiringVppTokenCount).
+#include <algorithm>
 #include <optional>
 #include <string>
 
 #include <boost/json.hpp>
 
 #include "graph/api_impl.h"
+#include "graph/etag.h"
 #include "graph/json_writer.h"
 #include "graph/model.h"
 #include "graph/odata.h"
@@ -168,14 +170,33 @@ Result<http::Response> Api::Impl::UpdateToken(const Call& c) const {
   if (!body) return Fail(body.error());
   auto changes = ReadTokenChanges(*body, c.version);
   if (!changes) return Fail(changes.error());
-  auto token = deps.tokens->Update(c.who, c.id(), std::move(*changes));
+  auto version = ExpectedTokenVersion(c);
+  if (!version) return Fail(version.error());
+  auto token = deps.tokens->Update(c.who, c.id(), std::move(*changes), *version);
   if (!token) return Fail(token.error());
   return TokenResponse(c.req, c.version, 200, *token, {});
 }
 
 Result<http::Response> Api::Impl::DeleteToken(const Call& c) const {
-  if (auto ok = deps.tokens->Delete(c.who, c.id()); !ok) return Fail(ok.error());
+  auto version = ExpectedTokenVersion(c);
+  if (!version) return Fail(version.error());
+  if (auto ok = deps.tokens->Delete(c.who, c.id(), *version); !ok) return Fail(ok.error());
   return NoContent();
+}
+
+Result<std::optional<std::int64_t>> Api::Impl::ExpectedTokenVersion(const Call& c) const {
+  auto if_match = ParseIfMatch(c.req.headers);
+  if (!if_match) return Fail(if_match.error());
+  if (!if_match->present || if_match->any) return std::nullopt;  // `*`: the write's own NotFound decides
+  if (if_match->versions.size() == 1 && !if_match->foreign) return if_match->versions.front();
+  // Several tags, or none vppd could have written: the one the token is at, if listed. The
+  // write still checks that version under its row lock, so nothing can come in between.
+  auto current = deps.tokens->Get(c.who, c.id());
+  if (!current) return Fail(current.error());
+  const auto& listed = if_match->versions;
+  if (std::find(listed.begin(), listed.end(), current->row_version) != listed.end()) return current->row_version;
+  return Fail(Error::Aborted("The If-Match ETag does not match the vppToken's current version (" +
+                             VppTokenETag(current->row_version) + "): read it again."));
 }
 
 Result<http::Response> Api::Impl::CreateToken(const Call& c) const {
@@ -205,7 +226,9 @@ http::Response Api::Impl::TokenResponse(const http::Request& req, ApiVersion v, 
   w.String(ContextUrl(req, v, {"deviceAppManagement/vppTokens", SelectFragment(select), "/$entity"}));
   WriteVppTokenMembers(token, v, select, w);
   w.EndObject();
-  return Json(status, std::move(body));
+  http::Response r = Json(status, std::move(body));
+  r.headers.emplace_back("ETag", VppTokenETag(token.row_version));
+  return r;
 }
 
 }  // namespace vppd::graph

@@ -336,11 +336,14 @@ class ServerImpl final : public Server {
   // The answer to one of the server's own errors, through options().error_writer.
   Response ErrorAnswer(const ServerError& error, const Request& request) const;
   void Unregister(Connection* connection, bool rejected);
+  // True when `peer_address` is one of options().trusted_proxies (decided once per
+  // connection: its peer does not change).
+  bool IsTrustedProxy(const std::string& peer_address) const;
   // Sets request.scheme and request.host (see Request), and removes forwarding
-  // headers that `peer_address` is not trusted to send. Returns nullptr, or the
+  // headers that the peer is not trusted (`trusted_peer`) to send. Returns nullptr, or the
   // message of the 400 to answer when the Host (or a trusted proxy's
   // X-Forwarded-Host/-Proto) is not valid, or Host is missing or repeated in HTTP/1.1.
-  const char* ResolveOrigin(Request& request, const std::string& peer_address, unsigned version) const;
+  const char* ResolveOrigin(Request& request, bool trusted_peer, unsigned version) const;
 
  private:
   asio::awaitable<void> AcceptLoop();
@@ -419,6 +422,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Connection(ServerImpl& server, tcp::socket socket, std::string address)
       : server_(server),
         address_(std::move(address)),
+        trusted_peer_(server.IsTrustedProxy(address_)),
         options_(server.options()),
         executor_(socket.get_executor()),
         socket_(std::move(socket)),
@@ -469,6 +473,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::awaitable<void> CloseGracefully();
   ServerImpl& server_;
   const std::string address_;
+  const bool trusted_peer_;  // a trusted proxy's X-Forwarded-* are believed
   const ServerOptions& options_;
   const asio::any_io_executor executor_;
   tcp::socket socket_;
@@ -765,7 +770,7 @@ asio::awaitable<void> Connection::Serve() {
     request.request_id = NewGuid();
     std::string_view bad_request_message = "The request is not valid HTTP/1.1.";
     if (read_status == 200) {
-      if (const char* problem = server_.ResolveOrigin(request, address_, version)) {
+      if (const char* problem = server_.ResolveOrigin(request, trusted_peer_, version)) {
         read_status = 400;
         bad_request_message = problem;
       }
@@ -1002,17 +1007,17 @@ Response ServerImpl::ErrorAnswer(const ServerError& error, const Request& reques
   return PlainErrorResponse(error);
 }
 
-const char* ServerImpl::ResolveOrigin(Request& request, const std::string& peer_address, unsigned version) const {
-  bool trusted = false;
-  if (!trusted_proxies_.empty()) {
-    error_code ec;
-    const auto address = asio::ip::make_address(peer_address, ec);
-    if (!ec) {
-      const AddressBlock peer = AddressBlock::Of(address);
-      trusted = std::any_of(trusted_proxies_.begin(), trusted_proxies_.end(),
-                            [&](const AddressBlock& block) { return block.Contains(peer); });
-    }
-  }
+bool ServerImpl::IsTrustedProxy(const std::string& peer_address) const {
+  if (trusted_proxies_.empty()) return false;
+  error_code ec;
+  const auto address = asio::ip::make_address(peer_address, ec);
+  if (ec) return false;
+  const AddressBlock peer = AddressBlock::Of(address);
+  return std::any_of(trusted_proxies_.begin(), trusted_proxies_.end(),
+                     [&](const AddressBlock& block) { return block.Contains(peer); });
+}
+
+const char* ServerImpl::ResolveOrigin(Request& request, bool trusted_peer, unsigned version) const {
   std::optional<std::string_view> host;
   int hosts = 0;
   for (const auto& [name, value] : request.headers) {
@@ -1026,7 +1031,7 @@ const char* ServerImpl::ResolveOrigin(Request& request, const std::string& peer_
   if (!host && version == 11) return "The request has no Host header.";
   request.scheme = options_.tls_cert_file.empty() ? "http" : "https";
   request.host = std::string(host.value_or(""));
-  if (!trusted) {
+  if (!trusted_peer) {
     // Nobody but a trusted proxy may say what the client addressed: handlers that
     // read these headers directly must not see a client's own.
     std::erase_if(request.headers, [](const http::Header& h) {

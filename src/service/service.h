@@ -139,8 +139,8 @@ class VppTokens {
   // before `before` (already expired ones included).
   Result<std::int64_t> CountExpiringBefore(const Principal& caller, Timestamp before);
   // Applies the changes; a new `token` is a renewal, decoded like on create.
-  // `if_version` (an If-Match ETag's row_version): FailedPrecondition, nothing
-  // written, when the token is no longer at that version (Graph: 412).
+  // `if_version` (an If-Match ETag's row_version): Aborted, nothing written, when
+  // the token is no longer at that version (Graph: 412). NotFound comes first.
   Result<store::VppToken> Update(const Principal& caller, const std::string& id, TokenChanges changes,
                                  std::optional<std::int64_t> if_version = std::nullopt);
   Status Delete(const Principal& caller, const std::string& id, std::optional<std::int64_t> if_version = std::nullopt);

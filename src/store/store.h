@@ -540,7 +540,7 @@ class Store {
   // keep their stored values whatever `mutate` does. `mutate` runs while the
   // store's write lock is held: it must be quick and must not call the Store.
   // With `if_version` (the version of an If-Match ETag): a conditional write,
-  // FailedPrecondition with nothing written unless the stored row_version is
+  // Aborted with nothing written unless the stored row_version is
   // `if_version`, checked in the write's own transaction, under its row lock
   // (no other write can come in between). NotFound comes first.
   virtual Result<VppToken> UpdateToken(const std::string& tenant_id, const std::string& id,
@@ -550,7 +550,7 @@ class Store {
                                const std::function<Status(VppToken&)>& mutate) {
     return UpdateToken(tenant_id, id, mutate, std::nullopt);
   }
-  // NotFound; with `if_version`, FailedPrecondition as UpdateToken's.
+  // NotFound; with `if_version`, Aborted as UpdateToken's.
   virtual Status DeleteToken(const std::string& tenant_id, const std::string& id,
                              std::optional<std::int64_t> if_version) = 0;
   Status DeleteToken(const std::string& tenant_id, const std::string& id) {

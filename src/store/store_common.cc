@@ -146,7 +146,7 @@ Error AppNotFound(const std::string& id) { return Error::NotFound(fmt::format("m
 
 Status CheckTokenVersion(const std::string& id, std::int64_t stored, std::optional<std::int64_t> if_version) {
   if (!if_version || *if_version == stored) return {};
-  return Fail(Error::FailedPrecondition(fmt::format(
+  return Fail(Error::Aborted(fmt::format(
       "the vppToken '{}' was changed since version {} (it is at version {}): read it again", id, *if_version, stored)));
 }
 

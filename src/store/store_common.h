@@ -123,7 +123,7 @@ std::string StringsToJson(const std::vector<std::string>& strings);
 Result<std::vector<std::string>> StringsFromJson(const std::string& text, const std::string& id);
 
 Error TokenNotFound(const std::string& id);
-// A conditional write's check: FailedPrecondition when `if_version` is set and is
+// A conditional write's check: Aborted when `if_version` is set and is
 // not `stored` (the token's row_version, read under the write's row lock).
 Status CheckTokenVersion(const std::string& id, std::int64_t stored, std::optional<std::int64_t> if_version);
 Error TenantNotFound(const std::string& id);

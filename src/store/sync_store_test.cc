@@ -1308,10 +1308,10 @@ TEST_P(SyncStoreTest, ConditionalWritesFailOnAStaleVersion) {
       },
       1);
   ASSERT_FALSE(stale);
-  EXPECT_EQ(stale.error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(stale.error().code, Code::kAborted);
   EXPECT_NE(stale.error().message.find("was changed since version 1"), std::string::npos) << stale.error().message;
   EXPECT_FALSE(called);
-  EXPECT_EQ(store_->UpdateToken(kTenantA, t.id, rename("future"), 3).error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(store_->UpdateToken(kTenantA, t.id, rename("future"), 3).error().code, Code::kAborted);
   Result<VppToken> now = store_->GetToken(kTenantA, t.id);
   EXPECT_EQ(now->display_name, "second");
   EXPECT_EQ(now->row_version, 2);
@@ -1320,7 +1320,7 @@ TEST_P(SyncStoreTest, ConditionalWritesFailOnAStaleVersion) {
 
   Status stale_delete = store_->DeleteToken(kTenantA, t.id, 1);
   ASSERT_FALSE(stale_delete);
-  EXPECT_EQ(stale_delete.error().code, Code::kFailedPrecondition);
+  EXPECT_EQ(stale_delete.error().code, Code::kAborted);
   EXPECT_TRUE(store_->GetToken(kTenantA, t.id)) << "a stale delete deletes nothing";
   EXPECT_EQ(store_->DeleteToken(kTenantA, "absent", 1).error().code, Code::kNotFound);
   EXPECT_EQ(store_->DeleteToken(kTenantB, t.id, 2).error().code, Code::kNotFound);
@@ -1361,7 +1361,7 @@ TEST_P(SyncStoreTest, ConcurrentConditionalWritersOneWins) {
         }
         if (s) {
           ++won;
-        } else if (s.error().code == Code::kFailedPrecondition || s.error().code == Code::kNotFound) {
+        } else if (s.error().code == Code::kAborted || s.error().code == Code::kNotFound) {
           ++stale;  // NotFound: a delete won
         } else {
           ++other;

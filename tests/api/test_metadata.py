@@ -286,6 +286,12 @@ class MetadataTest(unittest.TestCase):
                          ("Function", "true", [("bindingParameter", "Collection(microsoft.graph.vppToken)", True),
                                                ("bundleId", "Edm.String", True)],
                           "Collection(microsoft.graph.vppTokenLicenseSummary)"))
+        self.assertEqual(beta.operations["getExpiringVppTokenCount"],
+                         ("Function", "true",
+                          [("bindingParameter", "Collection(microsoft.graph.depOnboardingSetting)", True),
+                           ("expiringBeforeDateTime", "Edm.String", True)], "Edm.Int32"))
+        self.assertEqual(beta.types["deviceManagement"]["navigation"]["depOnboardingSettings"],
+                         ("Collection(microsoft.graph.depOnboardingSetting)", "true"))
         self.assertEqual(set(self.docs["v1.0"].operations), {"syncLicenses"})
 
     def test_every_emitted_property_is_declared(self):

@@ -148,6 +148,18 @@ class Routes(unittest.TestCase):
         self.assertEqual(r.status, 415, r)
 
 
+    # Where a bound operation is called: below its binding, vppTokens (a collection or one
+    # token) or deviceManagement/depOnboardingSettings.
+    ARGUMENTS = {"getLicensesForApp": "(bundleId='x')",
+                 "getExpiringVppTokenCount": "(expiringBeforeDateTime='2027-01-01T00:00:00Z')"}
+
+    def operation_path(self, version, name, on_collection, binding):
+        segment = name + self.ARGUMENTS.get(name, "")
+        if binding == "Collection(microsoft.graph.depOnboardingSetting)":
+            return f"/{version}/deviceManagement/depOnboardingSettings/{segment}"
+        base = f"/{version}/deviceAppManagement/vppTokens"
+        return f"{base}/{segment}" if on_collection else f"{base}/{self.id}/{segment}"
+
     def test_what_metadata_declares_is_routed(self):
         """Every bound operation and every collection of deviceAppManagement that $metadata declares has a
         route with the method OData gives it (asked with the other method: 405 naming it in Allow), and
@@ -161,7 +173,7 @@ class Routes(unittest.TestCase):
             for kind, method in (("Action", "POST"), ("Function", "GET")):
                 for op in schema.findall(f"{edm}{kind}"):
                     binding = op.find(f"{edm}Parameter").get("Type")
-                    ops[op.get("Name")] = (method, binding.startswith("Collection("))
+                    ops[op.get("Name")] = (method, binding.startswith("Collection("), binding)
             declared[version] = ops
             nav = [n.get("Name") for t in schema.findall(f"{edm}EntityType") if t.get("Name") == "deviceAppManagement"
                    for n in t.findall(f"{edm}NavigationProperty")]
@@ -170,21 +182,16 @@ class Routes(unittest.TestCase):
                 r = self.call("DELETE", f"/{version}/deviceAppManagement/{name}")
                 self.assertEqual(r.status, 405, (version, name, r))
                 self.assertIn("GET", r.headers["allow"])
-            base = f"/{version}/deviceAppManagement/vppTokens"
-            for name, (method, on_collection) in ops.items():
-                segment = name + ("(bundleId='x')" if name == "getLicensesForApp" else "")
-                path = f"{base}/{segment}" if on_collection else f"{base}/{self.id}/{segment}"
+            for name, (method, on_collection, binding) in ops.items():
+                path = self.operation_path(version, name, on_collection, binding)
                 r = self.call("GET" if method == "POST" else "POST", path)
                 self.assertEqual(r.status, 405, (version, name, r))
                 self.assertEqual(r.headers["allow"], method, (version, name))
         self.assertTrue(declared["beta"])
         for name in set(declared["beta"]) - set(declared["v1.0"]):
-            method, on_collection = declared["beta"][name]
-            segment = name + ("(bundleId='x')" if name == "getLicensesForApp" else "")
-            base = "/v1.0/deviceAppManagement/vppTokens"
-            path = f"{base}/{segment}" if on_collection else f"{base}/{self.id}/{segment}"
-            r = self.call(method, path)
-            if on_collection:  # then the segment reads as a key: no such token
+            method, on_collection, binding = declared["beta"][name]
+            r = self.call(method, self.operation_path("v1.0", name, on_collection, binding))
+            if on_collection and "vppToken" in binding:  # then the segment reads as a key: no such token
                 self.assertIn(r.status, (404, 405), (name, r))
             else:
                 self.assertEqual(r.status, 400, (name, r))

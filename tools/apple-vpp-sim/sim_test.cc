@@ -337,6 +337,31 @@ TEST_F(SimTest, MethodContentTypeAndUnknownPath) {
   EXPECT_GT(ErrorNumber(resp), 0);
 }
 
+// What the HTTP server answers on its own reads like the simulator's other answers.
+TEST_F(SimTest, ServerErrorsAreAppleErrorResponses) {
+  http::Request req;
+  req.target = "/mdm/v2/assets/associate";
+  auto resp = ServerErrorResponse({413, "requestEntityTooLarge", "The request body exceeds the server's limit."}, req);
+  EXPECT_EQ(resp.status, 413);
+  EXPECT_EQ(ErrorNumber(resp), 9602);
+  EXPECT_EQ(Obj(resp)["errorMessage"], "The request body exceeds the server's limit.");
+  EXPECT_EQ(http::FindHeader(resp.headers, "Content-Type").value_or(""), "application/json");
+
+  req.target.clear();  // A 503 over max_connections: nothing of the request was read.
+  resp = ServerErrorResponse({503, "serviceUnavailable", "Too many connections."}, req);
+  EXPECT_EQ(resp.status, 503);
+  EXPECT_EQ(ErrorNumber(resp), 9729);
+  EXPECT_EQ(http::FindHeader(resp.headers, "Retry-After").value_or(""), "1");
+
+  req.target = "/lookup?id=1";
+  EXPECT_EQ(ErrorNumber(ServerErrorResponse({500, "generalException", "boom"}, req)), 9603);
+
+  req.target = "/_sim/faults";  // The control API promises JSON only; Apple's is JSON.
+  resp = ServerErrorResponse({431, "requestHeaderFieldsTooLarge", "Header too large."}, req);
+  EXPECT_EQ(resp.status, 431);
+  EXPECT_EQ(ErrorNumber(resp), 9602);
+}
+
 TEST_F(SimTest, EnvelopeAndMdmInfo) {
   Start();
   auto o = Obj(Get("/mdm/v2/assets"));

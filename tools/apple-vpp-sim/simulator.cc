@@ -140,6 +140,14 @@ bool Simulator::ControlAuthorized(const http::Request& req) const {
   return diff == 0;
 }
 
+http::Response ServerErrorResponse(const http::ServerError& error, const http::Request&) {
+  const int number = error.status == 500 ? kErrInternal : error.status == 503 ? kErrServiceUnavailable
+                                                                               : kErrInvalidArgument;
+  http::Response r = http::Response::Json(error.status, ErrorResponseJson({number, std::string(error.message), {}}));
+  if (error.status == 503) r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
 http::Response Simulator::Handle(const http::Request& req) {
   auto url = boost::urls::parse_origin_form(req.target);
   if (!url) {

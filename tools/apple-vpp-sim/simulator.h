@@ -78,6 +78,16 @@ struct SimOptions {
   bool background_events = false;
 };
 
+// The body of an answer the HTTP server gives on its own (http::ServerError: a
+// request that is not HTTP, too large, too slow, a throwing handler, too many
+// connections), for ServerOptions::error_writer: Apple's ErrorResponse in JSON, as
+// every other answer on Apple's paths, with the server's status and Apple's number
+// for it: 9603 for 500, 9729 (with Retry-After: 1) for 503, and 9602 (invalid
+// argument, which Apple also gives a request over its limits) for the 4xx and the
+// other 5xx. The same on /_sim/* (the server does not pass the path it could not
+// serve, and JSON is all the control API promises). Thread-safe.
+http::Response ServerErrorResponse(const http::ServerError& error, const http::Request& request);
+
 class Simulator {
  public:
   // Builds the locations (generated from the seed, or loaded from
