@@ -28,11 +28,12 @@ const SUMMARY_TYPE = "#microsoft.graph.vppTokenLicenseSummary";
 const NO_TYPE = "(no @odata.type)";
 
 // What vppd must send for each type: every property the SDK's model has, and nothing else but
-// lastAppCount (a vppToken property of Graph's v1.0 and the README that this beta model lacks).
+// lastAppCount (a vppToken property of Graph's v1.0 and the README that this beta model lacks)
+// and @odata.etag (OData control information, which the SDK keeps in additionalData).
 const CHECK = {
-  extras: { [TOKEN_TYPE]: ["lastAppCount"] },
+  extras: { [TOKEN_TYPE]: ["lastAppCount", "@odata.etag"] },
   required: {
-    [TOKEN_TYPE]: [...modelKeys(createVppTokenFromDiscriminatorValue, TOKEN_TYPE), "lastAppCount"],
+    [TOKEN_TYPE]: [...modelKeys(createVppTokenFromDiscriminatorValue, TOKEN_TYPE), "lastAppCount", "@odata.etag"],
     [SYNC_RESULT]: ["@odata.type", "actionName", "actionState", "startDateTime", "lastUpdatedDateTime"],
     [REVOKE_RESULT]: ["@odata.type", "actionName", "actionState", "startDateTime", "lastUpdatedDateTime",
       "actionFailureReason", "failedLicensesCount", "totalLicensesCount"],
