@@ -682,7 +682,8 @@ void WriteMobileApp(const store::MobileApp& app, ApiVersion version, const std::
   }
 }
 
-void WriteAssignedLicense(const store::MobileApp& app, const store::LicenseAssignment& a, json::object& out) {
+void WriteAssignedLicense(const store::MobileApp& app, const store::LicenseAssignment& a, json::object& out,
+                          const service::DeviceLicenseHolder* holder) {
   const bool device = !a.serial_number.empty();
   if (IsMac(app)) {
     out["@odata.type"] = "#microsoft.graph.macOsVppAppAssignedLicense";
@@ -697,6 +698,11 @@ void WriteAssignedLicense(const store::MobileApp& app, const store::LicenseAssig
   for (const auto& p : LicenseProperties()) {
     if (p.device_only && !device) continue;
     out[p.def.name] = p.get(a);
+  }
+  if (device && holder != nullptr && holder->managed_device_id) {
+    out["managedDeviceId"] = *holder->managed_device_id;
+    if (holder->device_name && !holder->device_name->empty()) out["deviceName"] = *holder->device_name;
+    if (holder->user_id) out["userId"] = *holder->user_id;
   }
 }
 

@@ -118,6 +118,7 @@ class Reconcile(SimVppdTestCase):
     def test_assign_associates_and_a_device_leaving_the_group_is_disassociated(self):
         p = "A" + uuid.uuid4().hex[:5].upper()
         serials = {f"{p}{i}" for i in range(4)}
+        self.set_available(4)
         group, ids = self.group(sorted(serials))
         self.assign(self.include(group))
         self.wait_apple(p, serials)
@@ -128,7 +129,12 @@ class Reconcile(SimVppdTestCase):
         self.assertEqual(r.status, 204, r)
         self.wait_apple(p, serials - {gone})
 
-        # Nothing changed since: a pass makes no Apple call.
+        # Once the disassociate's event is seen to end (Apple shows the change before vppd
+        # polls it), nothing changed since: a second pass in a row makes no Apple call.
+        r = self.reconcile()
+        self.assertEqual(r.returncode, 0, r.stderr + r.stdout)
+        self.assertIn("3 granted", r.stdout)
+        self.assertEqual(self.report()["eventsInFlight"], 0, self.report())
         before = self.apple_writes()
         r = self.reconcile()
         self.assertEqual(r.returncode, 0, r.stderr + r.stdout)
@@ -138,6 +144,7 @@ class Reconcile(SimVppdTestCase):
     def test_exclusions_and_uninstall(self):
         p = "E" + uuid.uuid4().hex[:5].upper()
         serials = [f"{p}{i}" for i in range(3)]
+        self.set_available(3)
         group, ids = self.group(serials)
         excluded, _ = self.group([])
         self.add(excluded, ids[serials[0]][0])
@@ -165,6 +172,7 @@ class Reconcile(SimVppdTestCase):
     def test_safety_cap_holds_back_then_force(self):
         p = "C" + uuid.uuid4().hex[:5].upper()
         serials = [f"{p}{i:02d}" for i in range(30)]
+        self.set_available(30)
         group, ids = self.group(serials)
         self.assign(self.include(group))
         self.wait_apple(p, set(serials))
@@ -181,6 +189,7 @@ class Reconcile(SimVppdTestCase):
     def test_kill_9_during_a_reconcile(self):
         p = "K" + uuid.uuid4().hex[:5].upper()
         serials = {f"{p}{i}" for i in range(3)}
+        self.set_available(3)
         group, _ = self.group(sorted(serials))
         self.sim.control("POST", "faults", {"path": "/mdm/v2/assets/associate", "location": self.uid,
                                             "kind": "hold_event"})
