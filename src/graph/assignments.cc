@@ -2,7 +2,7 @@
 // delete), its assign action, and the JSON of an assignment (its target and
 // settings), read strictly and written as Graph does.
 //
-// Layout: 1. reading a body  2. writing an assignment  3. handlers.
+// Layout: 1. reading a body  2. writing a device status  3. handlers.
 #include <algorithm>
 #include <string>
 
@@ -157,30 +157,9 @@ Result<service::AssignmentChanges> ReadAssignment(const json::object& body, cons
 
 }  // namespace
 
-// --- 2. writing an assignment ----------------------------------------------------------
+// --- 2. writing a device's status (an assignment: model.cc) --------------------------
 
-void WriteAppAssignment(const store::AppAssignment& a, ApiVersion version, json::object& out) {
-  out["@odata.type"] = "#microsoft.graph.mobileAppAssignment";
-  out["id"] = a.id;
-  out["intent"] = a.intent;
-  json::object target;
-  target["@odata.type"] = a.target_type;
-  target["deviceAndAppManagementAssignmentFilterId"] = nullptr;
-  target["deviceAndAppManagementAssignmentFilterType"] = "none";
-  if (a.group_id) target["groupId"] = *a.group_id;
-  out["target"] = std::move(target);
-  json::value settings = nullptr;
-  if (a.settings_json != "{}") {
-    boost::system::error_code ec;
-    settings = json::parse(a.settings_json, ec);
-    if (ec) settings = nullptr;  // the service wrote it: never malformed
-  }
-  out["settings"] = std::move(settings);
-  if (version == ApiVersion::kBeta) {
-    out["source"] = "direct";
-    out["sourceId"] = nullptr;
-  }
-}
+namespace {
 
 void WriteInstallStatus(const service::DeviceInstallStatus& s, json::object& out) {
   out["@odata.type"] = "#microsoft.graph.mobileAppInstallStatus";
@@ -199,6 +178,8 @@ void WriteInstallStatus(const service::DeviceInstallStatus& s, json::object& out
   out["userPrincipalName"] = s.user_principal_name.empty() ? json::value(nullptr) : json::value(s.user_principal_name);
   out["displayVersion"] = nullptr;
 }
+
+}  // namespace
 
 // --- 3. handlers ------------------------------------------------------------------------
 

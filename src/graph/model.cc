@@ -682,6 +682,29 @@ void WriteMobileApp(const store::MobileApp& app, ApiVersion version, const std::
   }
 }
 
+void WriteAppAssignment(const store::AppAssignment& a, ApiVersion version, json::object& out) {
+  out["@odata.type"] = "#microsoft.graph.mobileAppAssignment";
+  out["id"] = a.id;
+  out["intent"] = a.intent;
+  json::object target;
+  target["@odata.type"] = a.target_type;
+  target["deviceAndAppManagementAssignmentFilterId"] = nullptr;
+  target["deviceAndAppManagementAssignmentFilterType"] = "none";
+  if (a.group_id) target["groupId"] = *a.group_id;
+  out["target"] = std::move(target);
+  json::value settings = nullptr;
+  if (a.settings_json != "{}") {
+    boost::system::error_code ec;
+    settings = json::parse(a.settings_json, ec);
+    if (ec) settings = nullptr;  // the service wrote it: never malformed
+  }
+  out["settings"] = std::move(settings);
+  if (version == ApiVersion::kBeta) {
+    out["source"] = "direct";
+    out["sourceId"] = nullptr;
+  }
+}
+
 void WriteAssignedLicense(const store::MobileApp& app, const store::LicenseAssignment& a, json::object& out,
                           const service::DeviceLicenseHolder* holder) {
   const bool device = !a.serial_number.empty();
