@@ -31,6 +31,9 @@ sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 from harness import VPPD, WRITE_SCOPE  # noqa: E402
 
 APPS_SCOPE = "DeviceManagementApps.ReadWrite.All"
+# The Assignments test makes a group of devices through Graph's directory routes.
+DIRECTORY_SCOPES = "Group.ReadWrite.All GroupMember.ReadWrite.All Device.ReadWrite.All " \
+    "DeviceManagementManagedDevices.ReadWrite.All"
 # The last line `vppd demo` prints once its location is synced.
 DEMO_READY = "Ctrl-C stops both."
 
@@ -81,7 +84,7 @@ def main():
         try:
             demo, output = start_demo(data_dir, log_path)
             token = subprocess.run([VPPD, "dev-token", "--data-dir", data_dir, "--scopes",
-                                    f"{WRITE_SCOPE} {APPS_SCOPE}"],
+                                    f"{WRITE_SCOPE} {APPS_SCOPE} {DIRECTORY_SCOPES}"],
                                    capture_output=True, text=True, timeout=30, check=True).stdout.strip()
             env = dict(os.environ)
             env.update({

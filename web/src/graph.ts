@@ -55,12 +55,23 @@ export interface AppAssignment {
 }
 
 // One licence Apple holds for an app: a user's (userId: the clientUserId) or a device's
-// (deviceName: its serial number).
+// (deviceName: the managed device's name, or the serial number when no managed device has it).
 export interface AssignedLicense {
   '@odata.type': string;
   id: string;
   userId?: string | null;
   deviceName?: string | null;
+  managedDeviceId?: string | null;
+}
+
+// One targeted device of an app (mobileAppInstallStatus from deviceStatuses): where its
+// licence stands. vppd installs nothing: installState is the licence's state.
+export interface DeviceStatus {
+  id: string; // the managed device
+  deviceName: string | null;
+  installState: string; // installed pendingInstall failed unknown ...
+  errorCode: number; // Apple's error number when failed (9709: not enough licences)
+  lastSyncDateTime: string;
 }
 
 // A Graph error, with the envelope's code and message when the server sent one.
@@ -160,6 +171,10 @@ export class Graph {
 
   appAssignments(appId: string): Promise<AppAssignment[]> {
     return this.list<AppAssignment>(`${GRAPH}/mobileApps/${encodeURIComponent(appId)}/assignments`);
+  }
+
+  deviceStatuses(appId: string): Promise<DeviceStatus[]> {
+    return this.list<DeviceStatus>(`${GRAPH}/mobileApps/${encodeURIComponent(appId)}/deviceStatuses`);
   }
 
   assignedLicenses(app: MobileApp): Promise<AssignedLicense[]> {

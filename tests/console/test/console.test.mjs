@@ -307,17 +307,11 @@ test("Assignments shows an app's assignments and the licences held per user and 
     await page.locator("#held-h + p").innerText(),
     new RegExp(`^${held.length} licences: ${held.length - devices} users, ${devices} devices`),
   );
-  // Issue 15's routes: the assignments as Graph lists them, or a plain word that they are not served.
-  const response = await fetch(`${graph}/mobileApps/${busiest.id}/assignments`, {
-    headers: { Authorization: `Bearer ${process.env.VPPD_TOKEN}` },
-  });
-  if (response.ok) {
-    const { value } = await response.json();
-    await page.locator("table.assignments, #assign-h + p").first().waitFor();
-    assert.equal(await page.locator("tr[data-assignment-id]").count(), value.length);
-  } else {
-    await page.getByTestId("assignments-unavailable").waitFor();
-  }
+  // The assignments as Graph lists them.
+  const { length } = await all(`mobileApps/${busiest.id}/assignments`);
+  await page.locator("table.assignments, #assign-h + p").first().waitFor();
+  assert.equal(await page.locator("tr[data-assignment-id]").count(), length);
+  assert.equal(await page.getByTestId("assignments-unavailable").count(), 0);
   await shot("assignments");
   // Another app through the select.
   const other = apps.find((a) => a.id !== busiest.id && a.usedLicenseCount > 0);
@@ -327,6 +321,111 @@ test("Assignments shows an app's assignments and the licences held per user and 
     (n) => document.querySelectorAll("tr[data-licence-id]").length === n,
     Math.min(200, otherHeld.length),
   );
+});
+
+async function sim(method, route, body) {
+  const response = await fetch(`${simUrl}/_sim/${route}`, {
+    method,
+    headers: body === undefined ? {} : { "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(15_000),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`simulator ${method} ${route}: ${response.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+test("Assignments shows where each targeted device's licence stands, failures with Apple's reason", async () => {
+  // An iOS app of the demo's location that Apple licenses to devices, with exactly one licence
+  // left (the simulator's purchase/refund, then a sync), assigned to a group of two iPads.
+  const [demo] = (await all("vppTokens")).filter((t) => t.displayName === kDemoName);
+  const { locations } = await sim("GET", "locations");
+  const location = locations.find((l) => l.name === demo.locationName);
+  assert.ok(location, `the simulator's location named ${demo.locationName}`);
+  const [{ assets }] = (await sim("GET", `locations/${location.uId}/export`)).locations;
+  const adamIds = assets.map((a) => a.adamId);
+  const apps = (await all("mobileApps")).filter((a) => a.vppTokenId === demo.id);
+  const asset = assets.find(
+    (a) =>
+      a.deviceAssignable &&
+      !a.unlimited &&
+      adamIds.indexOf(a.adamId) === adamIds.lastIndexOf(a.adamId) &&
+      apps.some((x) => x["@odata.type"] === "#microsoft.graph.iosVppApp" && x.appStoreUrl.endsWith(`/id${a.adamId}`)),
+  );
+  assert.ok(asset, "an iOS asset Apple licenses to devices");
+  const app = apps.find((x) => x["@odata.type"] === "#microsoft.graph.iosVppApp" && x.appStoreUrl.endsWith(`/id${asset.adamId}`));
+  const bought = await sim("POST", `locations/${location.uId}/purchase`, { adamId: asset.adamId, count: 1 });
+  if (bought.availableCount > 1) {
+    await sim("POST", `locations/${location.uId}/refund`, { adamId: asset.adamId, count: bought.availableCount - 1 });
+  }
+  await api("POST", `vppTokens/${demo.id}/syncLicenses`);
+  await settled(demo.id);
+
+  const directory = `${base}/v1.0`;
+  const group = await api("POST", `${directory}/groups`, {
+    displayName: "Console iPads",
+    mailEnabled: false,
+    mailNickname: "console-ipads",
+    securityEnabled: true,
+  });
+  const managed = [];
+  for (const n of [1, 2]) {
+    const device = await api("POST", `${directory}/devices`, {
+      accountEnabled: true,
+      deviceId: crypto.randomUUID(),
+      displayName: `Console iPad ${n}`,
+      operatingSystem: "iPadOS",
+    });
+    managed.push(
+      await api("POST", `${directory}/deviceManagement/managedDevices`, {
+        serialNumber: `CONSOLE${n}${Date.now()}`,
+        deviceName: `Console iPad ${n}`,
+        azureADDeviceId: device.deviceId,
+      }),
+    );
+    await api("POST", `${directory}/groups/${group.id}/members/$ref`, {
+      "@odata.id": `https://graph.microsoft.com/v1.0/directoryObjects/${device.id}`,
+    });
+  }
+  await api("POST", `mobileApps/${app.id}/assign`, {
+    mobileAppAssignments: [
+      {
+        intent: "required",
+        target: { "@odata.type": "#microsoft.graph.groupAssignmentTarget", groupId: group.id },
+        settings: { "@odata.type": "#microsoft.graph.iosVppAppAssignmentSettings", useDeviceLicensing: true },
+      },
+    ],
+  });
+  // The reconcile job grants the one licence to the earliest member; the other fails with 9709.
+  let statuses = [];
+  for (let i = 0; i < 150; ++i) {
+    statuses = await all(`mobileApps/${app.id}/deviceStatuses`);
+    if (statuses.map((s) => s.installState).join() === "installed,failed") break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.deepEqual(
+    statuses.map((s) => [s.id, s.installState, s.errorCode]),
+    [
+      [managed[0].id, "installed", 0],
+      [managed[1].id, "failed", 9709],
+    ],
+  );
+
+  await page.getByRole("link", { name: "Tokens" }).click();
+  await page.getByRole("link", { name: "Assignments" }).click();
+  await page.getByRole("heading", { level: 1, name: "Assignments" }).waitFor();
+  await page.waitForFunction(() => document.querySelector("select")?.value);
+  await page.getByRole("combobox", { name: /^App/ }).selectOption(app.id);
+  await page.locator(`tr[data-device-id="${managed[1].id}"]`).waitFor();
+  assert.equal(await page.locator("tr[data-assignment-id]").count(), 1);
+  assert.match(await page.locator("tr[data-assignment-id]").innerText(), /Group[\s\S]*required[\s\S]*per device/);
+  assert.match(await page.getByTestId("device-states").innerText(), /^2 devices: 1 licence granted, 1 failed$/);
+  const granted = page.locator(`tr[data-device-id="${managed[0].id}"]`);
+  assert.equal(await granted.getAttribute("data-state"), "installed");
+  assert.match(await granted.innerText(), /Console iPad 1[\s\S]*Licence granted/);
+  const failed = page.locator(`tr[data-device-id="${managed[1].id}"]`);
+  assert.match(await failed.innerText(), /Console iPad 2[\s\S]*Failed[\s\S]*not enough licences.*\(Apple 9709\)/);
+  await shot("assignments-devices");
 });
 
 test("Activity lists the tokenActionResults history", async () => {

@@ -1,10 +1,32 @@
 // Assignments: for one app, its mobileAppAssignments (groups and the "all" targets, with their
-// intents and licensing) and every licence Apple holds for it, per user and per device.
-// The assignments are issue 15's routes: a vppd that does not serve them yet says so here.
+// intents and licensing), where the licence of each device they target stands (deviceStatuses:
+// granted, pending at Apple, or failed with Apple's reason), and every licence Apple holds for
+// it, per user and per device. A vppd that does not serve the assignment routes says so here.
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { AppAssignment, AssignedLicense, Graph, GraphError, MobileApp, UNLIMITED } from '../graph';
+import { AppAssignment, AssignedLicense, DeviceStatus, Graph, GraphError, MobileApp, UNLIMITED } from '../graph';
 
 const kShownHolders = 200;
+
+const kStates: Record<string, string> = {
+  installed: 'Licence granted',
+  pendingInstall: 'Pending at Apple',
+  failed: 'Failed',
+  unknown: 'Not yet handed out',
+};
+
+const kStateBadge: Record<string, string> = { installed: 'ok', pendingInstall: 'warn', failed: 'bad' };
+
+// Apple's error numbers a failed device licence carries (Apple's Apps and Books API).
+const kAppleErrors: Record<number, string> = {
+  9709: 'not enough licences: granted when licences are bought or freed',
+  9610: 'the asset cannot be assigned to this device',
+  9616: 'already assigned',
+  9707: 'the asset cannot be licensed to devices',
+};
+
+function failureReason(code: number): string {
+  return kAppleErrors[code] ? `${kAppleErrors[code]} (Apple ${code})` : `Apple error ${code}`;
+}
 
 const kTargets: Record<string, string> = {
   '#microsoft.graph.groupAssignmentTarget': 'Group',
@@ -27,6 +49,7 @@ export function AssignmentsPage({ graph }: { graph: Graph }) {
   const [appId, setAppId] = useState('');
   const [assignments, setAssignments] = useState<AppAssignment[] | null | 'unavailable'>(null);
   const [licences, setLicences] = useState<AssignedLicense[] | null>(null);
+  const [statuses, setStatuses] = useState<DeviceStatus[] | null | 'unavailable'>(null);
   const [filter, setFilter] = useState('');
   const [error, setError] = useState<string | null>(null);
 
@@ -48,10 +71,15 @@ export function AssignmentsPage({ graph }: { graph: Graph }) {
     let current = true;
     setAssignments(null);
     setLicences(null);
+    setStatuses(null);
     graph
       .appAssignments(app.id)
       .then((list) => current && setAssignments(list))
       .catch((e) => current && (notServed(e) ? setAssignments('unavailable') : setError((e as Error).message)));
+    graph
+      .deviceStatuses(app.id)
+      .then((list) => current && setStatuses(list))
+      .catch((e) => current && (notServed(e) ? setStatuses('unavailable') : setError((e as Error).message)));
     graph
       .assignedLicenses(app)
       .then((list) => current && setLicences(list))
@@ -68,6 +96,11 @@ export function AssignmentsPage({ graph }: { graph: Graph }) {
     );
   }, [licences, filter]);
   const devices = (licences ?? []).filter((l) => l.deviceName).length;
+  const byState = useMemo(() => {
+    const counts: Record<string, number> = {};
+    for (const s of Array.isArray(statuses) ? statuses : []) counts[s.installState] = (counts[s.installState] ?? 0) + 1;
+    return counts;
+  }, [statuses]);
 
   return (
     <>
@@ -136,6 +169,53 @@ export function AssignmentsPage({ graph }: { graph: Graph }) {
         )}
       </section>
 
+      <section aria-labelledby="devices-h" class="card">
+        <h2 id="devices-h">Devices targeted</h2>
+        {statuses === null && <p>Loading…</p>}
+        {statuses === 'unavailable' && <p>This vppd does not serve deviceStatuses yet.</p>}
+        {Array.isArray(statuses) && statuses.length === 0 && (
+          <p>No device is targeted: no assignment with licensing per device reaches a managed device.</p>
+        )}
+        {Array.isArray(statuses) && statuses.length > 0 && (
+          <>
+            <p class="summary" aria-live="polite" data-testid="device-states">
+              {statuses.length} devices:{' '}
+              {Object.keys(kStates)
+                .filter((k) => byState[k])
+                .map((k) => `${byState[k]} ${kStates[k].toLowerCase()}`)
+                .join(', ')}
+            </p>
+            <div class="table-wrap">
+              <table class="statuses">
+                <caption class="visually-hidden">Where each targeted device's licence of {app?.displayName} stands</caption>
+                <thead>
+                  <tr>
+                    <th scope="col">Device</th>
+                    <th scope="col">Licence</th>
+                    <th scope="col">Reason</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {statuses.slice(0, kShownHolders).map((s) => (
+                    <tr key={s.id} data-device-id={s.id} data-state={s.installState}>
+                      <th scope="row" data-label="Device">
+                        {s.deviceName ?? <code>{s.id}</code>}
+                      </th>
+                      <td data-label="Licence">
+                        <span class={`badge ${kStateBadge[s.installState] ?? 'neutral'}`}>
+                          {kStates[s.installState] ?? s.installState}
+                        </span>
+                      </td>
+                      <td data-label="Reason">{s.installState === 'failed' ? failureReason(s.errorCode) : '—'}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          </>
+        )}
+      </section>
+
       <section aria-labelledby="held-h" class="card">
         <h2 id="held-h">Licences held</h2>
         {licences === null ? (
@@ -165,7 +245,9 @@ export function AssignmentsPage({ graph }: { graph: Graph }) {
                       <th scope="row" data-label="Holder">
                         <code>{l.deviceName || l.userId}</code>
                       </th>
-                      <td data-label="Kind">{l.deviceName ? 'device (serial number)' : 'user (clientUserId)'}</td>
+                      <td data-label="Kind">
+                        {l.deviceName ? (l.managedDeviceId ? 'device (managed)' : 'device (serial number)') : 'user (clientUserId)'}
+                      </td>
                     </tr>
                   ))}
                 </tbody>
@@ -174,8 +256,8 @@ export function AssignmentsPage({ graph }: { graph: Graph }) {
           </>
         )}
         <p class="hint">
-          Failed licence assignments and their reasons are not part of Graph's answers yet; <code>vppd tokens list</code>{' '}
-          shows a token's last error.
+          Apple's view at the last sync; <code>vppd tokens list</code> shows the last reconciliation, with the licences
+          Apple holds that vppd did not hand out (untracked).
         </p>
       </section>
     </>
