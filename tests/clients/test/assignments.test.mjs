@@ -36,6 +36,7 @@ import {
   serializeReferenceCreate,
   serializeVppToken,
 } from "@microsoft/msgraph-beta-sdk/models/index.js";
+import { createODataErrorFromDiscriminatorValue } from "@microsoft/msgraph-beta-sdk/models/oDataErrors/index.js";
 import { createUserFromDiscriminatorValue } from "@microsoft/msgraph-sdk/models/index.js";
 import { PageIterator } from "@microsoft/msgraph-sdk-core";
 
@@ -435,6 +436,67 @@ for (const store of STORES) {
       await waitApple(f, prefix, []);
       const [asset] = (await appleAssets(f.sToken)).filter((a) => a.adamId === f.adamId);
       assert.equal(asset.availableCount, 10, "the licences are free again");
+    });
+
+    test("bad input: precise Graph errors through the SDK, nothing half-written", async () => {
+      const f = await tokenWithApp(10);
+      const prefix = prefixFor("B");
+      const { group, devices } = await deviceGroup(prefix, 1);
+      const other = await createGroup(`o-${prefix.toLowerCase()}`);
+      // What is there before: one assignment, one member; every refused call below leaves them as they are.
+      await assign(f, [include(group.id)]);
+      const snapshot = async () => (await assignments(f.app.id)).map((a) =>
+        [a.id, a.intent, a.target.odataType, a.target.groupId, a.settings?.odataType, a.settings?.useDeviceLicensing]);
+      const before = await snapshot();
+      assert.deepEqual(before.map((a) => a.slice(1)), [["required", GROUP_TARGET, group.id, IOS_SETTINGS, true]]);
+      const missing = crypto.randomUUID();
+
+      // Runs a call that must fail; checks the ODataError the SDK built, field by field.
+      async function refused(call, status, code, ...fragments) {
+        const error = await expectODataError(call);
+        assert.equal(error.responseStatusCode, status, beta.last().body);
+        checkModel(JSON.parse(beta.last().body), error, createODataErrorFromDiscriminatorValue, CHECK);
+        assert.equal(error.errorEscaped.code, code, beta.last().body);
+        for (const fragment of fragments) assert.ok(error.errorEscaped.message.includes(fragment), beta.last().body);
+        return error;
+      }
+      const assignAll = (items, appId = f.app.id) => sendNoContent(beta, HttpMethod.POST, T.assign,
+        { "mobileApp%2Did": appId }, { body: { mobileAppAssignments: items }, serializer: serializeAssignBody });
+      const create = (item, appId = f.app.id) => send(beta, HttpMethod.POST, T.assignments, { "mobileApp%2Did": appId },
+        createMobileAppAssignmentFromDiscriminatorValue, { body: item, serializer: serializeAssignment });
+
+      // An unknown group, alone or beside a good one, as a target or an exclusion: 404 naming it.
+      await refused(() => assignAll([include(other.id), include(missing)]), 404, "ResourceNotFound",
+        `The group '${missing}' was not found`);
+      await refused(() => assignAll([include(group.id), exclude(missing)]), 404, "ResourceNotFound", missing);
+      await refused(() => create(include(missing)), 404, "ResourceNotFound", `The group '${missing}' was not found`);
+      assert.deepEqual(await snapshot(), before);
+
+      // Settings of the other platform's type: 400 naming both types.
+      const macSettings = { ...include(other.id), settings: { odataType: MAC_SETTINGS, useDeviceLicensing: true } };
+      await refused(() => assignAll([include(group.id), macSettings]), 400, "BadRequest",
+        "iosVppAppAssignmentSettings", "macOsVppAppAssignmentSettings");
+      assert.equal(JSON.parse(beta.exchanges.at(-1).requestBody).mobileAppAssignments[1].settings["@odata.type"],
+        MAC_SETTINGS, "the SDK sent the macOS settings");
+      await refused(() => create(macSettings), 400, "BadRequest", "iosVppAppAssignmentSettings");
+      assert.deepEqual(await snapshot(), before);
+
+      // An app vppd does not hold as a VPP app (an Intune store or line-of-business app's id): 404.
+      await refused(() => assignAll([include(group.id)], missing), 404, "ResourceNotFound",
+        `The mobileApp '${missing}'`);
+      await refused(() => create(include(group.id), missing), 404, "ResourceNotFound", `The mobileApp '${missing}'`);
+      assert.deepEqual(await snapshot(), before);
+
+      // A member added twice: Graph's 400; an unknown object or group: 404 naming it.
+      await refused(() => addMember(group.id, devices[0].device.id), 400, "Request_BadRequest",
+        "One or more added object references already exist");
+      await refused(() => addMember(group.id, missing), 404, "Request_ResourceNotFound", missing);
+      await refused(() => addMember(missing, devices[0].device.id), 404, "Request_ResourceNotFound", missing);
+      assert.deepEqual((await members(group.id)).map((m) => m.id), [devices[0].device.id]);
+      assert.deepEqual(await members(other.id), []);
+
+      // And what stands still works: the one device holds its licence.
+      await waitApple(f, prefix, [devices[0].serial]);
     });
 
     test("kill -9 during a reconcile (twice), restart: the end state is exact, no event sent twice", async () => {
