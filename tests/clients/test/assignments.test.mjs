@@ -504,12 +504,12 @@ for (const store of STORES) {
       const prefix = prefixFor("K");
       const { group, serials } = await deviceGroup(prefix, 40);
       // The first associate is answered 2 s late (vppd dies waiting for it: Apple accepted an event
-      // vppd never recorded); the second one's event stays pending for 3 s (vppd dies with it
-      // recorded and in flight).
+      // vppd never recorded); the second one's event stays pending until released (vppd dies with
+      // it recorded and in flight).
       await simControl("POST", "faults", { path: "/mdm/v2/assets/associate", location: f.uId, kind: "latency",
         latencyMs: 2000, maxHits: 1 });
-      await simControl("POST", "faults", { path: "/mdm/v2/assets/associate", location: f.uId, kind: "slow_event",
-        delayMs: 3000, onRequests: [2] });
+      await simControl("POST", "faults", { path: "/mdm/v2/assets/associate", location: f.uId, kind: "hold_event",
+        onRequests: [2] });
       try {
         await assign(f, [include(group.id)]);
         await until("the first associate at Apple", async () => (await simCounters(f.uId))[ASSOCIATE] === 1,
@@ -526,6 +526,7 @@ for (const store of STORES) {
         await vppd.kill9();
         await vppd.start();
         connect();
+        await simControl("POST", "events/resolve", {});
         await waitApple(f, prefix, serials);
         const report = await until("a settled report", () => {
           const r = lastReconcile(f);
