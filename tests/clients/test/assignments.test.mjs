@@ -506,10 +506,12 @@ for (const store of STORES) {
       // The first associate is answered 2 s late (vppd dies waiting for it: Apple accepted an event
       // vppd never recorded); the second one's event stays pending until released (vppd dies with
       // it recorded and in flight).
-      await simControl("POST", "faults", { path: "/mdm/v2/assets/associate", location: f.uId, kind: "latency",
-        latencyMs: 2000, maxHits: 1 });
-      await simControl("POST", "faults", { path: "/mdm/v2/assets/associate", location: f.uId, kind: "hold_event",
-        onRequests: [2] });
+      const rules = [
+        await simControl("POST", "faults", { path: "/mdm/v2/assets/associate", location: f.uId, kind: "latency",
+          latencyMs: 2000, maxHits: 1 }),
+        await simControl("POST", "faults", { path: "/mdm/v2/assets/associate", location: f.uId, kind: "hold_event",
+          onRequests: [2] }),
+      ];
       try {
         await assign(f, [include(group.id)]);
         await until("the first associate at Apple", async () => (await simCounters(f.uId))[ASSOCIATE] === 1,
@@ -549,7 +551,7 @@ for (const store of STORES) {
         assert.deepEqual(licences.filter((l) => l.deviceName?.startsWith(prefix)).map((l) => l.deviceName).sort(),
           [...serials].sort());
       } finally {
-        await simControl("DELETE", "faults").catch(() => {});
+        for (const rule of rules) await simControl("DELETE", `faults/${rule.id}`).catch(() => {});
       }
     });
   });
