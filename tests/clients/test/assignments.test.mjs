@@ -33,6 +33,7 @@ import {
   serializeIosVppAppAssignmentSettings,
   serializeMacOsVppAppAssignmentSettings,
   serializeManagedDevice,
+  serializeMobileAppAssignment,
   serializeReferenceCreate,
   serializeVppToken,
 } from "@microsoft/msgraph-beta-sdk/models/index.js";
@@ -76,12 +77,10 @@ const SERIALIZERS = {
   [IOS_SETTINGS]: serializeIosVppAppAssignmentSettings,
   [MAC_SETTINGS]: serializeMacOsVppAppAssignmentSettings,
 };
-function serializeAssignment(writer, a = {}) {
-  writer.writeStringValue("@odata.type", a.odataType ?? "#microsoft.graph.mobileAppAssignment");
-  writer.writeEnumValue("intent", a.intent);
-  if (a.target) writer.writeObjectValue("target", a.target, SERIALIZERS[a.target.odataType]);
-  if (a.settings) writer.writeObjectValue("settings", a.settings, SERIALIZERS[a.settings.odataType]);
-  writer.writeAdditionalData(a.additionalData);
+function serializeAssignment(writer, { target, settings, ...rest } = {}) {
+  serializeMobileAppAssignment(writer, { odataType: "#microsoft.graph.mobileAppAssignment", ...rest });
+  if (target) writer.writeObjectValue("target", target, SERIALIZERS[target.odataType]);
+  if (settings) writer.writeObjectValue("settings", settings, SERIALIZERS[settings.odataType]);
 }
 // The generated AssignPostRequestBody's serializer (it lives in the unpublished builder package).
 function serializeAssignBody(writer, body = {}) {
