@@ -254,6 +254,60 @@ Status CopyDirectory(store::Store& from, store::Store& to, FakeClock& clock, con
   return {};
 }
 
+// --- what was assigned, and what vppd handed out ------------------------------------
+
+struct Licensing {
+  std::vector<store::AppAssignment> assignments;  // ordered by (app_id, id)
+  std::vector<store::DeviceLicense> licenses;     // ordered by (adam_id, pricing_param, serial)
+};
+
+Result<Licensing> ReadLicensing(store::Store& s, const std::string& tenant, const std::string& token) {
+  Licensing l;
+  auto assignments = s.ListAssignmentsOfToken(tenant, token);
+  if (!assignments) return Fail(assignments.error());
+  auto licenses = s.ListDeviceLicenses(tenant, token);
+  if (!licenses) return Fail(licenses.error());
+  l.assignments = std::move(*assignments);
+  l.licenses = std::move(*licenses);
+  return l;
+}
+
+std::string Canonical(const Licensing& l) {
+  std::string out;
+  for (const auto& a : l.assignments) {
+    out += fmt::format("a|{}|{}|{}|{}|{}|{}|{}|{}|{}\n", a.id, a.app_id, a.intent, a.target_type, Opt(a.group_id),
+                       a.settings_json, a.use_device_licensing, a.created, a.last_modified);
+  }
+  for (const auto& d : l.licenses) {
+    out += fmt::format("l|{}|{}|{}|{}|{}|{}|{}|{}|{}\n", d.adam_id, d.pricing_param, d.serial_number, d.state,
+                       d.error_code, d.error_message, d.event_id, d.cause, d.updated);
+  }
+  return out;
+}
+
+// Copies a token's app assignments (with their times) and the device licences
+// vppd handed out. Apple events still in flight are not carried over: migrate
+// after `vppd reconcile TOKEN --wait` (README).
+Status CopyLicensing(store::Store& from, store::Store& to, FakeClock& clock, const std::string& tenant,
+                     const std::string& token) {
+  Result<Licensing> l = ReadLicensing(from, tenant, token);
+  if (!l) return Fail(l.error());
+  for (const store::AppAssignment& a : l->assignments) {
+    clock.Set(a.created);
+    auto created = to.CreateAppAssignment(tenant, a);
+    if (!created) return Fail(created.error());
+    if (a.last_modified != a.created) {
+      clock.Set(a.last_modified);
+      auto touched = to.UpdateAppAssignment(tenant, a.app_id, a.id, [](store::AppAssignment&) -> Status { return {}; });
+      if (!touched) return Fail(touched.error());
+    }
+  }
+  if (!l->licenses.empty()) {
+    if (Status s = to.PutDeviceLicenses(tenant, token, l->licenses, {}); !s) return s;
+  }
+  return {};
+}
+
 // Counts and digests of one store's content. Lists come ordered by id from every
 // store, so their digest is of the concatenation; assignments come in an order
 // each store chooses, so theirs is a sum of per-row hashes (order-free).
@@ -261,15 +315,17 @@ struct Inventory {
   std::string installation_id;
   std::int64_t tenants = 0, tokens = 0, apps = 0, assignments = 0;
   std::int64_t directory_objects = 0, memberships = 0;  // users, groups, devices, managed devices; members
-  std::string tenants_digest, tokens_digest, apps_digest, directory_digest;
+  std::int64_t app_assignments = 0, device_licenses = 0;  // what admins assigned; what vppd handed out
+  std::string tenants_digest, tokens_digest, apps_digest, directory_digest, licensing_digest;
   std::uint64_t assignments_digest = 0;
 
   bool operator==(const Inventory&) const = default;
   std::string Describe() const {
     return fmt::format(
-        "{} tenants, {} tokens, {} apps, {} license assignments, {} directory objects, {} memberships "
-        "(installation id {})",
-        tenants, tokens, apps, assignments, directory_objects, memberships, installation_id);
+        "{} tenants, {} tokens, {} apps, {} license assignments, {} directory objects, {} memberships, "
+        "{} app assignments, {} device licences handed out (installation id {})",
+        tenants, tokens, apps, assignments, directory_objects, memberships, app_assignments, device_licenses,
+        installation_id);
   }
 };
 
@@ -281,7 +337,7 @@ std::uint64_t RowHash(const store::LicenseAssignment& a, const std::string& toke
 
 Result<Inventory> Take(store::Store& s) {
   Inventory inv;
-  std::string tenants_text, tokens_text, apps_text;
+  std::string tenants_text, tokens_text, apps_text, licensing_text;
   // Both stores hold an id by now (MigrateStore sets it first): the proposal is not stored.
   Result<std::string> installation = s.InstallationId(NewGuid());
   if (!installation) return Fail(installation.error());
@@ -304,6 +360,11 @@ Result<Inventory> Take(store::Store& s) {
         ++inv.apps;
         apps_text += Canonical(app);
       }
+      Result<Licensing> licensing = ReadLicensing(s, tenant.id, token.id);
+      if (!licensing) return Fail(licensing.error());
+      inv.app_assignments += static_cast<std::int64_t>(licensing->assignments.size());
+      inv.device_licenses += static_cast<std::int64_t>(licensing->licenses.size());
+      licensing_text += tenant.id + "/" + token.id + "\n" + Canonical(*licensing);
       Status walked = s.ForEachAssignment(tenant.id, token.id, kBatch, [&](const auto& rows) -> Status {
         for (const auto& row : rows) {
           ++inv.assignments;
@@ -327,6 +388,7 @@ Result<Inventory> Take(store::Store& s) {
   inv.tenants_digest = Sha256Hex(tenants_text);
   inv.tokens_digest = Sha256Hex(tokens_text);
   inv.apps_digest = Sha256Hex(apps_text);
+  inv.licensing_digest = Sha256Hex(licensing_text);
   return inv;
 }
 
@@ -372,7 +434,7 @@ Status CopyToken(store::Store& from, store::Store& to, FakeClock& clock, const s
     return {};
   });
   if (!finished) return Fail(finished.error());
-  return {};
+  return CopyLicensing(from, to, clock, tenant, source.id);
 }
 
 }  // namespace

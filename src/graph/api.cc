@@ -637,6 +637,8 @@ const std::vector<Api::Impl::CompiledRoute>& Api::Impl::Table() {
       {"deviceAppManagement/mobileApps/{id}/assignments/{id}", kDelete, &I::DeleteAssignment,
        Op::kWriteAppAssignments},
       {"deviceAppManagement/mobileApps/{id}/graph.assign", kPost, &I::AssignApp, Op::kAssignApp},
+      {"deviceAppManagement/mobileApps/{id}/deviceStatuses", kGet, &I::DeviceStatuses, Op::kReadAppInstallStatuses,
+       kBetaOnly},
       {"deviceAppManagement/mobileApps/{id}/{cast}/graph.assign", kPost, &I::AssignApp, Op::kAssignApp},
       {"users", kGet, &I::ListUsers, Op::kReadUsers},
       {"users", kPost, &I::CreateUser, Op::kWriteUsers},

@@ -215,6 +215,7 @@ struct Api::Impl {
   Result<http::Response> UpdateAssignment(const Call& c) const;
   Result<http::Response> DeleteAssignment(const Call& c) const;
   Result<http::Response> AssignApp(const Call& c) const;
+  Result<http::Response> DeviceStatuses(const Call& c) const;
   // --- the directory (directory.cc) ----------------------------------------
 
   Result<http::Response> ListUsers(const Call& c) const;

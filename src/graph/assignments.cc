@@ -2,7 +2,8 @@
 // delete), its assign action, and the JSON of an assignment (its target and
 // settings), read strictly and written as Graph does.
 //
-// Layout: 1. reading a body  2. writing an assignment  3. handlers.
+// Layout: 1. reading a body  2. writing a device status  3. handlers.
+#include <algorithm>
 #include <string>
 
 #include <boost/json.hpp>
@@ -156,30 +157,29 @@ Result<service::AssignmentChanges> ReadAssignment(const json::object& body, cons
 
 }  // namespace
 
-// --- 2. writing an assignment ----------------------------------------------------------
+// --- 2. writing a device's status (an assignment: model.cc) --------------------------
 
-void WriteAppAssignment(const store::AppAssignment& a, ApiVersion version, json::object& out) {
-  out["@odata.type"] = "#microsoft.graph.mobileAppAssignment";
-  out["id"] = a.id;
-  out["intent"] = a.intent;
-  json::object target;
-  target["@odata.type"] = a.target_type;
-  target["deviceAndAppManagementAssignmentFilterId"] = nullptr;
-  target["deviceAndAppManagementAssignmentFilterType"] = "none";
-  if (a.group_id) target["groupId"] = *a.group_id;
-  out["target"] = std::move(target);
-  json::value settings = nullptr;
-  if (a.settings_json != "{}") {
-    boost::system::error_code ec;
-    settings = json::parse(a.settings_json, ec);
-    if (ec) settings = nullptr;  // the service wrote it: never malformed
-  }
-  out["settings"] = std::move(settings);
-  if (version == ApiVersion::kBeta) {
-    out["source"] = "direct";
-    out["sourceId"] = nullptr;
-  }
+namespace {
+
+void WriteInstallStatus(const service::DeviceInstallStatus& s, json::object& out) {
+  out["@odata.type"] = "#microsoft.graph.mobileAppInstallStatus";
+  out["id"] = s.managed_device_id;
+  out["deviceName"] = s.device_name.empty() ? json::value(nullptr) : json::value(s.device_name);
+  out["deviceId"] = s.managed_device_id;
+  out["lastSyncDateTime"] = s.updated == 0 ? "0001-01-01T00:00:00Z" : FormatIso8601(s.updated);
+  out["mobileAppInstallStatusValue"] = s.install_state;
+  out["installState"] = s.install_state;
+  out["installStateDetail"] = s.install_state == "failed" && s.error_code != 0 ? "seeInstallErrorCode"
+                                                                                : "noAdditionalDetails";
+  out["errorCode"] = s.error_code;
+  out["osVersion"] = nullptr;
+  out["osDescription"] = nullptr;
+  out["userName"] = nullptr;
+  out["userPrincipalName"] = s.user_principal_name.empty() ? json::value(nullptr) : json::value(s.user_principal_name);
+  out["displayVersion"] = nullptr;
 }
+
+}  // namespace
 
 // --- 3. handlers ------------------------------------------------------------------------
 
@@ -261,6 +261,33 @@ Result<http::Response> Api::Impl::UpdateAssignment(const Call& c) const {
 Result<http::Response> Api::Impl::DeleteAssignment(const Call& c) const {
   if (auto ok = deps.assignments->Delete(c.who, c.ids[0], c.ids[1]); !ok) return Fail(ok.error());
   return NoContent();
+}
+
+// GET mobileApps/{id}/deviceStatuses: where the licence of each targeted device stands.
+Result<http::Response> Api::Impl::DeviceStatuses(const Call& c) const {
+  if (auto ok = RequireJsonAccepted(c.req); !ok) return Fail(ok.error());
+  static const EntityDef kStatus = [] {
+    EntityDef e;
+    e.name = "mobileAppInstallStatus";
+    return e;
+  }();
+  AllowedOptions allowed;  // $top/$skip and server-driven paging over the list
+  allowed.filter = allowed.orderby = allowed.select = allowed.count = false;
+  auto q = ParseQueryOptions(c.query, kStatus, allowed, RequestLimits(c.req));
+  if (!q) return Fail(q.error());
+  auto statuses = deps.assignments->DeviceStatuses(c.who, c.id());
+  if (!statuses) return Fail(statuses.error());
+  const std::size_t from = std::min<std::size_t>(statuses->size(), static_cast<std::size_t>(q->list.skip));
+  const std::size_t to = std::min<std::size_t>(statuses->size(), from + static_cast<std::size_t>(q->list.limit));
+  json::array values;
+  for (std::size_t i = from; i < to; ++i) {
+    json::object o;
+    WriteInstallStatus((*statuses)[i], o);
+    values.push_back(std::move(o));
+  }
+  const std::string path = "deviceAppManagement/mobileApps/" + c.id() + "/deviceStatuses";
+  return CollectionPage(c.req, ApiVersion::kBeta, path, c.query, *q, json::serialize(values), values.size(),
+                        to < statuses->size(), [] { return Result<std::int64_t>(0); });  // $count is not allowed
 }
 
 // POST mobileApps/{id}/assign (or .../{cast}/assign): {"mobileAppAssignments": [...]}.

@@ -116,11 +116,17 @@ Result<http::Response> Api::Impl::AssignedLicenses(const Call& c) const {
   if (!q) return Fail(q.error());
   auto page = deps.apps->AssignedLicenses(c.who, app.id, q->list.skip, q->list.limit);
   if (!page) return Fail(page.error());
-  const std::string path = "deviceAppManagement/mobileApps/" + app.id + "/" + std::string(c.cast) + "/assignedLicenses";
+  const std::string path =
+      "deviceAppManagement/mobileApps/" + app.id + "/" + std::string(c.cast) + "/assignedLicenses";
+  // Device licences: who holds each serial, from the directory's managed devices.
+  std::vector<std::string> serials;
+  for (const auto& a : page->items) serials.push_back(a.serial_number);
+  auto holders = deps.assignments->LicenseHolders(c.who, serials);
+  if (!holders) return Fail(holders.error());
   json::array values;
-  for (const auto& a : page->items) {
+  for (std::size_t i = 0; i < page->items.size(); ++i) {
     json::object o;
-    WriteAssignedLicense(app, a, o);
+    WriteAssignedLicense(app, page->items[i], o, &(*holders)[i]);
     values.push_back(std::move(o));
   }
   return CollectionPage(req, ApiVersion::kBeta, path, query, *q, json::serialize(values), values.size(), page->has_more,

@@ -682,7 +682,31 @@ void WriteMobileApp(const store::MobileApp& app, ApiVersion version, const std::
   }
 }
 
-void WriteAssignedLicense(const store::MobileApp& app, const store::LicenseAssignment& a, json::object& out) {
+void WriteAppAssignment(const store::AppAssignment& a, ApiVersion version, json::object& out) {
+  out["@odata.type"] = "#microsoft.graph.mobileAppAssignment";
+  out["id"] = a.id;
+  out["intent"] = a.intent;
+  json::object target;
+  target["@odata.type"] = a.target_type;
+  target["deviceAndAppManagementAssignmentFilterId"] = nullptr;
+  target["deviceAndAppManagementAssignmentFilterType"] = "none";
+  if (a.group_id) target["groupId"] = *a.group_id;
+  out["target"] = std::move(target);
+  json::value settings = nullptr;
+  if (a.settings_json != "{}") {
+    boost::system::error_code ec;
+    settings = json::parse(a.settings_json, ec);
+    if (ec) settings = nullptr;  // the service wrote it: never malformed
+  }
+  out["settings"] = std::move(settings);
+  if (version == ApiVersion::kBeta) {
+    out["source"] = "direct";
+    out["sourceId"] = nullptr;
+  }
+}
+
+void WriteAssignedLicense(const store::MobileApp& app, const store::LicenseAssignment& a, json::object& out,
+                          const service::DeviceLicenseHolder* holder) {
   const bool device = !a.serial_number.empty();
   if (IsMac(app)) {
     out["@odata.type"] = "#microsoft.graph.macOsVppAppAssignedLicense";
@@ -697,6 +721,11 @@ void WriteAssignedLicense(const store::MobileApp& app, const store::LicenseAssig
   for (const auto& p : LicenseProperties()) {
     if (p.device_only && !device) continue;
     out[p.def.name] = p.get(a);
+  }
+  if (device && holder != nullptr && holder->managed_device_id) {
+    out["managedDeviceId"] = *holder->managed_device_id;
+    if (holder->device_name && !holder->device_name->empty()) out["deviceName"] = *holder->device_name;
+    if (holder->user_id) out["userId"] = *holder->user_id;
   }
 }
 

@@ -51,8 +51,10 @@ void WriteAppAssignment(const store::AppAssignment& assignment, ApiVersion versi
 // An element of .../assignedLicenses: iosVppAppAssignedDeviceLicense / ...UserLicense
 // (macOsVppAppAssignedLicense on macOS), with what Apple gives: the serial number as
 // deviceName, the clientUserId as userId.
+// `holder`: for a device licence, the managed device the directory says holds the
+// serial (managedDeviceId, deviceName, userId); without one, deviceName is the serial.
 void WriteAssignedLicense(const store::MobileApp& app, const store::LicenseAssignment& assignment,
-                          boost::json::object& out);
+                          boost::json::object& out, const service::DeviceLicenseHolder* holder = nullptr);
 
 // An element of getLicensesForApp (vppTokenLicenseSummary).
 void WriteLicenseSummary(const service::LicenseSummary& summary, boost::json::object& out);

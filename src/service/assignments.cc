@@ -4,8 +4,11 @@
 //
 // Layout: 1. names and messages  2. validation  3. the resource.
 #include <algorithm>
+#include <cstdlib>
+#include <map>
 #include <set>
 #include <string_view>
+#include <tuple>
 
 #include <boost/json.hpp>
 #include <fmt/format.h>
@@ -342,6 +345,124 @@ Status AppAssignments::Assign(const Principal& caller, const std::string& app_id
   }
   Changed(caller.tenant_id, *app);
   return {};
+}
+
+
+Result<std::vector<DeviceInstallStatus>> AppAssignments::DeviceStatuses(const Principal& caller,
+                                                                        const std::string& app_id) {
+  if (auto ok = gate_.Admit(caller, Operation::kReadAppInstallStatuses); !ok) return Fail(ok.error());
+  auto app = FindApp(caller.tenant_id, app_id);
+  if (!app) return Fail(app.error());
+  auto assignments = store_.ListAssignmentsOfApp(caller.tenant_id, app_id);
+  if (!assignments) return Fail(assignments.error());
+  // The devices the reconcile job serves, in its order (sync/reconcile.cc reads them the same way).
+  std::vector<std::string> included, excluded;
+  bool all_devices = false, all_users = false;
+  for (const store::AppAssignment& a : *assignments) {
+    if (a.target_type == kExclusionTarget) {
+      if (a.group_id) excluded.push_back(*a.group_id);
+      continue;
+    }
+    if (!a.use_device_licensing || (a.intent != "required" && a.intent != "available")) continue;
+    if (a.target_type == kAllDevicesTarget) all_devices = true;
+    if (a.target_type == kAllUsersTarget) all_users = true;
+    if (a.target_type == kGroupTarget && a.group_id) included.push_back(*a.group_id);
+  }
+  std::vector<store::GroupDevice> targeted;
+  if (!included.empty()) {
+    auto members = store_.DeviceMembersOf(caller.tenant_id, included);
+    if (!members) return Fail(members.error());
+    targeted = std::move(*members);
+  }
+  if (all_devices || all_users) {
+    auto all = store_.AllManagedDevices(caller.tenant_id);
+    if (!all) return Fail(all.error());
+    for (store::GroupDevice& d : *all) {
+      if (all_devices || !d.user_id.empty()) targeted.push_back(std::move(d));
+    }
+    std::stable_sort(targeted.begin(), targeted.end(), [](const auto& a, const auto& b) {
+      return std::tie(a.seq, a.managed_device_id) < std::tie(b.seq, b.managed_device_id);
+    });
+    // A device both in a group and reached by "all": once, at its first place.
+    std::set<std::string> seen;
+    std::erase_if(targeted, [&](const store::GroupDevice& d) { return !seen.insert(d.managed_device_id).second; });
+  }
+  std::set<std::string> out_of_scope;
+  if (!excluded.empty() && !targeted.empty()) {
+    auto members = store_.DeviceMembersOf(caller.tenant_id, excluded);
+    if (!members) return Fail(members.error());
+    for (const store::GroupDevice& d : *members) out_of_scope.insert(d.managed_device_id);
+  }
+
+  // Where each licence stands: the reconcile job's record, else Apple's at the last sync.
+  auto states = store_.DeviceLicenseStates(caller.tenant_id, app_id);
+  if (!states) return Fail(states.error());
+  std::map<std::string, const store::DeviceLicenseState*> by_serial;
+  for (const store::DeviceLicenseState& s : *states) by_serial[s.serial_number] = &s;
+  std::set<std::string> held;
+  constexpr std::int64_t kBatch = 100000;
+  for (std::int64_t skip = 0;; skip += kBatch) {
+    auto page = store_.ListAppAssignments(caller.tenant_id, app_id, skip, kBatch);
+    if (!page) return Fail(page.error());
+    for (const store::LicenseAssignment& l : page->items) {
+      if (!l.serial_number.empty()) held.insert(l.serial_number);
+    }
+    if (!page->has_more) break;
+  }
+
+  std::vector<DeviceInstallStatus> out;
+  for (const store::GroupDevice& d : targeted) {
+    if (out_of_scope.count(d.managed_device_id) != 0) continue;
+    DeviceInstallStatus s;
+    s.managed_device_id = d.managed_device_id;
+    s.device_name = d.device_name;
+    s.serial_number = d.serial_number;
+    s.user_id = d.user_id;
+    if (auto it = by_serial.find(d.serial_number); it != by_serial.end()) {
+      const store::DeviceLicenseState& r = *it->second;
+      s.updated = r.updated;
+      if (r.state == "pending") {
+        s.install_state = "pendingInstall";
+      } else if (r.state == "granted") {
+        s.install_state = "installed";
+      } else if (r.state == "failed") {
+        s.install_state = "failed";
+        s.error_code = static_cast<std::int32_t>(std::strtol(r.error_code.c_str(), nullptr, 10));
+        s.error_message = r.error_message;
+      }
+    } else if (held.count(d.serial_number) != 0) {
+      s.install_state = "installed";
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+Result<std::vector<DeviceLicenseHolder>> AppAssignments::LicenseHolders(const Principal& caller,
+                                                                        const std::vector<std::string>& serials) {
+  if (auto ok = gate_.Admit(caller, Operation::kReadMobileApps); !ok) return Fail(ok.error());
+  std::vector<DeviceLicenseHolder> out;
+  std::vector<std::string> asked;
+  for (const std::string& serial : serials) {
+    if (!serial.empty()) asked.push_back(serial);
+  }
+  std::map<std::string, store::GroupDevice> first;
+  if (!asked.empty()) {
+    auto devices = store_.ManagedDevicesBySerial(caller.tenant_id, asked);
+    if (!devices) return Fail(devices.error());
+    for (store::GroupDevice& d : *devices) first.emplace(d.serial_number, std::move(d));  // ordered by id: first wins
+  }
+  for (const std::string& serial : serials) {
+    DeviceLicenseHolder h;
+    h.serial_number = serial;
+    if (auto it = first.find(serial); it != first.end()) {
+      h.managed_device_id = it->second.managed_device_id;
+      h.device_name = it->second.device_name;
+      if (!it->second.user_id.empty()) h.user_id = it->second.user_id;
+    }
+    out.push_back(std::move(h));
+  }
+  return out;
 }
 
 }  // namespace vppd::service

@@ -381,6 +381,16 @@ class AppAssignments {
   // validated as a create (InvalidArgument's target says which: "mobileAppAssignments[2].intent").
   Status Assign(const Principal& caller, const std::string& app_id, std::vector<AssignmentChanges> assignments);
 
+  // deviceStatuses: every device the app's device-licensing assignments reach
+  // (required/available includes minus exclusions; all devices), in the reconcile
+  // job's order, with where its licence stands: the job's record, else Apple's at
+  // the last sync (a licence held: installed), else unknown. NotFound for the app.
+  Result<std::vector<DeviceInstallStatus>> DeviceStatuses(const Principal& caller, const std::string& app_id);
+  // For each serial (in order; "" for a user licence), the managed device the
+  // directory says holds it (the first by id when a serial was enrolled twice).
+  Result<std::vector<DeviceLicenseHolder>> LicenseHolders(const Principal& caller,
+                                                          const std::vector<std::string>& serials);
+
  private:
   Result<store::AppAssignment> Build(const std::string& tenant_id, const store::MobileApp& app,
                                      const store::AppAssignment& base, const AssignmentChanges& changes,

@@ -45,8 +45,8 @@ class Assignments(SimVppdTestCase):
     def setUpClass(cls):
         super().setUpClass()
         helper = cls("test_create_get_list_update_delete")
-        _, stoken = helper.new_location(assets=12, assignments=20)
-        cls.token_id = helper.wait_sync(helper.add_token(stoken)["id"])["id"]
+        _, cls.stoken = helper.new_location(assets=12, assignments=20)
+        cls.token_id = helper.wait_sync(helper.add_token(cls.stoken)["id"])["id"]
         apps = cls.vppd.collect(APPS + "?$top=999", cls.token)
         device = [a for a in apps if a["licensingType"]["supportsDeviceLicensing"]]
         cls.ios = [a for a in device if a["@odata.type"] == "#microsoft.graph.iosVppApp"]
@@ -64,14 +64,32 @@ class Assignments(SimVppdTestCase):
             return r.json()["id"]
         # Until the directory's Graph surface is on this branch: the row, as its store writes it.
         gid = str(uuid.uuid4())
-        sql = ("INSERT INTO groups (tenant_id, id, display_name, mail_enabled, security_enabled, group_types, "
-               f"created, last_modified) VALUES ('{DEV_TENANT}', '{gid}', '{name}', {{f}}, {{t}}, '[]', 0, 0)")
+        self.sql("INSERT INTO groups (tenant_id, id, display_name, mail_enabled, security_enabled, group_types, "
+                 f"created, last_modified) VALUES ('{DEV_TENANT}', '{gid}', '{name}', {{f}}, {{t}}, '[]', 0, 0)")
+        return gid
+
+    def sql(self, statement):
+        """Runs a directory INSERT on the store (booleans written {t}/{f}), until the
+        directory's Graph surface is on this branch."""
         if self.vppd.database_url:
-            psql(self.vppd.database_url, sql.format(f="false", t="true"))
+            psql(self.vppd.database_url, statement.format(f="false", t="true"))
         else:
             with sqlite3.connect(os.path.join(self.vppd.data_dir, "vppd.db"), timeout=10) as db:
-                db.execute(sql.format(f=0, t=1))
-        return gid
+                db.execute(statement.format(f=0, t=1))
+
+    def new_managed_device(self, serial, name, group=None, seq=0):
+        """An Entra device, the managed device linked to it (azureADDeviceId), and
+        the Entra device's membership of `group`: (managed device id, user id)."""
+        entra, device_id, managed, user = (str(uuid.uuid4()) for _ in range(4))
+        self.sql(f"INSERT INTO devices (tenant_id, id, device_id, display_name, account_enabled, created, "
+                 f"last_modified) VALUES ('{DEV_TENANT}', '{entra}', '{device_id}', '{name}', {{t}}, 0, 0)")
+        self.sql(f"INSERT INTO managed_devices (tenant_id, id, serial_number, device_name, azure_ad_device_id, "
+                 f"user_id, created, last_modified) VALUES ('{DEV_TENANT}', '{managed}', '{serial}', '{name}', "
+                 f"'{device_id}', '{user}', 0, 0)")
+        if group:
+            self.sql(f"INSERT INTO group_members (tenant_id, group_id, member_id, member_kind, seq, added) "
+                     f"VALUES ('{DEV_TENANT}', '{group}', '{entra}', 'device', {seq}, 0)")
+        return managed, user
 
     def assignments_of(self, app_id, version="beta"):
         r = self.call("GET", f"/{version}/deviceAppManagement/mobileApps/{app_id}/assignments")
@@ -227,6 +245,71 @@ class Assignments(SimVppdTestCase):
         self.wait_sync(self.token_id)
         self.assertEqual(self.assignments_of(app), before)
         self.clear(app)
+
+    # --- where licences stand -------------------------------------------------------
+
+    def apps_with_device_licences(self, at_least):
+        """The iOS apps (of the ones that take device licences) for which Apple holds at
+        least `at_least` device licences (the simulator's truth): [(app, sorted serials)]."""
+        by_adam = {}
+        for a in self.sim.walk("assignments", self.stoken, "assignments"):
+            if a.get("serialNumber"):
+                by_adam.setdefault(a["adamId"], []).append(a["serialNumber"])
+        found = [(app, sorted(by_adam.get(app["appStoreUrl"].rsplit("id", 1)[1], []))) for app in self.ios]
+        found = [(app, held) for app, held in found if len(held) >= at_least]
+        self.assertTrue(found, "the location has device licences of an iOS app")
+        return found
+
+    def test_device_statuses_list_the_targeted_devices(self):
+        # A serial Apple holds a licence of this app for, and ones it does not.
+        app, held = self.apps_with_device_licences(1)[0]
+        included, excluded = self.new_group("Statuses in"), self.new_group("Statuses out")
+        first, _ = self.new_managed_device(held[0], "iPad held", included, seq=1000)
+        second, _ = self.new_managed_device("SIM-NOT-HELD-1", "iPad new", included, seq=1001)
+        third, _ = self.new_managed_device("SIM-NOT-HELD-2", "iPad excluded", included, seq=1002)
+        self.sql(f"INSERT INTO group_members (tenant_id, group_id, member_id, member_kind, seq, added) "
+                 f"SELECT tenant_id, '{excluded}', member_id, 'device', 1003, 0 FROM group_members "
+                 f"WHERE group_id = '{included}' AND seq = 1002")
+        path = f"{APPS}/{app['id']}/deviceStatuses"
+        # No assignment, or none with device licensing: no device is targeted.
+        self.clear(app["id"])
+        self.assertEqual(self.call("GET", path).json()["value"], [])
+        self.assertEqual(self.assign(app["id"], [to_group(included)]).status, 204)
+        self.assertEqual(self.call("GET", path).json()["value"], [])
+
+        device = {"@odata.type": IOS_SETTINGS, "useDeviceLicensing": True}
+        self.assertEqual(self.assign(app["id"], [to_group(included, settings=device),
+                                                 to_group(excluded, kind=EXCLUDE)]).status, 204)
+        r = self.call("GET", path)
+        self.assertEqual(r.status, 200, r)
+        got = r.json()["value"]
+        self.assertEqual([s["deviceId"] for s in got], [first, second])  # earliest membership first, minus excluded
+        self.assertEqual(got[0]["@odata.type"], "#microsoft.graph.mobileAppInstallStatus")
+        # Apple held the first serial before vppd ran: installed. The second's state is the
+        # reconcile job's, which runs here against the simulator (tests/sync/test_reconcile.py
+        # checks the states exactly, where the licences are known).
+        self.assertEqual((got[0]["deviceName"], got[0]["installState"], got[0]["errorCode"]),
+                         ("iPad held", "installed", 0))
+        self.assertIn(got[1]["installState"], ("unknown", "pendingInstall", "installed", "failed"))
+        self.assertEqual(got[1]["mobileAppInstallStatusValue"], got[1]["installState"])
+        for prop in ("id", "lastSyncDateTime", "installStateDetail", "userName", "userPrincipalName", "osVersion",
+                     "osDescription", "displayVersion"):
+            self.assertIn(prop, got[0])
+        # Paged as Graph pages.
+        r = self.call("GET", path + "?$top=1")
+        self.assertEqual(len(r.json()["value"]), 1)
+        # uninstall wants no licence; all devices with device licensing targets every managed device.
+        self.assertEqual(self.assign(app["id"], [to_group(included, intent="uninstall", settings=device)]).status,
+                         204)
+        self.assertEqual(self.call("GET", path).json()["value"], [])
+        self.assertEqual(self.assign(app["id"], [to_all(settings=device)]).status, 204)
+        ids = [s["deviceId"] for s in self.call("GET", path).json()["value"]]
+        self.assertTrue({first, second, third} <= set(ids), ids)
+        self.clear(app["id"])
+        self.assert_error(self.call("GET", f"{APPS}/00000000-0000-0000-0000-00000000dead/deviceStatuses"), 404,
+                          "ResourceNotFound")
+        self.assertEqual(self.call("GET", f"/v1.0/deviceAppManagement/mobileApps/{app['id']}/deviceStatuses").status,
+                         400)  # beta only, as Graph has it
 
     # --- bad input: precise errors, nothing written --------------------------------
 

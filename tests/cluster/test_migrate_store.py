@@ -31,9 +31,10 @@ class MigrateStore(unittest.TestCase):
             self.skipTest("VPPD_TEST_DATABASE_URL is not set: migrate-store is tested into PostgreSQL "
                           "(scripts/test starts one with scripts/pg-cluster)")
         self.sim = Sim("--locations", "3", "--assets", "15", "--assignments", "400", "--page-size", "50",
-                       "--seed", "31").start()
+                       "--seed", "31", "--event-delay-ms", "50").start()
         self.addCleanup(self.sim.cleanup)
-        self.source = Vppd("--apple-url", self.sim.url, "--sync-interval-seconds", "0", sqlite=True)
+        self.source = Vppd("--apple-url", self.sim.url, "--sync-interval-seconds", "0", "--sync-event-poll-ms", "100",
+                           sqlite=True)
         self.addCleanup(self.source.cleanup)
         self.target_url = create_test_database()
         self.addCleanup(drop_test_database, self.target_url)
@@ -41,11 +42,17 @@ class MigrateStore(unittest.TestCase):
     def snapshot(self, v, token):
         """Everything Graph shows: tokens, apps and every app's licenses."""
         tokens = v.collect(BASE + "?$top=999", token)
-        apps = v.collect(APPS + "?$top=999", token)
+        # A token's ETag is its row's version, which starts again in the copy (README:
+        # an If-Match from before the move gets 412 and the client reads again).
+        for t in tokens:
+            self.assertRegex(t.pop("@odata.etag"), r'^W/"[0-9]+"$')
+        apps = v.collect(APPS + "?$top=999&$expand=assignments", token)
         licenses = {}
         for a in apps:
             cast = a["@odata.type"].split(".")[-1]
             licenses[a["id"]] = v.collect(f"{APPS}/{a['id']}/microsoft.graph.{cast}/assignedLicenses?$top=999", token)
+            if a["assignments"]:  # where vppd's licences stand
+                licenses[a["id"] + "/deviceStatuses"] = v.collect(f"{APPS}/{a['id']}/deviceStatuses", token)
         directory = {path: v.collect(f"/v1.0/{path}?$top=999", token)
                      for path in ("users", "groups", "devices", "deviceManagement/managedDevices")}
         for g in directory["groups"]:
@@ -99,6 +106,20 @@ class MigrateStore(unittest.TestCase):
         time.sleep(0.01)
         r = v.request("PATCH", f"/v1.0/users/{made['users'][0]['id']}", token=token, body={"jobTitle": "Head"})
         self.assertEqual(r.status, 204, r)
+        # An app assigned to group A with device licensing: vppd hands SER1 a licence at
+        # Apple (the reconcile job), which the copy must know it handed out.
+        app = next(x for x in v.collect(APPS + "?$top=999", token)
+                   if x["@odata.type"] == "#microsoft.graph.iosVppApp"
+                   and x["licensingType"]["supportsDeviceLicensing"] and x["usedLicenseCount"] < x["totalLicenseCount"])
+        r = v.request("POST", f"{APPS}/{app['id']}/assign", token=token, body={"mobileAppAssignments": [{
+            "intent": "required", "target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": a["id"]},
+            "settings": {"@odata.type": "#microsoft.graph.iosVppAppAssignmentSettings", "useDeviceLicensing": True}}]})
+        self.assertEqual(r.status, 204, r)
+        statuses = f"{APPS}/{app['id']}/deviceStatuses"
+        deadline = time.time() + 30
+        while time.time() < deadline and [s["installState"] for s in v.collect(statuses, token)] != ["installed"]:
+            time.sleep(0.1)
+        self.assertEqual([s["installState"] for s in v.collect(statuses, token)], ["installed"])
         before = self.snapshot(v, token)
         self.assertGreater(sum(len(x) for x in before[2].values()), 1000)
         # vppd's identity at Apple: the mdmInfo its syncs wrote to every location.
@@ -110,6 +131,8 @@ class MigrateStore(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("verified: counts equal", r.stdout)
         self.assertIn("source: 1 tenants, 3 tokens", r.stdout)
+        self.assertIn("5 directory objects, 3 memberships, 1 app assignments, 1 device licences handed out",
+                      r.stdout)
         installation = psql(self.target_url, "SELECT value FROM vppd_settings WHERE name = 'installation_id'")
         self.assertEqual(installation, legacy_id)
         self.assertIn(f"installation id: {installation}\n", r.stdout)

@@ -11,7 +11,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import WRITE_SCOPE, Vppd  # noqa: E402
+from harness import WRITE_SCOPE, Vppd, request  # noqa: E402
 from sim_vppd_case import APPS, APPS_SCOPE, BASE, SimVppdTestCase  # noqa: E402
 
 DIRECTORY_SCOPES = ("Group.ReadWrite.All GroupMember.ReadWrite.All Device.ReadWrite.All "
@@ -64,7 +64,7 @@ class Reconcile(SimVppdTestCase):
         d = self.ok(self.call("POST", "/v1.0/devices", {"accountEnabled": True, "deviceId": str(uuid.uuid4()),
                                                          "displayName": serial, "operatingSystem": "iPadOS"}), 201)
         m = self.ok(self.call("POST", "/v1.0/deviceManagement/managedDevices",
-                              {"serialNumber": serial, "deviceName": serial, "azureADDeviceId": d["deviceId"],
+                              {"serialNumber": serial, "deviceName": f"iPad {serial}", "azureADDeviceId": d["deviceId"],
                                "operatingSystem": "iOS"}), 201)
         return d["id"], m["id"]
 
@@ -105,6 +105,19 @@ class Reconcile(SimVppdTestCase):
         counts = self.sim.control("GET", "counters")["byLocation"].get(self.uid, {})
         return {k: v for k, v in counts.items() if "/mdm/v2/" in k}
 
+    def statuses(self):
+        return self.vppd.collect(f"{APPS}/{self.app['id']}/deviceStatuses", self.token)
+
+    def wait_statuses(self, expected, timeout=15):
+        """deviceStatuses once its (installState, errorCode) list is `expected`."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            statuses = self.statuses()
+            if [(s["installState"], s["errorCode"]) for s in statuses] == expected:
+                return statuses
+            time.sleep(0.1)
+        self.assertEqual([(s["installState"], s["errorCode"]) for s in self.statuses()], expected)
+
     def report(self):
         tokens = json.loads(self.vppd.cli("tokens", "list", "--json", "--data-dir", self.vppd.data_dir).stdout)
         return [t for t in tokens if t["id"] == self.token_id][0]["lastReconcile"]
@@ -118,6 +131,7 @@ class Reconcile(SimVppdTestCase):
     def test_assign_associates_and_a_device_leaving_the_group_is_disassociated(self):
         p = "A" + uuid.uuid4().hex[:5].upper()
         serials = {f"{p}{i}" for i in range(4)}
+        self.set_available(4)
         group, ids = self.group(sorted(serials))
         self.assign(self.include(group))
         self.wait_apple(p, serials)
@@ -128,7 +142,12 @@ class Reconcile(SimVppdTestCase):
         self.assertEqual(r.status, 204, r)
         self.wait_apple(p, serials - {gone})
 
-        # Nothing changed since: a pass makes no Apple call.
+        # Once the disassociate's event is seen to end (Apple shows the change before vppd
+        # polls it), nothing changed since: a second pass in a row makes no Apple call.
+        r = self.reconcile()
+        self.assertEqual(r.returncode, 0, r.stderr + r.stdout)
+        self.assertIn("3 granted", r.stdout)
+        self.assertEqual(self.report()["eventsInFlight"], 0, self.report())
         before = self.apple_writes()
         r = self.reconcile()
         self.assertEqual(r.returncode, 0, r.stderr + r.stdout)
@@ -138,6 +157,7 @@ class Reconcile(SimVppdTestCase):
     def test_exclusions_and_uninstall(self):
         p = "E" + uuid.uuid4().hex[:5].upper()
         serials = [f"{p}{i}" for i in range(3)]
+        self.set_available(3)
         group, ids = self.group(serials)
         excluded, _ = self.group([])
         self.add(excluded, ids[serials[0]][0])
@@ -152,19 +172,53 @@ class Reconcile(SimVppdTestCase):
         self.set_available(2)
         p = "O" + uuid.uuid4().hex[:5].upper()
         serials = [f"{p}{i}" for i in range(4)]
-        group, _ = self.group(serials)
+        group, ids = self.group(serials)
         self.assign(self.include(group))
         self.wait_apple(p, set(serials[:2]))  # earliest membership first
         deadline = time.time() + 10
         while time.time() < deadline and (self.report() or {}).get("notEnoughLicenses") != 2:
             time.sleep(0.1)
         self.assertEqual(self.report()["notEnoughLicenses"], 2, self.report())
+        # deviceStatuses: every device of the group in that order, the last two failed
+        # with Apple's "not enough licences" (pendingInstall until vppd sees the event end).
+        statuses = self.wait_statuses([("installed", 0), ("installed", 0), ("failed", 9709), ("failed", 9709)])
+        self.assertEqual([s["deviceName"] for s in statuses], [f"iPad {x}" for x in serials])
+        self.assertEqual(statuses[2]["installStateDetail"], "seeInstallErrorCode")
+        self.assertEqual({s["id"] for s in statuses}, {ids[x][1] for x in serials})
         self.set_available(2)  # two more bought; the sync queues a reconcile
         self.wait_apple(p, set(serials))
+        self.wait_statuses([("installed", 0)] * 4)
+
+        # Another MDM associates a serial no managed device here has (Apple's own API,
+        # straight to the simulator); after a sync it is a licence vppd shows by serial.
+        self.set_available(1)
+        asset = self.sim.walk(f"assets?adamId={self.adam}", self.stoken, "assets")[0]
+        stranger = f"{p}X"
+        r = request(self.sim.port, "POST", "/mdm/v2/assets/associate", {"Authorization": "Bearer " + self.stoken},
+                    {"assets": [{"adamId": self.adam, "pricingParam": asset["pricingParam"]}],
+                     "serialNumbers": [stranger]})
+        self.assertEqual(r.status, 200, r)
+        self.wait_apple(p, set(serials) | {stranger})
+        self.ok(self.call("POST", f"{BASE}/{self.token_id}/syncLicenses"), 200)
+        self.wait_sync(self.token_id)
+        licences = self.vppd.collect(f"{APPS}/{self.app['id']}/microsoft.graph.iosVppApp/assignedLicenses?$top=999",
+                                     self.token)
+        # assignedLicenses (Apple's licences at the last sync) names the managed device that
+        # holds each serial; a serial no managed device has is shown by itself.
+        devices = [x for x in licences if x["@odata.type"] == "#microsoft.graph.iosVppAppAssignedDeviceLicense"]
+        ours = {x["managedDeviceId"]: x for x in devices if x["deviceName"].startswith(f"iPad {p}")}
+        self.assertEqual(set(ours), {ids[x][1] for x in serials}, devices)
+        for serial in serials:
+            self.assertEqual(ours[ids[serial][1]]["deviceName"], f"iPad {serial}")
+        alone = [x for x in licences if x.get("deviceName") == stranger]
+        self.assertEqual(len(alone), 1, licences)
+        self.assertIsNone(alone[0]["managedDeviceId"])
+        self.assertIsNone(alone[0].get("userId"))
 
     def test_safety_cap_holds_back_then_force(self):
         p = "C" + uuid.uuid4().hex[:5].upper()
         serials = [f"{p}{i:02d}" for i in range(30)]
+        self.set_available(30)
         group, ids = self.group(serials)
         self.assign(self.include(group))
         self.wait_apple(p, set(serials))
@@ -181,6 +235,7 @@ class Reconcile(SimVppdTestCase):
     def test_kill_9_during_a_reconcile(self):
         p = "K" + uuid.uuid4().hex[:5].upper()
         serials = {f"{p}{i}" for i in range(3)}
+        self.set_available(3)
         group, _ = self.group(sorted(serials))
         self.sim.control("POST", "faults", {"path": "/mdm/v2/assets/associate", "location": self.uid,
                                             "kind": "hold_event"})
