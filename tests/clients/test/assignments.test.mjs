@@ -4,7 +4,9 @@
 // and what Apple (the simulator) then holds: associated for the members of the assigned groups,
 // disassociated when a device leaves, oversubscription (the available count granted, the rest
 // failed, served once licences are bought and synced), uninstall intent, exclusion groups, kill -9
-// of vppd during a reconcile, and bad input answered precisely with nothing half-written.
+// of vppd during a reconcile, and bad input answered precisely with nothing half-written. Where
+// each device's licence stands is read as Graph shows it (mobileApps/{id}/deviceStatuses,
+// assignedLicenses) and as `vppd tokens list --json` reports the last reconcile.
 // Every response is parsed by the SDK's models and checked field by field (lib/check.mjs).
 //
 // Each store gets a vppd of its own (lib/vppd.mjs: SQLite, and PostgreSQL on the server
@@ -25,6 +27,7 @@ import {
   createMobileAppAssignmentFromDiscriminatorValue,
   createMobileAppCollectionResponseFromDiscriminatorValue,
   createVppTokenFromDiscriminatorValue,
+  deserializeIntoBaseCollectionPaginationCountResponse,
   serializeAllDevicesAssignmentTarget,
   serializeDevice,
   serializeExclusionGroupAssignmentTarget,
@@ -87,11 +90,11 @@ function serializeAssignBody(writer, body = {}) {
   writer.writeCollectionOfObjectValues("mobileAppAssignments", body.mobileAppAssignments, serializeAssignment);
   writer.writeAdditionalData(body.additionalData);
 }
-// deviceStatuses' collection response, as the generated builders shape it.
-function createInstallStatusCollection() {
+// deviceStatuses' MobileAppInstallStatusCollectionResponse (a model of the unpublished builder
+// package), as generated.
+function createMobileAppInstallStatusCollectionResponseFromDiscriminatorValue(_parseNode) {
   return (r = {}) => ({
-    "@odata.count": (n) => { r.odataCount = n.getNumberValue(); },
-    "@odata.nextLink": (n) => { r.odataNextLink = n.getStringValue(); },
+    ...deserializeIntoBaseCollectionPaginationCountResponse(r),
     value: (n) => { r.value = n.getCollectionOfObjectValues(createMobileAppInstallStatusFromDiscriminatorValue); },
   });
 }
@@ -165,22 +168,23 @@ for (const store of STORES) {
       return group;
     }
 
-    // An Entra device and the Intune managed device that names it by azureADDeviceId. The beta and
+    // An Entra device and the Intune managed device ("iPad SERIAL") that names it by azureADDeviceId. The beta and
     // v1.0 models mark serialNumber, deviceName, azureADDeviceId and operatingSystem read-only, so
     // their serializer writes none of them; an SDK user sends them in additionalData.
     async function createDevice(serial, userId) {
       const device = await send(beta, HttpMethod.POST, T.devices, {}, createDeviceFromDiscriminatorValue,
-        { body: { accountEnabled: true, deviceId: crypto.randomUUID(), displayName: serial, operatingSystem: "iPadOS" },
+        { body: { accountEnabled: true, deviceId: crypto.randomUUID(), displayName: `iPad ${serial}`,
+          operatingSystem: "iPadOS" },
           serializer: serializeDevice });
       assert.equal(beta.last().status, 201, beta.last().body);
       checkModel(beta.lastJson(), device, createDeviceFromDiscriminatorValue, CHECK);
       const managed = await send(beta, HttpMethod.POST, T.managedDevices, {}, createManagedDeviceFromDiscriminatorValue,
-        { body: { additionalData: { serialNumber: serial, deviceName: serial, azureADDeviceId: device.deviceId,
+        { body: { additionalData: { serialNumber: serial, deviceName: `iPad ${serial}`, azureADDeviceId: device.deviceId,
           operatingSystem: "iOS", ...(userId ? { userId } : {}) } }, serializer: serializeManagedDevice });
       assert.equal(beta.last().status, 201, beta.last().body);
       checkModel(beta.lastJson(), managed, createManagedDeviceFromDiscriminatorValue, CHECK);
-      assert.deepEqual([managed.serialNumber, managed.azureADDeviceId, managed.userId ?? undefined],
-        [serial, device.deviceId, userId]);
+      assert.deepEqual([managed.serialNumber, managed.deviceName, managed.azureADDeviceId, managed.userId ?? undefined],
+        [serial, `iPad ${serial}`, device.deviceId, userId]);
       return { device, managed, serial };
     }
 
@@ -215,12 +219,13 @@ for (const store of STORES) {
     const members = (groupId) => collect(T.groupMembers, { "group%2Did": groupId },
       createDirectoryObjectCollectionResponseFromDiscriminatorValue);
 
-    // A group of new devices (serials PREFIX0, PREFIX1, …), added in that order.
-    async function deviceGroup(prefix, count) {
+    // A group of new devices (serials PREFIX0, PREFIX1, …), added in that order; the first one's
+    // managed device names `userId` when given.
+    async function deviceGroup(prefix, count, userId) {
       const group = await createGroup(`g-${prefix.toLowerCase()}`);
       const devices = [];
       for (let i = 0; i < count; i++) {
-        const d = await createDevice(`${prefix}${i}`);
+        const d = await createDevice(`${prefix}${i}`, i === 0 ? userId : undefined);
         await addMember(group.id, d.device.id);
         devices.push(d);
       }
@@ -315,6 +320,29 @@ for (const store of STORES) {
     // The token's last reconcile, as `vppd tokens list --json` reports it.
     const lastReconcile = (f) => vppd.tokens().find((t) => t.id === f.tokenId)?.lastReconcile ?? null;
 
+    // GET mobileApps/{id}/deviceStatuses, every page: [managed device id, deviceName, installState,
+    // errorCode] of each device the app's assignments target, in the order they joined.
+    async function statuses(f) {
+      const all = await collect(T.deviceStatuses, { "mobileApp%2Did": f.app.id },
+        createMobileAppInstallStatusCollectionResponseFromDiscriminatorValue);
+      for (const s of all) {
+        assert.equal(s.installStateDetail, s.installState === "failed" ? "seeInstallErrorCode" : "noAdditionalDetails",
+          JSON.stringify(s));
+      }
+      return all.map((s) => [s.id, s.deviceName, s.installState, s.errorCode]);
+    }
+
+    async function waitStatuses(f, expected, timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const got = await statuses(f);
+        if (JSON.stringify(got) === JSON.stringify(expected)) return;
+        if (Date.now() > deadline) assert.deepEqual(got, expected, "deviceStatuses after waiting");
+        await sleep(100);
+      }
+    }
+    const status = (d, state, code = 0) => [d.managed.id, `iPad ${d.serial}`, state, code];
+
     const prefixFor = (letter) => letter + crypto.randomUUID().replaceAll("-", "").slice(0, 6).toUpperCase();
 
     // --- scenarios --------------------------------------------------------------------------------
@@ -347,7 +375,8 @@ for (const store of STORES) {
       async () => {
         const f = await tokenWithApp(10);
         const prefix = prefixFor("A");
-        const { group, devices, serials } = await deviceGroup(prefix, 4);
+        const owner = await createUser(`owner-${prefix.toLowerCase()}`);
+        const { group, devices, serials } = await deviceGroup(prefix, 4, owner.id);
         // A device outside the group gets nothing.
         const outsider = await createDevice(`${prefix}X`);
         await assign(f, [include(group.id)]);
@@ -358,21 +387,23 @@ for (const store of STORES) {
         assert.deepEqual([made.settings.odataType, made.settings.useDeviceLicensing], [IOS_SETTINGS, true]);
         await waitApple(f, prefix, serials);
         assert.ok(!(await atApple(f, prefix)).includes(outsider.serial));
+        await waitStatuses(f, devices.map((d) => status(d, "installed")));
 
-        // Graph's view after a sync: one device licence per serial. (Its managedDeviceId is null:
-        // vppd does not resolve it from the directory yet.)
+        // Graph's view after a sync: one device licence per serial, naming the managed device that
+        // holds it (its id, name and user).
         await syncLicenses(f.tokenId);
         const licences = await collect(T.iosAssignedLicenses, { "mobileApp%2Did": f.app.id },
           createIosVppAppAssignedLicenseCollectionResponseFromDiscriminatorValue);
-        const ours = licences.filter((l) => l.deviceName?.startsWith(prefix));
-        assert.deepEqual(ours.map((l) => [l.odataType, l.deviceName]).sort(),
-          devices.map((d) => [DEVICE_LICENSE, d.serial]).sort());
+        const ours = licences.filter((l) => l.deviceName?.startsWith(`iPad ${prefix}`));
+        assert.deepEqual(ours.map((l) => [l.odataType, l.managedDeviceId, l.deviceName, l.userId ?? null]).sort(),
+          devices.map((d, i) => [DEVICE_LICENSE, d.managed.id, `iPad ${d.serial}`, i === 0 ? owner.id : null]).sort());
 
         // Leaving the group takes the licence back, and only that one.
         await removeMember(group.id, devices[1].device.id);
         assert.deepEqual((await members(group.id)).map((m) => m.id),
           devices.filter((_, i) => i !== 1).map((d) => d.device.id));
         await waitApple(f, prefix, serials.filter((_, i) => i !== 1));
+        await waitStatuses(f, devices.filter((_, i) => i !== 1).map((d) => status(d, "installed")));
         const report = await until("a report of 3 granted", () => {
           const r = lastReconcile(f);
           return r && r.granted === 3 && r.eventsInFlight === 0 ? r : null;
@@ -384,10 +415,12 @@ for (const store of STORES) {
       async () => {
         const f = await tokenWithApp(2);
         const prefix = prefixFor("O");
-        const { group, serials } = await deviceGroup(prefix, 5);
+        const { group, devices, serials } = await deviceGroup(prefix, 5);
         await assign(f, [include(group.id)]);
-        // Served in the order they joined: the first two.
+        // Served in the order they joined: the first two; the other three failed with Apple's 9709
+        // (not enough licences).
         await waitApple(f, prefix, serials.slice(0, 2));
+        await waitStatuses(f, devices.map((d, i) => (i < 2 ? status(d, "installed") : status(d, "failed", 9709))));
         const report = await until("a report with 3 short of licences", () => {
           const r = lastReconcile(f);
           return r && r.notEnoughLicenses === 3 && r.eventsInFlight === 0 ? r : null;
@@ -402,6 +435,7 @@ for (const store of STORES) {
         assert.deepEqual(await atApple(f, prefix), serials.slice(0, 2), "nothing happens before vppd knows");
         await syncLicenses(f.tokenId);
         await waitApple(f, prefix, serials);
+        await waitStatuses(f, devices.map((d) => status(d, "installed")));
         const done = await until("a report of 5 granted", () => {
           const r = lastReconcile(f);
           return r && r.granted === 5 && r.eventsInFlight === 0 ? r : null;
@@ -421,6 +455,8 @@ for (const store of STORES) {
       assert.deepEqual(listed.map((a) => [a.target.odataType, a.target.groupId]).sort(),
         [[EXCLUDE_TARGET, excluded.id], [GROUP_TARGET, group.id]].sort());
       await waitApple(f, prefix, [serials[1], serials[2]]);
+      // Excluded devices are not targeted: not in deviceStatuses at all.
+      await waitStatuses(f, [status(devices[1], "installed"), status(devices[2], "installed")]);
       const report = await until("a settled report", () => {
         const r = lastReconcile(f);
         return r && r.granted === 2 && r.eventsInFlight === 0 ? r : null;
@@ -435,6 +471,7 @@ for (const store of STORES) {
       await waitApple(f, prefix, []);
       const [asset] = (await appleAssets(f.sToken)).filter((a) => a.adamId === f.adamId);
       assert.equal(asset.availableCount, 10, "the licences are free again");
+      assert.deepEqual(await statuses(f), [], "an uninstall intent targets no device for a licence");
     });
 
     test("bad input: precise Graph errors through the SDK, nothing half-written", async () => {
@@ -501,7 +538,7 @@ for (const store of STORES) {
     test("kill -9 during a reconcile (twice), restart: the end state is exact, no event sent twice", async () => {
       const f = await tokenWithApp(60);
       const prefix = prefixFor("K");
-      const { group, serials } = await deviceGroup(prefix, 40);
+      const { group, devices, serials } = await deviceGroup(prefix, 40);
       // The first associate is answered 2 s late (vppd dies waiting for it: Apple accepted an event
       // vppd never recorded); the second one's event stays pending until released (vppd dies with
       // it recorded and in flight).
@@ -527,8 +564,11 @@ for (const store of STORES) {
         await vppd.kill9();
         await vppd.start();
         connect();
+        // Back up with the event still held at Apple: every device's licence is pending.
+        assert.deepEqual(await statuses(f), devices.map((d) => status(d, "pendingInstall")));
         await simControl("POST", "events/resolve", {});
         await waitApple(f, prefix, serials);
+        await waitStatuses(f, devices.map((d) => status(d, "installed")));
         const report = await until("a settled report", () => {
           const r = lastReconcile(f);
           return r && r.eventsInFlight === 0 && r.granted === 40 ? r : null;
@@ -547,8 +587,8 @@ for (const store of STORES) {
         await syncLicenses(f.tokenId);
         const licences = await collect(T.iosAssignedLicenses, { "mobileApp%2Did": f.app.id },
           createIosVppAppAssignedLicenseCollectionResponseFromDiscriminatorValue, { top: 999 });
-        assert.deepEqual(licences.filter((l) => l.deviceName?.startsWith(prefix)).map((l) => l.deviceName).sort(),
-          [...serials].sort());
+        assert.deepEqual(licences.filter((l) => l.deviceName?.startsWith(`iPad ${prefix}`)).map((l) => l.managedDeviceId)
+          .sort(), devices.map((d) => d.managed.id).sort());
       } finally {
         for (const rule of rules) await simControl("DELETE", `faults/${rule.id}`).catch(() => {});
       }
