@@ -68,6 +68,7 @@ export const T = {
   groupMemberRef: "{+baseurl}/groups/{group%2Did}/members/{directoryObject%2Did}/$ref",
   devices: "{+baseurl}/devices" + LIST_QUERY,
   managedDevices: "{+baseurl}/deviceManagement/managedDevices" + LIST_QUERY,
+  managedDevice: "{+baseurl}/deviceManagement/managedDevices/{managedDevice%2Did}{?%24expand,%24select}",
 };
 
 // The generated builders' query parameter mapper.

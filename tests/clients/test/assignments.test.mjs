@@ -371,7 +371,8 @@ for (const store of STORES) {
       assert.equal(ipads[0].managed.userId, user.id);
     });
 
-    test("assign to the group with device licensing: Apple holds the members' serials; one leaves, its licence goes",
+    test("assign to the group with device licensing: Apple holds the members' serials; a device that leaves or is " +
+      "deleted gives its licence back",
       async () => {
         const f = await tokenWithApp(10);
         const prefix = prefixFor("A");
@@ -404,11 +405,17 @@ for (const store of STORES) {
           devices.filter((_, i) => i !== 1).map((d) => d.device.id));
         await waitApple(f, prefix, serials.filter((_, i) => i !== 1));
         await waitStatuses(f, devices.filter((_, i) => i !== 1).map((d) => status(d, "installed")));
-        const report = await until("a report of 3 granted", () => {
+
+        // A managed device deleted (retired from Intune) gives its licence back too.
+        await sendNoContent(beta, HttpMethod.DELETE, T.managedDevice, { "managedDevice%2Did": devices[3].managed.id });
+        assert.equal(beta.last().status, 204, beta.last().body);
+        await waitApple(f, prefix, [serials[0], serials[2]]);
+        await waitStatuses(f, [status(devices[0], "installed"), status(devices[2], "installed")]);
+        const report = await until("a report of 2 granted", () => {
           const r = lastReconcile(f);
-          return r && r.granted === 3 && r.eventsInFlight === 0 ? r : null;
+          return r && r.granted === 2 && r.eventsInFlight === 0 ? r : null;
         });
-        assert.deepEqual([report.wanted, report.failed, report.notEnoughLicenses, report.heldBack], [3, 0, 0, 0]);
+        assert.deepEqual([report.wanted, report.failed, report.notEnoughLicenses, report.heldBack], [2, 0, 0, 0]);
       });
 
     test("oversubscribed: exactly the available count granted, the rest failed; bought licences served after a sync",
