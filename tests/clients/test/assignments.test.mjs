@@ -343,6 +343,18 @@ for (const store of STORES) {
     }
     const status = (d, state, code = 0) => [d.managed.id, `iPad ${d.serial}`, state, code];
 
+    // The state of the token's latest reconcileLicenses entry in tokenActionResults (the SDK's
+    // vppTokenActionResult).
+    async function reconcileState(f) {
+      const t = await send(beta, HttpMethod.GET, T.vppToken, { "vppToken%2Did": f.tokenId },
+        createVppTokenFromDiscriminatorValue);
+      checkModel(beta.lastJson(), t, createVppTokenFromDiscriminatorValue, CHECK);
+      const entries = t.tokenActionResults.filter((a) => a.actionName === "reconcileLicenses")
+        .sort((a, b) => a.startDateTime - b.startDateTime);
+      assert.ok(entries.length > 0, JSON.stringify(t.tokenActionResults));
+      return entries.at(-1).actionState;
+    }
+
     const prefixFor = (letter) => letter + crypto.randomUUID().replaceAll("-", "").slice(0, 6).toUpperCase();
 
     // --- scenarios --------------------------------------------------------------------------------
@@ -433,6 +445,8 @@ for (const store of STORES) {
           return r && r.notEnoughLicenses === 3 && r.eventsInFlight === 0 ? r : null;
         });
         assert.deepEqual([report.wanted, report.granted, report.failed], [5, 2, 3]);
+        // Devices left without a licence: the token's reconcileLicenses action failed.
+        await until("reconcileLicenses failed", async () => (await reconcileState(f)) === "failed", 10_000);
         const [asset] = (await appleAssets(f.sToken)).filter((a) => a.adamId === f.adamId);
         assert.equal(asset.availableCount, 0, "every available licence went out");
         // Three more bought at Apple; syncLicenses (through the SDK) sees them and the rest are served.
@@ -448,6 +462,7 @@ for (const store of STORES) {
           return r && r.granted === 5 && r.eventsInFlight === 0 ? r : null;
         });
         assert.deepEqual([done.failed, done.notEnoughLicenses], [0, 0]);
+        await until("reconcileLicenses done", async () => (await reconcileState(f)) === "done", 10_000);
       });
 
     test("an exclusion group keeps its devices out; uninstall intent takes the licences back", async () => {
