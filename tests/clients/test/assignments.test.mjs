@@ -179,8 +179,9 @@ for (const store of STORES) {
       assert.equal(beta.last().status, 201, beta.last().body);
       checkModel(beta.lastJson(), device, createDeviceFromDiscriminatorValue, CHECK);
       const managed = await send(beta, HttpMethod.POST, T.managedDevices, {}, createManagedDeviceFromDiscriminatorValue,
-        { body: { additionalData: { serialNumber: serial, deviceName: `iPad ${serial}`, azureADDeviceId: device.deviceId,
-          operatingSystem: "iOS", ...(userId ? { userId } : {}) } }, serializer: serializeManagedDevice });
+        { body: { additionalData: { serialNumber: serial, deviceName: `iPad ${serial}`,
+          azureADDeviceId: device.deviceId, operatingSystem: "iOS", ...(userId ? { userId } : {}) } },
+          serializer: serializeManagedDevice });
       assert.equal(beta.last().status, 201, beta.last().body);
       checkModel(beta.lastJson(), managed, createManagedDeviceFromDiscriminatorValue, CHECK);
       assert.deepEqual([managed.serialNumber, managed.deviceName, managed.azureADDeviceId, managed.userId ?? undefined],
@@ -272,7 +273,8 @@ for (const store of STORES) {
 
     // syncLicenses through the SDK, then waits for it.
     async function syncLicenses(tokenId) {
-      await send(beta, HttpMethod.POST, T.syncLicenses, { "vppToken%2Did": tokenId }, createVppTokenFromDiscriminatorValue);
+      await send(beta, HttpMethod.POST, T.syncLicenses, { "vppToken%2Did": tokenId },
+        createVppTokenFromDiscriminatorValue);
       assert.equal(beta.last().status, 200, beta.last().body);
       return waitSync(tokenId);
     }
@@ -609,8 +611,8 @@ for (const store of STORES) {
         await syncLicenses(f.tokenId);
         const licences = await collect(T.iosAssignedLicenses, { "mobileApp%2Did": f.app.id },
           createIosVppAppAssignedLicenseCollectionResponseFromDiscriminatorValue, { top: 999 });
-        assert.deepEqual(licences.filter((l) => l.deviceName?.startsWith(`iPad ${prefix}`)).map((l) => l.managedDeviceId)
-          .sort(), devices.map((d) => d.managed.id).sort());
+        const ours = licences.filter((l) => l.deviceName?.startsWith(`iPad ${prefix}`));
+        assert.deepEqual(ours.map((l) => l.managedDeviceId).sort(), devices.map((d) => d.managed.id).sort());
       } finally {
         for (const rule of rules) await simControl("DELETE", `faults/${rule.id}`).catch(() => {});
       }
