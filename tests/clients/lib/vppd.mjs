@@ -44,8 +44,6 @@ export class Vppd {
   constructor({ store = "sqlite", args = [] } = {}) {
     this.store = store;
     this.args = args;
-    this.dataDir = mkdtempSync(join(tmpdir(), "vppd-clients-"));
-    this.logPath = join(this.dataDir, "stderr.log");
     this.env = { ...process.env };
     delete this.env.VPPD_DATABASE_URL;
     if (store === "postgresql") {
@@ -54,6 +52,8 @@ export class Vppd {
     } else if (store !== "sqlite") {
       throw new Error(`unknown store ${store}`);
     }
+    this.dataDir = mkdtempSync(join(tmpdir(), "vppd-clients-"));
+    this.logPath = join(this.dataDir, "stderr.log");
     this.proc = null;
   }
 
