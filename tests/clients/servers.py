@@ -12,6 +12,10 @@ The command gets the servers through the environment:
   CLIENTS_TLS_CERT / CLIENTS_TLS_KEY   a self-signed certificate for 127.0.0.1 (PEM files), for the
                       HTTPS front the microsoft-graph-client tests put before vppd
 
+VPPD_TEST_DATABASE_URL, when set, is passed through for test/assignments.test.mjs, which starts
+vppds of its own on SQLite and on a fresh database of that PostgreSQL server (lib/vppd.mjs); the
+vppd started here stays on SQLite.
+
 vppd runs with --graph-page-size 2 so that every collection of more than two items is paged.
 Exit status: the command's; 2 when the servers could not be started; 124 when the command ran
 longer than --timeout seconds (it is killed). The servers' stderr is printed when the command fails.
@@ -64,8 +68,9 @@ def main():
             # One generated location; the tests add their own through the control API.
             sim = Sim("--assets", "12", "--assignments", "60", "--locations", "1", "--seed", "29",
                       "--event-delay-ms", "50").start()
+            # SQLite: test/assignments.test.mjs starts vppds of its own on both stores.
             vppd = Vppd("--apple-url", sim.url, "--graph-page-size", "2", "--sync-interval-seconds", "0",
-                        "--throttle-window-seconds", "0", "--sync-event-poll-ms", "100").start()
+                        "--throttle-window-seconds", "0", "--sync-event-poll-ms", "100", sqlite=True).start()
             env = dict(os.environ)
             env.update({
                 "VPPD_URL": f"http://127.0.0.1:{vppd.port}",

@@ -17,6 +17,9 @@ import { GraphBetaRequestAdapter } from "@microsoft/msgraph-beta-sdk/graphBetaRe
 import { version as betaSdkVersion } from "@microsoft/msgraph-beta-sdk/version.js";
 import { createODataErrorFromDiscriminatorValue } from "@microsoft/msgraph-beta-sdk/models/oDataErrors/index.js";
 import { createGraphClientFactory } from "@microsoft/msgraph-sdk-core";
+import { GraphRequestAdapter, createGraphServiceClient } from "@microsoft/msgraph-sdk";
+import { version as v1SdkVersion } from "@microsoft/msgraph-sdk/version.js";
+import "@microsoft/msgraph-sdk-users"; // the fluent API of /users (client.users…)
 
 export { HttpMethod };
 
@@ -54,6 +57,18 @@ export const T = {
     "{+baseurl}/deviceAppManagement/mobileApps/{mobileApp%2Did}/graph.iosVppApp/assignedLicenses" + LIST_QUERY,
   macAssignedLicenses:
     "{+baseurl}/deviceAppManagement/mobileApps/{mobileApp%2Did}/graph.macOsVppApp/assignedLicenses" + LIST_QUERY,
+  assignments: "{+baseurl}/deviceAppManagement/mobileApps/{mobileApp%2Did}/assignments" + LIST_QUERY,
+  assign: "{+baseurl}/deviceAppManagement/mobileApps/{mobileApp%2Did}/assign",
+  deviceStatuses: "{+baseurl}/deviceAppManagement/mobileApps/{mobileApp%2Did}/deviceStatuses" + LIST_QUERY,
+  // The directory: the templates Kiota generates for groups, devices and managedDevices (their
+  // builder packages are not published for JavaScript either).
+  groups: "{+baseurl}/groups" + LIST_QUERY,
+  groupMembers: "{+baseurl}/groups/{group%2Did}/members" + LIST_QUERY,
+  groupMembersRef: "{+baseurl}/groups/{group%2Did}/members/$ref",
+  groupMemberRef: "{+baseurl}/groups/{group%2Did}/members/{directoryObject%2Did}/$ref",
+  devices: "{+baseurl}/devices" + LIST_QUERY,
+  managedDevices: "{+baseurl}/deviceManagement/managedDevices" + LIST_QUERY,
+  managedDevice: "{+baseurl}/deviceManagement/managedDevices/{managedDevice%2Did}{?%24expand,%24select}",
 };
 
 // The generated builders' query parameter mapper.
@@ -70,9 +85,9 @@ function bodyText(body) {
   return new TextDecoder().decode(body);
 }
 
-// A beta SDK client for vppd. Every HTTP exchange is recorded (request headers, status and the
-// raw body) so tests can compare the typed model with the JSON it came from.
-export function betaClient(token = env.token) {
+// Every HTTP exchange of a client, recorded (request headers, status and the raw body) so tests
+// can compare the typed model with the JSON it came from.
+function recorder() {
   const exchanges = [];
   const recordingFetch = async (url, init) => {
     const response = await fetch(url, init);
@@ -88,20 +103,9 @@ export function betaClient(token = env.token) {
     });
     return response;
   };
-  const host = new URL(env.vppdUrl).host;
-  const auth = new BaseBearerTokenAuthenticationProvider({
-    getAuthorizationToken: async () => token,
-    getAllowedHostsValidator: () => new AllowedHostsValidator(new Set([host])),
-  });
-  const httpClient = createGraphClientFactory(
-    { graphServiceTargetVersion: "beta", graphServiceLibraryClientVersion: betaSdkVersion },
-    recordingFetch,
-  );
-  const adapter = new GraphBetaRequestAdapter(auth, undefined, undefined, httpClient);
-  adapter.baseUrl = `${env.vppdUrl}/beta`;
   return {
-    adapter,
     exchanges,
+    recordingFetch,
     last() {
       if (exchanges.length === 0) throw new Error("no request was sent");
       return exchanges[exchanges.length - 1];
@@ -110,6 +114,40 @@ export function betaClient(token = env.token) {
       return JSON.parse(this.last().body);
     },
   };
+}
+
+function authFor(vppdUrl, token) {
+  const host = new URL(vppdUrl).host;
+  return new BaseBearerTokenAuthenticationProvider({
+    getAuthorizationToken: async () => token,
+    getAllowedHostsValidator: () => new AllowedHostsValidator(new Set([host])),
+  });
+}
+
+// A beta SDK client for vppd (the suite's, or `vppdUrl`), recording every exchange.
+export function betaClient(token = env.token, vppdUrl = env.vppdUrl) {
+  const rec = recorder();
+  const httpClient = createGraphClientFactory(
+    { graphServiceTargetVersion: "beta", graphServiceLibraryClientVersion: betaSdkVersion },
+    rec.recordingFetch,
+  );
+  const adapter = new GraphBetaRequestAdapter(authFor(vppdUrl, token), undefined, undefined, httpClient);
+  adapter.baseUrl = `${vppdUrl}/beta`;
+  return { adapter, ...rec };
+}
+
+// The v1.0 SDK's own fluent client (@microsoft/msgraph-sdk's GraphServiceClient with the
+// request builders @microsoft/msgraph-sdk-users adds: `client.graph.users.post(…)`), for the
+// parts of the surface whose builders Microsoft publishes on npm, recording every exchange.
+export function v1Client(token = env.token, vppdUrl = env.vppdUrl) {
+  const rec = recorder();
+  const httpClient = createGraphClientFactory(
+    { graphServiceTargetVersion: "v1.0", graphServiceLibraryClientVersion: v1SdkVersion },
+    rec.recordingFetch,
+  );
+  const adapter = new GraphRequestAdapter(authFor(vppdUrl, token), undefined, undefined, httpClient);
+  adapter.baseUrl = `${vppdUrl}/v1.0`;
+  return { adapter, graph: createGraphServiceClient(adapter), ...rec };
 }
 
 // Builds the RequestInformation a generated builder would: template, path parameters, query
@@ -164,6 +202,11 @@ export async function newLocation(assets = 8, assignments = 40) {
   return simControl("POST", "locations", { assets, assignments });
 }
 
+// The simulator's request counters of one location ({"METHOD /path": n}).
+export async function simCounters(uId) {
+  return (await simControl("GET", "counters")).byLocation?.[uId] ?? {};
+}
+
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // Every asset of a location as Apple's API (the simulator) lists it, walking its pages.
@@ -180,4 +223,21 @@ export async function appleAssets(sToken) {
     page = body.nextPageIndex;
   }
   return assets;
+}
+
+// Every assignment Apple (the simulator) holds for a location, walking its pages; `query` filters
+// as Apple's API does (e.g. "adamId=…").
+export async function appleAssignments(sToken, query = "") {
+  const out = [];
+  for (let page = 0; page !== undefined;) {
+    const response = await fetch(`${env.simUrl}/mdm/v2/assignments?${query}${query ? "&" : ""}pageIndex=${page}`, {
+      headers: { Authorization: `Bearer ${sToken}` },
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (!response.ok) throw new Error(`sim assignments: ${response.status}`);
+    const body = await response.json();
+    out.push(...(body.assignments ?? []));
+    page = body.nextPageIndex;
+  }
+  return out;
 }
