@@ -19,7 +19,7 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import WRITE_SCOPE, psql, request  # noqa: E402
+from harness import PG_ADMIN_URL, WRITE_SCOPE, psql, request  # noqa: E402
 from sim_vppd_case import APPS, APPS_SCOPE  # noqa: E402
 from test_notifications import NotificationsCase, wait_for  # noqa: E402
 
@@ -165,6 +165,29 @@ class EventNotifications(EventNotificationsCase):
         self.assertEqual(self.metric(applied) - before[1], 1, "applied once")
         self.assertEqual(self.licences(), {s: ("granted", "") for s in serials})
         self.assertEqual(self.status_polls(), 0)
+
+
+@unittest.skipUnless(PG_ADMIN_URL, "VPPD_TEST_DATABASE_URL is not set: two instances need PostgreSQL")
+class TwoInstancesOnPostgres(EventNotificationsCase):
+    instances = 2
+
+    def test_parts_of_one_event_applied_by_two_instances_settle_it_once(self):
+        # Two notifications for one event (one per outcome), delivered round robin
+        # to two instances on one database, each twice.
+        self.sim.control("POST", "notificationFaults", {"kind": "duplicate", "type": "ASSET_MANAGEMENT"})
+        p = "T" + uuid.uuid4().hex[:5].upper()
+        serials = [f"{p}{i}" for i in range(4)]
+        self.sim.control("POST", "faults", {"path": "/mdm/v2/assets/associate", "location": self.uid,
+                                            "kind": "event_failure", "errorNumber": 9610,
+                                            "serialNumbers": [serials[3]]})
+        self.assign_group(serials)
+        self.settled(granted=3, failed=1)
+        self.assertEqual(self.licences(), {**{s: ("granted", "") for s in serials[:3]}, serials[3]: ("failed", "9610")})
+        self.assertEqual(self.status_polls(), 0)
+        delivered = self.managements()
+        self.assertEqual(len(delivered), 4, "two notifications, each delivered twice")
+        self.assertTrue(all(d["status"] == 200 for d in delivered), delivered)
+        self.assertEqual(len(self.proxy.served), 2, self.proxy.served)
 
 
 class DroppedEventNotifications(EventNotificationsCase):
