@@ -447,7 +447,9 @@ Status RunReconcile(JobContext& ctx) {
           // Reclaims first: the licences they free serve waiting devices on the next pass.
           stopped = Send(ctx, client, limits, key, plan.reclaim_explicit, false,
                          read->assets.at(key).assigned ? "uninstall" : "unassigned", first_poll);
-          if (!stopped) stopped = Send(ctx, client, limits, key, plan.reclaim_directory, false, "leftScope", first_poll);
+          if (!stopped) {
+            stopped = Send(ctx, client, limits, key, plan.reclaim_directory, false, "leftScope", first_poll);
+          }
           if (!stopped) stopped = Send(ctx, client, limits, key, plan.associate, true, "assigned", first_poll);
         }
       }
