@@ -90,6 +90,8 @@ struct Settings {
   int sync_app_metadata_ttl_seconds = 86'400;  // app names and bundle ids reused this long; 0: every sync
   int sync_lease_seconds = 30;
   int sync_event_poll_ms = 30'000;  // Apple asks for at least 30 s between event status polls
+  // With a notification endpoint: an event's /status is first polled this long after it was sent.
+  int sync_event_notification_wait_seconds = 300;
   // [assign] (the reconcile job that hands out device licences)
   std::string assign_reclaim = "always";  // always | never (Intune's behaviour: nothing is taken back)
   double assign_max_reclaim_fraction = 0.2;  // directory-caused reclaims per pass and app, at least 10

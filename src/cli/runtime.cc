@@ -252,6 +252,7 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   engine_options.full_walk_interval = std::chrono::hours(24 * s.sync_full_walk_days);
   engine_options.lease = std::chrono::seconds(s.sync_lease_seconds);
   engine_options.event_poll_interval = std::chrono::milliseconds(s.sync_event_poll_ms);
+  engine_options.event_notification_wait = std::chrono::seconds(s.sync_event_notification_wait_seconds);
   engine_options.reconcile.reclaim = s.assign_reclaim != "never";
   engine_options.reconcile.max_reclaim_fraction = s.assign_max_reclaim_fraction;
   engine_options.retry.max_attempts = s.apple_max_attempts;
@@ -288,6 +289,7 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   }
 
   service::NotificationOptions notification_options;
+  notification_options.on_job_queued = [engine] { engine->Wake(); };  // an event ended: its reconcile goes on
   rt->notification_applier = std::make_unique<service::NotificationApplier>(*rt->store, notification_options);
   service::NotificationApplier* applier = rt->notification_applier.get();
   notification_options.on_recorded = [applier] { applier->Wake(); };

@@ -73,6 +73,72 @@ Status ParseAssetCount(const json::object& n, ParsedNotification& out) {
   return {};
 }
 
+constexpr std::size_t kMaxAssignments = 1000;  // Apple sends at most 100
+
+// An optional string member: "" when absent or null.
+Result<std::string> OptionalString(const json::object& o, std::string_view key, const std::string& where) {
+  const json::value* v = o.if_contains(key);
+  if (v == nullptr || v->is_null()) return std::string();
+  const json::string* s = v->if_string();
+  if (s == nullptr || s->size() > kMaxIdLength) {
+    return Fail(Error::InvalidArgument("ASSET_MANAGEMENT: '" + std::string(key) + "' must be a string of at most 256 "
+                                       "characters",
+                                       where));
+  }
+  return std::string(s->data(), s->size());
+}
+
+// {assignments: [{adamId, pricingParam, serialNumber | clientUserId}], error?: ErrorResponse,
+//  eventId, result: SUCCESS | FAILURE, type: ASSOCIATE | DISASSOCIATE | REVOKE}
+Status ParseAssetManagement(const json::object& n, ParsedNotification& out) {
+  auto bad = [](std::string message, std::string target) {
+    return Fail(Error::InvalidArgument("ASSET_MANAGEMENT: " + std::move(message), std::move(target)));
+  };
+  auto event = IdMember(n, "eventId", true);
+  if (!event) return bad(event.error().message, "notification.eventId");
+  out.event_id = std::move(*event);
+  auto type = IdMember(n, "type", false);
+  if (!type) return bad(type.error().message, "notification.type");
+  out.event_type = std::move(*type);
+  const json::value* result = n.if_contains("result");
+  const json::string* r = result != nullptr ? result->if_string() : nullptr;
+  if (r == nullptr || (*r != "SUCCESS" && *r != "FAILURE")) {
+    return bad("'result' must be SUCCESS or FAILURE", "notification.result");
+  }
+  out.succeeded = *r == "SUCCESS";
+  if (const json::value* a = n.if_contains("assignments"); a != nullptr && !a->is_null()) {
+    const json::array* list = a->if_array();
+    if (list == nullptr) return bad("'assignments' must be an array", "notification.assignments");
+    if (list->size() > kMaxAssignments) return bad("more than 1000 assignments", "notification.assignments");
+    for (const json::value& item : *list) {
+      const json::object* o = item.if_object();
+      if (o == nullptr) return bad("an assignment must be an object", "notification.assignments");
+      auto serial = OptionalString(*o, "serialNumber", "notification.assignments.serialNumber");
+      if (!serial) return Fail(serial.error());
+      auto user = OptionalString(*o, "clientUserId", "notification.assignments.clientUserId");
+      if (!user) return Fail(user.error());
+      if (!serial->empty()) out.serial_numbers.push_back(std::move(*serial));
+      if (!user->empty()) out.names_users = true;
+    }
+  }
+  if (const json::value* e = n.if_contains("error"); e != nullptr && !e->is_null()) {
+    const json::object* o = e->if_object();
+    if (o == nullptr) return bad("'error' must be an object", "notification.error");
+    if (const json::value* number = o->if_contains("errorNumber"); number != nullptr && !number->is_null()) {
+      if (!number->is_int64() || number->get_int64() < 0 || number->get_int64() > 1'000'000'000) {
+        return bad("'error.errorNumber' must be an integer", "notification.error.errorNumber");
+      }
+      out.error_number = static_cast<int>(number->get_int64());
+    }
+    if (const json::value* m = o->if_contains("errorMessage"); m != nullptr && !m->is_null()) {
+      const json::string* text = m->if_string();
+      if (text == nullptr) return bad("'error.errorMessage' must be a string", "notification.error.errorMessage");
+      out.error_message.assign(text->data(), std::min<std::size_t>(text->size(), 1024));
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -106,6 +172,8 @@ Result<ParsedNotification> ParseNotification(std::string_view body) {
   if (no == nullptr) return Fail(Error::InvalidArgument("'notification' must be an object", "notification"));
   if (out.type == "ASSET_COUNT") {
     if (Status s = ParseAssetCount(*no, out); !s) return Fail(s.error());
+  } else if (out.type == "ASSET_MANAGEMENT") {
+    if (Status s = ParseAssetManagement(*no, out); !s) return Fail(s.error());
   }
   out.body = json::serialize(*no);
   return out;

@@ -170,13 +170,84 @@ struct NotificationApplier::Impl {
       }
       return true;
     }
-    // TEST_NOTIFICATION needs nothing; ASSET_MANAGEMENT waits for the reconcile job
-    // that tracks its events, USER_* for user licensing: kept as recorded.
-    const char* state = n.type == "TEST_NOTIFICATION" ? "applied" : "recorded";
+    if (n.type == "ASSET_MANAGEMENT") return ApplyAssetManagement(n, now);
+    // TEST_NOTIFICATION needs nothing; USER_* waits for user licensing: kept as recorded.
+    return End(n, n.type == "TEST_NOTIFICATION" ? "applied" : "recorded", now);
+  }
+
+  Result<bool> End(const store::AppleNotification& n, const char* state, Timestamp now) {
     auto ended = store.FinishNotification(n, state, now);
     if (!ended) return Fail(ended.error());
     if (*ended) CountApplied(n.type, state);
     return true;
+  }
+
+  // The notification read as the event's status, for the outcome mapping the
+  // /status poll uses: a SUCCESS completed what it names; a FAILURE failed it
+  // (every serial it names, or the whole event when it names none).
+  static apple::EventStatus AsEventStatus(const ParsedNotification& p) {
+    apple::EventStatus status;
+    status.event_status = p.succeeded ? "COMPLETE" : "FAILED";
+    status.event_type = p.event_type;
+    status.num_requested = static_cast<std::int64_t>(p.serial_numbers.size());
+    status.num_completed = p.succeeded ? status.num_requested : 0;
+    if (!p.succeeded) {
+      apple::EventFailure f;
+      f.error_number = p.error_number;
+      f.error_message = p.error_message.empty() ? "Apple reported the event as failed" : p.error_message;
+      f.serial_numbers = p.serial_numbers;
+      status.failures.push_back(std::move(f));
+    }
+    return status;
+  }
+
+  static bool InFlight(const std::vector<store::AppleEvent>& events, const std::string& event_id) {
+    return std::any_of(events.begin(), events.end(), [&](const auto& e) { return e.event_id == event_id; });
+  }
+
+  // ASSET_MANAGEMENT: settles the serials it names of the reconcile job's event
+  // (the whole event when it names none); once the event ended, the job goes on
+  // at once instead of at its poll time. False: kept pending (tried again).
+  Result<bool> ApplyAssetManagement(const store::AppleNotification& n, Timestamp now) {
+    // The envelope as received, checked then: parsed again, it gives the same fields.
+    auto parsed = ParseNotification(n.body);
+    if (!parsed) return End(n, "recorded", now);
+    auto events = store.ListAppleEvents(n.tenant_id, n.token_id);
+    if (!events) return Fail(events.error());
+    const bool device_event = parsed->event_type == "ASSOCIATE" || parsed->event_type == "DISASSOCIATE";
+    if (!InFlight(*events, parsed->event_id)) {
+      // Completed already (its poll got there first, or this repeats one that
+      // ended it), not vppd's (a revoke), or not recorded yet: Apple may tell
+      // before the job has stored the event it accepted a moment ago.
+      const Timestamp grace =
+          std::chrono::duration_cast<std::chrono::microseconds>(options.unknown_event_grace).count();
+      if (device_event && !parsed->serial_numbers.empty() && now - n.received < grace) return false;
+      spdlog::info("notification {}: Apple event {} is not in flight; recorded", n.notification_id, parsed->event_id);
+      return End(n, "recorded", now);
+    }
+    if (parsed->serial_numbers.empty() && parsed->names_users) return End(n, "recorded", now);  // no device's
+    store::AppleEventOutcome outcome = sync::EventOutcome(AsEventStatus(*parsed));
+    if (!parsed->serial_numbers.empty()) outcome.only_serials = parsed->serial_numbers;
+    if (auto done = store.CompleteAppleEvent(n.tenant_id, n.token_id, parsed->event_id, outcome); !done) {
+      if (done.error().code != Code::kNotFound) return Fail(done.error());
+      return End(n, "recorded", now);  // a poll completed it meanwhile
+    }
+    auto after = store.ListAppleEvents(n.tenant_id, n.token_id);
+    const bool event_ended = after && !InFlight(*after, parsed->event_id);
+    spdlog::info("notification {}: Apple event {} ({}, {}): {} serial(s) settled{}", n.notification_id,
+                 parsed->event_id, parsed->event_type, parsed->succeeded ? "SUCCESS" : "FAILURE",
+                 parsed->serial_numbers.size(), event_ended ? ", the event ended" : "");
+    if (event_ended) {
+      auto queued = sync::RequestReconcile(store, n.tenant_id, n.token_id, now);
+      if (queued) {
+        if (options.on_job_queued) options.on_job_queued();
+      } else if (queued.error().code != Code::kNotFound) {
+        // The job still comes back at its poll time, and finds the event ended.
+        spdlog::warn("token {}: could not queue the reconcile after event {}: {}", n.token_id, parsed->event_id,
+                     queued.error().message);
+      }
+    }
+    return End(n, "applied", now);
   }
 
   Result<int> RunOnce() {

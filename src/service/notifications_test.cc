@@ -1,6 +1,7 @@
 // Apple's notifications: the parser, the bearer check, and the receiver and the
 // applier on a real store (SQLite, and PostgreSQL when VPPD_TEST_DATABASE_URL is set).
 #include <filesystem>
+#include <map>
 
 #include <gtest/gtest.h>
 
@@ -37,9 +38,39 @@ TEST(ParseNotification, ReadsAnAssetCount) {
 
 TEST(ParseNotification, ReadsEveryTypeVppdHandles) {
   for (const char* type : kNotificationTypes) {
-    const std::string body = std::string(type) == "ASSET_COUNT" ? R"({"adamId":"1","countDelta":1})" : "{}";
+    const std::string t = type;
+    const std::string body = t == "ASSET_COUNT"        ? R"({"adamId":"1","countDelta":1})"
+                             : t == "ASSET_MANAGEMENT" ? R"({"eventId":"e","result":"SUCCESS","type":"ASSOCIATE"})"
+                                                       : "{}";
     EXPECT_TRUE(ParseNotification(Envelope(type, body))) << type;
   }
+}
+
+TEST(ParseNotification, ReadsAnAssetManagementAsApplesDocsShowIt) {
+  auto ok = ParseNotification(Envelope(
+      "ASSET_MANAGEMENT",
+      R"({"assignments":[{"adamId":"361309726","pricingParam":"STDQ","serialNumber":"C02X1"},)"
+      R"({"adamId":"361309726","pricingParam":"STDQ","serialNumber":"C02X2"}],)"
+      R"("eventId":"bdf8a67c-4a3a-4bd0-a4d4-eb5b4bdc24e4","result":"SUCCESS","type":"ASSOCIATE"})"));
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(ok->event_id, "bdf8a67c-4a3a-4bd0-a4d4-eb5b4bdc24e4");
+  EXPECT_EQ(ok->event_type, "ASSOCIATE");
+  EXPECT_TRUE(ok->succeeded);
+  EXPECT_EQ(ok->serial_numbers, (std::vector<std::string>{"C02X1", "C02X2"}));
+  EXPECT_FALSE(ok->names_users);
+  EXPECT_EQ(ok->error_number, 0);
+  // A failure names its error (an ErrorResponse); assignments of users are told apart.
+  auto failed = ParseNotification(Envelope(
+      "ASSET_MANAGEMENT",
+      R"({"assignments":[{"adamId":"1","clientUserId":"u1"},{"adamId":"1","serialNumber":"S"}],)"
+      R"("error":{"errorInfo":{"serialNumbers":["S"]},"errorMessage":"License not found","errorNumber":9610},)"
+      R"("eventId":"e2","result":"FAILURE","type":"DISASSOCIATE"})"));
+  ASSERT_TRUE(failed) << failed.error().message;
+  EXPECT_FALSE(failed->succeeded);
+  EXPECT_EQ(failed->serial_numbers, (std::vector<std::string>{"S"}));
+  EXPECT_TRUE(failed->names_users);
+  EXPECT_EQ(failed->error_number, 9610);
+  EXPECT_EQ(failed->error_message, "License not found");
 }
 
 TEST(ParseNotification, RefusesBadInputSayingWhat) {
@@ -73,6 +104,23 @@ TEST(ParseNotification, RefusesBadInputSayingWhat) {
       {Envelope("ASSET_COUNT", R"({"adamId":"1","countDelta":18446744073709551615})"), "out of range"},
       {Envelope("ASSET_COUNT", R"({"adamId":"1","countDelta":1,"pricingParam":"X"})"), "STDQ or PLUS"},
       {Envelope("TEST_NOTIFICATION", std::string(40, '[') + std::string(40, ']')), "not valid JSON"},
+      {Envelope("ASSET_MANAGEMENT", R"({"result":"SUCCESS","type":"ASSOCIATE"})"), "'eventId' is missing"},
+      {Envelope("ASSET_MANAGEMENT", R"({"eventId":"e","type":"ASSOCIATE"})"), "'result' must be SUCCESS or FAILURE"},
+      {Envelope("ASSET_MANAGEMENT", R"({"eventId":"e","result":"DONE","type":"ASSOCIATE"})"),
+       "'result' must be SUCCESS or FAILURE"},
+      {Envelope("ASSET_MANAGEMENT", R"({"eventId":"e","result":"SUCCESS"})"), "'type' is missing"},
+      {Envelope("ASSET_MANAGEMENT", R"({"eventId":"e","result":"SUCCESS","type":"ASSOCIATE","assignments":{}})"),
+       "'assignments' must be an array"},
+      {Envelope("ASSET_MANAGEMENT", R"({"eventId":"e","result":"SUCCESS","type":"ASSOCIATE","assignments":[1]})"),
+       "an assignment must be an object"},
+      {Envelope("ASSET_MANAGEMENT",
+                R"({"eventId":"e","result":"SUCCESS","type":"ASSOCIATE","assignments":[{"serialNumber":7}]})"),
+       "'serialNumber' must be a string"},
+      {Envelope("ASSET_MANAGEMENT", R"({"eventId":"e","result":"FAILURE","type":"ASSOCIATE","error":"9610"})"),
+       "'error' must be an object"},
+      {Envelope("ASSET_MANAGEMENT",
+                R"({"eventId":"e","result":"FAILURE","type":"ASSOCIATE","error":{"errorNumber":"9610"}})"),
+       "'error.errorNumber' must be an integer"},
   };
   for (const auto& c : cases) {
     auto n = ParseNotification(c.body);
@@ -170,6 +218,7 @@ class NotificationsTest : public ::testing::TestWithParam<Backend> {
     NotificationOptions options;
     options.clock = &clock_;
     options.on_recorded = [this] { ++recorded_; };
+    options.on_job_queued = [this] { ++jobs_queued_; };
     receiver_ = std::make_unique<NotificationReceiver>(*store_, options);
     applier_ = std::make_unique<NotificationApplier>(*store_, options);
   }
@@ -213,6 +262,57 @@ class NotificationsTest : public ::testing::TestWithParam<Backend> {
   std::unique_ptr<NotificationReceiver> receiver_;
   std::unique_ptr<NotificationApplier> applier_;
   int recorded_ = 0;
+  int jobs_queued_ = 0;
+
+  // ASSET_MANAGEMENT of event `event`: `result` for `serials`.
+  Result<Receipt> Managed(const std::string& id, const std::string& event, const std::vector<std::string>& serials,
+                          bool success = true, int error = 9610, const std::string& type = "ASSOCIATE") {
+    std::string assignments;
+    for (const auto& serial : serials) {
+      assignments += std::string(assignments.empty() ? "" : ",") +
+                     R"({"adamId":"408709785","pricingParam":"STDQ","serialNumber":")" + serial + R"("})";
+    }
+    std::string body = R"({"assignments":[)" + assignments + "],";
+    if (!success) {
+      body += R"("error":{"errorMessage":"License not found","errorNumber":)" + std::to_string(error) + "},";
+    }
+    body += R"("eventId":")" + event + R"(","result":")" + (success ? "SUCCESS" : "FAILURE") + R"(","type":")" +
+            type + R"("})";
+    return receiver_->Receive(kKey, "Bearer the-bearer", Envelope("ASSET_MANAGEMENT", body, id, kUid));
+  }
+  void Submit(const std::string& event, const std::vector<std::string>& serials,
+              const std::string& kind = "associate") {
+    store::AppleEvent e;
+    e.event_id = event;
+    e.kind = kind;
+    e.adam_id = "408709785";
+    e.pricing_param = "STDQ";
+    e.submitted = clock_.Now();
+    e.next_poll = clock_.Now() + 300'000'000;
+    ASSERT_TRUE(store_->RecordAppleEvent(kTenant, token_id_, e, serials, "assigned"));
+  }
+  std::map<std::string, store::DeviceLicense> Licences() {
+    std::map<std::string, store::DeviceLicense> out;
+    auto rows = store_->ListDeviceLicenses(kTenant, token_id_);
+    EXPECT_TRUE(rows);
+    for (auto& r : *rows) out[r.serial_number] = r;
+    return out;
+  }
+  bool InFlight(const std::string& event) {
+    auto events = store_->ListAppleEvents(kTenant, token_id_);
+    EXPECT_TRUE(events);
+    for (const auto& e : *events) {
+      if (e.event_id == event) return true;
+    }
+    return false;
+  }
+  int ReconcileJobs() {
+    auto jobs = store_->FindJobs(kTenant, token_id_);
+    EXPECT_TRUE(jobs);
+    int n = 0;
+    for (const auto& j : *jobs) n += j.kind == "reconcile";
+    return n;
+  }
 };
 
 TEST_P(NotificationsTest, AnAssetCountMovesTheTotalOnceAfterTheAnswer) {
@@ -325,6 +425,99 @@ TEST_P(NotificationsTest, OtherTypesAreRecordedAndKeptUntilTheRetention) {
   auto gone = store_->DeleteNotificationsBefore(clock_.Now() - 7LL * 24 * 3600 * 1'000'000);
   ASSERT_TRUE(gone);
   EXPECT_EQ(*gone, 3);
+}
+
+// An event told in two notifications (Apple: at most 100 devices of one app
+// each, one outcome each): each settles its serials, the last ends the event and
+// the reconcile job goes on at once, without a /status poll.
+TEST_P(NotificationsTest, AnAssetManagementSettlesItsSerialsAndTheLastPartEndsTheEvent) {
+  Submit("ev", {"S1", "S2", "S3"});
+  ASSERT_TRUE(Managed("m-1", "ev", {"S1", "S2"}));
+  EXPECT_EQ(*applier_->RunOnce(), 1);
+  auto rows = Licences();
+  EXPECT_EQ(rows["S1"].state, "granted");
+  EXPECT_EQ(rows["S2"].state, "granted");
+  EXPECT_EQ(rows["S3"].state, "pending");
+  EXPECT_TRUE(InFlight("ev")) << "S3 is not told yet";
+  EXPECT_EQ(ReconcileJobs(), 0);
+  EXPECT_EQ(jobs_queued_, 0);
+
+  ASSERT_TRUE(Managed("m-2", "ev", {"S3"}, /*success=*/false, 9610));
+  EXPECT_EQ(*applier_->RunOnce(), 1);
+  rows = Licences();
+  EXPECT_EQ(rows["S3"].state, "failed");
+  EXPECT_EQ(rows["S3"].error_code, "9610");
+  EXPECT_EQ(rows["S3"].error_message, "License not found");
+  EXPECT_EQ(rows["S1"].state, "granted");
+  EXPECT_FALSE(InFlight("ev"));
+  EXPECT_EQ(ReconcileJobs(), 1) << "the job waiting on the event goes on now";
+  EXPECT_EQ(jobs_queued_, 1);
+  EXPECT_EQ(Pending(), 0);
+
+  // The same news again under another id (Apple's duplicates keep their id and
+  // are refused by the receiver; this is a second delivery of the same result):
+  // the event is no longer in flight, so it changes nothing and queues nothing.
+  ASSERT_TRUE(Managed("m-3", "ev", {"S3"}, /*success=*/true));
+  EXPECT_EQ(*applier_->RunOnce(), 0) << "kept pending a while: the event may not be recorded yet";
+  EXPECT_EQ(Pending(), 1);
+  clock_.Advance(std::chrono::seconds(31));
+  EXPECT_EQ(*applier_->RunOnce(), 1);
+  EXPECT_EQ(Pending(), 0);
+  EXPECT_EQ(Licences()["S3"].state, "failed") << "completed once";
+  EXPECT_EQ(jobs_queued_, 1);
+}
+
+// Apple may tell before the job has recorded the event it accepted a moment ago.
+TEST_P(NotificationsTest, AnEventRecordedAfterItsNotificationIsStillSettledByIt) {
+  ASSERT_TRUE(Managed("m-1", "late", {"S1"}));
+  EXPECT_EQ(*applier_->RunOnce(), 0);
+  EXPECT_EQ(Pending(), 1);
+  clock_.Advance(std::chrono::seconds(1));
+  Submit("late", {"S1"});
+  EXPECT_EQ(*applier_->RunOnce(), 1);
+  EXPECT_EQ(Licences()["S1"].state, "granted");
+  EXPECT_FALSE(InFlight("late"));
+  EXPECT_EQ(jobs_queued_, 1);
+}
+
+TEST_P(NotificationsTest, AFailureNamingNoSerialFailsTheWholeEventAndADisassociateKeepsItsLicence) {
+  Submit("all", {"S1", "S2"});
+  ASSERT_TRUE(Managed("m-1", "all", {}, /*success=*/false, 9644));
+  EXPECT_EQ(*applier_->RunOnce(), 1);
+  auto rows = Licences();
+  EXPECT_EQ(rows["S1"].state, "failed");
+  EXPECT_EQ(rows["S2"].error_code, "9644");
+  EXPECT_FALSE(InFlight("all"));
+
+  // A disassociate: released, or still held with its error; 9619 (not associated) is where it should be.
+  Submit("d", {"S1", "S2", "S3"}, "disassociate");
+  ASSERT_TRUE(Managed("m-2", "d", {"S1"}, true, 0, "DISASSOCIATE"));
+  ASSERT_TRUE(Managed("m-3", "d", {"S2"}, false, 9627, "DISASSOCIATE"));
+  ASSERT_TRUE(Managed("m-4", "d", {"S3"}, false, 9619, "DISASSOCIATE"));
+  EXPECT_EQ(*applier_->RunOnce(), 3);
+  rows = Licences();
+  EXPECT_EQ(rows["S1"].state, "released");
+  EXPECT_EQ(rows["S2"].state, "granted");
+  EXPECT_EQ(rows["S2"].error_code, "9627");
+  EXPECT_EQ(rows["S3"].state, "released");
+  EXPECT_FALSE(InFlight("d"));
+}
+
+TEST_P(NotificationsTest, AnEventPolledFirstOrNotVppdsIsRecordedWithoutChangingAnything) {
+  Submit("polled", {"S1"});
+  store::AppleEventOutcome outcome;
+  outcome.failures = {{"S1", 9610, "License not found"}};
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenant, token_id_, "polled", outcome));  // the poll got there first
+  ASSERT_TRUE(Managed("m-1", "polled", {"S1"}));
+  ASSERT_TRUE(Managed("m-2", "revoke-1", {"S9"}, true, 0, "REVOKE"));  // a revoke: not the reconcile job's
+  EXPECT_EQ(*applier_->RunOnce(), 1) << "the revoke is recorded at once";
+  clock_.Advance(std::chrono::seconds(31));
+  EXPECT_EQ(*applier_->RunOnce(), 1);
+  EXPECT_EQ(Pending(), 0);
+  auto rows = Licences();
+  EXPECT_EQ(rows["S1"].state, "failed");
+  EXPECT_FALSE(rows.contains("S9"));
+  EXPECT_EQ(jobs_queued_, 0);
 }
 
 TEST_P(NotificationsTest, ARotationKeepsTheKeyAndHonoursTheOldBearerForItsGrace) {

@@ -491,6 +491,14 @@ struct ParsedNotification {
   std::string adam_id;
   std::string pricing_param;  // STDQ when Apple leaves it out
   std::int64_t count_delta = 0;
+  // ASSET_MANAGEMENT only: how (part of) an event ended.
+  std::string event_id;
+  std::string event_type;                   // ASSOCIATE | DISASSOCIATE | REVOKE, as Apple sent it
+  bool succeeded = false;                   // result SUCCESS; FAILURE: every assignment it names failed
+  std::vector<std::string> serial_numbers;  // the assignments' serialNumbers, in order
+  bool names_users = false;                 // some assignment names a clientUserId
+  int error_number = 0;                     // a FAILURE's error (0 when Apple sent none)
+  std::string error_message;
 };
 
 // Most bytes of a notification's body: Apple sends at most 100 elements (an
@@ -501,8 +509,12 @@ inline constexpr std::size_t kMaxNotificationBytes = 256 * 1024;
 // is not a JSON object (or nested deeper than 16), a member missing or of the wrong
 // type (notificationId, notificationType and uId: non-empty strings of at most 256
 // characters; uId may be a number; notification: an object), a type not in
-// kNotificationTypes, or an ASSET_COUNT without adamId (string or integer) or
-// countDelta (an integer within ±2,147,483,647). Pure; never throws.
+// kNotificationTypes, an ASSET_COUNT without adamId (string or integer) or
+// countDelta (an integer within ±2,147,483,647), or an ASSET_MANAGEMENT without
+// eventId, with a result other than SUCCESS or FAILURE, without type, or whose
+// assignments (an array of at most 1,000 objects; serialNumber and clientUserId
+// strings) or error (an object; errorNumber an integer, errorMessage a string)
+// are malformed. Pure; never throws.
 Result<ParsedNotification> ParseNotification(std::string_view body);
 
 // True when `authorization` is "Bearer <token>" and SHA-256(token) is the
@@ -516,8 +528,13 @@ struct NotificationOptions {
   // Recorded notifications are kept this long (the de-duplication window; Apple
   // retries for up to 5 minutes), then deleted.
   std::chrono::hours retention{24 * 7};
-  std::function<void()> on_recorded;  // wakes the applier
+  std::function<void()> on_recorded;    // wakes the applier
+  std::function<void()> on_job_queued;  // the applier queued a job (wakes the sync engine)
   int keep_action_results = 20;
+  // An ASSET_MANAGEMENT about an event not in flight is kept pending this long
+  // before it is ended as recorded: Apple may tell of an event before the
+  // reconcile job has recorded it (Apple accepted the request moments before).
+  std::chrono::seconds unknown_event_grace{30};
 };
 
 enum class Receipt {
@@ -546,8 +563,13 @@ class NotificationReceiver {
 // of its own, woken by Wake() and every second (another instance may have
 // recorded some): ASSET_COUNT moves the app's counts (store::ApplyAssetCount; an
 // inconsistent one queues a syncLicenses), TEST_NOTIFICATION is done,
-// ASSET_MANAGEMENT and USER_* are kept as recorded. Deletes notifications older
-// than the retention. Thread-safe; Stop() joins, the destructor calls it.
+// ASSET_MANAGEMENT settles the serials it names of the reconcile job's Apple
+// event (store::CompleteAppleEvent with sync::EventOutcome, as a /status poll
+// would: 'applied') and, once the event has ended, queues the token's reconcile;
+// one about an event not in flight (the poll got there first, or not vppd's) is
+// 'recorded', after unknown_event_grace for an ASSOCIATE or DISASSOCIATE; USER_*
+// are kept as recorded. Deletes notifications older than the retention.
+// Thread-safe; Stop() joins, the destructor calls it.
 class NotificationApplier {
  public:
   NotificationApplier(store::Store& store, NotificationOptions options);

@@ -193,6 +193,29 @@ Status SqlStore::CompleteAppleEvent(const std::string& tenant_id, const std::str
                  !s) {
         return s;
       }
+    } else if (outcome.only_serials) {
+      // A part of the event (a notification): these serials move, the others wait for theirs.
+      const std::string done_state = associate ? "granted" : "released";
+      for (const std::string& serial : *outcome.only_serials) {
+        const AppleEventOutcome::Failure* failed = nullptr;
+        if (outcome.all_failed && outcome.all_failed->error_number != harmless) failed = &*outcome.all_failed;
+        for (const auto& f : outcome.failures) {
+          if (failed == nullptr && f.serial_number == serial && f.error_number != harmless) failed = &f;
+        }
+        Status s = failed != nullptr
+                       ? set_failed(serial, *failed)
+                       : tx.Exec("UPDATE device_licenses SET state = ?4, error_code = '', error_message = '', "
+                                 "updated = ?5 WHERE tenant_id = ?1 AND token_id = ?2 AND event_id = ?3 AND "
+                                 "state = ?6 AND serial_number = ?7",
+                                 {tenant_id, token_id, event_id, done_state, now, in_flight, serial});
+        if (!s) return s;
+      }
+      Result<bool> left = tx.QueryRow(
+          "SELECT 1 FROM device_licenses WHERE tenant_id = ?1 AND token_id = ?2 AND event_id = ?3 AND state = ?4 "
+          "LIMIT 1",
+          {tenant_id, token_id, event_id, in_flight});
+      if (!left) return Fail(left.error());
+      if (*left) return {};  // still in flight for its other serials
     } else {
       if (outcome.all_failed && outcome.all_failed->error_number != harmless) {
         if (Status s = set_failed(std::nullopt, *outcome.all_failed); !s) return s;

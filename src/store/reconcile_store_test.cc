@@ -255,6 +255,62 @@ TEST_P(ReconcileStoreTest, AnEventFailedAsAWholeFailsEverySerialAndAnAbandonedOn
   EXPECT_EQ(Licenses()["S1"].state, "granted") << "an abandoned reclaim leaves the licence held";
 }
 
+// An ASSET_MANAGEMENT notification names part of an event: those serials move,
+// the event stays in flight until its last serial was named.
+TEST_P(ReconcileStoreTest, APartOfAnEventMovesItsSerialsAndTheLastPartEndsIt) {
+  ASSERT_TRUE(store_->RecordAppleEvent(kTenantA, token_, Event("e", "associate"), {"S1", "S2", "S3", "S4"},
+                                       "assigned"));
+  AppleEventOutcome first;
+  first.only_serials = std::vector<std::string>{"S1", "S2"};
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "e", first));
+  auto rows = Licenses();
+  EXPECT_EQ(rows["S1"].state, "granted");
+  EXPECT_EQ(rows["S2"].state, "granted");
+  EXPECT_EQ(rows["S3"].state, "pending") << "not named yet";
+  ASSERT_EQ(store_->ListAppleEvents(kTenantA, token_)->size(), 1u) << "still in flight for S3 and S4";
+  // Named again (a duplicate): nothing moves back.
+  AppleEventOutcome again = first;
+  again.all_failed = AppleEventOutcome::Failure{"", 9610, "License not found"};
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "e", again));
+  EXPECT_EQ(Licenses()["S1"].state, "granted") << "settled rows stay settled";
+
+  AppleEventOutcome failed;
+  failed.only_serials = std::vector<std::string>{"S3"};
+  failed.failures = {{"S3", 9610, "License not found"}};
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "e", failed));
+  rows = Licenses();
+  EXPECT_EQ(rows["S3"].state, "failed");
+  EXPECT_EQ(rows["S3"].error_code, "9610");
+  EXPECT_EQ(rows["S3"].error_message, "License not found");
+  ASSERT_EQ(store_->ListAppleEvents(kTenantA, token_)->size(), 1u);
+
+  AppleEventOutcome last;
+  last.only_serials = std::vector<std::string>{"S4", "S9"};  // S9 is no serial of the event: ignored
+  last.all_failed = AppleEventOutcome::Failure{"", 9616, "already assigned"};  // harmless on an associate
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "e", last));
+  rows = Licenses();
+  EXPECT_EQ(rows["S4"].state, "granted");
+  EXPECT_FALSE(rows.contains("S9"));
+  EXPECT_TRUE(store_->ListAppleEvents(kTenantA, token_)->empty()) << "the last serial ended the event";
+  EXPECT_EQ(store_->CompleteAppleEvent(kTenantA, token_, "e", last).error().code, Code::kNotFound);
+
+  // A disassociate in parts: released, or held with the error.
+  ASSERT_TRUE(store_->RecordAppleEvent(kTenantA, token_, Event("d", "disassociate"), {"S1", "S2"}, "leftScope"));
+  AppleEventOutcome kept;
+  kept.only_serials = std::vector<std::string>{"S2"};
+  kept.all_failed = AppleEventOutcome::Failure{"", 9627, "frequent reassociation"};
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "d", kept));
+  rows = Licenses();
+  EXPECT_EQ(rows["S1"].state, "reclaimPending");
+  EXPECT_EQ(rows["S2"].state, "granted");
+  EXPECT_EQ(rows["S2"].error_code, "9627");
+  AppleEventOutcome released;
+  released.only_serials = std::vector<std::string>{"S1"};
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "d", released));
+  EXPECT_EQ(Licenses()["S1"].state, "released");
+  EXPECT_TRUE(store_->ListAppleEvents(kTenantA, token_)->empty());
+}
+
 TEST_P(ReconcileStoreTest, PutUpsertsAndRemovesInOneGoAndRefusesAMissingToken) {
   DeviceLicense a{"100", "STDQ", "S1", "failed", "9709", "not enough licences", "", "assigned", 0};
   DeviceLicense b{"100", "STDQ", "S2", "failed", "9709", "not enough licences", "", "assigned", 0};

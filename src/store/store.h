@@ -357,6 +357,10 @@ struct AppleEventOutcome {
   std::optional<Failure> all_failed;
   // Gave up on it (pending too long): its serials are as if never submitted.
   bool abandoned = false;
+  // Set when the outcome is about these serials only (an ASSET_MANAGEMENT
+  // notification names at most 100 of an event's serials, and one event may
+  // send several): only their rows move. Unset: the whole event (GET /status).
+  std::optional<std::vector<std::string>> only_serials;
 };
 
 // What a finished sync writes, in the same transaction as the token's new state.
@@ -811,8 +815,10 @@ class Store {
   // The event ended (polled, or a notification said so: issue 16 calls this):
   // its serials' rows move on — associate: granted, or failed with the error;
   // disassociate: released, or back to granted with the error (the reclaim is
-  // tried again) — and the event is forgotten, in one transaction. NotFound when
-  // the event is not in flight (already completed, or unknown).
+  // tried again) — and the event is forgotten, in one transaction. With
+  // outcome.only_serials only those serials' rows move, and the event is
+  // forgotten once none of its rows is left in flight. NotFound when the event
+  // is not in flight (already completed, or unknown).
   virtual Status CompleteAppleEvent(const std::string& tenant_id, const std::string& token_id,
                                     const std::string& event_id, const AppleEventOutcome& outcome) = 0;
   // The device licences of an app (its token, adamId and pricingParam), released

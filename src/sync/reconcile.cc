@@ -7,7 +7,10 @@
 //  2. Poll the events that are due (GET /status, at most every
 //     EngineOptions::event_poll_interval each; Apple asks for >= 30 s) and settle
 //     their serials; an event still pending after event_max_wait is given up
-//     (its serials are decided again).
+//     (its serials are decided again). A token with a registered notification
+//     endpoint first polls an event event_notification_wait after submitting it:
+//     Apple's ASSET_MANAGEMENT notifications normally settle it before
+//     (service::NotificationApplier, which then queues this job again).
 //  3. Decide per asset (PlanAsset, reconcile_plan.h) and send the associations
 //     and disassociations in chunks of the service configuration's
 //     maxSerialNumbers, one asset per request; each accepted event is recorded
@@ -285,15 +288,7 @@ std::optional<Stop> PollEvents(JobContext& ctx, apple::Client& client, Report& r
       }
       outcome.abandoned = true;  // Apple: still pending after 10 minutes, send it again
     } else {
-      for (const apple::EventFailure& f : status->failures) {
-        if (f.serial_numbers.empty()) {
-          if (status->num_completed == 0) outcome.all_failed = {"", f.error_number, f.error_message};
-          continue;
-        }
-        for (const std::string& serial : f.serial_numbers) {
-          outcome.failures.push_back({serial, f.error_number, f.error_message});
-        }
-      }
+      outcome = EventOutcome(*status);
     }
     auto done = ctx.store.CompleteAppleEvent(ctx.job.tenant_id, ctx.job.token_id, e.event_id, outcome);
     if (done) ++(outcome.abandoned ? report.events_abandoned : report.events_completed);
@@ -302,9 +297,10 @@ std::optional<Stop> PollEvents(JobContext& ctx, apple::Client& client, Report& r
 }
 
 // Step 3: sends `serials` of one asset to Apple in chunks and records each event.
+// An event is first polled `first_poll` after it was accepted.
 std::optional<Stop> Send(JobContext& ctx, apple::Client& client, const apple::ServiceConfig::Limits& limits,
                          const AssetKey& asset, const std::vector<std::string>& serials, bool associate,
-                         const std::string& cause) {
+                         const std::string& cause, Timestamp first_poll) {
   const std::size_t step = static_cast<std::size_t>(std::max(1, limits.max_serial_numbers));
   for (std::size_t i = 0; i < serials.size() && !ctx.stopping; i += step) {
     std::vector<std::string> chunk(serials.begin() + static_cast<std::ptrdiff_t>(i),
@@ -338,7 +334,7 @@ std::optional<Stop> Send(JobContext& ctx, apple::Client& client, const apple::Se
     recorded.adam_id = asset.first;
     recorded.pricing_param = asset.second;
     recorded.submitted = now;
-    recorded.next_poll = now + Micros(ctx.options.event_poll_interval);
+    recorded.next_poll = now + first_poll;
     if (auto ok = ctx.store.RecordAppleEvent(ctx.job.tenant_id, ctx.job.token_id, recorded, chunk, cause); !ok) {
       spdlog::warn("token {}: Apple event {} ({} serials) accepted but not recorded: {}; the next pass sends it again",
                    ctx.job.token_id, event->event_id, chunk.size(), ok.error().message);
@@ -362,7 +358,34 @@ void CountRows(JobContext& ctx, Report& report) {
   if (events) report.events_in_flight = static_cast<std::int64_t>(events->size());
 }
 
+// True when Apple tells this token how its events end (an endpoint registered
+// as these options say, for ASSET_MANAGEMENT): its events wait for that.
+bool EventsNotified(JobContext& ctx) {
+  const EngineOptions& o = ctx.options;
+  if (o.notification_url.empty() ||
+      std::find(o.notification_types.begin(), o.notification_types.end(), "ASSET_MANAGEMENT") ==
+          o.notification_types.end()) {
+    return false;
+  }
+  auto endpoint = ctx.store.GetNotificationEndpoint(ctx.job.tenant_id, ctx.job.token_id);
+  return endpoint && *endpoint && (*endpoint)->registration == NotificationRegistration(o);
+}
+
 }  // namespace
+
+store::AppleEventOutcome EventOutcome(const apple::EventStatus& status) {
+  store::AppleEventOutcome outcome;
+  for (const apple::EventFailure& f : status.failures) {
+    if (f.serial_numbers.empty()) {
+      if (status.num_completed == 0) outcome.all_failed = {"", f.error_number, f.error_message};
+      continue;
+    }
+    for (const std::string& serial : f.serial_numbers) {
+      outcome.failures.push_back({serial, f.error_number, f.error_message});
+    }
+  }
+  return outcome;
+}
 
 Status RunReconcile(JobContext& ctx) {
   const auto& job = ctx.job;
@@ -413,13 +436,21 @@ Status RunReconcile(JobContext& ctx) {
       if (!service) {
         stopped = Stop{service.error()};
       } else {
+        // Notified of how they end: polled only if no notification came in time.
+        Timestamp first_poll = Micros(ctx.options.event_poll_interval);
+        if (work && EventsNotified(ctx)) {
+          first_poll = std::max(first_poll, Micros(ctx.options.event_notification_wait));
+        }
+        const auto& limits = service->limits;
         for (const auto& [key, plan] : plans) {
           if (stopped || ctx.stopping) break;
           // Reclaims first: the licences they free serve waiting devices on the next pass.
-          stopped = Send(ctx, client, service->limits, key, plan.reclaim_explicit, false,
-                         read->assets.at(key).assigned ? "uninstall" : "unassigned");
-          if (!stopped) stopped = Send(ctx, client, service->limits, key, plan.reclaim_directory, false, "leftScope");
-          if (!stopped) stopped = Send(ctx, client, service->limits, key, plan.associate, true, "assigned");
+          stopped = Send(ctx, client, limits, key, plan.reclaim_explicit, false,
+                         read->assets.at(key).assigned ? "uninstall" : "unassigned", first_poll);
+          if (!stopped) {
+            stopped = Send(ctx, client, limits, key, plan.reclaim_directory, false, "leftScope", first_poll);
+          }
+          if (!stopped) stopped = Send(ctx, client, limits, key, plan.associate, true, "assigned", first_poll);
         }
       }
     }
@@ -474,10 +505,12 @@ Status RunReconcile(JobContext& ctx) {
     entry.failed_licenses = static_cast<std::int32_t>(report.failed);
   };
   if (report.events_in_flight > 0) {
-    // Come back when the first event is due for a poll (sooner if something changes).
+    // Come back when the first event is due for a poll (sooner if something
+    // changes, or a notification ends an event).
     auto in_flight = ctx.store.ListAppleEvents(job.tenant_id, job.token_id);
     Timestamp next = ctx.clock.Now() + Micros(ctx.options.event_poll_interval);
-    if (in_flight) {
+    if (in_flight && !in_flight->empty()) {
+      next = in_flight->front().next_poll;
       for (const auto& e : *in_flight) next = std::min(next, e.next_poll);
     }
     (void)ctx.store.UpdateToken(job.tenant_id, job.token_id, [&](store::VppToken& t) -> Status {

@@ -96,6 +96,9 @@ class ReconcileTest : public ::testing::TestWithParam<Backend> {
     o.auto_sync_interval = std::chrono::seconds(0);
     o.retry.max_attempts = 2;
     o.reconcile = reconcile_options_;
+    o.notification_url = notification_url_;
+    o.event_notification_wait = event_notification_wait_;
+    engine_options_ = o;
     engine_ = std::make_unique<Engine>(*store_, o);
   }
 
@@ -242,6 +245,9 @@ class ReconcileTest : public ::testing::TestWithParam<Backend> {
   std::unique_ptr<http::Server> server_;
   std::unique_ptr<Engine> engine_;
   ReconcileOptions reconcile_options_;
+  std::string notification_url_;  // set before StartApple: the sync registers an endpoint
+  std::chrono::milliseconds event_notification_wait_{300'000};
+  EngineOptions engine_options_;
   std::string url_, stoken_, token_, app_;
   std::map<int, std::string> devices_, managed_;
 };
@@ -442,6 +448,68 @@ TEST_P(ReconcileTest, AChangeWhileAPassRunsIsSeenByAnotherPass) {
   ASSERT_TRUE(store_->FinishJob(**claimed, std::nullopt, [](store::VppToken&) -> Status { return {}; }));
   Drain();
   EXPECT_EQ(AtApple(), (std::set<std::string>{"SER000", "SER001", "SER007"}));
+}
+
+// With a registered notification endpoint an event is first polled only after
+// event_notification_wait (Apple's ASSET_MANAGEMENT normally tells first); a
+// notification that never came is covered by that poll.
+TEST_P(ReconcileTest, WithNotificationsAnEventIsPolledOnlyAfterTheWaitAndThePollStillCovers) {
+  notification_url_ = "http://127.0.0.1:9";  // nothing listens: every notification is lost
+  event_notification_wait_ = 1500ms;
+  StartApple(100);
+  auto endpoint = store_->GetNotificationEndpoint(kTenant, token_);
+  ASSERT_TRUE(endpoint && *endpoint) << "the sync registered the location";
+  EXPECT_EQ((*endpoint)->registration, NotificationRegistration(engine_options_));
+  Assign(GroupOf(0, 2));
+  ASSERT_TRUE(RequestReconcile(*store_, kTenant, token_, Clock::Real().Now()));
+  ASSERT_TRUE(*engine_->RunOne());  // submits and records the event
+  auto events = store_->ListAppleEvents(kTenant, token_);
+  ASSERT_TRUE(events);
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ((*events)[0].next_poll - (*events)[0].submitted, 1'500'000) << "not polled before the wait";
+  const auto statuses = [&] {
+    auto total = Control("GET", "/_sim/counters").at("total").as_object();
+    const auto* n = total.if_contains("GET /mdm/v2/status");
+    return n ? n->as_int64() : 0;
+  };
+  EXPECT_FALSE(*engine_->RunOne()) << "the job waits for the event's notification";
+  EXPECT_EQ(statuses(), 0);
+  Drain();  // no notification comes: polled after the wait
+  EXPECT_GE(statuses(), 1);
+  EXPECT_EQ(AtApple(), Serials(0, 2));
+  for (auto& [serial, st] : States()) EXPECT_EQ(st.state, "granted") << serial;
+}
+
+TEST_P(ReconcileTest, WithoutARegisteredEndpointAnEventIsPolledAsBefore) {
+  StartApple(100);
+  Assign(GroupOf(0, 1));
+  ASSERT_TRUE(RequestReconcile(*store_, kTenant, token_, Clock::Real().Now()));
+  ASSERT_TRUE(*engine_->RunOne());
+  auto events = store_->ListAppleEvents(kTenant, token_);
+  ASSERT_TRUE(events);
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ((*events)[0].next_poll - (*events)[0].submitted, 30'000) << "event_poll_interval";
+  Drain();
+  EXPECT_EQ(AtApple(), Serials(0, 1));
+}
+
+TEST(EventOutcome, MapsApplesFailuresPerSerialOrForTheWholeEvent) {
+  apple::EventStatus status;
+  status.event_status = "FAILED";
+  status.num_requested = 3;
+  status.num_completed = 1;
+  status.failures.push_back({9610, "License not found", {}, {"S1", "S2"}, {}});
+  status.failures.push_back({9603, "Internal error", {}, {}, {}});  // names no serial, but one completed
+  auto outcome = EventOutcome(status);
+  ASSERT_EQ(outcome.failures.size(), 2u);
+  EXPECT_EQ(outcome.failures[1].serial_number, "S2");
+  EXPECT_EQ(outcome.failures[1].error_number, 9610);
+  EXPECT_FALSE(outcome.all_failed);
+  EXPECT_FALSE(outcome.only_serials);
+  status.num_completed = 0;
+  outcome = EventOutcome(status);
+  ASSERT_TRUE(outcome.all_failed);
+  EXPECT_EQ(outcome.all_failed->error_number, 9603);
 }
 
 }  // namespace

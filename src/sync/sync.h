@@ -71,6 +71,11 @@ struct EngineOptions {
   // Event polling for revokeLicenses (Apple asks for ≥ 30 s between polls).
   std::chrono::milliseconds event_poll_interval{30'000};
   std::chrono::milliseconds event_max_wait{600'000};
+  // A token whose notification endpoint is registered hears how its events end
+  // from Apple's ASSET_MANAGEMENT notifications: the reconcile job polls an
+  // event's /status only when none said so within this time of its submission
+  // (Apple: fall back to /status after 5 minutes).
+  std::chrono::milliseconds event_notification_wait{300'000};
   ReconcileOptions reconcile;
   // A syncLicenses (incremental: assets and the assignments changed since the
   // last versionId) of every valid token this often, so that what a lost
@@ -105,6 +110,12 @@ Result<store::Store::Enqueued> RequestJob(store::Store& store, const std::string
 // the token (its reconcileLicenses entry is written when the job ends). NotFound.
 Result<store::Store::Enqueued> RequestReconcile(store::Store& store, const std::string& tenant_id,
                                                 const std::string& token_id, Timestamp now, bool force = false);
+
+// How an Apple event ended, from its status: GET /status (the reconcile job's
+// poll), or an ASSET_MANAGEMENT notification read as one. Each failure naming
+// serials fails those serials with its error; a failure naming none fails the
+// whole event when nothing completed. Pure.
+store::AppleEventOutcome EventOutcome(const apple::EventStatus& status);
 
 // What a location's notification registration depends on (the URL base and the
 // types): an endpoint registered with another value is registered again.

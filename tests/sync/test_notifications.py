@@ -101,6 +101,7 @@ class NotificationsCase(unittest.TestCase):
     """One simulator, a proxy, and `instances` vppd serve behind it."""
     instances = 1
     incremental = "0"
+    vppd_args = ()  # more of vppd serve's command line
     sim_args = ("--assets", "8", "--assignments", "40", "--locations", "1", "--seed", "16",
                 "--notification-retry-scale", "0.01")
 
@@ -110,7 +111,7 @@ class NotificationsCase(unittest.TestCase):
         cls.proxy = Proxy()
         args = ("--apple-url", cls.sim.url, "--apple-notification-url", cls.proxy.url, "--sync-interval-seconds", "0",
                 "--sync-incremental-interval-seconds", cls.incremental, "--throttle-window-seconds", "0",
-                "--sync-lease-seconds", "3")
+                "--sync-lease-seconds", "3", *cls.vppd_args)
         cls.database_url = None
         if cls.instances > 1:
             cls.database_url = create_test_database()
