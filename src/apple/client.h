@@ -191,8 +191,8 @@ struct ClientConfig : Envelope {
 // Where and what Apple notifies (client/config notificationUrl,
 // notificationAuthToken, notificationTypes; Apple's "Subscribing to notifications").
 struct NotificationSettings {
-  std::string url;         // https://… (Apple answers 9712 otherwise; its length limit is 9711)
-  std::string auth_token;  // Sent back as `Authorization: Bearer <auth_token>`. A secret.
+  std::string url;                 // https://… (Apple answers 9712 otherwise; its length limit is 9711)
+  std::string auth_token;          // Sent back as `Authorization: Bearer <auth_token>`. A secret.
   std::vector<std::string> types;  // The complete set: ASSET_COUNT, ASSET_MANAGEMENT, …
 };
 

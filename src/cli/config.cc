@@ -688,8 +688,8 @@ bool IsLoopbackHost(std::string_view host) {
 Status ValidateNotificationUrl(std::string_view url) {
   if (url.empty()) return {};
   auto bad = [&](std::string_view why) {
-    return Fail(Error::InvalidArgument("apple.notification_url " + std::string(why) + ", not '" + std::string(url) +
-                                       "'"));
+    return Fail(
+        Error::InvalidArgument("apple.notification_url " + std::string(why) + ", not '" + std::string(url) + "'"));
   };
   const bool https = url.starts_with("https://");
   if (!https && !url.starts_with("http://")) return bad("must be an https:// URL");

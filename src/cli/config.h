@@ -51,8 +51,8 @@ struct Settings {
   bool metrics = true;  // GET /metrics
   // [http]
   int max_connections_per_address = 256;  // 0: no cap
-  std::string tls_cert_file;  // PEM certificate chain: serve HTTPS (with tls_key_file)
-  std::string tls_key_file;   // PEM private key
+  std::string tls_cert_file;              // PEM certificate chain: serve HTTPS (with tls_key_file)
+  std::string tls_key_file;               // PEM private key
   std::vector<std::string> trusted_proxies = {"127.0.0.1", "::1"};
   // [graph]
   std::string action_response = "auto";
@@ -84,16 +84,16 @@ struct Settings {
   std::string apple_notification_url;
   // [sync]
   int sync_workers = 2;
-  int sync_interval_seconds = 86'400;          // automatic sync of every valid token; 0 disables
+  int sync_interval_seconds = 86'400;             // automatic sync of every valid token; 0 disables
   int sync_incremental_interval_seconds = 3'600;  // incremental sync of every valid token; 0 disables
-  int sync_full_walk_days = 7;                 // a full assignments walk at least this often
-  int sync_app_metadata_ttl_seconds = 86'400;  // app names and bundle ids reused this long; 0: every sync
+  int sync_full_walk_days = 7;                    // a full assignments walk at least this often
+  int sync_app_metadata_ttl_seconds = 86'400;     // app names and bundle ids reused this long; 0: every sync
   int sync_lease_seconds = 30;
   int sync_event_poll_ms = 30'000;  // Apple asks for at least 30 s between event status polls
   // With a notification endpoint: an event's /status is first polled this long after it was sent.
   int sync_event_notification_wait_seconds = 300;
   // [assign] (the reconcile job that hands out device licences)
-  std::string assign_reclaim = "always";  // always | never (Intune's behaviour: nothing is taken back)
+  std::string assign_reclaim = "always";     // always | never (Intune's behaviour: nothing is taken back)
   double assign_max_reclaim_fraction = 0.2;  // directory-caused reclaims per pass and app, at least 10
   // [alerts] what /metrics counts as needing attention
   int alerts_app_usage_percent = 90;  // an app with this share of its licences in use

@@ -437,9 +437,9 @@ TEST(NotificationUrl, HttpsOrLoopbackHttpOnly) {
                          "http://127.1.2.3", "http://localhost:9000/x", "http://[::1]:8080"}) {
     EXPECT_TRUE(ValidateNotificationUrl(ok)) << ok;
   }
-  for (const char* bad : {"ftp://x", "vppd.example.com", "https://", "http://vppd.example.com", "http://10.0.0.1:80",
-                          "http://127.0.0.1.evil.example", "https://u:p@vppd.example.com", "https://x/?q=1",
-                          "https://x/#f"}) {
+  for (const char* bad :
+       {"ftp://x", "vppd.example.com", "https://", "http://vppd.example.com", "http://10.0.0.1:80",
+        "http://127.0.0.1.evil.example", "https://u:p@vppd.example.com", "https://x/?q=1", "https://x/#f"}) {
     auto r = ValidateNotificationUrl(bad);
     ASSERT_FALSE(r) << bad;
     EXPECT_NE(r.error().message.find("apple.notification_url"), std::string::npos) << r.error().message;

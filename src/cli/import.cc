@@ -110,8 +110,8 @@ class Checker {
 };
 
 const std::vector<std::string> kDeviceColumns = {
-    "deviceId", "displayName", "operatingSystem", "operatingSystemVersion", "accountEnabled", "serialNumber",
-    "deviceName", "model", "osVersion", "userPrincipalName", "userId"};
+    "deviceId",   "displayName", "operatingSystem", "operatingSystemVersion", "accountEnabled", "serialNumber",
+    "deviceName", "model",       "osVersion",       "userPrincipalName",      "userId"};
 const std::vector<std::string> kUserColumns = {"userPrincipalName", "displayName", "mail",          "givenName",
                                                "surname",           "jobTitle",    "accountEnabled"};
 const std::vector<std::string> kGroupColumns = {"id",          "displayName",     "description", "mailNickname",
@@ -147,7 +147,8 @@ void ParseDevice(const Row& row, Problems& problems, Parsed& out) {
     d.managed = std::move(m);
   } else {
     for (const char* only_managed : {"deviceName", "model", "osVersion", "userPrincipalName", "userId"}) {
-      if (row.Get(only_managed)) c.Bad(fmt::format("{} needs a serialNumber (it is the managed device's)", only_managed));
+      if (row.Get(only_managed))
+        c.Bad(fmt::format("{} needs a serialNumber (it is the managed device's)", only_managed));
     }
   }
   if (!c.ok()) return;
@@ -219,7 +220,8 @@ Result<std::string> ChooseTenant(store::Store& store, const std::string& wanted)
   auto tenants = store.ListTenants();
   if (!tenants) return Fail(tenants.error());
   if (tenants->size() != 1) {
-    return Fail(Error::InvalidArgument(fmt::format("the store holds {} tenants: name one with --tenant", tenants->size())));
+    return Fail(
+        Error::InvalidArgument(fmt::format("the store holds {} tenants: name one with --tenant", tenants->size())));
   }
   return tenants->front().id;
 }
@@ -289,11 +291,10 @@ int RunImport(const ImportCommand& command, store::Store& store, std::FILE* out,
     std::fprintf(err, "vppd import: %s\n", e.message.c_str());
     return 1;
   };
-  const std::vector<std::string>* known = command.kind == "devices" ? &kDeviceColumns
-                                          : command.kind == "users" ? &kUserColumns
-                                          : command.kind == "groups"
-                                              ? &kGroupColumns
-                                              : nullptr;
+  const std::vector<std::string>* known = command.kind == "devices"  ? &kDeviceColumns
+                                          : command.kind == "users"  ? &kUserColumns
+                                          : command.kind == "groups" ? &kGroupColumns
+                                                                     : nullptr;
   if (known == nullptr) {
     return fail(Error::InvalidArgument("what to import must be devices, users or groups, not '" + command.kind + "'"));
   }
@@ -320,7 +321,8 @@ int RunImport(const ImportCommand& command, store::Store& store, std::FILE* out,
           fmt::format("{}:{}: unknown column '{}' (the columns are {})", command.file, header.line, name, list)));
     }
     if (!columns.emplace(*it, i).second) {
-      return fail(Error::InvalidArgument(fmt::format("{}:{}: column '{}' appears twice", command.file, header.line, *it)));
+      return fail(
+          Error::InvalidArgument(fmt::format("{}:{}: column '{}' appears twice", command.file, header.line, *it)));
     }
   }
 
@@ -346,9 +348,8 @@ int RunImport(const ImportCommand& command, store::Store& store, std::FILE* out,
 
   const auto started = std::chrono::steady_clock::now();
   Result<store::ImportCounts> counts = command.kind == "devices" ? store.ImportDevices(*tenant, parsed.devices)
-                                       : command.kind == "users"
-                                           ? store.ImportUsers(*tenant, parsed.users)
-                                           : store.ImportGroups(*tenant, parsed.groups);
+                                       : command.kind == "users" ? store.ImportUsers(*tenant, parsed.users)
+                                                                 : store.ImportGroups(*tenant, parsed.groups);
   if (!counts) {
     Error e = counts.error();
     // The store names a bad row by its index: the file names it by its line.

@@ -16,10 +16,10 @@
 #include "cli/backup.h"
 #include "cli/config.h"
 #include "cli/demo.h"
-#include "cli/migrate_store.h"
-#include "cli/runtime.h"
-#include "cli/reconcile_command.h"
 #include "cli/import.h"
+#include "cli/migrate_store.h"
+#include "cli/reconcile_command.h"
+#include "cli/runtime.h"
 #include "cli/sync_command.h"
 #include "service/service.h"
 
@@ -318,8 +318,7 @@ int Main(int argc, char** argv) {
       "Hand out and take back a vppToken's device licences now, as its app assignments and the directory say, for "
       "the vppd serving this data dir; --wait follows it to the end");
   ReconcileCommand reconcile_options;
-  reconcile_cmd->add_option("token_id", reconcile_options.token_id, "The vppToken's id (vppd tokens list)")
-      ->required();
+  reconcile_cmd->add_option("token_id", reconcile_options.token_id, "The vppToken's id (vppd tokens list)")->required();
   AddStoreOptions(*reconcile_cmd, settings);
   reconcile_cmd->add_option("--tenant", reconcile_options.tenant_id, "Only look for the token in this tenant");
   reconcile_cmd->add_flag("--force", reconcile_options.force,

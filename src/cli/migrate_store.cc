@@ -1,7 +1,6 @@
 #include "cli/migrate_store.h"
 
 #include <algorithm>
-
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -165,15 +164,16 @@ Result<DirectoryContent> ReadDirectory(store::Store& s, const std::string& tenan
 std::string Canonical(const DirectoryContent& d) {
   std::string out;
   for (const auto& u : d.users) {
-    out += fmt::format("u|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}\n", u.id, u.user_principal_name, Opt(u.display_name),
-                       Opt(u.mail), Opt(u.given_name), Opt(u.surname), Opt(u.job_title), u.account_enabled, u.created,
-                       u.last_modified);
+    out +=
+        fmt::format("u|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}\n", u.id, u.user_principal_name, Opt(u.display_name), Opt(u.mail),
+                    Opt(u.given_name), Opt(u.surname), Opt(u.job_title), u.account_enabled, u.created, u.last_modified);
   }
   for (std::size_t i = 0; i < d.groups.size(); ++i) {
     const auto& g = d.groups[i];
     out += fmt::format("g|{}|{}|{}|{}|{}|{}|{}|{}|{}", g.id, g.display_name, Opt(g.description), Opt(g.mail_nickname),
                        g.mail_enabled, g.security_enabled, fmt::join(g.group_types, ","), g.created, g.last_modified);
-    for (const auto& m : d.members[i]) out += fmt::format("|{}/{}/{}", m.member_id, store::MemberKindName(m.kind), m.added);
+    for (const auto& m : d.members[i])
+      out += fmt::format("|{}/{}/{}", m.member_id, store::MemberKindName(m.kind), m.added);
     out += "\n";
   }
   for (const auto& v : d.devices) {
@@ -207,7 +207,9 @@ Status CopyDirectory(store::Store& from, store::Store& to, FakeClock& clock, con
   for (const auto& u : d->users) {
     if (Status s = copy(
             u, [&](const store::User& x) { return to.CreateUser(tenant, x); },
-            [&](const std::string& id) { return to.UpdateUser(tenant, id, [](store::User&) -> Status { return {}; }); });
+            [&](const std::string& id) {
+              return to.UpdateUser(tenant, id, [](store::User&) -> Status { return {}; });
+            });
         !s) {
       return s;
     }
@@ -215,7 +217,9 @@ Status CopyDirectory(store::Store& from, store::Store& to, FakeClock& clock, con
   for (const auto& g : d->groups) {
     if (Status s = copy(
             g, [&](const store::Group& x) { return to.CreateGroup(tenant, x); },
-            [&](const std::string& id) { return to.UpdateGroup(tenant, id, [](store::Group&) -> Status { return {}; }); });
+            [&](const std::string& id) {
+              return to.UpdateGroup(tenant, id, [](store::Group&) -> Status { return {}; });
+            });
         !s) {
       return s;
     }
@@ -245,7 +249,8 @@ Status CopyDirectory(store::Store& from, store::Store& to, FakeClock& clock, con
   for (std::size_t i = 0; i < d->groups.size(); ++i) {
     for (const auto& m : d->members[i]) memberships.emplace_back(&m, &d->groups[i].id);
   }
-  std::sort(memberships.begin(), memberships.end(), [](const auto& a, const auto& b) { return a.first->seq < b.first->seq; });
+  std::sort(memberships.begin(), memberships.end(),
+            [](const auto& a, const auto& b) { return a.first->seq < b.first->seq; });
   for (const auto& [member, group_id] : memberships) {
     clock.Set(member->added);
     auto added = to.AddGroupMember(tenant, *group_id, member->member_id);
@@ -314,7 +319,7 @@ Status CopyLicensing(store::Store& from, store::Store& to, FakeClock& clock, con
 struct Inventory {
   std::string installation_id;
   std::int64_t tenants = 0, tokens = 0, apps = 0, assignments = 0;
-  std::int64_t directory_objects = 0, memberships = 0;  // users, groups, devices, managed devices; members
+  std::int64_t directory_objects = 0, memberships = 0;    // users, groups, devices, managed devices; members
   std::int64_t app_assignments = 0, device_licenses = 0;  // what admins assigned; what vppd handed out
   std::string tenants_digest, tokens_digest, apps_digest, directory_digest, licensing_digest;
   std::uint64_t assignments_digest = 0;
@@ -379,8 +384,8 @@ Result<Inventory> Take(store::Store& s) {
   for (const auto& tenant : *tenants) {
     Result<DirectoryContent> d = ReadDirectory(s, tenant.id);
     if (!d) return Fail(d.error());
-    inv.directory_objects += static_cast<std::int64_t>(d->users.size() + d->groups.size() + d->devices.size() +
-                                                       d->managed.size());
+    inv.directory_objects +=
+        static_cast<std::int64_t>(d->users.size() + d->groups.size() + d->devices.size() + d->managed.size());
     for (const auto& m : d->members) inv.memberships += static_cast<std::int64_t>(m.size());
     directory_text += tenant.id + "\n" + Canonical(*d);
   }

@@ -51,15 +51,13 @@ void RegisterStoreGauges(store::Store* store) {
     auto n = store->CountJobs();
     return std::vector<std::pair<metrics::Labels, double>>{{{}, n ? static_cast<double>(*n) : -1}};
   });
-  metrics::RegisterGauge("vppd_license_counts_age_seconds",
-                         "Seconds since the newest licence count was written (a sync or an ASSET_COUNT notification)",
-                         [store] {
-                           auto newest = store->NewestAppChange();
-                           const double age = newest && *newest > 0
-                                                  ? static_cast<double>(Clock::Real().Now() - *newest) / 1e6
-                                                  : -1;
-                           return std::vector<std::pair<metrics::Labels, double>>{{{}, age}};
-                         });
+  metrics::RegisterGauge(
+      "vppd_license_counts_age_seconds",
+      "Seconds since the newest licence count was written (a sync or an ASSET_COUNT notification)", [store] {
+        auto newest = store->NewestAppChange();
+        const double age = newest && *newest > 0 ? static_cast<double>(Clock::Real().Now() - *newest) / 1e6 : -1;
+        return std::vector<std::pair<metrics::Labels, double>>{{{}, age}};
+      });
   metrics::RegisterGauge("vppd_tokens", "vppTokens by state, all tenants", [store] {
     std::map<std::string, double> by_state;
     for (const char* state :
@@ -209,9 +207,10 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
     spdlog::warn("Apple API URL {} is plain http: use this only with a simulator", s.apple_url);
   }
   if (s.apple_notification_url.rfind("http://", 0) == 0) {
-    spdlog::warn("apple.notification_url {} is plain http (loopback): Apple itself accepts only https; use this only "
-                 "with a simulator",
-                 s.apple_notification_url);
+    spdlog::warn(
+        "apple.notification_url {} is plain http (loopback): Apple itself accepts only https; use this only "
+        "with a simulator",
+        s.apple_notification_url);
   }
   auto rt = std::make_unique<Runtime>();
   rt->settings = s;

@@ -634,8 +634,7 @@ const std::vector<Api::Impl::CompiledRoute>& Api::Impl::Table() {
       {"deviceAppManagement/mobileApps/{id}/assignments", kPost, &I::CreateAssignment, Op::kWriteAppAssignments},
       {"deviceAppManagement/mobileApps/{id}/assignments/{id}", kGet, &I::GetAssignment, Op::kReadAppAssignments},
       {"deviceAppManagement/mobileApps/{id}/assignments/{id}", kPatch, &I::UpdateAssignment, Op::kWriteAppAssignments},
-      {"deviceAppManagement/mobileApps/{id}/assignments/{id}", kDelete, &I::DeleteAssignment,
-       Op::kWriteAppAssignments},
+      {"deviceAppManagement/mobileApps/{id}/assignments/{id}", kDelete, &I::DeleteAssignment, Op::kWriteAppAssignments},
       {"deviceAppManagement/mobileApps/{id}/graph.assign", kPost, &I::AssignApp, Op::kAssignApp},
       {"deviceAppManagement/mobileApps/{id}/deviceStatuses", kGet, &I::DeviceStatuses, Op::kReadAppInstallStatuses,
        kBetaOnly},
@@ -728,7 +727,7 @@ http::Response Api::Impl::Dispatch(http::Request& req, std::string& route) const
   const CompiledRoute* chosen = nullptr;
   unsigned allowed = 0;
   Captures captures;
-  std::size_t furthest = 0;  // segments matched by the template that went furthest, when none matched
+  std::size_t furthest = 0;             // segments matched by the template that went furthest, when none matched
   std::size_t failed_group = SIZE_MAX;  // the template the last row tried did not match
   for (const CompiledRoute& r : Table()) {
     if (matched != nullptr && r.group != matched->group) break;

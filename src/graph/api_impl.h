@@ -111,8 +111,8 @@ struct Api::Impl {
   bool Serves(const CompiledRoute& r, bool versioned, ApiVersion v) const;
   // Calls an unauthenticated route's handler (kUnversioned, kAnonymous) with an empty Principal
   // (and the route's first key, when it has one: apple/notifications/{id}).
-  http::Response CallAnonymous(const CompiledRoute& r, const http::Request& req, ApiVersion v,
-                               const std::string& query, std::string id = {}) const;
+  http::Response CallAnonymous(const CompiledRoute& r, const http::Request& req, ApiVersion v, const std::string& query,
+                               std::string id = {}) const;
 
   // --- what handlers share (api.cc) ---------------------------------------
 

@@ -15,8 +15,8 @@ Result<http::Response> Api::Impl::AppleNotification(const Call& c) const {
   if (deps.notifications == nullptr) {
     return Fail(Error::NotFound("this vppd receives no Apple notifications"));
   }
-  auto receipt = deps.notifications->Receive(c.id(), c.req.Header("Authorization").value_or(std::string_view{}),
-                                             c.req.body);
+  auto receipt =
+      deps.notifications->Receive(c.id(), c.req.Header("Authorization").value_or(std::string_view{}), c.req.body);
   if (!receipt) return Fail(receipt.error());
   const char* outcome = *receipt == service::Receipt::kRecorded ? "recorded" : "duplicate";
   return http::Response::Json(200, std::string(R"({"outcome":")") + outcome + "\"}");

@@ -100,9 +100,10 @@ Result<service::AssignmentSettings> ReadSettings(const json::object& o, const st
       if (key == "preventManagedAppBackup") s.prevent_managed_app_backup = *flag;
       if (key == "preventAutoAppUpdate") s.prevent_auto_app_update = *flag;
     } else {
-      return Fail(BadProperty(at, "does not exist on the VPP app assignment settings (useDeviceLicensing, "
-                                  "vpnConfigurationId, uninstallOnDeviceRemoval, isRemovable, "
-                                  "preventManagedAppBackup, preventAutoAppUpdate)"));
+      return Fail(BadProperty(at,
+                              "does not exist on the VPP app assignment settings (useDeviceLicensing, "
+                              "vpnConfigurationId, uninstallOnDeviceRemoval, isRemovable, "
+                              "preventManagedAppBackup, preventAutoAppUpdate)"));
     }
   }
   return s;
@@ -127,8 +128,8 @@ Result<service::AssignmentChanges> ReadAssignment(const json::object& body, cons
       auto text = OptionalString(value, at);
       if (!text) return Fail(text.error());
     } else if (key == "source") {
-      if (!value.is_null() && !(value.is_string() && (value.get_string() == "direct" ||
-                                                      value.get_string() == "policySets"))) {
+      if (!value.is_null() &&
+          !(value.is_string() && (value.get_string() == "direct" || value.get_string() == "policySets"))) {
         return Fail(BadProperty(at, "must be one of direct, policySets"));
       }
     } else if (key == "intent") {
@@ -169,8 +170,8 @@ void WriteInstallStatus(const service::DeviceInstallStatus& s, json::object& out
   out["lastSyncDateTime"] = s.updated == 0 ? "0001-01-01T00:00:00Z" : FormatIso8601(s.updated);
   out["mobileAppInstallStatusValue"] = s.install_state;
   out["installState"] = s.install_state;
-  out["installStateDetail"] = s.install_state == "failed" && s.error_code != 0 ? "seeInstallErrorCode"
-                                                                                : "noAdditionalDetails";
+  out["installStateDetail"] =
+      s.install_state == "failed" && s.error_code != 0 ? "seeInstallErrorCode" : "noAdditionalDetails";
   out["errorCode"] = s.error_code;
   out["osVersion"] = nullptr;
   out["osDescription"] = nullptr;

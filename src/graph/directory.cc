@@ -66,8 +66,8 @@ json::value Time(Timestamp t) { return json::value(FormatIso8601(t)); }
 
 // A JSON body's value, checked against the property's type.
 Error WrongType(std::string_view property, std::string_view expected) {
-  return Error::InvalidArgument(
-      fmt::format("Invalid value for property '{}': expected {}.", property, expected), std::string(property));
+  return Error::InvalidArgument(fmt::format("Invalid value for property '{}': expected {}.", property, expected),
+                                std::string(property));
 }
 
 Result<std::string> String(const json::value& v, std::string_view property) {
@@ -175,21 +175,21 @@ struct UserKind {
   }
   static Result<Changes> Read(const json::object& body) {
     Changes c;
-    Status s = ReadBody(body, kName,
-                        {"id", "passwordProfile", "mailNickname", "usageLocation", "businessPhones", "mobilePhone",
-                         "officeLocation", "preferredLanguage", "passwordPolicies", "createdDateTime"},
-                        [&](std::string_view k, const json::value& v) -> Result<bool> {
-                          for (auto r : {Take(k, "userPrincipalName", v, c.user_principal_name, String),
-                                         Take(k, "displayName", v, c.display_name, String),
-                                         Take(k, "mail", v, c.mail, NullableString),
-                                         Take(k, "givenName", v, c.given_name, NullableString),
-                                         Take(k, "surname", v, c.surname, NullableString),
-                                         Take(k, "jobTitle", v, c.job_title, NullableString),
-                                         Take(k, "accountEnabled", v, c.account_enabled, Bool)}) {
-                            if (!r || *r) return r;
-                          }
-                          return false;
-                        });
+    Status s = ReadBody(
+        body, kName,
+        {"id", "passwordProfile", "mailNickname", "usageLocation", "businessPhones", "mobilePhone", "officeLocation",
+         "preferredLanguage", "passwordPolicies", "createdDateTime"},
+        [&](std::string_view k, const json::value& v) -> Result<bool> {
+          for (auto r :
+               {Take(k, "userPrincipalName", v, c.user_principal_name, String),
+                Take(k, "displayName", v, c.display_name, String), Take(k, "mail", v, c.mail, NullableString),
+                Take(k, "givenName", v, c.given_name, NullableString), Take(k, "surname", v, c.surname, NullableString),
+                Take(k, "jobTitle", v, c.job_title, NullableString),
+                Take(k, "accountEnabled", v, c.account_enabled, Bool)}) {
+            if (!r || *r) return r;
+          }
+          return false;
+        });
     if (!s) return Fail(s.error());
     return c;
   }
@@ -202,17 +202,16 @@ struct GroupKind {
   static constexpr const char* kSet = "groups";
   static constexpr service::Operation kRead = service::Operation::kReadGroups;
   static const EntityDef& Def() {
-    static const EntityDef e =
-        MakeEntity("group", store::Table::kGroups,
-                   {Prop("id", EdmType::kString, Column::kGroupId, false),
-                    Prop("createdDateTime", EdmType::kDateTimeOffset, Column::kGroupCreated),
-                    Prop("description", EdmType::kString, Column::kGroupDescription),
-                    Prop("displayName", EdmType::kString, Column::kGroupDisplayName), Strings("groupTypes"),
-                    Prop("mail", EdmType::kString, std::nullopt),
-                    Prop("mailEnabled", EdmType::kBoolean, Column::kGroupMailEnabled),
-                    Prop("mailNickname", EdmType::kString, Column::kGroupMailNickname),
-                    Prop("securityEnabled", EdmType::kBoolean, Column::kGroupSecurityEnabled),
-                    Prop("visibility", EdmType::kString, std::nullopt)});
+    static const EntityDef e = MakeEntity("group", store::Table::kGroups,
+                                          {Prop("id", EdmType::kString, Column::kGroupId, false),
+                                           Prop("createdDateTime", EdmType::kDateTimeOffset, Column::kGroupCreated),
+                                           Prop("description", EdmType::kString, Column::kGroupDescription),
+                                           Prop("displayName", EdmType::kString, Column::kGroupDisplayName),
+                                           Strings("groupTypes"), Prop("mail", EdmType::kString, std::nullopt),
+                                           Prop("mailEnabled", EdmType::kBoolean, Column::kGroupMailEnabled),
+                                           Prop("mailNickname", EdmType::kString, Column::kGroupMailNickname),
+                                           Prop("securityEnabled", EdmType::kBoolean, Column::kGroupSecurityEnabled),
+                                           Prop("visibility", EdmType::kString, std::nullopt)});
     return e;
   }
   static void Write(const store::Group& g, json::object& o) {
@@ -255,18 +254,17 @@ struct DeviceKind {
   static constexpr const char* kSet = "devices";
   static constexpr service::Operation kRead = service::Operation::kReadDevices;
   static const EntityDef& Def() {
-    static const EntityDef e =
-        MakeEntity("device", store::Table::kDevices,
-                   {Prop("id", EdmType::kString, Column::kDeviceId, false),
-                    Prop("accountEnabled", EdmType::kBoolean, Column::kDeviceAccountEnabled),
-                    Prop("deviceId", EdmType::kString, Column::kDeviceDeviceId),
-                    Prop("displayName", EdmType::kString, Column::kDeviceDisplayName),
-                    Prop("operatingSystem", EdmType::kString, Column::kDeviceOperatingSystem),
-                    Prop("operatingSystemVersion", EdmType::kString, Column::kDeviceOperatingSystemVersion),
-                    Prop("registrationDateTime", EdmType::kDateTimeOffset, Column::kDeviceCreated),
-                    Prop("isCompliant", EdmType::kBoolean, std::nullopt),
-                    Prop("isManaged", EdmType::kBoolean, std::nullopt),
-                    Prop("trustType", EdmType::kString, std::nullopt)});
+    static const EntityDef e = MakeEntity(
+        "device", store::Table::kDevices,
+        {Prop("id", EdmType::kString, Column::kDeviceId, false),
+         Prop("accountEnabled", EdmType::kBoolean, Column::kDeviceAccountEnabled),
+         Prop("deviceId", EdmType::kString, Column::kDeviceDeviceId),
+         Prop("displayName", EdmType::kString, Column::kDeviceDisplayName),
+         Prop("operatingSystem", EdmType::kString, Column::kDeviceOperatingSystem),
+         Prop("operatingSystemVersion", EdmType::kString, Column::kDeviceOperatingSystemVersion),
+         Prop("registrationDateTime", EdmType::kDateTimeOffset, Column::kDeviceCreated),
+         Prop("isCompliant", EdmType::kBoolean, std::nullopt), Prop("isManaged", EdmType::kBoolean, std::nullopt),
+         Prop("trustType", EdmType::kString, std::nullopt)});
     return e;
   }
   static void Write(const store::Device& d, json::object& o) {
@@ -283,20 +281,20 @@ struct DeviceKind {
   }
   static Result<Changes> Read(const json::object& body) {
     Changes c;
-    Status s = ReadBody(body, kName,
-                        {"id", "alternativeSecurityIds", "isCompliant", "isManaged", "trustType", "profileType",
-                         "registrationDateTime"},
-                        [&](std::string_view k, const json::value& v) -> Result<bool> {
-                          for (auto r : {Take(k, "deviceId", v, c.device_id, String),
-                                         Take(k, "displayName", v, c.display_name, NullableString),
-                                         Take(k, "operatingSystem", v, c.operating_system, NullableString),
-                                         Take(k, "operatingSystemVersion", v, c.operating_system_version,
-                                              NullableString),
-                                         Take(k, "accountEnabled", v, c.account_enabled, Bool)}) {
-                            if (!r || *r) return r;
-                          }
-                          return false;
-                        });
+    Status s =
+        ReadBody(body, kName,
+                 {"id", "alternativeSecurityIds", "isCompliant", "isManaged", "trustType", "profileType",
+                  "registrationDateTime"},
+                 [&](std::string_view k, const json::value& v) -> Result<bool> {
+                   for (auto r : {Take(k, "deviceId", v, c.device_id, String),
+                                  Take(k, "displayName", v, c.display_name, NullableString),
+                                  Take(k, "operatingSystem", v, c.operating_system, NullableString),
+                                  Take(k, "operatingSystemVersion", v, c.operating_system_version, NullableString),
+                                  Take(k, "accountEnabled", v, c.account_enabled, Bool)}) {
+                     if (!r || *r) return r;
+                   }
+                   return false;
+                 });
     if (!s) return Fail(s.error());
     return c;
   }
@@ -365,8 +363,7 @@ struct ManagedDeviceKind {
 };
 
 // The service's calls per kind.
-Result<store::Page<store::User>> List(service::Directory& d, const Principal& p, const store::ListQuery& q,
-                                      UserKind) {
+Result<store::Page<store::User>> List(service::Directory& d, const Principal& p, const store::ListQuery& q, UserKind) {
   return d.ListUsers(p, q);
 }
 Result<store::Page<store::Group>> List(service::Directory& d, const Principal& p, const store::ListQuery& q,
@@ -384,12 +381,10 @@ Result<store::Page<store::ManagedDevice>> List(service::Directory& d, const Prin
 Result<std::int64_t> Count(service::Directory& d, const Principal& p, const std::optional<store::Expr>& f, UserKind) {
   return d.CountUsers(p, f);
 }
-Result<std::int64_t> Count(service::Directory& d, const Principal& p, const std::optional<store::Expr>& f,
-                           GroupKind) {
+Result<std::int64_t> Count(service::Directory& d, const Principal& p, const std::optional<store::Expr>& f, GroupKind) {
   return d.CountGroups(p, f);
 }
-Result<std::int64_t> Count(service::Directory& d, const Principal& p, const std::optional<store::Expr>& f,
-                           DeviceKind) {
+Result<std::int64_t> Count(service::Directory& d, const Principal& p, const std::optional<store::Expr>& f, DeviceKind) {
   return d.CountDevices(p, f);
 }
 Result<std::int64_t> Count(service::Directory& d, const Principal& p, const std::optional<store::Expr>& f,
@@ -405,8 +400,7 @@ Result<store::Group> Get(service::Directory& d, const Principal& p, const std::s
 Result<store::Device> Get(service::Directory& d, const Principal& p, const std::string& id, DeviceKind) {
   return d.GetDevice(p, id);
 }
-Result<store::ManagedDevice> Get(service::Directory& d, const Principal& p, const std::string& id,
-                                 ManagedDeviceKind) {
+Result<store::ManagedDevice> Get(service::Directory& d, const Principal& p, const std::string& id, ManagedDeviceKind) {
   return d.GetManagedDevice(p, id);
 }
 Result<store::User> Create(service::Directory& d, const Principal& p, const service::UserChanges& c) {
@@ -418,8 +412,7 @@ Result<store::Group> Create(service::Directory& d, const Principal& p, const ser
 Result<store::Device> Create(service::Directory& d, const Principal& p, const service::DeviceChanges& c) {
   return d.CreateDevice(p, c);
 }
-Result<store::ManagedDevice> Create(service::Directory& d, const Principal& p,
-                                    const service::ManagedDeviceChanges& c) {
+Result<store::ManagedDevice> Create(service::Directory& d, const Principal& p, const service::ManagedDeviceChanges& c) {
   return d.CreateManagedDevice(p, c);
 }
 Result<store::User> Update(service::Directory& d, const Principal& p, const std::string& id,
@@ -629,8 +622,9 @@ const EntityDef& DirectoryObjectDef() {
 // a bare id. InvalidArgument otherwise.
 Result<std::string> ReferencedId(const json::object& body) {
   auto bad = [](std::string why) {
-    return Fail(Error::InvalidArgument("Invalid @odata.id: " + why + ". Send {\"@odata.id\": "
-                                       "\"https://graph.microsoft.com/v1.0/directoryObjects/{id}\"}.",
+    return Fail(Error::InvalidArgument("Invalid @odata.id: " + why +
+                                           ". Send {\"@odata.id\": "
+                                           "\"https://graph.microsoft.com/v1.0/directoryObjects/{id}\"}.",
                                        "@odata.id")
                     .WithGraphCode("Request_BadRequest"));
   };
@@ -646,8 +640,7 @@ Result<std::string> ReferencedId(const json::object& body) {
   while (!segments.empty() && segments.back().empty()) segments.pop_back();
   if (segments.size() < 2) return bad("its path must end in directoryObjects/{id}");
   const std::string& collection = segments[segments.size() - 2];
-  if (collection != "directoryObjects" && collection != "users" && collection != "groups" &&
-      collection != "devices") {
+  if (collection != "directoryObjects" && collection != "users" && collection != "groups" && collection != "devices") {
     return bad("its path must end in directoryObjects/{id}");
   }
   if (segments.back().empty()) return bad("the id is empty");
@@ -697,8 +690,8 @@ Result<http::Response> Api::Impl::ListMembers(const Call& c) const {
 Result<http::Response> Api::Impl::CountMembers(const Call& c) const {
   if (auto ok = RequireCountAccepted(c.req); !ok) return Fail(ok.error());
   AllowedOptions allowed;
-  allowed.filter = allowed.orderby = allowed.top = allowed.skip = allowed.count = allowed.select =
-      allowed.skiptoken = false;
+  allowed.filter = allowed.orderby = allowed.top = allowed.skip = allowed.count = allowed.select = allowed.skiptoken =
+      false;
   auto q = ParseQueryOptions(c.query, DirectoryObjectDef(), allowed, limits);
   if (!q) return Fail(q.error());
   auto n = Directory(deps.directory->CountMembers(c.who, c.id()));
@@ -727,9 +720,7 @@ namespace {
 
 constexpr std::size_t kMaxBatchRequests = 20;  // as Graph
 
-Error BatchError(std::string message) {
-  return Error::InvalidArgument(std::move(message)).WithGraphCode("BadRequest");
-}
+Error BatchError(std::string message) { return Error::InvalidArgument(std::move(message)).WithGraphCode("BadRequest"); }
 
 }  // namespace
 

@@ -43,8 +43,7 @@ TEST(ETagTest, ListsAndSeveralFieldsAreOneList) {
 }
 
 TEST(ETagTest, WellFormedTagsVppdNeverWritesMatchNothing) {
-  for (const char* value :
-       {"\"abc\"", "W/\"\"", "\"0\"", "\"-1\"", "\"+1\"", "\"07x\"", "\"99999999999999999999\""}) {
+  for (const char* value : {"\"abc\"", "W/\"\"", "\"0\"", "\"-1\"", "\"+1\"", "\"07x\"", "\"99999999999999999999\""}) {
     auto m = Parse({value});
     ASSERT_TRUE(m) << value;
     EXPECT_TRUE(m->foreign) << value;
@@ -60,9 +59,8 @@ TEST(ETagTest, StarMatchesAnyVersion) {
 }
 
 TEST(ETagTest, WhatIsNotAnEntityTagListIsInvalid) {
-  for (const char* value :
-       {"", "  ", ",", "7", "W/7", "w/\"7\"", "\"7", "\"7\" \"8\"", "\"7\";", "*, \"7\"", "W/\"7\", *", "**", "W/ \"7\"",
-        "\"1 \""}) {  // a space is not an etagc
+  for (const char* value : {"", "  ", ",", "7", "W/7", "w/\"7\"", "\"7", "\"7\" \"8\"", "\"7\";", "*, \"7\"",
+                            "W/\"7\", *", "**", "W/ \"7\"", "\"1 \""}) {  // a space is not an etagc
     auto m = Parse({value});
     ASSERT_FALSE(m) << "[" << value << "]";
     EXPECT_EQ(m.error().code, Code::kInvalidArgument);

@@ -64,7 +64,7 @@ struct Dependencies {
   service::VppTokens* tokens = nullptr;
   service::MobileApps* apps = nullptr;
   service::AppAssignments* assignments = nullptr;
-  service::Throttle* throttle = nullptr;  // nullptr: no request-rate limits
+  service::Throttle* throttle = nullptr;    // nullptr: no request-rate limits
   service::Directory* directory = nullptr;  // users, groups, devices, managedDevices
   // A --dev server's signing key: the console's POST /console/dev-token signs with it
   // (loopback callers only). nullptr: that route is not served.

@@ -442,12 +442,13 @@ TEST(MetadataTest, ExpiringVppTokenCountIsDeclaredAsGraphDeclaresIt) {
   ASSERT_FALSE(want.empty());
   const std::string& beta = MetadataDocument(ApiVersion::kBeta);
   EXPECT_EQ(CsdlElement(beta, "Function", "getExpiringVppTokenCount"), want);
-  for (const char* needle : {
-           R"x(<EntityType Name="depOnboardingSetting" BaseType="microsoft.graph.entity" />)x",
-           R"x(<EntityType Name="deviceManagement" BaseType="microsoft.graph.entity">)x",
-           R"x(<NavigationProperty Name="depOnboardingSettings" Type="Collection(microsoft.graph.depOnboardingSetting)" ContainsTarget="true" />)x",
-           R"x(<Singleton Name="deviceManagement" Type="microsoft.graph.deviceManagement" />)x",
-       }) {
+  for (
+      const char* needle : {
+          R"x(<EntityType Name="depOnboardingSetting" BaseType="microsoft.graph.entity" />)x",
+          R"x(<EntityType Name="deviceManagement" BaseType="microsoft.graph.entity">)x",
+          R"x(<NavigationProperty Name="depOnboardingSettings" Type="Collection(microsoft.graph.depOnboardingSetting)" ContainsTarget="true" />)x",
+          R"x(<Singleton Name="deviceManagement" Type="microsoft.graph.deviceManagement" />)x",
+      }) {
     EXPECT_NE(beta.find(needle), std::string::npos) << needle;
   }
   Elements(beta);

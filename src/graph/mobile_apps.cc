@@ -86,8 +86,9 @@ Result<http::Response> Api::Impl::AppCollection(const Call& c, bool count_segmen
   if (!assignments) return Fail(assignments.error());
   json::array values;
   for (const auto& app : page->items) {
-    const auto first = std::lower_bound(assignments->begin(), assignments->end(), app.id,
-                                        [](const store::AppAssignment& a, const std::string& id) { return a.app_id < id; });
+    const auto first =
+        std::lower_bound(assignments->begin(), assignments->end(), app.id,
+                         [](const store::AppAssignment& a, const std::string& id) { return a.app_id < id; });
     auto last = first;
     while (last != assignments->end() && last->app_id == app.id) ++last;
     json::object o;
@@ -116,8 +117,7 @@ Result<http::Response> Api::Impl::AssignedLicenses(const Call& c) const {
   if (!q) return Fail(q.error());
   auto page = deps.apps->AssignedLicenses(c.who, app.id, q->list.skip, q->list.limit);
   if (!page) return Fail(page.error());
-  const std::string path =
-      "deviceAppManagement/mobileApps/" + app.id + "/" + std::string(c.cast) + "/assignedLicenses";
+  const std::string path = "deviceAppManagement/mobileApps/" + app.id + "/" + std::string(c.cast) + "/assignedLicenses";
   // Device licences: who holds each serial, from the directory's managed devices.
   std::vector<std::string> serials;
   for (const auto& a : page->items) serials.push_back(a.serial_number);

@@ -891,9 +891,8 @@ Status ServerImpl::Listen() {
     error_code ec;
     tls_->use_certificate_chain_file(options_.tls_cert_file, ec);
     if (ec) {
-      return Fail(Error::InvalidArgument("cannot load the TLS certificate chain " + options_.tls_cert_file + ": " +
-                                         ec.message(),
-                                         "tls_cert_file"));
+      return Fail(Error::InvalidArgument(
+          "cannot load the TLS certificate chain " + options_.tls_cert_file + ": " + ec.message(), "tls_cert_file"));
     }
     tls_->use_private_key_file(options_.tls_key_file, asio::ssl::context::pem, ec);
     if (ec) {

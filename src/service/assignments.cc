@@ -98,17 +98,17 @@ std::string SettingsJson(const AssignmentSettings& s, std::string_view type) {
 
 Status CheckIntent(const std::string& intent, const std::string& where) {
   if (std::find(std::begin(kIntents), std::end(kIntents), intent) != std::end(kIntents)) return {};
-  return Fail(Invalid(where, "intent",
-                      fmt::format("The intent '{}' is not an installIntent; it must be one of: {}.", intent,
-                                  Join(kIntents, false))));
+  return Fail(Invalid(
+      where, "intent",
+      fmt::format("The intent '{}' is not an installIntent; it must be one of: {}.", intent, Join(kIntents, false))));
 }
 
 Status CheckSettings(const AssignmentSettings& s, const std::string& type, const store::MobileApp& app,
                      const std::string& where) {
   if (type != kIosSettings && type != kMacSettings) {
     return Fail(Invalid(where, "settings",
-                        fmt::format("The settings type '{}' is not one vppd knows; a VPP app takes {} or {}.",
-                                    s.type, Short(kIosSettings), Short(kMacSettings))));
+                        fmt::format("The settings type '{}' is not one vppd knows; a VPP app takes {} or {}.", s.type,
+                                    Short(kIosSettings), Short(kMacSettings))));
   }
   if (type != SettingsTypeFor(app)) {
     return Fail(Invalid(where, "settings",
@@ -166,13 +166,13 @@ Result<store::AppAssignment> AppAssignments::Build(const std::string& tenant_id,
     const AssignmentTarget& t = *changes.target;
     const std::string type = Qualified(t.type);
     if (t.type.empty()) {
-      return Fail(Invalid(where, "target",
-                          fmt::format("The target needs an '@odata.type': one of {}.", Join(kTargets, true))));
+      return Fail(
+          Invalid(where, "target", fmt::format("The target needs an '@odata.type': one of {}.", Join(kTargets, true))));
     }
     if (std::find(std::begin(kTargets), std::end(kTargets), type) == std::end(kTargets)) {
-      return Fail(Invalid(where, "target",
-                          fmt::format("The target type '{}' is not supported; it must be one of: {}.", t.type,
-                                      Join(kTargets, true))));
+      return Fail(Invalid(
+          where, "target",
+          fmt::format("The target type '{}' is not supported; it must be one of: {}.", t.type, Join(kTargets, true))));
     }
     if (t.filter_id) {
       return Fail(Invalid(where, "target.deviceAndAppManagementAssignmentFilterId",
@@ -239,8 +239,8 @@ Result<store::AppAssignment> AppAssignments::Get(const Principal& caller, const 
   if (!app) return Fail(app.error());
   auto got = store_.GetAppAssignment(caller.tenant_id, app_id, id);
   if (!got && got.error().code == Code::kNotFound) {
-    return Fail(Error::NotFound(fmt::format("The mobileAppAssignment '{}' of mobileApp '{}' was not found.", id, app_id),
-                                id));
+    return Fail(
+        Error::NotFound(fmt::format("The mobileAppAssignment '{}' of mobileApp '{}' was not found.", id, app_id), id));
   }
   return got;
 }
@@ -282,8 +282,8 @@ Result<store::AppAssignment> AppAssignments::Update(const Principal& caller, con
   if (!existing) return Fail(existing.error());
   auto stored = std::find_if(existing->begin(), existing->end(), [&](const auto& a) { return a.id == id; });
   if (stored == existing->end()) {
-    return Fail(Error::NotFound(fmt::format("The mobileAppAssignment '{}' of mobileApp '{}' was not found.", id, app_id),
-                                id));
+    return Fail(
+        Error::NotFound(fmt::format("The mobileAppAssignment '{}' of mobileApp '{}' was not found.", id, app_id), id));
   }
   // Validated (the group looked up) before the write transaction.
   auto built = Build(caller.tenant_id, *app, *stored, changes, "");
@@ -313,8 +313,8 @@ Status AppAssignments::Delete(const Principal& caller, const std::string& app_id
   if (!app) return Fail(app.error());
   Status deleted = store_.DeleteAppAssignment(caller.tenant_id, app_id, id);
   if (!deleted && deleted.error().code == Code::kNotFound) {
-    return Fail(Error::NotFound(fmt::format("The mobileAppAssignment '{}' of mobileApp '{}' was not found.", id, app_id),
-                                id));
+    return Fail(
+        Error::NotFound(fmt::format("The mobileAppAssignment '{}' of mobileApp '{}' was not found.", id, app_id), id));
   }
   if (deleted) Changed(caller.tenant_id, *app);
   return deleted;
@@ -346,7 +346,6 @@ Status AppAssignments::Assign(const Principal& caller, const std::string& app_id
   Changed(caller.tenant_id, *app);
   return {};
 }
-
 
 Result<std::vector<DeviceInstallStatus>> AppAssignments::DeviceStatuses(const Principal& caller,
                                                                         const std::string& app_id) {

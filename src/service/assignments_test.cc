@@ -143,13 +143,10 @@ TEST_F(AppAssignmentsTest, GroupTargetsNeedAGroupThatExists) {
 
 TEST_F(AppAssignmentsTest, WorksWithoutATrigger) {
   AppAssignments quiet(*store_, Options{}, nullptr);
-  EXPECT_TRUE(quiet.Create(Caller(), "app-macOS", AssignmentChanges{"available",
-                                                                    AssignmentTarget{
-                                                                        "#microsoft.graph.allLicensedUsersAssignmentTarget",
-                                                                        {},
-                                                                        {},
-                                                                        {}},
-                                                                    std::nullopt}));
+  EXPECT_TRUE(quiet.Create(
+      Caller(), "app-macOS",
+      AssignmentChanges{"available", AssignmentTarget{"#microsoft.graph.allLicensedUsersAssignmentTarget", {}, {}, {}},
+                        std::nullopt}));
 }
 
 TEST(AssignmentPermissions, AppsScopesDelegatedInTheSeedProfileApplicationTooInCurrent) {

@@ -19,8 +19,8 @@ std::size_t Characters(std::string_view text) {
 }
 
 Error BadValue(const char* property, std::string why) {
-  return Error::InvalidArgument(fmt::format("Invalid value specified for property '{}' of resource: {}.", property, why),
-                                property);
+  return Error::InvalidArgument(
+      fmt::format("Invalid value specified for property '{}' of resource: {}.", property, why), property);
 }
 
 Status CheckLength(const char* property, std::string_view value, std::size_t max) {
@@ -28,16 +28,15 @@ Status CheckLength(const char* property, std::string_view value, std::size_t max
   return {};
 }
 
-Status CheckOptLength(const char* property, const std::optional<std::optional<std::string>>& value,
-                      std::size_t max) {
+Status CheckOptLength(const char* property, const std::optional<std::optional<std::string>>& value, std::size_t max) {
   if (!value || !*value) return {};
   return CheckLength(property, **value, max);
 }
 
 Status Required(const char* property, bool present) {
   if (!present) {
-    return Fail(Error::InvalidArgument(
-        fmt::format("Property '{}' is required when creating the resource.", property), property));
+    return Fail(Error::InvalidArgument(fmt::format("Property '{}' is required when creating the resource.", property),
+                                       property));
   }
   return {};
 }
@@ -152,17 +151,22 @@ Status Apply(DeviceChanges c, store::Device& d) {
 Status Apply(ManagedDeviceChanges c, store::ManagedDevice& m) {
   if (auto ok = CheckGuid("azureADDeviceId", c.azure_ad_device_id); !ok) return ok;
   if (auto ok = CheckGuid("userId", c.user_id); !ok) return ok;
-  for (const auto& [name, value] : {std::pair{"serialNumber", &c.serial_number}, {"deviceName", &c.device_name},
+  for (const auto& [name, value] : {std::pair{"serialNumber", &c.serial_number},
+                                    {"deviceName", &c.device_name},
                                     {"userPrincipalName", &c.user_principal_name},
-                                    {"operatingSystem", &c.operating_system}, {"osVersion", &c.os_version},
+                                    {"operatingSystem", &c.operating_system},
+                                    {"osVersion", &c.os_version},
                                     {"model", &c.model}}) {
     if (auto ok = CheckOptLength(name, *value, kMaxDeviceText); !ok) return ok;
   }
-  for (const auto& [field, value] :
-       {std::pair{&m.serial_number, &c.serial_number}, {&m.device_name, &c.device_name},
-        {&m.azure_ad_device_id, &c.azure_ad_device_id}, {&m.user_id, &c.user_id},
-        {&m.user_principal_name, &c.user_principal_name}, {&m.operating_system, &c.operating_system},
-        {&m.os_version, &c.os_version}, {&m.model, &c.model}}) {
+  for (const auto& [field, value] : {std::pair{&m.serial_number, &c.serial_number},
+                                     {&m.device_name, &c.device_name},
+                                     {&m.azure_ad_device_id, &c.azure_ad_device_id},
+                                     {&m.user_id, &c.user_id},
+                                     {&m.user_principal_name, &c.user_principal_name},
+                                     {&m.operating_system, &c.operating_system},
+                                     {&m.os_version, &c.os_version},
+                                     {&m.model, &c.model}}) {
     if (*value) *field = **value;
   }
   return {};
@@ -237,8 +241,7 @@ Result<std::int64_t> Directory::CountUsers(const Principal& caller, const std::o
   return store_.CountUsers(caller.tenant_id, filter);
 }
 
-Result<store::User> Directory::UpdateUser(const Principal& caller, const std::string& id,
-                                          const UserChanges& changes) {
+Result<store::User> Directory::UpdateUser(const Principal& caller, const std::string& id, const UserChanges& changes) {
   VPPD_ADMIT(kWriteUsers);
   return Mapped(store_.UpdateUser(caller.tenant_id, id, [&](store::User& u) { return Apply(changes, u); }),
                 "userPrincipalName");
@@ -398,8 +401,7 @@ Result<store::Page<store::ManagedDevice>> Directory::ListManagedDevices(const Pr
   return store_.ListManagedDevices(caller.tenant_id, query);
 }
 
-Result<std::int64_t> Directory::CountManagedDevices(const Principal& caller,
-                                                    const std::optional<store::Expr>& filter) {
+Result<std::int64_t> Directory::CountManagedDevices(const Principal& caller, const std::optional<store::Expr>& filter) {
   VPPD_ADMIT(kReadManagedDevices);
   return store_.CountManagedDevices(caller.tenant_id, filter);
 }

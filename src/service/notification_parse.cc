@@ -81,8 +81,9 @@ Result<std::string> OptionalString(const json::object& o, std::string_view key, 
   if (v == nullptr || v->is_null()) return std::string();
   const json::string* s = v->if_string();
   if (s == nullptr || s->size() > kMaxIdLength) {
-    return Fail(Error::InvalidArgument("ASSET_MANAGEMENT: '" + std::string(key) + "' must be a string of at most 256 "
-                                       "characters",
+    return Fail(Error::InvalidArgument("ASSET_MANAGEMENT: '" + std::string(key) +
+                                           "' must be a string of at most 256 "
+                                           "characters",
                                        where));
   }
   return std::string(s->data(), s->size());
@@ -208,8 +209,7 @@ bool BearerMatches(std::string_view authorization, const store::NotificationEndp
   const std::string digest = Sha256Hex(authorization.substr(kScheme.size()));
   // Both compared, whatever the first gave: the time does not say which matched.
   const bool current = SameDigest(digest, endpoint.auth_hash);
-  const bool previous =
-      SameDigest(digest, endpoint.previous_auth_hash) && now < endpoint.previous_valid_until;
+  const bool previous = SameDigest(digest, endpoint.previous_auth_hash) && now < endpoint.previous_valid_until;
   return current || previous;
 }
 

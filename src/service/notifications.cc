@@ -124,8 +124,8 @@ struct NotificationApplier::Impl {
 
   // Queues the syncLicenses that replaces a notification vppd could not apply.
   void QueueSync(const store::AppleNotification& n) {
-    auto queued = sync::RequestJob(store, n.tenant_id, n.token_id, "syncLicenses", "", clock.Now(),
-                                   options.keep_action_results);
+    auto queued =
+        sync::RequestJob(store, n.tenant_id, n.token_id, "syncLicenses", "", clock.Now(), options.keep_action_results);
     if (!queued && queued.error().code != Code::kNotFound) {
       spdlog::warn("token {}: could not queue a sync for notification {}: {}", n.token_id, n.notification_id,
                    queued.error().message);
@@ -266,8 +266,7 @@ struct NotificationApplier::Impl {
     const Timestamp now = clock.Now();
     if (now >= next_cleanup) {
       next_cleanup = now + 600'000'000LL;  // every 10 minutes
-      const Timestamp retention =
-          std::chrono::duration_cast<std::chrono::microseconds>(options.retention).count();
+      const Timestamp retention = std::chrono::duration_cast<std::chrono::microseconds>(options.retention).count();
       if (auto gone = store.DeleteNotificationsBefore(now - retention); !gone) {
         spdlog::warn("deleting old notifications failed: {}", gone.error().message);
       } else if (*gone > 0) {

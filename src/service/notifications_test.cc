@@ -18,7 +18,8 @@ std::string Envelope(const std::string& type, const std::string& notification, c
 }
 
 TEST(ParseNotification, ReadsAnAssetCount) {
-  auto n = ParseNotification(Envelope("ASSET_COUNT", R"({"adamId":"408709785","countDelta":-3,"pricingParam":"PLUS"})"));
+  auto n =
+      ParseNotification(Envelope("ASSET_COUNT", R"({"adamId":"408709785","countDelta":-3,"pricingParam":"PLUS"})"));
   ASSERT_TRUE(n) << n.error().message;
   EXPECT_EQ(n->type, "ASSET_COUNT");
   EXPECT_EQ(n->notification_id, "n-1");
@@ -47,11 +48,11 @@ TEST(ParseNotification, ReadsEveryTypeVppdHandles) {
 }
 
 TEST(ParseNotification, ReadsAnAssetManagementAsApplesDocsShowIt) {
-  auto ok = ParseNotification(Envelope(
-      "ASSET_MANAGEMENT",
-      R"({"assignments":[{"adamId":"361309726","pricingParam":"STDQ","serialNumber":"C02X1"},)"
-      R"({"adamId":"361309726","pricingParam":"STDQ","serialNumber":"C02X2"}],)"
-      R"("eventId":"bdf8a67c-4a3a-4bd0-a4d4-eb5b4bdc24e4","result":"SUCCESS","type":"ASSOCIATE"})"));
+  auto ok = ParseNotification(
+      Envelope("ASSET_MANAGEMENT",
+               R"({"assignments":[{"adamId":"361309726","pricingParam":"STDQ","serialNumber":"C02X1"},)"
+               R"({"adamId":"361309726","pricingParam":"STDQ","serialNumber":"C02X2"}],)"
+               R"("eventId":"bdf8a67c-4a3a-4bd0-a4d4-eb5b4bdc24e4","result":"SUCCESS","type":"ASSOCIATE"})"));
   ASSERT_TRUE(ok) << ok.error().message;
   EXPECT_EQ(ok->event_id, "bdf8a67c-4a3a-4bd0-a4d4-eb5b4bdc24e4");
   EXPECT_EQ(ok->event_type, "ASSOCIATE");
@@ -60,11 +61,11 @@ TEST(ParseNotification, ReadsAnAssetManagementAsApplesDocsShowIt) {
   EXPECT_FALSE(ok->names_users);
   EXPECT_EQ(ok->error_number, 0);
   // A failure names its error (an ErrorResponse); assignments of users are told apart.
-  auto failed = ParseNotification(Envelope(
-      "ASSET_MANAGEMENT",
-      R"({"assignments":[{"adamId":"1","clientUserId":"u1"},{"adamId":"1","serialNumber":"S"}],)"
-      R"("error":{"errorInfo":{"serialNumbers":["S"]},"errorMessage":"License not found","errorNumber":9610},)"
-      R"("eventId":"e2","result":"FAILURE","type":"DISASSOCIATE"})"));
+  auto failed = ParseNotification(
+      Envelope("ASSET_MANAGEMENT",
+               R"({"assignments":[{"adamId":"1","clientUserId":"u1"},{"adamId":"1","serialNumber":"S"}],)"
+               R"("error":{"errorInfo":{"serialNumbers":["S"]},"errorMessage":"License not found","errorNumber":9610},)"
+               R"("eventId":"e2","result":"FAILURE","type":"DISASSOCIATE"})"));
   ASSERT_TRUE(failed) << failed.error().message;
   EXPECT_FALSE(failed->succeeded);
   EXPECT_EQ(failed->serial_numbers, (std::vector<std::string>{"S"}));
@@ -88,8 +89,9 @@ TEST(ParseNotification, RefusesBadInputSayingWhat) {
        "'notificationId' must be a string"},
       {R"({"notificationId":"","notificationType":"TEST_NOTIFICATION","uId":"1","notification":{}})",
        "1 to 256 characters"},
-      {R"({"notificationId":")" + std::string(300, 'a') + R"(","notificationType":"TEST_NOTIFICATION","uId":"1",)"
-       R"("notification":{}})",
+      {R"({"notificationId":")" + std::string(300, 'a') +
+           R"(","notificationType":"TEST_NOTIFICATION","uId":"1",)"
+           R"("notification":{}})",
        "1 to 256 characters"},
       {Envelope("SUBSCRIPTION_COUNT", "{}"), "'SUBSCRIPTION_COUNT' is not one vppd handles"},
       {Envelope("NO_SUCH_TYPE", "{}"), "is not one vppd handles"},
@@ -246,7 +248,8 @@ class NotificationsTest : public ::testing::TestWithParam<Backend> {
                         const std::string& bearer = "Bearer the-bearer") {
     return receiver_->Receive(
         kKey, bearer,
-        Envelope("ASSET_COUNT", R"({"adamId":")" + adam + R"(","countDelta":)" + std::to_string(delta) + "}", id, kUid));
+        Envelope("ASSET_COUNT", R"({"adamId":")" + adam + R"(","countDelta":)" + std::to_string(delta) + "}", id,
+                 kUid));
   }
   int Pending() {
     auto p = store_->PendingNotifications(1000);
@@ -276,8 +279,8 @@ class NotificationsTest : public ::testing::TestWithParam<Backend> {
     if (!success) {
       body += R"("error":{"errorMessage":"License not found","errorNumber":)" + std::to_string(error) + "},";
     }
-    body += R"("eventId":")" + event + R"(","result":")" + (success ? "SUCCESS" : "FAILURE") + R"(","type":")" +
-            type + R"("})";
+    body += R"("eventId":")" + event + R"(","result":")" + (success ? "SUCCESS" : "FAILURE") + R"(","type":")" + type +
+            R"("})";
     return receiver_->Receive(kKey, "Bearer the-bearer", Envelope("ASSET_MANAGEMENT", body, id, kUid));
   }
   void Submit(const std::string& event, const std::vector<std::string>& serials,

@@ -44,7 +44,7 @@ constexpr std::array kUsersRead = {kUserRead, kUserWrite, kDirectoryRead, kDirec
 constexpr std::array kUsersWrite = {kUserWrite, kDirectoryWrite};
 constexpr std::array kGroupsRead = {kGroupRead, kGroupWrite, kDirectoryRead, kDirectoryWrite};
 constexpr std::array kGroupsWrite = {kGroupWrite, kDirectoryWrite};
-constexpr std::array kMembersRead = {kGroupMemberRead, kGroupRead, kGroupMemberWrite,
+constexpr std::array kMembersRead = {kGroupMemberRead, kGroupRead,     kGroupMemberWrite,
                                      kGroupWrite,      kDirectoryRead, kDirectoryWrite};
 constexpr std::array kMembersWrite = {kGroupMemberWrite, kGroupWrite, kDirectoryWrite};
 constexpr std::array kDevicesRead = {kDeviceRead, kDeviceWrite, kDirectoryRead, kDirectoryWrite};

@@ -51,10 +51,10 @@ enum class Operation {
   kWriteDevices,
   kReadManagedDevices,
   kWriteManagedDevices,
-  kReadAppAssignments,        // mobileApps/{id}/assignments (list, get), $expand=assignments
-  kWriteAppAssignments,       // mobileApps/{id}/assignments (create, PATCH, delete)
-  kAssignApp,                 // mobileApps/{id}/assign
-  kReadAppInstallStatuses,    // mobileApps/{id}/deviceStatuses
+  kReadAppAssignments,      // mobileApps/{id}/assignments (list, get), $expand=assignments
+  kWriteAppAssignments,     // mobileApps/{id}/assignments (create, PATCH, delete)
+  kAssignApp,               // mobileApps/{id}/assign
+  kReadAppInstallStatuses,  // mobileApps/{id}/deviceStatuses
 };
 
 // seed: the seed page's table (delegated work/school only). current: the newest
@@ -280,8 +280,7 @@ class Directory {
   // azureADDeviceId and userId, when set, must be GUIDs (kept lower-case).
   Result<store::ManagedDevice> CreateManagedDevice(const Principal& caller, const ManagedDeviceChanges& changes);
   Result<store::ManagedDevice> GetManagedDevice(const Principal& caller, const std::string& id);
-  Result<store::Page<store::ManagedDevice>> ListManagedDevices(const Principal& caller,
-                                                               const store::ListQuery& query);
+  Result<store::Page<store::ManagedDevice>> ListManagedDevices(const Principal& caller, const store::ListQuery& query);
   Result<std::int64_t> CountManagedDevices(const Principal& caller, const std::optional<store::Expr>& filter);
   Result<store::ManagedDevice> UpdateManagedDevice(const Principal& caller, const std::string& id,
                                                    const ManagedDeviceChanges& changes);

@@ -155,16 +155,15 @@ TEST_P(AppAssignmentsStoreTest, CreateGetListUpdateDelete) {
   EXPECT_TRUE(Of(app2_).empty());
 
   clock_.Set(kT0 + kSecond);
-  Result<AppAssignment> updated =
-      store_->UpdateAppAssignment(kTenantA, app1_, made.id, [](AppAssignment& a) -> Status {
-        a.intent = "uninstall";
-        a.id = "ignored";
-        a.app_id = "ignored";
-        a.created = 1;
-        a.use_device_licensing = false;
-        a.settings_json = R"({"@odata.type":"#microsoft.graph.iosVppAppAssignmentSettings"})";
-        return {};
-      });
+  Result<AppAssignment> updated = store_->UpdateAppAssignment(kTenantA, app1_, made.id, [](AppAssignment& a) -> Status {
+    a.intent = "uninstall";
+    a.id = "ignored";
+    a.app_id = "ignored";
+    a.created = 1;
+    a.use_device_licensing = false;
+    a.settings_json = R"({"@odata.type":"#microsoft.graph.iosVppAppAssignmentSettings"})";
+    return {};
+  });
   ASSERT_TRUE(updated) << updated.error().message;
   EXPECT_EQ(updated->id, made.id);
   EXPECT_EQ(updated->app_id, app1_);
@@ -220,10 +219,9 @@ TEST_P(AppAssignmentsStoreTest, FailuresWriteNothing) {
             Code::kInvalidArgument);
   // An assignment of another app is not found through this one.
   EXPECT_EQ(store_->GetAppAssignment(kTenantA, app2_, made.id).error().code, Code::kNotFound);
-  EXPECT_EQ(store_->UpdateAppAssignment(kTenantA, app2_, made.id, [](AppAssignment&) -> Status { return {}; })
-                .error()
-                .code,
-            Code::kNotFound);
+  EXPECT_EQ(
+      store_->UpdateAppAssignment(kTenantA, app2_, made.id, [](AppAssignment&) -> Status { return {}; }).error().code,
+      Code::kNotFound);
   EXPECT_EQ(store_->DeleteAppAssignment(kTenantA, app2_, made.id).error().code, Code::kNotFound);
   EXPECT_EQ(store_->ListAssignmentsOfApp(kTenantA, "no-such-app").error().code, Code::kNotFound);
   EXPECT_EQ(store_->IsAppAssigned(kTenantA, "no-such-app").error().code, Code::kNotFound);
@@ -302,8 +300,9 @@ TEST_P(AppAssignmentsStoreTest, ListsOfAppsAndOfAToken) {
   AppAssignment elsewhere = Create(ToGroup(other_app));
 
   auto by_app_then_id = [](std::vector<AppAssignment> v) {
-    std::sort(v.begin(), v.end(),
-              [](const AppAssignment& x, const AppAssignment& y) { return std::tie(x.app_id, x.id) < std::tie(y.app_id, y.id); });
+    std::sort(v.begin(), v.end(), [](const AppAssignment& x, const AppAssignment& y) {
+      return std::tie(x.app_id, x.id) < std::tie(y.app_id, y.id);
+    });
     return v;
   };
   Result<std::vector<AppAssignment>> of_token = store_->ListAssignmentsOfToken(kTenantA, token_);

@@ -71,9 +71,8 @@ Status SqlStore::CheckAppExists(Tx& tx, const std::string& tenant_id, const std:
 
 Result<AppAssignment> SqlStore::GetAppAssignment(const std::string& tenant_id, const std::string& app_id,
                                                  const std::string& id) {
-  static const std::string sql =
-      fmt::format("SELECT {} FROM app_assignments WHERE tenant_id = ?1 AND app_id = ?2 AND id = ?3",
-                  kAssignmentSelectList);
+  static const std::string sql = fmt::format(
+      "SELECT {} FROM app_assignments WHERE tenant_id = ?1 AND app_id = ?2 AND id = ?3", kAssignmentSelectList);
   return InTx<AppAssignment>(TxKind::kRead, [&](Tx& tx) -> Result<AppAssignment> {
     if (Status s = CheckAppExists(tx, tenant_id, app_id); !s) return Fail(s.error());
     Result<bool> row = tx.QueryRow(sql, {tenant_id, app_id, id});
@@ -156,7 +155,8 @@ Status SqlStore::InsertAppAssignment(Tx& tx, const std::string& tenant_id, AppAs
         tx.QueryRow("SELECT 1 FROM app_assignments WHERE tenant_id = ?1 AND id = ?2", {tenant_id, assignment.id});
     if (!taken) return Fail(taken.error());
     if (*taken) {
-      return Fail(Error::AlreadyExists(fmt::format("a mobileAppAssignment with id '{}' already exists", assignment.id)));
+      return Fail(
+          Error::AlreadyExists(fmt::format("a mobileAppAssignment with id '{}' already exists", assignment.id)));
     }
   }
   if (assignment.created == 0) assignment.created = now;
@@ -213,8 +213,8 @@ Result<AppAssignment> SqlStore::UpdateAppAssignment(const std::string& tenant_id
 Status SqlStore::DeleteAppAssignment(const std::string& tenant_id, const std::string& app_id, const std::string& id) {
   return InTx<void>(TxKind::kWrite, [&](Tx& tx) -> Status {
     if (Status s = CheckAppExists(tx, tenant_id, app_id); !s) return s;
-    if (Status s =
-            tx.Exec("DELETE FROM app_assignments WHERE tenant_id = ?1 AND app_id = ?2 AND id = ?3", {tenant_id, app_id, id});
+    if (Status s = tx.Exec("DELETE FROM app_assignments WHERE tenant_id = ?1 AND app_id = ?2 AND id = ?3",
+                           {tenant_id, app_id, id});
         !s) {
       return s;
     }

@@ -70,15 +70,9 @@ struct Entity<User> {
   static constexpr Table kQuery = Table::kUsers;
   static constexpr const char* kNoun = "user";
   static constexpr ColumnDef kColumns[] = {
-      {"id", BulkType::kText},
-      {"user_principal_name", BulkType::kText},
-      {"display_name", BulkType::kText},
-      {"mail", BulkType::kText},
-      {"given_name", BulkType::kText},
-      {"surname", BulkType::kText},
-      {"job_title", BulkType::kText},
-      {"account_enabled", BulkType::kBool},
-      {"created", BulkType::kInt},
+      {"id", BulkType::kText},           {"user_principal_name", BulkType::kText}, {"display_name", BulkType::kText},
+      {"mail", BulkType::kText},         {"given_name", BulkType::kText},          {"surname", BulkType::kText},
+      {"job_title", BulkType::kText},    {"account_enabled", BulkType::kBool},     {"created", BulkType::kInt},
       {"last_modified", BulkType::kInt},
   };
   static Result<User> Read(const Tx& row) {
@@ -107,14 +101,10 @@ struct Entity<Group> {
   static constexpr Table kQuery = Table::kGroups;
   static constexpr const char* kNoun = "group";
   static constexpr ColumnDef kColumns[] = {
-      {"id", BulkType::kText},
-      {"display_name", BulkType::kText},
-      {"description", BulkType::kText},
-      {"mail_nickname", BulkType::kText},
-      {"mail_enabled", BulkType::kBool},
-      {"security_enabled", BulkType::kBool},
-      {"group_types", BulkType::kText},
-      {"created", BulkType::kInt},
+      {"id", BulkType::kText},           {"display_name", BulkType::kText},
+      {"description", BulkType::kText},  {"mail_nickname", BulkType::kText},
+      {"mail_enabled", BulkType::kBool}, {"security_enabled", BulkType::kBool},
+      {"group_types", BulkType::kText},  {"created", BulkType::kInt},
       {"last_modified", BulkType::kInt},
   };
   static Result<Group> Read(const Tx& row) {
@@ -205,18 +195,17 @@ struct Entity<ManagedDevice> {
     return m;
   }
   static void Write(const ManagedDevice& m, Scratch&, std::vector<SqlArg>& out) {
-    out.insert(out.end(), {m.id, m.serial_number, m.device_name, m.azure_ad_device_id, m.user_id,
-                           m.user_principal_name, m.operating_system, m.os_version, m.model, m.created,
-                           m.last_modified});
+    out.insert(out.end(), {m.id, m.serial_number, m.device_name, m.azure_ad_device_id, m.user_id, m.user_principal_name,
+                           m.operating_system, m.os_version, m.model, m.created, m.last_modified});
   }
 };
 
 // The SQL of an entity, built once per type.
 template <class T>
 struct EntitySql {
-  std::string select_list;        // "id, ..., last_modified"
-  SqlStore::BulkInsert insert;    // tenant_id, then the columns; no conflict clause
-  SqlStore::BulkInsert upsert;    // the same, replacing the row of (tenant_id, id) but its created
+  std::string select_list;      // "id, ..., last_modified"
+  SqlStore::BulkInsert insert;  // tenant_id, then the columns; no conflict clause
+  SqlStore::BulkInsert upsert;  // the same, replacing the row of (tenant_id, id) but its created
   std::string insert_sql, upsert_sql, get_sql;
 
   static const EntitySql& Get() {
@@ -261,9 +250,9 @@ Status CheckUnique(Tx&, const std::string&, const T&) {
 
 template <>
 Status CheckUnique(Tx& tx, const std::string& tenant_id, const User& user) {
-  Result<bool> row = tx.QueryRow(
-      "SELECT id FROM users WHERE tenant_id = ?1 AND lower(user_principal_name) = lower(?2) AND id <> ?3",
-      {tenant_id, user.user_principal_name, user.id});
+  Result<bool> row =
+      tx.QueryRow("SELECT id FROM users WHERE tenant_id = ?1 AND lower(user_principal_name) = lower(?2) AND id <> ?3",
+                  {tenant_id, user.user_principal_name, user.id});
   if (!row) return Fail(row.error());
   if (*row) {
     return Fail(Error::AlreadyExists(
@@ -277,7 +266,8 @@ Status CheckUnique(Tx& tx, const std::string& tenant_id, const Device& device) {
   Result<bool> row = tx.QueryRow("SELECT id FROM devices WHERE tenant_id = ?1 AND device_id = ?2 AND id <> ?3",
                                  {tenant_id, device.device_id, device.id});
   if (!row) return Fail(row.error());
-  if (*row) return Fail(Error::AlreadyExists(fmt::format("another device already has the deviceId '{}'", device.device_id)));
+  if (*row)
+    return Fail(Error::AlreadyExists(fmt::format("another device already has the deviceId '{}'", device.device_id)));
   return {};
 }
 
@@ -343,7 +333,8 @@ Result<T> SqlStore::CreateEntity(const std::string& tenant_id, T entity) {
     Result<bool> taken = tx.QueryRow(sql.get_sql, {tenant_id, entity.id});
     if (!taken) return Fail(taken.error());
     if (*taken) {
-      return Fail(Error::AlreadyExists(fmt::format("a {} with the id '{}' already exists", Entity<T>::kNoun, entity.id)));
+      return Fail(
+          Error::AlreadyExists(fmt::format("a {} with the id '{}' already exists", Entity<T>::kNoun, entity.id)));
     }
     if (Status s = CheckUnique(tx, tenant_id, entity); !s) return Fail(s.error());
     if (Status s = WriteEntity(tx, sql.insert_sql, tenant_id, entity); !s) return Fail(s.error());
@@ -514,7 +505,8 @@ Result<bool> LockGroup(Tx& tx, const std::string& tenant_id, const std::string& 
 }
 
 Result<std::int64_t> NextSeq(Tx& tx, const std::string& tenant_id) {
-  Result<bool> row = tx.QueryRow("SELECT coalesce(max(seq), 0) + 1 FROM group_members WHERE tenant_id = ?1", {tenant_id});
+  Result<bool> row =
+      tx.QueryRow("SELECT coalesce(max(seq), 0) + 1 FROM group_members WHERE tenant_id = ?1", {tenant_id});
   if (!row) return Fail(row.error());
   return tx.Int(0);
 }
@@ -538,13 +530,12 @@ Result<GroupMember> SqlStore::AddGroupMember(const std::string& tenant_id, const
     Result<std::optional<MemberKind>> kind = FindObjectKind(tx, tenant_id, member_id);
     if (!kind) return Fail(kind.error());
     if (!*kind) return Fail(MemberNotFound(member_id));
-    Result<bool> already = tx.QueryRow(
-        "SELECT 1 FROM group_members WHERE tenant_id = ?1 AND group_id = ?2 AND member_id = ?3",
-        {tenant_id, group_id, member_id});
+    Result<bool> already =
+        tx.QueryRow("SELECT 1 FROM group_members WHERE tenant_id = ?1 AND group_id = ?2 AND member_id = ?3",
+                    {tenant_id, group_id, member_id});
     if (!already) return Fail(already.error());
     if (*already) {
-      return Fail(Error::AlreadyExists(
-          fmt::format("'{}' is already a member of group '{}'", member_id, group_id)));
+      return Fail(Error::AlreadyExists(fmt::format("'{}' is already a member of group '{}'", member_id, group_id)));
     }
     Result<std::int64_t> seq = NextSeq(tx, tenant_id);
     if (!seq) return Fail(seq.error());
@@ -553,10 +544,9 @@ Result<GroupMember> SqlStore::AddGroupMember(const std::string& tenant_id, const
     member.kind = **kind;
     member.seq = *seq;
     member.added = now;
-    if (Status s = tx.Exec(
-            "INSERT INTO group_members (tenant_id, group_id, member_id, member_kind, seq, added) "
-            "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            {tenant_id, group_id, member_id, MemberKindName(member.kind), member.seq, now});
+    if (Status s = tx.Exec("INSERT INTO group_members (tenant_id, group_id, member_id, member_kind, seq, added) "
+                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                           {tenant_id, group_id, member_id, MemberKindName(member.kind), member.seq, now});
         !s) {
       return Fail(s.error());
     }
@@ -990,7 +980,8 @@ Result<ImportCounts> SqlStore::ImportGroups(const std::string& tenant_id, const 
         !s) {
       return Fail(s.error());
     }
-    if (Status s = read_refs("SELECT id, device_id FROM devices WHERE tenant_id = ?1", MemberKind::kDevice, false); !s) {
+    if (Status s = read_refs("SELECT id, device_id FROM devices WHERE tenant_id = ?1", MemberKind::kDevice, false);
+        !s) {
       return Fail(s.error());
     }
     if (Status s = read_refs("SELECT id, NULL FROM groups WHERE tenant_id = ?1", MemberKind::kGroup, false); !s) {

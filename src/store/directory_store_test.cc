@@ -133,8 +133,7 @@ TEST_P(DirectoryStoreTest, UsersCreateGetUpdateDeleteAndUniqueUpn) {
   ASSERT_TRUE(store_->DeleteUser(kTenantA, alice.id));
   EXPECT_EQ(store_->GetUser(kTenantA, alice.id).error().code, Code::kNotFound);
   EXPECT_EQ(store_->DeleteUser(kTenantA, alice.id).error().code, Code::kNotFound);
-  EXPECT_EQ(store_->UpdateUser(kTenantA, alice.id, [](User&) -> Status { return {}; }).error().code,
-            Code::kNotFound);
+  EXPECT_EQ(store_->UpdateUser(kTenantA, alice.id, [](User&) -> Status { return {}; }).error().code, Code::kNotFound);
 }
 
 TEST_P(DirectoryStoreTest, ListsTakeFilterOrderPagingAndCount) {

@@ -93,8 +93,8 @@ constexpr ColumnInfo kManagedDeviceColumns[] = {
 
 // Every table's columns, in Table's order; together every Column once, in the
 // enum's order.
-constexpr std::span<const ColumnInfo> kTables[] = {kTokenColumns,  kAppColumns,    kUserColumns,
-                                                   kGroupColumns,  kDeviceColumns, kManagedDeviceColumns};
+constexpr std::span<const ColumnInfo> kTables[] = {kTokenColumns, kAppColumns,    kUserColumns,
+                                                   kGroupColumns, kDeviceColumns, kManagedDeviceColumns};
 constexpr std::size_t kColumnCount = static_cast<std::size_t>(Column::kManagedDeviceLastModified) + 1;
 
 // What a literal or column can be compared with: text and enum members are both

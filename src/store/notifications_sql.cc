@@ -53,10 +53,9 @@ Error TokenNotFound(const std::string& token_id) {
 
 // Ends a pending notification as `state` inside `tx`; false when it was not pending.
 Result<bool> EndPending(Tx& tx, const AppleNotification& n, const std::string& state, Timestamp now) {
-  if (Status s = tx.Exec(
-          "UPDATE apple_notifications SET state = ?4, handled = ?5 "
-          "WHERE tenant_id = ?1 AND token_id = ?2 AND notification_id = ?3 AND state = 'pending'",
-          {n.tenant_id, n.token_id, n.notification_id, state, now});
+  if (Status s = tx.Exec("UPDATE apple_notifications SET state = ?4, handled = ?5 "
+                         "WHERE tenant_id = ?1 AND token_id = ?2 AND notification_id = ?3 AND state = 'pending'",
+                         {n.tenant_id, n.token_id, n.notification_id, state, now});
       !s) {
     return Fail(s.error());
   }
@@ -93,13 +92,13 @@ Result<NotificationEndpoint> SqlStore::RotateNotificationEndpoint(const Notifica
   if (next.location_key.empty() || next.auth_hash.empty()) {
     return Fail(Error::InvalidArgument("store: a notification endpoint needs a location key and an auth hash"));
   }
-  static const std::string select = fmt::format(
-      "SELECT {} FROM notification_endpoints WHERE tenant_id = ?1 AND token_id = ?2", kEndpointColumns);
+  static const std::string select =
+      fmt::format("SELECT {} FROM notification_endpoints WHERE tenant_id = ?1 AND token_id = ?2", kEndpointColumns);
   return InTx<NotificationEndpoint>(TxKind::kWrite, [&](Tx& tx) -> Result<NotificationEndpoint> {
     // The token row is locked first, as every write of a token's data does.
-    Result<bool> token = tx.QueryRow(
-        std::string("SELECT 1 FROM vpp_tokens WHERE tenant_id = ?1 AND id = ?2") + dialect().for_update,
-        {next.tenant_id, next.token_id});
+    Result<bool> token =
+        tx.QueryRow(std::string("SELECT 1 FROM vpp_tokens WHERE tenant_id = ?1 AND id = ?2") + dialect().for_update,
+                    {next.tenant_id, next.token_id});
     if (!token) return Fail(token.error());
     if (!*token) return Fail(TokenNotFound(next.token_id));
     Result<bool> row = tx.QueryRow(select + dialect().for_update, {next.tenant_id, next.token_id});
@@ -109,12 +108,12 @@ Result<NotificationEndpoint> SqlStore::RotateNotificationEndpoint(const Notifica
       const NotificationEndpoint old = ReadEndpoint(tx);
       out.location_key = old.location_key;
       out.previous_auth_hash = old.auth_hash;
-      if (Status s = tx.Exec(
-              "UPDATE notification_endpoints SET apple_uid = ?3, auth_hash = ?4, previous_auth_hash = ?5, "
-              "previous_valid_until = ?6, stoken_expiration = ?7, registration = ?8, rotated = ?9 "
-              "WHERE tenant_id = ?1 AND token_id = ?2",
-              {out.tenant_id, out.token_id, out.apple_uid, out.auth_hash, out.previous_auth_hash,
-               out.previous_valid_until, out.stoken_expiration, out.registration, out.rotated});
+      if (Status s =
+              tx.Exec("UPDATE notification_endpoints SET apple_uid = ?3, auth_hash = ?4, previous_auth_hash = ?5, "
+                      "previous_valid_until = ?6, stoken_expiration = ?7, registration = ?8, rotated = ?9 "
+                      "WHERE tenant_id = ?1 AND token_id = ?2",
+                      {out.tenant_id, out.token_id, out.apple_uid, out.auth_hash, out.previous_auth_hash,
+                       out.previous_valid_until, out.stoken_expiration, out.registration, out.rotated});
           !s) {
         return Fail(s.error());
       }
@@ -122,12 +121,12 @@ Result<NotificationEndpoint> SqlStore::RotateNotificationEndpoint(const Notifica
     }
     out.previous_auth_hash.clear();
     out.previous_valid_until = 0;
-    if (Status s = tx.Exec(fmt::format("INSERT INTO notification_endpoints ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-                                       "?8, ?9, ?10)",
-                                       kEndpointColumns),
-                           {out.tenant_id, out.token_id, out.location_key, out.apple_uid, out.auth_hash,
-                            out.previous_auth_hash, out.previous_valid_until, out.stoken_expiration,
-                            out.registration, out.rotated});
+    if (Status s = tx.Exec(
+            fmt::format("INSERT INTO notification_endpoints ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+                        "?8, ?9, ?10)",
+                        kEndpointColumns),
+            {out.tenant_id, out.token_id, out.location_key, out.apple_uid, out.auth_hash, out.previous_auth_hash,
+             out.previous_valid_until, out.stoken_expiration, out.registration, out.rotated});
         !s) {
       return Fail(s.error());
     }
@@ -140,12 +139,11 @@ Result<std::vector<std::pair<std::string, std::string>>> SqlStore::TokensToRegis
   using Out = std::vector<std::pair<std::string, std::string>>;
   if (limit < 0) return Fail(Error::InvalidArgument("store: limit must not be negative"));
   return InTx<Out>(TxKind::kReadOne, [&](Tx& tx) -> Result<Out> {
-    if (Status s = tx.Query(
-            "SELECT t.tenant_id, t.id FROM vpp_tokens t LEFT JOIN notification_endpoints e "
-            "ON e.tenant_id = t.tenant_id AND e.token_id = t.id "
-            "WHERE t.state = 'valid' AND (e.token_id IS NULL OR e.registration <> ?1) "
-            "ORDER BY t.tenant_id, t.id LIMIT ?2",
-            {registration, limit});
+    if (Status s = tx.Query("SELECT t.tenant_id, t.id FROM vpp_tokens t LEFT JOIN notification_endpoints e "
+                            "ON e.tenant_id = t.tenant_id AND e.token_id = t.id "
+                            "WHERE t.state = 'valid' AND (e.token_id IS NULL OR e.registration <> ?1) "
+                            "ORDER BY t.tenant_id, t.id LIMIT ?2",
+                            {registration, limit});
         !s) {
       return Fail(s.error());
     }
@@ -161,15 +159,15 @@ Result<std::vector<std::pair<std::string, std::string>>> SqlStore::TokensToRegis
 
 Result<bool> SqlStore::RecordNotification(const AppleNotification& n) {
   return InTx<bool>(TxKind::kWrite, [&](Tx& tx) -> Result<bool> {
-    Result<bool> token = tx.QueryRow("SELECT 1 FROM vpp_tokens WHERE tenant_id = ?1 AND id = ?2",
-                                     {n.tenant_id, n.token_id});
+    Result<bool> token =
+        tx.QueryRow("SELECT 1 FROM vpp_tokens WHERE tenant_id = ?1 AND id = ?2", {n.tenant_id, n.token_id});
     if (!token) return Fail(token.error());
     if (!*token) return Fail(TokenNotFound(n.token_id));
-    if (Status s = tx.Exec(fmt::format("INSERT INTO apple_notifications ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
-                                       "ON CONFLICT (tenant_id, token_id, notification_id) DO NOTHING",
-                                       kNotificationColumns),
-                           {n.tenant_id, n.token_id, n.notification_id, n.type, n.body, n.received, n.state,
-                            n.handled});
+    if (Status s =
+            tx.Exec(fmt::format("INSERT INTO apple_notifications ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+                                "ON CONFLICT (tenant_id, token_id, notification_id) DO NOTHING",
+                                kNotificationColumns),
+                    {n.tenant_id, n.token_id, n.notification_id, n.type, n.body, n.received, n.state, n.handled});
         !s) {
       return Fail(s.error());
     }
@@ -252,10 +250,9 @@ Result<CountChange> SqlStore::ApplyAssetCount(const AppleNotification& n, const 
       return CountChange::kInconsistent;
     }
     if (!unlimited) {
-      if (Status s = tx.Exec(
-              "UPDATE mobile_apps SET total_licenses = total_licenses + ?5, last_modified = ?6 "
-              "WHERE tenant_id = ?1 AND token_id = ?2 AND adam_id = ?3 AND pricing_param = ?4",
-              {n.tenant_id, n.token_id, adam_id, pricing_param, delta, now});
+      if (Status s = tx.Exec("UPDATE mobile_apps SET total_licenses = total_licenses + ?5, last_modified = ?6 "
+                             "WHERE tenant_id = ?1 AND token_id = ?2 AND adam_id = ?3 AND pricing_param = ?4",
+                             {n.tenant_id, n.token_id, adam_id, pricing_param, delta, now});
           !s) {
         return Fail(s.error());
       }

@@ -63,18 +63,17 @@ Status SqlStore::PutDeviceLicenses(const std::string& tenant_id, const std::stri
     Result<std::int64_t> key = TokenKey(tx, tenant_id, token_id, false);
     if (!key) return Fail(key.error());
     for (const DeviceLicense& r : remove) {
-      if (Status s = tx.Exec(
-              "DELETE FROM device_licenses WHERE tenant_id = ?1 AND token_id = ?2 AND adam_id = ?3 AND "
-              "pricing_param = ?4 AND serial_number = ?5",
-              {tenant_id, token_id, r.adam_id, r.pricing_param, r.serial_number});
+      if (Status s = tx.Exec("DELETE FROM device_licenses WHERE tenant_id = ?1 AND token_id = ?2 AND adam_id = ?3 AND "
+                             "pricing_param = ?4 AND serial_number = ?5",
+                             {tenant_id, token_id, r.adam_id, r.pricing_param, r.serial_number});
           !s) {
         return s;
       }
     }
     for (const DeviceLicense& r : rows) {
-      if (Status s = tx.Exec(kUpsertLicense, {tenant_id, token_id, r.adam_id, r.pricing_param, r.serial_number, r.state,
-                                              r.error_code, r.error_message, r.event_id, r.cause,
-                                              r.updated != 0 ? r.updated : now});
+      if (Status s = tx.Exec(kUpsertLicense,
+                             {tenant_id, token_id, r.adam_id, r.pricing_param, r.serial_number, r.state, r.error_code,
+                              r.error_message, r.event_id, r.cause, r.updated != 0 ? r.updated : now});
           !s) {
         return s;
       }
@@ -99,8 +98,7 @@ Status SqlStore::RecordAppleEvent(const std::string& tenant_id, const std::strin
             "INSERT INTO apple_events (tenant_id, token_id, event_id, kind, adam_id, pricing_param, serials, "
             "submitted, next_poll, polls) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)",
             {tenant_id, token_id, event.event_id, event.kind, event.adam_id, event.pricing_param,
-             static_cast<std::int64_t>(serials.size()), event.submitted != 0 ? event.submitted : now,
-             event.next_poll});
+             static_cast<std::int64_t>(serials.size()), event.submitted != 0 ? event.submitted : now, event.next_poll});
         !s) {
       return s;
     }
@@ -129,14 +127,13 @@ Result<std::vector<AppleEvent>> SqlStore::ListAppleEvents(const std::string& ten
       Result<bool> row = tx.Next();
       if (!row) return Fail(row.error());
       if (!*row) return events;
-      events.push_back(
-          {tx.Text(0), tx.Text(1), tx.Text(2), tx.Text(3), tx.Int(4), tx.Int(5), tx.Int(6), tx.Int(7)});
+      events.push_back({tx.Text(0), tx.Text(1), tx.Text(2), tx.Text(3), tx.Int(4), tx.Int(5), tx.Int(6), tx.Int(7)});
     }
   });
 }
 
-Status SqlStore::DeferAppleEvent(const std::string& tenant_id, const std::string& token_id,
-                                 const std::string& event_id, Timestamp next_poll) {
+Status SqlStore::DeferAppleEvent(const std::string& tenant_id, const std::string& token_id, const std::string& event_id,
+                                 Timestamp next_poll) {
   return InTx<void>(TxKind::kWrite, [&](Tx& tx) -> Status {
     if (Status s = tx.Exec(
             "UPDATE apple_events SET next_poll = ?4, polls = polls + 1 WHERE tenant_id = ?1 AND token_id = ?2 AND "
@@ -186,10 +183,10 @@ Status SqlStore::CompleteAppleEvent(const std::string& tenant_id, const std::str
             !s) {
           return s;
         }
-      } else if (Status s = tx.Exec(
-                     "UPDATE device_licenses SET state = 'granted', updated = ?4 WHERE tenant_id = ?1 AND "
-                     "token_id = ?2 AND event_id = ?3 AND state = 'reclaimPending'",
-                     {tenant_id, token_id, event_id, now});
+      } else if (Status s =
+                     tx.Exec("UPDATE device_licenses SET state = 'granted', updated = ?4 WHERE tenant_id = ?1 AND "
+                             "token_id = ?2 AND event_id = ?3 AND state = 'reclaimPending'",
+                             {tenant_id, token_id, event_id, now});
                  !s) {
         return s;
       }
@@ -204,10 +201,11 @@ Status SqlStore::CompleteAppleEvent(const std::string& tenant_id, const std::str
         }
         Status s = failed != nullptr
                        ? set_failed(serial, *failed)
-                       : tx.Exec("UPDATE device_licenses SET state = ?4, error_code = '', error_message = '', "
-                                 "updated = ?5 WHERE tenant_id = ?1 AND token_id = ?2 AND event_id = ?3 AND "
-                                 "state = ?6 AND serial_number = ?7",
-                                 {tenant_id, token_id, event_id, done_state, now, in_flight, serial});
+                       : tx.Exec(
+                             "UPDATE device_licenses SET state = ?4, error_code = '', error_message = '', "
+                             "updated = ?5 WHERE tenant_id = ?1 AND token_id = ?2 AND event_id = ?3 AND "
+                             "state = ?6 AND serial_number = ?7",
+                             {tenant_id, token_id, event_id, done_state, now, in_flight, serial});
         if (!s) return s;
       }
       Result<bool> left = tx.QueryRow(
@@ -224,10 +222,9 @@ Status SqlStore::CompleteAppleEvent(const std::string& tenant_id, const std::str
         if (f.error_number == harmless) continue;
         if (Status s = set_failed(f.serial_number, f); !s) return s;
       }
-      if (Status s = tx.Exec(
-              "UPDATE device_licenses SET state = ?4, error_code = '', error_message = '', updated = ?5 "
-              "WHERE tenant_id = ?1 AND token_id = ?2 AND event_id = ?3 AND state = ?6",
-              {tenant_id, token_id, event_id, associate ? "granted" : "released", now, in_flight});
+      if (Status s = tx.Exec("UPDATE device_licenses SET state = ?4, error_code = '', error_message = '', updated = ?5 "
+                             "WHERE tenant_id = ?1 AND token_id = ?2 AND event_id = ?3 AND state = ?6",
+                             {tenant_id, token_id, event_id, associate ? "granted" : "released", now, in_flight});
           !s) {
         return s;
       }
@@ -242,8 +239,9 @@ Status SqlStore::CompleteAppleEvent(const std::string& tenant_id, const std::str
 Result<std::vector<DeviceLicenseState>> SqlStore::DeviceLicenseStates(const std::string& tenant_id,
                                                                       const std::string& app_id) {
   return InTx<std::vector<DeviceLicenseState>>(TxKind::kRead, [&](Tx& tx) -> Result<std::vector<DeviceLicenseState>> {
-    Result<bool> app = tx.QueryRow(
-        "SELECT token_id, adam_id, pricing_param FROM mobile_apps WHERE tenant_id = ?1 AND id = ?2", {tenant_id, app_id});
+    Result<bool> app =
+        tx.QueryRow("SELECT token_id, adam_id, pricing_param FROM mobile_apps WHERE tenant_id = ?1 AND id = ?2",
+                    {tenant_id, app_id});
     if (!app) return Fail(app.error());
     if (!*app) return Fail(AppNotFound(app_id));
     const std::string token_id = tx.Text(0), adam_id = tx.Text(1), pricing_param = tx.Text(2);

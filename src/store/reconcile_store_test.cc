@@ -176,7 +176,8 @@ TEST_P(ReconcileStoreTest, AJobHandedBackAfterARequestIsDueAtOnce) {
 // --- device licences and events -------------------------------------------------------------
 
 TEST_P(ReconcileStoreTest, AnAssociateMarksItsSerialsPendingAndItsOutcomeSettlesEach) {
-  ASSERT_TRUE(store_->RecordAppleEvent(kTenantA, token_, Event("e1", "associate"), {"S1", "S2", "S3", "S4"}, "assigned"));
+  ASSERT_TRUE(
+      store_->RecordAppleEvent(kTenantA, token_, Event("e1", "associate"), {"S1", "S2", "S3", "S4"}, "assigned"));
   auto rows = Licenses();
   ASSERT_EQ(rows.size(), 4u);
   for (auto& [serial, r] : rows) {
@@ -218,8 +219,7 @@ TEST_P(ReconcileStoreTest, AnAssociateMarksItsSerialsPendingAndItsOutcomeSettles
 TEST_P(ReconcileStoreTest, ADisassociateReleasesOrKeepsTheLicenceWithItsError) {
   ASSERT_TRUE(store_->RecordAppleEvent(kTenantA, token_, Event("a", "associate"), {"S1", "S2", "S3"}, "assigned"));
   ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "a", {}));
-  ASSERT_TRUE(
-      store_->RecordAppleEvent(kTenantA, token_, Event("d", "disassociate"), {"S1", "S2", "S3"}, "leftScope"));
+  ASSERT_TRUE(store_->RecordAppleEvent(kTenantA, token_, Event("d", "disassociate"), {"S1", "S2", "S3"}, "leftScope"));
   EXPECT_EQ(Licenses()["S1"].state, "reclaimPending");
   AppleEventOutcome outcome;
   outcome.failures = {{"S2", 9627, "frequent reassociation"}, {"S3", 9619, "not associated"}};
@@ -258,8 +258,8 @@ TEST_P(ReconcileStoreTest, AnEventFailedAsAWholeFailsEverySerialAndAnAbandonedOn
 // An ASSET_MANAGEMENT notification names part of an event: those serials move,
 // the event stays in flight until its last serial was named.
 TEST_P(ReconcileStoreTest, APartOfAnEventMovesItsSerialsAndTheLastPartEndsIt) {
-  ASSERT_TRUE(store_->RecordAppleEvent(kTenantA, token_, Event("e", "associate"), {"S1", "S2", "S3", "S4"},
-                                       "assigned"));
+  ASSERT_TRUE(
+      store_->RecordAppleEvent(kTenantA, token_, Event("e", "associate"), {"S1", "S2", "S3", "S4"}, "assigned"));
   AppleEventOutcome first;
   first.only_serials = std::vector<std::string>{"S1", "S2"};
   ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "e", first));
@@ -285,7 +285,7 @@ TEST_P(ReconcileStoreTest, APartOfAnEventMovesItsSerialsAndTheLastPartEndsIt) {
   ASSERT_EQ(store_->ListAppleEvents(kTenantA, token_)->size(), 1u);
 
   AppleEventOutcome last;
-  last.only_serials = std::vector<std::string>{"S4", "S9"};  // S9 is no serial of the event: ignored
+  last.only_serials = std::vector<std::string>{"S4", "S9"};                    // S9 is no serial of the event: ignored
   last.all_failed = AppleEventOutcome::Failure{"", 9616, "already assigned"};  // harmless on an associate
   ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "e", last));
   rows = Licenses();

@@ -489,11 +489,13 @@ Result<Store::Enqueued> SqlStore::EnqueueJob(const std::string& tenant_id, const
         const bool running = !tx.Text(1).empty();
         // The params asked for last win (the run they ask for has not read them yet).
         const std::string params = options.params.empty() ? tx.Text(4) : options.params;
-        if (Status s = running ? tx.Exec("UPDATE sync_jobs SET rerun = ?2, params = ?3 WHERE key = ?1",
-                                         {key, true, params})
-                               : tx.Exec("UPDATE sync_jobs SET not_before = CASE WHEN not_before > ?2 THEN ?2 ELSE not_before END, "
-                                         "params = ?3 WHERE key = ?1",
-                                         {key, options.not_before, params});
+        if (Status s =
+                running
+                    ? tx.Exec("UPDATE sync_jobs SET rerun = ?2, params = ?3 WHERE key = ?1", {key, true, params})
+                    : tx.Exec(
+                          "UPDATE sync_jobs SET not_before = CASE WHEN not_before > ?2 THEN ?2 ELSE not_before END, "
+                          "params = ?3 WHERE key = ?1",
+                          {key, options.not_before, params});
             !s) {
           return Fail(s.error());
         }

@@ -187,7 +187,7 @@ struct GroupDevice {
 // what the first import created instead of adding to it; the key of each kind is
 // said by its function.
 struct ImportedDevice {
-  Device device;                // keyed by device_id (required)
+  Device device;                         // keyed by device_id (required)
   std::optional<ManagedDevice> managed;  // keyed by serial_number (required when set); its
                                          // azure_ad_device_id is set to device.device_id
 };
@@ -745,8 +745,7 @@ class Store {
   virtual Result<ManagedDevice> CreateManagedDevice(const std::string& tenant_id, ManagedDevice device) = 0;
   virtual Result<ManagedDevice> GetManagedDevice(const std::string& tenant_id, const std::string& id) = 0;
   virtual Result<Page<ManagedDevice>> ListManagedDevices(const std::string& tenant_id, const ListQuery& query) = 0;
-  virtual Result<std::int64_t> CountManagedDevices(const std::string& tenant_id,
-                                                   const std::optional<Expr>& filter) = 0;
+  virtual Result<std::int64_t> CountManagedDevices(const std::string& tenant_id, const std::optional<Expr>& filter) = 0;
   virtual Result<ManagedDevice> UpdateManagedDevice(const std::string& tenant_id, const std::string& id,
                                                     const std::function<Status(ManagedDevice&)>& mutate) = 0;
   virtual Status DeleteManagedDevice(const std::string& tenant_id, const std::string& id) = 0;
@@ -787,8 +786,7 @@ class Store {
   // as target) when rows repeat a key or a group's member cannot be resolved;
   // NotFound when the tenant does not exist. Times are stamped by the store.
   virtual Result<ImportCounts> ImportUsers(const std::string& tenant_id, const std::vector<User>& rows) = 0;
-  virtual Result<ImportCounts> ImportDevices(const std::string& tenant_id,
-                                             const std::vector<ImportedDevice>& rows) = 0;
+  virtual Result<ImportCounts> ImportDevices(const std::string& tenant_id, const std::vector<ImportedDevice>& rows) = 0;
   virtual Result<ImportCounts> ImportGroups(const std::string& tenant_id, const std::vector<ImportedGroup>& rows) = 0;
 
   // --- device licences (reconcile) ----------------------------------------------
@@ -810,8 +808,8 @@ class Store {
   virtual Result<std::vector<AppleEvent>> ListAppleEvents(const std::string& tenant_id,
                                                           const std::string& token_id) = 0;
   // A poll found it still pending: the next poll not before `next_poll`. NotFound.
-  virtual Status DeferAppleEvent(const std::string& tenant_id, const std::string& token_id,
-                                 const std::string& event_id, Timestamp next_poll) = 0;
+  virtual Status DeferAppleEvent(const std::string& tenant_id, const std::string& token_id, const std::string& event_id,
+                                 Timestamp next_poll) = 0;
   // The event ended (polled, or a notification said so: issue 16 calls this):
   // its serials' rows move on — associate: granted, or failed with the error;
   // disassociate: released, or back to granted with the error (the reclaim is
@@ -863,8 +861,7 @@ class Store {
   // asset or the total would go below zero or below used_licenses, as resync,
   // nothing moved (the caller queues a sync).
   virtual Result<CountChange> ApplyAssetCount(const AppleNotification& n, const std::string& adam_id,
-                                              const std::string& pricing_param, std::int64_t delta,
-                                              Timestamp now) = 0;
+                                              const std::string& pricing_param, std::int64_t delta, Timestamp now) = 0;
   // Deletes notifications received before `before` that are not pending; returns how many.
   virtual Result<std::int64_t> DeleteNotificationsBefore(Timestamp before) = 0;
   // The newest last_modified of any app (a sync or a count change wrote it); 0 when there is none.

@@ -150,11 +150,10 @@ struct Engine::Impl {
     }
     // What the job ended as, for GET /metrics (the token records the details).
     const std::string outcome = result ? "completed" : lease_lost ? "lease_lost" : stopping ? "handed_back" : "failed";
-    const std::string kind =
-        job.kind == kSyncLicenses || job.kind == kSyncLicenseCounts || job.kind == kRevokeLicenses ||
-                job.kind == kReconcile
-            ? job.kind
-            : "other";
+    const std::string kind = job.kind == kSyncLicenses || job.kind == kSyncLicenseCounts ||
+                                     job.kind == kRevokeLicenses || job.kind == kReconcile
+                                 ? job.kind
+                                 : "other";
     spdlog::info(
         "job {} (token {}, {}): {} after {} ms", job.id, job.token_id, job.kind, outcome,
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
@@ -267,9 +266,9 @@ struct Engine::Impl {
   // How often the scheduler looks for due tokens: every minute, and four times
   // per interval for a short one (tests, benchmarks).
   std::chrono::milliseconds SchedulerPeriod() const {
-    return std::clamp<std::chrono::milliseconds>(std::chrono::duration_cast<std::chrono::milliseconds>(SyncInterval()) /
-                                                     4,
-                                                 std::chrono::milliseconds(100), std::chrono::milliseconds(60'000));
+    return std::clamp<std::chrono::milliseconds>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(SyncInterval()) / 4, std::chrono::milliseconds(100),
+        std::chrono::milliseconds(60'000));
   }
 
   void SchedulerLoop() {

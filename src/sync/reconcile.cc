@@ -58,7 +58,7 @@ struct AssetTargets {
 struct Read {
   std::map<AssetKey, AssetInput> assets;
   std::vector<std::string> not_device_assignable;  // adamIds assigned with device licensing that Apple refuses
-  bool in_scope = false;                            // anything to look at: assignments, rows or events
+  bool in_scope = false;                           // anything to look at: assignments, rows or events
 };
 
 // Step 1: everything the decisions need, from the store.
@@ -197,7 +197,8 @@ Result<Read> ReadInputs(JobContext& ctx, const store::VppToken& token) {
                                              for (const auto& a : batch) {
                                                if (a.serial_number.empty()) continue;
                                                auto it = read.assets.find({a.adam_id, a.pricing_param});
-                                               if (it != read.assets.end()) it->second.held_at_sync.insert(a.serial_number);
+                                               if (it != read.assets.end())
+                                                 it->second.held_at_sync.insert(a.serial_number);
                                              }
                                              return {};
                                            });
@@ -362,9 +363,8 @@ void CountRows(JobContext& ctx, Report& report) {
 // as these options say, for ASSET_MANAGEMENT): its events wait for that.
 bool EventsNotified(JobContext& ctx) {
   const EngineOptions& o = ctx.options;
-  if (o.notification_url.empty() ||
-      std::find(o.notification_types.begin(), o.notification_types.end(), "ASSET_MANAGEMENT") ==
-          o.notification_types.end()) {
+  if (o.notification_url.empty() || std::find(o.notification_types.begin(), o.notification_types.end(),
+                                              "ASSET_MANAGEMENT") == o.notification_types.end()) {
     return false;
   }
   auto endpoint = ctx.store.GetNotificationEndpoint(ctx.job.tenant_id, ctx.job.token_id);

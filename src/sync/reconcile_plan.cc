@@ -104,9 +104,10 @@ AssetPlan PlanAsset(const AssetInput& in, const ReconcileOptions& options, bool 
   const std::int64_t base = plan.granted + plan.reclaimed;
   const auto cap =
       force ? static_cast<std::int64_t>(directory.size())
-            : std::max<std::int64_t>(0, std::max<std::int64_t>(kReclaimFloor, static_cast<std::int64_t>(std::floor(
-                                                                                 options.max_reclaim_fraction * base))) -
-                                            plan.reclaimed);
+            : std::max<std::int64_t>(
+                  0, std::max<std::int64_t>(
+                         kReclaimFloor, static_cast<std::int64_t>(std::floor(options.max_reclaim_fraction * base))) -
+                         plan.reclaimed);
   const auto take = std::min<std::int64_t>(cap, static_cast<std::int64_t>(directory.size()));
   plan.reclaim_directory.assign(directory.begin(), directory.begin() + take);
   plan.held_back = static_cast<std::int64_t>(directory.size()) - take;

@@ -59,20 +59,20 @@ struct AssetInput {
 };
 
 struct AssetPlan {
-  std::vector<std::string> associate;           // in serving order
-  std::vector<std::string> reclaim_explicit;    // uninstall, unassigned
-  std::vector<std::string> reclaim_directory;   // within the cap
-  std::vector<store::DeviceLicense> put;        // rows to write (failed: not enough licences)
-  std::vector<store::DeviceLicense> remove;     // rows that no longer mean anything
-  std::int64_t available = 0;                   // licences free before this plan's associations
+  std::vector<std::string> associate;          // in serving order
+  std::vector<std::string> reclaim_explicit;   // uninstall, unassigned
+  std::vector<std::string> reclaim_directory;  // within the cap
+  std::vector<store::DeviceLicense> put;       // rows to write (failed: not enough licences)
+  std::vector<store::DeviceLicense> remove;    // rows that no longer mean anything
+  std::int64_t available = 0;                  // licences free before this plan's associations
   std::int64_t wanted = 0;
-  std::int64_t holding = 0;                     // wanted devices holding a licence (vppd's or untracked)
-  std::int64_t not_enough = 0;                  // wanted devices left without one
-  std::int64_t held_back = 0;                   // directory reclaims beyond the cap
-  std::int64_t kept = 0;                        // not wanted, kept because reclaim is off
-  std::int64_t untracked = 0;                   // Apple's holders vppd never granted, not wanted
-  std::int64_t granted = 0;                     // rows granted before this plan
-  std::int64_t reclaimed = 0;                   // directory reclaims since the last sync (in flight or done)
+  std::int64_t holding = 0;     // wanted devices holding a licence (vppd's or untracked)
+  std::int64_t not_enough = 0;  // wanted devices left without one
+  std::int64_t held_back = 0;   // directory reclaims beyond the cap
+  std::int64_t kept = 0;        // not wanted, kept because reclaim is off
+  std::int64_t untracked = 0;   // Apple's holders vppd never granted, not wanted
+  std::int64_t granted = 0;     // rows granted before this plan
+  std::int64_t reclaimed = 0;   // directory reclaims since the last sync (in flight or done)
   bool Empty() const { return associate.empty() && reclaim_explicit.empty() && reclaim_directory.empty(); }
 };
 

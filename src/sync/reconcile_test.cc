@@ -55,7 +55,8 @@ class ReconcileTest : public ::testing::TestWithParam<Backend> {
   void StartApple(int total) {
     const std::string data = dir_.path() + "/sim.json";
     std::ofstream(data) << R"({"locations": [{"uId": ")" << kUid << R"(", "name": "School",
-      "assets": [{"adamId": ")" << kAdam << R"(", "totalCount": )" << total << R"(, "supportedPlatforms": ["iOS"]}],
+      "assets": [{"adamId": ")"
+                        << kAdam << R"(", "totalCount": )" << total << R"(, "supportedPlatforms": ["iOS"]}],
       "assignments": []}]})";
     sim::SimOptions options;
     options.data_file = data;
@@ -72,7 +73,8 @@ class ReconcileTest : public ::testing::TestWithParam<Backend> {
     ASSERT_TRUE(server) << server.error().message;
     server_ = std::move(*server);
     url_ = "http://127.0.0.1:" + std::to_string(server_->port()) + "/mdm/v2";
-    stoken_ = std::string(Control("GET", "/_sim/locations/" + std::string(kUid)).at("tokens").at(0).at("sToken").as_string());
+    stoken_ =
+        std::string(Control("GET", "/_sim/locations/" + std::string(kUid)).at("tokens").at(0).at("sToken").as_string());
     MakeEngine();
     store::VppToken t;
     t.token = stoken_;

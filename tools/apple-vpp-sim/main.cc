@@ -142,7 +142,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   server_opts.threads = threads;
-  server_opts.max_body_bytes = 4 * 1024 * 1024;  // 1000 serials × a few assets fits easily.
+  server_opts.max_body_bytes = 4 * 1024 * 1024;               // 1000 serials × a few assets fits easily.
   server_opts.error_writer = vppd::sim::ServerErrorResponse;  // Apple's ErrorResponse, not text/plain.
 
   auto sim = vppd::sim::Simulator::Create(opts, vppd::Clock::Real());

@@ -141,8 +141,9 @@ bool Simulator::ControlAuthorized(const http::Request& req) const {
 }
 
 http::Response ServerErrorResponse(const http::ServerError& error, const http::Request&) {
-  const int number = error.status == 500 ? kErrInternal : error.status == 503 ? kErrServiceUnavailable
-                                                                               : kErrInvalidArgument;
+  const int number = error.status == 500   ? kErrInternal
+                     : error.status == 503 ? kErrServiceUnavailable
+                                           : kErrInvalidArgument;
   http::Response r = http::Response::Json(error.status, ErrorResponseJson({number, std::string(error.message), {}}));
   if (error.status == 503) r.headers.emplace_back("Retry-After", "1");
   return r;
