@@ -160,12 +160,12 @@ TEST_F(PgStoreTest, TwoInstancesEnqueueingTheSameDueTokensMakeOneJobEach) {
   for (int i = 0; i < 6; ++i) {
     threads.emplace_back([&, i] {
       Store& store = i % 2 == 0 ? *a : *b;
-      Result<std::vector<std::pair<std::string, std::string>>> due = store.TokensDueForSync(kT0, 1000);
+      Result<std::vector<DueToken>> due = store.TokensDueForSync(kT0, 1000);
       all_looked.arrive_and_wait();
       ASSERT_TRUE(due) << due.error().message;
       EXPECT_EQ(due->size(), 40u);
-      for (const auto& [tenant, token] : *due) {
-        if (Enqueue(store, token, "syncLicenses")) ++queued;
+      for (const DueToken& d : *due) {
+        if (Enqueue(store, d.token_id, "syncLicenses")) ++queued;
       }
     });
   }

@@ -618,14 +618,15 @@ Status SqlStore::DeleteJob(Tx& tx, std::int64_t job_key) {
   return tx.Exec("DELETE FROM sync_jobs WHERE key = ?1", {job_key});
 }
 
-Result<std::vector<std::pair<std::string, std::string>>> SqlStore::TokensDueForSync(Timestamp before, int limit) {
-  using Due = std::vector<std::pair<std::string, std::string>>;
+Result<std::vector<DueToken>> SqlStore::TokensDueForSync(Timestamp before, int limit) {
+  using Due = std::vector<DueToken>;
   if (limit < 0) return Fail(Error::InvalidArgument("store: limit must not be negative"));
   return InTx<Due>(TxKind::kReadOne, [&](Tx& tx) -> Result<Due> {
-    if (Status s = tx.Query("SELECT tenant_id, id FROM vpp_tokens t WHERE state = 'valid' AND last_sync < ?1 "
-                            "AND NOT EXISTS (SELECT 1 FROM sync_jobs j WHERE j.tenant_id = t.tenant_id "
-                            "AND j.token_id = t.id) ORDER BY last_sync, tenant_id, id LIMIT ?2",
-                            {before, limit});
+    if (Status s =
+            tx.Query("SELECT tenant_id, id, last_sync FROM vpp_tokens t WHERE state = 'valid' AND last_sync < ?1 "
+                     "AND NOT EXISTS (SELECT 1 FROM sync_jobs j WHERE j.tenant_id = t.tenant_id "
+                     "AND j.token_id = t.id) ORDER BY last_sync, tenant_id, id LIMIT ?2",
+                     {before, limit});
         !s) {
       return Fail(s.error());
     }
@@ -634,7 +635,7 @@ Result<std::vector<std::pair<std::string, std::string>>> SqlStore::TokensDueForS
       Result<bool> row = tx.Next();
       if (!row) return Fail(row.error());
       if (!*row) return due;
-      due.emplace_back(tx.Text(0), tx.Text(1));
+      due.push_back(DueToken{tx.Text(0), tx.Text(1), LastSyncFromDisk(tx.Int(2))});
     }
   });
 }

@@ -205,7 +205,7 @@ class SqlStore : public Store {
   Status ClearStaged(const SyncJob& job) override;
   Result<VppToken> FinishJob(const SyncJob& job, const std::optional<SyncSnapshot>& snapshot,
                              const std::function<Status(VppToken&)>& mutate) override;
-  Result<std::vector<std::pair<std::string, std::string>>> TokensDueForSync(Timestamp before, int limit) override;
+  Result<std::vector<DueToken>> TokensDueForSync(Timestamp before, int limit) override;
   Result<std::string> InstallationId(const std::string& proposed) override;
   // reconcile_sql.cc
   Result<std::vector<DeviceLicense>> ListDeviceLicenses(const std::string& tenant_id,

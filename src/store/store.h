@@ -282,6 +282,14 @@ struct AppAssignment {
   bool operator==(const AppAssignment&) const = default;
 };
 
+// A token the scheduler may sync (Store::TokensDueForSync).
+struct DueToken {
+  std::string tenant_id;
+  std::string token_id;
+  Timestamp last_sync = 0;
+  bool operator==(const DueToken&) const = default;
+};
+
 // A durable unit of background work on one token.
 struct SyncJob {
   std::string id;  // GUID
@@ -702,9 +710,9 @@ class Store {
   // checks the counts per app; both also write the token's apps that changed.
   virtual Result<VppToken> FinishJob(const SyncJob& job, const std::optional<SyncSnapshot>& snapshot,
                                      const std::function<Status(VppToken&)>& mutate) = 0;
-  // (tenant id, token id) of tokens with state 'valid', whose last_sync is before
-  // `before` and that have no job, oldest last_sync first, at most `limit`.
-  virtual Result<std::vector<std::pair<std::string, std::string>>> TokensDueForSync(Timestamp before, int limit) = 0;
+  // Tokens with state 'valid', whose last_sync is before `before` and that have no
+  // job, oldest last_sync first, at most `limit`.
+  virtual Result<std::vector<DueToken>> TokensDueForSync(Timestamp before, int limit) = 0;
 
   // --- the directory (tenant-scoped) ----------------------------------------------
   // Create: assigns id (when empty), created and last_modified; NotFound when the

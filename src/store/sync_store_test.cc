@@ -1401,10 +1401,10 @@ TEST_P(SyncStoreTest, TokensDueForSync) {
   set(expired, kTenantA, 0, "expired");
   set(busy, kTenantA, 0, "valid");
   Enqueue(kTenantA, busy.id, "revokeLicenses");
-  using Due = std::vector<std::pair<std::string, std::string>>;
-  Result<Due> due = store_->TokensDueForSync(kT0 - 3600 * kSecond, 10);
+  Result<std::vector<DueToken>> due = store_->TokensDueForSync(kT0 - 3600 * kSecond, 10);
   ASSERT_TRUE(due);
-  EXPECT_EQ(*due, (Due{{kTenantA, never.id}, {kTenantB, old.id}})) << "never synced first, then the oldest";
+  EXPECT_EQ(*due, (std::vector<DueToken>{{kTenantA, never.id, 0}, {kTenantB, old.id, kT0 - 48 * 3600 * kSecond}}))
+      << "never synced first, then the oldest, each with its last sync";
   EXPECT_EQ(store_->TokensDueForSync(kT0, 1)->size(), 1u);
   EXPECT_EQ(store_->TokensDueForSync(kT0, 10)->size(), 3u);
   EXPECT_EQ(store_->TokensDueForSync(kT0, -1).error().code, Code::kInvalidArgument);

@@ -284,20 +284,28 @@ struct Engine::Impl {
     if (SyncInterval().count() <= 0) return {};
     const Timestamp now = clock.Now();
     const Timestamp interval = std::chrono::duration_cast<std::chrono::microseconds>(SyncInterval()).count();
-    // Spread over a tenth of the interval (at most an hour) so that tokens added
-    // together do not all hit Apple at once. A token is taken up that much (and
-    // the scheduler's period) before its interval is over, so that its sync
-    // starts within the interval: freshness without notifications is bounded by it.
+    // Spread over a tenth of the interval (at most an hour) so that tokens synced
+    // together do not all hit Apple at once: each token is due at its own offset
+    // within the spread. A token is taken up the spread (and the scheduler's
+    // period) before its interval is over, so that its sync starts within the
+    // interval: freshness without notifications is bounded by it. The job is
+    // queued when the token is due, not before: a token shows inProgress only
+    // while its sync is about to run or running, and a syncLicenses asked for
+    // meanwhile is not held back to a later start.
     const Timestamp spread = std::min<Timestamp>(interval / 10, 3'600'000'000LL);
     const Timestamp lead = spread + std::chrono::duration_cast<std::chrono::microseconds>(SchedulerPeriod()).count();
-    auto due = store.TokensDueForSync(now - std::max(interval - lead, interval / 2), 100);
+    const Timestamp earliest = std::max(interval - lead, interval / 2);
+    auto due = store.TokensDueForSync(now - earliest, 100);
     if (!due) return Fail(due.error());
-    for (const auto& [tenant, token] : *due) {
-      const Timestamp offset = spread > 0
-                                   ? static_cast<Timestamp>(std::stoull(Sha256Hex(token).substr(0, 12), nullptr, 16) %
-                                                            static_cast<unsigned long long>(spread))
-                                   : 0;
-      auto queued = RequestJob(store, tenant, token, kSyncLicenses, "", now, options.keep_action_results, now + offset);
+    for (const store::DueToken& d : *due) {
+      const Timestamp offset =
+          spread > 0 ? static_cast<Timestamp>(std::stoull(Sha256Hex(d.token_id).substr(0, 12), nullptr, 16) %
+                                              static_cast<unsigned long long>(spread))
+                     : 0;
+      // A token never synced (its first sync failed) is due at once.
+      if (d.last_sync != 0 && d.last_sync + earliest + offset > now) continue;
+      auto queued =
+          RequestJob(store, d.tenant_id, d.token_id, kSyncLicenses, "", now, options.keep_action_results, now);
       if (!queued && queued.error().code != Code::kNotFound) return Fail(queued.error());
     }
     return {};
