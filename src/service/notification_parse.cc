@@ -5,6 +5,7 @@
 // Layout: 1. parsing  2. the bearer.
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <limits>
 
 #include <boost/json.hpp>
@@ -140,6 +141,23 @@ Status ParseAssetManagement(const json::object& n, ParsedNotification& out) {
   return {};
 }
 
+// Boost.JSON reads a number beyond a double's range (1e400) as infinity, which has
+// no JSON spelling: the body kept would not parse again. Apple sends none.
+bool NumbersFinite(const json::value& v) {
+  if (const double* d = v.if_double()) return std::isfinite(*d);
+  if (const json::object* o = v.if_object()) {
+    for (const auto& member : *o) {
+      if (!NumbersFinite(member.value())) return false;
+    }
+  }
+  if (const json::array* a = v.if_array()) {
+    for (const json::value& item : *a) {
+      if (!NumbersFinite(item)) return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -151,6 +169,7 @@ Result<ParsedNotification> ParseNotification(std::string_view body) {
   opts.max_depth = 16;
   json::value doc = json::parse(json::string_view(body.data(), body.size()), ec, {}, opts);
   if (ec) return Fail(Error::InvalidArgument("the body is not valid JSON: " + ec.message()));
+  if (!NumbersFinite(doc)) return Fail(Error::InvalidArgument("the body holds a number out of range"));
   const json::object* o = doc.if_object();
   if (o == nullptr) return Fail(Error::InvalidArgument("the body must be a JSON object"));
   ParsedNotification out;
