@@ -231,6 +231,27 @@ Error BadProperty(const std::string& name, const std::string& why) {
 }
 
 // Checks one JSON value against a property definition.
+// What a client may store in a vppToken (README, "Choices"): a string of at most
+// 256 characters — the sToken 64 KB, Apple's are under 2 KB — and a collection of at
+// most 100 elements, each a string within the same 256.
+constexpr std::size_t kMaxStringChars = 256;
+constexpr std::size_t kMaxTokenChars = 64 * 1024;
+constexpr std::size_t kMaxCollection = 100;
+
+// Characters of UTF-8 text (Boost.JSON has checked it): the bytes that start one.
+std::size_t Utf8Chars(std::string_view s) {
+  return static_cast<std::size_t>(
+      std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+
+Status CheckLength(const PropertyDef& def, std::string_view s) {
+  const std::size_t most = def.name == "token" ? kMaxTokenChars : kMaxStringChars;
+  if (Utf8Chars(s) > most) {
+    return Fail(BadProperty(def.name, "at most " + std::to_string(most) + " characters are allowed."));
+  }
+  return {};
+}
+
 Status CheckValue(const PropertyDef& def, const json::value& v) {
   if (v.is_null()) {
     if (!def.nullable) return Fail(BadProperty(def.name, "null is not allowed for this property."));
@@ -238,9 +259,15 @@ Status CheckValue(const PropertyDef& def, const json::value& v) {
   }
   if (def.collection) {
     if (!v.is_array()) return Fail(BadProperty(def.name, "expected a JSON array."));
+    if (v.get_array().size() > kMaxCollection) {
+      return Fail(BadProperty(def.name, "at most " + std::to_string(kMaxCollection) + " elements are allowed."));
+    }
     for (const auto& item : v.get_array()) {
       if (def.type == EdmType::kString && !item.is_string()) {
         return Fail(BadProperty(def.name, "every element must be a string."));
+      }
+      if (item.is_string()) {
+        if (auto ok = CheckLength(def, item.get_string()); !ok) return ok;
       }
       if (def.type == EdmType::kComplex && !item.is_object()) {
         return Fail(BadProperty(def.name, "every element must be an object."));
@@ -253,7 +280,7 @@ Status CheckValue(const PropertyDef& def, const json::value& v) {
     case EdmType::kGuid:
     case EdmType::kBinary:
       if (!v.is_string()) return Fail(BadProperty(def.name, "expected a string."));
-      return {};
+      return CheckLength(def, v.get_string());
     case EdmType::kBoolean:
       if (!v.is_bool()) return Fail(BadProperty(def.name, "expected true or false."));
       return {};

@@ -213,6 +213,27 @@ class UpdateAndDelete(VppdTestCase):
         self.assertGraphError(r, 400, "BadRequest", "token", "JSON")
         self.assertEqual(self.call("GET", f"{BASE}/{t['id']}").json()["displayName"], "keep")
 
+    def test_property_sizes_are_limited_and_a_refusal_changes_nothing(self):
+        t = self.create(displayName="keep", roleScopeTagIds=["0"])
+        # 256 characters (not bytes: "é" is two) are stored; one more is a 400 naming the property.
+        r = self.call("PATCH", f"{BASE}/{t['id']}", {"displayName": "é" * 256, "roleScopeTagIds": ["t"] * 100})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["displayName"], "é" * 256)
+        self.assertEqual(len(r.json()["roleScopeTagIds"]), 100)
+        for body, prop, says in (({"displayName": "x" * 257}, "displayName", "at most 256 characters"),
+                                 ({"displayName": "x" * 500_000}, "displayName", "at most 256 characters"),
+                                 ({"appleId": "a" * 300 + "@x.com"}, "appleId", "at most 256 characters"),
+                                 ({"roleScopeTagIds": ["t"] * 101}, "roleScopeTagIds", "at most 100 elements"),
+                                 ({"roleScopeTagIds": ["t" * 257]}, "roleScopeTagIds", "at most 256 characters"),
+                                 ({"token": "A" * (64 * 1024 + 1)}, "token", "at most 65536 characters")):
+            r = self.call("PATCH", f"{BASE}/{t['id']}", {"countryOrRegion": "gb", **body})
+            self.assertGraphError(r, 400, "BadRequest", prop, says)
+        now = self.call("GET", f"{BASE}/{t['id']}").json()
+        self.assertEqual((now["displayName"], len(now["roleScopeTagIds"]), now["countryOrRegion"]),
+                         ("é" * 256, 100, t["countryOrRegion"]))
+        r = self.call("POST", BASE, {"token": make_stoken(), "displayName": "y" * 257})
+        self.assertGraphError(r, 400, "BadRequest", "displayName", "at most 256 characters")
+
     def test_patch_unknown_id_is_404(self):
         r = self.call("PATCH", f"{BASE}/nope", {"displayName": "x"})
         self.assertGraphError(r, 404, "ResourceNotFound")
