@@ -10,6 +10,7 @@
 #include <functional>
 #include <initializer_list>
 #include <optional>
+#include <set>
 #include <span>
 #include <stdexcept>
 
@@ -591,6 +592,25 @@ http::Response Api::Impl::CountResponse(std::int64_t n) {
 // graph.name, a bound action or function without parameters, unqualified or
 // namespace-qualified; graph.name(...), a function call with its arguments (the
 // handler parses them from Call::function).
+ContainerMembers RoutedContainer(ApiVersion version) {
+  using Impl = Api::Impl;
+  std::vector<std::string> firsts;
+  std::set<std::string> keyed;
+  for (const Impl::CompiledRoute& r : Impl::Table()) {
+    const unsigned flags = r.route->flags;
+    if ((flags & Impl::kUnversioned) != 0) continue;
+    if ((flags & Impl::kBetaOnly) != 0 && version != ApiVersion::kBeta) continue;
+    const std::string_view path = r.route->path;
+    const std::string first(path.substr(0, path.find('/')));
+    if (first.empty() || first[0] == '$') continue;
+    if (std::find(firsts.begin(), firsts.end(), first) == firsts.end()) firsts.push_back(first);
+    if (path == first + "/{id}") keyed.insert(first);
+  }
+  ContainerMembers out;
+  for (const std::string& name : firsts) (keyed.contains(name) ? out.entity_sets : out.singletons).push_back(name);
+  return out;
+}
+
 const std::vector<Api::Impl::CompiledRoute>& Api::Impl::Table() {
   using Op = service::Operation;
   using I = Impl;

@@ -86,8 +86,11 @@ class Api {
   // Thread-safe; called concurrently from the server's threads.
   http::Response Handle(http::Request& request) const;
 
- private:
+  // Defined in api_impl.h, internal to graph/ (whose other files, $metadata's among
+  // them, read the route table through it); the name alone gives nothing away.
   struct Impl;
+
+ private:
   std::unique_ptr<Impl> impl_;
 };
 

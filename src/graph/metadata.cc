@@ -1,6 +1,7 @@
 #include "graph/metadata.h"
 
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "graph/errors.h"
@@ -192,12 +193,14 @@ std::string BuildDocument(ApiVersion version) {
     w.Close(tag);
   }
   w.Open("EntityContainer", {{"Name", "GraphService"}});
-  w.Open("Singleton", {{"Name", "deviceAppManagement"}, {"Type", "microsoft.graph.deviceAppManagement"}},
-         /*empty=*/true);
-  w.Open("Singleton", {{"Name", "deviceManagement"}, {"Type", "microsoft.graph.deviceManagement"}}, /*empty=*/true);
-  for (const char* set : {"users", "groups", "devices"}) {
-    const std::string type = std::string("microsoft.graph.") + std::string(set, std::strlen(set) - 1);
-    w.Open("EntitySet", {{"Name", set}, {"EntityType", type}}, /*empty=*/true);
+  const ContainerMembers members = RoutedContainer(version);
+  for (const std::string& name : members.singletons) {
+    w.Open("Singleton", {{"Name", name}, {"Type", "microsoft.graph." + name}}, /*empty=*/true);
+  }
+  for (const std::string& name : members.entity_sets) {
+    // Graph names a set by its type in the plural: users of user, groups of group.
+    w.Open("EntitySet", {{"Name", name}, {"EntityType", "microsoft.graph." + name.substr(0, name.size() - 1)}},
+           /*empty=*/true);
   }
   w.Close("EntityContainer");
 

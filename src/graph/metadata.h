@@ -24,15 +24,25 @@ namespace vppd::graph {
 // Thread-safe.
 const std::string& MetadataDocument(ApiVersion version);
 
+// The directory's types (directory.cc): directoryObject, user, group, device,
+// managedDevice and deviceManagement, for the $metadata document.
+const std::vector<SchemaType>& DirectorySchemaTypes();
+
+// The entity container's members (api.cc, from the route table rather than a second
+// list): the first segment of every route served under `version`, $metadata and $batch
+// aside, in the table's order. One whose entities are addressed by key right under it
+// ("users/{id}") is an entity set; the others ("deviceAppManagement") are singletons.
+struct ContainerMembers {
+  std::vector<std::string> singletons;
+  std::vector<std::string> entity_sets;
+};
+ContainerMembers RoutedContainer(ApiVersion version);
+
 // Answers `/{version}/$metadata` followed by the segments `rest`: 200 with the
 // document (`application/xml`, OData-Version 4.0) for GET; InvalidArgument
 // ("Resource not found for the segment ...", graph code BadRequest) when `rest` is not
 // empty; 405 with `Allow: GET` for another method (as a response, since the Allow
 // header is part of it). Query options are ignored, as Graph ignores them here.
-// The directory's types (directory.cc): directoryObject, user, group, device,
-// managedDevice and deviceManagement, for the $metadata document.
-const std::vector<SchemaType>& DirectorySchemaTypes();
-
 Result<http::Response> MetadataResponse(const http::Request& request, ApiVersion version,
                                         std::span<const std::string> rest);
 

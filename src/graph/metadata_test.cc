@@ -5,6 +5,7 @@
 #include "graph/metadata.h"
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -481,6 +482,27 @@ TEST(MetadataTest, Response) {
   ASSERT_TRUE(post.has_value());
   EXPECT_EQ(post->status, 405);
   EXPECT_EQ(http::FindHeader(post->headers, "Allow").value_or(""), "GET");
+}
+
+// The container comes from the route table: the directory's collections are entity sets
+// (addressed by key under them), deviceAppManagement and deviceManagement singletons; each
+// names a type the document declares.
+TEST(MetadataTest, ContainerMembersComeFromTheRouteTable) {
+  for (ApiVersion version : {ApiVersion::kBeta, ApiVersion::kV1}) {
+    const ContainerMembers members = RoutedContainer(version);
+    EXPECT_EQ(members.singletons, (std::vector<std::string>{"deviceAppManagement", "deviceManagement"}));
+    EXPECT_EQ(members.entity_sets, (std::vector<std::string>{"users", "groups", "devices"}));
+    const std::string& doc = MetadataDocument(version);
+    for (const char* set : {"users", "groups", "devices"}) {
+      const std::string type(set, std::strlen(set) - 1);
+      EXPECT_NE(doc.find("<EntitySet Name=\"" + std::string(set) + "\" EntityType=\"microsoft.graph." + type + "\""),
+                std::string::npos)
+          << set;
+      EXPECT_NE(doc.find("<EntityType Name=\"" + type + "\""), std::string::npos) << type;
+    }
+    EXPECT_NE(doc.find(R"(<Singleton Name="deviceManagement" Type="microsoft.graph.deviceManagement")"),
+              std::string::npos);
+  }
 }
 
 }  // namespace
