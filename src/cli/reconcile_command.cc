@@ -19,21 +19,6 @@ int Exit(const std::string& message, int status = 1) {
   return status;
 }
 
-// The tenant holding `token_id` (token ids are GUIDs, unique across tenants).
-Result<std::string> FindTenant(store::Store& store, const ReconcileCommand& cmd) {
-  auto tenants = store.ListTenants();
-  if (!tenants) return Fail(tenants.error());
-  for (const auto& tenant : *tenants) {
-    if (!cmd.tenant_id.empty() && tenant.id != cmd.tenant_id) continue;
-    auto token = store.GetToken(tenant.id, cmd.token_id);
-    if (token) return tenant.id;
-    if (token.error().code != Code::kNotFound) return Fail(token.error());
-  }
-  std::string where = cmd.tenant_id.empty() ? "in any tenant" : "in tenant " + cmd.tenant_id;
-  return Fail(Error::NotFound("no vppToken with id '" + cmd.token_id + "' " + where +
-                              " of this store (vppd tokens list shows them)"));
-}
-
 std::int64_t Count(const boost::json::object& o, const char* key) {
   const auto* v = o.if_contains(key);
   return v != nullptr && v->is_int64() ? v->get_int64() : 0;
@@ -72,7 +57,7 @@ int RunReconcileCommand(const ReconcileCommand& cmd, const Settings& settings) {
   auto opened = OpenExistingStore(settings);
   if (!opened) return Exit(opened.error().message);
   store::Store& store = **opened;
-  auto tenant = FindTenant(store, cmd);
+  auto tenant = FindTokenTenant(store, cmd.token_id, cmd.tenant_id);
   if (!tenant) return Exit(tenant.error().message);
   auto before = store.GetReconcileReport(*tenant, cmd.token_id);
   if (!before) return Exit(before.error().message);

@@ -201,6 +201,20 @@ void Runtime::Shutdown() {
   if (engine) engine->Stop();
 }
 
+Result<std::string> FindTokenTenant(store::Store& store, const std::string& token_id, const std::string& tenant_id) {
+  auto tenants = store.ListTenants();
+  if (!tenants) return Fail(tenants.error());
+  for (const auto& tenant : *tenants) {
+    if (!tenant_id.empty() && tenant.id != tenant_id) continue;
+    auto token = store.GetToken(tenant.id, token_id);
+    if (token) return tenant.id;
+    if (token.error().code != Code::kNotFound) return Fail(token.error());
+  }
+  std::string where = tenant_id.empty() ? "in any tenant" : "in tenant " + tenant_id;
+  return Fail(Error::NotFound("no vppToken with id '" + token_id + "' " + where +
+                              " of this store (vppd tokens list shows them)"));
+}
+
 Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   if (auto ok = Validate(s); !ok) return Fail(ok.error());
   if (s.apple_url.rfind("http://", 0) == 0) {

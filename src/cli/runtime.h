@@ -55,6 +55,11 @@ Result<std::unique_ptr<store::Store>> OpenStore(const Settings& settings);
 // transaction) instead of the store's default.
 Result<std::unique_ptr<store::Store>> OpenExistingStore(const Settings& settings, int statement_timeout_ms = 0);
 
+// For the operator commands on one token (sync, reconcile): the tenant holding
+// `token_id` (token ids are GUIDs, unique across tenants), only `tenant_id` when it is
+// not empty. NotFound, saying where it looked and how to list the tokens.
+Result<std::string> FindTokenTenant(store::Store& store, const std::string& token_id, const std::string& tenant_id);
+
 // Opens everything and starts serving. The caller prints, waits, and shuts down.
 Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& settings);
 

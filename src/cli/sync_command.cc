@@ -31,21 +31,6 @@ int Exit(const std::string& message, int status = 1) {
   return status;
 }
 
-// The tenant holding `token_id` (token ids are GUIDs, unique across tenants).
-Result<std::string> FindTenant(store::Store& store, const SyncCommand& cmd) {
-  auto tenants = store.ListTenants();
-  if (!tenants) return Fail(tenants.error());
-  for (const auto& tenant : *tenants) {
-    if (!cmd.tenant_id.empty() && tenant.id != cmd.tenant_id) continue;
-    auto token = store.GetToken(tenant.id, cmd.token_id);
-    if (token) return tenant.id;
-    if (token.error().code != Code::kNotFound) return Fail(token.error());
-  }
-  std::string where = cmd.tenant_id.empty() ? "in any tenant" : "in tenant " + cmd.tenant_id;
-  return Fail(Error::NotFound("no vppToken with id '" + cmd.token_id + "' " + where +
-                              " of this store (vppd tokens list shows them)"));
-}
-
 std::string Elapsed(std::chrono::steady_clock::time_point since) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1f s",
@@ -137,7 +122,7 @@ int RunSyncCommand(const SyncCommand& cmd, const Settings& settings) {
   auto opened = OpenExistingStore(settings);
   if (!opened) return Exit(opened.error().message);
   store::Store& store = **opened;
-  auto tenant = FindTenant(store, cmd);
+  auto tenant = FindTokenTenant(store, cmd.token_id, cmd.tenant_id);
   if (!tenant) return Exit(tenant.error().message);
 
   // Exactly what POST …/syncLicenses does (coalesced with a sync already queued).
