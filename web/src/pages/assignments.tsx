@@ -19,8 +19,10 @@ const kStateBadge: Record<string, string> = { installed: 'ok', pendingInstall: '
 // Apple's error numbers a failed device licence carries (Apple's Apps and Books API).
 const kAppleErrors: Record<number, string> = {
   9709: 'not enough licences: granted when licences are bought or freed',
-  9610: 'the asset cannot be assigned to this device',
-  9616: 'already assigned',
+  9610: 'licence not found',
+  9616: 'licence already assigned',
+  9624: 'licence refunded',
+  9628: 'licence not eligible for device assignment',
   9707: 'the asset cannot be licensed to devices',
 };
 
