@@ -8,12 +8,12 @@
 #include <map>
 #include <set>
 #include <string_view>
-#include <tuple>
 
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
 #include "service/service.h"
+#include "sync/sync.h"
 
 namespace vppd::service {
 namespace {
@@ -354,44 +354,20 @@ Result<std::vector<DeviceInstallStatus>> AppAssignments::DeviceStatuses(const Pr
   if (!app) return Fail(app.error());
   auto assignments = store_.ListAssignmentsOfApp(caller.tenant_id, app_id);
   if (!assignments) return Fail(assignments.error());
-  // The devices the reconcile job serves, in its order (sync/reconcile.cc reads them the same way).
-  std::vector<std::string> included, excluded;
-  bool all_devices = false, all_users = false;
+  // The devices the reconcile job serves, in its order.
+  sync::DeviceTargets targets;
   for (const store::AppAssignment& a : *assignments) {
     if (a.target_type == kExclusionTarget) {
-      if (a.group_id) excluded.push_back(*a.group_id);
+      if (a.group_id) targets.exclude_groups.push_back(*a.group_id);
       continue;
     }
     if (!a.use_device_licensing || (a.intent != "required" && a.intent != "available")) continue;
-    if (a.target_type == kAllDevicesTarget) all_devices = true;
-    if (a.target_type == kAllUsersTarget) all_users = true;
-    if (a.target_type == kGroupTarget && a.group_id) included.push_back(*a.group_id);
+    if (a.target_type == kAllDevicesTarget) targets.all_devices = true;
+    if (a.target_type == kAllUsersTarget) targets.all_users = true;
+    if (a.target_type == kGroupTarget && a.group_id) targets.include_groups.push_back(*a.group_id);
   }
-  std::vector<store::GroupDevice> targeted;
-  if (!included.empty()) {
-    auto members = store_.DeviceMembersOf(caller.tenant_id, included);
-    if (!members) return Fail(members.error());
-    targeted = std::move(*members);
-  }
-  if (all_devices || all_users) {
-    auto all = store_.AllManagedDevices(caller.tenant_id);
-    if (!all) return Fail(all.error());
-    for (store::GroupDevice& d : *all) {
-      if (all_devices || !d.user_id.empty()) targeted.push_back(std::move(d));
-    }
-    std::stable_sort(targeted.begin(), targeted.end(), [](const auto& a, const auto& b) {
-      return std::tie(a.seq, a.managed_device_id) < std::tie(b.seq, b.managed_device_id);
-    });
-    // A device both in a group and reached by "all": once, at its first place.
-    std::set<std::string> seen;
-    std::erase_if(targeted, [&](const store::GroupDevice& d) { return !seen.insert(d.managed_device_id).second; });
-  }
-  std::set<std::string> out_of_scope;
-  if (!excluded.empty() && !targeted.empty()) {
-    auto members = store_.DeviceMembersOf(caller.tenant_id, excluded);
-    if (!members) return Fail(members.error());
-    for (const store::GroupDevice& d : *members) out_of_scope.insert(d.managed_device_id);
-  }
+  auto targeted = sync::DevicesReached(store_, caller.tenant_id, targets);
+  if (!targeted) return Fail(targeted.error());
 
   // Where each licence stands: the reconcile job's record, else Apple's at the last sync.
   auto states = store_.DeviceLicenseStates(caller.tenant_id, app_id);
@@ -410,8 +386,7 @@ Result<std::vector<DeviceInstallStatus>> AppAssignments::DeviceStatuses(const Pr
   }
 
   std::vector<DeviceInstallStatus> out;
-  for (const store::GroupDevice& d : targeted) {
-    if (out_of_scope.count(d.managed_device_id) != 0) continue;
+  for (const store::GroupDevice& d : *targeted) {
     DeviceInstallStatus s;
     s.managed_device_id = d.managed_device_id;
     s.device_name = d.device_name;

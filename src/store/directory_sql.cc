@@ -677,9 +677,9 @@ Result<std::vector<GroupDevice>> SqlStore::DeviceMembersOf(const std::string& te
   // The groups asked about and every group nested in them (UNION, not UNION ALL:
   // a cycle adds no new row and ends the recursion); then the Entra devices those
   // hold, and the managed devices enrolled as them. CROSS JOIN fixes SQLite's join
-  // order to that walk (each step an index lookup): without statistics it chose to
-  // scan managed_devices and, for each, the tenant's memberships — quadratic, minutes
-  // for a group of 100,000 devices. PostgreSQL plans a CROSS JOIN as any inner join.
+  // order to that walk, each step an index lookup: without statistics SQLite may pick
+  // a plan that scans the tenant's memberships per managed device, quadratic in the
+  // group (bench/README.md, "assign"). PostgreSQL plans a CROSS JOIN as any inner join.
   const std::string sql = fmt::format(
       "WITH RECURSIVE reached (group_id) AS ("
       "SELECT id FROM groups WHERE tenant_id = ?1 AND id IN ({}) "

@@ -26,7 +26,9 @@
 // licence, or disassociating a missing one, as done).
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
+#include <tuple>
 
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
@@ -48,8 +50,9 @@ Timestamp Micros(std::chrono::milliseconds d) { return d.count() * 1000; }
 
 // What an asset's assignments ask for.
 struct AssetTargets {
-  std::vector<std::string> include_groups, exclude_groups, uninstall_groups;
-  bool all_devices = false, all_users = false, uninstall_all_devices = false;
+  DeviceTargets reach;  // the devices its including assignments reach
+  std::vector<std::string> uninstall_groups;
+  bool uninstall_all_devices = false;
   bool assigned = false;  // some assignment includes devices with device licensing
   bool device_assignable = true;
   std::int64_t total = 0, used = 0;
@@ -100,7 +103,7 @@ Result<Read> ReadInputs(JobContext& ctx, const store::VppToken& token) {
     AssetTargets& t = targets[key];
     const bool include = (a.intent == "required" || a.intent == "available") && a.use_device_licensing;
     if (a.target_type == kExclusionTarget && a.group_id) {
-      t.exclude_groups.push_back(*a.group_id);
+      t.reach.exclude_groups.push_back(*a.group_id);
     } else if (a.intent == "uninstall") {
       if (a.target_type == kAllDevicesTarget || a.target_type == kAllUsersTarget) {
         t.uninstall_all_devices = true;
@@ -110,9 +113,9 @@ Result<Read> ReadInputs(JobContext& ctx, const store::VppToken& token) {
       wanted_assets.insert(key);
     } else if (include) {
       t.assigned = true;
-      if (a.target_type == kGroupTarget && a.group_id) t.include_groups.push_back(*a.group_id);
-      if (a.target_type == kAllDevicesTarget) t.all_devices = true;
-      if (a.target_type == kAllUsersTarget) t.all_users = true;
+      if (a.target_type == kGroupTarget && a.group_id) t.reach.include_groups.push_back(*a.group_id);
+      if (a.target_type == kAllDevicesTarget) t.reach.all_devices = true;
+      if (a.target_type == kAllUsersTarget) t.reach.all_users = true;
       wanted_assets.insert(key);
     }
   }
@@ -151,26 +154,11 @@ Result<Read> ReadInputs(JobContext& ctx, const store::VppToken& token) {
       in.assigned = false;
     }
     if (in.assigned) {
-      std::vector<store::GroupDevice> included;
-      if (!t.include_groups.empty()) {
-        auto members = ctx.store.DeviceMembersOf(tenant, t.include_groups);
-        if (!members) return Fail(members.error());
-        included = std::move(*members);
-      }
-      if (t.all_devices || t.all_users) {
-        auto every = all();
-        if (!every) return Fail(every.error());
-        for (const auto& d : **every) {
-          if (t.all_devices || !d.user_id.empty()) included.push_back(d);
-        }
-        std::stable_sort(included.begin(), included.end(), [](const auto& a, const auto& b) {
-          return std::tie(a.seq, a.managed_device_id) < std::tie(b.seq, b.managed_device_id);
-        });
-      }
-      auto excluded = serials_of(t.exclude_groups);
-      if (!excluded) return Fail(excluded.error());
-      for (const auto& d : included) {
-        if (!d.serial_number.empty() && !excluded->contains(d.serial_number)) in.wanted.push_back(d.serial_number);
+      auto reached = DevicesReached(ctx.store, tenant, t.reach, &all_devices);
+      if (!reached) return Fail(reached.error());
+      std::set<std::string> seen;  // a serial enrolled twice is one licence
+      for (const auto& d : *reached) {
+        if (seen.insert(d.serial_number).second) in.wanted.push_back(d.serial_number);
       }
     }
     auto uninstall = serials_of(t.uninstall_groups);
@@ -527,6 +515,43 @@ Status RunReconcile(JobContext& ctx) {
   });
   if (!done && done.error().code != Code::kNotFound) return ReleaseOrAbandon(ctx, done.error());
   return {};
+}
+
+Result<std::vector<store::GroupDevice>> DevicesReached(store::Store& store, const std::string& tenant_id,
+                                                       const DeviceTargets& targets,
+                                                       std::optional<std::vector<store::GroupDevice>>* all) {
+  std::vector<store::GroupDevice> reached;
+  if (!targets.include_groups.empty()) {
+    auto members = store.DeviceMembersOf(tenant_id, targets.include_groups);
+    if (!members) return Fail(members.error());
+    reached = std::move(*members);
+  }
+  if (targets.all_devices || targets.all_users) {
+    std::optional<std::vector<store::GroupDevice>> read_here;
+    if (all == nullptr) all = &read_here;
+    if (!*all) {
+      auto every = store.AllManagedDevices(tenant_id);
+      if (!every) return Fail(every.error());
+      *all = std::move(*every);
+    }
+    for (const auto& d : **all) {
+      if (targets.all_devices || !d.user_id.empty()) reached.push_back(d);
+    }
+    std::stable_sort(reached.begin(), reached.end(), [](const auto& a, const auto& b) {
+      return std::tie(a.seq, a.managed_device_id) < std::tie(b.seq, b.managed_device_id);
+    });
+    // A device both in a group and reached by "all": once, at its first place.
+    std::set<std::string> seen;
+    std::erase_if(reached, [&](const store::GroupDevice& d) { return !seen.insert(d.managed_device_id).second; });
+  }
+  if (!targets.exclude_groups.empty()) {
+    auto excluded = store.DeviceMembersOf(tenant_id, targets.exclude_groups);
+    if (!excluded) return Fail(excluded.error());
+    std::set<std::string> out;  // by serial: a licence is a serial's
+    for (const auto& d : *excluded) out.insert(d.serial_number);
+    std::erase_if(reached, [&](const store::GroupDevice& d) { return out.contains(d.serial_number); });
+  }
+  return reached;
 }
 
 }  // namespace vppd::sync

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -102,6 +103,23 @@ Result<store::Store::Enqueued> RequestJob(store::Store& store, const std::string
                                           const std::string& token_id, const std::string& kind,
                                           const std::string& params, Timestamp now, int keep_action_results = 20,
                                           Timestamp not_before = 0);
+
+// What an app's including assignments with device licensing target.
+struct DeviceTargets {
+  std::vector<std::string> include_groups, exclude_groups;
+  bool all_devices = false;  // allDevicesAssignmentTarget
+  bool all_users = false;    // allLicensedUsersAssignmentTarget: the managed devices that have a user
+};
+
+// The managed devices (with a serial number) `targets` reach: the members of the
+// included groups (nested), every managed device (all_devices) or every one with a
+// user (all_users), minus the devices whose serial an excluded group holds; each once,
+// earliest membership first, then by id. The reconcile job serves them in this order,
+// and deviceStatuses lists them so. `all`, when given, caches AllManagedDevices across
+// calls (one read per pass).
+Result<std::vector<store::GroupDevice>> DevicesReached(store::Store& store, const std::string& tenant_id,
+                                                       const DeviceTargets& targets,
+                                                       std::optional<std::vector<store::GroupDevice>>* all = nullptr);
 
 // Queues a reconcile of the token's device licences (sync/reconcile.cc): coalesced
 // with one already queued (which then runs no later than now), and when one is
