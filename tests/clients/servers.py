@@ -24,14 +24,13 @@ Uses tests/lib/harness.py (standard library only); binaries come from $VPPD_BIN_
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from harness import READ_SCOPE, WRITE_SCOPE, Sim, Vppd  # noqa: E402
+from harness import READ_SCOPE, WRITE_SCOPE, Sim, Vppd, run_command  # noqa: E402
 
 APPS_SCOPE = "DeviceManagementApps.ReadWrite.All"
 
@@ -87,14 +86,7 @@ def main():
             print(f"servers.py: could not start the servers: {e}", file=sys.stderr)
             return 2
 
-        proc = subprocess.Popen(command, env=env, start_new_session=True)
-        try:
-            rc = proc.wait(timeout=args.timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            print(f"servers.py: {' '.join(command)} ran longer than {args.timeout:.0f}s; killed", file=sys.stderr)
-            rc = 124
+        rc = run_command(command, env, args.timeout)
         if rc != 0:
             print("---- vppd stderr (tail) ----\n" + tail(vppd.log_path), file=sys.stderr)
             print("---- apple-vpp-sim stderr (tail) ----\n" + tail(sim.log_path), file=sys.stderr)

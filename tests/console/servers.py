@@ -28,7 +28,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from harness import VPPD, WRITE_SCOPE  # noqa: E402
+from harness import VPPD, WRITE_SCOPE, run_command  # noqa: E402
 
 APPS_SCOPE = "DeviceManagementApps.ReadWrite.All"
 # The Assignments test makes a group of devices through Graph's directory routes.
@@ -97,14 +97,7 @@ def main():
             print(f"servers.py: could not start vppd demo: {e}", file=sys.stderr)
             return 2
 
-        proc = subprocess.Popen(command, env=env, start_new_session=True)
-        try:
-            rc = proc.wait(timeout=args.timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            print(f"servers.py: {' '.join(command)} ran longer than {args.timeout:.0f}s; killed", file=sys.stderr)
-            rc = 124
+        rc = run_command(command, env, args.timeout)
         if rc != 0:
             print("---- vppd demo stdout ----\n" + output[-3000:], file=sys.stderr)
             with open(log_path, "rb") as f:

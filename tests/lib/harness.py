@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -117,6 +118,19 @@ def _read_announcement(proc, prefix, deadline_s=15, log_path=None):
                 return int(hostport.rsplit(":", 1)[1]), "http://" + url
     proc.kill()
     raise RuntimeError(f"{prefix} did not announce its address within {deadline_s}s")
+
+
+def run_command(command, env, timeout):
+    """Runs a test runner in its own process group; kills the group when it runs past
+    `timeout` seconds (reported, exit status 124). Returns its exit status."""
+    proc = subprocess.Popen(command, env=env, start_new_session=True)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        print(f"servers.py: {' '.join(command)} ran longer than {timeout:.0f}s; killed", file=sys.stderr)
+        return 124
 
 
 def psql(url, sql):
