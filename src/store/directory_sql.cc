@@ -39,6 +39,18 @@ std::string_view MemberKindName(MemberKind kind) {
 
 namespace {
 
+// DeviceMembersOf looks up at most this many devices by key; a larger group
+// reads the tenant's devices in order instead.
+constexpr std::size_t kDeviceLookupLimit = 1000;
+
+// A hash map keyed by strings that finds by string_view without a copy.
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+template <class V>
+using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+
 using BulkType = SqlStore::BulkType;
 
 struct ColumnDef {
@@ -674,34 +686,99 @@ Result<std::vector<GroupDevice>> SqlStore::QueryGroupDevices(const std::string& 
 Result<std::vector<GroupDevice>> SqlStore::DeviceMembersOf(const std::string& tenant_id,
                                                            const std::vector<std::string>& group_ids) {
   if (group_ids.empty()) return std::vector<GroupDevice>{};
-  // The groups asked about and every group nested in them (UNION, not UNION ALL:
-  // a cycle adds no new row and ends the recursion); then the Entra devices those
-  // hold, and the managed devices enrolled as them. CROSS JOIN fixes SQLite's join
-  // order to that walk, each step an index lookup: without statistics SQLite may pick
-  // a plan that scans the tenant's memberships per managed device, quadratic in the
-  // group (bench/README.md, "assign"). PostgreSQL plans a CROSS JOIN as any inner join.
-  const std::string sql = fmt::format(
+  // Three reads in one snapshot, joined here rather than by the database: the
+  // groups asked about with every group nested in them (UNION, not UNION ALL: a
+  // cycle adds no new row and ends the recursion) and the Entra devices they
+  // hold, each with its earliest membership; then the managed devices enrolled
+  // as those. A small group looks its devices up by key. A large one reads the
+  // tenant's devices and managed devices in key order instead: a lookup per
+  // member lands on a random page each time, and that made a pass over a
+  // 100,000-device group cost seconds (bench/README.md, "assign"). Doing the
+  // join here also keeps the plan out of the planner's hands: without
+  // statistics SQLite has picked plans quadratic in the group before.
+  const std::string members_sql = fmt::format(
       "WITH RECURSIVE reached (group_id) AS ("
       "SELECT id FROM groups WHERE tenant_id = ?1 AND id IN ({}) "
       "UNION SELECT m.member_id FROM group_members m JOIN reached r ON m.group_id = r.group_id "
       "WHERE m.tenant_id = ?1 AND m.member_kind = 'group') "
-      "SELECT md.id, md.serial_number, coalesce(md.device_name, ''), coalesce(md.user_id, ''), min(m.seq) "
-      "FROM reached r CROSS JOIN group_members m CROSS JOIN devices d CROSS JOIN managed_devices md "
-      "WHERE m.tenant_id = ?1 AND m.group_id = r.group_id AND m.member_kind = 'device' "
-      "AND d.tenant_id = ?1 AND d.id = m.member_id "
-      "AND md.tenant_id = ?1 AND md.azure_ad_device_id = d.device_id "
-      "AND md.serial_number IS NOT NULL AND md.serial_number <> '' "
-      "GROUP BY md.id, md.serial_number, md.device_name, md.user_id "
-      "ORDER BY min(m.seq), md.id",
+      "SELECT m.member_id, min(m.seq) FROM reached r CROSS JOIN group_members m "
+      "WHERE m.tenant_id = ?1 AND m.group_id = r.group_id AND m.member_kind = 'device' GROUP BY m.member_id",
       JsonValues(2));
   const std::string ids = JsonArray(group_ids);
-  return QueryGroupDevices(sql, {tenant_id, ids});
+  return InTx<std::vector<GroupDevice>>(TxKind::kRead, [&](Tx& tx) -> Result<std::vector<GroupDevice>> {
+    StringMap<std::int64_t> seq_of_device;  // Entra device object id → earliest membership
+    if (Status s = tx.Query(members_sql, {tenant_id, ids}); !s) return Fail(s.error());
+    for (;;) {
+      Result<bool> row = tx.Next();
+      if (!row) return Fail(row.error());
+      if (!*row) break;
+      seq_of_device.emplace(tx.View(0), tx.Int(1));
+    }
+    std::vector<GroupDevice> devices;
+    if (seq_of_device.empty()) return devices;
+    auto add = [&](Tx& t, std::int64_t seq) {
+      if (t.View(1).empty()) return;  // no serial number: nothing to license
+      devices.push_back({t.Text(0), t.Text(1), t.Text(2), t.Text(3), seq});
+    };
+    if (seq_of_device.size() <= kDeviceLookupLimit) {
+      std::vector<std::string> member_ids;
+      member_ids.reserve(seq_of_device.size());
+      for (const auto& [id, seq] : seq_of_device) member_ids.push_back(id);
+      const std::string list = JsonArray(member_ids);
+      // coalesce() keeps the serial-number index out of the plan: the lookup is by
+      // the Entra device id.
+      const std::string sql = fmt::format(
+          "SELECT md.id, coalesce(md.serial_number, ''), coalesce(md.device_name, ''), coalesce(md.user_id, ''), d.id "
+          "FROM devices d CROSS JOIN managed_devices md "
+          "WHERE d.tenant_id = ?1 AND d.id IN ({}) AND md.tenant_id = ?1 AND md.azure_ad_device_id = d.device_id",
+          JsonValues(2));
+      if (Status s = tx.Query(sql, {tenant_id, list}); !s) return Fail(s.error());
+      for (;;) {
+        Result<bool> row = tx.Next();
+        if (!row) return Fail(row.error());
+        if (!*row) break;
+        add(tx, seq_of_device.find(tx.View(4))->second);
+      }
+    } else {
+      StringMap<std::int64_t> seq_of_enrolment;  // devices.device_id → earliest membership
+      seq_of_enrolment.reserve(seq_of_device.size());
+      if (Status s = tx.Query("SELECT id, device_id FROM devices WHERE tenant_id = ?1", {tenant_id}); !s) {
+        return Fail(s.error());
+      }
+      for (;;) {
+        Result<bool> row = tx.Next();
+        if (!row) return Fail(row.error());
+        if (!*row) break;
+        auto member = seq_of_device.find(tx.View(0));
+        if (member != seq_of_device.end()) seq_of_enrolment.emplace(tx.View(1), member->second);
+      }
+      if (Status s =
+              tx.Query("SELECT id, coalesce(serial_number, ''), coalesce(device_name, ''), coalesce(user_id, ''), "
+                       "coalesce(azure_ad_device_id, '') FROM managed_devices WHERE tenant_id = ?1",
+                       {tenant_id});
+          !s) {
+        return Fail(s.error());
+      }
+      devices.reserve(seq_of_enrolment.size());
+      for (;;) {
+        Result<bool> row = tx.Next();
+        if (!row) return Fail(row.error());
+        if (!*row) break;
+        auto enrolled = seq_of_enrolment.find(tx.View(4));
+        if (enrolled != seq_of_enrolment.end()) add(tx, enrolled->second);
+      }
+    }
+    std::sort(devices.begin(), devices.end(), [](const GroupDevice& a, const GroupDevice& b) {
+      return std::tie(a.seq, a.managed_device_id) < std::tie(b.seq, b.managed_device_id);
+    });
+    return devices;
+  });
 }
 
 Result<std::vector<GroupDevice>> SqlStore::AllManagedDevices(const std::string& tenant_id) {
   return QueryGroupDevices(
       "SELECT id, serial_number, coalesce(device_name, ''), coalesce(user_id, ''), 0 FROM managed_devices "
-      "WHERE tenant_id = ?1 AND serial_number IS NOT NULL AND serial_number <> '' ORDER BY id",
+      "WHERE tenant_id = ?1 AND coalesce(serial_number, '') <> '' ORDER BY id",
       {tenant_id});
 }
 

@@ -298,6 +298,76 @@ TEST_P(DirectoryStoreTest, DeviceMembersOfFollowsNestedGroupsAndCycles) {
   EXPECT_EQ(Serials(store_->DeviceMembersOf(kTenantA, {top.id})), (std::vector<std::string>{"S3", "S2"}));
 }
 
+// Past the lookup limit (1,000 devices) the store reads the tenant's devices in
+// order instead of by key: the same answer.
+TEST_P(DirectoryStoreTest, DeviceMembersOfALargeGroup) {
+  std::vector<ImportedDevice> rows;
+  std::vector<std::string> members;
+  for (int i = 0; i < 1200; ++i) {
+    ImportedDevice row;
+    row.device.device_id = fmt::format("dev-{:04}", i);
+    if (i != 7) {
+      row.managed.emplace();
+      row.managed->serial_number = fmt::format("L{:04}", i);
+    }
+    rows.push_back(std::move(row));
+    if (i < 1100) members.push_back(fmt::format("dev-{:04}", i));
+  }
+  Result<ImportCounts> imported = store_->ImportDevices(kTenantA, rows);
+  ASSERT_TRUE(imported) << imported.error().message;
+  ManagedDevice no_serial;  // enrolled without a serial number: nothing to license
+  no_serial.azure_ad_device_id = "dev-0007";
+  ASSERT_TRUE(store_->CreateManagedDevice(kTenantA, no_serial));
+  // Tenant B enrols a device under the same Entra device id: not tenant A's.
+  ManagedDevice other;
+  other.serial_number = "B-0001";
+  other.azure_ad_device_id = "dev-0001";
+  ASSERT_TRUE(store_->CreateManagedDevice(kTenantB, other));
+  std::vector<ImportedGroup> groups(2);
+  groups[0].group.display_name = "big";
+  groups[0].members = members;
+  groups[1].group.display_name = "nested";
+  groups[1].members = std::vector<std::string>{"dev-1150"};
+  Result<ImportCounts> grouped = store_->ImportGroups(kTenantA, groups);
+  ASSERT_TRUE(grouped) << grouped.error().message;
+  Result<Page<Group>> listed = store_->ListGroups(kTenantA, ListQuery{});
+  ASSERT_TRUE(listed);
+  std::string big, nested;
+  for (const Group& g : listed->items) (g.display_name == "big" ? big : nested) = g.id;
+  Add(big, nested);
+  // A second managed device enrolled as a member's Entra device counts too.
+  ManagedDevice twin;
+  twin.serial_number = "TWIN";
+  twin.azure_ad_device_id = "dev-0003";
+  ASSERT_TRUE(store_->CreateManagedDevice(kTenantA, twin));
+
+  Result<std::vector<GroupDevice>> got = store_->DeviceMembersOf(kTenantA, {big});
+  ASSERT_TRUE(got) << got.error().message;
+  std::vector<std::string> serials = Serials(got);
+  ASSERT_EQ(serials.size(), 1101u);  // 1,100 members - 1 without a serial + the twin + the nested one
+  EXPECT_TRUE(std::is_sorted(got->begin(), got->end(), [](const GroupDevice& a, const GroupDevice& b) {
+    return std::tie(a.seq, a.managed_device_id) < std::tie(b.seq, b.managed_device_id);
+  }));
+  EXPECT_EQ(std::count(serials.begin(), serials.end(), "L0007"), 0);
+  EXPECT_EQ(std::count(serials.begin(), serials.end(), "B-0001"), 0);
+  EXPECT_EQ(std::count(serials.begin(), serials.end(), "L1150"), 1);
+  EXPECT_EQ(std::count(serials.begin(), serials.end(), "L1199"), 0);
+  EXPECT_EQ(serials.back(), "L1150");  // its membership came last
+  // The twin shares its Entra device's membership, so its seq.
+  auto seq_of = [&](const std::string& serial) {
+    for (const GroupDevice& d : *got) {
+      if (d.serial_number == serial) return d.seq;
+    }
+    return std::int64_t{-1};
+  };
+  EXPECT_EQ(seq_of("TWIN"), seq_of("L0003"));
+  // The same devices looked up by key (a group under the limit) carry the same seqs.
+  Result<std::vector<GroupDevice>> small = store_->DeviceMembersOf(kTenantA, {nested});
+  ASSERT_TRUE(small);
+  ASSERT_EQ(small->size(), 1u);
+  EXPECT_EQ(small->front().serial_number, "L1150");
+}
+
 TEST_P(DirectoryStoreTest, ImportDevicesCreatesBothAndUpdatesOnReimport) {
   std::vector<ImportedDevice> rows;
   for (int i = 0; i < 50; ++i) {

@@ -59,6 +59,10 @@ std::string Rows::Text(int row, int col) const {
   return std::string(PQgetvalue(result_, row, col), static_cast<std::size_t>(PQgetlength(result_, row, col)));
 }
 
+std::string_view Rows::View(int row, int col) const {
+  return {PQgetvalue(result_, row, col), static_cast<std::size_t>(PQgetlength(result_, row, col))};
+}
+
 std::optional<std::string> Rows::OptText(int row, int col) const {
   if (IsNull(row, col)) return std::nullopt;
   return Text(row, col);

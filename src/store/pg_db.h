@@ -91,6 +91,7 @@ class Rows {
   std::int64_t affected() const;
   bool IsNull(int row, int col) const;
   std::string Text(int row, int col) const;
+  std::string_view View(int row, int col) const;  // valid while the Rows live
   std::optional<std::string> OptText(int row, int col) const;
   std::int64_t Int(int row, int col) const;  // 0 when NULL
   bool Bool(int row, int col) const;         // false when NULL

@@ -143,6 +143,7 @@ class PgTx final : public Tx {
   bool IsNull(int col) const override { return rows_->IsNull(row_, col); }
   std::int64_t Int(int col) const override { return rows_->Int(row_, col); }
   std::string Text(int col) const override { return rows_->Text(row_, col); }
+  std::string_view View(int col) const override { return rows_->View(row_, col); }
   std::optional<std::string> OptText(int col) const override { return rows_->OptText(row_, col); }
   bool Bool(int col) const override { return rows_->Bool(row_, col); }
   std::int64_t Changes() const override { return rows_ ? rows_->affected() : 0; }

@@ -103,6 +103,8 @@ class Tx {
   virtual bool IsNull(int col) const = 0;
   virtual std::int64_t Int(int col) const = 0;  // 0 for NULL
   virtual std::string Text(int col) const = 0;
+  // The column's text without a copy: valid until the next Next or Query.
+  virtual std::string_view View(int col) const = 0;
   virtual std::optional<std::string> OptText(int col) const = 0;
   virtual bool Bool(int col) const = 0;
   // Rows the last INSERT/UPDATE/DELETE changed (after its result is done).
@@ -208,6 +210,8 @@ class SqlStore : public Store {
   Result<std::vector<DueToken>> TokensDueForSync(Timestamp before, int limit) override;
   Result<std::string> InstallationId(const std::string& proposed) override;
   // reconcile_sql.cc
+  Result<std::map<std::string, std::int64_t>> CountDeviceLicenses(const std::string& tenant_id,
+                                                                  const std::string& token_id) override;
   Result<std::vector<DeviceLicense>> ListDeviceLicenses(const std::string& tenant_id,
                                                         const std::string& token_id) override;
   Status PutDeviceLicenses(const std::string& tenant_id, const std::string& token_id,

@@ -49,6 +49,7 @@ class SqliteTx final : public Tx {
   bool IsNull(int col) const override { return stmt_->IsNull(col); }
   std::int64_t Int(int col) const override { return stmt_->Int(col); }
   std::string Text(int col) const override { return stmt_->Text(col); }
+  std::string_view View(int col) const override { return stmt_->Blob(col); }
   std::optional<std::string> OptText(int col) const override { return stmt_->OptText(col); }
   bool Bool(int col) const override { return stmt_->Int(col) != 0; }
   std::int64_t Changes() const override { return conn_.Changes(); }

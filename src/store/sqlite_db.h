@@ -70,7 +70,7 @@ class Stmt {
   std::string Text(int col) const;
   std::optional<std::string> OptText(int col) const;
   // A blob column's bytes, valid until the next Step, Reset or column access of `col`.
-  std::string_view Blob(int col) const;
+  std::string_view Blob(int col) const;  // also a TEXT column's bytes
 
  private:
   Connection* conn_;

@@ -64,6 +64,23 @@ struct Read {
   bool in_scope = false;                           // anything to look at: assignments, rows or events
 };
 
+// Puts vppd's licence rows into the assets they belong to (rows of an asset
+// the read did not include are for the caller to notice).
+bool AttachRows(std::vector<store::DeviceLicense> rows, Read& read) {
+  for (auto& [key, in] : read.assets) in.rows.clear();
+  bool all_placed = true;
+  for (store::DeviceLicense& r : rows) {
+    auto it = read.assets.find({r.adam_id, r.pricing_param});
+    if (it == read.assets.end()) {
+      all_placed = false;
+      continue;
+    }
+    const std::string serial = r.serial_number;
+    it->second.rows.emplace_hint(it->second.rows.end(), serial, std::move(r));
+  }
+  return all_placed;
+}
+
 // Step 1: everything the decisions need, from the store.
 Result<Read> ReadInputs(JobContext& ctx, const store::VppToken& token) {
   const std::string& tenant = ctx.job.tenant_id;
@@ -170,10 +187,7 @@ Result<Read> ReadInputs(JobContext& ctx, const store::VppToken& token) {
       for (const auto& d : **every) in.uninstall.insert(d.serial_number);
     }
   }
-  for (store::DeviceLicense& r : *rows) {
-    auto it = read.assets.find({r.adam_id, r.pricing_param});
-    if (it != read.assets.end()) it->second.rows.emplace(r.serial_number, std::move(r));
-  }
+  AttachRows(std::move(*rows), read);
 
   // Apple's device licences of these assets at the last sync.
   if (!read.assets.empty()) {
@@ -334,14 +348,16 @@ std::optional<Stop> Send(JobContext& ctx, apple::Client& client, const apple::Se
 
 // The report's totals from the rows as they are now.
 void CountRows(JobContext& ctx, Report& report) {
-  auto rows = ctx.store.ListDeviceLicenses(ctx.job.tenant_id, ctx.job.token_id);
-  if (rows) {
-    for (const auto& r : *rows) {
-      if (r.state == "granted") ++report.granted;
-      if (r.state == "pending") ++report.pending;
-      if (r.state == "failed") ++report.failed;
-      if (r.state == "reclaimPending") ++report.reclaim_pending;
-    }
+  auto counts = ctx.store.CountDeviceLicenses(ctx.job.tenant_id, ctx.job.token_id);
+  if (counts) {
+    auto count = [&](const char* state) {
+      auto it = counts->find(state);
+      return it == counts->end() ? std::int64_t{0} : it->second;
+    };
+    report.granted = count("granted");
+    report.pending = count("pending");
+    report.failed = count("failed");
+    report.reclaim_pending = count("reclaimPending");
   }
   auto events = ctx.store.ListAppleEvents(ctx.job.tenant_id, ctx.job.token_id);
   if (events) report.events_in_flight = static_cast<std::int64_t>(events->size());
@@ -413,9 +429,14 @@ Status RunReconcile(JobContext& ctx) {
     if (due) {
       stopped = PollEvents(ctx, client, report);
       if (!stopped && (report.events_completed > 0 || report.events_abandoned > 0)) {
-        // Settled events change what is held: decide on fresh rows.
-        read = ReadInputs(ctx, *token);
-        if (!read) return ReleaseOrAbandon(ctx, read.error());
+        // Settled events change only vppd's rows (what is wanted stays): decide
+        // on fresh rows, read again in full only if one no longer fits.
+        auto rows = ctx.store.ListDeviceLicenses(job.tenant_id, job.token_id);
+        if (!rows) return ReleaseOrAbandon(ctx, rows.error());
+        if (!AttachRows(std::move(*rows), *read)) {
+          read = ReadInputs(ctx, *token);
+          if (!read) return ReleaseOrAbandon(ctx, read.error());
+        }
         plan_all(*read);
       }
     }

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string_view>
+#include <unordered_set>
 
 namespace vppd::sync {
 namespace {
@@ -40,13 +42,14 @@ AssetPlan PlanAsset(const AssetInput& in, const ReconcileOptions& options, bool 
     }
     if (row.state == "granted") ++plan.granted;
     if ((row.state == "reclaimPending" || row.state == "released") && row.cause == "leftScope") ++plan.reclaimed;
-    rows.emplace(serial, &row);
+    rows.emplace_hint(rows.end(), serial, &row);  // in.rows is in serial order
   }
   plan.available = unlimited ? kUnlimitedCount : std::max<std::int64_t>(0, available);
   std::int64_t left = plan.available;
 
   // 2. Serve the wanted devices in order.
-  std::set<std::string> wanted;
+  std::unordered_set<std::string_view> wanted;  // views of in.wanted
+  wanted.reserve(in.wanted.size());
   for (const std::string& serial : in.wanted) {
     if (in.uninstall.contains(serial) || !wanted.insert(serial).second) continue;
     ++plan.wanted;
