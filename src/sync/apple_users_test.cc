@@ -384,6 +384,30 @@ TEST_P(AppleUsersTest, AppleUnreachableLeavesTheUsersToSendAndTheJobComingBack) 
   EXPECT_EQ(AtApple().size(), 1u);
 }
 
+// A /users walk that meets a user whose create vppd has not seen end yet must
+// not move past it: once the event ends (without the code), a later walk still
+// brings that user's invitation.
+TEST_P(AppleUsersTest, AUserPassedOverWhileInFlightGetsItsInvitationFromALaterWalk) {
+  const std::string ann = DirectoryUser("ann@contoso.example");
+  Settle({ann});  // ann waits for her invitation to be accepted: every pass walks /users
+  options_.event_poll_interval = 1h;
+  const std::string bob = DirectoryUser("bob@contoso.example");
+  auto first = Run({ann, bob});
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_EQ(first->created, 1);
+  std::this_thread::sleep_for(80ms);  // Apple has made bob Registered; vppd has not polled
+  ASSERT_TRUE(Run({ann, bob}));
+  const std::string event = Rows()[bob].event_id;
+  ASSERT_FALSE(event.empty());
+  EXPECT_EQ(Rows()[bob].status, "creating");
+  // The event ends as a /status poll ends it: no invitation code with it.
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenant, token_.id, event, {}));
+  EXPECT_EQ(Rows()[bob].invite_code, "");
+  ASSERT_TRUE(Run({ann, bob}));
+  EXPECT_EQ(Rows()[bob].status, "Registered");
+  EXPECT_EQ(Rows()[bob].invite_code, std::string(AtApple()[bob].at("inviteCode").as_string()));
+}
+
 TEST_P(AppleUsersTest, ARetiredUserWantedAgainIsRegisteredAgain) {
   const std::string ann = DirectoryUser("ann@contoso.example");
   Settle({ann});
