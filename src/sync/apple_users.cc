@@ -58,7 +58,6 @@ bool Notified(JobContext& ctx, const char* type) {
 struct Pass {
   JobContext& ctx;
   apple::Client& client;
-  const store::VppToken& token;
   const std::string& tenant;
   const std::string& token_id;
   AppleUsersPass out;
@@ -226,7 +225,7 @@ Result<AppleUsersPass> ReconcileAppleUsers(JobContext& ctx, apple::Client& clien
                                            const std::set<std::string>& wanted_user_ids) {
   const std::string& tenant = ctx.job.tenant_id;
   const std::string& token_id = token.id;
-  Pass pass{ctx, client, token, tenant, token_id, {}};
+  Pass pass{ctx, client, tenant, token_id, {}};
 
   // 1. The user events due.
   auto settled = pass.SettleDue();
