@@ -311,7 +311,9 @@ Result<AppleUsersPass> ReconcileAppleUsers(JobContext& ctx, apple::Client& clien
     const int max_users = config->limits.max_users;
     invitation_template = config->urls.invitation_email;
     Timestamp first_poll = Micros(ctx.options.event_poll_interval);
-    if (Notified(ctx, "USER_MANAGEMENT")) first_poll = std::max(first_poll, Micros(ctx.options.event_notification_wait));
+    if (Notified(ctx, "USER_MANAGEMENT")) {
+      first_poll = std::max(first_poll, Micros(ctx.options.event_notification_wait));
+    }
     if (auto s = pass.Send(true, to_create, *rows, max_users, first_poll); !s) return Fail(s.error());
     if (auto s = pass.Send(false, to_retire, *rows, max_users, first_poll); !s) return Fail(s.error());
   }
