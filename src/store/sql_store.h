@@ -225,6 +225,18 @@ class SqlStore : public Store {
                             const std::string& report_json) override;
   Result<std::pair<std::string, Timestamp>> GetReconcileReport(const std::string& tenant_id,
                                                                const std::string& token_id) override;
+  // user_licenses_sql.cc
+  Result<std::vector<UserLicense>> ListUserLicenses(const std::string& tenant_id,
+                                                    const std::string& token_id) override;
+  Status PutUserLicenses(const std::string& tenant_id, const std::string& token_id,
+                         const std::vector<UserLicense>& rows, const std::vector<UserLicense>& remove) override;
+  Status RecordUserLicenseEvent(const std::string& tenant_id, const std::string& token_id, const AppleEvent& event,
+                                const std::vector<std::string>& client_user_ids, const std::string& cause) override;
+  Result<std::vector<UserLicenseState>> UserLicenseStates(const std::string& tenant_id,
+                                                          const std::string& app_id) override;
+  Result<std::vector<GroupUser>> UserMembersOf(const std::string& tenant_id,
+                                               const std::vector<std::string>& group_ids) override;
+  Result<std::vector<GroupUser>> AllUsers(const std::string& tenant_id) override;
   // notifications_sql.cc
   Result<std::optional<NotificationEndpoint>> GetNotificationEndpoint(const std::string& tenant_id,
                                                                       const std::string& token_id) override;
