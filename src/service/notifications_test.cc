@@ -512,7 +512,7 @@ TEST_P(NotificationsTest, AFailureNamingNoSerialFailsTheWholeEventAndADisassocia
 TEST_P(NotificationsTest, AnEventPolledFirstOrNotVppdsIsRecordedWithoutChangingAnything) {
   Submit("polled", {"S1"});
   store::AppleEventOutcome outcome;
-  outcome.failures = {{"S1", 9610, "License not found"}};
+  outcome.failures = {{"S1", "", 9610, "License not found"}};
   ASSERT_TRUE(store_->CompleteAppleEvent(kTenant, token_id_, "polled", outcome));  // the poll got there first
   ASSERT_TRUE(Managed("m-1", "polled", {"S1"}));
   ASSERT_TRUE(Managed("m-2", "revoke-1", {"S9"}, true, 0, "REVOKE"));  // a revoke: not the reconcile job's

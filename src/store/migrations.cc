@@ -596,6 +596,43 @@ CREATE TABLE apple_notifications (
 CREATE INDEX apple_notifications_pending ON apple_notifications (received) WHERE state = 'pending';
 CREATE INDEX apple_notifications_by_received ON apple_notifications (received);
 )sql"},
+    {14, "Apple users vppd registers per location", R"sql(
+-- The users vppd registered at Apple for a location (users/create), as it last
+-- knew them (store::AppleUser): one per (token, clientUserId). user_id is the
+-- directory user it was registered for ('' when not vppd's); the user events in
+-- flight are apple_events rows of kind createUsers / retireUsers whose event_id
+-- the rows carry.
+CREATE TABLE apple_users (
+  tenant_id      TEXT    NOT NULL,
+  token_id       TEXT    NOT NULL,
+  client_user_id TEXT    NOT NULL,
+  user_id        TEXT    NOT NULL,
+  email          TEXT    NOT NULL,
+  status         TEXT    NOT NULL,  -- creating | Registered | Associated | retiring | Retired | failed
+  invite_code    TEXT    NOT NULL,
+  invite_url     TEXT    NOT NULL,
+  id_hash        TEXT    NOT NULL,
+  event_id       TEXT    NOT NULL,  -- the create/retire event in flight ('' = none)
+  error_code     TEXT    NOT NULL,
+  error_message  TEXT    NOT NULL,
+  updated        INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, token_id, client_user_id),
+  FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
+) STRICT;
+-- A directory user's Apple users across locations (AppleUsersOfUser).
+CREATE INDEX apple_users_by_user ON apple_users (tenant_id, user_id);
+
+-- The versionId of a token's last GET /users walk: the next walk asks
+-- sinceVersionId for what changed since.
+CREATE TABLE apple_users_versions (
+  tenant_id  TEXT    NOT NULL,
+  token_id   TEXT    NOT NULL,
+  version_id TEXT    NOT NULL,
+  updated    INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, token_id),
+  FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
+) STRICT;
+)sql"},
     {15, "user licences vppd hands out", R"sql(
 -- The licences the reconcile job granted, is granting, could not grant or is
 -- taking back, per token, asset and person (store::UserLicense): migration 12's

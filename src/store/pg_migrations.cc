@@ -332,6 +332,35 @@ CREATE TABLE apple_notifications (
 CREATE INDEX apple_notifications_pending ON apple_notifications (received) WHERE state = 'pending';
 CREATE INDEX apple_notifications_by_received ON apple_notifications (received);
 )sql"},
+    {9, "Apple users vppd registers per location", R"sql(
+-- SQLite's migration 14 (see migrations.cc).
+CREATE TABLE apple_users (
+  tenant_id      TEXT COLLATE "C" NOT NULL,
+  token_id       TEXT COLLATE "C" NOT NULL,
+  client_user_id TEXT COLLATE "C" NOT NULL,
+  user_id        TEXT COLLATE "C" NOT NULL,
+  email          TEXT    NOT NULL,
+  status         TEXT COLLATE "C" NOT NULL,
+  invite_code    TEXT    NOT NULL,
+  invite_url     TEXT    NOT NULL,
+  id_hash        TEXT    NOT NULL,
+  event_id       TEXT COLLATE "C" NOT NULL,
+  error_code     TEXT COLLATE "C" NOT NULL,
+  error_message  TEXT    NOT NULL,
+  updated        BIGINT  NOT NULL,
+  PRIMARY KEY (tenant_id, token_id, client_user_id),
+  FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
+);
+CREATE INDEX apple_users_by_user ON apple_users (tenant_id, user_id);
+CREATE TABLE apple_users_versions (
+  tenant_id  TEXT COLLATE "C" NOT NULL,
+  token_id   TEXT COLLATE "C" NOT NULL,
+  version_id TEXT    NOT NULL,
+  updated    BIGINT  NOT NULL,
+  PRIMARY KEY (tenant_id, token_id),
+  FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
+);
+)sql"},
     {10, "user licences vppd hands out", R"sql(
 -- SQLite's migration 15 (numbered 10 here).
 CREATE TABLE user_licenses (

@@ -86,10 +86,19 @@ Status SqlStore::PutDeviceLicenses(const std::string& tenant_id, const std::stri
 
 Status SqlStore::RecordAppleEvent(const std::string& tenant_id, const std::string& token_id, const AppleEvent& event,
                                   const std::vector<std::string>& serials, const std::string& cause) {
-  if (event.event_id.empty() || (event.kind != "associate" && event.kind != "disassociate")) {
-    return Fail(Error::InvalidArgument("store: an Apple event needs an id and kind associate or disassociate"));
+  const bool user_event = event.kind == "createUsers" || event.kind == "retireUsers";
+  if (event.event_id.empty() || (event.kind != "associate" && event.kind != "disassociate" && !user_event)) {
+    return Fail(Error::InvalidArgument(
+        "store: an Apple event needs an id and kind associate, disassociate, createUsers or retireUsers"));
   }
   const Timestamp now = clock_.Now();
+  if (user_event) {
+    return InTx<void>(TxKind::kWrite, [&](Tx& tx) -> Status {
+      Result<std::int64_t> key = TokenKey(tx, tenant_id, token_id, false);
+      if (!key) return Fail(key.error());
+      return MarkUserEvent(tx, tenant_id, token_id, event, serials, now);
+    });
+  }
   const std::string state = event.kind == "associate" ? "pending" : "reclaimPending";
   return InTx<void>(TxKind::kWrite, [&](Tx& tx) -> Status {
     Result<std::int64_t> key = TokenKey(tx, tenant_id, token_id, false);
@@ -157,7 +166,11 @@ Status SqlStore::CompleteAppleEvent(const std::string& tenant_id, const std::str
     Result<bool> found = tx.QueryRow(lock_event, {tenant_id, token_id, event_id});
     if (!found) return Fail(found.error());
     if (!*found) return Fail(EventNotFound(event_id));
-    const bool associate = tx.Text(0) == "associate";
+    const std::string kind = tx.Text(0);
+    if (kind == "createUsers" || kind == "retireUsers") {
+      return SettleUserEvent(tx, tenant_id, token_id, event_id, kind, outcome, now);
+    }
+    const bool associate = kind == "associate";
     const std::string in_flight = associate ? "pending" : "reclaimPending";
     // Apple's answers that mean the licence already is where it should be.
     const int harmless = associate ? 9616 : 9619;
@@ -229,6 +242,10 @@ Status SqlStore::CompleteAppleEvent(const std::string& tenant_id, const std::str
         return s;
       }
     }
+    // An event of clientUserIds moves user licence rows instead (user_licenses_sql.cc).
+    Result<bool> users_left = SettleUserLicenses(tx, tenant_id, token_id, event_id, associate, outcome, now);
+    if (!users_left) return Fail(users_left.error());
+    if (*users_left) return {};
     return tx.Exec("DELETE FROM apple_events WHERE tenant_id = ?1 AND token_id = ?2 AND event_id = ?3",
                    {tenant_id, token_id, event_id});
   });

@@ -198,7 +198,7 @@ TEST_P(ReconcileStoreTest, AnAssociateMarksItsSerialsPendingAndItsOutcomeSettles
 
   clock_.Advance(61s);
   AppleEventOutcome outcome;
-  outcome.failures = {{"S2", 9709, "Not enough licenses"}, {"S3", 9616, "License already assigned"}};
+  outcome.failures = {{"S2", "", 9709, "Not enough licenses"}, {"S3", "", 9616, "License already assigned"}};
   ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "e1", outcome));
   rows = Licenses();
   EXPECT_EQ(rows["S1"].state, "granted");
@@ -222,7 +222,7 @@ TEST_P(ReconcileStoreTest, ADisassociateReleasesOrKeepsTheLicenceWithItsError) {
   ASSERT_TRUE(store_->RecordAppleEvent(kTenantA, token_, Event("d", "disassociate"), {"S1", "S2", "S3"}, "leftScope"));
   EXPECT_EQ(Licenses()["S1"].state, "reclaimPending");
   AppleEventOutcome outcome;
-  outcome.failures = {{"S2", 9627, "frequent reassociation"}, {"S3", 9619, "not associated"}};
+  outcome.failures = {{"S2", "", 9627, "frequent reassociation"}, {"S3", "", 9619, "not associated"}};
   ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "d", outcome));
   auto rows = Licenses();
   EXPECT_EQ(rows["S1"].state, "released");
@@ -234,7 +234,7 @@ TEST_P(ReconcileStoreTest, ADisassociateReleasesOrKeepsTheLicenceWithItsError) {
 TEST_P(ReconcileStoreTest, AnEventFailedAsAWholeFailsEverySerialAndAnAbandonedOneUndoesItself) {
   ASSERT_TRUE(store_->RecordAppleEvent(kTenantA, token_, Event("a", "associate"), {"S1", "S2"}, "assigned"));
   AppleEventOutcome all;
-  all.all_failed = AppleEventOutcome::Failure{"", 9644, "maintenance"};
+  all.all_failed = AppleEventOutcome::Failure{"", "", 9644, "maintenance"};
   ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "a", all));
   EXPECT_EQ(Licenses()["S1"].state, "failed");
   EXPECT_EQ(Licenses()["S2"].error_code, "9644");
@@ -270,13 +270,13 @@ TEST_P(ReconcileStoreTest, APartOfAnEventMovesItsSerialsAndTheLastPartEndsIt) {
   ASSERT_EQ(store_->ListAppleEvents(kTenantA, token_)->size(), 1u) << "still in flight for S3 and S4";
   // Named again (a duplicate): nothing moves back.
   AppleEventOutcome again = first;
-  again.all_failed = AppleEventOutcome::Failure{"", 9610, "License not found"};
+  again.all_failed = AppleEventOutcome::Failure{"", "", 9610, "License not found"};
   ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "e", again));
   EXPECT_EQ(Licenses()["S1"].state, "granted") << "settled rows stay settled";
 
   AppleEventOutcome failed;
   failed.only_serials = std::vector<std::string>{"S3"};
-  failed.failures = {{"S3", 9610, "License not found"}};
+  failed.failures = {{"S3", "", 9610, "License not found"}};
   ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "e", failed));
   rows = Licenses();
   EXPECT_EQ(rows["S3"].state, "failed");
@@ -286,7 +286,7 @@ TEST_P(ReconcileStoreTest, APartOfAnEventMovesItsSerialsAndTheLastPartEndsIt) {
 
   AppleEventOutcome last;
   last.only_serials = std::vector<std::string>{"S4", "S9"};                    // S9 is no serial of the event: ignored
-  last.all_failed = AppleEventOutcome::Failure{"", 9616, "already assigned"};  // harmless on an associate
+  last.all_failed = AppleEventOutcome::Failure{"", "", 9616, "already assigned"};  // harmless on an associate
   ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "e", last));
   rows = Licenses();
   EXPECT_EQ(rows["S4"].state, "granted");
@@ -298,7 +298,7 @@ TEST_P(ReconcileStoreTest, APartOfAnEventMovesItsSerialsAndTheLastPartEndsIt) {
   ASSERT_TRUE(store_->RecordAppleEvent(kTenantA, token_, Event("d", "disassociate"), {"S1", "S2"}, "leftScope"));
   AppleEventOutcome kept;
   kept.only_serials = std::vector<std::string>{"S2"};
-  kept.all_failed = AppleEventOutcome::Failure{"", 9627, "frequent reassociation"};
+  kept.all_failed = AppleEventOutcome::Failure{"", "", 9627, "frequent reassociation"};
   ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "d", kept));
   rows = Licenses();
   EXPECT_EQ(rows["S1"].state, "reclaimPending");
@@ -335,7 +335,7 @@ TEST_P(ReconcileStoreTest, DeviceLicenseStatesShowsAnAppsLicencesButNotReleasedO
   const std::string app = App("100");
   ASSERT_TRUE(store_->RecordAppleEvent(kTenantA, token_, Event("a", "associate"), {"S2", "S1", "S3"}, "assigned"));
   AppleEventOutcome outcome;
-  outcome.failures = {{"S3", 9709, "Not enough licenses"}};
+  outcome.failures = {{"S3", "", 9709, "Not enough licenses"}};
   ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "a", outcome));
   ASSERT_TRUE(store_->RecordAppleEvent(kTenantA, token_, Event("d", "disassociate"), {"S2"}, "leftScope"));
   ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "d", {}));

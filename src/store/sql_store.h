@@ -225,6 +225,15 @@ class SqlStore : public Store {
                             const std::string& report_json) override;
   Result<std::pair<std::string, Timestamp>> GetReconcileReport(const std::string& tenant_id,
                                                                const std::string& token_id) override;
+  // apple_users_sql.cc
+  Result<std::vector<AppleUser>> ListAppleUsers(const std::string& tenant_id, const std::string& token_id) override;
+  Status PutAppleUsers(const std::string& tenant_id, const std::string& token_id,
+                       const std::vector<AppleUser>& rows) override;
+  Result<std::vector<std::pair<std::string, AppleUser>>> AppleUsersOfUser(const std::string& tenant_id,
+                                                                         const std::string& user_id) override;
+  Result<std::string> GetAppleUsersVersion(const std::string& tenant_id, const std::string& token_id) override;
+  Status PutAppleUsersVersion(const std::string& tenant_id, const std::string& token_id,
+                              const std::string& version_id) override;
   // user_licenses_sql.cc
   Result<std::vector<UserLicense>> ListUserLicenses(const std::string& tenant_id,
                                                     const std::string& token_id) override;
@@ -419,6 +428,19 @@ class SqlStore : public Store {
   Result<VppToken> ApplyMutate(Tx& tx, const std::string& tenant_id, const VppToken& stored,
                                const std::function<Status(VppToken&)>& mutate);
   Result<std::vector<MobileApp>> QueryApps(Tx& tx, const std::string& sql, Tx::Args args);
+  // A user event's side of RecordAppleEvent and CompleteAppleEvent, inside their
+  // transactions (apple_users_sql.cc).
+  Status MarkUserEvent(Tx& tx, const std::string& tenant_id, const std::string& token_id, const AppleEvent& event,
+                       const std::vector<std::string>& client_user_ids, Timestamp now);
+  Status SettleUserEvent(Tx& tx, const std::string& tenant_id, const std::string& token_id,
+                         const std::string& event_id, const std::string& kind, const AppleEventOutcome& outcome,
+                         Timestamp now);
+  // CompleteAppleEvent's moves for an associate/disassociate's user licence rows
+  // (user_licenses_sql.cc), as it moves device rows; true when some of them are
+  // still in flight (a notification named only serials).
+  Result<bool> SettleUserLicenses(Tx& tx, const std::string& tenant_id, const std::string& token_id,
+                                  const std::string& event_id, bool associate, const AppleEventOutcome& outcome,
+                                  Timestamp now);
   // App assignments' helpers (assignments_sql.cc).
   Status CheckAppExists(Tx& tx, const std::string& tenant_id, const std::string& app_id);
   Status InsertAppAssignment(Tx& tx, const std::string& tenant_id, AppAssignment& assignment, Timestamp now);

@@ -337,13 +337,14 @@ struct DeviceLicenseState {
   Timestamp updated = 0;
 };
 
-// An associate or disassociate Apple accepted and vppd has not seen finish.
+// An event Apple accepted and vppd has not seen finish: an associate or
+// disassociate of one asset, or a users/create or users/retire.
 struct AppleEvent {
   std::string event_id;
-  std::string kind;  // "associate" | "disassociate"
-  std::string adam_id;
-  std::string pricing_param;
-  std::int64_t serials = 0;  // how many serial numbers it names
+  std::string kind;  // "associate" | "disassociate" | "createUsers" | "retireUsers"
+  std::string adam_id;        // "" for the user kinds
+  std::string pricing_param;  // "" for the user kinds
+  std::int64_t serials = 0;  // how many serial numbers (user kinds: clientUserIds) it names
   Timestamp submitted = 0;
   Timestamp next_poll = 0;  // not polled (GET /status) before this
   std::int64_t polls = 0;
@@ -353,6 +354,7 @@ struct AppleEvent {
 struct AppleEventOutcome {
   struct Failure {
     std::string serial_number;
+    std::string client_user_id;  // a user event's (or a user licence's) subject; "" for a device's
     int error_number = 0;
     std::string error_message;
   };
@@ -369,6 +371,25 @@ struct AppleEventOutcome {
   // notification names at most 100 of an event's serials, and one event may
   // send several): only their rows move. Unset: the whole event (GET /status).
   std::optional<std::vector<std::string>> only_serials;
+};
+
+// --- Apple users (users/create, the person's invitation, users/retire) ---------
+
+// A user registered at Apple for a location (users/create), as vppd last knew it.
+struct AppleUser {
+  std::string client_user_id;
+  std::string user_id;  // the directory user vppd registered it for; "" when not vppd's
+  std::string email;
+  // creating (users/create in flight) | Registered (invitation not accepted yet) | Associated |
+  // retiring (users/retire in flight) | Retired | failed (create refused; error_* say why)
+  std::string status;
+  std::string invite_code;  // while Registered
+  std::string invite_url;   // service config urls.invitationEmail with the code put in
+  std::string id_hash;      // once Associated
+  std::string event_id;     // the create/retire event in flight
+  std::string error_code, error_message;  // the last refusal (e.g. the Apple Account already associated)
+  Timestamp updated = 0;
+  bool operator==(const AppleUser&) const = default;
 };
 
 // --- user licences vppd hands out (the reconcile job) ---------------------------
@@ -840,7 +861,11 @@ class Store {
                                    const std::vector<DeviceLicense>& remove) = 0;
   // An event Apple accepted: records it and, in the same transaction, sets its
   // serials' rows (upserted) to pending (associate) or reclaimPending
-  // (disassociate) with its event id and `cause`. NotFound when the token is gone.
+  // (disassociate) with its event id and `cause`. For the user kinds
+  // (createUsers, retireUsers) `serials` are clientUserIds whose Apple user
+  // rows (written before the request: PutAppleUsers) become creating or
+  // retiring with its event id; `cause` is not used. NotFound when the token is
+  // gone; InvalidArgument for another kind or an empty id.
   virtual Status RecordAppleEvent(const std::string& tenant_id, const std::string& token_id, const AppleEvent& event,
                                   const std::vector<std::string>& serials, const std::string& cause) = 0;
   // The token's events in flight, ordered by (next_poll, event_id).
@@ -854,7 +879,12 @@ class Store {
   // disassociate: released, or back to granted with the error (the reclaim is
   // tried again) — and the event is forgotten, in one transaction. With
   // outcome.only_serials only those serials' rows move, and the event is
-  // forgotten once none of its rows is left in flight. NotFound when the event
+  // forgotten once none of its rows is left in flight. A user event's rows move
+  // by client_user_id: createUsers → Registered (Apple's 9716, the clientUserId
+  // exists already, counts as done), or failed with the error; retireUsers →
+  // Retired (9618/9620, already retired or deleted, count as done), or back to
+  // retiring without an event (sent again) with the error; abandoned → creating
+  // or retiring without an event (sent again). NotFound when the event
   // is not in flight (already completed, or unknown).
   virtual Status CompleteAppleEvent(const std::string& tenant_id, const std::string& token_id,
                                     const std::string& event_id, const AppleEventOutcome& outcome) = 0;
@@ -868,6 +898,25 @@ class Store {
                                     const std::string& report_json) = 0;
   virtual Result<std::pair<std::string, Timestamp>> GetReconcileReport(const std::string& tenant_id,
                                                                        const std::string& token_id) = 0;
+  // --- Apple users (apple_users_sql.cc) -----------------------------------------------
+  // Every Apple user row of the token, ordered by client_user_id. A token that
+  // does not exist has none.
+  virtual Result<std::vector<AppleUser>> ListAppleUsers(const std::string& tenant_id, const std::string& token_id) = 0;
+  // Upserts these rows (by client_user_id) in one transaction; `updated` 0 is
+  // stamped with the store's clock. NotFound when the token is gone;
+  // InvalidArgument (nothing written) for a row without client_user_id or status.
+  virtual Status PutAppleUsers(const std::string& tenant_id, const std::string& token_id,
+                               const std::vector<AppleUser>& rows) = 0;
+  // Every location's Apple user registered for a directory user: (token_id,
+  // AppleUser), ordered by (token_id, client_user_id).
+  virtual Result<std::vector<std::pair<std::string, AppleUser>>> AppleUsersOfUser(const std::string& tenant_id,
+                                                                                 const std::string& user_id) = 0;
+  // The versionId of the token's last GET /users walk (for sinceVersionId); ""
+  // when none. Put: NotFound when the token is gone.
+  virtual Result<std::string> GetAppleUsersVersion(const std::string& tenant_id, const std::string& token_id) = 0;
+  virtual Status PutAppleUsersVersion(const std::string& tenant_id, const std::string& token_id,
+                                      const std::string& version_id) = 0;
+
   // --- user licences (reconcile; user_licenses_sql.cc) -----------------------------
   // Every user licence row of the token (released ones included), ordered by
   // (adam_id, pricing_param, client_user_id). A token that does not exist has none.
@@ -896,6 +945,7 @@ class Store {
                                                        const std::vector<std::string>& group_ids) = 0;
   // Every user of the tenant (seq = 0), ordered by id (allLicensedUsersAssignmentTarget).
   virtual Result<std::vector<GroupUser>> AllUsers(const std::string& tenant_id) = 0;
+
   // --- Apple's notifications (notifications_sql.cc) ---------------------------------
   // The token's endpoint; nullopt when none was made.
   virtual Result<std::optional<NotificationEndpoint>> GetNotificationEndpoint(const std::string& tenant_id,

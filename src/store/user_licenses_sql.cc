@@ -107,6 +107,62 @@ Status SqlStore::RecordUserLicenseEvent(const std::string& tenant_id, const std:
   });
 }
 
+Result<bool> SqlStore::SettleUserLicenses(Tx& tx, const std::string& tenant_id, const std::string& token_id,
+                                          const std::string& event_id, bool associate,
+                                          const AppleEventOutcome& outcome, Timestamp now) {
+  const std::string in_flight = associate ? "pending" : "reclaimPending";
+  // Apple's answers that mean the licence already is where it should be.
+  const int harmless = associate ? 9616 : 9619;
+  auto set_failed = [&](const std::optional<std::string>& user, const AppleEventOutcome::Failure& f) -> Status {
+    // A failed associate: not granted. A failed disassociate: still held, tried again.
+    const std::string state = associate ? "failed" : "granted";
+    const std::string message = associate ? f.error_message : "reclaim failed: " + f.error_message;
+    static constexpr const char* kAll =
+        "UPDATE user_licenses SET state = ?4, error_code = ?5, error_message = ?6, updated = ?7 "
+        "WHERE tenant_id = ?1 AND token_id = ?2 AND event_id = ?3 AND state = ?8";
+    static const std::string kOne = std::string(kAll) + " AND client_user_id = ?9";
+    const std::string code = std::to_string(f.error_number);
+    if (!user) return tx.Exec(kAll, {tenant_id, token_id, event_id, state, code, message, now, in_flight});
+    return tx.Exec(kOne, {tenant_id, token_id, event_id, state, code, message, now, in_flight, *user});
+  };
+  if (outcome.abandoned) {
+    // As if never submitted: an associate's rows go; a disassociate's licences are still held.
+    Status s = associate ? tx.Exec(
+                               "DELETE FROM user_licenses WHERE tenant_id = ?1 AND token_id = ?2 AND event_id = ?3 "
+                               "AND state = ?4",
+                               {tenant_id, token_id, event_id, in_flight})
+                         : tx.Exec(
+                               "UPDATE user_licenses SET state = 'granted', updated = ?4 WHERE tenant_id = ?1 AND "
+                               "token_id = ?2 AND event_id = ?3 AND state = 'reclaimPending'",
+                               {tenant_id, token_id, event_id, now});
+    if (!s) return Fail(s.error());
+    return false;
+  }
+  if (outcome.only_serials) {
+    // A notification names serials: a person's rows wait for the event's poll.
+    Result<bool> left = tx.QueryRow(
+        "SELECT 1 FROM user_licenses WHERE tenant_id = ?1 AND token_id = ?2 AND event_id = ?3 AND state = ?4 LIMIT 1",
+        {tenant_id, token_id, event_id, in_flight});
+    if (!left) return Fail(left.error());
+    return *left;
+  }
+  if (outcome.all_failed && outcome.all_failed->error_number != harmless) {
+    if (Status s = set_failed(std::nullopt, *outcome.all_failed); !s) return Fail(s.error());
+  }
+  for (const auto& f : outcome.failures) {
+    if (f.error_number == harmless || f.client_user_id.empty()) continue;
+    if (Status s = set_failed(f.client_user_id, f); !s) return Fail(s.error());
+  }
+  if (Status s = tx.Exec(
+          "UPDATE user_licenses SET state = ?4, error_code = '', error_message = '', updated = ?5 "
+          "WHERE tenant_id = ?1 AND token_id = ?2 AND event_id = ?3 AND state = ?6",
+          {tenant_id, token_id, event_id, associate ? "granted" : "released", now, in_flight});
+      !s) {
+    return Fail(s.error());
+  }
+  return false;
+}
+
 // --- 3. what Graph reads ------------------------------------------------------------------
 
 Result<std::vector<UserLicenseState>> SqlStore::UserLicenseStates(const std::string& tenant_id,

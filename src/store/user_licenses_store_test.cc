@@ -26,6 +26,14 @@ class TempDir : public testing::TempDir {
   TempDir() : testing::TempDir("vppd-user-licenses-store") {}
 };
 
+AppleEventOutcome::Failure UserFailure(const std::string& client_user_id, int number, const std::string& message) {
+  AppleEventOutcome::Failure f;
+  f.client_user_id = client_user_id;
+  f.error_number = number;
+  f.error_message = message;
+  return f;
+}
+
 class UserLicensesStoreTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
@@ -175,13 +183,116 @@ TEST_P(UserLicensesStoreTest, AnAssociateMarksItsUsersPendingWithItsEvent) {
             Code::kNotFound);
 }
 
+TEST_P(UserLicensesStoreTest, AnAssociateMarksItsUsersPendingAndItsOutcomeSettlesEach) {
+  ASSERT_TRUE(
+      store_->RecordUserLicenseEvent(kTenantA, token_, Event("e1", "associate"), {"u1", "u2", "u3", "u4"}, "assigned"));
+  auto rows = Licenses();
+  ASSERT_EQ(rows.size(), 4u);
+  for (auto& [user, r] : rows) {
+    EXPECT_EQ(r.state, "pending") << user;
+    EXPECT_EQ(r.event_id, "e1");
+    EXPECT_EQ(r.cause, "assigned");
+  }
+  auto events = store_->ListAppleEvents(kTenantA, token_);
+  ASSERT_TRUE(events);
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ((*events)[0].serials, 4) << "counts the users it names";
+  EXPECT_EQ((*events)[0].kind, "associate");
+
+  // A device event in flight at the same time is not moved by the users' outcome.
+  ASSERT_TRUE(store_->RecordAppleEvent(kTenantA, token_, Event("d1", "associate"), {"S1"}, "assigned"));
+
+  clock_.Advance(61s);
+  AppleEventOutcome outcome;
+  outcome.failures = {UserFailure("u2", 9709, "Not enough licenses"), UserFailure("u3", 9616, "already assigned")};
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "e1", outcome));
+  rows = Licenses();
+  EXPECT_EQ(rows["u1"].state, "granted");
+  EXPECT_EQ(rows["u1"].updated, kT0 + 61 * kSecond);
+  EXPECT_EQ(rows["u2"].state, "failed");
+  EXPECT_EQ(rows["u2"].error_code, "9709");
+  EXPECT_EQ(rows["u2"].error_message, "Not enough licenses");
+  EXPECT_EQ(rows["u3"].state, "granted") << "already assigned is where it should be";
+  EXPECT_EQ(rows["u4"].state, "granted");
+  events = store_->ListAppleEvents(kTenantA, token_);
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ((*events)[0].event_id, "d1");
+  EXPECT_EQ((*store_->ListDeviceLicenses(kTenantA, token_))[0].state, "pending");
+  EXPECT_EQ(store_->CompleteAppleEvent(kTenantA, token_, "e1", {}).error().code, Code::kNotFound);
+}
+
+TEST_P(UserLicensesStoreTest, ADisassociateReleasesOrKeepsTheLicenceWithItsError) {
+  ASSERT_TRUE(
+      store_->RecordUserLicenseEvent(kTenantA, token_, Event("a", "associate"), {"u1", "u2", "u3"}, "assigned"));
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "a", {}));
+  ASSERT_TRUE(
+      store_->RecordUserLicenseEvent(kTenantA, token_, Event("d", "disassociate"), {"u1", "u2", "u3"}, "userDeleted"));
+  EXPECT_EQ(Licenses()["u1"].state, "reclaimPending");
+  EXPECT_EQ(Licenses()["u1"].cause, "userDeleted");
+  AppleEventOutcome outcome;
+  outcome.failures = {UserFailure("u2", 9627, "frequent reassociation"), UserFailure("u3", 9619, "not associated")};
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "d", outcome));
+  auto rows = Licenses();
+  EXPECT_EQ(rows["u1"].state, "released");
+  EXPECT_EQ(rows["u2"].state, "granted") << "still held: tried again";
+  EXPECT_EQ(rows["u2"].error_code, "9627");
+  EXPECT_EQ(rows["u2"].error_message, "reclaim failed: frequent reassociation");
+  EXPECT_EQ(rows["u3"].state, "released") << "not associated is where it should be";
+}
+
+TEST_P(UserLicensesStoreTest, AnEventFailedAsAWholeFailsEveryUserAndAnAbandonedOneUndoesItself) {
+  ASSERT_TRUE(store_->RecordUserLicenseEvent(kTenantA, token_, Event("a", "associate"), {"u1", "u2"}, "assigned"));
+  AppleEventOutcome all;
+  all.all_failed = UserFailure("", 9644, "maintenance");
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "a", all));
+  EXPECT_EQ(Licenses()["u1"].state, "failed");
+  EXPECT_EQ(Licenses()["u2"].error_code, "9644");
+
+  ASSERT_TRUE(store_->RecordUserLicenseEvent(kTenantA, token_, Event("b", "associate"), {"u1", "u3"}, "assigned"));
+  AppleEventOutcome abandoned;
+  abandoned.abandoned = true;
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "b", abandoned));
+  auto rows = Licenses();
+  EXPECT_FALSE(rows.contains("u1")) << "as if never submitted";
+  EXPECT_FALSE(rows.contains("u3")) << "as if never submitted";
+  EXPECT_EQ(rows["u2"].state, "failed") << "not in the abandoned event";
+
+  ASSERT_TRUE(store_->RecordUserLicenseEvent(kTenantA, token_, Event("c", "associate"), {"u1"}, "assigned"));
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "c", {}));
+  ASSERT_TRUE(store_->RecordUserLicenseEvent(kTenantA, token_, Event("d", "disassociate"), {"u1"}, "uninstall"));
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "d", abandoned));
+  EXPECT_EQ(Licenses()["u1"].state, "granted") << "an abandoned reclaim leaves the licence held";
+  EXPECT_FALSE(store_->RecordUserLicenseEvent(kTenantA, token_, Event("", "associate"), {"u1"}, "assigned"));
+  EXPECT_EQ(store_->RecordUserLicenseEvent(kTenantA, "gone", Event("x", "associate"), {"u1"}, "assigned")
+                .error()
+                .code,
+            Code::kNotFound);
+}
+
+// A notification naming serials moves device rows only; an event of users stays
+// in flight until its poll.
+TEST_P(UserLicensesStoreTest, ANotificationNamingSerialsLeavesAUsersEventInFlight) {
+  ASSERT_TRUE(store_->RecordUserLicenseEvent(kTenantA, token_, Event("e", "associate"), {"u1"}, "assigned"));
+  AppleEventOutcome part;
+  part.only_serials = std::vector<std::string>{"S9"};
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "e", part));
+  EXPECT_EQ(Licenses()["u1"].state, "pending");
+  EXPECT_EQ(store_->ListAppleEvents(kTenantA, token_)->size(), 1u);
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "e", {}));
+  EXPECT_EQ(Licenses()["u1"].state, "granted");
+  EXPECT_TRUE(store_->ListAppleEvents(kTenantA, token_)->empty());
+}
+
 TEST_P(UserLicensesStoreTest, UserLicenseStatesShowsAnAppsLicencesButNotReleasedOnes) {
   const std::string app = App("100");
-  UserLicense granted{"100", "STDQ", "u1", "granted", "", "", "a", "assigned", 0};
-  UserLicense failed{"100", "STDQ", "u3", "failed", "9709", "Not enough licenses", "a", "assigned", 0};
-  UserLicense released{"100", "STDQ", "u2", "released", "", "", "d", "leftScope", 0};
-  UserLicense other{"200", "STDQ", "u7", "granted", "", "", "o", "assigned", 0};
-  ASSERT_TRUE(store_->PutUserLicenses(kTenantA, token_, {failed, granted, released, other}, {}));
+  ASSERT_TRUE(
+      store_->RecordUserLicenseEvent(kTenantA, token_, Event("a", "associate"), {"u2", "u1", "u3"}, "assigned"));
+  AppleEventOutcome outcome;
+  outcome.failures = {UserFailure("u3", 9709, "Not enough licenses")};
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "a", outcome));
+  ASSERT_TRUE(store_->RecordUserLicenseEvent(kTenantA, token_, Event("d", "disassociate"), {"u2"}, "leftScope"));
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "d", {}));
+  ASSERT_TRUE(store_->RecordUserLicenseEvent(kTenantA, token_, Event("o", "associate", "200"), {"u7"}, "assigned"));
 
   auto states = store_->UserLicenseStates(kTenantA, app);
   ASSERT_TRUE(states) << states.error().message;

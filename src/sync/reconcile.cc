@@ -364,12 +364,15 @@ bool EventsNotified(JobContext& ctx) {
 store::AppleEventOutcome EventOutcome(const apple::EventStatus& status) {
   store::AppleEventOutcome outcome;
   for (const apple::EventFailure& f : status.failures) {
-    if (f.serial_numbers.empty()) {
-      if (status.num_completed == 0) outcome.all_failed = {"", f.error_number, f.error_message};
+    if (f.serial_numbers.empty() && f.client_user_ids.empty()) {
+      if (status.num_completed == 0) outcome.all_failed = {"", "", f.error_number, f.error_message};
       continue;
     }
     for (const std::string& serial : f.serial_numbers) {
-      outcome.failures.push_back({serial, f.error_number, f.error_message});
+      outcome.failures.push_back({serial, "", f.error_number, f.error_message});
+    }
+    for (const std::string& id : f.client_user_ids) {
+      outcome.failures.push_back({"", id, f.error_number, f.error_message});
     }
   }
   return outcome;

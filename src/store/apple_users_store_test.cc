@@ -1,0 +1,283 @@
+// The Apple users vppd registers (store::AppleUser), their create/retire events
+// and the /users walk's version, on SQLite and (VPPD_TEST_DATABASE_URL) PostgreSQL.
+#include <map>
+#include <optional>
+
+#include <gtest/gtest.h>
+
+#include "base/testing.h"
+#include "store/store.h"
+#include "store/store_testing.h"
+
+namespace vppd::store {
+namespace {
+
+using testing::Backend;
+
+constexpr Timestamp kSecond = 1000000;
+constexpr Timestamp kT0 = 1'780'000'000LL * kSecond;
+constexpr const char* kTenantA = "11111111-1111-1111-1111-111111111111";
+constexpr const char* kTenantB = "22222222-2222-2222-2222-222222222222";
+
+class TempDir : public testing::TempDir {
+ public:
+  TempDir() : testing::TempDir("vppd-apple-users-store") {}
+};
+
+class AppleUsersStoreTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    VPPD_SKIP_WITHOUT_POSTGRES(GetParam());
+    db_.emplace(GetParam(), dir_.path());
+    options_.path = db_->path();
+    options_.secrets = std::make_shared<SecretBox>(SecretBox::FromKey(std::string(32, 'k')));
+    options_.clock = &clock_;
+    Result<std::unique_ptr<Store>> opened = db_->Open(options_);
+    ASSERT_TRUE(opened) << opened.error().message;
+    store_ = std::move(*opened);
+    ASSERT_TRUE(store_->PutTenant({kTenantA, "A", true, 0}));
+    ASSERT_TRUE(store_->PutTenant({kTenantB, "B", true, 0}));
+    token_ = Token(kTenantA);
+  }
+
+  std::string Token(const std::string& tenant) {
+    VppToken t;
+    t.token = "sToken";
+    t.state = "valid";
+    Result<VppToken> created = store_->CreateToken(tenant, t);
+    EXPECT_TRUE(created) << created.error().message;
+    return created ? created->id : "";
+  }
+
+  static AppleUser User(const std::string& client_user_id, const std::string& status) {
+    AppleUser u;
+    u.client_user_id = client_user_id;
+    u.user_id = "dir-" + client_user_id;
+    u.email = client_user_id + "@example.org";
+    u.status = status;
+    return u;
+  }
+
+  std::map<std::string, AppleUser> Users(const std::string& token) {
+    std::map<std::string, AppleUser> out;
+    auto rows = store_->ListAppleUsers(kTenantA, token);
+    EXPECT_TRUE(rows) << rows.error().message;
+    if (rows) {
+      for (auto& r : *rows) out[r.client_user_id] = r;
+    }
+    return out;
+  }
+  std::map<std::string, AppleUser> Users() { return Users(token_); }
+
+  AppleEvent Event(const std::string& id, const std::string& kind) {
+    AppleEvent e;
+    e.event_id = id;
+    e.kind = kind;
+    e.next_poll = clock_.Now() + 30 * kSecond;
+    return e;
+  }
+
+  TempDir dir_;
+  std::optional<testing::TestDb> db_;
+  FakeClock clock_{kT0};
+  SqliteOptions options_;
+  std::unique_ptr<Store> store_;
+  std::string token_;
+};
+INSTANTIATE_TEST_SUITE_P(Store, AppleUsersStoreTest, ::testing::Values(Backend::kSqlite, Backend::kPostgres),
+                         testing::BackendName);
+
+TEST_P(AppleUsersStoreTest, PutUpsertsByClientUserIdAndListsInOrder) {
+  AppleUser b = User("b", "Registered");
+  b.invite_code = "code-b";
+  b.invite_url = "https://example/?inviteCode=code-b";
+  ASSERT_TRUE(store_->PutAppleUsers(kTenantA, token_, {b, User("a", "creating")}));
+  auto rows = store_->ListAppleUsers(kTenantA, token_);
+  ASSERT_TRUE(rows);
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].client_user_id, "a");
+  EXPECT_EQ((*rows)[1], (AppleUser{"b", "dir-b", "b@example.org", "Registered", "code-b",
+                                   "https://example/?inviteCode=code-b", "", "", "", "", kT0}));
+
+  clock_.Advance(std::chrono::seconds(5));
+  b.status = "Associated";
+  b.invite_code.clear();
+  b.id_hash = "hash-b";
+  ASSERT_TRUE(store_->PutAppleUsers(kTenantA, token_, {b}));
+  auto users = Users();
+  ASSERT_EQ(users.size(), 2u);
+  EXPECT_EQ(users["b"].status, "Associated");
+  EXPECT_EQ(users["b"].id_hash, "hash-b");
+  EXPECT_EQ(users["b"].invite_code, "");
+  EXPECT_EQ(users["b"].updated, kT0 + 5 * kSecond);
+  EXPECT_EQ(users["a"].updated, kT0);
+}
+
+TEST_P(AppleUsersStoreTest, PutRefusesBadRowsAndAMissingTokenWritingNothing) {
+  Status bad = store_->PutAppleUsers(kTenantA, token_, {User("a", "creating"), User("", "creating")});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, Code::kInvalidArgument);
+  EXPECT_EQ(bad.error().target, "rows[1]");
+  EXPECT_EQ(store_->PutAppleUsers(kTenantA, token_, {User("a", "")}).error().code, Code::kInvalidArgument);
+  EXPECT_TRUE(Users().empty());
+  EXPECT_EQ(store_->PutAppleUsers(kTenantA, "no-such-token", {User("a", "creating")}).error().code,
+            Code::kNotFound);
+  // Another tenant's token is not found either.
+  EXPECT_EQ(store_->PutAppleUsers(kTenantB, token_, {User("a", "creating")}).error().code, Code::kNotFound);
+  EXPECT_TRUE(store_->ListAppleUsers(kTenantA, "no-such-token")->empty());
+}
+
+TEST_P(AppleUsersStoreTest, AppleUsersOfUserSpansLocationsAndGoesWithTheToken) {
+  const std::string other = Token(kTenantA);
+  ASSERT_TRUE(store_->PutAppleUsers(kTenantA, token_, {User("u1", "Associated"), User("u2", "Registered")}));
+  AppleUser foreign = User("x", "Associated");
+  foreign.user_id = "";  // another MDM's user, not vppd's
+  ASSERT_TRUE(store_->PutAppleUsers(kTenantA, other, {User("u1", "Registered"), foreign}));
+  auto of = store_->AppleUsersOfUser(kTenantA, "dir-u1");
+  ASSERT_TRUE(of);
+  ASSERT_EQ(of->size(), 2u);
+  std::map<std::string, std::string> by_token;
+  for (auto& [token, u] : *of) by_token[token] = u.status;
+  EXPECT_EQ(by_token[token_], "Associated");
+  EXPECT_EQ(by_token[other], "Registered");
+  EXPECT_TRUE(store_->AppleUsersOfUser(kTenantB, "dir-u1")->empty()) << "tenant-scoped";
+  EXPECT_TRUE(store_->AppleUsersOfUser(kTenantA, "")->size() == 1u) << "only the foreign row has no user";
+
+  ASSERT_TRUE(store_->DeleteToken(kTenantA, other));
+  of = store_->AppleUsersOfUser(kTenantA, "dir-u1");
+  ASSERT_TRUE(of);
+  ASSERT_EQ(of->size(), 1u);
+  EXPECT_EQ((*of)[0].first, token_);
+}
+
+TEST_P(AppleUsersStoreTest, ACreateEventMarksItsUsersAndItsOutcomeSettlesEach) {
+  ASSERT_TRUE(store_->PutAppleUsers(
+      kTenantA, token_, {User("a", "creating"), User("b", "creating"), User("c", "creating"), User("d", "Associated")}));
+  ASSERT_TRUE(store_->RecordAppleEvent(kTenantA, token_, Event("e1", "createUsers"), {"a", "b", "c"}, ""));
+  auto users = Users();
+  for (const char* id : {"a", "b", "c"}) {
+    EXPECT_EQ(users[id].status, "creating") << id;
+    EXPECT_EQ(users[id].event_id, "e1") << id;
+  }
+  EXPECT_EQ(users["d"].event_id, "");
+  auto events = store_->ListAppleEvents(kTenantA, token_);
+  ASSERT_TRUE(events);
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ((*events)[0].kind, "createUsers");
+  EXPECT_EQ((*events)[0].serials, 3);
+  // No device licence row is made for a user event.
+  EXPECT_TRUE(store_->ListDeviceLicenses(kTenantA, token_)->empty());
+
+  clock_.Advance(std::chrono::seconds(40));
+  AppleEventOutcome outcome;
+  outcome.failures = {{"", "b", 9641, "The Apple Account is already associated with another user."},
+                      {"", "c", 9716, "A registered user already exists for the clientUserId."}};
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "e1", outcome));
+  users = Users();
+  EXPECT_EQ(users["a"].status, "Registered");
+  EXPECT_EQ(users["a"].event_id, "");
+  EXPECT_EQ(users["a"].updated, kT0 + 40 * kSecond);
+  EXPECT_EQ(users["b"].status, "failed");
+  EXPECT_EQ(users["b"].error_code, "9641");
+  EXPECT_EQ(users["b"].error_message, "The Apple Account is already associated with another user.");
+  EXPECT_EQ(users["b"].event_id, "");
+  EXPECT_EQ(users["c"].status, "Registered") << "9716: the user exists, which is what was asked";
+  EXPECT_EQ(users["d"].status, "Associated") << "not the event's";
+  EXPECT_TRUE(store_->ListAppleEvents(kTenantA, token_)->empty());
+  EXPECT_EQ(store_->CompleteAppleEvent(kTenantA, token_, "e1", {}).error().code, Code::kNotFound);
+}
+
+TEST_P(AppleUsersStoreTest, ARowAlreadyAssociatedIsNotMovedBackByItsCreateEvent) {
+  ASSERT_TRUE(store_->PutAppleUsers(kTenantA, token_, {User("a", "creating")}));
+  ASSERT_TRUE(store_->RecordAppleEvent(kTenantA, token_, Event("e1", "createUsers"), {"a"}, ""));
+  // USER_ASSOCIATED came before the create's own outcome.
+  AppleUser a = Users()["a"];
+  a.status = "Associated";
+  a.id_hash = "h";
+  ASSERT_TRUE(store_->PutAppleUsers(kTenantA, token_, {a}));
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "e1", {}));
+  EXPECT_EQ(Users()["a"].status, "Associated");
+  EXPECT_TRUE(store_->ListAppleEvents(kTenantA, token_)->empty());
+}
+
+TEST_P(AppleUsersStoreTest, ARetireEndsRetiredOrStaysToRetireWithItsError) {
+  AppleUser a = User("a", "Registered");
+  a.invite_code = "code-a";
+  ASSERT_TRUE(store_->PutAppleUsers(kTenantA, token_,
+                                    {a, User("b", "Associated"), User("c", "Associated"), User("d", "Associated")}));
+  ASSERT_TRUE(store_->RecordAppleEvent(kTenantA, token_, Event("r", "retireUsers"), {"a", "b", "c", "d"}, ""));
+  for (auto& [id, u] : Users()) EXPECT_EQ(u.status, "retiring") << id;
+  AppleEventOutcome outcome;
+  outcome.failures = {{"", "b", 9603, "Internal error"}, {"", "c", 9618, "User already retired"}};
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "r", outcome));
+  auto users = Users();
+  EXPECT_EQ(users["a"].status, "Retired");
+  EXPECT_EQ(users["a"].invite_code, "") << "a retired user's invitation is no more";
+  EXPECT_EQ(users["b"].status, "retiring") << "sent again by the next pass";
+  EXPECT_EQ(users["b"].event_id, "");
+  EXPECT_EQ(users["b"].error_code, "9603");
+  EXPECT_EQ(users["b"].error_message, "retire failed: Internal error");
+  EXPECT_EQ(users["c"].status, "Retired") << "already retired is where it should be";
+  EXPECT_EQ(users["d"].status, "Retired");
+}
+
+TEST_P(AppleUsersStoreTest, AnEventFailedAsAWholeOrAbandonedMovesEveryUserOfIt) {
+  ASSERT_TRUE(store_->PutAppleUsers(kTenantA, token_, {User("a", "creating"), User("b", "creating")}));
+  ASSERT_TRUE(store_->RecordAppleEvent(kTenantA, token_, Event("e1", "createUsers"), {"a"}, ""));
+  ASSERT_TRUE(store_->RecordAppleEvent(kTenantA, token_, Event("e2", "createUsers"), {"b"}, ""));
+  AppleEventOutcome all;
+  all.all_failed = AppleEventOutcome::Failure{"", "", 9717, "Invalid email"};
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "e1", all));
+  AppleEventOutcome abandoned;
+  abandoned.abandoned = true;
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "e2", abandoned));
+  auto users = Users();
+  EXPECT_EQ(users["a"].status, "failed");
+  EXPECT_EQ(users["a"].error_code, "9717");
+  EXPECT_EQ(users["b"].status, "creating") << "as if never sent: the next pass sends it again";
+  EXPECT_EQ(users["b"].event_id, "");
+  EXPECT_TRUE(store_->ListAppleEvents(kTenantA, token_)->empty());
+}
+
+TEST_P(AppleUsersStoreTest, APartOfAUserEventMovesItsUsersAndTheLastPartEndsIt) {
+  ASSERT_TRUE(store_->PutAppleUsers(kTenantA, token_, {User("a", "creating"), User("b", "creating")}));
+  ASSERT_TRUE(store_->RecordAppleEvent(kTenantA, token_, Event("e1", "createUsers"), {"a", "b"}, ""));
+  AppleEventOutcome first;
+  first.only_serials = std::vector<std::string>{"a"};
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "e1", first));
+  EXPECT_EQ(Users()["a"].status, "Registered");
+  EXPECT_EQ(Users()["b"].status, "creating");
+  EXPECT_EQ(store_->ListAppleEvents(kTenantA, token_)->size(), 1u);
+  AppleEventOutcome last;
+  last.only_serials = std::vector<std::string>{"b"};
+  last.failures = {{"", "b", 9641, "already associated"}};
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "e1", last));
+  EXPECT_EQ(Users()["b"].status, "failed");
+  EXPECT_TRUE(store_->ListAppleEvents(kTenantA, token_)->empty());
+}
+
+TEST_P(AppleUsersStoreTest, RecordRefusesUnknownKindsAndMakesARowNotPutBefore) {
+  EXPECT_EQ(store_->RecordAppleEvent(kTenantA, token_, Event("x", "updateUsers"), {"a"}, "").error().code,
+            Code::kInvalidArgument);
+  EXPECT_EQ(store_->RecordAppleEvent(kTenantA, "no-such-token", Event("x", "createUsers"), {"a"}, "").error().code,
+            Code::kNotFound);
+  ASSERT_TRUE(store_->RecordAppleEvent(kTenantA, token_, Event("r", "retireUsers"), {"z"}, ""));
+  auto users = Users();
+  ASSERT_EQ(users.size(), 1u);
+  EXPECT_EQ(users["z"].status, "retiring");
+  EXPECT_EQ(users["z"].event_id, "r");
+}
+
+TEST_P(AppleUsersStoreTest, TheUsersVersionIsKeptPerToken) {
+  EXPECT_EQ(*store_->GetAppleUsersVersion(kTenantA, token_), "");
+  ASSERT_TRUE(store_->PutAppleUsersVersion(kTenantA, token_, "v1"));
+  ASSERT_TRUE(store_->PutAppleUsersVersion(kTenantA, token_, "v2"));
+  EXPECT_EQ(*store_->GetAppleUsersVersion(kTenantA, token_), "v2");
+  EXPECT_EQ(*store_->GetAppleUsersVersion(kTenantB, token_), "");
+  EXPECT_EQ(store_->PutAppleUsersVersion(kTenantA, "no-such-token", "v").error().code, Code::kNotFound);
+  ASSERT_TRUE(store_->DeleteToken(kTenantA, token_));
+  EXPECT_EQ(*store_->GetAppleUsersVersion(kTenantA, token_), "");
+}
+
+}  // namespace
+}  // namespace vppd::store
