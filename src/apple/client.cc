@@ -135,6 +135,21 @@ class ClientImpl final : public Client {
                         internal::ParseEventResponse);
   }
 
+  AppleResult<EventResponse> CreateUsers(const std::vector<ManagedUser>& users) override {
+    return CallAndParse(Post("/users/create", internal::ManageUsersBody(users)), internal::ParseEventResponse);
+  }
+
+  AppleResult<EventResponse> UpdateUsers(const std::vector<ManagedUser>& users) override {
+    return CallAndParse(Post("/users/update", internal::ManageUsersBody(users)), internal::ParseEventResponse);
+  }
+
+  AppleResult<EventResponse> RetireUsers(const std::vector<std::string>& client_user_ids) override {
+    std::vector<ManagedUser> users;
+    users.reserve(client_user_ids.size());
+    for (const std::string& id : client_user_ids) users.push_back({id, "", ""});
+    return CallAndParse(Post("/users/retire", internal::ManageUsersBody(users)), internal::ParseEventResponse);
+  }
+
   AppleResult<EventStatus> GetEventStatus(const std::string& event_id) override {
     if (event_id.empty()) return tl::unexpected(LocalError(AppleErrorKind::kInvalidArgument, "the eventId is empty"));
     return CallAndParse(Get("/status", {{"eventId", event_id}}), internal::ParseEventStatus);

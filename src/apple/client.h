@@ -293,6 +293,12 @@ struct ManageAssetsRequest {
   std::vector<std::string> serial_numbers;
 };
 
+// A user of users/create and users/update. email and managed_apple_id are
+// sent only when not empty.
+struct ManagedUser {
+  std::string client_user_id, email, managed_apple_id;
+};
+
 struct EventResponse : Envelope {
   std::string event_id;
 };
@@ -387,6 +393,19 @@ class Client {
   // The caller keeps within limits.maxRevokeClientUserIds / maxRevokeSerialNumbers.
   virtual AppleResult<EventResponse> Revoke(const std::vector<std::string>& client_user_ids,
                                             const std::vector<std::string>& serial_numbers) = 0;
+
+  // POST /users/create | /users/update {"users": [...]} and POST /users/retire
+  // {"users": [{"clientUserId"}]} → the event to poll (type CREATE | UPDATE |
+  // RETIRE); retried as the other POSTs. The caller keeps each request within
+  // limits.maxUsers; Apple answers 9714 too many, 9715 duplicates, 9717 a bad
+  // email, 9720 none (kValidation). A created user is Registered with an
+  // inviteCode (WalkUsers, or a USER_MANAGEMENT notification); a retired one's
+  // revocable licences are released. Per-user refusals (9716 the clientUserId
+  // exists, 9641 the Apple Account is associated with another user, 9618 already
+  // retired) come with the event's status, not here.
+  virtual AppleResult<EventResponse> CreateUsers(const std::vector<ManagedUser>& users) = 0;
+  virtual AppleResult<EventResponse> UpdateUsers(const std::vector<ManagedUser>& users) = 0;
+  virtual AppleResult<EventResponse> RetireUsers(const std::vector<std::string>& client_user_ids) = 0;
 
   // GET /status?eventId=. An unknown id is kValidation with errorNumber 9708.
   virtual AppleResult<EventStatus> GetEventStatus(const std::string& event_id) = 0;

@@ -809,6 +809,115 @@ TEST_F(ClientTest, AssociateThenPollStatusUntilComplete) {
   EXPECT_EQ(none.error().error_number, 9719);
 }
 
+// ------------------------------------------------------------------ users
+
+// The users the simulator holds under these clientUserIds (GET /users?clientUserId=).
+std::vector<User> UsersNamed(Client& c, const std::vector<std::string>& ids) {
+  std::vector<User> out;
+  for (const std::string& id : ids) {
+    UserFilter f;
+    f.client_user_id = id;
+    auto walked = c.WalkUsers(f, [&](const UsersPage& p) -> Status {
+      for (const User& u : p.items) out.push_back(u);
+      return {};
+    });
+    EXPECT_TRUE(walked) << walked.error().Describe();
+  }
+  return out;
+}
+
+TEST_F(ClientTest, UsersAreCreatedUpdatedAndRetired) {
+  ClientOptions o = Options();
+  o.clock = nullptr;  // The simulator resolves events in real time.
+  o.sleep = nullptr;
+  auto c = NewClient(o);
+
+  auto created = c->CreateUsers({{"client-test-u1", "u1@example.org", ""}, {"client-test-u2", "", ""}});
+  ASSERT_TRUE(created) << created.error().Describe();
+  EXPECT_FALSE(created->event_id.empty());
+  EXPECT_FALSE(created->uid.empty()) << "the envelope is read as for every answer";
+  auto create_done = c->WaitForEvent(created->event_id, milliseconds(100), milliseconds(5000));
+  ASSERT_TRUE(create_done) << create_done.error().Describe();
+  EXPECT_EQ(create_done->event_type, "CREATE");
+  EXPECT_EQ(create_done->event_status, "COMPLETE");
+  EXPECT_EQ(create_done->num_requested, 2);
+  EXPECT_EQ(create_done->num_completed, 2);
+  std::vector<User> users = UsersNamed(*c, {"client-test-u1", "client-test-u2"});
+  ASSERT_EQ(users.size(), 2u);
+  EXPECT_EQ(users[0].status, "Registered");
+  EXPECT_EQ(users[0].email, "u1@example.org");
+  EXPECT_FALSE(users[0].invite_code.empty());
+  EXPECT_TRUE(users[1].email.empty()) << "no email was sent for u2";
+
+  // Created again: Apple refuses that user in the event (9716), by clientUserId.
+  auto again = c->CreateUsers({{"client-test-u1", "u1@example.org", ""}});
+  ASSERT_TRUE(again) << again.error().Describe();
+  auto again_done = c->WaitForEvent(again->event_id, milliseconds(100), milliseconds(5000));
+  ASSERT_TRUE(again_done);
+  EXPECT_EQ(again_done->event_status, "FAILED");
+  ASSERT_EQ(again_done->failures.size(), 1u);
+  EXPECT_EQ(again_done->failures[0].error_number, 9716);
+  EXPECT_EQ(again_done->failures[0].client_user_ids, (std::vector<std::string>{"client-test-u1"}));
+
+  auto updated = c->UpdateUsers({{"client-test-u2", "u2@example.org", ""}});
+  ASSERT_TRUE(updated) << updated.error().Describe();
+  auto update_done = c->WaitForEvent(updated->event_id, milliseconds(100), milliseconds(5000));
+  ASSERT_TRUE(update_done);
+  EXPECT_EQ(update_done->event_type, "UPDATE");
+  EXPECT_EQ(update_done->event_status, "COMPLETE");
+  EXPECT_EQ(UsersNamed(*c, {"client-test-u2"}).at(0).email, "u2@example.org");
+
+  // The person accepts the invitation (the simulator plays them).
+  const std::string uid(DefaultLocation().at("uId").as_string());
+  Control("POST", "/_sim/locations/" + uid + "/acceptInvitation", R"({"clientUserIds":["client-test-u2"]})");
+  const User u2 = UsersNamed(*c, {"client-test-u2"}).at(0);
+  EXPECT_EQ(u2.status, "Associated");
+  EXPECT_FALSE(u2.id_hash.empty());
+  EXPECT_TRUE(u2.invite_code.empty());
+
+  auto retired = c->RetireUsers({"client-test-u1", "client-test-u2"});
+  ASSERT_TRUE(retired) << retired.error().Describe();
+  auto retire_done = c->WaitForEvent(retired->event_id, milliseconds(100), milliseconds(5000));
+  ASSERT_TRUE(retire_done);
+  EXPECT_EQ(retire_done->event_type, "RETIRE");
+  EXPECT_EQ(retire_done->event_status, "COMPLETE");
+  for (const User& u : UsersNamed(*c, {"client-test-u1", "client-test-u2"})) {
+    EXPECT_EQ(u.status, "Retired") << u.client_user_id;
+    EXPECT_TRUE(u.invite_code.empty());
+  }
+  // Retired again: Apple no longer has them as registered users (9609).
+  auto twice = c->RetireUsers({"client-test-u1"});
+  ASSERT_TRUE(twice);
+  auto twice_done = c->WaitForEvent(twice->event_id, milliseconds(100), milliseconds(5000));
+  ASSERT_TRUE(twice_done);
+  ASSERT_EQ(twice_done->failures.size(), 1u);
+  EXPECT_EQ(twice_done->failures[0].error_number, 9609);
+}
+
+TEST_F(ClientTest, UserRequestsAppleRefusesOutrightAreValidationErrors) {
+  auto c = NewClient();
+  auto none = c->CreateUsers({});
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().kind, AppleErrorKind::kValidation);
+  EXPECT_EQ(none.error().error_number, 9720);
+  EXPECT_EQ(c->RetireUsers({}).error().error_number, 9720);
+
+  auto bad_email = c->UpdateUsers({{"client-test-u3", "not an email", ""}});
+  ASSERT_FALSE(bad_email);
+  EXPECT_EQ(bad_email.error().error_number, 9717);
+
+  auto config = c->GetServiceConfig();
+  ASSERT_TRUE(config);
+  std::vector<ManagedUser> many;
+  for (int i = 0; i <= config->limits.max_users; ++i) many.push_back({"client-test-many-" + std::to_string(i), "", ""});
+  auto too_many = c->CreateUsers(many);
+  ASSERT_FALSE(too_many);
+  EXPECT_EQ(too_many.error().error_number, 9714);
+  auto duplicates = c->CreateUsers({{"client-test-d", "", ""}, {"client-test-d", "", ""}});
+  ASSERT_FALSE(duplicates);
+  EXPECT_EQ(duplicates.error().error_number, 9715);
+}
+
 TEST_F(ClientTest, WaitForEventGivesUpAfterMaxWait) {
   auto c = NewClient();  // Fake clock: the simulator's real 300 ms never pass.
   Control("POST", "/_sim/settings", R"({"eventDelayMs":600000})");

@@ -554,4 +554,19 @@ std::string RevokeBody(const std::vector<std::string>& client_user_ids,
   return json::serialize(o);
 }
 
+std::string ManageUsersBody(const std::vector<ManagedUser>& users) {
+  json::array a;
+  a.reserve(users.size());
+  for (const ManagedUser& u : users) {
+    json::object uo;
+    uo["clientUserId"] = u.client_user_id;
+    if (!u.email.empty()) uo["email"] = u.email;
+    if (!u.managed_apple_id.empty()) uo["managedAppleId"] = u.managed_apple_id;
+    a.push_back(std::move(uo));
+  }
+  json::object o;
+  o["users"] = std::move(a);
+  return json::serialize(o);
+}
+
 }  // namespace vppd::apple::internal

@@ -80,5 +80,7 @@ AppleStatus ParseLookup(std::string_view body, std::vector<AppMetadata>* out);
 std::string ClientConfigBody(const MdmInfo& mdm, const NotificationSettings* notifications = nullptr);
 std::string ManageAssetsBody(const ManageAssetsRequest& request);
 std::string RevokeBody(const std::vector<std::string>& client_user_ids, const std::vector<std::string>& serial_numbers);
+// {"users": [{"clientUserId", "email"?, "managedAppleId"?}]} for users/create, update and retire.
+std::string ManageUsersBody(const std::vector<ManagedUser>& users);
 
 }  // namespace vppd::apple::internal

@@ -77,12 +77,13 @@ Status ParseAssetCount(const json::object& n, ParsedNotification& out) {
 constexpr std::size_t kMaxAssignments = 1000;  // Apple sends at most 100
 
 // An optional string member: "" when absent or null.
-Result<std::string> OptionalString(const json::object& o, std::string_view key, const std::string& where) {
+Result<std::string> OptionalString(const json::object& o, std::string_view key, const std::string& where,
+                                   std::string_view type = "ASSET_MANAGEMENT") {
   const json::value* v = o.if_contains(key);
   if (v == nullptr || v->is_null()) return std::string();
   const json::string* s = v->if_string();
   if (s == nullptr || s->size() > kMaxIdLength) {
-    return Fail(Error::InvalidArgument("ASSET_MANAGEMENT: '" + std::string(key) +
+    return Fail(Error::InvalidArgument(std::string(type) + ": '" + std::string(key) +
                                            "' must be a string of at most 256 "
                                            "characters",
                                        where));
@@ -90,11 +91,48 @@ Result<std::string> OptionalString(const json::object& o, std::string_view key, 
   return std::string(s->data(), s->size());
 }
 
+// USER_MANAGEMENT's users and USER_ASSOCIATED's associatedUsers:
+// [{clientUserId, email?, idHash?, inviteCode?, status?}].
+Status ParseUsers(const json::object& n, std::string_view type, std::string_view key, bool required,
+                  ParsedNotification& out) {
+  const std::string where = "notification." + std::string(key);
+  auto bad = [&](const std::string& message) {
+    return Fail(Error::InvalidArgument(std::string(type) + ": " + message, where));
+  };
+  const json::value* a = n.if_contains(key);
+  if (a == nullptr || a->is_null()) {
+    if (required) return bad("'" + std::string(key) + "' is missing");
+    return {};
+  }
+  const json::array* list = a->if_array();
+  if (list == nullptr) return bad("'" + std::string(key) + "' must be an array");
+  if (list->size() > kMaxAssignments) return bad("more than 1000 users");
+  for (const json::value& item : *list) {
+    const json::object* o = item.if_object();
+    if (o == nullptr) return bad("a user must be an object");
+    ParsedNotification::User u;
+    auto id = IdMember(*o, "clientUserId", false);
+    if (!id) return bad(id.error().message);
+    u.client_user_id = std::move(*id);
+    const std::pair<const char*, std::string*> fields[] = {
+        {"email", &u.email}, {"idHash", &u.id_hash}, {"inviteCode", &u.invite_code}, {"status", &u.status}};
+    for (const auto& [name, field] : fields) {
+      auto value = OptionalString(*o, name, where + "." + name, type);
+      if (!value) return Fail(value.error());
+      *field = std::move(*value);
+    }
+    out.users.push_back(std::move(u));
+  }
+  return {};
+}
+
 // {assignments: [{adamId, pricingParam, serialNumber | clientUserId}], error?: ErrorResponse,
-//  eventId, result: SUCCESS | FAILURE, type: ASSOCIATE | DISASSOCIATE | REVOKE}
-Status ParseAssetManagement(const json::object& n, ParsedNotification& out) {
-  auto bad = [](std::string message, std::string target) {
-    return Fail(Error::InvalidArgument("ASSET_MANAGEMENT: " + std::move(message), std::move(target)));
+//  eventId, result: SUCCESS | FAILURE, type: ASSOCIATE | DISASSOCIATE | REVOKE}; and
+// USER_MANAGEMENT: {error?, eventId, result, type: CREATE | UPDATE | RETIRE, users: [...]}.
+Status ParseAssetManagement(const json::object& n, ParsedNotification& out,
+                            std::string_view kind = "ASSET_MANAGEMENT") {
+  auto bad = [kind](std::string message, std::string target) {
+    return Fail(Error::InvalidArgument(std::string(kind) + ": " + std::move(message), std::move(target)));
   };
   auto event = IdMember(n, "eventId", true);
   if (!event) return bad(event.error().message, "notification.eventId");
@@ -194,6 +232,11 @@ Result<ParsedNotification> ParseNotification(std::string_view body) {
     if (Status s = ParseAssetCount(*no, out); !s) return Fail(s.error());
   } else if (out.type == "ASSET_MANAGEMENT") {
     if (Status s = ParseAssetManagement(*no, out); !s) return Fail(s.error());
+  } else if (out.type == "USER_MANAGEMENT") {
+    if (Status s = ParseAssetManagement(*no, out, "USER_MANAGEMENT"); !s) return Fail(s.error());
+    if (Status s = ParseUsers(*no, out.type, "users", false, out); !s) return Fail(s.error());
+  } else if (out.type == "USER_ASSOCIATED") {
+    if (Status s = ParseUsers(*no, out.type, "associatedUsers", true, out); !s) return Fail(s.error());
   }
   out.body = json::serialize(*no);
   return out;

@@ -5,6 +5,7 @@
 // Layout: 3. the receiver  4. the applier.
 #include <algorithm>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -171,8 +172,124 @@ struct NotificationApplier::Impl {
       return true;
     }
     if (n.type == "ASSET_MANAGEMENT") return ApplyAssetManagement(n, now);
-    // TEST_NOTIFICATION needs nothing; USER_* waits for user licensing: kept as recorded.
+    if (n.type == "USER_ASSOCIATED") return ApplyUserAssociated(n, now);
+    if (n.type == "USER_MANAGEMENT") return ApplyUserManagement(n, now);
+    // TEST_NOTIFICATION needs nothing.
     return End(n, n.type == "TEST_NOTIFICATION" ? "applied" : "recorded", now);
+  }
+
+  // The token's reconcile goes on at once (instead of at its poll time).
+  void QueueReconcile(const store::AppleNotification& n, Timestamp now, const std::string& why) {
+    auto queued = sync::RequestReconcile(store, n.tenant_id, n.token_id, now);
+    if (queued) {
+      if (options.on_job_queued) options.on_job_queued();
+    } else if (queued.error().code != Code::kNotFound) {
+      // The job still comes back at its poll time (or the next change).
+      spdlog::warn("token {}: could not queue the reconcile after {}: {}", n.token_id, why, queued.error().message);
+    }
+  }
+
+  // USER_ASSOCIATED: the people behind these users accepted their invitations.
+  // vppd's Apple users among them become Associated (the idHash kept, the
+  // invitation gone) and the reconcile goes on to associate their licences;
+  // users vppd did not register are another MDM's and left alone. A user being
+  // retired stays so.
+  Result<bool> ApplyUserAssociated(const store::AppleNotification& n, Timestamp now) {
+    auto parsed = ParseNotification(n.body);
+    if (!parsed) return End(n, "recorded", now);
+    auto rows = store.ListAppleUsers(n.tenant_id, n.token_id);
+    if (!rows) return Fail(rows.error());
+    std::map<std::string, store::AppleUser> by_id;
+    for (auto& r : *rows) by_id.emplace(r.client_user_id, std::move(r));
+    std::vector<store::AppleUser> changed;
+    for (const auto& u : parsed->users) {
+      auto it = by_id.find(u.client_user_id);
+      if (it == by_id.end()) continue;
+      store::AppleUser r = it->second;
+      if (r.status == "retiring" || r.status == "Retired") continue;
+      r.status = "Associated";
+      if (!u.id_hash.empty()) r.id_hash = u.id_hash;
+      if (!u.email.empty()) r.email = u.email;
+      r.invite_code.clear();
+      r.invite_url.clear();
+      r.error_code.clear();
+      r.error_message.clear();
+      r.updated = now;
+      if (r != it->second) changed.push_back(std::move(r));
+    }
+    if (auto s = store.PutAppleUsers(n.tenant_id, n.token_id, changed); !s) {
+      if (s.error().code != Code::kNotFound) return Fail(s.error());
+      return End(n, "recorded", now);  // the token is gone
+    }
+    spdlog::info("notification {}: {} of {} user(s) now associated", n.notification_id, changed.size(),
+                 parsed->users.size());
+    if (!changed.empty()) QueueReconcile(n, now, "invitations accepted");
+    return End(n, changed.empty() ? "recorded" : "applied", now);
+  }
+
+  // USER_MANAGEMENT: how (part of) a users/create or users/retire of vppd's
+  // ended: the users it names move (CompleteAppleEvent), a created user keeps
+  // its invitation code, and once the event ended the reconcile goes on.
+  // users/update is not tracked: recorded.
+  Result<bool> ApplyUserManagement(const store::AppleNotification& n, Timestamp now) {
+    auto parsed = ParseNotification(n.body);
+    if (!parsed) return End(n, "recorded", now);
+    if (parsed->event_type != "CREATE" && parsed->event_type != "RETIRE") return End(n, "recorded", now);
+    auto events = store.ListAppleEvents(n.tenant_id, n.token_id);
+    if (!events) return Fail(events.error());
+    if (!InFlight(*events, parsed->event_id)) {
+      // As for ASSET_MANAGEMENT: ended already, not vppd's, or not recorded yet.
+      const Timestamp grace =
+          std::chrono::duration_cast<std::chrono::microseconds>(options.unknown_event_grace).count();
+      if (!parsed->users.empty() && now - n.received < grace) return false;
+      spdlog::info("notification {}: Apple event {} is not in flight; recorded", n.notification_id, parsed->event_id);
+      return End(n, "recorded", now);
+    }
+    store::AppleEventOutcome outcome;
+    std::vector<std::string> ids;
+    for (const auto& u : parsed->users) ids.push_back(u.client_user_id);
+    const std::string message = parsed->error_message.empty() ? "Apple reported the event as failed"
+                                                              : parsed->error_message;
+    if (!ids.empty()) {
+      outcome.only_serials = ids;
+      if (!parsed->succeeded) {
+        for (const auto& id : ids) outcome.failures.push_back({"", id, parsed->error_number, message});
+      }
+    } else if (!parsed->succeeded) {
+      outcome.all_failed = store::AppleEventOutcome::Failure{"", "", parsed->error_number, message};
+    }
+    if (auto done = store.CompleteAppleEvent(n.tenant_id, n.token_id, parsed->event_id, outcome); !done) {
+      if (done.error().code != Code::kNotFound) return Fail(done.error());
+      return End(n, "recorded", now);  // a poll completed it meanwhile
+    }
+    if (parsed->event_type == "CREATE" && parsed->succeeded) {
+      // The invitation, as Apple tells it: vppd need not walk /users for it (the
+      // reconcile puts the invitation URL around the code).
+      auto rows = store.ListAppleUsers(n.tenant_id, n.token_id);
+      if (!rows) return Fail(rows.error());
+      std::map<std::string, const ParsedNotification::User*> told;
+      for (const auto& u : parsed->users) told.emplace(u.client_user_id, &u);
+      std::vector<store::AppleUser> changed;
+      for (store::AppleUser r : *rows) {
+        auto it = told.find(r.client_user_id);
+        if (it == told.end() || r.status != "Registered" || it->second->invite_code.empty()) continue;
+        if (r.invite_code == it->second->invite_code) continue;
+        r.invite_code = it->second->invite_code;
+        r.invite_url.clear();
+        r.updated = now;
+        changed.push_back(std::move(r));
+      }
+      if (auto s = store.PutAppleUsers(n.tenant_id, n.token_id, changed); !s && s.error().code != Code::kNotFound) {
+        return Fail(s.error());
+      }
+    }
+    auto after = store.ListAppleEvents(n.tenant_id, n.token_id);
+    const bool event_ended = after && !InFlight(*after, parsed->event_id);
+    spdlog::info("notification {}: Apple event {} ({}, {}): {} user(s) settled{}", n.notification_id,
+                 parsed->event_id, parsed->event_type, parsed->succeeded ? "SUCCESS" : "FAILURE", ids.size(),
+                 event_ended ? ", the event ended" : "");
+    if (event_ended) QueueReconcile(n, now, "event " + parsed->event_id);
+    return End(n, "applied", now);
   }
 
   Result<bool> End(const store::AppleNotification& n, const char* state, Timestamp now) {

@@ -42,6 +42,8 @@ TEST(ParseNotification, ReadsEveryTypeVppdHandles) {
     const std::string t = type;
     const std::string body = t == "ASSET_COUNT"        ? R"({"adamId":"1","countDelta":1})"
                              : t == "ASSET_MANAGEMENT" ? R"({"eventId":"e","result":"SUCCESS","type":"ASSOCIATE"})"
+                             : t == "USER_MANAGEMENT"  ? R"({"eventId":"e","result":"SUCCESS","type":"CREATE"})"
+                             : t == "USER_ASSOCIATED"  ? R"({"associatedUsers":[]})"
                                                        : "{}";
     EXPECT_TRUE(ParseNotification(Envelope(type, body))) << type;
   }
@@ -72,6 +74,30 @@ TEST(ParseNotification, ReadsAnAssetManagementAsApplesDocsShowIt) {
   EXPECT_TRUE(failed->names_users);
   EXPECT_EQ(failed->error_number, 9610);
   EXPECT_EQ(failed->error_message, "License not found");
+}
+
+TEST(ParseNotification, ReadsUserNotificationsAsApplesDocsShowThem) {
+  auto managed = ParseNotification(Envelope(
+      "USER_MANAGEMENT",
+      R"({"error":{"errorMessage":"The Apple Account is already associated with another user.","errorNumber":9641},)"
+      R"("eventId":"ev-1","result":"FAILURE","type":"CREATE","users":[{"clientUserId":"u-1"}]})"));
+  ASSERT_TRUE(managed) << managed.error().message;
+  EXPECT_EQ(managed->event_id, "ev-1");
+  EXPECT_EQ(managed->event_type, "CREATE");
+  EXPECT_FALSE(managed->succeeded);
+  EXPECT_EQ(managed->error_number, 9641);
+  ASSERT_EQ(managed->users.size(), 1u);
+  EXPECT_EQ(managed->users[0].client_user_id, "u-1");
+  auto associated = ParseNotification(
+      Envelope("USER_ASSOCIATED", R"({"associatedUsers":[{"clientUserId":"u-2","email":"u2@example.org",)"
+                                  R"("idHash":"h2","inviteCode":"c2","status":"Associated"}]})"));
+  ASSERT_TRUE(associated) << associated.error().message;
+  ASSERT_EQ(associated->users.size(), 1u);
+  EXPECT_EQ(associated->users[0].client_user_id, "u-2");
+  EXPECT_EQ(associated->users[0].email, "u2@example.org");
+  EXPECT_EQ(associated->users[0].id_hash, "h2");
+  EXPECT_EQ(associated->users[0].invite_code, "c2");
+  EXPECT_EQ(associated->users[0].status, "Associated");
 }
 
 TEST(ParseNotification, RefusesBadInputSayingWhat) {
@@ -126,6 +152,16 @@ TEST(ParseNotification, RefusesBadInputSayingWhat) {
       {Envelope("ASSET_MANAGEMENT",
                 R"({"eventId":"e","result":"FAILURE","type":"ASSOCIATE","error":{"errorNumber":"9610"}})"),
        "'error.errorNumber' must be an integer"},
+      {Envelope("USER_MANAGEMENT", R"({"result":"SUCCESS","type":"CREATE"})"), "USER_MANAGEMENT: 'eventId' is missing"},
+      {Envelope("USER_MANAGEMENT", R"({"eventId":"e","result":"SUCCESS","type":"CREATE","users":{}})"),
+       "'users' must be an array"},
+      {Envelope("USER_MANAGEMENT", R"({"eventId":"e","result":"SUCCESS","type":"CREATE","users":[{"email":"a@b.c"}]})"),
+       "'clientUserId' is missing"},
+      {Envelope("USER_MANAGEMENT",
+                R"({"eventId":"e","result":"SUCCESS","type":"CREATE","users":[{"clientUserId":"u","inviteCode":5}]})"),
+       "USER_MANAGEMENT: 'inviteCode' must be a string"},
+      {Envelope("USER_ASSOCIATED", "{}"), "USER_ASSOCIATED: 'associatedUsers' is missing"},
+      {Envelope("USER_ASSOCIATED", R"({"associatedUsers":[7]})"), "a user must be an object"},
   };
   for (const auto& c : cases) {
     auto n = ParseNotification(c.body);
@@ -417,7 +453,8 @@ TEST_P(NotificationsTest, OtherTypesAreRecordedAndKeptUntilTheRetention) {
       kKey, "Bearer the-bearer",
       Envelope("ASSET_MANAGEMENT", R"({"assignments":[],"eventId":"e","result":"SUCCESS","type":"ASSOCIATE"})", "m-1",
                kUid)));
-  ASSERT_TRUE(receiver_->Receive(kKey, "Bearer the-bearer", Envelope("USER_ASSOCIATED", "{}", "u-1", kUid)));
+  ASSERT_TRUE(
+      receiver_->Receive(kKey, "Bearer the-bearer", Envelope("USER_ASSOCIATED", R"({"associatedUsers":[]})", "u-1", kUid)));
   EXPECT_EQ(*applier_->RunOnce(), 3);
   EXPECT_EQ(Pending(), 0);
   EXPECT_EQ(Total(), 10);
@@ -557,6 +594,142 @@ TEST_P(NotificationsTest, ARotationKeepsTheKeyAndHonoursTheOldBearerForItsGrace)
   auto after = store_->FindNotificationEndpoint(kKey);
   ASSERT_FALSE(after);
   EXPECT_EQ(after.error().code, Code::kNotFound);
+}
+
+// --- users (USER_ASSOCIATED, USER_MANAGEMENT) ------------------------------------------
+
+store::AppleUser AppleUser(const std::string& id, const std::string& status) {
+  store::AppleUser u;
+  u.client_user_id = id;
+  u.user_id = id;
+  u.email = id + "@example.org";
+  u.status = status;
+  if (status == "Registered") {
+    u.invite_code = "code-" + id;
+    u.invite_url = "https://example/?inviteCode=code-" + id;
+  }
+  return u;
+}
+
+std::map<std::string, store::AppleUser> AppleUsers(store::Store& store, const std::string& token) {
+  std::map<std::string, store::AppleUser> out;
+  auto rows = store.ListAppleUsers(kTenant, token);
+  EXPECT_TRUE(rows) << rows.error().message;
+  if (rows) {
+    for (auto& r : *rows) out[r.client_user_id] = r;
+  }
+  return out;
+}
+
+TEST_P(NotificationsTest, AUserAssociatedMakesVppdsUsersAssociatedAndQueuesTheReconcile) {
+  ASSERT_TRUE(store_->PutAppleUsers(kTenant, token_id_,
+                                    {AppleUser("ann", "Registered"), AppleUser("bob", "Registered"),
+                                     AppleUser("cy", "retiring")}));
+  ASSERT_TRUE(receiver_->Receive(
+      kKey, "Bearer the-bearer",
+      Envelope("USER_ASSOCIATED",
+               R"({"associatedUsers":[{"clientUserId":"ann","email":"ann@example.org","idHash":"hash-ann",)"
+               R"("inviteCode":"code-ann","status":"Associated"},{"clientUserId":"cy","idHash":"hash-cy"},)"
+               R"({"clientUserId":"other-mdm","idHash":"hash-x"}]})",
+               "ua-1", kUid)));
+  EXPECT_EQ(ReconcileJobs(), 0) << "the receiver only records";
+  EXPECT_EQ(*applier_->RunOnce(), 1);
+  auto users = AppleUsers(*store_, token_id_);
+  ASSERT_EQ(users.size(), 3u) << "another MDM's user is not vppd's to keep";
+  EXPECT_EQ(users["ann"].status, "Associated");
+  EXPECT_EQ(users["ann"].id_hash, "hash-ann");
+  EXPECT_EQ(users["ann"].invite_code, "");
+  EXPECT_EQ(users["ann"].invite_url, "");
+  EXPECT_EQ(users["bob"].status, "Registered") << "not named";
+  EXPECT_EQ(users["cy"].status, "retiring") << "a user being retired stays so";
+  EXPECT_EQ(ReconcileJobs(), 1);
+  EXPECT_EQ(jobs_queued_, 1);
+  EXPECT_EQ(Pending(), 0);
+
+  // Nothing of vppd's in it: recorded, no job.
+  ASSERT_TRUE(receiver_->Receive(
+      kKey, "Bearer the-bearer",
+      Envelope("USER_ASSOCIATED", R"({"associatedUsers":[{"clientUserId":"other-mdm-2","idHash":"h"}]})", "ua-2",
+               kUid)));
+  EXPECT_EQ(*applier_->RunOnce(), 1);
+  EXPECT_EQ(jobs_queued_, 1);
+}
+
+TEST_P(NotificationsTest, AUserManagementSettlesTheUsersItNamesAndTheLastPartEndsTheEvent) {
+  ASSERT_TRUE(store_->PutAppleUsers(kTenant, token_id_, {AppleUser("ann", "creating"), AppleUser("bob", "creating")}));
+  store::AppleEvent e;
+  e.event_id = "ue-1";
+  e.kind = "createUsers";
+  e.submitted = clock_.Now();
+  e.next_poll = clock_.Now() + 300'000'000;
+  ASSERT_TRUE(store_->RecordAppleEvent(kTenant, token_id_, e, {"ann", "bob"}, ""));
+
+  ASSERT_TRUE(receiver_->Receive(
+      kKey, "Bearer the-bearer",
+      Envelope("USER_MANAGEMENT",
+               R"({"eventId":"ue-1","result":"SUCCESS","type":"CREATE","users":[{"clientUserId":"ann",)"
+               R"("email":"ann@example.org","inviteCode":"code-from-apple","status":"Registered"}]})",
+               "um-1", kUid)));
+  EXPECT_EQ(*applier_->RunOnce(), 1);
+  auto users = AppleUsers(*store_, token_id_);
+  EXPECT_EQ(users["ann"].status, "Registered");
+  EXPECT_EQ(users["ann"].invite_code, "code-from-apple") << "no /users walk needed for it";
+  EXPECT_EQ(users["ann"].event_id, "");
+  EXPECT_EQ(users["bob"].status, "creating");
+  EXPECT_TRUE(InFlight("ue-1")) << "bob's part is still to come";
+  EXPECT_EQ(ReconcileJobs(), 0);
+
+  ASSERT_TRUE(receiver_->Receive(
+      kKey, "Bearer the-bearer",
+      Envelope("USER_MANAGEMENT",
+               R"({"error":{"errorMessage":"The Apple Account is already associated with another user.",)"
+               R"("errorNumber":9641},"eventId":"ue-1","result":"FAILURE","type":"CREATE",)"
+               R"("users":[{"clientUserId":"bob"}]})",
+               "um-2", kUid)));
+  EXPECT_EQ(*applier_->RunOnce(), 1);
+  users = AppleUsers(*store_, token_id_);
+  EXPECT_EQ(users["bob"].status, "failed");
+  EXPECT_EQ(users["bob"].error_code, "9641");
+  EXPECT_EQ(users["bob"].error_message, "The Apple Account is already associated with another user.");
+  EXPECT_FALSE(InFlight("ue-1"));
+  EXPECT_EQ(ReconcileJobs(), 1) << "the event ended: the reconcile goes on";
+}
+
+TEST_P(NotificationsTest, AUserManagementRetireEndsRetiredAndOneNotInFlightWaitsThenIsRecorded) {
+  ASSERT_TRUE(store_->PutAppleUsers(kTenant, token_id_, {AppleUser("ann", "Associated")}));
+  store::AppleEvent e;
+  e.event_id = "ur-1";
+  e.kind = "retireUsers";
+  e.submitted = clock_.Now();
+  e.next_poll = clock_.Now() + 300'000'000;
+  ASSERT_TRUE(store_->RecordAppleEvent(kTenant, token_id_, e, {"ann"}, ""));
+  ASSERT_TRUE(receiver_->Receive(
+      kKey, "Bearer the-bearer",
+      Envelope("USER_MANAGEMENT",
+               R"({"eventId":"ur-1","result":"SUCCESS","type":"RETIRE","users":[{"clientUserId":"ann",)"
+               R"("status":"Retired"}]})",
+               "um-3", kUid)));
+  EXPECT_EQ(*applier_->RunOnce(), 1);
+  EXPECT_EQ(AppleUsers(*store_, token_id_)["ann"].status, "Retired");
+  EXPECT_FALSE(InFlight("ur-1"));
+
+  // An event vppd has not recorded (yet): kept pending for the grace, then recorded.
+  ASSERT_TRUE(receiver_->Receive(
+      kKey, "Bearer the-bearer",
+      Envelope("USER_MANAGEMENT",
+               R"({"eventId":"ur-2","result":"SUCCESS","type":"RETIRE","users":[{"clientUserId":"ann"}]})", "um-4",
+               kUid)));
+  EXPECT_EQ(*applier_->RunOnce(), 0);
+  EXPECT_EQ(Pending(), 1);
+  clock_.Advance(std::chrono::seconds(31));
+  EXPECT_EQ(*applier_->RunOnce(), 1);
+  EXPECT_EQ(Pending(), 0);
+  // users/update is not tracked: recorded.
+  ASSERT_TRUE(receiver_->Receive(
+      kKey, "Bearer the-bearer",
+      Envelope("USER_MANAGEMENT", R"({"eventId":"uu-1","result":"SUCCESS","type":"UPDATE","users":[]})", "um-5",
+               kUid)));
+  EXPECT_EQ(*applier_->RunOnce(), 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, NotificationsTest, ::testing::Values(Backend::kSqlite, Backend::kPostgres),

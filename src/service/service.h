@@ -498,6 +498,12 @@ struct ParsedNotification {
   bool names_users = false;                 // some assignment names a clientUserId
   int error_number = 0;                     // a FAILURE's error (0 when Apple sent none)
   std::string error_message;
+  // USER_MANAGEMENT (event_id, event_type CREATE | UPDATE | RETIRE, succeeded and
+  // error_* as above) names its users; USER_ASSOCIATED its associatedUsers.
+  struct User {
+    std::string client_user_id, email, id_hash, invite_code, status;
+  };
+  std::vector<User> users;
 };
 
 // Most bytes of a notification's body: Apple sends at most 100 elements (an
@@ -513,7 +519,10 @@ inline constexpr std::size_t kMaxNotificationBytes = 256 * 1024;
 // eventId, with a result other than SUCCESS or FAILURE, without type, or whose
 // assignments (an array of at most 1,000 objects; serialNumber and clientUserId
 // strings) or error (an object; errorNumber an integer, errorMessage a string)
-// are malformed. Pure; never throws.
+// are malformed; a USER_MANAGEMENT as an ASSET_MANAGEMENT but with `users`
+// instead of assignments; a USER_ASSOCIATED without associatedUsers. Users: an
+// array of at most 1,000 objects, each with a clientUserId and optional email,
+// idHash, inviteCode and status strings. Pure; never throws.
 Result<ParsedNotification> ParseNotification(std::string_view body);
 
 // True when `authorization` is "Bearer <token>" and SHA-256(token) is the

@@ -102,6 +102,15 @@ class FakeApple final : public apple::Client {
                                                   const std::vector<std::string>&) override {
     return Unsupported();
   }
+  apple::AppleResult<apple::EventResponse> CreateUsers(const std::vector<apple::ManagedUser>&) override {
+    return Unsupported();
+  }
+  apple::AppleResult<apple::EventResponse> UpdateUsers(const std::vector<apple::ManagedUser>&) override {
+    return Unsupported();
+  }
+  apple::AppleResult<apple::EventResponse> RetireUsers(const std::vector<std::string>&) override {
+    return Unsupported();
+  }
   apple::AppleResult<apple::EventStatus> GetEventStatus(const std::string&) override { return Unsupported(); }
   apple::AppleResult<apple::EventStatus> WaitForEvent(const std::string&, std::chrono::milliseconds,
                                                       std::chrono::milliseconds) override {

@@ -4,10 +4,12 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "apple/client.h"
+#include "store/store.h"
 #include "sync/jobs.h"
 
 namespace vppd::sync {
@@ -99,6 +101,26 @@ apple::AppleResult<Gathered> WalkAssetsOnly(JobContext& ctx, apple::Client& clie
 // lookup is not a failed sync: those apps are listed by adamId.
 void LookUpNames(JobContext& ctx, apple::Client& client, const store::VppToken& token, Gathered& g, Timestamp now);
 void BuildApps(const store::VppToken& token, const std::string& country, Timestamp now, Gathered& g);
+
+// What ReconcileAppleUsers leaves (apple_users.cc).
+struct AppleUsersPass {
+  std::map<std::string, store::AppleUser> by_client_user_id;  // as they stand after the pass
+  std::int64_t created = 0, retired = 0, waiting = 0 /*Registered*/, failed = 0;
+  bool events_in_flight = false;  // the job must come back (as device events do)
+};
+// Registers an Apple user for each of `wanted_user_ids` (directory user ids) that has none (users/create in
+// chunks of maxUsers), retires those vppd registered whose directory user no longer exists (unless
+// options.reclaim is never), settles user events (GET /status, or USER_MANAGEMENT notifications), and
+// refreshes statuses from GET /users (sinceVersionId). Apple calls only when something is to be done.
+//
+// clientUserId = the directory user's id, email = its mail, else its userPrincipalName. A user Apple
+// refused (status failed, error_* say why, e.g. 9641) is not sent again until its email changes. A
+// retired user wanted again is registered again. The users are written before each request and the
+// event recorded once Apple accepted it; rows left without an event (a crash, Apple unreachable) are
+// sent again by the next pass, and events_in_flight is then true. Errors: the store's, and Apple's
+// (AppleError::ToError) other than a request Apple refused outright (those users fail).
+Result<AppleUsersPass> ReconcileAppleUsers(JobContext& ctx, apple::Client& client, const store::VppToken& token,
+                                           const std::set<std::string>& wanted_user_ids);
 
 // Lower-cased country for store URLs: the admin's countryOrRegion, else Apple's.
 std::string StoreCountry(const store::VppToken& token, const apple::ClientConfig& config);

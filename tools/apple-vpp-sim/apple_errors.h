@@ -21,6 +21,7 @@ enum AppleErrorNumber : int {
   kErrTokenExpired = 9621,
   kErrInvalidToken = 9622,
   kErrTokenRevoked = 9625,
+  kErrAppleAccountAlreadyAssociated = 9641,  // accepting an invitation with an Apple Account another user holds
   kErrTooManyRequests = 9646,
   kErrBadPageIndex = 9650,
   kErrTooManyAssets = 9700,

@@ -521,7 +521,9 @@ http::Response Simulator::HandleControl(const http::Request& req, std::string_vi
   }
   if (action == "acceptInvitation") {
     // The people behind Registered users accept their invitations:
-    // {"clientUserIds": [...]} → Associated, an idHash, USER_ASSOCIATED.
+    // {"clientUserIds": [...], "idHash"?} → Associated, an idHash, USER_ASSOCIATED;
+    // with idHash (one user) the person signs in with that Apple Account, and
+    // one another user holds is refused with Apple's 9641.
     if (m != "POST") return MethodNotAllowed("POST");
     const json::value* v = in.if_contains("clientUserIds");
     if (!v || !v->is_array() || v->get_array().empty())
@@ -531,9 +533,14 @@ http::Response Simulator::HandleControl(const http::Request& req, std::string_vi
       if (!e.is_string()) return ControlError(400, "clientUserIds must be a non-empty array of strings");
       ids.emplace_back(e.get_string().data(), e.get_string().size());
     }
-    auto accepted = AcceptInvitations(*loc, ids);
+    const json::value* account = in.if_contains("idHash");
+    if (account && (!account->is_string() || account->get_string().empty()))
+      return ControlError(400, "idHash must be a non-empty string");
+    auto accepted = AcceptInvitations(*loc, ids, account ? std::string(account->get_string()) : std::string());
     if (!accepted) {
       const Code c = accepted.error().code;
+      // Answered as Apple answers the person: its ErrorResponse.
+      if (c == Code::kAlreadyExists) return AppleErrorReply(kErrAppleAccountAlreadyAssociated);
       return ControlError(c == Code::kNotFound             ? 404
                           : c == Code::kFailedPrecondition ? 409
                                                            : 400,

@@ -11,6 +11,7 @@
 // per 1 app").
 #include <algorithm>
 
+#include "apple_errors.h"
 #include "json_writer.h"
 #include "simulator.h"
 
@@ -203,7 +204,10 @@ void Simulator::OnEventsResolved(Location& loc, const std::vector<std::string>& 
   }
 }
 
-Result<std::string> Simulator::AcceptInvitations(Location& loc, const std::vector<std::string>& client_user_ids) {
+Result<std::string> Simulator::AcceptInvitations(Location& loc, const std::vector<std::string>& client_user_ids,
+                                                  const std::string& apple_account) {
+  if (!apple_account.empty() && client_user_ids.size() != 1)
+    return Fail(Error::InvalidArgument("idHash names one person's Apple Account: give exactly one clientUserId"));
   std::vector<std::uint32_t> accepted;
   for (const std::string& id : client_user_ids) {
     auto idx = loc.FindUser(id);
@@ -213,6 +217,17 @@ Result<std::string> Simulator::AcceptInvitations(Location& loc, const std::vecto
     if (std::find(accepted.begin(), accepted.end(), *idx) != accepted.end())
       return Fail(Error::InvalidArgument("duplicate clientUserId " + id));
     accepted.push_back(*idx);
+  }
+  if (!apple_account.empty()) {
+    // Apple: an Apple Account is associated with one user of a location at a
+    // time; the person is told so (9641) and the user stays Registered. A
+    // Retired user's idHash may remain and does not hold the account.
+    for (std::uint32_t i = 0; i < loc.users().size(); ++i) {
+      const User& other = loc.users()[i];
+      if (i != accepted[0] && other.id_hash == apple_account && other.status != UserStatus::kRetired)
+        return Fail(Error::AlreadyExists(AppleDefaultMessage(kErrAppleAccountAlreadyAssociated)));
+    }
+    loc.MutableUser(accepted[0]).id_hash = apple_account;
   }
   JsonWriter out;
   out.BeginArray();

@@ -803,6 +803,130 @@ TEST_F(SimTest, UserLifecycle) {
   EXPECT_EQ(Obj(Get("/mdm/v2/users?retiredOnly=true&activeOnly=false"))["users"].as_array().size() > 0, true);
 }
 
+// users/update changes what it names and nothing else; the user keeps its status and invitation.
+TEST_F(SimTest, UsersUpdateChangesEmailAndManagedAppleId) {
+  SimOptions opts;
+  opts.event_delay = std::chrono::milliseconds(0);
+  Start(opts);
+  Post("/mdm/v2/users/create", R"({"users":[{"clientUserId":"up-1","email":"old@x.org"}]})");
+  auto before = Arr(Get("/mdm/v2/users?clientUserId=up-1"), "users")[0].as_object();
+  const std::string v0(Obj(Get("/mdm/v2/users"))["versionId"].as_string());
+  auto ev = Obj(Post("/mdm/v2/users/update", R"({"users":[{"clientUserId":"up-1","email":"new@x.org"},)"
+                                             R"({"clientUserId":"ghost","email":"g@x.org"}]})"));
+  auto st = Obj(Get("/mdm/v2/status?eventId=" + std::string(ev["eventId"].as_string())));
+  EXPECT_EQ(st["eventType"].as_string(), "UPDATE");
+  EXPECT_EQ(st["numCompleted"].as_int64(), 1);
+  EXPECT_EQ(st["failures"].as_array()[0].as_object().at("errorNumber").as_int64(), 9609) << "no such user";
+  auto after = Arr(Get("/mdm/v2/users?sinceVersionId=" + v0), "users");
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0].as_object().at("email").as_string(), "new@x.org");
+  EXPECT_EQ(after[0].as_object().at("status").as_string(), "Registered");
+  EXPECT_EQ(after[0].as_object().at("inviteCode"), before.at("inviteCode"));
+}
+
+// The person accepting an invitation, played through /_sim/: the Apple Account
+// (idHash) they sign in with is associated with one user of the location at a
+// time; a second user accepting with it is refused as Apple refuses (9641).
+TEST_F(SimTest, AnAppleAccountAlreadyAssociatedWithAnotherUserIsRefused) {
+  SimOptions opts;
+  opts.event_delay = std::chrono::milliseconds(0);
+  Start(opts);
+  const std::string uid(Locations()[0].as_object().at("uId").as_string());
+  const std::string accept = "/_sim/locations/" + uid + "/acceptInvitation";
+  Post("/mdm/v2/users/create", R"({"users":[{"clientUserId":"p-1"},{"clientUserId":"p-2"},{"clientUserId":"p-3"}]})");
+  Get("/mdm/v2/users");  // events resolve as Apple's API is read
+  auto r = Post(accept, R"({"clientUserIds":["p-1"],"idHash":"account-A"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto p1 = Arr(Get("/mdm/v2/users?clientUserId=p-1"), "users")[0].as_object();
+  EXPECT_EQ(p1["status"].as_string(), "Associated");
+  EXPECT_EQ(p1["idHash"].as_string(), "account-A");
+
+  const std::string v0(Obj(Get("/mdm/v2/users"))["versionId"].as_string());
+  r = Post(accept, R"({"clientUserIds":["p-2"],"idHash":"account-A"})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(ErrorNumber(r), 9641);
+  EXPECT_EQ(Obj(r)["errorMessage"].as_string(), "The Apple Account is already associated with another user.");
+  auto p2 = Arr(Get("/mdm/v2/users?clientUserId=p-2"), "users")[0].as_object();
+  EXPECT_EQ(p2["status"].as_string(), "Registered") << "the invitation is still open";
+  EXPECT_TRUE(p2.contains("inviteCode"));
+  EXPECT_FALSE(p2.contains("idHash"));
+  EXPECT_EQ(Obj(Get("/mdm/v2/users"))["versionId"].as_string(), v0) << "nothing changed";
+
+  // Another account is fine; one idHash names one person.
+  EXPECT_EQ(Post(accept, R"({"clientUserIds":["p-2"],"idHash":"account-B"})").status, 200);
+  EXPECT_EQ(Post(accept, R"({"clientUserIds":["p-3","p-2"],"idHash":"account-C"})").status, 400);
+  EXPECT_EQ(Post(accept, R"({"clientUserIds":["p-3"],"idHash":""})").status, 400);
+  // Once p-1 is retired its account is free again (its idHash may remain on the retired user).
+  Post("/mdm/v2/users/retire", R"({"users":[{"clientUserId":"p-1"}]})");
+  Get("/mdm/v2/users");
+  r = Post(accept, R"({"clientUserIds":["p-3"],"idHash":"account-A"})");
+  EXPECT_EQ(r.status, 200) << r.body;
+}
+
+// Retiring a user releases its revocable licences (counts follow); a book's stays.
+TEST_F(LicensingTest, RetireReleasesRevocableLicencesAndCountsFollow) {
+  Buy(3);
+  std::string book;
+  for (auto& v : Arr(Get("/mdm/v2/assets?productType=Book&unlimited=false"), "assets")) {
+    const auto& o = v.as_object();
+    if (book.empty() && !o.at("revocable").as_bool() && o.at("availableCount").as_int64() > 0)
+      book = std::string(o.at("adamId").as_string());
+  }
+  ASSERT_FALSE(book.empty());
+  auto count = [&](const std::string& adam, const char* field) {
+    return Arr(Get("/mdm/v2/assets?adamId=" + adam), "assets")[0].as_object().at(field).as_int64();
+  };
+  const std::int64_t book_available = count(book, "availableCount");
+  const std::int64_t app_assigned = count(app_, "assignedCount");
+  Post("/mdm/v2/users/create", R"({"users":[{"clientUserId":"r-1"},{"clientUserId":"r-2"}]})");
+  clock_.Advance(std::chrono::milliseconds(100));
+  Associate(R"("clientUserIds":["r-1","r-2"])");
+  Post("/mdm/v2/assets/associate", R"({"assets":[{"adamId":")" + book + R"("}],"clientUserIds":["r-1"]})");
+  clock_.Advance(std::chrono::milliseconds(100));
+  EXPECT_EQ(count(app_, "assignedCount"), app_assigned + 2);
+  EXPECT_EQ(count(app_, "availableCount"), 1);
+  EXPECT_EQ(count(book, "availableCount"), book_available - 1);
+
+  auto ev = Obj(Post("/mdm/v2/users/retire", R"({"users":[{"clientUserId":"r-1"}]})"));
+  clock_.Advance(std::chrono::milliseconds(100));
+  auto st = Status(std::string(ev["eventId"].as_string()));
+  EXPECT_EQ(st["eventType"].as_string(), "RETIRE");
+  EXPECT_EQ(st["eventStatus"].as_string(), "COMPLETE");
+  EXPECT_EQ(count(app_, "assignedCount"), app_assigned + 1);
+  EXPECT_EQ(count(app_, "availableCount"), 2);
+  EXPECT_EQ(Walk("&clientUserId=r-1&adamId=" + app_).size(), 0u);
+  EXPECT_EQ(Walk("&clientUserId=r-2&adamId=" + app_).size(), 1u) << "only the retired user's";
+  EXPECT_EQ(Walk("&clientUserId=r-1&adamId=" + book).size(), 1u) << "a book is not revocable";
+  EXPECT_EQ(count(book, "availableCount"), book_available - 1);
+  // A retired user holds nothing new.
+  auto again = Associate(R"("clientUserIds":["r-1"])");
+  clock_.Advance(std::chrono::milliseconds(100));
+  EXPECT_TRUE(Failures(again).count(9609));
+}
+
+// Books are licensed to users only: a device associate of a Book is refused
+// outright (9707, errorInfo naming the asset), a user associate works.
+TEST_F(LicensingTest, BooksAreAssignableToUsersOnly) {
+  std::string book;
+  for (auto& v : Arr(Get("/mdm/v2/assets?productType=Book&unlimited=false"), "assets")) {
+    const auto& o = v.as_object();
+    if (book.empty() && o.at("availableCount").as_int64() > 0) book = std::string(o.at("adamId").as_string());
+    EXPECT_FALSE(o.at("deviceAssignable").as_bool()) << o.at("adamId").as_string();
+  }
+  ASSERT_FALSE(book.empty());
+  auto r = Post("/mdm/v2/assets/associate", R"({"assets":[{"adamId":")" + book + R"("}],"serialNumbers":["B1"]})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(ErrorNumber(r), 9707);
+  EXPECT_EQ(Obj(r)["errorInfo"].as_object()["assets"].as_array()[0].as_object().at("adamId").as_string(), book);
+  Post("/mdm/v2/users/create", R"({"users":[{"clientUserId":"reader"}]})");
+  clock_.Advance(std::chrono::milliseconds(100));
+  r = Post("/mdm/v2/assets/associate", R"({"assets":[{"adamId":")" + book + R"("}],"clientUserIds":["reader"]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  clock_.Advance(std::chrono::milliseconds(100));
+  EXPECT_EQ(Status(std::string(Obj(r)["eventId"].as_string()))["eventStatus"].as_string(), "COMPLETE");
+  EXPECT_EQ(Walk("&clientUserId=reader&adamId=" + book).size(), 1u);
+}
+
 // ---------------------------------------------------------------- faults, rate limit, counters
 
 TEST_F(SimTest, CountTriggeredFaultsAndCounters) {
@@ -1147,6 +1271,46 @@ TEST_F(NotificationTest, AssetCountUsersAndSubscriptionFilter) {
   EXPECT_EQ(au["inviteCode"].as_string().size(), 32u);
   auto user = Arr(Get("/mdm/v2/users?clientUserId=inv-1"), "users")[0].as_object();
   EXPECT_EQ(user["status"].as_string(), "Associated");
+}
+
+// USER_MANAGEMENT as Apple shapes it: {eventId, result, type, users[...]} and,
+// for a FAILURE, the error with the users it names; a RETIRE says Retired.
+TEST_F(NotificationTest, UserManagementReportsCreateFailuresAndRetire) {
+  Subscribe(R"(["USER_MANAGEMENT","USER_ASSOCIATED"])");
+  Post("/mdm/v2/users/create", R"({"users":[{"clientUserId":"m-1","email":"m@x.org"}]})");
+  clock_.Advance(std::chrono::milliseconds(100));
+  Get("/mdm/v2/users");
+  ASSERT_TRUE(WaitSent(1));
+  // Created again (9716) together with a new one: a SUCCESS for the new user and a FAILURE for m-1.
+  Post("/mdm/v2/users/create", R"({"users":[{"clientUserId":"m-1"},{"clientUserId":"m-2"}]})");
+  clock_.Advance(std::chrono::milliseconds(100));
+  Get("/mdm/v2/users");
+  ASSERT_TRUE(WaitSent(3));
+  auto sent = Sent();
+  json::object success, failure;
+  for (std::size_t i = 1; i < 3; ++i) {
+    auto n = sent[i].body["notification"].as_object();
+    EXPECT_EQ(sent[i].body["notificationType"].as_string(), "USER_MANAGEMENT");
+    EXPECT_EQ(n["type"].as_string(), "CREATE");
+    (n["result"].as_string() == "SUCCESS" ? success : failure) = n;
+  }
+  ASSERT_FALSE(success.empty());
+  ASSERT_FALSE(failure.empty());
+  EXPECT_EQ(success["eventId"], failure["eventId"]);
+  EXPECT_EQ(success["users"].as_array()[0].as_object().at("clientUserId").as_string(), "m-2");
+  EXPECT_EQ(success["users"].as_array()[0].as_object().at("status").as_string(), "Registered");
+  EXPECT_EQ(success["users"].as_array()[0].as_object().at("inviteCode").as_string().size(), 32u);
+  EXPECT_EQ(failure["error"].as_object().at("errorNumber").as_int64(), 9716);
+  EXPECT_EQ(failure["users"].as_array()[0].as_object().at("clientUserId").as_string(), "m-1");
+
+  Post("/mdm/v2/users/retire", R"({"users":[{"clientUserId":"m-2"}]})");
+  clock_.Advance(std::chrono::milliseconds(100));
+  Get("/mdm/v2/users");
+  ASSERT_TRUE(WaitSent(4));
+  auto retire = Sent()[3].body["notification"].as_object();
+  EXPECT_EQ(retire["type"].as_string(), "RETIRE");
+  EXPECT_EQ(retire["result"].as_string(), "SUCCESS");
+  EXPECT_EQ(retire["users"].as_array()[0].as_object().at("status").as_string(), "Retired");
 }
 
 TEST_F(NotificationTest, RetriesUpToThreeAttemptsAndStopsOn2xx) {

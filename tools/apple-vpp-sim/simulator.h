@@ -151,8 +151,12 @@ class Simulator {
   void NotifyEvent(const Location& loc, const Event& e);
   void NotifyAssetCount(const Location& loc, const Asset& asset, std::int64_t delta);
   // The person behind each Registered user accepts the invitation: Associated,
-  // an idHash, a new version, one USER_ASSOCIATED (per 100 users).
-  Result<std::string> AcceptInvitations(Location& loc, const std::vector<std::string>& client_user_ids);
+  // an idHash, a new version, one USER_ASSOCIATED (per 100 users). With
+  // `apple_account` (the idHash of the Apple Account the one person signs in
+  // with): AlreadyExists, nothing changed, when another user of the location
+  // that is not Retired holds that Apple Account (Apple's 9641).
+  Result<std::string> AcceptInvitations(Location& loc, const std::vector<std::string>& client_user_ids,
+                                        const std::string& apple_account = "");
   void PumpEvents();  // The background_events thread.
 
   SimOptions options_;

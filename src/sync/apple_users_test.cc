@@ -1,0 +1,400 @@
+// ReconcileAppleUsers against a real store (SQLite, and PostgreSQL when
+// VPPD_TEST_DATABASE_URL is set) and apple-vpp-sim in-process over real HTTP:
+// users registered, their invitations, refusals, retirement, and what a crash
+// between the steps leaves.
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <set>
+#include <thread>
+
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+#include "http/server.h"
+#include "simulator.h"
+#include "store/store_testing.h"
+#include "sync/jobs.h"
+#include "sync/sync_internal.h"
+
+namespace vppd::sync {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Backend;
+
+constexpr const char* kTenant = "11111111-1111-1111-1111-111111111111";
+constexpr const char* kAdam = "408709785";
+constexpr const char* kUid = "2049025000431439";
+
+class TempDir : public testing::TempDir {
+ public:
+  TempDir() : testing::TempDir("vppd-apple-users") {}
+};
+
+class AppleUsersTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    VPPD_SKIP_WITHOUT_POSTGRES(GetParam());
+    db_.emplace(GetParam(), dir_.path());
+    store::SqliteOptions options;
+    options.path = db_->path();
+    options.secrets = std::make_shared<SecretBox>(SecretBox::FromKey(std::string(32, 'k')));
+    auto opened = db_->Open(options);
+    ASSERT_TRUE(opened) << opened.error().message;
+    store_ = std::move(*opened);
+    ASSERT_TRUE(store_->PutTenant({kTenant, "T", true, 0}));
+
+    const std::string data = dir_.path() + "/sim.json";
+    std::ofstream(data) << R"({"locations": [{"uId": ")" << kUid << R"(", "name": "School",
+      "assets": [{"adamId": ")"
+                        << kAdam << R"(", "totalCount": 10, "supportedPlatforms": ["iOS"]}],
+      "assignments": []}]})";
+    sim::SimOptions sim_options;
+    sim_options.data_file = data;
+    sim_options.event_delay = 20ms;
+    auto created = sim::Simulator::Create(sim_options, Clock::Real());
+    ASSERT_TRUE(created) << created.error().message;
+    sim_ = std::move(*created);
+    http::ServerOptions http;
+    http.host = "127.0.0.1";
+    http.port = 0;
+    http.threads = 2;
+    sim::Simulator* sim = sim_.get();
+    auto server = http::Server::Start(http, [sim](http::Request& r) { return sim->Handle(r); });
+    ASSERT_TRUE(server) << server.error().message;
+    server_ = std::move(*server);
+    stoken_ =
+        std::string(Control("GET", "/_sim/locations/" + std::string(kUid)).at("tokens").at(0).at("sToken").as_string());
+
+    store::VppToken t;
+    t.token = stoken_;
+    t.state = "valid";
+    auto token = store_->CreateToken(kTenant, t);
+    ASSERT_TRUE(token) << token.error().message;
+    token_ = *token;
+
+    apple::ClientOptions client;
+    client.base_url = "http://127.0.0.1:" + std::to_string(server_->port()) + "/mdm/v2";
+    client.allow_insecure_http = true;
+    client.stoken = stoken_;
+    client.retry.max_attempts = 1;
+    auto c = apple::Client::Create(client);
+    ASSERT_TRUE(c) << c.error().Describe();
+    client_ = std::move(*c);
+
+    options_.event_poll_interval = 10ms;
+    options_.event_max_wait = 10s;
+  }
+
+  void TearDown() override { server_.reset(); }
+
+  boost::json::value Control(const std::string& method, const std::string& target, const std::string& body = "",
+                             int expect_below = 300) {
+    http::Request req;
+    req.method = method;
+    req.target = target;
+    req.body = body;
+    req.host = "127.0.0.1";
+    req.scheme = "http";
+    if (!body.empty()) req.headers.push_back({"Content-Type", "application/json"});
+    http::Response r = sim_->Handle(req);
+    EXPECT_LT(r.status, expect_below) << target << ": " << r.body;
+    last_status_ = r.status;
+    return r.body.empty() ? boost::json::value() : boost::json::parse(r.body);
+  }
+
+  // Requests the simulator counted for `key` ("POST /mdm/v2/users/create"), or all of Apple's API.
+  std::int64_t Requests(const std::string& key = "") {
+    auto counters = Control("GET", "/_sim/counters");
+    std::int64_t n = 0;
+    for (const auto& [path, count] : counters.at("total").as_object()) {
+      if (key.empty() ? std::string_view(path).find("/mdm/v2/") != std::string_view::npos : path == key) {
+        n += count.as_int64();
+      }
+    }
+    return n;
+  }
+
+  // The users Apple holds, by clientUserId (the simulator's view).
+  std::map<std::string, boost::json::object> AtApple() {
+    std::map<std::string, boost::json::object> out;
+    const boost::json::object location = Export();
+    for (const auto& u : location.at("users").as_array()) {
+      out[std::string(u.at("clientUserId").as_string())] = u.as_object();
+    }
+    return out;
+  }
+
+  // The location as the simulator holds it (its data file format).
+  boost::json::object Export() {
+    return Control("GET", "/_sim/locations/" + std::string(kUid) + "/export").at("locations").at(0).as_object();
+  }
+
+  std::string DirectoryUser(const std::string& upn, std::optional<std::string> mail = std::nullopt) {
+    store::User u;
+    u.user_principal_name = upn;
+    u.mail = std::move(mail);
+    auto created = store_->CreateUser(kTenant, u);
+    EXPECT_TRUE(created) << created.error().message;
+    return created ? created->id : "";
+  }
+
+  Result<AppleUsersPass> Run(const std::set<std::string>& wanted) {
+    std::atomic<bool> lease_lost{false};
+    std::atomic<bool> stopping{false};
+    apple::SleepFunction sleep = [](std::chrono::milliseconds) {};
+    JobProgress progress;
+    MetadataCache metadata(60s);
+    store::SyncJob job;
+    job.tenant_id = kTenant;
+    job.token_id = token_.id;
+    job.kind = "reconcile";
+    JobContext ctx{*store_, options_, Clock::Real(), job, lease_lost, stopping, sleep, progress, metadata};
+    return ReconcileAppleUsers(ctx, *client_, token_, wanted);
+  }
+
+  // Runs passes until no user event is in flight (the simulator resolves them in ~20 ms).
+  AppleUsersPass Settle(const std::set<std::string>& wanted) {
+    for (int i = 0; i < 100; ++i) {
+      auto pass = Run(wanted);
+      EXPECT_TRUE(pass) << pass.error().message;
+      if (!pass) return {};
+      if (!pass->events_in_flight) return *pass;
+      std::this_thread::sleep_for(20ms);
+    }
+    ADD_FAILURE() << "user events still in flight";
+    return {};
+  }
+
+  std::map<std::string, store::AppleUser> Rows() {
+    std::map<std::string, store::AppleUser> out;
+    auto rows = store_->ListAppleUsers(kTenant, token_.id);
+    EXPECT_TRUE(rows) << rows.error().message;
+    if (rows) {
+      for (auto& r : *rows) out[r.client_user_id] = r;
+    }
+    return out;
+  }
+
+  void Accept(const std::vector<std::string>& ids) {
+    boost::json::array a;
+    for (const auto& id : ids) a.emplace_back(id);
+    Control("POST", "/_sim/locations/" + std::string(kUid) + "/acceptInvitation",
+            boost::json::serialize(boost::json::object{{"clientUserIds", a}}));
+  }
+
+  TempDir dir_;
+  std::optional<testing::TestDb> db_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<sim::Simulator> sim_;
+  std::unique_ptr<http::Server> server_;
+  std::unique_ptr<apple::Client> client_;
+  std::string stoken_;
+  store::VppToken token_;
+  EngineOptions options_;
+  int last_status_ = 0;
+};
+INSTANTIATE_TEST_SUITE_P(Sync, AppleUsersTest, ::testing::Values(Backend::kSqlite, Backend::kPostgres),
+                         testing::BackendName);
+
+TEST_P(AppleUsersTest, WantedUsersAreRegisteredWithTheirInvitationThenAssociated) {
+  const std::string ann = DirectoryUser("ann@contoso.example", "ann.mail@contoso.example");
+  const std::string bob = DirectoryUser("bob@contoso.example");
+  DirectoryUser("carl@contoso.example");  // not wanted: left alone
+
+  auto first = Run({ann, bob});
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_EQ(first->created, 2);
+  EXPECT_TRUE(first->events_in_flight);
+  ASSERT_EQ(first->by_client_user_id.size(), 2u);
+  EXPECT_EQ(first->by_client_user_id.at(ann).status, "creating");
+  EXPECT_FALSE(first->by_client_user_id.at(ann).event_id.empty());
+  auto apple = AtApple();
+  ASSERT_EQ(apple.size(), 0u) << "the event has not resolved yet";
+
+  AppleUsersPass settled = Settle({ann, bob});
+  EXPECT_EQ(settled.waiting, 2);
+  apple = AtApple();
+  ASSERT_EQ(apple.size(), 2u);
+  EXPECT_EQ(apple[ann].at("email").as_string(), "ann.mail@contoso.example") << "mail first";
+  EXPECT_EQ(apple[bob].at("email").as_string(), "bob@contoso.example") << "else the userPrincipalName";
+  auto rows = Rows();
+  EXPECT_EQ(rows[ann].status, "Registered");
+  EXPECT_EQ(rows[ann].user_id, ann);
+  EXPECT_EQ(rows[ann].email, "ann.mail@contoso.example");
+  EXPECT_EQ(rows[ann].invite_code, std::string(apple[ann].at("inviteCode").as_string()));
+  EXPECT_EQ(rows[ann].invite_url,
+            "https://business.apple.com/vpp-associate?inviteCode=" + rows[ann].invite_code + "&mt=8");
+  EXPECT_EQ(Requests("POST /mdm/v2/users/create"), 1);
+
+  Accept({ann});
+  auto after = Run({ann, bob});
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->created, 0);
+  EXPECT_EQ(after->waiting, 1);
+  rows = Rows();
+  EXPECT_EQ(rows[ann].status, "Associated");
+  EXPECT_FALSE(rows[ann].id_hash.empty());
+  EXPECT_EQ(rows[ann].invite_code, "");
+  EXPECT_EQ(rows[bob].status, "Registered");
+
+  Accept({bob});
+  ASSERT_TRUE(Run({ann, bob}));
+  EXPECT_EQ(Rows()[bob].status, "Associated");
+  // Everyone associated: a pass has nothing to ask Apple.
+  const std::int64_t before = Requests();
+  auto idle = Run({ann, bob});
+  ASSERT_TRUE(idle);
+  EXPECT_EQ(idle->waiting, 0);
+  EXPECT_FALSE(idle->events_in_flight);
+  EXPECT_EQ(Requests(), before);
+}
+
+TEST_P(AppleUsersTest, CreatesGoInChunksOfMaxUsers) {
+  Control("POST", "/_sim/settings", R"({"limits":{"maxUsers":2}})");
+  std::set<std::string> wanted;
+  for (int i = 0; i < 5; ++i) wanted.insert(DirectoryUser("u" + std::to_string(i) + "@contoso.example"));
+  auto pass = Run(wanted);
+  ASSERT_TRUE(pass) << pass.error().message;
+  EXPECT_EQ(pass->created, 5);
+  EXPECT_EQ(Requests("POST /mdm/v2/users/create"), 3);
+  EXPECT_EQ(store_->ListAppleEvents(kTenant, token_.id)->size(), 3u);
+  EXPECT_EQ(Settle(wanted).waiting, 5);
+  EXPECT_EQ(AtApple().size(), 5u);
+}
+
+TEST_P(AppleUsersTest, ADeletedDirectoryUserIsRetiredAndItsLicencesReleased) {
+  const std::string ann = DirectoryUser("ann@contoso.example");
+  const std::string bob = DirectoryUser("bob@contoso.example");
+  Settle({ann, bob});
+  Accept({ann});
+  Control("POST", "/_sim/locations/" + std::string(kUid) + "/assignments",
+          R"({"add":[{"adamId":")" + std::string(kAdam) + R"(","clientUserId":")" + ann + R"("}]})");
+  ASSERT_TRUE(store_->DeleteUser(kTenant, ann));
+
+  auto pass = Run({bob});
+  ASSERT_TRUE(pass) << pass.error().message;
+  EXPECT_EQ(pass->retired, 1);
+  EXPECT_EQ(pass->by_client_user_id.at(ann).status, "retiring");
+  AppleUsersPass settled = Settle({bob});
+  EXPECT_EQ(settled.by_client_user_id.at(ann).status, "Retired");
+  EXPECT_EQ(settled.by_client_user_id.at(bob).status, "Registered") << "out of scope is not deleted";
+  EXPECT_EQ(AtApple()[ann].at("status").as_string(), "Retired");
+  EXPECT_TRUE(Export().at("assignments").as_array().empty()) << "a retired user's revocable licence is released";
+  // Done once: the next pass sends nothing more.
+  EXPECT_EQ(Run({bob})->retired, 0);
+  EXPECT_EQ(Requests("POST /mdm/v2/users/retire"), 1);
+}
+
+TEST_P(AppleUsersTest, WithReclaimNeverADeletedUserStaysRegistered) {
+  options_.reconcile.reclaim = false;
+  const std::string ann = DirectoryUser("ann@contoso.example");
+  Settle({ann});
+  ASSERT_TRUE(store_->DeleteUser(kTenant, ann));
+  auto pass = Run({});
+  ASSERT_TRUE(pass);
+  EXPECT_EQ(pass->retired, 0);
+  EXPECT_EQ(Requests("POST /mdm/v2/users/retire"), 0);
+  EXPECT_EQ(Rows()[ann].status, "Registered");
+}
+
+TEST_P(AppleUsersTest, ARefusedUserIsReportedAndNotSentAgainUntilItChanges) {
+  const std::string ann = DirectoryUser("ann@contoso.example");
+  const std::string bob = DirectoryUser("bob@contoso.example");
+  // Apple: ann's Apple Account is associated with another user of the location.
+  Control("POST", "/_sim/faults",
+          R"({"path":"/mdm/v2/users/create","kind":"event_failure","errorNumber":9641,"clientUserIds":[")" + ann +
+              R"("],"maxHits":1})");
+  AppleUsersPass pass = Settle({ann, bob});
+  EXPECT_EQ(pass.failed, 1);
+  EXPECT_EQ(pass.waiting, 1);
+  auto rows = Rows();
+  EXPECT_EQ(rows[ann].status, "failed");
+  EXPECT_EQ(rows[ann].error_code, "9641");
+  EXPECT_FALSE(rows[ann].error_message.empty());
+  EXPECT_EQ(rows[bob].status, "Registered");
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Run({ann, bob}));
+  EXPECT_EQ(Requests("POST /mdm/v2/users/create"), 1) << "not retried forever";
+
+  // The user changed (another address): tried again.
+  ASSERT_TRUE(store_->UpdateUser(kTenant, ann, [](store::User& u) -> Status {
+    u.mail = "ann.new@contoso.example";
+    return {};
+  }));
+  pass = Settle({ann, bob});
+  EXPECT_EQ(pass.failed, 0);
+  EXPECT_EQ(Rows()[ann].status, "Registered");
+  EXPECT_EQ(Rows()[ann].error_code, "");
+  EXPECT_EQ(Requests("POST /mdm/v2/users/create"), 2);
+}
+
+TEST_P(AppleUsersTest, AnEmailAppleRefusesOutrightFailsThoseUsers) {
+  const std::string ann = DirectoryUser("not-an-email");
+  auto pass = Run({ann});
+  ASSERT_TRUE(pass) << pass.error().message;
+  EXPECT_EQ(pass->failed, 1);
+  EXPECT_FALSE(pass->events_in_flight);
+  EXPECT_EQ(Rows()[ann].status, "failed");
+  EXPECT_EQ(Rows()[ann].error_code, "9717");
+}
+
+// A kill -9 after the rows were written but before Apple answered (or after
+// Apple accepted but before the event was recorded) leaves rows creating without
+// an event: the next pass sends them again, and Apple's "exists already" (9716)
+// for the ones it had created counts as done.
+TEST_P(AppleUsersTest, UsersLeftWithoutAnEventAreSentAgainAndNothingIsRegisteredTwice) {
+  const std::string ann = DirectoryUser("ann@contoso.example");
+  const std::string bob = DirectoryUser("bob@contoso.example");
+  // What the killed pass left: both written, only ann's create reached Apple.
+  store::AppleUser a;
+  a.client_user_id = ann;
+  a.user_id = ann;
+  a.email = "ann@contoso.example";
+  a.status = "creating";
+  store::AppleUser b = a;
+  b.client_user_id = b.user_id = bob;
+  b.email = "bob@contoso.example";
+  ASSERT_TRUE(store_->PutAppleUsers(kTenant, token_.id, {a, b}));
+  auto accepted = client_->CreateUsers({{ann, "ann@contoso.example", ""}});
+  ASSERT_TRUE(accepted);
+  std::this_thread::sleep_for(60ms);
+
+  AppleUsersPass pass = Settle({ann, bob});
+  EXPECT_EQ(pass.failed, 0);
+  EXPECT_EQ(pass.waiting, 2);
+  auto rows = Rows();
+  EXPECT_EQ(rows[ann].status, "Registered");
+  EXPECT_EQ(rows[ann].error_code, "");
+  EXPECT_FALSE(rows[ann].invite_code.empty());
+  EXPECT_EQ(rows[bob].status, "Registered");
+  EXPECT_EQ(AtApple().size(), 2u);
+}
+
+TEST_P(AppleUsersTest, AppleUnreachableLeavesTheUsersToSendAndTheJobComingBack) {
+  const std::string ann = DirectoryUser("ann@contoso.example");
+  Control("POST", "/_sim/faults", R"({"path":"/mdm/v2/users/create","kind":"unavailable","maxHits":1})");
+  auto failed = Run({ann});
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().code, Code::kUnavailable);
+  EXPECT_EQ(Rows()[ann].status, "creating");
+  EXPECT_EQ(Rows()[ann].event_id, "");
+  AppleUsersPass pass = Settle({ann});
+  EXPECT_EQ(pass.waiting, 1);
+  EXPECT_EQ(AtApple().size(), 1u);
+}
+
+TEST_P(AppleUsersTest, ARetiredUserWantedAgainIsRegisteredAgain) {
+  const std::string ann = DirectoryUser("ann@contoso.example");
+  Settle({ann});
+  ASSERT_TRUE(client_->RetireUsers({ann}));  // retired at Apple by someone else
+  std::this_thread::sleep_for(60ms);
+  ASSERT_TRUE(Run({ann}));  // the walk shows it Retired
+  EXPECT_EQ(Rows()[ann].status, "Retired");
+  AppleUsersPass pass = Settle({ann});
+  EXPECT_EQ(pass.by_client_user_id.at(ann).status, "Registered");
+  EXPECT_EQ(AtApple()[ann].at("status").as_string(), "Registered");
+}
+
+}  // namespace
+}  // namespace vppd::sync
