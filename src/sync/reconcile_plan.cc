@@ -44,7 +44,8 @@ LicencePlan<Row> Plan(const LicenceInput<Row>& in, const ReconcileOptions& optio
       --available;  // vppd holds (or is getting) one the last sync did not count
     }
     if (row.state == "granted") ++plan.granted;
-    if ((row.state == "reclaimPending" || row.state == "released") && row.cause == "leftScope") ++plan.reclaimed;
+    const bool directory = row.cause == "leftScope" || row.cause == "userDeleted";
+    if ((row.state == "reclaimPending" || row.state == "released") && directory) ++plan.reclaimed;
     rows.emplace(serial, &row);
   }
   plan.available = unlimited ? kUnlimitedCount : std::max<std::int64_t>(0, available);
