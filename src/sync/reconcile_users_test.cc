@@ -431,5 +431,40 @@ TEST_P(ReconcileUsersTest, ReclaimNeverKeepsADeletedPersonsLicenceAndAppleUser) 
   EXPECT_EQ(Int(People(), "keptByReclaimNever"), 1);
 }
 
+TEST_P(ReconcileUsersTest, APersonAppleRefusesIsReportedAndNotSentAgain) {
+  StartApple(100);
+  store::Group g;
+  g.display_name = "Refused";
+  auto group = store_->CreateGroup(kTenant, g);
+  ASSERT_TRUE(group);
+  store::User u;
+  u.user_principal_name = "dana@contoso.example";
+  u.mail = "not-an-email";  // Apple refuses users/create with 9717
+  auto dana = store_->CreateUser(kTenant, u);
+  ASSERT_TRUE(dana);
+  ASSERT_TRUE(store_->AddGroupMember(kTenant, group->id, dana->id));
+  AssignToPeople(group->id);
+  RunUntil([&] { return Int(People(), "refusedByApple") == 1 && *store_->CountJobs() == 0; });
+  auto refused = People().at("refused").as_array().at(0).as_object();
+  EXPECT_EQ(refused.at("clientUserId").as_string(), dana->id);
+  EXPECT_EQ(refused.at("status").as_string(), "failed");
+  EXPECT_EQ(refused.at("errorCode").as_string(), "9717");
+  EXPECT_EQ(Int(People(), "waitingForInvitation"), 0);
+  EXPECT_TRUE(Rows().empty());
+  EXPECT_TRUE(AppleUsers().empty());
+  // The job finished (nothing to wait for), and another pass does not ask Apple again.
+  const std::int64_t before = AppleRequests();
+  Reconcile();
+  EXPECT_EQ(AppleRequests(), before) << "a refusal is not sent again by itself";
+  EXPECT_EQ(Int(People(), "refusedByApple"), 1);
+  auto token = store_->GetToken(kTenant, token_);
+  ASSERT_TRUE(token);
+  std::string state;
+  for (const auto& r : token->action_results) {
+    if (r.action_name == "reconcileLicenses") state = r.action_state;
+  }
+  EXPECT_EQ(state, "failed") << "a person left without a licence fails the reconcile entry, as a device does";
+}
+
 }  // namespace
 }  // namespace vppd::sync
