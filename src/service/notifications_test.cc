@@ -453,8 +453,8 @@ TEST_P(NotificationsTest, OtherTypesAreRecordedAndKeptUntilTheRetention) {
       kKey, "Bearer the-bearer",
       Envelope("ASSET_MANAGEMENT", R"({"assignments":[],"eventId":"e","result":"SUCCESS","type":"ASSOCIATE"})", "m-1",
                kUid)));
-  ASSERT_TRUE(
-      receiver_->Receive(kKey, "Bearer the-bearer", Envelope("USER_ASSOCIATED", R"({"associatedUsers":[]})", "u-1", kUid)));
+  ASSERT_TRUE(receiver_->Receive(kKey, "Bearer the-bearer",
+                                 Envelope("USER_ASSOCIATED", R"({"associatedUsers":[]})", "u-1", kUid)));
   EXPECT_EQ(*applier_->RunOnce(), 3);
   EXPECT_EQ(Pending(), 0);
   EXPECT_EQ(Total(), 10);

@@ -151,8 +151,9 @@ TEST_P(AppleUsersStoreTest, AppleUsersOfUserSpansLocationsAndGoesWithTheToken) {
 }
 
 TEST_P(AppleUsersStoreTest, ACreateEventMarksItsUsersAndItsOutcomeSettlesEach) {
-  ASSERT_TRUE(store_->PutAppleUsers(
-      kTenantA, token_, {User("a", "creating"), User("b", "creating"), User("c", "creating"), User("d", "Associated")}));
+  ASSERT_TRUE(store_->PutAppleUsers(kTenantA, token_,
+                                    {User("a", "creating"), User("b", "creating"), User("c", "creating"),
+                                     User("d", "Associated")}));
   ASSERT_TRUE(store_->RecordAppleEvent(kTenantA, token_, Event("e1", "createUsers"), {"a", "b", "c"}, ""));
   auto users = Users();
   for (const char* id : {"a", "b", "c"}) {

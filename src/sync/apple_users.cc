@@ -58,7 +58,6 @@ bool Notified(JobContext& ctx, const char* type) {
 struct Pass {
   JobContext& ctx;
   apple::Client& client;
-  const store::VppToken& token;
   const std::string& tenant;
   const std::string& token_id;
   AppleUsersPass out;
@@ -165,13 +164,17 @@ struct Pass {
     if (!version) return Fail(version.error());
     std::vector<store::AppleUser> changed;
     const Timestamp now = ctx.clock.Now();
+    // A user passed over while in flight must show in the next walk again.
+    bool passed_over = false;
     auto on_page = [&](const apple::UsersPage& page) -> Status {
       for (const apple::User& u : page.items) {
         auto it = rows.find(u.client_user_id);
         if (it == rows.end()) continue;
         store::AppleUser next = it->second;
-        if (!next.event_id.empty()) continue;                                  // its event says how it ends
-        if (next.status == "creating" || next.status == "retiring") continue;  // to be sent again
+        if (!next.event_id.empty() || next.status == "creating" || next.status == "retiring") {
+          passed_over = true;  // its event says how it ends, or it is to be sent again
+          continue;
+        }
         if (u.status == "Registered") {
           next.status = "Registered";
           next.invite_code = u.invite_code;
@@ -207,9 +210,9 @@ struct Pass {
     }
     if (!walked) return Fail(walked.error().ToError());
     if (auto s = ctx.store.PutAppleUsers(tenant, token_id, changed); !s) return s;
-    // A walk whose data moved under it is not a complete view: the next one starts
-    // from the same version again.
-    if (!walked->version_changed && !walked->version_id.empty() && walked->version_id != *version) {
+    // A walk whose data moved under it, or that passed users over, is not a
+    // complete view: the next one starts from the same version again.
+    if (!walked->version_changed && !passed_over && !walked->version_id.empty() && walked->version_id != *version) {
       if (auto s = ctx.store.PutAppleUsersVersion(tenant, token_id, walked->version_id); !s) return s;
     }
     return {};
@@ -222,7 +225,7 @@ Result<AppleUsersPass> ReconcileAppleUsers(JobContext& ctx, apple::Client& clien
                                            const std::set<std::string>& wanted_user_ids) {
   const std::string& tenant = ctx.job.tenant_id;
   const std::string& token_id = token.id;
-  Pass pass{ctx, client, token, tenant, token_id, {}};
+  Pass pass{ctx, client, tenant, token_id, {}};
 
   // 1. The user events due.
   auto settled = pass.SettleDue();
@@ -308,7 +311,9 @@ Result<AppleUsersPass> ReconcileAppleUsers(JobContext& ctx, apple::Client& clien
     const int max_users = config->limits.max_users;
     invitation_template = config->urls.invitation_email;
     Timestamp first_poll = Micros(ctx.options.event_poll_interval);
-    if (Notified(ctx, "USER_MANAGEMENT")) first_poll = std::max(first_poll, Micros(ctx.options.event_notification_wait));
+    if (Notified(ctx, "USER_MANAGEMENT")) {
+      first_poll = std::max(first_poll, Micros(ctx.options.event_notification_wait));
+    }
     if (auto s = pass.Send(true, to_create, *rows, max_users, first_poll); !s) return Fail(s.error());
     if (auto s = pass.Send(false, to_retire, *rows, max_users, first_poll); !s) return Fail(s.error());
   }

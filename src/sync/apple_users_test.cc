@@ -2,6 +2,10 @@
 // VPPD_TEST_DATABASE_URL is set) and apple-vpp-sim in-process over real HTTP:
 // users registered, their invitations, refusals, retirement, and what a crash
 // between the steps leaves.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -37,7 +41,7 @@ class AppleUsersTest : public ::testing::TestWithParam<Backend> {
   void SetUp() override {
     VPPD_SKIP_WITHOUT_POSTGRES(GetParam());
     db_.emplace(GetParam(), dir_.path());
-    store::SqliteOptions options;
+    store::SqliteOptions& options = store_options_;
     options.path = db_->path();
     options.secrets = std::make_shared<SecretBox>(SecretBox::FromKey(std::string(32, 'k')));
     auto opened = db_->Open(options);
@@ -74,7 +78,7 @@ class AppleUsersTest : public ::testing::TestWithParam<Backend> {
     ASSERT_TRUE(token) << token.error().message;
     token_ = *token;
 
-    apple::ClientOptions client;
+    apple::ClientOptions& client = client_options_;
     client.base_url = "http://127.0.0.1:" + std::to_string(server_->port()) + "/mdm/v2";
     client.allow_insecure_http = true;
     client.stoken = stoken_;
@@ -140,7 +144,9 @@ class AppleUsersTest : public ::testing::TestWithParam<Backend> {
     return created ? created->id : "";
   }
 
-  Result<AppleUsersPass> Run(const std::set<std::string>& wanted) {
+  Result<AppleUsersPass> Run(const std::set<std::string>& wanted) { return RunWith(*store_, *client_, wanted); }
+
+  Result<AppleUsersPass> RunWith(store::Store& store, apple::Client& client, const std::set<std::string>& wanted) {
     std::atomic<bool> lease_lost{false};
     std::atomic<bool> stopping{false};
     apple::SleepFunction sleep = [](std::chrono::milliseconds) {};
@@ -150,8 +156,8 @@ class AppleUsersTest : public ::testing::TestWithParam<Backend> {
     job.tenant_id = kTenant;
     job.token_id = token_.id;
     job.kind = "reconcile";
-    JobContext ctx{*store_, options_, Clock::Real(), job, lease_lost, stopping, sleep, progress, metadata};
-    return ReconcileAppleUsers(ctx, *client_, token_, wanted);
+    JobContext ctx{store, options_, Clock::Real(), job, lease_lost, stopping, sleep, progress, metadata};
+    return ReconcileAppleUsers(ctx, client, token_, wanted);
   }
 
   // Runs passes until no user event is in flight (the simulator resolves them in ~20 ms).
@@ -193,6 +199,8 @@ class AppleUsersTest : public ::testing::TestWithParam<Backend> {
   std::string stoken_;
   store::VppToken token_;
   EngineOptions options_;
+  store::SqliteOptions store_options_;
+  apple::ClientOptions client_options_;
   int last_status_ = 0;
 };
 INSTANTIATE_TEST_SUITE_P(Sync, AppleUsersTest, ::testing::Values(Backend::kSqlite, Backend::kPostgres),
@@ -371,6 +379,103 @@ TEST_P(AppleUsersTest, UsersLeftWithoutAnEventAreSentAgainAndNothingIsRegistered
   EXPECT_EQ(AtApple().size(), 2u);
 }
 
+// An Apple client that kills its process (SIGKILL, as kill -9) right after Apple
+// accepted a users/create: the event is at Apple, not in the store.
+class KilledAfterCreate final : public apple::Client {
+ public:
+  explicit KilledAfterCreate(apple::Client& real) : real_(real) {}
+  apple::AppleResult<apple::EventResponse> CreateUsers(const std::vector<apple::ManagedUser>& users) override {
+    auto accepted = real_.CreateUsers(users);
+    if (accepted) ::raise(SIGKILL);
+    return accepted;
+  }
+  apple::AppleResult<apple::ServiceConfig> GetServiceConfig() override { return real_.GetServiceConfig(); }
+  apple::AppleResult<apple::ClientConfig> GetClientConfig() override { return real_.GetClientConfig(); }
+  apple::AppleResult<apple::ClientConfig> SetClientConfig(const apple::MdmInfo& m) override {
+    return real_.SetClientConfig(m);
+  }
+  apple::AppleResult<apple::WalkResult> WalkAssets(const apple::AssetFilter& f,
+                                                   const apple::PageCallback<apple::Asset>& cb) override {
+    return real_.WalkAssets(f, cb);
+  }
+  apple::AppleResult<apple::WalkResult> WalkAssignments(const apple::AssignmentFilter& f,
+                                                        const apple::PageCallback<apple::AssignmentRef>& cb) override {
+    return real_.WalkAssignments(f, cb);
+  }
+  apple::AppleResult<apple::WalkResult> WalkUsers(const apple::UserFilter& f,
+                                                  const apple::PageCallback<apple::User>& cb) override {
+    return real_.WalkUsers(f, cb);
+  }
+  apple::AppleResult<apple::EventResponse> Associate(const apple::ManageAssetsRequest& r) override {
+    return real_.Associate(r);
+  }
+  apple::AppleResult<apple::EventResponse> Disassociate(const apple::ManageAssetsRequest& r) override {
+    return real_.Disassociate(r);
+  }
+  apple::AppleResult<apple::EventResponse> Revoke(const std::vector<std::string>& u,
+                                                  const std::vector<std::string>& s) override {
+    return real_.Revoke(u, s);
+  }
+  apple::AppleResult<apple::EventResponse> UpdateUsers(const std::vector<apple::ManagedUser>& users) override {
+    return real_.UpdateUsers(users);
+  }
+  apple::AppleResult<apple::EventResponse> RetireUsers(const std::vector<std::string>& ids) override {
+    return real_.RetireUsers(ids);
+  }
+  apple::AppleResult<apple::EventStatus> GetEventStatus(const std::string& id) override {
+    return real_.GetEventStatus(id);
+  }
+  apple::AppleResult<apple::EventStatus> WaitForEvent(const std::string& id, std::chrono::milliseconds i,
+                                                      std::chrono::milliseconds w) override {
+    return real_.WaitForEvent(id, i, w);
+  }
+  apple::AppleResult<std::vector<apple::AppMetadata>> LookupMetadata(const std::vector<std::string>& ids) override {
+    return real_.LookupMetadata(ids);
+  }
+
+ private:
+  apple::Client& real_;
+};
+
+// kill -9 of a process in the middle of a pass, after Apple accepted the create
+// and before the event was recorded: nothing is lost and no one registered twice.
+TEST_P(AppleUsersTest, AKill9AfterAppleAcceptedLosesNothing) {
+  const std::string ann = DirectoryUser("ann@contoso.example");
+  const std::string bob = DirectoryUser("bob@contoso.example");
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // The child: a store and an Apple client of its own (never the parent's), and
+    // never a return (no destructor of the parent's objects runs here).
+    auto store = db_->Open(store_options_);
+    auto real = apple::Client::Create(client_options_);
+    if (!store || !real) ::_exit(2);
+    KilledAfterCreate killed(**real);
+    (void)RunWith(**store, killed, {ann, bob});
+    ::_exit(3);  // not reached: the create kills the process
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "exit status " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  EXPECT_EQ(WTERMSIG(status), SIGKILL);
+  EXPECT_EQ(Requests("POST /mdm/v2/users/create"), 1);
+  auto rows = Rows();
+  ASSERT_EQ(rows.size(), 2u) << "written before the request";
+  EXPECT_EQ(rows[ann].status, "creating");
+  EXPECT_EQ(rows[ann].event_id, "") << "the process died before recording it";
+  EXPECT_TRUE(store_->ListAppleEvents(kTenant, token_.id)->empty());
+
+  AppleUsersPass pass = Settle({ann, bob});
+  EXPECT_EQ(pass.failed, 0) << "Apple's 9716 for the users it had is no refusal";
+  EXPECT_EQ(pass.waiting, 2);
+  rows = Rows();
+  EXPECT_EQ(rows[ann].status, "Registered");
+  EXPECT_EQ(rows[bob].status, "Registered");
+  EXPECT_FALSE(rows[bob].invite_code.empty());
+  EXPECT_EQ(AtApple().size(), 2u);
+  EXPECT_EQ(Requests("POST /mdm/v2/users/create"), 2) << "sent again once";
+}
+
 TEST_P(AppleUsersTest, AppleUnreachableLeavesTheUsersToSendAndTheJobComingBack) {
   const std::string ann = DirectoryUser("ann@contoso.example");
   Control("POST", "/_sim/faults", R"({"path":"/mdm/v2/users/create","kind":"unavailable","maxHits":1})");
@@ -382,6 +487,30 @@ TEST_P(AppleUsersTest, AppleUnreachableLeavesTheUsersToSendAndTheJobComingBack) 
   AppleUsersPass pass = Settle({ann});
   EXPECT_EQ(pass.waiting, 1);
   EXPECT_EQ(AtApple().size(), 1u);
+}
+
+// A /users walk that meets a user whose create vppd has not seen end yet must
+// not move past it: once the event ends (without the code), a later walk still
+// brings that user's invitation.
+TEST_P(AppleUsersTest, AUserPassedOverWhileInFlightGetsItsInvitationFromALaterWalk) {
+  const std::string ann = DirectoryUser("ann@contoso.example");
+  Settle({ann});  // ann waits for her invitation to be accepted: every pass walks /users
+  options_.event_poll_interval = 1h;
+  const std::string bob = DirectoryUser("bob@contoso.example");
+  auto first = Run({ann, bob});
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_EQ(first->created, 1);
+  std::this_thread::sleep_for(80ms);  // Apple has made bob Registered; vppd has not polled
+  ASSERT_TRUE(Run({ann, bob}));
+  const std::string event = Rows()[bob].event_id;
+  ASSERT_FALSE(event.empty());
+  EXPECT_EQ(Rows()[bob].status, "creating");
+  // The event ends as a /status poll ends it: no invitation code with it.
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenant, token_.id, event, {}));
+  EXPECT_EQ(Rows()[bob].invite_code, "");
+  ASSERT_TRUE(Run({ann, bob}));
+  EXPECT_EQ(Rows()[bob].status, "Registered");
+  EXPECT_EQ(Rows()[bob].invite_code, std::string(AtApple()[bob].at("inviteCode").as_string()));
 }
 
 TEST_P(AppleUsersTest, ARetiredUserWantedAgainIsRegisteredAgain) {

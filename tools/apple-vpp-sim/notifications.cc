@@ -220,8 +220,10 @@ Result<std::string> Simulator::AcceptInvitations(Location& loc, const std::vecto
   }
   if (!apple_account.empty()) {
     // Apple: an Apple Account is associated with one user of a location at a
-    // time; the person is told so (9641) and the user stays Registered. A
-    // Retired user's idHash may remain and does not hold the account.
+    // time; the person is told so (9641, "Apple Account already associated with
+    // another user" in Apple's "Interpreting Error Codes"; 9616 there is "License
+    // already assigned") and the user stays Registered. A Retired user's idHash
+    // may remain and does not hold the account.
     for (std::uint32_t i = 0; i < loc.users().size(); ++i) {
       const User& other = loc.users()[i];
       if (i != accepted[0] && other.id_hash == apple_account && other.status != UserStatus::kRetired)
