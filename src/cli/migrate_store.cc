@@ -264,6 +264,7 @@ Status CopyDirectory(store::Store& from, store::Store& to, FakeClock& clock, con
 struct Licensing {
   std::vector<store::AppAssignment> assignments;  // ordered by (app_id, id)
   std::vector<store::DeviceLicense> licenses;     // ordered by (adam_id, pricing_param, serial)
+  std::vector<store::UserLicense> user_licenses;  // ordered by (adam_id, pricing_param, client_user_id)
 };
 
 Result<Licensing> ReadLicensing(store::Store& s, const std::string& tenant, const std::string& token) {
@@ -274,6 +275,9 @@ Result<Licensing> ReadLicensing(store::Store& s, const std::string& tenant, cons
   if (!licenses) return Fail(licenses.error());
   l.assignments = std::move(*assignments);
   l.licenses = std::move(*licenses);
+  auto user_licenses = s.ListUserLicenses(tenant, token);
+  if (!user_licenses) return Fail(user_licenses.error());
+  l.user_licenses = std::move(*user_licenses);
   return l;
 }
 
@@ -287,11 +291,15 @@ std::string Canonical(const Licensing& l) {
     out += fmt::format("l|{}|{}|{}|{}|{}|{}|{}|{}|{}\n", d.adam_id, d.pricing_param, d.serial_number, d.state,
                        d.error_code, d.error_message, d.event_id, d.cause, d.updated);
   }
+  for (const auto& u : l.user_licenses) {
+    out += fmt::format("u|{}|{}|{}|{}|{}|{}|{}|{}|{}\n", u.adam_id, u.pricing_param, u.client_user_id, u.state,
+                       u.error_code, u.error_message, u.event_id, u.cause, u.updated);
+  }
   return out;
 }
 
 // Copies a token's app assignments (with their times) and the device licences
-// vppd handed out. Apple events still in flight are not carried over: migrate
+// and user licences vppd handed out. Apple events still in flight are not carried over: migrate
 // after `vppd reconcile TOKEN --wait` (README).
 Status CopyLicensing(store::Store& from, store::Store& to, FakeClock& clock, const std::string& tenant,
                      const std::string& token) {
@@ -309,6 +317,9 @@ Status CopyLicensing(store::Store& from, store::Store& to, FakeClock& clock, con
   }
   if (!l->licenses.empty()) {
     if (Status s = to.PutDeviceLicenses(tenant, token, l->licenses, {}); !s) return s;
+  }
+  if (!l->user_licenses.empty()) {
+    if (Status s = to.PutUserLicenses(tenant, token, l->user_licenses, {}); !s) return s;
   }
   return {};
 }

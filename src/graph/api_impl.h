@@ -216,6 +216,9 @@ struct Api::Impl {
   Result<http::Response> DeleteAssignment(const Call& c) const;
   Result<http::Response> AssignApp(const Call& c) const;
   Result<http::Response> DeviceStatuses(const Call& c) const;
+  // --- userStatuses, vppUserStatus (user_licenses.cc) -------------------------
+  Result<http::Response> UserStatuses(const Call& c) const;
+  Result<http::Response> VppUserStatus(const Call& c) const;  // vppd's: users/{id}/vppUserStatus
   // --- the directory (directory.cc) ----------------------------------------
 
   Result<http::Response> ListUsers(const Call& c) const;

@@ -123,10 +123,20 @@ Result<http::Response> Api::Impl::AssignedLicenses(const Call& c) const {
   for (const auto& a : page->items) serials.push_back(a.serial_number);
   auto holders = deps.assignments->LicenseHolders(c.who, serials);
   if (!holders) return Fail(holders.error());
+  // User licences: the directory user each clientUserId is (vppd registers users under their id).
+  std::vector<std::string> users;
+  for (const auto& a : page->items) users.push_back(a.serial_number.empty() ? a.client_user_id : "");
+  auto people = deps.assignments->UserLicenseHolders(c.who, users);
+  if (!people) return Fail(people.error());
   json::array values;
   for (std::size_t i = 0; i < page->items.size(); ++i) {
     json::object o;
     WriteAssignedLicense(app, page->items[i], o, &(*holders)[i]);
+    if (const service::UserLicenseHolder& p = (*people)[i]; p.user_principal_name) {
+      o["userPrincipalName"] = *p.user_principal_name;
+      o["userName"] = p.user_name ? json::value(*p.user_name) : json::value(nullptr);
+      o["userEmailAddress"] = p.email ? json::value(*p.email) : json::value(nullptr);
+    }
     values.push_back(std::move(o));
   }
   return CollectionPage(req, ApiVersion::kBeta, path, query, *q, json::serialize(values), values.size(), page->has_more,

@@ -249,7 +249,9 @@ Result<store::User> Directory::UpdateUser(const Principal& caller, const std::st
 
 Status Directory::DeleteUser(const Principal& caller, const std::string& id) {
   VPPD_ADMIT(kWriteUsers);
-  return Mapped(store_.DeleteUser(caller.tenant_id, id));
+  if (auto ok = Mapped(store_.DeleteUser(caller.tenant_id, id)); !ok) return ok;
+  DirectoryChanged(caller);  // the user's licences are reclaimed and its Apple users retired
+  return {};
 }
 
 // groups and members

@@ -335,6 +335,31 @@ struct DeviceInstallStatus {
   Timestamp updated = 0;        // when the state was last recorded; 0 = never
 };
 
+// Where one person stands with an app's user licence (a row of userStatuses,
+// Graph's userAppInstallStatus: the licence counted as one device).
+struct UserInstallStatus {
+  std::string user_id, user_name, user_principal_name;
+  // "installed" (the licence is granted), "pendingInstall" (Apple's user is not
+  // Associated yet, or the associate is in flight), "failed", "unknown".
+  std::string install_state = "unknown";
+};
+
+// A directory user as the user licences held for them show them (assignedLicenses).
+struct UserLicenseHolder {
+  std::optional<std::string> user_principal_name, user_name, email;  // nullopt: not a directory user
+};
+
+// Where a person stands with Apple, per location (vppd's GET /users/{id}/vppUserStatus).
+struct VppUserStatus {
+  store::User user;
+  struct Location {
+    std::string token_id;
+    store::AppleUser apple_user;
+    std::vector<store::UserLicense> licenses;  // released ones left out
+  };
+  std::vector<Location> locations;  // ordered by token id; empty: never registered at Apple
+};
+
 // A device licence of an app as assignedLicenses shows it: the serial number
 // Apple holds, with the managed device that has it when the directory knows one.
 struct DeviceLicenseHolder {
@@ -389,6 +414,18 @@ class AppAssignments {
   // directory says holds it (the first by id when a serial was enrolled twice).
   Result<std::vector<DeviceLicenseHolder>> LicenseHolders(const Principal& caller,
                                                           const std::vector<std::string>& serials);
+
+  // User licences (user_licenses.cc).
+  // userStatuses: every person the app's user-licensing assignments reach
+  // (required/available without device licensing, minus exclusions; all users),
+  // in the reconcile job's order, with where their licence stands. NotFound for the app.
+  Result<std::vector<UserInstallStatus>> UserStatuses(const Principal& caller, const std::string& app_id);
+  // For each clientUserId (in order; "" for a device licence), the directory user it is.
+  Result<std::vector<UserLicenseHolder>> UserLicenseHolders(const Principal& caller,
+                                                            const std::vector<std::string>& client_user_ids);
+  // A person's Apple users and licences per location. NotFound (Graph's
+  // Request_ResourceNotFound) for an unknown user.
+  Result<VppUserStatus> UserVppStatus(const Principal& caller, const std::string& user_id);
 
  private:
   Result<store::AppAssignment> Build(const std::string& tenant_id, const store::MobileApp& app,

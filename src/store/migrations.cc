@@ -715,6 +715,28 @@ CREATE TABLE apple_users_versions (
   FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
 ) STRICT;
 )sql"},
+    {16, "user licences vppd hands out", R"sql(
+-- The licences the reconcile job granted, is granting, could not grant or is
+-- taking back, per token, asset and person (store::UserLicense): migration 12's
+-- device_licenses with a clientUserId (the directory user's id) for the serial.
+-- Their Apple events are apple_events rows, as the devices' are.
+CREATE TABLE user_licenses (
+  tenant_id      TEXT    NOT NULL,
+  token_id       TEXT    NOT NULL,
+  adam_id        TEXT    NOT NULL,
+  pricing_param  TEXT    NOT NULL,
+  client_user_id TEXT    NOT NULL,
+  state          TEXT    NOT NULL,  -- pending | granted | failed | reclaimPending | released
+  error_code     TEXT    NOT NULL,
+  error_message  TEXT    NOT NULL,
+  event_id       TEXT    NOT NULL,  -- the event that last changed it ('' = none)
+  cause          TEXT    NOT NULL,
+  updated        INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, token_id, adam_id, pricing_param, client_user_id),
+  FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
+) STRICT;
+CREATE INDEX user_licenses_by_event ON user_licenses (tenant_id, token_id, event_id);
+)sql"},
 };
 
 }  // namespace

@@ -361,6 +361,25 @@ CREATE TABLE apple_users_versions (
   FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
 );
 )sql"},
+    {10, "user licences vppd hands out", R"sql(
+-- SQLite's migration 16 (numbered 10 here).
+CREATE TABLE user_licenses (
+  tenant_id      TEXT COLLATE "C" NOT NULL,
+  token_id       TEXT COLLATE "C" NOT NULL,
+  adam_id        TEXT COLLATE "C" NOT NULL,
+  pricing_param  TEXT COLLATE "C" NOT NULL,
+  client_user_id TEXT COLLATE "C" NOT NULL,
+  state          TEXT COLLATE "C" NOT NULL,
+  error_code     TEXT COLLATE "C" NOT NULL,
+  error_message  TEXT    NOT NULL,
+  event_id       TEXT COLLATE "C" NOT NULL,
+  cause          TEXT COLLATE "C" NOT NULL,
+  updated        BIGINT  NOT NULL,
+  PRIMARY KEY (tenant_id, token_id, adam_id, pricing_param, client_user_id),
+  FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
+);
+CREATE INDEX user_licenses_by_event ON user_licenses (tenant_id, token_id, event_id);
+)sql"},
 };
 
 constexpr const char* kApplication = "vppd";

@@ -262,6 +262,10 @@ Status SqlStore::CompleteAppleEvent(const std::string& tenant_id, const std::str
         return s;
       }
     }
+    // An event of clientUserIds moves user licence rows instead (user_licenses_sql.cc).
+    Result<bool> users_left = SettleUserLicenses(tx, tenant_id, token_id, event_id, associate, outcome, now);
+    if (!users_left) return Fail(users_left.error());
+    if (*users_left) return {};
     return tx.Exec("DELETE FROM apple_events WHERE tenant_id = ?1 AND token_id = ?2 AND event_id = ?3",
                    {tenant_id, token_id, event_id});
   });

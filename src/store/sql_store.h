@@ -238,6 +238,18 @@ class SqlStore : public Store {
   Result<std::string> GetAppleUsersVersion(const std::string& tenant_id, const std::string& token_id) override;
   Status PutAppleUsersVersion(const std::string& tenant_id, const std::string& token_id,
                               const std::string& version_id) override;
+  // user_licenses_sql.cc
+  Result<std::vector<UserLicense>> ListUserLicenses(const std::string& tenant_id,
+                                                    const std::string& token_id) override;
+  Status PutUserLicenses(const std::string& tenant_id, const std::string& token_id,
+                         const std::vector<UserLicense>& rows, const std::vector<UserLicense>& remove) override;
+  Status RecordUserLicenseEvent(const std::string& tenant_id, const std::string& token_id, const AppleEvent& event,
+                                const std::vector<std::string>& client_user_ids, const std::string& cause) override;
+  Result<std::vector<UserLicenseState>> UserLicenseStates(const std::string& tenant_id,
+                                                          const std::string& app_id) override;
+  Result<std::vector<GroupUser>> UserMembersOf(const std::string& tenant_id,
+                                               const std::vector<std::string>& group_ids) override;
+  Result<std::vector<GroupUser>> AllUsers(const std::string& tenant_id) override;
   // notifications_sql.cc
   Result<std::optional<NotificationEndpoint>> GetNotificationEndpoint(const std::string& tenant_id,
                                                                       const std::string& token_id) override;
@@ -427,6 +439,12 @@ class SqlStore : public Store {
   Status SettleUserEvent(Tx& tx, const std::string& tenant_id, const std::string& token_id,
                          const std::string& event_id, const std::string& kind, const AppleEventOutcome& outcome,
                          Timestamp now);
+  // CompleteAppleEvent's moves for an associate/disassociate's user licence rows
+  // (user_licenses_sql.cc), as it moves device rows; true when some of them are
+  // still in flight (a notification named only serials).
+  Result<bool> SettleUserLicenses(Tx& tx, const std::string& tenant_id, const std::string& token_id,
+                                  const std::string& event_id, bool associate, const AppleEventOutcome& outcome,
+                                  Timestamp now);
   // App assignments' helpers (assignments_sql.cc).
   Status CheckAppExists(Tx& tx, const std::string& tenant_id, const std::string& app_id);
   Status InsertAppAssignment(Tx& tx, const std::string& tenant_id, AppAssignment& assignment, Timestamp now);

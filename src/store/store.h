@@ -392,6 +392,37 @@ struct AppleUser {
   bool operator==(const AppleUser&) const = default;
 };
 
+// --- user licences vppd hands out (the reconcile job) ---------------------------
+
+// One licence of an asset held by a person: an Apple assignment to a clientUserId
+// (vppd registers a directory user at Apple under clientUserId = the user's id).
+// Per (token, adamId, pricingParam, clientUserId); the states, errors, causes and
+// events are DeviceLicense's.
+struct UserLicense {
+  std::string adam_id;
+  std::string pricing_param;
+  std::string client_user_id;
+  std::string state;  // pending | granted | failed | reclaimPending | released
+  std::string error_code;
+  std::string error_message;
+  std::string event_id;
+  std::string cause;  // "assigned", "leftScope", "userDeleted", "uninstall", "unassigned", ...
+  Timestamp updated = 0;
+  bool operator==(const UserLicense&) const = default;
+};
+
+// A user licence as Graph's userStatuses shows it (per app).
+struct UserLicenseState {
+  std::string client_user_id, state /* pending|granted|failed|reclaimPending */, error_code, error_message;
+  Timestamp updated = 0;
+};
+
+// A directory user reached through a group (UserMembersOf), or every user (AllUsers).
+struct GroupUser {
+  std::string user_id, user_principal_name, display_name, mail;  // mail: "" when none
+  std::int64_t seq = 0;  // its earliest membership seq in the groups asked about (AllUsers: 0)
+};
+
 // What a finished sync writes, in the same transaction as the token's new state.
 struct SyncSnapshot {
   std::vector<MobileApp> apps;  // The complete set of the token's apps (replaces the previous set).
@@ -888,6 +919,35 @@ class Store {
   virtual Result<std::string> GetAppleUsersVersion(const std::string& tenant_id, const std::string& token_id) = 0;
   virtual Status PutAppleUsersVersion(const std::string& tenant_id, const std::string& token_id,
                                       const std::string& version_id) = 0;
+
+  // --- user licences (reconcile; user_licenses_sql.cc) -----------------------------
+  // Every user licence row of the token (released ones included), ordered by
+  // (adam_id, pricing_param, client_user_id). A token that does not exist has none.
+  virtual Result<std::vector<UserLicense>> ListUserLicenses(const std::string& tenant_id,
+                                                            const std::string& token_id) = 0;
+  // Upserts these rows of the token and deletes those in `remove` (by adamId,
+  // pricingParam, clientUserId), in one transaction. NotFound when the token is gone.
+  virtual Status PutUserLicenses(const std::string& tenant_id, const std::string& token_id,
+                                 const std::vector<UserLicense>& rows, const std::vector<UserLicense>& remove) = 0;
+  // An associate or disassociate of clientUserIds Apple accepted: RecordAppleEvent
+  // for users. The event is recorded (apple_events, its `serials` counting the
+  // users) and its users' rows are set to pending / reclaimPending with its id and
+  // `cause`, in one transaction. CompleteAppleEvent settles them as it settles
+  // serials (failures name client_user_id). NotFound when the token is gone.
+  virtual Status RecordUserLicenseEvent(const std::string& tenant_id, const std::string& token_id,
+                                        const AppleEvent& event, const std::vector<std::string>& client_user_ids,
+                                        const std::string& cause) = 0;
+  // The user licences of an app (its token, adamId and pricingParam), released
+  // ones left out, ordered by client user id. NotFound when the app does not exist.
+  virtual Result<std::vector<UserLicenseState>> UserLicenseStates(const std::string& tenant_id,
+                                                                  const std::string& app_id) = 0;
+  // Users that are members of any of `group_ids`, directly or through nested
+  // groups (cycles allowed), each once, ordered by (seq, user id): earliest
+  // membership first, as DeviceMembersOf. Unknown groups contribute none.
+  virtual Result<std::vector<GroupUser>> UserMembersOf(const std::string& tenant_id,
+                                                       const std::vector<std::string>& group_ids) = 0;
+  // Every user of the tenant (seq = 0), ordered by id (allLicensedUsersAssignmentTarget).
+  virtual Result<std::vector<GroupUser>> AllUsers(const std::string& tenant_id) = 0;
 
   // --- Apple's notifications (notifications_sql.cc) ---------------------------------
   // The token's endpoint; nullopt when none was made.

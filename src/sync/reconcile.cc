@@ -34,6 +34,7 @@
 #include <spdlog/spdlog.h>
 
 #include "sync/reconcile_plan.h"
+#include "sync/reconcile_users.h"
 #include "sync/sync_internal.h"
 
 namespace vppd::sync {
@@ -225,6 +226,7 @@ struct Report {
   std::vector<HeldBack> held_back_by_asset;
   std::string error;  // why the pass stopped early, if it did
   bool forced = false;
+  std::optional<PeoplePass> people;  // user licences (reconcile_users.cc)
 
   std::string Json(Timestamp now) const {
     boost::json::object o;
@@ -253,6 +255,7 @@ struct Report {
     boost::json::array refused;
     for (const auto& a : not_device_assignable) refused.push_back(boost::json::value(a));
     o["notDeviceAssignable"] = std::move(refused);
+    if (people) o["people"] = people->Json();
     if (!error.empty()) o["error"] = error;
     return boost::json::serialize(o);
   }
@@ -407,7 +410,9 @@ Status RunReconcile(JobContext& ctx) {
   if (!read) return ReleaseOrAbandon(ctx, read.error());
   auto events = ctx.store.ListAppleEvents(job.tenant_id, job.token_id);
   if (!events) return ReleaseOrAbandon(ctx, events.error());
-  if (!read->in_scope && events->empty()) {
+  auto people = PeopleInScope(ctx, *token);
+  if (!people) return ReleaseOrAbandon(ctx, people.error());
+  if (!read->in_scope && events->empty() && !*people) {
     // Nothing assigned with device licensing, nothing granted: leave the token alone.
     auto done = ctx.store.FinishJob(job, std::nullopt, [](store::VppToken&) -> Status { return {}; });
     if (!done && done.error().code != Code::kNotFound) return ReleaseOrAbandon(ctx, done.error());
@@ -467,6 +472,12 @@ Status RunReconcile(JobContext& ctx) {
       }
     }
   }
+  if (!stopped && *people && !ctx.stopping) {
+    auto pass = ReconcilePeople(ctx, *token, plans, report.forced);
+    if (!pass) return ReleaseOrAbandon(ctx, pass.error());
+    if (pass->apple_error) stopped = Stop{*pass->apple_error};
+    report.people = std::move(*pass);
+  }
   // The rows the plans settle locally (failed: not enough licences; forgotten ones).
   for (const auto& [key, plan] : plans) {
     if (plan.put.empty() && plan.remove.empty()) continue;
@@ -516,7 +527,7 @@ Status RunReconcile(JobContext& ctx) {
     entry.total_licenses = static_cast<std::int32_t>(report.wanted);
     entry.failed_licenses = static_cast<std::int32_t>(report.failed);
   };
-  if (report.events_in_flight > 0) {
+  if (report.events_in_flight > 0 || (report.people && report.people->come_back)) {
     // Come back when the first event is due for a poll (sooner if something
     // changes, or a notification ends an event).
     auto in_flight = ctx.store.ListAppleEvents(job.tenant_id, job.token_id);
@@ -532,7 +543,7 @@ Status RunReconcile(JobContext& ctx) {
     if (auto ok = ctx.store.ReleaseJob(job, next); !ok) return ReleaseOrAbandon(ctx, ok.error());
     return {};
   }
-  const bool failed = report.failed > 0 || report.held_back > 0;
+  const bool failed = report.failed > 0 || report.held_back > 0 || (report.people && report.people->Failed());
   auto done = ctx.store.FinishJob(job, std::nullopt, [&](store::VppToken& t) -> Status {
     mark(t, failed ? "failed" : "done");
     return {};

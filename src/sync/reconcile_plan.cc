@@ -8,18 +8,23 @@
 namespace vppd::sync {
 namespace {
 
-bool Is(const store::DeviceLicense* r, const char* state) { return r != nullptr && r->state == state; }
+template <class Row>
+bool Is(const Row* r, const char* state) {
+  return r != nullptr && r->state == state;
+}
 
-}  // namespace
+void SetKey(store::DeviceLicense& r, const std::string& key) { r.serial_number = key; }
+void SetKey(store::UserLicense& r, const std::string& key) { r.client_user_id = key; }
 
-AssetPlan PlanAsset(const AssetInput& in, const ReconcileOptions& options, bool force) {
-  AssetPlan plan;
+template <class Row>
+LicencePlan<Row> Plan(const LicenceInput<Row>& in, const ReconcileOptions& options, bool force) {
+  LicencePlan<Row> plan;
   const bool unlimited = in.total >= kUnlimitedCount;
 
   // 1. What vppd's rows say about Apple now, against the last sync's view.
   //    A licence vppd granted that a newer sync no longer shows was taken away at
   //    Apple (revoked outside vppd): the row is forgotten.
-  std::map<std::string, const store::DeviceLicense*> rows;
+  std::map<std::string, const Row*> rows;
   std::int64_t available = in.total - in.used;
   for (const auto& [serial, row] : in.rows) {
     const bool at_sync = in.held_at_sync.contains(serial);
@@ -41,23 +46,30 @@ AssetPlan PlanAsset(const AssetInput& in, const ReconcileOptions& options, bool 
       --available;  // vppd holds (or is getting) one the last sync did not count
     }
     if (row.state == "granted") ++plan.granted;
-    if ((row.state == "reclaimPending" || row.state == "released") && row.cause == "leftScope") ++plan.reclaimed;
-    rows.emplace_hint(rows.end(), serial, &row);  // in.rows is in serial order
+    const bool directory = row.cause == "leftScope" || row.cause == "userDeleted";
+    if ((row.state == "reclaimPending" || row.state == "released") && directory) ++plan.reclaimed;
+    rows.emplace_hint(rows.end(), serial, &row);  // in.rows is in key order
   }
   plan.available = unlimited ? kUnlimitedCount : std::max<std::int64_t>(0, available);
   std::int64_t left = plan.available;
 
-  // 2. Serve the wanted devices in order.
+  // 2. Serve the wanted keys in order.
   std::unordered_set<std::string_view> wanted;  // views of in.wanted
   wanted.reserve(in.wanted.size());
   for (const std::string& serial : in.wanted) {
     if (in.uninstall.contains(serial) || !wanted.insert(serial).second) continue;
     ++plan.wanted;
     auto it = rows.find(serial);
-    const store::DeviceLicense* row = it == rows.end() ? nullptr : it->second;
+    const Row* row = it == rows.end() ? nullptr : it->second;
     if (Is(row, "granted") || Is(row, "pending") || Is(row, "reclaimPending") ||
         (in.held_at_sync.contains(serial) && !Is(row, "released"))) {
       ++plan.holding;
+      continue;
+    }
+    // A person who has not accepted Apple's invitation cannot hold a licence yet:
+    // waits, and takes none from those who can.
+    if (in.ready && !in.ready->contains(serial)) {
+      plan.waiting.push_back(serial);
       continue;
     }
     // A failure Apple reported (other than running out) is not retried by
@@ -72,10 +84,10 @@ AssetPlan PlanAsset(const AssetInput& in, const ReconcileOptions& options, bool 
     }
     ++plan.not_enough;
     if (!Is(row, "failed") || row->error_code != kNotEnoughLicencesCode) {
-      store::DeviceLicense failed;
+      Row failed;
       failed.adam_id = in.adam_id;
       failed.pricing_param = in.pricing_param;
-      failed.serial_number = serial;
+      SetKey(failed, serial);
       failed.state = "failed";
       failed.error_code = kNotEnoughLicencesCode;
       failed.error_message = kNotEnoughLicencesMessage;
@@ -122,6 +134,16 @@ AssetPlan PlanAsset(const AssetInput& in, const ReconcileOptions& options, bool 
     if (it == rows.end()) ++plan.untracked;
   }
   return plan;
+}
+
+}  // namespace
+
+AssetPlan PlanAsset(const AssetInput& in, const ReconcileOptions& options, bool force) {
+  return Plan(in, options, force);
+}
+
+UserAssetPlan PlanUserAsset(const UserAssetInput& in, const ReconcileOptions& options, bool force) {
+  return Plan(in, options, force);
 }
 
 }  // namespace vppd::sync

@@ -1,6 +1,8 @@
 // PlanAsset: every rule of the reconcile job's decisions for one asset.
 #include "sync/reconcile_plan.h"
 
+#include <set>
+
 #include <gtest/gtest.h>
 
 namespace vppd::sync {
@@ -209,6 +211,124 @@ TEST(PlanAsset, RowsOfDevicesNoLongerWantedThatHoldNothingGo) {
 TEST(PlanAsset, UnlimitedAssetsServeEveryone) {
   AssetInput in = Input({"A", "B", "C"}, kUnlimitedCount, 5);
   EXPECT_EQ(PlanAsset(in, {}, false).associate.size(), 3u);
+}
+
+// --- people's licences (PlanUserAsset): the same rules, keyed by clientUserId ---------------
+
+store::UserLicense UserRow(const std::string& user, const std::string& state, Timestamp updated = 100,
+                           const std::string& code = "") {
+  store::UserLicense r;
+  r.adam_id = "1";
+  r.pricing_param = "STDQ";
+  r.client_user_id = user;
+  r.state = state;
+  r.error_code = code;
+  r.updated = updated;
+  return r;
+}
+
+UserAssetInput UserInput(Serials wanted, std::set<std::string> ready, std::int64_t total, std::int64_t used) {
+  UserAssetInput in;
+  in.adam_id = "1";
+  in.pricing_param = "STDQ";
+  in.wanted = std::move(wanted);
+  in.ready = std::move(ready);
+  in.assigned = true;
+  in.total = total;
+  in.used = used;
+  in.last_sync = 50;
+  return in;
+}
+
+void AddUser(UserAssetInput& in, store::UserLicense row) { in.rows[row.client_user_id] = std::move(row); }
+
+TEST(PlanUserAsset, OnlyAssociatedUsersGetALicenceAndTheOthersWaitWithoutTakingOne) {
+  UserAssetInput in = UserInput({"u3", "u1", "u2", "u4"}, {"u1", "u2", "u4"}, 10, 8);
+  UserAssetPlan plan = PlanUserAsset(in, {}, false);
+  EXPECT_EQ(plan.waiting, (Serials{"u3"})) << "the invitation is not accepted yet";
+  EXPECT_EQ(plan.associate, (Serials{"u1", "u2"})) << "earliest membership first, among those who can";
+  EXPECT_EQ(plan.wanted, 4);
+  EXPECT_EQ(plan.not_enough, 1);
+  ASSERT_EQ(plan.put.size(), 1u);
+  EXPECT_EQ(plan.put[0].client_user_id, "u4");
+  EXPECT_EQ(plan.put[0].state, "failed");
+  EXPECT_EQ(plan.put[0].error_code, "9709");
+  EXPECT_EQ(plan.Left(), 0);
+
+  // Accepted since: served on the next pass like anyone else.
+  in.ready->insert("u3");
+  AddUser(in, UserRow("u1", "pending"));
+  AddUser(in, UserRow("u2", "pending"));
+  AddUser(in, UserRow("u4", "failed", 100, "9709"));
+  plan = PlanUserAsset(in, {}, false);
+  EXPECT_TRUE(plan.waiting.empty());
+  EXPECT_TRUE(plan.associate.empty()) << "the two licences are taken by u1 and u2";
+  EXPECT_EQ(plan.not_enough, 2);
+  ASSERT_EQ(plan.put.size(), 1u) << "u4's row already says so";
+  EXPECT_EQ(plan.put[0].client_user_id, "u3");
+}
+
+TEST(PlanUserAsset, AUserWhoHoldsALicenceIsHoldingNotWaiting) {
+  UserAssetInput in = UserInput({"u1", "u2"}, {}, 10, 0);
+  AddUser(in, UserRow("u1", "granted"));
+  in.held_at_sync.insert("u2");  // an untracked holder (another MDM's, or before vppd)
+  UserAssetPlan plan = PlanUserAsset(in, {}, false);
+  EXPECT_TRUE(plan.Empty());
+  EXPECT_EQ(plan.holding, 2);
+  EXPECT_TRUE(plan.waiting.empty());
+}
+
+TEST(PlanUserAsset, NothingToDoTwiceInARow) {
+  UserAssetInput in = UserInput({"u1", "u2", "u3"}, {"u1", "u2", "u3"}, 2, 0);
+  AddUser(in, UserRow("u1", "granted"));
+  AddUser(in, UserRow("u2", "pending"));
+  AddUser(in, UserRow("u3", "failed", 100, "9709"));
+  UserAssetPlan plan = PlanUserAsset(in, {}, false);
+  EXPECT_TRUE(plan.Empty());
+  EXPECT_TRUE(plan.put.empty());
+  EXPECT_TRUE(plan.remove.empty());
+}
+
+TEST(PlanUserAsset, AUserOutOfScopeIsReclaimedWithinTheCapAndExplicitActsAreNot) {
+  UserAssetInput in = UserInput({}, {}, 100, 0);
+  for (int i = 0; i < 60; ++i) {
+    const std::string user = "u" + std::to_string(100 + i);
+    if (i < 40) {
+      in.wanted.push_back(user);
+      in.ready->insert(user);
+    }
+    AddUser(in, UserRow(user, "granted", 100));
+  }
+  // 20 left scope (or were deleted); the cap is max(10, 0.2 × 60) = 12.
+  UserAssetPlan plan = PlanUserAsset(in, {}, false);
+  EXPECT_EQ(plan.reclaim_directory.size(), 12u);
+  EXPECT_EQ(plan.reclaim_directory.front(), "u140");
+  EXPECT_EQ(plan.held_back, 8);
+  EXPECT_EQ(PlanUserAsset(in, {}, true).reclaim_directory.size(), 20u) << "forced";
+  UserAssetPlan never = PlanUserAsset(in, {.reclaim = false}, false);
+  EXPECT_TRUE(never.Empty());
+  EXPECT_EQ(never.kept, 20);
+
+  in.assigned = false;  // the assignment deleted: an admin's act, and nobody is wanted
+  in.wanted.clear();
+  plan = PlanUserAsset(in, {}, false);
+  EXPECT_EQ(plan.reclaim_explicit.size(), 60u);
+  EXPECT_EQ(plan.held_back, 0);
+
+  UserAssetInput un = UserInput({"u1"}, {"u1"}, 10, 0);
+  AddUser(un, UserRow("u1", "granted"));
+  un.uninstall.insert("u1");
+  EXPECT_EQ(PlanUserAsset(un, {}, false).reclaim_explicit, (Serials{"u1"})) << "uninstall wins";
+}
+
+TEST(PlanUserAsset, AnAppleFailureIsRetriedOnlyWhenForcedAndUntrackedHoldersAreLeftAlone) {
+  UserAssetInput in = UserInput({"u1"}, {"u1"}, 10, 1);
+  AddUser(in, UserRow("u1", "failed", 100, "9610"));
+  in.held_at_sync.insert("someone-elses-user");
+  UserAssetPlan plan = PlanUserAsset(in, {}, false);
+  EXPECT_TRUE(plan.Empty());
+  EXPECT_EQ(plan.untracked, 1);
+  EXPECT_EQ(PlanUserAsset(in, {}, true).associate, (Serials{"u1"}));
 }
 
 }  // namespace

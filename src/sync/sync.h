@@ -121,6 +121,20 @@ Result<std::vector<store::GroupDevice>> DevicesReached(store::Store& store, cons
                                                        const DeviceTargets& targets,
                                                        std::optional<std::vector<store::GroupDevice>>* all = nullptr);
 
+// What an app's including assignments without device licensing (user licensing)
+// target: people.
+struct UserTargets {
+  std::vector<std::string> include_groups, exclude_groups;
+  bool all_users = false;  // allLicensedUsersAssignmentTarget (allDevicesAssignmentTarget reaches no one)
+};
+
+// The directory users `targets` reach: the members of the included groups
+// (nested), or every user (all_users), minus the members of the excluded groups;
+// each once, earliest membership first, then by id. The reconcile job serves them
+// in this order (reconcile_users.cc), and userStatuses lists them so.
+Result<std::vector<store::GroupUser>> UsersReached(store::Store& store, const std::string& tenant_id,
+                                                   const UserTargets& targets);
+
 // Queues a reconcile of the token's device licences (sync/reconcile.cc): coalesced
 // with one already queued (which then runs no later than now), and when one is
 // running it runs once more afterwards, so a change committed before this call is

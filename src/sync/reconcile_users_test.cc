@@ -1,0 +1,470 @@
+// The reconcile job's user licences end to end (reconcile_users.cc): a real
+// store (SQLite, and PostgreSQL when VPPD_TEST_DATABASE_URL is set),
+// apple-vpp-sim in-process over real HTTP, the engine's jobs run inline. People
+// are registered at Apple, accept their invitation through the simulator's
+// /_sim/, and get their licence; a deleted person's Apple user is retired and the
+// licence released.
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <thread>
+
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+#include "http/server.h"
+#include "simulator.h"
+#include "store/store_testing.h"
+#include "sync/sync.h"
+
+namespace vppd::sync {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Backend;
+
+constexpr const char* kTenant = "11111111-1111-1111-1111-111111111111";
+constexpr const char* kAdam = "408709785";
+constexpr const char* kUid = "2049025000431439";
+
+class TempDir : public testing::TempDir {
+ public:
+  TempDir() : testing::TempDir("vppd-reconcile-users") {}
+};
+
+class ReconcileUsersTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    VPPD_SKIP_WITHOUT_POSTGRES(GetParam());
+    db_.emplace(GetParam(), dir_.path());
+    store::SqliteOptions options;
+    options.path = db_->path();
+    options.secrets = std::make_shared<SecretBox>(SecretBox::FromKey(std::string(32, 'k')));
+    auto opened = db_->Open(options);
+    ASSERT_TRUE(opened) << opened.error().message;
+    store_ = std::move(*opened);
+    ASSERT_TRUE(store_->PutTenant({kTenant, "T", true, 0}));
+  }
+
+  void TearDown() override {
+    engine_.reset();
+    server_.reset();
+  }
+
+  // Apple: one location, one device-assignable app with `total` licences.
+  void StartApple(int total) {
+    const std::string data = dir_.path() + "/sim.json";
+    std::ofstream(data) << R"({"locations": [{"uId": ")" << kUid << R"(", "name": "School",
+      "assets": [{"adamId": ")"
+                        << kAdam << R"(", "totalCount": )" << total << R"(, "supportedPlatforms": ["iOS"]}],
+      "assignments": []}]})";
+    sim::SimOptions options;
+    options.data_file = data;
+    options.event_delay = 20ms;
+    auto created = sim::Simulator::Create(options, Clock::Real());
+    ASSERT_TRUE(created) << created.error().message;
+    sim_ = std::move(*created);
+    http::ServerOptions http;
+    http.host = "127.0.0.1";
+    http.port = 0;
+    http.threads = 2;
+    sim::Simulator* sim = sim_.get();
+    auto server = http::Server::Start(http, [sim](http::Request& r) { return sim->Handle(r); });
+    ASSERT_TRUE(server) << server.error().message;
+    server_ = std::move(*server);
+    url_ = "http://127.0.0.1:" + std::to_string(server_->port()) + "/mdm/v2";
+    stoken_ =
+        std::string(Control("GET", "/_sim/locations/" + std::string(kUid)).at("tokens").at(0).at("sToken").as_string());
+    MakeEngine();
+    store::VppToken t;
+    t.token = stoken_;
+    t.state = "valid";
+    t.expiration = Clock::Real().Now() + 86'400'000'000LL * 365;
+    auto token = store_->CreateToken(kTenant, t);
+    ASSERT_TRUE(token) << token.error().message;
+    token_ = token->id;
+    Sync();
+    store::ListQuery query;
+    auto apps = store_->ListApps(kTenant, query);
+    ASSERT_TRUE(apps && apps->items.size() == 1);
+    app_ = apps->items[0].id;
+  }
+
+  void MakeEngine() {
+    EngineOptions o;
+    o.apple_url = url_;
+    o.installation_id = "11111111-2222-3333-4444-555555555555";
+    o.event_poll_interval = 30ms;
+    o.auto_sync_interval = std::chrono::seconds(0);
+    o.retry.max_attempts = 2;
+    o.reconcile = reconcile_options_;
+    o.notification_url = notification_url_;
+    o.event_notification_wait = event_notification_wait_;
+    engine_options_ = o;
+    engine_ = std::make_unique<Engine>(*store_, o);
+  }
+
+  boost::json::value Control(const std::string& method, const std::string& target, const std::string& body = "") {
+    http::Request req;
+    req.method = method;
+    req.target = target;
+    req.body = body;
+    req.host = "127.0.0.1";
+    req.scheme = "http";
+    if (!body.empty()) req.headers.push_back({"Content-Type", "application/json"});
+    http::Response r = sim_->Handle(req);
+    EXPECT_LT(r.status, 300) << target << ": " << r.body;
+    return r.body.empty() ? boost::json::value() : boost::json::parse(r.body);
+  }
+
+  // The serials Apple holds the app for.
+  std::set<std::string> AtApple() {
+    http::Request req;
+    req.method = "GET";
+    req.target = "/mdm/v2/assignments?adamId=" + std::string(kAdam);
+    req.host = "127.0.0.1";
+    req.scheme = "http";
+    req.headers.push_back({"Authorization", "Bearer " + stoken_});
+    std::set<std::string> out;
+    http::Response r = sim_->Handle(req);
+    auto body = boost::json::parse(r.body);
+    for (const auto& a : body.at("assignments").as_array()) {
+      if (const auto* s = a.as_object().if_contains("serialNumber")) out.insert(std::string(s->as_string()));
+    }
+    return out;
+  }
+
+  // Apple requests so far (every endpoint, this location).
+  std::int64_t AppleRequests() {
+    auto counters = Control("GET", "/_sim/counters");
+    std::int64_t n = 0;
+    for (const auto& [path, count] : counters.at("total").as_object()) {
+      if (std::string_view(path).find("/mdm/v2/") != std::string_view::npos) n += count.as_int64();
+    }
+    return n;
+  }
+
+  // Runs jobs until none is left (events in flight come back after their poll time).
+  void Drain(std::chrono::seconds timeout = 20s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto ran = engine_->RunOne();
+      ASSERT_TRUE(ran) << ran.error().message;
+      if (*ran) continue;
+      if (*store_->CountJobs() == 0) return;
+      std::this_thread::sleep_for(10ms);
+    }
+    FAIL() << "jobs still queued after the timeout";
+  }
+
+  void Sync() {
+    ASSERT_TRUE(RequestJob(*store_, kTenant, token_, "syncLicenses", "", Clock::Real().Now()));
+    Drain();
+  }
+
+  void Reconcile(bool force = false) {
+    ASSERT_TRUE(RequestReconcile(*store_, kTenant, token_, Clock::Real().Now(), force));
+    Drain();
+  }
+
+  // n devices (serials SER000, SER001, ...) in a new group; returns the group id.
+  std::string GroupOf(int from, int n, std::vector<std::string>* device_ids = nullptr) {
+    store::Group g;
+    g.display_name = "G" + std::to_string(from);
+    auto group = store_->CreateGroup(kTenant, g);
+    EXPECT_TRUE(group) << group.error().message;
+    for (int i = from; i < from + n; ++i) {
+      const std::string id = DeviceFor(i);
+      EXPECT_TRUE(store_->AddGroupMember(kTenant, group->id, id));
+      if (device_ids) device_ids->push_back(id);
+    }
+    return group->id;
+  }
+
+  // The Entra device of serial i (created with its managed device the first time).
+  std::string DeviceFor(int i) {
+    if (auto it = devices_.find(i); it != devices_.end()) return it->second;
+    char serial[16];
+    std::snprintf(serial, sizeof serial, "SER%03d", i);
+    store::Device d;
+    d.device_id = "aad-" + std::to_string(i);
+    auto device = store_->CreateDevice(kTenant, d);
+    EXPECT_TRUE(device) << device.error().message;
+    store::ManagedDevice m;
+    m.serial_number = serial;
+    m.azure_ad_device_id = d.device_id;
+    m.device_name = "iPad " + std::to_string(i);
+    auto managed = store_->CreateManagedDevice(kTenant, m);
+    EXPECT_TRUE(managed) << managed.error().message;
+    managed_[i] = managed->id;
+    return devices_[i] = device->id;
+  }
+
+  std::string Assign(const std::string& group, const std::string& intent = "required",
+                     const char* target = "#microsoft.graph.groupAssignmentTarget") {
+    store::AppAssignment a;
+    a.app_id = app_;
+    a.intent = intent;
+    a.target_type = target;
+    a.group_id = group;
+    a.use_device_licensing = target != std::string("#microsoft.graph.exclusionGroupAssignmentTarget");
+    a.settings_json = R"({"@odata.type":"#microsoft.graph.iosVppAppAssignmentSettings","useDeviceLicensing":true})";
+    auto created = store_->CreateAppAssignment(kTenant, a);
+    EXPECT_TRUE(created) << created.error().message;
+    return created ? created->id : "";
+  }
+
+  std::map<std::string, store::DeviceLicenseState> States() {
+    std::map<std::string, store::DeviceLicenseState> out;
+    auto states = store_->DeviceLicenseStates(kTenant, app_);
+    EXPECT_TRUE(states) << states.error().message;
+    if (states) {
+      for (auto& s : *states) out[s.serial_number] = s;
+    }
+    return out;
+  }
+
+  boost::json::object Report() {
+    auto r = store_->GetReconcileReport(kTenant, token_);
+    EXPECT_TRUE(r && !r->first.empty());
+    return boost::json::parse(r->first).as_object();
+  }
+
+  static std::set<std::string> Serials(int from, int n) {
+    std::set<std::string> out;
+    for (int i = from; i < from + n; ++i) {
+      char serial[16];
+      std::snprintf(serial, sizeof serial, "SER%03d", i);
+      out.insert(serial);
+    }
+    return out;
+  }
+
+  TempDir dir_;
+  std::optional<testing::TestDb> db_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<sim::Simulator> sim_;
+  std::unique_ptr<http::Server> server_;
+  std::unique_ptr<Engine> engine_;
+  ReconcileOptions reconcile_options_;
+  std::string notification_url_;  // set before StartApple: the sync registers an endpoint
+  std::chrono::milliseconds event_notification_wait_{300'000};
+  EngineOptions engine_options_;
+  std::string url_, stoken_, token_, app_;
+  std::map<int, std::string> devices_, managed_;
+
+ protected:
+  // Runs jobs until `done` holds (the job comes back while invitations wait).
+  void RunUntil(const std::function<bool()>& done, std::chrono::seconds timeout = 20s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (done()) return;
+      auto ran = engine_->RunOne();
+      ASSERT_TRUE(ran) << ran.error().message;
+      if (!*ran) std::this_thread::sleep_for(10ms);
+    }
+    FAIL() << "not reached before the timeout";
+  }
+
+  // The clientUserIds Apple holds the app for.
+  std::set<std::string> UsersAtApple() {
+    http::Request req;
+    req.method = "GET";
+    req.target = "/mdm/v2/assignments?adamId=" + std::string(kAdam);
+    req.host = "127.0.0.1";
+    req.scheme = "http";
+    req.headers.push_back({"Authorization", "Bearer " + stoken_});
+    std::set<std::string> out;
+    http::Response r = sim_->Handle(req);
+    auto body = boost::json::parse(r.body);
+    for (const auto& a : body.at("assignments").as_array()) {
+      if (const auto* u = a.as_object().if_contains("clientUserId")) out.insert(std::string(u->as_string()));
+    }
+    return out;
+  }
+
+  // The Apple users the simulator holds, by clientUserId: their status.
+  std::map<std::string, std::string> AppleUsers() {
+    std::map<std::string, std::string> out;
+    auto location = Control("GET", "/_sim/locations/" + std::string(kUid) + "/export").at("locations").at(0);
+    for (const auto& u : location.at("users").as_array()) {
+      out[std::string(u.at("clientUserId").as_string())] = std::string(u.at("status").as_string());
+    }
+    return out;
+  }
+
+  void Accept(const std::vector<std::string>& ids) {
+    boost::json::array a;
+    for (const auto& id : ids) a.emplace_back(id);
+    Control("POST", "/_sim/locations/" + std::string(kUid) + "/acceptInvitation",
+            boost::json::serialize(boost::json::object{{"clientUserIds", a}}));
+  }
+
+  // n directory users in a new group; returns the group id.
+  std::string PeopleGroup(int n, std::vector<std::string>& ids) {
+    store::Group g;
+    g.display_name = "People";
+    auto group = store_->CreateGroup(kTenant, g);
+    EXPECT_TRUE(group) << group.error().message;
+    for (int i = 0; i < n; ++i) {
+      store::User u;
+      u.user_principal_name = "person" + std::to_string(i) + "@contoso.example";
+      auto user = store_->CreateUser(kTenant, u);
+      EXPECT_TRUE(user) << user.error().message;
+      EXPECT_TRUE(store_->AddGroupMember(kTenant, group->id, user->id));
+      ids.push_back(user->id);
+    }
+    return group->id;
+  }
+
+  void AssignToPeople(const std::string& group) {
+    store::AppAssignment a;
+    a.app_id = app_;
+    a.intent = "required";
+    a.target_type = "#microsoft.graph.groupAssignmentTarget";
+    a.group_id = group;
+    a.use_device_licensing = false;
+    a.settings_json = R"({"@odata.type":"#microsoft.graph.iosVppAppAssignmentSettings","useDeviceLicensing":false})";
+    ASSERT_TRUE(store_->CreateAppAssignment(kTenant, a));
+    ASSERT_TRUE(RequestReconcile(*store_, kTenant, token_, Clock::Real().Now()));
+  }
+
+  std::map<std::string, store::UserLicense> Rows() {
+    std::map<std::string, store::UserLicense> out;
+    auto rows = store_->ListUserLicenses(kTenant, token_);
+    EXPECT_TRUE(rows) << rows.error().message;
+    if (rows) {
+      for (auto& r : *rows) out[r.client_user_id] = r;
+    }
+    return out;
+  }
+
+  boost::json::object People() {
+    auto r = store_->GetReconcileReport(kTenant, token_);
+    if (!r || r->first.empty()) return {};
+    auto report = boost::json::parse(r->first).as_object();
+    const auto* people = report.if_contains("people");
+    return people != nullptr ? people->as_object() : boost::json::object{};
+  }
+  static std::int64_t Int(const boost::json::object& o, const char* key) {
+    const auto* v = o.if_contains(key);
+    return v != nullptr && v->is_int64() ? v->as_int64() : -1;
+  }
+};
+INSTANTIATE_TEST_SUITE_P(Reconcile, ReconcileUsersTest, ::testing::Values(Backend::kSqlite, Backend::kPostgres),
+                         testing::BackendName);
+
+TEST_P(ReconcileUsersTest, PeopleAreRegisteredWaitAndGetTheirLicenceOnceTheyAccept) {
+  StartApple(100);
+  std::vector<std::string> people;
+  AssignToPeople(PeopleGroup(3, people));
+  // Registered at Apple, each waiting for the invitation; no licence yet.
+  RunUntil([&] { return AppleUsers().size() == 3 && Int(People(), "waitingForInvitation") == 3; });
+  for (const auto& id : people) EXPECT_EQ(AppleUsers()[id], "Registered");
+  EXPECT_TRUE(UsersAtApple().empty());
+  EXPECT_TRUE(Rows().empty()) << "nothing to associate before the invitation is accepted";
+
+  // Two accept: they get the licence at Apple, the third still waits.
+  Accept({people[0], people[2]});
+  RunUntil([&] { return UsersAtApple().size() == 2 && Rows().size() == 2 && Rows()[people[0]].state == "granted" &&
+                        Rows()[people[2]].state == "granted"; });
+  EXPECT_EQ(UsersAtApple(), (std::set<std::string>{people[0], people[2]}));
+  EXPECT_EQ(Int(People(), "waitingForInvitation"), 1);
+  EXPECT_EQ(People().at("waiting").as_array().at(0).at("clientUserId").as_string(), people[1]);
+
+  Accept({people[1]});
+  RunUntil([&] { return Rows().size() == 3 && Rows()[people[1]].state == "granted"; });
+  EXPECT_EQ(UsersAtApple().size(), 3u);
+  // Nothing left to do: the job finishes, and another pass asks Apple for nothing.
+  RunUntil([&] { return *store_->CountJobs() == 0; });
+  const std::int64_t before = AppleRequests();
+  Reconcile();
+  EXPECT_EQ(AppleRequests(), before) << "a second pass in a row calls Apple for nothing";
+  EXPECT_EQ(Int(People(), "granted"), 3);
+}
+
+TEST_P(ReconcileUsersTest, ADeletedPersonsAppleUserIsRetiredAndTheLicenceReleased) {
+  StartApple(100);
+  std::vector<std::string> people;
+  AssignToPeople(PeopleGroup(2, people));
+  RunUntil([&] { return AppleUsers().size() == 2; });
+  Accept(people);
+  RunUntil([&] { return UsersAtApple().size() == 2 && Rows()[people[1]].state == "granted"; });
+
+  ASSERT_TRUE(store_->DeleteUser(kTenant, people[1]));
+  ASSERT_TRUE(RequestReconcile(*store_, kTenant, token_, Clock::Real().Now()));
+  RunUntil([&] { return AppleUsers()[people[1]] == "Retired" && UsersAtApple().size() == 1; });
+  EXPECT_EQ(UsersAtApple(), (std::set<std::string>{people[0]}));
+  RunUntil([&] { return Rows()[people[1]].state == "released"; });
+  EXPECT_EQ(Rows()[people[0]].state, "granted");
+}
+
+TEST_P(ReconcileUsersTest, MorePeopleThanLicencesServesTheEarliestMembers) {
+  StartApple(2);
+  std::vector<std::string> people;
+  AssignToPeople(PeopleGroup(3, people));
+  RunUntil([&] { return AppleUsers().size() == 3; });
+  Accept(people);
+  RunUntil([&] { return Rows().size() == 3 && Rows()[people[0]].state == "granted" &&
+                        Rows()[people[1]].state == "granted"; });
+  EXPECT_EQ(UsersAtApple(), (std::set<std::string>{people[0], people[1]}));
+  auto rows = Rows();
+  EXPECT_EQ(rows[people[2]].state, "failed");
+  EXPECT_EQ(rows[people[2]].error_code, "9709");
+  EXPECT_EQ(Int(People(), "notEnoughLicenses"), 1);
+}
+
+TEST_P(ReconcileUsersTest, ReclaimNeverKeepsADeletedPersonsLicenceAndAppleUser) {
+  reconcile_options_.reclaim = false;
+  StartApple(100);
+  std::vector<std::string> people;
+  AssignToPeople(PeopleGroup(1, people));
+  RunUntil([&] { return AppleUsers().size() == 1; });
+  Accept(people);
+  RunUntil([&] { return Rows()[people[0]].state == "granted"; });
+  ASSERT_TRUE(store_->DeleteUser(kTenant, people[0]));
+  Reconcile();
+  EXPECT_EQ(AppleUsers()[people[0]], "Associated");
+  EXPECT_EQ(UsersAtApple(), (std::set<std::string>{people[0]}));
+  EXPECT_EQ(Int(People(), "keptByReclaimNever"), 1);
+}
+
+TEST_P(ReconcileUsersTest, APersonAppleRefusesIsReportedAndNotSentAgain) {
+  StartApple(100);
+  store::Group g;
+  g.display_name = "Refused";
+  auto group = store_->CreateGroup(kTenant, g);
+  ASSERT_TRUE(group);
+  store::User u;
+  u.user_principal_name = "dana@contoso.example";
+  u.mail = "not-an-email";  // Apple refuses users/create with 9717
+  auto dana = store_->CreateUser(kTenant, u);
+  ASSERT_TRUE(dana);
+  ASSERT_TRUE(store_->AddGroupMember(kTenant, group->id, dana->id));
+  AssignToPeople(group->id);
+  RunUntil([&] { return Int(People(), "refusedByApple") == 1 && *store_->CountJobs() == 0; });
+  auto refused = People().at("refused").as_array().at(0).as_object();
+  EXPECT_EQ(refused.at("clientUserId").as_string(), dana->id);
+  EXPECT_EQ(refused.at("status").as_string(), "failed");
+  EXPECT_EQ(refused.at("errorCode").as_string(), "9717");
+  EXPECT_EQ(Int(People(), "waitingForInvitation"), 0);
+  EXPECT_TRUE(Rows().empty());
+  EXPECT_TRUE(AppleUsers().empty());
+  // The job finished (nothing to wait for), and another pass does not ask Apple again.
+  const std::int64_t before = AppleRequests();
+  Reconcile();
+  EXPECT_EQ(AppleRequests(), before) << "a refusal is not sent again by itself";
+  EXPECT_EQ(Int(People(), "refusedByApple"), 1);
+  auto token = store_->GetToken(kTenant, token_);
+  ASSERT_TRUE(token);
+  std::string state;
+  for (const auto& r : token->action_results) {
+    if (r.action_name == "reconcileLicenses") state = r.action_state;
+  }
+  EXPECT_EQ(state, "failed") << "a person left without a licence fails the reconcile entry, as a device does";
+}
+
+}  // namespace
+}  // namespace vppd::sync
