@@ -596,6 +596,14 @@ CREATE TABLE apple_notifications (
 CREATE INDEX apple_notifications_pending ON apple_notifications (received) WHERE state = 'pending';
 CREATE INDEX apple_notifications_by_received ON apple_notifications (received);
 )sql"},
+    {16, "managed eBooks: what Apple's lookup says of a book", R"sql(
+-- Books are rows of mobile_apps too (product_type 'Book'); Graph's iosVppEBook shows
+-- these two of Apple's lookup besides the columns apps have. genres: a JSON array of
+-- strings ('[]' when Apple gave none); seller: NULL when Apple gave none.
+ALTER TABLE mobile_apps ADD COLUMN genres TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE mobile_apps ADD COLUMN seller TEXT;
+CREATE INDEX mobile_apps_by_product_type ON mobile_apps (tenant_id, product_type, id);
+)sql"},
 };
 
 }  // namespace

@@ -332,6 +332,12 @@ CREATE TABLE apple_notifications (
 CREATE INDEX apple_notifications_pending ON apple_notifications (received) WHERE state = 'pending';
 CREATE INDEX apple_notifications_by_received ON apple_notifications (received);
 )sql"},
+    {11, "managed eBooks: what Apple's lookup says of a book", R"sql(
+-- SQLite's migration 16 (numbered 11 here).
+ALTER TABLE mobile_apps ADD COLUMN genres TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE mobile_apps ADD COLUMN seller TEXT;
+CREATE INDEX mobile_apps_by_product_type ON mobile_apps (tenant_id, product_type, id);
+)sql"},
 };
 
 constexpr const char* kApplication = "vppd";
