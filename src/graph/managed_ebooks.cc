@@ -74,7 +74,8 @@ const std::vector<BookProperty>& BookProperties() {
          [](const B& b) { return StringOrNull(b.publisher); }},
         {Unstored(Prop("publishedDateTime", EdmType::kDateTimeOffset, false)), true,
          [](const B&) { return json::value(kGraphNeverText); }},
-        // Apple's lookup gives an artwork URL at most, not the cover's bytes.
+        // Apple's lookup gives an artwork URL at most, not the cover's bytes: none, written (null)
+        // only when $select names it, as mobileApps' largeIcon.
         {Unstored(Prop("largeCover", EdmType::kComplex)), true, null_value, "microsoft.graph.mimeContent"},
         {Stored(Prop("createdDateTime", EdmType::kDateTimeOffset, false), C::kAppCreated), true,
          [](const B& b) { return Time(b.created); }},
@@ -166,7 +167,10 @@ void WriteEBook(const store::MobileApp& book, ApiVersion version, const std::vec
                 json::object& out) {
   out["@odata.type"] = kEBookType;
   for (const BookProperty& p : BookProperties()) {
-    if ((p.in_v1 || version == ApiVersion::kBeta) && Selected(select, p.def.name)) out[p.def.name] = p.get(book);
+    if (!p.in_v1 && version != ApiVersion::kBeta) continue;
+    if (!Selected(select, p.def.name)) continue;
+    if (p.def.name == "largeCover" && std::find(select.begin(), select.end(), p.def.name) == select.end()) continue;
+    out[p.def.name] = p.get(book);
   }
   for (const std::string& name : expand) {  // "assignments", the one expandable
     json::array list;
