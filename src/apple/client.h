@@ -326,6 +326,11 @@ struct AppMetadata {
   std::string kind;     // iosSoftware | macSoftware | ebook | ...
   std::string version;  // offers[0].version.display, when present.
   std::vector<std::string> supported_platforms;
+  // What the lookup says of a book (kind ebook), where Apple gives it: artistName
+  // (the author or publisher), sellerName, genreNames.
+  std::string artist_name;
+  std::string seller_name;
+  std::vector<std::string> genres;
 };
 
 // ---------------------------------------------------------------- client

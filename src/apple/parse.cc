@@ -491,6 +491,12 @@ AppleStatus ParseLookup(std::string_view body, std::vector<AppMetadata>* out) {
         s = ReadString(x, k, &m.kind);
       else if (k == "supportedPlatforms")
         s = ReadStrings(x, k, &m.supported_platforms);
+      else if (k == "artistName")
+        s = ReadString(x, k, &m.artist_name);
+      else if (k == "sellerName")
+        s = ReadString(x, k, &m.seller_name);
+      else if (k == "genreNames")
+        s = ReadStrings(x, k, &m.genres);
       else if (k == "offers" && x.is_array() && !x.get_array().empty()) {
         // offers[0].version.display: the current version, where Apple gives one.
         const json::object* offer = x.get_array()[0].if_object();

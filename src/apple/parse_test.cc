@@ -378,3 +378,33 @@ TEST(AssignmentsPage, LargePagesGrowTheParser) {
 
 }  // namespace
 }  // namespace vppd::apple::internal
+
+namespace vppd::apple {
+namespace {
+
+// A book's lookup answer (kind ebook): no bundle id; its author, seller and genres kept.
+TEST(Lookup, ReadsWhatABookHas) {
+  std::vector<AppMetadata> out;
+  ASSERT_TRUE(internal::ParseLookup(R"({"results":{"900":{"id":"900","kind":"ebook","name":"A Book",
+      "artistName":"An Author","sellerName":"A Publisher","genreNames":["Books","Poetry"],
+      "url":"https://books.apple.com/us/book/id900","offers":[{"version":{"display":"1.2"}}]},
+      "901":{"id":"901","kind":"iosSoftware","name":"An App","bundleId":"com.example.a"}}})",
+                          &out));
+  ASSERT_EQ(out.size(), 2u);
+  const AppMetadata& book = out[0].adam_id == "900" ? out[0] : out[1];
+  EXPECT_EQ(book.kind, "ebook");
+  EXPECT_EQ(book.name, "A Book");
+  EXPECT_EQ(book.bundle_id, "");
+  EXPECT_EQ(book.artist_name, "An Author");
+  EXPECT_EQ(book.seller_name, "A Publisher");
+  EXPECT_EQ(book.genres, (std::vector<std::string>{"Books", "Poetry"}));
+  const AppMetadata& app = out[0].adam_id == "901" ? out[0] : out[1];
+  EXPECT_TRUE(app.genres.empty());
+  EXPECT_EQ(app.seller_name, "");
+  // genreNames that is not a list of strings is a malformed answer.
+  out.clear();
+  EXPECT_FALSE(internal::ParseLookup(R"({"results":{"900":{"genreNames":"Books"}}})", &out));
+}
+
+}  // namespace
+}  // namespace vppd::apple

@@ -43,10 +43,12 @@ Result<AlertCounts> CountAlerts(store::Store& store, Timestamp now, const AlertO
   const Expr past = And(Compare(Op::kGt, Column::kTokenExpiration, store::DateTime{0}),
                         Compare(Op::kLe, Column::kTokenExpiration, store::DateTime{now}));
   const Expr failed = Compare(Op::kEq, Column::kTokenLastSyncStatus, std::string("failed"));
-  // Only apps with licences in use can be over a threshold; free assets never are.
-  const Expr in_use = And(Compare(Op::kGt, Column::kAppUsedLicenses, std::int64_t{0}),
-                          And(Compare(Op::kGt, Column::kAppTotalLicenses, std::int64_t{0}),
-                              Compare(Op::kLt, Column::kAppTotalLicenses, kUnlimited)));
+  // Only apps with licences in use can be over a threshold; free assets never are. Apps only:
+  // books (mobile_apps rows of product type Book) are not what vppd_apps_* count.
+  const Expr in_use = And(Compare(Op::kEq, Column::kAppProductType, std::string("App")),
+                          And(Compare(Op::kGt, Column::kAppUsedLicenses, std::int64_t{0}),
+                              And(Compare(Op::kGt, Column::kAppTotalLicenses, std::int64_t{0}),
+                                  Compare(Op::kLt, Column::kAppTotalLicenses, kUnlimited))));
 
   AlertCounts counts;
   for (const store::Tenant& tenant : *tenants) {

@@ -62,7 +62,7 @@ class AlertGaugesTest : public ::testing::Test {
     for (std::size_t i = 0; i < apps.size(); ++i) {
       apps[i].id = token_id + "-" + std::to_string(i);
       apps[i].token_id = token_id;
-      apps[i].product_type = "App";
+      if (apps[i].product_type.empty()) apps[i].product_type = "App";
       if (apps[i].pricing_param.empty()) apps[i].pricing_param = "STDQ";
       if (apps[i].platform.empty()) apps[i].platform = "iOS";
       apps[i].display_name = "App " + apps[i].adam_id;
@@ -100,6 +100,17 @@ TEST_F(AlertGaugesTest, EmptyStoreCountsNothing) {
   EXPECT_EQ(c.tokens_last_sync_failed, 0);
   EXPECT_EQ(c.apps_over_usage_threshold, 0);
   EXPECT_EQ(c.apps_licenses_exhausted, 0);
+}
+
+// vppd_apps_* count apps: a book whose licences are all in use is not one.
+TEST_F(AlertGaugesTest, BooksAreNotApps) {
+  const std::string token = Token(kTenant, kNow + 365 * kDay);
+  store::MobileApp book = App("9", 5, 5);
+  book.product_type = "Book";
+  Apps(kTenant, token, {App("1", 10, 10), book});
+  AlertCounts c = Count();
+  EXPECT_EQ(c.apps_licenses_exhausted, 1);
+  EXPECT_EQ(c.apps_over_usage_threshold, 1);
 }
 
 TEST_F(AlertGaugesTest, TokensByExpiryAndLastSync) {

@@ -114,11 +114,11 @@ std::string Canonical(const store::VppToken& t, const std::string& secret) {
 }
 
 std::string Canonical(const store::MobileApp& a) {
-  return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}\n", a.id, a.token_id, a.platform,
-                     a.adam_id, a.pricing_param, a.product_type, a.display_name, a.bundle_id, a.publisher,
+  return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}\n", a.id, a.token_id,
+                     a.platform, a.adam_id, a.pricing_param, a.product_type, a.display_name, a.bundle_id, a.publisher,
                      a.total_licenses, a.used_licenses, a.device_assignable, a.revocable, a.app_store_url,
                      Opt(a.token_organization_name), Opt(a.token_apple_id), Opt(a.token_display_name),
-                     a.token_account_type, a.created, a.last_modified);
+                     a.token_account_type, a.created, a.last_modified, fmt::join(a.genres, ","), Opt(a.seller));
 }
 
 // --- the directory -------------------------------------------------------------------

@@ -291,6 +291,7 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   rt->apps = std::make_unique<service::MobileApps>(*rt->store, service_options);
   rt->reconciles = std::make_unique<service::QueueingReconcileTrigger>(*rt->store, service_options);
   rt->assignments = std::make_unique<service::AppAssignments>(*rt->store, service_options, rt->reconciles.get());
+  rt->ebooks = std::make_unique<service::ManagedEBooks>(*rt->store, service_options, rt->reconciles.get());
   rt->reconcile_trigger = rt->reconciles.get();
   rt->directory = std::make_unique<service::Directory>(*rt->store, service_options, rt->reconcile_trigger);
   if (s.throttle_window_seconds > 0) {
@@ -323,6 +324,7 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
                                                              .tokens = rt->tokens.get(),
                                                              .apps = rt->apps.get(),
                                                              .assignments = rt->assignments.get(),
+                                                             .ebooks = rt->ebooks.get(),
                                                              .throttle = rt->throttle ? &*rt->throttle : nullptr,
                                                              .directory = rt->directory.get(),
                                                              .dev_key = rt->dev_key ? &*rt->dev_key : nullptr,

@@ -67,8 +67,13 @@ void DrawBar(const std::optional<store::SyncJob>& job, std::chrono::steady_clock
 Status PrintResult(store::Store& store, const std::string& tenant, const store::VppToken& token,
                    std::chrono::steady_clock::time_point since) {
   store::ListQuery query;
-  query.filter =
-      store::Expr::Apply(store::Op::kEq, {store::Expr::Of(store::Column::kAppTokenId), store::Expr::Value(token.id)});
+  // The token's apps (books, the mobile_apps rows of product type Book, are not apps).
+  query.filter = store::Expr::Apply(
+      store::Op::kAnd,
+      {store::Expr::Apply(store::Op::kEq,
+                          {store::Expr::Of(store::Column::kAppTokenId), store::Expr::Value(token.id)}),
+       store::Expr::Apply(store::Op::kEq,
+                          {store::Expr::Of(store::Column::kAppProductType), store::Expr::Value(std::string("App"))})});
   query.limit = 1000;
   std::set<std::pair<std::string, std::string>> seen;
   std::int64_t used = 0, total = 0, unlimited_apps = 0, unlimited_used = 0;

@@ -47,6 +47,11 @@ struct Step {
   std::string_view text;  // the literal, or the operation's or function's name
 };
 
+// A deviceAndAppManagementAssignmentTarget of a request body (assignments.cc), read
+// strictly: InvalidArgument naming the property (`path` + "." + name) for one that
+// does not exist or has the wrong JSON type. The service checks which types fit.
+Result<service::AssignmentTarget> ReadAssignmentTarget(const boost::json::object& o, const std::string& path);
+
 struct Api::Impl {
   Dependencies deps;
   Options options;
@@ -219,6 +224,21 @@ struct Api::Impl {
   // --- userStatuses, vppUserStatus (user_licenses.cc) -------------------------
   Result<http::Response> UserStatuses(const Call& c) const;
   Result<http::Response> VppUserStatus(const Call& c) const;  // vppd's: users/{id}/vppUserStatus
+  // --- managedEBooks, their assignments, assign and licence states (managed_ebooks.cc) ---
+  Result<http::Response> ListEBooks(const Call& c) const;
+  Result<http::Response> CountEBooks(const Call& c) const;
+  Result<http::Response> EBookCollection(const Call& c, bool count_segment) const;
+  Result<http::Response> GetEBook(const Call& c) const;
+  Result<http::Response> ListEBookAssignments(const Call& c) const;
+  Result<http::Response> GetEBookAssignment(const Call& c) const;
+  Result<http::Response> CreateEBookAssignment(const Call& c) const;
+  Result<http::Response> UpdateEBookAssignment(const Call& c) const;
+  Result<http::Response> DeleteEBookAssignment(const Call& c) const;
+  Result<http::Response> AssignEBook(const Call& c) const;
+  Result<http::Response> EBookUserStateSummary(const Call& c) const;
+  // managedEBooks/{id}/deviceStates and .../userStateSummary/{id}/deviceStates.
+  Result<http::Response> EBookDeviceStates(const Call& c) const;
+  Result<http::Response> EBookInstallSummary(const Call& c) const;
   // --- the directory (directory.cc) ----------------------------------------
 
   Result<http::Response> ListUsers(const Call& c) const;

@@ -44,7 +44,9 @@ Result<std::string> TypeOf(const json::value& v, const std::string& path) {
   return std::string(v.get_string());
 }
 
-Result<service::AssignmentTarget> ReadTarget(const json::object& o, const std::string& path) {
+}  // namespace
+
+Result<service::AssignmentTarget> ReadAssignmentTarget(const json::object& o, const std::string& path) {
   service::AssignmentTarget t;
   for (const auto& [key_sv, value] : o) {
     const std::string key(key_sv);
@@ -72,6 +74,8 @@ Result<service::AssignmentTarget> ReadTarget(const json::object& o, const std::s
   }
   return t;
 }
+
+namespace {
 
 Result<service::AssignmentSettings> ReadSettings(const json::object& o, const std::string& path) {
   service::AssignmentSettings s;
@@ -137,7 +141,7 @@ Result<service::AssignmentChanges> ReadAssignment(const json::object& body, cons
       c.intent = std::string(value.get_string());
     } else if (key == "target") {
       if (!value.is_object()) return Fail(BadProperty(at, "must be an object with an '@odata.type'"));
-      auto target = ReadTarget(value.get_object(), at);
+      auto target = ReadAssignmentTarget(value.get_object(), at);
       if (!target) return Fail(target.error());
       c.target = std::move(*target);
     } else if (key == "settings") {

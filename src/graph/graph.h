@@ -24,6 +24,7 @@ class Verifier;
 }  // namespace auth
 namespace service {
 class AppAssignments;
+class ManagedEBooks;
 class Directory;
 class MobileApps;
 class NotificationReceiver;
@@ -64,6 +65,7 @@ struct Dependencies {
   service::VppTokens* tokens = nullptr;
   service::MobileApps* apps = nullptr;
   service::AppAssignments* assignments = nullptr;
+  service::ManagedEBooks* ebooks = nullptr;  // managedEBooks
   service::Throttle* throttle = nullptr;    // nullptr: no request-rate limits
   service::Directory* directory = nullptr;  // users, groups, devices, managedDevices
   // A --dev server's signing key: the console's POST /console/dev-token signs with it

@@ -9,7 +9,7 @@
 namespace vppd::graph {
 namespace {
 
-// A bound operation on vppTokens (spec §1.1). api.cc routes them; this is their
+// A bound operation on vppTokens (spec §1.1), and managedEBook's assign. api.cc routes them; this is their
 // declaration. The binding parameter comes first, as CSDL requires.
 struct Parameter {
   const char* name;
@@ -38,6 +38,13 @@ const std::vector<Operation>& Operations() {
         {"revokeUntrackedLicenses", "Edm.Boolean"}},
        nullptr},
       {false, "syncLicenseCounts", true, {{"bindingParameter", "Collection(microsoft.graph.vppToken)"}}, nullptr},
+      // managedEBooks/{id}/assign (managed_ebooks.cc).
+      {false,
+       "assign",
+       false,
+       {{"bindingParameter", "microsoft.graph.managedEBook"},
+        {"managedEBookAssignments", "Collection(microsoft.graph.managedEBookAssignment)"}},
+       nullptr},
       {true,
        "getLicensesForApp",
        true,
@@ -132,7 +139,11 @@ std::string BuildDocument(ApiVersion version) {
   w.Open("edmx:DataServices", {});
   w.Open("Schema", {{"Namespace", "microsoft.graph"}, {"xmlns", "http://docs.oasis-open.org/odata/ns/edm"}});
 
-  for (const SchemaEnum& e : schema.enums) {
+  std::vector<const SchemaEnum*> enums;
+  for (const SchemaEnum& e : schema.enums) enums.push_back(&e);
+  for (const SchemaEnum& e : EBookSchemaEnums()) enums.push_back(&e);
+  for (const SchemaEnum* enum_type : enums) {
+    const SchemaEnum& e = *enum_type;
     w.Open("EnumType", {{"Name", e.name}});
     for (std::size_t i = 0; i < e.members.size(); ++i) {
       w.Open("Member", {{"Name", e.members[i]}, {"Value", std::to_string(i)}}, /*empty=*/true);
@@ -153,6 +164,7 @@ std::string BuildDocument(ApiVersion version) {
       types.push_back(&t);
     }
   }
+  for (const SchemaType& t : EBookSchemaTypes(version)) types.push_back(&t);
   for (const SchemaType* type : types) {
     const SchemaType& t = *type;
     const char* tag = t.entity ? "EntityType" : "ComplexType";

@@ -28,6 +28,12 @@ const std::string& MetadataDocument(ApiVersion version);
 // managedDevice and deviceManagement, for the $metadata document.
 const std::vector<SchemaType>& DirectorySchemaTypes();
 
+// The managedEBooks types and the enums they use (managed_ebooks.cc): managedEBook,
+// iosVppEBook, their assignments and targets, and the licence-state types (beta adds
+// iosVppEBook's roleScopeTagIds).
+const std::vector<SchemaType>& EBookSchemaTypes(ApiVersion version);
+const std::vector<SchemaEnum>& EBookSchemaEnums();
+
 // The entity container's members (api.cc, from the route table rather than a second
 // list): the first segment of every route served under `version`, $metadata and $batch
 // aside, in the table's order. One whose entities are addressed by key right under it

@@ -505,5 +505,35 @@ TEST(MetadataTest, ContainerMembersComeFromTheRouteTable) {
   }
 }
 
+// managedEBooks (issue 17): the types, the enums they use and the assign action are
+// declared in both versions, reached from deviceAppManagement; beta's iosVppEBook adds
+// roleScopeTagIds; the document stays well-formed.
+TEST(MetadataTest, DeclaresManagedEBooks) {
+  for (ApiVersion version : {ApiVersion::kBeta, ApiVersion::kV1}) {
+    const std::string& doc = MetadataDocument(version);
+    for (const char* needle : {
+             R"x(<NavigationProperty Name="managedEBooks" Type="Collection(microsoft.graph.managedEBook)" ContainsTarget="true" />)x",
+             R"x(<EntityType Name="managedEBook" BaseType="microsoft.graph.entity" Abstract="true">)x",
+             R"x(<EntityType Name="iosVppEBook" BaseType="microsoft.graph.managedEBook">)x",
+             R"x(<Property Name="vppTokenId" Type="Edm.Guid" Nullable="false" />)x",
+             R"x(<Property Name="genres" Type="Collection(Edm.String)" />)x",
+             R"x(<Property Name="largeCover" Type="microsoft.graph.mimeContent" />)x",
+             R"x(<EntityType Name="iosVppEBookAssignment" BaseType="microsoft.graph.managedEBookAssignment" />)x",
+             R"x(<Property Name="installIntent" Type="microsoft.graph.installIntent" Nullable="false" />)x",
+             R"x(<ComplexType Name="groupAssignmentTarget" BaseType="microsoft.graph.deviceAndAppManagementAssignmentTarget">)x",
+             R"x(<NavigationProperty Name="userStateSummary" Type="Collection(microsoft.graph.userInstallStateSummary)" ContainsTarget="true" />)x",
+             R"x(<Property Name="installState" Type="microsoft.graph.installState" Nullable="false" />)x",
+             R"x(<EnumType Name="installIntent">)x",
+             R"x(<Action Name="assign" IsBound="true">)x",
+             R"x(<Parameter Name="bindingParameter" Type="microsoft.graph.managedEBook" />)x",
+         }) {
+      EXPECT_NE(doc.find(needle), std::string::npos) << needle;
+    }
+    const std::string ios = CsdlElement(doc, "EntityType", "iosVppEBook");
+    EXPECT_EQ(ios.find("roleScopeTagIds") != std::string::npos, version == ApiVersion::kBeta) << ios;
+    Elements(doc);
+  }
+}
+
 }  // namespace
 }  // namespace vppd::graph

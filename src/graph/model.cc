@@ -898,7 +898,8 @@ Schema MakeSchema(ApiVersion version) {
 
   SchemaType& dam = b.Type("deviceAppManagement", true, "microsoft.graph.entity");
   dam.navigation = {{"vppTokens", "Collection(microsoft.graph.vppToken)"},
-                    {"mobileApps", "Collection(microsoft.graph.mobileApp)"}};
+                    {"mobileApps", "Collection(microsoft.graph.mobileApp)"},
+                    {"managedEBooks", "Collection(microsoft.graph.managedEBook)"}};
 
   SchemaType& token = b.Type("vppToken", true, "microsoft.graph.entity");
   for (const PropertyDef& def : VppTokenEntity(version).properties) {

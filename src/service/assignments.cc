@@ -143,7 +143,10 @@ AppAssignments::AppAssignments(store::Store& store, Options options, ReconcileTr
 
 Result<store::MobileApp> AppAssignments::FindApp(const std::string& tenant_id, const std::string& app_id) {
   auto app = store_.GetApp(tenant_id, app_id);
-  if (!app && app.error().code == Code::kNotFound) return Fail(AppNotFound(app_id));
+  // A book is a managedEBook: its assignments are ManagedEBooks' (managed_ebooks.cc).
+  if ((!app && app.error().code == Code::kNotFound) || (app && app->product_type != kProductApp)) {
+    return Fail(AppNotFound(app_id));
+  }
   return app;
 }
 
@@ -227,6 +230,7 @@ Result<store::AppAssignment> AppAssignments::Build(const std::string& tenant_id,
 
 Result<std::vector<store::AppAssignment>> AppAssignments::List(const Principal& caller, const std::string& app_id) {
   if (auto ok = gate_.Admit(caller, Operation::kReadAppAssignments); !ok) return Fail(ok.error());
+  if (auto app = FindApp(caller.tenant_id, app_id); !app) return Fail(app.error());
   auto list = store_.ListAssignmentsOfApp(caller.tenant_id, app_id);
   if (!list && list.error().code == Code::kNotFound) return Fail(AppNotFound(app_id));
   return list;

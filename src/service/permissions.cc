@@ -51,6 +51,16 @@ constexpr std::array kDevicesRead = {kDeviceRead, kDeviceWrite, kDirectoryRead, 
 constexpr std::array kDevicesWrite = {kDeviceWrite, kDirectoryWrite};
 constexpr std::array kManagedRead = {kManagedDevicesRead, kManagedDevicesWrite};
 constexpr std::array kManagedWrite = {kManagedDevicesWrite};
+// --- managedEBooks, the same in both profiles (spec/graph-assignments.md §6: AppsR,
+// AppsRW; delegated and application) ---
+constexpr std::array kEBooksRead = {kAppsRead, kAppsWrite};
+constexpr std::array kEBooksWrite = {kAppsWrite};
+constexpr std::array<Row, 3> kEBookTable = {{
+    {Operation::kReadManagedEBooks, true, kEBooksRead},
+    {Operation::kWriteManagedEBookAssignments, true, kEBooksWrite},
+    {Operation::kAssignManagedEBook, true, kEBooksWrite},
+}};
+
 constexpr std::array<Row, 10> kDirectoryTable = {{
     {Operation::kReadUsers, true, kUsersRead},
     {Operation::kWriteUsers, true, kUsersWrite},
@@ -118,6 +128,7 @@ const Row& Lookup(Operation op, PermissionProfile profile) {
   const auto& table = profile == PermissionProfile::kSeed ? kSeedTable : kCurrentTable;
   const auto is_op = [op](const Row& r) { return r.op == op; };
   if (auto it = std::find_if(table.begin(), table.end(), is_op); it != table.end()) return *it;
+  if (auto it = std::find_if(kEBookTable.begin(), kEBookTable.end(), is_op); it != kEBookTable.end()) return *it;
   return *std::find_if(kDirectoryTable.begin(), kDirectoryTable.end(), is_op);
 }
 

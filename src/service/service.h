@@ -55,6 +55,10 @@ enum class Operation {
   kWriteAppAssignments,     // mobileApps/{id}/assignments (create, PATCH, delete)
   kAssignApp,               // mobileApps/{id}/assign
   kReadAppInstallStatuses,  // mobileApps/{id}/deviceStatuses
+  // managedEBooks (managed_ebooks.cc): list, get, $count, assignments, userStateSummary, deviceStates, installSummary
+  kReadManagedEBooks,
+  kWriteManagedEBookAssignments,  // managedEBooks/{id}/assignments (create, PATCH, delete)
+  kAssignManagedEBook,            // managedEBooks/{id}/assign
 };
 
 // seed: the seed page's table (delegated work/school only). current: the newest
@@ -198,6 +202,13 @@ class ReconcileTrigger {
   virtual void TokenNeedsReconcile(const std::string& tenant_id, const std::string& token_id) = 0;
   virtual void TenantNeedsReconcile(const std::string& tenant_id) = 0;
 };
+
+// mobile_apps rows are apps (Graph's mobileApps) or books (Graph's managedEBooks):
+// store::MobileApp::product_type.
+inline constexpr std::string_view kProductApp = "App";
+inline constexpr std::string_view kProductBook = "Book";
+// `filter` narrowed to the rows of `product_type` (kProductApp or kProductBook).
+store::Expr OfProductType(std::string_view product_type, const std::optional<store::Expr>& filter);
 
 // Client-settable directory properties of a create or PATCH body (absent: not
 // sent; an inner nullopt: sent as null), in the store's terms.
@@ -433,6 +444,97 @@ class AppAssignments {
                                      const std::string& where);
   Result<store::MobileApp> FindApp(const std::string& tenant_id, const std::string& app_id);
   void Changed(const std::string& tenant_id, const store::MobileApp& app);
+
+  store::Store& store_;
+  Options options_;
+  Gate gate_;
+  ReconcileTrigger* trigger_;
+};
+
+// The client-settable properties of a managedEBookAssignment (iosVppEBookAssignment)
+// in a create, PATCH or assign body; an absent optional means "not sent".
+struct EBookAssignmentChanges {
+  std::optional<std::string> install_intent;  // installIntent member name
+  std::optional<AssignmentTarget> target;
+  // A `settings.useDeviceLicensing` the request sent. managedEBookAssignment has no
+  // settings; a request that asks for device licensing is told precisely why not.
+  std::optional<bool> use_device_licensing;
+};
+
+// One user's licence of a book (userInstallStateSummary): a user licence Apple held
+// for the book at the last sync, under the user's clientUserId (their object id). A
+// user licence whose clientUserId is no directory user (another MDM's) is shown as
+// is, with user_name the clientUserId.
+struct EBookUserState {
+  std::string user_id;    // the clientUserId
+  std::string user_name;  // the directory user's userPrincipalName, else the clientUserId
+  // A user's licence reaches every device enrolled to them: installed on each
+  // managed device whose user is them (vppd delivers no content).
+  std::int64_t installed_devices = 0, failed_devices = 0, not_installed_devices = 0;
+};
+
+// One device of a user holding a licence of a book (deviceInstallState).
+struct EBookDeviceState {
+  std::string managed_device_id, device_name, os_version, os_description, user_name, user_id;
+  std::string install_state = "installed";  // installState member
+  Timestamp last_sync = 0;                  // when vppd last saw the book change at Apple
+};
+
+// The books that syncs found (Apple's Book assets), as Graph's managedEBooks
+// (iosVppEBook) show them, and their assignments (iosVppEBookAssignment), kept in
+// the same table as apps' (store::AppAssignment with use_device_licensing false)
+// so that the reconcile job's user licensing serves them. Same admission rules as
+// VppTokens. Validation (InvalidArgument naming the property, as target):
+//   - installIntent: required on create, one of required, available, uninstall,
+//     availableWithoutEnrollment (the four Graph documents);
+//   - target: required on create; groupAssignmentTarget,
+//     exclusionGroupAssignmentTarget or allLicensedUsersAssignmentTarget. Apple
+//     licenses books to users only, so allDevicesAssignmentTarget (devices) and
+//     a useDeviceLicensing of true are refused with a message that says so; group
+//     targets need an existing group (NotFound naming it); assignment filters are
+//     not supported; one assignment per target;
+//   - the book: NotFound when the tenant has no such managedEBook (an app's id
+//     included).
+// A failure writes nothing. Every committed change calls the trigger for the
+// book's token. Thread-safe.
+class ManagedEBooks {
+ public:
+  ManagedEBooks(store::Store& store, Options options, ReconcileTrigger* trigger);
+
+  // The query names mobile_apps columns, as MobileApps::List.
+  Result<store::Page<store::MobileApp>> List(const Principal& caller, const store::ListQuery& query);
+  Result<std::int64_t> Count(const Principal& caller, const std::optional<store::Expr>& filter);
+  Result<store::MobileApp> Get(const Principal& caller, const std::string& id);  // NotFound
+
+  Result<std::vector<store::AppAssignment>> ListAssignments(const Principal& caller, const std::string& book_id);
+  // The assignments of a page of books ($expand=assignments), ordered by (app_id, id).
+  Result<std::vector<store::AppAssignment>> AssignmentsOf(const Principal& caller,
+                                                          const std::vector<std::string>& book_ids);
+  Result<store::AppAssignment> GetAssignment(const Principal& caller, const std::string& book_id,
+                                             const std::string& id);
+  Result<store::AppAssignment> CreateAssignment(const Principal& caller, const std::string& book_id,
+                                                const EBookAssignmentChanges& changes);
+  // The sent properties replace the stored ones; the result is validated as a whole.
+  Result<store::AppAssignment> UpdateAssignment(const Principal& caller, const std::string& book_id,
+                                                const std::string& id, const EBookAssignmentChanges& changes);
+  Status DeleteAssignment(const Principal& caller, const std::string& book_id, const std::string& id);
+  // Graph's assign action: the book's assignments become exactly these, each
+  // validated as a create (the target names which: "managedEBookAssignments[1].target").
+  Status Assign(const Principal& caller, const std::string& book_id, const std::vector<EBookAssignmentChanges>& list);
+
+  // userStateSummary: one row per user licence of the book at Apple, ordered by clientUserId.
+  Result<std::vector<EBookUserState>> UserStates(const Principal& caller, const std::string& book_id);
+  // deviceStates: the managed devices of those users (all users, or only `user_id`'s:
+  // userStateSummary/{id}/deviceStates), ordered by user then device id.
+  Result<std::vector<EBookDeviceState>> DeviceStates(const Principal& caller, const std::string& book_id,
+                                                     const std::optional<std::string>& user_id = std::nullopt);
+
+ private:
+  Result<store::MobileApp> FindBook(const std::string& tenant_id, const std::string& id);
+  Result<store::AppAssignment> Build(const std::string& tenant_id, const store::MobileApp& book,
+                                     const store::AppAssignment& base, const EBookAssignmentChanges& changes,
+                                     const std::string& where);
+  void Changed(const std::string& tenant_id, const store::MobileApp& book);
 
   store::Store& store_;
   Options options_;

@@ -216,6 +216,7 @@ Result<std::vector<LicenseSummary>> VppTokens::GetLicensesForApp(const Principal
   std::vector<LicenseSummary> out;
   std::vector<std::tuple<std::string, std::string, std::string>> seen;
   for (const auto& app : *apps) {
+    if (app.product_type != kProductApp) continue;  // the adamId fallback may find a book
     const auto key = std::make_tuple(app.token_id, app.adam_id, app.pricing_param);
     if (std::find(seen.begin(), seen.end(), key) != seen.end()) continue;
     seen.push_back(key);
@@ -239,18 +240,21 @@ MobileApps::MobileApps(store::Store& store, Options options)
 
 Result<store::Page<store::MobileApp>> MobileApps::List(const Principal& caller, const store::ListQuery& query) {
   if (auto ok = gate_.Admit(caller, Operation::kReadMobileApps); !ok) return Fail(ok.error());
-  return store_.ListApps(caller.tenant_id, query);
+  store::ListQuery apps_only = query;
+  apps_only.filter = OfProductType(kProductApp, query.filter);
+  return store_.ListApps(caller.tenant_id, apps_only);
 }
 
 Result<std::int64_t> MobileApps::Count(const Principal& caller, const std::optional<store::Expr>& filter) {
   if (auto ok = gate_.Admit(caller, Operation::kReadMobileApps); !ok) return Fail(ok.error());
-  return store_.CountApps(caller.tenant_id, filter);
+  return store_.CountApps(caller.tenant_id, OfProductType(kProductApp, filter));
 }
 
 Result<store::MobileApp> MobileApps::Get(const Principal& caller, const std::string& id) {
   if (auto ok = gate_.Admit(caller, Operation::kReadMobileApps); !ok) return Fail(ok.error());
   auto app = store_.GetApp(caller.tenant_id, id);
-  if (!app && app.error().code == Code::kNotFound) {
+  // A book is a managedEBook, not a mobileApp.
+  if ((!app && app.error().code == Code::kNotFound) || (app && app->product_type != kProductApp)) {
     return Fail(Error::NotFound("The mobileApp '" + id + "' was not found.", id));
   }
   return app;
@@ -260,6 +264,7 @@ Result<store::Page<store::LicenseAssignment>> MobileApps::AssignedLicenses(const
                                                                            const std::string& app_id, std::int64_t skip,
                                                                            std::int64_t limit) {
   if (auto ok = gate_.Admit(caller, Operation::kReadMobileApps); !ok) return Fail(ok.error());
+  if (auto app = Get(caller, app_id); !app) return Fail(app.error());  // a book's licences are not a mobileApp's
   auto page = store_.ListAppAssignments(caller.tenant_id, app_id, skip, limit);
   if (!page && page.error().code == Code::kNotFound) {
     return Fail(Error::NotFound("The mobileApp '" + app_id + "' was not found.", app_id));

@@ -43,6 +43,7 @@ constexpr ColumnInfo kAppColumns[] = {
     {Column::kAppTokenAccountType, Table::kMobileApps, "token_account_type", ColumnType::kEnum, false},
     {Column::kAppCreated, Table::kMobileApps, "created", ColumnType::kTime, false},
     {Column::kAppLastModified, Table::kMobileApps, "last_modified", ColumnType::kTime, false},
+    {Column::kAppProductType, Table::kMobileApps, "product_type", ColumnType::kText, false},
 };
 
 constexpr ColumnInfo kUserColumns[] = {

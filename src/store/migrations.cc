@@ -737,6 +737,14 @@ CREATE TABLE user_licenses (
 ) STRICT;
 CREATE INDEX user_licenses_by_event ON user_licenses (tenant_id, token_id, event_id);
 )sql"},
+    {17, "managed eBooks: what Apple's lookup says of a book", R"sql(
+-- Books are rows of mobile_apps too (product_type 'Book'); Graph's iosVppEBook shows
+-- these two of Apple's lookup besides the columns apps have. genres: a JSON array of
+-- strings ('[]' when Apple gave none); seller: NULL when Apple gave none.
+ALTER TABLE mobile_apps ADD COLUMN genres TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE mobile_apps ADD COLUMN seller TEXT;
+CREATE INDEX mobile_apps_by_product_type ON mobile_apps (tenant_id, product_type, id);
+)sql"},
 };
 
 }  // namespace

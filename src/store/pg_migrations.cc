@@ -380,6 +380,12 @@ CREATE TABLE user_licenses (
 );
 CREATE INDEX user_licenses_by_event ON user_licenses (tenant_id, token_id, event_id);
 )sql"},
+    {11, "managed eBooks: what Apple's lookup says of a book", R"sql(
+-- SQLite's migration 17 (numbered 11 here).
+ALTER TABLE mobile_apps ADD COLUMN genres TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE mobile_apps ADD COLUMN seller TEXT;
+CREATE INDEX mobile_apps_by_product_type ON mobile_apps (tenant_id, product_type, id);
+)sql"},
 };
 
 constexpr const char* kApplication = "vppd";

@@ -61,6 +61,7 @@ enum class Column {
   kAppTokenAccountType,
   kAppCreated,
   kAppLastModified,
+  kAppProductType,  // "App" or "Book"
   // users
   kUserId,
   kUserPrincipalName,

@@ -100,16 +100,20 @@ struct VppToken {
 
 // A VPP app as Graph shows it under /deviceAppManagement/mobileApps: one per Apple
 // asset (adamId, pricingParam) and platform (an asset on iOS and macOS gives two).
+// An app or a book of a token (product_type tells them apart: Graph shows apps as
+// mobileApps and books as managedEBooks).
 struct MobileApp {
-  std::string id;  // Stable across syncs: sync::MobileAppId(token, adamId, pricingParam, platform).
+  // Stable across syncs: sync::MobileAppId(token, adamId, pricingParam, platform), a
+  // book's with "book" for the platform.
+  std::string id;
   std::string token_id;
   std::string platform;  // "iOS" → #microsoft.graph.iosVppApp, "macOS" → #microsoft.graph.macOsVppApp
   std::string adam_id;
   std::string pricing_param;        // STDQ | PLUS
-  std::string product_type;         // App (books are not mobileApps)
-  std::string display_name;         // From Apple's metadata lookup; "App <adamId>" when unknown.
-  std::string bundle_id;            // From the metadata lookup; empty when unknown.
-  std::string publisher;            // May be empty.
+  std::string product_type;         // App | Book
+  std::string display_name;         // From Apple's metadata lookup; "App <adamId>" ("Book <adamId>") when unknown.
+  std::string bundle_id;            // From the metadata lookup; empty when unknown, and for books.
+  std::string publisher;            // May be empty (books: the lookup's artistName).
   std::int64_t total_licenses = 0;  // Apple totalCount (unlimited: 2147483647).
   std::int64_t used_licenses = 0;   // Apple assignedCount.
   bool device_assignable = false;
@@ -119,6 +123,9 @@ struct MobileApp {
   std::optional<std::string> token_organization_name, token_apple_id, token_display_name;
   std::string token_account_type = "business";
   Timestamp created = 0, last_modified = 0;
+  // Books only (from the metadata lookup; empty / nullopt for apps and when Apple gave none).
+  std::vector<std::string> genres;
+  std::optional<std::string> seller;
 };
 
 // --- the directory (users, groups, Entra devices, Intune managed devices) ---------

@@ -171,6 +171,23 @@ std::string BuildAppUpsertSql(char mark) {
                      AppSelectList(), values, updates);
 }
 
+std::string GenresJson(const std::vector<std::string>& genres) {
+  boost::json::array a;
+  for (const std::string& g : genres) a.emplace_back(g);
+  return boost::json::serialize(a);
+}
+
+std::vector<std::string> ParseGenres(const std::string& text) {
+  std::vector<std::string> out;
+  boost::system::error_code ec;
+  const boost::json::value v = boost::json::parse(text, ec);
+  if (ec || !v.is_array()) return out;
+  for (const auto& g : v.get_array()) {
+    if (g.is_string()) out.emplace_back(g.get_string());
+  }
+  return out;
+}
+
 bool SameAppData(const MobileApp& a, const MobileApp& b) {
   return a.token_id == b.token_id && a.platform == b.platform && a.adam_id == b.adam_id &&
          a.pricing_param == b.pricing_param && a.product_type == b.product_type && a.display_name == b.display_name &&
@@ -178,7 +195,8 @@ bool SameAppData(const MobileApp& a, const MobileApp& b) {
          a.used_licenses == b.used_licenses && a.device_assignable == b.device_assignable &&
          a.revocable == b.revocable && a.app_store_url == b.app_store_url &&
          a.token_organization_name == b.token_organization_name && a.token_apple_id == b.token_apple_id &&
-         a.token_display_name == b.token_display_name && a.token_account_type == b.token_account_type;
+         a.token_display_name == b.token_display_name && a.token_account_type == b.token_account_type &&
+         a.genres == b.genres && a.seller == b.seller;
 }
 
 Error LeaseLost(const SyncJob& job, std::string_view why) {

@@ -239,9 +239,15 @@ inline constexpr const char* kAppColumns[] = {
     "token_account_type",
     "created",
     "last_modified",
+    "genres",
+    "seller",
 };
 
 const std::string& AppSelectList();
+// A book's genres as mobile_apps.genres holds them (a JSON array of strings), and back;
+// text that is not such an array reads as none.
+std::string GenresJson(const std::vector<std::string>& genres);
+std::vector<std::string> ParseGenres(const std::string& json);
 // INSERT of an app, or UPDATE of every column of its stored row when the
 // tenant has an app with its id (the row stays: its app assignments, which
 // reference it, stay with it): $1 tenant_id, then kAppColumns.
@@ -272,6 +278,8 @@ MobileApp ReadAppRow(const Row& row) {
   a.token_account_type = row.Text(n++);
   a.created = row.Int(n++);
   a.last_modified = row.Int(n++);
+  a.genres = ParseGenres(row.Text(n++));
+  a.seller = row.OptText(n++);
   return a;
 }
 
@@ -299,6 +307,8 @@ void AddAppParams(const std::string& tenant_id, const MobileApp& a, Add&& add) {
   add(std::string_view(a.token_account_type));
   add(std::int64_t{a.created});
   add(std::int64_t{a.last_modified});
+  add(std::string_view(GenresJson(a.genres)));  // copied by the caller (ExecWithParams)
+  add(a.seller);
 }
 
 // FinishJob's apps: what to write so that the token's apps become

@@ -619,6 +619,51 @@ TEST_P(SyncStoreTest, AppsKeepCreatedAcrossSyncsAndLastModifiedUntilTheyChange) 
   EXPECT_EQ(got->used_licenses, 2);
 }
 
+// Books are rows of mobile_apps too (product_type Book), with the lookup's genres and
+// seller (migration 17); a query on product_type tells them from apps, and a change of
+// genres is a change (lastModified moves).
+TEST_P(SyncStoreTest, BooksKeepGenresAndSellerAndAreFoundByProductType) {
+  VppToken t = Token(kTenantA);
+  MobileApp book = App(t.id, "2", "iOS", 1);
+  book.id = "book-" + t.id.substr(0, 8);
+  book.product_type = "Book";
+  book.bundle_id = "";
+  book.device_assignable = false;
+  book.genres = {"Books", "Poetry", "Quotes \"and\" commas,"};
+  book.seller = "A Publisher";
+  MobileApp app = App(t.id, "1", "iOS", 0);
+  ASSERT_TRUE(FullSync(kTenantA, t.id, {app, book}, {User("2", "u1")}));
+  Result<MobileApp> got = store_->GetApp(kTenantA, book.id);
+  ASSERT_TRUE(got) << got.error().message;
+  EXPECT_EQ(got->product_type, "Book");
+  EXPECT_EQ(got->genres, book.genres);
+  EXPECT_EQ(got->seller, "A Publisher");
+  got = store_->GetApp(kTenantA, app.id);
+  ASSERT_TRUE(got);
+  EXPECT_TRUE(got->genres.empty());
+  EXPECT_FALSE(got->seller.has_value());
+
+  auto of_type = [&](const std::string& type) {
+    ListQuery q;
+    q.filter = Expr::Apply(Op::kEq, {Expr::Of(Column::kAppProductType), Expr::Value(type)});
+    Result<Page<MobileApp>> page = store_->ListApps(kTenantA, q);
+    EXPECT_TRUE(page);
+    std::vector<std::string> ids;
+    for (const MobileApp& a : page->items) ids.push_back(a.id);
+    return ids;
+  };
+  EXPECT_EQ(of_type("Book"), std::vector<std::string>{book.id});
+  EXPECT_EQ(of_type("App"), std::vector<std::string>{app.id});
+
+  clock_.Advance(1h);
+  book.genres = {"Books"};
+  book.created = book.last_modified = clock_.Now();
+  ASSERT_TRUE(FullSync(kTenantA, t.id, {app, book}, {User("2", "u1")}));
+  got = store_->GetApp(kTenantA, book.id);
+  EXPECT_EQ(got->genres, std::vector<std::string>{"Books"});
+  EXPECT_EQ(got->last_modified, clock_.Now());
+}
+
 TEST_P(SyncStoreTest, MergeAddsStagedRowsAndChecksTheCounts) {
   VppToken t = Token(kTenantA);
   ASSERT_TRUE(FullSync(kTenantA, t.id, {App(t.id, "1", "iOS", 2), App(t.id, "2", "iOS", 0)},

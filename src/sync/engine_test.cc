@@ -122,7 +122,7 @@ class FakeApple final : public apple::Client {
     for (const std::string& id : ids) {
       if (lookups != nullptr) lookups->push_back(id);
       if (id == "108" || id == "109") continue;
-      found.push_back({id, "com.example.app" + id, "App named " + id, "iosSoftware", "1.0", {}});
+      found.push_back({id, "com.example.app" + id, "App named " + id, "iosSoftware", "1.0", {}, {}, {}, {}});
     }
     return found;
   }

@@ -55,10 +55,10 @@ struct Prepared {
 // What the walks gathered.
 struct Gathered {
   std::vector<store::MobileApp> apps;
-  std::int64_t app_assets = 0;  // lastAppCount: App assets (an app on two platforms counts once)
+  std::int64_t app_assets = 0;  // lastAppCount: App assets (an app on two platforms counts once; books never)
   std::string assets_version;
   bool version_changed = false;  // versionId moved during the walk: walk again
-  // Between WalkAssetsOnly and BuildApps: the App assets, and the names and
+  // Between WalkAssetsOnly and BuildApps: the App and Book assets, and the names and
   // bundle ids known for them (from the cache, then the lookup).
   std::vector<apple::Asset> app_asset_list;
   std::map<std::string, apple::AppMetadata> names;

@@ -73,7 +73,8 @@ apple::AppleResult<Gathered> WalkAssetsOnly(JobContext& ctx, apple::Client& clie
   auto walk = client.WalkAssets({}, [&](const apple::AssetsPage& page) -> Status {
     if (ctx.stopping) return Fail(Error::Unavailable("shutting down"));
     for (const auto& a : page.items) {
-      if (a.product_type == "App") g.app_asset_list.push_back(a);
+      // Apps and books (mobileApps and managedEBooks); another product type Apple may add is not ours to show.
+      if (a.product_type == "App" || a.product_type == "Book") g.app_asset_list.push_back(a);
     }
     return {};
   });
@@ -112,13 +113,54 @@ apple::AppleResult<Gathered> WalkAssets(JobContext& ctx, apple::Client& client, 
   return g;
 }
 
+namespace {
+
+// A book asset as a row of mobile_apps (product_type Book): one per (adamId,
+// pricingParam), whatever platforms Apple lists (Graph has one iosVppEBook type),
+// named and described by the lookup (kind ebook) when it knows the book.
+store::MobileApp BuildBook(const store::VppToken& token, const std::string& country, Timestamp now,
+                           const apple::Asset& a, const apple::AppMetadata* m) {
+  store::MobileApp book;
+  book.id = MobileAppId(token.id, a.adam_id, a.pricing_param, "book");
+  book.token_id = token.id;
+  book.platform = "iOS";
+  book.adam_id = a.adam_id;
+  book.pricing_param = a.pricing_param;
+  book.product_type = "Book";
+  book.display_name = m != nullptr && !m->name.empty() ? m->name : "Book " + a.adam_id;
+  if (m != nullptr) {
+    book.publisher = m->artist_name;
+    if (!m->seller_name.empty()) book.seller = m->seller_name;
+    book.genres = m->genres;
+  }
+  book.total_licenses = a.unlimited ? 2147483647 : a.total_count;
+  book.used_licenses = a.assigned_count;
+  book.device_assignable = false;  // Apple assigns books to users only, whatever the asset says
+  book.revocable = a.revocable;
+  book.app_store_url =
+      "https://books.apple.com/" + (country.empty() ? std::string("us") : country) + "/book/id" + a.adam_id;
+  book.token_organization_name = token.organization_name;
+  book.token_apple_id = token.apple_id;
+  book.token_display_name = token.display_name;
+  book.token_account_type = token.account_type;
+  book.created = now;
+  book.last_modified = now;
+  return book;
+}
+
+}  // namespace
+
 void BuildApps(const store::VppToken& token, const std::string& country, Timestamp now, Gathered& g) {
   const auto& app_assets = g.app_asset_list;
   const auto& meta = g.names;
   std::set<std::pair<std::string, std::string>> distinct;
   for (const auto& a : app_assets) {
-    distinct.emplace(a.adam_id, a.pricing_param);
     const auto m = meta.find(a.adam_id);
+    if (a.product_type == "Book") {
+      g.apps.push_back(BuildBook(token, country, now, a, m != meta.end() ? &m->second : nullptr));
+      continue;
+    }
+    distinct.emplace(a.adam_id, a.pricing_param);
     for (const auto& platform : AppPlatforms(a)) {
       store::MobileApp app;
       app.id = MobileAppId(token.id, a.adam_id, a.pricing_param, platform);

@@ -413,7 +413,7 @@ class Assignments(SimVppdTestCase):
         self.assert_error(r, 404, "ResourceNotFound", "is not a microsoft.graph.macOsVppApp")
         # Books are not mobileApps, and their assignment type is not a mobileAppAssignment.
         r = self.call("POST", "/beta/deviceAppManagement/managedEBooks/x/assign", {"managedEBookAssignments": []})
-        self.assertEqual(r.status, 400, r)
+        self.assert_error(r, 404, "ResourceNotFound", "managedEBook 'x'")
         r = self.create(app, {**to_all(), "@odata.type": "#microsoft.graph.iosVppEBookAssignment"})
         self.assert_error(r, 400, "BadRequest", "mobileAppAssignment")
         # A VPP app Apple does not let be licensed to devices.

@@ -236,7 +236,8 @@ class MetadataTest(unittest.TestCase):
                 dam = doc.types["deviceAppManagement"]
                 self.assertEqual(dam["navigation"], {
                     "vppTokens": ("Collection(microsoft.graph.vppToken)", "true"),
-                    "mobileApps": ("Collection(microsoft.graph.mobileApp)", "true")})
+                    "mobileApps": ("Collection(microsoft.graph.mobileApp)", "true"),
+                    "managedEBooks": ("Collection(microsoft.graph.managedEBook)", "true")})
                 singletons = [(s.get("Name"), s.get("Type")) for s in doc.container.findall(f"{EDM}Singleton")]
                 self.assertEqual(singletons, [("deviceAppManagement", "microsoft.graph.deviceAppManagement"),
                                       ("deviceManagement", "microsoft.graph.deviceManagement")])
@@ -292,7 +293,13 @@ class MetadataTest(unittest.TestCase):
                            ("expiringBeforeDateTime", "Edm.String", True)], "Edm.Int32"))
         self.assertEqual(beta.types["deviceManagement"]["navigation"]["depOnboardingSettings"],
                          ("Collection(microsoft.graph.depOnboardingSetting)", "true"))
-        self.assertEqual(set(self.docs["v1.0"].operations), {"syncLicenses"})
+        # managedEBooks/{id}/assign (issue 17), in both versions.
+        for doc in self.docs.values():
+            self.assertEqual(doc.operations["assign"],
+                             ("Action", "true", [("bindingParameter", "microsoft.graph.managedEBook", True),
+                                                 ("managedEBookAssignments",
+                                                  "Collection(microsoft.graph.managedEBookAssignment)", True)], None))
+        self.assertEqual(set(self.docs["v1.0"].operations), {"syncLicenses", "assign"})
 
     def test_every_emitted_property_is_declared(self):
         self.assertTrue(any(a["@odata.type"].endswith("iosVppApp") for a in self.apps["beta"]))

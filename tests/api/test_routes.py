@@ -149,7 +149,7 @@ class Routes(unittest.TestCase):
 
 
     # Where a bound operation is called: below its binding, vppTokens (a collection or one
-    # token) or deviceManagement/depOnboardingSettings.
+    # token), deviceManagement/depOnboardingSettings or one managedEBook.
     ARGUMENTS = {"getLicensesForApp": "(bundleId='x')",
                  "getExpiringVppTokenCount": "(expiringBeforeDateTime='2027-01-01T00:00:00Z')"}
 
@@ -157,6 +157,8 @@ class Routes(unittest.TestCase):
         segment = name + self.ARGUMENTS.get(name, "")
         if binding == "Collection(microsoft.graph.depOnboardingSetting)":
             return f"/{version}/deviceManagement/depOnboardingSettings/{segment}"
+        if binding == "microsoft.graph.managedEBook":  # managedEBooks/{id}/assign
+            return f"/{version}/deviceAppManagement/managedEBooks/x/{segment}"
         base = f"/{version}/deviceAppManagement/vppTokens"
         return f"{base}/{segment}" if on_collection else f"{base}/{self.id}/{segment}"
 
@@ -177,7 +179,7 @@ class Routes(unittest.TestCase):
             declared[version] = ops
             nav = [n.get("Name") for t in schema.findall(f"{edm}EntityType") if t.get("Name") == "deviceAppManagement"
                    for n in t.findall(f"{edm}NavigationProperty")]
-            self.assertEqual(sorted(nav), ["mobileApps", "vppTokens"], version)
+            self.assertEqual(sorted(nav), ["managedEBooks", "mobileApps", "vppTokens"], version)
             for name in nav:
                 r = self.call("DELETE", f"/{version}/deviceAppManagement/{name}")
                 self.assertEqual(r.status, 405, (version, name, r))

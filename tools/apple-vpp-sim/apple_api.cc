@@ -983,7 +983,9 @@ http::Response Simulator::ManageUsers(const Authed& a, EventType type, std::stri
 // &id=A,B&p=mdm-lockup&caller=MDM&platform=…&cc=us&l=en): the answer is
 // {"results": {"<adamId>": {"id", "name", "bundleId", "offers":[{"version":
 // {"display"}}], …}}} — clients read results[adamId].name / .bundleId /
-// .offers[0].version (as seen in public MDM clients calling that URL). Ids the
+// .offers[0].version (as seen in public MDM clients calling that URL). A book
+// (kind ebook) has no bundleId; it has its author as artistName, genreNames and
+// its Apple Books url. Ids the
 // simulator does not know are absent from `results`. No authentication.
 http::Response Simulator::Lookup(const Query& q) const {
   auto ids_param = q.Get("id");
@@ -1009,7 +1011,9 @@ http::Response Simulator::Lookup(const Query& q) const {
       const Asset& as = loc->assets()[*idx];
       w.Key(id);
       w.BeginObject();
-      w.Field("artistName", "Simulated Developer");
+      const bool book = as.product_type == ProductType::kBook;
+      // A book's lookup names its author and genres, and has no bundle id.
+      w.Field("artistName", book ? "Simulated Author" : "Simulated Developer");
       if (!as.bundle_id.empty()) w.Field("bundleId", as.bundle_id);
       w.Field("id", as.adam_id);
       w.Field("kind", as.product_type == ProductType::kBook ? "ebook"
@@ -1026,6 +1030,14 @@ http::Response Simulator::Lookup(const Query& q) const {
       w.EndObject();
       w.EndObject();
       w.EndArray();
+      if (book) {
+        w.Key("genreNames");
+        w.BeginArray();
+        w.String("Books");
+        w.String("Fiction & Literature");
+        w.EndArray();
+        w.Field("url", "https://books.apple.com/us/book/id" + as.adam_id);
+      }
       w.Key("supportedPlatforms");
       w.BeginArray();
       for (std::uint8_t bit = 1; bit <= kVisionOS; bit <<= 1)

@@ -1020,6 +1020,22 @@ TEST_F(SimTest, LookupServesMetadata) {
   EXPECT_EQ(cfg["limits"].as_object().at("maxAssets").as_int64(), 25);
 }
 
+// A book's lookup answer is an ebook's: no bundle id, its author and genres, its Apple Books page.
+TEST_F(SimTest, LookupServesBookMetadata) {
+  Start();
+  std::string book;
+  for (auto& v : Arr(Get("/mdm/v2/assets?productType=Book"), "assets")) book = v.as_object().at("adamId").as_string();
+  ASSERT_FALSE(book.empty());
+  auto o = Obj(Get("/lookup?version=2&id=" + book + "&p=mdm-lockup&caller=MDM"));
+  const auto& r = o["results"].as_object().at(book).as_object();
+  EXPECT_EQ(r.at("kind").as_string(), "ebook");
+  EXPECT_FALSE(r.contains("bundleId"));
+  EXPECT_EQ(r.at("artistName").as_string(), "Simulated Author");
+  ASSERT_TRUE(r.at("genreNames").is_array());
+  EXPECT_FALSE(r.at("genreNames").as_array().empty());
+  EXPECT_EQ(r.at("url").as_string(), "https://books.apple.com/us/book/id" + book);
+}
+
 // Readers walk while writers associate, bump and purchase: every page must be
 // internally consistent (size matches, versionId well-formed) and nothing may
 // crash. Run under TSAN to check the locking.

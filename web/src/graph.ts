@@ -46,6 +46,18 @@ export interface MobileApp {
   usedLicenseCount?: number;
 }
 
+// A managedEBook (iosVppEBook): a VPP book, licensed to users only (issue 17).
+export interface ManagedEBook {
+  '@odata.type': string;
+  id: string;
+  displayName: string;
+  publisher?: string | null;
+  vppTokenId?: string;
+  vppOrganizationName?: string | null;
+  totalLicenseCount?: number;
+  usedLicenseCount?: number;
+}
+
 // A mobileAppAssignment (issue 15): who should hold an app's licences.
 export interface AppAssignment {
   id: string;
@@ -167,6 +179,10 @@ export class Graph {
 
   apps(): Promise<MobileApp[]> {
     return this.list<MobileApp>(`${GRAPH}/mobileApps`);
+  }
+
+  ebooks(): Promise<ManagedEBook[]> {
+    return this.list<ManagedEBook>(`${GRAPH}/managedEBooks`);
   }
 
   appAssignments(appId: string): Promise<AppAssignment[]> {

@@ -60,6 +60,19 @@ export const T = {
   assignments: "{+baseurl}/deviceAppManagement/mobileApps/{mobileApp%2Did}/assignments" + LIST_QUERY,
   assign: "{+baseurl}/deviceAppManagement/mobileApps/{mobileApp%2Did}/assign",
   deviceStatuses: "{+baseurl}/deviceAppManagement/mobileApps/{mobileApp%2Did}/deviceStatuses" + LIST_QUERY,
+  managedEBooks: "{+baseurl}/deviceAppManagement/managedEBooks" + LIST_QUERY,
+  managedEBook: "{+baseurl}/deviceAppManagement/managedEBooks/{managedEBook%2Did}{?%24expand,%24select}",
+  managedEBookAssignments:
+    "{+baseurl}/deviceAppManagement/managedEBooks/{managedEBook%2Did}/assignments" + LIST_QUERY,
+  managedEBookAssignment:
+    "{+baseurl}/deviceAppManagement/managedEBooks/{managedEBook%2Did}/assignments/{managedEBookAssignment%2Did}{?%24expand,%24select}",
+  managedEBookAssign: "{+baseurl}/deviceAppManagement/managedEBooks/{managedEBook%2Did}/assign",
+  managedEBookUserStateSummary:
+    "{+baseurl}/deviceAppManagement/managedEBooks/{managedEBook%2Did}/userStateSummary" + LIST_QUERY,
+  managedEBookDeviceStates:
+    "{+baseurl}/deviceAppManagement/managedEBooks/{managedEBook%2Did}/deviceStates" + LIST_QUERY,
+  managedEBookInstallSummary:
+    "{+baseurl}/deviceAppManagement/managedEBooks/{managedEBook%2Did}/installSummary{?%24expand,%24select}",
   // The directory: the templates Kiota generates for groups, devices and managedDevices (their
   // builder packages are not published for JavaScript either).
   groups: "{+baseurl}/groups" + LIST_QUERY,

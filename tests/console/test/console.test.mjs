@@ -229,17 +229,30 @@ test("uploads a .vpptoken file, which becomes a token and syncs", async () => {
   assert.equal((await settled(added.id)).lastSyncStatus, "completed", "the uploaded token synced");
 });
 
-test("lists licences per app as bars, and the CSV export matches the Graph API", async () => {
+test("lists licences per app and book as bars, and the CSV export matches the Graph API", async () => {
   await page.getByRole("link", { name: "Licences" }).click();
   await page.getByRole("heading", { level: 1, name: "Licences" }).waitFor();
   await page.locator("tr[data-app-id]").first().waitFor();
   const apps = await all("mobileApps");
-  assert.equal(await page.locator("tr[data-app-id]").count(), apps.length, "one row per mobileApp");
+  const books = await all("managedEBooks");
+  assert.ok(books.length > 0, "the demo's locations hold books");
+  assert.ok(
+    books.every((b) => !apps.some((a) => a.id === b.id)),
+    "a book is a managedEBook, never a mobileApp",
+  );
+  assert.equal(
+    await page.locator("tr[data-app-id]").count(),
+    apps.length + books.length,
+    "one row per mobileApp and per managedEBook",
+  );
+  assert.equal(await page.locator('tr[data-kind="book"]').count(), books.length, "books are marked as books");
+  const bookRow = page.locator(`tr[data-app-id="${books[0].id}"]`);
+  assert.match(await bookRow.innerText(), /Book/);
   assert.ok((await page.locator("meter.bar").count()) > 0, "usage bars");
   await shot("licences");
 
   // Sorting by name, ascending, is reflected in aria-sort.
-  await page.getByRole("button", { name: /^App/ }).click();
+  await page.getByRole("button", { name: /^App or book/ }).click();
   assert.equal(await page.locator('th[aria-sort="ascending"]').count(), 1);
 
   const [download] = await Promise.all([
@@ -250,6 +263,7 @@ test("lists licences per app as bars, and the CSV export matches the Graph API",
   const [header, ...rows] = csv;
   assert.deepEqual(header, [
     "id",
+    "kind",
     "displayName",
     "bundleId",
     "platform",
@@ -258,11 +272,13 @@ test("lists licences per app as bars, and the CSV export matches the Graph API",
     "usedLicenseCount",
     "available",
   ]);
-  assert.equal(rows.length, apps.length, "every app is in the CSV");
-  const byId = new Map(apps.map((a) => [a.id, a]));
-  for (const [id, displayName, bundleId, platform, vppTokenId, total, used, available] of rows) {
+  assert.equal(rows.length, apps.length + books.length, "every app and book is in the CSV");
+  const byId = new Map([...apps, ...books].map((a) => [a.id, a]));
+  const bookIds = new Set(books.map((b) => b.id));
+  for (const [id, kind, displayName, bundleId, platform, vppTokenId, total, used, available] of rows) {
     const app = byId.get(id);
-    assert.ok(app, `app ${id} of the CSV is in Graph`);
+    assert.ok(app, `app or book ${id} of the CSV is in Graph`);
+    assert.equal(kind, bookIds.has(id) ? "book" : "app");
     assert.equal(displayName.replace(/^'/, ""), app.displayName);
     assert.equal(bundleId, app.bundleId ?? "");
     assert.equal(platform, app["@odata.type"] === "#microsoft.graph.macOsVppApp" ? "macOS" : "iOS");
@@ -275,6 +291,12 @@ test("lists licences per app as bars, and the CSV export matches the Graph API",
         : String(Math.max(0, app.totalLicenseCount - app.usedLicenseCount));
     assert.equal(available, expected);
   }
+
+  // The kind filter shows books only.
+  await page.getByLabel("Kind").selectOption("book");
+  assert.equal(await page.locator("tr[data-app-id]").count(), books.length);
+  assert.equal(await page.locator('tr[data-kind="app"]').count(), 0);
+  await page.getByLabel("Kind").selectOption("");
 
   // Filtering narrows the table.
   const sample = apps.find((a) => a.bundleId);

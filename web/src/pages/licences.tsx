@@ -1,14 +1,15 @@
-// Licences: per app (each platform's mobileApp), purchased / in use / available as a bar;
-// sorting, filtering, and a CSV of what is shown.
+// Licences: per app (each platform's mobileApp) and per book (managedEBook), purchased /
+// in use / available as a bar; sorting, filtering, and a CSV of what is shown.
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { download, toCsv } from '../format';
-import { Graph, MobileApp, UNLIMITED, VppToken } from '../graph';
+import { Graph, ManagedEBook, MobileApp, UNLIMITED, VppToken } from '../graph';
 import { tokenName } from './tokens';
 
 type SortKey = 'name' | 'purchased' | 'used' | 'available' | 'usage';
 
 interface Row {
   id: string;
+  kind: 'app' | 'book'; // a mobileApp, or a managedEBook (licensed to users only)
   name: string;
   bundleId: string;
   platform: string; // iOS / macOS
@@ -26,6 +27,7 @@ function toRow(app: MobileApp, tokens: Map<string, VppToken>): Row {
   const token = app.vppTokenId ? tokens.get(app.vppTokenId) : undefined;
   return {
     id: app.id,
+    kind: 'app',
     name: app.displayName,
     bundleId: app.bundleId ?? '',
     platform: app['@odata.type'] === '#microsoft.graph.macOsVppApp' ? 'macOS' : 'iOS',
@@ -36,8 +38,23 @@ function toRow(app: MobileApp, tokens: Map<string, VppToken>): Row {
   };
 }
 
+function bookRow(book: ManagedEBook, tokens: Map<string, VppToken>): Row {
+  const token = book.vppTokenId ? tokens.get(book.vppTokenId) : undefined;
+  return {
+    id: book.id,
+    kind: 'book',
+    name: book.displayName,
+    bundleId: '',
+    platform: 'iOS', // iosVppEBook: Apple Books on iOS and iPadOS
+    tokenId: book.vppTokenId ?? '',
+    token: token ? tokenName(token) : (book.vppOrganizationName ?? ''),
+    purchased: book.totalLicenseCount ?? 0,
+    used: book.usedLicenseCount ?? 0,
+  };
+}
+
 const kColumns: { key: SortKey; label: string }[] = [
-  { key: 'name', label: 'App' },
+  { key: 'name', label: 'App or book' },
   { key: 'purchased', label: 'Purchased' },
   { key: 'used', label: 'In use' },
   { key: 'available', label: 'Available' },
@@ -88,15 +105,16 @@ export function LicencesPage({ graph }: { graph: Graph }) {
   const [filter, setFilter] = useState('');
   const [tokenFilter, setTokenFilter] = useState('');
   const [platform, setPlatform] = useState('');
+  const [kind, setKind] = useState('');
   const [sort, setSort] = useState<{ key: SortKey; descending: boolean }>({ key: 'usage', descending: true });
   const [tokens, setTokens] = useState<VppToken[]>([]);
 
   useEffect(() => {
     (async () => {
-      const [tokenList, apps] = await Promise.all([graph.tokens(), graph.apps()]);
+      const [tokenList, apps, books] = await Promise.all([graph.tokens(), graph.apps(), graph.ebooks()]);
       const byId = new Map(tokenList.map((t) => [t.id, t]));
       setTokens(tokenList);
-      setRows(apps.map((a) => toRow(a, byId)));
+      setRows([...apps.map((a) => toRow(a, byId)), ...books.map((b) => bookRow(b, byId))]);
     })().catch((e: Error) => setError(e.message));
   }, [graph]);
 
@@ -107,18 +125,20 @@ export function LicencesPage({ graph }: { graph: Graph }) {
       (r) =>
         (!needle || r.name.toLowerCase().includes(needle) || r.bundleId.toLowerCase().includes(needle)) &&
         (!tokenFilter || r.tokenId === tokenFilter) &&
-        (!platform || r.platform === platform),
+        (!platform || r.platform === platform) &&
+        (!kind || r.kind === kind),
     );
     const cmp = compare(sort.key);
     out.sort((a, b) => (sort.descending ? -cmp(a, b) : cmp(a, b)) || a.id.localeCompare(b.id));
     return out;
-  }, [rows, filter, tokenFilter, platform, sort]);
+  }, [rows, filter, tokenFilter, platform, kind, sort]);
 
   const exportCsv = () => {
     const csv = toCsv(
-      ['id', 'displayName', 'bundleId', 'platform', 'vppTokenId', 'totalLicenseCount', 'usedLicenseCount', 'available'],
+      ['id', 'kind', 'displayName', 'bundleId', 'platform', 'vppTokenId', 'totalLicenseCount', 'usedLicenseCount', 'available'],
       shown.map((r) => [
         r.id,
+        r.kind,
         r.name,
         r.bundleId,
         r.platform,
@@ -143,7 +163,7 @@ export function LicencesPage({ graph }: { graph: Graph }) {
           {error}
         </p>
       )}
-      <form class="filters" onSubmit={(e) => e.preventDefault()} role="search" aria-label="Filter apps">
+      <form class="filters" onSubmit={(e) => e.preventDefault()} role="search" aria-label="Filter apps and books">
         <label>
           Search
           <input type="search" value={filter} placeholder="name or bundle id" onInput={(e) => setFilter(e.currentTarget.value)} />
@@ -160,6 +180,14 @@ export function LicencesPage({ graph }: { graph: Graph }) {
           </select>
         </label>
         <label>
+          Kind
+          <select value={kind} onChange={(e) => setKind(e.currentTarget.value)}>
+            <option value="">Apps and books</option>
+            <option value="app">Apps</option>
+            <option value="book">Books</option>
+          </select>
+        </label>
+        <label>
           Platform
           <select value={platform} onChange={(e) => setPlatform(e.currentTarget.value)}>
             <option value="">iOS and macOS</option>
@@ -173,13 +201,13 @@ export function LicencesPage({ graph }: { graph: Graph }) {
       </form>
       <p class="summary" aria-live="polite">
         {rows === null
-          ? 'Loading apps…'
-          : `${shown.length} of ${rows.length} apps · ${totals.used} of ${totals.purchased} counted licences in use`}
+          ? 'Loading apps and books…'
+          : `${shown.length} of ${rows.length} apps and books · ${totals.used} of ${totals.purchased} counted licences in use`}
       </p>
       {rows && (
         <div class="table-wrap">
           <table class="licences">
-            <caption class="visually-hidden">Licences per app, sorted by {sort.key}</caption>
+            <caption class="visually-hidden">Licences per app and book, sorted by {sort.key}</caption>
             <thead>
               <tr>
                 {kColumns.map((c) => (
@@ -203,13 +231,12 @@ export function LicencesPage({ graph }: { graph: Graph }) {
             </thead>
             <tbody>
               {shown.map((r) => (
-                <tr key={r.id} data-app-id={r.id}>
-                  <th scope="row" data-label="App">
+                <tr key={r.id} data-app-id={r.id} data-kind={r.kind}>
+                  <th scope="row" data-label={r.kind === 'book' ? 'Book' : 'App'}>
                     {r.name} <span class="platform">{r.platform}</span>
+                    {r.kind === 'book' && <span class="kind-book">Book</span>}
                     <br />
-                    <small>
-                      {r.bundleId} · {r.token}
-                    </small>
+                    <small>{r.kind === 'book' ? r.token : `${r.bundleId} · ${r.token}`}</small>
                   </th>
                   <td data-label="Purchased" class="num">
                     {unlimited(r) ? 'unlimited' : r.purchased}
