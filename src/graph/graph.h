@@ -25,6 +25,7 @@ class Verifier;
 namespace service {
 class AppAssignments;
 class Directory;
+class LicenseRevokes;
 class MobileApps;
 class NotificationReceiver;
 class Throttle;
@@ -66,6 +67,7 @@ struct Dependencies {
   service::AppAssignments* assignments = nullptr;
   service::Throttle* throttle = nullptr;    // nullptr: no request-rate limits
   service::Directory* directory = nullptr;  // users, groups, devices, managedDevices
+  service::LicenseRevokes* revokes = nullptr;  // revokes by app, user or device
   // A --dev server's signing key: the console's POST /console/dev-token signs with it
   // (loopback callers only). nullptr: that route is not served.
   const auth::DevKey* dev_key = nullptr;

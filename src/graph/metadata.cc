@@ -9,7 +9,7 @@
 namespace vppd::graph {
 namespace {
 
-// A bound operation on vppTokens (spec §1.1). api.cc routes them; this is their
+// A bound operation (on vppTokens: spec §1.1; revokes: issue 17). api.cc routes them; this is their
 // declaration. The binding parameter comes first, as CSDL requires.
 struct Parameter {
   const char* name;
@@ -38,6 +38,51 @@ const std::vector<Operation>& Operations() {
         {"revokeUntrackedLicenses", "Edm.Boolean"}},
        nullptr},
       {false, "syncLicenseCounts", true, {{"bindingParameter", "Collection(microsoft.graph.vppToken)"}}, nullptr},
+      // Revokes by app, person or device (beta): bound to each VPP app type, and to managedDevice.
+      {false,
+       "revokeAllLicenses",
+       true,
+       {{"bindingParameter", "microsoft.graph.iosVppApp"},
+        {"notifyManagedDevices", "Edm.Boolean", /*nullable=*/false},
+        {"revokeUntrackedLicenses", "Edm.Boolean"}},
+       nullptr},
+      {false,
+       "revokeUserLicense",
+       true,
+       {{"bindingParameter", "microsoft.graph.iosVppApp"},
+        {"userId", "Edm.String"},
+        {"notifyManagedDevices", "Edm.Boolean", /*nullable=*/false}},
+       nullptr},
+      {false,
+       "revokeDeviceLicense",
+       true,
+       {{"bindingParameter", "microsoft.graph.iosVppApp"},
+        {"managedDeviceId", "Edm.String"},
+        {"notifyManagedDevices", "Edm.Boolean", /*nullable=*/false}},
+       nullptr},
+      {false,
+       "revokeAllLicenses",
+       true,
+       {{"bindingParameter", "microsoft.graph.macOsVppApp"},
+        {"notifyManagedDevices", "Edm.Boolean", /*nullable=*/false},
+        {"revokeUntrackedLicenses", "Edm.Boolean"}},
+       nullptr},
+      {false,
+       "revokeUserLicense",
+       true,
+       {{"bindingParameter", "microsoft.graph.macOsVppApp"},
+        {"userId", "Edm.String"},
+        {"notifyManagedDevices", "Edm.Boolean", /*nullable=*/false}},
+       nullptr},
+      {false,
+       "revokeDeviceLicense",
+       true,
+       {{"bindingParameter", "microsoft.graph.macOsVppApp"},
+        {"managedDeviceId", "Edm.String"},
+        {"notifyManagedDevices", "Edm.Boolean", /*nullable=*/false}},
+       nullptr},
+      {false, "revokeAppleVppLicenses", true, {{"bindingParameter", "microsoft.graph.managedDevice"}}, nullptr},
+
       {true,
        "getLicensesForApp",
        true,
