@@ -149,7 +149,7 @@ class Routes(unittest.TestCase):
 
 
     # Where a bound operation is called: below its binding, vppTokens (a collection or one
-    # token) or deviceManagement/depOnboardingSettings.
+    # token), deviceManagement/depOnboardingSettings, a VPP app (cast) or a managed device.
     ARGUMENTS = {"getLicensesForApp": "(bundleId='x')",
                  "getExpiringVppTokenCount": "(expiringBeforeDateTime='2027-01-01T00:00:00Z')"}
 
@@ -157,6 +157,10 @@ class Routes(unittest.TestCase):
         segment = name + self.ARGUMENTS.get(name, "")
         if binding == "Collection(microsoft.graph.depOnboardingSetting)":
             return f"/{version}/deviceManagement/depOnboardingSettings/{segment}"
+        if binding in ("microsoft.graph.iosVppApp", "microsoft.graph.macOsVppApp"):  # revokes (issue 17)
+            return f"/{version}/deviceAppManagement/mobileApps/x/{binding}/{segment}"
+        if binding == "microsoft.graph.managedDevice":
+            return f"/{version}/deviceManagement/managedDevices/x/{segment}"
         base = f"/{version}/deviceAppManagement/vppTokens"
         return f"{base}/{segment}" if on_collection else f"{base}/{self.id}/{segment}"
 
