@@ -385,3 +385,30 @@ TEST_P(RevokeTest, AnExpiredTokenFailsItsRevokesAsGraphNamesIt) {
 
 }  // namespace
 }  // namespace vppd::sync
+
+namespace vppd::sync {
+namespace {
+
+// A worker that died mid-revoke (claimed the job, marked the revoke active, never finished):
+// once its lease expires another worker claims the job and does the revoke again, to the end.
+TEST_P(RevokeTest, ARevokeCutShortByADeadWorkerIsDoneByTheNextClaim) {
+  ASSERT_TRUE(revokes_->RevokeDevice(admin_, apps_[kAppA], "", managed_[1], true));
+  auto dead = store_->ClaimJob("dead-worker", Clock::Real().Now(), 1ms);
+  ASSERT_TRUE(dead && *dead) << "the revoke job is queued";
+  EXPECT_EQ((*dead)->kind, "revokeAppLicenses");
+  auto open = store_->OpenAppRevokes(kTenant, token_);
+  ASSERT_TRUE(open && open->size() == 1);
+  store::AppRevoke active = (*open)[0];
+  active.action_state = "active";
+  ASSERT_TRUE(store_->UpdateAppRevoke(kTenant, active));
+  std::this_thread::sleep_for(5ms);  // the dead worker's lease runs out
+  Drain();
+  EXPECT_FALSE(AtApple(kAppA).contains("d:SER001"));
+  auto results = Results(kAppA);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].action_state, "done");
+  EXPECT_EQ(results[0].total_licenses, 1);
+}
+
+}  // namespace
+}  // namespace vppd::sync
