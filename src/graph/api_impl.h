@@ -230,6 +230,10 @@ struct Api::Impl {
   Status AddRevokeResults(const Call& c, std::span<boost::json::object* const> apps,
                           const std::vector<std::string>& app_ids) const;
   static void WriteRevokeResults(const std::vector<store::AppRevoke>& revokes, boost::json::object& app);
+  // Sets a managed device's deviceActionResults (beta) from its revokeAppleVppLicenses
+  // requests (revokeAppleVppLicensesActionResult); an empty list when it has none or
+  // they cannot be read (logged).
+  void AddDeviceActionResults(const Call& c, boost::json::object& device, const std::string& id) const;
 
   // --- the directory (directory.cc) ----------------------------------------
 

@@ -8,10 +8,9 @@
 #include <string>
 
 #include <boost/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "graph/api_impl.h"
-#include "graph/json_writer.h"
-#include "graph/model.h"
 
 namespace vppd::graph {
 namespace json = boost::json;
@@ -20,10 +19,12 @@ namespace {
 // The parameters one revoke action takes, as its body sends them.
 struct RevokeBody {
   std::optional<bool> notify, untracked;
-  std::optional<std::string> user_id, managed_device_id;
+  std::optional<std::string> id;  // the action's id parameter (userId, managedDeviceId), when it has one
 };
 
-// `names`: the action's parameters, for the message naming an unknown one.
+// Reads `body` for `action`, whose parameters are notifyManagedDevices (required, a boolean),
+// revokeUntrackedLicenses when `takes_untracked` (a boolean or null), and `id_parameter` when
+// not null (required, a non-empty string). Anything else but an annotation is a 400 naming it.
 Result<RevokeBody> ParseRevokeBody(const json::object& body, std::string_view action, bool takes_untracked,
                                    const char* id_parameter) {
   RevokeBody out;
@@ -43,16 +44,13 @@ Result<RevokeBody> ParseRevokeBody(const json::object& body, std::string_view ac
       if (!value.is_string() || value.get_string().empty()) {
         return Fail(Api::Impl::BadParameter(id_parameter, "must be a non-empty string"));
       }
-      (std::string_view(id_parameter) == "userId" ? out.user_id : out.managed_device_id) =
-          std::string(value.get_string());
+      out.id = std::string(value.get_string());
     } else if (key.find('@') == std::string_view::npos) {  // annotations are not parameters
       return Fail(Api::Impl::BadParameter(std::string(key), "is not a parameter of " + std::string(action) + " (" +
                                                                 names + ")"));
     }
   }
-  if (id_parameter != nullptr && !(std::string_view(id_parameter) == "userId" ? out.user_id : out.managed_device_id)) {
-    return Fail(Api::Impl::BadParameter(id_parameter, "is required"));
-  }
+  if (id_parameter != nullptr && !out.id) return Fail(Api::Impl::BadParameter(id_parameter, "is required"));
   if (!out.notify) return Fail(Api::Impl::BadParameter("notifyManagedDevices", "is required"));
   return out;
 }
@@ -84,7 +82,7 @@ Result<http::Response> Api::Impl::RevokeUserLicense(const Call& c) const {
   if (!body) return Fail(body.error());
   auto parsed = ParseRevokeBody(*body, "revokeUserLicense", false, "userId");
   if (!parsed) return Fail(parsed.error());
-  if (auto ok = deps.revokes->RevokeUser(c.who, c.id(), PlatformOfCast(c.cast), *parsed->user_id, *parsed->notify);
+  if (auto ok = deps.revokes->RevokeUser(c.who, c.id(), PlatformOfCast(c.cast), *parsed->id, *parsed->notify);
       !ok) {
     return Fail(ok.error());
   }
@@ -96,7 +94,7 @@ Result<http::Response> Api::Impl::RevokeDeviceLicense(const Call& c) const {
   if (!body) return Fail(body.error());
   auto parsed = ParseRevokeBody(*body, "revokeDeviceLicense", false, "managedDeviceId");
   if (!parsed) return Fail(parsed.error());
-  if (auto ok = deps.revokes->RevokeDevice(c.who, c.id(), PlatformOfCast(c.cast), *parsed->managed_device_id,
+  if (auto ok = deps.revokes->RevokeDevice(c.who, c.id(), PlatformOfCast(c.cast), *parsed->id,
                                            *parsed->notify);
       !ok) {
     return Fail(ok.error());
@@ -147,6 +145,28 @@ Status Api::Impl::AddRevokeResults(const Call& c, std::span<json::object* const>
     WriteRevokeResults(mine, *apps[i]);
   }
   return {};
+}
+
+void Api::Impl::AddDeviceActionResults(const Call& c, json::object& device, const std::string& id) const {
+  json::array list;
+  auto results = deps.revokes != nullptr ? deps.revokes->DeviceResults(c.who, id)
+                                         : Result<std::vector<service::LicenseRevokes::DeviceRevokeResult>>();
+  if (!results) {
+    spdlog::warn("managed device {}: its deviceActionResults could not be read: {}", id, results.error().message);
+  } else {
+    for (const auto& r : *results) {
+      json::object o;
+      o["@odata.type"] = "#microsoft.graph.revokeAppleVppLicensesActionResult";
+      o["actionName"] = "revokeAppleVppLicenses";
+      o["actionState"] = r.action_state;
+      o["startDateTime"] = FormatIso8601(r.start);
+      o["lastUpdatedDateTime"] = FormatIso8601(r.last_updated);
+      o["totalLicensesCount"] = r.total_licenses;
+      o["failedLicensesCount"] = r.failed_licenses;
+      list.push_back(std::move(o));
+    }
+  }
+  device["deviceActionResults"] = std::move(list);
 }
 
 }  // namespace vppd::graph

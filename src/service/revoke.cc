@@ -292,4 +292,26 @@ Result<std::vector<store::AppRevoke>> LicenseRevokes::ResultsOf(const Principal&
   return store_.AppRevokesOf(caller.tenant_id, app_ids);
 }
 
+Result<std::vector<LicenseRevokes::DeviceRevokeResult>> LicenseRevokes::DeviceResults(
+    const Principal& caller, const std::string& managed_device_id) {
+  if (auto ok = read_gate_.Admit(caller, Operation::kReadManagedDevices); !ok) return Fail(ok.error());
+  auto revokes = store_.AppRevokesOfDevice(caller.tenant_id, managed_device_id);
+  if (!revokes) return Fail(revokes.error());
+  std::vector<DeviceRevokeResult> out;
+  std::map<Timestamp, std::size_t> by_start;  // one request's revokes were recorded together
+  for (const store::AppRevoke& r : *revokes) {
+    auto [it, added] = by_start.emplace(r.start, out.size());
+    if (added) out.push_back({"done", r.start, r.last_updated, 0, 0});
+    DeviceRevokeResult& d = out[it->second];
+    d.last_updated = std::max(d.last_updated, r.last_updated);
+    d.total_licenses += r.total_licenses;
+    d.failed_licenses += r.failed_licenses;
+    auto rank = [](const std::string& state) {
+      return state == "active" ? 3 : state == "pending" ? 2 : state == "failed" ? 1 : 0;
+    };
+    if (rank(r.action_state) > rank(d.action_state)) d.action_state = r.action_state;
+  }
+  return out;
+}
+
 }  // namespace vppd::service

@@ -441,6 +441,16 @@ class LicenseRevokes {
   // The revokes of each of `app_ids`, ordered by (app id, when asked): their
   // revokeLicenseActionResults. Admitted as reading mobileApps.
   Result<std::vector<store::AppRevoke>> ResultsOf(const Principal& caller, const std::vector<std::string>& app_ids);
+  // A managed device's revokeAppleVppLicenses as Graph's deviceActionResults show
+  // them: one per request (its revokes of every app together), oldest first.
+  // Admitted as reading managed devices.
+  struct DeviceRevokeResult {
+    std::string action_state;  // pending | active (some app's revoke not ended) | failed (some failed) | done
+    Timestamp start = 0, last_updated = 0;
+    std::int32_t total_licenses = 0, failed_licenses = 0;
+  };
+  Result<std::vector<DeviceRevokeResult>> DeviceResults(const Principal& caller,
+                                                        const std::string& managed_device_id);
 
  private:
   Result<store::MobileApp> RevocableApp(const std::string& tenant_id, const std::string& app_id,

@@ -147,4 +147,16 @@ Result<std::vector<AppRevoke>> SqlStore::AppRevokesOf(const std::string& tenant_
   });
 }
 
+Result<std::vector<AppRevoke>> SqlStore::AppRevokesOfDevice(const std::string& tenant_id,
+                                                            const std::string& managed_device_id) {
+  return InTx<std::vector<AppRevoke>>(TxKind::kReadOne, [&](Tx& tx) -> Result<std::vector<AppRevoke>> {
+    static const std::string sql = fmt::format(
+        "SELECT {} FROM app_revokes WHERE tenant_id = ?1 AND managed_device_id = ?2 AND "
+        "action_name = 'revokeAppleVppLicenses' ORDER BY seq, id",
+        kColumns);
+    if (Status s = tx.Query(sql, {tenant_id, managed_device_id}); !s) return Fail(s.error());
+    return ReadAll(tx);
+  });
+}
+
 }  // namespace vppd::store

@@ -163,6 +163,20 @@ TEST_P(RevokeStoreTest, KeepsTheNewestEndedEntriesPerApp) {
   EXPECT_EQ((*of)[3].action_state, "pending");
 }
 
+TEST_P(RevokeStoreTest, ADevicesRevokesAreFoundByItsId) {
+  AppRevoke a = Revoke("app-1", "revokeAppleVppLicenses"), b = Revoke("app-2", "revokeAppleVppLicenses");
+  a.managed_device_id = b.managed_device_id = "m-1";
+  AppRevoke other_device = Revoke("app-1", "revokeDeviceLicense", "m-1");  // not the device's own action
+  ASSERT_TRUE(store_->AddAppRevokes(kTenantA, {a, b, other_device}, 20));
+  auto found = store_->AppRevokesOfDevice(kTenantA, "m-1");
+  ASSERT_TRUE(found) << found.error().message;
+  ASSERT_EQ(found->size(), 2u);
+  EXPECT_EQ((*found)[0].app_id, "app-1");
+  EXPECT_EQ((*found)[1].app_id, "app-2");
+  EXPECT_EQ((*found)[0].start, (*found)[1].start);
+  EXPECT_TRUE(store_->AppRevokesOfDevice(kTenantB, "m-1")->empty());
+}
+
 TEST_P(RevokeStoreTest, GoWithTheirToken) {
   ASSERT_TRUE(store_->AddAppRevokes(kTenantA, {Revoke("app-1", "revokeAllLicenses")}, 20));
   ASSERT_TRUE(store_->DeleteToken(kTenantA, token_));

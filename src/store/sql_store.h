@@ -225,6 +225,8 @@ class SqlStore : public Store {
                                                int keep) override;
   Result<std::vector<AppRevoke>> OpenAppRevokes(const std::string& tenant_id, const std::string& token_id) override;
   Status UpdateAppRevoke(const std::string& tenant_id, const AppRevoke& revoke) override;
+  Result<std::vector<AppRevoke>> AppRevokesOfDevice(const std::string& tenant_id,
+                                                    const std::string& managed_device_id) override;
   Result<std::vector<AppRevoke>> AppRevokesOf(const std::string& tenant_id,
                                               const std::vector<std::string>& app_ids) override;
   Status PutReconcileReport(const std::string& tenant_id, const std::string& token_id,

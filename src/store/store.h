@@ -877,6 +877,10 @@ class Store {
   // failure_reason, total/failed licences, error), stamping last_updated.
   // NotFound when it is gone (its token deleted).
   virtual Status UpdateAppRevoke(const std::string& tenant_id, const AppRevoke& revoke) = 0;
+  // The revokeAppleVppLicenses revokes of the managed device (one per app it
+  // held; those asked together share `start`), ordered by seq.
+  virtual Result<std::vector<AppRevoke>> AppRevokesOfDevice(const std::string& tenant_id,
+                                                            const std::string& managed_device_id) = 0;
   // The revokes of each of `app_ids` (unknown ids have none), ordered by
   // (app_id, seq): the apps' revokeLicenseActionResults.
   virtual Result<std::vector<AppRevoke>> AppRevokesOf(const std::string& tenant_id,

@@ -59,7 +59,7 @@ class RevokeTest : public ::testing::TestWithParam<Backend> {
     for (int i = 0; i < 4; ++i) Device(i);
     admin_.tenant_id = kTenant;
     admin_.scopes = {"DeviceManagementApps.ReadWrite.All", "DeviceManagementManagedDevices.PrivilegedOperations.All",
-                     "DeviceManagementApps.Read.All"};
+                     "DeviceManagementApps.Read.All", "DeviceManagementManagedDevices.Read.All"};
     revokes_ = std::make_unique<service::LicenseRevokes>(*store_, service::Options{});
     StartApple();
   }
@@ -295,6 +295,14 @@ TEST_P(RevokeTest, AManagedDevicesRevokeTakesEveryLicenceOfItsSerial) {
     EXPECT_EQ(results[0].action_state, "done");
   }
   EXPECT_TRUE(Results(kAppC).empty());
+  // The device's deviceActionResults: the one request, its two apps' licences together.
+  auto device = revokes_->DeviceResults(admin_, managed_[0]);
+  ASSERT_TRUE(device) << device.error().message;
+  ASSERT_EQ(device->size(), 1u);
+  EXPECT_EQ((*device)[0].action_state, "done");
+  EXPECT_EQ((*device)[0].total_licenses, 2);
+  EXPECT_EQ((*device)[0].failed_licenses, 0);
+  EXPECT_TRUE(revokes_->DeviceResults(admin_, managed_[1])->empty());
 }
 
 TEST_P(RevokeTest, ALicenceAnAssignmentStillGivesIsGrantedAgainByTheNextReconcile) {

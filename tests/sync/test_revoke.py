@@ -210,6 +210,16 @@ class Revoke(SimVppdTestCase):
             [result] = self.wait_results(app, 1)
             self.assertEqual((result["actionName"], result["managedDeviceId"], result["actionState"]),
                              ("revokeAppleVppLicenses", device, "done"))
+        # Graph records the device's action on the device too: one result for the request.
+        [action] = self.ok(self.call("GET", f"/beta/deviceManagement/managedDevices/{device}"), 200)[
+            "deviceActionResults"]
+        self.assertEqual(action["@odata.type"], "#microsoft.graph.revokeAppleVppLicensesActionResult")
+        self.assertEqual((action["actionName"], action["actionState"], action["totalLicensesCount"],
+                          action["failedLicensesCount"]), ("revokeAppleVppLicenses", "done", 2, 0))
+        listed = self.vppd.collect("/beta/deviceManagement/managedDevices", self.token)
+        self.assertEqual([m["deviceActionResults"] for m in listed if m["id"] == device], [[action]])
+        self.assertNotIn("deviceActionResults",
+                         self.ok(self.call("GET", f"/v1.0/deviceManagement/managedDevices/{device}"), 200))
 
     def test_a_licence_still_assigned_is_granted_again(self):
         """As Intune documents it, removing the assignment is the prerequisite of a revoke: a

@@ -176,6 +176,18 @@ for (const store of STORES) {
       assert.equal(beta.last().status, 204, beta.last().body);
       await until("Apple holds nothing for the serial", async () =>
         (await appleAssignments(sToken, `serialNumber=${serial}`)).length === 0);
+      // The device's deviceActionResults, as the SDK's managedDevice model reads it.
+      const [action] = await until("the device's action ended", async () => {
+        const m = await send(beta, HttpMethod.GET, T.managedDevice, { "managedDevice%2Did": device.id },
+          createManagedDeviceFromDiscriminatorValue);
+        checkModel(beta.lastJson(), m, createManagedDeviceFromDiscriminatorValue, CHECK);
+        const r = m.deviceActionResults ?? [];
+        return r.length === 1 && r[0].actionState === "done" ? r : null;
+      });
+      assert.equal(action.odataType, "#microsoft.graph.revokeAppleVppLicensesActionResult");
+      assert.equal(action.actionName, "revokeAppleVppLicenses");
+      assert.ok(action.totalLicensesCount >= 1);
+      assert.equal(action.failedLicensesCount, 0);
     });
   });
 }
