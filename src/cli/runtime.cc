@@ -294,6 +294,7 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   rt->ebooks = std::make_unique<service::ManagedEBooks>(*rt->store, service_options, rt->reconciles.get());
   rt->reconcile_trigger = rt->reconciles.get();
   rt->directory = std::make_unique<service::Directory>(*rt->store, service_options, rt->reconcile_trigger);
+  rt->revokes = std::make_unique<service::LicenseRevokes>(*rt->store, service_options);
   if (s.throttle_window_seconds > 0) {
     rt->throttle.emplace(service::ThrottleLimits{.window = std::chrono::seconds(s.throttle_window_seconds),
                                                  .tenant_writes = s.throttle_tenant_writes,
@@ -327,6 +328,7 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
                                                              .ebooks = rt->ebooks.get(),
                                                              .throttle = rt->throttle ? &*rt->throttle : nullptr,
                                                              .directory = rt->directory.get(),
+                                                             .revokes = rt->revokes.get(),
                                                              .dev_key = rt->dev_key ? &*rt->dev_key : nullptr,
                                                              .notifications = rt->notification_receiver.get()},
                                          graph_options);

@@ -26,6 +26,7 @@ struct Runtime {
   std::unique_ptr<service::MobileApps> apps;
   std::unique_ptr<service::AppAssignments> assignments;
   std::unique_ptr<service::ManagedEBooks> ebooks;
+  std::unique_ptr<service::LicenseRevokes> revokes;  // revokes by app, user or device
   // Queues reconciles for the directory's and the assignments' changes (service::ReconcileTrigger).
   std::unique_ptr<service::QueueingReconcileTrigger> reconciles;
   // The reconcile job's hook for directory changes; null until the reconcile engine sets one.

@@ -681,6 +681,19 @@ const std::vector<Api::Impl::CompiledRoute>& Api::Impl::Table() {
       {"deviceAppManagement/managedEBooks/{id}/deviceStates", kGet, &I::EBookDeviceStates, Op::kReadManagedEBooks},
       {"deviceAppManagement/managedEBooks/{id}/installSummary", kGet, &I::EBookInstallSummary,
        Op::kReadManagedEBooks},
+      // Revokes (beta): bound to iosVppApp and macOsVppApp, addressed with or without the cast.
+      {"deviceAppManagement/mobileApps/{id}/graph.revokeAllLicenses", kPost, &I::RevokeAllLicenses,
+       Op::kRevokeAppLicenses, kBetaOnly},
+      {"deviceAppManagement/mobileApps/{id}/graph.revokeUserLicense", kPost, &I::RevokeUserLicense,
+       Op::kRevokeAppLicenses, kBetaOnly},
+      {"deviceAppManagement/mobileApps/{id}/graph.revokeDeviceLicense", kPost, &I::RevokeDeviceLicense,
+       Op::kRevokeAppLicenses, kBetaOnly},
+      {"deviceAppManagement/mobileApps/{id}/{cast}/graph.revokeAllLicenses", kPost, &I::RevokeAllLicenses,
+       Op::kRevokeAppLicenses, kBetaOnly},
+      {"deviceAppManagement/mobileApps/{id}/{cast}/graph.revokeUserLicense", kPost, &I::RevokeUserLicense,
+       Op::kRevokeAppLicenses, kBetaOnly},
+      {"deviceAppManagement/mobileApps/{id}/{cast}/graph.revokeDeviceLicense", kPost, &I::RevokeDeviceLicense,
+       Op::kRevokeAppLicenses, kBetaOnly},
       {"users", kGet, &I::ListUsers, Op::kReadUsers},
       {"users", kPost, &I::CreateUser, Op::kWriteUsers},
       {"users/$count", kGet, &I::CountUsers, Op::kReadUsers},
@@ -710,6 +723,8 @@ const std::vector<Api::Impl::CompiledRoute>& Api::Impl::Table() {
       {"deviceManagement/managedDevices/{id}", kGet, &I::GetManagedDevice, Op::kReadManagedDevices},
       {"deviceManagement/managedDevices/{id}", kPatch, &I::UpdateManagedDevice, Op::kWriteManagedDevices},
       {"deviceManagement/managedDevices/{id}", kDelete, &I::DeleteManagedDevice, Op::kWriteManagedDevices},
+      {"deviceManagement/managedDevices/{id}/graph.revokeAppleVppLicenses", kPost, &I::RevokeAppleVppLicenses,
+       Op::kRevokeAppleVppLicenses, kBetaOnly},
       {"$batch", kPost, &I::Batch, {}},
   };
   static const std::vector<CompiledRoute> table = [] {

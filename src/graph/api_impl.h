@@ -11,6 +11,7 @@
 #include <functional>
 #include <initializer_list>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +26,7 @@
 #include "service/service.h"
 
 namespace vppd::store {
+struct AppRevoke;
 struct MobileApp;
 struct VppToken;
 }  // namespace vppd::store
@@ -239,6 +241,23 @@ struct Api::Impl {
   // managedEBooks/{id}/deviceStates and .../userStateSummary/{id}/deviceStates.
   Result<http::Response> EBookDeviceStates(const Call& c) const;
   Result<http::Response> EBookInstallSummary(const Call& c) const;
+  // --- revoking licences by app, person or device (revoke.cc) ---------------
+
+  Result<http::Response> RevokeAllLicenses(const Call& c) const;       // mobileApps/{id}[/{cast}]/revokeAllLicenses
+  Result<http::Response> RevokeUserLicense(const Call& c) const;       // .../revokeUserLicense
+  Result<http::Response> RevokeDeviceLicense(const Call& c) const;     // .../revokeDeviceLicense
+  Result<http::Response> RevokeAppleVppLicenses(const Call& c) const;  // managedDevices/{id}/revokeAppleVppLicenses
+  // Sets revokeLicenseActionResults on the apps whose JSON has the property
+  // (WriteMobileApp wrote it: beta, selected) from their revokes, one read for all.
+  // apps[i] is the JSON of the app app_ids[i].
+  Status AddRevokeResults(const Call& c, std::span<boost::json::object* const> apps,
+                          const std::vector<std::string>& app_ids) const;
+  static void WriteRevokeResults(const std::vector<store::AppRevoke>& revokes, boost::json::object& app);
+  // Sets a managed device's deviceActionResults (beta) from its revokeAppleVppLicenses
+  // requests (revokeAppleVppLicensesActionResult); an empty list when it has none or
+  // they cannot be read (logged).
+  void AddDeviceActionResults(const Call& c, boost::json::object& device, const std::string& id) const;
+
   // --- the directory (directory.cc) ----------------------------------------
 
   Result<http::Response> ListUsers(const Call& c) const;

@@ -483,6 +483,9 @@ Result<http::Response> ListOf(const I& impl, const C& c, bool count_segment) {
   for (const auto& item : page->items) {
     json::object o;
     K::Write(item, o);
+    if constexpr (std::is_same_v<K, ManagedDeviceKind>) {
+      if (c.version == ApiVersion::kBeta) impl.AddDeviceActionResults(c, o, item.id);  // revoke.cc
+    }
     if (!q->select.empty()) {
       json::object selected;
       for (const auto& [key, value] : o) {
@@ -506,6 +509,9 @@ http::Response EntityResponse(const I& impl, const C& c, int status, const typen
   body["@odata.context"] = impl.ContextUrl(c.req, c.version, {K::kSet, I::SelectFragment(select), "/$entity"});
   json::object o;
   K::Write(entity, o);
+  if constexpr (std::is_same_v<K, ManagedDeviceKind>) {
+    if (c.version == ApiVersion::kBeta) impl.AddDeviceActionResults(c, o, entity.id);  // revoke.cc
+  }
   for (auto& [key, value] : o) {
     if (select.empty() || key == "id" || key.starts_with("@") ||
         std::find(select.begin(), select.end(), std::string_view(key)) != select.end()) {

@@ -26,6 +26,7 @@ namespace service {
 class AppAssignments;
 class ManagedEBooks;
 class Directory;
+class LicenseRevokes;
 class MobileApps;
 class NotificationReceiver;
 class Throttle;
@@ -68,6 +69,7 @@ struct Dependencies {
   service::ManagedEBooks* ebooks = nullptr;  // managedEBooks
   service::Throttle* throttle = nullptr;    // nullptr: no request-rate limits
   service::Directory* directory = nullptr;  // users, groups, devices, managedDevices
+  service::LicenseRevokes* revokes = nullptr;  // revokes by app, user or device
   // A --dev server's signing key: the console's POST /console/dev-token signs with it
   // (loopback callers only). nullptr: that route is not served.
   const auth::DevKey* dev_key = nullptr;

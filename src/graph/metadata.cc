@@ -9,7 +9,7 @@
 namespace vppd::graph {
 namespace {
 
-// A bound operation on vppTokens (spec §1.1), and managedEBook's assign. api.cc routes them; this is their
+// A bound operation (on vppTokens: spec §1.1; managedEBook's assign; revokes: issue 17). api.cc routes them; this is their
 // declaration. The binding parameter comes first, as CSDL requires.
 struct Parameter {
   const char* name;
@@ -45,6 +45,51 @@ const std::vector<Operation>& Operations() {
        {{"bindingParameter", "microsoft.graph.managedEBook"},
         {"managedEBookAssignments", "Collection(microsoft.graph.managedEBookAssignment)"}},
        nullptr},
+      // Revokes by app, person or device (beta): bound to each VPP app type, and to managedDevice.
+      {false,
+       "revokeAllLicenses",
+       true,
+       {{"bindingParameter", "microsoft.graph.iosVppApp"},
+        {"notifyManagedDevices", "Edm.Boolean", /*nullable=*/false},
+        {"revokeUntrackedLicenses", "Edm.Boolean"}},
+       nullptr},
+      {false,
+       "revokeUserLicense",
+       true,
+       {{"bindingParameter", "microsoft.graph.iosVppApp"},
+        {"userId", "Edm.String"},
+        {"notifyManagedDevices", "Edm.Boolean", /*nullable=*/false}},
+       nullptr},
+      {false,
+       "revokeDeviceLicense",
+       true,
+       {{"bindingParameter", "microsoft.graph.iosVppApp"},
+        {"managedDeviceId", "Edm.String"},
+        {"notifyManagedDevices", "Edm.Boolean", /*nullable=*/false}},
+       nullptr},
+      {false,
+       "revokeAllLicenses",
+       true,
+       {{"bindingParameter", "microsoft.graph.macOsVppApp"},
+        {"notifyManagedDevices", "Edm.Boolean", /*nullable=*/false},
+        {"revokeUntrackedLicenses", "Edm.Boolean"}},
+       nullptr},
+      {false,
+       "revokeUserLicense",
+       true,
+       {{"bindingParameter", "microsoft.graph.macOsVppApp"},
+        {"userId", "Edm.String"},
+        {"notifyManagedDevices", "Edm.Boolean", /*nullable=*/false}},
+       nullptr},
+      {false,
+       "revokeDeviceLicense",
+       true,
+       {{"bindingParameter", "microsoft.graph.macOsVppApp"},
+        {"managedDeviceId", "Edm.String"},
+        {"notifyManagedDevices", "Edm.Boolean", /*nullable=*/false}},
+       nullptr},
+      {false, "revokeAppleVppLicenses", true, {{"bindingParameter", "microsoft.graph.managedDevice"}}, nullptr},
+
       {true,
        "getLicensesForApp",
        true,

@@ -537,3 +537,31 @@ TEST(MetadataTest, DeclaresManagedEBooks) {
 
 }  // namespace
 }  // namespace vppd::graph
+
+namespace vppd::graph {
+namespace {
+
+// Issue 17: the revokes by app, person or device, bound as Graph binds them (beta only).
+TEST(MetadataTest, DeclaresTheRevokeActionsInBetaOnly) {
+  const std::string& beta = MetadataDocument(ApiVersion::kBeta);
+  for (const char* type : {"microsoft.graph.iosVppApp", "microsoft.graph.macOsVppApp"}) {
+    for (const char* op : {"revokeAllLicenses", "revokeUserLicense", "revokeDeviceLicense"}) {
+      const std::string action = std::string(R"x(<Action Name=")x") + op + R"x(" IsBound="true">)x" + "\n" +
+                                 R"x(        <Parameter Name="bindingParameter" Type=")x" + type + R"x(" />)x";
+      EXPECT_NE(beta.find(action), std::string::npos) << op << " on " << type;
+    }
+  }
+  EXPECT_NE(beta.find(R"x(<Action Name="revokeAppleVppLicenses" IsBound="true">)x"
+                      "\n"
+                      R"x(        <Parameter Name="bindingParameter" Type="microsoft.graph.managedDevice" />)x"),
+            std::string::npos);
+  EXPECT_NE(beta.find(R"x(<Parameter Name="userId" Type="Edm.String" />)x"), std::string::npos);
+  EXPECT_NE(beta.find(R"x(<Parameter Name="managedDeviceId" Type="Edm.String" />)x"), std::string::npos);
+  const std::string& v1 = MetadataDocument(ApiVersion::kV1);
+  for (const char* op : {"revokeAllLicenses", "revokeUserLicense", "revokeDeviceLicense", "revokeAppleVppLicenses"}) {
+    EXPECT_EQ(v1.find(op), std::string::npos) << op;
+  }
+}
+
+}  // namespace
+}  // namespace vppd::graph

@@ -44,6 +44,8 @@ Result<http::Response> Api::Impl::GetApp(const Call& c) const {
   body["@odata.context"] =
       ContextUrl(c.req, c.version, {"deviceAppManagement/mobileApps", SelectFragment(q->select), "/$entity"});
   WriteMobileApp(*app, c.version, q->select, body, q->expand, *assignments);
+  json::object* one[] = {&body};
+  if (auto ok = AddRevokeResults(c, one, {app->id}); !ok) return Fail(ok.error());
   return Json(200, body);
 }
 
@@ -84,17 +86,22 @@ Result<http::Response> Api::Impl::AppCollection(const Call& c, bool count_segmen
   for (const auto& app : page->items) ids.push_back(app.id);
   auto assignments = deps.assignments->OfApps(who, ids);
   if (!assignments) return Fail(assignments.error());
-  json::array values;
+  std::vector<json::object> objects;
+  objects.reserve(page->items.size());
   for (const auto& app : page->items) {
     const auto first =
         std::lower_bound(assignments->begin(), assignments->end(), app.id,
                          [](const store::AppAssignment& a, const std::string& id) { return a.app_id < id; });
     auto last = first;
     while (last != assignments->end() && last->app_id == app.id) ++last;
-    json::object o;
+    json::object& o = objects.emplace_back();
     WriteMobileApp(app, v, q->select, o, q->expand, std::span<const store::AppAssignment>(first, last));
-    values.push_back(std::move(o));
   }
+  std::vector<json::object*> pointers;
+  for (auto& o : objects) pointers.push_back(&o);
+  if (auto ok = AddRevokeResults(c, pointers, ids); !ok) return Fail(ok.error());
+  json::array values;
+  for (auto& o : objects) values.push_back(std::move(o));
   return CollectionPage(req, v, path, query, *q, json::serialize(values), values.size(), page->has_more,
                         [&] { return deps.apps->Count(who, q->list.filter); });
 }

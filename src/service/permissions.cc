@@ -31,6 +31,7 @@ constexpr std::string_view kDeviceRead = "Device.Read.All";
 constexpr std::string_view kDeviceWrite = "Device.ReadWrite.All";
 constexpr std::string_view kManagedDevicesRead = "DeviceManagementManagedDevices.Read.All";
 constexpr std::string_view kManagedDevicesWrite = "DeviceManagementManagedDevices.ReadWrite.All";
+constexpr std::string_view kManagedDevicesPrivileged = "DeviceManagementManagedDevices.PrivilegedOperations.All";
 
 struct Row {
   Operation op;
@@ -61,7 +62,9 @@ constexpr std::array<Row, 3> kEBookTable = {{
     {Operation::kAssignManagedEBook, true, kEBooksWrite},
 }};
 
-constexpr std::array<Row, 10> kDirectoryTable = {{
+// managedDevice's revokeAppleVppLicenses page: the privileged operations permission only.
+constexpr std::array kManagedPrivileged = {kManagedDevicesPrivileged};
+constexpr std::array<Row, 11> kDirectoryTable = {{
     {Operation::kReadUsers, true, kUsersRead},
     {Operation::kWriteUsers, true, kUsersWrite},
     {Operation::kReadGroups, true, kGroupsRead},
@@ -72,6 +75,7 @@ constexpr std::array<Row, 10> kDirectoryTable = {{
     {Operation::kWriteDevices, true, kDevicesWrite},
     {Operation::kReadManagedDevices, true, kManagedRead},
     {Operation::kWriteManagedDevices, true, kManagedWrite},
+    {Operation::kRevokeAppleVppLicenses, true, kManagedPrivileged},
 }};
 
 // --- seed profile -----------------------------------------------------------
@@ -79,7 +83,7 @@ constexpr std::array kSeedRead = {kServiceConfigRead, kServiceConfigWrite};
 constexpr std::array kSeedWrite = {kServiceConfigWrite};
 constexpr std::array kSeedApps = {kAppsRead, kAppsWrite};
 constexpr std::array kSeedAppsWrite = {kAppsWrite};
-constexpr std::array<Row, 14> kSeedTable = {{
+constexpr std::array<Row, 15> kSeedTable = {{
     {Operation::kReadTokens, false, kSeedRead},
     {Operation::kCreateToken, false, kSeedWrite},
     {Operation::kUpdateToken, false, kSeedWrite},
@@ -96,6 +100,8 @@ constexpr std::array<Row, 14> kSeedTable = {{
     {Operation::kWriteAppAssignments, false, kSeedAppsWrite},
     {Operation::kAssignApp, false, kSeedAppsWrite},
     {Operation::kReadAppInstallStatuses, false, kSeedApps},
+    // revokeAllLicenses (its page of the same era): delegated DeviceManagementApps.ReadWrite.All.
+    {Operation::kRevokeAppLicenses, false, kSeedAppsWrite},
 }};
 
 // --- current profile --------------------------------------------------------
@@ -106,7 +112,9 @@ constexpr std::array kCurrentLicensesForApp = {kServiceConfigRead, kServiceConfi
 constexpr std::array kCurrentRevoke = {kServiceConfigWrite, kConfigurationWrite};
 // The 2024 apps page for assign: DeviceManagementConfiguration.ReadWrite.All, then AppsRW.
 constexpr std::array kCurrentAssign = {kConfigurationWrite, kAppsWrite};
-constexpr std::array<Row, 14> kCurrentTable = {{
+// The 2024 pages of revokeUserLicense and revokeDeviceLicense: Configuration, then Apps, application too.
+constexpr std::array kCurrentAppRevoke = {kConfigurationWrite, kAppsWrite};
+constexpr std::array<Row, 15> kCurrentTable = {{
     {Operation::kReadTokens, true, kCurrentRead},
     {Operation::kCreateToken, true, kCurrentWrite},
     {Operation::kUpdateToken, true, kCurrentWrite},
@@ -122,6 +130,7 @@ constexpr std::array<Row, 14> kCurrentTable = {{
     {Operation::kWriteAppAssignments, true, kSeedAppsWrite},
     {Operation::kAssignApp, true, kCurrentAssign},
     {Operation::kReadAppInstallStatuses, true, kSeedApps},
+    {Operation::kRevokeAppLicenses, true, kCurrentAppRevoke},
 }};
 
 const Row& Lookup(Operation op, PermissionProfile profile) {

@@ -59,6 +59,8 @@ enum class Operation {
   kReadManagedEBooks,
   kWriteManagedEBookAssignments,  // managedEBooks/{id}/assignments (create, PATCH, delete)
   kAssignManagedEBook,            // managedEBooks/{id}/assign
+  kRevokeAppLicenses,       // mobileApps/{id}/revokeAllLicenses, revokeUserLicense, revokeDeviceLicense
+  kRevokeAppleVppLicenses,  // managedDevices/{id}/revokeAppleVppLicenses
 };
 
 // seed: the seed page's table (delegated work/school only). current: the newest
@@ -540,6 +542,65 @@ class ManagedEBooks {
   Options options_;
   Gate gate_;
   ReconcileTrigger* trigger_;
+};
+
+// Revoking VPP licences by app, person or device (issue 17; revoke.cc): Graph's
+// revokeAllLicenses, revokeUserLicense and revokeDeviceLicense on an iosVppApp or
+// macOsVppApp, and a managed device's revokeAppleVppLicenses. Each call checks
+// everything first and then records its revokes (store::AppRevoke) in one write
+// and queues the token's revokeAppLicenses job (sync/), or writes nothing: the
+// job disassociates the licences at Apple and records the outcome on the app
+// (revokeLicenseActionResults). Same admission rules as VppTokens. Failures:
+//   - NotFound: the app (or a book, which is no mobileApp), the user (target
+//     "userId") or the managed device (target "managedDeviceId") does not exist;
+//   - InvalidArgument: the app is not one Apple lets vppd revoke (not revocable),
+//     the user holds no licence of the app (as the last sync saw Apple) or the
+//     device none (the last sync, or vppd's own grants since), the managed device
+//     has no serial number; revokeAppleVppLicenses: it holds no licence at all.
+// A revoke of a licence an assignment still gives (required/available with the
+// licence type revoked) does not stick: the next reconcile grants it again, as in
+// Intune, where removing the assignment is the prerequisite of a revoke.
+class LicenseRevokes {
+ public:
+  LicenseRevokes(store::Store& store, Options options);
+
+  // Every licence of the app: the holders the last sync saw; with
+  // `revoke_untracked` also those Apple holds now that it did not see.
+  // `platform` ("iOS", "macOS"; "" for either): the type the path casts the app to.
+  Status RevokeAll(const Principal& caller, const std::string& app_id, const std::string& platform,
+                   bool notify_managed_devices, bool revoke_untracked);
+  // The user's licence of the app (at Apple: clientUserId = the user's id).
+  Status RevokeUser(const Principal& caller, const std::string& app_id, const std::string& platform,
+                    const std::string& user_id, bool notify_managed_devices);
+  // The managed device's licence of the app (at Apple: its serial number).
+  Status RevokeDevice(const Principal& caller, const std::string& app_id, const std::string& platform,
+                      const std::string& managed_device_id, bool notify_managed_devices);
+  // Every VPP licence of the managed device, on every token: one revoke per app.
+  Status RevokeManagedDevice(const Principal& caller, const std::string& managed_device_id);
+  // The revokes of each of `app_ids`, ordered by (app id, when asked): their
+  // revokeLicenseActionResults. Admitted as reading mobileApps.
+  Result<std::vector<store::AppRevoke>> ResultsOf(const Principal& caller, const std::vector<std::string>& app_ids);
+  // A managed device's revokeAppleVppLicenses as Graph's deviceActionResults show
+  // them: one per request (its revokes of every app together), oldest first.
+  // Admitted as reading managed devices.
+  struct DeviceRevokeResult {
+    std::string action_state;  // pending | active (some app's revoke not ended) | failed (some failed) | done
+    Timestamp start = 0, last_updated = 0;
+    std::int32_t total_licenses = 0, failed_licenses = 0;
+  };
+  Result<std::vector<DeviceRevokeResult>> DeviceResults(const Principal& caller,
+                                                        const std::string& managed_device_id);
+
+ private:
+  Result<store::MobileApp> RevocableApp(const std::string& tenant_id, const std::string& app_id,
+                                        const std::string& platform);
+  Status Record(const std::string& tenant_id, std::vector<store::AppRevoke> revokes);
+
+  store::Store& store_;
+  Options options_;
+  Gate gate_;
+  Gate read_gate_;
+  const Clock* clock_;
 };
 
 // The ReconcileTrigger of a running vppd: sync::RequestReconcile per token, then

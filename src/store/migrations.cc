@@ -745,6 +745,39 @@ ALTER TABLE mobile_apps ADD COLUMN genres TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE mobile_apps ADD COLUMN seller TEXT;
 CREATE INDEX mobile_apps_by_product_type ON mobile_apps (tenant_id, product_type, id);
 )sql"},
+    {18, "licence revokes by app, user or device", R"sql(
+-- What Graph asked to revoke on an app (revokeAllLicenses, revokeUserLicense,
+-- revokeDeviceLicense; a managed device's revokeAppleVppLicenses gives one row per
+-- app it holds a licence of). A row is both the request, which the token's
+-- revokeAppLicenses job works through (pending, active), and the app's
+-- revokeLicenseActionResults entry once it ended (done, failed).
+CREATE TABLE app_revokes (
+  tenant_id         TEXT    NOT NULL,
+  token_id          TEXT    NOT NULL,
+  id                TEXT    NOT NULL,
+  app_id            TEXT    NOT NULL,
+  adam_id           TEXT    NOT NULL,
+  pricing_param     TEXT    NOT NULL,
+  action_name       TEXT    NOT NULL,
+  user_id           TEXT    NOT NULL,  -- '' when not about a user
+  managed_device_id TEXT    NOT NULL,  -- '' when not about a device
+  serial_number     TEXT    NOT NULL,  -- the device's serial when it was asked
+  notify            INTEGER NOT NULL,
+  untracked         INTEGER NOT NULL,
+  action_state      TEXT    NOT NULL,  -- pending | active | done | failed
+  failure_reason    TEXT    NOT NULL,
+  total_licenses    INTEGER NOT NULL,
+  failed_licenses   INTEGER NOT NULL,
+  error             TEXT    NOT NULL,
+  start             INTEGER NOT NULL,
+  last_updated      INTEGER NOT NULL,
+  seq               INTEGER NOT NULL,  -- the order asked, per tenant
+  PRIMARY KEY (tenant_id, id),
+  FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
+) STRICT;
+CREATE INDEX app_revokes_by_app ON app_revokes (tenant_id, app_id, seq);
+CREATE INDEX app_revokes_open ON app_revokes (tenant_id, token_id, seq) WHERE action_state IN ('pending', 'active');
+)sql"},
 };
 
 }  // namespace

@@ -386,6 +386,35 @@ ALTER TABLE mobile_apps ADD COLUMN genres TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE mobile_apps ADD COLUMN seller TEXT;
 CREATE INDEX mobile_apps_by_product_type ON mobile_apps (tenant_id, product_type, id);
 )sql"},
+    {12, "licence revokes by app, user or device", R"sql(
+-- SQLite's migration 18.
+CREATE TABLE app_revokes (
+  tenant_id         TEXT COLLATE "C" NOT NULL,
+  token_id          TEXT COLLATE "C" NOT NULL,
+  id                TEXT COLLATE "C" NOT NULL,
+  app_id            TEXT COLLATE "C" NOT NULL,
+  adam_id           TEXT COLLATE "C" NOT NULL,
+  pricing_param     TEXT COLLATE "C" NOT NULL,
+  action_name       TEXT COLLATE "C" NOT NULL,
+  user_id           TEXT COLLATE "C" NOT NULL,
+  managed_device_id TEXT COLLATE "C" NOT NULL,
+  serial_number     TEXT COLLATE "C" NOT NULL,
+  notify            BOOLEAN NOT NULL,
+  untracked         BOOLEAN NOT NULL,
+  action_state      TEXT COLLATE "C" NOT NULL,
+  failure_reason    TEXT COLLATE "C" NOT NULL,
+  total_licenses    BIGINT  NOT NULL,
+  failed_licenses   BIGINT  NOT NULL,
+  error             TEXT    NOT NULL,
+  start             BIGINT  NOT NULL,
+  last_updated      BIGINT  NOT NULL,
+  seq               BIGINT  NOT NULL,
+  PRIMARY KEY (tenant_id, id),
+  FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
+);
+CREATE INDEX app_revokes_by_app ON app_revokes (tenant_id, app_id, seq);
+CREATE INDEX app_revokes_open ON app_revokes (tenant_id, token_id, seq) WHERE action_state IN ('pending', 'active');
+)sql"},
 };
 
 constexpr const char* kApplication = "vppd";

@@ -225,6 +225,14 @@ class SqlStore : public Store {
                             const AppleEventOutcome& outcome) override;
   Result<std::vector<DeviceLicenseState>> DeviceLicenseStates(const std::string& tenant_id,
                                                               const std::string& app_id) override;
+  Result<std::vector<AppRevoke>> AddAppRevokes(const std::string& tenant_id, std::vector<AppRevoke> revokes,
+                                               int keep) override;
+  Result<std::vector<AppRevoke>> OpenAppRevokes(const std::string& tenant_id, const std::string& token_id) override;
+  Status UpdateAppRevoke(const std::string& tenant_id, const AppRevoke& revoke) override;
+  Result<std::vector<AppRevoke>> AppRevokesOfDevice(const std::string& tenant_id,
+                                                    const std::string& managed_device_id) override;
+  Result<std::vector<AppRevoke>> AppRevokesOf(const std::string& tenant_id,
+                                              const std::vector<std::string>& app_ids) override;
   Status PutReconcileReport(const std::string& tenant_id, const std::string& token_id,
                             const std::string& report_json) override;
   Result<std::pair<std::string, Timestamp>> GetReconcileReport(const std::string& tenant_id,

@@ -344,6 +344,33 @@ struct DeviceLicenseState {
   Timestamp updated = 0;
 };
 
+// A revoke Graph asked for on an app: revokeAllLicenses, revokeUserLicense,
+// revokeDeviceLicense, or a managed device's revokeAppleVppLicenses (one per app
+// the device holds a licence of). It is the request the token's
+// "revokeAppLicenses" job works through (pending, active) and, once ended (done,
+// failed), the app's revokeLicenseActionResults entry. The strings hold Graph's
+// member names (actionState, vppTokenActionFailureReason), as TokenActionResult's.
+struct AppRevoke {
+  std::string id;  // GUID, assigned by AddAppRevokes when empty
+  std::string token_id;
+  std::string app_id;
+  std::string adam_id, pricing_param;
+  std::string action_name;        // revokeAllLicenses | revokeUserLicense | revokeDeviceLicense | revokeAppleVppLicenses
+  std::string user_id;            // revokeUserLicense: the directory user (its clientUserId at Apple)
+  std::string managed_device_id;  // revokeDeviceLicense, revokeAppleVppLicenses
+  std::string serial_number;      // the managed device's serial number when the revoke was asked
+  bool notify_managed_devices = false;
+  bool revoke_untracked = false;  // revokeAllLicenses: also what Apple holds that the last sync did not see
+  std::string action_state = "pending";  // pending | active | done | failed
+  std::string failure_reason = "none";
+  std::int32_t total_licenses = 0;
+  std::int32_t failed_licenses = 0;
+  std::string error;  // why it failed, for logs and `vppd`; "" when it did not
+  Timestamp start = 0, last_updated = 0;
+  std::int64_t seq = 0;  // set by the store: the order revokes were asked in
+  bool operator==(const AppRevoke&) const = default;
+};
+
 // An event Apple accepted and vppd has not seen finish: an associate or
 // disassociate of one asset, or a users/create or users/retire.
 struct AppleEvent {
@@ -955,6 +982,28 @@ class Store {
                                                        const std::vector<std::string>& group_ids) = 0;
   // Every user of the tenant (seq = 0), ordered by id (allLicensedUsersAssignmentTarget).
   virtual Result<std::vector<GroupUser>> AllUsers(const std::string& tenant_id) = 0;
+
+  // --- licence revokes by app, user or device (revoke_sql.cc) ----------------------
+  // Records `revokes` in one transaction (all or none), each with its id (a new
+  // GUID when empty), start and last_updated stamped now, and a seq after every
+  // earlier one; returns them as stored. NotFound (naming it) when a token is
+  // gone. Then drops each app's ended revokes beyond its newest `keep` (> 0).
+  virtual Result<std::vector<AppRevoke>> AddAppRevokes(const std::string& tenant_id, std::vector<AppRevoke> revokes,
+                                                       int keep) = 0;
+  // The token's revokes not ended (pending or active), in the order asked.
+  virtual Result<std::vector<AppRevoke>> OpenAppRevokes(const std::string& tenant_id, const std::string& token_id) = 0;
+  // Stores the outcome fields of revoke `revoke.id` (action_state,
+  // failure_reason, total/failed licences, error), stamping last_updated.
+  // NotFound when it is gone (its token deleted).
+  virtual Status UpdateAppRevoke(const std::string& tenant_id, const AppRevoke& revoke) = 0;
+  // The revokeAppleVppLicenses revokes of the managed device (one per app it
+  // held; those asked together share `start`), ordered by seq.
+  virtual Result<std::vector<AppRevoke>> AppRevokesOfDevice(const std::string& tenant_id,
+                                                            const std::string& managed_device_id) = 0;
+  // The revokes of each of `app_ids` (unknown ids have none), ordered by
+  // (app_id, seq): the apps' revokeLicenseActionResults.
+  virtual Result<std::vector<AppRevoke>> AppRevokesOf(const std::string& tenant_id,
+                                                      const std::vector<std::string>& app_ids) = 0;
 
   // --- Apple's notifications (notifications_sql.cc) ---------------------------------
   // The token's endpoint; nullopt when none was made.

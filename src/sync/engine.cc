@@ -113,6 +113,8 @@ struct Engine::Impl {
       }
     } else if (job.kind == kReconcile) {
       result = RunReconcile(ctx);
+    } else if (job.kind == kRevokeAppLicenses) {
+      result = RunRevokeAppLicenses(ctx);
     } else {
       result = FinishFailed(ctx, job.kind, "", "unknown job kind '" + job.kind + "'");
     }
@@ -151,7 +153,8 @@ struct Engine::Impl {
     // What the job ended as, for GET /metrics (the token records the details).
     const std::string outcome = result ? "completed" : lease_lost ? "lease_lost" : stopping ? "handed_back" : "failed";
     const std::string kind = job.kind == kSyncLicenses || job.kind == kSyncLicenseCounts ||
-                                     job.kind == kRevokeLicenses || job.kind == kReconcile
+                                     job.kind == kRevokeLicenses || job.kind == kReconcile ||
+                                     job.kind == kRevokeAppLicenses
                                  ? job.kind
                                  : "other";
     spdlog::info(

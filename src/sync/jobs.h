@@ -21,6 +21,7 @@ inline constexpr char kSyncLicenseCounts[] = "syncLicenseCounts";
 inline constexpr char kRevokeLicenses[] = "revokeLicenses";
 inline constexpr char kReconcile[] = "reconcile";  // its tokenActionResults entry: kReconcileAction
 inline constexpr char kReconcileAction[] = "reconcileLicenses";
+inline constexpr char kRevokeAppLicenses[] = "revokeAppLicenses";  // revokes by app, user or device
 
 // How far a running job has got (its current attempt): the walk counts, the lease
 // keeper stores the counts with the lease (store::SyncJob's progress fields).
@@ -84,6 +85,7 @@ Status RunSyncLicenses(JobContext& ctx);
 Status RunSyncLicenseCounts(JobContext& ctx);
 Status RunRevokeLicenses(JobContext& ctx);
 Status RunReconcile(JobContext& ctx);  // reconcile.cc
+Status RunRevokeAppLicenses(JobContext& ctx);  // revoke_app_licenses.cc
 
 // The token's tokenActionResults entry for this job (the newest one of its kind
 // that is not finished), created when missing; set to `state` at `now`, trimmed to

@@ -143,6 +143,14 @@ Result<std::vector<store::GroupUser>> UsersReached(store::Store& store, const st
 Result<store::Store::Enqueued> RequestReconcile(store::Store& store, const std::string& tenant_id,
                                                 const std::string& token_id, Timestamp now, bool force = false);
 
+// Queues the token's revokeAppLicenses job (revoke_app_licenses.cc), which works
+// through the token's open store::AppRevoke rows: coalesced with one already
+// queued, and one running runs once more afterwards, so a revoke recorded before
+// this call is always seen. Its tokenActionResults entry shows it pending. NotFound.
+Result<store::Store::Enqueued> RequestAppRevokes(store::Store& store, const std::string& tenant_id,
+                                                 const std::string& token_id, Timestamp now,
+                                                 int keep_action_results = 20);
+
 // How an Apple event ended, from its status: GET /status (the reconcile job's
 // poll), or an ASSET_MANAGEMENT notification read as one. Each failure naming
 // serials fails those serials with its error; a failure naming none fails the

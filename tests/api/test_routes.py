@@ -149,7 +149,7 @@ class Routes(unittest.TestCase):
 
 
     # Where a bound operation is called: below its binding, vppTokens (a collection or one
-    # token), deviceManagement/depOnboardingSettings or one managedEBook.
+    # token), deviceManagement/depOnboardingSettings, one managedEBook, a VPP app (cast) or a managed device.
     ARGUMENTS = {"getLicensesForApp": "(bundleId='x')",
                  "getExpiringVppTokenCount": "(expiringBeforeDateTime='2027-01-01T00:00:00Z')"}
 
@@ -159,6 +159,10 @@ class Routes(unittest.TestCase):
             return f"/{version}/deviceManagement/depOnboardingSettings/{segment}"
         if binding == "microsoft.graph.managedEBook":  # managedEBooks/{id}/assign
             return f"/{version}/deviceAppManagement/managedEBooks/x/{segment}"
+        if binding in ("microsoft.graph.iosVppApp", "microsoft.graph.macOsVppApp"):  # revokes (issue 17)
+            return f"/{version}/deviceAppManagement/mobileApps/x/{binding}/{segment}"
+        if binding == "microsoft.graph.managedDevice":
+            return f"/{version}/deviceManagement/managedDevices/x/{segment}"
         base = f"/{version}/deviceAppManagement/vppTokens"
         return f"{base}/{segment}" if on_collection else f"{base}/{self.id}/{segment}"
 

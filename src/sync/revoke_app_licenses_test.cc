@@ -1,0 +1,422 @@
+// Revokes by app, user or device end to end: service::LicenseRevokes checks and
+// records, the revokeAppLicenses job disassociates at apple-vpp-sim (in-process,
+// over real HTTP) and records the outcome; a real store (SQLite, and PostgreSQL
+// when VPPD_TEST_DATABASE_URL is set), the engine's jobs run inline. What Apple
+// holds is read back from the simulator.
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <set>
+#include <thread>
+
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+#include "http/server.h"
+#include "service/service.h"
+#include "simulator.h"
+#include "store/store_testing.h"
+#include "sync/sync.h"
+
+namespace vppd::sync {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Backend;
+
+constexpr const char* kTenant = "11111111-1111-1111-1111-111111111111";
+constexpr const char* kUid = "2049025000431439";
+constexpr const char* kAppA = "408709785";  // held by two users and three devices
+constexpr const char* kAppB = "361309726";  // held by SER000 too
+constexpr const char* kAppC = "284882215";  // not revocable
+constexpr const char* kUser1 = "aaaaaaaa-0000-0000-0000-000000000001";
+constexpr const char* kUser2 = "aaaaaaaa-0000-0000-0000-000000000002";
+constexpr const char* kUser3 = "aaaaaaaa-0000-0000-0000-000000000003";  // holds nothing
+
+class TempDir : public testing::TempDir {
+ public:
+  TempDir() : testing::TempDir("vppd-revoke") {}
+};
+
+class RevokeTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    VPPD_SKIP_WITHOUT_POSTGRES(GetParam());
+    db_.emplace(GetParam(), dir_.path());
+    store::SqliteOptions options;
+    options.path = db_->path();
+    options.secrets = std::make_shared<SecretBox>(SecretBox::FromKey(std::string(32, 'k')));
+    auto opened = db_->Open(options);
+    ASSERT_TRUE(opened) << opened.error().message;
+    store_ = std::move(*opened);
+    ASSERT_TRUE(store_->PutTenant({kTenant, "T", true, 0}));
+    for (const char* id : {kUser1, kUser2, kUser3}) {
+      store::User u;
+      u.id = id;
+      u.user_principal_name = std::string(id) + "@example.com";
+      ASSERT_TRUE(store_->CreateUser(kTenant, u));
+    }
+    for (int i = 0; i < 4; ++i) Device(i);
+    admin_.tenant_id = kTenant;
+    admin_.scopes = {"DeviceManagementApps.ReadWrite.All", "DeviceManagementManagedDevices.PrivilegedOperations.All",
+                     "DeviceManagementApps.Read.All", "DeviceManagementManagedDevices.Read.All"};
+    revokes_ = std::make_unique<service::LicenseRevokes>(*store_, service::Options{});
+    StartApple();
+  }
+
+  void TearDown() override {
+    engine_.reset();
+    server_.reset();
+  }
+
+  // Apple: A held by users 1 and 2 and SER000..SER002, B by SER000, C (not revocable) by SER003.
+  void StartApple() {
+    const std::string data = dir_.path() + "/sim.json";
+    std::ofstream(data) << R"({"locations": [{"uId": ")" << kUid << R"(", "name": "School",
+      "assets": [{"adamId": ")" << kAppA << R"(", "totalCount": 50, "supportedPlatforms": ["iOS"]},
+                 {"adamId": ")" << kAppB << R"(", "totalCount": 50, "supportedPlatforms": ["iOS"]},
+                 {"adamId": ")" << kAppC << R"(", "totalCount": 50, "supportedPlatforms": ["iOS"], "revocable": false}],
+      "users": [{"clientUserId": ")" << kUser1 << R"("}, {"clientUserId": ")" << kUser2 << R"("},
+                {"clientUserId": ")" << kUser3 << R"("}],
+      "assignments": [{"adamId": ")" << kAppA << R"(", "clientUserId": ")" << kUser1 << R"("},
+                      {"adamId": ")" << kAppA << R"(", "clientUserId": ")" << kUser2 << R"("},
+                      {"adamId": ")" << kAppA << R"(", "serialNumber": "SER000"},
+                      {"adamId": ")" << kAppA << R"(", "serialNumber": "SER001"},
+                      {"adamId": ")" << kAppA << R"(", "serialNumber": "SER002"},
+                      {"adamId": ")" << kAppB << R"(", "serialNumber": "SER000"},
+                      {"adamId": ")" << kAppC << R"(", "serialNumber": "SER003"}]}]})";
+    sim::SimOptions options;
+    options.data_file = data;
+    options.event_delay = 20ms;
+    auto created = sim::Simulator::Create(options, Clock::Real());
+    ASSERT_TRUE(created) << created.error().message;
+    sim_ = std::move(*created);
+    http::ServerOptions http;
+    http.host = "127.0.0.1";
+    http.port = 0;
+    http.threads = 2;
+    sim::Simulator* sim = sim_.get();
+    auto server = http::Server::Start(http, [sim](http::Request& r) { return sim->Handle(r); });
+    ASSERT_TRUE(server) << server.error().message;
+    server_ = std::move(*server);
+    url_ = "http://127.0.0.1:" + std::to_string(server_->port()) + "/mdm/v2";
+    stoken_ = std::string(Control("GET", "/_sim/locations/" + std::string(kUid)).at("tokens").at(0).at("sToken").as_string());
+    EngineOptions o;
+    o.apple_url = url_;
+    o.installation_id = "11111111-2222-3333-4444-555555555555";
+    o.event_poll_interval = 30ms;
+    o.auto_sync_interval = std::chrono::seconds(0);
+    o.retry.max_attempts = 2;
+    engine_ = std::make_unique<Engine>(*store_, o);
+    store::VppToken t;
+    t.token = stoken_;
+    t.state = "valid";
+    t.expiration = Clock::Real().Now() + 86'400'000'000LL * 365;
+    auto token = store_->CreateToken(kTenant, t);
+    ASSERT_TRUE(token) << token.error().message;
+    token_ = token->id;
+    ASSERT_TRUE(RequestJob(*store_, kTenant, token_, "syncLicenses", "", Clock::Real().Now()));
+    Drain();
+    auto apps = store_->ListApps(kTenant, store::ListQuery{});
+    ASSERT_TRUE(apps);
+    for (const auto& a : apps->items) apps_[a.adam_id] = a.id;
+    ASSERT_EQ(apps_.size(), 3u);
+  }
+
+  boost::json::value Control(const std::string& method, const std::string& target, const std::string& body = "") {
+    http::Request req;
+    req.method = method;
+    req.target = target;
+    req.body = body;
+    req.host = "127.0.0.1";
+    req.scheme = "http";
+    if (!body.empty()) req.headers.push_back({"Content-Type", "application/json"});
+    http::Response r = sim_->Handle(req);
+    EXPECT_LT(r.status, 300) << target << ": " << r.body;
+    return r.body.empty() ? boost::json::value() : boost::json::parse(r.body);
+  }
+
+  // Apple's own API (as another MDM would call it).
+  http::Response Apple(const std::string& method, const std::string& target, const std::string& body = "") {
+    http::Request req;
+    req.method = method;
+    req.target = "/mdm/v2/" + target;
+    req.body = body;
+    req.host = "127.0.0.1";
+    req.scheme = "http";
+    req.headers.push_back({"Authorization", "Bearer " + stoken_});
+    if (!body.empty()) req.headers.push_back({"Content-Type", "application/json"});
+    return sim_->Handle(req);
+  }
+
+  // Who Apple holds the asset for: "u:<clientUserId>" and "d:<serial>".
+  std::set<std::string> AtApple(const std::string& adam) {
+    std::set<std::string> out;
+    auto body = boost::json::parse(Apple("GET", "assignments?adamId=" + adam).body);
+    for (const auto& a : body.at("assignments").as_array()) {
+      const auto& o = a.as_object();
+      if (const auto* s = o.if_contains("serialNumber")) out.insert("d:" + std::string(s->as_string()));
+      if (const auto* u = o.if_contains("clientUserId")) out.insert("u:" + std::string(u->as_string()));
+    }
+    return out;
+  }
+
+  void Drain(std::chrono::seconds timeout = 20s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto ran = engine_->RunOne();
+      ASSERT_TRUE(ran) << ran.error().message;
+      if (*ran) continue;
+      if (*store_->CountJobs() == 0) return;
+      std::this_thread::sleep_for(10ms);
+    }
+    FAIL() << "jobs still queued after the timeout";
+  }
+
+  // The Entra and managed device of serial SER00i.
+  void Device(int i) {
+    const std::string serial = "SER00" + std::to_string(i);
+    store::Device d;
+    d.device_id = "aad-" + std::to_string(i);
+    auto device = store_->CreateDevice(kTenant, d);
+    ASSERT_TRUE(device) << device.error().message;
+    store::ManagedDevice m;
+    m.serial_number = serial;
+    m.azure_ad_device_id = d.device_id;
+    m.operating_system = "iPadOS";
+    auto managed = store_->CreateManagedDevice(kTenant, m);
+    ASSERT_TRUE(managed) << managed.error().message;
+    devices_[i] = device->id;
+    managed_[i] = managed->id;
+  }
+
+  std::vector<store::AppRevoke> Results(const std::string& adam) {
+    auto r = revokes_->ResultsOf(admin_, {apps_.at(adam)});
+    EXPECT_TRUE(r) << r.error().message;
+    return r ? *r : std::vector<store::AppRevoke>{};
+  }
+
+  // Nothing was recorded and no job queued (a refused request).
+  void ExpectNothingRecorded() {
+    std::vector<std::string> ids;
+    for (const auto& [adam, id] : apps_) ids.push_back(id);
+    auto all = store_->AppRevokesOf(kTenant, ids);
+    ASSERT_TRUE(all);
+    EXPECT_TRUE(all->empty());
+    EXPECT_EQ(*store_->CountJobs(), 0);
+  }
+
+  TempDir dir_;
+  std::optional<testing::TestDb> db_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<sim::Simulator> sim_;
+  std::unique_ptr<http::Server> server_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<service::LicenseRevokes> revokes_;
+  Principal admin_;
+  std::string url_, stoken_, token_;
+  std::map<std::string, std::string> apps_;  // by adamId
+  std::map<int, std::string> devices_, managed_;
+};
+INSTANTIATE_TEST_SUITE_P(Revoke, RevokeTest, ::testing::Values(Backend::kSqlite, Backend::kPostgres),
+                         testing::BackendName);
+
+TEST_P(RevokeTest, AUserRevokeDisassociatesThatUsersLicenceOnly) {
+  ASSERT_TRUE(revokes_->RevokeUser(admin_, apps_[kAppA], "iOS", kUser1, true));
+  auto pending = Results(kAppA);
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0].action_state, "pending");
+  Drain();
+  EXPECT_EQ(AtApple(kAppA), (std::set<std::string>{"u:" + std::string(kUser2), "d:SER000", "d:SER001", "d:SER002"}));
+  EXPECT_EQ(AtApple(kAppB), (std::set<std::string>{"d:SER000"}));
+  auto results = Results(kAppA);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].action_name, "revokeUserLicense");
+  EXPECT_EQ(results[0].action_state, "done");
+  EXPECT_EQ(results[0].user_id, kUser1);
+  EXPECT_EQ(results[0].total_licenses, 1);
+  EXPECT_EQ(results[0].failed_licenses, 0);
+  EXPECT_EQ(results[0].failure_reason, "none");
+  // The job's resync ran: Graph's counts show the licence freed.
+  auto app = store_->GetApp(kTenant, apps_[kAppA]);
+  EXPECT_EQ(app->used_licenses, 4);
+}
+
+TEST_P(RevokeTest, ADeviceRevokeDisassociatesThatSerialOfThatAppOnly) {
+  ASSERT_TRUE(revokes_->RevokeDevice(admin_, apps_[kAppA], "", managed_[0], false));
+  Drain();
+  EXPECT_EQ(AtApple(kAppA), (std::set<std::string>{"u:" + std::string(kUser1), "u:" + std::string(kUser2),
+                                                     "d:SER001", "d:SER002"}));
+  EXPECT_EQ(AtApple(kAppB), (std::set<std::string>{"d:SER000"})) << "another app of the same device is kept";
+  auto results = Results(kAppA);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].managed_device_id, managed_[0]);
+  EXPECT_EQ(results[0].serial_number, "SER000");
+  EXPECT_EQ(results[0].action_state, "done");
+  EXPECT_EQ(results[0].total_licenses, 1);
+}
+
+TEST_P(RevokeTest, RevokeAllTakesEveryLicenceOfTheAppAndUntrackedOnlyWhenAsked) {
+  // Another MDM associates a licence after the last sync: vppd has not seen it.
+  http::Response r = Apple("POST", "assets/associate",
+                           R"({"assets":[{"adamId":")" + std::string(kAppA) + R"(","pricingParam":"STDQ"}],)"
+                           R"("serialNumbers":["OTHER1"]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  std::this_thread::sleep_for(100ms);  // the simulator's event delay
+  ASSERT_TRUE(revokes_->RevokeAll(admin_, apps_[kAppA], "iOS", true, false));
+  Drain();
+  EXPECT_EQ(AtApple(kAppA), (std::set<std::string>{"d:OTHER1"})) << "only what the last sync saw";
+  EXPECT_EQ(AtApple(kAppB), (std::set<std::string>{"d:SER000"}));
+  auto results = Results(kAppA);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].total_licenses, 5);
+  EXPECT_EQ(results[0].action_state, "done");
+
+  ASSERT_TRUE(revokes_->RevokeAll(admin_, apps_[kAppA], "", false, true));
+  Drain();
+  EXPECT_EQ(AtApple(kAppA), std::set<std::string>{});
+  results = Results(kAppA);
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_TRUE(results[1].revoke_untracked);
+  EXPECT_EQ(results[1].total_licenses, 1);
+}
+
+TEST_P(RevokeTest, AManagedDevicesRevokeTakesEveryLicenceOfItsSerial) {
+  ASSERT_TRUE(revokes_->RevokeManagedDevice(admin_, managed_[0]));
+  Drain();
+  EXPECT_EQ(AtApple(kAppA), (std::set<std::string>{"u:" + std::string(kUser1), "u:" + std::string(kUser2),
+                                                     "d:SER001", "d:SER002"}));
+  EXPECT_EQ(AtApple(kAppB), std::set<std::string>{});
+  for (const char* adam : {kAppA, kAppB}) {
+    auto results = Results(adam);
+    ASSERT_EQ(results.size(), 1u) << adam;
+    EXPECT_EQ(results[0].action_name, "revokeAppleVppLicenses");
+    EXPECT_EQ(results[0].managed_device_id, managed_[0]);
+    EXPECT_EQ(results[0].action_state, "done");
+  }
+  EXPECT_TRUE(Results(kAppC).empty());
+  // The device's deviceActionResults: the one request, its two apps' licences together.
+  auto device = revokes_->DeviceResults(admin_, managed_[0]);
+  ASSERT_TRUE(device) << device.error().message;
+  ASSERT_EQ(device->size(), 1u);
+  EXPECT_EQ((*device)[0].action_state, "done");
+  EXPECT_EQ((*device)[0].total_licenses, 2);
+  EXPECT_EQ((*device)[0].failed_licenses, 0);
+  EXPECT_TRUE(revokes_->DeviceResults(admin_, managed_[1])->empty());
+}
+
+TEST_P(RevokeTest, ALicenceAnAssignmentStillGivesIsGrantedAgainByTheNextReconcile) {
+  // vppd grants SER003 the app through an assignment to its group.
+  store::Group g;
+  g.display_name = "iPads";
+  auto group = store_->CreateGroup(kTenant, g);
+  ASSERT_TRUE(group);
+  ASSERT_TRUE(store_->AddGroupMember(kTenant, group->id, devices_[3]));
+  store::AppAssignment a;
+  a.app_id = apps_[kAppA];
+  a.intent = "required";
+  a.target_type = "#microsoft.graph.groupAssignmentTarget";
+  a.group_id = group->id;
+  a.use_device_licensing = true;
+  ASSERT_TRUE(store_->CreateAppAssignment(kTenant, a));
+  ASSERT_TRUE(RequestReconcile(*store_, kTenant, token_, Clock::Real().Now()));
+  Drain();
+  ASSERT_TRUE(AtApple(kAppA).contains("d:SER003"));
+
+  // The revoke takes it away at Apple and frees vppd's row; the resync that
+  // follows queues a reconcile, which grants it again: the assignment stands.
+  ASSERT_TRUE(revokes_->RevokeDevice(admin_, apps_[kAppA], "iOS", managed_[3], true));
+  ASSERT_TRUE(engine_->RunOne());  // the revoke job alone
+  EXPECT_FALSE(AtApple(kAppA).contains("d:SER003"));
+  auto rows = store_->ListDeviceLicenses(kTenant, token_);
+  ASSERT_TRUE(rows);
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].state, "released");
+  EXPECT_EQ((*rows)[0].cause, "revoked");
+  Drain();
+  EXPECT_TRUE(AtApple(kAppA).contains("d:SER003"));
+  rows = store_->ListDeviceLicenses(kTenant, token_);
+  EXPECT_EQ((*rows)[0].state, "granted");
+}
+
+TEST_P(RevokeTest, BadInputIsRefusedWithNothingRecorded) {
+  // The refusal's code (kInternal stands for "accepted", which none of these may be).
+  auto code = [](const Status& s) { return s ? Code::kInternal : s.error().code; };
+  // Unknown ids.
+  EXPECT_EQ(code(revokes_->RevokeUser(admin_, apps_[kAppA], "", "bbbbbbbb-0000-0000-0000-000000000009", true)),
+            Code::kNotFound);
+  EXPECT_EQ(code(revokes_->RevokeDevice(admin_, apps_[kAppA], "", "no-such-device", true)), Code::kNotFound);
+  EXPECT_EQ(code(revokes_->RevokeAll(admin_, "no-such-app", "", true, false)), Code::kNotFound);
+  EXPECT_EQ(code(revokes_->RevokeManagedDevice(admin_, "no-such-device")), Code::kNotFound);
+  // The app under another type's cast.
+  EXPECT_EQ(code(revokes_->RevokeAll(admin_, apps_[kAppA], "macOS", true, false)), Code::kNotFound);
+  // Nothing to revoke: a user or a device without a licence of the app, a device without any.
+  auto user = revokes_->RevokeUser(admin_, apps_[kAppA], "", kUser3, true);
+  EXPECT_EQ(code(user), Code::kInvalidArgument);
+  EXPECT_EQ(user.error().target, "userId");
+  auto device = revokes_->RevokeDevice(admin_, apps_[kAppB], "", managed_[1], true);
+  EXPECT_EQ(code(device), Code::kInvalidArgument);
+  EXPECT_NE(device.error().message.find("SER001"), std::string::npos) << device.error().message;
+  EXPECT_EQ(code(revokes_->RevokeManagedDevice(admin_, managed_[3])), Code::kInvalidArgument)
+      << "SER003 holds only a licence Apple does not let be revoked";
+  // Apple does not let C be revoked.
+  EXPECT_EQ(code(revokes_->RevokeAll(admin_, apps_[kAppC], "", true, false)), Code::kInvalidArgument);
+  // A device without a serial number.
+  store::ManagedDevice bare;
+  auto made = store_->CreateManagedDevice(kTenant, bare);
+  ASSERT_TRUE(made);
+  EXPECT_EQ(code(revokes_->RevokeDevice(admin_, apps_[kAppA], "", made->id, true)), Code::kInvalidArgument);
+  // Permissions: reading apps is not enough; a device's revoke needs the privileged operation.
+  Principal reader = admin_;
+  reader.scopes = {"DeviceManagementApps.Read.All"};
+  EXPECT_EQ(code(revokes_->RevokeAll(reader, apps_[kAppA], "", true, false)), Code::kPermissionDenied);
+  Principal apps_writer = admin_;
+  apps_writer.scopes = {"DeviceManagementApps.ReadWrite.All"};
+  EXPECT_EQ(code(revokes_->RevokeManagedDevice(apps_writer, managed_[0])), Code::kPermissionDenied);
+  ExpectNothingRecorded();
+  EXPECT_EQ(AtApple(kAppA).size(), 5u);
+}
+
+TEST_P(RevokeTest, AnExpiredTokenFailsItsRevokesAsGraphNamesIt) {
+  ASSERT_TRUE(revokes_->RevokeUser(admin_, apps_[kAppA], "", kUser2, true));
+  ASSERT_TRUE(store_->UpdateToken(kTenant, token_, [](store::VppToken& t) -> Status {
+    t.expiration = Clock::Real().Now() - 1'000'000;
+    return {};
+  }));
+  Drain();
+  auto results = Results(kAppA);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].action_state, "failed");
+  EXPECT_EQ(results[0].failure_reason, "expiredVppToken");
+  EXPECT_TRUE(AtApple(kAppA).contains("u:" + std::string(kUser2)));
+}
+
+}  // namespace
+}  // namespace vppd::sync
+
+namespace vppd::sync {
+namespace {
+
+// A worker that died mid-revoke (claimed the job, marked the revoke active, never finished):
+// once its lease expires another worker claims the job and does the revoke again, to the end.
+TEST_P(RevokeTest, ARevokeCutShortByADeadWorkerIsDoneByTheNextClaim) {
+  ASSERT_TRUE(revokes_->RevokeDevice(admin_, apps_[kAppA], "", managed_[1], true));
+  auto dead = store_->ClaimJob("dead-worker", Clock::Real().Now(), 1ms);
+  ASSERT_TRUE(dead && *dead) << "the revoke job is queued";
+  EXPECT_EQ((*dead)->kind, "revokeAppLicenses");
+  auto open = store_->OpenAppRevokes(kTenant, token_);
+  ASSERT_TRUE(open && open->size() == 1);
+  store::AppRevoke active = (*open)[0];
+  active.action_state = "active";
+  ASSERT_TRUE(store_->UpdateAppRevoke(kTenant, active));
+  std::this_thread::sleep_for(5ms);  // the dead worker's lease runs out
+  Drain();
+  EXPECT_FALSE(AtApple(kAppA).contains("d:SER001"));
+  auto results = Results(kAppA);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].action_state, "done");
+  EXPECT_EQ(results[0].total_licenses, 1);
+}
+
+}  // namespace
+}  // namespace vppd::sync

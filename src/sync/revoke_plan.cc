@@ -1,0 +1,96 @@
+#include "sync/revoke_plan.h"
+
+#include <algorithm>
+
+namespace vppd::sync {
+namespace {
+
+constexpr int kNotAssociated = 9619;
+
+std::vector<std::string> Sorted(std::set<std::string> ids) { return {ids.begin(), ids.end()}; }
+
+}  // namespace
+
+RevokeTargets RevokeTargetsOf(const store::AppRevoke& revoke, const std::vector<store::LicenseAssignment>& held_at_sync,
+                              const std::vector<store::DeviceLicense>& rows,
+                              const std::vector<store::LicenseAssignment>& held_now) {
+  RevokeTargets out;
+  if (revoke.action_name == kRevokeUserLicenseAction) {
+    if (!revoke.user_id.empty()) out.client_user_ids = {revoke.user_id};
+    return out;
+  }
+  if (revoke.action_name != kRevokeAllLicensesAction) {
+    if (!revoke.serial_number.empty()) out.serial_numbers = {revoke.serial_number};
+    return out;
+  }
+  std::set<std::string> users, serials;
+  auto add = [&](const store::LicenseAssignment& a) {
+    if (a.adam_id != revoke.adam_id || a.pricing_param != revoke.pricing_param) return;
+    if (!a.client_user_id.empty()) users.insert(a.client_user_id);
+    if (!a.serial_number.empty()) serials.insert(a.serial_number);
+  };
+  for (const auto& a : held_at_sync) add(a);
+  if (revoke.revoke_untracked) {
+    for (const auto& a : held_now) add(a);
+  }
+  for (const auto& r : rows) {
+    if (r.adam_id != revoke.adam_id || r.pricing_param != revoke.pricing_param) continue;
+    if (r.state == "granted" || r.state == "pending" || r.state == "reclaimPending") serials.insert(r.serial_number);
+  }
+  out.client_user_ids = Sorted(std::move(users));
+  out.serial_numbers = Sorted(std::move(serials));
+  return out;
+}
+
+RevokeFailures FailuresOf(const apple::EventStatus& status, const std::vector<std::string>& serials) {
+  RevokeFailures out;
+  auto note = [&](const apple::EventFailure& f) {
+    if (out.first_error.empty()) {
+      out.first_error = "Apple error " + std::to_string(f.error_number) + ": " + f.error_message;
+    }
+  };
+  for (const apple::EventFailure& f : status.failures) {
+    if (f.error_number == kNotAssociated) continue;
+    const auto named = static_cast<std::int64_t>(f.serial_numbers.size() + f.client_user_ids.size());
+    if (named > 0) {
+      out.count += named;
+      out.serials.insert(f.serial_numbers.begin(), f.serial_numbers.end());
+      note(f);
+      continue;
+    }
+    if (status.num_completed == 0) {
+      out.count = std::max<std::int64_t>(out.count, std::max<std::int64_t>(status.num_requested, 1));
+      out.serials.insert(serials.begin(), serials.end());
+    } else {
+      out.count = std::max<std::int64_t>(out.count, status.num_requested - status.num_completed);
+    }
+    note(f);
+  }
+  return out;
+}
+
+std::vector<store::DeviceLicense> ReleasedRows(const std::vector<store::DeviceLicense>& rows,
+                                               const std::vector<std::string>& disassociated,
+                                               const std::set<std::string>& failed, const std::string& event_id) {
+  const std::set<std::string> sent(disassociated.begin(), disassociated.end());
+  std::vector<store::DeviceLicense> out;
+  for (const store::DeviceLicense& r : rows) {
+    if (!sent.contains(r.serial_number) || failed.contains(r.serial_number)) continue;
+    if (r.state != "granted" && r.state != "reclaimPending") continue;
+    store::DeviceLicense released = r;
+    released.state = "released";
+    released.cause = "revoked";
+    released.event_id = event_id;
+    released.error_code.clear();
+    released.error_message.clear();
+    released.updated = 0;  // stamped by the store
+    out.push_back(std::move(released));
+  }
+  return out;
+}
+
+std::string FailureReasonOf(const std::string& token_state) {
+  return token_state == "expired" ? "expiredVppToken" : "appleFailure";
+}
+
+}  // namespace vppd::sync
