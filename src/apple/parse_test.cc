@@ -389,7 +389,7 @@ TEST(Lookup, ReadsWhatABookHas) {
       "artistName":"An Author","sellerName":"A Publisher","genreNames":["Books","Poetry"],
       "url":"https://books.apple.com/us/book/id900","offers":[{"version":{"display":"1.2"}}]},
       "901":{"id":"901","kind":"iosSoftware","name":"An App","bundleId":"com.example.a"}}})",
-                          &out));
+                                    &out));
   ASSERT_EQ(out.size(), 2u);
   const AppMetadata& book = out[0].adam_id == "900" ? out[0] : out[1];
   EXPECT_EQ(book.kind, "ebook");

@@ -70,8 +70,7 @@ Status PrintResult(store::Store& store, const std::string& tenant, const store::
   // The token's apps (books, the mobile_apps rows of product type Book, are not apps).
   query.filter = store::Expr::Apply(
       store::Op::kAnd,
-      {store::Expr::Apply(store::Op::kEq,
-                          {store::Expr::Of(store::Column::kAppTokenId), store::Expr::Value(token.id)}),
+      {store::Expr::Apply(store::Op::kEq, {store::Expr::Of(store::Column::kAppTokenId), store::Expr::Value(token.id)}),
        store::Expr::Apply(store::Op::kEq,
                           {store::Expr::Of(store::Column::kAppProductType), store::Expr::Value(std::string("App"))})});
   query.limit = 1000;

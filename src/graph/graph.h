@@ -66,9 +66,9 @@ struct Dependencies {
   service::VppTokens* tokens = nullptr;
   service::MobileApps* apps = nullptr;
   service::AppAssignments* assignments = nullptr;
-  service::ManagedEBooks* ebooks = nullptr;  // managedEBooks
-  service::Throttle* throttle = nullptr;    // nullptr: no request-rate limits
-  service::Directory* directory = nullptr;  // users, groups, devices, managedDevices
+  service::ManagedEBooks* ebooks = nullptr;    // managedEBooks
+  service::Throttle* throttle = nullptr;       // nullptr: no request-rate limits
+  service::Directory* directory = nullptr;     // users, groups, devices, managedDevices
   service::LicenseRevokes* revokes = nullptr;  // revokes by app, user or device
   // A --dev server's signing key: the console's POST /console/dev-token signs with it
   // (loopback callers only). nullptr: that route is not served.

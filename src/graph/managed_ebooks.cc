@@ -85,7 +85,8 @@ const std::vector<BookProperty>& BookProperties() {
         {Stored(Prop("informationUrl", EdmType::kString), C::kAppStoreUrl), true,
          [](const B& b) { return StringOrNull(b.app_store_url); }},
         {Unstored(Prop("privacyInformationUrl", EdmType::kString)), true, null_value},
-        {Unstored(Prop("vppTokenId", EdmType::kGuid, false)), false, [](const B& b) { return json::value(b.token_id); }},
+        {Unstored(Prop("vppTokenId", EdmType::kGuid, false)), false,
+         [](const B& b) { return json::value(b.token_id); }},
         {Stored(Prop("appleId", EdmType::kString), C::kAppTokenAppleId), false,
          [](const B& b) { return OptString(b.token_apple_id); }},
         {Stored(Prop("vppOrganizationName", EdmType::kString), C::kAppTokenOrganizationName), false,
@@ -124,18 +125,18 @@ const std::vector<BookProperty>& BookProperties() {
 
 EntityDef MakeEBookEntity(ApiVersion version) {
   EntityDef e;
-    e.name = "managedEBook";
-    e.table = store::Table::kMobileApps;
-    TypeDef base;
-    base.name = "microsoft.graph.managedEBook";
-    TypeDef ios;
-    ios.name = "microsoft.graph.iosVppEBook";  // every book vppd holds
-    e.types = {base, ios};
-    for (const BookProperty& p : BookProperties()) {
-      if (p.in_v1 || version == ApiVersion::kBeta) e.properties.push_back(p.def);
-    }
-    e.expandable = {"assignments"};
-    return e;
+  e.name = "managedEBook";
+  e.table = store::Table::kMobileApps;
+  TypeDef base;
+  base.name = "microsoft.graph.managedEBook";
+  TypeDef ios;
+  ios.name = "microsoft.graph.iosVppEBook";  // every book vppd holds
+  e.types = {base, ios};
+  for (const BookProperty& p : BookProperties()) {
+    if (p.in_v1 || version == ApiVersion::kBeta) e.properties.push_back(p.def);
+  }
+  e.expandable = {"assignments"};
+  return e;
 }
 
 const EntityDef& EBookEntity(ApiVersion version) {
@@ -242,8 +243,9 @@ Result<service::EBookAssignmentChanges> ReadEBookAssignment(const json::object& 
       // An app's settings sent for a book: say why a book takes no device licensing.
       c.use_device_licensing = true;
     } else if (key == "intent") {
-      return Fail(BadProperty(at, "does not exist on type 'microsoft.graph.iosVppEBookAssignment' (its intent is "
-                                  "'installIntent')"));
+      return Fail(BadProperty(at,
+                              "does not exist on type 'microsoft.graph.iosVppEBookAssignment' (its intent is "
+                              "'installIntent')"));
     } else {
       return Fail(BadProperty(at, "does not exist on type 'microsoft.graph.iosVppEBookAssignment'"));
     }
@@ -417,8 +419,8 @@ Result<http::Response> Api::Impl::AssignEBook(const Call& c) const {
       for (std::size_t i = 0; i < array.size(); ++i) {
         const std::string at = fmt::format("managedEBookAssignments[{}]", i);
         if (!array[i].is_object()) {
-          return Fail(Error::InvalidArgument(
-              fmt::format("The element {} must be an iosVppEBookAssignment object.", at), at));
+          return Fail(
+              Error::InvalidArgument(fmt::format("The element {} must be an iosVppEBookAssignment object.", at), at));
         }
         auto item = ReadEBookAssignment(array[i].get_object(), at + ".");
         if (!item) return Fail(item.error());
@@ -547,10 +549,9 @@ std::vector<SchemaType> MakeEBookSchemaTypes(ApiVersion version) {
   types.push_back(type("iosVppEBookAssignment", true, "microsoft.graph.managedEBookAssignment"));
 
   SchemaType target = type("deviceAndAppManagementAssignmentTarget", false, "", /*is_abstract=*/true);
-  target.properties = {
-      {"deviceAndAppManagementAssignmentFilterId", "Edm.String", true},
-      {"deviceAndAppManagementAssignmentFilterType", "microsoft.graph.deviceAndAppManagementAssignmentFilterType",
-       false}};
+  target.properties = {{"deviceAndAppManagementAssignmentFilterId", "Edm.String", true},
+                       {"deviceAndAppManagementAssignmentFilterType",
+                        "microsoft.graph.deviceAndAppManagementAssignmentFilterType", false}};
   types.push_back(std::move(target));
   SchemaType group = type("groupAssignmentTarget", false, "microsoft.graph.deviceAndAppManagementAssignmentTarget");
   group.properties = {{"groupId", "Edm.String", true}};
@@ -561,8 +562,8 @@ std::vector<SchemaType> MakeEBookSchemaTypes(ApiVersion version) {
   types.push_back(type("allDevicesAssignmentTarget", false, "microsoft.graph.deviceAndAppManagementAssignmentTarget"));
 
   SchemaType summary = type("eBookInstallSummary", true, "microsoft.graph.entity");
-  for (const char* name : {"installedDeviceCount", "failedDeviceCount", "notInstalledDeviceCount",
-                           "installedUserCount", "failedUserCount", "notInstalledUserCount"}) {
+  for (const char* name : {"installedDeviceCount", "failedDeviceCount", "notInstalledDeviceCount", "installedUserCount",
+                           "failedUserCount", "notInstalledUserCount"}) {
     summary.properties.push_back({name, "Edm.Int32", false});
   }
   types.push_back(std::move(summary));

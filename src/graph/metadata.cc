@@ -9,8 +9,8 @@
 namespace vppd::graph {
 namespace {
 
-// A bound operation (on vppTokens: spec §1.1; managedEBook's assign; revokes: issue 17). api.cc routes them; this is their
-// declaration. The binding parameter comes first, as CSDL requires.
+// A bound operation (on vppTokens: spec §1.1; managedEBook's assign; revokes: issue 17). api.cc routes them; this is
+// their declaration. The binding parameter comes first, as CSDL requires.
 struct Parameter {
   const char* name;
   const char* type;

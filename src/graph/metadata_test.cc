@@ -511,22 +511,23 @@ TEST(MetadataTest, ContainerMembersComeFromTheRouteTable) {
 TEST(MetadataTest, DeclaresManagedEBooks) {
   for (ApiVersion version : {ApiVersion::kBeta, ApiVersion::kV1}) {
     const std::string& doc = MetadataDocument(version);
-    for (const char* needle : {
-             R"x(<NavigationProperty Name="managedEBooks" Type="Collection(microsoft.graph.managedEBook)" ContainsTarget="true" />)x",
-             R"x(<EntityType Name="managedEBook" BaseType="microsoft.graph.entity" Abstract="true">)x",
-             R"x(<EntityType Name="iosVppEBook" BaseType="microsoft.graph.managedEBook">)x",
-             R"x(<Property Name="vppTokenId" Type="Edm.Guid" Nullable="false" />)x",
-             R"x(<Property Name="genres" Type="Collection(Edm.String)" />)x",
-             R"x(<Property Name="largeCover" Type="microsoft.graph.mimeContent" />)x",
-             R"x(<EntityType Name="iosVppEBookAssignment" BaseType="microsoft.graph.managedEBookAssignment" />)x",
-             R"x(<Property Name="installIntent" Type="microsoft.graph.installIntent" Nullable="false" />)x",
-             R"x(<ComplexType Name="groupAssignmentTarget" BaseType="microsoft.graph.deviceAndAppManagementAssignmentTarget">)x",
-             R"x(<NavigationProperty Name="userStateSummary" Type="Collection(microsoft.graph.userInstallStateSummary)" ContainsTarget="true" />)x",
-             R"x(<Property Name="installState" Type="microsoft.graph.installState" Nullable="false" />)x",
-             R"x(<EnumType Name="installIntent">)x",
-             R"x(<Action Name="assign" IsBound="true">)x",
-             R"x(<Parameter Name="bindingParameter" Type="microsoft.graph.managedEBook" />)x",
-         }) {
+    for (
+        const char* needle : {
+            R"x(<NavigationProperty Name="managedEBooks" Type="Collection(microsoft.graph.managedEBook)" ContainsTarget="true" />)x",
+            R"x(<EntityType Name="managedEBook" BaseType="microsoft.graph.entity" Abstract="true">)x",
+            R"x(<EntityType Name="iosVppEBook" BaseType="microsoft.graph.managedEBook">)x",
+            R"x(<Property Name="vppTokenId" Type="Edm.Guid" Nullable="false" />)x",
+            R"x(<Property Name="genres" Type="Collection(Edm.String)" />)x",
+            R"x(<Property Name="largeCover" Type="microsoft.graph.mimeContent" />)x",
+            R"x(<EntityType Name="iosVppEBookAssignment" BaseType="microsoft.graph.managedEBookAssignment" />)x",
+            R"x(<Property Name="installIntent" Type="microsoft.graph.installIntent" Nullable="false" />)x",
+            R"x(<ComplexType Name="groupAssignmentTarget" BaseType="microsoft.graph.deviceAndAppManagementAssignmentTarget">)x",
+            R"x(<NavigationProperty Name="userStateSummary" Type="Collection(microsoft.graph.userInstallStateSummary)" ContainsTarget="true" />)x",
+            R"x(<Property Name="installState" Type="microsoft.graph.installState" Nullable="false" />)x",
+            R"x(<EnumType Name="installIntent">)x",
+            R"x(<Action Name="assign" IsBound="true">)x",
+            R"x(<Parameter Name="bindingParameter" Type="microsoft.graph.managedEBook" />)x",
+        }) {
       EXPECT_NE(doc.find(needle), std::string::npos) << needle;
     }
     const std::string ios = CsdlElement(doc, "EntityType", "iosVppEBook");

@@ -28,8 +28,7 @@ struct RevokeBody {
 Result<RevokeBody> ParseRevokeBody(const json::object& body, std::string_view action, bool takes_untracked,
                                    const char* id_parameter) {
   RevokeBody out;
-  const std::string names = std::string("notifyManagedDevices") +
-                            (takes_untracked ? ", revokeUntrackedLicenses" : "") +
+  const std::string names = std::string("notifyManagedDevices") + (takes_untracked ? ", revokeUntrackedLicenses" : "") +
                             (id_parameter ? ", " + std::string(id_parameter) : "");
   for (const auto& [key, value] : body) {
     if (key == "notifyManagedDevices") {
@@ -46,8 +45,8 @@ Result<RevokeBody> ParseRevokeBody(const json::object& body, std::string_view ac
       }
       out.id = std::string(value.get_string());
     } else if (key.find('@') == std::string_view::npos) {  // annotations are not parameters
-      return Fail(Api::Impl::BadParameter(std::string(key), "is not a parameter of " + std::string(action) + " (" +
-                                                                names + ")"));
+      return Fail(Api::Impl::BadParameter(std::string(key),
+                                          "is not a parameter of " + std::string(action) + " (" + names + ")"));
     }
   }
   if (id_parameter != nullptr && !out.id) return Fail(Api::Impl::BadParameter(id_parameter, "is required"));
@@ -82,8 +81,7 @@ Result<http::Response> Api::Impl::RevokeUserLicense(const Call& c) const {
   if (!body) return Fail(body.error());
   auto parsed = ParseRevokeBody(*body, "revokeUserLicense", false, "userId");
   if (!parsed) return Fail(parsed.error());
-  if (auto ok = deps.revokes->RevokeUser(c.who, c.id(), PlatformOfCast(c.cast), *parsed->id, *parsed->notify);
-      !ok) {
+  if (auto ok = deps.revokes->RevokeUser(c.who, c.id(), PlatformOfCast(c.cast), *parsed->id, *parsed->notify); !ok) {
     return Fail(ok.error());
   }
   return NoContent();
@@ -94,9 +92,7 @@ Result<http::Response> Api::Impl::RevokeDeviceLicense(const Call& c) const {
   if (!body) return Fail(body.error());
   auto parsed = ParseRevokeBody(*body, "revokeDeviceLicense", false, "managedDeviceId");
   if (!parsed) return Fail(parsed.error());
-  if (auto ok = deps.revokes->RevokeDevice(c.who, c.id(), PlatformOfCast(c.cast), *parsed->id,
-                                           *parsed->notify);
-      !ok) {
+  if (auto ok = deps.revokes->RevokeDevice(c.who, c.id(), PlatformOfCast(c.cast), *parsed->id, *parsed->notify); !ok) {
     return Fail(ok.error());
   }
   return NoContent();

@@ -63,8 +63,8 @@ Error BookNotFound(const std::string& id) {
 }
 
 Error AssignmentNotFound(const std::string& book_id, const std::string& id) {
-  return Error::NotFound(fmt::format("The managedEBookAssignment '{}' of managedEBook '{}' was not found.", id, book_id),
-                         id);
+  return Error::NotFound(
+      fmt::format("The managedEBookAssignment '{}' of managedEBook '{}' was not found.", id, book_id), id);
 }
 
 std::string TargetKey(const store::AppAssignment& a) {
@@ -156,7 +156,8 @@ Result<store::AppAssignment> ManagedEBooks::Build(const std::string& tenant_id, 
       }
       auto exists = store_.GroupExists(tenant_id, *t.group_id);
       if (!exists) return Fail(exists.error());
-      if (!*exists) return Fail(Error::NotFound(fmt::format("The group '{}' was not found.", *t.group_id), *t.group_id));
+      if (!*exists)
+        return Fail(Error::NotFound(fmt::format("The group '{}' was not found.", *t.group_id), *t.group_id));
       out.group_id = t.group_id;
     } else {
       if (t.group_id) return Fail(Invalid(where, "target.groupId", fmt::format("A {} has no groupId.", Short(type))));

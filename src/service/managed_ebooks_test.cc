@@ -199,8 +199,7 @@ TEST_F(ManagedEBooksTest, DeviceLicensingAndDeviceTargetsAreRefusedWithNothingWr
   EXPECT_EQ(books_->UpdateAssignment(Caller(), "book-1", stored->front().id, to_devices).error().code,
             Code::kInvalidArgument);
   // Other refusals: a second assignment to all users, a bad intent, no intent, an app's id, read-only.
-  EXPECT_EQ(books_->CreateAssignment(Caller(), "book-1", ToAllUsers("available")).error().code,
-            Code::kInvalidArgument);
+  EXPECT_EQ(books_->CreateAssignment(Caller(), "book-1", ToAllUsers("available")).error().code, Code::kInvalidArgument);
   EXPECT_EQ(books_->CreateAssignment(Caller(), "book-1", ToAllUsers("install")).error().target, "installIntent");
   EBookAssignmentChanges no_intent = ToAllUsers();
   no_intent.install_intent.reset();
@@ -267,8 +266,8 @@ TEST(EBookPermissions, AppsScopesDelegatedAndApplicationInBothProfiles) {
       EXPECT_FALSE(Authorize(read, op, profile));
       EXPECT_TRUE(Authorize(write, op, profile));
     }
-    EXPECT_FALSE(Authorize(Caller({"DeviceManagementServiceConfig.ReadWrite.All"}), Operation::kReadManagedEBooks,
-                           profile));
+    EXPECT_FALSE(
+        Authorize(Caller({"DeviceManagementServiceConfig.ReadWrite.All"}), Operation::kReadManagedEBooks, profile));
     Principal app = Caller({});
     app.app_only = true;
     app.roles = {"DeviceManagementApps.ReadWrite.All"};

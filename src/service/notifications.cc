@@ -248,8 +248,8 @@ struct NotificationApplier::Impl {
     store::AppleEventOutcome outcome;
     std::vector<std::string> ids;
     for (const auto& u : parsed->users) ids.push_back(u.client_user_id);
-    const std::string message = parsed->error_message.empty() ? "Apple reported the event as failed"
-                                                              : parsed->error_message;
+    const std::string message =
+        parsed->error_message.empty() ? "Apple reported the event as failed" : parsed->error_message;
     if (!ids.empty()) {
       outcome.only_serials = ids;
       if (!parsed->succeeded) {
@@ -285,8 +285,8 @@ struct NotificationApplier::Impl {
     }
     auto after = store.ListAppleEvents(n.tenant_id, n.token_id);
     const bool event_ended = after && !InFlight(*after, parsed->event_id);
-    spdlog::info("notification {}: Apple event {} ({}, {}): {} user(s) settled{}", n.notification_id,
-                 parsed->event_id, parsed->event_type, parsed->succeeded ? "SUCCESS" : "FAILURE", ids.size(),
+    spdlog::info("notification {}: Apple event {} ({}, {}): {} user(s) settled{}", n.notification_id, parsed->event_id,
+                 parsed->event_type, parsed->succeeded ? "SUCCESS" : "FAILURE", ids.size(),
                  event_ended ? ", the event ended" : "");
     if (event_ended) QueueReconcile(n, now, "event " + parsed->event_id);
     return End(n, "applied", now);

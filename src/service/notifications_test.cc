@@ -88,9 +88,9 @@ TEST(ParseNotification, ReadsUserNotificationsAsApplesDocsShowThem) {
   EXPECT_EQ(managed->error_number, 9641);
   ASSERT_EQ(managed->users.size(), 1u);
   EXPECT_EQ(managed->users[0].client_user_id, "u-1");
-  auto associated = ParseNotification(
-      Envelope("USER_ASSOCIATED", R"({"associatedUsers":[{"clientUserId":"u-2","email":"u2@example.org",)"
-                                  R"("idHash":"h2","inviteCode":"c2","status":"Associated"}]})"));
+  auto associated = ParseNotification(Envelope("USER_ASSOCIATED",
+                                               R"({"associatedUsers":[{"clientUserId":"u-2","email":"u2@example.org",)"
+                                               R"("idHash":"h2","inviteCode":"c2","status":"Associated"}]})"));
   ASSERT_TRUE(associated) << associated.error().message;
   ASSERT_EQ(associated->users.size(), 1u);
   EXPECT_EQ(associated->users[0].client_user_id, "u-2");
@@ -622,9 +622,9 @@ std::map<std::string, store::AppleUser> AppleUsers(store::Store& store, const st
 }
 
 TEST_P(NotificationsTest, AUserAssociatedMakesVppdsUsersAssociatedAndQueuesTheReconcile) {
-  ASSERT_TRUE(store_->PutAppleUsers(kTenant, token_id_,
-                                    {AppleUser("ann", "Registered"), AppleUser("bob", "Registered"),
-                                     AppleUser("cy", "retiring")}));
+  ASSERT_TRUE(store_->PutAppleUsers(
+      kTenant, token_id_,
+      {AppleUser("ann", "Registered"), AppleUser("bob", "Registered"), AppleUser("cy", "retiring")}));
   ASSERT_TRUE(receiver_->Receive(
       kKey, "Bearer the-bearer",
       Envelope("USER_ASSOCIATED",

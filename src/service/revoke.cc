@@ -245,8 +245,8 @@ Status LicenseRevokes::RevokeManagedDevice(const Principal& caller, const std::s
       // The token's apps of those assets: one per asset, the device's platform first.
       std::map<AssetKey, store::MobileApp> chosen;
       store::ListQuery apps;
-      apps.filter = store::Expr::Apply(store::Op::kEq, {store::Expr::Of(store::Column::kAppTokenId),
-                                                        store::Expr::Value(token.id)});
+      apps.filter = store::Expr::Apply(store::Op::kEq,
+                                       {store::Expr::Of(store::Column::kAppTokenId), store::Expr::Value(token.id)});
       apps.limit = 1000;
       for (;;) {
         auto got = store_.ListApps(caller.tenant_id, apps);

@@ -59,8 +59,8 @@ enum class Operation {
   kReadManagedEBooks,
   kWriteManagedEBookAssignments,  // managedEBooks/{id}/assignments (create, PATCH, delete)
   kAssignManagedEBook,            // managedEBooks/{id}/assign
-  kRevokeAppLicenses,       // mobileApps/{id}/revokeAllLicenses, revokeUserLicense, revokeDeviceLicense
-  kRevokeAppleVppLicenses,  // managedDevices/{id}/revokeAppleVppLicenses
+  kRevokeAppLicenses,             // mobileApps/{id}/revokeAllLicenses, revokeUserLicense, revokeDeviceLicense
+  kRevokeAppleVppLicenses,        // managedDevices/{id}/revokeAppleVppLicenses
 };
 
 // seed: the seed page's table (delegated work/school only). current: the newest
@@ -588,8 +588,7 @@ class LicenseRevokes {
     Timestamp start = 0, last_updated = 0;
     std::int32_t total_licenses = 0, failed_licenses = 0;
   };
-  Result<std::vector<DeviceRevokeResult>> DeviceResults(const Principal& caller,
-                                                        const std::string& managed_device_id);
+  Result<std::vector<DeviceRevokeResult>> DeviceResults(const Principal& caller, const std::string& managed_device_id);
 
  private:
   Result<store::MobileApp> RevocableApp(const std::string& tenant_id, const std::string& app_id,

@@ -76,8 +76,8 @@ Result<std::vector<UserInstallStatus>> AppAssignments::UserStatuses(const Princi
     s.user_principal_name = u.user_principal_name;
     if (auto it = by_user.find(u.user_id); it != by_user.end()) {
       const std::string& state = it->second->state;
-      s.install_state = state == "granted"  ? "installed"
-                        : state == "failed" ? "failed"
+      s.install_state = state == "granted"   ? "installed"
+                        : state == "failed"  ? "failed"
                         : state == "pending" ? "pendingInstall"
                                              : "installed";  // reclaimPending: still held
     } else if (held.contains(u.user_id)) {

@@ -102,7 +102,7 @@ Status SqlStore::PutAppleUsers(const std::string& tenant_id, const std::string& 
 }
 
 Result<std::vector<std::pair<std::string, AppleUser>>> SqlStore::AppleUsersOfUser(const std::string& tenant_id,
-                                                                                 const std::string& user_id) {
+                                                                                  const std::string& user_id) {
   using Rows = std::vector<std::pair<std::string, AppleUser>>;
   return InTx<Rows>(TxKind::kReadOne, [&](Tx& tx) -> Result<Rows> {
     if (Status s = tx.Query(std::string("SELECT token_id, ") + kColumns +
@@ -127,11 +127,11 @@ Result<std::vector<std::pair<std::string, AppleUser>>> SqlStore::AppleUsersOfUse
 Status SqlStore::MarkUserEvent(Tx& tx, const std::string& tenant_id, const std::string& token_id,
                                const AppleEvent& event, const std::vector<std::string>& client_user_ids,
                                Timestamp now) {
-  if (Status s = tx.Exec(
-          "INSERT INTO apple_events (tenant_id, token_id, event_id, kind, adam_id, pricing_param, serials, "
-          "submitted, next_poll, polls) VALUES (?1, ?2, ?3, ?4, '', '', ?5, ?6, ?7, 0)",
-          {tenant_id, token_id, event.event_id, event.kind, static_cast<std::int64_t>(client_user_ids.size()),
-           event.submitted != 0 ? event.submitted : now, event.next_poll});
+  if (Status s =
+          tx.Exec("INSERT INTO apple_events (tenant_id, token_id, event_id, kind, adam_id, pricing_param, serials, "
+                  "submitted, next_poll, polls) VALUES (?1, ?2, ?3, ?4, '', '', ?5, ?6, ?7, 0)",
+                  {tenant_id, token_id, event.event_id, event.kind, static_cast<std::int64_t>(client_user_ids.size()),
+                   event.submitted != 0 ? event.submitted : now, event.next_poll});
       !s) {
     return s;
   }
@@ -154,14 +154,14 @@ Status SqlStore::MarkUserEvent(Tx& tx, const std::string& tenant_id, const std::
 }
 
 Status SqlStore::SettleUserEvent(Tx& tx, const std::string& tenant_id, const std::string& token_id,
-                                 const std::string& event_id, const std::string& kind,
-                                 const AppleEventOutcome& outcome, Timestamp now) {
+                                 const std::string& event_id, const std::string& kind, const AppleEventOutcome& outcome,
+                                 Timestamp now) {
   const bool create = kind == "createUsers";
   const std::string in_flight = create ? "creating" : "retiring";
   // Every row of the event still in flight, or only these clientUserIds.
   auto rows_of = [&](const std::string& set, Tx::Args extra_args, const std::optional<std::string>& id) -> Status {
-    std::string sql = "UPDATE apple_users SET " + set +
-                      " WHERE tenant_id = ?1 AND token_id = ?2 AND event_id = ?3 AND status = ?4";
+    std::string sql =
+        "UPDATE apple_users SET " + set + " WHERE tenant_id = ?1 AND token_id = ?2 AND event_id = ?3 AND status = ?4";
     std::vector<SqlArg> args = {tenant_id, token_id, event_id, in_flight};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     if (id) {
@@ -226,8 +226,8 @@ Status SqlStore::SettleUserEvent(Tx& tx, const std::string& tenant_id, const std
 
 Result<std::string> SqlStore::GetAppleUsersVersion(const std::string& tenant_id, const std::string& token_id) {
   return InTx<std::string>(TxKind::kReadOne, [&](Tx& tx) -> Result<std::string> {
-    Result<bool> row = tx.QueryRow(
-        "SELECT version_id FROM apple_users_versions WHERE tenant_id = ?1 AND token_id = ?2", {tenant_id, token_id});
+    Result<bool> row = tx.QueryRow("SELECT version_id FROM apple_users_versions WHERE tenant_id = ?1 AND token_id = ?2",
+                                   {tenant_id, token_id});
     if (!row) return Fail(row.error());
     return *row ? tx.Text(0) : std::string();
   });

@@ -120,8 +120,7 @@ TEST_P(AppleUsersStoreTest, PutRefusesBadRowsAndAMissingTokenWritingNothing) {
   EXPECT_EQ(bad.error().target, "rows[1]");
   EXPECT_EQ(store_->PutAppleUsers(kTenantA, token_, {User("a", "")}).error().code, Code::kInvalidArgument);
   EXPECT_TRUE(Users().empty());
-  EXPECT_EQ(store_->PutAppleUsers(kTenantA, "no-such-token", {User("a", "creating")}).error().code,
-            Code::kNotFound);
+  EXPECT_EQ(store_->PutAppleUsers(kTenantA, "no-such-token", {User("a", "creating")}).error().code, Code::kNotFound);
   // Another tenant's token is not found either.
   EXPECT_EQ(store_->PutAppleUsers(kTenantB, token_, {User("a", "creating")}).error().code, Code::kNotFound);
   EXPECT_TRUE(store_->ListAppleUsers(kTenantA, "no-such-token")->empty());
@@ -151,9 +150,9 @@ TEST_P(AppleUsersStoreTest, AppleUsersOfUserSpansLocationsAndGoesWithTheToken) {
 }
 
 TEST_P(AppleUsersStoreTest, ACreateEventMarksItsUsersAndItsOutcomeSettlesEach) {
-  ASSERT_TRUE(store_->PutAppleUsers(kTenantA, token_,
-                                    {User("a", "creating"), User("b", "creating"), User("c", "creating"),
-                                     User("d", "Associated")}));
+  ASSERT_TRUE(store_->PutAppleUsers(
+      kTenantA, token_,
+      {User("a", "creating"), User("b", "creating"), User("c", "creating"), User("d", "Associated")}));
   ASSERT_TRUE(store_->RecordAppleEvent(kTenantA, token_, Event("e1", "createUsers"), {"a", "b", "c"}, ""));
   auto users = Users();
   for (const char* id : {"a", "b", "c"}) {

@@ -285,7 +285,7 @@ TEST_P(ReconcileStoreTest, APartOfAnEventMovesItsSerialsAndTheLastPartEndsIt) {
   ASSERT_EQ(store_->ListAppleEvents(kTenantA, token_)->size(), 1u);
 
   AppleEventOutcome last;
-  last.only_serials = std::vector<std::string>{"S4", "S9"};                    // S9 is no serial of the event: ignored
+  last.only_serials = std::vector<std::string>{"S4", "S9"};  // S9 is no serial of the event: ignored
   last.all_failed = AppleEventOutcome::Failure{"", "", 9616, "already assigned"};  // harmless on an associate
   ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "e", last));
   rows = Licenses();

@@ -66,14 +66,30 @@ Result<std::vector<AppRevoke>> SqlStore::AddAppRevokes(const std::string& tenant
       r.start = r.last_updated = now;
       r.seq = ++seq;
       static const std::string insert = fmt::format(
-          "INSERT INTO app_revokes (tenant_id, {}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
+          "INSERT INTO app_revokes (tenant_id, {}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
+          "?14, "
           "?15, ?16, ?17, ?18, ?19, ?20)",
           kColumns);
-      if (Status s = tx.Exec(insert,
-                             {tenant_id, r.id, r.token_id, r.app_id, r.adam_id, r.pricing_param, r.action_name, r.user_id,
-                              r.managed_device_id, r.serial_number, r.notify_managed_devices, r.revoke_untracked,
-                              r.action_state, r.failure_reason, r.total_licenses, r.failed_licenses, r.error, r.start,
-                              r.last_updated, r.seq});
+      if (Status s = tx.Exec(insert, {tenant_id,
+                                      r.id,
+                                      r.token_id,
+                                      r.app_id,
+                                      r.adam_id,
+                                      r.pricing_param,
+                                      r.action_name,
+                                      r.user_id,
+                                      r.managed_device_id,
+                                      r.serial_number,
+                                      r.notify_managed_devices,
+                                      r.revoke_untracked,
+                                      r.action_state,
+                                      r.failure_reason,
+                                      r.total_licenses,
+                                      r.failed_licenses,
+                                      r.error,
+                                      r.start,
+                                      r.last_updated,
+                                      r.seq});
           !s) {
         return Fail(s.error());
       }
@@ -102,8 +118,7 @@ Result<std::vector<AppRevoke>> SqlStore::OpenAppRevokes(const std::string& tenan
         "SELECT {} FROM app_revokes WHERE tenant_id = ?1 AND token_id = ?2 AND action_state IN ('pending', 'active') "
         "ORDER BY seq, id",
         kColumns);
-    if (Status s = tx.Query(sql, {tenant_id, token_id});
-        !s) {
+    if (Status s = tx.Query(sql, {tenant_id, token_id}); !s) {
       return Fail(s.error());
     }
     return ReadAll(tx);
@@ -113,10 +128,10 @@ Result<std::vector<AppRevoke>> SqlStore::OpenAppRevokes(const std::string& tenan
 Status SqlStore::UpdateAppRevoke(const std::string& tenant_id, const AppRevoke& r) {
   const Timestamp now = clock_.Now();
   return InTx<void>(TxKind::kWrite, [&](Tx& tx) -> Status {
-    if (Status s = tx.Exec("UPDATE app_revokes SET action_state = ?3, failure_reason = ?4, total_licenses = ?5, "
-                           "failed_licenses = ?6, error = ?7, last_updated = ?8 WHERE tenant_id = ?1 AND id = ?2",
-                           {tenant_id, r.id, r.action_state, r.failure_reason, r.total_licenses, r.failed_licenses,
-                            r.error, now});
+    if (Status s = tx.Exec(
+            "UPDATE app_revokes SET action_state = ?3, failure_reason = ?4, total_licenses = ?5, "
+            "failed_licenses = ?6, error = ?7, last_updated = ?8 WHERE tenant_id = ?1 AND id = ?2",
+            {tenant_id, r.id, r.action_state, r.failure_reason, r.total_licenses, r.failed_licenses, r.error, now});
         !s) {
       return s;
     }
@@ -135,8 +150,7 @@ Result<std::vector<AppRevoke>> SqlStore::AppRevokesOf(const std::string& tenant_
         fmt::format("SELECT {} FROM app_revokes WHERE tenant_id = ?1 AND app_id = ?2 ORDER BY seq, id", kColumns);
     std::vector<AppRevoke> out;
     for (const std::string& app_id : ids) {  // a page of apps: one indexed read each
-      if (Status s = tx.Query(sql, {tenant_id, app_id});
-          !s) {
+      if (Status s = tx.Query(sql, {tenant_id, app_id}); !s) {
         return Fail(s.error());
       }
       Result<std::vector<AppRevoke>> rows = ReadAll(tx);

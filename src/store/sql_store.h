@@ -242,13 +242,12 @@ class SqlStore : public Store {
   Status PutAppleUsers(const std::string& tenant_id, const std::string& token_id,
                        const std::vector<AppleUser>& rows) override;
   Result<std::vector<std::pair<std::string, AppleUser>>> AppleUsersOfUser(const std::string& tenant_id,
-                                                                         const std::string& user_id) override;
+                                                                          const std::string& user_id) override;
   Result<std::string> GetAppleUsersVersion(const std::string& tenant_id, const std::string& token_id) override;
   Status PutAppleUsersVersion(const std::string& tenant_id, const std::string& token_id,
                               const std::string& version_id) override;
   // user_licenses_sql.cc
-  Result<std::vector<UserLicense>> ListUserLicenses(const std::string& tenant_id,
-                                                    const std::string& token_id) override;
+  Result<std::vector<UserLicense>> ListUserLicenses(const std::string& tenant_id, const std::string& token_id) override;
   Status PutUserLicenses(const std::string& tenant_id, const std::string& token_id,
                          const std::vector<UserLicense>& rows, const std::vector<UserLicense>& remove) override;
   Status RecordUserLicenseEvent(const std::string& tenant_id, const std::string& token_id, const AppleEvent& event,
@@ -444,9 +443,8 @@ class SqlStore : public Store {
   // transactions (apple_users_sql.cc).
   Status MarkUserEvent(Tx& tx, const std::string& tenant_id, const std::string& token_id, const AppleEvent& event,
                        const std::vector<std::string>& client_user_ids, Timestamp now);
-  Status SettleUserEvent(Tx& tx, const std::string& tenant_id, const std::string& token_id,
-                         const std::string& event_id, const std::string& kind, const AppleEventOutcome& outcome,
-                         Timestamp now);
+  Status SettleUserEvent(Tx& tx, const std::string& tenant_id, const std::string& token_id, const std::string& event_id,
+                         const std::string& kind, const AppleEventOutcome& outcome, Timestamp now);
   // CompleteAppleEvent's moves for an associate/disassociate's user licence rows
   // (user_licenses_sql.cc), as it moves device rows; true when some of them are
   // still in flight (a notification named only serials).

@@ -355,12 +355,12 @@ struct AppRevoke {
   std::string token_id;
   std::string app_id;
   std::string adam_id, pricing_param;
-  std::string action_name;        // revokeAllLicenses | revokeUserLicense | revokeDeviceLicense | revokeAppleVppLicenses
-  std::string user_id;            // revokeUserLicense: the directory user (its clientUserId at Apple)
+  std::string action_name;  // revokeAllLicenses | revokeUserLicense | revokeDeviceLicense | revokeAppleVppLicenses
+  std::string user_id;      // revokeUserLicense: the directory user (its clientUserId at Apple)
   std::string managed_device_id;  // revokeDeviceLicense, revokeAppleVppLicenses
   std::string serial_number;      // the managed device's serial number when the revoke was asked
   bool notify_managed_devices = false;
-  bool revoke_untracked = false;  // revokeAllLicenses: also what Apple holds that the last sync did not see
+  bool revoke_untracked = false;         // revokeAllLicenses: also what Apple holds that the last sync did not see
   std::string action_state = "pending";  // pending | active | done | failed
   std::string failure_reason = "none";
   std::int32_t total_licenses = 0;
@@ -375,10 +375,10 @@ struct AppRevoke {
 // disassociate of one asset, or a users/create or users/retire.
 struct AppleEvent {
   std::string event_id;
-  std::string kind;  // "associate" | "disassociate" | "createUsers" | "retireUsers"
+  std::string kind;           // "associate" | "disassociate" | "createUsers" | "retireUsers"
   std::string adam_id;        // "" for the user kinds
   std::string pricing_param;  // "" for the user kinds
-  std::int64_t serials = 0;  // how many serial numbers (user kinds: clientUserIds) it names
+  std::int64_t serials = 0;   // how many serial numbers (user kinds: clientUserIds) it names
   Timestamp submitted = 0;
   Timestamp next_poll = 0;  // not polled (GET /status) before this
   std::int64_t polls = 0;
@@ -417,10 +417,10 @@ struct AppleUser {
   // creating (users/create in flight) | Registered (invitation not accepted yet) | Associated |
   // retiring (users/retire in flight) | Retired | failed (create refused; error_* say why)
   std::string status;
-  std::string invite_code;  // while Registered
-  std::string invite_url;   // service config urls.invitationEmail with the code put in
-  std::string id_hash;      // once Associated
-  std::string event_id;     // the create/retire event in flight
+  std::string invite_code;                // while Registered
+  std::string invite_url;                 // service config urls.invitationEmail with the code put in
+  std::string id_hash;                    // once Associated
+  std::string event_id;                   // the create/retire event in flight
   std::string error_code, error_message;  // the last refusal (e.g. the Apple Account already associated)
   Timestamp updated = 0;
   bool operator==(const AppleUser&) const = default;
@@ -947,7 +947,7 @@ class Store {
   // Every location's Apple user registered for a directory user: (token_id,
   // AppleUser), ordered by (token_id, client_user_id).
   virtual Result<std::vector<std::pair<std::string, AppleUser>>> AppleUsersOfUser(const std::string& tenant_id,
-                                                                                 const std::string& user_id) = 0;
+                                                                                  const std::string& user_id) = 0;
   // The versionId of the token's last GET /users walk (for sinceVersionId); ""
   // when none. Put: NotFound when the token is gone.
   virtual Result<std::string> GetAppleUsersVersion(const std::string& tenant_id, const std::string& token_id) = 0;

@@ -25,8 +25,7 @@ constexpr const char* kUpsertUserLicense =
 
 // --- 1. user licences -------------------------------------------------------------------
 
-Result<std::vector<UserLicense>> SqlStore::ListUserLicenses(const std::string& tenant_id,
-                                                            const std::string& token_id) {
+Result<std::vector<UserLicense>> SqlStore::ListUserLicenses(const std::string& tenant_id, const std::string& token_id) {
   return InTx<std::vector<UserLicense>>(TxKind::kReadOne, [&](Tx& tx) -> Result<std::vector<UserLicense>> {
     if (Status s = tx.Query(
             "SELECT adam_id, pricing_param, client_user_id, state, error_code, error_message, event_id, cause, "
@@ -87,12 +86,12 @@ Status SqlStore::RecordUserLicenseEvent(const std::string& tenant_id, const std:
   return InTx<void>(TxKind::kWrite, [&](Tx& tx) -> Status {
     Result<std::int64_t> key = TokenKey(tx, tenant_id, token_id, false);
     if (!key) return Fail(key.error());
-    if (Status s = tx.Exec(
-            "INSERT INTO apple_events (tenant_id, token_id, event_id, kind, adam_id, pricing_param, serials, "
-            "submitted, next_poll, polls) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)",
-            {tenant_id, token_id, event.event_id, event.kind, event.adam_id, event.pricing_param,
-             static_cast<std::int64_t>(client_user_ids.size()), event.submitted != 0 ? event.submitted : now,
-             event.next_poll});
+    if (Status s =
+            tx.Exec("INSERT INTO apple_events (tenant_id, token_id, event_id, kind, adam_id, pricing_param, serials, "
+                    "submitted, next_poll, polls) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)",
+                    {tenant_id, token_id, event.event_id, event.kind, event.adam_id, event.pricing_param,
+                     static_cast<std::int64_t>(client_user_ids.size()), event.submitted != 0 ? event.submitted : now,
+                     event.next_poll});
         !s) {
       return s;
     }
@@ -108,8 +107,8 @@ Status SqlStore::RecordUserLicenseEvent(const std::string& tenant_id, const std:
 }
 
 Result<bool> SqlStore::SettleUserLicenses(Tx& tx, const std::string& tenant_id, const std::string& token_id,
-                                          const std::string& event_id, bool associate,
-                                          const AppleEventOutcome& outcome, Timestamp now) {
+                                          const std::string& event_id, bool associate, const AppleEventOutcome& outcome,
+                                          Timestamp now) {
   const std::string in_flight = associate ? "pending" : "reclaimPending";
   // Apple's answers that mean the licence already is where it should be.
   const int harmless = associate ? 9616 : 9619;
@@ -153,10 +152,9 @@ Result<bool> SqlStore::SettleUserLicenses(Tx& tx, const std::string& tenant_id, 
     if (f.error_number == harmless || f.client_user_id.empty()) continue;
     if (Status s = set_failed(f.client_user_id, f); !s) return Fail(s.error());
   }
-  if (Status s = tx.Exec(
-          "UPDATE user_licenses SET state = ?4, error_code = '', error_message = '', updated = ?5 "
-          "WHERE tenant_id = ?1 AND token_id = ?2 AND event_id = ?3 AND state = ?6",
-          {tenant_id, token_id, event_id, associate ? "granted" : "released", now, in_flight});
+  if (Status s = tx.Exec("UPDATE user_licenses SET state = ?4, error_code = '', error_message = '', updated = ?5 "
+                         "WHERE tenant_id = ?1 AND token_id = ?2 AND event_id = ?3 AND state = ?6",
+                         {tenant_id, token_id, event_id, associate ? "granted" : "released", now, in_flight});
       !s) {
     return Fail(s.error());
   }
@@ -235,10 +233,10 @@ Result<std::vector<GroupUser>> SqlStore::UserMembersOf(const std::string& tenant
 
 Result<std::vector<GroupUser>> SqlStore::AllUsers(const std::string& tenant_id) {
   return InTx<std::vector<GroupUser>>(TxKind::kReadOne, [&](Tx& tx) -> Result<std::vector<GroupUser>> {
-    if (Status s = tx.Query(
-            "SELECT id, user_principal_name, coalesce(display_name, ''), coalesce(mail, ''), 0 FROM users "
-            "WHERE tenant_id = ?1 ORDER BY id",
-            {tenant_id});
+    if (Status s =
+            tx.Query("SELECT id, user_principal_name, coalesce(display_name, ''), coalesce(mail, ''), 0 FROM users "
+                     "WHERE tenant_id = ?1 ORDER BY id",
+                     {tenant_id});
         !s) {
       return Fail(s.error());
     }

@@ -263,9 +263,7 @@ TEST_P(UserLicensesStoreTest, AnEventFailedAsAWholeFailsEveryUserAndAnAbandonedO
   ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "d", abandoned));
   EXPECT_EQ(Licenses()["u1"].state, "granted") << "an abandoned reclaim leaves the licence held";
   EXPECT_FALSE(store_->RecordUserLicenseEvent(kTenantA, token_, Event("", "associate"), {"u1"}, "assigned"));
-  EXPECT_EQ(store_->RecordUserLicenseEvent(kTenantA, "gone", Event("x", "associate"), {"u1"}, "assigned")
-                .error()
-                .code,
+  EXPECT_EQ(store_->RecordUserLicenseEvent(kTenantA, "gone", Event("x", "associate"), {"u1"}, "assigned").error().code,
             Code::kNotFound);
 }
 
@@ -319,15 +317,15 @@ TEST_P(UserLicensesStoreTest, UserMembersOfFollowsNestedGroupsAndCyclesEarliestM
   User ann = NewUser("ann@a.example"), bob = NewUser("bob@a.example"), cid = NewUser("cid@a.example");
   User dan = NewUser("dan@a.example"), eve = NewUser("eve@a.example");
   Group top = NewGroup("top"), mid = NewGroup("mid"), leaf = NewGroup("leaf"), apart = NewGroup("apart");
-  Add(leaf.id, cid.id);    // seq 1
-  Add(top.id, mid.id);     // a group: not a user
+  Add(leaf.id, cid.id);  // seq 1
+  Add(top.id, mid.id);   // a group: not a user
   Add(mid.id, leaf.id);
-  Add(leaf.id, top.id);    // a cycle
+  Add(leaf.id, top.id);  // a cycle
   Add(mid.id, bob.id);
   Add(top.id, ann.id);
-  Add(top.id, cid.id);     // cid again, later: its earliest membership counts
+  Add(top.id, cid.id);  // cid again, later: its earliest membership counts
   Add(apart.id, eve.id);
-  (void)dan;               // in no group
+  (void)dan;  // in no group
 
   EXPECT_EQ(Upns(store_->UserMembersOf(kTenantA, {top.id})),
             (std::vector<std::string>{"cid@a.example", "bob@a.example", "ann@a.example"}));

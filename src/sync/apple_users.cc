@@ -28,9 +28,7 @@ Timestamp Micros(std::chrono::milliseconds d) { return d.count() * 1000; }
 bool IsUserEvent(const store::AppleEvent& e) { return e.kind == "createUsers" || e.kind == "retireUsers"; }
 
 // The email vppd registers a directory user with: mail, else userPrincipalName.
-std::string EmailOf(const store::User& u) {
-  return u.mail && !u.mail->empty() ? *u.mail : u.user_principal_name;
-}
+std::string EmailOf(const store::User& u) { return u.mail && !u.mail->empty() ? *u.mail : u.user_principal_name; }
 
 // urls.invitationEmail with the code put in (Apple's template names it %25inviteCode%25).
 std::string InviteUrl(const std::string& url_template, const std::string& code) {
@@ -364,9 +362,10 @@ Result<AppleUsersPass> ReconcileAppleUsers(JobContext& ctx, apple::Client& clien
   }
   pass.out.by_client_user_id = std::move(*rows);
   if (pass.out.created > 0 || pass.out.retired > 0) {
-    spdlog::info("token {} (tenant {}): Apple users: {} sent to users/create, {} to users/retire; {} waiting for "
-                 "their invitation, {} refused",
-                 token_id, tenant, pass.out.created, pass.out.retired, pass.out.waiting, pass.out.failed);
+    spdlog::info(
+        "token {} (tenant {}): Apple users: {} sent to users/create, {} to users/retire; {} waiting for "
+        "their invitation, {} refused",
+        token_id, tenant, pass.out.created, pass.out.retired, pass.out.waiting, pass.out.failed);
   }
   return std::move(pass.out);
 }

@@ -3,7 +3,6 @@
 // users registered, their invitations, refusals, retirement, and what a crash
 // between the steps leaves.
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -14,6 +13,7 @@
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include "http/server.h"
 #include "simulator.h"

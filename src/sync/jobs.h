@@ -84,7 +84,7 @@ bool SameSToken(JobContext& ctx, const store::VppToken& current);
 Status RunSyncLicenses(JobContext& ctx);
 Status RunSyncLicenseCounts(JobContext& ctx);
 Status RunRevokeLicenses(JobContext& ctx);
-Status RunReconcile(JobContext& ctx);  // reconcile.cc
+Status RunReconcile(JobContext& ctx);          // reconcile.cc
 Status RunRevokeAppLicenses(JobContext& ctx);  // revoke_app_licenses.cc
 
 // The token's tokenActionResults entry for this job (the newest one of its kind

@@ -89,8 +89,7 @@ struct LicencePlan {
   bool Empty() const { return associate.empty() && reclaim_explicit.empty() && reclaim_directory.empty(); }
   // Licences left after this plan's associations (kUnlimitedCount: unlimited).
   std::int64_t Left() const {
-    return available >= kUnlimitedCount ? kUnlimitedCount
-                                        : available - static_cast<std::int64_t>(associate.size());
+    return available >= kUnlimitedCount ? kUnlimitedCount : available - static_cast<std::int64_t>(associate.size());
   }
 };
 

@@ -297,8 +297,7 @@ Result<PeoplePass> ReconcilePeople(JobContext& ctx, const store::VppToken& token
   auto apple_users = ReconcileAppleUsers(ctx, client, token, wanted_users);
   if (!apple_users) {
     // Apple busy or unreachable, or the store: the next pass tries again.
-    spdlog::warn("token {} (tenant {}): Apple users not reconciled: {}", token.id, tenant,
-                 apple_users.error().message);
+    spdlog::warn("token {} (tenant {}): Apple users not reconciled: {}", token.id, tenant, apple_users.error().message);
     pass.come_back = true;
     return pass;
   }

@@ -368,8 +368,10 @@ TEST_P(ReconcileUsersTest, PeopleAreRegisteredWaitAndGetTheirLicenceOnceTheyAcce
 
   // Two accept: they get the licence at Apple, the third still waits.
   Accept({people[0], people[2]});
-  RunUntil([&] { return UsersAtApple().size() == 2 && Rows().size() == 2 && Rows()[people[0]].state == "granted" &&
-                        Rows()[people[2]].state == "granted"; });
+  RunUntil([&] {
+    return UsersAtApple().size() == 2 && Rows().size() == 2 && Rows()[people[0]].state == "granted" &&
+           Rows()[people[2]].state == "granted";
+  });
   EXPECT_EQ(UsersAtApple(), (std::set<std::string>{people[0], people[2]}));
   EXPECT_EQ(Int(People(), "waitingForInvitation"), 1);
   EXPECT_EQ(People().at("waiting").as_array().at(0).at("clientUserId").as_string(), people[1]);
@@ -407,8 +409,9 @@ TEST_P(ReconcileUsersTest, MorePeopleThanLicencesServesTheEarliestMembers) {
   AssignToPeople(PeopleGroup(3, people));
   RunUntil([&] { return AppleUsers().size() == 3; });
   Accept(people);
-  RunUntil([&] { return Rows().size() == 3 && Rows()[people[0]].state == "granted" &&
-                        Rows()[people[1]].state == "granted"; });
+  RunUntil([&] {
+    return Rows().size() == 3 && Rows()[people[0]].state == "granted" && Rows()[people[1]].state == "granted";
+  });
   EXPECT_EQ(UsersAtApple(), (std::set<std::string>{people[0], people[1]}));
   auto rows = Rows();
   EXPECT_EQ(rows[people[2]].state, "failed");

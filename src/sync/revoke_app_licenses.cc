@@ -186,8 +186,8 @@ std::optional<Stop> RunOne(JobContext& ctx, apple::Client& client, const apple::
   r.action_state = done.failed > 0 ? "failed" : "done";
   r.failure_reason = done.failed > 0 ? "appleFailure" : "none";
   r.error = done.first_error;
-  spdlog::info("token {} (tenant {}): {} of app {}: {} of {} licences revoked", ctx.job.token_id, tenant,
-               r.action_name, r.app_id, done.total - done.failed, done.total);
+  spdlog::info("token {} (tenant {}): {} of app {}: {} of {} licences revoked", ctx.job.token_id, tenant, r.action_name,
+               r.app_id, done.total - done.failed, done.total);
   return std::nullopt;
 }
 

@@ -73,18 +73,30 @@ class RevokeTest : public ::testing::TestWithParam<Backend> {
   void StartApple() {
     const std::string data = dir_.path() + "/sim.json";
     std::ofstream(data) << R"({"locations": [{"uId": ")" << kUid << R"(", "name": "School",
-      "assets": [{"adamId": ")" << kAppA << R"(", "totalCount": 50, "supportedPlatforms": ["iOS"]},
-                 {"adamId": ")" << kAppB << R"(", "totalCount": 50, "supportedPlatforms": ["iOS"]},
-                 {"adamId": ")" << kAppC << R"(", "totalCount": 50, "supportedPlatforms": ["iOS"], "revocable": false}],
-      "users": [{"clientUserId": ")" << kUser1 << R"("}, {"clientUserId": ")" << kUser2 << R"("},
-                {"clientUserId": ")" << kUser3 << R"("}],
-      "assignments": [{"adamId": ")" << kAppA << R"(", "clientUserId": ")" << kUser1 << R"("},
-                      {"adamId": ")" << kAppA << R"(", "clientUserId": ")" << kUser2 << R"("},
-                      {"adamId": ")" << kAppA << R"(", "serialNumber": "SER000"},
-                      {"adamId": ")" << kAppA << R"(", "serialNumber": "SER001"},
-                      {"adamId": ")" << kAppA << R"(", "serialNumber": "SER002"},
-                      {"adamId": ")" << kAppB << R"(", "serialNumber": "SER000"},
-                      {"adamId": ")" << kAppC << R"(", "serialNumber": "SER003"}]}]})";
+      "assets": [{"adamId": ")"
+                        << kAppA << R"(", "totalCount": 50, "supportedPlatforms": ["iOS"]},
+                 {"adamId": ")"
+                        << kAppB << R"(", "totalCount": 50, "supportedPlatforms": ["iOS"]},
+                 {"adamId": ")"
+                        << kAppC << R"(", "totalCount": 50, "supportedPlatforms": ["iOS"], "revocable": false}],
+      "users": [{"clientUserId": ")"
+                        << kUser1 << R"("}, {"clientUserId": ")" << kUser2 << R"("},
+                {"clientUserId": ")"
+                        << kUser3 << R"("}],
+      "assignments": [{"adamId": ")"
+                        << kAppA << R"(", "clientUserId": ")" << kUser1 << R"("},
+                      {"adamId": ")"
+                        << kAppA << R"(", "clientUserId": ")" << kUser2 << R"("},
+                      {"adamId": ")"
+                        << kAppA << R"(", "serialNumber": "SER000"},
+                      {"adamId": ")"
+                        << kAppA << R"(", "serialNumber": "SER001"},
+                      {"adamId": ")"
+                        << kAppA << R"(", "serialNumber": "SER002"},
+                      {"adamId": ")"
+                        << kAppB << R"(", "serialNumber": "SER000"},
+                      {"adamId": ")"
+                        << kAppC << R"(", "serialNumber": "SER003"}]}]})";
     sim::SimOptions options;
     options.data_file = data;
     options.event_delay = 20ms;
@@ -100,7 +112,8 @@ class RevokeTest : public ::testing::TestWithParam<Backend> {
     ASSERT_TRUE(server) << server.error().message;
     server_ = std::move(*server);
     url_ = "http://127.0.0.1:" + std::to_string(server_->port()) + "/mdm/v2";
-    stoken_ = std::string(Control("GET", "/_sim/locations/" + std::string(kUid)).at("tokens").at(0).at("sToken").as_string());
+    stoken_ =
+        std::string(Control("GET", "/_sim/locations/" + std::string(kUid)).at("tokens").at(0).at("sToken").as_string());
     EngineOptions o;
     o.apple_url = url_;
     o.installation_id = "11111111-2222-3333-4444-555555555555";
@@ -245,8 +258,8 @@ TEST_P(RevokeTest, AUserRevokeDisassociatesThatUsersLicenceOnly) {
 TEST_P(RevokeTest, ADeviceRevokeDisassociatesThatSerialOfThatAppOnly) {
   ASSERT_TRUE(revokes_->RevokeDevice(admin_, apps_[kAppA], "", managed_[0], false));
   Drain();
-  EXPECT_EQ(AtApple(kAppA), (std::set<std::string>{"u:" + std::string(kUser1), "u:" + std::string(kUser2),
-                                                     "d:SER001", "d:SER002"}));
+  EXPECT_EQ(AtApple(kAppA),
+            (std::set<std::string>{"u:" + std::string(kUser1), "u:" + std::string(kUser2), "d:SER001", "d:SER002"}));
   EXPECT_EQ(AtApple(kAppB), (std::set<std::string>{"d:SER000"})) << "another app of the same device is kept";
   auto results = Results(kAppA);
   ASSERT_EQ(results.size(), 1u);
@@ -259,8 +272,9 @@ TEST_P(RevokeTest, ADeviceRevokeDisassociatesThatSerialOfThatAppOnly) {
 TEST_P(RevokeTest, RevokeAllTakesEveryLicenceOfTheAppAndUntrackedOnlyWhenAsked) {
   // Another MDM associates a licence after the last sync: vppd has not seen it.
   http::Response r = Apple("POST", "assets/associate",
-                           R"({"assets":[{"adamId":")" + std::string(kAppA) + R"(","pricingParam":"STDQ"}],)"
-                           R"("serialNumbers":["OTHER1"]})");
+                           R"({"assets":[{"adamId":")" + std::string(kAppA) +
+                               R"(","pricingParam":"STDQ"}],)"
+                               R"("serialNumbers":["OTHER1"]})");
   ASSERT_EQ(r.status, 200) << r.body;
   std::this_thread::sleep_for(100ms);  // the simulator's event delay
   ASSERT_TRUE(revokes_->RevokeAll(admin_, apps_[kAppA], "iOS", true, false));
@@ -284,8 +298,8 @@ TEST_P(RevokeTest, RevokeAllTakesEveryLicenceOfTheAppAndUntrackedOnlyWhenAsked) 
 TEST_P(RevokeTest, AManagedDevicesRevokeTakesEveryLicenceOfItsSerial) {
   ASSERT_TRUE(revokes_->RevokeManagedDevice(admin_, managed_[0]));
   Drain();
-  EXPECT_EQ(AtApple(kAppA), (std::set<std::string>{"u:" + std::string(kUser1), "u:" + std::string(kUser2),
-                                                     "d:SER001", "d:SER002"}));
+  EXPECT_EQ(AtApple(kAppA),
+            (std::set<std::string>{"u:" + std::string(kUser1), "u:" + std::string(kUser2), "d:SER001", "d:SER002"}));
   EXPECT_EQ(AtApple(kAppB), std::set<std::string>{});
   for (const char* adam : {kAppA, kAppB}) {
     auto results = Results(adam);

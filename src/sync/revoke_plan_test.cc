@@ -34,8 +34,8 @@ store::DeviceLicense Row(const std::string& serial, const std::string& state, co
 TEST(RevokeTargetsOf, AUserRevokeNamesTheUserOnly) {
   store::AppRevoke r = Revoke(kRevokeUserLicenseAction);
   r.user_id = "u-1";
-  const RevokeTargets t = RevokeTargetsOf(r, {Held("100", "u-2", ""), Held("100", "", "S1")}, {Row("S1", "granted")},
-                                          {});
+  const RevokeTargets t =
+      RevokeTargetsOf(r, {Held("100", "u-2", ""), Held("100", "", "S1")}, {Row("S1", "granted")}, {});
   EXPECT_EQ(t.client_user_ids, std::vector<std::string>{"u-1"});
   EXPECT_TRUE(t.serial_numbers.empty());
 }
@@ -55,9 +55,9 @@ TEST(RevokeTargetsOf, RevokeAllTakesTheSyncsHoldersAndVppdsGrantsOfThatAssetOnly
   store::AppRevoke r = Revoke(kRevokeAllLicensesAction);
   const std::vector<store::LicenseAssignment> at_sync = {Held("100", "u-1", ""), Held("100", "", "S2"),
                                                          Held("200", "", "S3"), Held("100", "u-1", "")};
-  const std::vector<store::DeviceLicense> rows = {Row("S1", "granted"), Row("S4", "pending"),
+  const std::vector<store::DeviceLicense> rows = {Row("S1", "granted"),        Row("S4", "pending"),
                                                   Row("S5", "reclaimPending"), Row("S6", "released"),
-                                                  Row("S7", "failed"), Row("S8", "granted", "200")};
+                                                  Row("S7", "failed"),         Row("S8", "granted", "200")};
   const std::vector<store::LicenseAssignment> now = {Held("100", "", "X1"), Held("100", "u-9", "")};
   RevokeTargets t = RevokeTargetsOf(r, at_sync, rows, now);
   EXPECT_EQ(t.client_user_ids, std::vector<std::string>{"u-1"});

@@ -205,7 +205,7 @@ void Simulator::OnEventsResolved(Location& loc, const std::vector<std::string>& 
 }
 
 Result<std::string> Simulator::AcceptInvitations(Location& loc, const std::vector<std::string>& client_user_ids,
-                                                  const std::string& apple_account) {
+                                                 const std::string& apple_account) {
   if (!apple_account.empty() && client_user_ids.size() != 1)
     return Fail(Error::InvalidArgument("idHash names one person's Apple Account: give exactly one clientUserId"));
   std::vector<std::uint32_t> accepted;
