@@ -29,6 +29,7 @@
 #include <optional>
 #include <set>
 #include <tuple>
+#include <type_traits>
 
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
@@ -94,18 +95,9 @@ Result<Read> ReadInputs(JobContext& ctx, const store::VppToken& token) {
   if (!read.in_scope) return read;
 
   // The token's apps: which asset each is, and Apple's counts.
-  std::map<std::string, store::MobileApp> apps;
-  store::ListQuery query;
-  query.filter =
-      store::Expr::Apply(store::Op::kEq, {store::Expr::Of(store::Column::kAppTokenId), store::Expr::Value(token.id)});
-  query.limit = 1000;
-  for (;;) {
-    auto page = ctx.store.ListApps(tenant, query);
-    if (!page) return Fail(page.error());
-    for (auto& app : page->items) apps.emplace(app.id, std::move(app));
-    if (!page->has_more) break;
-    query.skip += query.limit;
-  }
+  auto token_apps = TokenApps(ctx, token.id);
+  if (!token_apps) return Fail(token_apps.error());
+  const std::map<std::string, store::MobileApp>& apps = *token_apps;
   std::map<AssetKey, AssetTargets> targets;
   for (const auto& [id, app] : apps) {
     AssetTargets& t = targets[{app.adam_id, app.pricing_param}];
@@ -302,53 +294,6 @@ std::optional<Stop> PollEvents(JobContext& ctx, apple::Client& client, Report& r
   return std::nullopt;
 }
 
-// Step 3: sends `serials` of one asset to Apple in chunks and records each event.
-// An event is first polled `first_poll` after it was accepted.
-std::optional<Stop> Send(JobContext& ctx, apple::Client& client, const apple::ServiceConfig::Limits& limits,
-                         const AssetKey& asset, const std::vector<std::string>& serials, bool associate,
-                         const std::string& cause, Timestamp first_poll) {
-  const std::size_t step = static_cast<std::size_t>(std::max(1, limits.max_serial_numbers));
-  for (std::size_t i = 0; i < serials.size() && !ctx.stopping; i += step) {
-    std::vector<std::string> chunk(serials.begin() + static_cast<std::ptrdiff_t>(i),
-                                   serials.begin() + static_cast<std::ptrdiff_t>(std::min(serials.size(), i + step)));
-    apple::ManageAssetsRequest req;
-    req.assets = {{asset.first, asset.second}};
-    req.serial_numbers = chunk;
-    auto event = associate ? client.Associate(req) : client.Disassociate(req);
-    const Timestamp now = ctx.clock.Now();
-    if (!event) {
-      if (event.error().kind != apple::AppleErrorKind::kValidation) return Stop{event.error()};
-      // Apple refused these outright (e.g. 9707 not device-assignable): recorded per serial.
-      std::vector<store::DeviceLicense> rows;
-      for (const std::string& serial : chunk) {
-        store::DeviceLicense r;
-        r.adam_id = asset.first;
-        r.pricing_param = asset.second;
-        r.serial_number = serial;
-        r.state = associate ? "failed" : "granted";
-        r.error_code = std::to_string(event.error().error_number);
-        r.error_message = (associate ? "" : "reclaim failed: ") + event.error().error_message;
-        r.cause = cause;
-        rows.push_back(std::move(r));
-      }
-      (void)ctx.store.PutDeviceLicenses(ctx.job.tenant_id, ctx.job.token_id, rows, {});
-      continue;
-    }
-    store::AppleEvent recorded;
-    recorded.event_id = event->event_id;
-    recorded.kind = associate ? "associate" : "disassociate";
-    recorded.adam_id = asset.first;
-    recorded.pricing_param = asset.second;
-    recorded.submitted = now;
-    recorded.next_poll = now + first_poll;
-    if (auto ok = ctx.store.RecordAppleEvent(ctx.job.tenant_id, ctx.job.token_id, recorded, chunk, cause); !ok) {
-      spdlog::warn("token {}: Apple event {} ({} serials) accepted but not recorded: {}; the next pass sends it again",
-                   ctx.job.token_id, event->event_id, chunk.size(), ok.error().message);
-    }
-  }
-  return std::nullopt;
-}
-
 // The report's totals from the rows as they are now.
 void CountRows(JobContext& ctx, Report& report) {
   auto counts = ctx.store.CountDeviceLicenses(ctx.job.tenant_id, ctx.job.token_id);
@@ -396,6 +341,90 @@ store::AppleEventOutcome EventOutcome(const apple::EventStatus& status) {
   }
   return outcome;
 }
+
+Result<std::map<std::string, store::MobileApp>> TokenApps(JobContext& ctx, const std::string& token_id) {
+  std::map<std::string, store::MobileApp> apps;
+  store::ListQuery query;
+  query.filter =
+      store::Expr::Apply(store::Op::kEq, {store::Expr::Of(store::Column::kAppTokenId), store::Expr::Value(token_id)});
+  query.limit = 1000;
+  for (;;) {
+    auto page = ctx.store.ListApps(ctx.job.tenant_id, query);
+    if (!page) return Fail(page.error());
+    for (auto& app : page->items) apps.emplace(app.id, std::move(app));
+    if (!page->has_more) break;
+    query.skip += query.limit;
+  }
+  return apps;
+}
+
+template <class Row>
+std::optional<apple::AppleError> SendLicences(JobContext& ctx, apple::Client& client, int max_per_request,
+                                              const AssetKey& asset, const std::vector<std::string>& keys,
+                                              bool associate, const std::string& cause, Timestamp first_poll) {
+  constexpr bool kDevices = std::is_same_v<Row, store::DeviceLicense>;
+  const std::string& tenant = ctx.job.tenant_id;
+  const std::string& token = ctx.job.token_id;
+  const std::size_t step = static_cast<std::size_t>(std::max(1, max_per_request));
+  for (std::size_t i = 0; i < keys.size() && !ctx.stopping; i += step) {
+    std::vector<std::string> chunk(keys.begin() + static_cast<std::ptrdiff_t>(i),
+                                   keys.begin() + static_cast<std::ptrdiff_t>(std::min(keys.size(), i + step)));
+    apple::ManageAssetsRequest req;
+    req.assets = {{asset.first, asset.second}};
+    (kDevices ? req.serial_numbers : req.client_user_ids) = chunk;
+    auto event = associate ? client.Associate(req) : client.Disassociate(req);
+    const Timestamp now = ctx.clock.Now();
+    if (!event) {
+      if (event.error().kind != apple::AppleErrorKind::kValidation) return event.error();
+      // Apple refused these outright (e.g. 9707 not device-assignable): recorded per key.
+      std::vector<Row> rows;
+      for (const std::string& key : chunk) {
+        Row r;
+        r.adam_id = asset.first;
+        r.pricing_param = asset.second;
+        if constexpr (kDevices) {
+          r.serial_number = key;
+        } else {
+          r.client_user_id = key;
+        }
+        r.state = associate ? "failed" : "granted";
+        r.error_code = std::to_string(event.error().error_number);
+        r.error_message = (associate ? "" : "reclaim failed: ") + event.error().error_message;
+        r.cause = cause;
+        rows.push_back(std::move(r));
+      }
+      if constexpr (kDevices) {
+        (void)ctx.store.PutDeviceLicenses(tenant, token, rows, {});
+      } else {
+        (void)ctx.store.PutUserLicenses(tenant, token, rows, {});
+      }
+      continue;
+    }
+    store::AppleEvent recorded;
+    recorded.event_id = event->event_id;
+    recorded.kind = associate ? "associate" : "disassociate";
+    recorded.adam_id = asset.first;
+    recorded.pricing_param = asset.second;
+    recorded.submitted = now;
+    recorded.next_poll = now + first_poll;
+    Status ok = kDevices ? ctx.store.RecordAppleEvent(tenant, token, recorded, chunk, cause)
+                         : ctx.store.RecordUserLicenseEvent(tenant, token, recorded, chunk, cause);
+    if (!ok) {
+      spdlog::warn("token {}: Apple event {} ({} {}) accepted but not recorded: {}; the next pass sends it again",
+                   token, event->event_id, chunk.size(), kDevices ? "serials" : "users", ok.error().message);
+    }
+  }
+  return std::nullopt;
+}
+
+template std::optional<apple::AppleError> SendLicences<store::DeviceLicense>(JobContext&, apple::Client&, int,
+                                                                             const AssetKey&,
+                                                                             const std::vector<std::string>&, bool,
+                                                                             const std::string&, Timestamp);
+template std::optional<apple::AppleError> SendLicences<store::UserLicense>(JobContext&, apple::Client&, int,
+                                                                           const AssetKey&,
+                                                                           const std::vector<std::string>&, bool,
+                                                                           const std::string&, Timestamp);
 
 Status RunReconcile(JobContext& ctx) {
   const auto& job = ctx.job;
@@ -462,12 +491,15 @@ Status RunReconcile(JobContext& ctx) {
         for (const auto& [key, plan] : plans) {
           if (stopped || ctx.stopping) break;
           // Reclaims first: the licences they free serve waiting devices on the next pass.
-          stopped = Send(ctx, client, limits, key, plan.reclaim_explicit, false,
-                         read->assets.at(key).assigned ? "uninstall" : "unassigned", first_poll);
-          if (!stopped) {
-            stopped = Send(ctx, client, limits, key, plan.reclaim_directory, false, "leftScope", first_poll);
-          }
-          if (!stopped) stopped = Send(ctx, client, limits, key, plan.associate, true, "assigned", first_poll);
+          auto send = [&](const std::vector<std::string>& serials, bool associate, const std::string& cause) {
+            if (auto error = SendLicences<store::DeviceLicense>(ctx, client, limits.max_serial_numbers, key, serials,
+                                                                associate, cause, first_poll)) {
+              stopped = Stop{*error};
+            }
+          };
+          send(plan.reclaim_explicit, false, read->assets.at(key).assigned ? "uninstall" : "unassigned");
+          if (!stopped) send(plan.reclaim_directory, false, "leftScope");
+          if (!stopped) send(plan.associate, true, "assigned");
         }
       }
     }

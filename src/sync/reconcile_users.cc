@@ -56,73 +56,10 @@ struct AssetPeople {
   std::int64_t total = 0, used = 0;
 };
 
-// The token's apps by id (books included: they are MobileApp rows too).
-Result<std::map<std::string, store::MobileApp>> TokenApps(JobContext& ctx, const std::string& token_id) {
-  std::map<std::string, store::MobileApp> apps;
-  store::ListQuery query;
-  query.filter =
-      store::Expr::Apply(store::Op::kEq, {store::Expr::Of(store::Column::kAppTokenId), store::Expr::Value(token_id)});
-  query.limit = 1000;
-  for (;;) {
-    auto page = ctx.store.ListApps(ctx.job.tenant_id, query);
-    if (!page) return Fail(page.error());
-    for (auto& app : page->items) apps.emplace(app.id, std::move(app));
-    if (!page->has_more) break;
-    query.skip += query.limit;
-  }
-  return apps;
-}
-
 std::set<std::string> Ids(const std::vector<store::GroupUser>& users) {
   std::set<std::string> out;
   for (const auto& u : users) out.insert(u.user_id);
   return out;
-}
-
-// Step 4: sends `users` of one asset in chunks and records each event Apple accepts.
-std::optional<apple::AppleError> Send(JobContext& ctx, apple::Client& client, int max_users, const AssetKey& asset,
-                                      const std::vector<std::string>& users, bool associate, const std::string& cause,
-                                      Timestamp first_poll) {
-  const std::size_t step = static_cast<std::size_t>(std::max(1, max_users));
-  for (std::size_t i = 0; i < users.size() && !ctx.stopping; i += step) {
-    std::vector<std::string> chunk(users.begin() + static_cast<std::ptrdiff_t>(i),
-                                   users.begin() + static_cast<std::ptrdiff_t>(std::min(users.size(), i + step)));
-    apple::ManageAssetsRequest req;
-    req.assets = {{asset.first, asset.second}};
-    req.client_user_ids = chunk;
-    auto event = associate ? client.Associate(req) : client.Disassociate(req);
-    const Timestamp now = ctx.clock.Now();
-    if (!event) {
-      if (event.error().kind != apple::AppleErrorKind::kValidation) return event.error();
-      // Apple refused these outright: recorded per person, as the devices' are.
-      std::vector<store::UserLicense> rows;
-      for (const std::string& user : chunk) {
-        store::UserLicense r;
-        r.adam_id = asset.first;
-        r.pricing_param = asset.second;
-        r.client_user_id = user;
-        r.state = associate ? "failed" : "granted";
-        r.error_code = std::to_string(event.error().error_number);
-        r.error_message = (associate ? "" : "reclaim failed: ") + event.error().error_message;
-        r.cause = cause;
-        rows.push_back(std::move(r));
-      }
-      (void)ctx.store.PutUserLicenses(ctx.job.tenant_id, ctx.job.token_id, rows, {});
-      continue;
-    }
-    store::AppleEvent recorded;
-    recorded.event_id = event->event_id;
-    recorded.kind = associate ? "associate" : "disassociate";
-    recorded.adam_id = asset.first;
-    recorded.pricing_param = asset.second;
-    recorded.submitted = now;
-    recorded.next_poll = now + first_poll;
-    if (auto ok = ctx.store.RecordUserLicenseEvent(ctx.job.tenant_id, ctx.job.token_id, recorded, chunk, cause); !ok) {
-      spdlog::warn("token {}: Apple event {} ({} users) accepted but not recorded: {}; the next pass sends it again",
-                   ctx.job.token_id, event->event_id, chunk.size(), ok.error().message);
-    }
-  }
-  return std::nullopt;
 }
 
 }  // namespace
@@ -403,8 +340,8 @@ Result<PeoplePass> ReconcilePeople(JobContext& ctx, const store::VppToken& token
         if (pass.apple_error || ctx.stopping) break;
         const UserAssetInput& in = inputs.at(key);
         auto& err = pass.apple_error;
-        err = Send(ctx, client, max_users, key, plan.reclaim_explicit, false, in.assigned ? "uninstall" : "unassigned",
-                   first_poll);
+        err = SendLicences<store::UserLicense>(ctx, client, max_users, key, plan.reclaim_explicit, false,
+                                               in.assigned ? "uninstall" : "unassigned", first_poll);
         if (!err && !plan.reclaim_directory.empty()) {
           // Deleted people, and people who left every including group.
           if (!directory_read) {
@@ -417,10 +354,14 @@ Result<PeoplePass> ReconcilePeople(JobContext& ctx, const store::VppToken& token
           for (const std::string& id : plan.reclaim_directory) {
             (directory_users.contains(id) ? left : deleted).push_back(id);
           }
-          err = Send(ctx, client, max_users, key, deleted, false, "userDeleted", first_poll);
-          if (!err) err = Send(ctx, client, max_users, key, left, false, "leftScope", first_poll);
+          err =
+              SendLicences<store::UserLicense>(ctx, client, max_users, key, deleted, false, "userDeleted", first_poll);
+          if (!err)
+            err = SendLicences<store::UserLicense>(ctx, client, max_users, key, left, false, "leftScope", first_poll);
         }
-        if (!err) err = Send(ctx, client, max_users, key, plan.associate, true, "assigned", first_poll);
+        if (!err)
+          err = SendLicences<store::UserLicense>(ctx, client, max_users, key, plan.associate, true, "assigned",
+                                                 first_poll);
       }
     }
   }

@@ -177,8 +177,9 @@ std::optional<Stop> RunOne(JobContext& ctx, apple::Client& client, const apple::
                            [&](std::vector<std::string> ids) { return send(std::move(ids), false); })) {
     return stop;
   }
-  // vppd's own grants of what was taken back are free now.
-  const auto released = ReleasedRows(*rows, targets.serial_numbers, done.failed_serials, done.event_id);
+  // What was taken back is free now (vppd's grants and the licences it never granted).
+  const auto released =
+      ReleasedRows(*rows, r.adam_id, r.pricing_param, targets.serial_numbers, done.failed_serials, done.event_id);
   if (!released.empty()) (void)ctx.store.PutDeviceLicenses(tenant, r.token_id, released, {});
 
   r.total_licenses = static_cast<std::int32_t>(done.total);

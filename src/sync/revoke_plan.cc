@@ -1,6 +1,7 @@
 #include "sync/revoke_plan.h"
 
 #include <algorithm>
+#include <map>
 
 namespace vppd::sync {
 namespace {
@@ -70,12 +71,25 @@ RevokeFailures FailuresOf(const apple::EventStatus& status, const std::vector<st
 }
 
 std::vector<store::DeviceLicense> ReleasedRows(const std::vector<store::DeviceLicense>& rows,
+                                               const std::string& adam_id, const std::string& pricing_param,
                                                const std::vector<std::string>& disassociated,
                                                const std::set<std::string>& failed, const std::string& event_id) {
-  const std::set<std::string> sent(disassociated.begin(), disassociated.end());
-  std::vector<store::DeviceLicense> out;
+  std::map<std::string, store::DeviceLicense> by_serial;
+  for (const std::string& serial : disassociated) {
+    if (failed.contains(serial)) continue;
+    store::DeviceLicense fresh;
+    fresh.adam_id = adam_id;
+    fresh.pricing_param = pricing_param;
+    fresh.serial_number = serial;
+    fresh.state = "granted";  // as if vppd had granted it: released below
+    by_serial.emplace(serial, std::move(fresh));
+  }
   for (const store::DeviceLicense& r : rows) {
-    if (!sent.contains(r.serial_number) || failed.contains(r.serial_number)) continue;
+    auto it = by_serial.find(r.serial_number);
+    if (it != by_serial.end() && r.adam_id == adam_id && r.pricing_param == pricing_param) it->second = r;
+  }
+  std::vector<store::DeviceLicense> out;
+  for (const auto& [serial, r] : by_serial) {
     if (r.state != "granted" && r.state != "reclaimPending") continue;
     store::DeviceLicense released = r;
     released.state = "released";

@@ -52,11 +52,15 @@ struct RevokeFailures {
 // Apple counts. "Not associated" (9619) is no failure: the licence is gone.
 RevokeFailures FailuresOf(const apple::EventStatus& status, const std::vector<std::string>& serials);
 
-// vppd's device licence rows that a disassociate of `disassociated` freed: the
-// granted (or reclaimPending) rows of those serials not in `failed`, as
-// released with cause "revoked" and `event_id`. A pending row (its associate
-// still in flight) is left to its own event.
+// The device licence rows a disassociate of `disassociated` (of the asset
+// `adam_id`, `pricing_param`) leaves, for those serials not in `failed`: vppd's
+// granted (or reclaimPending) rows become released with cause "revoked" and
+// `event_id`, and a serial vppd has no row for (a licence it never granted) gets
+// such a row, so that until a sync no longer shows the licence the reconcile
+// counts it free and a second revoke finds it gone. A pending row (its associate
+// still in flight) is left to its own event, and so is a failed one.
 std::vector<store::DeviceLicense> ReleasedRows(const std::vector<store::DeviceLicense>& rows,
+                                               const std::string& adam_id, const std::string& pricing_param,
                                                const std::vector<std::string>& disassociated,
                                                const std::set<std::string>& failed, const std::string& event_id);
 

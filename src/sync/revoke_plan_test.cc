@@ -106,17 +106,23 @@ TEST(FailuresOf, AnUnnamedFailureWithNothingCompletedFailsEveryTarget) {
   EXPECT_EQ(FailuresOf(ok, {"S1", "S2"}).count, 0);
 }
 
-TEST(ReleasedRows, FreesVppdsGrantsOfWhatWasTakenBackButNotFailuresOrAssociatesInFlight) {
+TEST(ReleasedRows, FreesWhatWasTakenBackButNotFailuresOrAssociatesInFlight) {
   const std::vector<store::DeviceLicense> rows = {Row("S1", "granted"), Row("S2", "granted"), Row("S3", "pending"),
                                                   Row("S4", "reclaimPending"), Row("S5", "granted")};
-  const auto released = ReleasedRows(rows, {"S1", "S2", "S3", "S4"}, {"S2"}, "e-new");
-  ASSERT_EQ(released.size(), 2u);
+  // S6: a licence vppd never granted (no row), taken back too.
+  const auto released =
+      ReleasedRows(rows, rows[0].adam_id, rows[0].pricing_param, {"S1", "S2", "S3", "S4", "S6"}, {"S2"}, "e-new");
+  ASSERT_EQ(released.size(), 3u);
   EXPECT_EQ(released[0].serial_number, "S1");
   EXPECT_EQ(released[0].state, "released");
   EXPECT_EQ(released[0].cause, "revoked");
   EXPECT_EQ(released[0].event_id, "e-new");
   EXPECT_EQ(released[0].updated, 0);
   EXPECT_EQ(released[1].serial_number, "S4");
+  EXPECT_EQ(released[2].serial_number, "S6");
+  EXPECT_EQ(released[2].state, "released");
+  EXPECT_EQ(released[2].adam_id, rows[0].adam_id);
+  EXPECT_EQ(released[2].pricing_param, rows[0].pricing_param);
 }
 
 TEST(FailureReasonOf, AnExpiredTokenIsNamedAsGraphNamesIt) {

@@ -125,4 +125,21 @@ Result<AppleUsersPass> ReconcileAppleUsers(JobContext& ctx, apple::Client& clien
 // Lower-cased country for store URLs: the admin's countryOrRegion, else Apple's.
 std::string StoreCountry(const store::VppToken& token, const apple::ClientConfig& config);
 
+// The reconcile job's shared steps (reconcile.cc), for its devices' and people's parts.
+//
+// The token's apps and books, by id.
+Result<std::map<std::string, store::MobileApp>> TokenApps(JobContext& ctx, const std::string& token_id);
+// Sends one asset's licences to Apple (associate or disassociate), keyed by the
+// Row's key (store::DeviceLicense: serial numbers; store::UserLicense:
+// clientUserIds), in chunks of `max_per_request`. Each event Apple accepts is
+// recorded at once with its keys and `cause` (first polled `first_poll` later); a
+// chunk Apple refuses outright (a validation error) is recorded per key as failed
+// (an associate) or still granted (a disassociate), with Apple's error. Apple's
+// first other error ends the sends and is returned.
+template <class Row>
+std::optional<apple::AppleError> SendLicences(JobContext& ctx, apple::Client& client, int max_per_request,
+                                              const std::pair<std::string, std::string>& asset,
+                                              const std::vector<std::string>& keys, bool associate,
+                                              const std::string& cause, Timestamp first_poll);
+
 }  // namespace vppd::sync
