@@ -725,8 +725,8 @@ Result<std::vector<GroupDevice>> SqlStore::DeviceMembersOf(const std::string& te
       member_ids.reserve(seq_of_device.size());
       for (const auto& [id, seq] : seq_of_device) member_ids.push_back(id);
       const std::string list = JsonArray(member_ids);
-      // coalesce() keeps the serial-number index out of the plan: the lookup is by
-      // the Entra device id.
+      // No condition on the serial number here (it is checked below): the lookup
+      // must go by the Entra device id, not by the serial-number index.
       const std::string sql = fmt::format(
           "SELECT md.id, coalesce(md.serial_number, ''), coalesce(md.device_name, ''), coalesce(md.user_id, ''), d.id "
           "FROM devices d CROSS JOIN managed_devices md "
