@@ -691,11 +691,10 @@ Result<std::vector<GroupDevice>> SqlStore::DeviceMembersOf(const std::string& te
   // cycle adds no new row and ends the recursion) and the Entra devices they
   // hold, each with its earliest membership; then the managed devices enrolled
   // as those. A small group looks its devices up by key. A large one reads the
-  // tenant's devices and managed devices in key order instead: a lookup per
-  // member lands on a random page each time, and that made a pass over a
-  // 100,000-device group cost seconds (bench/README.md, "assign"). Doing the
-  // join here also keeps the plan out of the planner's hands: without
-  // statistics SQLite has picked plans quadratic in the group before.
+  // tenant's devices and managed devices in key order instead, since a lookup
+  // per member lands on a random page each time (bench/README.md, "assign").
+  // Joining here also keeps the plan independent of SQLite's planner, which
+  // has no statistics to choose by.
   const std::string members_sql = fmt::format(
       "WITH RECURSIVE reached (group_id) AS ("
       "SELECT id FROM groups WHERE tenant_id = ?1 AND id IN ({}) "
