@@ -12,34 +12,21 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
+#include "service/assignment_targets.h"
 #include "service/service.h"
 #include "sync/sync.h"
 
 namespace vppd::service {
-namespace {
-namespace json = boost::json;
 
-// --- 1. names and messages ------------------------------------------------------------
+// --- 0. what app and book assignments share (assignment_targets.h) ------------------------
 
-constexpr std::string_view kIntents[] = {"required", "available", "uninstall", "availableWithoutEnrollment"};
+namespace assignment_targets {
 
-constexpr std::string_view kGroupTarget = "#microsoft.graph.groupAssignmentTarget";
-constexpr std::string_view kExclusionTarget = "#microsoft.graph.exclusionGroupAssignmentTarget";
-constexpr std::string_view kAllDevicesTarget = "#microsoft.graph.allDevicesAssignmentTarget";
-constexpr std::string_view kAllUsersTarget = "#microsoft.graph.allLicensedUsersAssignmentTarget";
-constexpr std::string_view kTargets[] = {kGroupTarget, kExclusionTarget, kAllDevicesTarget, kAllUsersTarget};
-
-constexpr std::string_view kIosSettings = "#microsoft.graph.iosVppAppAssignmentSettings";
-constexpr std::string_view kMacSettings = "#microsoft.graph.macOsVppAppAssignmentSettings";
-
-// "#microsoft.graph.X" for "microsoft.graph.X" or "#microsoft.graph.X" (Graph's
-// examples write both); other text is returned as it is, to be refused.
 std::string Qualified(const std::string& type) {
   if (type.starts_with("microsoft.graph.")) return "#" + type;
   return type;
 }
 
-// "iosVppApp" for "#microsoft.graph.iosVppApp".
 std::string_view Short(std::string_view type) {
   const auto dot = type.rfind('.');
   return dot == std::string_view::npos ? type : type.substr(dot + 1);
@@ -53,16 +40,70 @@ std::string Join(std::span<const std::string_view> names, bool short_names) {
 
 bool IsGroupTarget(std::string_view type) { return type == kGroupTarget || type == kExclusionTarget; }
 
+Error Invalid(const std::string& where, std::string_view property, std::string message) {
+  return Error::InvalidArgument(std::move(message), where + std::string(property));
+}
+
+Status ApplyTarget(store::Store& store, const std::string& tenant_id, const AssignmentTarget& t,
+                   std::span<const std::string_view> allowed, const std::string& where, store::AppAssignment& out) {
+  const std::string type = Qualified(t.type);
+  if (t.type.empty()) {
+    return Fail(
+        Invalid(where, "target", fmt::format("The target needs an '@odata.type': one of {}.", Join(allowed, true))));
+  }
+  if (std::find(allowed.begin(), allowed.end(), type) == allowed.end()) {
+    return Fail(Invalid(
+        where, "target",
+        fmt::format("The target type '{}' is not supported; it must be one of: {}.", t.type, Join(allowed, true))));
+  }
+  if (t.filter_id) {
+    return Fail(Invalid(where, "target.deviceAndAppManagementAssignmentFilterId",
+                        "Assignment filters are not supported by vppd: "
+                        "deviceAndAppManagementAssignmentFilterId must be null."));
+  }
+  if (t.filter_type && *t.filter_type != "none") {
+    return Fail(Invalid(where, "target.deviceAndAppManagementAssignmentFilterType",
+                        fmt::format("Assignment filters are not supported by vppd: "
+                                    "deviceAndAppManagementAssignmentFilterType must be none, not '{}'.",
+                                    *t.filter_type)));
+  }
+  if (IsGroupTarget(type)) {
+    if (!t.group_id || t.group_id->empty()) {
+      return Fail(Invalid(where, "target.groupId", fmt::format("A {} needs a groupId.", Short(type))));
+    }
+    auto exists = store.GroupExists(tenant_id, *t.group_id);
+    if (!exists) return Fail(exists.error());
+    if (!*exists) {
+      return Fail(Error::NotFound(fmt::format("The group '{}' was not found.", *t.group_id), *t.group_id));
+    }
+    out.group_id = t.group_id;
+  } else {
+    if (t.group_id) return Fail(Invalid(where, "target.groupId", fmt::format("A {} has no groupId.", Short(type))));
+    out.group_id.reset();
+  }
+  out.target_type = type;
+  return {};
+}
+
+}  // namespace assignment_targets
+
+namespace {
+namespace json = boost::json;
+using namespace assignment_targets;
+
+// --- 1. names and messages ------------------------------------------------------------
+
+constexpr std::string_view kTargets[] = {kGroupTarget, kExclusionTarget, kAllDevicesTarget, kAllUsersTarget};
+
+constexpr std::string_view kIosSettings = "#microsoft.graph.iosVppAppAssignmentSettings";
+constexpr std::string_view kMacSettings = "#microsoft.graph.macOsVppAppAssignmentSettings";
+
 // The settings type an app of this platform takes.
 std::string_view SettingsTypeFor(const store::MobileApp& app) {
   return app.platform == "macOS" ? kMacSettings : kIosSettings;
 }
 std::string_view AppTypeName(const store::MobileApp& app) {
   return app.platform == "macOS" ? "macOsVppApp" : "iosVppApp";
-}
-
-Error Invalid(const std::string& where, std::string_view property, std::string message) {
-  return Error::InvalidArgument(std::move(message), where + std::string(property));
 }
 
 Error AppNotFound(const std::string& id) { return Error::NotFound("The mobileApp '" + id + "' was not found.", id); }
@@ -166,45 +207,7 @@ Result<store::AppAssignment> AppAssignments::Build(const std::string& tenant_id,
   if (Status s = CheckIntent(out.intent, where); !s) return Fail(s.error());
 
   if (changes.target) {
-    const AssignmentTarget& t = *changes.target;
-    const std::string type = Qualified(t.type);
-    if (t.type.empty()) {
-      return Fail(
-          Invalid(where, "target", fmt::format("The target needs an '@odata.type': one of {}.", Join(kTargets, true))));
-    }
-    if (std::find(std::begin(kTargets), std::end(kTargets), type) == std::end(kTargets)) {
-      return Fail(Invalid(
-          where, "target",
-          fmt::format("The target type '{}' is not supported; it must be one of: {}.", t.type, Join(kTargets, true))));
-    }
-    if (t.filter_id) {
-      return Fail(Invalid(where, "target.deviceAndAppManagementAssignmentFilterId",
-                          "Assignment filters are not supported by vppd: "
-                          "deviceAndAppManagementAssignmentFilterId must be null."));
-    }
-    if (t.filter_type && *t.filter_type != "none") {
-      return Fail(Invalid(where, "target.deviceAndAppManagementAssignmentFilterType",
-                          fmt::format("Assignment filters are not supported by vppd: "
-                                      "deviceAndAppManagementAssignmentFilterType must be none, not '{}'.",
-                                      *t.filter_type)));
-    }
-    out.target_type = type;
-    if (IsGroupTarget(type)) {
-      if (!t.group_id || t.group_id->empty()) {
-        return Fail(Invalid(where, "target.groupId", fmt::format("A {} needs a groupId.", Short(type))));
-      }
-      auto exists = store_.GroupExists(tenant_id, *t.group_id);
-      if (!exists) return Fail(exists.error());
-      if (!*exists) {
-        return Fail(Error::NotFound(fmt::format("The group '{}' was not found.", *t.group_id), *t.group_id));
-      }
-      out.group_id = t.group_id;
-    } else {
-      if (t.group_id) {
-        return Fail(Invalid(where, "target.groupId", fmt::format("A {} has no groupId.", Short(type))));
-      }
-      out.group_id.reset();
-    }
+    if (Status s = ApplyTarget(store_, tenant_id, *changes.target, kTargets, where, out); !s) return Fail(s.error());
   }
   if (out.target_type.empty()) return Fail(Invalid(where, "target", "The property 'target' is required."));
 

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "service/assignment_targets.h"
 #include "service/service.h"
 
 namespace vppd::service {
@@ -23,40 +24,14 @@ store::Expr OfProductType(std::string_view product_type, const std::optional<sto
 
 namespace {
 
+using namespace assignment_targets;
+
 // --- 1. names and messages ------------------------------------------------------------
 
-constexpr std::string_view kIntents[] = {"required", "available", "uninstall", "availableWithoutEnrollment"};
-
-constexpr std::string_view kGroupTarget = "#microsoft.graph.groupAssignmentTarget";
-constexpr std::string_view kExclusionTarget = "#microsoft.graph.exclusionGroupAssignmentTarget";
-constexpr std::string_view kAllDevicesTarget = "#microsoft.graph.allDevicesAssignmentTarget";
-constexpr std::string_view kAllUsersTarget = "#microsoft.graph.allLicensedUsersAssignmentTarget";
 constexpr std::string_view kBookTargets[] = {kGroupTarget, kExclusionTarget, kAllUsersTarget};
 
 // Most ids one `in` filter names when the user licences' users and devices are read.
 constexpr std::size_t kIdsPerRead = 200;
-
-std::string Qualified(const std::string& type) {
-  if (type.starts_with("microsoft.graph.")) return "#" + type;
-  return type;
-}
-
-std::string_view Short(std::string_view type) {
-  const auto dot = type.rfind('.');
-  return dot == std::string_view::npos ? type : type.substr(dot + 1);
-}
-
-std::string JoinShort(std::span<const std::string_view> names) {
-  std::string out;
-  for (std::string_view n : names) out += fmt::format("{}{}", out.empty() ? "" : ", ", Short(n));
-  return out;
-}
-
-bool IsGroupTarget(std::string_view type) { return type == kGroupTarget || type == kExclusionTarget; }
-
-Error Invalid(const std::string& where, std::string_view property, std::string message) {
-  return Error::InvalidArgument(std::move(message), where + std::string(property));
-}
 
 Error BookNotFound(const std::string& id) {
   return Error::NotFound("The managedEBook '" + id + "' was not found.", id);
@@ -121,47 +96,14 @@ Result<store::AppAssignment> ManagedEBooks::Build(const std::string& tenant_id, 
                                     out.intent)));
   }
   if (changes.target) {
-    const AssignmentTarget& t = *changes.target;
-    const std::string type = Qualified(t.type);
-    if (t.type.empty()) {
-      return Fail(Invalid(where, "target",
-                          fmt::format("The target needs an '@odata.type': one of {}.", JoinShort(kBookTargets))));
-    }
-    if (type == kAllDevicesTarget) {
+    if (Qualified(changes.target->type) == kAllDevicesTarget) {
       return Fail(Invalid(where, "target",
                           fmt::format("A managedEBook cannot be assigned to {}: Apple licenses books to users "
                                       "only; target users with one of {}.",
-                                      Short(type), JoinShort(kBookTargets))));
+                                      Short(kAllDevicesTarget), Join(kBookTargets, true))));
     }
-    if (std::find(std::begin(kBookTargets), std::end(kBookTargets), type) == std::end(kBookTargets)) {
-      return Fail(Invalid(where, "target",
-                          fmt::format("The target type '{}' is not supported; it must be one of: {}.", t.type,
-                                      JoinShort(kBookTargets))));
-    }
-    if (t.filter_id) {
-      return Fail(Invalid(where, "target.deviceAndAppManagementAssignmentFilterId",
-                          "Assignment filters are not supported by vppd: "
-                          "deviceAndAppManagementAssignmentFilterId must be null."));
-    }
-    if (t.filter_type && *t.filter_type != "none") {
-      return Fail(Invalid(where, "target.deviceAndAppManagementAssignmentFilterType",
-                          fmt::format("Assignment filters are not supported by vppd: "
-                                      "deviceAndAppManagementAssignmentFilterType must be none, not '{}'.",
-                                      *t.filter_type)));
-    }
-    out.target_type = type;
-    if (IsGroupTarget(type)) {
-      if (!t.group_id || t.group_id->empty()) {
-        return Fail(Invalid(where, "target.groupId", fmt::format("A {} needs a groupId.", Short(type))));
-      }
-      auto exists = store_.GroupExists(tenant_id, *t.group_id);
-      if (!exists) return Fail(exists.error());
-      if (!*exists)
-        return Fail(Error::NotFound(fmt::format("The group '{}' was not found.", *t.group_id), *t.group_id));
-      out.group_id = t.group_id;
-    } else {
-      if (t.group_id) return Fail(Invalid(where, "target.groupId", fmt::format("A {} has no groupId.", Short(type))));
-      out.group_id.reset();
+    if (Status s = ApplyTarget(store_, tenant_id, *changes.target, kBookTargets, where, out); !s) {
+      return Fail(s.error());
     }
   }
   if (out.target_type.empty()) return Fail(Invalid(where, "target", "The property 'target' is required."));
