@@ -558,6 +558,30 @@ TEST_F(SimTest, ManageValidation) {
 
 // ---------------------------------------------------------------- events
 
+TEST_F(SimTest, AControlReadSeesEventsThatAreDue) {
+  // Apple works events off on its own: a test that reads the location after the
+  // event's delay sees it applied, with no Apple request in between.
+  SimOptions opts;
+  opts.event_delay = std::chrono::milliseconds(500);
+  Start(opts);
+  std::string unlimited;
+  for (auto& v : Arr(Get("/mdm/v2/assets?unlimited=true"), "unlimitedAssets"))
+    if (v.as_object().at("deviceAssignable").as_bool()) unlimited = v.as_object().at("adamId").as_string();
+  ASSERT_FALSE(unlimited.empty());
+  const std::string uid(Locations()[0].as_object().at("uId").as_string());
+  auto held = [&] { return Obj(Get("/_sim/locations/" + uid))["assignments"].as_int64(); };
+  const std::int64_t before = held();
+  ASSERT_EQ(Post("/mdm/v2/assets/associate",
+                 R"({"assets":[{"adamId":")" + unlimited + R"("}],"serialNumbers":["C1","C2"]})")
+                .status,
+            200);
+  EXPECT_EQ(held(), before) << "not yet due";
+  clock_.Advance(std::chrono::milliseconds(499));
+  EXPECT_EQ(held(), before) << "not yet due";
+  clock_.Advance(std::chrono::milliseconds(1));
+  EXPECT_EQ(held(), before + 2) << "due: applied when observed";
+}
+
 TEST_F(SimTest, AssociateResolvesAfterDelayWithPartialFailure) {
   SimOptions opts;
   opts.event_delay = std::chrono::milliseconds(500);
