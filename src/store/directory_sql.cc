@@ -309,6 +309,23 @@ std::string JsonArray(const std::vector<std::string>& items) { return StringsToJ
 
 }  // namespace
 
+// What a write of one object changes for the reconcile (reconcile_changes_sql.cc),
+// noted in the write's transaction: for a managed device its serial numbers
+// before and after, for an Entra device those of the managed devices enrolled as
+// it (as its deviceId was and is), for a group (deleted) everything it reached.
+template <class T>
+Status SqlStore::NoteEntityChanged(Tx& tx, const std::string& tenant_id, const std::string& id) {
+  if constexpr (std::is_same_v<T, ManagedDevice>) {
+    return NoteManagedDevicesChanged(tx, tenant_id, {id});
+  } else if constexpr (std::is_same_v<T, Device>) {
+    return NoteEntraDevicesChanged(tx, tenant_id, {id});
+  } else if constexpr (std::is_same_v<T, Group>) {
+    return NoteEverythingChanged(tx, tenant_id);
+  } else {
+    return {};  // users: the device pass does not look at them
+  }
+}
+
 // --- 2. generic create/get/list/update/delete --------------------------------------------
 
 std::string SqlStore::BulkRowSql(const BulkInsert& spec) {
@@ -350,6 +367,9 @@ Result<T> SqlStore::CreateEntity(const std::string& tenant_id, T entity) {
     }
     if (Status s = CheckUnique(tx, tenant_id, entity); !s) return Fail(s.error());
     if (Status s = WriteEntity(tx, sql.insert_sql, tenant_id, entity); !s) return Fail(s.error());
+    if constexpr (std::is_same_v<T, ManagedDevice>) {
+      if (Status s = NoteEntityChanged<T>(tx, tenant_id, entity.id); !s) return Fail(s.error());
+    }
     return entity;
   });
 }
@@ -412,7 +432,14 @@ Result<T> SqlStore::UpdateEntity(const std::string& tenant_id, const std::string
     updated.created = stored->created;
     updated.last_modified = clock_.Now();
     if (Status s = CheckUnique(tx, tenant_id, updated); !s) return Fail(s.error());
+    // Before and after: what the object reached as it was, and as it is now.
+    if constexpr (!std::is_same_v<T, Group>) {
+      if (Status s = NoteEntityChanged<T>(tx, tenant_id, id); !s) return Fail(s.error());
+    }
     if (Status s = WriteEntity(tx, sql.upsert_sql, tenant_id, updated); !s) return Fail(s.error());
+    if constexpr (!std::is_same_v<T, Group>) {
+      if (Status s = NoteEntityChanged<T>(tx, tenant_id, id); !s) return Fail(s.error());
+    }
     return updated;
   });
 }
@@ -421,6 +448,7 @@ template <class T>
 Status SqlStore::DeleteEntity(const std::string& tenant_id, const std::string& id) {
   const std::string sql = fmt::format("DELETE FROM {} WHERE tenant_id = ?1 AND id = ?2", Entity<T>::kTable);
   return InTx<void>(TxKind::kWrite, [&](Tx& tx) -> Status {
+    if (Status s = NoteEntityChanged<T>(tx, tenant_id, id); !s) return s;
     if (Status s = DeleteDependents<T>(tx, tenant_id, id); !s) return s;
     if (Status s = tx.Exec(sql, {tenant_id, id}); !s) return s;
     if (tx.Changes() == 0) return Fail(NotFoundError(Entity<T>::kNoun, id));
@@ -523,11 +551,30 @@ Result<std::int64_t> NextSeq(Tx& tx, const std::string& tenant_id) {
   return tx.Int(0);
 }
 
+MemberKind MemberKindOf(std::string_view name) {
+  if (name == "device") return MemberKind::kDevice;
+  if (name == "user") return MemberKind::kUser;
+  return MemberKind::kGroup;
+}
+
 Error MemberNotFound(const std::string& id) {
   return Error::NotFound(fmt::format("directoryObject '{}' not found", id), id);
 }
 
 }  // namespace
+
+Status SqlStore::NoteMemberChanged(Tx& tx, const std::string& tenant_id, const std::string& member_id,
+                                   MemberKind kind) {
+  switch (kind) {
+    case MemberKind::kDevice:
+      return NoteEntraDevicesChanged(tx, tenant_id, {member_id});
+    case MemberKind::kGroup:
+      return NoteEverythingChanged(tx, tenant_id);  // every device the nested group reaches
+    case MemberKind::kUser:
+      break;
+  }
+  return {};
+}
 
 Result<GroupMember> SqlStore::AddGroupMember(const std::string& tenant_id, const std::string& group_id,
                                              const std::string& member_id) {
@@ -562,6 +609,7 @@ Result<GroupMember> SqlStore::AddGroupMember(const std::string& tenant_id, const
         !s) {
       return Fail(s.error());
     }
+    if (Status s = NoteMemberChanged(tx, tenant_id, member_id, member.kind); !s) return Fail(s.error());
     return member;
   });
 }
@@ -572,15 +620,20 @@ Status SqlStore::RemoveGroupMember(const std::string& tenant_id, const std::stri
     Result<bool> group = LockGroup(tx, tenant_id, group_id, dialect_.for_update);
     if (!group) return Fail(group.error());
     if (!*group) return Fail(NotFoundError("group", group_id));
+    Result<bool> member =
+        tx.QueryRow("SELECT member_kind FROM group_members WHERE tenant_id = ?1 AND group_id = ?2 AND member_id = ?3",
+                    {tenant_id, group_id, member_id});
+    if (!member) return Fail(member.error());
+    if (!*member) {
+      return Fail(Error::NotFound(fmt::format("'{}' is not a member of group '{}'", member_id, group_id), member_id));
+    }
+    const MemberKind kind = MemberKindOf(tx.View(0));
     if (Status s = tx.Exec("DELETE FROM group_members WHERE tenant_id = ?1 AND group_id = ?2 AND member_id = ?3",
                            {tenant_id, group_id, member_id});
         !s) {
       return s;
     }
-    if (tx.Changes() == 0) {
-      return Fail(Error::NotFound(fmt::format("'{}' is not a member of group '{}'", member_id, group_id), member_id));
-    }
-    return {};
+    return NoteMemberChanged(tx, tenant_id, member_id, kind);
   });
 }
 
@@ -611,8 +664,7 @@ Result<Page<GroupMember>> SqlStore::ListGroupMembers(const std::string& tenant_i
       if (!*row || !RoomOnPage(page, limit)) break;
       GroupMember m;
       m.member_id = tx.Text(0);
-      const std::string kind = tx.Text(1);
-      m.kind = kind == "user" ? MemberKind::kUser : kind == "device" ? MemberKind::kDevice : MemberKind::kGroup;
+      m.kind = MemberKindOf(tx.View(1));
       m.seq = tx.Int(2);
       m.added = tx.Int(3);
       ids[static_cast<int>(m.kind)].push_back(m.member_id);
@@ -982,6 +1034,10 @@ Result<ImportCounts> SqlStore::ImportDevices(const std::string& tenant_id, const
       managed_rows.Add(tenant_id, std::move(m));
     }
     if (Status s = flush(); !s) return Fail(s.error());
+    // Serials are the managed devices' keys here, so they name what changed.
+    if (Status s = NoteSerialsChanged(tx, tenant_id, {seen_serials.begin(), seen_serials.end()}); !s) {
+      return Fail(s.error());
+    }
     return counts;
   });
 }
@@ -1087,6 +1143,8 @@ Result<ImportCounts> SqlStore::ImportGroups(const std::string& tenant_id, const 
     Scratch added_text;
     std::vector<std::vector<SqlArg>> added;
     std::vector<std::pair<std::string, std::string>> removed;
+    std::vector<std::string> devices_moved;  // Entra devices added to or removed from a group
+    bool groups_moved = false;               // a nested group added or removed
     for (std::size_t i = 0; i < rows.size(); ++i) {
       if (!rows[i].members) continue;
       const Group& group = groups[i];
@@ -1100,6 +1158,8 @@ Result<ImportCounts> SqlStore::ImportGroups(const std::string& tenant_id, const 
         if (!wanted.insert(member_id).second) continue;
         std::set<std::string>& have = current[group.id];
         if (have.count(member_id) > 0) continue;
+        if (kind == MemberKind::kDevice) devices_moved.push_back(member_id);
+        groups_moved = groups_moved || kind == MemberKind::kGroup;
         std::vector<SqlArg>& args = added.emplace_back();
         args = {SqlArg(tenant_id),
                 SqlArg(std::string_view(group.id)),
@@ -1110,9 +1170,17 @@ Result<ImportCounts> SqlStore::ImportGroups(const std::string& tenant_id, const 
         ++counts.members_added;
       }
       for (const std::string& member_id : current[group.id]) {
-        if (wanted.count(member_id) == 0) removed.emplace_back(group.id, member_id);
+        if (wanted.count(member_id) > 0) continue;
+        removed.emplace_back(group.id, member_id);
+        auto ref = refs.find(member_id);
+        const MemberKind kind = ref == refs.end() ? MemberKind::kGroup : ref->second.second;
+        if (kind == MemberKind::kDevice) devices_moved.push_back(member_id);
+        groups_moved = groups_moved || kind == MemberKind::kGroup;
       }
     }
+    Status noted = groups_moved ? NoteEverythingChanged(tx, tenant_id)
+                                : NoteEntraDevicesChanged(tx, tenant_id, devices_moved);
+    if (!noted) return Fail(noted.error());
     for (const auto& [group_id, member_id] : removed) {
       if (Status s = tx.Exec("DELETE FROM group_members WHERE tenant_id = ?1 AND group_id = ?2 AND member_id = ?3",
                              {tenant_id, group_id, member_id});

@@ -497,5 +497,214 @@ TEST_P(DirectoryStoreTest, RemovingTheTenantRemovesItsDirectory) {
 INSTANTIATE_TEST_SUITE_P(Store, DirectoryStoreTest, ::testing::Values(Backend::kSqlite, Backend::kPostgres),
                          testing::BackendName);
 
+// --- the journal the reconcile's device pass reads (reconcile_changes) --------------------
+
+class DirectoryChangesTest : public DirectoryStoreTest {
+ protected:
+  void SetUp() override {
+    DirectoryStoreTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    VppToken t;
+    t.token = "sToken";
+    t.state = "valid";
+    Result<VppToken> created = store_->CreateToken(kTenantA, t);
+    ASSERT_TRUE(created) << created.error().message;
+    token_ = created->id;
+  }
+  // The serials noted for the token since the last call (then forgotten).
+  std::vector<std::string> Take() {
+    Result<std::vector<ReconcileChange>> changes = store_->ListReconcileChanges(kTenantA, token_, 100);
+    EXPECT_TRUE(changes) << changes.error().message;
+    if (!changes) return {};
+    EXPECT_TRUE(store_->ClearReconcileChanges(kTenantA, token_, *changes));
+    std::vector<std::string> serials;
+    for (const ReconcileChange& c : *changes) serials.push_back(c.serial_number);
+    return serials;
+  }
+  std::string token_;
+};
+
+using SerialList = std::vector<std::string>;
+
+TEST_P(DirectoryChangesTest, EachDirectoryWriteNotesTheSerialsItMayMoveInOrOutOfReach) {
+  auto [d1, m1] = NewDevice("one", "S1");
+  auto [d2, m2] = NewDevice("two", "S2");
+  EXPECT_EQ(Take(), (SerialList{"S1", "S2"})) << "managed devices created";
+  Group g = NewGroup("g");
+  User u = NewUser("u@x.com");
+  EXPECT_EQ(Take(), SerialList{}) << "a group and a user created reach nothing yet";
+
+  Add(g.id, d1.id);
+  EXPECT_EQ(Take(), SerialList{"S1"}) << "an Entra device joined: the managed devices enrolled as it";
+  Add(g.id, u.id);
+  EXPECT_EQ(Take(), SerialList{}) << "a user's membership is not the device pass's";
+  ASSERT_TRUE(store_->RemoveGroupMember(kTenantA, g.id, d1.id));
+  EXPECT_EQ(Take(), SerialList{"S1"});
+  EXPECT_EQ(store_->RemoveGroupMember(kTenantA, g.id, d1.id).error().code, Code::kNotFound);
+  EXPECT_EQ(Take(), SerialList{}) << "a failed write notes nothing";
+
+  // A managed device's serial changes: the old and the new one.
+  ASSERT_TRUE(store_->UpdateManagedDevice(kTenantA, m1.id, [](ManagedDevice& m) -> Status {
+    m.serial_number = "S1-NEW";
+    return {};
+  }));
+  EXPECT_EQ(Take(), (SerialList{"S1", "S1-NEW"}));
+  // An Entra device's deviceId changes: those enrolled as the old and as the new one.
+  ASSERT_TRUE(store_->UpdateDevice(kTenantA, d1.id, [&](Device& d) -> Status {
+    d.device_id = d2.device_id + "-x";
+    return {};
+  }));
+  EXPECT_EQ(Take(), SerialList{"S1-NEW"}) << "nothing is enrolled as the new deviceId";
+  ASSERT_TRUE(store_->DeleteDevice(kTenantA, d2.id));
+  EXPECT_EQ(Take(), SerialList{"S2"});
+  ASSERT_TRUE(store_->DeleteManagedDevice(kTenantA, m2.id));
+  EXPECT_EQ(Take(), SerialList{"S2"});
+
+  // Too wide to list: a nested group, a group deleted.
+  Group inner = NewGroup("inner");
+  Add(g.id, inner.id);
+  EXPECT_EQ(Take(), SerialList{""});
+  ASSERT_TRUE(store_->DeleteGroup(kTenantA, inner.id));
+  EXPECT_EQ(Take(), SerialList{""});
+}
+
+TEST_P(DirectoryChangesTest, ImportsNoteWhatTheyMoved) {
+  std::vector<ImportedDevice> devices(3);
+  for (int i = 0; i < 3; ++i) {
+    devices[i].device.device_id = "dev-" + std::to_string(i);
+    devices[i].managed.emplace();
+    devices[i].managed->serial_number = "IMP" + std::to_string(i);
+  }
+  ASSERT_TRUE(store_->ImportDevices(kTenantA, devices));
+  EXPECT_EQ(Take(), (SerialList{"IMP0", "IMP1", "IMP2"}));
+
+  std::vector<ImportedGroup> groups(1);
+  groups[0].group.display_name = "imported";
+  groups[0].members = std::vector<std::string>{"dev-0", "dev-1"};
+  ASSERT_TRUE(store_->ImportGroups(kTenantA, groups));
+  EXPECT_EQ(Take(), (SerialList{"IMP0", "IMP1"}));
+  groups[0].members = std::vector<std::string>{"dev-1", "dev-2"};
+  ASSERT_TRUE(store_->ImportGroups(kTenantA, groups));
+  EXPECT_EQ(Take(), (SerialList{"IMP0", "IMP2"})) << "one left, one joined; dev-1 stayed";
+  ASSERT_TRUE(store_->ImportGroups(kTenantA, groups));
+  EXPECT_EQ(Take(), SerialList{}) << "the same members again";
+}
+
+TEST_P(DirectoryChangesTest, APassForgetsOnlyWhatItRead) {
+  auto [d1, m1] = NewDevice("one", "S1");
+  Result<std::vector<ReconcileChange>> read = store_->ListReconcileChanges(kTenantA, token_, 100);
+  ASSERT_TRUE(read && read->size() == 1);
+  // The device changes again while the pass runs: a new generation of S1.
+  ASSERT_TRUE(store_->UpdateManagedDevice(kTenantA, m1.id, [](ManagedDevice& m) -> Status {
+    m.device_name = "renamed";
+    return {};
+  }));
+  ASSERT_TRUE(store_->ClearReconcileChanges(kTenantA, token_, *read));
+  EXPECT_EQ(Take(), SerialList{"S1"}) << "the later change stays for the next pass";
+  EXPECT_EQ(Take(), SerialList{});
+}
+
+TEST_P(DirectoryChangesTest, EveryTokenOfTheTenantAndNoOtherTenantSeesTheChange) {
+  VppToken t;
+  t.token = "sToken2";
+  t.state = "valid";
+  Result<VppToken> second = store_->CreateToken(kTenantA, t);
+  ASSERT_TRUE(second);
+  Result<VppToken> other = store_->CreateToken(kTenantB, t);
+  ASSERT_TRUE(other);
+  NewDevice("one", "S1");
+  auto listed = [&](const char* tenant, const std::string& token) {
+    Result<std::vector<ReconcileChange>> changes = store_->ListReconcileChanges(tenant, token, 100);
+    EXPECT_TRUE(changes);
+    return changes ? changes->size() : 0;
+  };
+  EXPECT_EQ(listed(kTenantA, token_), 1u);
+  EXPECT_EQ(listed(kTenantA, second->id), 1u);
+  EXPECT_EQ(listed(kTenantB, other->id), 0u);
+  EXPECT_EQ(listed(kTenantB, token_), 0u) << "another tenant cannot read A's token";
+  // More than the limit reads as limit + 1.
+  NewDevice("two", "S2");
+  NewDevice("three", "S3");
+  Result<std::vector<ReconcileChange>> one = store_->ListReconcileChanges(kTenantA, token_, 1);
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->size(), 2u);
+}
+
+TEST_P(DirectoryChangesTest, DevicesOfSerialsNameTheirGroupsNestedOrNot) {
+  auto [d1, m1] = NewDevice("one", "S1");
+  auto [d2, m2] = NewDevice("two", "S2");
+  ManagedDevice loose;  // enrolled as no Entra device
+  loose.serial_number = "S3";
+  ASSERT_TRUE(store_->CreateManagedDevice(kTenantA, loose));
+  Group outer = NewGroup("outer"), inner = NewGroup("inner"), other = NewGroup("other");
+  Add(outer.id, inner.id);
+  Add(inner.id, outer.id);  // a cycle ends the walk
+  Add(inner.id, d1.id);
+  Add(other.id, d2.id);
+  Result<std::vector<SerialDevice>> got = store_->DevicesOfSerials(kTenantA, {"S1", "S2", "S3", "NONE"});
+  ASSERT_TRUE(got) << got.error().message;
+  ASSERT_EQ(got->size(), 3u);
+  std::vector<std::string> s1_groups{inner.id, outer.id};
+  std::sort(s1_groups.begin(), s1_groups.end());
+  EXPECT_EQ((*got)[0].serial_number, "S1");
+  EXPECT_EQ((*got)[0].managed_device_id, m1.id);
+  EXPECT_EQ((*got)[0].group_ids, s1_groups);
+  EXPECT_EQ((*got)[1].group_ids, std::vector<std::string>{other.id});
+  EXPECT_EQ((*got)[2].serial_number, "S3");
+  EXPECT_TRUE((*got)[2].group_ids.empty());
+  Result<std::vector<SerialDevice>> b = store_->DevicesOfSerials(kTenantB, {"S1"});
+  ASSERT_TRUE(b);
+  EXPECT_TRUE(b->empty());
+}
+
+TEST_P(DirectoryChangesTest, LicenceRowsBySerialAndTalliedByAsset) {
+  auto row = [](std::string adam, std::string serial, std::string state, std::string cause, Timestamp updated,
+                std::string code = "") {
+    DeviceLicense r;
+    r.adam_id = std::move(adam);
+    r.serial_number = std::move(serial);
+    r.state = std::move(state);
+    r.cause = std::move(cause);
+    r.error_code = std::move(code);
+    r.updated = updated;
+    return r;
+  };
+  const Timestamp sync = kT0 - 100;
+  ASSERT_TRUE(store_->PutDeviceLicenses(kTenantA, token_,
+                                        {row("1", "A", "granted", "assigned", sync - 1),  // before the sync
+                                         row("1", "B", "granted", "assigned", sync + 1),  // since
+                                         row("1", "C", "pending", "assigned", sync - 1),
+                                         row("1", "D", "reclaimPending", "leftScope", sync + 1),
+                                         row("1", "E", "released", "leftScope", sync + 1),
+                                         row("1", "F", "released", "uninstall", sync + 1),
+                                         row("1", "G", "failed", "assigned", sync + 1, "9709"),
+                                         row("1", "H", "failed", "assigned", sync + 1, "9610"),
+                                         row("2", "A", "granted", "assigned", sync + 1)},
+                                        {}));
+  Result<std::vector<DeviceLicense>> of = store_->DeviceLicensesOfSerials(kTenantA, token_, {"A", "G", "Z"});
+  ASSERT_TRUE(of) << of.error().message;
+  ASSERT_EQ(of->size(), 3u);
+  EXPECT_EQ((*of)[0].adam_id + (*of)[0].serial_number, "1A");
+  EXPECT_EQ((*of)[1].adam_id + (*of)[1].serial_number, "1G");
+  EXPECT_EQ((*of)[2].adam_id + (*of)[2].serial_number, "2A");
+  Result<std::vector<DeviceLicense>> other = store_->DeviceLicensesOfSerials(kTenantB, token_, {"A"});
+  ASSERT_TRUE(other);
+  EXPECT_TRUE(other->empty());
+
+  Result<std::vector<DeviceLicenseTally>> tally = store_->TallyDeviceLicenses(kTenantA, token_, sync);
+  ASSERT_TRUE(tally) << tally.error().message;
+  ASSERT_EQ(tally->size(), 2u);
+  const DeviceLicenseTally& one = (*tally)[0];
+  EXPECT_EQ(one.adam_id, "1");
+  EXPECT_EQ(one.granted, 2);
+  EXPECT_EQ(one.held_since, 3) << "B (granted since), C (pending), D (reclaimPending)";
+  EXPECT_EQ(one.reclaimed_by_directory, 2) << "D and E; F was an uninstall";
+  EXPECT_EQ(one.not_enough, 1);
+  EXPECT_EQ((*tally)[1].granted, 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Store, DirectoryChangesTest, ::testing::Values(Backend::kSqlite, Backend::kPostgres),
+                         testing::BackendName);
+
 }  // namespace
 }  // namespace vppd::store

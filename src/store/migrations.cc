@@ -777,6 +777,22 @@ CREATE TABLE app_revokes (
 ) STRICT;
 CREATE INDEX app_revokes_by_app ON app_revokes (tenant_id, app_id, seq);
 CREATE INDEX app_revokes_open ON app_revokes (tenant_id, token_id, seq) WHERE action_state IN ('pending', 'active');
+)sql"},    {19, "directory changes the reconcile has yet to look at", R"sql(
+-- Directory changes the reconcile's device pass has not looked at yet, per token
+-- (sync/reconcile.cc): the serial numbers whose managed devices changed or
+-- moved in or out of a group. serial_number '' stands for "everything" (a
+-- change too wide to list: a group deleted, a nested group, a large import).
+-- gen is rewritten by every new change of the serial, so a pass deletes only
+-- what it read: a change made while it ran stays for the next pass.
+CREATE TABLE reconcile_changes (
+  tenant_id     TEXT NOT NULL,
+  token_id      TEXT NOT NULL,
+  serial_number TEXT NOT NULL,
+  gen           TEXT NOT NULL,
+  PRIMARY KEY (tenant_id, token_id, serial_number),
+  FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
+) STRICT, WITHOUT ROWID;
+CREATE INDEX device_licenses_by_serial ON device_licenses (tenant_id, token_id, serial_number);
 )sql"},
 };
 

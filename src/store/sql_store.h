@@ -237,6 +237,18 @@ class SqlStore : public Store {
                             const std::string& report_json) override;
   Result<std::pair<std::string, Timestamp>> GetReconcileReport(const std::string& tenant_id,
                                                                const std::string& token_id) override;
+  // reconcile_changes_sql.cc
+  Result<std::vector<ReconcileChange>> ListReconcileChanges(const std::string& tenant_id, const std::string& token_id,
+                                                            std::size_t limit) override;
+  Status ClearReconcileChanges(const std::string& tenant_id, const std::string& token_id,
+                               const std::vector<ReconcileChange>& changes) override;
+  Result<std::vector<SerialDevice>> DevicesOfSerials(const std::string& tenant_id,
+                                                     const std::vector<std::string>& serials) override;
+  Result<std::vector<DeviceLicense>> DeviceLicensesOfSerials(const std::string& tenant_id,
+                                                             const std::string& token_id,
+                                                             const std::vector<std::string>& serials) override;
+  Result<std::vector<DeviceLicenseTally>> TallyDeviceLicenses(const std::string& tenant_id,
+                                                              const std::string& token_id, Timestamp since) override;
   // apple_users_sql.cc
   Result<std::vector<AppleUser>> ListAppleUsers(const std::string& tenant_id, const std::string& token_id) override;
   Status PutAppleUsers(const std::string& tenant_id, const std::string& token_id,
@@ -480,6 +492,19 @@ class SqlStore : public Store {
   Result<T> UpdateEntity(const std::string& tenant_id, const std::string& id, const std::function<Status(T&)>& mutate);
   template <class T>
   Status DeleteEntity(const std::string& tenant_id, const std::string& id);
+  // The directory's writers note, in their transaction, what the reconcile must
+  // look at again (reconcile_changes_sql.cc): these serial numbers, those of the
+  // managed devices enrolled as these Entra devices (object ids) or of these
+  // managed devices (as they are at the call), or everything.
+  Status NoteSerialsChanged(Tx& tx, const std::string& tenant_id, const std::vector<std::string>& serials);
+  Status NoteEntraDevicesChanged(Tx& tx, const std::string& tenant_id,
+                                 const std::vector<std::string>& device_object_ids);
+  Status NoteManagedDevicesChanged(Tx& tx, const std::string& tenant_id,
+                                   const std::vector<std::string>& managed_device_ids);
+  Status NoteEverythingChanged(Tx& tx, const std::string& tenant_id);
+  template <class T>
+  Status NoteEntityChanged(Tx& tx, const std::string& tenant_id, const std::string& id);
+  Status NoteMemberChanged(Tx& tx, const std::string& tenant_id, const std::string& member_id, MemberKind kind);
   // The SQL text of a JSON array parameter's values as a one-column subquery.
   std::string JsonValues(int param) const;
   Result<std::vector<GroupDevice>> QueryGroupDevices(const std::string& sql, Tx::Args args);

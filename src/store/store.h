@@ -338,6 +338,33 @@ struct DeviceLicense {
   bool operator==(const DeviceLicense&) const = default;
 };
 
+// A directory change the reconcile's device pass has yet to look at
+// (Store::ListReconcileChanges): a serial number whose managed devices changed,
+// or "" for a change too wide to list. `gen` tells this change from a later
+// one of the same serial.
+struct ReconcileChange {
+  std::string serial_number, gen;
+  bool operator==(const ReconcileChange&) const = default;
+};
+
+// A managed device with its place in the directory (Store::DevicesOfSerials):
+// the groups holding the Entra device it is enrolled as, directly or nested.
+struct SerialDevice {
+  std::string serial_number, managed_device_id, user_id;
+  std::vector<std::string> group_ids;  // sorted
+};
+
+// One asset's device licence rows of a token, counted (Store::TallyDeviceLicenses).
+struct DeviceLicenseTally {
+  std::string adam_id, pricing_param;
+  std::int64_t granted = 0;
+  // pending or reclaimPending, or granted since the time asked about: licences
+  // vppd holds or is getting that a sync before that time may not have counted.
+  std::int64_t held_since = 0;
+  std::int64_t reclaimed_by_directory = 0;  // reclaimPending or released, cause leftScope/userDeleted
+  std::int64_t not_enough = 0;              // failed 9709 (waiting for a licence)
+};
+
 // A device licence as Graph's deviceStatuses shows it (per app).
 struct DeviceLicenseState {
   std::string serial_number, state /* pending|granted|failed|reclaimPending */, error_code, error_message;
@@ -935,6 +962,33 @@ class Store {
                                     const std::string& report_json) = 0;
   virtual Result<std::pair<std::string, Timestamp>> GetReconcileReport(const std::string& tenant_id,
                                                                        const std::string& token_id) = 0;
+  // --- directory changes for the reconcile (reconcile_changes_sql.cc) -----------------
+  // Every write to the directory notes, for each token of the tenant, the serial
+  // numbers whose managed devices it may have moved in or out of an assignment's
+  // reach (membership of an Entra device, a device's deviceId, a managed device's
+  // serial, azureADDeviceId or user), or "everything" when it cannot list them
+  // (a group deleted, a nested group's membership, a large import). These read
+  // and forget them. At most `limit` changes, ordered by serial ("" first); more
+  // than `limit` pending reads as limit + 1 of them.
+  virtual Result<std::vector<ReconcileChange>> ListReconcileChanges(const std::string& tenant_id,
+                                                                    const std::string& token_id,
+                                                                    std::size_t limit) = 0;
+  // Forgets these changes, each only if no later change of its serial replaced it.
+  virtual Status ClearReconcileChanges(const std::string& tenant_id, const std::string& token_id,
+                                       const std::vector<ReconcileChange>& changes) = 0;
+  // The managed devices with one of these serial numbers, with their groups.
+  virtual Result<std::vector<SerialDevice>> DevicesOfSerials(const std::string& tenant_id,
+                                                             const std::vector<std::string>& serials) = 0;
+  // The token's device licence rows of these serial numbers (any asset, released
+  // ones included), ordered as ListDeviceLicenses.
+  virtual Result<std::vector<DeviceLicense>> DeviceLicensesOfSerials(const std::string& tenant_id,
+                                                                     const std::string& token_id,
+                                                                     const std::vector<std::string>& serials) = 0;
+  // Per asset, the token's device licence rows counted (DeviceLicenseTally;
+  // held_since counts rows granted after `since`).
+  virtual Result<std::vector<DeviceLicenseTally>> TallyDeviceLicenses(const std::string& tenant_id,
+                                                                      const std::string& token_id,
+                                                                      Timestamp since) = 0;
   // --- Apple users (apple_users_sql.cc) -----------------------------------------------
   // Every Apple user row of the token, ordered by client_user_id. A token that
   // does not exist has none.

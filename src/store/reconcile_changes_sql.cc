@@ -1,0 +1,223 @@
+// What lets the reconcile decide only what changed (sync/reconcile.cc): the
+// journal of directory changes (reconcile_changes) that the directory's writers
+// append to in their own transactions, and the reads a pass over a few serial
+// numbers needs. The SQL both databases share (SqlStore).
+//
+// Layout: 1. noting changes (called by directory_sql.cc)  2. reading and
+// forgetting them  3. the reads of a pass over changed serials.
+#include <algorithm>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "store/sql_store.h"
+#include "store/store_common.h"
+
+namespace vppd::store {
+namespace {
+
+// A write that touches more serials than this notes "everything" instead: a
+// pass over that many is no cheaper than a full one.
+constexpr std::size_t kListedAtMost = 10'000;
+
+// The statement that notes, for every token of tenant ?1, the serial numbers
+// `source` selects (a SELECT of one column named serial_number, its own
+// parameters from ?3), with generation ?2. DISTINCT: PostgreSQL refuses an
+// upsert that meets the same key twice.
+std::string NoteSql(std::string_view source) {
+  return fmt::format(
+      "INSERT INTO reconcile_changes (tenant_id, token_id, serial_number, gen) "
+      "SELECT DISTINCT t.tenant_id, t.id, s.serial_number, ?2 FROM vpp_tokens t CROSS JOIN ({}) s "
+      "WHERE t.tenant_id = ?1 ON CONFLICT (tenant_id, token_id, serial_number) DO UPDATE SET gen = excluded.gen",
+      source);
+}
+
+}  // namespace
+
+// --- 1. noting changes -------------------------------------------------------------------
+
+Status SqlStore::NoteSerialsChanged(Tx& tx, const std::string& tenant_id, const std::vector<std::string>& serials) {
+  if (serials.size() > kListedAtMost) return NoteEverythingChanged(tx, tenant_id);
+  std::vector<std::string> listed;
+  for (const std::string& s : serials) {
+    if (!s.empty()) listed.push_back(s);
+  }
+  if (listed.empty()) return {};
+  const std::string sql = NoteSql(fmt::format("SELECT value AS serial_number FROM ({}) j", JsonValues(3)));
+  return tx.Exec(sql, {tenant_id, NewGuid(), StringsToJson(listed)});
+}
+
+Status SqlStore::NoteEntraDevicesChanged(Tx& tx, const std::string& tenant_id,
+                                         const std::vector<std::string>& device_object_ids) {
+  if (device_object_ids.size() > kListedAtMost) return NoteEverythingChanged(tx, tenant_id);
+  if (device_object_ids.empty()) return {};
+  const std::string sql = NoteSql(
+      fmt::format("SELECT md.serial_number FROM devices d CROSS JOIN managed_devices md "
+                  "WHERE d.tenant_id = ?1 AND d.id IN ({}) AND md.tenant_id = ?1 "
+                  "AND md.azure_ad_device_id = d.device_id AND coalesce(md.serial_number, '') <> ''",
+                  JsonValues(3)));
+  return tx.Exec(sql, {tenant_id, NewGuid(), StringsToJson(device_object_ids)});
+}
+
+Status SqlStore::NoteManagedDevicesChanged(Tx& tx, const std::string& tenant_id,
+                                           const std::vector<std::string>& managed_device_ids) {
+  if (managed_device_ids.size() > kListedAtMost) return NoteEverythingChanged(tx, tenant_id);
+  if (managed_device_ids.empty()) return {};
+  const std::string sql =
+      NoteSql(fmt::format("SELECT serial_number FROM managed_devices WHERE tenant_id = ?1 AND id IN ({}) "
+                          "AND coalesce(serial_number, '') <> ''",
+                          JsonValues(3)));
+  return tx.Exec(sql, {tenant_id, NewGuid(), StringsToJson(managed_device_ids)});
+}
+
+Status SqlStore::NoteEverythingChanged(Tx& tx, const std::string& tenant_id) {
+  // The serials listed so far stay: clearing them here could lose one a pass is
+  // deciding right now. The pass that meets "" reads everything and forgets them.
+  static const std::string sql = NoteSql("SELECT '' AS serial_number");
+  return tx.Exec(sql, {tenant_id, NewGuid()});
+}
+
+// --- 2. reading and forgetting them --------------------------------------------------------
+
+Result<std::vector<ReconcileChange>> SqlStore::ListReconcileChanges(const std::string& tenant_id,
+                                                                    const std::string& token_id, std::size_t limit) {
+  return InTx<std::vector<ReconcileChange>>(TxKind::kReadOne, [&](Tx& tx) -> Result<std::vector<ReconcileChange>> {
+    if (Status s = tx.Query("SELECT serial_number, gen FROM reconcile_changes WHERE tenant_id = ?1 AND token_id = ?2 "
+                            "ORDER BY serial_number LIMIT ?3",
+                            {tenant_id, token_id, static_cast<std::int64_t>(limit) + 1});
+        !s) {
+      return Fail(s.error());
+    }
+    std::vector<ReconcileChange> changes;
+    for (;;) {
+      Result<bool> row = tx.Next();
+      if (!row) return Fail(row.error());
+      if (!*row) return changes;
+      changes.push_back({tx.Text(0), tx.Text(1)});
+    }
+  });
+}
+
+Status SqlStore::ClearReconcileChanges(const std::string& tenant_id, const std::string& token_id,
+                                       const std::vector<ReconcileChange>& changes) {
+  if (changes.empty()) return {};
+  return InTx<void>(TxKind::kWrite, [&](Tx& tx) -> Status {
+    for (const ReconcileChange& c : changes) {
+      if (Status s = tx.Exec("DELETE FROM reconcile_changes WHERE tenant_id = ?1 AND token_id = ?2 "
+                             "AND serial_number = ?3 AND gen = ?4",
+                             {tenant_id, token_id, c.serial_number, c.gen});
+          !s) {
+        return s;
+      }
+    }
+    return {};
+  });
+}
+
+// --- 3. the reads of a pass over changed serials ----------------------------------------
+
+Result<std::vector<SerialDevice>> SqlStore::DevicesOfSerials(const std::string& tenant_id,
+                                                             const std::vector<std::string>& serials) {
+  if (serials.empty()) return std::vector<SerialDevice>{};
+  const std::string devices_sql = fmt::format(
+      "SELECT md.serial_number, md.id, coalesce(md.user_id, ''), coalesce(d.id, '') "
+      "FROM managed_devices md LEFT JOIN devices d ON d.tenant_id = md.tenant_id "
+      "AND d.device_id = md.azure_ad_device_id "
+      "WHERE md.tenant_id = ?1 AND md.serial_number IN ({}) ORDER BY md.serial_number, md.id",
+      JsonValues(2));
+  // Every group holding the Entra devices, directly or through nested groups
+  // (UNION: a cycle adds no new row and ends the recursion).
+  const std::string groups_sql = fmt::format(
+      "WITH RECURSIVE up (member_id, group_id) AS ("
+      "SELECT member_id, group_id FROM group_members WHERE tenant_id = ?1 AND member_id IN ({}) "
+      "UNION SELECT up.member_id, m.group_id FROM up JOIN group_members m "
+      "ON m.tenant_id = ?1 AND m.member_id = up.group_id AND m.member_kind = 'group') "
+      "SELECT member_id, group_id FROM up",
+      JsonValues(2));
+  const std::string serial_list = StringsToJson(serials);
+  return InTx<std::vector<SerialDevice>>(TxKind::kRead, [&](Tx& tx) -> Result<std::vector<SerialDevice>> {
+    std::vector<SerialDevice> devices;
+    std::vector<std::string> entra_of;  // per device: the Entra device's object id, or ""
+    if (Status s = tx.Query(devices_sql, {tenant_id, serial_list}); !s) return Fail(s.error());
+    for (;;) {
+      Result<bool> row = tx.Next();
+      if (!row) return Fail(row.error());
+      if (!*row) break;
+      devices.push_back({tx.Text(0), tx.Text(1), tx.Text(2), {}});
+      entra_of.push_back(tx.Text(3));
+    }
+    std::vector<std::string> entra;
+    for (const std::string& id : entra_of) {
+      if (!id.empty()) entra.push_back(id);
+    }
+    if (entra.empty()) return devices;
+    std::map<std::string, std::vector<std::string>> groups_of;
+    if (Status s = tx.Query(groups_sql, {tenant_id, StringsToJson(entra)}); !s) return Fail(s.error());
+    for (;;) {
+      Result<bool> row = tx.Next();
+      if (!row) return Fail(row.error());
+      if (!*row) break;
+      groups_of[tx.Text(0)].push_back(tx.Text(1));
+    }
+    for (std::size_t i = 0; i < devices.size(); ++i) {
+      auto it = groups_of.find(entra_of[i]);
+      if (it == groups_of.end()) continue;
+      devices[i].group_ids = it->second;
+      std::sort(devices[i].group_ids.begin(), devices[i].group_ids.end());
+    }
+    return devices;
+  });
+}
+
+Result<std::vector<DeviceLicense>> SqlStore::DeviceLicensesOfSerials(const std::string& tenant_id,
+                                                                     const std::string& token_id,
+                                                                     const std::vector<std::string>& serials) {
+  if (serials.empty()) return std::vector<DeviceLicense>{};
+  const std::string sql = fmt::format(
+      "SELECT adam_id, pricing_param, serial_number, state, error_code, error_message, event_id, cause, updated "
+      "FROM device_licenses WHERE tenant_id = ?1 AND token_id = ?2 AND serial_number IN ({}) "
+      "ORDER BY adam_id, pricing_param, serial_number",
+      JsonValues(3));
+  const std::string list = StringsToJson(serials);
+  return InTx<std::vector<DeviceLicense>>(TxKind::kReadOne, [&](Tx& tx) -> Result<std::vector<DeviceLicense>> {
+    if (Status s = tx.Query(sql, {tenant_id, token_id, list}); !s) return Fail(s.error());
+    std::vector<DeviceLicense> rows;
+    for (;;) {
+      Result<bool> row = tx.Next();
+      if (!row) return Fail(row.error());
+      if (!*row) return rows;
+      rows.push_back(
+          {tx.Text(0), tx.Text(1), tx.Text(2), tx.Text(3), tx.Text(4), tx.Text(5), tx.Text(6), tx.Text(7), tx.Int(8)});
+    }
+  });
+}
+
+Result<std::vector<DeviceLicenseTally>> SqlStore::TallyDeviceLicenses(const std::string& tenant_id,
+                                                                      const std::string& token_id, Timestamp since) {
+  return InTx<std::vector<DeviceLicenseTally>>(
+      TxKind::kReadOne, [&](Tx& tx) -> Result<std::vector<DeviceLicenseTally>> {
+        if (Status s = tx.Query(
+                "SELECT adam_id, pricing_param, "
+                "sum(CASE WHEN state = 'granted' THEN 1 ELSE 0 END), "
+                "sum(CASE WHEN state IN ('pending', 'reclaimPending') OR (state = 'granted' AND updated > ?3) "
+                "THEN 1 ELSE 0 END), "
+                "sum(CASE WHEN state IN ('reclaimPending', 'released') AND cause IN ('leftScope', 'userDeleted') "
+                "THEN 1 ELSE 0 END), "
+                "sum(CASE WHEN state = 'failed' AND error_code = '9709' THEN 1 ELSE 0 END) "
+                "FROM device_licenses WHERE tenant_id = ?1 AND token_id = ?2 "
+                "GROUP BY adam_id, pricing_param ORDER BY adam_id, pricing_param",
+                {tenant_id, token_id, since});
+            !s) {
+          return Fail(s.error());
+        }
+        std::vector<DeviceLicenseTally> tallies;
+        for (;;) {
+          Result<bool> row = tx.Next();
+          if (!row) return Fail(row.error());
+          if (!*row) return tallies;
+          tallies.push_back({tx.Text(0), tx.Text(1), tx.Int(2), tx.Int(3), tx.Int(4), tx.Int(5)});
+        }
+      });
+}
+
+}  // namespace vppd::store
