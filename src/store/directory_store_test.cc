@@ -630,6 +630,20 @@ TEST_P(DirectoryChangesTest, EveryTokenOfTheTenantAndNoOtherTenantSeesTheChange)
   EXPECT_EQ(one->size(), 2u);
 }
 
+TEST_P(DirectoryChangesTest, ALicenceTakenBackElsewhereIsNotedForItsTokenOnly) {
+  VppToken t;
+  t.token = "sToken2";
+  t.state = "valid";
+  Result<VppToken> second = store_->CreateToken(kTenantA, t);
+  ASSERT_TRUE(second);
+  ASSERT_TRUE(store_->NoteReconcileChanges(kTenantA, token_, {"R1", "R2", "R1", ""}));
+  EXPECT_EQ(Take(), (SerialList{"R1", "R2"}));
+  Result<std::vector<ReconcileChange>> others = store_->ListReconcileChanges(kTenantA, second->id, 10);
+  ASSERT_TRUE(others);
+  EXPECT_TRUE(others->empty());
+  EXPECT_FALSE(store_->NoteReconcileChanges(kTenantB, token_, {"R1"})) << "not B's token";
+}
+
 TEST_P(DirectoryChangesTest, DevicesOfSerialsNameTheirGroupsNestedOrNot) {
   auto [d1, m1] = NewDevice("one", "S1");
   auto [d2, m2] = NewDevice("two", "S2");

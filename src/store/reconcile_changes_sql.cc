@@ -98,6 +98,19 @@ Result<std::vector<ReconcileChange>> SqlStore::ListReconcileChanges(const std::s
   });
 }
 
+Status SqlStore::NoteReconcileChanges(const std::string& tenant_id, const std::string& token_id,
+                                      const std::vector<std::string>& serials) {
+  if (serials.empty()) return {};
+  const std::string sql = fmt::format(
+      "INSERT INTO reconcile_changes (tenant_id, token_id, serial_number, gen) "
+      "SELECT DISTINCT CAST(?1 AS TEXT), CAST(?2 AS TEXT), value, CAST(?3 AS TEXT) FROM ({}) j WHERE value <> '' "
+      "ON CONFLICT (tenant_id, token_id, serial_number) DO UPDATE SET gen = excluded.gen",
+      JsonValues(4));
+  const std::string list = StringsToJson(serials);
+  return InTx<void>(TxKind::kWrite,
+                    [&](Tx& tx) -> Status { return tx.Exec(sql, {tenant_id, token_id, NewGuid(), list}); });
+}
+
 Status SqlStore::ClearReconcileChanges(const std::string& tenant_id, const std::string& token_id,
                                        const std::vector<ReconcileChange>& changes) {
   if (changes.empty()) return {};

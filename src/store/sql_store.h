@@ -240,6 +240,8 @@ class SqlStore : public Store {
   // reconcile_changes_sql.cc
   Result<std::vector<ReconcileChange>> ListReconcileChanges(const std::string& tenant_id, const std::string& token_id,
                                                             std::size_t limit) override;
+  Status NoteReconcileChanges(const std::string& tenant_id, const std::string& token_id,
+                              const std::vector<std::string>& serials) override;
   Status ClearReconcileChanges(const std::string& tenant_id, const std::string& token_id,
                                const std::vector<ReconcileChange>& changes) override;
   Result<std::vector<SerialDevice>> DevicesOfSerials(const std::string& tenant_id,

@@ -973,6 +973,10 @@ class Store {
   virtual Result<std::vector<ReconcileChange>> ListReconcileChanges(const std::string& tenant_id,
                                                                     const std::string& token_id,
                                                                     std::size_t limit) = 0;
+  // Notes serial numbers the token's next pass must decide again although the
+  // directory did not change (a licence taken back outside the reconcile).
+  virtual Status NoteReconcileChanges(const std::string& tenant_id, const std::string& token_id,
+                                      const std::vector<std::string>& serials) = 0;
   // Forgets these changes, each only if no later change of its serial replaced it.
   virtual Status ClearReconcileChanges(const std::string& tenant_id, const std::string& token_id,
                                        const std::vector<ReconcileChange>& changes) = 0;

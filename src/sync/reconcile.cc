@@ -32,6 +32,7 @@
 #include <type_traits>
 
 #include <boost/json.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "sync/reconcile_plan.h"
@@ -49,6 +50,11 @@ constexpr char kAllUsersTarget[] = "#microsoft.graph.allLicensedUsersAssignmentT
 using AssetKey = std::pair<std::string, std::string>;  // (adamId, pricingParam)
 
 Timestamp Micros(std::chrono::milliseconds d) { return d.count() * 1000; }
+
+// A pass decides only the devices directory changes touched when there are at
+// most this many (beyond, a full pass is no slower); a full pass reads them all.
+constexpr std::size_t kChangedDevicesAtMost = 10'000;
+constexpr std::size_t kEveryChange = std::size_t{1} << 40;
 
 // What an asset's assignments ask for.
 struct AssetTargets {
@@ -83,34 +89,62 @@ bool AttachRows(std::vector<store::DeviceLicense> rows, Read& read) {
   return all_placed;
 }
 
-// Step 1: everything the decisions need, from the store.
-Result<Read> ReadInputs(JobContext& ctx, const store::VppToken& token) {
-  const std::string& tenant = ctx.job.tenant_id;
-  Read read;
-  auto assignments = ctx.store.ListAssignmentsOfToken(tenant, token.id);
-  if (!assignments) return Fail(assignments.error());
-  auto rows = ctx.store.ListDeviceLicenses(tenant, token.id);
-  if (!rows) return Fail(rows.error());
-  read.in_scope = !assignments->empty() || !rows->empty();
-  if (!read.in_scope) return read;
+// Step 1a: the token's assignments and apps: what each asset's assignments ask for.
+struct Targets {
+  std::map<AssetKey, AssetTargets> by_asset;
+  std::set<AssetKey> concerned;  // assets some assignment concerns
+  bool any_assignment = false;
+  // Of the assignments, the apps' counts, the token's last sync and the options:
+  // what a pass over changed devices only must find as the last full pass left it.
+  std::string inputs;
+};
 
-  // The token's apps: which asset each is, and Apple's counts.
+// FNV-1a, 64 bits: a fingerprint of the inputs, not a secret.
+class Fingerprint {
+ public:
+  template <class... T>
+  void Add(const T&... parts) {
+    (AddOne(parts), ...);
+  }
+  std::string Hex() const { return fmt::format("{:016x}", h_); }
+
+ private:
+  void AddOne(std::string_view s) {
+    for (unsigned char c : s) h_ = (h_ ^ c) * 0x100000001b3ULL;
+    h_ = (h_ ^ 0xff) * 0x100000001b3ULL;  // ends each part: "ab","c" differs from "a","bc"
+  }
+  void AddOne(const std::string& s) { AddOne(std::string_view(s)); }
+  void AddOne(const char* s) { AddOne(std::string_view(s)); }
+  void AddOne(std::int64_t v) { AddOne(std::to_string(v)); }
+  void AddOne(bool v) { AddOne(std::string_view(v ? "1" : "0")); }
+  void AddOne(double v) { AddOne(fmt::format("{}", v)); }
+  void AddOne(const std::optional<std::string>& v) { AddOne(v.value_or("\x01")); }
+  std::uint64_t h_ = 0xcbf29ce484222325ULL;
+};
+
+Result<Targets> ReadTargets(JobContext& ctx, const store::VppToken& token) {
+  Targets out;
+  auto assignments = ctx.store.ListAssignmentsOfToken(ctx.job.tenant_id, token.id);
+  if (!assignments) return Fail(assignments.error());
+  out.any_assignment = !assignments->empty();
   auto token_apps = TokenApps(ctx, token.id);
   if (!token_apps) return Fail(token_apps.error());
   const std::map<std::string, store::MobileApp>& apps = *token_apps;
-  std::map<AssetKey, AssetTargets> targets;
+  Fingerprint inputs;
+  inputs.Add(token.last_sync, ctx.options.reconcile.reclaim, ctx.options.reconcile.max_reclaim_fraction);
   for (const auto& [id, app] : apps) {
-    AssetTargets& t = targets[{app.adam_id, app.pricing_param}];
+    AssetTargets& t = out.by_asset[{app.adam_id, app.pricing_param}];
     t.total = app.total_licenses;
     t.used = app.used_licenses;
     t.device_assignable = app.device_assignable;
+    inputs.Add(id, app.adam_id, app.pricing_param, t.total, t.used, t.device_assignable);
   }
-  std::set<AssetKey> wanted_assets;  // assets some assignment concerns
   for (const store::AppAssignment& a : *assignments) {
+    inputs.Add(a.id, a.app_id, a.intent, a.target_type, a.group_id, a.use_device_licensing);
     auto app = apps.find(a.app_id);
     if (app == apps.end()) continue;
     const AssetKey key{app->second.adam_id, app->second.pricing_param};
-    AssetTargets& t = targets[key];
+    AssetTargets& t = out.by_asset[key];
     const bool include = (a.intent == "required" || a.intent == "available") && a.use_device_licensing;
     if (a.target_type == kExclusionTarget && a.group_id) {
       t.reach.exclude_groups.push_back(*a.group_id);
@@ -120,15 +154,70 @@ Result<Read> ReadInputs(JobContext& ctx, const store::VppToken& token) {
       } else if (a.group_id) {
         t.uninstall_groups.push_back(*a.group_id);
       }
-      wanted_assets.insert(key);
+      out.concerned.insert(key);
     } else if (include) {
       t.assigned = true;
       if (a.target_type == kGroupTarget && a.group_id) t.reach.include_groups.push_back(*a.group_id);
       if (a.target_type == kAllDevicesTarget) t.reach.all_devices = true;
       if (a.target_type == kAllUsersTarget) t.reach.all_users = true;
-      wanted_assets.insert(key);
+      out.concerned.insert(key);
     }
   }
+  out.inputs = inputs.Hex();
+  return out;
+}
+
+// An asset's input with what its targets say, without devices or rows yet.
+AssetInput StartInput(const AssetKey& key, const AssetTargets& t, const store::VppToken& token, Read& read) {
+  AssetInput in;
+  in.adam_id = key.first;
+  in.pricing_param = key.second;
+  in.assigned = t.assigned;
+  in.total = t.total;
+  in.used = t.used;
+  in.last_sync = token.last_sync;
+  if (t.assigned && !t.device_assignable) {
+    // Apple refuses device licences of this asset (9707): nothing to hand out.
+    read.not_device_assignable.push_back(key.first);
+    in.assigned = false;
+  }
+  return in;
+}
+
+// Apple's device licences of the read's assets at the last sync (of `only`
+// these serials, when given).
+Status ReadHeldAtSync(JobContext& ctx, const store::VppToken& token, Read& read,
+                      const std::set<std::string>* only = nullptr) {
+  if (read.assets.empty()) return {};
+  Status walked;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    for (auto& [key, in] : read.assets) in.held_at_sync.clear();
+    walked = ctx.store.ForEachAssignment(ctx.job.tenant_id, token.id, 10'000,
+                                         [&](const std::vector<store::LicenseAssignment>& batch) -> Status {
+                                           for (const auto& a : batch) {
+                                             if (a.serial_number.empty()) continue;
+                                             if (only != nullptr && !only->contains(a.serial_number)) continue;
+                                             auto it = read.assets.find({a.adam_id, a.pricing_param});
+                                             if (it != read.assets.end()) it->second.held_at_sync.insert(a.serial_number);
+                                           }
+                                           return {};
+                                         });
+    // A sync replaced the set while we read it: read the new one.
+    if (walked || walked.error().code != Code::kFailedPrecondition) break;
+  }
+  if (!walked && walked.error().code != Code::kNotFound) return walked;
+  return {};
+}
+
+// Step 1b, a full pass: every device the targets reach, every row of the token.
+Result<Read> ReadAll(JobContext& ctx, const store::VppToken& token, const Targets& targets) {
+  const std::string& tenant = ctx.job.tenant_id;
+  Read read;
+  auto rows = ctx.store.ListDeviceLicenses(tenant, token.id);
+  if (!rows) return Fail(rows.error());
+  read.in_scope = targets.any_assignment || !rows->empty();
+  if (!read.in_scope) return read;
+  std::set<AssetKey> wanted_assets = targets.concerned;
   for (const store::DeviceLicense& r : *rows) wanted_assets.insert({r.adam_id, r.pricing_param});
 
   // The devices they reach (all managed devices read once, if any target needs them).
@@ -149,20 +238,11 @@ Result<Read> ReadInputs(JobContext& ctx, const store::VppToken& token) {
     for (const auto& d : *members) out.insert(d.serial_number);
     return out;
   };
+  static const AssetTargets kNone;
   for (const AssetKey& key : wanted_assets) {
-    AssetTargets& t = targets[key];
-    AssetInput& in = read.assets[key];
-    in.adam_id = key.first;
-    in.pricing_param = key.second;
-    in.assigned = t.assigned;
-    in.total = t.total;
-    in.used = t.used;
-    in.last_sync = token.last_sync;
-    if (t.assigned && !t.device_assignable) {
-      // Apple refuses device licences of this asset (9707): nothing to hand out.
-      read.not_device_assignable.push_back(key.first);
-      in.assigned = false;
-    }
+    auto found = targets.by_asset.find(key);
+    const AssetTargets& t = found == targets.by_asset.end() ? kNone : found->second;
+    AssetInput& in = read.assets[key] = StartInput(key, t, token, read);
     if (in.assigned) {
       auto reached = DevicesReached(ctx.store, tenant, t.reach, &all_devices);
       if (!reached) return Fail(reached.error());
@@ -181,27 +261,62 @@ Result<Read> ReadInputs(JobContext& ctx, const store::VppToken& token) {
     }
   }
   AttachRows(std::move(*rows), read);
+  if (Status s = ReadHeldAtSync(ctx, token, read); !s) return Fail(s.error());
+  return read;
+}
 
-  // Apple's device licences of these assets at the last sync.
-  if (!read.assets.empty()) {
-    Status walked;
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      for (auto& [key, in] : read.assets) in.held_at_sync.clear();
-      walked = ctx.store.ForEachAssignment(tenant, token.id, 10'000,
-                                           [&](const std::vector<store::LicenseAssignment>& batch) -> Status {
-                                             for (const auto& a : batch) {
-                                               if (a.serial_number.empty()) continue;
-                                               auto it = read.assets.find({a.adam_id, a.pricing_param});
-                                               if (it != read.assets.end())
-                                                 it->second.held_at_sync.insert(a.serial_number);
-                                             }
-                                             return {};
-                                           });
-      // A sync replaced the set while we read it: read the new one.
-      if (walked || walked.error().code != Code::kFailedPrecondition) break;
+// Step 1b, a pass over changed devices: only `serials` are decided, each as
+// ReadAll would decide it (the same reach, exclusions and uninstalls), with each
+// asset's counts from the tally of all its rows.
+Result<Read> ReadChanged(JobContext& ctx, const store::VppToken& token, const Targets& targets,
+                         const std::vector<std::string>& serials,
+                         const std::vector<store::DeviceLicenseTally>& tally) {
+  const std::string& tenant = ctx.job.tenant_id;
+  Read read;
+  read.in_scope = true;
+  auto rows = ctx.store.DeviceLicensesOfSerials(tenant, token.id, serials);
+  if (!rows) return Fail(rows.error());
+  auto devices = ctx.store.DevicesOfSerials(tenant, serials);
+  if (!devices) return Fail(devices.error());
+  std::map<std::string, std::vector<const store::SerialDevice*>> by_serial;
+  for (const store::SerialDevice& d : *devices) by_serial[d.serial_number].push_back(&d);
+  auto in_any = [](const store::SerialDevice& d, const std::vector<std::string>& groups) {
+    return std::any_of(groups.begin(), groups.end(), [&](const std::string& g) {
+      return std::binary_search(d.group_ids.begin(), d.group_ids.end(), g);
+    });
+  };
+
+  std::set<AssetKey> assets = targets.concerned;
+  for (const store::DeviceLicense& r : *rows) assets.insert({r.adam_id, r.pricing_param});
+  static const AssetTargets kNone;
+  for (const AssetKey& key : assets) {
+    auto found = targets.by_asset.find(key);
+    const AssetTargets& t = found == targets.by_asset.end() ? kNone : found->second;
+    AssetInput& in = read.assets[key] = StartInput(key, t, token, read);
+    for (const auto& [serial, on] : by_serial) {
+      bool reached = false, excluded = false, uninstall = t.uninstall_all_devices;
+      for (const store::SerialDevice* d : on) {
+        reached = reached || t.reach.all_devices || (t.reach.all_users && !d->user_id.empty()) ||
+                  in_any(*d, t.reach.include_groups);
+        excluded = excluded || in_any(*d, t.reach.exclude_groups);
+        uninstall = uninstall || in_any(*d, t.uninstall_groups);
+      }
+      if (in.assigned && reached && !excluded) in.wanted.push_back(serial);
+      if (uninstall) in.uninstall.insert(serial);
     }
-    if (!walked && walked.error().code != Code::kNotFound) return Fail(walked.error());
+    AssetInput::Whole whole;
+    whole.available = t.total >= kUnlimitedCount ? kUnlimitedCount : t.total - t.used;
+    for (const store::DeviceLicenseTally& c : tally) {
+      if (c.adam_id != key.first || c.pricing_param != key.second) continue;
+      if (whole.available < kUnlimitedCount) whole.available -= c.held_since;
+      whole.granted = c.granted;
+      whole.reclaimed = c.reclaimed_by_directory;
+    }
+    in.whole = whole;
   }
+  AttachRows(std::move(*rows), read);
+  const std::set<std::string> only(serials.begin(), serials.end());
+  if (Status s = ReadHeldAtSync(ctx, token, read, &only); !s) return Fail(s.error());
   return read;
 }
 
@@ -216,14 +331,28 @@ struct Report {
     std::int64_t count = 0;
   };
   std::vector<HeldBack> held_back_by_asset;
-  std::string error;  // why the pass stopped early, if it did
+  std::int64_t events_failed = 0;  // settled with a failure (or given up): a full pass decides again
+  std::string error;                // why the pass stopped early, if it did
   bool forced = false;
+  // A pass over the devices that directory changes touched (else every device).
+  bool over_changes = false;
+  std::int64_t devices_decided = 0;
+  std::string inputs;         // Targets::inputs
+  std::string full_pass_at;   // when the last full pass ran: wanted..untracked are its figures
+  boost::json::object changes;  // a pass over changes: its own figures for the devices it decided
   std::optional<PeoplePass> people;  // user licences (reconcile_users.cc)
 
   std::string Json(Timestamp now) const {
     boost::json::object o;
     o["reconciled"] = FormatIso8601(now);
     o["forced"] = forced;
+    o["pass"] = over_changes ? "changes" : "full";
+    if (over_changes) {
+      o["devicesDecided"] = devices_decided;
+      o["changes"] = changes;
+    }
+    o["fullPassAt"] = full_pass_at.empty() ? FormatIso8601(now) : full_pass_at;
+    o["inputs"] = inputs;
     o["associated"] = associated;
     o["disassociated"] = disassociated;
     o["eventsCompleted"] = events_completed;
@@ -290,6 +419,7 @@ std::optional<Stop> PollEvents(JobContext& ctx, apple::Client& client, Report& r
     }
     auto done = ctx.store.CompleteAppleEvent(ctx.job.tenant_id, ctx.job.token_id, e.event_id, outcome);
     if (done) ++(outcome.abandoned ? report.events_abandoned : report.events_completed);
+    if (done && (outcome.abandoned || outcome.all_failed || !outcome.failures.empty())) ++report.events_failed;
   }
   return std::nullopt;
 }
@@ -309,6 +439,54 @@ void CountRows(JobContext& ctx, Report& report) {
   }
   auto events = ctx.store.ListAppleEvents(ctx.job.tenant_id, ctx.job.token_id);
   if (events) report.events_in_flight = static_cast<std::int64_t>(events->size());
+}
+
+// What the last pass's report says that this one needs.
+struct LastReport {
+  std::string inputs;        // "" when there is none (or it predates passes over changes)
+  boost::json::object full;  // the last full pass's figures (wanted ... untracked)
+  std::string full_pass_at;
+  std::int64_t Figure(const char* key) const {
+    const auto* f = full.if_contains(key);
+    return f != nullptr && f->is_int64() ? f->get_int64() : 0;
+  }
+};
+
+constexpr const char* kFullFigures[] = {"wanted", "holding", "notEnoughLicenses", "heldBack", "keptByReclaimNever",
+                                        "untracked"};
+
+LastReport ParseLastReport(const std::string& json) {
+  LastReport last;
+  boost::system::error_code ec;
+  auto v = boost::json::parse(json, ec);
+  if (ec || !v.is_object()) return last;
+  const boost::json::object& o = v.get_object();
+  auto text = [&](const char* key) {
+    const auto* f = o.if_contains(key);
+    return f != nullptr && f->is_string() ? std::string(f->get_string()) : std::string();
+  };
+  last.inputs = text("inputs");
+  last.full_pass_at = text("fullPassAt");
+  for (const char* key : kFullFigures) {
+    if (const auto* f = o.if_contains(key); f != nullptr && f->is_int64()) last.full[key] = f->get_int64();
+  }
+  return last;
+}
+
+// Whether this pass may decide only the devices `changes` name: the inputs
+// are as the last full pass left them, the changes are listed (not "everything",
+// not too many), nobody waits for a licence (their order is the whole group's),
+// and the pass is not forced.
+bool CanPassOverChanges(const LastReport& last, const Targets& targets,
+                        const std::vector<store::ReconcileChange>& changes, std::size_t at_most,
+                        const std::vector<store::DeviceLicenseTally>& tally, const ReconcileOptions& options,
+                        bool forced) {
+  if (forced || last.inputs.empty() || last.inputs != targets.inputs || changes.size() > at_most) return false;
+  // Reclaims held back wait for a full pass's order; with reclaim off every pass
+  // reports the licences it keeps, which only a full pass can count.
+  if (!options.reclaim || last.Figure("heldBack") > 0 || last.Figure("notEnoughLicenses") > 0) return false;
+  if (std::any_of(changes.begin(), changes.end(), [](const auto& c) { return c.serial_number.empty(); })) return false;
+  return std::none_of(tally.begin(), tally.end(), [](const auto& t) { return t.not_enough > 0; });
 }
 
 // True when Apple tells this token how its events end (an endpoint registered
@@ -435,14 +613,45 @@ Status RunReconcile(JobContext& ctx) {
   }
   Report report;
   report.forced = Forced(job.params);
-  auto read = ReadInputs(ctx, *token);
+  // The directory changes this pass covers, read before the directory itself:
+  // a change made while the pass runs stays for the next one.
+  auto changes = ctx.store.ListReconcileChanges(job.tenant_id, job.token_id, kChangedDevicesAtMost);
+  if (!changes) return ReleaseOrAbandon(ctx, changes.error());
+  auto targets = ReadTargets(ctx, *token);
+  if (!targets) return ReleaseOrAbandon(ctx, targets.error());
+  auto tally = ctx.store.TallyDeviceLicenses(job.tenant_id, job.token_id, token->last_sync);
+  if (!tally) return ReleaseOrAbandon(ctx, tally.error());
+  auto last_report = ctx.store.GetReconcileReport(job.tenant_id, job.token_id);
+  if (!last_report) return ReleaseOrAbandon(ctx, last_report.error());
+  const LastReport last = ParseLastReport(last_report->first);
+  report.inputs = targets->inputs;
+
+  // A pass over the changed devices when it decides as a full one would (see
+  // CanPassOverChanges); a full pass covers every change noted so far.
+  std::vector<std::string> changed;
+  auto read_all = [&]() -> Result<Read> {
+    report.over_changes = false;
+    auto every = ctx.store.ListReconcileChanges(job.tenant_id, job.token_id, kEveryChange);
+    if (!every) return Fail(every.error());
+    *changes = std::move(*every);
+    return ReadAll(ctx, *token, *targets);
+  };
+  report.over_changes = CanPassOverChanges(last, *targets, *changes, kChangedDevicesAtMost, *tally,
+                                           ctx.options.reconcile, report.forced);
+  if (report.over_changes) {
+    for (const store::ReconcileChange& c : *changes) changed.push_back(c.serial_number);
+    report.devices_decided = static_cast<std::int64_t>(changed.size());
+  }
+  auto read = report.over_changes ? ReadChanged(ctx, *token, *targets, changed, *tally) : read_all();
   if (!read) return ReleaseOrAbandon(ctx, read.error());
+  if (report.over_changes) read->in_scope = targets->any_assignment || !tally->empty();
   auto events = ctx.store.ListAppleEvents(job.tenant_id, job.token_id);
   if (!events) return ReleaseOrAbandon(ctx, events.error());
   auto people = PeopleInScope(ctx, *token);
   if (!people) return ReleaseOrAbandon(ctx, people.error());
   if (!read->in_scope && events->empty() && !*people) {
     // Nothing assigned with device licensing, nothing granted: leave the token alone.
+    (void)ctx.store.ClearReconcileChanges(job.tenant_id, job.token_id, *changes);
     auto done = ctx.store.FinishJob(job, std::nullopt, [](store::VppToken&) -> Status { return {}; });
     if (!done && done.error().code != Code::kNotFound) return ReleaseOrAbandon(ctx, done.error());
     return {};
@@ -450,11 +659,39 @@ Status RunReconcile(JobContext& ctx) {
 
   const Timestamp now = ctx.clock.Now();
   std::map<AssetKey, AssetPlan> plans;
-  auto plan_all = [&](const Read& r) {
-    plans.clear();
-    for (const auto& [key, in] : r.assets) plans.emplace(key, PlanAsset(in, ctx.options.reconcile, report.forced));
+  // Plans every asset; a pass over changes whose plans would leave a device
+  // without a licence or hold reclaims back reads everything instead (who is
+  // served first, and what the cap allows, are the whole group's questions).
+  auto plan_all = [&]() -> Status {
+    for (int round = 0; round < 2; ++round) {
+      plans.clear();
+      for (const auto& [key, in] : read->assets) {
+        plans.emplace(key, PlanAsset(in, ctx.options.reconcile, report.forced));
+      }
+      const bool partial_says_no = std::any_of(plans.begin(), plans.end(), [](const auto& p) {
+        return p.second.not_enough > 0 || p.second.held_back > 0;
+      });
+      if (report.over_changes && partial_says_no) {
+        read = read_all();
+        if (!read) return Fail(read.error());
+        continue;
+      }
+      // The rows the plans settle locally (failed: not enough licences; forgotten
+      // ones), before any request: a licence associated below writes its own row,
+      // which must not then be taken for the stale one it replaces.
+      for (const auto& [key, plan] : plans) {
+        if (plan.put.empty() && plan.remove.empty()) continue;
+        if (Status s = ctx.store.PutDeviceLicenses(job.tenant_id, job.token_id, plan.put, plan.remove); !s) return s;
+      }
+      return {};
+    }
+    return {};
   };
-  plan_all(*read);
+  auto planning_failed = [&](const Error& e) {
+    if (e.code == Code::kNotFound) return FinishWithoutSnapshot(ctx, nullptr, e);
+    return ReleaseOrAbandon(ctx, e);
+  };
+  if (Status s = plan_all(); !s) return planning_failed(s.error());
   const bool due = std::any_of(events->begin(), events->end(), [&](const auto& e) { return e.next_poll <= now; });
   const bool work = std::any_of(plans.begin(), plans.end(), [](const auto& p) { return !p.second.Empty(); });
 
@@ -467,14 +704,21 @@ Status RunReconcile(JobContext& ctx) {
       stopped = PollEvents(ctx, client, report);
       if (!stopped && (report.events_completed > 0 || report.events_abandoned > 0)) {
         // Settled events change only vppd's rows (what is wanted stays): decide
-        // on fresh rows, read again in full only if one no longer fits.
-        auto rows = ctx.store.ListDeviceLicenses(job.tenant_id, job.token_id);
-        if (!rows) return ReleaseOrAbandon(ctx, rows.error());
-        if (!AttachRows(std::move(*rows), *read)) {
-          read = ReadInputs(ctx, *token);
+        // on fresh rows, read again in full only if one no longer fits, or if an
+        // event failed (its devices are decided again, and they may be any).
+        if (report.over_changes && report.events_failed > 0) {
+          read = read_all();
           if (!read) return ReleaseOrAbandon(ctx, read.error());
+        } else {
+          auto rows = report.over_changes ? ctx.store.DeviceLicensesOfSerials(job.tenant_id, job.token_id, changed)
+                                          : ctx.store.ListDeviceLicenses(job.tenant_id, job.token_id);
+          if (!rows) return ReleaseOrAbandon(ctx, rows.error());
+          if (!AttachRows(std::move(*rows), *read)) {
+            read = read_all();
+            if (!read) return ReleaseOrAbandon(ctx, read.error());
+          }
         }
-        plan_all(*read);
+        if (Status s = plan_all(); !s) return planning_failed(s.error());
       }
     }
     if (!stopped) {
@@ -510,14 +754,6 @@ Status RunReconcile(JobContext& ctx) {
     if (pass->apple_error) stopped = Stop{*pass->apple_error};
     report.people = std::move(*pass);
   }
-  // The rows the plans settle locally (failed: not enough licences; forgotten ones).
-  for (const auto& [key, plan] : plans) {
-    if (plan.put.empty() && plan.remove.empty()) continue;
-    if (auto ok = ctx.store.PutDeviceLicenses(job.tenant_id, job.token_id, plan.put, plan.remove); !ok) {
-      if (ok.error().code == Code::kNotFound) return FinishWithoutSnapshot(ctx, nullptr, ok.error());
-      return ReleaseOrAbandon(ctx, ok.error());
-    }
-  }
   for (const auto& [key, plan] : plans) {
     report.associated += static_cast<std::int64_t>(plan.associate.size());
     report.disassociated += static_cast<std::int64_t>(plan.reclaim_explicit.size() + plan.reclaim_directory.size());
@@ -529,7 +765,23 @@ Status RunReconcile(JobContext& ctx) {
     report.untracked += plan.untracked;
     if (plan.held_back > 0) report.held_back_by_asset.push_back({key.first, key.second, plan.held_back});
   }
+  if (report.over_changes) {
+    // The whole token's figures are the last full pass's (a pass over changes
+    // only happens while they still hold: CanPassOverChanges).
+    report.changes = {{"wanted", report.wanted},         {"holding", report.holding},
+                      {"notEnoughLicenses", report.not_enough}, {"heldBack", report.held_back},
+                      {"keptByReclaimNever", report.kept},  {"untracked", report.untracked}};
+    report.wanted = last.Figure("wanted");
+    report.holding = last.Figure("holding");
+    report.not_enough = last.Figure("notEnoughLicenses");
+    report.held_back = last.Figure("heldBack");
+    report.kept = last.Figure("keptByReclaimNever");
+    report.untracked = last.Figure("untracked");
+    report.full_pass_at = last.full_pass_at;
+  }
   report.not_device_assignable = read->not_device_assignable;
+  // What this pass decided is sent (or settled locally): its changes are done.
+  if (!stopped && !ctx.stopping) (void)ctx.store.ClearReconcileChanges(job.tenant_id, job.token_id, *changes);
   CountRows(ctx, report);
   if (ctx.stopping) return ReleaseForRetry(ctx, Error::Unavailable("shutting down"));
   if (stopped) {

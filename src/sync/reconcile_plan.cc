@@ -50,6 +50,11 @@ LicencePlan<Row> Plan(const LicenceInput<Row>& in, const ReconcileOptions& optio
     if ((row.state == "reclaimPending" || row.state == "released") && directory) ++plan.reclaimed;
     rows.emplace_hint(rows.end(), serial, &row);  // in.rows is in key order
   }
+  if (in.whole) {
+    available = in.whole->available;
+    plan.granted = in.whole->granted;
+    plan.reclaimed = in.whole->reclaimed;
+  }
   plan.available = unlimited ? kUnlimitedCount : std::max<std::int64_t>(0, available);
   std::int64_t left = plan.available;
 

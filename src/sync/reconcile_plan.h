@@ -23,6 +23,8 @@
 //    at max(kReclaimFloor, fraction × licences vppd granted for the asset) until
 //    a sync has seen them (so the job's follow-up passes share one budget),
 //    unless forced; the rest is held back and reported.
+//  - A pass over the devices a directory change touched decides only those, with
+//    the asset's counts (LicenceInput::whole) from all of its rows.
 //  - People (issue 17) follow the same rules, keyed by clientUserId, with one more:
 //    a licence can be associated only to a user who accepted Apple's invitation
 //    (Associated); the others wait, reported, and are served when they accept.
@@ -67,6 +69,15 @@ struct LicenceInput {
   // is Associated: the person accepted the invitation). The others wait, take no
   // licence and are reported. nullopt (devices): every key can.
   std::optional<std::set<std::string>> ready;
+  // A pass over some keys only (the devices a directory change touched): `wanted`,
+  // `uninstall`, `held_at_sync` and `rows` hold those keys alone, and what they
+  // cannot tell about the asset as a whole comes from all of its rows counted.
+  struct Whole {
+    std::int64_t available = 0;  // licences free, at least (Apple's counts less what vppd may hold beyond them)
+    std::int64_t granted = 0;    // rows granted
+    std::int64_t reclaimed = 0;  // directory reclaims since the last sync
+  };
+  std::optional<Whole> whole;
 };
 
 template <class Row>

@@ -208,6 +208,21 @@ TEST(PlanAsset, RowsOfDevicesNoLongerWantedThatHoldNothingGo) {
   EXPECT_TRUE(plan.Empty()) << "events in flight are waited for";
 }
 
+TEST(PlanAsset, APassOverChangedDevicesTakesTheAssetsCountsFromItsWholeTally) {
+  // Only B and C changed: A's row is not in the input; the whole asset's rows
+  // said 20 granted, 1 reclaimed by directory changes, 1 licence free at least.
+  AssetInput in = Input({"C", "D"}, 100, 50);
+  Add(in, Row("B", "granted"));
+  in.whole = AssetInput::Whole{1, 20, 1};
+  AssetPlan plan = PlanAsset(in, {}, false);
+  EXPECT_EQ(plan.available, 1) << "the tally's count, not total - used";
+  EXPECT_EQ(plan.associate, Serials{"C"});
+  EXPECT_EQ(plan.not_enough, 1) << "D: no licence left";
+  EXPECT_EQ(plan.granted, 20);
+  EXPECT_EQ(plan.reclaimed, 1);
+  EXPECT_EQ(plan.reclaim_directory, Serials{"B"}) << "B left scope: within max(10, 0.2 x 21) - 1";
+}
+
 TEST(PlanAsset, UnlimitedAssetsServeEveryone) {
   AssetInput in = Input({"A", "B", "C"}, kUnlimitedCount, 5);
   EXPECT_EQ(PlanAsset(in, {}, false).associate.size(), 3u);

@@ -292,6 +292,65 @@ TEST_P(ReconcileTest, ADeviceRemovedFromTheGroupOrDeletedLosesItsLicence) {
   EXPECT_EQ(states.size(), 3u) << "released licences are not shown";
 }
 
+TEST_P(ReconcileTest, APassAfterADirectoryChangeDecidesOnlyTheDevicesItTouchedAsAFullPassWould) {
+  StartApple(100);
+  std::vector<std::string> ids;
+  const std::string group = GroupOf(0, 6, &ids);
+  Assign(group);
+  store::Group g;
+  g.display_name = "excluded";
+  auto excluded = store_->CreateGroup(kTenant, g);
+  ASSERT_TRUE(excluded);
+  Assign(excluded->id, "required", "#microsoft.graph.exclusionGroupAssignmentTarget");
+  g.display_name = "uninstall";
+  auto uninstall = store_->CreateGroup(kTenant, g);
+  ASSERT_TRUE(uninstall);
+  Assign(uninstall->id, "uninstall");
+  // One pass at a time: the job's later passes only poll the events.
+  auto one_pass = [&](bool force = false) {
+    ASSERT_TRUE(RequestReconcile(*store_, kTenant, token_, Clock::Real().Now(), force));
+    auto ran = engine_->RunOne();
+    ASSERT_TRUE(ran && *ran);
+  };
+  one_pass();
+  EXPECT_EQ(Report().at("pass").as_string(), "full") << "the first pass reads everything";
+  EXPECT_EQ(Report().at("wanted").as_int64(), 6);
+  Drain();
+  ASSERT_EQ(AtApple(), Serials(0, 6));
+  EXPECT_EQ(Report().at("pass").as_string(), "changes") << "polling the events: nothing changed";
+  EXPECT_EQ(Report().at("devicesDecided").as_int64(), 0);
+
+  // One device leaves, one joins the exclusions, one the uninstall group, a new one joins.
+  ASSERT_TRUE(store_->RemoveGroupMember(kTenant, group, ids[1]));
+  ASSERT_TRUE(store_->AddGroupMember(kTenant, excluded->id, ids[4]));
+  ASSERT_TRUE(store_->AddGroupMember(kTenant, uninstall->id, ids[0]));
+  ASSERT_TRUE(store_->AddGroupMember(kTenant, group, DeviceFor(6)));
+  one_pass();
+  auto report = Report();
+  EXPECT_EQ(report.at("pass").as_string(), "changes");
+  EXPECT_EQ(report.at("devicesDecided").as_int64(), 4);
+  EXPECT_EQ(report.at("wanted").as_int64(), 6) << "the whole token's figures are the last full pass's";
+  EXPECT_EQ(report.at("changes").at("wanted").as_int64(), 1) << "of the four: SER006";
+  EXPECT_EQ(report.at("associated").as_int64(), 1);
+  EXPECT_EQ(report.at("disassociated").as_int64(), 3);
+  Drain();
+  EXPECT_EQ(AtApple(), (std::set<std::string>{"SER002", "SER003", "SER005", "SER006"}));
+  EXPECT_EQ(Report().at("granted").as_int64(), 4) << "the rows are counted as they are now";
+
+  // A full pass finds nothing left to do: the pass over changes decided as it would.
+  const std::int64_t before = AppleRequests();
+  one_pass(/*force=*/true);
+  EXPECT_EQ(Report().at("pass").as_string(), "full");
+  EXPECT_EQ(Report().at("wanted").as_int64(), 4);
+  EXPECT_EQ(AppleRequests(), before) << "nothing to do";
+
+  // The assignments changed: the next pass reads everything again.
+  Assign(group, "available");
+  one_pass();
+  EXPECT_EQ(Report().at("pass").as_string(), "full");
+  EXPECT_EQ(AppleRequests(), before);
+}
+
 TEST_P(ReconcileTest, OversubscribedDevicesFailInOrderAndAreServedWhenLicencesAreBought) {
   StartApple(3);
   const std::string group = GroupOf(0, 5);

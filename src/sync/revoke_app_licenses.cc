@@ -180,7 +180,13 @@ std::optional<Stop> RunOne(JobContext& ctx, apple::Client& client, const apple::
   // What was taken back is free now (vppd's grants and the licences it never granted).
   const auto released =
       ReleasedRows(*rows, r.adam_id, r.pricing_param, targets.serial_numbers, done.failed_serials, done.event_id);
-  if (!released.empty()) (void)ctx.store.PutDeviceLicenses(tenant, r.token_id, released, {});
+  if (!released.empty()) {
+    (void)ctx.store.PutDeviceLicenses(tenant, r.token_id, released, {});
+    // A device still assigned gets its licence back from the next reconcile pass.
+    std::vector<std::string> serials;
+    for (const store::DeviceLicense& row : released) serials.push_back(row.serial_number);
+    (void)ctx.store.NoteReconcileChanges(tenant, r.token_id, serials);
+  }
 
   r.total_licenses = static_cast<std::int32_t>(done.total);
   r.failed_licenses = static_cast<std::int32_t>(done.failed);

@@ -350,6 +350,8 @@ TEST_P(RevokeTest, ALicenceAnAssignmentStillGivesIsGrantedAgainByTheNextReconcil
   Drain();
   EXPECT_TRUE(AtApple(kAppA).contains("d:SER003"));
   rows = store_->ListDeviceLicenses(kTenant, token_);
+  ASSERT_TRUE(rows);
+  ASSERT_EQ(rows->size(), 1u);
   EXPECT_EQ((*rows)[0].state, "granted");
 }
 
