@@ -89,6 +89,7 @@ struct Settings {
   int sync_full_walk_days = 7;                    // a full assignments walk at least this often
   int sync_app_metadata_ttl_seconds = 86'400;     // app names and bundle ids reused this long; 0: every sync
   int sync_lease_seconds = 30;
+  int sync_job_poll_ms = 1'000;     // jobs queued by another process (the CLI, another instance) wait this at most
   int sync_event_poll_ms = 30'000;  // Apple asks for at least 30 s between event status polls
   // With a notification endpoint: an event's /status is first polled this long after it was sent.
   int sync_event_notification_wait_seconds = 300;

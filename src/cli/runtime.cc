@@ -264,6 +264,7 @@ Result<std::unique_ptr<Runtime>> StartRuntime(const Settings& s) {
   engine_options.metadata_ttl = std::chrono::seconds(s.sync_app_metadata_ttl_seconds);
   engine_options.full_walk_interval = std::chrono::hours(24 * s.sync_full_walk_days);
   engine_options.lease = std::chrono::seconds(s.sync_lease_seconds);
+  engine_options.poll_interval = std::chrono::milliseconds(s.sync_job_poll_ms);
   engine_options.event_poll_interval = std::chrono::milliseconds(s.sync_event_poll_ms);
   engine_options.event_notification_wait = std::chrono::seconds(s.sync_event_notification_wait_seconds);
   engine_options.reconcile.reclaim = s.assign_reclaim != "never";

@@ -644,6 +644,30 @@ TEST_P(DirectoryChangesTest, ALicenceTakenBackElsewhereIsNotedForItsTokenOnly) {
   EXPECT_FALSE(store_->NoteReconcileChanges(kTenantB, token_, {"R1"})) << "not B's token";
 }
 
+TEST_P(DirectoryChangesTest, AnEventThatFailedNotesItsDevicesOneThatSucceededDoesNot) {
+  auto record = [&](const std::string& id, std::vector<std::string> serials) {
+    AppleEvent e;
+    e.event_id = id;
+    e.kind = "associate";
+    e.adam_id = "1";
+    e.submitted = e.next_poll = kT0;
+    ASSERT_TRUE(store_->RecordAppleEvent(kTenantA, token_, e, serials, "assigned"));
+  };
+  record("ok", {"E1", "E2"});
+  record("bad", {"E3", "E4"});
+  record("gone", {"E5"});
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "ok", {}));
+  EXPECT_EQ(Take(), SerialList{});
+  AppleEventOutcome failed;
+  failed.failures.push_back({"E4", "", 9610, "not eligible"});
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "bad", failed));
+  EXPECT_EQ(Take(), (SerialList{"E3", "E4"}));
+  AppleEventOutcome abandoned;
+  abandoned.abandoned = true;
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "gone", abandoned));
+  EXPECT_EQ(Take(), SerialList{"E5"});
+}
+
 TEST_P(DirectoryChangesTest, DevicesOfSerialsNameTheirGroupsNestedOrNot) {
   auto [d1, m1] = NewDevice("one", "S1");
   auto [d2, m2] = NewDevice("two", "S2");

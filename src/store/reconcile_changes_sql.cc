@@ -70,6 +70,16 @@ Status SqlStore::NoteManagedDevicesChanged(Tx& tx, const std::string& tenant_id,
   return tx.Exec(sql, {tenant_id, NewGuid(), StringsToJson(managed_device_ids)});
 }
 
+Status SqlStore::NoteEventSerialsChanged(Tx& tx, const std::string& tenant_id, const std::string& token_id,
+                                         const std::string& event_id) {
+  return tx.Exec(
+      "INSERT INTO reconcile_changes (tenant_id, token_id, serial_number, gen) "
+      "SELECT DISTINCT tenant_id, token_id, serial_number, CAST(?4 AS TEXT) FROM device_licenses "
+      "WHERE tenant_id = ?1 AND token_id = ?2 AND event_id = ?3 "
+      "ON CONFLICT (tenant_id, token_id, serial_number) DO UPDATE SET gen = excluded.gen",
+      {tenant_id, token_id, event_id, NewGuid()});
+}
+
 Status SqlStore::NoteEverythingChanged(Tx& tx, const std::string& tenant_id) {
   // The serials listed so far stay: clearing them here could lose one a pass is
   // deciding right now. The pass that meets "" reads everything and forgets them.

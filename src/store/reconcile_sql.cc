@@ -190,6 +190,12 @@ Status SqlStore::CompleteAppleEvent(const std::string& tenant_id, const std::str
     if (kind == "createUsers" || kind == "retireUsers") {
       return SettleUserEvent(tx, tenant_id, token_id, event_id, kind, outcome, now);
     }
+    // Devices whose request failed are decided again (an associate Apple refused,
+    // a reclaim left held): the next pass must look at them even if it is one
+    // over directory changes.
+    if (outcome.abandoned || outcome.all_failed || !outcome.failures.empty()) {
+      if (Status s = NoteEventSerialsChanged(tx, tenant_id, token_id, event_id); !s) return s;
+    }
     const bool associate = kind == "associate";
     const std::string in_flight = associate ? "pending" : "reclaimPending";
     // Apple's answers that mean the licence already is where it should be.

@@ -504,6 +504,9 @@ class SqlStore : public Store {
   Status NoteManagedDevicesChanged(Tx& tx, const std::string& tenant_id,
                                    const std::vector<std::string>& managed_device_ids);
   Status NoteEverythingChanged(Tx& tx, const std::string& tenant_id);
+  // An Apple event's devices (its rows), for that token only: a failed event's.
+  Status NoteEventSerialsChanged(Tx& tx, const std::string& tenant_id, const std::string& token_id,
+                                 const std::string& event_id);
   template <class T>
   Status NoteEntityChanged(Tx& tx, const std::string& tenant_id, const std::string& id);
   Status NoteMemberChanged(Tx& tx, const std::string& tenant_id, const std::string& member_id, MemberKind kind);

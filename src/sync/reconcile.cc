@@ -786,6 +786,7 @@ Status RunReconcile(JobContext& ctx) {
   if (ctx.stopping) return ReleaseForRetry(ctx, Error::Unavailable("shutting down"));
   if (stopped) {
     report.error = stopped->error.Describe();
+    report.inputs.clear();  // decisions left unsent: the next pass must be a full one
     (void)ctx.store.PutReconcileReport(job.tenant_id, job.token_id, report.Json(ctx.clock.Now()));
     // The token itself (expired, revoked, another MDM): recorded on it, as a sync does.
     SyncFailure failure = FromAppleError(stopped->error);
@@ -799,10 +800,12 @@ Status RunReconcile(JobContext& ctx) {
   }
   (void)ctx.store.PutReconcileReport(job.tenant_id, job.token_id, report.Json(ctx.clock.Now()));
   spdlog::info(
-      "token {} (tenant {}): reconcile: {} associations and {} disassociations sent, {} events settled, {} in "
-      "flight; {} of {} wanted devices hold a licence, {} without (not enough licences), {} reclaims held back, "
+      "token {} (tenant {}): reconcile ({}): {} associations and {} disassociations sent, {} events settled, {} "
+      "in flight; {} of {} wanted devices hold a licence, {} without (not enough licences), {} reclaims held back, "
       "{} untracked",
-      job.token_id, job.tenant_id, report.associated, report.disassociated, report.events_completed,
+      job.token_id, job.tenant_id,
+      report.over_changes ? fmt::format("{} changed devices", report.devices_decided) : std::string("every device"),
+      report.associated, report.disassociated, report.events_completed,
       report.events_in_flight, report.holding, report.wanted, report.not_enough, report.held_back, report.untracked);
   const int keep = ctx.options.keep_action_results;
   auto mark = [&](store::VppToken& t, const std::string& state) {

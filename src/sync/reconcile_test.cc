@@ -351,6 +351,24 @@ TEST_P(ReconcileTest, APassAfterADirectoryChangeDecidesOnlyTheDevicesItTouchedAs
   EXPECT_EQ(AppleRequests(), before);
 }
 
+TEST_P(ReconcileTest, APassThatAppleStoppedIsFollowedByAFullOne) {
+  StartApple(100);
+  const std::string group = GroupOf(0, 3);
+  Reconcile();  // nothing assigned yet: the directory's changes are looked at and forgotten
+  Assign(group);
+  // Apple is unavailable for the associations (the client retries: every request fails).
+  Control("POST", "/_sim/faults", R"({"path": "/mdm/v2/assets/associate", "kind": "unavailable", "rate": 1})");
+  ASSERT_TRUE(RequestReconcile(*store_, kTenant, token_, Clock::Real().Now()));
+  ASSERT_TRUE(*engine_->RunOne());
+  EXPECT_FALSE(Report().at("error").as_string().empty());
+  EXPECT_TRUE(AtApple().empty());
+  Control("DELETE", "/_sim/faults");
+  // Nothing changed since in the directory or the assignments: still, what the
+  // stopped pass left unsent is decided again by a full pass.
+  Reconcile();
+  EXPECT_EQ(AtApple(), Serials(0, 3));
+}
+
 TEST_P(ReconcileTest, OversubscribedDevicesFailInOrderAndAreServedWhenLicencesAreBought) {
   StartApple(3);
   const std::string group = GroupOf(0, 5);
