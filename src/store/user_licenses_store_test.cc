@@ -16,16 +16,6 @@ namespace {
 using namespace std::chrono_literals;
 using testing::Backend;
 
-constexpr Timestamp kSecond = 1000000;
-constexpr Timestamp kT0 = 1'780'000'000LL * kSecond;
-constexpr const char* kTenantA = "11111111-1111-1111-1111-111111111111";
-constexpr const char* kTenantB = "22222222-2222-2222-2222-222222222222";
-
-class TempDir : public testing::TempDir {
- public:
-  TempDir() : testing::TempDir("vppd-user-licenses-store") {}
-};
-
 AppleEventOutcome::Failure UserFailure(const std::string& client_user_id, int number, const std::string& message) {
   AppleEventOutcome::Failure f;
   f.client_user_id = client_user_id;
@@ -34,25 +24,15 @@ AppleEventOutcome::Failure UserFailure(const std::string& client_user_id, int nu
   return f;
 }
 
-class UserLicensesStoreTest : public ::testing::TestWithParam<Backend> {
+class UserLicensesStoreTest : public testing::StoreTest {
  protected:
+  UserLicensesStoreTest() : StoreTest("vppd-user-licenses-store") {}
+
   void SetUp() override {
-    VPPD_SKIP_WITHOUT_POSTGRES(GetParam());
-    db_.emplace(GetParam(), dir_.path());
-    options_.path = db_->path();
-    options_.secrets = std::make_shared<SecretBox>(SecretBox::FromKey(std::string(32, 'k')));
-    options_.clock = &clock_;
-    Result<std::unique_ptr<Store>> opened = db_->Open(options_);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(*opened);
-    ASSERT_TRUE(store_->PutTenant({kTenantA, "A", true, 0}));
-    ASSERT_TRUE(store_->PutTenant({kTenantB, "B", true, 0}));
-    VppToken t;
-    t.token = "sToken";
-    t.state = "valid";
-    Result<VppToken> created = store_->CreateToken(kTenantA, t);
-    ASSERT_TRUE(created) << created.error().message;
-    token_ = created->id;
+    StoreTest::SetUp();
+    if (SetUpStopped()) return;
+    token_ = Token(kTenantA);
+    ASSERT_FALSE(token_.empty());
   }
 
   // The app (and its row) Graph's userStatuses reads through.
@@ -125,11 +105,6 @@ class UserLicensesStoreTest : public ::testing::TestWithParam<Backend> {
     return out;
   }
 
-  TempDir dir_;
-  std::optional<testing::TestDb> db_;
-  FakeClock clock_{kT0};
-  SqliteOptions options_;
-  std::unique_ptr<Store> store_;
   std::string token_;
 };
 INSTANTIATE_TEST_SUITE_P(Store, UserLicensesStoreTest, ::testing::Values(Backend::kSqlite, Backend::kPostgres),
