@@ -4,6 +4,7 @@
 #include <map>
 #include <optional>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "base/testing.h"
@@ -326,6 +327,36 @@ TEST_P(UserLicensesStoreTest, UserMembersOfFollowsNestedGroupsAndCyclesEarliestM
   ASSERT_TRUE(store_->DeleteUser(kTenantA, bob.id));
   EXPECT_EQ(Upns(store_->UserMembersOf(kTenantA, {top.id})),
             (std::vector<std::string>{"cid@a.example", "ann@a.example"}));
+}
+
+TEST_P(UserLicensesStoreTest, UserMembersOfALargeGroupReadsTheTenantsUsersInOrder) {
+  // Beyond 1,000 members the users are read in key order and joined in vppd:
+  // the same answer, in the order of the earliest membership.
+  Group big = NewGroup("big"), nested = NewGroup("nested");
+  std::vector<std::string> upns, ids;
+  for (int i = 0; i < 1200; ++i) {
+    User u = NewUser(fmt::format("p{:04}@a.example", 1199 - i));  // ids in no particular order to the names
+    Add(i < 1100 ? big.id : nested.id, u.id);
+    upns.push_back(u.user_principal_name);
+    ids.push_back(u.id);
+  }
+  Add(big.id, nested.id);
+  NewUser("outside@a.example");  // in no group
+  Group other = NewGroup("other", kTenantB);
+  Add(other.id, NewUser("b@b.example", kTenantB).id, kTenantB);
+  Add(nested.id, ids[0]);  // a later membership of the first: its earliest counts
+
+  auto got = store_->UserMembersOf(kTenantA, {big.id});
+  ASSERT_TRUE(got) << got.error().message;
+  ASSERT_EQ(got->size(), 1200u);
+  for (std::size_t i = 0; i < got->size(); ++i) {
+    EXPECT_EQ((*got)[i].user_principal_name, upns[i]) << "position " << i;
+    if (i > 0) {
+      EXPECT_LT((*got)[i - 1].seq, (*got)[i].seq);
+    }
+  }
+  EXPECT_EQ(Upns(store_->UserMembersOf(kTenantA, {nested.id})).size(), 101u) << "100 users, and one added twice";
+  EXPECT_EQ(Upns(store_->UserMembersOf(kTenantB, {big.id})).size(), 0u) << "tenant isolation";
 }
 
 TEST_P(UserLicensesStoreTest, AllUsersIsEveryUserOfTheTenantById) {
