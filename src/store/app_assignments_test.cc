@@ -18,10 +18,6 @@ namespace {
 using namespace std::chrono_literals;
 using testing::Backend;
 
-constexpr Timestamp kSecond = 1000000;
-constexpr Timestamp kT0 = 1'780'000'000LL * kSecond;
-constexpr const char* kTenantA = "11111111-1111-1111-1111-111111111111";
-constexpr const char* kTenantB = "22222222-2222-2222-2222-222222222222";
 constexpr const char* kGroup = "33333333-3333-3333-3333-333333333333";
 constexpr const char* kGroupType = "#microsoft.graph.groupAssignmentTarget";
 constexpr const char* kAllDevices = "#microsoft.graph.allDevicesAssignmentTarget";
@@ -65,33 +61,17 @@ AppAssignment ToAllDevices(const std::string& app_id) {
   return a;
 }
 
-class AppAssignmentsStoreTest : public ::testing::TestWithParam<Backend> {
+class AppAssignmentsStoreTest : public testing::StoreTest {
  protected:
+  AppAssignmentsStoreTest() : StoreTest("vppd-app-assignments") {}
+
   void SetUp() override {
-    VPPD_SKIP_WITHOUT_POSTGRES(GetParam());
-    db_.emplace(GetParam(), dir_.path());
-    options_.path = db_->path();
-    options_.secrets = std::make_shared<SecretBox>(SecretBox::FromKey(std::string(32, 'k')));
-    options_.clock = &clock_;
-    Result<std::unique_ptr<Store>> opened = db_->Open(options_);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(*opened);
-    ASSERT_TRUE(store_->PutTenant({kTenantA, "A", true, 0}));
-    ASSERT_TRUE(store_->PutTenant({kTenantB, "B", true, 0}));
+    StoreTest::SetUp();
+    if (SetUpStopped()) return;
     token_ = Token(kTenantA, "loc-1");
     ASSERT_TRUE(Sync(kTenantA, token_, {App(token_, "1"), App(token_, "2")}));
     app1_ = App(token_, "1").id;
     app2_ = App(token_, "2").id;
-  }
-
-  std::string Token(const std::string& tenant, const std::string& uid) {
-    VppToken t;
-    t.token = "sToken-" + uid;
-    t.state = "valid";
-    t.apple_uid = uid;
-    Result<VppToken> created = store_->CreateToken(tenant, t);
-    EXPECT_TRUE(created) << created.error().message;
-    return created ? created->id : "";
   }
 
   // A sync of `token` that finds `apps` (assignments at Apple untouched).
@@ -123,11 +103,6 @@ class AppAssignmentsStoreTest : public ::testing::TestWithParam<Backend> {
 
   std::int64_t Rows() { return db_->raw().Int("SELECT count(*) FROM app_assignments"); }
 
-  testing::TempDir dir_{"vppd-app-assignments"};
-  std::optional<testing::TestDb> db_;  // before store_: the store closes first
-  FakeClock clock_{kT0};
-  SqliteOptions options_;
-  std::unique_ptr<Store> store_;
   std::string token_, app1_, app2_;
 };
 INSTANTIATE_TEST_SUITE_P(Store, AppAssignmentsStoreTest, ::testing::Values(Backend::kSqlite, Backend::kPostgres),

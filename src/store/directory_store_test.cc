@@ -16,27 +16,11 @@
 namespace vppd::store {
 namespace {
 
-constexpr Timestamp kT0 = 1'780'000'000LL * 1000000;
-constexpr const char* kTenantA = "11111111-1111-1111-1111-111111111111";
-constexpr const char* kTenantB = "22222222-2222-2222-2222-222222222222";
-
 using testing::Backend;
 
-class DirectoryStoreTest : public ::testing::TestWithParam<Backend> {
+class DirectoryStoreTest : public testing::StoreTest {
  protected:
-  void SetUp() override {
-    VPPD_SKIP_WITHOUT_POSTGRES(GetParam());
-    db_.emplace(GetParam(), dir_.path());
-    SqliteOptions options;
-    options.path = db_->path();
-    options.secrets = std::make_shared<SecretBox>(SecretBox::FromKey(std::string(32, 'k')));
-    options.clock = &clock_;
-    Result<std::unique_ptr<Store>> opened = db_->Open(options);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(*opened);
-    ASSERT_TRUE(store_->PutTenant({kTenantA, "Tenant A", true, 0}));
-    ASSERT_TRUE(store_->PutTenant({kTenantB, "Tenant B", true, 0}));
-  }
+  DirectoryStoreTest() : StoreTest("vppd-dir-store") {}
 
   User NewUser(const std::string& upn) {
     User u;
@@ -80,11 +64,6 @@ class DirectoryStoreTest : public ::testing::TestWithParam<Backend> {
     }
     return out;
   }
-
-  testing::TempDir dir_{"vppd-dir-store"};
-  std::optional<testing::TestDb> db_;
-  FakeClock clock_{kT0};
-  std::unique_ptr<Store> store_;
 };
 
 TEST_P(DirectoryStoreTest, UsersCreateGetUpdateDeleteAndUniqueUpn) {

@@ -131,6 +131,10 @@ enum class TxKind {
   kWrite,    // a read-modify-write
 };
 
+// A licence row's table, key and Graph state (licenses_sql.h), per DeviceLicense and UserLicense.
+template <class Row>
+struct LicenseTable;
+
 class SqlStore : public Store {
  public:
   // The text a dialect needs for the same thing.
@@ -459,12 +463,29 @@ class SqlStore : public Store {
                        const std::vector<std::string>& client_user_ids, Timestamp now);
   Status SettleUserEvent(Tx& tx, const std::string& tenant_id, const std::string& token_id, const std::string& event_id,
                          const std::string& kind, const AppleEventOutcome& outcome, Timestamp now);
-  // CompleteAppleEvent's moves for an associate/disassociate's user licence rows
-  // (user_licenses_sql.cc), as it moves device rows; true when some of them are
-  // still in flight (a notification named only serials).
-  Result<bool> SettleUserLicenses(Tx& tx, const std::string& tenant_id, const std::string& token_id,
-                                  const std::string& event_id, bool associate, const AppleEventOutcome& outcome,
-                                  Timestamp now);
+  // The licence rows vppd hands out, one implementation over DeviceLicense and
+  // UserLicense (licenses_sql.h); the public Store methods of both are these.
+  template <class Row>
+  Result<std::vector<Row>> ListLicenses(const std::string& tenant_id, const std::string& token_id);
+  // Upserts `rows` and deletes `remove` in one transaction (updated 0: now); NotFound without the token.
+  template <class Row>
+  Status PutLicenses(const std::string& tenant_id, const std::string& token_id, const std::vector<Row>& rows,
+                     const std::vector<Row>& remove);
+  // An associate/disassociate Apple accepted, with its rows marked pending/reclaimPending (the caller checked
+  // the event's id and kind).
+  template <class Row>
+  Status RecordLicenseEvent(const std::string& tenant_id, const std::string& token_id, const AppleEvent& event,
+                            const std::vector<std::string>& keys, const std::string& cause);
+  // CompleteAppleEvent's moves for an associate/disassociate's rows of this
+  // kind; true when some of them are still in flight (a notification named
+  // only some).
+  template <class Row>
+  Result<bool> SettleLicenses(Tx& tx, const std::string& tenant_id, const std::string& token_id,
+                              const std::string& event_id, bool associate, const AppleEventOutcome& outcome,
+                              Timestamp now);
+  template <class Row>
+  Result<std::vector<typename LicenseTable<Row>::State>> LicenseStates(const std::string& tenant_id,
+                                                                       const std::string& app_id);
   // App assignments' helpers (assignments_sql.cc).
   Status CheckAppExists(Tx& tx, const std::string& tenant_id, const std::string& app_id);
   Status InsertAppAssignment(Tx& tx, const std::string& tenant_id, AppAssignment& assignment, Timestamp now);

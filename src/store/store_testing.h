@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -22,6 +23,7 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
+#include "base/base.h"
 #include "base/testing.h"
 #include "store/raw_db_testing.h"
 #include "store/store.h"
@@ -192,6 +194,67 @@ class TestDb {
  private:
   Backend backend_;
   std::string path_, url_, schema_;
+};
+
+// The fixture most store tests share: a fresh store of the test's backend (a
+// fixed key, the fake clock at kT0) holding the tenants kTenantA and kTenantB.
+// A derived SetUp calls this one first and returns when SetUpStopped():
+//
+//   class RevokeStoreTest : public testing::StoreTest {
+//    protected:
+//     RevokeStoreTest() : StoreTest("vppd-revoke-store") {}
+//     void SetUp() override {
+//       StoreTest::SetUp();
+//       if (SetUpStopped()) return;
+//       token_ = Token(kTenantA);
+//     }
+//     std::string token_;
+//   };
+//   INSTANTIATE_TEST_SUITE_P(Store, RevokeStoreTest, ::testing::Values(Backend::kSqlite, Backend::kPostgres),
+//                            testing::BackendName);
+class StoreTest : public ::testing::TestWithParam<Backend> {
+ public:
+  static constexpr Timestamp kSecond = 1000000;
+  static constexpr Timestamp kT0 = 1'780'000'000LL * kSecond;
+  static constexpr const char* kTenantA = "11111111-1111-1111-1111-111111111111";
+  static constexpr const char* kTenantB = "22222222-2222-2222-2222-222222222222";
+
+ protected:
+  explicit StoreTest(const std::string& dir_prefix) : dir_(dir_prefix) {}
+
+  void SetUp() override {
+    VPPD_SKIP_WITHOUT_POSTGRES(GetParam());
+    db_.emplace(GetParam(), dir_.path());
+    options_.path = db_->path();
+    options_.secrets = std::make_shared<SecretBox>(SecretBox::FromKey(std::string(32, 'k')));
+    options_.clock = &clock_;
+    Result<std::unique_ptr<store::Store>> opened = db_->Open(options_);
+    ASSERT_TRUE(opened) << opened.error().message;
+    store_ = std::move(*opened);
+    ASSERT_TRUE(store_->PutTenant({kTenantA, "A", true, 0}));
+    ASSERT_TRUE(store_->PutTenant({kTenantB, "B", true, 0}));
+  }
+
+  // True when StoreTest::SetUp did not finish: a PostgreSQL instance skipped, or a fatal failure.
+  bool SetUpStopped() const { return IsSkipped() || HasFatalFailure(); }
+
+  // A new valid token of `tenant` (sToken "sToken", or "sToken-<uid>" at Apple
+  // location `uid`); "" (and a failure) when the store refused it.
+  std::string Token(const std::string& tenant, const std::string& uid = "") {
+    store::VppToken t;
+    t.token = uid.empty() ? "sToken" : "sToken-" + uid;
+    t.state = "valid";
+    t.apple_uid = uid;
+    Result<store::VppToken> created = store_->CreateToken(tenant, t);
+    EXPECT_TRUE(created) << created.error().message;
+    return created ? created->id : "";
+  }
+
+  TempDir dir_;
+  std::optional<TestDb> db_;  // before store_: the store closes first
+  FakeClock clock_{kT0};
+  store::SqliteOptions options_;
+  std::unique_ptr<store::Store> store_;
 };
 
 }  // namespace vppd::testing

@@ -28,17 +28,6 @@ namespace {
 using namespace std::chrono_literals;
 using Mode = SyncSnapshot::Assignments;
 
-constexpr Timestamp kSecond = 1000000;
-constexpr Timestamp kT0 = 1'780'000'000LL * kSecond;
-constexpr const char* kTenantA = "11111111-1111-1111-1111-111111111111";
-constexpr const char* kTenantB = "22222222-2222-2222-2222-222222222222";
-
-// Each test's database lives in a directory of its own.
-class TempDir : public testing::TempDir {
- public:
-  TempDir() : testing::TempDir("vppd-sync-store") {}
-};
-
 using testing::Backend;
 using testing::Raw;
 using testing::RawDb;
@@ -69,20 +58,9 @@ Status NoChange(VppToken&) { return {}; }
 
 // Every test runs on both stores (SQLite, and PostgreSQL when
 // VPPD_TEST_DATABASE_URL is set), each on a fresh database.
-class SyncStoreTest : public ::testing::TestWithParam<Backend> {
+class SyncStoreTest : public testing::StoreTest {
  protected:
-  void SetUp() override {
-    VPPD_SKIP_WITHOUT_POSTGRES(GetParam());
-    db_.emplace(GetParam(), dir_.path());
-    options_.path = db_->path();
-    options_.secrets = std::make_shared<SecretBox>(SecretBox::FromKey(std::string(32, 'k')));
-    options_.clock = &clock_;
-    Result<std::unique_ptr<Store>> opened = db_->Open(options_);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(*opened);
-    ASSERT_TRUE(store_->PutTenant({kTenantA, "A", true, 0}));
-    ASSERT_TRUE(store_->PutTenant({kTenantB, "B", true, 0}));
-  }
+  SyncStoreTest() : StoreTest("vppd-sync-store") {}
 
   VppToken Token(const std::string& tenant, const std::string& uid = "loc-1") {
     VppToken t;
@@ -210,12 +188,6 @@ class SyncStoreTest : public ::testing::TestWithParam<Backend> {
     if (pg()) return db_->raw();
     return Raw(std::make_unique<testing::SqliteRaw>(options_.path));
   }
-
-  TempDir dir_;
-  std::optional<testing::TestDb> db_;  // before store_: the store closes first
-  FakeClock clock_{kT0};
-  SqliteOptions options_;
-  std::unique_ptr<Store> store_;
 };
 INSTANTIATE_TEST_SUITE_P(Store, SyncStoreTest, ::testing::Values(Backend::kSqlite, Backend::kPostgres),
                          testing::BackendName);

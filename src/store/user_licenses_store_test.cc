@@ -4,6 +4,7 @@
 #include <map>
 #include <optional>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "base/testing.h"
@@ -16,16 +17,6 @@ namespace {
 using namespace std::chrono_literals;
 using testing::Backend;
 
-constexpr Timestamp kSecond = 1000000;
-constexpr Timestamp kT0 = 1'780'000'000LL * kSecond;
-constexpr const char* kTenantA = "11111111-1111-1111-1111-111111111111";
-constexpr const char* kTenantB = "22222222-2222-2222-2222-222222222222";
-
-class TempDir : public testing::TempDir {
- public:
-  TempDir() : testing::TempDir("vppd-user-licenses-store") {}
-};
-
 AppleEventOutcome::Failure UserFailure(const std::string& client_user_id, int number, const std::string& message) {
   AppleEventOutcome::Failure f;
   f.client_user_id = client_user_id;
@@ -34,25 +25,15 @@ AppleEventOutcome::Failure UserFailure(const std::string& client_user_id, int nu
   return f;
 }
 
-class UserLicensesStoreTest : public ::testing::TestWithParam<Backend> {
+class UserLicensesStoreTest : public testing::StoreTest {
  protected:
+  UserLicensesStoreTest() : StoreTest("vppd-user-licenses-store") {}
+
   void SetUp() override {
-    VPPD_SKIP_WITHOUT_POSTGRES(GetParam());
-    db_.emplace(GetParam(), dir_.path());
-    options_.path = db_->path();
-    options_.secrets = std::make_shared<SecretBox>(SecretBox::FromKey(std::string(32, 'k')));
-    options_.clock = &clock_;
-    Result<std::unique_ptr<Store>> opened = db_->Open(options_);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(*opened);
-    ASSERT_TRUE(store_->PutTenant({kTenantA, "A", true, 0}));
-    ASSERT_TRUE(store_->PutTenant({kTenantB, "B", true, 0}));
-    VppToken t;
-    t.token = "sToken";
-    t.state = "valid";
-    Result<VppToken> created = store_->CreateToken(kTenantA, t);
-    ASSERT_TRUE(created) << created.error().message;
-    token_ = created->id;
+    StoreTest::SetUp();
+    if (SetUpStopped()) return;
+    token_ = Token(kTenantA);
+    ASSERT_FALSE(token_.empty());
   }
 
   // The app (and its row) Graph's userStatuses reads through.
@@ -125,11 +106,6 @@ class UserLicensesStoreTest : public ::testing::TestWithParam<Backend> {
     return out;
   }
 
-  TempDir dir_;
-  std::optional<testing::TestDb> db_;
-  FakeClock clock_{kT0};
-  SqliteOptions options_;
-  std::unique_ptr<Store> store_;
   std::string token_;
 };
 INSTANTIATE_TEST_SUITE_P(Store, UserLicensesStoreTest, ::testing::Values(Backend::kSqlite, Backend::kPostgres),
@@ -351,6 +327,36 @@ TEST_P(UserLicensesStoreTest, UserMembersOfFollowsNestedGroupsAndCyclesEarliestM
   ASSERT_TRUE(store_->DeleteUser(kTenantA, bob.id));
   EXPECT_EQ(Upns(store_->UserMembersOf(kTenantA, {top.id})),
             (std::vector<std::string>{"cid@a.example", "ann@a.example"}));
+}
+
+TEST_P(UserLicensesStoreTest, UserMembersOfALargeGroupReadsTheTenantsUsersInOrder) {
+  // Beyond 1,000 members the users are read in key order and joined in vppd:
+  // the same answer, in the order of the earliest membership.
+  Group big = NewGroup("big"), nested = NewGroup("nested");
+  std::vector<std::string> upns, ids;
+  for (int i = 0; i < 1200; ++i) {
+    User u = NewUser(fmt::format("p{:04}@a.example", 1199 - i));  // ids in no particular order to the names
+    Add(i < 1100 ? big.id : nested.id, u.id);
+    upns.push_back(u.user_principal_name);
+    ids.push_back(u.id);
+  }
+  Add(big.id, nested.id);
+  NewUser("outside@a.example");  // in no group
+  Group other = NewGroup("other", kTenantB);
+  Add(other.id, NewUser("b@b.example", kTenantB).id, kTenantB);
+  Add(nested.id, ids[0]);  // a later membership of the first: its earliest counts
+
+  auto got = store_->UserMembersOf(kTenantA, {big.id});
+  ASSERT_TRUE(got) << got.error().message;
+  ASSERT_EQ(got->size(), 1200u);
+  for (std::size_t i = 0; i < got->size(); ++i) {
+    EXPECT_EQ((*got)[i].user_principal_name, upns[i]) << "position " << i;
+    if (i > 0) {
+      EXPECT_LT((*got)[i - 1].seq, (*got)[i].seq);
+    }
+  }
+  EXPECT_EQ(Upns(store_->UserMembersOf(kTenantA, {nested.id})).size(), 101u) << "100 users, and one added twice";
+  EXPECT_EQ(Upns(store_->UserMembersOf(kTenantB, {big.id})).size(), 0u) << "tenant isolation";
 }
 
 TEST_P(UserLicensesStoreTest, AllUsersIsEveryUserOfTheTenantById) {

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include <boost/json.hpp>
@@ -20,6 +21,7 @@
 #include "store/store_testing.h"
 #include "sync/jobs.h"
 #include "sync/sync_internal.h"
+#include "sync/sync_testing.h"
 
 namespace vppd::sync {
 namespace {
@@ -27,59 +29,26 @@ namespace {
 using namespace std::chrono_literals;
 using testing::Backend;
 
-constexpr const char* kTenant = "11111111-1111-1111-1111-111111111111";
 constexpr const char* kAdam = "408709785";
-constexpr const char* kUid = "2049025000431439";
 
-class TempDir : public testing::TempDir {
- public:
-  TempDir() : testing::TempDir("vppd-apple-users") {}
-};
-
-class AppleUsersTest : public ::testing::TestWithParam<Backend> {
+class AppleUsersTest : public testing::SimulatedAppleTest {
  protected:
+  AppleUsersTest() : SimulatedAppleTest("vppd-apple-users") {}
+
   void SetUp() override {
-    VPPD_SKIP_WITHOUT_POSTGRES(GetParam());
-    db_.emplace(GetParam(), dir_.path());
-    store::SqliteOptions& options = store_options_;
-    options.path = db_->path();
-    options.secrets = std::make_shared<SecretBox>(SecretBox::FromKey(std::string(32, 'k')));
-    auto opened = db_->Open(options);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(*opened);
-    ASSERT_TRUE(store_->PutTenant({kTenant, "T", true, 0}));
-
-    const std::string data = dir_.path() + "/sim.json";
-    std::ofstream(data) << R"({"locations": [{"uId": ")" << kUid << R"(", "name": "School",
+    SimulatedAppleTest::SetUp();
+    if (SetUpStopped()) return;
+    std::ostringstream data;
+    data << R"({"locations": [{"uId": ")" << kUid << R"(", "name": "School",
       "assets": [{"adamId": ")"
-                        << kAdam << R"(", "totalCount": 10, "supportedPlatforms": ["iOS"]}],
+         << kAdam << R"(", "totalCount": 10, "supportedPlatforms": ["iOS"]}],
       "assignments": []}]})";
-    sim::SimOptions sim_options;
-    sim_options.data_file = data;
-    sim_options.event_delay = 20ms;
-    auto created = sim::Simulator::Create(sim_options, Clock::Real());
-    ASSERT_TRUE(created) << created.error().message;
-    sim_ = std::move(*created);
-    http::ServerOptions http;
-    http.host = "127.0.0.1";
-    http.port = 0;
-    http.threads = 2;
-    sim::Simulator* sim = sim_.get();
-    auto server = http::Server::Start(http, [sim](http::Request& r) { return sim->Handle(r); });
-    ASSERT_TRUE(server) << server.error().message;
-    server_ = std::move(*server);
-    stoken_ =
-        std::string(Control("GET", "/_sim/locations/" + std::string(kUid)).at("tokens").at(0).at("sToken").as_string());
-
-    store::VppToken t;
-    t.token = stoken_;
-    t.state = "valid";
-    auto token = store_->CreateToken(kTenant, t);
-    ASSERT_TRUE(token) << token.error().message;
-    token_ = *token;
+    ASSERT_NO_FATAL_FAILURE(StartSimulator(data.str()));
+    token_ = CreateToken();
+    ASSERT_FALSE(token_.id.empty());
 
     apple::ClientOptions& client = client_options_;
-    client.base_url = "http://127.0.0.1:" + std::to_string(server_->port()) + "/mdm/v2";
+    client.base_url = url_;
     client.allow_insecure_http = true;
     client.stoken = stoken_;
     client.retry.max_attempts = 1;
@@ -91,35 +60,6 @@ class AppleUsersTest : public ::testing::TestWithParam<Backend> {
     options_.event_max_wait = 10s;
   }
 
-  void TearDown() override { server_.reset(); }
-
-  boost::json::value Control(const std::string& method, const std::string& target, const std::string& body = "",
-                             int expect_below = 300) {
-    http::Request req;
-    req.method = method;
-    req.target = target;
-    req.body = body;
-    req.host = "127.0.0.1";
-    req.scheme = "http";
-    if (!body.empty()) req.headers.push_back({"Content-Type", "application/json"});
-    http::Response r = sim_->Handle(req);
-    EXPECT_LT(r.status, expect_below) << target << ": " << r.body;
-    last_status_ = r.status;
-    return r.body.empty() ? boost::json::value() : boost::json::parse(r.body);
-  }
-
-  // Requests the simulator counted for `key` ("POST /mdm/v2/users/create"), or all of Apple's API.
-  std::int64_t Requests(const std::string& key = "") {
-    auto counters = Control("GET", "/_sim/counters");
-    std::int64_t n = 0;
-    for (const auto& [path, count] : counters.at("total").as_object()) {
-      if (key.empty() ? std::string_view(path).find("/mdm/v2/") != std::string_view::npos : path == key) {
-        n += count.as_int64();
-      }
-    }
-    return n;
-  }
-
   // The users Apple holds, by clientUserId (the simulator's view).
   std::map<std::string, boost::json::object> AtApple() {
     std::map<std::string, boost::json::object> out;
@@ -128,11 +68,6 @@ class AppleUsersTest : public ::testing::TestWithParam<Backend> {
       out[std::string(u.at("clientUserId").as_string())] = u.as_object();
     }
     return out;
-  }
-
-  // The location as the simulator holds it (its data file format).
-  boost::json::object Export() {
-    return Control("GET", "/_sim/locations/" + std::string(kUid) + "/export").at("locations").at(0).as_object();
   }
 
   std::string DirectoryUser(const std::string& upn, std::optional<std::string> mail = std::nullopt) {
@@ -183,25 +118,10 @@ class AppleUsersTest : public ::testing::TestWithParam<Backend> {
     return out;
   }
 
-  void Accept(const std::vector<std::string>& ids) {
-    boost::json::array a;
-    for (const auto& id : ids) a.emplace_back(id);
-    Control("POST", "/_sim/locations/" + std::string(kUid) + "/acceptInvitation",
-            boost::json::serialize(boost::json::object{{"clientUserIds", a}}));
-  }
-
-  TempDir dir_;
-  std::optional<testing::TestDb> db_;
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<sim::Simulator> sim_;
-  std::unique_ptr<http::Server> server_;
   std::unique_ptr<apple::Client> client_;
-  std::string stoken_;
   store::VppToken token_;
   EngineOptions options_;
-  store::SqliteOptions store_options_;
   apple::ClientOptions client_options_;
-  int last_status_ = 0;
 };
 INSTANTIATE_TEST_SUITE_P(Sync, AppleUsersTest, ::testing::Values(Backend::kSqlite, Backend::kPostgres),
                          testing::BackendName);
@@ -234,7 +154,7 @@ TEST_P(AppleUsersTest, WantedUsersAreRegisteredWithTheirInvitationThenAssociated
   EXPECT_EQ(rows[ann].invite_code, std::string(apple[ann].at("inviteCode").as_string()));
   EXPECT_EQ(rows[ann].invite_url,
             "https://business.apple.com/vpp-associate?inviteCode=" + rows[ann].invite_code + "&mt=8");
-  EXPECT_EQ(Requests("POST /mdm/v2/users/create"), 1);
+  EXPECT_EQ(AppleRequests("POST /mdm/v2/users/create"), 1);
 
   Accept({ann});
   auto after = Run({ann, bob});
@@ -251,12 +171,12 @@ TEST_P(AppleUsersTest, WantedUsersAreRegisteredWithTheirInvitationThenAssociated
   ASSERT_TRUE(Run({ann, bob}));
   EXPECT_EQ(Rows()[bob].status, "Associated");
   // Everyone associated: a pass has nothing to ask Apple.
-  const std::int64_t before = Requests();
+  const std::int64_t before = AppleRequests();
   auto idle = Run({ann, bob});
   ASSERT_TRUE(idle);
   EXPECT_EQ(idle->waiting, 0);
   EXPECT_FALSE(idle->events_in_flight);
-  EXPECT_EQ(Requests(), before);
+  EXPECT_EQ(AppleRequests(), before);
 }
 
 TEST_P(AppleUsersTest, CreatesGoInChunksOfMaxUsers) {
@@ -266,7 +186,7 @@ TEST_P(AppleUsersTest, CreatesGoInChunksOfMaxUsers) {
   auto pass = Run(wanted);
   ASSERT_TRUE(pass) << pass.error().message;
   EXPECT_EQ(pass->created, 5);
-  EXPECT_EQ(Requests("POST /mdm/v2/users/create"), 3);
+  EXPECT_EQ(AppleRequests("POST /mdm/v2/users/create"), 3);
   EXPECT_EQ(store_->ListAppleEvents(kTenant, token_.id)->size(), 3u);
   EXPECT_EQ(Settle(wanted).waiting, 5);
   EXPECT_EQ(AtApple().size(), 5u);
@@ -292,7 +212,7 @@ TEST_P(AppleUsersTest, ADeletedDirectoryUserIsRetiredAndItsLicencesReleased) {
   EXPECT_TRUE(Export().at("assignments").as_array().empty()) << "a retired user's revocable licence is released";
   // Done once: the next pass sends nothing more.
   EXPECT_EQ(Run({bob})->retired, 0);
-  EXPECT_EQ(Requests("POST /mdm/v2/users/retire"), 1);
+  EXPECT_EQ(AppleRequests("POST /mdm/v2/users/retire"), 1);
 }
 
 TEST_P(AppleUsersTest, WithReclaimNeverADeletedUserStaysRegistered) {
@@ -303,7 +223,7 @@ TEST_P(AppleUsersTest, WithReclaimNeverADeletedUserStaysRegistered) {
   auto pass = Run({});
   ASSERT_TRUE(pass);
   EXPECT_EQ(pass->retired, 0);
-  EXPECT_EQ(Requests("POST /mdm/v2/users/retire"), 0);
+  EXPECT_EQ(AppleRequests("POST /mdm/v2/users/retire"), 0);
   EXPECT_EQ(Rows()[ann].status, "Registered");
 }
 
@@ -323,7 +243,7 @@ TEST_P(AppleUsersTest, ARefusedUserIsReportedAndNotSentAgainUntilItChanges) {
   EXPECT_FALSE(rows[ann].error_message.empty());
   EXPECT_EQ(rows[bob].status, "Registered");
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(Run({ann, bob}));
-  EXPECT_EQ(Requests("POST /mdm/v2/users/create"), 1) << "not retried forever";
+  EXPECT_EQ(AppleRequests("POST /mdm/v2/users/create"), 1) << "not retried forever";
 
   // The user changed (another address): tried again.
   ASSERT_TRUE(store_->UpdateUser(kTenant, ann, [](store::User& u) -> Status {
@@ -334,7 +254,7 @@ TEST_P(AppleUsersTest, ARefusedUserIsReportedAndNotSentAgainUntilItChanges) {
   EXPECT_EQ(pass.failed, 0);
   EXPECT_EQ(Rows()[ann].status, "Registered");
   EXPECT_EQ(Rows()[ann].error_code, "");
-  EXPECT_EQ(Requests("POST /mdm/v2/users/create"), 2);
+  EXPECT_EQ(AppleRequests("POST /mdm/v2/users/create"), 2);
 }
 
 TEST_P(AppleUsersTest, AnEmailAppleRefusesOutrightFailsThoseUsers) {
@@ -458,7 +378,7 @@ TEST_P(AppleUsersTest, AKill9AfterAppleAcceptedLosesNothing) {
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   ASSERT_TRUE(WIFSIGNALED(status)) << "exit status " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1);
   EXPECT_EQ(WTERMSIG(status), SIGKILL);
-  EXPECT_EQ(Requests("POST /mdm/v2/users/create"), 1);
+  EXPECT_EQ(AppleRequests("POST /mdm/v2/users/create"), 1);
   auto rows = Rows();
   ASSERT_EQ(rows.size(), 2u) << "written before the request";
   EXPECT_EQ(rows[ann].status, "creating");
@@ -473,7 +393,7 @@ TEST_P(AppleUsersTest, AKill9AfterAppleAcceptedLosesNothing) {
   EXPECT_EQ(rows[bob].status, "Registered");
   EXPECT_FALSE(rows[bob].invite_code.empty());
   EXPECT_EQ(AtApple().size(), 2u);
-  EXPECT_EQ(Requests("POST /mdm/v2/users/create"), 2) << "sent again once";
+  EXPECT_EQ(AppleRequests("POST /mdm/v2/users/create"), 2) << "sent again once";
 }
 
 TEST_P(AppleUsersTest, AppleUnreachableLeavesTheUsersToSendAndTheJobComingBack) {

@@ -18,6 +18,7 @@
 #include "simulator.h"
 #include "store/store_testing.h"
 #include "sync/sync.h"
+#include "sync/sync_testing.h"
 
 namespace vppd::sync {
 namespace {
@@ -25,260 +26,14 @@ namespace {
 using namespace std::chrono_literals;
 using testing::Backend;
 
-constexpr const char* kTenant = "11111111-1111-1111-1111-111111111111";
-constexpr const char* kAdam = "408709785";
-constexpr const char* kUid = "2049025000431439";
-
-class TempDir : public testing::TempDir {
- public:
-  TempDir() : testing::TempDir("vppd-reconcile-users") {}
-};
-
-class ReconcileUsersTest : public ::testing::TestWithParam<Backend> {
+class ReconcileUsersTest : public testing::ReconcileFixture {
  protected:
-  void SetUp() override {
-    VPPD_SKIP_WITHOUT_POSTGRES(GetParam());
-    db_.emplace(GetParam(), dir_.path());
-    store::SqliteOptions options;
-    options.path = db_->path();
-    options.secrets = std::make_shared<SecretBox>(SecretBox::FromKey(std::string(32, 'k')));
-    auto opened = db_->Open(options);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(*opened);
-    ASSERT_TRUE(store_->PutTenant({kTenant, "T", true, 0}));
-  }
-
-  void TearDown() override {
-    engine_.reset();
-    server_.reset();
-  }
-
-  // Apple: one location, one device-assignable app with `total` licences.
-  void StartApple(int total) {
-    const std::string data = dir_.path() + "/sim.json";
-    std::ofstream(data) << R"({"locations": [{"uId": ")" << kUid << R"(", "name": "School",
-      "assets": [{"adamId": ")"
-                        << kAdam << R"(", "totalCount": )" << total << R"(, "supportedPlatforms": ["iOS"]}],
-      "assignments": []}]})";
-    sim::SimOptions options;
-    options.data_file = data;
-    options.event_delay = 20ms;
-    auto created = sim::Simulator::Create(options, Clock::Real());
-    ASSERT_TRUE(created) << created.error().message;
-    sim_ = std::move(*created);
-    http::ServerOptions http;
-    http.host = "127.0.0.1";
-    http.port = 0;
-    http.threads = 2;
-    sim::Simulator* sim = sim_.get();
-    auto server = http::Server::Start(http, [sim](http::Request& r) { return sim->Handle(r); });
-    ASSERT_TRUE(server) << server.error().message;
-    server_ = std::move(*server);
-    url_ = "http://127.0.0.1:" + std::to_string(server_->port()) + "/mdm/v2";
-    stoken_ =
-        std::string(Control("GET", "/_sim/locations/" + std::string(kUid)).at("tokens").at(0).at("sToken").as_string());
-    MakeEngine();
-    store::VppToken t;
-    t.token = stoken_;
-    t.state = "valid";
-    t.expiration = Clock::Real().Now() + 86'400'000'000LL * 365;
-    auto token = store_->CreateToken(kTenant, t);
-    ASSERT_TRUE(token) << token.error().message;
-    token_ = token->id;
-    Sync();
-    store::ListQuery query;
-    auto apps = store_->ListApps(kTenant, query);
-    ASSERT_TRUE(apps && apps->items.size() == 1);
-    app_ = apps->items[0].id;
-  }
-
-  void MakeEngine() {
-    EngineOptions o;
-    o.apple_url = url_;
-    o.installation_id = "11111111-2222-3333-4444-555555555555";
-    o.event_poll_interval = 30ms;
-    o.auto_sync_interval = std::chrono::seconds(0);
-    o.retry.max_attempts = 2;
-    o.reconcile = reconcile_options_;
-    o.notification_url = notification_url_;
-    o.event_notification_wait = event_notification_wait_;
-    engine_options_ = o;
-    engine_ = std::make_unique<Engine>(*store_, o);
-  }
-
-  boost::json::value Control(const std::string& method, const std::string& target, const std::string& body = "") {
-    http::Request req;
-    req.method = method;
-    req.target = target;
-    req.body = body;
-    req.host = "127.0.0.1";
-    req.scheme = "http";
-    if (!body.empty()) req.headers.push_back({"Content-Type", "application/json"});
-    http::Response r = sim_->Handle(req);
-    EXPECT_LT(r.status, 300) << target << ": " << r.body;
-    return r.body.empty() ? boost::json::value() : boost::json::parse(r.body);
-  }
-
-  // The serials Apple holds the app for.
-  std::set<std::string> AtApple() {
-    http::Request req;
-    req.method = "GET";
-    req.target = "/mdm/v2/assignments?adamId=" + std::string(kAdam);
-    req.host = "127.0.0.1";
-    req.scheme = "http";
-    req.headers.push_back({"Authorization", "Bearer " + stoken_});
-    std::set<std::string> out;
-    http::Response r = sim_->Handle(req);
-    auto body = boost::json::parse(r.body);
-    for (const auto& a : body.at("assignments").as_array()) {
-      if (const auto* s = a.as_object().if_contains("serialNumber")) out.insert(std::string(s->as_string()));
-    }
-    return out;
-  }
-
-  // Apple requests so far (every endpoint, this location).
-  std::int64_t AppleRequests() {
-    auto counters = Control("GET", "/_sim/counters");
-    std::int64_t n = 0;
-    for (const auto& [path, count] : counters.at("total").as_object()) {
-      if (std::string_view(path).find("/mdm/v2/") != std::string_view::npos) n += count.as_int64();
-    }
-    return n;
-  }
-
-  // Runs jobs until none is left (events in flight come back after their poll time).
-  void Drain(std::chrono::seconds timeout = 20s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      auto ran = engine_->RunOne();
-      ASSERT_TRUE(ran) << ran.error().message;
-      if (*ran) continue;
-      if (*store_->CountJobs() == 0) return;
-      std::this_thread::sleep_for(10ms);
-    }
-    FAIL() << "jobs still queued after the timeout";
-  }
-
-  void Sync() {
-    ASSERT_TRUE(RequestJob(*store_, kTenant, token_, "syncLicenses", "", Clock::Real().Now()));
-    Drain();
-  }
-
-  void Reconcile(bool force = false) {
-    ASSERT_TRUE(RequestReconcile(*store_, kTenant, token_, Clock::Real().Now(), force));
-    Drain();
-  }
-
-  // n devices (serials SER000, SER001, ...) in a new group; returns the group id.
-  std::string GroupOf(int from, int n, std::vector<std::string>* device_ids = nullptr) {
-    store::Group g;
-    g.display_name = "G" + std::to_string(from);
-    auto group = store_->CreateGroup(kTenant, g);
-    EXPECT_TRUE(group) << group.error().message;
-    for (int i = from; i < from + n; ++i) {
-      const std::string id = DeviceFor(i);
-      EXPECT_TRUE(store_->AddGroupMember(kTenant, group->id, id));
-      if (device_ids) device_ids->push_back(id);
-    }
-    return group->id;
-  }
-
-  // The Entra device of serial i (created with its managed device the first time).
-  std::string DeviceFor(int i) {
-    if (auto it = devices_.find(i); it != devices_.end()) return it->second;
-    char serial[16];
-    std::snprintf(serial, sizeof serial, "SER%03d", i);
-    store::Device d;
-    d.device_id = "aad-" + std::to_string(i);
-    auto device = store_->CreateDevice(kTenant, d);
-    EXPECT_TRUE(device) << device.error().message;
-    store::ManagedDevice m;
-    m.serial_number = serial;
-    m.azure_ad_device_id = d.device_id;
-    m.device_name = "iPad " + std::to_string(i);
-    auto managed = store_->CreateManagedDevice(kTenant, m);
-    EXPECT_TRUE(managed) << managed.error().message;
-    managed_[i] = managed->id;
-    return devices_[i] = device->id;
-  }
-
-  std::string Assign(const std::string& group, const std::string& intent = "required",
-                     const char* target = "#microsoft.graph.groupAssignmentTarget") {
-    store::AppAssignment a;
-    a.app_id = app_;
-    a.intent = intent;
-    a.target_type = target;
-    a.group_id = group;
-    a.use_device_licensing = target != std::string("#microsoft.graph.exclusionGroupAssignmentTarget");
-    a.settings_json = R"({"@odata.type":"#microsoft.graph.iosVppAppAssignmentSettings","useDeviceLicensing":true})";
-    auto created = store_->CreateAppAssignment(kTenant, a);
-    EXPECT_TRUE(created) << created.error().message;
-    return created ? created->id : "";
-  }
-
-  std::map<std::string, store::DeviceLicenseState> States() {
-    std::map<std::string, store::DeviceLicenseState> out;
-    auto states = store_->DeviceLicenseStates(kTenant, app_);
-    EXPECT_TRUE(states) << states.error().message;
-    if (states) {
-      for (auto& s : *states) out[s.serial_number] = s;
-    }
-    return out;
-  }
-
-  boost::json::object Report() {
-    auto r = store_->GetReconcileReport(kTenant, token_);
-    EXPECT_TRUE(r && !r->first.empty());
-    return boost::json::parse(r->first).as_object();
-  }
-
-  static std::set<std::string> Serials(int from, int n) {
-    std::set<std::string> out;
-    for (int i = from; i < from + n; ++i) {
-      char serial[16];
-      std::snprintf(serial, sizeof serial, "SER%03d", i);
-      out.insert(serial);
-    }
-    return out;
-  }
-
-  TempDir dir_;
-  std::optional<testing::TestDb> db_;
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<sim::Simulator> sim_;
-  std::unique_ptr<http::Server> server_;
-  std::unique_ptr<Engine> engine_;
-  ReconcileOptions reconcile_options_;
-  std::string notification_url_;  // set before StartApple: the sync registers an endpoint
-  std::chrono::milliseconds event_notification_wait_{300'000};
-  EngineOptions engine_options_;
-  std::string url_, stoken_, token_, app_;
-  std::map<int, std::string> devices_, managed_;
-
- protected:
-  // Runs jobs until `done` holds (the job comes back while invitations wait).
-  void RunUntil(const std::function<bool()>& done, std::chrono::seconds timeout = 20s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (done()) return;
-      auto ran = engine_->RunOne();
-      ASSERT_TRUE(ran) << ran.error().message;
-      if (!*ran) std::this_thread::sleep_for(10ms);
-    }
-    FAIL() << "not reached before the timeout";
-  }
+  ReconcileUsersTest() : ReconcileFixture("vppd-reconcile-users") {}
 
   // The clientUserIds Apple holds the app for.
   std::set<std::string> UsersAtApple() {
-    http::Request req;
-    req.method = "GET";
-    req.target = "/mdm/v2/assignments?adamId=" + std::string(kAdam);
-    req.host = "127.0.0.1";
-    req.scheme = "http";
-    req.headers.push_back({"Authorization", "Bearer " + stoken_});
     std::set<std::string> out;
-    http::Response r = sim_->Handle(req);
-    auto body = boost::json::parse(r.body);
+    auto body = boost::json::parse(Apple("GET", "assignments?adamId=" + std::string(kAdam)).body);
     for (const auto& a : body.at("assignments").as_array()) {
       if (const auto* u = a.as_object().if_contains("clientUserId")) out.insert(std::string(u->as_string()));
     }
@@ -288,18 +43,11 @@ class ReconcileUsersTest : public ::testing::TestWithParam<Backend> {
   // The Apple users the simulator holds, by clientUserId: their status.
   std::map<std::string, std::string> AppleUsers() {
     std::map<std::string, std::string> out;
-    auto location = Control("GET", "/_sim/locations/" + std::string(kUid) + "/export").at("locations").at(0);
+    const boost::json::object location = Export();
     for (const auto& u : location.at("users").as_array()) {
       out[std::string(u.at("clientUserId").as_string())] = std::string(u.at("status").as_string());
     }
     return out;
-  }
-
-  void Accept(const std::vector<std::string>& ids) {
-    boost::json::array a;
-    for (const auto& id : ids) a.emplace_back(id);
-    Control("POST", "/_sim/locations/" + std::string(kUid) + "/acceptInvitation",
-            boost::json::serialize(boost::json::object{{"clientUserIds", a}}));
   }
 
   // n directory users in a new group; returns the group id.

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include <boost/json.hpp>
@@ -17,6 +18,7 @@
 #include "simulator.h"
 #include "store/store_testing.h"
 #include "sync/sync.h"
+#include "sync/sync_testing.h"
 
 namespace vppd::sync {
 namespace {
@@ -24,8 +26,6 @@ namespace {
 using namespace std::chrono_literals;
 using testing::Backend;
 
-constexpr const char* kTenant = "11111111-1111-1111-1111-111111111111";
-constexpr const char* kUid = "2049025000431439";
 constexpr const char* kAppA = "408709785";  // held by two users and three devices
 constexpr const char* kAppB = "361309726";  // held by SER000 too
 constexpr const char* kAppC = "284882215";  // not revocable
@@ -33,23 +33,13 @@ constexpr const char* kUser1 = "aaaaaaaa-0000-0000-0000-000000000001";
 constexpr const char* kUser2 = "aaaaaaaa-0000-0000-0000-000000000002";
 constexpr const char* kUser3 = "aaaaaaaa-0000-0000-0000-000000000003";  // holds nothing
 
-class TempDir : public testing::TempDir {
- public:
-  TempDir() : testing::TempDir("vppd-revoke") {}
-};
-
-class RevokeTest : public ::testing::TestWithParam<Backend> {
+class RevokeTest : public testing::SimulatedAppleTest {
  protected:
+  RevokeTest() : SimulatedAppleTest("vppd-revoke") {}
+
   void SetUp() override {
-    VPPD_SKIP_WITHOUT_POSTGRES(GetParam());
-    db_.emplace(GetParam(), dir_.path());
-    store::SqliteOptions options;
-    options.path = db_->path();
-    options.secrets = std::make_shared<SecretBox>(SecretBox::FromKey(std::string(32, 'k')));
-    auto opened = db_->Open(options);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(*opened);
-    ASSERT_TRUE(store_->PutTenant({kTenant, "T", true, 0}));
+    SimulatedAppleTest::SetUp();
+    if (SetUpStopped()) return;
     for (const char* id : {kUser1, kUser2, kUser3}) {
       store::User u;
       u.id = id;
@@ -64,102 +54,44 @@ class RevokeTest : public ::testing::TestWithParam<Backend> {
     StartApple();
   }
 
-  void TearDown() override {
-    engine_.reset();
-    server_.reset();
-  }
-
   // Apple: A held by users 1 and 2 and SER000..SER002, B by SER000, C (not revocable) by SER003.
   void StartApple() {
-    const std::string data = dir_.path() + "/sim.json";
-    std::ofstream(data) << R"({"locations": [{"uId": ")" << kUid << R"(", "name": "School",
+    std::ostringstream data;
+    data << R"({"locations": [{"uId": ")" << kUid << R"(", "name": "School",
       "assets": [{"adamId": ")"
-                        << kAppA << R"(", "totalCount": 50, "supportedPlatforms": ["iOS"]},
+         << kAppA << R"(", "totalCount": 50, "supportedPlatforms": ["iOS"]},
                  {"adamId": ")"
-                        << kAppB << R"(", "totalCount": 50, "supportedPlatforms": ["iOS"]},
+         << kAppB << R"(", "totalCount": 50, "supportedPlatforms": ["iOS"]},
                  {"adamId": ")"
-                        << kAppC << R"(", "totalCount": 50, "supportedPlatforms": ["iOS"], "revocable": false}],
+         << kAppC << R"(", "totalCount": 50, "supportedPlatforms": ["iOS"], "revocable": false}],
       "users": [{"clientUserId": ")"
-                        << kUser1 << R"("}, {"clientUserId": ")" << kUser2 << R"("},
+         << kUser1 << R"("}, {"clientUserId": ")" << kUser2 << R"("},
                 {"clientUserId": ")"
-                        << kUser3 << R"("}],
+         << kUser3 << R"("}],
       "assignments": [{"adamId": ")"
-                        << kAppA << R"(", "clientUserId": ")" << kUser1 << R"("},
+         << kAppA << R"(", "clientUserId": ")" << kUser1 << R"("},
                       {"adamId": ")"
-                        << kAppA << R"(", "clientUserId": ")" << kUser2 << R"("},
+         << kAppA << R"(", "clientUserId": ")" << kUser2 << R"("},
                       {"adamId": ")"
-                        << kAppA << R"(", "serialNumber": "SER000"},
+         << kAppA << R"(", "serialNumber": "SER000"},
                       {"adamId": ")"
-                        << kAppA << R"(", "serialNumber": "SER001"},
+         << kAppA << R"(", "serialNumber": "SER001"},
                       {"adamId": ")"
-                        << kAppA << R"(", "serialNumber": "SER002"},
+         << kAppA << R"(", "serialNumber": "SER002"},
                       {"adamId": ")"
-                        << kAppB << R"(", "serialNumber": "SER000"},
+         << kAppB << R"(", "serialNumber": "SER000"},
                       {"adamId": ")"
-                        << kAppC << R"(", "serialNumber": "SER003"}]}]})";
-    sim::SimOptions options;
-    options.data_file = data;
-    options.event_delay = 20ms;
-    auto created = sim::Simulator::Create(options, Clock::Real());
-    ASSERT_TRUE(created) << created.error().message;
-    sim_ = std::move(*created);
-    http::ServerOptions http;
-    http.host = "127.0.0.1";
-    http.port = 0;
-    http.threads = 2;
-    sim::Simulator* sim = sim_.get();
-    auto server = http::Server::Start(http, [sim](http::Request& r) { return sim->Handle(r); });
-    ASSERT_TRUE(server) << server.error().message;
-    server_ = std::move(*server);
-    url_ = "http://127.0.0.1:" + std::to_string(server_->port()) + "/mdm/v2";
-    stoken_ =
-        std::string(Control("GET", "/_sim/locations/" + std::string(kUid)).at("tokens").at(0).at("sToken").as_string());
-    EngineOptions o;
-    o.apple_url = url_;
-    o.installation_id = "11111111-2222-3333-4444-555555555555";
-    o.event_poll_interval = 30ms;
-    o.auto_sync_interval = std::chrono::seconds(0);
-    o.retry.max_attempts = 2;
-    engine_ = std::make_unique<Engine>(*store_, o);
-    store::VppToken t;
-    t.token = stoken_;
-    t.state = "valid";
-    t.expiration = Clock::Real().Now() + 86'400'000'000LL * 365;
-    auto token = store_->CreateToken(kTenant, t);
-    ASSERT_TRUE(token) << token.error().message;
-    token_ = token->id;
+         << kAppC << R"(", "serialNumber": "SER003"}]}]})";
+    ASSERT_NO_FATAL_FAILURE(StartSimulator(data.str()));
+    MakeEngine();
+    token_ = CreateToken().id;
+    ASSERT_FALSE(token_.empty());
     ASSERT_TRUE(RequestJob(*store_, kTenant, token_, "syncLicenses", "", Clock::Real().Now()));
     Drain();
     auto apps = store_->ListApps(kTenant, store::ListQuery{});
     ASSERT_TRUE(apps);
     for (const auto& a : apps->items) apps_[a.adam_id] = a.id;
     ASSERT_EQ(apps_.size(), 3u);
-  }
-
-  boost::json::value Control(const std::string& method, const std::string& target, const std::string& body = "") {
-    http::Request req;
-    req.method = method;
-    req.target = target;
-    req.body = body;
-    req.host = "127.0.0.1";
-    req.scheme = "http";
-    if (!body.empty()) req.headers.push_back({"Content-Type", "application/json"});
-    http::Response r = sim_->Handle(req);
-    EXPECT_LT(r.status, 300) << target << ": " << r.body;
-    return r.body.empty() ? boost::json::value() : boost::json::parse(r.body);
-  }
-
-  // Apple's own API (as another MDM would call it).
-  http::Response Apple(const std::string& method, const std::string& target, const std::string& body = "") {
-    http::Request req;
-    req.method = method;
-    req.target = "/mdm/v2/" + target;
-    req.body = body;
-    req.host = "127.0.0.1";
-    req.scheme = "http";
-    req.headers.push_back({"Authorization", "Bearer " + stoken_});
-    if (!body.empty()) req.headers.push_back({"Content-Type", "application/json"});
-    return sim_->Handle(req);
   }
 
   // Who Apple holds the asset for: "u:<clientUserId>" and "d:<serial>".
@@ -172,18 +104,6 @@ class RevokeTest : public ::testing::TestWithParam<Backend> {
       if (const auto* u = o.if_contains("clientUserId")) out.insert("u:" + std::string(u->as_string()));
     }
     return out;
-  }
-
-  void Drain(std::chrono::seconds timeout = 20s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      auto ran = engine_->RunOne();
-      ASSERT_TRUE(ran) << ran.error().message;
-      if (*ran) continue;
-      if (*store_->CountJobs() == 0) return;
-      std::this_thread::sleep_for(10ms);
-    }
-    FAIL() << "jobs still queued after the timeout";
   }
 
   // The Entra and managed device of serial SER00i.
@@ -219,15 +139,9 @@ class RevokeTest : public ::testing::TestWithParam<Backend> {
     EXPECT_EQ(*store_->CountJobs(), 0);
   }
 
-  TempDir dir_;
-  std::optional<testing::TestDb> db_;
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<sim::Simulator> sim_;
-  std::unique_ptr<http::Server> server_;
-  std::unique_ptr<Engine> engine_;
   std::unique_ptr<service::LicenseRevokes> revokes_;
   Principal admin_;
-  std::string url_, stoken_, token_;
+  std::string token_;
   std::map<std::string, std::string> apps_;  // by adamId
   std::map<int, std::string> devices_, managed_;
 };
