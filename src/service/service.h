@@ -695,6 +695,7 @@ struct ParsedNotification {
   bool succeeded = false;                   // result SUCCESS; FAILURE: every assignment it names failed
   std::vector<std::string> serial_numbers;  // the assignments' serialNumbers, in order
   bool names_users = false;                 // some assignment names a clientUserId
+  std::vector<std::string> client_user_ids;  // the assignments' clientUserIds, in order
   int error_number = 0;                     // a FAILURE's error (0 when Apple sent none)
   std::string error_message;
   // USER_MANAGEMENT (event_id, event_type CREATE | UPDATE | RETIRE, succeeded and

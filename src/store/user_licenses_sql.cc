@@ -1,7 +1,8 @@
 // The user licences vppd hands out (store::UserLicense) and the directory's users
 // that app assignments reach: the SQL both databases share (SqlStore).
 //
-// Layout: 1. user licences  2. their Apple events  3. what Graph reads  4. users through groups.
+// Layout: 1. user licences  2. their Apple events  3. what Graph reads  4. users through groups
+// 5. the part of an event a notification names.
 //
 // A row moves as a device licence's does (reconcile_sql.cc): pending → granted |
 // failed, reclaimPending → released | granted; CompleteAppleEvent moves both
@@ -20,6 +21,10 @@ constexpr const char* kUpsertUserLicense =
     "ON CONFLICT (tenant_id, token_id, adam_id, pricing_param, client_user_id) DO UPDATE SET "
     "state = excluded.state, error_code = excluded.error_code, error_message = excluded.error_message, "
     "event_id = excluded.event_id, cause = excluded.cause, updated = excluded.updated";
+
+Status SettleNamedUserLicenses(Tx& tx, const std::string& tenant_id, const std::string& token_id,
+                               const std::string& event_id, bool associate, const AppleEventOutcome& outcome,
+                               Timestamp now);  // section 5
 
 }  // namespace
 
@@ -138,7 +143,10 @@ Result<bool> SqlStore::SettleUserLicenses(Tx& tx, const std::string& tenant_id, 
     return false;
   }
   if (outcome.only_serials) {
-    // A notification names serials: a person's rows wait for the event's poll.
+    // A notification names part of the event: the people it names move, the others wait for theirs.
+    if (Status s = SettleNamedUserLicenses(tx, tenant_id, token_id, event_id, associate, outcome, now); !s) {
+      return Fail(s.error());
+    }
     Result<bool> left = tx.QueryRow(
         "SELECT 1 FROM user_licenses WHERE tenant_id = ?1 AND token_id = ?2 AND event_id = ?3 AND state = ?4 LIMIT 1",
         {tenant_id, token_id, event_id, in_flight});
@@ -243,5 +251,45 @@ Result<std::vector<GroupUser>> SqlStore::AllUsers(const std::string& tenant_id) 
     return ReadGroupUsers(tx);
   });
 }
+
+// --- 5. the part of an event a notification names ---------------------------------------
+
+namespace {
+
+// An ASSET_MANAGEMENT notification names some of an event's keys
+// (outcome.only_serials; for an event of people, clientUserIds): those users'
+// rows in flight move as SettleUserLicenses moves a whole event's — granted or
+// released, or failed (an associate) or back to granted (a disassociate) with
+// Apple's error; the harmless answers (9616, 9619) count as done. Keys that name
+// no user row of the event (serials) change nothing.
+Status SettleNamedUserLicenses(Tx& tx, const std::string& tenant_id, const std::string& token_id,
+                               const std::string& event_id, bool associate, const AppleEventOutcome& outcome,
+                               Timestamp now) {
+  const std::string in_flight = associate ? "pending" : "reclaimPending";
+  const int harmless = associate ? 9616 : 9619;
+  for (const std::string& user : *outcome.only_serials) {
+    const AppleEventOutcome::Failure* failed = nullptr;
+    if (outcome.all_failed && outcome.all_failed->error_number != harmless) failed = &*outcome.all_failed;
+    for (const auto& f : outcome.failures) {
+      if (failed == nullptr && f.client_user_id == user && f.error_number != harmless) failed = &f;
+    }
+    Status s = failed != nullptr
+                   ? tx.Exec("UPDATE user_licenses SET state = ?4, error_code = ?5, error_message = ?6, updated = ?7 "
+                             "WHERE tenant_id = ?1 AND token_id = ?2 AND event_id = ?3 AND state = ?8 AND "
+                             "client_user_id = ?9",
+                             {tenant_id, token_id, event_id, associate ? "failed" : "granted",
+                              std::to_string(failed->error_number),
+                              associate ? failed->error_message : "reclaim failed: " + failed->error_message, now,
+                              in_flight, user})
+                   : tx.Exec("UPDATE user_licenses SET state = ?4, error_code = '', error_message = '', updated = ?5 "
+                             "WHERE tenant_id = ?1 AND token_id = ?2 AND event_id = ?3 AND state = ?6 AND "
+                             "client_user_id = ?7",
+                             {tenant_id, token_id, event_id, associate ? "granted" : "released", now, in_flight, user});
+    if (!s) return s;
+  }
+  return {};
+}
+
+}  // namespace
 
 }  // namespace vppd::store
