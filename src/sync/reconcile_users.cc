@@ -324,7 +324,8 @@ Result<PeoplePass> ReconcilePeople(JobContext& ctx, const store::VppToken& token
   }
   // Invitations not accepted yet: Apple tells (USER_ASSOCIATED queues the job), or
   // the next pass's GET /users finds out.
-  if (!pass.waiting.empty() && !Notified(ctx, "USER_ASSOCIATED")) pass.come_back = true;
+  const bool waiting_unnotified = !pass.waiting.empty() && !Notified(ctx, "USER_ASSOCIATED");
+  if (waiting_unnotified) pass.come_back = true;
 
   // 5. Send: reclaims first, then associations.
   const bool work = std::any_of(plans.begin(), plans.end(), [](const auto& p) { return !p.second.Empty(); });
@@ -387,7 +388,19 @@ Result<PeoplePass> ReconcilePeople(JobContext& ctx, const store::VppToken& token
     if (r.state == "reclaimPending") ++pass.reclaim_pending;
   }
   if (pass.pending > 0 || pass.reclaim_pending > 0) pass.come_back = true;
+  // Back only to look at the invitations again: the wait grows while they do not change.
+  if (waiting_unnotified && !apple_users->events_in_flight && pass.pending == 0 && pass.reclaim_pending == 0 &&
+      !pass.apple_error) {
+    for (const auto& [id, u] : by_id) {
+      if (!u.user_id.empty()) pass.invitations_unchanged_since = std::max(pass.invitations_unchanged_since, u.updated);
+    }
+  }
   return pass;
+}
+
+Timestamp InvitationRecheck(Timestamp now, Timestamp last_change, Timestamp poll) {
+  const Timestamp unchanged = std::max<Timestamp>(0, now - last_change);
+  return now + std::clamp<Timestamp>(unchanged, poll, std::max(poll, kInvitationRecheckCap));
 }
 
 }  // namespace vppd::sync
