@@ -419,8 +419,8 @@ std::string Canonical(const std::vector<store::AppRevoke>& revokes) {
   for (const auto& r : revokes) {
     out += fmt::format("x|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}\n", r.id, r.token_id, r.app_id,
                        r.adam_id, r.pricing_param, r.action_name, r.user_id, r.managed_device_id, r.serial_number,
-                       r.notify_managed_devices, r.revoke_untracked, r.action_state, r.failure_reason,
-                       r.total_licenses, r.failed_licenses, r.error, r.start, r.last_updated);
+                       r.notify_managed_devices, r.revoke_untracked, r.action_state, r.failure_reason, r.total_licenses,
+                       r.failed_licenses, r.error, r.start, r.last_updated);
   }
   return out;
 }

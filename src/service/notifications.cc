@@ -359,8 +359,7 @@ struct NotificationApplier::Impl {
     const bool event_ended = after && !InFlight(*after, parsed->event_id);
     spdlog::info("notification {}: Apple event {} ({}, {}): {} serial(s), {} user(s) settled{}", n.notification_id,
                  parsed->event_id, parsed->event_type, parsed->succeeded ? "SUCCESS" : "FAILURE",
-                 parsed->serial_numbers.size(), parsed->client_user_ids.size(),
-                 event_ended ? ", the event ended" : "");
+                 parsed->serial_numbers.size(), parsed->client_user_ids.size(), event_ended ? ", the event ended" : "");
     if (event_ended) {
       auto queued = sync::RequestReconcile(store, n.tenant_id, n.token_id, now);
       if (queued) {

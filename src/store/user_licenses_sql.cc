@@ -274,17 +274,19 @@ Status SettleNamedUserLicenses(Tx& tx, const std::string& tenant_id, const std::
       if (failed == nullptr && f.client_user_id == user && f.error_number != harmless) failed = &f;
     }
     Status s = failed != nullptr
-                   ? tx.Exec("UPDATE user_licenses SET state = ?4, error_code = ?5, error_message = ?6, updated = ?7 "
-                             "WHERE tenant_id = ?1 AND token_id = ?2 AND event_id = ?3 AND state = ?8 AND "
-                             "client_user_id = ?9",
-                             {tenant_id, token_id, event_id, associate ? "failed" : "granted",
-                              std::to_string(failed->error_number),
-                              associate ? failed->error_message : "reclaim failed: " + failed->error_message, now,
-                              in_flight, user})
-                   : tx.Exec("UPDATE user_licenses SET state = ?4, error_code = '', error_message = '', updated = ?5 "
-                             "WHERE tenant_id = ?1 AND token_id = ?2 AND event_id = ?3 AND state = ?6 AND "
-                             "client_user_id = ?7",
-                             {tenant_id, token_id, event_id, associate ? "granted" : "released", now, in_flight, user});
+                   ? tx.Exec(
+                         "UPDATE user_licenses SET state = ?4, error_code = ?5, error_message = ?6, updated = ?7 "
+                         "WHERE tenant_id = ?1 AND token_id = ?2 AND event_id = ?3 AND state = ?8 AND "
+                         "client_user_id = ?9",
+                         {tenant_id, token_id, event_id, associate ? "failed" : "granted",
+                          std::to_string(failed->error_number),
+                          associate ? failed->error_message : "reclaim failed: " + failed->error_message, now,
+                          in_flight, user})
+                   : tx.Exec(
+                         "UPDATE user_licenses SET state = ?4, error_code = '', error_message = '', updated = ?5 "
+                         "WHERE tenant_id = ?1 AND token_id = ?2 AND event_id = ?3 AND state = ?6 AND "
+                         "client_user_id = ?7",
+                         {tenant_id, token_id, event_id, associate ? "granted" : "released", now, in_flight, user});
     if (!s) return s;
   }
   return {};

@@ -4,6 +4,8 @@
 // are registered at Apple, accept their invitation through the simulator's
 // /_sim/, and get their licence; a deleted person's Apple user is retired and the
 // licence released.
+#include "sync/reconcile_users.h"
+
 #include <algorithm>
 #include <chrono>
 #include <fstream>
@@ -19,7 +21,6 @@
 #include "http/server.h"
 #include "simulator.h"
 #include "store/store_testing.h"
-#include "sync/reconcile_users.h"
 #include "sync/sync.h"
 
 namespace vppd::sync {

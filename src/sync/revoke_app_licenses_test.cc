@@ -413,9 +413,8 @@ TEST_P(RevokeTest, RevokeAllTakesBackLicencesVppdGrantedPeopleSinceTheSync) {
   ASSERT_TRUE(rows);
   std::map<std::string, std::string> states;
   for (const auto& r : *rows) states[r.client_user_id] = r.state + "/" + r.cause;
-  EXPECT_EQ(states, (std::map<std::string, std::string>{{kUser1, "released/revoked"},
-                                                        {kUser2, "released/revoked"},
-                                                        {kUser3, "released/revoked"}}));
+  EXPECT_EQ(states, (std::map<std::string, std::string>{
+                        {kUser1, "released/revoked"}, {kUser2, "released/revoked"}, {kUser3, "released/revoked"}}));
 }
 
 TEST_P(RevokeTest, BadInputIsRefusedWithNothingRecorded) {

@@ -46,9 +46,8 @@ store::UserLicense UserRow(const std::string& user, const std::string& state, co
 TEST(RevokeTargetsOf, AUserRevokeNamesTheUserOnly) {
   store::AppRevoke r = Revoke(kRevokeUserLicenseAction);
   r.user_id = "u-1";
-  const RevokeTargets t =
-      RevokeTargetsOf(r, {Held("100", "u-2", ""), Held("100", "", "S1")}, {Row("S1", "granted")},
-                      {UserRow("u-3", "granted")}, {});
+  const RevokeTargets t = RevokeTargetsOf(r, {Held("100", "u-2", ""), Held("100", "", "S1")}, {Row("S1", "granted")},
+                                          {UserRow("u-3", "granted")}, {});
   EXPECT_EQ(t.client_user_ids, std::vector<std::string>{"u-1"});
   EXPECT_TRUE(t.serial_numbers.empty());
 }
@@ -73,10 +72,10 @@ TEST(RevokeTargetsOf, RevokeAllTakesTheSyncsHoldersAndVppdsGrantsOfThatAssetOnly
                                                   Row("S5", "reclaimPending"), Row("S6", "released"),
                                                   Row("S7", "failed"),         Row("S8", "granted", "200")};
   // People vppd granted the asset since the sync (u-2, u-3, u-4), not those it released or could not grant.
-  const std::vector<store::UserLicense> user_rows = {
-      UserRow("u-1", "granted"), UserRow("u-2", "granted"),  UserRow("u-3", "pending"),
-      UserRow("u-4", "reclaimPending"), UserRow("u-5", "released"), UserRow("u-6", "failed"),
-      UserRow("u-7", "granted", "200")};
+  const std::vector<store::UserLicense> user_rows = {UserRow("u-1", "granted"),       UserRow("u-2", "granted"),
+                                                     UserRow("u-3", "pending"),       UserRow("u-4", "reclaimPending"),
+                                                     UserRow("u-5", "released"),      UserRow("u-6", "failed"),
+                                                     UserRow("u-7", "granted", "200")};
   const std::vector<store::LicenseAssignment> now = {Held("100", "", "X1"), Held("100", "u-9", "")};
   RevokeTargets t = RevokeTargetsOf(r, at_sync, rows, user_rows, now);
   EXPECT_EQ(t.client_user_ids, (std::vector<std::string>{"u-1", "u-2", "u-3", "u-4"}));
