@@ -11,6 +11,7 @@
 #include "base/base.h"
 #include "cli/config.h"
 #include "store/store.h"
+#include "sync/sync.h"
 
 namespace vppd::cli {
 namespace {
@@ -324,6 +325,123 @@ Status CopyLicensing(store::Store& from, store::Store& to, FakeClock& clock, con
   return {};
 }
 
+// --- what vppd keeps of people, revokes and Apple's notifications ----------------
+
+// A token's rows beyond its sync's and its licences': the Apple users vppd
+// registered (with the versionId of its last GET /users walk), where Apple sends
+// the token's notifications, and the last reconcile's report. Its licence
+// revokes are copied per tenant (RevokesOf), in the order they were asked.
+struct TokenRecords {
+  std::vector<store::AppleUser> apple_users;  // ordered by client_user_id
+  std::string users_version;
+  std::optional<store::NotificationEndpoint> endpoint;
+  std::pair<std::string, Timestamp> report;  // ("", 0) when never reconciled
+};
+
+Result<TokenRecords> ReadRecords(store::Store& s, const std::string& tenant, const std::string& token) {
+  TokenRecords r;
+  auto users = s.ListAppleUsers(tenant, token);
+  if (!users) return Fail(users.error());
+  auto version = s.GetAppleUsersVersion(tenant, token);
+  if (!version) return Fail(version.error());
+  auto endpoint = s.GetNotificationEndpoint(tenant, token);
+  if (!endpoint) return Fail(endpoint.error());
+  auto report = s.GetReconcileReport(tenant, token);
+  if (!report) return Fail(report.error());
+  r.apple_users = std::move(*users);
+  r.users_version = std::move(*version);
+  r.endpoint = std::move(*endpoint);
+  r.report = std::move(*report);
+  return r;
+}
+
+std::string Canonical(const TokenRecords& r) {
+  std::string out;
+  for (const auto& u : r.apple_users) {
+    out += fmt::format("p|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}\n", u.client_user_id, u.user_id, u.email, u.status,
+                       u.invite_code, u.invite_url, u.id_hash, u.event_id, u.error_code, u.error_message, u.updated);
+  }
+  out += fmt::format("v|{}\n", r.users_version);
+  if (r.endpoint) {
+    const auto& e = *r.endpoint;
+    out += fmt::format("n|{}|{}|{}|{}|{}|{}|{}|{}\n", e.location_key, e.apple_uid, e.auth_hash, e.previous_auth_hash,
+                       e.previous_valid_until, e.stoken_expiration, e.registration, e.rotated);
+  }
+  out += fmt::format("r|{}|{}\n", r.report.second, Sha256Hex(r.report.first));
+  return out;
+}
+
+// Copies them; the store stamps the report and the users' version with the clock.
+Status CopyRecords(store::Store& from, store::Store& to, FakeClock& clock, const std::string& tenant,
+                   const std::string& token) {
+  Result<TokenRecords> r = ReadRecords(from, tenant, token);
+  if (!r) return Fail(r.error());
+  if (!r->apple_users.empty()) {
+    if (Status s = to.PutAppleUsers(tenant, token, r->apple_users); !s) return s;
+  }
+  if (!r->users_version.empty()) {
+    if (Status s = to.PutAppleUsersVersion(tenant, token, r->users_version); !s) return s;
+  }
+  if (r->endpoint) {
+    // Created, then rotated once when it had a previous auth token: the copy
+    // accepts the same bearers (Apple may be retrying a delivery with the old one).
+    store::NotificationEndpoint e = *r->endpoint;
+    if (!e.previous_auth_hash.empty()) {
+      store::NotificationEndpoint first = e;
+      first.auth_hash = e.previous_auth_hash;
+      if (auto made = to.RotateNotificationEndpoint(first); !made) return Fail(made.error());
+    }
+    if (auto made = to.RotateNotificationEndpoint(e); !made) return Fail(made.error());
+  }
+  if (!r->report.first.empty()) {
+    clock.Set(r->report.second);
+    if (Status s = to.PutReconcileReport(tenant, token, r->report.first); !s) return s;
+  }
+  return {};
+}
+
+// The tenant's licence revokes, every token's, in the order they were asked (seq).
+Result<std::vector<store::AppRevoke>> RevokesOf(store::Store& s, const std::string& tenant,
+                                                const std::vector<store::VppToken>& tokens) {
+  std::vector<store::AppRevoke> out;
+  for (const auto& token : tokens) {
+    auto revokes = s.ListAppRevokes(tenant, token.id);
+    if (!revokes) return Fail(revokes.error());
+    out.insert(out.end(), revokes->begin(), revokes->end());
+  }
+  std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.seq < b.seq; });
+  return out;
+}
+
+// seq is left out: the copy numbers the revokes again, in the same order.
+std::string Canonical(const std::vector<store::AppRevoke>& revokes) {
+  std::string out;
+  for (const auto& r : revokes) {
+    out += fmt::format("x|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}\n", r.id, r.token_id, r.app_id,
+                       r.adam_id, r.pricing_param, r.action_name, r.user_id, r.managed_device_id, r.serial_number,
+                       r.notify_managed_devices, r.revoke_untracked, r.action_state, r.failure_reason, r.total_licenses,
+                       r.failed_licenses, r.error, r.start, r.last_updated);
+  }
+  return out;
+}
+
+// Each revoke recorded at its start, then its outcome at its last update.
+Status CopyRevokes(store::Store& from, store::Store& to, FakeClock& clock, const std::string& tenant,
+                   const std::vector<store::VppToken>& tokens) {
+  Result<std::vector<store::AppRevoke>> revokes = RevokesOf(from, tenant, tokens);
+  if (!revokes) return Fail(revokes.error());
+  for (const store::AppRevoke& r : *revokes) {
+    clock.Set(r.start);
+    auto added = to.AddAppRevokes(tenant, {r}, 0);
+    if (!added) return Fail(added.error());
+    if (r.last_updated != r.start) {
+      clock.Set(r.last_updated);
+      if (Status s = to.UpdateAppRevoke(tenant, r); !s) return s;
+    }
+  }
+  return {};
+}
+
 // Counts and digests of one store's content. Lists come ordered by id from every
 // store, so their digest is of the concatenation; assignments come in an order
 // each store chooses, so theirs is a sum of per-row hashes (order-free).
@@ -332,16 +450,18 @@ struct Inventory {
   std::int64_t tenants = 0, tokens = 0, apps = 0, assignments = 0;
   std::int64_t directory_objects = 0, memberships = 0;    // users, groups, devices, managed devices; members
   std::int64_t app_assignments = 0, device_licenses = 0;  // what admins assigned; what vppd handed out
-  std::string tenants_digest, tokens_digest, apps_digest, directory_digest, licensing_digest;
+  std::int64_t user_licenses = 0, apple_users = 0, revokes = 0;
+  std::string tenants_digest, tokens_digest, apps_digest, directory_digest, licensing_digest, records_digest;
   std::uint64_t assignments_digest = 0;
 
   bool operator==(const Inventory&) const = default;
   std::string Describe() const {
     return fmt::format(
         "{} tenants, {} tokens, {} apps, {} license assignments, {} directory objects, {} memberships, "
-        "{} app assignments, {} device licences handed out (installation id {})",
+        "{} app assignments, {} device licences handed out, {} user licences handed out, {} Apple users, "
+        "{} licence revokes (installation id {})",
         tenants, tokens, apps, assignments, directory_objects, memberships, app_assignments, device_licenses,
-        installation_id);
+        user_licenses, apple_users, revokes, installation_id);
   }
 };
 
@@ -353,7 +473,7 @@ std::uint64_t RowHash(const store::LicenseAssignment& a, const std::string& toke
 
 Result<Inventory> Take(store::Store& s) {
   Inventory inv;
-  std::string tenants_text, tokens_text, apps_text, licensing_text;
+  std::string tenants_text, tokens_text, apps_text, licensing_text, records_text;
   // Both stores hold an id by now (MigrateStore sets it first): the proposal is not stored.
   Result<std::string> installation = s.InstallationId(NewGuid());
   if (!installation) return Fail(installation.error());
@@ -380,7 +500,12 @@ Result<Inventory> Take(store::Store& s) {
       if (!licensing) return Fail(licensing.error());
       inv.app_assignments += static_cast<std::int64_t>(licensing->assignments.size());
       inv.device_licenses += static_cast<std::int64_t>(licensing->licenses.size());
+      inv.user_licenses += static_cast<std::int64_t>(licensing->user_licenses.size());
       licensing_text += tenant.id + "/" + token.id + "\n" + Canonical(*licensing);
+      Result<TokenRecords> records = ReadRecords(s, tenant.id, token.id);
+      if (!records) return Fail(records.error());
+      inv.apple_users += static_cast<std::int64_t>(records->apple_users.size());
+      records_text += tenant.id + "/" + token.id + "\n" + Canonical(*records);
       Status walked = s.ForEachAssignment(tenant.id, token.id, kBatch, [&](const auto& rows) -> Status {
         for (const auto& row : rows) {
           ++inv.assignments;
@@ -390,6 +515,10 @@ Result<Inventory> Take(store::Store& s) {
       });
       if (!walked) return Fail(walked.error());
     }
+    Result<std::vector<store::AppRevoke>> revokes = RevokesOf(s, tenant.id, *tokens);
+    if (!revokes) return Fail(revokes.error());
+    inv.revokes += static_cast<std::int64_t>(revokes->size());
+    records_text += tenant.id + "\n" + Canonical(*revokes);
   }
   std::string directory_text;
   for (const auto& tenant : *tenants) {
@@ -405,6 +534,7 @@ Result<Inventory> Take(store::Store& s) {
   inv.tokens_digest = Sha256Hex(tokens_text);
   inv.apps_digest = Sha256Hex(apps_text);
   inv.licensing_digest = Sha256Hex(licensing_text);
+  inv.records_digest = Sha256Hex(records_text);
   return inv;
 }
 
@@ -450,7 +580,8 @@ Status CopyToken(store::Store& from, store::Store& to, FakeClock& clock, const s
     return {};
   });
   if (!finished) return Fail(finished.error());
-  return CopyLicensing(from, to, clock, tenant, source.id);
+  if (Status s = CopyLicensing(from, to, clock, tenant, source.id); !s) return s;
+  return CopyRecords(from, to, clock, tenant, source.id);
 }
 
 }  // namespace
@@ -518,7 +649,7 @@ Status MigrateStore(const MigrateOptions& options, std::FILE* out) {
 
   Result<std::vector<store::Tenant>> tenants = (*source)->ListTenants();
   if (!tenants) return Fail(tenants.error());
-  std::int64_t copied = 0, requeued = 0;
+  std::int64_t copied = 0, requeued = 0, revoke_jobs = 0;
   for (const auto& tenant : *tenants) {
     if (Status ok = (*target)->PutTenant(tenant); !ok) return ok;
     if (Status ok = CopyDirectory(**source, **target, clock, tenant.id); !ok) {
@@ -542,6 +673,13 @@ Status MigrateStore(const MigrateOptions& options, std::FILE* out) {
         std::fprintf(out, "copied %lld of %lld tokens\n", static_cast<long long>(copied),
                      static_cast<long long>(before->tokens));
     }
+    if (Status ok = CopyRevokes(**source, **target, clock, tenant.id, *tokens); !ok) {
+      return Fail(Error{ok.error().code,
+                        fmt::format("copying the licence revokes of tenant {}: {}", tenant.id, ok.error().message),
+                        {},
+                        {},
+                        0});
+    }
   }
 
   Result<Inventory> after = Take(**target);
@@ -553,11 +691,20 @@ Status MigrateStore(const MigrateOptions& options, std::FILE* out) {
                                 before->tokens_digest.substr(0, 12) + "/" + before->apps_digest.substr(0, 12) + ")"));
   }
   // Syncs that were queued or running in the source start again in the target
-  // (a token shows lastSyncStatus inProgress while one is).
+  // (a token shows lastSyncStatus inProgress while one is), and so do the
+  // revokes not ended (their token's revokeAppLicenses job).
   for (const auto& tenant : *tenants) {
     Result<std::vector<store::VppToken>> tokens = Tokens(**target, tenant.id);
     if (!tokens) return Fail(tokens.error());
     for (const auto& token : *tokens) {
+      auto open = (*target)->OpenAppRevokes(tenant.id, token.id);
+      if (!open) return Fail(open.error());
+      if (!open->empty()) {
+        clock.Set(token.last_modified);
+        auto queued = sync::RequestAppRevokes(**target, tenant.id, token.id, clock.Now());
+        if (!queued) return Fail(queued.error());
+        ++revoke_jobs;
+      }
       if (token.last_sync_status != "inProgress") continue;
       store::EnqueueOptions enqueue;
       clock.Set(token.last_modified);
@@ -572,9 +719,12 @@ Status MigrateStore(const MigrateOptions& options, std::FILE* out) {
                "assignments %016llx equal\n",
                after->Describe().c_str(), after->tenants_digest.c_str(), after->tokens_digest.c_str(),
                after->apps_digest.c_str(), static_cast<unsigned long long>(after->assignments_digest));
-  if (*running > 0) {
-    std::fprintf(out, "%lld job(s) were queued or running in the source: %lld token sync(s) queued again\n",
-                 static_cast<long long>(*running), static_cast<long long>(requeued));
+  if (*running > 0 || revoke_jobs > 0) {
+    std::fprintf(out,
+                 "%lld job(s) were queued or running in the source: %lld token sync(s) and %lld token(s)' revokes "
+                 "queued again\n",
+                 static_cast<long long>(*running), static_cast<long long>(requeued),
+                 static_cast<long long>(revoke_jobs));
   }
   return {};
 }

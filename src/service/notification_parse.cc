@@ -158,7 +158,10 @@ Status ParseAssetManagement(const json::object& n, ParsedNotification& out,
       auto user = OptionalString(*o, "clientUserId", "notification.assignments.clientUserId");
       if (!user) return Fail(user.error());
       if (!serial->empty()) out.serial_numbers.push_back(std::move(*serial));
-      if (!user->empty()) out.names_users = true;
+      if (!user->empty()) {
+        out.names_users = true;
+        out.client_user_ids.push_back(std::move(*user));
+      }
     }
   }
   if (const json::value* e = n.if_contains("error"); e != nullptr && !e->is_null()) {

@@ -301,18 +301,19 @@ struct NotificationApplier::Impl {
 
   // The notification read as the event's status, for the outcome mapping the
   // /status poll uses: a SUCCESS completed what it names; a FAILURE failed it
-  // (every serial it names, or the whole event when it names none).
+  // (every serial and clientUserId it names, or the whole event when it names none).
   static apple::EventStatus AsEventStatus(const ParsedNotification& p) {
     apple::EventStatus status;
     status.event_status = p.succeeded ? "COMPLETE" : "FAILED";
     status.event_type = p.event_type;
-    status.num_requested = static_cast<std::int64_t>(p.serial_numbers.size());
+    status.num_requested = static_cast<std::int64_t>(p.serial_numbers.size() + p.client_user_ids.size());
     status.num_completed = p.succeeded ? status.num_requested : 0;
     if (!p.succeeded) {
       apple::EventFailure f;
       f.error_number = p.error_number;
       f.error_message = p.error_message.empty() ? "Apple reported the event as failed" : p.error_message;
       f.serial_numbers = p.serial_numbers;
+      f.client_user_ids = p.client_user_ids;
       status.failures.push_back(std::move(f));
     }
     return status;
@@ -322,9 +323,10 @@ struct NotificationApplier::Impl {
     return std::any_of(events.begin(), events.end(), [&](const auto& e) { return e.event_id == event_id; });
   }
 
-  // ASSET_MANAGEMENT: settles the serials it names of the reconcile job's event
-  // (the whole event when it names none); once the event ended, the job goes on
-  // at once instead of at its poll time. False: kept pending (tried again).
+  // ASSET_MANAGEMENT: settles the serials, or the clientUserIds (user licences),
+  // it names of the reconcile job's event (the whole event when it names none);
+  // once the event ended, the job goes on at once instead of at its poll time.
+  // False: kept pending (tried again).
   Result<bool> ApplyAssetManagement(const store::AppleNotification& n, Timestamp now) {
     // The envelope as received, checked then: parsed again, it gives the same fields.
     auto parsed = ParseNotification(n.body);
@@ -338,22 +340,26 @@ struct NotificationApplier::Impl {
       // before the job has stored the event it accepted a moment ago.
       const Timestamp grace =
           std::chrono::duration_cast<std::chrono::microseconds>(options.unknown_event_grace).count();
-      if (device_event && !parsed->serial_numbers.empty() && now - n.received < grace) return false;
+      const bool names = !parsed->serial_numbers.empty() || !parsed->client_user_ids.empty();
+      if (device_event && names && now - n.received < grace) return false;
       spdlog::info("notification {}: Apple event {} is not in flight; recorded", n.notification_id, parsed->event_id);
       return End(n, "recorded", now);
     }
-    if (parsed->serial_numbers.empty() && parsed->names_users) return End(n, "recorded", now);  // no device's
     store::AppleEventOutcome outcome = sync::EventOutcome(AsEventStatus(*parsed));
-    if (!parsed->serial_numbers.empty()) outcome.only_serials = parsed->serial_numbers;
+    // The keys it names: an event's rows are device licences (serials) or user
+    // licences (clientUserIds), and each kind settles the keys of its own.
+    std::vector<std::string> named = parsed->serial_numbers;
+    named.insert(named.end(), parsed->client_user_ids.begin(), parsed->client_user_ids.end());
+    if (!named.empty()) outcome.only_serials = std::move(named);
     if (auto done = store.CompleteAppleEvent(n.tenant_id, n.token_id, parsed->event_id, outcome); !done) {
       if (done.error().code != Code::kNotFound) return Fail(done.error());
       return End(n, "recorded", now);  // a poll completed it meanwhile
     }
     auto after = store.ListAppleEvents(n.tenant_id, n.token_id);
     const bool event_ended = after && !InFlight(*after, parsed->event_id);
-    spdlog::info("notification {}: Apple event {} ({}, {}): {} serial(s) settled{}", n.notification_id,
+    spdlog::info("notification {}: Apple event {} ({}, {}): {} serial(s), {} user(s) settled{}", n.notification_id,
                  parsed->event_id, parsed->event_type, parsed->succeeded ? "SUCCESS" : "FAILURE",
-                 parsed->serial_numbers.size(), event_ended ? ", the event ended" : "");
+                 parsed->serial_numbers.size(), parsed->client_user_ids.size(), event_ended ? ", the event ended" : "");
     if (event_ended) {
       auto queued = sync::RequestReconcile(store, n.tenant_id, n.token_id, now);
       if (queued) {

@@ -72,6 +72,7 @@ TEST(ParseNotification, ReadsAnAssetManagementAsApplesDocsShowIt) {
   EXPECT_FALSE(failed->succeeded);
   EXPECT_EQ(failed->serial_numbers, (std::vector<std::string>{"S"}));
   EXPECT_TRUE(failed->names_users);
+  EXPECT_EQ(failed->client_user_ids, std::vector<std::string>{"u1"});
   EXPECT_EQ(failed->error_number, 9610);
   EXPECT_EQ(failed->error_message, "License not found");
 }
@@ -322,6 +323,40 @@ class NotificationsTest : public ::testing::TestWithParam<Backend> {
             R"("})";
     return receiver_->Receive(kKey, "Bearer the-bearer", Envelope("ASSET_MANAGEMENT", body, id, kUid));
   }
+  // ASSET_MANAGEMENT of event `event` (of people's licences): `result` for `users`.
+  Result<Receipt> ManagedUsers(const std::string& id, const std::string& event, const std::vector<std::string>& users,
+                               bool success = true, int error = 9610, const std::string& type = "ASSOCIATE") {
+    std::string assignments;
+    for (const auto& user : users) {
+      assignments += std::string(assignments.empty() ? "" : ",") +
+                     R"({"adamId":"408709785","pricingParam":"STDQ","clientUserId":")" + user + R"("})";
+    }
+    std::string body = R"({"assignments":[)" + assignments + "],";
+    if (!success) {
+      body += R"("error":{"errorMessage":"License not found","errorNumber":)" + std::to_string(error) + "},";
+    }
+    body += R"("eventId":")" + event + R"(","result":")" + (success ? "SUCCESS" : "FAILURE") + R"(","type":")" + type +
+            R"("})";
+    return receiver_->Receive(kKey, "Bearer the-bearer", Envelope("ASSET_MANAGEMENT", body, id, kUid));
+  }
+  void SubmitUsers(const std::string& event, const std::vector<std::string>& users,
+                   const std::string& kind = "associate") {
+    store::AppleEvent e;
+    e.event_id = event;
+    e.kind = kind;
+    e.adam_id = "408709785";
+    e.pricing_param = "STDQ";
+    e.submitted = clock_.Now();
+    e.next_poll = clock_.Now() + 300'000'000;
+    ASSERT_TRUE(store_->RecordUserLicenseEvent(kTenant, token_id_, e, users, "assigned"));
+  }
+  std::map<std::string, store::UserLicense> UserLicences() {
+    std::map<std::string, store::UserLicense> out;
+    auto rows = store_->ListUserLicenses(kTenant, token_id_);
+    EXPECT_TRUE(rows);
+    for (auto& r : *rows) out[r.client_user_id] = r;
+    return out;
+  }
   void Submit(const std::string& event, const std::vector<std::string>& serials,
               const std::string& kind = "associate") {
     store::AppleEvent e;
@@ -508,6 +543,64 @@ TEST_P(NotificationsTest, AnAssetManagementSettlesItsSerialsAndTheLastPartEndsTh
   EXPECT_EQ(Pending(), 0);
   EXPECT_EQ(Licences()["S3"].state, "failed") << "completed once";
   EXPECT_EQ(jobs_queued_, 1);
+}
+
+// User licences (events of clientUserIds) are settled as devices' are: the people
+// a notification names move, and the last part ends the event and queues the job.
+TEST_P(NotificationsTest, AnAssetManagementSettlesThePeopleItNamesAndTheLastPartEndsTheEvent) {
+  SubmitUsers("uev", {"u1", "u2", "u3"});
+  ASSERT_TRUE(ManagedUsers("m-1", "uev", {"u1", "u2"}));
+  EXPECT_EQ(*applier_->RunOnce(), 1);
+  auto rows = UserLicences();
+  EXPECT_EQ(rows["u1"].state, "granted");
+  EXPECT_EQ(rows["u2"].state, "granted");
+  EXPECT_EQ(rows["u3"].state, "pending");
+  EXPECT_TRUE(InFlight("uev")) << "u3 is not told yet";
+  EXPECT_EQ(ReconcileJobs(), 0);
+
+  ASSERT_TRUE(ManagedUsers("m-2", "uev", {"u3"}, /*success=*/false, 9610));
+  EXPECT_EQ(*applier_->RunOnce(), 1);
+  rows = UserLicences();
+  EXPECT_EQ(rows["u3"].state, "failed");
+  EXPECT_EQ(rows["u3"].error_code, "9610");
+  EXPECT_EQ(rows["u3"].error_message, "License not found");
+  EXPECT_EQ(rows["u1"].state, "granted");
+  EXPECT_FALSE(InFlight("uev"));
+  EXPECT_EQ(ReconcileJobs(), 1) << "the job waiting on the event goes on now, not at its /status poll";
+  EXPECT_EQ(jobs_queued_, 1);
+  EXPECT_TRUE(Licences().empty()) << "no device licence row was touched";
+
+  // A disassociate: released, or still held with its error; 9619 (not associated) is where it should be.
+  SubmitUsers("ud", {"u1", "u2", "u4"}, "disassociate");
+  ASSERT_TRUE(ManagedUsers("m-3", "ud", {"u1"}, true, 0, "DISASSOCIATE"));
+  ASSERT_TRUE(ManagedUsers("m-4", "ud", {"u2"}, false, 9627, "DISASSOCIATE"));
+  ASSERT_TRUE(ManagedUsers("m-5", "ud", {"u4"}, false, 9619, "DISASSOCIATE"));
+  EXPECT_EQ(*applier_->RunOnce(), 3);
+  rows = UserLicences();
+  EXPECT_EQ(rows["u1"].state, "released");
+  EXPECT_EQ(rows["u2"].state, "granted");
+  EXPECT_EQ(rows["u2"].error_code, "9627");
+  EXPECT_EQ(rows["u4"].state, "released");
+  EXPECT_FALSE(InFlight("ud"));
+  EXPECT_EQ(Pending(), 0);
+}
+
+// A failure naming nobody fails every person of the event; an associate Apple
+// answers "already assigned" (9616) for is granted.
+TEST_P(NotificationsTest, AFailureNamingNobodyFailsEveryPersonOfTheEvent) {
+  SubmitUsers("all", {"u1", "u2"});
+  ASSERT_TRUE(ManagedUsers("m-1", "all", {}, /*success=*/false, 9644));
+  EXPECT_EQ(*applier_->RunOnce(), 1);
+  auto rows = UserLicences();
+  EXPECT_EQ(rows["u1"].state, "failed");
+  EXPECT_EQ(rows["u2"].error_code, "9644");
+  EXPECT_FALSE(InFlight("all"));
+
+  SubmitUsers("again", {"u1"});
+  ASSERT_TRUE(ManagedUsers("m-2", "again", {"u1"}, /*success=*/false, 9616));
+  EXPECT_EQ(*applier_->RunOnce(), 1);
+  EXPECT_EQ(UserLicences()["u1"].state, "granted");
+  EXPECT_FALSE(InFlight("again"));
 }
 
 // Apple may tell before the job has recorded the event it accepted a moment ago.

@@ -5,8 +5,9 @@
 // Layout: 1. who holds what (the store's view)  2. the actions.
 //
 // Who holds a licence, as vppd knows it without asking Apple: the assignments the
-// token's last sync saw, and for devices also vppd's own grants since (its
-// device licence rows pending or granted; one it released is no longer held).
+// token's last sync saw, and vppd's own grants since (its device and user
+// licence rows pending, granted or being reclaimed; one it released, or failed
+// to grant, is not held).
 #include <algorithm>
 #include <map>
 #include <set>
@@ -67,6 +68,28 @@ Result<std::set<AssetKey>> AssetsOfSerial(store::Store& store, const std::string
     } else {
       held.emplace(r.adam_id, r.pricing_param);
     }
+  }
+  return held;
+}
+
+// Whether the person `client_user_id` holds a licence of the asset: as
+// AssetsOfSerial does for a device, from the last sync and vppd's user licence rows.
+Result<bool> UserHolds(store::Store& store, const std::string& tenant_id, const std::string& token_id,
+                       const std::string& client_user_id, const AssetKey& asset) {
+  bool held = false;
+  if (Status s = ForEachHolding(store, tenant_id, token_id,
+                                [&](const store::LicenseAssignment& a) {
+                                  held = held || (a.client_user_id == client_user_id && a.adam_id == asset.first &&
+                                                  a.pricing_param == asset.second);
+                                });
+      !s) {
+    return Fail(s.error());
+  }
+  auto rows = store.ListUserLicenses(tenant_id, token_id);
+  if (!rows) return Fail(rows.error());
+  for (const store::UserLicense& r : *rows) {
+    if (r.client_user_id != client_user_id || r.adam_id != asset.first || r.pricing_param != asset.second) continue;
+    held = r.state != "released" && r.state != "failed";
   }
   return held;
 }
@@ -159,16 +182,9 @@ Status LicenseRevokes::RevokeUser(const Principal& caller, const std::string& ap
     if (user.error().code != Code::kNotFound) return Fail(user.error());
     return Fail(Error::NotFound("The user '" + user_id + "' (userId) does not exist.", "userId"));
   }
-  bool held = false;
-  if (Status s = ForEachHolding(store_, caller.tenant_id, app->token_id,
-                                [&](const store::LicenseAssignment& a) {
-                                  held = held || (a.client_user_id == user->id && a.adam_id == app->adam_id &&
-                                                  a.pricing_param == app->pricing_param);
-                                });
-      !s) {
-    return s;
-  }
-  if (!held) {
+  auto held = UserHolds(store_, caller.tenant_id, app->token_id, user->id, {app->adam_id, app->pricing_param});
+  if (!held) return Fail(held.error());
+  if (!*held) {
     return Fail(Error::InvalidArgument(
         fmt::format("The user '{}' holds no licence of the mobileApp '{}' to revoke.", user->id, app->id), "userId"));
   }

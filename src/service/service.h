@@ -691,11 +691,12 @@ struct ParsedNotification {
   std::int64_t count_delta = 0;
   // ASSET_MANAGEMENT only: how (part of) an event ended.
   std::string event_id;
-  std::string event_type;                   // ASSOCIATE | DISASSOCIATE | REVOKE, as Apple sent it
-  bool succeeded = false;                   // result SUCCESS; FAILURE: every assignment it names failed
-  std::vector<std::string> serial_numbers;  // the assignments' serialNumbers, in order
-  bool names_users = false;                 // some assignment names a clientUserId
-  int error_number = 0;                     // a FAILURE's error (0 when Apple sent none)
+  std::string event_type;                    // ASSOCIATE | DISASSOCIATE | REVOKE, as Apple sent it
+  bool succeeded = false;                    // result SUCCESS; FAILURE: every assignment it names failed
+  std::vector<std::string> serial_numbers;   // the assignments' serialNumbers, in order
+  bool names_users = false;                  // some assignment names a clientUserId
+  std::vector<std::string> client_user_ids;  // the assignments' clientUserIds, in order
+  int error_number = 0;                      // a FAILURE's error (0 when Apple sent none)
   std::string error_message;
   // USER_MANAGEMENT (event_id, event_type CREATE | UPDATE | RETIRE, succeeded and
   // error_* as above) names its users; USER_ASSOCIATED its associatedUsers.

@@ -51,11 +51,8 @@ struct LicenseTable<UserLicense> {
   static constexpr const char* kKey = "client_user_id";
   static constexpr auto kFailureKey = &AppleEventOutcome::Failure::client_user_id;
   static const std::string& Key(const UserLicense& row) { return row.client_user_id; }
-  // A notification names serials only: a person's rows wait for the event's poll.
-  static const std::vector<std::string>& Named(const AppleEventOutcome&) {
-    static const std::vector<std::string> kNone;
-    return kNone;
-  }
+  // An event of people's licences is named by clientUserIds (a serial names no row here).
+  static const std::vector<std::string>& Named(const AppleEventOutcome& outcome) { return *outcome.only_serials; }
 };
 
 // The statements of a licence table, built once per row type. Parameters: ?1

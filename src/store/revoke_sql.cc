@@ -173,4 +173,13 @@ Result<std::vector<AppRevoke>> SqlStore::AppRevokesOfDevice(const std::string& t
   });
 }
 
+Result<std::vector<AppRevoke>> SqlStore::ListAppRevokes(const std::string& tenant_id, const std::string& token_id) {
+  return InTx<std::vector<AppRevoke>>(TxKind::kReadOne, [&](Tx& tx) -> Result<std::vector<AppRevoke>> {
+    static const std::string sql =
+        fmt::format("SELECT {} FROM app_revokes WHERE tenant_id = ?1 AND token_id = ?2 ORDER BY seq, id", kColumns);
+    if (Status s = tx.Query(sql, {tenant_id, token_id}); !s) return Fail(s.error());
+    return ReadAll(tx);
+  });
+}
+
 }  // namespace vppd::store

@@ -155,5 +155,27 @@ TEST_P(RevokeStoreTest, GoWithTheirToken) {
   EXPECT_TRUE(of->empty());
 }
 
+// What `vppd migrate-store` copies: every revoke of a token, open and ended, in the order asked.
+TEST_P(RevokeStoreTest, ListedPerTokenOpenAndEndedInTheOrderAsked) {
+  auto first = store_->AddAppRevokes(kTenantA, {Revoke("app-2", "revokeAllLicenses")}, 20);
+  ASSERT_TRUE(first);
+  AppRevoke ended = (*first)[0];
+  ended.action_state = "done";
+  ASSERT_TRUE(store_->UpdateAppRevoke(kTenantA, ended));
+  AppRevoke elsewhere = Revoke("app-9", "revokeAllLicenses");
+  elsewhere.token_id = Token(kTenantA);
+  ASSERT_TRUE(store_->AddAppRevokes(kTenantA, {Revoke("app-1", "revokeUserLicense", "u1"), elsewhere}, 20));
+  auto listed = store_->ListAppRevokes(kTenantA, token_);
+  ASSERT_TRUE(listed) << listed.error().message;
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].app_id, "app-2");
+  EXPECT_EQ((*listed)[0].action_state, "done");
+  EXPECT_EQ((*listed)[1].app_id, "app-1");
+  EXPECT_EQ((*listed)[1].action_state, "pending");
+  EXPECT_LT((*listed)[0].seq, (*listed)[1].seq);
+  EXPECT_TRUE(store_->ListAppRevokes(kTenantB, token_)->empty()) << "another tenant's token of that id has none";
+  EXPECT_TRUE(store_->ListAppRevokes(kTenantA, "no-such-token")->empty());
+}
+
 }  // namespace
 }  // namespace vppd::store

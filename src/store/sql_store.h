@@ -237,6 +237,7 @@ class SqlStore : public Store {
                                                     const std::string& managed_device_id) override;
   Result<std::vector<AppRevoke>> AppRevokesOf(const std::string& tenant_id,
                                               const std::vector<std::string>& app_ids) override;
+  Result<std::vector<AppRevoke>> ListAppRevokes(const std::string& tenant_id, const std::string& token_id) override;
   Status PutReconcileReport(const std::string& tenant_id, const std::string& token_id,
                             const std::string& report_json) override;
   Result<std::pair<std::string, Timestamp>> GetReconcileReport(const std::string& tenant_id,

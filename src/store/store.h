@@ -431,6 +431,7 @@ struct AppleEventOutcome {
   // Set when the outcome is about these serials only (an ASSET_MANAGEMENT
   // notification names at most 100 of an event's serials, and one event may
   // send several): only their rows move. Unset: the whole event (GET /status).
+  // An event of people's licences is named by clientUserIds here.
   std::optional<std::vector<std::string>> only_serials;
 };
 
@@ -1062,6 +1063,9 @@ class Store {
   // (app_id, seq): the apps' revokeLicenseActionResults.
   virtual Result<std::vector<AppRevoke>> AppRevokesOf(const std::string& tenant_id,
                                                       const std::vector<std::string>& app_ids) = 0;
+  // Every revoke of the token (open and ended), ordered by seq: what `vppd
+  // migrate-store` copies.
+  virtual Result<std::vector<AppRevoke>> ListAppRevokes(const std::string& tenant_id, const std::string& token_id) = 0;
 
   // --- Apple's notifications (notifications_sql.cc) ---------------------------------
   // The token's endpoint; nullopt when none was made.

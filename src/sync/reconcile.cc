@@ -819,6 +819,11 @@ Status RunReconcile(JobContext& ctx) {
     // changes, or a notification ends an event).
     auto in_flight = ctx.store.ListAppleEvents(job.tenant_id, job.token_id);
     Timestamp next = ctx.clock.Now() + Micros(ctx.options.event_poll_interval);
+    if (report.events_in_flight == 0 && report.people && report.people->invitations_unchanged_since > 0) {
+      // Only invitations to look at again: later the longer nothing changes.
+      next = InvitationRecheck(ctx.clock.Now(), report.people->invitations_unchanged_since,
+                               Micros(ctx.options.event_poll_interval));
+    }
     if (in_flight && !in_flight->empty()) {
       next = in_flight->front().next_poll;
       for (const auto& e : *in_flight) next = std::min(next, e.next_poll);

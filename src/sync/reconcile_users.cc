@@ -31,12 +31,13 @@ using AssetKey = std::pair<std::string, std::string>;  // (adamId, pricingParam)
 
 Timestamp Micros(std::chrono::milliseconds d) { return d.count() * 1000; }
 
-// True when Apple tells this token when a person accepts the invitation
-// (USER_ASSOCIATED registered as these options say): waiting needs no polling.
-bool AcceptanceNotified(JobContext& ctx) {
+// True when Apple tells this token of `type` (an endpoint registered as these
+// options say): USER_ASSOCIATED, when a person accepts the invitation (waiting
+// needs no polling); ASSET_MANAGEMENT, how the licence events end.
+bool Notified(JobContext& ctx, const char* type) {
   const EngineOptions& o = ctx.options;
-  if (o.notification_url.empty() || std::find(o.notification_types.begin(), o.notification_types.end(),
-                                              "USER_ASSOCIATED") == o.notification_types.end()) {
+  if (o.notification_url.empty() ||
+      std::find(o.notification_types.begin(), o.notification_types.end(), type) == o.notification_types.end()) {
     return false;
   }
   auto endpoint = ctx.store.GetNotificationEndpoint(ctx.job.tenant_id, ctx.job.token_id);
@@ -323,7 +324,8 @@ Result<PeoplePass> ReconcilePeople(JobContext& ctx, const store::VppToken& token
   }
   // Invitations not accepted yet: Apple tells (USER_ASSOCIATED queues the job), or
   // the next pass's GET /users finds out.
-  if (!pass.waiting.empty() && !AcceptanceNotified(ctx)) pass.come_back = true;
+  const bool waiting_unnotified = !pass.waiting.empty() && !Notified(ctx, "USER_ASSOCIATED");
+  if (waiting_unnotified) pass.come_back = true;
 
   // 5. Send: reclaims first, then associations.
   const bool work = std::any_of(plans.begin(), plans.end(), [](const auto& p) { return !p.second.Empty(); });
@@ -333,7 +335,12 @@ Result<PeoplePass> ReconcilePeople(JobContext& ctx, const store::VppToken& token
       pass.apple_error = service.error();
     } else {
       const int max_users = service->limits.max_client_user_ids;
-      const Timestamp first_poll = Micros(ctx.options.event_poll_interval);  // notifications name serials only
+      // Notified of how they end (ASSET_MANAGEMENT names the clientUserIds): polled
+      // only if no notification came in time.
+      Timestamp first_poll = Micros(ctx.options.event_poll_interval);
+      if (Notified(ctx, "ASSET_MANAGEMENT")) {
+        first_poll = std::max(first_poll, Micros(ctx.options.event_notification_wait));
+      }
       std::set<std::string> directory_users;
       bool directory_read = false;
       for (const auto& [key, plan] : plans) {
@@ -381,7 +388,19 @@ Result<PeoplePass> ReconcilePeople(JobContext& ctx, const store::VppToken& token
     if (r.state == "reclaimPending") ++pass.reclaim_pending;
   }
   if (pass.pending > 0 || pass.reclaim_pending > 0) pass.come_back = true;
+  // Back only to look at the invitations again: the wait grows while they do not change.
+  if (waiting_unnotified && !apple_users->events_in_flight && pass.pending == 0 && pass.reclaim_pending == 0 &&
+      !pass.apple_error) {
+    for (const auto& [id, u] : by_id) {
+      if (!u.user_id.empty()) pass.invitations_unchanged_since = std::max(pass.invitations_unchanged_since, u.updated);
+    }
+  }
   return pass;
+}
+
+Timestamp InvitationRecheck(Timestamp now, Timestamp last_change, Timestamp poll) {
+  const Timestamp unchanged = std::max<Timestamp>(0, now - last_change);
+  return now + std::clamp<Timestamp>(unchanged, poll, std::max(poll, kInvitationRecheckCap));
 }
 
 }  // namespace vppd::sync

@@ -38,6 +38,10 @@ struct PeoplePass {
   // The job must come back: Apple events in flight (users' or licences'), users
   // still to be sent, or invitations to look at again (no USER_ASSOCIATED).
   bool come_back = false;
+  // Set (non-zero) when the job comes back only to look at invitations again (no
+  // USER_ASSOCIATED, nothing in flight): when vppd's Apple users last changed,
+  // from which the wait grows (InvitationRecheck).
+  Timestamp invitations_unchanged_since = 0;
   std::optional<apple::AppleError> apple_error;  // Apple stopped the pass (the token, or busy)
 
   bool Failed() const { return failed > 0 || held_back > 0 || !refused.empty(); }
@@ -63,5 +67,16 @@ Result<bool> PeopleInScope(JobContext& ctx, const store::VppToken& token);
 Result<PeoplePass> ReconcilePeople(JobContext& ctx, const store::VppToken& token,
                                    const std::map<std::pair<std::string, std::string>, AssetPlan>& device_plans,
                                    bool force);
+
+// The longest wait between two looks at invitations nobody accepted (GET /users).
+inline constexpr Timestamp kInvitationRecheckCap = 3'600'000'000;  // 1 h, µs
+
+// When a job that comes back only to look at invitations again (GET /users)
+// runs next: as long after `now` as they have gone unchanged since
+// `last_change`, so the wait doubles with each pass that finds nothing new; at
+// least `poll` (the event poll interval) and at most kInvitationRecheckCap. Any
+// change (a person registered, accepting, leaving) starts it at `poll` again, and
+// a change that queues the job (a directory change, USER_ASSOCIATED) runs it at once.
+Timestamp InvitationRecheck(Timestamp now, Timestamp last_change, Timestamp poll);
 
 }  // namespace vppd::sync

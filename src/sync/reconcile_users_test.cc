@@ -4,10 +4,14 @@
 // are registered at Apple, accept their invitation through the simulator's
 // /_sim/, and get their licence; a deleted person's Apple user is retired and the
 // licence released.
+#include "sync/reconcile_users.h"
+
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -96,6 +100,48 @@ class ReconcileUsersTest : public testing::ReconcileFixture {
     const auto* people = report.if_contains("people");
     return people != nullptr ? people->as_object() : boost::json::object{};
   }
+  // The store and the engine on a fake clock an hour ahead of the real one (jobs
+  // asked for at the real time are due at once); before StartApple.
+  void UseFakeClock() {
+    fake_.emplace(Clock::Real().Now() + 3'600'000'000LL);
+    store_.reset();
+    store::SqliteOptions options = store_options_;
+    options.clock = &*fake_;
+    auto opened = db_->Open(options);
+    ASSERT_TRUE(opened) << opened.error().message;
+    store_ = std::move(*opened);
+  }
+
+  // When the token's reconcile job runs next (0 when none is queued).
+  Timestamp NextReconcile() {
+    auto jobs = store_->FindJobs(kTenant, token_);
+    EXPECT_TRUE(jobs);
+    for (const auto& j : *jobs) {
+      if (j.kind == "reconcile") return j.not_before;
+    }
+    return 0;
+  }
+
+  // Runs jobs until `done` holds, the fake clock moved to each job's time.
+  void RunFakeUntil(const std::function<bool()>& done, std::chrono::seconds timeout = 20s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (done()) return;
+      auto ran = engine_->RunOne();
+      ASSERT_TRUE(ran) << ran.error().message;
+      if (*ran) continue;
+      std::this_thread::sleep_for(10ms);  // the simulator's events end in real time
+      if (const Timestamp next = NextReconcile(); next > fake_->Now()) fake_->Set(next);
+    }
+    FAIL() << "not reached before the timeout";
+  }
+
+  std::int64_t UsersWalks() {
+    auto counters = Control("GET", "/_sim/counters");
+    const auto* n = counters.at("total").as_object().if_contains("GET /mdm/v2/users");
+    return n != nullptr ? n->as_int64() : 0;
+  }
+
   static std::int64_t Int(const boost::json::object& o, const char* key) {
     const auto* v = o.if_contains(key);
     return v != nullptr && v->is_int64() ? v->as_int64() : -1;
@@ -215,6 +261,77 @@ TEST_P(ReconcileUsersTest, APersonAppleRefusesIsReportedAndNotSentAgain) {
     if (r.action_name == "reconcileLicenses") state = r.action_state;
   }
   EXPECT_EQ(state, "failed") << "a person left without a licence fails the reconcile entry, as a device does";
+}
+
+
+TEST(InvitationRecheck, WaitsAsLongAsNothingChangedBetweenThePollIntervalAndAnHour) {
+  const Timestamp poll = 30'000'000, now = 10'000'000'000;
+  EXPECT_EQ(InvitationRecheck(now, now, poll), now + poll) << "just changed: the poll interval";
+  EXPECT_EQ(InvitationRecheck(now, now - 5'000'000, poll), now + poll);
+  EXPECT_EQ(InvitationRecheck(now, now - 90'000'000, poll), now + 90'000'000) << "unchanged 90 s: 90 s more";
+  EXPECT_EQ(InvitationRecheck(now, now - 9'000'000'000, poll), now + kInvitationRecheckCap);
+  EXPECT_EQ(InvitationRecheck(now, now + 1'000'000, poll), now + poll) << "a change stamped ahead of this clock";
+  EXPECT_EQ(InvitationRecheck(now, 0, 2 * kInvitationRecheckCap), now + 2 * kInvitationRecheckCap)
+      << "a poll interval beyond the cap stays the poll interval";
+}
+
+// While invitations wait and Apple does not tell (no USER_ASSOCIATED), the job
+// looks at GET /users again later each time nothing changed: the wait doubles
+// from the event poll interval up to an hour; a change starts it over.
+TEST_P(ReconcileUsersTest, WaitingInvitationsAreLookedAtLessOftenWhileNothingChanges) {
+  UseFakeClock();
+  StartApple(100);
+  std::vector<std::string> ids;
+  const std::string group = PeopleGroup(1, ids);
+  AssignToPeople(group);
+  auto registered = [&](std::size_t n) {
+    return [this, n] {
+      auto users = store_->ListAppleUsers(kTenant, token_);
+      auto events = store_->ListAppleEvents(kTenant, token_);
+      if (!users || !events || users->size() != n || !events->empty()) return false;
+      return std::all_of(users->begin(), users->end(),
+                         [](const auto& u) { return u.status == "Registered" && !u.invite_url.empty(); });
+    };
+  };
+  RunFakeUntil(registered(1));
+  ASSERT_TRUE(engine_->RunOne());  // the pass that finds the invitation known leaves the job waiting
+  const Timestamp poll = 30'000;   // the fixture's event poll interval, µs
+  std::vector<Timestamp> waits;
+  while (waits.size() < 2 || waits[waits.size() - 2] < kInvitationRecheckCap) {
+    ASSERT_LT(waits.size(), 40u);
+    const Timestamp next = NextReconcile();
+    ASSERT_GT(next, 0) << "the job comes back while the invitation waits";
+    waits.push_back(next - fake_->Now());
+    fake_->Set(next);
+    const std::int64_t walks = UsersWalks();
+    auto ran = engine_->RunOne();
+    ASSERT_TRUE(ran && *ran);
+    EXPECT_EQ(UsersWalks(), walks + 1) << "each pass looks once";
+  }
+  EXPECT_GE(waits.front(), poll);
+  EXPECT_LE(waits.front(), 2 * poll);
+  // Each wait is as long as the invitation has gone unchanged: from the second on it doubles.
+  EXPECT_GE(waits[1], waits[0]);
+  for (std::size_t i = 2; i < waits.size(); ++i) {
+    EXPECT_EQ(waits[i], std::min(2 * waits[i - 1], kInvitationRecheckCap)) << "pass " << i;
+  }
+  EXPECT_EQ(waits.back(), kInvitationRecheckCap);
+  EXPECT_EQ(Int(People(), "waitingForInvitation"), 1);
+
+  // A second person joins: registered at once, and the wait starts over.
+  store::User u;
+  u.user_principal_name = "late@contoso.example";
+  auto late = store_->CreateUser(kTenant, u);
+  ASSERT_TRUE(late);
+  ASSERT_TRUE(store_->AddGroupMember(kTenant, group, late->id));
+  ASSERT_TRUE(RequestReconcile(*store_, kTenant, token_, fake_->Now()));
+  RunFakeUntil(registered(2));
+  ASSERT_TRUE(engine_->RunOne());
+  EXPECT_LE(NextReconcile() - fake_->Now(), 2 * poll) << "a change starts the wait over";
+
+  // The person accepts: the next look finds it and the licence is associated.
+  Accept({ids[0]});
+  RunFakeUntil([&] { return UsersAtApple().contains(ids[0]); });
 }
 
 }  // namespace

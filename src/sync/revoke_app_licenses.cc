@@ -10,9 +10,9 @@
 //  3. For each revoke, marked active first: who it disassociates
 //     (RevokeTargetsOf), then /assets/disassociate for that asset in chunks of
 //     the service configuration's limits, each event waited for (GET /status);
-//     Apple's failures are counted per licence. The device licence rows vppd
-//     granted for what was disassociated become released (cause "revoked"), so
-//     that the reconcile job counts the licence as free. The revoke ends done, or
+//     Apple's failures are counted per licence. The device and user licence
+//     rows of what was disassociated become released (cause "revoked"), so that
+//     the reconcile job counts the licence as free. The revoke ends done, or
 //     failed (appleFailure) when any licence could not be revoked.
 //  4. Reads the open revokes again (one asked for meanwhile), then finishes; the
 //     engine queues a sync, which shows Apple's new counts and queues a reconcile.
@@ -43,7 +43,7 @@ struct Stop {
 struct Done {
   std::int64_t total = 0, failed = 0;
   std::string first_error;
-  std::set<std::string> failed_serials;
+  std::set<std::string> failed_serials, failed_users;
   bool all_failed = false;  // a call Apple refused outright
   std::string event_id;     // the last event
 };
@@ -56,7 +56,8 @@ std::optional<Stop> Disassociate(JobContext& ctx, apple::Client& client, const a
   if (!event) {
     if (event.error().kind != apple::AppleErrorKind::kValidation) return Stop{event.error()};
     done.failed += targets;
-    for (const auto& s : req.serial_numbers) done.failed_serials.insert(s);
+    done.failed_serials.insert(req.serial_numbers.begin(), req.serial_numbers.end());
+    done.failed_users.insert(req.client_user_ids.begin(), req.client_user_ids.end());
     if (done.first_error.empty()) done.first_error = event.error().Describe();
     return std::nullopt;
   }
@@ -68,15 +69,17 @@ std::optional<Stop> Disassociate(JobContext& ctx, apple::Client& client, const a
   if (!status || status->Pending()) {
     // Not known to have ended: counted as failed, the rows left as they are.
     done.failed += targets;
-    for (const auto& s : req.serial_numbers) done.failed_serials.insert(s);
+    done.failed_serials.insert(req.serial_numbers.begin(), req.serial_numbers.end());
+    done.failed_users.insert(req.client_user_ids.begin(), req.client_user_ids.end());
     if (done.first_error.empty()) {
       done.first_error = status ? "event " + event->event_id + " still pending" : status.error().Describe();
     }
     return std::nullopt;
   }
-  const RevokeFailures failures = FailuresOf(*status, req.serial_numbers);
+  const RevokeFailures failures = FailuresOf(*status, req.serial_numbers, req.client_user_ids);
   done.failed += std::min(failures.count, targets);
   done.failed_serials.insert(failures.serials.begin(), failures.serials.end());
+  done.failed_users.insert(failures.client_user_ids.begin(), failures.client_user_ids.end());
   if (failures.count > 0 && done.first_error.empty()) done.first_error = failures.first_error;
   return std::nullopt;
 }
@@ -149,25 +152,30 @@ std::optional<Stop> RunOne(JobContext& ctx, apple::Client& client, const apple::
     }
     now = std::move(*held);
   }
+  // vppd's own rows of the asset: what it granted (or is granting) since the last sync.
   auto rows = ctx.store.ListDeviceLicenses(tenant, r.token_id);
-  if (!rows) {
+  auto user_rows = rows ? ctx.store.ListUserLicenses(tenant, r.token_id) : Result<std::vector<store::UserLicense>>{};
+  if (!rows || !user_rows) {
     r.action_state = "failed";
     r.failure_reason = "internalError";
-    r.error = rows.error().message;
+    r.error = !rows ? rows.error().message : user_rows.error().message;
     return std::nullopt;
   }
-  std::erase_if(*rows, [&](const store::DeviceLicense& d) {
-    return d.adam_id != r.adam_id || d.pricing_param != r.pricing_param;
-  });
-  const RevokeTargets targets = RevokeTargetsOf(r, at_sync, *rows, now);
+  auto other_asset = [&](const auto& row) { return row.adam_id != r.adam_id || row.pricing_param != r.pricing_param; };
+  std::erase_if(*rows, other_asset);
+  std::erase_if(*user_rows, other_asset);
+  const RevokeTargets targets = RevokeTargetsOf(r, at_sync, *rows, *user_rows, now);
 
   Done done;
+  std::string users_event;  // the last event of the clientUserIds (done.event_id: of the serials after them)
   auto send = [&](std::vector<std::string> ids, bool users) -> std::optional<Stop> {
     apple::ManageAssetsRequest req;
     req.assets = {{r.adam_id, r.pricing_param}};
     const auto n = static_cast<std::int64_t>(ids.size());
     (users ? req.client_user_ids : req.serial_numbers) = std::move(ids);
-    return Disassociate(ctx, client, req, n, done);
+    auto stop = Disassociate(ctx, client, req, n, done);
+    if (users) users_event = done.event_id;
+    return stop;
   };
   if (auto stop = InChunks(targets.client_user_ids, limits.max_client_user_ids,
                            [&](std::vector<std::string> ids) { return send(std::move(ids), true); })) {
@@ -187,6 +195,9 @@ std::optional<Stop> RunOne(JobContext& ctx, apple::Client& client, const apple::
     for (const store::DeviceLicense& row : released) serials.push_back(row.serial_number);
     (void)ctx.store.NoteReconcileChanges(tenant, r.token_id, serials);
   }
+  const auto released_users =
+      ReleasedRows(*user_rows, r.adam_id, r.pricing_param, targets.client_user_ids, done.failed_users, users_event);
+  if (!released_users.empty()) (void)ctx.store.PutUserLicenses(tenant, r.token_id, released_users, {});
 
   r.total_licenses = static_cast<std::int32_t>(done.total);
   r.failed_licenses = static_cast<std::int32_t>(done.failed);

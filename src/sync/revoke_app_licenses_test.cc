@@ -129,6 +129,28 @@ class RevokeTest : public testing::SimulatedAppleTest {
     return r ? *r : std::vector<store::AppRevoke>{};
   }
 
+  // A licence of A vppd granted `user` since the last sync: associated at Apple
+  // (the sync does not see it) and vppd's user licence row granted.
+  void GrantSinceSync(const std::string& user) {
+    http::Response r = Apple("POST", "assets/associate",
+                             R"({"assets":[{"adamId":")" + std::string(kAppA) +
+                                 R"(","pricingParam":"STDQ"}],"clientUserIds":[")" + user + R"("]})");
+    ASSERT_EQ(r.status, 200) << r.body;
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (!AtApple(kAppA).contains("u:" + user) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(10ms);  // the simulator's event delay
+    }
+    ASSERT_TRUE(AtApple(kAppA).contains("u:" + user));
+    store::UserLicense row;
+    row.adam_id = kAppA;
+    row.pricing_param = "STDQ";
+    row.client_user_id = user;
+    row.state = "granted";
+    row.cause = "assigned";
+    row.event_id = "e-vppd";
+    ASSERT_TRUE(store_->PutUserLicenses(kTenant, token_, {row}, {}));
+  }
+
   // Nothing was recorded and no job queued (a refused request).
   void ExpectNothingRecorded() {
     std::vector<std::string> ids;
@@ -267,6 +289,48 @@ TEST_P(RevokeTest, ALicenceAnAssignmentStillGivesIsGrantedAgainByTheNextReconcil
   ASSERT_TRUE(rows);
   ASSERT_EQ(rows->size(), 1u);
   EXPECT_EQ((*rows)[0].state, "granted");
+}
+
+TEST_P(RevokeTest, AUserRevokeTakesBackALicenceVppdGrantedSinceTheSync) {
+  GrantSinceSync(kUser3);
+  ASSERT_TRUE(revokes_->RevokeUser(admin_, apps_[kAppA], "iOS", kUser3, true))
+      << "the user holds a licence vppd granted: the last sync did not see it, vppd's row does";
+  ASSERT_TRUE(engine_->RunOne());  // the revoke job alone
+  EXPECT_FALSE(AtApple(kAppA).contains("u:" + std::string(kUser3)));
+  EXPECT_TRUE(AtApple(kAppA).contains("u:" + std::string(kUser1)));
+  auto results = Results(kAppA);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].action_state, "done");
+  EXPECT_EQ(results[0].total_licenses, 1);
+  // vppd's row is released at once: a second revoke finds nothing to take.
+  auto rows = store_->ListUserLicenses(kTenant, token_);
+  ASSERT_TRUE(rows);
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].state, "released");
+  EXPECT_EQ((*rows)[0].cause, "revoked");
+  EXPECT_FALSE((*rows)[0].event_id.empty());
+  auto again = revokes_->RevokeUser(admin_, apps_[kAppA], "iOS", kUser3, true);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, Code::kInvalidArgument);
+}
+
+TEST_P(RevokeTest, RevokeAllTakesBackLicencesVppdGrantedPeopleSinceTheSync) {
+  GrantSinceSync(kUser3);
+  ASSERT_TRUE(revokes_->RevokeAll(admin_, apps_[kAppA], "iOS", true, false));
+  ASSERT_TRUE(engine_->RunOne());  // the revoke job alone
+  EXPECT_EQ(AtApple(kAppA), std::set<std::string>{});
+  auto results = Results(kAppA);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].total_licenses, 6);
+  EXPECT_EQ(results[0].action_state, "done");
+  // Every person's licence taken back is released in vppd's rows, vppd's grant
+  // and the ones the sync saw (as for devices: counted free until a sync shows them gone).
+  auto rows = store_->ListUserLicenses(kTenant, token_);
+  ASSERT_TRUE(rows);
+  std::map<std::string, std::string> states;
+  for (const auto& r : *rows) states[r.client_user_id] = r.state + "/" + r.cause;
+  EXPECT_EQ(states, (std::map<std::string, std::string>{
+                        {kUser1, "released/revoked"}, {kUser2, "released/revoked"}, {kUser3, "released/revoked"}}));
 }
 
 TEST_P(RevokeTest, BadInputIsRefusedWithNothingRecorded) {

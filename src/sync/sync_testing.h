@@ -120,6 +120,7 @@ class SimulatedAppleTest : public ::testing::TestWithParam<Backend> {
     o.reconcile = reconcile_options_;
     o.notification_url = notification_url_;
     o.event_notification_wait = event_notification_wait_;
+    if (fake_) o.clock = &*fake_;
     engine_options_ = o;
     engine_ = std::make_unique<sync::Engine>(*store_, o);
   }
@@ -215,6 +216,7 @@ class SimulatedAppleTest : public ::testing::TestWithParam<Backend> {
   std::string notification_url_;  // the sync registers an endpoint
   std::chrono::milliseconds event_notification_wait_{300'000};
   sync::EngineOptions engine_options_;  // as MakeEngine made them
+  std::optional<FakeClock> fake_;       // the engine's clock when set (a test's own store too)
   std::string url_, stoken_;
   int last_status_ = 0;  // of the last Control request
 };

@@ -4,6 +4,7 @@ Needs VPPD_TEST_DATABASE_URL (scripts/test provides a throwaway PostgreSQL serve
 """
 import os
 import base64
+import sqlite3
 import subprocess
 import sys
 import time
@@ -53,10 +54,18 @@ class MigrateStore(unittest.TestCase):
             licenses[a["id"]] = v.collect(f"{APPS}/{a['id']}/microsoft.graph.{cast}/assignedLicenses?$top=999", token)
             if a["assignments"]:  # where vppd's licences stand
                 licenses[a["id"] + "/deviceStatuses"] = v.collect(f"{APPS}/{a['id']}/deviceStatuses", token)
+            if any(not x["settings"]["useDeviceLicensing"] for x in a["assignments"]):  # people's licences
+                licenses[a["id"] + "/userStatuses"] = v.collect(f"{APPS}/{a['id']}/userStatuses", token)
         directory = {path: v.collect(f"/v1.0/{path}?$top=999", token)
                      for path in ("users", "groups", "devices", "deviceManagement/managedDevices")}
         for g in directory["groups"]:
             directory[g["id"]] = v.collect(f"/v1.0/groups/{g['id']}/members?$top=999", token)
+        for u in directory["users"]:  # the Apple users vppd registered: invitation, status, licences
+            r = v.request("GET", f"/v1.0/users/{u['id']}/vppUserStatus", token=token)
+            self.assertEqual(r.status, 200, r)
+            status = r.json()
+            status.pop("@odata.context")  # names the instance's own address
+            directory[u["id"] + "/vppUserStatus"] = status
         return tokens, apps, licenses, directory
 
     def test_sqlite_deployment_moves_to_postgresql_intact(self):
@@ -120,7 +129,66 @@ class MigrateStore(unittest.TestCase):
         while time.time() < deadline and [s["installState"] for s in v.collect(statuses, token)] != ["installed"]:
             time.sleep(0.1)
         self.assertEqual([s["installState"] for s in v.collect(statuses, token)], ["installed"])
+        # People: the same app assigned to a group of two without device licensing. vppd
+        # registers both at Apple; Ben accepts the invitation and gets the licence, Cy waits.
+        people = []
+        for name in ("ben", "cy"):
+            r = v.request("POST", "/v1.0/users", token=token, body={"userPrincipalName": f"{name}@x.com",
+                                                                    "displayName": name.title()})
+            self.assertEqual(r.status, 201, r)
+            people.append(r.json()["id"])
+        r = v.request("POST", "/v1.0/groups", token=token, body={"displayName": "P", "mailNickname": "p",
+                                                                 "mailEnabled": False, "securityEnabled": True})
+        self.assertEqual(r.status, 201, r)
+        p = r.json()["id"]
+        for member in people:
+            r = v.request("POST", f"/v1.0/groups/{p}/members/$ref", token=token,
+                          body={"@odata.id": f"https://graph.microsoft.com/v1.0/directoryObjects/{member}"})
+            self.assertEqual(r.status, 204, r)
+        r = v.request("POST", f"{APPS}/{app['id']}/assignments", token=token, body={
+            "intent": "required", "target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": p},
+            "settings": {"@odata.type": "#microsoft.graph.iosVppAppAssignmentSettings", "useDeviceLicensing": False}})
+        self.assertEqual(r.status, 201, r)
+        uid = self.sim.locations()[ids.index(app["vppTokenId"])]["uId"]  # ids follow the locations' order
+
+        def invitation(user):
+            r = v.request("GET", f"/v1.0/users/{user}/vppUserStatus", token=token)
+            self.assertEqual(r.status, 200, r)
+            where = r.json()["locations"]
+            return where[0] if where and where[0].get("inviteCode") else None
+
+        deadline = time.time() + 30
+        while time.time() < deadline and not all(invitation(x) for x in people):
+            time.sleep(0.1)
+        self.assertTrue(all(invitation(x) for x in people), [invitation(x) for x in people])
+        self.sim.control("POST", f"locations/{uid}/acceptInvitation", {"clientUserIds": [people[0]]})
+        user_statuses = f"{APPS}/{app['id']}/userStatuses"
+        deadline = time.time() + 30
+        while time.time() < deadline and [s["installedDeviceCount"] for s in v.collect(user_statuses, token)] != [1, 0]:
+            time.sleep(0.1)
+        self.assertEqual([s["installedDeviceCount"] for s in v.collect(user_statuses, token)], [1, 0])
+        self.assertEqual(invitation(people[1])["status"], "Registered")
+        # A revoke: every licence of another app (of another token, no assignment), and the
+        # resync it queues.
+        revoked = next(x for x in v.collect(APPS + "?$top=999", token)
+                       if x["@odata.type"] == "#microsoft.graph.iosVppApp" and x["vppTokenId"] != app["vppTokenId"]
+                       and x["usedLicenseCount"] > 0)
+        r = v.request("POST", f"{APPS}/{revoked['id']}/microsoft.graph.iosVppApp/revokeAllLicenses", token=token,
+                      body={"notifyManagedDevices": False})
+        self.assertEqual(r.status, 204, r)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            results = v.request("GET", f"{APPS}/{revoked['id']}", token=token).json()["revokeLicenseActionResults"]
+            states = [t["lastSyncStatus"] for t in v.collect(BASE, token)]
+            if [x["actionState"] for x in results] == ["done"] and all(s == "completed" for s in states):
+                break
+            time.sleep(0.2)
+        self.assertEqual([x["actionState"] for x in results], ["done"], results)
+        self.assertEqual(v.request("GET", f"{APPS}/{revoked['id']}", token=token).json()["usedLicenseCount"], 0)
         before = self.snapshot(v, token)
+        self.assertEqual([x["actionName"] for a in before[1] if a["id"] == revoked["id"]
+                          for x in a["revokeLicenseActionResults"]], ["revokeAllLicenses"])
+        self.assertEqual(before[3][people[0] + "/vppUserStatus"]["locations"][0]["status"], "Associated")
         self.assertGreater(sum(len(x) for x in before[2].values()), 1000)
         # vppd's identity at Apple: the mdmInfo its syncs wrote to every location.
         owners = {loc["uId"]: loc.get("mdmInfo") for loc in self.sim.locations()}
@@ -131,8 +199,16 @@ class MigrateStore(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("verified: counts equal", r.stdout)
         self.assertIn("source: 1 tenants, 3 tokens", r.stdout)
-        self.assertIn("5 directory objects, 3 memberships, 1 app assignments, 1 device licences handed out",
-                      r.stdout)
+        # Licences handed out: SER1's and Ben's, and a released row for each licence the revoke took back.
+        self.assertRegex(r.stdout, r"source: [^\n]*8 directory objects, 5 memberships, 2 app assignments, "
+                                   r"[0-9]+ device licences handed out, [0-9]+ user licences handed out, "
+                                   r"2 Apple users, 1 licence revokes \(installation id")
+        self.assertEqual(psql(self.target_url, "SELECT count(*) FROM apple_users WHERE user_id <> ''"), "2")
+        self.assertEqual(psql(self.target_url, "SELECT count(*) FROM app_revokes"), "1")
+        self.assertEqual(psql(self.target_url, f"SELECT state FROM user_licenses WHERE client_user_id = '{people[0]}'"),
+                         "granted")
+        revoked = int(psql(self.target_url, "SELECT count(*) FROM user_licenses WHERE cause = 'revoked'"))
+        self.assertEqual(int(psql(self.target_url, "SELECT count(*) FROM user_licenses")), revoked + 1)
         installation = psql(self.target_url, "SELECT value FROM vppd_settings WHERE name = 'installation_id'")
         self.assertEqual(installation, legacy_id)
         self.assertIn(f"installation id: {installation}\n", r.stdout)
@@ -170,6 +246,32 @@ class MigrateStore(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("already holds 1 tenant", r.stderr)
         self.assertEqual(psql(self.target_url, "SELECT count(*) FROM vpp_tokens"), count)
+
+        # What only the store keeps, read from the tables: a token's notification endpoint (the URL
+        # key and both bearers' hashes, so Apple's deliveries keep being accepted) and a revoke still
+        # open, whose job is queued again on the copy.
+        with sqlite3.connect(os.path.join(v.data_dir, "vppd.db")) as db:
+            tenant, tok = db.execute("SELECT tenant_id, id FROM vpp_tokens ORDER BY id LIMIT 1").fetchone()
+            app_id, adam, pricing = db.execute("SELECT id, adam_id, pricing_param FROM mobile_apps WHERE token_id = ? "
+                                               "AND product_type = 'App' ORDER BY id LIMIT 1", (tok,)).fetchone()
+            db.execute("INSERT INTO notification_endpoints VALUES (?, ?, 'key-1', 'uid-1', 'hash-now', 'hash-before', "
+                       "123, 456, 'reg', 789)", (tenant, tok))
+            db.execute("INSERT INTO app_revokes VALUES (?, ?, 'rev-open', ?, ?, ?, 'revokeDeviceLicense', '', 'md-1', "
+                       "'NOSUCH', 0, 0, 'pending', 'none', 0, 0, '', 1000, 1000, 99)",
+                       (tenant, tok, app_id, adam, pricing))
+        second = create_test_database()
+        self.addCleanup(drop_test_database, second)
+        r = migrate("--from", f"sqlite:{v.data_dir}", "--to", second)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(", 2 licence revokes (installation id", r.stdout)
+        self.assertIn("1 token(s)' revokes queued again", r.stdout)
+        self.assertEqual(psql(second, "SELECT location_key, apple_uid, auth_hash, previous_auth_hash, "
+                                      "previous_valid_until, stoken_expiration, registration, rotated "
+                                      f"FROM notification_endpoints WHERE token_id = '{tok}'"),
+                         "key-1|uid-1|hash-now|hash-before|123|456|reg|789")
+        self.assertEqual(psql(second, "SELECT action_state, start, serial_number FROM app_revokes "
+                                      "WHERE id = 'rev-open'"), "pending|1000|NOSUCH")
+        self.assertIn("revokeAppLicenses", psql(second, f"SELECT kind FROM sync_jobs WHERE token_id = '{tok}'").split())
 
     def test_bad_arguments_and_a_wrong_key_fail_clearly(self):
         v = self.source.start()

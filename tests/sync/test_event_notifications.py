@@ -23,7 +23,7 @@ from harness import PG_ADMIN_URL, WRITE_SCOPE, psql, request  # noqa: E402
 from sim_vppd_case import APPS, APPS_SCOPE  # noqa: E402
 from test_notifications import NotificationsCase, wait_for  # noqa: E402
 
-DIRECTORY_SCOPES = ("Group.ReadWrite.All GroupMember.ReadWrite.All Device.ReadWrite.All "
+DIRECTORY_SCOPES = ("User.ReadWrite.All Group.ReadWrite.All GroupMember.ReadWrite.All Device.ReadWrite.All "
                     "DeviceManagementManagedDevices.ReadWrite.All")
 IOS_SETTINGS = {"@odata.type": "#microsoft.graph.iosVppAppAssignmentSettings", "useDeviceLicensing": True}
 
@@ -102,6 +102,17 @@ class EventNotificationsCase(NotificationsCase):
                 rows = db.execute(sql).fetchall()
         return {serial: (state, code) for serial, state, code in rows}
 
+    def user_licences(self):
+        """{clientUserId: (state, error code)} of the token's user licences, from the store."""
+        sql = ("SELECT client_user_id, state, error_code FROM user_licenses "
+               f"WHERE token_id = '{self.token_id}' ORDER BY client_user_id")
+        if self.vppd.database_url:
+            rows = [line.split("|") for line in psql(self.vppd.database_url, sql).splitlines() if line]
+        else:
+            with sqlite3.connect(os.path.join(self.vppd.data_dir, "vppd.db"), timeout=10) as db:
+                rows = db.execute(sql).fetchall()
+        return {user: (state, code) for user, state, code in rows}
+
     def status_polls(self):
         counts = self.sim.control("GET", "counters")["byLocation"].get(self.uid, {})
         return counts.get("GET /mdm/v2/status", 0)
@@ -133,6 +144,31 @@ class EventNotifications(EventNotificationsCase):
         delivered = self.managements()
         self.assertTrue(delivered and all(d["status"] == 200 for d in delivered), delivered)
         self.assertEqual(self.metric(applied) - before, len(delivered))
+
+    def test_a_persons_licence_is_settled_by_its_notification_without_a_status_poll(self):
+        """Issue 17: an associate by clientUserId is settled by the ASSET_MANAGEMENT that names the
+        person, as a device's is; no /status poll (the wait is 300 s)."""
+        name = "p" + uuid.uuid4().hex[:8]
+        person = self.ok(self.call("POST", "/v1.0/users", {"accountEnabled": True, "displayName": name,
+                                                            "mailNickname": name,
+                                                            "userPrincipalName": f"{name}@example.com"}), 201)["id"]
+        group = self.ok(self.call("POST", "/v1.0/groups", {"displayName": name, "mailEnabled": False,
+                                                            "mailNickname": name, "securityEnabled": True}), 201)
+        self.ok(self.call("POST", f"/v1.0/groups/{group['id']}/members/$ref",
+                          {"@odata.id": f"https://graph.microsoft.com/v1.0/directoryObjects/{person}"}), 204)
+        self.ok(self.call("POST", f"{APPS}/{self.app['id']}/assign", {"mobileAppAssignments": [{
+            "intent": "required", "settings": dict(IOS_SETTINGS, useDeviceLicensing=False),
+            "target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": group["id"]}}]}), 204)
+        wait_for("the person registered at Apple", lambda: self.sim.walk(f"users?clientUserId={person}", self.stoken,
+                                                                          "users"))
+        self.sim.control("POST", f"locations/{self.uid}/acceptInvitation", {"clientUserIds": [person]})
+        wait_for("the person's licence granted", lambda: self.user_licences() == {person: ("granted", "")},
+                 timeout=15)
+        held = self.sim.walk(f"assignments?adamId={self.adam}", self.stoken, "assignments")
+        self.assertIn(person, {a.get("clientUserId") for a in held})
+        self.assertEqual(self.status_polls(), 0, "the notifications said it: no GET /status")
+        named = [d for d in self.managements() if d["status"] == 200]
+        self.assertTrue(named, self.managements())
 
     def test_a_per_serial_failure_in_the_notification_is_recorded_on_its_device(self):
         p = "F" + uuid.uuid4().hex[:5].upper()

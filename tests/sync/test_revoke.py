@@ -248,6 +248,57 @@ class Revoke(SimVppdTestCase):
         self.assertGreaterEqual(counters.get("POST /mdm/v2/assets/associate", 2), 2, counters)
         self.assertGreaterEqual(counters.get("POST /mdm/v2/assets/disassociate", 1), 1, counters)
 
+    def test_licences_vppd_granted_people_since_the_last_sync_are_revoked(self):
+        """A person's licence vppd granted (an assignment without device licensing, the
+        invitation accepted) is known to vppd before any sync sees it: revokeUserLicense and
+        revokeAllLicenses take it back."""
+        name = "p" + uuid.uuid4().hex[:8]
+        person = self.ok(self.call("POST", "/v1.0/users", {"accountEnabled": True, "displayName": name,
+                                                            "mailNickname": name,
+                                                            "userPrincipalName": f"{name}@example.com"}), 201)["id"]
+        g = self.ok(self.call("POST", "/v1.0/groups", {"displayName": name, "mailEnabled": False,
+                                                        "mailNickname": name, "securityEnabled": True}), 201)["id"]
+        self.ok(self.call("POST", f"/v1.0/groups/{g}/members/$ref",
+                          {"@odata.id": f"https://graph.microsoft.com/v1.0/directoryObjects/{person}"}), 204)
+        synced = self.ok(self.call("GET", f"{BASE}/{self.token_id}"), 200)["lastSyncDateTime"]
+        assignment = {"intent": "required",
+                      "settings": {"@odata.type": "#microsoft.graph.iosVppAppAssignmentSettings",
+                                   "useDeviceLicensing": False},
+                      "target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": g}}
+        self.ok(self.call("POST", f"{APPS}/{self.app['id']}/assign", {"mobileAppAssignments": [assignment]}), 204)
+        deadline = time.time() + 30
+        while time.time() < deadline and not self.sim.walk(f"users?clientUserId={person}", self.stoken, "users"):
+            time.sleep(0.1)
+        self.sim.control("POST", f"locations/{self.uid}/acceptInvitation", {"clientUserIds": [person]})
+        self.wait_apple(self.app, {f"u:{person}"})
+        self.assertEqual(self.ok(self.call("GET", f"{BASE}/{self.token_id}"), 200)["lastSyncDateTime"], synced,
+                         "no sync has seen the licence")
+
+        r = self.action(self.app, "revokeUserLicense", {"userId": person, "notifyManagedDevices": False})
+        self.assertEqual(r.status, 204, r)
+        [result] = self.wait_results(self.app, 1)
+        self.assertEqual((result["actionName"], result["actionState"], result["totalLicensesCount"],
+                          result["failedLicensesCount"]), ("revokeUserLicense", "done", 1, 0), result)
+        counters = self.sim.control("GET", "counters")["byLocation"][self.uid]
+        self.assertGreaterEqual(counters.get("POST /mdm/v2/assets/disassociate", 0), 1, counters)
+
+        # The assignment stands: the resync's reconcile grants it again (Intune: remove the
+        # assignment first), and again no sync has seen that grant when all licences are revoked.
+        self.wait_apple(self.app, {f"u:{person}"})
+        status = f"/v1.0/users/{person}/vppUserStatus"
+        deadline = time.time() + 30
+        while time.time() < deadline and [x["state"] for x in self.ok(self.call("GET", status), 200)["locations"][0][
+                "licenses"]] != ["granted"]:
+            time.sleep(0.1)
+        self.assertNotIn(f"u:{person}", {("u:" + a["userId"]) for a in self.vppd.collect(
+            f"{APPS}/{self.app['id']}/{IOS}/assignedLicenses", self.token) if a.get("userId")},
+                         "the last sync saw the person without a licence")
+        r = self.action(self.app, "revokeAllLicenses", {"notifyManagedDevices": False})
+        self.assertEqual(r.status, 204, r)
+        results = self.wait_results(self.app, 2)
+        self.assertEqual((results[1]["actionName"], results[1]["actionState"], results[1]["totalLicensesCount"]),
+                         ("revokeAllLicenses", "done", 1), results)
+
     # --- bad input: a precise error, and nothing done ----------------------------------------
 
     def test_bad_input_changes_nothing(self):
