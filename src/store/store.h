@@ -796,8 +796,8 @@ class Store {
   // checks the counts per app; both also write the token's apps that changed.
   virtual Result<VppToken> FinishJob(const SyncJob& job, const std::optional<SyncSnapshot>& snapshot,
                                      const std::function<Status(VppToken&)>& mutate) = 0;
-  // Tokens with state 'valid', whose last_sync is before `before` and that have no
-  // job, oldest last_sync first, at most `limit`.
+  // Tokens with state 'valid', last_sync before `before`, and no sync job (syncLicenses or syncLicenseCounts)
+  // queued or running: a reconcile's job does not hold the sync back. Oldest last_sync first, at most `limit`.
   virtual Result<std::vector<DueToken>> TokensDueForSync(Timestamp before, int limit) = 0;
 
   // --- the directory (tenant-scoped) ----------------------------------------------
