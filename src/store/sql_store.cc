@@ -625,7 +625,8 @@ Result<std::vector<DueToken>> SqlStore::TokensDueForSync(Timestamp before, int l
     if (Status s =
             tx.Query("SELECT tenant_id, id, last_sync FROM vpp_tokens t WHERE state = 'valid' AND last_sync < ?1 "
                      "AND NOT EXISTS (SELECT 1 FROM sync_jobs j WHERE j.tenant_id = t.tenant_id "
-                     "AND j.token_id = t.id) ORDER BY last_sync, tenant_id, id LIMIT ?2",
+                     "AND j.token_id = t.id AND j.kind IN ('syncLicenses', 'syncLicenseCounts')) "
+                     "ORDER BY last_sync, tenant_id, id LIMIT ?2",
                      {before, limit});
         !s) {
       return Fail(s.error());

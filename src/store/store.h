@@ -525,8 +525,8 @@ struct AppleNotification {
   std::string type;             // ASSET_COUNT, ASSET_MANAGEMENT, USER_MANAGEMENT, USER_ASSOCIATED, TEST_NOTIFICATION
   std::string body;             // the envelope as received (JSON; the applier parses it again)
   Timestamp received = 0;
-  // pending (queued for an applier), applied, covered (a sync that finished
-  // after it arrived holds its change), resync (inconsistent: a sync was queued
+  // pending (queued for an applier), applied, covered (a sync that began reading
+  // Apple after it arrived holds its change), resync (inconsistent: a sync was queued
   // instead), recorded (kept, nothing to apply yet).
   std::string state = "pending";
   Timestamp handled = 0;  // 0 while pending
@@ -824,8 +824,8 @@ class Store {
   // checks the counts per app; both also write the token's apps that changed.
   virtual Result<VppToken> FinishJob(const SyncJob& job, const std::optional<SyncSnapshot>& snapshot,
                                      const std::function<Status(VppToken&)>& mutate) = 0;
-  // Tokens with state 'valid', whose last_sync is before `before` and that have no
-  // job, oldest last_sync first, at most `limit`.
+  // Tokens with state 'valid', last_sync before `before`, and no sync job (syncLicenses or syncLicenseCounts)
+  // queued or running: a reconcile's job does not hold the sync back. Oldest last_sync first, at most `limit`.
   virtual Result<std::vector<DueToken>> TokensDueForSync(Timestamp before, int limit) = 0;
 
   // --- the directory (tenant-scoped) ----------------------------------------------
@@ -1094,8 +1094,8 @@ class Store {
   // ASSET_COUNT, in one transaction: unless a syncLicenses/syncLicenseCounts of
   // the token runs now (kDeferred) or the notification is no longer pending,
   // moves total_licenses of the token's apps of (adam_id, pricing_param) by
-  // `delta` and ends the notification as applied — or, when the sync that
-  // finished last finished after n.received, as covered; when no app has that
+  // `delta` and ends the notification as applied — or, when the last sync began
+  // reading Apple (token last_sync) after n.received, as covered; when no app has that
   // asset or the total would go below zero or below used_licenses, as resync,
   // nothing moved (the caller queues a sync).
   virtual Result<CountChange> ApplyAssetCount(const AppleNotification& n, const std::string& adam_id,

@@ -1406,6 +1406,7 @@ TEST_P(SyncStoreTest, TokensDueForSync) {
   VppToken recent = Token(kTenantA, "recent");
   VppToken expired = Token(kTenantA, "expired");
   VppToken busy = Token(kTenantA, "busy");
+  VppToken reconciling = Token(kTenantA, "reconciling");
   auto set = [&](const VppToken& t, const std::string& tenant, Timestamp last_sync, const std::string& state) {
     ASSERT_TRUE(store_->UpdateToken(tenant, t.id, [&](VppToken& x) -> Status {
       x.last_sync = last_sync;
@@ -1417,13 +1418,20 @@ TEST_P(SyncStoreTest, TokensDueForSync) {
   set(recent, kTenantA, kT0 - 60 * kSecond, "valid");
   set(expired, kTenantA, 0, "expired");
   set(busy, kTenantA, 0, "valid");
-  Enqueue(kTenantA, busy.id, "revokeLicenses");
+  set(reconciling, kTenantA, kT0 - 24 * 3600 * kSecond, "valid");
+  Enqueue(kTenantA, busy.id, "syncLicenses");
+  // Jobs of other kinds do not hold the sync back (a reconcile waiting for Apple's
+  // events stays queued for minutes, and comes again with every directory change).
+  Enqueue(kTenantA, reconciling.id, "reconcile");
+  Enqueue(kTenantA, reconciling.id, "revokeLicenses");
   Result<std::vector<DueToken>> due = store_->TokensDueForSync(kT0 - 3600 * kSecond, 10);
   ASSERT_TRUE(due);
-  EXPECT_EQ(*due, (std::vector<DueToken>{{kTenantA, never.id, 0}, {kTenantB, old.id, kT0 - 48 * 3600 * kSecond}}))
-      << "never synced first, then the oldest, each with its last sync";
+  EXPECT_EQ(*due, (std::vector<DueToken>{{kTenantA, never.id, 0},
+                                         {kTenantB, old.id, kT0 - 48 * 3600 * kSecond},
+                                         {kTenantA, reconciling.id, kT0 - 24 * 3600 * kSecond}}))
+      << "never synced first, then the oldest, each with its last sync; not the one with a sync queued";
   EXPECT_EQ(store_->TokensDueForSync(kT0, 1)->size(), 1u);
-  EXPECT_EQ(store_->TokensDueForSync(kT0, 10)->size(), 3u);
+  EXPECT_EQ(store_->TokensDueForSync(kT0, 10)->size(), 4u);
   EXPECT_EQ(store_->TokensDueForSync(kT0, -1).error().code, Code::kInvalidArgument);
 }
 

@@ -534,6 +534,12 @@ Status RunSyncLicenses(JobContext& ctx) {
   const auto started = std::chrono::steady_clock::now();
   double assets_s = 0, assignments_s = 0, finish_s = 0;
   StagingTimes staging;
+  // When this sync began reading Apple (the last attempt): its snapshot holds what
+  // Apple had then, and later changes only if the walk happened to see them. It is
+  // the token's last_sync: a notification received after it is not covered by this
+  // snapshot (ApplyAssetCount), a licence granted after it is not missing from it
+  // (the reconcile's plan), and the scheduler counts the next interval from it.
+  Timestamp read_from = now;
   for (int attempt = 0;; ++attempt) {
     if (attempt > ctx.options.max_walk_restarts) {
       return fail({"", "Apple's data kept changing during the walk (versionId moved " + std::to_string(attempt) +
@@ -541,6 +547,7 @@ Status RunSyncLicenses(JobContext& ctx) {
     }
     if (ctx.stopping) return ReleaseForRetry(ctx, Error::Unavailable("shutting down"));
     auto phase = std::chrono::steady_clock::now();
+    read_from = ctx.clock.Now();
     auto gathered = WalkAssetsOnly(ctx, *client, now);
     assets_s = SecondsSince(phase);
     if (gathered && gathered->version_changed) continue;  // versionId moved: walk again
@@ -588,7 +595,7 @@ Status RunSyncLicenses(JobContext& ctx) {
       t.location_name = config.location_name;
       if (!t.country_or_region || t.country_or_region->empty()) t.country_or_region = Lower(config.country_iso2a);
       t.last_app_count = static_cast<std::int32_t>(app_count);
-      t.last_sync = ctx.clock.Now();
+      t.last_sync = read_from;
       t.state = "valid";
       t.last_sync_status = "completed";
       t.last_sync_error.clear();

@@ -204,6 +204,25 @@ class Notifications(NotificationsCase):
         self.assertIn('vppd_apple_notifications_total{type="ASSET_COUNT",outcome="recorded"}', metrics)
         self.assertIn("vppd_license_counts_age_seconds", metrics)
 
+    def test_a_purchase_made_while_a_sync_runs_after_it_read_the_assets_is_kept(self):
+        # The sync reads the assets, then waits 1.5 s for its assignments: the purchase
+        # lands between, so the sync's counts do not hold it, although it ends after the
+        # notification arrived.
+        uid, stoken, token_id = self.add_location()
+        adam, total = self.finite_app(token_id)
+        synced = self.call("GET", f"{BASE}/{token_id}").json()["lastSyncDateTime"]
+        self.sim.control("DELETE", "counters")
+        self.sim.control("POST", "faults", {"path": "/mdm/v2/assignments", "location": uid, "kind": "latency",
+                                            "latencyMs": 1500, "maxHits": 1})
+        self.assertEqual(self.call("POST", f"{BASE}/{token_id}/syncLicenses").status, 200)
+        wait_for("the sync's assignments asked for", lambda: self.sim.counters().get("GET /mdm/v2/assignments"))
+        self.sim.control("POST", f"locations/{uid}/purchase", {"adamId": adam, "count": 4})
+        wait_for("the sync's end", lambda: (lambda t: t["lastSyncStatus"] == "completed" and t[
+            "lastSyncDateTime"] != synced)(self.call("GET", f"{BASE}/{token_id}").json()), timeout=10)
+        wait_for("the purchase in Graph", lambda: self.app_totals(token_id)[adam] == total + 4, timeout=5)
+        time.sleep(0.3)
+        self.assertEqual(self.app_totals(token_id)[adam], total + 4, "applied once")
+
     def test_a_duplicate_delivery_is_applied_once(self):
         uid, stoken, token_id = self.add_location()
         adam, total = self.finite_app(token_id)
