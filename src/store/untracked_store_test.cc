@@ -153,7 +153,7 @@ TEST_P(UntrackedStoreTest, UntrackedAreApplesHoldersWithoutALicenceRowOfVppdThat
   Sync(kTenantA, token_, {App(token_, "100"), App(token_, "200")},
        {Device("100", "S1"), Device("100", "S2"), Device("100", "S3"), Device("100", "S4"), Device("100", "S5"),
         User("100", "u1"), User("100", "u2"), User("100", "u3"), Device("200", "S9")});
-  Granted("100", "S1");                   // vppd's
+  Granted("100", "S1");                    // vppd's
   Granted("100", "S2", "reclaimPending");  // vppd's, being taken back
   Granted("100", "S3", "released");        // vppd's, taken back after the sync
   Granted("100", "S4", "failed");          // vppd failed; someone else holds it
@@ -245,6 +245,40 @@ TEST_P(UntrackedStoreTest, ATokenNeverSyncedHasNoneAndBadPagingIsRefused) {
   EXPECT_EQ(store_->ListUntrackedLicenses(kTenantA, "app-100", -1, 10).error().code, Code::kInvalidArgument);
   EXPECT_EQ(store_->ListUntrackedLicenses(kTenantA, "app-100", 0, 0).error().code, Code::kInvalidArgument);
   EXPECT_EQ(store_->ListUntrackedLicenses(kTenantA, "nope", 0, 10).error().code, Code::kNotFound);
+}
+
+TEST_P(UntrackedStoreTest, APageStopsAtTheScanBudgetAndTheNextGoesOnFromThere) {
+  // More holders than one call reads, all but the last two vppd's own: the first
+  // page reads its budget, finds nothing, and says where to go on.
+  const std::int64_t n = Store::kUntrackedScanRows + 3;
+  std::vector<LicenseAssignment> rows;
+  std::vector<DeviceLicense> granted;
+  for (std::int64_t i = 0; i < n; ++i) {
+    rows.push_back(Device("100", fmt::format("D{:07}", i)));
+    if (i < n - 2) {
+      DeviceLicense r;
+      r.adam_id = "100";
+      r.pricing_param = "STDQ";
+      r.serial_number = rows.back().serial_number;
+      r.state = "granted";
+      r.cause = "assigned";
+      granted.push_back(std::move(r));
+    }
+  }
+  Sync(kTenantA, token_, {App(token_, "100")}, rows, /*calls=*/2);
+  ASSERT_TRUE(store_->PutDeviceLicenses(kTenantA, token_, granted, {}));
+
+  Result<Store::UntrackedPage> first = store_->ListUntrackedLicenses(kTenantA, "app-100", 0, 10);
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_TRUE(first->items.empty());
+  ASSERT_TRUE(first->next);
+  EXPECT_EQ(*first->next, Store::kUntrackedScanRows);
+  Result<Store::UntrackedPage> second = store_->ListUntrackedLicenses(kTenantA, "app-100", *first->next, 10);
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_EQ(Keys(second->items),
+            (std::vector<std::string>{fmt::format("S:D{:07}", n - 2), fmt::format("S:D{:07}", n - 1)}));
+  EXPECT_FALSE(second->next);
+  EXPECT_EQ(Count("app-100"), 2);
 }
 
 TEST_P(UntrackedStoreTest, ABooksHoldersAreReportedAsAnAppsAre) {
