@@ -20,8 +20,10 @@
 namespace vppd::store {
 namespace {
 
-// Apple's holders read per ReadAppAssignments call.
-constexpr std::int64_t kScanBatch = 10'000;
+// Apple's holders read per ReadAppAssignments call (a few MB). Large, because
+// SQLite reads an app whose set came in several runs (a delta merged into it)
+// by decoding and merging all of its chunks on every call.
+constexpr std::int64_t kScanBatch = 50'000;
 
 // What one report reads of an app: where its assignments are, and the keys vppd
 // granted.
