@@ -220,7 +220,7 @@ struct Api::Impl {
   Result<http::Response> AppUntrackedLicenses(const Call& c) const;
   Result<http::Response> EBookUntrackedLicenses(const Call& c) const;
   Result<http::Response> UntrackedLicensesOf(const Call& c, const store::MobileApp& app, bool book) const;
-  // When the request's Prefer asks for the annotation vppd.untrackedLicenseCount:
+  // When a beta request's Prefer asks for the annotation vppd.untrackedLicenseCount:
   // objects[i] (the app or book ids[i]) gets it, after its @odata annotations;
   // true when added (the response then says so: NoteAnnotationsApplied).
   Result<bool> AddUntrackedCounts(const Call& c, std::span<boost::json::object* const> objects,

@@ -56,6 +56,8 @@ void PutAfterODataAnnotations(json::object& o, std::string_view name, json::valu
 
 Result<bool> Api::Impl::AddUntrackedCounts(const Call& c, std::span<json::object* const> objects,
                                            const std::vector<std::string>& ids, bool books) const {
+  // Beta only, as the vppd schema that declares the term is beta's.
+  if (c.version != ApiVersion::kBeta) return false;
   const auto prefer = c.req.Header("Prefer");
   if (!prefer || !IncludesAnnotation(*prefer, kCountTerm)) return false;
   auto counts = books ? deps.ebooks->UntrackedCounts(c.who, ids) : deps.apps->UntrackedCounts(c.who, ids);

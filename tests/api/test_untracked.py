@@ -129,6 +129,12 @@ class UntrackedLicenses(SimVppdTestCase):
                 r = self.call("GET", path, headers=headers)
                 self.assertNotIn(TERM, r.body, (path, headers))
                 self.assertNotIn("include-annotations", r.headers.get("preference-applied", ""), (path, headers))
+        # v1.0 does not declare vppd's schema: no annotation there, even when asked.
+        for path in ("/v1.0/deviceAppManagement/mobileApps", "/v1.0/deviceAppManagement/managedEBooks"):
+            r = self.call("GET", path, headers=ASK)
+            self.assertEqual(r.status, 200, r)
+            self.assertNotIn(TERM, r.body, path)
+            self.assertNotIn("include-annotations", r.headers.get("preference-applied", ""), path)
         # `*` and the namespace ask for it; the annotation comes first after @odata.type.
         for prefer in ('odata.include-annotations="*"', "odata.include-annotations=vppd.*"):
             body = self.ok(self.call("GET", f"{APPS}/{self.apps[0]['id']}", headers={"Prefer": prefer}))
