@@ -650,6 +650,11 @@ const std::vector<Api::Impl::CompiledRoute>& Api::Impl::Table() {
       {"deviceAppManagement/mobileApps/{id}/{cast}", kGet, &I::GetApp, Op::kReadMobileApps},
       {"deviceAppManagement/mobileApps/{id}/{cast}/assignedLicenses", kGet, &I::AssignedLicenses, Op::kReadMobileApps,
        kBetaOnly},
+      // vppd's own: the untracked-licences report (untracked.cc), declared in $metadata's vppd schema.
+      {"deviceAppManagement/mobileApps/{id}/vppd.untrackedLicenses()", kGet, &I::AppUntrackedLicenses,
+       Op::kReadMobileApps, kBetaOnly},
+      {"deviceAppManagement/mobileApps/{id}/{cast}/vppd.untrackedLicenses()", kGet, &I::AppUntrackedLicenses,
+       Op::kReadMobileApps, kBetaOnly},
       {"deviceAppManagement/mobileApps/{id}/assignments", kGet, &I::ListAssignments, Op::kReadAppAssignments},
       {"deviceAppManagement/mobileApps/{id}/assignments", kPost, &I::CreateAssignment, Op::kWriteAppAssignments},
       {"deviceAppManagement/mobileApps/{id}/assignments/{id}", kGet, &I::GetAssignment, Op::kReadAppAssignments},
@@ -679,6 +684,8 @@ const std::vector<Api::Impl::CompiledRoute>& Api::Impl::Table() {
        Op::kReadManagedEBooks},
       {"deviceAppManagement/managedEBooks/{id}/deviceStates", kGet, &I::EBookDeviceStates, Op::kReadManagedEBooks},
       {"deviceAppManagement/managedEBooks/{id}/installSummary", kGet, &I::EBookInstallSummary, Op::kReadManagedEBooks},
+      {"deviceAppManagement/managedEBooks/{id}/vppd.untrackedLicenses()", kGet, &I::EBookUntrackedLicenses,
+       Op::kReadManagedEBooks, kBetaOnly},
       // Revokes (beta): bound to iosVppApp and macOsVppApp, addressed with or without the cast.
       {"deviceAppManagement/mobileApps/{id}/graph.revokeAllLicenses", kPost, &I::RevokeAllLicenses,
        Op::kRevokeAppLicenses, kBetaOnly},

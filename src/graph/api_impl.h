@@ -214,6 +214,19 @@ struct Api::Impl {
   // The app {id}, which must be of the type {cast} when the route has one. NotFound.
   Result<store::MobileApp> FindApp(const Call& c) const;
 
+  // --- the untracked-licences report (untracked.cc) -----------------------
+
+  // GET mobileApps/{id}[/{cast}]/vppd.untrackedLicenses() and managedEBooks/{id}/vppd.untrackedLicenses().
+  Result<http::Response> AppUntrackedLicenses(const Call& c) const;
+  Result<http::Response> EBookUntrackedLicenses(const Call& c) const;
+  Result<http::Response> UntrackedLicensesOf(const Call& c, const store::MobileApp& app, bool book) const;
+  // When a beta request's Prefer asks for the annotation vppd.untrackedLicenseCount:
+  // objects[i] (the app or book ids[i]) gets it, after its @odata annotations;
+  // true when added (the response then says so: NoteAnnotationsApplied).
+  Result<bool> AddUntrackedCounts(const Call& c, std::span<boost::json::object* const> objects,
+                                  const std::vector<std::string>& ids, bool books) const;
+  static void NoteAnnotationsApplied(http::Response& r);
+
   // --- mobileAppAssignments, assign, deviceStatuses (assignments.cc) ------
 
   Result<http::Response> ListAssignments(const Call& c) const;

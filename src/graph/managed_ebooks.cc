@@ -314,19 +314,29 @@ Result<http::Response> Api::Impl::EBookCollection(const Call& c, bool count_segm
     if (!found) return Fail(found.error());
     assignments = std::move(*found);
   }
-  json::array values;
+  std::vector<json::object> objects;
+  objects.reserve(page->items.size());
+  std::vector<std::string> ids;
   for (const auto& book : page->items) {
     const auto first =
         std::lower_bound(assignments.begin(), assignments.end(), book.id,
                          [](const store::AppAssignment& a, const std::string& id) { return a.app_id < id; });
     auto last = first;
     while (last != assignments.end() && last->app_id == book.id) ++last;
-    json::object o;
-    WriteEBook(book, c.version, q->select, q->expand, std::span<const store::AppAssignment>(first, last), o);
-    values.push_back(std::move(o));
+    WriteEBook(book, c.version, q->select, q->expand, std::span<const store::AppAssignment>(first, last),
+               objects.emplace_back());
+    ids.push_back(book.id);
   }
-  return CollectionPage(c.req, c.version, "deviceAppManagement/managedEBooks", c.query, *q, json::serialize(values),
-                        values.size(), page->has_more, [&] { return deps.ebooks->Count(c.who, q->list.filter); });
+  std::vector<json::object*> pointers;
+  for (auto& o : objects) pointers.push_back(&o);
+  auto annotated = AddUntrackedCounts(c, pointers, ids, true);
+  if (!annotated) return Fail(annotated.error());
+  json::array values;
+  for (auto& o : objects) values.push_back(std::move(o));
+  auto r = CollectionPage(c.req, c.version, "deviceAppManagement/managedEBooks", c.query, *q, json::serialize(values),
+                          values.size(), page->has_more, [&] { return deps.ebooks->Count(c.who, q->list.filter); });
+  if (r && *annotated) NoteAnnotationsApplied(*r);
+  return r;
 }
 
 Result<http::Response> Api::Impl::GetEBook(const Call& c) const {
@@ -348,7 +358,12 @@ Result<http::Response> Api::Impl::GetEBook(const Call& c) const {
   body["@odata.context"] =
       ContextUrl(c.req, c.version, {"deviceAppManagement/managedEBooks", SelectFragment(q->select), "/$entity"});
   WriteEBook(*book, c.version, q->select, q->expand, assignments, body);
-  return Json(200, body);
+  json::object* one[] = {&body};
+  auto annotated = AddUntrackedCounts(c, one, {book->id}, true);
+  if (!annotated) return Fail(annotated.error());
+  http::Response r = Json(200, body);
+  if (*annotated) NoteAnnotationsApplied(r);
+  return r;
 }
 
 Result<http::Response> Api::Impl::ListEBookAssignments(const Call& c) const {

@@ -115,6 +115,32 @@ constexpr const char* kDepOnboardingSettingType =
     R"xml(    <EntityType Name="depOnboardingSetting" BaseType="microsoft.graph.entity" />
 )xml";
 
+// vppd's own extensions (beta), in a namespace of their own so that no Graph
+// name is taken: the untracked-licences report (untracked.cc). Clients that do
+// not know it are not affected: the annotation comes only when a request's
+// Prefer asks for it, and the function only when called.
+constexpr const char* kVppdSchema =
+    R"xml(    <Schema Namespace="vppd" xmlns="http://docs.oasis-open.org/odata/ns/edm">
+      <Term Name="untrackedLicenseCount" Type="Edm.Int64" AppliesTo="EntityType" Nullable="false" />
+      <ComplexType Name="untrackedLicense">
+        <Property Name="serialNumber" Type="Edm.String" />
+        <Property Name="clientUserId" Type="Edm.String" />
+        <Property Name="managedDeviceId" Type="Edm.String" />
+        <Property Name="deviceName" Type="Edm.String" />
+        <Property Name="userId" Type="Edm.String" />
+        <Property Name="userPrincipalName" Type="Edm.String" />
+      </ComplexType>
+      <Function Name="untrackedLicenses" IsBound="true">
+        <Parameter Name="bindingParameter" Type="microsoft.graph.mobileApp" />
+        <ReturnType Type="Collection(vppd.untrackedLicense)" />
+      </Function>
+      <Function Name="untrackedLicenses" IsBound="true">
+        <Parameter Name="bindingParameter" Type="microsoft.graph.managedEBook" />
+        <ReturnType Type="Collection(vppd.untrackedLicense)" />
+      </Function>
+    </Schema>
+)xml";
+
 // Attribute values: the names are our own constants, but escaping keeps the document
 // well-formed whatever a future table holds.
 std::string Escape(std::string_view s) {
@@ -262,6 +288,7 @@ std::string BuildDocument(ApiVersion version) {
   w.Close("EntityContainer");
 
   w.Close("Schema");
+  if (version == ApiVersion::kBeta) w.Raw(kVppdSchema);
   w.Close("edmx:DataServices");
   w.Close("edmx:Edmx");
   return std::move(w).Take();

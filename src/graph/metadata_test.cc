@@ -564,5 +564,27 @@ TEST(MetadataTest, DeclaresTheRevokeActionsInBetaOnly) {
   }
 }
 
+TEST(MetadataTest, DeclaresVppdsUntrackedReportInItsOwnSchemaInBetaOnly) {
+  const std::string& beta = MetadataDocument(ApiVersion::kBeta);
+  const std::size_t schema =
+      beta.find(R"x(<Schema Namespace="vppd" xmlns="http://docs.oasis-open.org/odata/ns/edm">)x");
+  ASSERT_NE(schema, std::string::npos);
+  // After Graph's schema, not inside it.
+  EXPECT_GT(schema, beta.find("</Schema>"));
+  for (const char* needle : {
+           R"x(<Term Name="untrackedLicenseCount" Type="Edm.Int64" AppliesTo="EntityType" Nullable="false" />)x",
+           R"x(<Parameter Name="bindingParameter" Type="microsoft.graph.mobileApp" />)x",
+           R"x(<Parameter Name="bindingParameter" Type="microsoft.graph.managedEBook" />)x",
+           R"x(<ReturnType Type="Collection(vppd.untrackedLicense)" />)x",
+           R"x(<ComplexType Name="untrackedLicense">)x",
+           R"x(<Property Name="serialNumber" Type="Edm.String" />)x",
+           R"x(<Property Name="clientUserId" Type="Edm.String" />)x",
+       }) {
+    EXPECT_NE(beta.find(needle, schema), std::string::npos) << needle;
+  }
+  Elements(beta);  // still well-formed
+  EXPECT_EQ(MetadataDocument(ApiVersion::kV1).find("vppd"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace vppd::graph

@@ -46,7 +46,11 @@ Result<http::Response> Api::Impl::GetApp(const Call& c) const {
   WriteMobileApp(*app, c.version, q->select, body, q->expand, *assignments);
   json::object* one[] = {&body};
   if (auto ok = AddRevokeResults(c, one, {app->id}); !ok) return Fail(ok.error());
-  return Json(200, body);
+  auto annotated = AddUntrackedCounts(c, one, {app->id}, false);
+  if (!annotated) return Fail(annotated.error());
+  http::Response r = Json(200, body);
+  if (*annotated) NoteAnnotationsApplied(r);
+  return r;
 }
 
 Result<http::Response> Api::Impl::AppCollection(const Call& c, bool count_segment) const {
@@ -100,10 +104,14 @@ Result<http::Response> Api::Impl::AppCollection(const Call& c, bool count_segmen
   std::vector<json::object*> pointers;
   for (auto& o : objects) pointers.push_back(&o);
   if (auto ok = AddRevokeResults(c, pointers, ids); !ok) return Fail(ok.error());
+  auto annotated = AddUntrackedCounts(c, pointers, ids, false);
+  if (!annotated) return Fail(annotated.error());
   json::array values;
   for (auto& o : objects) values.push_back(std::move(o));
-  return CollectionPage(req, v, path, query, *q, json::serialize(values), values.size(), page->has_more,
-                        [&] { return deps.apps->Count(who, q->list.filter); });
+  auto r = CollectionPage(req, v, path, query, *q, json::serialize(values), values.size(), page->has_more,
+                          [&] { return deps.apps->Count(who, q->list.filter); });
+  if (r && *annotated) NoteAnnotationsApplied(*r);
+  return r;
 }
 
 Result<http::Response> Api::Impl::AssignedLicenses(const Call& c) const {

@@ -1903,6 +1903,52 @@ std::optional<std::int64_t> ParseMaxPageSize(std::string_view prefer_header) {
   return std::nullopt;
 }
 
+bool IncludesAnnotation(std::string_view prefer_header, std::string_view term) {
+  // Preferences are split on commas outside double quotes: the annotation list
+  // is itself comma-separated, inside quotes.
+  std::string_view rest = prefer_header;
+  while (!rest.empty()) {
+    std::size_t end = 0;
+    bool quoted = false;
+    while (end < rest.size() && (quoted || rest[end] != ',')) {
+      if (rest[end] == '"') quoted = !quoted;
+      ++end;
+    }
+    std::string_view pref = rest.substr(0, end);
+    rest = end < rest.size() ? rest.substr(end + 1) : std::string_view{};
+    pref = pref.substr(0, pref.find(';'));  // parameters are ignored
+    const std::size_t eq = pref.find('=');
+    if (eq == std::string_view::npos) continue;
+    std::string_view name = pref.substr(0, eq), value = pref.substr(eq + 1);
+    while (!name.empty() && (name.front() == ' ' || name.front() == '\t')) name.remove_prefix(1);
+    while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    const std::string lower = AsciiLower(name);
+    if (lower != "odata.include-annotations" && lower != "include-annotations") continue;
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
+    const std::string_view ns = term.substr(0, term.rfind('.'));
+    int included = -1, excluded = -1;  // the most specific match of each: 0 `*`, 1 `ns.*`, 2 the term
+    for (const ListItem& item : SplitList(value)) {
+      std::string_view pattern = item.name;
+      const bool exclude = pattern.starts_with('-');
+      if (exclude) pattern.remove_prefix(1);
+      int specificity = -1;
+      if (pattern == "*") {
+        specificity = 0;
+      } else if (pattern.size() == ns.size() + 2 && pattern.starts_with(ns) && pattern.ends_with(".*")) {
+        specificity = 1;
+      } else if (pattern == term) {
+        specificity = 2;
+      }
+      int& best = exclude ? excluded : included;
+      best = std::max(best, specificity);
+    }
+    return included >= 0 && included > excluded;
+  }
+  return false;
+}
+
 bool HasNextPage(const QueryOptions& current, std::int64_t returned, bool store_has_more) {
   if (!store_has_more) return false;
   return !current.top || *current.top - returned > 0;

@@ -227,6 +227,14 @@ Result<QueryOptions> ParseQueryOptions(std::string_view raw_query, const EntityD
 // or a value that is not one: a preference the server cannot honour is ignored).
 std::optional<std::int64_t> ParseMaxPageSize(std::string_view prefer_header);
 
+// Whether an `odata.include-annotations` preference in the value of a `Prefer`
+// header asks for the instance annotation `term` ("vppd.untrackedLicenseCount"):
+// its value (quoted or not) is a comma-separated list of `*`, `namespace.*` or a
+// term, each possibly excluded by a leading `-`; the most specific pattern that
+// matches decides, an exclusion winning a tie (OData 4.01 Protocol 8.2.8.4). The
+// first such preference counts (RFC 7240); none: false.
+bool IncludesAnnotation(std::string_view prefer_header, std::string_view term);
+
 // ParseQueryOptions in Graph's terms only: `filter` and `order_by` are set, `list`
 // holds skip and limit but no filter or order. For entities without a store mapping
 // (the grammar's own tests); the same errors otherwise.

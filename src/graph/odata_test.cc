@@ -958,5 +958,30 @@ TEST(ODataRobustness, RandomInputsGiveTreesOrBadRequests) {
   EXPECT_GT(parsed, 0);  // the generator does reach valid filters
 }
 
+// --- Prefer: odata.include-annotations ---------------------------------------------
+
+TEST(IncludesAnnotation, PatternsTermsNamespacesAndExclusions) {
+  constexpr std::string_view kTerm = "vppd.untrackedLicenseCount";
+  EXPECT_FALSE(IncludesAnnotation("", kTerm));
+  EXPECT_FALSE(IncludesAnnotation("odata.maxpagesize=10", kTerm));
+  EXPECT_TRUE(IncludesAnnotation("odata.include-annotations=\"vppd.untrackedLicenseCount\"", kTerm));
+  EXPECT_TRUE(IncludesAnnotation("odata.include-annotations=vppd.*", kTerm));
+  EXPECT_TRUE(IncludesAnnotation("Odata.Include-Annotations = \"*\"", kTerm));
+  EXPECT_TRUE(IncludesAnnotation("include-annotations=\"display.*,vppd.untrackedLicenseCount\"", kTerm));
+  // Among other preferences, the list's commas inside quotes.
+  EXPECT_TRUE(
+      IncludesAnnotation("odata.maxpagesize=5, odata.include-annotations=\"a.*, vppd.*\", return=minimal", kTerm));
+  EXPECT_FALSE(IncludesAnnotation("odata.include-annotations=\"display.*\"", kTerm));
+  EXPECT_FALSE(IncludesAnnotation("odata.include-annotations=\"vppd.untrackedLicenseCounts\"", kTerm));
+  EXPECT_FALSE(IncludesAnnotation("odata.include-annotations=\"vppdx.*\"", kTerm));
+  // The most specific pattern decides; an exclusion wins a tie.
+  EXPECT_FALSE(IncludesAnnotation("odata.include-annotations=\"*,-vppd.*\"", kTerm));
+  EXPECT_TRUE(IncludesAnnotation("odata.include-annotations=\"-vppd.*,vppd.untrackedLicenseCount\"", kTerm));
+  EXPECT_FALSE(IncludesAnnotation("odata.include-annotations=\"vppd.*,-vppd.*\"", kTerm));
+  EXPECT_FALSE(IncludesAnnotation("odata.include-annotations=\"-*\"", kTerm));
+  // The first preference counts.
+  EXPECT_FALSE(IncludesAnnotation("odata.include-annotations=\"-*\", odata.include-annotations=\"vppd.*\"", kTerm));
+}
+
 }  // namespace
 }  // namespace vppd::graph

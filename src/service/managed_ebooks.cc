@@ -146,6 +146,19 @@ Result<store::MobileApp> ManagedEBooks::Get(const Principal& caller, const std::
   return FindBook(caller.tenant_id, id);
 }
 
+Result<store::Store::UntrackedPage> ManagedEBooks::UntrackedLicenses(const Principal& caller,
+                                                                     const std::string& book_id, std::int64_t cursor,
+                                                                     std::int64_t limit) {
+  if (auto book = Get(caller, book_id); !book) return Fail(book.error());
+  return store_.ListUntrackedLicenses(caller.tenant_id, book_id, cursor, limit);
+}
+
+Result<std::map<std::string, std::int64_t>> ManagedEBooks::UntrackedCounts(const Principal& caller,
+                                                                           const std::vector<std::string>& book_ids) {
+  if (auto ok = gate_.Admit(caller, Operation::kReadManagedEBooks); !ok) return Fail(ok.error());
+  return store_.CountUntrackedLicenses(caller.tenant_id, book_ids);
+}
+
 Result<std::vector<store::AppAssignment>> ManagedEBooks::ListAssignments(const Principal& caller,
                                                                          const std::string& book_id) {
   if (auto ok = gate_.Admit(caller, Operation::kReadManagedEBooks); !ok) return Fail(ok.error());

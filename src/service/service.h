@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -188,6 +189,14 @@ class MobileApps {
   Result<store::MobileApp> Get(const Principal& caller, const std::string& id);  // NotFound
   Result<store::Page<store::LicenseAssignment>> AssignedLicenses(const Principal& caller, const std::string& app_id,
                                                                  std::int64_t skip, std::int64_t limit);
+  // The untracked-licences report: the app's licences Apple held at the last
+  // sync that vppd did not grant, a page from `cursor` (store::Store::
+  // ListUntrackedLicenses). NotFound as Get (a book's id too).
+  Result<store::Store::UntrackedPage> UntrackedLicenses(const Principal& caller, const std::string& app_id,
+                                                        std::int64_t cursor, std::int64_t limit);
+  // How many each of `app_ids` (a page of apps) has; ids of no app are left out.
+  Result<std::map<std::string, std::int64_t>> UntrackedCounts(const Principal& caller,
+                                                              const std::vector<std::string>& app_ids);
 
  private:
   store::Store& store_;
@@ -530,6 +539,12 @@ class ManagedEBooks {
   // userStateSummary/{id}/deviceStates), ordered by user then device id.
   Result<std::vector<EBookDeviceState>> DeviceStates(const Principal& caller, const std::string& book_id,
                                                      const std::optional<std::string>& user_id = std::nullopt);
+  // The untracked-licences report of a book, as MobileApps::UntrackedLicenses
+  // and ::UntrackedCounts for apps. NotFound as Get.
+  Result<store::Store::UntrackedPage> UntrackedLicenses(const Principal& caller, const std::string& book_id,
+                                                        std::int64_t cursor, std::int64_t limit);
+  Result<std::map<std::string, std::int64_t>> UntrackedCounts(const Principal& caller,
+                                                              const std::vector<std::string>& book_ids);
 
  private:
   Result<store::MobileApp> FindBook(const std::string& tenant_id, const std::string& id);

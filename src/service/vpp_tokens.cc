@@ -272,6 +272,18 @@ Result<store::Page<store::LicenseAssignment>> MobileApps::AssignedLicenses(const
   return page;
 }
 
+Result<store::Store::UntrackedPage> MobileApps::UntrackedLicenses(const Principal& caller, const std::string& app_id,
+                                                                  std::int64_t cursor, std::int64_t limit) {
+  if (auto app = Get(caller, app_id); !app) return Fail(app.error());  // admits, and a book is not a mobileApp
+  return store_.ListUntrackedLicenses(caller.tenant_id, app_id, cursor, limit);
+}
+
+Result<std::map<std::string, std::int64_t>> MobileApps::UntrackedCounts(const Principal& caller,
+                                                                        const std::vector<std::string>& app_ids) {
+  if (auto ok = gate_.Admit(caller, Operation::kReadMobileApps); !ok) return Fail(ok.error());
+  return store_.CountUntrackedLicenses(caller.tenant_id, app_ids);
+}
+
 Status Tenants::Put(const std::string& id, const std::string& display_name, bool intune_licensed) {
   if (!IsGuid(id)) return Fail(Error::InvalidArgument("tenant id '" + id + "' is not a GUID"));
   store::Tenant t;

@@ -265,6 +265,11 @@ class SqlStore : public Store {
   Result<std::string> GetAppleUsersVersion(const std::string& tenant_id, const std::string& token_id) override;
   Status PutAppleUsersVersion(const std::string& tenant_id, const std::string& token_id,
                               const std::string& version_id) override;
+  // untracked_sql.cc
+  Result<UntrackedPage> ListUntrackedLicenses(const std::string& tenant_id, const std::string& app_id,
+                                              std::int64_t cursor, std::int64_t limit) override;
+  Result<std::map<std::string, std::int64_t>> CountUntrackedLicenses(const std::string& tenant_id,
+                                                                     const std::vector<std::string>& app_ids) override;
   // user_licenses_sql.cc
   Result<std::vector<UserLicense>> ListUserLicenses(const std::string& tenant_id, const std::string& token_id) override;
   Status PutUserLicenses(const std::string& tenant_id, const std::string& token_id,

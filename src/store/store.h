@@ -1042,6 +1042,30 @@ class Store {
   // Every user of the tenant (seq = 0), ordered by id (allLicensedUsersAssignmentTarget).
   virtual Result<std::vector<GroupUser>> AllUsers(const std::string& tenant_id) = 0;
 
+  // --- untracked licences: Apple's holders vppd did not grant (untracked_sql.cc) ------
+  // An app's (or book's) licences Apple held at the last sync (its assignments)
+  // whose serial number has no device licence row of the app, or whose
+  // clientUserId no user licence row, in a state other than failed: another
+  // MDM's, or handed out before vppd. The reconcile leaves them alone.
+  struct UntrackedPage {
+    std::vector<LicenseAssignment> items;  // in Graph's order (serial_number, client_user_id)
+    std::optional<std::int64_t> next;      // the cursor of the next page; nullopt: this was the last
+  };
+  // Most of Apple's holders one ListUntrackedLicenses call reads: a page that
+  // reaches it ends there, maybe short or empty, with `next` set.
+  static constexpr std::int64_t kUntrackedScanRows = 100'000;
+  // A page of them: at most `limit` (1..100000) found from `cursor` (0 first,
+  // then the page's `next`: a position in the app's assignments), in one read
+  // transaction. NotFound when the app does not exist; InvalidArgument for a
+  // negative cursor or a limit out of range.
+  virtual Result<UntrackedPage> ListUntrackedLicenses(const std::string& tenant_id, const std::string& app_id,
+                                                      std::int64_t cursor, std::int64_t limit) = 0;
+  // How many each of `app_ids` has, in one read transaction; ids of no app are
+  // left out. An app vppd granted nothing of costs one read of its count; the
+  // others a read of all their holders.
+  virtual Result<std::map<std::string, std::int64_t>> CountUntrackedLicenses(
+      const std::string& tenant_id, const std::vector<std::string>& app_ids) = 0;
+
   // --- licence revokes by app, user or device (revoke_sql.cc) ----------------------
   // Records `revokes` in one transaction (all or none), each with its id (a new
   // GUID when empty), start and last_updated stamped now, and a seq after every

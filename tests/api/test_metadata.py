@@ -36,8 +36,10 @@ class Csdl:
     def __init__(self, text):
         self.root = ET.fromstring(text)
         schemas = self.root.findall(f"{EDMX}DataServices/{EDM}Schema")
-        assert len(schemas) == 1 and schemas[0].get("Namespace") == "microsoft.graph", schemas
+        # Graph's, then (beta) vppd's own extensions: the untracked-licences report.
+        assert [s.get("Namespace") for s in schemas] in (["microsoft.graph"], ["microsoft.graph", "vppd"]), schemas
         self.schema = schemas[0]
+        self.vppd = schemas[1] if len(schemas) > 1 else None
         self.enums = {e.get("Name"): {m.get("Name"): int(m.get("Value")) for m in e.findall(f"{EDM}Member")}
                       for e in self.schema.findall(f"{EDM}EnumType")}
         self.types = {}
@@ -300,6 +302,25 @@ class MetadataTest(unittest.TestCase):
                                                  ("managedEBookAssignments",
                                                   "Collection(microsoft.graph.managedEBookAssignment)", True)], None))
         self.assertEqual(set(self.docs["v1.0"].operations), {"syncLicenses", "assign"})
+
+    def test_vppds_own_schema_declares_the_untracked_report(self):
+        vppd = self.docs["beta"].vppd
+        self.assertIsNotNone(vppd)
+        self.assertIsNone(self.docs["v1.0"].vppd)
+        terms = {t.get("Name"): (t.get("Type"), t.get("AppliesTo")) for t in vppd.findall(f"{EDM}Term")}
+        self.assertEqual(terms, {"untrackedLicenseCount": ("Edm.Int64", "EntityType")})
+        functions = [(f.get("Name"), f.get("IsBound"), [p.get("Type") for p in f.findall(f"{EDM}Parameter")],
+                      f.find(f"{EDM}ReturnType").get("Type")) for f in vppd.findall(f"{EDM}Function")]
+        returns = "Collection(vppd.untrackedLicense)"
+        self.assertEqual(functions, [("untrackedLicenses", "true", ["microsoft.graph.mobileApp"], returns),
+                                     ("untrackedLicenses", "true", ["microsoft.graph.managedEBook"], returns)])
+        licence = vppd.find(f"{EDM}ComplexType[@Name='untrackedLicense']")
+        self.assertEqual({p.get("Name"): p.get("Type") for p in licence.findall(f"{EDM}Property")},
+                         {n: "Edm.String" for n in ("serialNumber", "clientUserId", "managedDeviceId", "deviceName",
+                                                    "userId", "userPrincipalName")})
+        # The binding types are Graph's, declared in the document.
+        for name in ("mobileApp", "managedEBook"):
+            self.assertIn(name, self.docs["beta"].types)
 
     def test_every_emitted_property_is_declared(self):
         self.assertTrue(any(a["@odata.type"].endswith("iosVppApp") for a in self.apps["beta"]))

@@ -35,6 +35,11 @@ export interface VppToken {
   tokenActionResults: ActionResult[];
 }
 
+// vppd's instance annotation (its own `vppd` namespace in $metadata): how many licences Apple
+// holds for the app or book that vppd did not grant. Sent only when the request's Prefer asks.
+export const UNTRACKED_COUNT = '@vppd.untrackedLicenseCount';
+const ASK_UNTRACKED = { Prefer: 'odata.include-annotations="vppd.untrackedLicenseCount"' };
+
 export interface MobileApp {
   '@odata.type': string;
   id: string;
@@ -44,6 +49,7 @@ export interface MobileApp {
   vppTokenOrganizationName?: string;
   totalLicenseCount?: number;
   usedLicenseCount?: number;
+  [UNTRACKED_COUNT]?: number;
 }
 
 // A managedEBook (iosVppEBook): a VPP book, licensed to users only (issue 17).
@@ -56,6 +62,18 @@ export interface ManagedEBook {
   vppOrganizationName?: string | null;
   totalLicenseCount?: number;
   usedLicenseCount?: number;
+  [UNTRACKED_COUNT]?: number;
+}
+
+// One licence Apple holds that vppd did not grant (vppd.untrackedLicenses()): a device's serial
+// number or a person's clientUserId, with the managed device or directory user when known.
+export interface UntrackedLicense {
+  serialNumber: string | null;
+  clientUserId: string | null;
+  managedDeviceId: string | null;
+  deviceName: string | null;
+  userId: string | null;
+  userPrincipalName: string | null;
 }
 
 // A mobileAppAssignment (issue 15): who should hold an app's licences.
@@ -108,9 +126,9 @@ export class Graph {
     private readonly onUnauthorized: () => void,
   ) {}
 
-  private async call(method: string, url: string, body?: unknown): Promise<Response> {
+  private async call(method: string, url: string, body?: unknown, extra: Record<string, string> = {}): Promise<Response> {
     const token = this.bearer();
-    const headers: Record<string, string> = { Accept: 'application/json' };
+    const headers: Record<string, string> = { Accept: 'application/json', ...extra };
     if (token) headers.Authorization = `Bearer ${token}`;
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     const response = await fetch(url, {
@@ -136,16 +154,16 @@ export class Graph {
     return response;
   }
 
-  async get<T>(url: string): Promise<T> {
-    return (await this.call('GET', url)).json();
+  async get<T>(url: string, headers?: Record<string, string>): Promise<T> {
+    return (await this.call('GET', url, undefined, headers)).json();
   }
 
   // Every page of a collection, following @odata.nextLink.
-  async list<T>(url: string): Promise<T[]> {
+  async list<T>(url: string, headers?: Record<string, string>): Promise<T[]> {
     const items: T[] = [];
     let next: string | undefined = url;
     for (let pages = 0; next && pages < 1000; ++pages) {
-      const page: { value: T[]; '@odata.nextLink'?: string } = await this.get(next);
+      const page: { value: T[]; '@odata.nextLink'?: string } = await this.get(next, headers);
       items.push(...page.value);
       // nextLink is absolute (the server's public URL); follow only our own origin's path.
       next = page['@odata.nextLink'] ? sameOriginPath(page['@odata.nextLink']) : undefined;
@@ -177,12 +195,19 @@ export class Graph {
     await this.call('POST', `${GRAPH}/vppTokens/${encodeURIComponent(id)}/syncLicenses`);
   }
 
-  apps(): Promise<MobileApp[]> {
-    return this.list<MobileApp>(`${GRAPH}/mobileApps`);
+  // With `untracked`, each app carries its untracked-licence count (UNTRACKED_COUNT).
+  apps(untracked = false): Promise<MobileApp[]> {
+    return this.list<MobileApp>(`${GRAPH}/mobileApps`, untracked ? ASK_UNTRACKED : undefined);
   }
 
-  ebooks(): Promise<ManagedEBook[]> {
-    return this.list<ManagedEBook>(`${GRAPH}/managedEBooks`);
+  ebooks(untracked = false): Promise<ManagedEBook[]> {
+    return this.list<ManagedEBook>(`${GRAPH}/managedEBooks`, untracked ? ASK_UNTRACKED : undefined);
+  }
+
+  // The licences Apple holds for an app or a book that vppd did not grant.
+  untrackedLicenses(kind: 'app' | 'book', id: string): Promise<UntrackedLicense[]> {
+    const set = kind === 'book' ? 'managedEBooks' : 'mobileApps';
+    return this.list<UntrackedLicense>(`${GRAPH}/${set}/${encodeURIComponent(id)}/vppd.untrackedLicenses()`);
   }
 
   appAssignments(appId: string): Promise<AppAssignment[]> {

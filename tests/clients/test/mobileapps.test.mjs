@@ -156,6 +156,30 @@ describe("mobileApps with the beta SDK", () => {
     assert.equal(error.errorEscaped.code, "ResourceNotFound");
   });
 
+  test("vppd's untracked-licence annotation: only when Prefer asks, and the SDK still parses every property", async () => {
+    const term = "@vppd.untrackedLicenseCount";
+    const ask = { Prefer: 'odata.include-annotations="vppd.untrackedLicenseCount"' };
+    for (const type of [IOS, MAC]) {
+      const listed = apps.find((a) => a.odataType === type);
+      const plain = await send(client, HttpMethod.GET, T.mobileApp, { "mobileApp%2Did": listed.id },
+        createMobileAppFromDiscriminatorValue);
+      assert.equal(client.lastJson()[term], undefined, "not sent unasked");
+      const annotated = await send(client, HttpMethod.GET, T.mobileApp, { "mobileApp%2Did": listed.id },
+        createMobileAppFromDiscriminatorValue, { headers: ask });
+      assert.equal(client.last().status, 200, client.last().body);
+      checkModel(client.lastJson(), annotated, createMobileAppFromDiscriminatorValue,
+        { ...CHECK, extras: { [type]: [term] } });
+      assert.deepEqual(typed(annotated), typed(plain), "every typed property as without the annotation");
+      // vppd granted none of this location's licences: every licence in use is untracked.
+      assert.equal(annotated.additionalData[term], listed.usedLicenseCount);
+    }
+    const first = await send(client, HttpMethod.GET, T.mobileApps, {},
+      createMobileAppCollectionResponseFromDiscriminatorValue,
+      { query: { filter: `vppTokenId eq '${token.id}'` }, headers: ask });
+    assert.ok(first.value.length > 0);
+    for (const app of first.value) assert.equal(app.additionalData[term], app.usedLicenseCount, app.id);
+  });
+
   test("assignedLicenses: user and device licenses of an iOS app, one per Apple assignment", async () => {
     const withLicenses = apps.filter((a) => a.odataType === IOS && a.usedLicenseCount > 2)
       .sort((a, b) => b.usedLicenseCount - a.usedLicenseCount)[0];

@@ -18,12 +18,13 @@ const graph = `${base}/beta/deviceAppManagement`;
 const kDemoName = "vppd demo location";
 const kExpiredOrg = "Expired Console School";
 
-async function api(method, url, body) {
+async function api(method, url, body, headers = {}) {
   const response = await fetch(url.startsWith("http") ? url : `${graph}/${url}`, {
     method,
     headers: {
       Authorization: `Bearer ${process.env.VPPD_TOKEN}`,
       ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+      ...headers,
     },
     body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(15_000),
@@ -33,15 +34,19 @@ async function api(method, url, body) {
   return text ? JSON.parse(text) : null;
 }
 
-async function all(url) {
+async function all(url, headers = {}) {
   const items = [];
   for (let next = url; next; ) {
-    const page = await api("GET", next);
+    const page = await api("GET", next, undefined, headers);
     items.push(...page.value);
     next = page["@odata.nextLink"];
   }
   return items;
 }
+
+// vppd's untracked-licences count, an annotation sent only when asked for.
+const kUntracked = "@vppd.untrackedLicenseCount";
+const kAskUntracked = { Prefer: 'odata.include-annotations="vppd.untrackedLicenseCount"' };
 
 // Waits until the token's sync (queued on create, renew and syncLicenses) has finished.
 async function settled(id) {
@@ -233,8 +238,8 @@ test("lists licences per app and book as bars, and the CSV export matches the Gr
   await page.getByRole("link", { name: "Licences" }).click();
   await page.getByRole("heading", { level: 1, name: "Licences" }).waitFor();
   await page.locator("tr[data-app-id]").first().waitFor();
-  const apps = await all("mobileApps");
-  const books = await all("managedEBooks");
+  const apps = await all("mobileApps", kAskUntracked);
+  const books = await all("managedEBooks", kAskUntracked);
   assert.ok(books.length > 0, "the demo's locations hold books");
   assert.ok(
     books.every((b) => !apps.some((a) => a.id === b.id)),
@@ -271,11 +276,12 @@ test("lists licences per app and book as bars, and the CSV export matches the Gr
     "totalLicenseCount",
     "usedLicenseCount",
     "available",
+    "untrackedLicenseCount",
   ]);
   assert.equal(rows.length, apps.length + books.length, "every app and book is in the CSV");
   const byId = new Map([...apps, ...books].map((a) => [a.id, a]));
   const bookIds = new Set(books.map((b) => b.id));
-  for (const [id, kind, displayName, bundleId, platform, vppTokenId, total, used, available] of rows) {
+  for (const [id, kind, displayName, bundleId, platform, vppTokenId, total, used, available, untracked] of rows) {
     const app = byId.get(id);
     assert.ok(app, `app or book ${id} of the CSV is in Graph`);
     assert.equal(kind, bookIds.has(id) ? "book" : "app");
@@ -290,7 +296,13 @@ test("lists licences per app and book as bars, and the CSV export matches the Gr
         ? "unlimited"
         : String(Math.max(0, app.totalLicenseCount - app.usedLicenseCount));
     assert.equal(available, expected);
+    assert.equal(typeof app[kUntracked], "number", `Graph counts ${id}'s untracked licences`);
+    assert.equal(Number(untracked), app[kUntracked], `${id}'s untracked licences`);
   }
+  assert.ok(
+    rows.some((r) => Number(r[9]) > 0),
+    "the demo's locations hold licences vppd did not grant",
+  );
 
   // The kind filter shows books only.
   await page.getByLabel("Kind").selectOption("book");
@@ -308,6 +320,47 @@ test("lists licences per app and book as bars, and the CSV export matches the Gr
   ).length;
   assert.equal(await page.locator("tr[data-app-id]").count(), expected);
   await page.getByLabel("Search").fill("");
+});
+
+test("shows each app's and book's untracked licences, and lists them as Graph does", async () => {
+  await page.getByRole("link", { name: "Tokens" }).click();
+  await page.getByRole("link", { name: "Licences" }).click();
+  await page.locator("tr[data-app-id]").first().waitFor();
+  const apps = await all("mobileApps", kAskUntracked);
+  const books = await all("managedEBooks", kAskUntracked);
+  for (const item of [...apps, ...books]) {
+    const cell = page.locator(`tr[data-app-id="${item.id}"] td[data-label="Untracked"]`);
+    assert.equal((await cell.innerText()).trim(), String(item[kUntracked]), `${item.displayName}'s count`);
+  }
+  const total = [...apps, ...books].reduce((n, a) => n + a[kUntracked], 0);
+  assert.match(await page.locator("p.summary").innerText(), new RegExp(`· ${total} untracked`));
+
+  // The app and the book with the most: pressing the count lists them, in Graph's order.
+  const most = (list) => list.reduce((a, b) => (b[kUntracked] > a[kUntracked] ? b : a));
+  for (const [item, set] of [
+    [most(apps), "mobileApps"],
+    [most(books), "managedEBooks"],
+  ]) {
+    if (item[kUntracked] === 0) continue;
+    const listed = await all(`${set}/${item.id}/vppd.untrackedLicenses()`);
+    assert.equal(listed.length, item[kUntracked], "the function lists what the annotation counts");
+    const button = page.locator(`tr[data-app-id="${item.id}"] td[data-label="Untracked"] button`);
+    assert.equal(await button.getAttribute("aria-expanded"), "false");
+    await button.click();
+    assert.equal(await button.getAttribute("aria-expanded"), "true");
+    const detail = page.locator(`#untracked-${item.id}`);
+    await detail.locator("tr[data-untracked]").first().waitFor();
+    const shown = await detail.locator("tr[data-untracked]").evaluateAll((rows) =>
+      rows.map((r) => r.getAttribute("data-untracked")),
+    );
+    assert.deepEqual(
+      shown,
+      listed.map((l) => l.serialNumber ?? l.clientUserId),
+    );
+    if (set === "mobileApps") await shot("licences-untracked");
+    await button.click(); // and closes them again
+    assert.equal(await detail.count(), 0);
+  }
 });
 
 test("Assignments shows an app's assignments and the licences held per user and device", async () => {

@@ -258,8 +258,8 @@ export function AssignmentsPage({ graph }: { graph: Graph }) {
           </>
         )}
         <p class="hint">
-          Apple's view at the last sync; <code>vppd tokens list</code> shows the last reconciliation, with the licences
-          Apple holds that vppd did not hand out (untracked).
+          Apple's view at the last sync; the Licences page lists the licences Apple holds that vppd did not hand out
+          (untracked), and <code>vppd tokens list</code> shows the last reconciliation.
         </p>
       </section>
     </>

@@ -1,11 +1,14 @@
 // Licences: per app (each platform's mobileApp) and per book (managedEBook), purchased /
-// in use / available as a bar; sorting, filtering, and a CSV of what is shown.
+// in use / available as a bar, and the untracked licences (Apple holds them, vppd did not
+// grant them: vppd's annotation and its vppd.untrackedLicenses() function); sorting,
+// filtering, and a CSV of what is shown.
+import { Fragment } from 'preact';
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { download, toCsv } from '../format';
-import { Graph, ManagedEBook, MobileApp, UNLIMITED, VppToken } from '../graph';
+import { Graph, ManagedEBook, MobileApp, UNLIMITED, UNTRACKED_COUNT, UntrackedLicense, VppToken } from '../graph';
 import { tokenName } from './tokens';
 
-type SortKey = 'name' | 'purchased' | 'used' | 'available' | 'usage';
+type SortKey = 'name' | 'purchased' | 'used' | 'available' | 'untracked' | 'usage';
 
 interface Row {
   id: string;
@@ -17,6 +20,7 @@ interface Row {
   token: string;
   purchased: number; // UNLIMITED for Apple's unlimited
   used: number;
+  untracked: number | null; // null: the server did not say (a vppd without the report)
 }
 
 const unlimited = (r: Row) => r.purchased >= UNLIMITED;
@@ -35,6 +39,7 @@ function toRow(app: MobileApp, tokens: Map<string, VppToken>): Row {
     token: token ? tokenName(token) : (app.vppTokenOrganizationName ?? ''),
     purchased: app.totalLicenseCount ?? 0,
     used: app.usedLicenseCount ?? 0,
+    untracked: app[UNTRACKED_COUNT] ?? null,
   };
 }
 
@@ -50,6 +55,7 @@ function bookRow(book: ManagedEBook, tokens: Map<string, VppToken>): Row {
     token: token ? tokenName(token) : (book.vppOrganizationName ?? ''),
     purchased: book.totalLicenseCount ?? 0,
     used: book.usedLicenseCount ?? 0,
+    untracked: book[UNTRACKED_COUNT] ?? null,
   };
 }
 
@@ -58,6 +64,7 @@ const kColumns: { key: SortKey; label: string }[] = [
   { key: 'purchased', label: 'Purchased' },
   { key: 'used', label: 'In use' },
   { key: 'available', label: 'Available' },
+  { key: 'untracked', label: 'Untracked' },
   { key: 'usage', label: 'Usage' },
 ];
 
@@ -71,9 +78,57 @@ function compare(key: SortKey): (a: Row, b: Row) => number {
       return (a, b) => a.used - b.used;
     case 'available':
       return (a, b) => (available(a) === available(b) ? 0 : available(a) < available(b) ? -1 : 1);
+    case 'untracked':
+      return (a, b) => (a.untracked ?? -1) - (b.untracked ?? -1);
     case 'usage':
       return (a, b) => (usage(a) === usage(b) ? 0 : usage(a) < usage(b) ? -1 : 1);
   }
+}
+
+// The licences Apple holds for one app or book that vppd did not grant, read when opened.
+function UntrackedList({ graph, row }: { graph: Graph; row: Row }) {
+  const [items, setItems] = useState<UntrackedLicense[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    graph
+      .untrackedLicenses(row.kind, row.id)
+      .then(setItems)
+      .catch((e: Error) => setError(e.message));
+  }, [graph, row.kind, row.id]);
+  if (error) {
+    return (
+      <p role="alert" class="error">
+        {error}
+      </p>
+    );
+  }
+  if (!items) return <p aria-live="polite">Loading untracked licences…</p>;
+  return (
+    <table class="untracked" aria-label={`Untracked licences of ${row.name}`}>
+      <thead>
+        <tr>
+          <th scope="col">Held by</th>
+          <th scope="col">Serial number or clientUserId</th>
+          <th scope="col">In the directory</th>
+        </tr>
+      </thead>
+      <tbody>
+        {items.map((l) => (
+          <tr key={l.serialNumber ?? `u:${l.clientUserId}`} data-untracked={l.serialNumber ?? l.clientUserId ?? ''}>
+            <td data-label="Held by">{l.serialNumber ? 'device' : 'user'}</td>
+            <td data-label="Serial number or clientUserId">
+              <code>{l.serialNumber ?? l.clientUserId}</code>
+            </td>
+            <td data-label="In the directory">
+              {l.serialNumber
+                ? (l.deviceName ?? (l.managedDeviceId ? 'managed device' : 'no managed device'))
+                : (l.userPrincipalName ?? 'not a directory user')}
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
 }
 
 function Bar({ row }: { row: Row }) {
@@ -108,10 +163,11 @@ export function LicencesPage({ graph }: { graph: Graph }) {
   const [kind, setKind] = useState('');
   const [sort, setSort] = useState<{ key: SortKey; descending: boolean }>({ key: 'usage', descending: true });
   const [tokens, setTokens] = useState<VppToken[]>([]);
+  const [opened, setOpened] = useState<string | null>(null); // the row whose untracked licences are shown
 
   useEffect(() => {
     (async () => {
-      const [tokenList, apps, books] = await Promise.all([graph.tokens(), graph.apps(), graph.ebooks()]);
+      const [tokenList, apps, books] = await Promise.all([graph.tokens(), graph.apps(true), graph.ebooks(true)]);
       const byId = new Map(tokenList.map((t) => [t.id, t]));
       setTokens(tokenList);
       setRows([...apps.map((a) => toRow(a, byId)), ...books.map((b) => bookRow(b, byId))]);
@@ -135,7 +191,18 @@ export function LicencesPage({ graph }: { graph: Graph }) {
 
   const exportCsv = () => {
     const csv = toCsv(
-      ['id', 'kind', 'displayName', 'bundleId', 'platform', 'vppTokenId', 'totalLicenseCount', 'usedLicenseCount', 'available'],
+      [
+        'id',
+        'kind',
+        'displayName',
+        'bundleId',
+        'platform',
+        'vppTokenId',
+        'totalLicenseCount',
+        'usedLicenseCount',
+        'available',
+        'untrackedLicenseCount',
+      ],
       shown.map((r) => [
         r.id,
         r.kind,
@@ -146,6 +213,7 @@ export function LicencesPage({ graph }: { graph: Graph }) {
         r.purchased,
         r.used,
         unlimited(r) ? 'unlimited' : available(r),
+        r.untracked ?? '',
       ]),
     );
     download(`vppd-licences-${new Date().toISOString().slice(0, 10)}.csv`, csv);
@@ -155,6 +223,7 @@ export function LicencesPage({ graph }: { graph: Graph }) {
     (acc, r) => (unlimited(r) ? acc : { purchased: acc.purchased + r.purchased, used: acc.used + r.used }),
     { purchased: 0, used: 0 },
   );
+  const untracked = shown.reduce((n, r) => n + (r.untracked ?? 0), 0);
 
   return (
     <>
@@ -202,7 +271,7 @@ export function LicencesPage({ graph }: { graph: Graph }) {
       <p class="summary" aria-live="polite">
         {rows === null
           ? 'Loading apps and books…'
-          : `${shown.length} of ${rows.length} apps and books · ${totals.used} of ${totals.purchased} counted licences in use`}
+          : `${shown.length} of ${rows.length} apps and books · ${totals.used} of ${totals.purchased} counted licences in use · ${untracked} untracked (held at Apple, not granted by vppd)`}
       </p>
       {rows && (
         <div class="table-wrap">
@@ -231,26 +300,52 @@ export function LicencesPage({ graph }: { graph: Graph }) {
             </thead>
             <tbody>
               {shown.map((r) => (
-                <tr key={r.id} data-app-id={r.id} data-kind={r.kind}>
-                  <th scope="row" data-label={r.kind === 'book' ? 'Book' : 'App'}>
-                    {r.name} <span class="platform">{r.platform}</span>
-                    {r.kind === 'book' && <span class="kind-book">Book</span>}
-                    <br />
-                    <small>{r.kind === 'book' ? r.token : `${r.bundleId} · ${r.token}`}</small>
-                  </th>
-                  <td data-label="Purchased" class="num">
-                    {unlimited(r) ? 'unlimited' : r.purchased}
-                  </td>
-                  <td data-label="In use" class="num">
-                    {r.used}
-                  </td>
-                  <td data-label="Available" class="num">
-                    {unlimited(r) ? 'unlimited' : available(r)}
-                  </td>
-                  <td data-label="Usage">
-                    <Bar row={r} />
-                  </td>
-                </tr>
+                <Fragment key={r.id}>
+                  <tr data-app-id={r.id} data-kind={r.kind}>
+                    <th scope="row" data-label={r.kind === 'book' ? 'Book' : 'App'}>
+                      {r.name} <span class="platform">{r.platform}</span>
+                      {r.kind === 'book' && <span class="kind-book">Book</span>}
+                      <br />
+                      <small>{r.kind === 'book' ? r.token : `${r.bundleId} · ${r.token}`}</small>
+                    </th>
+                    <td data-label="Purchased" class="num">
+                      {unlimited(r) ? 'unlimited' : r.purchased}
+                    </td>
+                    <td data-label="In use" class="num">
+                      {r.used}
+                    </td>
+                    <td data-label="Available" class="num">
+                      {unlimited(r) ? 'unlimited' : available(r)}
+                    </td>
+                    <td data-label="Untracked" class="num">
+                      {r.untracked === null ? (
+                        '—'
+                      ) : r.untracked === 0 ? (
+                        '0'
+                      ) : (
+                        <button
+                          class="link"
+                          aria-expanded={opened === r.id}
+                          aria-controls={`untracked-${r.id}`}
+                          aria-label={`${r.untracked} untracked: ${opened === r.id ? 'hide' : 'show'} the licences of ${r.name} that vppd did not grant`}
+                          onClick={() => setOpened((o) => (o === r.id ? null : r.id))}
+                        >
+                          {r.untracked}
+                        </button>
+                      )}
+                    </td>
+                    <td data-label="Usage">
+                      <Bar row={r} />
+                    </td>
+                  </tr>
+                  {opened === r.id && (
+                    <tr class="untracked-detail" id={`untracked-${r.id}`}>
+                      <td colSpan={kColumns.length}>
+                        <UntrackedList graph={graph} row={r} />
+                      </td>
+                    </tr>
+                  )}
+                </Fragment>
               ))}
             </tbody>
           </table>
