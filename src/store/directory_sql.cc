@@ -1178,8 +1178,8 @@ Result<ImportCounts> SqlStore::ImportGroups(const std::string& tenant_id, const 
         groups_moved = groups_moved || kind == MemberKind::kGroup;
       }
     }
-    Status noted = groups_moved ? NoteEverythingChanged(tx, tenant_id)
-                                : NoteEntraDevicesChanged(tx, tenant_id, devices_moved);
+    Status noted =
+        groups_moved ? NoteEverythingChanged(tx, tenant_id) : NoteEntraDevicesChanged(tx, tenant_id, devices_moved);
     if (!noted) return Fail(noted.error());
     for (const auto& [group_id, member_id] : removed) {
       if (Status s = tx.Exec("DELETE FROM group_members WHERE tenant_id = ?1 AND group_id = ?2 AND member_id = ?3",

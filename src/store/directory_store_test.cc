@@ -673,17 +673,15 @@ TEST_P(DirectoryChangesTest, LicenceRowsBySerialAndTalliedByAsset) {
     return r;
   };
   const Timestamp sync = kT0 - 100;
-  ASSERT_TRUE(store_->PutDeviceLicenses(kTenantA, token_,
-                                        {row("1", "A", "granted", "assigned", sync - 1),  // before the sync
-                                         row("1", "B", "granted", "assigned", sync + 1),  // since
-                                         row("1", "C", "pending", "assigned", sync - 1),
-                                         row("1", "D", "reclaimPending", "leftScope", sync + 1),
-                                         row("1", "E", "released", "leftScope", sync + 1),
-                                         row("1", "F", "released", "uninstall", sync + 1),
-                                         row("1", "G", "failed", "assigned", sync + 1, "9709"),
-                                         row("1", "H", "failed", "assigned", sync + 1, "9610"),
-                                         row("2", "A", "granted", "assigned", sync + 1)},
-                                        {}));
+  ASSERT_TRUE(store_->PutDeviceLicenses(
+      kTenantA, token_,
+      {row("1", "A", "granted", "assigned", sync - 1),  // before the sync
+       row("1", "B", "granted", "assigned", sync + 1),  // since
+       row("1", "C", "pending", "assigned", sync - 1), row("1", "D", "reclaimPending", "leftScope", sync + 1),
+       row("1", "E", "released", "leftScope", sync + 1), row("1", "F", "released", "uninstall", sync + 1),
+       row("1", "G", "failed", "assigned", sync + 1, "9709"), row("1", "H", "failed", "assigned", sync + 1, "9610"),
+       row("2", "A", "granted", "assigned", sync + 1)},
+      {}));
   Result<std::vector<DeviceLicense>> of = store_->DeviceLicensesOfSerials(kTenantA, token_, {"A", "G", "Z"});
   ASSERT_TRUE(of) << of.error().message;
   ASSERT_EQ(of->size(), 3u);

@@ -777,7 +777,8 @@ CREATE TABLE app_revokes (
 ) STRICT;
 CREATE INDEX app_revokes_by_app ON app_revokes (tenant_id, app_id, seq);
 CREATE INDEX app_revokes_open ON app_revokes (tenant_id, token_id, seq) WHERE action_state IN ('pending', 'active');
-)sql"},    {19, "directory changes the reconcile has yet to look at", R"sql(
+)sql"},
+    {19, "directory changes the reconcile has yet to look at", R"sql(
 -- Directory changes the reconcile's device pass has not looked at yet, per token
 -- (sync/reconcile.cc): the serial numbers whose managed devices changed or
 -- moved in or out of a group. serial_number '' stands for "everything" (a

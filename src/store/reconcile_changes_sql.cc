@@ -51,11 +51,11 @@ Status SqlStore::NoteEntraDevicesChanged(Tx& tx, const std::string& tenant_id,
                                          const std::vector<std::string>& device_object_ids) {
   if (device_object_ids.size() > kListedAtMost) return NoteEverythingChanged(tx, tenant_id);
   if (device_object_ids.empty()) return {};
-  const std::string sql = NoteSql(
-      fmt::format("SELECT md.serial_number FROM devices d CROSS JOIN managed_devices md "
-                  "WHERE d.tenant_id = ?1 AND d.id IN ({}) AND md.tenant_id = ?1 "
-                  "AND md.azure_ad_device_id = d.device_id AND coalesce(md.serial_number, '') <> ''",
-                  JsonValues(3)));
+  const std::string sql =
+      NoteSql(fmt::format("SELECT md.serial_number FROM devices d CROSS JOIN managed_devices md "
+                          "WHERE d.tenant_id = ?1 AND d.id IN ({}) AND md.tenant_id = ?1 "
+                          "AND md.azure_ad_device_id = d.device_id AND coalesce(md.serial_number, '') <> ''",
+                          JsonValues(3)));
   return tx.Exec(sql, {tenant_id, NewGuid(), StringsToJson(device_object_ids)});
 }
 
@@ -117,8 +117,9 @@ Status SqlStore::NoteReconcileChanges(const std::string& tenant_id, const std::s
       "ON CONFLICT (tenant_id, token_id, serial_number) DO UPDATE SET gen = excluded.gen",
       JsonValues(4));
   const std::string list = StringsToJson(serials);
-  return InTx<void>(TxKind::kWrite,
-                    [&](Tx& tx) -> Status { return tx.Exec(sql, {tenant_id, token_id, NewGuid(), list}); });
+  return InTx<void>(TxKind::kWrite, [&](Tx& tx) -> Status {
+    return tx.Exec(sql, {tenant_id, token_id, NewGuid(), list});
+  });
 }
 
 Status SqlStore::ClearReconcileChanges(const std::string& tenant_id, const std::string& token_id,

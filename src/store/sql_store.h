@@ -251,11 +251,10 @@ class SqlStore : public Store {
                                const std::vector<ReconcileChange>& changes) override;
   Result<std::vector<SerialDevice>> DevicesOfSerials(const std::string& tenant_id,
                                                      const std::vector<std::string>& serials) override;
-  Result<std::vector<DeviceLicense>> DeviceLicensesOfSerials(const std::string& tenant_id,
-                                                             const std::string& token_id,
+  Result<std::vector<DeviceLicense>> DeviceLicensesOfSerials(const std::string& tenant_id, const std::string& token_id,
                                                              const std::vector<std::string>& serials) override;
-  Result<std::vector<DeviceLicenseTally>> TallyDeviceLicenses(const std::string& tenant_id,
-                                                              const std::string& token_id, Timestamp since) override;
+  Result<std::vector<DeviceLicenseTally>> TallyDeviceLicenses(const std::string& tenant_id, const std::string& token_id,
+                                                              Timestamp since) override;
   // apple_users_sql.cc
   Result<std::vector<AppleUser>> ListAppleUsers(const std::string& tenant_id, const std::string& token_id) override;
   Status PutAppleUsers(const std::string& tenant_id, const std::string& token_id,

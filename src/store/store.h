@@ -972,8 +972,7 @@ class Store {
   // and forget them. At most `limit` changes, ordered by serial ("" first); more
   // than `limit` pending reads as limit + 1 of them.
   virtual Result<std::vector<ReconcileChange>> ListReconcileChanges(const std::string& tenant_id,
-                                                                    const std::string& token_id,
-                                                                    std::size_t limit) = 0;
+                                                                    const std::string& token_id, std::size_t limit) = 0;
   // Notes serial numbers the token's next pass must decide again although the
   // directory did not change (a licence taken back outside the reconcile).
   virtual Status NoteReconcileChanges(const std::string& tenant_id, const std::string& token_id,
@@ -992,8 +991,7 @@ class Store {
   // Per asset, the token's device licence rows counted (DeviceLicenseTally;
   // held_since counts rows granted after `since`).
   virtual Result<std::vector<DeviceLicenseTally>> TallyDeviceLicenses(const std::string& tenant_id,
-                                                                      const std::string& token_id,
-                                                                      Timestamp since) = 0;
+                                                                      const std::string& token_id, Timestamp since) = 0;
   // --- Apple users (apple_users_sql.cc) -----------------------------------------------
   // Every Apple user row of the token, ordered by client_user_id. A token that
   // does not exist has none.

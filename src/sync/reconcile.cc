@@ -198,7 +198,8 @@ Status ReadHeldAtSync(JobContext& ctx, const store::VppToken& token, Read& read,
                                              if (a.serial_number.empty()) continue;
                                              if (only != nullptr && !only->contains(a.serial_number)) continue;
                                              auto it = read.assets.find({a.adam_id, a.pricing_param});
-                                             if (it != read.assets.end()) it->second.held_at_sync.insert(a.serial_number);
+                                             if (it != read.assets.end())
+                                               it->second.held_at_sync.insert(a.serial_number);
                                            }
                                            return {};
                                          });
@@ -269,8 +270,7 @@ Result<Read> ReadAll(JobContext& ctx, const store::VppToken& token, const Target
 // ReadAll would decide it (the same reach, exclusions and uninstalls), with each
 // asset's counts from the tally of all its rows.
 Result<Read> ReadChanged(JobContext& ctx, const store::VppToken& token, const Targets& targets,
-                         const std::vector<std::string>& serials,
-                         const std::vector<store::DeviceLicenseTally>& tally) {
+                         const std::vector<std::string>& serials, const std::vector<store::DeviceLicenseTally>& tally) {
   const std::string& tenant = ctx.job.tenant_id;
   Read read;
   read.in_scope = true;
@@ -332,14 +332,14 @@ struct Report {
   };
   std::vector<HeldBack> held_back_by_asset;
   std::int64_t events_failed = 0;  // settled with a failure (or given up): a full pass decides again
-  std::string error;                // why the pass stopped early, if it did
+  std::string error;               // why the pass stopped early, if it did
   bool forced = false;
   // A pass over the devices that directory changes touched (else every device).
   bool over_changes = false;
   std::int64_t devices_decided = 0;
-  std::string inputs;         // Targets::inputs
-  std::string full_pass_at;   // when the last full pass ran: wanted..untracked are its figures
-  boost::json::object changes;  // a pass over changes: its own figures for the devices it decided
+  std::string inputs;                // Targets::inputs
+  std::string full_pass_at;          // when the last full pass ran: wanted..untracked are its figures
+  boost::json::object changes;       // a pass over changes: its own figures for the devices it decided
   std::optional<PeoplePass> people;  // user licences (reconcile_users.cc)
 
   std::string Json(Timestamp now) const {
@@ -452,7 +452,7 @@ struct LastReport {
   }
 };
 
-constexpr const char* kFullFigures[] = {"wanted", "holding", "notEnoughLicenses", "heldBack", "keptByReclaimNever",
+constexpr const char* kFullFigures[] = {"wanted",   "holding", "notEnoughLicenses", "heldBack", "keptByReclaimNever",
                                         "untracked"};
 
 LastReport ParseLastReport(const std::string& json) {
@@ -636,8 +636,8 @@ Status RunReconcile(JobContext& ctx) {
     *changes = std::move(*every);
     return ReadAll(ctx, *token, *targets);
   };
-  report.over_changes = CanPassOverChanges(last, *targets, *changes, kChangedDevicesAtMost, *tally,
-                                           ctx.options.reconcile, report.forced);
+  report.over_changes =
+      CanPassOverChanges(last, *targets, *changes, kChangedDevicesAtMost, *tally, ctx.options.reconcile, report.forced);
   if (report.over_changes) {
     for (const store::ReconcileChange& c : *changes) changed.push_back(c.serial_number);
     report.devices_decided = static_cast<std::int64_t>(changed.size());
@@ -668,9 +668,8 @@ Status RunReconcile(JobContext& ctx) {
       for (const auto& [key, in] : read->assets) {
         plans.emplace(key, PlanAsset(in, ctx.options.reconcile, report.forced));
       }
-      const bool partial_says_no = std::any_of(plans.begin(), plans.end(), [](const auto& p) {
-        return p.second.not_enough > 0 || p.second.held_back > 0;
-      });
+      const bool partial_says_no = std::any_of(
+          plans.begin(), plans.end(), [](const auto& p) { return p.second.not_enough > 0 || p.second.held_back > 0; });
       if (report.over_changes && partial_says_no) {
         read = read_all();
         if (!read) return Fail(read.error());
@@ -768,9 +767,9 @@ Status RunReconcile(JobContext& ctx) {
   if (report.over_changes) {
     // The whole token's figures are the last full pass's (a pass over changes
     // only happens while they still hold: CanPassOverChanges).
-    report.changes = {{"wanted", report.wanted},         {"holding", report.holding},
-                      {"notEnoughLicenses", report.not_enough}, {"heldBack", report.held_back},
-                      {"keptByReclaimNever", report.kept},  {"untracked", report.untracked}};
+    report.changes = {
+        {"wanted", report.wanted},      {"holding", report.holding},         {"notEnoughLicenses", report.not_enough},
+        {"heldBack", report.held_back}, {"keptByReclaimNever", report.kept}, {"untracked", report.untracked}};
     report.wanted = last.Figure("wanted");
     report.holding = last.Figure("holding");
     report.not_enough = last.Figure("notEnoughLicenses");
@@ -805,8 +804,8 @@ Status RunReconcile(JobContext& ctx) {
       "{} untracked",
       job.token_id, job.tenant_id,
       report.over_changes ? fmt::format("{} changed devices", report.devices_decided) : std::string("every device"),
-      report.associated, report.disassociated, report.events_completed,
-      report.events_in_flight, report.holding, report.wanted, report.not_enough, report.held_back, report.untracked);
+      report.associated, report.disassociated, report.events_completed, report.events_in_flight, report.holding,
+      report.wanted, report.not_enough, report.held_back, report.untracked);
   const int keep = ctx.options.keep_action_results;
   auto mark = [&](store::VppToken& t, const std::string& state) {
     auto& entry = ActionEntry(t, kReconcileAction, ctx.clock.Now(), keep);

@@ -263,7 +263,6 @@ TEST_P(ReconcileUsersTest, APersonAppleRefusesIsReportedAndNotSentAgain) {
   EXPECT_EQ(state, "failed") << "a person left without a licence fails the reconcile entry, as a device does";
 }
 
-
 TEST(InvitationRecheck, WaitsAsLongAsNothingChangedBetweenThePollIntervalAndAnHour) {
   const Timestamp poll = 30'000'000, now = 10'000'000'000;
   EXPECT_EQ(InvitationRecheck(now, now, poll), now + poll) << "just changed: the poll interval";

@@ -571,10 +571,10 @@ TEST_F(SimTest, AControlReadSeesEventsThatAreDue) {
   const std::string uid(Locations()[0].as_object().at("uId").as_string());
   auto held = [&] { return Obj(Get("/_sim/locations/" + uid))["assignments"].as_int64(); };
   const std::int64_t before = held();
-  ASSERT_EQ(Post("/mdm/v2/assets/associate",
-                 R"({"assets":[{"adamId":")" + unlimited + R"("}],"serialNumbers":["C1","C2"]})")
-                .status,
-            200);
+  ASSERT_EQ(
+      Post("/mdm/v2/assets/associate", R"({"assets":[{"adamId":")" + unlimited + R"("}],"serialNumbers":["C1","C2"]})")
+          .status,
+      200);
   EXPECT_EQ(held(), before) << "not yet due";
   clock_.Advance(std::chrono::milliseconds(499));
   EXPECT_EQ(held(), before) << "not yet due";
