@@ -481,6 +481,9 @@ bool CanPassOverChanges(const LastReport& last, const Targets& targets,
                         const std::vector<store::ReconcileChange>& changes, std::size_t at_most,
                         const std::vector<store::DeviceLicenseTally>& tally, const ReconcileOptions& options,
                         bool forced) {
+  // No change: a pass that only settles events reads everything, and so keeps
+  // the report's figures exact (a pass over changes only adjusts them).
+  if (changes.empty()) return false;
   if (forced || last.inputs.empty() || last.inputs != targets.inputs || changes.size() > at_most) return false;
   // Reclaims held back wait for a full pass's order; with reclaim off every pass
   // reports the licences it keeps, which only a full pass can count.
@@ -668,8 +671,18 @@ Status RunReconcile(JobContext& ctx) {
       for (const auto& [key, in] : read->assets) {
         plans.emplace(key, PlanAsset(in, ctx.options.reconcile, report.forced));
       }
-      const bool partial_says_no = std::any_of(
-          plans.begin(), plans.end(), [](const auto& p) { return p.second.not_enough > 0 || p.second.held_back > 0; });
+      // A licence Apple held at the sync that vppd never granted, among the changed
+      // devices: whether the last pass counted it as wanted cannot be told from
+      // the rows, so neither can the report's figures.
+      auto unknown_holder = [](const auto& asset) {
+        const AssetInput& in = asset.second;
+        return std::any_of(in.held_at_sync.begin(), in.held_at_sync.end(),
+                           [&](const std::string& serial) { return !in.rows.contains(serial); });
+      };
+      const bool partial_says_no = std::any_of(read->assets.begin(), read->assets.end(), unknown_holder) ||
+                                   std::any_of(plans.begin(), plans.end(), [](const auto& p) {
+                                     return p.second.not_enough > 0 || p.second.held_back > 0;
+                                   });
       if (report.over_changes && partial_says_no) {
         read = read_all();
         if (!read) return Fail(read.error());
@@ -765,16 +778,24 @@ Status RunReconcile(JobContext& ctx) {
     if (plan.held_back > 0) report.held_back_by_asset.push_back({key.first, key.second, plan.held_back});
   }
   if (report.over_changes) {
-    // The whole token's figures are the last full pass's (a pass over changes
-    // only happens while they still hold: CanPassOverChanges).
-    report.changes = {
-        {"wanted", report.wanted},      {"holding", report.holding},         {"notEnoughLicenses", report.not_enough},
-        {"heldBack", report.held_back}, {"keptByReclaimNever", report.kept}, {"untracked", report.untracked}};
-    report.wanted = last.Figure("wanted");
-    report.holding = last.Figure("holding");
-    report.not_enough = last.Figure("notEnoughLicenses");
-    report.held_back = last.Figure("heldBack");
-    report.kept = last.Figure("keptByReclaimNever");
+    // The token's figures: the last pass's, moved by what changed for these
+    // devices. Before this pass a device was wanted when vppd held a row for it
+    // that was not being taken back, and held a licence when that row was
+    // granted or pending (no unknown holder among them: see plan_all). Nobody
+    // waits, nothing is held back or kept (CanPassOverChanges, plan_all), and
+    // the untracked are unchanged.
+    report.changes = {{"wanted", report.wanted}, {"holding", report.holding}, {"untracked", report.untracked}};
+    std::int64_t wanted = last.Figure("wanted"), holding = last.Figure("holding");
+    for (const auto& [key, plan] : plans) {
+      wanted += plan.wanted;
+      holding += plan.holding;
+      for (const auto& [serial, row] : read->assets.at(key).rows) {
+        if (row.state == "granted" || row.state == "pending" || row.state == "failed") --wanted;
+        if (row.state == "granted" || row.state == "pending") --holding;
+      }
+    }
+    report.wanted = std::max<std::int64_t>(0, wanted);
+    report.holding = std::max<std::int64_t>(0, holding);
     report.untracked = last.Figure("untracked");
     report.full_pass_at = last.full_pass_at;
   }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <string_view>
 #include <unordered_set>
 
@@ -24,10 +25,22 @@ LicencePlan<Row> Plan(const LicenceInput<Row>& in, const ReconcileOptions& optio
   // 1. What vppd's rows say about Apple now, against the last sync's view.
   //    A licence vppd granted that a newer sync no longer shows was taken away at
   //    Apple (revoked outside vppd): the row is forgotten.
+  //    An associate still in flight that a sync begun after it already shows
+  //    held is granted: Apple did it (its event's poll or notification, which
+  //    settles only rows still pending, may come much later).
   std::map<std::string, const Row*> rows;
+  std::deque<Row> settled;  // such rows, as granted
   std::int64_t available = in.total - in.used;
-  for (const auto& [serial, row] : in.rows) {
+  for (const auto& [serial, as_read] : in.rows) {
     const bool at_sync = in.held_at_sync.contains(serial);
+    const Row* current = &as_read;
+    if (as_read.state == "pending" && at_sync && in.last_sync > as_read.updated) {
+      Row granted = as_read;
+      granted.state = "granted";
+      plan.put.push_back(granted);
+      current = &settled.emplace_back(std::move(granted));
+    }
+    const Row& row = *current;
     if (row.state == "granted" && !at_sync && in.last_sync > row.updated) {
       plan.remove.push_back(row);
       continue;

@@ -223,6 +223,20 @@ TEST(PlanAsset, APassOverChangedDevicesTakesTheAssetsCountsFromItsWholeTally) {
   EXPECT_EQ(plan.reclaim_directory, Serials{"B"}) << "B left scope: within max(10, 0.2 x 21) - 1";
 }
 
+TEST(PlanAsset, AnAssociateANewerSyncShowsHeldIsGrantedBeforeItsEventEnds) {
+  AssetInput in = Input({"A", "B"}, 10, 2);  // last sync at 50
+  Add(in, Row("A", "pending", 40));          // submitted before the sync began: the sync saw it held
+  Add(in, Row("B", "pending", 60));          // submitted after: the sync's view says nothing of it
+  in.held_at_sync = {"A", "B"};
+  AssetPlan plan = PlanAsset(in, {}, false);
+  ASSERT_EQ(plan.put.size(), 1u);
+  EXPECT_EQ(plan.put[0].serial_number, "A");
+  EXPECT_EQ(plan.put[0].state, "granted");
+  EXPECT_EQ(plan.granted, 1);
+  EXPECT_EQ(plan.holding, 2);
+  EXPECT_TRUE(plan.Empty());
+}
+
 TEST(PlanAsset, UnlimitedAssetsServeEveryone) {
   AssetInput in = Input({"A", "B", "C"}, kUnlimitedCount, 5);
   EXPECT_EQ(PlanAsset(in, {}, false).associate.size(), 3u);
