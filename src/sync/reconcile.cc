@@ -674,10 +674,15 @@ Status RunReconcile(JobContext& ctx) {
       // A licence Apple held at the sync that vppd never granted, among the changed
       // devices: whether the last pass counted it as wanted cannot be told from
       // the rows, so neither can the report's figures.
+      // A changed device whose licence is in flight is decided only once its event
+      // ends, by whichever pass sees that: a full one, since its change is forgotten.
       auto unknown_holder = [](const auto& asset) {
         const AssetInput& in = asset.second;
-        return std::any_of(in.held_at_sync.begin(), in.held_at_sync.end(),
-                           [&](const std::string& serial) { return !in.rows.contains(serial); });
+        const bool in_flight = std::any_of(in.rows.begin(), in.rows.end(), [](const auto& r) {
+          return r.second.state == "pending" || r.second.state == "reclaimPending";
+        });
+        return in_flight || std::any_of(in.held_at_sync.begin(), in.held_at_sync.end(),
+                                        [&](const std::string& serial) { return !in.rows.contains(serial); });
       };
       const bool partial_says_no = std::any_of(read->assets.begin(), read->assets.end(), unknown_holder) ||
                                    std::any_of(plans.begin(), plans.end(), [](const auto& p) {
