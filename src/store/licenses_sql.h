@@ -111,20 +111,27 @@ struct LicenseSql {
   }
 };
 
+// The rows of a query that selects a licence row's columns in the struct's order
+// (LicenseSql::list's select list), read to the end.
+template <class Row>
+Result<std::vector<Row>> ReadLicenseRows(Tx& tx) {
+  std::vector<Row> rows;
+  for (;;) {
+    Result<bool> row = tx.Next();
+    if (!row) return Fail(row.error());
+    if (!*row) return rows;
+    rows.push_back(
+        {tx.Text(0), tx.Text(1), tx.Text(2), tx.Text(3), tx.Text(4), tx.Text(5), tx.Text(6), tx.Text(7), tx.Int(8)});
+  }
+}
+
 // --- the members, per row type ------------------------------------------------------------
 
 template <class Row>
 Result<std::vector<Row>> SqlStore::ListLicenses(const std::string& tenant_id, const std::string& token_id) {
   return InTx<std::vector<Row>>(TxKind::kReadOne, [&](Tx& tx) -> Result<std::vector<Row>> {
     if (Status s = tx.Query(LicenseSql<Row>::Get().list, {tenant_id, token_id}); !s) return Fail(s.error());
-    std::vector<Row> rows;
-    for (;;) {
-      Result<bool> row = tx.Next();
-      if (!row) return Fail(row.error());
-      if (!*row) return rows;
-      rows.push_back(
-          {tx.Text(0), tx.Text(1), tx.Text(2), tx.Text(3), tx.Text(4), tx.Text(5), tx.Text(6), tx.Text(7), tx.Int(8)});
-    }
+    return ReadLicenseRows<Row>(tx);
   });
 }
 

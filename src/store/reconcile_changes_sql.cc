@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "store/licenses_sql.h"
 #include "store/sql_store.h"
 #include "store/store_common.h"
 
@@ -205,14 +206,7 @@ Result<std::vector<DeviceLicense>> SqlStore::DeviceLicensesOfSerials(const std::
   const std::string list = StringsToJson(serials);
   return InTx<std::vector<DeviceLicense>>(TxKind::kReadOne, [&](Tx& tx) -> Result<std::vector<DeviceLicense>> {
     if (Status s = tx.Query(sql, {tenant_id, token_id, list}); !s) return Fail(s.error());
-    std::vector<DeviceLicense> rows;
-    for (;;) {
-      Result<bool> row = tx.Next();
-      if (!row) return Fail(row.error());
-      if (!*row) return rows;
-      rows.push_back(
-          {tx.Text(0), tx.Text(1), tx.Text(2), tx.Text(3), tx.Text(4), tx.Text(5), tx.Text(6), tx.Text(7), tx.Int(8)});
-    }
+    return ReadLicenseRows<DeviceLicense>(tx);
   });
 }
 
