@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -197,34 +198,46 @@ struct NotificationApplier::Impl {
   Result<bool> ApplyUserAssociated(const store::AppleNotification& n, Timestamp now) {
     auto parsed = ParseNotification(n.body);
     if (!parsed) return End(n, "recorded", now);
-    auto rows = store.ListAppleUsers(n.tenant_id, n.token_id);
-    if (!rows) return Fail(rows.error());
-    std::map<std::string, store::AppleUser> by_id;
-    for (auto& r : *rows) by_id.emplace(r.client_user_id, std::move(r));
-    std::vector<store::AppleUser> changed;
-    for (const auto& u : parsed->users) {
-      auto it = by_id.find(u.client_user_id);
-      if (it == by_id.end()) continue;
-      store::AppleUser r = it->second;
-      if (r.status == "retiring" || r.status == "Retired") continue;
-      r.status = "Associated";
-      if (!u.id_hash.empty()) r.id_hash = u.id_hash;
-      if (!u.email.empty()) r.email = u.email;
-      r.invite_code.clear();
-      r.invite_url.clear();
-      r.error_code.clear();
-      r.error_message.clear();
-      r.updated = now;
-      if (r != it->second) changed.push_back(std::move(r));
+    // Each user moved from the row as read; one the reconcile wrote meanwhile is
+    // read and moved again (UpdateAppleUsers), a few times before the
+    // notification is left for its next try.
+    std::set<std::string> todo;
+    for (const auto& u : parsed->users) todo.insert(u.client_user_id);
+    std::size_t associated = 0;
+    for (int attempt = 0; attempt < 5 && !todo.empty(); ++attempt) {
+      auto rows = store.ListAppleUsers(n.tenant_id, n.token_id);
+      if (!rows) return Fail(rows.error());
+      std::vector<store::AppleUserUpdate> changed;
+      for (const store::AppleUser& read : *rows) {
+        if (!todo.contains(read.client_user_id)) continue;
+        const auto& u = *std::find_if(parsed->users.begin(), parsed->users.end(),
+                                      [&](const auto& p) { return p.client_user_id == read.client_user_id; });
+        store::AppleUser r = read;
+        if (r.status == "retiring" || r.status == "Retired") continue;
+        r.status = "Associated";
+        if (!u.id_hash.empty()) r.id_hash = u.id_hash;
+        if (!u.email.empty()) r.email = u.email;
+        r.invite_code.clear();
+        r.invite_url.clear();
+        r.error_code.clear();
+        r.error_message.clear();
+        if (r == read) continue;  // told already
+        r.updated = now;
+        changed.push_back({read, std::move(r)});
+      }
+      auto left_alone = store.UpdateAppleUsers(n.tenant_id, n.token_id, changed);
+      if (!left_alone) {
+        if (left_alone.error().code != Code::kNotFound) return Fail(left_alone.error());
+        return End(n, "recorded", now);  // the token is gone
+      }
+      associated += changed.size() - left_alone->size();
+      todo = std::set<std::string>(left_alone->begin(), left_alone->end());
     }
-    if (auto s = store.PutAppleUsers(n.tenant_id, n.token_id, changed); !s) {
-      if (s.error().code != Code::kNotFound) return Fail(s.error());
-      return End(n, "recorded", now);  // the token is gone
-    }
-    spdlog::info("notification {}: {} of {} user(s) now associated", n.notification_id, changed.size(),
+    if (!todo.empty()) return false;
+    spdlog::info("notification {}: {} of {} user(s) now associated", n.notification_id, associated,
                  parsed->users.size());
-    if (!changed.empty()) QueueReconcile(n, now, "invitations accepted");
-    return End(n, changed.empty() ? "recorded" : "applied", now);
+    if (associated > 0) QueueReconcile(n, now, "invitations accepted");
+    return End(n, associated == 0 ? "recorded" : "applied", now);
   }
 
   // USER_MANAGEMENT: how (part of) a users/create or users/retire of vppd's
@@ -269,19 +282,20 @@ struct NotificationApplier::Impl {
       if (!rows) return Fail(rows.error());
       std::map<std::string, const ParsedNotification::User*> told;
       for (const auto& u : parsed->users) told.emplace(u.client_user_id, &u);
-      std::vector<store::AppleUser> changed;
-      for (store::AppleUser r : *rows) {
-        auto it = told.find(r.client_user_id);
-        if (it == told.end() || r.status != "Registered" || it->second->invite_code.empty()) continue;
-        if (r.invite_code == it->second->invite_code) continue;
+      std::vector<store::AppleUserUpdate> changed;
+      for (const store::AppleUser& read : *rows) {
+        auto it = told.find(read.client_user_id);
+        if (it == told.end() || read.status != "Registered" || it->second->invite_code.empty()) continue;
+        if (read.invite_code == it->second->invite_code) continue;
+        store::AppleUser r = read;
         r.invite_code = it->second->invite_code;
         r.invite_url.clear();
         r.updated = now;
-        changed.push_back(std::move(r));
+        changed.push_back({read, std::move(r)});
       }
-      if (auto s = store.PutAppleUsers(n.tenant_id, n.token_id, changed); !s && s.error().code != Code::kNotFound) {
-        return Fail(s.error());
-      }
+      // A row moved on meanwhile (the person accepted already) needs no invitation.
+      auto left_alone = store.UpdateAppleUsers(n.tenant_id, n.token_id, changed);
+      if (!left_alone && left_alone.error().code != Code::kNotFound) return Fail(left_alone.error());
     }
     auto after = store.ListAppleEvents(n.tenant_id, n.token_id);
     const bool event_ended = after && !InFlight(*after, parsed->event_id);

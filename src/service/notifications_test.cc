@@ -789,7 +789,7 @@ TEST_P(NotificationsTest, AUserManagementSettlesTheUsersItNamesAndTheLastPartEnd
 }
 
 TEST_P(NotificationsTest, AUserManagementRetireEndsRetiredAndOneNotInFlightWaitsThenIsRecorded) {
-  ASSERT_TRUE(store_->PutAppleUsers(kTenant, token_id_, {AppleUser("ann", "Associated")}));
+  ASSERT_TRUE(store_->PutAppleUsers(kTenant, token_id_, {AppleUser("ann", "retiring")}));
   store::AppleEvent e;
   e.event_id = "ur-1";
   e.kind = "retireUsers";

@@ -71,33 +71,104 @@ Result<std::vector<AppleUser>> SqlStore::ListAppleUsers(const std::string& tenan
 
 Status SqlStore::PutAppleUsers(const std::string& tenant_id, const std::string& token_id,
                                const std::vector<AppleUser>& rows) {
-  if (rows.empty()) return {};
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    if (rows[i].client_user_id.empty() || rows[i].status.empty()) {
+  std::vector<AppleUserUpdate> updates;
+  updates.reserve(rows.size());
+  for (const AppleUser& r : rows) updates.push_back({std::nullopt, r});
+  auto written = WriteAppleUsers(tenant_id, token_id, updates, false);
+  if (!written) return Fail(written.error());
+  return {};
+}
+
+Result<std::vector<std::string>> SqlStore::UpdateAppleUsers(const std::string& tenant_id, const std::string& token_id,
+                                                            const std::vector<AppleUserUpdate>& updates) {
+  return WriteAppleUsers(tenant_id, token_id, updates, true);
+}
+
+// Upserts every `after`, or (`only_unchanged`) each only where the stored row
+// is still its `before`: an UPDATE that names every column as read, or an
+// INSERT that finds no row.
+Result<std::vector<std::string>> SqlStore::WriteAppleUsers(const std::string& tenant_id, const std::string& token_id,
+                                                           const std::vector<AppleUserUpdate>& updates,
+                                                           bool only_unchanged) {
+  std::vector<std::string> left_alone;
+  if (updates.empty()) return left_alone;
+  for (std::size_t i = 0; i < updates.size(); ++i) {
+    const AppleUser& r = updates[i].after;
+    if (r.client_user_id.empty() || r.status.empty()) {
       return Fail(Error::InvalidArgument("store: an Apple user needs a clientUserId and a status",
+                                         "rows[" + std::to_string(i) + "]"));
+    }
+    if (updates[i].before && updates[i].before->client_user_id != r.client_user_id) {
+      return Fail(Error::InvalidArgument("store: an Apple user's update must keep its clientUserId",
                                          "rows[" + std::to_string(i) + "]"));
     }
   }
   const Timestamp now = clock_.Now();
-  return InTx<void>(TxKind::kWrite, [&](Tx& tx) -> Status {
+  return InTx<std::vector<std::string>>(TxKind::kWrite, [&](Tx& tx) -> Result<std::vector<std::string>> {
+    left_alone.clear();
     Result<std::int64_t> key = TokenKey(tx, tenant_id, token_id, false);
     if (!key) return Fail(key.error());
-    for (const AppleUser& r : rows) {
-      if (Status s = tx.Exec(
-              "INSERT INTO apple_users (tenant_id, token_id, client_user_id, user_id, email, status, invite_code, "
-              "invite_url, id_hash, event_id, error_code, error_message, updated) "
-              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) "
-              "ON CONFLICT (tenant_id, token_id, client_user_id) DO UPDATE SET user_id = excluded.user_id, "
-              "email = excluded.email, status = excluded.status, invite_code = excluded.invite_code, "
-              "invite_url = excluded.invite_url, id_hash = excluded.id_hash, event_id = excluded.event_id, "
-              "error_code = excluded.error_code, error_message = excluded.error_message, updated = excluded.updated",
-              {tenant_id, token_id, r.client_user_id, r.user_id, r.email, r.status, r.invite_code, r.invite_url,
-               r.id_hash, r.event_id, r.error_code, r.error_message, r.updated != 0 ? r.updated : now});
-          !s) {
-        return s;
+    for (const auto& [before, r] : updates) {
+      const std::vector<SqlArg> values = {tenant_id,
+                                          token_id,
+                                          r.client_user_id,
+                                          r.user_id,
+                                          r.email,
+                                          r.status,
+                                          r.invite_code,
+                                          r.invite_url,
+                                          r.id_hash,
+                                          r.event_id,
+                                          r.error_code,
+                                          r.error_message,
+                                          r.updated != 0 ? r.updated : now};
+      if (!only_unchanged) {
+        if (Status s = tx.ExecArgs(
+                "INSERT INTO apple_users (tenant_id, token_id, client_user_id, user_id, email, status, invite_code, "
+                "invite_url, id_hash, event_id, error_code, error_message, updated) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) "
+                "ON CONFLICT (tenant_id, token_id, client_user_id) DO UPDATE SET user_id = excluded.user_id, "
+                "email = excluded.email, status = excluded.status, invite_code = excluded.invite_code, "
+                "invite_url = excluded.invite_url, id_hash = excluded.id_hash, event_id = excluded.event_id, "
+                "error_code = excluded.error_code, error_message = excluded.error_message, "
+                "updated = excluded.updated",
+                values);
+            !s) {
+          return Fail(s.error());
+        }
+        continue;
       }
+      if (!before) {
+        if (Status s = tx.ExecArgs(
+                "INSERT INTO apple_users (tenant_id, token_id, client_user_id, user_id, email, status, invite_code, "
+                "invite_url, id_hash, event_id, error_code, error_message, updated) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) "
+                "ON CONFLICT (tenant_id, token_id, client_user_id) DO NOTHING",
+                values);
+            !s) {
+          return Fail(s.error());
+        }
+      } else {
+        std::vector<SqlArg> args = values;
+        for (const SqlArg& a : std::vector<SqlArg>{before->user_id, before->email, before->status, before->invite_code,
+                                                   before->invite_url, before->id_hash, before->event_id,
+                                                   before->error_code, before->error_message, before->updated}) {
+          args.push_back(a);
+        }
+        if (Status s = tx.ExecArgs(
+                "UPDATE apple_users SET user_id = ?4, email = ?5, status = ?6, invite_code = ?7, invite_url = ?8, "
+                "id_hash = ?9, event_id = ?10, error_code = ?11, error_message = ?12, updated = ?13 "
+                "WHERE tenant_id = ?1 AND token_id = ?2 AND client_user_id = ?3 AND user_id = ?14 AND email = ?15 "
+                "AND status = ?16 AND invite_code = ?17 AND invite_url = ?18 AND id_hash = ?19 AND event_id = ?20 "
+                "AND error_code = ?21 AND error_message = ?22 AND updated = ?23",
+                args);
+            !s) {
+          return Fail(s.error());
+        }
+      }
+      if (tx.Changes() == 0) left_alone.push_back(r.client_user_id);
     }
-    return {};
+    return left_alone;
   });
 }
 
@@ -137,14 +208,15 @@ Status SqlStore::MarkUserEvent(Tx& tx, const std::string& tenant_id, const std::
   }
   const std::string status = event.kind == "createUsers" ? "creating" : "retiring";
   for (const std::string& id : client_user_ids) {
-    // The row was written before the request (PutAppleUsers); one that was not
-    // is made here, so the event's users are never lost.
+    // The row was written before the request (UpdateAppleUsers); one that was
+    // not is made here, so the event's users are never lost. One a notification
+    // moved on since (the person accepted) keeps that newer word.
     if (Status s = tx.Exec(
             "INSERT INTO apple_users (tenant_id, token_id, client_user_id, user_id, email, status, invite_code, "
             "invite_url, id_hash, event_id, error_code, error_message, updated) "
             "VALUES (?1, ?2, ?3, '', '', ?4, '', '', '', ?5, '', '', ?6) "
-            "ON CONFLICT (tenant_id, token_id, client_user_id) DO UPDATE SET status = excluded.status, "
-            "event_id = excluded.event_id, updated = excluded.updated",
+            "ON CONFLICT (tenant_id, token_id, client_user_id) DO UPDATE SET event_id = excluded.event_id, "
+            "updated = excluded.updated WHERE apple_users.status = excluded.status AND apple_users.event_id = ''",
             {tenant_id, token_id, id, status, event.event_id, now});
         !s) {
       return s;

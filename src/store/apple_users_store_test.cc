@@ -96,6 +96,60 @@ TEST_P(AppleUsersStoreTest, PutRefusesBadRowsAndAMissingTokenWritingNothing) {
   EXPECT_TRUE(store_->ListAppleUsers(kTenantA, "no-such-token")->empty());
 }
 
+TEST_P(AppleUsersStoreTest, UpdateWritesOnlyRowsStillAsReadAndNamesTheOthers) {
+  AppleUser a = User("a", "Registered");
+  a.invite_code = "code-a";
+  ASSERT_TRUE(store_->PutAppleUsers(kTenantA, token_, {a, User("b", "Registered")}));
+  const AppleUser a_read = Users()["a"], b_read = Users()["b"];
+  // A notification: b accepted its invitation after the reconcile read it.
+  AppleUser b_accepted = b_read;
+  b_accepted.status = "Associated";
+  b_accepted.id_hash = "hash-b";
+  b_accepted.updated = kT0 + 1;
+  auto first = store_->UpdateAppleUsers(kTenantA, token_, {{b_read, b_accepted}});
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_TRUE(first->empty());
+
+  // The reconcile, from what it read: a's and b's invitation URLs, and a new user c.
+  clock_.Advance(std::chrono::seconds(2));
+  AppleUser a_url = a_read, b_url = b_read, c = User("c", "creating"), d = User("d", "creating");
+  a_url.invite_url = "https://example/?inviteCode=code-a";
+  a_url.updated = 0;  // stamped with the store's clock
+  b_url.invite_url = "https://example/?inviteCode=stale";
+  auto second = store_->UpdateAppleUsers(kTenantA, token_, {{a_read, a_url}, {b_read, b_url}, {std::nullopt, c}});
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_EQ(*second, std::vector<std::string>{"b"});
+  auto users = Users();
+  EXPECT_EQ(users["a"].invite_url, "https://example/?inviteCode=code-a");
+  EXPECT_EQ(users["a"].updated, kT0 + 2 * kSecond);
+  EXPECT_EQ(users["b"], b_accepted) << "the newer word stays";
+  EXPECT_EQ(users["c"].status, "creating");
+
+  // A row that appeared since it was read as missing is left alone too.
+  AppleUser c_again = c;
+  c_again.email = "other@example.org";
+  second = store_->UpdateAppleUsers(kTenantA, token_, {{std::nullopt, c_again}, {std::nullopt, d}});
+  ASSERT_TRUE(second);
+  EXPECT_EQ(*second, std::vector<std::string>{"c"});
+  EXPECT_EQ(Users()["c"].email, "c@example.org");
+  EXPECT_EQ(Users()["d"].status, "creating");
+
+  // Bad input writes nothing.
+  AppleUser renamed = a_url;
+  renamed.client_user_id = "z";
+  EXPECT_EQ(store_
+                ->UpdateAppleUsers(kTenantA, token_,
+                                   {{User("e", "creating"), User("e", "Registered")}, {users["a"], renamed}})
+                .error()
+                .code,
+            Code::kInvalidArgument);
+  EXPECT_EQ(store_->UpdateAppleUsers(kTenantA, token_, {{std::nullopt, User("", "creating")}}).error().code,
+            Code::kInvalidArgument);
+  EXPECT_EQ(store_->UpdateAppleUsers(kTenantB, token_, {{std::nullopt, User("f", "creating")}}).error().code,
+            Code::kNotFound);
+  EXPECT_EQ(Users().size(), 4u);
+}
+
 TEST_P(AppleUsersStoreTest, AppleUsersOfUserSpansLocationsAndGoesWithTheToken) {
   const std::string other = Token(kTenantA);
   ASSERT_TRUE(store_->PutAppleUsers(kTenantA, token_, {User("u1", "Associated"), User("u2", "Registered")}));
@@ -170,11 +224,26 @@ TEST_P(AppleUsersStoreTest, ARowAlreadyAssociatedIsNotMovedBackByItsCreateEvent)
   EXPECT_TRUE(store_->ListAppleEvents(kTenantA, token_)->empty());
 }
 
+TEST_P(AppleUsersStoreTest, ARowMovedOnBeforeItsEventIsRecordedKeepsItsNewerWord) {
+  // Written creating for users/create; the person accepted (USER_ASSOCIATED)
+  // before vppd recorded the event Apple answered.
+  ASSERT_TRUE(store_->PutAppleUsers(kTenantA, token_, {User("a", "Associated"), User("b", "creating")}));
+  ASSERT_TRUE(store_->RecordAppleEvent(kTenantA, token_, Event("e1", "createUsers"), {"a", "b"}, ""));
+  auto users = Users();
+  EXPECT_EQ(users["a"].status, "Associated");
+  EXPECT_EQ(users["a"].event_id, "");
+  EXPECT_EQ(users["b"].event_id, "e1");
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "e1", {}));
+  EXPECT_EQ(Users()["a"].status, "Associated");
+  EXPECT_EQ(Users()["b"].status, "Registered");
+  EXPECT_TRUE(store_->ListAppleEvents(kTenantA, token_)->empty());
+}
+
 TEST_P(AppleUsersStoreTest, ARetireEndsRetiredOrStaysToRetireWithItsError) {
-  AppleUser a = User("a", "Registered");
+  AppleUser a = User("a", "retiring");
   a.invite_code = "code-a";
   ASSERT_TRUE(store_->PutAppleUsers(kTenantA, token_,
-                                    {a, User("b", "Associated"), User("c", "Associated"), User("d", "Associated")}));
+                                    {a, User("b", "retiring"), User("c", "retiring"), User("d", "retiring")}));
   ASSERT_TRUE(store_->RecordAppleEvent(kTenantA, token_, Event("r", "retireUsers"), {"a", "b", "c", "d"}, ""));
   for (auto& [id, u] : Users()) EXPECT_EQ(u.status, "retiring") << id;
   AppleEventOutcome outcome;

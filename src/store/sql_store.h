@@ -259,6 +259,8 @@ class SqlStore : public Store {
   Result<std::vector<AppleUser>> ListAppleUsers(const std::string& tenant_id, const std::string& token_id) override;
   Status PutAppleUsers(const std::string& tenant_id, const std::string& token_id,
                        const std::vector<AppleUser>& rows) override;
+  Result<std::vector<std::string>> UpdateAppleUsers(const std::string& tenant_id, const std::string& token_id,
+                                                    const std::vector<AppleUserUpdate>& updates) override;
   Result<std::vector<std::pair<std::string, AppleUser>>> AppleUsersOfUser(const std::string& tenant_id,
                                                                           const std::string& user_id) override;
   Result<std::string> GetAppleUsersVersion(const std::string& tenant_id, const std::string& token_id) override;
@@ -462,6 +464,9 @@ class SqlStore : public Store {
   Result<VppToken> ApplyMutate(Tx& tx, const std::string& tenant_id, const VppToken& stored,
                                const std::function<Status(VppToken&)>& mutate);
   Result<std::vector<MobileApp>> QueryApps(Tx& tx, const std::string& sql, Tx::Args args);
+  // PutAppleUsers and UpdateAppleUsers (apple_users_sql.cc).
+  Result<std::vector<std::string>> WriteAppleUsers(const std::string& tenant_id, const std::string& token_id,
+                                                   const std::vector<AppleUserUpdate>& updates, bool only_unchanged);
   // A user event's side of RecordAppleEvent and CompleteAppleEvent, inside their
   // transactions (apple_users_sql.cc).
   Status MarkUserEvent(Tx& tx, const std::string& tenant_id, const std::string& token_id, const AppleEvent& event,

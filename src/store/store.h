@@ -454,6 +454,12 @@ struct AppleUser {
   bool operator==(const AppleUser&) const = default;
 };
 
+// One row of UpdateAppleUsers: what was read (nothing: no row), what to write.
+struct AppleUserUpdate {
+  std::optional<AppleUser> before;
+  AppleUser after;
+};
+
 // --- user licences vppd hands out (the reconcile job) ---------------------------
 
 // One licence of an asset held by a person: an Apple assignment to a clientUserId
@@ -996,11 +1002,23 @@ class Store {
   // Every Apple user row of the token, ordered by client_user_id. A token that
   // does not exist has none.
   virtual Result<std::vector<AppleUser>> ListAppleUsers(const std::string& tenant_id, const std::string& token_id) = 0;
-  // Upserts these rows (by client_user_id) in one transaction; `updated` 0 is
-  // stamped with the store's clock. NotFound when the token is gone;
-  // InvalidArgument (nothing written) for a row without client_user_id or status.
+  // Upserts these rows (by client_user_id) in one transaction, whatever is
+  // stored: for copies (migrate-store) and set-ups. `updated` 0 is stamped with
+  // the store's clock. NotFound when the token is gone; InvalidArgument (nothing
+  // written) for a row without client_user_id or status.
   virtual Status PutAppleUsers(const std::string& tenant_id, const std::string& token_id,
                                const std::vector<AppleUser>& rows) = 0;
+  // Writes each `after` only if the stored row is still exactly `before` (no row
+  // stored when `before` is empty), in one transaction: the reconcile and
+  // Apple's notifications both move these rows, each from what it read, and
+  // neither may undo the other's newer word (an acceptance overwritten by a
+  // stale Registered). Returns the clientUserIds left alone because their row
+  // changed since: the caller reads again. `updated` 0 is stamped with the
+  // store's clock. NotFound when the token is gone; InvalidArgument (nothing
+  // written) for an `after` without client_user_id or status, or whose
+  // client_user_id differs from `before`'s.
+  virtual Result<std::vector<std::string>> UpdateAppleUsers(const std::string& tenant_id, const std::string& token_id,
+                                                            const std::vector<AppleUserUpdate>& updates) = 0;
   // Every location's Apple user registered for a directory user: (token_id,
   // AppleUser), ordered by (token_id, client_user_id).
   virtual Result<std::vector<std::pair<std::string, AppleUser>>> AppleUsersOfUser(const std::string& tenant_id,

@@ -123,16 +123,18 @@ struct Pass {
       const Timestamp now = ctx.clock.Now();
       if (!event) {
         if (event.error().kind != apple::AppleErrorKind::kValidation) return Fail(event.error().ToError());
-        std::vector<store::AppleUser> refused;
+        std::vector<store::AppleUserUpdate> refused;
         for (const std::string& id : chunk) {
           store::AppleUser& r = rows[id];
-          if (create) r.status = "failed";
-          r.error_code = std::to_string(event.error().error_number);
-          r.error_message = (create ? "" : "retire failed: ") + event.error().error_message;
-          r.updated = now;
-          refused.push_back(r);
+          store::AppleUserUpdate& u = refused.emplace_back(store::AppleUserUpdate{r, r});
+          if (create) u.after.status = "failed";
+          u.after.error_code = std::to_string(event.error().error_number);
+          u.after.error_message = (create ? "" : "retire failed: ") + event.error().error_message;
+          u.after.updated = now;
+          r = u.after;
         }
-        if (auto s = ctx.store.PutAppleUsers(tenant, token_id, refused); !s) return s;
+        // A row a notification moved meanwhile keeps its newer word.
+        if (auto s = ctx.store.UpdateAppleUsers(tenant, token_id, refused); !s) return Fail(s.error());
         continue;
       }
       store::AppleEvent recorded;
@@ -160,7 +162,7 @@ struct Pass {
   Status Refresh(std::map<std::string, store::AppleUser>& rows, const std::string& invitation_template) {
     auto version = ctx.store.GetAppleUsersVersion(tenant, token_id);
     if (!version) return Fail(version.error());
-    std::vector<store::AppleUser> changed;
+    std::vector<store::AppleUserUpdate> changed;
     const Timestamp now = ctx.clock.Now();
     // A user passed over while in flight must show in the next walk again.
     bool passed_over = false;
@@ -194,8 +196,8 @@ struct Pass {
         next.error_message.clear();
         if (next == it->second) continue;
         next.updated = now;
+        changed.push_back({it->second, next});
         it->second = next;
-        changed.push_back(next);
       }
       return {};
     };
@@ -207,7 +209,16 @@ struct Pass {
       walked = client.WalkUsers(filter, on_page);
     }
     if (!walked) return Fail(walked.error().ToError());
-    if (auto s = ctx.store.PutAppleUsers(tenant, token_id, changed); !s) return s;
+    // A row a notification moved since it was read (the person accepted while
+    // the walk ran) keeps that newer word; the walk's view of it is not complete.
+    auto left_alone = ctx.store.UpdateAppleUsers(tenant, token_id, changed);
+    if (!left_alone) return Fail(left_alone.error());
+    if (!left_alone->empty()) {
+      passed_over = true;
+      auto now_rows = Rows();
+      if (!now_rows) return Fail(now_rows.error());
+      rows = std::move(*now_rows);
+    }
     // A walk whose data moved under it, or that passed users over, is not a
     // complete view: the next one starts from the same version again.
     if (!walked->version_changed && !passed_over && !walked->version_id.empty() && walked->version_id != *version) {
@@ -260,12 +271,20 @@ Result<AppleUsersPass> ReconcileAppleUsers(JobContext& ctx, apple::Client& clien
 
   const Timestamp now = ctx.clock.Now();
   std::vector<std::string> to_create, to_retire;
-  std::vector<store::AppleUser> intents;
+  // Every user about to be sent, written from the row as read: one a
+  // notification moved meanwhile is not sent (UpdateAppleUsers).
+  std::vector<store::AppleUserUpdate> intents;
+  auto resend = [&](const store::AppleUser& r, std::vector<std::string>& to) {
+    store::AppleUser again = r;
+    again.updated = now;
+    intents.push_back({r, again});
+    to.push_back(r.client_user_id);
+  };
   for (const std::string& id : wanted_user_ids) {
     auto it = rows->find(id);
     const auto email = email_of.find(id);
     if (it != rows->end() && it->second.status == "creating" && it->second.event_id.empty()) {
-      to_create.push_back(id);  // written, never accepted (or abandoned): send again
+      resend(it->second, to_create);  // written, never accepted (or abandoned): send again
       continue;
     }
     if (email == email_of.end()) continue;  // has a row that needs nothing, or is no directory user
@@ -279,22 +298,22 @@ Result<AppleUsersPass> ReconcileAppleUsers(JobContext& ctx, apple::Client& clien
     r.email = email->second;
     r.status = "creating";
     r.updated = now;
-    intents.push_back(r);
-    (*rows)[id] = r;
+    intents.push_back({it == rows->end() ? std::nullopt : std::optional(it->second), r});
     to_create.push_back(id);
   }
   if (reclaim) {
-    for (auto& [id, r] : *rows) {
+    for (const auto& [id, r] : *rows) {
       if (r.user_id.empty() || wanted_user_ids.count(r.user_id) || email_of.count(r.user_id) || !need_directory) {
         continue;
       }
       if (r.status == "retiring" && r.event_id.empty()) {
-        to_retire.push_back(id);  // written, never accepted (or refused): send again
+        resend(r, to_retire);  // written, never accepted (or refused): send again
       } else if (r.status == "Registered" || r.status == "Associated" ||
                  (r.status == "creating" && r.event_id.empty())) {
-        r.status = "retiring";
-        r.updated = now;
-        intents.push_back(r);
+        store::AppleUser retiring = r;
+        retiring.status = "retiring";
+        retiring.updated = now;
+        intents.push_back({r, retiring});
         to_retire.push_back(id);
       }
     }
@@ -303,7 +322,17 @@ Result<AppleUsersPass> ReconcileAppleUsers(JobContext& ctx, apple::Client& clien
   // 3. Create and retire: the rows first, then Apple, then the events.
   std::string invitation_template;
   if (!to_create.empty() || !to_retire.empty()) {
-    if (auto s = ctx.store.PutAppleUsers(tenant, token_id, intents); !s) return Fail(s.error());
+    auto left_alone = ctx.store.UpdateAppleUsers(tenant, token_id, intents);
+    if (!left_alone) return Fail(left_alone.error());
+    for (store::AppleUserUpdate& u : intents) (*rows)[u.after.client_user_id] = std::move(u.after);
+    if (!left_alone->empty()) {
+      const std::set<std::string> moved(left_alone->begin(), left_alone->end());
+      std::erase_if(to_create, [&](const std::string& id) { return moved.contains(id); });
+      std::erase_if(to_retire, [&](const std::string& id) { return moved.contains(id); });
+      auto now_rows = pass.Rows();
+      if (!now_rows) return Fail(now_rows.error());
+      *rows = std::move(*now_rows);
+    }
     auto config = client.GetServiceConfig();  // cached by the client
     if (!config) return Fail(config.error().ToError());
     const int max_users = config->limits.max_users;
@@ -340,14 +369,24 @@ Result<AppleUsersPass> ReconcileAppleUsers(JobContext& ctx, apple::Client& clien
     if (refresh) {
       if (auto s = pass.Refresh(*rows, invitation_template); !s) return Fail(s.error());
     }
-    // A code a USER_MANAGEMENT notification told: its URL.
-    std::vector<store::AppleUser> with_url;
+    // A code a USER_MANAGEMENT notification told: its URL (unless the person
+    // accepted meanwhile: UpdateAppleUsers leaves that row alone).
+    std::vector<store::AppleUserUpdate> with_url;
     for (auto& [id, r] : *rows) {
       if (r.status != "Registered" || r.invite_code.empty() || !r.invite_url.empty()) continue;
-      r.invite_url = InviteUrl(invitation_template, r.invite_code);
-      if (!r.invite_url.empty()) with_url.push_back(r);
+      store::AppleUser next = r;
+      next.invite_url = InviteUrl(invitation_template, r.invite_code);
+      next.updated = ctx.clock.Now();
+      if (next.invite_url.empty()) continue;
+      with_url.push_back({r, next});
     }
-    if (auto s = ctx.store.PutAppleUsers(tenant, token_id, with_url); !s) return Fail(s.error());
+    auto left_alone = ctx.store.UpdateAppleUsers(tenant, token_id, with_url);
+    if (!left_alone) return Fail(left_alone.error());
+    if (!with_url.empty()) {
+      auto now_rows = pass.Rows();
+      if (!now_rows) return Fail(now_rows.error());
+      *rows = std::move(*now_rows);
+    }
   }
 
   // What the pass leaves.
