@@ -701,7 +701,11 @@ TEST_P(DirectoryChangesTest, LicenceRowsBySerialAndTalliedByAsset) {
   EXPECT_EQ(one.held_since, 3) << "B (granted since), C (pending), D (reclaimPending)";
   EXPECT_EQ(one.reclaimed_by_directory, 2) << "D and E; F was an uninstall";
   EXPECT_EQ(one.not_enough, 1);
+  EXPECT_EQ(one.pending, 1);
+  EXPECT_EQ(one.failed, 2);
+  EXPECT_EQ(one.reclaim_pending, 1);
   EXPECT_EQ((*tally)[1].granted, 1);
+  EXPECT_EQ((*tally)[1].pending + (*tally)[1].failed + (*tally)[1].reclaim_pending, 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Store, DirectoryChangesTest, ::testing::Values(Backend::kSqlite, Backend::kPostgres),

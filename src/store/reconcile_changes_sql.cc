@@ -217,6 +217,9 @@ Result<std::vector<DeviceLicenseTally>> SqlStore::TallyDeviceLicenses(const std:
         if (Status s = tx.Query(
                 "SELECT adam_id, pricing_param, "
                 "sum(CASE WHEN state = 'granted' THEN 1 ELSE 0 END), "
+                "sum(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), "
+                "sum(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), "
+                "sum(CASE WHEN state = 'reclaimPending' THEN 1 ELSE 0 END), "
                 "sum(CASE WHEN state IN ('pending', 'reclaimPending') OR (state = 'granted' AND updated > ?3) "
                 "THEN 1 ELSE 0 END), "
                 "sum(CASE WHEN state IN ('reclaimPending', 'released') AND cause IN ('leftScope', 'userDeleted') "
@@ -233,7 +236,16 @@ Result<std::vector<DeviceLicenseTally>> SqlStore::TallyDeviceLicenses(const std:
           Result<bool> row = tx.Next();
           if (!row) return Fail(row.error());
           if (!*row) return tallies;
-          tallies.push_back({tx.Text(0), tx.Text(1), tx.Int(2), tx.Int(3), tx.Int(4), tx.Int(5)});
+          DeviceLicenseTally& t = tallies.emplace_back();
+          t.adam_id = tx.Text(0);
+          t.pricing_param = tx.Text(1);
+          t.granted = tx.Int(2);
+          t.pending = tx.Int(3);
+          t.failed = tx.Int(4);
+          t.reclaim_pending = tx.Int(5);
+          t.held_since = tx.Int(6);
+          t.reclaimed_by_directory = tx.Int(7);
+          t.not_enough = tx.Int(8);
         }
       });
 }

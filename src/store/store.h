@@ -357,7 +357,7 @@ struct SerialDevice {
 // One asset's device licence rows of a token, counted (Store::TallyDeviceLicenses).
 struct DeviceLicenseTally {
   std::string adam_id, pricing_param;
-  std::int64_t granted = 0;
+  std::int64_t granted = 0, pending = 0, failed = 0, reclaim_pending = 0;  // rows by state
   // pending or reclaimPending, or granted since the time asked about: licences
   // vppd holds or is getting that a sync before that time may not have counted.
   std::int64_t held_since = 0;

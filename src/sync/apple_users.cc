@@ -41,18 +41,6 @@ std::string InviteUrl(const std::string& url_template, const std::string& code) 
   return url;
 }
 
-// True when Apple tells this token's user events and invitations by notification
-// (an endpoint registered as these options say, for `type`).
-bool Notified(JobContext& ctx, const char* type) {
-  const EngineOptions& o = ctx.options;
-  if (o.notification_url.empty() ||
-      std::find(o.notification_types.begin(), o.notification_types.end(), type) == o.notification_types.end()) {
-    return false;
-  }
-  auto endpoint = ctx.store.GetNotificationEndpoint(ctx.job.tenant_id, ctx.job.token_id);
-  return endpoint && *endpoint && (*endpoint)->registration == NotificationRegistration(o);
-}
-
 struct Pass {
   JobContext& ctx;
   apple::Client& client;
@@ -338,7 +326,7 @@ Result<AppleUsersPass> ReconcileAppleUsers(JobContext& ctx, apple::Client& clien
     const int max_users = config->limits.max_users;
     invitation_template = config->urls.invitation_email;
     Timestamp first_poll = Micros(ctx.options.event_poll_interval);
-    if (Notified(ctx, "USER_MANAGEMENT")) {
+    if (NotifiedOf(ctx, "USER_MANAGEMENT")) {
       first_poll = std::max(first_poll, Micros(ctx.options.event_notification_wait));
     }
     if (auto s = pass.Send(true, to_create, *rows, max_users, first_poll); !s) return Fail(s.error());
@@ -354,7 +342,7 @@ Result<AppleUsersPass> ReconcileAppleUsers(JobContext& ctx, apple::Client& clien
     *rows = std::move(*now_rows);
   }
   bool refresh = false, url_missing = false;
-  const bool associated_notified = Notified(ctx, "USER_ASSOCIATED");
+  const bool associated_notified = NotifiedOf(ctx, "USER_ASSOCIATED");
   for (const auto& [id, r] : *rows) {
     if (r.status != "Registered" || r.user_id.empty()) continue;
     if (r.invite_code.empty() || !associated_notified) refresh = true;

@@ -68,6 +68,16 @@ Result<int> QueueNotificationRegistrations(store::Store& store, const EngineOpti
   return queued;
 }
 
+bool NotifiedOf(JobContext& ctx, const char* type) {
+  const EngineOptions& o = ctx.options;
+  if (o.notification_url.empty() ||
+      std::find(o.notification_types.begin(), o.notification_types.end(), type) == o.notification_types.end()) {
+    return false;
+  }
+  auto endpoint = ctx.store.GetNotificationEndpoint(ctx.job.tenant_id, ctx.job.token_id);
+  return endpoint && *endpoint && (*endpoint)->registration == NotificationRegistration(o);
+}
+
 void EnsureNotificationRegistration(JobContext& ctx, apple::Client& client, const store::VppToken& token,
                                     const apple::ClientConfig& config) {
   const EngineOptions& o = ctx.options;

@@ -441,6 +441,36 @@ void CountRows(JobContext& ctx, Report& report) {
   if (events) report.events_in_flight = static_cast<std::int64_t>(events->size());
 }
 
+// The same totals for a pass over changes that settled no event: the tally of
+// every row taken at its start, moved by what became of the changed devices'
+// rows (as read then, and read again now), instead of a second count of every
+// row. Rows a notification settled meanwhile show in the next pass's figures
+// (each such notification queues one, which counts every row).
+void CountChangedRows(JobContext& ctx, const std::vector<store::DeviceLicenseTally>& tally, const Read& read,
+                      const std::vector<std::string>& serials, Report& report) {
+  auto now = ctx.store.DeviceLicensesOfSerials(ctx.job.tenant_id, ctx.job.token_id, serials);
+  if (!now) return CountRows(ctx, report);
+  report.granted = report.pending = report.failed = report.reclaim_pending = 0;
+  for (const store::DeviceLicenseTally& t : tally) {
+    report.granted += t.granted;
+    report.pending += t.pending;
+    report.failed += t.failed;
+    report.reclaim_pending += t.reclaim_pending;
+  }
+  auto move = [&](const std::string& state, std::int64_t by) {
+    if (state == "granted") report.granted += by;
+    if (state == "pending") report.pending += by;
+    if (state == "failed") report.failed += by;
+    if (state == "reclaimPending") report.reclaim_pending += by;
+  };
+  for (const auto& [key, in] : read.assets) {
+    for (const auto& [serial, row] : in.rows) move(row.state, -1);
+  }
+  for (const store::DeviceLicense& row : *now) move(row.state, +1);
+  auto events = ctx.store.ListAppleEvents(ctx.job.tenant_id, ctx.job.token_id);
+  if (events) report.events_in_flight = static_cast<std::int64_t>(events->size());
+}
+
 // What the last pass's report says that this one needs.
 struct LastReport {
   std::string inputs;        // "" when there is none (or it predates passes over changes)
@@ -490,18 +520,6 @@ bool CanPassOverChanges(const LastReport& last, const Targets& targets,
   if (!options.reclaim || last.Figure("heldBack") > 0 || last.Figure("notEnoughLicenses") > 0) return false;
   if (std::any_of(changes.begin(), changes.end(), [](const auto& c) { return c.serial_number.empty(); })) return false;
   return std::none_of(tally.begin(), tally.end(), [](const auto& t) { return t.not_enough > 0; });
-}
-
-// True when Apple tells this token how its events end (an endpoint registered
-// as these options say, for ASSET_MANAGEMENT): its events wait for that.
-bool EventsNotified(JobContext& ctx) {
-  const EngineOptions& o = ctx.options;
-  if (o.notification_url.empty() || std::find(o.notification_types.begin(), o.notification_types.end(),
-                                              "ASSET_MANAGEMENT") == o.notification_types.end()) {
-    return false;
-  }
-  auto endpoint = ctx.store.GetNotificationEndpoint(ctx.job.tenant_id, ctx.job.token_id);
-  return endpoint && *endpoint && (*endpoint)->registration == NotificationRegistration(o);
 }
 
 }  // namespace
@@ -745,7 +763,7 @@ Status RunReconcile(JobContext& ctx) {
       } else {
         // Notified of how they end: polled only if no notification came in time.
         Timestamp first_poll = Micros(ctx.options.event_poll_interval);
-        if (work && EventsNotified(ctx)) {
+        if (work && NotifiedOf(ctx, "ASSET_MANAGEMENT")) {
           first_poll = std::max(first_poll, Micros(ctx.options.event_notification_wait));
         }
         const auto& limits = service->limits;
@@ -807,7 +825,11 @@ Status RunReconcile(JobContext& ctx) {
   report.not_device_assignable = read->not_device_assignable;
   // What this pass decided is sent (or settled locally): its changes are done.
   if (!stopped && !ctx.stopping) (void)ctx.store.ClearReconcileChanges(job.tenant_id, job.token_id, *changes);
-  CountRows(ctx, report);
+  if (report.over_changes && report.events_completed == 0 && report.events_abandoned == 0) {
+    CountChangedRows(ctx, *tally, *read, changed, report);
+  } else {
+    CountRows(ctx, report);
+  }
   if (ctx.stopping) return ReleaseForRetry(ctx, Error::Unavailable("shutting down"));
   if (stopped) {
     report.error = stopped->error.Describe();

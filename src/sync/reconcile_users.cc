@@ -31,19 +31,6 @@ using AssetKey = std::pair<std::string, std::string>;  // (adamId, pricingParam)
 
 Timestamp Micros(std::chrono::milliseconds d) { return d.count() * 1000; }
 
-// True when Apple tells this token of `type` (an endpoint registered as these
-// options say): USER_ASSOCIATED, when a person accepts the invitation (waiting
-// needs no polling); ASSET_MANAGEMENT, how the licence events end.
-bool Notified(JobContext& ctx, const char* type) {
-  const EngineOptions& o = ctx.options;
-  if (o.notification_url.empty() ||
-      std::find(o.notification_types.begin(), o.notification_types.end(), type) == o.notification_types.end()) {
-    return false;
-  }
-  auto endpoint = ctx.store.GetNotificationEndpoint(ctx.job.tenant_id, ctx.job.token_id);
-  return endpoint && *endpoint && (*endpoint)->registration == NotificationRegistration(o);
-}
-
 bool Includes(const store::AppAssignment& a) {
   return (a.intent == "required" || a.intent == "available") && !a.use_device_licensing;
 }
@@ -324,7 +311,7 @@ Result<PeoplePass> ReconcilePeople(JobContext& ctx, const store::VppToken& token
   }
   // Invitations not accepted yet: Apple tells (USER_ASSOCIATED queues the job), or
   // the next pass's GET /users finds out.
-  const bool waiting_unnotified = !pass.waiting.empty() && !Notified(ctx, "USER_ASSOCIATED");
+  const bool waiting_unnotified = !pass.waiting.empty() && !NotifiedOf(ctx, "USER_ASSOCIATED");
   if (waiting_unnotified) pass.come_back = true;
 
   // 5. Send: reclaims first, then associations.
@@ -338,7 +325,7 @@ Result<PeoplePass> ReconcilePeople(JobContext& ctx, const store::VppToken& token
       // Notified of how they end (ASSET_MANAGEMENT names the clientUserIds): polled
       // only if no notification came in time.
       Timestamp first_poll = Micros(ctx.options.event_poll_interval);
-      if (Notified(ctx, "ASSET_MANAGEMENT")) {
+      if (NotifiedOf(ctx, "ASSET_MANAGEMENT")) {
         first_poll = std::max(first_poll, Micros(ctx.options.event_notification_wait));
       }
       std::set<std::string> directory_users;

@@ -76,6 +76,12 @@ SyncFailure FromAppleError(const apple::AppleError& e);
 void EnsureNotificationRegistration(JobContext& ctx, apple::Client& client, const store::VppToken& token,
                                     const apple::ClientConfig& config);
 
+// True when Apple tells the job's token of notifications of `type` (e.g.
+// ASSET_MANAGEMENT: how its events end; USER_ASSOCIATED: an invitation
+// accepted): its endpoint is registered as these options say, so a wait for
+// them needs no polling. (notification_registration.cc)
+bool NotifiedOf(JobContext& ctx, const char* type);
+
 // Steps 1–2 of every job kind: the token is loaded (its action entry set active), not
 // expired, its location identified (uId unchanged, not a duplicate of an older
 // token's) and managed by us (mdmInfo written when absent, or taken over when the
