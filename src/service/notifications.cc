@@ -268,34 +268,17 @@ struct NotificationApplier::Impl {
       if (!parsed->succeeded) {
         for (const auto& id : ids) outcome.failures.push_back({"", id, parsed->error_number, message});
       }
+      // The invitations, as Apple tells them: vppd need not walk /users for them
+      // (the reconcile puts the invitation URL around each code).
+      if (parsed->event_type == "CREATE" && parsed->succeeded) {
+        for (const auto& u : parsed->users) outcome.invite_codes.emplace(u.client_user_id, u.invite_code);
+      }
     } else if (!parsed->succeeded) {
       outcome.all_failed = store::AppleEventOutcome::Failure{"", "", parsed->error_number, message};
     }
     if (auto done = store.CompleteAppleEvent(n.tenant_id, n.token_id, parsed->event_id, outcome); !done) {
       if (done.error().code != Code::kNotFound) return Fail(done.error());
       return End(n, "recorded", now);  // a poll completed it meanwhile
-    }
-    if (parsed->event_type == "CREATE" && parsed->succeeded) {
-      // The invitation, as Apple tells it: vppd need not walk /users for it (the
-      // reconcile puts the invitation URL around the code).
-      auto rows = store.ListAppleUsers(n.tenant_id, n.token_id);
-      if (!rows) return Fail(rows.error());
-      std::map<std::string, const ParsedNotification::User*> told;
-      for (const auto& u : parsed->users) told.emplace(u.client_user_id, &u);
-      std::vector<store::AppleUserUpdate> changed;
-      for (const store::AppleUser& read : *rows) {
-        auto it = told.find(read.client_user_id);
-        if (it == told.end() || read.status != "Registered" || it->second->invite_code.empty()) continue;
-        if (read.invite_code == it->second->invite_code) continue;
-        store::AppleUser r = read;
-        r.invite_code = it->second->invite_code;
-        r.invite_url.clear();
-        r.updated = now;
-        changed.push_back({read, std::move(r)});
-      }
-      // A row moved on meanwhile (the person accepted already) needs no invitation.
-      auto left_alone = store.UpdateAppleUsers(n.tenant_id, n.token_id, changed);
-      if (!left_alone && left_alone.error().code != Code::kNotFound) return Fail(left_alone.error());
     }
     auto after = store.ListAppleEvents(n.tenant_id, n.token_id);
     const bool event_ended = after && !InFlight(*after, parsed->event_id);

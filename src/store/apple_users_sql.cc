@@ -273,7 +273,12 @@ Status SqlStore::SettleUserEvent(Tx& tx, const std::string& tenant_id, const std
   } else if (outcome.only_serials) {
     for (const std::string& id : *outcome.only_serials) {
       const AppleEventOutcome::Failure* f = failure_of(id);
-      if (Status s = f != nullptr ? set_failed(id, *f) : rows_of(done, {now}, id); !s) return s;
+      auto code = outcome.invite_codes.find(id);
+      Status s = f != nullptr ? set_failed(id, *f)
+                 : create && code != outcome.invite_codes.end() && !code->second.empty()
+                     ? rows_of(done + ", invite_code = ?6, invite_url = ''", {now, code->second}, id)
+                     : rows_of(done, {now}, id);
+      if (!s) return s;
     }
     Result<bool> left = tx.QueryRow(
         "SELECT 1 FROM apple_users WHERE tenant_id = ?1 AND token_id = ?2 AND event_id = ?3 AND status = ?4 LIMIT 1",

@@ -295,6 +295,25 @@ TEST_P(AppleUsersStoreTest, APartOfAUserEventMovesItsUsersAndTheLastPartEndsIt) 
   EXPECT_TRUE(store_->ListAppleEvents(kTenantA, token_)->empty());
 }
 
+TEST_P(AppleUsersStoreTest, ACreateToldByNotificationKeepsTheInvitationCodesItNames) {
+  ASSERT_TRUE(store_->PutAppleUsers(kTenantA, token_, {User("a", "creating"), User("b", "creating")}));
+  ASSERT_TRUE(store_->RecordAppleEvent(kTenantA, token_, Event("e1", "createUsers"), {"a", "b"}, ""));
+  AppleUser b = Users()["b"];
+  b.status = "Associated";  // b accepted before the create's own outcome came
+  ASSERT_TRUE(store_->PutAppleUsers(kTenantA, token_, {b}));
+  AppleEventOutcome told;
+  told.only_serials = std::vector<std::string>{"a", "b"};
+  told.invite_codes = {{"a", "code-a"}, {"b", "code-b"}};
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "e1", told));
+  auto users = Users();
+  EXPECT_EQ(users["a"].status, "Registered");
+  EXPECT_EQ(users["a"].invite_code, "code-a");
+  EXPECT_EQ(users["a"].invite_url, "") << "the reconcile puts the URL around it";
+  EXPECT_EQ(users["b"].status, "Associated");
+  EXPECT_EQ(users["b"].invite_code, "") << "an accepted invitation is no more";
+  EXPECT_TRUE(store_->ListAppleEvents(kTenantA, token_)->empty());
+}
+
 TEST_P(AppleUsersStoreTest, RecordRefusesUnknownKindsAndMakesARowNotPutBefore) {
   EXPECT_EQ(store_->RecordAppleEvent(kTenantA, token_, Event("x", "updateUsers"), {"a"}, "").error().code,
             Code::kInvalidArgument);

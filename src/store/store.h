@@ -433,6 +433,9 @@ struct AppleEventOutcome {
   // send several): only their rows move. Unset: the whole event (GET /status).
   // An event of people's licences is named by clientUserIds here.
   std::optional<std::vector<std::string>> only_serials;
+  // A users/create's invitation codes as Apple told them (USER_MANAGEMENT), by
+  // clientUserId: kept on the rows the outcome makes Registered.
+  std::map<std::string, std::string> invite_codes;
 };
 
 // --- Apple users (users/create, the person's invitation, users/retire) ---------
