@@ -5,13 +5,14 @@ user's Apple user is retired and the licence released. Graph's userStatuses, vpp
 users/{id}/vppUserStatus and assignedLicenses' user fields. SQLite, or PostgreSQL when
 VPPD_TEST_DATABASE_URL is set.
 """
+import json
 import os
 import sys
 import time
 import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import WRITE_SCOPE  # noqa: E402
+from harness import WRITE_SCOPE, request  # noqa: E402
 from sim_vppd_case import APPS, APPS_SCOPE, BASE, SimVppdTestCase  # noqa: E402
 
 DIRECTORY_SCOPES = "User.ReadWrite.All Group.ReadWrite.All GroupMember.ReadWrite.All"
@@ -89,6 +90,11 @@ class UserLicences(SimVppdTestCase):
             time.sleep(0.1)
         self.assertEqual(get(), expected, what)
 
+    def report(self):
+        """The token's last reconcile report (`vppd tokens list --json`)."""
+        tokens = json.loads(self.vppd.cli("tokens", "list", "--json", "--data-dir", self.vppd.data_dir).stdout)
+        return [t for t in tokens if t["id"] == self.token_id][0].get("lastReconcile") or {}
+
     def user_statuses(self):
         return {s["id"]: s for s in self.vppd.collect(f"{APPS}/{self.app['id']}/userStatuses", self.token)}
 
@@ -145,6 +151,38 @@ class UserLicences(SimVppdTestCase):
         self.wait("ann retired", lambda: self.apple_users().get(ann["id"]), "Retired")
         self.wait("licences at Apple", self.users_at_apple, set())
         self.assertEqual(self.apple_users()[bob["id"]], "Registered", "Bob is left alone")
+
+    def test_an_apple_account_another_person_holds_leaves_them_waiting_and_vppd_asks_less_often(self):
+        """Apple refuses an acceptance with an Apple Account another user of the location holds
+        (9641, to the person): vppd cannot see it (README), so the person is reported as waiting,
+        holds no licence, and vppd's look at the invitations backs off instead of walking
+        GET /users at every event poll (100 ms here) for ever."""
+        ann, bob = self.person("ann"), self.person("bob")
+        self.assign_to(self.group_of([ann, bob]))
+        ours = {ann["id"], bob["id"]}
+        self.wait("Apple's users", lambda: self.apple_users(ours), {ann["id"]: "Registered", bob["id"]: "Registered"})
+        self.sim.control("POST", f"locations/{self.uid}/acceptInvitation",
+                         {"clientUserIds": [ann["id"]], "idHash": "account-of-ann"})
+        refused = request(self.sim.port, "POST", f"/_sim/locations/{self.uid}/acceptInvitation",
+                          body={"clientUserIds": [bob["id"]], "idHash": "account-of-ann"})
+        self.assertEqual((refused.status, refused.json().get("errorNumber")), (400, 9641), refused)
+        self.wait("ann's licence at Apple", self.users_at_apple, {ann["id"]})
+
+        def waiting():
+            report = self.report().get("people") or {}
+            return [(p["clientUserId"], p["status"]) for p in report.get("waiting", [])]
+        self.wait("bob reported waiting", waiting, [(bob["id"], "Registered")])
+        where = self.vpp_status(bob["id"])["locations"][0]
+        self.assertEqual((where["status"], where["associated"], where["licenses"]), ("Registered", False, []), where)
+        self.assertEqual(self.apple_users(ours)[bob["id"]], "Registered")
+
+        # Nothing changes any more: each look comes later than the last (at most an hour apart).
+        time.sleep(1)
+        walks = lambda: self.sim.control("GET", "counters")["byLocation"][self.uid].get("GET /mdm/v2/users", 0)
+        before = walks()
+        time.sleep(3)
+        self.assertLessEqual(walks() - before, 8, "polled every 100 ms, it would be about 30")
+        self.assertEqual(self.users_at_apple(), {ann["id"]})
 
     def test_bad_input(self):
         unknown = str(uuid.uuid4())
