@@ -198,8 +198,13 @@ for (const store of STORES) {
           ["#microsoft.graph.userAppInstallStatus", bob.id, bob.userPrincipalName, 1]], "in membership order");
       assert.deepEqual(await usersAtApple(f, ids), []);
 
-      // Ann accepts (the test plays her): her licence is associated by clientUserId.
-      await simControl("POST", `locations/${f.uId}/acceptInvitation`, { clientUserIds: [ann.id] });
+      // Ann accepts with her Apple Account (the test plays her): her licence is associated by
+      // clientUserId. Bob tries Ann's account: Apple refuses him (9641, the account is another user's
+      // of the location), which vppd cannot see (README): he is reported waiting, without a licence.
+      const account = `account-of-ann-${suffix}`;
+      await simControl("POST", `locations/${f.uId}/acceptInvitation`, { clientUserIds: [ann.id], idHash: account });
+      await assert.rejects(simControl("POST", `locations/${f.uId}/acceptInvitation`,
+        { clientUserIds: [bob.id], idHash: account }), /: 400 .*9641/);
       await until("Ann's licence at Apple", async () =>
         JSON.stringify(await usersAtApple(f, ids)) === JSON.stringify([ann.id]));
       await until("Ann installed", async () => (await userStatuses(f))[0].installedDeviceCount === 1);
@@ -208,6 +213,9 @@ for (const store of STORES) {
         [[1, 0, 0], [0, 0, 1]]);
       const associated = (await vppUserStatus(ann.id)).body.locations[0];
       assert.deepEqual([associated.status, associated.associated], ["Associated", true]);
+      const refused = (await vppUserStatus(bob.id)).body.locations[0];
+      assert.deepEqual([refused.status, refused.associated, refused.licenses], ["Registered", false, []]);
+      assert.deepEqual((await appleUsers(f, ids))[bob.id], "Registered");
 
       // assignedLicenses after a sync: the SDK's iosVppAppAssignedUserLicense names Ann.
       await send(beta, HttpMethod.POST, T.syncLicenses, { "vppToken%2Did": f.tokenId },
