@@ -370,7 +370,9 @@ Result<AppleUsersPass> ReconcileAppleUsers(JobContext& ctx, apple::Client& clien
     }
     auto left_alone = ctx.store.UpdateAppleUsers(tenant, token_id, with_url);
     if (!left_alone) return Fail(left_alone.error());
-    if (!with_url.empty()) {
+    if (left_alone->empty()) {
+      for (store::AppleUserUpdate& u : with_url) (*rows)[u.after.client_user_id] = std::move(u.after);
+    } else {
       auto now_rows = pass.Rows();
       if (!now_rows) return Fail(now_rows.error());
       *rows = std::move(*now_rows);
