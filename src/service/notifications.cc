@@ -205,7 +205,7 @@ struct NotificationApplier::Impl {
     for (const auto& u : parsed->users) todo.insert(u.client_user_id);
     std::size_t associated = 0;
     for (int attempt = 0; attempt < 5 && !todo.empty(); ++attempt) {
-      auto rows = store.ListAppleUsers(n.tenant_id, n.token_id);
+      auto rows = store.AppleUsersNamed(n.tenant_id, n.token_id, std::vector<std::string>(todo.begin(), todo.end()));
       if (!rows) return Fail(rows.error());
       std::vector<store::AppleUserUpdate> changed;
       for (const store::AppleUser& read : *rows) {

@@ -12,6 +12,8 @@
 // event, moves exactly the rows that name it, in the transaction that ends it.
 #include <algorithm>
 
+#include <fmt/format.h>
+
 #include "store/sql_store.h"
 #include "store/store_common.h"
 
@@ -47,6 +49,16 @@ bool Harmless(bool create, int error_number) {
   return error_number == 9618 || error_number == 9620 || error_number == 9609;
 }
 
+Result<std::vector<AppleUser>> ReadAppleUsers(Tx& tx) {
+  std::vector<AppleUser> rows;
+  for (;;) {
+    Result<bool> row = tx.Next();
+    if (!row) return Fail(row.error());
+    if (!*row) return rows;
+    rows.push_back(ReadAppleUser(tx, 0));
+  }
+}
+
 }  // namespace
 
 // --- 1. the rows ----------------------------------------------------------------------------
@@ -59,13 +71,21 @@ Result<std::vector<AppleUser>> SqlStore::ListAppleUsers(const std::string& tenan
         !s) {
       return Fail(s.error());
     }
-    std::vector<AppleUser> rows;
-    for (;;) {
-      Result<bool> row = tx.Next();
-      if (!row) return Fail(row.error());
-      if (!*row) return rows;
-      rows.push_back(ReadAppleUser(tx, 0));
-    }
+    return ReadAppleUsers(tx);
+  });
+}
+
+Result<std::vector<AppleUser>> SqlStore::AppleUsersNamed(const std::string& tenant_id, const std::string& token_id,
+                                                         const std::vector<std::string>& client_user_ids) {
+  if (client_user_ids.empty()) return std::vector<AppleUser>{};
+  const std::string sql = fmt::format(
+      "SELECT {} FROM apple_users WHERE tenant_id = ?1 AND token_id = ?2 AND client_user_id IN ({}) "
+      "ORDER BY client_user_id",
+      kColumns, JsonValues(3));
+  const std::string list = StringsToJson(client_user_ids);
+  return InTx<std::vector<AppleUser>>(TxKind::kReadOne, [&](Tx& tx) -> Result<std::vector<AppleUser>> {
+    if (Status s = tx.Query(sql, {tenant_id, token_id, list}); !s) return Fail(s.error());
+    return ReadAppleUsers(tx);
   });
 }
 

@@ -83,6 +83,20 @@ TEST_P(AppleUsersStoreTest, PutUpsertsByClientUserIdAndListsInOrder) {
   EXPECT_EQ(users["a"].updated, kT0);
 }
 
+TEST_P(AppleUsersStoreTest, NamedReadsOnlyTheRowsAskedForOfThatToken) {
+  ASSERT_TRUE(store_->PutAppleUsers(kTenantA, token_,
+                                    {User("c", "Registered"), User("a", "creating"), User("b", "Associated")}));
+  const std::string other = Token(kTenantA);
+  ASSERT_TRUE(store_->PutAppleUsers(kTenantA, other, {User("d", "Registered")}));
+  auto named = store_->AppleUsersNamed(kTenantA, token_, {"c", "a", "d", "zz"});
+  ASSERT_TRUE(named) << named.error().message;
+  ASSERT_EQ(named->size(), 2u) << "d is another token's, zz nobody's";
+  EXPECT_EQ((*named)[0], Users()["a"]);
+  EXPECT_EQ((*named)[1], Users()["c"]);
+  EXPECT_TRUE(store_->AppleUsersNamed(kTenantA, token_, {})->empty());
+  EXPECT_TRUE(store_->AppleUsersNamed(kTenantB, token_, {"a"})->empty()) << "tenant-scoped";
+}
+
 TEST_P(AppleUsersStoreTest, PutRefusesBadRowsAndAMissingTokenWritingNothing) {
   Status bad = store_->PutAppleUsers(kTenantA, token_, {User("a", "creating"), User("", "creating")});
   ASSERT_FALSE(bad);

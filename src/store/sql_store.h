@@ -257,6 +257,8 @@ class SqlStore : public Store {
                                                               Timestamp since) override;
   // apple_users_sql.cc
   Result<std::vector<AppleUser>> ListAppleUsers(const std::string& tenant_id, const std::string& token_id) override;
+  Result<std::vector<AppleUser>> AppleUsersNamed(const std::string& tenant_id, const std::string& token_id,
+                                                 const std::vector<std::string>& client_user_ids) override;
   Status PutAppleUsers(const std::string& tenant_id, const std::string& token_id,
                        const std::vector<AppleUser>& rows) override;
   Result<std::vector<std::string>> UpdateAppleUsers(const std::string& tenant_id, const std::string& token_id,

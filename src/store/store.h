@@ -1005,6 +1005,9 @@ class Store {
   // Every Apple user row of the token, ordered by client_user_id. A token that
   // does not exist has none.
   virtual Result<std::vector<AppleUser>> ListAppleUsers(const std::string& tenant_id, const std::string& token_id) = 0;
+  // The token's rows of these clientUserIds (the ones it has), ordered by client_user_id.
+  virtual Result<std::vector<AppleUser>> AppleUsersNamed(const std::string& tenant_id, const std::string& token_id,
+                                                         const std::vector<std::string>& client_user_ids) = 0;
   // Upserts these rows (by client_user_id) in one transaction, whatever is
   // stored: for copies (migrate-store) and set-ups. `updated` 0 is stamped with
   // the store's clock. NotFound when the token is gone; InvalidArgument (nothing
