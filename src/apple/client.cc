@@ -49,7 +49,10 @@ class ClientImpl final : public Client {
     while (!base_.empty() && base_.back() == '/') base_.pop_back();
   }
 
-  AppleResult<ServiceConfig> GetServiceConfig() override {
+  AppleResult<ServiceConfig> GetServiceConfig() override { return ReadServiceConfig(/*max_attempts=*/0); }
+
+  // GetServiceConfig, with at most `max_attempts` requests (0: the retry policy's).
+  AppleResult<ServiceConfig> ReadServiceConfig(int max_attempts) {
     const Timestamp now = transport_.clock().Now();
     const std::int64_t ttl =
         std::chrono::duration_cast<std::chrono::microseconds>(options().service_config_ttl).count();
@@ -59,6 +62,7 @@ class ClientImpl final : public Client {
     }
     HttpRequest req = Get("/service/config", {});
     req.with_token = false;
+    req.max_attempts = max_attempts;
     auto body = Call(req);
     if (!body) return tl::unexpected(body.error());
     auto config = internal::ParseServiceConfig(body->first);
@@ -229,8 +233,20 @@ class ClientImpl final : public Client {
     return r;
   }
 
+  // The location's requests are paced at the service config's
+  // maxRequestPerSecond, and at Apple's usual 15 until it is known. So the
+  // first one a client sends reads it first (once, one attempt; when that
+  // fails, 15 it stays, and GetServiceConfig tells the caller why): a job's
+  // first requests (status polls, a walk) are not held to 15 a second while
+  // Apple allows more. Nothing to read when the options set a rate.
+  void LearnRate() {
+    if (options().max_requests_per_second > 0) return;
+    std::call_once(rate_read_, [this] { (void)ReadServiceConfig(/*max_attempts=*/1); });
+  }
+
   // One request → (body, attempts).
   AppleResult<std::pair<std::string, int>> Call(const HttpRequest& req) {
+    if (req.with_token) LearnRate();
     Batch batch(transport_, 1);
     batch.Submit(0, req);
     std::vector<internal::Completion> done = batch.WaitSome();
@@ -261,6 +277,7 @@ class ClientImpl final : public Client {
   template <class Item>
   AppleResult<WalkResult> Walk(const std::string& path, const Params& params, ParseFn<Item> parse,
                                const PageCallback<Item>& on_page) {
+    LearnRate();
     const int parallel = options().max_parallel_pages;
     const int window = 2 * parallel;  // Pages fetched but not yet delivered, at most.
     internal::PageParser parser;
@@ -421,6 +438,7 @@ class ClientImpl final : public Client {
   std::string base_;
   std::mutex config_mu_;
   std::optional<ServiceConfig> config_;
+  std::once_flag rate_read_;  // LearnRate
 };
 
 }  // namespace

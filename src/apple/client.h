@@ -135,7 +135,9 @@ struct ClientOptions {
   SleepFunction sleep;           // Empty: std::this_thread::sleep_for.
   std::string user_agent = "vppd/0.1";
   // Requests per second for this location (token bucket, burst of one second).
-  // 0: the service configuration's limits.maxRequestPerSecond once read, 15 before.
+  // 0: the service configuration's limits.maxRequestPerSecond. The client reads
+  // it before its first request with the sToken, unless the caller did (one
+  // attempt; 15 while it could not be read).
   double max_requests_per_second = 0;
   std::chrono::seconds service_config_ttl{300};  // Apple: re-read about every 5 minutes.
   std::uint64_t jitter_seed = 0;                 // 0: seeded from the random device.

@@ -971,6 +971,41 @@ TEST_F(ClientTest, RateCapFromServiceConfigKeepsTheSimulatorHappy) {
   EXPECT_GE(std::chrono::steady_clock::now() - start, milliseconds(1000));
 }
 
+TEST_F(ClientTest, FirstRequestsArePacedAtTheServiceConfigsRate) {
+  // Apple allows 1,000 requests/s: a new client's 40 requests start without a
+  // wait (at the 15/s it assumes before it knows, 25 of them would wait).
+  Control("POST", "/_sim/settings", R"({"limits":{"maxRequestPerSecond":1000}})");
+  ClientOptions o = Options();
+  o.max_requests_per_second = 0;
+  auto c = NewClient(o);
+  for (int i = 0; i < 40; ++i) ASSERT_TRUE(c->GetClientConfig());
+  auto walk = c->WalkAssets({}, Ignore<AssetsPage>);
+  ASSERT_TRUE(walk) << walk.error().Describe();
+  EXPECT_EQ(waits_, std::vector<milliseconds>{});
+  EXPECT_EQ(Counter("GET /mdm/v2/service/config"), 1);  // Read once, before the first request.
+  EXPECT_EQ(c->GetServiceConfig()->limits.max_request_per_second, 1000);
+  EXPECT_EQ(Counter("GET /mdm/v2/service/config"), 1);
+}
+
+TEST_F(ClientTest, AServiceConfigThatCannotBeReadLeavesTheUsualRate) {
+  // One attempt, not retried, not read again by the next requests: they go on
+  // at 15/s. The caller's own GetServiceConfig retries and reports the error.
+  AddFault(R"({"path":"/mdm/v2/service/config","kind":"unavailable","rate":1})");
+  ClientOptions o = Options();
+  o.max_requests_per_second = 0;
+  auto c = NewClient(o);
+  const Timestamp start = clock_.Now();
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(c->GetClientConfig());
+  EXPECT_EQ(Counter("GET /mdm/v2/service/config"), 1);
+  // 15 in the first second, 5 in the next.
+  EXPECT_GE(clock_.Now() - start, 1'000'000);
+  EXPECT_LT(clock_.Now() - start, 2'000'000);
+  auto config = c->GetServiceConfig();
+  ASSERT_FALSE(config);
+  EXPECT_EQ(config.error().kind, AppleErrorKind::kUnavailable);
+  EXPECT_EQ(Counter("GET /mdm/v2/service/config"), 1 + o.retry.max_attempts);
+}
+
 // ------------------------------------------------------------------ metadata
 
 TEST_F(ClientTest, LookupMetadataNamesApps) {

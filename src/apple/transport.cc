@@ -549,8 +549,10 @@ void Batch::Finish(Slot& slot, int curl_code) {
   if (out.retry_after) err.retry_after = *out.retry_after;
 
   const std::chrono::milliseconds remaining = o.retry.max_total_wait - p.waited;
+  const int max_attempts =
+      p.request.max_attempts > 0 ? std::min(p.request.max_attempts, o.retry.max_attempts) : o.retry.max_attempts;
   std::optional<std::chrono::milliseconds> wait;
-  if (out.retryable && p.attempts < o.retry.max_attempts && remaining.count() > 0) {
+  if (out.retryable && p.attempts < max_attempts && remaining.count() > 0) {
     if (out.retry_after) {
       // Calling before Retry-After can extend Apple's block: wait it out or give up.
       if (*out.retry_after <= remaining) wait = std::chrono::milliseconds(*out.retry_after);

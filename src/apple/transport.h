@@ -37,6 +37,7 @@ struct HttpRequest {
   std::string display;     // "GET /assignments?pageIndex=3", for errors (never the sToken).
   std::string body;        // POST only; sent as application/json.
   bool with_token = true;  // false: no Authorization header (service config, lookup).
+  int max_attempts = 0;    // 0: the retry policy's; else at most this many (1: no retries).
 };
 
 // What a finished request gave: the 2xx body with no Apple error in it, or the
