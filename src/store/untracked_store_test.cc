@@ -20,15 +20,6 @@ namespace {
 using namespace std::chrono_literals;
 using testing::Backend;
 
-constexpr Timestamp kT0 = 1'780'000'000LL * 1000000;
-constexpr const char* kTenantA = "11111111-1111-1111-1111-111111111111";
-constexpr const char* kTenantB = "22222222-2222-2222-2222-222222222222";
-
-class TempDir : public testing::TempDir {
- public:
-  TempDir() : testing::TempDir("vppd-untracked-store") {}
-};
-
 LicenseAssignment Device(const std::string& adam, const std::string& serial) { return {adam, "STDQ", "", serial}; }
 LicenseAssignment User(const std::string& adam, const std::string& id) { return {adam, "STDQ", id, ""}; }
 
@@ -39,29 +30,14 @@ std::vector<std::string> Keys(const std::vector<LicenseAssignment>& rows) {
   return out;
 }
 
-class UntrackedStoreTest : public ::testing::TestWithParam<Backend> {
+class UntrackedStoreTest : public testing::StoreTest {
  protected:
-  void SetUp() override {
-    VPPD_SKIP_WITHOUT_POSTGRES(GetParam());
-    db_.emplace(GetParam(), dir_.path());
-    options_.path = db_->path();
-    options_.secrets = std::make_shared<SecretBox>(SecretBox::FromKey(std::string(32, 'k')));
-    options_.clock = &clock_;
-    Result<std::unique_ptr<Store>> opened = db_->Open(options_);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(*opened);
-    ASSERT_TRUE(store_->PutTenant({kTenantA, "A", true, 0}));
-    ASSERT_TRUE(store_->PutTenant({kTenantB, "B", true, 0}));
-    token_ = Token(kTenantA);
-  }
+  UntrackedStoreTest() : StoreTest("vppd-untracked-store") {}
 
-  std::string Token(const std::string& tenant) {
-    VppToken t;
-    t.token = "sToken";
-    t.state = "valid";
-    Result<VppToken> created = store_->CreateToken(tenant, t);
-    EXPECT_TRUE(created) << created.error().message;
-    return created ? created->id : "";
+  void SetUp() override {
+    StoreTest::SetUp();
+    if (SetUpStopped()) return;
+    token_ = Token(kTenantA);
   }
 
   static MobileApp App(const std::string& token, const std::string& adam, const std::string& product = "App") {
@@ -139,11 +115,6 @@ class UntrackedStoreTest : public ::testing::TestWithParam<Backend> {
     return counts && counts->contains(app_id) ? counts->at(app_id) : -1;
   }
 
-  TempDir dir_;
-  std::optional<testing::TestDb> db_;
-  FakeClock clock_{kT0};
-  SqliteOptions options_;
-  std::unique_ptr<Store> store_;
   std::string token_;
 };
 INSTANTIATE_TEST_SUITE_P(Store, UntrackedStoreTest, ::testing::Values(Backend::kSqlite, Backend::kPostgres),
