@@ -339,8 +339,8 @@ class NotificationsTest : public ::testing::TestWithParam<Backend> {
             R"("})";
     return receiver_->Receive(kKey, "Bearer the-bearer", Envelope("ASSET_MANAGEMENT", body, id, kUid));
   }
-  void SubmitUsers(const std::string& event, const std::vector<std::string>& users,
-                   const std::string& kind = "associate") {
+  // An associate or disassociate of the app 408709785 vppd sent now, polled in 5 minutes.
+  store::AppleEvent LicenceEvent(const std::string& event, const std::string& kind) {
     store::AppleEvent e;
     e.event_id = event;
     e.kind = kind;
@@ -348,7 +348,11 @@ class NotificationsTest : public ::testing::TestWithParam<Backend> {
     e.pricing_param = "STDQ";
     e.submitted = clock_.Now();
     e.next_poll = clock_.Now() + 300'000'000;
-    ASSERT_TRUE(store_->RecordUserLicenseEvent(kTenant, token_id_, e, users, "assigned"));
+    return e;
+  }
+  void SubmitUsers(const std::string& event, const std::vector<std::string>& users,
+                   const std::string& kind = "associate") {
+    ASSERT_TRUE(store_->RecordUserLicenseEvent(kTenant, token_id_, LicenceEvent(event, kind), users, "assigned"));
   }
   std::map<std::string, store::UserLicense> UserLicences() {
     std::map<std::string, store::UserLicense> out;
@@ -359,14 +363,7 @@ class NotificationsTest : public ::testing::TestWithParam<Backend> {
   }
   void Submit(const std::string& event, const std::vector<std::string>& serials,
               const std::string& kind = "associate") {
-    store::AppleEvent e;
-    e.event_id = event;
-    e.kind = kind;
-    e.adam_id = "408709785";
-    e.pricing_param = "STDQ";
-    e.submitted = clock_.Now();
-    e.next_poll = clock_.Now() + 300'000'000;
-    ASSERT_TRUE(store_->RecordAppleEvent(kTenant, token_id_, e, serials, "assigned"));
+    ASSERT_TRUE(store_->RecordAppleEvent(kTenant, token_id_, LicenceEvent(event, kind), serials, "assigned"));
   }
   std::map<std::string, store::DeviceLicense> Licences() {
     std::map<std::string, store::DeviceLicense> out;
