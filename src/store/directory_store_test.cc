@@ -708,6 +708,82 @@ TEST_P(DirectoryChangesTest, LicenceRowsBySerialAndTalliedByAsset) {
   EXPECT_EQ((*tally)[1].pending + (*tally)[1].failed + (*tally)[1].reclaim_pending, 0);
 }
 
+// The tally is kept and given again until a licence row of the token is
+// written: a row changed behind the store's back (raw SQL) does not show while
+// it is kept, and every writer of licence rows makes the next tally count again.
+TEST_P(DirectoryChangesTest, TallyIsKeptUntilALicenceRowIsWritten) {
+  const Timestamp sync = kT0 - 100;
+  auto granted = [](std::string serial) {
+    DeviceLicense r;
+    r.adam_id = "1";
+    r.serial_number = std::move(serial);
+    r.state = "granted";
+    r.cause = "assigned";
+    return r;
+  };
+  auto granted_count = [&](Timestamp since) -> std::int64_t {
+    Result<std::vector<DeviceLicenseTally>> tally = store_->TallyDeviceLicenses(kTenantA, token_, since);
+    EXPECT_TRUE(tally) << tally.error().message;
+    if (!tally || tally->empty()) return 0;
+    EXPECT_EQ(tally->size(), 1u);
+    return (*tally)[0].granted;
+  };
+  auto tamper = [&](const std::string& serial) {
+    db_->raw().Exec("UPDATE device_licenses SET state = 'failed' WHERE serial_number = '" + serial + "'");
+  };
+  EXPECT_EQ(granted_count(sync), 0) << "no rows yet";
+  ASSERT_TRUE(store_->PutDeviceLicenses(kTenantA, token_, {granted("A"), granted("B"), granted("C")}, {}));
+  EXPECT_EQ(granted_count(sync), 3) << "a put is counted";
+  tamper("A");
+  EXPECT_EQ(granted_count(sync), 3) << "kept: the rows were not read again";
+  EXPECT_EQ(granted_count(sync + 1), 2) << "another `since` counts again";
+  EXPECT_EQ(granted_count(sync), 2) << "counted again for the first `since`";
+
+  // Each writer makes the next tally count: a put that removes,
+  tamper("B");
+  ASSERT_TRUE(store_->PutDeviceLicenses(kTenantA, token_, {}, {granted("C")}));
+  EXPECT_EQ(granted_count(sync), 0) << "B tampered, C removed";
+  // an event recorded,
+  ASSERT_TRUE(store_->PutDeviceLicenses(kTenantA, token_, {granted("D"), granted("E")}, {}));
+  EXPECT_EQ(granted_count(sync), 2);
+  AppleEvent event;
+  event.event_id = "ev-1";
+  event.kind = "disassociate";
+  event.adam_id = "1";
+  event.serials = 1;
+  ASSERT_TRUE(store_->RecordAppleEvent(kTenantA, token_, event, {"D"}, "leftScope"));
+  EXPECT_EQ(granted_count(sync), 1) << "D is reclaimPending";
+  // and an event settled, in part (a notification) or whole (a poll).
+  tamper("E");
+  AppleEventOutcome part;
+  part.only_serials = std::vector<std::string>{"D"};
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "ev-1", part));
+  EXPECT_EQ(granted_count(sync), 0) << "E tampered, D released";
+
+  // A user licence event settled changes no device row: the tally stays kept.
+  ASSERT_TRUE(store_->PutDeviceLicenses(kTenantA, token_, {granted("F")}, {}));
+  EXPECT_EQ(granted_count(sync), 1);
+  AppleEvent people = event;
+  people.event_id = "ev-2";
+  people.kind = "associate";
+  ASSERT_TRUE(store_->RecordUserLicenseEvent(kTenantA, token_, people, {"user-1"}, "assigned"));
+  tamper("F");
+  ASSERT_TRUE(store_->CompleteAppleEvent(kTenantA, token_, "ev-2", AppleEventOutcome{}));
+  EXPECT_EQ(granted_count(sync), 1) << "kept across a settle that wrote only user licences";
+
+  // Another token's tally is its own.
+  const std::string other = Token(kTenantA, "2");
+  ASSERT_TRUE(store_->PutDeviceLicenses(kTenantA, other, {granted("A")}, {}));
+  Result<std::vector<DeviceLicenseTally>> theirs = store_->TallyDeviceLicenses(kTenantA, other, sync);
+  ASSERT_TRUE(theirs);
+  ASSERT_EQ(theirs->size(), 1u);
+  EXPECT_EQ((*theirs)[0].granted, 1);
+  EXPECT_EQ(granted_count(sync), 1) << "kept: the other token's writes do not touch it";
+  // A deleted token takes its kept tally with it.
+  ASSERT_TRUE(store_->DeleteToken(kTenantA, other));
+  EXPECT_EQ(db_->raw().Int("SELECT count(*) FROM device_license_tallies WHERE token_id = '" + other + "'"), 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Store, DirectoryChangesTest, ::testing::Values(Backend::kSqlite, Backend::kPostgres),
                          testing::BackendName);
 

@@ -42,6 +42,7 @@ struct LicenseTable<DeviceLicense> {
   static constexpr auto kFailureKey = &AppleEventOutcome::Failure::serial_number;
   static const std::string& Key(const DeviceLicense& row) { return row.serial_number; }
   static const std::vector<std::string>& Named(const AppleEventOutcome& outcome) { return *outcome.only_serials; }
+  static constexpr bool kTallied = true;  // device_license_tallies (TallyDeviceLicenses)
 };
 
 template <>
@@ -53,6 +54,7 @@ struct LicenseTable<UserLicense> {
   static const std::string& Key(const UserLicense& row) { return row.client_user_id; }
   // An event of people's licences is named by clientUserIds (a serial names no row here).
   static const std::vector<std::string>& Named(const AppleEventOutcome& outcome) { return *outcome.only_serials; }
+  static constexpr bool kTallied = false;
 };
 
 // The statements of a licence table, built once per row type. Parameters: ?1
@@ -125,6 +127,20 @@ Result<std::vector<Row>> ReadLicenseRows(Tx& tx) {
   }
 }
 
+// Every transaction that writes a tallied table's rows calls this after them:
+// the token's tally counted before (device_license_tallies) is not reused. After
+// the rows, so that a PostgreSQL writer holding this row's lock waits for no
+// licence row.
+template <class Row>
+Status NoteLicensesWritten(Tx& tx, const std::string& tenant_id, const std::string& token_id) {
+  if constexpr (!LicenseTable<Row>::kTallied) return {};
+  return tx.Exec(
+      "INSERT INTO device_license_tallies (tenant_id, token_id, gen, cached_gen, cached_since, tally) "
+      "VALUES (?1, ?2, 1, -1, 0, '') ON CONFLICT (tenant_id, token_id) DO UPDATE SET gen = device_license_tallies.gen "
+      "+ 1",
+      {tenant_id, token_id});
+}
+
 // --- the members, per row type ------------------------------------------------------------
 
 template <class Row>
@@ -158,7 +174,7 @@ Status SqlStore::PutLicenses(const std::string& tenant_id, const std::string& to
         return s;
       }
     }
-    return {};
+    return NoteLicensesWritten<Row>(tx, tenant_id, token_id);
   });
 }
 
@@ -186,7 +202,7 @@ Status SqlStore::RecordLicenseEvent(const std::string& tenant_id, const std::str
         return s;
       }
     }
-    return {};
+    return NoteLicensesWritten<Row>(tx, tenant_id, token_id);
   });
 }
 
@@ -199,21 +215,35 @@ Result<bool> SqlStore::SettleLicenses(Tx& tx, const std::string& tenant_id, cons
   const std::string in_flight = associate ? "pending" : "reclaimPending";
   // Apple's answers that mean the licence already is where it should be.
   const int harmless = associate ? 9616 : 9619;
+  // An event's rows are of one kind: the other kind's statements change nothing,
+  // and its tally stays as counted.
+  std::int64_t changed = 0;
+  auto exec = [&](const std::string& statement, Tx::Args args) -> Status {
+    Status s = tx.Exec(statement, args);
+    if (s) changed += tx.Changes();
+    return s;
+  };
   auto set_failed = [&](const std::optional<std::string>& key, const Failure& f) -> Status {
     // A failed associate: not granted. A failed disassociate: still held, tried again.
     const std::string state = associate ? "failed" : "granted";
     const std::string message = associate ? f.error_message : "reclaim failed: " + f.error_message;
     const std::string code = std::to_string(f.error_number);
-    if (!key) return tx.Exec(sql.fail_all, {tenant_id, token_id, event_id, state, code, message, now, in_flight});
-    return tx.Exec(sql.fail_one, {tenant_id, token_id, event_id, state, code, message, now, in_flight, *key});
+    if (!key) return exec(sql.fail_all, {tenant_id, token_id, event_id, state, code, message, now, in_flight});
+    return exec(sql.fail_one, {tenant_id, token_id, event_id, state, code, message, now, in_flight, *key});
+  };
+  auto settled = [&](bool still_in_flight) -> Result<bool> {
+    if (changed > 0) {
+      if (Status s = NoteLicensesWritten<Row>(tx, tenant_id, token_id); !s) return Fail(s.error());
+    }
+    return still_in_flight;
   };
   if (outcome.abandoned) {
     // As if never submitted: an associate's rows go (the next run decides
     // again); a disassociate's licences are still held.
-    Status s = associate ? tx.Exec(sql.drop_in_flight, {tenant_id, token_id, event_id, in_flight})
-                         : tx.Exec(sql.regrant, {tenant_id, token_id, event_id, now});
+    Status s = associate ? exec(sql.drop_in_flight, {tenant_id, token_id, event_id, in_flight})
+                         : exec(sql.regrant, {tenant_id, token_id, event_id, now});
     if (!s) return Fail(s.error());
-    return false;
+    return settled(false);
   }
   const std::string done_state = associate ? "granted" : "released";
   if (outcome.only_serials) {
@@ -226,12 +256,12 @@ Result<bool> SqlStore::SettleLicenses(Tx& tx, const std::string& tenant_id, cons
       }
       Status s = failed != nullptr
                      ? set_failed(key, *failed)
-                     : tx.Exec(sql.settle_one, {tenant_id, token_id, event_id, done_state, now, in_flight, key});
+                     : exec(sql.settle_one, {tenant_id, token_id, event_id, done_state, now, in_flight, key});
       if (!s) return Fail(s.error());
     }
     Result<bool> left = tx.QueryRow(sql.any_in_flight, {tenant_id, token_id, event_id, in_flight});
     if (!left) return Fail(left.error());
-    return *left;
+    return settled(*left);
   }
   if (outcome.all_failed && outcome.all_failed->error_number != harmless) {
     if (Status s = set_failed(std::nullopt, *outcome.all_failed); !s) return Fail(s.error());
@@ -241,10 +271,10 @@ Result<bool> SqlStore::SettleLicenses(Tx& tx, const std::string& tenant_id, cons
     if (f.error_number == harmless || key.empty()) continue;
     if (Status s = set_failed(key, f); !s) return Fail(s.error());
   }
-  if (Status s = tx.Exec(sql.settle_all, {tenant_id, token_id, event_id, done_state, now, in_flight}); !s) {
+  if (Status s = exec(sql.settle_all, {tenant_id, token_id, event_id, done_state, now, in_flight}); !s) {
     return Fail(s.error());
   }
-  return false;
+  return settled(false);
 }
 
 template <class Row>

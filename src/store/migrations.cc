@@ -795,6 +795,56 @@ CREATE TABLE reconcile_changes (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX device_licenses_by_serial ON device_licenses (tenant_id, token_id, serial_number);
 )sql"},
+    {20, "a token's device licence tally, kept while its rows stay as counted", R"sql(
+-- Per token: gen moves with every transaction that writes device_licenses
+-- (store/licenses_sql.h); `tally` is Store::TallyDeviceLicenses's answer as
+-- counted at cached_gen for cached_since, reused while gen has not moved (a
+-- pass over a few changed devices then reads no other licence row).
+CREATE TABLE device_license_tallies (
+  tenant_id    TEXT    NOT NULL,
+  token_id     TEXT    NOT NULL,
+  gen          INTEGER NOT NULL,
+  cached_gen   INTEGER NOT NULL,  -- -1: nothing cached
+  cached_since INTEGER NOT NULL,
+  tally        TEXT    NOT NULL,
+  PRIMARY KEY (tenant_id, token_id),
+  FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
+) STRICT, WITHOUT ROWID;
+)sql"},
+    {21, "the groups holding a member, read from the index alone", R"sql(
+-- A walk up from members to the groups holding them (DevicesOfSerials) asks
+-- for member_kind too. Without it in this index, SQLite's planner, which has
+-- no statistics, scanned every membership of the tenant for each member
+-- instead (bench/README.md, "assign").
+DROP INDEX group_members_by_member;
+CREATE INDEX group_members_by_member ON group_members (tenant_id, member_id, member_kind);
+)sql"},
+    {22, "the planner's picture of the directory tables", R"sql(
+-- SQLite's planner, without statistics, takes `tenant_id = ?` on a WITHOUT
+-- ROWID table's primary key for a selective search, and prefers it to a
+-- secondary index that does not cover the columns a query reads: a lookup of
+-- one managed device by its Entra device id scanned every managed device of the
+-- tenant (1,000 such lookups of an import took 13 s; bench/README.md "assign").
+-- These rows state the shape the tables are built for instead of a sample of
+-- what they hold today: a tenant is most of a table, an id names one row, a
+-- group holds many members and a member sits in a few groups. A migration that
+-- rebuilds one of these tables drops its rows here and must state them again.
+ANALYZE sqlite_schema;
+DELETE FROM sqlite_stat1 WHERE tbl IN ('users', 'group_members', 'devices', 'managed_devices');
+INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES
+  ('users', 'users', '1000000 1000000 1'),
+  ('users', 'users_by_upn', '1000000 1000000 1'),
+  ('group_members', 'group_members', '1000000 1000000 1000 1'),
+  ('group_members', 'group_members_by_member', '1000000 1000000 2 2'),
+  ('group_members', 'group_members_by_seq', '1000000 1000000 1'),
+  ('devices', 'devices', '1000000 1000000 1'),
+  ('devices', 'devices_by_device_id', '1000000 1000000 1'),
+  ('managed_devices', 'managed_devices', '1000000 1000000 1'),
+  ('managed_devices', 'managed_devices_by_aad_id', '1000000 1000000 1'),
+  ('managed_devices', 'managed_devices_by_serial', '1000000 1000000 1');
+-- Read again now, by this connection; later ones read them when they open.
+ANALYZE sqlite_schema;
+)sql"},
 };
 
 }  // namespace

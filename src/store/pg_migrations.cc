@@ -432,6 +432,22 @@ CREATE TABLE reconcile_changes (
 );
 CREATE INDEX device_licenses_by_serial ON device_licenses (tenant_id, token_id, serial_number);
 )sql"},
+    {14, "a token's device licence tally, kept while its rows stay as counted", R"sql(
+-- Per token: gen moves with every transaction that writes device_licenses
+-- (store/licenses_sql.h); `tally` is Store::TallyDeviceLicenses's answer as
+-- counted at cached_gen for cached_since, reused while gen has not moved (a
+-- pass over a few changed devices then reads no other licence row).
+CREATE TABLE device_license_tallies (
+  tenant_id    TEXT    NOT NULL,
+  token_id     TEXT    NOT NULL,
+  gen          BIGINT  NOT NULL,
+  cached_gen   BIGINT  NOT NULL,  -- -1: nothing cached
+  cached_since BIGINT  NOT NULL,
+  tally        TEXT    NOT NULL,
+  PRIMARY KEY (tenant_id, token_id),
+  FOREIGN KEY (tenant_id, token_id) REFERENCES vpp_tokens (tenant_id, id) ON DELETE CASCADE
+);
+)sql"},
 };
 
 constexpr const char* kApplication = "vppd";

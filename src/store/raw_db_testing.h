@@ -39,6 +39,19 @@ class RawDb {
     Query(sql, [&](sqlite3_stmt* stmt) { out = sqlite3_column_int64(stmt, 0); });
     return out;
   }
+  // How SQLite would run `sql` (EXPLAIN QUERY PLAN's steps, one per line).
+  std::string Plan(const std::string& sql) {
+    std::string plan;
+    sqlite3_stmt* stmt = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db_, ("EXPLAIN QUERY PLAN " + sql).c_str(), -1, &stmt, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db_);
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+      plan += reinterpret_cast<const char*>(sqlite3_column_text(stmt, 3));
+      plan += '\n';
+    }
+    sqlite3_finalize(stmt);
+    return plan;
+  }
 
  private:
   template <class OnRow>

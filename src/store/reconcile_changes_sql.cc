@@ -6,9 +6,14 @@
 // Layout: 1. noting changes (called by directory_sql.cc)  2. reading and
 // forgetting them  3. the reads of a pass over changed serials.
 #include <algorithm>
+#include <charconv>
+#include <iterator>
 #include <map>
+#include <optional>
+#include <string_view>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "store/licenses_sql.h"
 #include "store/sql_store.h"
@@ -31,6 +36,49 @@ std::string NoteSql(std::string_view source) {
       "SELECT DISTINCT t.tenant_id, t.id, s.serial_number, ?2 FROM vpp_tokens t CROSS JOIN ({}) s "
       "WHERE t.tenant_id = ?1 ON CONFLICT (tenant_id, token_id, serial_number) DO UPDATE SET gen = excluded.gen",
       source);
+}
+
+// device_license_tallies.tally: one line per asset, its ids and counts
+// separated by tabs. Apple's ids hold neither; a tally whose ids would is not
+// kept (nullopt), and text that does not parse is counted again.
+std::optional<std::string> FormatTally(const std::vector<DeviceLicenseTally>& tallies) {
+  std::string text;
+  for (const DeviceLicenseTally& t : tallies) {
+    for (const std::string* id : {&t.adam_id, &t.pricing_param}) {
+      if (id->find_first_of("\t\n") != std::string::npos) return std::nullopt;
+    }
+    fmt::format_to(std::back_inserter(text), "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n", t.adam_id, t.pricing_param,
+                   t.granted, t.pending, t.failed, t.reclaim_pending, t.held_since, t.reclaimed_by_directory,
+                   t.not_enough);
+  }
+  return text;
+}
+
+std::optional<std::vector<DeviceLicenseTally>> ParseTally(std::string_view text) {
+  std::vector<DeviceLicenseTally> tallies;
+  while (!text.empty()) {
+    const std::size_t eol = text.find('\n');
+    if (eol == std::string_view::npos) return std::nullopt;
+    std::string_view line = text.substr(0, eol);
+    text.remove_prefix(eol + 1);
+    std::vector<std::string_view> fields;
+    for (std::size_t tab; (tab = line.find('\t')) != std::string_view::npos; line.remove_prefix(tab + 1)) {
+      fields.push_back(line.substr(0, tab));
+    }
+    fields.push_back(line);
+    if (fields.size() != 9) return std::nullopt;
+    DeviceLicenseTally& t = tallies.emplace_back();
+    t.adam_id = fields[0];
+    t.pricing_param = fields[1];
+    std::int64_t* counts[] = {
+        &t.granted, &t.pending, &t.failed, &t.reclaim_pending, &t.held_since, &t.reclaimed_by_directory, &t.not_enough};
+    for (std::size_t i = 0; i < std::size(counts); ++i) {
+      const std::string_view f = fields[i + 2];
+      auto [end, ec] = std::from_chars(f.data(), f.data() + f.size(), *counts[i]);
+      if (ec != std::errc() || end != f.data() + f.size() || *counts[i] < 0) return std::nullopt;
+    }
+  }
+  return tallies;
 }
 
 }  // namespace
@@ -200,7 +248,8 @@ Result<std::vector<DeviceLicense>> SqlStore::DeviceLicensesOfSerials(const std::
   if (serials.empty()) return std::vector<DeviceLicense>{};
   const std::string sql = fmt::format(
       "SELECT adam_id, pricing_param, serial_number, state, error_code, error_message, event_id, cause, updated "
-      "FROM device_licenses WHERE tenant_id = ?1 AND token_id = ?2 AND serial_number IN ({}) "
+      "FROM (SELECT DISTINCT value FROM ({}) j) s CROSS JOIN device_licenses d "
+      "WHERE d.tenant_id = ?1 AND d.token_id = ?2 AND d.serial_number = s.value "
       "ORDER BY adam_id, pricing_param, serial_number",
       JsonValues(3));
   const std::string list = StringsToJson(serials);
@@ -212,42 +261,83 @@ Result<std::vector<DeviceLicense>> SqlStore::DeviceLicensesOfSerials(const std::
 
 Result<std::vector<DeviceLicenseTally>> SqlStore::TallyDeviceLicenses(const std::string& tenant_id,
                                                                       const std::string& token_id, Timestamp since) {
-  return InTx<std::vector<DeviceLicenseTally>>(
-      TxKind::kReadOne, [&](Tx& tx) -> Result<std::vector<DeviceLicenseTally>> {
-        if (Status s = tx.Query(
-                "SELECT adam_id, pricing_param, "
-                "sum(CASE WHEN state = 'granted' THEN 1 ELSE 0 END), "
-                "sum(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), "
-                "sum(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), "
-                "sum(CASE WHEN state = 'reclaimPending' THEN 1 ELSE 0 END), "
-                "sum(CASE WHEN state IN ('pending', 'reclaimPending') OR (state = 'granted' AND updated > ?3) "
-                "THEN 1 ELSE 0 END), "
-                "sum(CASE WHEN state IN ('reclaimPending', 'released') AND cause IN ('leftScope', 'userDeleted') "
-                "THEN 1 ELSE 0 END), "
-                "sum(CASE WHEN state = 'failed' AND error_code = '9709' THEN 1 ELSE 0 END) "
-                "FROM device_licenses WHERE tenant_id = ?1 AND token_id = ?2 "
-                "GROUP BY adam_id, pricing_param ORDER BY adam_id, pricing_param",
-                {tenant_id, token_id, since});
-            !s) {
-          return Fail(s.error());
+  struct Counted {
+    std::vector<DeviceLicenseTally> tallies;
+    std::int64_t gen = 0;
+    bool cached = false;
+  };
+  auto counted = InTx<Counted>(TxKind::kRead, [&](Tx& tx) -> Result<Counted> {
+    Counted c;
+    // The generation first: a write committed after it moves it, so a tally
+    // that may have seen that write is never reused under this generation.
+    Result<bool> row = tx.QueryRow(
+        "SELECT gen, cached_gen, cached_since, tally FROM device_license_tallies WHERE tenant_id = ?1 AND "
+        "token_id = ?2",
+        {tenant_id, token_id});
+    if (!row) return Fail(row.error());
+    if (*row) {
+      c.gen = tx.Int(0);
+      if (tx.Int(1) == c.gen && tx.Int(2) == since) {
+        if (auto parsed = ParseTally(tx.Text(3))) {
+          c.tallies = std::move(*parsed);
+          c.cached = true;
+          return c;
         }
-        std::vector<DeviceLicenseTally> tallies;
-        for (;;) {
-          Result<bool> row = tx.Next();
-          if (!row) return Fail(row.error());
-          if (!*row) return tallies;
-          DeviceLicenseTally& t = tallies.emplace_back();
-          t.adam_id = tx.Text(0);
-          t.pricing_param = tx.Text(1);
-          t.granted = tx.Int(2);
-          t.pending = tx.Int(3);
-          t.failed = tx.Int(4);
-          t.reclaim_pending = tx.Int(5);
-          t.held_since = tx.Int(6);
-          t.reclaimed_by_directory = tx.Int(7);
-          t.not_enough = tx.Int(8);
-        }
+      }
+    }
+    if (Status s =
+            tx.Query("SELECT adam_id, pricing_param, "
+                     "sum(CASE WHEN state = 'granted' THEN 1 ELSE 0 END), "
+                     "sum(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), "
+                     "sum(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), "
+                     "sum(CASE WHEN state = 'reclaimPending' THEN 1 ELSE 0 END), "
+                     "sum(CASE WHEN state IN ('pending', 'reclaimPending') OR (state = 'granted' AND updated > ?3) "
+                     "THEN 1 ELSE 0 END), "
+                     "sum(CASE WHEN state IN ('reclaimPending', 'released') AND cause IN ('leftScope', 'userDeleted') "
+                     "THEN 1 ELSE 0 END), "
+                     "sum(CASE WHEN state = 'failed' AND error_code = '9709' THEN 1 ELSE 0 END) "
+                     "FROM device_licenses WHERE tenant_id = ?1 AND token_id = ?2 "
+                     "GROUP BY adam_id, pricing_param ORDER BY adam_id, pricing_param",
+                     {tenant_id, token_id, since});
+        !s) {
+      return Fail(s.error());
+    }
+    for (;;) {
+      Result<bool> next = tx.Next();
+      if (!next) return Fail(next.error());
+      if (!*next) return c;
+      DeviceLicenseTally& t = c.tallies.emplace_back();
+      t.adam_id = tx.Text(0);
+      t.pricing_param = tx.Text(1);
+      t.granted = tx.Int(2);
+      t.pending = tx.Int(3);
+      t.failed = tx.Int(4);
+      t.reclaim_pending = tx.Int(5);
+      t.held_since = tx.Int(6);
+      t.reclaimed_by_directory = tx.Int(7);
+      t.not_enough = tx.Int(8);
+    }
+  });
+  if (!counted) return Fail(counted.error());
+  if (!counted->cached) {
+    // Kept for the next caller only if no licence row was written since the
+    // count (gen unchanged); a token deleted meanwhile keeps nothing either.
+    // Failing to keep it costs that caller a count, nothing else.
+    if (std::optional<std::string> text = FormatTally(counted->tallies)) {
+      Status kept = InTx<void>(TxKind::kWrite, [&](Tx& tx) -> Status {
+        return tx.Exec(
+            "INSERT INTO device_license_tallies (tenant_id, token_id, gen, cached_gen, cached_since, tally) "
+            "SELECT tenant_id, id, CAST(?3 AS BIGINT), CAST(?3 AS BIGINT), CAST(?4 AS BIGINT), CAST(?5 AS TEXT) "
+            "FROM vpp_tokens WHERE tenant_id = ?1 AND id = ?2 "
+            "ON CONFLICT (tenant_id, token_id) DO UPDATE SET cached_gen = excluded.cached_gen, "
+            "cached_since = excluded.cached_since, tally = excluded.tally "
+            "WHERE device_license_tallies.gen = excluded.gen",
+            {tenant_id, token_id, counted->gen, since, *text});
       });
+      if (!kept) spdlog::debug("store: token {}: licence tally not kept: {}", token_id, kept.error().message);
+    }
+  }
+  return std::move(counted->tallies);
 }
 
 }  // namespace vppd::store

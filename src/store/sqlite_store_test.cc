@@ -183,6 +183,21 @@ TEST_P(SqliteFileTest, OpenCreatesWalSchemaAndIsIdempotent) {
   EXPECT_TRUE(store_->GetToken(kTenantA, kept.id));
 }
 
+// Lookups in the directory go by the index that names their rows, not through
+// every row of the tenant (the statistics of migration 22; bench/README.md).
+TEST_P(SqliteFileTest, DirectoryLookupsUseTheirIndexes) {
+  RawDb raw(options_.path);
+  EXPECT_EQ(raw.Plan("SELECT id, serial_number, device_name FROM managed_devices "
+                     "WHERE tenant_id = 'a' AND azure_ad_device_id = 'b'"),
+            "SEARCH managed_devices USING INDEX managed_devices_by_aad_id (tenant_id=? AND azure_ad_device_id=?)\n");
+  EXPECT_EQ(raw.Plan("SELECT id, device_name FROM managed_devices WHERE tenant_id = 'a' AND serial_number = 'S'"),
+            "SEARCH managed_devices USING INDEX managed_devices_by_serial (tenant_id=? AND serial_number=?)\n");
+  EXPECT_EQ(raw.Plan("SELECT group_id, seq FROM group_members WHERE tenant_id = 'a' AND member_id = 'm' AND "
+                     "member_kind = 'group'"),
+            "SEARCH group_members USING INDEX group_members_by_member (tenant_id=? AND member_id=? AND "
+            "member_kind=?)\n");
+}
+
 TEST_P(SqliteFileTest, RefusesSchemaNewerThanTheBinary) {
   store_.reset();
   std::int64_t newer = LatestSchemaVersion() + 1;

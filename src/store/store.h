@@ -998,7 +998,9 @@ class Store {
                                                                      const std::string& token_id,
                                                                      const std::vector<std::string>& serials) = 0;
   // Per asset, the token's device licence rows counted (DeviceLicenseTally;
-  // held_since counts rows granted after `since`).
+  // held_since counts rows granted after `since`). The store keeps the answer
+  // and gives it again, without reading the rows, until one of the token's
+  // device licence rows is written or `since` differs.
   virtual Result<std::vector<DeviceLicenseTally>> TallyDeviceLicenses(const std::string& tenant_id,
                                                                       const std::string& token_id, Timestamp since) = 0;
   // --- Apple users (apple_users_sql.cc) -----------------------------------------------

@@ -424,19 +424,23 @@ std::optional<Stop> PollEvents(JobContext& ctx, apple::Client& client, Report& r
   return std::nullopt;
 }
 
-// The report's totals from the rows as they are now.
-void CountRows(JobContext& ctx, Report& report) {
-  auto counts = ctx.store.CountDeviceLicenses(ctx.job.tenant_id, ctx.job.token_id);
-  if (counts) {
-    auto count = [&](const char* state) {
-      auto it = counts->find(state);
-      return it == counts->end() ? std::int64_t{0} : it->second;
-    };
-    report.granted = count("granted");
-    report.pending = count("pending");
-    report.failed = count("failed");
-    report.reclaim_pending = count("reclaimPending");
+// The report's totals by state: the tally's, over every asset.
+void TotalsFromTally(const std::vector<store::DeviceLicenseTally>& tally, Report& report) {
+  report.granted = report.pending = report.failed = report.reclaim_pending = 0;
+  for (const store::DeviceLicenseTally& t : tally) {
+    report.granted += t.granted;
+    report.pending += t.pending;
+    report.failed += t.failed;
+    report.reclaim_pending += t.reclaim_pending;
   }
+}
+
+// The report's totals from the rows as they are now: the same tally a pass
+// starts from (the store keeps it, so the next pass over a few changes finds
+// it counted if no licence row was written meanwhile).
+void CountRows(JobContext& ctx, Timestamp since, Report& report) {
+  auto tally = ctx.store.TallyDeviceLicenses(ctx.job.tenant_id, ctx.job.token_id, since);
+  if (tally) TotalsFromTally(*tally, report);
   auto events = ctx.store.ListAppleEvents(ctx.job.tenant_id, ctx.job.token_id);
   if (events) report.events_in_flight = static_cast<std::int64_t>(events->size());
 }
@@ -446,17 +450,11 @@ void CountRows(JobContext& ctx, Report& report) {
 // rows (as read then, and read again now), instead of a second count of every
 // row. Rows a notification settled meanwhile show in the next pass's figures
 // (each such notification queues one, which counts every row).
-void CountChangedRows(JobContext& ctx, const std::vector<store::DeviceLicenseTally>& tally, const Read& read,
-                      const std::vector<std::string>& serials, Report& report) {
+void CountChangedRows(JobContext& ctx, Timestamp since, const std::vector<store::DeviceLicenseTally>& tally,
+                      const Read& read, const std::vector<std::string>& serials, Report& report) {
   auto now = ctx.store.DeviceLicensesOfSerials(ctx.job.tenant_id, ctx.job.token_id, serials);
-  if (!now) return CountRows(ctx, report);
-  report.granted = report.pending = report.failed = report.reclaim_pending = 0;
-  for (const store::DeviceLicenseTally& t : tally) {
-    report.granted += t.granted;
-    report.pending += t.pending;
-    report.failed += t.failed;
-    report.reclaim_pending += t.reclaim_pending;
-  }
+  if (!now) return CountRows(ctx, since, report);
+  TotalsFromTally(tally, report);
   auto move = [&](const std::string& state, std::int64_t by) {
     if (state == "granted") report.granted += by;
     if (state == "pending") report.pending += by;
@@ -826,9 +824,9 @@ Status RunReconcile(JobContext& ctx) {
   // What this pass decided is sent (or settled locally): its changes are done.
   if (!stopped && !ctx.stopping) (void)ctx.store.ClearReconcileChanges(job.tenant_id, job.token_id, *changes);
   if (report.over_changes && report.events_completed == 0 && report.events_abandoned == 0) {
-    CountChangedRows(ctx, *tally, *read, changed, report);
+    CountChangedRows(ctx, token->last_sync, *tally, *read, changed, report);
   } else {
-    CountRows(ctx, report);
+    CountRows(ctx, token->last_sync, report);
   }
   if (ctx.stopping) return ReleaseForRetry(ctx, Error::Unavailable("shutting down"));
   if (stopped) {
