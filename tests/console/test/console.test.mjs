@@ -504,8 +504,9 @@ test("Assignments shows where each targeted device's licence stands, failures wi
 });
 
 test("Assignments shows where each targeted person's licence stands, and groups by name", async () => {
-  // An iOS app of the demo's location with a licence bought here (then a sync), assigned with
-  // licensing per user to a group of two people, made through Graph.
+  // An iOS app of the demo's location with licences bought here (then a sync), assigned with
+  // licensing per user to a group of people made through Graph: two Apple invites, and one
+  // whose mail Apple refuses (9717).
   const [demo] = (await all("vppTokens")).filter((t) => t.displayName === kDemoName);
   const { locations } = await sim("GET", "locations");
   const location = locations.find((l) => l.name === demo.locationName);
@@ -532,21 +533,21 @@ test("Assignments shows where each targeted person's licence stands, and groups 
     mailNickname: "console-teachers",
     securityEnabled: true,
   });
-  const people = [];
-  for (const name of ["Ann", "Bob"]) {
+  const member = async (name, mail) => {
     const upn = `console.${name.toLowerCase()}.${Date.now()}@contoso.example`;
     const user = await api("POST", `${directory}/users`, {
       accountEnabled: true,
       displayName: `Console ${name}`,
       mailNickname: `console-${name.toLowerCase()}`,
       userPrincipalName: upn,
-      mail: upn,
+      mail: mail ?? upn,
     });
     await api("POST", `${directory}/groups/${group.id}/members/$ref`, {
       "@odata.id": `https://graph.microsoft.com/v1.0/directoryObjects/${user.id}`,
     });
-    people.push(user);
-  }
+    return user;
+  };
+  const people = [await member("Ann"), await member("Bob")];
   const [ann, bob] = people;
   await api("POST", `mobileApps/${app.id}/assign`, {
     mobileAppAssignments: [
@@ -570,6 +571,15 @@ test("Assignments shows where each targeted person's licence stands, and groups 
     ["Registered", "Registered"],
     "both registered at Apple and invited",
   );
+  // Carl joins later (Apple refuses a whole users/create that holds a bad email), with a mail
+  // that is no address.
+  const carl = await member("Carl", "console-carl.contoso.example");
+  let refusal;
+  for (let i = 0; i < 150 && refusal?.status !== "failed"; ++i) {
+    refusal = await standing(carl);
+    if (refusal?.status !== "failed") await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.deepEqual([refusal?.status, refusal?.errorCode], ["failed", "9717"], "Apple refused Carl");
 
   await page.getByRole("link", { name: "Tokens" }).click();
   await page.getByRole("link", { name: "Assignments" }).click();
@@ -588,7 +598,16 @@ test("Assignments shows where each targeted person's licence stands, and groups 
     const link = row(user).getByRole("link", { name: "Apple's invitation" });
     assert.equal(await link.getAttribute("href"), where[i].inviteUrl);
   }
-  assert.equal(await page.getByTestId("people-states").innerText(), "2 people: 2 waiting for the invitation");
+  assert.equal(await row(carl).getAttribute("data-state"), "failed");
+  assert.deepEqual(await row(carl).locator("th, td").allInnerTexts(), [
+    `${carl.userPrincipalName} Console Carl`,
+    "Failed",
+    "Apple refused the person: the email address is not valid: correct the user's mail or userPrincipalName (Apple 9717)",
+  ]);
+  assert.equal(
+    await page.getByTestId("people-states").innerText(),
+    "3 people: 2 waiting for the invitation, 1 failed",
+  );
   // The group by its name, read once the assignments are in.
   const groupCell = page.locator(`td[data-group-id="${group.id}"]`);
   await page.waitForFunction(
@@ -615,10 +634,11 @@ test("Assignments shows where each targeted person's licence stands, and groups 
     await new Promise((r) => setTimeout(r, 200));
   }
   assert.deepEqual(
-    statuses.map((s) => [s.id, s.installedDeviceCount, s.notInstalledDeviceCount]),
+    statuses.map((s) => [s.id, s.installedDeviceCount, s.failedDeviceCount, s.notInstalledDeviceCount]),
     [
-      [ann.id, 1, 0],
-      [bob.id, 0, 1],
+      [ann.id, 1, 0, 0],
+      [bob.id, 0, 0, 1],
+      [carl.id, 0, 1, 0],
     ],
     "Ann's licence granted, as Graph reports it",
   );
@@ -629,12 +649,13 @@ test("Assignments shows where each targeted person's licence stands, and groups 
   assert.equal(await row(bob).getAttribute("data-state"), "invited");
   assert.equal(
     await page.getByTestId("people-states").innerText(),
-    "2 people: 1 licence granted, 1 waiting for the invitation",
+    "3 people: 1 licence granted, 1 waiting for the invitation, 1 failed",
   );
   await shot("assignments-people");
 
   // A console that may not read groups or users (403, as vppd answers a token without the
-  // scopes): the group by its id, Bob only "not granted yet", and the page says what is missing.
+  // scopes): the group by its id, Bob only "not granted yet", Carl failed without a reason, and
+  // the page says what is missing.
   const refused = { error: { code: "Authorization_RequestDenied", message: "Insufficient privileges." } };
   const refuse = (route) => route.fulfill({ status: 403, contentType: "application/json", body: JSON.stringify(refused) });
   await page.route(`${base}/beta/groups/*`, refuse);
@@ -644,6 +665,7 @@ test("Assignments shows where each targeted person's licence stands, and groups 
     await page.locator(`tr[data-user-id="${bob.id}"][data-state="notGranted"]`).waitFor();
     assert.deepEqual(await row(bob).locator("td").allInnerTexts(), ["Not granted yet", "—"]);
     assert.equal(await row(ann).getAttribute("data-state"), "granted");
+    assert.deepEqual(await row(carl).locator("td").allInnerTexts(), ["Failed", "—"]);
     await page.getByText("Groups are shown by id").waitFor();
     assert.equal(await groupCell.innerText(), group.id);
     assert.match(await page.locator("#people-h ~ p.hint").innerText(), /Reading users \(User\.Read\.All\)/);
