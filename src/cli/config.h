@@ -108,8 +108,11 @@ struct Settings {
   // offered when an issuer (this, else `issuer` above) and the client id are set.
   std::string console_oidc_issuer;
   std::string console_oidc_client_id;
+  // vppd's two permissions, and the directory reads the Assignments page makes (group
+  // names, people's standing with Apple); without the last two it shows ids and less.
   std::string console_oidc_scopes =
-      "openid DeviceManagementServiceConfig.ReadWrite.All DeviceManagementApps.ReadWrite.All";
+      "openid DeviceManagementServiceConfig.ReadWrite.All DeviceManagementApps.ReadWrite.All Group.Read.All "
+      "User.Read.All";
 };
 
 // One setting. `name` is its TOML key ("sync.workers") and the name messages use.

@@ -147,7 +147,10 @@ http::Response DevToken(const http::Request& req, const Options& options) {
     return ErrorResponse(Error::PermissionDenied("Dev sign-in is for the console of this server only."), req);
   }
   auth::DevTokenRequest request;
-  request.scopes = {"DeviceManagementServiceConfig.ReadWrite.All", "DeviceManagementApps.ReadWrite.All"};
+  // The console's pages read the directory too: group names and where people stand with
+  // Apple (the Assignments page); reads only, it changes no group or user.
+  request.scopes = {"DeviceManagementServiceConfig.ReadWrite.All", "DeviceManagementApps.ReadWrite.All",
+                    "Group.Read.All", "User.Read.All"};
   request.ttl = kDevTokenTtl;
   auto token = options.dev_key->Sign(request);
   if (!token) return ErrorResponse(token.error(), req);

@@ -50,8 +50,8 @@ http::Response Config(const Options& options);
 
 // POST /console/dev-token. 404 unless options.dev_key is set; 403 to a peer that is not on
 // loopback or a request whose Origin is not this server (another site's page). The
-// token: the dev tenant, delegated DeviceManagementServiceConfig.ReadWrite.All and
-// DeviceManagementApps.ReadWrite.All, 8 hours.
+// token: the dev tenant, delegated DeviceManagementServiceConfig.ReadWrite.All,
+// DeviceManagementApps.ReadWrite.All, Group.Read.All and User.Read.All, 8 hours.
 http::Response DevToken(const http::Request& req, const Options& options);
 
 // The Content-Security-Policy of every console file: scripts, styles and connections to

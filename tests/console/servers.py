@@ -7,8 +7,9 @@ runs a command against it, stops it.
 the same thing a person sees: the demo's location added as a vppToken and synced before the
 command starts. The command gets, through the environment:
   VPPD_URL     http://127.0.0.1:PORT, the console's URL (no version segment)
-  VPPD_TOKEN   dev bearer token with DeviceManagementServiceConfig.ReadWrite.All and
-               DeviceManagementApps.ReadWrite.All (for the tests' own Graph calls)
+  VPPD_TOKEN   dev bearer token with DeviceManagementServiceConfig.ReadWrite.All,
+               DeviceManagementApps.ReadWrite.All and the directory's write scopes
+               (DIRECTORY_SCOPES; for the tests' own Graph calls)
   SIM_URL      http://127.0.0.1:PORT of the simulator (its control API is SIM_URL/_sim/)
   DEMO_OUTPUT  what `vppd demo` printed (the console's URL is in it)
 
@@ -31,9 +32,9 @@ sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 from harness import VPPD, WRITE_SCOPE, run_command  # noqa: E402
 
 APPS_SCOPE = "DeviceManagementApps.ReadWrite.All"
-# The Assignments test makes a group of devices through Graph's directory routes.
+# The Assignments tests make a group of devices and a group of people through Graph's directory routes.
 DIRECTORY_SCOPES = "Group.ReadWrite.All GroupMember.ReadWrite.All Device.ReadWrite.All " \
-    "DeviceManagementManagedDevices.ReadWrite.All"
+    "DeviceManagementManagedDevices.ReadWrite.All User.ReadWrite.All"
 # The last line `vppd demo` prints once its location is synced.
 DEMO_READY = "Ctrl-C stops both."
 

@@ -139,6 +139,15 @@ class DevConsoleTest(unittest.TestCase):
         tokens = self.get("/beta/deviceAppManagement/vppTokens",
                           headers={"Authorization": "Bearer " + body["access_token"]})
         self.assertEqual(tokens.status, 200, tokens)
+        # The Assignments page reads group names and people's vppUserStatus, and writes no directory
+        # object: an unknown group and user are 404 (read allowed), creating a group is 403.
+        bearer = {"Authorization": "Bearer " + body["access_token"]}
+        for path in ("/beta/groups/00000000-0000-0000-0000-000000000001",
+                     "/beta/users/00000000-0000-0000-0000-000000000001/vppUserStatus"):
+            self.assertEqual(self.get(path, headers=bearer).status, 404, path)
+        created = request(self.port, "POST", "/beta/groups", headers=bearer,
+                          body={"displayName": "x", "mailEnabled": False, "mailNickname": "x", "securityEnabled": True})
+        self.assertEqual(created.status, 403, created)
         self.assertEqual(self.get("/console/dev-token").status, 405, "POST only")
 
     def test_dev_token_refuses_what_is_not_this_machine(self):

@@ -3,6 +3,7 @@
 // every call is one a script could make with curl.
 
 export const GRAPH = '/beta/deviceAppManagement';
+const DIRECTORY = '/beta';
 
 // Apple's "unlimited" licence count, as Graph's totalLicenseCount shows it (Int32's maximum).
 export const UNLIMITED = 2147483647;
@@ -45,6 +46,7 @@ export interface MobileApp {
   id: string;
   displayName: string;
   bundleId?: string;
+  appStoreUrl?: string; // Apple's store page, ending in /id<adamId>
   vppTokenId?: string;
   vppTokenOrganizationName?: string;
   totalLicenseCount?: number;
@@ -102,6 +104,53 @@ export interface DeviceStatus {
   installState: string; // installed pendingInstall failed unknown ...
   errorCode: number; // Apple's error number when failed (9709: not enough licences)
   lastSyncDateTime: string;
+}
+
+// One person an app's user-licensing assignments reach (userAppInstallStatus from
+// userStatuses). vppd counts the person's licence as one device: installed when granted,
+// failed when it failed or Apple refused the person, notInstalled otherwise (waiting).
+export interface UserStatus {
+  id: string; // the directory user, and Apple's clientUserId
+  userName: string | null;
+  userPrincipalName: string | null;
+  installedDeviceCount: number;
+  failedDeviceCount: number;
+  notInstalledDeviceCount: number;
+}
+
+// One user licence vppd hands out, as vppUserStatus lists it.
+export interface VppUserLicense {
+  adamId: string;
+  pricingParam: string;
+  state: string; // pending granted failed reclaimPending
+  errorCode: string | null; // Apple's error number, as text
+  errorMessage: string | null;
+}
+
+// Where a person stands with Apple at one vppToken's location (vppd's vppUserStatus).
+export interface VppUserLocation {
+  vppTokenId: string;
+  clientUserId: string;
+  email: string | null;
+  status: string; // creating Registered Associated retiring Retired failed (Apple refused the person)
+  associated: boolean;
+  inviteCode: string | null;
+  inviteUrl: string | null;
+  errorCode: string | null; // Apple's refusal of the person
+  errorMessage: string | null;
+  licenses: VppUserLicense[];
+}
+
+// vppd's GET /users/{id}/vppUserStatus (permission as reading users: User.Read.All).
+export interface VppUserStatus {
+  userId: string;
+  userPrincipalName: string;
+  locations: VppUserLocation[];
+}
+
+export interface Group {
+  id: string;
+  displayName: string | null;
 }
 
 // A Graph error, with the envelope's code and message when the server sent one.
@@ -216,6 +265,19 @@ export class Graph {
 
   deviceStatuses(appId: string): Promise<DeviceStatus[]> {
     return this.list<DeviceStatus>(`${GRAPH}/mobileApps/${encodeURIComponent(appId)}/deviceStatuses`);
+  }
+
+  userStatuses(appId: string): Promise<UserStatus[]> {
+    return this.list<UserStatus>(`${GRAPH}/mobileApps/${encodeURIComponent(appId)}/userStatuses`);
+  }
+
+  // The directory's routes sit beside deviceAppManagement, under the same version.
+  vppUserStatus(userId: string): Promise<VppUserStatus> {
+    return this.get<VppUserStatus>(`${DIRECTORY}/users/${encodeURIComponent(userId)}/vppUserStatus`);
+  }
+
+  group(id: string): Promise<Group> {
+    return this.get<Group>(`${DIRECTORY}/groups/${encodeURIComponent(id)}`);
   }
 
   assignedLicenses(app: MobileApp): Promise<AssignedLicense[]> {

@@ -503,6 +503,178 @@ test("Assignments shows where each targeted device's licence stands, failures wi
   await shot("assignments-devices");
 });
 
+test("Assignments shows where each targeted person's licence stands, and groups by name", async () => {
+  // An iOS app of the demo's location with licences bought here (then a sync), assigned with
+  // licensing per user to a group of people made through Graph: two Apple invites, and one
+  // whose mail Apple refuses (9717).
+  const [demo] = (await all("vppTokens")).filter((t) => t.displayName === kDemoName);
+  const { locations } = await sim("GET", "locations");
+  const location = locations.find((l) => l.name === demo.locationName);
+  const [{ assets }] = (await sim("GET", `locations/${location.uId}/export`)).locations;
+  const adamIds = assets.map((a) => a.adamId);
+  const iosApps = (await all("mobileApps")).filter(
+    (a) => a.vppTokenId === demo.id && a["@odata.type"] === "#microsoft.graph.iosVppApp",
+  );
+  const appOf = (asset) => iosApps.find((x) => x.appStoreUrl.endsWith(`/id${asset.adamId}`));
+  // The last such asset: the device test above took the first.
+  const asset = assets.findLast(
+    (a) => !a.unlimited && adamIds.indexOf(a.adamId) === adamIds.lastIndexOf(a.adamId) && appOf(a),
+  );
+  assert.ok(asset, "an iOS app of the demo's location");
+  const app = appOf(asset);
+  await sim("POST", `locations/${location.uId}/purchase`, { adamId: asset.adamId, count: 2 });
+  await api("POST", `vppTokens/${demo.id}/syncLicenses`);
+  await settled(demo.id);
+
+  const directory = `${base}/v1.0`;
+  const group = await api("POST", `${directory}/groups`, {
+    displayName: "Console Teachers",
+    mailEnabled: false,
+    mailNickname: "console-teachers",
+    securityEnabled: true,
+  });
+  const member = async (name, mail) => {
+    const upn = `console.${name.toLowerCase()}.${Date.now()}@contoso.example`;
+    const user = await api("POST", `${directory}/users`, {
+      accountEnabled: true,
+      displayName: `Console ${name}`,
+      mailNickname: `console-${name.toLowerCase()}`,
+      userPrincipalName: upn,
+      mail: mail ?? upn,
+    });
+    await api("POST", `${directory}/groups/${group.id}/members/$ref`, {
+      "@odata.id": `https://graph.microsoft.com/v1.0/directoryObjects/${user.id}`,
+    });
+    return user;
+  };
+  const people = [await member("Ann"), await member("Bob")];
+  const [ann, bob] = people;
+  await api("POST", `mobileApps/${app.id}/assign`, {
+    mobileAppAssignments: [
+      {
+        intent: "required",
+        target: { "@odata.type": "#microsoft.graph.groupAssignmentTarget", groupId: group.id },
+        settings: { "@odata.type": "#microsoft.graph.iosVppAppAssignmentSettings", useDeviceLicensing: false },
+      },
+    ],
+  });
+  // The reconcile job registers both at Apple, where they are invited.
+  const standing = async (user) => (await api("GET", `${directory}/users/${user.id}/vppUserStatus`)).locations[0];
+  let where = [];
+  for (let i = 0; i < 150; ++i) {
+    where = [await standing(ann), await standing(bob)];
+    if (where.every((w) => w?.status === "Registered")) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.deepEqual(
+    where.map((w) => w?.status),
+    ["Registered", "Registered"],
+    "both registered at Apple and invited",
+  );
+  // Carl joins later (Apple refuses a whole users/create that holds a bad email), with a mail
+  // that is no address.
+  const carl = await member("Carl", "console-carl.contoso.example");
+  let refusal;
+  for (let i = 0; i < 150 && refusal?.status !== "failed"; ++i) {
+    refusal = await standing(carl);
+    if (refusal?.status !== "failed") await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.deepEqual([refusal?.status, refusal?.errorCode], ["failed", "9717"], "Apple refused Carl");
+
+  await page.getByRole("link", { name: "Tokens" }).click();
+  await page.getByRole("link", { name: "Assignments" }).click();
+  await page.getByRole("heading", { level: 1, name: "Assignments" }).waitFor();
+  await page.waitForFunction(() => document.querySelector("select")?.value);
+  await page.getByRole("combobox", { name: /^App/ }).selectOption(app.id);
+  const row = (user) => page.locator(`tr[data-user-id="${user.id}"]`);
+  await row(bob).waitFor();
+  for (const [i, user] of people.entries()) {
+    assert.equal(await row(user).getAttribute("data-state"), "invited");
+    assert.deepEqual(await row(user).locator("th, td").allInnerTexts(), [
+      `${user.userPrincipalName} ${user.displayName}`,
+      "Waiting for the invitation",
+      `not accepted yet, registered as ${user.userPrincipalName} · Apple's invitation`,
+    ]);
+    const link = row(user).getByRole("link", { name: "Apple's invitation" });
+    assert.equal(await link.getAttribute("href"), where[i].inviteUrl);
+  }
+  assert.equal(await row(carl).getAttribute("data-state"), "failed");
+  assert.deepEqual(await row(carl).locator("th, td").allInnerTexts(), [
+    `${carl.userPrincipalName} Console Carl`,
+    "Failed",
+    "Apple refused the person: the email address is not valid: correct the user's mail or userPrincipalName (Apple 9717)",
+  ]);
+  assert.equal(
+    await page.getByTestId("people-states").innerText(),
+    "3 people: 2 waiting for the invitation, 1 failed",
+  );
+  // The group by its name, read once the assignments are in.
+  const groupCell = page.locator(`td[data-group-id="${group.id}"]`);
+  await page.waitForFunction(
+    (id) => document.querySelector(`td[data-group-id="${id}"]`)?.textContent === "Console Teachers",
+    group.id,
+  );
+  assert.deepEqual(await page.locator("tr[data-assignment-id]").locator("th, td").allInnerTexts(), [
+    "Group",
+    "Console Teachers",
+    "required",
+    "per user",
+  ]);
+  assert.doesNotMatch(await page.locator("table.assignments").innerText(), new RegExp(group.id));
+  assert.equal(await groupCell.locator("span").getAttribute("title"), group.id);
+  await shot("assignments-people-waiting");
+
+  // Ann accepts Apple's invitation (the test plays her at the simulator); vppd associates her
+  // licence, and Refresh shows it granted. Bob still waits.
+  await sim("POST", `locations/${location.uId}/acceptInvitation`, { clientUserIds: [ann.id] });
+  let statuses = [];
+  for (let i = 0; i < 300; ++i) {
+    statuses = await all(`mobileApps/${app.id}/userStatuses`);
+    if (statuses[0]?.installedDeviceCount === 1) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.deepEqual(
+    statuses.map((s) => [s.id, s.installedDeviceCount, s.failedDeviceCount, s.notInstalledDeviceCount]),
+    [
+      [ann.id, 1, 0, 0],
+      [bob.id, 0, 0, 1],
+      [carl.id, 0, 1, 0],
+    ],
+    "Ann's licence granted, as Graph reports it",
+  );
+  assert.equal(await row(ann).getAttribute("data-state"), "invited", "the page shows what it read until refreshed");
+  await page.getByRole("button", { name: "Refresh" }).click();
+  await page.locator(`tr[data-user-id="${ann.id}"][data-state="granted"]`).waitFor();
+  assert.deepEqual(await row(ann).locator("td").allInnerTexts(), ["Licence granted", "—"]);
+  assert.equal(await row(bob).getAttribute("data-state"), "invited");
+  assert.equal(
+    await page.getByTestId("people-states").innerText(),
+    "3 people: 1 licence granted, 1 waiting for the invitation, 1 failed",
+  );
+  await shot("assignments-people");
+
+  // A console that may not read groups or users (403, as vppd answers a token without the
+  // scopes): the group by its id, Bob only "not granted yet", Carl failed without a reason, and
+  // the page says what is missing.
+  const refused = { error: { code: "Authorization_RequestDenied", message: "Insufficient privileges." } };
+  const refuse = (route) => route.fulfill({ status: 403, contentType: "application/json", body: JSON.stringify(refused) });
+  await page.route(`${base}/beta/groups/*`, refuse);
+  await page.route(`${base}/beta/users/*/vppUserStatus`, refuse);
+  try {
+    await page.getByRole("button", { name: "Refresh" }).click();
+    await page.locator(`tr[data-user-id="${bob.id}"][data-state="notGranted"]`).waitFor();
+    assert.deepEqual(await row(bob).locator("td").allInnerTexts(), ["Not granted yet", "—"]);
+    assert.equal(await row(ann).getAttribute("data-state"), "granted");
+    assert.deepEqual(await row(carl).locator("td").allInnerTexts(), ["Failed", "—"]);
+    await page.getByText("Groups are shown by id").waitFor();
+    assert.equal(await groupCell.innerText(), group.id);
+    assert.match(await page.locator("#people-h ~ p.hint").innerText(), /Reading users \(User\.Read\.All\)/);
+    assert.equal(await page.getByRole("alert").count(), 0, "a refusal is not an error");
+  } finally {
+    await page.unrouteAll();
+  }
+});
+
 test("Activity lists the tokenActionResults history", async () => {
   await page.getByRole("link", { name: "Activity" }).click();
   await page.getByRole("heading", { level: 1, name: "Activity" }).waitFor();
