@@ -374,6 +374,10 @@ int RunImport(const ImportCommand& command, store::Store& store, std::FILE* out,
                  static_cast<long long>(counts->members_removed));
   }
   std::fprintf(out, "\n");
+  // As after a change through Graph: the tenant's tokens are reconciled with the
+  // directory now (a running vppd serve picks the jobs up; nothing to do for a
+  // token without assignments).
+  service::QueueingReconcileTrigger(store, {}).TenantNeedsReconcile(*tenant);
   return 0;
 }
 

@@ -5,13 +5,15 @@ SQLite, or PostgreSQL when VPPD_TEST_DATABASE_URL is set.
 """
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import WRITE_SCOPE, Vppd, request  # noqa: E402
+from harness import DEV_TENANT, WRITE_SCOPE, Vppd, request  # noqa: E402
 from sim_vppd_case import APPS, APPS_SCOPE, BASE, SimVppdTestCase  # noqa: E402
 
 DIRECTORY_SCOPES = ("Group.ReadWrite.All GroupMember.ReadWrite.All Device.ReadWrite.All "
@@ -153,6 +155,36 @@ class Reconcile(SimVppdTestCase):
         self.assertEqual(r.returncode, 0, r.stderr + r.stdout)
         self.assertIn("3 granted", r.stdout)
         self.assertEqual(self.apple_writes(), before, "a second pass calls Apple for nothing")
+
+    def test_an_import_is_reconciled_without_being_asked(self):
+        # `vppd import` queues the reconcile a change through Graph would: the devices
+        # a re-imported group gains get licences and those it loses lose them, with
+        # no `vppd reconcile`.
+        p = "I" + uuid.uuid4().hex[:5].upper()
+        self.set_available(3)
+        work = tempfile.mkdtemp(prefix="vppd-import-")
+        self.addCleanup(shutil.rmtree, work, True)
+        ids = [str(uuid.uuid4()) for _ in range(3)]
+        group = str(uuid.uuid4())
+
+        def importing(kind, text):
+            path = os.path.join(work, kind + ".csv")
+            with open(path, "w") as f:
+                f.write(text)
+            r = self.vppd.cli("import", kind, path, "--data-dir", self.vppd.data_dir, "--tenant", DEV_TENANT)
+            self.assertEqual(r.returncode, 0, r.stderr)
+
+        def group_of(members):
+            importing("groups", f"id,displayName,mailNickname,members\n{group},{p},{p.lower()},{';'.join(members)}\n")
+
+        importing("devices", "deviceId,displayName,serialNumber\n" + "".join(f"{d},{p}{n},{p}{n}\n"
+                                                                              for n, d in enumerate(ids)))
+        group_of([])
+        self.assign(self.include(group))
+        group_of(ids)
+        self.wait_apple(p, {f"{p}0", f"{p}1", f"{p}2"})
+        group_of(ids[1:])
+        self.wait_apple(p, {f"{p}1", f"{p}2"})
 
     def test_exclusions_and_uninstall(self):
         p = "E" + uuid.uuid4().hex[:5].upper()
