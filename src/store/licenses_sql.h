@@ -136,8 +136,8 @@ Status NoteLicensesWritten(Tx& tx, const std::string& tenant_id, const std::stri
   if constexpr (!LicenseTable<Row>::kTallied) return {};
   return tx.Exec(
       "INSERT INTO device_license_tallies (tenant_id, token_id, gen, cached_gen, cached_since, tally) "
-      "VALUES (?1, ?2, 1, -1, 0, '') ON CONFLICT (tenant_id, token_id) DO UPDATE SET gen = device_license_tallies.gen "
-      "+ 1",
+      "VALUES (?1, ?2, 1, -1, 0, '') "
+      "ON CONFLICT (tenant_id, token_id) DO UPDATE SET gen = device_license_tallies.gen + 1",
       {tenant_id, token_id});
 }
 
