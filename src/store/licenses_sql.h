@@ -16,8 +16,12 @@
 // settles both.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <tuple>
+#include <unordered_set>
 #include <vector>
 
 #include <fmt/format.h>
@@ -63,6 +67,7 @@ template <class Row>
 struct LicenseSql {
   std::string list;            // the token's rows in key order
   std::string upsert;          // ?3 adam_id ... ?11 updated, in the struct's order
+  SqlStore::BulkInsert rows;   // the same upsert, for many rows at once (BulkWrite)
   std::string remove;          // ?3 adam_id, ?4 pricing_param, ?5 key
   std::string states;          // ?3 adam_id, ?4 pricing_param: Graph's view, released rows left out
   std::string fail_all;        // ?3 event, ?4 state, ?5 code, ?6 message, ?7 updated, ?8 in-flight state
@@ -90,6 +95,13 @@ struct LicenseSql {
           "state = excluded.state, error_code = excluded.error_code, error_message = excluded.error_message, "
           "event_id = excluded.event_id, cause = excluded.cause, updated = excluded.updated",
           t, k);
+      s.rows.table = t;
+      for (const char* c : {"tenant_id", "token_id", "adam_id", "pricing_param", k, "state", "error_code",
+                            "error_message", "event_id", "cause"}) {
+        s.rows.columns.emplace_back(c, SqlStore::BulkType::kText);
+      }
+      s.rows.columns.emplace_back("updated", SqlStore::BulkType::kInt);
+      s.rows.conflict = s.upsert.substr(s.upsert.find(" ON CONFLICT"));
       s.remove = fmt::format(
           "DELETE FROM {} WHERE tenant_id = ?1 AND token_id = ?2 AND adam_id = ?3 AND pricing_param = ?4 AND {} = ?5",
           t, k);
@@ -166,14 +178,21 @@ Status SqlStore::PutLicenses(const std::string& tenant_id, const std::string& to
         return s;
       }
     }
-    for (const Row& r : rows) {
-      if (Status s = tx.Exec(sql.upsert,
-                             {tenant_id, token_id, r.adam_id, r.pricing_param, LicenseTable<Row>::Key(r), r.state,
-                              r.error_code, r.error_message, r.event_id, r.cause, r.updated != 0 ? r.updated : now});
-          !s) {
-        return s;
-      }
+    // One statement for many rows (PostgreSQL: one round trip); a key given twice
+    // is written once, as its last row says (an upsert may not meet a key twice).
+    using RowKey = std::tuple<std::string_view, std::string_view, std::string_view>;
+    auto key_of = [](const Row& r) { return RowKey(r.adam_id, r.pricing_param, LicenseTable<Row>::Key(r)); };
+    std::map<RowKey, std::size_t> last;
+    for (std::size_t i = 0; i < rows.size(); ++i) last[key_of(rows[i])] = i;
+    std::vector<std::vector<SqlArg>> bulk;
+    bulk.reserve(last.size());
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const Row& r = rows[i];
+      if (last[key_of(r)] != i) continue;
+      bulk.push_back({tenant_id, token_id, r.adam_id, r.pricing_param, LicenseTable<Row>::Key(r), r.state, r.error_code,
+                      r.error_message, r.event_id, r.cause, r.updated != 0 ? r.updated : now});
     }
+    if (Status s = BulkWrite(tx, sql.rows, bulk); !s) return s;
     return NoteLicensesWritten<Row>(tx, tenant_id, token_id);
   });
 }
@@ -195,13 +214,15 @@ Status SqlStore::RecordLicenseEvent(const std::string& tenant_id, const std::str
         !s) {
       return s;
     }
+    std::unordered_set<std::string_view> seen;
+    std::vector<std::vector<SqlArg>> bulk;
+    bulk.reserve(keys.size());
     for (const std::string& k : keys) {
-      if (Status s = tx.Exec(sql.upsert, {tenant_id, token_id, event.adam_id, event.pricing_param, k, state, "", "",
-                                          event.event_id, cause, now});
-          !s) {
-        return s;
-      }
+      if (!seen.insert(k).second) continue;  // an upsert may not meet a key twice
+      bulk.push_back(
+          {tenant_id, token_id, event.adam_id, event.pricing_param, k, state, "", "", event.event_id, cause, now});
     }
+    if (Status s = BulkWrite(tx, sql.rows, bulk); !s) return s;
     return NoteLicensesWritten<Row>(tx, tenant_id, token_id);
   });
 }
