@@ -813,19 +813,16 @@ CREATE TABLE device_license_tallies (
 )sql"},
     {21, "the groups holding a member, read from the index alone", R"sql(
 -- A walk up from members to the groups holding them (DevicesOfSerials) asks
--- for member_kind too. Without it in this index, SQLite's planner, which has
--- no statistics, scanned every membership of the tenant for each member
--- instead (bench/README.md, "assign").
+-- for member_kind too: with it in this index, the walk reads the index alone.
 DROP INDEX group_members_by_member;
 CREATE INDEX group_members_by_member ON group_members (tenant_id, member_id, member_kind);
 )sql"},
     {22, "the planner's picture of the directory tables", R"sql(
 -- SQLite's planner, without statistics, takes `tenant_id = ?` on a WITHOUT
 -- ROWID table's primary key for a selective search, and prefers it to a
--- secondary index that does not cover the columns a query reads: a lookup of
--- one managed device by its Entra device id scanned every managed device of the
--- tenant (1,000 such lookups of an import took 13 s; bench/README.md "assign").
--- These rows state the shape the tables are built for instead of a sample of
+-- secondary index that does not cover the columns a query reads (a lookup of
+-- one managed device by its Entra device id would scan every managed device of
+-- the tenant; bench/README.md "assign"). These rows state the shape the tables are built for instead of a sample of
 -- what they hold today: a tenant is most of a table, an id names one row, a
 -- group holds many members and a member sits in a few groups. A migration that
 -- rebuilds one of these tables drops its rows here and must state them again.

@@ -33,26 +33,6 @@ Result<std::vector<DeviceLicense>> SqlStore::ListDeviceLicenses(const std::strin
   return ListLicenses<DeviceLicense>(tenant_id, token_id);
 }
 
-Result<std::map<std::string, std::int64_t>> SqlStore::CountDeviceLicenses(const std::string& tenant_id,
-                                                                          const std::string& token_id) {
-  using Counts = std::map<std::string, std::int64_t>;
-  return InTx<Counts>(TxKind::kReadOne, [&](Tx& tx) -> Result<Counts> {
-    if (Status s = tx.Query("SELECT state, count(*) FROM device_licenses WHERE tenant_id = ?1 AND token_id = ?2 "
-                            "GROUP BY state",
-                            {tenant_id, token_id});
-        !s) {
-      return Fail(s.error());
-    }
-    Counts counts;
-    for (;;) {
-      Result<bool> row = tx.Next();
-      if (!row) return Fail(row.error());
-      if (!*row) return counts;
-      counts[tx.Text(0)] = tx.Int(1);
-    }
-  });
-}
-
 Status SqlStore::PutDeviceLicenses(const std::string& tenant_id, const std::string& token_id,
                                    const std::vector<DeviceLicense>& rows, const std::vector<DeviceLicense>& remove) {
   return PutLicenses(tenant_id, token_id, rows, remove);

@@ -214,8 +214,6 @@ class SqlStore : public Store {
   Result<std::vector<DueToken>> TokensDueForSync(Timestamp before, int limit) override;
   Result<std::string> InstallationId(const std::string& proposed) override;
   // reconcile_sql.cc
-  Result<std::map<std::string, std::int64_t>> CountDeviceLicenses(const std::string& tenant_id,
-                                                                  const std::string& token_id) override;
   Result<std::vector<DeviceLicense>> ListDeviceLicenses(const std::string& tenant_id,
                                                         const std::string& token_id) override;
   Status PutDeviceLicenses(const std::string& tenant_id, const std::string& token_id,

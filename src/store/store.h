@@ -925,9 +925,6 @@ class Store {
   // (adam_id, pricing_param, serial_number). A token that does not exist has none.
   virtual Result<std::vector<DeviceLicense>> ListDeviceLicenses(const std::string& tenant_id,
                                                                 const std::string& token_id) = 0;
-  // How many of the token's device licence rows are in each state.
-  virtual Result<std::map<std::string, std::int64_t>> CountDeviceLicenses(const std::string& tenant_id,
-                                                                          const std::string& token_id) = 0;
   // Upserts these rows of the token and deletes the serials in `remove` (by
   // adamId, pricingParam, serial), in one transaction. NotFound when the token is gone.
   virtual Status PutDeviceLicenses(const std::string& tenant_id, const std::string& token_id,
